@@ -1,0 +1,84 @@
+"""
+The filesystem avatar: one user acting on the calendar tree.
+
+Protocol code (the DAV resource, the FTP shell) acts only through an
+L{CalendarAvatar}, whose every operation first asks
+L{fbtwist.permissions.authorize}, so HTTP and FTP cannot disagree about who
+may write what.
+"""
+
+from typing import Iterator, Optional
+
+from zope.interface import implementer
+
+from fbtwist.interfaces import ICalendarAvatar, ICalendarStore
+from fbtwist.permissions import Action, authorize, ownFileName
+from fbtwist.store import ResourceInfo, StorePath, validatePath
+
+
+@implementer(ICalendarAvatar)
+class CalendarAvatar:
+    """
+    @ivar uid: The user's uid, or C{None} for the anonymous reader.
+    @ivar isAdmin: Whether the user may manage the whole tree.
+    @ivar store: The L{ICalendarStore} acted on.
+    """
+
+    def __init__(self, uid: Optional[str], isAdmin: bool, store: ICalendarStore):
+        self.uid = uid
+        self.isAdmin = isAdmin
+        self.store = store
+
+    def __repr__(self) -> str:
+        return f"<CalendarAvatar uid={self.uid!r} admin={self.isAdmin}>"
+
+    def path(self, segments) -> StorePath:
+        """
+        Validate a client's path and spell the user's own file names the
+        canonical way (C{Alice.vfb} is C{alice.vfb} for uid C{alice}).
+
+        @raise fbtwist.errors.InvalidName: For invalid names.
+        """
+        path = validatePath(segments)
+        if self.uid is not None and len(path) == 1:
+            own = ownFileName(self.uid, path[0])
+            if own is not None:
+                return (own,)
+        return path
+
+    def authorize(self, action: Action, path: StorePath, isCollection: bool = False) -> None:
+        """
+        @raise fbtwist.errors.PermissionDenied: When this user may not do
+            C{action} on C{path}.
+        """
+        authorize(self.uid, self.isAdmin, action, path, isCollection)
+
+    def stat(self, path: StorePath) -> Optional[ResourceInfo]:
+        info = self.store.stat(path)
+        self.authorize(Action.LIST, path, info is not None and info.isCollection)
+        return info
+
+    def etag(self, path: StorePath) -> str:
+        self.authorize(Action.READ, path)
+        return self.store.etag(path)
+
+    def read(self, path: StorePath) -> bytes:
+        self.authorize(Action.READ, path)
+        return self.store.read(path)
+
+    def children(self, path: StorePath) -> Iterator[ResourceInfo]:
+        self.authorize(Action.LIST, path, isCollection=True)
+        return self.store.children(path)
+
+    def openUpload(self, path: StorePath):
+        self.authorize(Action.WRITE, path)
+        return self.store.openUpload(path)
+
+    def delete(self, path: StorePath) -> None:
+        info = self.store.stat(path)
+        self.authorize(Action.WRITE, path, info is not None and info.isCollection)
+        self.store.delete(path)
+
+    def makeCollection(self, path: StorePath) -> None:
+        self.authorize(Action.MANAGE, path, isCollection=True)
+        self.store.makeCollection(path)

@@ -1,0 +1,22 @@
+"""
+GET and HEAD in the publishing tree: a user reads back their own file.
+"""
+
+from twisted.web import http
+
+from fbtwist.errors import NotFound
+from fbtwist.webresponse import serveCalendar
+
+
+async def get(avatar, path, request) -> None:
+    info = avatar.stat(path)
+    if info is None:
+        raise NotFound()
+    if info.isCollection:
+        body = b"fbtwist publishing folder: PUT your <login>.vfb here.\n"
+        request.setResponseCode(http.OK)
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        request.setHeader(b"Content-Length", b"%d" % len(body))
+        request.write(body)
+        return
+    serveCalendar(request, avatar.read(path), avatar.etag(path), info.modified)

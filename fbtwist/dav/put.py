@@ -1,0 +1,66 @@
+"""
+PUT: publish a file.  The body was bounded by the site's upload limit
+before it got here; it is checked by L{fbtwist.ical} and written atomically.
+"""
+
+from twisted.logger import Logger
+from twisted.web import http
+
+from fbtwist import ical
+from fbtwist.errors import UnsupportedMediaType
+from fbtwist.permissions import Action
+
+log = Logger()
+
+#: Media types calendar clients send with a free/busy file (or none).
+CALENDAR_MEDIA_TYPES = {
+    b"text/calendar",
+    b"text/x-vcalendar",
+    b"text/vcalendar",
+    b"text/plain",
+    b"text/directory",
+    b"application/octet-stream",
+    b"application/ics",
+    b"application/x-ics",
+    b"application/calendar",
+    b"application/x-vcalendar",
+}
+
+
+def checkMediaType(request) -> None:
+    """
+    @raise UnsupportedMediaType: When the body is declared as something
+        other than a calendar (a form, multipart, an image, ...).
+    """
+    header = request.getHeader(b"Content-Type")
+    if header is None:
+        return
+    mediaType = header.split(b";", 1)[0].strip().lower()
+    if mediaType and mediaType not in CALENDAR_MEDIA_TYPES:
+        raise UnsupportedMediaType(
+            f"send the file as text/calendar, not {mediaType.decode('latin-1')}"
+        )
+
+
+async def put(avatar, path, request) -> None:
+    avatar.authorize(Action.WRITE, path)
+    name = path[-1]
+    if name.lower().endswith(ical.FREEBUSY_SUFFIXES):
+        checkMediaType(request)
+    request.content.seek(0)
+    body = request.content.read()
+    ical.validateUpload(name, body)
+    upload = avatar.openUpload(path)
+    try:
+        upload.write(body)
+    except BaseException:
+        upload.abort()
+        raise
+    created = upload.commit()
+    log.info(
+        "published {path} as {uid} over HTTP ({size} bytes)",
+        path="/".join(path), uid=avatar.uid, size=len(body), protocol="http",
+    )
+    request.setResponseCode(http.CREATED if created else http.NO_CONTENT)
+    if created:
+        request.setHeader(b"Content-Length", b"0")

@@ -1,0 +1,85 @@
+"""
+Domain exceptions shared by the store, the directory and the protocols.
+
+Protocol code maps these to wire errors with one table per protocol
+(L{fbtwist.httperrors} for HTTP); the store and the directory never know
+about HTTP or FTP.
+"""
+
+
+class FreeBusyError(Exception):
+    """
+    Base class of every error fbtwist reports to a client.
+
+    @ivar reason: A short sentence fit to show a client.
+    """
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason or self.__class__.__doc__.strip().splitlines()[0]
+
+
+class InvalidName(FreeBusyError):
+    """
+    The name is not allowed in the calendar tree.
+    """
+
+
+class NotFound(FreeBusyError):
+    """
+    Nothing is published under that name.
+    """
+
+
+class PermissionDenied(FreeBusyError):
+    """
+    You may not do that here.
+    """
+
+
+class Conflict(FreeBusyError):
+    """
+    The parent collection does not exist.
+    """
+
+
+class AlreadyExists(FreeBusyError):
+    """
+    Something already exists under that name.
+    """
+
+
+class InvalidCalendar(FreeBusyError):
+    """
+    The body is not a valid free/busy calendar.
+    """
+
+
+class UnsupportedMediaType(FreeBusyError):
+    """
+    The body is not of a calendar media type.
+    """
+
+
+class TooLarge(FreeBusyError):
+    """
+    The body is larger than this server accepts.
+    """
+
+
+class InsufficientStorage(FreeBusyError):
+    """
+    The server has no room left to store this.
+    """
+
+
+class DirectoryUnavailable(FreeBusyError):
+    """
+    The directory cannot be reached right now.
+    """
+
+
+class TooManyAttempts(FreeBusyError):
+    """
+    Too many failed logins; try again later.
+    """

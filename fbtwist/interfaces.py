@@ -1,0 +1,125 @@
+"""
+The interfaces between fbtwist's roles: the calendar tree, the directory and
+the avatar that protocol code acts through.
+"""
+
+from zope.interface import Attribute, Interface
+
+
+class IUpload(Interface):
+    """
+    A new version of one file, invisible to readers until committed.
+    """
+
+    path = Attribute("The store path being written.")
+    size = Attribute("How many bytes have been written so far.")
+
+    def write(data):
+        """
+        Append C{data} (bytes).
+        """
+
+    def contents():
+        """
+        @return: Everything written so far.
+        """
+
+    def commit():
+        """
+        Replace the old version atomically.
+
+        @return: C{True} when the file did not exist before.
+        """
+
+    def abort():
+        """
+        Discard the new version, leaving the old one untouched.
+        """
+
+
+class ICalendarStore(Interface):
+    """
+    The calendar tree: collections and files addressed by tuples of names.
+    """
+
+    def stat(path):
+        """
+        @return: A L{fbtwist.store.ResourceInfo}, or C{None} when nothing is
+            at C{path}.
+        """
+
+    def etag(path):
+        """
+        @return: The strong entity tag of the file's content.
+        """
+
+    def read(path):
+        """
+        @return: The file's bytes.
+        """
+
+    def openUpload(path):
+        """
+        @return: An L{IUpload} for a new version of the file at C{path}.
+        """
+
+    def write(path, data):
+        """
+        Replace the file at C{path} with C{data} atomically.
+        """
+
+    def delete(path):
+        """
+        Remove the file or collection at C{path}.
+        """
+
+    def makeCollection(path):
+        """
+        Create a collection.
+        """
+
+    def children(path):
+        """
+        @return: An iterator of L{fbtwist.store.ResourceInfo}.
+        """
+
+
+class IDirectory(Interface):
+    """
+    The user directory (LDAP).  Every method returns a L{Deferred} that fails
+    with L{fbtwist.errors.DirectoryUnavailable} when the directory cannot be
+    asked.
+    """
+
+    def authenticate(login, password):
+        """
+        Check a login and password.
+
+        @return: A Deferred firing with the user's canonical uid, or failing
+            with L{twisted.cred.error.UnauthorizedLogin}.
+        """
+
+    def resolveName(name):
+        """
+        Find whose free/busy file a lookup name means: a uid, a mail local
+        part, or a full mail address.
+
+        @return: A Deferred firing with the uid, or C{None}.
+        """
+
+    def isMember(uid, groupDN):
+        """
+        @return: A Deferred firing with whether C{uid} belongs to the group.
+        """
+
+
+class ICalendarAvatar(Interface):
+    """
+    A user (or the anonymous reader) acting on the calendar tree.  Both the
+    web and the FTP avatar wrap one of these, so both protocols ask the same
+    permission function (L{fbtwist.permissions.authorize}).
+    """
+
+    uid = Attribute("The user's uid, or C{None} for anonymous.")
+    isAdmin = Attribute("Whether the user may manage the whole tree.")
+    store = Attribute("The L{ICalendarStore}.")

@@ -1,0 +1,59 @@
+"""
+Who may do what in the calendar tree: the one function every protocol and
+every method asks.
+"""
+
+from enum import Enum
+
+from fbtwist.errors import PermissionDenied
+
+#: The file kinds a user may publish under their own uid.
+PUBLISHED_SUFFIXES = (".vfb",)
+
+
+class Action(Enum):
+    """
+    What a request wants to do with a path.
+    """
+
+    LIST = "list"  # see that a resource exists and its properties
+    READ = "read"  # read a file's content
+    WRITE = "write"  # create, replace, delete, lock or proppatch a file
+    MANAGE = "manage"  # change collections: MKCOL, DELETE or MOVE them
+
+
+def ownFileName(uid: str, name: str):
+    """
+    @return: The canonical spelling of C{name} when it is one of C{uid}'s
+        own published files (compared case-insensitively), else C{None}.
+    """
+    lowered = name.lower()
+    for suffix in PUBLISHED_SUFFIXES:
+        if lowered == (uid + suffix).lower():
+            return uid + suffix
+    return None
+
+
+def authorize(uid, isAdmin: bool, action: Action, path, isCollection: bool = False) -> None:
+    """
+    Decide whether a user may do C{action} on C{path}.
+
+    Administrators may do anything.  Anonymous users (C{uid} is C{None}) may
+    do nothing here: they read through the lookup URLs.  A user may list the
+    root collection and read, write and delete their own C{<uid>.vfb} at the
+    top of the tree; nothing else.
+
+    @param path: The store path (a tuple of names).
+    @param isCollection: Whether C{path} is (or would be) a collection.
+    @raise PermissionDenied: With a short reason when the answer is no.
+    """
+    if isAdmin:
+        return
+    if uid is None:
+        raise PermissionDenied("log in to publish")
+    if action is Action.LIST and path == ():
+        return
+    if action is Action.MANAGE or isCollection or len(path) != 1:
+        raise PermissionDenied("only administrators may change collections")
+    if ownFileName(uid, path[0]) is None:
+        raise PermissionDenied(f"{uid} may only publish {uid}{PUBLISHED_SUFFIXES[0]}")

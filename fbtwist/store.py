@@ -1,0 +1,414 @@
+"""
+The calendar tree on the filesystem.
+
+A store path is a tuple of validated name segments relative to the root of
+the tree, which is what HTTP serves as C{/pub/calendar/}; C{()} is the root
+collection itself.  Every write is atomic: the new content goes to a
+temporary file in the same directory, is flushed and fsynced, and is renamed
+over the target, so a reader sees the old file or the new one, never part of
+one.  Names starting with C{.} are never valid client names, which leaves
+them free for temporary files and metadata.
+
+The store knows nothing of HTTP or FTP; it raises L{fbtwist.errors} only.
+"""
+
+import errno
+import hashlib
+import os
+import secrets
+import stat
+import time
+import unicodedata
+from typing import Iterator, NamedTuple, Optional, Tuple
+
+from twisted.logger import Logger
+from twisted.python.filepath import FilePath
+from zope.interface import implementer
+
+from fbtwist.errors import (
+    AlreadyExists,
+    Conflict,
+    InsufficientStorage,
+    InvalidName,
+    NotFound,
+    PermissionDenied,
+)
+from fbtwist.interfaces import ICalendarStore, IUpload
+
+StorePath = Tuple[str, ...]
+
+MAX_NAME_LENGTH = 255
+MAX_DEPTH = 16
+_ETAG_XATTR = "user.fbtwist.etag"
+_TEMP_SUFFIX = ".tmp"
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+class ResourceInfo(NamedTuple):
+    """
+    What the store knows about one resource without reading it.
+    """
+
+    path: StorePath
+    isCollection: bool
+    size: int
+    modified: float
+    created: float
+    inode: int
+
+    @property
+    def name(self) -> str:
+        return self.path[-1] if self.path else ""
+
+
+def validateName(name: str) -> str:
+    """
+    Check one path segment a client sent.
+
+    @return: C{name}, unchanged.
+    @raise InvalidName: For empty names, C{.} and C{..}, names starting with
+        C{.}, names holding C{/}, C{\\}, NUL or other control characters, and
+        names longer than L{MAX_NAME_LENGTH} bytes in UTF-8.
+    """
+    if not isinstance(name, str):
+        raise InvalidName("names must be text")
+    if not name:
+        raise InvalidName("empty name")
+    if name.startswith("."):
+        raise InvalidName("names may not start with '.'")
+    if "/" in name or "\\" in name:
+        raise InvalidName("names may not contain '/' or '\\'")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in name):
+        raise InvalidName("names may not contain control characters")
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_LENGTH:
+        raise InvalidName("name too long")
+    return name
+
+
+def validatePath(segments) -> StorePath:
+    """
+    Validate every segment of a path; a trailing empty segment (a URL
+    ending in C{/}) is dropped.
+
+    @raise InvalidName: When any segment is invalid or the path is too deep.
+    """
+    segments = list(segments)
+    if segments and segments[-1] == "":
+        segments.pop()
+    if len(segments) > MAX_DEPTH:
+        raise InvalidName("path too deep")
+    return tuple(validateName(s) for s in segments)
+
+
+def etagForContent(data: bytes) -> str:
+    """
+    The strong entity tag of a file's content (quoted, as HTTP sends it).
+    """
+    return '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+
+
+@implementer(IUpload)
+class Upload:
+    """
+    A new version of one file being written; see L{CalendarStore.openUpload}.
+    """
+
+    def __init__(self, store: "CalendarStore", path: StorePath, target: FilePath):
+        self._store = store
+        self.path = path
+        self._target = target
+        self._temp = target.sibling(
+            "." + target.basename() + "." + secrets.token_hex(6) + _TEMP_SUFFIX
+        )
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self._done = False
+        try:
+            fd = os.open(
+                self._temp.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644
+            )
+        except OSError as e:
+            raise _storageError(e, path) from None
+        self._file = os.fdopen(fd, "wb")
+
+    def write(self, data: bytes) -> None:
+        """
+        Append C{data} to the new version.
+
+        @raise InsufficientStorage: When the disk is full.
+        """
+        try:
+            self._file.write(data)
+        except OSError as e:
+            self.abort()
+            raise _storageError(e, self.path) from None
+        self._hash.update(data)
+        self.size += len(data)
+
+    def contents(self) -> bytes:
+        """
+        Everything written so far (for validation before L{commit}).
+        """
+        self._file.flush()
+        with open(self._temp.path, "rb") as f:
+            return f.read()
+
+    def commit(self) -> bool:
+        """
+        Make the new version visible, atomically.
+
+        @return: C{True} when the file did not exist before.
+        @raise InsufficientStorage: When the disk is full; the old version is
+            kept.
+        """
+        etag = '"' + self._hash.hexdigest()[:32] + '"'
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            _setEtagAttribute(self._temp.path, etag)
+            created = not self._target.exists()
+            os.rename(self._temp.path, self._target.path)
+        except OSError as e:
+            self.abort()
+            raise _storageError(e, self.path) from None
+        self._done = True
+        self._store._syncDirectory(self._target.parent())
+        return created
+
+    def abort(self) -> None:
+        """
+        Discard the new version; the old one is untouched.  Safe to call
+        more than once.
+        """
+        if self._done:
+            return
+        self._done = True
+        try:
+            self._file.close()
+        except OSError:
+            pass
+        try:
+            os.unlink(self._temp.path)
+        except FileNotFoundError:
+            pass
+
+
+@implementer(ICalendarStore)
+class CalendarStore:
+    """
+    A tree of collections (directories) and calendar files under C{root}.
+    """
+
+    log = Logger()
+
+    def __init__(self, root: FilePath):
+        root.makedirs(ignoreExistingDirectory=True)
+        self.root = FilePath(os.path.realpath(root.path))
+
+    def _filePath(self, path: StorePath) -> FilePath:
+        """
+        The filesystem path of a validated store path, refusing anything that
+        resolves (through symbolic links) outside the root.
+        """
+        fp = self.root
+        for segment in validatePath(path):
+            fp = fp.child(segment)
+        real = os.path.realpath(fp.path)
+        if real != self.root.path and not real.startswith(self.root.path + os.sep):
+            raise PermissionDenied("that name leads outside the calendar tree")
+        return fp
+
+    def stat(self, path: StorePath) -> Optional[ResourceInfo]:
+        """
+        @return: What is known of C{path}, or C{None} when nothing is there.
+        """
+        fp = self._filePath(path)
+        try:
+            st = os.stat(fp.path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+            return None
+        return _info(path, st)
+
+    def etag(self, path: StorePath) -> str:
+        """
+        The strong entity tag of the content of the file at C{path}.
+        """
+        fp = self._filePath(path)
+        try:
+            st = os.stat(fp.path)
+            etag, size, mtime = os.getxattr(fp.path, _ETAG_XATTR).decode("ascii").split("|")
+            if int(size) == st.st_size and int(mtime) == st.st_mtime_ns:
+                return etag
+        except (OSError, ValueError):
+            pass
+        # No attribute, or the file was changed behind our back.
+        return etagForContent(self.read(path))
+
+    def read(self, path: StorePath) -> bytes:
+        """
+        @return: The content of the file at C{path}.
+        @raise NotFound: When there is no file there.
+        """
+        fp = self._filePath(path)
+        try:
+            with open(fp.path, "rb") as f:
+                return f.read()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise NotFound() from None
+
+    def openUpload(self, path: StorePath) -> Upload:
+        """
+        Start writing a new version of the file at C{path}.
+
+        @raise Conflict: When the parent collection does not exist.
+        @raise AlreadyExists: When C{path} is a collection.
+        """
+        if not path:
+            raise AlreadyExists("the root is a collection")
+        fp = self._filePath(path)
+        if not fp.parent().isdir():
+            raise Conflict()
+        if fp.isdir():
+            raise AlreadyExists("a collection exists under that name")
+        return Upload(self, path, fp)
+
+    def write(self, path: StorePath, data: bytes) -> bool:
+        """
+        Replace the file at C{path} with C{data}, atomically.
+
+        @return: C{True} when the file did not exist before.
+        """
+        upload = self.openUpload(path)
+        upload.write(data)
+        return upload.commit()
+
+    def delete(self, path: StorePath) -> None:
+        """
+        Remove the file or the whole collection at C{path}.
+
+        @raise NotFound: When nothing is there.
+        """
+        if not path:
+            raise PermissionDenied("the root collection cannot be deleted")
+        fp = self._filePath(path)
+        if not fp.exists():
+            raise NotFound()
+        try:
+            fp.remove()
+        except OSError as e:
+            raise _storageError(e, path) from None
+        self._syncDirectory(fp.parent())
+
+    def makeCollection(self, path: StorePath) -> None:
+        """
+        Create the collection C{path}.
+
+        @raise AlreadyExists: When something is there already.
+        @raise Conflict: When the parent does not exist.
+        """
+        fp = self._filePath(path)
+        if not path or fp.exists():
+            raise AlreadyExists()
+        if not fp.parent().isdir():
+            raise Conflict()
+        try:
+            os.mkdir(fp.path)
+        except FileExistsError:
+            raise AlreadyExists() from None
+        except OSError as e:
+            raise _storageError(e, path) from None
+
+    def children(self, path: StorePath) -> Iterator[ResourceInfo]:
+        """
+        The members of the collection C{path}, lazily (a collection may hold
+        100,000 files).  Hidden names and anything that is neither a file nor
+        a directory are skipped.
+        """
+        fp = self._filePath(path)
+        try:
+            entries = os.scandir(fp.path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound() from None
+        with entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+                    yield _info(path + (entry.name,), st)
+
+    def removeStaleTemporaries(self, olderThan: float = 3600.0) -> int:
+        """
+        Remove temporary files left by writers that died (C{kill -9}, power
+        loss).  Only files older than C{olderThan} seconds go, so that another
+        server sharing the tree is not disturbed mid-write.
+
+        @return: How many were removed.
+        """
+        removed = 0
+        limit = time.time() - olderThan
+        for dirpath, dirnames, filenames in os.walk(self.root.path):
+            for name in filenames:
+                if name.startswith(".") and name.endswith(_TEMP_SUFFIX):
+                    full = os.path.join(dirpath, name)
+                    try:
+                        if os.lstat(full).st_mtime < limit:
+                            os.unlink(full)
+                            removed += 1
+                    except OSError:
+                        pass
+        if removed:
+            self.log.info("removed {count} stale temporary files", count=removed)
+        return removed
+
+    def _syncDirectory(self, directory: FilePath) -> None:
+        # The rename is durable only once the directory entry is on disk.
+        try:
+            fd = os.open(directory.path, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+def _info(path: StorePath, st: os.stat_result) -> ResourceInfo:
+    return ResourceInfo(
+        path=path,
+        isCollection=stat.S_ISDIR(st.st_mode),
+        size=st.st_size,
+        modified=st.st_mtime,
+        created=min(st.st_ctime, st.st_mtime),
+        inode=st.st_ino,
+    )
+
+
+def _setEtagAttribute(path: str, etag: str) -> None:
+    # Remembered with size and mtime, so that an edit made by another
+    # program (which keeps the attribute) is noticed.
+    try:
+        st = os.stat(path)
+        value = f"{etag}|{st.st_size}|{st.st_mtime_ns}"
+        os.setxattr(path, _ETAG_XATTR, value.encode("ascii"))
+    except OSError:
+        # Filesystems without user xattrs: the ETag is computed on demand.
+        pass
+
+
+def _storageError(error: OSError, path: StorePath) -> Exception:
+    if error.errno in _NO_SPACE:
+        return InsufficientStorage()
+    if error.errno in (errno.ENOENT, errno.ENOTDIR):
+        return Conflict()
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return PermissionDenied("the server may not write there")
+    return error

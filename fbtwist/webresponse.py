@@ -1,0 +1,154 @@
+"""
+How fbtwist answers over HTTP: the one table from domain errors to status
+codes, short plain-text error bodies, running a request's coroutine, and
+serving a calendar file with validators.
+"""
+
+from typing import Iterable, Optional, Tuple
+
+from twisted.cred.error import LoginFailed, Unauthorized
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.web import http
+from twisted.web.server import NOT_DONE_YET
+
+from fbtwist import errors
+
+log = Logger()
+
+#: Seconds a client is asked to wait when the directory is down.
+RETRY_AFTER = 30
+
+
+class HTTPError(Exception):
+    """
+    A protocol-level answer other than success, raised inside a request's
+    coroutine.
+    """
+
+    def __init__(self, code: int, reason: str, headers: Iterable[Tuple[bytes, bytes]] = ()):
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+        self.headers = list(headers)
+
+
+_STATUS_BY_ERROR = [
+    (errors.InvalidName, http.BAD_REQUEST, ()),
+    (errors.NotFound, http.NOT_FOUND, ()),
+    (errors.PermissionDenied, http.FORBIDDEN, ()),
+    (errors.Conflict, http.CONFLICT, ()),
+    (errors.AlreadyExists, http.NOT_ALLOWED, ()),
+    (errors.InvalidCalendar, http.BAD_REQUEST, ()),
+    (errors.UnsupportedMediaType, http.UNSUPPORTED_MEDIA_TYPE, ()),
+    (errors.TooLarge, http.REQUEST_ENTITY_TOO_LARGE, ()),
+    (errors.InsufficientStorage, http.INSUFFICIENT_STORAGE_SPACE, ()),
+    (errors.DirectoryUnavailable, http.SERVICE_UNAVAILABLE, ((b"Retry-After", str(RETRY_AFTER).encode()),)),
+    (errors.TooManyAttempts, 429, ((b"Retry-After", str(RETRY_AFTER).encode()),)),
+]
+
+
+def httpErrorFor(error: BaseException) -> Optional[HTTPError]:
+    """
+    @return: The HTTP answer for a domain error, or C{None} for an error
+        fbtwist does not know (a bug: answered 500 and logged).
+    """
+    if isinstance(error, HTTPError):
+        return error
+    for errorClass, code, headers in _STATUS_BY_ERROR:
+        if isinstance(error, errorClass):
+            return HTTPError(code, error.reason, headers)
+    return None
+
+
+def writeError(request, code: int, reason: str, headers: Iterable[Tuple[bytes, bytes]] = ()) -> None:
+    """
+    Finish C{request} with C{code} and C{reason} as a one-line text body.
+    """
+    request.setResponseCode(code)
+    for name, value in headers:
+        request.setHeader(name, value)
+    body = (reason.rstrip(".") + ".\n").encode("utf-8")
+    request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+    request.setHeader(b"Content-Length", b"%d" % len(body))
+    request.write(body)
+    request.finish()
+
+
+def isGone(request) -> bool:
+    """
+    Whether C{request} was finished or its client went away.
+    """
+    return request.finished or getattr(request, "_disconnected", False)
+
+
+def renderAsync(request, coroutine):
+    """
+    Run a request's coroutine: errors become answers from the error table,
+    anything unexpected is logged and answered 500, and the request is
+    finished once the coroutine returns.
+
+    @return: C{NOT_DONE_YET}, for a C{render} method to return.
+    """
+
+    def finish(_):
+        if not isGone(request):
+            request.finish()
+
+    def failed(failure):
+        if isGone(request):
+            if not failure.check(defer.CancelledError):
+                log.failure("request failed after its client went away", failure)
+            return
+        answer = httpErrorFor(failure.value)
+        if answer is None:
+            log.failure("internal error answering {method} {uri}", failure,
+                        method=request.method, uri=request.uri)
+            answer = HTTPError(http.INTERNAL_SERVER_ERROR, "internal server error")
+        writeError(request, answer.code, answer.reason, answer.headers)
+
+    defer.Deferred.fromCoroutine(coroutine).addCallbacks(finish, failed).addErrback(
+        lambda f: log.failure("could not answer", f)
+    )
+    return NOT_DONE_YET
+
+
+CALENDAR_TYPE = b"text/calendar; charset=utf-8"
+
+
+def serveCalendar(request, data: bytes, etag: str, modified: float) -> None:
+    """
+    Answer a GET or HEAD with a calendar file and its validators, or 304
+    when the client's copy is current (C{If-None-Match} wins over
+    C{If-Modified-Since}).
+    """
+    request.setHeader(b"Content-Type", CALENDAR_TYPE)
+    request.setHeader(b"ETag", etag.encode("ascii"))
+    request.setHeader(b"Cache-Control", b"no-cache")
+    ifNoneMatch = request.getHeader(b"If-None-Match")
+    if ifNoneMatch is not None:
+        request.lastModified = int(modified)  # sent as Last-Modified
+        if etagMatches(ifNoneMatch, etag, weak=True):
+            request.setResponseCode(http.NOT_MODIFIED)
+            return
+    elif request.setLastModified(int(modified)) == http.CACHED:
+        return
+    request.setHeader(b"Content-Length", b"%d" % len(data))
+    request.write(data)
+
+
+def etagMatches(header: bytes, etag: Optional[str], weak: bool = False) -> bool:
+    """
+    Whether an C{If-Match} / C{If-None-Match} header value matches C{etag}
+    (C{None}: no current entity).  C{*} matches any existing entity.
+
+    @param weak: Use the weak comparison (C{If-None-Match} on GET/HEAD).
+    """
+    if etag is None:
+        return False
+    tags = [t.strip() for t in header.decode("latin-1").split(",")]
+    if "*" in tags:
+        return True
+    if weak:
+        tags = [t[2:] if t.startswith("W/") else t for t in tags]
+    return etag in tags

@@ -1,0 +1,163 @@
+"""
+Fixtures shared by the tests: sample calendars, the demo directory on
+loopback, and a whole fbtwist built by L{fbtwist.tap.makeService} listening
+on a free loopback port.
+"""
+
+import warnings
+
+warnings.filterwarnings("ignore", module="ldaptor")
+warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*(pyparsing|crypt|camelCase|Deprecated call).*")
+
+from twisted.internet import defer
+from twisted.python.filepath import FilePath
+
+from fbtwist.tap import Options, makeService
+
+ETC = FilePath(__file__).parent().sibling("etc")
+DEMO_LDIF = ETC.child("demo.ldif")
+
+#: Demo logins and passwords (etc/demo.ldif).
+PASSWORDS = {
+    "alice": "wonderland",
+    "bsmith": "builder",
+    "carol": "marvel",
+    "dave": "sécret-ß",
+    "admin": "admin-secret",
+}
+ADMIN_GROUP = "cn=admins,ou=groups,dc=example,dc=com"
+
+
+def outlookVFB(organizer: str = "someone@example.com", busy: str = "20210105T070000Z/20210105T073000Z",
+               newline: bytes = b"\r\n") -> bytes:
+    """
+    A free/busy file as Outlook 16 writes it: no UID, a bare ORGANIZER, no
+    FBTYPE.
+    """
+    lines = [
+        "BEGIN:VCALENDAR",
+        "PRODID:-//Microsoft Corporation//Outlook 16.0 MIMEDIR//EN",
+        "VERSION:2.0",
+        "METHOD:PUBLISH",
+        "BEGIN:VFREEBUSY",
+        f"ORGANIZER:{organizer}",
+        "DTSTAMP:20210103T235558Z",
+        "DTSTART:20201227T230000Z",
+        "DTEND:20210228T230000Z",
+        f"FREEBUSY:{busy}",
+        "END:VFREEBUSY",
+        "END:VCALENDAR",
+    ]
+    return newline.join(line.encode("utf-8") for line in lines) + newline
+
+
+def serviceOptions(*args: str) -> Options:
+    options = Options()
+    options.parseOptions(list(args))
+    return options
+
+
+def listeningPort(service) -> defer.Deferred:
+    """
+    The port a started strports service listens on.
+    """
+    return service._waitingForPort
+
+
+class RunningServer:
+    """
+    A whole fbtwist (makeService, the real reactor) on loopback, stopped by
+    the test's cleanup.
+    """
+
+    def __init__(self, testCase, *args: str):
+        self.testCase = testCase
+        self.root = FilePath(testCase.mktemp())
+        self.args = ["--http", "tcp:0:interface=127.0.0.1", "--ftp", "none", "--root", self.root.path, *args]
+
+    async def start(self) -> "RunningServer":
+        from twisted.internet import reactor
+
+        self.service = makeService(serviceOptions(*self.args), reactor=reactor)
+        self.service.startService()
+        self.testCase.addCleanup(self.stop)
+        port = await listeningPort(self.service.getServiceNamed("http"))
+        self.port = port.getHost().port
+        self.store = self.service.store
+        self.directory = self.service.directory
+        return self
+
+    def stop(self) -> defer.Deferred:
+        self.directory.close()
+        return defer.maybeDeferred(self.service.stopService)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+async def startServer(testCase, *args: str) -> RunningServer:
+    return await RunningServer(testCase, *args).start()
+
+
+def httpClient(testCase):
+    """
+    A treq client whose connections are closed by the test's cleanup.
+    """
+    import treq
+    from twisted.internet import reactor
+    from twisted.web.client import Agent, HTTPConnectionPool
+
+    pool = HTTPConnectionPool(reactor, persistent=True)
+    testCase.addCleanup(pool.closeCachedConnections)
+    return treq.client.HTTPClient(Agent(reactor, pool=pool))
+
+
+def basicAuth(login: str, password: str = None) -> dict:
+    """
+    An Authorization header for C{login} (its demo password by default).
+    """
+    import base64
+
+    password = PASSWORDS[login] if password is None else password
+    token = base64.b64encode(f"{login}:{password}".encode("utf-8"))
+    return {b"Authorization": [b"Basic " + token]}
+
+
+async def rawRequest(port: int, data: bytes, timeout: float = 5.0) -> bytes:
+    """
+    Send C{data} as-is over a new loopback connection and return all that
+    comes back until the server closes it (for requests a client library
+    would normalise, and for checking what the server does not read).
+    """
+    from twisted.internet import protocol, reactor
+    from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+
+    class Collect(protocol.Protocol):
+        def __init__(self):
+            self.received = []
+            self.done = defer.Deferred()
+
+        def connectionMade(self):
+            self.transport.write(data)
+
+        def dataReceived(self, chunk):
+            self.received.append(chunk)
+
+        def connectionLost(self, reason):
+            self.done.callback(b"".join(self.received))
+
+    proto = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), Collect())
+    timer = reactor.callLater(timeout, proto.transport.abortConnection)
+    result = await proto.done
+    if timer.active():
+        timer.cancel()
+    return result
+
+
+def statusOf(response: bytes) -> int:
+    """
+    The status code of the last response in C{response} (after any
+    C{100 Continue}).
+    """
+    lines = [l for l in response.split(b"\r\n") if l.startswith(b"HTTP/1.")]
+    return int(lines[-1].split()[1])
