@@ -1,0 +1,154 @@
+"""
+Tests for the checker and realm against the demo directory (ldaptor's
+in-memory server) over loopback TCP.
+"""
+
+from twisted.cred.checkers import ANONYMOUS
+from twisted.cred.credentials import UsernamePassword
+from twisted.cred.error import UnauthorizedLogin
+from twisted.internet import defer, reactor
+from twisted.trial import unittest
+from twisted.web.resource import IResource
+from zope.interface.verify import verifyObject
+
+from fbtwist.checker import DirectoryChecker, credentialText
+from fbtwist.demo import DemoDirectoryService
+from fbtwist.directory import LDAPDirectory
+from fbtwist.interfaces import IDirectory
+from fbtwist.ldapurl import parseLDAPURL
+from fbtwist.realm import FreeBusyRealm
+from fbtwist.store import CalendarStore
+from tests.helpers import ADMIN_GROUP, DEMO_LDIF, PASSWORDS
+from twisted.python.filepath import FilePath
+
+
+class CredentialTextTests(unittest.SynchronousTestCase):
+    """
+    Logins and passwords from HTTP (bytes) and FTP (latin-1 str) become the
+    same text.
+    """
+
+    def test_forms(self):
+        """
+        UTF-8 bytes, latin-1-decoded UTF-8 and plain latin-1 all decode.
+        """
+        password = "sécret-ß"
+        self.assertEqual(credentialText(password.encode("utf-8")), password)
+        self.assertEqual(credentialText(password.encode("utf-8").decode("latin-1")), password)
+        self.assertEqual(credentialText("caf\xe9".encode("latin-1")), "café")
+        self.assertEqual(credentialText("€uro"), "€uro")
+
+
+class DemoDirectoryTestCase(unittest.TestCase):
+    """
+    Serves etc/demo.ldif on a loopback port for each test.
+    """
+
+    def setUp(self):
+        url = parseLDAPURL("ldap://127.0.0.1:1/ou=people,dc=example,dc=com?uid?one")
+        self.directory = LDAPDirectory(url, reactor, timeout=5)
+        service = DemoDirectoryService(
+            DEMO_LDIF, "tcp:0:interface=127.0.0.1", reactor,
+            lambda host, port: setattr(self.directory, "url", url.withAddress(host, port)),
+        )
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.addCleanup(self.directory.close)
+
+
+class DirectoryCheckerTests(DemoDirectoryTestCase):
+    """
+    Search-then-bind through L{DirectoryChecker}.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.checker = DirectoryChecker(self.directory)
+
+    def login(self, login, password):
+        return self.checker.requestAvatarId(UsernamePassword(login, password))
+
+    @defer.inlineCallbacks
+    def test_goodPasswords(self):
+        """
+        Each demo user logs in with bytes or text credentials; the avatar id
+        is the uid as the directory spells it.
+        """
+        verifyObject(IDirectory, self.directory)
+        for login, password in PASSWORDS.items():
+            uid = yield self.login(login.encode(), password.encode("utf-8"))
+            self.assertEqual(uid, login)
+        self.assertEqual((yield self.login("ALICE", "wonderland")), "alice")
+
+    @defer.inlineCallbacks
+    def test_refused(self):
+        """
+        Wrong or empty passwords, unknown users and filter syntax are
+        UnauthorizedLogin.
+        """
+        for login, password in [
+            ("alice", "wrong"), ("alice", ""), ("", "wonderland"), ("nobody", "x"),
+            ("*", "wonderland"), ("a*", "wonderland"), ("*)(uid=*", "wonderland"),
+            ("alice)(uid=*", "wonderland"), ("\\2a", "wonderland"), ("alice\x00", "wonderland"),
+            ("ålice", "wonderland"),
+        ]:
+            yield self.assertFailure(self.login(login, password), UnauthorizedLogin)
+
+    @defer.inlineCallbacks
+    def test_oneSearchConnection(self):
+        """
+        Searches share one connection instead of opening one per login.
+        """
+        yield self.login("alice", "wonderland")
+        first = self.directory._searchClient
+        yield defer.gatherResults([self.login("bsmith", "builder"), self.login("carol", "marvel")])
+        self.assertIs(self.directory._searchClient, first)
+
+
+class ResolveNameTests(DemoDirectoryTestCase):
+    """
+    Lookup names resolve to uids.
+    """
+
+    @defer.inlineCallbacks
+    def test_names(self):
+        """
+        A uid, a mail local part (any case) and a full address resolve;
+        unknown names and filter syntax do not.
+        """
+        for name, uid in [("alice", "alice"), ("betty", "bsmith"), ("BETTY", "bsmith"), ("bsmith", "bsmith"),
+                          ("betty@example.com", "bsmith"), ("dave@example.org", "dave"),
+                          ("nobody", None), ("*", None), ("b*", None), ("betty@*", None), ("", None)]:
+            self.assertEqual((yield self.directory.resolveName(name)), uid, name)
+
+    @defer.inlineCallbacks
+    def test_groupMembership(self):
+        """
+        admin is in the admin group, alice is not.
+        """
+        self.assertTrue((yield self.directory.isMember("admin", ADMIN_GROUP)))
+        self.assertFalse((yield self.directory.isMember("alice", ADMIN_GROUP)))
+        self.assertFalse((yield self.directory.isMember("alice", "cn=missing,dc=example,dc=com")))
+
+
+class RealmTests(DemoDirectoryTestCase):
+    """
+    The realm builds avatars for registered interfaces.
+    """
+
+    @defer.inlineCallbacks
+    def test_avatars(self):
+        """
+        Users get their uid, the admin group member isAdmin, anonymous None.
+        """
+        store = CalendarStore(FilePath(self.mktemp()))
+        realm = FreeBusyRealm(store, self.directory, adminGroup=ADMIN_GROUP)
+        realm.registerAvatarFactory(IResource, lambda avatar: avatar)
+        interface, avatar, logout = yield realm.requestAvatar("admin", None, IResource)
+        self.assertEqual((interface, avatar.uid, avatar.isAdmin), (IResource, "admin", True))
+        interface, avatar, logout = yield realm.requestAvatar("alice", None, IResource)
+        self.assertEqual((avatar.uid, avatar.isAdmin), ("alice", False))
+        interface, avatar, logout = yield realm.requestAvatar(ANONYMOUS, None, IResource)
+        self.assertEqual((avatar.uid, avatar.isAdmin), (None, False))
+        logout()
+        yield self.assertFailure(realm.requestAvatar("alice", None, IDirectory), TypeError)

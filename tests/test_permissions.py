@@ -1,0 +1,113 @@
+"""
+Tests for L{fbtwist.permissions} and the avatar that applies it.
+"""
+
+from twisted.python.filepath import FilePath
+from twisted.trial import unittest
+from zope.interface.verify import verifyObject
+
+from fbtwist.avatar import CalendarAvatar
+from fbtwist.errors import PermissionDenied
+from fbtwist.interfaces import ICalendarAvatar
+from fbtwist.permissions import Action, authorize, ownFileName
+from fbtwist.store import CalendarStore
+
+
+class AuthorizeTests(unittest.SynchronousTestCase):
+    """
+    The one decision function.
+    """
+
+    def test_ownFile(self):
+        """
+        A user may read and write their own .vfb at the top of the tree.
+        """
+        for action in (Action.LIST, Action.READ, Action.WRITE):
+            authorize("alice", False, action, ("alice.vfb",))
+            authorize("alice", False, action, ("ALICE.VFB",))
+
+    def test_othersFiles(self):
+        """
+        Another user's file, other names and deeper paths are refused.
+        """
+        for path in [("bob.vfb",), ("alice.txt",), ("alice",), ("sub", "alice.vfb"), ("alice.vfb.vfb",)]:
+            for action in (Action.READ, Action.WRITE):
+                self.assertRaises(PermissionDenied, authorize, "alice", False, action, path)
+
+    def test_collections(self):
+        """
+        Users may list the root but change no collection.
+        """
+        authorize("alice", False, Action.LIST, ())
+        self.assertRaises(PermissionDenied, authorize, "alice", False, Action.MANAGE, ("sub",))
+        self.assertRaises(PermissionDenied, authorize, "alice", False, Action.WRITE, ("alice.vfb",), True)
+        self.assertRaises(PermissionDenied, authorize, "alice", False, Action.WRITE, ())
+
+    def test_anonymous(self):
+        """
+        Anonymous users may do nothing in the publishing tree.
+        """
+        for action in Action:
+            self.assertRaises(PermissionDenied, authorize, None, False, action, ())
+
+    def test_admin(self):
+        """
+        Administrators may do anything.
+        """
+        for action in Action:
+            authorize("admin", True, action, ("sub", "bob.vfb"))
+
+    def test_ownFileName(self):
+        """
+        The canonical spelling of one's own file.
+        """
+        self.assertEqual(ownFileName("alice", "Alice.VFB"), "alice.vfb")
+        self.assertIsNone(ownFileName("alice", "bob.vfb"))
+
+
+class CalendarAvatarTests(unittest.SynchronousTestCase):
+    """
+    The avatar asks L{authorize} before every store operation.
+    """
+
+    def setUp(self):
+        self.store = CalendarStore(FilePath(self.mktemp()))
+        self.store.write(("bob.vfb",), b"bob's")
+
+    def test_interface(self):
+        """
+        The avatar provides L{ICalendarAvatar}.
+        """
+        verifyObject(ICalendarAvatar, CalendarAvatar("alice", False, self.store))
+
+    def test_canonicalPath(self):
+        """
+        A user's own file name is spelled as the uid.
+        """
+        avatar = CalendarAvatar("alice", False, self.store)
+        self.assertEqual(avatar.path(["Alice.vfb"]), ("alice.vfb",))
+        self.assertEqual(avatar.path(["Bob.vfb"]), ("Bob.vfb",))
+
+    def test_refusedOperations(self):
+        """
+        Reading, writing and deleting another user's file are refused.
+        """
+        avatar = CalendarAvatar("alice", False, self.store)
+        self.assertRaises(PermissionDenied, avatar.read, ("bob.vfb",))
+        self.assertRaises(PermissionDenied, avatar.openUpload, ("bob.vfb",))
+        self.assertRaises(PermissionDenied, avatar.delete, ("bob.vfb",))
+        self.assertRaises(PermissionDenied, avatar.makeCollection, ("sub",))
+        self.assertEqual(self.store.read(("bob.vfb",)), b"bob's")
+
+    def test_ownOperations(self):
+        """
+        The owner reads, writes and deletes their file.
+        """
+        avatar = CalendarAvatar("bob", False, self.store)
+        self.assertEqual(avatar.read(("bob.vfb",)), b"bob's")
+        upload = avatar.openUpload(("bob.vfb",))
+        upload.write(b"new")
+        upload.commit()
+        self.assertEqual(avatar.read(("bob.vfb",)), b"new")
+        avatar.delete(("bob.vfb",))
+        self.assertIsNone(self.store.stat(("bob.vfb",)))
