@@ -5,6 +5,7 @@ C{/pub/calendar/} is the publishing tree (Basic auth, WebDAV), C{/calendar/}
 the anonymous lookup URLs; both are views of one store.
 """
 
+from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web import http, server
 from twisted.web.resource import Resource
@@ -84,6 +85,33 @@ class FreeBusySite(server.Site):
     def __init__(self, resource, maxUploadSize: int, **kwargs):
         super().__init__(resource, **kwargs)
         self.maxUploadSize = maxUploadSize
+        self._channels = {}
+
+    def buildProtocol(self, addr):
+        channel = super().buildProtocol(addr)
+        closed = self._channels[channel] = defer.Deferred()
+        connectionLost = channel.connectionLost
+
+        def forget(reason):
+            try:
+                return connectionLost(reason)
+            finally:
+                del self._channels[channel]
+                closed.callback(None)
+
+        channel.connectionLost = forget
+        return channel
+
+    def disconnectAll(self) -> defer.Deferred:
+        """
+        Close every open connection.
+
+        @return: A Deferred that fires once all are closed.
+        """
+        waiting = list(self._channels.values())
+        for channel in list(self._channels):
+            channel._channel.transport.loseConnection()
+        return defer.DeferredList(waiting)
 
     def getResourceFor(self, request):
         # Called by Request.process right after it set Twisted's own header.

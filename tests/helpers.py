@@ -80,16 +80,17 @@ class RunningServer:
 
         self.service = makeService(serviceOptions(*self.args), reactor=reactor)
         self.service.startService()
-        self.testCase.addCleanup(self.stop)
+        self.testCase.addCleanup(lambda: defer.Deferred.fromCoroutine(self.stop()))
         port = await listeningPort(self.service.getServiceNamed("http"))
         self.port = port.getHost().port
         self.store = self.service.store
         self.directory = self.service.directory
         return self
 
-    def stop(self) -> defer.Deferred:
+    async def stop(self) -> None:
         self.directory.close()
-        return defer.maybeDeferred(self.service.stopService)
+        await defer.maybeDeferred(self.service.stopService)
+        await self.service.getServiceNamed("http").factory.disconnectAll()
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"

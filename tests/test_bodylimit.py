@@ -3,6 +3,7 @@ Deterministic tests of L{fbtwist.web.BoundedRequest} over a
 C{StringTransport}: oversized bodies are refused before they are read.
 """
 
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
 from twisted.web.resource import Resource
@@ -30,7 +31,7 @@ class BoundedRequestTests(unittest.SynchronousTestCase):
 
     def setUp(self):
         self.resource = _Recorder()
-        self.site = FreeBusySite(self.resource, maxUploadSize=100)
+        self.site = FreeBusySite(self.resource, maxUploadSize=100, reactor=Clock())
         self.channel = self.site.buildProtocol(None)
         self.transport = StringTransport()
         self.channel.makeConnection(self.transport)

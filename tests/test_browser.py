@@ -5,7 +5,8 @@ The headless browser fixture works against a page served on loopback.
 from twisted.internet import defer, reactor
 from twisted.trial import unittest
 from twisted.web.resource import Resource
-from twisted.web.server import Site
+
+from fbtwist.web import FreeBusySite
 
 from tests.browser import startBrowser
 
@@ -29,7 +30,9 @@ class BrowserTests(unittest.TestCase):
         """
 
         async def run():
-            port = reactor.listenTCP(0, Site(_Page()), interface="127.0.0.1")
+            site = FreeBusySite(_Page(), maxUploadSize=1000)
+            port = reactor.listenTCP(0, site, interface="127.0.0.1")
+            self.addCleanup(site.disconnectAll)
             self.addCleanup(port.stopListening)
             browser = await startBrowser(self)
             url = f"http://127.0.0.1:{port.getHost().port}/"
