@@ -114,6 +114,25 @@ def readSecretFile(path: str) -> str:
     return secret
 
 
+def calendarRoot(text: str) -> FilePath:
+    """
+    The calendar tree's directory: it must be a directory, or be creatable.
+    """
+    path = os.path.abspath(parseText(text))
+    if os.path.exists(path):
+        if not os.path.isdir(path):
+            raise ValueError(f"{path} is not a directory")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ValueError(f"{path} is not writable")
+        return FilePath(path)
+    parent = os.path.dirname(path)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not (os.path.isdir(parent) and os.access(parent, os.W_OK | os.X_OK)):
+        raise ValueError(f"{path} does not exist and cannot be created in {parent}")
+    return FilePath(path)
+
+
 def readableFile(path: str) -> FilePath:
     fp = FilePath(path)
     if not fp.isfile():
@@ -152,7 +171,7 @@ class Config:
         "Listen for FTP on this endpoint, or 'none'.", metavar="ENDPOINT",
     )
     root: FilePath = setting(
-        "root", FilePath("var/freebusy"), lambda t: FilePath(os.path.abspath(parseText(t))),
+        "root", FilePath("var/freebusy"), calendarRoot,
         "The calendar tree (created if missing).", metavar="DIR",
     )
     ldap: Optional[object] = setting(

@@ -152,3 +152,29 @@ class RealmTests(DemoDirectoryTestCase):
         self.assertEqual((avatar.uid, avatar.isAdmin), (None, False))
         logout()
         yield self.assertFailure(realm.requestAvatar("alice", None, IDirectory), TypeError)
+
+
+class DemoDirectoryServiceTests(unittest.TestCase):
+    """
+    The demo directory says loudly what it is.
+    """
+
+    def test_warns(self):
+        """
+        Starting it logs a DEMO DIRECTORY warning with its address.
+        """
+        from twisted.logger import LogLevel, globalLogPublisher
+
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        addresses = []
+        service = DemoDirectoryService(DEMO_LDIF, "tcp:0:interface=127.0.0.1", reactor,
+                                       lambda host, port: addresses.append((host, port)))
+        service.startService()
+        self.addCleanup(service.stopService)
+        warnings = [e for e in events if "DEMO DIRECTORY" in e.get("log_format", "")]
+        self.assertEqual(len(warnings), 1)
+        self.assertEqual(warnings[0]["log_level"], LogLevel.warn)
+        self.assertEqual(addresses[0][0], "127.0.0.1")
+        self.assertEqual(warnings[0]["port"], addresses[0][1])

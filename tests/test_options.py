@@ -64,6 +64,8 @@ class OptionsTests(unittest.TestCase):
             (["--ldap-timeout", "-1"], "--ldap-timeout"),
             (["--bind-password-file", "/nonexistent/secret"], "--bind-password-file"),
             (["--admin-group", "not a dn"], "--admin-group"),
+            (["--root", __file__], "not a directory"),
+            (["--root", __file__ + "/tree"], "cannot be created"),
         ]:
             error = self.assertRaises(usage.UsageError, parse, *args)
             self.assertIn(fragment, str(error))
