@@ -224,11 +224,6 @@ class _SearchPool:
     async def client(self) -> LDAPClient:
         index = self._next
         self._next = (index + 1) % len(self._clients)
-        # An open connection is worth more than the turn order.
-        if not _connected(self._clients[index]):
-            for other, client in enumerate(self._clients):
-                if _connected(client):
-                    return client
         async with self._locks[index]:
             client = self._clients[index]
             if not _connected(client):
