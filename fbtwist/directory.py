@@ -347,6 +347,14 @@ class LDAPDirectory:
         self._retryAt = self._reactor.seconds() + self._retryDelay
         return self._unavailable(f"{reason}; next attempt in {self._retryDelay:g}s")
 
+    def _checkBackoff(self) -> None:
+        """
+        @raise DirectoryUnavailable: At once (and without a log line) while
+            the backoff delay after a failure runs.
+        """
+        if self._reactor.seconds() < self._retryAt:
+            raise DirectoryUnavailable(f"the directory {self.server} is unavailable")
+
     # --- connections ---
 
     def _tlsOptions(self):
@@ -359,8 +367,7 @@ class LDAPDirectory:
         @raise DirectoryUnavailable: When the server cannot be reached, its
             certificate does not verify, or the backoff delay is running.
         """
-        if self._reactor.seconds() < self._retryAt:
-            raise DirectoryUnavailable(f"the directory {self.server} is unavailable")
+        self._checkBackoff()
         endpoint = HostnameEndpoint(self._reactor, self.url.host, self.url.port, timeout=self.timeout)
         if self.url.tls:
             endpoint = wrapClientTLS(self._tlsOptions(), endpoint)
@@ -447,6 +454,7 @@ class LDAPDirectory:
 
         @raise DirectoryUnavailable: When the directory cannot answer.
         """
+        self._checkBackoff()
         client = await self._pool.client()
         if withURLFilter:
             filterObject = pureldap.LDAPFilter_and([self.url.filterObject(), filterObject])
