@@ -21,6 +21,7 @@ Connections:
     after the delay reconnects: service resumes without a restart.
 """
 
+import ipaddress
 from typing import List, Optional, Sequence
 
 from ldaptor.protocols import pureldap
@@ -31,7 +32,7 @@ from OpenSSL import SSL
 from service_identity import VerificationError
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer, error as netError
-from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Factory
 from twisted.internet.ssl import optionsForClientTLS
@@ -259,6 +260,11 @@ class LDAPDirectory:
         The uid of a user is always the value of the URL's attribute.
     @ivar mailAttributes: The attributes holding mail addresses, for
         lookup names.
+
+    @param reactor: Connects, and times calls out.
+    @param clock: Times the backoff delays (the reactor by default).
+    @param retryMax: The longest backoff delay, in seconds.
+    @param poolSize: How many persistent search connections to keep.
     """
 
     log = Logger()
@@ -276,9 +282,11 @@ class LDAPDirectory:
         startTLS: bool = False,
         poolSize: int = 2,
         retryMax: float = 30.0,
+        clock=None,
     ):
         self.url = url
         self._reactor = reactor
+        self._clock = clock if clock is not None else reactor
         self._bindDN = bindDN
         self._bindPassword = bindPassword
         self.timeout = timeout
@@ -344,7 +352,7 @@ class LDAPDirectory:
         delay, which doubles with each failure in a row.
         """
         self._retryDelay = min(self.retryMax, self._retryDelay * 2 or RETRY_INITIAL)
-        self._retryAt = self._reactor.seconds() + self._retryDelay
+        self._retryAt = self._clock.seconds() + self._retryDelay
         return self._unavailable(f"{reason}; next attempt in {self._retryDelay:g}s")
 
     def _checkBackoff(self) -> None:
@@ -352,13 +360,26 @@ class LDAPDirectory:
         @raise DirectoryUnavailable: At once (and without a log line) while
             the backoff delay after a failure runs.
         """
-        if self._reactor.seconds() < self._retryAt:
+        if self._clock.seconds() < self._retryAt:
             raise DirectoryUnavailable(f"the directory {self.server} is unavailable")
 
     # --- connections ---
 
     def _tlsOptions(self):
         return optionsForClientTLS(self.url.host, trustRoot=self._trustRoot)
+
+    def _tcpEndpoint(self):
+        """
+        A TCP endpoint for the server: straight to an IP address, or through
+        name resolution (trying every address) for a host name.
+        """
+        host, port, timeout = self.url.host, self.url.port, self.timeout
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return HostnameEndpoint(self._reactor, host, port, timeout=timeout)
+        endpointClass = TCP4ClientEndpoint if address.version == 4 else TCP6ClientEndpoint
+        return endpointClass(self._reactor, host, port, timeout=timeout)
 
     async def _connect(self) -> DirectoryClient:
         """
@@ -368,7 +389,7 @@ class LDAPDirectory:
             certificate does not verify, or the backoff delay is running.
         """
         self._checkBackoff()
-        endpoint = HostnameEndpoint(self._reactor, self.url.host, self.url.port, timeout=self.timeout)
+        endpoint = self._tcpEndpoint()
         if self.url.tls:
             endpoint = wrapClientTLS(self._tlsOptions(), endpoint)
         client = None

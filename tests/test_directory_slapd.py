@@ -138,6 +138,13 @@ class PlainAndTLSTests(SlapdTestMixin, TestCase):
         """
         await self.assertWorks(self.directory(self.url("ldaps"), trustRoot=self.trustRoot()))
 
+    async def test_ldapsByHostName(self):
+        """
+        A host name (resolved, every address tried) is verified against the
+        certificate's DNS name.
+        """
+        await self.assertWorks(self.directory(self.url("ldaps", host="localhost"), trustRoot=self.trustRoot()))
+
     async def test_startTLSOption(self):
         """
         StartTLS asked by the option works with the test CA.
@@ -378,3 +385,50 @@ def deferLater(seconds):
     from twisted.internet.task import deferLater as later
 
     return later(reactor, seconds)
+
+
+class BackoffTests(SlapdTestMixin, TestCase):
+    """
+    The reconnect delays after failures, timed by a L{Clock}.
+    """
+
+    def setUp(self):
+        self.startSlapd()
+
+    async def attempt(self, directory, events):
+        """
+        @return: Whether a lookup tried to connect, and whether it worked.
+        """
+        before = len([e for e in events if e.get("operation") == "connect"])
+        try:
+            await directory.resolveName("alice")
+            worked = True
+        except DirectoryUnavailable:
+            worked = False
+        return len([e for e in events if e.get("operation") == "connect"]) > before, worked
+
+    async def test_backoff(self):
+        """
+        After a failure no connection is tried for 0.25 s, then 0.5 s,
+        doubling up to the maximum; a success resets the delay.
+        """
+        from twisted.internet.task import Clock
+
+        clock = Clock()
+        events = self.events()
+        directory = self.directory(clock=clock, retryMax=1.0)
+        self.slapd.stop()
+        self.assertEqual(await self.attempt(directory, events), (True, False))
+        for delay in (0.25, 0.5, 1.0, 1.0):
+            clock.advance(delay - 0.01)
+            self.assertEqual(await self.attempt(directory, events), (False, False))
+            clock.advance(0.01)
+            self.assertEqual(await self.attempt(directory, events), (True, False))
+        self.slapd.start()
+        clock.advance(1.0)
+        self.assertEqual(await self.attempt(directory, events), (True, True))
+        self.slapd.stop()
+        await deferLater(0.05)
+        self.assertEqual(await self.attempt(directory, events), (True, False))
+        clock.advance(0.25)
+        self.assertEqual(await self.attempt(directory, events), (True, False))
