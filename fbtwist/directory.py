@@ -318,14 +318,19 @@ class LDAPDirectory:
 
     # --- calls, timed and logged ---
 
-    async def _call(self, operation: str, d: defer.Deferred):
+    def _timed(self, d: defer.Deferred) -> defer.Deferred:
+        return d.addTimeout(self.timeout, self._reactor)
+
+    async def _call(self, operation: str, awaitable):
         """
-        Await C{d} with the timeout, and log a C{directory-call} event.
+        Await C{awaitable} (a Deferred, which gets the timeout, or a
+        coroutine whose steps have theirs) and log one C{directory-call}
+        event for it.
         """
         started = self._reactor.seconds()
         ok = False
         try:
-            result = await d.addTimeout(self.timeout, self._reactor)
+            result = await (self._timed(awaitable) if isinstance(awaitable, defer.Deferred) else awaitable)
             ok = True
             return result
         except ldaperrors.LDAPException as e:
@@ -392,42 +397,52 @@ class LDAPDirectory:
         endpoint = self._tcpEndpoint()
         if self.url.tls:
             endpoint = wrapClientTLS(self._tlsOptions(), endpoint)
-        client = None
+        opened = []
         try:
-            client = await self._call("connect", endpoint.connect(_QuietClientFactory()))
-            self._open.add(client)
-            client.whenClosed().addCallback(lambda _: self._open.discard(client))
-            if self.url.tls:
-                await self._call("connect", client.waitForHandshake())
-            elif self.startTLS:
-                handshake = client.waitForHandshake()
-                try:
-                    await self._call("connect", client.startTLS(self._tlsOptions()))
-                except BaseException:
-                    handshake.addErrback(lambda f: None)
-                    raise
-                await self._call("connect", handshake)
+            client = await self._call("connect", self._establish(endpoint, opened))
         except _TLS_ERRORS as e:
             self.log.error(
                 "refusing the directory {server}: {reason}; not falling back to plain text",
                 server=self.server,
                 reason=_describeTLSFailure(e),
             )
-            self._abort(client)
+            self._abort(opened)
             raise self._failed("TLS verification failed") from None
         except _CONNECTION_ERRORS as e:
-            self._abort(client)
+            self._abort(opened)
             raise self._failed(f"cannot connect: {e!r}") from None
         except ldaperrors.LDAPException as e:
-            self._abort(client)
+            self._abort(opened)
             raise self._failed(f"StartTLS refused: {e}") from None
         self._retryDelay = 0.0
         return client
 
+    async def _establish(self, endpoint, opened: list) -> DirectoryClient:
+        """
+        Connect, and complete TLS if asked; the client is appended to
+        C{opened} as soon as it exists.
+        """
+        client = await self._timed(endpoint.connect(_QuietClientFactory()))
+        opened.append(client)
+        self._open.add(client)
+        client.whenClosed().addCallback(lambda _: self._open.discard(client))
+        if self.url.tls:
+            await self._timed(client.waitForHandshake())
+        elif self.startTLS:
+            handshake = client.waitForHandshake()
+            try:
+                await self._timed(client.startTLS(self._tlsOptions()))
+            except BaseException:
+                handshake.addErrback(lambda f: None)
+                raise
+            await self._timed(handshake)
+        return client
+
     @staticmethod
-    def _abort(client) -> None:
-        if client is not None and client.transport is not None:
-            client.transport.abortConnection()
+    def _abort(opened: list) -> None:
+        for client in opened:
+            if client.transport is not None:
+                client.transport.abortConnection()
 
     async def _bind(self, client: LDAPClient, dn: str, password: str) -> None:
         """
@@ -451,7 +466,7 @@ class LDAPDirectory:
                 _close(client)
                 raise self._failed(f"the search account {self._bindDN} cannot bind: {e}") from None
             except _CONNECTION_ERRORS as e:
-                self._abort(client)
+                self._abort([client])
                 raise self._failed(f"connection lost: {e!r}") from None
         return client
 
@@ -540,7 +555,7 @@ class LDAPDirectory:
                 raise self._unavailable(f"bind failed: {e}") from None
             raise UnauthorizedLogin(f"bind refused: {e}") from None
         except _CONNECTION_ERRORS as e:
-            self._abort(client)
+            self._abort([client])
             raise self._failed(f"bind failed: {e!r}") from None
         finally:
             _close(client)
