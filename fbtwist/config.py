@@ -414,4 +414,24 @@ def buildConfig(commandLine: Dict[str, object], configFile: Optional[str] = None
         except ValueError as e:
             raise ConfigError(f"{source}: {e}") from None
         values[f.name] = tuple(parsed) if f.metadata["repeatable"] else parsed[-1]
-    return Config(**values)
+    config = Config(**values)
+    checkDirectorySettings(config)
+    return config
+
+
+def checkDirectorySettings(config: Config) -> None:
+    """
+    Refuse directory settings that contradict each other.
+
+    @raise ConfigError: Saying which, and what to do.
+    """
+    url = config.ldap
+    if config.bindDN and not config.bindPassword:
+        raise ConfigError("--bind-dn needs --bind-password-file (the search account's password)")
+    if config.bindPassword and not config.bindDN:
+        raise ConfigError("--bind-password-file needs --bind-dn (the search account)")
+    if url is not None and url.tls and config.ldapStartTLS:
+        raise ConfigError("--ldap-starttls is for ldap:// URLs; an ldaps:// URL is TLS already")
+    if config.ldapCA is not None and not (url is not None and (url.tls or url.startTLS or config.ldapStartTLS)):
+        raise ConfigError("--ldap-ca is given but the directory connection is not TLS: "
+                          "use an ldaps:// URL or --ldap-starttls")

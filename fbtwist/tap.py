@@ -2,6 +2,8 @@
 C{twistd freebusy}: options and the service tree.
 """
 
+import ipaddress
+
 from twisted.application import service, strports
 from twisted.cred.checkers import AllowAnonymousAccess
 from twisted.cred.portal import Portal
@@ -99,6 +101,13 @@ class _DirectoryConnections(service.Service):
         return self.directory.close()
 
 
+def _isLoopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host.lower() == "localhost"
+
+
 def makeService(options, reactor=None) -> service.MultiService:
     """
     Build fbtwist's services: the demo directory (when no --ldap is given),
@@ -118,6 +127,12 @@ def makeService(options, reactor=None) -> service.MultiService:
         startTLS=config.ldapStartTLS, loginAttributes=config.ldapLoginAttributes,
         mailAttributes=config.mailAttributes, poolSize=config.ldapPoolSize, retryMax=config.ldapRetryMax,
     )
+    if config.ldap is not None and not (url.tls or directory.startTLS) and not _isLoopback(url.host):
+        log.warn(
+            "the directory {server} is reached without TLS: passwords cross the network in clear text "
+            "(use ldaps:// or --ldap-starttls)",
+            server=directory.server,
+        )
     if config.ldap is None:
         def pointDirectoryAt(host, port):
             directory.url = url.withAddress(host, port)

@@ -3,11 +3,13 @@ L{fbtwist.ldapurl} (RFC 4516) and the directory settings: the StartTLS
 extension and flag, scopes, filters, the example configurations in etc/.
 """
 
+import re
+
 from twisted.trial.unittest import SynchronousTestCase
 
 import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
 from ldaptor.protocols import pureldap
-from fbtwist.config import ConfigError, buildConfig, readConfigFile
+from fbtwist.config import ConfigError, buildConfig, caCertificates
 from fbtwist.ldapurl import LDAPURLError, parseLDAPURL
 from fbtwist.tap import Options
 from tests.helpers import ETC
@@ -85,13 +87,12 @@ class DirectorySettingsTests(SynchronousTestCase):
         options = Options()
         options.parseOptions(["--ldap-starttls", "--mail-attributes", "mail, mailAlternateAddress",
                               "--ldap-login-attributes", "sAMAccountName,userPrincipalName",
-                              "--auth-cache-ttl", "0", "--bind-dn", "svc@corp.example.com"])
+                              "--auth-cache-ttl", "0"])
         config = options.config
         self.assertTrue(config.ldapStartTLS)
         self.assertEqual(config.mailAttributes, ("mail", "mailAlternateAddress"))
         self.assertEqual(config.ldapLoginAttributes, ("sAMAccountName", "userPrincipalName"))
         self.assertEqual(config.authCacheTTL, 0)
-        self.assertEqual(config.bindDN, "svc@corp.example.com")
 
     def test_flagInFile(self):
         """
@@ -119,17 +120,58 @@ class DirectorySettingsTests(SynchronousTestCase):
                 buildConfig({option: value})
             self.assertIn(option, str(caught.exception))
 
+    def test_contradictions(self):
+        """
+        A search account without its password (or the reverse), StartTLS on
+        ldaps://, a CA for a plain connection are refused.
+        """
+        secret = self.mktemp()
+        with open(secret, "w") as f:
+            f.write("pw\n")
+        ca = self.mktemp()
+        from tests.slapd import _TestPKI, _pem
+
+        pki = _TestPKI()
+        with open(ca, "wb") as f:
+            f.write(_pem(pki.caCert))
+        for given in (
+            {"bind-dn": "cn=x,dc=example,dc=com"},
+            {"bind-password-file": secret},
+            {"ldap": "ldaps://h/dc=x", "ldap-starttls": 1},
+            {"ldap": "ldap://h/dc=x", "ldap-ca": ca},
+            {"ldap-ca": ca},
+        ):
+            self.assertRaises(ConfigError, buildConfig, given)
+        self.assertEqual(len(caCertificates(buildConfig({"ldap": "ldaps://h/dc=x", "ldap-ca": ca}).ldapCA)), 1)
+        self.assertTrue(buildConfig({"ldap": "ldap://h/dc=x??sub??!starttls", "ldap-ca": ca}).ldapCA)
+
     def test_examples(self):
         """
-        The OpenLDAP and Active Directory examples in etc/ use known
-        settings, and their URLs and attribute lists parse.
+        The OpenLDAP and Active Directory examples in etc/ load as they are
+        (with their files present): TLS URLs, a search account, the AD
+        login attributes and filter.
         """
+        from tests.slapd import _TestPKI, _pem
+
+        ca, secret = self.mktemp(), self.mktemp()
+        with open(ca, "wb") as f:
+            f.write(_pem(_TestPKI().caCert))
+        with open(secret, "w") as f:
+            f.write("pw\n")
+        configs = {}
         for name in ("openldap.ini", "activedirectory.ini"):
-            values = readConfigFile(ETC.child(name).path)
-            config = buildConfig({k: values[k][0] for k in ("ldap", "mail-attributes", "bind-dn", "admin-group")
-                                  if k in values} | {"ldap-login-attributes": values.get("ldap-login-attributes",
-                                                                                         [None])[0]})
+            text = ETC.child(name).getContent().decode("utf-8")
+            text = re.sub(r"(?m)^ldap-ca = .*$", f"ldap-ca = {ca}", text)
+            text = re.sub(r"(?m)^bind-password-file = .*$", f"bind-password-file = {secret}", text)
+            path = self.mktemp()
+            with open(path, "w") as f:
+                f.write(text)
+            configs[name] = config = buildConfig({}, path)
             self.assertTrue(config.ldap.tls, name)
-        ad = buildConfig({"ldap": readConfigFile(ETC.child("activedirectory.ini").path)["ldap"][0]})
+            self.assertEqual(config.bindPassword, "pw")
+        ad = configs["activedirectory.ini"]
         self.assertEqual(ad.ldap.attribute, "sAMAccountName")
+        self.assertEqual(ad.ldapLoginAttributes, ("sAMAccountName", "userPrincipalName"))
+        self.assertEqual(ad.bindDN, "svc-fbtwist@corp.example.com")
         self.assertIsInstance(ad.ldap.filterObject(), pureldap.LDAPFilter_and)
+        self.assertEqual(configs["openldap.ini"].mailAttributes, ("mail", "mailAlternateAddress"))
