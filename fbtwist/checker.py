@@ -1,7 +1,14 @@
 """
 The credentials checker: logins and passwords checked against the
-directory, for HTTP Basic and FTP alike.
+directory, for HTTP Basic and FTP alike, with a bind cache and brute-force
+throttling in front of it.
 """
+
+import hashlib
+import hmac
+import os
+from collections import OrderedDict
+from typing import Optional
 
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword
@@ -11,6 +18,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from fbtwist.interfaces import IDirectory
+from fbtwist.throttle import LoginThrottle
 
 
 def credentialText(value) -> str:
@@ -32,33 +40,119 @@ def credentialText(value) -> str:
         return value.decode("latin-1")
 
 
+class BindCache:
+    """
+    Remembers successful binds for C{ttl} seconds, so that a client sending
+    Basic credentials with every request does not cost a directory bind
+    each time.
+
+    Safer than Apache's C{mod_authnz_ldap} cache: the password is kept only
+    as a salted scrypt hash (a random salt per process and per entry), the
+    size is bounded (least recently used entries go first), and a password
+    that does not match the remembered one is never answered from the cache:
+    it goes to the directory, and when the directory accepts it, it
+    replaces the old one.  A password changed in the directory therefore
+    stops working here at the latest C{ttl} seconds later.
+
+    @param clock: An L{IReactorTime}.
+    """
+
+    _processSalt = os.urandom(16)
+
+    def __init__(self, clock, ttl: float = 300.0, maxSize: int = 1000):
+        self.clock = clock
+        self.ttl = ttl
+        self.maxSize = maxSize
+        self._entries: "OrderedDict[str, tuple]" = OrderedDict()
+
+    def _hash(self, password: str, salt: bytes) -> bytes:
+        return hashlib.scrypt(
+            password.encode("utf-8"), salt=self._processSalt + salt, n=2**11, r=8, p=1, dklen=32
+        )
+
+    def get(self, login: str, password: str) -> Optional[str]:
+        """
+        @return: The uid remembered for C{login} if C{password} is the one
+            it bound with less than C{ttl} seconds ago, else C{None}.
+        """
+        entry = self._entries.get(login)
+        if entry is None:
+            return None
+        uid, salt, digest, expires = entry
+        if expires <= self.clock.seconds():
+            del self._entries[login]
+            return None
+        if not hmac.compare_digest(digest, self._hash(password, salt)):
+            return None
+        self._entries.move_to_end(login)
+        return uid
+
+    def put(self, login: str, password: str, uid: str) -> None:
+        """
+        Remember that C{login} bound as C{uid} with C{password}, replacing
+        whatever was remembered for it.
+        """
+        salt = os.urandom(16)
+        self._entries.pop(login, None)
+        self._entries[login] = (uid, salt, self._hash(password, salt), self.clock.seconds() + self.ttl)
+        while len(self._entries) > self.maxSize:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 @implementer(ICredentialsChecker)
 class DirectoryChecker:
     """
     Checks L{IUsernamePassword} credentials with search-then-bind.
 
     Fails with L{UnauthorizedLogin} for bad credentials only; a directory
-    that cannot answer fails with L{fbtwist.errors.DirectoryUnavailable}.
+    that cannot answer fails with L{fbtwist.errors.DirectoryUnavailable},
+    and a throttled login or address with L{fbtwist.errors.TooManyAttempts}
+    (before the password is even looked at, so the answer says nothing
+    about the account).  The client's address is read from the credentials'
+    C{peer} attribute where the protocol set it.
+
+    @param cache: A L{BindCache}, or C{None} for none.
+    @param throttle: A L{LoginThrottle}, or C{None} for none.
     """
 
     credentialInterfaces = (IUsernamePassword,)
     log = Logger()
 
-    def __init__(self, directory: IDirectory):
+    def __init__(self, directory: IDirectory, cache: Optional[BindCache] = None,
+                 throttle: Optional[LoginThrottle] = None):
         self.directory = directory
+        self.cache = cache
+        self.throttle = throttle
 
     def requestAvatarId(self, credentials) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._requestAvatarId(credentials))
+
+    async def _requestAvatarId(self, credentials) -> str:
         login = credentialText(credentials.username)
         password = credentialText(credentials.password)
-        if not login or not password:
-            return defer.fail(UnauthorizedLogin("empty login or password"))
-        if len(login) > 256 or len(password) > 1024 or "\x00" in login + password:
-            return defer.fail(UnauthorizedLogin("malformed credentials"))
-        d = self.directory.authenticate(login, password)
-
-        def failed(failure):
-            if failure.check(UnauthorizedLogin):
-                self.log.info("login failed for {login!r}: {reason}", login=login, reason=failure.getErrorMessage())
-            return failure
-
-        return d.addErrback(failed)
+        peer = getattr(credentials, "peer", None)
+        if self.throttle is not None:
+            self.throttle.check(login, peer)
+        try:
+            if not login or not password:
+                raise UnauthorizedLogin("empty login or password")
+            if len(login) > 256 or len(password) > 1024 or "\x00" in login + password:
+                raise UnauthorizedLogin("malformed credentials")
+            uid = self.cache.get(login, password) if self.cache is not None else None
+            if self.cache is not None:
+                self.log.debug("bind cache {hit}", fbEvent="bind-cache", hit=uid is not None)
+            if uid is None:
+                uid = await self.directory.authenticate(login, password)
+                if self.cache is not None:
+                    self.cache.put(login, password, uid)
+        except UnauthorizedLogin as e:
+            self.log.info("login failed for {login!r} from {peer}: {reason}", login=login, peer=peer, reason=str(e))
+            if self.throttle is not None:
+                self.throttle.failed(login, peer)
+            raise
+        if self.throttle is not None:
+            self.throttle.succeeded(login)
+        return uid

@@ -140,17 +140,111 @@ def readableFile(path: str) -> FilePath:
     return fp
 
 
-def setting(option: str, default, parse, help: str, repeatable: bool = False, secret: bool = False, metavar: str = ""):
+def parseFlag(text: str) -> bool:
+    """
+    A yes/no setting (C{yes}, C{true}, C{on}, C{1} or C{no}, C{false},
+    C{off}, C{0}).
+    """
+    lowered = text.strip().lower()
+    if lowered in ("yes", "true", "on", "1"):
+        return True
+    if lowered in ("no", "false", "off", "0"):
+        return False
+    raise ValueError("expected yes or no")
+
+
+def parseSeconds(text: str) -> float:
+    """
+    A number of seconds, 0 allowed (meaning "off" where the help says so).
+    """
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ValueError("expected a number of seconds") from None
+    if not 0 <= seconds <= 86400:
+        raise ValueError("must be between 0 and 86400 seconds")
+    return seconds
+
+
+def parseCount(low: int, high: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError("expected a whole number") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return value
+
+    return parse
+
+
+def parseAttributeList(text: str) -> Tuple[str, ...]:
+    """
+    A comma-separated list of LDAP attribute names.
+    """
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise ValueError("expected attribute names separated by commas")
+    for name in names:
+        if not (name[0].isascii() and name[0].isalpha()) or not all(c.isascii() and (c.isalnum() or c == "-") for c in name):
+            raise ValueError(f"{name!r} is not an attribute name")
+    return names
+
+
+def parseBindName(text: str) -> str:
+    """
+    The search account: a DN, or a name Active Directory binds with
+    (C{user@domain} or C{DOMAIN\\user}).
+    """
+    if "=" not in text and ("@" in text or "\\" in text) and text.strip() == text and text:
+        return text
+    return parseDN(text)
+
+
+def parseCACertificates(text: str) -> FilePath:
+    """
+    A PEM file holding one or more CA certificates.
+    """
+    path = readableFile(text)
+    if not caCertificates(path):
+        raise ValueError(f"{text} holds no PEM certificate")
+    return path
+
+
+def caCertificates(path: FilePath) -> list:
+    """
+    The certificates in a PEM file (L{twisted.internet.ssl.Certificate}s).
+
+    @raise ValueError: When one does not parse.
+    """
+    from twisted.internet.ssl import Certificate
+
+    data = path.getContent()
+    marker = b"-----BEGIN CERTIFICATE-----"
+    certificates = []
+    for chunk in data.split(marker)[1:]:
+        try:
+            certificates.append(Certificate.loadPEM(marker + chunk))
+        except Exception as e:
+            raise ValueError(f"{path.path} holds a certificate that does not parse ({e})") from None
+    return certificates
+
+
+def setting(option: str, default, parse, help: str, repeatable: bool = False, secret: bool = False, metavar: str = "",
+            flag: bool = False):
     """
     Declare a L{Config} field as an option.
 
     @param parse: Turns one text value into the setting's value, raising
         L{ValueError} with a short reason.
+    @param flag: Whether the option is a command-line flag (no value); in
+        the config file it takes C{yes} or C{no}.
     """
     return field(
         default=default,
         repr=not secret,
-        metadata=dict(option=option, parse=parse, help=help, repeatable=repeatable, metavar=metavar),
+        metadata=dict(option=option, parse=parse, help=help, repeatable=repeatable, metavar=metavar, flag=flag),
     )
 
 
@@ -181,7 +275,9 @@ class Config:
         metavar="URL",
     )
     bindDN: Optional[str] = setting(
-        "bind-dn", None, parseDN, "Search the directory as this DN (anonymously when absent).", metavar="DN",
+        "bind-dn", None, parseBindName,
+        "Search the directory as this DN, or user@domain for Active Directory (anonymously when absent).",
+        metavar="DN",
     )
     bindPassword: Optional[str] = setting(
         "bind-password-file", None, readSecretFile,
@@ -195,7 +291,8 @@ class Config:
         "max-upload", 1 << 20, parseSize, "The largest upload accepted (bytes; K and M suffixes).", metavar="BYTES",
     )
     ldapTimeout: float = setting(
-        "ldap-timeout", 5.0, parsePositiveSeconds, "Give up on a directory call after this long.", metavar="SECONDS",
+        "ldap-timeout", 1.5, parsePositiveSeconds,
+        "Give up on a directory call after this long (clients then get 503).", metavar="SECONDS",
     )
     realm: str = setting(
         "realm", "fbtwist free/busy", parseText, "The HTTP Basic authentication realm.", metavar="NAME",
@@ -206,6 +303,62 @@ class Config:
     )
     demoLDIF: FilePath = setting(
         "demo-ldif", DEMO_LDIF, readableFile, "The demo directory's entries.", metavar="FILE",
+    )
+
+    # --- Directory: TLS, connections, names, bind cache, throttling ---
+    ldapStartTLS: bool = setting(
+        "ldap-starttls", False, parseFlag,
+        "Switch ldap:// connections to TLS with StartTLS (also the URL extension ?starttls); "
+        "never falls back to plain text.", flag=True,
+    )
+    ldapCA: Optional[FilePath] = setting(
+        "ldap-ca", None, parseCACertificates,
+        "Trust only the CA certificates in this PEM file for the directory's TLS certificate "
+        "(default: the system's CAs). The certificate must name the URL's host.", metavar="FILE",
+    )
+    ldapLoginAttributes: Tuple[str, ...] = setting(
+        "ldap-login-attributes", (), parseAttributeList,
+        "Match a login against any of these attributes, e.g. sAMAccountName,userPrincipalName "
+        "for Active Directory [default: the URL's attribute].", metavar="ATTRS",
+    )
+    mailAttributes: Tuple[str, ...] = setting(
+        "mail-attributes", ("mail",), parseAttributeList,
+        "Attributes holding mail addresses, for lookup names (e.g. mail,mailAlternateAddress).",
+        metavar="ATTRS",
+    )
+    ldapPoolSize: int = setting(
+        "ldap-pool-size", 2, parseCount(1, 32), "Persistent connections used for directory searches.",
+        metavar="N",
+    )
+    ldapRetryMax: float = setting(
+        "ldap-retry-max", 30.0, parsePositiveSeconds,
+        "After directory failures, wait at most this long before reconnecting (the wait starts at "
+        "0.25 s and doubles; requests meanwhile get 503).", metavar="SECONDS",
+    )
+    authCacheTTL: float = setting(
+        "auth-cache-ttl", 300.0, parseSeconds,
+        "Remember a successful login (as a salted hash) for this long; 0 switches the cache off.",
+        metavar="SECONDS",
+    )
+    authCacheSize: int = setting(
+        "auth-cache-size", 1000, parseCount(1, 1000000), "Logins the bind cache remembers at most.", metavar="N",
+    )
+    loginFailures: int = setting(
+        "login-failures", 5, parseCount(0, 1000000),
+        "Failed logins for one login name within --login-window that lock it out; 0 = no limit.", metavar="N",
+    )
+    loginFailuresPerAddress: int = setting(
+        "login-failures-per-address", 20, parseCount(0, 1000000),
+        "Failed logins from one client address within --login-window that lock it out; 0 = no limit.",
+        metavar="N",
+    )
+    loginWindow: float = setting(
+        "login-window", 300.0, parsePositiveSeconds, "The window over which failed logins are counted.",
+        metavar="SECONDS",
+    )
+    loginLockout: float = setting(
+        "login-lockout", 300.0, parsePositiveSeconds,
+        "How long a locked-out login name or address is refused (HTTP 429, FTP 421).", metavar="SECONDS",
     )
 
 
@@ -265,6 +418,9 @@ def buildConfig(commandLine: Dict[str, object], configFile: Optional[str] = None
     for f in settings():
         option = _optionKey(f)
         given = commandLine.get(option)
+        if f.metadata["flag"]:
+            # A flag not given on the command line is 0, not None.
+            given = "yes" if given else None
         if given is not None and given != []:
             source, texts = f"--{option}", given if isinstance(given, list) else [given]
         elif option in fromFile:
@@ -277,4 +433,24 @@ def buildConfig(commandLine: Dict[str, object], configFile: Optional[str] = None
         except ValueError as e:
             raise ConfigError(f"{source}: {e}") from None
         values[f.name] = tuple(parsed) if f.metadata["repeatable"] else parsed[-1]
-    return Config(**values)
+    config = Config(**values)
+    checkDirectorySettings(config)
+    return config
+
+
+def checkDirectorySettings(config: Config) -> None:
+    """
+    Refuse directory settings that contradict each other.
+
+    @raise ConfigError: Saying which, and what to do.
+    """
+    url = config.ldap
+    if config.bindDN and not config.bindPassword:
+        raise ConfigError("--bind-dn needs --bind-password-file (the search account's password)")
+    if config.bindPassword and not config.bindDN:
+        raise ConfigError("--bind-password-file needs --bind-dn (the search account)")
+    if url is not None and url.tls and config.ldapStartTLS:
+        raise ConfigError("--ldap-starttls is for ldap:// URLs; an ldaps:// URL is TLS already")
+    if config.ldapCA is not None and not (url is not None and (url.tls or url.startTLS or config.ldapStartTLS)):
+        raise ConfigError("--ldap-ca is given but the directory connection is not TLS: "
+                          "use an ldaps:// URL or --ldap-starttls")

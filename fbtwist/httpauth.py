@@ -102,6 +102,8 @@ class BasicAuthGuard(Resource):
         return DeferredResource(self._login(request, credentials))
 
     def _login(self, request, credentials) -> defer.Deferred:
+        # For brute-force throttling per client address (see DirectoryChecker).
+        credentials.peer = getattr(request.getClientAddress(), "host", None)
         d = self.portal.login(credentials, None, IResource)
 
         def loggedIn(result):

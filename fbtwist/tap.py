@@ -2,21 +2,25 @@
 C{twistd freebusy}: options and the service tree.
 """
 
+import ipaddress
+
 from twisted.application import service, strports
 from twisted.cred.checkers import AllowAnonymousAccess
 from twisted.cred.portal import Portal
+from twisted.internet.ssl import trustRootFromCertificates
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.web.resource import IResource
 
-from fbtwist.checker import DirectoryChecker
-from fbtwist.config import ConfigError, buildConfig, settings
+from fbtwist.checker import BindCache, DirectoryChecker
+from fbtwist.config import ConfigError, buildConfig, caCertificates, settings
 from fbtwist.dav.resource import CalendarTreeResource
 from fbtwist.demo import DemoDirectoryService
 from fbtwist.directory import LDAPDirectory
 from fbtwist.ldapurl import parseLDAPURL
 from fbtwist.realm import FreeBusyRealm
 from fbtwist.store import CalendarStore
+from fbtwist.throttle import LoginThrottle
 from fbtwist.web import makeSite
 
 log = Logger()
@@ -57,8 +61,10 @@ class Options(usage.Options):
         "--config (section [freebusy], keys as the long option names); the command line wins."
     )
     optParameters = [["config", "c", None, "Read settings from this INI file."]] + [
-        [f.metadata["option"], None, None, _helpText(f)] for f in settings() if not f.metadata["repeatable"]
+        [f.metadata["option"], None, None, _helpText(f)]
+        for f in settings() if not (f.metadata["repeatable"] or f.metadata["flag"])
     ]
+    optFlags = [[f.metadata["option"], None, f.metadata["help"]] for f in settings() if f.metadata["flag"]]
 
     def __init__(self):
         super().__init__()
@@ -80,6 +86,28 @@ for _f in settings():
 del _f
 
 
+class _DirectoryConnections(service.Service):
+    """
+    Closes the directory's connections when fbtwist stops.
+    """
+
+    name = "directory"
+
+    def __init__(self, directory):
+        self.directory = directory
+
+    def stopService(self):
+        super().stopService()
+        return self.directory.close()
+
+
+def _isLoopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host.lower() == "localhost"
+
+
 def makeService(options, reactor=None) -> service.MultiService:
     """
     Build fbtwist's services: the demo directory (when no --ldap is given),
@@ -95,7 +123,16 @@ def makeService(options, reactor=None) -> service.MultiService:
     url = config.ldap if config.ldap is not None else parseLDAPURL(DEMO_URL)
     directory = LDAPDirectory(
         url, reactor, bindDN=config.bindDN, bindPassword=config.bindPassword, timeout=config.ldapTimeout,
+        trustRoot=trustRootFromCertificates(caCertificates(config.ldapCA)) if config.ldapCA else None,
+        startTLS=config.ldapStartTLS, loginAttributes=config.ldapLoginAttributes,
+        mailAttributes=config.mailAttributes, poolSize=config.ldapPoolSize, retryMax=config.ldapRetryMax,
     )
+    if config.ldap is not None and not (url.tls or directory.startTLS) and not _isLoopback(url.host):
+        log.warn(
+            "the directory {server} is reached without TLS: passwords cross the network in clear text "
+            "(use ldaps:// or --ldap-starttls)",
+            server=directory.server,
+        )
     if config.ldap is None:
         def pointDirectoryAt(host, port):
             directory.url = url.withAddress(host, port)
@@ -104,7 +141,15 @@ def makeService(options, reactor=None) -> service.MultiService:
 
     realm = FreeBusyRealm(store, directory, adminGroup=config.adminGroup)
     realm.registerAvatarFactory(IResource, CalendarTreeResource)
-    portal = Portal(realm, [DirectoryChecker(directory), AllowAnonymousAccess()])
+    checker = DirectoryChecker(
+        directory,
+        cache=BindCache(reactor, config.authCacheTTL, config.authCacheSize) if config.authCacheTTL else None,
+        throttle=LoginThrottle(
+            reactor, maxFailures=config.loginFailures, maxFailuresPerAddress=config.loginFailuresPerAddress,
+            window=config.loginWindow, lockout=config.loginLockout,
+        ),
+    )
+    portal = Portal(realm, [checker, AllowAnonymousAccess()])
 
     site = makeSite(portal, directory, store, config.maxUpload, realmName=config.realm)
     for index, description in enumerate(config.http):
@@ -112,8 +157,10 @@ def makeService(options, reactor=None) -> service.MultiService:
         listener.setName("http" if index == 0 else f"http{index + 1}")
         listener.setServiceParent(top)
 
+    _DirectoryConnections(directory).setServiceParent(top)
     top.directory = directory
     top.store = store
     top.portal = portal
+    top.checker = checker
     log.info("calendar tree at {root}", root=store.root.path)
     return top

@@ -1,0 +1,230 @@
+"""
+L{fbtwist.directory} on ldaptor's in-memory LDAP server over loopback:
+filter injection, empty passwords, several matching entries, Active
+Directory logins and mail attributes; and ldaptor's client fed crafted
+responses carrying referrals.
+"""
+
+from twisted.cred.error import UnauthorizedLogin
+from twisted.internet import defer, reactor
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.testing import StringTransport
+from twisted.python.filepath import FilePath
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface.verify import verifyObject
+
+import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
+from ldaptor.protocols import pureldap
+from ldaptor.protocols.ldap.ldapsyntax import LDAPEntry
+from fbtwist.demo import DemoLDAPFactory, loadLDIF
+from fbtwist.directory import DirectoryClient, LDAPDirectory
+from fbtwist.interfaces import IDirectory
+from fbtwist.ldapurl import parseLDAPURL
+
+LDIF = """\
+dn: dc=corp,dc=example
+objectClass: dcObject
+dc: corp
+
+dn: ou=users,dc=corp,dc=example
+objectClass: organizationalUnit
+ou: users
+
+dn: cn=Alice Liddell,ou=users,dc=corp,dc=example
+objectClass: user
+cn: Alice Liddell
+sAMAccountName: alice
+userPrincipalName: alice@corp.example
+mail: alice.liddell@example.com
+mailAlternateAddress: alice@example.net
+userPassword: wonderland
+
+dn: cn=Star,ou=users,dc=corp,dc=example
+objectClass: user
+cn: Star
+sAMAccountName: *
+userPassword: star-pw
+
+dn: cn=Twin One,ou=users,dc=corp,dc=example
+objectClass: user
+cn: Twin One
+sAMAccountName: twin
+mail: twin@example.com
+userPassword: twin-pw
+
+dn: cn=Twin Two,ou=users,dc=corp,dc=example
+objectClass: user
+cn: Twin Two
+sAMAccountName: twin
+mail: twin@example.org
+userPassword: twin-pw
+
+dn: cn=Jose,ou=users,dc=corp,dc=example
+objectClass: user
+cn: Jose
+sAMAccountName: josé
+mail: josé@example.com
+userPassword: olé
+
+"""
+
+
+class InMemoryDirectoryTests(TestCase):
+    """
+    An Active Directory-like tree (no schema) on the in-memory server.
+    """
+
+    async def setUp(self):
+        path = FilePath(self.mktemp())
+        path.setContent(LDIF.encode("utf-8"))
+        port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(DemoLDAPFactory(loadLDIF(path)))
+        self.addCleanup(port.stopListening)
+        url = parseLDAPURL(f"ldap://127.0.0.1:{port.getHost().port}/ou=users,dc=corp,dc=example?sAMAccountName?sub")
+        self.directory = LDAPDirectory(
+            url, reactor, loginAttributes=("sAMAccountName", "userPrincipalName"),
+            mailAttributes=("mail", "mailAlternateAddress"),
+        )
+        self.addCleanup(self.directory.close)
+
+    def test_interface(self):
+        """
+        LDAPDirectory provides IDirectory.
+        """
+        self.assertTrue(verifyObject(IDirectory, self.directory))
+
+    async def test_activeDirectoryLogins(self):
+        """
+        A user logs in by sAMAccountName or userPrincipalName; the uid is
+        the sAMAccountName.
+        """
+        self.assertEqual(await self.directory.authenticate("alice", "wonderland"), "alice")
+        self.assertEqual(await self.directory.authenticate("alice@corp.example", "wonderland"), "alice")
+
+    async def test_injection(self):
+        """
+        Filter metacharacters in a login are matched literally, never as
+        wildcards or filter syntax.
+        """
+        for login in ("a*", "*)(sAMAccountName=*", "*)(|(cn=*", "alice)(", "al\\2a", "\\", "ali\\ce", "*"):
+            with self.assertRaises(UnauthorizedLogin, msg=login):
+                await self.directory.authenticate(login, "wonderland")
+            if login != "*":
+                self.assertIsNone(await self.directory.resolveName(login), login)
+
+    async def test_literalStar(self):
+        """
+        A user literally named C{*} logs in as themselves only.
+        """
+        self.assertEqual(await self.directory.authenticate("*", "star-pw"), "*")
+        self.assertEqual(await self.directory.resolveName("*"), "*")
+
+    async def test_nul(self):
+        """
+        A login with a NUL matches nobody.
+        """
+        with self.assertRaises(UnauthorizedLogin):
+            await self.directory.authenticate("alice\x00", "wonderland")
+
+    async def test_nonASCII(self):
+        """
+        Non-ASCII logins, passwords and mail addresses work.
+        """
+        self.assertEqual(await self.directory.authenticate("josé", "olé"), "josé")
+        self.assertEqual(await self.directory.resolveName("josé@example.com"), "josé")
+        with self.assertRaises(UnauthorizedLogin):
+            await self.directory.authenticate("jose", "olé")
+
+    async def test_emptyPassword(self):
+        """
+        An empty password or login never binds (it would be an anonymous
+        bind).
+        """
+        for login, password in (("alice", ""), ("", "wonderland"), ("", "")):
+            with self.assertRaises(UnauthorizedLogin):
+                await self.directory.authenticate(login, password)
+
+    async def test_severalEntries(self):
+        """
+        A login matching several entries logs nobody in, even with the
+        right password.
+        """
+        with self.assertRaises(UnauthorizedLogin):
+            await self.directory.authenticate("twin", "twin-pw")
+
+    async def test_mailAttributes(self):
+        """
+        Lookup names match the local part and full address of any mail
+        attribute.
+        """
+        self.assertEqual(await self.directory.resolveName("alice.liddell"), "alice")
+        self.assertEqual(await self.directory.resolveName("alice@example.net"), "alice")
+        self.assertEqual(await self.directory.resolveName("twin@example.org"), "twin")
+
+
+def _tlv(tag: int, content: bytes) -> bytes:
+    length = len(content)
+    if length < 0x80:
+        encoded = bytes([length])
+    else:
+        raw = length.to_bytes((length.bit_length() + 7) // 8, "big")
+        encoded = bytes([0x80 | len(raw)]) + raw
+    return bytes([tag]) + encoded + content
+
+
+def _message(messageID: int, op: bytes) -> bytes:
+    return _tlv(0x30, _tlv(0x02, messageID.to_bytes((messageID.bit_length() + 8) // 8, "big")) + op)
+
+
+def _searchDone(code: int, referral: bytes = b"") -> bytes:
+    return _tlv(0x65, _tlv(0x0A, bytes([code])) + _tlv(0x04, b"") + _tlv(0x04, b"") + referral)
+
+
+def _entry(dn: bytes, uid: bytes) -> bytes:
+    attribute = _tlv(0x30, _tlv(0x04, b"uid") + _tlv(0x31, _tlv(0x04, uid)))
+    return _tlv(0x64, _tlv(0x04, dn) + _tlv(0x30, attribute))
+
+
+REFERENCE = _tlv(0x73, _tlv(0x04, b"ldap://DomainDnsZones.corp.example/DC=DomainDnsZones,DC=corp,DC=example"))
+REFERRAL = _tlv(0xA3, _tlv(0x04, b"ldap://other.example/dc=other,dc=example"))
+
+
+class ReferralTests(SynchronousTestCase):
+    """
+    What Active Directory sends, fed byte for byte to the client.
+    """
+
+    def search(self, *responses):
+        """
+        Search, and answer with C{responses} (functions of the request's
+        message ID giving bytes).
+        """
+        client = DirectoryClient()
+        client.makeConnection(StringTransport())
+        d = LDAPEntry(client, "dc=corp,dc=example").search(
+            filterObject=pureldap.LDAPFilter_present("uid"), attributes=["uid"]
+        )
+        (messageID,) = client.onwire
+        for response in responses:
+            client.dataReceived(_message(messageID, response))
+        return self.successResultOf(d)
+
+    def test_referenceIgnored(self):
+        """
+        A continuation reference among the entries is skipped.
+        """
+        entries = self.search(_entry(b"uid=alice,dc=corp,dc=example", b"alice"), REFERENCE, _searchDone(0))
+        self.assertEqual([e.dn.getText() for e in entries], ["uid=alice,dc=corp,dc=example"])
+
+    def test_referralResultIsEmpty(self):
+        """
+        A search answered "referral" (result code 10 with URIs) is an empty
+        result, not an error or a hung request.
+        """
+        self.assertEqual(self.search(REFERENCE, _searchDone(10, REFERRAL)), [])
+
+    def test_successWithReferralField(self):
+        """
+        A successful result carrying a referral field keeps its entries.
+        """
+        entries = self.search(_entry(b"uid=bob,dc=corp,dc=example", b"bob"), _searchDone(0, REFERRAL))
+        self.assertEqual(len(entries), 1)
