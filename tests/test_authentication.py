@@ -94,16 +94,6 @@ class DirectoryCheckerTests(DemoDirectoryTestCase):
         ]:
             yield self.assertFailure(self.login(login, password), UnauthorizedLogin)
 
-    @defer.inlineCallbacks
-    def test_oneSearchConnection(self):
-        """
-        Searches share one connection instead of opening one per login.
-        """
-        yield self.login("alice", "wonderland")
-        first = self.directory._searchClient
-        yield defer.gatherResults([self.login("bsmith", "builder"), self.login("carol", "marvel")])
-        self.assertIs(self.directory._searchClient, first)
-
 
 class ResolveNameTests(DemoDirectoryTestCase):
     """

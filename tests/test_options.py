@@ -78,7 +78,7 @@ class OptionsTests(unittest.TestCase):
         """
         secret = FilePath(self.mktemp())
         secret.setContent(b"s3cret\nignored\n")
-        config = parse("--bind-password-file", secret.path)
+        config = parse("--bind-dn", "cn=search,dc=example,dc=com", "--bind-password-file", secret.path)
         self.assertEqual(config.bindPassword, "s3cret")
         self.assertNotIn("s3cret", repr(config))
 
@@ -118,7 +118,7 @@ class OptionsTests(unittest.TestCase):
         Each Config field has an option and help text.
         """
         options = Options()
-        longNames = {p[0] for p in options.optParameters} | {"http"}
+        longNames = {p[0] for p in options.optParameters + options.optFlags} | {"http"}
         for field in Config.__dataclass_fields__.values():
             self.assertIn(field.metadata["option"], longNames)
             self.assertTrue(field.metadata["help"])
