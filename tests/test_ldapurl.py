@@ -175,3 +175,52 @@ class DirectorySettingsTests(SynchronousTestCase):
         self.assertEqual(ad.bindDN, "svc-fbtwist@corp.example.com")
         self.assertIsInstance(ad.ldap.filterObject(), pureldap.LDAPFilter_and)
         self.assertEqual(configs["openldap.ini"].mailAttributes, ("mail", "mailAlternateAddress"))
+
+
+class LDAPURLFormsTests(SynchronousTestCase):
+    """
+    URLs as administrators write them for Apache.
+    """
+
+    def test_apacheExample(self):
+        """
+        Base, attribute, scope and filter are read.
+        """
+        url = parseLDAPURL("ldap://ldap.example.com:1389/ou=people,dc=example,dc=com?uid?one?(objectClass=inetOrgPerson)")
+        self.assertEqual((url.scheme, url.host, url.port), ("ldap", "ldap.example.com", 1389))
+        self.assertEqual(url.base, "ou=people,dc=example,dc=com")
+        self.assertEqual((url.attribute, url.scope), ("uid", pureldap.LDAP_SCOPE_singleLevel))
+        self.assertEqual(url.filterObject().asText(), "(objectClass=inetOrgPerson)")
+        self.assertFalse(url.tls)
+
+    def test_percentEncodingAndBareFilter(self):
+        """
+        Percent-encoded parts are decoded; a filter without parentheses is
+        accepted.
+        """
+        url = parseLDAPURL("ldap://h/ou=P%C3%B6ople,dc=x??sub?objectClass=person")
+        self.assertEqual(url.base, "ou=Pöople,dc=x")
+        self.assertEqual(url.filter, "(objectClass=person)")
+
+    def test_ipv6(self):
+        """
+        A bracketed IPv6 host is understood.
+        """
+        url = parseLDAPURL("ldap://[::1]:3389/dc=x")
+        self.assertEqual((url.host, url.port), ("::1", 3389))
+        self.assertEqual(str(url), "ldap://[::1]:3389/dc=x?uid?sub?(objectClass=*)")
+
+    def test_errors(self):
+        """
+        Unusable URLs are refused with one sentence.
+        """
+        for text, fragment in [
+            ("http://h/dc=x", "ldap://"),
+            ("ldap:///dc=x", "no host"),
+            ("ldap://h/dc=x?uid?deep", "scope"),
+            ("ldap://h/dc=x?uid?sub?(((", "filter"),
+            ("ldap://h:99999/dc=x", "Port"),
+            ("ldap://h/dc=x?a?b?c?d?e", "four"),
+        ]:
+            error = self.assertRaises(LDAPURLError, parseLDAPURL, text)
+            self.assertIn(fragment, str(error))
