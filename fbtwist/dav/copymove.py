@@ -48,8 +48,11 @@ async def transfer(avatar, path, request, keepSource: bool) -> None:
     else:
         avatar.move(path, destination)
         locks.removeWithin(path)
-    request.setResponseCode(http.NO_CONTENT if existing is not None else http.CREATED)
-    request.setHeader(b"Content-Length", b"0")
+    if existing is not None:
+        request.setResponseCode(http.NO_CONTENT)
+    else:
+        request.setResponseCode(http.CREATED)
+        request.setHeader(b"Content-Length", b"0")
 
 
 async def copy(avatar, path, request) -> None:

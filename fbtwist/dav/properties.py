@@ -80,7 +80,7 @@ def _creationdate(context, info):
 
 
 def _displayname(context, info):
-    return text(info.name)
+    return text(info.name or urls.MOUNT[-1])
 
 
 def _supportedlock(context, info):

@@ -172,7 +172,15 @@ async def propfind(avatar, path, request) -> None:
     request.write((MULTISTATUS_START + first).encode("utf-8"))
     if depth == "1" and info.isCollection:
         members = _visible(avatar, avatar.children(path))
-        complete = await streamMembers(request, members, lambda member: resourceResponse(context, member, kind, keys))
+        try:
+            complete = await streamMembers(
+                request, members, lambda member: resourceResponse(context, member, kind, keys)
+            )
+        except Exception:
+            # The status line is out: the client can only be told by a cut.
+            log.failure("PROPFIND of {path} failed while streaming", path="/".join(path))
+            request.loseConnection()
+            return
         if not complete or isGone(request):
             return
     request.write(MULTISTATUS_END.encode("utf-8"))

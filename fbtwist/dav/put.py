@@ -105,4 +105,5 @@ async def _put(avatar, path, request) -> None:
         fbEvent="publish", path="/".join(path), uid=avatar.uid, size=len(body), protocol="http",
     )
     request.setResponseCode(http.CREATED if created else http.NO_CONTENT)
-    request.setHeader(b"Content-Length", b"0")
+    if created:
+        request.setHeader(b"Content-Length", b"0")
