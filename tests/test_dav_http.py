@@ -302,6 +302,25 @@ class PropertyTests(DAVTestCase):
         self.assertNotIn(WIN32 + "Win32FileAttributes", self.server.store.deadProperties(("alice.vfb",)))
 
     @inline
+    async def test_deadPropertiesBounded(self):
+        """
+        Properties cannot grow without bound: past the limit PROPPATCH is
+        507 and the stored properties stay as they were.
+        """
+        from fbtwist.dav.proppatch import MAX_DEAD_PROPERTIES
+
+        await self.publish()
+        value = b"x" * (MAX_DEAD_PROPERTIES // 4)
+        statuses = []
+        for i in range(5):
+            body = (b'<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><big%d xmlns="urn:x">%s</big%d>'
+                    b"</D:prop></D:set></D:propertyupdate>" % (i, value, i))
+            response, _ = await self.dav.request("PROPPATCH", "/pub/calendar/alice.vfb", body=body)
+            statuses.append(response.code)
+        self.assertEqual(statuses, [207, 207, 207, 507, 507])
+        self.assertEqual(len(self.server.store.deadProperties(("alice.vfb",))), 3)
+
+    @inline
     async def test_unsafeXMLRefused(self):
         """
         Entity bombs, external entities and malformed XML are 400 for every

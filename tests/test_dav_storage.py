@@ -211,3 +211,30 @@ class LockStoreTests(SynchronousTestCase):
         """
         for token in ["", "opaquelocktoken:../../etc/passwd", "urn:uuid:x", "opaquelocktoken:"]:
             self.assertIsNone(self.locks.get(token))
+
+    def test_locksPerPrincipalBounded(self):
+        """
+        One user cannot fill the tree with lock files.
+        """
+        from fbtwist.dav.locks import MAX_LOCKS_PER_PRINCIPAL, TooManyLocks
+
+        for i in range(MAX_LOCKS_PER_PRINCIPAL):
+            self.locks.create(("a",), SHARED, "0", "", "alice", 60)
+        self.assertRaises(TooManyLocks, self.locks.create, ("a",), SHARED, "0", "", "alice", 60)
+        self.locks.create(("a",), SHARED, "0", "", "bob", 60)
+
+
+class StoreInterfaceTests(SynchronousTestCase):
+    """
+    The store still provides its interface with the DAV additions.
+    """
+
+    def test_provides(self):
+        """
+        L{CalendarStore} provides L{ICalendarStore}.
+        """
+        from zope.interface.verify import verifyObject
+
+        from fbtwist.interfaces import ICalendarStore
+
+        self.assertTrue(verifyObject(ICalendarStore, CalendarStore(FilePath(self.mktemp()))))

@@ -22,9 +22,9 @@ from fbtwist.dav.davxml import (
     readBody,
     serializeElement,
 )
-from fbtwist.dav.locks import EXCLUSIVE, INFINITY, SHARED, Lock, LockConflict, parseTimeout
+from fbtwist.dav.locks import EXCLUSIVE, INFINITY, SHARED, Lock, LockConflict, TooManyLocks, parseTimeout
 from fbtwist.dav.properties import activeLock
-from fbtwist.errors import NotFound, PermissionDenied
+from fbtwist.errors import InsufficientStorage, NotFound, PermissionDenied
 from fbtwist.permissions import Action
 from fbtwist.webresponse import HTTPError
 
@@ -91,6 +91,10 @@ async def lock(avatar, path, request) -> None:
         created = upload.commit()
     try:
         newLock = locks.create(path, scope, depth, owner, avatar.uid, timeout)
+    except TooManyLocks:
+        if created:
+            avatar.delete(path)
+        raise InsufficientStorage("you hold too many locks; unlock some first") from None
     except LockConflict as e:
         if created:
             avatar.delete(path)

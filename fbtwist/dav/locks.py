@@ -28,6 +28,8 @@ TOKEN_SCHEME = "opaquelocktoken:"
 #: The longest lock a client gets, in seconds (also for C{Infinite}).
 MAX_TIMEOUT = 3600
 DEFAULT_TIMEOUT = MAX_TIMEOUT
+#: The most locks one user may hold at once (each is a file in the tree).
+MAX_LOCKS_PER_PRINCIPAL = 64
 
 _SUFFIX = ".lock"
 _MUTEX = ".mutex"
@@ -93,6 +95,12 @@ class LockConflict(Exception):
     def __init__(self, lock: Lock):
         super().__init__(lock.token)
         self.lock = lock
+
+
+class TooManyLocks(Exception):
+    """
+    The user already holds L{MAX_LOCKS_PER_PRINCIPAL} locks.
+    """
 
 
 class LockStore:
@@ -223,12 +231,17 @@ class LockStore:
 
         @raise LockConflict: When a lock held on an overlapping resource is
             exclusive, or this one is.
+        @raise TooManyLocks: When C{principal} holds too many locks already.
         """
         timeout = clampTimeout(timeout)
         with self._exclusive():
+            held = 0
             for other in self.all():
                 if other.overlaps(path, depth) and EXCLUSIVE in (scope, other.scope):
                     raise LockConflict(other)
+                held += other.principal == principal
+            if held >= MAX_LOCKS_PER_PRINCIPAL:
+                raise TooManyLocks(principal)
             lock = Lock(
                 token=TOKEN_SCHEME + str(uuid.uuid4()), path=tuple(path), depth=depth, scope=scope,
                 owner=owner, principal=principal, timeout=timeout,

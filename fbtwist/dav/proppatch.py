@@ -23,11 +23,14 @@ from fbtwist.dav.davxml import (
     writeMultistatus,
 )
 from fbtwist.dav.properties import isProtected
-from fbtwist.errors import NotFound
+from fbtwist.errors import InsufficientStorage, NotFound
 from fbtwist.permissions import Action
 from fbtwist.webresponse import HTTPError
 
 _FAILED_DEPENDENCY = 424
+#: The most dead-property text one resource may carry (a user could
+#: otherwise fill the disk one PROPPATCH at a time).
+MAX_DEAD_PROPERTIES = 256 * 1024
 
 
 def parseUpdate(data: bytes):
@@ -77,5 +80,7 @@ async def proppatch(avatar, path, request) -> None:
             properties[key] = serializeElement(element)
         else:
             properties.pop(key, None)
+    if sum(len(k) + len(v) for k, v in properties.items()) > MAX_DEAD_PROPERTIES:
+        raise InsufficientStorage("the resource's properties would be too large")
     avatar.setDeadProperties(path, properties)
     writeMultistatus(request, [response(href, [(http.OK, [emptyElement(k) for k in names])])])
