@@ -83,7 +83,7 @@ class ICalendarStore(Interface):
         @return: An iterator of L{fbtwist.store.ResourceInfo}.
         """
 
-    def deadProperties(path):
+    def deadProperties(path, isCollection=None):
         """
         @return: The properties clients stored on the resource: a dict of
             C{"{namespace}name"} to the property's XML element as text.

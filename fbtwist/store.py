@@ -356,19 +356,23 @@ class CalendarStore:
             return fp.child(_COLLECTION_PROPS + _PROPS_SUFFIX)
         return fp.sibling(_PROPS_PREFIX + fp.basename() + _PROPS_SUFFIX)
 
-    def deadProperties(self, path: StorePath) -> Dict[str, str]:
+    def deadProperties(self, path: StorePath, isCollection: Optional[bool] = None) -> Dict[str, str]:
         """
         The properties clients stored on the resource at C{path}.
 
+        @param isCollection: What the caller knows C{path} to be (from
+            L{stat} or L{children}), saving a second look.
         @return: Property key (C{"{namespace}name"}) to its serialized XML
             element; empty when there are none.
         @raise NotFound: When nothing is at C{path}.
         """
-        info = self.stat(path)
-        if info is None:
-            raise NotFound()
+        if isCollection is None:
+            info = self.stat(path)
+            if info is None:
+                raise NotFound()
+            isCollection = info.isCollection
         try:
-            with open(self._propertiesFile(path, info.isCollection).path, encoding="utf-8") as f:
+            with open(self._propertiesFile(path, isCollection).path, encoding="utf-8") as f:
                 loaded = json.load(f)
         except FileNotFoundError:
             return {}

@@ -417,6 +417,35 @@ class LockTests(DAVTestCase):
                          ["locked", "locked"])
 
     @inline
+    async def test_tokensOnEveryChangingMethod(self):
+        """
+        A depth-0 lock on a collection protects its membership: MKCOL, PUT,
+        COPY and MOVE into it, and DELETE from it are 423 without the token
+        and succeed with it (also named by a tagged list).
+        """
+        coll = "/pub/calendar/c/"
+        url = self.server.url(coll)
+        await self.dav.request("MKCOL", coll, login="admin")
+        await self.dav.request("PUT", "/pub/calendar/source", login="admin", body=b"S")
+        response, _ = await self.dav.request("LOCK", coll, login="admin", body=lockBody(), headers={"Depth": "0"})
+        token = header(response, "Lock-Token")
+        attempts = [
+            ("MKCOL", coll + "d/", {}, 201),
+            ("PUT", coll + "f", {}, 201),
+            ("COPY", "/pub/calendar/source", {"Destination": url + "g"}, 201),
+            ("MOVE", "/pub/calendar/source", {"Destination": url + "h"}, 201),
+            ("DELETE", coll + "f", {}, 204),
+        ]
+        for method, path, headers, success in attempts:
+            response, _ = await self.dav.request(method, path, login="admin", body=b"F" if method == "PUT" else None,
+                                                 headers=headers)
+            self.assertEqual(response.code, 423, method)
+            response, _ = await self.dav.request(method, path, login="admin", body=b"F" if method == "PUT" else None,
+                                                 headers={**headers, "If": f"<{url}> ({token})"})
+            self.assertEqual(response.code, success, method)
+        self.assertEqual(sorted(c.name for c in self.server.store.children(("c",))), ["d", "g", "h"])
+
+    @inline
     async def test_unmappedLockAndRefresh(self):
         """
         LOCK on an unmapped URL creates an empty locked file (201); a LOCK

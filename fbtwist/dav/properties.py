@@ -142,6 +142,21 @@ def renderProperty(context: PropertyContext, info: ResourceInfo, key: str, dead:
     return None if value is None else element(key, value)
 
 
+def allProperties(context: PropertyContext, info: ResourceInfo, dead: Dict[str, str]) -> List[str]:
+    """
+    Every property the resource has, as XML elements, live ones first
+    (each computed once: a listing of 100,000 files asks this per file).
+    """
+    found = []
+    for key, live in LIVE.items():
+        if key in dead:
+            continue
+        value = live.render(context, info)
+        if value is not None:
+            found.append(element(key, value))
+    return found + list(dead.values())
+
+
 def allNames(context: PropertyContext, info: ResourceInfo, dead: Dict[str, str]) -> List[str]:
     """
     The keys of every property the resource has, live ones first.

@@ -30,7 +30,7 @@ from fbtwist.dav.davxml import (
     response,
     setStatus,
 )
-from fbtwist.dav.properties import PropertyContext, allNames, renderProperty
+from fbtwist.dav.properties import PropertyContext, allNames, allProperties, renderProperty
 from fbtwist.errors import NotFound, PermissionDenied
 from fbtwist.permissions import Action
 from fbtwist.store import ResourceInfo
@@ -69,14 +69,16 @@ def resourceResponse(context: PropertyContext, info: ResourceInfo, kind: str, ke
     The C{DAV:response} of one resource.
     """
     try:
-        dead = context.avatar.store.deadProperties(info.path)
+        dead = context.avatar.store.deadProperties(info.path, info.isCollection)
     except NotFound:
         dead = {}
     found, missing = [], []
     if kind == PROPNAME:
         found = [emptyElement(key) for key in allNames(context, info, dead)]
+    elif kind == ALLPROP:
+        found = allProperties(context, info, dead)
     else:
-        for key in keys if kind == PROP else allNames(context, info, dead):
+        for key in keys:
             value = renderProperty(context, info, key, dead)
             if value is None:
                 missing.append(emptyElement(key))
