@@ -30,7 +30,7 @@ from fbtwist.dav.davxml import (
     response,
     setStatus,
 )
-from fbtwist.dav.properties import PropertyContext, allNames, allProperties, renderProperty
+from fbtwist.dav.properties import PropertyContext, allNames, allProperties, isProtected, renderProperty
 from fbtwist.errors import NotFound, PermissionDenied
 from fbtwist.permissions import Action
 from fbtwist.store import ResourceInfo
@@ -68,10 +68,15 @@ def resourceResponse(context: PropertyContext, info: ResourceInfo, kind: str, ke
     """
     The C{DAV:response} of one resource.
     """
-    try:
-        dead = context.avatar.store.deadProperties(info.path, info.isCollection)
-    except NotFound:
+    if kind == PROP and all(isProtected(key) for key in keys):
+        # Only live properties asked for (Office's resourcetype): no dead
+        # property can answer, so do not look for any.
         dead = {}
+    else:
+        try:
+            dead = context.avatar.store.deadProperties(info.path, info.isCollection)
+        except NotFound:
+            dead = {}
     found, missing = [], []
     if kind == PROPNAME:
         found = [emptyElement(key) for key in allNames(context, info, dead)]
