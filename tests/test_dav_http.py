@@ -517,6 +517,8 @@ class CopyMoveTests(DAVTestCase):
         self.assertEqual(self.server.store.read(("d", "b")), b"A")
         self.assertIn(WIN32 + "Win32FileAttributes", self.server.store.deadProperties(("d", "b")))
         self.assertIsNone(self.server.store.stat(("c",)))
+        published = [(e["path"], e["method"]) for e in self.events if e["fbEvent"] == "publish" and "method" in e]
+        self.assertEqual(published, [("c/b", "COPY"), ("c/b", "COPY")])
 
 
 class CrossUserTests(DAVTestCase):

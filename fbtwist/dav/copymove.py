@@ -8,11 +8,14 @@ exist is 409; a new one 201.  Dead properties travel with the resource;
 locks do not (a moved resource leaves its locks behind, and they go).
 """
 
+from twisted.logger import Logger
 from twisted.web import http
 
 from fbtwist.dav import conditions
 from fbtwist.errors import Conflict, NotFound, PermissionDenied
 from fbtwist.webresponse import HTTPError
+
+log = Logger()
 
 
 async def transfer(avatar, path, request, keepSource: bool) -> None:
@@ -48,6 +51,12 @@ async def transfer(avatar, path, request, keepSource: bool) -> None:
     else:
         avatar.move(path, destination)
         locks.removeWithin(path)
+    if not info.isCollection:
+        log.info(
+            "published {path} as {uid} over HTTP by {method} ({size} bytes)",
+            fbEvent="publish", path="/".join(destination), uid=avatar.uid, size=info.size, protocol="http",
+            method="COPY" if keepSource else "MOVE",
+        )
     if existing is not None:
         request.setResponseCode(http.NO_CONTENT)
     else:
