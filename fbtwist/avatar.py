@@ -82,3 +82,53 @@ class CalendarAvatar:
     def makeCollection(self, path: StorePath) -> None:
         self.authorize(Action.MANAGE, path, isCollection=True)
         self.store.makeCollection(path)
+
+    def deadProperties(self, path: StorePath):
+        self.authorize(Action.LIST, path, self._isCollection(path))
+        return self.store.deadProperties(path)
+
+    def setDeadProperties(self, path: StorePath, properties) -> None:
+        self.authorize(Action.WRITE, path, self._isCollection(path))
+        self.store.setDeadProperties(path, properties)
+
+    def copy(self, source: StorePath, destination: StorePath, recursive: bool = True) -> None:
+        isCollection = self._isCollection(source)
+        self.authorize(Action.READ if not isCollection else Action.LIST, source, isCollection)
+        self.authorize(Action.MANAGE if isCollection else Action.WRITE, destination, isCollection)
+        self.store.copy(source, destination, recursive)
+
+    def move(self, source: StorePath, destination: StorePath) -> None:
+        isCollection = self._isCollection(source)
+        action = Action.MANAGE if isCollection else Action.WRITE
+        self.authorize(action, source, isCollection)
+        self.authorize(action, destination, isCollection)
+        self.store.move(source, destination)
+
+    def authorizeMove(self, source: StorePath, destination: StorePath, keepSource: bool) -> None:
+        """
+        Check, before anything is touched, that this user may COPY
+        (C{keepSource}) or MOVE C{source} onto C{destination}, replacing
+        whatever is there.
+
+        @raise fbtwist.errors.PermissionDenied: When not.
+        """
+        isCollection = self._isCollection(source)
+        if keepSource:
+            self.authorize(Action.LIST if isCollection else Action.READ, source, isCollection)
+        else:
+            self.authorize(Action.MANAGE if isCollection else Action.WRITE, source, isCollection)
+        self.authorize(Action.MANAGE if isCollection else Action.WRITE, destination, isCollection)
+        if self._isCollection(destination):
+            self.authorize(Action.MANAGE, destination, True)
+
+    def lockDirectory(self):
+        """
+        Where WebDAV locks are kept: in the tree, shared by every server
+        using it.  Reading it needs no permission; taking a lock is
+        authorized as a write of the locked path.
+        """
+        return self.store.metadataDirectory("davlocks")
+
+    def _isCollection(self, path: StorePath) -> bool:
+        info = self.store.stat(path)
+        return info is not None and info.isCollection

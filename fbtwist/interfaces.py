@@ -83,6 +83,35 @@ class ICalendarStore(Interface):
         @return: An iterator of L{fbtwist.store.ResourceInfo}.
         """
 
+    def deadProperties(path, isCollection=None):
+        """
+        @return: The properties clients stored on the resource: a dict of
+            C{"{namespace}name"} to the property's XML element as text.
+        """
+
+    def setDeadProperties(path, properties):
+        """
+        Replace the resource's dead properties atomically.
+        """
+
+    def copy(source, destination, recursive=True):
+        """
+        Copy a file or collection, dead properties included, to a
+        destination that does not exist.
+        """
+
+    def move(source, destination):
+        """
+        Rename a file or collection, dead properties included, to a
+        destination that does not exist.
+        """
+
+    def metadataDirectory(name):
+        """
+        @return: A L{FilePath} of a hidden directory in the tree for state
+            every server sharing the tree must see (e.g. WebDAV locks).
+        """
+
 
 class IDirectory(Interface):
     """

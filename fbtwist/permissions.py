@@ -17,9 +17,9 @@ class Action(Enum):
     """
 
     LIST = "list"  # see that a resource exists and its properties
-    READ = "read"  # read a file's content
-    WRITE = "write"  # create, replace, delete, lock or proppatch a file
-    MANAGE = "manage"  # change collections: MKCOL, DELETE or MOVE them
+    READ = "read"  # read a file's content (also the source of a COPY)
+    WRITE = "write"  # create, replace, delete, lock, unlock or proppatch a file; COPY/MOVE onto it
+    MANAGE = "manage"  # change collections: MKCOL, DELETE, COPY, MOVE, LOCK or PROPPATCH them
 
 
 def ownFileName(uid: str, name: str):

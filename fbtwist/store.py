@@ -14,12 +14,13 @@ The store knows nothing of HTTP or FTP; it raises L{fbtwist.errors} only.
 
 import errno
 import hashlib
+import json
 import os
 import secrets
 import stat
 import time
 import unicodedata
-from typing import Iterator, NamedTuple, Optional, Tuple
+from typing import Dict, Iterator, NamedTuple, Optional, Tuple
 
 from twisted.logger import Logger
 from twisted.python.filepath import FilePath
@@ -41,6 +42,10 @@ MAX_NAME_LENGTH = 255
 MAX_DEPTH = 16
 _ETAG_XATTR = "user.fbtwist.etag"
 _TEMP_SUFFIX = ".tmp"
+#: Dead properties of a file live beside it, of a collection inside it.
+_PROPS_PREFIX = ".props."
+_COLLECTION_PROPS = ".props"
+_PROPS_SUFFIX = ".json"
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
@@ -298,6 +303,8 @@ class CalendarStore:
             raise NotFound()
         try:
             fp.remove()
+            # A collection's properties went with it; a file's are beside it.
+            _removeIfExists(self._propertiesFile(path, False).path)
         except OSError as e:
             raise _storageError(e, path) from None
         self._syncDirectory(fp.parent())
@@ -343,6 +350,131 @@ class CalendarStore:
                 if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
                     yield _info(path + (entry.name,), st)
 
+    def _propertiesFile(self, path: StorePath, isCollection: bool) -> FilePath:
+        fp = self._filePath(path)
+        if isCollection:
+            return fp.child(_COLLECTION_PROPS + _PROPS_SUFFIX)
+        return fp.sibling(_PROPS_PREFIX + fp.basename() + _PROPS_SUFFIX)
+
+    def deadProperties(self, path: StorePath, isCollection: Optional[bool] = None) -> Dict[str, str]:
+        """
+        The properties clients stored on the resource at C{path}.
+
+        @param isCollection: What the caller knows C{path} to be (from
+            L{stat} or L{children}), saving a second look.
+        @return: Property key (C{"{namespace}name"}) to its serialized XML
+            element; empty when there are none.
+        @raise NotFound: When nothing is at C{path}.
+        """
+        if isCollection is None:
+            info = self.stat(path)
+            if info is None:
+                raise NotFound()
+            isCollection = info.isCollection
+        try:
+            with open(self._propertiesFile(path, isCollection).path, encoding="utf-8") as f:
+                loaded = json.load(f)
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as e:
+            self.log.warn("ignoring unreadable properties of {path}: {error}", path="/".join(path), error=e)
+            return {}
+        if not isinstance(loaded, dict):
+            return {}
+        return {k: v for k, v in loaded.items() if isinstance(k, str) and isinstance(v, str)}
+
+    def setDeadProperties(self, path: StorePath, properties: Dict[str, str]) -> None:
+        """
+        Replace the dead properties of the resource at C{path}, atomically
+        (all of them or none).
+
+        @raise NotFound: When nothing is at C{path}.
+        """
+        info = self.stat(path)
+        if info is None:
+            raise NotFound()
+        target = self._propertiesFile(path, info.isCollection)
+        if not properties:
+            _removeIfExists(target.path)
+            return
+        data = json.dumps(properties, ensure_ascii=False, sort_keys=True).encode("utf-8")
+        _atomicWrite(target, data)
+
+    def metadataDirectory(self, name: str) -> FilePath:
+        """
+        A hidden directory at the top of the tree for protocol state that
+        must be shared by every server using the tree (e.g. WebDAV locks).
+        """
+        fp = self.root.child("." + validateName(name))
+        fp.makedirs(ignoreExistingDirectory=True)
+        return fp
+
+    def copy(self, source: StorePath, destination: StorePath, recursive: bool = True) -> None:
+        """
+        Copy the file or collection C{source} (its dead properties included)
+        to C{destination}, which must not exist.  Collections are copied
+        with all their members when C{recursive}, else as an empty
+        collection.
+
+        @raise NotFound: When C{source} does not exist.
+        @raise Conflict: When the parent of C{destination} does not exist.
+        @raise AlreadyExists: When C{destination} exists.
+        """
+        info = self.stat(source)
+        if info is None:
+            raise NotFound()
+        if self.stat(destination) is not None:
+            raise AlreadyExists()
+        if info.isCollection:
+            self.makeCollection(destination)
+            props = self.deadProperties(source)
+            if props:
+                self.setDeadProperties(destination, props)
+            if recursive:
+                for child in list(self.children(source)):
+                    self.copy(child.path, destination + (child.name,), True)
+            return
+        if not destination:
+            raise AlreadyExists("the root is a collection")
+        self.write(destination, self.read(source))
+        props = self.deadProperties(source)
+        if props:
+            self.setDeadProperties(destination, props)
+
+    def move(self, source: StorePath, destination: StorePath) -> None:
+        """
+        Rename the file or collection C{source} (its dead properties
+        included) to C{destination}, which must not exist, atomically.
+
+        @raise NotFound: When C{source} does not exist.
+        @raise Conflict: When the parent of C{destination} does not exist.
+        @raise AlreadyExists: When C{destination} exists.
+        """
+        info = self.stat(source)
+        if info is None:
+            raise NotFound()
+        if not source or not destination:
+            raise PermissionDenied("the root collection cannot be moved")
+        if self.stat(destination) is not None:
+            raise AlreadyExists()
+        src = self._filePath(source)
+        dst = self._filePath(destination)
+        if not dst.parent().isdir():
+            raise Conflict()
+        try:
+            os.rename(src.path, dst.path)
+            if not info.isCollection:
+                srcProps = self._propertiesFile(source, False)
+                dstProps = self._propertiesFile(destination, False)
+                if srcProps.exists():
+                    os.replace(srcProps.path, dstProps.path)
+                else:
+                    _removeIfExists(dstProps.path)
+        except OSError as e:
+            raise _storageError(e, destination) from None
+        self._syncDirectory(dst.parent())
+        self._syncDirectory(src.parent())
+
     def removeStaleTemporaries(self, olderThan: float = 3600.0) -> int:
         """
         Remove temporary files left by writers that died (C{kill -9}, power
@@ -379,6 +511,33 @@ class CalendarStore:
             pass
         finally:
             os.close(fd)
+
+
+def _removeIfExists(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _atomicWrite(target: FilePath, data: bytes) -> None:
+    """
+    Replace the file C{target} with C{data}: temp file, fsync, rename.
+    """
+    temp = target.sibling("." + target.basename() + "." + secrets.token_hex(6) + _TEMP_SUFFIX)
+    try:
+        fd = os.open(temp.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.rename(temp.path, target.path)
+        except BaseException:
+            _removeIfExists(temp.path)
+            raise
+    except OSError as e:
+        raise _storageError(e, ()) from None
 
 
 def _info(path: StorePath, st: os.stat_result) -> ResourceInfo:

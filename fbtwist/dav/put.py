@@ -6,9 +6,12 @@ before it got here; it is checked by L{fbtwist.ical} and written atomically.
 from twisted.logger import Logger
 from twisted.web import http
 
-from fbtwist import ical
+from fbtwist import errors, ical
+from fbtwist.dav import conditions
+from fbtwist.dav.davxml import readBody
 from fbtwist.errors import UnsupportedMediaType
 from fbtwist.permissions import Action
+from fbtwist.webresponse import HTTPError
 
 log = Logger()
 
@@ -42,13 +45,53 @@ def checkMediaType(request) -> None:
         )
 
 
+#: The C{reason} of a C{publish-rejected} event, by error.
+_REJECTION_REASONS = [
+    (errors.InvalidCalendar, "invalid-calendar"),
+    (errors.TooLarge, "too-large"),
+    (errors.PermissionDenied, "forbidden"),
+    (errors.UnsupportedMediaType, "unsupported-media-type"),
+    (errors.InsufficientStorage, "storage-full"),
+]
+
+
+def rejectionReason(error: BaseException):
+    """
+    The slug a rejected publish is logged with, or C{None} when the error
+    is not a rejection of the upload (e.g. a bad path).
+    """
+    if isinstance(error, HTTPError):
+        return {423: "locked", http.PRECONDITION_FAILED: "precondition-failed"}.get(error.code)
+    for errorClass, reason in _REJECTION_REASONS:
+        if isinstance(error, errorClass):
+            return reason
+    return None
+
+
 async def put(avatar, path, request) -> None:
+    try:
+        await _put(avatar, path, request)
+    except Exception as e:
+        reason = rejectionReason(e)
+        if reason is not None:
+            log.info(
+                "rejected a publish of {path} by {uid} over HTTP: {reason}",
+                fbEvent="publish-rejected", uid=avatar.uid, protocol="http", path="/".join(path), reason=reason,
+            )
+        raise
+
+
+async def _put(avatar, path, request) -> None:
     avatar.authorize(Action.WRITE, path)
+    if not path:
+        raise errors.AlreadyExists("the root is a collection")
     name = path[-1]
     if name.lower().endswith(ical.FREEBUSY_SUFFIXES):
         checkMediaType(request)
-    request.content.seek(0)
-    body = request.content.read()
+    conditions.checkIfMatch(avatar, request, path)
+    # A new file changes its parent's membership, which a lock on the parent protects.
+    conditions.checkWrite(avatar, request, path, [(path, False, avatar.store.stat(path) is None)])
+    body = readBody(request)
     ical.validateUpload(name, body)
     upload = avatar.openUpload(path)
     try:
@@ -59,7 +102,7 @@ async def put(avatar, path, request) -> None:
     created = upload.commit()
     log.info(
         "published {path} as {uid} over HTTP ({size} bytes)",
-        path="/".join(path), uid=avatar.uid, size=len(body), protocol="http",
+        fbEvent="publish", path="/".join(path), uid=avatar.uid, size=len(body), protocol="http",
     )
     request.setResponseCode(http.CREATED if created else http.NO_CONTENT)
     if created:

@@ -5,18 +5,20 @@ request to the coroutine of one module in this package.
 
 from twisted.web import http
 from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
 
 from fbtwist.avatar import CalendarAvatar
-from fbtwist.dav import get, options, put
+from fbtwist.dav import copymove, delete, get, lock, mkcol, options, propfind, proppatch, put
+from fbtwist.dav.davxml import DAVError, writeDAVError
+from fbtwist.dav.urls import normalSegments
 from fbtwist.errors import InvalidName
 from fbtwist.webresponse import HTTPError, renderAsync, writeError
-from twisted.web.server import NOT_DONE_YET
 
 
 def requestPath(avatar: CalendarAvatar, request):
     """
     The store path a request addresses (its percent-decoded segments below
-    the publishing root).
+    the publishing root, C{.} and doubled slashes ignored).
 
     @raise HTTPError: 400 when a segment is not UTF-8 or not a valid name.
     """
@@ -25,7 +27,7 @@ def requestPath(avatar: CalendarAvatar, request):
     except UnicodeDecodeError:
         raise HTTPError(http.BAD_REQUEST, "the path is not UTF-8") from None
     try:
-        return avatar.path(segments)
+        return avatar.path(normalSegments(segments))
     except InvalidName as e:
         raise HTTPError(http.BAD_REQUEST, e.reason) from None
 
@@ -44,7 +46,10 @@ class CalendarTreeResource(Resource):
     def _run(self, request, method):
         async def run():
             path = requestPath(self.avatar, request)
-            await method(self.avatar, path, request)
+            try:
+                await method(self.avatar, path, request)
+            except DAVError as e:
+                writeDAVError(request, e)
 
         return renderAsync(request, run())
 
@@ -70,3 +75,27 @@ class CalendarTreeResource(Resource):
 
     def render_PUT(self, request):
         return self._run(request, put.put)
+
+    def render_PROPFIND(self, request):
+        return self._run(request, propfind.propfind)
+
+    def render_PROPPATCH(self, request):
+        return self._run(request, proppatch.proppatch)
+
+    def render_MKCOL(self, request):
+        return self._run(request, mkcol.mkcol)
+
+    def render_DELETE(self, request):
+        return self._run(request, delete.delete)
+
+    def render_COPY(self, request):
+        return self._run(request, copymove.copy)
+
+    def render_MOVE(self, request):
+        return self._run(request, copymove.move)
+
+    def render_LOCK(self, request):
+        return self._run(request, lock.lock)
+
+    def render_UNLOCK(self, request):
+        return self._run(request, lock.unlock)

@@ -1,0 +1,240 @@
+"""
+Tests for the WebDAV state kept in the tree: dead properties
+(L{fbtwist.store.CalendarStore}) and locks (L{fbtwist.dav.locks}).
+"""
+
+import os
+
+from twisted.internet.task import Clock
+from twisted.python.filepath import FilePath
+from twisted.trial.unittest import SynchronousTestCase
+
+from fbtwist.dav.locks import (
+    EXCLUSIVE,
+    INFINITY,
+    MAX_TIMEOUT,
+    SHARED,
+    LockConflict,
+    LockStore,
+    parseTimeout,
+)
+from fbtwist.errors import AlreadyExists, Conflict, NotFound
+from fbtwist.store import CalendarStore
+
+WIN32 = "{urn:schemas-microsoft-com:}Win32FileAttributes"
+WIN32_XML = '<ns0:Win32FileAttributes xmlns:ns0="urn:schemas-microsoft-com:">00000020</ns0:Win32FileAttributes>'
+
+
+class DeadPropertyTests(SynchronousTestCase):
+    """
+    Dead properties are JSON beside the file (inside a collection), never
+    visible as members, and travel with their resource.
+    """
+
+    def setUp(self):
+        self.store = CalendarStore(FilePath(self.mktemp()))
+        self.store.write(("alice.vfb",), b"")
+
+    def test_roundTrip(self):
+        """
+        What is set is read back, by a new store over the same tree too.
+        """
+        self.store.setDeadProperties(("alice.vfb",), {WIN32: WIN32_XML, "plain": "<plain>é\U00010000</plain>"})
+        again = CalendarStore(self.store.root)
+        self.assertEqual(again.deadProperties(("alice.vfb",)), {WIN32: WIN32_XML, "plain": "<plain>é\U00010000</plain>"})
+        self.assertEqual([c.name for c in again.children(())], ["alice.vfb"])
+
+    def test_notPickle(self):
+        """
+        The file is JSON text.
+        """
+        self.store.setDeadProperties(("alice.vfb",), {WIN32: WIN32_XML})
+        names = [n for n in os.listdir(self.store.root.path) if n.startswith(".props")]
+        self.assertEqual(len(names), 1)
+        with open(os.path.join(self.store.root.path, names[0]), encoding="utf-8") as f:
+            self.assertIn('"{urn:schemas-microsoft-com:}Win32FileAttributes"', f.read())
+
+    def test_missingResource(self):
+        """
+        A resource that does not exist has no properties to read or write.
+        """
+        self.assertRaises(NotFound, self.store.deadProperties, ("nobody.vfb",))
+        self.assertRaises(NotFound, self.store.setDeadProperties, ("nobody.vfb",), {WIN32: WIN32_XML})
+
+    def test_deletedWithFile(self):
+        """
+        Deleting a file deletes its properties; a new file of that name has none.
+        """
+        self.store.setDeadProperties(("alice.vfb",), {WIN32: WIN32_XML})
+        self.store.delete(("alice.vfb",))
+        self.store.write(("alice.vfb",), b"")
+        self.assertEqual(self.store.deadProperties(("alice.vfb",)), {})
+
+    def test_movedWithFile(self):
+        """
+        A move takes the properties along.
+        """
+        self.store.setDeadProperties(("alice.vfb",), {WIN32: WIN32_XML})
+        self.store.move(("alice.vfb",), ("bob.vfb",))
+        self.assertEqual(self.store.deadProperties(("bob.vfb",)), {WIN32: WIN32_XML})
+        self.assertIsNone(self.store.stat(("alice.vfb",)))
+        self.store.write(("alice.vfb",), b"")
+        self.assertEqual(self.store.deadProperties(("alice.vfb",)), {})
+
+    def test_copiedWithCollection(self):
+        """
+        A deep copy of a collection copies members and the properties of both.
+        """
+        self.store.makeCollection(("c",))
+        self.store.write(("c", "f"), b"data")
+        self.store.setDeadProperties(("c",), {"a": "<a/>"})
+        self.store.setDeadProperties(("c", "f"), {"b": "<b/>"})
+        self.store.copy(("c",), ("d",))
+        self.assertEqual(self.store.deadProperties(("d",)), {"a": "<a/>"})
+        self.assertEqual(self.store.deadProperties(("d", "f")), {"b": "<b/>"})
+        self.assertEqual(self.store.read(("d", "f")), b"data")
+        self.store.copy(("c",), ("e",), recursive=False)
+        self.assertEqual(list(self.store.children(("e",))), [])
+
+    def test_copyAndMoveRefuseExistingAndOrphans(self):
+        """
+        The destination must not exist and its parent must.
+        """
+        self.store.write(("x",), b"")
+        self.assertRaises(AlreadyExists, self.store.copy, ("alice.vfb",), ("x",))
+        self.assertRaises(AlreadyExists, self.store.move, ("alice.vfb",), ("x",))
+        self.assertRaises(Conflict, self.store.move, ("alice.vfb",), ("no", "x"))
+        self.assertRaises(NotFound, self.store.copy, ("missing",), ("y",))
+
+
+class LockStoreTests(SynchronousTestCase):
+    """
+    Locks are files in the tree: two stores over one directory (two
+    servers) see the same locks, and expired locks disappear.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.clock.advance(1000)
+        self.directory = FilePath(self.mktemp())
+        self.directory.makedirs()
+        self.locks = LockStore(self.directory, self.clock)
+
+    def test_sharedBetweenStores(self):
+        """
+        A lock taken through one store is seen and honoured by another.
+        """
+        lock = self.locks.create(("alice.vfb",), EXCLUSIVE, "0", "<D:owner/>", "alice", 600)
+        other = LockStore(self.directory, self.clock)
+        self.assertEqual(other.get(lock.token), lock)
+        self.assertRaises(LockConflict, other.create, ("alice.vfb",), SHARED, "0", "", "bob", 600)
+
+    def test_expiry(self):
+        """
+        A lock past its timeout is gone, and its file with it.
+        """
+        lock = self.locks.create(("alice.vfb",), EXCLUSIVE, "0", "", "alice", 60)
+        self.clock.advance(59)
+        self.assertEqual(self.locks.covering(("alice.vfb",)), [lock])
+        self.clock.advance(2)
+        self.assertEqual(self.locks.covering(("alice.vfb",)), [])
+        self.assertEqual([n for n in os.listdir(self.directory.path) if n.endswith(".lock")], [])
+        self.locks.create(("alice.vfb",), EXCLUSIVE, "0", "", "bob", 60)
+
+    def test_timeoutBounded(self):
+        """
+        No lock lasts longer than the maximum, Infinite included.
+        """
+        lock = self.locks.create(("a",), EXCLUSIVE, "0", "", "alice", 10 ** 9)
+        self.assertEqual(lock.timeout, MAX_TIMEOUT)
+        self.assertEqual(parseTimeout(b"Infinite, Second-4100000000"), MAX_TIMEOUT)
+        self.assertEqual(parseTimeout(b"Second-3600"), min(3600, MAX_TIMEOUT))
+        self.assertEqual(parseTimeout(b"Second-x, Second-60"), 60)
+
+    def test_refresh(self):
+        """
+        A refresh restarts the timeout.
+        """
+        lock = self.locks.create(("a",), EXCLUSIVE, "0", "", "alice", 60)
+        self.clock.advance(50)
+        refreshed = self.locks.refresh(lock.token, 60)
+        self.assertEqual(refreshed.expires, self.clock.seconds() + 60)
+        self.clock.advance(50)
+        self.assertIsNotNone(self.locks.get(lock.token))
+        self.assertIsNone(self.locks.refresh("opaquelocktoken:00000000-0000-0000-0000-000000000000", 60))
+
+    def test_sharedAndExclusive(self):
+        """
+        Shared locks coexist; an exclusive one conflicts with any other.
+        """
+        self.locks.create(("a",), SHARED, "0", "", "alice", 60)
+        self.locks.create(("a",), SHARED, "0", "", "bob", 60)
+        self.assertRaises(LockConflict, self.locks.create, ("a",), EXCLUSIVE, "0", "", "carol", 60)
+
+    def test_depthInfinity(self):
+        """
+        A depth-infinity lock covers members and conflicts with locks below
+        it, and a new one conflicts with locks inside.
+        """
+        coll = self.locks.create(("c",), EXCLUSIVE, INFINITY, "", "admin", 60)
+        self.assertEqual(self.locks.covering(("c", "f")), [coll])
+        self.assertRaises(LockConflict, self.locks.create, ("c", "f"), EXCLUSIVE, "0", "", "admin", 60)
+        self.locks.remove(coll.token)
+        self.locks.create(("c", "f"), EXCLUSIVE, "0", "", "admin", 60)
+        self.assertRaises(LockConflict, self.locks.create, ("c",), SHARED, INFINITY, "", "admin", 60)
+        self.locks.create(("c",), SHARED, "0", "", "admin", 60)
+
+    def test_affecting(self):
+        """
+        A change needs the tokens of locks on the path, below it when
+        recursive, and on the parent when membership changes.
+        """
+        parent = self.locks.create(("c",), EXCLUSIVE, "0", "", "admin", 60)
+        child = self.locks.create(("c", "d", "f"), EXCLUSIVE, "0", "", "admin", 60)
+        self.assertEqual(self.locks.affecting(("c", "d")), [])
+        self.assertEqual(self.locks.affecting(("c", "d"), recursive=True), [child])
+        self.assertEqual(self.locks.affecting(("c", "d"), membership=True), [parent])
+
+    def test_removeWithin(self):
+        """
+        Deleting a tree removes the locks rooted in it, no others.
+        """
+        inside = self.locks.create(("c", "f"), EXCLUSIVE, "0", "", "admin", 60)
+        outside = self.locks.create(("cc",), EXCLUSIVE, "0", "", "admin", 60)
+        self.locks.removeWithin(("c",))
+        self.assertIsNone(self.locks.get(inside.token))
+        self.assertIsNotNone(self.locks.get(outside.token))
+
+    def test_badTokens(self):
+        """
+        Tokens that are not ours name no lock (and no file).
+        """
+        for token in ["", "opaquelocktoken:../../etc/passwd", "urn:uuid:x", "opaquelocktoken:"]:
+            self.assertIsNone(self.locks.get(token))
+
+    def test_locksPerPrincipalBounded(self):
+        """
+        One user cannot fill the tree with lock files.
+        """
+        from fbtwist.dav.locks import MAX_LOCKS_PER_PRINCIPAL, TooManyLocks
+
+        for i in range(MAX_LOCKS_PER_PRINCIPAL):
+            self.locks.create(("a",), SHARED, "0", "", "alice", 60)
+        self.assertRaises(TooManyLocks, self.locks.create, ("a",), SHARED, "0", "", "alice", 60)
+        self.locks.create(("a",), SHARED, "0", "", "bob", 60)
+
+
+class StoreInterfaceTests(SynchronousTestCase):
+    """
+    The store still provides its interface with the DAV additions.
+    """
+
+    def test_provides(self):
+        """
+        L{CalendarStore} provides L{ICalendarStore}.
+        """
+        from zope.interface.verify import verifyObject
+
+        from fbtwist.interfaces import ICalendarStore
+
+        self.assertTrue(verifyObject(ICalendarStore, CalendarStore(FilePath(self.mktemp()))))
