@@ -121,6 +121,67 @@ def readableFile(path: str) -> FilePath:
     return fp
 
 
+def parseFlag(text: str) -> bool:
+    """
+    A switch: C{yes}/C{no} (also C{true}/C{false}, C{on}/C{off}, C{1}/C{0});
+    on the command line the bare option means yes.
+    """
+    value = text.strip().lower()
+    if value in ("yes", "true", "on", "1"):
+        return True
+    if value in ("no", "false", "off", "0"):
+        return False
+    raise ValueError("expected yes or no")
+
+
+def parseNetworks(text: str) -> tuple:
+    """
+    Comma-separated networks in CIDR notation (C{10.0.0.0/8,::1/128}).
+    """
+    import ipaddress
+
+    networks = []
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part.strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"{part.strip()!r} is not a network such as 192.168.0.0/16") from None
+    if not networks:
+        raise ValueError("give at least one network")
+    return tuple(networks)
+
+
+def parseZone(text: str):
+    """
+    An IANA time zone name (C{Europe/Berlin}, C{UTC}).
+    """
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(text.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{text.strip()!r} is not a time zone name such as Europe/Berlin") from None
+
+
+def parseCount(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise ValueError("expected a whole number") from None
+    if not 0 < count <= 100000:
+        raise ValueError("must be between 1 and 100000")
+    return count
+
+
+def parseDays(text: str) -> int:
+    days = parseCount(text)
+    if days > 731:
+        raise ValueError("must be at most 731 days")
+    return days
+
+
 def setting(option: str, default, parse, help: str, repeatable: bool = False, secret: bool = False, metavar: str = ""):
     """
     Declare a L{Config} field as an option.
@@ -187,6 +248,37 @@ class Config:
     )
     demoLDIF: FilePath = setting(
         "demo-ldif", DEMO_LDIF, readableFile, "The demo directory's entries.", metavar="FILE",
+    )
+
+    # --- lookup (issue 6): /calendar/ ---
+    lookupAuth: bool = setting(
+        "lookup-auth", False, parseFlag,
+        "Require HTTP Basic authentication (a directory login) for /calendar/ lookups.",
+    )
+    trustedNetworks: tuple = setting(
+        "trusted-networks", (), parseNetworks,
+        "With --lookup-auth, clients in these networks may still look up anonymously, "
+        "e.g. 10.0.0.0/8,192.168.0.0/16.",
+        metavar="CIDR,...",
+    )
+    defaultTZ: object = setting(
+        "default-tz", parseZone("UTC"), parseZone,
+        "The time zone of all-day events in published calendars without X-WR-TIMEZONE, "
+        "and of the lookup page's week grid.",
+        metavar="ZONE",
+    )
+    groupBase: Optional[str] = setting(
+        "group-base", None, parseDN,
+        "Where the groups for /calendar/group/<cn>.vfb are (default: the parent of the directory URL's base).",
+        metavar="DN",
+    )
+    groupMaxMembers: int = setting(
+        "group-max-members", 50, parseCount, "The largest group whose free/busy is merged.", metavar="N",
+    )
+    lookupWindow: int = setting(
+        "lookup-window", 42, parseDays,
+        "Days of free/busy served from a lookup's start when it gives no end (and derived from a full calendar).",
+        metavar="DAYS",
     )
 
 

@@ -10,11 +10,12 @@ from twisted.python import usage
 from twisted.web.resource import IResource
 
 from fbtwist.checker import DirectoryChecker
-from fbtwist.config import ConfigError, buildConfig, settings
+from fbtwist.config import ConfigError, buildConfig, parseFlag, settings
 from fbtwist.dav.resource import CalendarTreeResource
 from fbtwist.demo import DemoDirectoryService
 from fbtwist.directory import LDAPDirectory
 from fbtwist.ldapurl import parseLDAPURL
+from fbtwist.lookup import LookupSettings
 from fbtwist.realm import FreeBusyRealm
 from fbtwist.store import CalendarStore
 from fbtwist.web import makeSite
@@ -33,10 +34,14 @@ def _repeatableOption(option: str, help: str):
     return opt
 
 
+def _isFlag(f) -> bool:
+    return f.metadata["parse"] is parseFlag
+
+
 def _helpText(f) -> str:
     text = f.metadata["help"]
     default = f.default
-    if default not in (None, ()) and f.repr:
+    if default not in (None, ()) and f.repr and not _isFlag(f):
         shown = getattr(default, "path", default)
         if isinstance(shown, tuple):
             shown = ", ".join(shown)
@@ -57,8 +62,10 @@ class Options(usage.Options):
         "--config (section [freebusy], keys as the long option names); the command line wins."
     )
     optParameters = [["config", "c", None, "Read settings from this INI file."]] + [
-        [f.metadata["option"], None, None, _helpText(f)] for f in settings() if not f.metadata["repeatable"]
+        [f.metadata["option"], None, None, _helpText(f)]
+        for f in settings() if not f.metadata["repeatable"] and not _isFlag(f)
     ]
+    optFlags = [[f.metadata["option"], None, _helpText(f)] for f in settings() if _isFlag(f)]
 
     def __init__(self):
         super().__init__()
@@ -68,7 +75,12 @@ class Options(usage.Options):
 
     def postOptions(self):
         try:
-            self.config = buildConfig(self, self["config"])
+            # A flag given on the command line is "yes"; absent, the file decides.
+            commandLine = dict(self)
+            for f in settings():
+                if _isFlag(f):
+                    commandLine[f.metadata["option"]] = "yes" if self[f.metadata["option"]] else None
+            self.config = buildConfig(commandLine, self["config"])
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
 
@@ -106,7 +118,10 @@ def makeService(options, reactor=None) -> service.MultiService:
     realm.registerAvatarFactory(IResource, CalendarTreeResource)
     portal = Portal(realm, [DirectoryChecker(directory), AllowAnonymousAccess()])
 
-    site = makeSite(portal, directory, store, config.maxUpload, realmName=config.realm)
+    site = makeSite(
+        portal, directory, store, config.maxUpload, realmName=config.realm,
+        lookupSettings=LookupSettings.fromConfig(config, directory.url), reactor=reactor,
+    )
     for index, description in enumerate(config.http):
         listener = strports.service(description, site, reactor=reactor)
         listener.setName("http" if index == 0 else f"http{index + 1}")
