@@ -35,7 +35,7 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
-from fbtwist import freebusy, ical
+from fbtwist import freebusy, ical, page
 from fbtwist.errors import InvalidCalendar, InvalidName, NotFound
 from fbtwist.freebusy import FreeBusy, Period, RangeError, TimeRange
 from fbtwist.interfaces import ICalendarStore, IDirectory
@@ -256,8 +256,6 @@ class LookupResource(Resource):
             request.setHeader(b"Allow", b"GET, HEAD")
             writeError(request, http.NOT_ALLOWED, "lookups are read-only: use GET")
             return NOT_DONE_YET
-        from fbtwist import page
-
         postpath = request.postpath
         if not postpath or postpath == [b""]:
             return renderAsync(request, page.answerPage(self, request))

@@ -11,7 +11,7 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from fbtwist import ical
-from tests.helpers import basicAuth, httpClient, outlookVFB, startServer
+from tests.helpers import basicAuth, httpClient, outlookVFB, serviceOptions, startServer
 
 
 def inline(f):
@@ -573,3 +573,51 @@ class DerivedTests(LookupTestCase):
         _, third = await self.get("/calendar/alice.vfb?start=20261124&end=20261125")
         self.assertIn(b"20261124T090000Z/20261124T110000Z", third)
         self.assertEqual(len(lookup._derivedCache._items), 2)
+
+
+class LookupOptionsTests(unittest.SynchronousTestCase):
+    """
+    The lookup options on the command line and in the config file.
+    """
+
+    def test_commandLine(self):
+        """
+        --lookup-auth is a flag; networks, zone, group and window options
+        are parsed; bad values are usage errors naming the option.
+        """
+        from datetime import timedelta
+        from ipaddress import ip_network
+        from zoneinfo import ZoneInfo
+
+        from twisted.python.usage import UsageError
+
+        from fbtwist.ldapurl import parseLDAPURL
+        from fbtwist.lookup import LookupSettings
+
+        config = serviceOptions("--lookup-auth", "--trusted-networks", "10.0.0.0/8, ::1/128",
+                                "--default-tz", "Europe/Berlin", "--group-max-members", "7",
+                                "--lookup-window", "14").config
+        settings = LookupSettings.fromConfig(config, parseLDAPURL("ldap://h/ou=people,dc=example,dc=com"))
+        self.assertEqual(settings, LookupSettings(
+            auth=True, trustedNetworks=(ip_network("10.0.0.0/8"), ip_network("::1/128")),
+            defaultZone=ZoneInfo("Europe/Berlin"), groupBase="dc=example,dc=com", groupMaxMembers=7,
+            window=timedelta(days=14)))
+        self.assertFalse(serviceOptions().config.lookupAuth)
+        for args, option in [(("--trusted-networks", "10.0.0.0/33"), "--trusted-networks"),
+                             (("--default-tz", "Mars/Olympus"), "--default-tz"),
+                             (("--group-max-members", "0"), "--group-max-members"),
+                             (("--group-base", "not a dn"), "--group-base")]:
+            with self.assertRaises(UsageError) as caught:
+                serviceOptions(*args)
+            self.assertIn(option, str(caught.exception))
+
+    def test_configFile(self):
+        """
+        lookup-auth = yes in the config file switches authentication on.
+        """
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("[freebusy]\nlookup-auth = yes\ngroup-base = ou=groups,dc=example,dc=com\n")
+        config = serviceOptions("--config", path).config
+        self.assertTrue(config.lookupAuth)
+        self.assertEqual(config.groupBase, "ou=groups,dc=example,dc=com")
