@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import recurring_ical_events
 from icalendar import Calendar
+from twisted.logger import Logger
 
 from fbtwist.errors import InvalidCalendar
 from fbtwist.freebusy import (
@@ -35,6 +36,7 @@ from fbtwist.freebusy import (
 )
 
 _UTF8_BOM = b"\xef\xbb\xbf"
+log = Logger()
 
 
 def parseCalendar(data: bytes) -> Calendar:
@@ -123,6 +125,11 @@ def validateEvents(data: bytes) -> Calendar:
     for event in events:
         if event.get("DTSTART") is None:
             raise InvalidCalendar("a VEVENT has no DTSTART")
+        rules = event.get("RRULE", [])
+        for rule in rules if isinstance(rules, list) else [rules]:
+            frequency = str((rule.get("FREQ") or [""])[0]).upper()
+            if frequency in _REFUSED_FREQUENCIES:
+                raise InvalidCalendar(f"events repeating {frequency} are not accepted")
     try:
         recurring_ical_events.of(calendar)
     except Exception as e:
@@ -247,6 +254,15 @@ def _eventType(event) -> Optional[str]:
     return cdo or BUSY
 
 
+#: The most event occurrences expanded for one lookup: a bound on the work a
+#: published calendar can cause.
+MAX_OCCURRENCES = 20000
+
+#: Recurrence frequencies no calendar of meetings needs, and which would
+#: make every lookup expand millions of occurrences.
+_REFUSED_FREQUENCIES = {"SECONDLY", "MINUTELY"}
+
+
 def deriveFreeBusy(calendar: Calendar, start: datetime, end: datetime, defaultZone: ZoneInfo) -> List[Period]:
     """
     The busy periods of a calendar's events between C{start} and C{end}:
@@ -260,16 +276,22 @@ def deriveFreeBusy(calendar: Calendar, start: datetime, end: datetime, defaultZo
     zone = calendarZone(calendar, defaultZone)
     # A day of slack each side: floating and all-day times are compared
     # by the library without our zone.
-    occurrences = recurring_ical_events.of(calendar, skip_bad_series=True).between(
-        start - timedelta(days=1), end + timedelta(days=1)
-    )
+    slack = timedelta(days=1)
+    occurrences = recurring_ical_events.of(calendar, skip_bad_series=True).after(start - slack)
     periods = []
-    for event in occurrences:
-        fbtype = _eventType(event)
+    for count, event in enumerate(occurrences):
         dtstart = event.get("DTSTART")
-        if fbtype is None or dtstart is None:
+        if dtstart is None:
             continue
         first = dtstart.dt
+        if _instant(first, zone) >= end + slack:
+            break  # occurrences come in order of their start
+        if count >= MAX_OCCURRENCES:
+            log.warn("stopped expanding a calendar after {count} occurrences", count=count)
+            break
+        fbtype = _eventType(event)
+        if fbtype is None:
+            continue
         if event.get("DTEND") is not None:
             last = event["DTEND"].dt
         elif event.get("DURATION") is not None:

@@ -223,3 +223,27 @@ class ValidationTests(unittest.SynchronousTestCase):
             ical.validateUpload("alice.ics", b"not a calendar")
         ical.validateUpload("alice.ics", calendar("DTSTART:20260105T080000Z\r\nDTEND:20260105T090000Z"))
         ical.validateUpload("alice.ICS", b"")  # a placeholder
+
+
+class BoundTests(unittest.SynchronousTestCase):
+    """
+    A published calendar cannot make lookups expand without end.
+    """
+
+    def test_tooFrequentRefused(self):
+        """
+        Events repeating every second or minute are refused at upload.
+        """
+        for frequency in ["SECONDLY", "MINUTELY"]:
+            data = calendar(f"DTSTART:20000101T000000Z\r\nDTEND:20000101T000001Z\r\nRRULE:FREQ={frequency}")
+            with self.assertRaises(InvalidCalendar) as caught:
+                ical.validateUpload("alice.ics", data)
+            self.assertIn(frequency, caught.exception.reason)
+
+    def test_occurrencesBounded(self):
+        """
+        Expansion stops after MAX_OCCURRENCES occurrences.
+        """
+        self.patch(ical, "MAX_OCCURRENCES", 3)
+        data = calendar("DTSTART:20260105T100000Z\r\nDTEND:20260105T110000Z\r\nRRULE:FREQ=DAILY")
+        self.assertEqual(len(derive(data, utc(2026, 1, 5), utc(2026, 2, 1))), 3)

@@ -492,10 +492,12 @@ class GroupTests(LookupTestCase):
     @inline
     async def test_unknownGroup(self):
         """
-        An unknown group, a person's name and a malformed name are 404.
+        An unknown group, a person's name, a malformed name and LDAP filter
+        tricks are 404.
         """
         for path in ["/calendar/group/nobody.vfb", "/calendar/group/alice.vfb", "/calendar/group/team.txt",
-                     "/calendar/group/team"]:
+                     "/calendar/group/team", "/calendar/group/*.vfb", "/calendar/group/t*.vfb",
+                     "/calendar/group/team)(cn=*.vfb", "/calendar/group/..%2Fteam.vfb", "/calendar/group/.vfb"]:
             response, _ = await self.get(path)
             self.assertEqual((path, response.code), (path, 404))
 
