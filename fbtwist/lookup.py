@@ -286,7 +286,11 @@ class LookupResource(Resource):
                 serveCalendar(request, data, published.etag, published.info.modified)
                 return
         fb = await self.freeBusy(published, query.range)
-        self._serve(request, query, fb, f"fbtwist-{uid}", published.etag, published.info.modified)
+        modified = published.info.modified
+        if published.isCalendar and query.range is None:
+            # The window moves with the day: so does the answer.
+            modified = max(modified, fb.start.timestamp())
+        self._serve(request, query, fb, f"fbtwist-{uid}", published.etag, modified)
 
     def published(self, uid: str) -> Optional[Published]:
         """
@@ -397,9 +401,11 @@ class LookupResource(Resource):
                 continue
             fb = await self.freeBusy(published, timeRange)
             periods.extend(fb.busy())
-            tags.append(published.etag)
+            tags.append(uid + published.etag)
             modified = max(modified, published.info.modified)
         merged = FreeBusy(freebusy.mergePeriods(periods), timeRange.start, timeRange.end)
+        if query.range is None:
+            modified = max(modified, timeRange.start.timestamp())
         self._serve(request, query, merged, f"fbtwist-group-{cn}", _variantETag(*tags), modified or 0.0)
 
     # --- for the page ---

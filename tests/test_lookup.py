@@ -311,6 +311,29 @@ class OutputFormTests(LookupTestCase):
         self.assertEqual((response.code, content), (304, b""))
 
 
+class HeadTests(LookupTestCase):
+    """
+    HEAD answers like GET without a body.
+    """
+
+    @inline
+    async def test_head(self):
+        """
+        HEAD of the published file and of a transformed answer gives the
+        GET's headers and no body.
+        """
+        self.publish("alice", RangeTests.body)
+        for path in ["/calendar/alice.vfb", "/calendar/alice.ifb?simple=1&start=20210105&end=20210106",
+                     "/calendar/group/team.vfb?start=20210105&period=P1D"]:
+            get, body = await self.get(path)
+            response = await self.http.head(self.server.url(path))
+            self.assertEqual(response.code, 200)
+            self.assertEqual(await response.content(), b"")
+            for header in [b"ETag", b"Content-Type", b"Last-Modified"]:
+                self.assertEqual(response.headers.getRawHeaders(header), get.headers.getRawHeaders(header))
+            self.assertTrue(body)
+
+
 class PrivacyTests(LookupTestCase):
     """
     Only busy times leave through /calendar/.
