@@ -14,7 +14,6 @@ from fbtwist.errors import InvalidCalendar
 from fbtwist.freebusy import BUSY, BUSY_TENTATIVE, BUSY_UNAVAILABLE
 
 UTC = timezone.utc
-BERLIN = ZoneInfo("Europe/Berlin")
 
 OUTLOOK_ZONE = """BEGIN:VTIMEZONE
 TZID:Our Office
