@@ -22,6 +22,13 @@ BUSY_TENTATIVE = "BUSY-TENTATIVE"
 #: overlap after merging, the strongest wins.
 _STRENGTH = {FREE: 0, BUSY_TENTATIVE: 1, BUSY: 2, BUSY_UNAVAILABLE: 3}
 
+
+def strength(fbtype: str) -> int:
+    """
+    How strongly C{fbtype} says "do not book" (C{FREE} least).
+    """
+    return _STRENGTH[fbtype]
+
 PRODID = "-//fbtwist//free-busy lookup//EN"
 
 
@@ -97,7 +104,7 @@ def mergePeriods(periods: Iterable[Period], keepFree: bool = False) -> List[Peri
             counts[edges[index][2]] += edges[index][1]
             index += 1
         active = [t for t in counts if counts[t] > 0]
-        strongest = max(active, key=_STRENGTH.__getitem__) if active else None
+        strongest = max(active, key=strength) if active else None
         if strongest != current:
             if current is not None:
                 if merged and merged[-1].end == since and merged[-1].fbtype == current:
@@ -152,11 +159,11 @@ def parseUTC(name: str, text: str) -> datetime:
     if match is None:
         raise RangeError(f"{name}={text!r} is not a UTC date-time such as 20210105T070000Z or a date")
     year, month, day, hour, minute, second, zone = match.groups()
+    if hour is not None and zone is None:
+        raise RangeError(f"{name}={text!r} has no time zone: give UTC, ending in Z")
     try:
         if hour is None:
             return datetime(int(year), int(month), int(day), tzinfo=timezone.utc)
-        if zone is None:
-            raise RangeError(f"{name}={text!r} has no time zone: give UTC, ending in Z")
         if zone == "Z":
             tz = timezone.utc
         else:
@@ -164,11 +171,9 @@ def parseUTC(name: str, text: str) -> datetime:
             offset = timedelta(hours=int(digits[1:3]), minutes=int(digits[3:5]))
             tz = timezone(offset if digits[0] == "+" else -offset)
         moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0), tzinfo=tz)
-    except ValueError as e:
-        if isinstance(e, RangeError):
-            raise
+        return moment.astimezone(timezone.utc)
+    except (ValueError, OverflowError) as e:
         raise RangeError(f"{name}={text!r} is not a valid date ({e})") from None
-    return moment.astimezone(timezone.utc)
 
 
 def parseDuration(name: str, text: str) -> timedelta:

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta, timezone
 from typing import List, NamedTuple, Optional, Tuple
 from zoneinfo import ZoneInfo
 
+from ldaptor.protocols.ldap.distinguishedname import DistinguishedName
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet import threads
 from twisted.logger import Logger
@@ -84,7 +85,8 @@ class LookupSettings:
         groupBase = config.groupBase
         if groupBase is None and directoryURL is not None:
             # ou=people,dc=example,dc=com -> dc=example,dc=com
-            groupBase = directoryURL.base.split(",", 1)[1] if "," in directoryURL.base else directoryURL.base
+            people = DistinguishedName(directoryURL.base)
+            groupBase = (people.up() if len(people.listOfRDNs) > 1 else people).getText()
         return cls(
             auth=config.lookupAuth,
             trustedNetworks=tuple(config.trustedNetworks),

@@ -126,11 +126,10 @@ class Cell:
         return self.end > self.start
 
     def cover(self, periods: List[Period]) -> None:
-        strength = {freebusy.BUSY_TENTATIVE: 1, freebusy.BUSY: 2, freebusy.BUSY_UNAVAILABLE: 3}
         for p in periods:
             if p.start < self.end and p.end > self.start and p.isBusy:
                 self.periods.append(p)
-                if self.fbtype is None or strength[p.fbtype] > strength[self.fbtype]:
+                if self.fbtype is None or freebusy.strength(p.fbtype) > freebusy.strength(self.fbtype):
                     self.fbtype = p.fbtype
 
 
