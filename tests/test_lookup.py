@@ -116,13 +116,14 @@ class URLFormTests(LookupTestCase):
     @inline
     async def test_notFound(self):
         """
-        A wrong extension, an unknown name, a wrong domain, a bare name and
-        a deeper path are 404.
+        A wrong extension, an unknown name, a wrong domain, a bare name, a
+        deeper path, traversal and LDAP filter tricks are 404.
         """
         self.publish("alice", outlookVFB())
         for path in ["/calendar/alice.txt", "/calendar/alice.ics", "/calendar/alice", "/calendar/.vfb",
                      "/calendar/nobody.vfb", "/calendar/alice@example.org.vfb", "/calendar/x/alice.vfb",
-                     "/calendar/carol.vfb", "/calendar/..%2Falice.vfb"]:
+                     "/calendar/carol.vfb", "/calendar/..%2Falice.vfb", "/calendar/*.vfb", "/calendar/a*.vfb",
+                     "/calendar/*@example.com.vfb", "/calendar/alice)(uid=*.vfb", "/calendar/%00alice.vfb"]:
             response, content = await self.get(path)
             self.assertEqual((path, response.code), (path, 404))
 
