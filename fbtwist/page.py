@@ -125,6 +125,25 @@ class Cell:
         # The hour skipped when clocks go forward takes no time.
         return self.end > self.start
 
+    def quarters(self) -> Optional[tuple]:
+        """
+        Which quarters of the hour (first, last + 1, of 0 to 4) the busy
+        periods cover, when they are one stretch that leaves part of the
+        hour free; otherwise C{None}.
+        """
+        if not self.periods or not self.exists:
+            return None
+        spans = sorted((max(p.start, self.start), min(p.end, self.end)) for p in self.periods)
+        first, last = spans[0]
+        for start, end in spans[1:]:
+            if start > last:
+                return None  # a gap inside the hour: shown as wholly busy
+            last = max(last, end)
+        length = (self.end - self.start).total_seconds()
+        begin = int(4 * (first - self.start).total_seconds() // length)
+        finish = -int(-4 * (last - self.start).total_seconds() // length)
+        return None if (begin, finish) == (0, 4) else (begin, max(finish, begin + 1))
+
     def cover(self, periods: List[Period]) -> None:
         for p in periods:
             if p.start < self.end and p.end > self.start and p.isBusy:
@@ -250,6 +269,9 @@ def renderHTML(names, people, days, zone: ZoneInfo, today: date, previous: str, 
                 text = ""
                 if cell.fbtype is not None:
                     classes.append(cell.fbtype.lower())
+                    part = cell.quarters()
+                    if part is not None:
+                        classes += ["partial", f"from-{part[0]}", f"to-{part[1]}"]
                     text = "; ".join(
                         f"{_localTime(p.start, zone)} to {_localTime(p.end, zone)} {p.fbtype.lower()}"
                         for p in cell.periods

@@ -93,8 +93,9 @@ class PageTests(PageTestCase):
         """
         response, content = await self.get("/calendar/?who=alice&week=2026-11-26")
         self.assertEqual(response.code, 200)
-        self.assertIn("busy", classes(cell(content, "alice", "2026-11-24", 10)))
-        self.assertIn("busy", classes(cell(content, "alice", "2026-11-24", 11)))
+        self.assertEqual(classes(cell(content, "alice", "2026-11-24", 10)) - {"today"}, {"busy"})
+        self.assertEqual(classes(cell(content, "alice", "2026-11-24", 11)) - {"today"},
+                         {"busy", "partial", "from-0", "to-2"})
         self.assertIn("10:00 to 2026-11-24 11:30", cell(content, "alice", "2026-11-24", 11))
         self.assertNotIn("busy", classes(cell(content, "alice", "2026-11-24", 9)))
         self.assertNotIn("busy", classes(cell(content, "alice", "2026-11-23", 10)))
@@ -208,3 +209,47 @@ class BrowserPageTests(PageTestCase):
         current, count = await browser.call(nextWeek)
         self.assertIn("week=2026-11-30", current)
         self.assertEqual(count, 0)
+
+
+class CellTests(unittest.SynchronousTestCase):
+    """
+    The hours of the grid.
+    """
+
+    def test_quarters(self):
+        """
+        One stretch of busy time inside an hour gives the quarters it
+        touches; a whole hour, or two stretches, shows as wholly busy.
+        """
+        from datetime import date, datetime, timezone
+        from zoneinfo import ZoneInfo
+
+        from fbtwist.freebusy import Period
+        from fbtwist.page import Cell
+
+        def quarters(*spans):
+            c = Cell(date(2026, 1, 5), 10, ZoneInfo("UTC"))
+            c.cover([Period(datetime(2026, 1, 5, 10, a, tzinfo=timezone.utc),
+                            datetime(2026, 1, 5, 10, b, tzinfo=timezone.utc) if b < 60 else
+                            datetime(2026, 1, 5, 11, 0, tzinfo=timezone.utc)) for a, b in spans])
+            return c.fbtype, c.quarters()
+
+        self.assertEqual(quarters((20, 40)), ("BUSY", (1, 3)))
+        self.assertEqual(quarters((0, 30)), ("BUSY", (0, 2)))
+        self.assertEqual(quarters((50, 60)), ("BUSY", (3, 4)))
+        self.assertEqual(quarters((0, 60)), ("BUSY", None))
+        self.assertEqual(quarters((0, 15), (45, 60)), ("BUSY", None))
+        self.assertEqual(quarters(), (None, None))
+
+    def test_dstGap(self):
+        """
+        The hour skipped when Berlin's clocks go forward takes no time.
+        """
+        from datetime import date
+        from zoneinfo import ZoneInfo
+
+        from fbtwist.page import Cell
+
+        self.assertFalse(Cell(date(2026, 3, 29), 2, ZoneInfo("Europe/Berlin")).exists)
+        self.assertEqual((lambda c: c.end - c.start)(Cell(date(2026, 10, 25), 2, ZoneInfo("Europe/Berlin"))).seconds,
+                         7200)
