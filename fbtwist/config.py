@@ -231,6 +231,42 @@ def caCertificates(path: FilePath) -> list:
     return certificates
 
 
+def parseNetworks(text: str) -> tuple:
+    """
+    Comma-separated networks in CIDR notation (C{10.0.0.0/8,::1/128}).
+    """
+    import ipaddress
+
+    networks = []
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part.strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"{part.strip()!r} is not a network such as 192.168.0.0/16") from None
+    if not networks:
+        raise ValueError("give at least one network")
+    return tuple(networks)
+
+
+def parseZone(text: str):
+    """
+    An IANA time zone name (C{Europe/Berlin}, C{UTC}).
+    """
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(text.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{text.strip()!r} is not a time zone name such as Europe/Berlin") from None
+
+
+def parseDays(text: str) -> int:
+    days = parseCount(1, 731)(text)
+    return days
+
+
 def setting(option: str, default, parse, help: str, repeatable: bool = False, secret: bool = False, metavar: str = "",
             flag: bool = False):
     """
@@ -360,6 +396,38 @@ class Config:
         "login-lockout", 300.0, parsePositiveSeconds,
         "How long a locked-out login name or address is refused (HTTP 429, FTP 421).", metavar="SECONDS",
     )
+
+    # --- lookup (issue 6): /calendar/ ---
+    lookupAuth: bool = setting(
+        "lookup-auth", False, parseFlag,
+        "Require HTTP Basic authentication (a directory login) for /calendar/ lookups.", flag=True,
+    )
+    trustedNetworks: tuple = setting(
+        "trusted-networks", (), parseNetworks,
+        "With --lookup-auth, clients in these networks may still look up anonymously, "
+        "e.g. 10.0.0.0/8,192.168.0.0/16.",
+        metavar="CIDR,...",
+    )
+    defaultTZ: object = setting(
+        "default-tz", parseZone("UTC"), parseZone,
+        "The time zone of all-day events in published calendars without X-WR-TIMEZONE, "
+        "and of the lookup page's week grid.",
+        metavar="ZONE",
+    )
+    groupBase: Optional[str] = setting(
+        "group-base", None, parseDN,
+        "Where the groups for /calendar/group/<cn>.vfb are (default: the parent of the directory URL's base).",
+        metavar="DN",
+    )
+    groupMaxMembers: int = setting(
+        "group-max-members", 50, parseCount(1, 100000), "The largest group whose free/busy is merged.", metavar="N",
+    )
+    lookupWindow: int = setting(
+        "lookup-window", 42, parseDays,
+        "Days of free/busy served from a lookup's start when it gives no end (and derived from a full calendar).",
+        metavar="DAYS",
+    )
+
 
 
 def settings() -> List:

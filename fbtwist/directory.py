@@ -627,3 +627,47 @@ class LDAPDirectory:
         if not found:
             self.log.debug("{uid} is not in {group} (or the group does not exist)", uid=uid, group=groupDN)
         return bool(found)
+
+    def groupMembers(self, cn: str, base: str, limit: int) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._groupMembers(cn, base, limit))
+
+    async def _groupMembers(self, cn: str, base: str, limit: int) -> Optional[List[str]]:
+        """
+        The uids of the members of the group C{cn} below C{base}
+        (C{groupOfNames}, C{groupOfUniqueNames} or C{posixGroup}), sorted;
+        C{None} when there is no such group.  At most C{limit + 1} are
+        resolved: a longer answer means the group is larger than C{limit}.
+        """
+        groupClasses = pureldap.LDAPFilter_or(
+            [equalityFilter("objectClass", c) for c in ("groupOfNames", "groupOfUniqueNames", "posixGroup")]
+        )
+        groups = await self.search(
+            pureldap.LDAPFilter_and([equalityFilter("cn", cn), groupClasses]),
+            ["member", "uniqueMember", "memberUid"],
+            base=base,
+            scope=pureldap.LDAP_SCOPE_wholeSubtree,
+            withURLFilter=False,
+        )
+        if len(groups) != 1:
+            return None
+        group = groups[0]
+        references = sorted(set(allValues(group, "member") + allValues(group, "uniqueMember")))
+        uids = set(allValues(group, "memberUid"))
+        attribute = self.url.attribute.lower()
+        for dn in references:
+            if len(uids) > limit:
+                break
+            first = dn.split(",", 1)[0]
+            name, _, value = first.partition("=")
+            if name.strip().lower() == attribute and value and "\\" not in value:
+                uids.add(value.strip())
+                continue
+            entries = await self.search(
+                pureldap.LDAPFilter_present("objectClass"),
+                [self.url.attribute], base=dn, scope=pureldap.LDAP_SCOPE_baseObject,
+            )
+            for entry in entries:
+                uid = firstValue(entry, self.url.attribute)
+                if uid:
+                    uids.add(uid)
+        return sorted(uids)[: limit + 1]

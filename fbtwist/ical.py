@@ -1,17 +1,42 @@
 """
-iCalendar parsing and validation: the only module that imports C{icalendar}.
+iCalendar parsing and validation: the only module that imports C{icalendar}
+(and C{recurring_ical_events}, which builds on it).
 
 Validation accepts what real clients write (see PROTOCOL.md): Outlook's files
 have no C{UID}, a bare C{ORGANIZER} and no C{FBTYPE}; lines may end in CRLF or
 bare LF and may be folded.  What a published file must be is a C{VCALENDAR}
-holding at least one C{VFREEBUSY} whose C{FREEBUSY} periods all parse.
+holding at least one C{VFREEBUSY} whose C{FREEBUSY} periods all parse.  A
+full calendar (C{.ics}) is a C{VCALENDAR} holding C{VEVENT}s, whose free/busy
+times are derived here, recurrences expanded by C{recurring_ical_events}.
+
+What readers may learn is reduced here to plain periods
+(L{fbtwist.freebusy.FreeBusy}); rendering is L{fbtwist.freebusy}'s.
 """
 
+from datetime import date, datetime, timedelta, timezone
+from typing import List, Optional, Tuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import recurring_ical_events
 from icalendar import Calendar
+from twisted.logger import Logger
 
 from fbtwist.errors import InvalidCalendar
+from fbtwist.freebusy import (
+    BUSY,
+    BUSY_TENTATIVE,
+    BUSY_UNAVAILABLE,
+    FREE,
+    FreeBusy,
+    Period,
+    clipPeriods,
+    mergePeriods,
+    normaliseFBType,
+    startOfDay,
+)
 
 _UTF8_BOM = b"\xef\xbb\xbf"
+log = Logger()
 
 
 def parseCalendar(data: bytes) -> Calendar:
@@ -63,6 +88,8 @@ def _oneLine(error) -> str:
 
 #: Names whose content must be a free/busy calendar.
 FREEBUSY_SUFFIXES = (".vfb", ".ifb")
+#: Names whose content must be a full calendar of events.
+EVENT_SUFFIXES = (".ics",)
 
 
 def validateUpload(name: str, data: bytes) -> None:
@@ -78,3 +105,209 @@ def validateUpload(name: str, data: bytes) -> None:
         return
     if name.lower().endswith(FREEBUSY_SUFFIXES):
         validateFreeBusy(data)
+    elif name.lower().endswith(EVENT_SUFFIXES):
+        validateEvents(data)
+
+
+def validateEvents(data: bytes) -> Calendar:
+    """
+    Check that C{data} is a publishable full calendar: a C{VCALENDAR} with
+    at least one C{VEVENT}, each with a C{DTSTART}, whose recurrences can be
+    expanded.
+
+    @return: The parsed calendar.
+    @raise InvalidCalendar: With a one-line reason otherwise.
+    """
+    calendar = parseCalendar(data)
+    events = calendar.walk("VEVENT")
+    if not events:
+        raise InvalidCalendar("the calendar has no VEVENT component")
+    for event in events:
+        if event.get("DTSTART") is None:
+            raise InvalidCalendar("a VEVENT has no DTSTART")
+        rules = event.get("RRULE", [])
+        for rule in rules if isinstance(rules, list) else [rules]:
+            frequency = str((rule.get("FREQ") or [""])[0]).upper()
+            if frequency in _REFUSED_FREQUENCIES:
+                raise InvalidCalendar(f"events repeating {frequency} are not accepted")
+    try:
+        recurring_ical_events.of(calendar)
+    except Exception as e:
+        raise InvalidCalendar("the events cannot be expanded: " + _oneLine(e)) from None
+    return calendar
+
+
+# --- what readers may learn from a free/busy file ---
+
+#: What a published file may hold and still be served byte for byte: the
+#: calendar's envelope, and in each VFREEBUSY the window, the owner and the
+#: periods.  Anything else (SUMMARY, LOCATION, COMMENT, ATTENDEE, CONTACT,
+#: DESCRIPTION, X- properties, parameters such as Kolab's X-SUMMARY, other
+#: components) is a detail that readers do not get.
+_CLEAN_CALENDAR_PROPERTIES = {"VERSION", "PRODID", "METHOD", "CALSCALE"}
+_CLEAN_FREEBUSY_PROPERTIES = {"DTSTAMP", "DTSTART", "DTEND", "UID", "ORGANIZER", "FREEBUSY", "URL"}
+_CLEAN_PARAMETERS = {"FREEBUSY": {"FBTYPE", "VALUE"}, "ORGANIZER": {"CN"}}
+
+
+def _isClean(calendar: Calendar) -> bool:
+    for name, _ in calendar.property_items(recursive=False):
+        if name not in _CLEAN_CALENDAR_PROPERTIES | {"BEGIN", "END"}:
+            return False
+    for component in calendar.subcomponents:
+        if component.name != "VFREEBUSY" or component.subcomponents:
+            return False
+        for name, value in component.property_items(recursive=False):
+            if name in ("BEGIN", "END"):
+                continue
+            if name not in _CLEAN_FREEBUSY_PROPERTIES:
+                return False
+            params = getattr(value, "params", {}) or {}
+            if set(params) - _CLEAN_PARAMETERS.get(name, set()):
+                return False
+    return True
+
+
+def _utc(value) -> Optional[datetime]:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+    return None
+
+
+def readFreeBusy(data: bytes) -> Tuple[FreeBusy, bool]:
+    """
+    Reduce a published free/busy file to what readers may learn.
+
+    @return: The periods, window and owner of all its C{VFREEBUSY}s, and
+        whether the file holds nothing else (so that it may be served as
+        published).
+    @raise InvalidCalendar: When it is not a free/busy file.
+    """
+    calendar = validateFreeBusy(data)
+    fb = FreeBusy()
+    for component in calendar.walk("VFREEBUSY"):
+        for key, attribute in (("DTSTART", "start"), ("DTEND", "end")):
+            value = component.get(key)
+            moment = _utc(value.dt) if value is not None else None
+            if moment is not None:
+                current = getattr(fb, attribute)
+                if current is None or (moment < current if attribute == "start" else moment > current):
+                    setattr(fb, attribute, moment)
+        organizer = component.get("ORGANIZER")
+        if organizer is not None and fb.organizer is None:
+            fb.organizer = str(organizer)
+        values = component.get("FREEBUSY", [])
+        for period in values if isinstance(values, list) else [values]:
+            fbtype = normaliseFBType(period.params.get("FBTYPE"))
+            start = _utc(period.start)
+            end = _utc(period.end)
+            if start is not None and end is not None and start < end:
+                fb.periods.append(Period(start, end, fbtype))
+    fb.periods.sort()
+    return fb, _isClean(calendar)
+
+
+# --- free/busy derived from a full calendar ---
+
+
+def calendarZone(calendar: Calendar, defaultZone: ZoneInfo) -> ZoneInfo:
+    """
+    The zone of the calendar's all-day and floating events: its
+    C{X-WR-TIMEZONE} when that names a known zone, else C{defaultZone}.
+    """
+    name = calendar.get("X-WR-TIMEZONE")
+    if name:
+        try:
+            return ZoneInfo(str(name).strip())
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    return defaultZone
+
+
+def _instant(value, zone: ZoneInfo) -> datetime:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=zone)
+        return value.astimezone(timezone.utc)
+    return startOfDay(value, zone)
+
+
+#: Outlook's own busy status, when an event carries it.
+_CDO_STATUS = {"FREE": FREE, "TENTATIVE": BUSY_TENTATIVE, "OOF": BUSY_UNAVAILABLE, "BUSY": BUSY}
+
+
+def _eventType(event) -> Optional[str]:
+    """
+    The free/busy type an event occurrence takes, or C{None} when it takes
+    no time (cancelled, transparent).
+    """
+    if str(event.get("STATUS", "")).upper() == "CANCELLED":
+        return None
+    if str(event.get("TRANSP", "OPAQUE")).upper() == "TRANSPARENT":
+        return None
+    cdo = _CDO_STATUS.get(str(event.get("X-MICROSOFT-CDO-BUSYSTATUS", "")).upper())
+    if cdo == FREE:
+        return None
+    if str(event.get("STATUS", "")).upper() == "TENTATIVE":
+        return BUSY_TENTATIVE
+    return cdo or BUSY
+
+
+#: The most event occurrences expanded for one lookup: a bound on the work a
+#: published calendar can cause.
+MAX_OCCURRENCES = 20000
+
+#: Recurrence frequencies no calendar of meetings needs, and which would
+#: make every lookup expand millions of occurrences.
+_REFUSED_FREQUENCIES = {"SECONDLY", "MINUTELY"}
+
+
+def deriveFreeBusy(calendar: Calendar, start: datetime, end: datetime, defaultZone: ZoneInfo) -> List[Period]:
+    """
+    The busy periods of a calendar's events between C{start} and C{end}:
+    recurrences expanded (RRULE, RDATE, EXDATE, overridden instances),
+    cancelled and transparent events left out, tentative ones
+    C{BUSY-TENTATIVE}; times in their own zones (VTIMEZONE and DST), all-day
+    and floating events in the calendar's zone (L{calendarZone}).  Merged,
+    sorted and clipped to the range; nothing of the events but their times
+    is kept.
+    """
+    zone = calendarZone(calendar, defaultZone)
+    # A day of slack each side: floating and all-day times are compared
+    # by the library without our zone.
+    slack = timedelta(days=1)
+    occurrences = recurring_ical_events.of(calendar, skip_bad_series=True).after(start - slack)
+    periods = []
+    for count, event in enumerate(occurrences):
+        dtstart = event.get("DTSTART")
+        if dtstart is None:
+            continue
+        first = dtstart.dt
+        if _instant(first, zone) >= end + slack:
+            break  # occurrences come in order of their start
+        if count >= MAX_OCCURRENCES:
+            log.warn("stopped expanding a calendar after {count} occurrences", count=count)
+            break
+        fbtype = _eventType(event)
+        if fbtype is None:
+            continue
+        if event.get("DTEND") is not None:
+            last = event["DTEND"].dt
+        elif event.get("DURATION") is not None:
+            last = first + event["DURATION"].dt
+        elif isinstance(first, datetime):
+            continue  # takes no time (RFC 5545 3.6.1)
+        else:
+            last = first + timedelta(days=1)
+        periods.append(Period(_instant(first, zone), _instant(last, zone), fbtype))
+    return mergePeriods(clipPeriods(periods, start, end))
+
+
+def parseEvents(data: bytes) -> Calendar:
+    """
+    Parse a published full calendar for L{deriveFreeBusy}.
+
+    @raise InvalidCalendar: When it is not one.
+    """
+    return validateEvents(data)

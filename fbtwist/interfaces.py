@@ -141,6 +141,18 @@ class IDirectory(Interface):
         @return: A Deferred firing with whether C{uid} belongs to the group.
         """
 
+    def groupMembers(cn, base, limit):
+        """
+        The members of a group, for group free/busy lookups.
+
+        @param cn: The group's C{cn}.
+        @param base: Where the groups are (searched below).
+        @param limit: How many members are wanted at most.
+        @return: A Deferred firing with the members' uids (at most
+            C{limit + 1}: more than C{limit} means the group is too large),
+            or C{None} when there is no such group.
+        """
+
 
 class ICalendarAvatar(Interface):
     """

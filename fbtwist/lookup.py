@@ -1,67 +1,476 @@
 """
-The lookup URLs: C{/calendar/%NAME%.vfb}, what Outlook fetches when planning
-a meeting.  C{%NAME%} is the local part of the invitee's mail address, which
-may differ from the login the file is published under, so it is resolved in
-the directory.  Served anonymously by default.
+The lookup URLs under C{/calendar/}: what calendar clients fetch when
+planning a meeting, and a page people can read.
+
+  - C{/calendar/<name>.vfb} and C{.ifb}, C{<name>} a login, a mail local part
+    (Outlook's C{%NAME%}) or a whole address (C{%NAME%@%SERVER%}, the C{@}
+    also as C{%40}), resolved in the directory, case-insensitively;
+  - C{/calendar/group/<cn>.vfb} and C{.ifb}: the merged busy times of an LDAP
+    group's members;
+  - C{/calendar/}: the page (L{fbtwist.page}).
+
+The CalConnect Freebusy Read URL parameters C{start}, C{end}, C{period} and
+C{format} (C{text/calendar} or jCal), and C{fbtype=explicit} / C{simple=1}
+for picky readers, are understood.  Without any, the published bytes are
+served as they are, unless they carry details (summaries, attendees, ...):
+only busy times leave through here, so such a file is re-rendered without
+them.  A user may publish a full calendar (C{<uid>.ics}) instead of a
+free/busy file; whichever of the two was published last is served, the
+free/busy times derived from the events (cached by the file's ETag).
 """
 
+import hashlib
+import ipaddress
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import List, NamedTuple, Optional, Tuple
+from zoneinfo import ZoneInfo
+
+from ldaptor.protocols.ldap.distinguishedname import DistinguishedName
+from twisted.cred.portal import IRealm, Portal
+from twisted.internet import threads
 from twisted.logger import Logger
 from twisted.web import http
-from twisted.web.resource import Resource
+from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET
+from zope.interface import implementer
 
-from fbtwist.errors import InvalidName, NotFound
+from fbtwist import freebusy, ical, page
+from fbtwist.errors import InvalidCalendar, InvalidName, NotFound
+from fbtwist.freebusy import FreeBusy, Period, RangeError, TimeRange
 from fbtwist.interfaces import ICalendarStore, IDirectory
-from fbtwist.store import validateName
-from fbtwist.webresponse import HTTPError, renderAsync, serveCalendar, writeError
+from fbtwist.store import ResourceInfo, validateName
+from fbtwist.webresponse import CALENDAR_TYPE, HTTPError, renderAsync, serveCalendar, writeError
 
-LOOKUP_SUFFIX = ".vfb"
+#: The suffixes a lookup URL may end in (Outlook's, and RFC 5545's).
+LOOKUP_SUFFIXES = (".vfb", ".ifb")
+#: What a user publishes: a free/busy file, or a full calendar.
+FREEBUSY_FILE = ".vfb"
+EVENTS_FILE = ".ics"
+
+FORMAT_ICALENDAR = "text/calendar"
+FORMAT_JCAL = "application/calendar+json"
+JCAL_TYPE = b"application/calendar+json; charset=utf-8"
+
+GROUP_SEGMENT = b"group"
+
+
+@dataclass(frozen=True)
+class LookupSettings:
+    """
+    How lookups behave (from L{fbtwist.config.Config}).
+
+    @ivar auth: Require a directory login for C{/calendar/}.
+    @ivar trustedNetworks: With C{auth}, clients here may read anonymously.
+    @ivar defaultZone: The zone of all-day events in calendars that name
+        none, and of the page's week grid.
+    @ivar groupBase: Where groups are searched; C{None}: no group lookups.
+    @ivar groupMaxMembers: The largest group merged.
+    @ivar window: The range served when a lookup gives a start but no end,
+        and the range derived from a full calendar without any.
+    @ivar maxPeople: The most people the page shows at once.
+    """
+
+    auth: bool = False
+    trustedNetworks: tuple = ()
+    defaultZone: ZoneInfo = ZoneInfo("UTC")
+    groupBase: Optional[str] = None
+    groupMaxMembers: int = 50
+    window: timedelta = timedelta(days=42)
+    maxPeople: int = 20
+
+    @classmethod
+    def fromConfig(cls, config, directoryURL) -> "LookupSettings":
+        groupBase = config.groupBase
+        if groupBase is None and directoryURL is not None:
+            # ou=people,dc=example,dc=com -> dc=example,dc=com
+            people = DistinguishedName(directoryURL.base)
+            groupBase = (people.up() if len(people.listOfRDNs) > 1 else people).getText()
+        return cls(
+            auth=config.lookupAuth,
+            trustedNetworks=tuple(config.trustedNetworks),
+            defaultZone=config.defaultTZ,
+            groupBase=groupBase or None,
+            groupMaxMembers=config.groupMaxMembers,
+            window=timedelta(days=config.lookupWindow),
+        )
+
+
+class Query(NamedTuple):
+    """
+    What a lookup's parameters ask for.
+    """
+
+    range: Optional[TimeRange]
+    format: str
+    style: str
+
+    @property
+    def transforms(self) -> bool:
+        """
+        Whether the answer differs from the published file in any case.
+        """
+        return self.range is not None or self.format != FORMAT_ICALENDAR or self.style != freebusy.STYLE_PUBLISHED
+
+
+def argument(request, name: str) -> Optional[str]:
+    """
+    The first value of a query parameter as text, or C{None}.
+
+    @raise HTTPError: 400 when it is not UTF-8.
+    """
+    values = request.args.get(name.encode("ascii"))
+    if not values:
+        return None
+    try:
+        return values[0].decode("utf-8")
+    except UnicodeDecodeError:
+        raise HTTPError(http.BAD_REQUEST, f"the {name} parameter is not UTF-8") from None
+
+
+def parseQuery(request, now: datetime, window: timedelta) -> Query:
+    """
+    Read the lookup parameters.
+
+    @raise HTTPError: 400 for bad times or options, 406 for a format other
+        than iCalendar or jCal.
+    """
+    try:
+        timeRange = freebusy.parseRange(
+            argument(request, "start"), argument(request, "end"), argument(request, "period"), now, window
+        )
+    except RangeError as e:
+        raise HTTPError(http.BAD_REQUEST, str(e)) from None
+    wanted = (argument(request, "format") or FORMAT_ICALENDAR).split(";", 1)[0].strip().lower()
+    if wanted not in (FORMAT_ICALENDAR, FORMAT_JCAL):
+        raise HTTPError(
+            http.NOT_ACCEPTABLE, f"format={wanted} is not served: ask for {FORMAT_ICALENDAR} or {FORMAT_JCAL}"
+        )
+    style = freebusy.STYLE_PUBLISHED
+    fbtype = argument(request, "fbtype")
+    if fbtype is not None:
+        if fbtype.strip().lower() != "explicit":
+            raise HTTPError(http.BAD_REQUEST, "fbtype may only be explicit")
+        style = freebusy.STYLE_EXPLICIT
+    simple = argument(request, "simple")
+    if simple is not None:
+        value = simple.strip().lower()
+        if value not in ("1", "0", "yes", "no", "true", "false"):
+            raise HTTPError(http.BAD_REQUEST, "simple must be 1 or 0")
+        if value in ("1", "yes", "true"):
+            if style == freebusy.STYLE_EXPLICIT:
+                raise HTTPError(http.BAD_REQUEST, "ask for fbtype=explicit or simple=1, not both")
+            style = freebusy.STYLE_SIMPLE
+    return Query(timeRange, wanted, style)
+
+
+def splitLookupName(segment: bytes) -> str:
+    """
+    The name in a C{<name>.vfb} or C{<name>.ifb} path segment (already
+    percent-decoded, so C{%40} arrived as C{@}).
+
+    @raise HTTPError: 404 for anything else.
+    """
+    try:
+        text = segment.decode("utf-8")
+        validateName(text)
+    except (UnicodeDecodeError, InvalidName):
+        raise HTTPError(http.NOT_FOUND, "no such name") from None
+    lowered = text.lower()
+    for suffix in LOOKUP_SUFFIXES:
+        if lowered.endswith(suffix) and len(text) > len(suffix):
+            return text[: -len(suffix)]
+    raise HTTPError(http.NOT_FOUND, "ask for /calendar/<name>.vfb or /calendar/<name>.ifb")
+
+
+class Published(NamedTuple):
+    """
+    A user's published source of free/busy times.
+    """
+
+    path: Tuple[str, ...]
+    info: ResourceInfo
+    etag: str
+
+    @property
+    def isCalendar(self) -> bool:
+        return self.path[-1].lower().endswith(EVENTS_FILE)
+
+
+class _Cache:
+    """
+    A small least-recently-used map, for parsed files keyed by their ETag.
+    """
+
+    def __init__(self, size: int = 256):
+        self.size = size
+        self._items: OrderedDict = OrderedDict()
+
+    def get(self, key):
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key, value) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
+def _variantETag(*parts: str) -> str:
+    digest = hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()[:32]
+    return f'"{digest}"'
+
+
+def _utcFromTimestamp(seconds: float) -> datetime:
+    return datetime.fromtimestamp(int(seconds), timezone.utc)
 
 
 class LookupResource(Resource):
     """
-    C{/calendar/}: free/busy files by lookup name.
+    C{/calendar/}: free/busy by lookup name, group free/busy, and the page.
     """
 
     isLeaf = True
     log = Logger()
 
-    def __init__(self, directory: IDirectory, store: ICalendarStore):
+    def __init__(self, directory: IDirectory, store: ICalendarStore, settings: LookupSettings = LookupSettings(),
+                 reactor=None):
         super().__init__()
         self.directory = directory
         self.store = store
+        self.settings = settings
+        if reactor is None:
+            from twisted.internet import reactor
+        self.reactor = reactor
+        self._freeBusyCache = _Cache()
+        self._calendarCache = _Cache(64)
+        self._derivedCache = _Cache(512)
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.reactor.seconds(), timezone.utc)
 
     def render(self, request):
         if request.method not in (b"GET", b"HEAD"):
             request.setHeader(b"Allow", b"GET, HEAD")
             writeError(request, http.NOT_ALLOWED, "lookups are read-only: use GET")
             return NOT_DONE_YET
-        return renderAsync(request, self._get(request))
+        postpath = request.postpath
+        if not postpath or postpath == [b""]:
+            return renderAsync(request, page.answerPage(self, request))
+        if len(postpath) == 1 and postpath[0] in page.STATIC_FILES:
+            page.serveStatic(request, postpath[0])
+            return NOT_DONE_YET
+        if len(postpath) == 2 and postpath[0] == GROUP_SEGMENT:
+            return renderAsync(request, self._getGroup(request))
+        return renderAsync(request, self._getPerson(request))
 
-    def lookupName(self, request) -> str:
-        """
-        The name asked for, without its suffix.
+    # --- one person ---
 
-        @raise HTTPError: 404 for anything that is not C{<name>.vfb}.
-        """
-        if len(request.postpath) != 1 or not request.postpath[0]:
+    async def _getPerson(self, request) -> None:
+        if len(request.postpath) != 1:
             raise HTTPError(http.NOT_FOUND, "ask for /calendar/<name>.vfb")
-        try:
-            segment = request.postpath[0].decode("utf-8")
-            validateName(segment)
-        except (UnicodeDecodeError, InvalidName):
-            raise HTTPError(http.NOT_FOUND, "no such name") from None
-        if not segment.lower().endswith(LOOKUP_SUFFIX) or len(segment) == len(LOOKUP_SUFFIX):
-            raise HTTPError(http.NOT_FOUND, "ask for /calendar/<name>.vfb")
-        return segment[: -len(LOOKUP_SUFFIX)]
-
-    async def _get(self, request) -> None:
-        name = self.lookupName(request)
+        name = splitLookupName(request.postpath[0])
+        query = parseQuery(request, self.now(), self.settings.window)
         uid = await self.directory.resolveName(name)
         if uid is None:
             raise NotFound(f"nobody called {name} has published free/busy times")
-        path = (uid + LOOKUP_SUFFIX,)
-        info = self.store.stat(path)
-        if info is None or info.isCollection or info.size == 0:
+        published = self.published(uid)
+        if published is None:
             raise NotFound(f"{name} has not published free/busy times")
-        serveCalendar(request, self.store.read(path), self.store.etag(path), info.modified)
+        if not published.isCalendar and not query.transforms:
+            data = self.store.read(published.path)
+            fb, clean = self._readFreeBusy(published, data)
+            if clean:
+                serveCalendar(request, data, published.etag, published.info.modified)
+                return
+        fb = await self.freeBusy(published, query.range)
+        modified = published.info.modified
+        if published.isCalendar and query.range is None:
+            # The window moves with the day: so does the answer.
+            modified = max(modified, fb.start.timestamp())
+        self._serve(request, query, fb, f"fbtwist-{uid}", published.etag, modified)
+
+    def published(self, uid: str) -> Optional[Published]:
+        """
+        The user's source of free/busy times: C{<uid>.vfb} or C{<uid>.ics},
+        whichever was published last (empty placeholders do not count).
+        """
+        best = None
+        for suffix in (FREEBUSY_FILE, EVENTS_FILE):
+            path = (uid + suffix,)
+            info = self.store.stat(path)
+            if info is None or info.isCollection or info.size == 0:
+                continue
+            if best is None or info.modified > best[1].modified:
+                best = (path, info)
+        if best is None:
+            return None
+        return Published(best[0], best[1], self.store.etag(best[0]))
+
+    def _readFreeBusy(self, published: Published, data: Optional[bytes] = None) -> Tuple[FreeBusy, bool]:
+        cached = self._freeBusyCache.get(published.etag)
+        if cached is None:
+            if data is None:
+                data = self.store.read(published.path)
+            try:
+                cached = ical.readFreeBusy(data)
+            except InvalidCalendar as e:
+                # Written past the server's validation (by an administrator
+                # or another program): nothing can be served.
+                self.log.warn("unreadable free/busy file {path}: {reason}", path="/".join(published.path),
+                              reason=e.reason)
+                raise NotFound("the published free/busy file is not readable") from None
+            self._freeBusyCache.put(published.etag, cached)
+        return cached
+
+    async def freeBusy(self, published: Published, timeRange: Optional[TimeRange]) -> FreeBusy:
+        """
+        What a reader may learn from a published source, clipped to
+        C{timeRange} (DTSTART and DTEND set to it).  A full calendar without
+        a range gives the default window from today.
+        """
+        if published.isCalendar:
+            if timeRange is None:
+                timeRange = freebusy.defaultRange(self.now(), self.settings.window)
+            periods = await self._derive(published, timeRange)
+            return FreeBusy(periods, timeRange.start, timeRange.end)
+        fb, _ = self._readFreeBusy(published)
+        if timeRange is None:
+            return fb
+        return FreeBusy(
+            freebusy.clipPeriods(fb.periods, timeRange.start, timeRange.end),
+            timeRange.start, timeRange.end, fb.organizer,
+        )
+
+    async def _derive(self, published: Published, timeRange: TimeRange) -> List[Period]:
+        zone = self.settings.defaultZone
+        key = (published.etag, timeRange.start, timeRange.end)
+        periods = self._derivedCache.get(key)
+        if periods is not None:
+            return periods
+        calendar = self._calendarCache.get(published.etag)
+        data = None if calendar is not None else self.store.read(published.path)
+
+        def work():
+            parsed = calendar if calendar is not None else ical.parseEvents(data)
+            return parsed, ical.deriveFreeBusy(parsed, timeRange.start, timeRange.end, zone)
+
+        # Expanding recurrences of a big calendar takes a while: not on the
+        # reactor thread.
+        try:
+            parsed, periods = await threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), work)
+        except InvalidCalendar as e:
+            self.log.warn("unreadable calendar {path}: {reason}", path="/".join(published.path), reason=e.reason)
+            raise NotFound("the published calendar is not readable") from None
+        self._calendarCache.put(published.etag, parsed)
+        self._derivedCache.put(key, periods)
+        return periods
+
+    def _serve(self, request, query: Query, fb: FreeBusy, uid: str, sourceETag: str, modified: float) -> None:
+        stamp = _utcFromTimestamp(modified)
+        if query.format == FORMAT_JCAL:
+            body, contentType = freebusy.renderJCal(fb, uid, stamp, query.style), JCAL_TYPE
+        else:
+            body, contentType = freebusy.renderICalendar(fb, uid, stamp, query.style), CALENDAR_TYPE
+        etag = _variantETag(sourceETag, query.format, query.style, repr(fb.start), repr(fb.end))
+        serveCalendar(request, body, etag, modified, contentType=contentType)
+
+    # --- a group ---
+
+    async def _getGroup(self, request) -> None:
+        cn = splitLookupName(request.postpath[1])
+        query = parseQuery(request, self.now(), self.settings.window)
+        if self.settings.groupBase is None:
+            raise NotFound("group free/busy is not configured (--group-base)")
+        limit = self.settings.groupMaxMembers
+        members = await self.directory.groupMembers(cn, self.settings.groupBase, limit)
+        if members is None:
+            raise NotFound(f"there is no group called {cn}")
+        if len(members) > limit:
+            raise HTTPError(
+                http.FORBIDDEN,
+                f"the group {cn} has more than {limit} members, more than this server merges (--group-max-members)",
+            )
+        timeRange = query.range or freebusy.defaultRange(self.now(), self.settings.window)
+        periods, tags, modified = [], [cn], 0.0
+        for uid in members:
+            published = self.published(uid)
+            if published is None:
+                continue
+            fb = await self.freeBusy(published, timeRange)
+            periods.extend(fb.busy())
+            tags.append(uid + published.etag)
+            modified = max(modified, published.info.modified)
+        merged = FreeBusy(freebusy.mergePeriods(periods), timeRange.start, timeRange.end)
+        if query.range is None:
+            modified = max(modified, timeRange.start.timestamp())
+        self._serve(request, query, merged, f"fbtwist-group-{cn}", _variantETag(*tags), modified or 0.0)
+
+    # --- for the page ---
+
+    async def busyTimes(self, name: str, timeRange: TimeRange) -> Optional[List[Period]]:
+        """
+        The busy periods of the person C{name} within C{timeRange}, merged;
+        C{None} when nobody by that name has published.
+        """
+        uid = await self.directory.resolveName(name)
+        if uid is None:
+            return None
+        published = self.published(uid)
+        if published is None:
+            return None
+        fb = await self.freeBusy(published, timeRange)
+        return freebusy.mergePeriods(fb.busy())
+
+
+# --- who may read ---
+
+
+def isTrusted(request, networks) -> bool:
+    """
+    Whether the client's address is in one of C{networks}.
+    """
+    host = getattr(request.getClientAddress(), "host", None)
+    if not host or not networks:
+        return False
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in networks)
+
+
+@implementer(IRealm)
+class _LookupRealm:
+    """
+    Every login that gets through the checkers reads the lookup resource.
+    """
+
+    def __init__(self, resource: Resource):
+        self.resource = resource
+
+    def requestAvatar(self, avatarId, mind, *interfaces):
+        if IResource not in interfaces:
+            raise TypeError("lookups are served over HTTP only")
+        return IResource, self.resource, lambda: None
+
+
+def guardedLookup(portal: Portal, realmName: str, lookup: LookupResource, trustedNetworks) -> Resource:
+    """
+    C{lookup} behind HTTP Basic authentication with the checkers of
+    C{portal} (the directory), anonymous for clients in C{trustedNetworks}.
+    """
+    from fbtwist.httpauth import BasicAuthGuard
+
+    checkers = []
+    for checker in portal.checkers.values():
+        if checker not in checkers:
+            checkers.append(checker)
+    lookupPortal = Portal(_LookupRealm(lookup), checkers)
+    return BasicAuthGuard(lookupPortal, realmName, anonymousAllowed=lambda request: isTrusted(request, trustedNetworks))

@@ -8,7 +8,7 @@ from enum import Enum
 from fbtwist.errors import PermissionDenied
 
 #: The file kinds a user may publish under their own uid.
-PUBLISHED_SUFFIXES = (".vfb",)
+PUBLISHED_SUFFIXES = (".vfb", ".ics")
 
 
 class Action(Enum):
@@ -40,8 +40,8 @@ def authorize(uid, isAdmin: bool, action: Action, path, isCollection: bool = Fal
 
     Administrators may do anything.  Anonymous users (C{uid} is C{None}) may
     do nothing here: they read through the lookup URLs.  A user may list the
-    root collection and read, write and delete their own C{<uid>.vfb} at the
-    top of the tree; nothing else.
+    root collection and read, write and delete their own C{<uid>.vfb} (and
+    C{<uid>.ics}, a full calendar) at the top of the tree; nothing else.
 
     @param path: The store path (a tuple of names).
     @param isCollection: Whether C{path} is (or would be) a collection.

@@ -18,6 +18,7 @@ from fbtwist.dav.resource import CalendarTreeResource
 from fbtwist.demo import DemoDirectoryService
 from fbtwist.directory import LDAPDirectory
 from fbtwist.ldapurl import parseLDAPURL
+from fbtwist.lookup import LookupSettings
 from fbtwist.realm import FreeBusyRealm
 from fbtwist.store import CalendarStore
 from fbtwist.throttle import LoginThrottle
@@ -40,7 +41,7 @@ def _repeatableOption(option: str, help: str):
 def _helpText(f) -> str:
     text = f.metadata["help"]
     default = f.default
-    if default not in (None, ()) and f.repr:
+    if default not in (None, ()) and f.repr and not f.metadata["flag"]:
         shown = getattr(default, "path", default)
         if isinstance(shown, tuple):
             shown = ", ".join(shown)
@@ -151,7 +152,10 @@ def makeService(options, reactor=None) -> service.MultiService:
     )
     portal = Portal(realm, [checker, AllowAnonymousAccess()])
 
-    site = makeSite(portal, directory, store, config.maxUpload, realmName=config.realm)
+    site = makeSite(
+        portal, directory, store, config.maxUpload, realmName=config.realm,
+        lookupSettings=LookupSettings.fromConfig(config, directory.url), reactor=reactor,
+    )
     for index, description in enumerate(config.http):
         listener = strports.service(description, site, reactor=reactor)
         listener.setName("http" if index == 0 else f"http{index + 1}")

@@ -12,7 +12,7 @@ from twisted.web.resource import Resource
 
 from fbtwist import __version__
 from fbtwist.httpauth import BasicAuthGuard
-from fbtwist.lookup import LookupResource
+from fbtwist.lookup import LookupResource, LookupSettings, guardedLookup
 
 SERVER_HEADER = b"fbtwist/" + __version__.encode("ascii")
 
@@ -129,7 +129,8 @@ class RootResource(Resource):
         return (
             b"fbtwist free/busy server\n"
             b"publish: PUT /pub/calendar/<login>.vfb (WebDAV, Basic auth)\n"
-            b"look up: GET /calendar/<name>.vfb\n"
+            b"look up: GET /calendar/<name>.vfb (or .ifb, <name>@<domain>.vfb, group/<cn>.vfb)\n"
+            b"read: /calendar/ in a browser\n"
         )
 
     def getChild(self, path, request):
@@ -138,9 +139,13 @@ class RootResource(Resource):
         return super().getChild(path, request)
 
 
-def makeSite(portal, directory, store, maxUploadSize: int, realmName: str = "fbtwist free/busy") -> FreeBusySite:
+def makeSite(portal, directory, store, maxUploadSize: int, realmName: str = "fbtwist free/busy",
+             lookupSettings: LookupSettings = LookupSettings(), reactor=None) -> FreeBusySite:
     """
     Build the web site over one portal and one store.
+
+    @param lookupSettings: How C{/calendar/} behaves (behind Basic
+        authentication when its C{auth} is set).
     """
     root = RootResource()
     pub = Resource()
@@ -149,7 +154,10 @@ def makeSite(portal, directory, store, maxUploadSize: int, realmName: str = "fbt
         b"calendar",
         BasicAuthGuard(portal, realmName, anonymousAllowed=lambda request: request.method == b"OPTIONS"),
     )
-    root.putChild(b"calendar", LookupResource(directory, store))
+    lookup = LookupResource(directory, store, lookupSettings, reactor=reactor)
+    if lookupSettings.auth:
+        lookup = guardedLookup(portal, realmName, lookup, lookupSettings.trustedNetworks)
+    root.putChild(b"calendar", lookup)
     site = FreeBusySite(root, maxUploadSize)
     site.displayTracebacks = False
     return site

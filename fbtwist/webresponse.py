@@ -116,13 +116,15 @@ def renderAsync(request, coroutine):
 CALENDAR_TYPE = b"text/calendar; charset=utf-8"
 
 
-def serveCalendar(request, data: bytes, etag: str, modified: float) -> None:
+def serveCalendar(request, data: bytes, etag: str, modified: float, contentType: bytes = CALENDAR_TYPE) -> None:
     """
     Answer a GET or HEAD with a calendar file and its validators, or 304
     when the client's copy is current (C{If-None-Match} wins over
     C{If-Modified-Since}).
+
+    @param contentType: The media type (jCal is C{application/calendar+json}).
     """
-    request.setHeader(b"Content-Type", CALENDAR_TYPE)
+    request.setHeader(b"Content-Type", contentType)
     request.setHeader(b"ETag", etag.encode("ascii"))
     request.setHeader(b"Cache-Control", b"no-cache")
     ifNoneMatch = request.getHeader(b"If-None-Match")

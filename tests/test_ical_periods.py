@@ -1,0 +1,236 @@
+"""
+The pure free/busy logic (L{fbtwist.freebusy}) and reading published files
+down to what readers may learn (L{fbtwist.ical.readFreeBusy}).
+"""
+
+import json
+from datetime import datetime, timedelta, timezone
+
+from twisted.trial import unittest
+
+from fbtwist import freebusy, ical
+from fbtwist.freebusy import (
+    BUSY,
+    BUSY_TENTATIVE,
+    BUSY_UNAVAILABLE,
+    FREE,
+    FreeBusy,
+    Period,
+    RangeError,
+    clipPeriods,
+    mergePeriods,
+    normaliseFBType,
+    parseRange,
+)
+from tests.helpers import outlookVFB
+
+
+def t(hour, minute=0, day=5):
+    return datetime(2021, 1, day, hour, minute, tzinfo=timezone.utc)
+
+
+class FBTypeTests(unittest.SynchronousTestCase):
+    """
+    FBTYPE values as readers must take them.
+    """
+
+    def test_normalise(self):
+        """
+        Absent and unknown values are BUSY; known ones in any case are kept.
+        """
+        self.assertEqual(normaliseFBType(None), BUSY)
+        self.assertEqual(normaliseFBType("x-out-of-office"), BUSY)
+        self.assertEqual(normaliseFBType("busy-tentative"), BUSY_TENTATIVE)
+        self.assertEqual(normaliseFBType("FREE"), FREE)
+
+
+class MergeTests(unittest.SynchronousTestCase):
+    """
+    Unioning periods.
+    """
+
+    def test_overlappingAndAdjacent(self):
+        """
+        Overlapping and touching periods of one type become one, sorted.
+        """
+        merged = mergePeriods([Period(t(10), t(12)), Period(t(7), t(8)), Period(t(11), t(13)), Period(t(8), t(9))])
+        self.assertEqual(merged, [Period(t(7), t(9), BUSY), Period(t(10), t(13), BUSY)])
+
+    def test_strongestWins(self):
+        """
+        Where types overlap the strongest holds the time; FREE is dropped
+        unless asked for.
+        """
+        periods = [Period(t(8), t(12), BUSY_TENTATIVE), Period(t(9), t(10), BUSY_UNAVAILABLE),
+                   Period(t(9, 30), t(11), BUSY), Period(t(13), t(14), FREE)]
+        self.assertEqual(mergePeriods(periods), [
+            Period(t(8), t(9), BUSY_TENTATIVE),
+            Period(t(9), t(10), BUSY_UNAVAILABLE),
+            Period(t(10), t(11), BUSY),
+            Period(t(11), t(12), BUSY_TENTATIVE),
+        ])
+        self.assertEqual(mergePeriods(periods, keepFree=True)[-1], Period(t(13), t(14), FREE))
+
+    def test_emptyAndReversed(self):
+        """
+        Empty and reversed periods vanish.
+        """
+        self.assertEqual(mergePeriods([Period(t(9), t(9)), Period(t(10), t(9))]), [])
+
+
+class ClipTests(unittest.SynchronousTestCase):
+    """
+    Cutting periods to a range.
+    """
+
+    def test_bothEdges(self):
+        """
+        Periods crossing either edge are cut there; one covering the whole
+        range becomes the range; outside ones go.
+        """
+        periods = [Period(t(6), t(8)), Period(t(9), t(10)), Period(t(11), t(13)), Period(t(14), t(15))]
+        self.assertEqual(clipPeriods(periods, t(7), t(12)),
+                         [Period(t(7), t(8)), Period(t(9), t(10)), Period(t(11), t(12))])
+        self.assertEqual(clipPeriods([Period(t(0), t(23))], t(7), t(12)), [Period(t(7), t(12))])
+
+
+class RangeTests(unittest.SynchronousTestCase):
+    """
+    CalConnect start/end/period.
+    """
+
+    now = datetime(2026, 11, 24, 15, 30, tzinfo=timezone.utc)
+    window = timedelta(days=42)
+
+    def test_none(self):
+        """
+        No parameter, no range.
+        """
+        self.assertIsNone(parseRange(None, None, None, self.now, self.window))
+
+    def test_defaults(self):
+        """
+        A missing start is today 00:00 UTC; a missing end is start plus the
+        window.
+        """
+        r = parseRange(None, None, "P1W", self.now, self.window)
+        self.assertEqual(r, (datetime(2026, 11, 24, tzinfo=timezone.utc), datetime(2026, 12, 1, tzinfo=timezone.utc)))
+        r = parseRange("20261201T120000Z", None, None, self.now, self.window)
+        self.assertEqual(r.end - r.start, self.window)
+
+    def test_offsetsConvertedToUTC(self):
+        """
+        An explicit offset is converted to UTC.
+        """
+        r = parseRange("2026-11-24T10:00:00+01:00", "20261124T120000Z", None, self.now, self.window)
+        self.assertEqual(r.start, datetime(2026, 11, 24, 9, tzinfo=timezone.utc))
+
+    def test_errors(self):
+        """
+        Floating, malformed, reversed, too long, zero durations are refused
+        with a reason.
+        """
+        for args in [("20261124T100000", None, None), ("x", None, None), (None, "20261101", None),
+                     ("20260101", "20300101", None), ("20260101", None, "P0D"), ("20260101", None, "P"),
+                     ("20260101", None, "P99999999D"), ("99991231", None, "P7D")]:
+            with self.assertRaises(RangeError, msg=str(args)):
+                parseRange(*args, now=self.now, window=self.window)
+
+
+class RenderTests(unittest.SynchronousTestCase):
+    """
+    Rendering one VFREEBUSY as iCalendar and jCal.
+    """
+
+    fb = FreeBusy([Period(t(7), t(8)), Period(t(9), t(10), BUSY_TENTATIVE), Period(t(11), t(12), FREE)],
+                  t(0), t(0, day=6), "mailto:alice@example.com")
+    stamp = datetime(2021, 1, 1, tzinfo=timezone.utc)
+
+    def test_iCalendarParses(self):
+        """
+        The text is CRLF, parses as one VFREEBUSY with UID and DTSTAMP, and
+        long lines are folded.
+        """
+        long = FreeBusy([], t(0), t(1), "mailto:" + "ä" * 80 + "@example.com")
+        for fb in (self.fb, long):
+            data = freebusy.renderICalendar(fb, "u1", self.stamp)
+            self.assertTrue(all(len(line) <= 75 for line in data.split(b"\r\n")))
+            self.assertNotIn(b"\n", data.replace(b"\r\n", b""))
+            parsed, clean = ical.readFreeBusy(data)
+            self.assertTrue(clean)
+            self.assertEqual(parsed.organizer, fb.organizer)
+            self.assertEqual(parsed.periods, sorted(fb.periods))
+
+    def test_styles(self):
+        """
+        Published: FBTYPE only where not BUSY; explicit: on every period;
+        simple: none, and no FREE.
+        """
+        def lines(style):
+            data = freebusy.renderICalendar(self.fb, "u1", self.stamp, style)
+            return [line for line in data.split(b"\r\n") if line.startswith(b"FREEBUSY")]
+
+        self.assertEqual(lines(freebusy.STYLE_PUBLISHED), [
+            b"FREEBUSY:20210105T070000Z/20210105T080000Z",
+            b"FREEBUSY;FBTYPE=BUSY-TENTATIVE:20210105T090000Z/20210105T100000Z",
+            b"FREEBUSY;FBTYPE=FREE:20210105T110000Z/20210105T120000Z",
+        ])
+        self.assertEqual(lines(freebusy.STYLE_EXPLICIT)[0], b"FREEBUSY;FBTYPE=BUSY:20210105T070000Z/20210105T080000Z")
+        self.assertEqual(lines(freebusy.STYLE_SIMPLE), [
+            b"FREEBUSY:20210105T070000Z/20210105T080000Z", b"FREEBUSY:20210105T090000Z/20210105T100000Z",
+        ])
+
+    def test_jCal(self):
+        """
+        jCal holds the same properties with RFC 7265 value forms.
+        """
+        data = json.loads(freebusy.renderJCal(self.fb, "u1", self.stamp))
+        self.assertEqual(data[0], "vcalendar")
+        props = data[2][0][1]
+        self.assertIn(["dtstart", {}, "date-time", "2021-01-05T00:00:00Z"], props)
+        self.assertIn(["freebusy", {"fbtype": "BUSY-TENTATIVE"}, "period",
+                       ["2021-01-05T09:00:00Z", "2021-01-05T10:00:00Z"]], props)
+
+
+class ReadTests(unittest.SynchronousTestCase):
+    """
+    Reading a published file down to periods, and deciding whether it may
+    be served as it is.
+    """
+
+    def test_outlookIsClean(self):
+        """
+        Outlook's file (no UID, bare ORGANIZER, no FBTYPE) is clean.
+        """
+        fb, clean = ical.readFreeBusy(outlookVFB())
+        self.assertTrue(clean)
+        self.assertEqual(fb.periods, [Period(t(7), t(7, 30))])
+        self.assertEqual(fb.organizer, "someone@example.com")
+
+    def test_detailsMakeUnclean(self):
+        """
+        A SUMMARY, an X-SUMMARY parameter, an ATTENDEE, a VEVENT or a
+        calendar-level X- property each make the file unclean.
+        """
+        base = outlookVFB().decode()
+        for extra in ["SUMMARY:Lunch\r\nFREEBUSY", "ATTENDEE:mailto:bob@example.com\r\nFREEBUSY",
+                      "FREEBUSY;X-SUMMARY=Lunch", "COMMENT:x\r\nFREEBUSY", "ORGANIZER;X-NOTE=secret:x\r\nFREEBUSY"]:
+            data = base.replace("\r\nFREEBUSY", "\r\n" + extra, 1).encode()
+            self.assertFalse(ical.readFreeBusy(data)[1], extra)
+        withEvent = base.replace("END:VCALENDAR", "BEGIN:VEVENT\r\nDTSTART:20210105T070000Z\r\nSUMMARY:x\r\n"
+                                 "END:VEVENT\r\nEND:VCALENDAR").encode()
+        self.assertFalse(ical.readFreeBusy(withEvent)[1])
+        xwr = base.replace("METHOD:PUBLISH", "METHOD:PUBLISH\r\nX-WR-CALNAME:Alice private").encode()
+        self.assertFalse(ical.readFreeBusy(xwr)[1])
+
+    def test_severalComponents(self):
+        """
+        Periods of every VFREEBUSY count; the window spans them all.
+        """
+        one = outlookVFB().decode()
+        two = one.replace("END:VCALENDAR", "BEGIN:VFREEBUSY\r\nDTSTART:20210301T000000Z\r\nDTEND:20210302T000000Z\r\n"
+                          "FREEBUSY:20210301T090000Z/PT1H,20210301T110000Z/PT1H\r\nEND:VFREEBUSY\r\nEND:VCALENDAR")
+        fb, clean = ical.readFreeBusy(two.encode())
+        self.assertTrue(clean)
+        self.assertEqual(len(fb.periods), 3)
+        self.assertEqual(fb.end, datetime(2021, 3, 2, tzinfo=timezone.utc))

@@ -1,0 +1,649 @@
+"""
+The lookup URLs over real loopback HTTP: every URL form, CalConnect ranges
+and formats, the output forms, privacy, authentication, group free/busy and
+free/busy derived from a full calendar.
+"""
+
+import json
+import os
+
+from twisted.internet import defer
+from twisted.trial import unittest
+
+from fbtwist import ical
+from tests.helpers import basicAuth, httpClient, outlookVFB, serviceOptions, startServer
+
+
+def inline(f):
+    """
+    Run an C{async def} test method as a Deferred.
+    """
+
+    def test(self):
+        return defer.Deferred.fromCoroutine(f(self))
+
+    test.__name__, test.__doc__ = f.__name__, f.__doc__
+    return test
+
+
+def vfb(*lines: str, newline: str = "\r\n") -> bytes:
+    """
+    A free/busy file with the given VFREEBUSY lines.
+    """
+    head = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//test//EN", "BEGIN:VFREEBUSY",
+            "DTSTART:20210104T000000Z", "DTEND:20210111T000000Z"]
+    return newline.join(head + list(lines) + ["END:VFREEBUSY", "END:VCALENDAR", ""]).encode("utf-8")
+
+
+def periodsOf(body: bytes):
+    """
+    (start, end, FBTYPE or None) of every FREEBUSY period in an iCalendar
+    answer, checking it is one valid VFREEBUSY.
+    """
+    calendar = ical.parseCalendar(body)
+    components = calendar.walk("VFREEBUSY")
+    assert len(components) == 1, components
+    values = components[0].get("FREEBUSY", [])
+    out = []
+    for p in values if isinstance(values, list) else [values]:
+        out.append((ical._utc(p.start).strftime("%Y%m%dT%H%M%SZ"), ical._utc(p.end).strftime("%Y%m%dT%H%M%SZ"),
+                    p.params.get("FBTYPE")))
+    return sorted(out), components[0]
+
+
+EVENTS = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//test//EN
+X-WR-TIMEZONE:Europe/Berlin
+BEGIN:VEVENT
+UID:secret-meeting
+DTSTAMP:20260101T000000Z
+DTSTART;TZID=Europe/Berlin:20261124T100000
+DTEND;TZID=Europe/Berlin:20261124T113000
+SUMMARY:Secret merger talks
+LOCATION:Boardroom 7
+ATTENDEE:mailto:ceo@example.com
+END:VEVENT
+END:VCALENDAR
+""".replace("\n", "\r\n").encode("utf-8")
+
+
+class LookupTestCase(unittest.TestCase):
+    """
+    A running server, a client and helpers to publish and fetch.
+    """
+
+    serverArgs = ()
+
+    async def _setUp(self):
+        self.server = await startServer(self, *self.serverArgs)
+        self.http = httpClient(self)
+
+    def setUp(self):
+        return defer.Deferred.fromCoroutine(self._setUp())
+
+    def publish(self, uid, body, suffix=".vfb", mtime=None):
+        self.server.store.write((uid + suffix,), body)
+        if mtime is not None:
+            os.utime(self.server.store.root.child(uid + suffix).path, (mtime, mtime))
+
+    async def get(self, path, headers=None):
+        response = await self.http.get(self.server.url(path), headers=headers or {})
+        return response, await response.content()
+
+
+class URLFormTests(LookupTestCase):
+    """
+    Every URL form a client uses finds the file; anything else is 404.
+    """
+
+    @inline
+    async def test_everyForm(self):
+        """
+        uid, mail local part, whole address (also %40), .vfb and .ifb, any
+        case: all serve bsmith's published bytes.
+        """
+        body = outlookVFB("betty@example.com")
+        self.publish("bsmith", body)
+        for path in ["/calendar/bsmith.vfb", "/calendar/bsmith.ifb", "/calendar/betty.vfb", "/calendar/betty.ifb",
+                     "/calendar/betty@example.com.vfb", "/calendar/betty@example.com.ifb",
+                     "/calendar/betty%40example.com.vfb", "/calendar/betty%40example.com.ifb",
+                     "/calendar/BETTY.VFB", "/calendar/BSmith.Ifb", "/calendar/Betty%40Example.COM.vfb"]:
+            response, content = await self.get(path)
+            self.assertEqual((path, response.code), (path, 200))
+            self.assertEqual(content, body)
+
+    @inline
+    async def test_notFound(self):
+        """
+        A wrong extension, an unknown name, a wrong domain, a bare name, a
+        deeper path, traversal and LDAP filter tricks are 404.
+        """
+        self.publish("alice", outlookVFB())
+        for path in ["/calendar/alice.txt", "/calendar/alice.ics", "/calendar/alice", "/calendar/.vfb",
+                     "/calendar/nobody.vfb", "/calendar/alice@example.org.vfb", "/calendar/x/alice.vfb",
+                     "/calendar/carol.vfb", "/calendar/..%2Falice.vfb", "/calendar/*.vfb", "/calendar/a*.vfb",
+                     "/calendar/*@example.com.vfb", "/calendar/alice)(uid=*.vfb", "/calendar/%00alice.vfb"]:
+            response, content = await self.get(path)
+            self.assertEqual((path, response.code), (path, 404))
+
+    @inline
+    async def test_readOnly(self):
+        """
+        Methods other than GET and HEAD are refused with Allow.
+        """
+        self.publish("alice", outlookVFB())
+        response = await self.http.put(self.server.url("/calendar/alice.vfb"), data=b"x")
+        await response.content()
+        self.assertEqual(response.code, 405)
+        self.assertEqual(response.headers.getRawHeaders(b"Allow"), [b"GET, HEAD"])
+
+
+class RangeTests(LookupTestCase):
+    """
+    CalConnect start/end/period/format parameters.
+    """
+
+    body = vfb(
+        "FREEBUSY:20210105T070000Z/20210105T080000Z",
+        "FREEBUSY:20210105T100000Z/PT2H",
+        "FREEBUSY;FBTYPE=BUSY-TENTATIVE:20210105T150000Z/20210105T160000Z",
+        "FREEBUSY;FBTYPE=FREE:20210106T070000Z/20210106T080000Z",
+    )
+
+    @inline
+    async def test_clippedAtBothEdges(self):
+        """
+        Periods crossing the range are cut at its edges, those outside are
+        dropped, and DTSTART/DTEND are the range.
+        """
+        self.publish("alice", self.body)
+        response, content = await self.get(
+            "/calendar/alice.vfb?start=20210105T073000Z&end=20210105T153000Z")
+        self.assertEqual(response.code, 200)
+        periods, component = periodsOf(content)
+        self.assertEqual(periods, [
+            ("20210105T073000Z", "20210105T080000Z", None),
+            ("20210105T100000Z", "20210105T120000Z", None),
+            ("20210105T150000Z", "20210105T153000Z", "BUSY-TENTATIVE"),
+        ])
+        self.assertEqual(component.decoded("DTSTART").strftime("%Y%m%dT%H%M%SZ"), "20210105T073000Z")
+        self.assertEqual(component.decoded("DTEND").strftime("%Y%m%dT%H%M%SZ"), "20210105T153000Z")
+        self.assertIn("UID", component)
+        self.assertIn("DTSTAMP", component)
+
+    @inline
+    async def test_periodAndDates(self):
+        """
+        A date start is midnight UTC; period replaces end; ISO 8601 extended
+        forms are accepted.
+        """
+        self.publish("alice", self.body)
+        _, content = await self.get("/calendar/alice.vfb?start=2021-01-05&period=PT7H30M")
+        periods, _ = periodsOf(content)
+        self.assertEqual(periods, [("20210105T070000Z", "20210105T073000Z", None)])
+        _, content = await self.get("/calendar/alice.ifb?start=2021-01-05T10:30:00Z&end=20210106")
+        periods, component = periodsOf(content)
+        self.assertEqual(periods[0], ("20210105T103000Z", "20210105T120000Z", None))
+        self.assertEqual(component.decoded("DTEND").strftime("%Y%m%dT%H%M%SZ"), "20210106T000000Z")
+
+    @inline
+    async def test_badTimes(self):
+        """
+        Malformed, floating and reversed times, and end with period, are 400
+        with the reason in the body.
+        """
+        self.publish("alice", self.body)
+        cases = {
+            "start=yesterday": b"start='yesterday' is not a UTC date-time",
+            "start=20210105T070000": b"has no time zone",
+            "start=20210105T070000Z&end=20210105T060000Z": b"is not after start",
+            "start=20210105T070000Z&end=20210105T070000Z": b"is not after start",
+            "start=20210105T070000Z&period=P1D&end=20210106T000000Z": b"not both",
+            "start=20210105&period=1D": b"is not a duration",
+            "start=20211305": b"not a valid date",
+        }
+        for query, reason in cases.items():
+            response, content = await self.get("/calendar/alice.vfb?" + query)
+            self.assertEqual((query, response.code), (query, 400))
+            self.assertIn(reason, content)
+
+    @inline
+    async def test_unsupportedFormat(self):
+        """
+        A format other than iCalendar or jCal is 406.
+        """
+        self.publish("alice", self.body)
+        response, content = await self.get("/calendar/alice.vfb?format=text/html")
+        self.assertEqual(response.code, 406)
+        self.assertIn(b"application/calendar+json", content)
+
+    @inline
+    async def test_jCalRoundTrip(self):
+        """
+        format=application/calendar+json gives jCal that parses back
+        (icalendar's reader) to the same periods as the iCalendar answer.
+        """
+        from icalendar import Calendar
+
+        self.publish("alice", self.body)
+        query = "start=20210105T000000Z&end=20210107T000000Z"
+        response, content = await self.get("/calendar/alice.vfb?format=application/calendar%2Bjson&" + query)
+        self.assertEqual(response.code, 200)
+        self.assertEqual(response.headers.getRawHeaders(b"Content-Type"),
+                         [b"application/calendar+json; charset=utf-8"])
+        data = json.loads(content)
+        self.assertEqual(data[0], "vcalendar")
+        self.assertEqual(data[2][0][0], "vfreebusy")
+        back = Calendar.from_jcal(data).to_ical()
+        _, text = await self.get("/calendar/alice.vfb?" + query)
+        self.assertEqual(periodsOf(back)[0], periodsOf(text)[0])
+        self.assertEqual(len(periodsOf(text)[0]), 4)
+
+
+class OutputFormTests(LookupTestCase):
+    """
+    The published bytes by default; the normalised forms on request.
+    """
+
+    @inline
+    async def test_defaultIsPublishedBytes(self):
+        """
+        Without parameters an Outlook file comes back byte for byte (bare
+        LF included), with its own ETag.
+        """
+        body = outlookVFB("alice@example.com", newline=b"\n")
+        self.publish("alice", body)
+        response, content = await self.get("/calendar/alice.vfb")
+        self.assertEqual(content, body)
+        self.assertEqual(response.headers.getRawHeaders(b"ETag"), [self.server.store.etag(("alice.vfb",)).encode()])
+        response, content = await self.get("/calendar/alice.vfb?format=text/calendar")
+        self.assertEqual(content, body)
+
+    @inline
+    async def test_explicitFBType(self):
+        """
+        fbtype=explicit puts FBTYPE=BUSY on every busy period and keeps the
+        others' types.
+        """
+        self.publish("alice", RangeTests.body)
+        response, content = await self.get("/calendar/alice.vfb?fbtype=explicit")
+        self.assertEqual(response.code, 200)
+        periods, _ = periodsOf(content)
+        self.assertEqual([p[2] for p in periods], ["BUSY", "BUSY", "BUSY-TENTATIVE", "FREE"])
+        self.assertNotIn(b"FREEBUSY:", content)
+
+    @inline
+    async def test_simple(self):
+        """
+        simple=1 strips FBTYPE and FREE periods.
+        """
+        self.publish("alice", RangeTests.body)
+        response, content = await self.get("/calendar/alice.vfb?simple=1")
+        periods, _ = periodsOf(content)
+        self.assertEqual(periods, [
+            ("20210105T070000Z", "20210105T080000Z", None),
+            ("20210105T100000Z", "20210105T120000Z", None),
+            ("20210105T150000Z", "20210105T160000Z", None),
+        ])
+        self.assertNotIn(b"FBTYPE", content)
+
+    @inline
+    async def test_badOptions(self):
+        """
+        Unknown fbtype or simple values, or both forms at once, are 400.
+        """
+        self.publish("alice", RangeTests.body)
+        for query in ["fbtype=implicit", "simple=maybe", "fbtype=explicit&simple=1"]:
+            response, _ = await self.get("/calendar/alice.vfb?" + query)
+            self.assertEqual((query, response.code), (query, 400))
+
+    @inline
+    async def test_conditionalTransformed(self):
+        """
+        A transformed answer has its own ETag, and If-None-Match with it is
+        answered 304.
+        """
+        self.publish("alice", RangeTests.body)
+        response, _ = await self.get("/calendar/alice.vfb?simple=1")
+        etag = response.headers.getRawHeaders(b"ETag")[0]
+        self.assertNotEqual(etag, self.server.store.etag(("alice.vfb",)).encode())
+        response, content = await self.get("/calendar/alice.vfb?simple=1", {b"If-None-Match": [etag]})
+        self.assertEqual((response.code, content), (304, b""))
+
+
+class HeadTests(LookupTestCase):
+    """
+    HEAD answers like GET without a body.
+    """
+
+    @inline
+    async def test_head(self):
+        """
+        HEAD of the published file and of a transformed answer gives the
+        GET's headers and no body.
+        """
+        self.publish("alice", RangeTests.body)
+        for path in ["/calendar/alice.vfb", "/calendar/alice.ifb?simple=1&start=20210105&end=20210106",
+                     "/calendar/group/team.vfb?start=20210105&period=P1D"]:
+            get, body = await self.get(path)
+            response = await self.http.head(self.server.url(path))
+            self.assertEqual(response.code, 200)
+            self.assertEqual(await response.content(), b"")
+            for header in [b"ETag", b"Content-Type", b"Last-Modified"]:
+                self.assertEqual(response.headers.getRawHeaders(header), get.headers.getRawHeaders(header))
+            self.assertTrue(body)
+
+
+class PrivacyTests(LookupTestCase):
+    """
+    Only busy times leave through /calendar/.
+    """
+
+    detailed = vfb(
+        "ORGANIZER;CN=Alice;X-PHONE=555:mailto:alice@example.com",
+        "SUMMARY:Alice's week",
+        "COMMENT:Dentist on Tuesday",
+        "ATTENDEE:mailto:dentist@example.com",
+        "LOCATION:Harley Street",
+        "X-PRIVATE-NOTE:bring the x-rays",
+        "FREEBUSY;FBTYPE=BUSY;X-SUMMARY=Root canal;X-LOCATION=Harley Street:20210105T070000Z/20210105T080000Z",
+        "FREEBUSY:20210106T070000Z/20210106T080000Z",
+    )
+
+    @inline
+    async def test_detailsStripped(self):
+        """
+        SUMMARY, COMMENT, ATTENDEE, LOCATION, X- properties and X-SUMMARY
+        parameters are gone from what readers get, in every form; the
+        periods remain.
+        """
+        self.publish("alice", self.detailed)
+        for query in ["", "?fbtype=explicit", "?simple=1", "?start=20210101&end=20210201",
+                      "?format=application/calendar%2Bjson"]:
+            response, content = await self.get("/calendar/alice.vfb" + query)
+            self.assertEqual(response.code, 200)
+            for secret in [b"Root canal", b"Harley", b"Dentist", b"dentist@", b"x-rays", b"week", b"555"]:
+                self.assertNotIn(secret, content, query)
+        _, content = await self.get("/calendar/alice.vfb")
+        periods, component = periodsOf(content)
+        self.assertEqual([p[:2] for p in periods], [("20210105T070000Z", "20210105T080000Z"),
+                                                    ("20210106T070000Z", "20210106T080000Z")])
+        self.assertEqual(str(component["ORGANIZER"]), "mailto:alice@example.com")
+
+    @inline
+    async def test_ownerReadsWhatWasPublished(self):
+        """
+        The owner's GET under /pub/calendar returns the published details.
+        """
+        self.publish("alice", self.detailed)
+        response = await self.http.get(self.server.url("/pub/calendar/alice.vfb"), headers=basicAuth("alice"))
+        self.assertEqual(await response.content(), self.detailed)
+
+    @inline
+    async def test_eventDetailsNeverLeave(self):
+        """
+        A full calendar's summaries, locations and attendees reach no
+        reader: not the lookup, not the page's JSON.
+        """
+        self.publish("alice", EVENTS, suffix=".ics")
+        for path, headers in [
+            ("/calendar/alice.vfb?start=20261123&end=20261130", {}),
+            ("/calendar/alice.vfb?start=20261123&end=20261130&format=application/calendar%2Bjson", {}),
+            ("/calendar/?who=alice&week=2026-11-23", {b"Accept": [b"application/json"]}),
+            ("/calendar/?who=alice&week=2026-11-23", {b"Accept": [b"text/html"]}),
+        ]:
+            response, content = await self.get(path, headers)
+            self.assertEqual(response.code, 200)
+            self.assertIn(b"2026-11-24" if b"json" in path.encode() or headers else b"20261124T090000Z", content)
+            for secret in [b"Secret", b"merger", b"Boardroom", b"ceo@", b"secret-meeting"]:
+                self.assertNotIn(secret, content, path)
+
+
+class LookupAuthTests(LookupTestCase):
+    """
+    --lookup-auth asks for a directory login.
+    """
+
+    serverArgs = ("--lookup-auth",)
+
+    @inline
+    async def test_loginRequired(self):
+        """
+        Anonymous and wrong logins are challenged; a directory user reads.
+        """
+        self.publish("alice", outlookVFB())
+        response, _ = await self.get("/calendar/alice.vfb")
+        self.assertEqual(response.code, 401)
+        self.assertTrue(response.headers.getRawHeaders(b"WWW-Authenticate")[0].startswith(b"Basic "))
+        response, _ = await self.get("/calendar/alice.vfb", basicAuth("carol", "wrong"))
+        self.assertEqual(response.code, 401)
+        response, content = await self.get("/calendar/alice.vfb", basicAuth("carol"))
+        self.assertEqual((response.code, content), (200, outlookVFB()))
+        response, _ = await self.get("/calendar/", basicAuth("carol"))
+        self.assertEqual(response.code, 200)
+        response, _ = await self.get("/calendar/")
+        self.assertEqual(response.code, 401)
+
+
+class TrustedNetworkTests(LookupTestCase):
+    """
+    --trusted-networks may still read anonymously.
+    """
+
+    serverArgs = ("--lookup-auth", "--trusted-networks", "10.0.0.0/8,127.0.0.0/8")
+
+    @inline
+    async def test_trustedAnonymous(self):
+        """
+        A loopback client in a trusted network reads without a login, but a
+        wrong login is still refused.
+        """
+        self.publish("alice", outlookVFB())
+        response, content = await self.get("/calendar/alice.vfb")
+        self.assertEqual((response.code, content), (200, outlookVFB()))
+        response, _ = await self.get("/calendar/alice.vfb", basicAuth("alice", "wrong"))
+        self.assertEqual(response.code, 401)
+
+
+class UntrustedNetworkTests(LookupTestCase):
+    """
+    A client outside the trusted networks must log in.
+    """
+
+    serverArgs = ("--lookup-auth", "--trusted-networks", "10.0.0.0/8")
+
+    @inline
+    async def test_untrustedChallenged(self):
+        """
+        Loopback is not in 10.0.0.0/8: challenged.
+        """
+        self.publish("alice", outlookVFB())
+        response, _ = await self.get("/calendar/alice.vfb")
+        self.assertEqual(response.code, 401)
+
+
+class GroupTests(LookupTestCase):
+    """
+    /calendar/group/<cn>.vfb merges the members of an LDAP group.
+    """
+
+    def publishTeam(self):
+        self.publish("alice", vfb("FREEBUSY:20210105T090000Z/20210105T110000Z",
+                                  "FREEBUSY;FBTYPE=FREE:20210105T130000Z/20210105T140000Z"))
+        self.publish("bsmith", vfb("FREEBUSY:20210105T100000Z/20210105T120000Z",
+                                   "FREEBUSY;FBTYPE=BUSY-TENTATIVE:20210105T150000Z/20210105T160000Z",
+                                   "FREEBUSY:20210105T070000Z/20210105T080000Z"))
+        self.publish("carol", vfb("FREEBUSY:20210105T120000Z/20210105T123000Z",
+                                  "FREEBUSY:20210105T153000Z/20210105T170000Z"))
+        # dave is not in the team: his time must not appear.
+        self.publish("dave", vfb("FREEBUSY:20210105T200000Z/20210105T210000Z"))
+
+    @inline
+    async def test_mergedOverlappingMembers(self):
+        """
+        Overlapping and adjacent periods of alice, bsmith and carol become
+        one sorted list; FREE is dropped; where busy and tentative overlap,
+        busy wins.
+        """
+        self.publishTeam()
+        for path in ["/calendar/group/team.vfb", "/calendar/group/TEAM.ifb"]:
+            response, content = await self.get(path + "?start=20210105&end=20210106")
+            self.assertEqual((path, response.code), (path, 200))
+            periods, component = periodsOf(content)
+            self.assertEqual(periods, [
+                ("20210105T070000Z", "20210105T080000Z", None),
+                ("20210105T090000Z", "20210105T123000Z", None),
+                ("20210105T150000Z", "20210105T153000Z", "BUSY-TENTATIVE"),
+                ("20210105T153000Z", "20210105T170000Z", None),
+            ])
+            self.assertEqual(component.decoded("DTSTART").strftime("%Y%m%d"), "20210105")
+
+    @inline
+    async def test_groupFormats(self):
+        """
+        The group answers jCal and the simple form too.
+        """
+        self.publishTeam()
+        response, content = await self.get(
+            "/calendar/group/team.vfb?start=20210105&end=20210106&format=application/calendar%2Bjson")
+        self.assertEqual(response.code, 200)
+        props = json.loads(content)[2][0][1]
+        self.assertEqual(len([p for p in props if p[0] == "freebusy"]), 4)
+        _, content = await self.get("/calendar/group/team.vfb?start=20210105&end=20210106&simple=1")
+        self.assertNotIn(b"FBTYPE", content)
+
+    @inline
+    async def test_unknownGroup(self):
+        """
+        An unknown group, a person's name, a malformed name and LDAP filter
+        tricks are 404.
+        """
+        for path in ["/calendar/group/nobody.vfb", "/calendar/group/alice.vfb", "/calendar/group/team.txt",
+                     "/calendar/group/team", "/calendar/group/*.vfb", "/calendar/group/t*.vfb",
+                     "/calendar/group/team)(cn=*.vfb", "/calendar/group/..%2Fteam.vfb", "/calendar/group/.vfb"]:
+            response, _ = await self.get(path)
+            self.assertEqual((path, response.code), (path, 404))
+
+
+class GroupLimitTests(LookupTestCase):
+    """
+    --group-max-members bounds the merge.
+    """
+
+    serverArgs = ("--group-max-members", "2")
+
+    @inline
+    async def test_tooLarge(self):
+        """
+        A group with more members than allowed is refused with a clear
+        reason.
+        """
+        response, content = await self.get("/calendar/group/team.vfb")
+        self.assertEqual(response.code, 403)
+        self.assertIn(b"more than 2 members", content)
+        self.assertIn(b"--group-max-members", content)
+
+
+class DerivedTests(LookupTestCase):
+    """
+    A full calendar published as <uid>.ics is served as free/busy; the later
+    of .vfb and .ics wins.
+    """
+
+    @inline
+    async def test_publishCalendarByPut(self):
+        """
+        PUT of <uid>.ics is accepted (and one without VEVENT refused), and
+        the lookup derives its busy time.
+        """
+        response = await self.http.put(self.server.url("/pub/calendar/alice.ics"), data=EVENTS,
+                                       headers=basicAuth("alice"))
+        await response.content()
+        self.assertEqual(response.code, 201)
+        response = await self.http.put(self.server.url("/pub/calendar/alice.ics"), data=vfb(),
+                                       headers=basicAuth("alice"))
+        self.assertEqual(response.code, 400)
+        self.assertIn(b"VEVENT", await response.content())
+        response, content = await self.get("/calendar/alice.vfb?start=20261124&end=20261125")
+        periods, _ = periodsOf(content)
+        self.assertEqual(periods, [("20261124T090000Z", "20261124T103000Z", None)])
+
+    @inline
+    async def test_latestWins(self):
+        """
+        Whichever of .vfb and .ics was published last is served.
+        """
+        self.publish("alice", outlookVFB(), mtime=1_700_000_000)
+        self.publish("alice", EVENTS, suffix=".ics", mtime=1_700_000_100)
+        _, content = await self.get("/calendar/alice.vfb?start=20261124&end=20261125")
+        self.assertIn(b"20261124T090000Z", content)
+        self.publish("alice", outlookVFB(), mtime=1_700_000_200)
+        _, content = await self.get("/calendar/alice.vfb")
+        self.assertEqual(content, outlookVFB())
+
+    @inline
+    async def test_derivedCachedByETag(self):
+        """
+        A second lookup of the same calendar and range is served from the
+        cache; a new version of the file is read afresh.
+        """
+        self.publish("alice", EVENTS, suffix=".ics")
+        _, first = await self.get("/calendar/alice.vfb?start=20261124&end=20261125")
+        lookup = self.server.service.getServiceNamed("http").factory.resource.children[b"calendar"]
+        self.assertEqual(len(lookup._derivedCache._items), 1)
+        _, second = await self.get("/calendar/alice.vfb?start=20261124&end=20261125")
+        self.assertEqual(first, second)
+        self.assertEqual(len(lookup._derivedCache._items), 1)
+        self.publish("alice", EVENTS.replace(b"T113000", b"T120000"), suffix=".ics")
+        _, third = await self.get("/calendar/alice.vfb?start=20261124&end=20261125")
+        self.assertIn(b"20261124T090000Z/20261124T110000Z", third)
+        self.assertEqual(len(lookup._derivedCache._items), 2)
+
+
+class LookupOptionsTests(unittest.SynchronousTestCase):
+    """
+    The lookup options on the command line and in the config file.
+    """
+
+    def test_commandLine(self):
+        """
+        --lookup-auth is a flag; networks, zone, group and window options
+        are parsed; bad values are usage errors naming the option.
+        """
+        from datetime import timedelta
+        from ipaddress import ip_network
+        from zoneinfo import ZoneInfo
+
+        from twisted.python.usage import UsageError
+
+        from fbtwist.ldapurl import parseLDAPURL
+        from fbtwist.lookup import LookupSettings
+
+        config = serviceOptions("--lookup-auth", "--trusted-networks", "10.0.0.0/8, ::1/128",
+                                "--default-tz", "Europe/Berlin", "--group-max-members", "7",
+                                "--lookup-window", "14").config
+        settings = LookupSettings.fromConfig(config, parseLDAPURL("ldap://h/ou=people,dc=example,dc=com"))
+        self.assertEqual(settings, LookupSettings(
+            auth=True, trustedNetworks=(ip_network("10.0.0.0/8"), ip_network("::1/128")),
+            defaultZone=ZoneInfo("Europe/Berlin"), groupBase="dc=example,dc=com", groupMaxMembers=7,
+            window=timedelta(days=14)))
+        self.assertFalse(serviceOptions().config.lookupAuth)
+        for args, option in [(("--trusted-networks", "10.0.0.0/33"), "--trusted-networks"),
+                             (("--default-tz", "Mars/Olympus"), "--default-tz"),
+                             (("--group-max-members", "0"), "--group-max-members"),
+                             (("--group-base", "not a dn"), "--group-base")]:
+            with self.assertRaises(UsageError) as caught:
+                serviceOptions(*args)
+            self.assertIn(option, str(caught.exception))
+
+    def test_configFile(self):
+        """
+        lookup-auth = yes in the config file switches authentication on.
+        """
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("[freebusy]\nlookup-auth = yes\ngroup-base = ou=groups,dc=example,dc=com\n")
+        config = serviceOptions("--config", path).config
+        self.assertTrue(config.lookupAuth)
+        self.assertEqual(config.groupBase, "ou=groups,dc=example,dc=com")
