@@ -77,6 +77,39 @@ def parsePositiveSeconds(text: str) -> float:
     return seconds
 
 
+def parsePortRange(text: str) -> range:
+    """
+    A TCP port range C{LOW-HIGH} (both included), or one port.
+    """
+    low, dash, high = text.strip().partition("-")
+    try:
+        first, last = int(low), int(high if dash else low)
+    except ValueError:
+        raise ValueError("expected a port range such as 50000-50100") from None
+    if not 1024 <= first <= last <= 65535:
+        raise ValueError("expected ports between 1024 and 65535, the lower one first")
+    return range(first, last + 1)
+
+
+def parseIPv4Address(text: str) -> str:
+    import ipaddress
+
+    try:
+        return str(ipaddress.IPv4Address(text.strip()))
+    except ValueError:
+        raise ValueError("expected an IPv4 address such as 192.0.2.10 (PASV can only announce IPv4)") from None
+
+
+def parseCount(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise ValueError("expected a whole number") from None
+    if count < 1:
+        raise ValueError("must be at least 1")
+    return count
+
+
 def parseLDAP(text: str):
     try:
         return parseLDAPURL(text)
@@ -121,17 +154,33 @@ def readableFile(path: str) -> FilePath:
     return fp
 
 
-def setting(option: str, default, parse, help: str, repeatable: bool = False, secret: bool = False, metavar: str = ""):
+def parseBoolean(text: str) -> bool:
+    """
+    A yes/no value as an INI file spells it (yes, no, true, false, on, off,
+    1, 0).
+    """
+    value = text.strip().lower()
+    if value in ("yes", "true", "on", "1"):
+        return True
+    if value in ("no", "false", "off", "0"):
+        return False
+    raise ValueError("expected yes or no")
+
+
+def setting(option: str, default, parse, help: str, repeatable: bool = False, secret: bool = False,
+            metavar: str = "", flag: bool = False):
     """
     Declare a L{Config} field as an option.
 
     @param parse: Turns one text value into the setting's value, raising
         L{ValueError} with a short reason.
+    @param flag: Whether the option is a command-line switch taking no
+        value (its INI key takes yes or no; parse with L{parseBoolean}).
     """
     return field(
         default=default,
         repr=not secret,
-        metadata=dict(option=option, parse=parse, help=help, repeatable=repeatable, metavar=metavar),
+        metadata=dict(option=option, parse=parse, help=help, repeatable=repeatable, metavar=metavar, flag=flag),
     )
 
 
@@ -187,6 +236,36 @@ class Config:
     )
     demoLDIF: FilePath = setting(
         "demo-ldif", DEMO_LDIF, readableFile, "The demo directory's entries.", metavar="FILE",
+    )
+
+    # --- FTP (Outlook 98 publishing; see fbtwist.ftpserver) ---
+    ftpAnonymous: bool = setting(
+        "ftp-anonymous", False, parseBoolean,
+        "Let anonymous FTP users (login anonymous or ftp) list and download the published files; "
+        "they can never write.", flag=True,
+    )
+    ftpPassivePorts: Optional[range] = setting(
+        "ftp-passive-ports", None, parsePortRange,
+        "Listen for passive FTP data connections (PASV, EPSV) on ports in this range only, e.g. "
+        "50000-50100 (any free port when absent).", metavar="LOW-HIGH",
+    )
+    ftpPassiveHost: Optional[str] = setting(
+        "ftp-passive-host", None, parseIPv4Address,
+        "The IPv4 address to announce in PASV replies, for a server behind NAT (the address the "
+        "client connected to when absent).", metavar="ADDRESS",
+    )
+    ftpIdleTimeout: float = setting(
+        "ftp-idle-timeout", 300.0, parsePositiveSeconds,
+        "Close an FTP session after this long without a command or data.", metavar="SECONDS",
+    )
+    ftpDataTimeout: float = setting(
+        "ftp-data-timeout", 10.0, parsePositiveSeconds,
+        "Give up on an FTP data connection that has not been made after this long.", metavar="SECONDS",
+    )
+    ftpMaxConnectionsPerAddress: int = setting(
+        "ftp-max-connections-per-address", 8, parseCount,
+        "Refuse (with 421) more simultaneous FTP sessions than this from one client address.",
+        metavar="N",
     )
 
 
@@ -246,6 +325,9 @@ def buildConfig(commandLine: Dict[str, object], configFile: Optional[str] = None
     for f in settings():
         option = _optionKey(f)
         given = commandLine.get(option)
+        if f.metadata["flag"]:
+            # usage.Options gives a switch 0 when absent, 1 when present.
+            given = "yes" if given not in (None, 0, False, "") else None
         if given is not None and given != []:
             source, texts = f"--{option}", given if isinstance(given, list) else [given]
         elif option in fromFile:

@@ -57,8 +57,11 @@ class Options(usage.Options):
         "--config (section [freebusy], keys as the long option names); the command line wins."
     )
     optParameters = [["config", "c", None, "Read settings from this INI file."]] + [
-        [f.metadata["option"], None, None, _helpText(f)] for f in settings() if not f.metadata["repeatable"]
+        [f.metadata["option"], None, None, _helpText(f)]
+        for f in settings()
+        if not f.metadata["repeatable"] and not f.metadata["flag"]
     ]
+    optFlags = [[f.metadata["option"], None, f.metadata["help"]] for f in settings() if f.metadata["flag"]]
 
     def __init__(self):
         super().__init__()
@@ -83,7 +86,8 @@ del _f
 def makeService(options, reactor=None) -> service.MultiService:
     """
     Build fbtwist's services: the demo directory (when no --ldap is given),
-    one HTTP service per --http endpoint, sharing one portal and one store.
+    one HTTP service per --http endpoint and the FTP service (unless
+    --ftp none), sharing one portal and one store.
     """
     if reactor is None:
         from twisted.internet import reactor
@@ -110,6 +114,27 @@ def makeService(options, reactor=None) -> service.MultiService:
     for index, description in enumerate(config.http):
         listener = strports.service(description, site, reactor=reactor)
         listener.setName("http" if index == 0 else f"http{index + 1}")
+        listener.setServiceParent(top)
+
+    if config.ftp is not None:
+        # Imported here: twisted.protocols.ftp imports the global reactor.
+        from twisted.protocols.ftp import IFTPShell
+
+        from fbtwist.ftpserver import CalendarFTPFactory
+        from fbtwist.ftpshell import ftpAvatarFactory
+
+        realm.registerAvatarFactory(IFTPShell, ftpAvatarFactory(config.maxUpload, config.ftpAnonymous))
+        ftpFactory = CalendarFTPFactory(
+            portal, reactor,
+            allowAnonymous=config.ftpAnonymous,
+            passivePorts=config.ftpPassivePorts,
+            passiveHost=config.ftpPassiveHost,
+            idleTimeout=config.ftpIdleTimeout,
+            dataTimeout=config.ftpDataTimeout,
+            maxConnectionsPerAddress=config.ftpMaxConnectionsPerAddress,
+        )
+        listener = strports.service(config.ftp, ftpFactory, reactor=reactor)
+        listener.setName("ftp")
         listener.setServiceParent(top)
 
     top.directory = directory
