@@ -403,8 +403,17 @@ class CalendarFTP(ftp.FTP):
         """
         Open a passive data port on the address the client reached us at.
 
+        A repeated PASV or EPSV before any data connection came keeps the
+        port it announced (a closed port is only free again later).
+
         @return: Its port number.
         """
+        port = self.dtpPort
+        if (interfaces.IListeningPort.providedBy(port) and self.dtpInstance is None
+                and self._dataReady is not None and not self._dataReady.called):
+            self.dtpFactory.cancelTimeout()
+            self.dtpFactory.setTimeout(self.factory.dataTimeout)
+            return port.getHost().port
         self.cleanupDTP()
         factory = DataConnectionFactory(self, self.peerHost, self.reactor)
         ports = self.factory.passivePorts
