@@ -52,7 +52,7 @@ from zope.interface import implementer
 
 from fbtwist.checker import credentialText
 from fbtwist.errors import DirectoryUnavailable, TooManyAttempts
-from fbtwist.ftpshell import FTPReplyError, viewPath
+from fbtwist.ftpshell import VIEW_ROOT, FTPReplyError, viewPath
 
 #: Failed logins after which a session is closed.
 MAX_FAILED_LOGINS = 3
@@ -334,6 +334,8 @@ class CalendarFTP(ftp.FTP):
     def ftp_USER(self, username=""):
         if not username:
             raise FTPReplyError("501", "USER requires a login.")
+        if self.shell is not None:
+            raise FTPReplyError("503", "Already logged in; to log in as someone else, reconnect.")
         self._user = username
         self.state = self.INAUTH
         if self.factory.allowAnonymous and username.lower() == self.factory.userAnonymous:
@@ -667,10 +669,13 @@ class CalendarFTP(ftp.FTP):
             raise FTPReplyError("426", "Data connection broken; nothing was stored.")
 
     def _rejected(self, uid, segments, reason: str) -> None:
+        # The store path where there is one (as HTTP logs it), else the
+        # path the client named.
+        inTree = [s.lower() for s in segments[: len(VIEW_ROOT)]] == list(VIEW_ROOT) and len(segments) > len(VIEW_ROOT)
+        path = "/".join(segments[len(VIEW_ROOT):]) if inTree else viewPath(segments)
         self.log.info(
             "refused to store {path} for {uid} over FTP: {reason}",
-            fbEvent="publish-rejected", uid=uid, protocol="ftp", path="/".join(segments[2:]) or viewPath(segments),
-            reason=reason,
+            fbEvent="publish-rejected", uid=uid, protocol="ftp", path=path, reason=reason,
         )
 
 

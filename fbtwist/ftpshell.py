@@ -47,7 +47,7 @@ VIEW_ROOT = ("pub", "calendar")
 
 #: Domain error -> (FTP reply code, the C{publish-rejected} reason slug).
 _REPLIES = (
-    (NotFound, "550", "aborted"),
+    (NotFound, "550", "forbidden"),
     (PermissionDenied, "550", "forbidden"),
     (InvalidName, "553", "forbidden"),
     (AlreadyExists, "550", "forbidden"),
