@@ -128,9 +128,14 @@ class DataConnection(ftp.DTP):
         when the connection is gone.
     """
 
+    #: Bytes held before a STOR takes them; past this the client waits.
+    bufferLimit = 65536
+
     def __init__(self):
         self.closed = defer.Deferred()
         self._receiver = None
+        self._buffered = 0
+        self._paused = False
 
     def receive(self, receiver) -> None:
         """
@@ -140,12 +145,21 @@ class DataConnection(ftp.DTP):
         self._receiver = receiver
         for chunk in buffered:
             receiver(chunk)
+        if self._paused and self.isConnected:
+            self._paused = False
+            self.transport.resumeProducing()
 
     def dataReceived(self, data: bytes) -> None:
         if self._receiver is not None:
             self._receiver(data)
         elif self._buffer is not None:
+            # Data sent before (or without) a STOR: hold a little, then
+            # stop reading rather than fill the memory.
             self._buffer.append(data)
+            self._buffered += len(data)
+            if self._buffered > self.bufferLimit and not self._paused:
+                self._paused = True
+                self.transport.pauseProducing()
 
     def connectionLost(self, reason) -> None:
         self.isConnected = False
@@ -375,6 +389,10 @@ class CalendarFTP(ftp.FTP):
         self.state = self.AUTHED
         self.log.info("FTP login by {uid} from {peer}", uid=shell.avatar.uid, peer=self.peerHost)
         return reply
+
+    def ftp_ABOR(self):
+        # Commands wait while a transfer runs, so there is never one to abort.
+        return "225", "No transfer in progress."
 
     def ftp_OPTS(self, option=""):
         if option.upper().split() == ["UTF8", "ON"]:

@@ -24,7 +24,7 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from fbtwist.checker import DirectoryChecker
-from fbtwist.errors import DirectoryUnavailable
+from fbtwist.errors import DirectoryUnavailable, TooManyAttempts
 from fbtwist.ftpserver import CalendarFTPFactory, CRLFLineEnds, TooManyConnections, normalisedHost
 from fbtwist.ftpshell import ftpAvatarFactory
 from fbtwist.realm import FreeBusyRealm
@@ -203,6 +203,24 @@ class LoginTests(SynchronousTestCase):
         session.send("USER alice")
         replies = session.command("PASS wonderland")
         self.assertEqual(replies[-1], "421 the directory does not answer. Try again later.")
+        self.assertTrue(session.transport.disconnecting)
+
+    def test_throttled(self):
+        """
+        A login refused for too many failed attempts is 421 and the session
+        closes.
+        """
+
+        @implementer(ICredentialsChecker)
+        class Throttled:
+            credentialInterfaces = (IUsernamePassword,)
+
+            def requestAvatarId(self, credentials):
+                return defer.fail(TooManyAttempts())
+
+        session = Session(self, checker=Throttled())
+        session.send("USER alice")
+        self.assertTrue(session.command("PASS wonderland")[-1].startswith("421 Too many failed logins"))
         self.assertTrue(session.transport.disconnecting)
 
     def test_peerOnCredentials(self):
@@ -482,6 +500,21 @@ class DataConnectionSafetyTests(SynchronousTestCase):
         session.login()
         data, transport = session.passive(peer="192.0.2.7")
         self.assertIsNone(data)
+
+    def test_earlyDataBounded(self):
+        """
+        Data sent on a data connection before any STOR is held up to a
+        limit, then the connection is paused (not read into memory).
+        """
+        session = Session(self)
+        session.login()
+        data, transport = session.passive()
+        data.dataReceived(b"x" * 70000)
+        self.assertEqual(transport.producerState, "paused")
+        session.send("STOR /pub/calendar/alice.vfb")
+        self.assertEqual(transport.producerState, "producing")
+        data.connectionLost(Failure(ConnectionDone()))
+        self.assertTrue(session.replies()[-1].startswith("550"))
 
     def test_pasvDoesNotBlock(self):
         """
