@@ -267,6 +267,20 @@ class Config:
         "Refuse (with 421) more simultaneous FTP sessions than this from one client address.",
         metavar="N",
     )
+    ftpTLSCertificate: Optional[FilePath] = setting(
+        "ftp-tls-certificate", None, readableFile,
+        "Offer explicit FTPS (AUTH TLS) with this PEM certificate (which may hold the key too).",
+        metavar="FILE",
+    )
+    ftpTLSKey: Optional[FilePath] = setting(
+        "ftp-tls-key", None, readableFile,
+        "The PEM private key of --ftp-tls-certificate, when it is not in the same file.", metavar="FILE",
+    )
+    ftpTLSRequired: bool = setting(
+        "ftp-tls-required", False, parseBoolean,
+        "Refuse FTP logins before AUTH TLS, and unprotected data connections (needs "
+        "--ftp-tls-certificate; Outlook 98 cannot do TLS).", flag=True,
+    )
 
 
 def settings() -> List:

@@ -33,6 +33,9 @@ What differs from Twisted's C{FTP}, and why:
    B{connections per client address} are capped (421).
  - Commands are decoded as UTF-8 where they are valid UTF-8 (path names),
    replies are sent in UTF-8 (FEAT announces UTF8).
+ - B{Explicit FTPS} (RFC 4217; Twisted has none) when a certificate is
+   configured: AUTH TLS, PBSZ, PROT P/C, and TLS on data connections; with
+   C{--ftp-tls-required}, USER is refused before AUTH TLS.
 """
 
 import fnmatch
@@ -137,6 +140,15 @@ class DataConnection(ftp.DTP):
         self._buffered = 0
         self._paused = False
 
+    def connectionMade(self):
+        tlsOptions = self.factory.tlsOptions
+        if tlsOptions is not None:
+            # PROT P: the FTP server is the TLS server on the data connection
+            # whoever opened it (RFC 4217), so an active (PORT) connection,
+            # a TCP client, starts TLS in the server role.
+            self.transport.startTLS(tlsOptions, self.factory.passive)
+        super().connectionMade()
+
     def receive(self, receiver) -> None:
         """
         Hand every chunk received so far, and from now on, to C{receiver}.
@@ -170,12 +182,18 @@ class DataConnectionFactory(ftp.DTPFactory):
     """
     Makes the one L{DataConnection} of a PASV/EPSV/PORT/EPRT, from the
     client's own address only.
+
+    @ivar tlsOptions: The server's TLS options when the data connection is
+        protected (PROT P), else C{None}.
+    @ivar passive: Whether the client connects to us (PASV/EPSV).
     """
 
     log = Logger()
 
-    def __init__(self, pi, peerHost: str, reactor):
+    def __init__(self, pi, peerHost: str, reactor, tlsOptions=None, passive: bool = True):
         super().__init__(pi, peerHost, reactor)
+        self.tlsOptions = tlsOptions
+        self.passive = passive
 
     def buildProtocol(self, addr):
         if normalisedHost(addr.host) != self.peerHost:
@@ -205,7 +223,7 @@ class CalendarFTP(ftp.FTP):
 
     log = Logger()
     _encoding = "utf-8"
-    PUBLIC_COMMANDS = ["FEAT", "QUIT", "SYST", "NOOP", "OPTS"]
+    PUBLIC_COMMANDS = ["FEAT", "QUIT", "SYST", "NOOP", "OPTS", "AUTH", "PBSZ", "PROT"]
     FEATURES = ["EPRT", "EPSV", "MDTM", "PASV", "SIZE", "TYPE A;I", "UTF8"]
 
     peerHost = None
@@ -214,6 +232,8 @@ class CalendarFTP(ftp.FTP):
     _upload = None
     _failedLogins = 0
     _sessionOpen = False
+    tlsActive = False
+    protectData = False
 
     @property
     def reactor(self):
@@ -350,6 +370,8 @@ class CalendarFTP(ftp.FTP):
             raise FTPReplyError("501", "USER requires a login.")
         if self.shell is not None:
             raise FTPReplyError("503", "Already logged in; to log in as someone else, reconnect.")
+        if self.factory.tlsRequired and not self.tlsActive:
+            raise FTPReplyError("530", "This server requires AUTH TLS before USER: passwords never travel in clear.")
         self._user = username
         self.state = self.INAUTH
         if self.factory.allowAnonymous and username.lower() == self.factory.userAnonymous:
@@ -389,6 +411,45 @@ class CalendarFTP(ftp.FTP):
         self.state = self.AUTHED
         self.log.info("FTP login by {uid} from {peer}", uid=shell.avatar.uid, peer=self.peerHost)
         return reply
+
+    # -- explicit FTPS (RFC 4217) ------------------------------------------
+
+    def ftp_FEAT(self):
+        self.sendLine("211-Features:")
+        features = self.FEATURES + (["AUTH TLS", "PBSZ", "PROT"] if self.factory.tlsOptions is not None else [])
+        for feature in sorted(features):
+            self.sendLine(" " + feature)
+        self.sendLine("211 End")
+
+    def ftp_AUTH(self, mechanism=""):
+        if self.factory.tlsOptions is None:
+            raise FTPReplyError("502", "TLS is not configured on this server.")
+        if mechanism.upper() not in ("TLS", "TLS-C", "SSL"):
+            raise FTPReplyError("504", f"AUTH {mechanism} is not supported; use AUTH TLS.")
+        if self.tlsActive or self.state != self.UNAUTH:
+            raise FTPReplyError("503", "AUTH TLS comes first, once.")
+        self.sendLine("234 AUTH TLS accepted; start the TLS handshake.")
+        self.transport.startTLS(self.factory.tlsOptions)
+        self.tlsActive = True
+        return None
+
+    def ftp_PBSZ(self, size=""):
+        if not self.tlsActive:
+            raise FTPReplyError("503", "Use AUTH TLS first.")
+        return "200", "PBSZ=0"
+
+    def ftp_PROT(self, level=""):
+        if not self.tlsActive:
+            raise FTPReplyError("503", "Use AUTH TLS first.")
+        if level.upper() not in ("P", "C"):
+            raise FTPReplyError("504", "PROT takes P (private) or C (clear).")
+        if self.factory.tlsRequired and level.upper() == "C":
+            raise FTPReplyError("534", "This server requires protected data connections (PROT P).")
+        self.protectData = level.upper() == "P"
+        return "200", f"Protection level set to {'Private' if self.protectData else 'Clear'}."
+
+    def _dataTLS(self):
+        return self.factory.tlsOptions if self.protectData else None
 
     def ftp_ABOR(self):
         # Commands wait while a transfer runs, so there is never one to abort.
@@ -435,7 +496,7 @@ class CalendarFTP(ftp.FTP):
             self.dtpFactory.setTimeout(self.factory.dataTimeout)
             return port.getHost().port
         self.cleanupDTP()
-        factory = DataConnectionFactory(self, self.peerHost, self.reactor)
+        factory = DataConnectionFactory(self, self.peerHost, self.reactor, self._dataTLS(), passive=True)
         ports = self.factory.passivePorts
         if ports is None:
             candidates = [0]
@@ -490,7 +551,7 @@ class CalendarFTP(ftp.FTP):
             )
             raise FTPReplyError("501", f"{command} may only name your own address and a port from 1024 up.")
         self.cleanupDTP()
-        factory = DataConnectionFactory(self, self.peerHost, self.reactor)
+        factory = DataConnectionFactory(self, self.peerHost, self.reactor, self._dataTLS(), passive=False)
         factory.setTimeout(self.factory.dataTimeout)
         connector = self.reactor.connectTCP(host, port, factory, timeout=self.factory.dataTimeout)
         self._prepareData(factory, connector)
@@ -716,6 +777,10 @@ class CalendarFTPFactory(ftp.FTPFactory):
     @ivar passiveHost: The IPv4 address PASV announces, or C{None} for the
         address the client connected to.
     @ivar sessions: Client address to its number of open sessions.
+    @ivar tlsOptions: The server's TLS options for explicit FTPS
+        (C{AUTH TLS}), or C{None} when it is off.
+    @ivar tlsRequired: Whether USER needs AUTH TLS first and data
+        connections must be protected.
     """
 
     protocol = CalendarFTP
@@ -724,8 +789,10 @@ class CalendarFTPFactory(ftp.FTPFactory):
 
     def __init__(self, portal, reactor, allowAnonymous: bool = False, passivePorts: Optional[range] = None,
                  passiveHost: Optional[str] = None, idleTimeout: float = 300.0, dataTimeout: float = 10.0,
-                 maxConnectionsPerAddress: int = 8):
+                 maxConnectionsPerAddress: int = 8, tlsOptions=None, tlsRequired: bool = False):
         super().__init__(portal)
+        self.tlsOptions = tlsOptions
+        self.tlsRequired = tlsRequired
         self.reactor = reactor
         self.allowAnonymous = allowAnonymous
         self.passivePorts = passivePorts

@@ -74,6 +74,15 @@ class Options(usage.Options):
             self.config = buildConfig(self, self["config"])
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
+        if self.config.ftpTLSRequired and self.config.ftpTLSCertificate is None:
+            raise usage.UsageError("--ftp-tls-required needs --ftp-tls-certificate")
+        if self.config.ftpTLSCertificate is not None:
+            from fbtwist.ftptls import serverTLSOptions
+
+            try:
+                serverTLSOptions(self.config.ftpTLSCertificate, self.config.ftpTLSKey)
+            except ValueError as e:
+                raise usage.UsageError(f"--ftp-tls-certificate: {e}") from None
 
 
 for _f in settings():
@@ -124,6 +133,11 @@ def makeService(options, reactor=None) -> service.MultiService:
         from fbtwist.ftpshell import ftpAvatarFactory
 
         realm.registerAvatarFactory(IFTPShell, ftpAvatarFactory(config.maxUpload, config.ftpAnonymous))
+        tlsOptions = None
+        if config.ftpTLSCertificate is not None:
+            from fbtwist.ftptls import serverTLSOptions
+
+            tlsOptions = serverTLSOptions(config.ftpTLSCertificate, config.ftpTLSKey)
         ftpFactory = CalendarFTPFactory(
             portal, reactor,
             allowAnonymous=config.ftpAnonymous,
@@ -132,6 +146,8 @@ def makeService(options, reactor=None) -> service.MultiService:
             idleTimeout=config.ftpIdleTimeout,
             dataTimeout=config.ftpDataTimeout,
             maxConnectionsPerAddress=config.ftpMaxConnectionsPerAddress,
+            tlsOptions=tlsOptions,
+            tlsRequired=config.ftpTLSRequired,
         )
         listener = strports.service(config.ftp, ftpFactory, reactor=reactor)
         listener.setName("ftp")

@@ -93,7 +93,7 @@ def resetOnClose(sock) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
-async def lftp(port: int, commands: str, login="alice", password=None):
+async def lftp(port: int, commands: str, login="alice", password=None, settings="set ftp:ssl-allow no;"):
     """
     Run lftp against the server.
 
@@ -101,7 +101,7 @@ async def lftp(port: int, commands: str, login="alice", password=None):
     """
     password = PASSWORDS[login] if password is None else password
     script = (
-        "set ftp:ssl-allow no; set net:max-retries 1; set net:timeout 5; set net:reconnect-interval-base 1; "
+        f"{settings} set net:max-retries 1; set net:timeout 5; set net:reconnect-interval-base 1; "
         "set cmd:fail-exit yes; set xfer:clobber on; "
         f"open -u {login},{password} -p {port} 127.0.0.1; {commands}"
     )
@@ -694,3 +694,119 @@ class OpenLDAPTests(unittest.TestCase):
         response = await self.http.get(self.server.url("/calendar/dave.vfb"))
         self.assertEqual(response.code, 200)
         self.assertEqual(await response.content(), body)
+
+
+def selfSignedCertificate(path: FilePath) -> FilePath:
+    """
+    Write a self-signed certificate for 127.0.0.1 with its key to C{path}.
+    """
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(key, hashes.SHA256())
+    )
+    path.setContent(
+        certificate.public_bytes(serialization.Encoding.PEM)
+        + key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    )
+    return path
+
+
+class FTPSTests(unittest.TestCase):
+    """
+    Explicit FTPS (AUTH TLS, PBSZ, PROT P) with ftplib.FTP_TLS and lftp.
+    """
+
+    async def _setUp(self):
+        self.certificate = selfSignedCertificate(FilePath(self.mktemp()))
+        self.server = await startFTPServer(self, "--ftp-tls-certificate", self.certificate.path,
+                                           "--ftp-tls-required")
+        self.port = self.server.ftpPort
+
+    def setUp(self):
+        return defer.Deferred.fromCoroutine(self._setUp())
+
+    def tlsClient(self) -> ftplib.FTP_TLS:
+        import ssl
+
+        context = ssl.create_default_context(cafile=self.certificate.path)
+        client = ftplib.FTP_TLS(context=context)
+        client.connect("127.0.0.1", self.port, timeout=CLIENT_TIMEOUT)
+        return client
+
+    @inline
+    async def test_publishOverTLS(self):
+        """
+        AUTH TLS, login, PROT P, then STOR (passive and active) and RETR
+        over protected data connections, the certificate verified.
+        """
+        body = outlookVFB(busy="20220105T070000Z/20220105T073000Z")
+
+        def publish():
+            client = self.tlsClient()
+            try:
+                client.auth()
+                client.login("alice", PASSWORDS["alice"])
+                client.prot_p()
+                stored = client.storbinary("STOR /pub/calendar/alice.vfb", io.BytesIO(outlookVFB()))
+                client.set_pasv(False)
+                stored2 = client.storbinary("STOR /pub/calendar/alice.vfb", io.BytesIO(body))
+                client.set_pasv(True)
+                received = io.BytesIO()
+                client.retrbinary("RETR /pub/calendar/alice.vfb", received.write)
+                client.quit()
+                return stored, stored2, received.getvalue()
+            finally:
+                client.close()
+
+        stored, stored2, received = await inThread(publish)
+        self.assertTrue(stored.startswith("226") and stored2.startswith("226"), (stored, stored2))
+        self.assertEqual(received, body)
+        self.assertEqual(self.server.store.read(("alice.vfb",)), body)
+
+    @inline
+    async def test_clearLoginRefused(self):
+        """
+        With --ftp-tls-required, USER before AUTH TLS is 530: the password
+        is never sent in clear.
+        """
+
+        def login():
+            with connect(self.port) as client:
+                pass
+
+        with self.assertRaises(ftplib.error_perm) as raised:
+            await inThread(login)
+        self.assertIn("AUTH TLS", str(raised.exception))
+
+    @inline
+    async def test_lftpOverTLS(self):
+        """
+        lftp with ftp:ssl-force and protected data publishes.
+        """
+        local = FilePath(self.mktemp())
+        local.makedirs()
+        source = local.child("alice.vfb")
+        source.setContent(outlookVFB())
+        out, err, code = await lftp(
+            self.port,
+            f"set ssl:ca-file {self.certificate.path}; cd /pub/calendar; put {source.path}; cls",
+            settings="set ftp:ssl-force true; set ftp:ssl-protect-data true; set ssl:check-hostname no;",
+        )
+        self.assertEqual(code, 0, err)
+        self.assertIn("alice.vfb", out)
+        self.assertEqual(self.server.store.read(("alice.vfb",)), outlookVFB())

@@ -60,6 +60,21 @@ class FTPOptionsTests(SynchronousTestCase):
                 serviceOptions(*args)
             self.assertIn(words, str(raised.exception))
 
+    def test_tlsOptions(self):
+        """
+        --ftp-tls-required needs a certificate; a file that is not a PEM
+        certificate with its key is refused when the options are read.
+        """
+        with self.assertRaises(usage.UsageError) as raised:
+            serviceOptions("--ftp-tls-required")
+        self.assertIn("--ftp-tls-certificate", str(raised.exception))
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("not a certificate\n")
+        with self.assertRaises(usage.UsageError) as raised:
+            serviceOptions("--ftp-tls-certificate", path)
+        self.assertIn("not a PEM certificate", str(raised.exception))
+
     def test_configFile(self):
         """
         The INI file sets the FTP options too, the switch with yes/no.

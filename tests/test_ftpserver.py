@@ -580,6 +580,30 @@ class SessionLimitTests(SynchronousTestCase):
         other.protocol.connectionLost(Failure(ConnectionDone()))
 
 
+class TLSCommandTests(SynchronousTestCase):
+    """
+    AUTH, PBSZ and PROT without a certificate configured, and in the wrong
+    order.
+    """
+
+    def test_noCertificate(self):
+        """
+        Without --ftp-tls-certificate, AUTH TLS is 502 and FEAT does not
+        offer it.
+        """
+        session = Session(self)
+        self.assertTrue(session.command("AUTH TLS")[0].startswith("502"))
+        self.assertNotIn(" AUTH TLS", session.command("FEAT"))
+
+    def test_protectionNeedsAuth(self):
+        """
+        PBSZ and PROT before AUTH TLS are 503.
+        """
+        session = Session(self)
+        self.assertTrue(session.command("PBSZ 0")[0].startswith("503"))
+        self.assertTrue(session.command("PROT P")[0].startswith("503"))
+
+
 class ReplyTests(SynchronousTestCase):
     """
     Replies never fail to format (Twisted raises for templates without %s).
