@@ -838,3 +838,28 @@ class CalendarFTPFactory(ftp.FTPFactory):
         for session in list(self.instances):
             if not session.disconnected and session.transport is not None:
                 session.close("421 The server is shutting down.")
+
+
+def makeFTPFactory(config, portal, realm, reactor) -> CalendarFTPFactory:
+    """
+    The FTP listener's factory for C{config} (a L{fbtwist.config.Config}),
+    logging in through C{portal}; registers the FTP avatar with C{realm}.
+    """
+    from fbtwist.ftpshell import ftpAvatarFactory
+    from fbtwist.ftptls import serverTLSOptions
+
+    realm.registerAvatarFactory(ftp.IFTPShell, ftpAvatarFactory(config.maxUpload, config.ftpAnonymous))
+    tlsOptions = None
+    if config.ftpTLSCertificate is not None:
+        tlsOptions = serverTLSOptions(config.ftpTLSCertificate, config.ftpTLSKey)
+    return CalendarFTPFactory(
+        portal, reactor,
+        allowAnonymous=config.ftpAnonymous,
+        passivePorts=config.ftpPassivePorts,
+        passiveHost=config.ftpPassiveHost,
+        idleTimeout=config.ftpIdleTimeout,
+        dataTimeout=config.ftpDataTimeout,
+        maxConnectionsPerAddress=config.ftpMaxConnectionsPerAddress,
+        tlsOptions=tlsOptions,
+        tlsRequired=config.ftpTLSRequired,
+    )

@@ -127,29 +127,9 @@ def makeService(options, reactor=None) -> service.MultiService:
 
     if config.ftp is not None:
         # Imported here: twisted.protocols.ftp imports the global reactor.
-        from twisted.protocols.ftp import IFTPShell
+        from fbtwist.ftpserver import makeFTPFactory
 
-        from fbtwist.ftpserver import CalendarFTPFactory
-        from fbtwist.ftpshell import ftpAvatarFactory
-
-        realm.registerAvatarFactory(IFTPShell, ftpAvatarFactory(config.maxUpload, config.ftpAnonymous))
-        tlsOptions = None
-        if config.ftpTLSCertificate is not None:
-            from fbtwist.ftptls import serverTLSOptions
-
-            tlsOptions = serverTLSOptions(config.ftpTLSCertificate, config.ftpTLSKey)
-        ftpFactory = CalendarFTPFactory(
-            portal, reactor,
-            allowAnonymous=config.ftpAnonymous,
-            passivePorts=config.ftpPassivePorts,
-            passiveHost=config.ftpPassiveHost,
-            idleTimeout=config.ftpIdleTimeout,
-            dataTimeout=config.ftpDataTimeout,
-            maxConnectionsPerAddress=config.ftpMaxConnectionsPerAddress,
-            tlsOptions=tlsOptions,
-            tlsRequired=config.ftpTLSRequired,
-        )
-        listener = strports.service(config.ftp, ftpFactory, reactor=reactor)
+        listener = strports.service(config.ftp, makeFTPFactory(config, portal, realm, reactor), reactor=reactor)
         listener.setName("ftp")
         listener.setServiceParent(top)
 
