@@ -374,9 +374,16 @@ class CalendarFTP(ftp.FTP):
             raise FTPReplyError("530", "This server requires AUTH TLS before USER: passwords never travel in clear.")
         self._user = username
         self.state = self.INAUTH
-        if self.factory.allowAnonymous and username.lower() == self.factory.userAnonymous:
+        if self._anonymous(username):
             return ftp.GUEST_NAME_OK_NEED_EMAIL
         return ftp.USR_NAME_OK_NEED_PASS, credentialText(username)
+
+    def _anonymous(self, login: str) -> bool:
+        """
+        Whether C{login} asks for anonymous FTP (C{anonymous} or C{ftp}) and
+        it is allowed; otherwise such a login is checked by the directory.
+        """
+        return self.factory.allowAnonymous and login.lower() in (self.factory.userAnonymous, "ftp")
 
     def ftp_PASS(self, password=""):
         return defer.Deferred.fromCoroutine(self._login(password))
@@ -384,7 +391,7 @@ class CalendarFTP(ftp.FTP):
     async def _login(self, password: str):
         login = self._user
         del self._user
-        if self.factory.allowAnonymous and login.lower() == self.factory.userAnonymous:
+        if self._anonymous(login):
             credentials, reply = Anonymous(), ftp.GUEST_LOGGED_IN_PROCEED
         else:
             credentials, reply = UsernamePassword(login, password), ftp.USR_LOGGED_IN_PROCEED

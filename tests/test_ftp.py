@@ -453,7 +453,7 @@ class FTPOptionsTests(unittest.TestCase):
         server.store.write(("alice.vfb",), outlookVFB())
 
         def session():
-            with connect(server.ftpPort, "anonymous", "guest@example.com") as client:
+            with connect(server.ftpPort, "ftp", "guest@example.com") as client:
                 client.cwd("/pub/calendar")
                 names = client.nlst()
                 received = io.BytesIO()
