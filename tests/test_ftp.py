@@ -785,12 +785,8 @@ class FTPSTests(unittest.TestCase):
         is never sent in clear.
         """
 
-        def login():
-            with connect(self.port) as client:
-                pass
-
         with self.assertRaises(ftplib.error_perm) as raised:
-            await inThread(login)
+            await inThread(connect, self.port)
         self.assertIn("AUTH TLS", str(raised.exception))
 
     @inline

@@ -194,6 +194,20 @@ class LoginTests(SynchronousTestCase):
         self.assertTrue(replies[-1].startswith("421"), replies)
         self.assertTrue(session.transport.disconnecting)
 
+    def test_noPasswordLogged(self):
+        """
+        Neither a right nor a wrong password appears in any log event.
+        """
+        events = _events(self)
+        session = Session(self)
+        session.send("USER alice")
+        session.command("PASS not-the-password")
+        session.login()
+        logged = " ".join(repr(sorted(event.items(), key=str)) for event in events)
+        self.assertIn("alice", logged)
+        self.assertNotIn("wonderland", logged)
+        self.assertNotIn("not-the-password", logged)
+
     def test_directoryDown(self):
         """
         A directory that cannot answer is 421 (not 530) and the session
