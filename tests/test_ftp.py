@@ -203,6 +203,37 @@ class FTPLibPublishTests(unittest.TestCase):
         self.assertEqual(self.server.store.read(("alice.vfb",)), outlookVFB())
 
     @inline
+    async def test_extendedModes(self):
+        """
+        EPSV and EPRT (RFC 2428) data connections publish too.
+        """
+        first = outlookVFB(busy="20210105T070000Z/20210105T073000Z")
+        second = outlookVFB(busy="20220105T070000Z/20220105T073000Z")
+
+        def publish():
+            replies = []
+            with connect(self.port) as client:
+                client.voidcmd("TYPE I")
+                port = int(client.sendcmd("EPSV").split("|")[3])
+                with socket.create_connection(("127.0.0.1", port), timeout=CLIENT_TIMEOUT) as data:
+                    client.sendcmd("STOR /pub/calendar/alice.vfb")
+                    data.sendall(first)
+                replies.append(client.voidresp())
+                with socket.create_server(("127.0.0.1", 0)) as listener:
+                    listener.settimeout(CLIENT_TIMEOUT)
+                    client.voidcmd(f"EPRT |1|127.0.0.1|{listener.getsockname()[1]}|")
+                    client.sendcmd("STOR /pub/calendar/alice.vfb")
+                    data, _ = listener.accept()
+                    with data:
+                        data.sendall(second)
+                replies.append(client.voidresp())
+            return replies
+
+        replies = await inThread(publish)
+        self.assertEqual([r[:3] for r in replies], ["226", "226"])
+        self.assertEqual(self.server.store.read(("alice.vfb",)), second)
+
+    @inline
     async def test_crossUser(self):
         """
         STOR of another user's file is 550 and creates nothing.
