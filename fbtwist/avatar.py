@@ -22,7 +22,11 @@ class CalendarAvatar:
     @ivar uid: The user's uid, or C{None} for the anonymous reader.
     @ivar isAdmin: Whether the user may manage the whole tree.
     @ivar store: The L{ICalendarStore} acted on.
+    @ivar anonymousReads: Whether the anonymous user may list and read the
+        tree (read-only anonymous FTP); never set for a logged-in user.
     """
+
+    anonymousReads = False
 
     def __init__(self, uid: Optional[str], isAdmin: bool, store: ICalendarStore):
         self.uid = uid
@@ -51,7 +55,7 @@ class CalendarAvatar:
         @raise fbtwist.errors.PermissionDenied: When this user may not do
             C{action} on C{path}.
         """
-        authorize(self.uid, self.isAdmin, action, path, isCollection)
+        authorize(self.uid, self.isAdmin, action, path, isCollection, self.anonymousReads)
 
     def stat(self, path: StorePath) -> Optional[ResourceInfo]:
         info = self.store.stat(path)

@@ -77,6 +77,29 @@ def parsePositiveSeconds(text: str) -> float:
     return seconds
 
 
+def parsePortRange(text: str) -> range:
+    """
+    A TCP port range C{LOW-HIGH} (both included), or one port.
+    """
+    low, dash, high = text.strip().partition("-")
+    try:
+        first, last = int(low), int(high if dash else low)
+    except ValueError:
+        raise ValueError("expected a port range such as 50000-50100") from None
+    if not 1024 <= first <= last <= 65535:
+        raise ValueError("expected ports between 1024 and 65535, the lower one first")
+    return range(first, last + 1)
+
+
+def parseIPv4Address(text: str) -> str:
+    import ipaddress
+
+    try:
+        return str(ipaddress.IPv4Address(text.strip()))
+    except ValueError:
+        raise ValueError("expected an IPv4 address such as 192.0.2.10 (PASV can only announce IPv4)") from None
+
+
 def parseLDAP(text: str):
     try:
         return parseLDAPURL(text)
@@ -428,6 +451,49 @@ class Config:
         metavar="DAYS",
     )
 
+    # --- FTP (Outlook 98 publishing; see fbtwist.ftpserver) ---
+    ftpAnonymous: bool = setting(
+        "ftp-anonymous", False, parseFlag,
+        "Let anonymous FTP users (login anonymous or ftp) list and download the published files; "
+        "they can never write.", flag=True,
+    )
+    ftpPassivePorts: Optional[range] = setting(
+        "ftp-passive-ports", None, parsePortRange,
+        "Listen for passive FTP data connections (PASV, EPSV) on ports in this range only, e.g. "
+        "50000-50100 (any free port when absent).", metavar="LOW-HIGH",
+    )
+    ftpPassiveHost: Optional[str] = setting(
+        "ftp-passive-host", None, parseIPv4Address,
+        "The IPv4 address to announce in PASV replies, for a server behind NAT (the address the "
+        "client connected to when absent).", metavar="ADDRESS",
+    )
+    ftpIdleTimeout: float = setting(
+        "ftp-idle-timeout", 300.0, parsePositiveSeconds,
+        "Close an FTP session after this long without a command or data.", metavar="SECONDS",
+    )
+    ftpDataTimeout: float = setting(
+        "ftp-data-timeout", 10.0, parsePositiveSeconds,
+        "Give up on an FTP data connection that has not been made after this long.", metavar="SECONDS",
+    )
+    ftpMaxConnectionsPerAddress: int = setting(
+        "ftp-max-connections-per-address", 8, parseCount(1, 100000),
+        "Refuse (with 421) more simultaneous FTP sessions than this from one client address.",
+        metavar="N",
+    )
+    ftpTLSCertificate: Optional[FilePath] = setting(
+        "ftp-tls-certificate", None, readableFile,
+        "Offer explicit FTPS (AUTH TLS) with this PEM certificate (which may hold the key too).",
+        metavar="FILE",
+    )
+    ftpTLSKey: Optional[FilePath] = setting(
+        "ftp-tls-key", None, readableFile,
+        "The PEM private key of --ftp-tls-certificate, when it is not in the same file.", metavar="FILE",
+    )
+    ftpTLSRequired: bool = setting(
+        "ftp-tls-required", False, parseFlag,
+        "Refuse FTP logins before AUTH TLS, and unprotected data connections (needs "
+        "--ftp-tls-certificate; Outlook 98 cannot do TLS).", flag=True,
+    )
 
 
 def settings() -> List:

@@ -34,22 +34,28 @@ def ownFileName(uid: str, name: str):
     return None
 
 
-def authorize(uid, isAdmin: bool, action: Action, path, isCollection: bool = False) -> None:
+def authorize(uid, isAdmin: bool, action: Action, path, isCollection: bool = False,
+              anonymousReads: bool = False) -> None:
     """
     Decide whether a user may do C{action} on C{path}.
 
     Administrators may do anything.  Anonymous users (C{uid} is C{None}) may
-    do nothing here: they read through the lookup URLs.  A user may list the
-    root collection and read, write and delete their own C{<uid>.vfb} (and
-    C{<uid>.ics}, a full calendar) at the top of the tree; nothing else.
+    do nothing here (they read through the lookup URLs), unless
+    C{anonymousReads} lets them list and read (read-only anonymous FTP,
+    C{--ftp-anonymous}).  A user may list the root collection and read,
+    write and delete their own C{<uid>.vfb} (and C{<uid>.ics}, a full
+    calendar) at the top of the tree; nothing else.
 
     @param path: The store path (a tuple of names).
     @param isCollection: Whether C{path} is (or would be) a collection.
+    @param anonymousReads: Whether an anonymous user may list and read.
     @raise PermissionDenied: With a short reason when the answer is no.
     """
     if isAdmin:
         return
     if uid is None:
+        if anonymousReads and action in (Action.LIST, Action.READ):
+            return
         raise PermissionDenied("log in to publish")
     if action is Action.LIST and path == ():
         return

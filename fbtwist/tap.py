@@ -78,6 +78,15 @@ class Options(usage.Options):
             self.config = buildConfig(self, self["config"])
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
+        if self.config.ftpTLSRequired and self.config.ftpTLSCertificate is None:
+            raise usage.UsageError("--ftp-tls-required needs --ftp-tls-certificate")
+        if self.config.ftpTLSCertificate is not None:
+            from fbtwist.ftptls import serverTLSOptions
+
+            try:
+                serverTLSOptions(self.config.ftpTLSCertificate, self.config.ftpTLSKey)
+            except ValueError as e:
+                raise usage.UsageError(f"--ftp-tls-certificate: {e}") from None
 
 
 for _f in settings():
@@ -112,7 +121,8 @@ def _isLoopback(host: str) -> bool:
 def makeService(options, reactor=None) -> service.MultiService:
     """
     Build fbtwist's services: the demo directory (when no --ldap is given),
-    one HTTP service per --http endpoint, sharing one portal and one store.
+    one HTTP service per --http endpoint and the FTP service (unless
+    --ftp none), sharing one portal and one store.
     """
     if reactor is None:
         from twisted.internet import reactor
@@ -159,6 +169,14 @@ def makeService(options, reactor=None) -> service.MultiService:
     for index, description in enumerate(config.http):
         listener = strports.service(description, site, reactor=reactor)
         listener.setName("http" if index == 0 else f"http{index + 1}")
+        listener.setServiceParent(top)
+
+    if config.ftp is not None:
+        # Imported here: twisted.protocols.ftp imports the global reactor.
+        from fbtwist.ftpserver import makeFTPFactory
+
+        listener = strports.service(config.ftp, makeFTPFactory(config, portal, realm, reactor), reactor=reactor)
+        listener.setName("ftp")
         listener.setServiceParent(top)
 
     _DirectoryConnections(directory).setServiceParent(top)

@@ -1,0 +1,156 @@
+"""
+Tests of L{fbtwist.ftpshell}: the FTP view of the tree and the permissions
+it asks the avatar for.
+"""
+
+from twisted.python.filepath import FilePath
+from twisted.trial.unittest import SynchronousTestCase
+
+from fbtwist.avatar import CalendarAvatar
+from fbtwist.ftpshell import FTPReplyError, ftpAvatarFactory
+from fbtwist.store import CalendarStore
+from tests.helpers import outlookVFB
+
+CAL = ["pub", "calendar"]
+
+
+class ShellTests(SynchronousTestCase):
+    """
+    L{CalendarFTPShell} over a real store.
+    """
+
+    def setUp(self):
+        self.store = CalendarStore(FilePath(self.mktemp()))
+        self.store.write(("alice.vfb",), outlookVFB())
+        self.store.write(("bob.vfb",), outlookVFB())
+
+    def shell(self, uid="alice", isAdmin=False, anonymousReads=False, maxUpload=1 << 20):
+        return ftpAvatarFactory(maxUpload, anonymousReads)(CalendarAvatar(uid, isAdmin, self.store))
+
+    def result(self, d):
+        return self.successResultOf(d)
+
+    def error(self, d) -> FTPReplyError:
+        return self.failureResultOf(d, FTPReplyError).value
+
+    def test_virtualDirectories(self):
+        """
+        / holds pub, /pub holds calendar, /pub/calendar is the store root.
+        """
+        shell = self.shell()
+        self.assertEqual([n for n, _ in self.result(shell.list([]))], ["pub"])
+        self.assertEqual([n for n, _ in self.result(shell.list(["pub"]))], ["calendar"])
+        self.assertEqual(sorted(n for n, _ in self.result(shell.list(CAL))), ["alice.vfb", "bob.vfb"])
+        self.assertIsNone(self.result(shell.access(["Pub", "Calendar"])))
+
+    def test_outsideTheView(self):
+        """
+        Paths outside the view do not exist (/etc/passwd, /tmp).
+        """
+        shell = self.shell()
+        for path in (["etc", "passwd"], ["tmp"], ["pub", "other"]):
+            self.assertEqual(self.error(shell.openForReading(path)).code, "550")
+            self.assertEqual(self.error(shell.access(path)).code, "550")
+            self.assertEqual(self.error(shell.openForWriting(path)).code, "550")
+
+    def test_invalidNames(self):
+        """
+        Names the store refuses (backslashes, leading dots, control
+        characters) are 553.
+        """
+        shell = self.shell()
+        for name in ("..\\..\\alice.vfb", ".alice.vfb", "al\x01ice.vfb", "..%2f"):
+            self.assertEqual(self.error(shell.openForWriting(CAL + [name])).code, "553", name)
+
+    def test_symlinkOutside(self):
+        """
+        A symbolic link in the tree that leads outside is neither read nor
+        written through.
+        """
+        outside = FilePath(self.mktemp())
+        outside.setContent(b"secret")
+        outside.linkTo(self.store.root.child("carol.vfb"))
+        shell = self.shell("carol")
+        self.assertEqual(self.error(shell.openForReading(CAL + ["carol.vfb"])).code, "550")
+        self.assertEqual(self.error(shell.openForWriting(CAL + ["carol.vfb"])).code, "550")
+        self.assertEqual(outside.getContent(), b"secret")
+
+    def test_readOwnOnly(self):
+        """
+        A user reads their own file, not another user's.
+        """
+        shell = self.shell()
+        self.assertEqual(self.result(shell.openForReading(CAL + ["alice.vfb"])).data, outlookVFB())
+        self.assertIn("alice may only publish", self.error(shell.openForReading(CAL + ["bob.vfb"])).text)
+
+    def test_writeOwnOnly(self):
+        """
+        openForWriting accepts the user's own file only; nothing changes
+        until the upload is closed.
+        """
+        shell = self.shell()
+        upload = self.result(shell.openForWriting(CAL + ["Alice.vfb"]))
+        upload.write(outlookVFB(busy="20220101T000000Z/20220101T010000Z"))
+        self.assertEqual(self.store.read(("alice.vfb",)), outlookVFB())
+        self.assertFalse(self.result(upload.close()))
+        self.assertIn(b"20220101T000000Z", self.store.read(("alice.vfb",)))
+        self.assertEqual(self.error(shell.openForWriting(CAL + ["bob.vfb"])).code, "550")
+        self.assertEqual(self.error(shell.openForWriting(["pub", "alice.vfb"])).code, "550")
+
+    def test_uploadLimit(self):
+        """
+        Writing past the limit raises 552 and discards the upload.
+        """
+        shell = self.shell(maxUpload=10)
+        upload = self.result(shell.openForWriting(CAL + ["alice.vfb"]))
+        with self.assertRaises(FTPReplyError) as raised:
+            upload.write(b"x" * 11)
+        self.assertEqual(raised.exception.code, "552")
+        self.assertEqual(raised.exception.reason, "too-large")
+        self.assertEqual(self.error(upload.close()).code, "451")
+        self.assertEqual(self.store.read(("alice.vfb",)), outlookVFB())
+
+    def test_deleteOwn(self):
+        """
+        DELE removes the user's own file, never another's.
+        """
+        shell = self.shell()
+        self.assertEqual(self.error(shell.removeFile(CAL + ["bob.vfb"])).code, "550")
+        self.result(shell.removeFile(CAL + ["alice.vfb"]))
+        self.assertIsNone(self.store.stat(("alice.vfb",)))
+
+    def test_collectionsRefused(self):
+        """
+        MKD, RMD and renames are refused for normal users.
+        """
+        shell = self.shell()
+        self.assertEqual(self.error(shell.makeDirectory(CAL + ["new"])).code, "550")
+        self.store.makeCollection(("old",))
+        self.assertEqual(self.error(shell.removeDirectory(CAL + ["old"])).code, "550")
+        self.assertEqual(self.error(shell.rename(CAL + ["alice.vfb"], CAL + ["x.vfb"])).code, "550")
+        self.assertEqual(self.error(shell.rename(CAL + ["alice.vfb"], CAL + ["Alice.vfb"])).code, "550")
+        self.assertIsNotNone(self.store.stat(("old",)))
+
+    def test_adminManages(self):
+        """
+        Administrators may make and remove directories and rename files.
+        """
+        shell = self.shell("admin", isAdmin=True)
+        self.result(shell.makeDirectory(CAL + ["archive"]))
+        self.result(shell.rename(CAL + ["bob.vfb"], CAL + ["archive", "bob.vfb"]))
+        self.assertEqual(self.store.read(("archive", "bob.vfb")), outlookVFB())
+        self.assertIsNone(self.store.stat(("bob.vfb",)))
+        self.assertEqual(self.error(shell.removeDirectory(CAL)).code, "550")
+
+    def test_anonymousReadOnly(self):
+        """
+        With --ftp-anonymous, the anonymous user lists and reads but never
+        writes or deletes; without it, nothing.
+        """
+        shell = self.shell(None, anonymousReads=True)
+        self.assertEqual(len(self.result(shell.list(CAL))), 2)
+        self.assertEqual(self.result(shell.openForReading(CAL + ["bob.vfb"])).data, outlookVFB())
+        self.assertEqual(self.error(shell.openForWriting(CAL + ["bob.vfb"])).code, "550")
+        self.assertEqual(self.error(shell.removeFile(CAL + ["bob.vfb"])).code, "550")
+        closed = self.shell(None, anonymousReads=False)
+        self.assertEqual(self.error(closed.list(CAL)).code, "550")
