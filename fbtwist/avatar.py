@@ -11,7 +11,9 @@ from typing import Iterator, Optional
 
 from zope.interface import implementer
 
+from fbtwist.errors import Locked
 from fbtwist.interfaces import ICalendarAvatar, ICalendarStore
+from fbtwist.locks import LockStore, WallClock
 from fbtwist.permissions import Action, authorize, ownFileName
 from fbtwist.store import ResourceInfo, StorePath, validatePath
 
@@ -125,13 +127,25 @@ class CalendarAvatar:
         if self._isCollection(destination):
             self.authorize(Action.MANAGE, destination, True)
 
-    def lockDirectory(self):
+    def lockDirectory(self, create: bool = True):
         """
         Where WebDAV locks are kept: in the tree, shared by every server
         using it.  Reading it needs no permission; taking a lock is
         authorized as a write of the locked path.
         """
-        return self.store.metadataDirectory("davlocks")
+        return self.store.metadataDirectory("davlocks", create)
+
+    def assertUnlocked(self, path: StorePath) -> None:
+        """
+        For protocols that cannot present WebDAV lock tokens (FTP): refuse
+        to change a file that a lock protects, or to add or remove it from a
+        locked collection.
+
+        @raise Locked: When a lock stands in the way.
+        """
+        directory = self.lockDirectory(create=False)
+        if directory.exists() and LockStore(directory, WallClock).affecting(path, membership=True):
+            raise Locked(f"{'/'.join(path) or '/'} is locked by a WebDAV client")
 
     def _isCollection(self, path: StorePath) -> bool:
         info = self.store.stat(path)

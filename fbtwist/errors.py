@@ -49,6 +49,12 @@ class AlreadyExists(FreeBusyError):
     """
 
 
+class Locked(FreeBusyError):
+    """
+    The resource is locked by a WebDAV client.
+    """
+
+
 class InvalidCalendar(FreeBusyError):
     """
     The body is not a valid free/busy calendar.

@@ -33,6 +33,7 @@ from fbtwist.errors import (
     InsufficientStorage,
     InvalidCalendar,
     InvalidName,
+    Locked,
     NotFound,
     PermissionDenied,
     TooLarge,
@@ -53,6 +54,7 @@ _REPLIES = (
     (AlreadyExists, "550", "forbidden"),
     (Conflict, "550", "forbidden"),
     (InvalidCalendar, "550", "invalid-calendar"),
+    (Locked, "550", "locked"),
     (UnsupportedMediaType, "550", "unsupported-media-type"),
     (TooLarge, "552", "too-large"),
     (InsufficientStorage, "452", "storage-full"),
@@ -146,10 +148,11 @@ class UploadFile:
 
     producer = None
 
-    def __init__(self, upload, segments: Sequence[str], limit: int):
+    def __init__(self, upload, segments: Sequence[str], limit: int, avatar=None):
         self.upload = upload
         self.segments = list(segments)
         self.limit = limit
+        self.avatar = avatar
         self._finished = False
 
     @property
@@ -193,6 +196,9 @@ class UploadFile:
             return defer.fail(FTPReplyError("451", "the upload was aborted; nothing was stored"))
         try:
             ical.validateUpload(self.upload.path[-1], self.upload.contents())
+            if self.avatar is not None:
+                # A WebDAV client may have locked the file during the upload.
+                self.avatar.assertUnlocked(self.upload.path)
             created = self.upload.commit()
         except FreeBusyError as e:
             self.abort()
@@ -315,7 +321,8 @@ class CalendarFTPShell:
             storePath, _ = self._locate(path)
             if storePath is None:
                 raise PermissionDenied(f"only files in {viewPath(VIEW_ROOT)}/ can be written")
-            return UploadFile(self.avatar.openUpload(storePath), path, self.maxUpload)
+            self.avatar.assertUnlocked(storePath)
+            return UploadFile(self.avatar.openUpload(storePath), path, self.maxUpload, self.avatar)
 
         return self._run(path, open)
 
@@ -324,6 +331,7 @@ class CalendarFTPShell:
             storePath, _ = self._locate(path)
             if storePath is None or self._statFile(storePath).isCollection:
                 raise PermissionDenied("is a directory (use RMD)")
+            self.avatar.assertUnlocked(storePath)
             self.avatar.delete(storePath)
 
         return self._run(path, remove)
@@ -366,6 +374,8 @@ class CalendarFTPShell:
                 raise PermissionDenied("directories cannot be renamed over FTP")
             data = self.avatar.read(source)
             self.avatar.authorize(Action.WRITE, source)
+            self.avatar.assertUnlocked(source)
+            self.avatar.assertUnlocked(target)
             upload = self.avatar.openUpload(target)
             try:
                 upload.write(data)

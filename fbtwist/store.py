@@ -400,13 +400,16 @@ class CalendarStore:
         data = json.dumps(properties, ensure_ascii=False, sort_keys=True).encode("utf-8")
         _atomicWrite(target, data)
 
-    def metadataDirectory(self, name: str) -> FilePath:
+    def metadataDirectory(self, name: str, create: bool = True) -> FilePath:
         """
         A hidden directory at the top of the tree for protocol state that
         must be shared by every server using the tree (e.g. WebDAV locks).
+
+        @param create: Make it when it does not exist yet.
         """
         fp = self.root.child("." + validateName(name))
-        fp.makedirs(ignoreExistingDirectory=True)
+        if create:
+            fp.makedirs(ignoreExistingDirectory=True)
         return fp
 
     def copy(self, source: StorePath, destination: StorePath, recursive: bool = True) -> None:

@@ -40,6 +40,7 @@ _STATUS_BY_ERROR = [
     (errors.Conflict, http.CONFLICT, ()),
     (errors.AlreadyExists, http.NOT_ALLOWED, ()),
     (errors.InvalidCalendar, http.BAD_REQUEST, ()),
+    (errors.Locked, 423, ()),
     (errors.UnsupportedMediaType, http.UNSUPPORTED_MEDIA_TYPE, ()),
     (errors.TooLarge, http.REQUEST_ENTITY_TOO_LARGE, ()),
     (errors.InsufficientStorage, http.INSUFFICIENT_STORAGE_SPACE, ()),

@@ -9,7 +9,7 @@ from xml.etree.ElementTree import fromstring
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from fbtwist.dav.locks import MAX_TIMEOUT
+from fbtwist.locks import MAX_TIMEOUT
 from tests.davhelpers import (
     WIN32_PROPPATCH,
     DAVClient,

@@ -1,6 +1,6 @@
 """
 Tests for the WebDAV state kept in the tree: dead properties
-(L{fbtwist.store.CalendarStore}) and locks (L{fbtwist.dav.locks}).
+(L{fbtwist.store.CalendarStore}) and locks (L{fbtwist.locks}).
 """
 
 import os
@@ -9,7 +9,7 @@ from twisted.internet.task import Clock
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
-from fbtwist.dav.locks import (
+from fbtwist.locks import (
     EXCLUSIVE,
     INFINITY,
     MAX_TIMEOUT,
@@ -216,7 +216,7 @@ class LockStoreTests(SynchronousTestCase):
         """
         One user cannot fill the tree with lock files.
         """
-        from fbtwist.dav.locks import MAX_LOCKS_PER_PRINCIPAL, TooManyLocks
+        from fbtwist.locks import MAX_LOCKS_PER_PRINCIPAL, TooManyLocks
 
         for i in range(MAX_LOCKS_PER_PRINCIPAL):
             self.locks.create(("a",), SHARED, "0", "", "alice", 60)

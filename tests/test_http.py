@@ -227,11 +227,12 @@ class PublishAndLookupTests(unittest.TestCase):
     @inline
     async def test_wrongMediaType(self):
         """
-        A multipart or form body is 415.
+        A multipart or form body is 415, for a .vfb and a full .ics calendar.
         """
         for mediaType in [b"multipart/form-data; boundary=x", b"application/x-www-form-urlencoded", b"image/png"]:
-            response, _ = await self.put("/pub/calendar/alice.vfb", outlookVFB(), headers={b"Content-Type": [mediaType]})
-            self.assertEqual(response.code, 415)
+            for name in ("alice.vfb", "alice.ics"):
+                response, _ = await self.put("/pub/calendar/" + name, outlookVFB(), headers={b"Content-Type": [mediaType]})
+                self.assertEqual(response.code, 415)
         response, _ = await self.put("/pub/calendar/alice.vfb", outlookVFB(),
                                      headers={b"Content-Type": [b"text/calendar; charset=utf-8"]})
         self.assertEqual(response.code, 201)

@@ -4,27 +4,15 @@ header, the locks held by others, C{If-Match} / C{If-None-Match}, and the
 C{Depth}, C{Overwrite} and C{Destination} headers.
 """
 
-import time
 from typing import Iterable, Optional, Tuple
 
 from twisted.web import http
 
 from fbtwist.dav import ifheader, urls
 from fbtwist.dav.davxml import DAVError
-from fbtwist.dav.locks import LockStore
+from fbtwist.locks import LockStore, WallClock
 from fbtwist.errors import NotFound, PermissionDenied
 from fbtwist.webresponse import HTTPError, etagMatches
-
-
-class WallClock:
-    """
-    The clock locks are timed by: wall time, the same for every server
-    sharing the tree.
-    """
-
-    @staticmethod
-    def seconds() -> float:
-        return time.time()
 
 
 def lockStore(avatar, clock=WallClock) -> LockStore:

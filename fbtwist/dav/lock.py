@@ -1,11 +1,11 @@
 """
 LOCK and UNLOCK: exclusive and shared write locks, Depth 0 and infinity,
-kept in the tree by L{fbtwist.dav.locks}.
+kept in the tree by L{fbtwist.locks}.
 
 A LOCK with a body takes a new lock (on an unmapped URL it first creates
 an empty resource and answers 201, as Windows expects); a LOCK without a
 body refreshes the lock whose token the C{If} header submits.  Timeouts are
-bounded by L{fbtwist.dav.locks.MAX_TIMEOUT}.
+bounded by L{fbtwist.locks.MAX_TIMEOUT}.
 """
 
 from twisted.logger import Logger
@@ -22,7 +22,7 @@ from fbtwist.dav.davxml import (
     readBody,
     serializeElement,
 )
-from fbtwist.dav.locks import EXCLUSIVE, INFINITY, SHARED, Lock, LockConflict, TooManyLocks, parseTimeout
+from fbtwist.locks import EXCLUSIVE, INFINITY, SHARED, Lock, LockConflict, TooManyLocks, parseTimeout
 from fbtwist.dav.properties import activeLock
 from fbtwist.errors import InsufficientStorage, NotFound, PermissionDenied
 from fbtwist.permissions import Action

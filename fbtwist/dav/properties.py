@@ -10,7 +10,7 @@ from typing import Callable, Dict, List, NamedTuple, Optional
 
 from fbtwist.dav import urls
 from fbtwist.dav.davxml import davName, element, text
-from fbtwist.dav.locks import INFINITY, Lock
+from fbtwist.locks import INFINITY, Lock
 from fbtwist.errors import NotFound, PermissionDenied
 from fbtwist.store import ResourceInfo
 

@@ -86,7 +86,7 @@ async def _put(avatar, path, request) -> None:
     if not path:
         raise errors.AlreadyExists("the root is a collection")
     name = path[-1]
-    if name.lower().endswith(ical.FREEBUSY_SUFFIXES):
+    if name.lower().endswith(ical.FREEBUSY_SUFFIXES + ical.EVENT_SUFFIXES):
         checkMediaType(request)
     conditions.checkIfMatch(avatar, request, path)
     # A new file changes its parent's membership, which a lock on the parent protects.

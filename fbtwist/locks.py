@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import secrets
+import time
 import uuid
 from contextlib import contextmanager
 from typing import Iterator, List, NamedTuple, Optional, Tuple
@@ -30,6 +31,17 @@ MAX_TIMEOUT = 3600
 DEFAULT_TIMEOUT = MAX_TIMEOUT
 #: The most locks one user may hold at once (each is a file in the tree).
 MAX_LOCKS_PER_PRINCIPAL = 64
+
+class WallClock:
+    """
+    The clock locks are timed by: wall time, the same for every server
+    sharing the tree.
+    """
+
+    @staticmethod
+    def seconds() -> float:
+        return time.time()
+
 
 _SUFFIX = ".lock"
 _MUTEX = ".mutex"
