@@ -15,6 +15,7 @@ format (Twisted's own C{FTPCmdError} raises for reply templates without
 C{%s}, such as 552's).
 """
 
+from datetime import datetime, timezone
 from typing import List, Optional, Sequence, Tuple
 
 from twisted.internet import defer, interfaces
@@ -307,9 +308,24 @@ class CalendarFTPShell:
             storePath, _ = self._locate(path)
             if storePath is None or self._statFile(storePath).isCollection:
                 raise NotFound("is a directory")
-            return _PublishedFile(self.avatar.read(storePath))
+            data = self.avatar.read(storePath)
+            if self.avatar.uid is None:
+                data = self._public(storePath, data)
+            return _PublishedFile(data)
 
         return self._run(path, open)
+
+    def _public(self, path: StorePath, data: bytes) -> bytes:
+        """
+        What anonymous readers get: free/busy times only, as through the
+        lookup URLs; never a full calendar's events.
+        """
+        name = path[-1].lower()
+        if not data or not name.endswith(ical.FREEBUSY_SUFFIXES):
+            raise PermissionDenied("only published free/busy times are public")
+        modified = self._statFile(path).modified
+        owner = path[-1].rsplit(".", 1)[0]
+        return ical.publicFreeBusy(data, owner, datetime.fromtimestamp(modified, timezone.utc))
 
     def openForWriting(self, path) -> defer.Deferred:
         """

@@ -32,6 +32,7 @@ from fbtwist.freebusy import (
     clipPeriods,
     mergePeriods,
     normaliseFBType,
+    renderICalendar,
     startOfDay,
 )
 
@@ -206,6 +207,18 @@ def readFreeBusy(data: bytes) -> Tuple[FreeBusy, bool]:
                 fb.periods.append(Period(start, end, fbtype))
     fb.periods.sort()
     return fb, _isClean(calendar)
+
+
+def publicFreeBusy(data: bytes, uid: str, stamp: datetime) -> bytes:
+    """
+    What anyone but the owner may read of a published free/busy file: the
+    file as published when it holds nothing but free/busy times, else those
+    times re-rendered without the details.
+
+    @raise InvalidCalendar: When it is not a free/busy file.
+    """
+    fb, clean = readFreeBusy(data)
+    return data if clean else renderICalendar(fb, uid, stamp)
 
 
 # --- free/busy derived from a full calendar ---

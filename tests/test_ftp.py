@@ -497,6 +497,38 @@ class FTPOptionsTests(unittest.TestCase):
         self.assertTrue(reply.startswith("550"), reply)
 
     @inline
+    async def test_anonymousReadsNoDetails(self):
+        """
+        Anonymous FTP gives the same privacy as the lookup URLs: event
+        details in a published file are stripped, a full .ics calendar is
+        not served at all.
+        """
+        server = await startFTPServer(self, "--ftp-anonymous")
+        detailed = outlookVFB().replace(
+            b"FREEBUSY:", b"COMMENT:salary talk with the boss\r\nFREEBUSY;X-SUMMARY=Secret:"
+        )
+        server.store.write(("alice.vfb",), detailed)
+        server.store.write(("bsmith.ics",), b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n")
+
+        def session():
+            with connect(server.ftpPort, "ftp", "guest@example.com") as client:
+                received = io.BytesIO()
+                client.retrbinary("RETR /pub/calendar/alice.vfb", received.write)
+                try:
+                    client.retrbinary("RETR /pub/calendar/bsmith.ics", received.write)
+                    ics = "226"
+                except ftplib.error_perm as e:
+                    ics = str(e)
+                return received.getvalue(), ics
+
+        received, ics = await inThread(session)
+        self.assertIn(b"FREEBUSY", received)
+        self.assertIn(b"20210105T070000Z", received)
+        self.assertNotIn(b"salary", received)
+        self.assertNotIn(b"Secret", received)
+        self.assertTrue(ics.startswith("550"), ics)
+
+    @inline
     async def test_connectionCap(self):
         """
         Past --ftp-max-connections-per-address, a new connection gets 421.
