@@ -7,15 +7,21 @@ from twisted.cred.checkers import AllowAnonymousAccess
 from twisted.cred.portal import Portal
 from twisted.logger import Logger
 from twisted.python import usage
-from twisted.web.resource import IResource
+from twisted.web.resource import IResource, Resource
+from twisted.web.server import Site
 
 from fbtwist.checker import DirectoryChecker
 from fbtwist.config import ConfigError, buildConfig, settings
 from fbtwist.dav.resource import CalendarTreeResource
 from fbtwist.demo import DemoDirectoryService
 from fbtwist.directory import LDAPDirectory
+from fbtwist.health import HealthResource
 from fbtwist.ldapurl import parseLDAPURL
+from fbtwist.logs import AccessLogService, useUnderTwistd
+from fbtwist.metrics import MetricsObserver, MetricsResource, MetricsService
 from fbtwist.realm import FreeBusyRealm
+from fbtwist.setuppage import SetupPage, endpointPort
+from fbtwist.shutdown import GracefulService
 from fbtwist.store import CalendarStore
 from fbtwist.web import makeSite
 
@@ -71,6 +77,9 @@ class Options(usage.Options):
             self.config = buildConfig(self, self["config"])
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
+        twistdOptions = getattr(self, "parent", None)
+        if self.config.logFormat == "json" and twistdOptions is not None:
+            useUnderTwistd(twistdOptions)
 
 
 for _f in settings():
@@ -83,12 +92,20 @@ del _f
 def makeService(options, reactor=None) -> service.MultiService:
     """
     Build fbtwist's services: the demo directory (when no --ldap is given),
-    one HTTP service per --http endpoint, sharing one portal and one store.
+    one HTTP service per --http endpoint, sharing one portal and one store,
+    the metrics (on the HTTP listeners or a listener of their own, "metrics")
+    and the access log file.
+
+    The top service (L{GracefulService}) stops gracefully: listeners first,
+    then work in flight gets C{--shutdown-grace} seconds (register more with
+    C{top.onShutdown}), then the demo directory.  C{top.metrics} is the
+    L{MetricsObserver}; set C{top.metrics.lockCount} to a callable counting
+    WebDAV locks.
     """
     if reactor is None:
         from twisted.internet import reactor
     config = options.config
-    top = service.MultiService()
+    top = GracefulService(reactor, grace=config.shutdownGrace)
     store = CalendarStore(config.root)
     store.removeStaleTemporaries()
 
@@ -100,20 +117,67 @@ def makeService(options, reactor=None) -> service.MultiService:
         def pointDirectoryAt(host, port):
             directory.url = url.withAddress(host, port)
 
-        DemoDirectoryService(config.demoLDIF, config.demoLDAP, reactor, pointDirectoryAt).setServiceParent(top)
+        demo = DemoDirectoryService(config.demoLDIF, config.demoLDAP, reactor, pointDirectoryAt)
+        demo.setServiceParent(top)
+        top.stopLate(demo)
+
+    metrics = MetricsObserver()
+    metricsService = MetricsService(metrics)
+    metricsService.setServiceParent(top)
+    # Keep counting while requests in flight finish.
+    top.stopLate(metricsService)
+    if config.accessLog is not None:
+        accessLog = AccessLogService(config.accessLog)
+        accessLog.setServiceParent(top)
+        top.stopLate(accessLog)
 
     realm = FreeBusyRealm(store, directory, adminGroup=config.adminGroup)
     realm.registerAvatarFactory(IResource, CalendarTreeResource)
     portal = Portal(realm, [DirectoryChecker(directory), AllowAnonymousAccess()])
 
-    site = makeSite(portal, directory, store, config.maxUpload, realmName=config.realm)
+    health = HealthResource(store.root, directory)
+    pages = {b"healthz": health, b"setup": SetupPage(lambda: endpointPort(config.ftp))}
+    if config.metrics == "http":
+        pages[b"metrics"] = MetricsResource(metrics)
+    site = makeSite(portal, directory, store, config.maxUpload, realmName=config.realm, pages=pages, reactor=reactor)
+    top.onShutdown(site.drain)
     for index, description in enumerate(config.http):
         listener = strports.service(description, site, reactor=reactor)
         listener.setName("http" if index == 0 else f"http{index + 1}")
+        listener.setServiceParent(top)
+    if config.metrics not in ("http", "none"):
+        listener = strports.service(config.metrics, makeOperationsSite(metrics, health, reactor), reactor=reactor)
+        listener.setName("metrics")
         listener.setServiceParent(top)
 
     top.directory = directory
     top.store = store
     top.portal = portal
+    top.site = site
+    top.metrics = metrics
     log.info("calendar tree at {root}", root=store.root.path)
     return top
+
+
+class _QuietSite(Site):
+    """
+    A site that logs no access line (scrapes every few seconds would drown
+    the log).
+    """
+
+    noisy = False
+
+    def log(self, request):
+        pass
+
+
+def makeOperationsSite(metrics: MetricsObserver, health: HealthResource, reactor) -> Site:
+    """
+    The site of the C{--metrics} listener: C{/metrics} and C{/healthz}.
+    """
+    root = Resource()
+    root.putChild(b"metrics", MetricsResource(metrics))
+    root.putChild(b"healthz", health)
+    site = _QuietSite(root, reactor=reactor)
+    site.displayTracebacks = False
+    return site

@@ -8,6 +8,7 @@ from twisted.web import http
 
 from fbtwist import ical
 from fbtwist.errors import UnsupportedMediaType
+from fbtwist.logs import publishRejectionReason
 from fbtwist.permissions import Action
 
 log = Logger()
@@ -43,6 +44,18 @@ def checkMediaType(request) -> None:
 
 
 async def put(avatar, path, request) -> None:
+    try:
+        await _put(avatar, path, request)
+    except Exception as e:
+        reason = publishRejectionReason(e)
+        log.info(
+            "publish of {path} by {uid} refused over HTTP: {reason}",
+            fbEvent="publish-rejected", uid=avatar.uid, protocol="http", path="/".join(path), reason=reason,
+        )
+        raise
+
+
+async def _put(avatar, path, request) -> None:
     avatar.authorize(Action.WRITE, path)
     name = path[-1]
     if name.lower().endswith(ical.FREEBUSY_SUFFIXES):
@@ -59,7 +72,7 @@ async def put(avatar, path, request) -> None:
     created = upload.commit()
     log.info(
         "published {path} as {uid} over HTTP ({size} bytes)",
-        path="/".join(path), uid=avatar.uid, size=len(body), protocol="http",
+        fbEvent="publish", path="/".join(path), uid=avatar.uid, size=len(body), protocol="http",
     )
     request.setResponseCode(http.CREATED if created else http.NO_CONTENT)
     if created:
