@@ -17,7 +17,7 @@ whoever keeps the WebDAV locks sets it in L{fbtwist.tap.makeService}
 from typing import Callable, Optional
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder
 from twisted.application.service import Service
 from twisted.logger import ILogObserver, globalLogPublisher
 from twisted.web.resource import Resource
@@ -125,15 +125,18 @@ class MetricsObserver:
         ).inc()
 
     def _directoryCall(self, event):
+        seconds = float(event["seconds"])
         self.directoryCalls.labels(
             operation=_label(event.get("operation"), maximum=20), ok="true" if event.get("ok") else "false",
-        ).observe(float(event["seconds"]))
+        ).observe(seconds)
 
     def _bindCache(self, event):
         self.bindCache.labels(result="hit" if event.get("hit") else "miss").inc()
 
     def _ftpSession(self, event):
-        self.ftpSessions.inc(int(event["change"]))
+        change = int(event["change"])
+        if change in (-1, 1):
+            self.ftpSessions.inc(change)
 
     def _throttled(self, event):
         self.throttled.inc()
@@ -148,11 +151,15 @@ class MetricsObserver:
         "login-throttled": _throttled,
     }
 
-    def exposition(self) -> bytes:
+    def exposition(self, accept: str = ""):
         """
-        The metrics in Prometheus' text format.
+        The metrics in the format the scraper asks for (Prometheus' text
+        format, or OpenMetrics when its C{Accept} header says so).
+
+        @return: The body and its content type.
         """
-        return generate_latest(self.registry)
+        encode, contentType = choose_encoder(accept)
+        return encode(self.registry), contentType
 
 
 class MetricsService(Service):
@@ -187,8 +194,9 @@ class MetricsResource(Resource):
         self.observer = observer
 
     def render_GET(self, request):
-        body = self.observer.exposition()
-        request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode("ascii"))
+        accept = (request.getHeader(b"Accept") or b"").decode("latin-1")
+        body, contentType = self.observer.exposition(accept)
+        request.setHeader(b"Content-Type", contentType.encode("ascii"))
         request.setHeader(b"Cache-Control", b"no-store")
         request.setHeader(b"Content-Length", b"%d" % len(body))
         return body

@@ -1,0 +1,75 @@
+"""
+GET /healthz: 200 when the tree is writable and the directory answers, 503
+with the failing part named otherwise.
+"""
+
+import json
+import os
+
+from twisted.trial import unittest
+
+from tests.helpers import httpClient, startServer
+from tests.test_logs import freePort
+from tests.twistdprocess import inline
+
+
+class HealthTests(unittest.TestCase):
+    """
+    The health check against a real server and directory.
+    """
+
+    async def health(self, server):
+        response = await httpClient(self).get(server.url("/healthz"))
+        body = await response.content()
+        self.assertEqual(response.headers.getRawHeaders(b"Content-Type"), [b"application/json"])
+        self.assertEqual(response.headers.getRawHeaders(b"Cache-Control"), [b"no-store"])
+        return response.code, json.loads(body)
+
+    @inline
+    async def test_healthy(self):
+        """
+        Both parts work: 200, and the probe leaves no file in the tree.
+        """
+        server = await startServer(self)
+        self.assertEqual(await self.health(server), (200, {"status": "ok", "tree": "ok", "directory": "ok"}))
+        self.assertEqual(os.listdir(server.store.root.path), [])
+
+    @inline
+    async def test_directoryDown(self):
+        """
+        A directory nobody answers at: 503, naming the directory and not the
+        server's address.
+        """
+        server = await startServer(
+            self, "--ldap", f"ldap://127.0.0.1:{freePort()}/dc=example,dc=com", "--ldap-timeout", "2",
+        )
+        code, body = await self.health(server)
+        self.assertEqual((code, body), (503, {"status": "fail", "tree": "ok", "directory": "unavailable"}))
+
+    @inline
+    async def test_directoryStopped(self):
+        """
+        The demo directory stopped while the server runs: 503, then 200 again
+        once it is back.
+        """
+        server = await startServer(self)
+        self.assertEqual((await self.health(server))[0], 200)
+        demo = server.service.getServiceNamed("ldap-demo")
+        port = demo.port
+        await port.stopListening()
+        server.directory.close()
+        code, body = await self.health(server)
+        self.assertEqual((code, body["directory"]), (503, "unavailable"))
+        demo.startService()
+        self.addCleanup(lambda: demo.port.stopListening())
+        self.assertEqual(await self.health(server), (200, {"status": "ok", "tree": "ok", "directory": "ok"}))
+
+    @inline
+    async def test_treeNotWritable(self):
+        """
+        A tree that cannot be written (here: gone): 503 naming the tree.
+        """
+        server = await startServer(self)
+        server.store.root.remove()
+        code, body = await self.health(server)
+        self.assertEqual((code, body), (503, {"status": "fail", "tree": "not writable", "directory": "ok"}))
