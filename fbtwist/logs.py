@@ -57,6 +57,20 @@ _REJECTION_REASONS = [
 #: HTTP statuses that reject a publish before fbtwist's PUT code runs.
 _REJECTION_REASONS_BY_STATUS = {401: "unauthorized", 413: "too-large"}
 
+#: Reasons for rejections raised as L{fbtwist.webresponse.HTTPError}.
+_REJECTION_REASONS_BY_CODE = {
+    400: "invalid-request",
+    401: "unauthorized",
+    403: "forbidden",
+    409: "conflict",
+    412: "precondition-failed",
+    413: "too-large",
+    415: "unsupported-media-type",
+    423: "locked",
+    503: "directory-unavailable",
+    507: "storage-full",
+}
+
 #: Event keys never written out in JSON, whatever logged them.
 _SECRET_KEY = re.compile(r"pass|secret|authori[sz]ation|cookie|token|credential", re.IGNORECASE)
 
@@ -66,21 +80,14 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 def publishRejectionReason(error: BaseException) -> str:
     """
     The C{reason} slug of a C{publish-rejected} event for the error that
-    refused a publish (C{"error"} for one fbtwist does not know).
+    refused a publish: by domain error class, else by the HTTP status of an
+    C{HTTPError} (C{"error"} for anything else).  Add new domain errors to
+    C{_REJECTION_REASONS}.
     """
     for errorClass, reason in _REJECTION_REASONS:
         if isinstance(error, errorClass):
             return reason
-    code = getattr(error, "code", None)
-    if code in _REJECTION_REASONS_BY_STATUS:
-        return _REJECTION_REASONS_BY_STATUS[code]
-    if code == 415:
-        return "unsupported-media-type"
-    if code == 403:
-        return "forbidden"
-    if code == 400:
-        return "invalid-request"
-    return "error"
+    return _REJECTION_REASONS_BY_CODE.get(getattr(error, "code", None), "error")
 
 
 def rejectionReasonForStatus(status: int) -> Optional[str]:

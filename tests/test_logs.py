@@ -155,6 +155,8 @@ class RejectionReasonTests(unittest.SynchronousTestCase):
         self.assertEqual(publishRejectionReason(errors.UnsupportedMediaType()), "unsupported-media-type")
         self.assertEqual(publishRejectionReason(errors.InsufficientStorage()), "storage-full")
         self.assertEqual(publishRejectionReason(HTTPError(415, "x")), "unsupported-media-type")
+        self.assertEqual(publishRejectionReason(HTTPError(423, "x")), "locked")
+        self.assertEqual(publishRejectionReason(HTTPError(412, "x")), "precondition-failed")
         self.assertEqual(publishRejectionReason(ValueError()), "error")
 
 
