@@ -19,13 +19,15 @@ L{fbtwist.web.FreeBusySite.drain} (requests and uploads in flight finish;
 when the grace is over their connections are aborted, and since the store
 writes a file only once its body is whole, an aborted upload leaves neither
 a new file nor a temporary one).  The FTP service registers in the same way,
-in L{fbtwist.tap.makeService}::
+in L{fbtwist.tap.makeService}, with L{closeFTPSessions} over the sessions
+its factory keeps::
 
-    top.onShutdown(ftpFactory.closeSessions)
+    top.onShutdown(lambda: closeFTPSessions(ftpFactory.sessions))
 
-where C{closeSessions} sends C{421} to every session, lets uploads that are
-under way finish, and aborts the uploads (L{fbtwist.interfaces.IUpload.abort})
-of sessions still open when its Deferred is cancelled.
+which sends C{421} to every session and closes it; the FTP code aborts the
+upload of a session that closes mid-transfer
+(L{fbtwist.interfaces.IUpload.abort}), as it must for a client that goes
+away, so the tree keeps the old file and no temporary one.
 """
 
 from typing import Callable, List, Optional, Set
@@ -33,6 +35,10 @@ from typing import Callable, List, Optional, Set
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.protocols.ftp import RESPONSE, SVC_NOT_AVAIL_CLOSING_CTRL_CNX
+
+#: What FTP sessions are told when the server stops.
+FTP_GOODBYE = RESPONSE[SVC_NOT_AVAIL_CLOSING_CTRL_CNX].encode("ascii") + b"\r\n"
 
 
 class GracefulService(MultiService):
@@ -106,3 +112,46 @@ async def _stopAll(services) -> None:
     stopping = [defer.maybeDeferred(s.stopService) for s in services]
     if stopping:
         await defer.DeferredList(stopping, consumeErrors=True)
+
+
+def closeFTPSessions(sessions) -> defer.Deferred:
+    """
+    A shutdown hook for FTP: send C{421} to every session and close its
+    control connection once that reply is sent.
+
+    @param sessions: The open sessions' protocols (each with its
+        C{transport}); Twisted's C{FTPFactory} does not keep them, so the
+        FTP factory keeps a set, adding a session in C{connectionMade} and
+        removing it in C{connectionLost}.
+    @return: A Deferred that fires when every session is closed; cancelling
+        it aborts the connections left.
+    """
+    open_ = {s for s in sessions if s.transport is not None}
+    if not open_:
+        return defer.succeed(None)
+
+    def abort(d):
+        for session in list(open_):
+            if session.transport is not None:
+                session.transport.abortConnection()
+
+    done = defer.Deferred(abort)
+
+    def closed(session):
+        open_.discard(session)
+        if not open_ and not done.called:
+            done.callback(None)
+
+    for session in list(open_):
+        lost = session.connectionLost
+
+        def connectionLost(reason, session=session, lost=lost):
+            try:
+                lost(reason)
+            finally:
+                closed(session)
+
+        session.connectionLost = connectionLost
+        session.transport.write(FTP_GOODBYE)
+        session.transport.loseConnection()
+    return done

@@ -227,3 +227,96 @@ class SIGTERMTests(unittest.TestCase):
         self.assertIn(await server.exited(), (0, -signal.SIGTERM))
         self.assertEqual(server.root.child("alice.vfb").getContent(), body)
         self.assertEqual(_temporaries(server.root), [])
+
+
+class _FTPClient(protocol.Protocol):
+    def __init__(self):
+        self.received = b""
+        self.greeted = defer.Deferred()
+        self.closed = defer.Deferred()
+
+    def dataReceived(self, data):
+        self.received += data
+        if b"\r\n" in self.received and not self.greeted.called:
+            self.greeted.callback(None)
+
+    def connectionLost(self, reason):
+        self.closed.callback(self.received)
+
+
+class FTPShutdownTests(unittest.TestCase):
+    """
+    The FTP shutdown hook, on Twisted's own FTP server.
+    """
+
+    async def start(self, count=2):
+        from twisted.cred.checkers import AllowAnonymousAccess
+        from twisted.cred.portal import Portal
+        from twisted.protocols.ftp import FTP, FTPFactory, FTPRealm
+
+        class Session(FTP):
+            def connectionMade(self):
+                super().connectionMade()
+                self.factory.sessions.add(self)
+
+            def connectionLost(self, reason):
+                self.factory.sessions.discard(self)
+                super().connectionLost(reason)
+
+        folder = FilePath(self.mktemp())
+        folder.makedirs()
+        self.factory = FTPFactory(Portal(FTPRealm(folder.path), [AllowAnonymousAccess()]))
+        self.factory.protocol = Session
+        self.factory.sessions = set()
+        port = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        clients = []
+        for _ in range(count):
+            client = await connectProtocol(
+                TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port), _FTPClient()
+            )
+            await client.greeted
+            clients.append(client)
+        return clients
+
+    @inline
+    async def test_sessionsGet421(self):
+        """
+        Every session gets 421 and is closed; the hook fires once all are.
+        """
+        from fbtwist.shutdown import closeFTPSessions
+
+        clients = await self.start()
+        await closeFTPSessions(self.factory.sessions)
+        for client in clients:
+            received = await client.closed
+            self.assertTrue(received.startswith(b"220 "))
+            self.assertTrue(received.endswith(b"\r\n421 Service not available, closing control connection.\r\n"))
+        self.assertEqual(self.factory.sessions, set())
+
+    @inline
+    async def test_noSessions(self):
+        """
+        With no session the hook is done at once.
+        """
+        from fbtwist.shutdown import closeFTPSessions
+
+        await self.start(count=0)
+        self.assertIsNone(self.successResultOf(closeFTPSessions(self.factory.sessions)))
+
+    @inline
+    async def test_cancelAborts(self):
+        """
+        Cancelling the hook (grace over) aborts the sessions left.
+        """
+        from fbtwist.shutdown import closeFTPSessions
+
+        (client,) = await self.start(count=1)
+        # A client that reads nothing more: the session is aborted, not closed.
+        client.transport.pauseProducing()
+        done = closeFTPSessions(self.factory.sessions)
+        done.cancel()
+        self.failureResultOf(done, defer.CancelledError)
+        client.transport.resumeProducing()
+        await client.closed
+        self.assertEqual(self.factory.sessions, set())
