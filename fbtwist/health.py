@@ -82,14 +82,51 @@ async def checkHealth(root: FilePath, directory) -> dict:
 class HealthResource(Resource):
     """
     C{/healthz}.
+
+    Checks run at most once per C{maxAge} seconds: requests arriving while
+    a check runs, or soon after, share its answer, so that a flood of
+    probes cannot become a flood of directory searches.
     """
 
     isLeaf = True
 
-    def __init__(self, root: FilePath, directory):
+    def __init__(self, root: FilePath, directory, clock=None, maxAge: float = 1.0):
         super().__init__()
+        if clock is None:
+            from twisted.internet import reactor as clock
         self.root = root
         self.directory = directory
+        self.clock = clock
+        self.maxAge = maxAge
+        self._last = None
+        self._lastAt = 0.0
+        self._waiting = None
+
+    def check(self) -> defer.Deferred:
+        """
+        @return: A Deferred firing with the result of L{checkHealth}, fresh
+            or at most C{maxAge} seconds old.
+        """
+        if self._last is not None and self.clock.seconds() - self._lastAt < self.maxAge:
+            return defer.succeed(self._last)
+        d = defer.Deferred()
+        if self._waiting is not None:
+            self._waiting.append(d)
+            return d
+        self._waiting = [d]
+
+        def failed(failure):
+            log.failure("health check failed", failure)
+            return {"status": "fail", "tree": "unknown", "directory": "unknown"}
+
+        def done(result):
+            self._last, self._lastAt = result, self.clock.seconds()
+            waiting, self._waiting = self._waiting, None
+            for w in waiting:
+                w.callback(result)
+
+        defer.Deferred.fromCoroutine(checkHealth(self.root, self.directory)).addErrback(failed).addCallback(done)
+        return d
 
     def render_GET(self, request):
         def answer(result):
@@ -103,9 +140,5 @@ class HealthResource(Resource):
             request.write(body)
             request.finish()
 
-        def failed(failure):
-            log.failure("health check failed", failure)
-            answer({"status": "fail", "tree": "unknown", "directory": "unknown"})
-
-        defer.Deferred.fromCoroutine(checkHealth(self.root, self.directory)).addCallbacks(answer, failed)
+        self.check().addCallback(answer)
         return NOT_DONE_YET

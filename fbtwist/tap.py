@@ -135,7 +135,7 @@ def makeService(options, reactor=None) -> service.MultiService:
     realm.registerAvatarFactory(IResource, CalendarTreeResource)
     portal = Portal(realm, [DirectoryChecker(directory), AllowAnonymousAccess()])
 
-    health = HealthResource(store.root, directory)
+    health = HealthResource(store.root, directory, clock=reactor)
     pages = {b"healthz": health, b"setup": SetupPage(lambda: endpointPort(config.ftp))}
     if config.metrics == "http":
         pages[b"metrics"] = MetricsResource(metrics)
@@ -155,6 +155,7 @@ def makeService(options, reactor=None) -> service.MultiService:
     top.portal = portal
     top.site = site
     top.metrics = metrics
+    top.health = health
     log.info("calendar tree at {root}", root=store.root.path)
     return top
 

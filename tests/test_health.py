@@ -5,8 +5,15 @@ with the failing part named otherwise.
 
 import json
 import os
+from types import SimpleNamespace
 
+from twisted.internet import defer
+from twisted.internet.task import Clock
+from twisted.python.filepath import FilePath
 from twisted.trial import unittest
+
+from fbtwist.errors import DirectoryUnavailable
+from fbtwist.health import HealthResource
 
 from tests.helpers import httpClient, startServer
 from tests.test_logs import freePort
@@ -53,6 +60,7 @@ class HealthTests(unittest.TestCase):
         once it is back.
         """
         server = await startServer(self)
+        server.service.health.maxAge = 0
         self.assertEqual((await self.health(server))[0], 200)
         demo = server.service.getServiceNamed("ldap-demo")
         port = demo.port
@@ -73,3 +81,65 @@ class HealthTests(unittest.TestCase):
         server.store.root.remove()
         code, body = await self.health(server)
         self.assertEqual((code, body), (503, {"status": "fail", "tree": "not writable", "directory": "ok"}))
+
+
+class _Directory:
+    """
+    A directory whose searches the test answers.
+    """
+
+    url = SimpleNamespace(attribute="uid")
+
+    def __init__(self):
+        self.searches = []
+
+    def search(self, filterObject, attributes):
+        d = defer.Deferred()
+        self.searches.append(d)
+        return d
+
+
+class HealthCacheTests(unittest.SynchronousTestCase):
+    """
+    Checks are shared and rate-limited.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.directory = _Directory()
+        root = FilePath(self.mktemp())
+        root.makedirs()
+        self.health = HealthResource(root, self.directory, clock=self.clock, maxAge=1.0)
+
+    def test_shared(self):
+        """
+        Requests while a check runs wait for it instead of searching again.
+        """
+        first, second = self.health.check(), self.health.check()
+        self.assertEqual(len(self.directory.searches), 1)
+        self.directory.searches[0].callback([])
+        ok = {"status": "ok", "tree": "ok", "directory": "ok"}
+        self.assertEqual((self.successResultOf(first), self.successResultOf(second)), (ok, ok))
+
+    def test_cachedBriefly(self):
+        """
+        An answer is reused for maxAge seconds, then checked afresh.
+        """
+        self.health.check()
+        self.directory.searches[0].errback(DirectoryUnavailable())
+        self.clock.advance(0.9)
+        self.assertEqual(self.successResultOf(self.health.check())["directory"], "unavailable")
+        self.assertEqual(len(self.directory.searches), 1)
+        self.clock.advance(0.2)
+        fresh = self.health.check()
+        self.assertEqual(len(self.directory.searches), 2)
+        self.directory.searches[1].callback([])
+        self.assertEqual(self.successResultOf(fresh)["status"], "ok")
+
+    def test_directoryError(self):
+        """
+        A directory that answers with an error counts as failing.
+        """
+        d = self.health.check()
+        self.directory.searches[0].errback(ValueError("no such attribute"))
+        self.assertEqual(self.successResultOf(d), {"status": "fail", "tree": "ok", "directory": "error"})
