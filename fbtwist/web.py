@@ -103,7 +103,8 @@ def requestLine(request):
     A request's method and URI, also while its body is still arriving
     (Twisted sets them on the request only once the body is whole).
     """
-    if request.method is not None and not request.method.startswith(b"(no "):
+    if request.method != http.Request.method:
+        # Set by requestReceived (the class default is a placeholder).
         return request.method, request.uri
     channel = request.channel
     return getattr(channel, "_command", None) or b"-", getattr(channel, "_path", None) or b"-"

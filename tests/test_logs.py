@@ -139,6 +139,20 @@ class JSONRecordTests(unittest.SynchronousTestCase):
         useUnderTwistd(chosen)
         self.assertEqual(chosen["logger"], "my.observer")
 
+    def test_underTwistdLogFile(self):
+        """
+        With twistd's --logfile, the JSON lines go to that file.
+        """
+        from fbtwist import logs
+
+        self.addCleanup(logs._twistdDestination.__setitem__, 0, logs._twistdDestination[0])
+        path = FilePath(self.mktemp())
+        useUnderTwistd({"logger": None, "logfile": path.path, "nodaemon": True})
+        observer = logs.twistdJSONObserver()
+        observer(dict(log_format="to the file", log_level=LogLevel.info, log_time=0))
+        observer._out.close()
+        self.assertEqual(json.loads(path.getContent())["message"], "to the file")
+
 
 class RejectionReasonTests(unittest.SynchronousTestCase):
     """
