@@ -32,7 +32,7 @@ KNOWN_METHODS = frozenset(
 )
 KNOWN_PROTOCOLS = frozenset({"http", "ftp"})
 
-#: Directory call latency buckets, in seconds.
+#: Latency buckets (directory calls, requests), in seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -59,6 +59,10 @@ class MetricsObserver:
         self.requests = Counter(
             "fbtwist_http_requests", "HTTP requests answered, by method and status.",
             ["method", "status"], registry=registry,
+        )
+        self.requestSeconds = Histogram(
+            "fbtwist_http_request_seconds", "Time from a request's first line to its answer, by method.",
+            ["method"], buckets=LATENCY_BUCKETS, registry=registry,
         )
         self.publishes = Counter(
             "fbtwist_publishes", "Free/busy files published, by protocol.", ["protocol"], registry=registry,
@@ -112,9 +116,11 @@ class MetricsObserver:
 
     def _request(self, event):
         method = event.get("method")
-        self.requests.labels(
-            method=method if method in KNOWN_METHODS else "OTHER", status=_label(event.get("status"), maximum=3),
-        ).inc()
+        method = method if method in KNOWN_METHODS else "OTHER"
+        self.requests.labels(method=method, status=_label(event.get("status"), maximum=3)).inc()
+        seconds = event.get("seconds")
+        if isinstance(seconds, (int, float)):
+            self.requestSeconds.labels(method=method).observe(seconds)
 
     def _publish(self, event):
         self.publishes.labels(protocol=_label(event.get("protocol"), KNOWN_PROTOCOLS)).inc()

@@ -120,6 +120,20 @@ class AdminTests(unittest.SynchronousTestCase):
         self.assertIn("0 imported, 1 replaced, 0 kept", out)
         self.assertEqual(store.read(("alice.vfb",)), outlookVFB("alice@example.com"))
 
+    def test_sameNameTwice(self):
+        """
+        Two files of one name in different folders: the first is imported,
+        the second named and left out; hidden files are never imported.
+        """
+        self.old.child("broken.vfb").remove()
+        self.old.child("people").child("alice.vfb").setContent(outlookVFB("other@example.com"))
+        self.old.child(".hidden.vfb").setContent(outlookVFB())
+        code, out, err = self.admin("import", self.old.path)
+        self.assertEqual(code, 1)
+        self.assertIn("people/alice.vfb: another file of the import has the same name", out)
+        self.assertEqual(CalendarStore(self.root).read(("alice.vfb",)), outlookVFB("alice@example.com"))
+        self.assertNotIn(".hidden.vfb", os.listdir(self.root.path))
+
     def test_dryRun(self):
         """
         --dry-run counts and writes nothing.

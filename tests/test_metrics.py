@@ -44,7 +44,7 @@ class MetricsObserverTests(unittest.SynchronousTestCase):
         Each COMMON.md event moves its metric.
         """
         log = self.log
-        log.info("x", fbEvent="http-request", method="PUT", status=201)
+        log.info("x", fbEvent="http-request", method="PUT", status=201, seconds=0.02)
         log.info("x", fbEvent="http-request", method="BREW", status=418)
         log.info("x", fbEvent="publish", uid="alice", protocol="ftp", path="alice.vfb", size=3)
         log.info("x", fbEvent="publish-rejected", uid=None, protocol="http", path="a", reason="too-large")
@@ -57,6 +57,8 @@ class MetricsObserverTests(unittest.SynchronousTestCase):
         log.info("x", fbEvent="login-throttled", login="alice", peer="10.0.0.1")
         self.assertEqual(self.value("fbtwist_http_requests_total", method="PUT", status="201"), 1)
         self.assertEqual(self.value("fbtwist_http_requests_total", method="OTHER", status="418"), 1)
+        self.assertEqual(self.value("fbtwist_http_request_seconds_bucket", method="PUT", le="0.025"), 1)
+        self.assertEqual(self.value("fbtwist_http_request_seconds_bucket", method="PUT", le="0.01"), 0)
         self.assertEqual(self.value("fbtwist_publishes_total", protocol="ftp"), 1)
         self.assertEqual(self.value("fbtwist_publish_rejections_total", protocol="http", reason="too-large"), 1)
         self.assertEqual(self.value("fbtwist_directory_call_seconds_count", operation="bind", ok="true"), 1)
