@@ -236,7 +236,7 @@ class Config:
     metrics: str = setting(
         "metrics", "http", parseMetrics,
         "Where Prometheus metrics are served: http (GET /metrics on the HTTP listeners), none, or an "
-        "endpoint of their own such as tcp:9100:interface=127.0.0.1 (then not on the HTTP listeners).",
+        "endpoint of their own such as tcp:9464:interface=127.0.0.1 (then not on the HTTP listeners).",
         metavar="ENDPOINT",
     )
     shutdownGrace: float = setting(
