@@ -16,7 +16,7 @@ from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
 from fbtwist.shutdown import GracefulService
-from tests.helpers import outlookVFB, startServer
+from tests.helpers import httpClient, outlookVFB, startServer
 from tests.twistdprocess import inline, startTwistd
 
 
@@ -175,6 +175,15 @@ class SiteDrainTests(unittest.TestCase):
         self.assertEqual(site.inFlight, set())
 
 
+async def _answered(testCase, server) -> None:
+    """
+    Wait until the server has answered a request sent after everything
+    sent so far (so the slow upload's first half has been read).
+    """
+    response = await httpClient(testCase).get(server.url("/healthz"))
+    await response.content()
+
+
 class SIGTERMTests(unittest.TestCase):
     """
     SIGTERM to a real C{twistd -n freebusy}.
@@ -192,7 +201,7 @@ class SIGTERMTests(unittest.TestCase):
         root.child("alice.vfb").setContent(old)
         server = await startTwistd(self, "--shutdown-grace", "0.5", root=root)
         slow = await _startSlowUpload(server.port, outlookVFB("new@example.com"))
-        await deferLater(reactor, 0.2)
+        await _answered(self, server)
         server.signal()
         self.assertIn(await server.exited(), (0, -signal.SIGTERM))
         await slow.closed
@@ -209,7 +218,7 @@ class SIGTERMTests(unittest.TestCase):
         server = await startTwistd(self, "--shutdown-grace", "15")
         body = outlookVFB("new@example.com")
         slow = await _startSlowUpload(server.port, body)
-        await deferLater(reactor, 0.2)
+        await _answered(self, server)
         server.signal()
         # The listener closes at once.
         for _ in range(100):
