@@ -13,7 +13,7 @@ from zope.interface import implementer
 
 from fbtwist.errors import Locked
 from fbtwist.interfaces import ICalendarAvatar, ICalendarStore
-from fbtwist.locks import LockStore, WallClock
+from fbtwist.locks import LOCK_DIRECTORY, LockStore, WallClock
 from fbtwist.permissions import Action, authorize, ownFileName
 from fbtwist.store import ResourceInfo, StorePath, validatePath
 
@@ -133,7 +133,7 @@ class CalendarAvatar:
         using it.  Reading it needs no permission; taking a lock is
         authorized as a write of the locked path.
         """
-        return self.store.metadataDirectory("davlocks", create)
+        return self.store.metadataDirectory(LOCK_DIRECTORY, create)
 
     def assertUnlocked(self, path: StorePath) -> None:
         """

@@ -290,6 +290,38 @@ def parseDays(text: str) -> int:
     return days
 
 
+def parseLogFormat(text: str) -> str:
+    value = text.strip().lower()
+    if value not in LOG_FORMATS:
+        raise ValueError("expected " + " or ".join(LOG_FORMATS))
+    return value
+
+
+def parseMetrics(text: str) -> Optional[str]:
+    """
+    C{http} (C{/metrics} on the HTTP listeners), C{none}, or an endpoint
+    description for a listener of its own.
+    """
+    value = text.strip()
+    if value.lower() in ("http", "none"):
+        return value.lower()
+    return parseEndpoint(value)
+
+
+def parseGraceSeconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ValueError("expected a number of seconds") from None
+    if not 0 <= seconds <= 3600:
+        raise ValueError("must be between 0 and 3600 seconds")
+    return seconds
+
+
+#: What C{--log-format} accepts.
+LOG_FORMATS = ("combined", "json")
+
+
 def setting(option: str, default, parse, help: str, repeatable: bool = False, secret: bool = False, metavar: str = "",
             flag: bool = False):
     """
@@ -494,6 +526,31 @@ class Config:
         "Refuse FTP logins before AUTH TLS, and unprotected data connections (needs "
         "--ftp-tls-certificate; Outlook 98 cannot do TLS).", flag=True,
     )
+
+    # --- Operations: logs, metrics, shutdown ---
+    logFormat: str = setting(
+        "log-format", "combined", parseLogFormat,
+        "How access lines are logged: combined (Apache's combined format, in twistd's log) or json "
+        "(one JSON object per line for every log event, on twistd's log file or standard output).",
+        metavar="FORMAT",
+    )
+    accessLog: Optional[FilePath] = setting(
+        "access-log", None, lambda t: FilePath(os.path.abspath(parseText(t))),
+        "Also write one line per request in Apache's combined format to this file (for log analysers).",
+        metavar="FILE",
+    )
+    metrics: str = setting(
+        "metrics", "http", parseMetrics,
+        "Where Prometheus metrics are served: http (GET /metrics on the HTTP listeners), none, or an "
+        "endpoint of their own such as tcp:9464:interface=127.0.0.1 (then not on the HTTP listeners).",
+        metavar="ENDPOINT",
+    )
+    shutdownGrace: float = setting(
+        "shutdown-grace", 10.0, parseGraceSeconds,
+        "On SIGTERM, let requests and uploads in flight finish for up to this long, then drop them.",
+        metavar="SECONDS",
+    )
+
 
 
 def settings() -> List:

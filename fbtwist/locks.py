@@ -43,6 +43,9 @@ class WallClock:
         return time.time()
 
 
+#: The store's metadata directory the locks live in.
+LOCK_DIRECTORY = "davlocks"
+
 _SUFFIX = ".lock"
 _MUTEX = ".mutex"
 

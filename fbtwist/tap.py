@@ -10,16 +10,23 @@ from twisted.cred.portal import Portal
 from twisted.internet.ssl import trustRootFromCertificates
 from twisted.logger import Logger
 from twisted.python import usage
-from twisted.web.resource import IResource
+from twisted.web.resource import IResource, Resource
+from twisted.web.server import Site
 
 from fbtwist.checker import BindCache, DirectoryChecker
 from fbtwist.config import ConfigError, buildConfig, caCertificates, settings
 from fbtwist.dav.resource import CalendarTreeResource
 from fbtwist.demo import DemoDirectoryService
 from fbtwist.directory import LDAPDirectory
+from fbtwist.health import HealthResource
 from fbtwist.ldapurl import parseLDAPURL
+from fbtwist.locks import LOCK_DIRECTORY, LockStore, WallClock
 from fbtwist.lookup import LookupSettings
+from fbtwist.logs import AccessLogService, useUnderTwistd
+from fbtwist.metrics import MetricsObserver, MetricsResource, MetricsService
 from fbtwist.realm import FreeBusyRealm
+from fbtwist.setuppage import SetupPage, endpointPort
+from fbtwist.shutdown import GracefulService
 from fbtwist.store import CalendarStore
 from fbtwist.throttle import LoginThrottle
 from fbtwist.web import makeSite
@@ -87,6 +94,9 @@ class Options(usage.Options):
                 serverTLSOptions(self.config.ftpTLSCertificate, self.config.ftpTLSKey)
             except ValueError as e:
                 raise usage.UsageError(f"--ftp-tls-certificate: {e}") from None
+        twistdOptions = getattr(self, "parent", None)
+        if self.config.logFormat == "json" and twistdOptions is not None:
+            useUnderTwistd(twistdOptions)
 
 
 for _f in settings():
@@ -122,12 +132,18 @@ def makeService(options, reactor=None) -> service.MultiService:
     """
     Build fbtwist's services: the demo directory (when no --ldap is given),
     one HTTP service per --http endpoint and the FTP service (unless
-    --ftp none), sharing one portal and one store.
+    --ftp none), sharing one portal and one store, the metrics (on the HTTP
+    listeners or a listener of their own, "metrics") and the access log file.
+
+    The top service (L{GracefulService}) stops gracefully: listeners first,
+    then work in flight gets C{--shutdown-grace} seconds (register more with
+    C{top.onShutdown}), then the demo directory.  C{top.metrics} is the
+    L{MetricsObserver}; C{top.metrics.lockCount} counts WebDAV locks.
     """
     if reactor is None:
         from twisted.internet import reactor
     config = options.config
-    top = service.MultiService()
+    top = GracefulService(reactor, grace=config.shutdownGrace)
     store = CalendarStore(config.root)
     store.removeStaleTemporaries()
 
@@ -148,7 +164,19 @@ def makeService(options, reactor=None) -> service.MultiService:
         def pointDirectoryAt(host, port):
             directory.url = url.withAddress(host, port)
 
-        DemoDirectoryService(config.demoLDIF, config.demoLDAP, reactor, pointDirectoryAt).setServiceParent(top)
+        demo = DemoDirectoryService(config.demoLDIF, config.demoLDAP, reactor, pointDirectoryAt)
+        demo.setServiceParent(top)
+        top.stopLate(demo)
+
+    metrics = MetricsObserver()
+    metricsService = MetricsService(metrics)
+    metricsService.setServiceParent(top)
+    # Keep counting while requests in flight finish.
+    top.stopLate(metricsService)
+    if config.accessLog is not None:
+        accessLog = AccessLogService(config.accessLog)
+        accessLog.setServiceParent(top)
+        top.stopLate(accessLog)
 
     realm = FreeBusyRealm(store, directory, adminGroup=config.adminGroup)
     realm.registerAvatarFactory(IResource, CalendarTreeResource)
@@ -162,13 +190,22 @@ def makeService(options, reactor=None) -> service.MultiService:
     )
     portal = Portal(realm, [checker, AllowAnonymousAccess()])
 
+    health = HealthResource(store.root, directory, clock=reactor)
+    pages = {b"healthz": health, b"setup": SetupPage(lambda: endpointPort(config.ftp))}
+    if config.metrics == "http":
+        pages[b"metrics"] = MetricsResource(metrics)
     site = makeSite(
         portal, directory, store, config.maxUpload, realmName=config.realm,
-        lookupSettings=LookupSettings.fromConfig(config, directory.url), reactor=reactor,
+        lookupSettings=LookupSettings.fromConfig(config, directory.url), pages=pages, reactor=reactor,
     )
+    top.onShutdown(site.drain)
     for index, description in enumerate(config.http):
         listener = strports.service(description, site, reactor=reactor)
         listener.setName("http" if index == 0 else f"http{index + 1}")
+        listener.setServiceParent(top)
+    if config.metrics not in ("http", "none"):
+        listener = strports.service(config.metrics, makeOperationsSite(metrics, health, reactor), reactor=reactor)
+        listener.setName("metrics")
         listener.setServiceParent(top)
 
     if config.ftp is not None:
@@ -184,5 +221,41 @@ def makeService(options, reactor=None) -> service.MultiService:
     top.store = store
     top.portal = portal
     top.checker = checker
+    top.site = site
+    metrics.lockCount = lambda: countLocks(store)
+    top.metrics = metrics
+    top.health = health
     log.info("calendar tree at {root}", root=store.root.path)
     return top
+
+
+class _QuietSite(Site):
+    """
+    A site that logs no access line (scrapes every few seconds would drown
+    the log).
+    """
+
+    noisy = False
+
+    def log(self, request):
+        pass
+
+
+def countLocks(store) -> int:
+    """
+    The WebDAV locks held now (for the lock gauge).
+    """
+    directory = store.metadataDirectory(LOCK_DIRECTORY, create=False)
+    return len(LockStore(directory, WallClock).all()) if directory.exists() else 0
+
+
+def makeOperationsSite(metrics: MetricsObserver, health: HealthResource, reactor) -> Site:
+    """
+    The site of the C{--metrics} listener: C{/metrics} and C{/healthz}.
+    """
+    root = Resource()
+    root.putChild(b"metrics", MetricsResource(metrics))
+    root.putChild(b"healthz", health)
+    site = _QuietSite(root, reactor=reactor)
+    site.displayTracebacks = False
+    return site

@@ -5,6 +5,8 @@ C{/pub/calendar/} is the publishing tree (Basic auth, WebDAV), C{/calendar/}
 the anonymous lookup URLs; both are views of one store.
 """
 
+from typing import Dict, Optional
+
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web import http, server
@@ -12,7 +14,11 @@ from twisted.web.resource import Resource
 
 from fbtwist import __version__
 from fbtwist.httpauth import BasicAuthGuard
+from fbtwist.logs import accessFields, logAccess, rejectionReasonForStatus
 from fbtwist.lookup import LookupResource, LookupSettings, guardedLookup
+
+#: Access events are logged under this namespace (see L{fbtwist.logs}).
+_accessLog = Logger(namespace="fbtwist.access")
 
 SERVER_HEADER = b"fbtwist/" + __version__.encode("ascii")
 
@@ -30,6 +36,13 @@ class BoundedRequest(server.Request):
 
     log = Logger()
     _refused = False
+
+    def __init__(self, channel, *args, **kwargs):
+        super().__init__(channel, *args, **kwargs)
+        site = getattr(channel, "site", None)
+        self.started = site.reactor.seconds() if site is not None else 0.0
+        if site is not None:
+            site.requestArrived(self)
 
     def _limit(self) -> int:
         return self.channel.site.maxUploadSize
@@ -71,47 +84,151 @@ class BoundedRequest(server.Request):
             b"Content-Length: %d\r\n"
             b"Connection: close\r\n\r\n" % len(body) + body
         )
+        # The request line was parsed, but requestReceived will never run:
+        # take what the access line needs from the channel.
+        self.method, self.uri = requestLine(self)
+        self.path = self.uri
+        self.clientproto = getattr(self.channel, "_version", None) or b"-"
+        self.code = http.REQUEST_ENTITY_TOO_LARGE
+        self.sentLength = len(body)
+        site = getattr(self.channel, "site", None)
+        if site is not None:
+            site.log(self)
         self.channel.loseConnection()
 
+
+
+def requestLine(request):
+    """
+    A request's method and URI, also while its body is still arriving
+    (Twisted sets them on the request only once the body is whole).
+    """
+    if request.method != http.Request.method:
+        # Set by requestReceived (the class default is a placeholder).
+        return request.method, request.uri
+    channel = request.channel
+    return getattr(channel, "_command", None) or b"-", getattr(channel, "_path", None) or b"-"
 
 
 class FreeBusySite(server.Site):
     """
     @ivar maxUploadSize: The largest request body accepted, in bytes.
+    @ivar inFlight: The requests begun and not yet answered (or dropped),
+        their bodies possibly still arriving.
     """
 
     requestFactory = BoundedRequest
+    _log = Logger()
 
     def __init__(self, resource, maxUploadSize: int, **kwargs):
         super().__init__(resource, **kwargs)
         self.maxUploadSize = maxUploadSize
-        self._channels = {}
+        self.inFlight = set()
+        #: Open connections: the channel's protocol to its transport.
+        self.connections = {}
+        self._draining = False
+        self._drained = []
 
     def buildProtocol(self, addr):
-        channel = super().buildProtocol(addr)
-        closed = self._channels[channel] = defer.Deferred()
-        connectionLost = channel.connectionLost
+        protocol = super().buildProtocol(addr)
+        if protocol is None:
+            return None
+        # Twisted's HTTP channel wrapper has no transport attribute of its
+        # own: the transport is recorded as the connection is made.
+        made, lost = protocol.makeConnection, protocol.connectionLost
 
-        def forget(reason):
+        def makeConnection(transport):
+            self.connections[protocol] = transport
+            made(transport)
+
+        def connectionLost(reason):
             try:
-                return connectionLost(reason)
+                lost(reason)
             finally:
-                del self._channels[channel]
-                closed.callback(None)
+                self._connectionLost(protocol)
 
-        channel.connectionLost = forget
-        return channel
+        protocol.makeConnection, protocol.connectionLost = makeConnection, connectionLost
+        return protocol
+
+    def requestArrived(self, request) -> None:
+        """
+        Track C{request} until it is answered or its connection is lost.
+        """
+        self.inFlight.add(request)
+        request.notifyFinish().addBoth(lambda _: self._requestDone(request))
+
+    def _requestDone(self, request) -> None:
+        self.inFlight.discard(request)
+        if self._draining:
+            self._closeIdleConnections()
+
+    def _connectionLost(self, protocol) -> None:
+        self.connections.pop(protocol, None)
+        if self._draining and not self.connections:
+            waiting, self._drained = self._drained, []
+            for d in waiting:
+                d.callback(None)
+
+    def _closeIdleConnections(self) -> None:
+        # Closing lets the transport send what it holds (a response just
+        # finished) before the connection goes.
+        busy = {request.channel.transport for request in self.inFlight}
+        for transport in list(self.connections.values()):
+            if transport not in busy:
+                transport.loseConnection()
+
+    def drain(self) -> defer.Deferred:
+        """
+        A shutdown hook (L{fbtwist.shutdown}): closes idle connections at
+        once and each busy one when its request is answered, and fires when
+        all are closed.  Cancelling it aborts the connections left; their
+        uploads are dropped before anything is written to the tree.
+        """
+        self._draining = True
+        if self.inFlight:
+            self._log.info("shutdown: waiting for {count} requests in flight", count=len(self.inFlight))
+        self._closeIdleConnections()
+        if not self.connections:
+            return defer.succeed(None)
+
+        def abort(d):
+            self._drained.remove(d)
+            for request in list(self.inFlight):
+                method, uri = requestLine(request)
+                self._log.warn(
+                    "shutdown: dropping {method} {uri} from {peer}",
+                    method=method.decode("latin-1"), uri=uri.decode("latin-1"),
+                    peer=getattr(request.getClientAddress(), "host", "-"),
+                )
+            for transport in list(self.connections.values()):
+                transport.abortConnection()
+
+        d = defer.Deferred(abort)
+        self._drained.append(d)
+        return d
 
     def disconnectAll(self) -> defer.Deferred:
         """
-        Close every open connection.
-
-        @return: A Deferred that fires once all are closed.
+        Close every connection once its request is answered (what tests do
+        after each run); see L{drain}.
         """
-        waiting = list(self._channels.values())
-        for channel in list(self._channels):
-            channel._channel.transport.loseConnection()
-        return defer.DeferredList(waiting)
+        return self.drain()
+
+    def log(self, request) -> None:
+        """
+        One access event per request (L{fbtwist.logs}), and a
+        C{publish-rejected} event for a publish refused before fbtwist's
+        PUT code ran (no or wrong credentials, too large).
+        """
+        logAccess(_accessLog, accessFields(request, getattr(request, "started", 0.0), self.reactor.seconds()))
+        if request.method == b"PUT":
+            reason = rejectionReasonForStatus(request.code)
+            path = _publishPath(request.uri)
+            if reason is not None and path is not None:
+                self._log.info(
+                    "publish of {path} refused over HTTP: {reason}",
+                    fbEvent="publish-rejected", uid=None, protocol="http", path=path, reason=reason,
+                )
 
     def getResourceFor(self, request):
         # Called by Request.process right after it set Twisted's own header.
@@ -139,13 +256,33 @@ class RootResource(Resource):
         return super().getChild(path, request)
 
 
+#: Where the publishing tree is on the site.
+PUBLISH_PREFIX = b"/pub/calendar/"
+
+
+def _publishPath(uri: bytes) -> Optional[str]:
+    """
+    The store path (C{/}-joined) that a URI in the publishing tree names,
+    or C{None} for other URIs.
+    """
+    from urllib.parse import unquote_to_bytes
+
+    path = (uri or b"").split(b"?", 1)[0]
+    if not path.startswith(PUBLISH_PREFIX):
+        return None
+    return unquote_to_bytes(path[len(PUBLISH_PREFIX):]).decode("utf-8", "replace")
+
+
 def makeSite(portal, directory, store, maxUploadSize: int, realmName: str = "fbtwist free/busy",
-             lookupSettings: LookupSettings = LookupSettings(), reactor=None) -> FreeBusySite:
+             lookupSettings: LookupSettings = LookupSettings(), pages: Optional[Dict[bytes, Resource]] = None,
+             reactor=None) -> FreeBusySite:
     """
     Build the web site over one portal and one store.
 
     @param lookupSettings: How C{/calendar/} behaves (behind Basic
         authentication when its C{auth} is set).
+    @param pages: More top-level resources by name (C{/metrics},
+        C{/healthz}, C{/setup}, ...).
     """
     root = RootResource()
     pub = Resource()
@@ -158,6 +295,8 @@ def makeSite(portal, directory, store, maxUploadSize: int, realmName: str = "fbt
     if lookupSettings.auth:
         lookup = guardedLookup(portal, realmName, lookup, lookupSettings.trustedNetworks)
     root.putChild(b"calendar", lookup)
-    site = FreeBusySite(root, maxUploadSize)
+    for name, resource in (pages or {}).items():
+        root.putChild(name, resource)
+    site = FreeBusySite(root, maxUploadSize, reactor=reactor)
     site.displayTracebacks = False
     return site

@@ -10,8 +10,8 @@ from fbtwist import errors, ical
 from fbtwist.dav import conditions
 from fbtwist.dav.davxml import readBody
 from fbtwist.errors import UnsupportedMediaType
+from fbtwist.logs import publishRejectionReason
 from fbtwist.permissions import Action
-from fbtwist.webresponse import HTTPError
 
 log = Logger()
 
@@ -45,39 +45,15 @@ def checkMediaType(request) -> None:
         )
 
 
-#: The C{reason} of a C{publish-rejected} event, by error.
-_REJECTION_REASONS = [
-    (errors.InvalidCalendar, "invalid-calendar"),
-    (errors.TooLarge, "too-large"),
-    (errors.PermissionDenied, "forbidden"),
-    (errors.UnsupportedMediaType, "unsupported-media-type"),
-    (errors.InsufficientStorage, "storage-full"),
-]
-
-
-def rejectionReason(error: BaseException):
-    """
-    The slug a rejected publish is logged with, or C{None} when the error
-    is not a rejection of the upload (e.g. a bad path).
-    """
-    if isinstance(error, HTTPError):
-        return {423: "locked", http.PRECONDITION_FAILED: "precondition-failed"}.get(error.code)
-    for errorClass, reason in _REJECTION_REASONS:
-        if isinstance(error, errorClass):
-            return reason
-    return None
-
-
 async def put(avatar, path, request) -> None:
     try:
         await _put(avatar, path, request)
     except Exception as e:
-        reason = rejectionReason(e)
-        if reason is not None:
-            log.info(
-                "rejected a publish of {path} by {uid} over HTTP: {reason}",
-                fbEvent="publish-rejected", uid=avatar.uid, protocol="http", path="/".join(path), reason=reason,
-            )
+        log.info(
+            "rejected a publish of {path} by {uid} over HTTP: {reason}",
+            fbEvent="publish-rejected", uid=avatar.uid, protocol="http", path="/".join(path),
+            reason=publishRejectionReason(e),
+        )
         raise
 
 

@@ -1,0 +1,250 @@
+"""
+Maintenance of a calendar tree, run while the server runs or not:
+
+    python -m fbtwist.admin [--config FILE | --root DIR] check
+    python -m fbtwist.admin [--config FILE | --root DIR] import [--overwrite] [--dry-run] SOURCE...
+
+(or C{fbtwist-admin ...} once installed).
+
+C{check} validates every free/busy file in the tree as a publish would.
+C{import} copies the C{.vfb}/C{.ifb} files of an old server's folders into
+the tree, each validated and written atomically, existing files kept unless
+C{--overwrite}.  Both show progress on standard error (a line that updates
+itself on a terminal, one line per tenth of the work otherwise) and end with
+a summary on standard output; the exit status is 1 when a file was invalid.
+"""
+
+import os
+import sys
+from typing import Iterator, List, Optional, TextIO
+
+from twisted.python import usage
+from twisted.python.filepath import FilePath
+
+from fbtwist import ical
+from fbtwist.config import ConfigError, buildConfig
+from fbtwist.errors import FreeBusyError, InvalidName
+from fbtwist.store import CalendarStore, validateName
+
+
+class Progress:
+    """
+    Shows how far a long job is: C{label: done/total (percent)}.
+
+    On a terminal the line is rewritten in place; otherwise (a log, a pipe)
+    one line is written each time another tenth of the work is done.
+    """
+
+    def __init__(self, label: str, total: int, stream: TextIO):
+        self.label = label
+        self.total = total
+        self.done = 0
+        self.stream = stream
+        self.interactive = stream.isatty()
+        self._lastTenth = -1
+
+    def _line(self) -> str:
+        percent = 100 if self.total == 0 else self.done * 100 // self.total
+        return f"{self.label}: {self.done}/{self.total} files ({percent}%)"
+
+    def step(self) -> None:
+        self.done += 1
+        if self.interactive:
+            self.stream.write("\r" + self._line())
+            self.stream.flush()
+            return
+        tenth = self.done * 10 // max(self.total, 1)
+        if tenth != self._lastTenth:
+            self._lastTenth = tenth
+            self.stream.write(self._line() + "\n")
+            self.stream.flush()
+
+    def finish(self) -> None:
+        if self.interactive:
+            self.stream.write("\n")
+        elif self.done == 0:
+            self.stream.write(self._line() + "\n")
+        self.stream.flush()
+
+
+def calendarFiles(store: CalendarStore, path=()) -> Iterator[tuple]:
+    """
+    The store paths of every free/busy file in the tree (hidden files, such
+    as temporary ones, are not listed by the store).
+    """
+    for info in store.children(path):
+        if info.isCollection:
+            yield from calendarFiles(store, info.path)
+        elif info.name.lower().endswith(ical.FREEBUSY_SUFFIXES):
+            yield info.path
+
+
+def check(store: CalendarStore, out: TextIO, err: TextIO) -> int:
+    """
+    Validate every free/busy file in C{store}.
+
+    @return: The exit status: 1 when any file is invalid.
+    """
+    paths = sorted(calendarFiles(store))
+    progress = Progress("checking", len(paths), err)
+    invalid: List[str] = []
+    empty = 0
+    for path in paths:
+        data = store.read(path)
+        if not data:
+            empty += 1
+        else:
+            try:
+                ical.validateFreeBusy(data)
+            except FreeBusyError as e:
+                invalid.append(f"invalid: {'/'.join(path)}: {e.reason}")
+        progress.step()
+    progress.finish()
+    for line in invalid:
+        out.write(line + "\n")
+    valid = len(paths) - len(invalid) - empty
+    out.write(
+        f"checked {len(paths)} files in {store.root.path}: {valid} valid, {len(invalid)} invalid, "
+        f"{empty} empty (placeholders)\n"
+    )
+    return 1 if invalid else 0
+
+
+def sourceFiles(sources: List[str]) -> List[FilePath]:
+    """
+    The free/busy files among C{sources} (files, or folders searched
+    recursively), sorted.
+    """
+    found = []
+    for source in sources:
+        fp = FilePath(os.path.abspath(source))
+        if fp.isdir():
+            for dirpath, dirnames, filenames in os.walk(fp.path):
+                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+                for name in filenames:
+                    if name.lower().endswith(ical.FREEBUSY_SUFFIXES) and not name.startswith("."):
+                        found.append(FilePath(os.path.join(dirpath, name)))
+        elif fp.isfile():
+            found.append(fp)
+        else:
+            raise usage.UsageError(f"{source} is neither a file nor a folder")
+    return sorted(found, key=lambda f: f.path)
+
+
+def importFiles(store: CalendarStore, sources: List[str], out: TextIO, err: TextIO,
+                overwrite: bool = False, dryRun: bool = False) -> int:
+    """
+    Copy free/busy files into the top of the tree, under their own names.
+
+    @return: The exit status: 1 when any file could not be imported.
+    """
+    files = sourceFiles(sources)
+    progress = Progress("importing" if not dryRun else "checking import", len(files), err)
+    imported = replaced = kept = 0
+    problems: List[str] = []
+    seen = set()
+    for fp in files:
+        name = fp.basename()
+        try:
+            validateName(name)
+            if name.lower() in seen:
+                raise InvalidName("another file of the import has the same name")
+            seen.add(name.lower())
+            data = fp.getContent()
+            ical.validateUpload(name, data)
+            exists = store.stat((name,)) is not None
+            if exists and not overwrite:
+                kept += 1
+            else:
+                if not dryRun:
+                    store.write((name,), data)
+                if exists:
+                    replaced += 1
+                else:
+                    imported += 1
+        except FreeBusyError as e:
+            problems.append(f"not imported: {fp.path}: {e.reason}")
+        except OSError as e:
+            problems.append(f"not imported: {fp.path}: {e.strerror}")
+        progress.step()
+    progress.finish()
+    for line in problems:
+        out.write(line + "\n")
+    would = "would be " if dryRun else ""
+    out.write(
+        f"{len(files)} files found: {imported} {would}imported, {replaced} {would}replaced, "
+        f"{kept} kept (already in the tree; --overwrite replaces them), {len(problems)} not imported\n"
+    )
+    return 1 if problems else 0
+
+
+class CheckOptions(usage.Options):
+    synopsis = ""
+    longdesc = "Validate every free/busy file in the calendar tree."
+
+
+class ImportOptions(usage.Options):
+    synopsis = "[--overwrite] [--dry-run] SOURCE..."
+    longdesc = "Copy the .vfb/.ifb files of folders (searched recursively) or files into the tree."
+    optFlags = [
+        ["overwrite", None, "Replace files already in the tree."],
+        ["dry-run", "n", "Check and count, but write nothing."],
+    ]
+
+    def parseArgs(self, *sources):
+        if not sources:
+            raise usage.UsageError("name at least one folder or file to import")
+        self["sources"] = list(sources)
+
+
+class AdminOptions(usage.Options):
+    synopsis = "[--config FILE | --root DIR] check|import ..."
+    optParameters = [
+        ["config", "c", None, "Read the calendar tree's location (root) from this fbtwist INI file."],
+        ["root", None, None, "The calendar tree (overrides the config file)."],
+    ]
+    subCommands = [
+        ["check", None, CheckOptions, "Validate every free/busy file in the tree."],
+        ["import", None, ImportOptions, "Import .vfb/.ifb files from an old server."],
+    ]
+
+    def postOptions(self):
+        if self.subCommand is None:
+            raise usage.UsageError("say what to do: check or import")
+        try:
+            self.config = buildConfig({"root": self["root"]}, self["config"])
+        except ConfigError as e:
+            raise usage.UsageError(str(e)) from None
+
+
+def main(argv: Optional[List[str]] = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    options = AdminOptions()
+    try:
+        options.parseOptions(sys.argv[1:] if argv is None else argv)
+    except usage.UsageError as e:
+        err.write(f"{options}\nfbtwist-admin: {e}\n")
+        return 2
+    root = options.config.root
+    if options.subCommand == "check":
+        if not root.isdir():
+            err.write(f"fbtwist-admin: there is no calendar tree at {root.path}\n")
+            return 2
+        return check(CalendarStore(root), out, err)
+    sub = options.subOptions
+    try:
+        return importFiles(CalendarStore(root), sub["sources"], out, err,
+                           overwrite=bool(sub["overwrite"]), dryRun=bool(sub["dry-run"]))
+    except usage.UsageError as e:
+        err.write(f"fbtwist-admin: {e}\n")
+        return 2
+
+
+def run() -> None:
+    """
+    The C{fbtwist-admin} console script.
+    """
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

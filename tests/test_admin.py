@@ -1,0 +1,181 @@
+"""
+The maintenance command: import an old server's files, check a tree; both
+show progress and end with a summary.
+"""
+
+import io
+import os
+import subprocess
+import sys
+
+from twisted.python.filepath import FilePath
+from twisted.trial import unittest
+
+from fbtwist.admin import Progress, main
+from fbtwist.store import CalendarStore
+from tests.helpers import outlookVFB
+from tests.twistdprocess import TOP
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+class ProgressTests(unittest.SynchronousTestCase):
+    """
+    Progress on a terminal and in a log.
+    """
+
+    def test_terminal(self):
+        """
+        On a terminal one line is rewritten in place, then ended.
+        """
+        out = _Terminal()
+        progress = Progress("checking", 3, out)
+        for _ in range(3):
+            progress.step()
+        progress.finish()
+        self.assertEqual(out.getvalue(), (
+            "\rchecking: 1/3 files (33%)\rchecking: 2/3 files (66%)\rchecking: 3/3 files (100%)\n"
+        ))
+
+    def test_log(self):
+        """
+        Elsewhere a line when the work starts and one per tenth of it, the
+        last one at 100%.
+        """
+        out = io.StringIO()
+        progress = Progress("importing", 100, out)
+        for _ in range(100):
+            progress.step()
+        progress.finish()
+        lines = out.getvalue().splitlines()
+        self.assertEqual(len(lines), 11)
+        self.assertEqual(lines[:2], ["importing: 1/100 files (1%)", "importing: 10/100 files (10%)"])
+        self.assertEqual(lines[-1], "importing: 100/100 files (100%)")
+
+    def test_nothing(self):
+        """
+        With nothing to do, one line still says so.
+        """
+        out = io.StringIO()
+        progress = Progress("checking", 0, out)
+        progress.finish()
+        self.assertEqual(out.getvalue(), "checking: 0/0 files (100%)\n")
+
+
+class AdminTests(unittest.SynchronousTestCase):
+    """
+    C{python -m fbtwist.admin} on real folders.
+    """
+
+    def setUp(self):
+        self.old = FilePath(self.mktemp())
+        self.old.child("people").makedirs()
+        self.old.child("alice.vfb").setContent(outlookVFB("alice@example.com"))
+        self.old.child("people").child("bsmith.vfb").setContent(outlookVFB("betty@example.com"))
+        self.old.child("people").child("carol.ifb").setContent(outlookVFB("carol@example.com"))
+        self.old.child("broken.vfb").setContent(b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n")
+        self.old.child("notes.txt").setContent(b"not a calendar file, not imported")
+        self.root = FilePath(self.mktemp())
+
+    def admin(self, *args):
+        result = subprocess.run(
+            [sys.executable, "-m", "fbtwist.admin", "--root", self.root.path, *args],
+            cwd=TOP.path, capture_output=True, text=True, timeout=60,
+            env=dict(os.environ, PYTHONPATH=TOP.path, PYTHONWARNINGS="ignore"),
+        )
+        return result.returncode, result.stdout, result.stderr
+
+    def test_import(self):
+        """
+        Valid files are imported atomically, invalid ones named and left
+        out; progress on stderr, the summary on stdout, status 1.
+        """
+        code, out, err = self.admin("import", self.old.path)
+        self.assertEqual(code, 1)
+        self.assertIn("importing: 4/4 files (100%)", err)
+        self.assertIn(f"not imported: {self.old.child('broken.vfb').path}: the calendar has no VFREEBUSY", out)
+        self.assertTrue(out.endswith(
+            "4 files found: 3 imported, 0 replaced, 0 kept (already in the tree; --overwrite replaces them), "
+            "1 not imported\n"
+        ), out)
+        store = CalendarStore(self.root)
+        self.assertEqual(sorted(i.name for i in store.children(())), ["alice.vfb", "bsmith.vfb", "carol.ifb"])
+        self.assertEqual(store.read(("bsmith.vfb",)), outlookVFB("betty@example.com"))
+
+    def test_existingKept(self):
+        """
+        A file already in the tree is kept unless --overwrite.
+        """
+        self.old.child("broken.vfb").remove()
+        store = CalendarStore(self.root)
+        store.write(("alice.vfb",), outlookVFB("newer@example.com"))
+        code, out, err = self.admin("import", self.old.path)
+        self.assertEqual(code, 0)
+        self.assertIn("2 imported, 0 replaced, 1 kept", out)
+        self.assertEqual(store.read(("alice.vfb",)), outlookVFB("newer@example.com"))
+        code, out, err = self.admin("import", "--overwrite", self.old.child("alice.vfb").path)
+        self.assertIn("0 imported, 1 replaced, 0 kept", out)
+        self.assertEqual(store.read(("alice.vfb",)), outlookVFB("alice@example.com"))
+
+    def test_sameNameTwice(self):
+        """
+        Two files of one name in different folders: the first is imported,
+        the second named and left out; hidden files are never imported.
+        """
+        self.old.child("broken.vfb").remove()
+        self.old.child("people").child("alice.vfb").setContent(outlookVFB("other@example.com"))
+        self.old.child(".hidden.vfb").setContent(outlookVFB())
+        code, out, err = self.admin("import", self.old.path)
+        self.assertEqual(code, 1)
+        self.assertIn("people/alice.vfb: another file of the import has the same name", out)
+        self.assertEqual(CalendarStore(self.root).read(("alice.vfb",)), outlookVFB("alice@example.com"))
+        self.assertNotIn(".hidden.vfb", os.listdir(self.root.path))
+
+    def test_dryRun(self):
+        """
+        --dry-run counts and writes nothing.
+        """
+        code, out, err = self.admin("import", "--dry-run", self.old.path)
+        self.assertIn("3 would be imported", out)
+        self.assertEqual(list(CalendarStore(self.root).children(())), [])
+
+    def test_check(self):
+        """
+        check validates every file of the tree and names the invalid ones.
+        """
+        store = CalendarStore(self.root)
+        store.write(("alice.vfb",), outlookVFB())
+        store.write(("bsmith.vfb",), b"")
+        store.makeCollection(("team",))
+        store.write(("team", "carol.vfb"), b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n")
+        code, out, err = self.admin("check")
+        self.assertEqual(code, 1)
+        self.assertIn("checking: 3/3 files (100%)", err)
+        self.assertEqual(out, (
+            "invalid: team/carol.vfb: the calendar has no VFREEBUSY component\n"
+            f"checked 3 files in {store.root.path}: 1 valid, 1 invalid, 1 empty (placeholders)\n"
+        ))
+
+    def test_configFile(self):
+        """
+        The tree's location may come from fbtwist's config file.
+        """
+        config = FilePath(self.mktemp())
+        config.setContent(f"[freebusy]\nroot = {self.root.path}\n".encode())
+        CalendarStore(self.root).write(("alice.vfb",), outlookVFB())
+        out, err = io.StringIO(), io.StringIO()
+        self.assertEqual(main(["--config", config.path, "check"], out, err), 0)
+        self.assertIn("1 valid, 0 invalid", out.getvalue())
+
+    def test_usage(self):
+        """
+        A missing sub-command or source is a usage error, status 2.
+        """
+        out, err = io.StringIO(), io.StringIO()
+        self.assertEqual(main(["--root", self.root.path], out, err), 2)
+        self.assertIn("check or import", err.getvalue())
+        self.assertEqual(main(["--root", self.root.path, "import"], out, err), 2)
+        self.assertIn("at least one folder", err.getvalue())

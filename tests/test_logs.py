@@ -1,0 +1,347 @@
+"""
+Log lines: one access line per request (Apache combined, or JSON), one
+event per publish or rejected publish, directory errors naming the server,
+and never a password or an Authorization header.
+"""
+
+import base64
+import io
+import json
+import re
+import socket
+
+from twisted.internet import defer
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+from twisted.python.filepath import FilePath
+from twisted.trial import unittest
+
+from fbtwist import errors
+from fbtwist.logs import (
+    JSONLinesObserver,
+    combinedLine,
+    escapeField,
+    jsonRecord,
+    publishRejectionReason,
+    useUnderTwistd,
+)
+from fbtwist.webresponse import HTTPError
+from tests.helpers import basicAuth, httpClient, outlookVFB, rawRequest, startServer, statusOf
+from tests.twistdprocess import inline, startTwistd
+
+#: Apache's combined format, as log analysers parse it.
+COMBINED = re.compile(
+    r'^(?P<peer>\S+) - (?P<user>\S+) \[(?P<time>\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d \+0000)\] '
+    r'"(?P<method>\S+) (?P<uri>\S+) (?P<protocol>[^"\s]+)" (?P<status>\d{3}) (?P<size>\d+|-) '
+    r'"(?P<referer>(?:[^"\\]|\\.)*)" "(?P<agent>(?:[^"\\]|\\.)*)"$'
+)
+
+WRONG_PASSWORD = "not-the-Password-7Qx"
+
+
+def freePort() -> int:
+    """
+    A loopback port nothing listens on.
+    """
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class CapturedLog:
+    """
+    Every log event while a test runs.
+    """
+
+    def __init__(self, testCase):
+        self.events = []
+        globalLogPublisher.addObserver(self.events.append)
+        testCase.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    def of(self, kind: str):
+        return [e for e in self.events if e.get("fbEvent") == kind]
+
+
+class EscapingTests(unittest.SynchronousTestCase):
+    """
+    Fields of a combined line cannot forge fields or lines.
+    """
+
+    def test_escapes(self):
+        """
+        Quotes and backslashes get a backslash; control and non-ASCII
+        characters are hex-escaped; nothing becomes -.
+        """
+        self.assertEqual(escapeField('a"b\\c'), 'a\\"b\\\\c')
+        self.assertEqual(escapeField("x\r\ny"), "x\\x0d\\x0ay")
+        self.assertEqual(escapeField("é"), "\\xc3\\xa9")
+        self.assertEqual(escapeField(None), "-")
+        self.assertEqual(escapeField(""), "-")
+
+    def test_forgedAgent(self):
+        """
+        A User-Agent holding a quote and a newline stays inside its field.
+        """
+        line = combinedLine(dict(
+            peer="10.0.0.1", user=None, started=0.0, method="GET", uri="/x", protocol="HTTP/1.1",
+            status=200, size=5, referer=None, agent='evil" 200 1\n10.0.0.2 - - "GET',
+        ))
+        self.assertNotIn("\n", line)
+        match = COMBINED.match(line)
+        self.assertIsNotNone(match)
+        self.assertEqual(match.group("time"), "01/Jan/1970:00:00:00 +0000")
+        self.assertEqual(match.group("status"), "200")
+
+
+class JSONRecordTests(unittest.SynchronousTestCase):
+    """
+    The JSON form of an event.
+    """
+
+    def test_fields(self):
+        """
+        Time, level, namespace and message come first; plain fields follow;
+        fields named like secrets and non-JSON values are left out.
+        """
+        event = dict(
+            log_format="hello {name}", log_level=LogLevel.warn, log_namespace="fbtwist.x", log_time=0.5,
+            name="alice", count=3, password="hunter2", authorization="Basic x", obj=object(),
+        )
+        record = jsonRecord(event)
+        self.assertEqual(record["message"], "hello alice")
+        self.assertEqual(record["level"], "warn")
+        self.assertEqual(record["namespace"], "fbtwist.x")
+        self.assertEqual(record["time"], "1970-01-01T00:00:00.500Z")
+        self.assertEqual((record["name"], record["count"]), ("alice", 3))
+        for left in ("password", "authorization", "obj"):
+            self.assertNotIn(left, record)
+
+    def test_observer(self):
+        """
+        The observer writes one JSON object per line.
+        """
+        out = io.StringIO()
+        observer = JSONLinesObserver(out)
+        observer(dict(log_format="one", log_level=LogLevel.info, log_time=0))
+        observer(dict(log_format="two\nlines", log_level=LogLevel.info, log_time=0))
+        lines = out.getvalue().splitlines()
+        self.assertEqual([json.loads(l)["message"] for l in lines], ["one", "two\nlines"])
+
+    def test_underTwistd(self):
+        """
+        --log-format json sets twistd's --logger, unless one was chosen.
+        """
+        twistdOptions = {"logger": None, "logfile": None, "nodaemon": True}
+        useUnderTwistd(twistdOptions)
+        self.assertEqual(twistdOptions["logger"], "fbtwist.logs.twistdJSONObserver")
+        chosen = {"logger": "my.observer", "logfile": None, "nodaemon": True}
+        useUnderTwistd(chosen)
+        self.assertEqual(chosen["logger"], "my.observer")
+
+    def test_underTwistdLogFile(self):
+        """
+        With twistd's --logfile, the JSON lines go to that file.
+        """
+        from fbtwist import logs
+
+        self.addCleanup(logs._twistdDestination.__setitem__, 0, logs._twistdDestination[0])
+        path = FilePath(self.mktemp())
+        useUnderTwistd({"logger": None, "logfile": path.path, "nodaemon": True})
+        observer = logs.twistdJSONObserver()
+        observer(dict(log_format="to the file", log_level=LogLevel.info, log_time=0))
+        observer._out.close()
+        self.assertEqual(json.loads(path.getContent())["message"], "to the file")
+
+
+class RejectionReasonTests(unittest.SynchronousTestCase):
+    """
+    Errors map to the publish-rejected reasons of COMMON.md.
+    """
+
+    def test_reasons(self):
+        """
+        Each domain error has its slug.
+        """
+        self.assertEqual(publishRejectionReason(errors.InvalidCalendar()), "invalid-calendar")
+        self.assertEqual(publishRejectionReason(errors.TooLarge()), "too-large")
+        self.assertEqual(publishRejectionReason(errors.PermissionDenied()), "forbidden")
+        self.assertEqual(publishRejectionReason(errors.UnsupportedMediaType()), "unsupported-media-type")
+        self.assertEqual(publishRejectionReason(errors.InsufficientStorage()), "storage-full")
+        self.assertEqual(publishRejectionReason(HTTPError(415, "x")), "unsupported-media-type")
+        self.assertEqual(publishRejectionReason(HTTPError(423, "x")), "locked")
+        self.assertEqual(publishRejectionReason(HTTPError(412, "x")), "precondition-failed")
+        self.assertEqual(publishRejectionReason(ValueError()), "error")
+
+
+class ServerLogTests(unittest.TestCase):
+    """
+    The log of a real server on loopback.
+    """
+
+    async def requests(self, server):
+        """
+        Wrong and right passwords, and each kind of rejected publish.
+        """
+        http = httpClient(self)
+        body = outlookVFB("alice@example.com")
+        url = server.url("/pub/calendar/alice.vfb")
+        calendar = {b"Content-Type": [b"text/calendar"]}
+        statuses = []
+        for headers, data, target in [
+            (basicAuth("alice", WRONG_PASSWORD), body, url),
+            (basicAuth("alice"), body, url),
+            (basicAuth("alice"), b"not a calendar", url),
+            ({**basicAuth("alice"), b"Content-Type": [b"multipart/form-data; boundary=x"]}, body, url),
+            (basicAuth("alice"), body, server.url("/pub/calendar/carol.vfb")),
+            ({}, body, url),
+        ]:
+            response = await http.put(target, data=data, headers={**calendar, **headers})
+            await response.content()
+            statuses.append(response.code)
+        response = await http.get(server.url("/calendar/alice.vfb"), headers={b"Referer": [b"http://x/"]})
+        await response.content()
+        statuses.append(response.code)
+        raw = await rawRequest(server.port, (
+            b"PUT /pub/calendar/alice.vfb HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n"
+        ))
+        statuses.append(statusOf(raw))
+        return statuses
+
+    @inline
+    async def test_accessAndPublishEvents(self):
+        """
+        One access event per request, parseable as combined and as JSON,
+        and one publish or publish-rejected event per publish attempt with
+        its uid, protocol and reason.
+        """
+        log = CapturedLog(self)
+        server = await startServer(self)
+        statuses = await self.requests(server)
+        self.assertEqual(statuses, [401, 201, 400, 415, 403, 401, 200, 413])
+        access = log.of("http-request")
+        self.assertEqual([e["status"] for e in access], statuses)
+        lines = [COMBINED.match(formatEvent(e)) for e in access]
+        self.assertNotIn(None, lines)
+        self.assertEqual([m.group("method") for m in lines], ["PUT"] * 6 + ["GET", "PUT"])
+        self.assertEqual([m.group("user") for m in lines], ["alice"] * 5 + ["-", "-", "-"])
+        self.assertEqual(lines[6].group("referer"), "http://x/")
+        self.assertEqual(lines[6].group("size"), str(len(outlookVFB("alice@example.com"))))
+        records = [json.loads(json.dumps(jsonRecord(e))) for e in access]
+        self.assertEqual([r["status"] for r in records], statuses)
+        self.assertEqual(records[1]["uri"], "/pub/calendar/alice.vfb")
+        self.assertEqual(records[1]["namespace"], "fbtwist.access")
+
+        (published,) = log.of("publish")
+        self.assertEqual((published["uid"], published["protocol"], published["path"]), ("alice", "http", "alice.vfb"))
+        rejected = [(e["uid"], e["protocol"], e["reason"]) for e in log.of("publish-rejected")]
+        self.assertEqual(rejected, [
+            (None, "http", "unauthorized"),
+            ("alice", "http", "invalid-calendar"),
+            ("alice", "http", "unsupported-media-type"),
+            ("alice", "http", "forbidden"),
+            (None, "http", "unauthorized"),
+            (None, "http", "too-large"),
+        ])
+
+    @inline
+    async def test_noSecrets(self):
+        """
+        Neither password, nor the Basic header's token, appears in any event
+        of the run, whether formatted as text, as JSON, or dumped whole.
+        """
+        log = CapturedLog(self)
+        server = await startServer(self)
+        await self.requests(server)
+        secrets = [WRONG_PASSWORD, "wonderland"]
+        for password in list(secrets):
+            secrets.append(base64.b64encode(f"alice:{password}".encode()).decode())
+        secrets.append("Authorization")
+        self.assertGreater(len(log.events), 10)
+        for event in log.events:
+            for text in (formatEvent(event), json.dumps(jsonRecord(event)), repr(event)):
+                for secret in secrets:
+                    self.assertNotIn(secret, text)
+
+    @inline
+    async def test_directoryErrorNamesServer(self):
+        """
+        A directory that cannot be reached is logged with its address.
+        """
+        log = CapturedLog(self)
+        port = freePort()
+        server = await startServer(self, "--ldap", f"ldap://127.0.0.1:{port}/dc=example,dc=com", "--ldap-timeout", "2")
+        response = await httpClient(self).put(
+            server.url("/pub/calendar/alice.vfb"), data=outlookVFB(), headers=basicAuth("alice"),
+        )
+        await response.content()
+        self.assertEqual(response.code, 503)
+        warnings = [formatEvent(e) for e in log.events if e.get("log_level") == LogLevel.warn]
+        self.assertTrue(any(f"ldap://127.0.0.1:{port}" in w for w in warnings), warnings)
+
+    @inline
+    async def test_accessLogFile(self):
+        """
+        --access-log writes the bare combined lines to a file of their own.
+        """
+        path = FilePath(self.mktemp())
+        server = await startServer(self, "--access-log", path.path)
+        http = httpClient(self)
+        for target in ("/calendar/nobody.vfb", "/healthz"):
+            response = await http.get(server.url(target))
+            await response.content()
+        await server.stop()
+        lines = path.getContent().decode("ascii").splitlines()
+        self.assertEqual([COMBINED.match(l).group("uri") for l in lines], ["/calendar/nobody.vfb", "/healthz"])
+
+
+class TwistdLogTests(unittest.TestCase):
+    """
+    The log formats under a real C{twistd -n freebusy}.
+    """
+
+    async def publishTwice(self, server):
+        http = httpClient(self)
+        for password in (WRONG_PASSWORD, "wonderland"):
+            response = await http.put(
+                server.url("/pub/calendar/alice.vfb"), data=outlookVFB(), headers=basicAuth("alice", password),
+            )
+            await response.content()
+
+    @inline
+    async def test_json(self):
+        """
+        --log-format json: every line twistd writes is one JSON object; the
+        access and publish events carry their fields; no password.
+        """
+        server = await startTwistd(self, "--log-format", "json")
+        await self.publishTwice(server)
+        server.signal()
+        await server.exited()
+        output = server.output()
+        records = [json.loads(line) for line in output.splitlines()]
+        access = [r for r in records if r.get("fbEvent") == "http-request"]
+        self.assertEqual([(r["method"], r["status"], r["user"]) for r in access],
+                         [("PUT", 401, "alice"), ("PUT", 201, "alice")])
+        self.assertTrue(COMBINED.match(access[0]["message"]))
+        (published,) = [r for r in records if r.get("fbEvent") == "publish"]
+        self.assertEqual((published["uid"], published["protocol"]), ("alice", "http"))
+        self.assertIn("Server Shut Down.", [r["message"] for r in records])
+        for secret in (WRONG_PASSWORD, "wonderland", "Authorization"):
+            self.assertNotIn(secret, output)
+
+    @inline
+    async def test_combined(self):
+        """
+        By default twistd's log shows the access lines in combined format
+        after its usual prefix.
+        """
+        server = await startTwistd(self)
+        await self.publishTwice(server)
+        server.signal()
+        await server.exited()
+        output = server.output()
+        lines = [l.split("[fbtwist.access#info] ", 1)[1] for l in output.splitlines() if "[fbtwist.access#" in l]
+        self.assertEqual([COMBINED.match(l).group("status") for l in lines], ["401", "201"])
+        for secret in (WRONG_PASSWORD, "wonderland", "Authorization"):
+            self.assertNotIn(secret, output)

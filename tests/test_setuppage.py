@@ -1,0 +1,189 @@
+"""
+GET /setup: what to enter in Outlook, Evolution and KOrganizer for this
+server, built from the host the request came to, and the Outlook registry
+file; in headless Chromium too.
+"""
+
+import html
+
+from twisted.trial import unittest
+
+from fbtwist.setuppage import endpointPort, registryFile
+from tests.browser import startBrowser
+from tests.helpers import httpClient, rawRequest, startServer, statusOf
+from tests.twistdprocess import inline
+
+
+def body(response: bytes) -> str:
+    return response.split(b"\r\n\r\n", 1)[1].decode("utf-8")
+
+
+async def getSetup(port: int, host: bytes, path: bytes = b"/setup") -> bytes:
+    return await rawRequest(
+        port, b"GET " + path + b" HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n"
+    )
+
+
+class RegistryFileTests(unittest.SynchronousTestCase):
+    """
+    The .reg file is what regedit reads.
+    """
+
+    def test_content(self):
+        """
+        UTF-16 with a byte order mark, CRLF, the documented key and value.
+        """
+        data = registryFile("https://fb.example.com/calendar/%NAME%.vfb", "16.0")
+        self.assertEqual(data[:2], b"\xff\xfe")
+        self.assertEqual(data[2:].decode("utf-16-le"), (
+            "Windows Registry Editor Version 5.00\r\n\r\n"
+            "[HKEY_CURRENT_USER\\Software\\Microsoft\\Office\\16.0\\Outlook\\Options\\Calendar]\r\n"
+            '"FreeBusySearchPath"="https://fb.example.com/calendar/%NAME%.vfb"\r\n'
+        ))
+
+    def test_escaping(self):
+        """
+        Quotes and backslashes are escaped and line breaks dropped, so a
+        value cannot add registry entries.
+        """
+        text = registryFile('a"b\\c\r\n[HKEY_LOCAL_MACHINE\\X]', "14.0")[2:].decode("utf-16-le")
+        self.assertIn('"FreeBusySearchPath"="a\\"b\\\\c[HKEY_LOCAL_MACHINE\\\\X]"\r\n', text)
+        self.assertEqual(text.count("\r\n"), 4)
+
+    def test_unknownVersion(self):
+        """
+        Only known Office versions.
+        """
+        self.assertRaises(KeyError, registryFile, "x", "99.0")
+
+    def test_endpointPort(self):
+        """
+        The FTP port is read from its endpoint description.
+        """
+        self.assertEqual(endpointPort("tcp:2121"), 2121)
+        self.assertEqual(endpointPort("tcp:port=21:interface=10.0.0.1"), 21)
+        self.assertEqual(endpointPort("tcp:21:interface=\\:\\:1"), 21)
+        self.assertIsNone(endpointPort(None))
+        self.assertIsNone(endpointPort("unix:/run/x"))
+
+
+class SetupPageTests(unittest.TestCase):
+    """
+    The page over real HTTP.
+    """
+
+    @inline
+    async def test_urlsFromHost(self):
+        """
+        Every URL on the page uses the Host the request came to.
+        """
+        server = await startServer(self, "--ftp", "tcp:2121")
+        response = await getSetup(server.port, b"freebusy.example.com:8080")
+        self.assertEqual(statusOf(response), 200)
+        page = html.unescape(body(response))
+        for url in (
+            "http://freebusy.example.com:8080/pub/calendar/LOGIN.vfb",
+            "http://freebusy.example.com:8080/calendar/%NAME%.vfb",
+            "ftp://LOGIN:PASSWORD@freebusy.example.com:2121/pub/calendar/LOGIN.vfb",
+            "http://freebusy.example.com:8080/calendar/%u.vfb",
+            "http://freebusy.example.com:8080/calendar/",
+            "/setup/outlook-16.0.reg",
+        ):
+            self.assertIn(url, page)
+        self.assertIn("Evolution", page)
+        self.assertIn("KOrganizer", page)
+
+    @inline
+    async def test_ftpOff(self):
+        """
+        With FTP switched off, the page says so instead of an FTP URL.
+        """
+        server = await startServer(self)
+        page = body(await getSetup(server.port, b"fb.example.com"))
+        self.assertIn("FTP is switched off", page)
+        self.assertNotIn("ftp://", page)
+
+    @inline
+    async def test_loginEscaped(self):
+        """
+        A login with markup is escaped in the page and encoded in URLs.
+        """
+        server = await startServer(self)
+        response = await getSetup(server.port, b"fb.example.com", b"/setup?login=%3Cscript%3Ex%22%3C/script%3E")
+        page = body(response)
+        self.assertNotIn("<script>", page)
+        self.assertIn("/pub/calendar/%3Cscript%3Ex%22%3C%2Fscript%3E.vfb", page)
+        self.assertIn('value="&lt;script&gt;x&quot;&lt;/script&gt;"', page)
+
+    @inline
+    async def test_badHostIgnored(self):
+        """
+        A Host header that is not a host name is not used: the page falls
+        back to the address the connection came to.
+        """
+        server = await startServer(self)
+        page = body(await getSetup(server.port, b'evil.example"><script>alert(1)</script>'))
+        self.assertNotIn("<script>", page)
+        self.assertNotIn("evil.example", page)
+        self.assertIn(f"http://127.0.0.1:{server.port}/calendar/%NAME%.vfb", page)
+
+    @inline
+    async def test_registryDownload(self):
+        """
+        /setup/outlook-<version>.reg is an attachment holding the search
+        URL for this host; unknown versions are 404.
+        """
+        server = await startServer(self)
+        http = httpClient(self)
+        response = await http.get(server.url("/setup/outlook-15.0.reg"))
+        data = await response.content()
+        self.assertEqual(response.code, 200)
+        self.assertEqual(response.headers.getRawHeaders(b"Content-Disposition"),
+                         [b'attachment; filename="outlook-15.0.reg"'])
+        self.assertEqual(data, registryFile(f"http://127.0.0.1:{server.port}/calendar/%NAME%.vfb", "15.0"))
+        for missing in ("/setup/outlook-99.0.reg", "/setup/x", "/setup/outlook-16.0.reg/more"):
+            response = await http.get(server.url(missing))
+            await response.content()
+            self.assertEqual(response.code, 404, missing)
+
+
+class SetupPageBrowserTests(unittest.TestCase):
+    """
+    The page in headless Chromium.
+    """
+
+    @inline
+    async def test_browser(self):
+        """
+        The page shows this server's search URL; entering a login shows that
+        user's publish URL; the registry link points to the download.
+        """
+        server = await startServer(self)
+        browser = await startBrowser(self)
+        base = f"http://127.0.0.1:{server.port}"
+
+        def visit(driver):
+            from selenium.webdriver.common.by import By
+            from selenium.webdriver.support import expected_conditions
+            from selenium.webdriver.support.ui import WebDriverWait
+
+            driver.get(base + "/setup")
+            search = driver.find_element(By.ID, "outlook-search").text
+            field = driver.find_element(By.ID, "login")
+            field.send_keys("bsmith")
+            driver.find_element(By.ID, "show").click()
+            WebDriverWait(driver, 10).until(expected_conditions.url_contains("login=bsmith"))
+            return (
+                driver.title,
+                search,
+                driver.find_element(By.ID, "outlook-publish").text,
+                driver.find_element(By.ID, "evolution-username").text,
+                driver.find_element(By.ID, "reg-16.0").get_attribute("href"),
+            )
+
+        title, search, publish, username, href = await browser.call(visit)
+        self.assertEqual(title, "Free/busy set-up")
+        self.assertEqual(search, base + "/calendar/%NAME%.vfb")
+        self.assertEqual(publish, base + "/pub/calendar/bsmith.vfb")
+        self.assertEqual(username, "bsmith")
+        self.assertEqual(href, base + "/setup/outlook-16.0.reg")
