@@ -6,7 +6,6 @@ serving a calendar file with validators.
 
 from typing import Iterable, Optional, Tuple
 
-from twisted.cred.error import LoginFailed, Unauthorized
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web import http

@@ -6,7 +6,7 @@ responses carrying referrals.
 """
 
 from twisted.cred.error import UnauthorizedLogin
-from twisted.internet import defer, reactor
+from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.testing import StringTransport
 from twisted.python.filepath import FilePath

@@ -40,7 +40,7 @@ def calendar(*events: str, header: str = "") -> bytes:
     if header:
         lines.append(header)
     for index, body in enumerate(events):
-        lines += ["BEGIN:VEVENT", f"DTSTAMP:20260101T000000Z"]
+        lines += ["BEGIN:VEVENT", "DTSTAMP:20260101T000000Z"]
         if "UID:" not in body:
             lines.append(f"UID:event-{index}")
         lines += [body.strip(), "END:VEVENT"]

@@ -10,7 +10,6 @@ import json
 import re
 import socket
 
-from twisted.internet import defer
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
