@@ -53,6 +53,7 @@ from twisted.logger import Logger
 from twisted.protocols import ftp
 from zope.interface import implementer
 
+from fbtwist.addresses import normalisedHost
 from fbtwist.checker import credentialText
 from fbtwist.errors import DirectoryUnavailable, TooManyAttempts
 from fbtwist.ftpshell import VIEW_ROOT, FTPReplyError, viewPath
@@ -61,19 +62,6 @@ from fbtwist.ftpshell import VIEW_ROOT, FTPReplyError, viewPath
 MAX_FAILED_LOGINS = 3
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
-
-
-def normalisedHost(host: str) -> str:
-    """
-    An address as text, IPv4-mapped IPv6 addresses as plain IPv4.
-    """
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return host
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return str(address)
 
 
 class CRLFLineEnds:

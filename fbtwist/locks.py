@@ -13,7 +13,6 @@ import errno
 import fcntl
 import json
 import os
-import secrets
 import time
 import uuid
 from contextlib import contextmanager
@@ -21,6 +20,8 @@ from typing import Iterator, List, NamedTuple, Optional, Tuple
 
 from twisted.logger import Logger
 from twisted.python.filepath import FilePath
+
+from fbtwist.store import atomicWrite
 
 EXCLUSIVE = "exclusive"
 SHARED = "shared"
@@ -177,19 +178,8 @@ class LockStore:
             pass
 
     def _save(self, lock: Lock) -> None:
-        target = self._file(lock.token)
-        temp = self.directory.child("." + secrets.token_hex(8) + ".tmp")
         data = json.dumps(lock._asdict(), ensure_ascii=False).encode("utf-8")
-        fd = os.open(temp.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.rename(temp.path, target.path)
-        except BaseException:
-            self._remove(temp)
-            raise
+        atomicWrite(self._file(lock.token), data)
 
     def all(self) -> List[Lock]:
         """

@@ -20,7 +20,6 @@ free/busy times derived from the events (cached by the file's ETag).
 """
 
 import hashlib
-import ipaddress
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -37,6 +36,7 @@ from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
 from fbtwist import freebusy, ical, page
+from fbtwist.addresses import clientAddress
 from fbtwist.errors import InvalidCalendar, InvalidName, NotFound
 from fbtwist.freebusy import FreeBusy, Period, RangeError, TimeRange
 from fbtwist.interfaces import ICalendarStore, IDirectory
@@ -437,13 +437,8 @@ def isTrusted(request, networks) -> bool:
     host = getattr(request.getClientAddress(), "host", None)
     if not host or not networks:
         return False
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return any(address in network for network in networks)
+    address = clientAddress(host)
+    return address is not None and any(address in network for network in networks)
 
 
 @implementer(IRealm)

@@ -398,7 +398,7 @@ class CalendarStore:
             _removeIfExists(target.path)
             return
         data = json.dumps(properties, ensure_ascii=False, sort_keys=True).encode("utf-8")
-        _atomicWrite(target, data)
+        atomicWrite(target, data)
 
     def metadataDirectory(self, name: str, create: bool = True) -> FilePath:
         """
@@ -523,7 +523,7 @@ def _removeIfExists(path: str) -> None:
         pass
 
 
-def _atomicWrite(target: FilePath, data: bytes) -> None:
+def atomicWrite(target: FilePath, data: bytes) -> None:
     """
     Replace the file C{target} with C{data}: temp file, fsync, rename.
     """

@@ -51,6 +51,19 @@ def outlookVFB(organizer: str = "someone@example.com", busy: str = "20210105T070
     return newline.join(line.encode("utf-8") for line in lines) + newline
 
 
+def inline(f):
+    """
+    Run an C{async def} test method as a Deferred (trial runs coroutines
+    only through Deferreds).
+    """
+
+    def test(self):
+        return defer.Deferred.fromCoroutine(f(self))
+
+    test.__name__, test.__doc__ = f.__name__, f.__doc__
+    return test
+
+
 def serviceOptions(*args: str) -> Options:
     options = Options()
     options.parseOptions(list(args))

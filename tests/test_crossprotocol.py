@@ -7,16 +7,10 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from tests.davhelpers import DAVClient, lockBody
-from tests.helpers import ADMIN_GROUP, outlookVFB
+from tests.helpers import ADMIN_GROUP, outlookVFB, inline
 from tests.test_ftp import connect, inThread, startFTPServer, storeReply
 
 
-def inline(f):
-    def test(self):
-        return defer.Deferred.fromCoroutine(f(self))
-
-    test.__name__, test.__doc__ = f.__name__, f.__doc__
-    return test
 
 
 class LocksAcrossProtocolsTests(unittest.TestCase):

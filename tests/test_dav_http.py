@@ -18,7 +18,7 @@ from tests.davhelpers import (
     recordEvents,
     startDAVServer,
 )
-from tests.helpers import outlookVFB, rawRequest, statusOf
+from tests.helpers import outlookVFB, rawRequest, statusOf, inline
 from tests.test_dav_xml import BILLION_LAUGHS, EXTERNAL
 
 MINIREDIR = {"User-Agent": "Microsoft-WebDAV-MiniRedir/10.0.19045", "Translate": "f"}
@@ -26,12 +26,6 @@ OFFICE = {"User-Agent": "Microsoft Office/15.0 (Windows NT 10.0; Microsoft Outlo
 WIN32 = "{urn:schemas-microsoft-com:}"
 
 
-def inline(f):
-    def test(self):
-        return defer.Deferred.fromCoroutine(f(self))
-
-    test.__name__, test.__doc__ = f.__name__, f.__doc__
-    return test
 
 
 def header(response, name):

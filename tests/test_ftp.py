@@ -19,23 +19,13 @@ from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
-from tests.helpers import PASSWORDS, httpClient, listeningPort, outlookVFB, startServer
+from tests.helpers import PASSWORDS, httpClient, listeningPort, outlookVFB, startServer, inline
 from tests.slapd import SlapdServer, hashPassword
 
 #: Bounds every FTP client call.
 CLIENT_TIMEOUT = 10
 
 
-def inline(f):
-    """
-    Run an C{async def} test method as a Deferred.
-    """
-
-    def test(self):
-        return defer.Deferred.fromCoroutine(f(self))
-
-    test.__name__, test.__doc__ = f.__name__, f.__doc__
-    return test
 
 
 async def startFTPServer(testCase, *args):

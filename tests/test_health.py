@@ -19,7 +19,7 @@ from fbtwist.health import HealthResource
 
 from tests.helpers import httpClient, startServer
 from tests.test_logs import freePort
-from tests.twistdprocess import inline
+from tests.helpers import inline
 
 
 class HealthTests(unittest.TestCase):

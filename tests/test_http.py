@@ -8,6 +8,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.trial import unittest
 
 from tests.helpers import (
+    inline,
     basicAuth,
     httpClient,
     outlookVFB,
@@ -17,16 +18,6 @@ from tests.helpers import (
 )
 
 
-def inline(f):
-    """
-    Run an C{async def} test method as a Deferred.
-    """
-
-    def test(self):
-        return defer.Deferred.fromCoroutine(f(self))
-
-    test.__name__, test.__doc__ = f.__name__, f.__doc__
-    return test
 
 
 class PublishAndLookupTests(unittest.TestCase):

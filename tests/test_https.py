@@ -11,7 +11,7 @@ from twisted.trial import unittest
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
 
 from tests.helpers import basicAuth, listeningPort, outlookVFB, startServer
-from tests.twistdprocess import inline
+from tests.helpers import inline
 
 
 async def makeCertificate(testCase, name: str = "localhost"):

@@ -25,7 +25,8 @@ from fbtwist.logs import (
 )
 from fbtwist.webresponse import HTTPError
 from tests.helpers import basicAuth, httpClient, outlookVFB, rawRequest, startServer, statusOf
-from tests.twistdprocess import inline, startTwistd
+from tests.helpers import inline
+from tests.twistdprocess import startTwistd
 
 #: Apache's combined format, as log analysers parse it.
 COMBINED = re.compile(

@@ -11,19 +11,9 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from fbtwist import ical
-from tests.helpers import basicAuth, httpClient, outlookVFB, serviceOptions, startServer
+from tests.helpers import basicAuth, httpClient, outlookVFB, serviceOptions, startServer, inline
 
 
-def inline(f):
-    """
-    Run an C{async def} test method as a Deferred.
-    """
-
-    def test(self):
-        return defer.Deferred.fromCoroutine(f(self))
-
-    test.__name__, test.__doc__ = f.__name__, f.__doc__
-    return test
 
 
 def vfb(*lines: str, newline: str = "\r\n") -> bytes:

@@ -9,7 +9,7 @@ from twisted.trial import unittest
 
 from fbtwist.metrics import MetricsObserver, MetricsService
 from tests.helpers import basicAuth, httpClient, listeningPort, outlookVFB, startServer
-from tests.twistdprocess import inline
+from tests.helpers import inline
 
 
 def samples(text: str) -> dict:

@@ -10,15 +10,9 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from tests.browser import startBrowser
-from tests.helpers import httpClient, startServer
+from tests.helpers import httpClient, startServer, inline
 
 
-def inline(f):
-    def test(self):
-        return defer.Deferred.fromCoroutine(f(self))
-
-    test.__name__, test.__doc__ = f.__name__, f.__doc__
-    return test
 
 
 def busyFile(*periods: str) -> bytes:

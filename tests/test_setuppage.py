@@ -11,7 +11,7 @@ from twisted.trial import unittest
 from fbtwist.setuppage import endpointPort, registryFile
 from tests.browser import startBrowser
 from tests.helpers import httpClient, rawRequest, startServer, statusOf
-from tests.twistdprocess import inline
+from tests.helpers import inline
 
 
 def body(response: bytes) -> str:

@@ -17,7 +17,8 @@ from twisted.trial import unittest
 
 from fbtwist.shutdown import GracefulService
 from tests.helpers import httpClient, outlookVFB, startServer
-from tests.twistdprocess import inline, startTwistd
+from tests.helpers import inline
+from tests.twistdprocess import startTwistd
 
 
 class _Recorder(Service):

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from twisted.internet import defer, reactor
+from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.python.filepath import FilePath
 
@@ -93,13 +93,3 @@ async def startTwistd(testCase, *args: str, root: FilePath = None) -> TwistdProc
     return await TwistdProcess(testCase, *args, root=root).start()
 
 
-def inline(f):
-    """
-    Run an C{async def} test method as a Deferred.
-    """
-
-    def test(self):
-        return defer.Deferred.fromCoroutine(f(self))
-
-    test.__name__, test.__doc__ = f.__name__, f.__doc__
-    return test
