@@ -69,7 +69,8 @@ class SlapdGroupTests(unittest.TestCase):
         self.slapd = SlapdServer(self.mktemp(), LDIF, tls=False)
         self.slapd.start()
         self.addCleanup(self.slapd.stop)
-        url = f"ldap://127.0.0.1:{self.slapd.port}/ou=people,dc=example,dc=com?uid?one"
+        # A user-only filter, as administrators write it: groups are still found.
+        url = f"ldap://127.0.0.1:{self.slapd.port}/ou=people,dc=example,dc=com?uid?one?(objectClass=inetOrgPerson)"
         self.server = await startServer(self, "--ldap", url, "--group-base", "ou=groups,dc=example,dc=com")
         self.http = httpClient(self)
         store = self.server.store
