@@ -77,6 +77,20 @@ def parsePositiveSeconds(text: str) -> float:
     return seconds
 
 
+def parseWorkerCount(text: str) -> int:
+    """
+    How many worker processes C{--workers} asks for (0: serve in this
+    process).
+    """
+    try:
+        count = int(text)
+    except ValueError:
+        raise ValueError("expected a number of processes") from None
+    if not 0 <= count <= 64:
+        raise ValueError("must be between 0 and 64")
+    return count
+
+
 def parseLDAP(text: str):
     try:
         return parseLDAPURL(text)
@@ -187,6 +201,13 @@ class Config:
     )
     demoLDIF: FilePath = setting(
         "demo-ldif", DEMO_LDIF, readableFile, "The demo directory's entries.", metavar="FILE",
+    )
+
+    # --- Multi-process mode (fbtwist/workers.py) ---
+    workers: int = setting(
+        "workers", 0, parseWorkerCount,
+        "Serve HTTP from this many worker processes sharing the listening sockets (0: serve in this "
+        "process). Each --http endpoint must then be a tcp: one.", metavar="N",
     )
 
 

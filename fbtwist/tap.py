@@ -18,6 +18,7 @@ from fbtwist.ldapurl import parseLDAPURL
 from fbtwist.realm import FreeBusyRealm
 from fbtwist.store import CalendarStore
 from fbtwist.web import makeSite
+from fbtwist.workers import AdoptedPortService, WorkerMaster, workerArguments
 
 log = Logger()
 
@@ -71,6 +72,8 @@ class Options(usage.Options):
             self.config = buildConfig(self, self["config"])
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
+        if self.config.workers and any(not d.split(":", 1)[0] in ("tcp", "tcp6") for d in self.config.http):
+            raise usage.UsageError("--workers needs plain tcp: (or tcp6:) --http endpoints")
 
 
 for _f in settings():
@@ -80,15 +83,26 @@ for _f in settings():
 del _f
 
 
-def makeService(options, reactor=None) -> service.MultiService:
+def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
     """
     Build fbtwist's services: the demo directory (when no --ldap is given),
     one HTTP service per --http endpoint, sharing one portal and one store.
+
+    With C{--workers N} this process is only the master: it binds the
+    --http endpoints and runs N workers (see L{fbtwist.workers}).
+
+    @param adoptedFDs: In a worker, the inherited listening sockets to serve
+        instead of the --http endpoints.
     """
     if reactor is None:
         from twisted.internet import reactor
     config = options.config
     top = service.MultiService()
+    if config.workers and adoptedFDs is None:
+        master = WorkerMaster(reactor, config.http, config.workers, workerArguments(options))
+        master.setName("workers")
+        master.setServiceParent(top)
+        return top
     store = CalendarStore(config.root)
     store.removeStaleTemporaries()
 
@@ -107,8 +121,11 @@ def makeService(options, reactor=None) -> service.MultiService:
     portal = Portal(realm, [DirectoryChecker(directory), AllowAnonymousAccess()])
 
     site = makeSite(portal, directory, store, config.maxUpload, realmName=config.realm)
-    for index, description in enumerate(config.http):
-        listener = strports.service(description, site, reactor=reactor)
+    if adoptedFDs is None:
+        listeners = [strports.service(description, site, reactor=reactor) for description in config.http]
+    else:
+        listeners = [AdoptedPortService(reactor, fd, site) for fd in adoptedFDs]
+    for index, listener in enumerate(listeners):
         listener.setName("http" if index == 0 else f"http{index + 1}")
         listener.setServiceParent(top)
 
