@@ -7,11 +7,13 @@ the anonymous lookup URLs; both are views of one store.
 
 from twisted.logger import Logger
 from twisted.web import http, server
+from twisted.web.server import NOT_DONE_YET
 from twisted.web.resource import Resource
 
 from fbtwist import __version__
 from fbtwist.httpauth import BasicAuthGuard
 from fbtwist.lookup import LookupResource
+from fbtwist.webresponse import writeError
 
 SERVER_HEADER = b"fbtwist/" + __version__.encode("ascii")
 
@@ -91,7 +93,27 @@ class FreeBusySite(server.Site):
         return super().getResourceFor(request)
 
 
-class RootResource(Resource):
+class ReadOnlyFolder(Resource):
+    """
+    A fixed folder of the URL space (C{/pub/}): other methods than GET and
+    HEAD are answered 405 with C{Allow}, not Twisted's 501 for methods it
+    does not know.
+    """
+
+    def render(self, request):
+        if request.method not in (b"GET", b"HEAD"):
+            request.setHeader(b"Allow", b"GET, HEAD")
+            writeError(request, http.NOT_ALLOWED, "this is a read-only folder")
+            return NOT_DONE_YET
+        return super().render(request)
+
+    def render_GET(self, request):
+        request.setResponseCode(http.NOT_FOUND)
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        return b"Nothing here: publish under /pub/calendar/.\n"
+
+
+class RootResource(ReadOnlyFolder):
     """
     C{/}: says what this server is.
     """
@@ -115,7 +137,7 @@ def makeSite(portal, directory, store, maxUploadSize: int, realmName: str = "fbt
     Build the web site over one portal and one store.
     """
     root = RootResource()
-    pub = Resource()
+    pub = ReadOnlyFolder()
     root.putChild(b"pub", pub)
     pub.putChild(
         b"calendar",
