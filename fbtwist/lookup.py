@@ -5,6 +5,10 @@ may differ from the login the file is published under, so it is resolved in
 the directory.  Served anonymously by default.
 """
 
+import time
+from collections import OrderedDict
+from typing import Callable, Optional, Tuple
+
 from twisted.logger import Logger
 from twisted.web import http
 from twisted.web.resource import Resource
@@ -18,6 +22,49 @@ from fbtwist.webresponse import HTTPError, renderAsync, serveCalendar, writeErro
 LOOKUP_SUFFIX = ".vfb"
 
 
+class NameCache:
+    """
+    Lookup names already resolved in the directory, for a while: Outlook
+    asks for the same colleagues' files again and again, and without a cache
+    every lookup waits for a directory search (the profile's largest part of
+    a lookup).
+
+    A name that resolved to a uid is kept for C{ttl} seconds, one that
+    resolved to nobody for C{negativeTTL}; at most C{size} names are kept
+    (the oldest go first).  Directory outages are not cached.
+    """
+
+    def __init__(self, ttl: float = 60.0, negativeTTL: float = 10.0, size: int = 200_000,
+                 clock: Callable[[], float] = time.monotonic):
+        self.ttl = ttl
+        self.negativeTTL = negativeTTL
+        self.size = size
+        self.clock = clock
+        self._entries: "OrderedDict[str, Tuple[float, Optional[str]]]" = OrderedDict()
+
+    def get(self, name: str) -> Tuple[bool, Optional[str]]:
+        """
+        @return: C{(True, uid)} (C{uid} may be C{None}: nobody) when C{name}
+            is cached and fresh, else C{(False, None)}.
+        """
+        key = name.lower()
+        entry = self._entries.get(key)
+        if entry is None:
+            return False, None
+        expires, uid = entry
+        if expires <= self.clock():
+            del self._entries[key]
+            return False, None
+        return True, uid
+
+    def put(self, name: str, uid: Optional[str]) -> None:
+        key = name.lower()
+        self._entries.pop(key, None)
+        self._entries[key] = (self.clock() + (self.ttl if uid is not None else self.negativeTTL), uid)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+
 class LookupResource(Resource):
     """
     C{/calendar/}: free/busy files by lookup name.
@@ -26,10 +73,22 @@ class LookupResource(Resource):
     isLeaf = True
     log = Logger()
 
-    def __init__(self, directory: IDirectory, store: ICalendarStore):
+    def __init__(self, directory: IDirectory, store: ICalendarStore, names: Optional[NameCache] = None):
         super().__init__()
         self.directory = directory
         self.store = store
+        self.names = NameCache() if names is None else names
+
+    async def resolve(self, name: str) -> Optional[str]:
+        """
+        The uid whose file C{name} asks for (C{None}: nobody), from the
+        cache or the directory.
+        """
+        cached, uid = self.names.get(name)
+        if not cached:
+            uid = await self.directory.resolveName(name)
+            self.names.put(name, uid)
+        return uid
 
     def render(self, request):
         if request.method not in (b"GET", b"HEAD"):
@@ -57,7 +116,7 @@ class LookupResource(Resource):
 
     async def _get(self, request) -> None:
         name = self.lookupName(request)
-        uid = await self.directory.resolveName(name)
+        uid = await self.resolve(name)
         if uid is None:
             raise NotFound(f"nobody called {name} has published free/busy times")
         path = (uid + LOOKUP_SUFFIX,)

@@ -24,6 +24,8 @@ from tests.slapd import SlapdServer, hashPassword
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SUFFIX = "dc=example,dc=com"
 PEOPLE = "ou=people," + SUFFIX
+#: The group of administrators in L{usersLDIF}: user000000 alone.
+ADMIN_GROUP = "cn=admins,ou=groups," + SUFFIX
 
 
 def userName(index: int) -> str:
@@ -37,12 +39,17 @@ def userPassword(index: int) -> str:
 def usersLDIF(count: int) -> str:
     """
     LDIF for C{ou=people} and C{count} users C{user000000...} whose
-    password is C{pw-000000...} and whose mail is C{<uid>@example.com}.
+    password is C{pw-000000...} and whose mail is C{<uid>@example.com};
+    C{user000000} is the one member of L{ADMIN_GROUP}.
 
     Each password gets its own salted SHA-1 hash (C{{SSHA}}, what slapd
     checks fastest): about a second for 100,000 entries.
     """
-    parts = [f"dn: {PEOPLE}\nobjectClass: organizationalUnit\nou: people\n"]
+    parts = [
+        f"dn: {PEOPLE}\nobjectClass: organizationalUnit\nou: people\n",
+        f"dn: ou=groups,{SUFFIX}\nobjectClass: organizationalUnit\nou: groups\n",
+        f"dn: {ADMIN_GROUP}\nobjectClass: groupOfNames\ncn: admins\nmember: uid={userName(0)},{PEOPLE}\n",
+    ]
     for index in range(count):
         uid = userName(index)
         parts.append(

@@ -1,0 +1,157 @@
+"""
+A constant-rate (open-loop, wrk2-like) HTTP load generator for the mixed
+Outlook-like workload, which wrk cannot pace.
+
+Each request kind has its own schedule (request I is due at start + I/rate);
+a request's latency is measured from when it was due, not from when a
+connection was free, so a server that falls behind shows it in its
+percentiles instead of silently getting fewer requests (no coordinated
+omission).  Connections are kept alive and reused.
+"""
+
+import asyncio
+import random
+import time
+from typing import Callable, Dict, List, Tuple
+
+#: Requests allowed in flight before the generator itself counts as
+#: overloaded (the rest are reported as errors, not queued forever).
+MAX_IN_FLIGHT = 2000
+
+
+class _Connections:
+    def __init__(self, port: int):
+        self.port = port
+        self.idle: List[Tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def get(self):
+        if self.idle:
+            return self.idle.pop()
+        return await asyncio.open_connection("127.0.0.1", self.port)
+
+    def put(self, connection) -> None:
+        self.idle.append(connection)
+
+    def close(self) -> None:
+        for _, writer in self.idle:
+            writer.close()
+        self.idle = []
+
+
+async def _readResponse(reader: asyncio.StreamReader) -> Tuple[int, bool]:
+    """
+    Read one response; the status and whether the connection may be reused.
+    """
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        if b":" in line:
+            name, value = line.split(b":", 1)
+            headers[name.strip().lower()] = value.strip()
+    if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            await reader.readexactly(size + 2)
+            if size == 0:
+                break
+    elif b"content-length" in headers:
+        await reader.readexactly(int(headers[b"content-length"]))
+    return status, headers.get(b"connection", b"").lower() != b"close"
+
+
+async def _one(connections: _Connections, data: bytes, due: float, results: List, kind: str, timeout: float):
+    try:
+        connection = await asyncio.wait_for(connections.get(), timeout)
+        reader, writer = connection
+        writer.write(data)
+        status, reusable = await asyncio.wait_for(_readResponse(reader), timeout)
+        if reusable:
+            connections.put(connection)
+        else:
+            writer.close()
+        results.append((kind, time.monotonic() - due, status))
+    except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as e:
+        results.append((kind, time.monotonic() - due, repr(e)))
+
+
+async def _schedule(connections, kind: str, rate: float, makeRequest: Callable[[int], bytes], start: float,
+                    duration: float, results: List, tasks: set, timeout: float):
+    index = 0
+    while True:
+        due = start + index / rate
+        if due - start >= duration:
+            return
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if len(tasks) >= MAX_IN_FLIGHT:
+            results.append((kind, 0.0, "generator overloaded"))
+        else:
+            task = asyncio.ensure_future(_one(connections, makeRequest(index), due, results, kind, timeout))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        index += 1
+
+
+async def _run(port: int, kinds: Dict[str, Tuple[float, Callable[[int], bytes]]], duration: float,
+               timeout: float):
+    connections = _Connections(port)
+    results: List = []
+    tasks: set = set()
+    start = time.monotonic() + 0.1
+    await asyncio.gather(*[
+        _schedule(connections, kind, rate, make, start, duration, results, tasks, timeout)
+        for kind, (rate, make) in kinds.items() if rate > 0
+    ])
+    if tasks:
+        await asyncio.wait(list(tasks), timeout=timeout + 5)
+    connections.close()
+    return results, time.monotonic() - start
+
+
+def runPaced(port: int, kinds: Dict[str, Tuple[float, Callable[[int], bytes]]], duration: float,
+             timeout: float = 10.0):
+    """
+    Send each kind of request at its own constant rate for C{duration}
+    seconds.
+
+    @param kinds: A name to (requests per second, a function from the
+        request's index to its raw bytes).
+    @return: C{(results, elapsed)}: one C{(kind, latency seconds, status or
+        error text)} per request.
+    """
+    return asyncio.run(_run(port, kinds, duration, timeout))
+
+
+def summarize(results, elapsed: float) -> dict:
+    """
+    Requests per second, p50 and p99 latency (ms) and the errors (anything
+    but 2xx/3xx) over all kinds.
+    """
+    latencies = sorted(latency for _, latency, _ in results)
+    errors = sum(1 for _, _, status in results if not (isinstance(status, int) and status < 400))
+
+    def percentile(p):
+        if not latencies:
+            return float("nan")
+        return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000
+
+    return dict(rps=len(results) / elapsed, p50=percentile(50), p99=percentile(99), errors=errors,
+                requests=len(results))
+
+
+def pick(count: int, seed: int = 1) -> Callable[[int], int]:
+    """
+    A reproducible random user index for request I.
+    """
+    generator = random.Random(seed)
+    cache: List[int] = []
+
+    def choose(index: int) -> int:
+        while len(cache) <= index:
+            cache.append(generator.randrange(count))
+        return cache[index]
+
+    return choose
