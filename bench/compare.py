@@ -492,7 +492,7 @@ def checkPublish(port: int, body: bytes) -> int:
 
 
 def closedLoop(args, results: Results, workdir, users, servers, body):
-    for workload in ("lookup", "publish"):
+    for workload in [w for letter, w in (("a", "lookup"), ("b", "publish")) if letter in args.workloads]:
         name = {"lookup": "(a) lookup GET", "publish": "(b) publish PUT"}[workload]
         script = luaScript(workload, users, args.threads, body)
         rounds = {server: [] for server in servers}
@@ -756,7 +756,8 @@ def parseArguments(argv):
     parser.add_argument("--fbtwist-workers", default="0,2",
                         help="fbtwist variants: 0 for one process, N for --workers N (comma-separated)")
     parser.add_argument("--no-apache", action="store_true", help="measure fbtwist alone")
-    parser.add_argument("--no-mixed", action="store_true", help="skip the mixed load")
+    parser.add_argument("--workloads", default="abcd",
+                        help="which workloads: a lookup, b publish, c PROPFIND, d mixed (default abcd)")
     parser.add_argument("--profile", action="store_true", help="profile fbtwist with py-spy (first user count)")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 100 users, 1,000-file PROPFIND, 2 s runs, 1 round")
@@ -766,6 +767,8 @@ def parseArguments(argv):
     if args.quick:
         args.users, args.propfind, args.duration, args.propfind_duration = "100", "1000", 2, 2
         args.mixed_duration, args.rounds = 3, 1
+    if "c" not in args.workloads:
+        args.propfind = ""
     args.users = [int(n) for n in args.users.split(",") if n]
     args.propfind = [int(n) for n in args.propfind.split(",") if n]
     args.fbtwist_workers = [int(n) for n in args.fbtwist_workers.split(",") if n]
@@ -804,7 +807,7 @@ def main(argv=None):
                                                  f"with {users} users.")
                             print(f"  WARNING: {serverName} answered {status} to a publish", flush=True)
                     closedLoop(args, results, base, users, servers, body)
-                    if not args.no_mixed:
+                    if "d" in args.workloads:
                         mixed(args, results, users, servers, body)
                     if args.profile and not hot:
                         hot = profile(args, base, users, servers, body)

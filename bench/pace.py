@@ -20,17 +20,33 @@ MAX_IN_FLIGHT = 2000
 
 
 class _Connections:
-    def __init__(self, port: int):
+    """
+    At most C{limit} keep-alive connections; a request waits for a free
+    one (the wait counts in its latency) rather than opening thousands.
+    """
+
+    def __init__(self, port: int, limit: int):
         self.port = port
         self.idle: List[Tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.slots = asyncio.Semaphore(limit)
 
     async def get(self):
+        await self.slots.acquire()
         if self.idle:
             return self.idle.pop()
-        return await asyncio.open_connection("127.0.0.1", self.port)
+        try:
+            return await asyncio.open_connection("127.0.0.1", self.port)
+        except BaseException:
+            self.slots.release()
+            raise
 
     def put(self, connection) -> None:
         self.idle.append(connection)
+        self.slots.release()
+
+    def discard(self, connection) -> None:
+        connection[1].close()
+        self.slots.release()
 
     def close(self) -> None:
         for _, writer in self.idle:
@@ -62,6 +78,7 @@ async def _readResponse(reader: asyncio.StreamReader) -> Tuple[int, bool]:
 
 
 async def _one(connections: _Connections, data: bytes, due: float, results: List, kind: str, timeout: float):
+    connection = None
     try:
         connection = await asyncio.wait_for(connections.get(), timeout)
         reader, writer = connection
@@ -70,10 +87,12 @@ async def _one(connections: _Connections, data: bytes, due: float, results: List
         if reusable:
             connections.put(connection)
         else:
-            writer.close()
+            connections.discard(connection)
         results.append((kind, time.monotonic() - due, status))
     except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as e:
-        results.append((kind, time.monotonic() - due, repr(e)))
+        if connection is not None:
+            connections.discard(connection)
+        results.append((kind, time.monotonic() - due, type(e).__name__))
 
 
 async def _schedule(connections, kind: str, rate: float, makeRequest: Callable[[int], bytes], start: float,
@@ -96,8 +115,8 @@ async def _schedule(connections, kind: str, rate: float, makeRequest: Callable[[
 
 
 async def _run(port: int, kinds: Dict[str, Tuple[float, Callable[[int], bytes]]], duration: float,
-               timeout: float):
-    connections = _Connections(port)
+               timeout: float, connections: int):
+    connections = _Connections(port, connections)
     results: List = []
     tasks: set = set()
     start = time.monotonic() + 0.1
@@ -112,7 +131,7 @@ async def _run(port: int, kinds: Dict[str, Tuple[float, Callable[[int], bytes]]]
 
 
 def runPaced(port: int, kinds: Dict[str, Tuple[float, Callable[[int], bytes]]], duration: float,
-             timeout: float = 10.0):
+             timeout: float = 10.0, connections: int = 64):
     """
     Send each kind of request at its own constant rate for C{duration}
     seconds.
@@ -122,7 +141,7 @@ def runPaced(port: int, kinds: Dict[str, Tuple[float, Callable[[int], bytes]]], 
     @return: C{(results, elapsed)}: one C{(kind, latency seconds, status or
         error text)} per request.
     """
-    return asyncio.run(_run(port, kinds, duration, timeout))
+    return asyncio.run(_run(port, kinds, duration, timeout, connections))
 
 
 def summarize(results, elapsed: float) -> dict:
@@ -131,15 +150,22 @@ def summarize(results, elapsed: float) -> dict:
     but 2xx/3xx) over all kinds.
     """
     latencies = sorted(latency for _, latency, _ in results)
-    errors = sum(1 for _, _, status in results if not (isinstance(status, int) and status < 400))
+    failed = [str(status) for _, _, status in results if not (isinstance(status, int) and status < 400)]
+    errors = len(failed)
+    kinds = {}
+    for status in failed:
+        kinds[status] = kinds.get(status, 0) + 1
 
     def percentile(p):
         if not latencies:
             return float("nan")
         return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000
 
-    return dict(rps=len(results) / elapsed, p50=percentile(50), p99=percentile(99), errors=errors,
-                requests=len(results))
+    summary = dict(rps=len(results) / elapsed, p50=percentile(50), p99=percentile(99), errors=errors,
+                   requests=len(results))
+    if kinds:
+        summary["note"] = "errors: " + ", ".join(f"{n} × {k}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
+    return summary
 
 
 def pick(count: int, seed: int = 1) -> Callable[[int], int]:

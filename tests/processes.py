@@ -71,6 +71,8 @@ class UserDirectory(SlapdServer):
 
     def _config(self, installed, databaseDir):
         config = super()._config(installed, databaseDir)
+        # 16 MB holds about 10,000 users: size the map for the count.
+        config = config.replace("maxsize 16777216", f"maxsize {max(16, self.count // 200) * 2**20}")
         return config.replace("index objectClass,uid eq", "index objectClass,uid eq\nindex mail eq,sub")
 
     @property
