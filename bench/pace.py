@@ -31,11 +31,17 @@ class _Connections:
         self.slots = asyncio.Semaphore(limit)
 
     async def get(self):
+        """
+        @return: C{(reader, writer, reused)}.
+        """
         await self.slots.acquire()
         if self.idle:
-            return self.idle.pop()
+            return (*self.idle.pop(), True)
+        return await self.fresh()
+
+    async def fresh(self):
         try:
-            return await asyncio.open_connection("127.0.0.1", self.port)
+            return (*await asyncio.open_connection("127.0.0.1", self.port), False)
         except BaseException:
             self.slots.release()
             raise
@@ -80,14 +86,27 @@ async def _readResponse(reader: asyncio.StreamReader) -> Tuple[int, bool]:
 async def _one(connections: _Connections, data: bytes, due: float, results: List, kind: str, timeout: float):
     connection = None
     try:
-        connection = await asyncio.wait_for(connections.get(), timeout)
-        reader, writer = connection
-        writer.write(data)
-        status, reusable = await asyncio.wait_for(_readResponse(reader), timeout)
+        reader, writer, reused = await asyncio.wait_for(connections.get(), timeout)
+        connection = (reader, writer)
+        try:
+            writer.write(data)
+            status, reusable = await asyncio.wait_for(_readResponse(reader), timeout)
+        except (OSError, asyncio.IncompleteReadError):
+            if not reused:
+                raise
+            # The server closed an idle keep-alive connection (Apache's
+            # KeepAliveTimeout): a browser or Outlook would open a new one.
+            writer.close()
+            connection = None  # its slot passes to the fresh connection
+            reader, writer, _ = await asyncio.wait_for(connections.fresh(), timeout)
+            connection = (reader, writer)
+            writer.write(data)
+            status, reusable = await asyncio.wait_for(_readResponse(reader), timeout)
         if reusable:
             connections.put(connection)
         else:
             connections.discard(connection)
+        connection = None
         results.append((kind, time.monotonic() - due, status))
     except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as e:
         if connection is not None:
