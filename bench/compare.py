@@ -559,7 +559,6 @@ def propfind(args, results: Results, workdir: str, body: bytes):
                     )
                     if status != 207:
                         note = "not supported yet" if status in (405, 501) else f"answered {status}"
-                        print(f"  {name:<26} {serverName:<16} {note}", flush=True)
                         results.add(size, name, serverName, dict(rps=float("nan"), p50=float("nan"),
                                                                  p99=float("nan"), rss=0, errors=0, note=note))
                         continue
@@ -762,7 +761,7 @@ def parseArguments(argv):
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 100 users, 1,000-file PROPFIND, 2 s runs, 1 round")
     parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"), help="where the table goes")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, configs)")
     args = parser.parse_args(argv)
     if args.quick:
         args.users, args.propfind, args.duration, args.propfind_duration = "100", "1000", 2, 2
