@@ -334,3 +334,18 @@ def freeBusyFile(label: str, periods: int = 1) -> bytes:
         lines.append(f"FREEBUSY;X-V={label}:202102{day:02d}T{hour:02d}0000Z/PT30M")
     lines += ["END:VFREEBUSY", "END:VCALENDAR"]
     return ("\r\n".join(lines) + "\r\n").encode("ascii")
+
+
+def versionOf(data: bytes):
+    """
+    The label L{freeBusyFile} put in a file, read from what a lookup
+    returned (which may be rewritten for readers, so it is not compared
+    byte for byte), or C{None} when the answer is no whole calendar.
+    """
+    text = data.decode("utf-8", "replace").replace("\r\n", "\n")
+    if not text.rstrip("\n").endswith("END:VCALENDAR"):
+        return None
+    for line in text.splitlines():
+        if line.startswith("ORGANIZER:") and line.endswith("@example.com"):
+            return line[len("ORGANIZER:"):-len("@example.com")]
+    return None
