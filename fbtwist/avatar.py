@@ -127,13 +127,13 @@ class CalendarAvatar:
         if self._isCollection(destination):
             self.authorize(Action.MANAGE, destination, True)
 
-    def lockDirectory(self, create: bool = True):
+    def lockDirectory(self):
         """
         Where WebDAV locks are kept: in the tree, shared by every server
         using it.  Reading it needs no permission; taking a lock is
         authorized as a write of the locked path.
         """
-        return self.store.metadataDirectory(LOCK_DIRECTORY, create)
+        return self.store.metadataDirectory(LOCK_DIRECTORY, create=False)
 
     def assertUnlocked(self, path: StorePath) -> None:
         """
@@ -143,8 +143,7 @@ class CalendarAvatar:
 
         @raise Locked: When a lock stands in the way.
         """
-        directory = self.lockDirectory(create=False)
-        if directory.exists() and LockStore(directory, WallClock).affecting(path, membership=True):
+        if LockStore(self.lockDirectory(), WallClock).affecting(path, membership=True):
             raise Locked(f"{'/'.join(path) or '/'} is locked by a WebDAV client")
 
     def _isCollection(self, path: StorePath) -> bool:

@@ -551,6 +551,14 @@ class Config:
         metavar="SECONDS",
     )
 
+    # --- Multi-process mode (fbtwist/workers.py) ---
+    workers: int = setting(
+        "workers", 0, parseCount(0, 64),
+        "Serve HTTP from this many worker processes sharing the listening sockets (0: serve in this "
+        "process; FTP and a metrics listener stay in the master). Each --http endpoint must then be "
+        "a tcp: one.", metavar="N",
+    )
+
 
 
 def settings() -> List:

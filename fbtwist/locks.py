@@ -136,6 +136,8 @@ class LockStore:
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
+        # The directory appears with the first lock: reading needs none.
+        self.directory.makedirs(ignoreExistingDirectory=True)
         fd = os.open(self.directory.child(_MUTEX).path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)

@@ -20,10 +20,11 @@ free/busy times derived from the events (cached by the file's ETag).
 """
 
 import hashlib
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import List, NamedTuple, Optional, Tuple
+from typing import Callable, List, NamedTuple, Optional, Tuple
 from zoneinfo import ZoneInfo
 
 from ldaptor.protocols.ldap.distinguishedname import DistinguishedName
@@ -229,6 +230,49 @@ def _utcFromTimestamp(seconds: float) -> datetime:
     return datetime.fromtimestamp(int(seconds), timezone.utc)
 
 
+class NameCache:
+    """
+    Lookup names already resolved in the directory, for a while: Outlook
+    asks for the same colleagues' files again and again, and without a cache
+    every lookup waits for a directory search (the profile's largest part of
+    a lookup).
+
+    A name that resolved to a uid is kept for C{ttl} seconds, one that
+    resolved to nobody for C{negativeTTL}; at most C{size} names are kept
+    (the oldest go first).  Directory outages are not cached.
+    """
+
+    def __init__(self, ttl: float = 60.0, negativeTTL: float = 10.0, size: int = 200_000,
+                 clock: Callable[[], float] = time.monotonic):
+        self.ttl = ttl
+        self.negativeTTL = negativeTTL
+        self.size = size
+        self.clock = clock
+        self._entries: "OrderedDict[str, Tuple[float, Optional[str]]]" = OrderedDict()
+
+    def get(self, name: str) -> Tuple[bool, Optional[str]]:
+        """
+        @return: C{(True, uid)} (C{uid} may be C{None}: nobody) when C{name}
+            is cached and fresh, else C{(False, None)}.
+        """
+        key = name.lower()
+        entry = self._entries.get(key)
+        if entry is None:
+            return False, None
+        expires, uid = entry
+        if expires <= self.clock():
+            del self._entries[key]
+            return False, None
+        return True, uid
+
+    def put(self, name: str, uid: Optional[str]) -> None:
+        key = name.lower()
+        self._entries.pop(key, None)
+        self._entries[key] = (self.clock() + (self.ttl if uid is not None else self.negativeTTL), uid)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+
 class LookupResource(Resource):
     """
     C{/calendar/}: free/busy by lookup name, group free/busy, and the page.
@@ -238,7 +282,7 @@ class LookupResource(Resource):
     log = Logger()
 
     def __init__(self, directory: IDirectory, store: ICalendarStore, settings: LookupSettings = LookupSettings(),
-                 reactor=None):
+                 reactor=None, names: Optional["NameCache"] = None):
         super().__init__()
         self.directory = directory
         self.store = store
@@ -246,9 +290,21 @@ class LookupResource(Resource):
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
+        self.names = NameCache() if names is None else names
         self._freeBusyCache = _Cache()
         self._calendarCache = _Cache(64)
         self._derivedCache = _Cache(512)
+
+    async def resolve(self, name: str) -> Optional[str]:
+        """
+        The uid whose file C{name} asks for (C{None}: nobody), from the
+        cache or the directory.
+        """
+        cached, uid = self.names.get(name)
+        if not cached:
+            uid = await self.directory.resolveName(name)
+            self.names.put(name, uid)
+        return uid
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.reactor.seconds(), timezone.utc)
@@ -275,7 +331,7 @@ class LookupResource(Resource):
             raise HTTPError(http.NOT_FOUND, "ask for /calendar/<name>.vfb")
         name = splitLookupName(request.postpath[0])
         query = parseQuery(request, self.now(), self.settings.window)
-        uid = await self.directory.resolveName(name)
+        uid = await self.resolve(name)
         if uid is None:
             raise NotFound(f"nobody called {name} has published free/busy times")
         published = self.published(uid)
@@ -417,7 +473,7 @@ class LookupResource(Resource):
         The busy periods of the person C{name} within C{timeRange}, merged;
         C{None} when nobody by that name has published.
         """
-        uid = await self.directory.resolveName(name)
+        uid = await self.resolve(name)
         if uid is None:
             return None
         published = self.published(uid)

@@ -217,12 +217,33 @@ class CalendarStore:
         resolves (through symbolic links) outside the root.
         """
         fp = self.root
-        for segment in validatePath(path):
+        segments = validatePath(path)
+        for segment in segments:
             fp = fp.child(segment)
+        if segments and not self._mayHoldLinks(fp.path, len(segments)):
+            return fp
         real = os.path.realpath(fp.path)
         if real != self.root.path and not real.startswith(self.root.path + os.sep):
             raise PermissionDenied("that name leads outside the calendar tree")
         return fp
+
+    def _mayHoldLinks(self, path: str, depth: int) -> bool:
+        """
+        Whether any of the last C{depth} components of C{path} (those below
+        the root, which is a real path) is a symbolic link.  Checking only
+        those is much cheaper than C{realpath} of the whole path, which is
+        what every request would otherwise pay.
+        """
+        for _ in range(depth):
+            try:
+                if stat.S_ISLNK(os.lstat(path).st_mode):
+                    return True
+            except FileNotFoundError:
+                pass  # a missing name is no link (a new file's, say)
+            except OSError:
+                return True  # let realpath decide
+            path = os.path.dirname(path)
+        return False
 
     def stat(self, path: StorePath) -> Optional[ResourceInfo]:
         """

@@ -30,6 +30,7 @@ from fbtwist.shutdown import GracefulService
 from fbtwist.store import CalendarStore
 from fbtwist.throttle import LoginThrottle
 from fbtwist.web import makeSite
+from fbtwist.workers import AdoptedPortService, WorkerMaster, workerArguments
 
 log = Logger()
 
@@ -97,6 +98,8 @@ class Options(usage.Options):
         twistdOptions = getattr(self, "parent", None)
         if self.config.logFormat == "json" and twistdOptions is not None:
             useUnderTwistd(twistdOptions)
+        if self.config.workers and any(not d.split(":", 1)[0] in ("tcp", "tcp6") for d in self.config.http):
+            raise usage.UsageError("--workers needs plain tcp: (or tcp6:) --http endpoints")
 
 
 for _f in settings():
@@ -128,7 +131,7 @@ def _isLoopback(host: str) -> bool:
         return host.lower() == "localhost"
 
 
-def makeService(options, reactor=None) -> service.MultiService:
+def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
     """
     Build fbtwist's services: the demo directory (when no --ldap is given),
     one HTTP service per --http endpoint and the FTP service (unless
@@ -139,6 +142,13 @@ def makeService(options, reactor=None) -> service.MultiService:
     then work in flight gets C{--shutdown-grace} seconds (register more with
     C{top.onShutdown}), then the demo directory.  C{top.metrics} is the
     L{MetricsObserver}; C{top.metrics.lockCount} counts WebDAV locks.
+
+    With C{--workers N} this process is the master: it binds the --http
+    endpoints and runs N worker processes that serve them (see
+    L{fbtwist.workers}); it keeps FTP and the metrics listener itself.
+
+    @param adoptedFDs: In a worker, the inherited listening sockets to serve
+        instead of the --http endpoints.
     """
     if reactor is None:
         from twisted.internet import reactor
@@ -199,8 +209,16 @@ def makeService(options, reactor=None) -> service.MultiService:
         lookupSettings=LookupSettings.fromConfig(config, directory.url), pages=pages, reactor=reactor,
     )
     top.onShutdown(site.drain)
-    for index, description in enumerate(config.http):
-        listener = strports.service(description, site, reactor=reactor)
+    if config.workers and adoptedFDs is None:
+        master = WorkerMaster(reactor, config.http, config.workers, workerArguments(options))
+        master.setName("workers")
+        master.setServiceParent(top)
+        listeners = []
+    elif adoptedFDs is None:
+        listeners = [strports.service(description, site, reactor=reactor) for description in config.http]
+    else:
+        listeners = [AdoptedPortService(reactor, fd, site) for fd in adoptedFDs]
+    for index, listener in enumerate(listeners):
         listener.setName("http" if index == 0 else f"http{index + 1}")
         listener.setServiceParent(top)
     if config.metrics not in ("http", "none"):
@@ -245,8 +263,7 @@ def countLocks(store) -> int:
     """
     The WebDAV locks held now (for the lock gauge).
     """
-    directory = store.metadataDirectory(LOCK_DIRECTORY, create=False)
-    return len(LockStore(directory, WallClock).all()) if directory.exists() else 0
+    return len(LockStore(store.metadataDirectory(LOCK_DIRECTORY, create=False), WallClock).all())
 
 
 def makeOperationsSite(metrics: MetricsObserver, health: HealthResource, reactor) -> Site:

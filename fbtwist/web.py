@@ -10,12 +10,14 @@ from typing import Dict, Optional
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web import http, server
+from twisted.web.server import NOT_DONE_YET
 from twisted.web.resource import Resource
 
 from fbtwist import __version__
 from fbtwist.httpauth import BasicAuthGuard
 from fbtwist.logs import accessFields, logAccess, rejectionReasonForStatus
 from fbtwist.lookup import LookupResource, LookupSettings, guardedLookup
+from fbtwist.webresponse import writeError
 
 #: Access events are logged under this namespace (see L{fbtwist.logs}).
 _accessLog = Logger(namespace="fbtwist.access")
@@ -236,7 +238,27 @@ class FreeBusySite(server.Site):
         return super().getResourceFor(request)
 
 
-class RootResource(Resource):
+class ReadOnlyFolder(Resource):
+    """
+    A fixed folder of the URL space (C{/pub/}): other methods than GET and
+    HEAD are answered 405 with C{Allow}, not Twisted's 501 for methods it
+    does not know.
+    """
+
+    def render(self, request):
+        if request.method not in (b"GET", b"HEAD"):
+            request.setHeader(b"Allow", b"GET, HEAD")
+            writeError(request, http.NOT_ALLOWED, "this is a read-only folder")
+            return NOT_DONE_YET
+        return super().render(request)
+
+    def render_GET(self, request):
+        request.setResponseCode(http.NOT_FOUND)
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        return b"Nothing here: publish under /pub/calendar/.\n"
+
+
+class RootResource(ReadOnlyFolder):
     """
     C{/}: says what this server is.
     """
@@ -285,7 +307,7 @@ def makeSite(portal, directory, store, maxUploadSize: int, realmName: str = "fbt
         C{/healthz}, C{/setup}, ...).
     """
     root = RootResource()
-    pub = Resource()
+    pub = ReadOnlyFolder()
     root.putChild(b"pub", pub)
     pub.putChild(
         b"calendar",

@@ -63,8 +63,11 @@ def httpErrorFor(error: BaseException) -> Optional[HTTPError]:
 
 def writeError(request, code: int, reason: str, headers: Iterable[Tuple[bytes, bytes]] = ()) -> None:
     """
-    Finish C{request} with C{code} and C{reason} as a one-line text body.
+    Finish C{request} with C{code} and C{reason} as a one-line text body
+    (nothing when the client has gone away meanwhile).
     """
+    if isGone(request):
+        return
     request.setResponseCode(code)
     for name, value in headers:
         request.setHeader(name, value)

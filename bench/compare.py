@@ -1,0 +1,833 @@
+"""
+fbtwist against the seed's own stack: Apache httpd 2.4 with mod_dav,
+mod_dav_fs and mod_authnz_ldap, on the same directory and the same files.
+
+Run it with C{bench/run} (which installs what it needs, then runs
+C{python -m bench.compare} from the top of the tree); C{bench/run --help}
+lists the knobs.  Everything listens on 127.0.0.1 and lives in a temporary
+directory that is removed afterwards (C{--keep} keeps it).
+"""
+
+import argparse
+import base64
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Dict, List, Optional
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(HERE)
+sys.path.insert(0, TOP)
+
+from bench.pace import pick, runPaced, summarize  # noqa: E402
+from tests.processes import (  # noqa: E402
+    ADMIN_GROUP,
+    PEOPLE,
+    FbtwistProcess,
+    UserDirectory,
+    basicAuthorization,
+    freePort,
+    processTreeRSS,
+    request,
+    userName,
+    userPassword,
+    waitForPort,
+)
+
+MODULES = "/usr/lib/apache2/modules"
+PROPFIND_BODY = (
+    '<?xml version="1.0" encoding="utf-8"?>\n<D:propfind xmlns:D="DAV:"><D:prop>'
+    "<D:resourcetype/><D:getcontentlength/><D:getlastmodified/></D:prop></D:propfind>"
+)
+
+
+def calendarBody(label: str = "bench") -> bytes:
+    """
+    What Outlook publishes: two months, a few dozen busy periods.
+    """
+    lines = [
+        "BEGIN:VCALENDAR", "PRODID:-//Microsoft Corporation//Outlook 16.0 MIMEDIR//EN", "VERSION:2.0",
+        "METHOD:PUBLISH", "BEGIN:VFREEBUSY", f"ORGANIZER:{label}@example.com", "DTSTAMP:20210103T235558Z",
+        "DTSTART:20201227T230000Z", "DTEND:20210228T230000Z",
+    ]
+    for day in range(1, 29):
+        lines.append(f"FREEBUSY:202101{day:02d}T070000Z/202101{day:02d}T073000Z")
+        lines.append(f"FREEBUSY:202102{day:02d}T130000Z/PT1H")
+    lines += ["END:VFREEBUSY", "END:VCALENDAR"]
+    return ("\r\n".join(lines) + "\r\n").encode("ascii")
+
+
+# --- Apache ------------------------------------------------------------------
+
+APACHE_CONFIG = """\
+# Apache httpd configured like the seed's free/busy server: WebDAV publishing
+# under /pub/calendar with Basic auth against LDAP (search-then-bind, the
+# mod_ldap cache on), anonymous read-only lookups under /calendar, on one
+# directory.  Written by bench/bench.py.
+ServerRoot "{root}"
+ServerName 127.0.0.1
+PidFile "{root}/httpd.pid"
+DefaultRuntimeDir "{root}/run"
+Listen 127.0.0.1:{port}
+{user}
+LoadModule mpm_event_module {modules}/mod_mpm_event.so
+LoadModule authn_core_module {modules}/mod_authn_core.so
+LoadModule authz_core_module {modules}/mod_authz_core.so
+LoadModule authz_user_module {modules}/mod_authz_user.so
+LoadModule auth_basic_module {modules}/mod_auth_basic.so
+LoadModule ldap_module {modules}/mod_ldap.so
+LoadModule authnz_ldap_module {modules}/mod_authnz_ldap.so
+LoadModule alias_module {modules}/mod_alias.so
+LoadModule mime_module {modules}/mod_mime.so
+LoadModule dav_module {modules}/mod_dav.so
+LoadModule dav_fs_module {modules}/mod_dav_fs.so
+
+# Debian's mpm_event defaults.
+StartServers 2
+MinSpareThreads 25
+MaxSpareThreads 75
+ThreadLimit 64
+ThreadsPerChild 25
+MaxRequestWorkers 150
+MaxConnectionsPerChild 0
+KeepAlive On
+MaxKeepAliveRequests 100000
+
+ErrorLog "{root}/error.log"
+LogLevel warn
+LogFormat "%h %l %u %t \\"%r\\" %>s %b" common
+CustomLog "{root}/access.log" common
+TypesConfig /etc/mime.types
+AddType text/calendar .vfb
+DavLockDB "{root}/DavLock"
+
+# mod_ldap's caches, on (their defaults, stated).
+LDAPSharedCacheSize 500000
+LDAPCacheEntries 1024
+LDAPCacheTTL 600
+LDAPOpCacheEntries 1024
+LDAPOpCacheTTL 600
+
+<Directory />
+    AllowOverride None
+    Require all denied
+</Directory>
+
+Alias /pub/calendar "{tree}"
+Alias /calendar "{tree}"
+
+<Directory "{tree}">
+    Options None
+    Require all granted
+</Directory>
+
+<Location /calendar>
+    <LimitExcept GET HEAD OPTIONS>
+        Require all denied
+    </LimitExcept>
+</Location>
+
+<Location /pub/calendar>
+    Dav On
+    AuthType Basic
+    AuthName "fbtwist free/busy"
+    AuthBasicProvider ldap
+    AuthLDAPURL "{ldapURL}"
+    AuthLDAPGroupAttribute member
+    AuthLDAPGroupAttributeIsDN on
+    <RequireAll>
+        Require valid-user
+        <RequireAny>
+            # Reading and listing: any user.
+            Require method GET HEAD OPTIONS PROPFIND
+            # Writing: only one's own file at the top (the request path
+            # must be /pub/calendar/<login>.vfb, case-sensitive).
+            Require expr "%{{REQUEST_URI}} == '/pub/calendar/%{{REMOTE_USER}}.vfb'"
+            # Administrators: anything.
+            Require ldap-group {adminGroup}
+        </RequireAny>
+    </RequireAll>
+</Location>
+"""
+
+
+class ApacheProcess:
+    """
+    Apache httpd (Debian's C{apache2}) with a private ServerRoot, in the
+    foreground, on 127.0.0.1.
+    """
+
+    def __init__(self, root: str, tree: str, ldapURL: str):
+        self.root = root
+        self.port = freePort()
+        os.makedirs(os.path.join(root, "run"), exist_ok=True)
+        user = ""
+        if os.getuid() == 0:
+            # Root may not serve: the children run as www-data, which
+            # must be able to write the tree (mod_dav_fs renames into it).
+            user = "User www-data\nGroup www-data"
+            shutil.chown(root, "www-data", "www-data")
+            shutil.chown(os.path.join(root, "run"), "www-data", "www-data")
+        config = APACHE_CONFIG.format(
+            root=root, port=self.port, modules=MODULES, tree=tree, ldapURL=ldapURL, user=user,
+            adminGroup=ADMIN_GROUP,
+        )
+        self.configPath = os.path.join(root, "httpd.conf")
+        with open(self.configPath, "w") as f:
+            f.write(config)
+        self.process: Optional[subprocess.Popen] = None
+
+    def start(self) -> "ApacheProcess":
+        apache = shutil.which("apache2", path="/usr/sbin:" + os.environ.get("PATH", ""))
+        check = subprocess.run([apache, "-t", "-f", self.configPath], capture_output=True, text=True)
+        if check.returncode != 0:
+            raise RuntimeError("Apache refuses the configuration:\n" + check.stderr)
+        self.process = subprocess.Popen(
+            [apache, "-f", self.configPath, "-DFOREGROUND"], stdin=subprocess.DEVNULL,
+            stdout=open(os.path.join(self.root, "stdout.log"), "ab"), stderr=subprocess.STDOUT,
+        )
+        waitForPort(self.port, 20, self.process)
+        return self
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGWINCH)  # graceful-stop
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.terminate()
+                try:
+                    self.process.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+
+
+def versions() -> Dict[str, str]:
+    def first(argv, pattern=None):
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+            text = (out.stdout + out.stderr).strip().splitlines()
+        except OSError:
+            return "not installed"
+        for line in text:
+            if pattern is None or re.search(pattern, line):
+                return line.strip()
+        return text[0] if text else "?"
+
+    import twisted
+
+    import fbtwist
+
+    return {
+        "fbtwist": fbtwist.__version__,
+        "Python": platform.python_version(),
+        "Twisted": twisted.__version__,
+        "Apache": first(["/usr/sbin/apache2", "-v"], "Server version"),
+        "OpenLDAP": first(["/usr/sbin/slapd", "-VV"]),
+        "wrk": first(["wrk", "-v"]),
+    }
+
+
+def machine() -> Dict[str, str]:
+    with open("/proc/meminfo") as f:
+        memory = int(f.readline().split()[1]) // 1024
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {"cpus": str(os.cpu_count()), "cpu": model, "memory": f"{memory} MB", "kernel": platform.release()}
+
+
+# --- wrk ---------------------------------------------------------------------
+
+LUA_BASE64 = r"""
+local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local function base64(s)
+  local out = {}
+  for i = 1, #s, 3 do
+    local a, b, c = s:byte(i, i + 2)
+    local n = a * 65536 + (b or 0) * 256 + (c or 0)
+    local function at(k) return alphabet:sub(k + 1, k + 1) end
+    out[#out + 1] = at(math.floor(n / 262144) % 64) .. at(math.floor(n / 4096) % 64)
+      .. (b and at(math.floor(n / 64) % 64) or "=") .. (c and at(n % 64) or "=")
+  end
+  return table.concat(out)
+end
+"""
+
+LUA_THREADS = r"""
+local threadCount = 0
+function setup(thread)
+  thread:set("threadIndex", threadCount)
+  threadCount = threadCount + 1
+end
+local counter = 0
+local function nextUser()
+  local user = (threadIndex + counter * THREADS) % USERS
+  counter = counter + 1
+  return string.format("user%06d", user), string.format("pw-%06d", user)
+end
+"""
+
+
+def luaScript(kind: str, users: int, threads: int, body: bytes = b"", folder: str = "/") -> str:
+    """
+    A wrk script: C{lookup} (anonymous GET, round-robin over the users),
+    C{publish} (PUT as each user in turn) or C{propfind} (Depth 1 on
+    C{folder}).
+    """
+    header = f'USERS = {users}\nTHREADS = {threads}\nFOLDER = "{folder}"\n' + LUA_BASE64 + LUA_THREADS
+    if kind == "lookup":
+        return header + """
+function request()
+  local uid = nextUser()
+  return wrk.format("GET", "/calendar/" .. uid .. ".vfb")
+end
+"""
+    if kind == "publish":
+        return header + "BODY = [==[" + body.decode("ascii") + "]==]\n" + """
+function request()
+  local uid, password = nextUser()
+  return wrk.format("PUT", "/pub/calendar/" .. uid .. ".vfb", {
+    ["Authorization"] = "Basic " .. base64(uid .. ":" .. password),
+    ["Content-Type"] = "text/calendar",
+  }, BODY)
+end
+"""
+    if kind == "propfind":
+        return header + f"BODY = [==[{PROPFIND_BODY}]==]\n" + """
+function request()
+  return wrk.format("PROPFIND", FOLDER, {
+    ["Authorization"] = "Basic " .. base64("user000000:pw-000000"),
+    ["Depth"] = "1",
+    ["Content-Type"] = "application/xml; charset=utf-8",
+  }, BODY)
+end
+"""
+    raise ValueError(kind)
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def _milliseconds(text: str) -> float:
+    match = re.match(r"([\d.]+)(us|ms|s|m)$", text)
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def parseWrk(output: str) -> dict:
+    result = {"rps": 0.0, "p50": float("nan"), "p99": float("nan"), "errors": 0, "requests": 0}
+    for line in output.splitlines():
+        line = line.strip()
+        if line.startswith("Requests/sec:"):
+            result["rps"] = float(line.split()[1])
+        elif re.match(r"^(50|99)(\.0+)?%\s", line):
+            percent, value = line.split()[:2]
+            result["p" + percent.split(".")[0].rstrip("%")] = _milliseconds(value)
+        elif line.startswith("Non-2xx or 3xx responses:"):
+            result["errors"] += int(line.split(":")[1])
+        elif line.startswith("Socket errors:"):
+            result["errors"] += sum(int(n) for n in re.findall(r"\d+", line.split(":", 1)[1]))
+        elif re.match(r"^\d+ requests in", line):
+            result["requests"] = int(line.split()[0])
+    return result
+
+
+class PeakRSS:
+    """
+    Polls the resident memory of a process tree (a server and its
+    children) while a workload runs.
+    """
+
+    def __init__(self, pid: int, interval: float = 0.1):
+        self.pid = pid
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, processTreeRSS(self.pid))
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, processTreeRSS(self.pid))
+
+
+def runWrk(port: int, script: str, workdir: str, duration: float, threads: int, connections: int,
+           pid: int, timeout: str = "10s") -> dict:
+    scriptPath = os.path.join(workdir, f"wrk-{abs(hash(script))}.lua")
+    with open(scriptPath, "w") as f:
+        f.write(script)
+    argv = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--latency",
+            "--timeout", timeout, "-s", scriptPath, f"http://127.0.0.1:{port}/"]
+    with PeakRSS(pid) as rss:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=duration * 3 + 120)
+    result = parseWrk(out.stdout)
+    result["rss"] = rss.peak
+    if out.returncode != 0:
+        result["errors"] += 1
+        result["note"] = out.stderr.strip()[:200]
+    return result
+
+
+# --- The run -----------------------------------------------------------------
+
+
+class Results:
+    def __init__(self):
+        self.rows: List[dict] = []
+        self.notes: List[str] = []
+
+    def add(self, users, workload, server, result: dict):
+        row = dict(users=users, workload=workload, server=server, **result)
+        self.rows.append(row)
+        print(
+            f"  {workload:<26} {server:<16} {row['rps']:9.1f} req/s  p50 {row['p50']:8.2f} ms  "
+            f"p99 {row['p99']:8.2f} ms  RSS {row['rss'] / 2**20:7.1f} MB  errors {row['errors']}"
+            + (f"  ({row['note']})" if row.get("note") else ""),
+            flush=True,
+        )
+
+
+def median(rounds: List[dict]) -> dict:
+    """
+    The round with the median throughput, with the peak RSS of all rounds.
+    """
+    ordered = sorted(rounds, key=lambda r: r["rps"])
+    chosen = dict(ordered[len(ordered) // 2])
+    chosen["rss"] = max(r["rss"] for r in rounds)
+    chosen["errors"] = sum(r["errors"] for r in rounds)
+    chosen["rounds"] = len(rounds)
+    return chosen
+
+
+def writeFiles(folder: str, names, body: bytes) -> None:
+    """
+    Write C{body} under each name, with the ETag attribute fbtwist's store
+    would have set (without the fsync of each: this is set-up).
+    """
+    from fbtwist.store import _setEtagAttribute, etagForContent
+
+    os.makedirs(folder, exist_ok=True)
+    etag = etagForContent(body)
+    for name in names:
+        path = os.path.join(folder, name)
+        with open(path, "wb") as f:
+            f.write(body)
+        _setEtagAttribute(path, etag)
+
+
+def writeTree(tree: str, users: int, body: bytes) -> None:
+    writeFiles(tree, (userName(i) + ".vfb" for i in range(users)), body)
+
+
+def writeFolder(folder: str, count: int) -> None:
+    writeFiles(folder, (f"file{i:06d}.vfb" for i in range(count)), calendarBody("folder"))
+
+
+def chownTree(top: str) -> None:
+    if os.getuid() != 0:
+        return
+    for dirpath, dirnames, filenames in os.walk(top):
+        shutil.chown(dirpath, "www-data", "www-data")
+
+
+def startServers(args, workdir: str, tree: str, directory: UserDirectory, extra=()):
+    servers = {}
+    for workers in args.fbtwist_workers:
+        name = "fbtwist" if workers == 0 else f"fbtwist x{workers}"
+        extraArgs = list(extra) + (["--workers", str(workers)] if workers else [])
+        servers[name] = FbtwistProcess(
+            tree, directory.searchURL, extraArgs=extraArgs,
+            logPath=os.path.join(workdir, f"fbtwist-{workers}.log"),
+        ).start()
+    if not args.no_apache:
+        apacheRoot = os.path.join(workdir, "apache")
+        os.makedirs(apacheRoot, exist_ok=True)
+        servers["apache"] = ApacheProcess(apacheRoot, tree, directory.searchURL).start()
+    # Warm up: the first request of each pays for imports and connections.
+    for server in servers.values():
+        for _ in range(3):
+            try:
+                request(server.port, "GET", f"/calendar/{userName(0)}.vfb", timeout=30)
+            except OSError:
+                pass
+    return servers
+
+
+def stopServers(servers) -> None:
+    for server in servers.values():
+        server.stop()
+
+
+def checkPublish(port: int, body: bytes) -> int:
+    status, _ = request(port, "PUT", f"/pub/calendar/{userName(1)}.vfb", body,
+                        {"Authorization": basicAuthorization(userName(1), userPassword(1)),
+                         "Content-Type": "text/calendar"}, timeout=30)
+    return status
+
+
+def closedLoop(args, results: Results, workdir, users, servers, body):
+    for workload in [w for letter, w in (("a", "lookup"), ("b", "publish")) if letter in args.workloads]:
+        name = {"lookup": "(a) lookup GET", "publish": "(b) publish PUT"}[workload]
+        script = luaScript(workload, users, args.threads, body)
+        rounds = {server: [] for server in servers}
+        for round in range(args.rounds):
+            for serverName, server in servers.items():
+                rounds[serverName].append(runWrk(server.port, script, workdir, args.duration, args.threads,
+                                                 args.connections, server.pid))
+        for serverName in servers:
+            results.add(users, name, serverName, median(rounds[serverName]))
+
+
+def mixed(args, results: Results, users, servers, body):
+    publishRate = users / 900.0
+    lookupRate = publishRate * 10
+    authorization = {}
+
+    def publishRequest(index, choose=pick(users, 7)):
+        uid = choose(index)
+        if uid not in authorization:
+            authorization[uid] = base64.b64encode(f"{userName(uid)}:{userPassword(uid)}".encode()).decode()
+        return (
+            f"PUT /pub/calendar/{userName(uid)}.vfb HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Basic {authorization[uid]}\r\nContent-Type: text/calendar\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+
+    def lookupRequest(index, choose=pick(users, 11)):
+        return f"GET /calendar/{userName(choose(index))}.vfb HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+
+    name = f"(d) mixed {publishRate:.1f} PUT/s + {lookupRate:.0f} GET/s"
+    for serverName, server in servers.items():
+        with PeakRSS(server.pid) as rss:
+            raw, elapsed = runPaced(server.port, {"publish": (publishRate, publishRequest),
+                                                  "lookup": (lookupRate, lookupRequest)}, args.mixed_duration)
+        summary = summarize(raw, elapsed)
+        summary["rss"] = rss.peak
+        results.add(users, name, serverName, summary)
+
+
+def propfind(args, results: Results, workdir: str, body: bytes):
+    """
+    PROPFIND Depth 1 on folders of 10,000 and 100,000 files, in a tree of
+    its own (the folders hold files nobody publishes).
+    """
+    tree = os.path.join(workdir, "propfind-tree")
+    directory = UserDirectory(os.path.join(workdir, "propfind-ldap"), 10)
+    directory.start()
+    try:
+        for size in args.propfind:
+            print(f"  writing a folder of {size} files", flush=True)
+            writeFolder(os.path.join(tree, f"folder{size}"), size)
+        chownTree(tree)
+        servers = startServers(args, workdir, tree, directory, extra=["--admin-group", ADMIN_GROUP])
+        try:
+            for size in args.propfind:
+                folder = f"/pub/calendar/folder{size}/"
+                name = f"(c) PROPFIND Depth 1, {size} files"
+                script = luaScript("propfind", 10, 1, folder=folder)
+                for serverName, server in servers.items():
+                    status, answer = request(
+                        server.port, "PROPFIND", folder, PROPFIND_BODY.encode(),
+                        {"Depth": "1", "Authorization": basicAuthorization(userName(0), userPassword(0)),
+                         "Content-Type": "application/xml"}, timeout=300,
+                    )
+                    if status != 207:
+                        note = "not supported yet" if status in (405, 501) else f"answered {status}"
+                        results.add(size, name, serverName, dict(rps=float("nan"), p50=float("nan"),
+                                                                 p99=float("nan"), rss=0, errors=0, note=note))
+                        continue
+                    rounds = [runWrk(server.port, script, workdir, args.propfind_duration, 1, 1, server.pid,
+                                     timeout="120s") for _ in range(args.rounds)]
+                    chosen = median(rounds)
+                    chosen["note"] = f"{len(answer) / 2**20:.1f} MB answer"
+                    results.add(size, name, serverName, chosen)
+        finally:
+            stopServers(servers)
+    finally:
+        directory.stop()
+
+
+def profile(args, workdir, users, servers, body):
+    """
+    py-spy on the single fbtwist process during a lookup and a publish run;
+    the functions with most samples (own time and with callees).
+    """
+    server = servers.get("fbtwist")
+    pyspy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
+    if server is None or not os.path.exists(pyspy):
+        return {}
+    report = {}
+    for workload in ("lookup", "publish"):
+        out = os.path.join(workdir, f"profile-{workload}.txt")
+        spy = subprocess.Popen([pyspy, "record", "--format", "raw", "--rate", "200", "--nonblocking",
+                                "-o", out, "-p", str(server.pid), "-d", str(int(args.duration) + 1)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1)
+        runWrk(server.port, luaScript(workload, users, args.threads, body), workdir, args.duration,
+               args.threads, args.connections, server.pid)
+        spy.wait(60)
+        report[workload] = hotSpots(out)
+    return report
+
+
+def hotSpots(collapsed: str, top: int = 12):
+    own, inclusive, total = {}, {}, 0
+    try:
+        with open(collapsed) as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return []
+    for line in lines:
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count)
+        total += count
+        # "function (path/to/module.py:line)" -> "function (module.py)"
+        frames = [re.sub(r" \((?:.*/)?([^/]*?)(?::\d+)?\)$", r" (\1)", f) for f in stack.split(";")]
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + count
+    def ranked(table, below=1.0):
+        shares = [(frame, 100.0 * n / total) for frame, n in sorted(table.items(), key=lambda kv: -kv[1])]
+        # The reactor loop and twistd's frames hold every sample: skip them.
+        return [(frame, share) for frame, share in shares if share < below * 100 * 0.75][:top]
+
+    return {"own": ranked(own), "inclusive": ranked(inclusive), "samples": total}
+
+
+def targets(rows) -> List[str]:
+    """
+    The issue's targets, each judged from the rows measured (the best
+    fbtwist variant), with what was measured.
+    """
+    byKey = {(r["users"], r["workload"], r["server"]): r for r in rows}
+    fbtwists = sorted({r["server"] for r in rows if r["server"] != "apache"})
+
+    def best(users, workload, key):
+        measured = [byKey[(users, workload, s)] for s in fbtwists if (users, workload, s) in byKey]
+        measured = [r for r in measured if r[key] == r[key]]
+        if not measured:
+            return None
+        return max(measured, key=lambda r: r[key]) if key == "rps" else min(measured, key=lambda r: r[key])
+
+    lines = ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
+    for prefix, factor, label in (("(a)", 0.5, "lookup ≥ 0.5× Apache"), ("(b)", 1.5, "publish ≥ 1.5× Apache")):
+        for users, workload in sorted({(r["users"], r["workload"]) for r in rows if r["workload"].startswith(prefix)}):
+            row, apache = best(users, workload, "rps"), byKey.get((users, workload, "apache"))
+            if row is None or apache is None or not apache["rps"]:
+                continue
+            ratio = row["rps"] / apache["rps"]
+            lines.append(f"| {label}, {users:,} users | {ratio:.2f}× ({row['server']}: {row['rps']:,.0f} vs "
+                         f"{apache['rps']:,.0f} req/s) | {'yes' if ratio >= factor else '**no**'} |")
+    for row in rows:
+        if row["workload"].startswith("(c)") and row["users"] >= 100000 and row["server"] != "apache":
+            if row["rss"]:
+                met = "yes" if row["rss"] < 150 * 2**20 else "**no**"
+                lines.append(f"| PROPFIND of {row['users']:,} files, RSS < 150 MB | {row['server']}: "
+                             f"{formatRSS(row['rss'])} | {met} |")
+            else:
+                lines.append(f"| PROPFIND of {row['users']:,} files, RSS < 150 MB | {row['server']}: "
+                             f"{row.get('note', 'not measured')} | **no** |")
+    for row in rows:
+        if row["workload"].startswith("(d)") and row["users"] >= 100000 and row["server"] != "apache":
+            met = "yes" if row["p99"] < 20 and not row["errors"] else "**no**"
+            lines.append(f"| p99 < 20 ms at 111 PUT/s + 1,111 GET/s, {row['users']:,} users | {row['server']}: "
+                         f"p99 {row['p99']:.1f} ms, {row['errors']} errors | {met} |")
+    return lines + [""]
+
+
+def formatRSS(value) -> str:
+    return f"{value / 2**20:.0f} MB" if value else "–"
+
+
+def formatNumber(value, digits=1) -> str:
+    return "–" if value != value else f"{value:,.{digits}f}"
+
+
+def markdown(args, results: Results, hot, started, finished, others) -> str:
+    lines = [
+        "# fbtwist vs Apache httpd (mod_dav + mod_authnz_ldap)",
+        "",
+        f"Measured by `bench/run` from {started:%Y-%m-%d %H:%M} to {finished:%H:%M} UTC "
+        f"(command: `bench/run {' '.join(sys.argv[1:])}`).",
+        "",
+        "## Machine and versions",
+        "",
+    ]
+    for key, value in machine().items():
+        lines.append(f"- {key}: {value}")
+    for key, value in versions().items():
+        lines.append(f"- {key}: {value}")
+    if others:
+        lines.append(f"- **Other work was running on the machine during the run**: {others}")
+    lines += [
+        "",
+        f"Closed-loop workloads: `wrk -t {args.threads} -c {args.connections} -d {args.duration}s`, "
+        f"{args.rounds} rounds alternating the servers; the round with the median throughput is shown, with "
+        f"the peak RSS of all rounds (the whole process tree: Apache's children, fbtwist's workers). "
+        f"The mixed load is open-loop at a constant rate for {args.mixed_duration} s (bench/pace.py, latency "
+        "counted from when each request was due).",
+        "",
+        "| users (c: files) | workload | server | req/s | p50 ms | p99 ms | peak RSS | errors | fbtwist ÷ Apache |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    byKey = {(r["users"], r["workload"], r["server"]): r for r in results.rows}
+    for row in results.rows:
+        apache = byKey.get((row["users"], row["workload"], "apache"))
+        ratio = "–"
+        if row["server"] != "apache" and apache and apache["rps"] == apache["rps"] and apache["rps"] > 0 \
+                and row["rps"] == row["rps"]:
+            if row["workload"].startswith("(d)"):
+                ratio = f"p99 {apache['p99'] / row['p99']:.2f}×" if row["p99"] else "–"
+            else:
+                ratio = f"{row['rps'] / apache['rps']:.2f}×"
+        note = f" ({row['note']})" if row.get("note") else ""
+        lines.append(
+            f"| {row['users']:,} | {row['workload']}{note} | {row['server']} | {formatNumber(row['rps'])} | "
+            f"{formatNumber(row['p50'], 2)} | {formatNumber(row['p99'], 2)} | {formatRSS(row['rss'])} | "
+            f"{row['errors']} | {ratio} |"
+        )
+    lines += ["", "For the mixed load the ratio is Apache's p99 ÷ fbtwist's (above 1: fbtwist answers faster).", ""]
+    lines += targets(results.rows)
+    if hot:
+        lines += ["## Profile (py-spy, single fbtwist process)", ""]
+        for workload, spots in hot.items():
+            if not spots:
+                continue
+            lines += [f"### {workload} ({spots['samples']} samples)", "", "| own time | function |", "|---:|---|"]
+            lines += [f"| {p:.1f} % | `{frame}` |" for frame, p in spots["own"]]
+            lines += ["", "| with callees | function |", "|---:|---|"]
+            lines += [f"| {p:.1f} % | `{frame}` |" for frame, p in spots["inclusive"]]
+            lines.append("")
+    lines += results.notes
+    return "\n".join(lines) + "\n"
+
+
+def otherLoad() -> str:
+    """
+    What else is using the CPUs (other test suites on a shared machine).
+    """
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[:3]
+    busy = subprocess.run(["ps", "-eo", "pcpu,comm", "--sort=-pcpu"], capture_output=True, text=True).stdout
+    top = [line.split(None, 1) for line in busy.splitlines()[1:6]]
+    names = sorted({name.strip() for cpu, name in top if float(cpu) > 20})
+    return f"load average {' '.join(load)} at the start" + (f"; busy: {', '.join(names)}" if names else "")
+
+
+def parseArguments(argv):
+    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--users", default="100,10000,100000", help="directory sizes to run (comma-separated)")
+    parser.add_argument("--propfind", default="10000,100000", help="PROPFIND folder sizes ('' to skip)")
+    parser.add_argument("--duration", type=float, default=10, help="seconds per wrk run")
+    parser.add_argument("--propfind-duration", type=float, default=15, help="seconds per PROPFIND run")
+    parser.add_argument("--mixed-duration", type=float, default=30, help="seconds of the mixed load")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per workload and server")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    parser.add_argument("--fbtwist-workers", default="0,2",
+                        help="fbtwist variants: 0 for one process, N for --workers N (comma-separated)")
+    parser.add_argument("--no-apache", action="store_true", help="measure fbtwist alone")
+    parser.add_argument("--workloads", default="abcd",
+                        help="which workloads: a lookup, b publish, c PROPFIND, d mixed (default abcd)")
+    parser.add_argument("--profile", action="store_true", help="profile fbtwist with py-spy (first user count)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: 100 users, 1,000-file PROPFIND, 2 s runs, 1 round")
+    parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"), help="where the table goes")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, configs)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.users, args.propfind, args.duration, args.propfind_duration = "100", "1000", 2, 2
+        args.mixed_duration, args.rounds = 3, 1
+    if "c" not in args.workloads:
+        args.propfind = ""
+    args.users = [int(n) for n in args.users.split(",") if n]
+    args.propfind = [int(n) for n in args.propfind.split(",") if n]
+    args.fbtwist_workers = [int(n) for n in args.fbtwist_workers.split(",") if n]
+    return args
+
+
+def main(argv=None):
+    args = parseArguments(argv if argv is not None else sys.argv[1:])
+    started = datetime.datetime.now(datetime.timezone.utc)
+    others = otherLoad()
+    results = Results()
+    hot = {}
+    workdir = tempfile.mkdtemp(prefix="fbtwist-bench-")
+    if os.getuid() == 0:
+        os.chmod(workdir, 0o755)
+    body = calendarBody()
+    print(f"work directory: {workdir}", flush=True)
+    try:
+        for users in args.users:
+            print(f"== {users:,} users", flush=True)
+            base = os.path.join(workdir, f"users{users}")
+            directory = UserDirectory(os.path.join(base, "ldap"), users)
+            began = time.monotonic()
+            directory.start()
+            print(f"  slapd with {users:,} users ready in {time.monotonic() - began:.1f} s", flush=True)
+            try:
+                tree = os.path.join(base, "tree")
+                writeTree(tree, users, body)
+                chownTree(tree)
+                servers = startServers(args, base, tree, directory)
+                try:
+                    for serverName, server in servers.items():
+                        status = checkPublish(server.port, body)
+                        if status not in (201, 204):
+                            results.notes.append(f"- {serverName} answered {status} to a publish check "
+                                                 f"with {users} users.")
+                            print(f"  WARNING: {serverName} answered {status} to a publish", flush=True)
+                    closedLoop(args, results, base, users, servers, body)
+                    if "d" in args.workloads:
+                        mixed(args, results, users, servers, body)
+                    if args.profile and not hot:
+                        hot = profile(args, base, users, servers, body)
+                finally:
+                    stopServers(servers)
+            finally:
+                directory.stop()
+        if args.propfind:
+            print("== PROPFIND", flush=True)
+            propfind(args, results, workdir, body)
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    finished = datetime.datetime.now(datetime.timezone.utc)
+    text = markdown(args, results, hot, started, finished, others)
+    with open(args.output, "w") as f:
+        f.write(text)
+    with open(os.path.splitext(args.output)[0] + ".json", "w") as f:
+        json.dump(results.rows, f, indent=1, default=str)
+    print(f"results written to {args.output}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""
+Tests for L{fbtwist.workers}: C{--workers N}, a master binding the HTTP
+socket and worker processes adopting it.
+"""
+
+import os
+import signal
+import time
+
+from twisted.internet.testing import MemoryReactor
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase
+
+from fbtwist.tap import Options, makeService
+from fbtwist.workers import WorkerMaster, workerArguments
+from tests.helpers import serviceOptions
+from tests.processes import FbtwistProcess, childPIDs, pidAlive, request
+
+
+def waitUntil(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout} s")
+        time.sleep(0.05)
+
+
+class WorkerOptionsTests(SynchronousTestCase):
+    """
+    The C{--workers} option and what the master passes to its workers.
+    """
+
+    def test_default(self):
+        """
+        Without C{--workers}, fbtwist serves in one process.
+        """
+        self.assertEqual(serviceOptions().config.workers, 0)
+
+    def test_invalid(self):
+        """
+        A count that is not a small number is refused with a sentence.
+        """
+        for text in ("-1", "many", "65"):
+            with self.assertRaises(usage.UsageError):
+                serviceOptions("--workers", text)
+
+    def test_tlsEndpointRefused(self):
+        """
+        Workers adopt plain TCP sockets: an ssl: endpoint is refused.
+        """
+        with self.assertRaises(usage.UsageError) as raised:
+            serviceOptions("--workers", "2", "--http", "unix:fb.sock")
+        self.assertIn("tcp", str(raised.exception))
+
+    def test_workerArguments(self):
+        """
+        A worker gets the master's settings (repeatable ones once per value)
+        and not C{--workers}.
+        """
+        options = serviceOptions(
+            "--workers", "3", "--http", "tcp:8080", "--http", "tcp:8081", "--root", "/srv/fb",
+            "--ldap", "ldap://127.0.0.1:389/dc=example,dc=com",
+        )
+        args = workerArguments(options)
+        self.assertNotIn("--workers", args)
+        self.assertEqual(args[:4], ["--http", "tcp:8080", "--http", "tcp:8081"])
+        self.assertIn("/srv/fb", args)
+        reparsed = Options()
+        reparsed.parseOptions(args)
+        self.assertEqual(reparsed.config.http, ("tcp:8080", "tcp:8081"))
+        self.assertEqual(reparsed.config.workers, 0)
+
+    def test_masterOnly(self):
+        """
+        With C{--workers}, this process serves no HTTP itself: the master
+        holds the sockets for the workers, and keeps FTP.
+        """
+        top = makeService(serviceOptions("--workers", "2", "--http", "tcp:0"), reactor=MemoryReactor())
+        master = top.getServiceNamed("workers")
+        self.assertIsInstance(master, WorkerMaster)
+        self.assertEqual(master.count, 2)
+        names = [s.name for s in top]
+        self.assertIn("ftp", names)
+        self.assertNotIn("http", names)
+
+
+class WorkerProcessTests(SynchronousTestCase):
+    """
+    A real master with two real workers.
+    """
+
+    def setUp(self):
+        root = os.path.abspath(self.mktemp())
+        os.makedirs(root)
+        self.server = FbtwistProcess(os.path.join(root, "tree"), extraArgs=["--workers", "2"]).start()
+        self.addCleanup(self.server.stop)
+        waitUntil(lambda: len(childPIDs(self.server.pid)) == 2, 20, "two workers starting")
+        self.workers = childPIDs(self.server.pid)
+        # Each worker must have adopted the socket before it is tested.
+        waitUntil(lambda: all("fbtwist.workers" in open(f"/proc/{p}/cmdline").read() for p in self.workers),
+                  10, "workers running")
+        self.addCleanup(self._continueWorkers)
+
+    def _continueWorkers(self):
+        for pid in self.workers:
+            if pidAlive(pid):
+                os.kill(pid, signal.SIGCONT)
+
+    def _answeredWhileOthersFrozen(self, pid: int) -> None:
+        others = [p for p in self.workers if p != pid]
+        for other in others:
+            os.kill(other, signal.SIGSTOP)
+        try:
+            for _ in range(3):
+                status, body = request(self.server.port, "GET", "/", timeout=10)
+                self.assertEqual(status, 200)
+                self.assertIn(b"fbtwist", body)
+        finally:
+            for other in others:
+                os.kill(other, signal.SIGCONT)
+
+    def test_bothWorkersAnswer(self):
+        """
+        Each worker serves the shared socket: with the other frozen, every
+        request is still answered.
+        """
+        deadline = time.monotonic() + 20
+        while True:
+            # A worker may still be starting: wait until it serves alone.
+            try:
+                for pid in self.workers:
+                    self._answeredWhileOthersFrozen(pid)
+                break
+            except (OSError, AssertionError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def test_killingTheMasterStopsTheWorkers(self):
+        """
+        kill -9 of the master closes the workers' pipe: they stop on their
+        own, and the port is free again.
+        """
+        self.server.kill()
+        waitUntil(lambda: not any(pidAlive(p) for p in self.workers), 15, "workers stopping")
+        with self.assertRaises(OSError):
+            request(self.server.port, "GET", "/", timeout=2)
+
+    def test_deadWorkerReplaced(self):
+        """
+        A worker that dies is started again; the service keeps answering.
+        """
+        os.kill(self.workers[0], signal.SIGKILL)
+        waitUntil(
+            lambda: len(childPIDs(self.server.pid)) == 2 and self.workers[0] not in childPIDs(self.server.pid),
+            15, "a new worker starting",
+        )
+        status, _ = request(self.server.port, "GET", "/", timeout=10)
+        self.assertEqual(status, 200)
