@@ -334,6 +334,8 @@ class CalendarFTP(ftp.FTP):
             text in str(failure.value) for text in ("takes exactly", "required positional argument")
         ):
             self.reply(ftp.SYNTAX_ERR, f"{command.upper()} requires an argument.")
+        elif failure.check(TypeError) and "positional argument but" in str(failure.value):
+            self.reply(ftp.SYNTAX_ERR, f"{command.upper()} takes no argument.")
         else:
             self.log.failure("FTP command {command} failed", failure, command=command.upper())
             self.sendLine("451 Requested action aborted: local error in processing.")
@@ -343,6 +345,9 @@ class CalendarFTP(ftp.FTP):
             # Path names: UTF-8 where they are valid UTF-8, as clients send
             # them (the same rule as for credentials).
             params = tuple(credentialText(p) for p in params)
+        if cmd.upper() == "RNTO" and self.state == self.AUTHED:
+            # Twisted's ftp_RNTO assumes an RNFR came first.
+            return ftp.BAD_CMD_SEQ, "RNFR required before RNTO"
         return super().processCommand(cmd, *params)
 
     def _segments(self, path: str):
@@ -374,6 +379,8 @@ class CalendarFTP(ftp.FTP):
         return self.factory.allowAnonymous and login.lower() in (self.factory.userAnonymous, "ftp")
 
     def ftp_PASS(self, password=""):
+        if self.shell is not None:
+            raise FTPReplyError("503", "Already logged in.")
         return defer.Deferred.fromCoroutine(self._login(password))
 
     async def _login(self, password: str):

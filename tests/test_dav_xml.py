@@ -6,7 +6,7 @@ from xml.etree.ElementTree import fromstring
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from fbtwist.dav.davxml import DAVError, emptyElement, expectRoot, parseXML, response, serializeElement
+from fbtwist.dav.davxml import MAX_DEPTH, DAVError, emptyElement, expectRoot, parseXML, response, serializeElement
 from fbtwist.webresponse import HTTPError
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
@@ -53,11 +53,22 @@ class ParseXMLTests(SynchronousTestCase):
 
     def test_malformed(self):
         """
-        Broken XML, and a prefix bound to no namespace, are 400.
+        Broken XML, a prefix bound to no namespace, and an unknown encoding
+        are 400.
         """
         self.assertBadRequest(b"<D:propfind xmlns:D='DAV:'><D:prop></D:propfind>")
         self.assertBadRequest(b"<D:propfind xmlns:D='DAV:'><D:prop><bar:foo xmlns:bar=''/></D:prop></D:propfind>")
         self.assertBadRequest(b"<undeclared:propfind/>")
+        self.assertBadRequest(b"<?xml version='1.0' encoding='ebcdic'?><D:propfind xmlns:D='DAV:'/>")
+
+    def test_deepNestingRefused(self):
+        """
+        Elements nested deeper than MAX_DEPTH are 400 (they would exhaust
+        the recursion of storing a dead property); MAX_DEPTH levels parse.
+        """
+        self.assertBadRequest(b"<D:prop xmlns:D='DAV:'>" + b"<a>" * 5000 + b"</a>" * 5000 + b"</D:prop>")
+        self.assertBadRequest(b"<a>" * (MAX_DEPTH + 1) + b"</a>" * (MAX_DEPTH + 1))
+        self.assertEqual(parseXML(b"<a>" * MAX_DEPTH + b"</a>" * MAX_DEPTH).tag, "a")
 
     def test_emptyBody(self):
         """

@@ -270,6 +270,21 @@ class LoginTests(SynchronousTestCase):
         self.assertTrue(session.command("SYST")[0].startswith("215"))
         self.assertIn(" UTF8", session.command("FEAT"))
 
+    def test_commandsOutOfOrder(self):
+        """
+        PASS after login, RNTO without RNFR and an argument to a command
+        that takes none get 503/500 replies, not an internal error (451),
+        and the session goes on.
+        """
+        session = Session(self)
+        session.login()
+        self.assertTrue(session.command("PASS again")[0].startswith("503"))
+        self.assertTrue(session.command("RNTO x.vfb")[0].startswith("503"))
+        self.assertTrue(session.command("NOOP extra")[0].startswith("500"))
+        self.assertTrue(session.command("SYST extra")[0].startswith("500"))
+        self.assertTrue(session.command("PWD")[0].startswith("257"))
+        self.assertEqual(self.flushLoggedErrors(), [])
+
 
 class TransferTests(SynchronousTestCase):
     """

@@ -2,9 +2,13 @@
 The reliability and security suite: a real fbtwist process (C{twistd -n
 freebusy}) against a real slapd, attacked from outside.  Every test is
 bounded in time; C{FBTWIST_LOAD_SECONDS} sets the length of the concurrent
-load test (60 by default).
+load test (60 by default), C{FBTWIST_FUZZ_EXAMPLES} the examples of each
+fuzzing test (80 by default).
 """
 
+import ftplib
+import io
+import json
 import os
 import random
 import resource
@@ -13,6 +17,7 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from xml.sax.saxutils import escape, quoteattr
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -23,6 +28,7 @@ from tests.processes import (
     UserDirectory,
     basicAuthorization,
     freeBusyFile,
+    freePort,
     processTreeRSS,
     publish,
     request,
@@ -42,7 +48,18 @@ class RealServerMixin:
 
     users = 60
 
-    def startServers(self, preexec_fn=None, extraArgs=()):
+    def startServers(self, preexec_fn=None, extraArgs=(), ftp=False):
+        """
+        Start slapd and fbtwist; with C{ftp}, fbtwist also listens for FTP
+        on C{self.ftpPort} and logs JSON lines (so that L{assertNoInternalErrors}
+        sees every event's level and failure).
+        """
+        if ftp:
+            self.ftpPort = freePort()
+            extraArgs = list(extraArgs) + [
+                "--ftp", f"tcp:{self.ftpPort}:interface=127.0.0.1", "--log-format", "json",
+                "--ftp-max-connections-per-address", "1000",
+            ]
         self.base = os.path.abspath(self.mktemp())
         os.makedirs(self.base)
         self.directory = UserDirectory(os.path.join(self.base, "ldap"), self.users)
@@ -63,10 +80,34 @@ class RealServerMixin:
         with open(os.path.join(self.root, userName(index) + ".vfb"), "rb") as f:
             return f.read()
 
+    def ftpLogin(self, index: int = 0) -> ftplib.FTP:
+        """
+        A real FTP control connection, logged in as user C{index}.
+        """
+        client = ftplib.FTP()
+        client.connect("127.0.0.1", self.ftpPort, timeout=10)
+        try:
+            client.login(userName(index), userPassword(index))
+        except BaseException:
+            client.close()
+            raise
+        return client
+
     def assertNoInternalErrors(self):
-        log = self.server.log()
-        self.assertNotIn("internal error", log)
-        self.assertNotIn("Unhandled Error", log)
+        """
+        The server's log shows no internal error: no "internal error" or
+        "Unhandled Error" text, no traceback, and (for JSON lines) no event
+        carrying a failure or logged at the critical level.
+        """
+        bad = []
+        for line in self.server.log().splitlines():
+            if any(text in line for text in ("internal error", "Unhandled Error", "Traceback (most recent")):
+                bad.append(line)
+            elif line.startswith("{"):
+                record = json.loads(line)
+                if "traceback" in record or record.get("level") == "critical":
+                    bad.append(line)
+        self.assertEqual(bad[:3], [])
 
 
 class KillDuringUploadsTests(RealServerMixin, SynchronousTestCase):
@@ -260,6 +301,37 @@ class DiskFullTests(RealServerMixin, SynchronousTestCase):
         self.assertEqual(versionOf(request(self.server.port, "GET", f"/calendar/{userName(0)}.vfb")[1]), "old")
         self.assertNoInternalErrors()
 
+    def test_ftpInsufficientStorage(self):
+        """
+        An FTP STOR that does not fit is answered 452; the old file stays,
+        no temporary file is left behind, and the session goes on.
+        """
+        self.startServers(preexec_fn=limitFileSize, ftp=True)
+        old = freeBusyFile("old", 10)
+        self.assertEqual(self.publishAs(0, old), 201)
+        big = freeBusyFile("big", 3000)
+        self.assertGreater(len(big), 64 * 1024)
+        client = self.ftpLogin(0)
+        try:
+            client.voidcmd("TYPE I")
+            data = client.transfercmd(f"STOR /pub/calendar/{userName(0)}.vfb")
+            try:
+                data.sendall(big)
+            except OSError:
+                pass  # the server may stop reading once the write failed
+            finally:
+                data.close()
+            with self.assertRaises(ftplib.error_temp) as raised:
+                client.voidresp()
+            self.assertTrue(str(raised.exception).startswith("452"), raised.exception)
+            self.assertEqual(client.sendcmd("NOOP")[:3], "200")
+        finally:
+            client.close()
+        self.assertEqual(self.published(0), old)
+        self.assertEqual(os.listdir(self.root), [f"{userName(0)}.vfb"])
+        self.assertEqual(versionOf(request(self.server.port, "GET", f"/calendar/{userName(0)}.vfb")[1]), "old")
+        self.assertNoInternalErrors()
+
 
 # --- Fuzzing -------------------------------------------------------------
 
@@ -308,6 +380,84 @@ def calendarBodies(draw):
     return newline.join(lines).encode(draw(st.sampled_from(["utf-8", "utf-16"])), "surrogatepass")
 
 
+XML_NAMESPACES = st.sampled_from(
+    ["DAV:", "", "dav:", "DAV", "http://example.com/ns/", "urn:fuzz", "http://apache.org/dav/props/",
+     "urn:ietf:params:xml:ns:caldav", "http://www.w3.org/2001/XInclude", "\u00e9\u4e2d:\U0001f600", "x" * 2000]
+)
+XML_NAMES = st.sampled_from(
+    ["propfind", "prop", "allprop", "propname", "include", "propertyupdate", "set", "remove", "lockinfo",
+     "lockscope", "exclusive", "shared", "locktype", "write", "owner", "href", "getetag", "displayname",
+     "resourcetype", "getcontentlength", "getlastmodified", "lockdiscovery", "supportedlock", "collection",
+     "x", "a-b", "_z", "\u00e9t\u00e9", "n" * 300]
+)
+XML_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20)
+ATTRIBUTE_VALUES = st.one_of(XML_TEXT, st.integers(0, 300_000).map(lambda n: "A" * n))
+
+
+def renderElement(name, namespace, prefixed, attributes, children):
+    tag = f"p:{name}" if prefixed else name
+    declaration = f" xmlns:p={quoteattr(namespace)}" if prefixed else f" xmlns={quoteattr(namespace)}"
+    attributes = "".join(f" a{i}={quoteattr(value)}" for i, value in enumerate(attributes))
+    return f"<{tag}{declaration}{attributes}>{''.join(children)}</{tag}>"
+
+
+XML_TREES = st.recursive(
+    XML_TEXT.map(escape),
+    lambda children: st.builds(renderElement, XML_NAMES, XML_NAMESPACES, st.booleans(),
+                               st.lists(ATTRIBUTE_VALUES, max_size=2), st.lists(children, max_size=4)),
+    max_leaves=20,
+).map(lambda tree: '<?xml version="1.0" encoding="utf-8"?>' + tree)
+
+#: Text that a file outside the tree holds (L{XMLFuzzTests}); no answer
+#: and no file in the tree may ever show it.
+CANARY = "fbtwist-canary-4f1d"
+#: Well-formed DAV bodies, one per method fuzzed, that hostile parts are put in.
+PROPFIND_BODY = '<D:propfind xmlns:D="DAV:"><D:prop><D:displayname>{inner}</D:displayname></D:prop></D:propfind>'
+PROPPATCH_BODY = ('<D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:fuzz"><D:set><D:prop><Z:note>{inner}</Z:note>'
+                  '</D:prop></D:set></D:propertyupdate>')
+LOCK_BODY = ('<D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/>'
+             '</D:locktype><D:owner>{inner}</D:owner></D:lockinfo>')
+
+
+@st.composite
+def hostileXML(draw, canaryPath: str, listenerPort: int):
+    """
+    A DAV body carrying an attack: entity expansion (billion laughs,
+    quadratic blow-up), external entities and DTDs (a local file, a loopback
+    URL), parameter entities, XInclude, deep nesting, a lying encoding.
+    """
+    template = draw(st.sampled_from([PROPFIND_BODY, PROPPATCH_BODY, LOCK_BODY]))
+    outside = f"file://{canaryPath}"
+    url = f"http://127.0.0.1:{listenerPort}/fuzz.dtd"
+    kind = draw(st.sampled_from(["laughs", "quadratic", "file", "url", "dtd", "parameter", "xinclude", "nest",
+                                 "encoding", "truncated"]))
+    if kind == "laughs":
+        entities = ['<!ENTITY l0 "lol">'] + [f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10)]
+        return f'<!DOCTYPE d [{"".join(entities)}]>' + template.format(inner="&l9;")
+    if kind == "quadratic":
+        return f'<!DOCTYPE d [<!ENTITY a "{"a" * 50000}">]>' + template.format(inner="&a;" * 2000)
+    if kind == "file":
+        return f'<!DOCTYPE d [<!ENTITY x SYSTEM "{outside}">]>' + template.format(inner="&x;")
+    if kind == "url":
+        return f'<!DOCTYPE d [<!ENTITY x SYSTEM "{url}">]>' + template.format(inner="&x;")
+    if kind == "dtd":
+        return f'<!DOCTYPE d SYSTEM "{url}">' + template.format(inner="x")
+    if kind == "parameter":
+        return (f'<!DOCTYPE d [<!ENTITY % p SYSTEM "{url}"> %p; <!ENTITY % f SYSTEM "{outside}">]>'
+                + template.format(inner="x"))
+    if kind == "xinclude":
+        return template.format(inner=f'<xi:include xmlns:xi="http://www.w3.org/2001/XInclude" href="{outside}" '
+                                     f'parse="text"/>')
+    if kind == "nest":
+        depth = draw(st.integers(100, 100_000))
+        return template.format(inner="<a>" * depth + "</a>" * depth)
+    if kind == "encoding":
+        return ('<?xml version="1.0" encoding="' + draw(st.sampled_from(["utf-16", "ebcdic", "x-fuzz", "utf-7"]))
+                + '"?>' + template.format(inner="\u00e9"))
+    body = template.format(inner=draw(XML_TEXT.map(escape)))
+    return body[: draw(st.integers(0, len(body) - 1))]
+
+
 def rawExchange(port: int, data: bytes, timeout: float = 10.0) -> bytes:
     """
     Send C{data} as-is and read until the server closes the connection.
@@ -327,14 +477,14 @@ FUZZ = settings(max_examples=int(os.environ.get("FBTWIST_FUZZ_EXAMPLES", "80")),
 
 class FuzzTests(RealServerMixin, SynchronousTestCase):
     """
-    Property-based fuzzing (hypothesis) of request paths, headers and
-    iCalendar bodies against a running server.
+    Property-based fuzzing (hypothesis) of request paths, headers, XML
+    bodies, iCalendar bodies and FTP commands against a running server.
     """
 
     users = 3
 
     def setUp(self):
-        self.startServers()
+        self.startServers(ftp=True)
         self.assertEqual(self.publishAs(0, freeBusyFile("seed", 3)), 201)
         self.outside = self._snapshot(self.base, skip=self.root)
 
@@ -344,7 +494,7 @@ class FuzzTests(RealServerMixin, SynchronousTestCase):
             if skip and dirpath.startswith(skip):
                 continue
             found.update(os.path.join(dirpath, n) for n in dirnames + filenames)
-        return found - {os.path.join(self.base, "fbtwist.log")}
+        return found - {os.path.join(self.base, "fbtwist.log"), os.path.join(self.base, "canary.txt")}
 
     def exchange(self, method: str, target: bytes, headers, body: bytes, authorized: bool) -> None:
         lines = [method.encode("ascii") + b" " + target + b" HTTP/1.1", b"Host: 127.0.0.1", b"Connection: close"]
@@ -355,6 +505,10 @@ class FuzzTests(RealServerMixin, SynchronousTestCase):
         if not any(name.lower() in ("content-length", "transfer-encoding") for name, _ in headers):
             lines.append(b"Content-Length: %d" % len(body))
         response = rawExchange(self.server.port, b"\r\n".join(lines) + b"\r\n\r\n" + body)
+        self.checkAnswer(method, target, headers, response)
+        return response
+
+    def checkAnswer(self, method, target, headers, response: bytes) -> None:
         self.assertTrue(self.server.running, "the server died")
         if response:
             statusLine = response.split(b"\r\n", 1)[0]
@@ -413,4 +567,118 @@ class FuzzTests(RealServerMixin, SynchronousTestCase):
                 self.assertEqual(self.published(0), body)
 
         check()
+        self.assertNoInternalErrors()
+
+    def test_xmlBodies(self):
+        """
+        Any XML body on PROPFIND, PROPPATCH and LOCK — random trees in
+        random namespaces with huge attributes, broken XML, entity bombs,
+        external entities and DTDs, XInclude, deep nesting: never a 500,
+        never a read of a file outside the tree or of a URL, never a write
+        outside the tree.
+        """
+        canaryPath = os.path.join(self.base, "canary.txt")
+        with open(canaryPath, "w") as f:
+            f.write(CANARY)
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(5)
+        listener.setblocking(False)
+        bodies = st.one_of(XML_TREES, hostileXML(canaryPath, listener.getsockname()[1]),
+                           st.binary(max_size=200).map(lambda b: b.decode("latin-1")))
+        targets = st.sampled_from(["/pub/calendar/", f"/pub/calendar/{userName(0)}.vfb", "/calendar/",
+                                   f"/calendar/{userName(0)}.vfb", "/"])
+        contentTypes = st.sampled_from([[("Content-Type", "application/xml")], [("Content-Type", "text/xml")],
+                                        [("Content-Type", "text/plain")], []])
+
+        @FUZZ
+        @given(st.sampled_from(["PROPFIND", "PROPPATCH", "LOCK"]), targets, bodies, contentTypes,
+               st.sampled_from([[], [("Depth", "0")], [("Depth", "1")], [("Depth", "infinity")]]))
+        def check(method, target, body, contentType, depth):
+            response = self.exchange(method, target.encode("ascii"), contentType + depth,
+                                     body.encode("utf-8", "surrogatepass"), True)
+            self.assertNotIn(CANARY.encode("ascii"), response)
+            if method == "LOCK" and response.startswith(b"HTTP/1.1 200"):
+                token = [line.split(b":", 1)[1].strip() for line in response.split(b"\r\n")
+                         if line.lower().startswith(b"lock-token:")]
+                self.assertEqual(len(token), 1, response[:300])
+                status, _ = request(self.server.port, "UNLOCK", target, headers={
+                    "Authorization": basicAuthorization(userName(0), userPassword(0)),
+                    "Lock-Token": token[0].decode("ascii")})
+                self.assertEqual(status, 204)
+
+        check()
+        with self.assertRaises(BlockingIOError):
+            listener.accept()
+        for walked in self._snapshot(self.root):
+            if os.path.isfile(walked):
+                with open(walked, "rb") as f:
+                    self.assertNotIn(CANARY.encode("ascii"), f.read(), walked)
+        self.assertEqual(request(self.server.port, "GET", f"/calendar/{userName(0)}.vfb")[0], 200)
+        self.assertNoInternalErrors()
+
+    def test_ftpCommands(self):
+        """
+        Any FTP commands with any arguments (path traversal attempts among
+        them), over a real control connection after a real login, with
+        real data connections for transfers: no internal error, never a
+        write outside the tree, and the server keeps answering.
+        """
+        names = st.sampled_from(
+            ["USER", "PASS", "ACCT", "CWD", "CDUP", "SMNT", "REIN", "QUIT", "PORT", "PASV", "EPRT", "EPSV",
+             "TYPE", "STRU", "MODE", "RETR", "STOR", "STOU", "APPE", "ALLO", "REST", "RNFR", "RNTO", "ABOR",
+             "DELE", "RMD", "MKD", "PWD", "LIST", "NLST", "MLSD", "MLST", "SITE", "SYST", "STAT", "HELP",
+             "NOOP", "FEAT", "OPTS", "SIZE", "MDTM", "AUTH", "PBSZ", "PROT", "CCC", "XPWD", "XCUP", "XMKD",
+             "XRMD", "X-FUZZ", "retr", "Stor", ""]
+        )
+        pieces = st.sampled_from(
+            ["..", ".", "/", "//", "\\", "~", "*", "?", "%2e%2e", "pub", "calendar", "etc", "passwd",
+             f"{userName(0)}.vfb", f"{userName(1)}.vfb", "x.vfb", ".locks", ".tmp", "\x00", " ", "-la",
+             "\u00e9", "\U0001f600", "a" * 300, "127,0,0,1,0,22", "|1|127.0.0.1|22|", "A", "I", "E", "UTF8 ON",
+             "CHMOD 777", "0", "-1", "99999999999999999999"]
+        )
+        arguments = st.lists(pieces, max_size=6).map("".join)
+        commands = st.lists(st.tuples(names, arguments), min_size=1, max_size=6)
+        transfers = {"RETR", "STOR", "STOU", "APPE", "LIST", "NLST", "MLSD", "retr", "Stor"}
+
+        @FUZZ
+        @given(commands)
+        def check(steps):
+            received = []
+            client = self.ftpLogin(0)
+            try:
+                for name, argument in steps:
+                    line = f"{name} {argument}".rstrip() if argument else name
+                    try:
+                        if name in transfers:
+                            client.voidcmd("TYPE I")
+                            if name.upper() in ("STOR", "STOU", "APPE"):
+                                client.storbinary(line, io.BytesIO(freeBusyFile("ftp", 1)))
+                            else:
+                                client.retrbinary(line, received.append)
+                        else:
+                            client.sendcmd(line)
+                    except (ftplib.error_perm, ftplib.error_temp, ftplib.error_reply) as e:
+                        self.assertRegex(str(e), r"^[1-5][0-9][0-9]")
+                        self.assertNotIn("local error", str(e), line)
+                    if name.upper() == "QUIT":
+                        break
+            except (EOFError, OSError):
+                pass  # the server may end a session (QUIT, REIN, timeouts, too many errors)
+            finally:
+                client.close()
+            self.assertNotIn(b"root:x:0:0:", b"".join(received))
+            self.assertTrue(self.server.running, "the server died")
+            for walked in self._snapshot(self.root):
+                self.assertTrue(os.path.realpath(walked).startswith(self.root + os.sep), walked)
+            self.assertEqual(self._snapshot(self.base, skip=self.root), self.outside)
+
+        check()
+        client = self.ftpLogin(1)
+        try:
+            self.assertEqual(client.sendcmd("NOOP")[:3], "200")
+        finally:
+            client.close()
+        self.assertEqual(versionOf(request(self.server.port, "GET", f"/calendar/{userName(0)}.vfb")[1]), "seed")
         self.assertNoInternalErrors()

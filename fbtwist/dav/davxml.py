@@ -98,6 +98,11 @@ def statusLine(code: int) -> str:
     phrase = _PHRASES.get(code) or http.RESPONSES.get(code, b"Unknown")
     return "HTTP/1.1 %d %s" % (code, phrase.decode("ascii"))
 
+#: How deeply elements may nest in a request body: far more than any DAV
+#: body needs, far less than what would exhaust the recursion of copying
+#: and serializing a dead property.
+MAX_DEPTH = 100
+
 
 def readBody(request) -> bytes:
     """
@@ -112,8 +117,8 @@ def parseXML(data: bytes) -> Optional[Element]:
     Parse a request body safely.
 
     @return: The root element, or C{None} for an empty body.
-    @raise HTTPError: 400 for a DTD, an entity, an external reference, or
-        malformed XML.
+    @raise HTTPError: 400 for a DTD, an entity, an external reference,
+        malformed XML (or an unknown encoding), or elements nested deeper than L{MAX_DEPTH}.
     """
     if not data.strip():
         return None
@@ -121,8 +126,15 @@ def parseXML(data: bytes) -> Optional[Element]:
         root = fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as e:
         raise HTTPError(http.BAD_REQUEST, f"XML with a DTD or entities is not accepted ({e.__class__.__name__})") from None
-    except (ParseError, ValueError) as e:
+    except (ParseError, ValueError, LookupError) as e:
+        # LookupError: an encoding declared that Python does not know.
         raise HTTPError(http.BAD_REQUEST, f"malformed XML: {' '.join(str(e).split())}") from None
+    pending = [(root, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            raise HTTPError(http.BAD_REQUEST, f"XML nested deeper than {MAX_DEPTH} elements is not accepted")
+        pending.extend((child, depth + 1) for child in node)
     return root
 
 
