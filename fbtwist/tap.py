@@ -98,8 +98,8 @@ class Options(usage.Options):
             except ValueError as e:
                 raise usage.UsageError(f"--ftp-tls-certificate: {e}") from None
         twistdOptions = getattr(self, "parent", None)
-        if self.config.logFormat == "json" and twistdOptions is not None:
-            useUnderTwistd(twistdOptions)
+        if twistdOptions is not None:
+            useUnderTwistd(twistdOptions, self.config.logFormat)
         if self.config.workers and any(not d.split(":", 1)[0] in ("tcp", "tcp6") for d in self.config.http):
             raise usage.UsageError("--workers needs plain tcp: (or tcp6:) --http endpoints")
 
