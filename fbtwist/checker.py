@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import os
 from collections import OrderedDict
-from typing import Optional
+from typing import Callable, Optional
 
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword
@@ -55,26 +55,38 @@ class BindCache:
     stops working here at the latest C{ttl} seconds later.
 
     @param clock: An L{IReactorTime}.
+    @param runBlocking: Runs the scrypt hashing: called as
+        C{runBlocking(f, *args)}, it returns a Deferred firing with
+        C{f(*args)} (the server gives the reactor's thread pool,
+        L{fbtwist.tap.threadRunner}); by default at once.
     """
 
     _processSalt = os.urandom(16)
 
-    def __init__(self, clock, ttl: float = 300.0, maxSize: int = 1000):
+    def __init__(self, clock, ttl: float = 300.0, maxSize: int = 1000,
+                 runBlocking: Optional[Callable[..., defer.Deferred]] = None):
         self.clock = clock
         self.ttl = ttl
         self.maxSize = maxSize
         self._entries: "OrderedDict[str, tuple]" = OrderedDict()
+        self._runBlocking = runBlocking if runBlocking is not None else defer.maybeDeferred
 
     def _hash(self, password: str, salt: bytes) -> bytes:
+        # 3-12 ms of CPU: run by runBlocking (the reactor's thread pool in
+        # the server; OpenSSL's scrypt releases the GIL).
         return hashlib.scrypt(
             password.encode("utf-8"), salt=self._processSalt + salt, n=2**11, r=8, p=1, dklen=32
         )
 
-    def get(self, login: str, password: str) -> Optional[str]:
+    def get(self, login: str, password: str) -> defer.Deferred:
         """
-        @return: The uid remembered for C{login} if C{password} is the one
-            it bound with less than C{ttl} seconds ago, else C{None}.
+        @return: A Deferred firing with the uid remembered for C{login} if
+            C{password} is the one it bound with less than C{ttl} seconds
+            ago, else with C{None}.
         """
+        return defer.Deferred.fromCoroutine(self._get(login, password))
+
+    async def _get(self, login: str, password: str) -> Optional[str]:
         entry = self._entries.get(login)
         if entry is None:
             return None
@@ -82,19 +94,25 @@ class BindCache:
         if expires <= self.clock.seconds():
             del self._entries[login]
             return None
-        if not hmac.compare_digest(digest, self._hash(password, salt)):
+        if not hmac.compare_digest(digest, await self._runBlocking(self._hash, password, salt)):
             return None
-        self._entries.move_to_end(login)
+        if self._entries.get(login) is entry:
+            self._entries.move_to_end(login)
         return uid
 
-    def put(self, login: str, password: str, uid: str) -> None:
+    def put(self, login: str, password: str, uid: str) -> defer.Deferred:
         """
         Remember that C{login} bound as C{uid} with C{password}, replacing
         whatever was remembered for it.
+
+        @return: A Deferred firing once it is remembered.
         """
         salt = os.urandom(16)
+        return self._runBlocking(self._hash, password, salt).addCallback(self._remember, login, uid, salt)
+
+    def _remember(self, digest: bytes, login: str, uid: str, salt: bytes) -> None:
         self._entries.pop(login, None)
-        self._entries[login] = (uid, salt, self._hash(password, salt), self.clock.seconds() + self.ttl)
+        self._entries[login] = (uid, salt, digest, self.clock.seconds() + self.ttl)
         while len(self._entries) > self.maxSize:
             self._entries.popitem(last=False)
 
@@ -141,13 +159,15 @@ class DirectoryChecker:
                 raise UnauthorizedLogin("empty login or password")
             if len(login) > 256 or len(password) > 1024 or "\x00" in login + password:
                 raise UnauthorizedLogin("malformed credentials")
-            uid = self.cache.get(login, password) if self.cache is not None else None
+            uid = await self.cache.get(login, password) if self.cache is not None else None
             if self.cache is not None:
                 self.log.debug("bind cache {hit}", fbEvent="bind-cache", hit=uid is not None)
             if uid is None:
                 uid = await self.directory.authenticate(login, password)
                 if self.cache is not None:
-                    self.cache.put(login, password, uid)
+                    # Not awaited: the answer need not wait for the hash.
+                    self.cache.put(login, password, uid).addErrback(
+                        lambda f: self.log.failure("could not remember a login", f))
         except UnauthorizedLogin as e:
             self.log.info("login failed for {login!r} from {peer}: {reason}", login=login, peer=peer, reason=str(e))
             if self.throttle is not None:
