@@ -209,8 +209,7 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
     realm.registerAvatarFactory(IResource, CalendarTreeResource)
     checker = DirectoryChecker(
         directory,
-        cache=BindCache(reactor, config.authCacheTTL, config.authCacheSize, runBlocking=threadRunner(reactor))
-        if config.authCacheTTL else None,
+        cache=BindCache(reactor, config.authCacheTTL, config.authCacheSize) if config.authCacheTTL else None,
         throttle=LoginThrottle(
             reactor, maxFailures=config.loginFailures, maxFailuresPerAddress=config.loginFailuresPerAddress,
             window=config.loginWindow, lockout=config.loginLockout,

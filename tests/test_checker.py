@@ -97,29 +97,6 @@ class BindCacheTests(CheckerTestMixin, SynchronousTestCase):
         self.assertEqual(self.directory.calls, ["alice"])
         self.assertEqual([e["hit"] for e in self.events if e.get("fbEvent") == "bind-cache"], [False, True])
 
-    def test_hashedThroughRunner(self):
-        """
-        The scrypt hashing runs through the cache's runBlocking (a thread in
-        the server): a login waits for it, and a hit is answered only once
-        the hash matched.
-        """
-        from tests.test_store import HeldRunner
-
-        runner = HeldRunner()
-        checker = DirectoryChecker(self.directory, cache=BindCache(self.clock, runBlocking=runner))
-        self.assertEqual(self.successResultOf(self.login(checker, "alice", "old-pw")), "alice")
-        self.assertEqual(len(checker.cache), 0)
-        runner.finish()  # remembering
-        self.assertEqual(len(checker.cache), 1)
-        d = self.login(checker, "alice", "old-pw")
-        self.assertNoResult(d)
-        runner.finish()
-        self.assertEqual(self.successResultOf(d), "alice")
-        wrong = self.login(checker, "alice", "wrong-pw")
-        runner.finish()
-        self.failureResultOf(wrong, UnauthorizedLogin)
-        self.assertEqual(self.directory.calls, ["alice", "alice"])
-
     def test_expires(self):
         """
         After the TTL the directory is asked again.
