@@ -382,7 +382,7 @@ def runWrk(port: int, script: str, workdir: str, duration: float, threads: int, 
     scriptPath = os.path.join(workdir, f"wrk-{abs(hash(script))}.lua")
     with open(scriptPath, "w") as f:
         f.write(script)
-    argv = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--latency",
+    argv = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration:g}s", "--latency",
             "--timeout", timeout, "-s", scriptPath, f"http://127.0.0.1:{port}/"]
     with PeakRSS(pid) as rss:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=duration * 3 + 120)
@@ -689,7 +689,7 @@ def markdown(args, results: Results, hot, started, finished, others) -> str:
         lines.append(f"- **Other work was running on the machine during the run**: {others}")
     lines += [
         "",
-        f"Closed-loop workloads: `wrk -t {args.threads} -c {args.connections} -d {args.duration}s`, "
+        f"Closed-loop workloads: `wrk -t {args.threads} -c {args.connections} -d {args.duration:g}s`, "
         f"{args.rounds} rounds alternating the servers; the round with the median throughput is shown, with "
         f"the peak RSS of all rounds (the whole process tree: Apache's children, fbtwist's workers). "
         f"The mixed load is open-loop at a constant rate for {args.mixed_duration} s (bench/pace.py, latency "
