@@ -84,7 +84,10 @@ def validateName(name: str) -> str:
         raise InvalidName("names may not start with '.'")
     if "/" in name or "\\" in name:
         raise InvalidName("names may not contain '/' or '\\'")
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in name):
+    if not (name.isascii() and name.isprintable()) and any(
+        unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in name
+    ):
+        # (Printable ASCII, nearly every name, has none: no need to look.)
         raise InvalidName("names may not contain control characters")
     if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_LENGTH:
         raise InvalidName("name too long")
