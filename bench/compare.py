@@ -596,6 +596,16 @@ def profile(args, workdir, users, servers, body):
     return report
 
 
+#: Frames every sample passes through (twistd, the reactor loop, the thread
+#: pool's workers): left out of the "with callees" ranking.
+_PLUMBING = re.compile(
+    r"\((?:<string>|.*twisted/(?:application|scripts)/.*|.*threading\.py|.*twisted/python/(?:log|context|threadpool)"
+    r"\.py|.*twisted/_threads/.*|.*twisted/internet/(?:base|epollreactor|posixbase|tcp)\.py)(?::\d+)?\)$"
+)
+#: Idle pool threads waiting for work: not counted at all.
+_IDLE = re.compile(r"(?:Condition\.wait|Queue\.get) \((?:.*/)?(?:threading|queue)\.py")
+
+
 def hotSpots(collapsed: str, top: int = 12):
     own, inclusive, total = {}, {}, 0
     try:
@@ -607,19 +617,22 @@ def hotSpots(collapsed: str, top: int = 12):
         stack, _, count = line.rpartition(" ")
         if not stack:
             continue
+        raw = stack.split(";")
+        if _IDLE.match(raw[-1]):
+            continue
         count = int(count)
         total += count
         # "function (path/to/module.py:line)" -> "function (module.py)"
-        frames = [re.sub(r" \((?:.*/)?([^/]*?)(?::\d+)?\)$", r" (\1)", f) for f in stack.split(";")]
+        frames = [re.sub(r" \((?:.*/)?([^/]*?)(?::\d+)?\)$", r" (\1)", f) for f in raw]
         own[frames[-1]] = own.get(frames[-1], 0) + count
-        for frame in set(frames):
+        for frame in {f for f, r in zip(frames, raw) if not _PLUMBING.search(r)}:
             inclusive[frame] = inclusive.get(frame, 0) + count
-    def ranked(table, below=1.0):
-        shares = [(frame, 100.0 * n / total) for frame, n in sorted(table.items(), key=lambda kv: -kv[1])]
-        # The reactor loop and twistd's frames hold every sample: skip them.
-        return [(frame, share) for frame, share in shares if share < below * 100 * 0.75][:top]
 
-    return {"own": ranked(own), "inclusive": ranked(inclusive), "samples": total}
+    def ranked(table, count):
+        shares = [(frame, 100.0 * n / total) for frame, n in sorted(table.items(), key=lambda kv: -kv[1])]
+        return shares[:count]
+
+    return {"own": ranked(own, top), "inclusive": ranked(inclusive, 2 * top), "samples": total}
 
 
 def targets(rows) -> List[str]:
