@@ -327,6 +327,15 @@ class CalendarStore:
         """
         @return: What is known of C{path}, or C{None} when nothing is there.
         """
+        if len(path) == 1 and path[0]:
+            # The root is a real path, so only the name itself could be a
+            # link: one lstat answers both questions (every lookup asks).
+            try:
+                st = os.lstat(self.root.child(validateName(path[0])).path)
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            if not stat.S_ISLNK(st.st_mode):
+                return _info(path, st) if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode) else None
         fp = self._filePath(path)
         try:
             st = os.stat(fp.path)

@@ -139,6 +139,7 @@ class CalendarStoreTests(unittest.SynchronousTestCase):
         outside.setContent(b"secret")
         outside.linkTo(self.root.child("evil.vfb"))
         self.assertRaises(PermissionDenied, self.store.read, ("evil.vfb",))
+        self.assertRaises(PermissionDenied, self.store.stat, ("evil.vfb",))
         self.assertRaises(PermissionDenied, self.store.openUpload, ("evil.vfb",))
         outsideDir = FilePath(self.mktemp())
         outsideDir.makedirs()
@@ -146,6 +147,24 @@ class CalendarStoreTests(unittest.SynchronousTestCase):
         self.assertRaises(PermissionDenied, self.store.openUpload, ("dir", "x.vfb"))
         self.assertEqual(outside.getContent(), b"secret")
         self.assertEqual(outsideDir.listdir(), [])
+
+    def test_statThroughLinkInside(self):
+        """
+        stat of a name that is a link within the tree describes its target;
+        of a plain file, a collection or nothing, what is there.
+        """
+        self.store.write(("real.vfb",), b"content")
+        self.root.child("real.vfb").linkTo(self.root.child("alias.vfb"))
+        self.store.makeCollection(("c",))
+        self.assertEqual(self.store.stat(("alias.vfb",)).size, 7)
+        self.assertFalse(self.store.stat(("alias.vfb",)).isCollection)
+        self.assertEqual(self.store.stat(("real.vfb",)).size, 7)
+        self.assertTrue(self.store.stat(("c",)).isCollection)
+        self.assertIsNone(self.store.stat(("missing.vfb",)))
+        self.assertIsNone(self.store.stat(("real.vfb", "below")))
+        os.mkfifo(self.root.child("fifo").path)
+        self.assertIsNone(self.store.stat(("fifo",)))
+        self.assertRaises(InvalidName, self.store.stat, (".hidden",))
 
     def test_collections(self):
         """
