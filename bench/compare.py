@@ -617,6 +617,8 @@ def hotSpots(collapsed: str, top: int = 12):
         stack, _, count = line.rpartition(" ")
         if not stack:
             continue
+        if not count.isdigit():
+            continue  # not a sample line
         raw = stack.split(";")
         if _IDLE.match(raw[-1]):
             continue
