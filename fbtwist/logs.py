@@ -20,6 +20,7 @@ JSON form leaves out any field whose name looks like a secret.
 
 import json
 import re
+import signal
 import sys
 import time
 from typing import Optional
@@ -286,7 +287,11 @@ def _destination() -> _LineWriter:
     destination = _twistdDestination[0]
     if destination is None:
         return _LineWriter(sys.stdout, reactor)
-    return _LineWriter(LogFile.fromFullPath(destination), reactor)
+    logFile = LogFile.fromFullPath(destination)
+    if not signal.getsignal(signal.SIGUSR1):
+        # What twistd's own observer does for --logfile: SIGUSR1 rotates.
+        signal.signal(signal.SIGUSR1, lambda number, frame: reactor.callFromThread(logFile.rotate))
+    return _LineWriter(logFile, reactor)
 
 
 @implementer(ILogObserver)

@@ -150,17 +150,24 @@ class JSONRecordTests(unittest.SynchronousTestCase):
 
     def test_underTwistdLogFile(self):
         """
-        With twistd's --logfile, the JSON lines go to that file.
+        With twistd's --logfile, the JSON lines go to that file, which
+        SIGUSR1 rotates.
         """
         from fbtwist import logs
 
         self.addCleanup(logs._twistdDestination.__setitem__, 0, logs._twistdDestination[0])
         path = FilePath(self.mktemp())
         useUnderTwistd({"logger": None, "logfile": path.path, "nodaemon": True})
+        import signal
+
+        self.addCleanup(signal.signal, signal.SIGUSR1, signal.getsignal(signal.SIGUSR1))
+        signal.signal(signal.SIGUSR1, signal.SIG_DFL)
         observer = logs.twistdJSONObserver()
         observer(dict(log_format="to the file", log_level=LogLevel.info, log_time=0))
         observer._out.close()
         self.assertEqual(json.loads(path.getContent())["message"], "to the file")
+        # As with twistd's own observer, SIGUSR1 rotates the file.
+        self.assertTrue(callable(signal.getsignal(signal.SIGUSR1)))
 
 
 class LineWriterTests(unittest.SynchronousTestCase):
