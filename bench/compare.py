@@ -382,7 +382,7 @@ def runWrk(port: int, script: str, workdir: str, duration: float, threads: int, 
     scriptPath = os.path.join(workdir, f"wrk-{abs(hash(script))}.lua")
     with open(scriptPath, "w") as f:
         f.write(script)
-    argv = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--latency",
+    argv = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration:g}s", "--latency",
             "--timeout", timeout, "-s", scriptPath, f"http://127.0.0.1:{port}/"]
     with PeakRSS(pid) as rss:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=duration * 3 + 120)
@@ -596,6 +596,16 @@ def profile(args, workdir, users, servers, body):
     return report
 
 
+#: Frames every sample passes through (twistd, the reactor loop, the thread
+#: pool's workers): left out of the "with callees" ranking.
+_PLUMBING = re.compile(
+    r"\((?:<string>|.*twisted/(?:application|scripts)/.*|.*threading\.py|.*twisted/python/(?:log|context|threadpool)"
+    r"\.py|.*twisted/_threads/.*|.*twisted/internet/(?:base|epollreactor|posixbase|tcp)\.py)(?::\d+)?\)$"
+)
+#: Idle pool threads waiting for work: not counted at all.
+_IDLE = re.compile(r"(?:Condition\.wait|Queue\.get) \((?:.*/)?(?:threading|queue)\.py")
+
+
 def hotSpots(collapsed: str, top: int = 12):
     own, inclusive, total = {}, {}, 0
     try:
@@ -607,19 +617,24 @@ def hotSpots(collapsed: str, top: int = 12):
         stack, _, count = line.rpartition(" ")
         if not stack:
             continue
+        if not count.isdigit():
+            continue  # not a sample line
+        raw = stack.split(";")
+        if _IDLE.match(raw[-1]):
+            continue
         count = int(count)
         total += count
         # "function (path/to/module.py:line)" -> "function (module.py)"
-        frames = [re.sub(r" \((?:.*/)?([^/]*?)(?::\d+)?\)$", r" (\1)", f) for f in stack.split(";")]
+        frames = [re.sub(r" \((?:.*/)?([^/]*?)(?::\d+)?\)$", r" (\1)", f) for f in raw]
         own[frames[-1]] = own.get(frames[-1], 0) + count
-        for frame in set(frames):
+        for frame in {f for f, r in zip(frames, raw) if not _PLUMBING.search(r)}:
             inclusive[frame] = inclusive.get(frame, 0) + count
-    def ranked(table, below=1.0):
-        shares = [(frame, 100.0 * n / total) for frame, n in sorted(table.items(), key=lambda kv: -kv[1])]
-        # The reactor loop and twistd's frames hold every sample: skip them.
-        return [(frame, share) for frame, share in shares if share < below * 100 * 0.75][:top]
 
-    return {"own": ranked(own), "inclusive": ranked(inclusive), "samples": total}
+    def ranked(table, count):
+        shares = [(frame, 100.0 * n / total) for frame, n in sorted(table.items(), key=lambda kv: -kv[1])]
+        return shares[:count]
+
+    return {"own": ranked(own, top), "inclusive": ranked(inclusive, 2 * top), "samples": total}
 
 
 def targets(rows) -> List[str]:
@@ -689,7 +704,7 @@ def markdown(args, results: Results, hot, started, finished, others) -> str:
         lines.append(f"- **Other work was running on the machine during the run**: {others}")
     lines += [
         "",
-        f"Closed-loop workloads: `wrk -t {args.threads} -c {args.connections} -d {args.duration}s`, "
+        f"Closed-loop workloads: `wrk -t {args.threads} -c {args.connections} -d {args.duration:g}s`, "
         f"{args.rounds} rounds alternating the servers; the round with the median throughput is shown, with "
         f"the peak RSS of all rounds (the whole process tree: Apache's children, fbtwist's workers). "
         f"The mixed load is open-loop at a constant rate for {args.mixed_duration} s (bench/pace.py, latency "

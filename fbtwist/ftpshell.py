@@ -195,20 +195,27 @@ class UploadFile:
         """
         if self._finished:
             return defer.fail(FTPReplyError("451", "the upload was aborted; nothing was stored"))
-        try:
-            ical.validateUpload(self.upload.path[-1], self.upload.contents())
+        return defer.Deferred.fromCoroutine(self._close())
+
+    async def _close(self) -> bool:
+        def check() -> None:
             if self.avatar is not None:
                 # A WebDAV client may have locked the file during the upload.
                 self.avatar.assertUnlocked(self.upload.path)
-            created = self.upload.commit()
+
+        try:
+            ical.validateUpload(self.upload.path[-1], self.upload.contents())
+            check()
+            # Checked again right before the rename, once the file is on disk.
+            created = await self.upload.commitAsync(b"", check)
         except FreeBusyError as e:
             self.abort()
-            return defer.fail(ftpErrorFor(e, self.segments))
+            raise ftpErrorFor(e, self.segments) from None
         except BaseException:
             self.abort()
-            return defer.fail()
+            raise
         self._finished = True
-        return defer.succeed(created)
+        return created
 
     def abort(self) -> None:
         """

@@ -31,6 +31,16 @@ class IUpload(Interface):
         @return: C{True} when the file did not exist before.
         """
 
+    def commitAsync(data=b"", check=None):
+        """
+        Append C{data} and commit, the slow steps (writing, fsync) away from
+        the reactor; C{check()} runs just before the new version appears
+        and may raise to keep the old one.
+
+        @return: A Deferred firing with C{True} when the file did not exist
+            before.
+        """
+
     def abort():
         """
         Discard the new version, leaving the old one untouched.

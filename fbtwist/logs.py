@@ -20,6 +20,7 @@ JSON form leaves out any field whose name looks like a secret.
 
 import json
 import re
+import signal
 import sys
 import time
 from typing import Optional
@@ -31,8 +32,11 @@ from twisted.logger import (
     Logger,
     LogLevel,
     formatEvent,
+    formatEventAsClassicLogText,
+    formatTime,
     globalLogPublisher,
 )
+from twisted.python import threadable
 from twisted.python.logfile import LogFile
 from zope.interface import implementer
 
@@ -75,6 +79,9 @@ _REJECTION_REASONS_BY_CODE = {
 #: Event keys never written out in JSON, whatever logged them.
 _SECRET_KEY = re.compile(r"pass|secret|authori[sz]ation|cookie|token|credential", re.IGNORECASE)
 
+#: Printable ASCII but C{"} and C{\\}: what escapeField leaves as it is.
+_PLAIN_FIELD = re.compile(r'[ !#-\[\]-~]*\Z')
+
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -109,6 +116,8 @@ def escapeField(text: Optional[str]) -> str:
     """
     if not text:
         return "-"
+    if _PLAIN_FIELD.match(text):
+        return text  # nearly every field: nothing to escape
     out = []
     for byte in text.encode("utf-8", "surrogateescape"):
         if byte in (0x22, 0x5C):
@@ -229,14 +238,74 @@ def jsonRecord(event: dict) -> dict:
     return record
 
 
+class _LineWriter:
+    """
+    Writes log lines to a file object.  Given a reactor, it flushes (one
+    C{write} system call) once per reactor turn instead of once per line
+    when called in the reactor thread: the lines of one turn are in the
+    file before the responses written in that turn leave (Twisted sends
+    those when it next polls), and at shutdown.  Elsewhere (other threads,
+    no reactor) each line is flushed at once.
+    """
+
+    def __init__(self, outFile, reactor=None):
+        self._out = outFile
+        self._reactor = reactor
+        self._scheduled = None
+        if reactor is not None:
+            reactor.addSystemEventTrigger("after", "shutdown", self.flush)
+
+    def write(self, line: str) -> None:
+        self._out.write(line)
+        if self._scheduled is not None:
+            return
+        if self._reactor is None or not threadable.isInIOThread():
+            self._out.flush()
+            return
+        self._scheduled = self._reactor.callLater(0, self.flush)
+
+    def flush(self) -> None:
+        if self._scheduled is not None:
+            if self._scheduled.active():
+                self._scheduled.cancel()
+            self._scheduled = None
+        try:
+            self._out.flush()
+        except (OSError, ValueError):
+            pass  # a closed or broken output: nothing more to do
+
+    def close(self) -> None:
+        self.flush()
+        self._out.close()
+
+
+def _destination() -> _LineWriter:
+    # twistd calls its observer factory after makeService, which installed
+    # the reactor.
+    from twisted.internet import reactor
+
+    destination = _twistdDestination[0]
+    if destination is None:
+        return _LineWriter(sys.stdout, reactor)
+    logFile = LogFile.fromFullPath(destination)
+    if not signal.getsignal(signal.SIGUSR1):
+        # What twistd's own observer does for --logfile: SIGUSR1 rotates.
+        signal.signal(signal.SIGUSR1, lambda number, frame: reactor.callFromThread(logFile.rotate))
+    return _LineWriter(logFile, reactor)
+
+
 @implementer(ILogObserver)
 class JSONLinesObserver:
     """
     Writes every event as one line of JSON (see L{jsonRecord}).
+
+    @param outFile: A file object.
+    @param reactor: Lines are flushed once per turn of this reactor (see
+        L{_LineWriter}); without one, after each line.
     """
 
-    def __init__(self, outFile):
-        self._out = outFile
+    def __init__(self, outFile, reactor=None):
+        self._out = outFile if isinstance(outFile, _LineWriter) else _LineWriter(outFile, reactor)
 
     def __call__(self, event: dict) -> None:
         try:
@@ -245,24 +314,59 @@ class JSONLinesObserver:
             line = json.dumps({"time": _isoTime(time.time()), "level": "error",
                                "message": f"unloggable event: {e!r}"})
         self._out.write(line + "\n")
-        self._out.flush()
 
 
-#: Where L{twistdJSONObserver} writes: C{None} for standard output, else
-#: a file name.  Set by L{useUnderTwistd} from twistd's own options.
+_lastSecond = [None, ""]
+
+
+def _classicTime(when: Optional[float]) -> str:
+    # twistd's time stamp has whole seconds: format each second once.
+    if when is None:
+        return formatTime(when)
+    second = int(when)
+    if _lastSecond[0] != second:
+        _lastSecond[:] = [second, formatTime(second)]
+    return _lastSecond[1]
+
+
+@implementer(ILogObserver)
+class TextLinesObserver:
+    """
+    Writes every event as twistd's own text log does
+    (C{2026-11-24T15:12:44+0000 [namespace#level] message}), but more
+    cheaply: the time stamp is formatted once per second and lines are
+    flushed once per reactor turn (see L{_LineWriter}).
+
+    @param outFile: A file object.
+    @param reactor: As for L{JSONLinesObserver}.
+    """
+
+    def __init__(self, outFile, reactor=None):
+        self._out = outFile if isinstance(outFile, _LineWriter) else _LineWriter(outFile, reactor)
+
+    def __call__(self, event: dict) -> None:
+        text = formatEventAsClassicLogText(event, formatTime=_classicTime)
+        if text:
+            self._out.write(text)
+
+
+#: Where L{twistdJSONObserver} and L{twistdTextObserver} write: C{None}
+#: for standard output, else a file name.  Set by L{useUnderTwistd} from
+#: twistd's own options.
 _twistdDestination: list = [None]
 
 
-def useUnderTwistd(twistdOptions) -> None:
+def useUnderTwistd(twistdOptions, logFormat: str = "json") -> None:
     """
-    Make twistd log through L{JSONLinesObserver}: sets twistd's C{--logger}
-    (unless the administrator chose one) to L{twistdJSONObserver}, which
-    writes where twistd's own observer would have (C{--logfile}, or standard
-    output under C{-n}, or C{twistd.log}).
+    Make twistd log through L{JSONLinesObserver} (C{logFormat} C{"json"})
+    or L{TextLinesObserver} (C{"text"}): sets twistd's C{--logger} (unless
+    the administrator chose one, or C{--syslog}) to L{twistdJSONObserver}
+    or L{twistdTextObserver}, which write where twistd's own observer would
+    have (C{--logfile}, or standard output under C{-n}, or C{twistd.log}).
 
     Called while twistd parses its command line, before it starts logging.
     """
-    if twistdOptions.get("logger") is not None:
+    if twistdOptions.get("logger") is not None or twistdOptions.get("syslog"):
         return
     logfile = twistdOptions.get("logfile") or ""
     if logfile == "-" or (not logfile and twistdOptions.get("nodaemon")):
@@ -270,17 +374,23 @@ def useUnderTwistd(twistdOptions) -> None:
     else:
         _twistdDestination[0] = logfile or "twistd.log"
     # twistd resolves this name after its sub-command's options are parsed.
-    twistdOptions["logger"] = __name__ + ".twistdJSONObserver"
+    name = "twistdJSONObserver" if logFormat == "json" else "twistdTextObserver"
+    twistdOptions["logger"] = __name__ + "." + name
 
 
 def twistdJSONObserver() -> JSONLinesObserver:
     """
     The log observer factory twistd calls under C{--log-format json}.
     """
-    destination = _twistdDestination[0]
-    if destination is None:
-        return JSONLinesObserver(sys.stdout)
-    return JSONLinesObserver(LogFile.fromFullPath(destination))
+    return JSONLinesObserver(_destination())
+
+
+def twistdTextObserver() -> TextLinesObserver:
+    """
+    The log observer factory twistd calls under C{--log-format text} (the
+    default).
+    """
+    return TextLinesObserver(_destination())
 
 
 def isAccessEvent(event: dict) -> bool:

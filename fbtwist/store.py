@@ -20,8 +20,9 @@ import secrets
 import stat
 import time
 import unicodedata
-from typing import Dict, Iterator, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, Iterator, NamedTuple, Optional, Tuple
 
+from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 from zope.interface import implementer
@@ -83,7 +84,10 @@ def validateName(name: str) -> str:
         raise InvalidName("names may not start with '.'")
     if "/" in name or "\\" in name:
         raise InvalidName("names may not contain '/' or '\\'")
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in name):
+    if not (name.isascii() and name.isprintable()) and any(
+        unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in name
+    ):
+        # (Printable ASCII, nearly every name, has none: no need to look.)
         raise InvalidName("names may not contain control characters")
     if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_LENGTH:
         raise InvalidName("name too long")
@@ -128,6 +132,8 @@ class Upload:
         self._hash = hashlib.sha256()
         self.size = 0
         self._done = False
+        self._writingOut = False
+        self._abortRequested = False
         try:
             fd = os.open(
                 self._temp.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644
@@ -158,6 +164,25 @@ class Upload:
         with open(self._temp.path, "rb") as f:
             return f.read()
 
+    def _writeOut(self, data: bytes) -> None:
+        """
+        Append C{data}, then flush and fsync the temporary file and label it
+        with its entity tag: the slow part of a commit.  It touches nothing
+        but this upload's own file, so it may run in another thread.
+        """
+        if data:
+            self.write(data)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        _setEtagAttribute(self._temp.path, '"' + self._hash.hexdigest()[:32] + '"')
+
+    def _rename(self) -> bool:
+        created = not self._target.exists()
+        os.rename(self._temp.path, self._target.path)
+        self._done = True
+        return created
+
     def commit(self) -> bool:
         """
         Make the new version visible, atomically.
@@ -166,19 +191,61 @@ class Upload:
         @raise InsufficientStorage: When the disk is full; the old version is
             kept.
         """
-        etag = '"' + self._hash.hexdigest()[:32] + '"'
         try:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-            _setEtagAttribute(self._temp.path, etag)
-            created = not self._target.exists()
-            os.rename(self._temp.path, self._target.path)
+            self._writeOut(b"")
+            created = self._rename()
         except OSError as e:
             self.abort()
             raise _storageError(e, self.path) from None
-        self._done = True
+        except BaseException:
+            self.abort()
+            raise
         self._store._syncDirectory(self._target.parent())
+        return created
+
+    def commitAsync(self, data: bytes = b"", check: Optional[Callable[[], None]] = None) -> defer.Deferred:
+        """
+        Append C{data} and commit, with the slow steps (writing, fsync of the
+        file and of its directory) run by the store's C{runBlocking} (a
+        thread pool in the server), so that the reactor serves others
+        meanwhile.  C{check} and the rename run in the caller's thread, one
+        right after the other, once the file is on disk: a decision C{check}
+        makes (a lock, a precondition) therefore still holds when the new
+        version appears, whatever the reactor did in between.
+
+        @param check: Raises to refuse the commit; the old version is kept.
+        @return: A Deferred firing with C{True} when the file did not exist
+            before, or failing as L{commit} does or with what C{check}
+            raised (the old version kept).
+        """
+        return defer.Deferred.fromCoroutine(self._commitAsync(data, check))
+
+    async def _commitAsync(self, data: bytes, check) -> bool:
+        self._writingOut = True
+        try:
+            await self._store.runBlocking(self._writeOut, data)
+        except OSError as e:
+            self._writingOut = False
+            self.abort()
+            raise _storageError(e, self.path) from None
+        except BaseException:
+            self._writingOut = False
+            self.abort()
+            raise
+        self._writingOut = False
+        try:
+            if self._abortRequested:
+                raise defer.CancelledError("the upload was aborted while it was being written")
+            if check is not None:
+                check()
+            created = self._rename()
+        except OSError as e:
+            self.abort()
+            raise _storageError(e, self.path) from None
+        except BaseException:
+            self.abort()
+            raise
+        await self._store.runBlocking(self._store._syncDirectory, self._target.parent())
         return created
 
     def abort(self) -> None:
@@ -187,6 +254,10 @@ class Upload:
         more than once.
         """
         if self._done:
+            return
+        if self._writingOut:
+            # Another thread has the file: it is discarded once that is done.
+            self._abortRequested = True
             return
         self._done = True
         try:
@@ -203,13 +274,20 @@ class Upload:
 class CalendarStore:
     """
     A tree of collections (directories) and calendar files under C{root}.
+
+    @ivar runBlocking: How L{Upload.commitAsync} runs its slow steps: called
+        as C{runBlocking(f, *args)}, it returns a Deferred firing with
+        C{f(*args)}.  The server gives a thread pool's
+        (L{fbtwist.tap.threadRunner}); by default they run at once, in the
+        calling thread.
     """
 
     log = Logger()
 
-    def __init__(self, root: FilePath):
+    def __init__(self, root: FilePath, runBlocking: Optional[Callable[..., defer.Deferred]] = None):
         root.makedirs(ignoreExistingDirectory=True)
         self.root = FilePath(os.path.realpath(root.path))
+        self.runBlocking = runBlocking if runBlocking is not None else defer.maybeDeferred
 
     def _filePath(self, path: StorePath) -> FilePath:
         """
@@ -249,6 +327,15 @@ class CalendarStore:
         """
         @return: What is known of C{path}, or C{None} when nothing is there.
         """
+        if len(path) == 1 and path[0]:
+            # The root is a real path, so only the name itself could be a
+            # link: one lstat answers both questions (every lookup asks).
+            try:
+                st = os.lstat(self.root.child(validateName(path[0])).path)
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            if not stat.S_ISLNK(st.st_mode):
+                return _info(path, st) if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode) else None
         fp = self._filePath(path)
         try:
             st = os.stat(fp.path)

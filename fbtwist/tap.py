@@ -7,6 +7,8 @@ import ipaddress
 from twisted.application import service, strports
 from twisted.cred.checkers import AllowAnonymousAccess
 from twisted.cred.portal import Portal
+from twisted.internet.interfaces import IReactorThreads
+from twisted.internet.threads import deferToThreadPool
 from twisted.internet.ssl import trustRootFromCertificates
 from twisted.logger import Logger
 from twisted.python import usage
@@ -96,8 +98,8 @@ class Options(usage.Options):
             except ValueError as e:
                 raise usage.UsageError(f"--ftp-tls-certificate: {e}") from None
         twistdOptions = getattr(self, "parent", None)
-        if self.config.logFormat == "json" and twistdOptions is not None:
-            useUnderTwistd(twistdOptions)
+        if twistdOptions is not None:
+            useUnderTwistd(twistdOptions, self.config.logFormat)
         if self.config.workers and any(not d.split(":", 1)[0] in ("tcp", "tcp6") for d in self.config.http):
             raise usage.UsageError("--workers needs plain tcp: (or tcp6:) --http endpoints")
 
@@ -131,6 +133,21 @@ def _isLoopback(host: str) -> bool:
         return host.lower() == "localhost"
 
 
+def threadRunner(reactor):
+    """
+    The store's C{runBlocking} for C{reactor}: its thread pool, so that an
+    fsync never stalls the reactor; C{None} (run in the calling thread) for
+    a reactor without threads, such as a test's C{MemoryReactor}.
+    """
+    if not IReactorThreads.providedBy(reactor):
+        return None
+
+    def runBlocking(f, *args):
+        return deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
+
+    return runBlocking
+
+
 def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
     """
     Build fbtwist's services: the demo directory (when no --ldap is given),
@@ -154,7 +171,7 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
         from twisted.internet import reactor
     config = options.config
     top = GracefulService(reactor, grace=config.shutdownGrace)
-    store = CalendarStore(config.root)
+    store = CalendarStore(config.root, runBlocking=threadRunner(reactor))
     store.removeStaleTemporaries()
 
     url = config.ldap if config.ldap is not None else parseLDAPURL(DEMO_URL)

@@ -228,14 +228,16 @@ def main(argv: Sequence[str]) -> None:
     Run one worker: C{argv} is C{[program, "FD,FD", freebusy options...]}.
     """
     from twisted.internet import reactor, stdio
-    from twisted.logger import globalLogBeginner, textFileLogObserver
+    from twisted.logger import globalLogBeginner
 
+    from fbtwist.logs import JSONLinesObserver, TextLinesObserver
     from fbtwist.tap import Options, makeService
 
     fds = [int(fd) for fd in argv[1].split(",")]
     options = Options()
     options.parseOptions(list(argv[2:]))
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)], redirectStandardIO=False)
+    observer = JSONLinesObserver if options.config.logFormat == "json" else TextLinesObserver
+    globalLogBeginner.beginLoggingTo([observer(sys.stdout, reactor)], redirectStandardIO=False)
     top = makeService(options, reactor, adoptedFDs=fds)
     stdio.StandardIO(_MasterPipe(reactor), stdout=os.open(os.devnull, os.O_WRONLY), reactor=reactor)
     reactor.callWhenRunning(top.startService)

@@ -6,7 +6,7 @@ might try to write someone else's file.
 
 from xml.etree.ElementTree import fromstring
 
-from twisted.internet import defer
+from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
 
 from fbtwist.locks import MAX_TIMEOUT
@@ -409,6 +409,36 @@ class LockTests(DAVTestCase):
         self.assertEqual(self.server.store.read(("alice.vfb",)), outlookVFB())
         self.assertEqual([e["reason"] for e in self.events if e["fbEvent"] == "publish-rejected"],
                          ["locked", "locked"])
+
+    @inline
+    async def test_lockTakenWhileWriting(self):
+        """
+        A LOCK granted while a PUT's body is being written to disk (in the
+        thread pool) wins: the PUT is 423 and the old file stays.
+        """
+        path = "/pub/calendar/alice.vfb"
+        await self.dav.request("PUT", path, body=outlookVFB())
+        store = self.server.store
+        threaded, held = store.runBlocking, []
+
+        def runBlocking(f, *args):
+            d = defer.Deferred()
+            held.append(lambda: threaded(f, *args).chainDeferred(d))
+            return d
+
+        store.runBlocking = runBlocking
+        putting = defer.ensureDeferred(self.dav.request("PUT", path, body=outlookVFB("x@example.com")))
+        for _ in range(500):
+            if held:
+                break
+            await task.deferLater(reactor, 0.01)
+        store.runBlocking = threaded
+        response, _ = await self.dav.request("LOCK", path, login="admin", body=lockBody())
+        self.assertEqual(response.code, 200)
+        held.pop()()
+        response, _ = await putting
+        self.assertEqual(response.code, 423)
+        self.assertEqual(store.read(("alice.vfb",)), outlookVFB())
 
     @inline
     async def test_tokensOnEveryChangingMethod(self):

@@ -8,8 +8,10 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from fbtwist.avatar import CalendarAvatar
 from fbtwist.ftpshell import FTPReplyError, ftpAvatarFactory
+from fbtwist.locks import LOCK_DIRECTORY, LockStore, WallClock
 from fbtwist.store import CalendarStore
 from tests.helpers import outlookVFB
+from tests.test_store import HeldRunner
 
 CAL = ["pub", "calendar"]
 
@@ -96,6 +98,25 @@ class ShellTests(SynchronousTestCase):
         self.assertIn(b"20220101T000000Z", self.store.read(("alice.vfb",)))
         self.assertEqual(self.error(shell.openForWriting(CAL + ["bob.vfb"])).code, "550")
         self.assertEqual(self.error(shell.openForWriting(["pub", "alice.vfb"])).code, "550")
+
+    def test_lockTakenWhileWriting(self):
+        """
+        A WebDAV lock taken while an upload is being written to disk (in a
+        thread, in the server) wins: the upload is refused with 550 and the
+        old file stays.
+        """
+        runner = HeldRunner()
+        self.store.runBlocking = runner
+        upload = self.result(self.shell().openForWriting(CAL + ["alice.vfb"]))
+        upload.write(outlookVFB("new@example.com"))
+        closing = upload.close()
+        LockStore(self.store.metadataDirectory(LOCK_DIRECTORY), WallClock).create(
+            ("alice.vfb",), "exclusive", "0", "admin", "admin", 60)
+        runner.finish()
+        error = self.error(closing)
+        self.assertEqual((error.code, error.reason), ("550", "locked"))
+        self.assertEqual(self.store.read(("alice.vfb",)), outlookVFB())
+        self.assertEqual(runner.pending, [])
 
     def test_uploadLimit(self):
         """

@@ -224,3 +224,21 @@ class LDAPURLFormsTests(SynchronousTestCase):
         ]:
             error = self.assertRaises(LDAPURLError, parseLDAPURL, text)
             self.assertIn(fragment, str(error))
+
+
+class FilterObjectTests(SynchronousTestCase):
+    """
+    L{LDAPURL.filterObject} parses a URL's filter once.
+    """
+
+    def test_parsedOnce(self):
+        """
+        Asking twice (or another URL with the same filter) gives the same
+        object, which still says what the text says.
+        """
+        url = parseLDAPURL("ldap://h/dc=x?uid?sub?(&(objectClass=person)(!(disabled=TRUE)))")
+        again = parseLDAPURL("ldap://other/dc=y?uid?sub?(&(objectClass=person)(!(disabled=TRUE)))")
+        self.assertIs(url.filterObject(), url.filterObject())
+        self.assertIs(url.filterObject(), again.filterObject())
+        self.assertEqual(url.filterObject().asText(), "(&(objectClass=person)(!(disabled=TRUE)))")
+        self.assertEqual(parseLDAPURL("ldap://h/dc=x??sub?(cn=a)").filterObject().asText(), "(cn=a)")

@@ -10,13 +10,15 @@ import json
 import re
 import socket
 
-from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+from twisted.internet.task import Clock
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher, textFileLogObserver
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
 from fbtwist import errors
 from fbtwist.logs import (
     JSONLinesObserver,
+    TextLinesObserver,
     combinedLine,
     escapeField,
     jsonRecord,
@@ -130,28 +132,143 @@ class JSONRecordTests(unittest.SynchronousTestCase):
 
     def test_underTwistd(self):
         """
-        --log-format json sets twistd's --logger, unless one was chosen.
+        --log-format sets twistd's --logger (JSON or text lines), unless
+        one was chosen or twistd logs to syslog.
         """
         twistdOptions = {"logger": None, "logfile": None, "nodaemon": True}
         useUnderTwistd(twistdOptions)
         self.assertEqual(twistdOptions["logger"], "fbtwist.logs.twistdJSONObserver")
+        twistdOptions = {"logger": None, "logfile": None, "nodaemon": True}
+        useUnderTwistd(twistdOptions, "combined")
+        self.assertEqual(twistdOptions["logger"], "fbtwist.logs.twistdTextObserver")
+        syslog = {"logger": None, "logfile": None, "nodaemon": True, "syslog": True}
+        useUnderTwistd(syslog, "combined")
+        self.assertIsNone(syslog["logger"])
         chosen = {"logger": "my.observer", "logfile": None, "nodaemon": True}
         useUnderTwistd(chosen)
         self.assertEqual(chosen["logger"], "my.observer")
 
     def test_underTwistdLogFile(self):
         """
-        With twistd's --logfile, the JSON lines go to that file.
+        With twistd's --logfile, the JSON lines go to that file, which
+        SIGUSR1 rotates.
         """
         from fbtwist import logs
 
         self.addCleanup(logs._twistdDestination.__setitem__, 0, logs._twistdDestination[0])
         path = FilePath(self.mktemp())
         useUnderTwistd({"logger": None, "logfile": path.path, "nodaemon": True})
+        import signal
+
+        self.addCleanup(signal.signal, signal.SIGUSR1, signal.getsignal(signal.SIGUSR1))
+        signal.signal(signal.SIGUSR1, signal.SIG_DFL)
         observer = logs.twistdJSONObserver()
         observer(dict(log_format="to the file", log_level=LogLevel.info, log_time=0))
         observer._out.close()
         self.assertEqual(json.loads(path.getContent())["message"], "to the file")
+        # As with twistd's own observer, SIGUSR1 rotates the file.
+        self.assertTrue(callable(signal.getsignal(signal.SIGUSR1)))
+
+
+class LineWriterTests(unittest.SynchronousTestCase):
+    """
+    twistd's log (text or JSON) is flushed once per reactor turn in the
+    reactor thread, at once elsewhere.
+    """
+
+    def setUp(self):
+        from twisted.python import threadable
+
+        self.out = FlushCounter()
+        self.clock = ShutdownClock()
+        self.patch(threadable, "isInIOThread", lambda: True)
+
+    def test_oncePerTurn(self):
+        """
+        Lines written in one reactor turn reach the file with one flush at
+        its end; none is lost.
+        """
+        observer = TextLinesObserver(self.out, self.clock)
+        for n in range(3):
+            observer(dict(log_format="line {n}", n=n, log_level=LogLevel.info, log_time=0,
+                          log_namespace="fbtwist.access"))
+        self.assertEqual(self.out.flushed, "")
+        self.clock.advance(0)
+        self.assertEqual([l.split("] ", 1)[1] for l in self.out.flushed.splitlines()],
+                         ["line 0", "line 1", "line 2"])
+        self.assertEqual(self.out.flushes, 1)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_sameAsTwistd(self):
+        """
+        The text lines are exactly what twistd's own observer writes, time
+        stamp included (formatted once per second).
+        """
+        observer = TextLinesObserver(self.out, self.clock)
+        expected = io.StringIO()
+        twistds = textFileLogObserver(expected)
+        for when, text in [(1700000000.2, "a"), (1700000000.9, "b\nc"), (1700000001.0, "d")]:
+            event = dict(log_format=text, log_level=LogLevel.warn, log_time=when, log_namespace="x")
+            observer(event)
+            twistds(event)
+        self.clock.advance(0)
+        self.assertEqual(self.out.flushed, expected.getvalue())
+
+    def test_shutdownFlushes(self):
+        """
+        A line written as the reactor stops is flushed by the shutdown
+        trigger.
+        """
+        observer = JSONLinesObserver(self.out, self.clock)
+        observer(dict(log_format="last", log_level=LogLevel.info, log_time=0))
+        self.clock.fireShutdown()
+        self.assertEqual(json.loads(self.out.flushed)["message"], "last")
+
+    def test_otherThreadFlushesAtOnce(self):
+        """
+        Outside the reactor thread (and without a reactor) each line is
+        flushed at once.
+        """
+        from twisted.python import threadable
+
+        self.patch(threadable, "isInIOThread", lambda: False)
+        observer = TextLinesObserver(self.out, self.clock)
+        observer(dict(log_format="from a thread", log_level=LogLevel.info, log_time=0))
+        self.assertIn("from a thread", self.out.flushed)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        TextLinesObserver(self.out)(dict(log_format="no reactor", log_level=LogLevel.info, log_time=0))
+        self.assertIn("no reactor", self.out.flushed)
+
+
+class FlushCounter(io.StringIO):
+    """
+    A file that shows what was flushed (C{flushed}) and how often.
+    """
+
+    flushes = 0
+    flushed = ""
+
+    def flush(self):
+        self.flushes += 1
+        self.flushed = self.getvalue()
+
+
+class ShutdownClock(Clock):
+    """
+    A L{Clock} with the one system event trigger L{_LineWriter} uses.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.triggers = []
+
+    def addSystemEventTrigger(self, phase, event, f, *args):
+        self.triggers.append((phase, event, f, args))
+
+    def fireShutdown(self):
+        for phase, event, f, args in self.triggers:
+            if event == "shutdown":
+                f(*args)
 
 
 class RejectionReasonTests(unittest.SynchronousTestCase):

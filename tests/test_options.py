@@ -6,6 +6,7 @@ packaging.
 import os
 import subprocess
 import sys
+import threading
 
 from twisted.application.service import IServiceMaker
 from twisted.internet.testing import MemoryReactorClock as MemoryReactor
@@ -15,7 +16,7 @@ from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
 from fbtwist.config import Config
-from fbtwist.tap import Options, makeService
+from fbtwist.tap import Options, makeService, threadRunner
 
 TOP = FilePath(__file__).parent().parent()
 
@@ -156,6 +157,37 @@ class MakeServiceTests(unittest.TestCase):
         options.parseOptions(["--ldap", "ldap://h/dc=x", "--root", self.mktemp()])
         service = makeService(options, reactor=MemoryReactor())
         self.assertRaises(KeyError, service.getServiceNamed, "ldap-demo")
+
+
+class ThreadRunnerTests(unittest.TestCase):
+    """
+    L{fbtwist.tap.threadRunner}: the store's slow steps go to the reactor's
+    thread pool.
+    """
+
+    def test_memoryReactor(self):
+        """
+        A reactor without threads (a test's) gets none: the store runs them
+        in the calling thread.
+        """
+        self.assertIsNone(threadRunner(MemoryReactor()))
+
+    def test_threadPool(self):
+        """
+        With the real reactor the function runs in a thread of its pool and
+        the Deferred fires with its result in the reactor thread.
+        """
+        from twisted.internet import reactor
+
+        d = threadRunner(reactor)(lambda x: (x, threading.current_thread()), 7)
+
+        def check(result):
+            value, thread = result
+            self.assertEqual(value, 7)
+            self.assertIsNot(thread, threading.main_thread())
+            self.assertIs(threading.current_thread(), threading.main_thread())
+
+        return d.addCallback(check)
 
 
 class PluginTests(unittest.TestCase):

@@ -2,8 +2,10 @@
 Tests for L{fbtwist.store}: name validation, atomic writes, containment.
 """
 
+import errno
 import os
 
+from twisted.internet import defer
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
@@ -137,6 +139,7 @@ class CalendarStoreTests(unittest.SynchronousTestCase):
         outside.setContent(b"secret")
         outside.linkTo(self.root.child("evil.vfb"))
         self.assertRaises(PermissionDenied, self.store.read, ("evil.vfb",))
+        self.assertRaises(PermissionDenied, self.store.stat, ("evil.vfb",))
         self.assertRaises(PermissionDenied, self.store.openUpload, ("evil.vfb",))
         outsideDir = FilePath(self.mktemp())
         outsideDir.makedirs()
@@ -144,6 +147,24 @@ class CalendarStoreTests(unittest.SynchronousTestCase):
         self.assertRaises(PermissionDenied, self.store.openUpload, ("dir", "x.vfb"))
         self.assertEqual(outside.getContent(), b"secret")
         self.assertEqual(outsideDir.listdir(), [])
+
+    def test_statThroughLinkInside(self):
+        """
+        stat of a name that is a link within the tree describes its target;
+        of a plain file, a collection or nothing, what is there.
+        """
+        self.store.write(("real.vfb",), b"content")
+        self.root.child("real.vfb").linkTo(self.root.child("alias.vfb"))
+        self.store.makeCollection(("c",))
+        self.assertEqual(self.store.stat(("alias.vfb",)).size, 7)
+        self.assertFalse(self.store.stat(("alias.vfb",)).isCollection)
+        self.assertEqual(self.store.stat(("real.vfb",)).size, 7)
+        self.assertTrue(self.store.stat(("c",)).isCollection)
+        self.assertIsNone(self.store.stat(("missing.vfb",)))
+        self.assertIsNone(self.store.stat(("real.vfb", "below")))
+        os.mkfifo(self.root.child("fifo").path)
+        self.assertIsNone(self.store.stat(("fifo",)))
+        self.assertRaises(InvalidName, self.store.stat, (".hidden",))
 
     def test_collections(self):
         """
@@ -205,5 +226,124 @@ class CalendarStoreTests(unittest.SynchronousTestCase):
         upload._file.close()
         upload._file = FullFile()
         self.assertRaises(InsufficientStorage, upload.write, b"new")
+        self.assertEqual(self.store.read(("a.vfb",)), b"old")
+        self.assertEqual(os.listdir(self.root.path), ["a.vfb"])
+
+
+class HeldRunner:
+    """
+    A store's C{runBlocking} that runs nothing until told: each call waits
+    in C{pending} until L{finish} runs it, as a thread pool that has not got
+    to it yet would.
+    """
+
+    def __init__(self):
+        self.pending = []
+
+    def __call__(self, f, *args):
+        d = defer.Deferred()
+        self.pending.append((d, f, args))
+        return d
+
+    def finish(self):
+        """
+        Run the oldest waiting call and fire its Deferred with the outcome.
+        """
+        d, f, args = self.pending.pop(0)
+        try:
+            result = f(*args)
+        except BaseException:
+            d.errback()
+        else:
+            d.callback(result)
+
+
+class CommitAsyncTests(unittest.SynchronousTestCase):
+    """
+    L{fbtwist.store.Upload.commitAsync} writes and syncs through the store's
+    C{runBlocking}, and renames in the caller's thread after its check.
+    """
+
+    def setUp(self):
+        self.root = FilePath(self.mktemp())
+        self.runner = HeldRunner()
+        self.store = CalendarStore(self.root, runBlocking=self.runner)
+        self.store.write(("a.vfb",), b"old")
+
+    def test_defaultRunsAtOnce(self):
+        """
+        Without a C{runBlocking} the commit happens before commitAsync
+        returns.
+        """
+        store = CalendarStore(FilePath(self.mktemp()))
+        d = store.openUpload(("a.vfb",)).commitAsync(b"new")
+        self.assertIs(self.successResultOf(d), True)
+        self.assertEqual(store.read(("a.vfb",)), b"new")
+
+    def test_oldVersionUntilWritten(self):
+        """
+        Readers see the old version while the new one is written and synced
+        elsewhere; the rename comes once that is done, then the directory
+        sync; the result says whether the file is new.
+        """
+        d = self.store.openUpload(("a.vfb",)).commitAsync(b"new")
+        self.assertNoResult(d)
+        self.assertEqual(self.store.read(("a.vfb",)), b"old")
+        self.runner.finish()
+        self.assertEqual(self.store.read(("a.vfb",)), b"new")
+        self.assertEqual(self.store.etag(("a.vfb",)), etagForContent(b"new"))
+        self.assertNoResult(d)
+        self.runner.finish()
+        self.assertIs(self.successResultOf(d), False)
+        self.assertEqual(os.listdir(self.root.path), ["a.vfb"])
+
+    def test_checkRefuses(self):
+        """
+        A check that raises, once the file is written, keeps the old version
+        and removes the temporary file.
+        """
+        calls = []
+
+        def check():
+            calls.append(self.store.read(("a.vfb",)))
+            raise Conflict("changed meanwhile")
+
+        d = self.store.openUpload(("a.vfb",)).commitAsync(b"new", check)
+        self.assertEqual(calls, [])
+        self.runner.finish()
+        self.assertEqual(calls, [b"old"])
+        self.failureResultOf(d, Conflict)
+        self.assertEqual(self.store.read(("a.vfb",)), b"old")
+        self.assertEqual(os.listdir(self.root.path), ["a.vfb"])
+
+    def test_abortWhileWriting(self):
+        """
+        An abort (the client went away) while another thread writes the file
+        takes effect once it is done: nothing is renamed, the temporary file
+        goes.
+        """
+        upload = self.store.openUpload(("a.vfb",))
+        d = upload.commitAsync(b"new")
+        upload.abort()
+        self.assertEqual(len(os.listdir(self.root.path)), 2)
+        self.runner.finish()
+        self.failureResultOf(d, defer.CancelledError)
+        self.assertEqual(self.store.read(("a.vfb",)), b"old")
+        self.assertEqual(os.listdir(self.root.path), ["a.vfb"])
+
+    def test_diskFull(self):
+        """
+        A full disk while writing is InsufficientStorage, and the old file
+        stays.
+        """
+        upload = self.store.openUpload(("a.vfb",))
+
+        def full():
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        upload._file.flush = full
+        d = upload.commitAsync(b"new")
+        self.runner.finish()
+        self.failureResultOf(d, InsufficientStorage)
         self.assertEqual(self.store.read(("a.vfb",)), b"old")
         self.assertEqual(os.listdir(self.root.path), ["a.vfb"])

@@ -64,18 +64,18 @@ async def _put(avatar, path, request) -> None:
     name = path[-1]
     if name.lower().endswith(ical.FREEBUSY_SUFFIXES + ical.EVENT_SUFFIXES):
         checkMediaType(request)
-    conditions.checkIfMatch(avatar, request, path)
-    # A new file changes its parent's membership, which a lock on the parent protects.
-    conditions.checkWrite(avatar, request, path, [(path, False, avatar.store.stat(path) is None)])
+    def check() -> None:
+        conditions.checkIfMatch(avatar, request, path)
+        # A new file changes its parent's membership, which a lock on the parent protects.
+        conditions.checkWrite(avatar, request, path, [(path, False, avatar.store.stat(path) is None)])
+
+    check()
     body = readBody(request)
     ical.validateUpload(name, body)
     upload = avatar.openUpload(path)
-    try:
-        upload.write(body)
-    except BaseException:
-        upload.abort()
-        raise
-    created = upload.commit()
+    # Checked again once the body is on disk, right before the rename: a
+    # LOCK or another PUT may have come in while it was being written.
+    created = await upload.commitAsync(body, check)
     log.info(
         "published {path} as {uid} over HTTP ({size} bytes)",
         fbEvent="publish", path="/".join(path), uid=avatar.uid, size=len(body), protocol="http",
