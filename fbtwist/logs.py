@@ -29,8 +29,10 @@ from twisted.application.service import Service
 from twisted.logger import (
     FileLogObserver,
     ILogObserver,
+    FilteringLogObserver,
     Logger,
     LogLevel,
+    LogLevelFilterPredicate,
     formatEvent,
     formatEventAsClassicLogText,
     formatTime,
@@ -378,19 +380,24 @@ def useUnderTwistd(twistdOptions, logFormat: str = "json") -> None:
     twistdOptions["logger"] = __name__ + "." + name
 
 
-def twistdJSONObserver() -> JSONLinesObserver:
+def _fromInfoUp(observer) -> FilteringLogObserver:
+    # Debug events (one per directory call, ...) feed the metrics, not the log.
+    return FilteringLogObserver(observer, [LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)])
+
+
+def twistdJSONObserver() -> FilteringLogObserver:
     """
     The log observer factory twistd calls under C{--log-format json}.
     """
-    return JSONLinesObserver(_destination())
+    return _fromInfoUp(JSONLinesObserver(_destination()))
 
 
-def twistdTextObserver() -> TextLinesObserver:
+def twistdTextObserver() -> FilteringLogObserver:
     """
     The log observer factory twistd calls under C{--log-format text} (the
     default).
     """
-    return TextLinesObserver(_destination())
+    return _fromInfoUp(TextLinesObserver(_destination()))
 
 
 def isAccessEvent(event: dict) -> bool:

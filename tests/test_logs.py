@@ -163,8 +163,9 @@ class JSONRecordTests(unittest.SynchronousTestCase):
         self.addCleanup(signal.signal, signal.SIGUSR1, signal.getsignal(signal.SIGUSR1))
         signal.signal(signal.SIGUSR1, signal.SIG_DFL)
         observer = logs.twistdJSONObserver()
-        observer(dict(log_format="to the file", log_level=LogLevel.info, log_time=0))
-        observer._out.close()
+        observer(dict(log_format="not logged", log_level=LogLevel.debug, log_time=0, log_namespace="t"))
+        observer(dict(log_format="to the file", log_level=LogLevel.info, log_time=0, log_namespace="t"))
+        observer._observer._out.close()
         self.assertEqual(json.loads(path.getContent())["message"], "to the file")
         # As with twistd's own observer, SIGUSR1 rotates the file.
         self.assertTrue(callable(signal.getsignal(signal.SIGUSR1)))
