@@ -20,6 +20,7 @@ import secrets
 import stat
 import time
 import unicodedata
+from contextlib import contextmanager
 from typing import Callable, Dict, Iterator, NamedTuple, Optional, Tuple
 
 from twisted.internet import defer
@@ -191,17 +192,26 @@ class Upload:
         @raise InsufficientStorage: When the disk is full; the old version is
             kept.
         """
-        try:
+        with self._abortingOnFailure():
             self._writeOut(b"")
             created = self._rename()
+        self._store._syncDirectory(self._target.parent())
+        return created
+
+    @contextmanager
+    def _abortingOnFailure(self) -> Iterator[None]:
+        """
+        Discard the new version when the block fails (the old one stays),
+        an C{OSError} becoming the store's domain error.
+        """
+        try:
+            yield
         except OSError as e:
             self.abort()
             raise _storageError(e, self.path) from None
         except BaseException:
             self.abort()
             raise
-        self._store._syncDirectory(self._target.parent())
-        return created
 
     def commitAsync(self, data: bytes = b"", check: Optional[Callable[[], None]] = None) -> defer.Deferred:
         """
@@ -222,29 +232,17 @@ class Upload:
 
     async def _commitAsync(self, data: bytes, check) -> bool:
         self._writingOut = True
-        try:
-            await self._store.runBlocking(self._writeOut, data)
-        except OSError as e:
-            self._writingOut = False
-            self.abort()
-            raise _storageError(e, self.path) from None
-        except BaseException:
-            self._writingOut = False
-            self.abort()
-            raise
-        self._writingOut = False
-        try:
+        with self._abortingOnFailure():
+            try:
+                await self._store.runBlocking(self._writeOut, data)
+            finally:
+                self._writingOut = False
+        with self._abortingOnFailure():
             if self._abortRequested:
                 raise defer.CancelledError("the upload was aborted while it was being written")
             if check is not None:
                 check()
             created = self._rename()
-        except OSError as e:
-            self.abort()
-            raise _storageError(e, self.path) from None
-        except BaseException:
-            self.abort()
-            raise
         await self._store.runBlocking(self._store._syncDirectory, self._target.parent())
         return created
 
