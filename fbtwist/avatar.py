@@ -135,6 +135,12 @@ class CalendarAvatar:
         """
         return self.store.metadataDirectory(LOCK_DIRECTORY, create=False)
 
+    def lockStore(self) -> LockStore:
+        """
+        The WebDAV locks of the tree.
+        """
+        return LockStore(self.lockDirectory(), WallClock)
+
     def assertUnlocked(self, path: StorePath) -> None:
         """
         For protocols that cannot present WebDAV lock tokens (FTP): refuse
@@ -143,7 +149,7 @@ class CalendarAvatar:
 
         @raise Locked: When a lock stands in the way.
         """
-        if LockStore(self.lockDirectory(), WallClock).affecting(path, membership=True):
+        if self.lockStore().affecting(path, membership=True):
             raise Locked(f"{'/'.join(path) or '/'} is locked by a WebDAV client")
 
     def _isCollection(self, path: StorePath) -> bool:

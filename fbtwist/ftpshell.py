@@ -15,6 +15,7 @@ format (Twisted's own C{FTPCmdError} raises for reply templates without
 C{%s}, such as 552's).
 """
 
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from typing import List, Optional, Sequence, Tuple
 
@@ -207,7 +208,9 @@ class UploadFile:
             ical.validateUpload(self.upload.path[-1], self.upload.contents())
             check()
             # Checked again right before the rename, once the file is on disk.
-            created = await self.upload.commitAsync(b"", check)
+            created = await self.upload.commitAsync(
+                b"", check, exclusive=self.avatar.lockStore().exclusive if self.avatar is not None else nullcontext
+            )
         except FreeBusyError as e:
             self.abort()
             raise ftpErrorFor(e, self.segments) from None

@@ -68,6 +68,13 @@ class ICalendarStore(Interface):
         @return: The file's bytes.
         """
 
+    def snapshot(path):
+        """
+        @return: A L{fbtwist.store.FileSnapshot} of the file at C{path} (its
+            info, entity tag and bytes, read together), or C{None} when
+            there is no file.
+        """
+
     def openUpload(path):
         """
         @return: An L{IUpload} for a new version of the file at C{path}.

@@ -135,7 +135,14 @@ class LockStore:
         self.clock = clock
 
     @contextmanager
-    def _exclusive(self) -> Iterator[None]:
+    def exclusive(self) -> Iterator[None]:
+        """
+        Hold the tree's lock mutex (an exclusive C{flock}, so other servers
+        sharing the tree wait too): taking, refreshing and removing locks
+        hold it, and so does a publish between its lock check and its
+        rename (L{fbtwist.store.Upload.commitAsync}).  Blocks: taken in the
+        reactor thread only around a few small files' I/O.
+        """
         # The directory appears with the first lock: reading needs none.
         self.directory.makedirs(ignoreExistingDirectory=True)
         fd = os.open(self.directory.child(_MUTEX).path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -241,7 +248,7 @@ class LockStore:
         @raise TooManyLocks: When C{principal} holds too many locks already.
         """
         timeout = clampTimeout(timeout)
-        with self._exclusive():
+        with self.exclusive():
             held = 0
             for other in self.all():
                 if other.overlaps(path, depth) and EXCLUSIVE in (scope, other.scope):
@@ -264,7 +271,7 @@ class LockStore:
         @return: The refreshed lock, or C{None} when it is not in force.
         """
         timeout = clampTimeout(timeout)
-        with self._exclusive():
+        with self.exclusive():
             lock = self.get(token)
             if lock is None:
                 return None
@@ -276,7 +283,7 @@ class LockStore:
         """
         @return: Whether the lock C{token} was in force.
         """
-        with self._exclusive():
+        with self.exclusive():
             lock = self.get(token)
             if lock is None:
                 return False
@@ -288,7 +295,7 @@ class LockStore:
         Remove the locks rooted at C{path} or below (it was deleted or
         moved away).
         """
-        with self._exclusive():
+        with self.exclusive():
             for lock in self.all():
                 if lock.within(path):
                     self._remove(self._file(lock.token))

@@ -24,7 +24,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable, List, NamedTuple, Optional, Tuple
+from typing import Callable, Coroutine, List, NamedTuple, Optional, Tuple
 from zoneinfo import ZoneInfo
 
 from ldaptor.protocols.ldap.distinguishedname import DistinguishedName
@@ -42,7 +42,7 @@ from fbtwist.errors import InvalidCalendar, InvalidName, NotFound
 from fbtwist.freebusy import FreeBusy, Period, RangeError, TimeRange
 from fbtwist.interfaces import ICalendarStore, IDirectory
 from fbtwist.store import ResourceInfo, validateName
-from fbtwist.webresponse import CALENDAR_TYPE, HTTPError, renderAsync, serveCalendar, writeError
+from fbtwist.webresponse import CALENDAR_TYPE, HTTPError, renderAsync, renderSoon, serveCalendar, writeError
 
 #: The suffixes a lookup URL may end in (Outlook's, and RFC 5545's).
 LOOKUP_SUFFIXES = (".vfb", ".ifb")
@@ -130,6 +130,9 @@ def argument(request, name: str) -> Optional[str]:
         raise HTTPError(http.BAD_REQUEST, f"the {name} parameter is not UTF-8") from None
 
 
+_NO_PARAMETERS = Query(None, FORMAT_ICALENDAR, freebusy.STYLE_PUBLISHED)
+
+
 def parseQuery(request, now: datetime, window: timedelta) -> Query:
     """
     Read the lookup parameters.
@@ -137,6 +140,8 @@ def parseQuery(request, now: datetime, window: timedelta) -> Query:
     @raise HTTPError: 400 for bad times or options, 406 for a format other
         than iCalendar or jCal.
     """
+    if not request.args:
+        return _NO_PARAMETERS
     try:
         timeRange = freebusy.parseRange(
             argument(request, "start"), argument(request, "end"), argument(request, "period"), now, window
@@ -193,6 +198,7 @@ class Published(NamedTuple):
     path: Tuple[str, ...]
     info: ResourceInfo
     etag: str
+    data: bytes
 
     @property
     def isCalendar(self) -> bool:
@@ -295,13 +301,23 @@ class LookupResource(Resource):
         self._calendarCache = _Cache(64)
         self._derivedCache = _Cache(512)
 
+    def resolvedNow(self, name: str) -> Tuple[bool, Optional[str]]:
+        """
+        The uid whose file C{name} asks for, when it is known without
+        asking the directory.
+
+        @return: C{(True, uid)} (C{uid} C{None}: nobody), or C{(False, None)}
+            when only the directory can tell.
+        """
+        return self.names.get(name)
+
     async def resolve(self, name: str) -> Optional[str]:
         """
         The uid whose file C{name} asks for (C{None}: nobody), from the
         cache or the directory.
         """
-        cached, uid = self.names.get(name)
-        if not cached:
+        known, uid = self.resolvedNow(name)
+        if not known:
             uid = await self.directory.resolveName(name)
             self.names.put(name, uid)
         return uid
@@ -322,27 +338,41 @@ class LookupResource(Resource):
             return NOT_DONE_YET
         if len(postpath) == 2 and postpath[0] == GROUP_SEGMENT:
             return renderAsync(request, self._getGroup(request))
-        return renderAsync(request, self._getPerson(request))
+        return renderSoon(request, self._getPerson)
 
     # --- one person ---
 
-    async def _getPerson(self, request) -> None:
+    def _getPerson(self, request) -> Optional[Coroutine]:
+        # Answered at once when the name is known and the file may be served
+        # as published (most lookups): see renderSoon.
         if len(request.postpath) != 1:
             raise HTTPError(http.NOT_FOUND, "ask for /calendar/<name>.vfb")
         name = splitLookupName(request.postpath[0])
         query = parseQuery(request, self.now(), self.settings.window)
-        uid = await self.resolve(name)
+        known, uid = self.resolvedNow(name)
+        if not known:
+            return self._getPersonLater(request, name, query)
+        return self._answerPerson(request, name, query, uid)
+
+    async def _getPersonLater(self, request, name: str, query: Query) -> None:
+        pending = self._answerPerson(request, name, query, await self.resolve(name))
+        if pending is not None:
+            await pending
+
+    def _answerPerson(self, request, name: str, query: Query, uid: Optional[str]) -> Optional[Coroutine]:
         if uid is None:
             raise NotFound(f"nobody called {name} has published free/busy times")
         published = self.published(uid)
         if published is None:
             raise NotFound(f"{name} has not published free/busy times")
         if not published.isCalendar and not query.transforms:
-            data = self.store.read(published.path)
-            fb, clean = self._readFreeBusy(published, data)
+            fb, clean = self._readFreeBusy(published)
             if clean:
-                serveCalendar(request, data, published.etag, published.info.modified)
-                return
+                serveCalendar(request, published.data, published.etag, published.info.modified)
+                return None
+        return self._serveFreeBusy(request, query, uid, published)
+
+    async def _serveFreeBusy(self, request, query: Query, uid: str, published: Published) -> None:
         fb = await self.freeBusy(published, query.range)
         modified = published.info.modified
         if published.isCalendar and query.range is None:
@@ -355,25 +385,23 @@ class LookupResource(Resource):
         The user's source of free/busy times: C{<uid>.vfb} or C{<uid>.ics},
         whichever was published last (empty placeholders do not count).
         """
-        best = None
-        for suffix in (FREEBUSY_FILE, EVENTS_FILE):
-            path = (uid + suffix,)
-            info = self.store.stat(path)
-            if info is None or info.isCollection or info.size == 0:
-                continue
-            if best is None or info.modified > best[1].modified:
-                best = (path, info)
-        if best is None:
+        freeBusyPath, eventsPath = (uid + FREEBUSY_FILE,), (uid + EVENTS_FILE,)
+        snapshot = self.store.snapshot(freeBusyPath)
+        if snapshot is not None and snapshot.info.size == 0:
+            snapshot = None
+        events = self.store.stat(eventsPath)
+        if events is not None and not events.isCollection and events.size > 0:
+            if snapshot is None or events.modified > snapshot.info.modified:
+                snapshot = self.store.snapshot(eventsPath) or snapshot
+        if snapshot is None:
             return None
-        return Published(best[0], best[1], self.store.etag(best[0]))
+        return Published(snapshot.info.path, snapshot.info, snapshot.etag, snapshot.data)
 
-    def _readFreeBusy(self, published: Published, data: Optional[bytes] = None) -> Tuple[FreeBusy, bool]:
+    def _readFreeBusy(self, published: Published) -> Tuple[FreeBusy, bool]:
         cached = self._freeBusyCache.get(published.etag)
         if cached is None:
-            if data is None:
-                data = self.store.read(published.path)
             try:
-                cached = ical.readFreeBusy(data)
+                cached = ical.readFreeBusy(published.data)
             except InvalidCalendar as e:
                 # Written past the server's validation (by an administrator
                 # or another program): nothing can be served.
@@ -409,10 +437,9 @@ class LookupResource(Resource):
         if periods is not None:
             return periods
         calendar = self._calendarCache.get(published.etag)
-        data = None if calendar is not None else self.store.read(published.path)
 
         def work():
-            parsed = calendar if calendar is not None else ical.parseEvents(data)
+            parsed = calendar if calendar is not None else ical.parseEvents(published.data)
             return parsed, ical.deriveFreeBusy(parsed, timeRange.start, timeRange.end, zone)
 
         # Expanding recurrences of a big calendar takes a while: not on the

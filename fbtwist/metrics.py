@@ -85,6 +85,7 @@ class MetricsObserver:
         self.throttled = Counter(
             "fbtwist_logins_throttled", "Logins refused because of too many failures.", registry=registry,
         )
+        self._requestSeries: dict = {}
         self.locks = Gauge("fbtwist_dav_locks", "WebDAV locks held now.", registry=registry)
         self.locks.set_function(self._lockCount)
         # Zero series for the common labels, so that dashboards and rate()
@@ -117,10 +118,19 @@ class MetricsObserver:
     def _request(self, event):
         method = event.get("method")
         method = method if method in KNOWN_METHODS else "OTHER"
-        self.requests.labels(method=method, status=_label(event.get("status"), maximum=3)).inc()
+        status = _label(event.get("status"), maximum=3)
+        series = self._requestSeries.get((method, status))
+        if series is None:
+            # prometheus_client's labels() costs more than the rest of this
+            # observer: the few (method, status) pairs are looked up once.
+            series = self._requestSeries[method, status] = (
+                self.requests.labels(method=method, status=status),
+                self.requestSeconds.labels(method=method),
+            )
+        series[0].inc()
         seconds = event.get("seconds")
         if isinstance(seconds, (int, float)):
-            self.requestSeconds.labels(method=method).observe(seconds)
+            series[1].observe(seconds)
 
     def _publish(self, event):
         self.publishes.labels(protocol=_label(event.get("protocol"), KNOWN_PROTOCOLS)).inc()

@@ -20,11 +20,13 @@ import secrets
 import stat
 import time
 import unicodedata
-from contextlib import contextmanager
-from typing import Callable, Dict, Iterator, NamedTuple, Optional, Tuple
+from collections import OrderedDict
+from contextlib import contextmanager, nullcontext
+from typing import Callable, ContextManager, Dict, Iterator, NamedTuple, Optional, Tuple
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
@@ -66,6 +68,17 @@ class ResourceInfo(NamedTuple):
     @property
     def name(self) -> str:
         return self.path[-1] if self.path else ""
+
+
+class FileSnapshot(NamedTuple):
+    """
+    One version of a file: what is known of it, its entity tag and its
+    content, read together (see L{CalendarStore.snapshot}).
+    """
+
+    info: ResourceInfo
+    etag: str
+    data: bytes
 
 
 def validateName(name: str) -> str:
@@ -195,7 +208,7 @@ class Upload:
         with self._abortingOnFailure():
             self._writeOut(b"")
             created = self._rename()
-        self._store._syncDirectory(self._target.parent())
+        _syncDirectory(self._target.parent().path)
         return created
 
     @contextmanager
@@ -213,38 +226,46 @@ class Upload:
             self.abort()
             raise
 
-    def commitAsync(self, data: bytes = b"", check: Optional[Callable[[], None]] = None) -> defer.Deferred:
+    def commitAsync(self, data: bytes = b"", check: Optional[Callable[[], None]] = None,
+                    exclusive: Callable[[], ContextManager] = nullcontext) -> defer.Deferred:
         """
-        Append C{data} and commit, with the slow steps (writing, fsync of the
-        file and of its directory) run by the store's C{runBlocking} (a
+        Append C{data} and commit, run by the store's C{runBlocking} (a
         thread pool in the server), so that the reactor serves others
-        meanwhile.  C{check} and the rename run in the caller's thread, one
-        right after the other, once the file is on disk: a decision C{check}
-        makes (a lock, a precondition) therefore still holds when the new
-        version appears, whatever the reactor did in between.
+        meanwhile: writing, fsync, then C{check} and the rename one right
+        after the other under C{exclusive()}, then the fsync of the
+        directory (shared with concurrent commits into it).  A decision
+        C{check} makes (a lock, a precondition) therefore still holds when
+        the new version appears, as long as whatever could change it (taking
+        a lock) takes the same C{exclusive} too.
 
         @param check: Raises to refuse the commit; the old version is kept.
+            It runs where the writing runs (another thread in the server).
+        @param exclusive: A context manager factory (WebDAV's lock store's
+            lock), held around C{check} and the rename.
         @return: A Deferred firing with C{True} when the file did not exist
             before, or failing as L{commit} does or with what C{check}
             raised (the old version kept).
         """
-        return defer.Deferred.fromCoroutine(self._commitAsync(data, check))
+        return defer.Deferred.fromCoroutine(self._commitAsync(data, check, exclusive))
 
-    async def _commitAsync(self, data: bytes, check) -> bool:
+    async def _commitAsync(self, data: bytes, check, exclusive) -> bool:
         self._writingOut = True
         with self._abortingOnFailure():
             try:
-                await self._store.runBlocking(self._writeOut, data)
+                created = await self._store.runBlocking(self._writeOutAndRename, data, check, exclusive)
             finally:
                 self._writingOut = False
-        with self._abortingOnFailure():
+        await self._store._directorySyncs.sync(self._target.parent().path)
+        return created
+
+    def _writeOutAndRename(self, data: bytes, check, exclusive) -> bool:
+        self._writeOut(data)
+        with exclusive():
             if self._abortRequested:
                 raise defer.CancelledError("the upload was aborted while it was being written")
             if check is not None:
                 check()
-            created = self._rename()
-        await self._store.runBlocking(self._store._syncDirectory, self._target.parent())
-        return created
+            return self._rename()
 
     def abort(self) -> None:
         """
@@ -286,6 +307,8 @@ class CalendarStore:
         root.makedirs(ignoreExistingDirectory=True)
         self.root = FilePath(os.path.realpath(root.path))
         self.runBlocking = runBlocking if runBlocking is not None else defer.maybeDeferred
+        self._snapshots = _SnapshotCache()
+        self._directorySyncs = _DirectorySyncs(lambda path: self.runBlocking(_syncDirectory, path))
 
     def _filePath(self, path: StorePath) -> FilePath:
         """
@@ -321,42 +344,90 @@ class CalendarStore:
             path = os.path.dirname(path)
         return False
 
-    def stat(self, path: StorePath) -> Optional[ResourceInfo]:
+    def _lookUp(self, path: StorePath) -> Optional[Tuple[str, os.stat_result]]:
         """
-        @return: What is known of C{path}, or C{None} when nothing is there.
+        The filesystem path of C{path} and its C{stat}, or C{None} when
+        nothing (or neither a file nor a collection) is there.
         """
         if len(path) == 1 and path[0]:
             # The root is a real path, so only the name itself could be a
             # link: one lstat answers both questions (every lookup asks).
+            fsPath = os.path.join(self.root.path, validateName(path[0]))
             try:
-                st = os.lstat(self.root.child(validateName(path[0])).path)
+                st = os.lstat(fsPath)
             except (FileNotFoundError, NotADirectoryError):
                 return None
             if not stat.S_ISLNK(st.st_mode):
-                return _info(path, st) if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode) else None
-        fp = self._filePath(path)
+                return (fsPath, st) if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode) else None
+        fsPath = self._filePath(path).path
         try:
-            st = os.stat(fp.path)
+            st = os.stat(fsPath)
         except (FileNotFoundError, NotADirectoryError):
             return None
         if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
             return None
-        return _info(path, st)
+        return fsPath, st
 
-    def etag(self, path: StorePath) -> str:
+    def stat(self, path: StorePath) -> Optional[ResourceInfo]:
         """
-        The strong entity tag of the content of the file at C{path}.
+        @return: What is known of C{path}, or C{None} when nothing is there.
         """
-        fp = self._filePath(path)
+        found = self._lookUp(path)
+        return None if found is None else _info(path, found[1])
+
+    def snapshot(self, path: StorePath) -> Optional[FileSnapshot]:
+        """
+        The file at C{path} as it is now, or C{None} when there is no file.
+
+        Recently read files are answered from memory while their inode,
+        size, modification and change times are unchanged: a publish
+        replaces a file by renaming a new one over it, and an edit in place
+        moves its times, so a cached version is never served after the file
+        changed (one C{stat} per call).
+        """
+        found = self._lookUp(path)
+        if found is None or not stat.S_ISREG(found[1].st_mode):
+            return None
+        fsPath, st = found
+        cached = self._snapshots.get(fsPath, _versionOf(st))
+        if cached is not None:
+            return cached
         try:
-            st = os.stat(fp.path)
-            etag, size, mtime = os.getxattr(fp.path, _ETAG_XATTR).decode("ascii").split("|")
+            with open(fsPath, "rb") as f:
+                st = os.fstat(f.fileno())
+                data = f.read()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        snapshot = FileSnapshot(_info(path, st), self._etagOf(fsPath, st, lambda: data), data)
+        if len(data) == st.st_size:
+            self._snapshots.put(fsPath, _versionOf(st), snapshot)
+        return snapshot
+
+    @staticmethod
+    def _etagOf(fsPath: str, st: os.stat_result, content: Callable[[], bytes]) -> str:
+        """
+        The entity tag remembered with the file when it matches C{st}, else
+        that of C{content()}.
+        """
+        try:
+            etag, size, mtime = os.getxattr(fsPath, _ETAG_XATTR).decode("ascii").split("|")
             if int(size) == st.st_size and int(mtime) == st.st_mtime_ns:
                 return etag
         except (OSError, ValueError):
             pass
         # No attribute, or the file was changed behind our back.
-        return etagForContent(self.read(path))
+        return etagForContent(content())
+
+    def etag(self, path: StorePath) -> str:
+        """
+        The strong entity tag of the content of the file at C{path}.
+        """
+        fsPath = self._filePath(path).path
+        try:
+            st = os.stat(fsPath)
+        except OSError:
+            return etagForContent(self.read(path))
+        return self._etagOf(fsPath, st, lambda: self.read(path))
 
     def read(self, path: StorePath) -> bytes:
         """
@@ -413,7 +484,7 @@ class CalendarStore:
             _removeIfExists(self._propertiesFile(path, False).path)
         except OSError as e:
             raise _storageError(e, path) from None
-        self._syncDirectory(fp.parent())
+        _syncDirectory(fp.parent().path)
 
     def makeCollection(self, path: StorePath) -> None:
         """
@@ -581,8 +652,8 @@ class CalendarStore:
                     _removeIfExists(dstProps.path)
         except OSError as e:
             raise _storageError(e, destination) from None
-        self._syncDirectory(dst.parent())
-        self._syncDirectory(src.parent())
+        _syncDirectory(dst.parent().path)
+        _syncDirectory(src.parent().path)
 
     def removeStaleTemporaries(self, olderThan: float = 3600.0) -> int:
         """
@@ -608,18 +679,64 @@ class CalendarStore:
             self.log.info("removed {count} stale temporary files", count=removed)
         return removed
 
-    def _syncDirectory(self, directory: FilePath) -> None:
-        # The rename is durable only once the directory entry is on disk.
-        try:
-            fd = os.open(directory.path, os.O_RDONLY | os.O_DIRECTORY)
-        except OSError:
-            return
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+def _syncDirectory(path: str) -> None:
+    # A rename is durable only once the directory entry is on disk.
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class _DirectorySyncs:
+    """
+    Group commit of directory entries: one fsync of a directory makes
+    durable every rename made in it before the fsync began, so commits
+    waiting for the same directory share one.  A commit arriving while an
+    fsync of its directory is running waits for the next, which starts as
+    soon as the running one ends and serves everyone who arrived meanwhile.
+
+    @param fsync: Called with a directory's path, returns a Deferred that
+        fires once that directory was fsynced.
+    """
+
+    def __init__(self, fsync: Callable[[str], defer.Deferred]):
+        self._fsync = fsync
+        #: Directories being synced -> the commits waiting for the next sync.
+        self._next: Dict[str, list] = {}
+
+    def sync(self, path: str) -> defer.Deferred:
+        """
+        @return: A Deferred that fires once every rename made in C{path}
+            before this call is durable.
+        """
+        waiting = self._next.get(path)
+        if waiting is not None:
+            d = defer.Deferred()
+            waiting.append(d)
+            return d
+        self._next[path] = []
+        return self._start(path)
+
+    def _start(self, path: str) -> defer.Deferred:
+        return defer.maybeDeferred(self._fsync, path).addBoth(self._ended, path)
+
+    def _ended(self, result, path: str):
+        waiting = self._next.pop(path)
+        if waiting:
+            self._next[path] = []
+
+            def release(outcome):
+                for d in waiting:
+                    d.errback(outcome) if isinstance(outcome, Failure) else d.callback(None)
+
+            self._start(path).addBoth(release)
+        return result
 
 
 def _removeIfExists(path: str) -> None:
@@ -647,6 +764,42 @@ def atomicWrite(target: FilePath, data: bytes) -> None:
             raise
     except OSError as e:
         raise _storageError(e, ()) from None
+
+
+def _versionOf(st: os.stat_result) -> Tuple[int, int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class _SnapshotCache:
+    """
+    The most recently read files, least recently used first out, holding
+    at most C{maxBytes} of content and no file larger than C{maxFile}.
+    """
+
+    def __init__(self, maxBytes: int = 32 * 2**20, maxFile: int = 2**20):
+        self.maxBytes = maxBytes
+        self.maxFile = maxFile
+        self._bytes = 0
+        self._entries: "OrderedDict[str, Tuple[tuple, FileSnapshot]]" = OrderedDict()
+
+    def get(self, fsPath: str, version: tuple) -> Optional[FileSnapshot]:
+        entry = self._entries.get(fsPath)
+        if entry is None or entry[0] != version:
+            return None
+        self._entries.move_to_end(fsPath)
+        return entry[1]
+
+    def put(self, fsPath: str, version: tuple, snapshot: FileSnapshot) -> None:
+        old = self._entries.pop(fsPath, None)
+        if old is not None:
+            self._bytes -= len(old[1].data)
+        if len(snapshot.data) > self.maxFile:
+            return
+        self._entries[fsPath] = (version, snapshot)
+        self._bytes += len(snapshot.data)
+        while self._bytes > self.maxBytes:
+            _, (_, evicted) = self._entries.popitem(last=False)
+            self._bytes -= len(evicted.data)
 
 
 def _info(path: StorePath, st: os.stat_result) -> ResourceInfo:

@@ -4,10 +4,11 @@ codes, short plain-text error bodies, running a request's coroutine, and
 serving a calendar file with validators.
 """
 
-from typing import Iterable, Optional, Tuple
+from typing import Callable, Coroutine, Iterable, Optional, Tuple
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web import http
 from twisted.web.server import NOT_DONE_YET
 
@@ -85,6 +86,27 @@ def isGone(request) -> bool:
     return request.finished or getattr(request, "_disconnected", False)
 
 
+def _answerFailure(request, failure) -> None:
+    """
+    Answer a request whose work failed: from the error table, or 500 (and
+    a log entry) for anything unexpected.
+    """
+    if isGone(request):
+        if not failure.check(defer.CancelledError):
+            log.failure("request failed after its client went away", failure)
+        return
+    answer = httpErrorFor(failure.value)
+    if answer is None:
+        log.failure("internal error answering {method} {uri}", failure, method=request.method, uri=request.uri)
+        answer = HTTPError(http.INTERNAL_SERVER_ERROR, "internal server error")
+    writeError(request, answer.code, answer.reason, answer.headers)
+
+
+def _finish(request) -> None:
+    if not isGone(request):
+        request.finish()
+
+
 def renderAsync(request, coroutine):
     """
     Run a request's coroutine: errors become answers from the error table,
@@ -93,26 +115,30 @@ def renderAsync(request, coroutine):
 
     @return: C{NOT_DONE_YET}, for a C{render} method to return.
     """
+    defer.Deferred.fromCoroutine(coroutine).addCallbacks(
+        lambda _: _finish(request), lambda failure: _answerFailure(request, failure)
+    ).addErrback(lambda f: log.failure("could not answer", f))
+    return NOT_DONE_YET
 
-    def finish(_):
-        if not isGone(request):
-            request.finish()
 
-    def failed(failure):
-        if isGone(request):
-            if not failure.check(defer.CancelledError):
-                log.failure("request failed after its client went away", failure)
-            return
-        answer = httpErrorFor(failure.value)
-        if answer is None:
-            log.failure("internal error answering {method} {uri}", failure,
-                        method=request.method, uri=request.uri)
-            answer = HTTPError(http.INTERNAL_SERVER_ERROR, "internal server error")
-        writeError(request, answer.code, answer.reason, answer.headers)
+def renderSoon(request, answer: Callable[[object], Optional[Coroutine]]):
+    """
+    Answer C{request} with C{answer(request)}, which either answers at once
+    (and returns C{None}) or returns a coroutine that finishes the answer,
+    run by L{renderAsync}.  Errors are answered as L{renderAsync} answers
+    them.  What can be answered at once (a lookup whose name and file are
+    known) is spared the cost of a coroutine and its Deferred.
 
-    defer.Deferred.fromCoroutine(coroutine).addCallbacks(finish, failed).addErrback(
-        lambda f: log.failure("could not answer", f)
-    )
+    @return: C{NOT_DONE_YET}, for a C{render} method to return.
+    """
+    try:
+        pending = answer(request)
+    except Exception:
+        _answerFailure(request, Failure())
+        return NOT_DONE_YET
+    if pending is not None:
+        return renderAsync(request, pending)
+    _finish(request)
     return NOT_DONE_YET
 
 

@@ -231,7 +231,7 @@ def main(argv: Sequence[str]) -> None:
     from twisted.logger import globalLogBeginner
 
     from fbtwist.logs import JSONLinesObserver, TextLinesObserver
-    from fbtwist.tap import Options, makeService
+    from fbtwist.tap import Options, makeService, settleMemory
 
     fds = [int(fd) for fd in argv[1].split(",")]
     options = Options()
@@ -241,6 +241,7 @@ def main(argv: Sequence[str]) -> None:
     top = makeService(options, reactor, adoptedFDs=fds)
     stdio.StandardIO(_MasterPipe(reactor), stdout=os.open(os.devnull, os.O_WRONLY), reactor=reactor)
     reactor.callWhenRunning(top.startService)
+    reactor.callWhenRunning(settleMemory)
     reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
     reactor.run()
 

@@ -11,7 +11,15 @@ import re
 import socket
 
 from twisted.internet.task import Clock
-from twisted.logger import LogLevel, formatEvent, globalLogPublisher, textFileLogObserver
+from twisted.logger import (
+    Logger,
+    LogLevel,
+    formatEvent,
+    formatEventAsClassicLogText,
+    formatTime,
+    globalLogPublisher,
+    textFileLogObserver,
+)
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
@@ -21,7 +29,10 @@ from fbtwist.logs import (
     TextLinesObserver,
     combinedLine,
     escapeField,
+    eventText,
+    isAccessEvent,
     jsonRecord,
+    logAccess,
     publishRejectionReason,
     useUnderTwistd,
 )
@@ -463,3 +474,47 @@ class TwistdLogTests(unittest.TestCase):
         self.assertEqual([COMBINED.match(l).group("status") for l in lines], ["401", "201"])
         for secret in (WRONG_PASSWORD, "wonderland", "Authorization"):
             self.assertNotIn(secret, output)
+
+
+class PreformattedTextTests(unittest.SynchronousTestCase):
+    """
+    Access events carry their line already formatted; every observer shows
+    exactly what formatting the event would give.
+    """
+
+    def accessEvent(self) -> dict:
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        fields = dict(peer="127.0.0.1", user=None, started=1700000000.0, method="GET",
+                      uri="/calendar/{odd}%7B.vfb", protocol="HTTP/1.1", status=200, size=12,
+                      referer=None, agent='curl "x" {y}', seconds=0.001)
+        logAccess(Logger(namespace="fbtwist.web"), fields)
+        return [e for e in events if isAccessEvent(e)][0]
+
+    def test_sameText(self):
+        """
+        The event's text is the event formatted.
+        """
+        event = self.accessEvent()
+        self.assertEqual(eventText(event), formatEvent(event))
+        self.assertIn("/calendar/{odd}%7B.vfb", eventText(event))
+
+    def test_sameClassicLine(self):
+        """
+        The text log's line is twistd's line for the event.
+        """
+        event = self.accessEvent()
+        out = io.StringIO()
+        TextLinesObserver(out)(event)
+        self.assertEqual(out.getvalue(), formatEventAsClassicLogText(event, formatTime=formatTime))
+
+    def test_jsonMessage(self):
+        """
+        The JSON record's message is the formatted event, and the
+        preformatted text is no field of its own.
+        """
+        event = self.accessEvent()
+        record = jsonRecord(event)
+        self.assertEqual(record["message"], formatEvent(event))
+        self.assertNotIn("log_fbtwistText", record)

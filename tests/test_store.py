@@ -347,3 +347,239 @@ class CommitAsyncTests(unittest.SynchronousTestCase):
         self.failureResultOf(d, InsufficientStorage)
         self.assertEqual(self.store.read(("a.vfb",)), b"old")
         self.assertEqual(os.listdir(self.root.path), ["a.vfb"])
+
+
+class SnapshotTests(unittest.SynchronousTestCase):
+    """
+    L{CalendarStore.snapshot} serves a file from memory only while the file
+    is unchanged.
+    """
+
+    def setUp(self):
+        self.root = FilePath(self.mktemp())
+        self.store = CalendarStore(self.root)
+
+    def test_contentAndValidators(self):
+        """
+        A snapshot holds the file's bytes, its info and the entity tag that
+        C{etag} gives.
+        """
+        self.store.write(("alice.vfb",), b"one")
+        snapshot = self.store.snapshot(("alice.vfb",))
+        self.assertEqual(snapshot.data, b"one")
+        self.assertEqual(snapshot.etag, self.store.etag(("alice.vfb",)))
+        self.assertEqual(snapshot.info, self.store.stat(("alice.vfb",)))
+
+    def test_cachedWhileUnchanged(self):
+        """
+        An unchanged file is not read again.
+        """
+        self.store.write(("alice.vfb",), b"one")
+        first = self.store.snapshot(("alice.vfb",))
+        self.assertIs(self.store.snapshot(("alice.vfb",)), first)
+
+    def test_replaced(self):
+        """
+        A publish (a new file renamed over the old) is seen at once.
+        """
+        self.store.write(("alice.vfb",), b"one")
+        self.store.snapshot(("alice.vfb",))
+        self.store.write(("alice.vfb",), b"two")
+        snapshot = self.store.snapshot(("alice.vfb",))
+        self.assertEqual(snapshot.data, b"two")
+        self.assertEqual(snapshot.etag, etagForContent(b"two"))
+
+    def test_editedInPlace(self):
+        """
+        Another program rewriting the file in place, same size and even the
+        same modification time, is seen (its change time moves).  (Its entity
+        tag is another matter: the one remembered with the file is believed
+        while size and modification time match, as L{CalendarStore.etag}
+        does.)
+        """
+        self.store.write(("alice.vfb",), b"one")
+        path = self.root.child("alice.vfb").path
+        before = os.stat(path)
+        self.store.snapshot(("alice.vfb",))
+        with open(path, "r+b") as f:
+            f.write(b"two")
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        self.assertEqual(self.store.snapshot(("alice.vfb",)).data, b"two")
+
+    def test_gone(self):
+        """
+        A removed file has no snapshot; nor has a collection or a name that
+        was never there.
+        """
+        self.store.write(("alice.vfb",), b"one")
+        self.store.snapshot(("alice.vfb",))
+        self.store.delete(("alice.vfb",))
+        self.assertIsNone(self.store.snapshot(("alice.vfb",)))
+        self.store.makeCollection(("folder",))
+        self.assertIsNone(self.store.snapshot(("folder",)))
+        self.assertIsNone(self.store.snapshot(("nobody.vfb",)))
+
+    def test_nested(self):
+        """
+        Files in collections have snapshots too.
+        """
+        self.store.makeCollection(("folder",))
+        self.store.write(("folder", "alice.vfb"), b"one")
+        self.assertEqual(self.store.snapshot(("folder", "alice.vfb")).data, b"one")
+
+    def test_linkOutside(self):
+        """
+        A symbolic link out of the tree is refused, as for every read.
+        """
+        outside = FilePath(self.mktemp())
+        outside.setContent(b"secret")
+        os.symlink(outside.path, self.root.child("evil.vfb").path)
+        self.assertRaises(PermissionDenied, self.store.snapshot, ("evil.vfb",))
+
+    def test_bounded(self):
+        """
+        The cache holds at most its byte budget, and no file over its
+        per-file limit; what it dropped is read again, correctly.
+        """
+        cache = self.store._snapshots
+        cache.maxBytes, cache.maxFile = 10, 6
+        for name, content in [("a.vfb", b"aaaa"), ("b.vfb", b"bbbb"), ("c.vfb", b"cccc"), ("big.vfb", b"b" * 7)]:
+            self.store.write((name,), content)
+            self.store.snapshot((name,))
+        self.assertLessEqual(cache._bytes, 10)
+        self.assertEqual(sorted(cache._entries), sorted(self.root.child(n).path for n in ("b.vfb", "c.vfb")))
+        self.assertEqual(self.store.snapshot(("a.vfb",)).data, b"aaaa")
+        self.assertEqual(self.store.snapshot(("big.vfb",)).data, b"b" * 7)
+
+
+class DirectorySyncsTests(unittest.SynchronousTestCase):
+    """
+    Commits into one directory share its fsyncs (group commit), without
+    any commit being told its rename is durable before an fsync that began
+    after the rename has ended.
+    """
+
+    def setUp(self):
+        from fbtwist.store import _DirectorySyncs
+
+        self.started = []
+        self.syncs = _DirectorySyncs(self.fsync)
+
+    def fsync(self, path):
+        d = defer.Deferred()
+        self.started.append((path, d))
+        return d
+
+    def test_alone(self):
+        """
+        With nothing running, a sync starts at once and fires when it ends.
+        """
+        done = self.syncs.sync("/d")
+        self.assertEqual([p for p, _ in self.started], ["/d"])
+        self.assertNoResult(done)
+        self.started[0][1].callback(None)
+        self.successResultOf(done)
+
+    def test_latecomersShareTheNext(self):
+        """
+        Commits arriving while an fsync runs wait for the next one (which
+        began after their renames), and one fsync serves them all.
+        """
+        first = self.syncs.sync("/d")
+        later = [self.syncs.sync("/d") for _ in range(5)]
+        self.assertEqual(len(self.started), 1)
+        self.started[0][1].callback(None)
+        self.successResultOf(first)
+        for d in later:
+            self.assertNoResult(d)
+        self.assertEqual(len(self.started), 2)
+        self.started[1][1].callback(None)
+        for d in later:
+            self.successResultOf(d)
+        self.assertEqual(len(self.started), 2)
+        # All quiet: the next commit starts a sync of its own.
+        again = self.syncs.sync("/d")
+        self.assertEqual(len(self.started), 3)
+        self.started[2][1].callback(None)
+        self.successResultOf(again)
+
+    def test_directoriesIndependent(self):
+        """
+        Another directory's sync neither waits for nor serves this one's.
+        """
+        a = self.syncs.sync("/a")
+        b = self.syncs.sync("/b")
+        self.assertEqual([p for p, _ in self.started], ["/a", "/b"])
+        self.started[1][1].callback(None)
+        self.successResultOf(b)
+        self.assertNoResult(a)
+
+    def test_failure(self):
+        """
+        A sync that fails fails for everyone it served.
+        """
+        first = self.syncs.sync("/d")
+        later = self.syncs.sync("/d")
+        self.started[0][1].errback(OSError("disk gone"))
+        self.failureResultOf(first, OSError)
+        self.started[1][1].errback(OSError("disk gone"))
+        self.failureResultOf(later, OSError)
+
+
+class GroupCommitTests(unittest.TestCase):
+    """
+    Concurrent commits through the thread pool are all durable and correct.
+    """
+
+    def test_concurrentCommits(self):
+        """
+        Forty commits at once (sharing directory fsyncs): every file holds
+        what its commit wrote.
+        """
+        from twisted.internet import reactor
+
+        from fbtwist.tap import threadRunner
+
+        store = CalendarStore(FilePath(self.mktemp()), runBlocking=threadRunner(reactor))
+        commits = []
+        for i in range(40):
+            upload = store.openUpload((f"u{i}.vfb",))
+            commits.append(upload.commitAsync(b"version %d" % i))
+
+        def check(_):
+            for i in range(40):
+                self.assertEqual(store.read((f"u{i}.vfb",)), b"version %d" % i)
+
+        return defer.gatherResults(commits).addCallback(check)
+
+    def test_renameUnderExclusive(self):
+        """
+        While another holder (another server taking a WebDAV lock, say) has
+        the lock mutex, a commit's check and rename wait; the new version
+        appears once it is released.
+        """
+        from twisted.internet import reactor
+        from twisted.internet.task import deferLater
+
+        from fbtwist.locks import LOCK_DIRECTORY, LockStore, WallClock
+        from fbtwist.tap import threadRunner
+
+        store = CalendarStore(FilePath(self.mktemp()), runBlocking=threadRunner(reactor))
+        store.write(("a.vfb",), b"old")
+        locks = LockStore(store.metadataDirectory(LOCK_DIRECTORY), WallClock)
+        held = locks.exclusive()
+        held.__enter__()
+        checked = []
+        d = store.openUpload(("a.vfb",)).commitAsync(b"new", lambda: checked.append(1), exclusive=locks.exclusive)
+
+        def stillOld(_):
+            self.assertEqual((store.read(("a.vfb",)), checked), (b"old", []))
+            self.assertNoResult(d)
+            held.__exit__(None, None, None)
+            return d
+
+        def new(created):
+            self.assertIs(created, False)
+            self.assertEqual((store.read(("a.vfb",)), checked), (b"new", [1]))
+
+        return deferLater(reactor, 0.3).addCallback(stillOld).addCallback(new)

@@ -73,9 +73,10 @@ async def _put(avatar, path, request) -> None:
     body = readBody(request)
     ical.validateUpload(name, body)
     upload = avatar.openUpload(path)
-    # Checked again once the body is on disk, right before the rename: a
-    # LOCK or another PUT may have come in while it was being written.
-    created = await upload.commitAsync(body, check)
+    # Checked again once the body is on disk, right before the rename and
+    # under the lock mutex: a LOCK or another PUT may have come in while it
+    # was being written.
+    created = await upload.commitAsync(body, check, exclusive=conditions.lockStore(avatar).exclusive)
     log.info(
         "published {path} as {uid} over HTTP ({size} bytes)",
         fbEvent="publish", path="/".join(path), uid=avatar.uid, size=len(body), protocol="http",
