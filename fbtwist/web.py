@@ -43,8 +43,30 @@ class BoundedRequest(server.Request):
         super().__init__(channel, *args, **kwargs)
         site = getattr(channel, "site", None)
         self.started = site.reactor.seconds() if site is not None else 0.0
+        self._trackedBy = site
         if site is not None:
             site.requestArrived(self)
+
+    # The site tracks requests in flight until they are answered or their
+    # connection is lost (what notifyFinish tells, without a Deferred per
+    # request).
+
+    def finish(self):
+        try:
+            return super().finish()
+        finally:
+            self._left()
+
+    def connectionLost(self, reason):
+        try:
+            return super().connectionLost(reason)
+        finally:
+            self._left()
+
+    def _left(self) -> None:
+        if self._trackedBy is not None:
+            self._trackedBy.requestLeft(self)
+            self._trackedBy = None
 
     def _limit(self) -> int:
         return self.channel.site.maxUploadSize
@@ -154,12 +176,12 @@ class FreeBusySite(server.Site):
 
     def requestArrived(self, request) -> None:
         """
-        Track C{request} until it is answered or its connection is lost.
+        Track C{request} until it is answered or its connection is lost
+        (L{requestLeft}).
         """
         self.inFlight.add(request)
-        request.notifyFinish().addBoth(lambda _: self._requestDone(request))
 
-    def _requestDone(self, request) -> None:
+    def requestLeft(self, request) -> None:
         self.inFlight.discard(request)
         if self._draining:
             self._closeIdleConnections()
