@@ -148,13 +148,16 @@ class Upload:
         self._done = False
         self._writingOut = False
         self._abortRequested = False
-        try:
-            fd = os.open(
-                self._temp.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644
-            )
-        except OSError as e:
-            raise _storageError(e, path) from None
-        self._file = os.fdopen(fd, "wb")
+        # Created with the first write: a publish sent in one piece creates
+        # it where it is written, off the reactor thread (creating a file
+        # waits for the directory, which other threads' fsyncs hold).
+        self._file = None
+
+    def _open(self):
+        if self._file is None:
+            fd = os.open(self._temp.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            self._file = os.fdopen(fd, "wb")
+        return self._file
 
     def write(self, data: bytes) -> None:
         """
@@ -163,7 +166,7 @@ class Upload:
         @raise InsufficientStorage: When the disk is full.
         """
         try:
-            self._file.write(data)
+            self._open().write(data)
         except OSError as e:
             self.abort()
             raise _storageError(e, self.path) from None
@@ -174,7 +177,7 @@ class Upload:
         """
         Everything written so far (for validation before L{commit}).
         """
-        self._file.flush()
+        self._open().flush()
         with open(self._temp.path, "rb") as f:
             return f.read()
 
@@ -186,9 +189,10 @@ class Upload:
         """
         if data:
             self.write(data)
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
+        file = self._open()
+        file.flush()
+        os.fsync(file.fileno())
+        file.close()
         _setEtagAttribute(self._temp.path, '"' + self._hash.hexdigest()[:32] + '"')
 
     def _rename(self) -> bool:
@@ -279,6 +283,8 @@ class Upload:
             self._abortRequested = True
             return
         self._done = True
+        if self._file is None:
+            return
         try:
             self._file.close()
         except OSError:
