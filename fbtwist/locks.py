@@ -143,9 +143,15 @@ class LockStore:
         rename (L{fbtwist.store.Upload.commitAsync}).  Blocks: taken in the
         reactor thread only around a few small files' I/O.
         """
-        # The directory appears with the first lock: reading needs none.
-        self.directory.makedirs(ignoreExistingDirectory=True)
-        fd = os.open(self.directory.child(_MUTEX).path, os.O_RDWR | os.O_CREAT, 0o644)
+        mutex = self.directory.child(_MUTEX).path
+        try:
+            # Without O_CREAT: creating takes the directory's own lock, which
+            # every publish would then contend for with readers of the locks.
+            fd = os.open(mutex, os.O_RDWR)
+        except FileNotFoundError:
+            # The directory appears with the first use: reading needs none.
+            self.directory.makedirs(ignoreExistingDirectory=True)
+            fd = os.open(mutex, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
