@@ -298,8 +298,13 @@ class LookupResource(Resource):
     async def resolve(self, name: str) -> Optional[str]:
         """
         The uid whose file C{name} asks for (C{None}: nobody), from the
-        cache or the directory.
+        directory's name index, the cache or the directory.
         """
+        index = getattr(self.directory, "nameIndex", None)
+        if index is not None:
+            indexed, uid = index.get(name)
+            if indexed:
+                return uid
         cached, uid = self.names.get(name)
         if not cached:
             uid = await self.directory.resolveName(name)
