@@ -364,12 +364,16 @@ class ConnectionTests(SlapdTestMixin, TestCase):
         counter, port = await self.proxy(self.slapd.port)
         directory = self.directory(self.url(port=port), poolSize=1, bindPoolSize=2)
         logins = ["alice", "bob", "carol", "pat1", "pat2"]
+        opened = []
         for _ in range(2):
             results = await defer.gatherResults([directory.authenticate(u, PASSWORDS[u]) for u in logins])
             self.assertEqual(results, logins)
             self.assertEqual(len(directory._bindPool._idle), 2)
-        # 1 search, 5 binds, then 3 more binds beside the 2 kept.
-        self.assertEqual(counter.connections, 1 + 5 + 3)
+            opened.append(counter.connections - sum(opened))
+        # 1 search connection and up to 5 for binds; then at most 3 more
+        # beside the 2 kept.
+        self.assertLessEqual(opened[0], 1 + 5)
+        self.assertLessEqual(opened[1], 3)
         await deferLater(0.1)
         self.assertEqual(len(directory._open), 1 + 2)
 
