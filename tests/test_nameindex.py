@@ -10,7 +10,6 @@ import subprocess
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.task import Clock, deferLater
-from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -25,6 +24,7 @@ from fbtwist.nameindex import NameIndexRefresher, indexOf
 from tests.helpers import httpClient, outlookVFB, startServer
 from tests.slapd import SlapdServer, hashPassword
 from tests.test_directory import LDIF as ACTIVE_DIRECTORY_LDIF
+from tests.test_directory_slapd import SlapdTestMixin
 
 BASE = "dc=example,dc=com"
 PEOPLE = "ou=people," + BASE
@@ -94,10 +94,10 @@ class LimitedSlapd(SlapdServer):
 
 
 def events(testCase):
-    seen = []
-    globalLogPublisher.addObserver(seen.append)
-    testCase.addCleanup(globalLogPublisher.removeObserver, seen.append)
-    return seen
+    """
+    Log events seen until the test ends.
+    """
+    return SlapdTestMixin.events(testCase)
 
 
 class NameRuleTests(SynchronousTestCase):
