@@ -879,7 +879,7 @@ class LDAPDirectory:
         return defer.Deferred.fromCoroutine(self._loadNameIndex(pageSize))
 
     async def _loadNameIndex(self, pageSize: int) -> NameIndex:
-        started = self._clock.seconds()
+        started = self._reactor.seconds()
         builder = NameIndexBuilder()
         client = await self._connectForSearch()
         try:
@@ -902,6 +902,14 @@ class LDAPDirectory:
                 f"the directory sent {builder.entries} entries and refused the rest (a size limit: allow "
                 "the search account paged searches of all users, e.g. OpenLDAP's size.prtotal=unlimited)"
             ) from None
+        except ldaperrors.LDAPException as e:
+            if getattr(e, "resultCode", None) in _UNAVAILABLE_CODES:
+                raise self._failed(f"loading the name index failed: {e}") from None
+            raise
+        except defer.CancelledError:
+            # Stopped (fbtwist is shutting down): not a failure of the server.
+            self._abort([client])
+            raise
         except _CONNECTION_ERRORS as e:
             self._abort([client])
             raise self._failed(f"loading the name index failed: {e!r}") from None
@@ -911,7 +919,7 @@ class LDAPDirectory:
         self.log.info(
             "name index loaded from {server}: {entries} entries, {names} names in {seconds:.2f}s ({pages} pages)",
             server=self.server, entries=index.entries, names=len(index), pages=pages,
-            seconds=self._clock.seconds() - started,
+            seconds=self._reactor.seconds() - started,
         )
         return index
 

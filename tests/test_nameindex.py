@@ -438,3 +438,29 @@ class LookupFromIndexTests(TestCase):
         response = await http.get(server.url("/calendar/newcomer.vfb"))
         self.assertEqual(response.code, 503)
         await response.content()
+
+
+class StopWhileLoadingTests(TestCase):
+    """
+    Stopping during a load is no outage.
+    """
+
+    async def test_cancel(self):
+        """
+        A load cancelled part-way (fbtwist stopping) closes its connection,
+        keeps the old index and sets no backoff.
+        """
+        slapd = LimitedSlapd(self.mktemp(), LDIF, sizeLimit=3)
+        slapd.start()
+        self.addCleanup(slapd.stop)
+        directory = LDAPDirectory(parseLDAPURL(f"ldap://127.0.0.1:{slapd.port}/{PEOPLE}?uid?one"), reactor)
+        self.addCleanup(directory.close)
+        slapd.pause()
+        self.addCleanup(slapd.resume)
+        loading = directory.loadNameIndex()
+        await deferLater(reactor, 0.2)
+        loading.cancel()
+        with self.assertRaises(defer.CancelledError):
+            await loading
+        self.assertIsNone(directory.nameIndex)
+        self.assertEqual(directory.retryDelay(), 0)
