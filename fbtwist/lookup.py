@@ -298,7 +298,8 @@ class LookupResource(Resource):
     async def resolve(self, name: str) -> Optional[str]:
         """
         The uid whose file C{name} asks for (C{None}: nobody), from the
-        directory's name index, the cache or the directory.
+        directory's name index (L{fbtwist.nameindex}; none before it is
+        loaded, or when switched off), else the cache or the directory.
         """
         index = getattr(self.directory, "nameIndex", None)
         if index is not None:

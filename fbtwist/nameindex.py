@@ -22,7 +22,10 @@ longer has keeps answering until the next load.
 import sys
 from typing import Dict, Iterable, Optional, Sequence, Tuple
 
+from ldaptor.protocols.ldap import ldaperrors
 from twisted.logger import Logger
+
+from fbtwist.errors import DirectoryUnavailable
 
 #: Marks a key that several entries share.
 _AMBIGUOUS = object()
@@ -169,6 +172,8 @@ class NameIndexRefresher:
         if not self._running:
             return
         delay = self.directory.retryDelay() or self.interval
+        if not failure.check(DirectoryUnavailable, ldaperrors.LDAPException):
+            self.log.failure("loading the name index failed unexpectedly", failure)
         self.log.warn(
             "the name index was not refreshed ({reason}); keeping the one loaded before, next attempt in {delay:g}s",
             reason=failure.getErrorMessage() or failure.type.__name__, delay=delay,

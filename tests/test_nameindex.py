@@ -242,6 +242,18 @@ class RefresherTests(SynchronousTestCase):
         self.clock.advance(1)
         self.assertEqual(len(self.directory.loads), 3)
 
+    def test_unexpectedFailureLogged(self):
+        """
+        A load failing for an unexpected reason is logged with its
+        traceback, and tried again later.
+        """
+        self.refresher.start()
+        self.clock.advance(0)
+        self.directory.loads[0].errback(Failure(ZeroDivisionError("bug")))
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.clock.advance(600)
+        self.assertEqual(len(self.directory.loads), 2)
+
     def test_stop(self):
         """
         Stopping cancels a load in progress and schedules no more.
