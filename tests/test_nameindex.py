@@ -476,3 +476,48 @@ class StopWhileLoadingTests(TestCase):
             await loading
         self.assertIsNone(directory.nameIndex)
         self.assertEqual(directory.retryDelay(), 0)
+
+
+class WiringTests(SynchronousTestCase):
+    """
+    makeService gives the directory service a refresher where lookups are
+    served.
+    """
+
+    def refresher(self, *args, adoptedFDs=None):
+        from twisted.internet.testing import MemoryReactorClock
+
+        from tests.helpers import serviceOptions
+        from fbtwist.tap import makeService
+
+        options = serviceOptions("--ftp", "none", "--root", self.mktemp(), *args)
+        top = makeService(options, reactor=MemoryReactorClock(), adoptedFDs=adoptedFDs)
+        return top.getServiceNamed("directory").nameIndex
+
+    def test_default(self):
+        """
+        By default the index is refreshed every 600 s.
+        """
+        refresher = self.refresher()
+        self.assertEqual(refresher.interval, 600)
+
+    def test_off(self):
+        """
+        --name-index-refresh 0 switches it off.
+        """
+        self.assertIsNone(self.refresher("--name-index-refresh", "0"))
+
+    def test_workersMaster(self):
+        """
+        The master of --workers serves no lookups: it loads no index (each
+        worker does).
+        """
+        self.assertIsNone(self.refresher("--workers", "2", "--http", "tcp:0"))
+
+    def test_worker(self):
+        """
+        Each worker of --workers keeps its own index.
+        """
+        refresher = self.refresher("--workers", "2", "--http", "tcp:0", "--name-index-refresh", "60",
+                                   adoptedFDs=[1000])
+        self.assertEqual(refresher.interval, 60)
