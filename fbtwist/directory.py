@@ -454,6 +454,7 @@ class _BindPool:
     def __init__(self, size: int):
         self.size = size
         self._idle: List[LDAPClient] = []
+        self._closed = False
 
     def take(self) -> Optional[LDAPClient]:
         """
@@ -469,12 +470,18 @@ class _BindPool:
         """
         Keep C{client} for a later bind, or close it when enough are kept.
         """
-        if _connected(client) and len(self._idle) < self.size:
+        if _connected(client) and len(self._idle) < self.size and not self._closed:
             self._idle.append(client)
         else:
             _close(client)
 
     def close(self) -> None:
+        """
+        Close the idle connections, and from now on each one a bind is
+        done with (binds in flight while fbtwist stops must not leave
+        connections open).
+        """
+        self._closed = True
         idle, self._idle = self._idle, []
         for client in idle:
             _close(client)

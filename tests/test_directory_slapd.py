@@ -391,6 +391,29 @@ class ConnectionTests(SlapdTestMixin, TestCase):
         self.assertEqual(await directory.authenticate("alice", "alice-pw"), "alice")
         self.assertEqual(counter.connections, 4)
 
+    async def test_closeDuringBind(self):
+        """
+        A bind in flight when the directory is closed closes its connection
+        when done: closing waits for it, and nothing stays open.
+        """
+        directory = self.directory(poolSize=1)
+        self.assertEqual(await directory.authenticate("alice", "alice-pw"), "alice")
+        gate, bind = defer.Deferred(), directory._bind
+
+        async def heldBind(*args):
+            await gate
+            return await bind(*args)
+
+        directory._bind = heldBind
+        binding = directory.authenticate("bob", PASSWORDS["bob"])
+        await deferLater(0.1)
+        self.assertEqual(directory._bindPool._idle, [])
+        closed = directory.close().addTimeout(2, reactor)
+        gate.callback(None)
+        self.assertEqual(await binding, "bob")
+        await closed
+        self.assertEqual(directory._open, set())
+
     async def test_staleBindConnectionRetried(self):
         """
         A bind on a pooled connection that turns out closed (the client had
