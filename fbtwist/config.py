@@ -559,6 +559,23 @@ class Config:
         "a tcp: one.", metavar="N",
     )
 
+    # --- directory name index ---
+    nameIndexRefresh: float = setting(
+        "name-index-refresh", 600.0, parseSeconds,
+        "Keep every user's lookup names (uids, mail addresses) in memory, loaded from the directory with "
+        "one paged search and reloaded this often, so lookups need no directory search; 0 switches the "
+        "index off. Names added since the last load are still found in the directory; removed or changed "
+        "ones may answer as before for up to this long. Each --workers process keeps its own index.",
+        metavar="SECONDS",
+    )
+
+    # --- directory bind connections ---
+    ldapBindPoolSize: int = setting(
+        "ldap-bind-pool-size", 4, parseCount(1, 64),
+        "Connections kept open for checking users' passwords (LDAP binds), never used for searches.",
+        metavar="N",
+    )
+
 
 
 def settings() -> List:

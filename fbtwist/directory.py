@@ -9,8 +9,11 @@ so a login such as C{*)(uid=*} is only ever compared literally (RFC 4515).
 Connections:
   - searches share a small pool of persistent connections (LDAP multiplexes
     requests on each), bound as the search account or anonymous;
-  - each user bind gets a connection of its own that is closed right after,
-    so a user's identity never leaks into later searches;
+  - user binds take connections of a pool of their own, one bind at a time
+    each, kept open between binds: a connection bound as a user is never
+    used for a search, so a user's identity never leaks into later
+    searches;
+  - the name index is loaded on a connection of its own, closed after;
   - TLS (C{ldaps://} or StartTLS) is always verified against the host name
     with service-identity; a certificate that does not verify is an outage,
     never a reason to fall back to plain text;
@@ -23,9 +26,9 @@ Connections:
 
 import functools
 import ipaddress
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
-from ldaptor.protocols import pureldap
+from ldaptor.protocols import pureber, pureldap
 from ldaptor.protocols.ldap import ldaperrors
 from ldaptor.protocols.ldap.ldapclient import LDAPClient, LDAPClientConnectionLostException
 from ldaptor.protocols.ldap.distinguishedname import DistinguishedName
@@ -44,6 +47,7 @@ from zope.interface import implementer
 from fbtwist.errors import DirectoryUnavailable
 from fbtwist.interfaces import IDirectory
 from fbtwist.ldapurl import LDAPURL
+from fbtwist.nameindex import NameIndex, NameIndexBuilder, indexOf
 
 # Result codes that mean "the directory cannot answer now", not "no".
 _UNAVAILABLE_CODES = {
@@ -63,11 +67,21 @@ _CONNECTION_ERRORS = (
     defer.TimeoutError,
     defer.CancelledError,
 )
+#: How a connection the server closed while it was idle fails.
+_STALE_CONNECTION_ERRORS = (netError.ConnectionLost, netError.ConnectionDone, LDAPClientConnectionLostException)
 _TLS_ERRORS = (SSL.Error, VerificationError)
 
 #: The first delay before reconnecting after a failure (seconds); it doubles
 #: with each further failure up to the directory's C{retryMax}.
 RETRY_INITIAL = 0.25
+
+#: The Simple Paged Results control (RFC 2696).
+PAGED_RESULTS_OID = b"1.2.840.113556.1.4.319"
+#: Entries per page when loading the name index: within OpenLDAP's default
+#: size limit (500) and Active Directory's MaxPageSize (1000), and small
+#: enough that decoding a page's worth of data that has arrived keeps the
+#: reactor busy for ~15 ms at most (100,000 users load in ~1.4 s of CPU).
+NAME_INDEX_PAGE_SIZE = 250
 
 
 def equalityFilter(attribute: str, value: str):
@@ -118,6 +132,89 @@ def firstValue(entry, attribute: str) -> Optional[str]:
     """
     values = allValues(entry, attribute)
     return values[0] if values else None
+
+
+def pagedResultsControl(size: int, cookie: bytes = b"") -> tuple:
+    """
+    A Simple Paged Results request control asking for C{size} entries after
+    C{cookie} (empty for the first page), as ldaptor sends controls.  Not
+    critical: a server that does not page sends everything at once.
+    """
+    value = pureber.BERSequence([pureber.BERInteger(size), pureber.BEROctetString(cookie)]).toWire()
+    return (PAGED_RESULTS_OID, False, value)
+
+
+def pagedResultsCookie(controls) -> bytes:
+    """
+    The cookie of the Simple Paged Results control among a search result's
+    C{controls} (as ldaptor returns them): where the next page starts; empty
+    after the last page, or when the server did not page.
+    """
+    for controlType, _, value in controls or ():
+        if controlType == PAGED_RESULTS_OID and value:
+            sequence, _ = pureber.berDecodeObject(pureber.BERDecoderContext(), value)
+            return bytes(sequence[1].value)
+    return b""
+
+
+def nameRecord(attributes, uidAttribute: str, mailAttributes: Sequence[str]) -> Tuple[Optional[str], List[str]]:
+    """
+    What the lookup-name rule (L{fbtwist.nameindex}) needs of an entry.
+
+    @param attributes: The entry's C{(name, values)} pairs.
+    @return: The first value of C{uidAttribute} (C{None} when absent) and
+        every value of the C{mailAttributes}.
+    """
+    uidName = uidAttribute.lower()
+    mailNames = {a.lower() for a in mailAttributes}
+    uid, addresses = None, []
+    for name, values in attributes:
+        name = _text(name).lower()
+        if name == uidName:
+            uid = next((_text(v) for v in values), None)
+        if name in mailNames:
+            addresses += [_text(v) for v in values]
+    return uid, addresses
+
+
+def _searchNames(client: LDAPClient, url: LDAPURL, mailAttributes: Sequence[str], add, control) -> defer.Deferred:
+    """
+    Search below the URL's base for the entries that match its filter, and
+    hand each entry's L{nameRecord} to C{add} as it arrives.  Unlike
+    ldaptor's C{LDAPEntry.search}, no entry object is built: parsing every
+    DN was most of the work of a large search.
+
+    @return: A Deferred firing with the controls of the search's result,
+        or failing with the LDAP error it carries.
+    """
+    done = defer.Deferred()
+
+    def handle(response, controls) -> bool:
+        if isinstance(response, pureldap.LDAPSearchResultEntry):
+            add(*nameRecord(response.attributes, url.attribute, mailAttributes))
+            return False
+        if isinstance(response, pureldap.LDAPSearchResultDone):
+            if done.called:
+                # Timed out (cancelled) already.
+                pass
+            elif response.resultCode == ldaperrors.Success.resultCode:
+                done.callback(controls)
+            else:
+                done.errback(ldaperrors.get(response.resultCode, response.errorMessage))
+            return True
+        # A continuation reference (referral): ignored.
+        return False
+
+    request = pureldap.LDAPSearchRequest(
+        baseObject=url.base, scope=url.scope, derefAliases=pureldap.LDAP_DEREF_neverDerefAliases,
+        sizeLimit=0, timeLimit=0, typesOnly=0, filter=url.filterObject(),
+        attributes=[url.attribute, *mailAttributes],
+    )
+    try:
+        client.send_multiResponse_ex(request, [control], handle).addErrback(done.errback)
+    except LDAPClientConnectionLostException:
+        return defer.fail()
+    return done
 
 
 def _describeTLSFailure(e: Exception) -> str:
@@ -183,6 +280,27 @@ class DirectoryClient(LDAPClient):
         for d in waiters:
             d.callback(None)
 
+    def dataReceived(self, data):
+        # ldaptor's own loop tests each decoded message for truth, which
+        # BER objects answer by encoding themselves again (len), and copies
+        # the rest of the buffer after each message: most of the CPU of a
+        # large search.  Search entries take a direct path.
+        buffer = self.buffer + data
+        offset = 0
+        try:
+            while True:
+                end = _messageEnd(buffer, offset)
+                if end is None:
+                    break
+                message = _searchEntryMessage(buffer, offset, end)
+                if message is None:
+                    message, _ = pureber.berDecodeObject(self.berdecoder, buffer[offset:end])
+                offset = end
+                if message is not None:
+                    self.handle(message)
+        finally:
+            self.buffer = buffer[offset:]
+
     def handle(self, msg):
         response = msg.value
         if isinstance(response, pureldap.LDAPResult):
@@ -192,6 +310,86 @@ class DirectoryClient(LDAPClient):
                 response.matchedDN = b""
                 response.errorMessage = b""
         super().handle(msg)
+
+
+def _length(buffer: bytes, offset: int, end: int) -> Tuple[int, int]:
+    """
+    The BER length at C{offset}: C{(length, where the content starts)}.
+
+    @raise ValueError: When it does not fit before C{end}.
+    """
+    if offset >= end:
+        raise ValueError("truncated")
+    first = buffer[offset]
+    if first < 0x80:
+        return first, offset + 1
+    size = first & 0x7F
+    if not 0 < size <= 4 or offset + 1 + size > end:
+        raise ValueError("bad length")
+    return int.from_bytes(buffer[offset + 1:offset + 1 + size], "big"), offset + 1 + size
+
+
+def _messageEnd(buffer: bytes, offset: int) -> Optional[int]:
+    """
+    Where the BER element starting at C{offset} ends, or C{None} when it
+    has not all arrived yet.
+    """
+    try:
+        length, start = _length(buffer, offset + 1, len(buffer))
+    except ValueError:
+        # Not all of the length has arrived (a bad one: ldaptor decides).
+        if len(buffer) - offset < 6:
+            return None
+        return len(buffer)
+    end = start + length
+    return end if end <= len(buffer) else None
+
+
+def _element(buffer: bytes, offset: int, end: int, tag: int) -> Tuple[int, int]:
+    """
+    The content bounds of the element with C{tag} at C{offset}.
+
+    @raise ValueError: For another tag, or one that overruns C{end}.
+    """
+    if offset >= end or buffer[offset] != tag:
+        raise ValueError("unexpected tag")
+    length, start = _length(buffer, offset + 1, end)
+    if start + length > end:
+        raise ValueError("overrun")
+    return start, start + length
+
+
+def _searchEntryMessage(buffer: bytes, offset: int, end: int):
+    """
+    The LDAPMessage between C{offset} and C{end} when it is a search
+    result entry without controls (decoded directly, as ldaptor would),
+    else C{None} (left to ldaptor's decoder).
+    """
+    try:
+        start, stop = _element(buffer, offset, end, 0x30)
+        idStart, idEnd = _element(buffer, start, stop, 0x02)
+        entryStart, entryEnd = _element(buffer, idEnd, stop, 0x64)
+        if entryEnd != stop:
+            return None
+        nameStart, nameEnd = _element(buffer, entryStart, entryEnd, 0x04)
+        attributesStart, attributesEnd = _element(buffer, nameEnd, entryEnd, 0x30)
+        attributes = []
+        position = attributesStart
+        while position < attributesEnd:
+            pairStart, pairEnd = _element(buffer, position, attributesEnd, 0x30)
+            typeStart, typeEnd = _element(buffer, pairStart, pairEnd, 0x04)
+            valuesStart, valuesEnd = _element(buffer, typeEnd, pairEnd, 0x31)
+            values = []
+            while valuesStart < valuesEnd:
+                valueStart, valueEnd = _element(buffer, valuesStart, valuesEnd, 0x04)
+                values.append(buffer[valueStart:valueEnd])
+                valuesStart = valueEnd
+            attributes.append((buffer[typeStart:typeEnd], values))
+            position = pairEnd
+    except ValueError:
+        return None
+    entry = pureldap.LDAPSearchResultEntry(objectName=buffer[nameStart:nameEnd], attributes=attributes)
+    return pureldap.LDAPMessage(entry, id=int.from_bytes(buffer[idStart:idEnd], "big", signed=True))
 
 
 class _QuietClientFactory(Factory):
@@ -246,6 +444,49 @@ class _SearchPool:
                 _close(client)
 
 
+class _BindPool:
+    """
+    Idle connections for user binds, at most C{size} kept.  Each bind takes
+    one for itself (concurrent binds open more), so a connection bound as
+    a user is never shared, and never used for a search.
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self._idle: List[LDAPClient] = []
+        self._closed = False
+
+    def take(self) -> Optional[LDAPClient]:
+        """
+        @return: An idle connection that is still open, or C{None}.
+        """
+        while self._idle:
+            client = self._idle.pop()
+            if _connected(client):
+                return client
+        return None
+
+    def put(self, client: LDAPClient) -> None:
+        """
+        Keep C{client} for a later bind, or close it when enough are kept.
+        """
+        if _connected(client) and len(self._idle) < self.size and not self._closed:
+            self._idle.append(client)
+        else:
+            _close(client)
+
+    def close(self) -> None:
+        """
+        Close the idle connections, and from now on each one a bind is
+        done with (binds in flight while fbtwist stops must not leave
+        connections open).
+        """
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for client in idle:
+            _close(client)
+
+
 @functools.lru_cache(maxsize=256)
 def _distinguishedName(text: str) -> DistinguishedName:
     # Parsed once: ldaptor's DN parser was ~7 % of a lookup that searches.
@@ -274,6 +515,7 @@ class LDAPDirectory:
     @param clock: Times the backoff delays (the reactor by default).
     @param retryMax: The longest backoff delay, in seconds.
     @param poolSize: How many persistent search connections to keep.
+    @param bindPoolSize: How many idle connections for user binds to keep.
     """
 
     log = Logger()
@@ -292,6 +534,7 @@ class LDAPDirectory:
         poolSize: int = 2,
         retryMax: float = 30.0,
         clock=None,
+        bindPoolSize: int = 4,
     ):
         self.url = url
         self._reactor = reactor
@@ -307,7 +550,11 @@ class LDAPDirectory:
         self._retryDelay = 0.0
         self._retryAt = 0.0
         self._pool = _SearchPool(poolSize, self._connectForSearch)
+        self._bindPool = _BindPool(bindPoolSize)
         self._open = set()
+        #: Every user's lookup names (a L{NameIndex}) once
+        #: L{loadNameIndex} has completed, else C{None}.
+        self.nameIndex: Optional[NameIndex] = None
 
     @property
     def server(self) -> str:
@@ -481,11 +728,12 @@ class LDAPDirectory:
 
     def close(self) -> defer.Deferred:
         """
-        Close the search connections.
+        Close the connections.
 
         @return: A Deferred that fires once every connection is closed.
         """
         self._pool.close()
+        self._bindPool.close()
         return defer.DeferredList([client.whenClosed() for client in list(self._open)])
 
     # --- the IDirectory calls ---
@@ -554,21 +802,46 @@ class LDAPDirectory:
         uid = firstValue(entry, self.url.attribute)
         if not uid:
             raise UnauthorizedLogin(f"the entry has no {self.url.attribute}")
-        client = await self._connect()
-        try:
-            await self._bind(client, entry.dn.getText(), password)
-        except ldaperrors.LDAPInvalidCredentials:
-            raise UnauthorizedLogin("wrong password") from None
-        except ldaperrors.LDAPException as e:
-            if getattr(e, "resultCode", None) in _UNAVAILABLE_CODES - {ldaperrors.LDAPUnwillingToPerform.resultCode}:
-                raise self._unavailable(f"bind failed: {e}") from None
-            raise UnauthorizedLogin(f"bind refused: {e}") from None
-        except _CONNECTION_ERRORS as e:
-            self._abort([client])
-            raise self._failed(f"bind failed: {e!r}") from None
-        finally:
-            _close(client)
+        await self._bindUser(entry.dn.getText(), password)
         return uid
+
+    async def _bindUser(self, dn: str, password: str) -> None:
+        """
+        Bind as C{dn} on a connection of the bind pool (a new one when none
+        is idle).  A pooled connection the server has closed meanwhile is
+        replaced by a new one, once.
+
+        @raise UnauthorizedLogin: For a wrong password (or a bind the
+            server refuses).
+        @raise DirectoryUnavailable: When the directory cannot answer.
+        """
+        client = self._bindPool.take()
+        while True:
+            pooled = client is not None
+            if client is None:
+                client = await self._connect()
+            try:
+                await self._bind(client, dn, password)
+            except ldaperrors.LDAPInvalidCredentials:
+                # A failed bind leaves the connection anonymous (RFC 4513).
+                self._bindPool.put(client)
+                raise UnauthorizedLogin("wrong password") from None
+            except ldaperrors.LDAPException as e:
+                _close(client)
+                if getattr(e, "resultCode", None) in _UNAVAILABLE_CODES - {ldaperrors.LDAPUnwillingToPerform.resultCode}:
+                    raise self._unavailable(f"bind failed: {e}") from None
+                raise UnauthorizedLogin(f"bind refused: {e}") from None
+            except _STALE_CONNECTION_ERRORS:
+                self._abort([client])
+                if pooled:
+                    client = None
+                    continue
+                raise self._failed("bind failed: the connection was closed") from None
+            except _CONNECTION_ERRORS as e:
+                self._abort([client])
+                raise self._failed(f"bind failed: {e!r}") from None
+            self._bindPool.put(client)
+            return
 
     def resolveName(self, name: str) -> defer.Deferred:
         return defer.Deferred.fromCoroutine(self._resolveName(name))
@@ -577,36 +850,91 @@ class LDAPDirectory:
         """
         A uid first; then a mail address's local part (or, for a name with
         C{@}, the whole address), over every mail attribute.  An ambiguous
-        local part resolves to nobody: the full address must be used.
+        local part resolves to nobody: the full address must be used.  The
+        rule is L{fbtwist.nameindex}'s, applied to the entries found.
         """
         if not name:
             return None
         attribute = self.url.attribute
+        alternatives = [equalityFilter(attribute, name)]
         if "@" in name:
-            alternatives = [equalityFilter(a, name) for a in self.mailAttributes]
+            alternatives += [equalityFilter(a, name) for a in self.mailAttributes]
         else:
-            alternatives = [equalityFilter(attribute, name)] + [
-                prefixFilter(a, name + "@") for a in self.mailAttributes
-            ]
+            alternatives += [prefixFilter(a, name + "@") for a in self.mailAttributes]
         entries = await self.search(anyOf(alternatives), [attribute] + list(self.mailAttributes))
-        lowered = name.lower()
-        byUid = [e for e in entries if (firstValue(e, attribute) or "").lower() == lowered]
-        if len(byUid) == 1:
-            return firstValue(byUid[0], attribute)
-        byMail = []
-        for e in entries:
-            addresses = [v.lower() for a in self.mailAttributes for v in allValues(e, a)]
-            if "@" in name:
-                matched = lowered in addresses
-            else:
-                matched = any(a.split("@", 1)[0] == lowered for a in addresses)
-            if matched:
-                byMail.append(e)
-        if len(byMail) == 1:
-            return firstValue(byMail[0], attribute)
-        if len(byMail) > 1:
-            self.log.info("lookup name {name!r} is ambiguous ({count} entries)", name=name, count=len(byMail))
-        return None
+        found, uid = indexOf(nameRecord(e.items(), attribute, self.mailAttributes) for e in entries).get(name)
+        if found and uid is None:
+            self.log.info("lookup name {name!r} matches no single user", name=name)
+        return uid
+
+    def retryDelay(self) -> float:
+        """
+        @return: The seconds until the directory may be tried again after a
+            failure (0 when it may now).
+        """
+        return max(0.0, self._retryAt - self._clock.seconds())
+
+    def loadNameIndex(self, pageSize: int = NAME_INDEX_PAGE_SIZE) -> defer.Deferred:
+        """
+        Load every user's lookup names (one paged search) and make them
+        L{nameIndex} once complete.
+
+        The search runs on a connection of its own, closed after: pages
+        keep arriving for seconds, and on a pooled connection they would
+        hold a pool slot and queue lookups and logins behind them on the
+        same stream; a connection lost mid-load disturbs nobody else; and
+        a paging cookie is only good on the connection it came from.
+
+        @return: A Deferred firing with the new L{NameIndex}, or failing
+            (the old index stays) with L{DirectoryUnavailable} or an LDAP
+            error, such as a size limit that also caps paged searches.
+        """
+        return defer.Deferred.fromCoroutine(self._loadNameIndex(pageSize))
+
+    async def _loadNameIndex(self, pageSize: int) -> NameIndex:
+        started = self._reactor.seconds()
+        builder = NameIndexBuilder()
+        client = await self._connectForSearch()
+        try:
+            cookie, pages = b"", 0
+            while True:
+                controls = await self._call(
+                    "search",
+                    _searchNames(client, self.url, self.mailAttributes, builder.add,
+                                 pagedResultsControl(pageSize, cookie)),
+                )
+                pages += 1
+                cookie = pagedResultsCookie(controls)
+                # No control: the server does not page, and sent everything.
+                if not cookie:
+                    break
+        except ldaperrors.LDAPNoSuchObject:
+            pass
+        except ldaperrors.LDAPSizeLimitExceeded:
+            raise ldaperrors.LDAPSizeLimitExceeded(
+                f"the directory sent {builder.entries} entries and refused the rest (a size limit: allow "
+                "the search account paged searches of all users, e.g. OpenLDAP's size.prtotal=unlimited)"
+            ) from None
+        except ldaperrors.LDAPException as e:
+            if getattr(e, "resultCode", None) in _UNAVAILABLE_CODES:
+                raise self._failed(f"loading the name index failed: {e}") from None
+            raise
+        except defer.CancelledError:
+            # Stopped (fbtwist is shutting down): not a failure of the server.
+            self._abort([client])
+            raise
+        except _CONNECTION_ERRORS as e:
+            self._abort([client])
+            raise self._failed(f"loading the name index failed: {e!r}") from None
+        finally:
+            _close(client)
+        index = self.nameIndex = builder.build()
+        self.log.info(
+            "name index loaded from {server}: {entries} entries, {names} names in {seconds:.2f}s ({pages} pages)",
+            server=self.server, entries=index.entries, names=len(index), pages=pages,
+            seconds=self._reactor.seconds() - started,
+        )
+        return index
 
     def isMember(self, uid: str, groupDN: str) -> defer.Deferred:
         return defer.Deferred.fromCoroutine(self._isMember(uid, groupDN))

@@ -309,12 +309,18 @@ class LookupResource(Resource):
         @return: C{(True, uid)} (C{uid} C{None}: nobody), or C{(False, None)}
             when only the directory can tell.
         """
+        index = getattr(self.directory, "nameIndex", None)
+        if index is not None:
+            indexed, uid = index.get(name)
+            if indexed:
+                return True, uid
         return self.names.get(name)
 
     async def resolve(self, name: str) -> Optional[str]:
         """
         The uid whose file C{name} asks for (C{None}: nobody), from the
-        cache or the directory.
+        directory's name index (L{fbtwist.nameindex}; none before it is
+        loaded, or when switched off), else the cache or the directory.
         """
         known, uid = self.resolvedNow(name)
         if not known:

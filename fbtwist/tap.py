@@ -4,6 +4,7 @@ C{twistd freebusy}: options and the service tree.
 
 import gc
 import ipaddress
+from typing import Optional
 
 from twisted.application import service, strports
 from twisted.cred.checkers import AllowAnonymousAccess
@@ -27,6 +28,7 @@ from fbtwist.locks import LOCK_DIRECTORY, LockStore, WallClock
 from fbtwist.lookup import LookupSettings
 from fbtwist.logs import AccessLogService, useUnderTwistd
 from fbtwist.metrics import MetricsObserver, MetricsResource, MetricsService
+from fbtwist.nameindex import NameIndexRefresher
 from fbtwist.realm import FreeBusyRealm
 from fbtwist.setuppage import SetupPage, endpointPort
 from fbtwist.shutdown import GracefulService
@@ -114,16 +116,26 @@ del _f
 
 class _DirectoryConnections(service.Service):
     """
-    Closes the directory's connections when fbtwist stops.
+    Keeps the directory's name index loaded (with a L{NameIndexRefresher})
+    while fbtwist runs, and closes the directory's connections when it
+    stops.
     """
 
     name = "directory"
 
-    def __init__(self, directory):
+    def __init__(self, directory, nameIndex: Optional[NameIndexRefresher] = None):
         self.directory = directory
+        self.nameIndex = nameIndex
+
+    def startService(self):
+        super().startService()
+        if self.nameIndex is not None:
+            self.nameIndex.start()
 
     def stopService(self):
         super().stopService()
+        if self.nameIndex is not None:
+            self.nameIndex.stop()
         return self.directory.close()
 
 
@@ -198,6 +210,7 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
         trustRoot=trustRootFromCertificates(caCertificates(config.ldapCA)) if config.ldapCA else None,
         startTLS=config.ldapStartTLS, loginAttributes=config.ldapLoginAttributes,
         mailAttributes=config.mailAttributes, poolSize=config.ldapPoolSize, retryMax=config.ldapRetryMax,
+        bindPoolSize=config.ldapBindPoolSize,
     )
     if config.ldap is not None and not (url.tls or directory.startTLS) and not _isLoopback(url.host):
         log.warn(
@@ -269,7 +282,11 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
         listener.setName("ftp")
         listener.setServiceParent(top)
 
-    _DirectoryConnections(directory).setServiceParent(top)
+    # The master of --workers serves no lookups: each worker loads its own.
+    serving = not (config.workers and adoptedFDs is None)
+    nameIndex = NameIndexRefresher(directory, config.nameIndexRefresh, reactor) if (
+        config.nameIndexRefresh and serving) else None
+    _DirectoryConnections(directory, nameIndex).setServiceParent(top)
     top.directory = directory
     top.store = store
     top.portal = portal

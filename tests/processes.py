@@ -73,7 +73,11 @@ class UserDirectory(SlapdServer):
         config = super()._config(installed, databaseDir)
         # 16 MB holds about 10,000 users: size the map for the count.
         config = config.replace("maxsize 16777216", f"maxsize {max(16, self.count // 200) * 2**20}")
-        return config.replace("index objectClass,uid eq", "index objectClass,uid eq\nindex mail eq,sub")
+        config = config.replace("index objectClass,uid eq", "index objectClass,uid eq\nindex mail eq,sub")
+        # OpenLDAP's default size limit (500) also caps paged searches in
+        # total; production directories let fbtwist's name index page
+        # through every user (Active Directory does by default).
+        return config.replace("\ndatabase mdb", "\nsizelimit size.soft=500 size.prtotal=unlimited\ndatabase mdb", 1)
 
     @property
     def searchURL(self) -> str:

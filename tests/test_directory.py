@@ -17,6 +17,7 @@ import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
 from ldaptor.protocols import pureldap
 from ldaptor.protocols.ldap.ldapsyntax import LDAPEntry
 from fbtwist.demo import DemoLDAPFactory, loadLDIF
+from ldaptor.protocols.ldap.ldapclient import LDAPClient
 from fbtwist.directory import DirectoryClient, LDAPDirectory
 from fbtwist.interfaces import IDirectory
 from fbtwist.ldapurl import parseLDAPURL
@@ -228,3 +229,53 @@ class ReferralTests(SynchronousTestCase):
         """
         entries = self.search(_entry(b"uid=bob,dc=corp,dc=example", b"bob"), _searchDone(0, REFERRAL))
         self.assertEqual(len(entries), 1)
+
+
+class ReceiveTests(SynchronousTestCase):
+    """
+    The client's own receive loop (search entries decoded directly) gives
+    what ldaptor's decoder gives, however the bytes are split.
+    """
+
+    def received(self, data: bytes, chunk: int):
+        client = DirectoryClient()
+        client.makeConnection(StringTransport())
+        handled = []
+        client.handle = handled.append
+        for start in range(0, len(data), chunk):
+            client.dataReceived(data[start:start + chunk])
+        self.assertEqual(client.buffer, b"")
+        return handled
+
+    def test_sameAsLdaptor(self):
+        """
+        Entries with long, many and non-ASCII values, an entry with
+        controls, a reference and a result decode as ldaptor decodes them,
+        fed whole or byte by byte.
+        """
+        long = "x" * 70000
+        wide = _tlv(0x30, b"".join(
+            _tlv(0x30, _tlv(0x04, f"a{i}".encode()) + _tlv(0x31, _tlv(0x04, b"v") + _tlv(0x04, "é".encode())))
+            for i in range(40)
+        ))
+        control = _tlv(0xA0, _tlv(0x30, _tlv(0x04, b"1.2.3") + _tlv(0x04, b"value")))
+        messages = [
+            _message(5, _entry(b"uid=alice,dc=corp,dc=example", b"alice")),
+            _message(300, _entry("cn=José,dc=corp".encode(), long.encode())),
+            _message(7, _tlv(0x64, _tlv(0x04, b"cn=wide") + wide)),
+            _message(8, _entry(b"uid=c,dc=corp", b"c")),
+            _tlv(0x30, _tlv(0x02, b"\x09") + _entry(b"uid=d", b"d") + control),
+            _message(9, REFERENCE),
+            _message(9, _searchDone(0)),
+        ]
+        reference = LDAPClient()
+        expected = []
+        reference.handle = expected.append
+        reference.makeConnection(StringTransport())
+        data = b"".join(messages)
+        reference.dataReceived(data)
+        self.assertEqual(len(expected), len(messages))
+        for chunk in (len(data), 1, 1000):
+            handled = self.received(data, chunk)
+            self.assertEqual([repr(m) for m in handled], [repr(m) for m in expected])
+            self.assertEqual([m.id for m in handled], [5, 300, 7, 8, 9, 9, 9])

@@ -98,7 +98,10 @@ class DirectoryHTTPTests(SlapdTestMixin, TestCase):
         With slapd stopped, publishing and lookups get 503 within 2
         seconds; once it is back, they work again without a restart.
         """
-        await self.server("--ldap", self.url(), "--auth-cache-ttl", "0", "--ldap-retry-max", "0.2")
+        # Without the name index, whose names need no directory (tested
+        # in test_nameindex).
+        await self.server("--ldap", self.url(), "--auth-cache-ttl", "0", "--ldap-retry-max", "0.2",
+                          "--name-index-refresh", "0")
         await self.publishAndLookUp()
         self.slapd.stop()
         started = time.monotonic()
@@ -124,7 +127,7 @@ class DirectoryHTTPTests(SlapdTestMixin, TestCase):
         A directory that stops answering gets clients a 503 within 2
         seconds (the default timeout), and service resumes after.
         """
-        await self.server("--ldap", self.url(), "--ldap-retry-max", "0.2")
+        await self.server("--ldap", self.url(), "--ldap-retry-max", "0.2", "--name-index-refresh", "0")
         response, _ = await self.get("/calendar/alice.vfb")
         self.assertEqual(response.code, 404)
         self.slapd.pause()

@@ -17,7 +17,7 @@ from twisted.trial.unittest import TestCase
 
 import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
 from fbtwist.config import caCertificates
-from fbtwist.directory import LDAPDirectory
+from fbtwist.directory import LDAPDirectory, equalityFilter, firstValue
 from fbtwist.errors import DirectoryUnavailable
 from fbtwist.ldapurl import parseLDAPURL
 from tests.slapd import SlapdServer, hashPassword
@@ -67,10 +67,13 @@ class ConnectionCounter(portforward.ProxyFactory):
     def __init__(self, host, port):
         super().__init__(host, port)
         self.connections = 0
+        self.servers = []
 
     def buildProtocol(self, addr):
         self.connections += 1
-        return super().buildProtocol(addr)
+        server = super().buildProtocol(addr)
+        self.servers.append(server)
+        return server
 
 
 class SlapdTestMixin:
@@ -327,18 +330,105 @@ class ConnectionTests(SlapdTestMixin, TestCase):
         self.assertEqual(results, ["bob"] * 20)
         self.assertEqual(counter.connections, 2)
 
-    async def test_userBindOwnConnection(self):
+    async def test_bindPoolReused(self):
         """
-        Each user bind uses a connection of its own, closed afterwards;
-        searches keep using the pool.
+        User binds, right or wrong, reuse one pooled connection; searches
+        keep to theirs.
         """
         counter, port = await self.proxy(self.slapd.port)
         directory = self.directory(self.url(port=port), poolSize=1)
-        await directory.authenticate("alice", "alice-pw")
-        await directory.authenticate("alice", "alice-pw")
-        self.assertEqual(counter.connections, 3)
+        for _ in range(3):
+            self.assertEqual(await directory.authenticate("alice", "alice-pw"), "alice")
+            with self.assertRaises(UnauthorizedLogin):
+                await directory.authenticate("bob", "wrong")
+        self.assertEqual(counter.connections, 2)
+        self.assertEqual(len(directory._open), 2)
+
+    async def test_bindConnectionNeverSearches(self):
+        """
+        After a user's bind, searches still run as the search identity
+        (anonymous here): they cannot read what only that user may read.
+        """
+        directory = self.directory(poolSize=1, bindPoolSize=1)
+        for _ in range(2):
+            self.assertEqual(await directory.authenticate("alice", "alice-pw"), "alice")
+            entries = await directory.search(equalityFilter("uid", "alice"), ["userPassword", "uid"])
+            self.assertEqual(firstValue(entries[0], "uid"), "alice")
+            self.assertIsNone(firstValue(entries[0], "userPassword"))
+
+    async def test_concurrentBinds(self):
+        """
+        Concurrent binds each get a connection; at most bindPoolSize stay
+        open for the next ones.
+        """
+        counter, port = await self.proxy(self.slapd.port)
+        directory = self.directory(self.url(port=port), poolSize=1, bindPoolSize=2)
+        logins = ["alice", "bob", "carol", "pat1", "pat2"]
+        opened = []
+        for _ in range(2):
+            results = await defer.gatherResults([directory.authenticate(u, PASSWORDS[u]) for u in logins])
+            self.assertEqual(results, logins)
+            self.assertEqual(len(directory._bindPool._idle), 2)
+            opened.append(counter.connections - sum(opened))
+        # 1 search connection and up to 5 for binds; then at most 3 more
+        # beside the 2 kept.
+        self.assertLessEqual(opened[0], 1 + 5)
+        self.assertLessEqual(opened[1], 3)
         await deferLater(0.1)
-        self.assertEqual(len(directory._open), 1)
+        self.assertEqual(len(directory._open), 1 + 2)
+
+    async def test_serverClosedBindConnection(self):
+        """
+        A pooled bind connection the server closed is replaced: the next
+        login works.
+        """
+        counter, port = await self.proxy(self.slapd.port)
+        directory = self.directory(self.url(port=port), poolSize=1)
+        self.assertEqual(await directory.authenticate("alice", "alice-pw"), "alice")
+        for server in counter.servers:
+            server.transport.loseConnection()
+        await deferLater(0.1)
+        self.assertEqual(await directory.authenticate("alice", "alice-pw"), "alice")
+        self.assertEqual(counter.connections, 4)
+
+    async def test_closeDuringBind(self):
+        """
+        A bind in flight when the directory is closed closes its connection
+        when done: closing waits for it, and nothing stays open.
+        """
+        directory = self.directory(poolSize=1)
+        self.assertEqual(await directory.authenticate("alice", "alice-pw"), "alice")
+        gate, bind = defer.Deferred(), directory._bind
+
+        async def heldBind(*args):
+            await gate
+            return await bind(*args)
+
+        directory._bind = heldBind
+        binding = directory.authenticate("bob", PASSWORDS["bob"])
+        await deferLater(0.1)
+        self.assertEqual(directory._bindPool._idle, [])
+        closed = directory.close().addTimeout(2, reactor)
+        gate.callback(None)
+        self.assertEqual(await binding, "bob")
+        await closed
+        self.assertEqual(directory._open, set())
+
+    async def test_staleBindConnectionRetried(self):
+        """
+        A bind on a pooled connection that turns out closed (the client had
+        not noticed yet) is retried once on a new connection.
+        """
+        counter, port = await self.proxy(self.slapd.port)
+        directory = self.directory(self.url(port=port), poolSize=1)
+        self.assertEqual(await directory.authenticate("alice", "alice-pw"), "alice")
+        (pooled,) = directory._bindPool._idle
+        pooled.transport.loseConnection()
+        self.assertTrue(pooled.connected)
+        self.assertEqual(await directory.authenticate("alice", "alice-pw"), "alice")
+        with self.assertRaises(UnauthorizedLogin):
+            await directory.authenticate("alice", "wrong")
+        self.assertEqual(counter.connections, 3)
 
     async def test_stopAndRestart(self):
         """
