@@ -17,7 +17,6 @@ import platform
 import re
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,6 @@ sys.path.insert(0, TOP)
 from bench.pace import pick, runPaced, summarize  # noqa: E402
 from tests.processes import (  # noqa: E402
     ADMIN_GROUP,
-    PEOPLE,
     FbtwistProcess,
     UserDirectory,
     basicAuthorization,
@@ -469,6 +467,11 @@ def startServers(args, workdir: str, tree: str, directory: UserDirectory, extra=
         apacheRoot = os.path.join(workdir, "apache")
         os.makedirs(apacheRoot, exist_ok=True)
         servers["apache"] = ApacheProcess(apacheRoot, tree, directory.searchURL).start()
+    # A server runs for days: measure it once it has loaded its directory
+    # name index (each worker loads its own).
+    for workers in args.fbtwist_workers:
+        name = "fbtwist" if workers == 0 else f"fbtwist x{workers}"
+        waitForLogLines(servers[name].logPath, "name index loaded", max(1, workers))
     # Warm up: the first request of each pays for imports and connections.
     for server in servers.values():
         for _ in range(3):
@@ -477,6 +480,20 @@ def startServers(args, workdir: str, tree: str, directory: UserDirectory, extra=
             except OSError:
                 pass
     return servers
+
+
+def waitForLogLines(path: str, text: str, count: int, timeout: float = 300.0) -> None:
+    """
+    Wait until C{text} appears C{count} times in the log at C{path}.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        with open(path, errors="replace") as f:
+            if f.read().count(text) >= count:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{path}: no {count} x {text!r} after {timeout:.0f} s")
+        time.sleep(0.2)
 
 
 def stopServers(servers) -> None:

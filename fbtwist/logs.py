@@ -415,8 +415,11 @@ def useUnderTwistd(twistdOptions, logFormat: str = "json") -> None:
     twistdOptions["logger"] = __name__ + "." + name
 
 
-def _fromInfoUp(observer) -> FilteringLogObserver:
-    # Debug events (one per directory call, ...) feed the metrics, not the log.
+def fromInfoUp(observer) -> FilteringLogObserver:
+    """
+    C{observer}, given events of level info and up only: debug events (one
+    per directory call, ...) feed the metrics, not the log.
+    """
     return FilteringLogObserver(observer, [LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)])
 
 
@@ -424,7 +427,7 @@ def twistdJSONObserver() -> FilteringLogObserver:
     """
     The log observer factory twistd calls under C{--log-format json}.
     """
-    return _fromInfoUp(JSONLinesObserver(_destination()))
+    return fromInfoUp(JSONLinesObserver(_destination()))
 
 
 def twistdTextObserver() -> FilteringLogObserver:
@@ -432,7 +435,7 @@ def twistdTextObserver() -> FilteringLogObserver:
     The log observer factory twistd calls under C{--log-format text} (the
     default).
     """
-    return _fromInfoUp(TextLinesObserver(_destination()))
+    return fromInfoUp(TextLinesObserver(_destination()))
 
 
 def isAccessEvent(event: dict) -> bool:

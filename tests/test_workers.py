@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from fbtwist.tap import Options, makeService
 from fbtwist.workers import WorkerMaster, workerArguments
 from tests.helpers import serviceOptions
-from tests.processes import FbtwistProcess, childPIDs, pidAlive, request
+from tests.processes import FbtwistProcess, basicAuthorization, childPIDs, pidAlive, request
 
 
 def waitUntil(condition, timeout: float, what: str) -> None:
@@ -135,6 +135,20 @@ class WorkerProcessTests(SynchronousTestCase):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
+
+    def test_logFromInfoUp(self):
+        """
+        Workers log as the master does: from info up (a publish's directory
+        calls are debug events, for the metrics only).
+        """
+        body = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VFREEBUSY\r\nEND:VFREEBUSY\r\nEND:VCALENDAR\r\n"
+        status, _ = request(self.server.port, "PUT", "/pub/calendar/alice.vfb", body,
+                            {"Authorization": basicAuthorization("alice", "wonderland")}, timeout=20)
+        self.assertIn(status, (201, 204))
+        waitUntil(lambda: "PUT /pub/calendar/alice.vfb" in open(self.server.logPath).read(), 10, "the access line")
+        log = open(self.server.logPath).read()
+        self.assertIn("published alice.vfb", log)
+        self.assertNotIn("#debug]", log)
 
     def test_killingTheMasterStopsTheWorkers(self):
         """
