@@ -29,10 +29,8 @@ from twisted.application.service import Service
 from twisted.logger import (
     FileLogObserver,
     ILogObserver,
-    FilteringLogObserver,
     Logger,
     LogLevel,
-    LogLevelFilterPredicate,
     formatEvent,
     formatEventAsClassicLogText,
     formatTime,
@@ -415,27 +413,42 @@ def useUnderTwistd(twistdOptions, logFormat: str = "json") -> None:
     twistdOptions["logger"] = __name__ + "." + name
 
 
-def fromInfoUp(observer) -> FilteringLogObserver:
-    """
-    C{observer}, given events of level info and up only: debug events (one
-    per directory call, ...) feed the metrics, not the log.
-    """
-    return FilteringLogObserver(observer, [LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)])
+#: The levels fbtwist's logs show.
+_FROM_INFO_UP = frozenset([LogLevel.info, LogLevel.warn, LogLevel.error, LogLevel.critical])
 
 
-def twistdJSONObserver() -> FilteringLogObserver:
+@implementer(ILogObserver)
+class InfoAndUp:
+    """
+    C{observer}, given events of level info and up only (and those without
+    a level, as C{twisted.logger.LogLevelFilterPredicate} lets them through): debug events
+    (one per directory call, ...) feed the metrics, not the log.  A set
+    lookup instead of Twisted's per-namespace filter, which costs more than
+    writing the line (every request logs one).
+    """
+
+    def __init__(self, observer):
+        self.observer = observer
+
+    def __call__(self, event: dict) -> None:
+        level = event.get("log_level")
+        if level is None or level in _FROM_INFO_UP:
+            self.observer(event)
+
+
+def twistdJSONObserver() -> "InfoAndUp":
     """
     The log observer factory twistd calls under C{--log-format json}.
     """
-    return fromInfoUp(JSONLinesObserver(_destination()))
+    return InfoAndUp(JSONLinesObserver(_destination()))
 
 
-def twistdTextObserver() -> FilteringLogObserver:
+def twistdTextObserver() -> "InfoAndUp":
     """
     The log observer factory twistd calls under C{--log-format text} (the
     default).
     """
-    return fromInfoUp(TextLinesObserver(_destination()))
+    return InfoAndUp(TextLinesObserver(_destination()))
 
 
 def isAccessEvent(event: dict) -> bool:

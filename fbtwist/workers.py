@@ -230,14 +230,14 @@ def main(argv: Sequence[str]) -> None:
     from twisted.internet import reactor, stdio
     from twisted.logger import globalLogBeginner
 
-    from fbtwist.logs import JSONLinesObserver, TextLinesObserver, fromInfoUp
+    from fbtwist.logs import InfoAndUp, JSONLinesObserver, TextLinesObserver
     from fbtwist.tap import Options, makeService, settleMemory
 
     fds = [int(fd) for fd in argv[1].split(",")]
     options = Options()
     options.parseOptions(list(argv[2:]))
     observer = JSONLinesObserver if options.config.logFormat == "json" else TextLinesObserver
-    globalLogBeginner.beginLoggingTo([fromInfoUp(observer(sys.stdout, reactor))], redirectStandardIO=False)
+    globalLogBeginner.beginLoggingTo([InfoAndUp(observer(sys.stdout, reactor))], redirectStandardIO=False)
     top = makeService(options, reactor, adoptedFDs=fds)
     stdio.StandardIO(_MasterPipe(reactor), stdout=os.open(os.devnull, os.O_WRONLY), reactor=reactor)
     reactor.callWhenRunning(top.startService)

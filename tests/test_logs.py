@@ -25,6 +25,7 @@ from twisted.trial import unittest
 
 from fbtwist import errors
 from fbtwist.logs import (
+    InfoAndUp,
     JSONLinesObserver,
     TextLinesObserver,
     combinedLine,
@@ -176,7 +177,7 @@ class JSONRecordTests(unittest.SynchronousTestCase):
         observer = logs.twistdJSONObserver()
         observer(dict(log_format="not logged", log_level=LogLevel.debug, log_time=0, log_namespace="t"))
         observer(dict(log_format="to the file", log_level=LogLevel.info, log_time=0, log_namespace="t"))
-        observer._observer._out.close()
+        observer.observer._out.close()
         self.assertEqual(json.loads(path.getContent())["message"], "to the file")
         # As with twistd's own observer, SIGUSR1 rotates the file.
         self.assertTrue(callable(signal.getsignal(signal.SIGUSR1)))
@@ -518,3 +519,21 @@ class PreformattedTextTests(unittest.SynchronousTestCase):
         record = jsonRecord(event)
         self.assertEqual(record["message"], formatEvent(event))
         self.assertNotIn("log_fbtwistText", record)
+
+
+class InfoAndUpTests(unittest.SynchronousTestCase):
+    """
+    fbtwist's logs show events from info up.
+    """
+
+    def test_levels(self):
+        """
+        Debug events are dropped; info, warn, error, critical and events
+        without a level pass.
+        """
+        seen = []
+        observer = InfoAndUp(seen.append)
+        for level in (LogLevel.debug, LogLevel.info, LogLevel.warn, LogLevel.error, LogLevel.critical, None):
+            observer({"log_level": level} if level is not None else {"message": "legacy"})
+        self.assertEqual([e.get("log_level") for e in seen],
+                         [LogLevel.info, LogLevel.warn, LogLevel.error, LogLevel.critical, None])
