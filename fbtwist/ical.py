@@ -182,7 +182,9 @@ def _values(component, key) -> list:
 
 def _component(component) -> vfb.Component:
     def moments(key):
-        return [moment for moment in (_utc(value.dt) for value in _values(component, key)) if moment is not None]
+        # A VALUE of another type (TEXT, PERIOD, ...) gives no moment.
+        values = (_utc(getattr(value, "dt", None)) for value in _values(component, key))
+        return [moment for moment in values if moment is not None]
 
     organizers = _values(component, "ORGANIZER")
     periods = []

@@ -235,6 +235,16 @@ class ReadTests(unittest.SynchronousTestCase):
                                                           datetime(2021, 3, 1, tzinfo=timezone.utc), "first@example.com"))
         self.assertTrue(clean)
 
+    def test_windowOfAnotherType(self):
+        """
+        A DTSTART or DTEND of another value type (TEXT, PERIOD) gives no
+        window edge.
+        """
+        data = outlookVFB().replace(b"DTSTART:20201227T230000Z", b"DTSTART;VALUE=TEXT:soon").replace(
+            b"DTEND:20210228T230000Z", b"DTEND;VALUE=PERIOD:20210105T070000Z/PT1H")
+        fb, _ = ical.readFreeBusy(data)
+        self.assertEqual((fb.start, fb.end, len(fb.periods)), (None, None, 1))
+
     def test_severalComponents(self):
         """
         Periods of every VFREEBUSY count; the window spans them all.
