@@ -79,7 +79,11 @@ _LINE = re.compile(
     r'([A-Za-z0-9-]+)((?:;[A-Za-z0-9-]+=(?:"[^"\x00-\x1f\x7f]*"|[^";:,\\\x00-\x1f\x7f]*))*):(.*)'
 )
 _PARAMETER = re.compile(r';([A-Za-z0-9-]+)=("[^"]*"|[^;]*)')
-_FOLD = re.compile(r"\n+[ \t]")
+#: A fold: a line break, any blank lines, a space or tab.  The lookbehind
+#: starts a match only at the first of a run of line breaks, so that a
+#: long run not followed by a space is scanned once, not once per line
+#: break (as in icalendar's own pattern).
+_FOLD = re.compile(r"(?<!\n)\n+[ \t]")
 _FBTYPE = re.compile(r"[A-Za-z0-9-]+")
 
 #: Dates and times as icalendar reads them, minutes and seconds in range:

@@ -6,6 +6,7 @@ C{icalendar} alone.
 """
 
 import os
+import time
 from datetime import datetime, timedelta, timezone
 
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -222,6 +223,17 @@ class ClientFileTests(unittest.SynchronousTestCase):
             ical.validateUpload(name + ".vfb", data)
             ical.readFreeBusy(data)
         self.assertRaises(AssertionError, ical.validateUpload, "a.vfb", UNSURE_FILES["a zone"])
+
+    def test_manyBlankLines(self):
+        """
+        A megabyte of blank lines before a fold is read in linear time (a
+        quadratic unfolding would take hours).
+        """
+        data = OUTLOOK_16.replace(b"METHOD:PUBLISH\r\n", b"METHOD:PUBLISH" + b"\r\n" * 500000).replace(
+            b"ORGANIZER:some", b"ORGANIZER:some\r\n ")
+        started = time.monotonic()
+        self.assertEqual(vfb.read(data), vfb.read(OUTLOOK_16))
+        self.assertLess(time.monotonic() - started, 5)
 
     def test_outlook(self):
         """
