@@ -19,8 +19,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import recurring_ical_events
 from icalendar import Calendar
+from icalendar.prop import vPeriod
 from twisted.logger import Logger
 
+from fbtwist import vfb
 from fbtwist.errors import InvalidCalendar
 from fbtwist.freebusy import (
     BUSY,
@@ -59,7 +61,7 @@ def parseCalendar(data: bytes) -> Calendar:
         raise InvalidCalendar("the body is empty")
     try:
         calendar = Calendar.from_ical(text)
-    except (ValueError, KeyError, IndexError, TypeError) as e:
+    except (ValueError, KeyError, IndexError, TypeError, OverflowError) as e:
         raise InvalidCalendar("not iCalendar: " + _oneLine(e)) from None
     if calendar.name != "VCALENDAR":
         raise InvalidCalendar(f"expected a VCALENDAR, found {calendar.name}")
@@ -77,8 +79,13 @@ def validateFreeBusy(data: bytes) -> Calendar:
     @raise InvalidCalendar: With a one-line reason otherwise.
     """
     calendar = parseCalendar(data)
-    if not calendar.walk("VFREEBUSY"):
+    components = calendar.walk("VFREEBUSY")
+    if not components:
         raise InvalidCalendar("the calendar has no VFREEBUSY component")
+    for component in components:
+        for value in _values(component, "FREEBUSY"):
+            if not isinstance(value, vPeriod):  # another VALUE type
+                raise InvalidCalendar("a FREEBUSY value is not a period")
     return calendar
 
 
@@ -105,7 +112,8 @@ def validateUpload(name: str, data: bytes) -> None:
     if not data:
         return
     if name.lower().endswith(FREEBUSY_SUFFIXES):
-        validateFreeBusy(data)
+        if vfb.read(data) is None:  # not sure: icalendar decides
+            validateFreeBusy(data)
     elif name.lower().endswith(EVENT_SUFFIXES):
         validateEvents(data)
 
@@ -140,19 +148,10 @@ def validateEvents(data: bytes) -> Calendar:
 
 # --- what readers may learn from a free/busy file ---
 
-#: What a published file may hold and still be served byte for byte: the
-#: calendar's envelope, and in each VFREEBUSY the window, the owner and the
-#: periods.  Anything else (SUMMARY, LOCATION, COMMENT, ATTENDEE, CONTACT,
-#: DESCRIPTION, X- properties, parameters such as Kolab's X-SUMMARY, other
-#: components) is a detail that readers do not get.
-_CLEAN_CALENDAR_PROPERTIES = {"VERSION", "PRODID", "METHOD", "CALSCALE"}
-_CLEAN_FREEBUSY_PROPERTIES = {"DTSTAMP", "DTSTART", "DTEND", "UID", "ORGANIZER", "FREEBUSY", "URL"}
-_CLEAN_PARAMETERS = {"FREEBUSY": {"FBTYPE", "VALUE"}, "ORGANIZER": {"CN"}}
-
 
 def _isClean(calendar: Calendar) -> bool:
     for name, _ in calendar.property_items(recursive=False):
-        if name not in _CLEAN_CALENDAR_PROPERTIES | {"BEGIN", "END"}:
+        if name not in vfb.CLEAN_CALENDAR_PROPERTIES | {"BEGIN", "END"}:
             return False
     for component in calendar.subcomponents:
         if component.name != "VFREEBUSY" or component.subcomponents:
@@ -160,10 +159,10 @@ def _isClean(calendar: Calendar) -> bool:
         for name, value in component.property_items(recursive=False):
             if name in ("BEGIN", "END"):
                 continue
-            if name not in _CLEAN_FREEBUSY_PROPERTIES:
+            if name not in vfb.CLEAN_FREEBUSY_PROPERTIES:
                 return False
             params = getattr(value, "params", {}) or {}
-            if set(params) - _CLEAN_PARAMETERS.get(name, set()):
+            if set(params) - vfb.CLEAN_PARAMETERS.get(name, set()):
                 return False
     return True
 
@@ -176,37 +175,53 @@ def _utc(value) -> Optional[datetime]:
     return None
 
 
+def _values(component, key) -> list:
+    values = component.get(key, [])
+    return values if isinstance(values, list) else [values]
+
+
+def _component(component) -> vfb.Component:
+    def moments(key):
+        # A VALUE of another type (TEXT, PERIOD, ...) gives no moment.
+        values = (_utc(getattr(value, "dt", None)) for value in _values(component, key))
+        return [moment for moment in values if moment is not None]
+
+    organizers = _values(component, "ORGANIZER")
+    periods = []
+    for period in _values(component, "FREEBUSY"):
+        start, end = _utc(period.start), _utc(period.end)
+        if start is not None and end is not None:
+            periods.append(Period(start, end, normaliseFBType(period.params.get("FBTYPE"))))
+    # A property written twice (which the fast reader leaves to icalendar)
+    # counts as often: the window spans all, the first owner wins.
+    return vfb.Component(min(moments("DTSTART"), default=None), max(moments("DTEND"), default=None),
+                         str(organizers[0]) if organizers else None, periods)
+
+
+def freeBusyOf(calendar: Calendar) -> Tuple[FreeBusy, bool]:
+    """
+    Reduce a parsed free/busy file (L{validateFreeBusy}) to what readers
+    may learn.
+
+    @return: The periods, window and owner of all its C{VFREEBUSY}s, and
+        whether the file holds nothing else (so that it may be served as
+        published).
+    """
+    return vfb.combine(_component(c) for c in calendar.walk("VFREEBUSY")), _isClean(calendar)
+
+
 def readFreeBusy(data: bytes) -> Tuple[FreeBusy, bool]:
     """
-    Reduce a published free/busy file to what readers may learn.
+    Reduce a published free/busy file to what readers may learn: by
+    L{fbtwist.vfb} when the file has the common shape it understands, else
+    by C{icalendar} (L{freeBusyOf}); both give the same.
 
     @return: The periods, window and owner of all its C{VFREEBUSY}s, and
         whether the file holds nothing else (so that it may be served as
         published).
     @raise InvalidCalendar: When it is not a free/busy file.
     """
-    calendar = validateFreeBusy(data)
-    fb = FreeBusy()
-    for component in calendar.walk("VFREEBUSY"):
-        for key, attribute in (("DTSTART", "start"), ("DTEND", "end")):
-            value = component.get(key)
-            moment = _utc(value.dt) if value is not None else None
-            if moment is not None:
-                current = getattr(fb, attribute)
-                if current is None or (moment < current if attribute == "start" else moment > current):
-                    setattr(fb, attribute, moment)
-        organizer = component.get("ORGANIZER")
-        if organizer is not None and fb.organizer is None:
-            fb.organizer = str(organizer)
-        values = component.get("FREEBUSY", [])
-        for period in values if isinstance(values, list) else [values]:
-            fbtype = normaliseFBType(period.params.get("FBTYPE"))
-            start = _utc(period.start)
-            end = _utc(period.end)
-            if start is not None and end is not None and start < end:
-                fb.periods.append(Period(start, end, fbtype))
-    fb.periods.sort()
-    return fb, _isClean(calendar)
+    return vfb.read(data) or freeBusyOf(validateFreeBusy(data))
 
 
 def publicFreeBusy(data: bytes, uid: str, stamp: datetime) -> bytes:

@@ -68,6 +68,14 @@ class ValidateFreeBusyTests(unittest.SynchronousTestCase):
         """
         self.assertInvalid(outlookVFB(busy="tomorrow/never"), "not iCalendar")
 
+    def test_notAPeriod(self):
+        """
+        A FREEBUSY of another value type, or a period ending past the year
+        9999, is refused.
+        """
+        self.assertInvalid(outlookVFB().replace(b"FREEBUSY:", b"FREEBUSY;VALUE=TEXT:"), "not a period")
+        self.assertInvalid(outlookVFB(busy="20210105T070000Z/P999999W"), "not iCalendar")
+
     def test_notACalendar(self):
         """
         Another top-level component is refused.

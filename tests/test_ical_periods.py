@@ -223,6 +223,28 @@ class ReadTests(unittest.SynchronousTestCase):
         xwr = base.replace("METHOD:PUBLISH", "METHOD:PUBLISH\r\nX-WR-CALNAME:Alice private").encode()
         self.assertFalse(ical.readFreeBusy(xwr)[1])
 
+    def test_propertiesTwice(self):
+        """
+        DTSTART, DTEND or ORGANIZER written twice: the window spans all
+        values, the first owner counts.
+        """
+        data = outlookVFB().replace(b"DTSTART:", b"DTSTART:20201201T000000Z\r\nDTSTART:").replace(
+            b"DTEND:", b"DTEND:20210301T000000Z\r\nDTEND:").replace(b"ORGANIZER:", b"ORGANIZER:first@example.com\r\nORGANIZER:")
+        fb, clean = ical.readFreeBusy(data)
+        self.assertEqual((fb.start, fb.end, fb.organizer), (datetime(2020, 12, 1, tzinfo=timezone.utc),
+                                                          datetime(2021, 3, 1, tzinfo=timezone.utc), "first@example.com"))
+        self.assertTrue(clean)
+
+    def test_windowOfAnotherType(self):
+        """
+        A DTSTART or DTEND of another value type (TEXT, PERIOD) gives no
+        window edge.
+        """
+        data = outlookVFB().replace(b"DTSTART:20201227T230000Z", b"DTSTART;VALUE=TEXT:soon").replace(
+            b"DTEND:20210228T230000Z", b"DTEND;VALUE=PERIOD:20210105T070000Z/PT1H")
+        fb, _ = ical.readFreeBusy(data)
+        self.assertEqual((fb.start, fb.end, len(fb.periods)), (None, None, 1))
+
     def test_severalComponents(self):
         """
         Periods of every VFREEBUSY count; the window spans them all.
