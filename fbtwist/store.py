@@ -399,21 +399,29 @@ class CalendarStore:
         if cached is not None:
             return cached
         try:
-            with open(fsPath, "rb") as f:
+            # Unbuffered: nothing but the bytes is wanted (a miss costs a
+            # few syscalls, no buffer objects; with 100,000 users most
+            # lookups miss).
+            with open(fsPath, "rb", buffering=0) as f:
                 st = os.fstat(f.fileno())
-                data = f.read()
+                data = f.read(st.st_size + 1)
+                if len(data) > st.st_size:
+                    data += f.readall()  # it grew meanwhile (written in place)
+                etag = self._etagOf(f.fileno(), st, lambda: data)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
-        snapshot = FileSnapshot(_info(path, st), self._etagOf(fsPath, st, lambda: data), data)
+        snapshot = FileSnapshot(_info(path, st), etag, data)
         if len(data) == st.st_size:
             self._snapshots.put(fsPath, _versionOf(st), snapshot)
         return snapshot
 
     @staticmethod
-    def _etagOf(fsPath: str, st: os.stat_result, content: Callable[[], bytes]) -> str:
+    def _etagOf(fsPath, st: os.stat_result, content: Callable[[], bytes]) -> str:
         """
         The entity tag remembered with the file when it matches C{st}, else
         that of C{content()}.
+
+        @param fsPath: The file's path, or a descriptor of it open.
         """
         try:
             etag, size, mtime = os.getxattr(fsPath, _ETAG_XATTR).decode("ascii").split("|")
