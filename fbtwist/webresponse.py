@@ -92,7 +92,8 @@ def _answerFailure(request, failure) -> None:
     a log entry) for anything unexpected.
     """
     if isGone(request):
-        if not failure.check(defer.CancelledError):
+        # An answer nobody reads: only a bug is worth a log entry.
+        if not failure.check(defer.CancelledError) and httpErrorFor(failure.value) is None:
             log.failure("request failed after its client went away", failure)
         return
     answer = httpErrorFor(failure.value)

@@ -64,18 +64,21 @@ async def _put(avatar, path, request) -> None:
     name = path[-1]
     if name.lower().endswith(ical.FREEBUSY_SUFFIXES + ical.EVENT_SUFFIXES):
         checkMediaType(request)
+
     def check() -> None:
         conditions.checkIfMatch(avatar, request, path)
         # A new file changes its parent's membership, which a lock on the parent protects.
         conditions.checkWrite(avatar, request, path, [(path, False, avatar.store.stat(path) is None)])
 
-    check()
+    conditions.parseIfHeader(request)  # a malformed If header: 400 before any work
     body = readBody(request)
     ical.validateUpload(name, body)
     upload = avatar.openUpload(path)
-    # Checked again once the body is on disk, right before the rename and
-    # under the lock mutex: a LOCK or another PUT may have come in while it
-    # was being written.
+    # The locks and preconditions are checked once the body is on disk,
+    # right before the rename and under the lock mutex, in the thread pool
+    # (reading the lock store and the file's ETag would otherwise wait for
+    # other threads' fsyncs in the reactor): a LOCK or another PUT may come
+    # in while the body is written.
     created = await upload.commitAsync(body, check, exclusive=conditions.lockStore(avatar).exclusive)
     log.info(
         "published {path} as {uid} over HTTP ({size} bytes)",
