@@ -4,7 +4,9 @@ listening sockets and starts N worker processes that adopt them
 (C{reactor.adoptStreamPort}), as Apple's Twisted-based Calendar Server does.
 
 The kernel hands each new connection to whichever worker accepts it first,
-so the workers share the load without the master touching a request.  They
+so the workers share the load without the master touching a request; each
+worker accepts one connection at a time, so that a burst of them spreads
+over the workers (L{_OneAcceptAtATimePort}).  They
 share nothing else in memory: the calendar tree is on disk and every write
 is an atomic rename, so two workers publishing the same file leave one
 whole version or the other.
@@ -23,7 +25,7 @@ import sys
 from typing import List, Sequence
 
 from twisted.application import service
-from twisted.internet import defer, endpoints, protocol
+from twisted.internet import defer, endpoints, protocol, tcp
 from twisted.internet.interfaces import IReactorSocket
 from twisted.logger import Logger
 
@@ -182,9 +184,32 @@ class WorkerMaster(service.Service):
                 pass
 
 
+class _OneAcceptAtATimePort(tcp.Port):
+    """
+    A listening port that accepts one connection each time it is readable.
+
+    Twisted's port accepts up to a hundred at once (and raises its limit
+    while there are more).  On a socket that several workers listen on, the
+    first to wake up would take a whole burst of new connections (say a
+    client opening its 32 keep-alive connections) and be saturated while
+    the others stay idle.  Taking one at a time, a worker busy with requests
+    comes back for the next later than an idle one: connections go where
+    there is time for them.
+    """
+
+    @property
+    def numberAccepts(self) -> int:
+        return 1
+
+    @numberAccepts.setter
+    def numberAccepts(self, value: int) -> None:
+        pass  # Twisted adapts it after each round: not here.
+
+
 class AdoptedPortService(service.Service):
     """
-    Serves C{factory} on a listening socket inherited from the master.
+    Serves C{factory} on a listening socket inherited from the master,
+    accepting one connection at a time (L{_OneAcceptAtATimePort}).
     """
 
     def __init__(self, reactor: IReactorSocket, fd: int, factory):
@@ -200,7 +225,10 @@ class AdoptedPortService(service.Service):
             addressFamily = family.family
         finally:
             family.close()
-        self.port = self.reactor.adoptStreamPort(self.fd, addressFamily, self.factory)
+        # What reactor.adoptStreamPort does, with the port class above.
+        self.port = _OneAcceptAtATimePort._fromListeningDescriptor(self.reactor, self.fd, addressFamily,
+                                                                   self.factory)
+        self.port.startListening()
 
     def stopService(self):
         super().stopService()

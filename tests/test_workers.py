@@ -171,3 +171,44 @@ class WorkerProcessTests(SynchronousTestCase):
         )
         status, _ = request(self.server.port, "GET", "/", timeout=10)
         self.assertEqual(status, 200)
+
+
+class OneAcceptAtATimeTests(SynchronousTestCase):
+    """
+    A worker takes one waiting connection each time its socket is readable,
+    so that a burst of connections spreads over the workers.
+    """
+
+    def test_oneAtATime(self):
+        """
+        Three connections waiting: each read of the port accepts one, and
+        the limit stays one (Twisted's own port raises it).
+        """
+        import socket
+
+        from twisted.internet import reactor
+        from twisted.internet.protocol import Factory, Protocol
+
+        from fbtwist.workers import AdoptedPortService
+
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(10)
+        self.addCleanup(listener.close)
+        built = []
+
+        class Counting(Factory):
+            def buildProtocol(self, addr):
+                built.append(Protocol())
+                return built[-1]
+
+        service = AdoptedPortService(reactor, listener.fileno(), Counting())
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.addCleanup(lambda: [p.transport.abortConnection() for p in built])
+        clients = [socket.create_connection(listener.getsockname()) for _ in range(3)]
+        for client in clients:
+            self.addCleanup(client.close)
+        for expected in (1, 2, 3):
+            service.port.doRead()
+            self.assertEqual((len(built), service.port.numberAccepts), (expected, 1))
