@@ -15,7 +15,7 @@ from fbtwist.errors import Locked
 from fbtwist.interfaces import ICalendarAvatar, ICalendarStore
 from fbtwist.locks import LOCK_DIRECTORY, LockStore, WallClock
 from fbtwist.permissions import Action, authorize, ownFileName
-from fbtwist.store import ResourceInfo, StorePath, validatePath
+from fbtwist.store import FileSnapshot, ResourceInfo, StorePath, validatePath
 
 
 @implementer(ICalendarAvatar)
@@ -71,6 +71,10 @@ class CalendarAvatar:
     def read(self, path: StorePath) -> bytes:
         self.authorize(Action.READ, path)
         return self.store.read(path)
+
+    def snapshot(self, path: StorePath) -> Optional[FileSnapshot]:
+        self.authorize(Action.READ, path)
+        return self.store.snapshot(path)
 
     def children(self, path: StorePath) -> Iterator[ResourceInfo]:
         self.authorize(Action.LIST, path, isCollection=True)

@@ -10,13 +10,9 @@ from twisted.web import http
 
 from fbtwist.dav import ifheader, urls
 from fbtwist.dav.davxml import DAVError
-from fbtwist.locks import LockStore, WallClock
+from fbtwist.locks import LockStore
 from fbtwist.errors import NotFound, PermissionDenied
 from fbtwist.webresponse import HTTPError, etagMatches
-
-
-def lockStore(avatar, clock=WallClock) -> LockStore:
-    return LockStore(avatar.lockDirectory(), clock)
 
 
 def currentETag(avatar, path) -> Optional[str]:
@@ -125,7 +121,7 @@ def checkWrite(avatar, request, path, changes: Iterable[Tuple[tuple, bool, bool]
 
     @return: The lock store used.
     """
-    locks = lockStore(avatar) if locks is None else locks
+    locks = avatar.lockStore() if locks is None else locks
     lists = parseIfHeader(request)
     checkIfHeader(avatar, request, path, locks, lists)
     checkLocks(avatar, request, locks, changes, lists)

@@ -19,4 +19,8 @@ async def get(avatar, path, request) -> None:
         request.setHeader(b"Content-Length", b"%d" % len(body))
         request.write(body)
         return
-    serveCalendar(request, avatar.read(path), avatar.etag(path), info.modified)
+    # Bytes, ETag and time of one version, even if a publish lands meanwhile.
+    snapshot = avatar.snapshot(path)
+    if snapshot is None:
+        raise NotFound()
+    serveCalendar(request, snapshot.data, snapshot.etag, snapshot.info.modified)

@@ -73,7 +73,7 @@ def writeLockAnswer(request, lock: Lock, now: float, code: int) -> None:
 async def lock(avatar, path, request) -> None:
     root = parseXML(readBody(request))
     timeout = parseTimeout(request.getHeader(b"Timeout"))
-    locks = conditions.lockStore(avatar)
+    locks = avatar.lockStore()
     info = avatar.stat(path)
     isCollection = info is not None and info.isCollection
     avatar.authorize(Action.WRITE, path, isCollection)
@@ -139,7 +139,7 @@ async def unlock(avatar, path, request) -> None:
     if info is None:
         raise NotFound()
     avatar.authorize(Action.WRITE, path, info.isCollection)
-    locks = conditions.lockStore(avatar)
+    locks = avatar.lockStore()
     current = locks.get(token)
     if current is None or not current.covers(path):
         raise DAVError(http.CONFLICT, "lock-token-matches-request-uri", "no such lock on this resource")

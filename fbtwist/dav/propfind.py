@@ -174,7 +174,7 @@ async def propfind(avatar, path, request) -> None:
     info = avatar.stat(path)
     if info is None:
         raise NotFound()
-    locks = conditions.lockStore(avatar)
+    locks = avatar.lockStore()
     context = PropertyContext(avatar, locks.all(), locks.clock.seconds())
     first = resourceResponse(context, info, kind, keys)
     setStatus(request, 207)

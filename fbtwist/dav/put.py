@@ -79,7 +79,7 @@ async def _put(avatar, path, request) -> None:
     # (reading the lock store and the file's ETag would otherwise wait for
     # other threads' fsyncs in the reactor): a LOCK or another PUT may come
     # in while the body is written.
-    created = await upload.commitAsync(body, check, exclusive=conditions.lockStore(avatar).exclusive)
+    created = await upload.commitAsync(body, check, exclusive=avatar.lockStore().exclusive)
     log.info(
         "published {path} as {uid} over HTTP ({size} bytes)",
         fbEvent="publish", path="/".join(path), uid=avatar.uid, size=len(body), protocol="http",
