@@ -1,5 +1,5 @@
 """
-fbtwist against the seed's own stack: Apache httpd 2.4 with mod_dav,
+fbtwist against the classic free/busy stack: Apache httpd 2.4 with mod_dav,
 mod_dav_fs and mod_authnz_ldap, on the same directory and the same files.
 
 Run it with C{bench/run} (which installs what it needs, then runs
@@ -68,7 +68,7 @@ def calendarBody(label: str = "bench") -> bytes:
 # --- Apache ------------------------------------------------------------------
 
 APACHE_CONFIG = """\
-# Apache httpd configured like the seed's free/busy server: WebDAV publishing
+# Apache httpd configured like a classic free/busy server: WebDAV publishing
 # under /pub/calendar with Basic auth against LDAP (search-then-bind, the
 # mod_ldap cache on), anonymous read-only lookups under /calendar, on one
 # directory.  Written by bench/bench.py.

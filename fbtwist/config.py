@@ -452,7 +452,7 @@ class Config:
         "How long a locked-out login name or address is refused (HTTP 429, FTP 421).", metavar="SECONDS",
     )
 
-    # --- lookup (issue 6): /calendar/ ---
+    # --- lookup: /calendar/ ---
     lookupAuth: bool = setting(
         "lookup-auth", False, parseFlag,
         "Require HTTP Basic authentication (a directory login) for /calendar/ lookups.", flag=True,

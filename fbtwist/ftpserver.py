@@ -1,6 +1,6 @@
 """
 The FTP server Outlook 98 publishes to: Twisted's C{twisted.protocols.ftp}
-with its defects worked around (../shared/TWISTED-NOTES.md), logging in
+with its defects worked around (docs/library-notes.rst), logging in
 through the same portal as HTTP and acting through
 L{fbtwist.ftpshell.CalendarFTPShell}.
 

@@ -1,6 +1,7 @@
 """
-C{GET /setup}: what to enter in each calendar client for this server (the
-seed's server shipped an "Outlook Configuration Tool"; this is a page).
+C{GET /setup}: what to enter in each calendar client for this server (older
+free/busy servers shipped a Windows "Outlook Configuration Tool"; this is a
+page).
 
 Every URL is built from the host name and scheme the request came to, so
 the page shows what works from where the reader is.  A user may type their

@@ -2,7 +2,7 @@
 Deterministic tests of L{fbtwist.ftpserver}: one FTP session on a
 L{StringTransport}, a L{MemoryReactorClock}, a real store in a temporary
 directory and the real realm; each defect of Twisted's FTP server
-(../shared/TWISTED-NOTES.md) has a test here.
+(docs/library-notes.rst) has a test here.
 """
 
 import os
