@@ -520,13 +520,14 @@ class LookupResource(Resource):
     async def busyTimes(self, name: str, timeRange: TimeRange) -> Optional[List[Period]]:
         """
         The busy periods of the person C{name} within C{timeRange}, merged;
-        C{None} when nobody by that name has published.
+        C{None} when nobody by that name has published, after the same
+        floor of time whether the name is a member's or nobody's.
         """
+        started = self.reactor.seconds()
         uid = await self.resolve(name)
-        if uid is None:
-            return None
-        published = self.published(uid)
+        published = self.published(uid) if uid is not None else None
         if published is None:
+            await self._missFloor.wait(started)
             return None
         fb = await self.freeBusy(published, timeRange)
         return freebusy.mergePeriods(fb.busy())

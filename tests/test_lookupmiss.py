@@ -5,12 +5,15 @@ time.  In memory with a L{Clock}, and over real HTTP against the demo
 directory.
 """
 
+from datetime import datetime, timezone
+
 from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 from twisted.web.test.requesthelper import DummyRequest
 
+from fbtwist.freebusy import TimeRange
 from fbtwist.lookup import LookupResource, LookupSettings
 from fbtwist.nameindex import NameIndex
 from fbtwist.store import CalendarStore
@@ -93,6 +96,21 @@ class MissFloorTests(unittest.SynchronousTestCase):
         request = self.lookUp("alice")
         self.assertTrue(request.finished)
         self.assertEqual(request.responseCode or 200, 200)
+
+    def test_pageMissesAlike(self):
+        """
+        The page's look-ups (busyTimes) of a member who never published and
+        of a name nobody has both come back empty only after the floor.
+        """
+        week = TimeRange(datetime(2021, 1, 4, tzinfo=timezone.utc), datetime(2021, 1, 11, tzinfo=timezone.utc))
+        for name in ("judy", "pat", "stranger"):
+            d = defer.Deferred.fromCoroutine(self.resource.busyTimes(name, week))
+            self.clock.advance(0.049)
+            self.assertNoResult(d)
+            self.clock.advance(0.026)
+            self.assertIsNone(self.successResultOf(d))
+        found = defer.Deferred.fromCoroutine(self.resource.busyTimes("alice", week))
+        self.assertEqual(len(self.successResultOf(found)), 1)
 
     def test_floorOff(self):
         """
