@@ -13,7 +13,7 @@ from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet import defer
 from twisted.internet.task import Clock
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import IResource, Resource
 from treq.testing import StubTreq
 from zope.interface import implementer
@@ -27,6 +27,7 @@ from fbtwist.latency import LatencyFloor
 from fbtwist.throttle import LoginThrottle, loginKey
 from fbtwist.webresponse import httpErrorFor
 from tests.test_checker import creds
+from tests.test_directory_slapd import SlapdTestMixin
 from tests.test_ftpserver import Session
 
 
@@ -368,3 +369,27 @@ class FTPThrottleTests(SynchronousTestCase):
         session.send("USER  alice ")
         self.assertEqual(session.command("PASS wonderland")[-1], "421 Too many failed logins: try again in 2 minutes.")
         self.assertTrue(session.transport.disconnecting)
+
+
+class DirectoryNamesEntryTests(SlapdTestMixin, TestCase):
+    """
+    Against slapd: a wrong password for an existing entry says which entry
+    (for counting), under any of its names; an unknown login names none.
+    """
+
+    def setUp(self):
+        self.startSlapd()
+
+    async def test_wrongPasswordNamesEntry(self):
+        """
+        A wrong password by uid or mail address fails with WrongPassword
+        naming bob; an unknown login with a plain UnauthorizedLogin.
+        """
+        directory = self.directory(loginAttributes=("uid", "mail"))
+        for login in ("bob", " Robert@Example.com"):
+            with self.assertRaises(WrongPassword) as caught:
+                await directory.authenticate(login, "guess")
+            self.assertEqual(caught.exception.uid, "bob")
+        with self.assertRaises(UnauthorizedLogin) as caught:
+            await directory.authenticate("nobody", "guess")
+        self.assertNotIsInstance(caught.exception, WrongPassword)
