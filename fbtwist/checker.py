@@ -17,7 +17,9 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from fbtwist.errors import TooManyAttempts
 from fbtwist.interfaces import IDirectory
+from fbtwist.latency import LatencyFloor
 from fbtwist.throttle import LoginThrottle
 
 
@@ -118,18 +120,29 @@ class DirectoryChecker:
     about the account).  The client's address is read from the credentials'
     C{peer} attribute where the protocol set it.
 
+    Once the directory has named the entry a login stands for, an entry
+    locked out by failures under any of its names is refused too, with the
+    same answer whether the password was right or not (the directory names
+    the entry with L{fbtwist.errors.WrongPassword}).
+
+    Failures are answered no sooner than C{failureFloor} allows, so that
+    how long a failed login took does not tell whether the login exists.
+
     @param cache: A L{BindCache}, or C{None} for none.
     @param throttle: A L{LoginThrottle}, or C{None} for none.
+    @param failureFloor: A L{LatencyFloor} for failed logins, or C{None}
+        for none.
     """
 
     credentialInterfaces = (IUsernamePassword,)
     log = Logger()
 
     def __init__(self, directory: IDirectory, cache: Optional[BindCache] = None,
-                 throttle: Optional[LoginThrottle] = None):
+                 throttle: Optional[LoginThrottle] = None, failureFloor: Optional[LatencyFloor] = None):
         self.directory = directory
         self.cache = cache
         self.throttle = throttle
+        self.failureFloor = failureFloor
 
     def requestAvatarId(self, credentials) -> defer.Deferred:
         return defer.Deferred.fromCoroutine(self._requestAvatarId(credentials))
@@ -140,6 +153,7 @@ class DirectoryChecker:
         peer = getattr(credentials, "peer", None)
         if self.throttle is not None:
             self.throttle.check(login, peer)
+        started = self.failureFloor.clock.seconds() if self.failureFloor is not None else 0.0
         try:
             if not login or not password:
                 raise UnauthorizedLogin("empty login or password")
@@ -152,11 +166,39 @@ class DirectoryChecker:
                 uid = await self.directory.authenticate(login, password)
                 if self.cache is not None:
                     self.cache.put(login, password, uid)
+            if self.throttle is not None:
+                self.throttle.checkEntry(uid)
         except UnauthorizedLogin as e:
             self.log.info("login failed for {login!r} from {peer}: {reason}", login=login, peer=peer, reason=str(e))
+            error = e
             if self.throttle is not None:
-                self.throttle.failed(login, peer)
+                error = self._countFailure(login, peer, e)
+            await self._floor(started)
+            raise error
+        except TooManyAttempts:
+            await self._floor(started)
             raise
         if self.throttle is not None:
-            self.throttle.succeeded(login)
+            self.throttle.succeeded(login, uid)
         return uid
+
+    def _countFailure(self, login: str, peer: Optional[str], error: UnauthorizedLogin) -> Exception:
+        """
+        Count a failed login, for the entry too when the directory named
+        one (L{fbtwist.errors.WrongPassword}).
+
+        @return: The error to answer with: C{error}, or L{TooManyAttempts}
+            when the entry is locked out (as a right password would get).
+        """
+        uid = getattr(error, "uid", None)
+        if uid is not None:
+            try:
+                self.throttle.checkEntry(uid)
+            except TooManyAttempts as refused:
+                return refused
+        self.throttle.failed(login, peer, uid)
+        return error
+
+    async def _floor(self, started: float) -> None:
+        if self.failureFloor is not None:
+            await self.failureFloor.wait(started)

@@ -451,6 +451,12 @@ class Config:
         "login-lockout", 300.0, parsePositiveSeconds,
         "How long a locked-out login name or address is refused (HTTP 429, FTP 421).", metavar="SECONDS",
     )
+    loginFailureDelay: float = setting(
+        "login-failure-delay", 0.2, parseSeconds,
+        "Answer a failed login no sooner than this after it arrived (plus up to half of it at random), so "
+        "that the answer's timing does not tell whether the login exists; 0 switches it off.",
+        metavar="SECONDS",
+    )
 
     # --- lookup: /calendar/ ---
     lookupAuth: bool = setting(
@@ -481,6 +487,12 @@ class Config:
         "lookup-window", 42, parseDays,
         "Days of free/busy served from a lookup's start when it gives no end (and derived from a full calendar).",
         metavar="DAYS",
+    )
+    lookupMissDelay: float = setting(
+        "lookup-miss-delay", 0.05, parseSeconds,
+        "Answer a lookup that finds nothing published no sooner than this after it arrived (plus up to half "
+        "of it at random), so that its timing does not tell a directory member from a name nobody has; "
+        "0 switches it off.", metavar="SECONDS",
     )
 
     # --- FTP (Outlook 98 publishing; see fbtwist.ftpserver) ---

@@ -44,7 +44,7 @@ from twisted.internet.ssl import optionsForClientTLS
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from fbtwist.errors import DirectoryUnavailable
+from fbtwist.errors import DirectoryUnavailable, WrongPassword
 from fbtwist.interfaces import IDirectory
 from fbtwist.ldapurl import LDAPURL
 from fbtwist.nameindex import NameIndex, NameIndexBuilder, indexOf
@@ -802,7 +802,11 @@ class LDAPDirectory:
         uid = firstValue(entry, self.url.attribute)
         if not uid:
             raise UnauthorizedLogin(f"the entry has no {self.url.attribute}")
-        await self._bindUser(entry.dn.getText(), password)
+        try:
+            await self._bindUser(entry.dn.getText(), password)
+        except UnauthorizedLogin as e:
+            # Which entry it was lets the checker count failures per entry.
+            raise WrongPassword(str(e), uid) from None
         return uid
 
     async def _bindUser(self, dn: str, password: str) -> None:

@@ -6,6 +6,10 @@ Protocol code maps these to wire errors with one table per protocol
 about HTTP or FTP.
 """
 
+from typing import Optional
+
+from twisted.cred.error import UnauthorizedLogin
+
 
 class FreeBusyError(Exception):
     """
@@ -88,4 +92,24 @@ class DirectoryUnavailable(FreeBusyError):
 class TooManyAttempts(FreeBusyError):
     """
     Too many failed logins; try again later.
+
+    @ivar retryAfter: Seconds until an attempt would no longer be refused,
+        or C{None} when not known.
     """
+
+    def __init__(self, reason: str = "", retryAfter: Optional[float] = None) -> None:
+        super().__init__(reason)
+        self.retryAfter = retryAfter
+
+
+class WrongPassword(UnauthorizedLogin):
+    """
+    The login names a directory entry, but the password is not its.
+
+    @ivar uid: The entry's uid, for counting failures per entry; never to
+        be shown to a client.
+    """
+
+    def __init__(self, reason: str, uid: str) -> None:
+        super().__init__(reason)
+        self.uid = uid

@@ -403,7 +403,8 @@ class CalendarFTP(ftp.FTP):
             raise FTPReplyError("530", "Login incorrect.") from None
         except (DirectoryUnavailable, TooManyAttempts) as e:
             self.state = self.UNAUTH
-            self.close(f"421 {e.reason} Try again later.")
+            # A throttled login's reason says when to try again already.
+            self.close(f"421 {e.reason}" + ("" if isinstance(e, TooManyAttempts) else " Try again later."))
             return None
         if self.disconnected:
             logout()

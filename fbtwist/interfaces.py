@@ -142,7 +142,9 @@ class IDirectory(Interface):
         Check a login and password.
 
         @return: A Deferred firing with the user's canonical uid, or failing
-            with L{twisted.cred.error.UnauthorizedLogin}.
+            with L{twisted.cred.error.UnauthorizedLogin}: with its subclass
+            L{fbtwist.errors.WrongPassword} when the login names an entry
+            but the password is wrong.
         """
 
     def resolveName(name):

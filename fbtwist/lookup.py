@@ -41,6 +41,7 @@ from fbtwist.addresses import clientAddress
 from fbtwist.errors import InvalidCalendar, InvalidName, NotFound
 from fbtwist.freebusy import FreeBusy, Period, RangeError, TimeRange
 from fbtwist.interfaces import ICalendarStore, IDirectory
+from fbtwist.latency import LatencyFloor
 from fbtwist.store import ResourceInfo, validateName
 from fbtwist.webresponse import CALENDAR_TYPE, HTTPError, renderAsync, renderSoon, serveCalendar, writeError
 
@@ -71,6 +72,9 @@ class LookupSettings:
     @ivar window: The range served when a lookup gives a start but no end,
         and the range derived from a full calendar without any.
     @ivar maxPeople: The most people the page shows at once.
+    @ivar missDelay: Seconds (and up to half as many more, at random) a
+        lookup that finds nothing published waits from its arrival before
+        it is answered (see L{fbtwist.latency.LatencyFloor}).
     """
 
     auth: bool = False
@@ -80,6 +84,7 @@ class LookupSettings:
     groupMaxMembers: int = 50
     window: timedelta = timedelta(days=42)
     maxPeople: int = 20
+    missDelay: float = 0.05
 
     @classmethod
     def fromConfig(cls, config, directoryURL) -> "LookupSettings":
@@ -95,6 +100,7 @@ class LookupSettings:
             groupBase=groupBase or None,
             groupMaxMembers=config.groupMaxMembers,
             window=timedelta(days=config.lookupWindow),
+            missDelay=config.lookupMissDelay,
         )
 
 
@@ -297,6 +303,7 @@ class LookupResource(Resource):
             from twisted.internet import reactor
         self.reactor = reactor
         self.names = NameCache() if names is None else names
+        self._missFloor = LatencyFloor(reactor, settings.missDelay)
         self._freeBusyCache = _Cache()
         self._calendarCache = _Cache(64)
         self._derivedCache = _Cache(512)
@@ -366,17 +373,26 @@ class LookupResource(Resource):
             await pending
 
     def _answerPerson(self, request, name: str, query: Query, uid: Optional[str]) -> Optional[Coroutine]:
-        if uid is None:
-            raise NotFound(f"nobody called {name} has published free/busy times")
-        published = self.published(uid)
+        published = self.published(uid) if uid is not None else None
         if published is None:
-            raise NotFound(f"{name} has not published free/busy times")
+            return self._notPublished(request, name)
         if not published.isCalendar and not query.transforms:
             fb, clean = self._readFreeBusy(published)
             if clean:
                 serveCalendar(request, published.data, published.etag, published.info.modified)
                 return None
         return self._serveFreeBusy(request, query, uid, published)
+
+    async def _notPublished(self, request, name: str) -> None:
+        """
+        Answer 404 for a name with nothing published: the same answer, and
+        after the same floor of time, whether the name is a directory
+        member's or nobody's, so that anonymous readers cannot tell which.
+        """
+        # When the request arrived (by the site's clock, the same reactor).
+        started = getattr(request, "started", None) or self.reactor.seconds()
+        await self._missFloor.wait(started)
+        raise NotFound(f"No free/busy times published for {name}")
 
     async def _serveFreeBusy(self, request, query: Query, uid: str, published: Published) -> None:
         fb = await self.freeBusy(published, query.range)
@@ -504,13 +520,14 @@ class LookupResource(Resource):
     async def busyTimes(self, name: str, timeRange: TimeRange) -> Optional[List[Period]]:
         """
         The busy periods of the person C{name} within C{timeRange}, merged;
-        C{None} when nobody by that name has published.
+        C{None} when nobody by that name has published, after the same
+        floor of time whether the name is a member's or nobody's.
         """
+        started = self.reactor.seconds()
         uid = await self.resolve(name)
-        if uid is None:
-            return None
-        published = self.published(uid)
+        published = self.published(uid) if uid is not None else None
         if published is None:
+            await self._missFloor.wait(started)
             return None
         fb = await self.freeBusy(published, timeRange)
         return freebusy.mergePeriods(fb.busy())

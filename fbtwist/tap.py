@@ -23,6 +23,7 @@ from fbtwist.dav.resource import CalendarTreeResource
 from fbtwist.demo import DemoDirectoryService
 from fbtwist.directory import LDAPDirectory
 from fbtwist.health import HealthResource
+from fbtwist.latency import LatencyFloor
 from fbtwist.ldapurl import parseLDAPURL
 from fbtwist.locks import LOCK_DIRECTORY, LockStore, WallClock
 from fbtwist.lookup import LookupSettings
@@ -245,6 +246,7 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
             reactor, maxFailures=config.loginFailures, maxFailuresPerAddress=config.loginFailuresPerAddress,
             window=config.loginWindow, lockout=config.loginLockout,
         ),
+        failureFloor=LatencyFloor(reactor, config.loginFailureDelay),
     )
     portal = Portal(realm, [checker, AllowAnonymousAccess()])
 

@@ -4,6 +4,7 @@ codes, short plain-text error bodies, running a request's coroutine, and
 serving a calendar file with validators.
 """
 
+import math
 from typing import Callable, Coroutine, Iterable, Optional, Tuple
 
 from twisted.internet import defer
@@ -58,6 +59,11 @@ def httpErrorFor(error: BaseException) -> Optional[HTTPError]:
         return error
     for errorClass, code, headers in _STATUS_BY_ERROR:
         if isinstance(error, errorClass):
+            retryAfter = getattr(error, "retryAfter", None)
+            if retryAfter is not None:
+                # The error knows how long: say that, not the table's default.
+                headers = [h for h in headers if h[0] != b"Retry-After"]
+                headers.append((b"Retry-After", b"%d" % max(1, math.ceil(retryAfter))))
             return HTTPError(code, error.reason, headers)
     return None
 

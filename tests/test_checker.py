@@ -313,4 +313,4 @@ class ThrottleTests(CheckerTestMixin, SynchronousTestCase):
         throttle = LoginThrottle(self.clock, maxTracked=10)
         for i in range(100):
             throttle.failed(f"user{i}", f"10.0.0.{i}")
-        self.assertEqual(len(throttle._counters), 10)
+        self.assertEqual(len(throttle), 10)

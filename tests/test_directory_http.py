@@ -166,6 +166,32 @@ class DirectoryHTTPTests(SlapdTestMixin, TestCase):
         self.assertEqual((await self.put("/pub/calendar/x.vfb", "nosuchuser", "guess")).code, 429)
         self.assertEqual((await self.put("/pub/calendar/alice.vfb", "alice")).code, 201)
 
+    async def test_throttledWhateverTheSpacing(self):
+        """
+        slapd takes 'alice ' and ' ALICE' for alice; so does the throttle:
+        after failures under those forms alice is locked out, and the 429
+        says how long the lockout really lasts.
+        """
+        await self.server("--ldap", self.url(), "--login-failures", "3", "--login-lockout", "120")
+        self.assertEqual((await self.put("/pub/calendar/alice.vfb", " ALICE ", PASSWORDS["alice"])).code, 201)
+        for login in ("alice ", " alice", " ALICE"):
+            self.assertEqual((await self.put("/pub/calendar/alice.vfb", login, "guess")).code, 401)
+        for login in ("alice", "alice  "):
+            response = await self.put("/pub/calendar/alice.vfb", login, PASSWORDS["alice"])
+            self.assertEqual(response.code, 429)
+            self.assertIn(int(response.headers.getRawHeaders(b"Retry-After")[0]), range(110, 121))
+
+    async def test_throttledPerAccount(self):
+        """
+        Failures under an account's different logins (uid, mail address)
+        add up: once locked out it is refused under any of them.
+        """
+        await self.server("--ldap", self.url(), "--ldap-login-attributes", "uid,mail", "--login-failures", "3")
+        for login in ("bob", "robert@example.com", "bob"):
+            self.assertEqual((await self.put("/pub/calendar/bob.vfb", login, "guess")).code, 401)
+        for password in (PASSWORDS["bob"], "guess"):
+            self.assertEqual((await self.put("/pub/calendar/bob.vfb", "robert@example.com", password)).code, 429)
+
     async def test_throttledByAddress(self):
         """
         Wrong passwords for many logins from one address lock the address

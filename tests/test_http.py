@@ -117,10 +117,10 @@ class PublishAndLookupTests(unittest.TestCase):
         """
         response, content = await self.get("/calendar/nobody.vfb")
         self.assertEqual(response.code, 404)
-        self.assertIn(b"nobody", content)
+        self.assertEqual(content, b"No free/busy times published for nobody.\n")
         response, content = await self.get("/calendar/carol.vfb")
         self.assertEqual(response.code, 404)
-        self.assertIn(b"has not published", content)
+        self.assertEqual(content, b"No free/busy times published for carol.\n")
         response, _ = await self.get("/calendar/alice.txt")
         self.assertEqual(response.code, 404)
 
