@@ -270,7 +270,8 @@ class _TestPKI:
 
     @param commonName: the server certificate's subject CN.
     @param altNames: its subjectAltName entries: DNS names and IP
-        addresses (as text); none leaves the extension out.
+        addresses (as text; C{"DNS:"} in front makes an address a DNS
+        name); none leaves the extension out.
     @param expired: whether it expired yesterday.
     """
 
@@ -373,6 +374,9 @@ class _TestPKI:
 
 
 def _generalName(name):
+    # "DNS:" forces a DNS name (even one that looks like an address).
+    if name.startswith("DNS:"):
+        return x509.DNSName(name[4:])
     try:
         return x509.IPAddress(ipaddress.ip_address(name))
     except ValueError:

@@ -231,6 +231,29 @@ class RightAltNameTests(CertificateTestsMixin, TestCase):
                                  trustRoot=self.trustRoot(self.slapd.otherCACertPath))
 
 
+class UnreadableAltNameTests(CertificateTestsMixin, TestCase):
+    """
+    A certificate whose only subjectAltName is an IP address written as a
+    DNS name, which service-identity cannot read (Twisted accepted it), is
+    refused.
+    """
+
+    certificate = {"commonName": "127.0.0.1", "altNames": ("DNS:127.0.0.1",)}
+
+    async def test_ldaps(self):
+        """
+        LDAPS to 127.0.0.1: refused, saying the certificate could not be
+        checked.
+        """
+        await self.assertRefused("ldaps-ip", "could not be checked")
+
+    async def test_startTLS(self):
+        """
+        StartTLS to 127.0.0.1: refused.
+        """
+        await self.assertRefused("starttls-ip", "could not be checked")
+
+
 class ExpiredTests(CertificateTestsMixin, TestCase):
     """
     An expired certificate, otherwise right, is refused.
