@@ -14,6 +14,8 @@ import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
 from fbtwist.directory import LDAPDirectory
 from fbtwist.errors import DirectoryUnavailable
 from fbtwist.ldapurl import parseLDAPURL
+from tests.helpers import httpClient, outlookVFB, startServer
+from tests.test_directory_http import auth
 from tests.test_directory_slapd import LDIF, PEOPLE, SlapdTestMixin
 from tests.slapd import SlapdServer
 
@@ -149,6 +151,27 @@ class CNOnlyOtherHostTests(CertificateTestsMixin, TestCase):
         StartTLS to localhost: refused.
         """
         await self.assertRefused("starttls-dns", "no subjectAltName")
+
+    async def test_http(self):
+        """
+        A whole fbtwist with --ldap-ca answers publishers and lookups 503
+        with Retry-After.
+        """
+        events = self.events()
+        url = f"ldaps://127.0.0.1:{self.slapd.ldapsPort}/{PEOPLE}?uid?one"
+        server = await startServer(self, "--ldap", url, "--ldap-ca", self.slapd.caCertPath,
+                                   "--name-index-refresh", "0")
+        http = httpClient(self)
+        response = await http.put(server.url("/pub/calendar/alice.vfb"), data=outlookVFB("alice@example.com"),
+                                  headers=auth("alice"))
+        await response.content()
+        self.assertEqual(response.code, 503)
+        self.assertTrue(response.headers.hasHeader(b"Retry-After"))
+        response = await http.get(server.url("/calendar/alice.vfb"))
+        await response.content()
+        self.assertEqual(response.code, 503)
+        self.assertTrue(response.headers.hasHeader(b"Retry-After"))
+        self.assertFalse([e for e in events if e.get("operation") in ("bind", "search")])
 
 
 class WrongAltNameTests(CertificateTestsMixin, TestCase):
