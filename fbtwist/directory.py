@@ -15,8 +15,9 @@ Connections:
     searches;
   - the name index is loaded on a connection of its own, closed after;
   - TLS (C{ldaps://} or StartTLS) is always verified against the host name
-    with service-identity; a certificate that does not verify is an outage,
-    never a reason to fall back to plain text;
+    in the certificate's subjectAltName (L{fbtwist.tlsclient}); a
+    certificate that does not verify is an outage, never a reason to fall
+    back to plain text;
   - every call has a timeout; after a failure new connections are attempted
     only after a delay that doubles up to a maximum (backoff), and calls in
     between fail at once with L{DirectoryUnavailable}, so clients get their
@@ -228,8 +229,11 @@ def _searchNames(client: LDAPClient, url: LDAPURL, mailAttributes: Sequence[str]
 def _describeTLSFailure(e: Exception) -> str:
     if isinstance(e, ServerCertificateRefused):
         return str(e)
+    # OpenSSL's own error: a certificate that was sent has been judged (and
+    # a refusal explained) by VerifyingClientTLS, so this is about the
+    # handshake, or a server that sent no certificate.
     reasons = [part for err in (e.args[0] if e.args and isinstance(e.args[0], list) else []) for part in err[-1:]]
-    return f"its certificate does not verify ({', '.join(reasons) or e})"
+    return f"the TLS handshake failed ({', '.join(reasons) or e})"
 
 
 @implementer(IHandshakeListener)
