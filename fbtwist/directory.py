@@ -563,6 +563,9 @@ class LDAPDirectory:
         self._retryAt = 0.0
         #: Why the directory is failing (as last logged), or C{None}.
         self._outage: Optional[str] = None
+        #: Until when (C{clock} seconds) the one connection attempt allowed
+        #: during an outage is under way.
+        self._probeUntil = 0.0
         self._pool = _SearchPool(poolSize, self._connectForSearch)
         self._bindPool = _BindPool(bindPoolSize)
         self._open = set()
@@ -638,6 +641,7 @@ class LDAPDirectory:
             first, longest = self.retryMax, max(self.retryMax, ACCOUNT_RETRY_MAX)
         self._retryDelay = min(longest, max(first, self._retryDelay * 2))
         self._retryAt = self._clock.seconds() + self._retryDelay
+        self._probeUntil = 0.0
         log = self.log.debug if reason == self._outage else self.log.error if tls else self.log.warn
         self._outage = reason
         if tls:
@@ -654,6 +658,7 @@ class LDAPDirectory:
         over, and the end of an outage is logged.
         """
         self._retryDelay = 0.0
+        self._probeUntil = 0.0
         if self._outage is not None:
             self._outage = None
             self.log.info("directory {server} is available again", server=self.server)
@@ -665,6 +670,24 @@ class LDAPDirectory:
         """
         if self._clock.seconds() < self._retryAt:
             raise DirectoryUnavailable(f"the directory {self.server} is unavailable")
+
+    def _startConnecting(self) -> None:
+        """
+        @raise DirectoryUnavailable: At once while the backoff delay runs,
+            and after it, during an outage, while another new connection
+            finds out whether the directory is back: one attempt per delay,
+            not one per pool slot (each a bind of a search account whose
+            password may be refused, counted by directories that lock
+            accounts out).
+        """
+        self._checkBackoff()
+        if self._outage is not None:
+            now = self._clock.seconds()
+            if now < self._probeUntil:
+                raise DirectoryUnavailable(f"the directory {self.server} is unavailable")
+            # Ended by _failed or _recovered; the bound (connect, TLS and a
+            # bind, each timed) covers an attempt that ends otherwise.
+            self._probeUntil = now + 4 * self.timeout
 
     # --- connections ---
 
@@ -693,7 +716,7 @@ class LDAPDirectory:
         @raise DirectoryUnavailable: When the server cannot be reached, its
             certificate does not verify, or the backoff delay is running.
         """
-        self._checkBackoff()
+        self._startConnecting()
         endpoint = self._tcpEndpoint()
         if self.url.tls:
             endpoint = wrapClientTLS(self._tlsOptions(), endpoint)

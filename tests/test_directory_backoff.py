@@ -8,6 +8,7 @@ is logged once.
 
 import subprocess
 
+from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel
 from twisted.trial.unittest import TestCase
@@ -79,3 +80,20 @@ class SearchAccountRefusedTests(SlapdTestMixin, TestCase):
         self.assertEqual(await self.attempt(directory, events), (1, True))
         self.assertEqual(directory.retryDelay(), 0)
         self.assertTrue([e for e in events if "available again" in e.get("log_format", "")])
+
+    async def test_oneAttemptPerDelay(self):
+        """
+        When the delay ends, concurrent lookups (one per pool slot) make
+        one bind between them: the others fail at once.
+        """
+        clock = Clock()
+        events = self.events()
+        directory = self.directory(bindDN=SEARCH_DN, bindPassword="wrong", clock=clock, retryMax=30, poolSize=4)
+        self.assertEqual(await self.attempt(directory, events), (1, False))
+        clock.advance(directory.retryDelay())
+        before = len([e for e in events if e.get("operation") == "bind"])
+        lookups = [directory.resolveName("alice") for _ in range(4)]
+        results = await defer.DeferredList(lookups, consumeErrors=True)
+        self.assertEqual([f.type for _, f in results], [DirectoryUnavailable] * 4)
+        self.assertEqual(len([e for e in events if e.get("operation") == "bind"]) - before, 1)
+        self.assertEqual(directory.retryDelay(), 60)
