@@ -15,8 +15,9 @@ Connections:
     searches;
   - the name index is loaded on a connection of its own, closed after;
   - TLS (C{ldaps://} or StartTLS) is always verified against the host name
-    with service-identity; a certificate that does not verify is an outage,
-    never a reason to fall back to plain text;
+    in the certificate's subjectAltName (L{fbtwist.tlsclient}); a
+    certificate that does not verify is an outage, never a reason to fall
+    back to plain text;
   - every call has a timeout; after a failure new connections are attempted
     only after a delay that doubles up to a maximum (backoff), and calls in
     between fail at once with L{DirectoryUnavailable}, so clients get their
@@ -34,13 +35,11 @@ from ldaptor.protocols.ldap.ldapclient import LDAPClient, LDAPClientConnectionLo
 from ldaptor.protocols.ldap.distinguishedname import DistinguishedName
 from ldaptor.protocols.ldap.ldapsyntax import LDAPEntry
 from OpenSSL import SSL
-from service_identity import VerificationError
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer, error as netError
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Factory
-from twisted.internet.ssl import optionsForClientTLS
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -48,6 +47,7 @@ from fbtwist.errors import DirectoryUnavailable, WrongPassword
 from fbtwist.interfaces import IDirectory
 from fbtwist.ldapurl import LDAPURL
 from fbtwist.nameindex import NameIndex, NameIndexBuilder, indexOf
+from fbtwist.tlsclient import ServerCertificateRefused, VerifyingClientTLS
 
 # Result codes that mean "the directory cannot answer now", not "no".
 _UNAVAILABLE_CODES = {
@@ -61,6 +61,10 @@ _UNAVAILABLE_CODES = {
 _REFERRAL_CODE = ldaperrors.LDAPReferral.resultCode
 _CONNECTION_ERRORS = (
     netError.ConnectError,
+    # HostnameEndpoint's: the name does not resolve, or its connection
+    # attempt was cancelled (timed out); neither is a ConnectError.
+    netError.DNSLookupError,
+    netError.ConnectingCancelledError,
     netError.ConnectionLost,
     netError.ConnectionDone,
     LDAPClientConnectionLostException,
@@ -69,11 +73,16 @@ _CONNECTION_ERRORS = (
 )
 #: How a connection the server closed while it was idle fails.
 _STALE_CONNECTION_ERRORS = (netError.ConnectionLost, netError.ConnectionDone, LDAPClientConnectionLostException)
-_TLS_ERRORS = (SSL.Error, VerificationError)
+_TLS_ERRORS = (SSL.Error, ServerCertificateRefused)
 
 #: The first delay before reconnecting after a failure (seconds); it doubles
 #: with each further failure up to the directory's C{retryMax}.
 RETRY_INITIAL = 0.25
+#: The longest delay (seconds) after the search account's password was
+#: refused: it stays wrong until an operator changes it, and directories
+#: that lock accounts out (Active Directory) count each attempt.  The first
+#: delay is then the directory's C{retryMax}.
+ACCOUNT_RETRY_MAX = 600.0
 
 #: The Simple Paged Results control (RFC 2696).
 PAGED_RESULTS_OID = b"1.2.840.113556.1.4.319"
@@ -218,10 +227,13 @@ def _searchNames(client: LDAPClient, url: LDAPURL, mailAttributes: Sequence[str]
 
 
 def _describeTLSFailure(e: Exception) -> str:
-    if isinstance(e, VerificationError):
-        return f"its certificate does not match the host name ({e})"
+    if isinstance(e, ServerCertificateRefused):
+        return str(e)
+    # OpenSSL's own error: a certificate that was sent has been judged (and
+    # a refusal explained) by VerifyingClientTLS, so this is about the
+    # handshake, or a server that sent no certificate.
     reasons = [part for err in (e.args[0] if e.args and isinstance(e.args[0], list) else []) for part in err[-1:]]
-    return f"its certificate does not verify ({', '.join(reasons) or e})"
+    return f"the TLS handshake failed ({', '.join(reasons) or e})"
 
 
 @implementer(IHandshakeListener)
@@ -549,6 +561,11 @@ class LDAPDirectory:
         self.retryMax = retryMax
         self._retryDelay = 0.0
         self._retryAt = 0.0
+        #: Why the directory is failing (as last logged), or C{None}.
+        self._outage: Optional[str] = None
+        #: Until when (C{clock} seconds) the one connection attempt allowed
+        #: during an outage is under way.
+        self._probeUntil = 0.0
         self._pool = _SearchPool(poolSize, self._connectForSearch)
         self._bindPool = _BindPool(bindPoolSize)
         self._open = set()
@@ -607,14 +624,44 @@ class LDAPDirectory:
         self.log.warn("directory {server} unavailable: {reason}", server=self.server, reason=reason)
         return DirectoryUnavailable(f"the directory {self.server} is unavailable")
 
-    def _failed(self, reason: str) -> DirectoryUnavailable:
+    def _failed(self, reason: str, accountRefused: bool = False, tls: bool = False) -> DirectoryUnavailable:
         """
         Note a failure of the server: connections wait for the backoff
-        delay, which doubles with each failure in a row.
+        delay, which doubles with each failure in a row.  Logged once per
+        change of C{reason} (an outage is one warning, not one per
+        attempt), the repeats at debug level.
+
+        @param accountRefused: The search account's password was refused:
+            the delay starts at C{retryMax} and grows to
+            L{ACCOUNT_RETRY_MAX}.
+        @param tls: The server's certificate was refused (an error).
         """
-        self._retryDelay = min(self.retryMax, self._retryDelay * 2 or RETRY_INITIAL)
+        first, longest = RETRY_INITIAL, self.retryMax
+        if accountRefused:
+            first, longest = self.retryMax, max(self.retryMax, ACCOUNT_RETRY_MAX)
+        self._retryDelay = min(longest, max(first, self._retryDelay * 2))
         self._retryAt = self._clock.seconds() + self._retryDelay
-        return self._unavailable(f"{reason}; next attempt in {self._retryDelay:g}s")
+        self._probeUntil = 0.0
+        log = self.log.debug if reason == self._outage else self.log.error if tls else self.log.warn
+        self._outage = reason
+        if tls:
+            log("refusing the directory {server}: {reason}; not falling back to plain text; next attempt in {delay:g}s",
+                server=self.server, reason=reason, delay=self._retryDelay)
+        else:
+            log("directory {server} unavailable: {reason}; next attempt in {delay:g}s",
+                server=self.server, reason=reason, delay=self._retryDelay)
+        return DirectoryUnavailable(f"the directory {self.server} is unavailable")
+
+    def _recovered(self) -> None:
+        """
+        Note that a connection is ready for use: the backoff delay starts
+        over, and the end of an outage is logged.
+        """
+        self._retryDelay = 0.0
+        self._probeUntil = 0.0
+        if self._outage is not None:
+            self._outage = None
+            self.log.info("directory {server} is available again", server=self.server)
 
     def _checkBackoff(self) -> None:
         """
@@ -624,10 +671,30 @@ class LDAPDirectory:
         if self._clock.seconds() < self._retryAt:
             raise DirectoryUnavailable(f"the directory {self.server} is unavailable")
 
+    def _startConnecting(self) -> None:
+        """
+        @raise DirectoryUnavailable: At once while the backoff delay runs,
+            and after it, during an outage, while another new connection
+            finds out whether the directory is back: one attempt per delay,
+            not one per pool slot (each a bind of a search account whose
+            password may be refused, counted by directories that lock
+            accounts out).
+        """
+        self._checkBackoff()
+        if self._outage is not None:
+            now = self._clock.seconds()
+            if now < self._probeUntil:
+                raise DirectoryUnavailable(f"the directory {self.server} is unavailable")
+            # Ended by _failed or _recovered; the bound (connect, TLS and a
+            # bind, each timed) covers an attempt that ends otherwise.
+            self._probeUntil = now + 4 * self.timeout
+
     # --- connections ---
 
     def _tlsOptions(self):
-        return optionsForClientTLS(self.url.host, trustRoot=self._trustRoot)
+        # Not Twisted's optionsForClientTLS alone: it accepts a certificate
+        # without a subjectAltName whatever its CN says.
+        return VerifyingClientTLS(self.url.host, trustRoot=self._trustRoot)
 
     def _tcpEndpoint(self):
         """
@@ -649,7 +716,7 @@ class LDAPDirectory:
         @raise DirectoryUnavailable: When the server cannot be reached, its
             certificate does not verify, or the backoff delay is running.
         """
-        self._checkBackoff()
+        self._startConnecting()
         endpoint = self._tcpEndpoint()
         if self.url.tls:
             endpoint = wrapClientTLS(self._tlsOptions(), endpoint)
@@ -657,20 +724,20 @@ class LDAPDirectory:
         try:
             client = await self._call("connect", self._establish(endpoint, opened))
         except _TLS_ERRORS as e:
-            self.log.error(
-                "refusing the directory {server}: {reason}; not falling back to plain text",
-                server=self.server,
-                reason=_describeTLSFailure(e),
-            )
             self._abort(opened)
-            raise self._failed("TLS verification failed") from None
+            raise self._failed(_describeTLSFailure(e), tls=True) from None
         except _CONNECTION_ERRORS as e:
             self._abort(opened)
             raise self._failed(f"cannot connect: {e!r}") from None
         except ldaperrors.LDAPException as e:
             self._abort(opened)
             raise self._failed(f"StartTLS refused: {e}") from None
-        self._retryDelay = 0.0
+        except Exception as e:
+            # Whatever else keeps the server out of reach is an outage
+            # too (clients get their 503); its traceback shows the cause.
+            self.log.failure("connecting to the directory {server} failed unexpectedly", server=self.server)
+            self._abort(opened)
+            raise self._failed(f"cannot connect: {e!r}") from None
         return client
 
     async def _establish(self, endpoint, opened: list) -> DirectoryClient:
@@ -720,10 +787,15 @@ class LDAPDirectory:
                 await self._bind(client, self._bindDN, self._bindPassword or "")
             except ldaperrors.LDAPException as e:
                 _close(client)
-                raise self._failed(f"the search account {self._bindDN} cannot bind: {e}") from None
+                raise self._failed(
+                    f"the search account {self._bindDN} cannot bind: {e}",
+                    accountRefused=isinstance(e, ldaperrors.LDAPInvalidCredentials),
+                ) from None
             except _CONNECTION_ERRORS as e:
                 self._abort([client])
                 raise self._failed(f"connection lost: {e!r}") from None
+        # Only now: a search account that cannot bind must keep backing off.
+        self._recovered()
         return client
 
     def close(self) -> defer.Deferred:
@@ -824,6 +896,7 @@ class LDAPDirectory:
             pooled = client is not None
             if client is None:
                 client = await self._connect()
+                self._recovered()
             try:
                 await self._bind(client, dn, password)
             except ldaperrors.LDAPInvalidCredentials:

@@ -122,6 +122,7 @@ class NameIndexRefresher:
     every C{interval} seconds after each success.  A failed load keeps the
     old index and is tried again when the directory's backoff delay ends
     (or after C{interval} when the directory answered with an error).
+    Failures are logged once per change of reason, not once per attempt.
 
     @param directory: Has C{loadNameIndex()} (a Deferred firing once the
         new index is in place) and C{retryDelay()} (seconds until the
@@ -138,6 +139,7 @@ class NameIndexRefresher:
         self._call = None
         self._loading = None
         self._running = False
+        self._failure: Optional[str] = None
 
     def start(self) -> None:
         self._running = True
@@ -165,6 +167,7 @@ class NameIndexRefresher:
 
     def _loaded(self, _) -> None:
         self._loading = None
+        self._failure = None
         self._schedule(self.interval)
 
     def _failedLoad(self, failure) -> None:
@@ -174,8 +177,11 @@ class NameIndexRefresher:
         delay = self.directory.retryDelay() or self.interval
         if not failure.check(DirectoryUnavailable, ldaperrors.LDAPException):
             self.log.failure("loading the name index failed unexpectedly", failure)
-        self.log.warn(
+        reason = failure.getErrorMessage() or failure.type.__name__
+        log = self.log.debug if reason == self._failure else self.log.warn
+        self._failure = reason
+        log(
             "the name index was not refreshed ({reason}); keeping the one loaded before, next attempt in {delay:g}s",
-            reason=failure.getErrorMessage() or failure.type.__name__, delay=delay,
+            reason=reason, delay=delay,
         )
         self._schedule(delay)

@@ -265,55 +265,58 @@ def _writeFile(path, data, mode=0o644):
 
 class _TestPKI:
     """
-    A self-signed test CA with one server certificate for C{localhost} and
-    127.0.0.1, plus a second, unrelated CA.
+    A self-signed test CA with one server certificate, plus a second,
+    unrelated CA.
+
+    @param commonName: the server certificate's subject CN.
+    @param altNames: its subjectAltName entries: DNS names and IP
+        addresses (as text; C{"DNS:"} in front makes an address a DNS
+        name); none leaves the extension out.
+    @param expired: whether it expired yesterday.
     """
 
-    def __init__(self):
+    def __init__(self, commonName="localhost", altNames=("localhost", "127.0.0.1"), expired=False):
         self.caKey, self.caCert = self._makeCA("fbtwist test CA")
         _, self.otherCACert = self._makeCA("fbtwist unrelated test CA")
         self.serverKey = ec.generate_private_key(ec.SECP256R1())
+        extensions = [
+            (x509.BasicConstraints(ca=False, path_length=None), True),
+            (
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                True,
+            ),
+            (
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                False,
+            ),
+            (
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                    self.caKey.public_key()
+                ),
+                False,
+            ),
+        ]
+        if altNames:
+            extensions.append(
+                (x509.SubjectAlternativeName([_generalName(n) for n in altNames]), False)
+            )
         self.serverCert = self._sign(
-            self._name("localhost"),
+            self._name(commonName),
             self.serverKey.public_key(),
-            [
-                (x509.BasicConstraints(ca=False, path_length=None), True),
-                (
-                    x509.KeyUsage(
-                        digital_signature=True,
-                        content_commitment=False,
-                        key_encipherment=False,
-                        data_encipherment=False,
-                        key_agreement=False,
-                        key_cert_sign=False,
-                        crl_sign=False,
-                        encipher_only=False,
-                        decipher_only=False,
-                    ),
-                    True,
-                ),
-                (
-                    x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
-                    False,
-                ),
-                (
-                    x509.SubjectAlternativeName(
-                        [
-                            x509.DNSName("localhost"),
-                            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                        ]
-                    ),
-                    False,
-                ),
-                (
-                    x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                        self.caKey.public_key()
-                    ),
-                    False,
-                ),
-            ],
+            extensions,
             issuer=self.caCert.subject,
             signingKey=self.caKey,
+            expired=expired,
         )
 
     @staticmethod
@@ -321,16 +324,17 @@ class _TestPKI:
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, commonName)])
 
     @staticmethod
-    def _sign(subject, publicKey, extensions, issuer, signingKey):
+    def _sign(subject, publicKey, extensions, issuer, signingKey, expired=False):
         now = datetime.datetime.now(datetime.timezone.utc)
+        notAfter = now - datetime.timedelta(days=1) if expired else now + datetime.timedelta(days=30)
         builder = (
             x509.CertificateBuilder()
             .subject_name(subject)
             .issuer_name(issuer)
             .public_key(publicKey)
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
+            .not_valid_before(now - datetime.timedelta(days=2))
+            .not_valid_after(notAfter)
             .add_extension(
                 x509.SubjectKeyIdentifier.from_public_key(publicKey), False
             )
@@ -367,6 +371,16 @@ class _TestPKI:
             signingKey=key,
         )
         return key, cert
+
+
+def _generalName(name):
+    # "DNS:" forces a DNS name (even one that looks like an address).
+    if name.startswith("DNS:"):
+        return x509.DNSName(name[4:])
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
 
 
 def _pem(cert):
@@ -518,6 +532,7 @@ class SlapdServer:
         suffix="dc=example,dc=com",
         rootPassword=None,
         startTimeout=10.0,
+        certificate=None,
     ):
         """
         Describe the server; nothing is written or started until L{start}.
@@ -533,6 +548,11 @@ class SlapdServer:
             omitted.
         @type rootPassword: L{str} or L{None}
         @param startTimeout: seconds L{start} waits for slapd to answer.
+        @param certificate: how the server certificate differs from the
+            usual one, as keyword arguments: C{commonName} (its CN),
+            C{altNames} (its subjectAltName DNS names and IP addresses;
+            empty for none), C{expired}.
+        @type certificate: L{dict} or L{None}
         """
         self.basedir = os.path.abspath(os.fspath(basedir))
         self.ldif = ldif
@@ -543,6 +563,7 @@ class SlapdServer:
             rootPassword = secrets.token_urlsafe(16)
         self.rootPassword = rootPassword
         self.startTimeout = startTimeout
+        self.certificate = dict(certificate or {})
         self.port = None
         self.ldapsPort = None
         self._tlsDir = os.path.join(self.basedir, "tls")
@@ -739,7 +760,7 @@ class SlapdServer:
 
     def _writePKI(self):
         os.makedirs(self._tlsDir, exist_ok=True)
-        pki = _TestPKI()
+        pki = _TestPKI(**self.certificate)
         _writeFile(self.caCertPath, _pem(pki.caCert))
         _writeFile(self.otherCACertPath, _pem(pki.otherCACert))
         _writeFile(self.serverCertPath, _pem(pki.serverCert))
