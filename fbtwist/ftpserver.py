@@ -477,6 +477,11 @@ class CalendarFTP(ftp.FTP):
 
         def failed(failure):
             failure.trap(ftp.PortConnectionError)
+            if self.dtpPort is port and interfaces.IListeningPort.providedBy(port):
+                # The data timeout: free the passive port now, not when the
+                # session ends (a session kept alive by NOOPs would hold it).
+                self.dtpPort = None
+                port.stopListening()
             if not ready.called:
                 ready.callback(False)
 

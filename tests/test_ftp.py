@@ -566,6 +566,35 @@ class FTPOptionsTests(unittest.TestCase):
         self.assertEqual(epsv, f"229 Entering Extended Passive Mode (|||{free}|).")
 
 
+    @inline
+    async def test_passivePortFreedAtDataTimeout(self):
+        """
+        A passive port whose data connection never came is free again after
+        --ftp-data-timeout, while its session lives on: another session's
+        PASV gets it.
+        """
+        probe = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1")
+        free = probe.getHost().port
+        await probe.stopListening()
+        server = await startFTPServer(self, "--ftp-passive-ports", f"{free}-{free}", "--ftp-data-timeout", "0.2")
+        first = await inThread(connect, server.ftpPort)
+        self.addCleanup(first.close)
+        second = await inThread(connect, server.ftpPort, "bsmith")
+        self.addCleanup(second.close)
+
+        def pasv(client):
+            try:
+                return client.sendcmd("PASV")
+            except ftplib.Error as e:
+                return str(e)
+
+        self.assertTrue((await inThread(pasv, first)).startswith("227"))
+        self.assertTrue((await inThread(pasv, second)).startswith("425"))
+        await deferLater(reactor, 0.4, lambda: None)
+        self.assertTrue((await inThread(first.sendcmd, "NOOP")).startswith("200"))
+        self.assertTrue((await inThread(pasv, second)).startswith("227"))
+
+
 class LftpTests(unittest.TestCase):
     """
     The same publishes with lftp, a real command-line FTP client.

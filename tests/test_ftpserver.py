@@ -5,6 +5,7 @@ directory and the real realm; each defect of Twisted's FTP server
 (../shared/TWISTED-NOTES.md) has a test here.
 """
 
+import errno
 import os
 
 from twisted.cred.checkers import ICredentialsChecker
@@ -13,7 +14,7 @@ from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.portal import Portal
 from twisted.internet import defer
 from twisted.internet.address import IPv4Address
-from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.error import CannotListenError, ConnectionDone, ConnectionLost
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import globalLogPublisher
 from twisted.protocols import ftp
@@ -75,10 +76,11 @@ class Session:
     store.
     """
 
-    def __init__(self, testCase, maxUpload=1 << 20, checker=None, peer=CLIENT, factory=None, **factoryArgs):
+    def __init__(self, testCase, maxUpload=1 << 20, checker=None, peer=CLIENT, factory=None, reactor=None,
+                 **factoryArgs):
         self.testCase = testCase
         if factory is None:
-            self.reactor = MemoryReactorClock()
+            self.reactor = MemoryReactorClock() if reactor is None else reactor
             self.store = CalendarStore(FilePath(testCase.mktemp()))
             realm = FreeBusyRealm(self.store, directory=None)
             realm.registerAvatarFactory(ftp.IFTPShell, ftpAvatarFactory(maxUpload))
@@ -567,6 +569,60 @@ class DataConnectionSafetyTests(SynchronousTestCase):
         port, factory, backlog, interface = session.reactor.tcpServers[-1]
         self.assertEqual((port, interface), (50000, "127.0.0.1"))
         self.assertEqual(session.command("EPSV"), ["229 Entering Extended Passive Mode (|||50000|)."])
+
+
+class _PortsReactor(MemoryReactorClock):
+    """
+    A memory reactor on which a TCP port, once listened on, cannot be
+    listened on again until it stops listening (as with real sockets).
+
+    @ivar listening: The port numbers listened on now.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.listening = set()
+
+    def listenTCP(self, port, factory, backlog=50, interface=""):
+        if port in self.listening:
+            raise CannotListenError(interface, port, OSError(errno.EADDRINUSE, "Address already in use"))
+        listeningPort = super().listenTCP(port, factory, backlog, interface)
+        self.listening.add(port)
+        stopListening = listeningPort.stopListening
+
+        def stop():
+            self.listening.discard(port)
+            return stopListening()
+
+        listeningPort.stopListening = stop
+        return listeningPort
+
+
+class PassivePortTests(SynchronousTestCase):
+    """
+    Passive data ports are given back when their data connection does not
+    come.
+    """
+
+    def test_portFreedAtDataTimeout(self):
+        """
+        A PASV whose data connection never comes frees its port at the data
+        timeout, though the session stays (NOOP): another session gets it.
+        """
+        reactor = _PortsReactor()
+        first = Session(self, reactor=reactor, passivePorts=range(50000, 50001), dataTimeout=5)
+        second = Session(self, factory=first.factory)
+        first.login()
+        second.login()
+        self.assertTrue(first.command("PASV")[0].startswith("227"))
+        self.assertTrue(second.command("PASV")[0].startswith("425"))
+        reactor.advance(5)
+        self.assertEqual(first.command("NOOP"), ["200 Command OK"])
+        self.assertEqual(reactor.listening, set())
+        self.assertTrue(second.command("PASV")[0].startswith("227"))
+        # The first session's next transfer says its data connection never came.
+        self.assertTrue(first.command("STOR /pub/calendar/alice.vfb")[0].startswith("425"))
+        self.assertEqual(reactor.listening, {50000})
 
 
 class SessionLimitTests(SynchronousTestCase):
