@@ -8,6 +8,7 @@ directory and against a real OpenLDAP.
 import ftplib
 import io
 import os
+import re
 import socket
 import struct
 
@@ -19,7 +20,8 @@ from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
-from tests.helpers import PASSWORDS, httpClient, listeningPort, outlookVFB, startServer, inline
+from tests.davhelpers import propfindBody
+from tests.helpers import PASSWORDS, basicAuth, httpClient, listeningPort, outlookVFB, startServer, inline
 from tests.slapd import SlapdServer, hashPassword
 
 #: Bounds every FTP client call.
@@ -296,6 +298,32 @@ class FTPLibPublishTests(unittest.TestCase):
         self.assertEqual(os.listdir(self.server.store.root.path), [])
 
     @inline
+    async def test_listingAsPROPFIND(self):
+        """
+        FTP LIST and NLST show a user the same members as a WebDAV PROPFIND
+        of the collection: their own files only.
+        """
+        for name in ("alice.vfb", "alice.ics", "bsmith.vfb"):
+            self.server.store.write((name,), outlookVFB())
+
+        def session():
+            with connect(self.port) as client:
+                lines = []
+                client.retrlines("LIST /pub/calendar", lines.append)
+                return sorted(client.nlst("/pub/calendar")), sorted(line.split()[-1] for line in lines)
+
+        nlst, listed = await inThread(session)
+        response = await self.http.request(
+            "PROPFIND", self.server.url("/pub/calendar/"), headers={**basicAuth("alice"), "Depth": "1"},
+            data=propfindBody("getetag"),
+        )
+        self.assertEqual(response.code, 207)
+        hrefs = re.findall(r"<D:href>/pub/calendar/([^<]+)</D:href>", (await response.text()))
+        self.assertEqual(sorted(hrefs), ["alice.ics", "alice.vfb"])
+        self.assertEqual(nlst, sorted(hrefs))
+        self.assertEqual(listed, sorted(hrefs))
+
+    @inline
     async def test_brokenDataConnectionKeepsOld(self):
         """
         A data connection reset mid-upload is 426; the old file stays and
@@ -438,7 +466,7 @@ class FTPLibPublishTests(unittest.TestCase):
         results = await inThread(session)
         self.assertEqual(results["top"], ["pub"])
         self.assertEqual(results["pwd"], "/pub/calendar")
-        self.assertEqual(results["nlst"], ["alice.vfb", "bsmith.vfb"])
+        self.assertEqual(results["nlst"], ["alice.vfb"])
         self.assertIn("UTF8", results["feat"])
         self.assertTrue(results["syst"].startswith("215"))
         self.assertTrue(results["noop"].startswith("200"))

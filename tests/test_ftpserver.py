@@ -343,12 +343,12 @@ class TransferTests(SynchronousTestCase):
         """
         session = Session(self)
         session.store.write(("alice.vfb",), outlookVFB())
-        session.store.write(("bob.vfb",), outlookVFB())
+        session.store.write(("alice.ics",), outlookVFB())
         session.login()
         session.command("CWD /pub/calendar")
         data, transport = session.passive()
         session.send("NLST")
-        self.assertEqual(sorted(transport.value().split(b"\r\n")), [b"", b"alice.vfb", b"bob.vfb"])
+        self.assertEqual(sorted(transport.value().split(b"\r\n")), [b"", b"alice.ics", b"alice.vfb"])
         data.connectionLost(Failure(ConnectionDone()))
         self.assertEqual(session.replies()[-1], "226 Transfer Complete.")
 
