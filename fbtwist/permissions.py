@@ -63,7 +63,8 @@ def authorize(uid, isAdmin: bool, action: Action, path, isCollection: bool = Fal
     if action is Action.MANAGE or isCollection or len(path) != 1:
         raise PermissionDenied("only administrators may change collections")
     if ownFileName(uid, path[0]) is None:
-        raise PermissionDenied(f"{uid} may only publish {uid}{PUBLISHED_SUFFIXES[0]}")
+        own = " or ".join(uid + suffix for suffix in PUBLISHED_SUFFIXES)
+        raise PermissionDenied(f"{uid} may only publish {own}")
 
 
 def visibleMembers(uid, isAdmin: bool, members: Iterable, anonymousReads: bool = False) -> Iterator:

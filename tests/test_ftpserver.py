@@ -454,8 +454,26 @@ class TransferTests(SynchronousTestCase):
         session.login()
         session.command("PASV")
         replies = session.command("STOR /pub/calendar/bob.vfb")
-        self.assertEqual(replies, ["550 /pub/calendar/bob.vfb: alice may only publish alice.vfb"])
+        self.assertEqual(replies, ["550 /pub/calendar/bob.vfb: alice may only publish alice.vfb or alice.ics"])
         self.assertIsNone(session.store.stat(("bob.vfb",)))
+
+    def test_renameSaysWhy(self):
+        """
+        A user's RNTO to a name not theirs, or from another user's file, is
+        550 naming the refused path and the user's own file names.
+        """
+        session = Session(self)
+        session.store.write(("alice.vfb",), outlookVFB())
+        session.store.write(("bob.vfb",), outlookVFB())
+        session.login()
+        session.command("CWD /pub/calendar")
+        self.assertTrue(session.command("RNFR alice.vfb")[0].startswith("350"))
+        self.assertEqual(session.command("RNTO x.vfb"),
+                         ["550 /pub/calendar/x.vfb: alice may only publish alice.vfb or alice.ics"])
+        session.command("RNFR bob.vfb")
+        self.assertEqual(session.command("RNTO alice.vfb"),
+                         ["550 /pub/calendar/bob.vfb: alice may only publish alice.vfb or alice.ics"])
+        self.assertEqual(sorted(info.name for info in session.store.children(())), ["alice.vfb", "bob.vfb"])
 
     def test_noDataCommand(self):
         """
