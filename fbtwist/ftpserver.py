@@ -12,7 +12,8 @@ What differs from Twisted's C{FTP}, and why:
    Three failed logins in one session close it too.
  - B{TYPE A} converts line ends with L{CRLFLineEnds} (Twisted's converter
    crashes on Python 3).  An ASCII upload is stored with CRLF line ends,
-   iCalendar's own (RFC 5545); an ASCII download sends CRLF line ends.
+   iCalendar's own (RFC 5545), also when a Unix client sent CR CR LF; an
+   ASCII download sends CRLF line ends.
  - B{Bare NLST} and bare LIST list the working directory.
  - B{Replies never fail to format}: reply templates without C{%s} (552,
    553, ...) are sent as they are, and the shell's errors carry their own
@@ -61,28 +62,41 @@ from fbtwist.ftpshell import VIEW_ROOT, FTPReplyError, viewPath
 #: Failed logins after which a session is closed.
 MAX_FAILED_LOGINS = 3
 
-_BARE_LF = re.compile(rb"(?<!\r)\n")
+#: A line end as TYPE A clients send it: LF, CRLF, or CRs and LF.
+_LINE_END = re.compile(rb"\r*\n")
 
 
 class CRLFLineEnds:
     """
-    Turns a stream of chunks into one with CRLF line ends: a bare LF becomes
-    CRLF, CRLF stays as it is, also when a chunk ends between CR and LF.
-    One instance per transfer; used for TYPE A in both directions.
+    Turns a stream of chunks into one with CRLF line ends, however they are
+    cut: a bare LF becomes CRLF, CRLF stays, and so do several CRs before an
+    LF: a Unix client (tnftp) puts a CR before every LF in TYPE A, so a file
+    whose lines already end in CRLF arrives as CR CR LF.  A CR not before an
+    LF is kept.  One instance per transfer; used for TYPE A in both
+    directions; L{flush} gives what it holds back at the end.
     """
 
+    #: CRs held back at the end of a chunk, waiting for an LF; past this
+    #: many they are passed on (no client sends such runs on purpose).
+    maxHeld = 1024
+
     def __init__(self):
-        self._pendingCR = False
+        self._held = b""
 
     def convert(self, data: bytes) -> bytes:
-        if not data:
-            return data
-        converted = _BARE_LF.sub(b"\r\n", data)
-        if self._pendingCR and data[:1] == b"\n":
-            # The CR ended the previous chunk: this LF was not bare.
-            converted = converted[1:]
-        self._pendingCR = data[-1:] == b"\r"
-        return converted
+        data = self._held + data
+        kept = data.rstrip(b"\r")
+        self._held = data[len(kept):]
+        if len(self._held) > self.maxHeld:
+            kept, self._held = kept + self._held[:-self.maxHeld], self._held[-self.maxHeld:]
+        return _LINE_END.sub(b"\r\n", kept)
+
+    def flush(self) -> bytes:
+        """
+        The end of the transfer: the CRs held back, as they came.
+        """
+        held, self._held = self._held, b""
+        return held
 
 
 @implementer(interfaces.IConsumer)
@@ -108,6 +122,13 @@ class _DownloadConsumer:
         if self.lineEnds is not None:
             chunk = self.lineEnds.convert(chunk)
         self.data.write(chunk)
+
+    def finish(self) -> None:
+        """
+        Send what the line end conversion held back.
+        """
+        if self.lineEnds is not None:
+            self.data.write(self.lineEnds.flush())
 
 
 class DataConnection(ftp.DTP):
@@ -678,6 +699,7 @@ class CalendarFTP(ftp.FTP):
         consumer = _DownloadConsumer(data, None if self.binary else CRLFLineEnds(), self.resetTimeout)
         try:
             await published.send(consumer)
+            consumer.finish()
         except Exception:
             # The client closed or broke the data connection early.
             self.cleanupDTP()
@@ -753,6 +775,9 @@ class CalendarFTP(ftp.FTP):
             raise refused[0]
         if not isinstance(reason, ConnectionDone):
             raise FTPReplyError("426", "Data connection broken; nothing was stored.")
+        tail = lineEnds.flush() if lineEnds is not None else b""
+        if tail:
+            upload.write(tail)
 
     def _rejected(self, uid, segments, reason: str) -> None:
         # The store path where there is one (as HTTP logs it), else the

@@ -593,7 +593,6 @@ class FTPOptionsTests(unittest.TestCase):
         self.assertEqual(pasv, f"227 Entering Passive Mode (192,0,2,10,{free >> 8},{free & 255}).")
         self.assertEqual(epsv, f"229 Entering Extended Passive Mode (|||{free}|).")
 
-
     @inline
     async def test_passivePortFreedAtDataTimeout(self):
         """
@@ -714,6 +713,55 @@ class LftpTests(unittest.TestCase):
         out, err, code = await lftp(self.port, "cd /pub/calendar", password="wrong")
         self.assertNotEqual(code, 0)
         self.assertIn("530", err)
+
+
+class TnftpTests(unittest.TestCase):
+    """
+    TYPE A with tnftp, the BSD command-line client Unix systems ship as
+    C{ftp}: it puts a CR before every LF it sends, whatever was there.
+    """
+
+    async def _setUp(self):
+        self.server = await startFTPServer(self)
+        self.local = FilePath(self.mktemp())
+        self.local.makedirs()
+
+    def setUp(self):
+        return defer.Deferred.fromCoroutine(self._setUp())
+
+    async def tnftp(self, commands: str) -> str:
+        """
+        Log in as alice with tnftp, run C{commands} (one a line) and return
+        what it printed.
+        """
+        script = self.local.child("script")
+        script.setContent(
+            f"open 127.0.0.1 {self.server.ftpPort}\nuser alice {PASSWORDS['alice']}\n{commands}\nquit\n".encode()
+        )
+        out, err, code = await getProcessOutputAndValue(
+            "/usr/bin/timeout", ["30", "sh", "-c", 'exec tnftp -n -v < "$0"', script.path],
+            env={"HOME": self.local.path, "LANG": "C.UTF-8"},
+        )
+        self.assertEqual(code, 0, (out, err))
+        return out.decode("utf-8", "replace")
+
+    @inline
+    async def test_asciiUploadOfCRLFFile(self):
+        """
+        An ASCII upload of a file with CRLF lines (CR CR LF on the wire) is
+        stored with CRLF line ends; one with LF lines too.
+        """
+        crlf = self.local.child("crlf.vfb")
+        crlf.setContent(outlookVFB(newline=b"\r\n"))
+        lf = self.local.child("lf.vfb")
+        lf.setContent(outlookVFB(newline=b"\n", busy="20220101T000000Z/20220101T010000Z"))
+        output = await self.tnftp(f"ascii\nput {crlf.path} /pub/calendar/alice.vfb")
+        self.assertIn("226 Transfer complete: /pub/calendar/alice.vfb created.", output)
+        self.assertEqual(self.server.store.read(("alice.vfb",)), outlookVFB(newline=b"\r\n"))
+        output = await self.tnftp(f"ascii\nput {lf.path} /pub/calendar/alice.vfb")
+        self.assertIn("226 Transfer complete: /pub/calendar/alice.vfb replaced.", output)
+        self.assertEqual(self.server.store.read(("alice.vfb",)),
+                         outlookVFB(newline=b"\r\n", busy="20220101T000000Z/20220101T010000Z"))
 
 
 class DirectoryDownTests(unittest.TestCase):

@@ -164,6 +164,36 @@ class LineEndsTests(SynchronousTestCase):
         ends = CRLFLineEnds()
         self.assertEqual(ends.convert(b"a\r") + ends.convert(b"\nb\r\n") + ends.convert(b"\n"), b"a\r\nb\r\n\r\n")
 
+    def test_crcrlf(self):
+        """
+        CR CR LF (a Unix client sending CRLF lines in TYPE A) becomes CRLF,
+        however the chunks are cut.
+        """
+        sent = b"a\r\r\nb\r\r\n\r\r\nc\n"
+        for cut in range(len(sent) + 1):
+            ends = CRLFLineEnds()
+            converted = ends.convert(sent[:cut]) + ends.convert(sent[cut:]) + ends.flush()
+            self.assertEqual(converted, b"a\r\nb\r\n\r\nc\r\n", cut)
+        ends = CRLFLineEnds()
+        self.assertEqual(b"".join(ends.convert(bytes([byte])) for byte in sent) + ends.flush(),
+                         b"a\r\nb\r\n\r\nc\r\n")
+
+    def test_loneCR(self):
+        """
+        A CR before anything but LF is kept, also at the very end.
+        """
+        ends = CRLFLineEnds()
+        self.assertEqual(ends.convert(b"a\rb\r\r") + ends.flush(), b"a\rb\r\r")
+
+    def test_longCRRunBounded(self):
+        """
+        A long run of CRs is not all held in memory.
+        """
+        ends = CRLFLineEnds()
+        passed = ends.convert(b"\r" * 5000)
+        self.assertEqual(len(passed), 5000 - CRLFLineEnds.maxHeld)
+        self.assertEqual(passed + ends.convert(b"\n"), b"\r" * (5000 - CRLFLineEnds.maxHeld) + b"\r\n")
+
 
 class NormalisedHostTests(SynchronousTestCase):
     """
@@ -315,6 +345,18 @@ class TransferTests(SynchronousTestCase):
         self.assertEqual(session.command("TYPE A"), ["200 Type set to A."])
         session.command("CWD /pub/calendar")
         replies = session.publish("alice.vfb", outlookVFB(newline=b"\n"), chunks=7)
+        self.assertTrue(replies[-1].startswith("226"), replies)
+        self.assertEqual(session.store.read(("alice.vfb",)), outlookVFB(newline=b"\r\n"))
+
+    def test_storeASCIIFromUnix(self):
+        """
+        TYPE A from a Unix client whose file has CRLF lines (CR CR LF on the
+        wire) is stored with CRLF line ends and accepted.
+        """
+        session = Session(self)
+        session.login()
+        session.command("TYPE A")
+        replies = session.publish("/pub/calendar/alice.vfb", outlookVFB(newline=b"\r\r\n"), chunks=5)
         self.assertTrue(replies[-1].startswith("226"), replies)
         self.assertEqual(session.store.read(("alice.vfb",)), outlookVFB(newline=b"\r\n"))
 
