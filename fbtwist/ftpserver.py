@@ -56,7 +56,7 @@ from zope.interface import implementer
 
 from fbtwist.addresses import normalisedHost
 from fbtwist.checker import credentialText
-from fbtwist.errors import DirectoryUnavailable, TooManyAttempts
+from fbtwist.errors import DirectoryUnavailable, TooManyAttempts, descriptorError
 from fbtwist.ftpshell import VIEW_ROOT, FTPReplyError, viewPath
 
 #: Failed logins after which a session is closed.
@@ -348,7 +348,14 @@ class CalendarFTP(ftp.FTP):
         if self.disconnected:
             return
         if failure.check(FTPReplyError):
-            self.sendLine(failure.value.response())
+            if failure.value.reason == "out-of-descriptors":
+                self.factory.outOfDescriptors()
+            if failure.value.code == "421":
+                # 421 closes the session (RFC 959), which gives back its
+                # descriptors too.
+                self.close(failure.value.response())
+            else:
+                self.sendLine(failure.value.response())
         elif failure.check(ftp.FTPCmdError):
             self.reply(failure.value.errorCode, *failure.value.errorMessage)
         elif failure.check(TypeError) and any(
@@ -534,7 +541,10 @@ class CalendarFTP(ftp.FTP):
         for number in candidates:
             try:
                 port = self.reactor.listenTCP(number, factory, interface=self._localHost())
-            except CannotListenError:
+            except CannotListenError as e:
+                if descriptorError(e.socketError) is not None:
+                    raise FTPReplyError("421", "The server is too busy to open a data port; try again shortly.",
+                                        "out-of-descriptors") from None
                 continue
             break
         else:
@@ -817,6 +827,10 @@ class CalendarFTPFactory(ftp.FTPFactory):
 
     protocol = CalendarFTP
     log = Logger()
+    #: Seconds between two warnings that file descriptors ran out.
+    descriptorWarningInterval = 60.0
+    _descriptorWarned = None
+    _descriptorShortages = 0
     welcomeMessage = "fbtwist free/busy FTP: publish to /pub/calendar/<login>.vfb"
 
     def __init__(self, portal, reactor, allowAnonymous: bool = False, passivePorts: Optional[range] = None,
@@ -864,6 +878,22 @@ class CalendarFTPFactory(ftp.FTPFactory):
         if session in self.instances:
             self.instances.remove(session)
         self.log.info("FTP session from {peer} closed", fbEvent="ftp-session", change=-1, peer=session.peerHost)
+
+    def outOfDescriptors(self) -> None:
+        """
+        A command was refused with 421 for want of file descriptors: warn
+        once per L{descriptorWarningInterval} at most, saying how many
+        commands were refused since the last warning.
+        """
+        self._descriptorShortages += 1
+        now = self.reactor.seconds()
+        if self._descriptorWarned is not None and now - self._descriptorWarned < self.descriptorWarningInterval:
+            return
+        self.log.warn(
+            "out of file descriptors: {count} FTP command(s) refused with 421 (raise the limit, LimitNOFILE)",
+            fbEvent="out-of-descriptors", protocol="ftp", count=self._descriptorShortages,
+        )
+        self._descriptorWarned, self._descriptorShortages = now, 0
 
     def stopFactory(self):
         # The listener stops (server shutdown): tell the sessions.

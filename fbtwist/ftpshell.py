@@ -37,6 +37,7 @@ from fbtwist.errors import (
     InvalidName,
     Locked,
     NotFound,
+    OutOfDescriptors,
     PermissionDenied,
     TooLarge,
     TooManyAttempts,
@@ -62,6 +63,7 @@ _REPLIES = (
     (InsufficientStorage, "452", "storage-full"),
     (DirectoryUnavailable, "421", "aborted"),
     (TooManyAttempts, "421", "aborted"),
+    (OutOfDescriptors, "421", "out-of-descriptors"),
 )
 
 

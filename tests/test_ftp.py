@@ -17,12 +17,14 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.internet.utils import getProcessOutputAndValue
+from twisted.logger import globalLogPublisher
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
 from tests.davhelpers import propfindBody
 from tests.helpers import PASSWORDS, basicAuth, httpClient, listeningPort, outlookVFB, startServer, inline
 from tests.slapd import SlapdServer, hashPassword
+from tests.test_ftpserver import descriptorsExhausted, exhaustDescriptors
 
 #: Bounds every FTP client call.
 CLIENT_TIMEOUT = 10
@@ -620,6 +622,84 @@ class FTPOptionsTests(unittest.TestCase):
         await deferLater(reactor, 0.4, lambda: None)
         self.assertTrue((await inThread(first.sendcmd, "NOOP")).startswith("200"))
         self.assertTrue((await inThread(pasv, second)).startswith("227"))
+
+
+class OutOfDescriptorsTests(unittest.TestCase):
+    """
+    The whole server, out of file descriptors for a while.
+    """
+
+    @inline
+    async def test_passiveRetrieveStoreThenRecovers(self):
+        """
+        With no descriptor left, PASV, RETR and STOR are each 421 (one
+        warning in the log, no traceback); once descriptors are free again
+        the server serves as before.
+        """
+        server = await startFTPServer(self)
+        server.store.write(("alice.vfb",), outlookVFB())
+        ftpFactory = server.service.getServiceNamed("ftp").factory
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+
+        def prepare(transferType):
+            client = connect(server.ftpPort)
+            client.sendcmd(transferType)
+            host, port = ftplib.parse227(client.sendcmd("PASV"))
+            return client, socket.create_connection((host, port), timeout=CLIENT_TIMEOUT)
+
+        pasvClient = await inThread(connect, server.ftpPort)
+        retrClient, retrData = await inThread(prepare, "TYPE I")
+        storClient, storData = await inThread(prepare, "TYPE A")
+        for sock in (pasvClient, retrClient, retrData, storClient, storData):
+            self.addCleanup(sock.close)
+        # The STOR starts (and the server has taken both data connections).
+        self.assertTrue((await inThread(storClient.sendcmd, "STOR /pub/calendar/alice.vfb")).startswith("125"))
+        self.assertEqual(len([s for s in ftpFactory.instances if s.dtpInstance is not None]), 2)
+
+        def reply(client, command):
+            try:
+                return client.sendcmd(command)
+            except ftplib.Error as e:
+                return str(e)
+
+        def closedByServer(*sockets):
+            for sock in sockets:
+                sock.settimeout(CLIENT_TIMEOUT)
+                try:
+                    while sock.recv(4096):
+                        pass
+                except ConnectionResetError:
+                    pass
+
+        def storeData():
+            storData.sendall(outlookVFB(busy="20220101T000000Z/20220101T010000Z"))
+            try:
+                return storClient.getresp()
+            except ftplib.Error as e:
+                return str(e)
+
+        with descriptorsExhausted() as held:
+            pasv = await inThread(reply, pasvClient, "PASV")
+            await inThread(closedByServer, pasvClient.sock)
+            exhaustDescriptors(held)
+            retr = await inThread(reply, retrClient, "RETR /pub/calendar/alice.vfb")
+            await inThread(closedByServer, retrClient.sock, retrData)
+            exhaustDescriptors(held)
+            stor = await inThread(storeData)
+        self.assertTrue(pasv.startswith("421 The server is too busy"), pasv)
+        self.assertTrue(retr.startswith("421 /pub/calendar/alice.vfb: The server is too busy"), retr)
+        self.assertTrue(stor.startswith("421 /pub/calendar/alice.vfb: The server is too busy"), stor)
+        self.assertEqual([e["count"] for e in events if e.get("fbEvent") == "out-of-descriptors"], [1])
+        self.assertEqual([e for e in events if e.get("log_failure") is not None], [])
+        self.assertEqual(server.store.read(("alice.vfb",)), outlookVFB())
+
+        def publish():
+            with connect(server.ftpPort) as client:
+                return client.storbinary("STOR /pub/calendar/alice.vfb", io.BytesIO(outlookVFB(busy="20230101T000000Z/20230101T010000Z")))
+
+        self.assertTrue((await inThread(publish)).startswith("226"))
 
 
 class LftpTests(unittest.TestCase):

@@ -7,6 +7,8 @@ directory and the real realm; each defect of Twisted's FTP server
 
 import errno
 import os
+import resource
+from contextlib import contextmanager
 
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.error import UnauthorizedLogin
@@ -137,6 +139,41 @@ class Session:
 
     def temporaries(self):
         return [n for n in os.listdir(self.store.root.path) if n.startswith(".")]
+
+
+def exhaustDescriptors(held: list) -> None:
+    """
+    Open C{os.devnull} until this process has no file descriptor left,
+    adding the descriptors to C{held}.
+    """
+    while True:
+        try:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        except OSError as e:
+            if e.errno != errno.EMFILE:
+                raise
+            return
+
+
+@contextmanager
+def descriptorsExhausted():
+    """
+    Run the block with no free file descriptor in this process (the soft
+    limit lowered to a little above those open, the rest taken).
+
+    @return: The descriptors taken (a list): the block may take more with
+        L{exhaustDescriptors} once it freed some.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    held = []
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(int(n) for n in os.listdir("/proc/self/fd")) + 16, hard))
+    try:
+        exhaustDescriptors(held)
+        yield held
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def _events(testCase):
@@ -683,6 +720,49 @@ class PassivePortTests(SynchronousTestCase):
         # The first session's next transfer says its data connection never came.
         self.assertTrue(first.command("STOR /pub/calendar/alice.vfb")[0].startswith("425"))
         self.assertEqual(reactor.listening, {50000})
+
+
+class OutOfDescriptorsTests(SynchronousTestCase):
+    """
+    A server out of file descriptors answers 421 and logs it once, not
+    with a traceback per command.
+    """
+
+    def test_retrieveAndStore(self):
+        """
+        RETR (the file cannot be opened) and STOR (the temporary file
+        cannot be made) are 421 and close the session; one warning is
+        logged, and another only a minute later; nothing is stored.
+        """
+        events = _events(self)
+        reader = Session(self)
+        reader.store.write(("alice.vfb",), outlookVFB())
+        writer = Session(self, factory=reader.factory)
+        later = Session(self, factory=reader.factory)
+        for session in (reader, writer, later):
+            session.login()
+        data, transport = writer.passive()
+        self.assertEqual(writer.command("STOR /pub/calendar/alice.vfb")[0][:3], "125")
+        with descriptorsExhausted():
+            retrieved = reader.command("RETR /pub/calendar/alice.vfb")
+            # The first data makes the temporary file.
+            data.dataReceived(outlookVFB(busy="20220101T000000Z/20220101T010000Z"))
+            self.assertTrue(transport.disconnecting)
+            data.connectionLost(Failure(ConnectionLost()))
+            stored = writer.replies()
+            reader.reactor.advance(60)
+            listed = later.command("RETR /pub/calendar/alice.vfb")
+        self.assertEqual(retrieved, ["421 /pub/calendar/alice.vfb: The server is too busy to answer right now;"
+                                     " try again shortly."])
+        self.assertTrue(reader.transport.disconnecting)
+        self.assertTrue(stored[-1].startswith("421 /pub/calendar/alice.vfb: The server is too busy"), stored)
+        self.assertTrue(writer.transport.disconnecting)
+        self.assertTrue(listed[0].startswith("421"), listed)
+        self.assertEqual(reader.store.read(("alice.vfb",)), outlookVFB())
+        self.assertEqual(reader.temporaries(), [])
+        warnings = [e for e in events if e.get("fbEvent") == "out-of-descriptors"]
+        self.assertEqual([e["count"] for e in warnings], [1, 2])
+        self.assertEqual([e for e in events if e.get("log_failure") is not None], [])
 
 
 class SessionLimitTests(SynchronousTestCase):
