@@ -728,10 +728,10 @@ class OutOfDescriptorsTests(SynchronousTestCase):
     with a traceback per command.
     """
 
-    def test_retrieveAndStore(self):
+    def test_retrieveStoreAndList(self):
         """
-        RETR (the file cannot be opened) and STOR (the temporary file
-        cannot be made) are 421 and close the session; one warning is
+        RETR (the file cannot be opened), STOR (the temporary file cannot
+        be made) and LIST are 421 and close the session; one warning is
         logged, and another only a minute later; nothing is stored.
         """
         events = _events(self)
@@ -751,13 +751,14 @@ class OutOfDescriptorsTests(SynchronousTestCase):
             data.connectionLost(Failure(ConnectionLost()))
             stored = writer.replies()
             reader.reactor.advance(60)
-            listed = later.command("RETR /pub/calendar/alice.vfb")
+            listed = later.command("LIST /pub/calendar")
         self.assertEqual(retrieved, ["421 /pub/calendar/alice.vfb: The server is too busy to answer right now;"
                                      " try again shortly."])
         self.assertTrue(reader.transport.disconnecting)
         self.assertTrue(stored[-1].startswith("421 /pub/calendar/alice.vfb: The server is too busy"), stored)
         self.assertTrue(writer.transport.disconnecting)
-        self.assertTrue(listed[0].startswith("421"), listed)
+        self.assertTrue(listed[0].startswith("421 /pub/calendar: The server is too busy"), listed)
+        self.assertTrue(later.transport.disconnecting)
         self.assertEqual(reader.store.read(("alice.vfb",)), outlookVFB())
         self.assertEqual(reader.temporaries(), [])
         warnings = [e for e in events if e.get("fbEvent") == "out-of-descriptors"]
