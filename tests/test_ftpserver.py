@@ -415,6 +415,20 @@ class TransferTests(SynchronousTestCase):
         data.connectionLost(Failure(ConnectionDone()))
         self.assertEqual(session.replies()[-1], "226 Transfer Complete.")
 
+    def test_retrieveASCIIEndingInCR(self):
+        """
+        TYPE A sends a CR that ends a file (held back in case an LF came).
+        """
+        session = Session(self)
+        session.store.write(("alice.vfb",), b"a\nb\r")
+        session.login()
+        session.command("TYPE A")
+        data, transport = session.passive()
+        session.send("RETR /pub/calendar/alice.vfb")
+        while transport.producer is not None:
+            transport.producer.resumeProducing()
+        self.assertEqual(transport.value(), b"a\r\nb\r")
+
     def test_bareNLST(self):
         """
         NLST without an argument (what ftplib.nlst sends; 500 in Twisted)
