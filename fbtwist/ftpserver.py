@@ -25,6 +25,8 @@ What differs from Twisted's C{FTP}, and why:
    waits for it (Twisted stops reading commands until it arrives).  The
    data port is opened on the address the client reached us at, in
    C{--ftp-passive-ports}, and PASV announces C{--ftp-passive-host} when set.
+   A data port whose connection does not come within C{--ftp-data-timeout}
+   is closed then (Twisted keeps it until the session ends).
  - B{STOR} writes to a temporary file (Twisted truncates the published file
    first), bounded by C{--max-upload} (552), validated when the data
    connection closes, committed atomically, and only then answered 226.
@@ -32,6 +34,9 @@ What differs from Twisted's C{FTP}, and why:
    connection at all) aborts it and leaves the published file untouched.
  - B{Idle timeout} counts commands and data alike, and is answered 421;
    B{connections per client address} are capped (421).
+ - B{Out of file descriptors}, a command is answered 421 and the session
+   closed; L{CalendarFTPFactory.outOfDescriptors} warns once a minute at
+   most.
  - Commands are decoded as UTF-8 where they are valid UTF-8 (path names),
    replies are sent in UTF-8 (FEAT announces UTF8).
  - B{Explicit FTPS} (RFC 4217; Twisted has none) when a certificate is

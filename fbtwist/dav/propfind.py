@@ -9,7 +9,7 @@ reads slowly the transport pauses the task, and between batches the
 reactor serves other requests.
 """
 
-from typing import Iterable, Iterator, List, Optional
+from typing import Iterable, List, Optional
 
 from twisted.internet import task
 from twisted.logger import Logger
