@@ -14,7 +14,7 @@ from zope.interface import implementer
 from fbtwist.errors import Locked
 from fbtwist.interfaces import ICalendarAvatar, ICalendarStore
 from fbtwist.locks import LOCK_DIRECTORY, LockStore, WallClock
-from fbtwist.permissions import Action, authorize, ownFileName
+from fbtwist.permissions import Action, authorize, ownFileName, visibleMembers
 from fbtwist.store import FileSnapshot, ResourceInfo, StorePath, validatePath
 
 
@@ -77,8 +77,11 @@ class CalendarAvatar:
         return self.store.snapshot(path)
 
     def children(self, path: StorePath) -> Iterator[ResourceInfo]:
+        """
+        The members of the collection C{path} this user may see, lazily.
+        """
         self.authorize(Action.LIST, path, isCollection=True)
-        return self.store.children(path)
+        return visibleMembers(self.uid, self.isAdmin, self.store.children(path), self.anonymousReads)
 
     def openUpload(self, path: StorePath):
         self.authorize(Action.WRITE, path)

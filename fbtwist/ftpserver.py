@@ -12,7 +12,8 @@ What differs from Twisted's C{FTP}, and why:
    Three failed logins in one session close it too.
  - B{TYPE A} converts line ends with L{CRLFLineEnds} (Twisted's converter
    crashes on Python 3).  An ASCII upload is stored with CRLF line ends,
-   iCalendar's own (RFC 5545); an ASCII download sends CRLF line ends.
+   iCalendar's own (RFC 5545), also when a Unix client sent CR CR LF; an
+   ASCII download sends CRLF line ends.
  - B{Bare NLST} and bare LIST list the working directory.
  - B{Replies never fail to format}: reply templates without C{%s} (552,
    553, ...) are sent as they are, and the shell's errors carry their own
@@ -24,6 +25,8 @@ What differs from Twisted's C{FTP}, and why:
    waits for it (Twisted stops reading commands until it arrives).  The
    data port is opened on the address the client reached us at, in
    C{--ftp-passive-ports}, and PASV announces C{--ftp-passive-host} when set.
+   A data port whose connection does not come within C{--ftp-data-timeout}
+   is closed then (Twisted keeps it until the session ends).
  - B{STOR} writes to a temporary file (Twisted truncates the published file
    first), bounded by C{--max-upload} (552), validated when the data
    connection closes, committed atomically, and only then answered 226.
@@ -31,6 +34,9 @@ What differs from Twisted's C{FTP}, and why:
    connection at all) aborts it and leaves the published file untouched.
  - B{Idle timeout} counts commands and data alike, and is answered 421;
    B{connections per client address} are capped (421).
+ - B{Out of file descriptors}, a command is answered 421 and the session
+   closed; L{CalendarFTPFactory.outOfDescriptors} warns once a minute at
+   most.
  - Commands are decoded as UTF-8 where they are valid UTF-8 (path names),
    replies are sent in UTF-8 (FEAT announces UTF8).
  - B{Explicit FTPS} (RFC 4217; Twisted has none) when a certificate is
@@ -55,34 +61,47 @@ from zope.interface import implementer
 
 from fbtwist.addresses import normalisedHost
 from fbtwist.checker import credentialText
-from fbtwist.errors import DirectoryUnavailable, TooManyAttempts
+from fbtwist.errors import DirectoryUnavailable, TooManyAttempts, descriptorError
 from fbtwist.ftpshell import VIEW_ROOT, FTPReplyError, viewPath
 
 #: Failed logins after which a session is closed.
 MAX_FAILED_LOGINS = 3
 
-_BARE_LF = re.compile(rb"(?<!\r)\n")
+#: A line end as TYPE A clients send it: LF, CRLF, or CRs and LF.
+_LINE_END = re.compile(rb"\r*\n")
 
 
 class CRLFLineEnds:
     """
-    Turns a stream of chunks into one with CRLF line ends: a bare LF becomes
-    CRLF, CRLF stays as it is, also when a chunk ends between CR and LF.
-    One instance per transfer; used for TYPE A in both directions.
+    Turns a stream of chunks into one with CRLF line ends, however they are
+    cut: a bare LF becomes CRLF, CRLF stays, and so do several CRs before an
+    LF: a Unix client (tnftp) puts a CR before every LF in TYPE A, so a file
+    whose lines already end in CRLF arrives as CR CR LF.  A CR not before an
+    LF is kept.  One instance per transfer; used for TYPE A in both
+    directions; L{flush} gives what it holds back at the end.
     """
 
+    #: CRs held back at the end of a chunk, waiting for an LF; past this
+    #: many they are passed on (no client sends such runs on purpose).
+    maxHeld = 1024
+
     def __init__(self):
-        self._pendingCR = False
+        self._held = b""
 
     def convert(self, data: bytes) -> bytes:
-        if not data:
-            return data
-        converted = _BARE_LF.sub(b"\r\n", data)
-        if self._pendingCR and data[:1] == b"\n":
-            # The CR ended the previous chunk: this LF was not bare.
-            converted = converted[1:]
-        self._pendingCR = data[-1:] == b"\r"
-        return converted
+        data = self._held + data
+        kept = data.rstrip(b"\r")
+        self._held = data[len(kept):]
+        if len(self._held) > self.maxHeld:
+            kept, self._held = kept + self._held[:-self.maxHeld], self._held[-self.maxHeld:]
+        return _LINE_END.sub(b"\r\n", kept)
+
+    def flush(self) -> bytes:
+        """
+        The end of the transfer: the CRs held back, as they came.
+        """
+        held, self._held = self._held, b""
+        return held
 
 
 @implementer(interfaces.IConsumer)
@@ -108,6 +127,13 @@ class _DownloadConsumer:
         if self.lineEnds is not None:
             chunk = self.lineEnds.convert(chunk)
         self.data.write(chunk)
+
+    def finish(self) -> None:
+        """
+        Send what the line end conversion held back.
+        """
+        if self.lineEnds is not None:
+            self.data.write(self.lineEnds.flush())
 
 
 class DataConnection(ftp.DTP):
@@ -327,7 +353,14 @@ class CalendarFTP(ftp.FTP):
         if self.disconnected:
             return
         if failure.check(FTPReplyError):
-            self.sendLine(failure.value.response())
+            if failure.value.reason == "out-of-descriptors":
+                self.factory.outOfDescriptors()
+            if failure.value.code == "421":
+                # 421 closes the session (RFC 959), which gives back its
+                # descriptors too.
+                self.close(failure.value.response())
+            else:
+                self.sendLine(failure.value.response())
         elif failure.check(ftp.FTPCmdError):
             self.reply(failure.value.errorCode, *failure.value.errorMessage)
         elif failure.check(TypeError) and any(
@@ -478,6 +511,11 @@ class CalendarFTP(ftp.FTP):
 
         def failed(failure):
             failure.trap(ftp.PortConnectionError)
+            if self.dtpPort is port and interfaces.IListeningPort.providedBy(port):
+                # The data timeout: free the passive port now, not when the
+                # session ends (a session kept alive by NOOPs would hold it).
+                self.dtpPort = None
+                port.stopListening()
             if not ready.called:
                 ready.callback(False)
 
@@ -509,7 +547,10 @@ class CalendarFTP(ftp.FTP):
         for number in candidates:
             try:
                 port = self.reactor.listenTCP(number, factory, interface=self._localHost())
-            except CannotListenError:
+            except CannotListenError as e:
+                if descriptorError(e.socketError) is not None:
+                    raise FTPReplyError("421", "The server is too busy to open a data port; try again shortly.",
+                                        "out-of-descriptors") from None
                 continue
             break
         else:
@@ -674,6 +715,7 @@ class CalendarFTP(ftp.FTP):
         consumer = _DownloadConsumer(data, None if self.binary else CRLFLineEnds(), self.resetTimeout)
         try:
             await published.send(consumer)
+            consumer.finish()
         except Exception:
             # The client closed or broke the data connection early.
             self.cleanupDTP()
@@ -749,6 +791,9 @@ class CalendarFTP(ftp.FTP):
             raise refused[0]
         if not isinstance(reason, ConnectionDone):
             raise FTPReplyError("426", "Data connection broken; nothing was stored.")
+        tail = lineEnds.flush() if lineEnds is not None else b""
+        if tail:
+            upload.write(tail)
 
     def _rejected(self, uid, segments, reason: str) -> None:
         # The store path where there is one (as HTTP logs it), else the
@@ -788,6 +833,10 @@ class CalendarFTPFactory(ftp.FTPFactory):
 
     protocol = CalendarFTP
     log = Logger()
+    #: Seconds between two warnings that file descriptors ran out.
+    descriptorWarningInterval = 60.0
+    _descriptorWarned = None
+    _descriptorShortages = 0
     welcomeMessage = "fbtwist free/busy FTP: publish to /pub/calendar/<login>.vfb"
 
     def __init__(self, portal, reactor, allowAnonymous: bool = False, passivePorts: Optional[range] = None,
@@ -835,6 +884,22 @@ class CalendarFTPFactory(ftp.FTPFactory):
         if session in self.instances:
             self.instances.remove(session)
         self.log.info("FTP session from {peer} closed", fbEvent="ftp-session", change=-1, peer=session.peerHost)
+
+    def outOfDescriptors(self) -> None:
+        """
+        A command was refused with 421 for want of file descriptors: warn
+        once per L{descriptorWarningInterval} at most, saying how many
+        commands were refused since the last warning.
+        """
+        self._descriptorShortages += 1
+        now = self.reactor.seconds()
+        if self._descriptorWarned is not None and now - self._descriptorWarned < self.descriptorWarningInterval:
+            return
+        self.log.warn(
+            "out of file descriptors: {count} FTP command(s) refused with 421 (raise the limit, LimitNOFILE)",
+            fbEvent="out-of-descriptors", protocol="ftp", count=self._descriptorShortages,
+        )
+        self._descriptorWarned, self._descriptorShortages = now, 0
 
     def stopFactory(self):
         # The listener stops (server shutdown): tell the sessions.

@@ -37,6 +37,7 @@ from fbtwist.errors import (
     InvalidName,
     Locked,
     NotFound,
+    OutOfDescriptors,
     PermissionDenied,
     TooLarge,
     TooManyAttempts,
@@ -62,6 +63,7 @@ _REPLIES = (
     (InsufficientStorage, "452", "storage-full"),
     (DirectoryUnavailable, "421", "aborted"),
     (TooManyAttempts, "421", "aborted"),
+    (OutOfDescriptors, "421", "out-of-descriptors"),
 )
 
 
@@ -384,22 +386,31 @@ class CalendarFTPShell:
 
     def rename(self, fromPath, toPath) -> defer.Deferred:
         """
-        Rename a file: it changes the collection's members, so
-        L{fbtwist.permissions.authorize} must allow C{MANAGE} on the
-        collection (administrators), then C{READ} and C{WRITE} on both names.
+        Rename a file under the rule of a WebDAV MOVE
+        (L{CalendarAvatar.authorizeMove}): a user may rename their own
+        published files into each other (C{alice.ics} to C{alice.vfb}), an
+        administrator any file.  The renamed file is checked as an upload
+        to the new name would be.  A refusal names the path it is about.
         """
 
-        def rename():
+        def renamed():
             source, _ = self._locate(fromPath)
-            target, _ = self._locate(toPath)
-            if source is None or target is None or not source or not target:
+            if source is None or not source:
                 raise PermissionDenied("this directory cannot be renamed")
-            for path in {source[:-1], target[:-1]}:
-                self.avatar.authorize(Action.MANAGE, path, isCollection=True)
             if self._statFile(source).isCollection:
                 raise PermissionDenied("directories cannot be renamed over FTP")
-            data = self.avatar.read(source)
             self.avatar.authorize(Action.WRITE, source)
+            return source
+
+        def rename(source):
+            target, _ = self._locate(toPath)
+            if target is None or not target:
+                raise PermissionDenied("this directory cannot be replaced")
+            self.avatar.authorizeMove(source, target, keepSource=False)
+            if target == source:
+                return
+            data = self.avatar.read(source)
+            ical.validateUpload(target[-1], data)
             self.avatar.assertUnlocked(source)
             self.avatar.assertUnlocked(target)
             upload = self.avatar.openUpload(target)
@@ -411,7 +422,9 @@ class CalendarFTPShell:
             upload.commit()
             self.avatar.delete(source)
 
-        return self._run(fromPath, rename)
+        d = self._run(fromPath, renamed)
+        d.addCallback(lambda source: self._run(toPath, lambda: rename(source)))
+        return d
 
 
 def ftpAvatarFactory(maxUpload: int, anonymousReads: bool = False):

@@ -21,6 +21,7 @@ from typing import Iterator, List, NamedTuple, Optional, Tuple
 from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 
+from fbtwist.errors import descriptorError
 from fbtwist.store import atomicWrite
 
 EXCLUSIVE = "exclusive"
@@ -179,6 +180,9 @@ class LockStore:
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError) as e:
+            if descriptorError(e) is not None:
+                # Not a broken lock: ignoring it would let a write through.
+                raise descriptorError(e) from None
             self.log.warn("ignoring unreadable lock file {file}: {error}", file=fp.path, error=e)
             return None
         if lock.expires <= self.clock.seconds():
@@ -206,7 +210,7 @@ class LockStore:
         except OSError as e:
             if e.errno == errno.ENOENT:
                 return []
-            raise
+            raise (descriptorError(e) or e) from None
         for name in names:
             if name.endswith(_SUFFIX) and not name.startswith("."):
                 lock = self._load(self.directory.child(name))

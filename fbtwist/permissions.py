@@ -4,6 +4,7 @@ every method asks.
 """
 
 from enum import Enum
+from typing import Iterable, Iterator
 
 from fbtwist.errors import PermissionDenied
 
@@ -62,4 +63,22 @@ def authorize(uid, isAdmin: bool, action: Action, path, isCollection: bool = Fal
     if action is Action.MANAGE or isCollection or len(path) != 1:
         raise PermissionDenied("only administrators may change collections")
     if ownFileName(uid, path[0]) is None:
-        raise PermissionDenied(f"{uid} may only publish {uid}{PUBLISHED_SUFFIXES[0]}")
+        own = " or ".join(uid + suffix for suffix in PUBLISHED_SUFFIXES)
+        raise PermissionDenied(f"{uid} may only publish {own}")
+
+
+def visibleMembers(uid, isAdmin: bool, members: Iterable, anonymousReads: bool = False) -> Iterator:
+    """
+    The members of a collection that a user may see (L{Action.LIST}): what
+    a WebDAV PROPFIND and an FTP LIST show alike.  A user who is not an
+    administrator sees their own files only.
+
+    @param members: The collection's members (each with C{path} and
+        C{isCollection}), lazily.
+    """
+    for member in members:
+        try:
+            authorize(uid, isAdmin, Action.LIST, member.path, member.isCollection, anonymousReads)
+        except PermissionDenied:
+            continue
+        yield member

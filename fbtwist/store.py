@@ -37,6 +37,7 @@ from fbtwist.errors import (
     InvalidName,
     NotFound,
     PermissionDenied,
+    descriptorError,
 )
 from fbtwist.interfaces import ICalendarStore, IUpload
 
@@ -177,9 +178,12 @@ class Upload:
         """
         Everything written so far (for validation before L{commit}).
         """
-        self._open().flush()
-        with open(self._temp.path, "rb") as f:
-            return f.read()
+        try:
+            self._open().flush()
+            with open(self._temp.path, "rb") as f:
+                return f.read()
+        except OSError as e:
+            raise _storageError(e, self.path) from None
 
     def _writeOut(self, data: bytes) -> None:
         """
@@ -410,6 +414,8 @@ class CalendarStore:
                 etag = self._etagOf(f.fileno(), st, lambda: data)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
+        except OSError as e:
+            raise (descriptorError(e) or e) from None
         snapshot = FileSnapshot(_info(path, st), etag, data)
         if len(data) == st.st_size:
             self._snapshots.put(fsPath, _versionOf(st), snapshot)
@@ -454,6 +460,8 @@ class CalendarStore:
                 return f.read()
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise NotFound() from None
+        except OSError as e:
+            raise (descriptorError(e) or e) from None
 
     def openUpload(self, path: StorePath) -> Upload:
         """
@@ -530,6 +538,8 @@ class CalendarStore:
             entries = os.scandir(fp.path)
         except (FileNotFoundError, NotADirectoryError):
             raise NotFound() from None
+        except OSError as e:
+            raise (descriptorError(e) or e) from None
         with entries:
             for entry in entries:
                 if entry.name.startswith("."):
@@ -840,6 +850,8 @@ def _setEtagAttribute(path: str, etag: str) -> None:
 
 
 def _storageError(error: OSError, path: StorePath) -> Exception:
+    if descriptorError(error) is not None:
+        return descriptorError(error)
     if error.errno in _NO_SPACE:
         return InsufficientStorage()
     if error.errno in (errno.ENOENT, errno.ENOTDIR):

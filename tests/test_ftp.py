@@ -8,6 +8,7 @@ directory and against a real OpenLDAP.
 import ftplib
 import io
 import os
+import re
 import socket
 import struct
 
@@ -16,11 +17,14 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.internet.utils import getProcessOutputAndValue
+from twisted.logger import globalLogPublisher
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
-from tests.helpers import PASSWORDS, httpClient, listeningPort, outlookVFB, startServer, inline
+from tests.davhelpers import propfindBody
+from tests.helpers import PASSWORDS, basicAuth, httpClient, listeningPort, outlookVFB, startServer, inline
 from tests.slapd import SlapdServer, hashPassword
+from tests.test_ftpserver import descriptorsExhausted, exhaustDescriptors
 
 #: Bounds every FTP client call.
 CLIENT_TIMEOUT = 10
@@ -296,6 +300,32 @@ class FTPLibPublishTests(unittest.TestCase):
         self.assertEqual(os.listdir(self.server.store.root.path), [])
 
     @inline
+    async def test_listingAsPROPFIND(self):
+        """
+        FTP LIST and NLST show a user the same members as a WebDAV PROPFIND
+        of the collection: their own files only.
+        """
+        for name in ("alice.vfb", "alice.ics", "bsmith.vfb"):
+            self.server.store.write((name,), outlookVFB())
+
+        def session():
+            with connect(self.port) as client:
+                lines = []
+                client.retrlines("LIST /pub/calendar", lines.append)
+                return sorted(client.nlst("/pub/calendar")), sorted(line.split()[-1] for line in lines)
+
+        nlst, listed = await inThread(session)
+        response = await self.http.request(
+            "PROPFIND", self.server.url("/pub/calendar/"), headers={**basicAuth("alice"), "Depth": "1"},
+            data=propfindBody("getetag"),
+        )
+        self.assertEqual(response.code, 207)
+        hrefs = re.findall(r"<D:href>/pub/calendar/([^<]+)</D:href>", (await response.text()))
+        self.assertEqual(sorted(hrefs), ["alice.ics", "alice.vfb"])
+        self.assertEqual(nlst, sorted(hrefs))
+        self.assertEqual(listed, sorted(hrefs))
+
+    @inline
     async def test_brokenDataConnectionKeepsOld(self):
         """
         A data connection reset mid-upload is 426; the old file stays and
@@ -438,7 +468,7 @@ class FTPLibPublishTests(unittest.TestCase):
         results = await inThread(session)
         self.assertEqual(results["top"], ["pub"])
         self.assertEqual(results["pwd"], "/pub/calendar")
-        self.assertEqual(results["nlst"], ["alice.vfb", "bsmith.vfb"])
+        self.assertEqual(results["nlst"], ["alice.vfb"])
         self.assertIn("UTF8", results["feat"])
         self.assertTrue(results["syst"].startswith("215"))
         self.assertTrue(results["noop"].startswith("200"))
@@ -565,6 +595,112 @@ class FTPOptionsTests(unittest.TestCase):
         self.assertEqual(pasv, f"227 Entering Passive Mode (192,0,2,10,{free >> 8},{free & 255}).")
         self.assertEqual(epsv, f"229 Entering Extended Passive Mode (|||{free}|).")
 
+    @inline
+    async def test_passivePortFreedAtDataTimeout(self):
+        """
+        A passive port whose data connection never came is free again after
+        --ftp-data-timeout, while its session lives on: another session's
+        PASV gets it.
+        """
+        probe = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1")
+        free = probe.getHost().port
+        await probe.stopListening()
+        server = await startFTPServer(self, "--ftp-passive-ports", f"{free}-{free}", "--ftp-data-timeout", "0.2")
+        first = await inThread(connect, server.ftpPort)
+        self.addCleanup(first.close)
+        second = await inThread(connect, server.ftpPort, "bsmith")
+        self.addCleanup(second.close)
+
+        def pasv(client):
+            try:
+                return client.sendcmd("PASV")
+            except ftplib.Error as e:
+                return str(e)
+
+        self.assertTrue((await inThread(pasv, first)).startswith("227"))
+        self.assertTrue((await inThread(pasv, second)).startswith("425"))
+        await deferLater(reactor, 0.4, lambda: None)
+        self.assertTrue((await inThread(first.sendcmd, "NOOP")).startswith("200"))
+        self.assertTrue((await inThread(pasv, second)).startswith("227"))
+
+
+class OutOfDescriptorsTests(unittest.TestCase):
+    """
+    The whole server, out of file descriptors for a while.
+    """
+
+    @inline
+    async def test_passiveRetrieveStoreThenRecovers(self):
+        """
+        With no descriptor left, PASV, RETR and STOR are each 421 (one
+        warning in the log, no traceback); once descriptors are free again
+        the server serves as before.
+        """
+        server = await startFTPServer(self)
+        server.store.write(("alice.vfb",), outlookVFB())
+        ftpFactory = server.service.getServiceNamed("ftp").factory
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+
+        def prepare(transferType):
+            client = connect(server.ftpPort)
+            client.sendcmd(transferType)
+            host, port = ftplib.parse227(client.sendcmd("PASV"))
+            return client, socket.create_connection((host, port), timeout=CLIENT_TIMEOUT)
+
+        pasvClient = await inThread(connect, server.ftpPort)
+        retrClient, retrData = await inThread(prepare, "TYPE I")
+        storClient, storData = await inThread(prepare, "TYPE A")
+        for sock in (pasvClient, retrClient, retrData, storClient, storData):
+            self.addCleanup(sock.close)
+        # The STOR starts (and the server has taken both data connections).
+        self.assertTrue((await inThread(storClient.sendcmd, "STOR /pub/calendar/alice.vfb")).startswith("125"))
+        self.assertEqual(len([s for s in ftpFactory.instances if s.dtpInstance is not None]), 2)
+
+        def reply(client, command):
+            try:
+                return client.sendcmd(command)
+            except ftplib.Error as e:
+                return str(e)
+
+        def closedByServer(*sockets):
+            for sock in sockets:
+                sock.settimeout(CLIENT_TIMEOUT)
+                try:
+                    while sock.recv(4096):
+                        pass
+                except ConnectionResetError:
+                    pass
+
+        def storeData():
+            storData.sendall(outlookVFB(busy="20220101T000000Z/20220101T010000Z"))
+            try:
+                return storClient.getresp()
+            except ftplib.Error as e:
+                return str(e)
+
+        with descriptorsExhausted() as held:
+            pasv = await inThread(reply, pasvClient, "PASV")
+            await inThread(closedByServer, pasvClient.sock)
+            exhaustDescriptors(held)
+            retr = await inThread(reply, retrClient, "RETR /pub/calendar/alice.vfb")
+            await inThread(closedByServer, retrClient.sock, retrData)
+            exhaustDescriptors(held)
+            stor = await inThread(storeData)
+        self.assertTrue(pasv.startswith("421 The server is too busy"), pasv)
+        self.assertTrue(retr.startswith("421 /pub/calendar/alice.vfb: The server is too busy"), retr)
+        self.assertTrue(stor.startswith("421 /pub/calendar/alice.vfb: The server is too busy"), stor)
+        self.assertEqual([e["count"] for e in events if e.get("fbEvent") == "out-of-descriptors"], [1])
+        self.assertEqual([e for e in events if e.get("log_failure") is not None], [])
+        self.assertEqual(server.store.read(("alice.vfb",)), outlookVFB())
+
+        def publish():
+            with connect(server.ftpPort) as client:
+                return client.storbinary("STOR /pub/calendar/alice.vfb", io.BytesIO(outlookVFB(busy="20230101T000000Z/20230101T010000Z")))
+
+        self.assertTrue((await inThread(publish)).startswith("226"))
+
 
 class LftpTests(unittest.TestCase):
     """
@@ -657,6 +793,55 @@ class LftpTests(unittest.TestCase):
         out, err, code = await lftp(self.port, "cd /pub/calendar", password="wrong")
         self.assertNotEqual(code, 0)
         self.assertIn("530", err)
+
+
+class TnftpTests(unittest.TestCase):
+    """
+    TYPE A with tnftp, the BSD command-line client Unix systems ship as
+    C{ftp}: it puts a CR before every LF it sends, whatever was there.
+    """
+
+    async def _setUp(self):
+        self.server = await startFTPServer(self)
+        self.local = FilePath(self.mktemp())
+        self.local.makedirs()
+
+    def setUp(self):
+        return defer.Deferred.fromCoroutine(self._setUp())
+
+    async def tnftp(self, commands: str) -> str:
+        """
+        Log in as alice with tnftp, run C{commands} (one a line) and return
+        what it printed.
+        """
+        script = self.local.child("script")
+        script.setContent(
+            f"open 127.0.0.1 {self.server.ftpPort}\nuser alice {PASSWORDS['alice']}\n{commands}\nquit\n".encode()
+        )
+        out, err, code = await getProcessOutputAndValue(
+            "/usr/bin/timeout", ["30", "sh", "-c", 'exec tnftp -n -v < "$0"', script.path],
+            env={"HOME": self.local.path, "LANG": "C.UTF-8"},
+        )
+        self.assertEqual(code, 0, (out, err))
+        return out.decode("utf-8", "replace")
+
+    @inline
+    async def test_asciiUploadOfCRLFFile(self):
+        """
+        An ASCII upload of a file with CRLF lines (CR CR LF on the wire) is
+        stored with CRLF line ends; one with LF lines too.
+        """
+        crlf = self.local.child("crlf.vfb")
+        crlf.setContent(outlookVFB(newline=b"\r\n"))
+        lf = self.local.child("lf.vfb")
+        lf.setContent(outlookVFB(newline=b"\n", busy="20220101T000000Z/20220101T010000Z"))
+        output = await self.tnftp(f"ascii\nput {crlf.path} /pub/calendar/alice.vfb")
+        self.assertIn("226 Transfer complete: /pub/calendar/alice.vfb created.", output)
+        self.assertEqual(self.server.store.read(("alice.vfb",)), outlookVFB(newline=b"\r\n"))
+        output = await self.tnftp(f"ascii\nput {lf.path} /pub/calendar/alice.vfb")
+        self.assertIn("226 Transfer complete: /pub/calendar/alice.vfb replaced.", output)
+        self.assertEqual(self.server.store.read(("alice.vfb",)),
+                         outlookVFB(newline=b"\r\n", busy="20220101T000000Z/20220101T010000Z"))
 
 
 class DirectoryDownTests(unittest.TestCase):

@@ -5,7 +5,10 @@ directory and the real realm; each defect of Twisted's FTP server
 (docs/library-notes.rst) has a test here.
 """
 
+import errno
 import os
+import resource
+from contextlib import contextmanager
 
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.error import UnauthorizedLogin
@@ -13,7 +16,7 @@ from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.portal import Portal
 from twisted.internet import defer
 from twisted.internet.address import IPv4Address
-from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.error import CannotListenError, ConnectionDone, ConnectionLost
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import globalLogPublisher
 from twisted.protocols import ftp
@@ -75,10 +78,11 @@ class Session:
     store.
     """
 
-    def __init__(self, testCase, maxUpload=1 << 20, checker=None, peer=CLIENT, factory=None, **factoryArgs):
+    def __init__(self, testCase, maxUpload=1 << 20, checker=None, peer=CLIENT, factory=None, reactor=None,
+                 **factoryArgs):
         self.testCase = testCase
         if factory is None:
-            self.reactor = MemoryReactorClock()
+            self.reactor = MemoryReactorClock() if reactor is None else reactor
             self.store = CalendarStore(FilePath(testCase.mktemp()))
             realm = FreeBusyRealm(self.store, directory=None)
             realm.registerAvatarFactory(ftp.IFTPShell, ftpAvatarFactory(maxUpload))
@@ -137,6 +141,41 @@ class Session:
         return [n for n in os.listdir(self.store.root.path) if n.startswith(".")]
 
 
+def exhaustDescriptors(held: list) -> None:
+    """
+    Open C{os.devnull} until this process has no file descriptor left,
+    adding the descriptors to C{held}.
+    """
+    while True:
+        try:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        except OSError as e:
+            if e.errno != errno.EMFILE:
+                raise
+            return
+
+
+@contextmanager
+def descriptorsExhausted():
+    """
+    Run the block with no free file descriptor in this process (the soft
+    limit lowered to a little above those open, the rest taken).
+
+    @return: The descriptors taken (a list): the block may take more with
+        L{exhaustDescriptors} once it freed some.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    held = []
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(int(n) for n in os.listdir("/proc/self/fd")) + 16, hard))
+    try:
+        exhaustDescriptors(held)
+        yield held
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 def _events(testCase):
     events = []
     globalLogPublisher.addObserver(events.append)
@@ -161,6 +200,36 @@ class LineEndsTests(SynchronousTestCase):
         """
         ends = CRLFLineEnds()
         self.assertEqual(ends.convert(b"a\r") + ends.convert(b"\nb\r\n") + ends.convert(b"\n"), b"a\r\nb\r\n\r\n")
+
+    def test_crcrlf(self):
+        """
+        CR CR LF (a Unix client sending CRLF lines in TYPE A) becomes CRLF,
+        however the chunks are cut.
+        """
+        sent = b"a\r\r\nb\r\r\n\r\r\nc\n"
+        for cut in range(len(sent) + 1):
+            ends = CRLFLineEnds()
+            converted = ends.convert(sent[:cut]) + ends.convert(sent[cut:]) + ends.flush()
+            self.assertEqual(converted, b"a\r\nb\r\n\r\nc\r\n", cut)
+        ends = CRLFLineEnds()
+        self.assertEqual(b"".join(ends.convert(bytes([byte])) for byte in sent) + ends.flush(),
+                         b"a\r\nb\r\n\r\nc\r\n")
+
+    def test_loneCR(self):
+        """
+        A CR before anything but LF is kept, also at the very end.
+        """
+        ends = CRLFLineEnds()
+        self.assertEqual(ends.convert(b"a\rb\r\r") + ends.flush(), b"a\rb\r\r")
+
+    def test_longCRRunBounded(self):
+        """
+        A long run of CRs is not all held in memory.
+        """
+        ends = CRLFLineEnds()
+        passed = ends.convert(b"\r" * 5000)
+        self.assertEqual(len(passed), 5000 - CRLFLineEnds.maxHeld)
+        self.assertEqual(passed + ends.convert(b"\n"), b"\r" * (5000 - CRLFLineEnds.maxHeld) + b"\r\n")
 
 
 class NormalisedHostTests(SynchronousTestCase):
@@ -316,6 +385,18 @@ class TransferTests(SynchronousTestCase):
         self.assertTrue(replies[-1].startswith("226"), replies)
         self.assertEqual(session.store.read(("alice.vfb",)), outlookVFB(newline=b"\r\n"))
 
+    def test_storeASCIIFromUnix(self):
+        """
+        TYPE A from a Unix client whose file has CRLF lines (CR CR LF on the
+        wire) is stored with CRLF line ends and accepted.
+        """
+        session = Session(self)
+        session.login()
+        session.command("TYPE A")
+        replies = session.publish("/pub/calendar/alice.vfb", outlookVFB(newline=b"\r\r\n"), chunks=5)
+        self.assertTrue(replies[-1].startswith("226"), replies)
+        self.assertEqual(session.store.read(("alice.vfb",)), outlookVFB(newline=b"\r\n"))
+
     def test_retrieveASCII(self):
         """
         TYPE A sends a file stored with LF line ends with CRLF.
@@ -334,6 +415,20 @@ class TransferTests(SynchronousTestCase):
         data.connectionLost(Failure(ConnectionDone()))
         self.assertEqual(session.replies()[-1], "226 Transfer Complete.")
 
+    def test_retrieveASCIIEndingInCR(self):
+        """
+        TYPE A sends a CR that ends a file (held back in case an LF came).
+        """
+        session = Session(self)
+        session.store.write(("alice.vfb",), b"a\nb\r")
+        session.login()
+        session.command("TYPE A")
+        data, transport = session.passive()
+        session.send("RETR /pub/calendar/alice.vfb")
+        while transport.producer is not None:
+            transport.producer.resumeProducing()
+        self.assertEqual(transport.value(), b"a\r\nb\r")
+
     def test_bareNLST(self):
         """
         NLST without an argument (what ftplib.nlst sends; 500 in Twisted)
@@ -341,12 +436,12 @@ class TransferTests(SynchronousTestCase):
         """
         session = Session(self)
         session.store.write(("alice.vfb",), outlookVFB())
-        session.store.write(("bob.vfb",), outlookVFB())
+        session.store.write(("alice.ics",), outlookVFB())
         session.login()
         session.command("CWD /pub/calendar")
         data, transport = session.passive()
         session.send("NLST")
-        self.assertEqual(sorted(transport.value().split(b"\r\n")), [b"", b"alice.vfb", b"bob.vfb"])
+        self.assertEqual(sorted(transport.value().split(b"\r\n")), [b"", b"alice.ics", b"alice.vfb"])
         data.connectionLost(Failure(ConnectionDone()))
         self.assertEqual(session.replies()[-1], "226 Transfer Complete.")
 
@@ -452,8 +547,26 @@ class TransferTests(SynchronousTestCase):
         session.login()
         session.command("PASV")
         replies = session.command("STOR /pub/calendar/bob.vfb")
-        self.assertEqual(replies, ["550 /pub/calendar/bob.vfb: alice may only publish alice.vfb"])
+        self.assertEqual(replies, ["550 /pub/calendar/bob.vfb: alice may only publish alice.vfb or alice.ics"])
         self.assertIsNone(session.store.stat(("bob.vfb",)))
+
+    def test_renameSaysWhy(self):
+        """
+        A user's RNTO to a name not theirs, or from another user's file, is
+        550 naming the refused path and the user's own file names.
+        """
+        session = Session(self)
+        session.store.write(("alice.vfb",), outlookVFB())
+        session.store.write(("bob.vfb",), outlookVFB())
+        session.login()
+        session.command("CWD /pub/calendar")
+        self.assertTrue(session.command("RNFR alice.vfb")[0].startswith("350"))
+        self.assertEqual(session.command("RNTO x.vfb"),
+                         ["550 /pub/calendar/x.vfb: alice may only publish alice.vfb or alice.ics"])
+        session.command("RNFR bob.vfb")
+        self.assertEqual(session.command("RNTO alice.vfb"),
+                         ["550 /pub/calendar/bob.vfb: alice may only publish alice.vfb or alice.ics"])
+        self.assertEqual(sorted(info.name for info in session.store.children(())), ["alice.vfb", "bob.vfb"])
 
     def test_noDataCommand(self):
         """
@@ -567,6 +680,104 @@ class DataConnectionSafetyTests(SynchronousTestCase):
         port, factory, backlog, interface = session.reactor.tcpServers[-1]
         self.assertEqual((port, interface), (50000, "127.0.0.1"))
         self.assertEqual(session.command("EPSV"), ["229 Entering Extended Passive Mode (|||50000|)."])
+
+
+class _PortsReactor(MemoryReactorClock):
+    """
+    A memory reactor on which a TCP port, once listened on, cannot be
+    listened on again until it stops listening (as with real sockets).
+
+    @ivar listening: The port numbers listened on now.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.listening = set()
+
+    def listenTCP(self, port, factory, backlog=50, interface=""):
+        if port in self.listening:
+            raise CannotListenError(interface, port, OSError(errno.EADDRINUSE, "Address already in use"))
+        listeningPort = super().listenTCP(port, factory, backlog, interface)
+        self.listening.add(port)
+        stopListening = listeningPort.stopListening
+
+        def stop():
+            self.listening.discard(port)
+            return stopListening()
+
+        listeningPort.stopListening = stop
+        return listeningPort
+
+
+class PassivePortTests(SynchronousTestCase):
+    """
+    Passive data ports are given back when their data connection does not
+    come.
+    """
+
+    def test_portFreedAtDataTimeout(self):
+        """
+        A PASV whose data connection never comes frees its port at the data
+        timeout, though the session stays (NOOP): another session gets it.
+        """
+        reactor = _PortsReactor()
+        first = Session(self, reactor=reactor, passivePorts=range(50000, 50001), dataTimeout=5)
+        second = Session(self, factory=first.factory)
+        first.login()
+        second.login()
+        self.assertTrue(first.command("PASV")[0].startswith("227"))
+        self.assertTrue(second.command("PASV")[0].startswith("425"))
+        reactor.advance(5)
+        self.assertEqual(first.command("NOOP"), ["200 Command OK"])
+        self.assertEqual(reactor.listening, set())
+        self.assertTrue(second.command("PASV")[0].startswith("227"))
+        # The first session's next transfer says its data connection never came.
+        self.assertTrue(first.command("STOR /pub/calendar/alice.vfb")[0].startswith("425"))
+        self.assertEqual(reactor.listening, {50000})
+
+
+class OutOfDescriptorsTests(SynchronousTestCase):
+    """
+    A server out of file descriptors answers 421 and logs it once, not
+    with a traceback per command.
+    """
+
+    def test_retrieveStoreAndList(self):
+        """
+        RETR (the file cannot be opened), STOR (the temporary file cannot
+        be made) and LIST are 421 and close the session; one warning is
+        logged, and another only a minute later; nothing is stored.
+        """
+        events = _events(self)
+        reader = Session(self)
+        reader.store.write(("alice.vfb",), outlookVFB())
+        writer = Session(self, factory=reader.factory)
+        later = Session(self, factory=reader.factory)
+        for session in (reader, writer, later):
+            session.login()
+        data, transport = writer.passive()
+        self.assertEqual(writer.command("STOR /pub/calendar/alice.vfb")[0][:3], "125")
+        with descriptorsExhausted():
+            retrieved = reader.command("RETR /pub/calendar/alice.vfb")
+            # The first data makes the temporary file.
+            data.dataReceived(outlookVFB(busy="20220101T000000Z/20220101T010000Z"))
+            self.assertTrue(transport.disconnecting)
+            data.connectionLost(Failure(ConnectionLost()))
+            stored = writer.replies()
+            reader.reactor.advance(60)
+            listed = later.command("LIST /pub/calendar")
+        self.assertEqual(retrieved, ["421 /pub/calendar/alice.vfb: The server is too busy to answer right now;"
+                                     " try again shortly."])
+        self.assertTrue(reader.transport.disconnecting)
+        self.assertTrue(stored[-1].startswith("421 /pub/calendar/alice.vfb: The server is too busy"), stored)
+        self.assertTrue(writer.transport.disconnecting)
+        self.assertTrue(listed[0].startswith("421 /pub/calendar: The server is too busy"), listed)
+        self.assertTrue(later.transport.disconnecting)
+        self.assertEqual(reader.store.read(("alice.vfb",)), outlookVFB())
+        self.assertEqual(reader.temporaries(), [])
+        warnings = [e for e in events if e.get("fbEvent") == "out-of-descriptors"]
+        self.assertEqual([e["count"] for e in warnings], [1, 2])
+        self.assertEqual([e for e in events if e.get("log_failure") is not None], [])
 
 
 class SessionLimitTests(SynchronousTestCase):

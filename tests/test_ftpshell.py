@@ -37,12 +37,13 @@ class ShellTests(SynchronousTestCase):
 
     def test_virtualDirectories(self):
         """
-        / holds pub, /pub holds calendar, /pub/calendar is the store root.
+        / holds pub, /pub holds calendar, /pub/calendar is the store root,
+        where a user sees their own files only (as in a WebDAV PROPFIND).
         """
         shell = self.shell()
         self.assertEqual([n for n, _ in self.result(shell.list([]))], ["pub"])
         self.assertEqual([n for n, _ in self.result(shell.list(["pub"]))], ["calendar"])
-        self.assertEqual(sorted(n for n, _ in self.result(shell.list(CAL))), ["alice.vfb", "bob.vfb"])
+        self.assertEqual([n for n, _ in self.result(shell.list(CAL))], ["alice.vfb"])
         self.assertIsNone(self.result(shell.access(["Pub", "Calendar"])))
 
     def test_outsideTheView(self):
@@ -142,15 +143,34 @@ class ShellTests(SynchronousTestCase):
 
     def test_collectionsRefused(self):
         """
-        MKD, RMD and renames are refused for normal users.
+        MKD, RMD and renames to other names than their own are refused for
+        normal users.
         """
         shell = self.shell()
         self.assertEqual(self.error(shell.makeDirectory(CAL + ["new"])).code, "550")
         self.store.makeCollection(("old",))
         self.assertEqual(self.error(shell.removeDirectory(CAL + ["old"])).code, "550")
         self.assertEqual(self.error(shell.rename(CAL + ["alice.vfb"], CAL + ["x.vfb"])).code, "550")
-        self.assertEqual(self.error(shell.rename(CAL + ["alice.vfb"], CAL + ["Alice.vfb"])).code, "550")
+        self.assertEqual(self.error(shell.rename(CAL + ["alice.vfb"], CAL + ["old", "alice.vfb"])).code, "550")
+        self.assertEqual(self.error(shell.rename(CAL + ["old"], CAL + ["alice.vfb"])).code, "550")
         self.assertIsNotNone(self.store.stat(("old",)))
+        self.assertEqual(self.store.read(("alice.vfb",)), outlookVFB())
+
+    def test_renameOwn(self):
+        """
+        A user may rename their own files into each other, as with a WebDAV
+        MOVE; a rename onto the same file changes nothing; a file that is
+        not valid under its new name is refused.
+        """
+        shell = self.shell()
+        self.result(shell.rename(CAL + ["alice.vfb"], CAL + ["Alice.vfb"]))
+        self.assertEqual(self.store.read(("alice.vfb",)), outlookVFB())
+        error = self.error(shell.rename(CAL + ["alice.vfb"], CAL + ["alice.ics"]))
+        self.assertEqual((error.code, error.reason), ("550", "invalid-calendar"))
+        self.store.write(("alice.ics",), outlookVFB(busy="20220101T000000Z/20220101T010000Z"))
+        self.result(shell.rename(CAL + ["alice.ics"], CAL + ["alice.vfb"]))
+        self.assertIn(b"20220101T000000Z", self.store.read(("alice.vfb",)))
+        self.assertIsNone(self.store.stat(("alice.ics",)))
 
     def test_adminManages(self):
         """

@@ -9,7 +9,7 @@ from zope.interface.verify import verifyObject
 from fbtwist.avatar import CalendarAvatar
 from fbtwist.errors import PermissionDenied
 from fbtwist.interfaces import ICalendarAvatar
-from fbtwist.permissions import Action, authorize, ownFileName
+from fbtwist.permissions import Action, authorize, ownFileName, visibleMembers
 from fbtwist.store import CalendarStore
 
 
@@ -98,6 +98,26 @@ class CalendarAvatarTests(unittest.SynchronousTestCase):
         self.assertRaises(PermissionDenied, avatar.delete, ("bob.vfb",))
         self.assertRaises(PermissionDenied, avatar.makeCollection, ("sub",))
         self.assertEqual(self.store.read(("bob.vfb",)), b"bob's")
+
+    def test_childrenOwnOnly(self):
+        """
+        The members of a collection a user sees (WebDAV PROPFIND and FTP
+        LIST alike) are their own files; an administrator and the anonymous
+        FTP reader see all.
+        """
+        self.store.write(("alice.vfb",), b"alice's")
+        self.store.makeCollection(("sub",))
+
+        def names(avatar):
+            return sorted(info.name for info in avatar.children(()))
+
+        self.assertEqual(names(CalendarAvatar("alice", False, self.store)), ["alice.vfb"])
+        self.assertEqual(names(CalendarAvatar("carol", False, self.store)), [])
+        self.assertEqual(names(CalendarAvatar("admin", True, self.store)), ["alice.vfb", "bob.vfb", "sub"])
+        reader = CalendarAvatar(None, False, self.store)
+        reader.anonymousReads = True
+        self.assertEqual(names(reader), ["alice.vfb", "bob.vfb", "sub"])
+        self.assertEqual([m.name for m in visibleMembers("bob", False, self.store.children(()))], ["bob.vfb"])
 
     def test_ownOperations(self):
         """

@@ -9,7 +9,7 @@ reads slowly the transport pauses the task, and between batches the
 reactor serves other requests.
 """
 
-from typing import Iterable, Iterator, List, Optional
+from typing import Iterable, List, Optional
 
 from twisted.internet import task
 from twisted.logger import Logger
@@ -34,8 +34,7 @@ from fbtwist.dav.davxml import (
     setStatus,
 )
 from fbtwist.dav.properties import PropertyContext, allNames, allProperties, isProtected, renderProperty
-from fbtwist.errors import NotFound, PermissionDenied
-from fbtwist.permissions import Action
+from fbtwist.errors import NotFound
 from fbtwist.store import ResourceInfo
 from fbtwist.webresponse import HTTPError, isGone
 
@@ -126,15 +125,6 @@ class _TaskProducer:
             pass
 
 
-def _visible(avatar, members: Iterable[ResourceInfo]) -> Iterator[ResourceInfo]:
-    for info in members:
-        try:
-            avatar.authorize(Action.LIST, info.path, info.isCollection)
-        except PermissionDenied:
-            continue
-        yield info
-
-
 async def streamMembers(request, members: Iterable[ResourceInfo], render, cooperate=task.cooperate) -> bool:
     """
     Write C{render(member)} for every member, L{BATCH_SIZE} at a time,
@@ -181,7 +171,7 @@ async def propfind(avatar, path, request) -> None:
     request.setHeader(b"Content-Type", XML_CONTENT_TYPE)
     request.write((MULTISTATUS_START + first).encode("utf-8"))
     if depth == "1" and info.isCollection:
-        members = _visible(avatar, avatar.children(path))
+        members = avatar.children(path)
         try:
             complete = await streamMembers(
                 request, members, lambda member: resourceResponse(context, member, kind, keys)
