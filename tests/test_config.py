@@ -137,25 +137,28 @@ class ConfigErrorTests(unittest.SynchronousTestCase):
 
     def test_unknownKey(self):
         """
-        An unknown key is named, with the file.
+        An unknown key is named, with the file and the setting it is close to.
         """
         path = self.write("[freebusy]\nmax-uplaod = 2M\n")
-        self.assertUsageError(["--config", path], path, "unknown setting 'max-uplaod'")
+        self.assertUsageError(["--config", path], f"{path}: unknown setting max-uplaod: did you mean max-upload?")
 
     def test_passwordValueRefused(self):
         """
-        A password cannot be given as a value: there is no such key.
+        A password cannot be given as a value, in the file or on the command
+        line (where getopt would take --bind-password for the -file option):
+        the answer says to name a file.
         """
         path = self.write("[freebusy]\nbind-password = hunter2\n")
-        self.assertUsageError(["--config", path], "unknown setting 'bind-password'")
-        self.assertUsageError(["--bind-password", "hunter2"], "bind-password")
+        self.assertUsageError(["--config", path], f"{path}: passwords are only read from files: use bind-password-file")
+        for args in (["--bind-password", "hunter2"], ["--bind-password=hunter2"]):
+            self.assertUsageError(args, "passwords are only read from files: use --bind-password-file")
 
     def test_badValueInFile(self):
         """
         A bad value in the file is named with its key and the file.
         """
         path = self.write("[freebusy]\nlog-format = xml\n")
-        self.assertUsageError(["--config", path], f"log-format in {path}", "expected combined or json")
+        self.assertUsageError(["--config", path], f"log-format = xml in {path}: expected combined or json")
 
     def test_badValueOnCommandLine(self):
         """
