@@ -451,7 +451,8 @@ class Config:
     # --- Directory: TLS, connections, names, bind cache, throttling ---
     ldapStartTLS: bool = setting(
         "ldap-starttls", False, parseFlag,
-        "Switch ldap:// connections to TLS with StartTLS (also the URL extension ?starttls); "
+        "Switch ldap:// connections to TLS with StartTLS (also the URL extension !starttls, as in "
+        "ldap://host/BASE?uid?sub??!starttls); "
         "never falls back to plain text.", flag=True,
     )
     ldapCA: Optional[FilePath] = setting(

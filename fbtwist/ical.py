@@ -81,6 +81,10 @@ def validateFreeBusy(data: bytes) -> Calendar:
     calendar = parseCalendar(data)
     components = calendar.walk("VFREEBUSY")
     if not components:
+        if calendar.walk("VEVENT"):
+            raise InvalidCalendar(
+                f"this is a calendar of events, not free/busy times: publish it as <login>{EVENT_SUFFIXES[0]}"
+            )
         raise InvalidCalendar("the calendar has no VFREEBUSY component")
     for component in components:
         for value in _values(component, "FREEBUSY"):

@@ -138,6 +138,7 @@ class NameIndexRefresher:
         self._call = None
         self._loading = None
         self._running = False
+        self.loaded = False
 
     def start(self) -> None:
         self._running = True
@@ -165,6 +166,7 @@ class NameIndexRefresher:
 
     def _loaded(self, _) -> None:
         self._loading = None
+        self.loaded = True
         self._schedule(self.interval)
 
     def _failedLoad(self, failure) -> None:
@@ -174,8 +176,11 @@ class NameIndexRefresher:
         delay = self.directory.retryDelay() or self.interval
         if not failure.check(DirectoryUnavailable, ldaperrors.LDAPException):
             self.log.failure("loading the name index failed unexpectedly", failure)
-        self.log.warn(
-            "the name index was not refreshed ({reason}); keeping the one loaded before, next attempt in {delay:g}s",
-            reason=failure.getErrorMessage() or failure.type.__name__, delay=delay,
-        )
+        if self.loaded:
+            message = ("the name index was not refreshed ({reason}); keeping the one loaded before, "
+                       "next attempt in {delay:g}s")
+        else:
+            message = ("the name index could not be loaded ({reason}); lookups search the directory until it is, "
+                       "next attempt in {delay:g}s")
+        self.log.warn(message, reason=failure.getErrorMessage() or failure.type.__name__, delay=delay)
         self._schedule(delay)

@@ -62,4 +62,4 @@ def authorize(uid, isAdmin: bool, action: Action, path, isCollection: bool = Fal
     if action is Action.MANAGE or isCollection or len(path) != 1:
         raise PermissionDenied("only administrators may change collections")
     if ownFileName(uid, path[0]) is None:
-        raise PermissionDenied(f"{uid} may only publish {uid}{PUBLISHED_SUFFIXES[0]}")
+        raise PermissionDenied(f"{uid} may only publish " + " or ".join(uid + s for s in PUBLISHED_SUFFIXES))

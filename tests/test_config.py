@@ -65,9 +65,30 @@ class ExampleConfigTests(unittest.SynchronousTestCase):
         path = FilePath(self.mktemp())
         path.setContent(("[freebusy]\n" + "\n".join(lines) + "\n").encode("utf-8"))
         config = buildConfig({}, path.path)
-        self.assertEqual(config.metrics, "tcp:9464:interface=127.0.0.1")
+        self.assertEqual(config.metrics, "http")
         self.assertEqual(config.logFormat, "combined")
         self.assertEqual(config.shutdownGrace, 10.0)
+
+    def test_commentedValuesAreTheDefaults(self):
+        """
+        A commented setting shows fbtwist's default (the header says so):
+        for every setting that has a default, the example's value is it.
+        Settings without one (None, or an empty list) show an example;
+        demo-ldif's default is where fbtwist is installed.
+        """
+        text = EXAMPLE.getContent().decode("utf-8")
+        wrong = []
+        for f in settings():
+            option = f.metadata["option"]
+            if f.default in (None, ()) or option == "demo-ldif":
+                continue
+            match = re.search(r"^# %s = (.*)$" % re.escape(option), text, re.MULTILINE)
+            if match is None:
+                continue
+            value = f.metadata["parse"](match.group(1))
+            if (value,) != (f.default,) and (value,) != f.default:
+                wrong.append((option, match.group(1), f.default))
+        self.assertEqual(wrong, [])
 
 
 #: Settings naming files that exist only on a real server.

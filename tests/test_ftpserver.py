@@ -452,7 +452,7 @@ class TransferTests(SynchronousTestCase):
         session.login()
         session.command("PASV")
         replies = session.command("STOR /pub/calendar/bob.vfb")
-        self.assertEqual(replies, ["550 /pub/calendar/bob.vfb: alice may only publish alice.vfb"])
+        self.assertEqual(replies, ["550 /pub/calendar/bob.vfb: alice may only publish alice.vfb or alice.ics"])
         self.assertIsNone(session.store.stat(("bob.vfb",)))
 
     def test_noDataCommand(self):
