@@ -83,7 +83,8 @@ def validateFreeBusy(data: bytes) -> Calendar:
     if not components:
         if calendar.walk("VEVENT"):
             raise InvalidCalendar(
-                f"this is a calendar of events, not free/busy times: publish it as <login>{EVENT_SUFFIXES[0]}"
+                f"this is a calendar of events (VEVENT), not free/busy times (VFREEBUSY): "
+                f"publish it as <login>{EVENT_SUFFIXES[0]}"
             )
         raise InvalidCalendar("the calendar has no VFREEBUSY component")
     for component in components:

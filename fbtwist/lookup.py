@@ -149,7 +149,7 @@ def parseQuery(request, now: datetime, window: timedelta) -> Query:
     except RangeError as e:
         raise HTTPError(http.BAD_REQUEST, str(e)) from None
     wanted = (argument(request, "format") or FORMAT_ICALENDAR).split(";", 1)[0].strip().lower()
-    if wanted.replace(" ", "+") == FORMAT_JCAL:
+    if " " in wanted and wanted.replace(" ", "+") == FORMAT_JCAL:
         # A "+" in a query string means a space (HTML forms' encoding).
         raise HTTPError(
             http.NOT_ACCEPTABLE, f"format={wanted} is not served: a + in a URL is read as a space, "

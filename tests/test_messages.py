@@ -57,7 +57,8 @@ class PublishMessageTests(unittest.SynchronousTestCase):
         """
         error = self.assertRaises(InvalidCalendar, ical.validateUpload, "bsmith.vfb", EVENTS)
         self.assertEqual(str(error),
-                         "this is a calendar of events, not free/busy times: publish it as <login>.ics")
+                         "this is a calendar of events (VEVENT), not free/busy times (VFREEBUSY): "
+                         "publish it as <login>.ics")
 
 
 class LogMessageTests(unittest.TestCase):
