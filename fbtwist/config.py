@@ -399,7 +399,7 @@ class Config:
 
     http: Tuple[str, ...] = setting(
         "http", ("tcp:8080",), parseEndpoint,
-        "Listen for HTTP on this endpoint (repeatable), e.g. tcp:8080:interface=127.0.0.1 or "
+        "Listen for HTTP on this endpoint, e.g. tcp:8080:interface=127.0.0.1 or "
         "ssl:8443:privateKey=key.pem:certKey=cert.pem.",
         repeatable=True, metavar="ENDPOINT",
     )
@@ -414,7 +414,8 @@ class Config:
     ldap: Optional[object] = setting(
         "ldap", None, parseLDAP,
         "The directory, as an RFC 4516 URL: ldap://host:port/BASE?ATTR?SCOPE?FILTER "
-        "(ATTR default uid, SCOPE default sub). Without it a built-in demo directory is used.",
+        "(ATTR default uid, SCOPE default sub). Without it a built-in demo directory is used, its user admin "
+        "an administrator, and listeners without an interface= listen on loopback only.",
         metavar="URL",
     )
     bindDN: Optional[str] = setting(

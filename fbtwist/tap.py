@@ -81,7 +81,7 @@ def _helpText(f) -> str:
 
 #: The options that are not settings, listed first in --help.
 _GENERAL = (
-    ("--config=FILE", "Read settings from this INI file (section [freebusy], keys as the long option names); "
+    ("-c, --config=FILE", "Read settings from this INI file (section [freebusy], keys as the long option names); "
                       "the command line wins."),
     ("--help", "Show this help and exit."),
     ("--version", "Show fbtwist's and Twisted's versions and exit."),
@@ -123,7 +123,7 @@ def helpText(width: int) -> str:
                 name += "=" + (f.metadata["metavar"] or "VALUE")
             text = _helpText(f)
             if f.metadata["repeatable"]:
-                text += " (May be given more than once.)"
+                text = text.replace(" [default:", " May be given more than once. [default:", 1)
             lines.extend(entry(name, text))
     return "\n".join(lines) + "\n"
 
@@ -202,7 +202,7 @@ class Options(usage.Options):
         if self.failed:
             return ""
         width = width or shutil.get_terminal_size().columns
-        return helpText(width) + "\n" + "\n".join(textwrap.wrap(self.longdesc, max(width, 60))) + "\n"
+        return "\n" + helpText(width) + "\n" + "\n".join(textwrap.wrap(self.longdesc, max(width, 60))) + "\n"
 
     def opt_version(self):
         """
@@ -291,18 +291,43 @@ def demoListener(description: str) -> str:
     return description
 
 
+class StartupError(Exception):
+    """
+    fbtwist cannot start; the message says why and what to do.
+    """
+
+
+def startupFailure(options) -> type:
+    """
+    The exception that ends a process that cannot start, with one sentence.
+
+    In the foreground (C{twistd -n}, or no twistd) it is L{SystemExit},
+    which Python prints alone.  A daemonizing twistd's parent waits for its
+    child to report an L{Exception} (it prints its first line); any other
+    end would leave the parent waiting for ever.
+    """
+    twistdOptions = getattr(options, "parent", None)
+    if twistdOptions is not None and not twistdOptions.get("nodaemon", True):
+        return StartupError
+    return SystemExit
+
+
 class ListenerService(StreamServerEndpointService):
     """
     A listener of a setting (C{--http}, C{--ftp}, C{--metrics}) that stops
     C{twistd} with one sentence when it cannot listen (port in use, address
     not on this machine, a port below 1024 without the right) rather than a
     traceback.
+
+    @param failure: The exception raised with that sentence
+        (L{startupFailure}).
     """
 
-    def __init__(self, setting: str, description: str, factory, reactor):
+    def __init__(self, setting: str, description: str, factory, reactor, failure: type = SystemExit):
         super().__init__(endpoints.serverFromString(reactor, description), factory)
         self.setting = setting
         self.description = description
+        self.failure = failure
         # Report the failure from privilegedStartService, where twistd
         # (and this class) can see it, as strports.service arranges: the
         # documented switch has no public setter.
@@ -313,7 +338,7 @@ class ListenerService(StreamServerEndpointService):
             super().privilegedStartService()
         except CannotListenError as e:
             reason = getattr(e.socketError, "strerror", None) or str(e.socketError)
-            raise SystemExit(
+            raise self.failure(
                 f"fbtwist cannot listen on --{self.setting} {self.description}: {reason}; "
                 f"stop what uses that port or give --{self.setting} another endpoint"
             ) from None
@@ -439,6 +464,7 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
     )
     top.onShutdown(site.drain)
     listen = (lambda d: d) if config.ldap is not None else demoListener
+    failure = startupFailure(options)
     httpDescriptions = [listen(description) for description in config.http]
     if config.workers and adoptedFDs is None:
         master = WorkerMaster(reactor, httpDescriptions, config.workers, workerArguments(options))
@@ -446,14 +472,16 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
         master.setServiceParent(top)
         listeners = []
     elif adoptedFDs is None:
-        listeners = [ListenerService("http", description, site, reactor) for description in httpDescriptions]
+        listeners = [ListenerService("http", description, site, reactor, failure)
+                     for description in httpDescriptions]
     else:
         listeners = [AdoptedPortService(reactor, fd, site) for fd in adoptedFDs]
     for index, listener in enumerate(listeners):
         listener.setName("http" if index == 0 else f"http{index + 1}")
         listener.setServiceParent(top)
     if config.metrics not in ("http", "none"):
-        listener = ListenerService("metrics", config.metrics, makeOperationsSite(metrics, health, reactor), reactor)
+        listener = ListenerService("metrics", config.metrics, makeOperationsSite(metrics, health, reactor), reactor,
+                                   failure)
         listener.setName("metrics")
         listener.setServiceParent(top)
 
@@ -461,7 +489,8 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
         # Imported here: twisted.protocols.ftp imports the global reactor.
         from fbtwist.ftpserver import makeFTPFactory
 
-        listener = ListenerService("ftp", listen(config.ftp), makeFTPFactory(config, portal, realm, reactor), reactor)
+        listener = ListenerService("ftp", listen(config.ftp), makeFTPFactory(config, portal, realm, reactor), reactor,
+                                   failure)
         listener.setName("ftp")
         listener.setServiceParent(top)
 

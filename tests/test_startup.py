@@ -119,6 +119,31 @@ class StartupErrorTests(unittest.TestCase):
                       "stop what uses that port or give --http another endpoint", line)
 
 
+    def test_portInUseDaemon(self):
+        """
+        A daemonizing twistd whose port is in use ends at once, its parent
+        printing the sentence (twistd's parent waits for an exception).
+        """
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        folder = FilePath(self.mktemp())
+        folder.makedirs()
+        twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
+        result = subprocess.run(
+            [twistd, "--pidfile", folder.child("twistd.pid").path, "--logfile", folder.child("twistd.log").path,
+             "freebusy", "--http", f"tcp:{port}:interface=127.0.0.1", "--ftp", "none",
+             "--root", folder.child("root").path],
+            cwd=folder.path, capture_output=True, text=True, timeout=60,
+            env=dict(os.environ, PYTHONPATH=TOP.path, PYTHONWARNINGS="ignore"),
+        )
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn(f"fbtwist cannot listen on --http tcp:{port}:", result.stderr)
+        self.assertFalse(folder.child("twistd.pid").exists())
+
+
 class HelpTests(unittest.TestCase):
     """
     C{--help} groups the options by topic and never cuts a token; the
