@@ -42,7 +42,8 @@ def parseEndpoint(text: str) -> str:
     try:
         endpoints.serverFromString(None, text)
     except Exception as e:
-        raise ValueError(f"not a usable endpoint description ({e})") from None
+        raise ValueError(f"not a usable endpoint description ({e}): write one such as tcp:8080 or "
+                         "tcp:8080:interface=127.0.0.1") from None
     return text
 
 
