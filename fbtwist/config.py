@@ -133,7 +133,9 @@ def readSecretFile(path: str) -> str:
         with open(path, encoding="utf-8") as f:
             secret = f.readline().rstrip("\r\n")
     except OSError as e:
-        raise ValueError(f"cannot read the file ({e.strerror}): name a file whose first line is the password") from None
+        raise ValueError(
+            f"cannot read the file ({e.strerror}): name a file whose first line is the password"
+        ) from None
     if not secret:
         raise ValueError("the file's first line is empty: it must hold the password")
     return secret
@@ -341,8 +343,8 @@ LOG_FORMATS = ("combined", "json")
 
 
 #: The topics --help groups the settings under, in its order, each with the
-#: option name prefixes that belong to it (the first match wins; a setting
-#: may also name its topic).
+#: option names or name prefixes that belong to it (see L{topicOf}; a
+#: setting may also name its topic).
 TOPICS = (
     ("Listeners", ("http", "ftp", "workers")),
     ("Directory (LDAP)", ("ldap", "bind-", "admin-group", "mail-attributes", "auth-cache-", "login-",
@@ -359,9 +361,9 @@ OTHER_TOPIC = "Other settings"
 
 def topicOf(option: str) -> str:
     """
-    The topic of an option that does not name one: the first in L{TOPICS}
-    one of whose prefixes it starts with (C{ftp} itself is a listener, but
-    C{ftp-anonymous} is FTP: longer prefixes win).
+    The topic of an option that does not name one: the one in L{TOPICS}
+    with the longest name or prefix it matches (C{ftp} itself is a
+    listener, but C{ftp-anonymous} is FTP).
     """
     best, length = OTHER_TOPIC, 0
     for topic, prefixes in TOPICS:
