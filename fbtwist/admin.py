@@ -178,14 +178,39 @@ def importFiles(store: CalendarStore, sources: List[str], out: TextIO, err: Text
     return 1 if problems else 0
 
 
-class CheckOptions(usage.Options):
+#: How fbtwist-admin is called, the first line of its help.
+_COMMAND = "fbtwist-admin [--config FILE | --root DIR]"
+
+
+class _AdminOptionsBase(usage.Options):
+    """
+    What every C{fbtwist-admin} command shares: a usage line naming the
+    command, and C{--version} giving fbtwist's version.
+    """
+
+    def getSynopsis(self) -> str:
+        command = f" {self.parent.subCommand}" if getattr(self, "parent", None) is not None else ""
+        return f"Usage: {_COMMAND}{command} {self.synopsis}".rstrip()
+
+    def opt_version(self):
+        """
+        Show fbtwist's version and exit.
+        """
+        import fbtwist
+
+        print(f"fbtwist-admin {fbtwist.__version__}")
+        sys.exit(0)
+
+
+class CheckOptions(_AdminOptionsBase):
     synopsis = ""
-    longdesc = "Validate every free/busy file in the calendar tree."
+    longdesc = "Validate every free/busy file in the calendar tree; the exit status is 1 when one is invalid."
 
 
-class ImportOptions(usage.Options):
+class ImportOptions(_AdminOptionsBase):
     synopsis = "[--overwrite] [--dry-run] SOURCE..."
-    longdesc = "Copy the .vfb/.ifb files of folders (searched recursively) or files into the tree."
+    longdesc = ("Copy the .vfb/.ifb files of the given folders (searched recursively) or files into the tree, "
+                "each validated and written atomically; files already in the tree are kept unless --overwrite.")
     optFlags = [
         ["overwrite", None, "Replace files already in the tree."],
         ["dry-run", "n", "Check and count, but write nothing."],
@@ -197,8 +222,10 @@ class ImportOptions(usage.Options):
         self["sources"] = list(sources)
 
 
-class AdminOptions(usage.Options):
-    synopsis = "[--config FILE | --root DIR] check|import ..."
+class AdminOptions(_AdminOptionsBase):
+    synopsis = "check|import ..."
+    longdesc = ("Maintain fbtwist's calendar tree, while the server runs or not. "
+                "fbtwist-admin COMMAND --help describes a command.")
     optParameters = [
         ["config", "c", None, "Read the calendar tree's location (root) from this fbtwist INI file."],
         ["root", None, None, "The calendar tree (overrides the config file)."],
@@ -222,7 +249,9 @@ def main(argv: Optional[List[str]] = None, out: TextIO = sys.stdout, err: TextIO
     try:
         options.parseOptions(sys.argv[1:] if argv is None else argv)
     except usage.UsageError as e:
-        err.write(f"{options}\nfbtwist-admin: {e}\n")
+        # The usage line, not the whole help: the mistake stays in view.
+        usageLine = (options.subOptions if hasattr(options, "subOptions") else options).getSynopsis()
+        err.write(f"{usageLine}\nfbtwist-admin: {e}\n")
         return 2
     root = options.config.root
     if options.subCommand == "check":

@@ -13,6 +13,7 @@ name a file to read them from.
 """
 
 import configparser
+import difflib
 import os
 from dataclasses import dataclass, field, fields
 from typing import Dict, List, Optional, Tuple
@@ -41,7 +42,8 @@ def parseEndpoint(text: str) -> str:
     try:
         endpoints.serverFromString(None, text)
     except Exception as e:
-        raise ValueError(f"not a usable endpoint description ({e})") from None
+        raise ValueError(f"not a usable endpoint description ({e}): write one such as tcp:8080 or "
+                         "tcp:8080:interface=127.0.0.1") from None
     return text
 
 
@@ -131,29 +133,47 @@ def readSecretFile(path: str) -> str:
         with open(path, encoding="utf-8") as f:
             secret = f.readline().rstrip("\r\n")
     except OSError as e:
-        raise ValueError(f"cannot read {path}: {e.strerror}") from None
+        raise ValueError(
+            f"cannot read the file ({e.strerror}): name a file whose first line is the password"
+        ) from None
     if not secret:
-        raise ValueError(f"{path} is empty")
+        raise ValueError("the file's first line is empty: it must hold the password")
     return secret
 
 
 def calendarRoot(text: str) -> FilePath:
     """
-    The calendar tree's directory: it must be a directory, or be creatable.
+    The calendar tree's directory: it must be a directory, or be creatable
+    as far as can be told without creating it (L{makeCalendarRoot} does).
     """
     path = os.path.abspath(parseText(text))
     if os.path.exists(path):
         if not os.path.isdir(path):
-            raise ValueError(f"{path} is not a directory")
+            raise ValueError("this is a file, not a directory")
         if not os.access(path, os.W_OK | os.X_OK):
-            raise ValueError(f"{path} is not writable")
+            raise ValueError(f"fbtwist may not write in {path}: name a directory it may write to")
         return FilePath(path)
     parent = os.path.dirname(path)
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
     if not (os.path.isdir(parent) and os.access(parent, os.W_OK | os.X_OK)):
-        raise ValueError(f"{path} does not exist and cannot be created in {parent}")
+        raise ValueError(f"{path} does not exist and cannot be created in {parent}: "
+                         "name a directory fbtwist may write to")
     return FilePath(path)
+
+
+def makeCalendarRoot(config: "Config") -> None:
+    """
+    Create the calendar tree's directory (and its parents) if missing:
+    trying is the only sure test (C{/proc/x} looks creatable).
+
+    @raise ConfigError: Naming the directory and why it cannot be made.
+    """
+    try:
+        config.root.makedirs(ignoreExistingDirectory=True)
+    except OSError as e:
+        raise ConfigError(f"--root {config.root.path}: cannot create it ({e.strerror}): "
+                          "name a directory fbtwist may write to") from None
 
 
 def readableFile(path: str) -> FilePath:
@@ -322,8 +342,40 @@ def parseGraceSeconds(text: str) -> float:
 LOG_FORMATS = ("combined", "json")
 
 
+#: The topics --help groups the settings under, in its order, each with the
+#: option names or name prefixes that belong to it (see L{topicOf}; a
+#: setting may also name its topic).
+TOPICS = (
+    ("Listeners", ("http", "ftp", "workers")),
+    ("Directory (LDAP)", ("ldap", "bind-", "admin-group", "mail-attributes", "auth-cache-", "login-",
+                          "name-index-", "demo-", "ad-")),
+    ("Lookups (/calendar/)", ("lookup-", "trusted-networks", "default-tz", "group-")),
+    ("Publishing (WebDAV, the calendar tree)", ("root", "max-upload", "realm", "dav-")),
+    ("FTP", ("ftp-",)),
+    ("Operations", ("log-", "access-log", "metrics", "shutdown-")),
+)
+
+#: Where a setting matching no topic's prefixes is listed.
+OTHER_TOPIC = "Other settings"
+
+
+def topicOf(option: str) -> str:
+    """
+    The topic of an option that does not name one: the one in L{TOPICS}
+    with the longest name or prefix it matches (C{ftp} itself is a
+    listener, but C{ftp-anonymous} is FTP).
+    """
+    best, length = OTHER_TOPIC, 0
+    for topic, prefixes in TOPICS:
+        for prefix in prefixes:
+            if (option == prefix or option.startswith(prefix if prefix.endswith("-") else prefix + "-")) \
+                    and len(prefix) > length:
+                best, length = topic, len(prefix)
+    return best
+
+
 def setting(option: str, default, parse, help: str, repeatable: bool = False, secret: bool = False, metavar: str = "",
-            flag: bool = False):
+            flag: bool = False, topic: str = ""):
     """
     Declare a L{Config} field as an option.
 
@@ -331,11 +383,14 @@ def setting(option: str, default, parse, help: str, repeatable: bool = False, se
         L{ValueError} with a short reason.
     @param flag: Whether the option is a command-line flag (no value); in
         the config file it takes C{yes} or C{no}.
+    @param topic: The heading of L{TOPICS} it is listed under in C{--help};
+        by default the one its name's prefix gives (L{topicOf}).
     """
     return field(
         default=default,
         repr=not secret,
-        metadata=dict(option=option, parse=parse, help=help, repeatable=repeatable, metavar=metavar, flag=flag),
+        metadata=dict(option=option, parse=parse, help=help, repeatable=repeatable, metavar=metavar, flag=flag,
+                      topic=topic or topicOf(option)),
     )
 
 
@@ -347,7 +402,7 @@ class Config:
 
     http: Tuple[str, ...] = setting(
         "http", ("tcp:8080",), parseEndpoint,
-        "Listen for HTTP on this endpoint (repeatable), e.g. tcp:8080:interface=127.0.0.1 or "
+        "Listen for HTTP on this endpoint, e.g. tcp:8080:interface=127.0.0.1 or "
         "ssl:8443:privateKey=key.pem:certKey=cert.pem.",
         repeatable=True, metavar="ENDPOINT",
     )
@@ -362,7 +417,8 @@ class Config:
     ldap: Optional[object] = setting(
         "ldap", None, parseLDAP,
         "The directory, as an RFC 4516 URL: ldap://host:port/BASE?ATTR?SCOPE?FILTER "
-        "(ATTR default uid, SCOPE default sub). Without it a built-in demo directory is used.",
+        "(ATTR default uid, SCOPE default sub). Without it a built-in demo directory is used, its user admin "
+        "an administrator, and listeners without an interface= listen on loopback only.",
         metavar="URL",
     )
     bindDN: Optional[str] = setting(
@@ -399,7 +455,8 @@ class Config:
     # --- Directory: TLS, connections, names, bind cache, throttling ---
     ldapStartTLS: bool = setting(
         "ldap-starttls", False, parseFlag,
-        "Switch ldap:// connections to TLS with StartTLS (also the URL extension ?starttls); "
+        "Switch ldap:// connections to TLS with StartTLS (also the URL extension !starttls, as in "
+        "ldap://host/BASE?uid?sub??!starttls); "
         "never falls back to plain text.", flag=True,
     )
     ldapCA: Optional[FilePath] = setting(
@@ -601,6 +658,31 @@ def _optionKey(f) -> str:
     return f.metadata["option"]
 
 
+#: Names that are not settings but that people try, with what to do instead.
+MISTAKEN_NAMES = {
+    "bind-password": "passwords are only read from files: use bind-password-file, naming a file whose "
+                     "first line is the password",
+}
+
+
+def unknownSetting(name: str, prefix: str = "") -> str:
+    """
+    What to tell someone who used a setting name that does not exist.
+
+    @param name: The name given, without C{--}.
+    @param prefix: How settings are written where it was given: C{"--"} on
+        the command line, C{""} in the config file.
+    @return: A sentence naming it and, when one is close, the setting they
+        probably meant.
+    """
+    if name in MISTAKEN_NAMES:
+        return MISTAKEN_NAMES[name].replace("use ", "use " + prefix, 1)
+    known = [_optionKey(f) for f in settings()] + (["config"] if prefix else [])
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"did you mean {prefix}{close[0]}?" if close else "twistd freebusy --help lists the settings"
+    return f"unknown setting {prefix}{name}: {hint}"
+
+
 def readConfigFile(path: str) -> Dict[str, List[str]]:
     """
     Read an INI config file.
@@ -625,7 +707,7 @@ def readConfigFile(path: str) -> Dict[str, List[str]]:
     if parser.has_section(CONFIG_SECTION):
         for key, value in parser.items(CONFIG_SECTION):
             if key not in known:
-                raise ConfigError(f"{path}: unknown setting {key!r}")
+                raise ConfigError(f"{path}: {unknownSetting(key)}")
             lines = [line.strip() for line in value.splitlines() if line.strip()]
             if len(lines) > 1 and not known[key].metadata["repeatable"]:
                 raise ConfigError(f"{path}: {key} takes one value")
@@ -650,20 +732,32 @@ def buildConfig(commandLine: Dict[str, object], configFile: Optional[str] = None
             # A flag not given on the command line is 0, not None.
             given = "yes" if given else None
         if given is not None and given != []:
-            source, texts = f"--{option}", given if isinstance(given, list) else [given]
+            texts = given if isinstance(given, list) else [given]
+            where = "--{option} {value}"
         elif option in fromFile:
-            source, texts = f"{option} in {configFile}", fromFile[option]
+            texts = fromFile[option]
+            where = f"{{option}} = {{value}} in {configFile}"
         else:
             continue
         parse = f.metadata["parse"]
-        try:
-            parsed = [parse(t) for t in texts]
-        except ValueError as e:
-            raise ConfigError(f"{source}: {e}") from None
+        parsed = []
+        for text in texts:
+            try:
+                parsed.append(parse(text))
+            except ValueError as e:
+                shown = "yes" if f.metadata["flag"] else _quoted(text)
+                raise ConfigError(f"{where.format(option=option, value=shown)}: {e}") from None
         values[f.name] = tuple(parsed) if f.metadata["repeatable"] else parsed[-1]
     config = Config(**values)
     checkDirectorySettings(config)
     return config
+
+
+def _quoted(text: str) -> str:
+    """
+    A value as the operator would type it: bare when it is one plain word.
+    """
+    return text if text and not any(c.isspace() or c in "'\"" for c in text) else repr(text)
 
 
 def checkDirectorySettings(config: Config) -> None:

@@ -445,7 +445,9 @@ class CalendarFTP(ftp.FTP):
         self.shell, self.logout = shell, logout
         self.workingDirectory = []
         self.state = self.AUTHED
-        self.log.info("FTP login by {uid} from {peer}", uid=shell.avatar.uid, peer=self.peerHost)
+        uid = shell.avatar.uid
+        self.log.info("FTP login by {who} from {peer}", who=uid if uid is not None else "anonymous", uid=uid,
+                      peer=self.peerHost)
         return reply
 
     # -- explicit FTPS (RFC 4217) ------------------------------------------

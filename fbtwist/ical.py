@@ -81,6 +81,11 @@ def validateFreeBusy(data: bytes) -> Calendar:
     calendar = parseCalendar(data)
     components = calendar.walk("VFREEBUSY")
     if not components:
+        if calendar.walk("VEVENT"):
+            raise InvalidCalendar(
+                f"this is a calendar of events (VEVENT), not free/busy times (VFREEBUSY): "
+                f"publish it as <login>{EVENT_SUFFIXES[0]}"
+            )
         raise InvalidCalendar("the calendar has no VFREEBUSY component")
     for component in components:
         for value in _values(component, "FREEBUSY"):

@@ -155,6 +155,12 @@ def parseQuery(request, now: datetime, window: timedelta) -> Query:
     except RangeError as e:
         raise HTTPError(http.BAD_REQUEST, str(e)) from None
     wanted = (argument(request, "format") or FORMAT_ICALENDAR).split(";", 1)[0].strip().lower()
+    if " " in wanted and wanted.replace(" ", "+") == FORMAT_JCAL:
+        # A "+" in a query string means a space (HTML forms' encoding).
+        raise HTTPError(
+            http.NOT_ACCEPTABLE, f"format={wanted} is not served: a + in a URL is read as a space, "
+                                 f"write format={FORMAT_JCAL.replace('+', '%2B')}"
+        )
     if wanted not in (FORMAT_ICALENDAR, FORMAT_JCAL):
         raise HTTPError(
             http.NOT_ACCEPTABLE, f"format={wanted} is not served: ask for {FORMAT_ICALENDAR} or {FORMAT_JCAL}"

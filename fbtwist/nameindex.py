@@ -140,6 +140,7 @@ class NameIndexRefresher:
         self._loading = None
         self._running = False
         self._failure: Optional[str] = None
+        self.loaded = False
 
     def start(self) -> None:
         self._running = True
@@ -168,6 +169,7 @@ class NameIndexRefresher:
     def _loaded(self, _) -> None:
         self._loading = None
         self._failure = None
+        self.loaded = True
         self._schedule(self.interval)
 
     def _failedLoad(self, failure) -> None:
@@ -180,8 +182,11 @@ class NameIndexRefresher:
         reason = failure.getErrorMessage() or failure.type.__name__
         log = self.log.debug if reason == self._failure else self.log.warn
         self._failure = reason
-        log(
-            "the name index was not refreshed ({reason}); keeping the one loaded before, next attempt in {delay:g}s",
-            reason=reason, delay=delay,
-        )
+        if self.loaded:
+            message = ("the name index was not refreshed ({reason}); keeping the one loaded before, "
+                       "next attempt in {delay:g}s")
+        else:
+            message = ("the name index could not be loaded ({reason}); lookups search the directory until it is, "
+                       "next attempt in {delay:g}s")
+        log(message, reason=reason, delay=delay)
         self._schedule(delay)

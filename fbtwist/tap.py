@@ -4,9 +4,16 @@ C{twistd freebusy}: options and the service tree.
 
 import gc
 import ipaddress
-from typing import Optional
+import re
+import shutil
+import sys
+import textwrap
+from typing import List, Optional
 
-from twisted.application import service, strports
+from twisted.application import service
+from twisted.application.internet import StreamServerEndpointService
+from twisted.internet import endpoints
+from twisted.internet.error import CannotListenError
 from twisted.cred.checkers import AllowAnonymousAccess
 from twisted.cred.portal import Portal
 from twisted.internet.interfaces import IReactorThreads
@@ -18,7 +25,10 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import Site
 
 from fbtwist.checker import BindCache, DirectoryChecker
-from fbtwist.config import ConfigError, buildConfig, caCertificates, settings
+from fbtwist.config import (
+    MISTAKEN_NAMES, OTHER_TOPIC, TOPICS, ConfigError, buildConfig, caCertificates, makeCalendarRoot, settings,
+    unknownSetting,
+)
 from fbtwist.dav.resource import CalendarTreeResource
 from fbtwist.demo import DemoDirectoryService
 from fbtwist.directory import LDAPDirectory
@@ -40,8 +50,15 @@ from fbtwist.workers import AdoptedPortService, WorkerMaster, workerArguments
 
 log = Logger()
 
-#: The directory the demo users live in (see etc/demo.ldif).
+#: The directory the demo users live in (see fbtwist/data/demo.ldif).
 DEMO_URL = "ldap://127.0.0.1:389/ou=people,dc=example,dc=com?uid?one"
+
+#: The demo directory's administrators (the demo user admin).
+DEMO_ADMIN_GROUP = "cn=admins,ou=groups,dc=example,dc=com"
+
+#: The loopback address a listener without interface= gets with the demo
+#: directory, by endpoint type.
+_LOOPBACK = {"tcp": "127.0.0.1", "ssl": "127.0.0.1", "tcp6": "\\:\\:1"}
 
 
 def _repeatableOption(option: str, help: str):
@@ -63,10 +80,63 @@ def _helpText(f) -> str:
     return text
 
 
+#: The options that are not settings, listed first in --help.
+_GENERAL = (
+    ("-c, --config=FILE", "Read settings from this INI file (section [freebusy], keys as the long option names); "
+                      "the command line wins."),
+    ("--help", "Show this help and exit."),
+    ("--version", "Show fbtwist's and Twisted's versions and exit."),
+)
+
+
+def helpText(width: int) -> str:
+    """
+    The options of C{twistd freebusy}, grouped by topic (L{TOPICS}), each
+    with its help wrapped to C{width} columns between words only: endpoint
+    descriptions, URLs and DNs are never cut.
+    """
+    wrap = textwrap.TextWrapper(width=max(width, 60), break_long_words=False, break_on_hyphens=False)
+    column = 30
+
+    def entry(name: str, text: str) -> List[str]:
+        wrap.initial_indent = wrap.subsequent_indent = " " * column
+        lines = wrap.wrap(text)
+        label = "  " + name
+        if len(label) < column - 1:
+            lines[0] = label.ljust(column) + lines[0][column:]
+        else:
+            lines.insert(0, label)
+        return lines
+
+    byTopic = {}
+    for f in settings():
+        byTopic.setdefault(f.metadata["topic"], []).append(f)
+    lines = ["General"]
+    for name, text in _GENERAL:
+        lines.extend(entry(name, text))
+    for topic in [t for t, _ in TOPICS] + [OTHER_TOPIC]:
+        if topic not in byTopic:
+            continue
+        lines.extend(["", topic])
+        for f in byTopic[topic]:
+            name = "--" + f.metadata["option"]
+            if not f.metadata["flag"]:
+                name += "=" + (f.metadata["metavar"] or "VALUE")
+            text = _helpText(f)
+            if f.metadata["repeatable"]:
+                text = text.replace(" [default:", " May be given more than once. [default:", 1)
+            lines.extend(entry(name, text))
+    return "\n".join(lines) + "\n"
+
+
 class Options(usage.Options):
     """
     C{twistd freebusy} options; every one may also be set in the
     C{--config} file.
+
+    @ivar failed: Whether parsing failed: then L{getUsage} is empty, so that
+        twistd, which prints the usage before the error, shows the error
+        alone.
     """
 
     synopsis = "[options]"
@@ -80,6 +150,7 @@ class Options(usage.Options):
         for f in settings() if not (f.metadata["repeatable"] or f.metadata["flag"])
     ]
     optFlags = [[f.metadata["option"], None, f.metadata["help"]] for f in settings() if f.metadata["flag"]]
+    failed = False
 
     def __init__(self):
         super().__init__()
@@ -87,9 +158,68 @@ class Options(usage.Options):
             if f.metadata["repeatable"]:
                 self[f.metadata["option"]] = []
 
+    def parseOptions(self, options=None):
+        """
+        Parse the command line; a mistake raises L{usage.UsageError} with one
+        sentence (an unknown option says which known one is close).
+        """
+        args = sys.argv[1:] if options is None else list(options)
+        try:
+            self._refuseMistakenNames(args)
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            self.failed = True
+            unknown = self._unknownOption(args)
+            if unknown is not None and "not recognized" in str(e):
+                raise usage.UsageError(unknownSetting(unknown, "--")) from None
+            raise
+
+    def _refuseMistakenNames(self, args: List[str]) -> None:
+        # getopt takes an option's unambiguous prefix for the option:
+        # "--bind-password hunter2" would read a file named hunter2.
+        for arg in args:
+            if arg == "--":
+                break
+            name = arg[2:].partition("=")[0] if arg.startswith("--") else None
+            if name in MISTAKEN_NAMES:
+                raise usage.UsageError(unknownSetting(name, "--"))
+
+    def _unknownOption(self, args: List[str]) -> Optional[str]:
+        """
+        The first long option in C{args} that names no option (nor the
+        prefix of one).
+        """
+        names = [o.rstrip("=") for o in self.longOpt]
+        for arg in args:
+            if arg == "--":
+                break
+            if arg.startswith("--"):
+                name = arg[2:].partition("=")[0]
+                if not any(n.startswith(name) for n in names):
+                    return name
+        return None
+
+    def getUsage(self, width: Optional[int] = None) -> str:
+        if self.failed:
+            return ""
+        width = width or shutil.get_terminal_size().columns
+        return "\n" + helpText(width) + "\n" + "\n".join(textwrap.wrap(self.longdesc, max(width, 60))) + "\n"
+
+    def opt_version(self):
+        """
+        Show fbtwist's and Twisted's versions and exit.
+        """
+        import twisted
+
+        import fbtwist
+
+        print(f"fbtwist {fbtwist.__version__} (Twisted {twisted.__version__})")
+        sys.exit(0)
+
     def postOptions(self):
         try:
             self.config = buildConfig(self, self["config"])
+            makeCalendarRoot(self.config)
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
         if self.config.ftpTLSRequired and self.config.ftpTLSCertificate is None:
@@ -138,6 +268,81 @@ class _DirectoryConnections(service.Service):
         if self.nameIndex is not None:
             self.nameIndex.stop()
         return self.directory.close()
+
+
+def demoListener(description: str) -> str:
+    """
+    Where a listener listens while the demo directory (whose passwords are
+    in the README) is in use: on loopback, unless the description names an
+    interface itself; then a warning says who can log in.
+    """
+    parts = re.split(r"(?<!\\):", description)
+    kind = parts[0].lower()
+    if kind not in _LOOPBACK:
+        return description
+    interfaces = [p.partition("=")[2].replace("\\", "") for p in parts[1:] if p.startswith("interface=")]
+    if not interfaces:
+        return f"{description}:interface={_LOOPBACK[kind]}"
+    if not _isLoopback(interfaces[-1]):
+        log.warn(
+            "the demo directory is in use and {description} listens on {interface}: anyone who can reach it may "
+            "log in with the demo passwords (give --ldap for real users)",
+            description=description, interface=interfaces[-1],
+        )
+    return description
+
+
+class StartupError(Exception):
+    """
+    fbtwist cannot start; the message says why and what to do.
+    """
+
+
+def startupFailure(options) -> type:
+    """
+    The exception that ends a process that cannot start, with one sentence.
+
+    In the foreground (C{twistd -n}, or no twistd) it is L{SystemExit},
+    which Python prints alone.  A daemonizing twistd's parent waits for its
+    child to report an L{Exception} (it prints its first line); any other
+    end would leave the parent waiting for ever.
+    """
+    twistdOptions = getattr(options, "parent", None)
+    if twistdOptions is not None and not twistdOptions.get("nodaemon", True):
+        return StartupError
+    return SystemExit
+
+
+class ListenerService(StreamServerEndpointService):
+    """
+    A listener of a setting (C{--http}, C{--ftp}, C{--metrics}) that stops
+    C{twistd} with one sentence when it cannot listen (port in use, address
+    not on this machine, a port below 1024 without the right) rather than a
+    traceback.
+
+    @param failure: The exception raised with that sentence
+        (L{startupFailure}).
+    """
+
+    def __init__(self, setting: str, description: str, factory, reactor, failure: type = SystemExit):
+        super().__init__(endpoints.serverFromString(reactor, description), factory)
+        self.setting = setting
+        self.description = description
+        self.failure = failure
+        # Report the failure from privilegedStartService, where twistd
+        # (and this class) can see it, as strports.service arranges: the
+        # documented switch has no public setter.
+        self._raiseSynchronously = True
+
+    def privilegedStartService(self):
+        try:
+            super().privilegedStartService()
+        except CannotListenError as e:
+            reason = getattr(e.socketError, "strerror", None) or str(e.socketError)
+            raise self.failure(
+                f"fbtwist cannot listen on --{self.setting} {self.description}: {reason}; "
+                f"stop what uses that port or give --{self.setting} another endpoint"
+            ) from None
 
 
 def _isLoopback(host: str) -> bool:
@@ -237,7 +442,8 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
         accessLog.setServiceParent(top)
         top.stopLate(accessLog)
 
-    realm = FreeBusyRealm(store, directory, adminGroup=config.adminGroup)
+    adminGroup = config.adminGroup if config.ldap is not None or config.adminGroup else DEMO_ADMIN_GROUP
+    realm = FreeBusyRealm(store, directory, adminGroup=adminGroup)
     realm.registerAvatarFactory(IResource, CalendarTreeResource)
     checker = DirectoryChecker(
         directory,
@@ -259,20 +465,25 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
         lookupSettings=LookupSettings.fromConfig(config, directory.url), pages=pages, reactor=reactor,
     )
     top.onShutdown(site.drain)
+    listen = (lambda d: d) if config.ldap is not None else demoListener
+    failure = startupFailure(options)
+    httpDescriptions = [listen(description) for description in config.http]
     if config.workers and adoptedFDs is None:
-        master = WorkerMaster(reactor, config.http, config.workers, workerArguments(options))
+        master = WorkerMaster(reactor, httpDescriptions, config.workers, workerArguments(options))
         master.setName("workers")
         master.setServiceParent(top)
         listeners = []
     elif adoptedFDs is None:
-        listeners = [strports.service(description, site, reactor=reactor) for description in config.http]
+        listeners = [ListenerService("http", description, site, reactor, failure)
+                     for description in httpDescriptions]
     else:
         listeners = [AdoptedPortService(reactor, fd, site) for fd in adoptedFDs]
     for index, listener in enumerate(listeners):
         listener.setName("http" if index == 0 else f"http{index + 1}")
         listener.setServiceParent(top)
     if config.metrics not in ("http", "none"):
-        listener = strports.service(config.metrics, makeOperationsSite(metrics, health, reactor), reactor=reactor)
+        listener = ListenerService("metrics", config.metrics, makeOperationsSite(metrics, health, reactor), reactor,
+                                   failure)
         listener.setName("metrics")
         listener.setServiceParent(top)
 
@@ -280,7 +491,8 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
         # Imported here: twisted.protocols.ftp imports the global reactor.
         from fbtwist.ftpserver import makeFTPFactory
 
-        listener = strports.service(config.ftp, makeFTPFactory(config, portal, realm, reactor), reactor=reactor)
+        listener = ListenerService("ftp", listen(config.ftp), makeFTPFactory(config, portal, realm, reactor), reactor,
+                                   failure)
         listener.setName("ftp")
         listener.setServiceParent(top)
 

@@ -12,12 +12,12 @@ warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*(pypar
 from twisted.internet import defer
 from twisted.python.filepath import FilePath
 
+from fbtwist.config import DEMO_LDIF
 from fbtwist.tap import Options, makeService
 
 ETC = FilePath(__file__).parent().sibling("etc")
-DEMO_LDIF = ETC.child("demo.ldif")
 
-#: Demo logins and passwords (etc/demo.ldif).
+#: Demo logins and passwords (fbtwist/data/demo.ldif, DEMO_LDIF).
 PASSWORDS = {
     "alice": "wonderland",
     "bsmith": "builder",

@@ -41,7 +41,7 @@ class CredentialTextTests(unittest.SynchronousTestCase):
 
 class DemoDirectoryTestCase(unittest.TestCase):
     """
-    Serves etc/demo.ldif on a loopback port for each test.
+    Serves the demo LDIF on a loopback port for each test.
     """
 
     def setUp(self):

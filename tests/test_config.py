@@ -65,9 +65,30 @@ class ExampleConfigTests(unittest.SynchronousTestCase):
         path = FilePath(self.mktemp())
         path.setContent(("[freebusy]\n" + "\n".join(lines) + "\n").encode("utf-8"))
         config = buildConfig({}, path.path)
-        self.assertEqual(config.metrics, "tcp:9464:interface=127.0.0.1")
+        self.assertEqual(config.metrics, "http")
         self.assertEqual(config.logFormat, "combined")
         self.assertEqual(config.shutdownGrace, 10.0)
+
+    def test_commentedValuesAreTheDefaults(self):
+        """
+        A commented setting shows fbtwist's default (the header says so):
+        for every setting that has a default, the example's value is it.
+        Settings without one (None, or an empty list) show an example;
+        demo-ldif's default is where fbtwist is installed.
+        """
+        text = EXAMPLE.getContent().decode("utf-8")
+        wrong = []
+        for f in settings():
+            option = f.metadata["option"]
+            if f.default in (None, ()) or option == "demo-ldif":
+                continue
+            match = re.search(r"^# %s = (.*)$" % re.escape(option), text, re.MULTILINE)
+            if match is None:
+                continue
+            value = f.metadata["parse"](match.group(1))
+            if (value,) != (f.default,) and (value,) != f.default:
+                wrong.append((option, match.group(1), f.default))
+        self.assertEqual(wrong, [])
 
 
 #: Settings naming files that exist only on a real server.
@@ -137,25 +158,28 @@ class ConfigErrorTests(unittest.SynchronousTestCase):
 
     def test_unknownKey(self):
         """
-        An unknown key is named, with the file.
+        An unknown key is named, with the file and the setting it is close to.
         """
         path = self.write("[freebusy]\nmax-uplaod = 2M\n")
-        self.assertUsageError(["--config", path], path, "unknown setting 'max-uplaod'")
+        self.assertUsageError(["--config", path], f"{path}: unknown setting max-uplaod: did you mean max-upload?")
 
     def test_passwordValueRefused(self):
         """
-        A password cannot be given as a value: there is no such key.
+        A password cannot be given as a value, in the file or on the command
+        line (where getopt would take --bind-password for the -file option):
+        the answer says to name a file.
         """
         path = self.write("[freebusy]\nbind-password = hunter2\n")
-        self.assertUsageError(["--config", path], "unknown setting 'bind-password'")
-        self.assertUsageError(["--bind-password", "hunter2"], "bind-password")
+        self.assertUsageError(["--config", path], f"{path}: passwords are only read from files: use bind-password-file")
+        for args in (["--bind-password", "hunter2"], ["--bind-password=hunter2"]):
+            self.assertUsageError(args, "passwords are only read from files: use --bind-password-file")
 
     def test_badValueInFile(self):
         """
         A bad value in the file is named with its key and the file.
         """
         path = self.write("[freebusy]\nlog-format = xml\n")
-        self.assertUsageError(["--config", path], f"log-format in {path}", "expected combined or json")
+        self.assertUsageError(["--config", path], f"log-format = xml in {path}: expected combined or json")
 
     def test_badValueOnCommandLine(self):
         """

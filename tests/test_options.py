@@ -67,6 +67,7 @@ class OptionsTests(unittest.TestCase):
             (["--admin-group", "not a dn"], "--admin-group"),
             (["--root", __file__], "not a directory"),
             (["--root", __file__ + "/tree"], "cannot be created"),
+            (["--root", "/proc/fbtwist"], "--root /proc/fbtwist"),
         ]:
             error = self.assertRaises(usage.UsageError, parse, *args)
             self.assertIn(fragment, str(error))
@@ -101,9 +102,9 @@ class OptionsTests(unittest.TestCase):
         is wrong.
         """
         for content, fragment in [
-            (b"[freebusy]\nmax-uplaod = 1\n", "unknown setting 'max-uplaod'"),
+            (b"[freebusy]\nmax-uplaod = 1\n", "unknown setting max-uplaod: did you mean max-upload?"),
             (b"[other]\nx = 1\n", "unknown section [other]"),
-            (b"[freebusy]\nmax-upload = huge\n", "max-upload in"),
+            (b"[freebusy]\nmax-upload = huge\n", "max-upload = huge in"),
             (b"no section\n", "not valid INI"),
             (b"[freebusy]\nftp = tcp:1\n tcp:2\n", "takes one value"),
         ]:
