@@ -296,7 +296,7 @@ def _properties(fb: FreeBusy, uid: str, stamp: datetime, style: str):
     if fb.end is not None:
         props.append(("dtend", {}, "date-time", _jcalUTC(fb.end)))
     if fb.organizer:
-        props.append(("organizer", {}, "cal-address", fb.organizer))
+        props.append(("organizer", {}, "cal-address", calAddress(fb.organizer)))
     for fbtype, p in _outputPeriods(fb, style):
         params = {"fbtype": fbtype} if fbtype else {}
         props.append(("freebusy", params, "period", [_jcalUTC(p.start), _jcalUTC(p.end)]))
@@ -329,6 +329,19 @@ def _fold(line: str) -> bytes:
         limit = 74
     chunks.append(data)
     return b"\r\n ".join(chunks) + b"\r\n"
+
+
+_URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def calAddress(value: str) -> str:
+    """
+    An C{ORGANIZER} value as the URI that RFC 5545 requires: Outlook writes
+    a bare address (C{someone@example.com}), which becomes
+    C{mailto:someone@example.com}; a value with a scheme is kept.
+    """
+    value = value.strip()
+    return value if _URI_SCHEME.match(value) else "mailto:" + value
 
 
 def _safeCalAddress(value: str) -> str:

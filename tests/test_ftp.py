@@ -19,7 +19,7 @@ from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
-from tests.helpers import PASSWORDS, httpClient, listeningPort, outlookVFB, startServer, inline
+from tests.helpers import PASSWORDS, httpClient, listeningPort, outlookVFB, publicAnswer, startServer, inline
 from tests.slapd import SlapdServer, hashPassword
 
 #: Bounds every FTP client call.
@@ -133,7 +133,8 @@ class FTPLibPublishTests(unittest.TestCase):
 
         reply = await inThread(publish)
         self.assertTrue(reply.startswith("226"), reply)
-        self.assertEqual(await self.lookup("alice"), (200, body))
+        self.assertEqual(self.server.store.read(("alice.vfb",)), body)
+        self.assertEqual(await self.lookup("alice"), (200, publicAnswer(self.server.store, "alice")))
 
     @inline
     async def test_outlookPublishASCII(self):
@@ -149,7 +150,8 @@ class FTPLibPublishTests(unittest.TestCase):
 
         reply = await inThread(publish)
         self.assertTrue(reply.startswith("226"), reply)
-        self.assertEqual(await self.lookup("betty"), (200, outlookVFB(newline=b"\r\n")))
+        self.assertEqual(self.server.store.read(("bsmith.vfb",)), outlookVFB(newline=b"\r\n"))
+        self.assertEqual(await self.lookup("betty"), (200, publicAnswer(self.server.store, "bsmith")))
 
     @inline
     async def test_overwriteAndReadBack(self):
@@ -483,7 +485,7 @@ class FTPOptionsTests(unittest.TestCase):
 
         names, received, reply = await inThread(session)
         self.assertEqual(names, ["alice.vfb"])
-        self.assertEqual(received, outlookVFB())
+        self.assertEqual(received, publicAnswer(server.store, "alice"))
         self.assertTrue(reply.startswith("550"), reply)
 
     @inline
@@ -746,7 +748,7 @@ class OpenLDAPTests(unittest.TestCase):
         self.assertTrue(wrong.startswith("530"), wrong)
         response = await self.http.get(self.server.url("/calendar/dave.vfb"))
         self.assertEqual(response.code, 200)
-        self.assertEqual(await response.content(), body)
+        self.assertEqual(await response.content(), publicAnswer(self.server.store, "dave"))
 
 
 def selfSignedCertificate(path: FilePath) -> FilePath:
