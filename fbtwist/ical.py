@@ -10,7 +10,8 @@ full calendar (C{.ics}) is a C{VCALENDAR} holding C{VEVENT}s, whose free/busy
 times are derived here, recurrences expanded by C{recurring_ical_events}.
 
 What readers may learn is reduced here to plain periods
-(L{fbtwist.freebusy.FreeBusy}); rendering is L{fbtwist.freebusy}'s.
+(L{fbtwist.freebusy.FreeBusy}), and L{publicView} is the one definition of
+what anyone but the owner gets of them; rendering is L{fbtwist.freebusy}'s.
 """
 
 import uuid
@@ -208,8 +209,7 @@ def freeBusyOf(calendar: Calendar) -> Tuple[FreeBusy, bool]:
     may learn.
 
     @return: The periods, window and owner of all its C{VFREEBUSY}s, and
-        whether the file holds nothing else (so that it may be served as
-        published).
+        whether the file holds nothing else (no detail was left out).
     """
     return vfb.combine(_component(c) for c in calendar.walk("VFREEBUSY")), _isClean(calendar)
 
@@ -221,8 +221,7 @@ def readFreeBusy(data: bytes) -> Tuple[FreeBusy, bool]:
     by C{icalendar} (L{freeBusyOf}); both give the same.
 
     @return: The periods, window and owner of all its C{VFREEBUSY}s, and
-        whether the file holds nothing else (so that it may be served as
-        published).
+        whether the file holds nothing else (no detail was left out).
     @raise InvalidCalendar: When it is not a free/busy file.
     """
     return vfb.read(data) or freeBusyOf(validateFreeBusy(data))

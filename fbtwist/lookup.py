@@ -111,7 +111,8 @@ class Query(NamedTuple):
     @property
     def transforms(self) -> bool:
         """
-        Whether the answer differs from the published file in any case.
+        Whether anything but the default answer (the whole published
+        window, as iCalendar, FBTYPEs as published) is asked for.
         """
         return self.range is not None or self.format != FORMAT_ICALENDAR or self.style != freebusy.STYLE_PUBLISHED
 
@@ -352,8 +353,8 @@ class LookupResource(Resource):
     # --- one person ---
 
     def _getPerson(self, request) -> Optional[Coroutine]:
-        # Answered at once when the name is known and the file may be served
-        # as published (most lookups): see renderSoon.
+        # Answered at once when the name is known and the source is a
+        # free/busy file asked for as it is (most lookups): see renderSoon.
         if len(request.postpath) != 1:
             raise HTTPError(http.NOT_FOUND, "ask for /calendar/<name>.vfb")
         name = splitLookupName(request.postpath[0])
