@@ -11,9 +11,10 @@ names the files no lookup can reach (L{unreachable}).  C{import} copies the
 C{.vfb}/C{.ifb} files of an old server's folders into the top of the tree
 under the name lookups read (L{importName}: C{Dave.IFB} becomes
 C{dave.vfb}), each validated and written atomically, existing files kept
-unless C{--overwrite}.  Both show progress on standard error (a line that updates
-itself on a terminal, one line per tenth of the work otherwise) and end with
-a summary on standard output; the exit status is 1 when a file was invalid.
+unless C{--overwrite}.  Both show progress on standard error (a line that
+updates itself on a terminal, one line per tenth of the work otherwise) and
+end with a summary on standard output; the exit status is 1 when a file was
+invalid, could not be imported, or (C{check}) cannot be reached.
 """
 
 import os
