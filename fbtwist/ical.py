@@ -14,6 +14,7 @@ What readers may learn is reduced here to plain periods
 what anyone but the owner gets of them; rendering is L{fbtwist.freebusy}'s.
 """
 
+import functools
 import uuid
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
@@ -289,10 +290,12 @@ def publicView(fb: FreeBusy, owner: str, stamp: datetime, style: str = STYLE_PUB
     return render(fb, publicUID(owner), stamp, style)
 
 
+@functools.lru_cache(maxsize=1024)
 def publicFreeBusy(data: bytes, owner: str, stamp: datetime) -> bytes:
     """
     L{publicView} of a published free/busy file, as served without
-    parameters.
+    parameters.  Recent answers are remembered (anonymous FTP asks for
+    the same file's answer for C{LIST}, C{SIZE} and C{RETR}).
 
     @raise InvalidCalendar: When it is not a free/busy file.
     """
