@@ -6,12 +6,15 @@ Maintenance of a calendar tree, run while the server runs or not:
 
 (or C{fbtwist-admin ...} once installed).
 
-C{check} validates every free/busy file in the tree as a publish would.
-C{import} copies the C{.vfb}/C{.ifb} files of an old server's folders into
-the tree, each validated and written atomically, existing files kept unless
-C{--overwrite}.  Both show progress on standard error (a line that updates
-itself on a terminal, one line per tenth of the work otherwise) and end with
-a summary on standard output; the exit status is 1 when a file was invalid.
+C{check} validates every calendar file in the tree as a publish would, and
+names the files no lookup can reach (L{unreachable}).  C{import} copies the
+C{.vfb}/C{.ifb} files of an old server's folders into the top of the tree
+under the name lookups read (L{importName}: C{Dave.IFB} becomes
+C{dave.vfb}), each validated and written atomically, existing files kept
+unless C{--overwrite}.  Both show progress on standard error (a line that
+updates itself on a terminal, one line per tenth of the work otherwise) and
+end with a summary on standard output; the exit status is 1 when a file was
+invalid, could not be imported, or (C{check}) cannot be reached.
 """
 
 import os
@@ -24,6 +27,7 @@ from twisted.python.filepath import FilePath
 from fbtwist import ical
 from fbtwist.config import ConfigError, buildConfig
 from fbtwist.errors import FreeBusyError, InvalidName
+from fbtwist.permissions import PUBLISHED_SUFFIXES
 from fbtwist.store import CalendarStore, validateName
 
 
@@ -67,47 +71,101 @@ class Progress:
         self.stream.flush()
 
 
+#: Every name ending a calendar file may have, in any case.
+_CALENDAR_SUFFIXES = ical.FREEBUSY_SUFFIXES + ical.EVENT_SUFFIXES
+
+
 def calendarFiles(store: CalendarStore, path=()) -> Iterator[tuple]:
     """
-    The store paths of every free/busy file in the tree (hidden files, such
-    as temporary ones, are not listed by the store).
+    The store paths of every calendar file (free/busy or full calendar, any
+    case) in the tree (hidden files, such as temporary ones, are not listed
+    by the store).
     """
     for info in store.children(path):
         if info.isCollection:
             yield from calendarFiles(store, info.path)
-        elif info.name.lower().endswith(ical.FREEBUSY_SUFFIXES):
+        elif info.name.lower().endswith(_CALENDAR_SUFFIXES):
             yield info.path
+
+
+def unreachable(path) -> Optional[str]:
+    """
+    Why no lookup can reach the calendar file at C{path}, or C{None} when
+    one can.  A lookup reads C{<login>.vfb} or C{<login>.ics} at the top
+    of the tree, the login spelled as the directory has it (logins are
+    lowercase in practice; a publish writes that spelling).
+    """
+    if len(path) != 1:
+        return "lookups read only files at the top of the tree"
+    name = path[0]
+    if not name.endswith(PUBLISHED_SUFFIXES):
+        return f"lookups read only <login>{' and <login>'.join(PUBLISHED_SUFFIXES)}"
+    if "@" in name.rsplit(".", 1)[0]:
+        return "named by a mail address: lookups read <login>.vfb"
+    if name != name.lower():
+        return f"lookups read the login's spelling, lowercase: rename it {name.lower()}"
+    return None
+
+
+def importName(name: str) -> str:
+    """
+    The name in the tree of an imported free/busy file called C{name}:
+    C{<login>.vfb}, lowercase, as lookups read it (C{Dave.IFB} is
+    C{dave.vfb}).
+
+    @raise InvalidName: Saying why a file cannot be imported under any
+        name a lookup reads.
+    """
+    lowered = name.lower()
+    for suffix in ical.FREEBUSY_SUFFIXES:
+        if lowered.endswith(suffix) and len(lowered) > len(suffix):
+            login = lowered[: -len(suffix)]
+            break
+    else:
+        raise InvalidName(f"not a free/busy file name (<login>{' or <login>'.join(ical.FREEBUSY_SUFFIXES)})")
+    if "@" in login:
+        raise InvalidName("named by a mail address: lookups read <login>.vfb, rename it so")
+    canonical = login + PUBLISHED_SUFFIXES[0]
+    validateName(canonical)
+    return canonical
 
 
 def check(store: CalendarStore, out: TextIO, err: TextIO) -> int:
     """
-    Validate every free/busy file in C{store}.
+    Validate every calendar file in C{store} as a publish would, and name
+    those no lookup can reach (L{unreachable}).
 
-    @return: The exit status: 1 when any file is invalid.
+    @return: The exit status: 1 when any file is invalid or unreachable.
     """
     paths = sorted(calendarFiles(store))
     progress = Progress("checking", len(paths), err)
-    invalid: List[str] = []
-    empty = 0
+    problems: List[str] = []
+    invalid = lost = empty = 0
     for path in paths:
+        shown = "/".join(path)
         data = store.read(path)
         if not data:
             empty += 1
         else:
             try:
-                ical.validateFreeBusy(data)
+                ical.validateUpload(path[-1], data)
             except FreeBusyError as e:
-                invalid.append(f"invalid: {'/'.join(path)}: {e.reason}")
+                invalid += 1
+                problems.append(f"invalid: {shown}: {e.reason}")
+        reason = unreachable(path)
+        if reason is not None:
+            lost += 1
+            problems.append(f"unreachable: {shown}: {reason}")
         progress.step()
     progress.finish()
-    for line in invalid:
+    for line in problems:
         out.write(line + "\n")
-    valid = len(paths) - len(invalid) - empty
+    valid = len(paths) - invalid - empty
     out.write(
-        f"checked {len(paths)} files in {store.root.path}: {valid} valid, {len(invalid)} invalid, "
-        f"{empty} empty (placeholders)\n"
+        f"checked {len(paths)} files in {store.root.path}: {valid} valid, {invalid} invalid, "
+        f"{empty} empty (placeholders), {lost} unreachable by lookups\n"
     )
-    return 1 if invalid else 0
+    return 1 if problems else 0
 
 
 def sourceFiles(sources: List[str]) -> List[FilePath]:
@@ -134,7 +192,8 @@ def sourceFiles(sources: List[str]) -> List[FilePath]:
 def importFiles(store: CalendarStore, sources: List[str], out: TextIO, err: TextIO,
                 overwrite: bool = False, dryRun: bool = False) -> int:
     """
-    Copy free/busy files into the top of the tree, under their own names.
+    Copy free/busy files into the top of the tree, under the names lookups
+    read (L{importName}).
 
     @return: The exit status: 1 when any file could not be imported.
     """
@@ -144,12 +203,11 @@ def importFiles(store: CalendarStore, sources: List[str], out: TextIO, err: Text
     problems: List[str] = []
     seen = set()
     for fp in files:
-        name = fp.basename()
         try:
-            validateName(name)
-            if name.lower() in seen:
-                raise InvalidName("another file of the import has the same name")
-            seen.add(name.lower())
+            name = importName(fp.basename())
+            if name in seen:
+                raise InvalidName(f"another file of the import is also {name}")
+            seen.add(name)
             data = fp.getContent()
             ical.validateUpload(name, data)
             exists = store.stat((name,)) is not None
@@ -204,13 +262,15 @@ class _AdminOptionsBase(usage.Options):
 
 class CheckOptions(_AdminOptionsBase):
     synopsis = ""
-    longdesc = "Validate every free/busy file in the calendar tree; the exit status is 1 when one is invalid."
+    longdesc = ("Validate every calendar file in the tree and name those no lookup can reach; the exit "
+                "status is 1 when one is invalid or unreachable.")
 
 
 class ImportOptions(_AdminOptionsBase):
     synopsis = "[--overwrite] [--dry-run] SOURCE..."
-    longdesc = ("Copy the .vfb/.ifb files of the given folders (searched recursively) or files into the tree, "
-                "each validated and written atomically; files already in the tree are kept unless --overwrite.")
+    longdesc = ("Copy the .vfb/.ifb files of the given folders (searched recursively) or files into the top "
+                "of the tree, each as <login>.vfb in lowercase (the name lookups read), validated and written "
+                "atomically; files already in the tree are kept unless --overwrite.")
     optFlags = [
         ["overwrite", None, "Replace files already in the tree."],
         ["dry-run", "n", "Check and count, but write nothing."],
@@ -231,7 +291,7 @@ class AdminOptions(_AdminOptionsBase):
         ["root", None, None, "The calendar tree (overrides the config file)."],
     ]
     subCommands = [
-        ["check", None, CheckOptions, "Validate every free/busy file in the tree."],
+        ["check", None, CheckOptions, "Validate every calendar file in the tree; name unreachable ones."],
         ["import", None, ImportOptions, "Import .vfb/.ifb files from an old server."],
     ]
 

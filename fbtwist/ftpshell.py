@@ -299,7 +299,10 @@ class CalendarFTPShell:
             storePath, _ = self._locate(path)
             if storePath is None:
                 return self._virtualDirectoryAttributes(keys)
-            return _infoAttributes(self._statFile(storePath), keys)
+            info = self._statFile(storePath)
+            if self.avatar.uid is None and not info.isCollection:
+                info, _ = self._publicFile(storePath)
+            return _infoAttributes(info, keys)
 
         return self._run(path, stat)
 
@@ -309,9 +312,10 @@ class CalendarFTPShell:
             if storePath is None:
                 return [(child, self._virtualDirectoryAttributes(keys))]
             info = self._statFile(storePath)
-            if not info.isCollection:
-                return [(info.name, _infoAttributes(info, keys))]
-            return [(entry.name, _infoAttributes(entry, keys)) for entry in self.avatar.children(storePath)]
+            entries = [info] if not info.isCollection else self.avatar.children(storePath)
+            if self.avatar.uid is None:
+                entries = self._publicEntries(entries)
+            return [(entry.name, _infoAttributes(entry, keys)) for entry in entries]
 
         return self._run(path, listing)
 
@@ -320,24 +324,56 @@ class CalendarFTPShell:
             storePath, _ = self._locate(path)
             if storePath is None or self._statFile(storePath).isCollection:
                 raise NotFound("is a directory")
-            data = self.avatar.read(storePath)
             if self.avatar.uid is None:
-                data = self._public(storePath, data)
+                _, data = self._publicFile(storePath)
+            else:
+                data = self.avatar.read(storePath)
             return _PublishedFile(data)
 
         return self._run(path, open)
 
-    def _public(self, path: StorePath, data: bytes) -> bytes:
+    # -- what the anonymous reader sees -------------------------------------
+
+    def _publicFile(self, path: StorePath) -> Tuple[ResourceInfo, bytes]:
         """
-        What anonymous readers get: free/busy times only, as through the
-        lookup URLs; never a full calendar's events.
+        A file as the anonymous reader gets it: a free/busy file's
+        L{ical.publicFreeBusy} (the lookups' answer, the one definition of
+        what anonymous readers get), with the size of those bytes, so that
+        C{SIZE}, C{LIST} and C{RETR} agree; never a full calendar's events.
+
+        @raise PermissionDenied: For anything but a published, readable
+            free/busy file.
         """
-        name = path[-1].lower()
-        if not data or not name.endswith(ical.FREEBUSY_SUFFIXES):
+        if not path[-1].lower().endswith(ical.FREEBUSY_SUFFIXES):
             raise PermissionDenied("only published free/busy times are public")
-        modified = self._statFile(path).modified
+        snapshot = self.avatar.snapshot(path)
+        if snapshot is None:
+            raise NotFound("no such file or directory")
+        if not snapshot.data:
+            raise PermissionDenied("only published free/busy times are public")
         owner = path[-1].rsplit(".", 1)[0]
-        return ical.publicFreeBusy(data, owner, datetime.fromtimestamp(modified, timezone.utc))
+        stamp = datetime.fromtimestamp(snapshot.info.modified, timezone.utc)
+        try:
+            data = ical.publicFreeBusy(snapshot.data, owner, stamp)
+        except InvalidCalendar:
+            raise PermissionDenied("the file holds no readable free/busy times") from None
+        return snapshot.info._replace(size=len(data)), data
+
+    def _publicEntries(self, entries) -> List[ResourceInfo]:
+        """
+        The entries the anonymous reader may see, files with the size
+        L{_publicFile} gives them (collections as they are).
+        """
+        visible = []
+        for entry in entries:
+            if entry.isCollection:
+                visible.append(entry)
+                continue
+            try:
+                visible.append(self._publicFile(entry.path)[0])
+            except (PermissionDenied, NotFound):
+                continue
+        return visible
 
     def openForWriting(self, path) -> defer.Deferred:
         """

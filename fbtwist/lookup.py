@@ -11,10 +11,11 @@ planning a meeting, and a page people can read.
 
 The CalConnect Freebusy Read URL parameters C{start}, C{end}, C{period} and
 C{format} (C{text/calendar} or jCal), and C{fbtype=explicit} / C{simple=1}
-for picky readers, are understood.  Without any, the published bytes are
-served as they are, unless they carry details (summaries, attendees, ...):
-only busy times leave through here, so such a file is re-rendered without
-them.  A user may publish a full calendar (C{<uid>.ics}) instead of a
+for picky readers, are understood.  Every answer is this server's
+rendering of the published times (L{ical.publicView}, the one definition
+of what anonymous readers get, also used by anonymous FTP): valid RFC 5545
+for strict parsers, the published periods and FBTYPEs kept, details
+(summaries, attendees, ...) never.  A user may publish a full calendar (C{<uid>.ics}) instead of a
 free/busy file; whichever of the two was published last is served, the
 free/busy times derived from the events (cached by the file's ETag).
 """
@@ -116,7 +117,8 @@ class Query(NamedTuple):
     @property
     def transforms(self) -> bool:
         """
-        Whether the answer differs from the published file in any case.
+        Whether anything but the default answer (the whole published
+        window, as iCalendar, FBTYPEs as published) is asked for.
         """
         return self.range is not None or self.format != FORMAT_ICALENDAR or self.style != freebusy.STYLE_PUBLISHED
 
@@ -313,6 +315,8 @@ class LookupResource(Resource):
         self._freeBusyCache = _Cache()
         self._calendarCache = _Cache(64)
         self._derivedCache = _Cache(512)
+        #: Rendered answers by entity tag.
+        self._answerCache = _Cache(1024)
 
     def resolvedNow(self, name: str) -> Tuple[bool, Optional[str]]:
         """
@@ -362,8 +366,8 @@ class LookupResource(Resource):
     # --- one person ---
 
     def _getPerson(self, request) -> Optional[Coroutine]:
-        # Answered at once when the name is known and the file may be served
-        # as published (most lookups): see renderSoon.
+        # Answered at once when the name is known and the source is a
+        # free/busy file asked for as it is (most lookups): see renderSoon.
         if len(request.postpath) != 1:
             raise HTTPError(http.NOT_FOUND, "ask for /calendar/<name>.vfb")
         name = splitLookupName(request.postpath[0])
@@ -383,10 +387,9 @@ class LookupResource(Resource):
         if published is None:
             return self._notPublished(request, name)
         if not published.isCalendar and not query.transforms:
-            fb, clean = self._readFreeBusy(published)
-            if clean:
-                serveCalendar(request, published.data, published.etag, published.info.modified)
-                return None
+            fb, _ = self._readFreeBusy(published)
+            self._serve(request, query, fb, uid, published.etag, published.info.modified)
+            return None
         return self._serveFreeBusy(request, query, uid, published)
 
     async def _notPublished(self, request, name: str) -> None:
@@ -406,7 +409,7 @@ class LookupResource(Resource):
         if published.isCalendar and query.range is None:
             # The window moves with the day: so does the answer.
             modified = max(modified, fb.start.timestamp())
-        self._serve(request, query, fb, f"fbtwist-{uid}", published.etag, modified)
+        self._serve(request, query, fb, uid, published.etag, modified)
 
     def published(self, uid: str) -> Optional[Published]:
         """
@@ -481,14 +484,22 @@ class LookupResource(Resource):
         self._derivedCache.put(key, periods)
         return periods
 
-    def _serve(self, request, query: Query, fb: FreeBusy, uid: str, sourceETag: str, modified: float) -> None:
+    def _serve(self, request, query: Query, fb: FreeBusy, owner: str, sourceETag: str, modified: float) -> None:
+        """
+        Answer with L{ical.publicView} of C{fb}, C{owner}'s (a login, or
+        C{group-<cn>}), in the form C{query} asks for.  The entity tag
+        names the source version, its time (the C{DTSTAMP}), the form and
+        the rendering, so it changes exactly when the bytes do.
+        """
+        jcal = query.format == FORMAT_JCAL
         stamp = _utcFromTimestamp(modified)
-        if query.format == FORMAT_JCAL:
-            body, contentType = freebusy.renderJCal(fb, uid, stamp, query.style), JCAL_TYPE
-        else:
-            body, contentType = freebusy.renderICalendar(fb, uid, stamp, query.style), CALENDAR_TYPE
-        etag = _variantETag(sourceETag, query.format, query.style, repr(fb.start), repr(fb.end))
-        serveCalendar(request, body, etag, modified, contentType=contentType)
+        etag = _variantETag(sourceETag, ical.PUBLIC_RENDERING, owner, stamp.isoformat(), query.format, query.style,
+                            repr(fb.start), repr(fb.end))
+        body = self._answerCache.get(etag)
+        if body is None:
+            body = ical.publicView(fb, owner, stamp, query.style, jcal)
+            self._answerCache.put(etag, body)
+        serveCalendar(request, body, etag, modified, contentType=JCAL_TYPE if jcal else CALENDAR_TYPE)
 
     # --- a group ---
 
@@ -519,7 +530,7 @@ class LookupResource(Resource):
         merged = FreeBusy(freebusy.mergePeriods(periods), timeRange.start, timeRange.end)
         if query.range is None:
             modified = max(modified, timeRange.start.timestamp())
-        self._serve(request, query, merged, f"fbtwist-group-{cn}", _variantETag(*tags), modified or 0.0)
+        self._serve(request, query, merged, f"group-{cn}", _variantETag(*tags), modified or 0.0)
 
     # --- for the page ---
 

@@ -27,9 +27,9 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 from fbtwist.freebusy import BUSY, FreeBusy, Period, normaliseFBType
 
-#: What a published file may hold and still be served byte for byte: the
-#: calendar's envelope, and in each VFREEBUSY the window, the owner and the
-#: periods.  Anything else (SUMMARY, LOCATION, COMMENT, ATTENDEE, CONTACT,
+#: What a published file may hold and be called clean (nothing but
+#: free/busy times): the calendar's envelope, and in each VFREEBUSY the
+#: window, the owner and the periods.  Anything else (SUMMARY, LOCATION, COMMENT, ATTENDEE, CONTACT,
 #: DESCRIPTION, X- properties, parameters such as Kolab's X-SUMMARY, other
 #: components) is a detail that readers do not get.
 CLEAN_CALENDAR_PROPERTIES = frozenset({"VERSION", "PRODID", "METHOD", "CALSCALE"})

@@ -51,6 +51,20 @@ def outlookVFB(organizer: str = "someone@example.com", busy: str = "20210105T070
     return newline.join(line.encode("utf-8") for line in lines) + newline
 
 
+def publicAnswer(store, uid: str, suffix: str = ".vfb") -> bytes:
+    """
+    What anonymous readers get of C{uid}'s published free/busy file
+    (L{fbtwist.ical.publicFreeBusy}, stamped with the file's time).
+    """
+    from datetime import datetime, timezone
+
+    from fbtwist import ical
+
+    path = (uid + suffix,)
+    stamp = datetime.fromtimestamp(int(store.stat(path).modified), timezone.utc)
+    return ical.publicFreeBusy(store.read(path), uid, stamp)
+
+
 def inline(f):
     """
     Run an C{async def} test method as a Deferred (trial runs coroutines

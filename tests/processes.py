@@ -351,5 +351,6 @@ def versionOf(data: bytes):
         return None
     for line in text.splitlines():
         if line.startswith("ORGANIZER:") and line.endswith("@example.com"):
-            return line[len("ORGANIZER:"):-len("@example.com")]
+            # Readers get the address as a URI (mailto:), the owner as published.
+            return line[len("ORGANIZER:"):-len("@example.com")].removeprefix("mailto:")
     return None

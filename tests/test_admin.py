@@ -13,7 +13,7 @@ from twisted.trial import unittest
 
 from fbtwist.admin import Progress, main
 from fbtwist.store import CalendarStore
-from tests.helpers import outlookVFB
+from tests.helpers import httpClient, inline, outlookVFB, startServer
 from tests.twistdprocess import TOP
 
 
@@ -102,7 +102,7 @@ class AdminTests(unittest.SynchronousTestCase):
             "1 not imported\n"
         ), out)
         store = CalendarStore(self.root)
-        self.assertEqual(sorted(i.name for i in store.children(())), ["alice.vfb", "bsmith.vfb", "carol.ifb"])
+        self.assertEqual(sorted(i.name for i in store.children(())), ["alice.vfb", "bsmith.vfb", "carol.vfb"])
         self.assertEqual(store.read(("bsmith.vfb",)), outlookVFB("betty@example.com"))
 
     def test_existingKept(self):
@@ -130,7 +130,7 @@ class AdminTests(unittest.SynchronousTestCase):
         self.old.child(".hidden.vfb").setContent(outlookVFB())
         code, out, err = self.admin("import", self.old.path)
         self.assertEqual(code, 1)
-        self.assertIn("people/alice.vfb: another file of the import has the same name", out)
+        self.assertIn("people/alice.vfb: another file of the import is also alice.vfb", out)
         self.assertEqual(CalendarStore(self.root).read(("alice.vfb",)), outlookVFB("alice@example.com"))
         self.assertNotIn(".hidden.vfb", os.listdir(self.root.path))
 
@@ -149,15 +149,65 @@ class AdminTests(unittest.SynchronousTestCase):
         store = CalendarStore(self.root)
         store.write(("alice.vfb",), outlookVFB())
         store.write(("bsmith.vfb",), b"")
-        store.makeCollection(("team",))
-        store.write(("team", "carol.vfb"), b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n")
+        store.write(("carol.vfb",), b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n")
         code, out, err = self.admin("check")
         self.assertEqual(code, 1)
         self.assertIn("checking: 3/3 files (100%)", err)
         self.assertEqual(out, (
-            "invalid: team/carol.vfb: the calendar has no VFREEBUSY component\n"
-            f"checked 3 files in {store.root.path}: 1 valid, 1 invalid, 1 empty (placeholders)\n"
+            "invalid: carol.vfb: the calendar has no VFREEBUSY component\n"
+            f"checked 3 files in {store.root.path}: 1 valid, 1 invalid, 1 empty (placeholders), "
+            "0 unreachable by lookups\n"
         ))
+
+    def test_checkUnreachable(self):
+        """
+        check names the valid files no lookup can reach: in a folder, with
+        another suffix or case, named by an address; status 1.
+        """
+        store = CalendarStore(self.root)
+        store.write(("dave.vfb",), outlookVFB())
+        store.write(("Dave.VFB",), outlookVFB())
+        store.write(("carol.ifb",), outlookVFB())
+        store.write(("Alice.vfb",), outlookVFB())
+        store.write(("bsmith@example.com.vfb",), outlookVFB())
+        store.makeCollection(("sub",))
+        store.write(("sub", "dave.ifb"), outlookVFB())
+        code, out, err = self.admin("check")
+        self.assertEqual(code, 1)
+        self.assertEqual(out, (
+            "unreachable: Alice.vfb: lookups read the login's spelling, lowercase: rename it alice.vfb\n"
+            "unreachable: Dave.VFB: lookups read only <login>.vfb and <login>.ics\n"
+            "unreachable: bsmith@example.com.vfb: named by a mail address: lookups read <login>.vfb\n"
+            "unreachable: carol.ifb: lookups read only <login>.vfb and <login>.ics\n"
+            "unreachable: sub/dave.ifb: lookups read only files at the top of the tree\n"
+            f"checked 6 files in {store.root.path}: 6 valid, 0 invalid, 0 empty (placeholders), "
+            "5 unreachable by lookups\n"
+        ))
+
+    def test_importCanonicalNames(self):
+        """
+        Imported files are stored as <login>.vfb in lowercase, whatever
+        their case, suffix or folder; names no lookup reads are refused
+        with the reason; a check of the result is clean.
+        """
+        old = FilePath(self.mktemp())
+        old.child("sub").makedirs()
+        old.child("Dave.VFB").setContent(outlookVFB("dave@example.org"))
+        old.child("sub").child("Carol.ifb").setContent(outlookVFB("carol@example.com"))
+        old.child("sub").child("dave.ifb").setContent(outlookVFB("other@example.org"))
+        old.child("frank@example.com.ifb").setContent(outlookVFB())
+        old.child("notes.txt").setContent(b"not a calendar")
+        code, out, err = self.admin("import", old.path, old.child("notes.txt").path)
+        self.assertEqual(code, 1)
+        self.assertIn(f"not imported: {old.child('sub').child('dave.ifb').path}: "
+                      "another file of the import is also dave.vfb", out)
+        self.assertIn(f"not imported: {old.child('frank@example.com.ifb').path}: named by a mail address", out)
+        self.assertIn(f"not imported: {old.child('notes.txt').path}: not a free/busy file name", out)
+        store = CalendarStore(self.root)
+        self.assertEqual(sorted(i.name for i in store.children(())), ["carol.vfb", "dave.vfb"])
+        self.assertEqual(store.read(("dave.vfb",)), outlookVFB("dave@example.org"))
+        code, out, err = self.admin("check")
+        self.assertEqual((code, out.splitlines()[-1].endswith("0 unreachable by lookups")), (0, True))
 
     def test_configFile(self):
         """
@@ -179,3 +229,27 @@ class AdminTests(unittest.SynchronousTestCase):
         self.assertIn("check or import", err.getvalue())
         self.assertEqual(main(["--root", self.root.path, "import"], out, err), 2)
         self.assertIn("at least one folder", err.getvalue())
+
+
+class ImportedLookupTests(unittest.TestCase):
+    """
+    What the import stores, a running server's lookups find.
+    """
+
+    @inline
+    async def test_lookupsFindImported(self):
+        """
+        Dave.VFB and sub/Carol.ifb, imported, answer /calendar/dave.vfb and
+        /calendar/carol.vfb.
+        """
+        old = FilePath(self.mktemp())
+        old.child("sub").makedirs()
+        old.child("Dave.VFB").setContent(outlookVFB("dave@example.org"))
+        old.child("sub").child("Carol.ifb").setContent(outlookVFB("carol@example.com"))
+        server = await startServer(self)
+        self.assertEqual(main(["--root", server.root.path, "import", old.path], io.StringIO(), io.StringIO()), 0)
+        client = httpClient(self)
+        for name in ["dave", "carol"]:
+            response = await client.get(server.url(f"/calendar/{name}.vfb"))
+            self.assertEqual((name, response.code), (name, 200))
+            self.assertIn(b"FREEBUSY:20210105T070000Z/20210105T073000Z", await response.content())

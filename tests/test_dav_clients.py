@@ -4,6 +4,7 @@ conformance suite (as an administrator) and scripted cadaver sessions (as
 normal users).
 """
 
+import io
 import os
 import re
 
@@ -211,3 +212,32 @@ class CadaverTests(unittest.TestCase):
         Every change to bsmith's file by alice fails with 403 and changes nothing.
         """
         return defer.Deferred.fromCoroutine(self._otherFile())
+
+
+class WebDAV4Tests(unittest.TestCase):
+    """
+    PyPI's C{webdav4} client (what C{fsspec}'s WebDAV filesystem uses),
+    which asks about one file with a PROPFIND without Depth.
+    """
+
+    async def _fileQueries(self):
+        from twisted.internet import threads
+        from webdav4.client import Client
+
+        server = await startDAVServer(self)
+        client = Client(server.url("/pub/calendar/"), auth=("alice", PASSWORDS["alice"]))
+        self.addCleanup(client.http.close)
+
+        def queries():
+            client.upload_fileobj(io.BytesIO(outlookVFB()), "alice.vfb", overwrite=True)
+            return client.exists("alice.vfb"), client.isfile("alice.vfb"), client.content_length("alice.vfb")
+
+        return await threads.deferToThread(queries)
+
+    def test_fileQueries(self):
+        """
+        webdav4's exists, isfile and content_length of a published file work.
+        """
+        d = defer.Deferred.fromCoroutine(self._fileQueries())
+        d.addCallback(self.assertEqual, (True, True, len(outlookVFB())))
+        return d

@@ -228,6 +228,20 @@ class PropertyTests(DAVTestCase):
             self.assertIsNotNone(fromstring(body).find("{DAV:}propfind-finite-depth"))
 
     @inline
+    async def test_depthInfinityOnFileIsDepthZero(self):
+        """
+        On a file, Depth infinity (also by default) answers like Depth 0.
+        """
+        await self.publish()
+        for headers in [{"Depth": "infinity"}, {}, {"Depth": "1"}]:
+            response, body = await self.dav.request("PROPFIND", "/pub/calendar/alice.vfb", headers=headers)
+            self.assertEqual(response.code, 207, headers)
+            result = multistatus(body)
+            self.assertEqual(list(result), ["/pub/calendar/alice.vfb"])
+            self.assertEqual(result["/pub/calendar/alice.vfb"]["{DAV:}getcontentlength"][1].text,
+                             str(len(outlookVFB())))
+
+    @inline
     async def test_unknownPropertyIs404(self):
         """
         Unknown properties are listed with 404 inside the 207, known ones 200.

@@ -11,7 +11,7 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from tests.helpers import httpClient, outlookVFB, startServer
+from tests.helpers import httpClient, outlookVFB, publicAnswer, startServer
 from tests.test_directory_slapd import BASE, PASSWORDS, SEARCH_DN, SEARCH_PASSWORD, SlapdTestMixin
 
 
@@ -48,7 +48,7 @@ class DirectoryHTTPTests(SlapdTestMixin, TestCase):
         response = await self.put("/pub/calendar/bob.vfb", "bob")
         self.assertEqual(response.code, 201)
         response, content = await self.get("/calendar/robert.vfb")
-        self.assertEqual((response.code, content), (200, outlookVFB("bob@example.com")))
+        self.assertEqual((response.code, content), (200, publicAnswer(self.fbtwist.store, "bob")))
         response = await self.put("/pub/calendar/alice.vfb", "alice", "wrong")
         self.assertEqual(response.code, 401)
 

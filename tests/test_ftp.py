@@ -22,7 +22,7 @@ from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
 from tests.davhelpers import propfindBody
-from tests.helpers import PASSWORDS, basicAuth, httpClient, listeningPort, outlookVFB, startServer, inline
+from tests.helpers import PASSWORDS, basicAuth, httpClient, listeningPort, outlookVFB, publicAnswer, startServer, inline
 from tests.slapd import SlapdServer, hashPassword
 from tests.test_ftpserver import descriptorsExhausted, exhaustDescriptors
 
@@ -137,7 +137,8 @@ class FTPLibPublishTests(unittest.TestCase):
 
         reply = await inThread(publish)
         self.assertTrue(reply.startswith("226"), reply)
-        self.assertEqual(await self.lookup("alice"), (200, body))
+        self.assertEqual(self.server.store.read(("alice.vfb",)), body)
+        self.assertEqual(await self.lookup("alice"), (200, publicAnswer(self.server.store, "alice")))
 
     @inline
     async def test_outlookPublishASCII(self):
@@ -153,7 +154,8 @@ class FTPLibPublishTests(unittest.TestCase):
 
         reply = await inThread(publish)
         self.assertTrue(reply.startswith("226"), reply)
-        self.assertEqual(await self.lookup("betty"), (200, outlookVFB(newline=b"\r\n")))
+        self.assertEqual(self.server.store.read(("bsmith.vfb",)), outlookVFB(newline=b"\r\n"))
+        self.assertEqual(await self.lookup("betty"), (200, publicAnswer(self.server.store, "bsmith")))
 
     @inline
     async def test_overwriteAndReadBack(self):
@@ -513,7 +515,7 @@ class FTPOptionsTests(unittest.TestCase):
 
         names, received, reply = await inThread(session)
         self.assertEqual(names, ["alice.vfb"])
-        self.assertEqual(received, outlookVFB())
+        self.assertEqual(received, publicAnswer(server.store, "alice"))
         self.assertTrue(reply.startswith("550"), reply)
 
     @inline
@@ -931,7 +933,7 @@ class OpenLDAPTests(unittest.TestCase):
         self.assertTrue(wrong.startswith("530"), wrong)
         response = await self.http.get(self.server.url("/calendar/dave.vfb"))
         self.assertEqual(response.code, 200)
-        self.assertEqual(await response.content(), body)
+        self.assertEqual(await response.content(), publicAnswer(self.server.store, "dave"))
 
 
 def selfSignedCertificate(path: FilePath) -> FilePath:

@@ -10,7 +10,7 @@ from fbtwist.avatar import CalendarAvatar
 from fbtwist.ftpshell import FTPReplyError, ftpAvatarFactory
 from fbtwist.locks import LOCK_DIRECTORY, LockStore, WallClock
 from fbtwist.store import CalendarStore
-from tests.helpers import outlookVFB
+from tests.helpers import outlookVFB, publicAnswer
 from tests.test_store import HeldRunner
 
 CAL = ["pub", "calendar"]
@@ -190,7 +190,8 @@ class ShellTests(SynchronousTestCase):
         """
         shell = self.shell(None, anonymousReads=True)
         self.assertEqual(len(self.result(shell.list(CAL))), 2)
-        self.assertEqual(self.result(shell.openForReading(CAL + ["bob.vfb"])).data, outlookVFB())
+        self.assertEqual(self.result(shell.openForReading(CAL + ["bob.vfb"])).data,
+                         publicAnswer(self.store, "bob"))
         self.assertEqual(self.error(shell.openForWriting(CAL + ["bob.vfb"])).code, "550")
         self.assertEqual(self.error(shell.removeFile(CAL + ["bob.vfb"])).code, "550")
         closed = self.shell(None, anonymousReads=False)

@@ -12,6 +12,7 @@ from tests.helpers import (
     basicAuth,
     httpClient,
     outlookVFB,
+    publicAnswer,
     rawRequest,
     startServer,
     statusOf,
@@ -59,13 +60,13 @@ class PublishAndLookupTests(unittest.TestCase):
     @inline
     async def test_lookupByUid(self):
         """
-        /calendar/<uid>.vfb serves the published bytes with calendar headers.
+        /calendar/<uid>.vfb serves the published times with calendar headers.
         """
         body = outlookVFB("alice@example.com", newline=b"\n")
         await self.put("/pub/calendar/alice.vfb", body)
         response, content = await self.get("/calendar/alice.vfb")
         self.assertEqual(response.code, 200)
-        self.assertEqual(content, body)
+        self.assertEqual(content, publicAnswer(self.server.store, "alice"))
         self.assertEqual(response.headers.getRawHeaders(b"Content-Type"), [b"text/calendar; charset=utf-8"])
         self.assertTrue(response.headers.getRawHeaders(b"ETag")[0].startswith(b'"'))
         self.assertTrue(response.headers.hasHeader(b"Last-Modified"))
@@ -80,9 +81,9 @@ class PublishAndLookupTests(unittest.TestCase):
         response, _ = await self.put("/pub/calendar/bsmith.vfb", body, login="bsmith")
         self.assertEqual(response.code, 201)
         response, content = await self.get("/calendar/betty.vfb")
-        self.assertEqual((response.code, content), (200, body))
+        self.assertEqual((response.code, content), (200, publicAnswer(self.server.store, "bsmith")))
         response, content = await self.get("/calendar/BETTY.vfb")
-        self.assertEqual((response.code, content), (200, body))
+        self.assertEqual((response.code, content), (200, publicAnswer(self.server.store, "bsmith")))
 
     @inline
     async def test_lookupHead(self):

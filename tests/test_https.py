@@ -10,7 +10,7 @@ from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
 
-from tests.helpers import basicAuth, listeningPort, outlookVFB, startServer
+from tests.helpers import basicAuth, listeningPort, outlookVFB, publicAnswer, startServer
 from tests.helpers import inline
 
 
@@ -60,7 +60,7 @@ class HTTPSTests(unittest.TestCase):
         Publish with Basic auth over HTTPS, look up over HTTPS; the set-up
         page gives https:// URLs.
         """
-        await self.start()
+        server = await self.start()
         http = self.client(self.cert)
         base = f"https://localhost:{self.port}"
         body = outlookVFB("alice@example.com")
@@ -68,7 +68,7 @@ class HTTPSTests(unittest.TestCase):
         await response.content()
         self.assertEqual(response.code, 201)
         response = await http.get(base + "/calendar/alice.vfb")
-        self.assertEqual(await response.content(), body)
+        self.assertEqual(await response.content(), publicAnswer(server.store, "alice"))
         response = await http.get(base + "/setup")
         page = (await response.content()).decode("utf-8")
         self.assertIn(f"https://localhost:{self.port}/pub/calendar/LOGIN.vfb", page)

@@ -38,7 +38,7 @@ from fbtwist.logs import (
     useUnderTwistd,
 )
 from fbtwist.webresponse import HTTPError
-from tests.helpers import basicAuth, httpClient, outlookVFB, rawRequest, startServer, statusOf
+from tests.helpers import basicAuth, httpClient, outlookVFB, publicAnswer, rawRequest, startServer, statusOf
 from tests.helpers import inline
 from tests.twistdprocess import startTwistd
 
@@ -356,7 +356,7 @@ class ServerLogTests(unittest.TestCase):
         self.assertEqual([m.group("method") for m in lines], ["PUT"] * 6 + ["GET", "PUT"])
         self.assertEqual([m.group("user") for m in lines], ["alice"] * 5 + ["-", "-", "-"])
         self.assertEqual(lines[6].group("referer"), "http://x/")
-        self.assertEqual(lines[6].group("size"), str(len(outlookVFB("alice@example.com"))))
+        self.assertEqual(lines[6].group("size"), str(len(publicAnswer(server.store, "alice"))))
         records = [json.loads(json.dumps(jsonRecord(e))) for e in access]
         self.assertEqual([r["status"] for r in records], statuses)
         self.assertEqual(records[1]["uri"], "/pub/calendar/alice.vfb")

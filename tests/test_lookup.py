@@ -11,7 +11,7 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from fbtwist import ical
-from tests.helpers import basicAuth, httpClient, outlookVFB, serviceOptions, startServer, inline
+from tests.helpers import basicAuth, httpClient, outlookVFB, publicAnswer, serviceOptions, startServer, inline
 
 
 
@@ -91,10 +91,10 @@ class URLFormTests(LookupTestCase):
     async def test_everyForm(self):
         """
         uid, mail local part, whole address (also %40), .vfb and .ifb, any
-        case: all serve bsmith's published bytes.
+        case: all serve bsmith's published times.
         """
-        body = outlookVFB("betty@example.com")
-        self.publish("bsmith", body)
+        self.publish("bsmith", outlookVFB("betty@example.com"))
+        body = publicAnswer(self.server.store, "bsmith")
         for path in ["/calendar/bsmith.vfb", "/calendar/bsmith.ifb", "/calendar/betty.vfb", "/calendar/betty.ifb",
                      "/calendar/betty@example.com.vfb", "/calendar/betty@example.com.ifb",
                      "/calendar/betty%40example.com.vfb", "/calendar/betty%40example.com.ifb",
@@ -233,22 +233,49 @@ class RangeTests(LookupTestCase):
 
 class OutputFormTests(LookupTestCase):
     """
-    The published bytes by default; the normalised forms on request.
+    The published times, always in this server's valid rendering; the
+    normalised forms on request.
     """
 
     @inline
-    async def test_defaultIsPublishedBytes(self):
+    async def test_defaultIsPublishedTimes(self):
         """
-        Without parameters an Outlook file comes back byte for byte (bare
-        LF included), with its own ETag.
+        Without parameters an Outlook file (bare LF, no UID, bare ORGANIZER)
+        comes back as its periods and window in a valid VFREEBUSY with UID,
+        DTSTAMP and a mailto: ORGANIZER, under an ETag of its own.
         """
         body = outlookVFB("alice@example.com", newline=b"\n")
-        self.publish("alice", body)
+        self.publish("alice", body, mtime=1_700_000_000)
         response, content = await self.get("/calendar/alice.vfb")
-        self.assertEqual(content, body)
-        self.assertEqual(response.headers.getRawHeaders(b"ETag"), [self.server.store.etag(("alice.vfb",)).encode()])
-        response, content = await self.get("/calendar/alice.vfb?format=text/calendar")
-        self.assertEqual(content, body)
+        self.assertEqual(content, publicAnswer(self.server.store, "alice"))
+        periods, component = periodsOf(content)
+        self.assertEqual(periods, [("20210105T070000Z", "20210105T073000Z", None)])
+        self.assertEqual(str(component["UID"]), "fbtwist-alice")
+        self.assertEqual(component["DTSTAMP"].dt.timestamp(), 1_700_000_000)
+        self.assertEqual(str(component["ORGANIZER"]), "mailto:alice@example.com")
+        self.assertEqual((component["DTSTART"].dt.isoformat(), component["DTEND"].dt.isoformat()),
+                         ("2020-12-27T23:00:00+00:00", "2021-02-28T23:00:00+00:00"))
+        etag = response.headers.getRawHeaders(b"ETag")[0]
+        self.assertNotEqual(etag, self.server.store.etag(("alice.vfb",)).encode())
+        response, again = await self.get("/calendar/alice.vfb?format=text/calendar")
+        self.assertEqual((again, response.headers.getRawHeaders(b"ETag")), (content, [etag]))
+
+    @inline
+    async def test_republishedSameBytesNewETag(self):
+        """
+        The same bytes published again change DTSTAMP, so the ETag changes
+        too: a client holding the old one gets the new answer, not 304.
+        """
+        self.publish("alice", outlookVFB(), mtime=1_700_000_000)
+        response, first = await self.get("/calendar/alice.vfb")
+        etag = response.headers.getRawHeaders(b"ETag")[0]
+        response, _ = await self.get("/calendar/alice.vfb", {b"If-None-Match": [etag]})
+        self.assertEqual(response.code, 304)
+        self.publish("alice", outlookVFB(), mtime=1_700_000_900)
+        response, second = await self.get("/calendar/alice.vfb", {b"If-None-Match": [etag]})
+        self.assertEqual(response.code, 200)
+        self.assertNotEqual(second, first)
+        self.assertNotEqual(response.headers.getRawHeaders(b"ETag"), [etag])
 
     @inline
     async def test_explicitFBType(self):
@@ -409,7 +436,7 @@ class LookupAuthTests(LookupTestCase):
         response, _ = await self.get("/calendar/alice.vfb", basicAuth("carol", "wrong"))
         self.assertEqual(response.code, 401)
         response, content = await self.get("/calendar/alice.vfb", basicAuth("carol"))
-        self.assertEqual((response.code, content), (200, outlookVFB()))
+        self.assertEqual((response.code, content), (200, publicAnswer(self.server.store, "alice")))
         response, _ = await self.get("/calendar/", basicAuth("carol"))
         self.assertEqual(response.code, 200)
         response, _ = await self.get("/calendar/")
@@ -431,7 +458,7 @@ class TrustedNetworkTests(LookupTestCase):
         """
         self.publish("alice", outlookVFB())
         response, content = await self.get("/calendar/alice.vfb")
-        self.assertEqual((response.code, content), (200, outlookVFB()))
+        self.assertEqual((response.code, content), (200, publicAnswer(self.server.store, "alice")))
         response, _ = await self.get("/calendar/alice.vfb", basicAuth("alice", "wrong"))
         self.assertEqual(response.code, 401)
 
@@ -570,7 +597,7 @@ class DerivedTests(LookupTestCase):
         self.assertIn(b"20261124T090000Z", content)
         self.publish("alice", outlookVFB(), mtime=1_700_000_200)
         _, content = await self.get("/calendar/alice.vfb")
-        self.assertEqual(content, outlookVFB())
+        self.assertEqual(content, publicAnswer(self.server.store, "alice"))
 
     @inline
     async def test_derivedCachedByETag(self):

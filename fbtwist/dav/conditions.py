@@ -142,6 +142,16 @@ def parseDepth(request, default: str, allowed: Tuple[str, ...]) -> str:
     return value
 
 
+def memberDepth(depth: str, isCollection: bool) -> str:
+    """
+    The depth a request really has on its target: a file has no members,
+    so on a file every depth is C{"0"} (RFC 4918 9.1: Depth applies to a
+    collection's members; clients such as webdav4 send PROPFIND without a
+    Depth header, which means infinity, to learn about one file).
+    """
+    return depth if isCollection else "0"
+
+
 def parseOverwrite(request) -> bool:
     header = request.getHeader(b"Overwrite")
     if header is None:

@@ -1,7 +1,9 @@
 """
 PROPFIND: properties of a resource (Depth 0) and of its members (Depth 1).
 
-Depth infinity is refused (403 C{DAV:propfind-finite-depth}).  The members
+Depth infinity (also the default) is refused on a collection (403
+C{DAV:propfind-finite-depth}); a file has no members, so on a file every
+depth means Depth 0 (L{conditions.memberDepth}).  The members
 of a collection come lazily from the store and their responses are written
 in batches by a cooperative task registered as the request's producer, so a
 folder of 100,000 files is streamed with bounded memory: when the client
@@ -158,12 +160,13 @@ async def streamMembers(request, members: Iterable[ResourceInfo], render, cooper
 
 async def propfind(avatar, path, request) -> None:
     depth = conditions.parseDepth(request, "infinity", ("0", "1", "infinity"))
-    if depth == "infinity":
-        raise DAVError(http.FORBIDDEN, "propfind-finite-depth", "PROPFIND with Depth infinity is not supported")
     kind, keys = parseRequest(readBody(request))
     info = avatar.stat(path)
     if info is None:
         raise NotFound()
+    depth = conditions.memberDepth(depth, info.isCollection)
+    if depth == "infinity":
+        raise DAVError(http.FORBIDDEN, "propfind-finite-depth", "PROPFIND with Depth infinity is not supported")
     locks = avatar.lockStore()
     context = PropertyContext(avatar, locks.all(), locks.clock.seconds())
     first = resourceResponse(context, info, kind, keys)
