@@ -14,15 +14,19 @@ one line per command of the block: for C{curl}, the response code (HTTP or
 FTP) and optionally a text the output must contain; for any other command,
 C{exit N} and optionally such a text. A block that is not a command to run
 against the demo server (an INI file, sample output, a deployment recipe) is
-followed by C{.. not run: REASON}. A block with neither fails the test, so a
-new example cannot be forgotten.
+followed by C{.. not run: REASON}; a block showing a file of the repository
+by C{.. file: PATH}, and must then be that file's text. A block with none of
+these fails the test, so a new example cannot be forgotten.
 
-A block whose first command is C{bin/serve ARGS} starts its own server with
-those arguments (the way C{bin/serve} would, on free ports) for the rest of
-the block. Commands run with C{bash} in a folder that looks like the top of
-a clone (links to the clone's files, its own empty C{var/}); C{curl} runs
-with C{-sS} and reports the response code; C{127.0.0.1:8080} and
-C{127.0.0.1:2121} are the test server's ports.
+The examples run in the README's order against one server, which the first
+plain C{bin/serve} stands for (C{expect: serving}). A block whose first
+command is C{bin/serve ARGS} starts its own server with those arguments (the
+way C{bin/serve} would, on free ports) for the rest of the block. Commands
+run with C{bash} in a folder that looks like the top of a clone (links to the
+clone's files, its own empty C{var/}); C{curl} runs with C{-sS} and reports
+the response code; a command that is only an C{http://} URL (one to open in
+a browser) is fetched with C{curl}; C{127.0.0.1:8080} and C{127.0.0.1:2121}
+are the test server's ports.
 """
 
 import io
@@ -53,6 +57,26 @@ class Example(NamedTuple):
     line: int
     commands: List[str]
     expected: List[str]
+
+
+def shownFile(block: docutils.nodes.literal_block, note: str) -> None:
+    """
+    Check that a block marked C{.. file: PATH} shows that file of the
+    repository as it is.
+
+    @raise AssertionError: The path is missing, or the file differs.
+    """
+    line = block.line or 0
+    path = note[len("file:"):].strip()
+    if not path:
+        raise AssertionError(f"README.rst line {line}: '.. file:' names no file")
+    try:
+        with open(os.path.join(TOP, path), encoding="utf-8", newline="") as f:
+            content = f.read()
+    except OSError as e:
+        raise AssertionError(f"README.rst line {line}: '.. file: {path}': {e.strerror}") from None
+    if block.astext().splitlines() != content.splitlines():
+        raise AssertionError(f"README.rst line {line}: the block is not the text of {path}")
 
 
 def renderMessages(text: str) -> str:
@@ -114,9 +138,12 @@ def examples(text: str) -> List[Example]:
         note = following.astext().strip()
         if note.startswith("not run:") and note[len("not run:"):].strip():
             continue
+        if note.startswith("file:"):
+            shownFile(block, note)
+            continue
         if not note.startswith("expect:"):
             raise AssertionError(f"README.rst line {line}: the comment after a literal block must be "
-                                 f"'expect:' or 'not run: REASON', not {note[:60]!r}")
+                                 f"'expect:', 'not run: REASON' or 'file: PATH', not {note[:60]!r}")
         expected = [e.strip() for e in note[len("expect:"):].strip().splitlines() if e.strip()]
         commands = splitCommands(block.astext())
         if len(expected) != len(commands):
@@ -199,6 +226,12 @@ def sandbox() -> str:
 
 
 def run(command: str, cwd: str) -> subprocess.CompletedProcess:
+    """
+    Run one README command with C{bash} in the sandbox C{cwd}; a bare URL is
+    fetched with C{curl}, as a browser would.
+    """
+    if re.fullmatch(r"https?://\S+", command.strip()):
+        command = "curl " + shlex.quote(command.strip())
     venvBin = os.path.dirname(sys.executable)
     env = dict(os.environ, PATH=os.pathsep.join([os.path.join(cwd, ".shims"), venvBin, os.environ["PATH"]]))
     return subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, timeout=60)
@@ -255,6 +288,40 @@ class ReadmeTests(unittest.TestCase):
                          [Example(3, ["curl x"], ["200"])])
         self.assertEqual(examples("Try::\n\n    a = b\n\n.. not run: an INI file\n"), [])
 
+    def test_shownFile(self):
+        """
+        A block marked C{.. file: PATH} must be that file's text.
+        """
+        with open(os.path.join(TOP, "etc/examples/old-server/x.vfb"), encoding="utf-8") as f:
+            shown = "".join("    " + line for line in f)
+        self.assertEqual(examples(f"It is::\n\n{shown}\n.. file: etc/examples/old-server/x.vfb\n"), [])
+        changed = shown.replace("broken", "fixed")
+        with self.assertRaises(AssertionError) as raised:
+            examples(f"It is::\n\n{changed}\n.. file: etc/examples/old-server/x.vfb\n")
+        self.assertIn("not the text of etc/examples/old-server/x.vfb", str(raised.exception))
+        with self.assertRaises(AssertionError) as raised:
+            examples(f"It is::\n\n{shown}\n.. file: etc/examples/none.vfb\n")
+        self.assertIn("etc/examples/none.vfb", str(raised.exception))
+
+    def test_checkFails(self):
+        """
+        A wrong response code, exit status or missing text fails the example.
+        """
+        example = Example(1, ["curl x"], ["200"])
+
+        def answer(stdout: bytes, code: int = 0) -> subprocess.CompletedProcess:
+            return subprocess.CompletedProcess("curl x", code, stdout, b"")
+
+        check(self, example, 0, "curl x", answer(b"found\n@@status 200\n"), "200 found")
+        check(self, example, 0, "ls", answer(b"one\n", 1), "exit 1 one")
+        for result, expected in [(answer(b"gone\n@@status 404\n"), "200"),
+                                 (answer(b"found\n@@status 200\n"), "200 lost"),
+                                 (answer(b"nothing\n"), "200"),
+                                 (answer(b"one\n", 0), "exit 1"),
+                                 (answer(b"one\n", 1), "exit 1 two")]:
+            with self.assertRaises(self.failureException):
+                check(self, example, 0, "curl x", result, expected)
+
     def test_examples(self):
         """
         Every README example to be run works as written, in order, against a
@@ -272,11 +339,12 @@ class ReadmeTests(unittest.TestCase):
             for index, (command, expected) in enumerate(zip(example.commands, example.expected)):
                 words = shlex.split(command.replace("\\\n", " "), comments=True)
                 if words[:1] == ["bin/serve"]:
-                    own = Server(top, words[1:])
-                    self.addCleanup(own.stop)
-                    current = own
                     self.assertEqual(expected, "serving", f"README.rst line {example.line}: "
                                                           "expect 'serving' for bin/serve")
+                    if words[1:]:
+                        own = Server(top, words[1:])
+                        self.addCleanup(own.stop)
+                        current = own
                     continue
                 check(self, example, index, command, run(current.rewrite(command), top), expected)
             if own is not None:
