@@ -160,6 +160,9 @@ class Server:
     """
 
     def __init__(self, cwd: str, args: List[str]):
+        if any(arg.split("=")[0] in ("--http", "--ftp") for arg in args):
+            raise AssertionError(f"bin/serve {' '.join(args)}: the test chooses the listeners; "
+                                 "mark an example with its own --http or --ftp 'not run'")
         self.log = tempfile.NamedTemporaryFile(prefix="fbtwist-readme-", suffix=".log", delete=False)
         env = dict(os.environ, PYTHONPATH=TOP, PYTHONWARNINGS="ignore")
         self.process = subprocess.Popen(
@@ -327,6 +330,7 @@ class ReadmeTests(unittest.TestCase):
         Every README example to be run works as written, in order, against a
         real twistd freebusy with the demo directory.
         """
+        failures: List[str] = []
         found = examples(self.text)
         self.assertGreater(len(found), 5)
         top = sandbox()
@@ -346,6 +350,12 @@ class ReadmeTests(unittest.TestCase):
                         self.addCleanup(own.stop)
                         current = own
                     continue
-                check(self, example, index, command, run(current.rewrite(command), top), expected)
+                try:
+                    check(self, example, index, command, run(current.rewrite(command), top), expected)
+                except self.failureException as e:
+                    # Go on: one run names every example that broke.
+                    failures.append(str(e))
             if own is not None:
                 own.stop()
+        if failures:
+            self.fail(f"{len(failures)} README example(s) failed:\n\n" + "\n\n".join(failures))
