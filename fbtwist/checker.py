@@ -120,16 +120,19 @@ class DirectoryChecker:
 
     @param cache: A L{BindCache}, or C{None} for none.
     @param throttle: A L{LoginThrottle}, or C{None} for none.
+    @param loginForms: The directory's L{fbtwist.directory.LoginForms}: the
+        throttle counts every form of a login as one login.
     """
 
     credentialInterfaces = (IUsernamePassword,)
     log = Logger()
 
     def __init__(self, directory: IDirectory, cache: Optional[BindCache] = None,
-                 throttle: Optional[LoginThrottle] = None):
+                 throttle: Optional[LoginThrottle] = None, loginForms=None):
         self.directory = directory
         self.cache = cache
         self.throttle = throttle
+        self.loginForms = loginForms
 
     def requestAvatarId(self, credentials) -> defer.Deferred:
         return defer.Deferred.fromCoroutine(self._requestAvatarId(credentials))
@@ -138,8 +141,10 @@ class DirectoryChecker:
         login = credentialText(credentials.username)
         password = credentialText(credentials.password)
         peer = getattr(credentials, "peer", None)
+        # DOMAIN\user and user@suffix are the same login as user.
+        throttled = self.loginForms.canonical(login) if self.loginForms is not None else login
         if self.throttle is not None:
-            self.throttle.check(login, peer)
+            self.throttle.check(throttled, peer)
         try:
             if not login or not password:
                 raise UnauthorizedLogin("empty login or password")
@@ -155,8 +160,8 @@ class DirectoryChecker:
         except UnauthorizedLogin as e:
             self.log.info("login failed for {login!r} from {peer}: {reason}", login=login, peer=peer, reason=str(e))
             if self.throttle is not None:
-                self.throttle.failed(login, peer)
+                self.throttle.failed(throttled, peer)
             raise
         if self.throttle is not None:
-            self.throttle.succeeded(login)
+            self.throttle.succeeded(throttled)
         return uid

@@ -21,7 +21,7 @@ from fbtwist.checker import BindCache, DirectoryChecker
 from fbtwist.config import ConfigError, buildConfig, caCertificates, settings
 from fbtwist.dav.resource import CalendarTreeResource
 from fbtwist.demo import DemoDirectoryService
-from fbtwist.directory import LDAPDirectory
+from fbtwist.directory import LDAPDirectory, LoginForms
 from fbtwist.health import HealthResource
 from fbtwist.ldapurl import parseLDAPURL
 from fbtwist.locks import LOCK_DIRECTORY, LockStore, WallClock
@@ -211,6 +211,7 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
         startTLS=config.ldapStartTLS, loginAttributes=config.ldapLoginAttributes,
         mailAttributes=config.mailAttributes, poolSize=config.ldapPoolSize, retryMax=config.ldapRetryMax,
         bindPoolSize=config.ldapBindPoolSize,
+        loginForms=LoginForms(config.ldapNetBIOSDomain, config.ldapUPNSuffixes),
     )
     if config.ldap is not None and not (url.tls or directory.startTLS) and not _isLoopback(url.host):
         log.warn(
@@ -240,6 +241,7 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
     realm.registerAvatarFactory(IResource, CalendarTreeResource)
     checker = DirectoryChecker(
         directory,
+        loginForms=directory.loginForms,
         cache=BindCache(reactor, config.authCacheTTL, config.authCacheSize) if config.authCacheTTL else None,
         throttle=LoginThrottle(
             reactor, maxFailures=config.loginFailures, maxFailuresPerAddress=config.loginFailuresPerAddress,

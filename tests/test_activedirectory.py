@@ -1,0 +1,317 @@
+"""
+Active Directory: groups (C{objectClass: group}, nested), the reasons a
+bind is refused, and the login forms C{DOMAIN\\user} and C{user@suffix}.
+
+The logic is proved on ldaptor's in-memory LDAP server (an AD-like tree,
+and a server that refuses binds with AD's diagnostic messages); then
+L{SambaTests} proves it against a real Active Directory domain controller,
+Samba's, provisioned once per test process (L{tests.samba}).
+"""
+
+from ldaptor.protocols import pureldap
+from ldaptor.protocols.ldap.ldapserver import LDAPServer
+from twisted.cred.credentials import UsernamePassword
+from twisted.cred.error import UnauthorizedLogin
+from twisted.internet import defer, reactor
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.logger import Logger
+from twisted.python import usage
+from twisted.python.filepath import FilePath
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
+from fbtwist.checker import DirectoryChecker
+from fbtwist.demo import DemoLDAPFactory, loadLDIF
+from fbtwist.directory import GROUP_NESTING_DEPTH, LDAPDirectory, LoginForms, bindFailureReason, defaultGroupBase
+from fbtwist.errors import TooManyAttempts
+from fbtwist.ldapurl import parseLDAPURL
+from fbtwist.throttle import LoginThrottle
+from tests.test_options import parse
+
+BASE = "dc=corp,dc=example"
+
+
+def _user(name, password, upn=True, extra=""):
+    return (
+        f"dn: cn={name.title()},ou=users,{BASE}\nobjectClass: top\nobjectClass: user\ncn: {name.title()}\n"
+        f"sAMAccountName: {name}\n" + (f"userPrincipalName: {name}@corp.example\n" if upn else "")
+        + extra + f"userPassword: {password}\n\n"
+    )
+
+
+def _group(cn, *members):
+    return (
+        f"dn: cn={cn},ou=groups,{BASE}\nobjectClass: top\nobjectClass: group\ncn: {cn}\n"
+        + "".join(f"member: {m}\n" for m in members) + "\n"
+    )
+
+
+def _dn(name, ou="users"):
+    return f"cn={name.title() if ou == 'users' else name},ou={ou},{BASE}"
+
+
+# Nested groups: chain0 > chain1 > ... > chain9, chain<i> holding user c<i>.
+CHAIN = "".join(
+    _user(f"c{i}", "pw", upn=False) + _group(f"chain{i}", _dn(f"c{i}"), *([_dn(f"chain{i + 1}", "groups")] if i < 9 else []))
+    for i in range(10)
+)
+
+LDIF = f"""\
+dn: {BASE}
+objectClass: dcObject
+dc: corp
+
+dn: ou=users,{BASE}
+objectClass: organizationalUnit
+ou: users
+
+dn: ou=groups,{BASE}
+objectClass: organizationalUnit
+ou: groups
+
+""" + _user("alice", "alice-pw") + _user("dave", "dave-pw", upn=False) + _user("bob", "bob-pw", upn=False) + (
+    # robert's userPrincipalName is bob@corp.example: that login is his.
+    f"dn: cn=Robert,ou=users,{BASE}\nobjectClass: user\ncn: Robert\nsAMAccountName: robert\n"
+    f"userPrincipalName: bob@corp.example\nuserPassword: robert-pw\n\n"
+) + _user("carol", "carol-pw") + (
+    # Not a user: left out of groups by the URL's filter.
+    f"dn: cn=Printer,ou=users,{BASE}\nobjectClass: device\ncn: Printer\nsAMAccountName: printer\n\n"
+) + _group("staff", _dn("alice"), _dn("inner", "groups"), _dn("Printer"), f"cn=Gone,ou=users,{BASE}") + _group(
+    # A cycle: inner lists staff again.
+    "inner", _dn("dave"), _dn("staff", "groups"), _dn("alice")
+) + _group("empty") + CHAIN
+
+
+class ADLikeServer(LDAPServer):
+    """
+    ldaptor's in-memory server, but refusing the binds of the DNs in its
+    factory's C{refusals} as Active Directory does: invalidCredentials with
+    the reason's code in the diagnostic message.
+    """
+
+    def handle_LDAPBindRequest(self, request, controls, reply):
+        code = self.factory.refusals.get(request.dn.decode("utf-8").lower())
+        if code is None:
+            return super().handle_LDAPBindRequest(request, controls, reply)
+        return pureldap.LDAPBindResponse(
+            resultCode=49,
+            errorMessage=f"80090308: LdapErr: DSID-0C09042A, comment: AcceptSecurityContext error, data {code}, v3839",
+        )
+
+
+class ADLikeFactory(DemoLDAPFactory):
+    protocol = ADLikeServer
+
+    def __init__(self, root, refusals):
+        super().__init__(root)
+        self.refusals = refusals
+
+
+class InMemoryActiveDirectoryTests(TestCase):
+    """
+    An Active Directory-like tree on ldaptor's in-memory server.
+    """
+
+    async def setUp(self):
+        path = FilePath(self.mktemp())
+        path.setContent(LDIF.encode("utf-8"))
+        factory = ADLikeFactory(loadLDIF(path), {_dn("carol").lower(): "533"})
+        port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
+        self.addCleanup(port.stopListening)
+        self.url = f"ldap://127.0.0.1:{port.getHost().port}/{BASE}?sAMAccountName?sub?(objectClass=user)"
+        self.directory = self.makeDirectory(LoginForms("CORP", ["corp.example", "example.org"]))
+
+    def makeDirectory(self, loginForms=None):
+        directory = LDAPDirectory(
+            parseLDAPURL(self.url), reactor, loginAttributes=("sAMAccountName", "userPrincipalName"),
+            loginForms=loginForms,
+        )
+        self.addCleanup(directory.close)
+        return directory
+
+    async def assertRefused(self, directory, login, password):
+        with self.assertRaises(UnauthorizedLogin, msg=login):
+            await directory.authenticate(login, password)
+
+    async def test_downLevelLogon(self):
+        """
+        C{DOMAIN\\user} of the configured domain (any case) logs in as the
+        account whose sAMAccountName is user; another domain does not.
+        """
+        self.assertEqual(await self.directory.authenticate("CORP\\dave", "dave-pw"), "dave")
+        self.assertEqual(await self.directory.authenticate("corp\\alice", "alice-pw"), "alice")
+        for login in ("OTHER\\dave", "CORP\\", "\\dave", "CORP\\dave@corp.example", "CORP\\CORP\\dave"):
+            await self.assertRefused(self.directory, login, "dave-pw")
+
+    async def test_principalWithoutUPN(self):
+        """
+        C{user@suffix} with a configured suffix logs in an account without
+        that userPrincipalName by its sAMAccountName; other suffixes do not.
+        """
+        self.assertEqual(await self.directory.authenticate("dave@corp.example", "dave-pw"), "dave")
+        self.assertEqual(await self.directory.authenticate("dave@EXAMPLE.org", "dave-pw"), "dave")
+        self.assertEqual(await self.directory.authenticate("alice@corp.example", "alice-pw"), "alice")
+        await self.assertRefused(self.directory, "dave@elsewhere.example", "dave-pw")
+
+    async def test_principalNameWins(self):
+        """
+        A userPrincipalName is its account's login even when another
+        account's sAMAccountName is its user part: bob@corp.example is
+        robert, and bob's password does not log in as anybody by it.
+        """
+        self.assertEqual(await self.directory.authenticate("bob@corp.example", "robert-pw"), "robert")
+        await self.assertRefused(self.directory, "bob@corp.example", "bob-pw")
+        self.assertEqual(await self.directory.authenticate("CORP\\bob", "bob-pw"), "bob")
+
+    async def test_notConfigured(self):
+        """
+        Without the settings, neither form is mapped.
+        """
+        directory = self.makeDirectory()
+        await self.assertRefused(directory, "CORP\\dave", "dave-pw")
+        await self.assertRefused(directory, "dave@corp.example", "dave-pw")
+        self.assertEqual(await directory.authenticate("alice@corp.example", "alice-pw"), "alice")
+
+    async def test_formInjection(self):
+        """
+        Filter metacharacters in the user part of either form are matched
+        literally.
+        """
+        for login in ("CORP\\*", "CORP\\d*", "CORP\\*)(sAMAccountName=*", "CORP\\dave)(|(cn=*",
+                      "*@corp.example", "d*@corp.example", "*)(sAMAccountName=*@corp.example"):
+            await self.assertRefused(self.directory, login, "dave-pw")
+
+    async def test_bindDiagnosticLogged(self):
+        """
+        A bind refused with an Active Directory reason is logged with that
+        reason; the client still sees an UnauthorizedLogin.
+        """
+        events = []
+        checker = DirectoryChecker(self.directory)
+        checker.log = Logger(observer=events.append)
+        with self.assertRaises(UnauthorizedLogin):
+            await checker.requestAvatarId(UsernamePassword(b"carol", b"carol-pw"))
+        with self.assertRaises(UnauthorizedLogin):
+            await checker.requestAvatarId(UsernamePassword(b"alice", b"wrong"))
+        self.assertEqual(
+            [e["reason"] for e in events],
+            ["account disabled (Active Directory data 533)", "wrong password"],
+        )
+
+    async def test_throttleCountsEveryForm(self):
+        """
+        Failed logins as user, DOMAIN\\user and user@suffix count as
+        failures of one login.
+        """
+        checker = DirectoryChecker(
+            self.directory, throttle=LoginThrottle(reactor, maxFailures=3, maxFailuresPerAddress=0),
+            loginForms=self.directory.loginForms,
+        )
+        for login in (b"dave", b"CORP\\dave", b"dave@corp.example"):
+            with self.assertRaises(UnauthorizedLogin):
+                await checker.requestAvatarId(UsernamePassword(login, b"guess"))
+        with self.assertRaises(TooManyAttempts):
+            await checker.requestAvatarId(UsernamePassword(b"corp\\DAVE", b"dave-pw"))
+
+    async def test_groupFreeBusyMembers(self):
+        """
+        An Active Directory group's members are found, nested groups
+        followed (a cycle ends), entries that do not match the URL's filter
+        and missing ones left out.
+        """
+        base = defaultGroupBase(parseLDAPURL(self.url).base)
+        self.assertEqual(await self.directory.groupMembers("staff", base, 50), ["alice", "dave"])
+        self.assertEqual(await self.directory.groupMembers("inner", base, 50), ["alice", "dave"])
+        self.assertEqual(await self.directory.groupMembers("empty", base, 50), [])
+        self.assertIsNone(await self.directory.groupMembers("nobody", base, 50))
+        self.assertIsNone(await self.directory.groupMembers("c1", base, 50))
+
+    async def test_groupNestingBounded(self):
+        """
+        Nested groups are followed GROUP_NESTING_DEPTH deep, no deeper.
+        """
+        members = await self.directory.groupMembers("chain0", BASE, 50)
+        self.assertEqual(members, sorted(f"c{i}" for i in range(GROUP_NESTING_DEPTH)))
+
+    async def test_groupLimit(self):
+        """
+        Nested members count toward the limit: one more than the limit is
+        answered.
+        """
+        self.assertEqual(len(await self.directory.groupMembers("chain0", BASE, 3)), 4)
+
+
+class BindDiagnosticsTests(SynchronousTestCase):
+    """
+    L{bindFailureReason} reads Active Directory's diagnostic messages.
+    """
+
+    def test_reasons(self):
+        """
+        Each of Active Directory's codes gives its own reason.
+        """
+        expected = {
+            "525": "no such user", "52e": "wrong password", "530": "not permitted to log on at this time",
+            "531": "not permitted to log on at this workstation", "532": "password expired",
+            "533": "account disabled", "701": "account expired", "773": "password must be changed",
+            "775": "account locked out",
+        }
+        for code, reason in expected.items():
+            message = f"80090308: LdapErr: DSID-0C09042A, comment: AcceptSecurityContext error, data {code}, v3839"
+            self.assertEqual(bindFailureReason(message.encode()), f"{reason} (Active Directory data {code})")
+        self.assertEqual(bindFailureReason(b"... data 52E, v1db1"), "wrong password (Active Directory data 52e)")
+
+    def test_otherServers(self):
+        """
+        Without Active Directory's diagnostic it is a wrong password; an
+        unknown code is a refusal naming the code.
+        """
+        for message in (None, b"", "", b"invalid credentials", b"database is 533 years old"):
+            self.assertEqual(bindFailureReason(message), "wrong password")
+        self.assertEqual(bindFailureReason(b"error, data 52f, v1"), "refused (Active Directory data 52f)")
+
+
+class DefaultGroupBaseTests(SynchronousTestCase):
+    """
+    Where groups are searched when --group-base is not given.
+    """
+
+    def test_domain(self):
+        """
+        The dc= components of the URL's base: Active Directory's domain
+        root, never above it.
+        """
+        for base, expected in [
+            ("ou=people,dc=example,dc=com", "dc=example,dc=com"),
+            ("DC=example,DC=test", "DC=example,DC=test"),
+            ("CN=Users,DC=example,DC=test", "DC=example,DC=test"),
+            ("OU=Staff,OU=Europe,DC=corp,DC=example,DC=com", "DC=corp,DC=example,DC=com"),
+            ("ou=people,o=example", "o=example"),
+            ("o=example", "o=example"),
+        ]:
+            self.assertEqual(defaultGroupBase(base), expected)
+
+
+class LoginFormOptionsTests(SynchronousTestCase):
+    """
+    --ldap-netbios-domain and --ldap-upn-suffixes.
+    """
+
+    def test_values(self):
+        """
+        A NetBIOS name and a list of domain names (lower-cased) are read.
+        """
+        config = parse("--ldap-netbios-domain", "CORP", "--ldap-upn-suffixes", "Corp.Example.com, example.org")
+        self.assertEqual(config.ldapNetBIOSDomain, "CORP")
+        self.assertEqual(config.ldapUPNSuffixes, ("corp.example.com", "example.org"))
+
+    def test_badValues(self):
+        """
+        Names that cannot be NetBIOS domains or DNS suffixes are refused,
+        naming the option.
+        """
+        for args in (["--ldap-netbios-domain", "corp.example.com"], ["--ldap-netbios-domain", "A\\B"],
+                     ["--ldap-netbios-domain", "X" * 16], ["--ldap-upn-suffixes", "exa mple.com"],
+                     ["--ldap-upn-suffixes", "*.example.com"], ["--ldap-upn-suffixes", ","]):
+            error = self.assertRaises(usage.UsageError, parse, *args)
+            self.assertIn(args[0], str(error))
