@@ -12,7 +12,7 @@ from ldaptor.protocols import pureldap
 from ldaptor.protocols.ldap.ldapserver import LDAPServer
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
-from twisted.internet import defer, reactor
+from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.logger import Logger
 from twisted.python import usage
@@ -26,6 +26,9 @@ from fbtwist.directory import GROUP_NESTING_DEPTH, LDAPDirectory, LoginForms, bi
 from fbtwist.errors import TooManyAttempts
 from fbtwist.ldapurl import parseLDAPURL
 from fbtwist.throttle import LoginThrottle
+from tests.helpers import basicAuth, httpClient, outlookVFB, startServer
+from tests.samba import ADMIN, ADMIN_PASSWORD
+from tests.test_lookup import periodsOf, vfb
 from tests.test_options import parse
 
 BASE = "dc=corp,dc=example"
@@ -315,3 +318,190 @@ class LoginFormOptionsTests(SynchronousTestCase):
                      ["--ldap-upn-suffixes", "*.example.com"], ["--ldap-upn-suffixes", ","]):
             error = self.assertRaises(usage.UsageError, parse, *args)
             self.assertIn(args[0], str(error))
+
+
+# --- against Samba's Active Directory domain controller ---
+
+#: Users only, as etc/activedirectory.ini filters (disabled accounts are
+#: left out of logins and groups).
+AD_FILTER = "(&(objectCategory=person)(objectClass=user)(!(userAccountControl:1.2.840.113556.1.4.803:=2)))"
+#: Users, disabled ones too: for binds that Active Directory refuses.
+AD_USERS = "(&(objectCategory=person)(objectClass=user))"
+
+_domain = None
+_failure = None
+
+
+def sambaDomain():
+    """
+    The test process's Samba domain: provisioned, filled and started on
+    first use (10 to 40 s), stopped and removed when the process exits.
+
+    Users (password C{Passw0rd-<name>}): alice (no userPrincipalName),
+    bob, carol (disabled), dave (account expired), erin (no logon hours),
+    frank (another workstation only), gina (must change her password),
+    henry (to be locked out), ivan (for wrong passwords).  Groups: staff =
+    alice, carol, inner; inner = bob.  Three bad passwords lock an account.
+    """
+    global _domain, _failure
+    if _failure is not None:
+        # Once is enough: every later test would fail the same way, slowly.
+        raise _failure
+    if _domain is None:
+        import atexit
+        import shutil
+        import tempfile
+
+        from tests.samba import SambaDomain
+
+        domain = SambaDomain(tempfile.mkdtemp(prefix="fbtwist-samba-"))
+        atexit.register(lambda: (domain.stop(), shutil.rmtree(domain.directory, ignore_errors=True)))
+        try:
+            _fill(domain)
+        except BaseException as e:
+            _failure = e
+            raise
+        _domain = domain
+    return _domain
+
+
+def _fill(domain):
+    """
+    Provision and fill L{sambaDomain}'s domain, and start it.
+    """
+    domain.provision()
+    for name in ("alice", "bob", "carol", "dave", "erin", "frank", "henry", "ivan"):
+        domain.tool("user", "create", name, f"Passw0rd-{name}")
+    domain.tool("user", "create", "gina", "Passw0rd-gina", "--must-change-at-next-login")
+    domain.tool("user", "disable", "carol")
+    domain.tool("user", "setexpiry", "dave", "--days=-1")
+    domain.tool("domain", "passwordsettings", "set", "--account-lockout-threshold=3")
+    domain.tool("group", "add", "staff")
+    domain.tool("group", "add", "inner")
+    domain.tool("group", "addmembers", "inner", "bob")
+    domain.tool("group", "addmembers", "staff", "alice,carol,inner")
+    domain.start()
+    try:
+        domain.modify(
+            "dn: CN=alice,CN=Users,DC=example,DC=test\nchangetype: modify\ndelete: userPrincipalName\n\n"
+            "dn: CN=erin,CN=Users,DC=example,DC=test\nchangetype: modify\nreplace: logonHours\n"
+            "logonHours:: " + "A" * 28 + "\n\n"
+            "dn: CN=frank,CN=Users,DC=example,DC=test\nchangetype: modify\nreplace: userWorkstations\n"
+            "userWorkstations: OTHERPC\n"
+        )
+    except BaseException:
+        domain.stop()
+        raise
+
+
+class SambaTests(TestCase):
+    """
+    Against a real Active Directory domain controller (Samba's), over LDAP.
+    """
+
+    timeout = 120
+
+    def setUp(self):
+        self.samba = sambaDomain()
+
+    def directory(self, filter=AD_FILTER, loginForms=None):
+        directory = LDAPDirectory(
+            parseLDAPURL(self.samba.url(filter=filter)), reactor, bindDN=ADMIN, bindPassword=ADMIN_PASSWORD,
+            loginAttributes=("sAMAccountName", "userPrincipalName"), loginForms=loginForms, timeout=10,
+        )
+        self.addCleanup(directory.close)
+        return directory
+
+    async def test_loginForms(self):
+        """
+        With --ldap-netbios-domain and --ldap-upn-suffixes, EXAMPLE\\alice
+        and alice@example.test (alice has no userPrincipalName) log in as
+        alice, as Active Directory itself accepts them; without them, or
+        for another domain, they do not.
+        """
+        directory = self.directory(loginForms=LoginForms("EXAMPLE", ["example.test"]))
+        for login in ("alice", "EXAMPLE\\alice", "example\\alice", "alice@example.test", "alice@EXAMPLE.TEST"):
+            self.assertEqual(await directory.authenticate(login, "Passw0rd-alice"), "alice", login)
+        self.assertEqual(await directory.authenticate("bob@example.test", "Passw0rd-bob"), "bob")
+        for login in ("OTHER\\alice", "alice@other.test", "EXAMPLE\\a*", "*@example.test"):
+            with self.assertRaises(UnauthorizedLogin, msg=login):
+                await directory.authenticate(login, "Passw0rd-alice")
+        # Active Directory binds these names itself.
+        self.assertEqual(self.samba.bindResult("EXAMPLE\\alice", "Passw0rd-alice"), 0)
+        self.assertEqual(self.samba.bindResult("alice@example.test", "Passw0rd-alice"), 0)
+        plain = self.directory()
+        for login in ("EXAMPLE\\alice", "alice@example.test"):
+            with self.assertRaises(UnauthorizedLogin, msg=login):
+                await plain.authenticate(login, "Passw0rd-alice")
+
+    async def test_bindReasons(self):
+        """
+        Each account state Active Directory refuses a bind for is logged
+        with its own reason (disabled, expired, logon hours, workstation,
+        must change, locked out, wrong password); the client gets an
+        UnauthorizedLogin each time.
+        """
+        events = []
+        checker = DirectoryChecker(self.directory(filter=AD_USERS))
+        checker.log = Logger(observer=events.append)
+
+        async def refused(login, password=None):
+            with self.assertRaises(UnauthorizedLogin, msg=login):
+                await checker.requestAvatarId(UsernamePassword(login.encode(), (password or f"Passw0rd-{login}").encode()))
+            return events[-1]["reason"]
+
+        self.assertEqual(await refused("carol"), "account disabled (Active Directory data 533)")
+        self.assertEqual(await refused("dave"), "account expired (Active Directory data 701)")
+        self.assertEqual(await refused("erin"), "not permitted to log on at this time (Active Directory data 530)")
+        self.assertEqual(await refused("frank"),
+                         "not permitted to log on at this workstation (Active Directory data 531)")
+        self.assertEqual(await refused("gina"), "password must be changed (Active Directory data 773)")
+        self.assertEqual(await refused("ivan", "wrong"), "wrong password (Active Directory data 52e)")
+        for _ in range(3):
+            await refused("henry", "wrong")
+        self.assertEqual(await refused("henry"), "account locked out (Active Directory data 775)")
+
+    async def test_groupFreeBusy(self):
+        """
+        /calendar/group/staff.vfb merges an Active Directory group's
+        members, the nested group's too, without the disabled member's,
+        with the group base left to its default (the URL's base is the
+        domain's root).
+        """
+        secret = FilePath(self.mktemp())
+        secret.setContent(ADMIN_PASSWORD.encode() + b"\n")
+        server = await startServer(self, "--ldap", self.samba.url(filter=AD_FILTER), "--bind-dn", ADMIN,
+                                   "--bind-password-file", secret.path, "--ldap-timeout", "10")
+        server.store.write(("alice.vfb",), vfb("FREEBUSY:20210105T090000Z/20210105T100000Z"))
+        server.store.write(("bob.vfb",), vfb("FREEBUSY:20210105T093000Z/20210105T110000Z"))
+        server.store.write(("carol.vfb",), vfb("FREEBUSY:20210105T140000Z/20210105T150000Z"))
+        http = httpClient(self)
+        for group, expected in (("staff", [("20210105T090000Z", "20210105T110000Z")]),
+                                ("inner", [("20210105T093000Z", "20210105T110000Z")])):
+            response = await http.get(server.url(f"/calendar/group/{group}.vfb?start=20210105&end=20210106"))
+            content = await response.content()
+            self.assertEqual(response.code, 200, content)
+            self.assertEqual([p[:2] for p in periodsOf(content)[0]], expected)
+        response = await http.get(server.url("/calendar/group/nobody.vfb"))
+        await response.content()
+        self.assertEqual(response.code, 404)
+
+    async def test_publishWithLoginForm(self):
+        """
+        EXAMPLE\\alice publishes alice's file, and only hers.
+        """
+        secret = FilePath(self.mktemp())
+        secret.setContent(ADMIN_PASSWORD.encode() + b"\n")
+        server = await startServer(
+            self, "--ldap", self.samba.url(filter=AD_FILTER), "--bind-dn", ADMIN, "--bind-password-file",
+            secret.path, "--ldap-timeout", "10", "--ldap-login-attributes", "sAMAccountName,userPrincipalName",
+            "--ldap-netbios-domain", "EXAMPLE", "--ldap-upn-suffixes", "example.test",
+        )
+        http = httpClient(self)
+        for login, path, code in (("EXAMPLE\\alice", "alice", 201), ("alice@example.test", "alice", 204),
+                                  ("EXAMPLE\\alice", "bob", 403), ("alice@example.test", "bob", 403)):
+            response = await http.put(server.url(f"/pub/calendar/{path}.vfb"), data=outlookVFB("alice@example.test"),
+                                      headers=basicAuth(login, "Passw0rd-alice"))
+            await response.content()
+            self.assertEqual(response.code, code, (login, path))
+        self.assertFalse(server.root.child("bob.vfb").exists())
