@@ -93,6 +93,13 @@ GROUP_CLASSES = ("groupOfNames", "groupOfUniqueNames", "posixGroup", "group")
 #: depth 1); deeper ones are left out, with a log line.
 GROUP_NESTING_DEPTH = 8
 
+#: A C{supportedCapabilities} value of the root DSE of Active Directory's
+#: (and Samba's) domain controllers: LDAP_CAP_ACTIVE_DIRECTORY_OID.
+AD_CAPABILITY = "1.2.840.113556.1.4.800"
+#: Active Directory's LDAP_MATCHING_RULE_IN_CHAIN: C{memberOf} compared
+#: with it holds every group a user is in, through nested groups too.
+IN_CHAIN_RULE = "1.2.840.113556.1.4.1941"
+
 #: Why Active Directory refused a simple bind: the code after "data" in the
 #: diagnostic message of its invalidCredentials answer
 #: ("80090308: LdapErr: DSID-0C09042A, comment: AcceptSecurityContext
@@ -197,6 +204,15 @@ def _isGroup(entry) -> bool:
 
 def _groupClassFilter():
     return anyOf([equalityFilter("objectClass", c) for c in GROUP_CLASSES])
+
+
+def inChainFilter(groupDN: str):
+    """
+    A C{(memberOf:1.2.840.113556.1.4.1941:=groupDN)} filter object: on
+    Active Directory, the entries in the group directly or through nested
+    groups.
+    """
+    return pureldap.LDAPFilter_extensibleMatch(matchingRule=IN_CHAIN_RULE, type="memberOf", matchValue=groupDN)
 
 
 class LoginForms:
@@ -692,6 +708,7 @@ class LDAPDirectory:
         self.mailAttributes = tuple(mailAttributes)
         self.loginAttributes = tuple(loginAttributes) or (url.attribute,)
         self.loginForms = loginForms if loginForms is not None else LoginForms()
+        self._activeDirectory: Optional[bool] = None
         self._trustRoot = trustRoot
         self._startTLS = startTLS
         self.retryMax = retryMax
@@ -1096,12 +1113,38 @@ class LDAPDirectory:
     def isMember(self, uid: str, groupDN: str) -> defer.Deferred:
         return defer.Deferred.fromCoroutine(self._isMember(uid, groupDN))
 
+    async def isActiveDirectory(self) -> bool:
+        """
+        Whether the server is an Active Directory domain controller (its
+        root DSE lists L{AD_CAPABILITY}); asked once, remembered.  A server
+        that does not answer the question is not one.
+
+        @raise DirectoryUnavailable: When the directory cannot answer.
+        """
+        if self._activeDirectory is None:
+            try:
+                entries = await self.search(
+                    pureldap.LDAPFilter_present("objectClass"), ["supportedCapabilities"], base="",
+                    scope=pureldap.LDAP_SCOPE_baseObject, withURLFilter=False,
+                )
+            except ldaperrors.LDAPException:
+                entries = []
+            self._activeDirectory = any(AD_CAPABILITY in allValues(e, "supportedCapabilities") for e in entries)
+        return self._activeDirectory
+
     async def _isMember(self, uid: str, groupDN: str) -> bool:
         """
         Whether the group entry C{groupDN} lists the user: C{member}
         (groupOfNames, Active Directory), C{uniqueMember}
-        (groupOfUniqueNames) or C{memberUid} (posixGroup).
+        (groupOfUniqueNames) or C{memberUid} (posixGroup).  On Active
+        Directory, membership through nested groups counts too (one search
+        with its in-chain matching rule); elsewhere only direct membership.
         """
+        if await self.isActiveDirectory():
+            found = await self.search(
+                pureldap.LDAPFilter_and([equalityFilter(self.url.attribute, uid), inChainFilter(groupDN)]), ["1.1"]
+            )
+            return len(found) == 1
         entries = await self.search(
             equalityFilter(self.url.attribute, uid), [self.url.attribute]
         )

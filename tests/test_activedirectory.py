@@ -236,6 +236,16 @@ class InMemoryActiveDirectoryTests(TestCase):
         members = await self.directory.groupMembers("chain0", BASE, 50)
         self.assertEqual(members, sorted(f"c{i}" for i in range(GROUP_NESTING_DEPTH)))
 
+    async def test_adminGroupDirect(self):
+        """
+        A server that is not Active Directory: admin-group membership is
+        direct membership of an Active Directory-style group.
+        """
+        self.assertFalse(await self.directory.isActiveDirectory())
+        staff = f"cn=staff,ou=groups,{BASE}"
+        self.assertTrue(await self.directory.isMember("alice", staff))
+        self.assertFalse(await self.directory.isMember("bob", staff))
+
     async def test_groupLimit(self):
         """
         Nested members count toward the limit: one more than the limit is
@@ -485,6 +495,24 @@ class SambaTests(TestCase):
         response = await http.get(server.url("/calendar/group/nobody.vfb"))
         await response.content()
         self.assertEqual(response.code, 404)
+
+    async def test_adminGroupNested(self):
+        """
+        The server is recognised as Active Directory, and members of a
+        group nested in the admin group are members (its in-chain rule);
+        disabled or outside members are not.
+        """
+        directory = self.directory()
+        self.assertTrue(await directory.isActiveDirectory())
+        staff, inner = (f"CN={cn},CN=Users,DC=example,DC=test" for cn in ("staff", "inner"))
+        self.assertTrue(await directory.isMember("alice", staff))
+        self.assertTrue(await directory.isMember("bob", staff))
+        self.assertTrue(await directory.isMember("bob", inner))
+        self.assertFalse(await directory.isMember("alice", inner))
+        self.assertFalse(await directory.isMember("carol", staff))
+        self.assertFalse(await directory.isMember("dave", staff))
+        self.assertFalse(await directory.isMember("*", staff))
+        self.assertFalse(await directory.isMember("bob", "CN=nothing,CN=Users,DC=example,DC=test"))
 
     async def test_publishWithLoginForm(self):
         """
