@@ -197,6 +197,21 @@ def _dnKey(dn: str) -> str:
         return dn.lower()
 
 
+def memberValues(entry) -> List[str]:
+    """
+    The member DNs of a group entry (C{member}, C{uniqueMember}), also
+    from an attribute holding only a range of them (C{member;range=0-1499}:
+    Active Directory's answer for a group with more members than it sends
+    at once, so a group that large is never taken for an empty one).
+    """
+    values = []
+    for key in entry.keys():
+        name = _text(key).lower().split(";", 1)[0]
+        if name in ("member", "uniquemember"):
+            values += [_text(v) for v in entry[key]]
+    return values
+
+
 def _isGroup(entry) -> bool:
     classes = {c.lower() for c in allValues(entry, "objectClass")}
     return any(c.lower() in classes for c in GROUP_CLASSES)
@@ -1197,7 +1212,7 @@ class LDAPDirectory:
         while pending and len(uids) <= limit:
             group, depth = pending.pop(0)
             uids.update(allValues(group, "memberUid"))
-            for dn in sorted(set(allValues(group, "member") + allValues(group, "uniqueMember"))):
+            for dn in sorted(set(memberValues(group))):
                 if len(uids) > limit:
                     break
                 key = _dnKey(dn)

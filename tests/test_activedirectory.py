@@ -22,7 +22,9 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
 from fbtwist.checker import DirectoryChecker
 from fbtwist.demo import DemoLDAPFactory, loadLDIF
-from fbtwist.directory import GROUP_NESTING_DEPTH, LDAPDirectory, LoginForms, bindFailureReason, defaultGroupBase
+from fbtwist.directory import (
+    GROUP_NESTING_DEPTH, LDAPDirectory, LoginForms, bindFailureReason, defaultGroupBase, memberValues,
+)
 from fbtwist.errors import TooManyAttempts
 from fbtwist.ldapurl import parseLDAPURL
 from fbtwist.throttle import LoginThrottle
@@ -303,6 +305,24 @@ class DefaultGroupBaseTests(SynchronousTestCase):
             ("o=example", "o=example"),
         ]:
             self.assertEqual(defaultGroupBase(base), expected)
+
+
+class MemberValuesTests(SynchronousTestCase):
+    """
+    L{memberValues} reads a group entry's member DNs.
+    """
+
+    def test_ranged(self):
+        """
+        Members sent as a range (Active Directory's large groups) are
+        members, as are member and uniqueMember values; other attributes
+        are not.
+        """
+        entry = {
+            "member;range=0-1499": [b"cn=a,dc=x"], "uniqueMember": [b"cn=b,dc=x"], "MEMBER": ["cn=c,dc=x"],
+            "cn": [b"team"], "memberUid": [b"d"],
+        }
+        self.assertEqual(sorted(memberValues(entry)), ["cn=a,dc=x", "cn=b,dc=x", "cn=c,dc=x"])
 
 
 class LoginFormOptionsTests(SynchronousTestCase):
