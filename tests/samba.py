@@ -130,11 +130,22 @@ class SambaDomain:
             "--option=interfaces=lo", "--option=bind interfaces only=yes",
             "--option=server services=ldap", f"--option=log file={os.path.join(self.directory, 'samba.log')}",
         ], timeout=120)
-        # Not kept from --option by provision: simple binds over plain LDAP.
+        # Simple binds over plain LDAP (not kept from --option by
+        # provision), and the pid file and sockets here: by default in
+        # /run/samba, where a second instance would find the first's.
+        own = "".join(
+            f"\t{name} = {value}\n" for name, value in (
+                ("ldap server require strong auth", "no"),
+                ("pid directory", self.directory),
+                ("ncalrpc dir", os.path.join(self.directory, "ncalrpc")),
+                ("winbindd socket directory", os.path.join(self.directory, "winbindd")),
+                ("ntp signd socket directory", os.path.join(self.directory, "ntp_signd")),
+            )
+        )
         with open(self.config, encoding="utf-8") as f:
             config = f.read()
         with open(self.config, "w", encoding="utf-8") as f:
-            f.write(config.replace("[global]\n", "[global]\n\tldap server require strong auth = no\n", 1))
+            f.write(config.replace("[global]\n", "[global]\n" + own, 1))
 
     def tool(self, *args):
         """

@@ -376,7 +376,7 @@ def sambaDomain():
     global _domain, _failure
     if _failure is not None:
         # Once is enough: every later test would fail the same way, slowly.
-        raise _failure
+        raise type(_failure)(f"(as for an earlier test) {_failure}")
     if _domain is None:
         import atexit
         import shutil
