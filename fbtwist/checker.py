@@ -132,17 +132,21 @@ class DirectoryChecker:
     @param throttle: A L{LoginThrottle}, or C{None} for none.
     @param failureFloor: A L{LatencyFloor} for failed logins, or C{None}
         for none.
+    @param loginForms: The directory's L{fbtwist.directory.LoginForms}: the
+        throttle counts every form of a login as one login.
     """
 
     credentialInterfaces = (IUsernamePassword,)
     log = Logger()
 
     def __init__(self, directory: IDirectory, cache: Optional[BindCache] = None,
-                 throttle: Optional[LoginThrottle] = None, failureFloor: Optional[LatencyFloor] = None):
+                 throttle: Optional[LoginThrottle] = None, failureFloor: Optional[LatencyFloor] = None,
+                 loginForms=None):
         self.directory = directory
         self.cache = cache
         self.throttle = throttle
         self.failureFloor = failureFloor
+        self.loginForms = loginForms
 
     def requestAvatarId(self, credentials) -> defer.Deferred:
         return defer.Deferred.fromCoroutine(self._requestAvatarId(credentials))
@@ -151,8 +155,10 @@ class DirectoryChecker:
         login = credentialText(credentials.username)
         password = credentialText(credentials.password)
         peer = getattr(credentials, "peer", None)
+        # DOMAIN\user and user@suffix are the same login as user.
+        throttled = self.loginForms.canonical(login) if self.loginForms is not None else login
         if self.throttle is not None:
-            self.throttle.check(login, peer)
+            self.throttle.check(throttled, peer)
         started = self.failureFloor.clock.seconds() if self.failureFloor is not None else 0.0
         try:
             if not login or not password:
@@ -172,14 +178,14 @@ class DirectoryChecker:
             self.log.info("login failed for {login!r} from {peer}: {reason}", login=login, peer=peer, reason=str(e))
             error = e
             if self.throttle is not None:
-                error = self._countFailure(login, peer, e)
+                error = self._countFailure(throttled, peer, e)
             await self._floor(started)
             raise error
         except TooManyAttempts:
             await self._floor(started)
             raise
         if self.throttle is not None:
-            self.throttle.succeeded(login, uid)
+            self.throttle.succeeded(throttled, uid)
         return uid
 
     def _countFailure(self, login: str, peer: Optional[str], error: UnauthorizedLogin) -> Exception:

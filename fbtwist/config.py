@@ -245,6 +245,33 @@ def parseBindName(text: str) -> str:
     return parseDN(text)
 
 
+def parseNetBIOSDomain(text: str) -> str:
+    """
+    An Active Directory NetBIOS domain name (C{CORP}): 1 to 15 characters,
+    none of them a space, a dot or one Windows forbids.
+    """
+    name = text.strip()
+    if not 0 < len(name) <= 15 or any(c in '\\/:*?"<>|,. @=' or not c.isprintable() for c in name):
+        raise ValueError("expected a NetBIOS domain name such as CORP (up to 15 characters, no dots)")
+    return name
+
+
+def parseDomainList(text: str) -> Tuple[str, ...]:
+    """
+    A comma-separated list of DNS domain names (C{corp.example.com,example.com}).
+    """
+    names = tuple(n.strip().lower() for n in text.split(",") if n.strip())
+    if not names:
+        raise ValueError("expected domain names separated by commas")
+    for name in names:
+        labels = name.split(".")
+        if len(name) > 253 or not all(
+            0 < len(label) <= 63 and all(c.isalnum() or c == "-" for c in label) for label in labels
+        ):
+            raise ValueError(f"{name!r} is not a domain name")
+    return names
+
+
 def parseCACertificates(text: str) -> FilePath:
     """
     A PEM file holding one or more CA certificates.
@@ -468,6 +495,16 @@ class Config:
         "ldap-login-attributes", (), parseAttributeList,
         "Match a login against any of these attributes, e.g. sAMAccountName,userPrincipalName "
         "for Active Directory [default: the URL's attribute].", metavar="ATTRS",
+    )
+    ldapNetBIOSDomain: Optional[str] = setting(
+        "ldap-netbios-domain", None, parseNetBIOSDomain,
+        "Active Directory: accept DOMAIN\\user logins of this NetBIOS domain, as the account whose "
+        "sAMAccountName is user.", metavar="DOMAIN",
+    )
+    ldapUPNSuffixes: Tuple[str, ...] = setting(
+        "ldap-upn-suffixes", (), parseDomainList,
+        "Active Directory: accept user@SUFFIX logins with these suffixes, as the account whose "
+        "sAMAccountName is user when no userPrincipalName is that login.", metavar="DOMAINS",
     )
     mailAttributes: Tuple[str, ...] = setting(
         "mail-attributes", ("mail",), parseAttributeList,

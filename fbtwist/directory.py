@@ -27,6 +27,7 @@ Connections:
 
 import functools
 import ipaddress
+import re
 from typing import List, Optional, Sequence, Tuple
 
 from ldaptor.protocols import pureber, pureldap
@@ -92,6 +93,43 @@ PAGED_RESULTS_OID = b"1.2.840.113556.1.4.319"
 #: reactor busy for ~15 ms at most (100,000 users load in ~1.4 s of CPU).
 NAME_INDEX_PAGE_SIZE = 250
 
+#: The object classes of group entries: C{groupOfNames} and
+#: C{groupOfUniqueNames} (C{member}/C{uniqueMember} hold DNs),
+#: C{posixGroup} (C{memberUid} holds uids) and Active Directory's C{group}
+#: (C{member} holds the DNs of users and of nested groups).
+GROUP_CLASSES = ("groupOfNames", "groupOfUniqueNames", "posixGroup", "group")
+#: How deep groups nested in a group are followed (a group's members are
+#: depth 1); deeper ones are left out, with a log line.
+GROUP_NESTING_DEPTH = 8
+
+#: A C{supportedCapabilities} value of the root DSE of Active Directory's
+#: (and Samba's) domain controllers: LDAP_CAP_ACTIVE_DIRECTORY_OID.
+AD_CAPABILITY = "1.2.840.113556.1.4.800"
+#: Active Directory's LDAP_MATCHING_RULE_IN_CHAIN: C{memberOf} compared
+#: with it holds every group a user is in, through nested groups too.
+IN_CHAIN_RULE = "1.2.840.113556.1.4.1941"
+
+#: Why Active Directory refused a simple bind: the code after "data" in the
+#: diagnostic message of its invalidCredentials answer
+#: ("80090308: LdapErr: DSID-0C09042A, comment: AcceptSecurityContext
+#: error, data 533, v3839").  Samba's domain controller answers alike.
+AD_BIND_REASONS = {
+    "525": "no such user",
+    "52e": "wrong password",
+    "530": "not permitted to log on at this time",
+    "531": "not permitted to log on at this workstation",
+    "532": "password expired",
+    "533": "account disabled",
+    "701": "account expired",
+    "773": "password must be changed",
+    "775": "account locked out",
+}
+_AD_BIND_DATA = re.compile(r"\bdata ([0-9a-f]{3,8})\b", re.IGNORECASE)
+
+#: The attribute holding Active Directory's down-level logon name (the
+#: C{user} of C{DOMAIN\user}).
+SAM_ACCOUNT_NAME = "sAMAccountName"
+
 
 def equalityFilter(attribute: str, value: str):
     """
@@ -122,6 +160,142 @@ def anyOf(filters: list):
 
 def _text(value) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def bindFailureReason(message) -> str:
+    """
+    Why a directory refused a simple bind with invalidCredentials, for the
+    log: Active Directory's reason when its diagnostic message names one
+    (L{AD_BIND_REASONS}), else "wrong password".
+
+    @param message: The result's diagnostic message (bytes or text, or
+        C{None}).
+    """
+    match = _AD_BIND_DATA.search(_text(message or b""))
+    if match is None:
+        return "wrong password"
+    code = match.group(1).lower()
+    reason = AD_BIND_REASONS.get(code, "refused")
+    return f"{reason} (Active Directory data {code})"
+
+
+def defaultGroupBase(base: str) -> str:
+    """
+    Where groups are searched when no group base is configured: the domain
+    of the directory URL's base, i.e. its C{dc=} components
+    (C{ou=people,dc=example,dc=com} -> C{dc=example,dc=com}), which is
+    also the root of an Active Directory domain's tree.  A base without
+    C{dc=} components gives its parent (C{ou=people,o=example} ->
+    C{o=example}), a one-component base itself.
+    """
+    dn = DistinguishedName(base)
+    rdns = dn.split()
+    for index, rdn in enumerate(rdns):
+        if all(_text(ava.attributeType).lower() == "dc" for ava in rdn.split()):
+            return DistinguishedName(listOfRDNs=rdns[index:]).getText()
+    return (dn.up() if len(rdns) > 1 else dn).getText()
+
+
+def _dnKey(dn: str) -> str:
+    """
+    C{dn} in a form that compares equal for equal DNs (case and spacing).
+    """
+    try:
+        return DistinguishedName(dn).getText().lower()
+    except Exception:
+        return dn.lower()
+
+
+def memberValues(entry) -> List[str]:
+    """
+    The member DNs of a group entry (C{member}, C{uniqueMember}), also
+    from an attribute holding only a range of them (C{member;range=0-1499}:
+    Active Directory's answer for a group with more members than it sends
+    at once, so a group that large is never taken for an empty one).
+    """
+    values = []
+    for key in entry.keys():
+        name = _text(key).lower().split(";", 1)[0]
+        if name in ("member", "uniquemember"):
+            values += [_text(v) for v in entry[key]]
+    return values
+
+
+def _isGroup(entry) -> bool:
+    classes = {c.lower() for c in allValues(entry, "objectClass")}
+    return any(c.lower() in classes for c in GROUP_CLASSES)
+
+
+def _groupClassFilter():
+    return anyOf([equalityFilter("objectClass", c) for c in GROUP_CLASSES])
+
+
+def inChainFilter(groupDN: str):
+    """
+    A C{(memberOf:1.2.840.113556.1.4.1941:=groupDN)} filter object: on
+    Active Directory, the entries in the group directly or through nested
+    groups.
+    """
+    return pureldap.LDAPFilter_extensibleMatch(matchingRule=IN_CHAIN_RULE, type="memberOf", matchValue=groupDN)
+
+
+class LoginForms:
+    """
+    The other names Active Directory accepts for an account, mapped to the
+    account's down-level logon name (its C{sAMAccountName}):
+
+      - C{DOMAIN\\user} where C{DOMAIN} is the configured NetBIOS domain
+        name (any case);
+      - C{user@suffix} where C{suffix} is one of the configured UPN
+        suffixes, for an account whose C{userPrincipalName} is not that
+        name (one whose it is, or any other login attribute, is found as
+        usual and wins, as Active Directory does).
+
+    The mapped name is then matched literally, like any login, and the
+    account found is the one bound as and whose uid is used: a login form
+    never reaches another account's file.  Any other form is left as it is.
+
+    @param netbiosDomain: The NetBIOS domain name, or C{None}.
+    @param upnSuffixes: The UPN suffixes (DNS domain names).
+    """
+
+    def __init__(self, netbiosDomain: Optional[str] = None, upnSuffixes: Sequence[str] = ()):
+        self.netbiosDomain = netbiosDomain.lower() if netbiosDomain else None
+        self.upnSuffixes = frozenset(s.lower() for s in upnSuffixes)
+
+    @staticmethod
+    def _account(name: str) -> Optional[str]:
+        # No sAMAccountName holds a backslash or "@": such a "user" part is no
+        # account name.
+        return name if name and "\\" not in name and "@" not in name else None
+
+    def downLevel(self, login: str) -> Optional[str]:
+        """
+        @return: The account name of a C{DOMAIN\\user} login of the
+            configured domain, else C{None}.
+        """
+        domain, backslash, name = login.partition("\\")
+        if backslash and self.netbiosDomain and domain.lower() == self.netbiosDomain:
+            return self._account(name)
+        return None
+
+    def principal(self, login: str) -> Optional[str]:
+        """
+        @return: The account name of a C{user@suffix} login with a
+            configured suffix, else C{None}.
+        """
+        name, at, suffix = login.rpartition("@")
+        if at and suffix.lower() in self.upnSuffixes:
+            return self._account(name)
+        return None
+
+    def canonical(self, login: str) -> str:
+        """
+        One name for every form of a login, to count failed logins by (a
+        login tried as C{alice}, C{DOMAIN\\alice} and C{alice@suffix} is
+        one login); other logins are returned as they are.
+        """
+        return self.downLevel(login) or self.principal(login) or login
 
 
 def allValues(entry, attribute: str) -> List[str]:
@@ -522,6 +696,9 @@ class LDAPDirectory:
         The uid of a user is always the value of the URL's attribute.
     @ivar mailAttributes: The attributes holding mail addresses, for
         lookup names.
+    @ivar loginForms: The L{LoginForms} (Active Directory's
+        C{DOMAIN\\user} and C{user@suffix}) accepted besides the login
+        attributes.
 
     @param reactor: Connects, and times calls out.
     @param clock: Times the backoff delays (the reactor by default).
@@ -547,6 +724,7 @@ class LDAPDirectory:
         retryMax: float = 30.0,
         clock=None,
         bindPoolSize: int = 4,
+        loginForms: Optional[LoginForms] = None,
     ):
         self.url = url
         self._reactor = reactor
@@ -556,6 +734,8 @@ class LDAPDirectory:
         self.timeout = timeout
         self.mailAttributes = tuple(mailAttributes)
         self.loginAttributes = tuple(loginAttributes) or (url.attribute,)
+        self.loginForms = loginForms if loginForms is not None else LoginForms()
+        self._activeDirectory: Optional[bool] = None
         self._trustRoot = trustRoot
         self._startTLS = startTLS
         self.retryMax = retryMax
@@ -847,13 +1027,22 @@ class LDAPDirectory:
 
     async def findUser(self, login: str):
         """
-        @return: The one entry whose login attributes hold C{login}, or
-            C{None} when there is none or more than one.
+        @return: The one entry whose login attributes hold C{login} (or, for
+            a C{DOMAIN\\user} or C{user@suffix} login of L{loginForms},
+            whose C{sAMAccountName} is C{user}), or C{None} when there is
+            none or more than one.
         """
-        entries = await self.search(
-            anyOf([equalityFilter(a, login) for a in self.loginAttributes]),
-            list(dict.fromkeys((self.url.attribute,) + self.loginAttributes + self.mailAttributes)),
-        )
+        attributes = list(dict.fromkeys((self.url.attribute,) + self.loginAttributes + self.mailAttributes))
+        account = self.loginForms.downLevel(login)
+        if account is not None:
+            entries = await self.search(equalityFilter(SAM_ACCOUNT_NAME, account), attributes)
+        else:
+            entries = await self.search(anyOf([equalityFilter(a, login) for a in self.loginAttributes]), attributes)
+            account = self.loginForms.principal(login)
+            if not entries and account is not None:
+                # No userPrincipalName is this name: Active Directory then
+                # binds the account of that name in the domain.
+                entries = await self.search(equalityFilter(SAM_ACCOUNT_NAME, account), attributes)
         if len(entries) != 1:
             if len(entries) > 1:
                 self.log.warn("login {login!r} matches {count} entries", login=login, count=len(entries))
@@ -888,7 +1077,7 @@ class LDAPDirectory:
         replaced by a new one, once.
 
         @raise UnauthorizedLogin: For a wrong password (or a bind the
-            server refuses).
+            server refuses), saying why (L{bindFailureReason}).
         @raise DirectoryUnavailable: When the directory cannot answer.
         """
         client = self._bindPool.take()
@@ -899,10 +1088,10 @@ class LDAPDirectory:
                 self._recovered()
             try:
                 await self._bind(client, dn, password)
-            except ldaperrors.LDAPInvalidCredentials:
+            except ldaperrors.LDAPInvalidCredentials as e:
                 # A failed bind leaves the connection anonymous (RFC 4513).
                 self._bindPool.put(client)
-                raise UnauthorizedLogin("wrong password") from None
+                raise UnauthorizedLogin(bindFailureReason(e.message)) from None
             except ldaperrors.LDAPException as e:
                 _close(client)
                 if getattr(e, "resultCode", None) in _UNAVAILABLE_CODES - {ldaperrors.LDAPUnwillingToPerform.resultCode}:
@@ -1016,12 +1205,38 @@ class LDAPDirectory:
     def isMember(self, uid: str, groupDN: str) -> defer.Deferred:
         return defer.Deferred.fromCoroutine(self._isMember(uid, groupDN))
 
+    async def isActiveDirectory(self) -> bool:
+        """
+        Whether the server is an Active Directory domain controller (its
+        root DSE lists L{AD_CAPABILITY}); asked once, remembered.  A server
+        that does not answer the question is not one.
+
+        @raise DirectoryUnavailable: When the directory cannot answer.
+        """
+        if self._activeDirectory is None:
+            try:
+                entries = await self.search(
+                    pureldap.LDAPFilter_present("objectClass"), ["supportedCapabilities"], base="",
+                    scope=pureldap.LDAP_SCOPE_baseObject, withURLFilter=False,
+                )
+            except ldaperrors.LDAPException:
+                entries = []
+            self._activeDirectory = any(AD_CAPABILITY in allValues(e, "supportedCapabilities") for e in entries)
+        return self._activeDirectory
+
     async def _isMember(self, uid: str, groupDN: str) -> bool:
         """
         Whether the group entry C{groupDN} lists the user: C{member}
         (groupOfNames, Active Directory), C{uniqueMember}
-        (groupOfUniqueNames) or C{memberUid} (posixGroup).
+        (groupOfUniqueNames) or C{memberUid} (posixGroup).  On Active
+        Directory, membership through nested groups counts too (one search
+        with its in-chain matching rule); elsewhere only direct membership.
         """
+        if await self.isActiveDirectory():
+            found = await self.search(
+                pureldap.LDAPFilter_and([equalityFilter(self.url.attribute, uid), inChainFilter(groupDN)]), ["1.1"]
+            )
+            return len(found) == 1
         entries = await self.search(
             equalityFilter(self.url.attribute, uid), [self.url.attribute]
         )
@@ -1047,16 +1262,18 @@ class LDAPDirectory:
 
     async def _groupMembers(self, cn: str, base: str, limit: int) -> Optional[List[str]]:
         """
-        The uids of the members of the group C{cn} below C{base}
-        (C{groupOfNames}, C{groupOfUniqueNames} or C{posixGroup}), sorted;
-        C{None} when there is no such group.  At most C{limit + 1} are
-        resolved: a longer answer means the group is larger than C{limit}.
+        The uids of the members of the group C{cn} below C{base} (an entry
+        of one of the L{GROUP_CLASSES}), sorted; C{None} when there is no
+        such group.  Groups among the members (C{member}/C{uniqueMember}
+        DNs of group entries, as Active Directory nests them) are followed
+        to L{GROUP_NESTING_DEPTH}, each once (a cycle ends there); their
+        members count as the group's.  Member entries that are not groups
+        count when they match the directory URL's filter.  At most
+        C{limit + 1} are resolved: a longer answer means the group is
+        larger than C{limit}.
         """
-        groupClasses = pureldap.LDAPFilter_or(
-            [equalityFilter("objectClass", c) for c in ("groupOfNames", "groupOfUniqueNames", "posixGroup")]
-        )
         groups = await self.search(
-            pureldap.LDAPFilter_and([equalityFilter("cn", cn), groupClasses]),
+            pureldap.LDAPFilter_and([equalityFilter("cn", cn), _groupClassFilter()]),
             ["member", "uniqueMember", "memberUid"],
             base=base,
             scope=pureldap.LDAP_SCOPE_wholeSubtree,
@@ -1064,24 +1281,40 @@ class LDAPDirectory:
         )
         if len(groups) != 1:
             return None
-        group = groups[0]
-        references = sorted(set(allValues(group, "member") + allValues(group, "uniqueMember")))
-        uids = set(allValues(group, "memberUid"))
+        uids = set()
+        seen = {_dnKey(groups[0].dn.getText())}
+        pending = [(groups[0], 1)]
         attribute = self.url.attribute.lower()
-        for dn in references:
-            if len(uids) > limit:
-                break
-            first = dn.split(",", 1)[0]
-            name, _, value = first.partition("=")
-            if name.strip().lower() == attribute and value and "\\" not in value:
-                uids.add(value.strip())
-                continue
-            entries = await self.search(
-                pureldap.LDAPFilter_present("objectClass"),
-                [self.url.attribute], base=dn, scope=pureldap.LDAP_SCOPE_baseObject,
-            )
-            for entry in entries:
-                uid = firstValue(entry, self.url.attribute)
-                if uid:
-                    uids.add(uid)
+        memberFilter = pureldap.LDAPFilter_or([self.url.filterObject(), _groupClassFilter()])
+        while pending and len(uids) <= limit:
+            group, depth = pending.pop(0)
+            uids.update(allValues(group, "memberUid"))
+            for dn in sorted(set(memberValues(group))):
+                if len(uids) > limit:
+                    break
+                key = _dnKey(dn)
+                if key in seen:
+                    continue
+                seen.add(key)
+                first = dn.split(",", 1)[0]
+                name, _, value = first.partition("=")
+                if name.strip().lower() == attribute and value and "\\" not in value:
+                    uids.add(value.strip())
+                    continue
+                entries = await self.search(
+                    memberFilter, [self.url.attribute, "objectClass", "member", "uniqueMember", "memberUid"],
+                    base=dn, scope=pureldap.LDAP_SCOPE_baseObject, withURLFilter=False,
+                )
+                for entry in entries:
+                    if not _isGroup(entry):
+                        uid = firstValue(entry, self.url.attribute)
+                        if uid:
+                            uids.add(uid)
+                    elif depth < GROUP_NESTING_DEPTH:
+                        pending.append((entry, depth + 1))
+                    else:
+                        self.log.warn(
+                            "group {group}: not following {nested}, nested deeper than {depth} groups",
+                            group=cn, nested=dn, depth=GROUP_NESTING_DEPTH,
+                        )
         return sorted(uids)[: limit + 1]

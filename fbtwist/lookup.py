@@ -28,7 +28,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable, Coroutine, List, NamedTuple, Optional, Tuple
 from zoneinfo import ZoneInfo
 
-from ldaptor.protocols.ldap.distinguishedname import DistinguishedName
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet import threads
 from twisted.logger import Logger
@@ -39,6 +38,7 @@ from zope.interface import implementer
 
 from fbtwist import freebusy, ical, page
 from fbtwist.addresses import clientAddress
+from fbtwist.directory import defaultGroupBase
 from fbtwist.errors import InvalidCalendar, InvalidName, NotFound
 from fbtwist.freebusy import FreeBusy, Period, RangeError, TimeRange
 from fbtwist.interfaces import ICalendarStore, IDirectory
@@ -91,9 +91,7 @@ class LookupSettings:
     def fromConfig(cls, config, directoryURL) -> "LookupSettings":
         groupBase = config.groupBase
         if groupBase is None and directoryURL is not None:
-            # ou=people,dc=example,dc=com -> dc=example,dc=com
-            people = DistinguishedName(directoryURL.base)
-            groupBase = (people.up() if len(people.listOfRDNs) > 1 else people).getText()
+            groupBase = defaultGroupBase(directoryURL.base)
         return cls(
             auth=config.lookupAuth,
             trustedNetworks=tuple(config.trustedNetworks),

@@ -31,7 +31,7 @@ from fbtwist.config import (
 )
 from fbtwist.dav.resource import CalendarTreeResource
 from fbtwist.demo import DemoDirectoryService
-from fbtwist.directory import LDAPDirectory
+from fbtwist.directory import LDAPDirectory, LoginForms
 from fbtwist.health import HealthResource
 from fbtwist.latency import LatencyFloor
 from fbtwist.ldapurl import parseLDAPURL
@@ -417,6 +417,7 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
         startTLS=config.ldapStartTLS, loginAttributes=config.ldapLoginAttributes,
         mailAttributes=config.mailAttributes, poolSize=config.ldapPoolSize, retryMax=config.ldapRetryMax,
         bindPoolSize=config.ldapBindPoolSize,
+        loginForms=LoginForms(config.ldapNetBIOSDomain, config.ldapUPNSuffixes),
     )
     if config.ldap is not None and not (url.tls or directory.startTLS) and not _isLoopback(url.host):
         log.warn(
@@ -447,6 +448,7 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
     realm.registerAvatarFactory(IResource, CalendarTreeResource)
     checker = DirectoryChecker(
         directory,
+        loginForms=directory.loginForms,
         cache=BindCache(reactor, config.authCacheTTL, config.authCacheSize) if config.authCacheTTL else None,
         throttle=LoginThrottle(
             reactor, maxFailures=config.loginFailures, maxFailuresPerAddress=config.loginFailuresPerAddress,
