@@ -13,6 +13,7 @@ The store knows nothing of HTTP or FTP; it raises L{fbtwist.errors} only.
 """
 
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -140,9 +141,7 @@ class Upload:
         self._store = store
         self.path = path
         self._target = target
-        self._temp = target.sibling(
-            "." + target.basename() + "." + secrets.token_hex(6) + _TEMP_SUFFIX
-        )
+        self._temp: Optional[FilePath] = None
         self._hash = hashlib.sha256()
         self.size = 0
         self._done = False
@@ -155,7 +154,8 @@ class Upload:
 
     def _open(self):
         if self._file is None:
-            fd = os.open(self._temp.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            temp, fd = _createTemporary(self._target)
+            self._temp = FilePath(temp)
             self._file = os.fdopen(fd, "wb")
         return self._file
 
@@ -192,13 +192,15 @@ class Upload:
         file = self._open()
         file.flush()
         os.fsync(file.fileno())
-        file.close()
         _setEtagAttribute(self._temp.path, '"' + self._hash.hexdigest()[:32] + '"')
 
     def _rename(self) -> bool:
         created = not self._target.exists()
         os.rename(self._temp.path, self._target.path)
         self._done = True
+        # Closed only now: the file's lock tells a starting server that its
+        # writer is alive (see L{CalendarStore.removeStaleTemporaries}).
+        self._file.close()
         return created
 
     def commit(self) -> bool:
@@ -285,13 +287,11 @@ class Upload:
         self._done = True
         if self._file is None:
             return
+        if self._temp is not None:
+            _removeIfExists(self._temp.path)
         try:
             self._file.close()
         except OSError:
-            pass
-        try:
-            os.unlink(self._temp.path)
-        except FileNotFoundError:
             pass
 
 
@@ -672,8 +672,14 @@ class CalendarStore:
     def removeStaleTemporaries(self, olderThan: float = 3600.0) -> int:
         """
         Remove temporary files left by writers that died (C{kill -9}, power
-        loss).  Only files older than C{olderThan} seconds go, so that another
-        server sharing the tree is not disturbed mid-write.
+        loss), at once: a writer holds an exclusive C{flock} on its
+        temporary file until it is renamed or removed, and the kernel drops
+        the lock when the writer's process dies, so a temporary file whose
+        lock can be taken has no writer left.  Another live server's upload
+        (on a shared tree whose filesystem passes locks between nodes, as
+        local disks, NFS and GlusterFS do) keeps its lock and its file.  On
+        a filesystem without locks only files older than C{olderThan}
+        seconds go.
 
         @return: How many were removed.
         """
@@ -682,16 +688,84 @@ class CalendarStore:
         for dirpath, dirnames, filenames in os.walk(self.root.path):
             for name in filenames:
                 if name.startswith(".") and name.endswith(_TEMP_SUFFIX):
-                    full = os.path.join(dirpath, name)
-                    try:
-                        if os.lstat(full).st_mtime < limit:
-                            os.unlink(full)
-                            removed += 1
-                    except OSError:
-                        pass
+                    if _removeIfAbandoned(os.path.join(dirpath, name), limit):
+                        removed += 1
         if removed:
-            self.log.info("removed {count} stale temporary files", count=removed)
+            self.log.info("removed {count} temporary files left by writers that died", count=removed)
         return removed
+
+
+def _lockTemporary(fd: int) -> Optional[bool]:
+    """
+    Take the exclusive lock of an open temporary file without waiting.
+
+    @return: C{True} when taken, C{False} when another open file holds it
+        (its writer is alive), C{None} when the filesystem has no locks.
+    """
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError as e:
+        if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            return None
+        raise
+    return True
+
+
+def _createTemporary(target: FilePath) -> Tuple[str, int]:
+    """
+    Create a temporary file beside C{target} (a hidden name ending in
+    L{_TEMP_SUFFIX}) and lock it, so that no starting server removes it
+    while its writer lives.
+
+    @return: Its path and a descriptor open for writing, holding the lock
+        until it is closed.
+    @raise OSError: When it cannot be created.
+    """
+    for attempt in range(5):
+        path = target.sibling("." + target.basename() + "." + secrets.token_hex(6) + _TEMP_SUFFIX).path
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        try:
+            locked = _lockTemporary(fd)
+            # A server starting between the creation and the lock may have
+            # taken the lock first and removed the file: then try another.
+            if locked is not False and os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return path, fd
+        except FileNotFoundError:
+            pass
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    raise OSError(errno.EAGAIN, "no temporary file could be created and locked")
+
+
+def _removeIfAbandoned(path: str, olderThan: float) -> bool:
+    """
+    Remove the temporary file C{path} when no live writer holds it (or, on
+    a filesystem without locks, when it was last written before
+    C{olderThan}).
+
+    @return: Whether it was removed.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        locked = _lockTemporary(fd)
+        if locked is False or (locked is None and os.fstat(fd).st_mtime >= olderThan):
+            return False
+        # Removed while the lock is held: a writer that created the file but
+        # had not locked it yet sees that it is gone and starts another.
+        os.unlink(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
 
 def _syncDirectory(path: str) -> None:
     # A rename is durable only once the directory entry is on disk.
@@ -764,17 +838,16 @@ def atomicWrite(target: FilePath, data: bytes) -> None:
     """
     Replace the file C{target} with C{data}: temp file, fsync, rename.
     """
-    temp = target.sibling("." + target.basename() + "." + secrets.token_hex(6) + _TEMP_SUFFIX)
     try:
-        fd = os.open(temp.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        temp, fd = _createTemporary(target)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-            os.rename(temp.path, target.path)
+                os.rename(temp, target.path)
         except BaseException:
-            _removeIfExists(temp.path)
+            _removeIfExists(temp)
             raise
     except OSError as e:
         raise _storageError(e, ()) from None
