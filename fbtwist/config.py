@@ -482,6 +482,12 @@ class Config:
         "Days of free/busy served from a lookup's start when it gives no end (and derived from a full calendar).",
         metavar="DAYS",
     )
+    expandLimit: int = setting(
+        "expand-limit", 500_000, parseCount(1000, 100_000_000),
+        "The most recurrence rule steps expanding a published full calendar (.ics) may take; "
+        "a calendar needing more is refused.",
+        metavar="STEPS",
+    )
 
     # --- FTP (Outlook 98 publishing; see fbtwist.ftpserver) ---
     ftpAnonymous: bool = setting(

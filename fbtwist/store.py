@@ -34,6 +34,7 @@ from zope.interface import implementer
 from fbtwist.errors import (
     AlreadyExists,
     Conflict,
+    FreeBusyError,
     InsufficientStorage,
     InvalidName,
     NotFound,
@@ -51,6 +52,8 @@ _TEMP_SUFFIX = ".tmp"
 _PROPS_PREFIX = ".props."
 _COLLECTION_PROPS = ".props"
 _PROPS_SUFFIX = ".json"
+#: What was derived from a file's content (see L{CalendarStore.derived}).
+_DERIVED_PREFIX = ".derived."
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
@@ -255,23 +258,33 @@ class Upload:
         return defer.Deferred.fromCoroutine(self._commitAsync(data, check, exclusive))
 
     async def _commitAsync(self, data: bytes, check, exclusive) -> bool:
+        derived = None
+        if self._store.deriveOnCommit is not None:
+            with self._abortingOnFailure():
+                content = (self.contents() if self._file is not None else b"") + data
+                derived = await self._store.deriveOnCommit(self.path, content)
+            if self._done:
+                raise defer.CancelledError("the upload was aborted")
         self._writingOut = True
         with self._abortingOnFailure():
             try:
-                created = await self._store.runBlocking(self._writeOutAndRename, data, check, exclusive)
+                created = await self._store.runBlocking(self._writeOutAndRename, data, check, exclusive, derived)
             finally:
                 self._writingOut = False
         await self._store._directorySyncs.sync(self._target.parent().path)
         return created
 
-    def _writeOutAndRename(self, data: bytes, check, exclusive) -> bool:
+    def _writeOutAndRename(self, data: bytes, check, exclusive, derived: Optional[bytes] = None) -> bool:
         self._writeOut(data)
         with exclusive():
             if self._abortRequested:
                 raise defer.CancelledError("the upload was aborted while it was being written")
             if check is not None:
                 check()
-            return self._rename()
+            created = self._rename()
+        if derived is not None:
+            self._store._storeDerived(self.path, derived)
+        return created
 
     def abort(self) -> None:
         """
@@ -308,6 +321,13 @@ class CalendarStore:
     """
 
     log = Logger()
+
+    #: What to derive from a file being published, or C{None}: called as
+    #: C{deriveOnCommit(path, content)} before L{Upload.commitAsync} makes
+    #: the new version visible, it returns a Deferred firing with C{None}
+    #: or with bytes to keep beside the file (L{derived}); failing, it
+    #: refuses the publish (the old version stays).
+    deriveOnCommit: Optional[Callable[[StorePath, bytes], defer.Deferred]] = None
 
     def __init__(self, root: FilePath, runBlocking: Optional[Callable[..., defer.Deferred]] = None):
         root.makedirs(ignoreExistingDirectory=True)
@@ -496,6 +516,7 @@ class CalendarStore:
             fp.remove()
             # A collection's properties went with it; a file's are beside it.
             _removeIfExists(self._propertiesFile(path, False).path)
+            _removeIfExists(self._derivedFile(path).path)
         except OSError as e:
             raise _storageError(e, path) from None
         _syncDirectory(fp.parent().path)
@@ -546,6 +567,45 @@ class CalendarStore:
         if isCollection:
             return fp.child(_COLLECTION_PROPS + _PROPS_SUFFIX)
         return fp.sibling(_PROPS_PREFIX + fp.basename() + _PROPS_SUFFIX)
+
+    def _derivedFile(self, path: StorePath) -> FilePath:
+        fp = self._filePath(path)
+        return fp.sibling(_DERIVED_PREFIX + fp.basename() + _PROPS_SUFFIX)
+
+    def derived(self, path: StorePath) -> Optional[bytes]:
+        """
+        What was last derived from the content of the file at C{path} and
+        kept beside it (L{deriveOnCommit}, L{setDerived}), shared by every
+        server using the tree; C{None} when nothing was.  It may describe
+        another version of the file than the current one: its content says.
+        """
+        if not path:
+            return None
+        try:
+            with open(self._derivedFile(path).path, "rb") as f:
+                return f.read()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        except OSError as e:
+            self.log.warn("ignoring unreadable derived data of {path}: {error}", path="/".join(path), error=e)
+            return None
+
+    def setDerived(self, path: StorePath, data: bytes) -> None:
+        """
+        Keep C{data}, derived from the file at C{path}, beside it,
+        atomically.
+
+        @raise InsufficientStorage: When the disk is full.
+        """
+        atomicWrite(self._derivedFile(path), data)
+
+    def _storeDerived(self, path: StorePath, data: bytes) -> None:
+        # After a publish: the file is out; a lookup derives again what
+        # could not be kept.
+        try:
+            self.setDerived(path, data)
+        except (OSError, FreeBusyError) as e:
+            self.log.warn("could not keep what was derived from {path}: {error}", path="/".join(path), error=e)
 
     def deadProperties(self, path: StorePath, isCollection: Optional[bool] = None) -> Dict[str, str]:
         """
