@@ -166,6 +166,8 @@ class BusyTime:
 
     async def _deriveForPublish(self, etag: str, content: bytes) -> bytes:
         derivation = await self._expand(etag, content)
+        if derivation.refused == ical.TOO_EXPENSIVE:
+            raise ical.TooExpensive()
         if derivation.refused is not None:
             raise InvalidCalendar(derivation.refused)
         return derivation.toBytes()
