@@ -777,3 +777,46 @@ class LookupOptionsTests(unittest.SynchronousTestCase):
         config = serviceOptions("--config", path).config
         self.assertTrue(config.lookupAuth)
         self.assertEqual(config.groupBase, "ou=groups,dc=example,dc=com")
+
+
+class ExpensiveCalendarFTPTests(LookupTestCase):
+    """
+    An FTP publish takes the same path as a PUT.
+    """
+
+    serverArgs = ("--ftp", "tcp:0:interface=127.0.0.1")
+
+    @inline
+    async def test_bombRefusedOverFTP(self):
+        """
+        STOR of the bomb is 550 with the reason and leaves nothing; STOR of
+        an ordinary calendar keeps its busy time beside it.
+        """
+        import ftplib
+        import io
+
+        from twisted.internet.threads import deferToThread
+
+        from tests.helpers import PASSWORDS, listeningPort
+
+        port = (await listeningPort(self.server.service.getServiceNamed("ftp"))).getHost().port
+
+        def store(body):
+            client = ftplib.FTP()
+            client.connect("127.0.0.1", port, timeout=20)
+            try:
+                client.login("alice", PASSWORDS["alice"])
+                return client.storbinary("STOR /pub/calendar/alice.ics", io.BytesIO(body))
+            except ftplib.Error as e:
+                return str(e)
+            finally:
+                client.close()
+
+        reply = await deferToThread(store, BOMB)
+        self.assertTrue(reply.startswith("550"), reply)
+        self.assertIn("too expensive to expand", reply)
+        self.assertEqual(os.listdir(self.server.store.root.path), [])
+        reply = await deferToThread(store, EVENTS)
+        self.assertTrue(reply.startswith("226"), reply)
+        self.assertIn(self.server.store.etag(("alice.ics",))[1:-1].encode("ascii"),
+                      self.server.store.derived(("alice.ics",)))
