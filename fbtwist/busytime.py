@@ -33,6 +33,7 @@ from twisted.logger import Logger
 from fbtwist import ical
 from fbtwist.errors import FreeBusyError, InvalidCalendar, NotFound
 from fbtwist.freebusy import FreeBusy, Period, TimeRange, clipPeriods, defaultRange, formatUTC, parseUTC
+from fbtwist.store import etagForContent
 
 #: The horizon of a derivation, from the day it is made.
 HORIZON_PAST = timedelta(days=31)
@@ -160,12 +161,13 @@ class BusyTime:
         """
         if not content or not isEventsName(path):
             return defer.succeed(None)
-        from fbtwist.store import etagForContent
-
         return defer.Deferred.fromCoroutine(self._deriveForPublish(etagForContent(content), content))
 
     async def _deriveForPublish(self, etag: str, content: bytes) -> bytes:
-        derivation = await self._expand(etag, content)
+        derivation = self._known.get(etag)
+        if derivation is None or derivation.derived + REFRESH_AFTER <= self.now():
+            # (Clients that publish the same calendar again and again pay once a day.)
+            derivation = await self._expand(etag, content)
         if derivation.refused == ical.TOO_EXPENSIVE:
             raise ical.TooExpensive()
         if derivation.refused is not None:
@@ -263,6 +265,11 @@ class BusyTime:
                 periods = ical.deriveBounded(content, window.start, window.end, zone, limit)
             except InvalidCalendar as e:
                 return Derivation(etag, now, window.start, window.end, [], e.reason)
+            except Exception:
+                # The libraries' own failures on what a client sent: a
+                # refusal, not an internal error.
+                self.log.failure("expanding a calendar failed")
+                return Derivation(etag, now, window.start, window.end, [], "the events cannot be expanded")
             return Derivation(etag, now, window.start, window.end, periods)
 
         if IReactorThreads.providedBy(self.reactor):
