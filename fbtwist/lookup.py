@@ -37,8 +37,8 @@ from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
 from fbtwist import freebusy, ical, page
-from fbtwist.busytime import BusyTime
 from fbtwist.addresses import clientAddress
+from fbtwist.busytime import BusyTime
 from fbtwist.errors import InvalidCalendar, InvalidName, NotFound
 from fbtwist.freebusy import FreeBusy, Period, RangeError, TimeRange
 from fbtwist.interfaces import ICalendarStore, IDirectory
