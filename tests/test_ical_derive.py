@@ -241,7 +241,7 @@ class BoundTests(unittest.SynchronousTestCase):
 
     def test_occurrencesBounded(self):
         """
-        Expansion stops after MAX_OCCURRENCES occurrences.
+        At most MAX_OCCURRENCES occurrences are kept.
         """
         self.patch(ical, "MAX_OCCURRENCES", 3)
         data = calendar("DTSTART:20260105T100000Z\r\nDTEND:20260105T110000Z\r\nRRULE:FREQ=DAILY")
