@@ -303,7 +303,8 @@ class LookupResource(Resource):
         self.reactor = reactor
         self.names = NameCache() if names is None else names
         self._freeBusyCache = _Cache()
-        self.busyTime = BusyTime.install(store, self.reactor, settings.defaultZone, settings.expandLimit)
+        self.busyTime = None if store is None else BusyTime.install(
+            store, self.reactor, settings.defaultZone, settings.expandLimit)
 
     def resolvedNow(self, name: str) -> Tuple[bool, Optional[str]]:
         """
