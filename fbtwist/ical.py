@@ -1,6 +1,7 @@
 """
 iCalendar parsing and validation: the only module that imports C{icalendar}
-(and C{recurring_ical_events}, which builds on it).
+(and C{recurring_ical_events}, which builds on it, and C{dateutil}'s
+recurrence rules, which that builds on).
 
 Validation accepts what real clients write (see PROTOCOL.md): Outlook's files
 have no C{UID}, a bare C{ORGANIZER} and no C{FBTYPE}; lines may end in CRLF or

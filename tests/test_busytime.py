@@ -126,3 +126,27 @@ class BusyTimeTests(unittest.SynchronousTestCase):
                                    TimeRange(datetime(2026, 11, 9, tzinfo=UTC), datetime(2026, 11, 10, tzinfo=UTC)))
         self.assertEqual(self.failureResultOf(d, NotFound).value.reason, ical.TOO_EXPENSIVE)
         self.assertEqual(self.kept("bob.ics").refused, ical.TOO_EXPENSIVE)
+
+
+class ExpandLimitOptionTests(unittest.SynchronousTestCase):
+    """
+    --expand-limit sets the work an expansion may take.
+    """
+
+    def test_option(self):
+        """
+        The option reaches the lookup settings (500,000 by default); a value
+        out of range is a usage error naming it.
+        """
+        from twisted.python.usage import UsageError
+
+        from fbtwist.ldapurl import parseLDAPURL
+        from fbtwist.lookup import LookupSettings
+        from tests.helpers import serviceOptions
+
+        url = parseLDAPURL("ldap://h/ou=people,dc=example,dc=com")
+        self.assertEqual(LookupSettings.fromConfig(serviceOptions().config, url).expandLimit, 500_000)
+        self.assertEqual(LookupSettings.fromConfig(serviceOptions("--expand-limit", "2000").config, url).expandLimit,
+                         2000)
+        error = self.assertRaises(UsageError, serviceOptions, "--expand-limit", "5")
+        self.assertIn("expand-limit", str(error))
