@@ -588,6 +588,12 @@ class Config:
         "of it at random), so that its timing does not tell a directory member from a name nobody has; "
         "0 switches it off.", metavar="SECONDS",
     )
+    expandLimit: int = setting(
+        "expand-limit", 500_000, parseCount(1000, 100_000_000),
+        "The most recurrence rule steps expanding a published full calendar (.ics) may take; "
+        "a calendar needing more is refused.",
+        metavar="STEPS",
+    )
 
     # --- FTP (Outlook 98 publishing; see fbtwist.ftpserver) ---
     ftpAnonymous: bool = setting(

@@ -17,7 +17,8 @@ of what anonymous readers get, also used by anonymous FTP): valid RFC 5545
 for strict parsers, the published periods and FBTYPEs kept, details
 (summaries, attendees, ...) never.  A user may publish a full calendar (C{<uid>.ics}) instead of a
 free/busy file; whichever of the two was published last is served, the
-free/busy times derived from the events (cached by the file's ETag).
+free/busy times derived from the events when it was published
+(L{fbtwist.busytime}).
 """
 
 import hashlib
@@ -29,7 +30,6 @@ from typing import Callable, Coroutine, List, NamedTuple, Optional, Tuple
 from zoneinfo import ZoneInfo
 
 from twisted.cred.portal import IRealm, Portal
-from twisted.internet import threads
 from twisted.logger import Logger
 from twisted.web import http
 from twisted.web.resource import IResource, Resource
@@ -38,6 +38,7 @@ from zope.interface import implementer
 
 from fbtwist import freebusy, ical, page
 from fbtwist.addresses import clientAddress
+from fbtwist.busytime import BusyTime
 from fbtwist.directory import defaultGroupBase
 from fbtwist.errors import InvalidCalendar, InvalidName, NotFound
 from fbtwist.freebusy import FreeBusy, Period, RangeError, TimeRange
@@ -76,6 +77,8 @@ class LookupSettings:
     @ivar missDelay: Seconds (and up to half as many more, at random) a
         lookup that finds nothing published waits from its arrival before
         it is answered (see L{fbtwist.latency.LatencyFloor}).
+    @ivar expandLimit: The work expanding a full calendar may take
+        (L{fbtwist.ical.expansionLimit}).
     """
 
     auth: bool = False
@@ -86,6 +89,7 @@ class LookupSettings:
     window: timedelta = timedelta(days=42)
     maxPeople: int = 20
     missDelay: float = 0.05
+    expandLimit: int = ical.MAX_RULE_ITERATIONS
 
     @classmethod
     def fromConfig(cls, config, directoryURL) -> "LookupSettings":
@@ -100,6 +104,7 @@ class LookupSettings:
             groupMaxMembers=config.groupMaxMembers,
             window=timedelta(days=config.lookupWindow),
             missDelay=config.lookupMissDelay,
+            expandLimit=config.expandLimit,
         )
 
 
@@ -311,10 +316,10 @@ class LookupResource(Resource):
         self.names = NameCache() if names is None else names
         self._missFloor = LatencyFloor(reactor, settings.missDelay)
         self._freeBusyCache = _Cache()
-        self._calendarCache = _Cache(64)
-        self._derivedCache = _Cache(512)
         #: Rendered answers by entity tag.
         self._answerCache = _Cache(1024)
+        self.busyTime = None if store is None else BusyTime.install(
+            store, self.reactor, settings.defaultZone, settings.expandLimit)
 
     def resolvedNow(self, name: str) -> Tuple[bool, Optional[str]]:
         """
@@ -404,7 +409,7 @@ class LookupResource(Resource):
     async def _serveFreeBusy(self, request, query: Query, uid: str, published: Published) -> None:
         fb = await self.freeBusy(published, query.range)
         modified = published.info.modified
-        if published.isCalendar and query.range is None:
+        if published.isCalendar and query.range is None and fb.start is not None:
             # The window moves with the day: so does the answer.
             modified = max(modified, fb.start.timestamp())
         self._serve(request, query, fb, uid, published.etag, modified)
@@ -449,8 +454,7 @@ class LookupResource(Resource):
         if published.isCalendar:
             if timeRange is None:
                 timeRange = freebusy.defaultRange(self.now(), self.settings.window)
-            periods = await self._derive(published, timeRange)
-            return FreeBusy(periods, timeRange.start, timeRange.end)
+            return await self.busyTime.freeBusy(published.path, published.etag, published.data, timeRange)
         fb, _ = self._readFreeBusy(published)
         if timeRange is None:
             return fb
@@ -458,29 +462,6 @@ class LookupResource(Resource):
             freebusy.clipPeriods(fb.periods, timeRange.start, timeRange.end),
             timeRange.start, timeRange.end, fb.organizer,
         )
-
-    async def _derive(self, published: Published, timeRange: TimeRange) -> List[Period]:
-        zone = self.settings.defaultZone
-        key = (published.etag, timeRange.start, timeRange.end)
-        periods = self._derivedCache.get(key)
-        if periods is not None:
-            return periods
-        calendar = self._calendarCache.get(published.etag)
-
-        def work():
-            parsed = calendar if calendar is not None else ical.parseEvents(published.data)
-            return parsed, ical.deriveFreeBusy(parsed, timeRange.start, timeRange.end, zone)
-
-        # Expanding recurrences of a big calendar takes a while: not on the
-        # reactor thread.
-        try:
-            parsed, periods = await threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), work)
-        except InvalidCalendar as e:
-            self.log.warn("unreadable calendar {path}: {reason}", path="/".join(published.path), reason=e.reason)
-            raise NotFound("the published calendar is not readable") from None
-        self._calendarCache.put(published.etag, parsed)
-        self._derivedCache.put(key, periods)
-        return periods
 
     def _serve(self, request, query: Query, fb: FreeBusy, owner: str, sourceETag: str, modified: float) -> None:
         """

@@ -13,6 +13,7 @@ The store knows nothing of HTTP or FTP; it raises L{fbtwist.errors} only.
 """
 
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -33,6 +34,7 @@ from zope.interface import implementer
 from fbtwist.errors import (
     AlreadyExists,
     Conflict,
+    FreeBusyError,
     InsufficientStorage,
     InvalidName,
     NotFound,
@@ -51,6 +53,8 @@ _TEMP_SUFFIX = ".tmp"
 _PROPS_PREFIX = ".props."
 _COLLECTION_PROPS = ".props"
 _PROPS_SUFFIX = ".json"
+#: What was derived from a file's content (see L{CalendarStore.derived}).
+_DERIVED_PREFIX = ".derived."
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
@@ -141,9 +145,7 @@ class Upload:
         self._store = store
         self.path = path
         self._target = target
-        self._temp = target.sibling(
-            "." + target.basename() + "." + secrets.token_hex(6) + _TEMP_SUFFIX
-        )
+        self._temp: Optional[FilePath] = None
         self._hash = hashlib.sha256()
         self.size = 0
         self._done = False
@@ -156,7 +158,8 @@ class Upload:
 
     def _open(self):
         if self._file is None:
-            fd = os.open(self._temp.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            temp, fd = _createTemporary(self._target)
+            self._temp = FilePath(temp)
             self._file = os.fdopen(fd, "wb")
         return self._file
 
@@ -196,13 +199,15 @@ class Upload:
         file = self._open()
         file.flush()
         os.fsync(file.fileno())
-        file.close()
         _setEtagAttribute(self._temp.path, '"' + self._hash.hexdigest()[:32] + '"')
 
     def _rename(self) -> bool:
         created = not self._target.exists()
         os.rename(self._temp.path, self._target.path)
         self._done = True
+        # Closed only now: the file's lock tells a starting server that its
+        # writer is alive (see L{CalendarStore.removeStaleTemporaries}).
+        self._file.close()
         return created
 
     def commit(self) -> bool:
@@ -257,23 +262,33 @@ class Upload:
         return defer.Deferred.fromCoroutine(self._commitAsync(data, check, exclusive))
 
     async def _commitAsync(self, data: bytes, check, exclusive) -> bool:
+        derived = None
+        if self._store.deriveOnCommit is not None:
+            with self._abortingOnFailure():
+                content = (self.contents() if self._file is not None else b"") + data
+                derived = await self._store.deriveOnCommit(self.path, content)
+            if self._done:
+                raise defer.CancelledError("the upload was aborted")
         self._writingOut = True
         with self._abortingOnFailure():
             try:
-                created = await self._store.runBlocking(self._writeOutAndRename, data, check, exclusive)
+                created = await self._store.runBlocking(self._writeOutAndRename, data, check, exclusive, derived)
             finally:
                 self._writingOut = False
         await self._store._directorySyncs.sync(self._target.parent().path)
         return created
 
-    def _writeOutAndRename(self, data: bytes, check, exclusive) -> bool:
+    def _writeOutAndRename(self, data: bytes, check, exclusive, derived: Optional[bytes] = None) -> bool:
         self._writeOut(data)
         with exclusive():
             if self._abortRequested:
                 raise defer.CancelledError("the upload was aborted while it was being written")
             if check is not None:
                 check()
-            return self._rename()
+            created = self._rename()
+        if derived is not None:
+            self._store._storeDerived(self.path, derived)
+        return created
 
     def abort(self) -> None:
         """
@@ -289,13 +304,11 @@ class Upload:
         self._done = True
         if self._file is None:
             return
+        if self._temp is not None:
+            _removeIfExists(self._temp.path)
         try:
             self._file.close()
         except OSError:
-            pass
-        try:
-            os.unlink(self._temp.path)
-        except FileNotFoundError:
             pass
 
 
@@ -312,6 +325,13 @@ class CalendarStore:
     """
 
     log = Logger()
+
+    #: What to derive from a file being published, or C{None}: called as
+    #: C{deriveOnCommit(path, content)} before L{Upload.commitAsync} makes
+    #: the new version visible, it returns a Deferred firing with C{None}
+    #: or with bytes to keep beside the file (L{derived}); failing, it
+    #: refuses the publish (the old version stays).
+    deriveOnCommit: Optional[Callable[[StorePath, bytes], defer.Deferred]] = None
 
     def __init__(self, root: FilePath, runBlocking: Optional[Callable[..., defer.Deferred]] = None):
         root.makedirs(ignoreExistingDirectory=True)
@@ -504,6 +524,7 @@ class CalendarStore:
             fp.remove()
             # A collection's properties went with it; a file's are beside it.
             _removeIfExists(self._propertiesFile(path, False).path)
+            _removeIfExists(self._derivedFile(path).path)
         except OSError as e:
             raise _storageError(e, path) from None
         _syncDirectory(fp.parent().path)
@@ -556,6 +577,45 @@ class CalendarStore:
         if isCollection:
             return fp.child(_COLLECTION_PROPS + _PROPS_SUFFIX)
         return fp.sibling(_PROPS_PREFIX + fp.basename() + _PROPS_SUFFIX)
+
+    def _derivedFile(self, path: StorePath) -> FilePath:
+        fp = self._filePath(path)
+        return fp.sibling(_DERIVED_PREFIX + fp.basename() + _PROPS_SUFFIX)
+
+    def derived(self, path: StorePath) -> Optional[bytes]:
+        """
+        What was last derived from the content of the file at C{path} and
+        kept beside it (L{deriveOnCommit}, L{setDerived}), shared by every
+        server using the tree; C{None} when nothing was.  It may describe
+        another version of the file than the current one: its content says.
+        """
+        if not path:
+            return None
+        try:
+            with open(self._derivedFile(path).path, "rb") as f:
+                return f.read()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        except OSError as e:
+            self.log.warn("ignoring unreadable derived data of {path}: {error}", path="/".join(path), error=e)
+            return None
+
+    def setDerived(self, path: StorePath, data: bytes) -> None:
+        """
+        Keep C{data}, derived from the file at C{path}, beside it,
+        atomically.
+
+        @raise InsufficientStorage: When the disk is full.
+        """
+        atomicWrite(self._derivedFile(path), data)
+
+    def _storeDerived(self, path: StorePath, data: bytes) -> None:
+        # After a publish: the file is out; a lookup derives again what
+        # could not be kept.
+        try:
+            self.setDerived(path, data)
+        except (OSError, FreeBusyError) as e:
+            self.log.warn("could not keep what was derived from {path}: {error}", path="/".join(path), error=e)
 
     def deadProperties(self, path: StorePath, isCollection: Optional[bool] = None) -> Dict[str, str]:
         """
@@ -682,8 +742,14 @@ class CalendarStore:
     def removeStaleTemporaries(self, olderThan: float = 3600.0) -> int:
         """
         Remove temporary files left by writers that died (C{kill -9}, power
-        loss).  Only files older than C{olderThan} seconds go, so that another
-        server sharing the tree is not disturbed mid-write.
+        loss), at once: a writer holds an exclusive C{flock} on its
+        temporary file until it is renamed or removed, and the kernel drops
+        the lock when the writer's process dies, so a temporary file whose
+        lock can be taken has no writer left.  Another live server's upload
+        (on a shared tree whose filesystem passes locks between nodes, as
+        local disks, NFS and GlusterFS do) keeps its lock and its file.  On
+        a filesystem without locks only files older than C{olderThan}
+        seconds go.
 
         @return: How many were removed.
         """
@@ -692,16 +758,84 @@ class CalendarStore:
         for dirpath, dirnames, filenames in os.walk(self.root.path):
             for name in filenames:
                 if name.startswith(".") and name.endswith(_TEMP_SUFFIX):
-                    full = os.path.join(dirpath, name)
-                    try:
-                        if os.lstat(full).st_mtime < limit:
-                            os.unlink(full)
-                            removed += 1
-                    except OSError:
-                        pass
+                    if _removeIfAbandoned(os.path.join(dirpath, name), limit):
+                        removed += 1
         if removed:
-            self.log.info("removed {count} stale temporary files", count=removed)
+            self.log.info("removed {count} temporary files left by writers that died", count=removed)
         return removed
+
+
+def _lockTemporary(fd: int) -> Optional[bool]:
+    """
+    Take the exclusive lock of an open temporary file without waiting.
+
+    @return: C{True} when taken, C{False} when another open file holds it
+        (its writer is alive), C{None} when the filesystem has no locks.
+    """
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError as e:
+        if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            return None
+        raise
+    return True
+
+
+def _createTemporary(target: FilePath) -> Tuple[str, int]:
+    """
+    Create a temporary file beside C{target} (a hidden name ending in
+    L{_TEMP_SUFFIX}) and lock it, so that no starting server removes it
+    while its writer lives.
+
+    @return: Its path and a descriptor open for writing, holding the lock
+        until it is closed.
+    @raise OSError: When it cannot be created.
+    """
+    for attempt in range(5):
+        path = target.sibling("." + target.basename() + "." + secrets.token_hex(6) + _TEMP_SUFFIX).path
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        try:
+            locked = _lockTemporary(fd)
+            # A server starting between the creation and the lock may have
+            # taken the lock first and removed the file: then try another.
+            if locked is not False and os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return path, fd
+        except FileNotFoundError:
+            pass
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    raise OSError(errno.EAGAIN, "no temporary file could be created and locked")
+
+
+def _removeIfAbandoned(path: str, olderThan: float) -> bool:
+    """
+    Remove the temporary file C{path} when no live writer holds it (or, on
+    a filesystem without locks, when it was last written before
+    C{olderThan}).
+
+    @return: Whether it was removed.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        locked = _lockTemporary(fd)
+        if locked is False or (locked is None and os.fstat(fd).st_mtime >= olderThan):
+            return False
+        # Removed while the lock is held: a writer that created the file but
+        # had not locked it yet sees that it is gone and starts another.
+        os.unlink(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
 
 def _syncDirectory(path: str) -> None:
     # A rename is durable only once the directory entry is on disk.
@@ -774,17 +908,16 @@ def atomicWrite(target: FilePath, data: bytes) -> None:
     """
     Replace the file C{target} with C{data}: temp file, fsync, rename.
     """
-    temp = target.sibling("." + target.basename() + "." + secrets.token_hex(6) + _TEMP_SUFFIX)
     try:
-        fd = os.open(temp.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        temp, fd = _createTemporary(target)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-            os.rename(temp.path, target.path)
+                os.rename(temp, target.path)
         except BaseException:
-            _removeIfExists(temp.path)
+            _removeIfExists(temp)
             raise
     except OSError as e:
         raise _storageError(e, ()) from None

@@ -11,7 +11,7 @@ from twisted.trial import unittest
 
 from fbtwist import ical
 from fbtwist.errors import InvalidCalendar
-from fbtwist.freebusy import BUSY, BUSY_TENTATIVE, BUSY_UNAVAILABLE
+from fbtwist.freebusy import BUSY, BUSY_TENTATIVE, BUSY_UNAVAILABLE, Period
 
 UTC = timezone.utc
 
@@ -241,8 +241,74 @@ class BoundTests(unittest.SynchronousTestCase):
 
     def test_occurrencesBounded(self):
         """
-        Expansion stops after MAX_OCCURRENCES occurrences.
+        At most MAX_OCCURRENCES occurrences are kept.
         """
         self.patch(ical, "MAX_OCCURRENCES", 3)
         data = calendar("DTSTART:20260105T100000Z\r\nDTEND:20260105T110000Z\r\nRRULE:FREQ=DAILY")
         self.assertEqual(len(derive(data, utc(2026, 1, 5), utc(2026, 2, 1))), 3)
+
+
+#: Five events whose rule never matches (there is no 30 February): without a
+#: bound on the rule's steps, 16 s of CPU.
+BOMB = calendar(*["DTSTART:20260101T090000Z\r\nDTEND:20260101T100000Z\r\nRRULE:FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30"] * 5)
+
+
+class ExpansionLimitTests(unittest.SynchronousTestCase):
+    """
+    The work of an expansion is bounded by the steps its rules take, not by
+    the occurrences they produce.
+    """
+
+    def test_neverMatchingRuleCutOff(self):
+        """
+        The bomb is refused within the default limit, in seconds, with the
+        one-line reason.
+        """
+        import time
+
+        began = time.process_time()
+        with self.assertRaises(ical.TooExpensive) as caught:
+            ical.deriveBounded(BOMB, utc(2026, 11, 1), utc(2027, 12, 1), ZoneInfo("UTC"))
+        self.assertEqual(caught.exception.reason, "this calendar's rules are too expensive to expand")
+        self.assertLess(time.process_time() - began, 10)
+
+    def test_ruleStepsCounted(self):
+        """
+        One never-matching rule gets through a limit of steps only if that
+        covers its steps to the year 9999; ten thousand are not enough,
+        though it produces no occurrence but its DTSTART.
+        """
+        one = calendar("DTSTART:20260101T090000Z\r\nDTEND:20260101T100000Z\r\nRRULE:FREQ=YEARLY;BYMONTH=2;"
+                       "BYMONTHDAY=30")
+        # Yearly: one step a year, some 8,000 to the year 9999.
+        self.assertEqual(ical.deriveBounded(one, utc(2026, 1, 1), utc(2027, 1, 1), ZoneInfo("UTC"), 100_000),
+                         [Period(utc(2026, 1, 1, 9), utc(2026, 1, 1, 10), BUSY)])
+        with self.assertRaises(ical.TooExpensive):
+            ical.deriveBounded(one, utc(2026, 1, 1), utc(2027, 1, 1), ZoneInfo("UTC"), 10_000)
+
+    def test_ordinaryCalendarsUnchanged(self):
+        """
+        Within the limit, the bounded expansion gives the same periods as
+        the unbounded one, and the thread's trace function is restored.
+        """
+        import sys
+
+        data = calendar(
+            "UID:series\nDTSTART;TZID=Europe/Berlin:20250105T100000\nDTEND;TZID=Europe/Berlin:20250105T110000\n"
+            "RRULE:FREQ=WEEKLY;BYDAY=MO,WE\nEXDATE;TZID=Europe/Berlin:20261104T100000".replace("\n", "\r\n"),
+            "DTSTART;VALUE=DATE:20261110\r\nDTEND;VALUE=DATE:20261112",
+            "DTSTART:20261120T080000Z\r\nDURATION:PT90M\r\nSTATUS:TENTATIVE",
+        )
+        zone = ZoneInfo("Europe/Berlin")
+
+        def tracer(frame, event, arg):
+            return None
+
+        sys.settrace(tracer)
+        try:
+            bounded = ical.deriveBounded(data, utc(2026, 11, 1), utc(2026, 12, 1), zone)
+            self.assertIs(sys.gettrace(), tracer)
+        finally:
+            sys.settrace(None)
+        self.assertEqual(bounded, ical.deriveFreeBusy(ical.parseEvents(data), utc(2026, 11, 1), utc(2026, 12, 1), zone))
+        self.assertGreater(len(bounded), 5)

@@ -41,6 +41,30 @@ def periodsOf(body: bytes):
     return sorted(out), components[0]
 
 
+def _eventYear() -> int:
+    """
+    The year whose 24 November is inside the horizon a full calendar is
+    derived for today (L{fbtwist.busytime.horizon}), so that the tests of
+    EVENTS do not depend on the day they run.
+    """
+    from datetime import date, timedelta
+
+    today = date.today()
+    return today.year if date(today.year, 11, 24) >= today - timedelta(days=25) else today.year + 1
+
+
+EVENT_YEAR = _eventYear()
+
+
+def inYear(text):
+    """
+    C{text} (bytes or text) with 2026 replaced by L{EVENT_YEAR}.
+    """
+    if isinstance(text, bytes):
+        return text.replace(b"2026", str(EVENT_YEAR).encode("ascii"))
+    return text.replace("2026", str(EVENT_YEAR))
+
+
 EVENTS = """BEGIN:VCALENDAR
 VERSION:2.0
 PRODID:-//test//EN
@@ -55,7 +79,7 @@ LOCATION:Boardroom 7
 ATTENDEE:mailto:ceo@example.com
 END:VEVENT
 END:VCALENDAR
-""".replace("\n", "\r\n").encode("utf-8")
+""".replace("\n", "\r\n").replace("2026", str(EVENT_YEAR)).encode("utf-8")
 
 
 class LookupTestCase(unittest.TestCase):
@@ -405,14 +429,15 @@ class PrivacyTests(LookupTestCase):
         """
         self.publish("alice", EVENTS, suffix=".ics")
         for path, headers in [
-            ("/calendar/alice.vfb?start=20261123&end=20261130", {}),
-            ("/calendar/alice.vfb?start=20261123&end=20261130&format=application/calendar%2Bjson", {}),
-            ("/calendar/?who=alice&week=2026-11-23", {b"Accept": [b"application/json"]}),
-            ("/calendar/?who=alice&week=2026-11-23", {b"Accept": [b"text/html"]}),
+            (inYear("/calendar/alice.vfb?start=20261123&end=20261130"), {}),
+            (inYear("/calendar/alice.vfb?start=20261123&end=20261130&format=application/calendar%2Bjson"), {}),
+            (inYear("/calendar/?who=alice&week=2026-11-23"), {b"Accept": [b"application/json"]}),
+            (inYear("/calendar/?who=alice&week=2026-11-23"), {b"Accept": [b"text/html"]}),
         ]:
             response, content = await self.get(path, headers)
             self.assertEqual(response.code, 200)
-            self.assertIn(b"2026-11-24" if b"json" in path.encode() or headers else b"20261124T090000Z", content)
+            expected = b"2026-11-24" if b"json" in path.encode() or headers else b"20261124T090000Z"
+            self.assertIn(inYear(expected), content)
             for secret in [b"Secret", b"merger", b"Boardroom", b"ceo@", b"secret-meeting"]:
                 self.assertNotIn(secret, content, path)
 
@@ -582,9 +607,9 @@ class DerivedTests(LookupTestCase):
                                        headers=basicAuth("alice"))
         self.assertEqual(response.code, 400)
         self.assertIn(b"VEVENT", await response.content())
-        response, content = await self.get("/calendar/alice.vfb?start=20261124&end=20261125")
+        response, content = await self.get(inYear("/calendar/alice.vfb?start=20261124&end=20261125"))
         periods, _ = periodsOf(content)
-        self.assertEqual(periods, [("20261124T090000Z", "20261124T103000Z", None)])
+        self.assertEqual(periods, [(inYear("20261124T090000Z"), inYear("20261124T103000Z"), None)])
 
     @inline
     async def test_latestWins(self):
@@ -593,29 +618,144 @@ class DerivedTests(LookupTestCase):
         """
         self.publish("alice", outlookVFB(), mtime=1_700_000_000)
         self.publish("alice", EVENTS, suffix=".ics", mtime=1_700_000_100)
-        _, content = await self.get("/calendar/alice.vfb?start=20261124&end=20261125")
-        self.assertIn(b"20261124T090000Z", content)
+        _, content = await self.get(inYear("/calendar/alice.vfb?start=20261124&end=20261125"))
+        self.assertIn(inYear(b"20261124T090000Z"), content)
         self.publish("alice", outlookVFB(), mtime=1_700_000_200)
         _, content = await self.get("/calendar/alice.vfb")
         self.assertEqual(content, publicAnswer(self.server.store, "alice"))
 
     @inline
-    async def test_derivedCachedByETag(self):
+    async def test_derivedOncePerVersion(self):
         """
-        A second lookup of the same calendar and range is served from the
-        cache; a new version of the file is read afresh.
+        A calendar written without a publish (by another program, or an
+        older version) is expanded on its first lookup and what was derived
+        is kept beside it for the next; a new version is read afresh.
         """
+        store = self.server.store
         self.publish("alice", EVENTS, suffix=".ics")
-        _, first = await self.get("/calendar/alice.vfb?start=20261124&end=20261125")
-        lookup = self.server.service.getServiceNamed("http").factory.resource.children[b"calendar"]
-        self.assertEqual(len(lookup._derivedCache._items), 1)
-        _, second = await self.get("/calendar/alice.vfb?start=20261124&end=20261125")
+        self.assertIsNone(store.derived(("alice.ics",)))
+        _, first = await self.get(inYear("/calendar/alice.vfb?start=20261124&end=20261125"))
+        kept = store.derived(("alice.ics",))
+        self.assertIn(store.etag(("alice.ics",)).encode("ascii")[1:-1], kept)
+        _, second = await self.get(inYear("/calendar/alice.vfb?start=20261124&end=20261125"))
         self.assertEqual(first, second)
-        self.assertEqual(len(lookup._derivedCache._items), 1)
+        self.assertEqual(store.derived(("alice.ics",)), kept)
         self.publish("alice", EVENTS.replace(b"T113000", b"T120000"), suffix=".ics")
-        _, third = await self.get("/calendar/alice.vfb?start=20261124&end=20261125")
-        self.assertIn(b"20261124T090000Z/20261124T110000Z", third)
-        self.assertEqual(len(lookup._derivedCache._items), 2)
+        _, third = await self.get(inYear("/calendar/alice.vfb?start=20261124&end=20261125"))
+        self.assertIn(inYear(b"20261124T090000Z/20261124T110000Z"), third)
+        self.assertNotEqual(store.derived(("alice.ics",)), kept)
+
+    @inline
+    async def test_publishDerives(self):
+        """
+        A publish keeps the derived busy time beside the file, and lookups
+        read it: they serve what was derived, not the file's events.
+        """
+        from fbtwist.busytime import Derivation
+
+        response = await self.http.put(self.server.url("/pub/calendar/alice.ics"), data=EVENTS,
+                                       headers=basicAuth("alice"))
+        await response.content()
+        self.assertEqual(response.code, 201)
+        store = self.server.store
+        kept = Derivation.fromBytes(store.derived(("alice.ics",)))
+        self.assertEqual(kept.etag, store.etag(("alice.ics",)))
+        self.assertEqual([(p.start.strftime("%Y%m%dT%H%M%SZ"), p.end.strftime("%Y%m%dT%H%M%SZ"))
+                          for p in kept.periods], [(inYear("20261124T090000Z"), inYear("20261124T103000Z"))])
+        # Lookups read what is kept (here shifted by an hour to tell).
+        moved = kept._replace(periods=[p._replace(start=p.start.replace(hour=8)) for p in kept.periods])
+        store.setDerived(("alice.ics",), moved.toBytes())
+        lookup = self.server.service.getServiceNamed("http").factory.resource.children[b"calendar"]
+        lookup.busyTime._known.clear()
+        _, content = await self.get(inYear("/calendar/alice.vfb?start=20261124&end=20261125"))
+        self.assertEqual(periodsOf(content)[0], [(inYear("20261124T080000Z"), inYear("20261124T103000Z"), None)])
+
+    @inline
+    async def test_beyondHorizon(self):
+        """
+        A range reaching past the derived horizon is answered for the part
+        inside it, which DTSTART and DTEND give; a range wholly outside gets
+        no periods and no DTSTART.
+        """
+        from datetime import date, timedelta
+
+        self.publish("alice", EVENTS, suffix=".ics")
+        today = date.today()
+        end = today + timedelta(days=400)
+        _, content = await self.get(f"/calendar/alice.vfb?start={today:%Y%m%d}&end={end:%Y%m%d}")
+        _, component = periodsOf(content)
+        self.assertEqual(component["DTSTART"].dt.date(), today)
+        self.assertEqual(component["DTEND"].dt.date(), today + timedelta(days=366))
+        start = today + timedelta(days=500)
+        _, content = await self.get(f"/calendar/alice.vfb?start={start:%Y%m%d}&period=P7D")
+        periods, component = periodsOf(content)
+        self.assertEqual(periods, [])
+        self.assertNotIn("DTSTART", component)
+
+
+#: The calendar that cost 16 s of CPU per lookup: five events whose rule
+#: never matches (there is no 30 February).
+BOMB = ("\r\n".join(
+    ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//test//EN"]
+    + [line for i in range(5) for line in [
+        "BEGIN:VEVENT", f"UID:bomb-{i}", "DTSTAMP:20260101T000000Z", "DTSTART:20260101T090000Z",
+        "DTEND:20260101T100000Z", "RRULE:FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", "SUMMARY:never", "END:VEVENT"]]
+    + ["END:VCALENDAR", ""])).encode("ascii")
+
+
+class ExpensiveCalendarTests(LookupTestCase):
+    """
+    A calendar whose rules would take unbounded work to expand is refused
+    at publish, quickly, without holding up other publishes.
+    """
+
+    @inline
+    async def test_bombRefusedAtPublish(self):
+        """
+        A PUT of the bomb is 400 with a one-line reason within seconds, the
+        old calendar stays, and .vfb publishes meanwhile are not held up.
+        """
+        import time
+
+        self.publish("alice", EVENTS, suffix=".ics")
+        began = time.monotonic()
+        bombs = [self.http.put(self.server.url("/pub/calendar/alice.ics"), data=BOMB, headers=basicAuth("alice"))
+                 for _ in range(3)]
+        response = await self.http.put(self.server.url("/pub/calendar/bsmith.vfb"), data=outlookVFB(),
+                                       headers=basicAuth("bsmith"))
+        await response.content()
+        self.assertEqual(response.code, 201)
+        self.assertLess(time.monotonic() - began, 1.0)
+        for pending in bombs:
+            response = await pending
+            body = await response.content()
+            self.assertEqual(response.code, 400)
+            self.assertIn(b"this calendar's rules are too expensive to expand", body)
+        self.assertLess(time.monotonic() - began, 20.0)
+        self.assertEqual(self.server.store.read(("alice.ics",)), EVENTS)
+
+    @inline
+    async def test_bombWrittenBehindOurBack(self):
+        """
+        The bomb written to the tree without a publish is expanded once,
+        under the bound, on its first lookup; every lookup is 404 saying
+        why, and later ones are answered at once from what was kept.
+        """
+        import time
+
+        self.publish("alice", BOMB, suffix=".ics")
+        began = time.monotonic()
+        response, content = await self.get("/calendar/alice.vfb?period=P7D")
+        self.assertEqual(response.code, 404)
+        self.assertIn(b"too expensive to expand", content)
+        self.assertLess(time.monotonic() - began, 15.0)
+        self.assertIn(b"too expensive", self.server.store.derived(("alice.ics",)))
+        for query in ["?period=P8D", "?period=P9D", ""]:
+            began = time.monotonic()
+            response, content = await self.get("/calendar/alice.vfb" + query)
+            self.assertEqual(response.code, 404)
+            self.assertLess(time.monotonic() - began, 0.5)
+        self.assertNotIn(b"never", content)
 
 
 class LookupOptionsTests(unittest.SynchronousTestCase):
@@ -664,3 +804,46 @@ class LookupOptionsTests(unittest.SynchronousTestCase):
         config = serviceOptions("--config", path).config
         self.assertTrue(config.lookupAuth)
         self.assertEqual(config.groupBase, "ou=groups,dc=example,dc=com")
+
+
+class ExpensiveCalendarFTPTests(LookupTestCase):
+    """
+    An FTP publish takes the same path as a PUT.
+    """
+
+    serverArgs = ("--ftp", "tcp:0:interface=127.0.0.1")
+
+    @inline
+    async def test_bombRefusedOverFTP(self):
+        """
+        STOR of the bomb is 550 with the reason and leaves nothing; STOR of
+        an ordinary calendar keeps its busy time beside it.
+        """
+        import ftplib
+        import io
+
+        from twisted.internet.threads import deferToThread
+
+        from tests.helpers import PASSWORDS, listeningPort
+
+        port = (await listeningPort(self.server.service.getServiceNamed("ftp"))).getHost().port
+
+        def store(body):
+            client = ftplib.FTP()
+            client.connect("127.0.0.1", port, timeout=20)
+            try:
+                client.login("alice", PASSWORDS["alice"])
+                return client.storbinary("STOR /pub/calendar/alice.ics", io.BytesIO(body))
+            except ftplib.Error as e:
+                return str(e)
+            finally:
+                client.close()
+
+        reply = await deferToThread(store, BOMB)
+        self.assertTrue(reply.startswith("550"), reply)
+        self.assertIn("too expensive to expand", reply)
+        self.assertEqual(os.listdir(self.server.store.root.path), [])
+        reply = await deferToThread(store, EVENTS)
+        self.assertTrue(reply.startswith("226"), reply)
+        self.assertIn(self.server.store.etag(("alice.ics",))[1:-1].encode("ascii"),
+                      self.server.store.derived(("alice.ics",)))

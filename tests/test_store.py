@@ -193,10 +193,44 @@ class CalendarStoreTests(unittest.SynchronousTestCase):
 
     def test_staleTemporaries(self):
         """
-        Old temporary files left by a dead writer are removed; recent ones
-        (another server may be writing) and real files stay.
+        Temporary files no live writer holds are removed whatever their age;
+        real files stay.
         """
         self.store.write(("a.vfb",), b"x")
+        old = self.root.child(".a.vfb.0123456789ab.tmp")
+        old.setContent(b"partial")
+        os.utime(old.path, (0, 0))
+        recent = self.root.child(".a.vfb.ba9876543210.tmp")
+        recent.setContent(b"partial")
+        self.assertEqual(self.store.removeStaleTemporaries(), 2)
+        self.assertFalse(old.exists())
+        self.assertFalse(recent.exists())
+        self.assertTrue(self.root.child("a.vfb").exists())
+
+    def test_heldTemporaryKept(self):
+        """
+        The temporary file of an upload under way is kept, and the upload
+        still commits.
+        """
+        upload = self.store.openUpload(("a.vfb",))
+        upload.write(b"partial")
+        self.assertEqual(CalendarStore(self.root).removeStaleTemporaries(), 0)
+        upload.write(b" and the rest")
+        upload.commit()
+        self.assertEqual(self.root.child("a.vfb").getContent(), b"partial and the rest")
+        self.assertEqual([n for n in os.listdir(self.root.path) if n.endswith(".tmp")], [])
+
+    def test_ageRuleWithoutLocks(self):
+        """
+        On a filesystem without locks, only temporary files older than an
+        hour are removed.
+        """
+        import fcntl
+
+        def noLocks(fd, operation):
+            raise OSError(errno.ENOLCK, "no locks here")
+
+        self.patch(fcntl, "flock", noLocks)
         old = self.root.child(".a.vfb.0123456789ab.tmp")
         old.setContent(b"partial")
         os.utime(old.path, (0, 0))
@@ -205,7 +239,6 @@ class CalendarStoreTests(unittest.SynchronousTestCase):
         self.assertEqual(self.store.removeStaleTemporaries(), 1)
         self.assertFalse(old.exists())
         self.assertTrue(recent.exists())
-        self.assertTrue(self.root.child("a.vfb").exists())
 
     def test_diskFull(self):
         """
@@ -581,3 +614,63 @@ class GroupCommitTests(unittest.TestCase):
             self.assertEqual((store.read(("a.vfb",)), checked), (b"new", [1]))
 
         return deferLater(reactor, 0.3).addCallback(stillOld).addCallback(new)
+
+
+_WRITER = """
+import sys
+from twisted.python.filepath import FilePath
+from fbtwist.store import CalendarStore
+upload = CalendarStore(FilePath(sys.argv[1])).openUpload((sys.argv[2],))
+upload.write(b"partial " * 1000)
+print("writing", flush=True)
+sys.stdin.readline()
+upload.write(b"end")
+upload.commit()
+print("committed", flush=True)
+"""
+
+
+class KilledWriterTests(unittest.SynchronousTestCase):
+    """
+    Real writer processes killed with SIGKILL in the middle of an upload.
+    """
+
+    def startWriter(self, root: str, name: str):
+        import subprocess
+        import sys
+
+        process = subprocess.Popen([sys.executable, "-c", _WRITER, root, name], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, cwd=os.path.dirname(os.path.dirname(__file__)))
+        self.addCleanup(process.wait)
+        self.addCleanup(lambda: process.poll() is None and process.kill())
+        self.addCleanup(process.stdout.close)
+        self.addCleanup(process.stdin.close)
+        self.assertEqual(process.stdout.readline(), b"writing\n")
+        return process
+
+    def test_killedWritersSweptAtOnce(self):
+        """
+        A starting store removes at once the temporary files of writers
+        killed mid-upload, and leaves a live writer's, which then commits.
+        """
+        import signal
+
+        root = os.path.abspath(self.mktemp())
+        os.makedirs(root)
+        for round in range(5):
+            killed = [self.startWriter(root, f"user{i}.vfb") for i in range(3)]
+            for process in killed:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait()
+        live = self.startWriter(root, "live.vfb")
+        temporaries = sorted(n for n in os.listdir(root) if n.endswith(".tmp"))
+        self.assertEqual(len(temporaries), 16)
+        self.assertEqual(CalendarStore(FilePath(root)).removeStaleTemporaries(), 15)
+        self.assertEqual([n for n in os.listdir(root) if n.endswith(".tmp")],
+                         [n for n in temporaries if n.startswith(".live.vfb.")])
+        live.stdin.write(b"commit\n")
+        live.stdin.flush()
+        self.assertEqual(live.stdout.readline(), b"committed\n")
+        self.assertEqual(sorted(os.listdir(root)), ["live.vfb"])
+        with open(os.path.join(root, "live.vfb"), "rb") as f:
+            self.assertEqual(f.read(), b"partial " * 1000 + b"end")
