@@ -6,6 +6,9 @@ Protocol code maps these to wire errors with one table per protocol
 about HTTP or FTP.
 """
 
+import errno
+from typing import Optional
+
 
 class FreeBusyError(Exception):
     """
@@ -89,3 +92,29 @@ class TooManyAttempts(FreeBusyError):
     """
     Too many failed logins; try again later.
     """
+
+
+class OutOfDescriptors(FreeBusyError):
+    """
+    The server is too busy to answer right now; try again shortly.
+
+    Raised when the process (or the system) has no file descriptors left
+    (C{EMFILE}, C{ENFILE}): a passing condition, not a fault of the request
+    (HTTP answers 503 with C{Retry-After}, FTP 421/452).
+    """
+
+
+#: The errno values of running out of file descriptors.
+_NO_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
+
+
+def descriptorError(error: BaseException) -> Optional[OutOfDescriptors]:
+    """
+    @return: L{OutOfDescriptors} when C{error} is an C{OSError} for want of
+        file descriptors (or already that error), otherwise C{None}.
+    """
+    if isinstance(error, OutOfDescriptors):
+        return error
+    if isinstance(error, OSError) and error.errno in _NO_DESCRIPTORS:
+        return OutOfDescriptors()
+    return None

@@ -37,6 +37,7 @@ from fbtwist.errors import (
     InvalidName,
     NotFound,
     PermissionDenied,
+    descriptorError,
 )
 from fbtwist.interfaces import ICalendarStore, IUpload
 
@@ -454,6 +455,8 @@ class CalendarStore:
                 return f.read()
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise NotFound() from None
+        except OSError as e:
+            raise (descriptorError(e) or e) from None
 
     def openUpload(self, path: StorePath) -> Upload:
         """
@@ -840,6 +843,8 @@ def _setEtagAttribute(path: str, etag: str) -> None:
 
 
 def _storageError(error: OSError, path: StorePath) -> Exception:
+    if descriptorError(error) is not None:
+        return descriptorError(error)
     if error.errno in _NO_SPACE:
         return InsufficientStorage()
     if error.errno in (errno.ENOENT, errno.ENOTDIR):

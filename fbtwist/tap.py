@@ -23,6 +23,7 @@ from fbtwist.dav.resource import CalendarTreeResource
 from fbtwist.demo import DemoDirectoryService
 from fbtwist.directory import LDAPDirectory
 from fbtwist.health import HealthResource
+from fbtwist.httpconnection import ConnectionLimits
 from fbtwist.ldapurl import parseLDAPURL
 from fbtwist.locks import LOCK_DIRECTORY, LockStore, WallClock
 from fbtwist.lookup import LookupSettings
@@ -57,7 +58,7 @@ def _helpText(f) -> str:
     if default not in (None, ()) and f.repr and not f.metadata["flag"]:
         shown = getattr(default, "path", default)
         if isinstance(shown, tuple):
-            shown = ", ".join(shown)
+            shown = ",".join(map(str, shown))
         text += f" [default: {shown}]"
     return text
 
@@ -249,12 +250,13 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
     portal = Portal(realm, [checker, AllowAnonymousAccess()])
 
     health = HealthResource(store.root, directory, clock=reactor)
-    pages = {b"healthz": health, b"setup": SetupPage(lambda: endpointPort(config.ftp))}
+    pages = {b"healthz": health, b"setup": SetupPage(lambda: endpointPort(config.ftp), publicURL=config.publicURL)}
     if config.metrics == "http":
         pages[b"metrics"] = MetricsResource(metrics)
     site = makeSite(
         portal, directory, store, config.maxUpload, realmName=config.realm,
         lookupSettings=LookupSettings.fromConfig(config, directory.url), pages=pages, reactor=reactor,
+        limits=connectionLimits(config),
     )
     top.onShutdown(site.drain)
     if config.workers and adoptedFDs is None:
@@ -297,6 +299,17 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
     top.health = health
     log.info("calendar tree at {root}", root=store.root.path)
     return top
+
+
+def connectionLimits(config) -> ConnectionLimits:
+    """
+    The limits of HTTP connections set by C{config}.
+    """
+    return ConnectionLimits(
+        idleTimeout=config.httpIdleTimeout, headerTimeout=config.httpHeaderTimeout,
+        minBodyRate=config.httpMinBodyRate, maxPerAddress=config.httpMaxConnectionsPerAddress,
+        exemptNetworks=config.httpUnlimitedNetworks,
+    )
 
 
 class _QuietSite(Site):
