@@ -62,7 +62,7 @@ class ConnectionLimits:
     exemptNetworks: tuple = _LOOPBACK
     maxRequestLine: int = 8190
     maxHeaderBytes: int = 16384
-    maxChunksPerKiB: int = 16
+    maxChunksPerKiB: int = 32
 
     def isExempt(self, host) -> bool:
         """

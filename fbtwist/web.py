@@ -5,6 +5,7 @@ C{/pub/calendar/} is the publishing tree (Basic auth, WebDAV), C{/calendar/}
 the anonymous lookup URLs; both are views of one store.
 """
 
+import tempfile
 from typing import Dict, Optional, Tuple
 from urllib.parse import unquote_to_bytes
 
@@ -275,6 +276,10 @@ class FreeBusySite(server.Site):
         self._guards: Dict[Tuple[bytes, ...], object] = {}
         self._draining = False
         self._drained = []
+        # Python picks its temporary directory by creating a file there the
+        # first time; out of descriptors, that fails as "no usable temporary
+        # directory" instead of EMFILE.  Settle it while descriptors remain.
+        tempfile.gettempdir()
 
     def guardBodies(self, prefix: Tuple[bytes, ...], guard) -> None:
         """
