@@ -426,6 +426,12 @@ class Config:
         "Answer 503 to more simultaneous HTTP connections than this from one client address; 0 = no limit. "
         "Per process with --workers.", metavar="N",
     )
+    httpMaxConnections: int = setting(
+        "http-max-connections", 0, parseCount(0, 10000000),
+        "Answer 503 to more simultaneous HTTP connections than this (per process); 0 = as many as the "
+        "descriptor limit (ulimit -n, LimitNOFILE) leaves after a reserve of an eighth (at least 40).",
+        metavar="N",
+    )
     httpUnlimitedNetworks: tuple = setting(
         "http-unlimited-networks", _LOOPBACK_NETWORKS, parseNetworks,
         "Clients in these networks (e.g. a reverse proxy) have no per-address connection limit.",

@@ -25,6 +25,7 @@ C{requestBegun}, C{headersReceived}, C{bodyReceived} and C{requestDone}.
 """
 
 import ipaddress
+import resource
 from dataclasses import dataclass
 from typing import Iterable, Tuple
 
@@ -63,6 +64,21 @@ class ConnectionLimits:
     maxRequestLine: int = 8190
     maxHeaderBytes: int = 16384
     maxChunksPerKiB: int = 32
+    maxConnections: int = 0
+
+    def connectionBudget(self) -> int:
+        """
+        How many connections may be open at once: C{maxConnections}, or
+        when that is 0 what the process's descriptor limit leaves after a
+        reserve for files, the directory and the logs, so that the server
+        answers 503 before it runs out of descriptors.
+        """
+        if self.maxConnections:
+            return self.maxConnections
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY:
+            return 1 << 20
+        return max(8, soft - max(40, soft // 8))
 
     def isExempt(self, host) -> bool:
         """

@@ -308,7 +308,7 @@ def connectionLimits(config) -> ConnectionLimits:
     return ConnectionLimits(
         idleTimeout=config.httpIdleTimeout, headerTimeout=config.httpHeaderTimeout,
         minBodyRate=config.httpMinBodyRate, maxPerAddress=config.httpMaxConnectionsPerAddress,
-        exemptNetworks=config.httpUnlimitedNetworks,
+        exemptNetworks=config.httpUnlimitedNetworks, maxConnections=config.httpMaxConnections,
     )
 
 

@@ -280,6 +280,8 @@ class FreeBusySite(server.Site):
         # first time; out of descriptors, that fails as "no usable temporary
         # directory" instead of EMFILE.  Settle it while descriptors remain.
         tempfile.gettempdir()
+        self._budget = limits.connectionBudget()
+        self._budgetLogged = False
 
     def guardBodies(self, prefix: Tuple[bytes, ...], guard) -> None:
         """
@@ -309,7 +311,17 @@ class FreeBusySite(server.Site):
         connection = GuardedConnection(self, protocol, self.limits, self.reactor)
         host = getattr(addr, "host", None)
         connection.counted = host if not self.limits.isExempt(host) else None
-        if connection.counted is not None and self.limits.maxPerAddress:
+        if len(self.connections) >= self._budget:
+            if not self._budgetLogged:
+                self._budgetLogged = True
+                self._log.warn(
+                    "refusing connections: {count} are open, as many as the descriptor limit allows "
+                    "(raise LimitNOFILE, or set http-max-connections)", count=len(self.connections),
+                )
+            connection.refuseWith = (
+                http.SERVICE_UNAVAILABLE, b"Service Unavailable", "the server is busy", [(b"Retry-After", b"5")],
+            )
+        elif connection.counted is not None and self.limits.maxPerAddress:
             if self._perAddress.get(host, 0) >= self.limits.maxPerAddress:
                 if host not in self._overLimitLogged:
                     self._overLimitLogged.add(host)
@@ -365,6 +377,8 @@ class FreeBusySite(server.Site):
 
     def _connectionLost(self, protocol) -> None:
         self.connections.pop(protocol, None)
+        if len(self.connections) < self._budget * 0.9:
+            self._budgetLogged = False
         if self._draining and not self.connections:
             waiting, self._drained = self._drained, []
             for d in waiting:

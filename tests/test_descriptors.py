@@ -164,12 +164,16 @@ class LowLimitProcessTests(unittest.TestCase):
     @inline
     async def test_outOfDescriptors(self):
         """
-        With every descriptor taken, a keep-alive chunked PUT gets 503 with
+        With every descriptor taken (the connection budget set above the
+        descriptor limit), a keep-alive chunked PUT gets 503 with
         Retry-After (not a 500 and a critical traceback), new connections
         are closed, the condition is logged once; once connections close,
         the server serves again.
         """
-        process = TwistdProcess(self, "--http-max-connections-per-address", "0", "--http-idle-timeout", "300")
+        process = TwistdProcess(
+            self, "--http-max-connections", "1000", "--http-max-connections-per-address", "0",
+            "--http-idle-timeout", "300",
+        )
         process.rlimitNoFile = 64
         await process.start()
         held = _Held()
@@ -189,7 +193,7 @@ class LowLimitProcessTests(unittest.TestCase):
                         + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
             response = _recvAll(put)
             if not response:
-                self.fail(process.output()[-4000:])
+                self.fail("no answer; the server logged:\n" + process.output()[-4000:])
             statuses.append(statusOf(response))
             if statuses[-1] == 503:
                 self.assertIn(b"Retry-After: ", response)
@@ -205,3 +209,48 @@ class LowLimitProcessTests(unittest.TestCase):
         self.assertNotIn("Traceback", output)
         self.assertNotIn("Unhandled", output)
         self.assertEqual(output.count("out of file descriptors"), 1, output[-3000:])
+
+    @inline
+    async def test_connectionBudget(self):
+        """
+        By default the server answers 503 to connections beyond what its
+        descriptor limit allows, before it runs out: the connections it
+        keeps still publish, and nothing is closed unanswered.
+        """
+        process = TwistdProcess(self, "--http-idle-timeout", "300")
+        process.rlimitNoFile = 64
+        await process.start()
+        held = _Held()
+        self.addCleanup(held.closeAll)
+        put = socket.create_connection(("127.0.0.1", process.port))
+        self.addCleanup(put.close)
+        put.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(statusOf(_recvAll(put)), 200)
+        for _ in range(40):
+            held.open(process.port)
+        await deferLater(reactor, 0.5)
+        answers = []
+        for s in held.sockets:
+            s.setblocking(False)
+            try:
+                answers.append(s.recv(4096))
+            except BlockingIOError:
+                answers.append(None)
+        self.assertIn(None, answers)
+        self.assertTrue(answers[-1].startswith(b"HTTP/1.1 503 "), answers[-1])
+        self.assertIn(b"Retry-After: 5", answers[-1])
+        body = _CALENDAR
+        put.sendall(b"PUT /pub/calendar/alice.vfb HTTP/1.1\r\nHost: x\r\nAuthorization: Basic "
+                    + __import__("base64").b64encode(b"alice:wonderland")
+                    + b"\r\nContent-Type: text/calendar\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        self.assertIn(statusOf(_recvAll(put)), (201, 204))
+        output = process.output()
+        self.assertNotIn("EMFILE", output)
+        self.assertEqual(output.count("refusing connections"), 1)
+
+
+_CALENDAR = (
+    b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VFREEBUSY\r\n"
+    b"DTSTART:20261101T000000Z\r\nDTEND:20270101T000000Z\r\n"
+    b"FREEBUSY:20261125T090000Z/20261125T103000Z\r\nEND:VFREEBUSY\r\nEND:VCALENDAR\r\n"
+)

@@ -21,6 +21,7 @@ from zope.interface import implementer
 from fbtwist.httpauth import BasicAuthGuard
 from fbtwist.httpconnection import ConnectionLimits
 from fbtwist.web import FreeBusySite
+from tests.helpers import inline, rawRequest, startServer, statusOf
 
 
 class _Recorder(Resource):
@@ -408,3 +409,53 @@ class PerAddressTests(_SiteTestCase):
         self.assertTrue(limits.isExempt("192.0.2.7"))
         self.assertFalse(limits.isExempt("127.0.0.1"))
         self.assertTrue(limits.isExempt("::ffff:192.0.2.9"))
+
+
+class RealServerTests(unittest.TestCase):
+    """
+    The limits on a whole fbtwist over loopback.
+    """
+
+    @inline
+    async def test_unauthenticatedBodyNotRead(self):
+        """
+        A client that sends a large body without credentials and without
+        waiting for 100 Continue gets its 401.
+        """
+        server = await startServer(self)
+        response = await rawRequest(
+            server.port,
+            b"PUT /pub/calendar/alice.vfb HTTP/1.1\r\nHost: h\r\nContent-Length: 900000\r\n\r\n" + b"x" * 900000,
+        )
+        self.assertEqual(statusOf(response), 401)
+
+    @inline
+    async def test_trickledHeadersTimedOut(self):
+        """
+        Headers trickled slower than --http-header-timeout get 408.
+        """
+        from twisted.internet import protocol, reactor
+        from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+        from twisted.internet.task import deferLater
+
+        server = await startServer(self, "--http-header-timeout", "1")
+
+        class Trickle(protocol.Protocol):
+            def __init__(self):
+                self.received = b""
+                self.done = defer.Deferred()
+
+            def dataReceived(self, data):
+                self.received += data
+
+            def connectionLost(self, reason):
+                self.done.callback(self.received)
+
+        client = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", server.port), Trickle())
+        for byte in b"GET / HTTP/1.1\r\nX: abcdefgh":
+            if client.done.called:
+                break
+            client.transport.write(bytes([byte]))
+            await deferLater(reactor, 0.1)
+        response = await client.done
+        self.assertEqual(statusOf(response), 408)
