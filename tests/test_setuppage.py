@@ -194,6 +194,9 @@ class HostHeaderTests(unittest.TestCase):
 
         from tests.helpers import serviceOptions
 
+        self.assertEqual(serviceOptions("--public-url", "https://fb.example.com:8443/").config.publicURL,
+                         "https://fb.example.com:8443")
+
         for bad in ("ftp://x", "https://x/path", "freebusy.example.com", "https://u:p@x"):
             self.assertRaises(UsageError, serviceOptions, "--public-url", bad)
 
