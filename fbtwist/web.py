@@ -139,6 +139,8 @@ class BoundedRequest(server.Request):
             # Twisted would send "100 Continue" on return: only once the
             # credentials are good.
             self.requestHeaders.removeHeader(b"Expect")
+            # The version is known only to the channel until the body is in
+            # (as for requestLine); Twisted sends 100 to HTTP/1.1 only.
             self._expectContinue = getattr(self.channel, "_version", None) == b"HTTP/1.1"
         transport = self.channel.transport
         # What is already buffered is parsed (a read's worth at most); no
