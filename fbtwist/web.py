@@ -118,22 +118,29 @@ class BoundedRequest(server.Request):
             self._answerEarly(answer.code, answer.reason, answer.headers)
             return
         self._chunked = length is None
+        self._length = length
+        # The body's deadline starts once it may come: after the
+        # credentials are checked, for a URL behind them.
+        if not (length != 0 and self._authenticateFirst()):
+            self._bodyMayCome()
+
+    def _bodyMayCome(self) -> None:
         connection = self._connection()
         if connection is not None:
-            connection.headersReceived(self, length)
-        if length != 0:
-            self._authenticateFirst()
+            connection.headersReceived(self, self._length)
 
-    def _authenticateFirst(self) -> None:
+    def _authenticateFirst(self) -> bool:
         """
         When the request's URL is behind credentials, check them before
         its body is read.
+
+        @return: Whether the credentials are being checked.
         """
         site = getattr(self.channel, "site", None)
         self.method, self.uri = requestLine(self)
         guard = site.guardFor(self.uri) if site is not None else None
         if guard is None:
-            return
+            return False
         expect = self.requestHeaders.getRawHeaders(b"Expect")
         if expect and expect[0].lower() == b"100-continue":
             # Twisted would send "100 Continue" on return: only once the
@@ -150,12 +157,14 @@ class BoundedRequest(server.Request):
         guard.authenticate(self).addCallbacks(self._authenticated, self._notAuthenticated).addErrback(
             lambda f: self.log.failure("answering an unauthenticated body", f)
         )
+        return True
 
     def _authenticated(self, resource) -> None:
         self._pendingAuthentication = None
         if self._refused or isGone(self):
             return
         self.avatarResource = resource
+        self._bodyMayCome()
         transport = self.channel.transport
         if self._expectContinue:
             transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")

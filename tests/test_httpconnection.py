@@ -298,6 +298,22 @@ class DeadlineTests(_SiteTestCase):
         self.assertIn(b"200 OK", self.transport.value())
         self.assertEqual(self.site.resource.children[b"open"].bodies, [b"x" * 6000])
 
+    def test_bodyClockAfterCredentials(self):
+        """
+        A publish body's deadline starts when the credentials are checked,
+        not when the headers arrived.
+        """
+        slow = _PendingChecker()
+        self.guard.portal = Portal(_Realm(self.resource), [slow])
+        self.send(b"PUT /pub/calendar/alice.vfb HTTP/1.1\r\nHost: h\r\n" + _auth(b"alice", b"wonderland")
+                  + b"Content-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        self.clock.advance(15)
+        slow.pending[0].callback(b"alice")
+        self.clock.advance(10)
+        self.assertFalse(self.transport.disconnecting)
+        self.send(b"hello")
+        self.assertEqual(self.resource.bodies, [b"hello"])
+
     def test_slowServerNoDeadline(self):
         """
         While the server works on a request, no deadline runs; the idle
