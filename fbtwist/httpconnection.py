@@ -17,7 +17,8 @@ this) and gives each stage of a request a deadline:
   - while the server works on a request there is no deadline.
 
 A request line longer than C{maxRequestLine} bytes is answered 414, a
-request line and headers longer than C{maxHeaderBytes} 431.  Every early
+request line and headers longer than C{maxHeaderBytes} (or of more than
+C{maxHeaderCount} lines) 431.  Every early
 answer closes the connection gently (L{GuardedConnection.answerAndClose}).
 
 The stages are told by the request (L{fbtwist.web.BoundedRequest}) through
@@ -63,6 +64,7 @@ class ConnectionLimits:
     exemptNetworks: tuple = _LOOPBACK
     maxRequestLine: int = 8190
     maxHeaderBytes: int = 16384
+    maxHeaderCount: int = 200
     maxChunksPerKiB: int = 32
     maxConnections: int = 0
 
@@ -138,6 +140,7 @@ class GuardedConnection(ProtocolWrapper):
         self.limits = limits
         self.clock = clock
         self._received = 0
+        self._lines = 0
         self._lineDone = False
         self._tail = b""
 
@@ -233,6 +236,7 @@ class GuardedConnection(ProtocolWrapper):
     def _startHeaders(self) -> None:
         self.stage = HEADERS
         self._received = 0
+        self._lines = 0
         self._lineDone = False
         self._tail = b""
         self._arm(self.limits.headerTimeout)
@@ -265,7 +269,9 @@ class GuardedConnection(ProtocolWrapper):
                 return False
         end = seen.find(b"\r\n\r\n")
         headerLength = offset + (end if end != -1 else len(seen))
-        if headerLength > self.limits.maxHeaderBytes:
+        # Lines ending in this data (one split across reads may be missed).
+        self._lines += data[: max(0, end - len(self._tail)) if end != -1 else len(data)].count(b"\r\n")
+        if headerLength > self.limits.maxHeaderBytes or self._lines > self.limits.maxHeaderCount:
             self.answerAndClose(431, b"Request Header Fields Too Large", "the request headers are too large")
             return False
         self._received += len(data)

@@ -371,6 +371,14 @@ class SizeTests(_SiteTestCase):
             connection.dataReceived(b"X-H%d: %s\r\n" % (n, b"v" * 40))
         self.assertTrue(transport.value().startswith(b"HTTP/1.1 431 "), transport.value()[:40])
 
+    def test_manyHeaders(self):
+        """
+        More header lines than the limit: 431 (Twisted would close with a
+        bare 400).
+        """
+        self.send(b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 300 + b"\r\n")
+        self.assertTrue(self.transport.value().startswith(b"HTTP/1.1 431 "), self.transport.value()[:40])
+
     def test_largeBodyIsNotHeaders(self):
         """
         Body bytes arriving with the headers do not count as headers.
