@@ -42,6 +42,9 @@ SERVER_HEADER = b"fbtwist/" + __version__.encode("ascii")
 #: dropped) so that the answer is not lost to a reset.
 LINGER_SECONDS = 2.0
 
+#: The most of a chunked body handed to the parser at once.
+CHUNKED_SLICE = 4096
+
 _LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
@@ -134,6 +137,9 @@ class GuardedConnection(ProtocolWrapper):
     #: headers), instead of reading requests.
     refuseWith = None
     disconnected = False
+    _holding = False
+    _answered = False
+    _chunkedBody = False
 
     def __init__(self, factory, wrappedProtocol, limits: ConnectionLimits, clock):
         super().__init__(factory, wrappedProtocol)
@@ -143,6 +149,7 @@ class GuardedConnection(ProtocolWrapper):
         self._lines = 0
         self._lineDone = False
         self._tail = b""
+        self._heldData = []
 
     def makeConnection(self, transport):
         super().makeConnection(transport)
@@ -210,6 +217,7 @@ class GuardedConnection(ProtocolWrapper):
             self._disarm()
             return
         self.stage = BODY
+        self._chunkedBody = length is None
         self._bodyStarted = self.clock.seconds()
         self._bodyBytes = 0
         self._arm(self.limits.headerTimeout)
@@ -244,20 +252,44 @@ class GuardedConnection(ProtocolWrapper):
     def dataReceived(self, data):
         if self.stage == CLOSING:
             return
+        if self._holding:
+            self._heldData.append(data)
+            return
         if self.stage == IDLE:
             self._startHeaders()
-        if self.stage == HEADERS and not self._checkHeaderSize(data):
-            return
-        if self.stage == BODY:
+        if self.stage == HEADERS:
+            headerEnd = self._checkHeaderSize(data)
+            if headerEnd is False:
+                return
+            if headerEnd is not None and headerEnd < len(data):
+                # The headers first: what the request decides on them
+                # (an early answer, a pause for credentials) applies to
+                # the body that came with them.
+                super().dataReceived(data[:headerEnd])
+                self.dataReceived(data[headerEnd:])
+                return
+        elif self.stage == BODY:
             self._bodyBytes += len(data)
+            if self._chunkedBody and len(data) > CHUNKED_SLICE:
+                # In slices, so that a body refused part way (too many
+                # tiny chunks) costs no more parsing than one slice.
+                for start in range(0, len(data), CHUNKED_SLICE):
+                    if self.stage != BODY:
+                        # Refused, or the body ended: what follows is the
+                        # next request's.
+                        self.dataReceived(data[start:])
+                        return
+                    super().dataReceived(data[start:start + CHUNKED_SLICE])
+                return
         super().dataReceived(data)
 
-    def _checkHeaderSize(self, data: bytes) -> bool:
+    def _checkHeaderSize(self, data: bytes):
         """
         Answer 414 or 431 when the request line or the headers of the
         request being received grow past their limits.
 
-        @return: Whether C{data} may go on to the HTTP parser.
+        @return: C{False} when answered; otherwise where in C{data} the
+            headers end, or C{None} when they go on.
         """
         seen = self._tail + data
         offset = self._received - len(self._tail)
@@ -276,7 +308,37 @@ class GuardedConnection(ProtocolWrapper):
             return False
         self._received += len(data)
         self._tail = seen[-3:]
-        return True
+        return None if end == -1 else max(0, end + 4 - (len(seen) - len(data)))
+
+    def holdBody(self) -> None:
+        """
+        Read no more of the request (and keep what was read unparsed)
+        until L{releaseBody}: its credentials are being checked.
+        """
+        self._holding = True
+        self.transport.pauseProducing()
+
+    def releaseBody(self) -> None:
+        """
+        Go on reading, starting with what L{holdBody} kept.
+        """
+        if not self._holding:
+            return
+        self._holding = False
+        held, self._heldData = b"".join(self._heldData), []
+        if self.stage != CLOSING:
+            self.transport.resumeProducing()
+            if held:
+                self.dataReceived(held)
+
+    def write(self, data):
+        # Nothing goes out after an early answer.
+        if not self._answered:
+            super().write(data)
+
+    def writeSequence(self, data):
+        if not self._answered:
+            super().writeSequence(data)
 
     # --- answering early ------------------------------------------------
 
@@ -298,7 +360,9 @@ class GuardedConnection(ProtocolWrapper):
             return
         self.stage = CLOSING
         self._disarm()
+        self._holding, self._heldData = False, []
         self.transport.write(response)
+        self._answered = True
         if ITCPTransport.providedBy(self.transport) and not ISSLTransport.providedBy(self.transport):
             # Half-close: the client sees the end of the answer, and its
             # own close ends the connection; the timer ends it otherwise.

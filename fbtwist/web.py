@@ -149,11 +149,14 @@ class BoundedRequest(server.Request):
             # The version is known only to the channel until the body is in
             # (as for requestLine); Twisted sends 100 to HTTP/1.1 only.
             self._expectContinue = getattr(self.channel, "_version", None) == b"HTTP/1.1"
-        transport = self.channel.transport
-        # What is already buffered is parsed (a read's worth at most); no
-        # more is read until the directory has answered.
-        transport.pauseProducing()
+        # No more is read (nor what came with the headers parsed) until the
+        # directory has answered.
         self._pendingAuthentication = True
+        connection = self._connection()
+        if connection is not None:
+            connection.holdBody()
+        else:
+            self.channel.transport.pauseProducing()
         guard.authenticate(self).addCallbacks(self._authenticated, self._notAuthenticated).addErrback(
             lambda f: self.log.failure("answering an unauthenticated body", f)
         )
@@ -168,7 +171,11 @@ class BoundedRequest(server.Request):
         transport = self.channel.transport
         if self._expectContinue:
             transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        transport.resumeProducing()
+        connection = self._connection()
+        if connection is not None:
+            connection.releaseBody()
+        else:
+            transport.resumeProducing()
         if self._held is not None:
             held, self._held = self._held, None
             self.requestReceived(*held)

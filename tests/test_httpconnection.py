@@ -216,6 +216,17 @@ class ChunkTests(_SiteTestCase):
         self.assertTrue(self.transport.disconnecting)
         self.assertEqual(self.site.resource.children[b"open"].bodies, [])
 
+    def test_pipelinedAfterChunkedBody(self):
+        """
+        A request pipelined after a large chunked body in the same read is
+        answered too.
+        """
+        body = (b"400\r\n" + b"c" * 1024 + b"\r\n") * 20 + b"0\r\n\r\n"
+        self.send(b"PUT /open HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+                  + b"GET /open HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertEqual(self.transport.value().count(b"200 OK"), 2)
+        self.assertEqual(self.site.resource.children[b"open"].bodies, [b"c" * 20480, b""])
+
     def test_ordinaryChunksAccepted(self):
         """
         Chunks of a few dozen bytes (a calendar sent line by line) are
@@ -228,15 +239,15 @@ class ChunkTests(_SiteTestCase):
 
     def test_tinyChunksCostLittle(self):
         """
-        A megabyte of 1-byte chunks is refused in well under the time it
-        takes to parse it.
+        A megabyte of 1-byte chunks (3 s of CPU to parse whole) is refused
+        for a few milliseconds.
         """
         body = b"1\r\nx\r\n" * (1 << 20)
         self.send(b"PUT /open HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
         started = time.process_time()
         for offset in range(0, len(body), 65536):
             self.send(body[offset:offset + 65536])
-        self.assertLess(time.process_time() - started, 0.5)
+        self.assertLess(time.process_time() - started, 0.1)
         self.assertTrue(self.transport.value().startswith(b"HTTP/1.1 400 "))
 
 
