@@ -365,6 +365,30 @@ def parseGraceSeconds(text: str) -> float:
     return seconds
 
 
+#: The default of C{--http-unlimited-networks}.
+_LOOPBACK_NETWORKS = parseNetworks("127.0.0.0/8,::1/128")
+
+
+def parsePublicURL(text: str) -> str:
+    """
+    An C{http://} or C{https://} URL of a host (and port), without a path
+    other than C{/}; returned without the trailing slash.
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text.strip())
+        port = parts.port
+    except ValueError as e:
+        raise ValueError(f"not a URL ({e})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected http://host[:port] or https://host[:port]")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError("expected only a scheme, a host and a port, e.g. https://freebusy.example.com")
+    del port
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 #: What C{--log-format} accepts.
 LOG_FORMATS = ("combined", "json")
 
@@ -463,6 +487,43 @@ class Config:
     )
     maxUpload: int = setting(
         "max-upload", 1 << 20, parseSize, "The largest upload accepted (bytes; K and M suffixes).", metavar="BYTES",
+    )
+    # --- HTTP connections: deadlines and limits (fbtwist/httpconnection.py) ---
+    httpIdleTimeout: float = setting(
+        "http-idle-timeout", 60.0, parsePositiveSeconds,
+        "Close an HTTP connection when no new request starts within this long.", metavar="SECONDS",
+    )
+    httpHeaderTimeout: float = setting(
+        "http-header-timeout", 20.0, parsePositiveSeconds,
+        "Answer 408 and close when a request's line and headers have not all arrived this long after its "
+        "first byte; a body gets as long again plus a second per --http-min-body-rate bytes.",
+        metavar="SECONDS",
+    )
+    httpMinBodyRate: int = setting(
+        "http-min-body-rate", 500, parseCount(1, 1 << 30),
+        "The slowest upload accepted, in bytes per second (after --http-header-timeout seconds of grace).",
+        metavar="BYTES",
+    )
+    httpMaxConnectionsPerAddress: int = setting(
+        "http-max-connections-per-address", 32, parseCount(0, 1000000),
+        "Answer 503 to more simultaneous HTTP connections than this from one client address; 0 = no limit. "
+        "Per process with --workers.", metavar="N",
+    )
+    httpMaxConnections: int = setting(
+        "http-max-connections", 0, parseCount(0, 10000000),
+        "Answer 503 to more simultaneous HTTP connections than this (per process); 0 = as many as the "
+        "descriptor limit (ulimit -n, LimitNOFILE) leaves after a reserve of an eighth (at least 40).",
+        metavar="N",
+    )
+    httpUnlimitedNetworks: tuple = setting(
+        "http-unlimited-networks", _LOOPBACK_NETWORKS, parseNetworks,
+        "Clients in these networks (e.g. a reverse proxy) have no per-address connection limit.",
+        metavar="CIDR,...",
+    )
+    publicURL: Optional[str] = setting(
+        "public-url", None, parsePublicURL,
+        "The server's address as users reach it (e.g. https://freebusy.example.com); /setup shows URLs "
+        "under it. Without it they are built from each request's Host header.", metavar="URL",
     )
     ldapTimeout: float = setting(
         "ldap-timeout", 1.5, parsePositiveSeconds,

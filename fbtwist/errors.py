@@ -11,7 +11,6 @@ from typing import Optional
 
 from twisted.cred.error import UnauthorizedLogin
 
-
 class FreeBusyError(Exception):
     """
     Base class of every error fbtwist reports to a client.
@@ -114,7 +113,6 @@ class WrongPassword(UnauthorizedLogin):
     def __init__(self, reason: str, uid: str) -> None:
         super().__init__(reason)
         self.uid = uid
-
 
 class OutOfDescriptors(FreeBusyError):
     """

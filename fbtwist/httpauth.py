@@ -19,7 +19,7 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET
 from twisted.web.util import DeferredResource
 
-from fbtwist.webresponse import httpErrorFor, writeError
+from fbtwist.webresponse import HTTPError, httpErrorFor, writeError
 
 
 def basicCredentials(request):
@@ -59,6 +59,9 @@ class _AnswerResource(Resource):
         writeError(request, self.code, self.reason, self.headers)
         return NOT_DONE_YET
 
+    def error(self) -> HTTPError:
+        return HTTPError(self.code, self.reason, self.headers)
+
 
 class BasicAuthGuard(Resource):
     """
@@ -93,13 +96,46 @@ class BasicAuthGuard(Resource):
             [(b"WWW-Authenticate", f'Basic realm="{realm}", charset="UTF-8"'.encode("utf-8"))],
         )
 
-    def _avatarResource(self, request) -> Resource:
+    def _refusal(self, request):
+        """
+        @return: The answer to a request whose credentials are missing or
+            malformed, or C{None} when they are to be checked.
+        """
         credentials = basicCredentials(request)
         if credentials is None:
             return self._challenge("malformed Authorization header")
         if isinstance(credentials, Anonymous) and not self.anonymousAllowed(request):
             return self._challenge("log in with your directory login and password")
-        return DeferredResource(self._login(request, credentials))
+        return None
+
+    def _avatarResource(self, request) -> Resource:
+        known = getattr(request, "avatarResource", None)
+        if known is not None:
+            # Logged in before the body was read (fbtwist.web.BoundedRequest).
+            return known
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
+        return DeferredResource(self._login(request, basicCredentials(request)))
+
+    def authenticate(self, request) -> defer.Deferred:
+        """
+        Log C{request} in from its headers alone (before its body is read).
+
+        @return: A Deferred firing with the avatar's resource, or failing
+            with L{HTTPError} (401, 429, 503, ...) when the request is
+            refused.
+        """
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return defer.fail(refusal.error())
+
+        def refuse(resource):
+            if isinstance(resource, _AnswerResource):
+                raise resource.error()
+            return resource
+
+        return self._login(request, basicCredentials(request)).addCallback(refuse)
 
     def _login(self, request, credentials) -> defer.Deferred:
         # For brute-force throttling per client address (see DirectoryChecker).

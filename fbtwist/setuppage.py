@@ -3,8 +3,11 @@ C{GET /setup}: what to enter in each calendar client for this server (older
 free/busy servers shipped a Windows "Outlook Configuration Tool"; this is a
 page).
 
-Every URL is built from the host name and scheme the request came to, so
-the page shows what works from where the reader is.  A user may type their
+Every URL is built from the configured public URL (C{--public-url}) or,
+without one, from the host name and scheme the request came to, so that the
+page shows what works from where the reader is; such an answer depends on
+the request's C{Host} header and is marked so that no cache shares it
+(L{markHostDependent}).  A user may type their
 login into the page's form (C{/setup?login=alice}) to get their own publish
 URLs.  C{/setup/outlook-<version>.reg} is a registry file setting Outlook
 2010 and later's documented C{FreeBusySearchPath} value.
@@ -71,9 +74,28 @@ def hostName(hostAndPort: str) -> str:
     return hostAndPort.split(":", 1)[0]
 
 
-def baseURL(request) -> str:
+def baseURL(request, publicURL: Optional[str] = None) -> str:
+    """
+    C{publicURL} when set, otherwise the scheme and C{host[:port]} the
+    request came to (L{markHostDependent} the answer then).
+    """
+    if publicURL is not None:
+        return publicURL
     scheme = "https" if request.isSecure() else "http"
     return f"{scheme}://{requestHost(request)}"
+
+
+def markHostDependent(request, publicURL: Optional[str]) -> None:
+    """
+    When an answer is built from the request's C{Host} header (no public
+    URL is configured), say so to caches: C{Vary: Host}, and not to be
+    stored, so that a forged host name cannot reach another reader.
+    """
+    if publicURL is None:
+        request.setHeader(b"Vary", b"Host")
+        request.setHeader(b"Cache-Control", b"private, no-store")
+    else:
+        request.setHeader(b"Cache-Control", b"no-cache")
 
 
 def endpointPort(description: Optional[str]) -> Optional[int]:
@@ -129,9 +151,10 @@ class SetupPage(Resource):
         switched off.
     """
 
-    def __init__(self, ftpPort: Callable[[], Optional[int]] = lambda: None):
+    def __init__(self, ftpPort: Callable[[], Optional[int]] = lambda: None, publicURL: Optional[str] = None):
         super().__init__()
         self.ftpPort = ftpPort
+        self.publicURL = publicURL
 
     def getChild(self, path, request):
         if path == b"":
@@ -142,7 +165,7 @@ class SetupPage(Resource):
             name = ""
         match = re.fullmatch(r"outlook-(\d+\.\d)\.reg", name)
         if match and match.group(1) in OUTLOOK_VERSIONS and not request.postpath:
-            return RegistryFile(match.group(1))
+            return RegistryFile(match.group(1), self.publicURL)
         return _NotFound()
 
     def _login(self, request) -> Optional[str]:
@@ -159,7 +182,7 @@ class SetupPage(Resource):
 
     def render_GET(self, request):
         request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
-        request.setHeader(b"Cache-Control", b"no-cache")
+        markHostDependent(request, self.publicURL)
         request.setHeader(b"X-Content-Type-Options", b"nosniff")
         request.setHeader(b"Content-Security-Policy", b"default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
         return self.page(request).encode("utf-8")
@@ -168,9 +191,13 @@ class SetupPage(Resource):
         login = self._login(request)
         shownLogin = login if login is not None else _LOGIN_PLACEHOLDER
         urlLogin = quote(shownLogin, safe="")
-        base = baseURL(request)
-        host = requestHost(request)
-        secure = request.isSecure()
+        base = baseURL(request, self.publicURL)
+        if self.publicURL is not None:
+            host = self.publicURL.split("://", 1)[1]
+            secure = self.publicURL.startswith("https:")
+        else:
+            host = requestHost(request)
+            secure = request.isSecure()
         publishURL = f"{base}{PUBLISH_PATH}{urlLogin}.vfb"
         searchURL = f"{base}{SEARCH_PATH}%NAME%.vfb"
         ftpPort = self.ftpPort()
@@ -263,12 +290,14 @@ class RegistryFile(Resource):
 
     isLeaf = True
 
-    def __init__(self, version: str):
+    def __init__(self, version: str, publicURL: Optional[str] = None):
         super().__init__()
         self.version = version
+        self.publicURL = publicURL
 
     def render_GET(self, request):
-        body = registryFile(f"{baseURL(request)}{SEARCH_PATH}%NAME%.vfb", self.version)
+        body = registryFile(f"{baseURL(request, self.publicURL)}{SEARCH_PATH}%NAME%.vfb", self.version)
+        markHostDependent(request, self.publicURL)
         request.setHeader(b"Content-Type", b"application/octet-stream")
         request.setHeader(
             b"Content-Disposition", b'attachment; filename="outlook-%s.reg"' % self.version.encode("ascii")

@@ -33,6 +33,7 @@ from fbtwist.dav.resource import CalendarTreeResource
 from fbtwist.demo import DemoDirectoryService
 from fbtwist.directory import LDAPDirectory, LoginForms
 from fbtwist.health import HealthResource
+from fbtwist.httpconnection import ConnectionLimits
 from fbtwist.latency import LatencyFloor
 from fbtwist.ldapurl import parseLDAPURL
 from fbtwist.locks import LOCK_DIRECTORY, LockStore, WallClock
@@ -75,7 +76,7 @@ def _helpText(f) -> str:
     if default not in (None, ()) and f.repr and not f.metadata["flag"]:
         shown = getattr(default, "path", default)
         if isinstance(shown, tuple):
-            shown = ", ".join(shown)
+            shown = ",".join(map(str, shown))
         text += f" [default: {shown}]"
     return text
 
@@ -459,12 +460,13 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
     portal = Portal(realm, [checker, AllowAnonymousAccess()])
 
     health = HealthResource(store.root, directory, clock=reactor)
-    pages = {b"healthz": health, b"setup": SetupPage(lambda: endpointPort(config.ftp))}
+    pages = {b"healthz": health, b"setup": SetupPage(lambda: endpointPort(config.ftp), publicURL=config.publicURL)}
     if config.metrics == "http":
         pages[b"metrics"] = MetricsResource(metrics)
     site = makeSite(
         portal, directory, store, config.maxUpload, realmName=config.realm,
         lookupSettings=LookupSettings.fromConfig(config, directory.url), pages=pages, reactor=reactor,
+        limits=connectionLimits(config),
     )
     top.onShutdown(site.drain)
     listen = (lambda d: d) if config.ldap is not None else demoListener
@@ -513,6 +515,17 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
     top.health = health
     log.info("calendar tree at {root}", root=store.root.path)
     return top
+
+
+def connectionLimits(config) -> ConnectionLimits:
+    """
+    The limits of HTTP connections set by C{config}.
+    """
+    return ConnectionLimits(
+        idleTimeout=config.httpIdleTimeout, headerTimeout=config.httpHeaderTimeout,
+        minBodyRate=config.httpMinBodyRate, maxPerAddress=config.httpMaxConnectionsPerAddress,
+        exemptNetworks=config.httpUnlimitedNetworks, maxConnections=config.httpMaxConnections,
+    )
 
 
 class _QuietSite(Site):

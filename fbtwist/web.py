@@ -5,7 +5,9 @@ C{/pub/calendar/} is the publishing tree (Basic auth, WebDAV), C{/calendar/}
 the anonymous lookup URLs; both are views of one store.
 """
 
-from typing import Dict, Optional
+import tempfile
+from typing import Dict, Optional, Tuple
+from urllib.parse import unquote_to_bytes
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -13,31 +15,49 @@ from twisted.web import http, server
 from twisted.web.server import NOT_DONE_YET
 from twisted.web.resource import Resource
 
-from fbtwist import __version__
+from fbtwist.errors import descriptorError
 from fbtwist.httpauth import BasicAuthGuard
+from fbtwist.httpconnection import SERVER_HEADER, ConnectionLimits, GuardedConnection, rawResponse
 from fbtwist.logs import accessFields, logAccess, rejectionReasonForStatus
 from fbtwist.lookup import LookupResource, LookupSettings, guardedLookup
-from fbtwist.webresponse import writeError
+from fbtwist.webresponse import HTTPError, httpErrorFor, isGone, writeError
 
 #: Access events are logged under this namespace (see L{fbtwist.logs}).
 _accessLog = Logger(namespace="fbtwist.access")
 
-SERVER_HEADER = b"fbtwist/" + __version__.encode("ascii")
-
 
 class BoundedRequest(server.Request):
     """
-    A request whose body may not exceed the site's C{maxUploadSize}.
+    A request whose body may not exceed the site's C{maxUploadSize}, and
+    whose publisher is authenticated before its body is read.
 
     Twisted reads a whole body before any resource (or authentication)
-    runs, and answers C{Expect: 100-continue} by itself; here an oversized
-    body is refused with 413 as soon as its size is known (from
-    C{Content-Length}, or while chunks arrive) and the connection is closed
-    without reading the rest.
+    runs, and answers C{Expect: 100-continue} by itself.  Here, as soon as
+    the headers are in:
+
+      - an oversized body is refused with 413 (from C{Content-Length}, or
+        while chunks arrive);
+      - a body for a URL behind credentials (the site's L{guardFor}) waits,
+        with the connection paused, until the credentials are checked; a
+        missing or wrong login is answered at once (401, 429, 503) and the
+        body never parsed; C{100 Continue} is sent only once they are good;
+      - a chunked body of absurdly many tiny chunks is refused with 400.
+
+    An early answer closes the connection without reading the rest of the
+    body (L{GuardedConnection.answerAndClose}).
+
+    @ivar avatarResource: Once the credentials are checked before the
+        body, the avatar's resource (L{BasicAuthGuard} then uses it).
     """
 
     log = Logger()
     _refused = False
+    _chunked = False
+    _chunks = 0
+    _expectContinue = False
+    _pendingAuthentication = None
+    _held = None
+    avatarResource = None
 
     def __init__(self, channel, *args, **kwargs):
         super().__init__(channel, *args, **kwargs)
@@ -46,16 +66,26 @@ class BoundedRequest(server.Request):
         self._trackedBy = site
         if site is not None:
             site.requestArrived(self)
+        connection = self._connection()
+        if connection is not None:
+            connection.requestBegun(self)
+
+    def _connection(self) -> Optional[GuardedConnection]:
+        transport = getattr(self.channel, "transport", None)
+        return transport if isinstance(transport, GuardedConnection) else None
 
     # The site tracks requests in flight until they are answered or their
     # connection is lost (what notifyFinish tells, without a Deferred per
     # request).
 
     def finish(self):
+        connection = self._connection()
         try:
             return super().finish()
         finally:
             self._left()
+            if connection is not None:
+                connection.requestDone(self)
 
     def connectionLost(self, reason):
         try:
@@ -77,49 +107,155 @@ class BoundedRequest(server.Request):
             self.requestHeaders.removeHeader(b"Expect")
             self._refuse()
             return
-        super().gotLength(length)
+        try:
+            super().gotLength(length)
+        except OSError as e:
+            error = descriptorError(e)
+            if error is None:
+                raise
+            self.requestHeaders.removeHeader(b"Expect")
+            answer = httpErrorFor(error)
+            self._answerEarly(answer.code, answer.reason, answer.headers)
+            return
+        self._chunked = length is None
+        self._length = length
+        # The body's deadline starts once it may come: after the
+        # credentials are checked, for a URL behind them.
+        if not (length != 0 and self._authenticateFirst()):
+            self._bodyMayCome()
+
+    def _bodyMayCome(self) -> None:
+        connection = self._connection()
+        if connection is not None:
+            connection.headersReceived(self, self._length)
+
+    def _authenticateFirst(self) -> bool:
+        """
+        When the request's URL is behind credentials, check them before
+        its body is read.
+
+        @return: Whether the credentials are being checked.
+        """
+        site = getattr(self.channel, "site", None)
+        self.method, self.uri = requestLine(self)
+        guard = site.guardFor(self.uri) if site is not None else None
+        if guard is None:
+            return False
+        expect = self.requestHeaders.getRawHeaders(b"Expect")
+        if expect and expect[0].lower() == b"100-continue":
+            # Twisted would send "100 Continue" on return: only once the
+            # credentials are good.
+            self.requestHeaders.removeHeader(b"Expect")
+            # The version is known only to the channel until the body is in
+            # (as for requestLine); Twisted sends 100 to HTTP/1.1 only.
+            self._expectContinue = getattr(self.channel, "_version", None) == b"HTTP/1.1"
+        # No more is read (nor what came with the headers parsed) until the
+        # directory has answered.
+        self._pendingAuthentication = True
+        connection = self._connection()
+        if connection is not None:
+            connection.holdBody()
+        else:
+            self.channel.transport.pauseProducing()
+        guard.authenticate(self).addCallbacks(self._authenticated, self._notAuthenticated).addErrback(
+            lambda f: self.log.failure("answering an unauthenticated body", f)
+        )
+        return True
+
+    def _authenticated(self, resource) -> None:
+        self._pendingAuthentication = None
+        if self._refused or isGone(self):
+            return
+        self.avatarResource = resource
+        self._bodyMayCome()
+        transport = self.channel.transport
+        if self._expectContinue:
+            transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        connection = self._connection()
+        if connection is not None:
+            connection.releaseBody()
+        else:
+            transport.resumeProducing()
+        if self._held is not None:
+            held, self._held = self._held, None
+            self.requestReceived(*held)
+
+    def _notAuthenticated(self, failure) -> None:
+        self._pendingAuthentication = None
+        if self._refused or isGone(self):
+            return
+        answer = httpErrorFor(failure.value)
+        if answer is None:
+            self.log.failure("checking credentials before a body failed", failure)
+            answer = HTTPError(http.INTERNAL_SERVER_ERROR, "internal server error")
+        self._answerEarly(answer.code, answer.reason, answer.headers)
 
     def handleContentChunk(self, data):
         if self._refused:
             return
-        if self.content.tell() + len(data) > self._limit():
+        size = self.content.tell() + len(data)
+        if size > self._limit():
             self._refuse()
             return
+        if self._chunked:
+            # One call per chunk (or per read, for a chunk spread over
+            # several): bounded by the body's size.
+            self._chunks += 1
+            if self._chunks > 64 + self.channel.site.limits.maxChunksPerKiB * size // 1024:
+                self.log.info("refused a body of too many small chunks from {peer}",
+                              peer=str(self.channel.transport.getPeer()), reason="tiny chunks")
+                self._answerEarly(http.BAD_REQUEST, "the body is split into too many small chunks")
+                return
         super().handleContentChunk(data)
 
     def requestReceived(self, command, path, version):
         if self._refused:
             # The rest of the body was already in the buffer being parsed.
             return
+        if self._pendingAuthentication:
+            # The whole body was in what was read before the pause.
+            self._held = (command, path, version)
+            return
+        connection = self._connection()
+        if connection is not None:
+            connection.bodyReceived(self)
         super().requestReceived(command, path, version)
 
     def _refuse(self) -> None:
-        self._refused = True
         limit = self._limit()
         self.log.info(
             "refused an upload larger than {limit} bytes from {peer}",
             limit=limit, peer=str(self.channel.transport.getPeer()), reason="too large",
         )
-        body = b"The body is larger than this server accepts (%d bytes).\n" % limit
-        self.channel.transport.write(
-            b"HTTP/1.1 413 Payload Too Large\r\n"
-            b"Server: " + SERVER_HEADER + b"\r\n"
-            b"Content-Type: text/plain; charset=utf-8\r\n"
-            b"Content-Length: %d\r\n"
-            b"Connection: close\r\n\r\n" % len(body) + body
+        self._answerEarly(
+            http.REQUEST_ENTITY_TOO_LARGE, "The body is larger than this server accepts (%d bytes)" % limit
         )
+
+    def _answerEarly(self, code: int, reason: str, headers=()) -> None:
+        """
+        Answer before the body is read (or instead of reading on), log the
+        access line, and close the connection.
+        """
+        if self._refused:
+            return
+        self._refused = True
+        response = rawResponse(code, http.RESPONSES.get(code, b"Error"), reason, headers)
         # The request line was parsed, but requestReceived will never run:
         # take what the access line needs from the channel.
         self.method, self.uri = requestLine(self)
         self.path = self.uri
         self.clientproto = getattr(self.channel, "_version", None) or b"-"
-        self.code = http.REQUEST_ENTITY_TOO_LARGE
-        self.sentLength = len(body)
+        self.code = code
+        self.sentLength = len(response) - response.index(b"\r\n\r\n") - 4
+        connection = self._connection()
+        if connection is not None:
+            connection.answerEarly(response)
+        else:
+            self.channel.transport.write(response)
+            self.channel.loseConnection()
         site = getattr(self.channel, "site", None)
         if site is not None:
             site.log(self)
-        self.channel.loseConnection()
-
 
 
 def requestLine(request):
@@ -137,42 +273,113 @@ def requestLine(request):
 class FreeBusySite(server.Site):
     """
     @ivar maxUploadSize: The largest request body accepted, in bytes.
+    @ivar limits: The L{ConnectionLimits} every connection is held to.
     @ivar inFlight: The requests begun and not yet answered (or dropped),
         their bodies possibly still arriving.
+    @ivar connections: The open connections (L{GuardedConnection}s).
     """
 
     requestFactory = BoundedRequest
     _log = Logger()
 
-    def __init__(self, resource, maxUploadSize: int, **kwargs):
+    def __init__(self, resource, maxUploadSize: int, limits: ConnectionLimits = ConnectionLimits(), **kwargs):
         super().__init__(resource, **kwargs)
         self.maxUploadSize = maxUploadSize
+        self.limits = limits
         self.inFlight = set()
-        #: Open connections: the channel's protocol to its transport.
+        #: Open connections: each is its own transport (see GuardedConnection).
         self.connections = {}
+        self._perAddress: Dict[str, int] = {}
+        self._overLimitLogged = set()
+        self._guards: Dict[Tuple[bytes, ...], object] = {}
         self._draining = False
         self._drained = []
+        # Python picks its temporary directory by creating a file there the
+        # first time; out of descriptors, that fails as "no usable temporary
+        # directory" instead of EMFILE.  Settle it while descriptors remain.
+        tempfile.gettempdir()
+        self._budget = limits.connectionBudget()
+        self._budgetLogged = False
+
+    def guardBodies(self, prefix: Tuple[bytes, ...], guard) -> None:
+        """
+        Check the credentials of requests under the path segments C{prefix}
+        with C{guard} (a L{BasicAuthGuard}) before their bodies are read.
+        """
+        self._guards[prefix] = guard
+
+    def guardFor(self, uri: bytes):
+        """
+        @return: The guard of the URL C{uri} (L{guardBodies}), or C{None}.
+        """
+        if not self._guards:
+            return None
+        path = uri.split(b"?", 1)[0]
+        # As Request.process splits a path for traversal.
+        segments = tuple(unquote_to_bytes(segment) for segment in path[1:].split(b"/"))
+        for prefix, guard in self._guards.items():
+            if segments[: len(prefix)] == prefix:
+                return guard
+        return None
 
     def buildProtocol(self, addr):
         protocol = super().buildProtocol(addr)
         if protocol is None:
             return None
-        # Twisted's HTTP channel wrapper has no transport attribute of its
-        # own: the transport is recorded as the connection is made.
-        made, lost = protocol.makeConnection, protocol.connectionLost
+        connection = GuardedConnection(self, protocol, self.limits, self.reactor)
+        host = getattr(addr, "host", None)
+        connection.counted = host if not self.limits.isExempt(host) else None
+        if len(self.connections) >= self._budget:
+            if not self._budgetLogged:
+                self._budgetLogged = True
+                self._log.warn(
+                    "refusing connections: {count} are open, as many as the descriptor limit allows "
+                    "(raise LimitNOFILE, or set http-max-connections)", count=len(self.connections),
+                )
+            connection.refuseWith = (
+                http.SERVICE_UNAVAILABLE, b"Service Unavailable", "the server is busy", [(b"Retry-After", b"5")],
+            )
+        elif connection.counted is not None and self.limits.maxPerAddress:
+            if self._perAddress.get(host, 0) >= self.limits.maxPerAddress:
+                if host not in self._overLimitLogged:
+                    self._overLimitLogged.add(host)
+                    self._log.warn(
+                        "refusing connections from {peer}: {limit} are open (http-max-connections-per-address)",
+                        peer=host, limit=self.limits.maxPerAddress,
+                    )
+                connection.refuseWith = (
+                    http.SERVICE_UNAVAILABLE, b"Service Unavailable",
+                    "too many connections from your address", [(b"Retry-After", b"10")],
+                )
+        return connection
 
-        def makeConnection(transport):
-            self.connections[protocol] = transport
-            made(transport)
+    def registerProtocol(self, connection) -> None:
+        """
+        Called by a L{GuardedConnection} once it is connected.
+        """
+        self.connections[connection] = connection
+        host = connection.counted
+        if host is not None:
+            self._perAddress[host] = self._perAddress.get(host, 0) + 1
 
-        def connectionLost(reason):
-            try:
-                lost(reason)
-            finally:
-                self._connectionLost(protocol)
+    def unregisterProtocol(self, connection) -> None:
+        """
+        Called by a L{GuardedConnection} once it is closed.
+        """
+        host = connection.counted
+        if host is not None and host in self._perAddress:
+            self._perAddress[host] -= 1
+            if self._perAddress[host] <= 0:
+                del self._perAddress[host]
+            if self._perAddress.get(host, 0) < self.limits.maxPerAddress:
+                self._overLimitLogged.discard(host)
+        self._connectionLost(connection)
 
-        protocol.makeConnection, protocol.connectionLost = makeConnection, connectionLost
-        return protocol
+    def connectionsFrom(self, host: str) -> int:
+        """
+        The connections open from C{host} (0 for an exempt address).
+        """
+        return self._perAddress.get(host, 0)
 
     def requestArrived(self, request) -> None:
         """
@@ -188,6 +395,8 @@ class FreeBusySite(server.Site):
 
     def _connectionLost(self, protocol) -> None:
         self.connections.pop(protocol, None)
+        if len(self.connections) < self._budget * 0.9:
+            self._budgetLogged = False
         if self._draining and not self.connections:
             waiting, self._drained = self._drained, []
             for d in waiting:
@@ -319,7 +528,7 @@ def _publishPath(uri: bytes) -> Optional[str]:
 
 def makeSite(portal, directory, store, maxUploadSize: int, realmName: str = "fbtwist free/busy",
              lookupSettings: LookupSettings = LookupSettings(), pages: Optional[Dict[bytes, Resource]] = None,
-             reactor=None) -> FreeBusySite:
+             reactor=None, limits: ConnectionLimits = ConnectionLimits()) -> FreeBusySite:
     """
     Build the web site over one portal and one store.
 
@@ -327,20 +536,25 @@ def makeSite(portal, directory, store, maxUploadSize: int, realmName: str = "fbt
         authentication when its C{auth} is set).
     @param pages: More top-level resources by name (C{/metrics},
         C{/healthz}, C{/setup}, ...).
+    @param limits: What each connection is held to (timeouts, connections
+        per address, request line and header sizes).
     """
     root = RootResource()
     pub = ReadOnlyFolder()
     root.putChild(b"pub", pub)
-    pub.putChild(
-        b"calendar",
-        BasicAuthGuard(portal, realmName, anonymousAllowed=lambda request: request.method == b"OPTIONS"),
+    publishGuard = BasicAuthGuard(
+        portal, realmName, anonymousAllowed=lambda request: request.method == b"OPTIONS",
     )
+    pub.putChild(b"calendar", publishGuard)
     lookup = LookupResource(directory, store, lookupSettings, reactor=reactor)
     if lookupSettings.auth:
         lookup = guardedLookup(portal, realmName, lookup, lookupSettings.trustedNetworks)
     root.putChild(b"calendar", lookup)
     for name, resource in (pages or {}).items():
         root.putChild(name, resource)
-    site = FreeBusySite(root, maxUploadSize, reactor=reactor)
+    site = FreeBusySite(root, maxUploadSize, limits=limits, reactor=reactor)
+    site.guardBodies((b"pub", b"calendar"), publishGuard)
+    if isinstance(lookup, BasicAuthGuard):
+        site.guardBodies((b"calendar",), lookup)
     site.displayTracebacks = False
     return site

@@ -5,6 +5,7 @@ serving a calendar file with validators.
 """
 
 import math
+import time
 from typing import Callable, Coroutine, Iterable, Optional, Tuple
 
 from twisted.internet import defer
@@ -19,6 +20,13 @@ log = Logger()
 
 #: Seconds a client is asked to wait when the directory is down.
 RETRY_AFTER = 30
+
+#: Seconds a client is asked to wait when the server is out of descriptors.
+BUSY_RETRY_AFTER = 5
+
+#: At most one warning per this many seconds about running out of file
+#: descriptors (it comes with every request while it lasts).
+DESCRIPTOR_WARNING_INTERVAL = 60.0
 
 
 class HTTPError(Exception):
@@ -47,6 +55,7 @@ _STATUS_BY_ERROR = [
     (errors.InsufficientStorage, http.INSUFFICIENT_STORAGE_SPACE, ()),
     (errors.DirectoryUnavailable, http.SERVICE_UNAVAILABLE, ((b"Retry-After", str(RETRY_AFTER).encode()),)),
     (errors.TooManyAttempts, 429, ((b"Retry-After", str(RETRY_AFTER).encode()),)),
+    (errors.OutOfDescriptors, http.SERVICE_UNAVAILABLE, ((b"Retry-After", b"%d" % BUSY_RETRY_AFTER),)),
 ]
 
 
@@ -57,6 +66,9 @@ def httpErrorFor(error: BaseException) -> Optional[HTTPError]:
     """
     if isinstance(error, HTTPError):
         return error
+    if errors.descriptorError(error) is not None:
+        error = errors.descriptorError(error)
+        _descriptorWarning.warn()
     for errorClass, code, headers in _STATUS_BY_ERROR:
         if isinstance(error, errorClass):
             retryAfter = getattr(error, "retryAfter", None)
@@ -66,6 +78,33 @@ def httpErrorFor(error: BaseException) -> Optional[HTTPError]:
                 headers.append((b"Retry-After", b"%d" % max(1, math.ceil(retryAfter))))
             return HTTPError(code, error.reason, headers)
     return None
+
+
+class _RareWarning:
+    """
+    A warning logged at most once per C{interval} seconds, saying how many
+    times it was not logged in between.
+    """
+
+    def __init__(self, text: str, interval: float, clock=time.monotonic):
+        self.text, self.interval, self.clock = text, interval, clock
+        self._last = None
+        self._suppressed = 0
+
+    def warn(self) -> None:
+        now = self.clock()
+        if self._last is not None and now - self._last < self.interval:
+            self._suppressed += 1
+            return
+        log.warn(self.text, suppressed=self._suppressed)
+        self._last, self._suppressed = now, 0
+
+
+_descriptorWarning = _RareWarning(
+    "out of file descriptors: answering 503 (raise LimitNOFILE or ulimit -n); "
+    "{suppressed} more since the last warning",
+    DESCRIPTOR_WARNING_INTERVAL,
+)
 
 
 def writeError(request, code: int, reason: str, headers: Iterable[Tuple[bytes, bytes]] = ()) -> None:

@@ -55,6 +55,14 @@ class SystemdUnitTests(unittest.SynchronousTestCase):
         # systemd must wait longer than fbtwist's default shutdown grace.
         self.assertGreater(int(service["TimeoutStopSec"][0]), 10)
 
+    def test_descriptorLimit(self):
+        """
+        The unit raises the descriptor limit well above the usual 1024, so
+        that thousands of connections fit.
+        """
+        service = unitSettings(UNIT.getContent().decode("utf-8"))["Service"]
+        self.assertGreaterEqual(int(service["LimitNOFILE"][0]), 16384)
+
     def test_systemdAcceptsIt(self):
         """
         systemd-analyze verify finds nothing wrong (with ExecStart pointing

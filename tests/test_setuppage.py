@@ -147,6 +147,60 @@ class SetupPageTests(unittest.TestCase):
             self.assertEqual(response.code, 404, missing)
 
 
+class HostHeaderTests(unittest.TestCase):
+    """
+    What is built from the Host header is not shared by caches; a
+    configured public URL replaces it.
+    """
+
+    @inline
+    async def test_hostDependentMarked(self):
+        """
+        Without --public-url, the page and the registry files say
+        Vary: Host and may not be stored.
+        """
+        server = await startServer(self)
+        for path in (b"/setup", b"/setup/outlook-16.0.reg"):
+            response = await getSetup(server.port, b"fb.example.com", path)
+            head = response.split(b"\r\n\r\n", 1)[0]
+            self.assertIn(b"\r\nVary: Host\r\n", head, path)
+            self.assertIn(b"\r\nCache-Control: private, no-store\r\n", head, path)
+
+    @inline
+    async def test_publicURL(self):
+        """
+        With --public-url every URL uses it whatever the Host header says,
+        and the answer does not vary by Host.
+        """
+        server = await startServer(self, "--public-url", "https://freebusy.example.com/")
+        response = await getSetup(server.port, b"evil.example.net")
+        head, _, rest = response.partition(b"\r\n\r\n")
+        page = html.unescape(rest.decode("utf-8"))
+        self.assertNotIn("evil.example.net", page)
+        self.assertIn("https://freebusy.example.com/pub/calendar/LOGIN.vfb", page)
+        self.assertIn("https://freebusy.example.com/calendar/%NAME%.vfb", page)
+        self.assertNotIn(b"Vary: Host", head)
+        response = await getSetup(server.port, b"evil.example.net", b"/setup/outlook-16.0.reg")
+        self.assertEqual(
+            response.partition(b"\r\n\r\n")[2],
+            registryFile("https://freebusy.example.com/calendar/%NAME%.vfb", "16.0"),
+        )
+
+    def test_badPublicURL(self):
+        """
+        --public-url takes only a scheme, a host and a port.
+        """
+        from twisted.python.usage import UsageError
+
+        from tests.helpers import serviceOptions
+
+        self.assertEqual(serviceOptions("--public-url", "https://fb.example.com:8443/").config.publicURL,
+                         "https://fb.example.com:8443")
+
+        for bad in ("ftp://x", "https://x/path", "freebusy.example.com", "https://u:p@x"):
+            self.assertRaises(UsageError, serviceOptions, "--public-url", bad)
+
+
 class SetupPageBrowserTests(unittest.TestCase):
     """
     The page in headless Chromium.

@@ -27,7 +27,11 @@ class TwistdProcess:
     """
     @ivar root: The calendar tree (a fresh temporary folder).
     @ivar port: The HTTP port, once L{start} has fired.
+    @ivar rlimitNoFile: When set, the child's limit of open file
+        descriptors (C{RLIMIT_NOFILE}).
     """
+
+    rlimitNoFile = None
 
     def __init__(self, testCase, *args: str, root: FilePath = None):
         self.testCase = testCase
@@ -46,6 +50,7 @@ class TwistdProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", *self.args],
             cwd=TOP.path, env=env, stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.STDOUT,
+            preexec_fn=self._setLimits if self.rlimitNoFile is not None else None,
         )
         self.testCase.addCleanup(self._cleanup)
         deadline = time.monotonic() + timeout
@@ -58,6 +63,12 @@ class TwistdProcess:
                 break
             await deferLater(reactor, 0.05)
         raise AssertionError("twistd did not start:\n" + self.output())
+
+    def _setLimits(self) -> None:
+        import resource
+
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.rlimitNoFile, hard))
 
     def output(self) -> str:
         with open(self.logPath, "rb") as f:

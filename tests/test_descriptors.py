@@ -1,0 +1,256 @@
+"""
+Running out of file descriptors: a passing condition answered 503 with
+C{Retry-After} and logged once, never a 500 with a traceback; the server
+recovers when descriptors are free again.
+"""
+
+import errno
+import os
+import resource
+import socket
+from contextlib import contextmanager
+
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+from twisted.logger import globalLogPublisher
+from twisted.python.filepath import FilePath
+from twisted.trial import unittest
+
+from fbtwist.errors import OutOfDescriptors, descriptorError
+from fbtwist.store import CalendarStore
+from fbtwist.webresponse import _RareWarning, httpErrorFor
+from tests.helpers import inline, statusOf
+from tests.twistdprocess import TwistdProcess
+
+
+@contextmanager
+def noDescriptorsLeft():
+    """
+    Lower this process's descriptor limit and use up what is left of it,
+    so that the next C{open} fails with C{EMFILE}; everything is undone on
+    exit.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    highest = max(int(fd) for fd in os.listdir("/proc/self/fd"))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (highest + 8, hard))
+    held = []
+    try:
+        while True:
+            try:
+                held.append(os.open(os.devnull, os.O_RDONLY))
+            except OSError as e:
+                if e.errno != errno.EMFILE:
+                    raise
+                break
+        yield
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+class MappingTests(unittest.SynchronousTestCase):
+    """
+    EMFILE and ENFILE are one domain error, which HTTP answers 503.
+    """
+
+    def setUp(self):
+        self.events = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    def test_descriptorError(self):
+        """
+        EMFILE and ENFILE become L{OutOfDescriptors}; other errors do not.
+        """
+        for number in (errno.EMFILE, errno.ENFILE):
+            self.assertIsInstance(descriptorError(OSError(number, os.strerror(number))), OutOfDescriptors)
+        self.assertIsNone(descriptorError(OSError(errno.EACCES, "no")))
+        self.assertIsNone(descriptorError(ValueError()))
+
+    def test_http503(self):
+        """
+        The HTTP table answers both the domain error and a raw EMFILE with
+        503 and Retry-After.
+        """
+        for error in (OutOfDescriptors(), OSError(errno.EMFILE, "Too many open files")):
+            answer = httpErrorFor(error)
+            self.assertEqual(answer.code, 503)
+            self.assertIn(b"Retry-After", dict(answer.headers))
+            self.assertNotIn("descriptor", answer.reason)
+
+    def test_warnedOnce(self):
+        """
+        The warning is logged once per interval, then says how many were
+        left out.
+        """
+        now = [0.0]
+        warning = _RareWarning("out {suppressed}", 60.0, clock=lambda: now[0])
+        for _ in range(5):
+            warning.warn()
+        now[0] = 61.0
+        warning.warn()
+        texts = [e["suppressed"] for e in self.events if e.get("log_format") == "out {suppressed}"]
+        self.assertEqual(texts, [0, 4])
+
+    def test_storeRead(self):
+        """
+        A store read that finds no descriptor left raises
+        L{OutOfDescriptors}, and works again once descriptors are free.
+        """
+        store = CalendarStore(FilePath(self.mktemp()))
+        store.write(("alice.vfb",), b"data")
+        with noDescriptorsLeft():
+            self.assertRaises(OutOfDescriptors, store.read, ("alice.vfb",))
+        self.assertEqual(store.read(("alice.vfb",)), b"data")
+
+    def test_storeUpload(self):
+        """
+        An upload that cannot create its temporary file raises
+        L{OutOfDescriptors}.
+        """
+        store = CalendarStore(FilePath(self.mktemp()))
+        with noDescriptorsLeft():
+            upload = store.openUpload(("alice.vfb",))
+            self.assertRaises(OutOfDescriptors, upload.write, b"data")
+
+
+class _Held:
+    """
+    Loopback connections to a port, opened until the server stops accepting.
+    """
+
+    def __init__(self):
+        self.sockets = []
+
+    def open(self, port: int) -> socket.socket:
+        s = socket.create_connection(("127.0.0.1", port))
+        self.sockets.append(s)
+        return s
+
+    def closeAll(self):
+        for s in self.sockets:
+            s.close()
+        self.sockets = []
+
+
+def _recvAll(s: socket.socket, timeout: float = 5.0) -> bytes:
+    s.settimeout(timeout)
+    chunks = []
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            if b"\r\n\r\n" in b"".join(chunks) and b"Content-Length" in b"".join(chunks):
+                head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+                length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+                if len(body) >= length:
+                    break
+    except socket.timeout:
+        pass
+    return b"".join(chunks)
+
+
+class LowLimitProcessTests(unittest.TestCase):
+    """
+    A real twistd under a low RLIMIT_NOFILE, its descriptors used up by
+    idle connections.
+    """
+
+    timeout = 90
+
+    @inline
+    async def test_outOfDescriptors(self):
+        """
+        With every descriptor taken (the connection budget set above the
+        descriptor limit), a keep-alive chunked PUT gets 503 with
+        Retry-After (not a 500 and a critical traceback), new connections
+        are closed, the condition is logged once; once connections close,
+        the server serves again.
+        """
+        process = TwistdProcess(
+            self, "--http-max-connections", "1000", "--http-max-connections-per-address", "0",
+            "--http-idle-timeout", "300",
+        )
+        process.rlimitNoFile = 64
+        await process.start()
+        held = _Held()
+        self.addCleanup(held.closeAll)
+        put = socket.create_connection(("127.0.0.1", process.port))
+        self.addCleanup(put.close)
+        # A first request on the PUT connection, so it is accepted and kept.
+        put.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(statusOf(_recvAll(put)), 200)
+        for _ in range(80):
+            held.open(process.port)
+        await deferLater(reactor, 1.0)
+        auth = b"Authorization: Basic " + __import__("base64").b64encode(b"alice:wonderland") + b"\r\n"
+        statuses = []
+        for _ in range(3):
+            put.sendall(b"PUT /pub/calendar/alice.vfb HTTP/1.1\r\nHost: x\r\n" + auth
+                        + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+            response = _recvAll(put)
+            if not response:
+                self.fail("no answer; the server logged:\n" + process.output()[-4000:])
+            statuses.append(statusOf(response))
+            if statuses[-1] == 503:
+                self.assertIn(b"Retry-After: ", response)
+                break
+        self.assertEqual(statuses[-1], 503, statuses)
+        held.closeAll()
+        await deferLater(reactor, 1.0)
+        fresh = socket.create_connection(("127.0.0.1", process.port))
+        self.addCleanup(fresh.close)
+        fresh.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        self.assertEqual(statusOf(_recvAll(fresh)), 200)
+        output = process.output()
+        self.assertNotIn("Traceback", output)
+        self.assertNotIn("Unhandled", output)
+        self.assertEqual(output.count("out of file descriptors"), 1, output[-3000:])
+
+    @inline
+    async def test_connectionBudget(self):
+        """
+        By default the server answers 503 to connections beyond what its
+        descriptor limit allows, before it runs out: the connections it
+        keeps still publish, and nothing is closed unanswered.
+        """
+        process = TwistdProcess(self, "--http-idle-timeout", "300")
+        process.rlimitNoFile = 64
+        await process.start()
+        held = _Held()
+        self.addCleanup(held.closeAll)
+        put = socket.create_connection(("127.0.0.1", process.port))
+        self.addCleanup(put.close)
+        put.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(statusOf(_recvAll(put)), 200)
+        for _ in range(40):
+            held.open(process.port)
+        await deferLater(reactor, 0.5)
+        answers = []
+        for s in held.sockets:
+            s.setblocking(False)
+            try:
+                answers.append(s.recv(4096))
+            except BlockingIOError:
+                answers.append(None)
+        self.assertIn(None, answers)
+        self.assertTrue(answers[-1].startswith(b"HTTP/1.1 503 "), answers[-1])
+        self.assertIn(b"Retry-After: 5", answers[-1])
+        body = _CALENDAR
+        put.sendall(b"PUT /pub/calendar/alice.vfb HTTP/1.1\r\nHost: x\r\nAuthorization: Basic "
+                    + __import__("base64").b64encode(b"alice:wonderland")
+                    + b"\r\nContent-Type: text/calendar\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        self.assertIn(statusOf(_recvAll(put)), (201, 204))
+        output = process.output()
+        self.assertNotIn("EMFILE", output)
+        self.assertEqual(output.count("refusing connections"), 1)
+
+
+_CALENDAR = (
+    b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VFREEBUSY\r\n"
+    b"DTSTART:20261101T000000Z\r\nDTEND:20270101T000000Z\r\n"
+    b"FREEBUSY:20261125T090000Z/20261125T103000Z\r\nEND:VFREEBUSY\r\nEND:VCALENDAR\r\n"
+)
