@@ -11,6 +11,7 @@ from typing import Optional
 
 from twisted.cred.error import UnauthorizedLogin
 
+
 class FreeBusyError(Exception):
     """
     Base class of every error fbtwist reports to a client.
@@ -113,6 +114,7 @@ class WrongPassword(UnauthorizedLogin):
     def __init__(self, reason: str, uid: str) -> None:
         super().__init__(reason)
         self.uid = uid
+
 
 class OutOfDescriptors(FreeBusyError):
     """
