@@ -397,11 +397,11 @@ LOG_FORMATS = ("combined", "json")
 #: option names or name prefixes that belong to it (see L{topicOf}; a
 #: setting may also name its topic).
 TOPICS = (
-    ("Listeners", ("http", "ftp", "workers")),
+    ("Listeners", ("http", "ftp", "workers", "public-url")),
     ("Directory (LDAP)", ("ldap", "bind-", "admin-group", "mail-attributes", "auth-cache-", "login-",
                           "name-index-", "demo-", "ad-")),
     ("Lookups (/calendar/)", ("lookup-", "trusted-networks", "default-tz", "group-")),
-    ("Publishing (WebDAV, the calendar tree)", ("root", "max-upload", "realm", "dav-")),
+    ("Publishing (WebDAV, the calendar tree)", ("root", "max-upload", "realm", "dav-", "expand-")),
     ("FTP", ("ftp-",)),
     ("Operations", ("log-", "access-log", "metrics", "shutdown-")),
 )
