@@ -326,7 +326,7 @@ class DemoDefaultsTests(unittest.TestCase):
         self.assertEqual(adminGroup(), DEMO_ADMIN_GROUP)
         self.assertEqual(adminGroup("--admin-group", "cn=x,dc=example,dc=com"), "cn=x,dc=example,dc=com")
         self.assertIsNone(adminGroup("--ldap", "ldap://ldap.example.com/dc=example,dc=com"))
-        self.assertIn(f"member: uid=admin,ou=people,dc=example,dc=com",
+        self.assertIn("member: uid=admin,ou=people,dc=example,dc=com",
                       DEMO_LDIF.getContent().decode("utf-8").split(f"dn: {DEMO_ADMIN_GROUP}\n", 1)[1])
 
     def test_oneDemoLDIF(self):
