@@ -1,5 +1,5 @@
 """
-Maintenance of a calendar tree, run while the server runs or not:
+Maintenance of a calendar tree, run while the server runs or not::
 
     python -m fbtwist.admin [--config FILE | --root DIR] check
     python -m fbtwist.admin [--config FILE | --root DIR] import [--overwrite] [--dry-run] SOURCE...

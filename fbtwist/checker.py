@@ -62,7 +62,7 @@ class BindCache:
     directory; its only gain is against someone holding a copy of this
     process's memory, who holds the key too, and every password in flight.
 
-    @param clock: An L{IReactorTime}.
+    @param clock: An L{twisted.internet.interfaces.IReactorTime}.
     """
 
     _processKey = os.urandom(32)
@@ -180,7 +180,7 @@ class DirectoryChecker:
             if self.throttle is not None:
                 error = self._countFailure(throttled, peer, e)
             await self._floor(started)
-            raise error
+            raise error from None
         except TooManyAttempts:
             await self._floor(started)
             raise

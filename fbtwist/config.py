@@ -230,7 +230,8 @@ def parseAttributeList(text: str) -> Tuple[str, ...]:
     if not names:
         raise ValueError("expected attribute names separated by commas")
     for name in names:
-        if not (name[0].isascii() and name[0].isalpha()) or not all(c.isascii() and (c.isalnum() or c == "-") for c in name):
+        if not (name[0].isascii() and name[0].isalpha()) or not all(
+                c.isascii() and (c.isalnum() or c == "-") for c in name):
             raise ValueError(f"{name!r} is not an attribute name")
     return names
 

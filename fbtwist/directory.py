@@ -1094,7 +1094,8 @@ class LDAPDirectory:
                 raise UnauthorizedLogin(bindFailureReason(e.message)) from None
             except ldaperrors.LDAPException as e:
                 _close(client)
-                if getattr(e, "resultCode", None) in _UNAVAILABLE_CODES - {ldaperrors.LDAPUnwillingToPerform.resultCode}:
+                if getattr(e, "resultCode", None) in (
+                        _UNAVAILABLE_CODES - {ldaperrors.LDAPUnwillingToPerform.resultCode}):
                     raise self._unavailable(f"bind failed: {e}") from None
                 raise UnauthorizedLogin(f"bind refused: {e}") from None
             except _STALE_CONNECTION_ERRORS:

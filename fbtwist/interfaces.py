@@ -125,14 +125,14 @@ class ICalendarStore(Interface):
 
     def metadataDirectory(name):
         """
-        @return: A L{FilePath} of a hidden directory in the tree for state
+        @return: A L{twisted.python.filepath.FilePath} of a hidden directory in the tree for state
             every server sharing the tree must see (e.g. WebDAV locks).
         """
 
 
 class IDirectory(Interface):
     """
-    The user directory (LDAP).  Every method returns a L{Deferred} that fails
+    The user directory (LDAP).  Every method returns a L{twisted.internet.defer.Deferred} that fails
     with L{fbtwist.errors.DirectoryUnavailable} when the directory cannot be
     asked.
     """

@@ -23,7 +23,7 @@ class LatencyFloor:
     slow directory leaks at most which of these steps the work ended in,
     not how long it took.
 
-    @param clock: An L{IReactorTime}; its C{seconds()} is the time base of
+    @param clock: An L{twisted.internet.interfaces.IReactorTime}; its C{seconds()} is the time base of
         C{started}.
     @param seconds: The floor; 0 switches it off.
     @param jitter: Seconds of random delay added on top (default: half the

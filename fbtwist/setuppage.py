@@ -184,7 +184,8 @@ class SetupPage(Resource):
         request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
         markHostDependent(request, self.publicURL)
         request.setHeader(b"X-Content-Type-Options", b"nosniff")
-        request.setHeader(b"Content-Security-Policy", b"default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
+        request.setHeader(b"Content-Security-Policy",
+                          b"default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
         return self.page(request).encode("utf-8")
 
     def page(self, request) -> str:

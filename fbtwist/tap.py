@@ -235,7 +235,7 @@ class Options(usage.Options):
         twistdOptions = getattr(self, "parent", None)
         if twistdOptions is not None:
             useUnderTwistd(twistdOptions, self.config.logFormat)
-        if self.config.workers and any(not d.split(":", 1)[0] in ("tcp", "tcp6") for d in self.config.http):
+        if self.config.workers and any(d.split(":", 1)[0] not in ("tcp", "tcp6") for d in self.config.http):
             raise usage.UsageError("--workers needs plain tcp: (or tcp6:) --http endpoints")
 
 

@@ -80,7 +80,7 @@ class LoginThrottle:
     lockout instead would let a flood of failures from many addresses lift
     a victim's.
 
-    @param clock: An L{IReactorTime}.
+    @param clock: An L{twisted.internet.interfaces.IReactorTime}.
     @param maxFailures: Failures for one login name, or one directory
         entry, within C{window} that lock it out; 0 switches these limits
         off.

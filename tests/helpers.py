@@ -7,12 +7,13 @@ on a free loopback port.
 import warnings
 
 warnings.filterwarnings("ignore", module="ldaptor")
-warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*(pyparsing|crypt|camelCase|Deprecated call).*")
+warnings.filterwarnings("ignore", category=DeprecationWarning,
+                        message=".*(pyparsing|crypt|camelCase|Deprecated call).*")
 
 from twisted.internet import defer
 from twisted.python.filepath import FilePath
 
-from fbtwist.config import DEMO_LDIF
+from fbtwist.config import DEMO_LDIF  # noqa: F401 (for the tests that import it from here)
 from fbtwist.tap import Options, makeService
 
 ETC = FilePath(__file__).parent().sibling("etc")
@@ -187,5 +188,5 @@ def statusOf(response: bytes) -> int:
     The status code of the last response in C{response} (after any
     C{100 Continue}).
     """
-    lines = [l for l in response.split(b"\r\n") if l.startswith(b"HTTP/1.")]
+    lines = [line for line in response.split(b"\r\n") if line.startswith(b"HTTP/1.")]
     return int(lines[-1].split()[1])

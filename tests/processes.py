@@ -109,7 +109,7 @@ def waitForPort(port: int, timeout: float = 20.0, process: Optional[subprocess.P
             return
         except OSError:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
+                raise RuntimeError(f"nothing listens on port {port} after {timeout} s") from None
             time.sleep(0.05)
 
 

@@ -675,7 +675,7 @@ class SlapdServer:
                 except subprocess.TimeoutExpired:
                     raise SlapdError(
                         "slapd (pid {}) did not exit".format(process.pid)
-                    )
+                    ) from None
         self._process = None
         _running.discard(self)
 
@@ -835,7 +835,7 @@ class SlapdServer:
                     argv[0], self.startTimeout, (e.output or b"").decode(
                         "utf-8", "replace")
                 )
-            )
+            ) from e
         if result.returncode != 0:
             raise SlapdError(
                 "{} failed with status {}:\n{}".format(

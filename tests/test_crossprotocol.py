@@ -84,7 +84,8 @@ class LocksAcrossProtocolsTests(unittest.TestCase):
         keeps FTP from adding a new file to it.
         """
         response, _ = await self.dav.request(
-            "LOCK", "/pub/calendar/", login="admin", body=lockBody(), headers={"Timeout": "Second-600", "Depth": "infinity"}
+            "LOCK", "/pub/calendar/", login="admin", body=lockBody(),
+            headers={"Timeout": "Second-600", "Depth": "infinity"}
         )
         self.assertIn(response.code, (200, 201))
         (stor,) = await self.ftp(("STOR", "/pub/calendar/bsmith.vfb", outlookVFB()), login="bsmith")

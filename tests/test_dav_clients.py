@@ -102,7 +102,8 @@ class LitmusTests(unittest.TestCase):
         suites = parseLitmus(output)
         self.assertEqual(set(suites), set(LITMUS_SUITES), output)
         for name, (run, passed, failed, warnings) in suites.items():
-            self.assertEqual((failed, warnings), (0, 0), f"litmus {name}: {failed} failed, {warnings} warnings\n{output}")
+            self.assertEqual((failed, warnings), (0, 0),
+                             f"litmus {name}: {failed} failed, {warnings} warnings\n{output}")
             self.assertEqual(run, passed, output)
         self.assertEqual(problems, [], output)
         self.assertEqual(code, 0, output)

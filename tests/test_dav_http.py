@@ -365,7 +365,8 @@ class PreconditionTests(DAVTestCase):
         path = "/pub/calendar/alice.vfb"
         response, _ = await self.dav.request("PUT", path, body=outlookVFB(), headers={"If-None-Match": "*"})
         self.assertEqual(response.code, 201)
-        response, _ = await self.dav.request("PUT", path, body=outlookVFB("x@example.com"), headers={"If-None-Match": "*"})
+        response, _ = await self.dav.request("PUT", path, body=outlookVFB("x@example.com"),
+                                             headers={"If-None-Match": "*"})
         self.assertEqual(response.code, 412)
         self.assertEqual(self.server.store.read(("alice.vfb",)), outlookVFB())
         events = [e for e in self.events if e["fbEvent"] == "publish-rejected"]

@@ -42,7 +42,7 @@ class ParseIfTests(SynchronousTestCase):
         A resource tag applies to the lists after it, until the next tag.
         """
         lists = parseIf(f'<http://h/a> (<{TOKEN}>) ([W/"x"]) <http://h/b> (Not [{ETAG}])')
-        self.assertEqual([l.tag for l in lists], ["http://h/a", "http://h/a", "http://h/b"])
+        self.assertEqual([each.tag for each in lists], ["http://h/a", "http://h/a", "http://h/b"])
         self.assertEqual(lists[1].conditions, (Condition(False, "etag", 'W/"x"'),))
 
     def test_malformed(self):
@@ -106,5 +106,6 @@ class EvaluateIfTests(SynchronousTestCase):
         """
         Tokens outside C{Not} are submitted, wherever they are.
         """
-        lists = parseIf(f"<http://h/a> (<{TOKEN}>) (Not <opaquelocktoken:n>) <http://h/b> ([{ETAG}] <opaquelocktoken:b>)")
+        lists = parseIf(f"<http://h/a> (<{TOKEN}>) (Not <opaquelocktoken:n>) "
+                        f"<http://h/b> ([{ETAG}] <opaquelocktoken:b>)")
         self.assertEqual(submittedTokens(lists), {TOKEN, "opaquelocktoken:b"})

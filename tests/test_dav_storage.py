@@ -41,7 +41,8 @@ class DeadPropertyTests(SynchronousTestCase):
         """
         self.store.setDeadProperties(("alice.vfb",), {WIN32: WIN32_XML, "plain": "<plain>é\U00010000</plain>"})
         again = CalendarStore(self.store.root)
-        self.assertEqual(again.deadProperties(("alice.vfb",)), {WIN32: WIN32_XML, "plain": "<plain>é\U00010000</plain>"})
+        self.assertEqual(again.deadProperties(("alice.vfb",)),
+                         {WIN32: WIN32_XML, "plain": "<plain>é\U00010000</plain>"})
         self.assertEqual([c.name for c in again.children(())], ["alice.vfb"])
 
     def test_notPickle(self):

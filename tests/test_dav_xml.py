@@ -104,7 +104,8 @@ class WriteXMLTests(SynchronousTestCase):
         """
         A stored property value keeps the namespaces of its children.
         """
-        prop = parseXML(b"<t:valnspace xmlns:t='http://example.com/'><foo xmlns='bar'>x</foo><z:y xmlns:z='q'/></t:valnspace>")
+        prop = parseXML(b"<t:valnspace xmlns:t='http://example.com/'>"
+                        b"<foo xmlns='bar'>x</foo><z:y xmlns:z='q'/></t:valnspace>")
         again = fromstring(serializeElement(prop))
         self.assertEqual(again.tag, "{http://example.com/}valnspace")
         self.assertEqual([c.tag for c in again], ["{bar}foo", "{q}y"])

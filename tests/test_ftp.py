@@ -100,7 +100,8 @@ async def lftp(port: int, commands: str, login="alice", password=None, settings=
         f"open -u {login},{password} -p {port} 127.0.0.1; {commands}"
     )
     out, err, code = await getProcessOutputAndValue(
-        "/usr/bin/timeout", ["30", "lftp", "-c", script], env={"HOME": os.environ.get("HOME", "/tmp"), "LANG": "C.UTF-8"},
+        "/usr/bin/timeout", ["30", "lftp", "-c", script],
+        env={"HOME": os.environ.get("HOME", "/tmp"), "LANG": "C.UTF-8"},
     )
     return out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), code
 
@@ -699,7 +700,8 @@ class OutOfDescriptorsTests(unittest.TestCase):
 
         def publish():
             with connect(server.ftpPort) as client:
-                return client.storbinary("STOR /pub/calendar/alice.vfb", io.BytesIO(outlookVFB(busy="20230101T000000Z/20230101T010000Z")))
+                return client.storbinary("STOR /pub/calendar/alice.vfb",
+                                         io.BytesIO(outlookVFB(busy="20230101T000000Z/20230101T010000Z")))
 
         self.assertTrue((await inThread(publish)).startswith("226"))
 

@@ -223,7 +223,8 @@ class PublishAndLookupTests(unittest.TestCase):
         """
         for mediaType in [b"multipart/form-data; boundary=x", b"application/x-www-form-urlencoded", b"image/png"]:
             for name in ("alice.vfb", "alice.ics"):
-                response, _ = await self.put("/pub/calendar/" + name, outlookVFB(), headers={b"Content-Type": [mediaType]})
+                response, _ = await self.put("/pub/calendar/" + name, outlookVFB(),
+                                             headers={b"Content-Type": [mediaType]})
                 self.assertEqual(response.code, 415)
         response, _ = await self.put("/pub/calendar/alice.vfb", outlookVFB(),
                                      headers={b"Content-Type": [b"text/calendar; charset=utf-8"]})
@@ -326,7 +327,8 @@ class UploadLimitTests(unittest.TestCase):
         A body under the limit is published.
         """
         body = outlookVFB()
-        head = (b"PUT /pub/calendar/alice.vfb HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n" % len(body)
+        head = (b"PUT /pub/calendar/alice.vfb HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                b"Content-Length: %d\r\n" % len(body)
                 + b"Authorization: " + basicAuth("alice")[b"Authorization"][0] + b"\r\n")
         response = await self.request(head, body)
         self.assertEqual(statusOf(response), 201)
@@ -425,7 +427,8 @@ class DirectoryDownTests(unittest.TestCase):
         """
         Publishing while the directory is down: 503 with Retry-After.
         """
-        response = await self.http.put(self.server.url("/pub/calendar/alice.vfb"), data=outlookVFB(), headers=basicAuth("alice"))
+        response = await self.http.put(self.server.url("/pub/calendar/alice.vfb"), data=outlookVFB(),
+                                       headers=basicAuth("alice"))
         self.assertEqual(response.code, 503)
         self.assertTrue(response.headers.hasHeader(b"Retry-After"))
         await response.content()

@@ -229,10 +229,12 @@ class ReadTests(unittest.SynchronousTestCase):
         values, the first owner counts.
         """
         data = outlookVFB().replace(b"DTSTART:", b"DTSTART:20201201T000000Z\r\nDTSTART:").replace(
-            b"DTEND:", b"DTEND:20210301T000000Z\r\nDTEND:").replace(b"ORGANIZER:", b"ORGANIZER:first@example.com\r\nORGANIZER:")
+            b"DTEND:", b"DTEND:20210301T000000Z\r\nDTEND:").replace(
+            b"ORGANIZER:", b"ORGANIZER:first@example.com\r\nORGANIZER:")
         fb, clean = ical.readFreeBusy(data)
         self.assertEqual((fb.start, fb.end, fb.organizer), (datetime(2020, 12, 1, tzinfo=timezone.utc),
-                                                          datetime(2021, 3, 1, tzinfo=timezone.utc), "first@example.com"))
+                                                          datetime(2021, 3, 1, tzinfo=timezone.utc),
+                                                          "first@example.com"))
         self.assertTrue(clean)
 
     def test_windowOfAnotherType(self):

@@ -140,7 +140,7 @@ class JSONRecordTests(unittest.SynchronousTestCase):
         observer(dict(log_format="one", log_level=LogLevel.info, log_time=0))
         observer(dict(log_format="two\nlines", log_level=LogLevel.info, log_time=0))
         lines = out.getvalue().splitlines()
-        self.assertEqual([json.loads(l)["message"] for l in lines], ["one", "two\nlines"])
+        self.assertEqual([json.loads(line)["message"] for line in lines], ["one", "two\nlines"])
 
     def test_underTwistd(self):
         """
@@ -207,7 +207,7 @@ class LineWriterTests(unittest.SynchronousTestCase):
                           log_namespace="fbtwist.access"))
         self.assertEqual(self.out.flushed, "")
         self.clock.advance(0)
-        self.assertEqual([l.split("] ", 1)[1] for l in self.out.flushed.splitlines()],
+        self.assertEqual([line.split("] ", 1)[1] for line in self.out.flushed.splitlines()],
                          ["line 0", "line 1", "line 2"])
         self.assertEqual(self.out.flushes, 1)
         self.assertEqual(self.clock.getDelayedCalls(), [])
@@ -422,7 +422,7 @@ class ServerLogTests(unittest.TestCase):
             await response.content()
         await server.stop()
         lines = path.getContent().decode("ascii").splitlines()
-        self.assertEqual([COMBINED.match(l).group("uri") for l in lines], ["/calendar/nobody.vfb", "/healthz"])
+        self.assertEqual([COMBINED.match(line).group("uri") for line in lines], ["/calendar/nobody.vfb", "/healthz"])
 
 
 class TwistdLogTests(unittest.TestCase):
@@ -471,8 +471,9 @@ class TwistdLogTests(unittest.TestCase):
         server.signal()
         await server.exited()
         output = server.output()
-        lines = [l.split("[fbtwist.access#info] ", 1)[1] for l in output.splitlines() if "[fbtwist.access#" in l]
-        self.assertEqual([COMBINED.match(l).group("status") for l in lines], ["401", "201"])
+        lines = [line.split("[fbtwist.access#info] ", 1)[1]
+                 for line in output.splitlines() if "[fbtwist.access#" in line]
+        self.assertEqual([COMBINED.match(line).group("status") for line in lines], ["401", "201"])
         for secret in (WRONG_PASSWORD, "wonderland", "Authorization"):
             self.assertNotIn(secret, output)
 

@@ -62,7 +62,8 @@ class MetricsObserverTests(unittest.SynchronousTestCase):
         self.assertEqual(self.value("fbtwist_publishes_total", protocol="ftp"), 1)
         self.assertEqual(self.value("fbtwist_publish_rejections_total", protocol="http", reason="too-large"), 1)
         self.assertEqual(self.value("fbtwist_directory_call_seconds_count", operation="bind", ok="true"), 1)
-        self.assertEqual(self.value("fbtwist_directory_call_seconds_bucket", operation="bind", ok="true", le="0.005"), 1)
+        self.assertEqual(
+            self.value("fbtwist_directory_call_seconds_bucket", operation="bind", ok="true", le="0.005"), 1)
         self.assertEqual(self.value("fbtwist_bind_cache_lookups_total", result="hit"), 1)
         self.assertEqual(self.value("fbtwist_bind_cache_lookups_total", result="miss"), 1)
         self.assertEqual(self.value("fbtwist_ftp_sessions_open"), 1)

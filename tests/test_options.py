@@ -15,6 +15,7 @@ from twisted.python import usage
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
+import fbtwist
 from fbtwist.config import Config
 from fbtwist.tap import Options, makeService, threadRunner
 
@@ -229,6 +230,8 @@ class PluginTests(unittest.TestCase):
         self.assertTrue(target.descendant(["twisted", "plugins", "fbtwist_plugin.py"]).exists())
         self.assertFalse(target.descendant(["twisted", "plugins", "__init__.py"]).exists())
         self.assertTrue(target.descendant(["fbtwist", "data", "demo.ldif"]).isfile())
+        distInfo = target.child(f"fbtwist-{fbtwist.__version__}.dist-info")
+        self.assertIn("fbtwist-admin = fbtwist.admin:run", distInfo.child("entry_points.txt").getContent().decode())
         env = dict(os.environ, PYTHONPATH=target.path)
         check = self.runCommand([sys.executable, "-c",
                            "import fbtwist, fbtwist.config as c; print(fbtwist.__file__); print(c.DEMO_LDIF.isfile())"],

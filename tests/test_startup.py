@@ -5,12 +5,16 @@ and the demo's defaults (loopback only, admin an administrator, one LDIF,
 C{bin/serve} arguments added to its defaults).
 """
 
-import configparser
 import os
 import re
 import socket
 import subprocess
 import sys
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
 
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import globalLogPublisher
@@ -202,15 +206,16 @@ class HelpTests(unittest.TestCase):
 
     def test_version(self):
         """
-        twistd freebusy --version prints fbtwist's version, which setup.cfg
-        takes from fbtwist.__version__.
+        twistd freebusy --version prints fbtwist's version, which
+        pyproject.toml takes from fbtwist.__version__.
         """
         result = runTwistd(self, "--version")
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertEqual(result.stdout.splitlines()[0].split(" (")[0], f"fbtwist {fbtwist.__version__}")
-        setup = configparser.ConfigParser()
-        setup.read(TOP.child("setup.cfg").path)
-        self.assertEqual(setup["metadata"]["version"], "attr: fbtwist.__version__")
+        with open(TOP.child("pyproject.toml").path, "rb") as f:
+            project = tomllib.load(f)
+        self.assertIn("version", project["project"]["dynamic"])
+        self.assertEqual(project["tool"]["setuptools"]["dynamic"]["version"], {"attr": "fbtwist.__version__"})
 
     def test_adminHelp(self):
         """
@@ -321,7 +326,7 @@ class DemoDefaultsTests(unittest.TestCase):
         self.assertEqual(adminGroup(), DEMO_ADMIN_GROUP)
         self.assertEqual(adminGroup("--admin-group", "cn=x,dc=example,dc=com"), "cn=x,dc=example,dc=com")
         self.assertIsNone(adminGroup("--ldap", "ldap://ldap.example.com/dc=example,dc=com"))
-        self.assertIn(f"member: uid=admin,ou=people,dc=example,dc=com",
+        self.assertIn("member: uid=admin,ou=people,dc=example,dc=com",
                       DEMO_LDIF.getContent().decode("utf-8").split(f"dn: {DEMO_ADMIN_GROUP}\n", 1)[1])
 
     def test_oneDemoLDIF(self):

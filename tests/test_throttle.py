@@ -319,7 +319,8 @@ class RetryAfterTests(SynchronousTestCase):
 
     def get(self, login, password):
         token = base64.b64encode(f"{login}:{password}".encode("utf-8"))
-        response = self.successResultOf(self.http.get("http://fb.example/x", headers={b"Authorization": [b"Basic " + token]}))
+        response = self.successResultOf(
+            self.http.get("http://fb.example/x", headers={b"Authorization": [b"Basic " + token]}))
         self.http.flush()
         return response, self.successResultOf(response.content())
 

@@ -115,7 +115,8 @@ def checkLocks(avatar, request, locks: LockStore, changes: Iterable[Tuple[tuple,
             )
 
 
-def checkWrite(avatar, request, path, changes: Iterable[Tuple[tuple, bool, bool]], locks: Optional[LockStore] = None) -> LockStore:
+def checkWrite(avatar, request, path, changes: Iterable[Tuple[tuple, bool, bool]],
+               locks: Optional[LockStore] = None) -> LockStore:
     """
     The C{If} header, then the locks, for a change of C{changes}.
 

@@ -129,7 +129,8 @@ def parseXML(data: bytes) -> Optional[Element]:
     try:
         root = fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as e:
-        raise HTTPError(http.BAD_REQUEST, f"XML with a DTD or entities is not accepted ({e.__class__.__name__})") from None
+        raise HTTPError(http.BAD_REQUEST,
+                        f"XML with a DTD or entities is not accepted ({e.__class__.__name__})") from None
     except (ParseError, ValueError, LookupError) as e:
         # LookupError: an encoding declared that Python does not know.
         raise HTTPError(http.BAD_REQUEST, f"malformed XML: {' '.join(str(e).split())}") from None

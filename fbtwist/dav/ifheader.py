@@ -1,5 +1,5 @@
 """
-The WebDAV C{If} header (RFC 4918 section 10.4): parsing and evaluation.
+The WebDAV C{If} header (RFC 4918 section 10.4): parsing and evaluation::
 
     If = "If" ":" ( 1*No-tag-list | 1*Tagged-list )
     No-tag-list = List
@@ -172,5 +172,5 @@ def submittedTokens(lists: List[ConditionList]) -> Set[str]:
     outside a C{Not}.
     """
     return {
-        c.value for l in lists for c in l.conditions if c.kind == "token" and not c.negated
+        c.value for each in lists for c in each.conditions if c.kind == "token" and not c.negated
     }
