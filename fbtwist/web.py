@@ -287,7 +287,7 @@ class FreeBusySite(server.Site):
         self.maxUploadSize = maxUploadSize
         self.limits = limits
         self.inFlight = set()
-        #: Open connections: each is its own transport (see GuardedConnection).
+        # Each connection is its own transport (see GuardedConnection).
         self.connections = {}
         self._perAddress: Dict[str, int] = {}
         self._overLimitLogged = set()

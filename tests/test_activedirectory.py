@@ -57,7 +57,8 @@ def _dn(name, ou="users"):
 
 # Nested groups: chain0 > chain1 > ... > chain9, chain<i> holding user c<i>.
 CHAIN = "".join(
-    _user(f"c{i}", "pw", upn=False) + _group(f"chain{i}", _dn(f"c{i}"), *([_dn(f"chain{i + 1}", "groups")] if i < 9 else []))
+    _user(f"c{i}", "pw", upn=False)
+    + _group(f"chain{i}", _dn(f"c{i}"), *([_dn(f"chain{i + 1}", "groups")] if i < 9 else []))
     for i in range(10)
 )
 
@@ -477,7 +478,8 @@ class SambaTests(TestCase):
 
         async def refused(login, password=None):
             with self.assertRaises(UnauthorizedLogin, msg=login):
-                await checker.requestAvatarId(UsernamePassword(login.encode(), (password or f"Passw0rd-{login}").encode()))
+                await checker.requestAvatarId(
+                    UsernamePassword(login.encode(), (password or f"Passw0rd-{login}").encode()))
             return events[-1]["reason"]
 
         self.assertEqual(await refused("carol"), "account disabled (Active Directory data 533)")

@@ -153,8 +153,9 @@ class PublicViewTests(unittest.SynchronousTestCase):
         """
         The jCal rendering holds the same properties as the text one.
         """
-        fb = FreeBusy([Period(datetime(2021, 1, 5, 7, tzinfo=timezone.utc), datetime(2021, 1, 5, 8, tzinfo=timezone.utc),
-                              "BUSY-TENTATIVE")], organizer="x@example.com")
+        fb = FreeBusy([Period(datetime(2021, 1, 5, 7, tzinfo=timezone.utc),
+                              datetime(2021, 1, 5, 8, tzinfo=timezone.utc), "BUSY-TENTATIVE")],
+                      organizer="x@example.com")
         text = ical.publicView(fb, "alice", self.stamp)
         jcal = ical.publicView(fb, "alice", self.stamp, jcal=True)
         self.assertEqual(jcalAsText(jcal), textLines(text))
