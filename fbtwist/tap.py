@@ -504,7 +504,11 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
     serving = not (config.workers and adoptedFDs is None)
     nameIndex = NameIndexRefresher(directory, config.nameIndexRefresh, reactor) if (
         config.nameIndexRefresh and serving) else None
-    _DirectoryConnections(directory, nameIndex).setServiceParent(top)
+    connections = _DirectoryConnections(directory, nameIndex)
+    connections.setServiceParent(top)
+    # Work in flight when fbtwist stops may still need the directory (an
+    # upload whose credentials are being checked): close it after the drain.
+    top.stopLate(connections)
     top.directory = directory
     top.store = store
     top.portal = portal
