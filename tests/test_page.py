@@ -388,7 +388,8 @@ class BrowserPageTests(PageTestCase):
             def click(driver, person=person, day=day):
                 from selenium.webdriver.common.by import By
 
-                block = driver.find_element(By.CSS_SELECTOR, f"table[data-person='{person}'] td[data-day='{day}'] .block")
+                block = driver.find_element(
+                    By.CSS_SELECTOR, f"table[data-person='{person}'] td[data-day='{day}'] .block")
                 if person == "carol":
                     # Where a reader scrolls to see the third person.
                     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", block)
