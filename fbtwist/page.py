@@ -176,18 +176,18 @@ class Block(NamedTuple):
     @property
     def hour(self) -> int:
         """
-        The hour whose row the block starts in.
+        The hour the block starts in.
         """
         return self.start // _STEPS_PER_HOUR
 
     def geometry(self) -> List[str]:
         """
-        The CSS classes that place the block in its hour's cell:
-        C{at-N} (N steps after the hour), C{h-N} and C{f-N} (N hours and N
-        steps long); see C{page.css}.
+        The CSS classes that place the block in its day's column:
+        C{hour-H at-N} (it starts N steps after hour H), C{h-N f-N} (it
+        lasts N hours and N steps); see C{page.css}.
         """
         length = self.end - self.start
-        return [f"at-{self.start % _STEPS_PER_HOUR}", f"h-{length // _STEPS_PER_HOUR}",
+        return [f"hour-{self.hour}", f"at-{self.start % _STEPS_PER_HOUR}", f"h-{length // _STEPS_PER_HOUR}",
                 f"f-{length % _STEPS_PER_HOUR}"]
 
 
@@ -217,8 +217,12 @@ def dayBlocks(periods: Sequence[Period], day: date, zone: ZoneInfo) -> List[Bloc
     return blocks
 
 
+def _dayAndMonth(day: date) -> str:
+    return f"{day.day:d} {_MONTH_NAMES[day.month - 1]}"
+
+
 def _dayAndTime(moment: datetime) -> str:
-    return f"{_DAY_NAMES[moment.weekday()]} {moment.day:d} {_MONTH_NAMES[moment.month - 1]} {moment:%H:%M}"
+    return f"{_DAY_NAMES[moment.weekday()]} {_dayAndMonth(moment)} {moment:%H:%M}"
 
 
 def describe(period: Period, zone: ZoneInfo) -> str:
@@ -234,10 +238,6 @@ def describe(period: Period, zone: ZoneInfo) -> str:
     else:
         until = _dayAndTime(end)
     return f"{kindOf(period.fbtype)[1]}, {_dayAndTime(start)} to {until}"
-
-
-def _dayHeading(day: date) -> str:
-    return f"{_DAY_NAMES[day.weekday()]} {day.day:d} {_MONTH_NAMES[day.month - 1]}"
 
 
 async def answerPage(lookup, request) -> None:
@@ -320,13 +320,13 @@ class PageElement(Element):
 
     @renderer
     def page(self, request, tag):
-        days = self.days
+        first, last = self.days[0], self.days[-1]
         return tag.fillSlots(
             title="Free/busy" + (": " + ", ".join(self.names) if self.names else ""),
-            week=days[0].isoformat(),
+            week=first.isoformat(),
             previous=self.previous,
             next=self.following,
-            range=f"{days[0]:%d %b %Y} – {days[-1]:%d %b %Y} ({self.zone.key})",
+            range=f"{_dayAndMonth(first)} {first.year} – {_dayAndMonth(last)} {last.year} ({self.zone.key})",
         )
 
     @renderer
@@ -356,33 +356,26 @@ class PageElement(Element):
         section = tags.section(tags.h2(name), class_="person")
         if busy is None:
             return section(tags.p("Nobody by this name has published free/busy times.", class_="missing"))
-        head = tags.tr(tags.th(tags.span("Hour", class_="hidden")))
+        head = tags.tr(tags.th(tags.span("Hours", class_="hidden")))
         for day in self.days:
             head(tags.th(tags.span(_DAY_NAMES[day.weekday()], class_="dayname"), " ",
-                         tags.span(f"{day.day:d} {_MONTH_NAMES[day.month - 1]}", class_="date"),
+                         tags.span(_dayAndMonth(day), class_="date"),
                          scope="col", **self._today(day)))
-        # Each block goes into the cell of the hour it starts in.
-        starting: Dict[tuple, list] = {}
+        # One row: the hours down the side, and a column per day holding its
+        # blocks (a cell per hour would be 168 elements a person).
+        row = tags.tr(tags.td([tags.span(f"{hour:02d}:00") for hour in range(24)], class_="hours"))
         for day in self.days:
-            for block in dayBlocks(busy, day, self.zone):
-                starting.setdefault((day, block.hour), []).append(block)
-        body = tags.tbody()
-        for hour in range(24):
-            row = tags.tr(tags.th(f"{hour:02d}:00", scope="row"))
-            for day in self.days:
-                cell = tags.td(**{"data-day": day.isoformat(), "data-hour": str(hour)})
-                classes = ["today"] if day == self.today else []
+            column = tags.td(**{"data-day": day.isoformat()}, **self._today(day))
+            for hour in range(24):
                 if not Cell(day, hour, self.zone).exists:
-                    classes.append("gap")
-                if classes:
-                    cell(class_=" ".join(classes))
-                for block in starting.get((day, hour), ()):
-                    kind, words = kindOf(block.period.fbtype)
-                    cell(tags.button(tags.span(words), type="button", title=describe(block.period, self.zone),
-                                     class_=" ".join(["block", kind] + block.geometry())))
-                row(cell)
-            body(row)
-        return section(tags.table(tags.thead(head), body, class_="week", **{"data-person": name}))
+                    column(tags.div(title=f"no {hour:02d}:00 this day: clocks go forward",
+                                    class_=f"gap hour-{hour} at-0 h-1 f-0"))
+            for block in dayBlocks(busy, day, self.zone):
+                kind, words = kindOf(block.period.fbtype)
+                column(tags.button(tags.span(words), type="button", title=describe(block.period, self.zone),
+                                   class_=" ".join(["block", kind] + block.geometry())))
+            row(column)
+        return section(tags.table(tags.thead(head), tags.tbody(row), class_="week", **{"data-person": name}))
 
     def _today(self, day: date) -> dict:
         return {"class": "today"} if day == self.today else {}

@@ -25,31 +25,21 @@ def busyFile(*periods: str) -> bytes:
     return "\r\n".join(lines).encode()
 
 
-def cell(html: bytes, person: str, day: str, hour: int) -> str:
+def grid(html: bytes, person: str) -> str:
     """
-    One grid cell, from its opening tag to its end.
+    The week grid of one person.
     """
-    table = html.split(f'data-person="{person}"'.encode(), 1)[1].split(b"</table>", 1)[0].decode()
-    match = re.search(rf'<td data-day="{day}" data-hour="{hour}"[^>]*>.*?</td>', table)
-    assert match, (person, day, hour)
-    return match.group(0)
-
-
-def classes(tag: str) -> set:
-    match = re.search(r'class="([^"]*)"', tag)
-    return set(match.group(1).split()) if match else set()
+    return html.split(f'data-person="{person}"'.encode(), 1)[1].split(b"</table>", 1)[0].decode()
 
 
 def blocks(html: bytes, person: str) -> list:
     """
-    Each busy block of a person's grid: (day, hour, classes, title).
+    Each busy block of a person's grid: (day, classes, title).
     """
-    table = html.split(f'data-person="{person}"'.encode(), 1)[1].split(b"</table>", 1)[0].decode()
     found = []
-    for td in re.finditer(r'<td data-day="([^"]*)" data-hour="(\d+)"[^>]*>(.*?)</td>', table):
-        for button in re.finditer(r'<button type="button" title="([^"]*)" class="([^"]*)">', td.group(3)):
-            found.append((td.group(1), int(td.group(2)), set(button.group(2).split()),
-                          unescape(button.group(1))))
+    for td in re.finditer(r'<td data-day="([^"]*)"[^>]*>(.*?)</td>', grid(html, person)):
+        for button in re.finditer(r'<button type="button" title="([^"]*)" class="([^"]*)">', td.group(2)):
+            found.append((td.group(1), set(button.group(2).split()), unescape(button.group(1))))
     return found
 
 
@@ -110,7 +100,7 @@ class PageTests(PageTestCase):
         response, content = await self.get("/calendar/?who=alice&week=2026-11-26")
         self.assertEqual(response.code, 200)
         self.assertEqual(blocks(content, "alice"), [
-            ("2026-11-24", 10, {"block", "busy", "at-0", "h-1", "f-6"}, "busy, Tue 24 Nov 10:00 to 11:30"),
+            ("2026-11-24", {"block", "busy", "hour-10", "at-0", "h-1", "f-6"}, "busy, Tue 24 Nov 10:00 to 11:30"),
         ])
         self.assertIn(b'href="/calendar/?who=alice&amp;week=2026-11-16"', content)
         self.assertIn(b'href="/calendar/?who=alice&amp;week=2026-11-30"', content)
@@ -131,7 +121,7 @@ class PageTests(PageTestCase):
         legend = re.search(rb'<ul class="legend"[^>]*>(.*?)</ul>', content, re.S).group(1).decode()
         self.assertEqual(re.findall(r'<span class="swatch (\w+)"></span> ([\w ]+)</li>', legend),
                          [("busy", "busy"), ("tentative", "tentative"), ("away", "out of office")])
-        self.assertEqual([(b[2] & {"busy", "tentative", "away"}, b[3]) for b in blocks(content, "alice")], [
+        self.assertEqual([(b[1] & {"busy", "tentative", "away"}, b[2]) for b in blocks(content, "alice")], [
             ({"busy"}, "busy, Tue 24 Nov 10:00 to 11:00"),
             ({"tentative"}, "tentative, Wed 25 Nov 10:00 to 11:00"),
             ({"away"}, "out of office, Thu 26 Nov 10:00 to 11:00"),
@@ -153,11 +143,11 @@ class PageTests(PageTestCase):
             "20261124T210000Z/20261125T010000Z",
         ))
         _, content = await self.get("/calendar/?who=alice&week=2026-11-23")
-        self.assertEqual([(b[0], b[1], b[2] - {"block"}, b[3]) for b in blocks(content, "alice")], [
-            ("2026-11-25", 0, {"busy", "at-0", "h-2", "f-0"}, "busy, Tue 24 Nov 22:00 to Wed 25 Nov 02:00"),
-            ("2026-11-24", 10, {"busy", "at-0", "h-3", "f-0"}, "busy, Tue 24 Nov 10:00 to 13:00"),
-            ("2026-11-24", 13, {"tentative", "at-0", "h-0", "f-6"}, "tentative, Tue 24 Nov 13:00 to 13:30"),
-            ("2026-11-24", 22, {"busy", "at-0", "h-2", "f-0"}, "busy, Tue 24 Nov 22:00 to Wed 25 Nov 02:00"),
+        self.assertEqual([(b[0], b[1] - {"block"}, b[2]) for b in blocks(content, "alice")], [
+            ("2026-11-24", {"busy", "hour-10", "at-0", "h-3", "f-0"}, "busy, Tue 24 Nov 10:00 to 13:00"),
+            ("2026-11-24", {"tentative", "hour-13", "at-0", "h-0", "f-6"}, "tentative, Tue 24 Nov 13:00 to 13:30"),
+            ("2026-11-24", {"busy", "hour-22", "at-0", "h-2", "f-0"}, "busy, Tue 24 Nov 22:00 to Wed 25 Nov 02:00"),
+            ("2026-11-25", {"busy", "hour-0", "at-0", "h-2", "f-0"}, "busy, Tue 24 Nov 22:00 to Wed 25 Nov 02:00"),
         ])
 
     @inline
@@ -169,9 +159,9 @@ class PageTests(PageTestCase):
         self.server.store.write(("alice.vfb",), busyFile(
             "20261124T081500Z/20261124T083000Z", "20261124T094100Z/20261124T094300Z"))
         _, content = await self.get("/calendar/?who=alice&week=2026-11-23")
-        self.assertEqual([(b[1], b[2] - {"block", "busy"}, b[3]) for b in blocks(content, "alice")], [
-            (9, {"at-3", "h-0", "f-3"}, "busy, Tue 24 Nov 09:15 to 09:30"),
-            (10, {"at-8", "h-0", "f-1"}, "busy, Tue 24 Nov 10:41 to 10:43"),
+        self.assertEqual([(b[1] - {"block", "busy"}, b[2]) for b in blocks(content, "alice")], [
+            ({"hour-9", "at-3", "h-0", "f-3"}, "busy, Tue 24 Nov 09:15 to 09:30"),
+            ({"hour-10", "at-8", "h-0", "f-1"}, "busy, Tue 24 Nov 10:41 to 10:43"),
         ])
 
     @inline
@@ -181,8 +171,9 @@ class PageTests(PageTestCase):
         search form and the week links; the server's zone is not repeated.
         """
         _, content = await self.get("/calendar/?who=alice&week=2026-11-24&tz=America/New_York")
-        self.assertEqual([(b[0], b[1], b[3]) for b in blocks(content, "alice")],
-                         [("2026-11-24", 4, "busy, Tue 24 Nov 04:00 to 05:30")])
+        self.assertEqual([(b[0], b[1], b[2]) for b in blocks(content, "alice")],
+                         [("2026-11-24", {"block", "busy", "hour-4", "at-0", "h-1", "f-6"},
+                           "busy, Tue 24 Nov 04:00 to 05:30")])
         form = re.search(rb'<form .*?</form>', content, re.S).group(0)
         self.assertIn(b'<input type="hidden" name="tz" value="America/New_York" />', form)
         self.assertIn(b'<input type="hidden" name="week" value="2026-11-23" />', form)
@@ -214,13 +205,14 @@ class PageTests(PageTestCase):
     @inline
     async def test_dstWeeks(self):
         """
-        The hour skipped in March is marked as a gap; the October week
-        spans 169 hours.
+        The hour skipped in March is marked as a gap in that day's column;
+        the October week spans 169 hours.
         """
         _, content = await self.get("/calendar/?who=alice&week=2026-03-29")
-        self.assertIn("gap", classes(cell(content, "alice", "2026-03-29", 2)))
-        self.assertNotIn("gap", classes(cell(content, "alice", "2026-03-29", 3)))
-        self.assertNotIn("gap", classes(cell(content, "alice", "2026-03-28", 2)))
+        self.assertEqual(re.findall(r'<td data-day="([^"]*)"[^>]*><div title="([^"]*)" class="([^"]*)">',
+                                    grid(content, "alice")),
+                         [("2026-03-29", "no 02:00 this day: clocks go forward", "gap hour-2 at-0 h-1 f-0")])
+        self.assertEqual(grid(content, "alice").count("gap"), 1)
         _, content = await self.get("/calendar/?who=alice&week=2026-10-25", "application/json")
         week = json.loads(content)["week"]
         self.assertEqual(week, {"start": "2026-10-18T22:00:00Z", "end": "2026-10-25T23:00:00Z"})
@@ -292,18 +284,17 @@ function box(element) {
   return {left: r.left, right: r.right, top: r.top, bottom: r.bottom};
 }
 function grid(person) { return document.querySelector("table[data-person='" + person + "']"); }
-function cellBox(person, day, hour) {
-  return box(grid(person).querySelector("td[data-day='" + day + "'][data-hour='" + hour + "']"));
-}
+function column(person, day) { return grid(person).querySelector("td[data-day='" + day + "']"); }
+function hourLabel(person, hour) { return box(grid(person).querySelectorAll("td.hours span")[hour]); }
 return {
   legend: Array.prototype.map.call(document.querySelectorAll("ul.legend li"), function (li) {
     return li.textContent.trim(); }),
   people: Array.prototype.map.call(document.querySelectorAll("section.person h2"), function (h) {
     return h.textContent; }),
-  tuesday: Array.prototype.map.call(grid("alice").querySelectorAll("td[data-day='2026-11-24'] .block"), box),
-  tuesdayCells: [10, 11, 13, 15].map(function (hour) { return cellBox("alice", "2026-11-24", hour); }),
-  short: box(grid("alice").querySelector("td[data-day='2026-11-25'] .block")),
-  shortCell: cellBox("alice", "2026-11-25", 9),
+  tuesday: Array.prototype.map.call(column("alice", "2026-11-24").querySelectorAll(".block"), box),
+  tuesdayColumn: box(column("alice", "2026-11-24")),
+  hours: [9, 10, 11, 13, 15].map(function (hour) { return hourLabel("alice", hour); }),
+  short: box(column("alice", "2026-11-25").querySelector(".block")),
   overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
   ready: document.documentElement.getAttribute("data-ready")
 };
@@ -367,20 +358,22 @@ class BrowserPageTests(PageTestCase):
         self.assertEqual(facts["legend"], ["busy", "tentative", "out of office", "Click a block for its exact times."])
         # No sideways scrolling.
         self.assertLessEqual(facts["overflow"], 0)
-        # 10:00 to 11:30, and 13:00 to 15:00 as one element, each in place.
-        h10, h11, h13, h15 = facts["tuesdayCells"]
+        # 10:00 to 11:30, and 13:00 to 15:00 as one element, each level
+        # with the hours down the side.
+        h9, h10, h11, h13, h15 = facts["hours"]
         pitch = h11["top"] - h10["top"]
+        self.assertEqual(pitch, 24)
         first, second = facts["tuesday"]
         self.assertAlmostEqual(first["top"], h10["top"], delta=1.5)
         self.assertAlmostEqual(first["bottom"], h11["top"] + pitch / 2, delta=1.5)
         self.assertAlmostEqual(second["top"], h13["top"], delta=1.5)
         self.assertAlmostEqual(second["bottom"], h15["top"], delta=1.5)
-        self.assertGreaterEqual(first["left"], h10["left"])
-        self.assertLessEqual(first["right"], h10["right"])
+        self.assertGreaterEqual(first["left"], facts["tuesdayColumn"]["left"])
+        self.assertLessEqual(first["right"], facts["tuesdayColumn"]["right"])
         # The 15-minute meeting starts a quarter past and is tall enough to
         # see and click (its true length would be a quarter of an hour).
-        short, cell = facts["short"], facts["shortCell"]
-        self.assertAlmostEqual(short["top"], cell["top"] + pitch / 4, delta=1.5)
+        short = facts["short"]
+        self.assertAlmostEqual(short["top"], h9["top"] + pitch / 4, delta=1.5)
         self.assertGreaterEqual(short["bottom"] - short["top"], 12)
         self.assertLess(pitch / 4, 12)
 
@@ -478,7 +471,7 @@ class BlockTests(unittest.SynchronousTestCase):
         def utc(text):
             return datetime.strptime(text, "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc)
 
-        return [(b.hour, b.geometry()) for b in dayBlocks(
+        return [b.geometry() for b in dayBlocks(
             [Period(utc(s), utc(e)) for s, e in spans], day, ZoneInfo(zone))]
 
     def test_steps(self):
@@ -490,13 +483,13 @@ class BlockTests(unittest.SynchronousTestCase):
 
         day = date(2026, 1, 5)
         self.assertEqual(self.blocks(day, "UTC", ("20260105T101500", "20260105T103000")),
-                         [(10, ["at-3", "h-0", "f-3"])])
+                         [["hour-10", "at-3", "h-0", "f-3"]])
         self.assertEqual(self.blocks(day, "UTC", ("20260105T101701", "20260105T101702")),
-                         [(10, ["at-3", "h-0", "f-1"])])
+                         [["hour-10", "at-3", "h-0", "f-1"]])
         self.assertEqual(self.blocks(day, "UTC", ("20260105T225900", "20260107T000000")),
-                         [(22, ["at-11", "h-1", "f-1"])])
+                         [["hour-22", "at-11", "h-1", "f-1"]])
         self.assertEqual(self.blocks(day, "UTC", ("20260104T120000", "20260107T000000")),
-                         [(0, ["at-0", "h-24", "f-0"])])
+                         [["hour-0", "at-0", "h-24", "f-0"]])
         self.assertEqual(self.blocks(day, "UTC", ("20260104T120000", "20260105T000000")), [])
 
     def test_dst(self):
@@ -508,10 +501,10 @@ class BlockTests(unittest.SynchronousTestCase):
 
         # 01:30 to 03:30 in Berlin on 29 March 2026 is one hour.
         self.assertEqual(self.blocks(date(2026, 3, 29), "Europe/Berlin", ("20260329T003000", "20260329T013000")),
-                         [(1, ["at-6", "h-2", "f-0"])])
+                         [["hour-1", "at-6", "h-2", "f-0"]])
         # 02:30 summer time to 02:15 winter time on 25 October 2026.
         self.assertEqual(self.blocks(date(2026, 10, 25), "Europe/Berlin", ("20261025T003000", "20261025T011500")),
-                         [(2, ["at-6", "h-0", "f-1"])])
+                         [["hour-2", "at-6", "h-0", "f-1"]])
 
     def test_describe(self):
         """
