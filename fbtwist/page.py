@@ -210,9 +210,8 @@ def dayBlocks(periods: Sequence[Period], day: date, zone: ZoneInfo) -> List[Bloc
             continue
         start = _wallSteps(max(p.start, dayStart), zone, roundUp=False)
         end = _STEPS_PER_DAY if p.end >= dayEnd else _wallSteps(p.end, zone, roundUp=True)
-        # The hour repeated when clocks go back can end a period "before" it
-        # began on the wall clock.
-        start = min(start, _STEPS_PER_DAY - 1)
+        # At least one step; inside the hour repeated when clocks go back a
+        # period can even end "before" it began on the wall clock.
         blocks.append(Block(p, start, max(end, start + 1)))
     return blocks
 
@@ -317,6 +316,8 @@ class PageElement(Element):
         super().__init__()
         self.names, self.people, self.days, self.zone = names, people, days, zone
         self.keptZone, self.today, self.previous, self.following = keptZone, today, previous, following
+        #: The hours each day skips when clocks go forward.
+        self.skipped = {day: [hour for hour in range(24) if not Cell(day, hour, zone).exists] for day in days}
 
     @renderer
     def page(self, request, tag):
@@ -366,10 +367,9 @@ class PageElement(Element):
         row = tags.tr(tags.td([tags.span(f"{hour:02d}:00") for hour in range(24)], class_="hours"))
         for day in self.days:
             column = tags.td(**{"data-day": day.isoformat()}, **self._today(day))
-            for hour in range(24):
-                if not Cell(day, hour, self.zone).exists:
-                    column(tags.div(title=f"no {hour:02d}:00 this day: clocks go forward",
-                                    class_=f"gap hour-{hour} at-0 h-1 f-0"))
+            for hour in self.skipped[day]:
+                column(tags.div(title=f"no {hour:02d}:00 this day: clocks go forward",
+                                class_=f"gap hour-{hour} at-0 h-1 f-0"))
             for block in dayBlocks(busy, day, self.zone):
                 kind, words = kindOf(block.period.fbtype)
                 column(tags.button(tags.span(words), type="button", title=describe(block.period, self.zone),
