@@ -428,8 +428,8 @@ class BrowserPageTests(PageTestCase):
     async def test_desktop(self):
         """
         At 1280x800 the grids line up, the clicked block's times are shown
-        beside it, Escape hides them, and the next-week link leads to an
-        empty week.
+        beside it, Escape hides them and Enter on the block shows them
+        again, and the next-week link leads to an empty week.
         """
         browser = await self.showWeek("desktop", 1280, 800, phone=False)
 
@@ -437,13 +437,22 @@ class BrowserPageTests(PageTestCase):
             from selenium.webdriver.common.by import By
             from selenium.webdriver.common.keys import Keys
 
+            isHidden = "return document.getElementById('detail').hidden"
             driver.switch_to.active_element.send_keys(Keys.ESCAPE)
-            hidden = driver.execute_script("return document.getElementById('detail').hidden")
+            hidden = driver.execute_script(isHidden)
+            # The block keeps the focus: Enter shows its times again.
+            focused = driver.switch_to.active_element
+            focused.send_keys(Keys.ENTER)
+            shownAgain = not driver.execute_script(isHidden)
+            focusedClass = focused.get_attribute("class")
             driver.find_element(By.ID, "next").click()
-            return hidden, driver.current_url, len(driver.find_elements(By.CSS_SELECTOR, ".block"))
+            return (hidden, shownAgain, focusedClass, driver.current_url,
+                    len(driver.find_elements(By.CSS_SELECTOR, ".block")))
 
-        hidden, current, count = await browser.call(escapeThenNextWeek)
+        hidden, shownAgain, focusedClass, current, count = await browser.call(escapeThenNextWeek)
         self.assertTrue(hidden)
+        self.assertTrue(shownAgain)
+        self.assertIn("block", focusedClass.split())
         self.assertIn("week=2026-11-30", current)
         self.assertEqual(count, 0)
 
