@@ -3,24 +3,30 @@ The page people read: C{GET /calendar/?who=alice,betty&week=2026-11-23}.
 
 In a browser it is a search box and, for each person asked for, a week grid
 of their busy times with links to the previous and next week, rendered on
-the server (every text escaped) with a small stylesheet and script of our
-own (C{fbtwist/data/page.css}, C{page.js}; no CDN).  With
+the server with C{twisted.web.template} (C{fbtwist/data/page.xhtml}; every
+text escaped by the flattener) and a small stylesheet and script of our own
+(C{fbtwist/data/page.css}, C{page.js}; no CDN).  Each stretch of busy time
+is one block in its day's column, placed by its start and length; the
+script shows a clicked block's times next to it.  With
 C{Accept: application/json} the same data comes as JSON.  Only busy times
 are shown, as through every lookup URL.
+
+C{/} is a small page of its own (L{RootElement}) pointing here and to the
+set-up page.
 """
 
-import html
 import json
 from datetime import date, datetime, time, timedelta, timezone
-from typing import List, Optional
+from typing import Dict, List, NamedTuple, Optional, Sequence
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from twisted.python.filepath import FilePath
 from twisted.web import http
+from twisted.web.template import Element, XMLFile, flattenString, renderer, tags
 
 from fbtwist import freebusy
-from fbtwist.freebusy import Period, TimeRange, startOfDay
+from fbtwist.freebusy import BUSY, BUSY_TENTATIVE, BUSY_UNAVAILABLE, Period, TimeRange, startOfDay
 from fbtwist.webresponse import HTTPError
 
 DATA = FilePath(__file__).sibling("data")
@@ -33,12 +39,22 @@ STATIC_FILES = {
 
 PAGE_PATH = "/calendar/"
 _DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _MAX_NAME = 256
 _SECURITY_HEADERS = (
     (b"Content-Security-Policy", b"default-src 'none'; style-src 'self'; script-src 'self'; form-action 'self'"),
     (b"X-Content-Type-Options", b"nosniff"),
     (b"Referrer-Policy", b"no-referrer"),
 )
+
+
+def securityHeaders(request) -> None:
+    """
+    The headers of every HTML page of ours: nothing but our own stylesheet
+    and script may load or run (no inline script or style).
+    """
+    for header, value in _SECURITY_HEADERS:
+        request.setHeader(header, value)
 
 
 def serveStatic(request, name: bytes) -> None:
@@ -106,9 +122,30 @@ def weekAskedFor(request, today: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
+#: The kinds of busy time the page draws: FBTYPE -> (CSS class, words).
+#: Any other FBTYPE was read as BUSY (RFC 5545 3.2.9).
+KINDS: Dict[str, tuple] = {
+    BUSY: ("busy", "busy"),
+    BUSY_TENTATIVE: ("tentative", "tentative"),
+    BUSY_UNAVAILABLE: ("away", "out of office"),
+}
+
+#: The grid places blocks to this many minutes.
+STEP = 5
+_STEPS_PER_HOUR = 60 // STEP
+_STEPS_PER_DAY = 24 * _STEPS_PER_HOUR
+
+
+def kindOf(fbtype: str) -> tuple:
+    """
+    The CSS class and the words for busy time of type C{fbtype}.
+    """
+    return KINDS.get(fbtype, KINDS[BUSY])
+
+
 class Cell:
     """
-    One hour of one day in the grid: its UTC bounds and what covers it.
+    One hour of one day in the grid, and its UTC bounds.
     """
 
     def __init__(self, day: date, hour: int, zone: ZoneInfo):
@@ -117,43 +154,89 @@ class Cell:
         self.end = (
             datetime.combine(day, time(hour + 1), zone) if hour < 23 else startOfDay(day + timedelta(days=1), zone)
         ).astimezone(timezone.utc)
-        self.fbtype: Optional[str] = None
-        self.periods: List[Period] = []
 
     @property
     def exists(self) -> bool:
         # The hour skipped when clocks go forward takes no time.
         return self.end > self.start
 
-    def quarters(self) -> Optional[tuple]:
+
+class Block(NamedTuple):
+    """
+    The part of one busy period that falls on one day, as the grid draws
+    it: from C{start} to C{end}, counted in L{STEP}s of wall-clock time
+    since that day's midnight (start rounded down, end up, at least one
+    step long).
+    """
+
+    period: Period
+    start: int
+    end: int
+
+    @property
+    def hour(self) -> int:
         """
-        Which quarters of the hour (first, last + 1, of 0 to 4) the busy
-        periods cover, when they are one stretch that leaves part of the
-        hour free; otherwise C{None}.
+        The hour the block starts in.
         """
-        if not self.periods or not self.exists:
-            return None
-        spans = sorted((max(p.start, self.start), min(p.end, self.end)) for p in self.periods)
-        first, last = spans[0]
-        for start, end in spans[1:]:
-            if start > last:
-                return None  # a gap inside the hour: shown as wholly busy
-            last = max(last, end)
-        length = (self.end - self.start).total_seconds()
-        begin = int(4 * (first - self.start).total_seconds() // length)
-        finish = -int(-4 * (last - self.start).total_seconds() // length)
-        return None if (begin, finish) == (0, 4) else (begin, max(finish, begin + 1))
+        return self.start // _STEPS_PER_HOUR
 
-    def cover(self, periods: List[Period]) -> None:
-        for p in periods:
-            if p.start < self.end and p.end > self.start and p.isBusy:
-                self.periods.append(p)
-                if self.fbtype is None or freebusy.strength(p.fbtype) > freebusy.strength(self.fbtype):
-                    self.fbtype = p.fbtype
+    def geometry(self) -> List[str]:
+        """
+        The CSS classes that place the block in its day's column:
+        C{hour-H at-N} (it starts N steps after hour H), C{h-N f-N} (it
+        lasts N hours and N steps); see C{page.css}.
+        """
+        length = self.end - self.start
+        return [f"hour-{self.hour}", f"at-{self.start % _STEPS_PER_HOUR}", f"h-{length // _STEPS_PER_HOUR}",
+                f"f-{length % _STEPS_PER_HOUR}"]
 
 
-def _localTime(moment: datetime, zone: ZoneInfo) -> str:
-    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+def _wallSteps(moment: datetime, zone: ZoneInfo, roundUp: bool) -> int:
+    local = moment.astimezone(zone)
+    seconds = local.hour * 3600 + local.minute * 60 + local.second + (local.microsecond > 0)
+    step = STEP * 60
+    return -(-seconds // step) if roundUp else seconds // step
+
+
+def dayBlocks(periods: Sequence[Period], day: date, zone: ZoneInfo) -> List[Block]:
+    """
+    The blocks of C{day} (in C{zone}) for merged busy C{periods}: one per
+    period, cut at midnight.
+    """
+    dayStart, dayEnd = startOfDay(day, zone), startOfDay(day + timedelta(days=1), zone)
+    blocks = []
+    for p in periods:
+        if not p.isBusy or p.end <= dayStart or p.start >= dayEnd:
+            continue
+        start = _wallSteps(max(p.start, dayStart), zone, roundUp=False)
+        end = _STEPS_PER_DAY if p.end >= dayEnd else _wallSteps(p.end, zone, roundUp=True)
+        # At least one step; inside the hour repeated when clocks go back a
+        # period can even end "before" it began on the wall clock.
+        blocks.append(Block(p, start, max(end, start + 1)))
+    return blocks
+
+
+def _dayAndMonth(day: date) -> str:
+    return f"{day.day:d} {_MONTH_NAMES[day.month - 1]}"
+
+
+def _dayAndTime(moment: datetime) -> str:
+    return f"{_DAY_NAMES[moment.weekday()]} {_dayAndMonth(moment)} {moment:%H:%M}"
+
+
+def describe(period: Period, zone: ZoneInfo) -> str:
+    """
+    A period in words, for people: C{"busy, Tue 24 Nov 10:00 to 11:30"}
+    (the end's day only when it is another day).
+    """
+    start, end = period.start.astimezone(zone), period.end.astimezone(zone)
+    if end.date() == start.date():
+        until = f"{end:%H:%M}"
+    elif end.date() == start.date() + timedelta(days=1) and end.time() == time(0):
+        until = "midnight"
+    else:
+        until = _dayAndTime(end)
+    return f"{kindOf(period.fbtype)[1]}, {_dayAndTime(start)} to {until}"
 
 
 async def answerPage(lookup, request) -> None:
@@ -171,13 +254,15 @@ async def answerPage(lookup, request) -> None:
     for name in names:
         busy = await lookup.busyTimes(name, week)
         people.append((name, busy))
+    # The zone asked for is kept by the week links and the search form.
+    keptZone = None if zone.key == settings.defaultZone.key else zone.key
 
     def link(weekStart: date) -> str:
         query = [("week", weekStart.isoformat())]
         if names:
             query.insert(0, ("who", ",".join(names)))
-        if zone is not settings.defaultZone:
-            query.append(("tz", zone.key))
+        if keptZone is not None:
+            query.append(("tz", keptZone))
         return PAGE_PATH + "?" + urlencode(query)
 
     previous, following = link(monday - timedelta(days=7)), link(monday + timedelta(days=7))
@@ -201,10 +286,10 @@ async def answerPage(lookup, request) -> None:
         ).encode("utf-8")
         request.setHeader(b"Content-Type", b"application/json; charset=utf-8")
     else:
-        body = renderHTML(names, people, days, zone, today, previous, following).encode("utf-8")
+        element = PageElement(names, people, days, zone, keptZone, today, previous, following)
+        body = b"<!DOCTYPE html>\n" + await flattenString(None, element)
         request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
-        for header, value in _SECURITY_HEADERS:
-            request.setHeader(header, value)
+        securityHeaders(request)
     request.setHeader(b"Content-Length", b"%d" % len(body))
     request.write(body)
 
@@ -218,73 +303,96 @@ def _wantsJSON(request) -> bool:
     return "application/json" in types and "text/html" not in types
 
 
-def renderHTML(names, people, days, zone: ZoneInfo, today: date, previous: str, following: str) -> str:
-    e = html.escape
-    title = "Free/busy" + (": " + ", ".join(names) if names else "")
-    out = [
-        "<!doctype html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{e(title)}</title>",
-        f'<link rel="stylesheet" href="{PAGE_PATH}page.css">',
-        f'<script src="{PAGE_PATH}page.js" defer></script>',
-        "</head><body>",
-        "<header><h1>Free/busy</h1>",
-        f'<form method="get" action="{PAGE_PATH}" role="search">',
-        '<label for="who">People (names or addresses, comma-separated)</label> ',
-        f'<input id="who" name="who" type="search" value="{e(", ".join(names))}" '
-        f'placeholder="alice, betty@example.com"{"" if names else " autofocus"}>',
-        f'<input type="hidden" name="week" value="{days[0].isoformat()}">',
-        '<button type="submit">Show</button></form></header>',
-        '<nav class="weeks">',
-        f'<a id="previous" rel="prev" href="{e(previous)}">&larr; previous week</a>',
-        f'<span class="range">{days[0].strftime("%d %b %Y")} &ndash; {days[-1].strftime("%d %b %Y")} '
-        f"({e(zone.key)})</span>",
-        f'<a id="next" rel="next" href="{e(following)}">next week &rarr;</a>',
-        "</nav>",
-        '<p id="detail" aria-live="polite"></p>',
-    ]
-    if not names:
-        out.append('<p class="hint">Type one or more names to see their busy times for a week.</p>')
-    for name, busy in people:
-        out.append(f'<section class="person"><h2>{e(name)}</h2>')
+class PageElement(Element):
+    """
+    The page's HTML: the frame from C{page.xhtml}, the week grids built
+    here.
+    """
+
+    loader = XMLFile(DATA.child("page.xhtml"))
+
+    def __init__(self, names: List[str], people: list, days: List[date], zone: ZoneInfo,
+                 keptZone: Optional[str], today: date, previous: str, following: str):
+        super().__init__()
+        self.names, self.people, self.days, self.zone = names, people, days, zone
+        self.keptZone, self.today, self.previous, self.following = keptZone, today, previous, following
+        #: The hours each day skips when clocks go forward.
+        self.skipped = {day: [hour for hour in range(24) if not Cell(day, hour, zone).exists] for day in days}
+
+    @renderer
+    def page(self, request, tag):
+        first, last = self.days[0], self.days[-1]
+        return tag.fillSlots(
+            title="Free/busy" + (": " + ", ".join(self.names) if self.names else ""),
+            week=first.isoformat(),
+            previous=self.previous,
+            next=self.following,
+            range=f"{_dayAndMonth(first)} {first.year} – {_dayAndMonth(last)} {last.year} ({self.zone.key})",
+        )
+
+    @renderer
+    def who(self, request, tag):
+        tag(value=", ".join(self.names))
+        if not self.names:
+            tag(autofocus="autofocus")
+        return tag
+
+    @renderer
+    def zoneKept(self, request, tag):
+        return tag(value=self.keptZone) if self.keptZone is not None else ""
+
+    @renderer
+    def ifNobodyAsked(self, request, tag):
+        return "" if self.names else tag
+
+    @renderer
+    def ifSomebodyAsked(self, request, tag):
+        return tag if self.names else ""
+
+    @renderer
+    def grids(self, request, tag):
+        return [self.person(name, busy) for name, busy in self.people]
+
+    def person(self, name: str, busy: Optional[List[Period]]):
+        section = tags.section(tags.h2(name), class_="person")
         if busy is None:
-            out.append('<p class="missing">Nobody by this name has published free/busy times.</p></section>')
-            continue
-        out.append(f'<table class="week" data-person="{e(name)}"><thead><tr><th></th>')
-        for day in days:
-            css = ' class="today"' if day == today else ""
-            out.append(f'<th scope="col"{css}>{_DAY_NAMES[day.weekday()]} {day.strftime("%d %b")}</th>')
-        out.append("</tr></thead><tbody>")
-        for hour in range(24):
-            out.append(f'<tr><th scope="row">{hour:02d}:00</th>')
-            for day in days:
-                cell = Cell(day, hour, zone)
-                cell.cover(busy)
-                classes = []
-                if day == today:
-                    classes.append("today")
-                if not cell.exists:
-                    classes.append("gap")
-                text = ""
-                if cell.fbtype is not None:
-                    classes.append(cell.fbtype.lower())
-                    part = cell.quarters()
-                    if part is not None:
-                        classes += ["partial", f"from-{part[0]}", f"to-{part[1]}"]
-                    text = "; ".join(
-                        f"{_localTime(p.start, zone)} to {_localTime(p.end, zone)} {p.fbtype.lower()}"
-                        for p in cell.periods
-                    )
-                attributes = f' data-day="{day.isoformat()}" data-hour="{hour}"'
-                if classes:
-                    attributes += f' class="{" ".join(classes)}"'
-                if text:
-                    attributes += f' title="{e(text)}"'
-                out.append(f"<td{attributes}></td>")
-            out.append("</tr>")
-        out.append("</tbody></table></section>")
-    out.append('<footer><p>Only busy times are shown. Calendar clients: '
-               f'<code>{e(PAGE_PATH)}&lt;name&gt;.vfb</code></p></footer>')
-    out.append("</body></html>")
-    return "\n".join(out)
+            return section(tags.p("Nobody by this name has published free/busy times.", class_="missing"))
+        head = tags.tr(tags.th(tags.span("Hours", class_="hidden")))
+        for day in self.days:
+            head(tags.th(tags.span(_DAY_NAMES[day.weekday()], class_="dayname"), " ",
+                         tags.span(_dayAndMonth(day), class_="date"),
+                         scope="col", **self._today(day)))
+        # One row: the hours down the side, and a column per day holding its
+        # blocks (a cell per hour would be 168 elements a person).
+        row = tags.tr(tags.td([tags.span(f"{hour:02d}:00") for hour in range(24)], class_="hours"))
+        for day in self.days:
+            column = tags.td(**{"data-day": day.isoformat()}, **self._today(day))
+            for hour in self.skipped[day]:
+                column(tags.div(title=f"no {hour:02d}:00 this day: clocks go forward",
+                                class_=f"gap hour-{hour} at-0 h-1 f-0"))
+            for block in dayBlocks(busy, day, self.zone):
+                kind, words = kindOf(block.period.fbtype)
+                column(tags.button(tags.span(words), type="button", title=describe(block.period, self.zone),
+                                   class_=" ".join(["block", kind] + block.geometry())))
+            row(column)
+        return section(tags.table(tags.thead(head), tags.tbody(row), class_="week", **{"data-person": name}))
+
+    def _today(self, day: date) -> dict:
+        return {"class": "today"} if day == self.today else {}
+
+
+class RootElement(Element):
+    """
+    C{/}: what this server is, with links to the page and (when the site
+    has one) the set-up page.
+    """
+
+    loader = XMLFile(DATA.child("root.xhtml"))
+
+    def __init__(self, setup: bool):
+        super().__init__()
+        self.setup = setup
+
+    @renderer
+    def ifSetup(self, request, tag):
+        return tag if self.setup else ""

@@ -14,12 +14,14 @@ from twisted.logger import Logger
 from twisted.web import http, server
 from twisted.web.server import NOT_DONE_YET
 from twisted.web.resource import Resource
+from twisted.web.template import renderElement
 
 from fbtwist.errors import descriptorError
 from fbtwist.httpauth import BasicAuthGuard
 from fbtwist.httpconnection import SERVER_HEADER, ConnectionLimits, GuardedConnection, rawResponse
 from fbtwist.logs import accessFields, logAccess, rejectionReasonForStatus
 from fbtwist.lookup import LookupResource, LookupSettings, guardedLookup
+from fbtwist.page import RootElement, securityHeaders
 from fbtwist.webresponse import HTTPError, httpErrorFor, isGone, writeError
 
 #: Access events are logged under this namespace (see L{fbtwist.logs}).
@@ -491,17 +493,14 @@ class ReadOnlyFolder(Resource):
 
 class RootResource(ReadOnlyFolder):
     """
-    C{/}: says what this server is.
+    C{/}: a small HTML page saying what this server is, linking the page
+    people read and the set-up page (L{fbtwist.page.RootElement}).
     """
 
     def render_GET(self, request):
-        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
-        return (
-            b"fbtwist free/busy server\n"
-            b"publish: PUT /pub/calendar/<login>.vfb (WebDAV, Basic auth)\n"
-            b"look up: GET /calendar/<name>.vfb (or .ifb, <name>@<domain>.vfb, group/<cn>.vfb)\n"
-            b"read: /calendar/ in a browser\n"
-        )
+        request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
+        securityHeaders(request)
+        return renderElement(request, RootElement(setup=b"setup" in self.children))
 
     def getChild(self, path, request):
         if path == b"":

@@ -6,6 +6,7 @@ Selenium blocks, and the server under test runs on the test's own reactor,
 so every browser call runs in a thread: use L{Browser.call}.
 """
 
+import base64
 import os
 
 from twisted.internet import defer, threads
@@ -46,6 +47,8 @@ class Browser:
         for flag in CHROMIUM_FLAGS:
             options.add_argument(flag)
         options.add_argument("--user-data-dir=" + os.path.abspath(self.testCase.mktemp()))
+        # What the page's console says (Content-Security-Policy refusals).
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
 
     async def start(self) -> "Browser":
@@ -61,14 +64,40 @@ class Browser:
         """
         return threads.deferToThread(function, self.driver, *args, **kwargs)
 
-    def screenshot(self, name: str) -> defer.Deferred:
+    def setViewport(self, width: int, height: int, mobile: bool = False) -> defer.Deferred:
         """
-        Save a PNG of the page in the test's temporary directory.
+        Lay pages out for a screen of C{width} by C{height} CSS pixels, as a
+        phone does when C{mobile} (the page's viewport meta tag applies).
+        """
+        return self.call(lambda driver: driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}))
+
+    def screenshot(self, name: str, fullPage: bool = False) -> defer.Deferred:
+        """
+        Save a PNG of what the window shows (or of the whole page) in the
+        test's temporary directory.
 
         @return: A Deferred firing with the file's path.
         """
         path = os.path.abspath(self.testCase.mktemp()) + "-" + name + ".png"
-        return self.call(lambda driver: (driver.save_screenshot(path), path)[1])
+
+        def save(driver):
+            if not fullPage:
+                driver.save_screenshot(path)
+                return path
+            shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
+            with open(path, "wb") as f:
+                f.write(base64.b64decode(shot["data"]))
+            return path
+
+        return self.call(save)
+
+    def consoleMessages(self) -> defer.Deferred:
+        """
+        What the page's console said since last asked (errors and warnings
+        included).
+        """
+        return self.call(lambda driver: [entry["message"] for entry in driver.get_log("browser")])
 
 
 async def startBrowser(testCase) -> Browser:

@@ -5,6 +5,7 @@ and the week grid in real headless Chromium.
 
 import json
 import re
+from html import unescape
 
 from twisted.internet import defer
 from twisted.trial import unittest
@@ -18,24 +19,28 @@ from tests.helpers import httpClient, startServer, inline
 def busyFile(*periods: str) -> bytes:
     lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//test//EN", "BEGIN:VFREEBUSY",
              "DTSTART:20260101T000000Z", "DTEND:20270101T000000Z"]
-    lines += [f"FREEBUSY:{p}" for p in periods]
+    # A period with parameters is written "FBTYPE=...:start/end".
+    lines += [f"FREEBUSY;{p}" if ":" in p else f"FREEBUSY:{p}" for p in periods]
     lines += ["END:VFREEBUSY", "END:VCALENDAR", ""]
     return "\r\n".join(lines).encode()
 
 
-def cell(html: bytes, person: str, day: str, hour: int) -> str:
+def grid(html: bytes, person: str) -> str:
     """
-    The opening tag of one grid cell.
+    The week grid of one person.
     """
-    table = html.split(f'data-person="{person}"'.encode(), 1)[1].split(b"</table>", 1)[0].decode()
-    match = re.search(rf'<td data-day="{day}" data-hour="{hour}"[^>]*>', table)
-    assert match, (person, day, hour)
-    return match.group(0)
+    return html.split(f'data-person="{person}"'.encode(), 1)[1].split(b"</table>", 1)[0].decode()
 
 
-def classes(tag: str) -> set:
-    match = re.search(r'class="([^"]*)"', tag)
-    return set(match.group(1).split()) if match else set()
+def blocks(html: bytes, person: str) -> list:
+    """
+    Each busy block of a person's grid: (day, classes, title).
+    """
+    found = []
+    for td in re.finditer(r'<td data-day="([^"]*)"[^>]*>(.*?)</td>', grid(html, person)):
+        for button in re.finditer(r'<button type="button" title="([^"]*)" class="([^"]*)">', td.group(2)):
+            found.append((td.group(1), set(button.group(2).split()), unescape(button.group(1))))
+    return found
 
 
 class PageTestCase(unittest.TestCase):
@@ -62,16 +67,22 @@ class PageTests(PageTestCase):
     async def test_searchBox(self):
         """
         Without names the page is a search box, with our own CSS and JS and
-        nothing from elsewhere.
+        nothing from elsewhere, and no inline script or style.
         """
         response, content = await self.get("/calendar/")
         self.assertEqual(response.code, 200)
         self.assertEqual(response.headers.getRawHeaders(b"Content-Type"), [b"text/html; charset=utf-8"])
+        self.assertTrue(content.startswith(b"<!DOCTYPE html>\n<html lang=\"en\">"))
         self.assertIn(b'<input id="who" name="who"', content)
+        self.assertIn(b'autofocus="autofocus"', content)
         self.assertIn(b'href="/calendar/page.css"', content)
-        self.assertIn(b'src="/calendar/page.js"', content)
+        self.assertIn(b'<script src="/calendar/page.js" defer="defer"></script>', content)
+        self.assertEqual(content.count(b"<script"), 1)
+        self.assertNotIn(b"style=", content)
+        self.assertNotIn(b"<style", content)
         self.assertNotIn(b"http://", content)
         self.assertNotIn(b"https://", content)
+        self.assertNotIn(b'class="legend"', content)
         self.assertIn(b"default-src 'none'", response.headers.getRawHeaders(b"Content-Security-Policy")[0])
         for name, kind in [("page.css", b"text/css"), ("page.js", b"text/javascript")]:
             response, body = await self.get("/calendar/" + name)
@@ -82,20 +93,95 @@ class PageTests(PageTestCase):
     @inline
     async def test_weekGrid(self):
         """
-        The busy hours of the week asked for are marked in the grid in the
-        server's zone, with previous and next week links.
+        A busy period is one block in the cell of the hour it starts in,
+        placed and sized in five-minute steps, with its times in words;
+        previous and next week links.
         """
         response, content = await self.get("/calendar/?who=alice&week=2026-11-26")
         self.assertEqual(response.code, 200)
-        self.assertEqual(classes(cell(content, "alice", "2026-11-24", 10)) - {"today"}, {"busy"})
-        self.assertEqual(classes(cell(content, "alice", "2026-11-24", 11)) - {"today"},
-                         {"busy", "partial", "from-0", "to-2"})
-        self.assertIn("10:00 to 2026-11-24 11:30", cell(content, "alice", "2026-11-24", 11))
-        self.assertNotIn("busy", classes(cell(content, "alice", "2026-11-24", 9)))
-        self.assertNotIn("busy", classes(cell(content, "alice", "2026-11-23", 10)))
-        self.assertNotIn("busy", classes(cell(content, "alice", "2026-11-24", 12)))
+        self.assertEqual(blocks(content, "alice"), [
+            ("2026-11-24", {"block", "busy", "hour-10", "at-0", "h-1", "f-6"}, "busy, Tue 24 Nov 10:00 to 11:30"),
+        ])
         self.assertIn(b'href="/calendar/?who=alice&amp;week=2026-11-16"', content)
         self.assertIn(b'href="/calendar/?who=alice&amp;week=2026-11-30"', content)
+
+    @inline
+    async def test_legendAndWords(self):
+        """
+        A legend names the three kinds of busy time, and blocks are labelled
+        in the same words ("tentative", "out of office"), never as FBTYPE
+        values.
+        """
+        self.server.store.write(("alice.vfb",), busyFile(
+            "20261124T090000Z/20261124T100000Z",
+            "FBTYPE=BUSY-TENTATIVE:20261125T090000Z/20261125T100000Z",
+            "FBTYPE=BUSY-UNAVAILABLE:20261126T090000Z/20261126T100000Z",
+        ))
+        _, content = await self.get("/calendar/?who=alice&week=2026-11-23")
+        legend = re.search(rb'<ul class="legend"[^>]*>(.*?)</ul>', content, re.S).group(1).decode()
+        self.assertEqual(re.findall(r'<span class="swatch (\w+)"></span> ([\w ]+)</li>', legend),
+                         [("busy", "busy"), ("tentative", "tentative"), ("away", "out of office")])
+        self.assertEqual([(b[1] & {"busy", "tentative", "away"}, b[2]) for b in blocks(content, "alice")], [
+            ({"busy"}, "busy, Tue 24 Nov 10:00 to 11:00"),
+            ({"tentative"}, "tentative, Wed 25 Nov 10:00 to 11:00"),
+            ({"away"}, "out of office, Thu 26 Nov 10:00 to 11:00"),
+        ])
+        self.assertIn(b"<span>out of office</span>", content)
+        self.assertNotIn(b"busy-unavailable", content.lower())
+        self.assertNotIn(b"busy-tentative", content.lower())
+
+    @inline
+    async def test_adjacentPeriodsOneBlock(self):
+        """
+        Periods published back to back, one running into the next day, are
+        one block a day; where the kind changes a new block begins.
+        """
+        self.server.store.write(("alice.vfb",), busyFile(
+            "20261124T090000Z/20261124T100000Z,20261124T100000Z/20261124T110000Z",
+            "20261124T110000Z/20261124T120000Z",
+            "FBTYPE=BUSY-TENTATIVE:20261124T120000Z/20261124T123000Z",
+            "20261124T210000Z/20261125T010000Z",
+        ))
+        _, content = await self.get("/calendar/?who=alice&week=2026-11-23")
+        self.assertEqual([(b[0], b[1] - {"block"}, b[2]) for b in blocks(content, "alice")], [
+            ("2026-11-24", {"busy", "hour-10", "at-0", "h-3", "f-0"}, "busy, Tue 24 Nov 10:00 to 13:00"),
+            ("2026-11-24", {"tentative", "hour-13", "at-0", "h-0", "f-6"}, "tentative, Tue 24 Nov 13:00 to 13:30"),
+            ("2026-11-24", {"busy", "hour-22", "at-0", "h-2", "f-0"}, "busy, Tue 24 Nov 22:00 to Wed 25 Nov 02:00"),
+            ("2026-11-25", {"busy", "hour-0", "at-0", "h-2", "f-0"}, "busy, Tue 24 Nov 22:00 to Wed 25 Nov 02:00"),
+        ])
+
+    @inline
+    async def test_shortEvent(self):
+        """
+        A 15-minute meeting is a block of three five-minute steps starting
+        a quarter past, and a 2-minute one still takes one step.
+        """
+        self.server.store.write(("alice.vfb",), busyFile(
+            "20261124T081500Z/20261124T083000Z", "20261124T094100Z/20261124T094300Z"))
+        _, content = await self.get("/calendar/?who=alice&week=2026-11-23")
+        self.assertEqual([(b[1] - {"block", "busy"}, b[2]) for b in blocks(content, "alice")], [
+            ({"hour-9", "at-3", "h-0", "f-3"}, "busy, Tue 24 Nov 09:15 to 09:30"),
+            ({"hour-10", "at-8", "h-0", "f-1"}, "busy, Tue 24 Nov 10:41 to 10:43"),
+        ])
+
+    @inline
+    async def test_zoneKept(self):
+        """
+        A zone asked for with tz= sets the grid's hours and is kept by the
+        search form and the week links; the server's zone is not repeated.
+        """
+        _, content = await self.get("/calendar/?who=alice&week=2026-11-24&tz=America/New_York")
+        self.assertEqual([(b[0], b[1], b[2]) for b in blocks(content, "alice")],
+                         [("2026-11-24", {"block", "busy", "hour-4", "at-0", "h-1", "f-6"},
+                           "busy, Tue 24 Nov 04:00 to 05:30")])
+        form = re.search(rb'<form .*?</form>', content, re.S).group(0)
+        self.assertIn(b'<input type="hidden" name="tz" value="America/New_York" />', form)
+        self.assertIn(b'<input type="hidden" name="week" value="2026-11-23" />', form)
+        self.assertIn(b'href="/calendar/?who=alice&amp;week=2026-11-30&amp;tz=America%2FNew_York"', content)
+        for query in ["who=alice", "who=alice&tz=Europe/Berlin"]:
+            _, content = await self.get("/calendar/?" + query)
+            self.assertNotIn(b'name="tz"', content)
+            self.assertNotIn(b"tz=", content)
 
     @inline
     async def test_json(self):
@@ -119,13 +205,14 @@ class PageTests(PageTestCase):
     @inline
     async def test_dstWeeks(self):
         """
-        The hour skipped in March is marked as a gap; the October week
-        spans 169 hours.
+        The hour skipped in March is marked as a gap in that day's column;
+        the October week spans 169 hours.
         """
         _, content = await self.get("/calendar/?who=alice&week=2026-03-29")
-        self.assertIn("gap", classes(cell(content, "alice", "2026-03-29", 2)))
-        self.assertNotIn("gap", classes(cell(content, "alice", "2026-03-29", 3)))
-        self.assertNotIn("gap", classes(cell(content, "alice", "2026-03-28", 2)))
+        self.assertEqual(re.findall(r'<td data-day="([^"]*)"[^>]*><div title="([^"]*)" class="([^"]*)">',
+                                    grid(content, "alice")),
+                         [("2026-03-29", "no 02:00 this day: clocks go forward", "gap hour-2 at-0 h-1 f-0")])
+        self.assertEqual(grid(content, "alice").count("gap"), 1)
         _, content = await self.get("/calendar/?who=alice&week=2026-10-25", "application/json")
         week = json.loads(content)["week"]
         self.assertEqual(week, {"start": "2026-10-18T22:00:00Z", "end": "2026-10-25T23:00:00Z"})
@@ -140,6 +227,7 @@ class PageTests(PageTestCase):
         self.assertNotIn(b"<script>alert", content)
         self.assertNotIn(b"<img", content)
         self.assertIn(b"&lt;script&gt;alert(1)&lt;/script&gt;", content)
+        self.assertIn(b'value="&lt;script&gt;alert(1)&lt;/script&gt;, &quot;&gt;&lt;img src=x&gt;"', content)
 
     @inline
     async def test_badParameters(self):
@@ -150,20 +238,109 @@ class PageTests(PageTestCase):
             response, _ = await self.get("/calendar/?" + query)
             self.assertEqual((query, response.code), (query, 400))
 
+    @inline
+    async def test_rootPage(self):
+        """
+        / is a small HTML page linking the page people read and the set-up
+        page, under the same strict Content-Security-Policy.
+        """
+        for accept in ["text/html", "*/*"]:
+            response, content = await self.get("/", accept)
+            self.assertEqual(response.code, 200)
+            self.assertEqual(response.headers.getRawHeaders(b"Content-Type"), [b"text/html; charset=utf-8"])
+            self.assertIn(b"default-src 'none'", response.headers.getRawHeaders(b"Content-Security-Policy")[0])
+            self.assertTrue(content.startswith(b"<!DOCTYPE html>"))
+            self.assertIn(b'<a href="/calendar/">', content)
+            self.assertIn(b'<a href="/setup">', content)
+            self.assertIn(b"PUT /pub/calendar/&lt;login&gt;.vfb", content)
+        response = await self.http.head(self.server.url("/"))
+        self.assertEqual(response.code, 200)
+        self.assertEqual(await response.content(), b"")
+
+
+class RootElementTests(unittest.SynchronousTestCase):
+    """
+    The page at /.
+    """
+
+    def test_withoutSetupPage(self):
+        """
+        A site without a set-up page does not link one.
+        """
+        from twisted.web.template import flattenString
+
+        from fbtwist.page import RootElement
+
+        pages = [self.successResultOf(flattenString(None, RootElement(setup=setup))) for setup in (True, False)]
+        self.assertIn(b'href="/setup"', pages[0])
+        self.assertNotIn(b"/setup", pages[1])
+        self.assertIn(b'href="/calendar/"', pages[1])
+
+
+#: Facts about the laid-out page, measured in the browser (CSS pixels).
+_MEASURE = """
+function box(element) {
+  var r = element.getBoundingClientRect();
+  return {left: r.left, right: r.right, top: r.top, bottom: r.bottom};
+}
+function grid(person) { return document.querySelector("table[data-person='" + person + "']"); }
+function column(person, day) { return grid(person).querySelector("td[data-day='" + day + "']"); }
+function hourLabel(person, hour) { return box(grid(person).querySelectorAll("td.hours span")[hour]); }
+return {
+  legend: Array.prototype.map.call(document.querySelectorAll("ul.legend li"), function (li) {
+    return li.textContent.trim(); }),
+  people: Array.prototype.map.call(document.querySelectorAll("section.person h2"), function (h) {
+    return h.textContent; }),
+  tuesday: Array.prototype.map.call(column("alice", "2026-11-24").querySelectorAll(".block"), box),
+  tuesdayColumn: box(column("alice", "2026-11-24")),
+  hours: [9, 10, 11, 13, 15].map(function (hour) { return hourLabel("alice", hour); }),
+  short: box(column("alice", "2026-11-25").querySelector(".block")),
+  overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+  ready: document.documentElement.getAttribute("data-ready")
+};
+"""
+
+_DETAIL = """
+var detail = document.getElementById("detail"), block = document.querySelector(".block.selected");
+function box(element) {
+  var r = element.getBoundingClientRect();
+  return {left: r.left, right: r.right, top: r.top, bottom: r.bottom};
+}
+return {hidden: detail.hidden, text: detail.innerText, detail: box(detail), block: block && box(block),
+        width: document.documentElement.clientWidth, height: document.documentElement.clientHeight};
+"""
+
 
 class BrowserPageTests(PageTestCase):
     """
-    The page in real headless Chromium.
+    The page in real headless Chromium, at a desktop's and a phone's size;
+    screenshots are kept in the test's temporary directory.
     """
 
-    @inline
-    async def test_busyBlockInBrowser(self):
+    async def _setUp(self):
+        await super()._setUp()
+        self.server.store.write(("alice.vfb",), busyFile(
+            "20261124T090000Z/20261124T103000Z",
+            # Tuesday 13:00 to 15:00, published as two periods.
+            "20261124T120000Z/20261124T130000Z", "20261124T130000Z/20261124T140000Z",
+            # A 15-minute meeting on Wednesday at 09:15.
+            "FBTYPE=BUSY-TENTATIVE:20261125T081500Z/20261125T083000Z",
+            "FBTYPE=BUSY-UNAVAILABLE:20261126T130000Z/20261127T170000Z",
+        ))
+        self.server.store.write(("bsmith.vfb",), busyFile("20261123T080000Z/20261123T090000Z"))
+        # Sunday 16:00 to 17:00, in the last column of the third grid.
+        self.server.store.write(("carol.vfb",), busyFile("20261129T150000Z/20261129T160000Z"))
+
+    async def showWeek(self, screen: str, width: int, height: int, phone: bool):
         """
-        Searching for alice shows her published busy block in the right
-        cells; clicking one shows its times (our script ran); the next-week
-        link leads to an empty week.  A screenshot is kept.
+        Search for three people and one nobody in a browser of this size;
+        check the layout; click the third person's block and a short one
+        and check where their times are shown.
+
+        @return: The browser, on the page.
         """
         browser = await startBrowser(self)
+        await browser.setViewport(width, height, phone)
         url = self.server.url("/calendar/?week=2026-11-24")
 
         def search(driver):
@@ -171,69 +348,203 @@ class BrowserPageTests(PageTestCase):
 
             driver.get(url)
             box = driver.find_element(By.ID, "who")
-            box.send_keys("alice, betty")
+            box.send_keys("alice, betty, carol, nobody")
             box.submit()
-            table = "table[data-person='alice']"
-            busy = [(c.get_attribute("data-day"), c.get_attribute("data-hour"))
-                    for c in driver.find_elements(By.CSS_SELECTOR, table + " td.busy")]
-            target = driver.find_element(By.CSS_SELECTOR, table + " td[data-day='2026-11-24'][data-hour='10']")
-            color = target.value_of_css_property("background-color")
-            target.click()
-            detail = driver.find_element(By.ID, "detail").text
-            missing = driver.find_element(By.CSS_SELECTOR, "p.missing").text
-            return busy, color, detail, missing, driver.execute_script(
-                "return document.documentElement.getAttribute('data-ready')")
+            return driver.execute_script(_MEASURE)
 
-        busy, color, detail, missing, ready = await browser.call(search)
-        self.assertEqual(busy, [("2026-11-24", "10"), ("2026-11-24", "11")])
-        self.assertEqual(color, "rgba(59, 111, 212, 1)")
-        self.assertEqual(detail, "alice: 2026-11-24 10:00 to 2026-11-24 11:30 busy")
-        self.assertIn("Nobody by this name", missing)
-        self.assertEqual(ready, "1")
-        path = await browser.screenshot("week")
-        with open(path, "rb") as f:
-            self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+        facts = await browser.call(search)
+        self.assertEqual(facts["ready"], "1")
+        self.assertEqual(facts["people"], ["alice", "betty", "carol", "nobody"])
+        self.assertEqual(facts["legend"], ["busy", "tentative", "out of office", "Click a block for its exact times."])
+        # No sideways scrolling.
+        self.assertLessEqual(facts["overflow"], 0)
+        # 10:00 to 11:30, and 13:00 to 15:00 as one element, each level
+        # with the hours down the side.
+        h9, h10, h11, h13, h15 = facts["hours"]
+        pitch = h11["top"] - h10["top"]
+        self.assertEqual(pitch, 24)
+        first, second = facts["tuesday"]
+        self.assertAlmostEqual(first["top"], h10["top"], delta=1.5)
+        self.assertAlmostEqual(first["bottom"], h11["top"] + pitch / 2, delta=1.5)
+        self.assertAlmostEqual(second["top"], h13["top"], delta=1.5)
+        self.assertAlmostEqual(second["bottom"], h15["top"], delta=1.5)
+        self.assertGreaterEqual(first["left"], facts["tuesdayColumn"]["left"])
+        self.assertLessEqual(first["right"], facts["tuesdayColumn"]["right"])
+        # The 15-minute meeting starts a quarter past and is tall enough to
+        # see and click (its true length would be a quarter of an hour).
+        short = facts["short"]
+        self.assertAlmostEqual(short["top"], h9["top"] + pitch / 4, delta=1.5)
+        self.assertGreaterEqual(short["bottom"] - short["top"], 12)
+        self.assertLess(pitch / 4, 12)
 
-        def nextWeek(driver):
+        for person, day in [("carol", "2026-11-29"), ("alice", "2026-11-25")]:
+            def click(driver, person=person, day=day):
+                from selenium.webdriver.common.by import By
+
+                block = driver.find_element(
+                    By.CSS_SELECTOR, f"table[data-person='{person}'] td[data-day='{day}'] .block")
+                if person == "carol":
+                    # Where a reader scrolls to see the third person.
+                    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", block)
+                block.click()
+                return driver.execute_script(_DETAIL)
+
+            shown = await browser.call(click)
+            self.assertFalse(shown["hidden"])
+            self.assertInViewport(shown)
+            self.assertNextTo(shown["detail"], shown["block"])
+            if person == "carol":
+                self.assertEqual(shown["text"], "carol\nbusy, Sun 29 Nov 16:00 to 17:00")
+                await browser.screenshot(f"{screen}-third-person")
+            else:
+                self.assertEqual(shown["text"], "alice\ntentative, Wed 25 Nov 09:15 to 09:30")
+        await browser.screenshot(f"{screen}-week", fullPage=True)
+        messages = await browser.consoleMessages()
+        self.assertEqual([m for m in messages if "Content Security Policy" in m], [])
+        return browser
+
+    def assertInViewport(self, shown):
+        detail = shown["detail"]
+        self.assertGreaterEqual(detail["left"], 0)
+        self.assertGreaterEqual(detail["top"], 0)
+        self.assertLessEqual(detail["right"], shown["width"])
+        self.assertLessEqual(detail["bottom"], shown["height"])
+
+    def assertNextTo(self, detail, block):
+        """
+        The detail box touches the block's side (within 10 px, overlapping
+        it in height), or its top or bottom (overlapping it in width).
+        """
+        def overlap(a0, a1, b0, b1):
+            return min(a1, b1) - max(a0, b0) > 0
+
+        beside = (0 <= detail["left"] - block["right"] <= 10 or 0 <= block["left"] - detail["right"] <= 10) \
+            and overlap(detail["top"], detail["bottom"], block["top"], block["bottom"])
+        aboveOrBelow = (0 <= detail["top"] - block["bottom"] <= 10 or 0 <= block["top"] - detail["bottom"] <= 10) \
+            and overlap(detail["left"], detail["right"], block["left"], block["right"])
+        self.assertTrue(beside or aboveOrBelow, (detail, block))
+
+    @inline
+    async def test_desktop(self):
+        """
+        At 1280x800 the grids line up, the clicked block's times are shown
+        beside it, Escape hides them and Enter on the block shows them
+        again, and the next-week link leads to an empty week.
+        """
+        browser = await self.showWeek("desktop", 1280, 800, phone=False)
+
+        def escapeThenNextWeek(driver):
             from selenium.webdriver.common.by import By
+            from selenium.webdriver.common.keys import Keys
 
+            isHidden = "return document.getElementById('detail').hidden"
+            driver.switch_to.active_element.send_keys(Keys.ESCAPE)
+            hidden = driver.execute_script(isHidden)
+            # The block keeps the focus: Enter shows its times again.
+            focused = driver.switch_to.active_element
+            focused.send_keys(Keys.ENTER)
+            shownAgain = not driver.execute_script(isHidden)
+            focusedClass = focused.get_attribute("class")
             driver.find_element(By.ID, "next").click()
-            return driver.current_url, len(driver.find_elements(By.CSS_SELECTOR, "td.busy"))
+            return (hidden, shownAgain, focusedClass, driver.current_url,
+                    len(driver.find_elements(By.CSS_SELECTOR, ".block")))
 
-        current, count = await browser.call(nextWeek)
+        hidden, shownAgain, focusedClass, current, count = await browser.call(escapeThenNextWeek)
+        self.assertTrue(hidden)
+        self.assertTrue(shownAgain)
+        self.assertIn("block", focusedClass.split())
         self.assertIn("week=2026-11-30", current)
         self.assertEqual(count, 0)
+
+    @inline
+    async def test_phone(self):
+        """
+        At 390x844 (a phone) the page fits the width, and a clicked block's
+        times are shown next to it on the screen.
+        """
+        await self.showWeek("phone", 390, 844, phone=True)
+
+
+class BlockTests(unittest.SynchronousTestCase):
+    """
+    Busy periods as the grid draws them.
+    """
+
+    def blocks(self, day, zone, *spans):
+        from datetime import datetime, timezone
+        from zoneinfo import ZoneInfo
+
+        from fbtwist.freebusy import Period
+        from fbtwist.page import dayBlocks
+
+        def utc(text):
+            return datetime.strptime(text, "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc)
+
+        return [b.geometry() for b in dayBlocks(
+            [Period(utc(s), utc(e)) for s, e in spans], day, ZoneInfo(zone))]
+
+    def test_steps(self):
+        """
+        Starts are rounded down and ends up to five minutes, a block is at
+        least one step long, and a day's block stops at midnight.
+        """
+        from datetime import date
+
+        day = date(2026, 1, 5)
+        self.assertEqual(self.blocks(day, "UTC", ("20260105T101500", "20260105T103000")),
+                         [["hour-10", "at-3", "h-0", "f-3"]])
+        self.assertEqual(self.blocks(day, "UTC", ("20260105T101701", "20260105T101702")),
+                         [["hour-10", "at-3", "h-0", "f-1"]])
+        self.assertEqual(self.blocks(day, "UTC", ("20260105T225900", "20260107T000000")),
+                         [["hour-22", "at-11", "h-1", "f-1"]])
+        self.assertEqual(self.blocks(day, "UTC", ("20260104T120000", "20260107T000000")),
+                         [["hour-0", "at-0", "h-24", "f-0"]])
+        self.assertEqual(self.blocks(day, "UTC", ("20260104T120000", "20260105T000000")), [])
+
+    def test_dst(self):
+        """
+        Blocks follow the wall clock on the days clocks change: across the
+        skipped hour, and inside the hour that comes twice.
+        """
+        from datetime import date
+
+        # 01:30 to 03:30 in Berlin on 29 March 2026 is one hour.
+        self.assertEqual(self.blocks(date(2026, 3, 29), "Europe/Berlin", ("20260329T003000", "20260329T013000")),
+                         [["hour-1", "at-6", "h-2", "f-0"]])
+        # 02:30 summer time to 02:15 winter time on 25 October 2026.
+        self.assertEqual(self.blocks(date(2026, 10, 25), "Europe/Berlin", ("20261025T003000", "20261025T011500")),
+                         [["hour-2", "at-6", "h-0", "f-1"]])
+
+    def test_describe(self):
+        """
+        Periods are told in words: the kind, the day, and the end's day only
+        when it is another.
+        """
+        from datetime import datetime, timezone
+        from zoneinfo import ZoneInfo
+
+        from fbtwist.freebusy import Period
+        from fbtwist.page import describe
+
+        berlin = ZoneInfo("Europe/Berlin")
+
+        def period(start, end, fbtype="BUSY"):
+            return Period(datetime(*start, tzinfo=timezone.utc), datetime(*end, tzinfo=timezone.utc), fbtype)
+
+        self.assertEqual(describe(period((2026, 11, 24, 9), (2026, 11, 24, 10, 30)), berlin),
+                         "busy, Tue 24 Nov 10:00 to 11:30")
+        self.assertEqual(describe(period((2026, 11, 24, 9), (2026, 11, 24, 23), "BUSY-TENTATIVE"), berlin),
+                         "tentative, Tue 24 Nov 10:00 to midnight")
+        self.assertEqual(describe(period((2026, 11, 24, 9), (2026, 11, 26, 17), "BUSY-UNAVAILABLE"), berlin),
+                         "out of office, Tue 24 Nov 10:00 to Thu 26 Nov 18:00")
+        self.assertEqual(describe(period((2026, 11, 24, 9), (2026, 11, 25, 23)), berlin),
+                         "busy, Tue 24 Nov 10:00 to Thu 26 Nov 00:00")
 
 
 class CellTests(unittest.SynchronousTestCase):
     """
     The hours of the grid.
     """
-
-    def test_quarters(self):
-        """
-        One stretch of busy time inside an hour gives the quarters it
-        touches; a whole hour, or two stretches, shows as wholly busy.
-        """
-        from datetime import date, datetime, timezone
-        from zoneinfo import ZoneInfo
-
-        from fbtwist.freebusy import Period
-        from fbtwist.page import Cell
-
-        def quarters(*spans):
-            c = Cell(date(2026, 1, 5), 10, ZoneInfo("UTC"))
-            c.cover([Period(datetime(2026, 1, 5, 10, a, tzinfo=timezone.utc),
-                            datetime(2026, 1, 5, 10, b, tzinfo=timezone.utc) if b < 60 else
-                            datetime(2026, 1, 5, 11, 0, tzinfo=timezone.utc)) for a, b in spans])
-            return c.fbtype, c.quarters()
-
-        self.assertEqual(quarters((20, 40)), ("BUSY", (1, 3)))
-        self.assertEqual(quarters((0, 30)), ("BUSY", (0, 2)))
-        self.assertEqual(quarters((50, 60)), ("BUSY", (3, 4)))
-        self.assertEqual(quarters((0, 60)), ("BUSY", None))
-        self.assertEqual(quarters((0, 15), (45, 60)), ("BUSY", None))
-        self.assertEqual(quarters(), (None, None))
 
     def test_dstGap(self):
         """
