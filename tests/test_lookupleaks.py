@@ -38,16 +38,17 @@ class AnonymousAnswersTests(unittest.TestCase):
         body = await response.content()
         return response.code, response.headers, body
 
-    async def assertAlike(self, method, template, headers=None, name=lambda n: n):
+    async def assertAlike(self, method, template, headers=None, name=lambda n: n, pair=(MEMBER, STRANGER)):
         """
-        Ask C{template} (with C{{name}} in it) for carol and for zzyzx and
-        check that the answers differ in the name only.
+        Ask C{template} (with C{{name}} in it) for carol and for zzyzx (or
+        the names in C{pair}) and check that the answers differ in the name
+        only.
 
         @return: The status, headers and body of the stranger's answer,
             the name replaced by C{<name>}.
         """
         answers = []
-        for who in (MEMBER, STRANGER):
+        for who in pair:
             code, headers_, body = await self.answer(method, template.format(name=name(who)), headers)
             raw = [(k, v) for k, v in headers_.getAllRawHeaders() if k.lower() != b"date"]
             # What the server saw, percent-decoded.
@@ -89,6 +90,25 @@ class AnonymousAnswersTests(unittest.TestCase):
             ("GET", "/calendar/{name}.vfb", {b"Range": [b"bytes=0-10"]}),
         ]:
             code, _, _ = await self.assertAlike(method, template, headers)
+            self.assertEqual((method, template, code), (method, template, 404))
+        for template, status in [("/calendar/{name}.vfb?start=yesterday", 400),
+                                 ("/calendar/{name}.vfb?format=text/html", 406)]:
+            code, _, _ = await self.assertAlike("GET", template)
+            self.assertEqual((template, code), (template, status))
+
+    @inline
+    async def test_groupForms(self):
+        """
+        The demo's group team (nobody published) and a made-up group: one
+        answer for .ifb, HEAD, If-None-Match and a range too.
+        """
+        for method, template, headers in [
+            ("GET", "/calendar/group/{name}.ifb", None),
+            ("HEAD", "/calendar/group/{name}.vfb", None),
+            ("GET", "/calendar/group/{name}.vfb", {b"If-None-Match": [b"*"]}),
+            ("GET", "/calendar/group/{name}.vfb?start=20210105&period=P1D", None),
+        ]:
+            code, _, _ = await self.assertAlike(method, template, headers, pair=("team", STRANGER))
             self.assertEqual((method, template, code), (method, template, 404))
 
     @inline
