@@ -15,6 +15,7 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from tests.helpers import httpClient, inline, outlookVFB, startServer
+from tests.test_ftp import connect, inThread, startFTPServer
 from tests.test_lookupmiss import withoutName
 
 MEMBER, STRANGER = "carol", "zzyzx"
@@ -139,8 +140,6 @@ class AnonymousFTPTests(unittest.TestCase):
         zzyzx.vfb (absent) get the same replies but for the name; neither is
         listed; alice's published file still is.
         """
-        from tests.test_ftp import connect, inThread, startFTPServer
-
         server = await startFTPServer(self, "--ftp-anonymous")
         server.store.write(("carol.vfb",), b"")
         server.store.write(("alice.vfb",), outlookVFB())
