@@ -62,7 +62,7 @@ class CalendarAvatar:
     def stat(self, path: StorePath) -> Optional[ResourceInfo]:
         info = self.store.stat(path)
         self.authorize(Action.LIST, path, info is not None and info.isCollection)
-        return info
+        return None if info is not None and self._placeholderHidden(info) else info
 
     def etag(self, path: StorePath) -> str:
         self.authorize(Action.READ, path)
@@ -81,7 +81,17 @@ class CalendarAvatar:
         The members of the collection C{path} this user may see, lazily.
         """
         self.authorize(Action.LIST, path, isCollection=True)
-        return visibleMembers(self.uid, self.isAdmin, self.store.children(path), self.anonymousReads)
+        members = visibleMembers(self.uid, self.isAdmin, self.store.children(path), self.anonymousReads)
+        return (member for member in members if not self._placeholderHidden(member))
+
+    def _placeholderHidden(self, info: ResourceInfo) -> bool:
+        """
+        Whether the anonymous reader sees C{info} as absent: an empty file
+        is a placeholder (a client creates the file, then fills it), so its
+        owner has published nothing; the lookups answer them as they answer
+        a name nobody has, and so must a listing or a download.
+        """
+        return self.uid is None and not info.isCollection and info.size == 0
 
     def openUpload(self, path: StorePath):
         self.authorize(Action.WRITE, path)

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable, Coroutine, List, NamedTuple, Optional, Tuple
 from zoneinfo import ZoneInfo
 
+from twisted.cred.checkers import ANONYMOUS
 from twisted.cred.portal import IRealm, Portal
 from twisted.logger import Logger
 from twisted.web import http
@@ -352,6 +353,13 @@ class LookupResource(Resource):
         return datetime.fromtimestamp(self.reactor.seconds(), timezone.utc)
 
     def render(self, request):
+        return self.renderFor(request, None)
+
+    def renderFor(self, request, reader: Optional[str]):
+        """
+        Answer C{request} for C{reader}: the uid of a reader who logged in
+        (through L{guardedLookup}), or C{None} for an anonymous one.
+        """
         if request.method not in (b"GET", b"HEAD"):
             request.setHeader(b"Allow", b"GET, HEAD")
             writeError(request, http.NOT_ALLOWED, "lookups are read-only: use GET")
@@ -363,7 +371,7 @@ class LookupResource(Resource):
             page.serveStatic(request, postpath[0])
             return NOT_DONE_YET
         if len(postpath) == 2 and postpath[0] == GROUP_SEGMENT:
-            return renderAsync(request, self._getGroup(request))
+            return renderAsync(request, self._getGroup(request, reader))
         return renderSoon(request, self._getPerson)
 
     # --- one person ---
@@ -482,26 +490,41 @@ class LookupResource(Resource):
 
     # --- a group ---
 
-    async def _getGroup(self, request) -> None:
+    async def _getGroup(self, request, reader: Optional[str]) -> None:
+        """
+        Merge the busy times of the group's members.  A group none of whose
+        members published, a group larger than C{--group-max-members} and a
+        group that does not exist get the person rule's miss
+        (L{_notPublished}), so that anonymous readers cannot tell which
+        groups exist or how large they are; only a reader who logged in is
+        told that a group is too large.
+        """
         cn = splitLookupName(request.postpath[1])
         query = parseQuery(request, self.now(), self.settings.window)
         if self.settings.groupBase is None:
             raise NotFound("group free/busy is not configured (--group-base)")
         limit = self.settings.groupMaxMembers
         members = await self.directory.groupMembers(cn, self.settings.groupBase, limit)
-        if members is None:
-            raise NotFound(f"there is no group called {cn}")
-        if len(members) > limit:
-            raise HTTPError(
-                http.FORBIDDEN,
-                f"the group {cn} has more than {limit} members, more than this server merges (--group-max-members)",
-            )
+        if members is not None and len(members) > limit:
+            self.log.info("group {cn} has more than {limit} members: not merged (--group-max-members)",
+                          cn=cn, limit=limit)
+            if reader is not None:
+                raise HTTPError(
+                    http.FORBIDDEN,
+                    f"the group {cn} has more than {limit} members, more than this server merges "
+                    f"(--group-max-members)",
+                )
+            members = None
+        sources = []
+        for uid in members or ():
+            published = self.published(uid)
+            if published is not None:
+                sources.append((uid, published))
+        if not sources:
+            return await self._notPublished(request, f"the group {cn}")
         timeRange = query.range or freebusy.defaultRange(self.now(), self.settings.window)
         periods, tags, modified = [], [cn], 0.0
-        for uid in members:
-            published = self.published(uid)
-            if published is None:
-                continue
+        for uid, published in sources:
             fb = await self.freeBusy(published, timeRange)
             periods.extend(fb.busy())
             tags.append(uid + published.etag)
@@ -555,7 +578,25 @@ class _LookupRealm:
     def requestAvatar(self, avatarId, mind, *interfaces):
         if IResource not in interfaces:
             raise TypeError("lookups are served over HTTP only")
-        return IResource, self.resource, lambda: None
+        if avatarId is ANONYMOUS:
+            return IResource, self.resource, lambda: None
+        return IResource, _SignedInLookup(self.resource, avatarId), lambda: None
+
+
+class _SignedInLookup(Resource):
+    """
+    The lookup resource as a reader who logged in sees it.
+    """
+
+    isLeaf = True
+
+    def __init__(self, lookup: LookupResource, uid: str):
+        super().__init__()
+        self.lookup = lookup
+        self.uid = uid
+
+    def render(self, request):
+        return self.lookup.renderFor(request, self.uid)
 
 
 def guardedLookup(portal: Portal, realmName: str, lookup: LookupResource, trustedNetworks) -> Resource:

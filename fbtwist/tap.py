@@ -339,11 +339,17 @@ class ListenerService(StreamServerEndpointService):
         try:
             super().privilegedStartService()
         except CannotListenError as e:
-            reason = getattr(e.socketError, "strerror", None) or str(e.socketError)
-            raise self.failure(
-                f"fbtwist cannot listen on --{self.setting} {self.description}: {reason}; "
-                f"stop what uses that port or give --{self.setting} another endpoint"
-            ) from None
+            raise self.failure(cannotListen(self.setting, self.description, e)) from None
+
+
+def cannotListen(setting: str, description: str, error: CannotListenError) -> str:
+    """
+    The sentence that ends a process that cannot listen on C{description}
+    of C{--setting} (also said by L{fbtwist.workers.WorkerMaster}).
+    """
+    reason = getattr(error.socketError, "strerror", None) or str(error.socketError)
+    return (f"fbtwist cannot listen on --{setting} {description}: {reason}; "
+            f"stop what uses that port or give --{setting} another endpoint")
 
 
 def _isLoopback(host: str) -> bool:
@@ -473,7 +479,7 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
     failure = startupFailure(options)
     httpDescriptions = [listen(description) for description in config.http]
     if config.workers and adoptedFDs is None:
-        master = WorkerMaster(reactor, httpDescriptions, config.workers, workerArguments(options))
+        master = WorkerMaster(reactor, httpDescriptions, config.workers, workerArguments(options), failure=failure)
         master.setName("workers")
         master.setServiceParent(top)
         listeners = []

@@ -26,8 +26,10 @@ from typing import List, Sequence
 
 from twisted.application import service
 from twisted.internet import defer, endpoints, protocol, tcp
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorSocket
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 #: Seconds before a worker that died is started again.
 RESTART_DELAY = 1.0
@@ -92,6 +94,8 @@ class WorkerMaster(service.Service):
     """
     Binds the HTTP endpoints, then keeps C{count} workers serving them.
 
+    @param failure: The exception that ends start-up when an endpoint
+        cannot be listened on (L{fbtwist.tap.startupFailure}).
     @ivar ports: The master's listening ports (bound, never reading).
     @ivar workers: The running workers' process transports, by index.
     """
@@ -99,8 +103,9 @@ class WorkerMaster(service.Service):
     log = Logger()
 
     def __init__(self, reactor, descriptions: Sequence[str], count: int, workerArgs: Sequence[str],
-                 executable: str = sys.executable):
+                 executable: str = sys.executable, failure: type = SystemExit):
         self.reactor = reactor
+        self.failure = failure
         self.descriptions = list(descriptions)
         self.count = count
         self.workerArgs = list(workerArgs)
@@ -110,21 +115,49 @@ class WorkerMaster(service.Service):
         self._processes = {}
         self._stopping = False
 
+    def privilegedStartService(self):
+        # Bound here, as the single-process listeners are: before twistd
+        # gives up root, and where it reports the failure in one sentence.
+        super().privilegedStartService()
+        self._bind()
+
     def startService(self):
         super().startService()
         self._stopping = False
+        if not self.ports:
+            self._bind()
+        for index in range(self.count):
+            self._spawn(index)
+
+    def _bind(self) -> None:
+        """
+        Listen on every description.
+
+        @raise Exception: C{self.failure} with L{fbtwist.tap.cannotListen}'s
+            sentence when one cannot be listened on (those already bound are
+            closed).
+        """
+        from fbtwist.tap import cannotListen  # here: fbtwist.tap imports this module
+
         for description in self.descriptions:
             d = endpoints.serverFromString(self.reactor, description).listen(_Unused())
             # TCP endpoints listen synchronously: the result is there.
             port = []
             d.addBoth(port.append)
+            if port and isinstance(port[0], Failure) and port[0].check(CannotListenError):
+                self._unbind()
+                raise self.failure(cannotListen("http", description, port[0].value))
             if not port or not hasattr(port[0], "fileno"):
+                self._unbind()
                 raise RuntimeError(f"cannot bind {description} for the workers: {port and port[0]}")
             port[0].stopReading()
             self.ports.append(port[0])
             self.log.info("workers will serve {address}", address=str(port[0].getHost()))
-        for index in range(self.count):
-            self._spawn(index)
+
+    def _unbind(self) -> None:
+        for port in self.ports:
+            port.stopListening()
+        self.ports = []
 
     def _spawn(self, index: int) -> None:
         if self._stopping:
@@ -166,9 +199,7 @@ class WorkerMaster(service.Service):
             except Exception:
                 pass
         killer = self.reactor.callLater(STOP_TIMEOUT, self._killAll)
-        for port in self.ports:
-            port.stopListening()
-        self.ports = []
+        self._unbind()
 
         def done(_):
             if killer.active():

@@ -573,15 +573,15 @@ class GroupLimitTests(LookupTestCase):
     --group-max-members bounds the merge.
     """
 
-    serverArgs = ("--group-max-members", "2")
+    serverArgs = ("--group-max-members", "2", "--lookup-auth")
 
     @inline
     async def test_tooLarge(self):
         """
         A group with more members than allowed is refused with a clear
-        reason.
+        reason to a reader who logged in.
         """
-        response, content = await self.get("/calendar/group/team.vfb")
+        response, content = await self.get("/calendar/group/team.vfb", headers=basicAuth("alice"))
         self.assertEqual(response.code, 403)
         self.assertIn(b"more than 2 members", content)
         self.assertIn(b"--group-max-members", content)

@@ -5,15 +5,19 @@ socket and worker processes adopting it.
 
 import os
 import signal
+import socket
 import time
 
 from twisted.internet.testing import MemoryReactor
 from twisted.python import usage
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from fbtwist.tap import Options, makeService
 from fbtwist.workers import WorkerMaster, workerArguments
 from tests.helpers import serviceOptions
+from tests.test_startup import runTwistd
 from tests.processes import FbtwistProcess, basicAuthorization, childPIDs, pidAlive, request
 
 
@@ -171,6 +175,74 @@ class WorkerProcessTests(SynchronousTestCase):
         )
         status, _ = request(self.server.port, "GET", "/", timeout=10)
         self.assertEqual(status, 200)
+
+
+class WorkerPortInUseTests(SynchronousTestCase):
+    """
+    A master that cannot bind a --http endpoint ends as a single process
+    does: one sentence, no traceback, no worker started.
+    """
+
+    def test_portInUse(self):
+        """
+        twistd freebusy --workers 2 on a port in use prints the sentence of
+        the single-process listeners and exits non-zero, every port closed.
+        """
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        free = socket.socket()
+        free.bind(("127.0.0.1", 0))
+        freePort = free.getsockname()[1]
+        free.close()
+        result = runTwistd(self, "--workers", "2", "--http", f"tcp:{freePort}:interface=127.0.0.1",
+                           "--http", f"tcp:{port}:interface=127.0.0.1", "--ftp", "none",
+                           "--root", os.path.abspath(self.mktemp()))
+        self.assertNotEqual(result.returncode, 0)
+        output = result.stdout + result.stderr
+        self.assertNotIn("Traceback", output)
+        self.assertNotIn("started worker", output)
+        (line,) = [line for line in output.splitlines() if "cannot listen" in line]
+        self.assertTrue(line.endswith(
+            f"fbtwist cannot listen on --http tcp:{port}:interface=127.0.0.1: Address already in use; "
+            "stop what uses that port or give --http another endpoint"), line)
+
+
+class WorkerMasterBindTests(TestCase):
+    """
+    The master's own binding, with the real reactor and no workers.
+    """
+
+    async def _closesWhatItBound(self):
+        from twisted.internet import reactor
+
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        first = socket.socket()
+        first.bind(("127.0.0.1", 0))
+        firstPort = first.getsockname()[1]
+        first.close()
+        master = WorkerMaster(reactor, [f"tcp:{firstPort}:interface=127.0.0.1",
+                                        f"tcp:{taken.getsockname()[1]}:interface=127.0.0.1"], 2, [])
+        with self.assertRaises(SystemExit) as raised:
+            master.privilegedStartService()
+        self.assertIn("fbtwist cannot listen on --http tcp:", str(raised.exception))
+        self.assertEqual((master.ports, master.workers), ([], {}))
+        # A port stops listening on the reactor's next turn.
+        await deferLater(reactor, 0.01, lambda: None)
+        again = socket.socket()
+        self.addCleanup(again.close)
+        again.bind(("127.0.0.1", firstPort))
+
+    def test_closesWhatItBound(self):
+        """
+        The endpoints bound before the one that failed are closed again.
+        """
+        return Deferred.fromCoroutine(self._closesWhatItBound())
 
 
 class OneAcceptAtATimeTests(SynchronousTestCase):
