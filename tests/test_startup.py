@@ -10,6 +10,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 
 try:
     import tomllib
@@ -145,7 +146,14 @@ class StartupErrorTests(unittest.TestCase):
         )
         self.assertNotEqual(result.returncode, 0)
         self.assertIn(f"fbtwist cannot listen on --http tcp:{port}:", result.stderr)
-        self.assertFalse(folder.child("twistd.pid").exists())
+        # The daemon removes its pid file as it exits, which may be just
+        # after its parent has reported the error.
+        pidFile = folder.child("twistd.pid")
+        deadline = time.monotonic() + 10
+        while pidFile.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+            pidFile.changed()
+        self.assertFalse(pidFile.exists())
 
 
 class HelpTests(unittest.TestCase):
