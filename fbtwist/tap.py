@@ -24,30 +24,30 @@ from twisted.python import usage
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Site
 
-from fbtwist.checker import BindCache, DirectoryChecker
+from fbtwist.access.checker import BindCache, DirectoryChecker
 from fbtwist.config import (
     MISTAKEN_NAMES, OTHER_TOPIC, TOPICS, ConfigError, buildConfig, caCertificates, makeCalendarRoot, settings,
     unknownSetting,
 )
-from fbtwist.dav.resource import CalendarTreeResource
+from fbtwist.web.dav.resource import CalendarTreeResource
 from fbtwist.demo import DemoDirectoryService
-from fbtwist.directory import LDAPDirectory, LoginForms
-from fbtwist.health import HealthResource
-from fbtwist.httpconnection import ConnectionLimits
-from fbtwist.latency import LatencyFloor
-from fbtwist.ldapurl import parseLDAPURL
-from fbtwist.locks import LOCK_DIRECTORY, LockStore, WallClock
-from fbtwist.lookup import LookupSettings
-from fbtwist.logs import AccessLogService, useUnderTwistd
-from fbtwist.metrics import MetricsObserver, MetricsResource, MetricsService
-from fbtwist.nameindex import NameIndexRefresher
-from fbtwist.realm import FreeBusyRealm
-from fbtwist.setuppage import SetupPage, endpointPort
-from fbtwist.shutdown import GracefulService
-from fbtwist.store import CalendarStore
-from fbtwist.throttle import LoginThrottle
-from fbtwist.web import makeSite
-from fbtwist.workers import AdoptedPortService, WorkerMaster, workerArguments
+from fbtwist.directory.ldapdirectory import LDAPDirectory, LoginForms
+from fbtwist.ops.health import HealthResource
+from fbtwist.web.connection import ConnectionLimits
+from fbtwist.access.latency import LatencyFloor
+from fbtwist.directory.ldapurl import parseLDAPURL
+from fbtwist.store.locks import LOCK_DIRECTORY, LockStore, WallClock
+from fbtwist.web.lookup import LookupSettings
+from fbtwist.ops.logs import AccessLogService, useUnderTwistd
+from fbtwist.ops.metrics import MetricsObserver, MetricsResource, MetricsService
+from fbtwist.directory.nameindex import NameIndexRefresher
+from fbtwist.access.realm import FreeBusyRealm
+from fbtwist.web.setuppage import SetupPage, endpointPort
+from fbtwist.ops.shutdown import GracefulService
+from fbtwist.store.tree import CalendarStore
+from fbtwist.access.throttle import LoginThrottle
+from fbtwist.web.site import makeSite
+from fbtwist.ops.workers import AdoptedPortService, WorkerMaster, workerArguments
 
 log = Logger()
 
@@ -226,7 +226,7 @@ class Options(usage.Options):
         if self.config.ftpTLSRequired and self.config.ftpTLSCertificate is None:
             raise usage.UsageError("--ftp-tls-required needs --ftp-tls-certificate")
         if self.config.ftpTLSCertificate is not None:
-            from fbtwist.ftptls import serverTLSOptions
+            from fbtwist.ftp.tls import serverTLSOptions
 
             try:
                 serverTLSOptions(self.config.ftpTLSCertificate, self.config.ftpTLSKey)
@@ -345,7 +345,7 @@ class ListenerService(StreamServerEndpointService):
 def cannotListen(setting: str, description: str, error: CannotListenError) -> str:
     """
     The sentence that ends a process that cannot listen on C{description}
-    of C{--setting} (also said by L{fbtwist.workers.WorkerMaster}).
+    of C{--setting} (also said by L{fbtwist.ops.workers.WorkerMaster}).
     """
     reason = getattr(error.socketError, "strerror", None) or str(error.socketError)
     return (f"fbtwist cannot listen on --{setting} {description}: {reason}; "
@@ -401,7 +401,7 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
 
     With C{--workers N} this process is the master: it binds the --http
     endpoints and runs N worker processes that serve them (see
-    L{fbtwist.workers}); it keeps FTP and the metrics listener itself.
+    L{fbtwist.ops.workers}); it keeps FTP and the metrics listener itself.
 
     @param reactor: The reactor; C{None} (as twistd calls it) for the
         global one, in a process of its own (see L{settleMemory}).
@@ -499,7 +499,7 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
 
     if config.ftp is not None:
         # Imported here: twisted.protocols.ftp imports the global reactor.
-        from fbtwist.ftpserver import makeFTPFactory
+        from fbtwist.ftp.server import makeFTPFactory
 
         listener = ListenerService("ftp", listen(config.ftp), makeFTPFactory(config, portal, realm, reactor), reactor,
                                    failure)

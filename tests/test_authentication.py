@@ -11,13 +11,13 @@ from twisted.trial import unittest
 from twisted.web.resource import IResource
 from zope.interface.verify import verifyObject
 
-from fbtwist.checker import DirectoryChecker, credentialText
+from fbtwist.access.checker import DirectoryChecker, credentialText
 from fbtwist.demo import DemoDirectoryService
-from fbtwist.directory import LDAPDirectory
+from fbtwist.directory.ldapdirectory import LDAPDirectory
 from fbtwist.interfaces import IDirectory
-from fbtwist.ldapurl import parseLDAPURL
-from fbtwist.realm import FreeBusyRealm
-from fbtwist.store import CalendarStore
+from fbtwist.directory.ldapurl import parseLDAPURL
+from fbtwist.access.realm import FreeBusyRealm
+from fbtwist.store.tree import CalendarStore
 from tests.helpers import ADMIN_GROUP, DEMO_LDIF, PASSWORDS
 from twisted.python.filepath import FilePath
 

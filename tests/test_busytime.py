@@ -1,5 +1,5 @@
 """
-Tests for L{fbtwist.busytime}: the busy time of full calendars derived at
+Tests for L{fbtwist.calendar.busytime}: the busy time of full calendars derived at
 publish and kept beside them, in memory (no sockets, no threads).
 """
 
@@ -10,11 +10,11 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
-from fbtwist import ical
-from fbtwist.busytime import BusyTime, Derivation
+from fbtwist.calendar import ical
+from fbtwist.calendar.busytime import BusyTime, Derivation
 from fbtwist.errors import NotFound
-from fbtwist.freebusy import TimeRange
-from fbtwist.store import CalendarStore
+from fbtwist.calendar.freebusy import TimeRange
+from fbtwist.store.tree import CalendarStore
 from tests.test_ical_derive import BOMB, calendar
 
 UTC = timezone.utc
@@ -140,8 +140,8 @@ class ExpandLimitOptionTests(unittest.SynchronousTestCase):
         """
         from twisted.python.usage import UsageError
 
-        from fbtwist.ldapurl import parseLDAPURL
-        from fbtwist.lookup import LookupSettings
+        from fbtwist.directory.ldapurl import parseLDAPURL
+        from fbtwist.web.lookup import LookupSettings
         from tests.helpers import serviceOptions
 
         url = parseLDAPURL("ldap://h/ou=people,dc=example,dc=com")

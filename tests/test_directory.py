@@ -1,5 +1,5 @@
 """
-L{fbtwist.directory} on ldaptor's in-memory LDAP server over loopback:
+L{fbtwist.directory.ldapdirectory} on ldaptor's in-memory LDAP server over loopback:
 filter injection, empty passwords, several matching entries, Active
 Directory logins and mail attributes; and ldaptor's client fed crafted
 responses carrying referrals.
@@ -18,9 +18,9 @@ from ldaptor.protocols import pureldap
 from ldaptor.protocols.ldap.ldapsyntax import LDAPEntry
 from fbtwist.demo import DemoLDAPFactory, loadLDIF
 from ldaptor.protocols.ldap.ldapclient import LDAPClient
-from fbtwist.directory import DirectoryClient, LDAPDirectory
+from fbtwist.directory.ldapdirectory import DirectoryClient, LDAPDirectory
 from fbtwist.interfaces import IDirectory
-from fbtwist.ldapurl import parseLDAPURL
+from fbtwist.directory.ldapurl import parseLDAPURL
 
 LDIF = """\
 dn: dc=corp,dc=example

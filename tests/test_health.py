@@ -15,7 +15,7 @@ from twisted.internet.task import deferLater
 from twisted.trial import unittest
 
 from fbtwist.errors import DirectoryUnavailable
-from fbtwist.health import HealthResource
+from fbtwist.ops.health import HealthResource
 
 from tests.helpers import httpClient, startServer
 from tests.test_logs import freePort

@@ -1,5 +1,5 @@
 """
-Free/busy derived from a full calendar (L{fbtwist.ical.deriveFreeBusy}):
+Free/busy derived from a full calendar (L{fbtwist.calendar.ical.deriveFreeBusy}):
 recurrences with exceptions, cancelled and transparent events, tentative
 ones, VTIMEZONE and the DST weeks, all-day and floating events.
 """
@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 from twisted.trial import unittest
 
-from fbtwist import ical
+from fbtwist.calendar import ical
 from fbtwist.errors import InvalidCalendar
-from fbtwist.freebusy import BUSY, BUSY_TENTATIVE, BUSY_UNAVAILABLE, Period
+from fbtwist.calendar.freebusy import BUSY, BUSY_TENTATIVE, BUSY_UNAVAILABLE, Period
 
 UTC = timezone.utc
 

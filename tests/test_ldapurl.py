@@ -1,5 +1,5 @@
 """
-L{fbtwist.ldapurl} (RFC 4516) and the directory settings: the StartTLS
+L{fbtwist.directory.ldapurl} (RFC 4516) and the directory settings: the StartTLS
 extension and flag, scopes, filters, the example configurations in etc/.
 """
 
@@ -10,7 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
 from ldaptor.protocols import pureldap
 from fbtwist.config import ConfigError, buildConfig, caCertificates
-from fbtwist.ldapurl import LDAPURLError, parseLDAPURL
+from fbtwist.directory.ldapurl import LDAPURLError, parseLDAPURL
 from fbtwist.tap import Options
 from tests.helpers import ETC
 

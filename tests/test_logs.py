@@ -24,7 +24,7 @@ from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
 from fbtwist import errors
-from fbtwist.logs import (
+from fbtwist.ops.logs import (
     InfoAndUp,
     JSONLinesObserver,
     TextLinesObserver,
@@ -37,7 +37,7 @@ from fbtwist.logs import (
     publishRejectionReason,
     useUnderTwistd,
 )
-from fbtwist.webresponse import HTTPError
+from fbtwist.web.responses import HTTPError
 from tests.helpers import basicAuth, httpClient, outlookVFB, publicAnswer, rawRequest, startServer, statusOf
 from tests.helpers import inline
 from tests.twistdprocess import startTwistd
@@ -149,10 +149,10 @@ class JSONRecordTests(unittest.SynchronousTestCase):
         """
         twistdOptions = {"logger": None, "logfile": None, "nodaemon": True}
         useUnderTwistd(twistdOptions)
-        self.assertEqual(twistdOptions["logger"], "fbtwist.logs.twistdJSONObserver")
+        self.assertEqual(twistdOptions["logger"], "fbtwist.ops.logs.twistdJSONObserver")
         twistdOptions = {"logger": None, "logfile": None, "nodaemon": True}
         useUnderTwistd(twistdOptions, "combined")
-        self.assertEqual(twistdOptions["logger"], "fbtwist.logs.twistdTextObserver")
+        self.assertEqual(twistdOptions["logger"], "fbtwist.ops.logs.twistdTextObserver")
         syslog = {"logger": None, "logfile": None, "nodaemon": True, "syslog": True}
         useUnderTwistd(syslog, "combined")
         self.assertIsNone(syslog["logger"])
@@ -165,7 +165,7 @@ class JSONRecordTests(unittest.SynchronousTestCase):
         With twistd's --logfile, the JSON lines go to that file, which
         SIGUSR1 rotates.
         """
-        from fbtwist import logs
+        from fbtwist.ops import logs
 
         self.addCleanup(logs._twistdDestination.__setitem__, 0, logs._twistdDestination[0])
         path = FilePath(self.mktemp())
@@ -491,7 +491,7 @@ class PreformattedTextTests(unittest.SynchronousTestCase):
         fields = dict(peer="127.0.0.1", user=None, started=1700000000.0, method="GET",
                       uri="/calendar/{odd}%7B.vfb", protocol="HTTP/1.1", status=200, size=12,
                       referer=None, agent='curl "x" {y}', seconds=0.001)
-        logAccess(Logger(namespace="fbtwist.web"), fields)
+        logAccess(Logger(namespace="fbtwist.web.site"), fields)
         return [e for e in events if isAccessEvent(e)][0]
 
     def test_sameText(self):

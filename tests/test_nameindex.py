@@ -1,5 +1,5 @@
 """
-L{fbtwist.nameindex}: the lookup-name rule, the index built by one paged
+L{fbtwist.directory.nameindex}: the lookup-name rule, the index built by one paged
 search (ldaptor's in-memory server, which does not page, and slapd with a
 size limit smaller than the directory), its refreshes, and lookups over
 HTTP answered from it.
@@ -17,10 +17,10 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
 from ldaptor.protocols.ldap import ldaperrors
 from fbtwist.demo import DemoLDAPFactory, loadLDIF
-from fbtwist.directory import LDAPDirectory, pagedResultsControl, pagedResultsCookie
+from fbtwist.directory.ldapdirectory import LDAPDirectory, pagedResultsControl, pagedResultsCookie
 from fbtwist.errors import DirectoryUnavailable
-from fbtwist.ldapurl import parseLDAPURL
-from fbtwist.nameindex import NameIndexRefresher, indexOf
+from fbtwist.directory.ldapurl import parseLDAPURL
+from fbtwist.directory.nameindex import NameIndexRefresher, indexOf
 from tests.helpers import httpClient, outlookVFB, publicAnswer, startServer
 from tests.slapd import SlapdServer, hashPassword
 from tests.test_directory import LDIF as ACTIVE_DIRECTORY_LDIF

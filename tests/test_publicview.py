@@ -1,5 +1,5 @@
 """
-What anonymous readers get (L{fbtwist.ical.publicView}), through every
+What anonymous readers get (L{fbtwist.calendar.ical.publicView}), through every
 door: every C{/calendar/} answer is valid RFC 5545 for two independent
 strict parsers (vobject, and libical through C{tests/libicalcheck.py}) and
 keeps the published periods; anonymous FTP's C{SIZE}, C{LIST} and C{RETR}
@@ -16,8 +16,8 @@ from twisted.internet import defer
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial import unittest
 
-from fbtwist import ical
-from fbtwist.freebusy import FreeBusy, Period
+from fbtwist.calendar import ical
+from fbtwist.calendar.freebusy import FreeBusy, Period
 from tests.helpers import httpClient, inline, outlookVFB, publicAnswer, startServer
 from tests.test_ftp import connect, inThread, startFTPServer
 

@@ -15,7 +15,7 @@ from twisted.internet.task import Clock, deferLater
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
-from fbtwist.shutdown import GracefulService
+from fbtwist.ops.shutdown import GracefulService
 from tests.helpers import httpClient, outlookVFB, startServer
 from tests.helpers import inline
 from tests.twistdprocess import startTwistd

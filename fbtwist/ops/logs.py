@@ -1,0 +1,490 @@
+"""
+fbtwist's log lines, all through L{twisted.logger}.
+
+Every request gives one I{access event} (C{fbEvent="http-request"}) carrying
+its fields (peer, user, method, uri, status, size, referer, agent, seconds)
+and, as its C{log_format}, the line in Apache's combined format, so twistd's
+own text log shows combined lines with no set-up.  Publishes and rejected
+publishes are C{fbEvent="publish"} / C{"publish-rejected"} events (see
+L{publishRejectionReason}); L{fbtwist.ops.metrics} counts all these events.
+
+For machines, L{JSONLinesObserver} writes every event as one JSON object per
+line; C{--log-format json} makes twistd use it (L{useUnderTwistd}).
+L{AccessLogService} writes the bare combined lines to a file of their own
+(C{--access-log}) for log analysers.
+
+No event ever carries a password or an C{Authorization} header: the access
+event names the login from a Basic header and nothing else of it, and the
+JSON form leaves out any field whose name looks like a secret.
+"""
+
+import json
+import re
+import signal
+import sys
+import time
+from typing import Optional
+
+from twisted.application.service import Service
+from twisted.logger import (
+    FileLogObserver,
+    ILogObserver,
+    Logger,
+    LogLevel,
+    formatEvent,
+    formatEventAsClassicLogText,
+    formatTime,
+    globalLogPublisher,
+)
+from twisted.python import threadable
+from twisted.python.logfile import LogFile
+from zope.interface import implementer
+
+from fbtwist import errors
+
+#: The C{fbEvent} of the one event logged per HTTP request.
+ACCESS_EVENT = "http-request"
+
+#: C{publish-rejected} reasons by domain error (the first match wins).
+_REJECTION_REASONS = [
+    (errors.InvalidCalendar, "invalid-calendar"),
+    (errors.InvalidName, "invalid-name"),
+    (errors.TooLarge, "too-large"),
+    (errors.PermissionDenied, "forbidden"),
+    (errors.UnsupportedMediaType, "unsupported-media-type"),
+    (errors.InsufficientStorage, "storage-full"),
+    (errors.Locked, "locked"),
+    (errors.Conflict, "conflict"),
+    (errors.AlreadyExists, "conflict"),
+    (errors.DirectoryUnavailable, "directory-unavailable"),
+]
+
+#: HTTP statuses that reject a publish before fbtwist's PUT code runs.
+_REJECTION_REASONS_BY_STATUS = {401: "unauthorized", 413: "too-large"}
+
+#: Reasons for rejections raised as L{fbtwist.web.responses.HTTPError}.
+_REJECTION_REASONS_BY_CODE = {
+    400: "invalid-request",
+    401: "unauthorized",
+    403: "forbidden",
+    409: "conflict",
+    412: "precondition-failed",
+    413: "too-large",
+    415: "unsupported-media-type",
+    423: "locked",
+    503: "directory-unavailable",
+    507: "storage-full",
+}
+
+#: Event keys never written out in JSON, whatever logged them.
+_SECRET_KEY = re.compile(r"pass|secret|authori[sz]ation|cookie|token|credential", re.IGNORECASE)
+
+#: Printable ASCII but C{"} and C{\\}: what escapeField leaves as it is.
+_PLAIN_FIELD = re.compile(r'[ !#-\[\]-~]*\Z')
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def publishRejectionReason(error: BaseException) -> str:
+    """
+    The C{reason} slug of a C{publish-rejected} event for the error that
+    refused a publish: by domain error class, else by the HTTP status of an
+    C{HTTPError} (C{"error"} for anything else).  Add new domain errors to
+    C{_REJECTION_REASONS}.
+    """
+    for errorClass, reason in _REJECTION_REASONS:
+        if isinstance(error, errorClass):
+            return reason
+    return _REJECTION_REASONS_BY_CODE.get(getattr(error, "code", None), "error")
+
+
+def rejectionReasonForStatus(status: int) -> Optional[str]:
+    """
+    The reason of a publish refused before fbtwist's PUT code ran
+    (authentication, the upload limit), from the response status, or
+    C{None}.
+    """
+    return _REJECTION_REASONS_BY_STATUS.get(status)
+
+
+def escapeField(text: Optional[str]) -> str:
+    """
+    One field of a combined log line, escaped as Apache escapes it: C{"}
+    and C{\\} get a backslash, control and non-ASCII characters become
+    C{\\xhh} (of their UTF-8 bytes), so no field can forge a line or a
+    field.  Missing or empty fields are C{-}.
+    """
+    if not text:
+        return "-"
+    if _PLAIN_FIELD.match(text):
+        return text  # nearly every field: nothing to escape
+    out = []
+    for byte in text.encode("utf-8", "surrogateescape"):
+        if byte in (0x22, 0x5C):
+            out.append("\\" + chr(byte))
+        elif 0x20 <= byte < 0x7F:
+            out.append(chr(byte))
+        else:
+            out.append("\\x%02x" % byte)
+    return "".join(out)
+
+
+_lastCLFSecond = [None, ""]
+
+
+def clfTime(seconds: float) -> str:
+    """
+    A time as Apache writes it: C{24/Nov/2026:15:06:35 +0000} (UTC).
+    """
+    second = int(seconds)
+    if _lastCLFSecond[0] != second:
+        t = time.gmtime(second)
+        _lastCLFSecond[:] = [second, "%02d/%s/%04d:%02d:%02d:%02d +0000" % (
+            t.tm_mday, _MONTHS[t.tm_mon - 1], t.tm_year, t.tm_hour, t.tm_min, t.tm_sec,
+        )]
+    return _lastCLFSecond[1]
+
+
+def combinedLine(fields: dict) -> str:
+    """
+    The access event's fields as one line of Apache's combined format.
+    """
+    request = " ".join(
+        escapeField(fields[k]) for k in ("method", "uri", "protocol")
+    )
+    return '%s - %s [%s] "%s" %d %s "%s" "%s"' % (
+        escapeField(fields["peer"]),
+        escapeField(fields["user"]),
+        clfTime(fields["started"]),
+        request,
+        fields["status"],
+        fields["size"] if fields["size"] else "-",
+        escapeField(fields["referer"]),
+        escapeField(fields["agent"]),
+    )
+
+
+def _text(value: Optional[bytes]) -> Optional[str]:
+    if value is None:
+        return None
+    return value.decode("utf-8", "surrogateescape")
+
+
+def accessFields(request, started: float, finished: float, status: Optional[int] = None,
+                 size: Optional[int] = None) -> dict:
+    """
+    The fields of a request's access event.
+
+    @param started: When the request arrived (seconds since the epoch).
+    @param finished: When it was answered.
+    """
+    from fbtwist.web.auth import basicCredentials
+
+    credentials = basicCredentials(request)
+    # The login only: the credentials also hold the password.
+    user = getattr(credentials, "username", None)
+    peer = request.getClientAddress()
+    command = request.method if request.method is not None else b"-"
+    return dict(
+        peer=getattr(peer, "host", None) or "-",
+        user=_text(user) if isinstance(user, bytes) else user,
+        started=started,
+        method=_text(command),
+        uri=_text(request.uri),
+        protocol=_text(request.clientproto),
+        status=int(status if status is not None else request.code),
+        size=int(size if size is not None else request.sentLength),
+        referer=_text(request.getHeader(b"Referer")),
+        agent=_text(request.getHeader(b"User-Agent")),
+        seconds=round(max(0.0, finished - started), 6),
+    )
+
+
+#: An event's text, already formatted: fbtwist's observers write it as it
+#: is instead of formatting the event (an access line would otherwise be
+#: built twice: 6 % of a lookup).  A C{log_} key, so that it is no field.
+_TEXT = "log_fbtwistText"
+
+
+def logAccess(logger: Logger, fields: dict) -> None:
+    """
+    Emit one access event: its format is the combined line itself (braces
+    doubled, so it is shown literally), its fields the parts of it.
+    """
+    line = combinedLine(fields)
+    logger.emit(
+        LogLevel.info, line.replace("{", "{{").replace("}", "}}"), fbEvent=ACCESS_EVENT, **{_TEXT: line}, **fields
+    )
+
+
+def eventText(event: dict) -> str:
+    """
+    The text of an event, as L{formatEvent} gives it.
+    """
+    text = event.get(_TEXT)
+    return formatEvent(event) if text is None else text
+
+
+def _classicLine(event: dict) -> Optional[str]:
+    """
+    An event as twistd's text log shows it
+    (L{formatEventAsClassicLogText}, time stamps formatted once a second).
+    """
+    text = event.get(_TEXT)
+    if text is None or "log_failure" in event:
+        return formatEventAsClassicLogText(event, formatTime=_classicTime)
+    system = event.get("log_system")
+    if system is None:
+        level = event.get("log_level")
+        system = f"{event.get('log_namespace', '-')}#{'-' if level is None else level.name}"
+    return f"{_classicTime(event.get('log_time'))} [{system}] {text}\n"
+
+
+def _isoTime(seconds: float) -> str:
+    t = time.gmtime(seconds)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", t) + ".%03dZ" % int((seconds % 1) * 1000)
+
+
+def jsonRecord(event: dict) -> dict:
+    """
+    The JSON form of one log event: C{time} (UTC, ISO 8601), C{level},
+    C{namespace}, C{message} (the formatted text), C{traceback} for a
+    failure, and every other field whose value is a plain JSON value and
+    whose name does not look like a secret.
+    """
+    level = event.get("log_level")
+    record = {
+        "time": _isoTime(event.get("log_time", time.time())),
+        "level": getattr(level, "name", "info"),
+        "namespace": event.get("log_namespace", "-"),
+        "message": eventText(event),
+    }
+    for key, value in event.items():
+        if key.startswith("log_") or key in record or _SECRET_KEY.search(key):
+            continue
+        if value is None or isinstance(value, (str, int, float, bool)):
+            record[key] = value
+    failure = event.get("log_failure")
+    if failure is not None:
+        try:
+            record["traceback"] = failure.getTraceback()
+        except Exception:
+            record["traceback"] = repr(failure)
+    return record
+
+
+class _LineWriter:
+    """
+    Writes log lines to a file object.  Given a reactor, it flushes (one
+    C{write} system call) once per reactor turn instead of once per line
+    when called in the reactor thread: the lines of one turn are in the
+    file before the responses written in that turn leave (Twisted sends
+    those when it next polls), and at shutdown.  Elsewhere (other threads,
+    no reactor) each line is flushed at once.
+    """
+
+    def __init__(self, outFile, reactor=None):
+        self._out = outFile
+        self._reactor = reactor
+        self._scheduled = None
+        if reactor is not None:
+            reactor.addSystemEventTrigger("after", "shutdown", self.flush)
+
+    def write(self, line: str) -> None:
+        self._out.write(line)
+        if self._scheduled is not None:
+            return
+        if self._reactor is None or not threadable.isInIOThread():
+            self._out.flush()
+            return
+        self._scheduled = self._reactor.callLater(0, self.flush)
+
+    def flush(self) -> None:
+        if self._scheduled is not None:
+            if self._scheduled.active():
+                self._scheduled.cancel()
+            self._scheduled = None
+        try:
+            self._out.flush()
+        except (OSError, ValueError):
+            pass  # a closed or broken output: nothing more to do
+
+    def close(self) -> None:
+        self.flush()
+        self._out.close()
+
+
+def _destination() -> _LineWriter:
+    # twistd calls its observer factory after makeService, which installed
+    # the reactor.
+    from twisted.internet import reactor
+
+    destination = _twistdDestination[0]
+    if destination is None:
+        return _LineWriter(sys.stdout, reactor)
+    logFile = LogFile.fromFullPath(destination)
+    if not signal.getsignal(signal.SIGUSR1):
+        # What twistd's own observer does for --logfile: SIGUSR1 rotates.
+        signal.signal(signal.SIGUSR1, lambda number, frame: reactor.callFromThread(logFile.rotate))
+    return _LineWriter(logFile, reactor)
+
+
+@implementer(ILogObserver)
+class JSONLinesObserver:
+    """
+    Writes every event as one line of JSON (see L{jsonRecord}).
+
+    @param outFile: A file object.
+    @param reactor: Lines are flushed once per turn of this reactor (see
+        L{_LineWriter}); without one, after each line.
+    """
+
+    def __init__(self, outFile, reactor=None):
+        self._out = outFile if isinstance(outFile, _LineWriter) else _LineWriter(outFile, reactor)
+
+    def __call__(self, event: dict) -> None:
+        try:
+            line = json.dumps(jsonRecord(event), separators=(",", ":"), default=str)
+        except Exception as e:
+            line = json.dumps({"time": _isoTime(time.time()), "level": "error",
+                               "message": f"unloggable event: {e!r}"})
+        self._out.write(line + "\n")
+
+
+_lastSecond = [None, ""]
+
+
+def _classicTime(when: Optional[float]) -> str:
+    # twistd's time stamp has whole seconds: format each second once.
+    if when is None:
+        return formatTime(when)
+    second = int(when)
+    if _lastSecond[0] != second:
+        _lastSecond[:] = [second, formatTime(second)]
+    return _lastSecond[1]
+
+
+@implementer(ILogObserver)
+class TextLinesObserver:
+    """
+    Writes every event as twistd's own text log does
+    (C{2026-11-24T15:12:44+0000 [namespace#level] message}), but more
+    cheaply: the time stamp is formatted once per second and lines are
+    flushed once per reactor turn (see L{_LineWriter}).
+
+    @param outFile: A file object.
+    @param reactor: As for L{JSONLinesObserver}.
+    """
+
+    def __init__(self, outFile, reactor=None):
+        self._out = outFile if isinstance(outFile, _LineWriter) else _LineWriter(outFile, reactor)
+
+    def __call__(self, event: dict) -> None:
+        text = _classicLine(event)
+        if text:
+            self._out.write(text)
+
+
+#: Where L{twistdJSONObserver} and L{twistdTextObserver} write: C{None}
+#: for standard output, else a file name.  Set by L{useUnderTwistd} from
+#: twistd's own options.
+_twistdDestination: list = [None]
+
+
+def useUnderTwistd(twistdOptions, logFormat: str = "json") -> None:
+    """
+    Make twistd log through L{JSONLinesObserver} (C{logFormat} C{"json"})
+    or L{TextLinesObserver} (C{"text"}): sets twistd's C{--logger} (unless
+    the administrator chose one, or C{--syslog}) to L{twistdJSONObserver}
+    or L{twistdTextObserver}, which write where twistd's own observer would
+    have (C{--logfile}, or standard output under C{-n}, or C{twistd.log}).
+
+    Called while twistd parses its command line, before it starts logging.
+    """
+    if twistdOptions.get("logger") is not None or twistdOptions.get("syslog"):
+        return
+    logfile = twistdOptions.get("logfile") or ""
+    if logfile == "-" or (not logfile and twistdOptions.get("nodaemon")):
+        _twistdDestination[0] = None
+    else:
+        _twistdDestination[0] = logfile or "twistd.log"
+    # twistd resolves this name after its sub-command's options are parsed.
+    name = "twistdJSONObserver" if logFormat == "json" else "twistdTextObserver"
+    twistdOptions["logger"] = __name__ + "." + name
+
+
+#: The levels fbtwist's logs show.
+_FROM_INFO_UP = frozenset([LogLevel.info, LogLevel.warn, LogLevel.error, LogLevel.critical])
+
+
+@implementer(ILogObserver)
+class InfoAndUp:
+    """
+    C{observer}, given events of level info and up only (and those without
+    a level, as C{twisted.logger.LogLevelFilterPredicate} lets them through): debug events
+    (one per directory call, ...) feed the metrics, not the log.  A set
+    lookup instead of Twisted's per-namespace filter, which costs more than
+    writing the line (every request logs one).
+    """
+
+    def __init__(self, observer):
+        self.observer = observer
+
+    def __call__(self, event: dict) -> None:
+        level = event.get("log_level")
+        if level is None or level in _FROM_INFO_UP:
+            self.observer(event)
+
+
+def twistdJSONObserver() -> "InfoAndUp":
+    """
+    The log observer factory twistd calls under C{--log-format json}.
+    """
+    return InfoAndUp(JSONLinesObserver(_destination()))
+
+
+def twistdTextObserver() -> "InfoAndUp":
+    """
+    The log observer factory twistd calls under C{--log-format text} (the
+    default).
+    """
+    return InfoAndUp(TextLinesObserver(_destination()))
+
+
+def isAccessEvent(event: dict) -> bool:
+    return event.get("fbEvent") == ACCESS_EVENT
+
+
+class AccessLogService(Service):
+    """
+    Writes the combined line of every access event to a file (rotated by
+    size like twistd's log), for tools that read Apache's access logs.
+    """
+
+    name = "access-log"
+
+    def __init__(self, path):
+        self.path = path
+        self._file = None
+        self._observer = None
+
+    def startService(self):
+        super().startService()
+        self._file = LogFile.fromFullPath(self.path.path)
+        writer = FileLogObserver(self._file, lambda event: eventText(event) + "\n")
+
+        def observer(event):
+            if isAccessEvent(event):
+                writer(event)
+
+        self._observer = observer
+        globalLogPublisher.addObserver(observer)
+
+    def stopService(self):
+        super().stopService()
+        if self._observer is not None:
+            globalLogPublisher.removeObserver(self._observer)
+            self._observer = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None

@@ -1,0 +1,218 @@
+"""
+Prometheus metrics, built from log events.
+
+One log observer, L{MetricsObserver}, turns the C{fbEvent} events that the
+rest of fbtwist logs (see COMMON.md: C{http-request}, C{publish},
+C{publish-rejected}, C{directory-call}, C{bind-cache}, C{ftp-session},
+C{login-throttled}) into counters, a histogram and gauges, so that no other
+module imports prometheus_client: code emits events, this module counts
+them.  Each observer has a registry of its own (never the process-global
+one), so two servers in one process, or tests, never mix their numbers.
+
+The lock gauge asks a callable, L{MetricsObserver.lockCount}, when scraped:
+whoever keeps the WebDAV locks sets it in L{fbtwist.tap.makeService}
+(C{top.metrics.lockCount = locks.count}); until then it reads 0.
+"""
+
+from typing import Callable, Optional
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import choose_encoder
+from twisted.application.service import Service
+from twisted.logger import ILogObserver, globalLogPublisher
+from twisted.web.resource import Resource
+from zope.interface import implementer
+
+from fbtwist.ops.logs import ACCESS_EVENT
+
+#: Request methods counted under their own name; others count as OTHER, so
+#: a client cannot grow the label set without bound.
+KNOWN_METHODS = frozenset(
+    "GET HEAD PUT POST DELETE OPTIONS PROPFIND PROPPATCH MKCOL COPY MOVE LOCK UNLOCK REPORT".split()
+)
+KNOWN_PROTOCOLS = frozenset({"http", "ftp"})
+
+#: Latency buckets (directory calls, requests), in seconds.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def _label(value, allowed=None, maximum: int = 64) -> str:
+    text = "none" if value is None else str(value)[:maximum]
+    if allowed is not None and text not in allowed:
+        return "other"
+    return text
+
+
+@implementer(ILogObserver)
+class MetricsObserver:
+    """
+    Counts fbtwist's events into a registry of its own.
+
+    @ivar registry: The L{CollectorRegistry} to expose.
+    @ivar lockCount: A callable returning how many WebDAV locks are held,
+        or C{None} while nothing keeps locks.
+    """
+
+    def __init__(self):
+        self.registry = registry = CollectorRegistry(auto_describe=True)
+        self.lockCount: Optional[Callable[[], int]] = None
+        self.requests = Counter(
+            "fbtwist_http_requests", "HTTP requests answered, by method and status.",
+            ["method", "status"], registry=registry,
+        )
+        self.requestSeconds = Histogram(
+            "fbtwist_http_request_seconds", "Time from a request's first line to its answer, by method.",
+            ["method"], buckets=LATENCY_BUCKETS, registry=registry,
+        )
+        self.publishes = Counter(
+            "fbtwist_publishes", "Free/busy files published, by protocol.", ["protocol"], registry=registry,
+        )
+        self.rejections = Counter(
+            "fbtwist_publish_rejections", "Publishes refused, by protocol and reason.",
+            ["protocol", "reason"], registry=registry,
+        )
+        self.directoryCalls = Histogram(
+            "fbtwist_directory_call_seconds", "Directory (LDAP) call latency, by operation and outcome.",
+            ["operation", "ok"], buckets=LATENCY_BUCKETS, registry=registry,
+        )
+        self.bindCache = Counter(
+            "fbtwist_bind_cache_lookups", "Bind cache lookups, by result (hit or miss).",
+            ["result"], registry=registry,
+        )
+        self.ftpSessions = Gauge(
+            "fbtwist_ftp_sessions_open", "FTP sessions open now.", registry=registry,
+        )
+        self.throttled = Counter(
+            "fbtwist_logins_throttled", "Logins refused because of too many failures.", registry=registry,
+        )
+        self._requestSeries: dict = {}
+        self.locks = Gauge("fbtwist_dav_locks", "WebDAV locks held now.", registry=registry)
+        self.locks.set_function(self._lockCount)
+        # Zero series for the common labels, so that dashboards and rate()
+        # see them from the start.
+        for protocol in sorted(KNOWN_PROTOCOLS):
+            self.publishes.labels(protocol=protocol)
+        for result in ("hit", "miss"):
+            self.bindCache.labels(result=result)
+
+    def _lockCount(self) -> float:
+        if self.lockCount is None:
+            return 0
+        try:
+            return float(self.lockCount())
+        except Exception:
+            return float("nan")
+
+    def __call__(self, event: dict) -> None:
+        kind = event.get("fbEvent")
+        if kind is None:
+            return
+        handler = self._handlers.get(kind)
+        if handler is not None:
+            try:
+                handler(self, event)
+            except (TypeError, ValueError, KeyError):
+                # A malformed event must never break logging.
+                pass
+
+    def _request(self, event):
+        method = event.get("method")
+        method = method if method in KNOWN_METHODS else "OTHER"
+        status = _label(event.get("status"), maximum=3)
+        series = self._requestSeries.get((method, status))
+        if series is None:
+            # prometheus_client's labels() costs more than the rest of this
+            # observer: the few (method, status) pairs are looked up once.
+            series = self._requestSeries[method, status] = (
+                self.requests.labels(method=method, status=status),
+                self.requestSeconds.labels(method=method),
+            )
+        series[0].inc()
+        seconds = event.get("seconds")
+        if isinstance(seconds, (int, float)):
+            series[1].observe(seconds)
+
+    def _publish(self, event):
+        self.publishes.labels(protocol=_label(event.get("protocol"), KNOWN_PROTOCOLS)).inc()
+
+    def _rejected(self, event):
+        self.rejections.labels(
+            protocol=_label(event.get("protocol"), KNOWN_PROTOCOLS), reason=_label(event.get("reason"), maximum=40),
+        ).inc()
+
+    def _directoryCall(self, event):
+        seconds = float(event["seconds"])
+        self.directoryCalls.labels(
+            operation=_label(event.get("operation"), maximum=20), ok="true" if event.get("ok") else "false",
+        ).observe(seconds)
+
+    def _bindCache(self, event):
+        self.bindCache.labels(result="hit" if event.get("hit") else "miss").inc()
+
+    def _ftpSession(self, event):
+        change = int(event["change"])
+        if change in (-1, 1):
+            self.ftpSessions.inc(change)
+
+    def _throttled(self, event):
+        self.throttled.inc()
+
+    _handlers = {
+        ACCESS_EVENT: _request,
+        "publish": _publish,
+        "publish-rejected": _rejected,
+        "directory-call": _directoryCall,
+        "bind-cache": _bindCache,
+        "ftp-session": _ftpSession,
+        "login-throttled": _throttled,
+    }
+
+    def exposition(self, accept: str = ""):
+        """
+        The metrics in the format the scraper asks for (Prometheus' text
+        format, or OpenMetrics when its C{Accept} header says so).
+
+        @return: The body and its content type.
+        """
+        encode, contentType = choose_encoder(accept)
+        return encode(self.registry), contentType
+
+
+class MetricsService(Service):
+    """
+    Keeps a L{MetricsObserver} subscribed to the log while fbtwist runs.
+    """
+
+    name = "metrics-observer"
+
+    def __init__(self, observer: MetricsObserver, publisher=globalLogPublisher):
+        self.observer = observer
+        self.publisher = publisher
+
+    def startService(self):
+        super().startService()
+        self.publisher.addObserver(self.observer)
+
+    def stopService(self):
+        super().stopService()
+        self.publisher.removeObserver(self.observer)
+
+
+class MetricsResource(Resource):
+    """
+    C{GET /metrics}: the Prometheus text exposition.
+    """
+
+    isLeaf = True
+
+    def __init__(self, observer: MetricsObserver):
+        super().__init__()
+        self.observer = observer
+
+    def render_GET(self, request):
+        accept = (request.getHeader(b"Accept") or b"").decode("latin-1")
+        body, contentType = self.observer.exposition(accept)
+        request.setHeader(b"Content-Type", contentType.encode("ascii"))
+        request.setHeader(b"Cache-Control", b"no-store")
+        request.setHeader(b"Content-Length", b"%d" % len(body))
+        return body
