@@ -31,7 +31,8 @@ from fbtwist.config import (
 )
 from fbtwist.web.dav.resource import CalendarTreeResource
 from fbtwist.demo import DemoDirectoryService
-from fbtwist.directory.ldapdirectory import LDAPDirectory, LoginForms
+from fbtwist.directory.ldapdirectory import LDAPDirectory
+from fbtwist.directory.loginforms import LoginForms
 from fbtwist.ops.health import HealthResource
 from fbtwist.web.connection import ConnectionLimits
 from fbtwist.access.latency import LatencyFloor

@@ -18,7 +18,8 @@ from ldaptor.protocols import pureldap
 from ldaptor.protocols.ldap.ldapsyntax import LDAPEntry
 from fbtwist.demo import DemoLDAPFactory, loadLDIF
 from ldaptor.protocols.ldap.ldapclient import LDAPClient
-from fbtwist.directory.ldapdirectory import DirectoryClient, LDAPDirectory
+from fbtwist.directory.client import DirectoryClient
+from fbtwist.directory.ldapdirectory import LDAPDirectory
 from fbtwist.interfaces import IDirectory
 from fbtwist.directory.ldapurl import parseLDAPURL
 

@@ -17,7 +17,8 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
 from ldaptor.protocols.ldap import ldaperrors
 from fbtwist.demo import DemoLDAPFactory, loadLDIF
-from fbtwist.directory.ldapdirectory import LDAPDirectory, pagedResultsControl, pagedResultsCookie
+from fbtwist.directory.ldapdirectory import LDAPDirectory
+from fbtwist.directory.paging import pagedResultsControl, pagedResultsCookie
 from fbtwist.errors import DirectoryUnavailable
 from fbtwist.directory.ldapurl import parseLDAPURL
 from fbtwist.directory.nameindex import NameIndexRefresher, indexOf

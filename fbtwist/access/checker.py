@@ -132,7 +132,7 @@ class DirectoryChecker:
     @param throttle: A L{LoginThrottle}, or C{None} for none.
     @param failureFloor: A L{LatencyFloor} for failed logins, or C{None}
         for none.
-    @param loginForms: The directory's L{fbtwist.directory.ldapdirectory.LoginForms}: the
+    @param loginForms: The directory's L{fbtwist.directory.loginforms.LoginForms}: the
         throttle counts every form of a login as one login.
     """
 

@@ -21,7 +21,7 @@ from twisted.python.filepath import FilePath
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from fbtwist.directory.ldapdirectory import equalityFilter
+from fbtwist.directory.filters import equalityFilter
 from fbtwist.errors import DirectoryUnavailable
 from fbtwist.web.responses import isGone
 

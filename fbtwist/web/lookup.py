@@ -42,7 +42,7 @@ from fbtwist.calendar import freebusy, ical
 from fbtwist.web import page
 from fbtwist.addresses import clientAddress
 from fbtwist.calendar.busytime import BusyTime
-from fbtwist.directory.ldapdirectory import defaultGroupBase
+from fbtwist.directory.filters import defaultGroupBase
 from fbtwist.errors import InvalidCalendar, InvalidName, NotFound
 from fbtwist.calendar.freebusy import FreeBusy, Period, RangeError, TimeRange
 from fbtwist.interfaces import ICalendarStore, IDirectory
