@@ -428,7 +428,7 @@ def writeFiles(folder: str, names, body: bytes) -> None:
     Write C{body} under each name, with the ETag attribute fbtwist's store
     would have set (without the fsync of each: this is set-up).
     """
-    from fbtwist.store.tree import _setEtagAttribute, etagForContent
+    from fbtwist.store.files import _setEtagAttribute, etagForContent
 
     os.makedirs(folder, exist_ok=True)
     etag = etagForContent(body)

@@ -28,7 +28,8 @@ from fbtwist.calendar import ical
 from fbtwist.config import ConfigError, buildConfig
 from fbtwist.errors import FreeBusyError, InvalidName
 from fbtwist.access.permissions import PUBLISHED_SUFFIXES
-from fbtwist.store.tree import CalendarStore, validateName
+from fbtwist.store.tree import CalendarStore
+from fbtwist.store.paths import validateName
 
 
 class Progress:

@@ -12,7 +12,9 @@ from zope.interface.verify import verifyObject
 
 from fbtwist.errors import AlreadyExists, Conflict, InsufficientStorage, InvalidName, NotFound, PermissionDenied
 from fbtwist.interfaces import ICalendarStore, IUpload
-from fbtwist.store.tree import CalendarStore, etagForContent, validateName, validatePath
+from fbtwist.store.tree import CalendarStore
+from fbtwist.store.files import etagForContent
+from fbtwist.store.paths import validateName, validatePath
 
 
 class ValidateNameTests(unittest.SynchronousTestCase):
@@ -292,7 +294,7 @@ class HeldRunner:
 
 class CommitAsyncTests(unittest.SynchronousTestCase):
     """
-    L{fbtwist.store.tree.Upload.commitAsync} writes and syncs through the store's
+    L{fbtwist.store.uploads.Upload.commitAsync} writes and syncs through the store's
     C{runBlocking}, and renames in the caller's thread after its check.
     """
 
@@ -491,7 +493,7 @@ class DirectorySyncsTests(unittest.SynchronousTestCase):
     """
 
     def setUp(self):
-        from fbtwist.store.tree import _DirectorySyncs
+        from fbtwist.store.files import _DirectorySyncs
 
         self.started = []
         self.syncs = _DirectorySyncs(self.fsync)

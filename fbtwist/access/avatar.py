@@ -15,7 +15,7 @@ from fbtwist.errors import Locked
 from fbtwist.interfaces import ICalendarAvatar, ICalendarStore
 from fbtwist.store.locks import LOCK_DIRECTORY, LockStore, WallClock
 from fbtwist.access.permissions import Action, authorize, ownFileName, visibleMembers
-from fbtwist.store.tree import FileSnapshot, ResourceInfo, StorePath, validatePath
+from fbtwist.store.paths import FileSnapshot, ResourceInfo, StorePath, validatePath
 
 
 @implementer(ICalendarAvatar)

@@ -33,7 +33,7 @@ from twisted.logger import Logger
 from fbtwist.calendar import ical
 from fbtwist.errors import FreeBusyError, InvalidCalendar, NotFound
 from fbtwist.calendar.freebusy import FreeBusy, Period, TimeRange, clipPeriods, defaultRange, formatUTC, parseUTC
-from fbtwist.store.tree import etagForContent
+from fbtwist.store.files import etagForContent
 
 #: The horizon of a derivation, from the day it is made.
 HORIZON_PAST = timedelta(days=31)

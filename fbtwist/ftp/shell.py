@@ -44,7 +44,7 @@ from fbtwist.errors import (
     UnsupportedMediaType,
 )
 from fbtwist.access.permissions import Action
-from fbtwist.store.tree import ResourceInfo, StorePath
+from fbtwist.store.paths import ResourceInfo, StorePath
 
 #: Where the store's root appears in the FTP view.
 VIEW_ROOT = ("pub", "calendar")

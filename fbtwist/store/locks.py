@@ -22,7 +22,7 @@ from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 
 from fbtwist.errors import descriptorError
-from fbtwist.store.tree import atomicWrite
+from fbtwist.store.files import atomicWrite
 
 EXCLUSIVE = "exclusive"
 SHARED = "shared"
@@ -141,7 +141,7 @@ class LockStore:
         Hold the tree's lock mutex (an exclusive C{flock}, so other servers
         sharing the tree wait too): taking, refreshing and removing locks
         hold it, and so does a publish between its lock check and its
-        rename (L{fbtwist.store.tree.Upload.commitAsync}).  Blocks: taken in the
+        rename (L{fbtwist.store.uploads.Upload.commitAsync}).  Blocks: taken in the
         reactor thread only around a few small files' I/O.
         """
         mutex = self.directory.child(_MUTEX).path

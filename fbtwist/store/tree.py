@@ -1,315 +1,54 @@
 """
 The calendar tree on the filesystem.
 
-A store path is a tuple of validated name segments relative to the root of
-the tree, which is what HTTP serves as C{/pub/calendar/}; C{()} is the root
-collection itself.  Every write is atomic: the new content goes to a
-temporary file in the same directory, is flushed and fsynced, and is renamed
-over the target, so a reader sees the old file or the new one, never part of
-one.  Names starting with C{.} are never valid client names, which leaves
-them free for temporary files and metadata.
+A store path (L{fbtwist.store.paths}) is a tuple of validated name segments
+relative to the root of the tree, which is what HTTP serves as
+C{/pub/calendar/}; C{()} is the root collection itself.  Every write is
+atomic (L{fbtwist.store.files}): the new content goes to a temporary file in
+the same directory, is flushed and fsynced, and is renamed over the target,
+so a reader sees the old file or the new one, never part of one.  Names
+starting with C{.} are never valid client names, which leaves them free for
+temporary files and metadata.
 
 The store knows nothing of HTTP or FTP; it raises L{fbtwist.errors} only.
 """
 
-import errno
-import fcntl
-import hashlib
 import json
 import os
-import secrets
 import stat
 import time
-import unicodedata
 from collections import OrderedDict
-from contextlib import contextmanager, nullcontext
-from typing import Callable, ContextManager, Dict, Iterator, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, Iterator, Optional, Tuple
 
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
-from fbtwist.errors import (
-    AlreadyExists,
-    Conflict,
-    FreeBusyError,
-    InsufficientStorage,
-    InvalidName,
-    NotFound,
-    PermissionDenied,
-    descriptorError,
+from fbtwist.errors import AlreadyExists, Conflict, FreeBusyError, NotFound, PermissionDenied, descriptorError
+from fbtwist.interfaces import ICalendarStore
+from fbtwist.store.files import (
+    _ETAG_XATTR,
+    _TEMP_SUFFIX,
+    _DirectorySyncs,
+    _info,
+    _removeIfAbandoned,
+    _removeIfExists,
+    _storageError,
+    _syncDirectory,
+    _versionOf,
+    atomicWrite,
+    etagForContent,
 )
-from fbtwist.interfaces import ICalendarStore, IUpload
+from fbtwist.store.paths import FileSnapshot, ResourceInfo, StorePath, validateName, validatePath
+from fbtwist.store.uploads import Upload
 
-StorePath = Tuple[str, ...]
-
-MAX_NAME_LENGTH = 255
-MAX_DEPTH = 16
-_ETAG_XATTR = "user.fbtwist.etag"
-_TEMP_SUFFIX = ".tmp"
 #: Dead properties of a file live beside it, of a collection inside it.
 _PROPS_PREFIX = ".props."
 _COLLECTION_PROPS = ".props"
 _PROPS_SUFFIX = ".json"
 #: What was derived from a file's content (see L{CalendarStore.derived}).
 _DERIVED_PREFIX = ".derived."
-_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
-
-
-class ResourceInfo(NamedTuple):
-    """
-    What the store knows about one resource without reading it.
-    """
-
-    path: StorePath
-    isCollection: bool
-    size: int
-    modified: float
-    created: float
-    inode: int
-
-    @property
-    def name(self) -> str:
-        return self.path[-1] if self.path else ""
-
-
-class FileSnapshot(NamedTuple):
-    """
-    One version of a file: what is known of it, its entity tag and its
-    content, read together (see L{CalendarStore.snapshot}).
-    """
-
-    info: ResourceInfo
-    etag: str
-    data: bytes
-
-
-def validateName(name: str) -> str:
-    """
-    Check one path segment a client sent.
-
-    @return: C{name}, unchanged.
-    @raise InvalidName: For empty names, C{.} and C{..}, names starting with
-        C{.}, names holding C{/}, C{\\}, NUL or other control characters, and
-        names longer than L{MAX_NAME_LENGTH} bytes in UTF-8.
-    """
-    if not isinstance(name, str):
-        raise InvalidName("names must be text")
-    if not name:
-        raise InvalidName("empty name")
-    if name.startswith("."):
-        raise InvalidName("names may not start with '.'")
-    if "/" in name or "\\" in name:
-        raise InvalidName("names may not contain '/' or '\\'")
-    if not (name.isascii() and name.isprintable()) and any(
-        unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in name
-    ):
-        # (Printable ASCII, nearly every name, has none: no need to look.)
-        raise InvalidName("names may not contain control characters")
-    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_LENGTH:
-        raise InvalidName("name too long")
-    return name
-
-
-def validatePath(segments) -> StorePath:
-    """
-    Validate every segment of a path; a trailing empty segment (a URL
-    ending in C{/}) is dropped.
-
-    @raise InvalidName: When any segment is invalid or the path is too deep.
-    """
-    segments = list(segments)
-    if segments and segments[-1] == "":
-        segments.pop()
-    if len(segments) > MAX_DEPTH:
-        raise InvalidName("path too deep")
-    return tuple(validateName(s) for s in segments)
-
-
-def etagForContent(data: bytes) -> str:
-    """
-    The strong entity tag of a file's content (quoted, as HTTP sends it).
-    """
-    return '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
-
-
-@implementer(IUpload)
-class Upload:
-    """
-    A new version of one file being written; see L{CalendarStore.openUpload}.
-    """
-
-    def __init__(self, store: "CalendarStore", path: StorePath, target: FilePath):
-        self._store = store
-        self.path = path
-        self._target = target
-        self._temp: Optional[FilePath] = None
-        self._hash = hashlib.sha256()
-        self.size = 0
-        self._done = False
-        self._writingOut = False
-        self._abortRequested = False
-        # Created with the first write: a publish sent in one piece creates
-        # it where it is written, off the reactor thread (creating a file
-        # waits for the directory, which other threads' fsyncs hold).
-        self._file = None
-
-    def _open(self):
-        if self._file is None:
-            temp, fd = _createTemporary(self._target)
-            self._temp = FilePath(temp)
-            self._file = os.fdopen(fd, "wb")
-        return self._file
-
-    def write(self, data: bytes) -> None:
-        """
-        Append C{data} to the new version.
-
-        @raise InsufficientStorage: When the disk is full.
-        """
-        try:
-            self._open().write(data)
-        except OSError as e:
-            self.abort()
-            raise _storageError(e, self.path) from None
-        self._hash.update(data)
-        self.size += len(data)
-
-    def contents(self) -> bytes:
-        """
-        Everything written so far (for validation before L{commit}).
-        """
-        try:
-            self._open().flush()
-            with open(self._temp.path, "rb") as f:
-                return f.read()
-        except OSError as e:
-            raise _storageError(e, self.path) from None
-
-    def _writeOut(self, data: bytes) -> None:
-        """
-        Append C{data}, then flush and fsync the temporary file and label it
-        with its entity tag: the slow part of a commit.  It touches nothing
-        but this upload's own file, so it may run in another thread.
-        """
-        if data:
-            self.write(data)
-        file = self._open()
-        file.flush()
-        os.fsync(file.fileno())
-        _setEtagAttribute(self._temp.path, '"' + self._hash.hexdigest()[:32] + '"')
-
-    def _rename(self) -> bool:
-        created = not self._target.exists()
-        os.rename(self._temp.path, self._target.path)
-        self._done = True
-        # Closed only now: the file's lock tells a starting server that its
-        # writer is alive (see L{CalendarStore.removeStaleTemporaries}).
-        self._file.close()
-        return created
-
-    def commit(self) -> bool:
-        """
-        Make the new version visible, atomically.
-
-        @return: C{True} when the file did not exist before.
-        @raise InsufficientStorage: When the disk is full; the old version is
-            kept.
-        """
-        with self._abortingOnFailure():
-            self._writeOut(b"")
-            created = self._rename()
-        _syncDirectory(self._target.parent().path)
-        return created
-
-    @contextmanager
-    def _abortingOnFailure(self) -> Iterator[None]:
-        """
-        Discard the new version when the block fails (the old one stays),
-        an C{OSError} becoming the store's domain error.
-        """
-        try:
-            yield
-        except OSError as e:
-            self.abort()
-            raise _storageError(e, self.path) from None
-        except BaseException:
-            self.abort()
-            raise
-
-    def commitAsync(self, data: bytes = b"", check: Optional[Callable[[], None]] = None,
-                    exclusive: Callable[[], ContextManager] = nullcontext) -> defer.Deferred:
-        """
-        Append C{data} and commit, run by the store's C{runBlocking} (a
-        thread pool in the server), so that the reactor serves others
-        meanwhile: writing, fsync, then C{check} and the rename one right
-        after the other under C{exclusive()}, then the fsync of the
-        directory (shared with concurrent commits into it).  A decision
-        C{check} makes (a lock, a precondition) therefore still holds when
-        the new version appears, as long as whatever could change it (taking
-        a lock) takes the same C{exclusive} too.
-
-        @param check: Raises to refuse the commit; the old version is kept.
-            It runs where the writing runs (another thread in the server).
-        @param exclusive: A context manager factory (WebDAV's lock store's
-            lock), held around C{check} and the rename.
-        @return: A Deferred firing with C{True} when the file did not exist
-            before, or failing as L{commit} does or with what C{check}
-            raised (the old version kept).
-        """
-        return defer.Deferred.fromCoroutine(self._commitAsync(data, check, exclusive))
-
-    async def _commitAsync(self, data: bytes, check, exclusive) -> bool:
-        derived = None
-        if self._store.deriveOnCommit is not None:
-            with self._abortingOnFailure():
-                content = (self.contents() if self._file is not None else b"") + data
-                derived = await self._store.deriveOnCommit(self.path, content)
-            if self._done:
-                raise defer.CancelledError("the upload was aborted")
-        self._writingOut = True
-        with self._abortingOnFailure():
-            try:
-                created = await self._store.runBlocking(self._writeOutAndRename, data, check, exclusive, derived)
-            finally:
-                self._writingOut = False
-        await self._store._directorySyncs.sync(self._target.parent().path)
-        return created
-
-    def _writeOutAndRename(self, data: bytes, check, exclusive, derived: Optional[bytes] = None) -> bool:
-        self._writeOut(data)
-        with exclusive():
-            if self._abortRequested:
-                raise defer.CancelledError("the upload was aborted while it was being written")
-            if check is not None:
-                check()
-            created = self._rename()
-        if derived is not None:
-            self._store._storeDerived(self.path, derived)
-        return created
-
-    def abort(self) -> None:
-        """
-        Discard the new version; the old one is untouched.  Safe to call
-        more than once.
-        """
-        if self._done:
-            return
-        if self._writingOut:
-            # Another thread has the file: it is discarded once that is done.
-            self._abortRequested = True
-            return
-        self._done = True
-        if self._file is None:
-            return
-        if self._temp is not None:
-            _removeIfExists(self._temp.path)
-        try:
-            self._file.close()
-        except OSError:
-            pass
 
 
 @implementer(ICalendarStore)
@@ -765,168 +504,6 @@ class CalendarStore:
         return removed
 
 
-def _lockTemporary(fd: int) -> Optional[bool]:
-    """
-    Take the exclusive lock of an open temporary file without waiting.
-
-    @return: C{True} when taken, C{False} when another open file holds it
-        (its writer is alive), C{None} when the filesystem has no locks.
-    """
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    except OSError as e:
-        if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
-            return None
-        raise
-    return True
-
-
-def _createTemporary(target: FilePath) -> Tuple[str, int]:
-    """
-    Create a temporary file beside C{target} (a hidden name ending in
-    L{_TEMP_SUFFIX}) and lock it, so that no starting server removes it
-    while its writer lives.
-
-    @return: Its path and a descriptor open for writing, holding the lock
-        until it is closed.
-    @raise OSError: When it cannot be created.
-    """
-    for attempt in range(5):
-        path = target.sibling("." + target.basename() + "." + secrets.token_hex(6) + _TEMP_SUFFIX).path
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        try:
-            locked = _lockTemporary(fd)
-            # A server starting between the creation and the lock may have
-            # taken the lock first and removed the file: then try another.
-            if locked is not False and os.stat(path).st_ino == os.fstat(fd).st_ino:
-                return path, fd
-        except FileNotFoundError:
-            pass
-        except BaseException:
-            os.close(fd)
-            raise
-        os.close(fd)
-    raise OSError(errno.EAGAIN, "no temporary file could be created and locked")
-
-
-def _removeIfAbandoned(path: str, olderThan: float) -> bool:
-    """
-    Remove the temporary file C{path} when no live writer holds it (or, on
-    a filesystem without locks, when it was last written before
-    C{olderThan}).
-
-    @return: Whether it was removed.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return False
-    try:
-        locked = _lockTemporary(fd)
-        if locked is False or (locked is None and os.fstat(fd).st_mtime >= olderThan):
-            return False
-        # Removed while the lock is held: a writer that created the file but
-        # had not locked it yet sees that it is gone and starts another.
-        os.unlink(path)
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-
-
-def _syncDirectory(path: str) -> None:
-    # A rename is durable only once the directory entry is on disk.
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-class _DirectorySyncs:
-    """
-    Group commit of directory entries: one fsync of a directory makes
-    durable every rename made in it before the fsync began, so commits
-    waiting for the same directory share one.  A commit arriving while an
-    fsync of its directory is running waits for the next, which starts as
-    soon as the running one ends and serves everyone who arrived meanwhile.
-
-    @param fsync: Called with a directory's path, returns a Deferred that
-        fires once that directory was fsynced.
-    """
-
-    def __init__(self, fsync: Callable[[str], defer.Deferred]):
-        self._fsync = fsync
-        #: Directories being synced -> the commits waiting for the next sync.
-        self._next: Dict[str, list] = {}
-
-    def sync(self, path: str) -> defer.Deferred:
-        """
-        @return: A Deferred that fires once every rename made in C{path}
-            before this call is durable.
-        """
-        waiting = self._next.get(path)
-        if waiting is not None:
-            d = defer.Deferred()
-            waiting.append(d)
-            return d
-        self._next[path] = []
-        return self._start(path)
-
-    def _start(self, path: str) -> defer.Deferred:
-        return defer.maybeDeferred(self._fsync, path).addBoth(self._ended, path)
-
-    def _ended(self, result, path: str):
-        waiting = self._next.pop(path)
-        if waiting:
-            self._next[path] = []
-
-            def release(outcome):
-                for d in waiting:
-                    d.errback(outcome) if isinstance(outcome, Failure) else d.callback(None)
-
-            self._start(path).addBoth(release)
-        return result
-
-
-def _removeIfExists(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-def atomicWrite(target: FilePath, data: bytes) -> None:
-    """
-    Replace the file C{target} with C{data}: temp file, fsync, rename.
-    """
-    try:
-        temp, fd = _createTemporary(target)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-                os.rename(temp, target.path)
-        except BaseException:
-            _removeIfExists(temp)
-            raise
-    except OSError as e:
-        raise _storageError(e, ()) from None
-
-
-def _versionOf(st: os.stat_result) -> Tuple[int, int, int, int, int]:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
 class _SnapshotCache:
     """
     The most recently read files, least recently used first out, holding
@@ -957,38 +534,3 @@ class _SnapshotCache:
         while self._bytes > self.maxBytes:
             _, (_, evicted) = self._entries.popitem(last=False)
             self._bytes -= len(evicted.data)
-
-
-def _info(path: StorePath, st: os.stat_result) -> ResourceInfo:
-    return ResourceInfo(
-        path=path,
-        isCollection=stat.S_ISDIR(st.st_mode),
-        size=st.st_size,
-        modified=st.st_mtime,
-        created=min(st.st_ctime, st.st_mtime),
-        inode=st.st_ino,
-    )
-
-
-def _setEtagAttribute(path: str, etag: str) -> None:
-    # Remembered with size and mtime, so that an edit made by another
-    # program (which keeps the attribute) is noticed.
-    try:
-        st = os.stat(path)
-        value = f"{etag}|{st.st_size}|{st.st_mtime_ns}"
-        os.setxattr(path, _ETAG_XATTR, value.encode("ascii"))
-    except OSError:
-        # Filesystems without user xattrs: the ETag is computed on demand.
-        pass
-
-
-def _storageError(error: OSError, path: StorePath) -> Exception:
-    if descriptorError(error) is not None:
-        return descriptorError(error)
-    if error.errno in _NO_SPACE:
-        return InsufficientStorage()
-    if error.errno in (errno.ENOENT, errno.ENOTDIR):
-        return Conflict()
-    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return PermissionDenied("the server may not write there")
-    return error

@@ -47,7 +47,7 @@ from fbtwist.errors import InvalidCalendar, InvalidName, NotFound
 from fbtwist.calendar.freebusy import FreeBusy, Period, RangeError, TimeRange
 from fbtwist.interfaces import ICalendarStore, IDirectory
 from fbtwist.access.latency import LatencyFloor
-from fbtwist.store.tree import ResourceInfo, validateName
+from fbtwist.store.paths import ResourceInfo, validateName
 from fbtwist.web.responses import CALENDAR_TYPE, HTTPError, renderAsync, renderSoon, serveCalendar, writeError
 
 #: The suffixes a lookup URL may end in (Outlook's, and RFC 5545's).

@@ -12,7 +12,7 @@ from fbtwist.web.dav import urls
 from fbtwist.web.dav.davxml import davName, element, text
 from fbtwist.store.locks import INFINITY, Lock
 from fbtwist.errors import NotFound, PermissionDenied
-from fbtwist.store.tree import ResourceInfo
+from fbtwist.store.paths import ResourceInfo
 
 #: Media types by file suffix; anything else is application/octet-stream.
 _MEDIA_TYPES = {".vfb": "text/calendar", ".ifb": "text/calendar", ".ics": "text/calendar"}

@@ -37,7 +37,7 @@ from fbtwist.web.dav.davxml import (
 )
 from fbtwist.web.dav.properties import PropertyContext, allNames, allProperties, isProtected, renderProperty
 from fbtwist.errors import NotFound
-from fbtwist.store.tree import ResourceInfo
+from fbtwist.store.paths import ResourceInfo
 from fbtwist.web.responses import HTTPError, isGone
 
 log = Logger()
