@@ -30,7 +30,7 @@ from fbtwist.config import (
     unknownSetting,
 )
 from fbtwist.web.dav.resource import CalendarTreeResource
-from fbtwist.demo import DemoDirectoryService
+from fbtwist.directory.demo import DemoDirectoryService
 from fbtwist.directory.ldapdirectory import LDAPDirectory
 from fbtwist.directory.loginforms import LoginForms
 from fbtwist.ops.health import HealthResource

@@ -21,7 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
 from fbtwist.access.checker import DirectoryChecker
-from fbtwist.demo import DemoLDAPFactory, loadLDIF
+from fbtwist.directory.demo import DemoLDAPFactory, loadLDIF
 from fbtwist.directory.ldapdirectory import GROUP_NESTING_DEPTH, LDAPDirectory
 from fbtwist.directory.loginforms import LoginForms, bindFailureReason
 from fbtwist.directory.filters import defaultGroupBase

@@ -12,7 +12,7 @@ from twisted.web.resource import IResource
 from zope.interface.verify import verifyObject
 
 from fbtwist.access.checker import DirectoryChecker, credentialText
-from fbtwist.demo import DemoDirectoryService
+from fbtwist.directory.demo import DemoDirectoryService
 from fbtwist.directory.ldapdirectory import LDAPDirectory
 from fbtwist.interfaces import IDirectory
 from fbtwist.directory.ldapurl import parseLDAPURL

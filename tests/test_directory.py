@@ -16,7 +16,7 @@ from zope.interface.verify import verifyObject
 import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
 from ldaptor.protocols import pureldap
 from ldaptor.protocols.ldap.ldapsyntax import LDAPEntry
-from fbtwist.demo import DemoLDAPFactory, loadLDIF
+from fbtwist.directory.demo import DemoLDAPFactory, loadLDIF
 from ldaptor.protocols.ldap.ldapclient import LDAPClient
 from fbtwist.directory.client import DirectoryClient
 from fbtwist.directory.ldapdirectory import LDAPDirectory

@@ -16,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
 from ldaptor.protocols.ldap import ldaperrors
-from fbtwist.demo import DemoLDAPFactory, loadLDIF
+from fbtwist.directory.demo import DemoLDAPFactory, loadLDIF
 from fbtwist.directory.ldapdirectory import LDAPDirectory
 from fbtwist.directory.paging import pagedResultsControl, pagedResultsCookie
 from fbtwist.errors import DirectoryUnavailable

@@ -101,7 +101,7 @@ class WorkerProcessTests(SynchronousTestCase):
         waitUntil(lambda: len(childPIDs(self.server.pid)) == 2, 20, "two workers starting")
         self.workers = childPIDs(self.server.pid)
         # Each worker must have adopted the socket before it is tested.
-        waitUntil(lambda: all("fbtwist.ops.workers" in open(f"/proc/{p}/cmdline").read() for p in self.workers),
+        waitUntil(lambda: all("fbtwist.worker" in open(f"/proc/{p}/cmdline").read() for p in self.workers),
                   10, "workers running")
         self.addCleanup(self._continueWorkers)
 

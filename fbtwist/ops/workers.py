@@ -11,7 +11,7 @@ share nothing else in memory: the calendar tree is on disk and every write
 is an atomic rename, so two workers publishing the same file leave one
 whole version or the other.
 
-A worker is C{python -m fbtwist.ops.workers FD[,FD...] OPTIONS...}: the same
+A worker is C{python -m fbtwist.worker FD[,FD...] OPTIONS...}: the same
 C{freebusy} options as the master (without C{--workers}), and the inherited
 descriptors to serve instead of its C{--http} endpoints.  Its standard input
 is a pipe from the master; when the master goes away, even by C{kill -9},
@@ -168,7 +168,7 @@ class WorkerMaster(service.Service):
         for offset, fd in enumerate(fds):
             childFDs[3 + offset] = fd
             inherited.append(str(3 + offset))
-        argv = [self.executable, "-m", "fbtwist.ops.workers", ",".join(inherited), *self.workerArgs]
+        argv = [self.executable, "-m", "fbtwist.worker", ",".join(inherited), *self.workerArgs]
         worker = _WorkerProcess(self, index)
         transport = self.reactor.spawnProcess(
             worker, self.executable, argv, env=os.environ.copy(), path=os.getcwd(), childFDs=childFDs,
@@ -266,44 +266,3 @@ class AdoptedPortService(service.Service):
         if self.port is not None:
             port, self.port = self.port, None
             return port.stopListening()
-
-
-class _MasterPipe(protocol.Protocol):
-    """
-    A worker's standard input: the master holds the other end, so its
-    closing means the master is gone.
-    """
-
-    def __init__(self, reactor):
-        self.reactor = reactor
-
-    def connectionLost(self, reason):
-        if self.reactor.running:
-            self.reactor.stop()
-
-
-def main(argv: Sequence[str]) -> None:
-    """
-    Run one worker: C{argv} is C{[program, "FD,FD", freebusy options...]}.
-    """
-    from twisted.internet import reactor, stdio
-    from twisted.logger import globalLogBeginner
-
-    from fbtwist.ops.logs import InfoAndUp, JSONLinesObserver, TextLinesObserver
-    from fbtwist.tap import Options, makeService, settleMemory
-
-    fds = [int(fd) for fd in argv[1].split(",")]
-    options = Options()
-    options.parseOptions(list(argv[2:]))
-    observer = JSONLinesObserver if options.config.logFormat == "json" else TextLinesObserver
-    globalLogBeginner.beginLoggingTo([InfoAndUp(observer(sys.stdout, reactor))], redirectStandardIO=False)
-    top = makeService(options, reactor, adoptedFDs=fds)
-    stdio.StandardIO(_MasterPipe(reactor), stdout=os.open(os.devnull, os.O_WRONLY), reactor=reactor)
-    reactor.callWhenRunning(top.startService)
-    reactor.callWhenRunning(settleMemory)
-    reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
-    reactor.run()
-
-
-if __name__ == "__main__":
-    main(sys.argv)
