@@ -10,7 +10,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
-from fbtwist.calendar import ical
+from fbtwist.calendar import derive
 from fbtwist.calendar.busytime import BusyTime, Derivation
 from fbtwist.errors import NotFound
 from fbtwist.calendar.freebusy import TimeRange
@@ -78,7 +78,7 @@ class BusyTimeTests(unittest.SynchronousTestCase):
         """
         self.successResultOf(self.publish("alice.ics", WEEKLY))
         before = self.store.derived(("alice.ics",))
-        failure = self.failureResultOf(self.publish("alice.ics", BOMB, inPieces=True), ical.TooExpensive)
+        failure = self.failureResultOf(self.publish("alice.ics", BOMB, inPieces=True), derive.TooExpensive)
         self.assertEqual(failure.value.reason, "this calendar's rules are too expensive to expand")
         self.assertEqual(self.store.read(("alice.ics",)), WEEKLY)
         self.assertEqual(self.store.derived(("alice.ics",)), before)
@@ -124,8 +124,8 @@ class BusyTimeTests(unittest.SynchronousTestCase):
         snapshot = self.store.snapshot(("bob.ics",))
         d = self.busyTime.freeBusy(("bob.ics",), snapshot.etag, snapshot.data,
                                    TimeRange(datetime(2026, 11, 9, tzinfo=UTC), datetime(2026, 11, 10, tzinfo=UTC)))
-        self.assertEqual(self.failureResultOf(d, NotFound).value.reason, ical.TOO_EXPENSIVE)
-        self.assertEqual(self.kept("bob.ics").refused, ical.TOO_EXPENSIVE)
+        self.assertEqual(self.failureResultOf(d, NotFound).value.reason, derive.TOO_EXPENSIVE)
+        self.assertEqual(self.kept("bob.ics").refused, derive.TOO_EXPENSIVE)
 
 
 class ExpandLimitOptionTests(unittest.SynchronousTestCase):

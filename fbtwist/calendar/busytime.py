@@ -6,8 +6,8 @@ after it), and the periods kept beside the file in the tree (so every server
 sharing the tree reads them); lookups read the kept periods and never expand
 anything themselves.
 
-The expansion's work is bounded (L{fbtwist.calendar.ical.expansionLimit}): a publish
-whose rules need more is refused (L{fbtwist.calendar.ical.TooExpensive}, a 400 over
+The expansion's work is bounded (L{fbtwist.calendar.derive.expansionLimit}): a publish
+whose rules need more is refused (L{fbtwist.calendar.derive.TooExpensive}, a 400 over
 HTTP, 550 over FTP) and the old version stays.  At most L{EXPANSION_SLOTS}
 expansions run at once, in the reactor's thread pool, so that they never
 hold the threads publishes and lookups need.
@@ -30,7 +30,7 @@ from twisted.internet import defer, threads
 from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
-from fbtwist.calendar import ical
+from fbtwist.calendar import derive, ical
 from fbtwist.errors import FreeBusyError, InvalidCalendar, NotFound
 from fbtwist.calendar.freebusy import FreeBusy, Period, TimeRange, clipPeriods, defaultRange, formatUTC, parseUTC
 from fbtwist.store.files import etagForContent
@@ -116,12 +116,12 @@ class BusyTime:
     @param defaultZone: The zone of all-day and floating events in
         calendars that name none.
     @param ruleIterations: The work an expansion may do
-        (L{fbtwist.calendar.ical.expansionLimit}).
+        (L{fbtwist.calendar.derive.expansionLimit}).
     """
 
     log = Logger()
 
-    def __init__(self, store, reactor, defaultZone, ruleIterations: int = ical.MAX_RULE_ITERATIONS):
+    def __init__(self, store, reactor, defaultZone, ruleIterations: int = derive.MAX_RULE_ITERATIONS):
         self.store = store
         self.reactor = reactor
         self.defaultZone = defaultZone
@@ -133,7 +133,7 @@ class BusyTime:
         self._pending: Dict[str, List[defer.Deferred]] = {}
 
     @classmethod
-    def install(cls, store, reactor, defaultZone, ruleIterations: int = ical.MAX_RULE_ITERATIONS) -> "BusyTime":
+    def install(cls, store, reactor, defaultZone, ruleIterations: int = derive.MAX_RULE_ITERATIONS) -> "BusyTime":
         """
         The store's busy time: the one installed, else a new one, installed
         so that publishes to the store (over every protocol) derive it.
@@ -156,7 +156,7 @@ class BusyTime:
         calendar, its busy time as kept beside it; nothing for other files.
 
         @return: A Deferred firing with the bytes to keep, or C{None};
-            failing with L{fbtwist.calendar.ical.TooExpensive} (or another
+            failing with L{fbtwist.calendar.derive.TooExpensive} (or another
             L{InvalidCalendar}) to refuse the publish.
         """
         if not content or not isEventsName(path):
@@ -168,8 +168,8 @@ class BusyTime:
         if derivation is None or derivation.derived + REFRESH_AFTER <= self.now():
             # (Clients that publish the same calendar again and again pay once a day.)
             derivation = await self._expand(etag, content)
-        if derivation.refused == ical.TOO_EXPENSIVE:
-            raise ical.TooExpensive()
+        if derivation.refused == derive.TOO_EXPENSIVE:
+            raise derive.TooExpensive()
         if derivation.refused is not None:
             raise InvalidCalendar(derivation.refused)
         return derivation.toBytes()
@@ -195,7 +195,7 @@ class BusyTime:
                 lambda f: self.log.failure("refreshing the busy time of {path}", f, path="/".join(path)))
         if derivation.refused is not None:
             # Not the reason itself: a parser's message may quote the events.
-            raise NotFound(ical.TOO_EXPENSIVE if derivation.refused == ical.TOO_EXPENSIVE
+            raise NotFound(derive.TOO_EXPENSIVE if derivation.refused == derive.TOO_EXPENSIVE
                            else "the published calendar is not readable")
         start, end = max(timeRange.start, derivation.start), min(timeRange.end, derivation.end)
         if start >= end:
@@ -262,7 +262,7 @@ class BusyTime:
 
         def expand() -> Derivation:
             try:
-                periods = ical.deriveBounded(content, window.start, window.end, zone, limit)
+                periods = derive.deriveBounded(content, window.start, window.end, zone, limit)
             except InvalidCalendar as e:
                 return Derivation(etag, now, window.start, window.end, [], e.reason)
             except Exception:

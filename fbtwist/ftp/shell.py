@@ -25,7 +25,7 @@ from twisted.protocols.basic import FileSender
 from twisted.python.filepath import Permissions
 from zope.interface import implementer
 
-from fbtwist.calendar import ical
+from fbtwist.calendar import ical, publicview
 from fbtwist.access.avatar import CalendarAvatar
 from fbtwist.errors import (
     AlreadyExists,
@@ -337,7 +337,7 @@ class CalendarFTPShell:
     def _publicFile(self, path: StorePath) -> Tuple[ResourceInfo, bytes]:
         """
         A file as the anonymous reader gets it: a free/busy file's
-        L{ical.publicFreeBusy} (the lookups' answer, the one definition of
+        L{publicview.publicFreeBusy} (the lookups' answer, the one definition of
         what anonymous readers get), with the size of those bytes, so that
         C{SIZE}, C{LIST} and C{RETR} agree; never a full calendar's events.
 
@@ -354,7 +354,7 @@ class CalendarFTPShell:
         owner = path[-1].rsplit(".", 1)[0]
         stamp = datetime.fromtimestamp(snapshot.info.modified, timezone.utc)
         try:
-            data = ical.publicFreeBusy(snapshot.data, owner, stamp)
+            data = publicview.publicFreeBusy(snapshot.data, owner, stamp)
         except InvalidCalendar:
             raise PermissionDenied("the file holds no readable free/busy times") from None
         return snapshot.info._replace(size=len(data)), data

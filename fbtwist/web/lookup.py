@@ -12,7 +12,7 @@ planning a meeting, and a page people can read.
 The CalConnect Freebusy Read URL parameters C{start}, C{end}, C{period} and
 C{format} (C{text/calendar} or jCal), and C{fbtype=explicit} / C{simple=1}
 for picky readers, are understood.  Every answer is this server's
-rendering of the published times (L{ical.publicView}, the one definition
+rendering of the published times (L{publicview.publicView}, the one definition
 of what anonymous readers get, also used by anonymous FTP): valid RFC 5545
 for strict parsers, the published periods and FBTYPEs kept, details
 (summaries, attendees, ...) never.  A user may publish a full calendar (C{<uid>.ics}) instead of a
@@ -37,7 +37,7 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
-from fbtwist.calendar import freebusy, ical
+from fbtwist.calendar import derive, freebusy, ical, publicview
 
 from fbtwist.web import page
 from fbtwist.addresses import clientAddress
@@ -81,7 +81,7 @@ class LookupSettings:
         lookup that finds nothing published waits from its arrival before
         it is answered (see L{fbtwist.access.latency.LatencyFloor}).
     @ivar expandLimit: The work expanding a full calendar may take
-        (L{fbtwist.calendar.ical.expansionLimit}).
+        (L{fbtwist.calendar.derive.expansionLimit}).
     """
 
     auth: bool = False
@@ -92,7 +92,7 @@ class LookupSettings:
     window: timedelta = timedelta(days=42)
     maxPeople: int = 20
     missDelay: float = 0.05
-    expandLimit: int = ical.MAX_RULE_ITERATIONS
+    expandLimit: int = derive.MAX_RULE_ITERATIONS
 
     @classmethod
     def fromConfig(cls, config, directoryURL) -> "LookupSettings":
@@ -475,18 +475,18 @@ class LookupResource(Resource):
 
     def _serve(self, request, query: Query, fb: FreeBusy, owner: str, sourceETag: str, modified: float) -> None:
         """
-        Answer with L{ical.publicView} of C{fb}, C{owner}'s (a login, or
+        Answer with L{publicview.publicView} of C{fb}, C{owner}'s (a login, or
         C{group-<cn>}), in the form C{query} asks for.  The entity tag
         names the source version, its time (the C{DTSTAMP}), the form and
         the rendering, so it changes exactly when the bytes do.
         """
         jcal = query.format == FORMAT_JCAL
         stamp = _utcFromTimestamp(modified)
-        etag = _variantETag(sourceETag, ical.PUBLIC_RENDERING, owner, stamp.isoformat(), query.format, query.style,
-                            repr(fb.start), repr(fb.end))
+        etag = _variantETag(sourceETag, publicview.PUBLIC_RENDERING, owner, stamp.isoformat(), query.format,
+                            query.style, repr(fb.start), repr(fb.end))
         body = self._answerCache.get(etag)
         if body is None:
-            body = ical.publicView(fb, owner, stamp, query.style, jcal)
+            body = publicview.publicView(fb, owner, stamp, query.style, jcal)
             self._answerCache.put(etag, body)
         serveCalendar(request, body, etag, modified, contentType=JCAL_TYPE if jcal else CALENDAR_TYPE)
 
