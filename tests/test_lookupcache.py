@@ -1,5 +1,5 @@
 """
-Tests for L{fbtwist.web.lookup.NameCache}, the lookup names already resolved,
+Tests for L{fbtwist.web.lookupcache.NameCache}, the lookup names already resolved,
 and for its use by L{fbtwist.web.lookup.LookupResource}.
 """
 
@@ -8,7 +8,8 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from fbtwist.errors import DirectoryUnavailable
-from fbtwist.web.lookup import LookupResource, NameCache
+from fbtwist.web.lookup import LookupResource
+from fbtwist.web.lookupcache import NameCache
 
 
 class NameCacheTests(SynchronousTestCase):

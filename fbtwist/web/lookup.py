@@ -22,11 +22,9 @@ free/busy times derived from the events when it was published
 """
 
 import hashlib
-import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Coroutine, List, NamedTuple, Optional, Tuple
+from typing import Coroutine, List, NamedTuple, Optional, Tuple
 from zoneinfo import ZoneInfo
 
 from twisted.cred.checkers import ANONYMOUS
@@ -37,27 +35,23 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
-from fbtwist.calendar import derive, freebusy, ical, publicview
-
-from fbtwist.web import page
-from fbtwist.addresses import clientAddress
-from fbtwist.calendar.busytime import BusyTime
-from fbtwist.directory.filters import defaultGroupBase
-from fbtwist.errors import InvalidCalendar, InvalidName, NotFound
-from fbtwist.calendar.freebusy import FreeBusy, Period, RangeError, TimeRange
-from fbtwist.interfaces import ICalendarStore, IDirectory
 from fbtwist.access.latency import LatencyFloor
-from fbtwist.store.paths import ResourceInfo, validateName
+from fbtwist.addresses import clientAddress
+from fbtwist.calendar import derive, freebusy, ical, publicview
+from fbtwist.calendar.busytime import BusyTime
+from fbtwist.calendar.freebusy import FreeBusy, Period, TimeRange
+from fbtwist.directory.filters import defaultGroupBase
+from fbtwist.errors import InvalidCalendar, NotFound
+from fbtwist.interfaces import ICalendarStore, IDirectory
+from fbtwist.store.paths import ResourceInfo
+from fbtwist.web import page
+from fbtwist.web.lookupcache import NameCache, _Cache
+from fbtwist.web.lookupquery import FORMAT_JCAL, Query, parseQuery, splitLookupName
 from fbtwist.web.responses import CALENDAR_TYPE, HTTPError, renderAsync, renderSoon, serveCalendar, writeError
 
-#: The suffixes a lookup URL may end in (Outlook's, and RFC 5545's).
-LOOKUP_SUFFIXES = (".vfb", ".ifb")
 #: What a user publishes: a free/busy file, or a full calendar.
 FREEBUSY_FILE = ".vfb"
 EVENTS_FILE = ".ics"
-
-FORMAT_ICALENDAR = "text/calendar"
-FORMAT_JCAL = "application/calendar+json"
 JCAL_TYPE = b"application/calendar+json; charset=utf-8"
 
 GROUP_SEGMENT = b"group"
@@ -111,105 +105,6 @@ class LookupSettings:
         )
 
 
-class Query(NamedTuple):
-    """
-    What a lookup's parameters ask for.
-    """
-
-    range: Optional[TimeRange]
-    format: str
-    style: str
-
-    @property
-    def transforms(self) -> bool:
-        """
-        Whether anything but the default answer (the whole published
-        window, as iCalendar, FBTYPEs as published) is asked for.
-        """
-        return self.range is not None or self.format != FORMAT_ICALENDAR or self.style != freebusy.STYLE_PUBLISHED
-
-
-def argument(request, name: str) -> Optional[str]:
-    """
-    The first value of a query parameter as text, or C{None}.
-
-    @raise HTTPError: 400 when it is not UTF-8.
-    """
-    values = request.args.get(name.encode("ascii"))
-    if not values:
-        return None
-    try:
-        return values[0].decode("utf-8")
-    except UnicodeDecodeError:
-        raise HTTPError(http.BAD_REQUEST, f"the {name} parameter is not UTF-8") from None
-
-
-_NO_PARAMETERS = Query(None, FORMAT_ICALENDAR, freebusy.STYLE_PUBLISHED)
-
-
-def parseQuery(request, now: datetime, window: timedelta) -> Query:
-    """
-    Read the lookup parameters.
-
-    @raise HTTPError: 400 for bad times or options, 406 for a format other
-        than iCalendar or jCal.
-    """
-    if not request.args:
-        return _NO_PARAMETERS
-    try:
-        timeRange = freebusy.parseRange(
-            argument(request, "start"), argument(request, "end"), argument(request, "period"), now, window
-        )
-    except RangeError as e:
-        raise HTTPError(http.BAD_REQUEST, str(e)) from None
-    wanted = (argument(request, "format") or FORMAT_ICALENDAR).split(";", 1)[0].strip().lower()
-    if " " in wanted and wanted.replace(" ", "+") == FORMAT_JCAL:
-        # A "+" in a query string means a space (HTML forms' encoding).
-        raise HTTPError(
-            http.NOT_ACCEPTABLE, f"format={wanted} is not served: a + in a URL is read as a space, "
-                                 f"write format={FORMAT_JCAL.replace('+', '%2B')}"
-        )
-    if wanted not in (FORMAT_ICALENDAR, FORMAT_JCAL):
-        raise HTTPError(
-            http.NOT_ACCEPTABLE, f"format={wanted} is not served: ask for {FORMAT_ICALENDAR} or {FORMAT_JCAL}"
-        )
-    style = freebusy.STYLE_PUBLISHED
-    fbtype = argument(request, "fbtype")
-    if fbtype is not None:
-        if fbtype.strip().lower() != "explicit":
-            raise HTTPError(http.BAD_REQUEST, "fbtype may only be explicit")
-        style = freebusy.STYLE_EXPLICIT
-    simple = argument(request, "simple")
-    if simple is not None:
-        value = simple.strip().lower()
-        if value not in ("1", "0", "yes", "no", "true", "false"):
-            raise HTTPError(http.BAD_REQUEST, "simple must be 1 or 0")
-        if value in ("1", "yes", "true"):
-            if style == freebusy.STYLE_EXPLICIT:
-                raise HTTPError(http.BAD_REQUEST, "ask for fbtype=explicit or simple=1, not both")
-            style = freebusy.STYLE_SIMPLE
-    return Query(timeRange, wanted, style)
-
-
-def splitLookupName(segment: bytes) -> str:
-    """
-    The name in a C{<name>.vfb} or C{<name>.ifb} path segment (already
-    percent-decoded, so C{%40} arrived as C{@}).
-
-    @raise HTTPError: 404 for anything else.
-    """
-    try:
-        text = segment.decode("utf-8")
-        validateName(text)
-    except (UnicodeDecodeError, InvalidName):
-        raise HTTPError(http.NOT_FOUND, "no such name") from None
-    lowered = text.lower()
-    for suffix in LOOKUP_SUFFIXES:
-        if lowered.endswith(suffix) and len(text) > len(suffix):
-            return text[: -len(suffix)]
-    raise HTTPError(http.NOT_FOUND, "ask for /calendar/<name>.vfb or /calendar/<name>.ifb")
-
-
 class Published(NamedTuple):
     """
     A user's published source of free/busy times.
@@ -225,28 +120,6 @@ class Published(NamedTuple):
         return self.path[-1].lower().endswith(EVENTS_FILE)
 
 
-class _Cache:
-    """
-    A small least-recently-used map, for parsed files keyed by their ETag.
-    """
-
-    def __init__(self, size: int = 256):
-        self.size = size
-        self._items: OrderedDict = OrderedDict()
-
-    def get(self, key):
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-        return value
-
-    def put(self, key, value) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
-
-
 def _variantETag(*parts: str) -> str:
     digest = hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()[:32]
     return f'"{digest}"'
@@ -254,49 +127,6 @@ def _variantETag(*parts: str) -> str:
 
 def _utcFromTimestamp(seconds: float) -> datetime:
     return datetime.fromtimestamp(int(seconds), timezone.utc)
-
-
-class NameCache:
-    """
-    Lookup names already resolved in the directory, for a while: Outlook
-    asks for the same colleagues' files again and again, and without a cache
-    every lookup waits for a directory search (the profile's largest part of
-    a lookup).
-
-    A name that resolved to a uid is kept for C{ttl} seconds, one that
-    resolved to nobody for C{negativeTTL}; at most C{size} names are kept
-    (the oldest go first).  Directory outages are not cached.
-    """
-
-    def __init__(self, ttl: float = 60.0, negativeTTL: float = 10.0, size: int = 200_000,
-                 clock: Callable[[], float] = time.monotonic):
-        self.ttl = ttl
-        self.negativeTTL = negativeTTL
-        self.size = size
-        self.clock = clock
-        self._entries: "OrderedDict[str, Tuple[float, Optional[str]]]" = OrderedDict()
-
-    def get(self, name: str) -> Tuple[bool, Optional[str]]:
-        """
-        @return: C{(True, uid)} (C{uid} may be C{None}: nobody) when C{name}
-            is cached and fresh, else C{(False, None)}.
-        """
-        key = name.lower()
-        entry = self._entries.get(key)
-        if entry is None:
-            return False, None
-        expires, uid = entry
-        if expires <= self.clock():
-            del self._entries[key]
-            return False, None
-        return True, uid
-
-    def put(self, name: str, uid: Optional[str]) -> None:
-        key = name.lower()
-        self._entries.pop(key, None)
-        self._entries[key] = (self.clock() + (self.ttl if uid is not None else self.negativeTTL), uid)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
 
 
 class LookupResource(Resource):
@@ -552,9 +382,6 @@ class LookupResource(Resource):
             return None
         fb = await self.freeBusy(published, timeRange)
         return freebusy.mergePeriods(fb.busy())
-
-
-# --- who may read ---
 
 
 def isTrusted(request, networks) -> bool:
