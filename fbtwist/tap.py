@@ -39,7 +39,7 @@ from fbtwist.access.latency import LatencyFloor
 from fbtwist.directory.ldapurl import parseLDAPURL
 from fbtwist.store.locks import LOCK_DIRECTORY, LockStore, WallClock
 from fbtwist.web.lookup import LookupSettings
-from fbtwist.ops.logs import AccessLogService, useUnderTwistd
+from fbtwist.logs import AccessLogService, useUnderTwistd
 from fbtwist.ops.metrics import MetricsObserver, MetricsResource, MetricsService
 from fbtwist.directory.nameindex import NameIndexRefresher
 from fbtwist.access.realm import FreeBusyRealm

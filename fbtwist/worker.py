@@ -12,7 +12,7 @@ from typing import Sequence
 from twisted.internet import protocol
 from twisted.logger import globalLogBeginner
 
-from fbtwist.ops.logs import InfoAndUp, JSONLinesObserver, TextLinesObserver
+from fbtwist.logs import InfoAndUp, JSONLinesObserver, TextLinesObserver
 from fbtwist.tap import Options, makeService, settleMemory
 
 

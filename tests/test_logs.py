@@ -24,7 +24,7 @@ from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
 from fbtwist import errors
-from fbtwist.ops.logs import (
+from fbtwist.logs import (
     InfoAndUp,
     JSONLinesObserver,
     TextLinesObserver,
@@ -149,10 +149,10 @@ class JSONRecordTests(unittest.SynchronousTestCase):
         """
         twistdOptions = {"logger": None, "logfile": None, "nodaemon": True}
         useUnderTwistd(twistdOptions)
-        self.assertEqual(twistdOptions["logger"], "fbtwist.ops.logs.twistdJSONObserver")
+        self.assertEqual(twistdOptions["logger"], "fbtwist.logs.twistdJSONObserver")
         twistdOptions = {"logger": None, "logfile": None, "nodaemon": True}
         useUnderTwistd(twistdOptions, "combined")
-        self.assertEqual(twistdOptions["logger"], "fbtwist.ops.logs.twistdTextObserver")
+        self.assertEqual(twistdOptions["logger"], "fbtwist.logs.twistdTextObserver")
         syslog = {"logger": None, "logfile": None, "nodaemon": True, "syslog": True}
         useUnderTwistd(syslog, "combined")
         self.assertIsNone(syslog["logger"])
@@ -165,7 +165,7 @@ class JSONRecordTests(unittest.SynchronousTestCase):
         With twistd's --logfile, the JSON lines go to that file, which
         SIGUSR1 rotates.
         """
-        from fbtwist.ops import logs
+        from fbtwist import logs
 
         self.addCleanup(logs._twistdDestination.__setitem__, 0, logs._twistdDestination[0])
         path = FilePath(self.mktemp())

@@ -23,7 +23,7 @@ from twisted.logger import ILogObserver, globalLogPublisher
 from twisted.web.resource import Resource
 from zope.interface import implementer
 
-from fbtwist.ops.logs import ACCESS_EVENT
+from fbtwist.logs import ACCESS_EVENT
 
 #: Request methods counted under their own name; others count as OTHER, so
 #: a client cannot grow the label set without bound.

@@ -12,19 +12,20 @@ from urllib.parse import unquote_to_bytes
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web import http, server
-from twisted.web.server import NOT_DONE_YET
 from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
 from twisted.web.template import renderElement
 
 from fbtwist.errors import descriptorError
+from fbtwist.logs import logAccess, rejectionReasonForStatus
+from fbtwist.web.accesslog import accessFields
 from fbtwist.web.auth import BasicAuthGuard
 from fbtwist.web.connection import SERVER_HEADER, ConnectionLimits, GuardedConnection, rawResponse
-from fbtwist.ops.logs import accessFields, logAccess, rejectionReasonForStatus
 from fbtwist.web.lookup import LookupResource, LookupSettings, guardedLookup
 from fbtwist.web.page import RootElement, securityHeaders
 from fbtwist.web.responses import HTTPError, httpErrorFor, isGone, writeError
 
-#: Access events are logged under this namespace (see L{fbtwist.ops.logs}).
+#: Access events are logged under this namespace (see L{fbtwist.logs}).
 _accessLog = Logger(namespace="fbtwist.access")
 
 
@@ -451,7 +452,7 @@ class FreeBusySite(server.Site):
 
     def log(self, request) -> None:
         """
-        One access event per request (L{fbtwist.ops.logs}), and a
+        One access event per request (L{fbtwist.logs}), and a
         C{publish-rejected} event for a publish refused before fbtwist's
         PUT code ran (no or wrong credentials, too large).
         """

@@ -12,7 +12,7 @@ from fbtwist.calendar import ical
 from fbtwist.web.dav import conditions
 from fbtwist.web.dav.davxml import readBody
 from fbtwist.errors import UnsupportedMediaType
-from fbtwist.ops.logs import publishRejectionReason
+from fbtwist.logs import publishRejectionReason
 from fbtwist.access.permissions import Action
 
 log = Logger()
