@@ -12,43 +12,51 @@ from typing import List, Optional
 
 from twisted.application import service
 from twisted.application.internet import StreamServerEndpointService
-from twisted.internet import endpoints
-from twisted.internet.error import CannotListenError
 from twisted.cred.checkers import AllowAnonymousAccess
 from twisted.cred.portal import Portal
+from twisted.internet import endpoints
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorThreads
-from twisted.internet.threads import deferToThreadPool
 from twisted.internet.ssl import trustRootFromCertificates
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Site
 
 from fbtwist.access.checker import BindCache, DirectoryChecker
+from fbtwist.access.latency import LatencyFloor
+from fbtwist.access.realm import FreeBusyRealm
+from fbtwist.access.throttle import LoginThrottle
 from fbtwist.config import (
-    MISTAKEN_NAMES, OTHER_TOPIC, TOPICS, ConfigError, buildConfig, caCertificates, makeCalendarRoot, settings,
+    MISTAKEN_NAMES,
+    OTHER_TOPIC,
+    TOPICS,
+    ConfigError,
+    buildConfig,
+    caCertificates,
+    makeCalendarRoot,
+    settings,
     unknownSetting,
 )
-from fbtwist.web.dav.resource import CalendarTreeResource
 from fbtwist.directory.demo import DemoDirectoryService
 from fbtwist.directory.ldapdirectory import LDAPDirectory
-from fbtwist.directory.loginforms import LoginForms
-from fbtwist.ops.health import HealthResource
-from fbtwist.web.connection import ConnectionLimits
-from fbtwist.access.latency import LatencyFloor
 from fbtwist.directory.ldapurl import parseLDAPURL
-from fbtwist.store.locks import LOCK_DIRECTORY, LockStore, WallClock
-from fbtwist.web.lookup import LookupSettings
-from fbtwist.logs import AccessLogService, useUnderTwistd
-from fbtwist.ops.metrics import MetricsObserver, MetricsResource, MetricsService
+from fbtwist.directory.loginforms import LoginForms
 from fbtwist.directory.nameindex import NameIndexRefresher
-from fbtwist.access.realm import FreeBusyRealm
-from fbtwist.web.setuppage import SetupPage, endpointPort
+from fbtwist.logs import AccessLogService, useUnderTwistd
+from fbtwist.ops.health import HealthResource
+from fbtwist.ops.listeners import cannotListen
+from fbtwist.ops.metrics import MetricsObserver, MetricsResource, MetricsService
 from fbtwist.ops.shutdown import GracefulService
-from fbtwist.store.tree import CalendarStore
-from fbtwist.access.throttle import LoginThrottle
-from fbtwist.web.site import makeSite
 from fbtwist.ops.workers import AdoptedPortService, WorkerMaster, workerArguments
+from fbtwist.store.locks import LOCK_DIRECTORY, LockStore, WallClock
+from fbtwist.store.tree import CalendarStore
+from fbtwist.web.connection import ConnectionLimits
+from fbtwist.web.dav.resource import CalendarTreeResource
+from fbtwist.web.lookup import LookupSettings
+from fbtwist.web.setuppage import SetupPage, endpointPort
+from fbtwist.web.site import makeSite
 
 log = Logger()
 
@@ -211,9 +219,8 @@ class Options(usage.Options):
         """
         Show fbtwist's and Twisted's versions and exit.
         """
-        import twisted
-
         import fbtwist
+        import twisted
 
         print(f"fbtwist {fbtwist.__version__} (Twisted {twisted.__version__})")
         sys.exit(0)
@@ -341,16 +348,6 @@ class ListenerService(StreamServerEndpointService):
             super().privilegedStartService()
         except CannotListenError as e:
             raise self.failure(cannotListen(self.setting, self.description, e)) from None
-
-
-def cannotListen(setting: str, description: str, error: CannotListenError) -> str:
-    """
-    The sentence that ends a process that cannot listen on C{description}
-    of C{--setting} (also said by L{fbtwist.ops.workers.WorkerMaster}).
-    """
-    reason = getattr(error.socketError, "strerror", None) or str(error.socketError)
-    return (f"fbtwist cannot listen on --{setting} {description}: {reason}; "
-            f"stop what uses that port or give --{setting} another endpoint")
 
 
 def _isLoopback(host: str) -> bool:

@@ -31,6 +31,8 @@ from twisted.internet.interfaces import IReactorSocket
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from fbtwist.ops.listeners import cannotListen
+
 #: Seconds before a worker that died is started again.
 RESTART_DELAY = 1.0
 
@@ -133,12 +135,10 @@ class WorkerMaster(service.Service):
         """
         Listen on every description.
 
-        @raise Exception: C{self.failure} with L{fbtwist.tap.cannotListen}'s
+        @raise Exception: C{self.failure} with L{fbtwist.ops.listeners.cannotListen}'s
             sentence when one cannot be listened on (those already bound are
             closed).
         """
-        from fbtwist.tap import cannotListen  # here: fbtwist.tap imports this module
-
         for description in self.descriptions:
             d = endpoints.serverFromString(self.reactor, description).listen(_Unused())
             # TCP endpoints listen synchronously: the result is there.
