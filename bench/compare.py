@@ -226,9 +226,8 @@ def versions() -> Dict[str, str]:
                 return line.strip()
         return text[0] if text else "?"
 
-    import twisted
-
     import fbtwist
+    import twisted
 
     return {
         "fbtwist": fbtwist.__version__,

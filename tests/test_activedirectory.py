@@ -21,14 +21,14 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
 from fbtwist.access.checker import DirectoryChecker
-from fbtwist.directory.demo import DemoLDAPFactory, loadLDIF
-from fbtwist.directory.ldapdirectory import GROUP_NESTING_DEPTH, LDAPDirectory
-from fbtwist.directory.loginforms import LoginForms, bindFailureReason
-from fbtwist.directory.filters import defaultGroupBase
-from fbtwist.directory.entries import memberValues
-from fbtwist.errors import TooManyAttempts
-from fbtwist.directory.ldapurl import parseLDAPURL
 from fbtwist.access.throttle import LoginThrottle
+from fbtwist.directory.demo import DemoLDAPFactory, loadLDIF
+from fbtwist.directory.entries import memberValues
+from fbtwist.directory.filters import defaultGroupBase
+from fbtwist.directory.ldapdirectory import GROUP_NESTING_DEPTH, LDAPDirectory
+from fbtwist.directory.ldapurl import parseLDAPURL
+from fbtwist.directory.loginforms import LoginForms, bindFailureReason
+from fbtwist.errors import TooManyAttempts
 from tests.helpers import basicAuth, httpClient, outlookVFB, startServer
 from tests.samba import ADMIN, ADMIN_PASSWORD
 from tests.test_lookup import periodsOf, vfb

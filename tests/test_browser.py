@@ -7,7 +7,6 @@ from twisted.trial import unittest
 from twisted.web.resource import Resource
 
 from fbtwist.web.site import FreeBusySite
-
 from tests.browser import startBrowser
 
 

@@ -12,8 +12,8 @@ from twisted.trial import unittest
 
 from fbtwist.calendar import derive
 from fbtwist.calendar.busytime import BusyTime, Derivation
-from fbtwist.errors import NotFound
 from fbtwist.calendar.freebusy import TimeRange
+from fbtwist.errors import NotFound
 from fbtwist.store.tree import CalendarStore
 from tests.test_ical_derive import BOMB, calendar
 

@@ -5,8 +5,8 @@ accepted, anything else refused with a one-line reason.
 
 from twisted.trial import unittest
 
-from fbtwist.errors import InvalidCalendar
 from fbtwist.calendar.ical import validateFreeBusy, validateUpload
+from fbtwist.errors import InvalidCalendar
 from tests.helpers import outlookVFB
 
 

@@ -16,9 +16,9 @@ from zope.interface.verify import verifyObject
 
 import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
 from fbtwist.access.checker import BindCache, DirectoryChecker, credentialText
+from fbtwist.access.throttle import LoginThrottle
 from fbtwist.errors import DirectoryUnavailable, TooManyAttempts
 from fbtwist.interfaces import IDirectory
-from fbtwist.access.throttle import LoginThrottle
 
 
 @implementer(IDirectory)

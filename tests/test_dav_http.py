@@ -18,7 +18,7 @@ from tests.davhelpers import (
     recordEvents,
     startDAVServer,
 )
-from tests.helpers import outlookVFB, rawRequest, statusOf, inline
+from tests.helpers import inline, outlookVFB, rawRequest, statusOf
 from tests.test_dav_xml import BILLION_LAUGHS, EXTERNAL
 
 MINIREDIR = {"User-Agent": "Microsoft-WebDAV-MiniRedir/10.0.19045", "Translate": "f"}

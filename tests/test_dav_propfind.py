@@ -13,8 +13,8 @@ from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from fbtwist.access.avatar import CalendarAvatar
-from fbtwist.web.dav import propfind
 from fbtwist.store.tree import CalendarStore
+from fbtwist.web.dav import propfind
 
 FILES = 2000
 

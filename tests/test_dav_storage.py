@@ -9,6 +9,7 @@ from twisted.internet.task import Clock
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
+from fbtwist.errors import AlreadyExists, Conflict, NotFound
 from fbtwist.store.locks import (
     EXCLUSIVE,
     INFINITY,
@@ -18,7 +19,6 @@ from fbtwist.store.locks import (
     LockStore,
     parseTimeout,
 )
-from fbtwist.errors import AlreadyExists, Conflict, NotFound
 from fbtwist.store.tree import CalendarStore
 
 WIN32 = "{urn:schemas-microsoft-com:}Win32FileAttributes"

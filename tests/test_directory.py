@@ -5,6 +5,9 @@ Directory logins and mail attributes; and ldaptor's client fed crafted
 responses carrying referrals.
 """
 
+from ldaptor.protocols import pureldap
+from ldaptor.protocols.ldap.ldapclient import LDAPClient
+from ldaptor.protocols.ldap.ldapsyntax import LDAPEntry
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint
@@ -14,14 +17,11 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
-from ldaptor.protocols import pureldap
-from ldaptor.protocols.ldap.ldapsyntax import LDAPEntry
-from fbtwist.directory.demo import DemoLDAPFactory, loadLDIF
-from ldaptor.protocols.ldap.ldapclient import LDAPClient
 from fbtwist.directory.client import DirectoryClient
+from fbtwist.directory.demo import DemoLDAPFactory, loadLDIF
 from fbtwist.directory.ldapdirectory import LDAPDirectory
-from fbtwist.interfaces import IDirectory
 from fbtwist.directory.ldapurl import parseLDAPURL
+from fbtwist.interfaces import IDirectory
 
 LDIF = """\
 dn: dc=corp,dc=example

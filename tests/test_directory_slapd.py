@@ -17,11 +17,11 @@ from twisted.trial.unittest import TestCase
 
 import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
 from fbtwist.config import caCertificates
-from fbtwist.directory.ldapdirectory import LDAPDirectory
-from fbtwist.directory.filters import equalityFilter
 from fbtwist.directory.entries import firstValue
-from fbtwist.errors import DirectoryUnavailable
+from fbtwist.directory.filters import equalityFilter
+from fbtwist.directory.ldapdirectory import LDAPDirectory
 from fbtwist.directory.ldapurl import parseLDAPURL
+from fbtwist.errors import DirectoryUnavailable
 from tests.slapd import SlapdServer, hashPassword
 
 BASE = "dc=example,dc=com"

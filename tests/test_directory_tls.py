@@ -12,12 +12,12 @@ from twisted.trial.unittest import TestCase
 
 import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
 from fbtwist.directory.ldapdirectory import LDAPDirectory
-from fbtwist.errors import DirectoryUnavailable
 from fbtwist.directory.ldapurl import parseLDAPURL
+from fbtwist.errors import DirectoryUnavailable
 from tests.helpers import httpClient, outlookVFB, startServer
+from tests.slapd import SlapdServer
 from tests.test_directory_http import auth
 from tests.test_directory_slapd import LDIF, PEOPLE, SlapdTestMixin
-from tests.slapd import SlapdServer
 
 
 class CertificateTestsMixin(SlapdTestMixin):

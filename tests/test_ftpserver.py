@@ -11,8 +11,8 @@ import resource
 from contextlib import contextmanager
 
 from twisted.cred.checkers import ICredentialsChecker
-from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.credentials import IUsernamePassword
+from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
 from twisted.internet import defer
 from twisted.internet.address import IPv4Address
@@ -27,10 +27,10 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from fbtwist.access.checker import DirectoryChecker
+from fbtwist.access.realm import FreeBusyRealm
 from fbtwist.errors import DirectoryUnavailable, TooManyAttempts
 from fbtwist.ftp.server import CalendarFTPFactory, CRLFLineEnds, TooManyConnections, normalisedHost
 from fbtwist.ftp.shell import ftpAvatarFactory
-from fbtwist.access.realm import FreeBusyRealm
 from fbtwist.store.tree import CalendarStore
 from tests.helpers import outlookVFB
 

@@ -11,8 +11,8 @@ from twisted.trial import unittest
 
 from fbtwist.calendar import derive as derivation
 from fbtwist.calendar import ical
-from fbtwist.errors import InvalidCalendar
 from fbtwist.calendar.freebusy import BUSY, BUSY_TENTATIVE, BUSY_UNAVAILABLE, Period
+from fbtwist.errors import InvalidCalendar
 
 UTC = timezone.utc
 

@@ -38,8 +38,7 @@ from fbtwist.logs import (
     useUnderTwistd,
 )
 from fbtwist.web.responses import HTTPError
-from tests.helpers import basicAuth, httpClient, outlookVFB, publicAnswer, rawRequest, startServer, statusOf
-from tests.helpers import inline
+from tests.helpers import basicAuth, httpClient, inline, outlookVFB, publicAnswer, rawRequest, startServer, statusOf
 from tests.twistdprocess import startTwistd
 
 #: Apache's combined format, as log analysers parse it.

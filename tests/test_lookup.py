@@ -11,9 +11,7 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from fbtwist.calendar import ical
-from tests.helpers import basicAuth, httpClient, outlookVFB, publicAnswer, serviceOptions, startServer, inline
-
-
+from tests.helpers import basicAuth, httpClient, inline, outlookVFB, publicAnswer, serviceOptions, startServer
 
 
 def vfb(*lines: str, newline: str = "\r\n") -> bytes:

@@ -14,9 +14,9 @@ from twisted.trial import unittest
 from twisted.web.test.requesthelper import DummyRequest
 
 from fbtwist.calendar.freebusy import TimeRange
-from fbtwist.web.lookup import LookupResource, LookupSettings
 from fbtwist.directory.nameindex import NameIndex
 from fbtwist.store.tree import CalendarStore
+from fbtwist.web.lookup import LookupResource, LookupSettings
 from tests.helpers import httpClient, outlookVFB, startServer
 
 

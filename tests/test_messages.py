@@ -16,15 +16,15 @@ from twisted.protocols import ftp
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
+from fbtwist.access.permissions import Action, authorize
+from fbtwist.access.realm import FreeBusyRealm
 from fbtwist.calendar import ical
 from fbtwist.directory.ldapdirectory import LDAPDirectory
+from fbtwist.directory.ldapurl import parseLDAPURL
+from fbtwist.directory.nameindex import NameIndexRefresher
 from fbtwist.errors import InvalidCalendar, PermissionDenied
 from fbtwist.ftp.server import CalendarFTPFactory
 from fbtwist.ftp.shell import ftpAvatarFactory
-from fbtwist.directory.ldapurl import parseLDAPURL
-from fbtwist.directory.nameindex import NameIndexRefresher
-from fbtwist.access.permissions import Action, authorize
-from fbtwist.access.realm import FreeBusyRealm
 from fbtwist.store.tree import CalendarStore
 from fbtwist.tap import helpText
 from tests.helpers import httpClient, inline, outlookVFB, startServer

@@ -8,8 +8,7 @@ from twisted.logger import Logger, LogPublisher
 from twisted.trial import unittest
 
 from fbtwist.ops.metrics import MetricsObserver, MetricsService
-from tests.helpers import basicAuth, httpClient, listeningPort, outlookVFB, startServer
-from tests.helpers import inline
+from tests.helpers import basicAuth, httpClient, inline, listeningPort, outlookVFB, startServer
 
 
 def samples(text: str) -> dict:

@@ -11,9 +11,7 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from tests.browser import startBrowser
-from tests.helpers import httpClient, startServer, inline
-
-
+from tests.helpers import httpClient, inline, startServer
 
 
 def busyFile(*periods: str) -> bytes:

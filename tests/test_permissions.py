@@ -7,9 +7,9 @@ from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
 from fbtwist.access.avatar import CalendarAvatar
+from fbtwist.access.permissions import Action, authorize, ownFileName, visibleMembers
 from fbtwist.errors import PermissionDenied
 from fbtwist.interfaces import ICalendarAvatar
-from fbtwist.access.permissions import Action, authorize, ownFileName, visibleMembers
 from fbtwist.store.tree import CalendarStore
 
 

@@ -16,8 +16,7 @@ from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
 from fbtwist.ops.shutdown import GracefulService
-from tests.helpers import httpClient, outlookVFB, startServer
-from tests.helpers import inline
+from tests.helpers import httpClient, inline, outlookVFB, startServer
 from tests.twistdprocess import startTwistd
 
 

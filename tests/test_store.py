@@ -12,9 +12,9 @@ from zope.interface.verify import verifyObject
 
 from fbtwist.errors import AlreadyExists, Conflict, InsufficientStorage, InvalidName, NotFound, PermissionDenied
 from fbtwist.interfaces import ICalendarStore, IUpload
-from fbtwist.store.tree import CalendarStore
 from fbtwist.store.files import etagForContent
 from fbtwist.store.paths import validateName, validatePath
+from fbtwist.store.tree import CalendarStore
 
 
 class ValidateNameTests(unittest.SynchronousTestCase):

@@ -8,17 +8,17 @@ import signal
 import socket
 import time
 
-from twisted.internet.testing import MemoryReactor
-from twisted.python import usage
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
+from twisted.internet.testing import MemoryReactor
+from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from fbtwist.tap import Options, makeService
 from fbtwist.ops.workers import WorkerMaster, workerArguments
+from fbtwist.tap import Options, makeService
 from tests.helpers import serviceOptions
-from tests.test_startup import runTwistd
 from tests.processes import FbtwistProcess, basicAuthorization, childPIDs, pidAlive, request
+from tests.test_startup import runTwistd
 
 
 def waitUntil(condition, timeout: float, what: str) -> None:

@@ -11,10 +11,10 @@ from typing import Iterator, Optional
 
 from zope.interface import implementer
 
+from fbtwist.access.permissions import Action, authorize, ownFileName, visibleMembers
 from fbtwist.errors import Locked
 from fbtwist.interfaces import ICalendarAvatar, ICalendarStore
 from fbtwist.store.locks import LOCK_DIRECTORY, LockStore, WallClock
-from fbtwist.access.permissions import Action, authorize, ownFileName, visibleMembers
 from fbtwist.store.paths import FileSnapshot, ResourceInfo, StorePath, validatePath
 
 

@@ -17,10 +17,10 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from fbtwist.errors import TooManyAttempts
-from fbtwist.interfaces import IDirectory
 from fbtwist.access.latency import LatencyFloor
 from fbtwist.access.throttle import LoginThrottle
+from fbtwist.errors import TooManyAttempts
+from fbtwist.interfaces import IDirectory
 
 
 def credentialText(value) -> str:

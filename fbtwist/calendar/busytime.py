@@ -31,8 +31,8 @@ from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
 from fbtwist.calendar import derive, ical
-from fbtwist.errors import FreeBusyError, InvalidCalendar, NotFound
 from fbtwist.calendar.freebusy import FreeBusy, Period, TimeRange, clipPeriods, defaultRange, formatUTC, parseUTC
+from fbtwist.errors import FreeBusyError, InvalidCalendar, NotFound
 from fbtwist.store.files import etagForContent
 
 #: The horizon of a derivation, from the day it is made.

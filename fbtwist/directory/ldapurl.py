@@ -8,9 +8,9 @@ from dataclasses import dataclass, field, replace
 from typing import Mapping, Optional
 from urllib.parse import unquote, urlsplit
 
+from ldaptor import ldapfilter
 from ldaptor.protocols import pureldap
 from ldaptor.protocols.ldap.distinguishedname import DistinguishedName, InvalidRelativeDistinguishedName
-from ldaptor import ldapfilter
 
 _SCOPES = {
     "base": pureldap.LDAP_SCOPE_baseObject,

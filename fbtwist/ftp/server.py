@@ -59,8 +59,8 @@ from twisted.logger import Logger
 from twisted.protocols import ftp
 from zope.interface import implementer
 
-from fbtwist.addresses import normalisedHost
 from fbtwist.access.checker import credentialText
+from fbtwist.addresses import normalisedHost
 from fbtwist.errors import DirectoryUnavailable, TooManyAttempts, descriptorError
 from fbtwist.ftp.shell import VIEW_ROOT, FTPReplyError, viewPath
 

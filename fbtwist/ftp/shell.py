@@ -20,13 +20,14 @@ from datetime import datetime, timezone
 from typing import List, Optional, Sequence, Tuple
 
 from twisted.internet import defer, interfaces
-from twisted.protocols.ftp import FTPCmdError, IFTPShell, IReadFile, IWriteFile
 from twisted.protocols.basic import FileSender
+from twisted.protocols.ftp import FTPCmdError, IFTPShell, IReadFile, IWriteFile
 from twisted.python.filepath import Permissions
 from zope.interface import implementer
 
-from fbtwist.calendar import ical, publicview
 from fbtwist.access.avatar import CalendarAvatar
+from fbtwist.access.permissions import Action
+from fbtwist.calendar import ical, publicview
 from fbtwist.errors import (
     AlreadyExists,
     Conflict,
@@ -43,7 +44,6 @@ from fbtwist.errors import (
     TooManyAttempts,
     UnsupportedMediaType,
 )
-from fbtwist.access.permissions import Action
 from fbtwist.store.paths import ResourceInfo, StorePath
 
 #: Where the store's root appears in the FTP view.

@@ -8,10 +8,10 @@ from typing import Iterable, Optional, Tuple
 
 from twisted.web import http
 
+from fbtwist.errors import NotFound, PermissionDenied
+from fbtwist.store.locks import LockStore
 from fbtwist.web.dav import ifheader, urls
 from fbtwist.web.dav.davxml import DAVError
-from fbtwist.store.locks import LockStore
-from fbtwist.errors import NotFound, PermissionDenied
 from fbtwist.web.responses import HTTPError, etagMatches
 
 

@@ -11,8 +11,8 @@ locks do not (a moved resource leaves its locks behind, and they go).
 from twisted.logger import Logger
 from twisted.web import http
 
-from fbtwist.web.dav import conditions
 from fbtwist.errors import Conflict, NotFound, PermissionDenied
+from fbtwist.web.dav import conditions
 from fbtwist.web.responses import HTTPError
 
 log = Logger()

@@ -5,9 +5,9 @@ with its dead properties and the locks rooted in it.
 
 from twisted.web import http
 
-from fbtwist.web.dav import conditions
-from fbtwist.errors import NotFound
 from fbtwist.access.permissions import Action
+from fbtwist.errors import NotFound
+from fbtwist.web.dav import conditions
 
 
 async def delete(avatar, path, request) -> None:

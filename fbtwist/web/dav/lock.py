@@ -11,10 +11,13 @@ bounded by L{fbtwist.store.locks.MAX_TIMEOUT}.
 from twisted.logger import Logger
 from twisted.web import http
 
+from fbtwist.access.permissions import Action
+from fbtwist.errors import InsufficientStorage, NotFound, PermissionDenied
+from fbtwist.store.locks import EXCLUSIVE, INFINITY, SHARED, Lock, LockConflict, TooManyLocks, parseTimeout
 from fbtwist.web.dav import conditions, urls
 from fbtwist.web.dav.davxml import (
-    XML_DECLARATION,
     XML_CONTENT_TYPE,
+    XML_DECLARATION,
     DAVError,
     davName,
     expectRoot,
@@ -22,10 +25,7 @@ from fbtwist.web.dav.davxml import (
     readBody,
     serializeElement,
 )
-from fbtwist.store.locks import EXCLUSIVE, INFINITY, SHARED, Lock, LockConflict, TooManyLocks, parseTimeout
 from fbtwist.web.dav.properties import activeLock
-from fbtwist.errors import InsufficientStorage, NotFound, PermissionDenied
-from fbtwist.access.permissions import Action
 from fbtwist.web.responses import HTTPError
 
 log = Logger()

@@ -4,10 +4,10 @@ MKCOL: make a collection (administrators only; see L{fbtwist.access.permissions}
 
 from twisted.web import http
 
+from fbtwist.access.permissions import Action
+from fbtwist.errors import AlreadyExists
 from fbtwist.web.dav import conditions
 from fbtwist.web.dav.davxml import readBody
-from fbtwist.errors import AlreadyExists
-from fbtwist.access.permissions import Action
 from fbtwist.web.responses import HTTPError
 
 

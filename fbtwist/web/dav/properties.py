@@ -8,11 +8,11 @@ from email.utils import formatdate
 from time import gmtime, strftime
 from typing import Callable, Dict, List, NamedTuple, Optional
 
+from fbtwist.errors import NotFound, PermissionDenied
+from fbtwist.store.locks import INFINITY, Lock
+from fbtwist.store.paths import ResourceInfo
 from fbtwist.web.dav import urls
 from fbtwist.web.dav.davxml import davName, element, text
-from fbtwist.store.locks import INFINITY, Lock
-from fbtwist.errors import NotFound, PermissionDenied
-from fbtwist.store.paths import ResourceInfo
 
 #: Media types by file suffix; anything else is application/octet-stream.
 _MEDIA_TYPES = {".vfb": "text/calendar", ".ifb": "text/calendar", ".ics": "text/calendar"}

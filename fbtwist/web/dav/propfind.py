@@ -14,14 +14,17 @@ reactor serves other requests.
 from typing import Iterable, List, Optional
 
 from twisted.internet import task
+from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from twisted.web import http
+
 # Bound once: twisted.web.http is a deprecation proxy (~1.4 us per
 # attribute), and these are read for every member of a folder.
 from twisted.web.http import NOT_FOUND, OK
 from zope.interface import implementer
-from twisted.internet.interfaces import IPushProducer
 
+from fbtwist.errors import NotFound
+from fbtwist.store.paths import ResourceInfo
 from fbtwist.web.dav import conditions, urls
 from fbtwist.web.dav.davxml import (
     MULTISTATUS_END,
@@ -36,8 +39,6 @@ from fbtwist.web.dav.davxml import (
     setStatus,
 )
 from fbtwist.web.dav.properties import PropertyContext, allNames, allProperties, isProtected, renderProperty
-from fbtwist.errors import NotFound
-from fbtwist.store.paths import ResourceInfo
 from fbtwist.web.responses import HTTPError, isGone
 
 log = Logger()

@@ -11,6 +11,8 @@ ordinary dead properties here.
 
 from twisted.web import http
 
+from fbtwist.access.permissions import Action
+from fbtwist.errors import InsufficientStorage, NotFound
 from fbtwist.web.dav import conditions, urls
 from fbtwist.web.dav.davxml import (
     davName,
@@ -23,8 +25,6 @@ from fbtwist.web.dav.davxml import (
     writeMultistatus,
 )
 from fbtwist.web.dav.properties import isProtected
-from fbtwist.errors import InsufficientStorage, NotFound
-from fbtwist.access.permissions import Action
 from fbtwist.web.responses import HTTPError
 
 _FAILED_DEPENDENCY = 424

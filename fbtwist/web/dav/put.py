@@ -7,13 +7,12 @@ from twisted.logger import Logger
 from twisted.web import http
 
 from fbtwist import errors
-
+from fbtwist.access.permissions import Action
 from fbtwist.calendar import ical
-from fbtwist.web.dav import conditions
-from fbtwist.web.dav.davxml import readBody
 from fbtwist.errors import UnsupportedMediaType
 from fbtwist.logs import publishRejectionReason
-from fbtwist.access.permissions import Action
+from fbtwist.web.dav import conditions
+from fbtwist.web.dav.davxml import readBody
 
 log = Logger()
 

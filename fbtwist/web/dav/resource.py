@@ -8,10 +8,10 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from fbtwist.access.avatar import CalendarAvatar
+from fbtwist.errors import InvalidName
 from fbtwist.web.dav import copymove, delete, get, lock, mkcol, options, propfind, proppatch, put
 from fbtwist.web.dav.davxml import DAVError, writeDAVError
 from fbtwist.web.dav.urls import normalSegments
-from fbtwist.errors import InvalidName
 from fbtwist.web.responses import HTTPError, renderAsync, writeError
 
 
