@@ -140,6 +140,9 @@ def validateEvents(data: bytes) -> Calendar:
     return calendar
 
 
+# --- what readers may learn from a free/busy file ---
+
+
 def _isClean(calendar: Calendar) -> bool:
     for name, _ in calendar.property_items(recursive=False):
         if name not in vfb.CLEAN_CALENDAR_PROPERTIES | {"BEGIN", "END"}:

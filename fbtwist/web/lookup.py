@@ -384,6 +384,9 @@ class LookupResource(Resource):
         return freebusy.mergePeriods(fb.busy())
 
 
+# --- who may read ---
+
+
 def isTrusted(request, networks) -> bool:
     """
     Whether the client's address is in one of C{networks}.
