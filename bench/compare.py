@@ -226,9 +226,8 @@ def versions() -> Dict[str, str]:
                 return line.strip()
         return text[0] if text else "?"
 
-    import twisted
-
     import fbtwist
+    import twisted
 
     return {
         "fbtwist": fbtwist.__version__,
@@ -428,7 +427,7 @@ def writeFiles(folder: str, names, body: bytes) -> None:
     Write C{body} under each name, with the ETag attribute fbtwist's store
     would have set (without the fsync of each: this is set-up).
     """
-    from fbtwist.store import _setEtagAttribute, etagForContent
+    from fbtwist.store.files import _setEtagAttribute, etagForContent
 
     os.makedirs(folder, exist_ok=True)
     etag = etagForContent(body)

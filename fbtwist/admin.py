@@ -24,11 +24,12 @@ from typing import Iterator, List, Optional, TextIO
 from twisted.python import usage
 from twisted.python.filepath import FilePath
 
-from fbtwist import ical
+from fbtwist.access.permissions import PUBLISHED_SUFFIXES
+from fbtwist.calendar import ical
 from fbtwist.config import ConfigError, buildConfig
 from fbtwist.errors import FreeBusyError, InvalidName
-from fbtwist.permissions import PUBLISHED_SUFFIXES
-from fbtwist.store import CalendarStore, validateName
+from fbtwist.store.paths import validateName
+from fbtwist.store.tree import CalendarStore
 
 
 class Progress:

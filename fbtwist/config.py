@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Tuple
 
 from twisted.python.filepath import FilePath
 
-from fbtwist.ldapurl import LDAPURLError, parseLDAPURL
+from fbtwist.directory.ldapurl import LDAPURLError, parseLDAPURL
 
 CONFIG_SECTION = "freebusy"
 DEMO_LDIF = FilePath(__file__).sibling("data").child("demo.ldif")
@@ -489,7 +489,7 @@ class Config:
     maxUpload: int = setting(
         "max-upload", 1 << 20, parseSize, "The largest upload accepted (bytes; K and M suffixes).", metavar="BYTES",
     )
-    # --- HTTP connections: deadlines and limits (fbtwist/httpconnection.py) ---
+    # --- HTTP connections: deadlines and limits (fbtwist/web/connection.py) ---
     httpIdleTimeout: float = setting(
         "http-idle-timeout", 60.0, parsePositiveSeconds,
         "Close an HTTP connection when no new request starts within this long.", metavar="SECONDS",
@@ -657,7 +657,7 @@ class Config:
         metavar="STEPS",
     )
 
-    # --- FTP (Outlook 98 publishing; see fbtwist.ftpserver) ---
+    # --- FTP (Outlook 98 publishing; see fbtwist.ftp.server) ---
     ftpAnonymous: bool = setting(
         "ftp-anonymous", False, parseFlag,
         "Let anonymous FTP users (login anonymous or ftp) list and download the published files; "
@@ -725,7 +725,7 @@ class Config:
         metavar="SECONDS",
     )
 
-    # --- Multi-process mode (fbtwist/workers.py) ---
+    # --- Multi-process mode (fbtwist/ops/workers.py) ---
     workers: int = setting(
         "workers", 0, parseCount(0, 64),
         "Serve HTTP from this many worker processes sharing the listening sockets (0: serve in this "

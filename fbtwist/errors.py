@@ -2,7 +2,7 @@
 Domain exceptions shared by the store, the directory and the protocols.
 
 Protocol code maps these to wire errors with one table per protocol
-(L{fbtwist.webresponse.httpErrorFor} for HTTP); the store and the directory never know
+(L{fbtwist.web.responses.httpErrorFor} for HTTP); the store and the directory never know
 about HTTP or FTP.
 """
 

@@ -54,7 +54,7 @@ class ICalendarStore(Interface):
 
     def stat(path):
         """
-        @return: A L{fbtwist.store.ResourceInfo}, or C{None} when nothing is
+        @return: A L{fbtwist.store.paths.ResourceInfo}, or C{None} when nothing is
             at C{path}.
         """
 
@@ -70,7 +70,7 @@ class ICalendarStore(Interface):
 
     def snapshot(path):
         """
-        @return: A L{fbtwist.store.FileSnapshot} of the file at C{path} (its
+        @return: A L{fbtwist.store.paths.FileSnapshot} of the file at C{path} (its
             info, entity tag and bytes, read together), or C{None} when
             there is no file.
         """
@@ -97,7 +97,7 @@ class ICalendarStore(Interface):
 
     def children(path):
         """
-        @return: An iterator of L{fbtwist.store.ResourceInfo}.
+        @return: An iterator of L{fbtwist.store.paths.ResourceInfo}.
         """
 
     def deadProperties(path, isCollection=None):
@@ -177,7 +177,7 @@ class ICalendarAvatar(Interface):
     """
     A user (or the anonymous reader) acting on the calendar tree.  Both the
     web and the FTP avatar wrap one of these, so both protocols ask the same
-    permission function (L{fbtwist.permissions.authorize}).
+    permission function (L{fbtwist.access.permissions.authorize}).
     """
 
     uid = Attribute("The user's uid, or C{None} for anonymous.")

@@ -6,7 +6,7 @@ its fields (peer, user, method, uri, status, size, referer, agent, seconds)
 and, as its C{log_format}, the line in Apache's combined format, so twistd's
 own text log shows combined lines with no set-up.  Publishes and rejected
 publishes are C{fbEvent="publish"} / C{"publish-rejected"} events (see
-L{publishRejectionReason}); L{fbtwist.metrics} counts all these events.
+L{publishRejectionReason}); L{fbtwist.ops.metrics} counts all these events.
 
 For machines, L{JSONLinesObserver} writes every event as one JSON object per
 line; C{--log-format json} makes twistd use it (L{useUnderTwistd}).
@@ -62,7 +62,7 @@ _REJECTION_REASONS = [
 #: HTTP statuses that reject a publish before fbtwist's PUT code runs.
 _REJECTION_REASONS_BY_STATUS = {401: "unauthorized", 413: "too-large"}
 
-#: Reasons for rejections raised as L{fbtwist.webresponse.HTTPError}.
+#: Reasons for rejections raised as L{fbtwist.web.responses.HTTPError}.
 _REJECTION_REASONS_BY_CODE = {
     400: "invalid-request",
     401: "unauthorized",
@@ -161,42 +161,6 @@ def combinedLine(fields: dict) -> str:
         fields["size"] if fields["size"] else "-",
         escapeField(fields["referer"]),
         escapeField(fields["agent"]),
-    )
-
-
-def _text(value: Optional[bytes]) -> Optional[str]:
-    if value is None:
-        return None
-    return value.decode("utf-8", "surrogateescape")
-
-
-def accessFields(request, started: float, finished: float, status: Optional[int] = None,
-                 size: Optional[int] = None) -> dict:
-    """
-    The fields of a request's access event.
-
-    @param started: When the request arrived (seconds since the epoch).
-    @param finished: When it was answered.
-    """
-    from fbtwist.httpauth import basicCredentials
-
-    credentials = basicCredentials(request)
-    # The login only: the credentials also hold the password.
-    user = getattr(credentials, "username", None)
-    peer = request.getClientAddress()
-    command = request.method if request.method is not None else b"-"
-    return dict(
-        peer=getattr(peer, "host", None) or "-",
-        user=_text(user) if isinstance(user, bytes) else user,
-        started=started,
-        method=_text(command),
-        uri=_text(request.uri),
-        protocol=_text(request.clientproto),
-        status=int(status if status is not None else request.code),
-        size=int(size if size is not None else request.sentLength),
-        referer=_text(request.getHeader(b"Referer")),
-        agent=_text(request.getHeader(b"User-Agent")),
-        seconds=round(max(0.0, finished - started), 6),
     )
 
 

@@ -12,42 +12,51 @@ from typing import List, Optional
 
 from twisted.application import service
 from twisted.application.internet import StreamServerEndpointService
-from twisted.internet import endpoints
-from twisted.internet.error import CannotListenError
 from twisted.cred.checkers import AllowAnonymousAccess
 from twisted.cred.portal import Portal
+from twisted.internet import endpoints
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorThreads
-from twisted.internet.threads import deferToThreadPool
 from twisted.internet.ssl import trustRootFromCertificates
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Site
 
-from fbtwist.checker import BindCache, DirectoryChecker
+from fbtwist.access.checker import BindCache, DirectoryChecker
+from fbtwist.access.latency import LatencyFloor
+from fbtwist.access.realm import FreeBusyRealm
+from fbtwist.access.throttle import LoginThrottle
 from fbtwist.config import (
-    MISTAKEN_NAMES, OTHER_TOPIC, TOPICS, ConfigError, buildConfig, caCertificates, makeCalendarRoot, settings,
+    MISTAKEN_NAMES,
+    OTHER_TOPIC,
+    TOPICS,
+    ConfigError,
+    buildConfig,
+    caCertificates,
+    makeCalendarRoot,
+    settings,
     unknownSetting,
 )
-from fbtwist.dav.resource import CalendarTreeResource
-from fbtwist.demo import DemoDirectoryService
-from fbtwist.directory import LDAPDirectory, LoginForms
-from fbtwist.health import HealthResource
-from fbtwist.httpconnection import ConnectionLimits
-from fbtwist.latency import LatencyFloor
-from fbtwist.ldapurl import parseLDAPURL
-from fbtwist.locks import LOCK_DIRECTORY, LockStore, WallClock
-from fbtwist.lookup import LookupSettings
+from fbtwist.directory.demo import DemoDirectoryService
+from fbtwist.directory.ldapdirectory import LDAPDirectory
+from fbtwist.directory.ldapurl import parseLDAPURL
+from fbtwist.directory.loginforms import LoginForms
+from fbtwist.directory.nameindex import NameIndexRefresher
 from fbtwist.logs import AccessLogService, useUnderTwistd
-from fbtwist.metrics import MetricsObserver, MetricsResource, MetricsService
-from fbtwist.nameindex import NameIndexRefresher
-from fbtwist.realm import FreeBusyRealm
-from fbtwist.setuppage import SetupPage, endpointPort
-from fbtwist.shutdown import GracefulService
-from fbtwist.store import CalendarStore
-from fbtwist.throttle import LoginThrottle
-from fbtwist.web import makeSite
-from fbtwist.workers import AdoptedPortService, WorkerMaster, workerArguments
+from fbtwist.ops.health import HealthResource
+from fbtwist.ops.listeners import cannotListen
+from fbtwist.ops.metrics import MetricsObserver, MetricsResource, MetricsService
+from fbtwist.ops.shutdown import GracefulService
+from fbtwist.ops.workers import AdoptedPortService, WorkerMaster, workerArguments
+from fbtwist.store.locks import LOCK_DIRECTORY, LockStore, WallClock
+from fbtwist.store.tree import CalendarStore
+from fbtwist.web.connection import ConnectionLimits
+from fbtwist.web.dav.resource import CalendarTreeResource
+from fbtwist.web.lookup import LookupSettings
+from fbtwist.web.setuppage import SetupPage, endpointPort
+from fbtwist.web.site import makeSite
 
 log = Logger()
 
@@ -210,9 +219,8 @@ class Options(usage.Options):
         """
         Show fbtwist's and Twisted's versions and exit.
         """
-        import twisted
-
         import fbtwist
+        import twisted
 
         print(f"fbtwist {fbtwist.__version__} (Twisted {twisted.__version__})")
         sys.exit(0)
@@ -226,7 +234,7 @@ class Options(usage.Options):
         if self.config.ftpTLSRequired and self.config.ftpTLSCertificate is None:
             raise usage.UsageError("--ftp-tls-required needs --ftp-tls-certificate")
         if self.config.ftpTLSCertificate is not None:
-            from fbtwist.ftptls import serverTLSOptions
+            from fbtwist.ftp.tls import serverTLSOptions
 
             try:
                 serverTLSOptions(self.config.ftpTLSCertificate, self.config.ftpTLSKey)
@@ -342,16 +350,6 @@ class ListenerService(StreamServerEndpointService):
             raise self.failure(cannotListen(self.setting, self.description, e)) from None
 
 
-def cannotListen(setting: str, description: str, error: CannotListenError) -> str:
-    """
-    The sentence that ends a process that cannot listen on C{description}
-    of C{--setting} (also said by L{fbtwist.workers.WorkerMaster}).
-    """
-    reason = getattr(error.socketError, "strerror", None) or str(error.socketError)
-    return (f"fbtwist cannot listen on --{setting} {description}: {reason}; "
-            f"stop what uses that port or give --{setting} another endpoint")
-
-
 def _isLoopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -401,7 +399,10 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
 
     With C{--workers N} this process is the master: it binds the --http
     endpoints and runs N worker processes that serve them (see
-    L{fbtwist.workers}); it keeps FTP and the metrics listener itself.
+    L{fbtwist.ops.workers}); it keeps FTP and the metrics listener itself.
+
+    Each step is a builder below (L{buildStore}, L{buildDirectory}, ...),
+    in the order their services are added to C{top}.
 
     @param reactor: The reactor; C{None} (as twistd calls it) for the
         global one, in a process of its own (see L{settleMemory}).
@@ -414,9 +415,48 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
         reactor.callWhenRunning(settleMemory)
     config = options.config
     top = GracefulService(reactor, grace=config.shutdownGrace)
+    store = buildStore(config, reactor)
+    directory = buildDirectory(config, reactor, top)
+    metrics = buildOperations(config, top)
+    realm, checker, portal = buildPortal(config, store, directory, reactor)
+    health = HealthResource(store.root, directory, clock=reactor)
+    site = buildSite(config, portal, directory, store, metrics, health, reactor)
+    top.onShutdown(site.drain)
+    listen = (lambda d: d) if config.ldap is not None else demoListener
+    failure = startupFailure(options)
+    buildHTTP(options, site, reactor, adoptedFDs, listen, failure, top)
+    buildMetricsListener(config, metrics, health, reactor, failure, top)
+    buildFTP(config, portal, realm, reactor, listen, failure, top)
+    buildDirectoryConnections(config, directory, adoptedFDs, reactor, top)
+    top.directory = directory
+    top.store = store
+    top.portal = portal
+    top.checker = checker
+    top.site = site
+    metrics.lockCount = lambda: countLocks(store)
+    top.metrics = metrics
+    top.health = health
+    log.info("calendar tree at {root}", root=store.root.path)
+    return top
+
+
+def buildStore(config, reactor) -> CalendarStore:
+    """
+    The calendar tree at C{--root}, its blocking work done in threads, with
+    the temporary files of writers that died removed.
+    """
     store = CalendarStore(config.root, runBlocking=threadRunner(reactor))
     store.removeStaleTemporaries()
+    return store
 
+
+def buildDirectory(config, reactor, top: GracefulService) -> LDAPDirectory:
+    """
+    The directory of C{--ldap}, with a warning when passwords would cross
+    the network in clear text; without C{--ldap}, the demo directory, whose
+    service is added to C{top} (stopped late) and points the directory at
+    the address it listens on.
+    """
     url = config.ldap if config.ldap is not None else parseLDAPURL(DEMO_URL)
     directory = LDAPDirectory(
         url, reactor, bindDN=config.bindDN, bindPassword=config.bindPassword, timeout=config.ldapTimeout,
@@ -439,7 +479,16 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
         demo = DemoDirectoryService(config.demoLDIF, config.demoLDAP, reactor, pointDirectoryAt)
         demo.setServiceParent(top)
         top.stopLate(demo)
+    return directory
 
+
+def buildOperations(config, top: GracefulService) -> MetricsObserver:
+    """
+    The metrics (counting on while requests in flight finish) and the
+    C{--access-log} file, as services of C{top}, stopped late.
+
+    @return: The L{MetricsObserver}.
+    """
     metrics = MetricsObserver()
     metricsService = MetricsService(metrics)
     metricsService.setServiceParent(top)
@@ -449,7 +498,17 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
         accessLog = AccessLogService(config.accessLog)
         accessLog.setServiceParent(top)
         top.stopLate(accessLog)
+    return metrics
 
+
+def buildPortal(config, store: CalendarStore, directory: LDAPDirectory, reactor) -> tuple:
+    """
+    The realm (the calendar tree as each user may use it), the directory
+    checker with its bind cache, login throttle and failure delay, and the
+    portal that joins them (anonymous access allowed).
+
+    @return: C{(realm, checker, portal)}.
+    """
     adminGroup = config.adminGroup if config.ldap is not None or config.adminGroup else DEMO_ADMIN_GROUP
     realm = FreeBusyRealm(store, directory, adminGroup=adminGroup)
     realm.registerAvatarFactory(IResource, CalendarTreeResource)
@@ -464,19 +523,33 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
         failureFloor=LatencyFloor(reactor, config.loginFailureDelay),
     )
     portal = Portal(realm, [checker, AllowAnonymousAccess()])
+    return realm, checker, portal
 
-    health = HealthResource(store.root, directory, clock=reactor)
+
+def buildSite(config, portal: Portal, directory: LDAPDirectory, store: CalendarStore, metrics: MetricsObserver,
+              health: HealthResource, reactor) -> Site:
+    """
+    The HTTP site: WebDAV publishing, lookups, the pages, C{/healthz},
+    C{/setup} and (with C{--metrics http}) C{/metrics}.
+    """
     pages = {b"healthz": health, b"setup": SetupPage(lambda: endpointPort(config.ftp), publicURL=config.publicURL)}
     if config.metrics == "http":
         pages[b"metrics"] = MetricsResource(metrics)
-    site = makeSite(
+    return makeSite(
         portal, directory, store, config.maxUpload, realmName=config.realm,
         lookupSettings=LookupSettings.fromConfig(config, directory.url), pages=pages, reactor=reactor,
         limits=connectionLimits(config),
     )
-    top.onShutdown(site.drain)
-    listen = (lambda d: d) if config.ldap is not None else demoListener
-    failure = startupFailure(options)
+
+
+def buildHTTP(options, site: Site, reactor, adoptedFDs, listen, failure, top: GracefulService) -> None:
+    """
+    The C{--http} listeners, as services of C{top} named C{http}, C{http2},
+    ...: the endpoints themselves; with C{--workers N}, the L{WorkerMaster}
+    (named C{workers}) whose workers serve them; in a worker, the adopted
+    sockets C{adoptedFDs}.
+    """
+    config = options.config
     httpDescriptions = [listen(description) for description in config.http]
     if config.workers and adoptedFDs is None:
         master = WorkerMaster(reactor, httpDescriptions, config.workers, workerArguments(options), failure=failure)
@@ -491,21 +564,42 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
     for index, listener in enumerate(listeners):
         listener.setName("http" if index == 0 else f"http{index + 1}")
         listener.setServiceParent(top)
+
+
+def buildMetricsListener(config, metrics: MetricsObserver, health: HealthResource, reactor, failure,
+                         top: GracefulService) -> None:
+    """
+    The listener of C{--metrics ENDPOINT} (C{/metrics} and C{/healthz}), a
+    service of C{top} named C{metrics}; none for C{http} or C{none}.
+    """
     if config.metrics not in ("http", "none"):
         listener = ListenerService("metrics", config.metrics, makeOperationsSite(metrics, health, reactor), reactor,
                                    failure)
         listener.setName("metrics")
         listener.setServiceParent(top)
 
+
+def buildFTP(config, portal: Portal, realm: FreeBusyRealm, reactor, listen, failure, top: GracefulService) -> None:
+    """
+    The C{--ftp} listener, a service of C{top} named C{ftp}; none for
+    C{--ftp none}.
+    """
     if config.ftp is not None:
         # Imported here: twisted.protocols.ftp imports the global reactor.
-        from fbtwist.ftpserver import makeFTPFactory
+        from fbtwist.ftp.server import makeFTPFactory
 
         listener = ListenerService("ftp", listen(config.ftp), makeFTPFactory(config, portal, realm, reactor), reactor,
                                    failure)
         listener.setName("ftp")
         listener.setServiceParent(top)
 
+
+def buildDirectoryConnections(config, directory: LDAPDirectory, adoptedFDs, reactor, top: GracefulService) -> None:
+    """
+    The service that closes the directory's connections, stopped after the
+    drain, and (unless this is the master of C{--workers}, which serves no
+    lookups) refreshes the name index every C{--name-index-refresh}.
+    """
     # The master of --workers serves no lookups: each worker loads its own.
     serving = not (config.workers and adoptedFDs is None)
     nameIndex = NameIndexRefresher(directory, config.nameIndexRefresh, reactor) if (
@@ -515,16 +609,6 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
     # Work in flight when fbtwist stops may still need the directory (an
     # upload whose credentials are being checked): close it after the drain.
     top.stopLate(connections)
-    top.directory = directory
-    top.store = store
-    top.portal = portal
-    top.checker = checker
-    top.site = site
-    metrics.lockCount = lambda: countLocks(store)
-    top.metrics = metrics
-    top.health = health
-    log.info("calendar tree at {root}", root=store.root.path)
-    return top
 
 
 def connectionLimits(config) -> ConnectionLimits:

@@ -55,15 +55,15 @@ def outlookVFB(organizer: str = "someone@example.com", busy: str = "20210105T070
 def publicAnswer(store, uid: str, suffix: str = ".vfb") -> bytes:
     """
     What anonymous readers get of C{uid}'s published free/busy file
-    (L{fbtwist.ical.publicFreeBusy}, stamped with the file's time).
+    (L{fbtwist.calendar.publicview.publicFreeBusy}, stamped with the file's time).
     """
     from datetime import datetime, timezone
 
-    from fbtwist import ical
+    from fbtwist.calendar import publicview
 
     path = (uid + suffix,)
     stamp = datetime.fromtimestamp(int(store.stat(path).modified), timezone.utc)
-    return ical.publicFreeBusy(store.read(path), uid, stamp)
+    return publicview.publicFreeBusy(store.read(path), uid, stamp)
 
 
 def inline(f):

@@ -20,14 +20,15 @@ from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
-from fbtwist.checker import DirectoryChecker
-from fbtwist.demo import DemoLDAPFactory, loadLDIF
-from fbtwist.directory import (
-    GROUP_NESTING_DEPTH, LDAPDirectory, LoginForms, bindFailureReason, defaultGroupBase, memberValues,
-)
+from fbtwist.access.checker import DirectoryChecker
+from fbtwist.access.throttle import LoginThrottle
+from fbtwist.directory.demo import DemoLDAPFactory, loadLDIF
+from fbtwist.directory.entries import memberValues
+from fbtwist.directory.filters import defaultGroupBase
+from fbtwist.directory.ldapdirectory import GROUP_NESTING_DEPTH, LDAPDirectory
+from fbtwist.directory.ldapurl import parseLDAPURL
+from fbtwist.directory.loginforms import LoginForms, bindFailureReason
 from fbtwist.errors import TooManyAttempts
-from fbtwist.ldapurl import parseLDAPURL
-from fbtwist.throttle import LoginThrottle
 from tests.helpers import basicAuth, httpClient, outlookVFB, startServer
 from tests.samba import ADMIN, ADMIN_PASSWORD
 from tests.test_lookup import periodsOf, vfb

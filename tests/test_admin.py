@@ -12,7 +12,7 @@ from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
 from fbtwist.admin import Progress, main
-from fbtwist.store import CalendarStore
+from fbtwist.store.tree import CalendarStore
 from tests.helpers import httpClient, inline, outlookVFB, startServer
 from tests.twistdprocess import TOP
 

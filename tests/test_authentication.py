@@ -7,19 +7,19 @@ from twisted.cred.checkers import ANONYMOUS
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer, reactor
+from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 from twisted.web.resource import IResource
 from zope.interface.verify import verifyObject
 
-from fbtwist.checker import DirectoryChecker, credentialText
-from fbtwist.demo import DemoDirectoryService
-from fbtwist.directory import LDAPDirectory
+from fbtwist.access.checker import DirectoryChecker, credentialText
+from fbtwist.access.realm import FreeBusyRealm
+from fbtwist.directory.demo import DemoDirectoryService
+from fbtwist.directory.ldapdirectory import LDAPDirectory
+from fbtwist.directory.ldapurl import parseLDAPURL
 from fbtwist.interfaces import IDirectory
-from fbtwist.ldapurl import parseLDAPURL
-from fbtwist.realm import FreeBusyRealm
-from fbtwist.store import CalendarStore
+from fbtwist.store.tree import CalendarStore
 from tests.helpers import ADMIN_GROUP, DEMO_LDIF, PASSWORDS
-from twisted.python.filepath import FilePath
 
 
 class CredentialTextTests(unittest.SynchronousTestCase):

@@ -1,5 +1,5 @@
 """
-Deterministic tests of L{fbtwist.web.BoundedRequest} over a
+Deterministic tests of L{fbtwist.web.site.BoundedRequest} over a
 C{StringTransport}: oversized bodies are refused before they are read.
 """
 
@@ -8,7 +8,7 @@ from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
 from twisted.web.resource import Resource
 
-from fbtwist.web import FreeBusySite
+from fbtwist.web.site import FreeBusySite
 
 
 class _Recorder(Resource):

@@ -6,8 +6,7 @@ from twisted.internet import defer, reactor
 from twisted.trial import unittest
 from twisted.web.resource import Resource
 
-from fbtwist.web import FreeBusySite
-
+from fbtwist.web.site import FreeBusySite
 from tests.browser import startBrowser
 
 

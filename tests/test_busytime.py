@@ -1,5 +1,5 @@
 """
-Tests for L{fbtwist.busytime}: the busy time of full calendars derived at
+Tests for L{fbtwist.calendar.busytime}: the busy time of full calendars derived at
 publish and kept beside them, in memory (no sockets, no threads).
 """
 
@@ -10,11 +10,11 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
-from fbtwist import ical
-from fbtwist.busytime import BusyTime, Derivation
+from fbtwist.calendar import derive
+from fbtwist.calendar.busytime import BusyTime, Derivation
+from fbtwist.calendar.freebusy import TimeRange
 from fbtwist.errors import NotFound
-from fbtwist.freebusy import TimeRange
-from fbtwist.store import CalendarStore
+from fbtwist.store.tree import CalendarStore
 from tests.test_ical_derive import BOMB, calendar
 
 UTC = timezone.utc
@@ -78,7 +78,7 @@ class BusyTimeTests(unittest.SynchronousTestCase):
         """
         self.successResultOf(self.publish("alice.ics", WEEKLY))
         before = self.store.derived(("alice.ics",))
-        failure = self.failureResultOf(self.publish("alice.ics", BOMB, inPieces=True), ical.TooExpensive)
+        failure = self.failureResultOf(self.publish("alice.ics", BOMB, inPieces=True), derive.TooExpensive)
         self.assertEqual(failure.value.reason, "this calendar's rules are too expensive to expand")
         self.assertEqual(self.store.read(("alice.ics",)), WEEKLY)
         self.assertEqual(self.store.derived(("alice.ics",)), before)
@@ -124,8 +124,8 @@ class BusyTimeTests(unittest.SynchronousTestCase):
         snapshot = self.store.snapshot(("bob.ics",))
         d = self.busyTime.freeBusy(("bob.ics",), snapshot.etag, snapshot.data,
                                    TimeRange(datetime(2026, 11, 9, tzinfo=UTC), datetime(2026, 11, 10, tzinfo=UTC)))
-        self.assertEqual(self.failureResultOf(d, NotFound).value.reason, ical.TOO_EXPENSIVE)
-        self.assertEqual(self.kept("bob.ics").refused, ical.TOO_EXPENSIVE)
+        self.assertEqual(self.failureResultOf(d, NotFound).value.reason, derive.TOO_EXPENSIVE)
+        self.assertEqual(self.kept("bob.ics").refused, derive.TOO_EXPENSIVE)
 
 
 class ExpandLimitOptionTests(unittest.SynchronousTestCase):
@@ -140,8 +140,8 @@ class ExpandLimitOptionTests(unittest.SynchronousTestCase):
         """
         from twisted.python.usage import UsageError
 
-        from fbtwist.ldapurl import parseLDAPURL
-        from fbtwist.lookup import LookupSettings
+        from fbtwist.directory.ldapurl import parseLDAPURL
+        from fbtwist.web.lookup import LookupSettings
         from tests.helpers import serviceOptions
 
         url = parseLDAPURL("ldap://h/ou=people,dc=example,dc=com")

@@ -1,12 +1,12 @@
 """
-Tests for the validation in L{fbtwist.ical}: what real clients write is
+Tests for the validation in L{fbtwist.calendar.ical}: what real clients write is
 accepted, anything else refused with a one-line reason.
 """
 
 from twisted.trial import unittest
 
+from fbtwist.calendar.ical import validateFreeBusy, validateUpload
 from fbtwist.errors import InvalidCalendar
-from fbtwist.ical import validateFreeBusy, validateUpload
 from tests.helpers import outlookVFB
 
 

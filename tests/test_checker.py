@@ -1,5 +1,5 @@
 """
-L{fbtwist.checker.DirectoryChecker}: the bind cache and brute-force
+L{fbtwist.access.checker.DirectoryChecker}: the bind cache and brute-force
 throttling rules, with a L{Clock} and a directory that records its calls.
 """
 
@@ -15,10 +15,10 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
-from fbtwist.checker import BindCache, DirectoryChecker, credentialText
+from fbtwist.access.checker import BindCache, DirectoryChecker, credentialText
+from fbtwist.access.throttle import LoginThrottle
 from fbtwist.errors import DirectoryUnavailable, TooManyAttempts
 from fbtwist.interfaces import IDirectory
-from fbtwist.throttle import LoginThrottle
 
 
 @implementer(IDirectory)

@@ -7,10 +7,8 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from tests.davhelpers import DAVClient, lockBody
-from tests.helpers import ADMIN_GROUP, outlookVFB, inline
+from tests.helpers import ADMIN_GROUP, inline, outlookVFB
 from tests.test_ftp import connect, inThread, startFTPServer, storeReply
-
-
 
 
 class LocksAcrossProtocolsTests(unittest.TestCase):

@@ -9,7 +9,7 @@ from xml.etree.ElementTree import fromstring
 from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
 
-from fbtwist.locks import MAX_TIMEOUT
+from fbtwist.store.locks import MAX_TIMEOUT
 from tests.davhelpers import (
     WIN32_PROPPATCH,
     DAVClient,
@@ -18,7 +18,7 @@ from tests.davhelpers import (
     recordEvents,
     startDAVServer,
 )
-from tests.helpers import outlookVFB, rawRequest, statusOf, inline
+from tests.helpers import inline, outlookVFB, rawRequest, statusOf
 from tests.test_dav_xml import BILLION_LAUGHS, EXTERNAL
 
 MINIREDIR = {"User-Agent": "Microsoft-WebDAV-MiniRedir/10.0.19045", "Translate": "f"}
@@ -315,7 +315,7 @@ class PropertyTests(DAVTestCase):
         Properties cannot grow without bound: past the limit PROPPATCH is
         507 and the stored properties stay as they were.
         """
-        from fbtwist.dav.proppatch import MAX_DEAD_PROPERTIES
+        from fbtwist.web.dav.proppatch import MAX_DEAD_PROPERTIES
 
         await self.publish()
         value = b"x" * (MAX_DEAD_PROPERTIES // 4)

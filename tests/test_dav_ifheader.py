@@ -1,11 +1,11 @@
 """
-Tests for L{fbtwist.dav.ifheader}: the WebDAV C{If} header.
+Tests for L{fbtwist.web.dav.ifheader}: the WebDAV C{If} header.
 """
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from fbtwist.dav.ifheader import Condition, ConditionList, ResourceState, evaluate, parseIf, submittedTokens
-from fbtwist.webresponse import HTTPError
+from fbtwist.web.dav.ifheader import Condition, ConditionList, ResourceState, evaluate, parseIf, submittedTokens
+from fbtwist.web.responses import HTTPError
 
 TOKEN = "opaquelocktoken:f81d4fae-7dec-11d0-a765-00a0c91e6bf6"
 ETAG = '"abc"'

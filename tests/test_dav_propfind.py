@@ -1,5 +1,5 @@
 """
-Tests for L{fbtwist.dav.propfind}: a Depth 1 PROPFIND of a large
+Tests for L{fbtwist.web.dav.propfind}: a Depth 1 PROPFIND of a large
 collection is written incrementally, in bounded batches, and stops while
 the transport asks it to pause.
 """
@@ -12,9 +12,9 @@ from twisted.internet.task import Cooperator
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from fbtwist.avatar import CalendarAvatar
-from fbtwist.dav import propfind
-from fbtwist.store import CalendarStore
+from fbtwist.access.avatar import CalendarAvatar
+from fbtwist.store.tree import CalendarStore
+from fbtwist.web.dav import propfind
 
 FILES = 2000
 

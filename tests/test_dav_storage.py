@@ -1,6 +1,6 @@
 """
 Tests for the WebDAV state kept in the tree: dead properties
-(L{fbtwist.store.CalendarStore}) and locks (L{fbtwist.locks}).
+(L{fbtwist.store.tree.CalendarStore}) and locks (L{fbtwist.store.locks}).
 """
 
 import os
@@ -9,7 +9,8 @@ from twisted.internet.task import Clock
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
-from fbtwist.locks import (
+from fbtwist.errors import AlreadyExists, Conflict, NotFound
+from fbtwist.store.locks import (
     EXCLUSIVE,
     INFINITY,
     MAX_TIMEOUT,
@@ -18,8 +19,7 @@ from fbtwist.locks import (
     LockStore,
     parseTimeout,
 )
-from fbtwist.errors import AlreadyExists, Conflict, NotFound
-from fbtwist.store import CalendarStore
+from fbtwist.store.tree import CalendarStore
 
 WIN32 = "{urn:schemas-microsoft-com:}Win32FileAttributes"
 WIN32_XML = '<ns0:Win32FileAttributes xmlns:ns0="urn:schemas-microsoft-com:">00000020</ns0:Win32FileAttributes>'
@@ -217,7 +217,7 @@ class LockStoreTests(SynchronousTestCase):
         """
         One user cannot fill the tree with lock files.
         """
-        from fbtwist.locks import MAX_LOCKS_PER_PRINCIPAL, TooManyLocks
+        from fbtwist.store.locks import MAX_LOCKS_PER_PRINCIPAL, TooManyLocks
 
         for i in range(MAX_LOCKS_PER_PRINCIPAL):
             self.locks.create(("a",), SHARED, "0", "", "alice", 60)

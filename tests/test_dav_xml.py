@@ -1,13 +1,13 @@
 """
-Tests for L{fbtwist.dav.davxml}: safe parsing and namespace-correct output.
+Tests for L{fbtwist.web.dav.davxml}: safe parsing and namespace-correct output.
 """
 
 from xml.etree.ElementTree import fromstring
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from fbtwist.dav.davxml import MAX_DEPTH, DAVError, emptyElement, expectRoot, parseXML, response, serializeElement
-from fbtwist.webresponse import HTTPError
+from fbtwist.web.dav.davxml import MAX_DEPTH, DAVError, emptyElement, expectRoot, parseXML, response, serializeElement
+from fbtwist.web.responses import HTTPError
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">

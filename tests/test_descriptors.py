@@ -17,8 +17,8 @@ from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
 from fbtwist.errors import OutOfDescriptors, descriptorError
-from fbtwist.store import CalendarStore
-from fbtwist.webresponse import _RareWarning, httpErrorFor
+from fbtwist.store.tree import CalendarStore
+from fbtwist.web.responses import _RareWarning, httpErrorFor
 from tests.helpers import inline, statusOf
 from tests.twistdprocess import TwistdProcess
 

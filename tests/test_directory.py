@@ -1,10 +1,13 @@
 """
-L{fbtwist.directory} on ldaptor's in-memory LDAP server over loopback:
+L{fbtwist.directory.ldapdirectory} on ldaptor's in-memory LDAP server over loopback:
 filter injection, empty passwords, several matching entries, Active
 Directory logins and mail attributes; and ldaptor's client fed crafted
 responses carrying referrals.
 """
 
+from ldaptor.protocols import pureldap
+from ldaptor.protocols.ldap.ldapclient import LDAPClient
+from ldaptor.protocols.ldap.ldapsyntax import LDAPEntry
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint
@@ -14,13 +17,11 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
-from ldaptor.protocols import pureldap
-from ldaptor.protocols.ldap.ldapsyntax import LDAPEntry
-from fbtwist.demo import DemoLDAPFactory, loadLDIF
-from ldaptor.protocols.ldap.ldapclient import LDAPClient
-from fbtwist.directory import DirectoryClient, LDAPDirectory
+from fbtwist.directory.client import DirectoryClient
+from fbtwist.directory.demo import DemoLDAPFactory, loadLDIF
+from fbtwist.directory.ldapdirectory import LDAPDirectory
+from fbtwist.directory.ldapurl import parseLDAPURL
 from fbtwist.interfaces import IDirectory
-from fbtwist.ldapurl import parseLDAPURL
 
 LDIF = """\
 dn: dc=corp,dc=example

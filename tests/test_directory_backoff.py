@@ -14,7 +14,7 @@ from twisted.logger import LogLevel
 from twisted.trial.unittest import TestCase
 
 import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
-from fbtwist.directory import ACCOUNT_RETRY_MAX
+from fbtwist.directory.ldapdirectory import ACCOUNT_RETRY_MAX
 from fbtwist.errors import DirectoryUnavailable
 from tests.slapd import hashPassword
 from tests.test_directory_slapd import SEARCH_DN, SlapdTestMixin

@@ -16,10 +16,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
-from fbtwist.directory import RETRY_INITIAL, LDAPDirectory
+from fbtwist.directory.ldapdirectory import RETRY_INITIAL, LDAPDirectory
+from fbtwist.directory.ldapurl import parseLDAPURL
+from fbtwist.directory.nameindex import NameIndexRefresher
 from fbtwist.errors import DirectoryUnavailable
-from fbtwist.ldapurl import parseLDAPURL
-from fbtwist.nameindex import NameIndexRefresher
 from tests.helpers import basicAuth, serviceOptions
 
 #: A name that the reactor below cannot resolve (none is ever looked up

@@ -1,5 +1,5 @@
 """
-L{fbtwist.directory.LDAPDirectory} against a real OpenLDAP (tests/slapd.py):
+L{fbtwist.directory.ldapdirectory.LDAPDirectory} against a real OpenLDAP (tests/slapd.py):
 plain, LDAPS and StartTLS with verified certificates, a search account,
 the connection pool, outages and recovery, group membership.
 """
@@ -17,9 +17,11 @@ from twisted.trial.unittest import TestCase
 
 import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
 from fbtwist.config import caCertificates
-from fbtwist.directory import LDAPDirectory, equalityFilter, firstValue
+from fbtwist.directory.entries import firstValue
+from fbtwist.directory.filters import equalityFilter
+from fbtwist.directory.ldapdirectory import LDAPDirectory
+from fbtwist.directory.ldapurl import parseLDAPURL
 from fbtwist.errors import DirectoryUnavailable
-from fbtwist.ldapurl import parseLDAPURL
 from tests.slapd import SlapdServer, hashPassword
 
 BASE = "dc=example,dc=com"

@@ -11,13 +11,13 @@ from twisted.logger import LogLevel
 from twisted.trial.unittest import TestCase
 
 import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
-from fbtwist.directory import LDAPDirectory
+from fbtwist.directory.ldapdirectory import LDAPDirectory
+from fbtwist.directory.ldapurl import parseLDAPURL
 from fbtwist.errors import DirectoryUnavailable
-from fbtwist.ldapurl import parseLDAPURL
 from tests.helpers import httpClient, outlookVFB, startServer
+from tests.slapd import SlapdServer
 from tests.test_directory_http import auth
 from tests.test_directory_slapd import LDIF, PEOPLE, SlapdTestMixin
-from tests.slapd import SlapdServer
 
 
 class CertificateTestsMixin(SlapdTestMixin):

@@ -22,7 +22,7 @@ from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
 from tests.davhelpers import propfindBody
-from tests.helpers import PASSWORDS, basicAuth, httpClient, listeningPort, outlookVFB, publicAnswer, startServer, inline
+from tests.helpers import PASSWORDS, basicAuth, httpClient, inline, listeningPort, outlookVFB, publicAnswer, startServer
 from tests.slapd import SlapdServer, hashPassword
 from tests.test_ftpserver import descriptorsExhausted, exhaustDescriptors
 

@@ -7,7 +7,7 @@ from twisted.protocols.ftp import IFTPShell
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from fbtwist.ftpserver import CalendarFTPFactory
+from fbtwist.ftp.server import CalendarFTPFactory
 from fbtwist.tap import makeService
 from tests.helpers import serviceOptions
 

@@ -1,5 +1,5 @@
 """
-Deterministic tests of L{fbtwist.ftpserver}: one FTP session on a
+Deterministic tests of L{fbtwist.ftp.server}: one FTP session on a
 L{StringTransport}, a L{MemoryReactorClock}, a real store in a temporary
 directory and the real realm; each defect of Twisted's FTP server
 (docs/library-notes.rst) has a test here.
@@ -11,8 +11,8 @@ import resource
 from contextlib import contextmanager
 
 from twisted.cred.checkers import ICredentialsChecker
-from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.credentials import IUsernamePassword
+from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
 from twisted.internet import defer
 from twisted.internet.address import IPv4Address
@@ -26,12 +26,12 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from fbtwist.checker import DirectoryChecker
+from fbtwist.access.checker import DirectoryChecker
+from fbtwist.access.realm import FreeBusyRealm
 from fbtwist.errors import DirectoryUnavailable, TooManyAttempts
-from fbtwist.ftpserver import CalendarFTPFactory, CRLFLineEnds, TooManyConnections, normalisedHost
-from fbtwist.ftpshell import ftpAvatarFactory
-from fbtwist.realm import FreeBusyRealm
-from fbtwist.store import CalendarStore
+from fbtwist.ftp.server import CalendarFTPFactory, CRLFLineEnds, TooManyConnections, normalisedHost
+from fbtwist.ftp.shell import ftpAvatarFactory
+from fbtwist.store.tree import CalendarStore
 from tests.helpers import outlookVFB
 
 CLIENT = "127.0.0.1"
@@ -883,7 +883,7 @@ class InterfaceTests(SynchronousTestCase):
         """
         The realm's FTP avatar provides IFTPShell.
         """
-        from fbtwist.avatar import CalendarAvatar
+        from fbtwist.access.avatar import CalendarAvatar
 
         store = CalendarStore(FilePath(self.mktemp()))
         shell = ftpAvatarFactory(100)(CalendarAvatar("alice", False, store))

@@ -1,15 +1,15 @@
 """
-Tests of L{fbtwist.ftpshell}: the FTP view of the tree and the permissions
+Tests of L{fbtwist.ftp.shell}: the FTP view of the tree and the permissions
 it asks the avatar for.
 """
 
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
-from fbtwist.avatar import CalendarAvatar
-from fbtwist.ftpshell import FTPReplyError, ftpAvatarFactory
-from fbtwist.locks import LOCK_DIRECTORY, LockStore, WallClock
-from fbtwist.store import CalendarStore
+from fbtwist.access.avatar import CalendarAvatar
+from fbtwist.ftp.shell import FTPReplyError, ftpAvatarFactory
+from fbtwist.store.locks import LOCK_DIRECTORY, LockStore, WallClock
+from fbtwist.store.tree import CalendarStore
 from tests.helpers import outlookVFB, publicAnswer
 from tests.test_store import HeldRunner
 

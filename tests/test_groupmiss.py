@@ -15,8 +15,8 @@ from twisted.trial import unittest
 from twisted.web.resource import IResource
 from twisted.web.test.requesthelper import DummyRequest
 
-from fbtwist.lookup import LookupResource, LookupSettings, _LookupRealm
-from fbtwist.store import CalendarStore
+from fbtwist.store.tree import CalendarStore
+from fbtwist.web.lookup import LookupResource, LookupSettings, _LookupRealm
 from tests.helpers import basicAuth, httpClient, inline, outlookVFB, startServer
 from tests.test_lookupmiss import withoutName
 

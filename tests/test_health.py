@@ -7,19 +7,15 @@ import json
 import os
 from types import SimpleNamespace
 
-from twisted.internet import defer
-from twisted.internet.task import Clock
+from twisted.internet import defer, reactor
+from twisted.internet.task import Clock, deferLater
 from twisted.python.filepath import FilePath
-from twisted.internet import reactor
-from twisted.internet.task import deferLater
 from twisted.trial import unittest
 
 from fbtwist.errors import DirectoryUnavailable
-from fbtwist.health import HealthResource
-
-from tests.helpers import httpClient, startServer
+from fbtwist.ops.health import HealthResource
+from tests.helpers import httpClient, inline, startServer
 from tests.test_logs import freePort
-from tests.helpers import inline
 
 
 class HealthTests(unittest.TestCase):

@@ -8,17 +8,15 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.trial import unittest
 
 from tests.helpers import (
-    inline,
     basicAuth,
     httpClient,
+    inline,
     outlookVFB,
     publicAnswer,
     rawRequest,
     startServer,
     statusOf,
 )
-
-
 
 
 class PublishAndLookupTests(unittest.TestCase):

@@ -1,6 +1,6 @@
 """
 Deterministic tests of what an HTTP connection is held to
-(L{fbtwist.httpconnection}) and of what L{fbtwist.web.BoundedRequest} checks
+(L{fbtwist.web.connection}) and of what L{fbtwist.web.site.BoundedRequest} checks
 before a body is read, over a C{StringTransport} and a C{Clock}.
 """
 
@@ -19,9 +19,9 @@ from twisted.trial import unittest
 from twisted.web.resource import IResource, Resource
 from zope.interface import implementer
 
-from fbtwist.httpauth import BasicAuthGuard
-from fbtwist.httpconnection import ConnectionLimits
-from fbtwist.web import FreeBusySite
+from fbtwist.web.auth import BasicAuthGuard
+from fbtwist.web.connection import ConnectionLimits
+from fbtwist.web.site import FreeBusySite
 from tests.helpers import inline, rawRequest, startServer, statusOf
 
 

@@ -10,8 +10,7 @@ from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
 
-from tests.helpers import basicAuth, listeningPort, outlookVFB, publicAnswer, startServer
-from tests.helpers import inline
+from tests.helpers import basicAuth, inline, listeningPort, outlookVFB, publicAnswer, startServer
 
 
 async def makeCertificate(testCase, name: str = "localhost"):

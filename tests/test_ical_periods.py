@@ -1,6 +1,6 @@
 """
-The pure free/busy logic (L{fbtwist.freebusy}) and reading published files
-down to what readers may learn (L{fbtwist.ical.readFreeBusy}).
+The pure free/busy logic (L{fbtwist.calendar.freebusy}) and reading published files
+down to what readers may learn (L{fbtwist.calendar.ical.readFreeBusy}).
 """
 
 import json
@@ -8,8 +8,8 @@ from datetime import datetime, timedelta, timezone
 
 from twisted.trial import unittest
 
-from fbtwist import freebusy, ical
-from fbtwist.freebusy import (
+from fbtwist.calendar import freebusy, ical
+from fbtwist.calendar.freebusy import (
     BUSY,
     BUSY_TENTATIVE,
     BUSY_UNAVAILABLE,

@@ -1,16 +1,16 @@
 """
-L{fbtwist.ldapurl} (RFC 4516) and the directory settings: the StartTLS
+L{fbtwist.directory.ldapurl} (RFC 4516) and the directory settings: the StartTLS
 extension and flag, scopes, filters, the example configurations in etc/.
 """
 
 import re
 
+from ldaptor.protocols import pureldap
 from twisted.trial.unittest import SynchronousTestCase
 
 import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
-from ldaptor.protocols import pureldap
 from fbtwist.config import ConfigError, buildConfig, caCertificates
-from fbtwist.ldapurl import LDAPURLError, parseLDAPURL
+from fbtwist.directory.ldapurl import LDAPURLError, parseLDAPURL
 from fbtwist.tap import Options
 from tests.helpers import ETC
 
@@ -129,7 +129,7 @@ class DirectorySettingsTests(SynchronousTestCase):
         with open(secret, "w") as f:
             f.write("pw\n")
         ca = self.mktemp()
-        from tests.slapd import _TestPKI, _pem
+        from tests.slapd import _pem, _TestPKI
 
         pki = _TestPKI()
         with open(ca, "wb") as f:
@@ -151,7 +151,7 @@ class DirectorySettingsTests(SynchronousTestCase):
         (with their files present): TLS URLs, a search account, the AD
         login attributes and filter.
         """
-        from tests.slapd import _TestPKI, _pem
+        from tests.slapd import _pem, _TestPKI
 
         ca, secret = self.mktemp(), self.mktemp()
         with open(ca, "wb") as f:

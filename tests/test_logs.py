@@ -37,9 +37,8 @@ from fbtwist.logs import (
     publishRejectionReason,
     useUnderTwistd,
 )
-from fbtwist.webresponse import HTTPError
-from tests.helpers import basicAuth, httpClient, outlookVFB, publicAnswer, rawRequest, startServer, statusOf
-from tests.helpers import inline
+from fbtwist.web.responses import HTTPError
+from tests.helpers import basicAuth, httpClient, inline, outlookVFB, publicAnswer, rawRequest, startServer, statusOf
 from tests.twistdprocess import startTwistd
 
 #: Apache's combined format, as log analysers parse it.
@@ -491,7 +490,7 @@ class PreformattedTextTests(unittest.SynchronousTestCase):
         fields = dict(peer="127.0.0.1", user=None, started=1700000000.0, method="GET",
                       uri="/calendar/{odd}%7B.vfb", protocol="HTTP/1.1", status=200, size=12,
                       referer=None, agent='curl "x" {y}', seconds=0.001)
-        logAccess(Logger(namespace="fbtwist.web"), fields)
+        logAccess(Logger(namespace="fbtwist.web.site"), fields)
         return [e for e in events if isAccessEvent(e)][0]
 
     def test_sameText(self):

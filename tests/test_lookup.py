@@ -10,10 +10,8 @@ import os
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from fbtwist import ical
-from tests.helpers import basicAuth, httpClient, outlookVFB, publicAnswer, serviceOptions, startServer, inline
-
-
+from fbtwist.calendar import ical
+from tests.helpers import basicAuth, httpClient, inline, outlookVFB, publicAnswer, serviceOptions, startServer
 
 
 def vfb(*lines: str, newline: str = "\r\n") -> bytes:
@@ -44,7 +42,7 @@ def periodsOf(body: bytes):
 def _eventYear() -> int:
     """
     The year whose 24 November is inside the horizon a full calendar is
-    derived for today (L{fbtwist.busytime.horizon}), so that the tests of
+    derived for today (L{fbtwist.calendar.busytime.horizon}), so that the tests of
     EVENTS do not depend on the day they run.
     """
     from datetime import date, timedelta
@@ -651,7 +649,7 @@ class DerivedTests(LookupTestCase):
         A publish keeps the derived busy time beside the file, and lookups
         read it: they serve what was derived, not the file's events.
         """
-        from fbtwist.busytime import Derivation
+        from fbtwist.calendar.busytime import Derivation
 
         response = await self.http.put(self.server.url("/pub/calendar/alice.ics"), data=EVENTS,
                                        headers=basicAuth("alice"))
@@ -775,8 +773,8 @@ class LookupOptionsTests(unittest.SynchronousTestCase):
 
         from twisted.python.usage import UsageError
 
-        from fbtwist.ldapurl import parseLDAPURL
-        from fbtwist.lookup import LookupSettings
+        from fbtwist.directory.ldapurl import parseLDAPURL
+        from fbtwist.web.lookup import LookupSettings
 
         config = serviceOptions("--lookup-auth", "--trusted-networks", "10.0.0.0/8, ::1/128",
                                 "--default-tz", "Europe/Berlin", "--group-max-members", "7",

@@ -1,6 +1,6 @@
 """
-Tests for L{fbtwist.lookup.NameCache}, the lookup names already resolved,
-and for its use by L{fbtwist.lookup.LookupResource}.
+Tests for L{fbtwist.web.lookupcache.NameCache}, the lookup names already resolved,
+and for its use by L{fbtwist.web.lookup.LookupResource}.
 """
 
 from twisted.internet import defer
@@ -8,7 +8,8 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from fbtwist.errors import DirectoryUnavailable
-from fbtwist.lookup import LookupResource, NameCache
+from fbtwist.web.lookup import LookupResource
+from fbtwist.web.lookupcache import NameCache
 
 
 class NameCacheTests(SynchronousTestCase):

@@ -13,10 +13,10 @@ from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 from twisted.web.test.requesthelper import DummyRequest
 
-from fbtwist.freebusy import TimeRange
-from fbtwist.lookup import LookupResource, LookupSettings
-from fbtwist.nameindex import NameIndex
-from fbtwist.store import CalendarStore
+from fbtwist.calendar.freebusy import TimeRange
+from fbtwist.directory.nameindex import NameIndex
+from fbtwist.store.tree import CalendarStore
+from fbtwist.web.lookup import LookupResource, LookupSettings
 from tests.helpers import httpClient, outlookVFB, startServer
 
 

@@ -16,16 +16,16 @@ from twisted.protocols import ftp
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
-from fbtwist import ical
-from fbtwist.directory import LDAPDirectory
+from fbtwist.access.permissions import Action, authorize
+from fbtwist.access.realm import FreeBusyRealm
+from fbtwist.calendar import ical
+from fbtwist.directory.ldapdirectory import LDAPDirectory
+from fbtwist.directory.ldapurl import parseLDAPURL
+from fbtwist.directory.nameindex import NameIndexRefresher
 from fbtwist.errors import InvalidCalendar, PermissionDenied
-from fbtwist.ftpserver import CalendarFTPFactory
-from fbtwist.ftpshell import ftpAvatarFactory
-from fbtwist.ldapurl import parseLDAPURL
-from fbtwist.nameindex import NameIndexRefresher
-from fbtwist.permissions import Action, authorize
-from fbtwist.realm import FreeBusyRealm
-from fbtwist.store import CalendarStore
+from fbtwist.ftp.server import CalendarFTPFactory
+from fbtwist.ftp.shell import ftpAvatarFactory
+from fbtwist.store.tree import CalendarStore
 from fbtwist.tap import helpText
 from tests.helpers import httpClient, inline, outlookVFB, startServer
 from tests.test_lookup import EVENTS

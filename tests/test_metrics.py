@@ -7,9 +7,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from twisted.logger import Logger, LogPublisher
 from twisted.trial import unittest
 
-from fbtwist.metrics import MetricsObserver, MetricsService
-from tests.helpers import basicAuth, httpClient, listeningPort, outlookVFB, startServer
-from tests.helpers import inline
+from fbtwist.ops.metrics import MetricsObserver, MetricsService
+from tests.helpers import basicAuth, httpClient, inline, listeningPort, outlookVFB, startServer
 
 
 def samples(text: str) -> dict:

@@ -1,5 +1,5 @@
 """
-L{fbtwist.nameindex}: the lookup-name rule, the index built by one paged
+L{fbtwist.directory.nameindex}: the lookup-name rule, the index built by one paged
 search (ldaptor's in-memory server, which does not page, and slapd with a
 size limit smaller than the directory), its refreshes, and lookups over
 HTTP answered from it.
@@ -7,6 +7,7 @@ HTTP answered from it.
 
 import subprocess
 
+from ldaptor.protocols.ldap import ldaperrors
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.task import Clock, deferLater
@@ -15,12 +16,12 @@ from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
-from ldaptor.protocols.ldap import ldaperrors
-from fbtwist.demo import DemoLDAPFactory, loadLDIF
-from fbtwist.directory import LDAPDirectory, pagedResultsControl, pagedResultsCookie
+from fbtwist.directory.demo import DemoLDAPFactory, loadLDIF
+from fbtwist.directory.ldapdirectory import LDAPDirectory
+from fbtwist.directory.ldapurl import parseLDAPURL
+from fbtwist.directory.nameindex import NameIndexRefresher, indexOf
+from fbtwist.directory.paging import pagedResultsControl, pagedResultsCookie
 from fbtwist.errors import DirectoryUnavailable
-from fbtwist.ldapurl import parseLDAPURL
-from fbtwist.nameindex import NameIndexRefresher, indexOf
 from tests.helpers import httpClient, outlookVFB, publicAnswer, startServer
 from tests.slapd import SlapdServer, hashPassword
 from tests.test_directory import LDIF as ACTIVE_DIRECTORY_LDIF
@@ -487,8 +488,8 @@ class WiringTests(SynchronousTestCase):
     def refresher(self, *args, adoptedFDs=None):
         from twisted.internet.testing import MemoryReactorClock
 
-        from tests.helpers import serviceOptions
         from fbtwist.tap import makeService
+        from tests.helpers import serviceOptions
 
         options = serviceOptions("--ftp", "none", "--root", self.mktemp(), *args)
         top = makeService(options, reactor=MemoryReactorClock(), adoptedFDs=adoptedFDs)

@@ -256,7 +256,7 @@ class SettleMemoryTests(unittest.TestCase):
         """
         script = (
             "import gc, time\n"
-            "import fbtwist.tap, fbtwist.lookup, fbtwist.dav.resource\n"
+            "import fbtwist.tap, fbtwist.web.lookup, fbtwist.web.dav.resource\n"
             "fbtwist.tap.settleMemory()\n"
             "print(gc.get_freeze_count(), sum(gc.get_count()), len(gc.get_objects()))\n"
         )

@@ -11,9 +11,7 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from tests.browser import startBrowser
-from tests.helpers import httpClient, startServer, inline
-
-
+from tests.helpers import httpClient, inline, startServer
 
 
 def busyFile(*periods: str) -> bytes:
@@ -269,7 +267,7 @@ class RootElementTests(unittest.SynchronousTestCase):
         """
         from twisted.web.template import flattenString
 
-        from fbtwist.page import RootElement
+        from fbtwist.web.page import RootElement
 
         pages = [self.successResultOf(flattenString(None, RootElement(setup=setup))) for setup in (True, False)]
         self.assertIn(b'href="/setup"', pages[0])
@@ -474,8 +472,8 @@ class BlockTests(unittest.SynchronousTestCase):
         from datetime import datetime, timezone
         from zoneinfo import ZoneInfo
 
-        from fbtwist.freebusy import Period
-        from fbtwist.page import dayBlocks
+        from fbtwist.calendar.freebusy import Period
+        from fbtwist.web.page import dayBlocks
 
         def utc(text):
             return datetime.strptime(text, "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc)
@@ -523,8 +521,8 @@ class BlockTests(unittest.SynchronousTestCase):
         from datetime import datetime, timezone
         from zoneinfo import ZoneInfo
 
-        from fbtwist.freebusy import Period
-        from fbtwist.page import describe
+        from fbtwist.calendar.freebusy import Period
+        from fbtwist.web.page import describe
 
         berlin = ZoneInfo("Europe/Berlin")
 
@@ -553,7 +551,7 @@ class CellTests(unittest.SynchronousTestCase):
         from datetime import date
         from zoneinfo import ZoneInfo
 
-        from fbtwist.page import Cell
+        from fbtwist.web.page import Cell
 
         self.assertFalse(Cell(date(2026, 3, 29), 2, ZoneInfo("Europe/Berlin")).exists)
         self.assertEqual((lambda c: c.end - c.start)(Cell(date(2026, 10, 25), 2, ZoneInfo("Europe/Berlin"))).seconds,

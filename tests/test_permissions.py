@@ -1,16 +1,16 @@
 """
-Tests for L{fbtwist.permissions} and the avatar that applies it.
+Tests for L{fbtwist.access.permissions} and the avatar that applies it.
 """
 
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
-from fbtwist.avatar import CalendarAvatar
+from fbtwist.access.avatar import CalendarAvatar
+from fbtwist.access.permissions import Action, authorize, ownFileName, visibleMembers
 from fbtwist.errors import PermissionDenied
 from fbtwist.interfaces import ICalendarAvatar
-from fbtwist.permissions import Action, authorize, ownFileName, visibleMembers
-from fbtwist.store import CalendarStore
+from fbtwist.store.tree import CalendarStore
 
 
 class AuthorizeTests(unittest.SynchronousTestCase):

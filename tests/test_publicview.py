@@ -1,5 +1,5 @@
 """
-What anonymous readers get (L{fbtwist.ical.publicView}), through every
+What anonymous readers get (L{fbtwist.calendar.publicview.publicView}), through every
 door: every C{/calendar/} answer is valid RFC 5545 for two independent
 strict parsers (vobject, and libical through C{tests/libicalcheck.py}) and
 keeps the published periods; anonymous FTP's C{SIZE}, C{LIST} and C{RETR}
@@ -16,8 +16,8 @@ from twisted.internet import defer
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial import unittest
 
-from fbtwist import ical
-from fbtwist.freebusy import FreeBusy, Period
+from fbtwist.calendar import publicview
+from fbtwist.calendar.freebusy import FreeBusy, Period
 from tests.helpers import httpClient, inline, outlookVFB, publicAnswer, startServer
 from tests.test_ftp import connect, inThread, startFTPServer
 
@@ -112,7 +112,7 @@ class PublicViewTests(unittest.SynchronousTestCase):
         Outlook's file gets a UID, a mailto: ORGANIZER and its DTSTAMP the
         given second; its window and period are kept.
         """
-        body = ical.publicFreeBusy(outlookVFB(), "alice", self.stamp)
+        body = publicview.publicFreeBusy(outlookVFB(), "alice", self.stamp)
         lines = textLines(body)
         for line in ["UID:fbtwist-alice", "DTSTAMP:20260102T030405Z", "ORGANIZER:mailto:someone@example.com",
                      "DTSTART:20201227T230000Z", "DTEND:20210228T230000Z",
@@ -125,11 +125,11 @@ class PublicViewTests(unittest.SynchronousTestCase):
         Without ORGANIZER the owner's stable URN stands in; without a window
         the periods' span is the window; every FBTYPE is kept.
         """
-        body = ical.publicFreeBusy(TYPED, "bob", self.stamp)
+        body = publicview.publicFreeBusy(TYPED, "bob", self.stamp)
         lines = textLines(body)
-        self.assertIn("ORGANIZER:" + ical.publicOrganizer("bob"), lines)
-        self.assertTrue(ical.publicOrganizer("bob").startswith("urn:uuid:"))
-        self.assertNotEqual(ical.publicOrganizer("bob"), ical.publicOrganizer("alice"))
+        self.assertIn("ORGANIZER:" + publicview.publicOrganizer("bob"), lines)
+        self.assertTrue(publicview.publicOrganizer("bob").startswith("urn:uuid:"))
+        self.assertNotEqual(publicview.publicOrganizer("bob"), publicview.publicOrganizer("alice"))
         self.assertIn("DTSTART:20210105T070000Z", lines)
         self.assertIn("DTEND:20210106T160000Z", lines)
         self.assertEqual([line for line in lines if line.startswith("FREEBUSY")], [
@@ -144,7 +144,7 @@ class PublicViewTests(unittest.SynchronousTestCase):
         """
         No periods and no window: a window of the stamp, still valid.
         """
-        body = ical.publicView(FreeBusy(), "carol", self.stamp)
+        body = publicview.publicView(FreeBusy(), "carol", self.stamp)
         self.assertIn("DTSTART:20260102T030405Z", textLines(body))
         self.assertIn("DTEND:20260102T030405Z", textLines(body))
         self.assertEqual(vobjectErrors(body), [])
@@ -156,8 +156,8 @@ class PublicViewTests(unittest.SynchronousTestCase):
         fb = FreeBusy([Period(datetime(2021, 1, 5, 7, tzinfo=timezone.utc),
                               datetime(2021, 1, 5, 8, tzinfo=timezone.utc), "BUSY-TENTATIVE")],
                       organizer="x@example.com")
-        text = ical.publicView(fb, "alice", self.stamp)
-        jcal = ical.publicView(fb, "alice", self.stamp, jcal=True)
+        text = publicview.publicView(fb, "alice", self.stamp)
+        jcal = publicview.publicView(fb, "alice", self.stamp, jcal=True)
         self.assertEqual(jcalAsText(jcal), textLines(text))
 
 

@@ -8,10 +8,9 @@ import html
 
 from twisted.trial import unittest
 
-from fbtwist.setuppage import endpointPort, registryFile
+from fbtwist.web.setuppage import endpointPort, registryFile
 from tests.browser import startBrowser
-from tests.helpers import httpClient, rawRequest, startServer, statusOf
-from tests.helpers import inline
+from tests.helpers import httpClient, inline, rawRequest, startServer, statusOf
 
 
 def body(response: bytes) -> str:

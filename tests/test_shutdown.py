@@ -15,9 +15,8 @@ from twisted.internet.task import Clock, deferLater
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
-from fbtwist.shutdown import GracefulService
-from tests.helpers import httpClient, outlookVFB, startServer
-from tests.helpers import inline
+from fbtwist.ops.shutdown import GracefulService
+from tests.helpers import httpClient, inline, outlookVFB, startServer
 from tests.twistdprocess import startTwistd
 
 

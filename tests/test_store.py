@@ -1,5 +1,5 @@
 """
-Tests for L{fbtwist.store}: name validation, atomic writes, containment.
+Tests for L{fbtwist.store.tree}: name validation, atomic writes, containment.
 """
 
 import errno
@@ -12,7 +12,9 @@ from zope.interface.verify import verifyObject
 
 from fbtwist.errors import AlreadyExists, Conflict, InsufficientStorage, InvalidName, NotFound, PermissionDenied
 from fbtwist.interfaces import ICalendarStore, IUpload
-from fbtwist.store import CalendarStore, etagForContent, validateName, validatePath
+from fbtwist.store.files import etagForContent
+from fbtwist.store.paths import validateName, validatePath
+from fbtwist.store.tree import CalendarStore
 
 
 class ValidateNameTests(unittest.SynchronousTestCase):
@@ -292,7 +294,7 @@ class HeldRunner:
 
 class CommitAsyncTests(unittest.SynchronousTestCase):
     """
-    L{fbtwist.store.Upload.commitAsync} writes and syncs through the store's
+    L{fbtwist.store.uploads.Upload.commitAsync} writes and syncs through the store's
     C{runBlocking}, and renames in the caller's thread after its check.
     """
 
@@ -491,7 +493,7 @@ class DirectorySyncsTests(unittest.SynchronousTestCase):
     """
 
     def setUp(self):
-        from fbtwist.store import _DirectorySyncs
+        from fbtwist.store.files import _DirectorySyncs
 
         self.started = []
         self.syncs = _DirectorySyncs(self.fsync)
@@ -592,7 +594,7 @@ class GroupCommitTests(unittest.TestCase):
         from twisted.internet import reactor
         from twisted.internet.task import deferLater
 
-        from fbtwist.locks import LOCK_DIRECTORY, LockStore, WallClock
+        from fbtwist.store.locks import LOCK_DIRECTORY, LockStore, WallClock
         from fbtwist.tap import threadRunner
 
         store = CalendarStore(FilePath(self.mktemp()), runBlocking=threadRunner(reactor))
@@ -619,7 +621,7 @@ class GroupCommitTests(unittest.TestCase):
 _WRITER = """
 import sys
 from twisted.python.filepath import FilePath
-from fbtwist.store import CalendarStore
+from fbtwist.store.tree import CalendarStore
 upload = CalendarStore(FilePath(sys.argv[1])).openUpload((sys.argv[2],))
 upload.write(b"partial " * 1000)
 print("writing", flush=True)

@@ -9,23 +9,23 @@ L{StringTransport}.
 
 import base64
 
+from treq.testing import StubTreq
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import IResource, Resource
-from treq.testing import StubTreq
 from zope.interface import implementer
 
 import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
-from fbtwist.checker import DirectoryChecker
+from fbtwist.access.checker import DirectoryChecker
+from fbtwist.access.latency import LatencyFloor
+from fbtwist.access.throttle import LoginThrottle, loginKey
 from fbtwist.errors import TooManyAttempts, WrongPassword
-from fbtwist.httpauth import BasicAuthGuard
 from fbtwist.interfaces import IDirectory
-from fbtwist.latency import LatencyFloor
-from fbtwist.throttle import LoginThrottle, loginKey
-from fbtwist.webresponse import httpErrorFor
+from fbtwist.web.auth import BasicAuthGuard
+from fbtwist.web.responses import httpErrorFor
 from tests.test_checker import creds
 from tests.test_directory_slapd import SlapdTestMixin
 from tests.test_ftpserver import Session

@@ -1,7 +1,7 @@
 """
-Tests for L{fbtwist.vfb}, the fast free/busy reader: it reads what clients
+Tests for L{fbtwist.calendar.vfb}, the fast free/busy reader: it reads what clients
 write as C{icalendar} does, and whatever it is not sure of it leaves to
-C{icalendar}, so the public functions of L{fbtwist.ical} behave as with
+C{icalendar}, so the public functions of L{fbtwist.calendar.ical} behave as with
 C{icalendar} alone.
 """
 
@@ -9,14 +9,15 @@ import os
 import time
 from datetime import datetime, timedelta, timezone
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from icalendar.prop.factory import TypesFactory
 from twisted.trial import unittest
 
-from fbtwist import freebusy, ical, vfb
-from fbtwist.errors import InvalidCalendar
-from fbtwist.freebusy import BUSY, BUSY_TENTATIVE, BUSY_UNAVAILABLE, FREE, FreeBusy, Period
 from bench.compare import calendarBody
+from fbtwist.calendar import freebusy, ical, vfb
+from fbtwist.calendar.freebusy import BUSY, BUSY_TENTATIVE, BUSY_UNAVAILABLE, FREE, FreeBusy, Period
+from fbtwist.errors import InvalidCalendar
 from tests.helpers import outlookVFB
 from tests.processes import freeBusyFile
 

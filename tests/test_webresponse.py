@@ -1,5 +1,5 @@
 """
-Tests for L{fbtwist.webresponse}: running a request's work, at once or as a
+Tests for L{fbtwist.web.responses}: running a request's work, at once or as a
 coroutine, and answering its errors.
 """
 
@@ -10,7 +10,7 @@ from twisted.web.server import NOT_DONE_YET
 from twisted.web.test.requesthelper import DummyRequest
 
 from fbtwist.errors import NotFound
-from fbtwist.webresponse import HTTPError, renderAsync, renderSoon
+from fbtwist.web.responses import HTTPError, renderAsync, renderSoon
 
 
 class RenderTests(unittest.SynchronousTestCase):

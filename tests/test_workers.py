@@ -1,5 +1,5 @@
 """
-Tests for L{fbtwist.workers}: C{--workers N}, a master binding the HTTP
+Tests for L{fbtwist.ops.workers}: C{--workers N}, a master binding the HTTP
 socket and worker processes adopting it.
 """
 
@@ -8,17 +8,17 @@ import signal
 import socket
 import time
 
-from twisted.internet.testing import MemoryReactor
-from twisted.python import usage
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
+from twisted.internet.testing import MemoryReactor
+from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from fbtwist.ops.workers import WorkerMaster, workerArguments
 from fbtwist.tap import Options, makeService
-from fbtwist.workers import WorkerMaster, workerArguments
 from tests.helpers import serviceOptions
-from tests.test_startup import runTwistd
 from tests.processes import FbtwistProcess, basicAuthorization, childPIDs, pidAlive, request
+from tests.test_startup import runTwistd
 
 
 def waitUntil(condition, timeout: float, what: str) -> None:
@@ -101,7 +101,7 @@ class WorkerProcessTests(SynchronousTestCase):
         waitUntil(lambda: len(childPIDs(self.server.pid)) == 2, 20, "two workers starting")
         self.workers = childPIDs(self.server.pid)
         # Each worker must have adopted the socket before it is tested.
-        waitUntil(lambda: all("fbtwist.workers" in open(f"/proc/{p}/cmdline").read() for p in self.workers),
+        waitUntil(lambda: all("fbtwist.worker" in open(f"/proc/{p}/cmdline").read() for p in self.workers),
                   10, "workers running")
         self.addCleanup(self._continueWorkers)
 
@@ -261,7 +261,7 @@ class OneAcceptAtATimeTests(SynchronousTestCase):
         from twisted.internet import reactor
         from twisted.internet.protocol import Factory, Protocol
 
-        from fbtwist.workers import AdoptedPortService
+        from fbtwist.ops.workers import AdoptedPortService
 
         listener = socket.socket()
         listener.bind(("127.0.0.1", 0))

@@ -1,0 +1,4 @@
+"""
+The calendar domain: iCalendar reading and validation, the fast C{.vfb}
+reader, free/busy periods and their merging.
+"""

@@ -1,4 +1,0 @@
-"""
-The hand-written WebDAV resource for the publishing tree (C{/pub/calendar}):
-L{fbtwist.dav.resource} dispatches each method to one small module here.
-"""

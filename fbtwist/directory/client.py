@@ -1,0 +1,164 @@
+"""
+One connection to the directory: ldaptor's client with a faster receive loop,
+and the errors that mean the directory cannot answer now.
+"""
+
+from typing import List
+
+from ldaptor.protocols import pureber, pureldap
+from ldaptor.protocols.ldap import ldaperrors
+from ldaptor.protocols.ldap.ldapclient import LDAPClient, LDAPClientConnectionLostException
+from OpenSSL import SSL
+from twisted.internet import defer
+from twisted.internet import error as netError
+from twisted.internet.interfaces import IHandshakeListener
+from twisted.internet.protocol import Factory
+from zope.interface import implementer
+
+from fbtwist.directory.ber import _messageEnd, _searchEntryMessage
+from fbtwist.directory.tlsclient import ServerCertificateRefused
+
+# Result codes that mean "the directory cannot answer now", not "no".
+_UNAVAILABLE_CODES = {
+    ldaperrors.LDAPBusy.resultCode,
+    ldaperrors.LDAPUnavailable.resultCode,
+    ldaperrors.LDAPUnwillingToPerform.resultCode,
+    ldaperrors.LDAPOther.resultCode,
+    ldaperrors.LDAPTimeLimitExceeded.resultCode,
+    ldaperrors.LDAPAdminLimitExceeded.resultCode,
+}
+_REFERRAL_CODE = ldaperrors.LDAPReferral.resultCode
+_CONNECTION_ERRORS = (
+    netError.ConnectError,
+    # HostnameEndpoint's: the name does not resolve, or its connection
+    # attempt was cancelled (timed out); neither is a ConnectError.
+    netError.DNSLookupError,
+    netError.ConnectingCancelledError,
+    netError.ConnectionLost,
+    netError.ConnectionDone,
+    LDAPClientConnectionLostException,
+    defer.TimeoutError,
+    defer.CancelledError,
+)
+#: How a connection the server closed while it was idle fails.
+_STALE_CONNECTION_ERRORS = (netError.ConnectionLost, netError.ConnectionDone, LDAPClientConnectionLostException)
+_TLS_ERRORS = (SSL.Error, ServerCertificateRefused)
+
+
+def _describeTLSFailure(e: Exception) -> str:
+    if isinstance(e, ServerCertificateRefused):
+        return str(e)
+    # OpenSSL's own error: a certificate that was sent has been judged (and
+    # a refusal explained) by VerifyingClientTLS, so this is about the
+    # handshake, or a server that sent no certificate.
+    reasons = [part for err in (e.args[0] if e.args and isinstance(e.args[0], list) else []) for part in err[-1:]]
+    return f"the TLS handshake failed ({', '.join(reasons) or e})"
+
+
+@implementer(IHandshakeListener)
+class DirectoryClient(LDAPClient):
+    """
+    An L{LDAPClient} that
+
+      - lets its TLS handshake be awaited (L{waitForHandshake}), so that a
+        certificate that does not verify is reported as such, at connect
+        time;
+      - ignores referrals: continuation references in search results are
+        skipped (ldaptor's own client does that), and a result that carries
+        a referral (Active Directory answers so for a base outside its
+        naming contexts) is read as "nothing here" instead of tripping
+        ldaptor's C{assert msg.referral is None}.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._handshakeWaiters: List[defer.Deferred] = []
+        self._handshakeDone = False
+        self._closeWaiters: List[defer.Deferred] = []
+        self.closed = False
+
+    def waitForHandshake(self) -> defer.Deferred:
+        if self._handshakeDone:
+            return defer.succeed(self)
+        d = defer.Deferred()
+        self._handshakeWaiters.append(d)
+        return d
+
+    def handshakeCompleted(self) -> None:
+        self._handshakeDone = True
+        waiters, self._handshakeWaiters = self._handshakeWaiters, []
+        for d in waiters:
+            d.callback(self)
+
+    def whenClosed(self) -> defer.Deferred:
+        """
+        @return: A Deferred that fires once the connection is closed.
+        """
+        d = defer.Deferred()
+        if self.closed:
+            d.callback(None)
+        else:
+            self._closeWaiters.append(d)
+        return d
+
+    def connectionLost(self, reason=None):
+        self.closed = True
+        waiters, self._handshakeWaiters = self._handshakeWaiters, []
+        for d in waiters:
+            d.errback(reason)
+        super().connectionLost(reason)
+        waiters, self._closeWaiters = self._closeWaiters, []
+        for d in waiters:
+            d.callback(None)
+
+    def dataReceived(self, data):
+        # ldaptor's own loop tests each decoded message for truth, which
+        # BER objects answer by encoding themselves again (len), and copies
+        # the rest of the buffer after each message: most of the CPU of a
+        # large search.  Search entries take a direct path.
+        buffer = self.buffer + data
+        offset = 0
+        try:
+            while True:
+                end = _messageEnd(buffer, offset)
+                if end is None:
+                    break
+                message = _searchEntryMessage(buffer, offset, end)
+                if message is None:
+                    message, _ = pureber.berDecodeObject(self.berdecoder, buffer[offset:end])
+                offset = end
+                if message is not None:
+                    self.handle(message)
+        finally:
+            self.buffer = buffer[offset:]
+
+    def handle(self, msg):
+        response = msg.value
+        if isinstance(response, pureldap.LDAPResult):
+            response.referral = None
+            if isinstance(response, pureldap.LDAPSearchResultDone) and response.resultCode == _REFERRAL_CODE:
+                response.resultCode = ldaperrors.Success.resultCode
+                response.matchedDN = b""
+                response.errorMessage = b""
+        super().handle(msg)
+
+
+class _QuietClientFactory(Factory):
+    """
+    Builds one LDAP client without a log line per connection.
+    """
+
+    noisy = False
+    protocol = DirectoryClient
+
+
+def _close(client: LDAPClient) -> None:
+    if client.connected:
+        try:
+            client.unbind()
+        except Exception:
+            client.transport.abortConnection()
+
+
+def _connected(client) -> bool:
+    return client is not None and bool(client.connected)

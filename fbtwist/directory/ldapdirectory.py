@@ -1,0 +1,717 @@
+"""
+The LDAP directory, asked through ldaptor: search-then-bind authentication,
+lookup-name resolution and group membership, for OpenLDAP and Active
+Directory alike.
+
+Filters are always built from ldaptor filter objects, never by pasting text,
+so a login such as C{*)(uid=*} is only ever compared literally (RFC 4515).
+
+Connections:
+  - searches share a small pool of persistent connections (LDAP multiplexes
+    requests on each), bound as the search account or anonymous;
+  - user binds take connections of a pool of their own, one bind at a time
+    each, kept open between binds: a connection bound as a user is never
+    used for a search, so a user's identity never leaks into later
+    searches;
+  - the name index is loaded on a connection of its own, closed after;
+  - TLS (C{ldaps://} or StartTLS) is always verified against the host name
+    in the certificate's subjectAltName (L{fbtwist.directory.tlsclient}); a
+    certificate that does not verify is an outage, never a reason to fall
+    back to plain text;
+  - every call has a timeout; after a failure new connections are attempted
+    only after a delay that doubles up to a maximum (backoff), and calls in
+    between fail at once with L{DirectoryUnavailable}, so clients get their
+    503 quickly and a struggling server is not hammered.  The first call
+    after the delay reconnects: service resumes without a restart.
+"""
+
+import ipaddress
+from typing import List, Optional, Sequence
+
+from ldaptor.protocols import pureldap
+from ldaptor.protocols.ldap import ldaperrors
+from ldaptor.protocols.ldap.ldapclient import LDAPClient
+from ldaptor.protocols.ldap.ldapsyntax import LDAPEntry
+from twisted.cred.error import UnauthorizedLogin
+from twisted.internet import defer
+from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from fbtwist.directory.client import (
+    _CONNECTION_ERRORS,
+    _STALE_CONNECTION_ERRORS,
+    _TLS_ERRORS,
+    _UNAVAILABLE_CODES,
+    DirectoryClient,
+    _close,
+    _describeTLSFailure,
+    _QuietClientFactory,
+)
+from fbtwist.directory.entries import (
+    _distinguishedName,
+    _dnKey,
+    _isGroup,
+    allValues,
+    firstValue,
+    memberValues,
+    nameRecord,
+)
+from fbtwist.directory.filters import _groupClassFilter, anyOf, equalityFilter, inChainFilter, prefixFilter
+from fbtwist.directory.ldapurl import LDAPURL
+from fbtwist.directory.loginforms import AD_CAPABILITY, SAM_ACCOUNT_NAME, LoginForms, bindFailureReason
+from fbtwist.directory.nameindex import NameIndex, NameIndexBuilder, indexOf
+from fbtwist.directory.paging import NAME_INDEX_PAGE_SIZE, _searchNames, pagedResultsControl, pagedResultsCookie
+from fbtwist.directory.pools import _BindPool, _SearchPool
+from fbtwist.directory.tlsclient import VerifyingClientTLS
+from fbtwist.errors import DirectoryUnavailable, WrongPassword
+from fbtwist.interfaces import IDirectory
+
+#: The first delay before reconnecting after a failure (seconds); it doubles
+#: with each further failure up to the directory's C{retryMax}.
+RETRY_INITIAL = 0.25
+#: The longest delay (seconds) after the search account's password was
+#: refused: it stays wrong until an operator changes it, and directories
+#: that lock accounts out (Active Directory) count each attempt.  The first
+#: delay is then the directory's C{retryMax}.
+ACCOUNT_RETRY_MAX = 600.0
+#: How deep groups nested in a group are followed (a group's members are
+#: depth 1); deeper ones are left out, with a log line.
+GROUP_NESTING_DEPTH = 8
+
+
+@implementer(IDirectory)
+class LDAPDirectory:
+    """
+    An LDAP server (OpenLDAP, Active Directory, ...) as fbtwist's user
+    directory.
+
+    @ivar url: The L{LDAPURL} (server, base, uid attribute, scope, filter).
+    @ivar loginAttributes: The attributes a login is matched against (any
+        of them); Active Directory: C{sAMAccountName, userPrincipalName}.
+        The uid of a user is always the value of the URL's attribute.
+    @ivar mailAttributes: The attributes holding mail addresses, for
+        lookup names.
+    @ivar loginForms: The L{LoginForms} (Active Directory's
+        C{DOMAIN\\user} and C{user@suffix}) accepted besides the login
+        attributes.
+
+    @param reactor: Connects, and times calls out.
+    @param clock: Times the backoff delays (the reactor by default).
+    @param retryMax: The longest backoff delay, in seconds.
+    @param poolSize: How many persistent search connections to keep.
+    @param bindPoolSize: How many idle connections for user binds to keep.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        url: LDAPURL,
+        reactor,
+        bindDN: Optional[str] = None,
+        bindPassword: Optional[str] = None,
+        timeout: float = 1.5,
+        mailAttributes: Sequence[str] = ("mail",),
+        trustRoot=None,
+        loginAttributes: Sequence[str] = (),
+        startTLS: bool = False,
+        poolSize: int = 2,
+        retryMax: float = 30.0,
+        clock=None,
+        bindPoolSize: int = 4,
+        loginForms: Optional[LoginForms] = None,
+    ):
+        self.url = url
+        self._reactor = reactor
+        self._clock = clock if clock is not None else reactor
+        self._bindDN = bindDN
+        self._bindPassword = bindPassword
+        self.timeout = timeout
+        self.mailAttributes = tuple(mailAttributes)
+        self.loginAttributes = tuple(loginAttributes) or (url.attribute,)
+        self.loginForms = loginForms if loginForms is not None else LoginForms()
+        self._activeDirectory: Optional[bool] = None
+        self._trustRoot = trustRoot
+        self._startTLS = startTLS
+        self.retryMax = retryMax
+        self._retryDelay = 0.0
+        self._retryAt = 0.0
+        #: Why the directory is failing (as last logged), or C{None}.
+        self._outage: Optional[str] = None
+        #: Until when (C{clock} seconds) the one connection attempt allowed
+        #: during an outage is under way.
+        self._probeUntil = 0.0
+        self._pool = _SearchPool(poolSize, self._connectForSearch)
+        self._bindPool = _BindPool(bindPoolSize)
+        self._open = set()
+        #: Every user's lookup names (a L{NameIndex}) once
+        #: L{loadNameIndex} has completed, else C{None}.
+        self.nameIndex: Optional[NameIndex] = None
+
+    @property
+    def server(self) -> str:
+        """
+        The server's address, for log lines and error messages.
+        """
+        host = f"[{self.url.host}]" if ":" in self.url.host else self.url.host
+        return f"{self.url.scheme}://{host}:{self.url.port}"
+
+    @property
+    def startTLS(self) -> bool:
+        """
+        Whether connections switch to TLS with StartTLS (option or URL
+        extension).
+        """
+        return self._startTLS or self.url.startTLS
+
+    # --- calls, timed and logged ---
+
+    def _timed(self, d: defer.Deferred) -> defer.Deferred:
+        return d.addTimeout(self.timeout, self._reactor)
+
+    async def _call(self, operation: str, awaitable):
+        """
+        Await C{awaitable} (a Deferred, which gets the timeout, or a
+        coroutine whose steps have theirs) and log one C{directory-call}
+        event for it.
+        """
+        started = self._reactor.seconds()
+        ok = False
+        try:
+            result = await (self._timed(awaitable) if isinstance(awaitable, defer.Deferred) else awaitable)
+            ok = True
+            return result
+        except ldaperrors.LDAPException as e:
+            # An answer, even a "no", means the server works.
+            ok = getattr(e, "resultCode", None) not in _UNAVAILABLE_CODES
+            raise
+        finally:
+            self.log.debug(
+                "directory {operation} on {server}: {ok} in {seconds:.3f}s",
+                fbEvent="directory-call",
+                operation=operation,
+                seconds=self._reactor.seconds() - started,
+                ok=ok,
+                server=self.server,
+            )
+
+    def _unavailable(self, reason: str) -> DirectoryUnavailable:
+        self.log.warn("directory {server} unavailable: {reason}", server=self.server, reason=reason)
+        return DirectoryUnavailable(f"the directory {self.server} is unavailable")
+
+    def _failed(self, reason: str, accountRefused: bool = False, tls: bool = False) -> DirectoryUnavailable:
+        """
+        Note a failure of the server: connections wait for the backoff
+        delay, which doubles with each failure in a row.  Logged once per
+        change of C{reason} (an outage is one warning, not one per
+        attempt), the repeats at debug level.
+
+        @param accountRefused: The search account's password was refused:
+            the delay starts at C{retryMax} and grows to
+            L{ACCOUNT_RETRY_MAX}.
+        @param tls: The server's certificate was refused (an error).
+        """
+        first, longest = RETRY_INITIAL, self.retryMax
+        if accountRefused:
+            first, longest = self.retryMax, max(self.retryMax, ACCOUNT_RETRY_MAX)
+        self._retryDelay = min(longest, max(first, self._retryDelay * 2))
+        self._retryAt = self._clock.seconds() + self._retryDelay
+        self._probeUntil = 0.0
+        log = self.log.debug if reason == self._outage else self.log.error if tls else self.log.warn
+        self._outage = reason
+        if tls:
+            log("refusing the directory {server}: {reason}; not falling back to plain text; next attempt in {delay:g}s",
+                server=self.server, reason=reason, delay=self._retryDelay)
+        else:
+            log("directory {server} unavailable: {reason}; next attempt in {delay:g}s",
+                server=self.server, reason=reason, delay=self._retryDelay)
+        return DirectoryUnavailable(f"the directory {self.server} is unavailable")
+
+    def _recovered(self) -> None:
+        """
+        Note that a connection is ready for use: the backoff delay starts
+        over, and the end of an outage is logged.
+        """
+        self._retryDelay = 0.0
+        self._probeUntil = 0.0
+        if self._outage is not None:
+            self._outage = None
+            self.log.info("directory {server} is available again", server=self.server)
+
+    def _checkBackoff(self) -> None:
+        """
+        @raise DirectoryUnavailable: At once (and without a log line) while
+            the backoff delay after a failure runs.
+        """
+        if self._clock.seconds() < self._retryAt:
+            raise DirectoryUnavailable(f"the directory {self.server} is unavailable")
+
+    def _startConnecting(self) -> None:
+        """
+        @raise DirectoryUnavailable: At once while the backoff delay runs,
+            and after it, during an outage, while another new connection
+            finds out whether the directory is back: one attempt per delay,
+            not one per pool slot (each a bind of a search account whose
+            password may be refused, counted by directories that lock
+            accounts out).
+        """
+        self._checkBackoff()
+        if self._outage is not None:
+            now = self._clock.seconds()
+            if now < self._probeUntil:
+                raise DirectoryUnavailable(f"the directory {self.server} is unavailable")
+            # Ended by _failed or _recovered; the bound (connect, TLS and a
+            # bind, each timed) covers an attempt that ends otherwise.
+            self._probeUntil = now + 4 * self.timeout
+
+    # --- connections ---
+
+    def _tlsOptions(self):
+        # Not Twisted's optionsForClientTLS alone: it accepts a certificate
+        # without a subjectAltName whatever its CN says.
+        return VerifyingClientTLS(self.url.host, trustRoot=self._trustRoot)
+
+    def _tcpEndpoint(self):
+        """
+        A TCP endpoint for the server: straight to an IP address, or through
+        name resolution (trying every address) for a host name.
+        """
+        host, port, timeout = self.url.host, self.url.port, self.timeout
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return HostnameEndpoint(self._reactor, host, port, timeout=timeout)
+        endpointClass = TCP4ClientEndpoint if address.version == 4 else TCP6ClientEndpoint
+        return endpointClass(self._reactor, host, port, timeout=timeout)
+
+    async def _connect(self) -> DirectoryClient:
+        """
+        Open a new connection (TLS as configured, verified).
+
+        @raise DirectoryUnavailable: When the server cannot be reached, its
+            certificate does not verify, or the backoff delay is running.
+        """
+        self._startConnecting()
+        endpoint = self._tcpEndpoint()
+        if self.url.tls:
+            endpoint = wrapClientTLS(self._tlsOptions(), endpoint)
+        opened = []
+        try:
+            client = await self._call("connect", self._establish(endpoint, opened))
+        except _TLS_ERRORS as e:
+            self._abort(opened)
+            raise self._failed(_describeTLSFailure(e), tls=True) from None
+        except _CONNECTION_ERRORS as e:
+            self._abort(opened)
+            raise self._failed(f"cannot connect: {e!r}") from None
+        except ldaperrors.LDAPException as e:
+            self._abort(opened)
+            raise self._failed(f"StartTLS refused: {e}") from None
+        except Exception as e:
+            # Whatever else keeps the server out of reach is an outage
+            # too (clients get their 503); its traceback shows the cause.
+            self.log.failure("connecting to the directory {server} failed unexpectedly", server=self.server)
+            self._abort(opened)
+            raise self._failed(f"cannot connect: {e!r}") from None
+        return client
+
+    async def _establish(self, endpoint, opened: list) -> DirectoryClient:
+        """
+        Connect, and complete TLS if asked; the client is appended to
+        C{opened} as soon as it exists.
+        """
+        client = await self._timed(endpoint.connect(_QuietClientFactory()))
+        opened.append(client)
+        self._open.add(client)
+        client.whenClosed().addCallback(lambda _: self._open.discard(client))
+        if self.url.tls:
+            await self._timed(client.waitForHandshake())
+        elif self.startTLS:
+            handshake = client.waitForHandshake()
+            try:
+                await self._timed(client.startTLS(self._tlsOptions()))
+            except BaseException:
+                handshake.addErrback(lambda f: None)
+                raise
+            await self._timed(handshake)
+        return client
+
+    @staticmethod
+    def _abort(opened: list) -> None:
+        for client in opened:
+            if client.transport is not None:
+                client.transport.abortConnection()
+
+    async def _bind(self, client: LDAPClient, dn: str, password: str) -> None:
+        """
+        A simple bind; C{dn} may also be a name Active Directory binds with
+        (C{user@domain}).
+
+        @raise ldaperrors.LDAPException: When the server says no.
+        """
+        response = await self._call(
+            "bind", client.send(pureldap.LDAPBindRequest(dn=dn.encode("utf-8"), auth=password.encode("utf-8")))
+        )
+        if response.resultCode != ldaperrors.Success.resultCode:
+            raise ldaperrors.get(response.resultCode, response.errorMessage)
+
+    async def _connectForSearch(self) -> LDAPClient:
+        client = await self._connect()
+        if self._bindDN:
+            try:
+                await self._bind(client, self._bindDN, self._bindPassword or "")
+            except ldaperrors.LDAPException as e:
+                _close(client)
+                raise self._failed(
+                    f"the search account {self._bindDN} cannot bind: {e}",
+                    accountRefused=isinstance(e, ldaperrors.LDAPInvalidCredentials),
+                ) from None
+            except _CONNECTION_ERRORS as e:
+                self._abort([client])
+                raise self._failed(f"connection lost: {e!r}") from None
+        # Only now: a search account that cannot bind must keep backing off.
+        self._recovered()
+        return client
+
+    def close(self) -> defer.Deferred:
+        """
+        Close the connections.
+
+        @return: A Deferred that fires once every connection is closed.
+        """
+        self._pool.close()
+        self._bindPool.close()
+        return defer.DeferredList([client.whenClosed() for client in list(self._open)])
+
+    # --- the IDirectory calls ---
+
+    async def search(self, filterObject, attributes: Sequence[str], base: Optional[str] = None, scope=None,
+                     withURLFilter: bool = True) -> list:
+        """
+        Search below the URL's base (or C{base}) for entries that match
+        C{filterObject} and, unless told otherwise, the URL's filter.
+        Continuation references (referrals) are ignored.
+
+        @raise DirectoryUnavailable: When the directory cannot answer.
+        """
+        self._checkBackoff()
+        client = await self._pool.client()
+        if withURLFilter:
+            filterObject = pureldap.LDAPFilter_and([self.url.filterObject(), filterObject])
+        try:
+            return await self._call(
+                "search",
+                LDAPEntry(client, _distinguishedName(base if base is not None else self.url.base)).search(
+                    filterObject=filterObject,
+                    attributes=list(attributes),
+                    scope=self.url.scope if scope is None else scope,
+                    sizeLimit=0,
+                ),
+            )
+        except ldaperrors.LDAPNoSuchObject:
+            return []
+        except ldaperrors.LDAPException as e:
+            if getattr(e, "resultCode", None) in _UNAVAILABLE_CODES:
+                raise self._unavailable(f"search failed: {e}") from None
+            raise
+        except _CONNECTION_ERRORS as e:
+            # The connection is in an unknown state (a server that stopped
+            # answering, most likely): drop it and back off.
+            self._pool.discard(client)
+            raise self._failed(f"search failed: {e!r}") from None
+
+    async def findUser(self, login: str):
+        """
+        @return: The one entry whose login attributes hold C{login} (or, for
+            a C{DOMAIN\\user} or C{user@suffix} login of L{loginForms},
+            whose C{sAMAccountName} is C{user}), or C{None} when there is
+            none or more than one.
+        """
+        attributes = list(dict.fromkeys((self.url.attribute,) + self.loginAttributes + self.mailAttributes))
+        account = self.loginForms.downLevel(login)
+        if account is not None:
+            entries = await self.search(equalityFilter(SAM_ACCOUNT_NAME, account), attributes)
+        else:
+            entries = await self.search(anyOf([equalityFilter(a, login) for a in self.loginAttributes]), attributes)
+            account = self.loginForms.principal(login)
+            if not entries and account is not None:
+                # No userPrincipalName is this name: Active Directory then
+                # binds the account of that name in the domain.
+                entries = await self.search(equalityFilter(SAM_ACCOUNT_NAME, account), attributes)
+        if len(entries) != 1:
+            if len(entries) > 1:
+                self.log.warn("login {login!r} matches {count} entries", login=login, count=len(entries))
+            return None
+        return entries[0]
+
+    def authenticate(self, login: str, password: str) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._authenticate(login, password))
+
+    async def _authenticate(self, login: str, password: str) -> str:
+        if not login or not password:
+            # An empty password would be an unauthenticated bind, which
+            # many servers let succeed.
+            raise UnauthorizedLogin("empty login or password")
+        entry = await self.findUser(login)
+        if entry is None:
+            raise UnauthorizedLogin("no such user")
+        uid = firstValue(entry, self.url.attribute)
+        if not uid:
+            raise UnauthorizedLogin(f"the entry has no {self.url.attribute}")
+        try:
+            await self._bindUser(entry.dn.getText(), password)
+        except UnauthorizedLogin as e:
+            # Which entry it was lets the checker count failures per entry.
+            raise WrongPassword(str(e), uid) from None
+        return uid
+
+    async def _bindUser(self, dn: str, password: str) -> None:
+        """
+        Bind as C{dn} on a connection of the bind pool (a new one when none
+        is idle).  A pooled connection the server has closed meanwhile is
+        replaced by a new one, once.
+
+        @raise UnauthorizedLogin: For a wrong password (or a bind the
+            server refuses), saying why (L{bindFailureReason}).
+        @raise DirectoryUnavailable: When the directory cannot answer.
+        """
+        client = self._bindPool.take()
+        while True:
+            pooled = client is not None
+            if client is None:
+                client = await self._connect()
+                self._recovered()
+            try:
+                await self._bind(client, dn, password)
+            except ldaperrors.LDAPInvalidCredentials as e:
+                # A failed bind leaves the connection anonymous (RFC 4513).
+                self._bindPool.put(client)
+                raise UnauthorizedLogin(bindFailureReason(e.message)) from None
+            except ldaperrors.LDAPException as e:
+                _close(client)
+                if getattr(e, "resultCode", None) in (
+                        _UNAVAILABLE_CODES - {ldaperrors.LDAPUnwillingToPerform.resultCode}):
+                    raise self._unavailable(f"bind failed: {e}") from None
+                raise UnauthorizedLogin(f"bind refused: {e}") from None
+            except _STALE_CONNECTION_ERRORS:
+                self._abort([client])
+                if pooled:
+                    client = None
+                    continue
+                raise self._failed("bind failed: the connection was closed") from None
+            except _CONNECTION_ERRORS as e:
+                self._abort([client])
+                raise self._failed(f"bind failed: {e!r}") from None
+            self._bindPool.put(client)
+            return
+
+    def resolveName(self, name: str) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._resolveName(name))
+
+    async def _resolveName(self, name: str) -> Optional[str]:
+        """
+        A uid first; then a mail address's local part (or, for a name with
+        C{@}, the whole address), over every mail attribute.  An ambiguous
+        local part resolves to nobody: the full address must be used.  The
+        rule is L{fbtwist.directory.nameindex}'s, applied to the entries found.
+        """
+        if not name:
+            return None
+        attribute = self.url.attribute
+        alternatives = [equalityFilter(attribute, name)]
+        if "@" in name:
+            alternatives += [equalityFilter(a, name) for a in self.mailAttributes]
+        else:
+            alternatives += [prefixFilter(a, name + "@") for a in self.mailAttributes]
+        entries = await self.search(anyOf(alternatives), [attribute] + list(self.mailAttributes))
+        found, uid = indexOf(nameRecord(e.items(), attribute, self.mailAttributes) for e in entries).get(name)
+        if found and uid is None:
+            self.log.info("lookup name {name!r} matches no single user", name=name)
+        return uid
+
+    def retryDelay(self) -> float:
+        """
+        @return: The seconds until the directory may be tried again after a
+            failure (0 when it may now).
+        """
+        return max(0.0, self._retryAt - self._clock.seconds())
+
+    def loadNameIndex(self, pageSize: int = NAME_INDEX_PAGE_SIZE) -> defer.Deferred:
+        """
+        Load every user's lookup names (one paged search) and make them
+        L{nameIndex} once complete.
+
+        The search runs on a connection of its own, closed after: pages
+        keep arriving for seconds, and on a pooled connection they would
+        hold a pool slot and queue lookups and logins behind them on the
+        same stream; a connection lost mid-load disturbs nobody else; and
+        a paging cookie is only good on the connection it came from.
+
+        @return: A Deferred firing with the new L{NameIndex}, or failing
+            (the old index stays) with L{DirectoryUnavailable} or an LDAP
+            error, such as a size limit that also caps paged searches.
+        """
+        return defer.Deferred.fromCoroutine(self._loadNameIndex(pageSize))
+
+    async def _loadNameIndex(self, pageSize: int) -> NameIndex:
+        started = self._reactor.seconds()
+        builder = NameIndexBuilder()
+        client = await self._connectForSearch()
+        try:
+            cookie, pages = b"", 0
+            while True:
+                controls = await self._call(
+                    "search",
+                    _searchNames(client, self.url, self.mailAttributes, builder.add,
+                                 pagedResultsControl(pageSize, cookie)),
+                )
+                pages += 1
+                cookie = pagedResultsCookie(controls)
+                # No control: the server does not page, and sent everything.
+                if not cookie:
+                    break
+        except ldaperrors.LDAPNoSuchObject:
+            pass
+        except ldaperrors.LDAPSizeLimitExceeded:
+            raise ldaperrors.LDAPSizeLimitExceeded(
+                f"the directory sent {builder.entries} entries and refused the rest (a size limit: allow "
+                "the search account paged searches of all users, e.g. OpenLDAP's size.prtotal=unlimited)"
+            ) from None
+        except ldaperrors.LDAPException as e:
+            if getattr(e, "resultCode", None) in _UNAVAILABLE_CODES:
+                raise self._failed(f"loading the name index failed: {e}") from None
+            raise
+        except defer.CancelledError:
+            # Stopped (fbtwist is shutting down): not a failure of the server.
+            self._abort([client])
+            raise
+        except _CONNECTION_ERRORS as e:
+            self._abort([client])
+            raise self._failed(f"loading the name index failed: {e!r}") from None
+        finally:
+            _close(client)
+        index = self.nameIndex = builder.build()
+        self.log.info(
+            "name index loaded from {server}: {entries} entries, {names} names in {seconds:.2f}s ({pages} pages)",
+            server=self.server, entries=index.entries, names=len(index), pages=pages,
+            seconds=self._reactor.seconds() - started,
+        )
+        return index
+
+    def isMember(self, uid: str, groupDN: str) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._isMember(uid, groupDN))
+
+    async def isActiveDirectory(self) -> bool:
+        """
+        Whether the server is an Active Directory domain controller (its
+        root DSE lists L{AD_CAPABILITY}); asked once, remembered.  A server
+        that does not answer the question is not one.
+
+        @raise DirectoryUnavailable: When the directory cannot answer.
+        """
+        if self._activeDirectory is None:
+            try:
+                entries = await self.search(
+                    pureldap.LDAPFilter_present("objectClass"), ["supportedCapabilities"], base="",
+                    scope=pureldap.LDAP_SCOPE_baseObject, withURLFilter=False,
+                )
+            except ldaperrors.LDAPException:
+                entries = []
+            self._activeDirectory = any(AD_CAPABILITY in allValues(e, "supportedCapabilities") for e in entries)
+        return self._activeDirectory
+
+    async def _isMember(self, uid: str, groupDN: str) -> bool:
+        """
+        Whether the group entry C{groupDN} lists the user: C{member}
+        (groupOfNames, Active Directory), C{uniqueMember}
+        (groupOfUniqueNames) or C{memberUid} (posixGroup).  On Active
+        Directory, membership through nested groups counts too (one search
+        with its in-chain matching rule); elsewhere only direct membership.
+        """
+        if await self.isActiveDirectory():
+            found = await self.search(
+                pureldap.LDAPFilter_and([equalityFilter(self.url.attribute, uid), inChainFilter(groupDN)]), ["1.1"]
+            )
+            return len(found) == 1
+        entries = await self.search(
+            equalityFilter(self.url.attribute, uid), [self.url.attribute]
+        )
+        if len(entries) != 1:
+            return False
+        dn = entries[0].dn.getText()
+        memberFilter = pureldap.LDAPFilter_or(
+            [
+                equalityFilter("member", dn),
+                equalityFilter("uniqueMember", dn),
+                equalityFilter("memberUid", firstValue(entries[0], self.url.attribute) or uid),
+            ]
+        )
+        found = await self.search(
+            memberFilter, ["1.1"], base=groupDN, scope=pureldap.LDAP_SCOPE_baseObject, withURLFilter=False
+        )
+        if not found:
+            self.log.debug("{uid} is not in {group} (or the group does not exist)", uid=uid, group=groupDN)
+        return bool(found)
+
+    def groupMembers(self, cn: str, base: str, limit: int) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._groupMembers(cn, base, limit))
+
+    async def _groupMembers(self, cn: str, base: str, limit: int) -> Optional[List[str]]:
+        """
+        The uids of the members of the group C{cn} below C{base} (an entry
+        of one of the L{GROUP_CLASSES}), sorted; C{None} when there is no
+        such group.  Groups among the members (C{member}/C{uniqueMember}
+        DNs of group entries, as Active Directory nests them) are followed
+        to L{GROUP_NESTING_DEPTH}, each once (a cycle ends there); their
+        members count as the group's.  Member entries that are not groups
+        count when they match the directory URL's filter.  At most
+        C{limit + 1} are resolved: a longer answer means the group is
+        larger than C{limit}.
+        """
+        groups = await self.search(
+            pureldap.LDAPFilter_and([equalityFilter("cn", cn), _groupClassFilter()]),
+            ["member", "uniqueMember", "memberUid"],
+            base=base,
+            scope=pureldap.LDAP_SCOPE_wholeSubtree,
+            withURLFilter=False,
+        )
+        if len(groups) != 1:
+            return None
+        uids = set()
+        seen = {_dnKey(groups[0].dn.getText())}
+        pending = [(groups[0], 1)]
+        attribute = self.url.attribute.lower()
+        memberFilter = pureldap.LDAPFilter_or([self.url.filterObject(), _groupClassFilter()])
+        while pending and len(uids) <= limit:
+            group, depth = pending.pop(0)
+            uids.update(allValues(group, "memberUid"))
+            for dn in sorted(set(memberValues(group))):
+                if len(uids) > limit:
+                    break
+                key = _dnKey(dn)
+                if key in seen:
+                    continue
+                seen.add(key)
+                first = dn.split(",", 1)[0]
+                name, _, value = first.partition("=")
+                if name.strip().lower() == attribute and value and "\\" not in value:
+                    uids.add(value.strip())
+                    continue
+                entries = await self.search(
+                    memberFilter, [self.url.attribute, "objectClass", "member", "uniqueMember", "memberUid"],
+                    base=dn, scope=pureldap.LDAP_SCOPE_baseObject, withURLFilter=False,
+                )
+                for entry in entries:
+                    if not _isGroup(entry):
+                        uid = firstValue(entry, self.url.attribute)
+                        if uid:
+                            uids.add(uid)
+                    elif depth < GROUP_NESTING_DEPTH:
+                        pending.append((entry, depth + 1))
+                    else:
+                        self.log.warn(
+                            "group {group}: not following {nested}, nested deeper than {depth} groups",
+                            group=cn, nested=dn, depth=GROUP_NESTING_DEPTH,
+                        )
+        return sorted(uids)[: limit + 1]

@@ -1,0 +1,4 @@
+"""
+Running the server: logs, metrics, health, graceful shutdown and worker
+processes.
+"""

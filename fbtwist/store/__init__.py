@@ -1,0 +1,3 @@
+"""
+The calendar tree on disk: files, uploads, atomic writes and WebDAV locks.
+"""

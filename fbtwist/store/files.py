@@ -1,0 +1,229 @@
+"""
+Files on disk: atomic writes (a temporary file in the same directory,
+flushed, fsynced and renamed over the target, so a reader sees the old file
+or the new one, never part of one), temporary files and their sweeping,
+directory syncs, ETags and storage errors.
+"""
+
+import errno
+import fcntl
+import hashlib
+import os
+import secrets
+import stat
+from typing import Callable, Dict, Optional, Tuple
+
+from twisted.internet import defer
+from twisted.python.failure import Failure
+from twisted.python.filepath import FilePath
+
+from fbtwist.errors import Conflict, InsufficientStorage, PermissionDenied, descriptorError
+from fbtwist.store.paths import ResourceInfo, StorePath
+
+_ETAG_XATTR = "user.fbtwist.etag"
+_TEMP_SUFFIX = ".tmp"
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def etagForContent(data: bytes) -> str:
+    """
+    The strong entity tag of a file's content (quoted, as HTTP sends it).
+    """
+    return '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+
+
+def _lockTemporary(fd: int) -> Optional[bool]:
+    """
+    Take the exclusive lock of an open temporary file without waiting.
+
+    @return: C{True} when taken, C{False} when another open file holds it
+        (its writer is alive), C{None} when the filesystem has no locks.
+    """
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError as e:
+        if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            return None
+        raise
+    return True
+
+
+def _createTemporary(target: FilePath) -> Tuple[str, int]:
+    """
+    Create a temporary file beside C{target} (a hidden name ending in
+    L{_TEMP_SUFFIX}) and lock it, so that no starting server removes it
+    while its writer lives.
+
+    @return: Its path and a descriptor open for writing, holding the lock
+        until it is closed.
+    @raise OSError: When it cannot be created.
+    """
+    for attempt in range(5):
+        path = target.sibling("." + target.basename() + "." + secrets.token_hex(6) + _TEMP_SUFFIX).path
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        try:
+            locked = _lockTemporary(fd)
+            # A server starting between the creation and the lock may have
+            # taken the lock first and removed the file: then try another.
+            if locked is not False and os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return path, fd
+        except FileNotFoundError:
+            pass
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    raise OSError(errno.EAGAIN, "no temporary file could be created and locked")
+
+
+def _removeIfAbandoned(path: str, olderThan: float) -> bool:
+    """
+    Remove the temporary file C{path} when no live writer holds it (or, on
+    a filesystem without locks, when it was last written before
+    C{olderThan}).
+
+    @return: Whether it was removed.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        locked = _lockTemporary(fd)
+        if locked is False or (locked is None and os.fstat(fd).st_mtime >= olderThan):
+            return False
+        # Removed while the lock is held: a writer that created the file but
+        # had not locked it yet sees that it is gone and starts another.
+        os.unlink(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _syncDirectory(path: str) -> None:
+    # A rename is durable only once the directory entry is on disk.
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class _DirectorySyncs:
+    """
+    Group commit of directory entries: one fsync of a directory makes
+    durable every rename made in it before the fsync began, so commits
+    waiting for the same directory share one.  A commit arriving while an
+    fsync of its directory is running waits for the next, which starts as
+    soon as the running one ends and serves everyone who arrived meanwhile.
+
+    @param fsync: Called with a directory's path, returns a Deferred that
+        fires once that directory was fsynced.
+    """
+
+    def __init__(self, fsync: Callable[[str], defer.Deferred]):
+        self._fsync = fsync
+        #: Directories being synced -> the commits waiting for the next sync.
+        self._next: Dict[str, list] = {}
+
+    def sync(self, path: str) -> defer.Deferred:
+        """
+        @return: A Deferred that fires once every rename made in C{path}
+            before this call is durable.
+        """
+        waiting = self._next.get(path)
+        if waiting is not None:
+            d = defer.Deferred()
+            waiting.append(d)
+            return d
+        self._next[path] = []
+        return self._start(path)
+
+    def _start(self, path: str) -> defer.Deferred:
+        return defer.maybeDeferred(self._fsync, path).addBoth(self._ended, path)
+
+    def _ended(self, result, path: str):
+        waiting = self._next.pop(path)
+        if waiting:
+            self._next[path] = []
+
+            def release(outcome):
+                for d in waiting:
+                    d.errback(outcome) if isinstance(outcome, Failure) else d.callback(None)
+
+            self._start(path).addBoth(release)
+        return result
+
+
+def _removeIfExists(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def atomicWrite(target: FilePath, data: bytes) -> None:
+    """
+    Replace the file C{target} with C{data}: temp file, fsync, rename.
+    """
+    try:
+        temp, fd = _createTemporary(target)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+                os.rename(temp, target.path)
+        except BaseException:
+            _removeIfExists(temp)
+            raise
+    except OSError as e:
+        raise _storageError(e, ()) from None
+
+
+def _versionOf(st: os.stat_result) -> Tuple[int, int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _info(path: StorePath, st: os.stat_result) -> ResourceInfo:
+    return ResourceInfo(
+        path=path,
+        isCollection=stat.S_ISDIR(st.st_mode),
+        size=st.st_size,
+        modified=st.st_mtime,
+        created=min(st.st_ctime, st.st_mtime),
+        inode=st.st_ino,
+    )
+
+
+def _setEtagAttribute(path: str, etag: str) -> None:
+    # Remembered with size and mtime, so that an edit made by another
+    # program (which keeps the attribute) is noticed.
+    try:
+        st = os.stat(path)
+        value = f"{etag}|{st.st_size}|{st.st_mtime_ns}"
+        os.setxattr(path, _ETAG_XATTR, value.encode("ascii"))
+    except OSError:
+        # Filesystems without user xattrs: the ETag is computed on demand.
+        pass
+
+
+def _storageError(error: OSError, path: StorePath) -> Exception:
+    if descriptorError(error) is not None:
+        return descriptorError(error)
+    if error.errno in _NO_SPACE:
+        return InsufficientStorage()
+    if error.errno in (errno.ENOENT, errno.ENOTDIR):
+        return Conflict()
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return PermissionDenied("the server may not write there")
+    return error

@@ -1,0 +1,536 @@
+"""
+The calendar tree on the filesystem.
+
+A store path (L{fbtwist.store.paths}) is a tuple of validated name segments
+relative to the root of the tree, which is what HTTP serves as
+C{/pub/calendar/}; C{()} is the root collection itself.  Every write is
+atomic (L{fbtwist.store.files}): the new content goes to a temporary file in
+the same directory, is flushed and fsynced, and is renamed over the target,
+so a reader sees the old file or the new one, never part of one.  Names
+starting with C{.} are never valid client names, which leaves them free for
+temporary files and metadata.
+
+The store knows nothing of HTTP or FTP; it raises L{fbtwist.errors} only.
+"""
+
+import json
+import os
+import stat
+import time
+from collections import OrderedDict
+from typing import Callable, Dict, Iterator, Optional, Tuple
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.filepath import FilePath
+from zope.interface import implementer
+
+from fbtwist.errors import AlreadyExists, Conflict, FreeBusyError, NotFound, PermissionDenied, descriptorError
+from fbtwist.interfaces import ICalendarStore
+from fbtwist.store.files import (
+    _ETAG_XATTR,
+    _TEMP_SUFFIX,
+    _DirectorySyncs,
+    _info,
+    _removeIfAbandoned,
+    _removeIfExists,
+    _storageError,
+    _syncDirectory,
+    _versionOf,
+    atomicWrite,
+    etagForContent,
+)
+from fbtwist.store.paths import FileSnapshot, ResourceInfo, StorePath, validateName, validatePath
+from fbtwist.store.uploads import Upload
+
+#: Dead properties of a file live beside it, of a collection inside it.
+_PROPS_PREFIX = ".props."
+_COLLECTION_PROPS = ".props"
+_PROPS_SUFFIX = ".json"
+#: What was derived from a file's content (see L{CalendarStore.derived}).
+_DERIVED_PREFIX = ".derived."
+
+
+@implementer(ICalendarStore)
+class CalendarStore:
+    """
+    A tree of collections (directories) and calendar files under C{root}.
+
+    @ivar runBlocking: How L{Upload.commitAsync} runs its slow steps: called
+        as C{runBlocking(f, *args)}, it returns a Deferred firing with
+        C{f(*args)}.  The server gives a thread pool's
+        (L{fbtwist.tap.threadRunner}); by default they run at once, in the
+        calling thread.
+    """
+
+    log = Logger()
+
+    #: What to derive from a file being published, or C{None}: called as
+    #: C{deriveOnCommit(path, content)} before L{Upload.commitAsync} makes
+    #: the new version visible, it returns a Deferred firing with C{None}
+    #: or with bytes to keep beside the file (L{derived}); failing, it
+    #: refuses the publish (the old version stays).
+    deriveOnCommit: Optional[Callable[[StorePath, bytes], defer.Deferred]] = None
+
+    def __init__(self, root: FilePath, runBlocking: Optional[Callable[..., defer.Deferred]] = None):
+        root.makedirs(ignoreExistingDirectory=True)
+        self.root = FilePath(os.path.realpath(root.path))
+        self.runBlocking = runBlocking if runBlocking is not None else defer.maybeDeferred
+        self._snapshots = _SnapshotCache()
+        self._directorySyncs = _DirectorySyncs(lambda path: self.runBlocking(_syncDirectory, path))
+
+    def _filePath(self, path: StorePath) -> FilePath:
+        """
+        The filesystem path of a validated store path, refusing anything that
+        resolves (through symbolic links) outside the root.
+        """
+        fp = self.root
+        segments = validatePath(path)
+        for segment in segments:
+            fp = fp.child(segment)
+        if segments and not self._mayHoldLinks(fp.path, len(segments)):
+            return fp
+        real = os.path.realpath(fp.path)
+        if real != self.root.path and not real.startswith(self.root.path + os.sep):
+            raise PermissionDenied("that name leads outside the calendar tree")
+        return fp
+
+    def _mayHoldLinks(self, path: str, depth: int) -> bool:
+        """
+        Whether any of the last C{depth} components of C{path} (those below
+        the root, which is a real path) is a symbolic link.  Checking only
+        those is much cheaper than C{realpath} of the whole path, which is
+        what every request would otherwise pay.
+        """
+        for _ in range(depth):
+            try:
+                if stat.S_ISLNK(os.lstat(path).st_mode):
+                    return True
+            except FileNotFoundError:
+                pass  # a missing name is no link (a new file's, say)
+            except OSError:
+                return True  # let realpath decide
+            path = os.path.dirname(path)
+        return False
+
+    def _lookUp(self, path: StorePath) -> Optional[Tuple[str, os.stat_result]]:
+        """
+        The filesystem path of C{path} and its C{stat}, or C{None} when
+        nothing (or neither a file nor a collection) is there.
+        """
+        if len(path) == 1 and path[0]:
+            # The root is a real path, so only the name itself could be a
+            # link: one lstat answers both questions (every lookup asks).
+            fsPath = os.path.join(self.root.path, validateName(path[0]))
+            try:
+                st = os.lstat(fsPath)
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            if not stat.S_ISLNK(st.st_mode):
+                return (fsPath, st) if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode) else None
+        fsPath = self._filePath(path).path
+        try:
+            st = os.stat(fsPath)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+            return None
+        return fsPath, st
+
+    def stat(self, path: StorePath) -> Optional[ResourceInfo]:
+        """
+        @return: What is known of C{path}, or C{None} when nothing is there.
+        """
+        found = self._lookUp(path)
+        return None if found is None else _info(path, found[1])
+
+    def snapshot(self, path: StorePath) -> Optional[FileSnapshot]:
+        """
+        The file at C{path} as it is now, or C{None} when there is no file.
+
+        Recently read files are answered from memory while their inode,
+        size, modification and change times are unchanged: a publish
+        replaces a file by renaming a new one over it, and an edit in place
+        moves its times, so a cached version is never served after the file
+        changed (one C{stat} per call).
+        """
+        found = self._lookUp(path)
+        if found is None or not stat.S_ISREG(found[1].st_mode):
+            return None
+        fsPath, st = found
+        cached = self._snapshots.get(fsPath, _versionOf(st))
+        if cached is not None:
+            return cached
+        try:
+            # Unbuffered: nothing but the bytes is wanted (a miss costs a
+            # few syscalls, no buffer objects; with 100,000 users most
+            # lookups miss).
+            with open(fsPath, "rb", buffering=0) as f:
+                st = os.fstat(f.fileno())
+                data = f.read(st.st_size + 1)
+                if len(data) > st.st_size:
+                    data += f.readall()  # it grew meanwhile (written in place)
+                etag = self._etagOf(f.fileno(), st, lambda: data)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        except OSError as e:
+            raise (descriptorError(e) or e) from None
+        snapshot = FileSnapshot(_info(path, st), etag, data)
+        if len(data) == st.st_size:
+            self._snapshots.put(fsPath, _versionOf(st), snapshot)
+        return snapshot
+
+    @staticmethod
+    def _etagOf(fsPath, st: os.stat_result, content: Callable[[], bytes]) -> str:
+        """
+        The entity tag remembered with the file when it matches C{st}, else
+        that of C{content()}.
+
+        @param fsPath: The file's path, or a descriptor of it open.
+        """
+        try:
+            etag, size, mtime = os.getxattr(fsPath, _ETAG_XATTR).decode("ascii").split("|")
+            if int(size) == st.st_size and int(mtime) == st.st_mtime_ns:
+                return etag
+        except (OSError, ValueError):
+            pass
+        # No attribute, or the file was changed behind our back.
+        return etagForContent(content())
+
+    def etag(self, path: StorePath) -> str:
+        """
+        The strong entity tag of the content of the file at C{path}.
+        """
+        fsPath = self._filePath(path).path
+        try:
+            st = os.stat(fsPath)
+        except OSError:
+            return etagForContent(self.read(path))
+        return self._etagOf(fsPath, st, lambda: self.read(path))
+
+    def read(self, path: StorePath) -> bytes:
+        """
+        @return: The content of the file at C{path}.
+        @raise NotFound: When there is no file there.
+        """
+        fp = self._filePath(path)
+        try:
+            with open(fp.path, "rb") as f:
+                return f.read()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise NotFound() from None
+        except OSError as e:
+            raise (descriptorError(e) or e) from None
+
+    def openUpload(self, path: StorePath) -> Upload:
+        """
+        Start writing a new version of the file at C{path}.
+
+        @raise Conflict: When the parent collection does not exist.
+        @raise AlreadyExists: When C{path} is a collection.
+        """
+        if not path:
+            raise AlreadyExists("the root is a collection")
+        fp = self._filePath(path)
+        if not fp.parent().isdir():
+            raise Conflict()
+        if fp.isdir():
+            raise AlreadyExists("a collection exists under that name")
+        return Upload(self, path, fp)
+
+    def write(self, path: StorePath, data: bytes) -> bool:
+        """
+        Replace the file at C{path} with C{data}, atomically.
+
+        @return: C{True} when the file did not exist before.
+        """
+        upload = self.openUpload(path)
+        upload.write(data)
+        return upload.commit()
+
+    def delete(self, path: StorePath) -> None:
+        """
+        Remove the file or the whole collection at C{path}.
+
+        @raise NotFound: When nothing is there.
+        """
+        if not path:
+            raise PermissionDenied("the root collection cannot be deleted")
+        fp = self._filePath(path)
+        if not fp.exists():
+            raise NotFound()
+        try:
+            fp.remove()
+            # A collection's properties went with it; a file's are beside it.
+            _removeIfExists(self._propertiesFile(path, False).path)
+            _removeIfExists(self._derivedFile(path).path)
+        except OSError as e:
+            raise _storageError(e, path) from None
+        _syncDirectory(fp.parent().path)
+
+    def makeCollection(self, path: StorePath) -> None:
+        """
+        Create the collection C{path}.
+
+        @raise AlreadyExists: When something is there already.
+        @raise Conflict: When the parent does not exist.
+        """
+        fp = self._filePath(path)
+        if not path or fp.exists():
+            raise AlreadyExists()
+        if not fp.parent().isdir():
+            raise Conflict()
+        try:
+            os.mkdir(fp.path)
+        except FileExistsError:
+            raise AlreadyExists() from None
+        except OSError as e:
+            raise _storageError(e, path) from None
+
+    def children(self, path: StorePath) -> Iterator[ResourceInfo]:
+        """
+        The members of the collection C{path}, lazily (a collection may hold
+        100,000 files).  Hidden names and anything that is neither a file nor
+        a directory are skipped.
+        """
+        fp = self._filePath(path)
+        try:
+            entries = os.scandir(fp.path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound() from None
+        except OSError as e:
+            raise (descriptorError(e) or e) from None
+        with entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+                    yield _info(path + (entry.name,), st)
+
+    def _propertiesFile(self, path: StorePath, isCollection: bool) -> FilePath:
+        fp = self._filePath(path)
+        if isCollection:
+            return fp.child(_COLLECTION_PROPS + _PROPS_SUFFIX)
+        return fp.sibling(_PROPS_PREFIX + fp.basename() + _PROPS_SUFFIX)
+
+    def _derivedFile(self, path: StorePath) -> FilePath:
+        fp = self._filePath(path)
+        return fp.sibling(_DERIVED_PREFIX + fp.basename() + _PROPS_SUFFIX)
+
+    def derived(self, path: StorePath) -> Optional[bytes]:
+        """
+        What was last derived from the content of the file at C{path} and
+        kept beside it (L{deriveOnCommit}, L{setDerived}), shared by every
+        server using the tree; C{None} when nothing was.  It may describe
+        another version of the file than the current one: its content says.
+        """
+        if not path:
+            return None
+        try:
+            with open(self._derivedFile(path).path, "rb") as f:
+                return f.read()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        except OSError as e:
+            self.log.warn("ignoring unreadable derived data of {path}: {error}", path="/".join(path), error=e)
+            return None
+
+    def setDerived(self, path: StorePath, data: bytes) -> None:
+        """
+        Keep C{data}, derived from the file at C{path}, beside it,
+        atomically.
+
+        @raise InsufficientStorage: When the disk is full.
+        """
+        atomicWrite(self._derivedFile(path), data)
+
+    def _storeDerived(self, path: StorePath, data: bytes) -> None:
+        # After a publish: the file is out; a lookup derives again what
+        # could not be kept.
+        try:
+            self.setDerived(path, data)
+        except (OSError, FreeBusyError) as e:
+            self.log.warn("could not keep what was derived from {path}: {error}", path="/".join(path), error=e)
+
+    def deadProperties(self, path: StorePath, isCollection: Optional[bool] = None) -> Dict[str, str]:
+        """
+        The properties clients stored on the resource at C{path}.
+
+        @param isCollection: What the caller knows C{path} to be (from
+            L{stat} or L{children}), saving a second look.
+        @return: Property key (C{"{namespace}name"}) to its serialized XML
+            element; empty when there are none.
+        @raise NotFound: When nothing is at C{path}.
+        """
+        if isCollection is None:
+            info = self.stat(path)
+            if info is None:
+                raise NotFound()
+            isCollection = info.isCollection
+        try:
+            with open(self._propertiesFile(path, isCollection).path, encoding="utf-8") as f:
+                loaded = json.load(f)
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as e:
+            self.log.warn("ignoring unreadable properties of {path}: {error}", path="/".join(path), error=e)
+            return {}
+        if not isinstance(loaded, dict):
+            return {}
+        return {k: v for k, v in loaded.items() if isinstance(k, str) and isinstance(v, str)}
+
+    def setDeadProperties(self, path: StorePath, properties: Dict[str, str]) -> None:
+        """
+        Replace the dead properties of the resource at C{path}, atomically
+        (all of them or none).
+
+        @raise NotFound: When nothing is at C{path}.
+        """
+        info = self.stat(path)
+        if info is None:
+            raise NotFound()
+        target = self._propertiesFile(path, info.isCollection)
+        if not properties:
+            _removeIfExists(target.path)
+            return
+        data = json.dumps(properties, ensure_ascii=False, sort_keys=True).encode("utf-8")
+        atomicWrite(target, data)
+
+    def metadataDirectory(self, name: str, create: bool = True) -> FilePath:
+        """
+        A hidden directory at the top of the tree for protocol state that
+        must be shared by every server using the tree (e.g. WebDAV locks).
+
+        @param create: Make it when it does not exist yet.
+        """
+        fp = self.root.child("." + validateName(name))
+        if create:
+            fp.makedirs(ignoreExistingDirectory=True)
+        return fp
+
+    def copy(self, source: StorePath, destination: StorePath, recursive: bool = True) -> None:
+        """
+        Copy the file or collection C{source} (its dead properties included)
+        to C{destination}, which must not exist.  Collections are copied
+        with all their members when C{recursive}, else as an empty
+        collection.
+
+        @raise NotFound: When C{source} does not exist.
+        @raise Conflict: When the parent of C{destination} does not exist.
+        @raise AlreadyExists: When C{destination} exists.
+        """
+        info = self.stat(source)
+        if info is None:
+            raise NotFound()
+        if self.stat(destination) is not None:
+            raise AlreadyExists()
+        if info.isCollection:
+            self.makeCollection(destination)
+            props = self.deadProperties(source)
+            if props:
+                self.setDeadProperties(destination, props)
+            if recursive:
+                for child in list(self.children(source)):
+                    self.copy(child.path, destination + (child.name,), True)
+            return
+        if not destination:
+            raise AlreadyExists("the root is a collection")
+        self.write(destination, self.read(source))
+        props = self.deadProperties(source)
+        if props:
+            self.setDeadProperties(destination, props)
+
+    def move(self, source: StorePath, destination: StorePath) -> None:
+        """
+        Rename the file or collection C{source} (its dead properties
+        included) to C{destination}, which must not exist, atomically.
+
+        @raise NotFound: When C{source} does not exist.
+        @raise Conflict: When the parent of C{destination} does not exist.
+        @raise AlreadyExists: When C{destination} exists.
+        """
+        info = self.stat(source)
+        if info is None:
+            raise NotFound()
+        if not source or not destination:
+            raise PermissionDenied("the root collection cannot be moved")
+        if self.stat(destination) is not None:
+            raise AlreadyExists()
+        src = self._filePath(source)
+        dst = self._filePath(destination)
+        if not dst.parent().isdir():
+            raise Conflict()
+        try:
+            os.rename(src.path, dst.path)
+            if not info.isCollection:
+                srcProps = self._propertiesFile(source, False)
+                dstProps = self._propertiesFile(destination, False)
+                if srcProps.exists():
+                    os.replace(srcProps.path, dstProps.path)
+                else:
+                    _removeIfExists(dstProps.path)
+        except OSError as e:
+            raise _storageError(e, destination) from None
+        _syncDirectory(dst.parent().path)
+        _syncDirectory(src.parent().path)
+
+    def removeStaleTemporaries(self, olderThan: float = 3600.0) -> int:
+        """
+        Remove temporary files left by writers that died (C{kill -9}, power
+        loss), at once: a writer holds an exclusive C{flock} on its
+        temporary file until it is renamed or removed, and the kernel drops
+        the lock when the writer's process dies, so a temporary file whose
+        lock can be taken has no writer left.  Another live server's upload
+        (on a shared tree whose filesystem passes locks between nodes, as
+        local disks, NFS and GlusterFS do) keeps its lock and its file.  On
+        a filesystem without locks only files older than C{olderThan}
+        seconds go.
+
+        @return: How many were removed.
+        """
+        removed = 0
+        limit = time.time() - olderThan
+        for dirpath, dirnames, filenames in os.walk(self.root.path):
+            for name in filenames:
+                if name.startswith(".") and name.endswith(_TEMP_SUFFIX):
+                    if _removeIfAbandoned(os.path.join(dirpath, name), limit):
+                        removed += 1
+        if removed:
+            self.log.info("removed {count} temporary files left by writers that died", count=removed)
+        return removed
+
+
+class _SnapshotCache:
+    """
+    The most recently read files, least recently used first out, holding
+    at most C{maxBytes} of content and no file larger than C{maxFile}.
+    """
+
+    def __init__(self, maxBytes: int = 32 * 2**20, maxFile: int = 2**20):
+        self.maxBytes = maxBytes
+        self.maxFile = maxFile
+        self._bytes = 0
+        self._entries: "OrderedDict[str, Tuple[tuple, FileSnapshot]]" = OrderedDict()
+
+    def get(self, fsPath: str, version: tuple) -> Optional[FileSnapshot]:
+        entry = self._entries.get(fsPath)
+        if entry is None or entry[0] != version:
+            return None
+        self._entries.move_to_end(fsPath)
+        return entry[1]
+
+    def put(self, fsPath: str, version: tuple, snapshot: FileSnapshot) -> None:
+        old = self._entries.pop(fsPath, None)
+        if old is not None:
+            self._bytes -= len(old[1].data)
+        if len(snapshot.data) > self.maxFile:
+            return
+        self._entries[fsPath] = (version, snapshot)
+        self._bytes += len(snapshot.data)
+        while self._bytes > self.maxBytes:
+            _, (_, evicted) = self._entries.popitem(last=False)
+            self._bytes -= len(evicted.data)

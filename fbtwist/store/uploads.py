@@ -1,0 +1,197 @@
+"""
+An upload into the calendar tree: the body written to a temporary file as
+it arrives, then committed atomically.
+"""
+
+import hashlib
+import os
+from contextlib import contextmanager, nullcontext
+from typing import TYPE_CHECKING, Callable, ContextManager, Iterator, Optional
+
+from twisted.internet import defer
+from twisted.python.filepath import FilePath
+from zope.interface import implementer
+
+from fbtwist.interfaces import IUpload
+from fbtwist.store.files import _createTemporary, _removeIfExists, _setEtagAttribute, _storageError, _syncDirectory
+from fbtwist.store.paths import StorePath
+
+if TYPE_CHECKING:
+    from fbtwist.store.tree import CalendarStore
+
+
+@implementer(IUpload)
+class Upload:
+    """
+    A new version of one file being written; see L{fbtwist.store.tree.CalendarStore.openUpload}.
+    """
+
+    def __init__(self, store: "CalendarStore", path: StorePath, target: FilePath):
+        self._store = store
+        self.path = path
+        self._target = target
+        self._temp: Optional[FilePath] = None
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self._done = False
+        self._writingOut = False
+        self._abortRequested = False
+        # Created with the first write: a publish sent in one piece creates
+        # it where it is written, off the reactor thread (creating a file
+        # waits for the directory, which other threads' fsyncs hold).
+        self._file = None
+
+    def _open(self):
+        if self._file is None:
+            temp, fd = _createTemporary(self._target)
+            self._temp = FilePath(temp)
+            self._file = os.fdopen(fd, "wb")
+        return self._file
+
+    def write(self, data: bytes) -> None:
+        """
+        Append C{data} to the new version.
+
+        @raise InsufficientStorage: When the disk is full.
+        """
+        try:
+            self._open().write(data)
+        except OSError as e:
+            self.abort()
+            raise _storageError(e, self.path) from None
+        self._hash.update(data)
+        self.size += len(data)
+
+    def contents(self) -> bytes:
+        """
+        Everything written so far (for validation before L{commit}).
+        """
+        try:
+            self._open().flush()
+            with open(self._temp.path, "rb") as f:
+                return f.read()
+        except OSError as e:
+            raise _storageError(e, self.path) from None
+
+    def _writeOut(self, data: bytes) -> None:
+        """
+        Append C{data}, then flush and fsync the temporary file and label it
+        with its entity tag: the slow part of a commit.  It touches nothing
+        but this upload's own file, so it may run in another thread.
+        """
+        if data:
+            self.write(data)
+        file = self._open()
+        file.flush()
+        os.fsync(file.fileno())
+        _setEtagAttribute(self._temp.path, '"' + self._hash.hexdigest()[:32] + '"')
+
+    def _rename(self) -> bool:
+        created = not self._target.exists()
+        os.rename(self._temp.path, self._target.path)
+        self._done = True
+        # Closed only now: the file's lock tells a starting server that its
+        # writer is alive (see L{fbtwist.store.tree.CalendarStore.removeStaleTemporaries}).
+        self._file.close()
+        return created
+
+    def commit(self) -> bool:
+        """
+        Make the new version visible, atomically.
+
+        @return: C{True} when the file did not exist before.
+        @raise InsufficientStorage: When the disk is full; the old version is
+            kept.
+        """
+        with self._abortingOnFailure():
+            self._writeOut(b"")
+            created = self._rename()
+        _syncDirectory(self._target.parent().path)
+        return created
+
+    @contextmanager
+    def _abortingOnFailure(self) -> Iterator[None]:
+        """
+        Discard the new version when the block fails (the old one stays),
+        an C{OSError} becoming the store's domain error.
+        """
+        try:
+            yield
+        except OSError as e:
+            self.abort()
+            raise _storageError(e, self.path) from None
+        except BaseException:
+            self.abort()
+            raise
+
+    def commitAsync(self, data: bytes = b"", check: Optional[Callable[[], None]] = None,
+                    exclusive: Callable[[], ContextManager] = nullcontext) -> defer.Deferred:
+        """
+        Append C{data} and commit, run by the store's C{runBlocking} (a
+        thread pool in the server), so that the reactor serves others
+        meanwhile: writing, fsync, then C{check} and the rename one right
+        after the other under C{exclusive()}, then the fsync of the
+        directory (shared with concurrent commits into it).  A decision
+        C{check} makes (a lock, a precondition) therefore still holds when
+        the new version appears, as long as whatever could change it (taking
+        a lock) takes the same C{exclusive} too.
+
+        @param check: Raises to refuse the commit; the old version is kept.
+            It runs where the writing runs (another thread in the server).
+        @param exclusive: A context manager factory (WebDAV's lock store's
+            lock), held around C{check} and the rename.
+        @return: A Deferred firing with C{True} when the file did not exist
+            before, or failing as L{commit} does or with what C{check}
+            raised (the old version kept).
+        """
+        return defer.Deferred.fromCoroutine(self._commitAsync(data, check, exclusive))
+
+    async def _commitAsync(self, data: bytes, check, exclusive) -> bool:
+        derived = None
+        if self._store.deriveOnCommit is not None:
+            with self._abortingOnFailure():
+                content = (self.contents() if self._file is not None else b"") + data
+                derived = await self._store.deriveOnCommit(self.path, content)
+            if self._done:
+                raise defer.CancelledError("the upload was aborted")
+        self._writingOut = True
+        with self._abortingOnFailure():
+            try:
+                created = await self._store.runBlocking(self._writeOutAndRename, data, check, exclusive, derived)
+            finally:
+                self._writingOut = False
+        await self._store._directorySyncs.sync(self._target.parent().path)
+        return created
+
+    def _writeOutAndRename(self, data: bytes, check, exclusive, derived: Optional[bytes] = None) -> bool:
+        self._writeOut(data)
+        with exclusive():
+            if self._abortRequested:
+                raise defer.CancelledError("the upload was aborted while it was being written")
+            if check is not None:
+                check()
+            created = self._rename()
+        if derived is not None:
+            self._store._storeDerived(self.path, derived)
+        return created
+
+    def abort(self) -> None:
+        """
+        Discard the new version; the old one is untouched.  Safe to call
+        more than once.
+        """
+        if self._done:
+            return
+        if self._writingOut:
+            # Another thread has the file: it is discarded once that is done.
+            self._abortRequested = True
+            return
+        self._done = True
+        if self._file is None:
+            return
+        if self._temp is not None:
+            _removeIfExists(self._temp.path)
+        try:
+            self._file.close()
+        except OSError:
+            pass

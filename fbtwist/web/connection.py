@@ -1,0 +1,383 @@
+"""
+Limits on HTTP connections that Twisted's HTTP server does not enforce.
+
+Twisted's idle timer starts over with every byte, so a client trickling a
+byte every few seconds keeps a connection (and its descriptor) for ever, and
+an overlong request line or header block is answered by closing the
+connection.  L{GuardedConnection} wraps each HTTP connection of a
+L{fbtwist.web.site.FreeBusySite} (a L{ProtocolWrapper}, Twisted's public seam for
+this) and gives each stage of a request a deadline:
+
+  - between requests, C{idleTimeout} seconds for the first byte of the next
+    one (then the connection is closed quietly);
+  - from that first byte, C{headerTimeout} seconds for the request line and
+    headers (then 408);
+  - a body gets C{headerTimeout} seconds plus one second per C{minBodyRate}
+    bytes received (then 408);
+  - while the server works on a request there is no deadline.
+
+A request line longer than C{maxRequestLine} bytes is answered 414, a
+request line and headers longer than C{maxHeaderBytes} (or of more than
+C{maxHeaderCount} lines) 431.  Every early
+answer closes the connection gently (L{GuardedConnection.answerAndClose}).
+
+The stages are told by the request (L{fbtwist.web.site.BoundedRequest}) through
+C{requestBegun}, C{headersReceived}, C{bodyReceived} and C{requestDone}.
+"""
+
+import ipaddress
+import resource
+from dataclasses import dataclass
+from typing import Iterable, Tuple
+
+from twisted.internet.interfaces import ISSLTransport, ITCPTransport
+from twisted.logger import Logger
+from twisted.protocols.policies import ProtocolWrapper
+
+from fbtwist import __version__
+
+SERVER_HEADER = b"fbtwist/" + __version__.encode("ascii")
+
+#: How long a connection answered early is still read (and what arrives
+#: dropped) so that the answer is not lost to a reset.
+LINGER_SECONDS = 2.0
+
+#: The most of a chunked body handed to the parser at once.
+CHUNKED_SLICE = 4096
+
+_LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """
+    The limits every HTTP connection is held to.
+
+    @ivar maxPerAddress: Connections open at once from one client address
+        (0: no limit); addresses in C{exemptNetworks} have none.
+    @ivar maxChunksPerKiB: A chunked body may have at most this many chunks
+        per KiB of body (plus a few), so that a body of tiny chunks cannot
+        cost much more to parse than its size.
+    """
+
+    idleTimeout: float = 60.0
+    headerTimeout: float = 20.0
+    minBodyRate: int = 500
+    maxPerAddress: int = 32
+    exemptNetworks: tuple = _LOOPBACK
+    maxRequestLine: int = 8190
+    maxHeaderBytes: int = 16384
+    maxHeaderCount: int = 200
+    maxChunksPerKiB: int = 32
+    maxConnections: int = 0
+
+    def connectionBudget(self) -> int:
+        """
+        How many connections may be open at once: C{maxConnections}, or
+        when that is 0 what the process's descriptor limit leaves after a
+        reserve for files, the directory and the logs, so that the server
+        answers 503 before it runs out of descriptors.
+        """
+        if self.maxConnections:
+            return self.maxConnections
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY:
+            return 1 << 20
+        return max(8, soft - max(40, soft // 8))
+
+    def isExempt(self, host) -> bool:
+        """
+        Whether connections from C{host} (an address string) are not counted.
+        """
+        try:
+            address = ipaddress.ip_address(host)
+        except (TypeError, ValueError):
+            # Not an IP peer (a UNIX socket, a test's transport).
+            return True
+        if getattr(address, "ipv4_mapped", None) is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.exemptNetworks)
+
+
+def rawResponse(code: int, phrase: bytes, reason: str, headers: Iterable[Tuple[bytes, bytes]] = ()) -> bytes:
+    """
+    A whole C{Connection: close} HTTP/1.1 response with a one-line text
+    body, for answers given before (or instead of) Twisted's request
+    machinery.
+    """
+    body = (reason.rstrip(".") + ".\n").encode("utf-8")
+    lines = [b"HTTP/1.1 %d %s" % (code, phrase), b"Server: " + SERVER_HEADER]
+    lines += [name + b": " + value for name, value in headers]
+    lines += [
+        b"Content-Type: text/plain; charset=utf-8",
+        b"Content-Length: %d" % len(body),
+        b"Connection: close",
+    ]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+IDLE, HEADERS, BODY, BUSY, CLOSING = "idle", "headers", "body", "busy", "closing"
+
+
+class GuardedConnection(ProtocolWrapper):
+    """
+    One HTTP connection, held to L{ConnectionLimits}.
+
+    @ivar stage: One of C{idle}, C{headers}, C{body}, C{busy} (the server
+        is answering) or C{closing}.
+    """
+
+    log = Logger()
+    stage = IDLE
+    _timer = None
+    _current = None
+    #: The client address counted against the per-address limit, if any.
+    counted = None
+    #: An answer to give as soon as connected (code, phrase, reason,
+    #: headers), instead of reading requests.
+    refuseWith = None
+    disconnected = False
+    _holding = False
+    _answered = False
+    _chunkedBody = False
+
+    def __init__(self, factory, wrappedProtocol, limits: ConnectionLimits, clock):
+        super().__init__(factory, wrappedProtocol)
+        self.limits = limits
+        self.clock = clock
+        self._received = 0
+        self._lines = 0
+        self._lineDone = False
+        self._tail = b""
+        self._heldData = []
+
+    def makeConnection(self, transport):
+        super().makeConnection(transport)
+        if self.refuseWith is not None:
+            self.answerAndClose(*self.refuseWith)
+        elif self.stage == IDLE:
+            self._arm(self.limits.idleTimeout)
+
+    # --- the deadline -------------------------------------------------
+
+    def _arm(self, seconds) -> None:
+        self._disarm()
+        self._timer = self.clock.callLater(seconds, self._expired)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            if self._timer.active():
+                self._timer.cancel()
+            self._timer = None
+
+    def _expired(self) -> None:
+        self._timer = None
+        if self.stage == IDLE:
+            self.transport.loseConnection()
+        elif self.stage == HEADERS:
+            self._slow("the request headers did not arrive in time")
+        elif self.stage == BODY:
+            due = self._bodyStarted + self.limits.headerTimeout + self._bodyBytes / self.limits.minBodyRate
+            now = self.clock.seconds()
+            if now < due:
+                self._arm(due - now)
+            else:
+                self._slow("the body arrived too slowly")
+        elif self.stage == CLOSING:
+            self.transport.abortConnection()
+
+    def _slow(self, reason: str) -> None:
+        self.log.info("closing a slow connection from {peer}: {reason}", peer=self._peerHost(), reason=reason)
+        self.answerAndClose(408, b"Request Timeout", reason)
+
+    def _peerHost(self) -> str:
+        return str(getattr(self.getPeer(), "host", "-"))
+
+    # --- what the request tells ----------------------------------------
+
+    def requestBegun(self, request) -> None:
+        """
+        The request line of C{request} has arrived.
+        """
+        self._current = request
+        if self.stage in (IDLE, BUSY):
+            # A request the channel had buffered while it answered another.
+            self._startHeaders()
+        self._lineDone = True
+
+    def headersReceived(self, request, length) -> None:
+        """
+        The headers of C{request} are in; C{length} is its body's declared
+        length (C{None} when chunked).
+        """
+        if request is not self._current or self.stage == CLOSING:
+            return
+        if length == 0:
+            self.stage = BUSY
+            self._disarm()
+            return
+        self.stage = BODY
+        self._chunkedBody = length is None
+        self._bodyStarted = self.clock.seconds()
+        self._bodyBytes = 0
+        self._arm(self.limits.headerTimeout)
+
+    def bodyReceived(self, request) -> None:
+        """
+        The whole request is in: the server works on it without deadline.
+        """
+        if request is self._current and self.stage != CLOSING:
+            self.stage = BUSY
+            self._disarm()
+
+    def requestDone(self, request) -> None:
+        """
+        C{request} was answered (or dropped).
+        """
+        if request is self._current and self.stage != CLOSING:
+            self._current = None
+            self.stage = IDLE
+            self._arm(self.limits.idleTimeout)
+
+    # --- bytes ---------------------------------------------------------
+
+    def _startHeaders(self) -> None:
+        self.stage = HEADERS
+        self._received = 0
+        self._lines = 0
+        self._lineDone = False
+        self._tail = b""
+        self._arm(self.limits.headerTimeout)
+
+    def dataReceived(self, data):
+        if self.stage == CLOSING:
+            return
+        if self._holding:
+            self._heldData.append(data)
+            return
+        if self.stage == IDLE:
+            self._startHeaders()
+        if self.stage == HEADERS:
+            headerEnd = self._checkHeaderSize(data)
+            if headerEnd is False:
+                return
+            if headerEnd is not None and headerEnd < len(data):
+                # The headers first: what the request decides on them
+                # (an early answer, a pause for credentials) applies to
+                # the body that came with them.
+                super().dataReceived(data[:headerEnd])
+                self.dataReceived(data[headerEnd:])
+                return
+        elif self.stage == BODY:
+            self._bodyBytes += len(data)
+            if self._chunkedBody and len(data) > CHUNKED_SLICE:
+                # In slices, so that a body refused part way (too many
+                # tiny chunks) costs no more parsing than one slice.
+                for start in range(0, len(data), CHUNKED_SLICE):
+                    if self.stage != BODY:
+                        # Refused, or the body ended: what follows is the
+                        # next request's.
+                        self.dataReceived(data[start:])
+                        return
+                    super().dataReceived(data[start:start + CHUNKED_SLICE])
+                return
+        super().dataReceived(data)
+
+    def _checkHeaderSize(self, data: bytes):
+        """
+        Answer 414 or 431 when the request line or the headers of the
+        request being received grow past their limits.
+
+        @return: C{False} when answered; otherwise where in C{data} the
+            headers end, or C{None} when they go on.
+        """
+        seen = self._tail + data
+        offset = self._received - len(self._tail)
+        if not self._lineDone:
+            end = seen.find(b"\r\n")
+            lineLength = offset + (end if end != -1 else len(seen))
+            if lineLength > self.limits.maxRequestLine:
+                self.answerAndClose(414, b"URI Too Long", "the request line is too long")
+                return False
+        end = seen.find(b"\r\n\r\n")
+        headerLength = offset + (end if end != -1 else len(seen))
+        # Lines ending in this data (one split across reads may be missed).
+        self._lines += data[: max(0, end - len(self._tail)) if end != -1 else len(data)].count(b"\r\n")
+        if headerLength > self.limits.maxHeaderBytes or self._lines > self.limits.maxHeaderCount:
+            self.answerAndClose(431, b"Request Header Fields Too Large", "the request headers are too large")
+            return False
+        self._received += len(data)
+        self._tail = seen[-3:]
+        return None if end == -1 else max(0, end + 4 - (len(seen) - len(data)))
+
+    def holdBody(self) -> None:
+        """
+        Read no more of the request (and keep what was read unparsed)
+        until L{releaseBody}: its credentials are being checked.
+        """
+        self._holding = True
+        self.transport.pauseProducing()
+
+    def releaseBody(self) -> None:
+        """
+        Go on reading, starting with what L{holdBody} kept.
+        """
+        if not self._holding:
+            return
+        self._holding = False
+        held, self._heldData = b"".join(self._heldData), []
+        if self.stage != CLOSING:
+            self.transport.resumeProducing()
+            if held:
+                self.dataReceived(held)
+
+    def write(self, data):
+        # Nothing goes out after an early answer.
+        if not self._answered:
+            super().write(data)
+
+    def writeSequence(self, data):
+        if not self._answered:
+            super().writeSequence(data)
+
+    # --- answering early ------------------------------------------------
+
+    def answerAndClose(self, code: int, phrase: bytes, reason: str, headers=()) -> None:
+        """
+        Send a whole response and close the connection without reading on:
+        what the client still sends is dropped unparsed for a moment
+        (L{LINGER_SECONDS}), so that closing with unread data does not reset
+        the connection before the client has read the answer.
+        """
+        self.answerEarly(rawResponse(code, phrase, reason, headers))
+
+    def answerEarly(self, response: bytes) -> None:
+        """
+        Send C{response} (a whole HTTP response) and close as
+        L{answerAndClose} does.
+        """
+        if self.stage == CLOSING or self.disconnected:
+            return
+        self.stage = CLOSING
+        self._disarm()
+        self._holding, self._heldData = False, []
+        self.transport.write(response)
+        self._answered = True
+        if ITCPTransport.providedBy(self.transport) and not ISSLTransport.providedBy(self.transport):
+            # Half-close: the client sees the end of the answer, and its
+            # own close ends the connection; the timer ends it otherwise.
+            self.transport.resumeProducing()
+            self.transport.loseWriteConnection()
+            self._arm(LINGER_SECONDS)
+        else:
+            self.transport.loseConnection()
+
+    def connectionLost(self, reason):
+        self._disarm()
+        self.stage = CLOSING
+        self.disconnected = 1
+        # The HTTP channel first (its requests end), then the site's count.
+        try:
+            self.wrappedProtocol.connectionLost(reason)
+        finally:
+            self.factory.unregisterProtocol(self)

@@ -1,0 +1,149 @@
+"""
+LOCK and UNLOCK: exclusive and shared write locks, Depth 0 and infinity,
+kept in the tree by L{fbtwist.store.locks}.
+
+A LOCK with a body takes a new lock (on an unmapped URL it first creates
+an empty resource and answers 201, as Windows expects); a LOCK without a
+body refreshes the lock whose token the C{If} header submits.  Timeouts are
+bounded by L{fbtwist.store.locks.MAX_TIMEOUT}.
+"""
+
+from twisted.logger import Logger
+from twisted.web import http
+
+from fbtwist.access.permissions import Action
+from fbtwist.errors import InsufficientStorage, NotFound, PermissionDenied
+from fbtwist.store.locks import EXCLUSIVE, INFINITY, SHARED, Lock, LockConflict, TooManyLocks, parseTimeout
+from fbtwist.web.dav import conditions, urls
+from fbtwist.web.dav.davxml import (
+    XML_CONTENT_TYPE,
+    XML_DECLARATION,
+    DAVError,
+    davName,
+    expectRoot,
+    parseXML,
+    readBody,
+    serializeElement,
+)
+from fbtwist.web.dav.properties import activeLock
+from fbtwist.web.responses import HTTPError
+
+log = Logger()
+
+
+def parseLockInfo(root):
+    """
+    @return: (scope, owner XML) from a C{DAV:lockinfo}.
+    @raise HTTPError: 400 when the scope or the type is missing or unknown.
+    """
+    lockinfo = expectRoot(root, "lockinfo")
+    scope, locktype, owner = None, None, ""
+    for child in lockinfo:
+        if child.tag == davName("lockscope"):
+            for s in child:
+                if s.tag == davName(EXCLUSIVE):
+                    scope = EXCLUSIVE
+                elif s.tag == davName(SHARED):
+                    scope = SHARED
+        elif child.tag == davName("locktype"):
+            locktype = [t.tag for t in child]
+        elif child.tag == davName("owner"):
+            owner = serializeElement(child)
+    if scope is None:
+        raise HTTPError(http.BAD_REQUEST, "DAV:lockinfo needs a lockscope of exclusive or shared")
+    if locktype != [davName("write")]:
+        raise HTTPError(http.BAD_REQUEST, "only write locks exist")
+    return scope, owner
+
+
+def writeLockAnswer(request, lock: Lock, now: float, code: int) -> None:
+    body = (
+        XML_DECLARATION
+        + '<D:prop xmlns:D="DAV:"><D:lockdiscovery>'
+        + activeLock(lock, now)
+        + "</D:lockdiscovery></D:prop>\n"
+    ).encode("utf-8")
+    request.setResponseCode(code)
+    request.setHeader(b"Lock-Token", b"<" + lock.token.encode("ascii") + b">")
+    request.setHeader(b"Content-Type", XML_CONTENT_TYPE)
+    request.setHeader(b"Content-Length", b"%d" % len(body))
+    request.write(body)
+
+
+async def lock(avatar, path, request) -> None:
+    root = parseXML(readBody(request))
+    timeout = parseTimeout(request.getHeader(b"Timeout"))
+    locks = avatar.lockStore()
+    info = avatar.stat(path)
+    isCollection = info is not None and info.isCollection
+    avatar.authorize(Action.WRITE, path, isCollection)
+    if root is None:
+        await refresh(avatar, path, request, locks, info, timeout)
+        return
+    scope, owner = parseLockInfo(root)
+    depth = conditions.parseDepth(request, INFINITY, ("0", INFINITY))
+    lists = conditions.parseIfHeader(request)
+    conditions.checkIfHeader(avatar, request, path, locks, lists)
+    created = False
+    if info is None:
+        conditions.checkLocks(avatar, request, locks, [(path, False, True)], lists)
+        upload = avatar.openUpload(path)
+        created = upload.commit()
+    try:
+        newLock = locks.create(path, scope, depth, owner, avatar.uid, timeout)
+    except TooManyLocks:
+        if created:
+            avatar.delete(path)
+        raise InsufficientStorage("you hold too many locks; unlock some first") from None
+    except LockConflict as e:
+        if created:
+            avatar.delete(path)
+        root = avatar.store.stat(e.lock.path)
+        raise DAVError(423, "no-conflicting-lock", "the resource is locked",
+                       hrefs=[urls.href(e.lock.path, root is not None and root.isCollection)]) from None
+    log.info("{uid} locked {path} ({scope}, depth {depth}, {timeout} s)", uid=avatar.uid,
+             path="/".join(path), scope=scope, depth=newLock.depth, timeout=newLock.timeout)
+    writeLockAnswer(request, newLock, locks.clock.seconds(), http.CREATED if created else http.OK)
+
+
+async def refresh(avatar, path, request, locks, info, timeout) -> None:
+    lists = conditions.parseIfHeader(request)
+    if lists is None:
+        raise HTTPError(http.BAD_REQUEST, "a LOCK without a body refreshes a lock named in the If header")
+    if info is None:
+        raise HTTPError(http.PRECONDITION_FAILED, "nothing is locked there")
+    held = conditions.heldTokens(avatar, request, lists)
+    for current in locks.covering(path):
+        if current.token in held and current.principal == avatar.uid:
+            refreshed = locks.refresh(current.token, timeout)
+            if refreshed is not None:
+                writeLockAnswer(request, refreshed, locks.clock.seconds(), http.OK)
+                return
+    raise DAVError(http.PRECONDITION_FAILED, "lock-token-matches-request-uri",
+                   "no lock of yours with that token covers this resource")
+
+
+def parseLockToken(request) -> str:
+    header = request.getHeader(b"Lock-Token")
+    if header is None:
+        raise HTTPError(http.BAD_REQUEST, "UNLOCK needs a Lock-Token header")
+    token = header.decode("latin-1").strip()
+    if not (token.startswith("<") and token.endswith(">")):
+        raise HTTPError(http.BAD_REQUEST, "the Lock-Token must be a <coded-URL>")
+    return token[1:-1]
+
+
+async def unlock(avatar, path, request) -> None:
+    token = parseLockToken(request)
+    info = avatar.stat(path)
+    if info is None:
+        raise NotFound()
+    avatar.authorize(Action.WRITE, path, info.isCollection)
+    locks = avatar.lockStore()
+    current = locks.get(token)
+    if current is None or not current.covers(path):
+        raise DAVError(http.CONFLICT, "lock-token-matches-request-uri", "no such lock on this resource")
+    if current.principal != avatar.uid and not avatar.isAdmin:
+        raise PermissionDenied("the lock belongs to someone else")
+    locks.remove(token)
+    request.setResponseCode(http.NO_CONTENT)
