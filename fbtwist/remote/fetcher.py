@@ -27,12 +27,10 @@ of the URL than its origin: a calendar feed's path often is its password.
 """
 
 from dataclasses import dataclass, field
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from hyperlink import URL
 from OpenSSL import SSL
-from treq.client import HTTPClient
 from twisted.internet import defer, error as netError
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -41,13 +39,14 @@ from twisted.web import client as webClient
 # not HTTP at all.
 from twisted.web._newclient import ParseError
 from twisted.web.http import PotentialDataLoss
+from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH
 
 from fbtwist import __version__
 from fbtwist.remote.connect import FailClosedTLSPolicy, NameNotResolved, PinnedEndpointFactory
 from fbtwist.remote.credentials import Credentials
 from fbtwist.remote.metrics import IRemoteMetrics, NoMetrics
-from fbtwist.remote.policy import AddressPolicy, ForbiddenAddress
+from fbtwist.remote.policy import AddressPolicy, ForbiddenAddress, parseAddress
 from fbtwist.tlsclient import ServerCertificateRefused
 
 #: Statuses whose Location is followed.
@@ -116,7 +115,13 @@ def parseURL(text: str) -> URL:
     @raise FetchError: With reason C{bad-url} otherwise.
     """
     try:
-        url = URL.from_text(text).to_uri()
+        url = URL.from_text(text)
+        address = parseAddress(url.host)
+        if address is None:
+            url = url.to_uri()
+        else:
+            # hyperlink's to_uri would IDNA-encode an IPv6 address, and fail.
+            url = url.replace(host="address.invalid").to_uri().replace(host=str(address))
     except Exception:
         raise FetchError("bad-url", "the URL does not parse") from None
     if url.scheme not in ("http", "https"):
@@ -302,8 +307,10 @@ class Fetcher:
         # No connection is reused: each was checked for one fetch, and an
         # idle pool would outlive the deadline.
         pool = webClient.HTTPConnectionPool(reactor, persistent=False)
-        agent = webClient.Agent.usingEndpointFactory(reactor, endpoints, pool=pool)
-        self._client = HTTPClient(agent, cookiejar=CookieJar(DefaultCookiePolicy(allowed_domains=[])))
+        # Twisted's agent itself, not treq's client over it: treq turns
+        # every URL into a URI with hyperlink, which fails on an IPv6
+        # address; and the agent keeps no cookies.
+        self._agent = webClient.Agent.usingEndpointFactory(reactor, endpoints, pool=pool)
 
     def fetch(self, url: str, credentials: Optional[Credentials] = None, *, validate=None,
               etag: Optional[str] = None, lastModified: Optional[str] = None,
@@ -386,8 +393,7 @@ class Fetcher:
                 headers[b"If-None-Match"] = [etag.encode("latin-1")]
             if lastModified is not None:
                 headers[b"If-Modified-Since"] = [lastModified.encode("latin-1")]
-            response = await self._client.request("GET", url.to_text().encode("ascii"), headers=headers,
-                                                  allow_redirects=False, unbuffered=True)
+            response = await self._agent.request(b"GET", url.to_text().encode("ascii"), Headers(headers))
             status = response.code
             if status in REDIRECTS:
                 location = _firstHeader(response.headers, b"location")
