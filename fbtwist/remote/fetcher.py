@@ -61,7 +61,7 @@ class FetchError(Exception):
 
     @ivar reason: One short phrase, the same for every failure of a kind
         (for logs and metrics): C{bad-url}, C{dns}, C{forbidden-address},
-        C{connect}, C{tls}, C{timeout}, C{busy}, C{bad-response},
+        C{connect}, C{tls}, C{timeout}, C{bad-response},
         C{connection-lost}, C{redirect-loop}, C{too-many-redirects},
         C{bad-redirect}, C{http-NNN}, C{too-large}, C{not-calendar},
         C{internal-error}.
@@ -164,35 +164,26 @@ def _firstHeader(headers, name: bytes) -> Optional[str]:
 class _BodyReader(Protocol):
     """
     Collects a response's body into L{finished}, stopping the connection
-    as soon as it passes C{limit} bytes (or declares more).
+    as soon as it passes C{limit} bytes.
     """
 
-    def __init__(self, limit: int, declared, origin: str):
+    def __init__(self, limit: int, origin: str):
         self.limit = limit
-        self.declared = declared
         self.origin = origin
         self.parts = []
         self.size = 0
         self.finished = defer.Deferred(self._cancel)
-
-    def connectionMade(self):
-        if self.declared is not UNKNOWN_LENGTH and self.declared > self.limit:
-            self._refuse()
 
     def dataReceived(self, data: bytes):
         if self.finished.called:
             return
         self.size += len(data)
         if self.size > self.limit:
-            self._refuse()
+            self.parts = []
+            self.transport.stopProducing()
+            self.finished.errback(_tooLarge(self.origin, self.limit))
         else:
             self.parts.append(data)
-
-    def _refuse(self):
-        self.parts = []
-        self.transport.stopProducing()
-        self.finished.errback(FetchError(
-            "too-large", f"the answer from {self.origin} is larger than the limit of {self.limit} bytes"))
 
     def _cancel(self, _):
         self.parts = []
@@ -208,18 +199,31 @@ class _BodyReader(Protocol):
             self.finished.errback(reason)
 
 
+def _tooLarge(origin: str, limit: int) -> FetchError:
+    return FetchError("too-large", f"the answer from {origin} is larger than the limit of {limit} bytes")
+
+
 class _Discard(Protocol):
     """
-    Drops a body that is not wanted (a redirect's, an error's) by closing
-    the connection: fetches never reuse connections.
+    Drops a body that is not wanted (a redirect's, an error's, one too
+    large) by closing the connection, as soon as the response has handed
+    it over: fetches never reuse connections.
     """
 
-    def connectionMade(self):
-        self.transport.stopProducing()
+    lost = False
+
+    def stop(self):
+        if not self.lost and self.transport is not None:
+            self.transport.stopProducing()
+
+    def connectionLost(self, reason):
+        self.lost = True
 
 
-def _discard(response) -> None:
-    response.deliverBody(_Discard())
+def _discard(response, reactor) -> None:
+    protocol = _Discard()
+    response.deliverBody(protocol)
+    reactor.callLater(0, protocol.stop)
 
 
 def _reasons(failure) -> list:
@@ -335,14 +339,11 @@ class Fetcher:
         domain = domain or target.host
         origin = describeOrigin(target)
         self.metrics.fetch(domain)
-        waiting = [True]
 
         async def run():
-            return await self._fetch(target, credentials, validate or self.validate, etag, lastModified, waiting)
+            return await self._fetch(target, credentials, validate or self.validate, etag, lastModified)
 
         def timedOut(result, timeout):
-            if waiting[0]:
-                raise FetchError("busy", f"no fetch could start within {timeout:g} seconds: too many at once")
             raise FetchError("timeout", f"{origin} did not answer completely within {timeout:g} seconds")
 
         def failed(failure):
@@ -362,23 +363,26 @@ class Fetcher:
         d.addErrback(failed)
         return d
 
-    async def _fetch(self, url: URL, credentials, validate, etag, lastModified, waiting) -> FetchResult:
+    async def _fetch(self, url: URL, credentials, validate, etag, lastModified) -> FetchResult:
+        # The origin's slot first: a fetch waiting for a busy origin must not
+        # hold one of the overall slots that fetches elsewhere could use.
         origin = originOf(url)
-        await self._slots.acquire()
+        originSlots = self._originSlots.get(origin)
+        if originSlots is None:
+            originSlots = self._originSlots[origin] = defer.DeferredSemaphore(self.maxPerOrigin)
         try:
-            originSlots = self._originSlots.get(origin)
-            if originSlots is None:
-                originSlots = self._originSlots[origin] = defer.DeferredSemaphore(self.maxPerOrigin)
             await originSlots.acquire()
             try:
-                waiting[0] = False
-                return await self._follow(url, credentials, validate, etag, lastModified)
+                await self._slots.acquire()
+                try:
+                    return await self._follow(url, credentials, validate, etag, lastModified)
+                finally:
+                    self._slots.release()
             finally:
                 originSlots.release()
-                if originSlots.tokens == originSlots.limit and not originSlots.waiting:
-                    self._originSlots.pop(origin, None)
         finally:
-            self._slots.release()
+            if originSlots.tokens == originSlots.limit and not originSlots.waiting:
+                self._originSlots.pop(origin, None)
 
     async def _follow(self, url: URL, credentials, validate, etag, lastModified) -> FetchResult:
         first = originOf(url)
@@ -397,19 +401,22 @@ class Fetcher:
             status = response.code
             if status in REDIRECTS:
                 location = _firstHeader(response.headers, b"location")
-                _discard(response)
+                _discard(response, self.reactor)
                 url = self._redirect(url, location, origin)
                 if url.to_text() in seen:
                     raise FetchError("redirect-loop", f"{origin} redirects in a loop")
                 seen.add(url.to_text())
                 continue
             if status == 304 and (etag is not None or lastModified is not None):
-                _discard(response)
+                _discard(response, self.reactor)
                 return self._result(url, response, b"", None)
             if not 200 <= status < 300:
-                _discard(response)
+                _discard(response, self.reactor)
                 raise FetchError(f"http-{status}", f"{origin} answered {status}")
-            reader = _BodyReader(self.maxSize, response.length, origin)
+            if response.length is not UNKNOWN_LENGTH and response.length > self.maxSize:
+                _discard(response, self.reactor)
+                raise _tooLarge(origin, self.maxSize)
+            reader = _BodyReader(self.maxSize, origin)
             response.deliverBody(reader)
             body = await reader.finished
             value = None
