@@ -129,7 +129,7 @@ class FetchCache:
 
         @param domain: Names the request in metrics (C{url}'s host when
             C{None}).
-        @return: A L{defer.Deferred} firing with a L{FetchResult} (C{stale}
+        @return: A L{twisted.internet.defer.Deferred} firing with a L{FetchResult} (C{stale}
             set when the origin failed and an expired answer is given), or
             failing with a L{FetchError}.
         """

@@ -69,9 +69,9 @@ class FailClosedTLSPolicy:
 
 def resolve(resolver, host: str, port: int) -> defer.Deferred:
     """
-    Resolve C{host} with an L{IHostnameResolver}.
+    Resolve C{host} with a L{twisted.internet.interfaces.IHostnameResolver}.
 
-    @return: A L{defer.Deferred} firing with the list of addresses (IPv4 and
+    @return: A L{twisted.internet.defer.Deferred} firing with the list of addresses (IPv4 and
         IPv6, in the resolver's order), empty when the name does not resolve.
     """
     addresses: List[Address] = []
@@ -121,7 +121,7 @@ class PinnedEndpoint:
 
     def connect(self, protocolFactory) -> defer.Deferred:
         """
-        @return: A L{defer.Deferred} firing with the connected protocol, or
+        @return: A L{twisted.internet.defer.Deferred} firing with the connected protocol, or
             failing with L{ForbiddenAddress}, L{NameNotResolved} or the last
             connection error.
         """

@@ -328,7 +328,7 @@ class Fetcher:
             given, the fetch is conditional and may answer 304.
         @param domain: Names the fetch in metrics (C{url}'s host when
             C{None}).
-        @return: A L{defer.Deferred} firing with a L{FetchResult}, or
+        @return: A L{twisted.internet.defer.Deferred} firing with a L{FetchResult}, or
             failing with a L{FetchError}.
         """
         try:
