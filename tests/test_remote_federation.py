@@ -23,6 +23,7 @@ from fbtwist.remote.federation import (
     parseFederationOption,
     parseFederationSection,
     parseFreeBusyURL,
+    parseTrustRoot,
 )
 from fbtwist.remote.policy import ForbiddenAddress
 from tests.helpers import outlookVFB
@@ -200,6 +201,23 @@ class AllowListTests(SynchronousTestCase):
         policy.check(ipaddress.ip_address("10.20.3.4"))
         self.assertRaises(ForbiddenAddress, policy.check, ipaddress.ip_address("10.21.0.1"))
         self.assertRaises(ValueError, parseAllowedNetworks, "10.0.0.0/33")
+
+
+class TrustRootTests(SynchronousTestCase):
+    """
+    The CA file for remote servers.
+    """
+
+    def test_parsed(self):
+        """
+        A file without a PEM certificate, or a missing file, is refused
+        (L{tests.test_remote_loopback.HTTPSTests} fetches with a good one).
+        """
+        path = self.mktemp()
+        self.assertRaises(ValueError, parseTrustRoot, path)
+        with open(path, "wb") as f:
+            f.write(b"no certificate here\n")
+        self.assertRaises(ValueError, parseTrustRoot, path)
 
 
 class ValidatorTests(SynchronousTestCase):

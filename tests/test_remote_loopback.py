@@ -22,6 +22,7 @@ from twisted.web.server import NOT_DONE_YET, Site
 from fbtwist.remote.cache import FetchCache
 from fbtwist.remote.calendars import freeBusyCalendar
 from fbtwist.remote.credentials import Credentials
+from fbtwist.remote.federation import parseTrustRoot
 from fbtwist.remote.fetcher import Fetcher, FetchError
 from fbtwist.remote.metrics import CountingMetrics
 from fbtwist.remote.policy import AddressPolicy
@@ -198,6 +199,25 @@ class NotHTTP(Protocol):
         self.transport.loseConnection()
 
 
+class EndlessHeaders(Protocol):
+    """
+    Answers with headers that never end.
+    """
+
+    def connectionMade(self):
+        self.transport.write(b"HTTP/1.1 200 OK\r\n")
+        self.more()
+
+    def more(self):
+        if self.transport.connected:
+            self.transport.write(b"X-Filler: " + b"x" * 1000 + b"\r\n")
+            self.call = reactor.callLater(0, self.more)
+
+    def connectionLost(self, reason):
+        if getattr(self, "call", None) is not None and self.call.active():
+            self.call.cancel()
+
+
 class LoopbackTests(TestCase):
     """
     Fetches from real servers on 127.0.0.1.
@@ -332,6 +352,17 @@ class LoopbackTests(TestCase):
         self.addCleanup(port.stopListening)
         await self.fails(self.url("x.vfb", port=port.getHost().port), "bad-response")
 
+    async def test_endlessHeaders(self):
+        """
+        Headers that never end are cut off at the size limit, not read for
+        the whole deadline: too-large.
+        """
+        port = reactor.listenTCP(0, Factory.forProtocol(EndlessHeaders), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        started = time.monotonic()
+        await self.fails(self.url("x.vfb", port=port.getHost().port), "too-large", self.makeFetcher(maxSize=1000))
+        self.assertLess(time.monotonic() - started, TIMEOUT / 2)
+
     async def test_redirectFollowed(self):
         """
         A relative redirect on the same server is followed; the result names
@@ -424,8 +455,15 @@ class HTTPSTests(TestCase):
     closeSite = LoopbackTests.closeSite
 
     def fetcher(self, pki):
+        """
+        A fetcher trusting C{pki}'s CA, read from a file as an operator
+        gives it.
+        """
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(_pem(pki.otherCACert) + _pem(pki.caCert))
         return Fetcher(reactor, policy=LOOPBACK, timeout=TIMEOUT, validate=freeBusyCalendar,
-                       trustRoot=Certificate.loadPEM(_pem(pki.caCert)))
+                       trustRoot=parseTrustRoot(path))
 
     async def test_verified(self):
         """

@@ -15,6 +15,10 @@ and TLS still sends it as SNI and verifies the certificate against it
 Every request of a fetch, each redirect included, connects through
 L{PinnedEndpointFactory}, so a redirect to an internal address is refused
 like a first request to one.
+
+Each connection also stops after receiving C{maxBytes}: Twisted's HTTP
+client bounds the length of a header line but not their number, so without
+this a server could fill memory with headers before any body limit applies.
 """
 
 from collections import OrderedDict
@@ -25,7 +29,9 @@ from twisted.internet.address import IPv4Address as TwistedIPv4, IPv6Address as 
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
 from twisted.internet.error import ConnectError
 from twisted.internet.interfaces import IResolutionReceiver, IStreamClientEndpoint
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.web.iweb import IAgentEndpointFactory, IPolicyForHTTPS
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from fbtwist.remote.policy import Address, AddressPolicy, parseAddress
@@ -36,6 +42,45 @@ class NameNotResolved(Exception):
     """
     A host name resolved to no address.
     """
+
+
+class TooMuchData(Exception):
+    """
+    A connection received more than its limit; it was closed.
+    """
+
+
+class _ByteLimit(ProtocolWrapper):
+    """
+    Passes at most the factory's C{limit} bytes on, then aborts the
+    connection, which the protocol above sees lost with L{TooMuchData}.
+    """
+
+    received = 0
+    exceeded = False
+
+    def dataReceived(self, data: bytes):
+        if self.exceeded:
+            return
+        self.received += len(data)
+        if self.received > self.factory.limit:
+            self.exceeded = True
+            self.transport.abortConnection()
+            return
+        super().dataReceived(data)
+
+    def connectionLost(self, reason):
+        if self.exceeded:
+            reason = Failure(TooMuchData(f"more than {self.factory.limit} bytes arrived"))
+        super().connectionLost(reason)
+
+
+class _ByteLimitFactory(WrappingFactory):
+    protocol = _ByteLimit
+
+    def __init__(self, wrappedFactory, limit: int):
+        super().__init__(wrappedFactory)
+        self.limit = limit
 
 
 @implementer(IPolicyForHTTPS)
@@ -103,14 +148,16 @@ class PinnedEndpoint:
     """
     Connects to C{host}: resolves it (unless it is an address), checks every
     address with C{policy}, then tries the addresses in turn, connecting to
-    the address itself.
+    the address itself.  The connection is closed after C{maxBytes}
+    received.
 
     @param tlsCreator: Client TLS options for C{host}, or C{None} for plain
         TCP.
     """
 
     def __init__(self, reactor, resolver, policy: AddressPolicy, host: str, port: int, tlsCreator=None,
-                 timeout: float = 2.0):
+                 timeout: float = 2.0, maxBytes: int = 2 << 20):
+        self._maxBytes = maxBytes
         self._reactor = reactor
         self._resolver = resolver
         self._policy = policy
@@ -143,9 +190,11 @@ class PinnedEndpoint:
             if self._tlsCreator is not None:
                 endpoint = wrapClientTLS(self._tlsCreator, endpoint)
             try:
-                return await endpoint.connect(protocolFactory)
+                limited = await endpoint.connect(_ByteLimitFactory(protocolFactory, self._maxBytes))
             except ConnectError as e:
                 error = e
+            else:
+                return limited.wrappedProtocol
         raise error
 
 
@@ -157,7 +206,8 @@ class PinnedEndpointFactory:
     """
 
     def __init__(self, reactor, resolver, policy: AddressPolicy, tlsPolicy: IPolicyForHTTPS,
-                 timeout: float = 2.0):
+                 timeout: float = 2.0, maxBytes: int = 2 << 20):
+        self._maxBytes = maxBytes
         self._reactor = reactor
         self._resolver = resolver
         self._policy = policy
@@ -171,4 +221,4 @@ class PinnedEndpointFactory:
         host = uri.host.decode("ascii")
         tlsCreator = self._tlsPolicy.creatorForNetloc(uri.host, uri.port) if uri.scheme == b"https" else None
         return PinnedEndpoint(self._reactor, self._resolver, self._policy, host, uri.port, tlsCreator,
-                              self._timeout)
+                              self._timeout, self._maxBytes)

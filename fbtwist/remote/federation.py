@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, Optional, Tuple
 from urllib.parse import quote
 
-from fbtwist.config import parseDomainList, parseNetworks
+from fbtwist.config import caCertificates, parseCACertificates, parseDomainList, parseNetworks
 from fbtwist.remote.credentials import Credentials, readCredentials
 from fbtwist.remote.fetcher import FetchError, parseURL
 from fbtwist.remote.policy import AddressPolicy
@@ -193,3 +193,16 @@ def parseAllowedNetworks(text: str) -> AddressPolicy:
     internal network.
     """
     return AddressPolicy(parseNetworks(text))
+
+
+def parseTrustRoot(text: str):
+    """
+    A PEM file of the CAs that remote servers' certificates must chain to,
+    instead of the platform's (for partners with a private CA).
+
+    @return: An C{IOpenSSLTrustRoot} for L{fbtwist.remote.fetcher.Fetcher}'s
+        C{trustRoot}.
+    """
+    from twisted.internet.ssl import trustRootFromCertificates
+
+    return trustRootFromCertificates(caCertificates(parseCACertificates(text)))

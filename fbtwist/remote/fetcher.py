@@ -43,7 +43,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH
 
 from fbtwist import __version__
-from fbtwist.remote.connect import FailClosedTLSPolicy, NameNotResolved, PinnedEndpointFactory
+from fbtwist.remote.connect import FailClosedTLSPolicy, NameNotResolved, PinnedEndpointFactory, TooMuchData
 from fbtwist.remote.credentials import Credentials
 from fbtwist.remote.metrics import IRemoteMetrics, NoMetrics
 from fbtwist.remote.policy import AddressPolicy, ForbiddenAddress, parseAddress
@@ -53,6 +53,10 @@ from fbtwist.tlsclient import ServerCertificateRefused
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 Origin = Tuple[str, str, int]
+
+#: What a connection may receive besides the body (status line, headers,
+#: chunk framing), in bytes.
+HEADER_ALLOWANCE = 64 << 10
 
 
 class FetchError(Exception):
@@ -199,7 +203,9 @@ class _BodyReader(Protocol):
             self.finished.errback(reason)
 
 
-def _tooLarge(origin: str, limit: int) -> FetchError:
+def _tooLarge(origin: str, limit: Optional[int]) -> FetchError:
+    if limit is None:
+        return FetchError("too-large", f"the answer from {origin} is too large (its headers alone)")
     return FetchError("too-large", f"the answer from {origin} is larger than the limit of {limit} bytes")
 
 
@@ -250,6 +256,8 @@ def explain(failure, origin: str) -> Optional[FetchError]:
         return FetchError("connect", f"cannot connect to {origin} ({_oneLine(failure.getErrorMessage())})")
     inner = [failure] + _reasons(failure)
     for each in inner:
+        if each.check(TooMuchData):
+            return _tooLarge(origin, None)
         if each.check(ServerCertificateRefused):
             # VerifyingClientTLS's hint names the directory's CA option.
             why = each.getErrorMessage().replace(" (see --ldap-ca)", "")
@@ -307,7 +315,8 @@ class Fetcher:
         self._originSlots: Dict[Origin, defer.DeferredSemaphore] = {}
         endpoints = PinnedEndpointFactory(
             reactor, resolver if resolver is not None else reactor.nameResolver,
-            policy if policy is not None else AddressPolicy(), FailClosedTLSPolicy(trustRoot), timeout)
+            policy if policy is not None else AddressPolicy(), FailClosedTLSPolicy(trustRoot), timeout,
+            maxSize + HEADER_ALLOWANCE)
         # No connection is reused: each was checked for one fetch, and an
         # idle pool would outlive the deadline.
         pool = webClient.HTTPConnectionPool(reactor, persistent=False)
