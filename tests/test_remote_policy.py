@@ -7,6 +7,7 @@ made for the test and the HTTP exchange written by hand.
 
 import ipaddress
 
+from twisted.internet import defer
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IHostnameResolver, IStreamClientEndpoint
 from twisted.internet.testing import MemoryReactorClock, StringTransport
@@ -429,6 +430,21 @@ class FetcherTests(SynchronousTestCase):
         protocol, _ = self.connect()
         protocol.dataReceived(response(200, body=b"BEGIN:VCALENDAR"))
         self.assertIn("no VFREEBUSY here", self.failure("not-calendar").message)
+
+    def test_deferredValidator(self):
+        """
+        A validator may answer later, through a Deferred, and refuse the
+        same way; the deadline covers it.
+        """
+        pending = defer.Deferred()
+        for answer, expected in [(defer.succeed("parsed"), "parsed"), (defer.fail(ValueError("no")), "not-calendar"),
+                                 (pending, "timeout")]:
+            self.start("http://fb.partner.example/x.vfb", validate=lambda body, answer=answer: answer)
+            protocol, _ = self.connect()
+            protocol.dataReceived(response(200, body=b"BEGIN:VCALENDAR"))
+            self.reactor.advance(2.1)
+            outcome = self.outcome[0]
+            self.assertEqual(outcome.value if expected == "parsed" else outcome.value.reason, expected)
 
     def test_validatorBug(self):
         """

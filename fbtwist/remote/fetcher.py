@@ -295,6 +295,9 @@ class Fetcher:
     @param validate: Called with a body; returns what the L{FetchResult}
         keeps as C{value}, or raises L{ValueError} (or an fbtwist error)
         when the body is not what was wanted.  C{None} accepts any body.
+        It runs in the reactor's thread; one that may be slow can return a
+        L{twisted.internet.defer.Deferred} (from C{deferToThreadPool}) and
+        fail it the same way; the deadline covers it too.
     @param metrics: Told of every fetch and failure.
     """
 
@@ -432,6 +435,8 @@ class Fetcher:
             if validate is not None:
                 try:
                     value = validate(body)
+                    if isinstance(value, defer.Deferred):
+                        value = await value
                 except Exception as e:
                     if not isinstance(e, ValueError) and getattr(e, "reason", None) is None:
                         raise
