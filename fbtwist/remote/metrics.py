@@ -1,0 +1,102 @@
+"""
+What the remote fetching layer reports for metrics: a small callback
+interface, so that the layer needs no metrics library, and tests and the
+service can each plug in their own counter.
+
+Every call names the I{domain} the fetch was for (the federation domain, or
+the URL's host when there is none); failures also carry the L{FetchError}'s
+short reason (C{timeout}, C{http-404}, ...).
+"""
+
+from collections import Counter
+from typing import Optional
+
+from zope.interface import Interface, implementer
+
+
+class IRemoteMetrics(Interface):
+    """
+    Receives counts of remote fetches and cache answers.
+    """
+
+    def fetch(domain: str) -> None:
+        """
+        A fetch went to the network (one per fetch, redirects included).
+        """
+
+    def hit(domain: str) -> None:
+        """
+        The cache answered without asking the origin (a fresh answer, a
+        remembered 404, or a failure remembered for a short while).
+        """
+
+    def miss(domain: str) -> None:
+        """
+        The cache had no fresh answer and asked the origin (or joined a
+        request already asking it).
+        """
+
+    def failure(domain: str, reason: str) -> None:
+        """
+        A fetch failed, for C{reason}.
+        """
+
+    def stale(domain: str) -> None:
+        """
+        The origin could not be asked, and an expired answer was given,
+        marked stale.
+        """
+
+
+@implementer(IRemoteMetrics)
+class NoMetrics:
+    """
+    Counts nothing.
+    """
+
+    def fetch(self, domain: str) -> None:
+        pass
+
+    def hit(self, domain: str) -> None:
+        pass
+
+    def miss(self, domain: str) -> None:
+        pass
+
+    def failure(self, domain: str, reason: str) -> None:
+        pass
+
+    def stale(self, domain: str) -> None:
+        pass
+
+
+@implementer(IRemoteMetrics)
+class CountingMetrics:
+    """
+    Counts each event in L{counts}, keyed C{(event, domain)} or, for
+    failures, C{("failure", domain, reason)}.
+    """
+
+    def __init__(self):
+        self.counts: Counter = Counter()
+
+    def count(self, event: str, domain: str, reason: Optional[str] = None) -> int:
+        """
+        @return: How many times C{event} was counted for C{domain}.
+        """
+        return self.counts[(event, domain) if reason is None else (event, domain, reason)]
+
+    def fetch(self, domain: str) -> None:
+        self.counts["fetch", domain] += 1
+
+    def hit(self, domain: str) -> None:
+        self.counts["hit", domain] += 1
+
+    def miss(self, domain: str) -> None:
+        self.counts["miss", domain] += 1
+
+    def failure(self, domain: str, reason: str) -> None:
+        self.counts["failure", domain, reason] += 1
+
+    def stale(self, domain: str) -> None:
+        self.counts["stale", domain] += 1
