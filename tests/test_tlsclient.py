@@ -1,5 +1,5 @@
 """
-L{fbtwist.directory.tlsclient} in memory: TLS handshakes over L{iosim} between a
+L{fbtwist.tlsclient} in memory: TLS handshakes over L{iosim} between a
 server with a test certificate and a client using L{VerifyingClientTLS}.
 The same cases run against slapd in L{tests.test_directory_tls}; these
 keep the contract with Twisted (its connection, our verification
@@ -16,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from fbtwist.directory.tlsclient import ServerCertificateRefused, VerifyingClientTLS
+from fbtwist.tlsclient import ServerCertificateRefused, VerifyingClientTLS
 from tests.slapd import _pem, _TestPKI
 
 

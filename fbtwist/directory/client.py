@@ -16,7 +16,7 @@ from twisted.internet.protocol import Factory
 from zope.interface import implementer
 
 from fbtwist.directory.ber import _messageEnd, _searchEntryMessage
-from fbtwist.directory.tlsclient import ServerCertificateRefused
+from fbtwist.tlsclient import ServerCertificateRefused
 
 # Result codes that mean "the directory cannot answer now", not "no".
 _UNAVAILABLE_CODES = {

@@ -15,7 +15,7 @@ Connections:
     searches;
   - the name index is loaded on a connection of its own, closed after;
   - TLS (C{ldaps://} or StartTLS) is always verified against the host name
-    in the certificate's subjectAltName (L{fbtwist.directory.tlsclient}); a
+    in the certificate's subjectAltName (L{fbtwist.tlsclient}); a
     certificate that does not verify is an outage, never a reason to fall
     back to plain text;
   - every call has a timeout; after a failure new connections are attempted
@@ -63,9 +63,9 @@ from fbtwist.directory.loginforms import AD_CAPABILITY, SAM_ACCOUNT_NAME, LoginF
 from fbtwist.directory.nameindex import NameIndex, NameIndexBuilder, indexOf
 from fbtwist.directory.paging import NAME_INDEX_PAGE_SIZE, _searchNames, pagedResultsControl, pagedResultsCookie
 from fbtwist.directory.pools import _BindPool, _SearchPool
-from fbtwist.directory.tlsclient import VerifyingClientTLS
 from fbtwist.errors import DirectoryUnavailable, WrongPassword
 from fbtwist.interfaces import IDirectory
+from fbtwist.tlsclient import VerifyingClientTLS
 
 #: The first delay before reconnecting after a failure (seconds); it doubles
 #: with each further failure up to the directory's C{retryMax}.

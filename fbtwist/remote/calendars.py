@@ -7,7 +7,7 @@ A cheap look at the first bytes comes first, so that an HTML error page or
 another large wrong answer is turned away without being parsed.
 """
 
-from fbtwist import ical
+from fbtwist.calendar import ical
 from fbtwist.errors import InvalidCalendar
 
 _BOM = b"\xef\xbb\xbf"

@@ -25,13 +25,14 @@ from collections import OrderedDict
 from typing import List
 
 from twisted.internet import defer
-from twisted.internet.address import IPv4Address as TwistedIPv4, IPv6Address as TwistedIPv6
+from twisted.internet.address import IPv4Address as TwistedIPv4
+from twisted.internet.address import IPv6Address as TwistedIPv6
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
 from twisted.internet.error import ConnectError
 from twisted.internet.interfaces import IResolutionReceiver, IStreamClientEndpoint
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
-from twisted.web.iweb import IAgentEndpointFactory, IPolicyForHTTPS
 from twisted.python.failure import Failure
+from twisted.web.iweb import IAgentEndpointFactory, IPolicyForHTTPS
 from zope.interface import implementer
 
 from fbtwist.remote.policy import Address, AddressPolicy, parseAddress

@@ -31,10 +31,12 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 from hyperlink import URL
 from OpenSSL import SSL
-from twisted.internet import defer, error as netError
+from twisted.internet import defer
+from twisted.internet import error as netError
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.web import client as webClient
+
 # ParseError has no public name; it is the one sign of a response that is
 # not HTTP at all.
 from twisted.web._newclient import ParseError
