@@ -51,6 +51,23 @@ class RatioTests(unittest.SynchronousTestCase):
         self.assertIn("**WsgiDAV does not check LDAP**", table)
 
 
+class TargetsTests(unittest.SynchronousTestCase):
+    def test_millionPropfindIsJudgedByGrowth(self):
+        """The million-file PROPFIND is judged by how much memory grows, not by the name index already held."""
+        million = dict(row("fbtwist", "(c) PROPFIND Depth 1, 1000000 files", rps=0.03), users=1000000,
+                       rss=353 * 2**20, rssBefore=350 * 2**20)
+        lines = compare.targets([million, dict(million, server="fbtwist x2", rss=600 * 2**20)])
+        self.assertIn("| PROPFIND of 1,000,000 files, memory flat (grows < 150 MB) | fbtwist: 350 MB before, "
+                      "353 MB at the peak (+3 MB) | yes |", lines)
+        self.assertIn("| PROPFIND of 1,000,000 files, memory flat (grows < 150 MB) | fbtwist x2: 350 MB before, "
+                      "600 MB at the peak (+250 MB) | **no** |", lines)
+
+    def test_slowRate(self):
+        """A rate below one request a second keeps two significant digits."""
+        self.assertEqual(compare.formatNumber(1 / 30.2), "0.033")
+        self.assertEqual(compare.formatNumber(1234.5), "1,234.5")
+
+
 class NameIndexLogTests(unittest.SynchronousTestCase):
     def test_parse(self):
         """Each worker's "name index loaded" line gives its entries, names and seconds."""
