@@ -1,6 +1,7 @@
 """
 fbtwist against the classic free/busy stack: Apache httpd 2.4 with mod_dav,
-mod_dav_fs and mod_authnz_ldap, on the same directory and the same files.
+mod_dav_fs and mod_authnz_ldap, and against WsgiDAV (a Python WebDAV server
+on cheroot), on the same directory and the same files.
 
 Run it with C{bench/run} (which installs what it needs, then runs
 C{python -m bench.compare} from the top of the tree); C{bench/run --help}
@@ -11,6 +12,7 @@ directory that is removed afterwards (C{--keep} keeps it).
 import argparse
 import base64
 import datetime
+import http.client
 import json
 import os
 import platform
@@ -29,8 +31,11 @@ TOP = os.path.dirname(HERE)
 sys.path.insert(0, TOP)
 
 from bench.pace import pick, runPaced, summarize  # noqa: E402
+from tests.slapd import SlapdServer, _baseEntry as baseEntry, hashPassword  # noqa: E402
 from tests.processes import (  # noqa: E402
     ADMIN_GROUP,
+    PEOPLE,
+    SUFFIX,
     FbtwistProcess,
     UserDirectory,
     basicAuthorization,
@@ -39,6 +44,7 @@ from tests.processes import (  # noqa: E402
     request,
     userName,
     userPassword,
+    usersLDIF,
     waitForPort,
 )
 
@@ -214,7 +220,75 @@ class ApacheProcess:
                     self.process.kill()
 
 
-def versions() -> Dict[str, str]:
+# --- WsgiDAV -----------------------------------------------------------------
+
+#: WsgiDAV and its server, pinned; installed from PyPI into a virtualenv of
+#: the benchmark's own (fbtwist does not depend on them).
+WSGIDAV_REQUIREMENTS = ("wsgidav==4.4.0", "cheroot==11.1.2")
+WSGIDAV_THREADS = 32
+
+
+def wsgidavPython(venv: str) -> str:
+    """
+    The Python of a virtualenv at C{venv} holding L{WSGIDAV_REQUIREMENTS},
+    made (or completed) if needed.
+    """
+    python = os.path.join(venv, "bin", "python")
+    marker = os.path.join(venv, ".bench-requirements")
+    wanted = " ".join(WSGIDAV_REQUIREMENTS)
+    try:
+        with open(marker) as f:
+            if f.read() == wanted and os.path.exists(python):
+                return python
+    except FileNotFoundError:
+        pass
+    print(f"  installing {wanted} into {venv}", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *WSGIDAV_REQUIREMENTS],
+                   check=True)
+    with open(marker, "w") as f:
+        f.write(wanted)
+    return python
+
+
+class WsgidavProcess:
+    """
+    WsgiDAV on cheroot (L{WSGIDAV_THREADS} threads) serving C{tree} as
+    bench/wsgidavserver.py configures it: anonymous read-only /calendar,
+    Basic-auth /pub/calendar for the C{users} generated users, checked
+    from memory (WsgiDAV 4 has no LDAP domain controller).
+    """
+
+    def __init__(self, root: str, tree: str, users: int, python: str):
+        self.root = root
+        self.port = freePort()
+        self.args = [python, os.path.join(HERE, "wsgidavserver.py"), str(self.port), tree, str(users),
+                     str(WSGIDAV_THREADS)]
+        self.process: Optional[subprocess.Popen] = None
+
+    def start(self) -> "WsgidavProcess":
+        os.makedirs(self.root, exist_ok=True)
+        with open(os.path.join(self.root, "wsgidav.log"), "ab") as log:
+            self.process = subprocess.Popen(self.args, cwd=self.root, stdin=subprocess.DEVNULL, stdout=log,
+                                            stderr=subprocess.STDOUT)
+        waitForPort(self.port, 60, self.process)
+        return self
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+def versions(wsgidav: Optional[str] = None) -> Dict[str, str]:
     def first(argv, pattern=None):
         try:
             out = subprocess.run(argv, capture_output=True, text=True, timeout=10)
@@ -236,6 +310,9 @@ def versions() -> Dict[str, str]:
         "Apache": first(["/usr/sbin/apache2", "-v"], "Server version"),
         "OpenLDAP": first(["/usr/sbin/slapd", "-VV"]),
         "wrk": first(["wrk", "-v"]),
+        **({"WsgiDAV": first([wsgidav, "-c", "import wsgidav, cheroot; "
+                              "print(f'WsgiDAV {wsgidav.__version__} on cheroot {cheroot.__version__}')"])}
+           if wsgidav else {}),
     }
 
 
@@ -398,6 +475,11 @@ class Results:
     def __init__(self):
         self.rows: List[dict] = []
         self.notes: List[str] = []
+        #: (users, server) -> what fbtwist logged loading its name index and
+        #: its resident memory once loaded, before any load.
+        self.startup: Dict[tuple, dict] = {}
+        #: The million-user run's set-up times and one-off measurements.
+        self.million: Dict[str, object] = {}
 
     def add(self, users, workload, server, result: dict):
         row = dict(users=users, workload=workload, server=server, **result)
@@ -427,6 +509,7 @@ def writeFiles(folder: str, names, body: bytes) -> None:
     Write C{body} under each name, with the ETag attribute fbtwist's store
     would have set (without the fsync of each: this is set-up).
     """
+    # The one place the benchmark uses fbtwist's internals.
     from fbtwist.store.files import _setEtagAttribute, etagForContent
 
     os.makedirs(folder, exist_ok=True)
@@ -436,6 +519,31 @@ def writeFiles(folder: str, names, body: bytes) -> None:
         with open(path, "wb") as f:
             f.write(body)
         _setEtagAttribute(path, etag)
+
+
+#: ext4 allows 65,000 links to one inode.
+LINKS_PER_INODE = 60000
+
+
+def linkFiles(folder: str, names, body: bytes) -> int:
+    """
+    Like L{writeFiles}, for a million names in minutes and a few MB of
+    disk: one file written (with its ETag attribute) per L{LINKS_PER_INODE}
+    names, the others hard links to it.  Servers read the same bytes (a
+    publish replaces a link with a file of its own).
+
+    @return: the number of names.
+    """
+    count = 0
+    source = None
+    for name in names:
+        if count % LINKS_PER_INODE == 0:
+            writeFiles(folder, [name], body)
+            source = os.path.join(folder, name)
+        else:
+            os.link(source, os.path.join(folder, name))
+        count += 1
+    return count
 
 
 def writeTree(tree: str, users: int, body: bytes) -> None:
@@ -453,31 +561,51 @@ def chownTree(top: str) -> None:
         shutil.chown(dirpath, "www-data", "www-data")
 
 
-def startServers(args, workdir: str, tree: str, directory: UserDirectory, extra=()):
+def startServers(args, workdir: str, tree: str, directory: UserDirectory, extra=(), peers=True,
+                 results: Optional["Results"] = None, indexTimeout: float = 300.0):
+    """
+    The fbtwist variants and (with C{peers}) Apache and WsgiDAV on C{tree},
+    each ready and warmed up.  With C{results}, what each fbtwist logged
+    loading its name index and its memory once loaded go to its startup.
+    """
     servers = {}
-    for workers in args.fbtwist_workers:
-        name = "fbtwist" if workers == 0 else f"fbtwist x{workers}"
-        extraArgs = list(extra) + (["--workers", str(workers)] if workers else [])
-        servers[name] = FbtwistProcess(
-            tree, directory.searchURL, extraArgs=extraArgs,
-            logPath=os.path.join(workdir, f"fbtwist-{workers}.log"),
-        ).start()
-    if not args.no_apache:
-        apacheRoot = os.path.join(workdir, "apache")
-        os.makedirs(apacheRoot, exist_ok=True)
-        servers["apache"] = ApacheProcess(apacheRoot, tree, directory.searchURL).start()
-    # A server runs for days: measure it once it has loaded its directory
-    # name index (each worker loads its own).
-    for workers in args.fbtwist_workers:
-        name = "fbtwist" if workers == 0 else f"fbtwist x{workers}"
-        waitForLogLines(servers[name].logPath, "name index loaded", max(1, workers))
-    # Warm up: the first request of each pays for imports and connections.
-    for server in servers.values():
-        for _ in range(3):
-            try:
-                request(server.port, "GET", f"/calendar/{userName(0)}.vfb", timeout=30)
-            except OSError:
-                pass
+    try:
+        for workers in args.fbtwist_workers:
+            name = "fbtwist" if workers == 0 else f"fbtwist x{workers}"
+            extraArgs = list(extra) + (["--workers", str(workers)] if workers else [])
+            servers[name] = FbtwistProcess(
+                tree, directory.searchURL, extraArgs=extraArgs,
+                logPath=os.path.join(workdir, f"fbtwist-{workers}.log"),
+            ).start()
+        if peers and not args.no_apache:
+            apacheRoot = os.path.join(workdir, "apache")
+            os.makedirs(apacheRoot, exist_ok=True)
+            servers["apache"] = ApacheProcess(apacheRoot, tree, directory.searchURL).start()
+        if peers and args.wsgidav_python:
+            servers["wsgidav"] = WsgidavProcess(os.path.join(workdir, "wsgidav"), tree, directory.count,
+                                                args.wsgidav_python).start()
+        # A server runs for days: measure it once it has loaded its directory
+        # name index (each worker loads its own).
+        for workers in args.fbtwist_workers:
+            name = "fbtwist" if workers == 0 else f"fbtwist x{workers}"
+            waitForLogLines(servers[name].logPath, "name index loaded", max(1, workers), indexTimeout)
+            if results is not None:
+                loads = nameIndexLoads(servers[name].logPath)
+                results.startup[(directory.count, name)] = dict(
+                    indexSeconds=max((load["seconds"] for load in loads), default=float("nan")),
+                    names=max((load["names"] for load in loads), default=0),
+                    loads=len(loads), rss=processTreeRSS(servers[name].pid),
+                )
+        # Warm up: the first request of each pays for imports and connections.
+        for server in servers.values():
+            for _ in range(3):
+                try:
+                    request(server.port, "GET", f"/calendar/{userName(0)}.vfb", timeout=30)
+                except OSError:
+                    pass
+    except BaseException:
+        stopServers(servers)
+        raise
     return servers
 
 
@@ -493,6 +621,19 @@ def waitForLogLines(path: str, text: str, count: int, timeout: float = 300.0) ->
         if time.monotonic() > deadline:
             raise RuntimeError(f"{path}: no {count} x {text!r} after {timeout:.0f} s")
         time.sleep(0.2)
+
+
+_INDEX_LOADED = re.compile(r"name index loaded from .*?: (\d+) entries, (\d+) names in ([\d.]+)s")
+
+
+def nameIndexLoads(logPath: str) -> List[dict]:
+    """
+    Each "name index loaded ... in Xs" line of an fbtwist log (one per
+    worker process).
+    """
+    with open(logPath, errors="replace") as f:
+        return [dict(entries=int(m.group(1)), names=int(m.group(2)), seconds=float(m.group(3)))
+                for m in _INDEX_LOADED.finditer(f.read())]
 
 
 def stopServers(servers) -> None:
@@ -568,11 +709,21 @@ def propfind(args, results: Results, workdir: str, body: bytes):
                 name = f"(c) PROPFIND Depth 1, {size} files"
                 script = luaScript("propfind", 10, 1, folder=folder)
                 for serverName, server in servers.items():
-                    status, answer = request(
-                        server.port, "PROPFIND", folder, PROPFIND_BODY.encode(),
-                        {"Depth": "1", "Authorization": basicAuthorization(userName(0), userPassword(0)),
-                         "Content-Type": "application/xml"}, timeout=300,
-                    )
+                    with PeakRSS(server.pid) as rss:
+                        began = time.monotonic()
+                        status, answer = request(
+                            server.port, "PROPFIND", folder, PROPFIND_BODY.encode(),
+                            {"Depth": "1", "Authorization": basicAuthorization(userName(0), userPassword(0)),
+                             "Content-Type": "application/xml"}, timeout=600,
+                        )
+                        took = time.monotonic() - began
+                    if status == 207 and took > args.propfind_duration / 3:
+                        # Too slow for wrk to finish a few in its run: this
+                        # one request is the measurement.
+                        results.add(size, name, serverName, dict(
+                            rps=1 / took, p50=took * 1000, p99=took * 1000, rss=rss.peak, errors=0,
+                            note=f"{len(answer) / 2**20:.1f} MB answer, one request"))
+                        continue
                     if status != 207:
                         note = "not supported yet" if status in (405, 501) else f"answered {status}"
                         results.add(size, name, serverName, dict(rps=float("nan"), p50=float("nan"),
@@ -587,6 +738,246 @@ def propfind(args, results: Results, workdir: str, body: bytes):
             stopServers(servers)
     finally:
         directory.stop()
+
+
+# --- A million users ---------------------------------------------------------
+
+
+class StreamedUserDirectory(UserDirectory):
+    """
+    L{UserDirectory} for a million users: the LDIF goes to disk as it is
+    generated (never whole in memory) and C{slapadd -q} loads it; how long
+    each step took is in C{timings}.
+    """
+
+    def __init__(self, basedir: str, count: int):
+        # Not UserDirectory.__init__: it builds the whole LDIF in memory.
+        SlapdServer.__init__(self, basedir, "", tls=False, suffix=SUFFIX, startTimeout=3600.0)
+        self.count = count
+        self.timings: Dict[str, float] = {}
+
+    def _prepare(self, installed):
+        # Replaces tests/slapd.py's loader, which writes self.ldif whole.
+        databaseDir = os.path.join(self.basedir, "db")
+        shutil.rmtree(databaseDir, ignore_errors=True)
+        os.makedirs(databaseDir)
+        with open(self._configPath, "w") as f:
+            f.write(self._config(installed, databaseDir))
+        ldifPath = os.path.join(self.basedir, "data.ldif")
+        began = time.monotonic()
+        with open(ldifPath, "w") as f:
+            f.write(baseEntry(SUFFIX) + "\n" + usersLDIF(0) + "\n")
+            for index in range(self.count):
+                uid = userName(index)
+                f.write(f"dn: uid={uid},{PEOPLE}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: User {index}\n"
+                        f"sn: {index}\nmail: {uid}@example.com\n"
+                        f"userPassword: {hashPassword(userPassword(index))}\n\n")
+        self.timings["ldif"] = time.monotonic() - began
+        self.timings["ldifBytes"] = os.path.getsize(ldifPath)
+        began = time.monotonic()
+        self._run([installed["slapadd"], "-q", "-f", self._configPath, "-l", ldifPath])
+        self.timings["slapadd"] = time.monotonic() - began
+        os.unlink(ldifPath)
+
+
+def firstLogins(port: int, indexes: List[int], body: bytes, connections: int = 32) -> dict:
+    """
+    Each user of C{indexes} publishes once, over C{connections} concurrent
+    keep-alive connections started together: a burst of first logins.
+    (Not wrk: it cannot send each request exactly once and stop.)
+    """
+    pending = list(indexes)
+    lock = threading.Lock()
+    latencies, errors, statuses = [], [], {}
+    start = threading.Barrier(connections + 1)
+
+    def client():
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        start.wait()
+        while True:
+            with lock:
+                if not pending:
+                    break
+                index = pending.pop()
+            began = time.monotonic()
+            try:
+                connection.request("PUT", f"/pub/calendar/{userName(index)}.vfb", body, {
+                    "Authorization": basicAuthorization(userName(index), userPassword(index)),
+                    "Content-Type": "text/calendar"})
+                response = connection.getresponse()
+                response.read()
+                status = response.status
+            except (OSError, http.client.HTTPException) as e:
+                status = type(e).__name__
+                connection.close()
+            with lock:
+                latencies.append((time.monotonic() - began) * 1000)
+                statuses[status] = statuses.get(status, 0) + 1
+                if status not in (201, 204):
+                    errors.append(status)
+        connection.close()
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(connections)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    began = time.monotonic()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - began
+    latencies.sort()
+
+    def percentile(p):
+        return latencies[min(len(latencies) - 1, int(len(latencies) * p / 100))] if latencies else float("nan")
+
+    return dict(count=len(latencies), errors=len(errors), statuses=statuses, seconds=elapsed,
+                p50=percentile(50), p99=percentile(99), max=latencies[-1] if latencies else float("nan"))
+
+
+def streamedPropfind(port: int, path: str, pid: int) -> dict:
+    """
+    One PROPFIND Depth 1 of C{path}, its answer counted as it arrives (not
+    kept), with the server's peak resident memory meanwhile.
+    """
+    before = processTreeRSS(pid)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1800)
+    size = 0
+    with PeakRSS(pid) as rss:
+        began = time.monotonic()
+        connection.request("PROPFIND", path, PROPFIND_BODY.encode(), {
+            "Depth": "1", "Authorization": basicAuthorization(userName(0), userPassword(0)),
+            "Content-Type": "application/xml"})
+        response = connection.getresponse()
+        firstByte = time.monotonic() - began
+        while True:
+            chunk = response.read(2**20)
+            if not chunk:
+                break
+            size += len(chunk)
+        elapsed = time.monotonic() - began
+    connection.close()
+    return dict(status=response.status, seconds=elapsed, firstByte=firstByte, bytes=size, rssBefore=before,
+                rss=rss.peak)
+
+
+def million(args, results: Results, workdir: str, body: bytes) -> None:
+    """
+    fbtwist alone (no peers) with C{args.million_users} users in one
+    C{ou=people}: set-up times, name index load, memory, a burst of first
+    logins, lookups and publishes, and PROPFIND of a folder that size.
+    """
+    users = args.million_users
+    info = results.million
+    info["users"] = users
+    base = os.path.join(workdir, f"users{users}")
+    directory = StreamedUserDirectory(os.path.join(base, "ldap"), users)
+    began = time.monotonic()
+    directory.start()
+    info.update(directory.timings, slapdReady=time.monotonic() - began)
+    print(f"  LDIF written in {info['ldif']:.1f} s, slapadd -q {info['slapadd']:.1f} s, "
+          f"slapd ready after {info['slapdReady']:.1f} s", flush=True)
+    try:
+        tree = os.path.join(base, "tree")
+        began = time.monotonic()
+        linkFiles(tree, (userName(i) + ".vfb" for i in range(users)), body)
+        info["treeSeconds"] = time.monotonic() - began
+        folder = f"folder{users}"
+        began = time.monotonic()
+        linkFiles(os.path.join(tree, folder), (f"file{i:07d}.vfb" for i in range(users)), calendarBody("folder"))
+        info["folderSeconds"] = time.monotonic() - began
+        print(f"  {users:,} users' files in {info['treeSeconds']:.1f} s, a folder of {users:,} files in "
+              f"{info['folderSeconds']:.1f} s", flush=True)
+        began = time.monotonic()
+        servers = startServers(args, base, tree, directory, extra=["--admin-group", ADMIN_GROUP], peers=False,
+                               results=results, indexTimeout=3600.0)
+        info["serversReady"] = time.monotonic() - began
+        try:
+            info["burst"] = {}
+            for number, (name, server) in enumerate(servers.items()):
+                # Users no server has logged in yet, spread over the directory.
+                step = users // 100
+                indexes = [(k * step + 7 + number * 3) % users for k in range(100)]
+                burst = info["burst"][name] = firstLogins(server.port, indexes, body)
+                print(f"  first logins, {name}: {burst['count']} in {burst['seconds']:.2f} s, p99 "
+                      f"{burst['p99']:.0f} ms, {burst['errors']} errors", flush=True)
+            closedLoop(args, results, base, users, servers, body)
+            info["propfind"] = {}
+            for name, server in servers.items():
+                answer = info["propfind"][name] = streamedPropfind(server.port, f"/pub/calendar/{folder}/",
+                                                                   server.pid)
+                seconds = answer["seconds"]
+                results.add(users, f"(c) PROPFIND Depth 1, {users} files", name, dict(
+                    rps=1 / seconds, p50=seconds * 1000, p99=seconds * 1000, rss=answer["rss"],
+                    rssBefore=answer["rssBefore"], errors=int(answer["status"] != 207),
+                    note=f"one request, {answer['bytes'] / 2**20:.0f} MB answer, status {answer['status']}"))
+        finally:
+            stopServers(servers)
+    finally:
+        directory.stop()
+
+
+def startupTable(results: Results) -> List[str]:
+    if not results.startup:
+        return []
+    lines = [
+        "## Name index and memory at start", "",
+        "The name index load time is what fbtwist logs (\"name index loaded ... in Xs\"; the slowest worker); "
+        "the memory is the resident set of all its processes once every worker has loaded it, before any load.",
+        "", "| users | server | name index loaded in | names | RSS once loaded |", "|---:|---|---:|---:|---:|",
+    ]
+    for (users, server), start in sorted(results.startup.items()):
+        lines.append(f"| {users:,} | {server} | {formatNumber(start['indexSeconds'], 2)} s | {start['names']:,} | "
+                     f"{formatRSS(start['rss'])} |")
+    return lines + [""]
+
+
+def millionSection(results: Results) -> List[str]:
+    info = results.million
+    if not info:
+        return []
+    users = info["users"]
+    lines = [
+        f"## {users:,} users", "",
+        "fbtwist alone (no peers), its users in one `ou=people` (uid and mail indexed).", "",
+        f"- LDIF of {users:,} users (each password its own salted SHA-1) written as generated, never whole in "
+        f"memory: {info['ldif']:.1f} s, {info['ldifBytes'] / 2**20:.0f} MB.",
+        f"- `slapadd -q` loaded it in {info['slapadd']:.1f} s; slapd answered {info['slapdReady']:.1f} s after "
+        "the start of it all.",
+        f"- The users' {users:,} files and a folder of {users:,} more made in {info.get('treeSeconds', 0):.1f} s "
+        f"and {info.get('folderSeconds', 0):.1f} s: hard links, {LINKS_PER_INODE:,} to each written file "
+        "(same bytes for the server; a publish replaces a link with a file of its own).",
+    ]
+    if "serversReady" in info:
+        lines.append(f"- fbtwist started and every worker had loaded its name index after "
+                     f"{info['serversReady']:.1f} s.")
+    burst = info.get("burst", {})
+    if burst:
+        lines += ["", "Burst of first logins: 100 users who never logged in, each publishing once, over 32 "
+                  "connections at the same time.", "",
+                  "| server | publishes | took | p50 ms | p99 ms | max ms | errors | statuses |",
+                  "|---|---:|---:|---:|---:|---:|---:|---|"]
+        for name, b in burst.items():
+            statuses = ", ".join(f"{k}: {v}" for k, v in sorted(b["statuses"].items(), key=str))
+            lines.append(f"| {name} | {b['count']} | {b['seconds']:.2f} s | {formatNumber(b['p50'], 1)} | "
+                         f"{formatNumber(b['p99'], 1)} | {formatNumber(b['max'], 1)} | {b['errors']} | {statuses} |")
+    byKey = {(r["users"], r["workload"], r["server"]): r for r in results.rows}
+    compared = [(r, byKey.get((100000, r["workload"], r["server"]))) for r in results.rows
+                if r["users"] == users and r["workload"][:3] in ("(a)", "(b)")]
+    if compared:
+        lines += ["", "Against the 100,000-user row (same run):", "",
+                  f"| workload | server | req/s, {users:,} users | req/s, 100,000 users | ratio |",
+                  "|---|---|---:|---:|---:|"]
+        for row, other in compared:
+            ratio = f"{row['rps'] / other['rps']:.2f}×" if other and other["rps"] else "– (not run)"
+            lines.append(f"| {row['workload']} | {row['server']} | {formatNumber(row['rps'])} | "
+                         f"{formatNumber(other['rps']) if other else '–'} | {ratio} |")
+    for name, answer in info.get("propfind", {}).items():
+        lines.append("")
+        lines.append(f"PROPFIND Depth 1 of the {users:,}-file folder, {name}: status {answer['status']}, "
+                     f"{answer['bytes'] / 2**20:.0f} MB in {answer['seconds']:.1f} s (first byte after "
+                     f"{answer['firstByte']:.1f} s); RSS {formatRSS(answer['rssBefore'])} before, "
+                     f"{formatRSS(answer['rss'])} at the peak.")
+    return lines + [""]
 
 
 def profile(args, workdir, users, servers, body):
@@ -659,7 +1050,7 @@ def targets(rows) -> List[str]:
     fbtwist variant), with what was measured.
     """
     byKey = {(r["users"], r["workload"], r["server"]): r for r in rows}
-    fbtwists = sorted({r["server"] for r in rows if r["server"] != "apache"})
+    fbtwists = sorted({r["server"] for r in rows if r["server"].startswith("fbtwist")})
 
     def best(users, workload, key):
         measured = [byKey[(users, workload, s)] for s in fbtwists if (users, workload, s) in byKey]
@@ -678,7 +1069,14 @@ def targets(rows) -> List[str]:
             lines.append(f"| {label}, {users:,} users | {ratio:.2f}× ({row['server']}: {row['rps']:,.0f} vs "
                          f"{apache['rps']:,.0f} req/s) | {'yes' if ratio >= factor else '**no**'} |")
     for row in rows:
-        if row["workload"].startswith("(c)") and row["users"] >= 100000 and row["server"] != "apache":
+        if row["workload"].startswith("(c)") and "rssBefore" in row and row["server"].startswith("fbtwist"):
+            # The million-user run: its RSS holds the name index of all the
+            # users before the PROPFIND starts; flat memory is what counts.
+            growth = row["rss"] - row["rssBefore"]
+            lines.append(f"| PROPFIND of {row['users']:,} files, memory flat (grows < 150 MB) | {row['server']}: "
+                         f"{formatRSS(row['rssBefore'])} before, {formatRSS(row['rss'])} at the peak (+"
+                         f"{growth / 2**20:.0f} MB) | {'yes' if growth < 150 * 2**20 else '**no**'} |")
+        elif row["workload"].startswith("(c)") and row["users"] >= 100000 and row["server"].startswith("fbtwist"):
             if row["rss"]:
                 met = "yes" if row["rss"] < 150 * 2**20 else "**no**"
                 lines.append(f"| PROPFIND of {row['users']:,} files, RSS < 150 MB | {row['server']}: "
@@ -687,7 +1085,7 @@ def targets(rows) -> List[str]:
                 lines.append(f"| PROPFIND of {row['users']:,} files, RSS < 150 MB | {row['server']}: "
                              f"{row.get('note', 'not measured')} | **no** |")
     for row in rows:
-        if row["workload"].startswith("(d)") and row["users"] >= 100000 and row["server"] != "apache":
+        if row["workload"].startswith("(d)") and row["users"] >= 100000 and row["server"].startswith("fbtwist"):
             met = "yes" if row["p99"] < 20 and not row["errors"] else "**no**"
             lines.append(f"| p99 < 20 ms at 111 PUT/s + 1,111 GET/s, {row['users']:,} users | {row['server']}: "
                          f"p99 {row['p99']:.1f} ms, {row['errors']} errors | {met} |")
@@ -699,12 +1097,29 @@ def formatRSS(value) -> str:
 
 
 def formatNumber(value, digits=1) -> str:
-    return "–" if value != value else f"{value:,.{digits}f}"
+    if value != value:
+        return "–"
+    if 0 < abs(value) < 1:
+        return f"{value:.2g}"  # one PROPFIND taking seconds: 0.033 req/s
+    return f"{value:,.{digits}f}"
+
+
+def ratio(row, peer) -> str:
+    """
+    fbtwist's throughput ÷ the peer's (for the mixed load: the peer's p99
+    ÷ fbtwist's, above 1 when fbtwist answers faster), or "–".
+    """
+    if not row["server"].startswith("fbtwist") or not peer or row["rps"] != row["rps"] \
+            or peer["rps"] != peer["rps"] or peer["rps"] <= 0:
+        return "–"
+    if row["workload"].startswith("(d)"):
+        return f"p99 {peer['p99'] / row['p99']:.2f}×" if row["p99"] else "–"
+    return f"{row['rps'] / peer['rps']:.2f}×"
 
 
 def markdown(args, results: Results, hot, started, finished, others) -> str:
     lines = [
-        "# fbtwist vs Apache httpd (mod_dav + mod_authnz_ldap)",
+        "# fbtwist vs Apache httpd (mod_dav + mod_authnz_ldap) and WsgiDAV",
         "",
         f"Measured by `bench/run` from {started:%Y-%m-%d %H:%M} to {finished:%H:%M} UTC "
         f"(command: `bench/run {' '.join(sys.argv[1:])}`).",
@@ -714,7 +1129,7 @@ def markdown(args, results: Results, hot, started, finished, others) -> str:
     ]
     for key, value in machine().items():
         lines.append(f"- {key}: {value}")
-    for key, value in versions().items():
+    for key, value in versions(args.wsgidav_python).items():
         lines.append(f"- {key}: {value}")
     if others:
         lines.append(f"- **Other work was running on the machine during the run**: {others}")
@@ -726,26 +1141,34 @@ def markdown(args, results: Results, hot, started, finished, others) -> str:
         f"The mixed load is open-loop at a constant rate for {args.mixed_duration} s (bench/pace.py, latency "
         "counted from when each request was due).",
         "",
-        "| users (c: files) | workload | server | req/s | p50 ms | p99 ms | peak RSS | errors | fbtwist ÷ Apache |",
-        "|---:|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    if args.wsgidav_python:
+        lines += [
+            f"WsgiDAV runs on cheroot with {WSGIDAV_THREADS} threads, anonymous read-only `/calendar` and "
+            "Basic-auth `/pub/calendar` (each user writes only their own file) on the same files. **WsgiDAV "
+            "does not check LDAP**: version 4 has no LDAP domain controller, so it checks the same users and "
+            "passwords from memory (its SimpleDomainController), with no network round trip; fbtwist and Apache "
+            "ask slapd.",
+            "",
+        ]
+    lines += [
+        "| users (c: files) | workload | server | req/s | p50 ms | p99 ms | peak RSS | errors "
+        "| fbtwist ÷ Apache | fbtwist ÷ WsgiDAV |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     byKey = {(r["users"], r["workload"], r["server"]): r for r in results.rows}
     for row in results.rows:
-        apache = byKey.get((row["users"], row["workload"], "apache"))
-        ratio = "–"
-        if row["server"] != "apache" and apache and apache["rps"] == apache["rps"] and apache["rps"] > 0 \
-                and row["rps"] == row["rps"]:
-            if row["workload"].startswith("(d)"):
-                ratio = f"p99 {apache['p99'] / row['p99']:.2f}×" if row["p99"] else "–"
-            else:
-                ratio = f"{row['rps'] / apache['rps']:.2f}×"
+        peers = [ratio(row, byKey.get((row["users"], row["workload"], peer))) for peer in ("apache", "wsgidav")]
         note = f" ({row['note']})" if row.get("note") else ""
         lines.append(
             f"| {row['users']:,} | {row['workload']}{note} | {row['server']} | {formatNumber(row['rps'])} | "
             f"{formatNumber(row['p50'], 2)} | {formatNumber(row['p99'], 2)} | {formatRSS(row['rss'])} | "
-            f"{row['errors']} | {ratio} |"
+            f"{row['errors']} | {peers[0]} | {peers[1]} |"
         )
-    lines += ["", "For the mixed load the ratio is Apache's p99 ÷ fbtwist's (above 1: fbtwist answers faster).", ""]
+    lines += ["", "For the mixed load the ratio is the peer's p99 ÷ fbtwist's (above 1: fbtwist answers faster).",
+              ""]
+    lines += startupTable(results)
+    lines += millionSection(results)
     lines += targets(results.rows)
     if hot:
         lines += ["## Profile (py-spy, single fbtwist process)", ""]
@@ -785,7 +1208,14 @@ def parseArguments(argv):
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
     parser.add_argument("--fbtwist-workers", default="0,2",
                         help="fbtwist variants: 0 for one process, N for --workers N (comma-separated)")
-    parser.add_argument("--no-apache", action="store_true", help="measure fbtwist alone")
+    parser.add_argument("--no-apache", action="store_true", help="leave Apache out")
+    parser.add_argument("--no-wsgidav", action="store_true", help="leave WsgiDAV out")
+    parser.add_argument("--wsgidav-venv", default=None,
+                        help="virtualenv for WsgiDAV (made if missing; default: in the work directory)")
+    parser.add_argument("--million", action="store_true",
+                        help="also the million-user run: slapd with --million-users users, fbtwist alone "
+                             "(takes many minutes)")
+    parser.add_argument("--million-users", type=int, default=1000000, help="users of the --million run")
     parser.add_argument("--workloads", default="abcd",
                         help="which workloads: a lookup, b publish, c PROPFIND, d mixed (default abcd)")
     parser.add_argument("--profile", action="store_true", help="profile fbtwist with py-spy (first user count)")
@@ -802,6 +1232,7 @@ def parseArguments(argv):
     args.users = [int(n) for n in args.users.split(",") if n]
     args.propfind = [int(n) for n in args.propfind.split(",") if n]
     args.fbtwist_workers = [int(n) for n in args.fbtwist_workers.split(",") if n]
+    args.wsgidav_python = None  # set by main() unless --no-wsgidav
     return args
 
 
@@ -817,6 +1248,8 @@ def main(argv=None):
     body = calendarBody()
     print(f"work directory: {workdir}", flush=True)
     try:
+        if not args.no_wsgidav and (args.users or args.propfind):
+            args.wsgidav_python = wsgidavPython(args.wsgidav_venv or os.path.join(workdir, "wsgidav-venv"))
         for users in args.users:
             print(f"== {users:,} users", flush=True)
             base = os.path.join(workdir, f"users{users}")
@@ -828,7 +1261,7 @@ def main(argv=None):
                 tree = os.path.join(base, "tree")
                 writeTree(tree, users, body)
                 chownTree(tree)
-                servers = startServers(args, base, tree, directory)
+                servers = startServers(args, base, tree, directory, results=results)
                 try:
                     for serverName, server in servers.items():
                         status = checkPublish(server.port, body)
@@ -848,6 +1281,9 @@ def main(argv=None):
         if args.propfind:
             print("== PROPFIND", flush=True)
             propfind(args, results, workdir, body)
+        if args.million:
+            print(f"== {args.million_users:,} users", flush=True)
+            million(args, results, workdir, body)
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

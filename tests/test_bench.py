@@ -1,0 +1,138 @@
+"""
+Tests for the benchmark's own parts (bench/compare.py): the ratio columns,
+the million-user set-up (streamed LDIF, hard-linked files) and its one-off
+measurements against a real slapd and fbtwist.
+"""
+
+import os
+import shutil
+import tempfile
+
+from twisted.trial import unittest
+
+from bench import compare
+from tests.processes import PEOPLE, FbtwistProcess, userName, userPassword
+from tests.slapd import _bindResultCode
+
+
+def row(server, workload="(a) lookup GET", rps=100.0, p99=10.0):
+    return dict(users=100, workload=workload, server=server, rps=rps, p50=1.0, p99=p99, rss=0, errors=0)
+
+
+class RatioTests(unittest.SynchronousTestCase):
+    def test_throughput(self):
+        """fbtwist's rate is divided by the peer's."""
+        self.assertEqual(compare.ratio(row("fbtwist", rps=50.0), row("wsgidav", rps=200.0)), "0.25×")
+
+    def test_mixedLoad(self):
+        """For the mixed load the ratio is the peer's p99 over fbtwist's."""
+        workload = "(d) mixed 0.1 PUT/s + 1 GET/s"
+        self.assertEqual(compare.ratio(row("fbtwist x2", workload, p99=4.0), row("apache", workload, p99=10.0)),
+                         "p99 2.50×")
+
+    def test_noRatio(self):
+        """A peer's own row, a peer that did not take part or measured nothing gets a dash."""
+        self.assertEqual(compare.ratio(row("apache"), row("wsgidav")), "–")
+        self.assertEqual(compare.ratio(row("fbtwist"), None), "–")
+        self.assertEqual(compare.ratio(row("fbtwist"), row("wsgidav", rps=float("nan"))), "–")
+        self.assertEqual(compare.ratio(row("fbtwist"), row("wsgidav", rps=0.0)), "–")
+
+    def test_tableHasBothPeers(self):
+        """The table has a column per peer and says that WsgiDAV does not check LDAP."""
+        args = compare.parseArguments(["--quick"])
+        args.wsgidav_python = None
+        results = compare.Results()
+        results.rows = [row("fbtwist", rps=50.0), row("apache", rps=100.0), row("wsgidav", rps=25.0)]
+        table = compare.markdown(args, results, {}, *[compare.datetime.datetime(2026, 1, 1)] * 2, "")
+        self.assertIn("| fbtwist ÷ Apache | fbtwist ÷ WsgiDAV |", table)
+        self.assertIn("| 0 | 0.50× | 2.00× |", table)
+        args.wsgidav_python = "/nonexistent/python"
+        table = compare.markdown(args, results, {}, *[compare.datetime.datetime(2026, 1, 1)] * 2, "")
+        self.assertIn("**WsgiDAV does not check LDAP**", table)
+
+
+class TargetsTests(unittest.SynchronousTestCase):
+    def test_millionPropfindIsJudgedByGrowth(self):
+        """The million-file PROPFIND is judged by how much memory grows, not by the name index already held."""
+        million = dict(row("fbtwist", "(c) PROPFIND Depth 1, 1000000 files", rps=0.03), users=1000000,
+                       rss=353 * 2**20, rssBefore=350 * 2**20)
+        lines = compare.targets([million, dict(million, server="fbtwist x2", rss=600 * 2**20)])
+        self.assertIn("| PROPFIND of 1,000,000 files, memory flat (grows < 150 MB) | fbtwist: 350 MB before, "
+                      "353 MB at the peak (+3 MB) | yes |", lines)
+        self.assertIn("| PROPFIND of 1,000,000 files, memory flat (grows < 150 MB) | fbtwist x2: 350 MB before, "
+                      "600 MB at the peak (+250 MB) | **no** |", lines)
+
+    def test_slowRate(self):
+        """A rate below one request a second keeps two significant digits."""
+        self.assertEqual(compare.formatNumber(1 / 30.2), "0.033")
+        self.assertEqual(compare.formatNumber(1234.5), "1,234.5")
+
+
+class NameIndexLogTests(unittest.SynchronousTestCase):
+    def test_parse(self):
+        """Each worker's "name index loaded" line gives its entries, names and seconds."""
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("2026-12-06T08:16:17+0000 [fbtwist.directory.LDAPDirectory#info] name index loaded from "
+                    "ldap://127.0.0.1:36901: 100000 entries, 200000 names in 5.68s (400 pages)\n"
+                    "something else\n"
+                    "2026-12-06T08:16:18+0000 [fbtwist.directory.LDAPDirectory#info] name index loaded from "
+                    "ldap://127.0.0.1:36901: 100000 entries, 200000 names in 4.71s (400 pages)\n")
+        self.assertEqual(compare.nameIndexLoads(path), [
+            dict(entries=100000, names=200000, seconds=5.68), dict(entries=100000, names=200000, seconds=4.71),
+        ])
+
+
+class LinkFilesTests(unittest.SynchronousTestCase):
+    def test_links(self):
+        """Names share one written file per LINKS_PER_INODE, all with the same content."""
+        self.patch(compare, "LINKS_PER_INODE", 2)
+        folder = self.mktemp()
+        names = [f"f{i}.vfb" for i in range(5)]
+        self.assertEqual(compare.linkFiles(folder, iter(names), b"BEGIN:VCALENDAR\r\n"), 5)
+        inodes = [os.stat(os.path.join(folder, name)).st_ino for name in names]
+        self.assertEqual(len(set(inodes)), 3)
+        self.assertEqual(inodes[0], inodes[1])
+        for name in names:
+            with open(os.path.join(folder, name), "rb") as f:
+                self.assertEqual(f.read(), b"BEGIN:VCALENDAR\r\n")
+
+
+class MillionPartsTests(unittest.SynchronousTestCase):
+    """
+    The million-user run's parts, on a few users: a real slapd loaded from
+    the streamed LDIF and a real fbtwist.
+    """
+
+    def setUp(self):
+        self.base = tempfile.mkdtemp(prefix="fbtwist-test-bench-")
+        self.addCleanup(shutil.rmtree, self.base, True)
+        self.directory = compare.StreamedUserDirectory(os.path.join(self.base, "ldap"), 40)
+        self.directory.start()
+        self.addCleanup(self.directory.stop)
+
+    def test_streamedDirectory(self):
+        """The streamed LDIF loads with slapadd -q, its users bind, and the times are kept."""
+        self.assertEqual(_bindResultCode(self.directory.host, self.directory.port,
+                                         f"uid={userName(39)},{PEOPLE}", userPassword(39), 5), 0)
+        self.assertNotEqual(_bindResultCode(self.directory.host, self.directory.port,
+                                            f"uid={userName(39)},{PEOPLE}", "wrong", 5), 0)
+        self.assertEqual(sorted(self.directory.timings), ["ldif", "ldifBytes", "slapadd"])
+        self.assertFalse(os.path.exists(os.path.join(self.directory.basedir, "data.ldif")))
+
+    def test_firstLoginsAndPropfind(self):
+        """Each user of a burst publishes once; a streamed PROPFIND counts the whole answer."""
+        tree = os.path.join(self.base, "tree")
+        body = compare.calendarBody()
+        compare.linkFiles(tree, (userName(i) + ".vfb" for i in range(40)), body)
+        compare.linkFiles(os.path.join(tree, "folder"), (f"file{i}.vfb" for i in range(30)), body)
+        server = FbtwistProcess(tree, self.directory.searchURL,
+                                extraArgs=["--admin-group", compare.ADMIN_GROUP]).start(60)
+        self.addCleanup(server.stop)
+        compare.waitForLogLines(server.logPath, "name index loaded", 1, 60)
+        burst = compare.firstLogins(server.port, list(range(1, 31)), body, connections=8)
+        self.assertEqual((burst["count"], burst["errors"], burst["statuses"]), (30, 0, {204: 30}))
+        answer = compare.streamedPropfind(server.port, "/pub/calendar/folder/", server.pid)
+        self.assertEqual(answer["status"], 207)
+        self.assertGreater(answer["bytes"], 30 * 100)
+        self.assertGreater(answer["rss"], 0)
