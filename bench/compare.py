@@ -31,7 +31,6 @@ TOP = os.path.dirname(HERE)
 sys.path.insert(0, TOP)
 
 from bench.pace import pick, runPaced, summarize  # noqa: E402
-from tests.slapd import SlapdServer, _baseEntry as baseEntry, hashPassword  # noqa: E402
 from tests.processes import (  # noqa: E402
     ADMIN_GROUP,
     PEOPLE,
@@ -47,6 +46,8 @@ from tests.processes import (  # noqa: E402
     usersLDIF,
     waitForPort,
 )
+from tests.slapd import SlapdServer, hashPassword  # noqa: E402
+from tests.slapd import _baseEntry as baseEntry
 
 MODULES = "/usr/lib/apache2/modules"
 PROPFIND_BODY = (
