@@ -155,8 +155,9 @@ class GlusterScaleOutTests(SynchronousTestCase):
                     answer += chunk
                 return answer
 
-        answer = self.front.call(ask)
-        rows = [line.split(",") for line in answer.decode("ascii", "replace").splitlines() if line.startswith("nodes,node-")]
+        lines = self.front.call(ask).decode("ascii", "replace").splitlines()
+        # CSV: proxy, server, ..., the 18th column is the status.
+        rows = [line.split(",") for line in lines if line.startswith("nodes,node-")]
         return {row[1] for row in rows if row[17] == "UP"}
 
     def viaBalancer(self, function, *args, **kwargs):
