@@ -8,8 +8,9 @@ its own locks, which the brick arbitrates.
 
 Every step registers its undoing with the test's C{addCleanup} as soon as
 it has succeeded, so a failure half-way leaves nothing behind: no mount, no
-volume, no daemon, no state of the volume in C{/var/lib/glusterd}, no log
-outside the test's folder.  Runs of several test processes on one machine
+volume, no daemon, no state or log of the volume in C{/var/lib/glusterd},
+C{/var/run/gluster} or C{/var/log/glusterfs} (only the lines the C{gluster}
+command adds to its own logs there).  Runs of several test processes on one machine
 take turns (an C{flock} on L{TURN}), since they share C{glusterd}.
 """
 
@@ -135,12 +136,11 @@ class GlusterVolume:
         for path in set(glob.glob(os.path.join(_RUN, "*.socket"))) - sockets:
             os.remove(path)
         brickLog = "/var/log/glusterfs/bricks/" + self.brick.strip("/").replace("/", "-") + ".log"
-        for path in (brickLog,):
-            if os.path.exists(path):
-                os.remove(path)
-        for folder in (os.path.join(_RUN, "vols", self.name),):
-            if os.path.isdir(folder) and not os.listdir(folder):
-                os.rmdir(folder)
+        if os.path.exists(brickLog):
+            os.remove(brickLog)
+        folder = os.path.join(_RUN, "vols", self.name)
+        if os.path.isdir(folder) and not os.listdir(folder):
+            os.rmdir(folder)
 
     def mount(self, path: str) -> str:
         """
