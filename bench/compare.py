@@ -47,7 +47,7 @@ from tests.processes import (  # noqa: E402
     waitForPort,
 )
 from tests.slapd import SlapdServer, hashPassword  # noqa: E402
-from tests.slapd import _baseEntry as baseEntry
+from tests.slapd import _baseEntry as baseEntry  # noqa: E402
 
 MODULES = "/usr/lib/apache2/modules"
 PROPFIND_BODY = (
