@@ -265,6 +265,35 @@ class GlusterScaleOutTests(SynchronousTestCase):
         self.assertEqual(self.viaNode(1, request, "UNLOCK", path, headers={**auth, "Lock-Token": token})[0], 204)
         self.assertEqual(self.viaNode(0, publish, login, password, freeBusyFile("after", 3)), 204)
 
+    def test_lookupsWhileTheOtherNodePublishes(self):
+        """
+        Lookups through node b while node a publishes the same file again
+        and again all answer 200 with a whole version: a name that led to a
+        file node a has just replaced (C{ESTALE} through GlusterFS) is
+        looked up again, never answered 500.
+        """
+        login, password = userName(6), userPassword(6)
+        self.assertEqual(self.viaNode(0, publish, login, password, freeBusyFile("p0", 30)), 201)
+        def publishes(first):
+            return [self.viaNode(0, publish, login, password, freeBusyFile(f"p{i}", 30))
+                    for i in range(first, first + 40)]
+
+        def lookups():
+            answers = []
+            while not all(writer.done() for writer in writers):
+                status, body = request(HTTP, "GET", f"/calendar/{login}.vfb")
+                answers.append((status, versionOf(body) is not None))
+            return answers
+
+        with ThreadPoolExecutor(6) as pool:
+            writers = [pool.submit(publishes, 100 * n) for n in range(3)]
+            readers = [pool.submit(self.hosts[1].call, lookups) for _ in range(3)]
+            statuses = [status for writer in writers for status in writer.result(timeout=120)]
+            answers = [answer for reader in readers for answer in reader.result(timeout=120)]
+        self.assertEqual(set(statuses), {204})
+        self.assertGreater(len(answers), 100)
+        self.assertEqual({answer for answer in answers if answer != (200, True)}, set())
+
     def test_nodeKilledMidPublish(self):
         """
         Node a killed (C{SIGKILL}) while an FTP upload to it is under way:

@@ -422,6 +422,31 @@ class SnapshotTests(unittest.SynchronousTestCase):
         self.assertEqual(snapshot.data, b"two")
         self.assertEqual(snapshot.etag, etagForContent(b"two"))
 
+    def test_staleNameLookedUpAgain(self):
+        """
+        A name that the filesystem answers C{ESTALE} for (on GlusterFS or
+        NFS, a file another machine has just replaced) is looked up again,
+        and the file found.
+        """
+        self.store.write(("alice.vfb",), b"one")
+        for name in ("lstat", "stat"):
+            self.patch(os, name, staleOnce(getattr(os, name)))
+        self.assertEqual(self.store.snapshot(("alice.vfb",)).data, b"one")
+        self.assertEqual(self.store.read(("alice.vfb",)), b"one")
+
+    def test_staleForEver(self):
+        """
+        A name that stays stale is an error, not a missing file.
+        """
+        self.store.write(("alice.vfb",), b"one")
+
+        def stale(*args, **kwargs):
+            raise OSError(errno.ESTALE, os.strerror(errno.ESTALE))
+
+        self.patch(os, "lstat", stale)
+        error = self.assertRaises(OSError, self.store.snapshot, ("alice.vfb",))
+        self.assertEqual(error.errno, errno.ESTALE)
+
     def test_editedInPlace(self):
         """
         Another program rewriting the file in place, same size and even the
@@ -676,3 +701,19 @@ class KilledWriterTests(unittest.SynchronousTestCase):
         self.assertEqual(sorted(os.listdir(root)), ["live.vfb"])
         with open(os.path.join(root, "live.vfb"), "rb") as f:
             self.assertEqual(f.read(), b"partial " * 1000 + b"end")
+
+
+def staleOnce(call):
+    """
+    C{call}, failing with C{ESTALE} the first time it is given each path of
+    a file named C{alice.vfb}.
+    """
+    seen = set()
+
+    def stale(path, *args, **kwargs):
+        if path not in seen and str(path).endswith("alice.vfb"):
+            seen.add(path)
+            raise OSError(errno.ESTALE, os.strerror(errno.ESTALE), path)
+        return call(path, *args, **kwargs)
+
+    return stale

@@ -13,6 +13,7 @@ temporary files and metadata.
 The store knows nothing of HTTP or FTP; it raises L{fbtwist.errors} only.
 """
 
+import errno
 import json
 import os
 import stat
@@ -123,14 +124,14 @@ class CalendarStore:
             # link: one lstat answers both questions (every lookup asks).
             fsPath = os.path.join(self.root.path, validateName(path[0]))
             try:
-                st = os.lstat(fsPath)
+                st = _resolvingAgain(os.lstat, fsPath)
             except (FileNotFoundError, NotADirectoryError):
                 return None
             if not stat.S_ISLNK(st.st_mode):
                 return (fsPath, st) if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode) else None
         fsPath = self._filePath(path).path
         try:
-            st = os.stat(fsPath)
+            st = _resolvingAgain(os.stat, fsPath)
         except (FileNotFoundError, NotADirectoryError):
             return None
         if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
@@ -161,7 +162,8 @@ class CalendarStore:
         cached = self._snapshots.get(fsPath, _versionOf(st))
         if cached is not None:
             return cached
-        try:
+
+        def readNow():
             # Unbuffered: nothing but the bytes is wanted (a miss costs a
             # few syscalls, no buffer objects; with 100,000 users most
             # lookups miss).
@@ -170,7 +172,10 @@ class CalendarStore:
                 data = f.read(st.st_size + 1)
                 if len(data) > st.st_size:
                     data += f.readall()  # it grew meanwhile (written in place)
-                etag = self._etagOf(f.fileno(), st, lambda: data)
+                return st, data, self._etagOf(f.fileno(), st, lambda: data)
+
+        try:
+            st, data, etag = _resolvingAgain(readNow)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
         except OSError as e:
@@ -215,8 +220,7 @@ class CalendarStore:
         """
         fp = self._filePath(path)
         try:
-            with open(fp.path, "rb") as f:
-                return f.read()
+            return _resolvingAgain(_readFile, fp.path)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise NotFound() from None
         except OSError as e:
@@ -534,3 +538,31 @@ class _SnapshotCache:
         while self._bytes > self.maxBytes:
             _, (_, evicted) = self._entries.popitem(last=False)
             self._bytes -= len(evicted.data)
+
+
+#: How often a path is looked up again when the filesystem answers ESTALE.
+_STALE_ATTEMPTS = 5
+
+
+def _resolvingAgain(operation: Callable, *args):
+    """
+    Call C{operation(*args)}, a call that looks a path up, again when it
+    fails with C{ESTALE}: on a filesystem shared by several machines
+    (GlusterFS, NFS) the name led to a file another machine has replaced
+    since (a publish renames a new file over the old one, and the old one
+    is gone at once, even for a reader that has it open); looking the name
+    up again finds the new file.
+
+    @raise OSError: What the last attempt raised.
+    """
+    for attempt in range(_STALE_ATTEMPTS):
+        try:
+            return operation(*args)
+        except OSError as e:
+            if e.errno != errno.ESTALE or attempt == _STALE_ATTEMPTS - 1:
+                raise
+
+
+def _readFile(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
