@@ -28,12 +28,12 @@ from icalendar.prop import vRecur
 
 from fbtwist.availability.model import Availability, Block, Window, busyType
 from fbtwist.errors import InvalidCalendar
-from fbtwist.ical import MAX_RULE_ITERATIONS, _oneLine, expansionLimit, parseCalendar
+# Two helpers of the events' reader, shared rather than copied: its
+# one-line error text, and the rule frequencies it refuses (a window
+# repeating every minute would make every lookup expand hundreds of
+# thousands of them).
+from fbtwist.ical import _REFUSED_FREQUENCIES, MAX_RULE_ITERATIONS, _oneLine, expansionLimit, parseCalendar
 from fbtwist.freebusy import PRODID, formatUTC
-
-#: Rule frequencies refused (as for events): a window repeating every
-#: minute would make every lookup expand hundreds of thousands of them.
-REFUSED_FREQUENCIES = ("SECONDLY", "MINUTELY")
 
 #: How far ahead of each window's start the reader expands it, to refuse
 #: rules that are too expensive when they are published rather than at
@@ -110,7 +110,7 @@ def _ruleText(rule, start: datetime, where: str) -> str:
     frequency = str((rule.get("FREQ") or [""])[0]).upper()
     if not frequency:
         raise InvalidCalendar(f"{where}'s RRULE has no FREQ")
-    if frequency in REFUSED_FREQUENCIES:
+    if frequency in _REFUSED_FREQUENCIES:
         raise InvalidCalendar(f"{where} repeats {frequency}, which is not accepted")
     rule = vRecur(rule)
     until = rule.get("UNTIL")
