@@ -377,6 +377,24 @@ class ReadAvailabilityTests(unittest.SynchronousTestCase):
             ("2026-03-23 17:00", "2026-03-30 06:00"),
             ("2026-03-30 16:00", "2026-03-31 00:00"),
         ])
+        # Rendered, the zone goes with it (under its own name) and means the same.
+        again = readAvailability(renderAvailability(model).to_ical())
+        self.assertEqual(unavailable(again, utc(2026, 1, 1), utc(2027, 1, 1)),
+                         unavailable(model, utc(2026, 1, 1), utc(2027, 1, 1)))
+
+    def test_rangeByDuration(self):
+        """
+        A VAVAILABILITY's range may be DTSTART plus a DURATION, its days
+        counted on the wall clock: two days from Saturday midnight in
+        Berlin end at Monday midnight, summer time having begun between.
+        """
+        model = readAvailability(calendar(*vavailability(
+            "DTSTART;TZID=Europe/Berlin:20260328T000000", "DURATION:P2D",
+            *available("DTSTART:20260328T100000Z", "DTEND:20260328T120000Z"))))
+        self.assertEqual(spans(unavailable(model, utc(2026, 3, 27), utc(2026, 4, 1))), [
+            ("2026-03-27 23:00", "2026-03-28 10:00"),
+            ("2026-03-28 12:00", "2026-03-29 22:00"),
+        ])
 
     def test_durations(self):
         """
