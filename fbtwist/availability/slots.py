@@ -140,10 +140,14 @@ def findSlots(busy: Mapping[str, Sequence[Period]], start: datetime, end: dateti
     if not 0 <= needed <= len(people) or (quorum is not None and quorum < 1):
         raise ValueError(f"the quorum must be between 1 and the number of people ({len(people)})")
     cursors: Dict[str, _Cursor] = {}
+    outside: Dict[Availability, List[Period]] = {}  # people often share the site's working hours
     for person in people:
         periods = list(busy[person])
         if workhours and person in workhours:
-            periods += unavailable(workhours[person], start, end)
+            model = workhours[person]
+            if model not in outside:
+                outside[model] = unavailable(model, start, end)
+            periods += outside[model]
         cursors[person] = _Cursor(_busySpans(periods))
     roomCursors = {room: _Cursor(_busySpans(rooms[room])) for room in sorted(rooms)} if rooms is not None else None
     slots: List[Slot] = []
