@@ -215,6 +215,13 @@ class DaylightSavingTests(unittest.SynchronousTestCase):
         self.assertEqual(spans(unavailable(newYork, start, end)), [("2026-01-11 15:00", "2026-01-12 14:00")])
 
 
+#: A zone as Outlook writes one: its own name, rules from 1601.
+OWN_ZONE = ["BEGIN:VTIMEZONE", "TZID:Our Office", "BEGIN:STANDARD", "DTSTART:16010101T030000",
+            "TZOFFSETFROM:+0200", "TZOFFSETTO:+0100", "RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=10",
+            "END:STANDARD", "BEGIN:DAYLIGHT", "DTSTART:16010101T020000", "TZOFFSETFROM:+0100",
+            "TZOFFSETTO:+0200", "RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=3", "END:DAYLIGHT",
+            "END:VTIMEZONE"]
+
 RFC_EXAMPLE = calendar(
     "BEGIN:VTIMEZONE", "TZID:America/Montreal", "BEGIN:STANDARD", "DTSTART:19671029T020000",
     "TZOFFSETFROM:-0400", "TZOFFSETTO:-0500", "RRULE:FREQ=YEARLY;BYDAY=1SU;BYMONTH=11", "TZNAME:EST",
@@ -364,12 +371,7 @@ class ReadAvailabilityTests(unittest.SynchronousTestCase):
         A TZID that only the file's VTIMEZONE defines (as Outlook writes
         them) is read with that definition, summer time included.
         """
-        zone = ["BEGIN:VTIMEZONE", "TZID:Our Office", "BEGIN:STANDARD", "DTSTART:16010101T030000",
-                "TZOFFSETFROM:+0200", "TZOFFSETTO:+0100", "RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=10",
-                "END:STANDARD", "BEGIN:DAYLIGHT", "DTSTART:16010101T020000", "TZOFFSETFROM:+0100",
-                "TZOFFSETTO:+0200", "RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=3", "END:DAYLIGHT",
-                "END:VTIMEZONE"]
-        model = readAvailability(calendar(*zone, *vavailability(*available(
+        model = readAvailability(calendar(*OWN_ZONE, *vavailability(*available(
             "DTSTART;TZID=Our Office:20260302T080000", "DTEND;TZID=Our Office:20260302T180000",
             "RRULE:FREQ=WEEKLY;BYDAY=MO"))))
         self.assertEqual(spans(unavailable(model, utc(2026, 3, 23), utc(2026, 3, 31))), [
@@ -381,6 +383,38 @@ class ReadAvailabilityTests(unittest.SynchronousTestCase):
         again = readAvailability(renderAvailability(model).to_ical())
         self.assertEqual(unavailable(again, utc(2026, 1, 1), utc(2027, 1, 1)),
                          unavailable(model, utc(2026, 1, 1), utc(2027, 1, 1)))
+
+    def test_zoneWorkNotCounted(self):
+        """
+        The work of a VTIMEZONE written as rules from 1601 (redone by
+        C{dateutil} for every offset looked up) does not count as the
+        windows' work: two years of a weekday window fit in a small bound.
+        """
+        model = readAvailability(calendar(*OWN_ZONE, *vavailability(*available(
+            "DTSTART;TZID=Our Office:20260302T080000", "DTEND;TZID=Our Office:20260302T180000",
+            "RRULE:FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR;UNTIL=20271231T170000Z"))))
+        periods = unavailable(model, utc(2026, 1, 1), utc(2028, 1, 1), ruleIterations=5000)
+        # 480 weekdays from 2 March 2026 to the end of 2027: busy time
+        # before each, and after the last.
+        self.assertEqual(len(periods), 481)
+        self.assertEqual(spans(periods[-2:]), [("2027-12-30 17:00", "2027-12-31 07:00"),
+                                               ("2027-12-31 17:00", "2028-01-01 00:00")])
+
+    def test_untilHeldExactly(self):
+        """
+        An UNTIL ends the occurrences at its exact moment in UTC, whatever
+        the zone: an occurrence starting at the UNTIL counts, one a minute
+        later does not.
+        """
+        def model(until):
+            return readAvailability(calendar(*vavailability(*available(
+                "DTSTART;TZID=America/New_York:20260302T090000", "DURATION:PT1H",
+                "RRULE:FREQ=DAILY;UNTIL=" + until))))
+        included = unavailable(model("20260310T130000Z"), utc(2026, 3, 10), utc(2026, 3, 11))
+        self.assertEqual(spans(included), [("2026-03-10 00:00", "2026-03-10 13:00"),
+                                           ("2026-03-10 14:00", "2026-03-11 00:00")])
+        excluded = unavailable(model("20260310T125900Z"), utc(2026, 3, 10), utc(2026, 3, 11))
+        self.assertEqual(spans(excluded), [("2026-03-10 00:00", "2026-03-11 00:00")])
 
     def test_rangeByDuration(self):
         """

@@ -47,7 +47,8 @@ floating and all-day times (refused by the reader: RFC 7953 requires
 date-times in UTC or with a C{TZID}), and the other properties of the
 components (C{LOCATION}, C{SUMMARY}...), which readers never see.
 
-The work of expanding rules is bounded by L{fbtwist.ical.expansionLimit}.
+The work of expanding rules is bounded by L{fbtwist.ical.expansionLimit}
+(L{MAX_RULE_ITERATIONS} steps by default).
 """
 
 from dataclasses import dataclass, field
@@ -57,11 +58,20 @@ from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 from dateutil.rrule import rrulestr
 
 from fbtwist.freebusy import BUSY, BUSY_TENTATIVE, BUSY_UNAVAILABLE, Period, mergePeriods
-from fbtwist.ical import MAX_RULE_ITERATIONS, expansionLimit
+from fbtwist.ical import expansionLimit
 
 #: The C{BUSYTYPE} values a block may have; any other counts as
 #: C{BUSY-UNAVAILABLE} (RFC 7953 3.2).
 BUSYTYPES = (BUSY, BUSY_UNAVAILABLE, BUSY_TENTATIVE)
+
+#: The most steps of recurrence rules one expansion of a person's
+#: availability may take (see L{expansionLimit}): a fifth of what a
+#: calendar of events may, as working hours are a few windows a week.  Two
+#: years of a daily window take about 1,500 steps, of a weekly window with
+#: a C{COUNT} begun decades ago about 12,000, of an hourly one 9,000 (a
+#: zone's own rules are not counted: see L{Window.ruleStarts}); a rule
+#: that never matches is refused after a fraction of a second.
+MAX_RULE_ITERATIONS = 100_000
 
 #: The rank of an undefined priority (C{PRIORITY:0} or none): below 9.
 _UNDEFINED_RANK = 10
@@ -123,43 +133,86 @@ class Window:
         lengths = [self.wallLength + self.exactLength] + [d for _, d in self.dates if d is not None]
         return max(lengths) + timedelta(hours=2)
 
-    def occurrences(self, start: datetime, end: datetime) -> Iterator[Tuple[datetime, datetime]]:
+    def ruleStarts(self, start: datetime, end: datetime) -> List[Tuple[datetime, Optional[datetime]]]:
+        """
+        The first half of L{occurrences}, the one to bound with
+        L{expansionLimit}: the wall-clock starts (naive) that the rules
+        give around C{[start, end)}, a day wider each side, each with
+        its rule's C{UNTIL} (in UTC) or C{None}.
+
+        The rules are stepped through on the wall clock without the zone,
+        as RFC 5545 asks, so that the zone's own work (a C{VTIMEZONE}
+        written as rules from 1601, as Outlook's are, is expanded again for
+        every offset looked up) is not counted as the rules' work: it is
+        done in L{occurrences}, once per occurrence found.
+        """
+        if not self.rules:
+            return []
+        # Wall-clock bounds from UTC ones without asking the zone: no
+        # zone is a day away from UTC.
+        slack = timedelta(days=1)
+        after = (start - self.longest).astimezone(timezone.utc).replace(tzinfo=None) - slack
+        before = end.astimezone(timezone.utc).replace(tzinfo=None) + slack
+        wall = self.start.replace(tzinfo=None)
+        found: List[Tuple[datetime, Optional[datetime]]] = []
+        for text in self.rules:
+            parts = text.split(";")
+            until = [part for part in parts if part.upper().startswith("UNTIL=")]
+            rule = rrulestr(";".join(part for part in parts if part not in until),
+                            dtstart=_ruleStart(text, wall, after))
+            limit = _untilOf(until[0]) if until else None
+            if limit is not None:
+                # On the wall clock, with slack: occurrences are held to the
+                # exact UNTIL in UTC afterwards.
+                rule = rule.replace(until=limit.replace(tzinfo=None) + slack)
+            found.extend((moment, limit) for moment in rule.between(after, before, inc=True))
+        return found
+
+    def occurrences(self, start: datetime, end: datetime,
+                    ruleStarts: Optional[List[Tuple[datetime, Optional[datetime]]]] = None,
+                    ) -> Iterator[Tuple[datetime, datetime]]:
         """
         The occurrences overlapping C{[start, end)} as UTC (start, end)
-        pairs, in no particular order.  Unbounded work: call under
-        L{expansionLimit}.
+        pairs, in no particular order.
+
+        @param ruleStarts: What L{ruleStarts} gave for this range, when it
+            was called under L{expansionLimit}; without it, the rules are
+            expanded here, without a bound.
         """
+        if ruleStarts is None:
+            ruleStarts = self.ruleStarts(start, end)
+        zone = self.start.tzinfo
         excluded = {moment.astimezone(timezone.utc) for moment in self.exdates}
         seen = set()
-
-        def emit(first: datetime, last: datetime):
-            utc = first.astimezone(timezone.utc)
-            if utc in excluded or utc in seen:
-                return None
-            seen.add(utc)
-            if utc < end and last > start:
-                return utc, last
-            return None
-
-        candidates = [(self.start, self.endOf(self.start))]
+        candidates = [(self.start, self.endOf(self.start), None)]
         for moment, length in self.dates:
             last = self.endOf(moment) if length is None else moment.astimezone(timezone.utc) + length
-            candidates.append((moment, last))
-        after = start - self.longest
-        for text in self.rules:
-            rule = rrulestr(text, dtstart=_ruleStart(text, self.start, after))
-            for moment in rule.between(after, end, inc=True):
-                candidates.append((moment, self.endOf(moment)))
-        for first, last in candidates:
-            found = emit(first, last)
-            if found is not None:
-                yield found
+            candidates.append((moment, last, None))
+        for wall, until in ruleStarts:
+            moment = wall.replace(tzinfo=zone)
+            candidates.append((moment, self.endOf(moment), until))
+        for first, last, until in candidates:
+            utc = first.astimezone(timezone.utc)
+            if utc in excluded or utc in seen or (until is not None and utc > until):
+                continue
+            seen.add(utc)
+            if utc < end and last > start:
+                yield utc, last
+
+
+def _untilOf(part: str) -> datetime:
+    """
+    The moment of an C{UNTIL=...Z} rule part (the reader writes them in
+    UTC).
+    """
+    return datetime.strptime(part.split("=", 1)[1], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
 
 
 def _ruleStart(text: str, start: datetime, after: datetime) -> datetime:
     """
-    A start for expanding rule C{text} from which it produces the same
-    occurrences after C{after} as from C{start}, but with fewer steps.
+    A start (naive, on the wall clock, as C{start} and C{after}) for
+    expanding rule C{text} from which it produces the same occurrences
+    after C{after} as from C{start}, but with fewer steps.
 
     Without C{COUNT}, the candidates of an C{HOURLY}, C{DAILY} or
     C{WEEKLY} rule are C{start} plus whole multiples of its C{INTERVAL} on
@@ -177,11 +230,10 @@ def _ruleStart(text: str, start: datetime, after: datetime) -> datetime:
         step *= max(1, int(parts.get("INTERVAL", "1")))
     except ValueError:
         return start
-    wall = start.replace(tzinfo=None)
-    target = after.astimezone(start.tzinfo).replace(tzinfo=None) - step
-    if target <= wall:
+    target = after - step
+    if target <= start:
         return start
-    return (wall + step * ((target - wall) // step)).replace(tzinfo=start.tzinfo)
+    return start + step * ((target - start) // step)
 
 
 @dataclass(frozen=True)
@@ -283,32 +335,31 @@ def unavailable(model: Availability, start: datetime, end: datetime,
 
     @param start: Aware.
     @param end: Aware, after C{start}.
-    @param ruleIterations: The work allowed (see L{expansionLimit}).
+    @param ruleIterations: The work the rules may take (see
+        L{expansionLimit}).
     @raise fbtwist.ical.TooExpensive: When the rules need more work.
     """
     start, end = start.astimezone(timezone.utc), end.astimezone(timezone.utc)
     if end <= start:
         return []
+    spans = [block.span(start, end) for block in model.blocks]
     with expansionLimit(ruleIterations):
-        return _unavailable(model, start, end)
-
-
-def _unavailable(model: Availability, start: datetime, end: datetime) -> List[Period]:
+        ruleStarts = [[window.ruleStarts(*span) for window in block.windows] if span else []
+                      for block, span in zip(model.blocks, spans)]
     decided: List[Span] = []  # time a block of higher priority has spoken for
     busy: List[Period] = []
     for rank in sorted({block.rank for block in model.blocks}):
-        level = [(block, block.span(start, end)) for block in model.blocks if block.rank == rank]
-        level = [(block, span) for block, span in level if span is not None]
+        level = [(index, block, spans[index]) for index, block in enumerate(model.blocks)
+                 if block.rank == rank and spans[index] is not None]
         free = union(
             (max(first, span[0]), min(last, span[1]))
-            for block, span in level
-            for window in block.windows
-            for first, last in window.occurrences(*span)
+            for index, block, span in level
+            for window, starts in zip(block.windows, ruleStarts[index])
+            for first, last in window.occurrences(*span, ruleStarts=starts)
         )
-        for block, span in level:
+        for index, block, span in level:
             for first, last in subtract(subtract([span], free), decided):
                 busy.append(Period(first, last, block.busytype))
-        decided = union(decided + [span for _, span in level])
+        decided = union(decided + [span for _, _, span in level])
     # Merging keeps the strongest type where blocks of one level overlap.
     return mergePeriods(busy)
-

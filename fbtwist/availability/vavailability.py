@@ -26,13 +26,13 @@ from dateutil.rrule import rrulestr
 from icalendar import Calendar, Component
 from icalendar.prop import vRecur
 
-from fbtwist.availability.model import Availability, Block, Window, busyType
+from fbtwist.availability.model import MAX_RULE_ITERATIONS, Availability, Block, Window, busyType
 from fbtwist.errors import InvalidCalendar
 # Two helpers of the events' reader, shared rather than copied: its
 # one-line error text, and the rule frequencies it refuses (a window
 # repeating every minute would make every lookup expand hundreds of
 # thousands of them).
-from fbtwist.ical import _REFUSED_FREQUENCIES, MAX_RULE_ITERATIONS, _oneLine, expansionLimit, parseCalendar
+from fbtwist.ical import _REFUSED_FREQUENCIES, _oneLine, expansionLimit, parseCalendar
 from fbtwist.freebusy import PRODID, formatUTC
 
 #: How far ahead of each window's start the reader expands it, to refuse
@@ -245,9 +245,8 @@ def availabilityOf(calendar: Calendar, ruleIterations: int = MAX_RULE_ITERATIONS
     with expansionLimit(ruleIterations):
         for block in blocks:
             for window in block.windows:
-                for _ in window.occurrences(window.start.astimezone(timezone.utc),
-                                            window.start.astimezone(timezone.utc) + CHECKED_SPAN):
-                    pass
+                first = window.start.astimezone(timezone.utc)
+                window.ruleStarts(first, first + CHECKED_SPAN)
     return Availability(blocks=blocks, zone=zone)
 
 
