@@ -51,3 +51,7 @@ run("all free, rooms, working hours, every slot (limit 10**6)", rooms=rooms, wor
 run("quorum 12, rooms, working hours, every slot", rooms=rooms, workhours=hours, quorum=12, limit=10**6)
 run("quorum 1, rooms, working hours, every slot, Berlin grid", rooms=rooms, workhours=hours, quorum=1,
     limit=10**6, zone=ZoneInfo("Europe/Berlin"))
+own = {p: parseWorkingHours(f"Mon-Thu 08:{i:02d}-12:00,13:00-18:00; Fri 08:00-14:{i:02d}", zones[i % 3])
+       for i, p in enumerate(people)}
+run("quorum 12, rooms, 20 different working hours, every slot", rooms=rooms, workhours=own, quorum=12,
+    limit=10**6)
