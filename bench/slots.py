@@ -10,9 +10,10 @@ import random
 import time
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
+
 from fbtwist.availability.slots import findSlots
 from fbtwist.availability.workhours import parseWorkingHours
-from fbtwist.freebusy import Period, BUSY, BUSY_TENTATIVE
+from fbtwist.calendar.freebusy import BUSY, BUSY_TENTATIVE, Period
 
 random.seed(7)
 UTC = timezone.utc

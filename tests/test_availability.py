@@ -12,9 +12,9 @@ from twisted.trial import unittest
 from fbtwist.availability.model import Availability, Block, Window, unavailable
 from fbtwist.availability.vavailability import availabilityOf, readAvailability, renderAvailability
 from fbtwist.availability.workhours import WorkingHoursError, parseWorkingHours
+from fbtwist.calendar.derive import TooExpensive
+from fbtwist.calendar.freebusy import BUSY, BUSY_TENTATIVE, BUSY_UNAVAILABLE, Period
 from fbtwist.errors import InvalidCalendar
-from fbtwist.freebusy import BUSY, BUSY_TENTATIVE, BUSY_UNAVAILABLE, Period
-from fbtwist.ical import TooExpensive
 
 UTC = timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -9,12 +9,13 @@ import os
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.trial import unittest
 
 from fbtwist.availability.slots import Slot, candidates, findSlots
 from fbtwist.availability.workhours import parseWorkingHours
-from fbtwist.freebusy import BUSY, BUSY_TENTATIVE, BUSY_UNAVAILABLE, FREE, Period
+from fbtwist.calendar.freebusy import BUSY, BUSY_TENTATIVE, BUSY_UNAVAILABLE, FREE, Period
 
 UTC = timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -23,6 +23,8 @@ FORBIDDEN = {
     "fbtwist.calendar": {"fbtwist.web", "fbtwist.ftp", "fbtwist.access", "fbtwist.ops"},
     "fbtwist.directory": {"fbtwist.web", "fbtwist.ftp", "fbtwist.access", "fbtwist.ops"},
     "fbtwist.access": {"fbtwist.web", "fbtwist.ftp"},
+    "fbtwist.availability": {"fbtwist.web", "fbtwist.ftp", "fbtwist.access", "fbtwist.ops", "fbtwist.store",
+                             "fbtwist.directory"},
     "fbtwist.remote": {"fbtwist.web", "fbtwist.ftp", "fbtwist.access", "fbtwist.ops", "fbtwist.store",
                        "fbtwist.directory"},
 }

@@ -47,7 +47,7 @@ floating and all-day times (refused by the reader: RFC 7953 requires
 date-times in UTC or with a C{TZID}), and the other properties of the
 components (C{LOCATION}, C{SUMMARY}...), which readers never see.
 
-The work of expanding rules is bounded by L{fbtwist.ical.expansionLimit}
+The work of expanding rules is bounded by L{fbtwist.calendar.derive.expansionLimit}
 (L{MAX_RULE_ITERATIONS} steps by default).
 """
 
@@ -57,8 +57,8 @@ from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from dateutil.rrule import rrulestr
 
-from fbtwist.freebusy import BUSY, BUSY_TENTATIVE, BUSY_UNAVAILABLE, Period, mergePeriods
-from fbtwist.ical import expansionLimit
+from fbtwist.calendar.derive import expansionLimit
+from fbtwist.calendar.freebusy import BUSY, BUSY_TENTATIVE, BUSY_UNAVAILABLE, Period, mergePeriods
 
 #: The C{BUSYTYPE} values a block may have; any other counts as
 #: C{BUSY-UNAVAILABLE} (RFC 7953 3.2).
@@ -337,7 +337,7 @@ def unavailable(model: Availability, start: datetime, end: datetime,
     @param end: Aware, after C{start}.
     @param ruleIterations: The work the rules may take (see
         L{expansionLimit}).
-    @raise fbtwist.ical.TooExpensive: When the rules need more work.
+    @raise fbtwist.calendar.derive.TooExpensive: When the rules need more work.
     """
     start, end = start.astimezone(timezone.utc), end.astimezone(timezone.utc)
     if end <= start:

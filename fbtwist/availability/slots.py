@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from fbtwist.availability.model import Availability, Span, unavailable, union
-from fbtwist.freebusy import Period
+from fbtwist.calendar.freebusy import Period
 
 STEP = timedelta(minutes=15)
 
@@ -121,7 +121,7 @@ def findSlots(busy: Mapping[str, Sequence[Period]], start: datetime, end: dateti
     @return: Slots sorted by start.
     @raise ValueError: For a range, duration, step, limit or quorum that
         makes no sense, with one sentence.
-    @raise fbtwist.ical.TooExpensive: When someone's working hours are too
+    @raise fbtwist.calendar.derive.TooExpensive: When someone's working hours are too
         expensive to expand.
     """
     if start.tzinfo is None or end.tzinfo is None:

@@ -13,7 +13,7 @@ refused with one sentence, fit for a 400 answer to a publish.  The rest of
 a component (C{UID}, C{DTSTAMP}, C{SUMMARY}, C{LOCATION}...) is not required
 and not kept.
 
-Parsing is C{icalendar}'s (by L{fbtwist.ical.parseCalendar}); the components
+Parsing is C{icalendar}'s (by L{fbtwist.calendar.ical.parseCalendar}); the components
 are read generically by name, so any C{icalendar} that parses unknown
 components will do.
 """
@@ -27,13 +27,15 @@ from icalendar import Calendar, Component
 from icalendar.prop import vRecur
 
 from fbtwist.availability.model import MAX_RULE_ITERATIONS, Availability, Block, Window, busyType
-from fbtwist.errors import InvalidCalendar
+
 # Two helpers of the events' reader, shared rather than copied: its
 # one-line error text, and the rule frequencies it refuses (a window
 # repeating every minute would make every lookup expand hundreds of
 # thousands of them).
-from fbtwist.ical import _REFUSED_FREQUENCIES, _oneLine, expansionLimit, parseCalendar
-from fbtwist.freebusy import PRODID, formatUTC
+from fbtwist.calendar.derive import expansionLimit
+from fbtwist.calendar.freebusy import PRODID, formatUTC
+from fbtwist.calendar.ical import REFUSED_FREQUENCIES, oneLine, parseCalendar
+from fbtwist.errors import InvalidCalendar
 
 #: How far ahead of each window's start the reader expands it, to refuse
 #: rules that are too expensive when they are published rather than at
@@ -110,7 +112,7 @@ def _ruleText(rule, start: datetime, where: str) -> str:
     frequency = str((rule.get("FREQ") or [""])[0]).upper()
     if not frequency:
         raise InvalidCalendar(f"{where}'s RRULE has no FREQ")
-    if frequency in _REFUSED_FREQUENCIES:
+    if frequency in REFUSED_FREQUENCIES:
         raise InvalidCalendar(f"{where} repeats {frequency}, which is not accepted")
     rule = vRecur(rule)
     until = rule.get("UNTIL")
@@ -125,7 +127,7 @@ def _ruleText(rule, start: datetime, where: str) -> str:
     try:
         rrulestr(text, dtstart=start)
     except (ValueError, TypeError, KeyError, IndexError) as e:
-        raise InvalidCalendar(f"{where}'s RRULE cannot be read: {_oneLine(e)}") from None
+        raise InvalidCalendar(f"{where}'s RRULE cannot be read: {oneLine(e)}") from None
     return text
 
 
@@ -225,7 +227,7 @@ def availabilityOf(calendar: Calendar, ruleIterations: int = MAX_RULE_ITERATIONS
 
     @raise InvalidCalendar: With one sentence when a component is not as
         RFC 7953 says.
-    @raise fbtwist.ical.TooExpensive: When a window's rules need more
+    @raise fbtwist.calendar.derive.TooExpensive: When a window's rules need more
         work than allowed to expand a year (see L{CHECKED_SPAN}).
     """
     components = [c for c in calendar.subcomponents if c.name == "VAVAILABILITY"]
@@ -256,7 +258,7 @@ def readAvailability(data: bytes, ruleIterations: int = MAX_RULE_ITERATIONS) -> 
     components (see L{availabilityOf}).
 
     @raise InvalidCalendar: With one sentence saying what is wrong
-        (L{fbtwist.ical.TooExpensive} for rules too expensive to expand).
+        (L{fbtwist.calendar.derive.TooExpensive} for rules too expensive to expand).
     """
     return availabilityOf(parseCalendar(data), ruleIterations)
 

@@ -51,12 +51,12 @@ def parseCalendar(data: bytes) -> Calendar:
     try:
         calendar = Calendar.from_ical(text)
     except (ValueError, KeyError, IndexError, TypeError, OverflowError) as e:
-        raise InvalidCalendar("not iCalendar: " + _oneLine(e)) from None
+        raise InvalidCalendar("not iCalendar: " + oneLine(e)) from None
     if calendar.name != "VCALENDAR":
         raise InvalidCalendar(f"expected a VCALENDAR, found {calendar.name}")
     errors = [error for component in calendar.walk() for error in component.errors]
     if errors:
-        raise InvalidCalendar("not iCalendar: " + _oneLine(errors[0]))
+        raise InvalidCalendar("not iCalendar: " + oneLine(errors[0]))
     return calendar
 
 
@@ -83,7 +83,7 @@ def validateFreeBusy(data: bytes) -> Calendar:
     return calendar
 
 
-def _oneLine(error) -> str:
+def oneLine(error) -> str:
     text = " ".join(str(error).split())
     return text[:200] if text else error.__class__.__name__
 
@@ -131,12 +131,12 @@ def validateEvents(data: bytes) -> Calendar:
         rules = event.get("RRULE", [])
         for rule in rules if isinstance(rules, list) else [rules]:
             frequency = str((rule.get("FREQ") or [""])[0]).upper()
-            if frequency in _REFUSED_FREQUENCIES:
+            if frequency in REFUSED_FREQUENCIES:
                 raise InvalidCalendar(f"events repeating {frequency} are not accepted")
     try:
         recurring_ical_events.of(calendar)
     except Exception as e:
-        raise InvalidCalendar("the events cannot be expanded: " + _oneLine(e)) from None
+        raise InvalidCalendar("the events cannot be expanded: " + oneLine(e)) from None
     return calendar
 
 
@@ -218,7 +218,7 @@ def readFreeBusy(data: bytes) -> Tuple[FreeBusy, bool]:
 
 #: Recurrence frequencies no calendar of meetings needs, and which would
 #: make every lookup expand millions of occurrences.
-_REFUSED_FREQUENCIES = {"SECONDLY", "MINUTELY"}
+REFUSED_FREQUENCIES = {"SECONDLY", "MINUTELY"}
 
 
 def parseEvents(data: bytes) -> Calendar:

@@ -158,7 +158,7 @@ def describeOrigin(url: URL) -> str:
     return url.replace(path=(), query=(), fragment="", rooted=False).to_text().rstrip("/")
 
 
-def _oneLine(text: str, limit: int = 200) -> str:
+def oneLine(text: str, limit: int = 200) -> str:
     return " ".join(str(text).split())[:limit]
 
 
@@ -255,7 +255,7 @@ def explain(failure, origin: str) -> Optional[FetchError]:
     if failure.check(netError.TimeoutError):
         return FetchError("timeout", f"connecting to {origin} took too long")
     if failure.check(netError.ConnectError):
-        return FetchError("connect", f"cannot connect to {origin} ({_oneLine(failure.getErrorMessage())})")
+        return FetchError("connect", f"cannot connect to {origin} ({oneLine(failure.getErrorMessage())})")
     inner = [failure] + _reasons(failure)
     for each in inner:
         if each.check(TooMuchData):
@@ -442,7 +442,7 @@ class Fetcher:
                 except Exception as e:
                     if not isinstance(e, ValueError) and getattr(e, "reason", None) is None:
                         raise
-                    why = _oneLine(getattr(e, "reason", None) or e)
+                    why = oneLine(getattr(e, "reason", None) or e)
                     raise FetchError("not-calendar", f"what {origin} answered is not a usable calendar: {why}") \
                         from None
             return self._result(url, response, body, value)
