@@ -45,25 +45,11 @@ from fbtwist import errors
 #: The C{fbEvent} of the one event logged per HTTP request.
 ACCESS_EVENT = "http-request"
 
-#: C{publish-rejected} reasons by domain error (the first match wins).
-_REJECTION_REASONS = [
-    (errors.InvalidCalendar, "invalid-calendar"),
-    (errors.InvalidName, "invalid-name"),
-    (errors.TooLarge, "too-large"),
-    (errors.PermissionDenied, "forbidden"),
-    (errors.UnsupportedMediaType, "unsupported-media-type"),
-    (errors.InsufficientStorage, "storage-full"),
-    (errors.Locked, "locked"),
-    (errors.Conflict, "conflict"),
-    (errors.AlreadyExists, "conflict"),
-    (errors.DirectoryUnavailable, "directory-unavailable"),
-]
-
-#: HTTP statuses that reject a publish before fbtwist's PUT code runs.
-_REJECTION_REASONS_BY_STATUS = {401: "unauthorized", 413: "too-large"}
-
-#: Reasons for rejections raised as L{fbtwist.web.responses.HTTPError}.
-_REJECTION_REASONS_BY_CODE = {
+#: C{publish-rejected} reasons of HTTP statuses, for rejections that are
+#: no domain error (those carry their own C{label}): an
+#: L{fbtwist.web.responses.HTTPError}, or a status answered before
+#: fbtwist's PUT code ran.
+_REJECTION_REASONS_BY_STATUS = {
     400: "invalid-request",
     401: "unauthorized",
     403: "forbidden",
@@ -75,6 +61,9 @@ _REJECTION_REASONS_BY_CODE = {
     503: "directory-unavailable",
     507: "storage-full",
 }
+
+#: Statuses that refuse a publish before fbtwist's PUT code runs.
+_REFUSED_BEFORE_PUT = frozenset({401, 413})
 
 #: Event keys never written out in JSON, whatever logged them.
 _SECRET_KEY = re.compile(r"pass|secret|authori[sz]ation|cookie|token|credential", re.IGNORECASE)
@@ -88,14 +77,12 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 def publishRejectionReason(error: BaseException) -> str:
     """
     The C{reason} slug of a C{publish-rejected} event for the error that
-    refused a publish: by domain error class, else by the HTTP status of an
-    C{HTTPError} (C{"error"} for anything else).  Add new domain errors to
-    C{_REJECTION_REASONS}.
+    refused a publish: a domain error's C{label}, else by the HTTP status
+    of an C{HTTPError} (C{"error"} for anything else).
     """
-    for errorClass, reason in _REJECTION_REASONS:
-        if isinstance(error, errorClass):
-            return reason
-    return _REJECTION_REASONS_BY_CODE.get(getattr(error, "code", None), "error")
+    if isinstance(error, errors.FreeBusyError) and error.label is not None:
+        return error.label
+    return _REJECTION_REASONS_BY_STATUS.get(getattr(error, "code", None), "error")
 
 
 def rejectionReasonForStatus(status: int) -> Optional[str]:
@@ -104,7 +91,7 @@ def rejectionReasonForStatus(status: int) -> Optional[str]:
     (authentication, the upload limit), from the response status, or
     C{None}.
     """
-    return _REJECTION_REASONS_BY_STATUS.get(status)
+    return _REJECTION_REASONS_BY_STATUS[status] if status in _REFUSED_BEFORE_PUT else None
 
 
 def escapeField(text: Optional[str]) -> str:

@@ -20,16 +20,14 @@ def requestPath(avatar: CalendarAvatar, request):
     The store path a request addresses (its percent-decoded segments below
     the publishing root, C{.} and doubled slashes ignored).
 
-    @raise HTTPError: 400 when a segment is not UTF-8 or not a valid name.
+    @raise HTTPError: 400 when a segment is not UTF-8.
+    @raise InvalidName: When a segment is not a valid name (answered 400).
     """
     try:
         segments = [s.decode("utf-8") for s in request.postpath]
     except UnicodeDecodeError:
         raise HTTPError(http.BAD_REQUEST, "the path is not UTF-8") from None
-    try:
-        return avatar.path(normalSegments(segments))
-    except InvalidName as e:
-        raise HTTPError(http.BAD_REQUEST, e.reason) from None
+    return avatar.path(normalSegments(segments))
 
 
 class CalendarTreeResource(Resource):
@@ -45,7 +43,13 @@ class CalendarTreeResource(Resource):
 
     def _run(self, request, method):
         async def run():
-            path = requestPath(self.avatar, request)
+            try:
+                path = requestPath(self.avatar, request)
+            except InvalidName as e:
+                if method is put.put:
+                    # Counted as the same rejection over FTP is.
+                    put.rejected(self.avatar, b"/".join(request.postpath).decode("utf-8", "replace"), e)
+                raise
             try:
                 await method(self.avatar, path, request)
             except DAVError as e:
