@@ -47,7 +47,14 @@ from fbtwist.store.paths import ResourceInfo
 from fbtwist.web import page
 from fbtwist.web.lookupcache import NameCache, _Cache
 from fbtwist.web.lookupquery import FORMAT_JCAL, Query, parseQuery, splitLookupName
-from fbtwist.web.responses import CALENDAR_TYPE, HTTPError, renderAsync, renderSoon, serveCalendar, writeError
+from fbtwist.web.responses import (
+    CALENDAR_TYPE,
+    HTTPError,
+    renderAsync,
+    renderSoon,
+    serveCalendar,
+    writeNotAllowed,
+)
 
 #: What a user publishes: a free/busy file, or a full calendar.
 FREEBUSY_FILE = ".vfb"
@@ -193,8 +200,7 @@ class LookupResource(Resource):
         (through L{guardedLookup}), or C{None} for an anonymous one.
         """
         if request.method not in (b"GET", b"HEAD"):
-            request.setHeader(b"Allow", b"GET, HEAD")
-            writeError(request, http.NOT_ALLOWED, "lookups are read-only: use GET")
+            writeNotAllowed(request, ("GET", "HEAD"), "lookups are read-only: use GET")
             return NOT_DONE_YET
         postpath = request.postpath
         if not postpath or postpath == [b""]:

@@ -99,6 +99,16 @@ def writeError(request, code: int, reason: str, headers: Iterable[Tuple[bytes, b
     request.finish()
 
 
+def writeNotAllowed(request, allowed: Iterable[str], reason: str) -> None:
+    """
+    Finish C{request} with 405, the C{allowed} methods in C{Allow} and
+    C{reason} as the body: the one answer to a method a resource does not
+    take (rather than Twisted's 501 for methods it does not know).
+    """
+    request.setHeader(b"Allow", ", ".join(allowed).encode("ascii"))
+    writeError(request, http.NOT_ALLOWED, reason)
+
+
 def isGone(request) -> bool:
     """
     Whether C{request} was finished or its client went away.

@@ -23,7 +23,7 @@ from fbtwist.web.auth import BasicAuthGuard
 from fbtwist.web.connection import SERVER_HEADER, ConnectionLimits, GuardedConnection, rawResponse
 from fbtwist.web.lookup import LookupResource, LookupSettings, guardedLookup
 from fbtwist.web.page import RootElement, securityHeaders
-from fbtwist.web.responses import HTTPError, httpErrorFor, isGone, writeError
+from fbtwist.web.responses import HTTPError, httpErrorFor, isGone, writeNotAllowed
 
 #: Access events are logged under this namespace (see L{fbtwist.logs}).
 _accessLog = Logger(namespace="fbtwist.access")
@@ -481,8 +481,7 @@ class ReadOnlyFolder(Resource):
 
     def render(self, request):
         if request.method not in (b"GET", b"HEAD"):
-            request.setHeader(b"Allow", b"GET, HEAD")
-            writeError(request, http.NOT_ALLOWED, "this is a read-only folder")
+            writeNotAllowed(request, ("GET", "HEAD"), "this is a read-only folder")
             return NOT_DONE_YET
         return super().render(request)
 

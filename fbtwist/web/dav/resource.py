@@ -12,7 +12,7 @@ from fbtwist.errors import InvalidName
 from fbtwist.web.dav import copymove, delete, get, lock, mkcol, options, propfind, proppatch, put
 from fbtwist.web.dav.davxml import DAVError, writeDAVError
 from fbtwist.web.dav.urls import normalSegments
-from fbtwist.web.responses import HTTPError, renderAsync, writeError
+from fbtwist.web.responses import HTTPError, renderAsync, writeNotAllowed
 
 
 def requestPath(avatar: CalendarAvatar, request):
@@ -63,8 +63,8 @@ class CalendarTreeResource(Resource):
     def render(self, request):
         handler = getattr(self, "render_" + request.method.decode("ascii", "replace"), None)
         if handler is None:
-            request.setHeader(b"Allow", ", ".join(self.allowedMethods()).encode("ascii"))
-            writeError(request, http.NOT_ALLOWED, f"{request.method.decode('ascii', 'replace')} is not allowed here")
+            writeNotAllowed(request, self.allowedMethods(),
+                            f"{request.method.decode('ascii', 'replace')} is not allowed here")
             return NOT_DONE_YET
         return handler(request)
 
