@@ -20,7 +20,7 @@ from fbtwist.errors import OutOfDescriptors, descriptorError
 from fbtwist.store.tree import CalendarStore
 from fbtwist.web.responses import _RareWarning, httpErrorFor
 from tests.helpers import inline, statusOf
-from tests.twistdprocess import TwistdProcess
+from tests.processes import startTwistd
 
 
 @contextmanager
@@ -170,12 +170,10 @@ class LowLimitProcessTests(unittest.TestCase):
         are closed, the condition is logged once; once connections close,
         the server serves again.
         """
-        process = TwistdProcess(
+        process = await startTwistd(
             self, "--http-max-connections", "1000", "--http-max-connections-per-address", "0",
-            "--http-idle-timeout", "300",
+            "--http-idle-timeout", "300", rlimitNoFile=64,
         )
-        process.rlimitNoFile = 64
-        await process.start()
         held = _Held()
         self.addCleanup(held.closeAll)
         put = socket.create_connection(("127.0.0.1", process.port))
@@ -193,7 +191,7 @@ class LowLimitProcessTests(unittest.TestCase):
                         + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
             response = _recvAll(put)
             if not response:
-                self.fail("no answer; the server logged:\n" + process.output()[-4000:])
+                self.fail("no answer; the server logged:\n" + process.log()[-4000:])
             statuses.append(statusOf(response))
             if statuses[-1] == 503:
                 self.assertIn(b"Retry-After: ", response)
@@ -205,7 +203,7 @@ class LowLimitProcessTests(unittest.TestCase):
         self.addCleanup(fresh.close)
         fresh.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         self.assertEqual(statusOf(_recvAll(fresh)), 200)
-        output = process.output()
+        output = process.log()
         self.assertNotIn("Traceback", output)
         self.assertNotIn("Unhandled", output)
         self.assertEqual(output.count("out of file descriptors"), 1, output[-3000:])
@@ -217,9 +215,7 @@ class LowLimitProcessTests(unittest.TestCase):
         descriptor limit allows, before it runs out: the connections it
         keeps still publish, and nothing is closed unanswered.
         """
-        process = TwistdProcess(self, "--http-idle-timeout", "300")
-        process.rlimitNoFile = 64
-        await process.start()
+        process = await startTwistd(self, "--http-idle-timeout", "300", rlimitNoFile=64)
         held = _Held()
         self.addCleanup(held.closeAll)
         put = socket.create_connection(("127.0.0.1", process.port))
@@ -244,7 +240,7 @@ class LowLimitProcessTests(unittest.TestCase):
                     + __import__("base64").b64encode(b"alice:wonderland")
                     + b"\r\nContent-Type: text/calendar\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
         self.assertIn(statusOf(_recvAll(put)), (201, 204))
-        output = process.output()
+        output = process.log()
         self.assertNotIn("EMFILE", output)
         self.assertEqual(output.count("refusing connections"), 1)
 

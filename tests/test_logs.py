@@ -39,7 +39,7 @@ from fbtwist.logs import (
 )
 from fbtwist.web.responses import HTTPError
 from tests.helpers import basicAuth, httpClient, inline, outlookVFB, publicAnswer, rawRequest, startServer, statusOf
-from tests.twistdprocess import startTwistd
+from tests.processes import startTwistd
 
 #: Apache's combined format, as log analysers parse it.
 COMBINED = re.compile(
@@ -447,7 +447,7 @@ class TwistdLogTests(unittest.TestCase):
         await self.publishTwice(server)
         server.signal()
         await server.exited()
-        output = server.output()
+        output = server.log()
         records = [json.loads(line) for line in output.splitlines()]
         access = [r for r in records if r.get("fbEvent") == "http-request"]
         self.assertEqual([(r["method"], r["status"], r["user"]) for r in access],
@@ -469,7 +469,7 @@ class TwistdLogTests(unittest.TestCase):
         await self.publishTwice(server)
         server.signal()
         await server.exited()
-        output = server.output()
+        output = server.log()
         lines = [line.split("[fbtwist.access#info] ", 1)[1]
                  for line in output.splitlines() if "[fbtwist.access#" in line]
         self.assertEqual([COMBINED.match(line).group("status") for line in lines], ["401", "201"])
