@@ -37,6 +37,7 @@ from zope.interface import implementer
 
 from fbtwist.access.latency import LatencyFloor
 from fbtwist.addresses import clientAddress
+from fbtwist.cache import LRUCache
 from fbtwist.calendar import derive, freebusy, ical, publicview
 from fbtwist.calendar.busytime import BusyTime
 from fbtwist.calendar.freebusy import FreeBusy, Period, TimeRange
@@ -45,7 +46,7 @@ from fbtwist.errors import InvalidCalendar, NotFound
 from fbtwist.interfaces import ICalendarStore, IDirectory
 from fbtwist.store.paths import ResourceInfo
 from fbtwist.web import page
-from fbtwist.web.lookupcache import NameCache, _Cache
+from fbtwist.web.lookupcache import NameCache
 from fbtwist.web.lookupquery import FORMAT_JCAL, Query, parseQuery, splitLookupName
 from fbtwist.web.responses import (
     CALENDAR_TYPE,
@@ -155,9 +156,9 @@ class LookupResource(Resource):
         self.reactor = reactor
         self.names = NameCache() if names is None else names
         self._missFloor = LatencyFloor(reactor, settings.missDelay)
-        self._freeBusyCache = _Cache()
+        self._freeBusyCache = LRUCache(256)
         #: Rendered answers by entity tag.
-        self._answerCache = _Cache(1024)
+        self._answerCache = LRUCache(1024)
         self.busyTime = None if store is None else BusyTime.install(
             store, self.reactor, settings.defaultZone, settings.expandLimit)
 
