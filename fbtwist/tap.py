@@ -28,6 +28,7 @@ from fbtwist.access.checker import BindCache, DirectoryChecker
 from fbtwist.access.latency import LatencyFloor
 from fbtwist.access.realm import FreeBusyRealm
 from fbtwist.access.throttle import LoginThrottle
+from fbtwist.compat.twisted import raiseListenErrorsAtStart
 from fbtwist.config import (
     MISTAKEN_NAMES,
     OTHER_TOPIC,
@@ -339,9 +340,8 @@ class ListenerService(StreamServerEndpointService):
         self.description = description
         self.failure = failure
         # Report the failure from privilegedStartService, where twistd
-        # (and this class) can see it, as strports.service arranges: the
-        # documented switch has no public setter.
-        self._raiseSynchronously = True
+        # (and this class) can see it.
+        raiseListenErrorsAtStart(self)
 
     def privilegedStartService(self):
         try:

@@ -445,6 +445,19 @@ class TransferTests(SynchronousTestCase):
         data.connectionLost(Failure(ConnectionDone()))
         self.assertEqual(session.replies()[-1], "226 Transfer Complete.")
 
+    def test_globNLST(self):
+        """
+        NLST with a pattern lists the matching names of its directory.
+        """
+        session = Session(self)
+        for name in ("alice.vfb", "alice.ics"):
+            session.store.write((name,), outlookVFB())
+        session.login()
+        data, transport = session.passive()
+        session.send("NLST /pub/calendar/*.vfb")
+        self.assertEqual(sorted(transport.value().split(b"\r\n")), [b"", b"alice.vfb"])
+        data.connectionLost(Failure(ConnectionDone()))
+
     def test_bareNLSTAtTop(self):
         """
         NLST at / lists the virtual directory leading to the tree.

@@ -86,7 +86,7 @@ class RenderTests(unittest.SynchronousTestCase):
             raise HTTPError(400, "bad If header")
 
         renderAsync(self.request, work())
-        self.request._disconnected = True
+        self.request.clientGone = True
         waiting.callback(None)
         self.assertEqual(self.failures, [])
         self.assertEqual(self.request.written, [])
@@ -102,7 +102,7 @@ class RenderTests(unittest.SynchronousTestCase):
             raise ZeroDivisionError()
 
         renderAsync(self.request, work())
-        self.request._disconnected = True
+        self.request.clientGone = True
         waiting.callback(None)
         self.assertEqual(len(self.failures), 1)
         self.flushLoggedErrors(ZeroDivisionError)

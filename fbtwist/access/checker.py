@@ -71,7 +71,7 @@ class BindCache:
         self.clock = clock
         self.ttl = ttl
         self.maxSize = maxSize
-        self._entries = LRUCache(maxSize, clock=clock.seconds)
+        self._entries = LRUCache(maxSize, clock=lambda: self.clock.seconds())
 
     def _hash(self, password: str, salt: bytes) -> bytes:
         return hmac.new(self._processKey, salt + password.encode("utf-8"), hashlib.sha256).digest()

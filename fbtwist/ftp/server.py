@@ -70,6 +70,9 @@ MAX_FAILED_LOGINS = 3
 #: A line end as TYPE A clients send it: LF, CRLF, or CRs and LF.
 _LINE_END = re.compile(rb"\r*\n")
 
+#: What makes an NLST argument a pattern (as C{fnmatch} reads it).
+_GLOB = re.compile(r"[*?[]")
+
 
 class CRLFLineEnds:
     """
@@ -151,6 +154,9 @@ class DataConnection(ftp.DTP):
     def __init__(self):
         self.closed = defer.Deferred()
         self._receiver = None
+        # Chunks received before a STOR takes them (our own list: DTP's
+        # buffer is private to it).
+        self._held: Optional[list] = []
         self._buffered = 0
         self._paused = False
 
@@ -167,7 +173,7 @@ class DataConnection(ftp.DTP):
         """
         Hand every chunk received so far, and from now on, to C{receiver}.
         """
-        buffered, self._buffer = self._buffer or [], None
+        buffered, self._held = self._held or [], None
         self._receiver = receiver
         for chunk in buffered:
             receiver(chunk)
@@ -178,10 +184,10 @@ class DataConnection(ftp.DTP):
     def dataReceived(self, data: bytes) -> None:
         if self._receiver is not None:
             self._receiver(data)
-        elif self._buffer is not None:
+        elif self._held is not None:
             # Data sent before (or without) a STOR: hold a little, then
             # stop reading rather than fill the memory.
-            self._buffer.append(data)
+            self._held.append(data)
             self._buffered += len(data)
             if self._buffered > self.bufferLimit and not self._paused:
                 self._paused = True
@@ -216,10 +222,10 @@ class DataConnectionFactory(ftp.DTPFactory):
                 address=addr.host, peer=self.peerHost,
             )
             return None
-        if self._state is not self._IN_PROGRESS:
+        # DTPFactory's own buildProtocol accepts only the first connection
+        # and stops the timeout; it makes a plain DTP, replaced here.
+        if super().buildProtocol(addr) is None:
             return None
-        self._state = self._FINISHED
-        self.cancelTimeout()
         p = DataConnection()
         p.factory = self
         p.pi = self.pi
@@ -237,6 +243,8 @@ class CalendarFTP(ftp.FTP):
 
     log = Logger()
     _encoding = "utf-8"
+    #: Whether the client sent EPSV ALL (only EPSV may follow).
+    _extendedPassiveOnly = False
     PUBLIC_COMMANDS = ["FEAT", "QUIT", "SYST", "NOOP", "OPTS", "AUTH", "PBSZ", "PROT"]
     FEATURES = ["EPRT", "EPSV", "MDTM", "PASV", "SIZE", "TYPE A;I", "UTF8"]
 
@@ -398,7 +406,7 @@ class CalendarFTP(ftp.FTP):
             raise FTPReplyError("503", "Already logged in; to log in as someone else, reconnect.")
         if self.factory.tlsRequired and not self.tlsActive:
             raise FTPReplyError("530", "This server requires AUTH TLS before USER: passwords never travel in clear.")
-        self._user = username
+        self._pendingLogin = username
         self.state = self.INAUTH
         if self._anonymous(username):
             return ftp.GUEST_NAME_OK_NEED_EMAIL
@@ -417,8 +425,8 @@ class CalendarFTP(ftp.FTP):
         return defer.Deferred.fromCoroutine(self._login(password))
 
     async def _login(self, password: str):
-        login = self._user
-        del self._user
+        login = self._pendingLogin
+        del self._pendingLogin
         if self._anonymous(login):
             credentials, reply = Anonymous(), ftp.GUEST_LOGGED_IN_PROCEED
         else:
@@ -563,7 +571,7 @@ class CalendarFTP(ftp.FTP):
         return port.getHost().port
 
     def ftp_PASV(self):
-        if self._epsvAll:
+        if self._extendedPassiveOnly:
             raise FTPReplyError("503", "PASV is not allowed after EPSV ALL.")
         announced = self.factory.passiveHost
         if announced is None:
@@ -575,7 +583,7 @@ class CalendarFTP(ftp.FTP):
 
     def ftp_EPSV(self, protocol=""):
         if protocol.upper() == "ALL":
-            self._epsvAll = True
+            self._extendedPassiveOnly = True
             return ftp.EPSV_ALL_OK
         if protocol:
             family = 1 if isinstance(ipaddress.ip_address(self._localHost()), ipaddress.IPv4Address) else 2
@@ -588,7 +596,7 @@ class CalendarFTP(ftp.FTP):
         Connect the data connection to the client's C{host} and C{port},
         refusing any other address (FTP bounce) and ports below 1024.
         """
-        if self._epsvAll:
+        if self._extendedPassiveOnly:
             raise FTPReplyError("503", f"{command} is not allowed after EPSV ALL.")
         if normalisedHost(host) != self.peerHost or not 1024 <= port <= 65535:
             self.log.warn(
@@ -690,7 +698,7 @@ class CalendarFTP(ftp.FTP):
             words.pop(0)
         segments = self._segments(" ".join(words))
         glob = None
-        if namesOnly and ftp._isGlobbingExpression(segments):
+        if namesOnly and segments and _GLOB.search(segments[-1]):
             glob = segments.pop()
         keys = () if namesOnly else ("size", "directory", "permissions", "hardlinks", "modified", "owner", "group")
         entries = await self.shell.list(segments, keys)

@@ -111,9 +111,10 @@ def writeNotAllowed(request, allowed: Iterable[str], reason: str) -> None:
 
 def isGone(request) -> bool:
     """
-    Whether C{request} was finished or its client went away.
+    Whether C{request} was finished or its client went away (which
+    L{fbtwist.web.site.BoundedRequest} notes in C{clientGone}).
     """
-    return request.finished or getattr(request, "_disconnected", False)
+    return request.finished or getattr(request, "clientGone", False)
 
 
 def _answerFailure(request, failure) -> None:

@@ -16,6 +16,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 from twisted.web.template import renderElement
 
+from fbtwist.compat.twisted import channelRequestLine
 from fbtwist.errors import descriptorError
 from fbtwist.logs import logAccess, rejectionReasonForStatus
 from fbtwist.web.accesslog import accessFields
@@ -54,6 +55,8 @@ class BoundedRequest(server.Request):
     """
 
     log = Logger()
+    #: Whether the client went away before the answer was finished.
+    clientGone = False
     _refused = False
     _chunked = False
     _chunks = 0
@@ -91,6 +94,7 @@ class BoundedRequest(server.Request):
                 connection.requestDone(self)
 
     def connectionLost(self, reason):
+        self.clientGone = True
         try:
             return super().connectionLost(reason)
         finally:
@@ -151,7 +155,7 @@ class BoundedRequest(server.Request):
             self.requestHeaders.removeHeader(b"Expect")
             # The version is known only to the channel until the body is in
             # (as for requestLine); Twisted sends 100 to HTTP/1.1 only.
-            self._expectContinue = getattr(self.channel, "_version", None) == b"HTTP/1.1"
+            self._expectContinue = channelRequestLine(self.channel)[2] == b"HTTP/1.1"
         # No more is read (nor what came with the headers parsed) until the
         # directory has answered.
         self._pendingAuthentication = True
@@ -247,7 +251,7 @@ class BoundedRequest(server.Request):
         # take what the access line needs from the channel.
         self.method, self.uri = requestLine(self)
         self.path = self.uri
-        self.clientproto = getattr(self.channel, "_version", None) or b"-"
+        self.clientproto = channelRequestLine(self.channel)[2] or b"-"
         self.code = code
         self.sentLength = len(response) - response.index(b"\r\n\r\n") - 4
         connection = self._connection()
@@ -269,8 +273,8 @@ def requestLine(request):
     if request.method != http.Request.method:
         # Set by requestReceived (the class default is a placeholder).
         return request.method, request.uri
-    channel = request.channel
-    return getattr(channel, "_command", None) or b"-", getattr(channel, "_path", None) or b"-"
+    command, path, _ = channelRequestLine(request.channel)
+    return command or b"-", path or b"-"
 
 
 class FreeBusySite(server.Site):
