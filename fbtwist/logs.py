@@ -364,6 +364,58 @@ def useUnderTwistd(twistdOptions, logFormat: str = "json") -> None:
     twistdOptions["logger"] = __name__ + "." + name
 
 
+class RareWarning:
+    """
+    A warning about a condition that comes with every request (or every
+    connection) while it lasts, such as running out of file descriptors:
+    logged at most once per C{interval} seconds, with C{count}, the number
+    of times it happened since the last warning (this one included).
+    """
+
+    def __init__(self, text: str, interval: float = 60.0, clock=time.monotonic, log: Optional[Logger] = None,
+                 **fields):
+        """
+        @param text: The warning's format; may name C{{count}} and the
+            C{fields} (and those given to L{warn}).
+        @param clock: What time it is (C{reactor.seconds} in tests).
+        @param fields: Event keys logged with every warning.
+        """
+        self.text, self.interval, self.clock, self.fields = text, interval, clock, fields
+        self.log = log or Logger()
+        self._last = None
+        self._count = 0
+
+    def warn(self, **fields) -> None:
+        """
+        Note one more occurrence; log the warning if none was logged in the
+        last C{interval} seconds.
+        """
+        self._count += 1
+        now = self.clock()
+        if self._last is not None and now - self._last < self.interval:
+            return
+        self.log.warn(self.text, count=self._count, **self.fields, **fields)
+        self._last, self._count = now, 0
+
+
+#: What Twisted's listening ports log for every connection they cannot
+#: accept for want of descriptors (C{twisted.internet.tcp}), on every
+#: reactor pass while it lasts.
+_ACCEPT_FAILURES = frozenset([
+    "EMFILE encountered; releasing reserved file descriptor.",
+    "EMFILE recovery: Closed socket from {address}",
+    "Re-reserving EMFILE recovery file descriptor.",
+    "Could not accept new connection ({acceptError})",
+])
+
+#: The one warning that stands for those lines.
+_acceptWarning = RareWarning(
+    "out of file descriptors: closing new connections unanswered ({count} since the last warning; "
+    "raise LimitNOFILE or ulimit -n)",
+    fbEvent="out-of-descriptors", protocol="tcp",
+)
+
+
 #: The levels fbtwist's logs show.
 _FROM_INFO_UP = frozenset([LogLevel.info, LogLevel.warn, LogLevel.error, LogLevel.critical])
 
@@ -373,7 +425,9 @@ class InfoAndUp:
     """
     C{observer}, given events of level info and up only (and those without
     a level, as C{twisted.logger.LogLevelFilterPredicate} lets them through): debug events
-    (one per directory call, ...) feed the metrics, not the log.  A set
+    (one per directory call, ...) feed the metrics, not the log.  Twisted's
+    lines for each connection a port could not accept for want of
+    descriptors become one warning a minute at most.  A set
     lookup instead of Twisted's per-namespace filter, which costs more than
     writing the line (every request logs one).
     """
@@ -384,6 +438,10 @@ class InfoAndUp:
     def __call__(self, event: dict) -> None:
         level = event.get("log_level")
         if level is None or level in _FROM_INFO_UP:
+            if event.get("log_format") in _ACCEPT_FAILURES:
+                # One line a minute instead of one per connection.
+                _acceptWarning.warn()
+                return
             self.observer(event)
 
 

@@ -17,8 +17,9 @@ from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
 from fbtwist.errors import OutOfDescriptors, descriptorError
+from fbtwist.logs import RareWarning
 from fbtwist.store.tree import CalendarStore
-from fbtwist.web.responses import _RareWarning, httpErrorFor
+from fbtwist.web.responses import httpErrorFor
 from tests.helpers import inline, statusOf
 from tests.processes import startTwistd
 
@@ -81,17 +82,17 @@ class MappingTests(unittest.SynchronousTestCase):
 
     def test_warnedOnce(self):
         """
-        The warning is logged once per interval, then says how many were
-        left out.
+        The warning is logged once per interval, saying how many times it
+        happened since the last one.
         """
         now = [0.0]
-        warning = _RareWarning("out {suppressed}", 60.0, clock=lambda: now[0])
+        warning = RareWarning("out {count}", 60.0, clock=lambda: now[0], fbEvent="x")
         for _ in range(5):
             warning.warn()
         now[0] = 61.0
         warning.warn()
-        texts = [e["suppressed"] for e in self.events if e.get("log_format") == "out {suppressed}"]
-        self.assertEqual(texts, [0, 4])
+        texts = [(e["count"], e["fbEvent"]) for e in self.events if e.get("log_format") == "out {count}"]
+        self.assertEqual(texts, [(1, "x"), (5, "x")])
 
     def test_storeRead(self):
         """

@@ -27,6 +27,7 @@ from fbtwist import errors
 from fbtwist.logs import (
     InfoAndUp,
     JSONLinesObserver,
+    RareWarning,
     TextLinesObserver,
     combinedLine,
     escapeField,
@@ -537,3 +538,25 @@ class InfoAndUpTests(unittest.SynchronousTestCase):
             observer({"log_level": level} if level is not None else {"message": "legacy"})
         self.assertEqual([e.get("log_level") for e in seen],
                          [LogLevel.info, LogLevel.warn, LogLevel.error, LogLevel.critical, None])
+
+    def test_acceptFailuresQuieted(self):
+        """
+        Twisted's line for each connection a port cannot accept for want of
+        descriptors is dropped; one warning a minute stands for them.
+        """
+        import fbtwist.logs
+
+        clock = Clock()
+        self.patch(fbtwist.logs, "_acceptWarning", RareWarning("out {count}", 60.0, clock=clock.seconds,
+                                                               fbEvent="out-of-descriptors"))
+        warnings = []
+        globalLogPublisher.addObserver(warnings.append)
+        self.addCleanup(globalLogPublisher.removeObserver, warnings.append)
+        seen = []
+        observer = InfoAndUp(seen.append)
+        for _ in range(3):
+            observer({"log_level": LogLevel.info, "log_format": "EMFILE recovery: Closed socket from {address}"})
+            observer({"log_level": LogLevel.info, "log_format": "Could not accept new connection ({acceptError})"})
+            clock.advance(30)
+        self.assertEqual(seen, [])
+        self.assertEqual([e["count"] for e in warnings if e.get("fbEvent") == "out-of-descriptors"], [1, 4])

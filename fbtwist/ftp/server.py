@@ -63,6 +63,7 @@ from fbtwist.access.checker import credentialText
 from fbtwist.addresses import normalisedHost
 from fbtwist.errors import DirectoryUnavailable, TooManyAttempts, descriptorError
 from fbtwist.ftp.shell import VIEW_ROOT, FTPReplyError, viewPath
+from fbtwist.logs import RareWarning
 
 #: Failed logins after which a session is closed.
 MAX_FAILED_LOGINS = 3
@@ -843,10 +844,6 @@ class CalendarFTPFactory(ftp.FTPFactory):
 
     protocol = CalendarFTP
     log = Logger()
-    #: Seconds between two warnings that file descriptors ran out.
-    descriptorWarningInterval = 60.0
-    _descriptorWarned = None
-    _descriptorShortages = 0
     welcomeMessage = "fbtwist free/busy FTP: publish to /pub/calendar/<login>.vfb"
 
     def __init__(self, portal, reactor, allowAnonymous: bool = False, passivePorts: Optional[range] = None,
@@ -864,6 +861,10 @@ class CalendarFTPFactory(ftp.FTPFactory):
         self.maxConnectionsPerAddress = maxConnectionsPerAddress
         self.sessions = {}
         self.instances = []
+        self._descriptorWarning = RareWarning(
+            "out of file descriptors: {count} FTP command(s) refused with 421 (raise the limit, LimitNOFILE)",
+            clock=reactor.seconds, log=self.log, fbEvent="out-of-descriptors", protocol="ftp",
+        )
 
     def buildProtocol(self, addr):
         host = normalisedHost(addr.host)
@@ -898,18 +899,9 @@ class CalendarFTPFactory(ftp.FTPFactory):
     def outOfDescriptors(self) -> None:
         """
         A command was refused with 421 for want of file descriptors: warn
-        once per L{descriptorWarningInterval} at most, saying how many
-        commands were refused since the last warning.
+        once a minute at most, saying how many commands were refused.
         """
-        self._descriptorShortages += 1
-        now = self.reactor.seconds()
-        if self._descriptorWarned is not None and now - self._descriptorWarned < self.descriptorWarningInterval:
-            return
-        self.log.warn(
-            "out of file descriptors: {count} FTP command(s) refused with 421 (raise the limit, LimitNOFILE)",
-            fbEvent="out-of-descriptors", protocol="ftp", count=self._descriptorShortages,
-        )
-        self._descriptorWarned, self._descriptorShortages = now, 0
+        self._descriptorWarning.warn()
 
     def stopFactory(self):
         # The listener stops (server shutdown): tell the sessions.

@@ -5,7 +5,6 @@ request's coroutine, and serving a calendar file with validators.
 """
 
 import math
-import time
 from typing import Callable, Coroutine, Iterable, Optional, Tuple
 
 from twisted.internet import defer
@@ -15,6 +14,7 @@ from twisted.web import http
 from twisted.web.server import NOT_DONE_YET
 
 from fbtwist import errors
+from fbtwist.logs import RareWarning
 
 log = Logger()
 
@@ -55,30 +55,9 @@ def httpErrorFor(error: BaseException) -> Optional[HTTPError]:
     return HTTPError(error.httpStatus, error.reason, headers)
 
 
-class _RareWarning:
-    """
-    A warning logged at most once per C{interval} seconds, saying how many
-    times it was not logged in between.
-    """
-
-    def __init__(self, text: str, interval: float, clock=time.monotonic):
-        self.text, self.interval, self.clock = text, interval, clock
-        self._last = None
-        self._suppressed = 0
-
-    def warn(self) -> None:
-        now = self.clock()
-        if self._last is not None and now - self._last < self.interval:
-            self._suppressed += 1
-            return
-        log.warn(self.text, suppressed=self._suppressed)
-        self._last, self._suppressed = now, 0
-
-
-_descriptorWarning = _RareWarning(
-    "out of file descriptors: answering 503 (raise LimitNOFILE or ulimit -n); "
-    "{suppressed} more since the last warning",
-    DESCRIPTOR_WARNING_INTERVAL,
+_descriptorWarning = RareWarning(
+    "out of file descriptors: answering 503 ({count} since the last warning; raise LimitNOFILE or ulimit -n)",
+    DESCRIPTOR_WARNING_INTERVAL, log=log, fbEvent="out-of-descriptors", protocol="http",
 )
 
 
