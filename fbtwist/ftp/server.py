@@ -61,6 +61,7 @@ from zope.interface import implementer
 
 from fbtwist.access.checker import credentialText
 from fbtwist.addresses import normalisedHost
+from fbtwist.budget import ConnectionBudget
 from fbtwist.errors import DirectoryUnavailable, TooManyAttempts, descriptorError
 from fbtwist.ftp.shell import VIEW_ROOT, FTPReplyError, viewPath
 from fbtwist.logs import RareWarning
@@ -819,11 +820,14 @@ class CalendarFTP(ftp.FTP):
 
 class TooManyConnections(protocol.Protocol):
     """
-    Answers a connection over the per-address cap with 421 and closes it.
+    Answers a connection over a cap (per address, or the process's
+    connection budget) with 421 and closes it.
     """
 
+    reply = b"421 Too many connections from your address; try again later."
+
     def connectionMade(self):
-        self.transport.write(b"421 Too many connections from your address; try again later.\r\n")
+        self.transport.write(self.reply + b"\r\n")
         self.transport.loseConnection()
 
 
@@ -840,6 +844,8 @@ class CalendarFTPFactory(ftp.FTPFactory):
         (C{AUTH TLS}), or C{None} when it is off.
     @ivar tlsRequired: Whether USER needs AUTH TLS first and data
         connections must be protected.
+    @ivar budget: The L{ConnectionBudget} its sessions count against
+        (shared with the HTTP site).
     """
 
     protocol = CalendarFTP
@@ -848,8 +854,10 @@ class CalendarFTPFactory(ftp.FTPFactory):
 
     def __init__(self, portal, reactor, allowAnonymous: bool = False, passivePorts: Optional[range] = None,
                  passiveHost: Optional[str] = None, idleTimeout: float = 300.0, dataTimeout: float = 10.0,
-                 maxConnectionsPerAddress: int = 8, tlsOptions=None, tlsRequired: bool = False):
+                 maxConnectionsPerAddress: int = 8, tlsOptions=None, tlsRequired: bool = False,
+                 budget: Optional[ConnectionBudget] = None):
         super().__init__(portal)
+        self.budget = budget if budget is not None else ConnectionBudget(clock=reactor.seconds)
         self.tlsOptions = tlsOptions
         self.tlsRequired = tlsRequired
         self.reactor = reactor
@@ -868,6 +876,11 @@ class CalendarFTPFactory(ftp.FTPFactory):
 
     def buildProtocol(self, addr):
         host = normalisedHost(addr.host)
+        if self.budget.full():
+            p = TooManyConnections()
+            p.reply = b"421 The server is too busy right now; try again shortly."
+            p.factory = self
+            return p
         if self.sessions.get(host, 0) >= self.maxConnectionsPerAddress:
             self.log.warn("refused an FTP session from {peer}: {count} open already", peer=host,
                           count=self.sessions[host])
@@ -884,6 +897,7 @@ class CalendarFTPFactory(ftp.FTPFactory):
     def sessionOpened(self, session: CalendarFTP) -> None:
         self.sessions[session.peerHost] = self.sessions.get(session.peerHost, 0) + 1
         self.instances.append(session)
+        self.budget.opened()
         self.log.info("FTP session from {peer}", fbEvent="ftp-session", change=1, peer=session.peerHost)
 
     def sessionClosed(self, session: CalendarFTP) -> None:
@@ -894,6 +908,7 @@ class CalendarFTPFactory(ftp.FTPFactory):
             self.sessions.pop(session.peerHost, None)
         if session in self.instances:
             self.instances.remove(session)
+            self.budget.closed()
         self.log.info("FTP session from {peer} closed", fbEvent="ftp-session", change=-1, peer=session.peerHost)
 
     def outOfDescriptors(self) -> None:
@@ -910,10 +925,12 @@ class CalendarFTPFactory(ftp.FTPFactory):
                 session.close("421 The server is shutting down.")
 
 
-def makeFTPFactory(config, portal, realm, reactor) -> CalendarFTPFactory:
+def makeFTPFactory(config, portal, realm, reactor, budget: Optional[ConnectionBudget] = None) -> CalendarFTPFactory:
     """
     The FTP listener's factory for C{config} (a L{fbtwist.config.Config}),
     logging in through C{portal}; registers the FTP avatar with C{realm}.
+
+    @param budget: The connection budget shared with the HTTP site.
     """
     from fbtwist.ftp.shell import ftpAvatarFactory
     from fbtwist.ftp.tls import serverTLSOptions
@@ -932,4 +949,5 @@ def makeFTPFactory(config, portal, realm, reactor) -> CalendarFTPFactory:
         maxConnectionsPerAddress=config.ftpMaxConnectionsPerAddress,
         tlsOptions=tlsOptions,
         tlsRequired=config.ftpTLSRequired,
+        budget=budget,
     )

@@ -16,6 +16,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 from twisted.web.template import renderElement
 
+from fbtwist.budget import ConnectionBudget
 from fbtwist.compat.twisted import channelRequestLine
 from fbtwist.errors import descriptorError
 from fbtwist.logs import logAccess, rejectionReasonForStatus
@@ -284,12 +285,15 @@ class FreeBusySite(server.Site):
     @ivar inFlight: The requests begun and not yet answered (or dropped),
         their bodies possibly still arriving.
     @ivar connections: The open connections (L{GuardedConnection}s).
+    @ivar budget: The L{ConnectionBudget} its connections count against
+        (shared with the FTP listener).
     """
 
     requestFactory = BoundedRequest
     _log = Logger()
 
-    def __init__(self, resource, maxUploadSize: int, limits: ConnectionLimits = ConnectionLimits(), **kwargs):
+    def __init__(self, resource, maxUploadSize: int, limits: ConnectionLimits = ConnectionLimits(),
+                 budget: Optional[ConnectionBudget] = None, **kwargs):
         super().__init__(resource, **kwargs)
         self.maxUploadSize = maxUploadSize
         self.limits = limits
@@ -305,8 +309,9 @@ class FreeBusySite(server.Site):
         # first time; out of descriptors, that fails as "no usable temporary
         # directory" instead of EMFILE.  Settle it while descriptors remain.
         tempfile.gettempdir()
-        self._budget = limits.connectionBudget()
-        self._budgetLogged = False
+        if budget is None:
+            budget = ConnectionBudget(limits.connectionBudget(), clock=self.reactor.seconds)
+        self.budget = budget
 
     def guardBodies(self, prefix: Tuple[bytes, ...], guard) -> None:
         """
@@ -336,13 +341,7 @@ class FreeBusySite(server.Site):
         connection = GuardedConnection(self, protocol, self.limits, self.reactor)
         host = getattr(addr, "host", None)
         connection.counted = host if not self.limits.isExempt(host) else None
-        if len(self.connections) >= self._budget:
-            if not self._budgetLogged:
-                self._budgetLogged = True
-                self._log.warn(
-                    "refusing connections: {count} are open, as many as the descriptor limit allows "
-                    "(raise LimitNOFILE, or set http-max-connections)", count=len(self.connections),
-                )
+        if self.budget.full():
             connection.refuseWith = (
                 http.SERVICE_UNAVAILABLE, b"Service Unavailable", "the server is busy", [(b"Retry-After", b"5")],
             )
@@ -365,6 +364,7 @@ class FreeBusySite(server.Site):
         Called by a L{GuardedConnection} once it is connected.
         """
         self.connections[connection] = connection
+        self.budget.opened()
         host = connection.counted
         if host is not None:
             self._perAddress[host] = self._perAddress.get(host, 0) + 1
@@ -401,9 +401,8 @@ class FreeBusySite(server.Site):
             self._closeIdleConnections()
 
     def _connectionLost(self, protocol) -> None:
-        self.connections.pop(protocol, None)
-        if len(self.connections) < self._budget * 0.9:
-            self._budgetLogged = False
+        if self.connections.pop(protocol, None) is not None:
+            self.budget.closed()
         if self._draining and not self.connections:
             waiting, self._drained = self._drained, []
             for d in waiting:
