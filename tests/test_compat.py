@@ -118,3 +118,29 @@ class FencedInTests(unittest.SynchronousTestCase):
                     offenders += [f"{path}: {m.group(0)}" for m in uses.finditer(text)]
                     offenders += [f"{path}: {m.group(0).strip()}" for m in privateModule.finditer(text)]
         self.assertEqual(offenders, [])
+
+
+class AdapterTests(unittest.SynchronousTestCase):
+    """
+    The adapter functions do what their callers rely on.
+    """
+
+    def test_channelRequestLine(self):
+        """
+        The request line is read from a channel that has parsed it, and is
+        C{None}s before.
+        """
+        from twisted.internet.testing import StringTransport
+        from twisted.web.http import HTTPChannel
+
+        channel = HTTPChannel()
+        channel.makeConnection(StringTransport())
+        self.assertEqual(twistedAdapter.channelRequestLine(channel), (None, None, None))
+        channel.dataReceived(b"PUT /pub/calendar/a.vfb HTTP/1.1\r\nContent-Length: 5\r\n")
+        self.assertEqual(twistedAdapter.channelRequestLine(channel), (b"PUT", b"/pub/calendar/a.vfb", b"HTTP/1.1"))
+
+    def test_httpClientParseError(self):
+        """
+        The parse error of Twisted's HTTP client is an exception class.
+        """
+        self.assertTrue(issubclass(twistedAdapter.httpClientParseError(), Exception))

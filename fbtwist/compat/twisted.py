@@ -59,3 +59,18 @@ def adoptListeningPort(portClass, reactor, fd: int, addressFamily, factory):
     the workers need their own port class (one accept per readable event).
     """
     return portClass._fromListeningDescriptor(reactor, fd, addressFamily, factory)
+
+
+def httpClientParseError() -> type:
+    """
+    The exception Twisted's HTTP client raises (inside C{ResponseFailed})
+    for a malformed response, C{twisted.web._newclient.ParseError}.
+
+    Why private: Twisted exports it from no public module, and telling a
+    malformed answer from a broken connection needs its class.  For
+    C{fbtwist.remote}; imported when called, so that nothing else pays for
+    it.
+    """
+    from twisted.web._newclient import ParseError
+
+    return ParseError
