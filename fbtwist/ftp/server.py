@@ -857,7 +857,7 @@ class CalendarFTPFactory(ftp.FTPFactory):
                  maxConnectionsPerAddress: int = 8, tlsOptions=None, tlsRequired: bool = False,
                  budget: Optional[ConnectionBudget] = None):
         super().__init__(portal)
-        self.budget = budget if budget is not None else ConnectionBudget(clock=reactor.seconds)
+        self.budget = budget if budget is not None else ConnectionBudget(clock=lambda: reactor.seconds())
         self.tlsOptions = tlsOptions
         self.tlsRequired = tlsRequired
         self.reactor = reactor
@@ -871,7 +871,7 @@ class CalendarFTPFactory(ftp.FTPFactory):
         self.instances = []
         self._descriptorWarning = RareWarning(
             "out of file descriptors: {count} FTP command(s) refused with 421 (raise the limit, LimitNOFILE)",
-            clock=reactor.seconds, log=self.log, fbEvent="out-of-descriptors", protocol="ftp",
+            clock=lambda: reactor.seconds(), log=self.log, fbEvent="out-of-descriptors", protocol="ftp",
         )
 
     def buildProtocol(self, addr):

@@ -310,7 +310,7 @@ class FreeBusySite(server.Site):
         # directory" instead of EMFILE.  Settle it while descriptors remain.
         tempfile.gettempdir()
         if budget is None:
-            budget = ConnectionBudget(limits.connectionBudget(), clock=self.reactor.seconds)
+            budget = ConnectionBudget(limits.connectionBudget(), clock=lambda: self.reactor.seconds())
         self.budget = budget
 
     def guardBodies(self, prefix: Tuple[bytes, ...], guard) -> None:
