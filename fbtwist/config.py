@@ -512,7 +512,8 @@ class Config:
     )
     httpMaxConnections: int = setting(
         "http-max-connections", 0, parseCount(0, 10000000),
-        "Answer 503 to more simultaneous HTTP connections than this (per process); 0 = as many as the "
+        "Answer 503 (FTP: 421) to more simultaneous connections than this (per process, HTTP and FTP "
+        "together); 0 = as many as the "
         "descriptor limit (ulimit -n, LimitNOFILE) leaves after a reserve of an eighth (at least 40).",
         metavar="N",
     )

@@ -45,25 +45,11 @@ from fbtwist import errors
 #: The C{fbEvent} of the one event logged per HTTP request.
 ACCESS_EVENT = "http-request"
 
-#: C{publish-rejected} reasons by domain error (the first match wins).
-_REJECTION_REASONS = [
-    (errors.InvalidCalendar, "invalid-calendar"),
-    (errors.InvalidName, "invalid-name"),
-    (errors.TooLarge, "too-large"),
-    (errors.PermissionDenied, "forbidden"),
-    (errors.UnsupportedMediaType, "unsupported-media-type"),
-    (errors.InsufficientStorage, "storage-full"),
-    (errors.Locked, "locked"),
-    (errors.Conflict, "conflict"),
-    (errors.AlreadyExists, "conflict"),
-    (errors.DirectoryUnavailable, "directory-unavailable"),
-]
-
-#: HTTP statuses that reject a publish before fbtwist's PUT code runs.
-_REJECTION_REASONS_BY_STATUS = {401: "unauthorized", 413: "too-large"}
-
-#: Reasons for rejections raised as L{fbtwist.web.responses.HTTPError}.
-_REJECTION_REASONS_BY_CODE = {
+#: C{publish-rejected} reasons of HTTP statuses, for rejections that are
+#: no domain error (those carry their own C{label}): an
+#: L{fbtwist.web.responses.HTTPError}, or a status answered before
+#: fbtwist's PUT code ran.
+_REJECTION_REASONS_BY_STATUS = {
     400: "invalid-request",
     401: "unauthorized",
     403: "forbidden",
@@ -75,6 +61,9 @@ _REJECTION_REASONS_BY_CODE = {
     503: "directory-unavailable",
     507: "storage-full",
 }
+
+#: Statuses that refuse a publish before fbtwist's PUT code runs.
+_REFUSED_BEFORE_PUT = frozenset({401, 413})
 
 #: Event keys never written out in JSON, whatever logged them.
 _SECRET_KEY = re.compile(r"pass|secret|authori[sz]ation|cookie|token|credential", re.IGNORECASE)
@@ -88,14 +77,12 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 def publishRejectionReason(error: BaseException) -> str:
     """
     The C{reason} slug of a C{publish-rejected} event for the error that
-    refused a publish: by domain error class, else by the HTTP status of an
-    C{HTTPError} (C{"error"} for anything else).  Add new domain errors to
-    C{_REJECTION_REASONS}.
+    refused a publish: a domain error's C{label}, else by the HTTP status
+    of an C{HTTPError} (C{"error"} for anything else).
     """
-    for errorClass, reason in _REJECTION_REASONS:
-        if isinstance(error, errorClass):
-            return reason
-    return _REJECTION_REASONS_BY_CODE.get(getattr(error, "code", None), "error")
+    if isinstance(error, errors.FreeBusyError) and error.label is not None:
+        return error.label
+    return _REJECTION_REASONS_BY_STATUS.get(getattr(error, "code", None), "error")
 
 
 def rejectionReasonForStatus(status: int) -> Optional[str]:
@@ -104,7 +91,7 @@ def rejectionReasonForStatus(status: int) -> Optional[str]:
     (authentication, the upload limit), from the response status, or
     C{None}.
     """
-    return _REJECTION_REASONS_BY_STATUS.get(status)
+    return _REJECTION_REASONS_BY_STATUS[status] if status in _REFUSED_BEFORE_PUT else None
 
 
 def escapeField(text: Optional[str]) -> str:
@@ -377,6 +364,58 @@ def useUnderTwistd(twistdOptions, logFormat: str = "json") -> None:
     twistdOptions["logger"] = __name__ + "." + name
 
 
+class RareWarning:
+    """
+    A warning about a condition that comes with every request (or every
+    connection) while it lasts, such as running out of file descriptors:
+    logged at most once per C{interval} seconds, with C{count}, the number
+    of times it happened since the last warning (this one included).
+    """
+
+    def __init__(self, text: str, interval: float = 60.0, clock=time.monotonic, log: Optional[Logger] = None,
+                 **fields):
+        """
+        @param text: The warning's format; may name C{{count}} and the
+            C{fields} (and those given to L{warn}).
+        @param clock: What time it is (C{reactor.seconds} in tests).
+        @param fields: Event keys logged with every warning.
+        """
+        self.text, self.interval, self.clock, self.fields = text, interval, clock, fields
+        self.log = log or Logger()
+        self._last = None
+        self._count = 0
+
+    def warn(self, **fields) -> None:
+        """
+        Note one more occurrence; log the warning if none was logged in the
+        last C{interval} seconds.
+        """
+        self._count += 1
+        now = self.clock()
+        if self._last is not None and now - self._last < self.interval:
+            return
+        self.log.warn(self.text, count=self._count, **self.fields, **fields)
+        self._last, self._count = now, 0
+
+
+#: What Twisted's listening ports log for every connection they cannot
+#: accept for want of descriptors (C{twisted.internet.tcp}), on every
+#: reactor pass while it lasts.
+_ACCEPT_FAILURES = frozenset([
+    "EMFILE encountered; releasing reserved file descriptor.",
+    "EMFILE recovery: Closed socket from {address}",
+    "Re-reserving EMFILE recovery file descriptor.",
+    "Could not accept new connection ({acceptError})",
+])
+
+#: The one warning that stands for those lines.
+_acceptWarning = RareWarning(
+    "out of file descriptors: closing new connections unanswered ({count} since the last warning; "
+    "raise LimitNOFILE or ulimit -n)",
+    fbEvent="out-of-descriptors", protocol="tcp",
+)
+
+
 #: The levels fbtwist's logs show.
 _FROM_INFO_UP = frozenset([LogLevel.info, LogLevel.warn, LogLevel.error, LogLevel.critical])
 
@@ -386,7 +425,9 @@ class InfoAndUp:
     """
     C{observer}, given events of level info and up only (and those without
     a level, as C{twisted.logger.LogLevelFilterPredicate} lets them through): debug events
-    (one per directory call, ...) feed the metrics, not the log.  A set
+    (one per directory call, ...) feed the metrics, not the log.  Twisted's
+    lines for each connection a port could not accept for want of
+    descriptors become one warning a minute at most.  A set
     lookup instead of Twisted's per-namespace filter, which costs more than
     writing the line (every request logs one).
     """
@@ -397,6 +438,10 @@ class InfoAndUp:
     def __call__(self, event: dict) -> None:
         level = event.get("log_level")
         if level is None or level in _FROM_INFO_UP:
+            if event.get("log_format") in _ACCEPT_FAILURES:
+                # One line a minute instead of one per connection.
+                _acceptWarning.warn()
+                return
             self.observer(event)
 
 

@@ -28,6 +28,7 @@ from fbtwist.access.checker import BindCache, DirectoryChecker
 from fbtwist.access.latency import LatencyFloor
 from fbtwist.access.realm import FreeBusyRealm
 from fbtwist.access.throttle import LoginThrottle
+from fbtwist.compat.twisted import raiseListenErrorsAtStart
 from fbtwist.config import (
     MISTAKEN_NAMES,
     OTHER_TOPIC,
@@ -339,9 +340,8 @@ class ListenerService(StreamServerEndpointService):
         self.description = description
         self.failure = failure
         # Report the failure from privilegedStartService, where twistd
-        # (and this class) can see it, as strports.service arranges: the
-        # documented switch has no public setter.
-        self._raiseSynchronously = True
+        # (and this class) can see it.
+        raiseListenErrorsAtStart(self)
 
     def privilegedStartService(self):
         try:
@@ -426,7 +426,7 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
     failure = startupFailure(options)
     buildHTTP(options, site, reactor, adoptedFDs, listen, failure, top)
     buildMetricsListener(config, metrics, health, reactor, failure, top)
-    buildFTP(config, portal, realm, reactor, listen, failure, top)
+    buildFTP(config, portal, realm, reactor, listen, failure, top, budget=site.budget)
     buildDirectoryConnections(config, directory, adoptedFDs, reactor, top)
     top.directory = directory
     top.store = store
@@ -579,17 +579,20 @@ def buildMetricsListener(config, metrics: MetricsObserver, health: HealthResourc
         listener.setServiceParent(top)
 
 
-def buildFTP(config, portal: Portal, realm: FreeBusyRealm, reactor, listen, failure, top: GracefulService) -> None:
+def buildFTP(config, portal: Portal, realm: FreeBusyRealm, reactor, listen, failure, top: GracefulService,
+             budget=None) -> None:
     """
     The C{--ftp} listener, a service of C{top} named C{ftp}; none for
     C{--ftp none}.
+
+    @param budget: The connection budget it shares with the HTTP site.
     """
     if config.ftp is not None:
         # Imported here: twisted.protocols.ftp imports the global reactor.
         from fbtwist.ftp.server import makeFTPFactory
 
-        listener = ListenerService("ftp", listen(config.ftp), makeFTPFactory(config, portal, realm, reactor), reactor,
-                                   failure)
+        factory = makeFTPFactory(config, portal, realm, reactor, budget)
+        listener = ListenerService("ftp", listen(config.ftp), factory, reactor, failure)
         listener.setName("ftp")
         listener.setServiceParent(top)
 

@@ -1,11 +1,14 @@
 """
-Real processes for the scale-out, reliability and multi-process tests (and
-the benchmark in bench/): a directory of many generated users in a private
-slapd, fbtwist run by C{twistd} as a child process, HAProxy in front of
-several of them, and a blocking HTTP client.
+Real processes for the tests that need one (twistd's own log observers,
+signals, shutdown, descriptor limits, scale-out, reliability, several
+processes) and the benchmark in bench/: a directory of many generated users
+in a private slapd, fbtwist run by C{twistd} as a child process (the one
+harness for that: L{FbtwistProcess}), HAProxy in front of several of them,
+and a blocking HTTP client.
 
-Everything here blocks briefly and is bounded in time; nothing imports the
-reactor, so the helpers suit C{SynchronousTestCase} and plain scripts.
+Everything here is bounded in time; nothing imports the reactor at module
+level, so the blocking helpers suit C{SynchronousTestCase} and plain
+scripts, and L{startTwistd} suits a trial C{TestCase} running the reactor.
 """
 
 import base64
@@ -153,16 +156,21 @@ def pidAlive(pid: int) -> bool:
 
 class FbtwistProcess:
     """
-    C{twistd -n freebusy} as a child process on a free loopback port.
+    C{twistd -n freebusy} as a child process on a free loopback port, run
+    from the source tree (C{PYTHONPATH}); without C{ldapURL} it uses the
+    demo directory.
 
     @ivar port: The HTTP port.
     @ivar root: The calendar tree.
+    @ivar rlimitNoFile: When set, the child's limit of open file
+        descriptors (C{RLIMIT_NOFILE}).
     """
 
     def __init__(self, root: str, ldapURL: Optional[str] = None, extraArgs: Iterable[str] = (),
                  logPath: Optional[str] = None, port: Optional[int] = None, preexec_fn=None,
-                 python: str = sys.executable):
+                 python: str = sys.executable, rlimitNoFile: Optional[int] = None):
         self.root = root
+        self.rlimitNoFile = rlimitNoFile
         self.port = port or freePort()
         self.logPath = logPath or os.path.join(os.path.dirname(os.path.abspath(root)), f"fbtwist-{self.port}.log")
         self.args = [
@@ -176,20 +184,79 @@ class FbtwistProcess:
         self.preexec_fn = preexec_fn
         self.process: Optional[subprocess.Popen] = None
 
-    def start(self, timeout: float = 30.0) -> "FbtwistProcess":
-        env = dict(os.environ)
+    def _spawn(self) -> None:
+        # Warnings would break the JSON log lines some tests read.
+        env = dict(os.environ, PYTHONWARNINGS="ignore")
         env["PYTHONPATH"] = TOP + os.pathsep + env.get("PYTHONPATH", "")
         with open(self.logPath, "ab") as log:
             self.process = subprocess.Popen(
                 self.args, cwd=TOP, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                preexec_fn=self.preexec_fn, close_fds=True,
+                preexec_fn=self._beforeExec, close_fds=True,
             )
+
+    def _beforeExec(self) -> None:
+        if self.rlimitNoFile is not None:
+            import resource
+
+            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.rlimitNoFile, hard))
+        if self.preexec_fn is not None:
+            self.preexec_fn()
+
+    def start(self, timeout: float = 30.0) -> "FbtwistProcess":
+        """
+        Start the process and block until it listens.
+        """
+        self._spawn()
         try:
             waitForPort(self.port, timeout, self.process)
         except BaseException:
             self.kill()
             raise
         return self
+
+    async def started(self, testCase, timeout: float = 30.0) -> "FbtwistProcess":
+        """
+        Start the process without blocking the reactor (in a trial
+        C{TestCase}), killed when the test ends if it still runs.
+
+        @return: A coroutine firing with this process once it listens.
+        """
+        from twisted.internet import reactor
+        from twisted.internet.task import deferLater
+
+        self._spawn()
+        testCase.addCleanup(self.kill)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise AssertionError("twistd exited while starting:\n" + self.log())
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError("twistd did not start:\n" + self.log()) from None
+            await deferLater(reactor, 0.05)
+
+    async def exited(self, timeout: float = 20.0) -> int:
+        """
+        Wait, without blocking the reactor, for the process to exit.
+
+        @return: A coroutine firing with its exit status.
+        """
+        from twisted.internet import reactor
+        from twisted.internet.task import deferLater
+
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None:
+            if time.monotonic() > deadline:
+                raise AssertionError("twistd did not exit:\n" + self.log())
+            await deferLater(reactor, 0.05)
+        return self.process.returncode
+
+    def signal(self, number: int = signal.SIGTERM) -> None:
+        self.process.send_signal(number)
 
     @property
     def pid(self) -> int:
@@ -226,6 +293,20 @@ class FbtwistProcess:
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
+
+
+async def startTwistd(testCase, *args: str, root: Optional[str] = None, rlimitNoFile: Optional[int] = None):
+    """
+    Start fbtwist under C{twistd} with C{args} in a trial C{TestCase}, on a
+    fresh calendar tree (or C{root}), with its log in the test's temporary
+    folder.
+
+    @return: A coroutine firing with the running L{FbtwistProcess}.
+    """
+    root = root or os.path.abspath(testCase.mktemp())
+    logPath = os.path.abspath(testCase.mktemp()) + ".out"
+    process = FbtwistProcess(root, extraArgs=args, logPath=logPath, rlimitNoFile=rlimitNoFile)
+    return await process.started(testCase)
 
 
 HAPROXY_CONFIG = """\

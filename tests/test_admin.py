@@ -14,7 +14,7 @@ from twisted.trial import unittest
 from fbtwist.admin import Progress, main
 from fbtwist.store.tree import CalendarStore
 from tests.helpers import httpClient, inline, outlookVFB, startServer
-from tests.twistdprocess import TOP
+from tests.processes import TOP
 
 
 class _Terminal(io.StringIO):
@@ -83,8 +83,8 @@ class AdminTests(unittest.SynchronousTestCase):
     def admin(self, *args):
         result = subprocess.run(
             [sys.executable, "-m", "fbtwist.admin", "--root", self.root.path, *args],
-            cwd=TOP.path, capture_output=True, text=True, timeout=60,
-            env=dict(os.environ, PYTHONPATH=TOP.path, PYTHONWARNINGS="ignore"),
+            cwd=TOP, capture_output=True, text=True, timeout=60,
+            env=dict(os.environ, PYTHONPATH=TOP, PYTHONWARNINGS="ignore"),
         )
         return result.returncode, result.stdout, result.stderr
 

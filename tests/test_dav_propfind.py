@@ -33,7 +33,7 @@ class RecordingRequest:
         self.producer = None
         self.producers = 0
         self.finished = False
-        self._disconnected = False
+        self.clientGone = False
 
     def getHeader(self, name):
         return self.requestHeaders.get(name)
@@ -56,7 +56,7 @@ class RecordingRequest:
         self.producer = None
 
     def loseConnection(self):
-        self._disconnected = True
+        self.clientGone = True
 
 
 def storeWithFiles(testCase, count):

@@ -17,10 +17,11 @@ from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
 from fbtwist.errors import OutOfDescriptors, descriptorError
+from fbtwist.logs import RareWarning
 from fbtwist.store.tree import CalendarStore
-from fbtwist.web.responses import _RareWarning, httpErrorFor
+from fbtwist.web.responses import httpErrorFor
 from tests.helpers import inline, statusOf
-from tests.twistdprocess import TwistdProcess
+from tests.processes import startTwistd
 
 
 @contextmanager
@@ -81,17 +82,17 @@ class MappingTests(unittest.SynchronousTestCase):
 
     def test_warnedOnce(self):
         """
-        The warning is logged once per interval, then says how many were
-        left out.
+        The warning is logged once per interval, saying how many times it
+        happened since the last one.
         """
         now = [0.0]
-        warning = _RareWarning("out {suppressed}", 60.0, clock=lambda: now[0])
+        warning = RareWarning("out {count}", 60.0, clock=lambda: now[0], fbEvent="x")
         for _ in range(5):
             warning.warn()
         now[0] = 61.0
         warning.warn()
-        texts = [e["suppressed"] for e in self.events if e.get("log_format") == "out {suppressed}"]
-        self.assertEqual(texts, [0, 4])
+        texts = [(e["count"], e["fbEvent"]) for e in self.events if e.get("log_format") == "out {count}"]
+        self.assertEqual(texts, [(1, "x"), (5, "x")])
 
     def test_storeRead(self):
         """
@@ -167,15 +168,13 @@ class LowLimitProcessTests(unittest.TestCase):
         With every descriptor taken (the connection budget set above the
         descriptor limit), a keep-alive chunked PUT gets 503 with
         Retry-After (not a 500 and a critical traceback), new connections
-        are closed, the condition is logged once; once connections close,
-        the server serves again.
+        are closed, each condition is logged once (not a line per
+        connection); once connections close, the server serves again.
         """
-        process = TwistdProcess(
+        process = await startTwistd(
             self, "--http-max-connections", "1000", "--http-max-connections-per-address", "0",
-            "--http-idle-timeout", "300",
+            "--http-idle-timeout", "300", rlimitNoFile=64,
         )
-        process.rlimitNoFile = 64
-        await process.start()
         held = _Held()
         self.addCleanup(held.closeAll)
         put = socket.create_connection(("127.0.0.1", process.port))
@@ -193,7 +192,7 @@ class LowLimitProcessTests(unittest.TestCase):
                         + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
             response = _recvAll(put)
             if not response:
-                self.fail("no answer; the server logged:\n" + process.output()[-4000:])
+                self.fail("no answer; the server logged:\n" + process.log()[-4000:])
             statuses.append(statusOf(response))
             if statuses[-1] == 503:
                 self.assertIn(b"Retry-After: ", response)
@@ -205,10 +204,13 @@ class LowLimitProcessTests(unittest.TestCase):
         self.addCleanup(fresh.close)
         fresh.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         self.assertEqual(statusOf(_recvAll(fresh)), 200)
-        output = process.output()
+        output = process.log()
         self.assertNotIn("Traceback", output)
         self.assertNotIn("Unhandled", output)
-        self.assertEqual(output.count("out of file descriptors"), 1, output[-3000:])
+        self.assertEqual(output.count("out of file descriptors: answering 503"), 1, output[-3000:])
+        # Twisted's line per connection it could not accept is one warning.
+        self.assertNotIn("EMFILE", output)
+        self.assertEqual(output.count("out of file descriptors: closing new connections"), 1, output[-3000:])
 
     @inline
     async def test_connectionBudget(self):
@@ -217,9 +219,7 @@ class LowLimitProcessTests(unittest.TestCase):
         descriptor limit allows, before it runs out: the connections it
         keeps still publish, and nothing is closed unanswered.
         """
-        process = TwistdProcess(self, "--http-idle-timeout", "300")
-        process.rlimitNoFile = 64
-        await process.start()
+        process = await startTwistd(self, "--http-idle-timeout", "300", rlimitNoFile=64)
         held = _Held()
         self.addCleanup(held.closeAll)
         put = socket.create_connection(("127.0.0.1", process.port))
@@ -244,7 +244,7 @@ class LowLimitProcessTests(unittest.TestCase):
                     + __import__("base64").b64encode(b"alice:wonderland")
                     + b"\r\nContent-Type: text/calendar\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
         self.assertIn(statusOf(_recvAll(put)), (201, 204))
-        output = process.output()
+        output = process.log()
         self.assertNotIn("EMFILE", output)
         self.assertEqual(output.count("refusing connections"), 1)
 

@@ -28,11 +28,13 @@ from zope.interface.verify import verifyObject
 
 from fbtwist.access.checker import DirectoryChecker
 from fbtwist.access.realm import FreeBusyRealm
+from fbtwist.budget import ConnectionBudget
 from fbtwist.errors import DirectoryUnavailable, TooManyAttempts
 from fbtwist.ftp.server import CalendarFTPFactory, CRLFLineEnds, TooManyConnections, normalisedHost
 from fbtwist.ftp.shell import ftpAvatarFactory
 from fbtwist.store.tree import CalendarStore
-from tests.helpers import outlookVFB
+from fbtwist.tap import makeService
+from tests.helpers import outlookVFB, serviceOptions
 
 CLIENT = "127.0.0.1"
 
@@ -445,6 +447,19 @@ class TransferTests(SynchronousTestCase):
         data.connectionLost(Failure(ConnectionDone()))
         self.assertEqual(session.replies()[-1], "226 Transfer Complete.")
 
+    def test_globNLST(self):
+        """
+        NLST with a pattern lists the matching names of its directory.
+        """
+        session = Session(self)
+        for name in ("alice.vfb", "alice.ics"):
+            session.store.write((name,), outlookVFB())
+        session.login()
+        data, transport = session.passive()
+        session.send("NLST /pub/calendar/*.vfb")
+        self.assertEqual(sorted(transport.value().split(b"\r\n")), [b"", b"alice.vfb"])
+        data.connectionLost(Failure(ConnectionDone()))
+
     def test_bareNLSTAtTop(self):
         """
         NLST at / lists the virtual directory leading to the tree.
@@ -818,6 +833,36 @@ class SessionLimitTests(SynchronousTestCase):
         changes = [e["change"] for e in events if e.get("fbEvent") == "ftp-session"]
         self.assertEqual(changes, [1, 1, 1, -1])
         other.protocol.connectionLost(Failure(ConnectionDone()))
+
+    def test_connectionBudget(self):
+        """
+        Past the process's connection budget (shared with HTTP), a new
+        session from any address gets 421 "too busy", with one warning;
+        a closed session makes room.
+        """
+        events = _events(self)
+        budget = ConnectionBudget(2)
+        first = Session(self, budget=budget)
+        budget.opened()  # an HTTP connection
+        self.assertEqual(budget.open, 2)
+        for port in (40002, 40003):
+            refused = first.factory.buildProtocol(IPv4Address("TCP", "127.0.0.9", port))
+            self.assertIsInstance(refused, TooManyConnections)
+            transport = StringTransport()
+            refused.makeConnection(transport)
+            self.assertEqual(transport.value(), b"421 The server is too busy right now; try again shortly.\r\n")
+        self.assertEqual([e["count"] for e in events if e.get("fbEvent") == "connections-refused"], [1])
+        first.protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(budget.open, 1)
+        self.assertNotIsInstance(first.factory.buildProtocol(IPv4Address("TCP", CLIENT, 40004)), TooManyConnections)
+
+    def test_budgetSharedWithHTTP(self):
+        """
+        The FTP listener counts against the HTTP site's connection budget.
+        """
+        top = makeService(serviceOptions("--http", "tcp:0", "--ftp", "tcp:0"), reactor=MemoryReactorClock())
+        factory = top.getServiceNamed("ftp").factory
+        self.assertIs(factory.budget, top.getServiceNamed("http").factory.budget)
 
 
 class TLSCommandTests(SynchronousTestCase):

@@ -27,6 +27,7 @@ from fbtwist import errors
 from fbtwist.logs import (
     InfoAndUp,
     JSONLinesObserver,
+    RareWarning,
     TextLinesObserver,
     combinedLine,
     escapeField,
@@ -39,7 +40,7 @@ from fbtwist.logs import (
 )
 from fbtwist.web.responses import HTTPError
 from tests.helpers import basicAuth, httpClient, inline, outlookVFB, publicAnswer, rawRequest, startServer, statusOf
-from tests.twistdprocess import startTwistd
+from tests.processes import startTwistd
 
 #: Apache's combined format, as log analysers parse it.
 COMBINED = re.compile(
@@ -447,7 +448,7 @@ class TwistdLogTests(unittest.TestCase):
         await self.publishTwice(server)
         server.signal()
         await server.exited()
-        output = server.output()
+        output = server.log()
         records = [json.loads(line) for line in output.splitlines()]
         access = [r for r in records if r.get("fbEvent") == "http-request"]
         self.assertEqual([(r["method"], r["status"], r["user"]) for r in access],
@@ -469,7 +470,7 @@ class TwistdLogTests(unittest.TestCase):
         await self.publishTwice(server)
         server.signal()
         await server.exited()
-        output = server.output()
+        output = server.log()
         lines = [line.split("[fbtwist.access#info] ", 1)[1]
                  for line in output.splitlines() if "[fbtwist.access#" in line]
         self.assertEqual([COMBINED.match(line).group("status") for line in lines], ["401", "201"])
@@ -537,3 +538,25 @@ class InfoAndUpTests(unittest.SynchronousTestCase):
             observer({"log_level": level} if level is not None else {"message": "legacy"})
         self.assertEqual([e.get("log_level") for e in seen],
                          [LogLevel.info, LogLevel.warn, LogLevel.error, LogLevel.critical, None])
+
+    def test_acceptFailuresQuieted(self):
+        """
+        Twisted's line for each connection a port cannot accept for want of
+        descriptors is dropped; one warning a minute stands for them.
+        """
+        import fbtwist.logs
+
+        clock = Clock()
+        self.patch(fbtwist.logs, "_acceptWarning", RareWarning("out {count}", 60.0, clock=clock.seconds,
+                                                               fbEvent="out-of-descriptors"))
+        warnings = []
+        globalLogPublisher.addObserver(warnings.append)
+        self.addCleanup(globalLogPublisher.removeObserver, warnings.append)
+        seen = []
+        observer = InfoAndUp(seen.append)
+        for _ in range(3):
+            observer({"log_level": LogLevel.info, "log_format": "EMFILE recovery: Closed socket from {address}"})
+            observer({"log_level": LogLevel.info, "log_format": "Could not accept new connection ({acceptError})"})
+            clock.advance(30)
+        self.assertEqual(seen, [])
+        self.assertEqual([e["count"] for e in warnings if e.get("fbEvent") == "out-of-descriptors"], [1, 4])

@@ -17,7 +17,7 @@ from twisted.trial import unittest
 
 from fbtwist.ops.shutdown import GracefulService
 from tests.helpers import httpClient, inline, outlookVFB, startServer
-from tests.twistdprocess import startTwistd
+from tests.processes import startTwistd
 
 
 class _Recorder(Service):
@@ -199,7 +199,7 @@ class SIGTERMTests(unittest.TestCase):
         root.makedirs()
         old = outlookVFB("old@example.com")
         root.child("alice.vfb").setContent(old)
-        server = await startTwistd(self, "--shutdown-grace", "0.5", root=root)
+        server = await startTwistd(self, "--shutdown-grace", "0.5", root=root.path)
         slow = await _startSlowUpload(server.port, outlookVFB("new@example.com"))
         await _answered(self, server)
         server.signal()
@@ -207,7 +207,7 @@ class SIGTERMTests(unittest.TestCase):
         await slow.closed
         self.assertEqual(root.child("alice.vfb").getContent(), old)
         self.assertEqual(_temporaries(root), [])
-        self.assertIn("work still in flight after 0.5 seconds was dropped", server.output())
+        self.assertIn("work still in flight after 0.5 seconds was dropped", server.log())
 
     @inline
     async def test_uploadFinishesWithinGrace(self):
@@ -234,5 +234,6 @@ class SIGTERMTests(unittest.TestCase):
         answer = await slow.closed
         self.assertIn(b" 201 ", answer.split(b"\r\n")[0])
         self.assertIn(await server.exited(), (0, -signal.SIGTERM))
-        self.assertEqual(server.root.child("alice.vfb").getContent(), body)
-        self.assertEqual(_temporaries(server.root), [])
+        root = FilePath(server.root)
+        self.assertEqual(root.child("alice.vfb").getContent(), body)
+        self.assertEqual(_temporaries(root), [])

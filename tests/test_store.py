@@ -14,7 +14,7 @@ from fbtwist.errors import AlreadyExists, Conflict, InsufficientStorage, Invalid
 from fbtwist.interfaces import ICalendarStore, IUpload
 from fbtwist.store.files import etagForContent
 from fbtwist.store.paths import validateName, validatePath
-from fbtwist.store.tree import CalendarStore
+from fbtwist.store.tree import CalendarStore, _SnapshotCache
 
 
 class ValidateNameTests(unittest.SynchronousTestCase):
@@ -499,12 +499,11 @@ class SnapshotTests(unittest.SynchronousTestCase):
         The cache holds at most its byte budget, and no file over its
         per-file limit; what it dropped is read again, correctly.
         """
-        cache = self.store._snapshots
-        cache.maxBytes, cache.maxFile = 10, 6
+        cache = self.store._snapshots = _SnapshotCache(maxBytes=10, maxFile=6)
         for name, content in [("a.vfb", b"aaaa"), ("b.vfb", b"bbbb"), ("c.vfb", b"cccc"), ("big.vfb", b"b" * 7)]:
             self.store.write((name,), content)
             self.store.snapshot((name,))
-        self.assertLessEqual(cache._bytes, 10)
+        self.assertLessEqual(cache._entries.size, 10)
         self.assertEqual(sorted(cache._entries), sorted(self.root.child(n).path for n in ("b.vfb", "c.vfb")))
         self.assertEqual(self.store.snapshot(("a.vfb",)).data, b"aaaa")
         self.assertEqual(self.store.snapshot(("big.vfb",)).data, b"b" * 7)

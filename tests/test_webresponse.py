@@ -86,7 +86,7 @@ class RenderTests(unittest.SynchronousTestCase):
             raise HTTPError(400, "bad If header")
 
         renderAsync(self.request, work())
-        self.request._disconnected = True
+        self.request.clientGone = True
         waiting.callback(None)
         self.assertEqual(self.failures, [])
         self.assertEqual(self.request.written, [])
@@ -102,7 +102,34 @@ class RenderTests(unittest.SynchronousTestCase):
             raise ZeroDivisionError()
 
         renderAsync(self.request, work())
-        self.request._disconnected = True
+        self.request.clientGone = True
         waiting.callback(None)
         self.assertEqual(len(self.failures), 1)
         self.flushLoggedErrors(ZeroDivisionError)
+
+
+class NotAllowedTests(unittest.SynchronousTestCase):
+    """
+    The one 405 answer, shared by the tree, the lookups and the fixed folders.
+    """
+
+    def test_everyResourceAnswersTheSame(self):
+        """
+        The publishing tree, a lookup and C{/pub/} answer a method they do not
+        take with 405, an C{Allow} header and a one-line reason.
+        """
+        from fbtwist.web.dav.resource import CalendarTreeResource
+        from fbtwist.web.lookup import LookupResource
+        from fbtwist.web.site import ReadOnlyFolder
+
+        # The lookup refuses the method before it reads any of its state.
+        resources = [CalendarTreeResource(avatar=None), ReadOnlyFolder(), LookupResource.__new__(LookupResource)]
+        for resource in resources:
+            request = DummyRequest([b"x"])
+            request.method = b"BREW"
+            self.assertEqual(resource.render(request), NOT_DONE_YET, resource)
+            self.assertEqual(request.responseCode, 405, resource)
+            self.assertIn(b"GET", request.responseHeaders.getRawHeaders(b"Allow")[0].split(b", "), resource)
+            self.assertEqual(request.responseHeaders.getRawHeaders(b"Content-Type"),
+                             [b"text/plain; charset=utf-8"], resource)
+            self.assertEqual(len(b"".join(request.written).splitlines()), 1, resource)

@@ -7,7 +7,6 @@ throttling in front of it.
 import hashlib
 import hmac
 import os
-from collections import OrderedDict
 from typing import Optional
 
 from twisted.cred.checkers import ICredentialsChecker
@@ -19,6 +18,7 @@ from zope.interface import implementer
 
 from fbtwist.access.latency import LatencyFloor
 from fbtwist.access.throttle import LoginThrottle
+from fbtwist.cache import LRUCache
 from fbtwist.errors import TooManyAttempts
 from fbtwist.interfaces import IDirectory
 
@@ -71,7 +71,7 @@ class BindCache:
         self.clock = clock
         self.ttl = ttl
         self.maxSize = maxSize
-        self._entries: "OrderedDict[str, tuple]" = OrderedDict()
+        self._entries = LRUCache(maxSize, clock=lambda: self.clock.seconds())
 
     def _hash(self, password: str, salt: bytes) -> bytes:
         return hmac.new(self._processKey, salt + password.encode("utf-8"), hashlib.sha256).digest()
@@ -84,13 +84,9 @@ class BindCache:
         entry = self._entries.get(login)
         if entry is None:
             return None
-        uid, salt, digest, expires = entry
-        if expires <= self.clock.seconds():
-            del self._entries[login]
-            return None
+        uid, salt, digest = entry
         if not hmac.compare_digest(digest, self._hash(password, salt)):
             return None
-        self._entries.move_to_end(login)
         return uid
 
     def put(self, login: str, password: str, uid: str) -> None:
@@ -99,10 +95,7 @@ class BindCache:
         whatever was remembered for it.
         """
         salt = os.urandom(16)
-        self._entries.pop(login, None)
-        self._entries[login] = (uid, salt, self._hash(password, salt), self.clock.seconds() + self.ttl)
-        while len(self._entries) > self.maxSize:
-            self._entries.popitem(last=False)
+        self._entries.put(login, (uid, salt, self._hash(password, salt)), expires=self.clock.seconds() + self.ttl)
 
     def __len__(self) -> int:
         return len(self._entries)

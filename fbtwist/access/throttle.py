@@ -15,10 +15,11 @@ import math
 import stringprep
 import unicodedata
 from collections import OrderedDict, deque
-from typing import Deque, Iterator, Optional, Tuple
+from typing import Iterator, Optional, Tuple
 
 from twisted.logger import Logger
 
+from fbtwist.cache import LRUCache
 from fbtwist.errors import TooManyAttempts
 
 #: How many login names, entries and addresses are tracked at most.  Names
@@ -102,10 +103,12 @@ class LoginThrottle:
         self.window = window
         self.lockout = lockout
         self.maxTracked = maxTracked
-        # Failure times of keys not locked out, least recently failed first.
-        self._counting: "OrderedDict[tuple, Deque[float]]" = OrderedDict()
+        # Failure times of keys not locked out, least recently failed first
+        # (bounded with the lockouts, below maxTracked in all).
+        self._counting = LRUCache(maxTracked)
         # When each lockout ends, in the order they were imposed (which is
-        # the order they end in: they all last C{lockout}).
+        # the order they end in: they all last C{lockout}): a queue that
+        # expires from its front, not a cache.
         self._lockedUntil: "OrderedDict[tuple, float]" = OrderedDict()
 
     def __len__(self) -> int:
@@ -196,7 +199,7 @@ class LoginThrottle:
                         # Every place holds a lockout: check() refuses
                         # this key until one ends.
                         continue
-                    self._counting.popitem(last=False)
+                    self._counting.popOldest()
                 failures = deque()
             failures.append(now)
             while failures and failures[0] <= now - self.window:
@@ -209,7 +212,7 @@ class LoginThrottle:
                     kind=key[0], value=key[1], lockout=self.lockout, limit=limit,
                 )
             else:
-                self._counting[key] = failures
+                self._counting.put(key, failures)
 
     def succeeded(self, login: str, uid: Optional[str] = None) -> None:
         """

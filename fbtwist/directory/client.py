@@ -5,7 +5,7 @@ and the errors that mean the directory cannot answer now.
 
 from typing import List
 
-from ldaptor.protocols import pureber, pureldap
+from ldaptor.protocols import pureldap
 from ldaptor.protocols.ldap import ldaperrors
 from ldaptor.protocols.ldap.ldapclient import LDAPClient, LDAPClientConnectionLostException
 from OpenSSL import SSL
@@ -15,6 +15,7 @@ from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Factory
 from zope.interface import implementer
 
+from fbtwist.compat.ldaptor import receive
 from fbtwist.directory.ber import _messageEnd, _searchEntryMessage
 from fbtwist.tlsclient import ServerCertificateRefused
 
@@ -112,25 +113,8 @@ class DirectoryClient(LDAPClient):
             d.callback(None)
 
     def dataReceived(self, data):
-        # ldaptor's own loop tests each decoded message for truth, which
-        # BER objects answer by encoding themselves again (len), and copies
-        # the rest of the buffer after each message: most of the CPU of a
-        # large search.  Search entries take a direct path.
-        buffer = self.buffer + data
-        offset = 0
-        try:
-            while True:
-                end = _messageEnd(buffer, offset)
-                if end is None:
-                    break
-                message = _searchEntryMessage(buffer, offset, end)
-                if message is None:
-                    message, _ = pureber.berDecodeObject(self.berdecoder, buffer[offset:end])
-                offset = end
-                if message is not None:
-                    self.handle(message)
-        finally:
-            self.buffer = buffer[offset:]
+        # Search entries take a direct path (see the adapter for why).
+        receive(self, data, _messageEnd, _searchEntryMessage)
 
     def handle(self, msg):
         response = msg.value

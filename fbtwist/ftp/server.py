@@ -61,14 +61,19 @@ from zope.interface import implementer
 
 from fbtwist.access.checker import credentialText
 from fbtwist.addresses import normalisedHost
+from fbtwist.budget import ConnectionBudget
 from fbtwist.errors import DirectoryUnavailable, TooManyAttempts, descriptorError
 from fbtwist.ftp.shell import VIEW_ROOT, FTPReplyError, viewPath
+from fbtwist.logs import RareWarning
 
 #: Failed logins after which a session is closed.
 MAX_FAILED_LOGINS = 3
 
 #: A line end as TYPE A clients send it: LF, CRLF, or CRs and LF.
 _LINE_END = re.compile(rb"\r*\n")
+
+#: What makes an NLST argument a pattern (as C{fnmatch} reads it).
+_GLOB = re.compile(r"[*?[]")
 
 
 class CRLFLineEnds:
@@ -151,6 +156,9 @@ class DataConnection(ftp.DTP):
     def __init__(self):
         self.closed = defer.Deferred()
         self._receiver = None
+        # Chunks received before a STOR takes them (our own list: DTP's
+        # buffer is private to it).
+        self._held: Optional[list] = []
         self._buffered = 0
         self._paused = False
 
@@ -167,7 +175,7 @@ class DataConnection(ftp.DTP):
         """
         Hand every chunk received so far, and from now on, to C{receiver}.
         """
-        buffered, self._buffer = self._buffer or [], None
+        buffered, self._held = self._held or [], None
         self._receiver = receiver
         for chunk in buffered:
             receiver(chunk)
@@ -178,10 +186,10 @@ class DataConnection(ftp.DTP):
     def dataReceived(self, data: bytes) -> None:
         if self._receiver is not None:
             self._receiver(data)
-        elif self._buffer is not None:
+        elif self._held is not None:
             # Data sent before (or without) a STOR: hold a little, then
             # stop reading rather than fill the memory.
-            self._buffer.append(data)
+            self._held.append(data)
             self._buffered += len(data)
             if self._buffered > self.bufferLimit and not self._paused:
                 self._paused = True
@@ -216,10 +224,10 @@ class DataConnectionFactory(ftp.DTPFactory):
                 address=addr.host, peer=self.peerHost,
             )
             return None
-        if self._state is not self._IN_PROGRESS:
+        # DTPFactory's own buildProtocol accepts only the first connection
+        # and stops the timeout; it makes a plain DTP, replaced here.
+        if super().buildProtocol(addr) is None:
             return None
-        self._state = self._FINISHED
-        self.cancelTimeout()
         p = DataConnection()
         p.factory = self
         p.pi = self.pi
@@ -237,6 +245,8 @@ class CalendarFTP(ftp.FTP):
 
     log = Logger()
     _encoding = "utf-8"
+    #: Whether the client sent EPSV ALL (only EPSV may follow).
+    _extendedPassiveOnly = False
     PUBLIC_COMMANDS = ["FEAT", "QUIT", "SYST", "NOOP", "OPTS", "AUTH", "PBSZ", "PROT"]
     FEATURES = ["EPRT", "EPSV", "MDTM", "PASV", "SIZE", "TYPE A;I", "UTF8"]
 
@@ -398,7 +408,7 @@ class CalendarFTP(ftp.FTP):
             raise FTPReplyError("503", "Already logged in; to log in as someone else, reconnect.")
         if self.factory.tlsRequired and not self.tlsActive:
             raise FTPReplyError("530", "This server requires AUTH TLS before USER: passwords never travel in clear.")
-        self._user = username
+        self._pendingLogin = username
         self.state = self.INAUTH
         if self._anonymous(username):
             return ftp.GUEST_NAME_OK_NEED_EMAIL
@@ -417,8 +427,8 @@ class CalendarFTP(ftp.FTP):
         return defer.Deferred.fromCoroutine(self._login(password))
 
     async def _login(self, password: str):
-        login = self._user
-        del self._user
+        login = self._pendingLogin
+        del self._pendingLogin
         if self._anonymous(login):
             credentials, reply = Anonymous(), ftp.GUEST_LOGGED_IN_PROCEED
         else:
@@ -563,7 +573,7 @@ class CalendarFTP(ftp.FTP):
         return port.getHost().port
 
     def ftp_PASV(self):
-        if self._epsvAll:
+        if self._extendedPassiveOnly:
             raise FTPReplyError("503", "PASV is not allowed after EPSV ALL.")
         announced = self.factory.passiveHost
         if announced is None:
@@ -575,7 +585,7 @@ class CalendarFTP(ftp.FTP):
 
     def ftp_EPSV(self, protocol=""):
         if protocol.upper() == "ALL":
-            self._epsvAll = True
+            self._extendedPassiveOnly = True
             return ftp.EPSV_ALL_OK
         if protocol:
             family = 1 if isinstance(ipaddress.ip_address(self._localHost()), ipaddress.IPv4Address) else 2
@@ -588,7 +598,7 @@ class CalendarFTP(ftp.FTP):
         Connect the data connection to the client's C{host} and C{port},
         refusing any other address (FTP bounce) and ports below 1024.
         """
-        if self._epsvAll:
+        if self._extendedPassiveOnly:
             raise FTPReplyError("503", f"{command} is not allowed after EPSV ALL.")
         if normalisedHost(host) != self.peerHost or not 1024 <= port <= 65535:
             self.log.warn(
@@ -690,7 +700,7 @@ class CalendarFTP(ftp.FTP):
             words.pop(0)
         segments = self._segments(" ".join(words))
         glob = None
-        if namesOnly and ftp._isGlobbingExpression(segments):
+        if namesOnly and segments and _GLOB.search(segments[-1]):
             glob = segments.pop()
         keys = () if namesOnly else ("size", "directory", "permissions", "hardlinks", "modified", "owner", "group")
         entries = await self.shell.list(segments, keys)
@@ -810,11 +820,14 @@ class CalendarFTP(ftp.FTP):
 
 class TooManyConnections(protocol.Protocol):
     """
-    Answers a connection over the per-address cap with 421 and closes it.
+    Answers a connection over a cap (per address, or the process's
+    connection budget) with 421 and closes it.
     """
 
+    reply = b"421 Too many connections from your address; try again later."
+
     def connectionMade(self):
-        self.transport.write(b"421 Too many connections from your address; try again later.\r\n")
+        self.transport.write(self.reply + b"\r\n")
         self.transport.loseConnection()
 
 
@@ -831,20 +844,20 @@ class CalendarFTPFactory(ftp.FTPFactory):
         (C{AUTH TLS}), or C{None} when it is off.
     @ivar tlsRequired: Whether USER needs AUTH TLS first and data
         connections must be protected.
+    @ivar budget: The L{ConnectionBudget} its sessions count against
+        (shared with the HTTP site).
     """
 
     protocol = CalendarFTP
     log = Logger()
-    #: Seconds between two warnings that file descriptors ran out.
-    descriptorWarningInterval = 60.0
-    _descriptorWarned = None
-    _descriptorShortages = 0
     welcomeMessage = "fbtwist free/busy FTP: publish to /pub/calendar/<login>.vfb"
 
     def __init__(self, portal, reactor, allowAnonymous: bool = False, passivePorts: Optional[range] = None,
                  passiveHost: Optional[str] = None, idleTimeout: float = 300.0, dataTimeout: float = 10.0,
-                 maxConnectionsPerAddress: int = 8, tlsOptions=None, tlsRequired: bool = False):
+                 maxConnectionsPerAddress: int = 8, tlsOptions=None, tlsRequired: bool = False,
+                 budget: Optional[ConnectionBudget] = None):
         super().__init__(portal)
+        self.budget = budget if budget is not None else ConnectionBudget(clock=lambda: reactor.seconds())
         self.tlsOptions = tlsOptions
         self.tlsRequired = tlsRequired
         self.reactor = reactor
@@ -856,9 +869,18 @@ class CalendarFTPFactory(ftp.FTPFactory):
         self.maxConnectionsPerAddress = maxConnectionsPerAddress
         self.sessions = {}
         self.instances = []
+        self._descriptorWarning = RareWarning(
+            "out of file descriptors: {count} FTP command(s) refused with 421 (raise the limit, LimitNOFILE)",
+            clock=lambda: reactor.seconds(), log=self.log, fbEvent="out-of-descriptors", protocol="ftp",
+        )
 
     def buildProtocol(self, addr):
         host = normalisedHost(addr.host)
+        if self.budget.full():
+            p = TooManyConnections()
+            p.reply = b"421 The server is too busy right now; try again shortly."
+            p.factory = self
+            return p
         if self.sessions.get(host, 0) >= self.maxConnectionsPerAddress:
             self.log.warn("refused an FTP session from {peer}: {count} open already", peer=host,
                           count=self.sessions[host])
@@ -875,6 +897,7 @@ class CalendarFTPFactory(ftp.FTPFactory):
     def sessionOpened(self, session: CalendarFTP) -> None:
         self.sessions[session.peerHost] = self.sessions.get(session.peerHost, 0) + 1
         self.instances.append(session)
+        self.budget.opened()
         self.log.info("FTP session from {peer}", fbEvent="ftp-session", change=1, peer=session.peerHost)
 
     def sessionClosed(self, session: CalendarFTP) -> None:
@@ -885,23 +908,15 @@ class CalendarFTPFactory(ftp.FTPFactory):
             self.sessions.pop(session.peerHost, None)
         if session in self.instances:
             self.instances.remove(session)
+            self.budget.closed()
         self.log.info("FTP session from {peer} closed", fbEvent="ftp-session", change=-1, peer=session.peerHost)
 
     def outOfDescriptors(self) -> None:
         """
         A command was refused with 421 for want of file descriptors: warn
-        once per L{descriptorWarningInterval} at most, saying how many
-        commands were refused since the last warning.
+        once a minute at most, saying how many commands were refused.
         """
-        self._descriptorShortages += 1
-        now = self.reactor.seconds()
-        if self._descriptorWarned is not None and now - self._descriptorWarned < self.descriptorWarningInterval:
-            return
-        self.log.warn(
-            "out of file descriptors: {count} FTP command(s) refused with 421 (raise the limit, LimitNOFILE)",
-            fbEvent="out-of-descriptors", protocol="ftp", count=self._descriptorShortages,
-        )
-        self._descriptorWarned, self._descriptorShortages = now, 0
+        self._descriptorWarning.warn()
 
     def stopFactory(self):
         # The listener stops (server shutdown): tell the sessions.
@@ -910,10 +925,12 @@ class CalendarFTPFactory(ftp.FTPFactory):
                 session.close("421 The server is shutting down.")
 
 
-def makeFTPFactory(config, portal, realm, reactor) -> CalendarFTPFactory:
+def makeFTPFactory(config, portal, realm, reactor, budget: Optional[ConnectionBudget] = None) -> CalendarFTPFactory:
     """
     The FTP listener's factory for C{config} (a L{fbtwist.config.Config}),
     logging in through C{portal}; registers the FTP avatar with C{realm}.
+
+    @param budget: The connection budget shared with the HTTP site.
     """
     from fbtwist.ftp.shell import ftpAvatarFactory
     from fbtwist.ftp.tls import serverTLSOptions
@@ -932,4 +949,5 @@ def makeFTPFactory(config, portal, realm, reactor) -> CalendarFTPFactory:
         maxConnectionsPerAddress=config.ftpMaxConnectionsPerAddress,
         tlsOptions=tlsOptions,
         tlsRequired=config.ftpTLSRequired,
+        budget=budget,
     )

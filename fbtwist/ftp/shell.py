@@ -9,7 +9,7 @@ virtual directories leading to it, and nothing else exists.  Every operation
 goes through the avatar, so L{fbtwist.access.permissions.authorize} decides, as for
 HTTP.
 
-Domain errors become FTP replies through one table (L{ftpErrorFor}); every
+Domain errors become FTP replies by their C{ftpReply} (L{ftpErrorFor}); every
 failure the shell reports is an L{FTPReplyError}, whose reply never fails to
 format (Twisted's own C{FTPCmdError} raises for reply templates without
 C{%s}, such as 552's).
@@ -30,42 +30,16 @@ from fbtwist.access.permissions import Action
 from fbtwist.calendar import ical, publicview
 from fbtwist.errors import (
     AlreadyExists,
-    Conflict,
-    DirectoryUnavailable,
     FreeBusyError,
-    InsufficientStorage,
     InvalidCalendar,
-    InvalidName,
-    Locked,
     NotFound,
-    OutOfDescriptors,
     PermissionDenied,
     TooLarge,
-    TooManyAttempts,
-    UnsupportedMediaType,
 )
 from fbtwist.store.paths import ResourceInfo, StorePath
 
 #: Where the store's root appears in the FTP view.
 VIEW_ROOT = ("pub", "calendar")
-
-#: Domain error -> (FTP reply code, the C{publish-rejected} reason slug).
-_REPLIES = (
-    (NotFound, "550", "forbidden"),
-    (PermissionDenied, "550", "forbidden"),
-    (InvalidName, "553", "forbidden"),
-    (AlreadyExists, "550", "forbidden"),
-    (Conflict, "550", "forbidden"),
-    (InvalidCalendar, "550", "invalid-calendar"),
-    (Locked, "550", "locked"),
-    (UnsupportedMediaType, "550", "unsupported-media-type"),
-    (TooLarge, "552", "too-large"),
-    (InsufficientStorage, "452", "storage-full"),
-    (DirectoryUnavailable, "421", "aborted"),
-    (TooManyAttempts, "421", "aborted"),
-    (OutOfDescriptors, "421", "out-of-descriptors"),
-)
-
 
 class FTPReplyError(FTPCmdError):
     """
@@ -95,13 +69,10 @@ def viewPath(segments: Sequence[str]) -> str:
 
 def ftpErrorFor(error: FreeBusyError, segments: Sequence[str] = ()) -> FTPReplyError:
     """
-    The FTP reply for a domain error about C{segments}.
+    The FTP reply for a domain error about C{segments}: its C{ftpReply}
+    code, counted under its C{label}.
     """
-    for errorType, code, reason in _REPLIES:
-        if isinstance(error, errorType):
-            break
-    else:
-        code, reason = "550", "aborted"
+    code, reason = error.ftpReply or "550", error.label or "aborted"
     text = error.reason if not segments else f"{viewPath(segments)}: {error.reason}"
     return FTPReplyError(code, text, reason)
 

@@ -31,6 +31,7 @@ from twisted.internet.interfaces import IReactorSocket
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from fbtwist.compat.twisted import adoptListeningPort
 from fbtwist.ops.listeners import cannotListen
 
 #: Seconds before a worker that died is started again.
@@ -256,9 +257,7 @@ class AdoptedPortService(service.Service):
             addressFamily = family.family
         finally:
             family.close()
-        # What reactor.adoptStreamPort does, with the port class above.
-        self.port = _OneAcceptAtATimePort._fromListeningDescriptor(self.reactor, self.fd, addressFamily,
-                                                                   self.factory)
+        self.port = adoptListeningPort(_OneAcceptAtATimePort, self.reactor, self.fd, addressFamily, self.factory)
         self.port.startListening()
 
     def stopService(self):

@@ -36,15 +36,12 @@ from twisted.internet import error as netError
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.web import client as webClient
-
-# ParseError has no public name; it is the one sign of a response that is
-# not HTTP at all.
-from twisted.web._newclient import ParseError
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH
 
 from fbtwist import __version__
+from fbtwist.compat.twisted import httpClientParseError
 from fbtwist.remote.connect import FailClosedTLSPolicy, NameNotResolved, PinnedEndpointFactory, TooMuchData
 from fbtwist.remote.credentials import Credentials
 from fbtwist.remote.metrics import IRemoteMetrics, NoMetrics
@@ -268,7 +265,7 @@ def explain(failure, origin: str) -> Optional[FetchError]:
             return FetchError("tls", f"the TLS handshake with {origin} failed")
     if failure.check(webClient.ResponseNeverReceived, webClient.ResponseFailed,
                      webClient.RequestTransmissionFailed):
-        if any(each.check(ParseError) for each in inner):
+        if any(each.check(httpClientParseError()) for each in inner):
             return FetchError("bad-response", f"{origin} did not answer in HTTP")
         return FetchError("connection-lost", f"the connection to {origin} was lost before the answer was complete")
     if failure.check(netError.ConnectionLost, netError.ConnectionDone):

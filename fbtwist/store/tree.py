@@ -18,7 +18,6 @@ import json
 import os
 import stat
 import time
-from collections import OrderedDict
 from typing import Callable, Dict, Iterator, Optional, Tuple
 
 from twisted.internet import defer
@@ -26,6 +25,7 @@ from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
+from fbtwist.cache import LRUCache
 from fbtwist.errors import AlreadyExists, Conflict, FreeBusyError, NotFound, PermissionDenied, descriptorError
 from fbtwist.interfaces import ICalendarStore
 from fbtwist.store.files import (
@@ -517,27 +517,20 @@ class _SnapshotCache:
     def __init__(self, maxBytes: int = 32 * 2**20, maxFile: int = 2**20):
         self.maxBytes = maxBytes
         self.maxFile = maxFile
-        self._bytes = 0
-        self._entries: "OrderedDict[str, Tuple[tuple, FileSnapshot]]" = OrderedDict()
+        # fsPath -> (version, snapshot), weighed by the content's length.
+        self._entries = LRUCache(maxBytes, weigh=lambda entry: len(entry[1].data))
 
     def get(self, fsPath: str, version: tuple) -> Optional[FileSnapshot]:
         entry = self._entries.get(fsPath)
         if entry is None or entry[0] != version:
             return None
-        self._entries.move_to_end(fsPath)
         return entry[1]
 
     def put(self, fsPath: str, version: tuple, snapshot: FileSnapshot) -> None:
-        old = self._entries.pop(fsPath, None)
-        if old is not None:
-            self._bytes -= len(old[1].data)
         if len(snapshot.data) > self.maxFile:
+            self._entries.pop(fsPath)
             return
-        self._entries[fsPath] = (version, snapshot)
-        self._bytes += len(snapshot.data)
-        while self._bytes > self.maxBytes:
-            _, (_, evicted) = self._entries.popitem(last=False)
-            self._bytes -= len(evicted.data)
+        self._entries.put(fsPath, (version, snapshot))
 
 
 #: How often a path is looked up again when the filesystem answers ESTALE.

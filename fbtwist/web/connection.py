@@ -26,7 +26,6 @@ C{requestBegun}, C{headersReceived}, C{bodyReceived} and C{requestDone}.
 """
 
 import ipaddress
-import resource
 from dataclasses import dataclass
 from typing import Iterable, Tuple
 
@@ -35,6 +34,7 @@ from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper
 
 from fbtwist import __version__
+from fbtwist.budget import descriptorBudget
 
 SERVER_HEADER = b"fbtwist/" + __version__.encode("ascii")
 
@@ -78,12 +78,7 @@ class ConnectionLimits:
         reserve for files, the directory and the logs, so that the server
         answers 503 before it runs out of descriptors.
         """
-        if self.maxConnections:
-            return self.maxConnections
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft == resource.RLIM_INFINITY:
-            return 1 << 20
-        return max(8, soft - max(40, soft // 8))
+        return descriptorBudget(self.maxConnections)
 
     def isExempt(self, host) -> bool:
         """

@@ -37,6 +37,7 @@ from zope.interface import implementer
 
 from fbtwist.access.latency import LatencyFloor
 from fbtwist.addresses import clientAddress
+from fbtwist.cache import LRUCache
 from fbtwist.calendar import derive, freebusy, ical, publicview
 from fbtwist.calendar.busytime import BusyTime
 from fbtwist.calendar.freebusy import FreeBusy, Period, TimeRange
@@ -45,9 +46,16 @@ from fbtwist.errors import InvalidCalendar, NotFound
 from fbtwist.interfaces import ICalendarStore, IDirectory
 from fbtwist.store.paths import ResourceInfo
 from fbtwist.web import page
-from fbtwist.web.lookupcache import NameCache, _Cache
+from fbtwist.web.lookupcache import NameCache
 from fbtwist.web.lookupquery import FORMAT_JCAL, Query, parseQuery, splitLookupName
-from fbtwist.web.responses import CALENDAR_TYPE, HTTPError, renderAsync, renderSoon, serveCalendar, writeError
+from fbtwist.web.responses import (
+    CALENDAR_TYPE,
+    HTTPError,
+    renderAsync,
+    renderSoon,
+    serveCalendar,
+    writeNotAllowed,
+)
 
 #: What a user publishes: a free/busy file, or a full calendar.
 FREEBUSY_FILE = ".vfb"
@@ -148,9 +156,9 @@ class LookupResource(Resource):
         self.reactor = reactor
         self.names = NameCache() if names is None else names
         self._missFloor = LatencyFloor(reactor, settings.missDelay)
-        self._freeBusyCache = _Cache()
+        self._freeBusyCache = LRUCache(256)
         #: Rendered answers by entity tag.
-        self._answerCache = _Cache(1024)
+        self._answerCache = LRUCache(1024)
         self.busyTime = None if store is None else BusyTime.install(
             store, self.reactor, settings.defaultZone, settings.expandLimit)
 
@@ -193,8 +201,7 @@ class LookupResource(Resource):
         (through L{guardedLookup}), or C{None} for an anonymous one.
         """
         if request.method not in (b"GET", b"HEAD"):
-            request.setHeader(b"Allow", b"GET, HEAD")
-            writeError(request, http.NOT_ALLOWED, "lookups are read-only: use GET")
+            writeNotAllowed(request, ("GET", "HEAD"), "lookups are read-only: use GET")
             return NOT_DONE_YET
         postpath = request.postpath
         if not postpath or postpath == [b""]:

@@ -1,33 +1,12 @@
 """
-The caches of anonymous lookups: names already resolved in the directory
-(L{NameCache}), and a small least-recently-used map for parsed files.
+The cache of lookup names already resolved in the directory (L{NameCache});
+parsed files and answers are kept in plain L{fbtwist.cache.LRUCache}s.
 """
 
 import time
-from collections import OrderedDict
 from typing import Callable, Optional, Tuple
 
-
-class _Cache:
-    """
-    A small least-recently-used map, for parsed files keyed by their ETag.
-    """
-
-    def __init__(self, size: int = 256):
-        self.size = size
-        self._items: OrderedDict = OrderedDict()
-
-    def get(self, key):
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-        return value
-
-    def put(self, key, value) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
+from fbtwist.cache import LRUCache
 
 
 class NameCache:
@@ -39,7 +18,7 @@ class NameCache:
 
     A name that resolved to a uid is kept for C{ttl} seconds, one that
     resolved to nobody for C{negativeTTL}; at most C{size} names are kept
-    (the oldest go first).  Directory outages are not cached.
+    (the least recently used go first).  Directory outages are not cached.
     """
 
     def __init__(self, ttl: float = 60.0, negativeTTL: float = 10.0, size: int = 200_000,
@@ -48,26 +27,19 @@ class NameCache:
         self.negativeTTL = negativeTTL
         self.size = size
         self.clock = clock
-        self._entries: "OrderedDict[str, Tuple[float, Optional[str]]]" = OrderedDict()
+        # name -> (uid,): a tuple, so that "nobody" is not a miss.
+        self._entries = LRUCache(size, clock=clock)
 
     def get(self, name: str) -> Tuple[bool, Optional[str]]:
         """
         @return: C{(True, uid)} (C{uid} may be C{None}: nobody) when C{name}
             is cached and fresh, else C{(False, None)}.
         """
-        key = name.lower()
-        entry = self._entries.get(key)
+        entry = self._entries.get(name.lower())
         if entry is None:
             return False, None
-        expires, uid = entry
-        if expires <= self.clock():
-            del self._entries[key]
-            return False, None
-        return True, uid
+        return True, entry[0]
 
     def put(self, name: str, uid: Optional[str]) -> None:
-        key = name.lower()
-        self._entries.pop(key, None)
-        self._entries[key] = (self.clock() + (self.ttl if uid is not None else self.negativeTTL), uid)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
+        expires = self.clock() + (self.ttl if uid is not None else self.negativeTTL)
+        self._entries.put(name.lower(), (uid,), expires)

@@ -1,11 +1,10 @@
 """
-How fbtwist answers over HTTP: the one table from domain errors to status
-codes, short plain-text error bodies, running a request's coroutine, and
-serving a calendar file with validators.
+How fbtwist answers over HTTP: domain errors as status codes (each
+error's C{httpStatus}), short plain-text error bodies, running a
+request's coroutine, and serving a calendar file with validators.
 """
 
 import math
-import time
 from typing import Callable, Coroutine, Iterable, Optional, Tuple
 
 from twisted.internet import defer
@@ -15,14 +14,9 @@ from twisted.web import http
 from twisted.web.server import NOT_DONE_YET
 
 from fbtwist import errors
+from fbtwist.logs import RareWarning
 
 log = Logger()
-
-#: Seconds a client is asked to wait when the directory is down.
-RETRY_AFTER = 30
-
-#: Seconds a client is asked to wait when the server is out of descriptors.
-BUSY_RETRY_AFTER = 5
 
 #: At most one warning per this many seconds about running out of file
 #: descriptors (it comes with every request while it lasts).
@@ -42,26 +36,10 @@ class HTTPError(Exception):
         self.headers = list(headers)
 
 
-_STATUS_BY_ERROR = [
-    (errors.InvalidName, http.BAD_REQUEST, ()),
-    (errors.NotFound, http.NOT_FOUND, ()),
-    (errors.PermissionDenied, http.FORBIDDEN, ()),
-    (errors.Conflict, http.CONFLICT, ()),
-    (errors.AlreadyExists, http.NOT_ALLOWED, ()),
-    (errors.InvalidCalendar, http.BAD_REQUEST, ()),
-    (errors.Locked, 423, ()),
-    (errors.UnsupportedMediaType, http.UNSUPPORTED_MEDIA_TYPE, ()),
-    (errors.TooLarge, http.REQUEST_ENTITY_TOO_LARGE, ()),
-    (errors.InsufficientStorage, http.INSUFFICIENT_STORAGE_SPACE, ()),
-    (errors.DirectoryUnavailable, http.SERVICE_UNAVAILABLE, ((b"Retry-After", str(RETRY_AFTER).encode()),)),
-    (errors.TooManyAttempts, 429, ((b"Retry-After", str(RETRY_AFTER).encode()),)),
-    (errors.OutOfDescriptors, http.SERVICE_UNAVAILABLE, ((b"Retry-After", b"%d" % BUSY_RETRY_AFTER),)),
-]
-
-
 def httpErrorFor(error: BaseException) -> Optional[HTTPError]:
     """
-    @return: The HTTP answer for a domain error, or C{None} for an error
+    @return: The HTTP answer for a domain error (its C{httpStatus}, and
+        C{Retry-After} from its C{retryAfter}), or C{None} for an error
         fbtwist does not know (a bug: answered 500 and logged).
     """
     if isinstance(error, HTTPError):
@@ -69,41 +47,17 @@ def httpErrorFor(error: BaseException) -> Optional[HTTPError]:
     if errors.descriptorError(error) is not None:
         error = errors.descriptorError(error)
         _descriptorWarning.warn()
-    for errorClass, code, headers in _STATUS_BY_ERROR:
-        if isinstance(error, errorClass):
-            retryAfter = getattr(error, "retryAfter", None)
-            if retryAfter is not None:
-                # The error knows how long: say that, not the table's default.
-                headers = [h for h in headers if h[0] != b"Retry-After"]
-                headers.append((b"Retry-After", b"%d" % max(1, math.ceil(retryAfter))))
-            return HTTPError(code, error.reason, headers)
-    return None
+    if not isinstance(error, errors.FreeBusyError) or error.httpStatus is None:
+        return None
+    headers = []
+    if error.retryAfter is not None:
+        headers.append((b"Retry-After", b"%d" % max(1, math.ceil(error.retryAfter))))
+    return HTTPError(error.httpStatus, error.reason, headers)
 
 
-class _RareWarning:
-    """
-    A warning logged at most once per C{interval} seconds, saying how many
-    times it was not logged in between.
-    """
-
-    def __init__(self, text: str, interval: float, clock=time.monotonic):
-        self.text, self.interval, self.clock = text, interval, clock
-        self._last = None
-        self._suppressed = 0
-
-    def warn(self) -> None:
-        now = self.clock()
-        if self._last is not None and now - self._last < self.interval:
-            self._suppressed += 1
-            return
-        log.warn(self.text, suppressed=self._suppressed)
-        self._last, self._suppressed = now, 0
-
-
-_descriptorWarning = _RareWarning(
-    "out of file descriptors: answering 503 (raise LimitNOFILE or ulimit -n); "
-    "{suppressed} more since the last warning",
-    DESCRIPTOR_WARNING_INTERVAL,
+_descriptorWarning = RareWarning(
+    "out of file descriptors: answering 503 ({count} since the last warning; raise LimitNOFILE or ulimit -n)",
+    DESCRIPTOR_WARNING_INTERVAL, log=log, fbEvent="out-of-descriptors", protocol="http",
 )
 
 
@@ -124,11 +78,22 @@ def writeError(request, code: int, reason: str, headers: Iterable[Tuple[bytes, b
     request.finish()
 
 
+def writeNotAllowed(request, allowed: Iterable[str], reason: str) -> None:
+    """
+    Finish C{request} with 405, the C{allowed} methods in C{Allow} and
+    C{reason} as the body: the one answer to a method a resource does not
+    take (rather than Twisted's 501 for methods it does not know).
+    """
+    request.setHeader(b"Allow", ", ".join(allowed).encode("ascii"))
+    writeError(request, http.NOT_ALLOWED, reason)
+
+
 def isGone(request) -> bool:
     """
-    Whether C{request} was finished or its client went away.
+    Whether C{request} was finished or its client went away (which
+    L{fbtwist.web.site.BoundedRequest} notes in C{clientGone}).
     """
-    return request.finished or getattr(request, "_disconnected", False)
+    return request.finished or getattr(request, "clientGone", False)
 
 
 def _answerFailure(request, failure) -> None:

@@ -16,6 +16,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 from twisted.web.template import renderElement
 
+from fbtwist.budget import ConnectionBudget
+from fbtwist.compat.twisted import channelRequestLine
 from fbtwist.errors import descriptorError
 from fbtwist.logs import logAccess, rejectionReasonForStatus
 from fbtwist.web.accesslog import accessFields
@@ -23,7 +25,7 @@ from fbtwist.web.auth import BasicAuthGuard
 from fbtwist.web.connection import SERVER_HEADER, ConnectionLimits, GuardedConnection, rawResponse
 from fbtwist.web.lookup import LookupResource, LookupSettings, guardedLookup
 from fbtwist.web.page import RootElement, securityHeaders
-from fbtwist.web.responses import HTTPError, httpErrorFor, isGone, writeError
+from fbtwist.web.responses import HTTPError, httpErrorFor, isGone, writeNotAllowed
 
 #: Access events are logged under this namespace (see L{fbtwist.logs}).
 _accessLog = Logger(namespace="fbtwist.access")
@@ -54,6 +56,8 @@ class BoundedRequest(server.Request):
     """
 
     log = Logger()
+    #: Whether the client went away before the answer was finished.
+    clientGone = False
     _refused = False
     _chunked = False
     _chunks = 0
@@ -91,6 +95,7 @@ class BoundedRequest(server.Request):
                 connection.requestDone(self)
 
     def connectionLost(self, reason):
+        self.clientGone = True
         try:
             return super().connectionLost(reason)
         finally:
@@ -151,7 +156,7 @@ class BoundedRequest(server.Request):
             self.requestHeaders.removeHeader(b"Expect")
             # The version is known only to the channel until the body is in
             # (as for requestLine); Twisted sends 100 to HTTP/1.1 only.
-            self._expectContinue = getattr(self.channel, "_version", None) == b"HTTP/1.1"
+            self._expectContinue = channelRequestLine(self.channel)[2] == b"HTTP/1.1"
         # No more is read (nor what came with the headers parsed) until the
         # directory has answered.
         self._pendingAuthentication = True
@@ -247,7 +252,7 @@ class BoundedRequest(server.Request):
         # take what the access line needs from the channel.
         self.method, self.uri = requestLine(self)
         self.path = self.uri
-        self.clientproto = getattr(self.channel, "_version", None) or b"-"
+        self.clientproto = channelRequestLine(self.channel)[2] or b"-"
         self.code = code
         self.sentLength = len(response) - response.index(b"\r\n\r\n") - 4
         connection = self._connection()
@@ -269,8 +274,8 @@ def requestLine(request):
     if request.method != http.Request.method:
         # Set by requestReceived (the class default is a placeholder).
         return request.method, request.uri
-    channel = request.channel
-    return getattr(channel, "_command", None) or b"-", getattr(channel, "_path", None) or b"-"
+    command, path, _ = channelRequestLine(request.channel)
+    return command or b"-", path or b"-"
 
 
 class FreeBusySite(server.Site):
@@ -280,12 +285,15 @@ class FreeBusySite(server.Site):
     @ivar inFlight: The requests begun and not yet answered (or dropped),
         their bodies possibly still arriving.
     @ivar connections: The open connections (L{GuardedConnection}s).
+    @ivar budget: The L{ConnectionBudget} its connections count against
+        (shared with the FTP listener).
     """
 
     requestFactory = BoundedRequest
     _log = Logger()
 
-    def __init__(self, resource, maxUploadSize: int, limits: ConnectionLimits = ConnectionLimits(), **kwargs):
+    def __init__(self, resource, maxUploadSize: int, limits: ConnectionLimits = ConnectionLimits(),
+                 budget: Optional[ConnectionBudget] = None, **kwargs):
         super().__init__(resource, **kwargs)
         self.maxUploadSize = maxUploadSize
         self.limits = limits
@@ -301,8 +309,9 @@ class FreeBusySite(server.Site):
         # first time; out of descriptors, that fails as "no usable temporary
         # directory" instead of EMFILE.  Settle it while descriptors remain.
         tempfile.gettempdir()
-        self._budget = limits.connectionBudget()
-        self._budgetLogged = False
+        if budget is None:
+            budget = ConnectionBudget(limits.connectionBudget(), clock=lambda: self.reactor.seconds())
+        self.budget = budget
 
     def guardBodies(self, prefix: Tuple[bytes, ...], guard) -> None:
         """
@@ -332,13 +341,7 @@ class FreeBusySite(server.Site):
         connection = GuardedConnection(self, protocol, self.limits, self.reactor)
         host = getattr(addr, "host", None)
         connection.counted = host if not self.limits.isExempt(host) else None
-        if len(self.connections) >= self._budget:
-            if not self._budgetLogged:
-                self._budgetLogged = True
-                self._log.warn(
-                    "refusing connections: {count} are open, as many as the descriptor limit allows "
-                    "(raise LimitNOFILE, or set http-max-connections)", count=len(self.connections),
-                )
+        if self.budget.full():
             connection.refuseWith = (
                 http.SERVICE_UNAVAILABLE, b"Service Unavailable", "the server is busy", [(b"Retry-After", b"5")],
             )
@@ -361,6 +364,7 @@ class FreeBusySite(server.Site):
         Called by a L{GuardedConnection} once it is connected.
         """
         self.connections[connection] = connection
+        self.budget.opened()
         host = connection.counted
         if host is not None:
             self._perAddress[host] = self._perAddress.get(host, 0) + 1
@@ -397,9 +401,8 @@ class FreeBusySite(server.Site):
             self._closeIdleConnections()
 
     def _connectionLost(self, protocol) -> None:
-        self.connections.pop(protocol, None)
-        if len(self.connections) < self._budget * 0.9:
-            self._budgetLogged = False
+        if self.connections.pop(protocol, None) is not None:
+            self.budget.closed()
         if self._draining and not self.connections:
             waiting, self._drained = self._drained, []
             for d in waiting:
@@ -481,8 +484,7 @@ class ReadOnlyFolder(Resource):
 
     def render(self, request):
         if request.method not in (b"GET", b"HEAD"):
-            request.setHeader(b"Allow", b"GET, HEAD")
-            writeError(request, http.NOT_ALLOWED, "this is a read-only folder")
+            writeNotAllowed(request, ("GET", "HEAD"), "this is a read-only folder")
             return NOT_DONE_YET
         return super().render(request)
 

@@ -50,12 +50,19 @@ async def put(avatar, path, request) -> None:
     try:
         await _put(avatar, path, request)
     except Exception as e:
-        log.info(
-            "rejected a publish of {path} by {uid} over HTTP: {reason}",
-            fbEvent="publish-rejected", uid=avatar.uid, protocol="http", path="/".join(path),
-            reason=publishRejectionReason(e),
-        )
+        rejected(avatar, "/".join(path), e)
         raise
+
+
+def rejected(avatar, path: str, error: BaseException) -> None:
+    """
+    Log the C{publish-rejected} event of a PUT of C{path} refused by C{error}.
+    """
+    log.info(
+        "rejected a publish of {path} by {uid} over HTTP: {reason}",
+        fbEvent="publish-rejected", uid=avatar.uid, protocol="http", path=path,
+        reason=publishRejectionReason(error),
+    )
 
 
 async def _put(avatar, path, request) -> None:

@@ -12,7 +12,7 @@ from fbtwist.errors import InvalidName
 from fbtwist.web.dav import copymove, delete, get, lock, mkcol, options, propfind, proppatch, put
 from fbtwist.web.dav.davxml import DAVError, writeDAVError
 from fbtwist.web.dav.urls import normalSegments
-from fbtwist.web.responses import HTTPError, renderAsync, writeError
+from fbtwist.web.responses import HTTPError, renderAsync, writeNotAllowed
 
 
 def requestPath(avatar: CalendarAvatar, request):
@@ -20,16 +20,14 @@ def requestPath(avatar: CalendarAvatar, request):
     The store path a request addresses (its percent-decoded segments below
     the publishing root, C{.} and doubled slashes ignored).
 
-    @raise HTTPError: 400 when a segment is not UTF-8 or not a valid name.
+    @raise HTTPError: 400 when a segment is not UTF-8.
+    @raise InvalidName: When a segment is not a valid name (answered 400).
     """
     try:
         segments = [s.decode("utf-8") for s in request.postpath]
     except UnicodeDecodeError:
         raise HTTPError(http.BAD_REQUEST, "the path is not UTF-8") from None
-    try:
-        return avatar.path(normalSegments(segments))
-    except InvalidName as e:
-        raise HTTPError(http.BAD_REQUEST, e.reason) from None
+    return avatar.path(normalSegments(segments))
 
 
 class CalendarTreeResource(Resource):
@@ -45,7 +43,13 @@ class CalendarTreeResource(Resource):
 
     def _run(self, request, method):
         async def run():
-            path = requestPath(self.avatar, request)
+            try:
+                path = requestPath(self.avatar, request)
+            except InvalidName as e:
+                if method is put.put:
+                    # Counted as the same rejection over FTP is.
+                    put.rejected(self.avatar, b"/".join(request.postpath).decode("utf-8", "replace"), e)
+                raise
             try:
                 await method(self.avatar, path, request)
             except DAVError as e:
@@ -59,8 +63,8 @@ class CalendarTreeResource(Resource):
     def render(self, request):
         handler = getattr(self, "render_" + request.method.decode("ascii", "replace"), None)
         if handler is None:
-            request.setHeader(b"Allow", ", ".join(self.allowedMethods()).encode("ascii"))
-            writeError(request, http.NOT_ALLOWED, f"{request.method.decode('ascii', 'replace')} is not allowed here")
+            writeNotAllowed(request, self.allowedMethods(),
+                            f"{request.method.decode('ascii', 'replace')} is not allowed here")
             return NOT_DONE_YET
         return handler(request)
 

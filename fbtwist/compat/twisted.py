@@ -1,0 +1,76 @@
+"""
+fbtwist's uses of Twisted's private names, each in one small function saying
+why the public API does not suffice.  Nothing else in fbtwist may use a
+private name of Twisted; C{tests/test_compat.py} checks that every name in
+L{PRIVATE_NAMES} still exists in the installed Twisted.
+"""
+
+from typing import Optional, Tuple
+
+from fbtwist.compat import PrivateName
+
+#: Every private name of Twisted used below.
+PRIVATE_NAMES = (
+    PrivateName("twisted.web.http.HTTPChannel", "_command", instance=True),
+    PrivateName("twisted.web.http.HTTPChannel", "_path", instance=True),
+    PrivateName("twisted.web.http.HTTPChannel", "_version", instance=True),
+    PrivateName("twisted.application.internet.StreamServerEndpointService", "_raiseSynchronously"),
+    PrivateName("twisted.internet.tcp.Port", "_fromListeningDescriptor"),
+    # fbtwist.remote reads responses with Twisted's HTTP client; add its
+    # functions here when it is merged (the entry is checked only once
+    # that package exists).
+    PrivateName("twisted.web._newclient", "ParseError", usedBy="fbtwist.remote"),
+)
+
+
+def channelRequestLine(channel) -> Tuple[Optional[bytes], Optional[bytes], Optional[bytes]]:
+    """
+    The method, URI and HTTP version of the request an C{HTTPChannel} is
+    reading, or C{None} for each part not read yet.
+
+    Why private: Twisted sets C{Request.method}, C{uri} and C{clientproto}
+    only once the whole body is in (C{requestReceived}); until then the
+    request line is only on the channel.  fbtwist needs it earlier, to
+    refuse an oversized or unauthenticated upload before reading its body.
+    """
+    return (getattr(channel, "_command", None), getattr(channel, "_path", None),
+            getattr(channel, "_version", None))
+
+
+def raiseListenErrorsAtStart(service) -> None:
+    """
+    Make a C{StreamServerEndpointService} raise a failure to listen from
+    C{privilegedStartService}, where twistd reports it and stops, rather
+    than log it later.
+
+    Why private: C{twisted.application.strports.service} sets this switch
+    the same way; C{StreamServerEndpointService} has no public setter.
+    """
+    service._raiseSynchronously = True
+
+
+def adoptListeningPort(portClass, reactor, fd: int, addressFamily, factory):
+    """
+    A not yet listening C{portClass} (a subclass of C{tcp.Port}) on the
+    listening socket C{fd}, as C{reactor.adoptStreamPort} makes a
+    C{tcp.Port}; call C{startListening} on it.
+
+    Why private: C{adoptStreamPort} always makes a plain C{tcp.Port}, and
+    the workers need their own port class (one accept per readable event).
+    """
+    return portClass._fromListeningDescriptor(reactor, fd, addressFamily, factory)
+
+
+def httpClientParseError() -> type:
+    """
+    The exception Twisted's HTTP client raises (inside C{ResponseFailed})
+    for a malformed response, C{twisted.web._newclient.ParseError}.
+
+    Why private: Twisted exports it from no public module, and telling a
+    malformed answer from a broken connection needs its class.  For
+    C{fbtwist.remote}; imported when called, so that nothing else pays for
+    it.
+    """
+    from twisted.web._newclient import ParseError
+
+    return ParseError

@@ -1,0 +1,146 @@
+"""
+Contract tests of the adapters that fence in Twisted's and ldaptor's private
+names (L{fbtwist.compat}): each name still exists in the installed library,
+and no other fbtwist module uses one.
+"""
+
+import importlib
+import importlib.util
+import inspect
+import os
+import re
+
+from ldaptor import __version__ as ldaptorVersion
+from twisted.copyright import version as twistedVersion
+from twisted.trial import unittest
+
+import fbtwist
+from fbtwist.compat import PrivateName
+from fbtwist.compat import ldaptor as ldaptorAdapter
+from fbtwist.compat import twisted as twistedAdapter
+
+ADAPTERS = [
+    ("Twisted", twistedVersion, twistedAdapter),
+    ("ldaptor", ldaptorVersion, ldaptorAdapter),
+]
+
+
+def resolve(dotted: str):
+    """
+    The module, or the class in a module, that C{dotted} names.
+    """
+    parts = dotted.split(".")
+    for split in range(len(parts), 0, -1):
+        try:
+            found = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        for name in parts[split:]:
+            found = getattr(found, name)
+        return found
+    raise ImportError(dotted)
+
+
+def missing(name: PrivateName) -> bool:
+    """
+    Whether the installed library lacks C{name}: for an instance
+    attribute, no class of the owner's MRO sets or declares it.
+    """
+    try:
+        owner = resolve(name.owner)
+    except (ImportError, AttributeError):
+        return True
+    if hasattr(owner, name.attribute):
+        return False
+    if not name.instance:
+        return True
+    pattern = re.compile(r"\bself\.%s\b" % re.escape(name.attribute))
+    return not any(pattern.search(inspect.getsource(cls)) for cls in owner.__mro__
+                   if cls.__module__.split(".")[0] in ("twisted", "ldaptor"))
+
+
+class PrivateNamesExistTests(unittest.SynchronousTestCase):
+    """
+    Every private name an adapter relies on is in the installed library.
+    """
+
+    def test_everyNameExists(self):
+        """
+        Each listed private name exists, or the failure names it, the
+        library version and the adapter to fix.
+        """
+        checked = 0
+        for library, version, adapter in ADAPTERS:
+            for name in adapter.PRIVATE_NAMES:
+                if name.usedBy is not None and importlib.util.find_spec(name.usedBy) is None:
+                    continue  # needed only by a part of fbtwist not installed here
+                checked += 1
+                if missing(name):
+                    self.fail(f"{name.owner}.{name.attribute} is gone in {library} {version}: "
+                              f"see {adapter.__name__.replace('.', '/')}.py")
+        self.assertGreaterEqual(checked, 7)
+
+    def test_detectsAMissingName(self):
+        """
+        The check reports a name the library does not have, on a class, an
+        instance and a module.
+        """
+        self.assertTrue(missing(PrivateName("twisted.web.http.HTTPChannel", "_noSuchThing", instance=True)))
+        self.assertTrue(missing(PrivateName("twisted.internet.tcp.Port", "_noSuchThing")))
+        self.assertTrue(missing(PrivateName("twisted.web.noSuchModule", "ParseError")))
+        self.assertFalse(missing(PrivateName("twisted.web.http.HTTPChannel", "_version", instance=True)))
+
+
+class FencedInTests(unittest.SynchronousTestCase):
+    """
+    Only the adapters use the libraries' private names.
+    """
+
+    def test_onlyAdaptersUseThem(self):
+        """
+        No fbtwist module outside L{fbtwist.compat} names a private name
+        the adapters list, nor imports a private module of Twisted or ldaptor.
+        """
+        top = os.path.dirname(os.path.abspath(fbtwist.__file__))
+        names = {n.attribute for _, _, adapter in ADAPTERS for n in adapter.PRIVATE_NAMES
+                 if n.attribute.startswith("_")}
+        uses = re.compile(r"\b(%s)\b" % "|".join(map(re.escape, sorted(names))))
+        privateModule = re.compile(r"^\s*(from|import)\s+(twisted|ldaptor)(\.\w+)*\._", re.MULTILINE)
+        offenders = []
+        for folder, dirs, files in os.walk(top):
+            if os.path.basename(folder) == "compat":
+                continue
+            for file in files:
+                if file.endswith(".py"):
+                    path = os.path.join(folder, file)
+                    with open(path, encoding="utf-8") as f:
+                        text = f.read()
+                    offenders += [f"{path}: {m.group(0)}" for m in uses.finditer(text)]
+                    offenders += [f"{path}: {m.group(0).strip()}" for m in privateModule.finditer(text)]
+        self.assertEqual(offenders, [])
+
+
+class AdapterTests(unittest.SynchronousTestCase):
+    """
+    The adapter functions do what their callers rely on.
+    """
+
+    def test_channelRequestLine(self):
+        """
+        The request line is read from a channel that has parsed it, and is
+        C{None}s before.
+        """
+        from twisted.internet.testing import StringTransport
+        from twisted.web.http import HTTPChannel
+
+        channel = HTTPChannel()
+        channel.makeConnection(StringTransport())
+        self.assertEqual(twistedAdapter.channelRequestLine(channel), (None, None, None))
+        channel.dataReceived(b"PUT /pub/calendar/a.vfb HTTP/1.1\r\nContent-Length: 5\r\n")
+        self.assertEqual(twistedAdapter.channelRequestLine(channel), (b"PUT", b"/pub/calendar/a.vfb", b"HTTP/1.1"))
+
+    def test_httpClientParseError(self):
+        """
+        The parse error of Twisted's HTTP client is an exception class.
+        """
+        self.assertTrue(issubclass(twistedAdapter.httpClientParseError(), Exception))
