@@ -348,3 +348,197 @@ class ReplayTests(TestCase):
         source = open(__file__.replace(".pyc", ".py"), encoding="utf-8").read()
         for name in fixtureNames():
             self.assertIn(f'"{name}"', source)
+
+
+def freeBusyRequest(attendees, organizer="mailto:alice@example.com", extra="", components=1,
+                    start="20261207T000000Z", end="20261208T000000Z") -> bytes:
+    """
+    A free/busy request as the clients write it.
+    """
+    component = (
+        "BEGIN:VFREEBUSY\r\nUID:request-1\r\nDTSTAMP:20261206T081500Z\r\n"
+        f"DTSTART:{start}\r\nDTEND:{end}\r\n"
+        + (f"ORGANIZER:{organizer}\r\n" if organizer else "")
+        + "".join(f"ATTENDEE:{a}\r\n" for a in attendees) + extra + "END:VFREEBUSY\r\n"
+    )
+    return ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nMETHOD:REQUEST\r\n"
+            + component * components + "END:VCALENDAR\r\n").encode("utf-8")
+
+
+def request(method: str, path: str, body: bytes = b"", contentType: str = "text/calendar",
+            headers=()) -> bytes:
+    head = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Type: {contentType}",
+            f"Content-Length: {len(body)}", *headers]
+    return ("\r\n".join(head) + "\r\n\r\n").encode("utf-8") + body
+
+
+OUTBOX = "/caldav/calendars/alice/outbox/"
+
+ENTITY_BOMB = (
+    b'<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol">'
+    b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">'
+    b'<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>\n'
+    b'<C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav">'
+    b'<C:time-range start="&lol3;" end="20261208T000000Z"/></C:free-busy-query>'
+)
+
+
+class SchedulingTests(TestCase):
+    """
+    Outbox requests beyond what the recorded clients send: every request
+    status, groups, address forms, and who may ask.
+    """
+
+    timeout = 60
+
+    async def _start(self, *args):
+        self.server = await startServer(self, *args)
+        self.server.store.write(("alice.vfb",), ALICE_VFB)
+        self.server.store.write(("bsmith.vfb",), BETTY_VFB)
+
+    async def send(self, raw: bytes, login="alice"):
+        return parseResponse(await rawRequest(self.server.port, withAuthorization(raw, login)))
+
+    async def schedule(self, attendees, login="alice", **kwargs):
+        return await self.send(request("POST", OUTBOX, freeBusyRequest(attendees, **kwargs)), login)
+
+    def statuses(self, body: bytes):
+        root = fromstring(body)
+        return {r.find(C + "recipient").findtext(D + "href"): r.findtext(C + "request-status")
+                for r in root.findall(C + "response")}
+
+    @inline
+    async def test_statuses(self):
+        """Unknown addresses are 3.7, people who published nothing 3.8, the rest 2.0, in any case and form."""
+        await self._start()
+        status, headers, body = await self.schedule([
+            "MAILTO:Betty@Example.COM", "betty@example.com", "mailto:nobody@example.com",
+            "mailto:carol@example.com", "urn:uuid:0f4e", "/caldav/principals/users/bsmith/"])
+        self.assertEqual(status, 200)
+        self.assertEqual(self.statuses(body), {
+            "MAILTO:Betty@Example.COM": "2.0;Success", "betty@example.com": "2.0;Success",
+            "mailto:nobody@example.com": "3.7;Invalid calendar user",
+            "mailto:carol@example.com": "3.8;No authority", "urn:uuid:0f4e": "3.7;Invalid calendar user",
+            "/caldav/principals/users/bsmith/": "2.0;Success"})
+
+    @inline
+    async def test_groupAttendee(self):
+        """A group's principal as attendee answers its members' busy time merged."""
+        await self._start()
+        status, headers, body = await self.schedule(["/caldav/principals/groups/team/"])
+        self.assertEqual(self.statuses(body), {"/caldav/principals/groups/team/": "2.0;Success"})
+        data = fromstring(body).find(C + "response").findtext(C + "calendar-data")
+        self.assertEqual(freeBusyPeriods(data.encode("utf-8")), [
+            ("20261207T080000Z/20261207T090000Z", "BUSY"), ("20261207T100000Z/20261207T113000Z", "BUSY"),
+            ("20261207T140000Z/20261207T150000Z", "BUSY-TENTATIVE")])
+
+    @inline
+    async def test_sameAsLookup(self):
+        """The outbox answer holds the periods /calendar/ serves for the same range."""
+        await self._start()
+        lookup = parseResponse(await rawRequest(self.server.port, (
+            b"GET /calendar/bsmith.vfb?start=20261207T000000Z&end=20261208T000000Z&fbtype=explicit HTTP/1.1\r\n"
+            b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n")))
+        self.assertEqual(lookup[0], 200)
+        status, headers, body = await self.schedule(["mailto:betty@example.com"])
+        data = fromstring(body).find(C + "response").findtext(C + "calendar-data")
+        self.assertEqual(freeBusyPeriods(data.encode("utf-8")), freeBusyPeriods(lookup[2]))
+
+    @inline
+    async def test_organizerMustBeTheUser(self):
+        """Another user's ORGANIZER, Originator or outbox is 403 organizer-allowed."""
+        await self._start()
+        for raw in (request("POST", OUTBOX, freeBusyRequest(["mailto:betty@example.com"],
+                                                            organizer="mailto:carol@example.com")),
+                    request("POST", OUTBOX, freeBusyRequest(["mailto:betty@example.com"]),
+                            headers=["Originator: mailto:carol@example.com"]),
+                    request("POST", "/caldav/calendars/carol/outbox/", freeBusyRequest(["mailto:betty@example.com"]))):
+            status, headers, body = await self.send(raw)
+            self.assertEqual(status, 403)
+            self.assertIn(b"organizer-allowed", body)
+
+    @inline
+    async def test_tooManyAttendees(self):
+        """More attendees than --caldav-max-attendees is 403 with the reason."""
+        await self._start("--caldav-max-attendees", "3")
+        status, headers, body = await self.schedule([f"mailto:u{i}@example.com" for i in range(4)])
+        self.assertEqual(status, 403)
+        self.assertIn(b"--caldav-max-attendees", body)
+
+    @inline
+    async def test_hostileBodies(self):
+        """Bodies that are not one valid free/busy request get a clear 4xx, never a 500."""
+        await self._start()
+        cases = [
+            (request("POST", OUTBOX, b"hello, world"), 403, b"valid-calendar-data"),
+            (request("POST", OUTBOX, b"\xff\xfe not utf-8"), 403, b"valid-calendar-data"),
+            (request("POST", OUTBOX, freeBusyRequest(["mailto:betty@example.com"], components=2)), 403,
+             b"valid-scheduling-message"),
+            (request("POST", OUTBOX, freeBusyRequest(["mailto:betty@example.com"], organizer=None)), 403,
+             b"ORGANIZER"),
+            (request("POST", OUTBOX, freeBusyRequest([])), 403, b"ATTENDEE"),
+            (request("POST", OUTBOX, freeBusyRequest(["mailto:betty@example.com"], start="20261207T000000")),
+             403, b"UTC"),
+            (request("POST", OUTBOX, freeBusyRequest(["mailto:betty@example.com"], end="20301207T000000Z")),
+             403, b"days"),
+            (request("POST", OUTBOX, freeBusyRequest(["mailto:betty@example.com"]).replace(
+                b"METHOD:REQUEST", b"METHOD:PUBLISH")), 403, b"METHOD:REQUEST"),
+            (request("POST", OUTBOX, freeBusyRequest([f"mailto:user{i}@example.com" for i in range(10000)])),
+             403, b"attendees"),
+            (request("POST", OUTBOX, b"BEGIN:VCALENDAR\r\n" + b"X" * (1 << 20)), 413, b""),
+            (request("POST", OUTBOX, freeBusyRequest(["mailto:betty@example.com"]), contentType="text/plain"),
+             415, b"text/calendar"),
+            (request("REPORT", "/caldav/calendars/alice/calendar/", ENTITY_BOMB, "text/xml"), 400, b"DTD"),
+            (request("PROPFIND", "/caldav/", ENTITY_BOMB.replace(b"C:free-busy-query", b"D:propfind"),
+                     "text/xml", ["Depth: 0"]), 400, b"DTD"),
+            (request("REPORT", "/caldav/principals/", b"<a", "text/xml"), 400, b"malformed"),
+            (request("REPORT", "/caldav/principals/", b"<x xmlns='urn:x'/>", "text/xml"), 403, b"report"),
+            (request("REPORT", "/caldav/calendars/alice/calendar/",
+                     b'<C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav"/>', "text/xml"), 403,
+             b"time-range"),
+            (request("REPORT", "/caldav/calendars/alice/calendar/",
+                     b'<C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav"><C:time-range '
+                     b'start="tomorrow"/></C:free-busy-query>', "text/xml"), 403, b"start"),
+            (request("PROPFIND", "/caldav/calendars/alice/", b"", "text/xml", ["Depth: infinity"]), 403,
+             b"propfind-finite-depth"),
+            (request("PUT", "/caldav/calendars/alice/calendar/", b"x"), 405, b"read-only"),
+            (request("PUT", "/caldav/calendars/alice/calendar/x.ics", b"x"), 404, b""),
+            (request("PROPFIND", "/caldav/calendars/nobody/", b"", "text/xml", ["Depth: 0"]), 404, b""),
+            (request("PROPFIND", "/caldav/nothing/", b"", "text/xml", ["Depth: 0"]), 404, b""),
+        ]
+        for raw, code, reason in cases:
+            status, headers, body = await self.send(raw)
+            self.assertEqual((status, reason in body), (code, True), raw[:80])
+
+    @inline
+    async def test_loginRequired(self):
+        """Without a login everything but OPTIONS is 401, principal searches included."""
+        await self._start()
+        search = loadRequest("apple-macos-05-calendarserver-principal-search.http",
+                             {"principals": "/caldav/principals/"})
+        for raw in (search, request("POST", OUTBOX, freeBusyRequest(["mailto:betty@example.com"])),
+                    request("PROPFIND", "/", b"", "text/xml", ["Depth: 0"])):
+            status, headers, body = await self.send(raw, login=None)
+            self.assertEqual(status, 401)
+            self.assertIn("www-authenticate", headers)
+        status, headers, body = await self.send(request("OPTIONS", "/caldav/calendars/alice/"), login=None)
+        self.assertEqual(status, 200)
+        self.assertIn("calendar-schedule", headers["dav"])
+
+    @inline
+    async def test_directoryDown(self):
+        """While the directory is down, answers needing it are 5.1 per recipient, the rest still 2.0."""
+        from fbtwist.directory.demo import DemoDirectoryService
+
+        await self._start()
+        status, headers, body = await self.schedule(["mailto:betty@example.com"])
+        self.assertEqual(status, 200)
+        [demo] = [s for s in self.server.service if isinstance(s, DemoDirectoryService)]
+        await demo.stopService()
+        await self.server.directory.close()
+        status, headers, body = await self.schedule(["mailto:betty@example.com", "mailto:nobody@example.com",
+                                                     "/caldav/principals/groups/team/"])
+        self.assertEqual(status, 200)
+        self.assertEqual(self.statuses(body), {
+            "mailto:betty@example.com": "2.0;Success", "mailto:nobody@example.com": "5.1;Service unavailable",
+            "/caldav/principals/groups/team/": "5.1;Service unavailable"})

@@ -71,8 +71,14 @@ class CalDAVService:
         kind = node.principalKind or USER
         return await self.directory.principal(kind, node.name, self.groupBase)
 
-    async def exists(self, node: Node) -> bool:
+    async def exists(self, node: Node, viewer: str) -> bool:
+        """
+        Whether C{node} exists; the signed-in user's own nodes do without
+        asking the directory.
+        """
         if node.kind in (names.SITE_ROOT, names.CALDAV_ROOT, names.PRINCIPAL_COLLECTION):
+            return True
+        if node.name == viewer and (node.principalKind or USER) == USER:
             return True
         return await self.record(node) is not None
 
@@ -121,7 +127,7 @@ class CalDAVView(Resource):
 
     async def _answer(self, handler, node: Node, request) -> None:
         try:
-            if not await self.service.exists(node):
+            if not await self.service.exists(node, self.uid):
                 raise HTTPError(http.NOT_FOUND, "no such CalDAV resource")
             await handler(self, node, request)
         except DAVError as e:
