@@ -32,6 +32,9 @@ class TwistdProcess:
     """
 
     rlimitNoFile = None
+    #: The log text that says the server is ready besides its port (the demo
+    #: directory's warning), or C{None} when the port is enough.
+    readyText = "DEMO DIRECTORY"
 
     def __init__(self, testCase, *args: str, root: FilePath = None):
         self.testCase = testCase
@@ -56,7 +59,7 @@ class TwistdProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             match = _LISTENING.search(self.output())
-            if match and "DEMO DIRECTORY" in self.output():
+            if match and (self.readyText is None or self.readyText in self.output()):
                 self.port = int(match.group(1))
                 return self
             if self.process.poll() is not None:
