@@ -27,7 +27,8 @@ LDIF = (
     f"displayName: Alice L.\nmail: alice@example.com\nuserPassword: {hashPassword('alice-pw')}\n\n"
     f"dn: uid=bsmith,{PEOPLE}\nobjectClass: inetOrgPerson\nuid: bsmith\ncn: Betty Smith\nsn: Smith\n"
     f"mail: betty@example.com\nuserPassword: {hashPassword('betty-pw')}\n\n"
-    f"dn: cn=team,ou=groups,{BASE}\nobjectClass: groupOfNames\nobjectClass: extensibleObject\ncn: team\nmail: team@example.com\n"
+    f"dn: cn=team,ou=groups,{BASE}\nobjectClass: groupOfNames\nobjectClass: extensibleObject\ncn: team\n"
+    "mail: team@example.com\n"
     f"member: uid=alice,{PEOPLE}\nmember: uid=bsmith,{PEOPLE}\n\n"
 )
 

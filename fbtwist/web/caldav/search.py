@@ -8,8 +8,9 @@ user types a name.
   - C{DAV:principal-search-property-set}: which properties may be searched.
 
 Answered from the directory (display name, C{cn}, uid and mail addresses),
-for signed-in users only, bounded in results (C{--caldav-search-limit}
-principals at most) and in time (the directory's timeout).
+for signed-in users only, bounded in results (L{CalDAVSettings.searchLimit
+<fbtwist.web.caldav.resource.CalDAVSettings>} principals at most) and in
+time (the directory's timeout).
 """
 
 from typing import List, Optional
