@@ -542,3 +542,22 @@ class SchedulingTests(TestCase):
         self.assertEqual(self.statuses(body), {
             "mailto:betty@example.com": "2.0;Success", "mailto:nobody@example.com": "5.1;Service unavailable",
             "/caldav/principals/groups/team/": "5.1;Service unavailable"})
+
+    @inline
+    async def test_metricsAndAccessLog(self):
+        """CalDAV requests are counted in /metrics and logged as access events, with the login."""
+        from twisted.logger import globalLogPublisher
+
+        from tests.test_metrics import samples
+
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        await self._start()
+        status, headers, body = await self.schedule(["mailto:betty@example.com"])
+        self.assertEqual(status, 200)
+        status, headers, body = await self.send(request("GET", "/metrics", contentType="text/plain"), login=None)
+        counted = samples(body.decode("utf-8"))
+        self.assertEqual(counted[("fbtwist_http_requests_total", (("method", "POST"), ("status", "200")))], 1)
+        [access] = [e for e in events if e.get("method") == "POST" and e.get("uri") == OUTBOX]
+        self.assertEqual((access["status"], access["user"]), (200, "alice"))
