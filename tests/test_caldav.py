@@ -561,3 +561,46 @@ class SchedulingTests(TestCase):
         self.assertEqual(counted[("fbtwist_http_requests_total", (("method", "POST"), ("status", "200")))], 1)
         [access] = [e for e in events if e.get("method") == "POST" and e.get("uri") == OUTBOX]
         self.assertEqual((access["status"], access["user"]), (200, "alice"))
+
+
+class FastReaderTests(TestCase):
+    """
+    L{fbtwist.web.caldav.itip.read} reads what C{icalendar} reads, or
+    leaves the body to it.
+    """
+
+    def test_sameAsICalendar(self):
+        """Every recorded client request reads the same as C{icalendar} reads it."""
+        from fbtwist.web.caldav import itip
+
+        count = 0
+        for name in fixtureNames():
+            raw = loadRequest(name)
+            if b"Content-Type: text/calendar" not in raw:
+                continue
+            count += 1
+            body = raw.partition(b"\r\n\r\n")[2]
+            fast = itip.read(body)
+            self.assertIsNotNone(fast, name)
+            [component] = Calendar.from_ical(body).walk("VFREEBUSY")
+            attendees = component["ATTENDEE"]
+            attendees = attendees if isinstance(attendees, list) else [attendees]
+            self.assertEqual(fast.attendees, [str(a) for a in attendees], name)
+            self.assertEqual(fast.organizers, [str(component["ORGANIZER"])], name)
+            self.assertEqual((fast.start, fast.end, fast.uid), (component["DTSTART"].dt, component["DTEND"].dt,
+                                                                 str(component["UID"])), name)
+        self.assertEqual(count, 4)
+
+    def test_leavesTheRest(self):
+        """Zones, other components, nesting and stray text are left to C{icalendar}."""
+        from fbtwist.web.caldav import itip
+
+        good = freeBusyRequest(["mailto:betty@example.com"])
+        self.assertIsNotNone(itip.read(good))
+        for body in (good.replace(b"DTSTART:20261207T000000Z", b"DTSTART;TZID=Europe/Paris:20261207T000000"),
+                     good.replace(b"BEGIN:VFREEBUSY", b"BEGIN:VEVENT"),
+                     good.replace(b"END:VFREEBUSY\r\n", b""),
+                     good.replace(b"UID:", b"not a content line\r\nUID:"),
+                     good + b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n",
+                     b"\xff" + good, b""):
+            self.assertIsNone(itip.read(body), body[:60])

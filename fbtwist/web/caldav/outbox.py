@@ -31,7 +31,7 @@ from fbtwist.calendar.freebusy import MAX_RANGE, TimeRange
 from fbtwist.calendar.publicview import publicReply
 from fbtwist.errors import DirectoryUnavailable, InvalidCalendar
 from fbtwist.interfaces import GROUP, USER
-from fbtwist.web.caldav import names
+from fbtwist.web.caldav import itip, names
 from fbtwist.web.caldav.caldavxml import CalDAVError, calendarText
 from fbtwist.web.caldav.freebusy import HIDDEN, Target, freeBusyFor
 from fbtwist.web.caldav.names import CALDAV, mailAddress, nodeOfHref
@@ -93,32 +93,52 @@ def parseRequest(data: bytes, contentType: Optional[bytes], maxAttendees: int) -
     if attendeeCount > maxAttendees:
         raise CalDAVError(http.FORBIDDEN, "max-attendees-per-instance",
                           f"at most {maxAttendees} attendees per free/busy request (--caldav-max-attendees)")
+    fast = itip.read(data)
+    if fast is None:
+        fast = _readWithICalendar(data)
+    if (fast.method or "").upper() != "REQUEST":
+        raise CalDAVError(http.FORBIDDEN, "valid-scheduling-message", "a free/busy request has METHOD:REQUEST")
+    if fast.components != 1:
+        raise CalDAVError(http.FORBIDDEN, "valid-scheduling-message",
+                          "a free/busy request holds exactly one VFREEBUSY and nothing else")
+    if len(fast.organizers) != 1:
+        raise CalDAVError(http.FORBIDDEN, "valid-scheduling-message", "the VFREEBUSY needs one ORGANIZER")
+    attendees = list(dict.fromkeys(a.strip() for a in fast.attendees if a.strip()))
+    if not attendees:
+        raise CalDAVError(http.FORBIDDEN, "valid-scheduling-message", "the VFREEBUSY names no ATTENDEE")
+    start, end = fast.start, fast.end
+    if start is None or end is None:
+        raise CalDAVError(http.FORBIDDEN, "valid-scheduling-message",
+                          "the VFREEBUSY needs DTSTART and DTEND as UTC date-times")
+    if end <= start or end - start > MAX_RANGE:
+        raise CalDAVError(http.FORBIDDEN, "valid-scheduling-message",
+                          f"DTEND must follow DTSTART, by at most {MAX_RANGE.days} days")
+    uid = _CONTROL.sub("", fast.uid or "")[:255] or "fbtwist-freebusy"
+    return FreeBusyRequest(uid, fast.organizers[0].strip(), attendees, TimeRange(start, end))
+
+
+def _readWithICalendar(data: bytes) -> itip.Request:
+    """
+    What L{itip.read} does not know, read by C{icalendar}.
+
+    @raise CalDAVError: 403 C{valid-calendar-data} for a body that is not
+        iCalendar, C{valid-scheduling-message} for a window not in UTC.
+    """
     try:
         calendar = ical.parseCalendar(data)
     except InvalidCalendar as e:
         raise CalDAVError(http.FORBIDDEN, "valid-calendar-data", e.reason) from None
-    method = str(calendar.get("METHOD", "")).upper()
-    if method != "REQUEST":
-        raise CalDAVError(http.FORBIDDEN, "valid-scheduling-message", "a free/busy request has METHOD:REQUEST")
     components = [c for c in calendar.subcomponents if c.name != "VTIMEZONE"]
     if len(components) != 1 or components[0].name != "VFREEBUSY":
-        raise CalDAVError(http.FORBIDDEN, "valid-scheduling-message",
-                          "a free/busy request holds exactly one VFREEBUSY and nothing else")
+        return itip.Request(str(calendar.get("METHOD", "")), 0, None, [], [], None, None)
     component = components[0]
-    organizer = component.get("ORGANIZER")
-    if organizer is None or isinstance(organizer, list):
-        raise CalDAVError(http.FORBIDDEN, "valid-scheduling-message", "the VFREEBUSY needs one ORGANIZER")
-    values = component.get("ATTENDEE", [])
-    values = values if isinstance(values, list) else [values]
-    attendees = list(dict.fromkeys(str(v).strip() for v in values if str(v).strip()))
-    if not attendees:
-        raise CalDAVError(http.FORBIDDEN, "valid-scheduling-message", "the VFREEBUSY names no ATTENDEE")
-    start, end = _utc("DTSTART", component), _utc("DTEND", component)
-    if end <= start or end - start > MAX_RANGE:
-        raise CalDAVError(http.FORBIDDEN, "valid-scheduling-message",
-                          f"DTEND must follow DTSTART, by at most {MAX_RANGE.days} days")
-    uid = _CONTROL.sub("", str(component.get("UID", "")))[:255] or "fbtwist-freebusy"
-    return FreeBusyRequest(uid, str(organizer).strip(), attendees, TimeRange(start, end))
+
+    def values(name):
+        found = component.get(name, [])
+        return [str(v) for v in (found if isinstance(found, list) else [found])]
+
+    return itip.Request(str(calendar.get("METHOD", "")), 1, str(component.get("UID", "")), values("ORGANIZER"),
+                        values("ATTENDEE"), _utc("DTSTART", component), _utc("DTEND", component))
 
 
 async def _principalOf(service, address: str) -> Optional[Target]:
