@@ -604,3 +604,69 @@ class FastReaderTests(TestCase):
                      good + b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n",
                      b"\xff" + good, b""):
             self.assertIsNone(itip.read(body), body[:60])
+
+
+class ResourceTests(TestCase):
+    """
+    Group principals, a published full calendar, and the empty calendar.
+    """
+
+    timeout = 60
+
+    async def send(self, raw: bytes, login="alice"):
+        return parseResponse(await rawRequest(self.server.port, withAuthorization(raw, login)))
+
+    @inline
+    async def test_groupPrincipal(self):
+        """A directory group is a principal of type GROUP with no calendar home."""
+        self.server = await startServer(self)
+        body = (b'<D:propfind xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop>'
+                b"<C:calendar-user-type/><D:displayname/><C:calendar-home-set/><C:calendar-user-address-set/>"
+                b"</D:prop></D:propfind>")
+        status, headers, answer = await self.send(request("PROPFIND", "/caldav/principals/groups/team/", body,
+                                                          "text/xml", ["Depth: 0"]))
+        self.assertEqual(status, 207)
+        root = fromstring(answer)
+        self.assertEqual(root.findtext(f".//{C}calendar-user-type"), "GROUP")
+        self.assertEqual(root.findtext(f".//{D}displayname"), "team")
+        self.assertEqual([h.text for h in root.iter(D + "href")][-1], "/caldav/principals/groups/team/")
+        missing = [p for p in root.iter(D + "propstat") if "404" in p.findtext(D + "status")]
+        self.assertIsNotNone(missing[0].find(f".//{C}calendar-home-set"))
+        status, headers, answer = await self.send(request("PROPFIND", "/caldav/principals/groups/nogroup/", body,
+                                                          "text/xml", ["Depth: 0"]))
+        self.assertEqual(status, 404)
+
+    @inline
+    async def test_fullCalendar(self):
+        """A published .ics answers with its derived busy time, nothing of its events."""
+        self.server = await startServer(self)
+        self.server.store.write(("bsmith.ics",), (
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:meeting\r\n"
+            "DTSTAMP:20261201T000000Z\r\nDTSTART:20261207T090000Z\r\nDTEND:20261207T100000Z\r\n"
+            "SUMMARY:Secret merger\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n").encode("ascii"))
+        status, headers, body = await self.send(request("POST", OUTBOX, freeBusyRequest(["mailto:betty@example.com"])))
+        data = fromstring(body).find(C + "response").findtext(C + "calendar-data").encode("utf-8")
+        self.assertEqual(freeBusyPeriods(data), [("20261207T090000Z/20261207T100000Z", "BUSY")])
+        self.assertNotIn(b"Secret", data)
+        query = (b'<C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav"><C:time-range '
+                 b'start="20261207T000000Z" end="20261208T000000Z"/></C:free-busy-query>')
+        status, headers, body = await self.send(request("REPORT", "/caldav/calendars/bsmith/calendar/", query,
+                                                        "text/xml", ["Depth: 1"]))
+        self.assertEqual(status, 200)
+        self.assertEqual(freeBusyPeriods(body), [("20261207T090000Z/20261207T100000Z", "BUSY")])
+        self.assertNotIn(b"Secret", body)
+
+    @inline
+    async def test_calendarHoldsNoEvents(self):
+        """A calendar-query or calendar-multiget of the read-only calendar is an empty multistatus."""
+        self.server = await startServer(self)
+        for body in (b'<C:calendar-query xmlns:C="urn:ietf:params:xml:ns:caldav" xmlns:D="DAV:"><D:prop>'
+                     b'<D:getetag/></D:prop><C:filter><C:comp-filter name="VCALENDAR"/></C:filter>'
+                     b"</C:calendar-query>",
+                     b'<C:calendar-multiget xmlns:C="urn:ietf:params:xml:ns:caldav" xmlns:D="DAV:"><D:prop>'
+                     b"<D:getetag/></D:prop><D:href>/caldav/calendars/alice/calendar/x.ics</D:href>"
+                     b"</C:calendar-multiget>"):
+            status, headers, answer = await self.send(request("REPORT", "/caldav/calendars/alice/calendar/", body,
+                                                              "text/xml", ["Depth: 1"]))
+            self.assertEqual(status, 207)
+            self.assertEqual(list(fromstring(answer)), [])

@@ -79,6 +79,8 @@ def _supportedReports(context: PropertyContext) -> str:
     if context.node.kind in (names.CALENDAR, names.HOME) or (
             context.node.kind == names.PRINCIPAL and context.node.principalKind == USER):
         reports.append(caldavName("free-busy-query"))
+    if context.node.kind == names.CALENDAR:
+        reports += [caldavName("calendar-query"), caldavName("calendar-multiget")]
     return "".join(f"<D:supported-report><D:report>{emptyElement(r)}</D:report></D:supported-report>"
                    for r in reports)
 
