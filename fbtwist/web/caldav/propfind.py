@@ -16,7 +16,7 @@ from fbtwist.web.responses import HTTPError
 def requestedProperties(data: bytes):
     """
     @return: The property keys a PROPFIND body asks for (L{ALLPROP} for an
-        empty body or C{DAV:allprop}).
+        empty body, C{DAV:allprop} or C{DAV:propname}).
     @raise HTTPError: 400 for anything but a C{DAV:propfind}.
     """
     root = parseXML(data)
@@ -27,8 +27,6 @@ def requestedProperties(data: bytes):
     prop = root.find(davName("prop"))
     if prop is not None:
         return list(dict.fromkeys(child.tag for child in prop))
-    if root.find(davName("propname")) is not None:
-        return ALLPROP
     return ALLPROP
 
 

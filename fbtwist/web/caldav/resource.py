@@ -85,8 +85,8 @@ class CalDAVService:
 
 class CalDAVView(Resource):
     """
-    The CalDAV space as the user C{uid} sees it (C{None}: not signed in,
-    which only OPTIONS gets this far as).
+    The CalDAV space as the user C{uid} sees it; C{uid} is C{None} only
+    for an OPTIONS request, the one answered without a login.
     """
 
     isLeaf = True
