@@ -73,10 +73,6 @@ class Node(NamedTuple):
         member = {CALENDAR: "calendar", INBOX: "inbox", OUTBOX: "outbox"}[self.kind]
         return home + member + "/"
 
-    @property
-    def isCollection(self) -> bool:
-        return True
-
 
 def _segment(name: str) -> str:
     return quote(name, safe="")
