@@ -401,7 +401,7 @@ TOPICS = (
     ("Listeners", ("http", "ftp", "workers", "public-url")),
     ("Directory (LDAP)", ("ldap", "bind-", "admin-group", "mail-attributes", "auth-cache-", "login-",
                           "name-index-", "demo-", "ad-")),
-    ("Lookups (/calendar/)", ("lookup-", "trusted-networks", "default-tz", "group-")),
+    ("Lookups (/calendar/, /caldav/)", ("lookup-", "trusted-networks", "default-tz", "group-", "caldav-")),
     ("Publishing (WebDAV, the calendar tree)", ("root", "max-upload", "realm", "dav-", "expand-")),
     ("FTP", ("ftp-",)),
     ("Operations", ("log-", "access-log", "metrics", "shutdown-")),
@@ -636,6 +636,10 @@ class Config:
         "group-base", None, parseDN,
         "Where the groups for /calendar/group/<cn>.vfb are (default: the parent of the directory URL's base).",
         metavar="DN",
+    )
+    caldavMaxAttendees: int = setting(
+        "caldav-max-attendees", 100, parseCount(1, 10000),
+        "The most attendees one CalDAV free/busy request (an outbox POST) may name.", metavar="N",
     )
     groupMaxMembers: int = setting(
         "group-max-members", 50, parseCount(1, 100000), "The largest group whose free/busy is merged.", metavar="N",

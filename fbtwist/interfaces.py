@@ -3,7 +3,29 @@ The interfaces between fbtwist's roles: the calendar tree, the directory and
 the avatar that protocol code acts through.
 """
 
+from typing import NamedTuple, Tuple
+
 from zope.interface import Attribute, Interface
+
+
+class PrincipalRecord(NamedTuple):
+    """
+    What the directory tells of a user or a group, for CalDAV principals.
+
+    @ivar kind: C{"user"} or C{"group"}.
+    @ivar name: The user's uid, or the group's C{cn}.
+    @ivar displayName: C{displayName}, else C{cn}, else C{name}.
+    @ivar addresses: Mail addresses, from every mail attribute, in order.
+    """
+
+    kind: str
+    name: str
+    displayName: str
+    addresses: Tuple[str, ...] = ()
+
+
+USER = "user"
+GROUP = "group"
 
 
 class IUpload(Interface):
@@ -170,6 +192,38 @@ class IDirectory(Interface):
         @return: A Deferred firing with the members' uids (at most
             C{limit + 1}: more than C{limit} means the group is too large),
             or C{None} when there is no such group.
+        """
+
+
+class IPrincipalDirectory(Interface):
+    """
+    Users and groups as CalDAV principals (what scheduling clients show and
+    search).  Every method returns a Deferred, failing with
+    L{fbtwist.errors.DirectoryUnavailable} when the directory cannot be asked.
+    """
+
+    def principal(kind, name, groupBase):
+        """
+        @param kind: L{USER} (C{name} a uid) or L{GROUP} (C{name} a C{cn}
+            below C{groupBase}).
+        @return: A Deferred firing with a L{PrincipalRecord}, or C{None}.
+        """
+
+    def principalByAddress(address, groupBase):
+        """
+        The one user, else the one group (when C{groupBase} is given),
+        holding the mail address C{address} (compared without case).
+
+        @return: A Deferred firing with a L{PrincipalRecord}, or C{None}.
+        """
+
+    def searchPrincipals(text, groupBase, limit):
+        """
+        Users (and groups, when C{groupBase} is given) whose display name,
+        C{cn}, uid or a mail address starts with C{text}, at most C{limit}
+        of them, within the directory's timeout.
+
+        @return: A Deferred firing with a list of L{PrincipalRecord}s.
         """
 
 

@@ -53,6 +53,7 @@ from fbtwist.ops.shutdown import GracefulService
 from fbtwist.ops.workers import AdoptedPortService, WorkerMaster, workerArguments
 from fbtwist.store.locks import LOCK_DIRECTORY, LockStore, WallClock
 from fbtwist.store.tree import CalendarStore
+from fbtwist.web.caldav.resource import CalDAVSettings
 from fbtwist.web.connection import ConnectionLimits
 from fbtwist.web.dav.resource import CalendarTreeResource
 from fbtwist.web.lookup import LookupSettings
@@ -538,7 +539,7 @@ def buildSite(config, portal: Portal, directory: LDAPDirectory, store: CalendarS
     return makeSite(
         portal, directory, store, config.maxUpload, realmName=config.realm,
         lookupSettings=LookupSettings.fromConfig(config, directory.url), pages=pages, reactor=reactor,
-        limits=connectionLimits(config),
+        limits=connectionLimits(config), caldavSettings=CalDAVSettings.fromConfig(config),
     )
 
 

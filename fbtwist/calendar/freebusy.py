@@ -287,7 +287,7 @@ def _outputPeriods(fb: FreeBusy, style: str) -> List[Tuple[Optional[str], Period
     return out
 
 
-def _properties(fb: FreeBusy, uid: str, stamp: datetime, style: str):
+def _properties(fb: FreeBusy, uid: str, stamp: datetime, style: str, attendee: Optional[str] = None):
     """
     The VFREEBUSY's properties as (name, parameters, type, value) with the
     value in jCal form; both renderings below are made from this list.
@@ -302,6 +302,8 @@ def _properties(fb: FreeBusy, uid: str, stamp: datetime, style: str):
         props.append(("dtend", {}, "date-time", _jcalUTC(fb.end)))
     if fb.organizer:
         props.append(("organizer", {}, "cal-address", calAddress(fb.organizer)))
+    if attendee:
+        props.append(("attendee", {}, "cal-address", calAddress(attendee)))
     for fbtype, p in _outputPeriods(fb, style):
         params = {"fbtype": fbtype} if fbtype else {}
         props.append(("freebusy", params, "period", [_jcalUTC(p.start), _jcalUTC(p.end)]))
@@ -356,12 +358,16 @@ def _safeCalAddress(value: str) -> str:
     return "".join(c for c in value if c >= " " and c != "\x7f")
 
 
-def renderICalendar(fb: FreeBusy, uid: str, stamp: datetime, style: str = STYLE_PUBLISHED) -> bytes:
+def renderICalendar(fb: FreeBusy, uid: str, stamp: datetime, style: str = STYLE_PUBLISHED, method: str = "PUBLISH",
+                    attendee: Optional[str] = None) -> bytes:
     """
     One VCALENDAR holding one VFREEBUSY, CRLF line ends, folded lines.
+
+    @param method: The iTIP method (C{REPLY} answers a request, with the
+        C{attendee} whose time it is).
     """
-    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:" + PRODID, "METHOD:PUBLISH", "BEGIN:VFREEBUSY"]
-    for name, params, kind, value in _properties(fb, uid, stamp, style):
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:" + PRODID, "METHOD:" + method, "BEGIN:VFREEBUSY"]
+    for name, params, kind, value in _properties(fb, uid, stamp, style, attendee):
         head = name.upper() + "".join(f";{k.upper()}={v}" for k, v in params.items())
         text = _safeCalAddress(value) if kind == "cal-address" else _icalValue(kind, value)
         lines.append(head + ":" + text)

@@ -9,7 +9,7 @@ import uuid
 from dataclasses import replace
 from datetime import datetime
 
-from fbtwist.calendar.freebusy import STYLE_PUBLISHED, FreeBusy, renderICalendar, renderJCal
+from fbtwist.calendar.freebusy import STYLE_EXPLICIT, STYLE_PUBLISHED, FreeBusy, renderICalendar, renderJCal
 from fbtwist.calendar.ical import readFreeBusy
 
 #: Names the way L{publicView} renders; part of every lookup's entity tag,
@@ -59,6 +59,24 @@ def publicView(fb: FreeBusy, owner: str, stamp: datetime, style: str = STYLE_PUB
     @param owner: The login, or C{group-<cn>} for a group.
     @param jcal: Render jCal (RFC 7265) instead of iCalendar text.
     """
+    fb, stamp = _publicWindow(fb, owner, stamp)
+    render = renderJCal if jcal else renderICalendar
+    return render(fb, publicUID(owner), stamp, style)
+
+
+def publicReply(fb: FreeBusy, owner: str, stamp: datetime, uid: str, organizer: str, attendee: str) -> bytes:
+    """
+    L{publicView} of C{fb} as the iTIP C{REPLY} (RFC 5546 3.5.2) to a
+    free/busy request: the same periods and window, every C{FBTYPE}
+    explicit, with the request's C{UID}, its C{ORGANIZER} (the asker) and
+    the C{ATTENDEE} whose time it is.
+    """
+    fb, stamp = _publicWindow(fb, owner, stamp)
+    fb = replace(fb, organizer=organizer)
+    return renderICalendar(fb, uid, stamp, STYLE_EXPLICIT, method="REPLY", attendee=attendee)
+
+
+def _publicWindow(fb: FreeBusy, owner: str, stamp: datetime):
     stamp = stamp.replace(microsecond=0)
     if not fb.organizer:
         fb = replace(fb, organizer=publicOrganizer(owner))
@@ -68,8 +86,7 @@ def publicView(fb: FreeBusy, owner: str, stamp: datetime, style: str = STYLE_PUB
         start = fb.start or min((p.start for p in fb.periods), default=None) or fb.end or stamp
         end = fb.end or max((p.end for p in fb.periods), default=None) or start
         fb = replace(fb, start=start, end=max(start, end))
-    render = renderJCal if jcal else renderICalendar
-    return render(fb, publicUID(owner), stamp, style)
+    return fb, stamp
 
 
 @functools.lru_cache(maxsize=1024)

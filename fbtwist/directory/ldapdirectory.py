@@ -63,8 +63,17 @@ from fbtwist.directory.loginforms import AD_CAPABILITY, SAM_ACCOUNT_NAME, LoginF
 from fbtwist.directory.nameindex import NameIndex, NameIndexBuilder, indexOf
 from fbtwist.directory.paging import NAME_INDEX_PAGE_SIZE, _searchNames, pagedResultsControl, pagedResultsCookie
 from fbtwist.directory.pools import _BindPool, _SearchPool
+from fbtwist.directory.principals import (
+    MAX_SEARCH_RESULTS,
+    MIN_SEARCH_TEXT,
+    addressFilter,
+    groupFilter,
+    principalAttributes,
+    principalRecord,
+    searchFilter,
+)
 from fbtwist.errors import DirectoryUnavailable, WrongPassword
-from fbtwist.interfaces import IDirectory
+from fbtwist.interfaces import GROUP, USER, IDirectory, IPrincipalDirectory, PrincipalRecord
 from fbtwist.tlsclient import VerifyingClientTLS
 
 #: The first delay before reconnecting after a failure (seconds); it doubles
@@ -80,7 +89,7 @@ ACCOUNT_RETRY_MAX = 600.0
 GROUP_NESTING_DEPTH = 8
 
 
-@implementer(IDirectory)
+@implementer(IDirectory, IPrincipalDirectory)
 class LDAPDirectory:
     """
     An LDAP server (OpenLDAP, Active Directory, ...) as fbtwist's user
@@ -387,11 +396,13 @@ class LDAPDirectory:
     # --- the IDirectory calls ---
 
     async def search(self, filterObject, attributes: Sequence[str], base: Optional[str] = None, scope=None,
-                     withURLFilter: bool = True) -> list:
+                     withURLFilter: bool = True, sizeLimit: int = 0) -> list:
         """
         Search below the URL's base (or C{base}) for entries that match
         C{filterObject} and, unless told otherwise, the URL's filter.
-        Continuation references (referrals) are ignored.
+        Continuation references (referrals) are ignored.  With C{sizeLimit},
+        at most that many entries are asked for, and a server stopping
+        there is no error.
 
         @raise DirectoryUnavailable: When the directory cannot answer.
         """
@@ -406,7 +417,9 @@ class LDAPDirectory:
                     filterObject=filterObject,
                     attributes=list(attributes),
                     scope=self.url.scope if scope is None else scope,
-                    sizeLimit=0,
+                    sizeLimit=sizeLimit,
+                    sizeLimitIsNonFatal=bool(sizeLimit),
+                    timeLimit=int(max(1, self.timeout)) if sizeLimit else 0,
                 ),
             )
         except ldaperrors.LDAPNoSuchObject:
@@ -715,3 +728,70 @@ class LDAPDirectory:
                             group=cn, nested=dn, depth=GROUP_NESTING_DEPTH,
                         )
         return sorted(uids)[: limit + 1]
+
+    # --- principals (CalDAV) ---
+
+    def principal(self, kind: str, name: str, groupBase: Optional[str]) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._principal(kind, name, groupBase))
+
+    async def _principal(self, kind: str, name: str, groupBase: Optional[str]) -> Optional[PrincipalRecord]:
+        if not name:
+            return None
+        if kind == USER:
+            found = await self._principals(USER, equalityFilter(self.url.attribute, name), None, 2)
+        elif kind == GROUP and groupBase:
+            found = await self._principals(GROUP, groupFilter(equalityFilter("cn", name)), groupBase, 2)
+        else:
+            return None
+        return found[0] if len(found) == 1 else None
+
+    def principalByAddress(self, address: str, groupBase: Optional[str]) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._principalByAddress(address, groupBase))
+
+    async def _principalByAddress(self, address: str, groupBase: Optional[str]) -> Optional[PrincipalRecord]:
+        address = address.strip()
+        if "@" not in address or not self.mailAttributes:
+            return None
+        users = await self._principals(USER, addressFilter(address, self.mailAttributes), None, 2)
+        if len(users) == 1:
+            return users[0]
+        if users or not groupBase:
+            return None
+        groups = await self._principals(GROUP, groupFilter(addressFilter(address, self.mailAttributes)),
+                                        groupBase, 2)
+        return groups[0] if len(groups) == 1 else None
+
+    def searchPrincipals(self, text: str, groupBase: Optional[str], limit: int) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._searchPrincipals(text, groupBase, limit))
+
+    async def _searchPrincipals(self, text: str, groupBase: Optional[str], limit: int) -> List[PrincipalRecord]:
+        """
+        Bounded in results (C{limit}, at most L{MAX_SEARCH_RESULTS}, asked
+        of the server as its size limit) and in time (the directory's
+        timeout, also given to the server as its time limit).
+        """
+        text = text.strip()
+        limit = max(0, min(limit, MAX_SEARCH_RESULTS))
+        if len(text) < MIN_SEARCH_TEXT or not limit:
+            return []
+        attributes = [self.url.attribute, "displayName", "cn", *self.mailAttributes]
+        found = await self._principals(USER, searchFilter(text, attributes), None, limit)
+        if groupBase and len(found) < limit:
+            groups = await self._principals(
+                GROUP, groupFilter(searchFilter(text, ["cn", "displayName", *self.mailAttributes])),
+                groupBase, limit - len(found))
+            found += groups
+        return found[:limit]
+
+    async def _principals(self, kind: str, filterObject, groupBase: Optional[str], limit: int
+                          ) -> List[PrincipalRecord]:
+        nameAttribute = self.url.attribute if kind == USER else "cn"
+        if kind == USER:
+            entries = await self.search(filterObject, principalAttributes(nameAttribute, self.mailAttributes),
+                                        sizeLimit=limit)
+        else:
+            entries = await self.search(filterObject, principalAttributes(nameAttribute, self.mailAttributes),
+                                        base=groupBase, scope=pureldap.LDAP_SCOPE_wholeSubtree,
+                                        withURLFilter=False, sizeLimit=limit)
+        records = [principalRecord(e, kind, nameAttribute, self.mailAttributes) for e in entries[:limit]]
+        return sorted((r for r in records if r is not None), key=lambda r: (r.displayName.lower(), r.name))

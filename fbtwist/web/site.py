@@ -22,6 +22,7 @@ from fbtwist.errors import descriptorError
 from fbtwist.logs import logAccess, rejectionReasonForStatus
 from fbtwist.web.accesslog import accessFields
 from fbtwist.web.auth import BasicAuthGuard
+from fbtwist.web.caldav.resource import CalDAVService, CalDAVSettings, guardedCalDAV, wellKnown
 from fbtwist.web.connection import SERVER_HEADER, ConnectionLimits, GuardedConnection, rawResponse
 from fbtwist.web.lookup import LookupResource, LookupSettings, guardedLookup
 from fbtwist.web.page import RootElement, securityHeaders
@@ -498,7 +499,17 @@ class RootResource(ReadOnlyFolder):
     """
     C{/}: a small HTML page saying what this server is, linking the page
     people read and the set-up page (L{fbtwist.web.page.RootElement}).
+    A PROPFIND (CalDAV clients given the bare server) goes to C{caldav}.
+
+    @ivar caldav: The CalDAV space's guard, or C{None}.
     """
+
+    caldav = None
+
+    def render(self, request):
+        if request.method == b"PROPFIND" and self.caldav is not None:
+            return self.caldav.render(request)
+        return super().render(request)
 
     def render_GET(self, request):
         request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
@@ -530,7 +541,8 @@ def _publishPath(uri: bytes) -> Optional[str]:
 
 def makeSite(portal, directory, store, maxUploadSize: int, realmName: str = "fbtwist free/busy",
              lookupSettings: LookupSettings = LookupSettings(), pages: Optional[Dict[bytes, Resource]] = None,
-             reactor=None, limits: ConnectionLimits = ConnectionLimits()) -> FreeBusySite:
+             reactor=None, limits: ConnectionLimits = ConnectionLimits(),
+             caldavSettings: CalDAVSettings = CalDAVSettings()) -> FreeBusySite:
     """
     Build the web site over one portal and one store.
 
@@ -540,6 +552,8 @@ def makeSite(portal, directory, store, maxUploadSize: int, realmName: str = "fbt
         C{/healthz}, C{/setup}, ...).
     @param limits: What each connection is held to (timeouts, connections
         per address, request line and header sizes).
+    @param caldavSettings: How C{/caldav/} behaves (always behind Basic
+        authentication, with the checkers of C{portal}).
     """
     root = RootResource()
     pub = ReadOnlyFolder()
@@ -549,6 +563,10 @@ def makeSite(portal, directory, store, maxUploadSize: int, realmName: str = "fbt
     )
     pub.putChild(b"calendar", publishGuard)
     lookup = LookupResource(directory, store, lookupSettings, reactor=reactor)
+    caldav = guardedCalDAV(portal, realmName, CalDAVService(lookup, directory, caldavSettings))
+    root.putChild(b"caldav", caldav)
+    root.putChild(b".well-known", wellKnown())
+    root.caldav = caldav
     if lookupSettings.auth:
         lookup = guardedLookup(portal, realmName, lookup, lookupSettings.trustedNetworks)
     root.putChild(b"calendar", lookup)
@@ -556,6 +574,7 @@ def makeSite(portal, directory, store, maxUploadSize: int, realmName: str = "fbt
         root.putChild(name, resource)
     site = FreeBusySite(root, maxUploadSize, limits=limits, reactor=reactor)
     site.guardBodies((b"pub", b"calendar"), publishGuard)
+    site.guardBodies((b"caldav",), caldav)
     if isinstance(lookup, BasicAuthGuard):
         site.guardBodies((b"calendar",), lookup)
     site.displayTracebacks = False
