@@ -38,7 +38,6 @@ KNOWN_EXCEPTIONS = {
     ("fbtwist.web.dav.properties", "fbtwist.store.paths"): "properties are rendered from the store's ResourceInfo",
     ("fbtwist.web.dav.propfind", "fbtwist.store.paths"): "PROPFIND lists the store's ResourceInfo",
     ("fbtwist.web.lookup", "fbtwist.directory.filters"): "lookups compute the group search base themselves",
-    ("fbtwist.web.lookup", "fbtwist.store.paths"): "lookups read published files as the store's ResourceInfo",
     ("fbtwist.web.lookupquery", "fbtwist.store.paths"): "lookup names are validated with the store's validateName",
 }
 

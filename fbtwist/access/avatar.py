@@ -12,6 +12,8 @@ from typing import Iterator, Optional
 from zope.interface import implementer
 
 from fbtwist.access.permissions import Action, authorize, ownFileName, visibleMembers
+from fbtwist.access.visibility import Detail, FreeBusyVisibility, PublishedFile, Target, Viewer, Visible
+from fbtwist.calendar.freebusy import TimeRange
 from fbtwist.errors import Locked
 from fbtwist.interfaces import ICalendarAvatar, ICalendarStore
 from fbtwist.store.locks import LOCK_DIRECTORY, LockStore, WallClock
@@ -26,14 +28,23 @@ class CalendarAvatar:
     @ivar store: The L{ICalendarStore} acted on.
     @ivar anonymousReads: Whether the anonymous user may list and read the
         tree (read-only anonymous FTP); never set for a logged-in user.
+    @ivar visibility: The L{FreeBusyVisibility} deciding what this user may
+        see of others' free/busy times.
     """
 
     anonymousReads = False
 
-    def __init__(self, uid: Optional[str], isAdmin: bool, store: ICalendarStore):
+    def __init__(self, uid: Optional[str], isAdmin: bool, store: ICalendarStore,
+                 visibility: Optional[FreeBusyVisibility] = None):
         self.uid = uid
         self.isAdmin = isAdmin
         self.store = store
+        if visibility is None:
+            from twisted.internet import reactor
+
+            visibility = FreeBusyVisibility(store, None, reactor)
+        self.visibility = visibility
+        self.viewer = Viewer(uid, isAdmin)
 
     def __repr__(self) -> str:
         return f"<CalendarAvatar uid={self.uid!r} admin={self.isAdmin}>"
@@ -58,6 +69,32 @@ class CalendarAvatar:
             C{action} on C{path}.
         """
         authorize(self.uid, self.isAdmin, action, path, isCollection, self.anonymousReads)
+
+    def freeBusyFor(self, target: Target, timeRange: Optional[TimeRange] = None, detail: Detail = Detail.BUSY,
+                    started: Optional[float] = None):
+        """
+        What this user may see of C{target}'s free/busy times: see
+        L{FreeBusyVisibility.freeBusyFor}.  A file in the tree
+        (L{PublishedFile}) must also be one this user may list.
+
+        @return: A coroutine with a L{Visible}, or L{HIDDEN}.
+        """
+        self._authorizeTarget(target)
+        return self.visibility.freeBusyFor(self.viewer, target, timeRange, detail, started)
+
+    def freeBusyForNow(self, target: Target, timeRange: Optional[TimeRange] = None,
+                       detail: Detail = Detail.BUSY) -> Optional[Visible]:
+        """
+        L{freeBusyFor}'s answer when it is known without waiting, else
+        C{None} (L{FreeBusyVisibility.freeBusyForNow}); a L{PublishedFile}
+        is always answered at once (L{Visible} or L{HIDDEN}).
+        """
+        self._authorizeTarget(target)
+        return self.visibility.freeBusyForNow(self.viewer, target, timeRange, detail)
+
+    def _authorizeTarget(self, target: Target) -> None:
+        if isinstance(target, PublishedFile):
+            self.authorize(Action.LIST, target.path)
 
     def stat(self, path: StorePath) -> Optional[ResourceInfo]:
         info = self.store.stat(path)

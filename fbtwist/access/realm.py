@@ -11,6 +11,7 @@ from twisted.internet import defer
 from zope.interface import implementer
 
 from fbtwist.access.avatar import CalendarAvatar
+from fbtwist.access.visibility import FreeBusyVisibility
 from fbtwist.interfaces import ICalendarStore, IDirectory
 
 
@@ -21,10 +22,17 @@ class FreeBusyRealm:
         L{CalendarAvatar} for that interface; each protocol registers one.
     """
 
-    def __init__(self, store: ICalendarStore, directory: IDirectory, adminGroup: Optional[str] = None):
+    def __init__(self, store: ICalendarStore, directory: IDirectory, adminGroup: Optional[str] = None,
+                 visibility: Optional[FreeBusyVisibility] = None):
         self.store = store
         self.directory = directory
         self.adminGroup = adminGroup
+        if visibility is None:
+            from twisted.internet import reactor
+
+            visibility = FreeBusyVisibility(store, directory, reactor)
+        #: What each avatar may see of others' free/busy times.
+        self.visibility = visibility
         self.avatarFactories: Dict[object, Callable] = {}
 
     def registerAvatarFactory(self, interface, factory: Callable) -> None:
@@ -41,11 +49,11 @@ class FreeBusyRealm:
         else:
             raise TypeError("no avatar for " + ", ".join(map(repr, interfaces)))
         if avatarId is ANONYMOUS:
-            avatar = CalendarAvatar(None, False, self.store)
+            avatar = CalendarAvatar(None, False, self.store, self.visibility)
         else:
             isAdmin = False
             if self.adminGroup:
                 isAdmin = await self.directory.isMember(avatarId, self.adminGroup)
-            avatar = CalendarAvatar(avatarId, isAdmin, self.store)
+            avatar = CalendarAvatar(avatarId, isAdmin, self.store, self.visibility)
         wrapped = factory(avatar)
         return interface, wrapped, getattr(wrapped, "logout", lambda: None)

@@ -21,10 +21,10 @@ free/busy times derived from the events when it was published
 (L{fbtwist.calendar.busytime}).
 """
 
-import hashlib
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Coroutine, List, NamedTuple, Optional, Tuple
+from typing import Coroutine, List, Optional
 from zoneinfo import ZoneInfo
 
 from twisted.cred.checkers import ANONYMOUS
@@ -35,23 +35,28 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
-from fbtwist.access.latency import LatencyFloor
+from fbtwist.access.visibility import (
+    ANONYMOUS_VIEWER,
+    HIDDEN,
+    Detail,
+    FreeBusyVisibility,
+    Group,
+    Person,
+    Viewer,
+    Visible,
+    variantETag,
+)
 from fbtwist.addresses import clientAddress
-from fbtwist.calendar import derive, freebusy, ical, publicview
-from fbtwist.calendar.busytime import BusyTime
-from fbtwist.calendar.freebusy import FreeBusy, Period, TimeRange
+from fbtwist.calendar import derive, freebusy, publicview
+from fbtwist.calendar.freebusy import Period, TimeRange
 from fbtwist.directory.filters import defaultGroupBase
-from fbtwist.errors import InvalidCalendar, NotFound
+from fbtwist.errors import NotFound
 from fbtwist.interfaces import ICalendarStore, IDirectory
-from fbtwist.store.paths import ResourceInfo
 from fbtwist.web import page
 from fbtwist.web.lookupcache import NameCache, _Cache
 from fbtwist.web.lookupquery import FORMAT_JCAL, Query, parseQuery, splitLookupName
 from fbtwist.web.responses import CALENDAR_TYPE, HTTPError, renderAsync, renderSoon, serveCalendar, writeError
 
-#: What a user publishes: a free/busy file, or a full calendar.
-FREEBUSY_FILE = ".vfb"
-EVENTS_FILE = ".ics"
 JCAL_TYPE = b"application/calendar+json; charset=utf-8"
 
 GROUP_SEGMENT = b"group"
@@ -105,26 +110,6 @@ class LookupSettings:
         )
 
 
-class Published(NamedTuple):
-    """
-    A user's published source of free/busy times.
-    """
-
-    path: Tuple[str, ...]
-    info: ResourceInfo
-    etag: str
-    data: bytes
-
-    @property
-    def isCalendar(self) -> bool:
-        return self.path[-1].lower().endswith(EVENTS_FILE)
-
-
-def _variantETag(*parts: str) -> str:
-    digest = hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()[:32]
-    return f'"{digest}"'
-
-
 def _utcFromTimestamp(seconds: float) -> datetime:
     return datetime.fromtimestamp(int(seconds), timezone.utc)
 
@@ -147,39 +132,22 @@ class LookupResource(Resource):
             from twisted.internet import reactor
         self.reactor = reactor
         self.names = NameCache() if names is None else names
-        self._missFloor = LatencyFloor(reactor, settings.missDelay)
-        self._freeBusyCache = _Cache()
+        #: The one decision of what a viewer may see (lookups and the page).
+        self.visibility = FreeBusyVisibility(
+            store, directory, reactor, window=settings.window, defaultZone=settings.defaultZone,
+            expandLimit=settings.expandLimit, missDelay=settings.missDelay, names=self.names,
+            groupBase=settings.groupBase, groupMaxMembers=settings.groupMaxMembers,
+        )
+        self.busyTime = self.visibility.busyTime
         #: Rendered answers by entity tag.
         self._answerCache = _Cache(1024)
-        self.busyTime = None if store is None else BusyTime.install(
-            store, self.reactor, settings.defaultZone, settings.expandLimit)
-
-    def resolvedNow(self, name: str) -> Tuple[bool, Optional[str]]:
-        """
-        The uid whose file C{name} asks for, when it is known without
-        asking the directory.
-
-        @return: C{(True, uid)} (C{uid} C{None}: nobody), or C{(False, None)}
-            when only the directory can tell.
-        """
-        index = getattr(self.directory, "nameIndex", None)
-        if index is not None:
-            indexed, uid = index.get(name)
-            if indexed:
-                return True, uid
-        return self.names.get(name)
 
     async def resolve(self, name: str) -> Optional[str]:
         """
-        The uid whose file C{name} asks for (C{None}: nobody), from the
-        directory's name index (L{fbtwist.directory.nameindex}; none before it is
-        loaded, or when switched off), else the cache or the directory.
+        The uid whose file C{name} asks for (C{None}: nobody): see
+        L{FreeBusyVisibility.resolve}.
         """
-        known, uid = self.resolvedNow(name)
-        if not known:
-            uid = await self.directory.resolveName(name)
-            self.names.put(name, uid)
-        return uid
+        return await self.visibility.resolve(name)
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.reactor.seconds(), timezone.utc)
@@ -196,192 +164,94 @@ class LookupResource(Resource):
             request.setHeader(b"Allow", b"GET, HEAD")
             writeError(request, http.NOT_ALLOWED, "lookups are read-only: use GET")
             return NOT_DONE_YET
+        viewer = ANONYMOUS_VIEWER if reader is None else Viewer(reader)
         postpath = request.postpath
         if not postpath or postpath == [b""]:
-            return renderAsync(request, page.answerPage(self, request))
+            return renderAsync(request, page.answerPage(self, request, viewer))
         if len(postpath) == 1 and postpath[0] in page.STATIC_FILES:
             page.serveStatic(request, postpath[0])
             return NOT_DONE_YET
         if len(postpath) == 2 and postpath[0] == GROUP_SEGMENT:
-            return renderAsync(request, self._getGroup(request, reader))
-        return renderSoon(request, self._getPerson)
+            return renderAsync(request, self._getGroup(request, viewer))
+        if reader is None:
+            return renderSoon(request, self._getPerson)
+        return renderSoon(request, functools.partial(self._getPerson, reader=viewer))
 
     # --- one person ---
 
-    def _getPerson(self, request) -> Optional[Coroutine]:
+    def _getPerson(self, request, reader: Viewer = ANONYMOUS_VIEWER) -> Optional[Coroutine]:
         # Answered at once when the name is known and the source is a
-        # free/busy file asked for as it is (most lookups): see renderSoon.
+        # free/busy file (most lookups): see renderSoon.
         if len(request.postpath) != 1:
             raise HTTPError(http.NOT_FOUND, "ask for /calendar/<name>.vfb")
         name = splitLookupName(request.postpath[0])
         query = parseQuery(request, self.now(), self.settings.window)
-        known, uid = self.resolvedNow(name)
-        if not known:
-            return self._getPersonLater(request, name, query)
-        return self._answerPerson(request, name, query, uid)
+        answer = self.visibility.freeBusyForNow(reader, Person(name), query.range, Detail.BUSY)
+        if answer is None:
+            return self._getPersonLater(request, name, query, reader)
+        self._serve(request, query, answer)
+        return None
 
-    async def _getPersonLater(self, request, name: str, query: Query) -> None:
-        pending = self._answerPerson(request, name, query, await self.resolve(name))
-        if pending is not None:
-            await pending
-
-    def _answerPerson(self, request, name: str, query: Query, uid: Optional[str]) -> Optional[Coroutine]:
-        published = self.published(uid) if uid is not None else None
-        if published is None:
-            return self._notPublished(request, name)
-        if not published.isCalendar and not query.transforms:
-            fb, _ = self._readFreeBusy(published)
-            self._serve(request, query, fb, uid, published.etag, published.info.modified)
-            return None
-        return self._serveFreeBusy(request, query, uid, published)
-
-    async def _notPublished(self, request, name: str) -> None:
-        """
-        Answer 404 for a name with nothing published: the same answer, and
-        after the same floor of time, whether the name is a directory
-        member's or nobody's, so that anonymous readers cannot tell which.
-        """
+    async def _getPersonLater(self, request, name: str, query: Query, reader: Viewer) -> None:
         # When the request arrived (by the site's clock, the same reactor).
         started = getattr(request, "started", None) or self.reactor.seconds()
-        await self._missFloor.wait(started)
-        raise NotFound(f"No free/busy times published for {name}")
+        answer = await self.visibility.freeBusyFor(reader, Person(name), query.range, Detail.BUSY, started)
+        if answer is HIDDEN:
+            # The same answer, after the same floor of time, whether the
+            # name is a directory member's or nobody's.
+            raise NotFound(f"No free/busy times published for {name}")
+        self._serve(request, query, answer)
 
-    async def _serveFreeBusy(self, request, query: Query, uid: str, published: Published) -> None:
-        fb = await self.freeBusy(published, query.range)
-        modified = published.info.modified
-        if published.isCalendar and query.range is None and fb.start is not None:
-            # The window moves with the day: so does the answer.
-            modified = max(modified, fb.start.timestamp())
-        self._serve(request, query, fb, uid, published.etag, modified)
-
-    def published(self, uid: str) -> Optional[Published]:
+    def _serve(self, request, query: Query, answer: Visible) -> None:
         """
-        The user's source of free/busy times: C{<uid>.vfb} or C{<uid>.ics},
-        whichever was published last (empty placeholders do not count).
+        Answer with L{publicview.publicView} of what the reader may see, in
+        the form C{query} asks for.  The entity tag names the source
+        version, its time (the C{DTSTAMP}), the form and the rendering, so
+        it changes exactly when the bytes do.
         """
-        freeBusyPath, eventsPath = (uid + FREEBUSY_FILE,), (uid + EVENTS_FILE,)
-        snapshot = self.store.snapshot(freeBusyPath)
-        if snapshot is not None and snapshot.info.size == 0:
-            snapshot = None
-        events = self.store.stat(eventsPath)
-        if events is not None and not events.isCollection and events.size > 0:
-            if snapshot is None or events.modified > snapshot.info.modified:
-                snapshot = self.store.snapshot(eventsPath) or snapshot
-        if snapshot is None:
-            return None
-        return Published(snapshot.info.path, snapshot.info, snapshot.etag, snapshot.data)
-
-    def _readFreeBusy(self, published: Published) -> Tuple[FreeBusy, bool]:
-        cached = self._freeBusyCache.get(published.etag)
-        if cached is None:
-            try:
-                cached = ical.readFreeBusy(published.data)
-            except InvalidCalendar as e:
-                # Written past the server's validation (by an administrator
-                # or another program): nothing can be served.
-                self.log.warn("unreadable free/busy file {path}: {reason}", path="/".join(published.path),
-                              reason=e.reason)
-                raise NotFound("the published free/busy file is not readable") from None
-            self._freeBusyCache.put(published.etag, cached)
-        return cached
-
-    async def freeBusy(self, published: Published, timeRange: Optional[TimeRange]) -> FreeBusy:
-        """
-        What a reader may learn from a published source, clipped to
-        C{timeRange} (DTSTART and DTEND set to it).  A full calendar without
-        a range gives the default window from today.
-        """
-        if published.isCalendar:
-            if timeRange is None:
-                timeRange = freebusy.defaultRange(self.now(), self.settings.window)
-            return await self.busyTime.freeBusy(published.path, published.etag, published.data, timeRange)
-        fb, _ = self._readFreeBusy(published)
-        if timeRange is None:
-            return fb
-        return FreeBusy(
-            freebusy.clipPeriods(fb.periods, timeRange.start, timeRange.end),
-            timeRange.start, timeRange.end, fb.organizer,
-        )
-
-    def _serve(self, request, query: Query, fb: FreeBusy, owner: str, sourceETag: str, modified: float) -> None:
-        """
-        Answer with L{publicview.publicView} of C{fb}, C{owner}'s (a login, or
-        C{group-<cn>}), in the form C{query} asks for.  The entity tag
-        names the source version, its time (the C{DTSTAMP}), the form and
-        the rendering, so it changes exactly when the bytes do.
-        """
+        fb, modified = answer.freeBusy, answer.modified
         jcal = query.format == FORMAT_JCAL
         stamp = _utcFromTimestamp(modified)
-        etag = _variantETag(sourceETag, publicview.PUBLIC_RENDERING, owner, stamp.isoformat(), query.format,
-                            query.style, repr(fb.start), repr(fb.end))
+        etag = variantETag(answer.etag, publicview.PUBLIC_RENDERING, answer.owner, stamp.isoformat(), query.format,
+                           query.style, repr(fb.start), repr(fb.end))
         body = self._answerCache.get(etag)
         if body is None:
-            body = publicview.publicView(fb, owner, stamp, query.style, jcal)
+            body = publicview.publicView(fb, answer.owner, stamp, query.style, jcal)
             self._answerCache.put(etag, body)
         serveCalendar(request, body, etag, modified, contentType=JCAL_TYPE if jcal else CALENDAR_TYPE)
 
     # --- a group ---
 
-    async def _getGroup(self, request, reader: Optional[str]) -> None:
+    async def _getGroup(self, request, reader: Viewer) -> None:
         """
         Merge the busy times of the group's members.  A group none of whose
         members published, a group larger than C{--group-max-members} and a
-        group that does not exist get the person rule's miss
-        (L{_notPublished}), so that anonymous readers cannot tell which
-        groups exist or how large they are; only a reader who logged in is
-        told that a group is too large.
+        group that does not exist get the person rule's miss, so that
+        anonymous readers cannot tell which groups exist or how large they
+        are; only a reader who logged in is told that a group is too large
+        (L{FreeBusyVisibility.freeBusyFor}).
         """
         cn = splitLookupName(request.postpath[1])
         query = parseQuery(request, self.now(), self.settings.window)
-        if self.settings.groupBase is None:
-            raise NotFound("group free/busy is not configured (--group-base)")
-        limit = self.settings.groupMaxMembers
-        members = await self.directory.groupMembers(cn, self.settings.groupBase, limit)
-        if members is not None and len(members) > limit:
-            self.log.info("group {cn} has more than {limit} members: not merged (--group-max-members)",
-                          cn=cn, limit=limit)
-            if reader is not None:
-                raise HTTPError(
-                    http.FORBIDDEN,
-                    f"the group {cn} has more than {limit} members, more than this server merges "
-                    f"(--group-max-members)",
-                )
-            members = None
-        sources = []
-        for uid in members or ():
-            published = self.published(uid)
-            if published is not None:
-                sources.append((uid, published))
-        if not sources:
-            return await self._notPublished(request, f"the group {cn}")
-        timeRange = query.range or freebusy.defaultRange(self.now(), self.settings.window)
-        periods, tags, modified = [], [cn], 0.0
-        for uid, published in sources:
-            fb = await self.freeBusy(published, timeRange)
-            periods.extend(fb.busy())
-            tags.append(uid + published.etag)
-            modified = max(modified, published.info.modified)
-        merged = FreeBusy(freebusy.mergePeriods(periods), timeRange.start, timeRange.end)
-        if query.range is None:
-            modified = max(modified, timeRange.start.timestamp())
-        self._serve(request, query, merged, f"group-{cn}", _variantETag(*tags), modified or 0.0)
+        started = getattr(request, "started", None) or self.reactor.seconds()
+        answer = await self.visibility.freeBusyFor(reader, Group(cn), query.range, Detail.BUSY, started)
+        if answer is HIDDEN:
+            raise NotFound(f"No free/busy times published for the group {cn}")
+        self._serve(request, query, answer)
 
     # --- for the page ---
 
-    async def busyTimes(self, name: str, timeRange: TimeRange) -> Optional[List[Period]]:
+    async def busyTimes(self, name: str, timeRange: TimeRange,
+                        reader: Viewer = ANONYMOUS_VIEWER) -> Optional[List[Period]]:
         """
         The busy periods of the person C{name} within C{timeRange}, merged;
         C{None} when nobody by that name has published, after the same
         floor of time whether the name is a member's or nobody's.
         """
-        started = self.reactor.seconds()
-        uid = await self.resolve(name)
-        published = self.published(uid) if uid is not None else None
-        if published is None:
-            await self._missFloor.wait(started)
+        answer = await self.visibility.freeBusyFor(reader, Person(name), timeRange, Detail.BUSY)
+        if answer is HIDDEN:
             return None
-        fb = await self.freeBusy(published, timeRange)
-        return freebusy.mergePeriods(fb.busy())
+        return freebusy.mergePeriods(answer.freeBusy.busy())
 
 
 # --- who may read ---

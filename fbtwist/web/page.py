@@ -25,6 +25,7 @@ from twisted.python.filepath import FilePath
 from twisted.web import http
 from twisted.web.template import Element, XMLFile, flattenString, renderer, tags
 
+from fbtwist.access.visibility import ANONYMOUS_VIEWER, Viewer
 from fbtwist.calendar import freebusy
 from fbtwist.calendar.freebusy import BUSY, BUSY_TENTATIVE, BUSY_UNAVAILABLE, Period, TimeRange, startOfDay
 from fbtwist.web.responses import HTTPError
@@ -239,9 +240,10 @@ def describe(period: Period, zone: ZoneInfo) -> str:
     return f"{kindOf(period.fbtype)[1]}, {_dayAndTime(start)} to {until}"
 
 
-async def answerPage(lookup, request) -> None:
+async def answerPage(lookup, request, reader: Viewer = ANONYMOUS_VIEWER) -> None:
     """
-    Render the page (HTML, or JSON when the client asks for it).
+    Render the page (HTML, or JSON when the client asks for it) as
+    C{reader} may see it.
     """
     settings = lookup.settings
     names = peopleAskedFor(request, settings.maxPeople)
@@ -252,7 +254,7 @@ async def answerPage(lookup, request) -> None:
     week = TimeRange(startOfDay(monday, zone), startOfDay(monday + timedelta(days=7), zone))
     people = []
     for name in names:
-        busy = await lookup.busyTimes(name, week)
+        busy = await lookup.busyTimes(name, week, reader)
         people.append((name, busy))
     # The zone asked for is kept by the week links and the search form.
     keptZone = None if zone.key == settings.defaultZone.key else zone.key
