@@ -6,12 +6,17 @@ a L{Clock}.
 
 from datetime import datetime, timezone
 
+from twisted.cred.checkers import ANONYMOUS, AllowAnonymousAccess
+from twisted.cred.portal import Portal
 from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
+from twisted.web.test.requesthelper import DummyRequest
+from zope.interface.verify import verifyObject
 
 from fbtwist.access.avatar import CalendarAvatar
+from fbtwist.access.realm import FreeBusyRealm
 from fbtwist.access.visibility import (
     ANONYMOUS_VIEWER,
     HIDDEN,
@@ -26,7 +31,9 @@ from fbtwist.access.visibility import (
 from fbtwist.calendar.freebusy import TimeRange
 from fbtwist.directory.nameindex import NameIndex
 from fbtwist.errors import PermissionDenied
+from fbtwist.interfaces import IFreeBusyReader
 from fbtwist.store.tree import CalendarStore
+from fbtwist.web.lookup import LookupResource, LookupSettings
 from tests.helpers import outlookVFB
 
 #: The busy period of L{outlookVFB}.
@@ -183,3 +190,68 @@ class AvatarFreeBusyTests(unittest.SynchronousTestCase):
         self.assertRaises(PermissionDenied, avatar.freeBusyForNow, PublishedFile(("alice.vfb",)))
         avatar.anonymousReads = True
         self.assertEqual(avatar.freeBusyForNow(PublishedFile(("alice.vfb",))).owner, "alice")
+
+
+class _NoAdminQueries(_Directory):
+    """
+    A directory that fails the test when asked about group membership.
+    """
+
+    def isMember(self, uid, group):
+        raise AssertionError("a reader avatar asked the directory about " + uid)
+
+
+class _CountingRealm(FreeBusyRealm):
+    """
+    The realm, counting the avatars it gives.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.asked = []
+
+    def requestAvatar(self, avatarId, mind, *interfaces):
+        self.asked.append((avatarId, interfaces))
+        return super().requestAvatar(avatarId, mind, *interfaces)
+
+
+class ReaderThroughPortalTests(unittest.SynchronousTestCase):
+    """
+    Lookups and the page read as an L{IFreeBusyReader} the one realm gives.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.store = CalendarStore(FilePath(self.mktemp()))
+        self.store.write(("alice.vfb",), outlookVFB())
+        self.realm = _CountingRealm(self.store, _NoAdminQueries(), adminGroup="cn=admins",
+                                    visibility=FreeBusyVisibility(self.store, _NoAdminQueries(), self.clock))
+
+    def test_readerAvatars(self):
+        """
+        The realm gives anonymous and signed-in readers a read-only
+        L{IFreeBusyReader}, without asking the directory whether they are
+        administrators.
+        """
+        for avatarId, uid in ((ANONYMOUS, None), ("bob", "bob")):
+            interface, reader, logout = self.successResultOf(
+                self.realm.requestAvatar(avatarId, None, IFreeBusyReader))
+            self.assertIs(interface, IFreeBusyReader)
+            self.assertTrue(verifyObject(IFreeBusyReader, reader))
+            self.assertEqual(reader.uid, uid)
+            self.assertFalse(hasattr(reader, "store"))
+            self.assertIs(reader.visibility, self.realm.visibility)
+
+    def test_lookupLogsInOnce(self):
+        """
+        A lookup resource given the portal reads through it: the anonymous
+        reader is logged in once, and answers every anonymous lookup.
+        """
+        portal = Portal(self.realm, [AllowAnonymousAccess()])
+        lookup = LookupResource(None, self.store, LookupSettings(), reactor=self.clock, portal=portal)
+        for _ in range(2):
+            request = DummyRequest([b"alice.vfb"])
+            lookup.render(request)
+            self.assertEqual((request.finished, request.responseCode), (1, None))
+        self.assertEqual(self.realm.asked, [(ANONYMOUS, (IFreeBusyReader,))])
+        self.assertIs(lookup.visibility, self.realm.visibility)

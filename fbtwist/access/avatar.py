@@ -15,60 +15,32 @@ from fbtwist.access.permissions import Action, authorize, ownFileName, visibleMe
 from fbtwist.access.visibility import Detail, FreeBusyVisibility, PublishedFile, Target, Viewer, Visible
 from fbtwist.calendar.freebusy import TimeRange
 from fbtwist.errors import Locked
-from fbtwist.interfaces import ICalendarAvatar, ICalendarStore
+from fbtwist.interfaces import ICalendarAvatar, ICalendarStore, IFreeBusyReader
 from fbtwist.store.locks import LOCK_DIRECTORY, LockStore, WallClock
 from fbtwist.store.paths import FileSnapshot, ResourceInfo, StorePath, validatePath
 
 
-@implementer(ICalendarAvatar)
-class CalendarAvatar:
+@implementer(IFreeBusyReader)
+class FreeBusyReader:
     """
-    @ivar uid: The user's uid, or C{None} for the anonymous reader.
-    @ivar isAdmin: Whether the user may manage the whole tree.
-    @ivar store: The L{ICalendarStore} acted on.
-    @ivar anonymousReads: Whether the anonymous user may list and read the
-        tree (read-only anonymous FTP); never set for a logged-in user.
-    @ivar visibility: The L{FreeBusyVisibility} deciding what this user may
-        see of others' free/busy times.
+    A reader of others' free/busy times, and nothing else: the read-only
+    avatar of the lookups and the page (anonymous, or signed in).
+
+    @ivar uid: The reader's uid, or C{None} for the anonymous reader.
+    @ivar visibility: The L{FreeBusyVisibility} deciding what this reader
+        may see.
     """
 
+    isAdmin = False
     anonymousReads = False
 
-    def __init__(self, uid: Optional[str], isAdmin: bool, store: ICalendarStore,
-                 visibility: Optional[FreeBusyVisibility] = None):
+    def __init__(self, uid: Optional[str], visibility: FreeBusyVisibility):
         self.uid = uid
-        self.isAdmin = isAdmin
-        self.store = store
-        if visibility is None:
-            from twisted.internet import reactor
-
-            visibility = FreeBusyVisibility(store, None, reactor)
         self.visibility = visibility
-        self.viewer = Viewer(uid, isAdmin)
+        self.viewer = Viewer(uid, self.isAdmin)
 
     def __repr__(self) -> str:
-        return f"<CalendarAvatar uid={self.uid!r} admin={self.isAdmin}>"
-
-    def path(self, segments) -> StorePath:
-        """
-        Validate a client's path and spell the user's own file names the
-        canonical way (C{Alice.vfb} is C{alice.vfb} for uid C{alice}).
-
-        @raise fbtwist.errors.InvalidName: For invalid names.
-        """
-        path = validatePath(segments)
-        if self.uid is not None and len(path) == 1:
-            own = ownFileName(self.uid, path[0])
-            if own is not None:
-                return (own,)
-        return path
-
-    def authorize(self, action: Action, path: StorePath, isCollection: bool = False) -> None:
-        """
-        @raise fbtwist.errors.PermissionDenied: When this user may not do
-            C{action} on C{path}.
-        """
-        authorize(self.uid, self.isAdmin, action, path, isCollection, self.anonymousReads)
+        return f"<FreeBusyReader uid={self.uid!r}>"
 
     def freeBusyFor(self, target: Target, timeRange: Optional[TimeRange] = None, detail: Detail = Detail.BUSY,
                     started: Optional[float] = None):
@@ -94,7 +66,54 @@ class CalendarAvatar:
 
     def _authorizeTarget(self, target: Target) -> None:
         if isinstance(target, PublishedFile):
-            self.authorize(Action.LIST, target.path)
+            authorize(self.uid, self.isAdmin, Action.LIST, target.path, False, self.anonymousReads)
+
+
+@implementer(ICalendarAvatar)
+class CalendarAvatar(FreeBusyReader):
+    """
+    @ivar uid: The user's uid, or C{None} for the anonymous reader.
+    @ivar isAdmin: Whether the user may manage the whole tree.
+    @ivar store: The L{ICalendarStore} acted on.
+    @ivar anonymousReads: Whether the anonymous user may list and read the
+        tree (read-only anonymous FTP); never set for a logged-in user.
+    @ivar visibility: The L{FreeBusyVisibility} deciding what this user may
+        see of others' free/busy times.
+    """
+
+    def __init__(self, uid: Optional[str], isAdmin: bool, store: ICalendarStore,
+                 visibility: Optional[FreeBusyVisibility] = None):
+        self.isAdmin = isAdmin
+        self.store = store
+        if visibility is None:
+            from twisted.internet import reactor
+
+            visibility = FreeBusyVisibility(store, None, reactor)
+        super().__init__(uid, visibility)
+
+    def __repr__(self) -> str:
+        return f"<CalendarAvatar uid={self.uid!r} admin={self.isAdmin}>"
+
+    def path(self, segments) -> StorePath:
+        """
+        Validate a client's path and spell the user's own file names the
+        canonical way (C{Alice.vfb} is C{alice.vfb} for uid C{alice}).
+
+        @raise fbtwist.errors.InvalidName: For invalid names.
+        """
+        path = validatePath(segments)
+        if self.uid is not None and len(path) == 1:
+            own = ownFileName(self.uid, path[0])
+            if own is not None:
+                return (own,)
+        return path
+
+    def authorize(self, action: Action, path: StorePath, isCollection: bool = False) -> None:
+        """
+        @raise fbtwist.errors.PermissionDenied: When this user may not do
+            C{action} on C{path}.
+        """
+        authorize(self.uid, self.isAdmin, action, path, isCollection, self.anonymousReads)
 
     def stat(self, path: StorePath) -> Optional[ResourceInfo]:
         info = self.store.stat(path)

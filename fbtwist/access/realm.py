@@ -10,16 +10,25 @@ from twisted.cred.portal import IRealm
 from twisted.internet import defer
 from zope.interface import implementer
 
-from fbtwist.access.avatar import CalendarAvatar
+from fbtwist.access.avatar import CalendarAvatar, FreeBusyReader
 from fbtwist.access.visibility import FreeBusyVisibility
-from fbtwist.interfaces import ICalendarStore, IDirectory
+from fbtwist.interfaces import ICalendarStore, IDirectory, IFreeBusyReader
+
+
+def _noLogout() -> None:
+    pass
 
 
 @implementer(IRealm)
 class FreeBusyRealm:
     """
+    Asked for L{IFreeBusyReader} (the lookups and the page), it gives a
+    L{FreeBusyReader}: the anonymous reader for L{ANONYMOUS}, else the
+    signed-in user's.
+
     @ivar avatarFactories: Interface to a callable that wraps a
         L{CalendarAvatar} for that interface; each protocol registers one.
+    @ivar visibility: The one L{FreeBusyVisibility} of every avatar.
     """
 
     def __init__(self, store: ICalendarStore, directory: IDirectory, adminGroup: Optional[str] = None,
@@ -31,7 +40,6 @@ class FreeBusyRealm:
             from twisted.internet import reactor
 
             visibility = FreeBusyVisibility(store, directory, reactor)
-        #: What each avatar may see of others' free/busy times.
         self.visibility = visibility
         self.avatarFactories: Dict[object, Callable] = {}
 
@@ -43,6 +51,11 @@ class FreeBusyRealm:
 
     async def _requestAvatar(self, avatarId, interfaces):
         for interface in interfaces:
+            if interface is IFreeBusyReader:
+                # Reading free/busy times needs no administrator check (no
+                # directory search): the read-only reader avatar.
+                uid = None if avatarId is ANONYMOUS else avatarId
+                return interface, FreeBusyReader(uid, self.visibility), _noLogout
             factory = self.avatarFactories.get(interface)
             if factory is not None:
                 break

@@ -27,31 +27,22 @@ from datetime import datetime, timedelta, timezone
 from typing import Coroutine, List, Optional
 from zoneinfo import ZoneInfo
 
-from twisted.cred.checkers import ANONYMOUS
-from twisted.cred.portal import IRealm, Portal
+from twisted.cred.checkers import AllowAnonymousAccess
+from twisted.cred.credentials import Anonymous
+from twisted.cred.portal import Portal
 from twisted.logger import Logger
 from twisted.web import http
-from twisted.web.resource import IResource, Resource
+from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
-from zope.interface import implementer
 
-from fbtwist.access.visibility import (
-    ANONYMOUS_VIEWER,
-    HIDDEN,
-    Detail,
-    FreeBusyVisibility,
-    Group,
-    Person,
-    Viewer,
-    Visible,
-    variantETag,
-)
+from fbtwist.access.realm import FreeBusyRealm
+from fbtwist.access.visibility import HIDDEN, Detail, FreeBusyVisibility, Group, Person, Visible, variantETag
 from fbtwist.addresses import clientAddress
 from fbtwist.calendar import derive, freebusy, publicview
 from fbtwist.calendar.freebusy import Period, TimeRange
 from fbtwist.directory.filters import defaultGroupBase
 from fbtwist.errors import NotFound
-from fbtwist.interfaces import ICalendarStore, IDirectory
+from fbtwist.interfaces import ICalendarStore, IDirectory, IFreeBusyReader
 from fbtwist.web import page
 from fbtwist.web.lookupcache import NameCache, _Cache
 from fbtwist.web.lookupquery import FORMAT_JCAL, Query, parseQuery, splitLookupName
@@ -123,7 +114,7 @@ class LookupResource(Resource):
     log = Logger()
 
     def __init__(self, directory: IDirectory, store: ICalendarStore, settings: LookupSettings = LookupSettings(),
-                 reactor=None, names: Optional["NameCache"] = None):
+                 reactor=None, names: Optional["NameCache"] = None, portal: Optional[Portal] = None):
         super().__init__()
         self.directory = directory
         self.store = store
@@ -131,16 +122,37 @@ class LookupResource(Resource):
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
-        self.names = NameCache() if names is None else names
-        #: The one decision of what a viewer may see (lookups and the page).
-        self.visibility = FreeBusyVisibility(
-            store, directory, reactor, window=settings.window, defaultZone=settings.defaultZone,
-            expandLimit=settings.expandLimit, missDelay=settings.missDelay, names=self.names,
-            groupBase=settings.groupBase, groupMaxMembers=settings.groupMaxMembers,
-        )
+        if portal is None:
+            # On its own (tests, tools): a realm and portal of its own, for
+            # anonymous readers.
+            visibility = visibilityFor(settings, store, directory, reactor, names)
+            portal = Portal(FreeBusyRealm(store, directory, visibility=visibility), [AllowAnonymousAccess()])
+        #: Where readers get their avatar (L{IFreeBusyReader}).
+        self.portal = portal
+        #: The realm's one decision of what a viewer may see.
+        self.visibility = portal.realm.visibility
+        self.names = self.visibility.names
         self.busyTime = self.visibility.busyTime
         #: Rendered answers by entity tag.
         self._answerCache = _Cache(1024)
+        #: The anonymous reader's avatar, the same for every anonymous
+        #: request: logged in once, through the portal.
+        self._anonymous: Optional[IFreeBusyReader] = None
+        self._anonymousLogin = portal.login(Anonymous(), None, IFreeBusyReader).addCallbacks(
+            self._anonymousLoggedIn, self._anonymousRefused)
+
+    def _anonymousLoggedIn(self, result) -> None:
+        self._anonymous = result[1]
+
+    def _anonymousRefused(self, failure) -> None:
+        self.log.failure("the portal refused the anonymous lookup reader", failure)
+
+    def forReader(self, reader: IFreeBusyReader) -> Resource:
+        """
+        The lookups as C{reader} (an avatar from the portal, through
+        L{guardedLookup}) reads them.
+        """
+        return _ReaderLookup(self, reader)
 
     async def resolve(self, name: str) -> Optional[str]:
         """
@@ -153,49 +165,59 @@ class LookupResource(Resource):
         return datetime.fromtimestamp(self.reactor.seconds(), timezone.utc)
 
     def render(self, request):
-        return self.renderFor(request, None)
+        reader = self._anonymous
+        if reader is None:
+            # Not logged in yet (the portal answers anonymous readers at
+            # once, so only when something went wrong).
+            self._anonymousLogin.addCallback(lambda _: self._renderLogged(request))
+            return NOT_DONE_YET
+        return self.renderFor(request, reader)
 
-    def renderFor(self, request, reader: Optional[str]):
+    def _renderLogged(self, request) -> None:
+        if self._anonymous is None:
+            writeError(request, http.SERVICE_UNAVAILABLE, "lookups are not available")
+        else:
+            self.renderFor(request, self._anonymous)
+
+    def renderFor(self, request, reader: IFreeBusyReader):
         """
-        Answer C{request} for C{reader}: the uid of a reader who logged in
-        (through L{guardedLookup}), or C{None} for an anonymous one.
+        Answer C{request} for C{reader}, the avatar the portal gave: the
+        anonymous reader, or a reader who logged in (through
+        L{guardedLookup}).
         """
         if request.method not in (b"GET", b"HEAD"):
             request.setHeader(b"Allow", b"GET, HEAD")
             writeError(request, http.NOT_ALLOWED, "lookups are read-only: use GET")
             return NOT_DONE_YET
-        viewer = ANONYMOUS_VIEWER if reader is None else Viewer(reader)
         postpath = request.postpath
         if not postpath or postpath == [b""]:
-            return renderAsync(request, page.answerPage(self, request, viewer))
+            return renderAsync(request, page.answerPage(self, request, reader))
         if len(postpath) == 1 and postpath[0] in page.STATIC_FILES:
             page.serveStatic(request, postpath[0])
             return NOT_DONE_YET
         if len(postpath) == 2 and postpath[0] == GROUP_SEGMENT:
-            return renderAsync(request, self._getGroup(request, viewer))
-        if reader is None:
-            return renderSoon(request, self._getPerson)
-        return renderSoon(request, functools.partial(self._getPerson, reader=viewer))
+            return renderAsync(request, self._getGroup(request, reader))
+        return renderSoon(request, functools.partial(self._getPerson, reader=reader))
 
     # --- one person ---
 
-    def _getPerson(self, request, reader: Viewer = ANONYMOUS_VIEWER) -> Optional[Coroutine]:
+    def _getPerson(self, request, reader: IFreeBusyReader) -> Optional[Coroutine]:
         # Answered at once when the name is known and the source is a
         # free/busy file (most lookups): see renderSoon.
         if len(request.postpath) != 1:
             raise HTTPError(http.NOT_FOUND, "ask for /calendar/<name>.vfb")
         name = splitLookupName(request.postpath[0])
         query = parseQuery(request, self.now(), self.settings.window)
-        answer = self.visibility.freeBusyForNow(reader, Person(name), query.range, Detail.BUSY)
+        answer = reader.freeBusyForNow(Person(name), query.range, Detail.BUSY)
         if answer is None:
             return self._getPersonLater(request, name, query, reader)
         self._serve(request, query, answer)
         return None
 
-    async def _getPersonLater(self, request, name: str, query: Query, reader: Viewer) -> None:
+    async def _getPersonLater(self, request, name: str, query: Query, reader: IFreeBusyReader) -> None:
         # When the request arrived (by the site's clock, the same reactor).
         started = getattr(request, "started", None) or self.reactor.seconds()
-        answer = await self.visibility.freeBusyFor(reader, Person(name), query.range, Detail.BUSY, started)
+        answer = await reader.freeBusyFor(Person(name), query.range, Detail.BUSY, started)
         if answer is HIDDEN:
             # The same answer, after the same floor of time, whether the
             # name is a directory member's or nobody's.
@@ -222,7 +244,7 @@ class LookupResource(Resource):
 
     # --- a group ---
 
-    async def _getGroup(self, request, reader: Viewer) -> None:
+    async def _getGroup(self, request, reader: IFreeBusyReader) -> None:
         """
         Merge the busy times of the group's members.  A group none of whose
         members published, a group larger than C{--group-max-members} and a
@@ -234,7 +256,7 @@ class LookupResource(Resource):
         cn = splitLookupName(request.postpath[1])
         query = parseQuery(request, self.now(), self.settings.window)
         started = getattr(request, "started", None) or self.reactor.seconds()
-        answer = await self.visibility.freeBusyFor(reader, Group(cn), query.range, Detail.BUSY, started)
+        answer = await reader.freeBusyFor(Group(cn), query.range, Detail.BUSY, started)
         if answer is HIDDEN:
             raise NotFound(f"No free/busy times published for the group {cn}")
         self._serve(request, query, answer)
@@ -242,13 +264,16 @@ class LookupResource(Resource):
     # --- for the page ---
 
     async def busyTimes(self, name: str, timeRange: TimeRange,
-                        reader: Viewer = ANONYMOUS_VIEWER) -> Optional[List[Period]]:
+                        reader: Optional[IFreeBusyReader] = None) -> Optional[List[Period]]:
         """
         The busy periods of the person C{name} within C{timeRange}, merged;
         C{None} when nobody by that name has published, after the same
         floor of time whether the name is a member's or nobody's.
         """
-        answer = await self.visibility.freeBusyFor(reader, Person(name), timeRange, Detail.BUSY)
+        if reader is None:
+            await self._anonymousLogin
+            reader = self._anonymous
+        answer = await reader.freeBusyFor(Person(name), timeRange, Detail.BUSY)
         if answer is HIDDEN:
             return None
         return freebusy.mergePeriods(answer.freeBusy.busy())
@@ -268,49 +293,43 @@ def isTrusted(request, networks) -> bool:
     return address is not None and any(address in network for network in networks)
 
 
-@implementer(IRealm)
-class _LookupRealm:
+class _ReaderLookup(Resource):
     """
-    Every login that gets through the checkers reads the lookup resource.
-    """
-
-    def __init__(self, resource: Resource):
-        self.resource = resource
-
-    def requestAvatar(self, avatarId, mind, *interfaces):
-        if IResource not in interfaces:
-            raise TypeError("lookups are served over HTTP only")
-        if avatarId is ANONYMOUS:
-            return IResource, self.resource, lambda: None
-        return IResource, _SignedInLookup(self.resource, avatarId), lambda: None
-
-
-class _SignedInLookup(Resource):
-    """
-    The lookup resource as a reader who logged in sees it.
+    The lookup resource as one reader (an avatar from the portal) reads it.
     """
 
     isLeaf = True
 
-    def __init__(self, lookup: LookupResource, uid: str):
+    def __init__(self, lookup: LookupResource, reader: IFreeBusyReader):
         super().__init__()
         self.lookup = lookup
-        self.uid = uid
+        self.reader = reader
 
     def render(self, request):
-        return self.lookup.renderFor(request, self.uid)
+        return self.lookup.renderFor(request, self.reader)
 
 
 def guardedLookup(portal: Portal, realmName: str, lookup: LookupResource, trustedNetworks) -> Resource:
     """
-    C{lookup} behind HTTP Basic authentication with the checkers of
-    C{portal} (the directory), anonymous for clients in C{trustedNetworks}.
+    C{lookup} behind HTTP Basic authentication through C{portal} (the one
+    portal: its checkers and realm), anonymous for clients in
+    C{trustedNetworks}: each request reads as the L{IFreeBusyReader} the
+    realm gives its login.
     """
     from fbtwist.web.auth import BasicAuthGuard
 
-    checkers = []
-    for checker in portal.checkers.values():
-        if checker not in checkers:
-            checkers.append(checker)
-    lookupPortal = Portal(_LookupRealm(lookup), checkers)
-    return BasicAuthGuard(lookupPortal, realmName, anonymousAllowed=lambda request: isTrusted(request, trustedNetworks))
+    return BasicAuthGuard(portal, realmName, anonymousAllowed=lambda request: isTrusted(request, trustedNetworks),
+                          interface=IFreeBusyReader, resourceFor=lookup.forReader)
+
+
+def visibilityFor(settings: LookupSettings, store: ICalendarStore, directory: IDirectory, reactor,
+                  names: Optional[NameCache] = None) -> FreeBusyVisibility:
+    """
+    The realm's L{FreeBusyVisibility} for lookups as C{settings} describe
+    them.
+    """
+    return FreeBusyVisibility(
+        store, directory, reactor, window=settings.window, defaultZone=settings.defaultZone,
+        expandLimit=settings.expandLimit, missDelay=settings.missDelay, names=NameCache() if names is None else names,
+        groupBase=settings.groupBase, groupMaxMembers=settings.groupMaxMembers,
+    )

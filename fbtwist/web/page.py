@@ -25,7 +25,6 @@ from twisted.python.filepath import FilePath
 from twisted.web import http
 from twisted.web.template import Element, XMLFile, flattenString, renderer, tags
 
-from fbtwist.access.visibility import ANONYMOUS_VIEWER, Viewer
 from fbtwist.calendar import freebusy
 from fbtwist.calendar.freebusy import BUSY, BUSY_TENTATIVE, BUSY_UNAVAILABLE, Period, TimeRange, startOfDay
 from fbtwist.web.responses import HTTPError
@@ -240,10 +239,10 @@ def describe(period: Period, zone: ZoneInfo) -> str:
     return f"{kindOf(period.fbtype)[1]}, {_dayAndTime(start)} to {until}"
 
 
-async def answerPage(lookup, request, reader: Viewer = ANONYMOUS_VIEWER) -> None:
+async def answerPage(lookup, request, reader) -> None:
     """
     Render the page (HTML, or JSON when the client asks for it) as
-    C{reader} may see it.
+    C{reader} (an L{fbtwist.interfaces.IFreeBusyReader}) may see it.
     """
     settings = lookup.settings
     names = peopleAskedFor(request, settings.maxPeople)

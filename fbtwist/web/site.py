@@ -546,7 +546,7 @@ def makeSite(portal, directory, store, maxUploadSize: int, realmName: str = "fbt
         portal, realmName, anonymousAllowed=lambda request: request.method == b"OPTIONS",
     )
     pub.putChild(b"calendar", publishGuard)
-    lookup = LookupResource(directory, store, lookupSettings, reactor=reactor)
+    lookup = LookupResource(directory, store, lookupSettings, reactor=reactor, portal=portal)
     if lookupSettings.auth:
         lookup = guardedLookup(portal, realmName, lookup, lookupSettings.trustedNetworks)
     root.putChild(b"calendar", lookup)
