@@ -115,6 +115,35 @@ class CalendarAvatar(FreeBusyReader):
         """
         authorize(self.uid, self.isAdmin, action, path, isCollection, self.anonymousReads)
 
+    def peek(self, path: StorePath) -> Optional[ResourceInfo]:
+        """
+        What is at C{path}, without a permission check: for the answers a
+        method gives before or instead of acting (C{If-Match}, a
+        Destination and its parent, the root of a lock in the way), which
+        tell no more than the method's own answer would.
+
+        @return: A L{ResourceInfo}, or C{None} when nothing is there.
+        """
+        return self.store.stat(path)
+
+    def listedETag(self, info: ResourceInfo) -> str:
+        """
+        The entity tag of a file this user listed (a property, as
+        C{DAV:getetag}).
+
+        @raise fbtwist.errors.NotFound: When it is gone meanwhile.
+        """
+        self.authorize(Action.LIST, info.path, info.isCollection)
+        return self.store.etag(info.path)
+
+    def listedDeadProperties(self, info: ResourceInfo):
+        """
+        The dead properties of a resource this user listed (no second
+        look at the tree to tell a file from a collection).
+        """
+        self.authorize(Action.LIST, info.path, info.isCollection)
+        return self.store.deadProperties(info.path, info.isCollection)
+
     def stat(self, path: StorePath) -> Optional[ResourceInfo]:
         info = self.store.stat(path)
         self.authorize(Action.LIST, path, info is not None and info.isCollection)

@@ -98,7 +98,7 @@ async def lock(avatar, path, request) -> None:
     except LockConflict as e:
         if created:
             avatar.delete(path)
-        root = avatar.store.stat(e.lock.path)
+        root = avatar.peek(e.lock.path)
         raise DAVError(423, "no-conflicting-lock", "the resource is locked",
                        hrefs=[urls.href(e.lock.path, root is not None and root.isCollection)]) from None
     log.info("{uid} locked {path} ({scope}, depth {depth}, {timeout} s)", uid=avatar.uid,

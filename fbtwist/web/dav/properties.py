@@ -66,7 +66,7 @@ def _etag(context, info):
     if info.isCollection:
         return None
     try:
-        return text(context.avatar.store.etag(info.path))
+        return text(context.avatar.listedETag(info))
     except (NotFound, PermissionDenied):
         return None
 

@@ -79,7 +79,7 @@ def resourceResponse(context: PropertyContext, info: ResourceInfo, kind: str, ke
         dead = {}
     else:
         try:
-            dead = context.avatar.store.deadProperties(info.path, info.isCollection)
+            dead = context.avatar.listedDeadProperties(info)
         except NotFound:
             dead = {}
     found, missing = [], []
