@@ -164,6 +164,13 @@ class UploadFile:
     def size(self) -> int:
         return self.upload.size
 
+    @property
+    def path(self) -> StorePath:
+        """
+        The store path being written.
+        """
+        return self.upload.path
+
     def receive(self) -> defer.Deferred:
         return defer.succeed(self)
 
@@ -250,6 +257,13 @@ class CalendarFTPShell:
 
     def __repr__(self) -> str:
         return f"<CalendarFTPShell {self.avatar!r}>"
+
+    @property
+    def uid(self) -> Optional[str]:
+        """
+        Who logged in: a uid, or C{None} for the anonymous reader.
+        """
+        return self.avatar.uid
 
     def _locate(self, segments: Sequence[str]) -> Tuple[Optional[StorePath], Optional[str]]:
         """
