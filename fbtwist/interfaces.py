@@ -208,4 +208,3 @@ class ICalendarAvatar(IFreeBusyReader):
 
     uid = Attribute("The user's uid, or C{None} for anonymous.")
     isAdmin = Attribute("Whether the user may manage the whole tree.")
-    store = Attribute("The L{ICalendarStore}.")

@@ -72,9 +72,12 @@ class FreeBusyReader:
 @implementer(ICalendarAvatar)
 class CalendarAvatar(FreeBusyReader):
     """
+    A user acting on the calendar tree: every operation is authorized here
+    (L{authorize}) before the store, a private collaborator no protocol
+    sees, is touched.
+
     @ivar uid: The user's uid, or C{None} for the anonymous reader.
     @ivar isAdmin: Whether the user may manage the whole tree.
-    @ivar store: The L{ICalendarStore} acted on.
     @ivar anonymousReads: Whether the anonymous user may list and read the
         tree (read-only anonymous FTP); never set for a logged-in user.
     @ivar visibility: The L{FreeBusyVisibility} deciding what this user may
@@ -84,7 +87,7 @@ class CalendarAvatar(FreeBusyReader):
     def __init__(self, uid: Optional[str], isAdmin: bool, store: ICalendarStore,
                  visibility: Optional[FreeBusyVisibility] = None):
         self.isAdmin = isAdmin
-        self.store = store
+        self._store = store
         if visibility is None:
             from twisted.internet import reactor
 
@@ -124,7 +127,7 @@ class CalendarAvatar(FreeBusyReader):
 
         @return: A L{ResourceInfo}, or C{None} when nothing is there.
         """
-        return self.store.stat(path)
+        return self._store.stat(path)
 
     def listedETag(self, info: ResourceInfo) -> str:
         """
@@ -134,7 +137,7 @@ class CalendarAvatar(FreeBusyReader):
         @raise fbtwist.errors.NotFound: When it is gone meanwhile.
         """
         self.authorize(Action.LIST, info.path, info.isCollection)
-        return self.store.etag(info.path)
+        return self._store.etag(info.path)
 
     def listedDeadProperties(self, info: ResourceInfo):
         """
@@ -142,31 +145,31 @@ class CalendarAvatar(FreeBusyReader):
         look at the tree to tell a file from a collection).
         """
         self.authorize(Action.LIST, info.path, info.isCollection)
-        return self.store.deadProperties(info.path, info.isCollection)
+        return self._store.deadProperties(info.path, info.isCollection)
 
     def stat(self, path: StorePath) -> Optional[ResourceInfo]:
-        info = self.store.stat(path)
+        info = self._store.stat(path)
         self.authorize(Action.LIST, path, info is not None and info.isCollection)
         return None if info is not None and self._placeholderHidden(info) else info
 
     def etag(self, path: StorePath) -> str:
         self.authorize(Action.READ, path)
-        return self.store.etag(path)
+        return self._store.etag(path)
 
     def read(self, path: StorePath) -> bytes:
         self.authorize(Action.READ, path)
-        return self.store.read(path)
+        return self._store.read(path)
 
     def snapshot(self, path: StorePath) -> Optional[FileSnapshot]:
         self.authorize(Action.READ, path)
-        return self.store.snapshot(path)
+        return self._store.snapshot(path)
 
     def children(self, path: StorePath) -> Iterator[ResourceInfo]:
         """
         The members of the collection C{path} this user may see, lazily.
         """
         self.authorize(Action.LIST, path, isCollection=True)
-        members = visibleMembers(self.uid, self.isAdmin, self.store.children(path), self.anonymousReads)
+        members = visibleMembers(self.uid, self.isAdmin, self._store.children(path), self.anonymousReads)
         return (member for member in members if not self._placeholderHidden(member))
 
     def _placeholderHidden(self, info: ResourceInfo) -> bool:
@@ -180,37 +183,37 @@ class CalendarAvatar(FreeBusyReader):
 
     def openUpload(self, path: StorePath):
         self.authorize(Action.WRITE, path)
-        return self.store.openUpload(path)
+        return self._store.openUpload(path)
 
     def delete(self, path: StorePath) -> None:
-        info = self.store.stat(path)
+        info = self._store.stat(path)
         self.authorize(Action.WRITE, path, info is not None and info.isCollection)
-        self.store.delete(path)
+        self._store.delete(path)
 
     def makeCollection(self, path: StorePath) -> None:
         self.authorize(Action.MANAGE, path, isCollection=True)
-        self.store.makeCollection(path)
+        self._store.makeCollection(path)
 
     def deadProperties(self, path: StorePath):
         self.authorize(Action.LIST, path, self._isCollection(path))
-        return self.store.deadProperties(path)
+        return self._store.deadProperties(path)
 
     def setDeadProperties(self, path: StorePath, properties) -> None:
         self.authorize(Action.WRITE, path, self._isCollection(path))
-        self.store.setDeadProperties(path, properties)
+        self._store.setDeadProperties(path, properties)
 
     def copy(self, source: StorePath, destination: StorePath, recursive: bool = True) -> None:
         isCollection = self._isCollection(source)
         self.authorize(Action.READ if not isCollection else Action.LIST, source, isCollection)
         self.authorize(Action.MANAGE if isCollection else Action.WRITE, destination, isCollection)
-        self.store.copy(source, destination, recursive)
+        self._store.copy(source, destination, recursive)
 
     def move(self, source: StorePath, destination: StorePath) -> None:
         isCollection = self._isCollection(source)
         action = Action.MANAGE if isCollection else Action.WRITE
         self.authorize(action, source, isCollection)
         self.authorize(action, destination, isCollection)
-        self.store.move(source, destination)
+        self._store.move(source, destination)
 
     def authorizeMove(self, source: StorePath, destination: StorePath, keepSource: bool) -> None:
         """
@@ -235,7 +238,7 @@ class CalendarAvatar(FreeBusyReader):
         using it.  Reading it needs no permission; taking a lock is
         authorized as a write of the locked path.
         """
-        return self.store.metadataDirectory(LOCK_DIRECTORY, create=False)
+        return self._store.metadataDirectory(LOCK_DIRECTORY, create=False)
 
     def lockStore(self) -> LockStore:
         """
@@ -255,5 +258,5 @@ class CalendarAvatar(FreeBusyReader):
             raise Locked(f"{'/'.join(path) or '/'} is locked by a WebDAV client")
 
     def _isCollection(self, path: StorePath) -> bool:
-        info = self.store.stat(path)
+        info = self._store.stat(path)
         return info is not None and info.isCollection

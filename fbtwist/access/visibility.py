@@ -22,6 +22,7 @@ from fbtwist.access.latency import LatencyFloor
 from fbtwist.calendar import derive, freebusy, ical
 from fbtwist.calendar.busytime import BusyTime
 from fbtwist.calendar.freebusy import FreeBusy, TimeRange
+from fbtwist.directory.filters import defaultGroupBase
 from fbtwist.errors import InvalidCalendar, NotFound, PermissionDenied
 from fbtwist.store.paths import ResourceInfo
 
@@ -127,6 +128,16 @@ class Published(NamedTuple):
         return self.path[-1].lower().endswith(EVENTS_FILE)
 
 
+def groupSearchBase(configured: Optional[str], directoryURL) -> Optional[str]:
+    """
+    Where groups are searched: C{configured} (C{--group-base}; empty: no
+    group lookups), else below the directory URL's base; C{None}: nowhere.
+    """
+    if configured is None and directoryURL is not None:
+        configured = defaultGroupBase(directoryURL.base)
+    return configured or None
+
+
 def variantETag(*parts: str) -> str:
     """
     A strong entity tag naming C{parts} together.
@@ -176,7 +187,7 @@ class FreeBusyVisibility:
     def __init__(self, store, directory, clock, *, window: timedelta = timedelta(days=42),
                  defaultZone: ZoneInfo = ZoneInfo("UTC"), expandLimit: int = derive.MAX_RULE_ITERATIONS,
                  missDelay: float = 0.05, names=None, groupBase: Optional[str] = None, groupMaxMembers: int = 50):
-        self.store = store
+        self._store = store
         self.directory = directory
         self.clock = clock
         self.window = window
@@ -288,16 +299,16 @@ class FreeBusyVisibility:
         The user's source of free/busy times: C{<uid>.vfb} or C{<uid>.ics},
         whichever was published last (empty placeholders do not count).
         """
-        if self.store is None:
+        if self._store is None:
             return None
         freeBusyPath, eventsPath = (uid + FREEBUSY_FILE,), (uid + EVENTS_FILE,)
-        snapshot = self.store.snapshot(freeBusyPath)
+        snapshot = self._store.snapshot(freeBusyPath)
         if snapshot is not None and snapshot.info.size == 0:
             snapshot = None
-        events = self.store.stat(eventsPath)
+        events = self._store.stat(eventsPath)
         if events is not None and not events.isCollection and events.size > 0:
             if snapshot is None or events.modified > snapshot.info.modified:
-                snapshot = self.store.snapshot(eventsPath) or snapshot
+                snapshot = self._store.snapshot(eventsPath) or snapshot
         if snapshot is None:
             return None
         return Published(snapshot.info.path, snapshot.info, snapshot.etag, snapshot.data)
@@ -340,9 +351,9 @@ class FreeBusyVisibility:
 
     def _fileNow(self, target: PublishedFile):
         path = target.path
-        if not path or not path[-1].lower().endswith(ical.FREEBUSY_SUFFIXES) or self.store is None:
+        if not path or not path[-1].lower().endswith(ical.FREEBUSY_SUFFIXES) or self._store is None:
             return HIDDEN
-        snapshot = self.store.snapshot(path)
+        snapshot = self._store.snapshot(path)
         if snapshot is None or not snapshot.data:
             return HIDDEN
         owner = path[-1].rsplit(".", 1)[0]

@@ -27,6 +27,7 @@ from zope.interface import implementer
 
 from fbtwist.access.avatar import CalendarAvatar
 from fbtwist.access.permissions import Action
+from fbtwist.access.values import ResourceInfo, StorePath
 from fbtwist.access.visibility import HIDDEN, Detail, PublishedFile
 from fbtwist.calendar import ical, publicview
 from fbtwist.errors import (
@@ -45,7 +46,6 @@ from fbtwist.errors import (
     TooManyAttempts,
     UnsupportedMediaType,
 )
-from fbtwist.store.paths import ResourceInfo, StorePath
 
 #: Where the store's root appears in the FTP view.
 VIEW_ROOT = ("pub", "calendar")

@@ -36,11 +36,19 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from fbtwist.access.realm import FreeBusyRealm
-from fbtwist.access.visibility import HIDDEN, Detail, FreeBusyVisibility, Group, Person, Visible, variantETag
+from fbtwist.access.visibility import (
+    HIDDEN,
+    Detail,
+    FreeBusyVisibility,
+    Group,
+    Person,
+    Visible,
+    groupSearchBase,
+    variantETag,
+)
 from fbtwist.addresses import clientAddress
 from fbtwist.calendar import derive, freebusy, publicview
 from fbtwist.calendar.freebusy import Period, TimeRange
-from fbtwist.directory.filters import defaultGroupBase
 from fbtwist.errors import NotFound
 from fbtwist.interfaces import ICalendarStore, IDirectory, IFreeBusyReader
 from fbtwist.web import page
@@ -86,14 +94,11 @@ class LookupSettings:
 
     @classmethod
     def fromConfig(cls, config, directoryURL) -> "LookupSettings":
-        groupBase = config.groupBase
-        if groupBase is None and directoryURL is not None:
-            groupBase = defaultGroupBase(directoryURL.base)
         return cls(
             auth=config.lookupAuth,
             trustedNetworks=tuple(config.trustedNetworks),
             defaultZone=config.defaultTZ,
-            groupBase=groupBase or None,
+            groupBase=groupSearchBase(config.groupBase, directoryURL),
             groupMaxMembers=config.groupMaxMembers,
             window=timedelta(days=config.lookupWindow),
             missDelay=config.lookupMissDelay,

@@ -8,8 +8,8 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 from twisted.web import http
 
+from fbtwist.access.values import LockStore
 from fbtwist.errors import NotFound, PermissionDenied
-from fbtwist.store.locks import LockStore
 from fbtwist.web.dav import ifheader, urls
 from fbtwist.web.dav.davxml import DAVError
 from fbtwist.web.responses import HTTPError, etagMatches

@@ -12,8 +12,8 @@ from twisted.logger import Logger
 from twisted.web import http
 
 from fbtwist.access.permissions import Action
+from fbtwist.access.values import EXCLUSIVE, INFINITY, SHARED, Lock, LockConflict, TooManyLocks, parseTimeout
 from fbtwist.errors import InsufficientStorage, NotFound, PermissionDenied
-from fbtwist.store.locks import EXCLUSIVE, INFINITY, SHARED, Lock, LockConflict, TooManyLocks, parseTimeout
 from fbtwist.web.dav import conditions, urls
 from fbtwist.web.dav.davxml import (
     XML_CONTENT_TYPE,

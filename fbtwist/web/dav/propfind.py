@@ -23,8 +23,8 @@ from twisted.web import http
 from twisted.web.http import NOT_FOUND, OK
 from zope.interface import implementer
 
+from fbtwist.access.values import ResourceInfo
 from fbtwist.errors import NotFound
-from fbtwist.store.paths import ResourceInfo
 from fbtwist.web.dav import conditions, urls
 from fbtwist.web.dav.davxml import (
     MULTISTATUS_END,
