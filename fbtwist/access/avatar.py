@@ -14,9 +14,9 @@ from zope.interface import implementer
 from fbtwist.access.permissions import Action, authorize, ownFileName, visibleMembers
 from fbtwist.access.visibility import Detail, FreeBusyVisibility, PublishedFile, Target, Viewer, Visible
 from fbtwist.calendar.freebusy import TimeRange
-from fbtwist.errors import Locked
+from fbtwist.errors import Locked, NotFound, PermissionDenied
 from fbtwist.interfaces import ICalendarAvatar, ICalendarStore, IFreeBusyReader
-from fbtwist.store.locks import LOCK_DIRECTORY, LockStore, WallClock
+from fbtwist.store.locks import LOCK_DIRECTORY, Lock, LockStore, WallClock
 from fbtwist.store.paths import FileSnapshot, ResourceInfo, StorePath, validatePath
 
 
@@ -245,6 +245,60 @@ class CalendarAvatar(FreeBusyReader):
         The WebDAV locks of the tree.
         """
         return LockStore(self.lockDirectory(), WallClock)
+
+    def takeLock(self, locks: LockStore, path: StorePath, scope: str, depth: str, owner: str,
+                 timeout: int) -> Lock:
+        """
+        Lock C{path} for this user (a write of it).
+
+        @param locks: This avatar's L{lockStore}, as the caller checked it.
+        @raise fbtwist.errors.PermissionDenied: When this user may not.
+        @raise fbtwist.access.values.LockConflict: When another lock is in
+            the way.
+        @raise fbtwist.access.values.TooManyLocks: When the user holds too
+            many.
+        """
+        self.authorize(Action.WRITE, path, self._isCollection(path))
+        return locks.create(path, scope, depth, owner, self.uid, timeout)
+
+    def refreshLock(self, locks: LockStore, path: StorePath, held, timeout: int) -> Optional[Lock]:
+        """
+        Refresh one of this user's locks covering C{path} whose token is
+        among C{held} (the tokens the request submits).
+
+        @return: The refreshed lock, or C{None} when there is none such.
+        @raise fbtwist.errors.PermissionDenied: When this user may not
+            write C{path}.
+        """
+        self.authorize(Action.WRITE, path, self._isCollection(path))
+        for current in locks.covering(path):
+            if current.token in held and current.principal == self.uid:
+                refreshed = locks.refresh(current.token, timeout)
+                if refreshed is not None:
+                    return refreshed
+        return None
+
+    def unlock(self, path: StorePath, token: str) -> bool:
+        """
+        Remove the lock C{token} on C{path}: a user may remove their own
+        locks, an administrator anyone's.
+
+        @return: C{False} when no lock C{token} covers C{path}.
+        @raise fbtwist.errors.NotFound: When nothing is at C{path}.
+        @raise fbtwist.errors.PermissionDenied: When this user may not.
+        """
+        info = self._store.stat(path)
+        if info is None:
+            raise NotFound()
+        self.authorize(Action.WRITE, path, info.isCollection)
+        locks = self.lockStore()
+        current = locks.get(token)
+        if current is None or not current.covers(path):
+            return False
+        if current.principal != self.uid and not self.isAdmin:
+            raise PermissionDenied("the lock belongs to someone else")
+        locks.remove(token)
+        return True
 
     def assertUnlocked(self, path: StorePath) -> None:
         """
