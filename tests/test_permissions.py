@@ -167,3 +167,36 @@ class AvatarLockTests(unittest.TestCase):
         self.assertRaises(PermissionDenied, bob.refreshLock, bob.lockStore(), ("alice.vfb",), {lock.token}, 60)
         self.assertRaises(PermissionDenied, bob.unlock, ("alice.vfb",), lock.token)
         self.assertTrue(CalendarAvatar("root", True, self.store).unlock(("alice.vfb",), lock.token))
+
+
+class AvatarPublishTests(unittest.TestCase):
+    """
+    L{CalendarAvatar.publish}: authorized, atomic, refused by its check.
+    """
+
+    def setUp(self):
+        self.store = CalendarStore(FilePath(self.mktemp()))
+        self.alice = CalendarAvatar("alice", False, self.store)
+
+    def test_publishOwn(self):
+        """
+        A user publishes their own file, created then replaced.
+        """
+        self.assertTrue(self.successResultOf(self.alice.publish(("alice.vfb",), b"one")))
+        self.assertFalse(self.successResultOf(self.alice.publish(("alice.vfb",), b"two")))
+        self.assertEqual(self.store.read(("alice.vfb",)), b"two")
+
+    def test_refused(self):
+        """
+        Another user's file is refused before anything is written; a check
+        that raises keeps the old version.
+        """
+        self.assertRaises(PermissionDenied, self.alice.publish, ("bob.vfb",), b"x")
+        self.assertIsNone(self.store.stat(("bob.vfb",)))
+        self.successResultOf(self.alice.publish(("alice.vfb",), b"old"))
+
+        def check():
+            raise PermissionDenied("no")
+
+        self.failureResultOf(self.alice.publish(("alice.vfb",), b"new", check), PermissionDenied)
+        self.assertEqual(self.store.read(("alice.vfb",)), b"old")

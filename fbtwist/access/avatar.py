@@ -7,8 +7,9 @@ L{fbtwist.access.permissions.authorize}, so HTTP and FTP cannot disagree about w
 may write what.
 """
 
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
+from twisted.internet import defer
 from zope.interface import implementer
 
 from fbtwist.access.permissions import Action, authorize, ownFileName, visibleMembers
@@ -184,6 +185,23 @@ class CalendarAvatar(FreeBusyReader):
     def openUpload(self, path: StorePath):
         self.authorize(Action.WRITE, path)
         return self._store.openUpload(path)
+
+    def publish(self, path: StorePath, body: bytes, check: Optional[Callable[[], None]] = None) -> defer.Deferred:
+        """
+        Publish C{body} at C{path} atomically, away from the reactor (see
+        L{fbtwist.interfaces.IUpload.commitAsync}).
+
+        @param check: Raises to refuse the publish (a precondition, a lock
+            in the way); it runs right before the new version appears, in
+            another thread, under the lock store's mutex, so it must work
+            from values only (never a request).
+        @return: A Deferred firing with C{True} when the file was created.
+        @raise fbtwist.errors.PermissionDenied: When this user may not
+            write C{path}.
+        """
+        self.authorize(Action.WRITE, path)
+        upload = self._store.openUpload(path)
+        return upload.commitAsync(body, check, exclusive=self.lockStore().exclusive)
 
     def delete(self, path: StorePath) -> None:
         info = self._store.stat(path)

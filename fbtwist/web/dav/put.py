@@ -77,13 +77,12 @@ async def _put(avatar, path, request) -> None:
 
     body = readBody(request)
     ical.validateUpload(name, body)
-    upload = avatar.openUpload(path)
     # The locks and preconditions are checked once the body is on disk,
     # right before the rename and under the lock mutex, in the thread pool
     # (reading the lock store and the file's ETag would otherwise wait for
     # other threads' fsyncs in the reactor): a LOCK or another PUT may come
     # in while the body is written.
-    created = await upload.commitAsync(body, check, exclusive=avatar.lockStore().exclusive)
+    created = await avatar.publish(path, body, check)
     log.info(
         "published {path} as {uid} over HTTP ({size} bytes)",
         fbEvent="publish", path="/".join(path), uid=avatar.uid, size=len(body), protocol="http",
