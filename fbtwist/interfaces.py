@@ -227,7 +227,33 @@ class IPrincipalDirectory(Interface):
         """
 
 
-class ICalendarAvatar(Interface):
+class IFreeBusyReader(Interface):
+    """
+    Someone (a user, or the anonymous reader) reading others' free/busy
+    times: what the realm gives the lookups and the page, and what every
+    avatar can do.  Both operations ask the one decision of what a viewer
+    may see (L{fbtwist.access.visibility.FreeBusyVisibility}).
+    """
+
+    uid = Attribute("The reader's uid, or C{None} for anonymous.")
+
+    def freeBusyFor(target, timeRange=None, detail=None, started=None):
+        """
+        What this reader may see of C{target}'s free/busy times (a
+        L{fbtwist.access.visibility.Person}, C{Group} or C{PublishedFile}).
+
+        @return: A coroutine with a C{Visible}, or C{HIDDEN} (never
+            published, not visible and no such name look alike).
+        """
+
+    def freeBusyForNow(target, timeRange=None, detail=None):
+        """
+        L{freeBusyFor}'s answer when it is known without waiting, else
+        C{None}.
+        """
+
+
+class ICalendarAvatar(IFreeBusyReader):
     """
     A user (or the anonymous reader) acting on the calendar tree.  Both the
     web and the FTP avatar wrap one of these, so both protocols ask the same
@@ -236,4 +262,3 @@ class ICalendarAvatar(Interface):
 
     uid = Attribute("The user's uid, or C{None} for anonymous.")
     isAdmin = Attribute("Whether the user may manage the whole tree.")
-    store = Attribute("The L{ICalendarStore}.")

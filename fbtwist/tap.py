@@ -56,7 +56,7 @@ from fbtwist.store.tree import CalendarStore
 from fbtwist.web.caldav.resource import CalDAVSettings
 from fbtwist.web.connection import ConnectionLimits
 from fbtwist.web.dav.resource import CalendarTreeResource
-from fbtwist.web.lookup import LookupSettings
+from fbtwist.web.lookup import LookupSettings, visibilityFor
 from fbtwist.web.setuppage import SetupPage, endpointPort
 from fbtwist.web.site import makeSite
 
@@ -511,7 +511,10 @@ def buildPortal(config, store: CalendarStore, directory: LDAPDirectory, reactor)
     @return: C{(realm, checker, portal)}.
     """
     adminGroup = config.adminGroup if config.ldap is not None or config.adminGroup else DEMO_ADMIN_GROUP
-    realm = FreeBusyRealm(store, directory, adminGroup=adminGroup)
+    # What every avatar may see of others' free/busy times, as the lookups
+    # are configured.
+    visibility = visibilityFor(LookupSettings.fromConfig(config, directory.url), store, directory, reactor)
+    realm = FreeBusyRealm(store, directory, adminGroup=adminGroup, visibility=visibility)
     realm.registerAvatarFactory(IResource, CalendarTreeResource)
     checker = DirectoryChecker(
         directory,

@@ -46,6 +46,17 @@ class ShellTests(SynchronousTestCase):
         self.assertEqual([n for n, _ in self.result(shell.list(CAL))], ["alice.vfb"])
         self.assertIsNone(self.result(shell.access(["Pub", "Calendar"])))
 
+    def test_whoAndWhat(self):
+        """
+        The shell says who logged in and an upload which store path it
+        writes, so that the protocol needs neither's insides.
+        """
+        self.assertEqual(self.shell().uid, "alice")
+        self.assertIsNone(self.shell(uid=None, anonymousReads=True).uid)
+        upload = self.result(self.shell().openForWriting(CAL + ["alice.vfb"]))
+        self.assertEqual(upload.path, ("alice.vfb",))
+        upload.abort()
+
     def test_outsideTheView(self):
         """
         Paths outside the view do not exist (/etc/passwd, /tmp).

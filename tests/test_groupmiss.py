@@ -12,11 +12,11 @@ from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
-from twisted.web.resource import IResource
 from twisted.web.test.requesthelper import DummyRequest
 
+from fbtwist.interfaces import IFreeBusyReader
 from fbtwist.store.tree import CalendarStore
-from fbtwist.web.lookup import LookupResource, LookupSettings, _LookupRealm
+from fbtwist.web.lookup import LookupResource, LookupSettings
 from tests.helpers import basicAuth, httpClient, inline, outlookVFB, startServer
 from tests.test_lookupmiss import withoutName
 
@@ -51,11 +51,20 @@ class GroupMissFloorTests(unittest.SynchronousTestCase):
             reactor=self.clock,
         )
 
+    def readerFor(self, avatarId):
+        """
+        The reader avatar the lookup's realm gives C{avatarId}.
+        """
+        return self.successResultOf(self.resource.portal.realm.requestAvatar(avatarId, None, IFreeBusyReader))[1]
+
     def lookUp(self, cn, reader=None, args=None):
         request = DummyRequest([b"group", cn.encode("utf-8") + b".vfb"])
         request.args = args or {}
         request.started = self.clock.seconds()
-        self.resource.renderFor(request, reader)
+        if reader is None:
+            self.resource.render(request)
+        else:
+            self.resource.forReader(self.readerFor(reader)).render(request)
         return request
 
     def answered(self, cn):
@@ -104,15 +113,15 @@ class GroupMissFloorTests(unittest.SynchronousTestCase):
 
     def test_realmTellsWhoReads(self):
         """
-        Through the lookup realm, an anonymous reader gets the miss for a
-        group too large to merge and a reader who logged in the reason.
+        Through the one realm's reader avatars, an anonymous reader gets the
+        miss for a group too large to merge and a reader who logged in the
+        reason.
         """
-        realm = _LookupRealm(self.resource)
         answers = {}
         for avatarId in (ANONYMOUS, "alice"):
             request = DummyRequest([b"group", b"crowd.vfb"])
             request.started = self.clock.seconds()
-            realm.requestAvatar(avatarId, None, IResource)[1].render(request)
+            self.resource.forReader(self.readerFor(avatarId)).render(request)
             self.clock.advance(0.075)
             answers[avatarId] = request.responseCode, b"".join(request.written)
         self.assertEqual(answers[ANONYMOUS], (404, MISS.replace(b"<name>", b"crowd")))

@@ -131,3 +131,72 @@ class CalendarAvatarTests(unittest.SynchronousTestCase):
         self.assertEqual(avatar.read(("bob.vfb",)), b"new")
         avatar.delete(("bob.vfb",))
         self.assertIsNone(self.store.stat(("bob.vfb",)))
+
+
+class AvatarLockTests(unittest.TestCase):
+    """
+    Taking, refreshing and removing WebDAV locks is decided inside the
+    avatar.
+    """
+
+    def setUp(self):
+        self.store = CalendarStore(FilePath(self.mktemp()))
+        self.store.write(("alice.vfb",), b"x")
+        self.alice = CalendarAvatar("alice", False, self.store)
+
+    def test_ownLocks(self):
+        """
+        A user locks, refreshes (with the token) and unlocks their own file.
+        """
+        lock = self.alice.takeLock(self.alice.lockStore(), ("alice.vfb",), "exclusive", "0", "", 60)
+        self.assertIsNone(self.alice.refreshLock(self.alice.lockStore(), ("alice.vfb",), set(), 120))
+        refreshed = self.alice.refreshLock(self.alice.lockStore(), ("alice.vfb",), {lock.token}, 120)
+        self.assertEqual(refreshed.token, lock.token)
+        self.assertFalse(self.alice.unlock(("alice.vfb",), "opaquelocktoken:nosuch"))
+        self.assertTrue(self.alice.unlock(("alice.vfb",), lock.token))
+        self.assertEqual(self.alice.lockStore().all(), [])
+
+    def test_othersLocks(self):
+        """
+        Another user may neither lock nor unlock someone's file, nor refresh
+        their lock; an administrator may unlock it.
+        """
+        lock = self.alice.takeLock(self.alice.lockStore(), ("alice.vfb",), "exclusive", "0", "", 60)
+        bob = CalendarAvatar("bob", False, self.store)
+        self.assertRaises(PermissionDenied, bob.takeLock, bob.lockStore(), ("alice.vfb",), "shared", "0", "", 60)
+        self.assertRaises(PermissionDenied, bob.refreshLock, bob.lockStore(), ("alice.vfb",), {lock.token}, 60)
+        self.assertRaises(PermissionDenied, bob.unlock, ("alice.vfb",), lock.token)
+        self.assertTrue(CalendarAvatar("root", True, self.store).unlock(("alice.vfb",), lock.token))
+
+
+class AvatarPublishTests(unittest.TestCase):
+    """
+    L{CalendarAvatar.publish}: authorized, atomic, refused by its check.
+    """
+
+    def setUp(self):
+        self.store = CalendarStore(FilePath(self.mktemp()))
+        self.alice = CalendarAvatar("alice", False, self.store)
+
+    def test_publishOwn(self):
+        """
+        A user publishes their own file, created then replaced.
+        """
+        self.assertTrue(self.successResultOf(self.alice.publish(("alice.vfb",), b"one")))
+        self.assertFalse(self.successResultOf(self.alice.publish(("alice.vfb",), b"two")))
+        self.assertEqual(self.store.read(("alice.vfb",)), b"two")
+
+    def test_refused(self):
+        """
+        Another user's file is refused before anything is written; a check
+        that raises keeps the old version.
+        """
+        self.assertRaises(PermissionDenied, self.alice.publish, ("bob.vfb",), b"x")
+        self.assertIsNone(self.store.stat(("bob.vfb",)))
+        self.successResultOf(self.alice.publish(("alice.vfb",), b"old"))
+
+        def check():
+            raise PermissionDenied("no")
+
+        self.failureResultOf(self.alice.publish(("alice.vfb",), b"new", check), PermissionDenied)
+        self.assertEqual(self.store.read(("alice.vfb",)), b"old")

@@ -7,33 +7,93 @@ L{fbtwist.access.permissions.authorize}, so HTTP and FTP cannot disagree about w
 may write what.
 """
 
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
+from twisted.internet import defer
 from zope.interface import implementer
 
 from fbtwist.access.permissions import Action, authorize, ownFileName, visibleMembers
-from fbtwist.errors import Locked
-from fbtwist.interfaces import ICalendarAvatar, ICalendarStore
-from fbtwist.store.locks import LOCK_DIRECTORY, LockStore, WallClock
+from fbtwist.access.visibility import Detail, FreeBusyVisibility, PublishedFile, Target, Viewer, Visible
+from fbtwist.calendar.freebusy import TimeRange
+from fbtwist.errors import Locked, NotFound, PermissionDenied
+from fbtwist.interfaces import ICalendarAvatar, ICalendarStore, IFreeBusyReader
+from fbtwist.store.locks import LOCK_DIRECTORY, Lock, LockStore, WallClock
 from fbtwist.store.paths import FileSnapshot, ResourceInfo, StorePath, validatePath
 
 
-@implementer(ICalendarAvatar)
-class CalendarAvatar:
+@implementer(IFreeBusyReader)
+class FreeBusyReader:
     """
-    @ivar uid: The user's uid, or C{None} for the anonymous reader.
-    @ivar isAdmin: Whether the user may manage the whole tree.
-    @ivar store: The L{ICalendarStore} acted on.
-    @ivar anonymousReads: Whether the anonymous user may list and read the
-        tree (read-only anonymous FTP); never set for a logged-in user.
+    A reader of others' free/busy times, and nothing else: the read-only
+    avatar of the lookups and the page (anonymous, or signed in).
+
+    @ivar uid: The reader's uid, or C{None} for the anonymous reader.
+    @ivar visibility: The L{FreeBusyVisibility} deciding what this reader
+        may see.
     """
 
+    isAdmin = False
     anonymousReads = False
 
-    def __init__(self, uid: Optional[str], isAdmin: bool, store: ICalendarStore):
+    def __init__(self, uid: Optional[str], visibility: FreeBusyVisibility):
         self.uid = uid
+        self.visibility = visibility
+        self.viewer = Viewer(uid, self.isAdmin)
+
+    def __repr__(self) -> str:
+        return f"<FreeBusyReader uid={self.uid!r}>"
+
+    def freeBusyFor(self, target: Target, timeRange: Optional[TimeRange] = None, detail: Detail = Detail.BUSY,
+                    started: Optional[float] = None):
+        """
+        What this user may see of C{target}'s free/busy times: see
+        L{FreeBusyVisibility.freeBusyFor}.  A file in the tree
+        (L{PublishedFile}) must also be one this user may list.
+
+        @return: A coroutine with a L{Visible}, or L{HIDDEN}.
+        """
+        self._authorizeTarget(target)
+        return self.visibility.freeBusyFor(self.viewer, target, timeRange, detail, started)
+
+    def freeBusyForNow(self, target: Target, timeRange: Optional[TimeRange] = None,
+                       detail: Detail = Detail.BUSY) -> Optional[Visible]:
+        """
+        L{freeBusyFor}'s answer when it is known without waiting, else
+        C{None} (L{FreeBusyVisibility.freeBusyForNow}); a L{PublishedFile}
+        is always answered at once (L{Visible} or L{HIDDEN}).
+        """
+        self._authorizeTarget(target)
+        return self.visibility.freeBusyForNow(self.viewer, target, timeRange, detail)
+
+    def _authorizeTarget(self, target: Target) -> None:
+        if isinstance(target, PublishedFile):
+            authorize(self.uid, self.isAdmin, Action.LIST, target.path, False, self.anonymousReads)
+
+
+@implementer(ICalendarAvatar)
+class CalendarAvatar(FreeBusyReader):
+    """
+    A user acting on the calendar tree: every operation is authorized here
+    (L{authorize}) before the store, a private collaborator no protocol
+    sees, is touched.
+
+    @ivar uid: The user's uid, or C{None} for the anonymous reader.
+    @ivar isAdmin: Whether the user may manage the whole tree.
+    @ivar anonymousReads: Whether the anonymous user may list and read the
+        tree (read-only anonymous FTP); never set for a logged-in user.
+    @ivar visibility: The L{FreeBusyVisibility} deciding what this user may
+        see of others' free/busy times.
+    """
+
+    def __init__(self, uid: Optional[str], isAdmin: bool, store: ICalendarStore,
+                 visibility: Optional[FreeBusyVisibility] = None):
         self.isAdmin = isAdmin
-        self.store = store
+        self._store = store
+        if visibility is None:
+            from twisted.internet import reactor
+
+            visibility = FreeBusyVisibility(store, None, reactor)
+        super().__init__(uid, visibility)
 
     def __repr__(self) -> str:
         return f"<CalendarAvatar uid={self.uid!r} admin={self.isAdmin}>"
@@ -59,29 +119,58 @@ class CalendarAvatar:
         """
         authorize(self.uid, self.isAdmin, action, path, isCollection, self.anonymousReads)
 
+    def peek(self, path: StorePath) -> Optional[ResourceInfo]:
+        """
+        What is at C{path}, without a permission check: for the answers a
+        method gives before or instead of acting (C{If-Match}, a
+        Destination and its parent, the root of a lock in the way), which
+        tell no more than the method's own answer would.
+
+        @return: A L{ResourceInfo}, or C{None} when nothing is there.
+        """
+        return self._store.stat(path)
+
+    def listedETag(self, info: ResourceInfo) -> str:
+        """
+        The entity tag of a file this user listed (a property, as
+        C{DAV:getetag}).
+
+        @raise fbtwist.errors.NotFound: When it is gone meanwhile.
+        """
+        self.authorize(Action.LIST, info.path, info.isCollection)
+        return self._store.etag(info.path)
+
+    def listedDeadProperties(self, info: ResourceInfo):
+        """
+        The dead properties of a resource this user listed (no second
+        look at the tree to tell a file from a collection).
+        """
+        self.authorize(Action.LIST, info.path, info.isCollection)
+        return self._store.deadProperties(info.path, info.isCollection)
+
     def stat(self, path: StorePath) -> Optional[ResourceInfo]:
-        info = self.store.stat(path)
+        info = self._store.stat(path)
         self.authorize(Action.LIST, path, info is not None and info.isCollection)
         return None if info is not None and self._placeholderHidden(info) else info
 
     def etag(self, path: StorePath) -> str:
         self.authorize(Action.READ, path)
-        return self.store.etag(path)
+        return self._store.etag(path)
 
     def read(self, path: StorePath) -> bytes:
         self.authorize(Action.READ, path)
-        return self.store.read(path)
+        return self._store.read(path)
 
     def snapshot(self, path: StorePath) -> Optional[FileSnapshot]:
         self.authorize(Action.READ, path)
-        return self.store.snapshot(path)
+        return self._store.snapshot(path)
 
     def children(self, path: StorePath) -> Iterator[ResourceInfo]:
         """
         The members of the collection C{path} this user may see, lazily.
         """
         self.authorize(Action.LIST, path, isCollection=True)
-        members = visibleMembers(self.uid, self.isAdmin, self.store.children(path), self.anonymousReads)
+        members = visibleMembers(self.uid, self.isAdmin, self._store.children(path), self.anonymousReads)
         return (member for member in members if not self._placeholderHidden(member))
 
     def _placeholderHidden(self, info: ResourceInfo) -> bool:
@@ -95,37 +184,54 @@ class CalendarAvatar:
 
     def openUpload(self, path: StorePath):
         self.authorize(Action.WRITE, path)
-        return self.store.openUpload(path)
+        return self._store.openUpload(path)
+
+    def publish(self, path: StorePath, body: bytes, check: Optional[Callable[[], None]] = None) -> defer.Deferred:
+        """
+        Publish C{body} at C{path} atomically, away from the reactor (see
+        L{fbtwist.interfaces.IUpload.commitAsync}).
+
+        @param check: Raises to refuse the publish (a precondition, a lock
+            in the way); it runs right before the new version appears, in
+            another thread, under the lock store's mutex, so it must work
+            from values only (never a request).
+        @return: A Deferred firing with C{True} when the file was created.
+        @raise fbtwist.errors.PermissionDenied: When this user may not
+            write C{path}.
+        """
+        self.authorize(Action.WRITE, path)
+        upload = self._store.openUpload(path)
+        return upload.commitAsync(body, check, exclusive=self.lockStore().exclusive)
 
     def delete(self, path: StorePath) -> None:
-        info = self.store.stat(path)
+        info = self._store.stat(path)
         self.authorize(Action.WRITE, path, info is not None and info.isCollection)
-        self.store.delete(path)
+        self._store.delete(path)
 
     def makeCollection(self, path: StorePath) -> None:
         self.authorize(Action.MANAGE, path, isCollection=True)
-        self.store.makeCollection(path)
+        self._store.makeCollection(path)
 
     def deadProperties(self, path: StorePath):
         self.authorize(Action.LIST, path, self._isCollection(path))
-        return self.store.deadProperties(path)
+        return self._store.deadProperties(path)
 
     def setDeadProperties(self, path: StorePath, properties) -> None:
         self.authorize(Action.WRITE, path, self._isCollection(path))
-        self.store.setDeadProperties(path, properties)
+        self._store.setDeadProperties(path, properties)
 
     def copy(self, source: StorePath, destination: StorePath, recursive: bool = True) -> None:
         isCollection = self._isCollection(source)
         self.authorize(Action.READ if not isCollection else Action.LIST, source, isCollection)
         self.authorize(Action.MANAGE if isCollection else Action.WRITE, destination, isCollection)
-        self.store.copy(source, destination, recursive)
+        self._store.copy(source, destination, recursive)
 
     def move(self, source: StorePath, destination: StorePath) -> None:
         isCollection = self._isCollection(source)
         action = Action.MANAGE if isCollection else Action.WRITE
         self.authorize(action, source, isCollection)
         self.authorize(action, destination, isCollection)
-        self.store.move(source, destination)
+        self._store.move(source, destination)
 
     def authorizeMove(self, source: StorePath, destination: StorePath, keepSource: bool) -> None:
         """
@@ -150,13 +256,67 @@ class CalendarAvatar:
         using it.  Reading it needs no permission; taking a lock is
         authorized as a write of the locked path.
         """
-        return self.store.metadataDirectory(LOCK_DIRECTORY, create=False)
+        return self._store.metadataDirectory(LOCK_DIRECTORY, create=False)
 
     def lockStore(self) -> LockStore:
         """
         The WebDAV locks of the tree.
         """
         return LockStore(self.lockDirectory(), WallClock)
+
+    def takeLock(self, locks: LockStore, path: StorePath, scope: str, depth: str, owner: str,
+                 timeout: int) -> Lock:
+        """
+        Lock C{path} for this user (a write of it).
+
+        @param locks: This avatar's L{lockStore}, as the caller checked it.
+        @raise fbtwist.errors.PermissionDenied: When this user may not.
+        @raise fbtwist.access.values.LockConflict: When another lock is in
+            the way.
+        @raise fbtwist.access.values.TooManyLocks: When the user holds too
+            many.
+        """
+        self.authorize(Action.WRITE, path, self._isCollection(path))
+        return locks.create(path, scope, depth, owner, self.uid, timeout)
+
+    def refreshLock(self, locks: LockStore, path: StorePath, held, timeout: int) -> Optional[Lock]:
+        """
+        Refresh one of this user's locks covering C{path} whose token is
+        among C{held} (the tokens the request submits).
+
+        @return: The refreshed lock, or C{None} when there is none such.
+        @raise fbtwist.errors.PermissionDenied: When this user may not
+            write C{path}.
+        """
+        self.authorize(Action.WRITE, path, self._isCollection(path))
+        for current in locks.covering(path):
+            if current.token in held and current.principal == self.uid:
+                refreshed = locks.refresh(current.token, timeout)
+                if refreshed is not None:
+                    return refreshed
+        return None
+
+    def unlock(self, path: StorePath, token: str) -> bool:
+        """
+        Remove the lock C{token} on C{path}: a user may remove their own
+        locks, an administrator anyone's.
+
+        @return: C{False} when no lock C{token} covers C{path}.
+        @raise fbtwist.errors.NotFound: When nothing is at C{path}.
+        @raise fbtwist.errors.PermissionDenied: When this user may not.
+        """
+        info = self._store.stat(path)
+        if info is None:
+            raise NotFound()
+        self.authorize(Action.WRITE, path, info.isCollection)
+        locks = self.lockStore()
+        current = locks.get(token)
+        if current is None or not current.covers(path):
+            return False
+        if current.principal != self.uid and not self.isAdmin:
+            raise PermissionDenied("the lock belongs to someone else")
+        locks.remove(token)
+        return True
 
     def assertUnlocked(self, path: StorePath) -> None:
         """
@@ -170,5 +330,5 @@ class CalendarAvatar:
             raise Locked(f"{'/'.join(path) or '/'} is locked by a WebDAV client")
 
     def _isCollection(self, path: StorePath) -> bool:
-        info = self.store.stat(path)
+        info = self._store.stat(path)
         return info is not None and info.isCollection

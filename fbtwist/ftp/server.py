@@ -455,7 +455,7 @@ class CalendarFTP(ftp.FTP):
         self.shell, self.logout = shell, logout
         self.workingDirectory = []
         self.state = self.AUTHED
-        uid = shell.avatar.uid
+        uid = shell.uid
         self.log.info("FTP login by {who} from {peer}", who=uid if uid is not None else "anonymous", uid=uid,
                       peer=self.peerHost)
         return reply
@@ -743,7 +743,7 @@ class CalendarFTP(ftp.FTP):
 
     async def _store(self, path: str):
         segments = self._segments(path)
-        uid = self.shell.avatar.uid
+        uid = self.shell.uid
         try:
             upload = await self.shell.openForWriting(segments)
         except FTPReplyError as e:
@@ -770,7 +770,7 @@ class CalendarFTP(ftp.FTP):
             self.cleanupDTP()
         self.log.info(
             "published {path} as {uid} over FTP ({size} bytes)",
-            fbEvent="publish", uid=uid, protocol="ftp", path="/".join(upload.upload.path), size=upload.size,
+            fbEvent="publish", uid=uid, protocol="ftp", path="/".join(upload.path), size=upload.size,
         )
         return "226", f"Transfer complete: {viewPath(segments)} {'created' if created else 'replaced'}."
 

@@ -27,16 +27,16 @@ from zope.interface import implementer
 
 from fbtwist.access.avatar import CalendarAvatar
 from fbtwist.access.permissions import Action
+from fbtwist.access.values import ResourceInfo, StorePath
+from fbtwist.access.visibility import HIDDEN, Detail, PublishedFile
 from fbtwist.calendar import ical, publicview
 from fbtwist.errors import (
     AlreadyExists,
     FreeBusyError,
-    InvalidCalendar,
     NotFound,
     PermissionDenied,
     TooLarge,
 )
-from fbtwist.store.paths import ResourceInfo, StorePath
 
 #: Where the store's root appears in the FTP view.
 VIEW_ROOT = ("pub", "calendar")
@@ -134,6 +134,13 @@ class UploadFile:
     def size(self) -> int:
         return self.upload.size
 
+    @property
+    def path(self) -> StorePath:
+        """
+        The store path being written.
+        """
+        return self.upload.path
+
     def receive(self) -> defer.Deferred:
         return defer.succeed(self)
 
@@ -221,6 +228,13 @@ class CalendarFTPShell:
     def __repr__(self) -> str:
         return f"<CalendarFTPShell {self.avatar!r}>"
 
+    @property
+    def uid(self) -> Optional[str]:
+        """
+        Who logged in: a uid, or C{None} for the anonymous reader.
+        """
+        return self.avatar.uid
+
     def _locate(self, segments: Sequence[str]) -> Tuple[Optional[StorePath], Optional[str]]:
         """
         Where C{segments} leads.
@@ -307,28 +321,22 @@ class CalendarFTPShell:
 
     def _publicFile(self, path: StorePath) -> Tuple[ResourceInfo, bytes]:
         """
-        A file as the anonymous reader gets it: a free/busy file's
-        L{publicview.publicFreeBusy} (the lookups' answer, the one definition of
-        what anonymous readers get), with the size of those bytes, so that
-        C{SIZE}, C{LIST} and C{RETR} agree; never a full calendar's events.
+        A file as the anonymous reader gets it: what the avatar may see of
+        it (L{CalendarAvatar.freeBusyFor}, the lookups' decision) rendered
+        by L{publicview.publicView} (the lookups' answer), with the size of
+        those bytes, so that C{SIZE}, C{LIST} and C{RETR} agree; never a
+        full calendar's events.
 
         @raise PermissionDenied: For anything but a published, readable
             free/busy file.
         """
-        if not path[-1].lower().endswith(ical.FREEBUSY_SUFFIXES):
+        answer = self.avatar.freeBusyForNow(PublishedFile(path), None, Detail.BUSY)
+        if answer is HIDDEN or answer is None:
             raise PermissionDenied("only published free/busy times are public")
-        snapshot = self.avatar.snapshot(path)
-        if snapshot is None:
-            raise NotFound("no such file or directory")
-        if not snapshot.data:
-            raise PermissionDenied("only published free/busy times are public")
-        owner = path[-1].rsplit(".", 1)[0]
-        stamp = datetime.fromtimestamp(snapshot.info.modified, timezone.utc)
-        try:
-            data = publicview.publicFreeBusy(snapshot.data, owner, stamp)
-        except InvalidCalendar:
-            raise PermissionDenied("the file holds no readable free/busy times") from None
-        return snapshot.info._replace(size=len(data)), data
+        stamp = datetime.fromtimestamp(answer.modified, timezone.utc)
+        data = publicview.publicView(answer.freeBusy, answer.owner, stamp)
+        info = self._statFile(path)
+        return info._replace(size=len(data)), data
 
     def _publicEntries(self, entries) -> List[ResourceInfo]:
         """

@@ -70,15 +70,21 @@ class BasicAuthGuard(Resource):
 
     @param anonymousAllowed: Given the request, whether it may go on without
         credentials (as the anonymous avatar); otherwise it is challenged.
+    @param interface: The avatar interface asked of the portal.
+    @param resourceFor: Makes the resource that answers from the avatar
+        (default: the avatar is an L{IResource}).
     """
 
     log = Logger()
 
-    def __init__(self, portal, realmName: str, anonymousAllowed: Callable[[object], bool] = lambda request: False):
+    def __init__(self, portal, realmName: str, anonymousAllowed: Callable[[object], bool] = lambda request: False,
+                 interface=IResource, resourceFor: Callable[[object], Resource] = lambda avatar: avatar):
         super().__init__()
         self.portal = portal
         self.realmName = realmName
         self.anonymousAllowed = anonymousAllowed
+        self.interface = interface
+        self.resourceFor = resourceFor
 
     def render(self, request):
         return self._avatarResource(request).render(request)
@@ -140,12 +146,12 @@ class BasicAuthGuard(Resource):
     def _login(self, request, credentials) -> defer.Deferred:
         # For brute-force throttling per client address (see DirectoryChecker).
         credentials.peer = getattr(request.getClientAddress(), "host", None)
-        d = self.portal.login(credentials, None, IResource)
+        d = self.portal.login(credentials, None, self.interface)
 
         def loggedIn(result):
             interface, avatar, logout = result
             request.notifyFinish().addBoth(lambda _: logout())
-            return avatar
+            return self.resourceFor(avatar)
 
         def failed(failure):
             if failure.check(Unauthorized, LoginFailed):

@@ -21,30 +21,37 @@ free/busy times derived from the events when it was published
 (L{fbtwist.calendar.busytime}).
 """
 
-import hashlib
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Coroutine, List, NamedTuple, Optional, Tuple
+from typing import Coroutine, List, Optional
 from zoneinfo import ZoneInfo
 
-from twisted.cred.checkers import ANONYMOUS
-from twisted.cred.portal import IRealm, Portal
+from twisted.cred.checkers import AllowAnonymousAccess
+from twisted.cred.credentials import Anonymous
+from twisted.cred.portal import Portal
 from twisted.logger import Logger
 from twisted.web import http
-from twisted.web.resource import IResource, Resource
+from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
-from zope.interface import implementer
 
-from fbtwist.access.latency import LatencyFloor
+from fbtwist.access.realm import FreeBusyRealm
+from fbtwist.access.visibility import (
+    HIDDEN,
+    Detail,
+    FreeBusyVisibility,
+    Group,
+    Person,
+    Visible,
+    groupSearchBase,
+    variantETag,
+)
 from fbtwist.addresses import clientAddress
 from fbtwist.cache import LRUCache
-from fbtwist.calendar import derive, freebusy, ical, publicview
-from fbtwist.calendar.busytime import BusyTime
-from fbtwist.calendar.freebusy import FreeBusy, Period, TimeRange
-from fbtwist.directory.filters import defaultGroupBase
-from fbtwist.errors import InvalidCalendar, NotFound
-from fbtwist.interfaces import ICalendarStore, IDirectory
-from fbtwist.store.paths import ResourceInfo
+from fbtwist.calendar import derive, freebusy, publicview
+from fbtwist.calendar.freebusy import Period, TimeRange
+from fbtwist.errors import NotFound
+from fbtwist.interfaces import ICalendarStore, IDirectory, IFreeBusyReader
 from fbtwist.web import page
 from fbtwist.web.lookupcache import NameCache
 from fbtwist.web.lookupquery import FORMAT_JCAL, Query, parseQuery, splitLookupName
@@ -54,12 +61,10 @@ from fbtwist.web.responses import (
     renderAsync,
     renderSoon,
     serveCalendar,
+    writeError,
     writeNotAllowed,
 )
 
-#: What a user publishes: a free/busy file, or a full calendar.
-FREEBUSY_FILE = ".vfb"
-EVENTS_FILE = ".ics"
 JCAL_TYPE = b"application/calendar+json; charset=utf-8"
 
 GROUP_SEGMENT = b"group"
@@ -98,39 +103,16 @@ class LookupSettings:
 
     @classmethod
     def fromConfig(cls, config, directoryURL) -> "LookupSettings":
-        groupBase = config.groupBase
-        if groupBase is None and directoryURL is not None:
-            groupBase = defaultGroupBase(directoryURL.base)
         return cls(
             auth=config.lookupAuth,
             trustedNetworks=tuple(config.trustedNetworks),
             defaultZone=config.defaultTZ,
-            groupBase=groupBase or None,
+            groupBase=groupSearchBase(config.groupBase, directoryURL),
             groupMaxMembers=config.groupMaxMembers,
             window=timedelta(days=config.lookupWindow),
             missDelay=config.lookupMissDelay,
             expandLimit=config.expandLimit,
         )
-
-
-class Published(NamedTuple):
-    """
-    A user's published source of free/busy times.
-    """
-
-    path: Tuple[str, ...]
-    info: ResourceInfo
-    etag: str
-    data: bytes
-
-    @property
-    def isCalendar(self) -> bool:
-        return self.path[-1].lower().endswith(EVENTS_FILE)
-
-
-def _variantETag(*parts: str) -> str:
-    digest = hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()[:32]
-    return f'"{digest}"'
 
 
 def _utcFromTimestamp(seconds: float) -> datetime:
@@ -146,7 +128,7 @@ class LookupResource(Resource):
     log = Logger()
 
     def __init__(self, directory: IDirectory, store: ICalendarStore, settings: LookupSettings = LookupSettings(),
-                 reactor=None, names: Optional["NameCache"] = None):
+                 reactor=None, names: Optional["NameCache"] = None, portal: Optional[Portal] = None):
         super().__init__()
         self.directory = directory
         self.store = store
@@ -154,241 +136,160 @@ class LookupResource(Resource):
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
-        self.names = NameCache() if names is None else names
-        self._missFloor = LatencyFloor(reactor, settings.missDelay)
-        self._freeBusyCache = LRUCache(256)
+        if portal is None:
+            # On its own (tests, tools): a realm and portal of its own, for
+            # anonymous readers.
+            visibility = visibilityFor(settings, store, directory, reactor, names)
+            portal = Portal(FreeBusyRealm(store, directory, visibility=visibility), [AllowAnonymousAccess()])
+        #: Where readers get their avatar (L{IFreeBusyReader}).
+        self.portal = portal
+        #: The realm's one decision of what a viewer may see.
+        self.visibility = portal.realm.visibility
+        self.names = self.visibility.names
+        self.busyTime = self.visibility.busyTime
         #: Rendered answers by entity tag.
         self._answerCache = LRUCache(1024)
-        self.busyTime = None if store is None else BusyTime.install(
-            store, self.reactor, settings.defaultZone, settings.expandLimit)
+        #: The anonymous reader's avatar, the same for every anonymous
+        #: request: logged in once, through the portal.
+        self._anonymous: Optional[IFreeBusyReader] = None
+        self._anonymousLogin = portal.login(Anonymous(), None, IFreeBusyReader).addCallbacks(
+            self._anonymousLoggedIn, self._anonymousRefused)
 
-    def resolvedNow(self, name: str) -> Tuple[bool, Optional[str]]:
-        """
-        The uid whose file C{name} asks for, when it is known without
-        asking the directory.
+    def _anonymousLoggedIn(self, result) -> None:
+        self._anonymous = result[1]
 
-        @return: C{(True, uid)} (C{uid} C{None}: nobody), or C{(False, None)}
-            when only the directory can tell.
+    def _anonymousRefused(self, failure) -> None:
+        self.log.failure("the portal refused the anonymous lookup reader", failure)
+
+    def forReader(self, reader: IFreeBusyReader) -> Resource:
         """
-        index = getattr(self.directory, "nameIndex", None)
-        if index is not None:
-            indexed, uid = index.get(name)
-            if indexed:
-                return True, uid
-        return self.names.get(name)
+        The lookups as C{reader} (an avatar from the portal, through
+        L{guardedLookup}) reads them.
+        """
+        return _ReaderLookup(self, reader)
 
     async def resolve(self, name: str) -> Optional[str]:
         """
-        The uid whose file C{name} asks for (C{None}: nobody), from the
-        directory's name index (L{fbtwist.directory.nameindex}; none before it is
-        loaded, or when switched off), else the cache or the directory.
+        The uid whose file C{name} asks for (C{None}: nobody): see
+        L{FreeBusyVisibility.resolve}.
         """
-        known, uid = self.resolvedNow(name)
-        if not known:
-            uid = await self.directory.resolveName(name)
-            self.names.put(name, uid)
-        return uid
+        return await self.visibility.resolve(name)
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.reactor.seconds(), timezone.utc)
 
     def render(self, request):
-        return self.renderFor(request, None)
+        reader = self._anonymous
+        if reader is None:
+            # Not logged in yet (the portal answers anonymous readers at
+            # once, so only when something went wrong).
+            self._anonymousLogin.addCallback(lambda _: self._renderLogged(request))
+            return NOT_DONE_YET
+        return self.renderFor(request, reader)
 
-    def renderFor(self, request, reader: Optional[str]):
+    def _renderLogged(self, request) -> None:
+        if self._anonymous is None:
+            writeError(request, http.SERVICE_UNAVAILABLE, "lookups are not available")
+        else:
+            self.renderFor(request, self._anonymous)
+
+    def renderFor(self, request, reader: IFreeBusyReader):
         """
-        Answer C{request} for C{reader}: the uid of a reader who logged in
-        (through L{guardedLookup}), or C{None} for an anonymous one.
+        Answer C{request} for C{reader}, the avatar the portal gave: the
+        anonymous reader, or a reader who logged in (through
+        L{guardedLookup}).
         """
         if request.method not in (b"GET", b"HEAD"):
             writeNotAllowed(request, ("GET", "HEAD"), "lookups are read-only: use GET")
             return NOT_DONE_YET
         postpath = request.postpath
         if not postpath or postpath == [b""]:
-            return renderAsync(request, page.answerPage(self, request))
+            return renderAsync(request, page.answerPage(self, request, reader))
         if len(postpath) == 1 and postpath[0] in page.STATIC_FILES:
             page.serveStatic(request, postpath[0])
             return NOT_DONE_YET
         if len(postpath) == 2 and postpath[0] == GROUP_SEGMENT:
             return renderAsync(request, self._getGroup(request, reader))
-        return renderSoon(request, self._getPerson)
+        return renderSoon(request, functools.partial(self._getPerson, reader=reader))
 
     # --- one person ---
 
-    def _getPerson(self, request) -> Optional[Coroutine]:
+    def _getPerson(self, request, reader: IFreeBusyReader) -> Optional[Coroutine]:
         # Answered at once when the name is known and the source is a
-        # free/busy file asked for as it is (most lookups): see renderSoon.
+        # free/busy file (most lookups): see renderSoon.
         if len(request.postpath) != 1:
             raise HTTPError(http.NOT_FOUND, "ask for /calendar/<name>.vfb")
         name = splitLookupName(request.postpath[0])
         query = parseQuery(request, self.now(), self.settings.window)
-        known, uid = self.resolvedNow(name)
-        if not known:
-            return self._getPersonLater(request, name, query)
-        return self._answerPerson(request, name, query, uid)
+        answer = reader.freeBusyForNow(Person(name), query.range, Detail.BUSY)
+        if answer is None:
+            return self._getPersonLater(request, name, query, reader)
+        self._serve(request, query, answer)
+        return None
 
-    async def _getPersonLater(self, request, name: str, query: Query) -> None:
-        pending = self._answerPerson(request, name, query, await self.resolve(name))
-        if pending is not None:
-            await pending
-
-    def _answerPerson(self, request, name: str, query: Query, uid: Optional[str]) -> Optional[Coroutine]:
-        published = self.published(uid) if uid is not None else None
-        if published is None:
-            return self._notPublished(request, name)
-        if not published.isCalendar and not query.transforms:
-            fb, _ = self._readFreeBusy(published)
-            self._serve(request, query, fb, uid, published.etag, published.info.modified)
-            return None
-        return self._serveFreeBusy(request, query, uid, published)
-
-    async def _notPublished(self, request, name: str) -> None:
-        """
-        Answer 404 for a name with nothing published: the same answer, and
-        after the same floor of time, whether the name is a directory
-        member's or nobody's, so that anonymous readers cannot tell which.
-        """
+    async def _getPersonLater(self, request, name: str, query: Query, reader: IFreeBusyReader) -> None:
         # When the request arrived (by the site's clock, the same reactor).
         started = getattr(request, "started", None) or self.reactor.seconds()
-        await self._missFloor.wait(started)
-        raise NotFound(f"No free/busy times published for {name}")
+        answer = await reader.freeBusyFor(Person(name), query.range, Detail.BUSY, started)
+        if answer is HIDDEN:
+            # The same answer, after the same floor of time, whether the
+            # name is a directory member's or nobody's.
+            raise NotFound(f"No free/busy times published for {name}")
+        self._serve(request, query, answer)
 
-    async def _serveFreeBusy(self, request, query: Query, uid: str, published: Published) -> None:
-        fb = await self.freeBusy(published, query.range)
-        modified = published.info.modified
-        if published.isCalendar and query.range is None and fb.start is not None:
-            # The window moves with the day: so does the answer.
-            modified = max(modified, fb.start.timestamp())
-        self._serve(request, query, fb, uid, published.etag, modified)
-
-    def published(self, uid: str) -> Optional[Published]:
+    def _serve(self, request, query: Query, answer: Visible) -> None:
         """
-        The user's source of free/busy times: C{<uid>.vfb} or C{<uid>.ics},
-        whichever was published last (empty placeholders do not count).
+        Answer with L{publicview.publicView} of what the reader may see, in
+        the form C{query} asks for.  The entity tag names the source
+        version, its time (the C{DTSTAMP}), the form and the rendering, so
+        it changes exactly when the bytes do.
         """
-        freeBusyPath, eventsPath = (uid + FREEBUSY_FILE,), (uid + EVENTS_FILE,)
-        snapshot = self.store.snapshot(freeBusyPath)
-        if snapshot is not None and snapshot.info.size == 0:
-            snapshot = None
-        events = self.store.stat(eventsPath)
-        if events is not None and not events.isCollection and events.size > 0:
-            if snapshot is None or events.modified > snapshot.info.modified:
-                snapshot = self.store.snapshot(eventsPath) or snapshot
-        if snapshot is None:
-            return None
-        return Published(snapshot.info.path, snapshot.info, snapshot.etag, snapshot.data)
-
-    def _readFreeBusy(self, published: Published) -> Tuple[FreeBusy, bool]:
-        cached = self._freeBusyCache.get(published.etag)
-        if cached is None:
-            try:
-                cached = ical.readFreeBusy(published.data)
-            except InvalidCalendar as e:
-                # Written past the server's validation (by an administrator
-                # or another program): nothing can be served.
-                self.log.warn("unreadable free/busy file {path}: {reason}", path="/".join(published.path),
-                              reason=e.reason)
-                raise NotFound("the published free/busy file is not readable") from None
-            self._freeBusyCache.put(published.etag, cached)
-        return cached
-
-    async def freeBusy(self, published: Published, timeRange: Optional[TimeRange]) -> FreeBusy:
-        """
-        What a reader may learn from a published source, clipped to
-        C{timeRange} (DTSTART and DTEND set to it).  A full calendar without
-        a range gives the default window from today.
-        """
-        if published.isCalendar:
-            if timeRange is None:
-                timeRange = freebusy.defaultRange(self.now(), self.settings.window)
-            return await self.busyTime.freeBusy(published.path, published.etag, published.data, timeRange)
-        fb, _ = self._readFreeBusy(published)
-        if timeRange is None:
-            return fb
-        return FreeBusy(
-            freebusy.clipPeriods(fb.periods, timeRange.start, timeRange.end),
-            timeRange.start, timeRange.end, fb.organizer,
-        )
-
-    def _serve(self, request, query: Query, fb: FreeBusy, owner: str, sourceETag: str, modified: float) -> None:
-        """
-        Answer with L{publicview.publicView} of C{fb}, C{owner}'s (a login, or
-        C{group-<cn>}), in the form C{query} asks for.  The entity tag
-        names the source version, its time (the C{DTSTAMP}), the form and
-        the rendering, so it changes exactly when the bytes do.
-        """
+        fb, modified = answer.freeBusy, answer.modified
         jcal = query.format == FORMAT_JCAL
         stamp = _utcFromTimestamp(modified)
-        etag = _variantETag(sourceETag, publicview.PUBLIC_RENDERING, owner, stamp.isoformat(), query.format,
-                            query.style, repr(fb.start), repr(fb.end))
+        etag = variantETag(answer.etag, publicview.PUBLIC_RENDERING, answer.owner, stamp.isoformat(), query.format,
+                           query.style, repr(fb.start), repr(fb.end))
         body = self._answerCache.get(etag)
         if body is None:
-            body = publicview.publicView(fb, owner, stamp, query.style, jcal)
+            body = publicview.publicView(fb, answer.owner, stamp, query.style, jcal)
             self._answerCache.put(etag, body)
         serveCalendar(request, body, etag, modified, contentType=JCAL_TYPE if jcal else CALENDAR_TYPE)
 
     # --- a group ---
 
-    async def _getGroup(self, request, reader: Optional[str]) -> None:
+    async def _getGroup(self, request, reader: IFreeBusyReader) -> None:
         """
         Merge the busy times of the group's members.  A group none of whose
         members published, a group larger than C{--group-max-members} and a
-        group that does not exist get the person rule's miss
-        (L{_notPublished}), so that anonymous readers cannot tell which
-        groups exist or how large they are; only a reader who logged in is
-        told that a group is too large.
+        group that does not exist get the person rule's miss, so that
+        anonymous readers cannot tell which groups exist or how large they
+        are; only a reader who logged in is told that a group is too large
+        (L{FreeBusyVisibility.freeBusyFor}).
         """
         cn = splitLookupName(request.postpath[1])
         query = parseQuery(request, self.now(), self.settings.window)
-        if self.settings.groupBase is None:
-            raise NotFound("group free/busy is not configured (--group-base)")
-        limit = self.settings.groupMaxMembers
-        members = await self.directory.groupMembers(cn, self.settings.groupBase, limit)
-        if members is not None and len(members) > limit:
-            self.log.info("group {cn} has more than {limit} members: not merged (--group-max-members)",
-                          cn=cn, limit=limit)
-            if reader is not None:
-                raise HTTPError(
-                    http.FORBIDDEN,
-                    f"the group {cn} has more than {limit} members, more than this server merges "
-                    f"(--group-max-members)",
-                )
-            members = None
-        sources = []
-        for uid in members or ():
-            published = self.published(uid)
-            if published is not None:
-                sources.append((uid, published))
-        if not sources:
-            return await self._notPublished(request, f"the group {cn}")
-        timeRange = query.range or freebusy.defaultRange(self.now(), self.settings.window)
-        periods, tags, modified = [], [cn], 0.0
-        for uid, published in sources:
-            fb = await self.freeBusy(published, timeRange)
-            periods.extend(fb.busy())
-            tags.append(uid + published.etag)
-            modified = max(modified, published.info.modified)
-        merged = FreeBusy(freebusy.mergePeriods(periods), timeRange.start, timeRange.end)
-        if query.range is None:
-            modified = max(modified, timeRange.start.timestamp())
-        self._serve(request, query, merged, f"group-{cn}", _variantETag(*tags), modified or 0.0)
+        started = getattr(request, "started", None) or self.reactor.seconds()
+        answer = await reader.freeBusyFor(Group(cn), query.range, Detail.BUSY, started)
+        if answer is HIDDEN:
+            raise NotFound(f"No free/busy times published for the group {cn}")
+        self._serve(request, query, answer)
 
     # --- for the page ---
 
-    async def busyTimes(self, name: str, timeRange: TimeRange) -> Optional[List[Period]]:
+    async def busyTimes(self, name: str, timeRange: TimeRange,
+                        reader: Optional[IFreeBusyReader] = None) -> Optional[List[Period]]:
         """
         The busy periods of the person C{name} within C{timeRange}, merged;
         C{None} when nobody by that name has published, after the same
         floor of time whether the name is a member's or nobody's.
         """
-        started = self.reactor.seconds()
-        uid = await self.resolve(name)
-        published = self.published(uid) if uid is not None else None
-        if published is None:
-            await self._missFloor.wait(started)
+        if reader is None:
+            await self._anonymousLogin
+            reader = self._anonymous
+        answer = await reader.freeBusyFor(Person(name), timeRange, Detail.BUSY)
+        if answer is HIDDEN:
             return None
-        fb = await self.freeBusy(published, timeRange)
-        return freebusy.mergePeriods(fb.busy())
+        return freebusy.mergePeriods(answer.freeBusy.busy())
 
 
 # --- who may read ---
@@ -405,49 +306,43 @@ def isTrusted(request, networks) -> bool:
     return address is not None and any(address in network for network in networks)
 
 
-@implementer(IRealm)
-class _LookupRealm:
+class _ReaderLookup(Resource):
     """
-    Every login that gets through the checkers reads the lookup resource.
-    """
-
-    def __init__(self, resource: Resource):
-        self.resource = resource
-
-    def requestAvatar(self, avatarId, mind, *interfaces):
-        if IResource not in interfaces:
-            raise TypeError("lookups are served over HTTP only")
-        if avatarId is ANONYMOUS:
-            return IResource, self.resource, lambda: None
-        return IResource, _SignedInLookup(self.resource, avatarId), lambda: None
-
-
-class _SignedInLookup(Resource):
-    """
-    The lookup resource as a reader who logged in sees it.
+    The lookup resource as one reader (an avatar from the portal) reads it.
     """
 
     isLeaf = True
 
-    def __init__(self, lookup: LookupResource, uid: str):
+    def __init__(self, lookup: LookupResource, reader: IFreeBusyReader):
         super().__init__()
         self.lookup = lookup
-        self.uid = uid
+        self.reader = reader
 
     def render(self, request):
-        return self.lookup.renderFor(request, self.uid)
+        return self.lookup.renderFor(request, self.reader)
 
 
 def guardedLookup(portal: Portal, realmName: str, lookup: LookupResource, trustedNetworks) -> Resource:
     """
-    C{lookup} behind HTTP Basic authentication with the checkers of
-    C{portal} (the directory), anonymous for clients in C{trustedNetworks}.
+    C{lookup} behind HTTP Basic authentication through C{portal} (the one
+    portal: its checkers and realm), anonymous for clients in
+    C{trustedNetworks}: each request reads as the L{IFreeBusyReader} the
+    realm gives its login.
     """
     from fbtwist.web.auth import BasicAuthGuard
 
-    checkers = []
-    for checker in portal.checkers.values():
-        if checker not in checkers:
-            checkers.append(checker)
-    lookupPortal = Portal(_LookupRealm(lookup), checkers)
-    return BasicAuthGuard(lookupPortal, realmName, anonymousAllowed=lambda request: isTrusted(request, trustedNetworks))
+    return BasicAuthGuard(portal, realmName, anonymousAllowed=lambda request: isTrusted(request, trustedNetworks),
+                          interface=IFreeBusyReader, resourceFor=lookup.forReader)
+
+
+def visibilityFor(settings: LookupSettings, store: ICalendarStore, directory: IDirectory, reactor,
+                  names: Optional[NameCache] = None) -> FreeBusyVisibility:
+    """
+    The realm's L{FreeBusyVisibility} for lookups as C{settings} describe
+    them.
+    """
+    return FreeBusyVisibility(
+        store, directory, reactor, window=settings.window, defaultZone=settings.defaultZone,
+        expandLimit=settings.expandLimit, missDelay=settings.missDelay, names=NameCache() if names is None else names,
+        groupBase=settings.groupBase, groupMaxMembers=settings.groupMaxMembers,
+    )

@@ -9,10 +9,10 @@ from typing import NamedTuple, Optional
 
 from twisted.web import http
 
+from fbtwist.access.values import validateName
 from fbtwist.calendar import freebusy
 from fbtwist.calendar.freebusy import RangeError, TimeRange
 from fbtwist.errors import InvalidName
-from fbtwist.store.paths import validateName
 from fbtwist.web.responses import HTTPError
 
 #: The suffixes a lookup URL may end in (Outlook's, and RFC 5545's).

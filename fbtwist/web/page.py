@@ -239,9 +239,10 @@ def describe(period: Period, zone: ZoneInfo) -> str:
     return f"{kindOf(period.fbtype)[1]}, {_dayAndTime(start)} to {until}"
 
 
-async def answerPage(lookup, request) -> None:
+async def answerPage(lookup, request, reader) -> None:
     """
-    Render the page (HTML, or JSON when the client asks for it).
+    Render the page (HTML, or JSON when the client asks for it) as
+    C{reader} (an L{fbtwist.interfaces.IFreeBusyReader}) may see it.
     """
     settings = lookup.settings
     names = peopleAskedFor(request, settings.maxPeople)
@@ -252,7 +253,7 @@ async def answerPage(lookup, request) -> None:
     week = TimeRange(startOfDay(monday, zone), startOfDay(monday + timedelta(days=7), zone))
     people = []
     for name in names:
-        busy = await lookup.busyTimes(name, week)
+        busy = await lookup.busyTimes(name, week, reader)
         people.append((name, busy))
     # The zone asked for is kept by the week links and the search form.
     keptZone = None if zone.key == settings.defaultZone.key else zone.key

@@ -562,7 +562,7 @@ def makeSite(portal, directory, store, maxUploadSize: int, realmName: str = "fbt
         portal, realmName, anonymousAllowed=lambda request: request.method == b"OPTIONS",
     )
     pub.putChild(b"calendar", publishGuard)
-    lookup = LookupResource(directory, store, lookupSettings, reactor=reactor)
+    lookup = LookupResource(directory, store, lookupSettings, reactor=reactor, portal=portal)
     caldav = guardedCalDAV(portal, realmName, CalDAVService(lookup, directory, caldavSettings))
     root.putChild(b"caldav", caldav)
     root.putChild(b".well-known", wellKnown())

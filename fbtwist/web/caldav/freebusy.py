@@ -1,19 +1,20 @@
 """
 The one place CalDAV asks what a viewer may see of someone's free/busy
-times: L{freeBusyFor}.  It goes through the lookups' own reading of the tree
-(L{fbtwist.web.lookup.LookupResource}: the published C{.vfb}, or the busy
-time derived from a published C{.ics}, clipped to the range; the group
-rules and limits of C{/calendar/group/}), so a CalDAV client sees what
-C{/calendar/} serves, no more.  When the tree's visibility decision becomes
-one function of the avatar, this module is what is pointed at it.
+times: L{freeBusyFor}, which asks the realm's one decision,
+L{fbtwist.access.visibility.FreeBusyVisibility.freeBusyFor}, exactly as the
+lookups under C{/calendar/} do (the published C{.vfb}, or the busy time
+derived from a published C{.ics}, clipped to the range; the group rules and
+limits): a CalDAV client sees what C{/calendar/} serves, no more.
 """
 
 from typing import NamedTuple, Optional
 
-from fbtwist.calendar import freebusy
+from fbtwist.access.visibility import HIDDEN, Group, Person, Viewer, Visible
 from fbtwist.calendar.freebusy import FreeBusy, TimeRange
-from fbtwist.errors import NotFound
+from fbtwist.errors import PermissionDenied
 from fbtwist.interfaces import USER
+
+__all__ = ["HIDDEN", "Target", "Visible", "freeBusyFor"]
 
 
 class Target(NamedTuple):
@@ -32,54 +33,29 @@ class Target(NamedTuple):
         return self.name if self.kind == USER else f"group-{self.name}"
 
 
-class Visible(NamedTuple):
-    """
-    What the viewer may see: the merged periods (with their C{FBTYPE}s)
-    within the range, the range as the window.
-    """
-
-    freeBusy: FreeBusy
-    owner: str
-
-
-#: Nothing the viewer may see: nothing published, a group too large or
-#: without members who published.
-HIDDEN = None
-
-
-async def freeBusyFor(lookup, viewer: Optional[str], target: Target, timeRange: TimeRange) -> Optional[Visible]:
+async def freeBusyFor(lookup, viewer: Optional[str], target: Target, timeRange: TimeRange,
+                      started: Optional[float] = None):
     """
     What C{viewer} (a signed-in uid) may see of C{target}'s free/busy times
     within C{timeRange}.
 
-    @param lookup: The site's L{fbtwist.web.lookup.LookupResource}.
-    @return: L{Visible}, or L{HIDDEN}.
+    @param lookup: The site's L{fbtwist.web.lookup.LookupResource} (its
+        C{visibility} is the realm's one decision).
+    @param started: When the request arrived (the visibility decision's
+        clock): every hidden attendee of one request shares one floor.
+    @return: A L{Visible} whose window is C{timeRange}, or L{HIDDEN} (never
+        published, not visible, a group too large: alike).
     @raise fbtwist.errors.DirectoryUnavailable: When the directory cannot
-        tell a group's members.
+        tell.
     """
-    if target.kind == USER:
-        uids = [target.name]
-    else:
-        groupBase = lookup.settings.groupBase
-        if groupBase is None:
-            return HIDDEN
-        limit = lookup.settings.groupMaxMembers
-        uids = await lookup.directory.groupMembers(target.name, groupBase, limit)
-        if uids is None or len(uids) > limit:
-            return HIDDEN
-    periods, seen = [], False
-    for uid in uids:
-        published = lookup.published(uid)
-        if published is None:
-            continue
-        try:
-            fb = await lookup.freeBusy(published, timeRange)
-        except NotFound:
-            # An unreadable file: served as nothing published.
-            continue
-        seen = True
-        periods.extend(fb.periods)
-    if not seen:
+    wanted = Person(target.name) if target.kind == USER else Group(target.name)
+    try:
+        answer = await lookup.visibility.freeBusyFor(Viewer(viewer), wanted, timeRange, started=started)
+    except PermissionDenied:
+        # A group larger than this server merges: no authority to see it.
         return HIDDEN
-    merged = FreeBusy(freebusy.mergePeriods(periods), timeRange.start, timeRange.end)
-    return Visible(merged, target.owner)
+    if answer is HIDDEN:
+        return HIDDEN
+    fb = answer.freeBusy
+    window = FreeBusy(fb.periods, timeRange.start, timeRange.end, fb.organizer)
+    return answer._replace(freeBusy=window, owner=target.owner)

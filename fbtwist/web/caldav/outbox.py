@@ -176,12 +176,12 @@ def _response(recipient: str, status: str, data: Optional[bytes] = None) -> str:
             f"<C:request-status>{status}</C:request-status>{calendarData}</C:response>")
 
 
-async def _answerFor(view, request: FreeBusyRequest, attendee: str, stamp: datetime) -> str:
+async def _answerFor(view, request: FreeBusyRequest, attendee: str, stamp: datetime, started: float) -> str:
     try:
         target = await _principalOf(view.service, attendee)
         if target is None:
             return _response(attendee, INVALID_USER)
-        answer = await freeBusyFor(view.service.lookup, view.uid, target, request.timeRange)
+        answer = await freeBusyFor(view.service.lookup, view.uid, target, request.timeRange, started)
     except DirectoryUnavailable:
         return _response(attendee, UNAVAILABLE)
     if answer is HIDDEN:
@@ -203,7 +203,8 @@ async def post(view, node, request) -> None:
         raise CalDAVError(http.FORBIDDEN, "organizer-allowed",
                           "the ORGANIZER (and Originator) must be one of your own calendar user addresses")
     stamp = view.service.now().replace(microsecond=0)
-    parts = [await _answerFor(view, parsed, attendee, stamp) for attendee in parsed.attendees]
+    started = view.service.lookup.visibility.clock.seconds()
+    parts = [await _answerFor(view, parsed, attendee, stamp, started) for attendee in parsed.attendees]
     body = (XML_DECLARATION + f'<C:schedule-response xmlns:D="DAV:" xmlns:C="{CALDAV}">'
             + "".join(parts) + "</C:schedule-response>\n").encode("utf-8")
     request.setResponseCode(http.OK)

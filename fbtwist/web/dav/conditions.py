@@ -4,15 +4,63 @@ header, the locks held by others, C{If-Match} / C{If-None-Match}, and the
 C{Depth}, C{Overwrite} and C{Destination} headers.
 """
 
-from typing import Iterable, Optional, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 from twisted.web import http
 
+from fbtwist.access.values import LockStore
 from fbtwist.errors import NotFound, PermissionDenied
-from fbtwist.store.locks import LockStore
 from fbtwist.web.dav import ifheader, urls
 from fbtwist.web.dav.davxml import DAVError
 from fbtwist.web.responses import HTTPError, etagMatches
+
+
+class Preconditions(NamedTuple):
+    """
+    The preconditions a request states, read from it in the reactor's
+    thread, so that they can be checked anywhere (in the thread pool, right
+    before a commit) without the request.
+
+    @ivar ifMatch: The C{If-Match} header, or C{None}.
+    @ivar ifNoneMatch: The C{If-None-Match} header, or C{None}.
+    @ivar ifLists: The parsed C{If} header, or C{None}.
+    @ivar tagged: The store path each of its resource tags names (C{None}:
+        outside the publishing tree).
+    """
+
+    ifMatch: Optional[bytes]
+    ifNoneMatch: Optional[bytes]
+    ifLists: Optional[List[ifheader.ConditionList]]
+    tagged: Dict[str, Optional[tuple]]
+
+
+def preconditionsOf(avatar, request, lists=None) -> Preconditions:
+    """
+    Read the preconditions of C{request} (its C{If} header C{lists}, when
+    parsed already).
+
+    @raise HTTPError: 400 for a malformed C{If} header.
+    """
+    lists = parseIfHeader(request) if lists is None else lists
+    tagged = {}
+    for conditionList in lists or ():
+        tag = conditionList.tag
+        if tag is not None and tag not in tagged:
+            try:
+                tagged[tag] = urls.storePathOfURL(avatar, tag, request)
+            except HTTPError:
+                tagged[tag] = None
+    return Preconditions(request.getHeader(b"If-Match"), request.getHeader(b"If-None-Match"), lists, tagged)
+
+
+def _stated(avatar, request, lists=None) -> Preconditions:
+    """
+    C{request}'s preconditions (C{request} may be them already), with the
+    C{If} header C{lists} when already parsed.
+    """
+    if isinstance(request, Preconditions):
+        return request
+    return preconditionsOf(avatar, request, lists)
 
 
 def currentETag(avatar, path) -> Optional[str]:
@@ -20,7 +68,7 @@ def currentETag(avatar, path) -> Optional[str]:
     The entity tag of the file at C{path}, or C{None} (no file, a
     collection, or one this user may not read).
     """
-    info = avatar.store.stat(path)
+    info = avatar.peek(path)
     if info is None or info.isCollection:
         return None
     try:
@@ -35,11 +83,11 @@ def checkIfMatch(avatar, request, path) -> None:
 
     @raise HTTPError: 412 when they do not hold.
     """
-    ifMatch = request.getHeader(b"If-Match")
-    ifNoneMatch = request.getHeader(b"If-None-Match")
+    stated = _stated(avatar, request)
+    ifMatch, ifNoneMatch = stated.ifMatch, stated.ifNoneMatch
     if ifMatch is None and ifNoneMatch is None:
         return
-    info = avatar.store.stat(path)
+    info = avatar.peek(path)
     exists = info is not None
     etag = currentETag(avatar, path) if exists else None
     if ifMatch is not None:
@@ -51,6 +99,8 @@ def checkIfMatch(avatar, request, path) -> None:
 
 
 def parseIfHeader(request):
+    if isinstance(request, Preconditions):
+        return request.ifLists
     header = request.getHeader(b"If")
     if header is None:
         return None
@@ -64,19 +114,14 @@ def checkIfHeader(avatar, request, path, locks: LockStore, lists=None) -> None:
 
     @raise HTTPError: 412 when it is false.
     """
-    lists = parseIfHeader(request) if lists is None else lists
+    stated = _stated(avatar, request, lists)
+    lists = stated.ifLists
     if lists is None:
         return
     inForce = locks.all()
 
     def stateOf(tag):
-        if tag is None:
-            target = path
-        else:
-            try:
-                target = urls.storePathOfURL(avatar, tag, request)
-            except HTTPError:
-                target = None
+        target = path if tag is None else stated.tagged.get(tag)
         if target is None:
             return ifheader.ResourceState(None, frozenset())
         tokens = frozenset(lock.token for lock in inForce if lock.covers(target))
@@ -108,7 +153,7 @@ def checkLocks(avatar, request, locks: LockStore, changes: Iterable[Tuple[tuple,
         for lock in locks.affecting(path, recursive, membership):
             if lock.token in held and lock.principal == avatar.uid:
                 continue
-            root = avatar.store.stat(lock.path)
+            root = avatar.peek(lock.path)
             raise DAVError(
                 423, "lock-token-submitted", "the resource is locked",
                 hrefs=[urls.href(lock.path, root is not None and root.isCollection)],
@@ -123,9 +168,9 @@ def checkWrite(avatar, request, path, changes: Iterable[Tuple[tuple, bool, bool]
     @return: The lock store used.
     """
     locks = avatar.lockStore() if locks is None else locks
-    lists = parseIfHeader(request)
-    checkIfHeader(avatar, request, path, locks, lists)
-    checkLocks(avatar, request, locks, changes, lists)
+    stated = _stated(avatar, request)
+    checkIfHeader(avatar, stated, path, locks)
+    checkLocks(avatar, stated, locks, changes, stated.ifLists)
     return locks
 
 

@@ -33,10 +33,10 @@ async def transfer(avatar, path, request, keepSource: bool) -> None:
     if not path or destination[: len(path)] == path:
         raise PermissionDenied("a collection cannot be copied or moved into itself")
     avatar.authorizeMove(path, destination, keepSource)
-    existing = avatar.store.stat(destination)
+    existing = avatar.peek(destination)
     if existing is not None and not overwrite:
         raise HTTPError(http.PRECONDITION_FAILED, "the destination exists and Overwrite is F")
-    parent = avatar.store.stat(destination[:-1])
+    parent = avatar.peek(destination[:-1])
     if parent is None or not parent.isCollection:
         raise Conflict("the destination's parent collection does not exist")
     changes = [(destination, True, True)]

@@ -12,8 +12,8 @@ from twisted.logger import Logger
 from twisted.web import http
 
 from fbtwist.access.permissions import Action
-from fbtwist.errors import InsufficientStorage, NotFound, PermissionDenied
-from fbtwist.store.locks import EXCLUSIVE, INFINITY, SHARED, Lock, LockConflict, TooManyLocks, parseTimeout
+from fbtwist.access.values import EXCLUSIVE, INFINITY, SHARED, Lock, LockConflict, TooManyLocks, parseTimeout
+from fbtwist.errors import InsufficientStorage, NotFound
 from fbtwist.web.dav import conditions, urls
 from fbtwist.web.dav.davxml import (
     XML_CONTENT_TYPE,
@@ -90,7 +90,7 @@ async def lock(avatar, path, request) -> None:
         upload = avatar.openUpload(path)
         created = upload.commit()
     try:
-        newLock = locks.create(path, scope, depth, owner, avatar.uid, timeout)
+        newLock = avatar.takeLock(locks, path, scope, depth, owner, timeout)
     except TooManyLocks:
         if created:
             avatar.delete(path)
@@ -98,7 +98,7 @@ async def lock(avatar, path, request) -> None:
     except LockConflict as e:
         if created:
             avatar.delete(path)
-        root = avatar.store.stat(e.lock.path)
+        root = avatar.peek(e.lock.path)
         raise DAVError(423, "no-conflicting-lock", "the resource is locked",
                        hrefs=[urls.href(e.lock.path, root is not None and root.isCollection)]) from None
     log.info("{uid} locked {path} ({scope}, depth {depth}, {timeout} s)", uid=avatar.uid,
@@ -113,12 +113,10 @@ async def refresh(avatar, path, request, locks, info, timeout) -> None:
     if info is None:
         raise HTTPError(http.PRECONDITION_FAILED, "nothing is locked there")
     held = conditions.heldTokens(avatar, request, lists)
-    for current in locks.covering(path):
-        if current.token in held and current.principal == avatar.uid:
-            refreshed = locks.refresh(current.token, timeout)
-            if refreshed is not None:
-                writeLockAnswer(request, refreshed, locks.clock.seconds(), http.OK)
-                return
+    refreshed = avatar.refreshLock(locks, path, held, timeout)
+    if refreshed is not None:
+        writeLockAnswer(request, refreshed, locks.clock.seconds(), http.OK)
+        return
     raise DAVError(http.PRECONDITION_FAILED, "lock-token-matches-request-uri",
                    "no lock of yours with that token covers this resource")
 
@@ -135,15 +133,8 @@ def parseLockToken(request) -> str:
 
 async def unlock(avatar, path, request) -> None:
     token = parseLockToken(request)
-    info = avatar.stat(path)
-    if info is None:
+    if avatar.stat(path) is None:
         raise NotFound()
-    avatar.authorize(Action.WRITE, path, info.isCollection)
-    locks = avatar.lockStore()
-    current = locks.get(token)
-    if current is None or not current.covers(path):
+    if not avatar.unlock(path, token):
         raise DAVError(http.CONFLICT, "lock-token-matches-request-uri", "no such lock on this resource")
-    if current.principal != avatar.uid and not avatar.isAdmin:
-        raise PermissionDenied("the lock belongs to someone else")
-    locks.remove(token)
     request.setResponseCode(http.NO_CONTENT)

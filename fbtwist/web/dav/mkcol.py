@@ -15,7 +15,7 @@ async def mkcol(avatar, path, request) -> None:
     avatar.authorize(Action.MANAGE, path, isCollection=True)
     if readBody(request):
         raise HTTPError(http.UNSUPPORTED_MEDIA_TYPE, "MKCOL with a body is not supported")
-    if avatar.store.stat(path) is not None:
+    if avatar.peek(path) is not None:
         raise AlreadyExists("something already exists under that name")
     conditions.checkWrite(avatar, request, path, [(path, False, True)])
     avatar.makeCollection(path)

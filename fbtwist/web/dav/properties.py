@@ -8,9 +8,8 @@ from email.utils import formatdate
 from time import gmtime, strftime
 from typing import Callable, Dict, List, NamedTuple, Optional
 
+from fbtwist.access.values import INFINITY, Lock, ResourceInfo
 from fbtwist.errors import NotFound, PermissionDenied
-from fbtwist.store.locks import INFINITY, Lock
-from fbtwist.store.paths import ResourceInfo
 from fbtwist.web.dav import urls
 from fbtwist.web.dav.davxml import davName, element, text
 
@@ -66,7 +65,7 @@ def _etag(context, info):
     if info.isCollection:
         return None
     try:
-        return text(context.avatar.store.etag(info.path))
+        return text(context.avatar.listedETag(info))
     except (NotFound, PermissionDenied):
         return None
 

@@ -23,8 +23,8 @@ from twisted.web import http
 from twisted.web.http import NOT_FOUND, OK
 from zope.interface import implementer
 
+from fbtwist.access.values import ResourceInfo
 from fbtwist.errors import NotFound
-from fbtwist.store.paths import ResourceInfo
 from fbtwist.web.dav import conditions, urls
 from fbtwist.web.dav.davxml import (
     MULTISTATUS_END,
@@ -79,7 +79,7 @@ def resourceResponse(context: PropertyContext, info: ResourceInfo, kind: str, ke
         dead = {}
     else:
         try:
-            dead = context.avatar.store.deadProperties(info.path, info.isCollection)
+            dead = context.avatar.listedDeadProperties(info)
         except NotFound:
             dead = {}
     found, missing = [], []

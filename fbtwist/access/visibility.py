@@ -1,0 +1,400 @@
+"""
+What a viewer may see of a person's or a group's free/busy times: the one
+decision every door asks (the lookup URLs, the page, group lookups,
+anonymous FTP; CalDAV free/busy, availability and federation plug in here
+too), so that no two protocols can disagree about it.
+
+Call L{FreeBusyVisibility.freeBusyFor}; a protocol on a hot path may first
+try L{FreeBusyVisibility.freeBusyForNow}, the same decision when it can be
+made without waiting.
+"""
+
+import functools
+import hashlib
+from datetime import datetime, timedelta, timezone
+from enum import Enum
+from typing import NamedTuple, Optional, Tuple, Union
+from zoneinfo import ZoneInfo
+
+from twisted.logger import Logger
+
+from fbtwist.access.latency import LatencyFloor
+from fbtwist.calendar import derive, freebusy, ical
+from fbtwist.calendar.busytime import BusyTime
+from fbtwist.calendar.freebusy import FreeBusy, TimeRange
+from fbtwist.directory.filters import defaultGroupBase
+from fbtwist.errors import InvalidCalendar, NotFound, PermissionDenied
+from fbtwist.store.paths import ResourceInfo
+
+#: What a user publishes: a free/busy file, or a full calendar.
+FREEBUSY_FILE = ".vfb"
+EVENTS_FILE = ".ics"
+
+
+class Detail(Enum):
+    """
+    How much of someone's time a viewer asks to see.
+    """
+
+    #: Busy periods with their C{FBTYPE}s and the window they cover, nothing
+    #: of the events (what L{fbtwist.calendar.publicview.publicView}
+    #: renders): what anyone may see of anyone who published.
+    BUSY = "busy"
+
+
+class Viewer(NamedTuple):
+    """
+    Who asks: a uid, or C{None} for an anonymous reader.
+    """
+
+    uid: Optional[str]
+    isAdmin: bool = False
+
+
+#: An anonymous reader.
+ANONYMOUS_VIEWER = Viewer(None)
+
+
+class Person(NamedTuple):
+    """
+    A person, by a lookup name: a login, a mail local part or a whole mail
+    address, resolved in the directory case-insensitively.
+    """
+
+    name: str
+
+
+class Group(NamedTuple):
+    """
+    A directory group, by its C{cn}: its members' busy times merged.
+    """
+
+    cn: str
+
+
+class PublishedFile(NamedTuple):
+    """
+    One free/busy file in the tree by its store path (anonymous FTP shows
+    the tree as files), its owner named by the file name.
+    """
+
+    path: Tuple[str, ...]
+
+
+Target = Union[Person, Group, PublishedFile]
+
+
+class Visible(NamedTuple):
+    """
+    What the viewer may see.
+
+    @ivar freeBusy: The periods and window, at the asked detail, clipped to
+        the asked range (when one was asked for).
+    @ivar owner: Whose they are: a login, or C{group-<cn>} for a group.
+    @ivar etag: Names the source version(s): equal tags, equal answers.
+    @ivar modified: When the source last changed (POSIX seconds); for a
+        range that moves with the day, at least that day's start.
+    """
+
+    freeBusy: FreeBusy
+    owner: str
+    etag: str
+    modified: float
+
+
+class _Hidden:
+    def __repr__(self) -> str:
+        return "HIDDEN"
+
+
+#: The answer when there is nothing the viewer may see.  It carries nothing:
+#: a name nobody has, a member who never published, a placeholder, an
+#: unreadable file and a group of such members all look the same.
+HIDDEN = _Hidden()
+
+
+class Published(NamedTuple):
+    """
+    A user's published source of free/busy times.
+    """
+
+    path: Tuple[str, ...]
+    info: ResourceInfo
+    etag: str
+    data: bytes
+
+    @property
+    def isCalendar(self) -> bool:
+        return self.path[-1].lower().endswith(EVENTS_FILE)
+
+
+def groupSearchBase(configured: Optional[str], directoryURL) -> Optional[str]:
+    """
+    Where groups are searched: C{configured} (C{--group-base}; empty: no
+    group lookups), else below the directory URL's base; C{None}: nowhere.
+    """
+    if configured is None and directoryURL is not None:
+        configured = defaultGroupBase(directoryURL.base)
+    return configured or None
+
+
+def variantETag(*parts: str) -> str:
+    """
+    A strong entity tag naming C{parts} together.
+    """
+    digest = hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()[:32]
+    return f'"{digest}"'
+
+
+@functools.lru_cache(maxsize=256)
+def _parsedFreeBusy(etag: str, data: bytes) -> FreeBusy:
+    """
+    A published free/busy file's times; recent files are remembered (by
+    their entity tag and bytes), as most lookups ask for a few people.
+
+    @raise InvalidCalendar: When C{data} is not a free/busy file.
+    """
+    return ical.readFreeBusy(data)[0]
+
+
+class FreeBusyVisibility:
+    """
+    Decides what a viewer may see of whose free/busy times, at which detail,
+    and reads it from the tree.
+
+    Today's rules: everyone (anonymous or signed in) sees L{Detail.BUSY} of
+    anyone who published; nothing else of anyone.  A group is its members'
+    busy times merged.  Only a viewer who signed in is told that a group is
+    too large to merge; anyone else gets L{HIDDEN}, as for a group that
+    does not exist.
+
+    @param store: The L{fbtwist.interfaces.ICalendarStore} (C{None}: nothing
+        is published).
+    @param directory: The L{fbtwist.interfaces.IDirectory} resolving names
+        and groups.
+    @param clock: The reactor (time and the busy time of full calendars).
+    @param window: The range of a full calendar or a group asked for
+        without one.
+    @param missDelay: The floor (L{LatencyFloor}) under the time an L{HIDDEN}
+        answer about a person or a group takes.
+    @param names: The cache of resolved names (C{get(name)} -> C{(known, uid)},
+        C{put(name, uid)}), or C{None}.
+    @param groupBase: Where groups are searched; C{None}: no group lookups.
+    """
+
+    log = Logger()
+
+    def __init__(self, store, directory, clock, *, window: timedelta = timedelta(days=42),
+                 defaultZone: ZoneInfo = ZoneInfo("UTC"), expandLimit: int = derive.MAX_RULE_ITERATIONS,
+                 missDelay: float = 0.05, names=None, groupBase: Optional[str] = None, groupMaxMembers: int = 50):
+        self._store = store
+        self.directory = directory
+        self.clock = clock
+        self.window = window
+        self.names = names
+        self.groupBase = groupBase
+        self.groupMaxMembers = groupMaxMembers
+        self.missFloor = LatencyFloor(clock, missDelay)
+        self.busyTime = None if store is None else BusyTime.install(store, clock, defaultZone, expandLimit)
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock.seconds(), timezone.utc)
+
+    # --- the decision ---
+
+    async def freeBusyFor(self, viewer: Viewer, target: Target, timeRange: Optional[TimeRange] = None,
+                          detail: Detail = Detail.BUSY, started: Optional[float] = None
+                          ) -> Union[Visible, "_Hidden"]:
+        """
+        What C{viewer} may see of C{target}'s free/busy times within
+        C{timeRange} at C{detail}.
+
+        @param timeRange: The range asked for; C{None}: a free/busy file's
+            whole window, a full calendar's or a group's default window
+            from today.
+        @param started: When the request arrived (by C{clock}), the start of
+            the floor under an L{HIDDEN} answer about a person or a group;
+            default: now.
+        @return: A L{Visible}, or L{HIDDEN}: never published, not visible to
+            this viewer and not existing look the same, and (for a person
+            or a group) take the same floor of time.
+        @raise PermissionDenied: Only to a viewer who signed in, for a group
+            larger than this server merges.
+        @raise fbtwist.errors.DirectoryUnavailable: When the directory
+            cannot be asked.
+        """
+        if started is None:
+            started = self.clock.seconds()
+        if isinstance(target, PublishedFile):
+            return self._fileNow(target)
+        if isinstance(target, Group):
+            answer = await self._group(viewer, target.cn, timeRange)
+        else:
+            answer = await self._person(target.name, timeRange)
+        if answer is HIDDEN:
+            await self.missFloor.wait(started)
+        return answer
+
+    def freeBusyForNow(self, viewer: Viewer, target: Target, timeRange: Optional[TimeRange] = None,
+                       detail: Detail = Detail.BUSY) -> Optional[Visible]:
+        """
+        L{freeBusyFor}'s answer when it can be given without waiting (a
+        known name whose free/busy file is published: most lookups), else
+        C{None}: then ask L{freeBusyFor}.  L{HIDDEN} about a person or a
+        group is never given here, as it must wait for the floor.
+        """
+        if isinstance(target, PublishedFile):
+            return self._fileNow(target)
+        if not isinstance(target, Person):
+            return None
+        known, uid = self.resolvedNow(target.name)
+        if not known or uid is None:
+            return None
+        published = self.published(uid)
+        if published is None or published.isCalendar:
+            return None
+        return self._visibleFile(published, uid, timeRange)
+
+    # --- people ---
+
+    def resolvedNow(self, name: str) -> Tuple[bool, Optional[str]]:
+        """
+        The uid whose file C{name} asks for, when it is known without
+        asking the directory.
+
+        @return: C{(True, uid)} (C{uid} C{None}: nobody), or C{(False, None)}
+            when only the directory can tell.
+        """
+        index = getattr(self.directory, "nameIndex", None)
+        if index is not None:
+            indexed, uid = index.get(name)
+            if indexed:
+                return True, uid
+        if self.names is None:
+            return False, None
+        return self.names.get(name)
+
+    async def resolve(self, name: str) -> Optional[str]:
+        """
+        The uid whose file C{name} asks for (C{None}: nobody), from the
+        directory's name index (L{fbtwist.directory.nameindex}; none before it is
+        loaded, or when switched off), else the cache or the directory.
+        """
+        known, uid = self.resolvedNow(name)
+        if not known:
+            uid = await self.directory.resolveName(name)
+            if self.names is not None:
+                self.names.put(name, uid)
+        return uid
+
+    async def _person(self, name: str, timeRange: Optional[TimeRange]):
+        uid = await self.resolve(name)
+        published = self.published(uid) if uid is not None else None
+        if published is None:
+            return HIDDEN
+        return await self._visible(published, uid, timeRange)
+
+    def published(self, uid: str) -> Optional[Published]:
+        """
+        The user's source of free/busy times: C{<uid>.vfb} or C{<uid>.ics},
+        whichever was published last (empty placeholders do not count).
+        """
+        if self._store is None:
+            return None
+        freeBusyPath, eventsPath = (uid + FREEBUSY_FILE,), (uid + EVENTS_FILE,)
+        snapshot = self._store.snapshot(freeBusyPath)
+        if snapshot is not None and snapshot.info.size == 0:
+            snapshot = None
+        events = self._store.stat(eventsPath)
+        if events is not None and not events.isCollection and events.size > 0:
+            if snapshot is None or events.modified > snapshot.info.modified:
+                snapshot = self._store.snapshot(eventsPath) or snapshot
+        if snapshot is None:
+            return None
+        return Published(snapshot.info.path, snapshot.info, snapshot.etag, snapshot.data)
+
+    async def _visible(self, published: Published, owner: str, timeRange: Optional[TimeRange]):
+        if not published.isCalendar:
+            return self._visibleFile(published, owner, timeRange)
+        if timeRange is None:
+            timeRange = freebusy.defaultRange(self.now(), self.window)
+            # The window moves with the day: so does the answer.
+            modified = max(published.info.modified, timeRange.start.timestamp())
+        else:
+            modified = published.info.modified
+        fb = await self.busyTime.freeBusy(published.path, published.etag, published.data, timeRange)
+        return Visible(fb, owner, published.etag, modified)
+
+    def _visibleFile(self, published: Published, owner: str, timeRange: Optional[TimeRange]):
+        fb = self._readFreeBusy(published)
+        if fb is None:
+            return HIDDEN
+        if timeRange is not None:
+            fb = FreeBusy(freebusy.clipPeriods(fb.periods, timeRange.start, timeRange.end),
+                          timeRange.start, timeRange.end, fb.organizer)
+        return Visible(fb, owner, published.etag, published.info.modified)
+
+    def _readFreeBusy(self, published: Published) -> Optional[FreeBusy]:
+        """
+        The parsed free/busy file, or C{None} when it is not readable
+        (written past the server's validation, by an administrator or
+        another program: nothing can be served).
+        """
+        try:
+            return _parsedFreeBusy(published.etag, published.data)
+        except InvalidCalendar as e:
+            self.log.warn("unreadable free/busy file {path}: {reason}", path="/".join(published.path),
+                          reason=e.reason)
+            return None
+
+    # --- files in the tree ---
+
+    def _fileNow(self, target: PublishedFile):
+        path = target.path
+        if not path or not path[-1].lower().endswith(ical.FREEBUSY_SUFFIXES) or self._store is None:
+            return HIDDEN
+        snapshot = self._store.snapshot(path)
+        if snapshot is None or not snapshot.data:
+            return HIDDEN
+        owner = path[-1].rsplit(".", 1)[0]
+        return self._visibleFile(Published(path, snapshot.info, snapshot.etag, snapshot.data), owner, None)
+
+    # --- groups ---
+
+    async def _group(self, viewer: Viewer, cn: str, timeRange: Optional[TimeRange]):
+        if self.groupBase is None:
+            raise NotFound("group free/busy is not configured (--group-base)")
+        limit = self.groupMaxMembers
+        members = await self.directory.groupMembers(cn, self.groupBase, limit)
+        if members is not None and len(members) > limit:
+            self.log.info("group {cn} has more than {limit} members: not merged (--group-max-members)",
+                          cn=cn, limit=limit)
+            if viewer.uid is not None:
+                raise PermissionDenied(
+                    f"the group {cn} has more than {limit} members, more than this server merges "
+                    f"(--group-max-members)"
+                )
+            members = None
+        sources = []
+        for uid in members or ():
+            published = self.published(uid)
+            if published is not None:
+                sources.append((uid, published))
+        if not sources:
+            return HIDDEN
+        window = timeRange or freebusy.defaultRange(self.now(), self.window)
+        periods, tags, modified = [], [cn], 0.0
+        for uid, published in sources:
+            answer = await self._visible(published, uid, window)
+            if answer is HIDDEN:
+                continue
+            periods.extend(answer.freeBusy.busy())
+            tags.append(uid + published.etag)
+            modified = max(modified, published.info.modified)
+        if len(tags) == 1:
+            return HIDDEN
+        merged = FreeBusy(freebusy.mergePeriods(periods), window.start, window.end)
+        if timeRange is None:
+            modified = max(modified, window.start.timestamp())
+        return Visible(merged, f"group-{cn}", variantETag(*tags), modified or 0.0)
+

@@ -1,0 +1,257 @@
+"""
+L{fbtwist.access.visibility}: the one decision of what a viewer may see of
+a person's, a group's or a published file's free/busy times, in memory with
+a L{Clock}.
+"""
+
+from datetime import datetime, timezone
+
+from twisted.cred.checkers import ANONYMOUS, AllowAnonymousAccess
+from twisted.cred.portal import Portal
+from twisted.internet import defer
+from twisted.internet.task import Clock
+from twisted.python.filepath import FilePath
+from twisted.trial import unittest
+from twisted.web.test.requesthelper import DummyRequest
+from zope.interface.verify import verifyObject
+
+from fbtwist.access.avatar import CalendarAvatar
+from fbtwist.access.realm import FreeBusyRealm
+from fbtwist.access.visibility import (
+    ANONYMOUS_VIEWER,
+    HIDDEN,
+    Detail,
+    FreeBusyVisibility,
+    Group,
+    Person,
+    PublishedFile,
+    Viewer,
+    Visible,
+)
+from fbtwist.calendar.freebusy import TimeRange
+from fbtwist.directory.nameindex import NameIndex
+from fbtwist.errors import PermissionDenied
+from fbtwist.interfaces import IFreeBusyReader
+from fbtwist.store.tree import CalendarStore
+from fbtwist.web.lookup import LookupResource, LookupSettings
+from tests.helpers import outlookVFB
+
+#: The busy period of L{outlookVFB}.
+BUSY_START = datetime(2021, 1, 5, 7, 0, tzinfo=timezone.utc)
+BUSY_END = datetime(2021, 1, 5, 7, 30, tzinfo=timezone.utc)
+
+
+class _Directory:
+    """
+    alice (published), judy (never published), garbage (an unreadable
+    file), empty (a placeholder); pat only through a directory search;
+    groups C{team} (alice, judy), C{quiet} (judy, pat) and C{crowd}
+    (larger than the limit of 3).
+    """
+
+    nameIndex = NameIndex({"alice": "alice", "judy": "judy", "garbage": "garbage", "empty": "empty"}, 4)
+    groups = {"team": ["alice", "judy"], "quiet": ["judy", "pat"], "crowd": ["a", "b", "c", "d"]}
+
+    def resolveName(self, name):
+        return defer.succeed({"pat": "pat"}.get(name))
+
+    def groupMembers(self, cn, base, limit):
+        members = self.groups.get(cn)
+        return defer.succeed(None if members is None else members[: limit + 1])
+
+
+class FreeBusyForTests(unittest.SynchronousTestCase):
+    """
+    L{FreeBusyVisibility.freeBusyFor} and its shortcut.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.clock.advance(1000)
+        self.store = CalendarStore(FilePath(self.mktemp()))
+        self.store.write(("alice.vfb",), outlookVFB())
+        self.store.write(("garbage.vfb",), b"not a calendar")
+        self.store.write(("empty.vfb",), b"")
+        self.visibility = FreeBusyVisibility(
+            self.store, _Directory(), self.clock, missDelay=0.05, groupBase="dc=example,dc=com", groupMaxMembers=3,
+        )
+
+    def ask(self, target, viewer=ANONYMOUS_VIEWER, timeRange=None):
+        """
+        Ask now, then let the floor pass; return the answer (or failure)
+        and whether it was there before the floor.
+        """
+        d = defer.Deferred.fromCoroutine(self.visibility.freeBusyFor(viewer, target, timeRange, Detail.BUSY))
+        early = d.called
+        self.clock.advance(0.1)
+        return early, d
+
+    def test_publishedVisibleToEveryone(self):
+        """
+        An anonymous and a signed-in viewer see the same busy periods of a
+        person who published, at once, named by the uid.
+        """
+        answers = []
+        for viewer in (ANONYMOUS_VIEWER, Viewer("bob")):
+            early, d = self.ask(Person("alice"), viewer)
+            self.assertTrue(early)
+            answers.append(self.successResultOf(d))
+        self.assertEqual(answers[0], answers[1])
+        self.assertIsInstance(answers[0], Visible)
+        self.assertEqual(answers[0].owner, "alice")
+        self.assertEqual([(p.start, p.end) for p in answers[0].freeBusy.busy()], [(BUSY_START, BUSY_END)])
+
+    def test_rangeClips(self):
+        """
+        A range clips the periods and sets the window to it.
+        """
+        timeRange = TimeRange(datetime(2021, 1, 5, 7, 15, tzinfo=timezone.utc), BUSY_END)
+        _, d = self.ask(Person("alice"), timeRange=timeRange)
+        fb = self.successResultOf(d).freeBusy
+        self.assertEqual((fb.start, fb.end), timeRange)
+        self.assertEqual([(p.start, p.end) for p in fb.busy()], [timeRange])
+
+    def test_hiddenLooksLikeNeverPublished(self):
+        """
+        A name nobody has, a member who never published, a placeholder and
+        an unreadable file all get L{HIDDEN}, and only after the floor.
+        """
+        for name in ("nobody", "judy", "pat", "empty", "garbage"):
+            early, d = self.ask(Person(name))
+            self.assertFalse(early, name)
+            self.assertIs(self.successResultOf(d), HIDDEN, name)
+
+    def test_groupMerged(self):
+        """
+        A group is its members' busy times merged, over the default window
+        when no range is asked for, named C{group-<cn>}.
+        """
+        _, d = self.ask(Group("team"))
+        answer = self.successResultOf(d)
+        self.assertEqual(answer.owner, "group-team")
+        self.assertEqual(answer.freeBusy.start, datetime(1970, 1, 1, tzinfo=timezone.utc))
+
+    def test_groupMissesAlike(self):
+        """
+        A group nobody in which published, one that does not exist and one
+        too large get L{HIDDEN} after the floor for anonymous viewers.
+        """
+        for cn in ("quiet", "nosuch", "crowd"):
+            early, d = self.ask(Group(cn))
+            self.assertFalse(early, cn)
+            self.assertIs(self.successResultOf(d), HIDDEN, cn)
+
+    def test_groupTooLargeToldToSignedIn(self):
+        """
+        Only a viewer who signed in is told that a group is too large.
+        """
+        _, d = self.ask(Group("crowd"), Viewer("bob"))
+        self.assertIn("more than 3 members", self.failureResultOf(d, PermissionDenied).value.reason)
+
+    def test_shortcut(self):
+        """
+        L{FreeBusyVisibility.freeBusyForNow} gives L{freeBusyFor}'s answer
+        for a known name's free/busy file, and nothing (ask again, and wait)
+        for a name only the directory knows or a miss.
+        """
+        _, d = self.ask(Person("alice"))
+        self.assertEqual(self.visibility.freeBusyForNow(ANONYMOUS_VIEWER, Person("alice")), self.successResultOf(d))
+        for name in ("pat", "judy", "nobody"):
+            self.assertIsNone(self.visibility.freeBusyForNow(ANONYMOUS_VIEWER, Person(name)), name)
+
+    def test_publishedFile(self):
+        """
+        A free/busy file in the tree is visible at once, named by its file
+        name; a full calendar, a placeholder, an unreadable or a missing
+        file is L{HIDDEN}, at once.
+        """
+        self.store.write(("alice.ics",), b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n")
+        answer = self.visibility.freeBusyForNow(ANONYMOUS_VIEWER, PublishedFile(("alice.vfb",)))
+        self.assertEqual(answer.owner, "alice")
+        self.assertEqual(len(answer.freeBusy.busy()), 1)
+        for name in ("alice.ics", "empty.vfb", "garbage.vfb", "nobody.vfb"):
+            self.assertIs(self.visibility.freeBusyForNow(ANONYMOUS_VIEWER, PublishedFile((name,))), HIDDEN, name)
+
+
+class AvatarFreeBusyTests(unittest.SynchronousTestCase):
+    """
+    The avatar asks the visibility decision as its own viewer.
+    """
+
+    def test_fileMustBeListable(self):
+        """
+        A published file is asked about only where the avatar may list:
+        the anonymous reader without anonymous reads may not.
+        """
+        store = CalendarStore(FilePath(self.mktemp()))
+        store.write(("alice.vfb",), outlookVFB())
+        visibility = FreeBusyVisibility(store, None, Clock())
+        avatar = CalendarAvatar(None, False, store, visibility)
+        self.assertRaises(PermissionDenied, avatar.freeBusyForNow, PublishedFile(("alice.vfb",)))
+        avatar.anonymousReads = True
+        self.assertEqual(avatar.freeBusyForNow(PublishedFile(("alice.vfb",))).owner, "alice")
+
+
+class _NoAdminQueries(_Directory):
+    """
+    A directory that fails the test when asked about group membership.
+    """
+
+    def isMember(self, uid, group):
+        raise AssertionError("a reader avatar asked the directory about " + uid)
+
+
+class _CountingRealm(FreeBusyRealm):
+    """
+    The realm, counting the avatars it gives.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.asked = []
+
+    def requestAvatar(self, avatarId, mind, *interfaces):
+        self.asked.append((avatarId, interfaces))
+        return super().requestAvatar(avatarId, mind, *interfaces)
+
+
+class ReaderThroughPortalTests(unittest.SynchronousTestCase):
+    """
+    Lookups and the page read as an L{IFreeBusyReader} the one realm gives.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.store = CalendarStore(FilePath(self.mktemp()))
+        self.store.write(("alice.vfb",), outlookVFB())
+        self.realm = _CountingRealm(self.store, _NoAdminQueries(), adminGroup="cn=admins",
+                                    visibility=FreeBusyVisibility(self.store, _NoAdminQueries(), self.clock))
+
+    def test_readerAvatars(self):
+        """
+        The realm gives anonymous and signed-in readers a read-only
+        L{IFreeBusyReader}, without asking the directory whether they are
+        administrators.
+        """
+        for avatarId, uid in ((ANONYMOUS, None), ("bob", "bob")):
+            interface, reader, logout = self.successResultOf(
+                self.realm.requestAvatar(avatarId, None, IFreeBusyReader))
+            self.assertIs(interface, IFreeBusyReader)
+            self.assertTrue(verifyObject(IFreeBusyReader, reader))
+            self.assertEqual(reader.uid, uid)
+            self.assertFalse(hasattr(reader, "store"))
+            self.assertIs(reader.visibility, self.realm.visibility)
+
+    def test_lookupLogsInOnce(self):
+        """
+        A lookup resource given the portal reads through it: the anonymous
+        reader is logged in once, and answers every anonymous lookup.
+        """
+        portal = Portal(self.realm, [AllowAnonymousAccess()])
+        lookup = LookupResource(None, self.store, LookupSettings(), reactor=self.clock, portal=portal)
+        for _ in range(2):
+            request = DummyRequest([b"alice.vfb"])
+            lookup.render(request)
+            self.assertEqual((request.finished, request.responseCode), (1, None))
+        self.assertEqual(self.realm.asked, [(ANONYMOUS, (IFreeBusyReader,))])
+        self.assertIs(lookup.visibility, self.realm.visibility)
