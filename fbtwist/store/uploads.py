@@ -43,7 +43,7 @@ class Upload:
 
     def _open(self):
         if self._file is None:
-            temp, fd = _createTemporary(self._target)
+            temp, fd = _createTemporary(self._target, shared=True)
             self._temp = FilePath(temp)
             self._file = os.fdopen(fd, "wb")
         return self._file
@@ -165,7 +165,7 @@ class Upload:
 
     def _writeOutAndRename(self, data: bytes, check, exclusive, derived: Optional[bytes] = None) -> bool:
         self._writeOut(data)
-        with exclusive():
+        with self._holding(exclusive):
             if self._abortRequested:
                 raise defer.CancelledError("the upload was aborted while it was being written")
             if check is not None:
@@ -174,6 +174,20 @@ class Upload:
         if derived is not None:
             self._store._storeDerived(self.path, derived)
         return created
+
+    def _holding(self, exclusive: Callable[[], ContextManager]) -> ContextManager:
+        """
+        What to hold around the check and the rename: C{exclusive()}, but
+        for a lock store's L{LockStore.exclusive} its cheaper
+        L{LockStore.publishing}, which takes the mutex only when a lock may
+        apply to this file.
+        """
+        from fbtwist.store.locks import LockStore
+
+        owner = getattr(exclusive, "__self__", None)
+        if isinstance(owner, LockStore) and getattr(exclusive, "__func__", None) is LockStore.exclusive:
+            return owner.publishing(self.path, self._file.fileno())
+        return exclusive()
 
     def abort(self) -> None:
         """
