@@ -371,10 +371,10 @@ class CommitAsyncTests(unittest.SynchronousTestCase):
         """
         upload = self.store.openUpload(("a.vfb",))
 
-        def full():
+        def full(data):
             raise OSError(errno.ENOSPC, "No space left on device")
 
-        upload._open().flush = full
+        upload._open().write = full
         d = upload.commitAsync(b"new")
         self.runner.finish()
         self.failureResultOf(d, InsufficientStorage)

@@ -250,9 +250,10 @@ def _info(path: StorePath, st: os.stat_result) -> ResourceInfo:
     )
 
 
-def _setEtagAttribute(path: str, etag: str) -> None:
+def _setEtagAttribute(path, etag: str) -> None:
     # Remembered with size and mtime, so that an edit made by another
-    # program (which keeps the attribute) is noticed.
+    # program (which keeps the attribute) is noticed.  C{path} may be a
+    # descriptor of the file open.
     try:
         st = os.stat(path)
         value = f"{etag}|{st.st_size}|{st.st_mtime_ns}"

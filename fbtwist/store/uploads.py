@@ -26,10 +26,12 @@ class Upload:
     A new version of one file being written; see L{fbtwist.store.tree.CalendarStore.openUpload}.
     """
 
-    def __init__(self, store: "CalendarStore", path: StorePath, target: FilePath):
+    def __init__(self, store: "CalendarStore", path: StorePath, target: FilePath, existed: Optional[bool] = None):
         self._store = store
         self.path = path
         self._target = target
+        #: Whether a file was there when the upload began, when known.
+        self._existed = existed
         self._temp: Optional[FilePath] = None
         self._hash = hashlib.sha256()
         self.size = 0
@@ -45,7 +47,9 @@ class Upload:
         if self._file is None:
             temp, fd = _createTemporary(self._target, shared=True)
             self._temp = FilePath(temp)
-            self._file = os.fdopen(fd, "wb")
+            # Unbuffered: a publish is written in one piece, an FTP upload in
+            # the transport's chunks; a buffer would only add system calls.
+            self._file = os.fdopen(fd, "wb", buffering=0)
         return self._file
 
     def write(self, data: bytes) -> None:
@@ -55,7 +59,9 @@ class Upload:
         @raise InsufficientStorage: When the disk is full.
         """
         try:
-            self._open().write(data)
+            file, view = self._open(), memoryview(data)
+            while view:
+                view = view[file.write(view):]
         except OSError as e:
             self.abort()
             raise _storageError(e, self.path) from None
@@ -81,13 +87,13 @@ class Upload:
         """
         if data:
             self.write(data)
-        file = self._open()
-        file.flush()
-        os.fsync(file.fileno())
-        _setEtagAttribute(self._temp.path, '"' + self._hash.hexdigest()[:32] + '"')
+        fd = self._open().fileno()
+        # Labelled before the fsync, which makes the label durable too.
+        _setEtagAttribute(fd, '"' + self._hash.hexdigest()[:32] + '"')
+        os.fsync(fd)
 
     def _rename(self) -> bool:
-        created = not self._target.exists()
+        created = not (self._target.exists() if self._existed is None else self._existed)
         os.rename(self._temp.path, self._target.path)
         self._done = True
         # Closed only now: the file's lock tells a starting server that its
