@@ -272,14 +272,14 @@ class LockStore:
         if not os.path.exists(marker):
             os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o644))
 
-    def _pruneIndex(self) -> None:
+    def _pruneIndex(self, inForce: Optional[List["Lock"]] = None) -> None:
         """
         Remove the index entries no lock in force is rooted at any more
         (the last one there was removed, or expired).  Under L{exclusive}:
         an entry is made and removed only under the mutex, so one being
         made for a new lock is never taken away.
         """
-        used = {_markerName(lock.path) for lock in self.all()}
+        used = {_markerName(lock.path) for lock in (self.all() if inForce is None else inForce)}
         try:
             names = os.listdir(self.directory.path)
         except FileNotFoundError:
@@ -426,7 +426,8 @@ class LockStore:
         timeout = clampTimeout(timeout)
         with self.exclusive():
             held = 0
-            for other in self.all():
+            inForce = self.all()
+            for other in inForce:
                 if other.overlaps(path, depth) and EXCLUSIVE in (scope, other.scope):
                     raise LockConflict(other)
                 held += other.principal == principal
@@ -438,6 +439,7 @@ class LockStore:
                 expires=self.clock.seconds() + timeout,
             )
             self._indexHeld()
+            self._pruneIndex(inForce)
             self._mark(lock.path)
             self._save(lock)
         # Outside the mutex: a publish that saw the entry waits for the
