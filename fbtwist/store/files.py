@@ -59,7 +59,7 @@ def _lockTemporary(fd: int, mode: int = fcntl.LOCK_EX) -> Optional[bool]:
 def _createTemporary(target: FilePath, shared: bool = False) -> Tuple[str, int]:
     """
     Create a temporary file beside C{target} (a hidden name ending in
-    L{_TEMP_SUFFIX}, see L{temporaryPattern}) and lock it, so that no
+    L{_TEMP_SUFFIX}, see L{isTemporaryOf}) and lock it, so that no
     starting server removes it while its writer lives.
 
     @param shared: Lock it shared, not exclusively: an upload's file, whose

@@ -174,8 +174,8 @@ class LockStore:
         Hold the tree's lock mutex (an exclusive C{flock}, so other servers
         sharing the tree wait too): taking, refreshing and removing locks
         hold it, and so does a publish between its lock check and its
-        rename (L{fbtwist.store.uploads.Upload.commitAsync}).  Blocks: taken in the
-        reactor thread only around a few small files' I/O.
+        rename when a lock may apply to its file (L{publishing}).  Blocks:
+        taken in the reactor thread only around a few small files' I/O.
         """
         mutex = self.directory.child(_MUTEX).path
         try:

@@ -145,7 +145,9 @@ class Upload:
         @param check: Raises to refuse the commit; the old version is kept.
             It runs where the writing runs (another thread in the server).
         @param exclusive: A context manager factory (WebDAV's lock store's
-            lock), held around C{check} and the rename.
+            lock), held around C{check} and the rename; for a lock store's
+            own C{exclusive}, its L{fbtwist.store.locks.LockStore.publishing} is held instead,
+            which takes the lock only when a lock may apply to this file.
         @return: A Deferred firing with C{True} when the file did not exist
             before, or failing as L{commit} does or with what C{check}
             raised (the old version kept).
