@@ -286,6 +286,21 @@ class LockIndexTests(SynchronousTestCase):
         self.locks.create(("z",), SHARED, "0", "", "alice", 60)
         self.assertEqual(self.entries(), [_markerName(("z",))])
 
+    def test_publishPrunesEntryOfExpiredLock(self):
+        """
+        A publish that finds the index entry of a lock that has expired
+        takes the mutex once and removes the entry, so the next publish of
+        that file takes no mutex.
+        """
+        store = CalendarStore(self.directory.child("tree"))
+        locks = LockStore(store.metadataDirectory("davlocks"), self.clock)
+        locks.create(("a.vfb",), EXCLUSIVE, "0", "", "alice", 60)
+        self.clock.advance(61)
+        upload = store.openUpload(("a.vfb",))
+        self.assertIs(self.successResultOf(upload.commitAsync(b"new", exclusive=locks.exclusive)), True)
+        self.assertEqual([name for name in os.listdir(locks.directory.path) if name.endswith(".held")], [])
+        self.assertEqual(store.read(("a.vfb",)), b"new")
+
     def test_locksWithoutIndexEntries(self):
         """
         Locks kept before the index existed (no entries) are still honoured:
