@@ -9,7 +9,7 @@ import errno
 import fcntl
 import hashlib
 import os
-import secrets
+import random
 import stat
 from typing import Callable, Dict, Optional, Tuple
 
@@ -72,8 +72,13 @@ def _createTemporary(target: FilePath, shared: bool = False) -> Tuple[str, int]:
     @raise OSError: When it cannot be created.
     """
     for attempt in range(5):
-        path = target.sibling("." + target.basename() + "." + secrets.token_hex(6) + _TEMP_SUFFIX).path
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        # The name need not be secret, only unlikely to be taken (O_EXCL
+        # makes sure): the random module's generator costs no system call.
+        path = target.sibling("." + target.basename() + "." + f"{random.getrandbits(48):012x}" + _TEMP_SUFFIX).path
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        except FileExistsError:
+            continue
         try:
             locked = _lockTemporary(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
             # A server starting between the creation and the lock may have
@@ -87,6 +92,30 @@ def _createTemporary(target: FilePath, shared: bool = False) -> Tuple[str, int]:
             raise
         os.close(fd)
     raise OSError(errno.EAGAIN, "no temporary file could be created and locked")
+
+
+class RawFile:
+    """
+    A descriptor open for writing, as the file object uploads write to:
+    unlike an unbuffered file object it costs no C{fstat} to make.
+    """
+
+    def __init__(self, fd: int):
+        self._fd = fd
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def write(self, data) -> int:
+        return os.write(self._fd, data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
 
 
 def isTemporaryOf(name: str, basename: Optional[str] = None) -> bool:

@@ -13,7 +13,14 @@ from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
 from fbtwist.interfaces import IUpload
-from fbtwist.store.files import _createTemporary, _removeIfExists, _setEtagAttribute, _storageError, _syncDirectory
+from fbtwist.store.files import (
+    RawFile,
+    _createTemporary,
+    _removeIfExists,
+    _setEtagAttribute,
+    _storageError,
+    _syncDirectory,
+)
 from fbtwist.store.paths import StorePath
 
 if TYPE_CHECKING:
@@ -49,7 +56,7 @@ class Upload:
             self._temp = FilePath(temp)
             # Unbuffered: a publish is written in one piece, an FTP upload in
             # the transport's chunks; a buffer would only add system calls.
-            self._file = os.fdopen(fd, "wb", buffering=0)
+            self._file = RawFile(fd)
         return self._file
 
     def write(self, data: bytes) -> None:
