@@ -35,7 +35,7 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
-from typing import Iterator, List, NamedTuple, Optional, Set, Tuple
+from typing import ContextManager, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 from twisted.logger import Logger
 from twisted.python.filepath import FilePath
@@ -168,15 +168,21 @@ class LockStore:
         self.directory = directory
         self.clock = clock
 
-    @contextmanager
-    def exclusive(self) -> Iterator[None]:
+    def exclusive(self) -> "_Mutex":
         """
         Hold the tree's lock mutex (an exclusive C{flock}, so other servers
         sharing the tree wait too): taking, refreshing and removing locks
         hold it, and so does a publish between its lock check and its
         rename when a lock may apply to its file (L{publishing}).  Blocks:
         taken in the reactor thread only around a few small files' I/O.
+
+        @return: A context manager holding the mutex while entered; an
+            upload given it uses its C{publishing} instead (see
+            L{fbtwist.store.uploads.Upload.commitAsync}).
         """
+        return _Mutex(self)
+
+    def _lockMutex(self) -> int:
         mutex = self.directory.child(_MUTEX).path
         try:
             # Without O_CREAT: creating takes the directory's own lock, which
@@ -188,9 +194,10 @@ class LockStore:
             fd = os.open(mutex, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
+        except BaseException:
             os.close(fd)
+            raise
+        return fd
 
     @contextmanager
     def publishing(self, path, fd: int) -> Iterator[None]:
@@ -484,6 +491,31 @@ class LockStore:
                 if lock.within(path):
                     self._remove(self._file(lock.token))
             self._pruneIndex()
+
+
+class _Mutex:
+    """
+    The lock mutex of one L{LockStore}, held while entered (see
+    L{LockStore.exclusive}).
+    """
+
+    def __init__(self, store: LockStore):
+        self._store = store
+        self._fd: Optional[int] = None
+
+    def __enter__(self) -> None:
+        self._fd = self._store._lockMutex()
+
+    def __exit__(self, *exception) -> bool:
+        fd, self._fd = self._fd, None
+        os.close(fd)
+        return False
+
+    def publishing(self, path, fd: int) -> ContextManager[None]:
+        """
+        What a publish holds instead of the mutex: L{LockStore.publishing}.
+        """
+        return self._store.publishing(path, fd)
 
 
 def clampTimeout(seconds: int) -> int:

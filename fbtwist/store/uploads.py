@@ -152,9 +152,11 @@ class Upload:
         @param check: Raises to refuse the commit; the old version is kept.
             It runs where the writing runs (another thread in the server).
         @param exclusive: A context manager factory (WebDAV's lock store's
-            lock), held around C{check} and the rename; for a lock store's
-            own C{exclusive}, its L{fbtwist.store.locks.LockStore.publishing} is held instead,
-            which takes the lock only when a lock may apply to this file.
+            lock), held around C{check} and the rename; when what it
+            returns has a C{publishing} method (a lock store's mutex), what
+            that returns is held instead
+            (L{fbtwist.store.locks.LockStore.publishing}: the mutex only when
+            a lock may apply to this file).
         @return: A Deferred firing with C{True} when the file did not exist
             before, or failing as L{commit} does or with what C{check}
             raised (the old version kept).
@@ -192,17 +194,17 @@ class Upload:
 
     def _holding(self, exclusive: Callable[[], ContextManager]) -> ContextManager:
         """
-        What to hold around the check and the rename: C{exclusive()}, but
-        for a lock store's L{LockStore.exclusive} its cheaper
-        L{LockStore.publishing}, which takes the mutex only when a lock may
-        apply to this file.
+        What to hold around the check and the rename: C{exclusive()}, or,
+        when that offers it (a lock store's mutex), its cheaper
+        C{publishing(path, descriptor)} for this file, which takes the mutex
+        only when a lock may apply to it
+        (L{fbtwist.store.locks.LockStore.publishing}).
         """
-        from fbtwist.store.locks import LockStore
-
-        owner = getattr(exclusive, "__self__", None)
-        if isinstance(owner, LockStore) and getattr(exclusive, "__func__", None) is LockStore.exclusive:
-            return owner.publishing(self.path, self._file.fileno())
-        return exclusive()
+        held = exclusive()
+        publishing = getattr(held, "publishing", None)
+        if publishing is not None:
+            return publishing(self.path, self._file.fileno())
+        return held
 
     def abort(self) -> None:
         """
