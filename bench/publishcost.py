@@ -93,6 +93,8 @@ def main():
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--locks", type=int, default=0,
+                        help="WebDAV locks held on other files in the tree while publishing")
     parser.add_argument("--strace", action="store_true", help="also count system calls (slows the server)")
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="fbtwist-publishcost-")
@@ -103,6 +105,15 @@ def main():
     try:
         tree = os.path.join(workdir, "tree")
         writeTree(tree, args.users, body)
+        if args.locks:
+            from twisted.python.filepath import FilePath
+
+            from fbtwist.store.locks import LOCK_DIRECTORY, LockStore, WallClock
+            from fbtwist.store.tree import CalendarStore
+
+            locks = LockStore(CalendarStore(FilePath(tree)).metadataDirectory(LOCK_DIRECTORY), WallClock)
+            for i in range(args.locks):
+                locks.create((f"locked{i}.vfb",), "exclusive", "0", "", f"holder{i}", 3600)
         chownTree(tree)
         extra = ["--workers", str(args.workers)] if args.workers else []
         server = FbtwistProcess(tree, directory.searchURL, extraArgs=extra,
