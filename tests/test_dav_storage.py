@@ -17,6 +17,7 @@ from fbtwist.store.locks import (
     SHARED,
     LockConflict,
     LockStore,
+    _markerName,
     parseTimeout,
 )
 from fbtwist.store.tree import CalendarStore
@@ -223,6 +224,96 @@ class LockStoreTests(SynchronousTestCase):
             self.locks.create(("a",), SHARED, "0", "", "alice", 60)
         self.assertRaises(TooManyLocks, self.locks.create, ("a",), SHARED, "0", "", "alice", 60)
         self.locks.create(("a",), SHARED, "0", "", "bob", 60)
+
+
+class LockIndexTests(SynchronousTestCase):
+    """
+    Whether a lock can apply to a path is answered from the index of locked
+    paths, without reading the locks; the index follows the locks.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.clock.advance(1000)
+        self.directory = FilePath(self.mktemp())
+        self.directory.makedirs()
+        self.locks = LockStore(self.directory, self.clock)
+
+    def entries(self):
+        return sorted(name for name in os.listdir(self.directory.path) if name.endswith(".held"))
+
+    def test_noLockReadWhenNoneCanApply(self):
+        """
+        With locks elsewhere in the tree, asking which locks a change of an
+        unlocked file needs reads none of them; for a locked one they are
+        read.
+        """
+        lock = self.locks.create(("b.vfb",), EXCLUSIVE, "0", "", "bob", 60)
+        self.locks.create(("c", "d.vfb"), EXCLUSIVE, INFINITY, "", "bob", 60)
+        reads = []
+        everything = LockStore.all
+
+        def counted(store):
+            reads.append(1)
+            return everything(store)
+
+        self.patch(LockStore, "all", counted)
+        other = LockStore(self.directory, self.clock)
+        self.assertEqual(other.affecting(("a.vfb",), membership=True), [])
+        self.assertEqual(other.covering(("c", "e.vfb")), [])
+        self.assertEqual(reads, [])
+        self.assertEqual(other.affecting(("b.vfb",), membership=True), [lock])
+        self.assertEqual(reads, [1])
+
+    def test_indexFollowsLocks(self):
+        """
+        A locked path has one index entry however many locks it holds; it
+        goes with the last lock, also one that expired.
+        """
+        first = self.locks.create(("a",), SHARED, "0", "", "alice", 60)
+        second = self.locks.create(("a",), SHARED, "0", "", "bob", 600)
+        self.locks.create(("c", "f"), EXCLUSIVE, "0", "", "bob", 60)
+        self.assertEqual(len(self.entries()), 2)
+        self.locks.remove(first.token)
+        self.assertEqual(len(self.entries()), 2)
+        self.locks.removeWithin(("c",))
+        self.assertEqual(len(self.entries()), 1)
+        self.clock.advance(601)
+        self.assertEqual(self.locks.covering(("a",)), [])
+        # The entry of a lock that expired goes with the next lock taken (or
+        # the next publish that finds it).
+        self.assertIsNone(self.locks.get(second.token))
+        self.locks.create(("z",), SHARED, "0", "", "alice", 60)
+        self.assertEqual(self.entries(), [_markerName(("z",))])
+
+    def test_publishPrunesEntryOfExpiredLock(self):
+        """
+        A publish that finds the index entry of a lock that has expired
+        takes the mutex once and removes the entry, so the next publish of
+        that file takes no mutex.
+        """
+        store = CalendarStore(self.directory.child("tree"))
+        locks = LockStore(store.metadataDirectory("davlocks"), self.clock)
+        locks.create(("a.vfb",), EXCLUSIVE, "0", "", "alice", 60)
+        self.clock.advance(61)
+        upload = store.openUpload(("a.vfb",))
+        self.assertIs(self.successResultOf(upload.commitAsync(b"new", exclusive=locks.exclusive)), True)
+        self.assertEqual([name for name in os.listdir(locks.directory.path) if name.endswith(".held")], [])
+        self.assertEqual(store.read(("a.vfb",)), b"new")
+
+    def test_locksWithoutIndexEntries(self):
+        """
+        Locks kept before the index existed (no entries) are still honoured:
+        the first look of a process gives them their entries.
+        """
+        from fbtwist.store import locks as module
+
+        lock = self.locks.create(("a",), EXCLUSIVE, INFINITY, "", "alice", 60)
+        for name in self.entries():
+            os.unlink(self.directory.child(name).path)
+        module._indexed.discard(self.directory.path)
+        self.assertEqual(LockStore(self.directory, self.clock).affecting(("a", "b"), membership=True), [lock])
+        self.assertEqual(len(self.entries()), 1)
 
 
 class StoreInterfaceTests(SynchronousTestCase):

@@ -350,3 +350,66 @@ class GlusterScaleOutTests(SynchronousTestCase):
             status, got = self.viaNode(index, request, "GET", f"/calendar/{killed}.vfb")
             self.assertEqual((status, versionOf(got)), (200, "old"))
 
+
+
+class GlusterLockRaceTests(SynchronousTestCase):
+    """
+    The lock store over two FUSE mounts of one GlusterFS volume, as two
+    nodes see it.
+    """
+
+    def test_lockWaitsForPublishThroughTheOtherMount(self):
+        """
+        A publish through one mount that found no lock and has not renamed
+        yet holds up a lock of its file taken through the other mount until
+        its new version is in place; a publish through the first mount
+        afterwards finds the lock.
+        """
+        import threading
+
+        from twisted.python.filepath import FilePath
+
+        from fbtwist.errors import Locked
+        from fbtwist.store.locks import LOCK_DIRECTORY, LockStore, WallClock
+        from fbtwist.store.tree import CalendarStore
+
+        base = os.path.abspath(self.mktemp())
+        os.makedirs(base)
+        volume = GlusterVolume(self, base, f"fbl{os.getpid()}").start()
+        stores = [CalendarStore(FilePath(volume.mount(os.path.join(base, f"mnt-{n}")))) for n in "ab"]
+        locks = [LockStore(store.metadataDirectory(LOCK_DIRECTORY), WallClock) for store in stores]
+        stores[0].write(("a.vfb",), b"old")
+        inCheck, release, outcome = threading.Event(), threading.Event(), []
+
+        def check():
+            inCheck.set()
+            release.wait(30)
+
+        def publish():
+            d = stores[0].openUpload(("a.vfb",)).commitAsync(b"new", check, exclusive=locks[0].exclusive)
+            d.addBoth(outcome.append)
+
+        publisher = threading.Thread(target=publish)
+        publisher.start()
+        self.assertTrue(inCheck.wait(30))
+        granted = []
+        locker = threading.Thread(target=lambda: granted.append(
+            locks[1].create(("a.vfb",), "exclusive", "0", "", "bob", 60)))
+        locker.start()
+        locker.join(1.0)
+        self.assertEqual((granted, stores[1].read(("a.vfb",))), ([], b"old"))
+        release.set()
+        publisher.join(30)
+        locker.join(30)
+        self.assertEqual((outcome, len(granted)), ([False], 1))
+        self.assertEqual(stores[1].read(("a.vfb",)), b"new")
+
+        def refuse():
+            if locks[0].affecting(("a.vfb",), membership=True):
+                raise Locked("locked")
+
+        later = []
+        stores[0].openUpload(("a.vfb",)).commitAsync(b"later", refuse, exclusive=locks[0].exclusive).addBoth(
+            later.append)
+        self.assertIsInstance(later[0].value, Locked)
+        self.assertEqual(stores[0].read(("a.vfb",)), b"new")

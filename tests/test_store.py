@@ -371,10 +371,10 @@ class CommitAsyncTests(unittest.SynchronousTestCase):
         """
         upload = self.store.openUpload(("a.vfb",))
 
-        def full():
+        def full(data):
             raise OSError(errno.ENOSPC, "No space left on device")
 
-        upload._open().flush = full
+        upload._open().write = full
         d = upload.commitAsync(b"new")
         self.runner.finish()
         self.failureResultOf(d, InsufficientStorage)
@@ -609,21 +609,27 @@ class GroupCommitTests(unittest.TestCase):
 
         return defer.gatherResults(commits).addCallback(check)
 
-    def test_renameUnderExclusive(self):
-        """
-        While another holder (another server taking a WebDAV lock, say) has
-        the lock mutex, a commit's check and rename wait; the new version
-        appears once it is released.
-        """
+    def _lockedStore(self):
         from twisted.internet import reactor
-        from twisted.internet.task import deferLater
 
         from fbtwist.store.locks import LOCK_DIRECTORY, LockStore, WallClock
         from fbtwist.tap import threadRunner
 
         store = CalendarStore(FilePath(self.mktemp()), runBlocking=threadRunner(reactor))
         store.write(("a.vfb",), b"old")
-        locks = LockStore(store.metadataDirectory(LOCK_DIRECTORY), WallClock)
+        return store, LockStore(store.metadataDirectory(LOCK_DIRECTORY), WallClock)
+
+    def test_renameUnderExclusive(self):
+        """
+        When a lock may apply to the file, a commit's check and rename wait
+        while another holder (another server taking a WebDAV lock, say) has
+        the lock mutex; the new version appears once it is released.
+        """
+        from twisted.internet import reactor
+        from twisted.internet.task import deferLater
+
+        store, locks = self._lockedStore()
+        locks.create(("a.vfb",), "shared", "0", "", "bob", 60)
         held = locks.exclusive()
         held.__enter__()
         checked = []
@@ -640,6 +646,90 @@ class GroupCommitTests(unittest.TestCase):
             self.assertEqual((store.read(("a.vfb",)), checked), (b"new", [1]))
 
         return deferLater(reactor, 0.3).addCallback(stillOld).addCallback(new)
+
+    def test_noMutexWhenNoLockApplies(self):
+        """
+        A commit of a file no lock can apply to (only another file is
+        locked) does not wait for the lock mutex.
+        """
+        store, locks = self._lockedStore()
+        locks.create(("b.vfb",), "exclusive", "0", "", "bob", 60)
+        held = locks.exclusive()
+        held.__enter__()
+        self.addCleanup(held.__exit__, None, None, None)
+        checked = []
+        d = store.openUpload(("a.vfb",)).commitAsync(b"new", lambda: checked.append(1), exclusive=locks.exclusive)
+
+        def new(created):
+            self.assertIs(created, False)
+            self.assertEqual((store.read(("a.vfb",)), checked), (b"new", [1]))
+
+        return d.addCallback(new)
+
+    def test_lockWaitsForCommitThatLookedBefore(self):
+        """
+        A publish that found no lock and has not renamed yet holds up a LOCK
+        of its file taken meanwhile (through another lock store, as another
+        server would) until its new version is in place: the lock never
+        sees a write it did not allow.
+        """
+        import threading
+
+        from twisted.internet import reactor
+        from twisted.internet.task import deferLater
+        from twisted.internet.threads import deferToThread
+
+        store, locks = self._lockedStore()
+        inCheck, release = threading.Event(), threading.Event()
+
+        def check():
+            inCheck.set()
+            release.wait(10)
+
+        d = store.openUpload(("a.vfb",)).commitAsync(b"new", check, exclusive=locks.exclusive)
+        other = type(locks)(locks.directory, locks.clock)
+        seen = []
+
+        def lockNow(inside):
+            self.assertTrue(inside)
+            seen.append(deferToThread(other.create, ("a.vfb",), "exclusive", "0", "", "bob", 60))
+            return deferLater(reactor, 0.3)
+
+        def stillWaiting(_):
+            seen.append((seen[0].called, store.read(("a.vfb",))))
+            release.set()
+            return defer.gatherResults([d, seen[0]])
+
+        def locked(results):
+            self.assertEqual(seen[1], (False, b"old"))
+            self.assertEqual(store.read(("a.vfb",)), b"new")
+            self.assertEqual(other.covering(("a.vfb",)), [results[1]])
+
+        return deferToThread(inCheck.wait, 10).addCallback(lockNow).addCallback(stillWaiting).addCallback(locked)
+
+    def test_commitAfterLockSeesIt(self):
+        """
+        A publish still being written when a lock is taken does not hold the
+        lock up, and at its commit finds the lock (its check runs under the
+        mutex and refuses).
+        """
+        store, locks = self._lockedStore()
+        upload = store.openUpload(("a.vfb",))
+        upload.write(b"new, still arriving")
+        lock = locks.create(("a.vfb",), "exclusive", "0", "", "bob", 60)
+
+        def check():
+            if locks.affecting(("a.vfb",), membership=True):
+                raise PermissionDenied("locked")
+
+        d = upload.commitAsync(b"", check, exclusive=locks.exclusive)
+
+        def refused(failure):
+            failure.trap(PermissionDenied)
+            self.assertEqual(store.read(("a.vfb",)), b"old")
+            self.assertEqual(locks.covering(("a.vfb",)), [lock])
+
+        return d.addCallbacks(lambda _: self.fail("committed over a lock"), refused)
 
 
 _WRITER = """

@@ -9,7 +9,7 @@ import errno
 import fcntl
 import hashlib
 import os
-import secrets
+import random
 import stat
 from typing import Callable, Dict, Optional, Tuple
 
@@ -32,39 +32,55 @@ def etagForContent(data: bytes) -> str:
     return '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
 
 
-def _lockTemporary(fd: int) -> Optional[bool]:
-    """
-    Take the exclusive lock of an open temporary file without waiting.
+#: Filesystems without C{flock} answer one of these.
+_NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS)
 
+
+def _lockTemporary(fd: int, mode: int = fcntl.LOCK_EX) -> Optional[bool]:
+    """
+    Take the lock of an open temporary file without waiting.
+
+    @param mode: C{LOCK_EX}, or C{LOCK_SH} for an upload's file (see
+        L{_createTemporary}).
     @return: C{True} when taken, C{False} when another open file holds it
         (its writer is alive), C{None} when the filesystem has no locks.
     """
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
     except OSError as e:
-        if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+        if e.errno in _NO_LOCKS:
             return None
         raise
     return True
 
 
-def _createTemporary(target: FilePath) -> Tuple[str, int]:
+def _createTemporary(target: FilePath, shared: bool = False) -> Tuple[str, int]:
     """
     Create a temporary file beside C{target} (a hidden name ending in
-    L{_TEMP_SUFFIX}) and lock it, so that no starting server removes it
-    while its writer lives.
+    L{_TEMP_SUFFIX}, see L{isTemporaryOf}) and lock it, so that no
+    starting server removes it while its writer lives.
 
+    @param shared: Lock it shared, not exclusively: an upload's file, whose
+        writer takes the lock exclusively only for its commit
+        (L{fbtwist.store.locks.LockStore.publishing}), so that taking a
+        WebDAV lock can wait for the commits under way and for no upload
+        still arriving.
     @return: Its path and a descriptor open for writing, holding the lock
         until it is closed.
     @raise OSError: When it cannot be created.
     """
     for attempt in range(5):
-        path = target.sibling("." + target.basename() + "." + secrets.token_hex(6) + _TEMP_SUFFIX).path
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        # The name need not be secret, only unlikely to be taken (O_EXCL
+        # makes sure): the random module's generator costs no system call.
+        path = target.sibling("." + target.basename() + "." + f"{random.getrandbits(48):012x}" + _TEMP_SUFFIX).path
         try:
-            locked = _lockTemporary(fd)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        except FileExistsError:
+            continue
+        try:
+            locked = _lockTemporary(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
             # A server starting between the creation and the lock may have
             # taken the lock first and removed the file: then try another.
             if locked is not False and os.stat(path).st_ino == os.fstat(fd).st_ino:
@@ -76,6 +92,64 @@ def _createTemporary(target: FilePath) -> Tuple[str, int]:
             raise
         os.close(fd)
     raise OSError(errno.EAGAIN, "no temporary file could be created and locked")
+
+
+class RawFile:
+    """
+    A descriptor open for writing, as the file object uploads write to:
+    unlike an unbuffered file object it costs no C{fstat} to make.
+    """
+
+    def __init__(self, fd: int):
+        self._fd = fd
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def write(self, data) -> int:
+        return os.write(self._fd, data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
+
+
+def isTemporaryOf(name: str, basename: Optional[str] = None) -> bool:
+    """
+    Whether C{name} is one of the temporary files L{_createTemporary}
+    makes (of a target called C{basename}, when given).
+    """
+    if not (name.startswith(".") and name.endswith(_TEMP_SUFFIX)):
+        return False
+    if basename is None:
+        return True
+    # "." + basename + "." + 12 hex digits + suffix
+    middle = name[1:-len(_TEMP_SUFFIX)]
+    return len(middle) == len(basename) + 13 and middle.startswith(basename + ".")
+
+
+def waitForCommit(path: str) -> None:
+    """
+    Wait until the writer of the temporary file C{path}, when it is
+    committing (it holds its lock exclusively, see L{_createTemporary}),
+    has renamed it or given up; return at once for an upload still
+    arriving (a shared lock), a file gone, or one without a writer.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return  # renamed (committed) or removed meanwhile
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    except OSError as e:
+        if e.errno not in _NO_LOCKS:
+            raise
+    finally:
+        os.close(fd)
 
 
 def _removeIfAbandoned(path: str, olderThan: float) -> bool:
@@ -205,9 +279,10 @@ def _info(path: StorePath, st: os.stat_result) -> ResourceInfo:
     )
 
 
-def _setEtagAttribute(path: str, etag: str) -> None:
+def _setEtagAttribute(path, etag: str) -> None:
     # Remembered with size and mtime, so that an edit made by another
-    # program (which keeps the attribute) is noticed.
+    # program (which keeps the attribute) is noticed.  C{path} may be a
+    # descriptor of the file open.
     try:
         st = os.stat(path)
         value = f"{etag}|{st.st_size}|{st.st_mtime_ns}"

@@ -7,22 +7,41 @@ each other's.  Files are written to a temporary name, fsynced and renamed;
 taking, refreshing and removing a lock happen under an exclusive C{flock}
 of one file in that directory, so two servers cannot both grant conflicting
 locks.  Locks past their timeout are ignored and removed when seen.
+
+Beside the locks, an index: for every path a lock is rooted at, an empty
+file named by a hash of the path (L{_MARKER_SUFFIX}), made before the lock's
+file and removed after the last lock rooted there.  Whether any lock can
+apply to a path is then a few C{stat}s of names (the path and its
+ancestors), not a listing of every lock; only when one of those names
+exists are the locks read.
+
+A publish whose target no lock can apply to commits without the mutex
+(L{LockStore.publishing}).  What keeps a WebDAV lock taken meanwhile (by
+any server) from being overtaken by such a publish: the publish holds its
+temporary file's C{flock} exclusively from before it looks at the index
+until its rename, and taking a lock, once its index entry and file are
+written, waits for every temporary file it could concern whose lock is held
+exclusively (L{LockStore.create}).  A publish that looked before the entry
+existed has therefore renamed before the lock is granted; one that looks
+after sees the entry and takes the mutex.
 """
 
 import errno
 import fcntl
+import hashlib
 import json
 import os
+import threading
 import time
 import uuid
 from contextlib import contextmanager
-from typing import Iterator, List, NamedTuple, Optional, Tuple
+from typing import ContextManager, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 
 from fbtwist.errors import descriptorError
-from fbtwist.store.files import atomicWrite
+from fbtwist.store.files import _NO_LOCKS, atomicWrite, isTemporaryOf, waitForCommit
 
 EXCLUSIVE = "exclusive"
 SHARED = "shared"
@@ -50,6 +69,20 @@ LOCK_DIRECTORY = "davlocks"
 
 _SUFFIX = ".lock"
 _MUTEX = ".mutex"
+#: An index entry: some lock may be rooted at the path its name hashes.
+_MARKER_SUFFIX = ".held"
+
+#: Lock directories whose locks this process has checked to be indexed
+#: (locks written before the index existed get their entries then).
+_indexed: Set[str] = set()
+#: The paths the current thread's publish found no lock for, while it
+#: holds its temporary file exclusively (L{LockStore.publishing}).
+_publishing = threading.local()
+
+
+def _markerName(path) -> str:
+    key = "/".join(path).encode("utf-8", "surrogatepass")
+    return hashlib.sha256(key).hexdigest()[:40] + _MARKER_SUFFIX
 
 
 class Lock(NamedTuple):
@@ -135,15 +168,21 @@ class LockStore:
         self.directory = directory
         self.clock = clock
 
-    @contextmanager
-    def exclusive(self) -> Iterator[None]:
+    def exclusive(self) -> "_Mutex":
         """
         Hold the tree's lock mutex (an exclusive C{flock}, so other servers
         sharing the tree wait too): taking, refreshing and removing locks
         hold it, and so does a publish between its lock check and its
-        rename (L{fbtwist.store.uploads.Upload.commitAsync}).  Blocks: taken in the
-        reactor thread only around a few small files' I/O.
+        rename when a lock may apply to its file (L{publishing}).  Blocks:
+        taken in the reactor thread only around a few small files' I/O.
+
+        @return: A context manager holding the mutex while entered; an
+            upload given it uses its C{publishing} instead (see
+            L{fbtwist.store.uploads.Upload.commitAsync}).
         """
+        return _Mutex(self)
+
+    def _lockMutex(self) -> int:
         mutex = self.directory.child(_MUTEX).path
         try:
             # Without O_CREAT: creating takes the directory's own lock, which
@@ -155,9 +194,139 @@ class LockStore:
             fd = os.open(mutex, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    @contextmanager
+    def publishing(self, path, fd: int) -> Iterator[None]:
+        """
+        What a publish of C{path} holds around its last check and its rename
+        (L{fbtwist.store.uploads.Upload.commitAsync}), in place of
+        L{exclusive}: the exclusive C{flock} of its temporary file C{fd}
+        (locked shared while it was written, see
+        L{fbtwist.store.files._createTemporary}), and the mutex too only
+        when the index says a lock may apply to C{path} or to its parent.
+        Without the mutex, L{affecting} of C{path} answers from what was
+        looked at here, in this thread, while it is held.
+        """
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as e:
+            if e.errno not in _NO_LOCKS:
+                raise
+            # No locks on this filesystem: no waiting for commits either.
+            with self.exclusive():
+                yield
+            return
+        path = tuple(path)
+        if self._mayApply(path):
+            with self.exclusive():
+                # An entry left by locks that expired goes now, so that it
+                # costs one publish the mutex, not every one.
+                self._pruneIndex()
+                yield
+            return
+        _publishing.free = (self.directory.path, path)
+        try:
             yield
         finally:
-            os.close(fd)
+            _publishing.free = None
+
+    def _mayApply(self, path) -> bool:
+        """
+        Whether a lock may be rooted at C{path} or at one of its ancestors:
+        one C{stat} per name, no lock read.
+        """
+        if getattr(_publishing, "free", None) == (self.directory.path, path):
+            return False
+        self._index()
+        for length in range(len(path) + 1):
+            try:
+                os.stat(os.path.join(self.directory.path, _markerName(path[:length])))
+                return True
+            except FileNotFoundError:
+                continue
+            except NotADirectoryError:
+                return False
+            except OSError as e:
+                raise (descriptorError(e) or e) from None
+        return False
+
+    def _index(self) -> None:
+        """
+        Once per process and lock directory: give the locks written without
+        an index entry (by an older version) theirs.
+        """
+        if self.directory.path in _indexed:
+            return
+        if not os.path.isdir(self.directory.path):
+            _indexed.add(self.directory.path)
+            return
+        with self.exclusive():
+            self._indexHeld()
+
+    def _indexHeld(self) -> None:
+        # L{_index} under the mutex.
+        if self.directory.path not in _indexed:
+            for lock in self.all():
+                self._mark(lock.path)
+            _indexed.add(self.directory.path)
+
+    def _mark(self, path) -> None:
+        marker = os.path.join(self.directory.path, _markerName(path))
+        if not os.path.exists(marker):
+            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o644))
+
+    def _pruneIndex(self, inForce: Optional[List["Lock"]] = None) -> None:
+        """
+        Remove the index entries no lock in force is rooted at any more
+        (the last one there was removed, or expired).  Under L{exclusive}:
+        an entry is made and removed only under the mutex, so one being
+        made for a new lock is never taken away.
+        """
+        used = {_markerName(lock.path) for lock in (self.all() if inForce is None else inForce)}
+        try:
+            names = os.listdir(self.directory.path)
+        except FileNotFoundError:
+            return
+        for name in names:
+            if name.endswith(_MARKER_SUFFIX) and name not in used:
+                try:
+                    os.unlink(os.path.join(self.directory.path, name))
+                except FileNotFoundError:
+                    pass
+
+    def _waitForCommits(self, lock: Lock) -> None:
+        """
+        Wait for the publishes under way that the new C{lock} concerns and
+        that may have looked at the index before its entry was made (see
+        the module's description).  The tree is the lock directory's parent.
+        """
+        tree = os.path.dirname(self.directory.path)
+        root = os.path.join(tree, *lock.path)
+        if os.path.isdir(root):
+            if lock.depth == INFINITY:
+                walk = os.walk(root)
+            else:
+                try:
+                    walk = [(root, None, os.listdir(root))]
+                except OSError:
+                    return
+            for directory, _, names in walk:
+                for name in names:
+                    if isTemporaryOf(name):
+                        waitForCommit(os.path.join(directory, name))
+            return
+        parent, basename = os.path.split(root)
+        try:
+            with os.scandir(parent) as entries:
+                names = [entry.name for entry in entries if isTemporaryOf(entry.name, basename)]
+        except OSError:
+            return
+        for name in names:
+            waitForCommit(os.path.join(parent, name))
 
     def _file(self, token: str) -> Optional[FilePath]:
         if not token.startswith(TOKEN_SCHEME):
@@ -229,6 +398,8 @@ class LockStore:
         """
         The locks that apply to C{path}.
         """
+        if not self._mayApply(tuple(path)):
+            return []
         return [lock for lock in self.all() if lock.covers(path)]
 
     def affecting(self, path, recursive: bool = False, membership: bool = False) -> List[Lock]:
@@ -242,6 +413,8 @@ class LockStore:
         """
         path = tuple(path)
         parent = path[:-1]
+        if not recursive and not self._mayApply(path):
+            return []
         found = []
         for lock in self.all():
             if (lock.covers(path) or (recursive and lock.within(path))
@@ -260,7 +433,8 @@ class LockStore:
         timeout = clampTimeout(timeout)
         with self.exclusive():
             held = 0
-            for other in self.all():
+            inForce = self.all()
+            for other in inForce:
                 if other.overlaps(path, depth) and EXCLUSIVE in (scope, other.scope):
                     raise LockConflict(other)
                 held += other.principal == principal
@@ -271,7 +445,13 @@ class LockStore:
                 owner=owner, principal=principal, timeout=timeout,
                 expires=self.clock.seconds() + timeout,
             )
+            self._indexHeld()
+            self._pruneIndex(inForce)
+            self._mark(lock.path)
             self._save(lock)
+        # Outside the mutex: a publish that saw the entry waits for the
+        # mutex while holding its temporary file.
+        self._waitForCommits(lock)
         return lock
 
     def refresh(self, token: str, timeout: int) -> Optional[Lock]:
@@ -298,6 +478,7 @@ class LockStore:
             if lock is None:
                 return False
             self._remove(self._file(token))
+            self._pruneIndex()
         return True
 
     def removeWithin(self, path) -> None:
@@ -309,6 +490,32 @@ class LockStore:
             for lock in self.all():
                 if lock.within(path):
                     self._remove(self._file(lock.token))
+            self._pruneIndex()
+
+
+class _Mutex:
+    """
+    The lock mutex of one L{LockStore}, held while entered (see
+    L{LockStore.exclusive}).
+    """
+
+    def __init__(self, store: LockStore):
+        self._store = store
+        self._fd: Optional[int] = None
+
+    def __enter__(self) -> None:
+        self._fd = self._store._lockMutex()
+
+    def __exit__(self, *exception) -> bool:
+        fd, self._fd = self._fd, None
+        os.close(fd)
+        return False
+
+    def publishing(self, path, fd: int) -> ContextManager[None]:
+        """
+        What a publish holds instead of the mutex: L{LockStore.publishing}.
+        """
+        return self._store.publishing(path, fd)
 
 
 def clampTimeout(seconds: int) -> int:

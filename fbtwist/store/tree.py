@@ -235,6 +235,14 @@ class CalendarStore:
         """
         if not path:
             raise AlreadyExists("the root is a collection")
+        if len(path) == 1:
+            # The parent is the root: one lstat tells the rest (most
+            # publishes; the upload runs its slow steps in other threads,
+            # this runs in the reactor's).
+            found = self._lookUp(path)
+            if found is not None and stat.S_ISDIR(found[1].st_mode):
+                raise AlreadyExists("a collection exists under that name")
+            return Upload(self, path, self.root.child(path[0]), existed=found is not None)
         fp = self._filePath(path)
         if not fp.parent().isdir():
             raise Conflict()

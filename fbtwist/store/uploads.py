@@ -13,7 +13,14 @@ from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
 from fbtwist.interfaces import IUpload
-from fbtwist.store.files import _createTemporary, _removeIfExists, _setEtagAttribute, _storageError, _syncDirectory
+from fbtwist.store.files import (
+    RawFile,
+    _createTemporary,
+    _removeIfExists,
+    _setEtagAttribute,
+    _storageError,
+    _syncDirectory,
+)
 from fbtwist.store.paths import StorePath
 
 if TYPE_CHECKING:
@@ -26,10 +33,12 @@ class Upload:
     A new version of one file being written; see L{fbtwist.store.tree.CalendarStore.openUpload}.
     """
 
-    def __init__(self, store: "CalendarStore", path: StorePath, target: FilePath):
+    def __init__(self, store: "CalendarStore", path: StorePath, target: FilePath, existed: Optional[bool] = None):
         self._store = store
         self.path = path
         self._target = target
+        #: Whether a file was there when the upload began, when known.
+        self._existed = existed
         self._temp: Optional[FilePath] = None
         self._hash = hashlib.sha256()
         self.size = 0
@@ -43,9 +52,11 @@ class Upload:
 
     def _open(self):
         if self._file is None:
-            temp, fd = _createTemporary(self._target)
+            temp, fd = _createTemporary(self._target, shared=True)
             self._temp = FilePath(temp)
-            self._file = os.fdopen(fd, "wb")
+            # Unbuffered: a publish is written in one piece, an FTP upload in
+            # the transport's chunks; a buffer would only add system calls.
+            self._file = RawFile(fd)
         return self._file
 
     def write(self, data: bytes) -> None:
@@ -55,7 +66,9 @@ class Upload:
         @raise InsufficientStorage: When the disk is full.
         """
         try:
-            self._open().write(data)
+            file, view = self._open(), memoryview(data)
+            while view:
+                view = view[file.write(view):]
         except OSError as e:
             self.abort()
             raise _storageError(e, self.path) from None
@@ -81,13 +94,13 @@ class Upload:
         """
         if data:
             self.write(data)
-        file = self._open()
-        file.flush()
-        os.fsync(file.fileno())
-        _setEtagAttribute(self._temp.path, '"' + self._hash.hexdigest()[:32] + '"')
+        fd = self._open().fileno()
+        # Labelled before the fsync, which makes the label durable too.
+        _setEtagAttribute(fd, '"' + self._hash.hexdigest()[:32] + '"')
+        os.fsync(fd)
 
     def _rename(self) -> bool:
-        created = not self._target.exists()
+        created = not (self._target.exists() if self._existed is None else self._existed)
         os.rename(self._temp.path, self._target.path)
         self._done = True
         # Closed only now: the file's lock tells a starting server that its
@@ -139,7 +152,11 @@ class Upload:
         @param check: Raises to refuse the commit; the old version is kept.
             It runs where the writing runs (another thread in the server).
         @param exclusive: A context manager factory (WebDAV's lock store's
-            lock), held around C{check} and the rename.
+            lock), held around C{check} and the rename; when what it
+            returns has a C{publishing} method (a lock store's mutex), what
+            that returns is held instead
+            (L{fbtwist.store.locks.LockStore.publishing}: the mutex only when
+            a lock may apply to this file).
         @return: A Deferred firing with C{True} when the file did not exist
             before, or failing as L{commit} does or with what C{check}
             raised (the old version kept).
@@ -165,7 +182,7 @@ class Upload:
 
     def _writeOutAndRename(self, data: bytes, check, exclusive, derived: Optional[bytes] = None) -> bool:
         self._writeOut(data)
-        with exclusive():
+        with self._holding(exclusive):
             if self._abortRequested:
                 raise defer.CancelledError("the upload was aborted while it was being written")
             if check is not None:
@@ -174,6 +191,20 @@ class Upload:
         if derived is not None:
             self._store._storeDerived(self.path, derived)
         return created
+
+    def _holding(self, exclusive: Callable[[], ContextManager]) -> ContextManager:
+        """
+        What to hold around the check and the rename: C{exclusive()}, or,
+        when that offers it (a lock store's mutex), its cheaper
+        C{publishing(path, descriptor)} for this file, which takes the mutex
+        only when a lock may apply to it
+        (L{fbtwist.store.locks.LockStore.publishing}).
+        """
+        held = exclusive()
+        publishing = getattr(held, "publishing", None)
+        if publishing is not None:
+            return publishing(self.path, self._file.fileno())
+        return held
 
     def abort(self) -> None:
         """

@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""
+What one publish costs fbtwist: server CPU time and system calls per PUT,
+counted rather than timed, so that a busy machine changes them little.
+
+Starts slapd with a few users and one fbtwist (as C{bench/run} does), runs
+C{wrk} publishing as each user in turn, and reads the server's CPU time from
+C{/proc} before and after; with C{--strace}, a second run under
+C{strace -c -f} counts the system calls of every thread.
+
+    .venv/bin/python bench/publishcost.py [--workers 2] [--strace]
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from bench.compare import (  # noqa: E402
+    FbtwistProcess,
+    UserDirectory,
+    calendarBody,
+    checkPublish,
+    chownTree,
+    luaScript,
+    parseWrk,
+    waitForLogLines,
+    writeTree,
+)
+from tests.processes import childPIDs  # noqa: E402
+
+
+def treeCPU(pid: int) -> float:
+    """
+    User plus system CPU seconds of C{pid} and its living descendants.
+    """
+    total, pending, tick = 0.0, [pid], os.sysconf("SC_CLK_TCK")
+    while pending:
+        current = pending.pop()
+        try:
+            with open(f"/proc/{current}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            pending.extend(childPIDs(current))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def wrk(port: int, script: str, seconds: float, connections: int) -> dict:
+    argv = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds:g}s", "--latency", "-s", script,
+            f"http://127.0.0.1:{port}/"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds * 3 + 60)
+    result = parseWrk(out.stdout)
+    requests = re.search(r"(\d+) requests in", out.stdout)
+    result["requests"] = int(requests.group(1)) if requests else 0
+    return result
+
+
+_STRACE_LINE = re.compile(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)$")
+
+
+def straceCounts(pids, run) -> dict:
+    """
+    Run C{run()} while C{strace -c -f} follows C{pids}: system call name ->
+    count.
+    """
+    argv = ["strace", "-c", "-f", "-qq"]
+    for pid in pids:
+        argv += ["-p", str(pid)]
+    tracer = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    result = run()
+    tracer.send_signal(2)
+    _, err = tracer.communicate(timeout=60)
+    counts = {}
+    for line in err.splitlines():
+        m = _STRACE_LINE.match(line)
+        if m and m.group(2) != "total":
+            counts[m.group(2)] = int(m.group(1))
+    return result, counts
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--locks", type=int, default=0,
+                        help="WebDAV locks held on other files in the tree while publishing")
+    parser.add_argument("--strace", action="store_true", help="also count system calls (slows the server)")
+    args = parser.parse_args()
+    workdir = tempfile.mkdtemp(prefix="fbtwist-publishcost-")
+    body = calendarBody()
+    directory = UserDirectory(os.path.join(workdir, "ldap"), args.users)
+    directory.start()
+    server = None
+    try:
+        tree = os.path.join(workdir, "tree")
+        writeTree(tree, args.users, body)
+        if args.locks:
+            from twisted.python.filepath import FilePath
+
+            from fbtwist.store.locks import LOCK_DIRECTORY, LockStore, WallClock
+            from fbtwist.store.tree import CalendarStore
+
+            locks = LockStore(CalendarStore(FilePath(tree)).metadataDirectory(LOCK_DIRECTORY), WallClock)
+            for i in range(args.locks):
+                locks.create((f"locked{i}.vfb",), "exclusive", "0", "", f"holder{i}", 3600)
+        chownTree(tree)
+        extra = ["--workers", str(args.workers)] if args.workers else []
+        server = FbtwistProcess(tree, directory.searchURL, extraArgs=extra,
+                                logPath=os.path.join(workdir, "fbtwist.log")).start()
+        waitForLogLines(server.logPath, "name index loaded", max(1, args.workers))
+        for _ in range(3):
+            assert checkPublish(server.port, body) in (201, 204)
+        script = os.path.join(workdir, "publish.lua")
+        with open(script, "w") as f:
+            f.write(luaScript("publish", args.users, 2, body))
+        before = treeCPU(server.pid)
+        result = wrk(server.port, script, args.seconds, args.connections)
+        cpu = treeCPU(server.pid) - before
+        n = max(1, result["requests"])
+        print(f"publishes: {result['requests']} in {args.seconds:g} s ({result['rps']:.1f}/s, "
+              f"p50 {result['p50']:.1f} ms, p99 {result['p99']:.1f} ms, non-2xx/errors {result['errors']})")
+        print(f"server CPU per publish: {cpu / n * 1000:.3f} ms")
+        if args.strace:
+            pids = [server.pid] + childPIDs(server.pid)
+            result, counts = straceCounts(pids, lambda: wrk(server.port, script, args.seconds, args.connections))
+            n = max(1, result["requests"])
+            total = sum(counts.values())
+            print(f"system calls per publish (strace, {result['requests']} publishes): {total / n:.1f}")
+            for name, count in sorted(counts.items(), key=lambda item: -item[1])[:25]:
+                print(f"  {name:20} {count / n:6.2f}")
+    finally:
+        if server is not None:
+            server.stop()
+        directory.stop()
+        subprocess.run(["rm", "-rf", workdir])
+
+
+if __name__ == "__main__":
+    main()
