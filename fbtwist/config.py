@@ -746,8 +746,20 @@ class Config:
     # --- directory bind connections ---
     ldapBindPoolSize: int = setting(
         "ldap-bind-pool-size", 4, parseCount(1, 64),
-        "Connections kept open for checking users' passwords (LDAP binds), never used for searches.",
+        "Connections kept open for checking users' passwords (LDAP binds), never used for searches; "
+        "also how many binds run at once (more wait their turn).",
         metavar="N",
+    )
+    ldapQueueSize: int = setting(
+        "ldap-queue-size", 1000, parseCount(0, 1000000),
+        "Directory searches and binds allowed to wait for their turn (at most 4 searches per "
+        "--ldap-pool-size connection and --ldap-bind-pool-size binds run at once); one more is answered "
+        "503 (busy) at once, without taking the directory for down.", metavar="N",
+    )
+    ldapQueueTimeout: float = setting(
+        "ldap-queue-timeout", 10.0, parsePositiveSeconds,
+        "How long a directory search or bind may wait for its turn before the client gets 503 (busy); "
+        "--ldap-timeout only starts when the request is sent to the directory.", metavar="SECONDS",
     )
 
 

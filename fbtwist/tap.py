@@ -463,7 +463,8 @@ def buildDirectory(config, reactor, top: GracefulService) -> LDAPDirectory:
         trustRoot=trustRootFromCertificates(caCertificates(config.ldapCA)) if config.ldapCA else None,
         startTLS=config.ldapStartTLS, loginAttributes=config.ldapLoginAttributes,
         mailAttributes=config.mailAttributes, poolSize=config.ldapPoolSize, retryMax=config.ldapRetryMax,
-        bindPoolSize=config.ldapBindPoolSize,
+        bindPoolSize=config.ldapBindPoolSize, queueSize=config.ldapQueueSize,
+        queueTimeout=config.ldapQueueTimeout,
         loginForms=LoginForms(config.ldapNetBIOSDomain, config.ldapUPNSuffixes),
     )
     if config.ldap is not None and not (url.tls or directory.startTLS) and not _isLoopback(url.host):

@@ -57,6 +57,7 @@ from fbtwist.directory.entries import (
     memberValues,
     nameRecord,
 )
+from fbtwist.directory.gate import DirectoryGate
 from fbtwist.directory.filters import _groupClassFilter, anyOf, equalityFilter, inChainFilter, prefixFilter
 from fbtwist.directory.ldapurl import LDAPURL
 from fbtwist.directory.loginforms import AD_CAPABILITY, SAM_ACCOUNT_NAME, LoginForms, bindFailureReason
@@ -75,6 +76,9 @@ RETRY_INITIAL = 0.25
 #: that lock accounts out (Active Directory) count each attempt.  The first
 #: delay is then the directory's C{retryMax}.
 ACCOUNT_RETRY_MAX = 600.0
+#: Searches each persistent search connection carries at once (LDAP
+#: multiplexes them); more wait in fbtwist (L{DirectoryGate}).
+SEARCHES_PER_CONNECTION = 4
 #: How deep groups nested in a group are followed (a group's members are
 #: depth 1); deeper ones are left out, with a log line.
 GROUP_NESTING_DEPTH = 8
@@ -100,7 +104,11 @@ class LDAPDirectory:
     @param clock: Times the backoff delays (the reactor by default).
     @param retryMax: The longest backoff delay, in seconds.
     @param poolSize: How many persistent search connections to keep.
-    @param bindPoolSize: How many idle connections for user binds to keep.
+    @param bindPoolSize: How many idle connections for user binds to keep,
+        and how many binds run at once.
+    @param queueSize: How many searches and binds may wait for their turn
+        (L{DirectoryGate}) before more are refused as busy.
+    @param queueTimeout: How long (seconds) one may wait for its turn.
     """
 
     log = Logger()
@@ -121,6 +129,8 @@ class LDAPDirectory:
         clock=None,
         bindPoolSize: int = 4,
         loginForms: Optional[LoginForms] = None,
+        queueSize: int = 1000,
+        queueTimeout: float = 10.0,
     ):
         self.url = url
         self._reactor = reactor
@@ -144,6 +154,10 @@ class LDAPDirectory:
         self._probeUntil = 0.0
         self._pool = _SearchPool(poolSize, self._connectForSearch)
         self._bindPool = _BindPool(bindPoolSize)
+        self._gate = DirectoryGate(
+            {"search": poolSize * SEARCHES_PER_CONNECTION, "bind": bindPoolSize}, queueSize, queueTimeout,
+            self._clock,
+        )
         self._open = set()
         #: Every user's lookup names (a L{NameIndex}) once
         #: L{loadNameIndex} has completed, else C{None}.
@@ -394,8 +408,16 @@ class LDAPDirectory:
         Continuation references (referrals) are ignored.
 
         @raise DirectoryUnavailable: When the directory cannot answer.
+        @raise DirectoryBusy: When the search waited too long for its turn.
         """
         self._checkBackoff()
+        async with self._gate.slot("search"):
+            # The directory may have failed while this search waited.
+            self._checkBackoff()
+            return await self._search(filterObject, attributes, base, scope, withURLFilter)
+
+    async def _search(self, filterObject, attributes: Sequence[str], base: Optional[str], scope,
+                      withURLFilter: bool) -> list:
         client = await self._pool.client()
         if withURLFilter:
             filterObject = pureldap.LDAPFilter_and([self.url.filterObject(), filterObject])
@@ -453,18 +475,53 @@ class LDAPDirectory:
             # An empty password would be an unauthenticated bind, which
             # many servers let succeed.
             raise UnauthorizedLogin("empty login or password")
+        tried = None
+        known = self._indexedLogin(login)
+        if known is not None:
+            uid, dn = known
+            try:
+                await self._bindUser(dn, password)
+                return uid
+            except UnauthorizedLogin as e:
+                # The index is a snapshot: the entry may have moved since.
+                # The directory decides, without a second bind to the
+                # same entry (directories that lock accounts out count
+                # each one).
+                tried = (_dnKey(dn), e)
         entry = await self.findUser(login)
         if entry is None:
             raise UnauthorizedLogin("no such user")
         uid = firstValue(entry, self.url.attribute)
         if not uid:
             raise UnauthorizedLogin(f"the entry has no {self.url.attribute}")
+        dn = entry.dn.getText()
         try:
-            await self._bindUser(entry.dn.getText(), password)
+            if tried is not None and tried[0] == _dnKey(dn):
+                raise tried[1]
+            await self._bindUser(dn, password)
         except UnauthorizedLogin as e:
             # Which entry it was lets the checker count failures per entry.
             raise WrongPassword(str(e), uid) from None
         return uid
+
+    def _indexedLogin(self, login: str):
+        """
+        The uid and DN of the entry C{login} names, from the name index,
+        when the index alone answers as the directory's search would: the
+        login is matched against the uid attribute only (no other login
+        attributes, not a C{DOMAIN\\user} login) and the index has exactly
+        one entry with that uid.
+
+        @return: C{(uid, dn)} or C{None} (search the directory).
+        """
+        index = self.nameIndex
+        if index is None or len(self.loginAttributes) != 1:
+            return None
+        if self.loginAttributes[0].lower() != self.url.attribute.lower():
+            return None
+        if self.loginForms.downLevel(login) is not None:
+            return None
+        return index.login(login)
 
     async def _bindUser(self, dn: str, password: str) -> None:
         """
@@ -475,7 +532,12 @@ class LDAPDirectory:
         @raise UnauthorizedLogin: For a wrong password (or a bind the
             server refuses), saying why (L{bindFailureReason}).
         @raise DirectoryUnavailable: When the directory cannot answer.
+        @raise DirectoryBusy: When the bind waited too long for its turn.
         """
+        async with self._gate.slot("bind"):
+            await self._bindPooled(dn, password)
+
+    async def _bindPooled(self, dn: str, password: str) -> None:
         client = self._bindPool.take()
         while True:
             pooled = client is not None

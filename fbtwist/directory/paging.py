@@ -10,7 +10,7 @@ from ldaptor.protocols.ldap import ldaperrors
 from ldaptor.protocols.ldap.ldapclient import LDAPClient, LDAPClientConnectionLostException
 from twisted.internet import defer
 
-from fbtwist.directory.entries import nameRecord
+from fbtwist.directory.entries import _text, nameRecord
 from fbtwist.directory.ldapurl import LDAPURL
 
 #: The Simple Paged Results control (RFC 2696).
@@ -48,7 +48,7 @@ def pagedResultsCookie(controls) -> bytes:
 def _searchNames(client: LDAPClient, url: LDAPURL, mailAttributes: Sequence[str], add, control) -> defer.Deferred:
     """
     Search below the URL's base for the entries that match its filter, and
-    hand each entry's L{nameRecord} to C{add} as it arrives.  Unlike
+    hand each entry's L{nameRecord} and DN to C{add} as it arrives.  Unlike
     ldaptor's C{LDAPEntry.search}, no entry object is built: parsing every
     DN was most of the work of a large search.
 
@@ -59,7 +59,8 @@ def _searchNames(client: LDAPClient, url: LDAPURL, mailAttributes: Sequence[str]
 
     def handle(response, controls) -> bool:
         if isinstance(response, pureldap.LDAPSearchResultEntry):
-            add(*nameRecord(response.attributes, url.attribute, mailAttributes))
+            uid, addresses = nameRecord(response.attributes, url.attribute, mailAttributes)
+            add(uid, addresses, _text(response.objectName))
             return False
         if isinstance(response, pureldap.LDAPSearchResultDone):
             if done.called:
