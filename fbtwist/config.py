@@ -739,8 +739,15 @@ class Config:
         "Keep every user's lookup names (uids, mail addresses) in memory, loaded from the directory with "
         "one paged search and reloaded this often, so lookups need no directory search; 0 switches the "
         "index off. Names added since the last load are still found in the directory; removed or changed "
-        "ones may answer as before for up to this long. Each --workers process keeps its own index.",
+        "ones may answer as before for up to this long.",
         metavar="SECONDS",
+    )
+    nameIndexDir: str = setting(
+        "name-index-dir", "auto", parseText,
+        "Write the name index to a file in this directory (only this user may write to it), mapped into "
+        "memory by every process of this host: one copy for all --workers (the master loads it). auto: "
+        "$RUNTIME_DIRECTORY, else fbtwist-names-UID in the temporary directory; none: each process keeps "
+        "its own copy in its memory.", metavar="DIR",
     )
 
     # --- directory bind connections ---

@@ -26,6 +26,7 @@ Connections:
 """
 
 import ipaddress
+import os
 from typing import List, Optional, Sequence
 
 from ldaptor.protocols import pureldap
@@ -33,7 +34,7 @@ from ldaptor.protocols.ldap import ldaperrors
 from ldaptor.protocols.ldap.ldapclient import LDAPClient
 from ldaptor.protocols.ldap.ldapsyntax import LDAPEntry
 from twisted.cred.error import UnauthorizedLogin
-from twisted.internet import defer
+from twisted.internet import defer, threads
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -60,6 +61,7 @@ from fbtwist.directory.entries import (
 from fbtwist.directory.gate import DirectoryGate
 from fbtwist.directory.filters import _groupClassFilter, anyOf, equalityFilter, inChainFilter, prefixFilter
 from fbtwist.directory.ldapurl import LDAPURL
+from fbtwist.directory.mappedindex import IndexFileError, MappedNameIndex, writeIndexFile
 from fbtwist.directory.loginforms import AD_CAPABILITY, SAM_ACCOUNT_NAME, LoginForms, bindFailureReason
 from fbtwist.directory.nameindex import NameIndex, NameIndexBuilder, indexOf
 from fbtwist.directory.paging import NAME_INDEX_PAGE_SIZE, _searchNames, pagedResultsControl, pagedResultsCookie
@@ -159,9 +161,14 @@ class LDAPDirectory:
             self._clock,
         )
         self._open = set()
-        #: Every user's lookup names (a L{NameIndex}) once
-        #: L{loadNameIndex} has completed, else C{None}.
-        self.nameIndex: Optional[NameIndex] = None
+        #: Every user's lookup names (a L{NameIndex}, or the
+        #: L{MappedNameIndex} of L{indexFile}) once L{loadNameIndex} has
+        #: completed, else C{None}.
+        self.nameIndex = None
+        #: Where L{loadNameIndex} writes the index for processes to map
+        #: (this one included), or C{None}: kept in this process's memory.
+        self.indexFile: Optional[str] = None
+        self._wroteIndex = False
 
     @property
     def server(self) -> str:
@@ -396,6 +403,14 @@ class LDAPDirectory:
         """
         self._pool.close()
         self._bindPool.close()
+        if self._wroteIndex:
+            # Nobody maps it once this process (the master of --workers)
+            # stops; an index left behind would be stale at the next start.
+            self._wroteIndex = False
+            try:
+                os.unlink(self.indexFile)
+            except OSError:
+                pass
         return defer.DeferredList([client.whenClosed() for client in list(self._open)])
 
     # --- the IDirectory calls ---
@@ -653,13 +668,34 @@ class LDAPDirectory:
             raise self._failed(f"loading the name index failed: {e!r}") from None
         finally:
             _close(client)
-        index = self.nameIndex = builder.build()
+        index = builder.build()
+        if self.indexFile is not None:
+            index = await self._mapped(index)
+        self.nameIndex = index
         self.log.info(
             "name index loaded from {server}: {entries} entries, {names} names in {seconds:.2f}s ({pages} pages)",
             server=self.server, entries=index.entries, names=len(index), pages=pages,
             seconds=self._reactor.seconds() - started,
         )
         return index
+
+    async def _mapped(self, index: NameIndex):
+        """
+        Write C{index} to L{indexFile} (in a thread: a million users' names
+        take seconds) and map it.
+
+        @return: The L{MappedNameIndex}, or C{index} itself when the file
+            cannot be written or mapped (a warning says why).
+        """
+        try:
+            await threads.deferToThreadPool(self._reactor, self._reactor.getThreadPool(), writeIndexFile, index,
+                                            self.indexFile)
+            self._wroteIndex = True
+            return MappedNameIndex(self.indexFile)
+        except (OSError, IndexFileError) as e:
+            self.log.warn("cannot write the name index to {path} ({error}); keeping it in memory",
+                          path=self.indexFile, error=str(e))
+            return index
 
     def isMember(self, uid: str, groupDN: str) -> defer.Deferred:
         return defer.Deferred.fromCoroutine(self._isMember(uid, groupDN))
