@@ -40,7 +40,7 @@ RECORDS = [
     ("eve@example.com", ["eve@corp.example"], f"cn=Eve,{PEOPLE}"),
     ("evelyn", ["eve@example.com", "evelyn@example.com"], f"uid=evelyn,{PEOPLE}"),
     ("a,b", [], f"uid=a\\,b,{PEOPLE}"),
-    ("josé", ["josé@example.com"], f"uid=josé,ou=other,dc=example,dc=com"),
+    ("josé", ["josé@example.com"], "uid=josé,ou=other,dc=example,dc=com"),
     ("nodn", ["nodn@example.com"], None),
 ]
 

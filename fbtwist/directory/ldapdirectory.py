@@ -58,11 +58,11 @@ from fbtwist.directory.entries import (
     memberValues,
     nameRecord,
 )
-from fbtwist.directory.gate import DirectoryGate
 from fbtwist.directory.filters import _groupClassFilter, anyOf, equalityFilter, inChainFilter, prefixFilter
+from fbtwist.directory.gate import DirectoryGate
 from fbtwist.directory.ldapurl import LDAPURL
-from fbtwist.directory.mappedindex import IndexFileError, MappedNameIndex, writeIndexFile
 from fbtwist.directory.loginforms import AD_CAPABILITY, SAM_ACCOUNT_NAME, LoginForms, bindFailureReason
+from fbtwist.directory.mappedindex import IndexFileError, MappedNameIndex, writeIndexFile
 from fbtwist.directory.nameindex import NameIndex, NameIndexBuilder, indexOf
 from fbtwist.directory.paging import NAME_INDEX_PAGE_SIZE, _searchNames, pagedResultsControl, pagedResultsCookie
 from fbtwist.directory.pools import _BindPool, _SearchPool

@@ -156,7 +156,9 @@ class MappedNameIndex:
             position = _HEADER.size
             view = memoryview(self._data)
             sections = []
-            for length in (4 * size, 4 * (nkeys + 1), 4 * nkeys, 4 * (nrecords + 1), keyBytes, recordBytes, templateBytes):
+            lengths = (4 * size, 4 * (nkeys + 1), 4 * nkeys, 4 * (nrecords + 1), keyBytes, recordBytes,
+                       templateBytes)
+            for length in lengths:
                 sections.append((position, position + length))
                 position += length
             if position != fileSize or size & (size - 1):
