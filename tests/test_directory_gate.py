@@ -179,3 +179,42 @@ class IndexedLoginTests(SynchronousTestCase):
         index = indexOf([("alice", ["alice@example.com"])])
         self.assertEqual(index.get("alice"), (True, "alice"))
         self.assertIsNone(index.login("alice"))
+
+
+class RawEntriesTests(SynchronousTestCase):
+    """
+    L{DirectoryClient.rawEntries}: a name index load's entries as bytes.
+    """
+
+    def test_raw(self):
+        """
+        Search entries go to C{rawEntries} as bytes, in order, split
+        anywhere; the result that ends the search still reaches its
+        handler, after them.
+        """
+        from ldaptor.protocols import pureldap
+        from twisted.internet.testing import StringTransport
+
+        from fbtwist.directory.client import DirectoryClient
+
+        client = DirectoryClient()
+        client.makeConnection(StringTransport())
+        seen = []
+        client.rawEntries = lambda dn, attributes: seen.append((dn, attributes))
+        request = pureldap.LDAPSearchRequest(baseObject="dc=x", filter=pureldap.LDAPFilter_present("uid"))
+
+        def handler(response):
+            seen.append(type(response).__name__)
+            return isinstance(response, pureldap.LDAPSearchResultDone)
+
+        client.send_multiResponse(request, handler)
+        wire = b"".join(
+            pureldap.LDAPMessage(
+                pureldap.LDAPSearchResultEntry(objectName=f"uid=u{n},dc=x", attributes=[("uid", [f"u{n}"])]), id=1
+            ).toWire()
+            for n in range(3)
+        ) + pureldap.LDAPMessage(pureldap.LDAPSearchResultDone(resultCode=0), id=1).toWire()
+        for i in range(0, len(wire), 7):
+            client.dataReceived(wire[i:i + 7])
+        self.assertEqual(seen, [(f"uid=u{n},dc=x".encode(), [(b"uid", [f"u{n}".encode()])]) for n in range(3)]
+                         + ["LDAPSearchResultDone"])

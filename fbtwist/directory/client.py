@@ -15,7 +15,7 @@ from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Factory
 from zope.interface import implementer
 
-from fbtwist.directory.ber import _messageEnd, _searchEntryMessage
+from fbtwist.directory.ber import _messageEnd, _searchEntryMessage, _searchEntryParts
 from fbtwist.tlsclient import ServerCertificateRefused
 
 # Result codes that mean "the directory cannot answer now", not "no".
@@ -76,6 +76,12 @@ class DirectoryClient(LDAPClient):
         self._handshakeDone = False
         self._closeWaiters: List[defer.Deferred] = []
         self.closed = False
+        #: When set, C{rawEntries(dn, attributes)} gets every search result
+        #: entry of this connection as bytes (C{attributes}: C{(type,
+        #: [values])} pairs), before the result that ends its search, and
+        #: no ldaptor object is built for it: loading a million users' names
+        #: (on a connection of its own) spent most of its time building them.
+        self.rawEntries = None
 
     def waitForHandshake(self) -> defer.Deferred:
         if self._handshakeDone:
@@ -123,6 +129,13 @@ class DirectoryClient(LDAPClient):
                 end = _messageEnd(buffer, offset)
                 if end is None:
                     break
+                raw = self.rawEntries
+                if raw is not None:
+                    parts = _searchEntryParts(buffer, offset, end)
+                    if parts is not None:
+                        offset = end
+                        raw(parts[1], parts[2])
+                        continue
                 message = _searchEntryMessage(buffer, offset, end)
                 if message is None:
                     message, _ = pureber.berDecodeObject(self.berdecoder, buffer[offset:end])

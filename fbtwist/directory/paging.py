@@ -50,12 +50,30 @@ def _searchNames(client: LDAPClient, url: LDAPURL, mailAttributes: Sequence[str]
     Search below the URL's base for the entries that match its filter, and
     hand each entry's L{nameRecord} and DN to C{add} as it arrives.  Unlike
     ldaptor's C{LDAPEntry.search}, no entry object is built: parsing every
-    DN was most of the work of a large search.
+    DN was most of the work of a large search, and building ldaptor's
+    message objects most of the rest (the connection's entries come as
+    bytes, L{fbtwist.directory.client.DirectoryClient.rawEntries}).
 
     @return: A Deferred firing with the controls of the search's result,
         or failing with the LDAP error it carries.
     """
     done = defer.Deferred()
+    uidName = url.attribute.lower().encode("utf-8")
+    mailNames = {a.lower().encode("utf-8") for a in mailAttributes}
+
+    def entry(dn: bytes, attributes) -> None:
+        # What nameRecord does, on the raw bytes (attribute names are ASCII).
+        uid, addresses = None, []
+        for name, values in attributes:
+            name = name.lower()
+            if name == uidName:
+                uid = values[0].decode("utf-8", "replace") if values else None
+            if name in mailNames:
+                addresses += [v.decode("utf-8", "replace") for v in values]
+        add(uid, addresses, dn.decode("utf-8", "replace"))
+
+    # The connection is this search's alone: its entries come raw.
+    client.rawEntries = entry
 
     def handle(response, controls) -> bool:
         if isinstance(response, pureldap.LDAPSearchResultEntry):
