@@ -6,11 +6,12 @@ instead of one dictionary of Python strings per process.
 
 The file is a hash table (CRC-32, linear probing) of lower-cased names
 (UTF-8), each with the uid it resolves to (or nobody), and for a uid, the
-DN of its entry, for binds without a search.  A lookup reads a slot or two.  It gives exactly the
-answers of the L{fbtwist.directory.nameindex.NameIndex} it was written from.
+DN of its entry, for binds without a search.  A lookup reads a slot or
+two.  It gives exactly the answers of the
+L{fbtwist.directory.nameindex.NameIndex} it was written from.
 
 Layout (native byte order, which the header records; the file is meant for
-the host that wrote it):
+the host that wrote it)::
 
     header       MAGIC, then 7 unsigned 32-bit counts and sizes
     slots        a power of two of unsigned 32-bit key numbers + 1 (0: empty)
