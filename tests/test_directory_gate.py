@@ -208,12 +208,15 @@ class RawEntriesTests(SynchronousTestCase):
             return isinstance(response, pureldap.LDAPSearchResultDone)
 
         client.send_multiResponse(request, handler)
+        # ldaptor numbers requests across clients: the one in flight.
+        (messageID,) = client.onwire
         wire = b"".join(
             pureldap.LDAPMessage(
-                pureldap.LDAPSearchResultEntry(objectName=f"uid=u{n},dc=x", attributes=[("uid", [f"u{n}"])]), id=1
+                pureldap.LDAPSearchResultEntry(objectName=f"uid=u{n},dc=x", attributes=[("uid", [f"u{n}"])]),
+                id=messageID,
             ).toWire()
             for n in range(3)
-        ) + pureldap.LDAPMessage(pureldap.LDAPSearchResultDone(resultCode=0), id=1).toWire()
+        ) + pureldap.LDAPMessage(pureldap.LDAPSearchResultDone(resultCode=0), id=messageID).toWire()
         for i in range(0, len(wire), 7):
             client.dataReceived(wire[i:i + 7])
         self.assertEqual(seen, [(f"uid=u{n},dc=x".encode(), [(b"uid", [f"u{n}".encode()])]) for n in range(3)]
