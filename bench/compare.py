@@ -608,16 +608,20 @@ def startServers(args, workdir: str, tree: str, directory: UserDirectory, extra=
             servers["wsgidav"] = WsgidavProcess(os.path.join(workdir, "wsgidav"), tree, directory.count,
                                                 args.wsgidav_python).start()
         # A server runs for days: measure it once it has loaded its directory
-        # name index (each worker loads its own).
+        # name index (one process, or the master of --workers, whose workers
+        # then map the file it wrote).
         for workers in args.fbtwist_workers:
             name = "fbtwist" if workers == 0 else f"fbtwist x{workers}"
-            waitForLogLines(servers[name].logPath, "name index loaded", max(1, workers), indexTimeout)
+            waitForLogLines(servers[name].logPath, "name index loaded", 1, indexTimeout)
+            if workers:
+                waitForLogLines(servers[name].logPath, "name index mapped", workers, indexTimeout)
             if results is not None:
                 loads = nameIndexLoads(servers[name].logPath)
                 results.startup[(directory.count, name)] = dict(
                     indexSeconds=max((load["seconds"] for load in loads), default=float("nan")),
                     names=max((load["names"] for load in loads), default=0),
                     loads=len(loads), rss=processTreeRSS(servers[name].pid),
+                    pss=processTreePSS(servers[name].pid),
                 )
         # Warm up: the first request of each pays for imports and connections.
         for server in servers.values():
@@ -630,6 +634,39 @@ def startServers(args, workdir: str, tree: str, directory: UserDirectory, extra=
         stopServers(servers)
         raise
     return servers
+
+
+def processTreePSS(pid: int) -> int:
+    """
+    The proportional memory (PSS), in bytes, of C{pid} and its descendants:
+    pages several of them share (the mapped name index) counted once in
+    all, where their RSS counts them once per process.
+    """
+    total = 0
+    for current in [pid] + _descendants(pid):
+        try:
+            with open(f"/proc/{current}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return total
+
+
+def _descendants(pid: int) -> List[int]:
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as f:
+                    children = [int(child) for child in f.read().split()]
+                found += children
+                pending += children
+        except OSError:
+            continue
+    return found
 
 
 def waitForLogLines(path: str, text: str, count: int, timeout: float = 300.0) -> None:
@@ -949,12 +986,14 @@ def startupTable(results: Results) -> List[str]:
     lines = [
         "## Name index and memory at start", "",
         "The name index load time is what fbtwist logs (\"name index loaded ... in Xs\"; the slowest worker); "
-        "the memory is the resident set of all its processes once every worker has loaded it, before any load.",
-        "", "| users | server | name index loaded in | names | RSS once loaded |", "|---:|---|---:|---:|---:|",
+        "the memory is the resident set of all its processes once every worker has it (the master loads it, "
+        "the workers map the file it writes), before any load; PSS counts the pages they share once.",
+        "", "| users | server | name index loaded in | names | RSS once loaded | PSS once loaded |",
+        "|---:|---|---:|---:|---:|---:|",
     ]
     for (users, server), start in sorted(results.startup.items()):
         lines.append(f"| {users:,} | {server} | {formatNumber(start['indexSeconds'], 2)} s | {start['names']:,} | "
-                     f"{formatRSS(start['rss'])} |")
+                     f"{formatRSS(start['rss'])} | {formatRSS(start.get('pss', 0))} |")
     return lines + [""]
 
 

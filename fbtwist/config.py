@@ -744,15 +744,34 @@ class Config:
         "Keep every user's lookup names (uids, mail addresses) in memory, loaded from the directory with "
         "one paged search and reloaded this often, so lookups need no directory search; 0 switches the "
         "index off. Names added since the last load are still found in the directory; removed or changed "
-        "ones may answer as before for up to this long. Each --workers process keeps its own index.",
+        "ones may answer as before for up to this long.",
         metavar="SECONDS",
+    )
+    nameIndexDir: str = setting(
+        "name-index-dir", "auto", parseText,
+        "Write the name index to a file in this directory (only this user may write to it), mapped into "
+        "memory by every process of this host: one copy for all --workers (the master loads it). auto: "
+        "$RUNTIME_DIRECTORY, else fbtwist-names-UID in the temporary directory; none: each process keeps "
+        "its own copy in its memory.", metavar="DIR",
     )
 
     # --- directory bind connections ---
     ldapBindPoolSize: int = setting(
         "ldap-bind-pool-size", 4, parseCount(1, 64),
-        "Connections kept open for checking users' passwords (LDAP binds), never used for searches.",
+        "Connections kept open for checking users' passwords (LDAP binds), never used for searches; "
+        "also how many binds run at once (more wait their turn).",
         metavar="N",
+    )
+    ldapQueueSize: int = setting(
+        "ldap-queue-size", 1000, parseCount(0, 1000000),
+        "Directory searches and binds allowed to wait for their turn (at most 4 searches per "
+        "--ldap-pool-size connection and --ldap-bind-pool-size binds run at once); one more is answered "
+        "503 (busy) at once, without taking the directory for down.", metavar="N",
+    )
+    ldapQueueTimeout: float = setting(
+        "ldap-queue-timeout", 10.0, parsePositiveSeconds,
+        "How long a directory search or bind may wait for its turn before the client gets 503 (busy); "
+        "--ldap-timeout only starts when the request is sent to the directory.", metavar="SECONDS",
     )
 
 

@@ -44,6 +44,12 @@ from fbtwist.directory.demo import DemoDirectoryService
 from fbtwist.directory.ldapdirectory import LDAPDirectory
 from fbtwist.directory.ldapurl import parseLDAPURL
 from fbtwist.directory.loginforms import LoginForms
+from fbtwist.directory.mappedindex import (
+    MappedIndexFollower,
+    defaultIndexDirectory,
+    indexFileName,
+    privateDirectory,
+)
 from fbtwist.directory.nameindex import NameIndexRefresher
 from fbtwist.logs import AccessLogService, useUnderTwistd
 from fbtwist.ops.health import HealthResource
@@ -464,7 +470,8 @@ def buildDirectory(config, reactor, top: GracefulService) -> LDAPDirectory:
         trustRoot=trustRootFromCertificates(caCertificates(config.ldapCA)) if config.ldapCA else None,
         startTLS=config.ldapStartTLS, loginAttributes=config.ldapLoginAttributes,
         mailAttributes=config.mailAttributes, poolSize=config.ldapPoolSize, retryMax=config.ldapRetryMax,
-        bindPoolSize=config.ldapBindPoolSize,
+        bindPoolSize=config.ldapBindPoolSize, queueSize=config.ldapQueueSize,
+        queueTimeout=config.ldapQueueTimeout,
         loginForms=LoginForms(config.ldapNetBIOSDomain, config.ldapUPNSuffixes),
     )
     if config.ldap is not None and not (url.tls or directory.startTLS) and not _isLoopback(url.host):
@@ -601,16 +608,40 @@ def buildFTP(config, portal: Portal, realm: FreeBusyRealm, reactor, listen, fail
         listener.setServiceParent(top)
 
 
+def nameIndexFile(config, directory: LDAPDirectory) -> Optional[str]:
+    """
+    The file of C{--name-index-dir} the name index is shared through, or
+    C{None} (C{none}, or a directory that cannot be used: a warning says
+    why, and each process keeps its own index).
+    """
+    if config.nameIndexDir.strip().lower() == "none":
+        return None
+    folder = defaultIndexDirectory() if config.nameIndexDir.strip().lower() == "auto" else config.nameIndexDir
+    try:
+        privateDirectory(folder)
+    except OSError as e:
+        log.warn("not sharing the name index through {folder} ({error}): each process keeps its own",
+                 folder=folder, error=str(e))
+        return None
+    return indexFileName(folder, f"{directory.url}|{','.join(directory.mailAttributes)}")
+
+
 def buildDirectoryConnections(config, directory: LDAPDirectory, adoptedFDs, reactor, top: GracefulService) -> None:
     """
     The service that closes the directory's connections, stopped after the
-    drain, and (unless this is the master of C{--workers}, which serves no
-    lookups) refreshes the name index every C{--name-index-refresh}.
+    drain, and refreshes the name index every C{--name-index-refresh}:
+    loads it (one process, or the master of C{--workers}) and writes it to
+    the file of C{--name-index-dir}, which the workers map.
     """
-    # The master of --workers serves no lookups: each worker loads its own.
-    serving = not (config.workers and adoptedFDs is None)
-    nameIndex = NameIndexRefresher(directory, config.nameIndexRefresh, reactor) if (
-        config.nameIndexRefresh and serving) else None
+    nameIndex = None
+    if config.nameIndexRefresh:
+        path = nameIndexFile(config, directory)
+        if adoptedFDs is not None and path is not None:
+            # A worker of --workers maps the index its master loads.
+            nameIndex = MappedIndexFollower(directory, path, reactor, maxAge=2 * config.nameIndexRefresh + 60)
+        else:
+            directory.indexFile = path
+            nameIndex = NameIndexRefresher(directory, config.nameIndexRefresh, reactor)
     connections = _DirectoryConnections(directory, nameIndex)
     connections.setServiceParent(top)
     # Work in flight when fbtwist stops may still need the directory (an

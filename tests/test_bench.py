@@ -136,3 +136,20 @@ class MillionPartsTests(unittest.SynchronousTestCase):
         self.assertEqual(answer["status"], 207)
         self.assertGreater(answer["bytes"], 30 * 100)
         self.assertGreater(answer["rss"], 0)
+
+    def test_workersShareIndex(self):
+        """With --workers 2 the master loads the name index once, both workers map its file, logins bind."""
+        tree = os.path.join(self.base, "tree")
+        body = compare.calendarBody()
+        compare.linkFiles(tree, (userName(i) + ".vfb" for i in range(40)), body)
+        folder = os.path.join(self.base, "names")
+        server = FbtwistProcess(tree, self.directory.searchURL,
+                                extraArgs=["--workers", "2", "--name-index-dir", folder]).start(60)
+        self.addCleanup(server.stop)
+        compare.waitForLogLines(server.logPath, "name index loaded", 1, 60)
+        compare.waitForLogLines(server.logPath, "name index mapped", 2, 60)
+        self.assertEqual(len(compare.nameIndexLoads(server.logPath)), 1)
+        self.assertEqual(len(os.listdir(folder)), 1)
+        self.assertGreater(compare.processTreePSS(server.pid), 0)
+        burst = compare.firstLogins(server.port, list(range(1, 21)), body, connections=8)
+        self.assertEqual((burst["count"], burst["errors"]), (20, 0))

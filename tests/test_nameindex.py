@@ -5,6 +5,7 @@ size limit smaller than the directory), its refreshes, and lookups over
 HTTP answered from it.
 """
 
+import os
 import subprocess
 
 from ldaptor.protocols.ldap import ldaperrors
@@ -19,6 +20,7 @@ import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
 from fbtwist.directory.demo import DemoLDAPFactory, loadLDIF
 from fbtwist.directory.ldapdirectory import LDAPDirectory
 from fbtwist.directory.ldapurl import parseLDAPURL
+from fbtwist.directory.mappedindex import MappedIndexFollower
 from fbtwist.directory.nameindex import NameIndexRefresher, indexOf
 from fbtwist.directory.paging import pagedResultsControl, pagedResultsCookie
 from fbtwist.errors import DirectoryUnavailable
@@ -510,15 +512,43 @@ class WiringTests(SynchronousTestCase):
 
     def test_workersMaster(self):
         """
-        The master of --workers serves no lookups: it loads no index (each
-        worker does).
+        The master of --workers loads the index, into a file of
+        --name-index-dir only this user may write to.
         """
-        self.assertIsNone(self.refresher("--workers", "2", "--http", "tcp:0"))
+        folder = self.mktemp()
+        refresher = self.refresher("--workers", "2", "--http", "tcp:0", "--name-index-dir", folder)
+        self.assertIsInstance(refresher, NameIndexRefresher)
+        self.assertEqual(os.path.dirname(refresher.directory.indexFile), folder)
+        self.assertEqual(os.stat(folder).st_mode & 0o777, 0o700)
 
     def test_worker(self):
         """
-        Each worker of --workers keeps its own index.
+        Each worker of --workers maps the master's file, no load of its own.
         """
-        refresher = self.refresher("--workers", "2", "--http", "tcp:0", "--name-index-refresh", "60",
+        folder = self.mktemp()
+        master = self.refresher("--workers", "2", "--http", "tcp:0", "--name-index-dir", folder)
+        follower = self.refresher("--workers", "2", "--http", "tcp:0", "--name-index-refresh", "60",
+                                  "--name-index-dir", folder, adoptedFDs=[1000])
+        self.assertIsInstance(follower, MappedIndexFollower)
+        self.assertEqual(follower.path, master.directory.indexFile)
+        self.assertEqual(follower.maxAge, 180)
+
+    def test_inMemory(self):
+        """
+        --name-index-dir none: each process loads and keeps its own index.
+        """
+        refresher = self.refresher("--workers", "2", "--http", "tcp:0", "--name-index-dir", "none",
                                    adoptedFDs=[1000])
-        self.assertEqual(refresher.interval, 60)
+        self.assertIsInstance(refresher, NameIndexRefresher)
+        self.assertIsNone(refresher.directory.indexFile)
+
+    def test_unsafeDirectory(self):
+        """
+        A directory others may write to is not used (a planted index would
+        choose the DN a login binds as): the index stays in memory.
+        """
+        folder = self.mktemp()
+        os.mkdir(folder)
+        os.chmod(folder, 0o777)
+        refresher = self.refresher("--name-index-dir", folder)
+        self.assertIsNone(refresher.directory.indexFile)

@@ -21,7 +21,8 @@ PRIVATE_NAMES = (
 
 
 def receive(client, data: bytes, messageEnd: Callable[[bytes, int], Optional[int]],
-            decodeFast: Callable[[bytes, int, int], Optional[object]]) -> None:
+            decodeFast: Callable[[bytes, int, int], Optional[object]],
+            consumeRaw: Optional[Callable[[bytes, int, int], bool]] = None) -> None:
     """
     What C{LDAPClient.dataReceived} does, faster: decode every whole LDAP
     message in C{client}'s buffer and C{data} and hand each to
@@ -36,6 +37,9 @@ def receive(client, data: bytes, messageEnd: Callable[[bytes, int], Optional[int
         buffer ends, or C{None} when it is not whole yet.
     @param decodeFast: A message decoded directly, or C{None} to leave it
         to ldaptor's decoder.
+    @param consumeRaw: Given the buffer and a whole message's bounds, takes
+        the message without any decoding and answers C{True}, or answers
+        C{False} to have it decoded.
     """
     buffer = client.buffer + data
     offset = 0
@@ -44,6 +48,9 @@ def receive(client, data: bytes, messageEnd: Callable[[bytes, int], Optional[int
             end = messageEnd(buffer, offset)
             if end is None:
                 break
+            if consumeRaw is not None and consumeRaw(buffer, offset, end):
+                offset = end
+                continue
             message = decodeFast(buffer, offset, end)
             if message is None:
                 message, _ = pureber.berDecodeObject(client.berdecoder, buffer[offset:end])

@@ -55,11 +55,11 @@ def _element(buffer: bytes, offset: int, end: int, tag: int) -> Tuple[int, int]:
     return start, start + length
 
 
-def _searchEntryMessage(buffer: bytes, offset: int, end: int):
+def _searchEntryParts(buffer: bytes, offset: int, end: int):
     """
-    The LDAPMessage between C{offset} and C{end} when it is a search
-    result entry without controls (decoded directly, as ldaptor would),
-    else C{None} (left to ldaptor's decoder).
+    The message id, DN and attributes (C{(type, [values])}, all bytes) of
+    the LDAPMessage between C{offset} and C{end} when it is a search result
+    entry without controls, else C{None}.
     """
     try:
         start, stop = _element(buffer, offset, end, 0x30)
@@ -84,5 +84,18 @@ def _searchEntryMessage(buffer: bytes, offset: int, end: int):
             position = pairEnd
     except ValueError:
         return None
-    entry = pureldap.LDAPSearchResultEntry(objectName=buffer[nameStart:nameEnd], attributes=attributes)
-    return pureldap.LDAPMessage(entry, id=int.from_bytes(buffer[idStart:idEnd], "big", signed=True))
+    return int.from_bytes(buffer[idStart:idEnd], "big", signed=True), buffer[nameStart:nameEnd], attributes
+
+
+def _searchEntryMessage(buffer: bytes, offset: int, end: int):
+    """
+    The LDAPMessage between C{offset} and C{end} when it is a search
+    result entry without controls (decoded directly, as ldaptor would),
+    else C{None} (left to ldaptor's decoder).
+    """
+    parts = _searchEntryParts(buffer, offset, end)
+    if parts is None:
+        return None
+    messageID, name, attributes = parts
+    entry = pureldap.LDAPSearchResultEntry(objectName=name, attributes=attributes)
+    return pureldap.LDAPMessage(entry, id=messageID)

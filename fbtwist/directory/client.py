@@ -16,7 +16,7 @@ from twisted.internet.protocol import Factory
 from zope.interface import implementer
 
 from fbtwist.compat.ldaptor import receive
-from fbtwist.directory.ber import _messageEnd, _searchEntryMessage
+from fbtwist.directory.ber import _messageEnd, _searchEntryMessage, _searchEntryParts
 from fbtwist.tlsclient import ServerCertificateRefused
 
 # Result codes that mean "the directory cannot answer now", not "no".
@@ -77,6 +77,12 @@ class DirectoryClient(LDAPClient):
         self._handshakeDone = False
         self._closeWaiters: List[defer.Deferred] = []
         self.closed = False
+        #: When set, C{rawEntries(dn, attributes)} gets every search result
+        #: entry of this connection as bytes (C{attributes}: C{(type,
+        #: [values])} pairs), before the result that ends its search, and
+        #: no ldaptor object is built for it: loading a million users' names
+        #: (on a connection of its own) spent most of its time building them.
+        self.rawEntries = None
 
     def waitForHandshake(self) -> defer.Deferred:
         if self._handshakeDone:
@@ -113,8 +119,19 @@ class DirectoryClient(LDAPClient):
             d.callback(None)
 
     def dataReceived(self, data):
-        # Search entries take a direct path (see the adapter for why).
-        receive(self, data, _messageEnd, _searchEntryMessage)
+        # Search entries take a direct path (see the adapter for why); a
+        # search that wants raw entries (the name index) gets them undecoded.
+        receive(self, data, _messageEnd, _searchEntryMessage, self._consumeRaw)
+
+    def _consumeRaw(self, buffer: bytes, offset: int, end: int) -> bool:
+        raw = self.rawEntries
+        if raw is None:
+            return False
+        parts = _searchEntryParts(buffer, offset, end)
+        if parts is None:
+            return False
+        raw(parts[1], parts[2])
+        return True
 
     def handle(self, msg):
         response = msg.value

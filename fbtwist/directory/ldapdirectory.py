@@ -26,6 +26,7 @@ Connections:
 """
 
 import ipaddress
+import os
 from typing import List, Optional, Sequence
 
 from ldaptor.protocols import pureldap
@@ -33,7 +34,7 @@ from ldaptor.protocols.ldap import ldaperrors
 from ldaptor.protocols.ldap.ldapclient import LDAPClient
 from ldaptor.protocols.ldap.ldapsyntax import LDAPEntry
 from twisted.cred.error import UnauthorizedLogin
-from twisted.internet import defer
+from twisted.internet import defer, threads
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -58,8 +59,10 @@ from fbtwist.directory.entries import (
     nameRecord,
 )
 from fbtwist.directory.filters import _groupClassFilter, anyOf, equalityFilter, inChainFilter, prefixFilter
+from fbtwist.directory.gate import DirectoryGate
 from fbtwist.directory.ldapurl import LDAPURL
 from fbtwist.directory.loginforms import AD_CAPABILITY, SAM_ACCOUNT_NAME, LoginForms, bindFailureReason
+from fbtwist.directory.mappedindex import IndexFileError, MappedNameIndex, writeIndexFile
 from fbtwist.directory.nameindex import NameIndex, NameIndexBuilder, indexOf
 from fbtwist.directory.paging import NAME_INDEX_PAGE_SIZE, _searchNames, pagedResultsControl, pagedResultsCookie
 from fbtwist.directory.pools import _BindPool, _SearchPool
@@ -84,6 +87,9 @@ RETRY_INITIAL = 0.25
 #: that lock accounts out (Active Directory) count each attempt.  The first
 #: delay is then the directory's C{retryMax}.
 ACCOUNT_RETRY_MAX = 600.0
+#: Searches each persistent search connection carries at once (LDAP
+#: multiplexes them); more wait in fbtwist (L{DirectoryGate}).
+SEARCHES_PER_CONNECTION = 4
 #: How deep groups nested in a group are followed (a group's members are
 #: depth 1); deeper ones are left out, with a log line.
 GROUP_NESTING_DEPTH = 8
@@ -109,7 +115,11 @@ class LDAPDirectory:
     @param clock: Times the backoff delays (the reactor by default).
     @param retryMax: The longest backoff delay, in seconds.
     @param poolSize: How many persistent search connections to keep.
-    @param bindPoolSize: How many idle connections for user binds to keep.
+    @param bindPoolSize: How many idle connections for user binds to keep,
+        and how many binds run at once.
+    @param queueSize: How many searches and binds may wait for their turn
+        (L{DirectoryGate}) before more are refused as busy.
+    @param queueTimeout: How long (seconds) one may wait for its turn.
     """
 
     log = Logger()
@@ -130,6 +140,8 @@ class LDAPDirectory:
         clock=None,
         bindPoolSize: int = 4,
         loginForms: Optional[LoginForms] = None,
+        queueSize: int = 1000,
+        queueTimeout: float = 10.0,
     ):
         self.url = url
         self._reactor = reactor
@@ -153,10 +165,19 @@ class LDAPDirectory:
         self._probeUntil = 0.0
         self._pool = _SearchPool(poolSize, self._connectForSearch)
         self._bindPool = _BindPool(bindPoolSize)
+        self._gate = DirectoryGate(
+            {"search": poolSize * SEARCHES_PER_CONNECTION, "bind": bindPoolSize}, queueSize, queueTimeout,
+            self._clock,
+        )
         self._open = set()
-        #: Every user's lookup names (a L{NameIndex}) once
-        #: L{loadNameIndex} has completed, else C{None}.
-        self.nameIndex: Optional[NameIndex] = None
+        #: Every user's lookup names (a L{NameIndex}, or the
+        #: L{MappedNameIndex} of L{indexFile}) once L{loadNameIndex} has
+        #: completed, else C{None}.
+        self.nameIndex = None
+        #: Where L{loadNameIndex} writes the index for processes to map
+        #: (this one included), or C{None}: kept in this process's memory.
+        self.indexFile: Optional[str] = None
+        self._wroteIndex = False
 
     @property
     def server(self) -> str:
@@ -391,6 +412,14 @@ class LDAPDirectory:
         """
         self._pool.close()
         self._bindPool.close()
+        if self._wroteIndex:
+            # Nobody maps it once this process (the master of --workers)
+            # stops; an index left behind would be stale at the next start.
+            self._wroteIndex = False
+            try:
+                os.unlink(self.indexFile)
+            except OSError:
+                pass
         return defer.DeferredList([client.whenClosed() for client in list(self._open)])
 
     # --- the IDirectory calls ---
@@ -405,8 +434,16 @@ class LDAPDirectory:
         there is no error.
 
         @raise DirectoryUnavailable: When the directory cannot answer.
+        @raise DirectoryBusy: When the search waited too long for its turn.
         """
         self._checkBackoff()
+        async with self._gate.slot("search"):
+            # The directory may have failed while this search waited.
+            self._checkBackoff()
+            return await self._search(filterObject, attributes, base, scope, withURLFilter, sizeLimit)
+
+    async def _search(self, filterObject, attributes: Sequence[str], base: Optional[str], scope,
+                      withURLFilter: bool, sizeLimit: int = 0) -> list:
         client = await self._pool.client()
         if withURLFilter:
             filterObject = pureldap.LDAPFilter_and([self.url.filterObject(), filterObject])
@@ -466,18 +503,53 @@ class LDAPDirectory:
             # An empty password would be an unauthenticated bind, which
             # many servers let succeed.
             raise UnauthorizedLogin("empty login or password")
+        tried = None
+        known = self._indexedLogin(login)
+        if known is not None:
+            uid, dn = known
+            try:
+                await self._bindUser(dn, password)
+                return uid
+            except UnauthorizedLogin as e:
+                # The index is a snapshot: the entry may have moved since.
+                # The directory decides, without a second bind to the
+                # same entry (directories that lock accounts out count
+                # each one).
+                tried = (_dnKey(dn), e)
         entry = await self.findUser(login)
         if entry is None:
             raise UnauthorizedLogin("no such user")
         uid = firstValue(entry, self.url.attribute)
         if not uid:
             raise UnauthorizedLogin(f"the entry has no {self.url.attribute}")
+        dn = entry.dn.getText()
         try:
-            await self._bindUser(entry.dn.getText(), password)
+            if tried is not None and tried[0] == _dnKey(dn):
+                raise tried[1]
+            await self._bindUser(dn, password)
         except UnauthorizedLogin as e:
             # Which entry it was lets the checker count failures per entry.
             raise WrongPassword(str(e), uid) from None
         return uid
+
+    def _indexedLogin(self, login: str):
+        """
+        The uid and DN of the entry C{login} names, from the name index,
+        when the index alone answers as the directory's search would: the
+        login is matched against the uid attribute only (no other login
+        attributes, not a C{DOMAIN\\user} login) and the index has exactly
+        one entry with that uid.
+
+        @return: C{(uid, dn)} or C{None} (search the directory).
+        """
+        index = self.nameIndex
+        if index is None or len(self.loginAttributes) != 1:
+            return None
+        if self.loginAttributes[0].lower() != self.url.attribute.lower():
+            return None
+        if self.loginForms.downLevel(login) is not None:
+            return None
+        return index.login(login)
 
     async def _bindUser(self, dn: str, password: str) -> None:
         """
@@ -488,7 +560,12 @@ class LDAPDirectory:
         @raise UnauthorizedLogin: For a wrong password (or a bind the
             server refuses), saying why (L{bindFailureReason}).
         @raise DirectoryUnavailable: When the directory cannot answer.
+        @raise DirectoryBusy: When the bind waited too long for its turn.
         """
+        async with self._gate.slot("bind"):
+            await self._bindPooled(dn, password)
+
+    async def _bindPooled(self, dn: str, password: str) -> None:
         client = self._bindPool.take()
         while True:
             pooled = client is not None
@@ -604,13 +681,34 @@ class LDAPDirectory:
             raise self._failed(f"loading the name index failed: {e!r}") from None
         finally:
             _close(client)
-        index = self.nameIndex = builder.build()
+        index = builder.build()
+        if self.indexFile is not None:
+            index = await self._mapped(index)
+        self.nameIndex = index
         self.log.info(
             "name index loaded from {server}: {entries} entries, {names} names in {seconds:.2f}s ({pages} pages)",
             server=self.server, entries=index.entries, names=len(index), pages=pages,
             seconds=self._reactor.seconds() - started,
         )
         return index
+
+    async def _mapped(self, index: NameIndex):
+        """
+        Write C{index} to L{indexFile} (in a thread: a million users' names
+        take seconds) and map it.
+
+        @return: The L{MappedNameIndex}, or C{index} itself when the file
+            cannot be written or mapped (a warning says why).
+        """
+        try:
+            await threads.deferToThreadPool(self._reactor, self._reactor.getThreadPool(), writeIndexFile, index,
+                                            self.indexFile)
+            self._wroteIndex = True
+            return MappedNameIndex(self.indexFile)
+        except (OSError, IndexFileError) as e:
+            self.log.warn("cannot write the name index to {path} ({error}); keeping it in memory",
+                          path=self.indexFile, error=str(e))
+            return index
 
     def isMember(self, uid: str, groupDN: str) -> defer.Deferred:
         return defer.Deferred.fromCoroutine(self._isMember(uid, groupDN))

@@ -29,6 +29,21 @@ from fbtwist.errors import DirectoryUnavailable
 
 #: Marks a key that several entries share.
 _AMBIGUOUS = object()
+#: At most this many DN templates (L{NameIndexBuilder}); an entry whose DN
+#: would need another is kept whole.
+_MAX_TEMPLATES = 1024
+
+
+def _splitDN(dn: str, uid: str):
+    """
+    C{dn} as C{(prefix, suffix)} around C{uid} when its first RDN is
+    C{name=uid} written plainly (C{uid=alice,ou=people,...}), else C{None}.
+    """
+    rdn, comma, rest = dn.partition(",")
+    prefix = rdn[:len(rdn) - len(uid)]
+    if not rdn.endswith(uid) or not prefix.endswith("=") or "\\" in rdn or "+" in rdn or "=" in prefix[:-1]:
+        return None
+    return prefix, comma + rest
 
 
 class NameIndex:
@@ -37,10 +52,31 @@ class NameIndex:
     ambiguous name, which resolves to nobody).
     """
 
-    def __init__(self, names: Dict[str, Optional[str]], entries: int):
+    def __init__(self, names: Dict[str, Optional[str]], entries: int,
+                 logins: Optional[Dict[str, object]] = None, templates: Sequence[Tuple[str, str]] = ()):
         self._names = names
+        self._logins = logins if logins is not None else {}
+        self._templates = list(templates)
         #: How many directory entries the index was built from.
         self.entries = entries
+
+    def login(self, name: str) -> Optional[Tuple[str, str]]:
+        """
+        The entry a login names by its uid, for a bind without a search.
+
+        @return: C{(uid, dn)} when exactly one entry had C{name} as its uid
+            (compared case-insensitively) and the index knows its DN, else
+            C{None} (the directory must be searched).
+        """
+        key = name.lower()
+        dn = self._logins.get(key)
+        if dn is None:
+            return None
+        uid = self._names[key]
+        if isinstance(dn, int):
+            prefix, suffix = self._templates[dn]
+            dn = prefix + uid + suffix
+        return uid, dn
 
     def get(self, name: str) -> Tuple[bool, Optional[str]]:
         """
@@ -66,17 +102,26 @@ class NameIndexBuilder:
     def __init__(self):
         self._byUid: Dict[str, object] = {}
         self._byMail: Dict[str, object] = {}
+        # Lower-cased uid -> its entry's DN: an index into _templates when
+        # the DN is a template's prefix + uid + suffix (most are: one
+        # small int instead of a string per user), else the DN itself.
+        self._dns: Dict[str, object] = {}
+        self._templates: Dict[Tuple[str, str], int] = {}
         self.entries = 0
 
-    def add(self, uid: Optional[str], addresses: Iterable[str]) -> None:
+    def add(self, uid: Optional[str], addresses: Iterable[str], dn: Optional[str] = None) -> None:
         """
         Add one entry: its uid (the first value of the URL's attribute;
-        C{None} when it has none) and the values of its mail attributes.
+        C{None} when it has none), the values of its mail attributes and
+        its DN (C{None}: not known, its login is searched).
         """
         self.entries += 1
         if uid:
             uid = sys.intern(uid)
-            _claim(self._byUid, sys.intern(uid.lower()), uid)
+            key = sys.intern(uid.lower())
+            _claim(self._byUid, key, uid)
+            if dn is not None:
+                self._dns[key] = self._dnReference(dn, uid)
         keys = set()
         for address in addresses:
             lowered = address.lower()
@@ -85,6 +130,17 @@ class NameIndexBuilder:
                 keys.add(lowered)
         for key in keys:
             _claim(self._byMail, sys.intern(key), uid)
+
+    def _dnReference(self, dn: str, uid: str):
+        parts = _splitDN(dn, uid)
+        if parts is None:
+            return dn
+        template = self._templates.get(parts)
+        if template is None:
+            if len(self._templates) >= _MAX_TEMPLATES:
+                return dn
+            template = self._templates[parts] = len(self._templates)
+        return template
 
     def build(self) -> NameIndex:
         """
@@ -98,21 +154,24 @@ class NameIndexBuilder:
                 names[key] = uid
             elif key not in names:
                 names[key] = None
-        return NameIndex(names, self.entries)
+        logins = {key: dn for key, dn in self._dns.items() if self._byUid[key] is not _AMBIGUOUS}
+        templates = sorted(self._templates, key=self._templates.__getitem__)
+        return NameIndex(names, self.entries, logins, templates)
 
 
 def _claim(keys: dict, key: str, uid) -> None:
     keys[key] = uid if key not in keys else _AMBIGUOUS
 
 
-def indexOf(records: Iterable[Tuple[Optional[str], Sequence[str]]]) -> NameIndex:
+def indexOf(records: Iterable[tuple]) -> NameIndex:
     """
-    @param records: C{(uid, addresses)} per directory entry.
+    @param records: C{(uid, addresses)} or C{(uid, addresses, dn)} per
+        directory entry.
     @return: The L{NameIndex} of C{records}.
     """
     builder = NameIndexBuilder()
-    for uid, addresses in records:
-        builder.add(uid, addresses)
+    for record in records:
+        builder.add(*record)
     return builder.build()
 
 

@@ -10,7 +10,7 @@ from ldaptor.protocols.ldap import ldaperrors
 from ldaptor.protocols.ldap.ldapclient import LDAPClient, LDAPClientConnectionLostException
 from twisted.internet import defer
 
-from fbtwist.directory.entries import nameRecord
+from fbtwist.directory.entries import _text, nameRecord
 from fbtwist.directory.ldapurl import LDAPURL
 
 #: The Simple Paged Results control (RFC 2696).
@@ -48,18 +48,37 @@ def pagedResultsCookie(controls) -> bytes:
 def _searchNames(client: LDAPClient, url: LDAPURL, mailAttributes: Sequence[str], add, control) -> defer.Deferred:
     """
     Search below the URL's base for the entries that match its filter, and
-    hand each entry's L{nameRecord} to C{add} as it arrives.  Unlike
+    hand each entry's L{nameRecord} and DN to C{add} as it arrives.  Unlike
     ldaptor's C{LDAPEntry.search}, no entry object is built: parsing every
-    DN was most of the work of a large search.
+    DN was most of the work of a large search, and building ldaptor's
+    message objects most of the rest (the connection's entries come as
+    bytes, L{fbtwist.directory.client.DirectoryClient.rawEntries}).
 
     @return: A Deferred firing with the controls of the search's result,
         or failing with the LDAP error it carries.
     """
     done = defer.Deferred()
+    uidName = url.attribute.lower().encode("utf-8")
+    mailNames = {a.lower().encode("utf-8") for a in mailAttributes}
+
+    def entry(dn: bytes, attributes) -> None:
+        # What nameRecord does, on the raw bytes (attribute names are ASCII).
+        uid, addresses = None, []
+        for name, values in attributes:
+            name = name.lower()
+            if name == uidName:
+                uid = values[0].decode("utf-8", "replace") if values else None
+            if name in mailNames:
+                addresses += [v.decode("utf-8", "replace") for v in values]
+        add(uid, addresses, dn.decode("utf-8", "replace"))
+
+    # The connection is this search's alone: its entries come raw.
+    client.rawEntries = entry
 
     def handle(response, controls) -> bool:
         if isinstance(response, pureldap.LDAPSearchResultEntry):
-            add(*nameRecord(response.attributes, url.attribute, mailAttributes))
+            uid, addresses = nameRecord(response.attributes, url.attribute, mailAttributes)
+            add(uid, addresses, _text(response.objectName))
             return False
         if isinstance(response, pureldap.LDAPSearchResultDone):
             if done.called:
