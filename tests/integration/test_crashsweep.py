@@ -10,7 +10,7 @@ import time
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.processes import userName
-from tests.test_reliability import RealServerMixin
+from tests.integration.test_reliability import RealServerMixin
 
 
 class CrashLoopTests(RealServerMixin, SynchronousTestCase):

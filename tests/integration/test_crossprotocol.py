@@ -8,7 +8,7 @@ from twisted.trial import unittest
 
 from tests.davhelpers import DAVClient, lockBody
 from tests.helpers import ADMIN_GROUP, inline, outlookVFB
-from tests.test_ftp import connect, inThread, startFTPServer, storeReply
+from tests.integration.test_ftp import connect, inThread, startFTPServer, storeReply
 
 
 class LocksAcrossProtocolsTests(unittest.TestCase):

@@ -19,7 +19,7 @@ from tests.davhelpers import (
     startDAVServer,
 )
 from tests.helpers import inline, outlookVFB, rawRequest, statusOf
-from tests.test_dav_xml import BILLION_LAUGHS, EXTERNAL
+from tests.unit.test_dav_xml import BILLION_LAUGHS, EXTERNAL
 
 MINIREDIR = {"User-Agent": "Microsoft-WebDAV-MiniRedir/10.0.19045", "Translate": "f"}
 OFFICE = {"User-Agent": "Microsoft Office/15.0 (Windows NT 10.0; Microsoft Outlook 15.0.4420; Pro)"}

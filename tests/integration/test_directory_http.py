@@ -12,7 +12,7 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from tests.helpers import httpClient, outlookVFB, publicAnswer, startServer
-from tests.test_directory_slapd import BASE, PASSWORDS, SEARCH_DN, SEARCH_PASSWORD, SlapdTestMixin
+from tests.integration.test_directory_slapd import BASE, PASSWORDS, SEARCH_DN, SEARCH_PASSWORD, SlapdTestMixin
 
 
 def auth(login, password=None):

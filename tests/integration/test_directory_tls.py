@@ -16,8 +16,8 @@ from fbtwist.directory.ldapurl import parseLDAPURL
 from fbtwist.errors import DirectoryUnavailable
 from tests.helpers import httpClient, outlookVFB, startServer
 from tests.slapd import SlapdServer
-from tests.test_directory_http import auth
-from tests.test_directory_slapd import LDIF, PEOPLE, SlapdTestMixin
+from tests.integration.test_directory_http import auth
+from tests.integration.test_directory_slapd import LDIF, PEOPLE, SlapdTestMixin
 
 
 class CertificateTestsMixin(SlapdTestMixin):

@@ -24,7 +24,7 @@ from twisted.trial import unittest
 from tests.davhelpers import propfindBody
 from tests.helpers import PASSWORDS, basicAuth, httpClient, inline, listeningPort, outlookVFB, publicAnswer, startServer
 from tests.slapd import SlapdServer, hashPassword
-from tests.test_ftpserver import descriptorsExhausted, exhaustDescriptors
+from tests.unit.test_ftpserver import descriptorsExhausted, exhaustDescriptors
 
 #: Bounds every FTP client call.
 CLIENT_TIMEOUT = 10

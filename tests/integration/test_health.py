@@ -15,7 +15,7 @@ from twisted.trial import unittest
 from fbtwist.errors import DirectoryUnavailable
 from fbtwist.ops.health import HealthResource
 from tests.helpers import httpClient, inline, startServer
-from tests.test_logs import freePort
+from tests.integration.test_logs import freePort
 
 
 class HealthTests(unittest.TestCase):

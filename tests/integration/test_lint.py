@@ -9,7 +9,7 @@ import sys
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
-CHECK = FilePath(__file__).parent().sibling("bin").child("check-apidocs")
+CHECK = FilePath(__file__).parent().parent().sibling("bin").child("check-apidocs")
 
 
 class CheckAPIDocsTests(unittest.SynchronousTestCase):

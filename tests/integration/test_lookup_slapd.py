@@ -8,7 +8,7 @@ from twisted.trial import unittest
 
 from tests.helpers import httpClient, startServer
 from tests.slapd import SlapdServer
-from tests.test_lookup import periodsOf, vfb
+from tests.unit.test_lookup import periodsOf, vfb
 
 LDIF = """\
 dn: ou=people,dc=example,dc=com

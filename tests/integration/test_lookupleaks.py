@@ -15,8 +15,8 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from tests.helpers import httpClient, inline, outlookVFB, startServer
-from tests.test_ftp import connect, inThread, startFTPServer
-from tests.test_lookupmiss import withoutName
+from tests.integration.test_ftp import connect, inThread, startFTPServer
+from tests.unit.test_lookupmiss import withoutName
 
 MEMBER, STRANGER = "carol", "zzyzx"
 

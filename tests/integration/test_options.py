@@ -19,7 +19,7 @@ import fbtwist
 from fbtwist.config import Config
 from fbtwist.tap import Options, makeService, threadRunner
 
-TOP = FilePath(__file__).parent().parent()
+TOP = FilePath(__file__).parent().parent().parent()
 
 
 def parse(*args):
@@ -261,7 +261,7 @@ class SettleMemoryTests(unittest.TestCase):
             "print(gc.get_freeze_count(), sum(gc.get_count()), len(gc.get_objects()))\n"
         )
         out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True,
-                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), timeout=60).stdout
+                             cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), timeout=60).stdout
         frozen, pending, tracked = (int(n) for n in out.split())
         self.assertGreater(frozen, 10_000)
         self.assertLess(tracked, 1_000)

@@ -19,11 +19,11 @@ from twisted.trial import unittest
 from fbtwist.calendar import publicview
 from fbtwist.calendar.freebusy import FreeBusy, Period
 from tests.helpers import httpClient, inline, outlookVFB, publicAnswer, startServer
-from tests.test_ftp import connect, inThread, startFTPServer
+from tests.integration.test_ftp import connect, inThread, startFTPServer
 
 #: The system Python, where Debian's python3-gi and gir1.2-ical-3.0 are.
 SYSTEM_PYTHON = "/usr/bin/python3"
-LIBICAL_CHECK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "libicalcheck.py")
+LIBICAL_CHECK = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "libicalcheck.py")
 
 #: Every FBTYPE, a duration period, no UID, no ORGANIZER, no window.
 TYPED = (

@@ -43,7 +43,7 @@ import docutils.core
 import docutils.nodes
 from twisted.trial import unittest
 
-TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 README = os.path.join(TOP, "README.rst")
 _LISTENING = {
     "http": re.compile(r"FreeBusySite starting on (\d+)"),

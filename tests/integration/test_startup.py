@@ -29,7 +29,7 @@ from fbtwist.config import DEMO_LDIF, OTHER_TOPIC, TOPICS, settings, topicOf
 from fbtwist.demo import serveArguments
 from fbtwist.tap import DEMO_ADMIN_GROUP, Options, demoListener, helpText, makeService
 
-TOP = FilePath(__file__).parent().parent()
+TOP = FilePath(__file__).parent().parent().parent()
 
 
 def runTwistd(testCase, *args: str, env=None) -> subprocess.CompletedProcess:

@@ -26,9 +26,9 @@ from fbtwist.errors import TooManyAttempts, WrongPassword
 from fbtwist.interfaces import IDirectory
 from fbtwist.web.auth import BasicAuthGuard
 from fbtwist.web.responses import httpErrorFor
-from tests.test_checker import creds
-from tests.test_directory_slapd import SlapdTestMixin
-from tests.test_ftpserver import Session
+from tests.unit.test_checker import creds
+from tests.integration.test_directory_slapd import SlapdTestMixin
+from tests.unit.test_ftpserver import Session
 
 
 @implementer(IDirectory)

@@ -1,7 +1,7 @@
 """
 L{fbtwist.directory.tlsclient} in memory: TLS handshakes over L{iosim} between a
 server with a test certificate and a client using L{VerifyingClientTLS}.
-The same cases run against slapd in L{tests.test_directory_tls}; these
+The same cases run against slapd in L{tests.integration.test_directory_tls}; these
 keep the contract with Twisted (its connection, our verification
 callback) quick to check after an upgrade.
 """

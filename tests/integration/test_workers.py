@@ -18,7 +18,7 @@ from fbtwist.ops.workers import WorkerMaster, workerArguments
 from fbtwist.tap import Options, makeService
 from tests.helpers import serviceOptions
 from tests.processes import FbtwistProcess, basicAuthorization, childPIDs, pidAlive, request
-from tests.test_startup import runTwistd
+from tests.integration.test_startup import runTwistd
 
 
 def waitUntil(condition, timeout: float, what: str) -> None:

@@ -15,7 +15,7 @@ from fbtwist.calendar.busytime import BusyTime, Derivation
 from fbtwist.calendar.freebusy import TimeRange
 from fbtwist.errors import NotFound
 from fbtwist.store.tree import CalendarStore
-from tests.test_ical_derive import BOMB, calendar
+from tests.unit.test_ical_derive import BOMB, calendar
 
 UTC = timezone.utc
 WEEKLY = calendar("DTSTART:20261102T090000Z\r\nDTEND:20261102T100000Z\r\nRRULE:FREQ=WEEKLY\r\nSUMMARY:Secret")

@@ -14,7 +14,7 @@ from icalendar import Calendar
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
-FIXTURES = FilePath(__file__).sibling("fixtures").child("caldav")
+FIXTURES = FilePath(__file__).parent().sibling("fixtures").child("caldav")
 
 # Sample values for the placeholders; a server test substitutes its own.
 PLACEHOLDERS = {

@@ -11,7 +11,7 @@ from fbtwist.ftp.shell import FTPReplyError, ftpAvatarFactory
 from fbtwist.store.locks import LOCK_DIRECTORY, LockStore, WallClock
 from fbtwist.store.tree import CalendarStore
 from tests.helpers import outlookVFB, publicAnswer
-from tests.test_store import HeldRunner
+from tests.unit.test_store import HeldRunner
 
 CAL = ["pub", "calendar"]
 

@@ -18,7 +18,7 @@ from twisted.web.test.requesthelper import DummyRequest
 from fbtwist.store.tree import CalendarStore
 from fbtwist.web.lookup import LookupResource, LookupSettings, _LookupRealm
 from tests.helpers import basicAuth, httpClient, inline, outlookVFB, startServer
-from tests.test_lookupmiss import withoutName
+from tests.unit.test_lookupmiss import withoutName
 
 MISS = b"No free/busy times published for the group <name>.\n"
 

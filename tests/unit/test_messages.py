@@ -28,8 +28,8 @@ from fbtwist.ftp.shell import ftpAvatarFactory
 from fbtwist.store.tree import CalendarStore
 from fbtwist.tap import helpText
 from tests.helpers import httpClient, inline, outlookVFB, startServer
-from tests.test_lookup import EVENTS
-from tests.test_startup import TOP
+from tests.unit.test_lookup import EVENTS
+from tests.integration.test_startup import TOP
 
 
 def logEvents(testCase):
