@@ -258,8 +258,7 @@ class MemoryServer:
         self.service.startService()
         self.testCase.addCleanup(self.stop)
         self.network.settle()
-        http = self.service.getServiceNamed("http").factory
-        self.port = next(port for port, listener in self.network.listeners.items() if listener.factory is http)
+        self.port = self.portOf("http")
         self.store = self.service.store
         self.directory = self.service.directory
         return self
@@ -268,6 +267,14 @@ class MemoryServer:
         self.directory.close()
         self.network.run(defer.maybeDeferred(self.service.stopService))
         self.network.settle()
+
+    def portOf(self, name: str) -> int:
+        """
+        The port the listener service C{name} (C{http}, C{metrics}, ...)
+        listens on.
+        """
+        factory = self.service.getServiceNamed(name).factory
+        return next(port for port, listener in self.network.listeners.items() if listener.factory is factory)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"

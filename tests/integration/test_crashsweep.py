@@ -9,8 +9,8 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.processes import userName
 from tests.integration.test_reliability import RealServerMixin
+from tests.processes import userName
 
 
 class CrashLoopTests(RealServerMixin, SynchronousTestCase):

@@ -16,8 +16,8 @@ from twisted.trial.unittest import TestCase
 import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
 from fbtwist.directory.ldapdirectory import ACCOUNT_RETRY_MAX
 from fbtwist.errors import DirectoryUnavailable
-from tests.slapd import hashPassword
 from tests.integration.test_directory_slapd import SEARCH_DN, SlapdTestMixin
+from tests.slapd import hashPassword
 
 
 class SearchAccountRefusedTests(SlapdTestMixin, TestCase):

@@ -15,9 +15,9 @@ from fbtwist.directory.ldapdirectory import LDAPDirectory
 from fbtwist.directory.ldapurl import parseLDAPURL
 from fbtwist.errors import DirectoryUnavailable
 from tests.helpers import httpClient, outlookVFB, startServer
-from tests.slapd import SlapdServer
 from tests.integration.test_directory_http import auth
 from tests.integration.test_directory_slapd import LDIF, PEOPLE, SlapdTestMixin
+from tests.slapd import SlapdServer
 
 
 class CertificateTestsMixin(SlapdTestMixin):

@@ -23,9 +23,9 @@ from fbtwist.directory.nameindex import NameIndexRefresher, indexOf
 from fbtwist.directory.paging import pagedResultsControl, pagedResultsCookie
 from fbtwist.errors import DirectoryUnavailable
 from tests.helpers import httpClient, outlookVFB, publicAnswer, startServer
-from tests.slapd import SlapdServer, hashPassword
 from tests.integration.test_directory import LDIF as ACTIVE_DIRECTORY_LDIF
 from tests.integration.test_directory_slapd import SlapdTestMixin
+from tests.slapd import SlapdServer, hashPassword
 
 BASE = "dc=example,dc=com"
 PEOPLE = "ou=people," + BASE

@@ -261,7 +261,7 @@ class SettleMemoryTests(unittest.TestCase):
             "print(gc.get_freeze_count(), sum(gc.get_count()), len(gc.get_objects()))\n"
         )
         out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True,
-                             cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), timeout=60).stdout
+                             cwd=TOP.path, timeout=60).stdout
         frozen, pending, tracked = (int(n) for n in out.split())
         self.assertGreater(frozen, 10_000)
         self.assertLess(tracked, 1_000)

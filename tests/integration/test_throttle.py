@@ -26,8 +26,8 @@ from fbtwist.errors import TooManyAttempts, WrongPassword
 from fbtwist.interfaces import IDirectory
 from fbtwist.web.auth import BasicAuthGuard
 from fbtwist.web.responses import httpErrorFor
-from tests.unit.test_checker import creds
 from tests.integration.test_directory_slapd import SlapdTestMixin
+from tests.unit.test_checker import creds
 from tests.unit.test_ftpserver import Session
 
 

@@ -17,8 +17,8 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from fbtwist.ops.workers import WorkerMaster, workerArguments
 from fbtwist.tap import Options, makeService
 from tests.helpers import serviceOptions
-from tests.processes import FbtwistProcess, basicAuthorization, childPIDs, pidAlive, request
 from tests.integration.test_startup import runTwistd
+from tests.processes import FbtwistProcess, basicAuthorization, childPIDs, pidAlive, request
 
 
 def waitUntil(condition, timeout: float, what: str) -> None:

@@ -17,7 +17,8 @@ from twisted.web.test.requesthelper import DummyRequest
 
 from fbtwist.store.tree import CalendarStore
 from fbtwist.web.lookup import LookupResource, LookupSettings, _LookupRealm
-from tests.helpers import basicAuth, httpClient, inline, outlookVFB, startServer
+from tests.helpers import basicAuth, inline, outlookVFB
+from tests.memory import startMemoryServer
 from tests.unit.test_lookupmiss import withoutName
 
 MISS = b"No free/busy times published for the group <name>.\n"
@@ -127,12 +128,9 @@ class _GroupOverHTTPTestCase(unittest.TestCase):
 
     serverArgs = ()
 
-    async def _setUp(self):
-        self.server = await startServer(self, *self.serverArgs)
-        self.http = httpClient(self)
-
     def setUp(self):
-        return defer.Deferred.fromCoroutine(self._setUp())
+        self.server = startMemoryServer(self, *self.serverArgs)
+        self.http = self.server.client()
 
     async def answer(self, cn, headers=None, query=""):
         response = await self.http.get(self.server.url(f"/calendar/group/{cn}.vfb{query}"), headers=headers)

@@ -17,7 +17,8 @@ from fbtwist.calendar.freebusy import TimeRange
 from fbtwist.directory.nameindex import NameIndex
 from fbtwist.store.tree import CalendarStore
 from fbtwist.web.lookup import LookupResource, LookupSettings
-from tests.helpers import httpClient, outlookVFB, startServer
+from tests.helpers import outlookVFB
+from tests.memory import startMemoryServer
 
 
 class _Directory:
@@ -128,12 +129,9 @@ class MissOverHTTPTests(unittest.TestCase):
     The same against a whole server and the demo directory.
     """
 
-    async def _setUp(self):
-        self.server = await startServer(self)
-        self.http = httpClient(self)
-
     def setUp(self):
-        return defer.Deferred.fromCoroutine(self._setUp())
+        self.server = startMemoryServer(self)
+        self.http = self.server.client()
 
     async def answer(self, name):
         response = await self.http.get(self.server.url(f"/calendar/{name}.vfb"))

@@ -3,11 +3,10 @@ Messages an administrator or user reads say what happened and what to do,
 as a colleague would.
 """
 
-from socket import socket
 
 from twisted.cred.checkers import AllowAnonymousAccess
 from twisted.cred.portal import Portal
-from twisted.internet import defer, reactor
+from twisted.internet import defer
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
@@ -27,9 +26,10 @@ from fbtwist.ftp.server import CalendarFTPFactory
 from fbtwist.ftp.shell import ftpAvatarFactory
 from fbtwist.store.tree import CalendarStore
 from fbtwist.tap import helpText
-from tests.helpers import httpClient, inline, outlookVFB, startServer
-from tests.unit.test_lookup import EVENTS
+from tests.helpers import inline, outlookVFB
 from tests.integration.test_startup import TOP
+from tests.memory import MemoryNetwork, startMemoryServer
+from tests.unit.test_lookup import EVENTS
 
 
 def logEvents(testCase):
@@ -82,18 +82,16 @@ class LogMessageTests(unittest.TestCase):
 
         globalLogPublisher.addObserver(observe)
         self.addCleanup(globalLogPublisher.removeObserver, observe)
-        # A loopback port nothing listens on: the directory cannot be reached.
-        with socket() as unused:
-            unused.bind(("127.0.0.1", 0))
-            port = unused.getsockname()[1]
-        directory = LDAPDirectory(parseLDAPURL(f"ldap://127.0.0.1:{port}/dc=example,dc=com"), reactor, timeout=2.0)
+        # A port nothing listens on: the directory cannot be reached.
+        network = MemoryNetwork()
+        directory = LDAPDirectory(parseLDAPURL("ldap://127.0.0.1:389/dc=example,dc=com"), network, timeout=2.0)
         self.addCleanup(directory.close)
         clock = Clock()
         refresher = NameIndexRefresher(directory, 600, clock)
         refresher.start()
         self.addCleanup(refresher.stop)
         clock.advance(0)
-        event = await warned
+        event = await network.run(warned)
         self.assertIn("could not be loaded", formatEvent(event))
         self.assertIn("lookups search the directory until it is", formatEvent(event))
         self.assertNotIn("keeping the one loaded before", " ".join(formatEvent(e) for e in seen))
@@ -130,9 +128,9 @@ class LookupMessageTests(unittest.TestCase):
         format=application/calendar+json, its + read as a space, is a 406
         that says to write %2B.
         """
-        server = await startServer(self)
+        server = startMemoryServer(self)
         server.store.write(("alice.vfb",), outlookVFB("alice@example.com"))
-        response = await httpClient(self).get(server.url("/calendar/alice.vfb?format=application/calendar+json"))
+        response = await server.client().get(server.url("/calendar/alice.vfb?format=application/calendar+json"))
         body = await response.content()
         self.assertEqual(response.code, 406)
         self.assertIn(b"a + in a URL is read as a space, write format=application/calendar%2Bjson", body)

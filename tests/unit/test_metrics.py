@@ -8,7 +8,8 @@ from twisted.logger import Logger, LogPublisher
 from twisted.trial import unittest
 
 from fbtwist.ops.metrics import MetricsObserver, MetricsService
-from tests.helpers import basicAuth, httpClient, inline, listeningPort, outlookVFB, startServer
+from tests.helpers import basicAuth, inline, outlookVFB
+from tests.memory import startMemoryServer
 
 
 def samples(text: str) -> dict:
@@ -125,8 +126,8 @@ class MetricsEndpointTests(unittest.TestCase):
         """
         Publishing, a rejected publish and a lookup each move their counter.
         """
-        server = await startServer(self)
-        http = httpClient(self)
+        server = startMemoryServer(self)
+        http = server.client()
         before = await self.scrape(http, server.url("/metrics"))
         self.assertEqual(before[("fbtwist_publishes_total", (("protocol", "http"),))], 0)
         for data in (outlookVFB(), b"garbage"):
@@ -150,9 +151,9 @@ class MetricsEndpointTests(unittest.TestCase):
         --metrics ENDPOINT serves /metrics and /healthz there and not on the
         public listener.
         """
-        server = await startServer(self, "--metrics", "tcp:0:interface=127.0.0.1")
-        port = (await listeningPort(server.service.getServiceNamed("metrics"))).getHost().port
-        http = httpClient(self)
+        server = startMemoryServer(self, "--metrics", "tcp:0:interface=127.0.0.1")
+        port = server.portOf("metrics")
+        http = server.client()
         response = await http.get(server.url("/metrics"))
         await response.content()
         self.assertEqual(response.code, 404)
@@ -167,8 +168,8 @@ class MetricsEndpointTests(unittest.TestCase):
         """
         --metrics none serves no metrics.
         """
-        server = await startServer(self, "--metrics", "none")
-        response = await httpClient(self).get(server.url("/metrics"))
+        server = startMemoryServer(self, "--metrics", "none")
+        response = await server.client().get(server.url("/metrics"))
         await response.content()
         self.assertEqual(response.code, 404)
         self.assertRaises(KeyError, server.service.getServiceNamed, "metrics")

@@ -642,7 +642,8 @@ class KilledWriterTests(unittest.SynchronousTestCase):
         import sys
 
         process = subprocess.Popen([sys.executable, "-c", _WRITER, root, name], stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+                                   stdout=subprocess.PIPE,
+                                   cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
         self.addCleanup(process.wait)
         self.addCleanup(lambda: process.poll() is None and process.kill())
         self.addCleanup(process.stdout.close)
