@@ -263,10 +263,19 @@ class MemoryServer:
         self.directory = self.service.directory
         return self
 
-    def stop(self) -> None:
+    def stop(self) -> defer.Deferred:
+        """
+        Stop the service, as the test's cleanup does (stopping twice is
+        harmless).
+
+        @return: A Deferred, already fired.
+        """
+        if not self.service.running:
+            return defer.succeed(None)
         self.directory.close()
-        self.network.run(defer.maybeDeferred(self.service.stopService))
+        stopped = self.network.run(defer.maybeDeferred(self.service.stopService))
         self.network.settle()
+        return stopped
 
     def portOf(self, name: str) -> int:
         """
