@@ -1,24 +1,22 @@
 """
-WebDAV over real loopback HTTP against the demo directory: the Windows and
+WebDAV over HTTP in memory (L{tests.memory}) against the demo directory: the Windows and
 Office sequences, properties, locks, preconditions, and every way a user
 might try to write someone else's file.
 """
 
 from xml.etree.ElementTree import fromstring
 
-from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
 
 from fbtwist.store.locks import MAX_TIMEOUT
 from tests.davhelpers import (
     WIN32_PROPPATCH,
-    DAVClient,
     lockBody,
     propfindBody,
     recordEvents,
-    startDAVServer,
+    startMemoryDAVServer,
 )
-from tests.helpers import inline, outlookVFB, rawRequest, statusOf
+from tests.helpers import inline, outlookVFB, statusOf
 from tests.unit.test_dav_xml import BILLION_LAUGHS, EXTERNAL
 
 MINIREDIR = {"User-Agent": "Microsoft-WebDAV-MiniRedir/10.0.19045", "Translate": "f"}
@@ -49,13 +47,9 @@ def multistatus(body):
 
 
 class DAVTestCase(unittest.TestCase):
-    async def _setUp(self):
-        self.server = await startDAVServer(self)
-        self.dav = DAVClient(self, self.server)
-        self.events = recordEvents(self)
-
     def setUp(self):
-        return defer.Deferred.fromCoroutine(self._setUp())
+        self.server, self.dav = startMemoryDAVServer(self)
+        self.events = recordEvents(self)
 
 
 class OptionsTests(DAVTestCase):
@@ -84,8 +78,8 @@ class OptionsTests(DAVTestCase):
         """
         The bytes on the wire: 200 (never 204) with Content-Length: 0.
         """
-        raw = await rawRequest(self.server.port, b"OPTIONS /pub/calendar/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                                                 b"Connection: close\r\n\r\n")
+        raw = await self.server.rawRequest(b"OPTIONS /pub/calendar/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                           b"Connection: close\r\n\r\n")
         head = raw.split(b"\r\n\r\n")[0].lower().split(b"\r\n")
         self.assertEqual(head[0], b"http/1.1 200 ok")
         self.assertIn(b"content-length: 0", head)
@@ -349,7 +343,7 @@ class PropertyTests(DAVTestCase):
         """
         request = (b"PROPFIND /pub/calendar/ HTTP/1.1\r\nHost: 127.0.0.1\r\nDepth: 1\r\n"
                    b"Content-Type: text/xml\r\nContent-Length: %d\r\n\r\n<D:propfind" % (64 * 1024 * 1024))
-        self.assertEqual(statusOf(await rawRequest(self.server.port, request)), 413)
+        self.assertEqual(statusOf(await self.server.rawRequest(request)), 413)
 
 
 class PreconditionTests(DAVTestCase):
@@ -426,36 +420,6 @@ class LockTests(DAVTestCase):
                          ["locked", "locked"])
 
     @inline
-    async def test_lockTakenWhileWriting(self):
-        """
-        A LOCK granted while a PUT's body is being written to disk (in the
-        thread pool) wins: the PUT is 423 and the old file stays.
-        """
-        path = "/pub/calendar/alice.vfb"
-        await self.dav.request("PUT", path, body=outlookVFB())
-        store = self.server.store
-        threaded, held = store.runBlocking, []
-
-        def runBlocking(f, *args):
-            d = defer.Deferred()
-            held.append(lambda: threaded(f, *args).chainDeferred(d))
-            return d
-
-        store.runBlocking = runBlocking
-        putting = defer.ensureDeferred(self.dav.request("PUT", path, body=outlookVFB("x@example.com")))
-        for _ in range(500):
-            if held:
-                break
-            await task.deferLater(reactor, 0.01)
-        store.runBlocking = threaded
-        response, _ = await self.dav.request("LOCK", path, login="admin", body=lockBody())
-        self.assertEqual(response.code, 200)
-        held.pop()()
-        response, _ = await putting
-        self.assertEqual(response.code, 423)
-        self.assertEqual(store.read(("alice.vfb",)), outlookVFB())
-
-    @inline
     async def test_tokensOnEveryChangingMethod(self):
         """
         A depth-0 lock on a collection protects its membership: MKCOL, PUT,
@@ -517,8 +481,7 @@ class LockTests(DAVTestCase):
         response, _ = await self.dav.request("LOCK", path, body=lockBody())
         token = header(response, "Lock-Token")
         await self.server.stop()
-        other = await startDAVServer(self, "--root", self.server.root.path)
-        otherDAV = DAVClient(self, other)
+        other, otherDAV = startMemoryDAVServer(self, "--root", self.server.root.path)
         response, _ = await otherDAV.request("PUT", path, body=outlookVFB("x@example.com"))
         self.assertEqual(response.code, 423)
         response, _ = await otherDAV.request("PUT", path, body=outlookVFB("x@example.com"),

@@ -7,24 +7,25 @@ import json
 import os
 from types import SimpleNamespace
 
-from twisted.internet import defer, reactor
-from twisted.internet.task import Clock, deferLater
+from twisted.internet import defer
+from twisted.internet.task import Clock
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
 from fbtwist.errors import DirectoryUnavailable
 from fbtwist.ops.health import HealthResource
-from tests.helpers import httpClient, inline, startServer
-from tests.integration.test_logs import freePort
+from tests.helpers import inline
+from tests.memory import startMemoryServer
 
 
 class HealthTests(unittest.TestCase):
     """
-    The health check against a real server and directory.
+    The health check against a whole server and the demo directory, in
+    memory.
     """
 
     async def health(self, server):
-        response = await httpClient(self).get(server.url("/healthz"))
+        response = await server.client().get(server.url("/healthz"))
         body = await response.content()
         self.assertEqual(response.headers.getRawHeaders(b"Content-Type"), [b"application/json"])
         self.assertEqual(response.headers.getRawHeaders(b"Cache-Control"), [b"no-store"])
@@ -35,18 +36,18 @@ class HealthTests(unittest.TestCase):
         """
         Both parts work: 200, and the probe leaves no file in the tree.
         """
-        server = await startServer(self)
+        server = startMemoryServer(self)
         self.assertEqual(await self.health(server), (200, {"status": "ok", "tree": "ok", "directory": "ok"}))
         self.assertEqual(os.listdir(server.store.root.path), [])
 
     @inline
     async def test_directoryDown(self):
         """
-        A directory nobody answers at: 503, naming the directory and not the
+        A directory nobody listens at: 503, naming the directory and not the
         server's address.
         """
-        server = await startServer(
-            self, "--ldap", f"ldap://127.0.0.1:{freePort()}/dc=example,dc=com", "--ldap-timeout", "2",
+        server = startMemoryServer(
+            self, "--ldap", "ldap://127.0.0.1:389/dc=example,dc=com", "--ldap-timeout", "2",
         )
         code, body = await self.health(server)
         self.assertEqual((code, body), (503, {"status": "fail", "tree": "ok", "directory": "unavailable"}))
@@ -57,7 +58,7 @@ class HealthTests(unittest.TestCase):
         The demo directory stopped while the server runs: 503, then 200 again
         once it is back.
         """
-        server = await startServer(self)
+        server = startMemoryServer(self)
         server.service.health.maxAge = 0
         self.assertEqual((await self.health(server))[0], 200)
         demo = server.service.getServiceNamed("ldap-demo")
@@ -74,7 +75,7 @@ class HealthTests(unittest.TestCase):
             answer = await self.health(server)
             if answer[0] == 200:
                 break
-            await deferLater(reactor, 0.1, lambda: None)
+            server.network.advance(0.1)
         self.assertEqual(answer, (200, {"status": "ok", "tree": "ok", "directory": "ok"}))
 
     @inline
@@ -82,7 +83,7 @@ class HealthTests(unittest.TestCase):
         """
         A tree that cannot be written (here: gone): 503 naming the tree.
         """
-        server = await startServer(self)
+        server = startMemoryServer(self)
         server.store.root.remove()
         code, body = await self.health(server)
         self.assertEqual((code, body), (503, {"status": "fail", "tree": "not writable", "directory": "ok"}))

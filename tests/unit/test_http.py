@@ -1,22 +1,12 @@
 """
-End-to-end tests of publishing and looking up over real loopback HTTP,
-against the embedded demo directory.
+End-to-end tests of publishing and looking up over HTTP in memory
+(L{tests.memory}), against the embedded demo directory.
 """
 
-from twisted.internet import defer, reactor
-from twisted.internet.protocol import Factory, Protocol
 from twisted.trial import unittest
 
-from tests.helpers import (
-    basicAuth,
-    httpClient,
-    inline,
-    outlookVFB,
-    publicAnswer,
-    rawRequest,
-    startServer,
-    statusOf,
-)
+from tests.helpers import basicAuth, inline, outlookVFB, publicAnswer, statusOf
+from tests.memory import startMemoryServer
 
 
 class PublishAndLookupTests(unittest.TestCase):
@@ -25,12 +15,9 @@ class PublishAndLookupTests(unittest.TestCase):
     local part.
     """
 
-    async def _setUp(self):
-        self.server = await startServer(self)
-        self.http = httpClient(self)
-
     def setUp(self):
-        return defer.Deferred.fromCoroutine(self._setUp())
+        self.server = startMemoryServer(self)
+        self.http = self.server.client()
 
     async def put(self, path, body, login="alice", password=None, headers=None):
         h = basicAuth(login, password) if login else {}
@@ -255,8 +242,8 @@ class PublishAndLookupTests(unittest.TestCase):
         """
         OPTIONS needs no credentials and says DAV to Office.
         """
-        response = await rawRequest(
-            self.server.port, b"OPTIONS /pub/calendar/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        response = await self.server.rawRequest(
+            b"OPTIONS /pub/calendar/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         )
         head = response.split(b"\r\n\r\n")[0].lower()
         self.assertEqual(statusOf(response), 200)
@@ -271,14 +258,11 @@ class UploadLimitTests(unittest.TestCase):
     read or authenticated, and the old file stays.
     """
 
-    async def _setUp(self):
-        self.server = await startServer(self, "--max-upload", "4K")
-
     def setUp(self):
-        return defer.Deferred.fromCoroutine(self._setUp())
+        self.server = startMemoryServer(self, "--max-upload", "4K")
 
     def request(self, head: bytes, body: bytes = b"") -> bytes:
-        return defer.Deferred.fromCoroutine(rawRequest(self.server.port, head + b"\r\n" + body))
+        return self.server.rawRequest(head + b"\r\n" + body)
 
     @inline
     async def test_declaredLengthTooLarge(self):
@@ -337,20 +321,17 @@ class TraversalTests(unittest.TestCase):
     Names that try to leave the tree, or are not plain names, are refused.
     """
 
-    async def _setUp(self):
-        self.server = await startServer(self)
+    def setUp(self):
+        self.server = startMemoryServer(self)
         outside = self.server.root.parent().child("outside.vfb")
         outside.setContent(b"secret")
         self.outside = outside
-
-    def setUp(self):
-        return defer.Deferred.fromCoroutine(self._setUp())
 
     async def send(self, method: bytes, target: bytes, login="alice", body=b""):
         head = b"%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n" % (method, target, len(body))
         if login:
             head += b"Authorization: " + basicAuth(login)[b"Authorization"][0] + b"\r\n"
-        return await rawRequest(self.server.port, head + b"\r\n" + body)
+        return await self.server.rawRequest(head + b"\r\n" + body)
 
     @inline
     async def test_publishTraversal(self):
@@ -407,18 +388,12 @@ class DirectoryDownTests(unittest.TestCase):
     or 500.
     """
 
-    async def _setUp(self):
-        # A port that was free a moment ago: connections are refused.
-        port = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1")
-        number = port.getHost().port
-        await port.stopListening()
-        self.server = await startServer(
-            self, "--ldap", f"ldap://127.0.0.1:{number}/ou=people,dc=example,dc=com", "--ldap-timeout", "2"
-        )
-        self.http = httpClient(self)
-
     def setUp(self):
-        return defer.Deferred.fromCoroutine(self._setUp())
+        # A port nobody listens on: connections are refused.
+        self.server = startMemoryServer(
+            self, "--ldap", "ldap://127.0.0.1:389/ou=people,dc=example,dc=com", "--ldap-timeout", "2"
+        )
+        self.http = self.server.client()
 
     @inline
     async def test_publish503(self):
