@@ -50,9 +50,9 @@ class DAVClient:
     WebDAV requests to a running fbtwist over treq.
     """
 
-    def __init__(self, testCase, server):
+    def __init__(self, testCase, server, http=None):
         self.server = server
-        self.http = httpClient(testCase)
+        self.http = httpClient(testCase) if http is None else http
 
     async def request(self, method, path, login="alice", body=None, headers=None):
         """
@@ -70,6 +70,17 @@ class DAVClient:
 
 async def startDAVServer(testCase, *args):
     return await startServer(testCase, "--admin-group", ADMIN_GROUP, *args)
+
+
+def startMemoryDAVServer(testCase, *args):
+    """
+    A started L{tests.memory.MemoryServer} with the demo admin group, and
+    a L{DAVClient} of it.
+    """
+    from tests.memory import startMemoryServer
+
+    server = startMemoryServer(testCase, "--admin-group", ADMIN_GROUP, *args)
+    return server, DAVClient(testCase, server, server.client())
 
 
 def recordEvents(testCase):

@@ -16,7 +16,7 @@ file is outside that subset, and then the caller asks C{icalendar}
 the rule here is soundness: whatever L{read} accepts, C{icalendar} accepts
 too and reads to the same result; everything else is C{None}, never a
 refusal.  The behaviours of C{icalendar} 7 that this mirrors are named where
-they matter; C{tests/test_vfb.py} checks them against C{icalendar} itself.
+they matter; C{tests/integration/test_vfb.py} checks them against C{icalendar} itself.
 
 L{combine} reduces components to what readers may learn, for both readers.
 """
@@ -104,7 +104,7 @@ _DURATION = re.compile(
 _durations: Dict[str, timedelta] = {}
 
 #: The value type icalendar gives a property by default (its
-#: C{TypesFactory.types_map}, which C{tests/test_vfb.py} compares with this);
+#: C{TypesFactory.types_map}, which C{tests/integration/test_vfb.py} compares with this);
 #: a name not here is UNKNOWN, read verbatim.  Of these, TEXT never fails to
 #: parse; CAL-ADDRESS and URI fail only on a line break, which only an
 #: escape can make; DTSTART, DTEND, DTSTAMP and FREEBUSY are parsed here;

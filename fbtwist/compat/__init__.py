@@ -4,7 +4,7 @@ in: one adapter module per library (L{fbtwist.compat.twisted},
 L{fbtwist.compat.ldaptor}).  Production code calls the small functions
 these modules expose and never touches a library's private name itself;
 each module lists what it relies on (C{PRIVATE_NAMES}), and
-C{tests/test_compat.py} fails, naming the attribute and the library
+C{tests/unit/test_compat.py} fails, naming the attribute and the library
 version, when an upgrade removes one.
 
 This package imports nothing else of fbtwist: every layer may use it.

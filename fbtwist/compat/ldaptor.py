@@ -1,7 +1,7 @@
 """
 fbtwist's reliance on ldaptor's internals, in one function saying why the
 public API does not suffice.  Nothing else in fbtwist may depend on them;
-C{tests/test_compat.py} checks that every name in L{PRIVATE_NAMES} still
+C{tests/unit/test_compat.py} checks that every name in L{PRIVATE_NAMES} still
 exists in the installed ldaptor.
 """
 

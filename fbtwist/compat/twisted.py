@@ -1,7 +1,7 @@
 """
 fbtwist's uses of Twisted's private names, each in one small function saying
 why the public API does not suffice.  Nothing else in fbtwist may use a
-private name of Twisted; C{tests/test_compat.py} checks that every name in
+private name of Twisted; C{tests/unit/test_compat.py} checks that every name in
 L{PRIVATE_NAMES} still exists in the installed Twisted.
 """
 

@@ -36,6 +36,7 @@ from ldaptor.protocols.ldap.ldapsyntax import LDAPEntry
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer, threads
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
+from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -701,8 +702,12 @@ class LDAPDirectory:
             cannot be written or mapped (a warning says why).
         """
         try:
-            await threads.deferToThreadPool(self._reactor, self._reactor.getThreadPool(), writeIndexFile, index,
-                                            self.indexFile)
+            if IReactorThreads.providedBy(self._reactor):
+                await threads.deferToThreadPool(self._reactor, self._reactor.getThreadPool(), writeIndexFile,
+                                                index, self.indexFile)
+            else:
+                # A reactor without threads (a test's): in this thread.
+                writeIndexFile(index, self.indexFile)
             self._wroteIndex = True
             return MappedNameIndex(self.indexFile)
         except (OSError, IndexFileError) as e:

@@ -11,6 +11,7 @@ reads slowly the transport pauses the task, and between batches the
 reactor serves other requests.
 """
 
+import weakref
 from typing import Iterable, List, Optional
 
 from twisted.internet import task
@@ -128,6 +129,21 @@ class _TaskProducer:
             pass
 
 
+_cooperators: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def cooperatorOf(reactor) -> task.Cooperator:
+    """
+    One cooperator per reactor, running its tasks on that reactor: the
+    site's own (a test's memory reactor serves a site too), not always the
+    global one as L{task.cooperate} does.
+    """
+    cooperator = _cooperators.get(reactor)
+    if cooperator is None:
+        cooperator = _cooperators[reactor] = task.Cooperator(scheduler=lambda work: reactor.callLater(0, work))
+    return cooperator
+
+
 async def streamMembers(request, members: Iterable[ResourceInfo], render, cooperate=task.cooperate) -> bool:
     """
     Write C{render(member)} for every member, L{BATCH_SIZE} at a time,
@@ -178,7 +194,8 @@ async def propfind(avatar, path, request) -> None:
         members = avatar.children(path)
         try:
             complete = await streamMembers(
-                request, members, lambda member: resourceResponse(context, member, kind, keys)
+                request, members, lambda member: resourceResponse(context, member, kind, keys),
+                cooperate=cooperatorOf(request.site.reactor).cooperate,
             )
         except Exception:
             # The status line is out: the client can only be told by a cut.

@@ -1,0 +1,3 @@
+"""
+The integration tier: real servers, real clients, real processes.
+"""

@@ -1,0 +1,3 @@
+"""
+The fast tier: protocol and domain logic in memory, no sockets.
+"""
