@@ -333,6 +333,29 @@ def parseZone(text: str):
         raise ValueError(f"{text.strip()!r} is not a time zone name such as Europe/Berlin") from None
 
 
+def parseWorkingHoursText(text: str) -> str:
+    """
+    Working hours such as C{Mon-Fri 08:00-18:00}, checked (their zone,
+    C{--default-tz}, is applied where they are used: L{workingHours}).
+    """
+    from datetime import timezone
+
+    from fbtwist.availability.workhours import parseWorkingHours
+
+    parseWorkingHours(text, timezone.utc)  # raises WorkingHoursError, a ValueError, with one sentence
+    return text.strip()
+
+
+def workingHours(config: "Config"):
+    """
+    The site's default working hours (C{--working-hours}) on the wall clock
+    of C{--default-tz}, as an L{fbtwist.availability.model.Availability}.
+    """
+    from fbtwist.availability.workhours import parseWorkingHours
+
+    return parseWorkingHours(config.workingHours, config.defaultTZ)
+
+
 def parseDays(text: str) -> int:
     days = parseCount(1, 731)(text)
     return days
@@ -401,7 +424,8 @@ TOPICS = (
     ("Listeners", ("http", "ftp", "workers", "public-url")),
     ("Directory (LDAP)", ("ldap", "bind-", "admin-group", "mail-attributes", "auth-cache-", "login-",
                           "name-index-", "demo-", "ad-")),
-    ("Lookups (/calendar/)", ("lookup-", "trusted-networks", "default-tz", "group-")),
+    ("Lookups (/calendar/)", ("lookup-", "trusted-networks", "default-tz", "group-", "working-hours",
+                              "apply-working-hours")),
     ("Publishing (WebDAV, the calendar tree)", ("root", "max-upload", "realm", "dav-", "expand-")),
     ("FTP", ("ftp-",)),
     ("Operations", ("log-", "access-log", "metrics", "shutdown-")),
@@ -630,6 +654,18 @@ class Config:
         "The time zone of all-day events in published calendars without X-WR-TIMEZONE, "
         "and of the lookup page's week grid.",
         metavar="ZONE",
+    )
+    workingHours: str = setting(
+        "working-hours", "Mon-Fri 08:00-18:00", parseWorkingHoursText,
+        "The site's working hours on the wall clock of --default-tz, e.g. 'Mon-Fri 08:00-18:00' or "
+        "'Mon-Thu 08:00-12:00,13:00-17:00; Fri 08:00-12:00', for people who publish none of their own "
+        "(<login>.avail.ics); lookups with workhours=1 mark time outside them BUSY-UNAVAILABLE.",
+        metavar="HOURS",
+    )
+    applyWorkingHours: bool = setting(
+        "apply-working-hours", False, parseFlag,
+        "Mark time outside each person's working hours BUSY-UNAVAILABLE in every lookup, "
+        "as if each asked for workhours=1.", flag=True,
     )
     groupBase: Optional[str] = setting(
         "group-base", None, parseDN,

@@ -6,10 +6,12 @@ every method asks.
 from enum import Enum
 from typing import Iterable, Iterator
 
+from fbtwist.availability.publish import AVAILABILITY_SUFFIX
 from fbtwist.errors import PermissionDenied
 
-#: The file kinds a user may publish under their own uid.
-PUBLISHED_SUFFIXES = (".vfb", ".ics")
+#: The file kinds a user may publish under their own uid: free/busy, a full
+#: calendar, and their working hours (C{VAVAILABILITY}).
+PUBLISHED_SUFFIXES = (".vfb", ".ics", AVAILABILITY_SUFFIX)
 
 
 class Action(Enum):
@@ -45,7 +47,8 @@ def authorize(uid, isAdmin: bool, action: Action, path, isCollection: bool = Fal
     C{anonymousReads} lets them list and read (read-only anonymous FTP,
     C{--ftp-anonymous}).  A user may list the root collection and read,
     write and delete their own C{<uid>.vfb} (and C{<uid>.ics}, a full
-    calendar) at the top of the tree; nothing else.
+    calendar, and C{<uid>.avail.ics}, their working hours) at the top of
+    the tree; nothing else.
 
     @param path: The store path (a tuple of names).
     @param isCollection: Whether C{path} is (or would be) a collection.
@@ -63,7 +66,8 @@ def authorize(uid, isAdmin: bool, action: Action, path, isCollection: bool = Fal
     if action is Action.MANAGE or isCollection or len(path) != 1:
         raise PermissionDenied("only administrators may change collections")
     if ownFileName(uid, path[0]) is None:
-        own = " or ".join(uid + suffix for suffix in PUBLISHED_SUFFIXES)
+        # The working-hours file is left out: the sentence names the main files.
+        own = " or ".join(uid + suffix for suffix in PUBLISHED_SUFFIXES if suffix != AVAILABILITY_SUFFIX)
         raise PermissionDenied(f"{uid} may only publish {own}")
 
 

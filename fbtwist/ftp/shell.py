@@ -27,6 +27,7 @@ from zope.interface import implementer
 
 from fbtwist.access.avatar import CalendarAvatar
 from fbtwist.access.permissions import Action
+from fbtwist.availability.publish import validatePublish
 from fbtwist.calendar import ical, publicview
 from fbtwist.errors import (
     AlreadyExists,
@@ -207,7 +208,7 @@ class UploadFile:
                 self.avatar.assertUnlocked(self.upload.path)
 
         try:
-            ical.validateUpload(self.upload.path[-1], self.upload.contents())
+            validatePublish(self.upload.path[-1], self.upload.contents())
             check()
             # Checked again right before the rename, once the file is on disk.
             created = await self.upload.commitAsync(
@@ -446,7 +447,7 @@ class CalendarFTPShell:
             if target == source:
                 return
             data = self.avatar.read(source)
-            ical.validateUpload(target[-1], data)
+            validatePublish(target[-1], data)
             self.avatar.assertUnlocked(source)
             self.avatar.assertUnlocked(target)
             upload = self.avatar.openUpload(target)

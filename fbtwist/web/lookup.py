@@ -37,6 +37,10 @@ from zope.interface import implementer
 
 from fbtwist.access.latency import LatencyFloor
 from fbtwist.addresses import clientAddress
+from fbtwist.availability.model import Availability, unavailable
+from fbtwist.availability.publish import AVAILABILITY_SUFFIX
+from fbtwist.availability.vavailability import readAvailability
+from fbtwist.availability.workhours import parseWorkingHours
 from fbtwist.calendar import derive, freebusy, ical, publicview
 from fbtwist.calendar.busytime import BusyTime
 from fbtwist.calendar.freebusy import FreeBusy, Period, TimeRange
@@ -76,6 +80,10 @@ class LookupSettings:
         it is answered (see L{fbtwist.access.latency.LatencyFloor}).
     @ivar expandLimit: The work expanding a full calendar may take
         (L{fbtwist.calendar.derive.expansionLimit}).
+    @ivar workingHours: The site's working hours, for people who published
+        none; C{None}: none.
+    @ivar applyWorkingHours: Mark time outside working hours in every
+        answer, not only those asking for C{workhours=1}.
     """
 
     auth: bool = False
@@ -87,6 +95,8 @@ class LookupSettings:
     maxPeople: int = 20
     missDelay: float = 0.05
     expandLimit: int = derive.MAX_RULE_ITERATIONS
+    workingHours: Optional[Availability] = None
+    applyWorkingHours: bool = False
 
     @classmethod
     def fromConfig(cls, config, directoryURL) -> "LookupSettings":
@@ -102,6 +112,8 @@ class LookupSettings:
             window=timedelta(days=config.lookupWindow),
             missDelay=config.lookupMissDelay,
             expandLimit=config.expandLimit,
+            workingHours=parseWorkingHours(config.workingHours, config.defaultTZ),
+            applyWorkingHours=config.applyWorkingHours,
         )
 
 
@@ -229,7 +241,7 @@ class LookupResource(Resource):
         published = self.published(uid) if uid is not None else None
         if published is None:
             return self._notPublished(request, name)
-        if not published.isCalendar and not query.transforms:
+        if not published.isCalendar and not query.transforms and not self.settings.applyWorkingHours:
             fb, _ = self._readFreeBusy(published)
             self._serve(request, query, fb, uid, published.etag, published.info.modified)
             return None
@@ -248,11 +260,14 @@ class LookupResource(Resource):
 
     async def _serveFreeBusy(self, request, query: Query, uid: str, published: Published) -> None:
         fb = await self.freeBusy(published, query.range)
-        modified = published.info.modified
+        sourceETag, modified = published.etag, published.info.modified
+        if self.wantsWorkingHours(query):
+            fb, hoursTag, hoursModified = self.withWorkingHours(fb, uid)
+            sourceETag, modified = sourceETag + hoursTag, max(modified, hoursModified)
         if published.isCalendar and query.range is None and fb.start is not None:
             # The window moves with the day: so does the answer.
             modified = max(modified, fb.start.timestamp())
-        self._serve(request, query, fb, uid, published.etag, modified)
+        self._serve(request, query, fb, uid, sourceETag, modified)
 
     def published(self, uid: str) -> Optional[Published]:
         """
@@ -302,6 +317,59 @@ class LookupResource(Resource):
             freebusy.clipPeriods(fb.periods, timeRange.start, timeRange.end),
             timeRange.start, timeRange.end, fb.organizer,
         )
+
+    # --- working hours ---
+
+    def wantsWorkingHours(self, query: Query) -> bool:
+        """
+        Whether an answer to C{query} marks time outside working hours.
+        """
+        return query.workhours or self.settings.applyWorkingHours
+
+    def workingHoursOf(self, uid: str) -> Tuple[Optional[Availability], str, float]:
+        """
+        The working hours of C{uid}: their published C{<uid>.avail.ics}, else
+        the site's (C{--working-hours}).
+
+        @return: C{(availability or None, a tag naming its version, its
+            modification time)}.
+        """
+        snapshot = self.store.snapshot((uid + AVAILABILITY_SUFFIX,))
+        if snapshot is not None and snapshot.info.size > 0:
+            cached = self._freeBusyCache.get(("avail", snapshot.etag))
+            if cached is None:
+                try:
+                    cached = readAvailability(snapshot.data)
+                except InvalidCalendar as e:
+                    # Written past the publish check (by an administrator):
+                    # the site's hours hold instead.
+                    self.log.warn("unreadable working hours {path}: {reason}", path=uid + AVAILABILITY_SUFFIX,
+                                  reason=e.reason)
+                    cached = False
+                self._freeBusyCache.put(("avail", snapshot.etag), cached)
+            if cached is not False:
+                return cached, snapshot.etag, snapshot.info.modified
+        return self.settings.workingHours, "site", 0.0
+
+    def withWorkingHours(self, fb: FreeBusy, uid: str) -> Tuple[FreeBusy, str, float]:
+        """
+        C{fb} with C{BUSY-UNAVAILABLE} periods (or the C{BUSYTYPE} the
+        person's blocks give) added outside C{uid}'s working hours, within
+        C{fb}'s window; the published periods are kept as they are.
+
+        @return: C{(free/busy, tag of the working hours' version, their
+            modification time)}.
+        """
+        model, tag, modified = self.workingHoursOf(uid)
+        if model is None or fb.start is None or fb.end is None:
+            return fb, tag, modified
+        try:
+            extra = unavailable(model, fb.start, fb.end)
+        except derive.TooExpensive:
+            self.log.warn("the working hours of {uid} are too expensive to expand: not applied", uid=uid)
+            return fb, tag, modified
+        periods = sorted(list(fb.periods) + extra)
+        return FreeBusy(periods, fb.start, fb.end, fb.organizer), tag, modified
 
     def _serve(self, request, query: Query, fb: FreeBusy, owner: str, sourceETag: str, modified: float) -> None:
         """
@@ -358,8 +426,12 @@ class LookupResource(Resource):
         periods, tags, modified = [], [cn], 0.0
         for uid, published in sources:
             fb = await self.freeBusy(published, timeRange)
+            tag = published.etag
+            if self.wantsWorkingHours(query):
+                fb, hoursTag, hoursModified = self.withWorkingHours(fb, uid)
+                tag, modified = tag + hoursTag, max(modified, hoursModified)
             periods.extend(fb.busy())
-            tags.append(uid + published.etag)
+            tags.append(uid + tag)
             modified = max(modified, published.info.modified)
         merged = FreeBusy(freebusy.mergePeriods(periods), timeRange.start, timeRange.end)
         if query.range is None:
