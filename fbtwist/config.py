@@ -236,6 +236,32 @@ def parseAttributeList(text: str) -> Tuple[str, ...]:
     return names
 
 
+def parseAttributeName(text: str) -> str:
+    """
+    One LDAP attribute name.
+    """
+    names = parseAttributeList(text)
+    if len(names) != 1:
+        raise ValueError("give one attribute name")
+    return names[0]
+
+
+def parseRoomFilter(text: str) -> Optional[str]:
+    """
+    An LDAP filter matching rooms, or C{none}: no rooms.
+    """
+    from ldaptor import ldapfilter
+
+    text = text.strip()
+    if text.lower() == "none":
+        return None
+    try:
+        ldapfilter.parseFilter(text)
+    except Exception:
+        raise ValueError("is not an LDAP filter such as (objectClass=room)") from None
+    return text
+
+
 def parseBindName(text: str) -> str:
     """
     The search account: a DN, or a name Active Directory binds with
@@ -423,7 +449,7 @@ LOG_FORMATS = ("combined", "json")
 TOPICS = (
     ("Listeners", ("http", "ftp", "workers", "public-url")),
     ("Directory (LDAP)", ("ldap", "bind-", "admin-group", "mail-attributes", "auth-cache-", "login-",
-                          "name-index-", "demo-", "ad-")),
+                          "name-index-", "demo-", "ad-", "room-")),
     ("Lookups (/calendar/)", ("lookup-", "trusted-networks", "default-tz", "group-", "working-hours",
                               "apply-working-hours")),
     ("Publishing (WebDAV, the calendar tree)", ("root", "max-upload", "realm", "dav-", "expand-")),
@@ -563,6 +589,33 @@ class Config:
     )
     demoLDIF: FilePath = setting(
         "demo-ldif", DEMO_LDIF, readableFile, "The demo directory's entries.", metavar="FILE",
+    )
+
+    # --- Directory: rooms ---
+    roomFilter: Optional[str] = setting(
+        "room-filter", "(objectClass=room)", parseRoomFilter,
+        "The LDAP filter matching rooms and other bookable resources (below --room-base), e.g. "
+        "(objectClass=room) or, in Active Directory, (msExchResourceMetaData=ResourceType:Room); "
+        "none: no rooms.", metavar="FILTER",
+    )
+    roomBase: Optional[str] = setting(
+        "room-base", None, parseDN,
+        "Where rooms are searched (default: the domain of the directory URL's base, as for groups).",
+        metavar="DN",
+    )
+    roomCapacityAttribute: str = setting(
+        "room-capacity-attribute", "msExchResourceCapacity", parseAttributeName,
+        "The attribute holding how many people a room seats.", metavar="ATTRIBUTE",
+    )
+    roomEquipmentAttribute: str = setting(
+        "room-equipment-attribute", "msExchResourceMetaData", parseAttributeName,
+        "The attribute holding what a room has, one item a value (ResourceType:... values are ignored).",
+        metavar="ATTRIBUTE",
+    )
+    roomDelegateAttribute: str = setting(
+        "room-delegate-attribute", "owner", parseAttributeName,
+        "The attribute of a room naming (by DN or login) the people who may publish its free/busy, "
+        "e.g. owner or manager; administrators always may.", metavar="ATTRIBUTE",
     )
 
     # --- Directory: TLS, connections, names, bind cache, throttling ---

@@ -172,6 +172,21 @@ class IDirectory(Interface):
             or C{None} when there is no such group.
         """
 
+    def findRooms():
+        """
+        Every room (and other bookable resource) the directory lists.
+
+        @return: A Deferred firing with L{fbtwist.availability.rooms.Room}s,
+            sorted by uid (none when rooms are not configured).
+        """
+
+    def delegatedRooms(uid):
+        """
+        The rooms whose free/busy C{uid} may publish (as their delegate).
+
+        @return: A Deferred firing with the rooms' uids.
+        """
+
 
 class ICalendarAvatar(Interface):
     """

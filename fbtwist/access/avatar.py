@@ -7,7 +7,7 @@ L{fbtwist.access.permissions.authorize}, so HTTP and FTP cannot disagree about w
 may write what.
 """
 
-from typing import Iterator, Optional
+from typing import Iterable, Iterator, Optional
 
 from zope.interface import implementer
 
@@ -26,14 +26,17 @@ class CalendarAvatar:
     @ivar store: The L{ICalendarStore} acted on.
     @ivar anonymousReads: Whether the anonymous user may list and read the
         tree (read-only anonymous FTP); never set for a logged-in user.
+    @ivar rooms: The uids of the rooms whose files the user may publish as
+        their delegate.
     """
 
     anonymousReads = False
 
-    def __init__(self, uid: Optional[str], isAdmin: bool, store: ICalendarStore):
+    def __init__(self, uid: Optional[str], isAdmin: bool, store: ICalendarStore, rooms: Iterable[str] = ()):
         self.uid = uid
         self.isAdmin = isAdmin
         self.store = store
+        self.rooms = frozenset(rooms)
 
     def __repr__(self) -> str:
         return f"<CalendarAvatar uid={self.uid!r} admin={self.isAdmin}>"
@@ -47,7 +50,7 @@ class CalendarAvatar:
         """
         path = validatePath(segments)
         if self.uid is not None and len(path) == 1:
-            own = ownFileName(self.uid, path[0])
+            own = ownFileName(self.uid, path[0], self.rooms)
             if own is not None:
                 return (own,)
         return path
@@ -57,7 +60,7 @@ class CalendarAvatar:
         @raise fbtwist.errors.PermissionDenied: When this user may not do
             C{action} on C{path}.
         """
-        authorize(self.uid, self.isAdmin, action, path, isCollection, self.anonymousReads)
+        authorize(self.uid, self.isAdmin, action, path, isCollection, self.anonymousReads, self.rooms)
 
     def stat(self, path: StorePath) -> Optional[ResourceInfo]:
         info = self.store.stat(path)
@@ -81,7 +84,8 @@ class CalendarAvatar:
         The members of the collection C{path} this user may see, lazily.
         """
         self.authorize(Action.LIST, path, isCollection=True)
-        members = visibleMembers(self.uid, self.isAdmin, self.store.children(path), self.anonymousReads)
+        members = visibleMembers(self.uid, self.isAdmin, self.store.children(path), self.anonymousReads,
+                                 self.rooms)
         return (member for member in members if not self._placeholderHidden(member))
 
     def _placeholderHidden(self, info: ResourceInfo) -> bool:

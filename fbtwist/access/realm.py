@@ -33,6 +33,14 @@ class FreeBusyRealm:
     def requestAvatar(self, avatarId, mind, *interfaces):
         return defer.Deferred.fromCoroutine(self._requestAvatar(avatarId, interfaces))
 
+    async def delegatedRooms(self, uid: str) -> list:
+        """
+        The rooms C{uid} may publish for, when the directory knows rooms
+        (a directory without them has no C{delegatedRooms}).
+        """
+        delegatedRooms = getattr(self.directory, "delegatedRooms", None)
+        return [] if delegatedRooms is None else await delegatedRooms(uid)
+
     async def _requestAvatar(self, avatarId, interfaces):
         for interface in interfaces:
             factory = self.avatarFactories.get(interface)
@@ -46,6 +54,6 @@ class FreeBusyRealm:
             isAdmin = False
             if self.adminGroup:
                 isAdmin = await self.directory.isMember(avatarId, self.adminGroup)
-            avatar = CalendarAvatar(avatarId, isAdmin, self.store)
+            avatar = CalendarAvatar(avatarId, isAdmin, self.store, await self.delegatedRooms(avatarId))
         wrapped = factory(avatar)
         return interface, wrapped, getattr(wrapped, "logout", lambda: None)

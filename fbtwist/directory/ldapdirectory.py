@@ -63,6 +63,7 @@ from fbtwist.directory.loginforms import AD_CAPABILITY, SAM_ACCOUNT_NAME, LoginF
 from fbtwist.directory.nameindex import NameIndex, NameIndexBuilder, indexOf
 from fbtwist.directory.paging import NAME_INDEX_PAGE_SIZE, _searchNames, pagedResultsControl, pagedResultsCookie
 from fbtwist.directory.pools import _BindPool, _SearchPool
+from fbtwist.directory.rooms import DirectoryRooms, RoomSearch
 from fbtwist.errors import DirectoryUnavailable, WrongPassword
 from fbtwist.interfaces import IDirectory
 from fbtwist.tlsclient import VerifyingClientTLS
@@ -148,6 +149,8 @@ class LDAPDirectory:
         #: Every user's lookup names (a L{NameIndex}) once
         #: L{loadNameIndex} has completed, else C{None}.
         self.nameIndex: Optional[NameIndex] = None
+        #: The rooms (L{configureRooms}), or C{None}: no rooms.
+        self.roomDirectory: Optional[DirectoryRooms] = None
 
     @property
     def server(self) -> str:
@@ -528,7 +531,31 @@ class LDAPDirectory:
         found, uid = indexOf(nameRecord(e.items(), attribute, self.mailAttributes) for e in entries).get(name)
         if found and uid is None:
             self.log.info("lookup name {name!r} matches no single user", name=name)
+        if not found and self.roomDirectory is not None:
+            # Rooms are often kept outside the people's base: a room is
+            # looked up by its name like a person.
+            uid = await self.roomDirectory.resolveRoom(name)
         return uid
+
+    # --- rooms ---
+
+    def configureRooms(self, search: RoomSearch) -> None:
+        """
+        Find rooms as C{search} says (none until this is called).
+        """
+        self.roomDirectory = DirectoryRooms(self, search, self._clock)
+
+    def findRooms(self) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._findRooms())
+
+    async def _findRooms(self) -> list:
+        return [] if self.roomDirectory is None else await self.roomDirectory.rooms()
+
+    def delegatedRooms(self, uid: str) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._delegatedRooms(uid))
+
+    async def _delegatedRooms(self, uid: str) -> List[str]:
+        return [] if self.roomDirectory is None else await self.roomDirectory.delegatedRooms(uid)
 
     def retryDelay(self) -> float:
         """

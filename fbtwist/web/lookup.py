@@ -48,7 +48,7 @@ from fbtwist.directory.filters import defaultGroupBase
 from fbtwist.errors import InvalidCalendar, NotFound
 from fbtwist.interfaces import ICalendarStore, IDirectory
 from fbtwist.store.paths import ResourceInfo
-from fbtwist.web import page
+from fbtwist.web import find, page, rooms
 from fbtwist.web.lookupcache import NameCache, _Cache
 from fbtwist.web.lookupquery import FORMAT_JCAL, Query, parseQuery, splitLookupName
 from fbtwist.web.responses import CALENDAR_TYPE, HTTPError, renderAsync, renderSoon, serveCalendar, writeError
@@ -59,6 +59,8 @@ EVENTS_FILE = ".ics"
 JCAL_TYPE = b"application/calendar+json; charset=utf-8"
 
 GROUP_SEGMENT = b"group"
+FIND_SEGMENT = b"find"
+ROOMS_SEGMENT = b"rooms"
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,8 @@ class LookupResource(Resource):
         self.reactor = reactor
         self.names = NameCache() if names is None else names
         self._missFloor = LatencyFloor(reactor, settings.missDelay)
+        #: The floor of time under every answer that finds nothing.
+        self.missFloor = self._missFloor
         self._freeBusyCache = _Cache()
         #: Rendered answers by entity tag.
         self._answerCache = _Cache(1024)
@@ -216,6 +220,10 @@ class LookupResource(Resource):
             return NOT_DONE_YET
         if len(postpath) == 2 and postpath[0] == GROUP_SEGMENT:
             return renderAsync(request, self._getGroup(request, reader))
+        if postpath == [FIND_SEGMENT]:
+            return renderAsync(request, find.answerFind(self, request, reader))
+        if len(postpath) == 2 and postpath == [ROOMS_SEGMENT, b""]:
+            return renderAsync(request, rooms.answerRooms(self, request))
         return renderSoon(request, self._getPerson)
 
     # --- one person ---
