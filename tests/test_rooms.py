@@ -1,0 +1,158 @@
+"""
+Rooms over the real server and the demo directory (fbtwist/data/demo.ldif:
+orion seats 8 and has a projector, lyra seats 4; carol is the delegate of
+both): the rooms list, publishing a room's free/busy as its delegate or an
+administrator over HTTP and FTP, looking a room up by its name, and
+C{/calendar/find} with rooms.
+"""
+
+import json
+
+from twisted.internet import defer
+from twisted.trial import unittest
+
+from tests.helpers import ADMIN_GROUP, basicAuth, httpClient, inline
+from tests.test_ftp import connect, inThread, startFTPServer, storeReply
+from tests.test_workhours import freeBusy
+
+CALENDAR = {b"Content-Type": [b"text/calendar"]}
+JSON = {b"Accept": [b"application/json"]}
+
+
+class RoomsTestCase(unittest.TestCase):
+    async def _setUp(self):
+        self.server = await startFTPServer(self, "--admin-group", ADMIN_GROUP)
+        self.http = httpClient(self)
+
+    def setUp(self):
+        return defer.Deferred.fromCoroutine(self._setUp())
+
+    async def get(self, path: str, headers=None):
+        response = await self.http.get(self.server.url(path), headers=headers or {})
+        return response, await response.content()
+
+    async def rooms(self, query: str = ""):
+        response, body = await self.get("/calendar/rooms/" + query, JSON)
+        self.assertEqual(response.code, 200, body)
+        return [room["name"] for room in json.loads(body)["rooms"]]
+
+
+class RoomListTests(RoomsTestCase):
+    """
+    C{/calendar/rooms/} lists the rooms that fit.
+    """
+
+    @inline
+    async def test_capacityAndEquipment(self):
+        """
+        Every room without a question; capacity and equipment (any case)
+        narrow the list.
+        """
+        self.assertEqual(await self.rooms(), ["lyra", "orion"])
+        self.assertEqual(await self.rooms("?capacity=6"), ["orion"])
+        self.assertEqual(await self.rooms("?equipment=whiteboard"), ["lyra", "orion"])
+        self.assertEqual(await self.rooms("?capacity=2&equipment=PROJECTOR"), ["orion"])
+        self.assertEqual(await self.rooms("?capacity=6&equipment=projector,coffee"), [])
+
+    @inline
+    async def test_json(self):
+        """
+        Each room comes with its display name, seats, equipment (without
+        Exchange's ResourceType) and the URL of its free/busy.
+        """
+        response, body = await self.get("/calendar/rooms/?capacity=6", JSON)
+        self.assertEqual(json.loads(body), {"rooms": [{
+            "name": "orion", "displayName": "Orion", "capacity": 8, "equipment": ["projector", "whiteboard"],
+            "freebusy": "/calendar/orion.vfb"}]})
+
+    @inline
+    async def test_html(self):
+        """
+        A browser gets a page, with the page's security headers.
+        """
+        response, body = await self.get("/calendar/rooms/?equipment=projector", {b"Accept": [b"text/html"]})
+        self.assertEqual(response.code, 200)
+        self.assertIn(b"<td>orion</td>", body)
+        self.assertNotIn(b"lyra", body)
+        self.assertIn(b"Rooms with projector", body)
+        self.assertIn(b"script-src 'self'", response.headers.getRawHeaders(b"Content-Security-Policy")[0])
+
+    @inline
+    async def test_badCapacity(self):
+        """
+        A capacity that is not a number is a 400.
+        """
+        response, body = await self.get("/calendar/rooms/?capacity=lots")
+        self.assertEqual((response.code, body), (400, b"capacity must be a whole number.\n"))
+
+
+class RoomPublishingTests(RoomsTestCase):
+    """
+    A room's free/busy is published by its delegates and administrators,
+    over HTTP and FTP alike, and looked up by the room's name.
+    """
+
+    async def put(self, login: str, name: str):
+        response = await self.http.put(self.server.url("/pub/calendar/" + name), data=freeBusy(),
+                                       headers={**basicAuth(login), **CALENDAR})
+        await response.content()
+        return response.code
+
+    @inline
+    async def test_delegateOverHTTP(self):
+        """
+        carol (orion's owner) may publish orion.vfb; alice may not; the
+        administrator may; the room is then looked up like a person, by
+        its name or address.
+        """
+        self.assertEqual(await self.put("alice", "orion.vfb"), 403)
+        self.assertEqual(await self.put("carol", "orion.vfb"), 201)
+        self.assertEqual(await self.put("admin", "lyra.vfb"), 201)
+        for path in ("/calendar/orion.vfb", "/calendar/orion@example.com.vfb", "/calendar/lyra.vfb"):
+            response, _ = await self.get(path)
+            self.assertEqual(response.code, 200, path)
+
+    @inline
+    async def test_delegateOverFTP(self):
+        """
+        carol may STOR orion.vfb over FTP; alice may not.
+        """
+
+        def session(login):
+            client = connect(self.server.ftpPort, login)
+            try:
+                client.cwd("/pub/calendar")
+                return storeReply(client, "STOR orion.vfb", freeBusy())
+            finally:
+                client.close()
+
+        self.assertTrue((await inThread(session, "alice")).startswith("550"))
+        self.assertTrue((await inThread(session, "carol")).startswith("226"))
+        self.assertEqual(self.server.store.read(("orion.vfb",)), freeBusy())
+
+
+class FindWithRoomsTests(RoomsTestCase):
+    """
+    C{/calendar/find} with C{rooms=1} gives each slot the free rooms that
+    fit.
+    """
+
+    @inline
+    async def test_roomFitsOnlyByEquipment(self):
+        """
+        lyra seats enough but has no projector: with equipment=projector
+        only orion is offered, and while orion is busy nothing is.
+        """
+        self.server.store.write(("alice.vfb",), freeBusy())
+        self.server.store.write(("orion.vfb",), freeBusy("20250331T080000Z/20250331T090000Z"))
+        query = ("/calendar/find?who=alice&duration=PT1H&start=20250331T080000Z&end=20250331T100000Z"
+                 "&step=PT1H&rooms=1&capacity=3")
+        response, body = await self.get(query)
+        slots = json.loads(body)["slots"]
+        self.assertEqual([(slot["start"], slot["rooms"]) for slot in slots],
+                         [("2025-03-31T08:00:00Z", ["lyra"]), ("2025-03-31T09:00:00Z", ["lyra", "orion"])])
+        response, body = await self.get(query + "&equipment=projector")
+        slots = json.loads(body)["slots"]
+        self.assertEqual([(slot["start"], slot["rooms"]) for slot in slots], [("2025-03-31T09:00:00Z", ["orion"])])
+        response, body = await self.get(query.replace("capacity=3", "capacity=20"))
+        self.assertEqual(json.loads(body)["slots"], [])
