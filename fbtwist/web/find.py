@@ -219,18 +219,27 @@ async def _people(lookup, names: Sequence[str]) -> Tuple[Dict[str, str], List[st
     return people, unknown
 
 
-async def answerFind(lookup, request, viewer: Optional[str]) -> None:
+async def suggest(lookup, names: Sequence[str], timeRange: TimeRange, duration: timedelta, viewer: Optional[str],
+                  workhours: bool = False, zone=None, step: timedelta = timedelta(minutes=15), limit: int = 10,
+                  quorum: Optional[int] = None, rooms: bool = False, capacity: int = 0,
+                  equipment: Sequence[str] = (), started: Optional[float] = None) -> Tuple[list, List[str]]:
     """
-    Answer C{GET /calendar/find} for C{viewer} from C{lookup} (the
-    L{fbtwist.web.lookup.LookupResource}).
+    The slots where the people C{names} (and, with C{rooms}, a room that
+    fits) are free, as C{viewer} may see them; what C{/calendar/find} and
+    the page's "find a time" both answer.
+
+    @param started: When the request arrived (for the miss floor).
+    @return: C{(slots, unknown names)}; slots are
+        L{fbtwist.availability.slots.Slot}s.
+    @raise HTTPError: 400 for a question that cannot be answered.
     """
-    started = getattr(request, "started", None) or lookup.reactor.seconds()
-    query = parseFindQuery(request, lookup.now(), lookup.settings.window, lookup.settings.defaultZone)
-    workhours = query.workhours or lookup.settings.applyWorkingHours
-    people, unknown = await _people(lookup, query.names)
+    if started is None:
+        started = lookup.reactor.seconds()
+    workhours = workhours or lookup.settings.applyWorkingHours
+    people, unknown = await _people(lookup, names)
     busy: Dict[str, List[Period]] = {}
     for name, uid in people.items():
-        periods = await busyPeriods(lookup, uid, query.range, viewer, workhours)
+        periods = await busyPeriods(lookup, uid, timeRange, viewer, workhours)
         if periods is None:
             unknown.append(name)
         else:
@@ -239,25 +248,37 @@ async def answerFind(lookup, request, viewer: Optional[str]) -> None:
         # The same floor of time as a lookup's miss: how long the answer
         # takes does not tell which names are someone's.
         await lookup.missFloor.wait(started)
-    rooms = None
-    if query.rooms:
-        rooms = {}
-        for room in await matchingRooms(lookup.directory, query.capacity, query.equipment):
-            periods = await busyPeriods(lookup, room.uid, query.range, viewer, False)
+    roomBusy = None
+    if rooms:
+        roomBusy = {}
+        for room in await matchingRooms(lookup.directory, capacity, equipment):
+            periods = await busyPeriods(lookup, room.uid, timeRange, viewer, False)
             # A room that published nothing is free.
-            rooms[room.uid] = periods or []
-    quorum = query.quorum
+            roomBusy[room.uid] = periods or []
     if quorum is not None and quorum > len(busy):
         raise HTTPError(http.BAD_REQUEST, f"the quorum ({quorum}) is more than the people found ({len(busy)})")
     slots = []
-    if busy and (rooms is None or rooms):
+    if busy and (roomBusy is None or roomBusy):
         try:
-            slots = findSlots(busy, query.range.start, query.range.end, query.duration, step=query.step,
-                              limit=query.limit, quorum=quorum, rooms=rooms, zone=query.zone)
+            slots = findSlots(busy, timeRange.start, timeRange.end, duration, step=step, limit=limit,
+                              quorum=quorum, rooms=roomBusy, zone=zone)
         except derive.TooExpensive:
             raise HTTPError(http.BAD_REQUEST, "someone's working hours are too expensive to expand") from None
         except ValueError as e:
             raise HTTPError(http.BAD_REQUEST, str(e)) from None
+    return slots, unknown
+
+
+async def answerFind(lookup, request, viewer: Optional[str]) -> None:
+    """
+    Answer C{GET /calendar/find} for C{viewer} from C{lookup} (the
+    L{fbtwist.web.lookup.LookupResource}).
+    """
+    started = getattr(request, "started", None) or lookup.reactor.seconds()
+    query = parseFindQuery(request, lookup.now(), lookup.settings.window, lookup.settings.defaultZone)
+    slots, unknown = await suggest(
+        lookup, query.names, query.range, query.duration, viewer, query.workhours, query.zone, query.step,
+        query.limit, query.quorum, query.rooms, query.capacity, query.equipment, started)
     body = json.dumps({
         "slots": [{"start": isoUTC(slot.start), "end": isoUTC(slot.end), "free": list(slot.free),
                    "busy": list(slot.busy), "rooms": list(slot.rooms)} for slot in slots],

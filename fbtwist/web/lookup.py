@@ -463,6 +463,19 @@ class LookupResource(Resource):
         fb = await self.freeBusy(published, timeRange)
         return freebusy.mergePeriods(fb.busy())
 
+    # --- finding a time, for the page ---
+
+    async def suggestTimes(self, names: List[str], timeRange: TimeRange, duration: timedelta, zone,
+                           workhours: bool) -> list:
+        """
+        The times in C{timeRange} when the people C{names} are all free (the
+        page's "find a time", as an anonymous reader sees them).
+        """
+        # Back-to-back slots of the meeting's length, so that a week's suggestions spread out.
+        slots, _ = await find.suggest(self, names, timeRange, duration, None, workhours, zone, step=duration,
+                                      limit=40)
+        return slots
+
 
 # --- who may read ---
 
