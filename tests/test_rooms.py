@@ -156,3 +156,41 @@ class FindWithRoomsTests(RoomsTestCase):
         self.assertEqual([(slot["start"], slot["rooms"]) for slot in slots], [("2025-03-31T09:00:00Z", ["orion"])])
         response, body = await self.get(query.replace("capacity=3", "capacity=20"))
         self.assertEqual(json.loads(body)["slots"], [])
+
+
+class RoomRuleTests(unittest.SynchronousTestCase):
+    """
+    The permission rule and the room values, without a server.
+    """
+
+    def test_delegateMayPublishTheRoomsFiles(self):
+        """
+        A delegate may write the room's .vfb, .ics and .avail.ics (any
+        case, spelt the room's way), not another room's, not a collection.
+        """
+        from fbtwist.access.permissions import Action, authorize, ownFileName
+        from fbtwist.errors import PermissionDenied
+
+        for name in ("orion.vfb", "orion.ics", "orion.avail.ics", "carol.vfb"):
+            authorize("carol", False, Action.WRITE, (name,), rooms=("orion",))
+        self.assertEqual(ownFileName("carol", "Orion.VFB", ("orion",)), "orion.vfb")
+        for path, isCollection in (((("lyra.vfb",), False)), (("orion.vfb",), True), (("orion", "x.vfb"), False)):
+            self.assertRaises(PermissionDenied, authorize, "carol", False, Action.WRITE, path, isCollection,
+                              rooms=("orion",))
+        self.assertRaises(PermissionDenied, authorize, "alice", False, Action.WRITE, ("orion.vfb",))
+
+    def test_fits(self):
+        """
+        A room fits by seats and by every item of equipment (any case);
+        Exchange's ResourceType is not equipment; a capacity that is not a
+        number is 0.
+        """
+        from fbtwist.availability.rooms import Room, capacityOf, equipmentOf, fitting
+
+        orion = Room("orion", "Orion", capacityOf(["8"]), equipmentOf(["ResourceType:Room", "Projector", " "]))
+        lyra = Room("lyra", "Lyra", capacityOf(["many", "4"]), equipmentOf(["Whiteboard"]))
+        self.assertEqual(orion.equipment, ("projector",))
+        self.assertEqual(capacityOf(["many"]), 0)
+        self.assertEqual(fitting([orion, lyra], 4, ["PROJECTOR"]), [orion])
+        self.assertEqual(fitting([orion, lyra], 4, []), [lyra, orion])
+        self.assertEqual(fitting([orion, lyra], 9, []), [])

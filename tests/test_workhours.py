@@ -175,6 +175,17 @@ class OwnWorkingHoursTests(WorkingHoursTestCase):
         self.assertNotEqual(first.headers.getRawHeaders(b"ETag"), second.headers.getRawHeaders(b"ETag"))
 
     @inline
+    async def test_unreadableFileFallsBackToTheSite(self):
+        """
+        Working hours written past the publish check (by another program)
+        that cannot be read leave the site's hours in force.
+        """
+        self.server.store.write(("alice.avail.ics",), b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n")
+        self.assertEqual(
+            await self.periods("alice", "start=20250328T060000Z&end=20250328T080000Z&workhours=1"),
+            [("20250328T060000Z", "20250328T070000Z", UNAVAILABLE)])
+
+    @inline
     async def test_invalidRefusedOverHTTP(self):
         """
         Working hours that are not a readable VAVAILABILITY are refused with
