@@ -101,7 +101,7 @@ def main(requests: int) -> None:
         if port is None:
             raise SystemExit("the server did not start: see " + log.name)
         path = ("/calendar/find?who=" + ",".join(PEOPLE) + "&duration=PT1H&start=20260323T000000Z"
-                f"&end=20260406T000000Z&workhours=1&rooms=1&capacity=6&equipment=projector&quorum=10&limit=10")
+                "&end=20260406T000000Z&workhours=1&rooms=1&capacity=6&equipment=projector&quorum=10&limit=10")
         connection = http.client.HTTPConnection("127.0.0.1", port)
         times = []
         for number in range(requests + 5):

@@ -192,9 +192,9 @@ class OwnWorkingHoursTests(WorkingHoursTestCase):
         400 and the reason; nobody may publish another's working hours.
         """
         headers = {**basicAuth("alice"), b"Content-Type": [b"text/calendar"]}
+        badPriority = availability().replace(b"BEGIN:VAVAILABILITY\r\n", b"BEGIN:VAVAILABILITY\r\nPRIORITY:12\r\n")
         response = await self.http.put(self.server.url("/pub/calendar/alice.avail.ics"), headers=headers,
-                                       data=availability().replace(b"BEGIN:VAVAILABILITY\r\n", b"BEGIN:VAVAILABILITY\r\n"
-                                                                   b"PRIORITY:12\r\n"))
+                                       data=badPriority)
         body = await response.content()
         self.assertEqual(response.code, 400, body)
         self.assertIn(b"PRIORITY", body)
