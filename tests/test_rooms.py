@@ -58,12 +58,15 @@ class RoomListTests(RoomsTestCase):
     async def test_json(self):
         """
         Each room comes with its display name, seats, equipment (without
-        Exchange's ResourceType) and the URL of its free/busy.
+        Exchange's ResourceType) and the URL of its free/busy; the trailing
+        slash may be left out.
         """
         response, body = await self.get("/calendar/rooms/?capacity=6", JSON)
         self.assertEqual(json.loads(body), {"rooms": [{
             "name": "orion", "displayName": "Orion", "capacity": 8, "equipment": ["projector", "whiteboard"],
             "freebusy": "/calendar/orion.vfb"}]})
+        response, again = await self.get("/calendar/rooms?capacity=6", JSON)
+        self.assertEqual((response.code, again), (200, body))
 
     @inline
     async def test_html(self):

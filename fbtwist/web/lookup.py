@@ -7,7 +7,12 @@ planning a meeting, and a page people can read.
     also as C{%40}), resolved in the directory, case-insensitively;
   - C{/calendar/group/<cn>.vfb} and C{.ifb}: the merged busy times of an LDAP
     group's members;
-  - C{/calendar/}: the page (L{fbtwist.web.page}).
+  - C{/calendar/}: the page (L{fbtwist.web.page});
+  - C{/calendar/find}: when can people (and a room) meet (L{fbtwist.web.find});
+  - C{/calendar/rooms/}: the rooms that fit (L{fbtwist.web.rooms}).
+
+With C{workhours=1} (or C{--apply-working-hours}) an answer also marks the
+time outside each person's working hours (L{LookupResource.withWorkingHours}).
 
 The CalConnect Freebusy Read URL parameters C{start}, C{end}, C{period} and
 C{format} (C{text/calendar} or jCal), and C{fbtype=explicit} / C{simple=1}
@@ -222,7 +227,7 @@ class LookupResource(Resource):
             return renderAsync(request, self._getGroup(request, reader))
         if postpath == [FIND_SEGMENT]:
             return renderAsync(request, find.answerFind(self, request, reader))
-        if len(postpath) == 2 and postpath == [ROOMS_SEGMENT, b""]:
+        if postpath in ([ROOMS_SEGMENT], [ROOMS_SEGMENT, b""]):
             return renderAsync(request, rooms.answerRooms(self, request))
         return renderSoon(request, self._getPerson)
 
