@@ -197,3 +197,33 @@ class RoomRuleTests(unittest.SynchronousTestCase):
         self.assertEqual(fitting([orion, lyra], 4, ["PROJECTOR"]), [orion])
         self.assertEqual(fitting([orion, lyra], 4, []), [lyra, orion])
         self.assertEqual(fitting([orion, lyra], 9, []), [])
+
+    def test_delegateSeesTheRoomsFiles(self):
+        """
+        A listing (PROPFIND, FTP LIST) shows a delegate their rooms' files
+        besides their own, and nobody else's.
+        """
+        from fbtwist.access.permissions import visibleMembers
+
+        class Member:
+            def __init__(self, name):
+                self.path, self.isCollection = (name,), False
+
+        members = [Member(n) for n in ("alice.vfb", "carol.vfb", "lyra.vfb", "orion.avail.ics", "orion.vfb")]
+        self.assertEqual([m.path[0] for m in visibleMembers("carol", False, members, rooms=("orion",))],
+                         ["carol.vfb", "orion.avail.ics", "orion.vfb"])
+
+    def test_roomFilterOption(self):
+        """
+        A room filter that is not an LDAP filter stops the start with one
+        sentence naming the option; none switches rooms off.
+        """
+        from twisted.python import usage
+
+        from tests.helpers import serviceOptions
+
+        with self.assertRaises(usage.UsageError) as caught:
+            serviceOptions("--room-filter", "(objectClass=room")
+        self.assertIn("--room-filter", str(caught.exception))
+        self.assertIn("is not an LDAP filter such as (objectClass=room)", str(caught.exception))
+        self.assertIsNone(serviceOptions("--room-filter", "none").config.roomFilter)
