@@ -199,6 +199,10 @@ class LookupResource(Resource):
         return datetime.fromtimestamp(self.reactor.seconds(), timezone.utc)
 
     def render(self, request):
+        if request.method not in (b"GET", b"HEAD"):
+            # Refused before anything is read or anyone logged in.
+            writeNotAllowed(request, ("GET", "HEAD"), "lookups are read-only: use GET")
+            return NOT_DONE_YET
         reader = self._anonymous
         if reader is None:
             # Not logged in yet (the portal answers anonymous readers at
