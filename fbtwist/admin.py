@@ -25,6 +25,7 @@ from twisted.python import usage
 from twisted.python.filepath import FilePath
 
 from fbtwist.access.permissions import PUBLISHED_SUFFIXES
+from fbtwist.availability.publish import validatePublish
 from fbtwist.calendar import ical
 from fbtwist.config import ConfigError, buildConfig
 from fbtwist.errors import FreeBusyError, InvalidName
@@ -149,7 +150,7 @@ def check(store: CalendarStore, out: TextIO, err: TextIO) -> int:
             empty += 1
         else:
             try:
-                ical.validateUpload(path[-1], data)
+                validatePublish(path[-1], data)
             except FreeBusyError as e:
                 invalid += 1
                 problems.append(f"invalid: {shown}: {e.reason}")
@@ -210,7 +211,7 @@ def importFiles(store: CalendarStore, sources: List[str], out: TextIO, err: Text
                 raise InvalidName(f"another file of the import is also {name}")
             seen.add(name)
             data = fp.getContent()
-            ical.validateUpload(name, data)
+            validatePublish(name, data)
             exists = store.stat((name,)) is not None
             if exists and not overwrite:
                 kept += 1

@@ -236,6 +236,32 @@ def parseAttributeList(text: str) -> Tuple[str, ...]:
     return names
 
 
+def parseAttributeName(text: str) -> str:
+    """
+    One LDAP attribute name.
+    """
+    names = parseAttributeList(text)
+    if len(names) != 1:
+        raise ValueError("give one attribute name")
+    return names[0]
+
+
+def parseRoomFilter(text: str) -> Optional[str]:
+    """
+    An LDAP filter matching rooms, or C{none}: no rooms.
+    """
+    from ldaptor import ldapfilter
+
+    text = text.strip()
+    if text.lower() == "none":
+        return None
+    try:
+        ldapfilter.parseFilter(text)
+    except Exception:
+        raise ValueError("is not an LDAP filter such as (objectClass=room)") from None
+    return text
+
+
 def parseBindName(text: str) -> str:
     """
     The search account: a DN, or a name Active Directory binds with
@@ -333,6 +359,29 @@ def parseZone(text: str):
         raise ValueError(f"{text.strip()!r} is not a time zone name such as Europe/Berlin") from None
 
 
+def parseWorkingHoursText(text: str) -> str:
+    """
+    Working hours such as C{Mon-Fri 08:00-18:00}, checked (their zone,
+    C{--default-tz}, is applied where they are used: L{workingHours}).
+    """
+    from datetime import timezone
+
+    from fbtwist.availability.workhours import parseWorkingHours
+
+    parseWorkingHours(text, timezone.utc)  # raises WorkingHoursError, a ValueError, with one sentence
+    return text.strip()
+
+
+def workingHours(config: "Config"):
+    """
+    The site's default working hours (C{--working-hours}) on the wall clock
+    of C{--default-tz}, as an L{fbtwist.availability.model.Availability}.
+    """
+    from fbtwist.availability.workhours import parseWorkingHours
+
+    return parseWorkingHours(config.workingHours, config.defaultTZ)
+
+
 def parseDays(text: str) -> int:
     days = parseCount(1, 731)(text)
     return days
@@ -400,8 +449,9 @@ LOG_FORMATS = ("combined", "json")
 TOPICS = (
     ("Listeners", ("http", "ftp", "workers", "public-url")),
     ("Directory (LDAP)", ("ldap", "bind-", "admin-group", "mail-attributes", "auth-cache-", "login-",
-                          "name-index-", "demo-", "ad-")),
-    ("Lookups (/calendar/, /caldav/)", ("lookup-", "trusted-networks", "default-tz", "group-", "caldav-")),
+                          "name-index-", "demo-", "ad-", "room-")),
+    ("Lookups (/calendar/, /caldav/)", ("lookup-", "trusted-networks", "default-tz", "group-", "caldav-",
+                                        "working-hours", "apply-working-hours")),
     ("Publishing (WebDAV, the calendar tree)", ("root", "max-upload", "realm", "dav-", "expand-")),
     ("FTP", ("ftp-",)),
     ("Operations", ("log-", "access-log", "metrics", "shutdown-")),
@@ -542,6 +592,33 @@ class Config:
         "demo-ldif", DEMO_LDIF, readableFile, "The demo directory's entries.", metavar="FILE",
     )
 
+    # --- Directory: rooms ---
+    roomFilter: Optional[str] = setting(
+        "room-filter", "(objectClass=room)", parseRoomFilter,
+        "The LDAP filter matching rooms and other bookable resources (below --room-base), e.g. "
+        "(objectClass=room) or, in Active Directory, (msExchResourceMetaData=ResourceType:Room); "
+        "none: no rooms.", metavar="FILTER",
+    )
+    roomBase: Optional[str] = setting(
+        "room-base", None, parseDN,
+        "Where rooms are searched (default: the domain of the directory URL's base, as for groups).",
+        metavar="DN",
+    )
+    roomCapacityAttribute: str = setting(
+        "room-capacity-attribute", "msExchResourceCapacity", parseAttributeName,
+        "The attribute holding how many people a room seats.", metavar="ATTRIBUTE",
+    )
+    roomEquipmentAttribute: str = setting(
+        "room-equipment-attribute", "msExchResourceMetaData", parseAttributeName,
+        "The attribute holding what a room has, one item a value (ResourceType:... values are ignored).",
+        metavar="ATTRIBUTE",
+    )
+    roomDelegateAttribute: str = setting(
+        "room-delegate-attribute", "owner", parseAttributeName,
+        "The attribute of a room naming (by DN or login) the people who may publish its free/busy, "
+        "e.g. owner or manager; administrators always may.", metavar="ATTRIBUTE",
+    )
+
     # --- Directory: TLS, connections, names, bind cache, throttling ---
     ldapStartTLS: bool = setting(
         "ldap-starttls", False, parseFlag,
@@ -631,6 +708,18 @@ class Config:
         "The time zone of all-day events in published calendars without X-WR-TIMEZONE, "
         "and of the lookup page's week grid.",
         metavar="ZONE",
+    )
+    workingHours: str = setting(
+        "working-hours", "Mon-Fri 08:00-18:00", parseWorkingHoursText,
+        "The site's working hours on the wall clock of --default-tz, e.g. 'Mon-Fri 08:00-18:00' or "
+        "'Mon-Thu 08:00-12:00,13:00-17:00; Fri 08:00-12:00', for people who publish none of their own "
+        "(<login>.avail.ics); lookups with workhours=1 mark time outside them BUSY-UNAVAILABLE.",
+        metavar="HOURS",
+    )
+    applyWorkingHours: bool = setting(
+        "apply-working-hours", False, parseFlag,
+        "Mark time outside each person's working hours BUSY-UNAVAILABLE in every lookup, "
+        "as if each asked for workhours=1.", flag=True,
     )
     groupBase: Optional[str] = setting(
         "group-base", None, parseDN,

@@ -194,6 +194,21 @@ class IDirectory(Interface):
             or C{None} when there is no such group.
         """
 
+    def findRooms():
+        """
+        Every room (and other bookable resource) the directory lists.
+
+        @return: A Deferred firing with L{fbtwist.availability.rooms.Room}s,
+            sorted by uid (none when rooms are not configured).
+        """
+
+    def delegatedRooms(uid):
+        """
+        The rooms whose free/busy C{uid} may publish (as their delegate).
+
+        @return: A Deferred firing with the rooms' uids.
+        """
+
 
 class IPrincipalDirectory(Interface):
     """
@@ -237,16 +252,18 @@ class IFreeBusyReader(Interface):
 
     uid = Attribute("The reader's uid, or C{None} for anonymous.")
 
-    def freeBusyFor(target, timeRange=None, detail=None, started=None):
+    def freeBusyFor(target, timeRange=None, detail=None, started=None, workhours=False):
         """
         What this reader may see of C{target}'s free/busy times (a
-        L{fbtwist.access.visibility.Person}, C{Group} or C{PublishedFile}).
+        L{fbtwist.access.visibility.Person}, C{Group}, C{Account} or
+        C{PublishedFile}); with C{workhours}, the time outside each person's
+        working hours marked too.
 
         @return: A coroutine with a C{Visible}, or C{HIDDEN} (never
             published, not visible and no such name look alike).
         """
 
-    def freeBusyForNow(target, timeRange=None, detail=None):
+    def freeBusyForNow(target, timeRange=None, detail=None, workhours=False):
         """
         L{freeBusyFor}'s answer when it is known without waiting, else
         C{None}.

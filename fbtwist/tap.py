@@ -41,6 +41,7 @@ from fbtwist.config import (
     unknownSetting,
 )
 from fbtwist.directory.demo import DemoDirectoryService
+from fbtwist.directory.filters import defaultGroupBase
 from fbtwist.directory.ldapdirectory import LDAPDirectory
 from fbtwist.directory.ldapurl import parseLDAPURL
 from fbtwist.directory.loginforms import LoginForms
@@ -51,6 +52,7 @@ from fbtwist.directory.mappedindex import (
     privateDirectory,
 )
 from fbtwist.directory.nameindex import NameIndexRefresher
+from fbtwist.directory.rooms import RoomSearch
 from fbtwist.logs import AccessLogService, useUnderTwistd
 from fbtwist.ops.health import HealthResource
 from fbtwist.ops.listeners import cannotListen
@@ -474,6 +476,7 @@ def buildDirectory(config, reactor, top: GracefulService) -> LDAPDirectory:
         queueTimeout=config.ldapQueueTimeout,
         loginForms=LoginForms(config.ldapNetBIOSDomain, config.ldapUPNSuffixes),
     )
+    buildRooms(config, directory)
     if config.ldap is not None and not (url.tls or directory.startTLS) and not _isLoopback(url.host):
         log.warn(
             "the directory {server} is reached without TLS: passwords cross the network in clear text "
@@ -488,6 +491,20 @@ def buildDirectory(config, reactor, top: GracefulService) -> LDAPDirectory:
         demo.setServiceParent(top)
         top.stopLate(demo)
     return directory
+
+
+def buildRooms(config, directory: LDAPDirectory) -> None:
+    """
+    Let C{directory} find rooms as C{--room-filter} and the other
+    C{--room-...} settings say (unless C{--room-filter none}).
+    """
+    if config.roomFilter is None:
+        return
+    directory.configureRooms(RoomSearch(
+        base=config.roomBase or defaultGroupBase(directory.url.base), filter=config.roomFilter,
+        capacityAttribute=config.roomCapacityAttribute, equipmentAttribute=config.roomEquipmentAttribute,
+        delegateAttribute=config.roomDelegateAttribute,
+    ))
 
 
 def buildOperations(config, top: GracefulService) -> MetricsObserver:

@@ -533,6 +533,7 @@ class SlapdServer:
         rootPassword=None,
         startTimeout=10.0,
         certificate=None,
+        schema="",
     ):
         """
         Describe the server; nothing is written or started until L{start}.
@@ -553,8 +554,13 @@ class SlapdServer:
             C{altNames} (its subjectAltName DNS names and IP addresses;
             empty for none), C{expired}.
         @type certificate: L{dict} or L{None}
+        @param schema: more schema, in C{slapd.conf} syntax
+            (C{attributetype} and C{objectclass} lines), for entries the
+            usual schema files cannot hold.
+        @type schema: L{str}
         """
         self.basedir = os.path.abspath(os.fspath(basedir))
+        self.schema = schema
         self.ldif = ldif
         self.tls = tls
         self.suffix = suffix
@@ -784,6 +790,10 @@ class SlapdServer:
                 os.path.join(installed["schemaDir"], name + ".schema"))
             for name in _SCHEMAS
         ]
+        if self.schema:
+            extra = os.path.join(self.basedir, "extra.schema")
+            _writeFile(extra, self.schema)
+            lines.append("include " + quoted(extra))
         lines += [
             "pidfile " + quoted(self._pidPath),
             "argsfile " + quoted(os.path.join(self.basedir, "slapd.args")),

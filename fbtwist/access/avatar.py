@@ -7,7 +7,7 @@ L{fbtwist.access.permissions.authorize}, so HTTP and FTP cannot disagree about w
 may write what.
 """
 
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 from twisted.internet import defer
 from zope.interface import implementer
@@ -34,6 +34,7 @@ class FreeBusyReader:
 
     isAdmin = False
     anonymousReads = False
+    rooms: frozenset = frozenset()
 
     def __init__(self, uid: Optional[str], visibility: FreeBusyVisibility):
         self.uid = uid
@@ -44,7 +45,7 @@ class FreeBusyReader:
         return f"<FreeBusyReader uid={self.uid!r}>"
 
     def freeBusyFor(self, target: Target, timeRange: Optional[TimeRange] = None, detail: Detail = Detail.BUSY,
-                    started: Optional[float] = None):
+                    started: Optional[float] = None, workhours: bool = False):
         """
         What this user may see of C{target}'s free/busy times: see
         L{FreeBusyVisibility.freeBusyFor}.  A file in the tree
@@ -53,21 +54,21 @@ class FreeBusyReader:
         @return: A coroutine with a L{Visible}, or L{HIDDEN}.
         """
         self._authorizeTarget(target)
-        return self.visibility.freeBusyFor(self.viewer, target, timeRange, detail, started)
+        return self.visibility.freeBusyFor(self.viewer, target, timeRange, detail, started, workhours)
 
     def freeBusyForNow(self, target: Target, timeRange: Optional[TimeRange] = None,
-                       detail: Detail = Detail.BUSY) -> Optional[Visible]:
+                       detail: Detail = Detail.BUSY, workhours: bool = False) -> Optional[Visible]:
         """
         L{freeBusyFor}'s answer when it is known without waiting, else
         C{None} (L{FreeBusyVisibility.freeBusyForNow}); a L{PublishedFile}
         is always answered at once (L{Visible} or L{HIDDEN}).
         """
         self._authorizeTarget(target)
-        return self.visibility.freeBusyForNow(self.viewer, target, timeRange, detail)
+        return self.visibility.freeBusyForNow(self.viewer, target, timeRange, detail, workhours)
 
     def _authorizeTarget(self, target: Target) -> None:
         if isinstance(target, PublishedFile):
-            authorize(self.uid, self.isAdmin, Action.LIST, target.path, False, self.anonymousReads)
+            authorize(self.uid, self.isAdmin, Action.LIST, target.path, False, self.anonymousReads, self.rooms)
 
 
 @implementer(ICalendarAvatar)
@@ -83,12 +84,15 @@ class CalendarAvatar(FreeBusyReader):
         tree (read-only anonymous FTP); never set for a logged-in user.
     @ivar visibility: The L{FreeBusyVisibility} deciding what this user may
         see of others' free/busy times.
+    @ivar rooms: The uids of the rooms whose files the user may publish as
+        their delegate.
     """
 
     def __init__(self, uid: Optional[str], isAdmin: bool, store: ICalendarStore,
-                 visibility: Optional[FreeBusyVisibility] = None):
+                 visibility: Optional[FreeBusyVisibility] = None, rooms: Iterable[str] = ()):
         self.isAdmin = isAdmin
         self._store = store
+        self.rooms = frozenset(rooms)
         if visibility is None:
             from twisted.internet import reactor
 
@@ -107,7 +111,7 @@ class CalendarAvatar(FreeBusyReader):
         """
         path = validatePath(segments)
         if self.uid is not None and len(path) == 1:
-            own = ownFileName(self.uid, path[0])
+            own = ownFileName(self.uid, path[0], self.rooms)
             if own is not None:
                 return (own,)
         return path
@@ -117,7 +121,7 @@ class CalendarAvatar(FreeBusyReader):
         @raise fbtwist.errors.PermissionDenied: When this user may not do
             C{action} on C{path}.
         """
-        authorize(self.uid, self.isAdmin, action, path, isCollection, self.anonymousReads)
+        authorize(self.uid, self.isAdmin, action, path, isCollection, self.anonymousReads, self.rooms)
 
     def peek(self, path: StorePath) -> Optional[ResourceInfo]:
         """
@@ -170,7 +174,8 @@ class CalendarAvatar(FreeBusyReader):
         The members of the collection C{path} this user may see, lazily.
         """
         self.authorize(Action.LIST, path, isCollection=True)
-        members = visibleMembers(self.uid, self.isAdmin, self._store.children(path), self.anonymousReads)
+        members = visibleMembers(self.uid, self.isAdmin, self._store.children(path), self.anonymousReads,
+                                 self.rooms)
         return (member for member in members if not self._placeholderHidden(member))
 
     def _placeholderHidden(self, info: ResourceInfo) -> bool:

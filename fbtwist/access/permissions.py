@@ -6,10 +6,12 @@ every method asks.
 from enum import Enum
 from typing import Iterable, Iterator
 
+from fbtwist.availability.publish import AVAILABILITY_SUFFIX
 from fbtwist.errors import PermissionDenied
 
-#: The file kinds a user may publish under their own uid.
-PUBLISHED_SUFFIXES = (".vfb", ".ics")
+#: The file kinds a user may publish under their own uid: free/busy, a full
+#: calendar, and their working hours (C{VAVAILABILITY}).
+PUBLISHED_SUFFIXES = (".vfb", ".ics", AVAILABILITY_SUFFIX)
 
 
 class Action(Enum):
@@ -23,20 +25,24 @@ class Action(Enum):
     MANAGE = "manage"  # change collections: MKCOL, DELETE, COPY, MOVE, LOCK or PROPPATCH them
 
 
-def ownFileName(uid: str, name: str):
+def ownFileName(uid: str, name: str, rooms: Iterable[str] = ()):
     """
+    @param rooms: The rooms C{uid} is a delegate of: their files are
+        C{uid}'s to publish too.
     @return: The canonical spelling of C{name} when it is one of C{uid}'s
-        own published files (compared case-insensitively), else C{None}.
+        own published files, or one of C{rooms}' (compared
+        case-insensitively), else C{None}.
     """
     lowered = name.lower()
-    for suffix in PUBLISHED_SUFFIXES:
-        if lowered == (uid + suffix).lower():
-            return uid + suffix
+    for owner in (uid, *rooms):
+        for suffix in PUBLISHED_SUFFIXES:
+            if lowered == (owner + suffix).lower():
+                return owner + suffix
     return None
 
 
 def authorize(uid, isAdmin: bool, action: Action, path, isCollection: bool = False,
-              anonymousReads: bool = False) -> None:
+              anonymousReads: bool = False, rooms: Iterable[str] = ()) -> None:
     """
     Decide whether a user may do C{action} on C{path}.
 
@@ -45,11 +51,15 @@ def authorize(uid, isAdmin: bool, action: Action, path, isCollection: bool = Fal
     C{anonymousReads} lets them list and read (read-only anonymous FTP,
     C{--ftp-anonymous}).  A user may list the root collection and read,
     write and delete their own C{<uid>.vfb} (and C{<uid>.ics}, a full
-    calendar) at the top of the tree; nothing else.
+    calendar, and C{<uid>.avail.ics}, their working hours) at the top of
+    the tree, and the same files of the rooms they are a delegate of;
+    nothing else.
 
     @param path: The store path (a tuple of names).
     @param isCollection: Whether C{path} is (or would be) a collection.
     @param anonymousReads: Whether an anonymous user may list and read.
+    @param rooms: The uids of the rooms C{uid} is a delegate of (the
+        directory's C{--room-delegate-attribute}).
     @raise PermissionDenied: With a short reason when the answer is no.
     """
     if isAdmin:
@@ -62,23 +72,25 @@ def authorize(uid, isAdmin: bool, action: Action, path, isCollection: bool = Fal
         return
     if action is Action.MANAGE or isCollection or len(path) != 1:
         raise PermissionDenied("only administrators may change collections")
-    if ownFileName(uid, path[0]) is None:
-        own = " or ".join(uid + suffix for suffix in PUBLISHED_SUFFIXES)
+    if ownFileName(uid, path[0], rooms) is None:
+        # The working-hours file is left out: the sentence names the main files.
+        own = " or ".join(uid + suffix for suffix in PUBLISHED_SUFFIXES if suffix != AVAILABILITY_SUFFIX)
         raise PermissionDenied(f"{uid} may only publish {own}")
 
 
-def visibleMembers(uid, isAdmin: bool, members: Iterable, anonymousReads: bool = False) -> Iterator:
+def visibleMembers(uid, isAdmin: bool, members: Iterable, anonymousReads: bool = False,
+                   rooms: Iterable[str] = ()) -> Iterator:
     """
     The members of a collection that a user may see (L{Action.LIST}): what
     a WebDAV PROPFIND and an FTP LIST show alike.  A user who is not an
-    administrator sees their own files only.
+    administrator sees their own files (and their rooms') only.
 
     @param members: The collection's members (each with C{path} and
         C{isCollection}), lazily.
     """
     for member in members:
         try:
-            authorize(uid, isAdmin, Action.LIST, member.path, member.isCollection, anonymousReads)
+            authorize(uid, isAdmin, Action.LIST, member.path, member.isCollection, anonymousReads, rooms)
         except PermissionDenied:
             continue
         yield member

@@ -49,6 +49,14 @@ class FreeBusyRealm:
     def requestAvatar(self, avatarId, mind, *interfaces):
         return defer.Deferred.fromCoroutine(self._requestAvatar(avatarId, interfaces))
 
+    async def delegatedRooms(self, uid: str) -> list:
+        """
+        The rooms C{uid} may publish for, when the directory knows rooms
+        (a directory without them has no C{delegatedRooms}).
+        """
+        delegatedRooms = getattr(self.directory, "delegatedRooms", None)
+        return [] if delegatedRooms is None else await delegatedRooms(uid)
+
     async def _requestAvatar(self, avatarId, interfaces):
         for interface in interfaces:
             if interface is IFreeBusyReader:
@@ -67,6 +75,7 @@ class FreeBusyRealm:
             isAdmin = False
             if self.adminGroup:
                 isAdmin = await self.directory.isMember(avatarId, self.adminGroup)
-            avatar = CalendarAvatar(avatarId, isAdmin, self.store, self.visibility)
+            avatar = CalendarAvatar(avatarId, isAdmin, self.store, self.visibility,
+                                    await self.delegatedRooms(avatarId))
         wrapped = factory(avatar)
         return interface, wrapped, getattr(wrapped, "logout", lambda: None)

@@ -19,6 +19,10 @@ from zoneinfo import ZoneInfo
 from twisted.logger import Logger
 
 from fbtwist.access.latency import LatencyFloor
+from fbtwist.availability.model import Availability, unavailable
+from fbtwist.availability.publish import AVAILABILITY_SUFFIX
+from fbtwist.availability.vavailability import readAvailability
+from fbtwist.cache import LRUCache
 from fbtwist.calendar import derive, freebusy, ical
 from fbtwist.calendar.busytime import BusyTime
 from fbtwist.calendar.freebusy import FreeBusy, TimeRange
@@ -72,6 +76,15 @@ class Group(NamedTuple):
     cn: str
 
 
+class Account(NamedTuple):
+    """
+    A person or a room by the uid the directory already gave (a group's
+    member, a room it lists): not resolved again.
+    """
+
+    uid: str
+
+
 class PublishedFile(NamedTuple):
     """
     One free/busy file in the tree by its store path (anonymous FTP shows
@@ -81,7 +94,7 @@ class PublishedFile(NamedTuple):
     path: Tuple[str, ...]
 
 
-Target = Union[Person, Group, PublishedFile]
+Target = Union[Person, Group, Account, PublishedFile]
 
 
 class Visible(NamedTuple):
@@ -180,13 +193,19 @@ class FreeBusyVisibility:
     @param names: The cache of resolved names (C{get(name)} -> C{(known, uid)},
         C{put(name, uid)}), or C{None}.
     @param groupBase: Where groups are searched; C{None}: no group lookups.
+    @param workingHours: The site's working hours (C{--working-hours}), for
+        people who published none; C{None}: none.
+    @param applyWorkingHours: Mark time outside working hours in every
+        answer about a person or a group (C{--apply-working-hours}), not only
+        in those asking for them.
     """
 
     log = Logger()
 
     def __init__(self, store, directory, clock, *, window: timedelta = timedelta(days=42),
                  defaultZone: ZoneInfo = ZoneInfo("UTC"), expandLimit: int = derive.MAX_RULE_ITERATIONS,
-                 missDelay: float = 0.05, names=None, groupBase: Optional[str] = None, groupMaxMembers: int = 50):
+                 missDelay: float = 0.05, names=None, groupBase: Optional[str] = None, groupMaxMembers: int = 50,
+                 workingHours: Optional[Availability] = None, applyWorkingHours: bool = False):
         self._store = store
         self.directory = directory
         self.clock = clock
@@ -195,6 +214,10 @@ class FreeBusyVisibility:
         self.groupBase = groupBase
         self.groupMaxMembers = groupMaxMembers
         self.missFloor = LatencyFloor(clock, missDelay)
+        self.workingHours = workingHours
+        self.applyWorkingHours = applyWorkingHours
+        #: Parsed C{.avail.ics} files by entity tag (C{False}: unreadable).
+        self._hoursCache = LRUCache(1024)
         self.busyTime = None if store is None else BusyTime.install(store, clock, defaultZone, expandLimit)
 
     def now(self) -> datetime:
@@ -203,8 +226,8 @@ class FreeBusyVisibility:
     # --- the decision ---
 
     async def freeBusyFor(self, viewer: Viewer, target: Target, timeRange: Optional[TimeRange] = None,
-                          detail: Detail = Detail.BUSY, started: Optional[float] = None
-                          ) -> Union[Visible, "_Hidden"]:
+                          detail: Detail = Detail.BUSY, started: Optional[float] = None,
+                          workhours: bool = False) -> Union[Visible, "_Hidden"]:
         """
         What C{viewer} may see of C{target}'s free/busy times within
         C{timeRange} at C{detail}.
@@ -212,6 +235,8 @@ class FreeBusyVisibility:
         @param timeRange: The range asked for; C{None}: a free/busy file's
             whole window, a full calendar's or a group's default window
             from today.
+        @param workhours: Also mark the time outside each person's working
+            hours (C{BUSY-UNAVAILABLE}); always so with C{applyWorkingHours}.
         @param started: When the request arrived (by C{clock}), the start of
             the floor under an L{HIDDEN} answer about a person or a group;
             default: now.
@@ -227,16 +252,19 @@ class FreeBusyVisibility:
             started = self.clock.seconds()
         if isinstance(target, PublishedFile):
             return self._fileNow(target)
+        workhours = workhours or self.applyWorkingHours
         if isinstance(target, Group):
-            answer = await self._group(viewer, target.cn, timeRange)
+            answer = await self._group(viewer, target.cn, timeRange, workhours)
+        elif isinstance(target, Account):
+            answer = await self._account(target.uid, timeRange, workhours)
         else:
-            answer = await self._person(target.name, timeRange)
+            answer = await self._person(target.name, timeRange, workhours)
         if answer is HIDDEN:
             await self.missFloor.wait(started)
         return answer
 
     def freeBusyForNow(self, viewer: Viewer, target: Target, timeRange: Optional[TimeRange] = None,
-                       detail: Detail = Detail.BUSY) -> Optional[Visible]:
+                       detail: Detail = Detail.BUSY, workhours: bool = False) -> Optional[Visible]:
         """
         L{freeBusyFor}'s answer when it can be given without waiting (a
         known name whose free/busy file is published: most lookups), else
@@ -253,7 +281,7 @@ class FreeBusyVisibility:
         published = self.published(uid)
         if published is None or published.isCalendar:
             return None
-        return self._visibleFile(published, uid, timeRange)
+        return self._visibleFile(published, uid, timeRange, workhours or self.applyWorkingHours)
 
     # --- people ---
 
@@ -287,12 +315,17 @@ class FreeBusyVisibility:
                 self.names.put(name, uid)
         return uid
 
-    async def _person(self, name: str, timeRange: Optional[TimeRange]):
+    async def _person(self, name: str, timeRange: Optional[TimeRange], workhours: bool):
         uid = await self.resolve(name)
-        published = self.published(uid) if uid is not None else None
+        if uid is None:
+            return HIDDEN
+        return await self._account(uid, timeRange, workhours)
+
+    async def _account(self, uid: str, timeRange: Optional[TimeRange], workhours: bool):
+        published = self.published(uid)
         if published is None:
             return HIDDEN
-        return await self._visible(published, uid, timeRange)
+        return await self._visible(published, uid, timeRange, workhours)
 
     def published(self, uid: str) -> Optional[Published]:
         """
@@ -313,9 +346,10 @@ class FreeBusyVisibility:
             return None
         return Published(snapshot.info.path, snapshot.info, snapshot.etag, snapshot.data)
 
-    async def _visible(self, published: Published, owner: str, timeRange: Optional[TimeRange]):
+    async def _visible(self, published: Published, owner: str, timeRange: Optional[TimeRange],
+                       workhours: bool = False):
         if not published.isCalendar:
-            return self._visibleFile(published, owner, timeRange)
+            return self._visibleFile(published, owner, timeRange, workhours)
         if timeRange is None:
             timeRange = freebusy.defaultRange(self.now(), self.window)
             # The window moves with the day: so does the answer.
@@ -323,16 +357,65 @@ class FreeBusyVisibility:
         else:
             modified = published.info.modified
         fb = await self.busyTime.freeBusy(published.path, published.etag, published.data, timeRange)
-        return Visible(fb, owner, published.etag, modified)
+        return self._withHours(Visible(fb, owner, published.etag, modified), workhours)
 
-    def _visibleFile(self, published: Published, owner: str, timeRange: Optional[TimeRange]):
+    def _visibleFile(self, published: Published, owner: str, timeRange: Optional[TimeRange],
+                     workhours: bool = False):
         fb = self._readFreeBusy(published)
         if fb is None:
             return HIDDEN
         if timeRange is not None:
             fb = FreeBusy(freebusy.clipPeriods(fb.periods, timeRange.start, timeRange.end),
                           timeRange.start, timeRange.end, fb.organizer)
-        return Visible(fb, owner, published.etag, published.info.modified)
+        return self._withHours(Visible(fb, owner, published.etag, published.info.modified), workhours)
+
+    # --- working hours ---
+
+    def _withHours(self, answer: Visible, workhours: bool) -> Visible:
+        """
+        C{answer} with C{BUSY-UNAVAILABLE} periods (or the C{BUSYTYPE} the
+        person's blocks give) added outside the owner's working hours,
+        within its window, when C{workhours}; the published periods are kept
+        as they are.  The entity tag and the time name the hours' version.
+        """
+        if not workhours:
+            return answer
+        model, tag, modified = self.workingHoursOf(answer.owner)
+        fb = answer.freeBusy
+        if model is not None and fb.start is not None and fb.end is not None:
+            try:
+                extra = unavailable(model, fb.start, fb.end)
+            except derive.TooExpensive:
+                self.log.warn("the working hours of {uid} are too expensive to expand: not applied",
+                              uid=answer.owner)
+            else:
+                fb = FreeBusy(sorted(list(fb.periods) + extra), fb.start, fb.end, fb.organizer)
+        return Visible(fb, answer.owner, variantETag(answer.etag, "hours", tag), max(answer.modified, modified))
+
+    def workingHoursOf(self, uid: str) -> Tuple[Optional[Availability], str, float]:
+        """
+        The working hours of C{uid}: their published C{<uid>.avail.ics}, else
+        the site's (C{--working-hours}).
+
+        @return: C{(availability or None, a tag naming its version, its
+            modification time)}.
+        """
+        snapshot = None if self._store is None else self._store.snapshot((uid + AVAILABILITY_SUFFIX,))
+        if snapshot is not None and snapshot.info.size > 0:
+            cached = self._hoursCache.get(snapshot.etag)
+            if cached is None:
+                try:
+                    cached = readAvailability(snapshot.data)
+                except InvalidCalendar as e:
+                    # Written past the publish check (by an administrator):
+                    # the site's hours hold instead.
+                    self.log.warn("unreadable working hours {path}: {reason}", path=uid + AVAILABILITY_SUFFIX,
+                                  reason=e.reason)
+                    cached = False
+                self._hoursCache.put(snapshot.etag, cached)
+            if cached is not False:
+                return cached, snapshot.etag, snapshot.info.modified
+        return self.workingHours, "site", 0.0
 
     def _readFreeBusy(self, published: Published) -> Optional[FreeBusy]:
         """
@@ -361,7 +444,7 @@ class FreeBusyVisibility:
 
     # --- groups ---
 
-    async def _group(self, viewer: Viewer, cn: str, timeRange: Optional[TimeRange]):
+    async def _group(self, viewer: Viewer, cn: str, timeRange: Optional[TimeRange], workhours: bool = False):
         if self.groupBase is None:
             raise NotFound("group free/busy is not configured (--group-base)")
         limit = self.groupMaxMembers
@@ -385,12 +468,12 @@ class FreeBusyVisibility:
         window = timeRange or freebusy.defaultRange(self.now(), self.window)
         periods, tags, modified = [], [cn], 0.0
         for uid, published in sources:
-            answer = await self._visible(published, uid, window)
+            answer = await self._visible(published, uid, window, workhours)
             if answer is HIDDEN:
                 continue
             periods.extend(answer.freeBusy.busy())
-            tags.append(uid + published.etag)
-            modified = max(modified, published.info.modified)
+            tags.append(uid + answer.etag)
+            modified = max(modified, answer.modified)
         if len(tags) == 1:
             return HIDDEN
         merged = FreeBusy(freebusy.mergePeriods(periods), window.start, window.end)

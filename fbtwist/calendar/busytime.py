@@ -103,7 +103,7 @@ def horizon(now: datetime) -> TimeRange:
 
 
 def isEventsName(path) -> bool:
-    return bool(path) and path[-1].lower().endswith(EVENT_SUFFIXES)
+    return bool(path) and ical.isEventsName(path[-1])
 
 
 class BusyTime:

@@ -92,6 +92,18 @@ def oneLine(error) -> str:
 FREEBUSY_SUFFIXES = (".vfb", ".ifb")
 #: Names whose content must be a full calendar of events.
 EVENT_SUFFIXES = (".ics",)
+#: A person's working hours (a C{VAVAILABILITY} calendar, checked by
+#: L{fbtwist.availability.publish}): an C{.ics} file that holds no events.
+AVAILABILITY_SUFFIX = ".avail.ics"
+
+
+def isEventsName(name: str) -> bool:
+    """
+    Whether C{name} is a full calendar of events (C{.ics}, not working
+    hours).
+    """
+    lowered = name.lower()
+    return lowered.endswith(EVENT_SUFFIXES) and not lowered.endswith(AVAILABILITY_SUFFIX)
 
 
 def validateUpload(name: str, data: bytes) -> None:
@@ -108,7 +120,7 @@ def validateUpload(name: str, data: bytes) -> None:
     if name.lower().endswith(FREEBUSY_SUFFIXES):
         if vfb.read(data) is None:  # not sure: icalendar decides
             validateFreeBusy(data)
-    elif name.lower().endswith(EVENT_SUFFIXES):
+    elif isEventsName(name):
         validateEvents(data)
 
 

@@ -76,6 +76,7 @@ from fbtwist.directory.principals import (
     principalRecord,
     searchFilter,
 )
+from fbtwist.directory.rooms import DirectoryRooms, RoomSearch
 from fbtwist.errors import DirectoryUnavailable, WrongPassword
 from fbtwist.interfaces import GROUP, USER, IDirectory, IPrincipalDirectory, PrincipalRecord
 from fbtwist.tlsclient import VerifyingClientTLS
@@ -179,6 +180,8 @@ class LDAPDirectory:
         #: (this one included), or C{None}: kept in this process's memory.
         self.indexFile: Optional[str] = None
         self._wroteIndex = False
+        #: The rooms (L{configureRooms}), or C{None}: no rooms.
+        self.roomDirectory: Optional[DirectoryRooms] = None
 
     @property
     def server(self) -> str:
@@ -619,7 +622,31 @@ class LDAPDirectory:
         found, uid = indexOf(nameRecord(e.items(), attribute, self.mailAttributes) for e in entries).get(name)
         if found and uid is None:
             self.log.info("lookup name {name!r} matches no single user", name=name)
+        if not found and self.roomDirectory is not None:
+            # Rooms are often kept outside the people's base: a room is
+            # looked up by its name like a person.
+            uid = await self.roomDirectory.resolveRoom(name)
         return uid
+
+    # --- rooms ---
+
+    def configureRooms(self, search: RoomSearch) -> None:
+        """
+        Find rooms as C{search} says (none until this is called).
+        """
+        self.roomDirectory = DirectoryRooms(self, search, self._clock)
+
+    def findRooms(self) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._findRooms())
+
+    async def _findRooms(self) -> list:
+        return [] if self.roomDirectory is None else await self.roomDirectory.rooms()
+
+    def delegatedRooms(self, uid: str) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._delegatedRooms(uid))
+
+    async def _delegatedRooms(self, uid: str) -> List[str]:
+        return [] if self.roomDirectory is None else await self.roomDirectory.delegatedRooms(uid)
 
     def retryDelay(self) -> float:
         """

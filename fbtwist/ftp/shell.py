@@ -29,7 +29,8 @@ from fbtwist.access.avatar import CalendarAvatar
 from fbtwist.access.permissions import Action
 from fbtwist.access.values import ResourceInfo, StorePath
 from fbtwist.access.visibility import HIDDEN, Detail, PublishedFile
-from fbtwist.calendar import ical, publicview
+from fbtwist.availability.publish import validatePublish
+from fbtwist.calendar import publicview
 from fbtwist.errors import (
     AlreadyExists,
     FreeBusyError,
@@ -114,7 +115,7 @@ class UploadFile:
     """
     An FTP upload into an L{fbtwist.interfaces.IUpload}: the bytes go to a
     temporary file, bounded by C{limit}; L{close} validates them with
-    L{fbtwist.calendar.ical.validateUpload} and commits atomically; L{abort} leaves
+    L{fbtwist.availability.publish.validatePublish} and commits atomically; L{abort} leaves
     the published file untouched.
 
     It is its own consumer: L{write} raises an L{FTPReplyError} (552) as
@@ -185,7 +186,7 @@ class UploadFile:
                 self.avatar.assertUnlocked(self.upload.path)
 
         try:
-            ical.validateUpload(self.upload.path[-1], self.upload.contents())
+            validatePublish(self.upload.path[-1], self.upload.contents())
             check()
             # Checked again right before the rename, once the file is on disk.
             created = await self.upload.commitAsync(
@@ -425,7 +426,7 @@ class CalendarFTPShell:
             if target == source:
                 return
             data = self.avatar.read(source)
-            ical.validateUpload(target[-1], data)
+            validatePublish(target[-1], data)
             self.avatar.assertUnlocked(source)
             self.avatar.assertUnlocked(target)
             upload = self.avatar.openUpload(target)

@@ -7,7 +7,13 @@ planning a meeting, and a page people can read.
     also as C{%40}), resolved in the directory, case-insensitively;
   - C{/calendar/group/<cn>.vfb} and C{.ifb}: the merged busy times of an LDAP
     group's members;
-  - C{/calendar/}: the page (L{fbtwist.web.page}).
+  - C{/calendar/}: the page (L{fbtwist.web.page});
+  - C{/calendar/find}: when can people (and a room) meet (L{fbtwist.web.find});
+  - C{/calendar/rooms/}: the rooms that fit (L{fbtwist.web.rooms}).
+
+With C{workhours=1} (or C{--apply-working-hours}) an answer also marks the
+time outside each person's working hours (the visibility decides,
+L{fbtwist.access.visibility.FreeBusyVisibility.freeBusyFor}).
 
 The CalConnect Freebusy Read URL parameters C{start}, C{end}, C{period} and
 C{format} (C{text/calendar} or jCal), and C{fbtype=explicit} / C{simple=1}
@@ -47,12 +53,14 @@ from fbtwist.access.visibility import (
     variantETag,
 )
 from fbtwist.addresses import clientAddress
+from fbtwist.availability.model import Availability
+from fbtwist.availability.workhours import parseWorkingHours
 from fbtwist.cache import LRUCache
 from fbtwist.calendar import derive, freebusy, publicview
 from fbtwist.calendar.freebusy import Period, TimeRange
 from fbtwist.errors import NotFound
 from fbtwist.interfaces import ICalendarStore, IDirectory, IFreeBusyReader
-from fbtwist.web import page
+from fbtwist.web import find, page, rooms
 from fbtwist.web.lookupcache import NameCache
 from fbtwist.web.lookupquery import FORMAT_JCAL, Query, parseQuery, splitLookupName
 from fbtwist.web.responses import (
@@ -68,6 +76,8 @@ from fbtwist.web.responses import (
 JCAL_TYPE = b"application/calendar+json; charset=utf-8"
 
 GROUP_SEGMENT = b"group"
+FIND_SEGMENT = b"find"
+ROOMS_SEGMENT = b"rooms"
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,10 @@ class LookupSettings:
         it is answered (see L{fbtwist.access.latency.LatencyFloor}).
     @ivar expandLimit: The work expanding a full calendar may take
         (L{fbtwist.calendar.derive.expansionLimit}).
+    @ivar workingHours: The site's working hours, for people who published
+        none; C{None}: none.
+    @ivar applyWorkingHours: Mark time outside working hours in every
+        answer, not only those asking for C{workhours=1}.
     """
 
     auth: bool = False
@@ -100,6 +114,8 @@ class LookupSettings:
     maxPeople: int = 20
     missDelay: float = 0.05
     expandLimit: int = derive.MAX_RULE_ITERATIONS
+    workingHours: Optional[Availability] = None
+    applyWorkingHours: bool = False
 
     @classmethod
     def fromConfig(cls, config, directoryURL) -> "LookupSettings":
@@ -112,6 +128,8 @@ class LookupSettings:
             window=timedelta(days=config.lookupWindow),
             missDelay=config.lookupMissDelay,
             expandLimit=config.expandLimit,
+            workingHours=parseWorkingHours(config.workingHours, config.defaultTZ),
+            applyWorkingHours=config.applyWorkingHours,
         )
 
 
@@ -147,6 +165,8 @@ class LookupResource(Resource):
         self.visibility = portal.realm.visibility
         self.names = self.visibility.names
         self.busyTime = self.visibility.busyTime
+        #: The floor of time under every answer that finds nothing.
+        self.missFloor = self.visibility.missFloor
         #: Rendered answers by entity tag.
         self._answerCache = LRUCache(1024)
         #: The anonymous reader's avatar, the same for every anonymous
@@ -214,6 +234,10 @@ class LookupResource(Resource):
             return NOT_DONE_YET
         if len(postpath) == 2 and postpath[0] == GROUP_SEGMENT:
             return renderAsync(request, self._getGroup(request, reader))
+        if postpath == [FIND_SEGMENT]:
+            return renderAsync(request, find.answerFind(self, request, reader))
+        if postpath in ([ROOMS_SEGMENT], [ROOMS_SEGMENT, b""]):
+            return renderAsync(request, rooms.answerRooms(self, request))
         return renderSoon(request, functools.partial(self._getPerson, reader=reader))
 
     # --- one person ---
@@ -225,7 +249,7 @@ class LookupResource(Resource):
             raise HTTPError(http.NOT_FOUND, "ask for /calendar/<name>.vfb")
         name = splitLookupName(request.postpath[0])
         query = parseQuery(request, self.now(), self.settings.window)
-        answer = reader.freeBusyForNow(Person(name), query.range, Detail.BUSY)
+        answer = reader.freeBusyForNow(Person(name), query.range, Detail.BUSY, query.workhours)
         if answer is None:
             return self._getPersonLater(request, name, query, reader)
         self._serve(request, query, answer)
@@ -234,7 +258,7 @@ class LookupResource(Resource):
     async def _getPersonLater(self, request, name: str, query: Query, reader: IFreeBusyReader) -> None:
         # When the request arrived (by the site's clock, the same reactor).
         started = getattr(request, "started", None) or self.reactor.seconds()
-        answer = await reader.freeBusyFor(Person(name), query.range, Detail.BUSY, started)
+        answer = await reader.freeBusyFor(Person(name), query.range, Detail.BUSY, started, query.workhours)
         if answer is HIDDEN:
             # The same answer, after the same floor of time, whether the
             # name is a directory member's or nobody's.
@@ -273,7 +297,7 @@ class LookupResource(Resource):
         cn = splitLookupName(request.postpath[1])
         query = parseQuery(request, self.now(), self.settings.window)
         started = getattr(request, "started", None) or self.reactor.seconds()
-        answer = await reader.freeBusyFor(Group(cn), query.range, Detail.BUSY, started)
+        answer = await reader.freeBusyFor(Group(cn), query.range, Detail.BUSY, started, query.workhours)
         if answer is HIDDEN:
             raise NotFound(f"No free/busy times published for the group {cn}")
         self._serve(request, query, answer)
@@ -294,6 +318,20 @@ class LookupResource(Resource):
         if answer is HIDDEN:
             return None
         return freebusy.mergePeriods(answer.freeBusy.busy())
+
+    # --- finding a time, for the page ---
+
+    async def suggestTimes(self, names: List[str], timeRange: TimeRange, duration: timedelta, zone,
+                           workhours: bool) -> list:
+        """
+        The times in C{timeRange} when the people C{names} are all free (the
+        page's "find a time", as an anonymous reader sees them).
+        """
+        # Back-to-back slots of the meeting's length, so that a week's suggestions spread out.
+        await self._anonymousLogin
+        slots, _ = await find.suggest(self, names, timeRange, duration, self._anonymous, workhours, zone,
+                                      step=duration, limit=40)
+        return slots
 
 
 # --- who may read ---
@@ -349,4 +387,5 @@ def visibilityFor(settings: LookupSettings, store: ICalendarStore, directory: ID
         store, directory, reactor, window=settings.window, defaultZone=settings.defaultZone,
         expandLimit=settings.expandLimit, missDelay=settings.missDelay, names=NameCache() if names is None else names,
         groupBase=settings.groupBase, groupMaxMembers=settings.groupMaxMembers,
+        workingHours=settings.workingHours, applyWorkingHours=settings.applyWorkingHours,
     )

@@ -29,6 +29,9 @@ class Query(NamedTuple):
     range: Optional[TimeRange]
     format: str
     style: str
+    #: Whether time outside the person's working hours is to be marked
+    #: C{BUSY-UNAVAILABLE} (C{workhours=1}).
+    workhours: bool = False
 
     @property
     def transforms(self) -> bool:
@@ -36,7 +39,8 @@ class Query(NamedTuple):
         Whether anything but the default answer (the whole published
         window, as iCalendar, FBTYPEs as published) is asked for.
         """
-        return self.range is not None or self.format != FORMAT_ICALENDAR or self.style != freebusy.STYLE_PUBLISHED
+        return self.range is not None or self.format != FORMAT_ICALENDAR or self.style != freebusy.STYLE_PUBLISHED \
+            or self.workhours
 
 
 def argument(request, name: str) -> Optional[str]:
@@ -89,16 +93,27 @@ def parseQuery(request, now: datetime, window: timedelta) -> Query:
         if fbtype.strip().lower() != "explicit":
             raise HTTPError(http.BAD_REQUEST, "fbtype may only be explicit")
         style = freebusy.STYLE_EXPLICIT
-    simple = argument(request, "simple")
-    if simple is not None:
-        value = simple.strip().lower()
-        if value not in ("1", "0", "yes", "no", "true", "false"):
-            raise HTTPError(http.BAD_REQUEST, "simple must be 1 or 0")
-        if value in ("1", "yes", "true"):
-            if style == freebusy.STYLE_EXPLICIT:
-                raise HTTPError(http.BAD_REQUEST, "ask for fbtype=explicit or simple=1, not both")
-            style = freebusy.STYLE_SIMPLE
-    return Query(timeRange, wanted, style)
+    if flagArgument(request, "simple"):
+        if style == freebusy.STYLE_EXPLICIT:
+            raise HTTPError(http.BAD_REQUEST, "ask for fbtype=explicit or simple=1, not both")
+        style = freebusy.STYLE_SIMPLE
+    return Query(timeRange, wanted, style, flagArgument(request, "workhours"))
+
+
+def flagArgument(request, name: str) -> bool:
+    """
+    A yes-or-no query parameter (C{1}, C{0}, C{yes}, C{no}, C{true},
+    C{false}); absent is no.
+
+    @raise HTTPError: 400 for anything else.
+    """
+    value = argument(request, name)
+    if value is None:
+        return False
+    value = value.strip().lower()
+    if value not in ("1", "0", "yes", "no", "true", "false"):
+        raise HTTPError(http.BAD_REQUEST, f"{name} must be 1 or 0")
+    return value in ("1", "yes", "true")
 
 
 def splitLookupName(segment: bytes) -> str:

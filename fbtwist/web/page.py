@@ -78,6 +78,21 @@ def _arguments(request, name: str) -> List[str]:
     return values
 
 
+def findAskedFor(request) -> tuple:
+    """
+    The meeting length "find a time" asks for (C{find}, one of
+    L{FIND_DURATIONS}, else C{None}) and whether within working hours
+    (C{workhours=1}).
+
+    @raise HTTPError: 400 for another length.
+    """
+    values = _arguments(request, "find")
+    finding = values[0].strip().upper() if values and values[0].strip() else None
+    if finding is not None and finding not in FIND_DURATIONS:
+        raise HTTPError(http.BAD_REQUEST, "find must be one of " + ", ".join(FIND_DURATIONS))
+    return finding, (_arguments(request, "workhours") or [""])[0].strip() in ("1", "yes", "true")
+
+
 def peopleAskedFor(request, limit: int) -> List[str]:
     """
     The names in C{who} (comma-separated, repeatable), in order, once each.
@@ -129,6 +144,14 @@ KINDS: Dict[str, tuple] = {
     BUSY_TENTATIVE: ("tentative", "tentative"),
     BUSY_UNAVAILABLE: ("away", "out of office"),
 }
+
+#: The type of the periods "find a time" suggests (drawn on a grid of their
+#: own, never served as free/busy).
+SUGGESTION = "X-FBTWIST-SUGGESTION"
+KINDS[SUGGESTION] = ("suggestion", "free for everyone")
+
+#: The meeting lengths the "find a time" form offers: ISO 8601 -> words.
+FIND_DURATIONS = {"PT30M": "30 minutes", "PT1H": "1 hour", "PT90M": "1½ hours", "PT2H": "2 hours"}
 
 #: The grid places blocks to this many minutes.
 STEP = 5
@@ -255,6 +278,11 @@ async def answerPage(lookup, request, reader) -> None:
     for name in names:
         busy = await lookup.busyTimes(name, week, reader)
         people.append((name, busy))
+    finding, workhours = findAskedFor(request)
+    suggestions = []
+    if finding is not None and names:
+        slots = await lookup.suggestTimes(names, week, freebusy.parseDuration("find", finding), zone, workhours)
+        suggestions = [Period(slot.start, slot.end, SUGGESTION) for slot in slots]
     # The zone asked for is kept by the week links and the search form.
     keptZone = None if zone.key == settings.defaultZone.key else zone.key
 
@@ -264,6 +292,8 @@ async def answerPage(lookup, request, reader) -> None:
             query.insert(0, ("who", ",".join(names)))
         if keptZone is not None:
             query.append(("tz", keptZone))
+        if finding is not None:
+            query += [("find", finding)] + ([("workhours", "1")] if workhours else [])
         return PAGE_PATH + "?" + urlencode(query)
 
     previous, following = link(monday - timedelta(days=7)), link(monday + timedelta(days=7))
@@ -287,7 +317,8 @@ async def answerPage(lookup, request, reader) -> None:
         ).encode("utf-8")
         request.setHeader(b"Content-Type", b"application/json; charset=utf-8")
     else:
-        element = PageElement(names, people, days, zone, keptZone, today, previous, following)
+        element = PageElement(names, people, days, zone, keptZone, today, previous, following,
+                              finding=finding, workhours=workhours, suggestions=suggestions)
         body = b"<!DOCTYPE html>\n" + await flattenString(None, element)
         request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
         securityHeaders(request)
@@ -313,10 +344,14 @@ class PageElement(Element):
     loader = XMLFile(DATA.child("page.xhtml"))
 
     def __init__(self, names: List[str], people: list, days: List[date], zone: ZoneInfo,
-                 keptZone: Optional[str], today: date, previous: str, following: str):
+                 keptZone: Optional[str], today: date, previous: str, following: str,
+                 finding: Optional[str] = None, workhours: bool = False, suggestions: Sequence[Period] = ()):
         super().__init__()
         self.names, self.people, self.days, self.zone = names, people, days, zone
         self.keptZone, self.today, self.previous, self.following = keptZone, today, previous, following
+        #: The meeting length asked for (C{find}), the working-hours box,
+        #: and the slots found, as periods of type L{SUGGESTION}.
+        self.finding, self.workhours, self.suggestions = finding, workhours, list(suggestions)
         #: The hours each day skips when clocks go forward.
         self.skipped = {day: [hour for hour in range(24) if not Cell(day, hour, zone).exists] for day in days}
 
@@ -328,6 +363,7 @@ class PageElement(Element):
             week=first.isoformat(),
             previous=self.previous,
             next=self.following,
+            people=", ".join(self.names),
             range=f"{_dayAndMonth(first)} {first.year} – {_dayAndMonth(last)} {last.year} ({self.zone.key})",
         )
 
@@ -353,6 +389,30 @@ class PageElement(Element):
     @renderer
     def grids(self, request, tag):
         return [self.person(name, busy) for name, busy in self.people]
+
+    @renderer
+    def findChoices(self, request, tag):
+        return tag([tags.option(words, value=value, **({"selected": "selected"} if value == self.finding else {}))
+                    for value, words in FIND_DURATIONS.items()])
+
+    @renderer
+    def workhoursBox(self, request, tag):
+        return tag(checked="checked") if self.workhours else tag
+
+    @renderer
+    def suggested(self, request, tag):
+        """
+        The times "find a time" found this week: a list, and a grid.
+        """
+        if self.finding is None or not self.names:
+            return ""
+        title = f"Free for everyone ({FIND_DURATIONS.get(self.finding, self.finding)})"
+        if not self.suggestions:
+            return tags.section(tags.h2(title), tags.p("No time this week suits everyone.", class_="missing"),
+                                class_="suggestions")
+        times = tags.ol([tags.li(describe(period, self.zone).split(", ", 1)[1]) for period in self.suggestions])
+        return tags.section(tags.h2(title), times, self.person(title, self.suggestions).children[1:],
+                            class_="suggestions")
 
     def person(self, name: str, busy: Optional[List[Period]]):
         section = tags.section(tags.h2(name), class_="person")

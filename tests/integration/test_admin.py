@@ -176,9 +176,9 @@ class AdminTests(unittest.SynchronousTestCase):
         self.assertEqual(code, 1)
         self.assertEqual(out, (
             "unreachable: Alice.vfb: lookups read the login's spelling, lowercase: rename it alice.vfb\n"
-            "unreachable: Dave.VFB: lookups read only <login>.vfb and <login>.ics\n"
+            "unreachable: Dave.VFB: lookups read only <login>.vfb and <login>.ics and <login>.avail.ics\n"
             "unreachable: bsmith@example.com.vfb: named by a mail address: lookups read <login>.vfb\n"
-            "unreachable: carol.ifb: lookups read only <login>.vfb and <login>.ics\n"
+            "unreachable: carol.ifb: lookups read only <login>.vfb and <login>.ics and <login>.avail.ics\n"
             "unreachable: sub/dave.ifb: lookups read only files at the top of the tree\n"
             f"checked 6 files in {store.root.path}: 6 valid, 0 invalid, 0 empty (placeholders), "
             "5 unreachable by lookups\n"

@@ -716,6 +716,7 @@ class LookupOptionsTests(unittest.SynchronousTestCase):
 
         from twisted.python.usage import UsageError
 
+        from fbtwist.availability.workhours import parseWorkingHours
         from fbtwist.directory.ldapurl import parseLDAPURL
         from fbtwist.web.lookup import LookupSettings
 
@@ -726,7 +727,8 @@ class LookupOptionsTests(unittest.SynchronousTestCase):
         self.assertEqual(settings, LookupSettings(
             auth=True, trustedNetworks=(ip_network("10.0.0.0/8"), ip_network("::1/128")),
             defaultZone=ZoneInfo("Europe/Berlin"), groupBase="dc=example,dc=com", groupMaxMembers=7,
-            window=timedelta(days=14)))
+            window=timedelta(days=14),
+            workingHours=parseWorkingHours("Mon-Fri 08:00-18:00", ZoneInfo("Europe/Berlin"))))
         self.assertFalse(serviceOptions().config.lookupAuth)
         for args, option in [(("--trusted-networks", "10.0.0.0/33"), "--trusted-networks"),
                              (("--default-tz", "Mars/Olympus"), "--default-tz"),

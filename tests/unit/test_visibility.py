@@ -20,6 +20,7 @@ from fbtwist.access.realm import FreeBusyRealm
 from fbtwist.access.visibility import (
     ANONYMOUS_VIEWER,
     HIDDEN,
+    Account,
     Detail,
     FreeBusyVisibility,
     Group,
@@ -28,6 +29,7 @@ from fbtwist.access.visibility import (
     Viewer,
     Visible,
 )
+from fbtwist.availability.workhours import parseWorkingHours
 from fbtwist.calendar.freebusy import TimeRange
 from fbtwist.directory.nameindex import NameIndex
 from fbtwist.errors import PermissionDenied
@@ -58,6 +60,133 @@ class _Directory:
     def groupMembers(self, cn, base, limit):
         members = self.groups.get(cn)
         return defer.succeed(None if members is None else members[: limit + 1])
+
+
+#: A free/busy file busy 07:00-07:30 UTC on Tuesday 6 January 2026 (the
+#: site's working hours count from 2024).
+_VFB_2026 = outlookVFB(busy="20260106T070000Z/20260106T073000Z").replace(
+    b"DTSTART:20201227T230000Z", b"DTSTART:20251227T230000Z").replace(
+    b"DTEND:20210228T230000Z", b"DTEND:20260228T230000Z")
+
+#: Working hours 07:00-07:10 UTC on Tuesdays only, published as a file.
+_EARLY_HOURS = b"""BEGIN:VCALENDAR\r
+VERSION:2.0\r
+PRODID:-//test//hours//EN\r
+BEGIN:VAVAILABILITY\r
+UID:early\r
+DTSTAMP:20210101T000000Z\r
+BEGIN:AVAILABLE\r
+UID:early-tuesdays\r
+DTSTAMP:20210101T000000Z\r
+DTSTART:20260106T070000Z\r
+DTEND:20260106T071000Z\r
+RRULE:FREQ=WEEKLY;BYDAY=TU\r
+END:AVAILABLE\r
+END:VAVAILABILITY\r
+END:VCALENDAR\r
+"""
+
+#: 06:00 to 09:00 UTC on the day of L{_VFB_2026}'s busy period.
+_MORNING = TimeRange(datetime(2026, 1, 6, 6, 0, tzinfo=timezone.utc),
+                     datetime(2026, 1, 6, 9, 0, tzinfo=timezone.utc))
+
+
+class WorkingHoursTests(unittest.SynchronousTestCase):
+    """
+    Working hours are part of the visibility decision: per person, groups
+    member by member, the entity tag naming the hours' version.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.store = CalendarStore(FilePath(self.mktemp()))
+        self.store.write(("alice.vfb",), _VFB_2026)
+        self.store.write(("judy.vfb",), _VFB_2026)
+        self.visibility = FreeBusyVisibility(
+            self.store, _Directory(), self.clock, groupBase="dc=example,dc=com",
+            workingHours=parseWorkingHours("Mon-Fri 07:00-08:00", timezone.utc),
+        )
+
+    def ask(self, target, workhours=True, visibility=None):
+        d = defer.Deferred.fromCoroutine((visibility or self.visibility).freeBusyFor(
+            ANONYMOUS_VIEWER, target, _MORNING, Detail.BUSY, workhours=workhours))
+        self.clock.advance(0.1)
+        return self.successResultOf(d)
+
+    def spans(self, answer):
+        return [(p.start.hour, p.start.minute, p.end.hour, p.end.minute, p.fbtype)
+                for p in answer.freeBusy.periods]
+
+    def test_siteHoursAddedWhenAsked(self):
+        """
+        With workhours the time outside the site's hours is BUSY-UNAVAILABLE,
+        the published periods kept; without, the answer is as published.
+        """
+        self.assertEqual(self.spans(self.ask(Person("alice"))), [
+            (6, 0, 7, 0, "BUSY-UNAVAILABLE"), (7, 0, 7, 30, "BUSY"), (8, 0, 9, 0, "BUSY-UNAVAILABLE")])
+        self.assertEqual(self.spans(self.ask(Person("alice"), workhours=False)), [(7, 0, 7, 30, "BUSY")])
+
+    def test_shortcutAgrees(self):
+        """
+        freeBusyForNow gives the same answer, working hours and entity tag
+        included, as freeBusyFor.
+        """
+        now = self.visibility.freeBusyForNow(ANONYMOUS_VIEWER, Person("alice"), _MORNING, Detail.BUSY, True)
+        self.assertEqual(now, self.ask(Person("alice")))
+
+    def test_personsOwnHoursAndTheirVersion(self):
+        """
+        A published <login>.avail.ics replaces the site's hours for that
+        person only, and changes the entity tag of their answers.
+        """
+        before = self.ask(Person("alice"))
+        self.store.write(("alice.avail.ics",), _EARLY_HOURS)
+        after = self.ask(Person("alice"))
+        self.assertEqual(self.spans(after), [
+            (6, 0, 7, 0, "BUSY-UNAVAILABLE"), (7, 0, 7, 30, "BUSY"), (7, 10, 9, 0, "BUSY-UNAVAILABLE")])
+        self.assertNotEqual(before.etag, after.etag)
+        self.assertEqual(self.spans(self.ask(Person("judy"))), self.spans(before))
+
+    def test_groupMemberByMember(self):
+        """
+        A group's answer marks each member's own working hours before
+        merging, and its entity tag follows a member's hours.
+        """
+        before = self.ask(Group("team"))
+        self.store.write(("alice.avail.ics",), _EARLY_HOURS)
+        after = self.ask(Group("team"))
+        free = TimeRange(datetime(2026, 1, 6, 7, 30, tzinfo=timezone.utc),
+                         datetime(2026, 1, 6, 8, 0, tzinfo=timezone.utc))
+
+        def busyDuring(answer):
+            return any(p.start < free.end and p.end > free.start for p in answer.freeBusy.busy())
+
+        # Both at the site's 07:00-08:00: 07:30-08:00 is free for both.
+        self.assertEqual(len(before.freeBusy.busy()), 3)
+        self.assertFalse(busyDuring(before))
+        # alice's own hours end at 07:10: then she is not.
+        self.assertTrue(busyDuring(after))
+        self.assertNotEqual(before.etag, after.etag)
+
+    def test_siteAppliesToEveryAnswer(self):
+        """
+        With applyWorkingHours held by the visibility, every answer about a
+        person marks the hours, asked for or not.
+        """
+        visibility = FreeBusyVisibility(
+            self.store, _Directory(), self.clock,
+            workingHours=parseWorkingHours("Mon-Fri 07:00-08:00", timezone.utc), applyWorkingHours=True,
+        )
+        self.assertEqual(self.spans(self.ask(Person("alice"), workhours=False, visibility=visibility)),
+                         self.spans(self.ask(Person("alice"))))
+
+    def test_accountByUid(self):
+        """
+        An Account (a uid the directory already gave) is answered without
+        resolving a name; nothing published is HIDDEN.
+        """
+        self.assertEqual(self.spans(self.ask(Account("alice"), workhours=False)), [(7, 0, 7, 30, "BUSY")])
+        self.assertIs(self.ask(Account("nobody")), HIDDEN)
 
 
 class FreeBusyForTests(unittest.SynchronousTestCase):

@@ -8,6 +8,7 @@ from twisted.web import http
 
 from fbtwist import errors
 from fbtwist.access.permissions import Action
+from fbtwist.availability.publish import validatePublish
 from fbtwist.calendar import ical
 from fbtwist.errors import UnsupportedMediaType
 from fbtwist.logs import publishRejectionReason
@@ -83,7 +84,7 @@ async def _put(avatar, path, request) -> None:
         conditions.checkWrite(avatar, stated, path, [(path, False, avatar.peek(path) is None)])
 
     body = readBody(request)
-    ical.validateUpload(name, body)
+    validatePublish(name, body)
     # The locks and preconditions are checked once the body is on disk,
     # right before the rename and under the lock mutex, in the thread pool
     # (reading the lock store and the file's ETag would otherwise wait for
