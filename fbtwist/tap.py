@@ -8,6 +8,7 @@ import re
 import shutil
 import sys
 import textwrap
+from dataclasses import replace
 from typing import List, Optional
 
 from twisted.application import service
@@ -228,6 +229,7 @@ class Options(usage.Options):
     def postOptions(self):
         try:
             self.config = buildConfig(self, self["config"])
+            federationSettings(self.config)
             makeCalendarRoot(self.config)
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
@@ -535,11 +537,78 @@ def buildSite(config, portal: Portal, directory: LDAPDirectory, store: CalendarS
     pages = {b"healthz": health, b"setup": SetupPage(lambda: endpointPort(config.ftp), publicURL=config.publicURL)}
     if config.metrics == "http":
         pages[b"metrics"] = MetricsResource(metrics)
+    lookupSettings = replace(LookupSettings.fromConfig(config, directory.url),
+                             federation=buildFederation(config, directory, reactor))
     return makeSite(
         portal, directory, store, config.maxUpload, realmName=config.realm,
-        lookupSettings=LookupSettings.fromConfig(config, directory.url), pages=pages, reactor=reactor,
+        lookupSettings=lookupSettings, pages=pages, reactor=reactor,
         limits=connectionLimits(config),
     )
+
+
+def buildFetcher(config, reactor):
+    """
+    The fetcher of free/busy from elsewhere (federation and feeds): its
+    address policy (C{--federation-allow-networks}), CAs, time and size
+    bounds, counting into the metrics.
+    """
+    from fbtwist.remote.fetcher import Fetcher
+    from fbtwist.remote.metrics import EventMetrics
+    from fbtwist.remote.policy import AddressPolicy
+
+    return Fetcher(
+        reactor, policy=AddressPolicy(config.federationAllowNetworks),
+        trustRoot=trustRootFromCertificates(caCertificates(config.federationCA)) if config.federationCA else None,
+        timeout=config.federationTimeout, maxSize=config.federationMaxSize, metrics=EventMetrics(),
+    )
+
+
+def federationSettings(config) -> tuple:
+    """
+    The templates of C{--federate} and the credentials of
+    C{--federation-credentials}, checked and read.
+
+    @return: C{(templates, credentials)}, each by domain.
+    @raise ConfigError: Naming the setting at fault.
+    """
+    from fbtwist.remote.federation import parseCredentialsOption, parseFederationOption
+
+    found = ({}, {})
+    for option, values, parse, index in (("federate", config.federate, parseFederationOption, 0),
+                                         ("federation-credentials", config.federationCredentials,
+                                          parseCredentialsOption, 1)):
+        for domain, value in values:
+            try:
+                parsed = parse(f"{domain} = {value}")
+            except ValueError as e:
+                raise ConfigError(f"--{option} {domain}={value}: {e}") from None
+            key = parsed.domain if index == 0 else parsed[0]
+            if key in found[index]:
+                raise ConfigError(f"--{option}: {key} is given twice")
+            found[index][key] = parsed if index == 0 else parsed[1]
+    return found
+
+
+def buildFederation(config, directory: LDAPDirectory, reactor):
+    """
+    Lookups of other organisations' addresses (C{--federate},
+    C{--federation-calfburl}), or C{None} when neither is configured.
+    """
+    if not config.federate and not config.federationCalFBURL:
+        return None
+    from fbtwist.directory.calfburl import findFreeBusyURL
+    from fbtwist.remote.cache import FetchCache
+    from fbtwist.remote.metrics import EventMetrics
+    from fbtwist.remote.source import FederatedFreeBusy, readRemoteFreeBusy
+
+    cache = FetchCache(
+        buildFetcher(config, reactor), reactor, validate=readRemoteFreeBusy, ttl=config.federationTTL,
+        minTTL=config.federationTTL,
+        maxStale=config.federationMaxStale, metrics=EventMetrics(),
+    )
+    finder = (lambda address: findFreeBusyURL(directory, address)) if config.federationCalFBURL else None
+    templates, credentials = federationSettings(config)
+    return FederatedFreeBusy(cache, templates, credentials, findURL=finder)
 
 
 def buildHTTP(options, site: Site, reactor, adoptedFDs, listen, failure, top: GracefulService) -> None:

@@ -44,7 +44,7 @@ from fbtwist.directory.filters import defaultGroupBase
 from fbtwist.errors import InvalidCalendar, NotFound
 from fbtwist.interfaces import ICalendarStore, IDirectory
 from fbtwist.store.paths import ResourceInfo
-from fbtwist.web import page
+from fbtwist.web import federated, page
 from fbtwist.web.lookupcache import NameCache, _Cache
 from fbtwist.web.lookupquery import FORMAT_JCAL, Query, parseQuery, splitLookupName
 from fbtwist.web.responses import CALENDAR_TYPE, HTTPError, renderAsync, renderSoon, serveCalendar, writeError
@@ -87,6 +87,9 @@ class LookupSettings:
     maxPeople: int = 20
     missDelay: float = 0.05
     expandLimit: int = derive.MAX_RULE_ITERATIONS
+    #: Where addresses of other organisations are looked up
+    #: (L{fbtwist.remote.source.FederatedFreeBusy}), or C{None}.
+    federation: Optional[object] = None
 
     @classmethod
     def fromConfig(cls, config, directoryURL) -> "LookupSettings":
@@ -228,6 +231,9 @@ class LookupResource(Resource):
     def _answerPerson(self, request, name: str, query: Query, uid: Optional[str]) -> Optional[Coroutine]:
         published = self.published(uid) if uid is not None else None
         if published is None:
+            if uid is None and federated.isFederated(self, name):
+                # Not one of ours: another organisation's (fbtwist.web.federated).
+                return federated.answer(self, request, name, query)
             return self._notPublished(request, name)
         if not published.isCalendar and not query.transforms:
             fb, _ = self._readFreeBusy(published)
@@ -377,6 +383,10 @@ class LookupResource(Resource):
         started = self.reactor.seconds()
         uid = await self.resolve(name)
         published = self.published(uid) if uid is not None else None
+        if published is None and uid is None and federated.isFederated(self, name):
+            found = await federated.busyTimes(self, name, timeRange)
+            if found is not None:
+                return found
         if published is None:
             await self._missFloor.wait(started)
             return None
