@@ -1,0 +1,104 @@
+"""
+Two organisations, each a real C{twistd freebusy} with its own slapd, on
+loopback: server A answers lookups of B's users (C{--federate}), ranges and
+jCal included, from one fetch (B's access log), then stale while B is
+stopped, then 503.
+"""
+
+import http.client
+import json
+import os
+import time
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.processes import FbtwistProcess, UserDirectory, freeBusyFile, publish, request, userName, userPassword
+
+#: How long A reuses B's answer, and serves it stale after (seconds).
+TTL = 3.0
+MAX_STALE = 2.0
+
+
+class TwoOrganisationsTests(SynchronousTestCase):
+    """
+    A (users at example.com, federating partner.example) and B (the partner).
+    """
+
+    def startOrganisation(self, name: str, *args: str) -> FbtwistProcess:
+        base = os.path.join(self.base, name)
+        os.makedirs(base)
+        directory = UserDirectory(os.path.join(base, "ldap"), 3)
+        directory.start()
+        self.addCleanup(directory.stop)
+        server = FbtwistProcess(os.path.join(base, "tree"), directory.searchURL, extraArgs=args,
+                                logPath=os.path.join(base, "fbtwist.log"))
+        server.start()
+        self.addCleanup(server.stop)
+        return server
+
+    def setUp(self):
+        self.base = os.path.abspath(self.mktemp())
+        os.makedirs(self.base)
+        self.accessLog = os.path.join(self.base, "b-access.log")
+        self.b = self.startOrganisation("b", "--access-log", self.accessLog, "--shutdown-grace", "1")
+        template = f"http://127.0.0.1:{self.b.port}/calendar/%NAME%@example.com.vfb"
+        self.a = self.startOrganisation(
+            "a", "--federate", f"partner.example={template}", "--federation-allow-networks", "127.0.0.0/8",
+            "--federation-ttl", str(TTL), "--federation-max-stale", str(MAX_STALE))
+        self.assertEqual(publish(self.b.port, userName(1), userPassword(1), freeBusyFile("b", periods=3)), 201)
+
+    def lookup(self, path: str):
+        return request(self.a.port, "GET", path)
+
+    def lookupWithHeaders(self, path: str):
+        """
+        A GET of C{path} at A: the response (its headers read) and body.
+        """
+        connection = http.client.HTTPConnection("127.0.0.1", self.a.port, timeout=15)
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            return response, response.read()
+        finally:
+            connection.close()
+
+    def test_lookupsStaleAnd503(self):
+        """
+        A answers for B's user like a local one from one fetch, then stale with B stopped, then 503.
+        """
+        started = time.monotonic()
+        name = userName(1) + "@partner.example"
+        status, body = self.lookup(f"/calendar/{name}.vfb")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body.count(b"\nFREEBUSY"), 3)
+        status, body = self.lookup(
+            f"/calendar/{userName(1)}%40partner.example.ifb?start=20210201T000000Z&end=20210201T003000Z")
+        self.assertEqual(status, 200, body)
+        self.assertIn(b"FREEBUSY:20210201T000000Z/20210201T003000Z", body)
+        self.assertNotIn(b"20210201T010000Z", body)
+        status, body = self.lookup(f"/calendar/{name}.vfb?format=application/calendar%2Bjson")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(body)[0], "vcalendar")
+        status, _ = self.lookup(f"/calendar/{userName(2)}@partner.example.vfb")
+        self.assertEqual(status, 404)
+        for _ in range(5):
+            self.assertEqual(self.lookup(f"/calendar/{name}.vfb")[0], 200)
+        self.assertLess(time.monotonic() - started, TTL, "the lookups took longer than the TTL: rerun")
+
+        self.b.stop()
+        with open(self.accessLog, encoding="utf-8") as f:
+            fetches = [line for line in f if f"/calendar/{userName(1)}@example.com.vfb" in line]
+        self.assertEqual(len(fetches), 1, fetches)
+
+        time.sleep(max(0.0, started + TTL + 0.2 - time.monotonic()))
+        response, body = self.lookupWithHeaders(f"/calendar/{name}.vfb")
+        self.assertEqual(response.status, 200, body)
+        self.assertEqual(response.getheader("X-Fbtwist-Stale"), "1")
+        self.assertEqual(response.getheader("Warning"), '110 - "Response is Stale"')
+        self.assertEqual(body.count(b"FREEBUSY;"), 0)
+        self.assertIn(b"FREEBUSY:20210201T000000Z/20210201T003000Z", body)
+
+        time.sleep(MAX_STALE + 0.2)
+        response, body = self.lookupWithHeaders(f"/calendar/{name}.vfb")
+        self.assertEqual(response.status, 503, body)
+        self.assertTrue(response.getheader("Retry-After"))
