@@ -9,8 +9,9 @@ file reader are both generated from these declarations.
 The config file is INI with a section C{[freebusy]}, whose keys are the
 long option names (C{max-upload = 2M}); a repeatable option takes one value
 per line.  An optional C{[federation]} section lists other organisations'
-free/busy servers, C{DOMAIN = URL-TEMPLATE} (the C{federate} setting).  Secrets are never values: options such as C{bind-password-file}
-name a file to read them from.
+free/busy servers, C{DOMAIN = URL-TEMPLATE} (the C{federate} setting).
+Secrets are never values: options such as C{bind-password-file} name a file
+to read them from.
 """
 
 import configparser

@@ -424,6 +424,8 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
     health = HealthResource(store.root, directory, clock=reactor)
     site = buildSite(config, portal, directory, store, metrics, health, reactor)
     top.onShutdown(site.drain)
+    if site.feedService is not None:
+        site.feedService.setServiceParent(top)
     listen = (lambda d: d) if config.ldap is not None else demoListener
     failure = startupFailure(options)
     buildHTTP(options, site, reactor, adoptedFDs, listen, failure, top)
@@ -537,13 +539,16 @@ def buildSite(config, portal: Portal, directory: LDAPDirectory, store: CalendarS
     pages = {b"healthz": health, b"setup": SetupPage(lambda: endpointPort(config.ftp), publicURL=config.publicURL)}
     if config.metrics == "http":
         pages[b"metrics"] = MetricsResource(metrics)
+    feeds = buildFeeds(config, store, portal, reactor, pages)
     lookupSettings = replace(LookupSettings.fromConfig(config, directory.url),
-                             federation=buildFederation(config, directory, reactor))
-    return makeSite(
+                             federation=buildFederation(config, directory, reactor), feeds=feeds)
+    site = makeSite(
         portal, directory, store, config.maxUpload, realmName=config.realm,
         lookupSettings=lookupSettings, pages=pages, reactor=reactor,
         limits=connectionLimits(config),
     )
+    site.feedService = feeds.service if feeds is not None else None
+    return site
 
 
 def buildFetcher(config, reactor):
@@ -609,6 +614,47 @@ def buildFederation(config, directory: LDAPDirectory, reactor):
     finder = (lambda address: findFreeBusyURL(directory, address)) if config.federationCalFBURL else None
     templates, credentials = federationSettings(config)
     return FederatedFreeBusy(cache, templates, credentials, findURL=finder)
+
+
+class _FeedRefreshing(service.Service):
+    """
+    Runs a L{fbtwist.access.feeds.FeedRefresher} while fbtwist runs.
+    """
+
+    name = "feeds"
+
+    def __init__(self, refresher):
+        self.refresher = refresher
+
+    def startService(self):
+        super().startService()
+        self.refresher.start()
+
+    def stopService(self):
+        super().stopService()
+        self.refresher.stop()
+
+
+def buildFeeds(config, store: CalendarStore, portal: Portal, reactor, pages: dict):
+    """
+    Users' calendar feeds (C{--feeds-per-user}, C{--feed-interval}): their
+    store, the page C{/feeds} (added to C{pages}) and the refresher, whose
+    service is C{buildFeeds.service} until L{makeService} adopts it.
+
+    @return: The L{fbtwist.access.feeds.FeedStore}, or C{None} with
+        C{--feeds-per-user 0}.
+    """
+    if not config.feedsPerUser:
+        return None
+    from fbtwist.access.feeds import FeedRefresher, FeedStore
+    from fbtwist.web.feeds import feedsResource
+
+    feeds = FeedStore(store, config.feedsPerUser)
+    refresher = FeedRefresher(feeds, buildFetcher(config, reactor), reactor, config.feedInterval, config.defaultTZ,
+                              config.expandLimit)
+    pages[b"feeds"] = feedsResource(portal, config.realm, feeds, refresher, config.feedInterval)
+    feeds.service = _FeedRefreshing(refresher)
+    return feeds
 
 
 def buildHTTP(options, site: Site, reactor, adoptedFDs, listen, failure, top: GracefulService) -> None:

@@ -13,7 +13,7 @@ from twisted.internet import defer, task
 from twisted.internet.task import Clock
 from twisted.trial import unittest
 
-from fbtwist.errors import NotFound
+from fbtwist.errors import InvalidCalendar, NotFound
 from fbtwist.remote.cache import FetchCache
 from fbtwist.remote.credentials import Credentials
 from fbtwist.remote.federation import parseFederationOption
@@ -129,7 +129,7 @@ class FederatedFreeBusyTests(unittest.SynchronousTestCase):
         """
         outcome = self.lookup("alice@partner.example")
         url, _, validate, d = self.fetcher.calls[0]
-        self.assertRaises(Exception, validate, b"<html>no</html>")
+        self.assertRaises(InvalidCalendar, validate, b"<html>no</html>")
         self.fetcher.fail("not-calendar")
         outcome[0].trap(RemoteUnavailable)
 

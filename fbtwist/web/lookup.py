@@ -44,7 +44,7 @@ from fbtwist.directory.filters import defaultGroupBase
 from fbtwist.errors import InvalidCalendar, NotFound
 from fbtwist.interfaces import ICalendarStore, IDirectory
 from fbtwist.store.paths import ResourceInfo
-from fbtwist.web import federated, page
+from fbtwist.web import federated, feeds, page
 from fbtwist.web.lookupcache import NameCache, _Cache
 from fbtwist.web.lookupquery import FORMAT_JCAL, Query, parseQuery, splitLookupName
 from fbtwist.web.responses import CALENDAR_TYPE, HTTPError, renderAsync, renderSoon, serveCalendar, writeError
@@ -90,6 +90,8 @@ class LookupSettings:
     #: Where addresses of other organisations are looked up
     #: (L{fbtwist.remote.source.FederatedFreeBusy}), or C{None}.
     federation: Optional[object] = None
+    #: Users' calendar feeds (L{fbtwist.access.feeds.FeedStore}), or C{None}.
+    feeds: Optional[object] = None
 
     @classmethod
     def fromConfig(cls, config, directoryURL) -> "LookupSettings":
@@ -230,6 +232,9 @@ class LookupResource(Resource):
 
     def _answerPerson(self, request, name: str, query: Query, uid: Optional[str]) -> Optional[Coroutine]:
         published = self.published(uid) if uid is not None else None
+        if feeds.feedsOf(self, uid) is not None:
+            # Busy time from the user's calendar feeds too (fbtwist.web.feeds).
+            return feeds.answer(self, request, name, query, uid, published)
         if published is None:
             if uid is None and federated.isFederated(self, name):
                 # Not one of ours: another organisation's (fbtwist.web.federated).
@@ -383,6 +388,10 @@ class LookupResource(Resource):
         started = self.reactor.seconds()
         uid = await self.resolve(name)
         published = self.published(uid) if uid is not None else None
+        if feeds.feedsOf(self, uid) is not None:
+            fb, _, _ = await feeds.mergedFreeBusy(self, uid, published, timeRange)
+            if fb is not None:
+                return freebusy.mergePeriods(fb.busy())
         if published is None and uid is None and federated.isFederated(self, name):
             found = await federated.busyTimes(self, name, timeRange)
             if found is not None:
