@@ -777,6 +777,13 @@ class Config:
         "line each in the config file's [federation] section).",
         repeatable=True, metavar="DOMAIN=TEMPLATE",
     )
+    federateGroup: tuple = setting(
+        "federate-group", (), parseDomainAssignment,
+        "Look up the groups of DOMAIN (/calendar/group/CN@DOMAIN.vfb) at another organisation's server: "
+        "DOMAIN=URL-TEMPLATE, %NAME% standing for the group's name, e.g. "
+        "partner.example=https://fb.partner.example/calendar/group/%NAME%.vfb (repeatable).",
+        repeatable=True, metavar="DOMAIN=TEMPLATE",
+    )
     federationCalFBURL: bool = setting(
         "federation-calfburl", False, parseFlag,
         "For an address no template and no user of ours answers, look for a directory entry with that "

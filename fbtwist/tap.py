@@ -570,27 +570,28 @@ def buildFetcher(config, reactor):
 
 def federationSettings(config) -> tuple:
     """
-    The templates of C{--federate} and the credentials of
-    C{--federation-credentials}, checked and read.
+    The templates of C{--federate} and C{--federate-group} and the
+    credentials of C{--federation-credentials}, checked and read.
 
-    @return: C{(templates, credentials)}, each by domain.
+    @return: C{(templates, credentials, groupTemplates)}, each by domain.
     @raise ConfigError: Naming the setting at fault.
     """
     from fbtwist.remote.federation import parseCredentialsOption, parseFederationOption
 
-    found = ({}, {})
+    found = ({}, {}, {})
     for option, values, parse, index in (("federate", config.federate, parseFederationOption, 0),
                                          ("federation-credentials", config.federationCredentials,
-                                          parseCredentialsOption, 1)):
+                                          parseCredentialsOption, 1),
+                                         ("federate-group", config.federateGroup, parseFederationOption, 2)):
         for domain, value in values:
             try:
                 parsed = parse(f"{domain} = {value}")
             except ValueError as e:
                 raise ConfigError(f"--{option} {domain}={value}: {e}") from None
-            key = parsed.domain if index == 0 else parsed[0]
+            key = parsed[0] if index == 1 else parsed.domain
             if key in found[index]:
                 raise ConfigError(f"--{option}: {key} is given twice")
-            found[index][key] = parsed if index == 0 else parsed[1]
+            found[index][key] = parsed[1] if index == 1 else parsed
     return found
 
 
@@ -599,7 +600,7 @@ def buildFederation(config, directory: LDAPDirectory, reactor):
     Lookups of other organisations' addresses (C{--federate},
     C{--federation-calfburl}), or C{None} when neither is configured.
     """
-    if not config.federate and not config.federationCalFBURL:
+    if not config.federate and not config.federateGroup and not config.federationCalFBURL:
         return None
     from fbtwist.directory.calfburl import findFreeBusyURL
     from fbtwist.remote.cache import FetchCache
@@ -612,8 +613,8 @@ def buildFederation(config, directory: LDAPDirectory, reactor):
         maxStale=config.federationMaxStale, metrics=EventMetrics(),
     )
     finder = (lambda address: findFreeBusyURL(directory, address)) if config.federationCalFBURL else None
-    templates, credentials = federationSettings(config)
-    return FederatedFreeBusy(cache, templates, credentials, findURL=finder)
+    templates, credentials, groupTemplates = federationSettings(config)
+    return FederatedFreeBusy(cache, templates, credentials, findURL=finder, groupTemplates=groupTemplates)
 
 
 class _FeedRefreshing(service.Service):

@@ -8,6 +8,7 @@ is down, then 503.
 """
 
 import json
+from datetime import date, timedelta
 
 from twisted.internet import defer, task
 from twisted.internet.task import Clock
@@ -182,6 +183,7 @@ class TwoServers:
         self.b.store.write(("alice.vfb",), BUSY)
         self.a = await startServer(
             self, "--federate", f"partner.example=http://127.0.0.1:{self.b.port}/calendar/%NAME%@example.com.vfb",
+            "--federate-group", f"partner.example=http://127.0.0.1:{self.b.port}/calendar/group/%NAME%.vfb",
             "--federation-allow-networks", "127.0.0.0/8", "--federation-ttl", self.ttl,
             "--federation-max-stale", self.maxStale)
         self.http = httpClient(self)
@@ -256,6 +258,39 @@ class TwoServerTests(TwoServers, unittest.TestCase):
                       metrics)
         self.assertIn(b'fbtwist_remote_fetches_total{domain="partner.example",event="fetch",reason="none"} 1.0',
                       metrics)
+
+    @defer.inlineCallbacks
+    def test_groupAtB(self):
+        """
+        A's /calendar/group/team@partner.example.vfb is B's group team merged (B's window), clipped to a range, as jCal.
+        """
+        day = (date.today() + timedelta(days=2)).strftime("%Y%m%d")
+        self.b.store.write(("alice.vfb",), vfb(f"FREEBUSY:{day}T090000Z/{day}T100000Z"))
+        self.b.store.write(("bsmith.vfb",), vfb(f"FREEBUSY:{day}T093000Z/{day}T110000Z"))
+        path = f"/calendar/group/team@partner.example.vfb?start={day}T000000Z&end={day}T103000Z"
+        response, body = yield defer.Deferred.fromCoroutine(self.get(path))
+        self.assertEqual(response.code, 200, body)
+        self.assertEqual(periodsOf(body)[0], [(f"{day}T090000Z", f"{day}T103000Z", None)])
+        response, body = yield defer.Deferred.fromCoroutine(self.get(path + "&format=application/calendar%2Bjson"))
+        self.assertEqual(response.code, 200)
+        self.assertEqual(json.loads(body)[0], "vcalendar")
+        self.assertIn(f"{day[:4]}-{day[4:6]}-{day[6:]}T10:30:00Z", body.decode("utf-8"))
+        response, _ = yield defer.Deferred.fromCoroutine(self.get("/calendar/group/nogroup@partner.example.vfb"))
+        self.assertEqual(response.code, 404)
+
+    @defer.inlineCallbacks
+    def test_peoplePage(self):
+        """
+        The people page shows a federated address's busy time as a local person's.
+        """
+        response, body = yield defer.Deferred.fromCoroutine(
+            self.get("/calendar/?who=alice@partner.example&week=2021-01-04"))
+        self.assertEqual(response.code, 200, body)
+        self.assertIn(b"alice@partner.example", body)
+        self.assertNotIn(b'class="missing"', body)
+        response, body = yield defer.Deferred.fromCoroutine(
+            self.get("/calendar/?who=nobody@partner.example&week=2021-01-04"))
+        self.assertIn(b'class="missing"', body)
 
     @defer.inlineCallbacks
     def test_absentAtB(self):

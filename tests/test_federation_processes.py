@@ -9,6 +9,7 @@ import http.client
 import json
 import os
 import time
+from datetime import date, timedelta
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -42,8 +43,10 @@ class TwoOrganisationsTests(SynchronousTestCase):
         self.accessLog = os.path.join(self.base, "b-access.log")
         self.b = self.startOrganisation("b", "--access-log", self.accessLog, "--shutdown-grace", "1")
         template = f"http://127.0.0.1:{self.b.port}/calendar/%NAME%@example.com.vfb"
+        groups = f"http://127.0.0.1:{self.b.port}/calendar/group/%NAME%.vfb"
         self.a = self.startOrganisation(
-            "a", "--federate", f"partner.example={template}", "--federation-allow-networks", "127.0.0.0/8",
+            "a", "--federate", f"partner.example={template}", "--federate-group", f"partner.example={groups}",
+            "--federation-allow-networks", "127.0.0.0/8",
             "--federation-ttl", str(TTL), "--federation-max-stale", str(MAX_STALE))
         self.assertEqual(publish(self.b.port, userName(1), userPassword(1), freeBusyFile("b", periods=3)), 201)
 
@@ -64,7 +67,7 @@ class TwoOrganisationsTests(SynchronousTestCase):
 
     def test_lookupsStaleAnd503(self):
         """
-        A answers for B's user like a local one from one fetch, then stale with B stopped, then 503.
+        A answers for B's user and group like local ones, from one fetch, then stale with B stopped, then 503.
         """
         started = time.monotonic()
         name = userName(1) + "@partner.example"
@@ -81,6 +84,16 @@ class TwoOrganisationsTests(SynchronousTestCase):
         self.assertEqual(json.loads(body)[0], "vcalendar")
         status, _ = self.lookup(f"/calendar/{userName(2)}@partner.example.vfb")
         self.assertEqual(status, 404)
+        # B's group admins (user000000 alone), over B's window from today.
+        day = (date.today() + timedelta(days=3)).strftime("%Y%m%d")
+        soon = freeBusyFile("b").replace(b"20210201T000000Z/PT30M", f"{day}T080000Z/PT90M".encode("ascii"))
+        self.assertEqual(publish(self.b.port, userName(0), userPassword(0), soon), 201)
+        status, body = self.lookup(
+            f"/calendar/group/admins@partner.example.vfb?start={day}T000000Z&end={day}T090000Z"
+            "&format=application/calendar%2Bjson")
+        self.assertEqual(status, 200, body)
+        iso = f"{day[:4]}-{day[4:6]}-{day[6:]}"
+        self.assertIn(f'["{iso}T08:00:00Z","{iso}T09:00:00Z"]', body.decode("utf-8"))
         for _ in range(5):
             self.assertEqual(self.lookup(f"/calendar/{name}.vfb")[0], 200)
         self.assertLess(time.monotonic() - started, TTL, "the lookups took longer than the TTL: rerun")

@@ -98,11 +98,35 @@ class FederatedFreeBusy:
 
     def __init__(self, cache: FetchCache, templates: Dict[str, FreeBusyTemplate],
                  credentials: Optional[Dict[str, Credentials]] = None,
-                 findURL: Optional[Callable[[str], Awaitable[Optional[str]]]] = None):
+                 findURL: Optional[Callable[[str], Awaitable[Optional[str]]]] = None,
+                 groupTemplates: Optional[Dict[str, FreeBusyTemplate]] = None):
         self.cache = cache
         self.templates = dict(templates)
         self.credentials = dict(credentials or {})
         self.findURL = findURL
+        #: Where each domain serves its groups' free/busy (%NAME% the
+        #: group's name), by domain.
+        self.groupTemplates = dict(groupTemplates or {})
+
+    async def lookupGroup(self, address: str) -> Optional[RemoteFreeBusy]:
+        """
+        The merged free/busy of the group C{cn@domain} of another
+        organisation, from the domain's group template.
+
+        @return: It, or C{None} when the domain has no group template.
+        @raise NotFound: See L{lookup}.
+        @raise RemoteUnavailable: See L{lookup}.
+        """
+        domain = domainOf(address)
+        if domain is None:
+            return None
+        try:
+            url = freeBusyURL(address, self.groupTemplates)
+        except ValueError:
+            return None
+        if url is None:
+            return None
+        return await self._fetch(url, self.credentials.get(domain), domain, address)
 
     async def locate(self, address: str):
         """
@@ -145,6 +169,9 @@ class FederatedFreeBusy:
         if where is None:
             return None
         url, credentials, domain = where
+        return await self._fetch(url, credentials, domain, address)
+
+    async def _fetch(self, url: str, credentials, domain: str, address: str) -> RemoteFreeBusy:
         try:
             result = await self.cache.get(url, credentials, domain=domain)
         except FetchError as e:

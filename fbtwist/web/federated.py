@@ -15,8 +15,9 @@ What differs is said in headers and statuses:
     no configured domain: the same 404, after the same delay, as a local
     miss.
 
-The lookup resource calls L{answer} from one place, where a name is not
-one of ours.
+The lookup resource calls L{answer} where a name is not one of ours, and
+for a group named C{cn@domain} (another organisation's group, fetched from
+the domain's C{--federate-group} template).
 """
 
 import math
@@ -27,7 +28,7 @@ from twisted.web import http
 from fbtwist.calendar import freebusy
 from fbtwist.calendar.freebusy import FreeBusy, Period, TimeRange
 from fbtwist.errors import NotFound
-from fbtwist.remote.source import RemoteFreeBusy, RemoteUnavailable
+from fbtwist.remote.source import RemoteFreeBusy, RemoteUnavailable, domainOf
 from fbtwist.web.responses import HTTPError
 
 #: The headers of a stale answer.
@@ -42,14 +43,25 @@ def isFederated(lookup, name: str) -> bool:
     return lookup.settings.federation is not None and "@" in name
 
 
-async def fetch(lookup, name: str) -> Optional[RemoteFreeBusy]:
+def isFederatedGroup(lookup, cn: str) -> bool:
     """
+    Whether C{cn} names another organisation's group: C{cn@domain}, the
+    domain having a group template.
+    """
+    federation = lookup.settings.federation
+    return federation is not None and domainOf(cn) in federation.groupTemplates
+
+
+async def fetch(lookup, name: str, group: bool = False) -> Optional[RemoteFreeBusy]:
+    """
+    @param group: Whether C{name} is a group's (C{cn@domain}).
     @return: C{name}'s free/busy from elsewhere, or C{None} when there is
         none (not federated, or the other server says so).
     @raise HTTPError: 503 when the other server cannot be asked.
     """
+    federation = lookup.settings.federation
     try:
-        return await lookup.settings.federation.lookup(name)
+        return await (federation.lookupGroup(name) if group else federation.lookup(name))
     except NotFound:
         return None
     except RemoteUnavailable as e:
@@ -67,17 +79,19 @@ def clip(fb: FreeBusy, timeRange: Optional[TimeRange]) -> FreeBusy:
                     timeRange.start, timeRange.end, fb.organizer)
 
 
-async def answer(lookup, request, name: str, query) -> None:
+async def answer(lookup, request, name: str, query, group: bool = False) -> None:
     """
-    Answer a lookup of C{name}, an address that is not ours.
+    Answer a lookup of C{name}, an address that is not ours (with
+    C{group}, a group's: C{/calendar/group/cn@domain.vfb}).
     """
-    remote = await fetch(lookup, name)
+    remote = await fetch(lookup, name, group)
     if remote is None:
-        return await lookup._notPublished(request, name)
+        return await lookup._notPublished(request, f"the group {name}" if group else name)
     if remote.stale:
         for header, value in STALE_HEADERS:
             request.setHeader(header, value)
-    lookup._serve(request, query, clip(remote.freeBusy, query.range), name.lower(), remote.etag, remote.modified)
+    owner = f"group-{name.lower()}" if group else name.lower()
+    lookup._serve(request, query, clip(remote.freeBusy, query.range), owner, remote.etag, remote.modified)
 
 
 async def busyTimes(lookup, name: str, timeRange: TimeRange) -> Optional[List[Period]]:

@@ -344,6 +344,9 @@ class LookupResource(Resource):
         """
         cn = splitLookupName(request.postpath[1])
         query = parseQuery(request, self.now(), self.settings.window)
+        if federated.isFederatedGroup(self, cn):
+            # Another organisation's group (fbtwist.web.federated).
+            return await federated.answer(self, request, cn, query, group=True)
         if self.settings.groupBase is None:
             raise NotFound("group free/busy is not configured (--group-base)")
         limit = self.settings.groupMaxMembers
