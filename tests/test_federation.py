@@ -25,6 +25,7 @@ from tests.helpers import httpClient, startServer
 from tests.test_lookup import periodsOf, vfb
 
 TEMPLATE = parseFederationOption("partner.example = https://fb.partner.example/fb/%NAME%@%SERVER%.vfb")
+GROUP_TEMPLATE = parseFederationOption("partner.example = https://fb.partner.example/group/%NAME%.vfb?x=1")
 BUSY = vfb("FREEBUSY:20210105T090000Z/20210105T100000Z", "FREEBUSY;FBTYPE=BUSY-TENTATIVE:20210106T090000Z/PT1H")
 
 
@@ -64,7 +65,7 @@ class FederatedFreeBusyTests(unittest.SynchronousTestCase):
         self.urls = {}
         self.source = FederatedFreeBusy(
             self.cache, {TEMPLATE.domain: TEMPLATE}, {"partner.example": Credentials("fb", "pw")},
-            findURL=self.findURL)
+            findURL=self.findURL, groupTemplates={TEMPLATE.domain: GROUP_TEMPLATE})
 
     async def findURL(self, address):
         return self.urls.get(address)
@@ -133,6 +134,24 @@ class FederatedFreeBusyTests(unittest.SynchronousTestCase):
         self.assertRaises(InvalidCalendar, validate, b"<html>no</html>")
         self.fetcher.fail("not-calendar")
         outcome[0].trap(RemoteUnavailable)
+
+    def test_groupURL(self):
+        """
+        A group is fetched from the group template, for the range asked for; no template, no fetch.
+        """
+        from fbtwist.calendar.freebusy import TimeRange, parseUTC
+
+        timeRange = TimeRange(parseUTC("start", "20210105T000000Z"), parseUTC("end", "20210106T000000Z"))
+        outcome = []
+        defer.Deferred.fromCoroutine(self.source.lookupGroup("team@partner.example", timeRange)).addBoth(
+            outcome.append)
+        self.assertEqual(self.fetcher.calls[0][0], "https://fb.partner.example/group/team.vfb?x=1"
+                                                   "&start=20210105T000000Z&end=20210106T000000Z")
+        self.fetcher.answer()
+        self.assertEqual(len(outcome[0].freeBusy.periods), 2)
+        outcome = []
+        defer.Deferred.fromCoroutine(self.source.lookupGroup("team@elsewhere.example")).addBoth(outcome.append)
+        self.assertEqual(outcome, [None])
 
     def test_notFederated(self):
         """

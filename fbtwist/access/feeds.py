@@ -193,6 +193,13 @@ class FeedStore:
                     periods.extend(clipPeriods(feed.busy.periods, start, end))
         return periods if any else None
 
+    def hasBusyTime(self, uid: str) -> bool:
+        """
+        Whether one of C{uid}'s feeds has given busy time (a feed not
+        fetched yet, or failing from the start, changes no answer).
+        """
+        return self.version(uid) is not None and any(f.busy is not None for f in self.feeds(uid))
+
     def modified(self, uid: str) -> float:
         """
         @return: When C{uid}'s feeds last changed (0 when there are none).

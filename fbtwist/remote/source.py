@@ -16,11 +16,12 @@ local answer.
 
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Dict, Optional
+from urllib.parse import urlencode
 
 from twisted.logger import Logger
 
 from fbtwist.calendar import ical
-from fbtwist.calendar.freebusy import FreeBusy
+from fbtwist.calendar.freebusy import FreeBusy, TimeRange, formatUTC
 from fbtwist.errors import NotFound
 from fbtwist.remote.cache import ABSENT, FetchCache
 from fbtwist.remote.calendars import freeBusyCalendar
@@ -108,10 +109,13 @@ class FederatedFreeBusy:
         #: group's name), by domain.
         self.groupTemplates = dict(groupTemplates or {})
 
-    async def lookupGroup(self, address: str) -> Optional[RemoteFreeBusy]:
+    async def lookupGroup(self, address: str, timeRange: Optional[TimeRange] = None) -> Optional[RemoteFreeBusy]:
         """
         The merged free/busy of the group C{cn@domain} of another
-        organisation, from the domain's group template.
+        organisation, from the domain's group template; for C{timeRange}
+        when given (its C{start} and C{end} are added to the URL: a group's
+        answer covers only the range it is asked for, the other server's
+        default window otherwise).
 
         @return: It, or C{None} when the domain has no group template.
         @raise NotFound: See L{lookup}.
@@ -126,6 +130,9 @@ class FederatedFreeBusy:
             return None
         if url is None:
             return None
+        if timeRange is not None:
+            url += ("&" if "?" in url else "?") + urlencode(
+                {"start": formatUTC(timeRange.start), "end": formatUTC(timeRange.end)})
         return await self._fetch(url, self.credentials.get(domain), domain, address)
 
     async def locate(self, address: str):

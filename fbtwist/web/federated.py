@@ -52,16 +52,17 @@ def isFederatedGroup(lookup, cn: str) -> bool:
     return federation is not None and domainOf(cn) in federation.groupTemplates
 
 
-async def fetch(lookup, name: str, group: bool = False) -> Optional[RemoteFreeBusy]:
+async def fetch(lookup, name: str, group: bool = False, timeRange=None) -> Optional[RemoteFreeBusy]:
     """
-    @param group: Whether C{name} is a group's (C{cn@domain}).
+    @param group: Whether C{name} is a group's (C{cn@domain}), whose
+        free/busy is asked for C{timeRange}.
     @return: C{name}'s free/busy from elsewhere, or C{None} when there is
         none (not federated, or the other server says so).
     @raise HTTPError: 503 when the other server cannot be asked.
     """
     federation = lookup.settings.federation
     try:
-        return await (federation.lookupGroup(name) if group else federation.lookup(name))
+        return await (federation.lookupGroup(name, timeRange) if group else federation.lookup(name))
     except NotFound:
         return None
     except RemoteUnavailable as e:
@@ -84,7 +85,7 @@ async def answer(lookup, request, name: str, query, group: bool = False) -> None
     Answer a lookup of C{name}, an address that is not ours (with
     C{group}, a group's: C{/calendar/group/cn@domain.vfb}).
     """
-    remote = await fetch(lookup, name, group)
+    remote = await fetch(lookup, name, group, query.range)
     if remote is None:
         return await lookup._notPublished(request, f"the group {name}" if group else name)
     if remote.stale:

@@ -39,11 +39,11 @@ MAX_FORM = 8192
 
 def feedsOf(lookup, uid: Optional[str]):
     """
-    @return: The feed store when C{uid} has registered feeds, else C{None}
-        (one stat of the user's feeds file).
+    @return: The feed store when C{uid}'s feeds have given busy time, else
+        C{None} (one stat of the user's feeds file when there is none).
     """
     feeds = lookup.settings.feeds
-    if feeds is None or uid is None or feeds.version(uid) is None:
+    if feeds is None or uid is None or not feeds.hasBusyTime(uid):
         return None
     return feeds
 
