@@ -382,7 +382,7 @@ class ReadmeTests(unittest.TestCase):
             own: Optional[Server] = None
             partner: Optional[Server] = None
 
-            def toPartner(text: str) -> str:
+            def toPartner(text: str, partner: Optional[Server]) -> str:
                 if partner is None:
                     return text
                 return text.replace(PARTNER_ADDRESS, f"127.0.0.1:{partner.ports['http']}")
@@ -397,12 +397,13 @@ class ReadmeTests(unittest.TestCase):
                         partner = Server(top, partnerArgs)
                         self.addCleanup(partner.stop)
                     elif words[1:]:
-                        own = Server(top, [toPartner(word) for word in words[1:]])
+                        own = Server(top, [toPartner(word, partner) for word in words[1:]])
                         self.addCleanup(own.stop)
                         current = own
                     continue
                 try:
-                    check(self, example, index, command, run(toPartner(current.rewrite(command)), top), expected)
+                    result = run(toPartner(current.rewrite(command), partner), top)
+                    check(self, example, index, command, result, expected)
                 except self.failureException as e:
                     # Go on: one run names every example that broke.
                     failures.append(str(e))
