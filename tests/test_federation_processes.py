@@ -13,7 +13,19 @@ from datetime import date, timedelta
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.processes import FbtwistProcess, UserDirectory, freeBusyFile, publish, request, userName, userPassword
+from tests.processes import (
+    PEOPLE,
+    SUFFIX,
+    FbtwistProcess,
+    UserDirectory,
+    freeBusyFile,
+    publish,
+    request,
+    userName,
+    userPassword,
+    usersLDIF,
+)
+from tests.slapd import SlapdServer
 
 #: How long A reuses B's answer, and serves it stale after (seconds).
 TTL = 3.0
@@ -25,10 +37,13 @@ class TwoOrganisationsTests(SynchronousTestCase):
     A (users at example.com, federating partner.example) and B (the partner).
     """
 
-    def startOrganisation(self, name: str, *args: str) -> FbtwistProcess:
+    def startOrganisation(self, name: str, *args: str, contacts: str = "") -> FbtwistProcess:
         base = os.path.join(self.base, name)
         os.makedirs(base)
-        directory = UserDirectory(os.path.join(base, "ldap"), 3)
+        if contacts:
+            directory = ContactDirectory(os.path.join(base, "ldap"), contacts)
+        else:
+            directory = UserDirectory(os.path.join(base, "ldap"), 3)
         directory.start()
         self.addCleanup(directory.stop)
         server = FbtwistProcess(os.path.join(base, "tree"), directory.searchURL, extraArgs=args,
@@ -42,13 +57,15 @@ class TwoOrganisationsTests(SynchronousTestCase):
         os.makedirs(self.base)
         self.accessLog = os.path.join(self.base, "b-access.log")
         self.b = self.startOrganisation("b", "--access-log", self.accessLog, "--shutdown-grace", "1")
+        self.assertEqual(publish(self.b.port, userName(1), userPassword(1), freeBusyFile("b", periods=3)), 201)
+
+    def startA(self) -> None:
         template = f"http://127.0.0.1:{self.b.port}/calendar/%NAME%@example.com.vfb"
         groups = f"http://127.0.0.1:{self.b.port}/calendar/group/%NAME%.vfb"
         self.a = self.startOrganisation(
             "a", "--federate", f"partner.example={template}", "--federate-group", f"partner.example={groups}",
             "--federation-allow-networks", "127.0.0.0/8",
             "--federation-ttl", str(TTL), "--federation-max-stale", str(MAX_STALE))
-        self.assertEqual(publish(self.b.port, userName(1), userPassword(1), freeBusyFile("b", periods=3)), 201)
 
     def lookup(self, path: str):
         return request(self.a.port, "GET", path)
@@ -69,6 +86,7 @@ class TwoOrganisationsTests(SynchronousTestCase):
         """
         A answers for B's user and group like local ones, from one fetch, then stale with B stopped, then 503.
         """
+        self.startA()
         started = time.monotonic()
         name = userName(1) + "@partner.example"
         status, body = self.lookup(f"/calendar/{name}.vfb")
@@ -115,3 +133,41 @@ class TwoOrganisationsTests(SynchronousTestCase):
         response, body = self.lookupWithHeaders(f"/calendar/{name}.vfb")
         self.assertEqual(response.status, 503, body)
         self.assertTrue(response.getheader("Retry-After"))
+
+    def test_calFBURLContact(self):
+        """
+        With --federation-calfburl, A finds a contact's free/busy URL in its directory (calFBURL) and serves it.
+        """
+        url = f"http://127.0.0.1:{self.b.port}/calendar/{userName(1)}@example.com.vfb"
+        contact = (f"dn: cn=Zed Partner,{PEOPLE}\nobjectClass: inetOrgPerson\nobjectClass: calEntry\n"
+                   f"cn: Zed Partner\nsn: Partner\nmail: zed@elsewhere.example\ncalFBURL: {url}\n")
+        self.a = self.startOrganisation("a", "--federation-calfburl", "--federation-allow-networks", "127.0.0.0/8",
+                                        contacts=contact)
+        status, body = self.lookup("/calendar/zed@elsewhere.example.vfb")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body.count(b"\nFREEBUSY"), 3)
+        status, _ = self.lookup("/calendar/nobody@elsewhere.example.vfb")
+        self.assertEqual(status, 404)
+
+
+#: RFC 2739's attribute and class, with OIDs of OpenLDAP's experimental arc
+#: (OpenLDAP ships no schema for them).
+CALENTRY_SCHEMA = """
+attributetype ( 1.3.6.1.4.1.4203.666.11.1 NAME 'calFBURL' DESC 'RFC 2739 free/busy URL'
+    EQUALITY caseIgnoreIA5Match SUBSTR caseIgnoreIA5SubstringsMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.26 )
+objectclass ( 1.3.6.1.4.1.4203.666.11.2 NAME 'calEntry' SUP top AUXILIARY MAY ( calFBURL ) )
+"""
+
+
+class ContactDirectory(UserDirectory):
+    """
+    L{UserDirectory}'s three users, RFC 2739's C{calEntry} schema and
+    C{contacts} (LDIF).
+    """
+
+    def __init__(self, basedir: str, contacts: str):
+        SlapdServer.__init__(self, basedir, usersLDIF(3) + "\n" + contacts, tls=False, suffix=SUFFIX)
+        self.count = 3
+
+    def _config(self, installed, databaseDir):
+        return super()._config(installed, databaseDir).replace("\npidfile", CALENTRY_SCHEMA + "pidfile", 1)
