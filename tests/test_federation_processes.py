@@ -10,6 +10,7 @@ import json
 import os
 import time
 from datetime import date, timedelta
+from urllib.parse import urlencode
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -18,6 +19,7 @@ from tests.processes import (
     SUFFIX,
     FbtwistProcess,
     UserDirectory,
+    basicAuthorization,
     freeBusyFile,
     publish,
     request,
@@ -56,7 +58,8 @@ class TwoOrganisationsTests(SynchronousTestCase):
         self.base = os.path.abspath(self.mktemp())
         os.makedirs(self.base)
         self.accessLog = os.path.join(self.base, "b-access.log")
-        self.b = self.startOrganisation("b", "--access-log", self.accessLog, "--shutdown-grace", "1")
+        self.b = self.startOrganisation("b", "--access-log", self.accessLog, "--shutdown-grace", "1",
+                                        "--federation-allow-networks", "127.0.0.0/8")
         self.assertEqual(publish(self.b.port, userName(1), userPassword(1), freeBusyFile("b", periods=3)), 201)
 
     def startA(self) -> None:
@@ -134,6 +137,35 @@ class TwoOrganisationsTests(SynchronousTestCase):
         self.assertEqual(response.status, 503, body)
         self.assertTrue(response.getheader("Retry-After"))
 
+    def test_feedThroughFederation(self):
+        """
+        A feed B's user registered (served by a local HTTP server) is merged into B's answer, and so into A's.
+        """
+        day = (date.today() + timedelta(days=4)).strftime("%Y%m%d")
+        feed = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:x\r\n"
+                f"DTSTAMP:20260101T000000Z\r\nDTSTART:{day}T100000Z\r\nDTEND:{day}T113000Z\r\n"
+                "SUMMARY:Secret merger talks\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n").encode("ascii")
+        origin = FeedServer(feed)
+        self.addCleanup(origin.stop)
+        headers = {"Authorization": basicAuthorization(userName(1), userPassword(1)),
+                   "Content-Type": "application/x-www-form-urlencoded"}
+        form = urlencode({"action": "add", "url": origin.url("/secret-token/cal.ics")}).encode("ascii")
+        status, body = request(self.b.port, "POST", "/feeds", form, headers)
+        self.assertEqual(status, 303, body)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            _, page = request(self.b.port, "GET", "/feeds", headers=headers)
+            if b"busy periods" in page:
+                break
+            time.sleep(0.1)
+        self.assertIn(b"1 busy periods", page)
+        self.startA()
+        status, body = self.lookup(f"/calendar/{userName(1)}@partner.example.vfb?start={day}T000000Z&end={day}T235959Z")
+        self.assertEqual(status, 200, body)
+        self.assertIn(f"FREEBUSY:{day}T100000Z/{day}T113000Z".encode("ascii"), body)
+        self.assertNotIn(b"Secret", body)
+        self.assertNotIn(b"secret-token", self.b.log().encode("utf-8"))
+
     def test_calFBURLContact(self):
         """
         With --federation-calfburl, A finds a contact's free/busy URL in its directory (calFBURL) and serves it.
@@ -171,3 +203,37 @@ class ContactDirectory(UserDirectory):
 
     def _config(self, installed, databaseDir):
         return super()._config(installed, databaseDir).replace("\npidfile", CALENTRY_SCHEMA + "pidfile", 1)
+
+
+class FeedServer:
+    """
+    A calendar feed on a free loopback port, served from a thread by the
+    standard library's HTTP server.
+    """
+
+    def __init__(self, body: bytes):
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/calendar")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
