@@ -640,7 +640,7 @@ def buildFeeds(config, store: CalendarStore, portal: Portal, reactor, pages: dic
     """
     Users' calendar feeds (C{--feeds-per-user}, C{--feed-interval}): their
     store, the page C{/feeds} (added to C{pages}) and the refresher, whose
-    service is C{buildFeeds.service} until L{makeService} adopts it.
+    service (the store's C{service}) L{makeService} adds to its top service.
 
     @return: The L{fbtwist.access.feeds.FeedStore}, or C{None} with
         C{--feeds-per-user 0}.

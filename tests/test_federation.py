@@ -384,3 +384,62 @@ class MinimumFreshnessTests(unittest.SynchronousTestCase):
         fetcher.answer(cacheControl="no-store")
         cache.get(url)
         self.assertEqual(len(fetcher.calls), 3)
+
+
+class FederationSettingsTests(unittest.SynchronousTestCase):
+    """
+    The [federation] section and the --federate options.
+    """
+
+    def options(self, *args):
+        from twisted.python.filepath import FilePath
+
+        from fbtwist.tap import Options
+
+        options = Options()
+        options.parseOptions(["--root", FilePath(self.mktemp()).path, *args])
+        return options
+
+    def configFile(self, text: str) -> str:
+        path = self.mktemp()
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return path
+
+    def test_section(self):
+        """
+        Each line of [federation] is a federate setting; the templates are read into the federation.
+        """
+        from fbtwist.tap import federationSettings
+
+        path = self.configFile("[freebusy]\nfeed-interval = 60\n[federation]\n"
+                               "Partner.Example = https://fb.partner.example/%NAME%@%SERVER%.vfb\n"
+                               "other.example = https://other.example/fb?who=%NAME%\n")
+        config = self.options("--config", path).config
+        templates, credentials, groups = federationSettings(config)
+        self.assertEqual(sorted(templates), ["other.example", "partner.example"])
+        self.assertEqual(templates["partner.example"].expand("a/b"),
+                         "https://fb.partner.example/a%2Fb@partner.example.vfb")
+        self.assertEqual((credentials, groups, config.feedInterval), ({}, {}, 60.0))
+
+    def test_mistakes(self):
+        """
+        A bad template, a domain twice or both places at once stop the server with a sentence naming it.
+        """
+        from twisted.python import usage
+
+        for args, fragment in [
+            (["--federate", "partner.example=https://fb.partner.example/fixed.vfb"], "has no %NAME%"),
+            (["--federate", "partner.example=https://%NAME%.partner.example/x"], "not in its host"),
+            (["--federate", "partner.example=ftp://fb.partner.example/%NAME%"], "--federate partner.example="),
+            (["--federate", "a.example=https://a.example/%NAME%", "--federate", "A.example=https://b/%NAME%"],
+             "given twice"),
+            (["--federate", "no-equals-sign"], "expected DOMAIN=VALUE"),
+            (["--federation-credentials", "partner.example=/nonexistent/file"], "cannot read /nonexistent/file"),
+        ]:
+            error = self.assertRaises(usage.UsageError, self.options, *args)
+            self.assertIn(fragment, str(error))
+        path = self.configFile("[freebusy]\nfederate = a.example=https://a.example/%NAME%\n"
+                               "[federation]\nb.example = https://b.example/%NAME%\n")
+        error = self.assertRaises(usage.UsageError, self.options, "--config", path)
+        self.assertIn("use one", str(error))

@@ -295,6 +295,8 @@ class FeedRefresher:
         # Registered or removed meanwhile: kept as the page left them.
         current = self.feeds.feeds(uid)
         updated = [results.get(f.id, f) if results.get(f.id, f).url == f.url else f for f in current]
+        # Read and written in the reactor's thread, so that a registration
+        # from the page cannot fall between the two (one small file).
         self.feeds.save(uid, updated)
 
     def now(self) -> datetime:
@@ -305,10 +307,21 @@ class FeedRefresher:
         window = horizon(now)
 
         def derived(body: bytes):
-            eventCalendar(body)  # the cheap check and the parser's, before the expansion
+            # Failures are told without the parser's words, which may quote
+            # the events (and end in logs and on the page).
+            try:
+                eventCalendar(body)  # the cheap check and the parser's, before the expansion
+            except InvalidCalendar:
+                raise InvalidCalendar("not a calendar of events") from None
 
             def expand():
-                return derive.deriveBounded(body, window.start, window.end, self.defaultZone, self.ruleIterations)
+                try:
+                    return derive.deriveBounded(body, window.start, window.end, self.defaultZone,
+                                                self.ruleIterations)
+                except derive.TooExpensive:
+                    raise
+                except Exception:
+                    raise InvalidCalendar("the events cannot be expanded") from None
 
             if IReactorThreads.providedBy(self.reactor):
                 return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), expand)
