@@ -424,7 +424,9 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
     health = HealthResource(store.root, directory, clock=reactor)
     site = buildSite(config, portal, directory, store, metrics, health, reactor)
     top.onShutdown(site.drain)
-    if site.feedService is not None:
+    if site.feedService is not None and adoptedFDs is None:
+        # Feeds are fetched on schedule by one process (the master with
+        # --workers); workers read what it keeps in the tree.
         site.feedService.setServiceParent(top)
     listen = (lambda d: d) if config.ldap is not None else demoListener
     failure = startupFailure(options)
