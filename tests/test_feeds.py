@@ -191,3 +191,18 @@ class FeedTests(unittest.TestCase):
         response, _ = yield defer.Deferred.fromCoroutine(self.post({"action": "remove", "id": feeds[0].id}))
         self.assertEqual(response.code, 303)
         self.assertEqual([f.url for f in FeedStore(self.server.store).feeds("alice")], [self.feedURL + "?2"])
+
+    def test_groupMergesFeeds(self):
+        """
+        alice's feed (and nothing published) counts in the group team's answer.
+        """
+        return defer.Deferred.fromCoroutine(self._groupMergesFeeds())
+
+    async def _groupMergesFeeds(self):
+        await self.register()
+        self.server.store.write(("bsmith.vfb",), vfb(f"FREEBUSY:{EVENT_YEAR}1124T150000Z/{EVENT_YEAR}1124T160000Z"))
+        response, body = await self.get(f"/calendar/group/team.vfb{RANGE}")
+        self.assertEqual(response.code, 200, body)
+        self.assertEqual([p[:2] for p in periodsOf(body)[0]],
+                         [(f"{EVENT_YEAR}1124T090000Z", f"{EVENT_YEAR}1124T103000Z"),
+                          (f"{EVENT_YEAR}1124T150000Z", f"{EVENT_YEAR}1124T160000Z")])

@@ -88,6 +88,21 @@ async def mergedFreeBusy(lookup, uid: str, published, timeRange: Optional[TimeRa
     return merged, f'"{digest}"', modified
 
 
+async def memberFreeBusy(lookup, uid: str, published, timeRange: TimeRange):
+    """
+    A group member's free/busy within C{timeRange}: their feeds' merged
+    with what they publish when they have feeds, else what they publish.
+
+    @return: C{(FreeBusy, entity tag, modified)}.
+    """
+    if feedsOf(lookup, uid) is not None:
+        fb, tag, modified = await mergedFreeBusy(lookup, uid, published, timeRange)
+        if fb is not None:
+            return fb, tag, modified
+    fb = await lookup.freeBusy(published, timeRange)
+    return fb, published.etag, published.info.modified
+
+
 # --- the page ---
 
 

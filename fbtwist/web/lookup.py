@@ -364,17 +364,18 @@ class LookupResource(Resource):
         sources = []
         for uid in members or ():
             published = self.published(uid)
-            if published is not None:
+            if published is not None or feeds.feedsOf(self, uid) is not None:
                 sources.append((uid, published))
         if not sources:
             return await self._notPublished(request, f"the group {cn}")
         timeRange = query.range or freebusy.defaultRange(self.now(), self.settings.window)
         periods, tags, modified = [], [cn], 0.0
         for uid, published in sources:
-            fb = await self.freeBusy(published, timeRange)
+            # With the member's calendar feeds, if any (fbtwist.web.feeds).
+            fb, tag, changed = await feeds.memberFreeBusy(self, uid, published, timeRange)
             periods.extend(fb.busy())
-            tags.append(uid + published.etag)
-            modified = max(modified, published.info.modified)
+            tags.append(uid + tag)
+            modified = max(modified, changed)
         merged = FreeBusy(freebusy.mergePeriods(periods), timeRange.start, timeRange.end)
         if query.range is None:
             modified = max(modified, timeRange.start.timestamp())
