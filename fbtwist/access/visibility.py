@@ -24,6 +24,7 @@ from fbtwist.calendar.busytime import BusyTime
 from fbtwist.calendar.freebusy import FreeBusy, TimeRange
 from fbtwist.directory.filters import defaultGroupBase
 from fbtwist.errors import InvalidCalendar, NotFound, PermissionDenied
+from fbtwist.remote.source import domainOf
 from fbtwist.store.paths import ResourceInfo
 
 #: What a user publishes: a free/busy file, or a full calendar.
@@ -94,12 +95,15 @@ class Visible(NamedTuple):
     @ivar etag: Names the source version(s): equal tags, equal answers.
     @ivar modified: When the source last changed (POSIX seconds); for a
         range that moves with the day, at least that day's start.
+    @ivar stale: Whether it is another organisation's expired answer,
+        given while its server cannot be asked (the web marks it so).
     """
 
     freeBusy: FreeBusy
     owner: str
     etag: str
     modified: float
+    stale: bool = False
 
 
 class _Hidden:
@@ -180,13 +184,18 @@ class FreeBusyVisibility:
     @param names: The cache of resolved names (C{get(name)} -> C{(known, uid)},
         C{put(name, uid)}), or C{None}.
     @param groupBase: Where groups are searched; C{None}: no group lookups.
+    @param federation: Where addresses of other organisations are looked
+        up (L{fbtwist.remote.source.FederatedFreeBusy}), or C{None}.
+    @param feeds: Users' calendar feeds (L{fbtwist.access.feeds.FeedStore}),
+        merged into each person's busy time, or C{None}.
     """
 
     log = Logger()
 
     def __init__(self, store, directory, clock, *, window: timedelta = timedelta(days=42),
                  defaultZone: ZoneInfo = ZoneInfo("UTC"), expandLimit: int = derive.MAX_RULE_ITERATIONS,
-                 missDelay: float = 0.05, names=None, groupBase: Optional[str] = None, groupMaxMembers: int = 50):
+                 missDelay: float = 0.05, names=None, groupBase: Optional[str] = None, groupMaxMembers: int = 50,
+                 federation=None, feeds=None):
         self._store = store
         self.directory = directory
         self.clock = clock
@@ -195,6 +204,8 @@ class FreeBusyVisibility:
         self.groupBase = groupBase
         self.groupMaxMembers = groupMaxMembers
         self.missFloor = LatencyFloor(clock, missDelay)
+        self.federation = federation
+        self.feeds = feeds
         self.busyTime = None if store is None else BusyTime.install(store, clock, defaultZone, expandLimit)
 
     def now(self) -> datetime:
@@ -251,6 +262,8 @@ class FreeBusyVisibility:
         if not known or uid is None:
             return None
         published = self.published(uid)
+        if self._hasFeeds(uid):
+            return None
         if published is None or published.isCalendar:
             return None
         return self._visibleFile(published, uid, timeRange)
@@ -290,7 +303,11 @@ class FreeBusyVisibility:
     async def _person(self, name: str, timeRange: Optional[TimeRange]):
         uid = await self.resolve(name)
         published = self.published(uid) if uid is not None else None
+        if self._hasFeeds(uid):
+            return await self._withFeeds(uid, published, timeRange)
         if published is None:
+            if uid is None and self._isFederated(name):
+                return await self._federated(name, timeRange)
             return HIDDEN
         return await self._visible(published, uid, timeRange)
 
@@ -362,6 +379,8 @@ class FreeBusyVisibility:
     # --- groups ---
 
     async def _group(self, viewer: Viewer, cn: str, timeRange: Optional[TimeRange]):
+        if self._isFederatedGroup(cn):
+            return await self._federated(cn, timeRange, group=True)
         if self.groupBase is None:
             raise NotFound("group free/busy is not configured (--group-base)")
         limit = self.groupMaxMembers
@@ -378,19 +397,22 @@ class FreeBusyVisibility:
         sources = []
         for uid in members or ():
             published = self.published(uid)
-            if published is not None:
+            if published is not None or self._hasFeeds(uid):
                 sources.append((uid, published))
         if not sources:
             return HIDDEN
         window = timeRange or freebusy.defaultRange(self.now(), self.window)
         periods, tags, modified = [], [cn], 0.0
         for uid, published in sources:
-            answer = await self._visible(published, uid, window)
+            if self._hasFeeds(uid):
+                answer = await self._withFeeds(uid, published, window)
+            else:
+                answer = await self._visible(published, uid, window)
             if answer is HIDDEN:
                 continue
             periods.extend(answer.freeBusy.busy())
-            tags.append(uid + published.etag)
-            modified = max(modified, published.info.modified)
+            tags.append(uid + answer.etag)
+            modified = max(modified, answer.modified)
         if len(tags) == 1:
             return HIDDEN
         merged = FreeBusy(freebusy.mergePeriods(periods), window.start, window.end)
@@ -398,3 +420,74 @@ class FreeBusyVisibility:
             modified = max(modified, window.start.timestamp())
         return Visible(merged, f"group-{cn}", variantETag(*tags), modified or 0.0)
 
+
+    # --- calendar feeds ---
+
+    def _hasFeeds(self, uid: Optional[str]) -> bool:
+        """
+        Whether C{uid}'s calendar feeds have given busy time (one stat of
+        the user's feeds file when there are none).
+        """
+        return self.feeds is not None and uid is not None and self.feeds.hasBusyTime(uid)
+
+    async def _withFeeds(self, uid: str, published: Optional[Published], timeRange: Optional[TimeRange]):
+        """
+        C{uid}'s busy time from their calendar feeds merged with what they
+        publish (if anything), within C{timeRange} or the default window.
+        """
+        window = timeRange or freebusy.defaultRange(self.now(), self.window)
+        periods = list(self.feeds.busyPeriods(uid, window) or [])
+        tags = ["feeds", self.feeds.version(uid) or ""]
+        modified = self.feeds.modified(uid)
+        organizer = None
+        if published is not None:
+            own = await self._visible(published, uid, window)
+            if own is not HIDDEN:
+                periods.extend(own.freeBusy.periods)
+                organizer = own.freeBusy.organizer
+                tags.append(own.etag)
+                modified = max(modified, own.modified)
+        if timeRange is None:
+            # The window moves with the day: so does the answer.
+            modified = max(modified, window.start.timestamp())
+        merged = FreeBusy(freebusy.mergePeriods(periods), window.start, window.end, organizer)
+        return Visible(merged, uid, variantETag(*tags), modified)
+
+    # --- other organisations ---
+
+    def _isFederated(self, name: str) -> bool:
+        """
+        Whether C{name}, which nobody here has, may be another
+        organisation's: federation is configured and it is an address.
+        """
+        return self.federation is not None and "@" in name
+
+    def _isFederatedGroup(self, cn: str) -> bool:
+        """
+        Whether C{cn} names another organisation's group: C{cn@domain}, the
+        domain having a group template.
+        """
+        return self.federation is not None and domainOf(cn) in self.federation.groupTemplates
+
+    async def _federated(self, name: str, timeRange: Optional[TimeRange], group: bool = False):
+        """
+        C{name}'s free/busy from its organisation (with C{group}, a group's
+        C{cn@domain}), clipped like a local free/busy file; L{HIDDEN} when
+        that organisation has none (or the domain is not federated).
+
+        @raise fbtwist.remote.source.RemoteUnavailable: When its server
+            cannot be asked and no answer of its is left to give.
+        """
+        try:
+            remote = await (self.federation.lookupGroup(name, timeRange) if group
+                            else self.federation.lookup(name))
+        except NotFound:
+            return HIDDEN
+        if remote is None:
+            return HIDDEN
+        fb = remote.freeBusy
+        if timeRange is not None:
+            fb = FreeBusy(freebusy.clipPeriods(fb.periods, timeRange.start, timeRange.end),
+                          timeRange.start, timeRange.end, fb.organizer)
+        owner = f"group-{name.lower()}" if group else name.lower()
+        return Visible(fb, owner, remote.etag, remote.modified, stale=remote.stale)

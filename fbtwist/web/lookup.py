@@ -52,7 +52,7 @@ from fbtwist.calendar import derive, freebusy, publicview
 from fbtwist.calendar.freebusy import Period, TimeRange
 from fbtwist.errors import NotFound
 from fbtwist.interfaces import ICalendarStore, IDirectory, IFreeBusyReader
-from fbtwist.web import page
+from fbtwist.web import federated, page
 from fbtwist.web.lookupcache import NameCache
 from fbtwist.web.lookupquery import FORMAT_JCAL, Query, parseQuery, splitLookupName
 from fbtwist.web.responses import (
@@ -100,6 +100,11 @@ class LookupSettings:
     maxPeople: int = 20
     missDelay: float = 0.05
     expandLimit: int = derive.MAX_RULE_ITERATIONS
+    #: Where addresses of other organisations are looked up
+    #: (L{fbtwist.remote.source.FederatedFreeBusy}), or C{None}.
+    federation: Optional[object] = None
+    #: Users' calendar feeds (L{fbtwist.access.feeds.FeedStore}), or C{None}.
+    feeds: Optional[object] = None
 
     @classmethod
     def fromConfig(cls, config, directoryURL) -> "LookupSettings":
@@ -253,6 +258,9 @@ class LookupResource(Resource):
         if body is None:
             body = publicview.publicView(fb, answer.owner, stamp, query.style, jcal)
             self._answerCache.put(etag, body)
+        if answer.stale:
+            # Another organisation's expired answer (fbtwist.web.federated).
+            federated.markStale(request)
         serveCalendar(request, body, etag, modified, contentType=JCAL_TYPE if jcal else CALENDAR_TYPE)
 
     # --- a group ---
@@ -286,7 +294,7 @@ class LookupResource(Resource):
         if reader is None:
             await self._anonymousLogin
             reader = self._anonymous
-        answer = await reader.freeBusyFor(Person(name), timeRange, Detail.BUSY)
+        answer = await federated.unlessUnavailable(reader.freeBusyFor(Person(name), timeRange, Detail.BUSY))
         if answer is HIDDEN:
             return None
         return freebusy.mergePeriods(answer.freeBusy.busy())
@@ -345,4 +353,5 @@ def visibilityFor(settings: LookupSettings, store: ICalendarStore, directory: ID
         store, directory, reactor, window=settings.window, defaultZone=settings.defaultZone,
         expandLimit=settings.expandLimit, missDelay=settings.missDelay, names=NameCache() if names is None else names,
         groupBase=settings.groupBase, groupMaxMembers=settings.groupMaxMembers,
+        federation=settings.federation, feeds=settings.feeds,
     )
