@@ -306,7 +306,7 @@ class FreeBusyVisibility:
         if self._hasFeeds(uid):
             return await self._withFeeds(uid, published, timeRange)
         if published is None:
-            if uid is None and self._isFederated(name):
+            if uid is None and self.isFederated(name):
                 return await self._federated(name, timeRange)
             return HIDDEN
         return await self._visible(published, uid, timeRange)
@@ -455,7 +455,7 @@ class FreeBusyVisibility:
 
     # --- other organisations ---
 
-    def _isFederated(self, name: str) -> bool:
+    def isFederated(self, name: str) -> bool:
         """
         Whether C{name}, which nobody here has, may be another
         organisation's: federation is configured and it is an address.
