@@ -168,7 +168,10 @@ class FreeBusyVisibility:
 
     Today's rules: everyone (anonymous or signed in) sees L{Detail.BUSY} of
     anyone who published; nothing else of anyone.  A group is its members'
-    busy times merged.  Only a viewer who signed in is told that a group is
+    busy times merged.  A person's busy time includes their calendar
+    feeds'.  A name nobody has here that is an address of a federated
+    domain, and a group C{cn@domain}, are answered from that organisation.
+    Only a viewer who signed in is told that a group is
     too large to merge; anyone else gets L{HIDDEN}, as for a group that
     does not exist.
 
@@ -233,6 +236,9 @@ class FreeBusyVisibility:
             larger than this server merges.
         @raise fbtwist.errors.DirectoryUnavailable: When the directory
             cannot be asked.
+        @raise fbtwist.remote.source.RemoteUnavailable: When another
+            organisation's server cannot be asked, for one of its addresses
+            or groups, and no answer of its is left to give.
         """
         if started is None:
             started = self.clock.seconds()
