@@ -6,10 +6,12 @@ Each setting is declared once, as a field of L{Config} whose metadata gives
 its option name, help text and parser; L{fbtwist.tap.Options} and the config
 file reader are both generated from these declarations.
 
-The config file is INI with one section, C{[freebusy]}, whose keys are the
+The config file is INI with a section C{[freebusy]}, whose keys are the
 long option names (C{max-upload = 2M}); a repeatable option takes one value
-per line.  Secrets are never values: options such as C{bind-password-file}
-name a file to read them from.
+per line.  An optional C{[federation]} section lists other organisations'
+free/busy servers, C{DOMAIN = URL-TEMPLATE} (the C{federate} setting).
+Secrets are never values: options such as C{bind-password-file} name a file
+to read them from.
 """
 
 import configparser
@@ -23,6 +25,8 @@ from twisted.python.filepath import FilePath
 from fbtwist.directory.ldapurl import LDAPURLError, parseLDAPURL
 
 CONFIG_SECTION = "freebusy"
+#: The section of other organisations' free/busy servers, DOMAIN = URL-TEMPLATE.
+FEDERATION_SECTION = "federation"
 DEMO_LDIF = FilePath(__file__).sibling("data").child("demo.ldif")
 
 
@@ -299,6 +303,18 @@ def parseDomainList(text: str) -> Tuple[str, ...]:
     return names
 
 
+def parseDomainAssignment(text: str) -> Tuple[str, str]:
+    """
+    C{DOMAIN=VALUE} (C{partner.example=https://...}), as C{(domain,
+    value)}; what the value must be is checked where it is used
+    (L{fbtwist.tap.federationSettings}).
+    """
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or not value.strip():
+        raise ValueError("expected DOMAIN=VALUE, e.g. partner.example=https://fb.partner.example/%NAME%.vfb")
+    return key.strip(), value.strip()
+
+
 def parseCACertificates(text: str) -> FilePath:
     """
     A PEM file holding one or more CA certificates.
@@ -455,6 +471,7 @@ TOPICS = (
     ("Publishing (WebDAV, the calendar tree)", ("root", "max-upload", "realm", "dav-", "expand-")),
     ("FTP", ("ftp-",)),
     ("Operations", ("log-", "access-log", "metrics", "shutdown-")),
+    ("Federation and feeds (free/busy from elsewhere)", ("federate", "federation-", "feed-", "feeds-")),
 )
 
 #: Where a setting matching no topic's prefixes is listed.
@@ -864,6 +881,77 @@ class Config:
     )
 
 
+    # --- Federation and feeds (fbtwist/remote, fbtwist/web/federated.py) ---
+    federate: tuple = setting(
+        "federate", (), parseDomainAssignment,
+        "Look up addresses of DOMAIN at another organisation's free/busy server: DOMAIN=URL-TEMPLATE, "
+        "%NAME% and %SERVER% standing for the address's parts, e.g. "
+        "partner.example=https://fb.partner.example/calendar/%NAME%@%SERVER%.vfb (repeatable; or one "
+        "line each in the config file's [federation] section).",
+        repeatable=True, metavar="DOMAIN=TEMPLATE",
+    )
+    federateGroup: tuple = setting(
+        "federate-group", (), parseDomainAssignment,
+        "Look up the groups of DOMAIN (/calendar/group/CN@DOMAIN.vfb) at another organisation's server: "
+        "DOMAIN=URL-TEMPLATE, %NAME% standing for the group's name, e.g. "
+        "partner.example=https://fb.partner.example/calendar/group/%NAME%.vfb (repeatable).",
+        repeatable=True, metavar="DOMAIN=TEMPLATE",
+    )
+    federationCalFBURL: bool = setting(
+        "federation-calfburl", False, parseFlag,
+        "For an address no template and no user of ours answers, look for a directory entry with that "
+        "mail address and a calFBURL attribute (RFC 2739), and fetch its free/busy from there.", flag=True,
+    )
+    federationCredentials: tuple = setting(
+        "federation-credentials", (), parseDomainAssignment,
+        "Fetch DOMAIN's free/busy with HTTP Basic credentials read from FILE's first line "
+        "(username:password): DOMAIN=FILE (repeatable).",
+        repeatable=True, metavar="DOMAIN=FILE",
+    )
+    federationAllowNetworks: tuple = setting(
+        "federation-allow-networks", (), parseNetworks,
+        "Networks that fetches (federation and feeds) may reach although they are not public, comma "
+        "separated, e.g. 10.20.0.0/16 for a partner on the internal network (loopback, private, "
+        "link-local and multicast addresses are refused otherwise).", metavar="NETWORKS",
+    )
+    federationCA: Optional[FilePath] = setting(
+        "federation-ca", None, lambda t: parseCACertificates(t),
+        "Verify the HTTPS certificates of federation and feed servers against the CAs in this PEM file "
+        "instead of the system's.", metavar="FILE",
+    )
+    federationTimeout: float = setting(
+        "federation-timeout", 2.0, parsePositiveSeconds,
+        "The longest one fetch (federation or feed) may take, connecting and reading included.",
+        metavar="SECONDS",
+    )
+    federationMaxSize: int = setting(
+        "federation-max-size", 1 << 20, parseSize,
+        "The largest answer a fetch accepts, in bytes (K, M and G suffixes).", metavar="SIZE",
+    )
+    federationTTL: float = setting(
+        "federation-ttl", 900.0, parsePositiveSeconds,
+        "How long another organisation's answer is reused before its server is asked again (conditionally); "
+        "longer when the answer's Cache-Control max-age says so.",
+        metavar="SECONDS",
+    )
+    federationMaxStale: float = setting(
+        "federation-max-stale", 3600.0, parseSeconds,
+        "While another organisation's server cannot be asked, its last answer is still served, marked "
+        "stale (headers Warning: 110 and X-Fbtwist-Stale: 1), for up to this long after it expired; "
+        "then lookups answer 503 with Retry-After.", metavar="SECONDS",
+    )
+    feedsPerUser: int = setting(
+        "feeds-per-user", 5, parseCount(0, 50),
+        "How many calendar feed URLs (ICS) each user may register on /calendar/feeds (0: none).",
+        metavar="N",
+    )
+    feedInterval: float = setting(
+        "feed-interval", 900.0, parsePositiveSeconds,
+        "How often each registered calendar feed is fetched (conditionally, with ETag and "
+        "If-Modified-Since).", metavar="SECONDS",
+    )
+
+
 
 def settings() -> List:
     """
@@ -918,10 +1006,12 @@ def readConfigFile(path: str) -> Dict[str, List[str]]:
     except configparser.Error as e:
         raise ConfigError(f"the config file {path} is not valid INI: {' '.join(str(e).split())}") from None
     known = {_optionKey(f): f for f in settings()}
-    unknownSections = [s for s in parser.sections() if s != CONFIG_SECTION]
+    unknownSections = [s for s in parser.sections() if s not in (CONFIG_SECTION, FEDERATION_SECTION)]
     if unknownSections:
         raise ConfigError(f"{path}: unknown section [{unknownSections[0]}] (settings go under [{CONFIG_SECTION}])")
     values = {}
+    if parser.has_section(FEDERATION_SECTION):
+        values.update(_federationSection(path, parser))
     if parser.has_section(CONFIG_SECTION):
         for key, value in parser.items(CONFIG_SECTION):
             if key not in known:
@@ -929,8 +1019,24 @@ def readConfigFile(path: str) -> Dict[str, List[str]]:
             lines = [line.strip() for line in value.splitlines() if line.strip()]
             if len(lines) > 1 and not known[key].metadata["repeatable"]:
                 raise ConfigError(f"{path}: {key} takes one value")
+            if key == "federate" and "federate" in values:
+                raise ConfigError(f"{path}: federate is given both in [{CONFIG_SECTION}] and as "
+                                  f"[{FEDERATION_SECTION}]: use one")
             values[key] = lines
     return values
+
+
+def _federationSection(path: str, parser) -> Dict[str, List[str]]:
+    """
+    The C{[federation]} section, one C{DOMAIN = URL-TEMPLATE} a line: the
+    values of the repeatable C{federate} setting.
+    """
+    lines = []
+    for domain, template in parser.items(FEDERATION_SECTION):
+        if len(template.splitlines()) > 1:
+            raise ConfigError(f"{path}: [{FEDERATION_SECTION}] {domain} takes one URL template")
+        lines.append(f"{domain} = {template.strip()}")
+    return {"federate": lines}
 
 
 def buildConfig(commandLine: Dict[str, object], configFile: Optional[str] = None) -> Config:

@@ -8,6 +8,7 @@ import re
 import shutil
 import sys
 import textwrap
+from dataclasses import replace
 from typing import List, Optional
 
 from twisted.application import service
@@ -238,6 +239,7 @@ class Options(usage.Options):
     def postOptions(self):
         try:
             self.config = buildConfig(self, self["config"])
+            federationSettings(self.config)
             makeCalendarRoot(self.config)
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
@@ -431,6 +433,10 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
     health = HealthResource(store.root, directory, clock=reactor)
     site = buildSite(config, portal, directory, store, metrics, health, reactor)
     top.onShutdown(site.drain)
+    if site.feedService is not None and adoptedFDs is None:
+        # Feeds are fetched on schedule by one process (the master with
+        # --workers); workers read what it keeps in the tree.
+        site.feedService.setServiceParent(top)
     listen = (lambda d: d) if config.ldap is not None else demoListener
     failure = startupFailure(options)
     buildHTTP(options, site, reactor, adoptedFDs, listen, failure, top)
@@ -537,7 +543,7 @@ def buildPortal(config, store: CalendarStore, directory: LDAPDirectory, reactor)
     adminGroup = config.adminGroup if config.ldap is not None or config.adminGroup else DEMO_ADMIN_GROUP
     # What every avatar may see of others' free/busy times, as the lookups
     # are configured.
-    visibility = visibilityFor(LookupSettings.fromConfig(config, directory.url), store, directory, reactor)
+    visibility = visibilityFor(lookupSettingsFor(config, store, directory, reactor), store, directory, reactor)
     realm = FreeBusyRealm(store, directory, adminGroup=adminGroup, visibility=visibility)
     realm.registerAvatarFactory(IResource, CalendarTreeResource)
     checker = DirectoryChecker(
@@ -563,11 +569,138 @@ def buildSite(config, portal: Portal, directory: LDAPDirectory, store: CalendarS
     pages = {b"healthz": health, b"setup": SetupPage(lambda: endpointPort(config.ftp), publicURL=config.publicURL)}
     if config.metrics == "http":
         pages[b"metrics"] = MetricsResource(metrics)
-    return makeSite(
+    feeds = buildFeeds(config, portal, reactor, pages)
+    visibility = portal.realm.visibility
+    lookupSettings = replace(LookupSettings.fromConfig(config, directory.url),
+                             federation=visibility.federation, feeds=feeds)
+    site = makeSite(
         portal, directory, store, config.maxUpload, realmName=config.realm,
-        lookupSettings=LookupSettings.fromConfig(config, directory.url), pages=pages, reactor=reactor,
+        lookupSettings=lookupSettings, pages=pages, reactor=reactor,
         limits=connectionLimits(config), caldavSettings=CalDAVSettings.fromConfig(config),
     )
+    site.feedService = feeds.service if feeds is not None else None
+    return site
+
+
+def buildFetcher(config, reactor):
+    """
+    The fetcher of free/busy from elsewhere (federation and feeds): its
+    address policy (C{--federation-allow-networks}), CAs, time and size
+    bounds, counting into the metrics.
+    """
+    from fbtwist.remote.fetcher import Fetcher
+    from fbtwist.remote.metrics import EventMetrics
+    from fbtwist.remote.policy import AddressPolicy
+
+    return Fetcher(
+        reactor, policy=AddressPolicy(config.federationAllowNetworks),
+        trustRoot=trustRootFromCertificates(caCertificates(config.federationCA)) if config.federationCA else None,
+        timeout=config.federationTimeout, maxSize=config.federationMaxSize, metrics=EventMetrics(),
+    )
+
+
+def federationSettings(config) -> tuple:
+    """
+    The templates of C{--federate} and C{--federate-group} and the
+    credentials of C{--federation-credentials}, checked and read.
+
+    @return: C{(templates, credentials, groupTemplates)}, each by domain.
+    @raise ConfigError: Naming the setting at fault.
+    """
+    from fbtwist.remote.federation import parseCredentialsOption, parseFederationOption
+
+    found = ({}, {}, {})
+    for option, values, parse, index in (("federate", config.federate, parseFederationOption, 0),
+                                         ("federation-credentials", config.federationCredentials,
+                                          parseCredentialsOption, 1),
+                                         ("federate-group", config.federateGroup, parseFederationOption, 2)):
+        for domain, value in values:
+            try:
+                parsed = parse(f"{domain} = {value}")
+            except ValueError as e:
+                raise ConfigError(f"--{option} {domain}={value}: {e}") from None
+            key = parsed[0] if index == 1 else parsed.domain
+            if key in found[index]:
+                raise ConfigError(f"--{option}: {key} is given twice")
+            found[index][key] = parsed[1] if index == 1 else parsed
+    return found
+
+
+def buildFederation(config, directory: LDAPDirectory, reactor):
+    """
+    Lookups of other organisations' addresses (C{--federate},
+    C{--federation-calfburl}), or C{None} when neither is configured.
+    """
+    if not config.federate and not config.federateGroup and not config.federationCalFBURL:
+        return None
+    from fbtwist.directory.calfburl import findFreeBusyURL
+    from fbtwist.remote.cache import FetchCache
+    from fbtwist.remote.metrics import EventMetrics
+    from fbtwist.remote.source import FederatedFreeBusy, readRemoteFreeBusy
+
+    cache = FetchCache(
+        buildFetcher(config, reactor), reactor, validate=readRemoteFreeBusy, ttl=config.federationTTL,
+        minTTL=config.federationTTL,
+        maxStale=config.federationMaxStale, metrics=EventMetrics(),
+    )
+    finder = (lambda address: findFreeBusyURL(directory, address)) if config.federationCalFBURL else None
+    templates, credentials, groupTemplates = federationSettings(config)
+    return FederatedFreeBusy(cache, templates, credentials, findURL=finder, groupTemplates=groupTemplates)
+
+
+class _FeedRefreshing(service.Service):
+    """
+    Runs a L{fbtwist.access.feeds.FeedRefresher} while fbtwist runs.
+    """
+
+    name = "feeds"
+
+    def __init__(self, refresher):
+        self.refresher = refresher
+
+    def startService(self):
+        super().startService()
+        self.refresher.start()
+
+    def stopService(self):
+        super().stopService()
+        self.refresher.stop()
+
+
+def lookupSettingsFor(config, store: CalendarStore, directory: LDAPDirectory, reactor):
+    """
+    The lookups' settings with other organisations' free/busy
+    (L{buildFederation}) and users' calendar feeds (their store, with
+    C{--feeds-per-user}): what the realm's visibility decision merges in.
+    """
+    from fbtwist.access.feeds import FeedStore
+
+    feeds = FeedStore(store, config.feedsPerUser) if config.feedsPerUser else None
+    return replace(LookupSettings.fromConfig(config, directory.url),
+                   federation=buildFederation(config, directory, reactor), feeds=feeds)
+
+
+def buildFeeds(config, portal: Portal, reactor, pages: dict):
+    """
+    Users' calendar feeds (C{--feeds-per-user}, C{--feed-interval}): their
+    store (the realm's visibility decision's), the page C{/feeds} (added to
+    C{pages}) and the refresher, whose service (the store's C{service})
+    L{makeService} adds to its top service.
+
+    @return: The L{fbtwist.access.feeds.FeedStore}, or C{None} with
+        C{--feeds-per-user 0}.
+    """
+    feeds = portal.realm.visibility.feeds
+    if feeds is None:
+        return None
+    from fbtwist.access.feeds import FeedRefresher
+    from fbtwist.web.feeds import feedsResource
+
+    refresher = FeedRefresher(feeds, buildFetcher(config, reactor), reactor, config.feedInterval, config.defaultTZ,
+                              config.expandLimit)
+    pages[b"feeds"] = feedsResource(portal, config.realm, feeds, refresher, config.feedInterval)
+    feeds.service = _FeedRefreshing(refresher)
+    return feeds
 
 
 def buildHTTP(options, site: Site, reactor, adoptedFDs, listen, failure, top: GracefulService) -> None:

@@ -28,6 +28,7 @@ from fbtwist.calendar.busytime import BusyTime
 from fbtwist.calendar.freebusy import FreeBusy, TimeRange
 from fbtwist.directory.filters import defaultGroupBase
 from fbtwist.errors import InvalidCalendar, NotFound, PermissionDenied
+from fbtwist.remote.source import domainOf
 from fbtwist.store.paths import ResourceInfo
 
 #: What a user publishes: a free/busy file, or a full calendar.
@@ -107,12 +108,15 @@ class Visible(NamedTuple):
     @ivar etag: Names the source version(s): equal tags, equal answers.
     @ivar modified: When the source last changed (POSIX seconds); for a
         range that moves with the day, at least that day's start.
+    @ivar stale: Whether it is another organisation's expired answer,
+        given while its server cannot be asked (the web marks it so).
     """
 
     freeBusy: FreeBusy
     owner: str
     etag: str
     modified: float
+    stale: bool = False
 
 
 class _Hidden:
@@ -177,7 +181,10 @@ class FreeBusyVisibility:
 
     Today's rules: everyone (anonymous or signed in) sees L{Detail.BUSY} of
     anyone who published; nothing else of anyone.  A group is its members'
-    busy times merged.  Only a viewer who signed in is told that a group is
+    busy times merged.  A person's busy time includes their calendar
+    feeds'.  A name nobody has here that is an address of a federated
+    domain, and a group C{cn@domain}, are answered from that organisation.
+    Only a viewer who signed in is told that a group is
     too large to merge; anyone else gets L{HIDDEN}, as for a group that
     does not exist.
 
@@ -198,6 +205,10 @@ class FreeBusyVisibility:
     @param applyWorkingHours: Mark time outside working hours in every
         answer about a person or a group (C{--apply-working-hours}), not only
         in those asking for them.
+    @param federation: Where addresses of other organisations are looked
+        up (L{fbtwist.remote.source.FederatedFreeBusy}), or C{None}.
+    @param feeds: Users' calendar feeds (L{fbtwist.access.feeds.FeedStore}),
+        merged into each person's busy time, or C{None}.
     """
 
     log = Logger()
@@ -205,7 +216,8 @@ class FreeBusyVisibility:
     def __init__(self, store, directory, clock, *, window: timedelta = timedelta(days=42),
                  defaultZone: ZoneInfo = ZoneInfo("UTC"), expandLimit: int = derive.MAX_RULE_ITERATIONS,
                  missDelay: float = 0.05, names=None, groupBase: Optional[str] = None, groupMaxMembers: int = 50,
-                 workingHours: Optional[Availability] = None, applyWorkingHours: bool = False):
+                 workingHours: Optional[Availability] = None, applyWorkingHours: bool = False,
+                 federation=None, feeds=None):
         self._store = store
         self.directory = directory
         self.clock = clock
@@ -218,6 +230,8 @@ class FreeBusyVisibility:
         self.applyWorkingHours = applyWorkingHours
         #: Parsed C{.avail.ics} files by entity tag (C{False}: unreadable).
         self._hoursCache = LRUCache(1024)
+        self.federation = federation
+        self.feeds = feeds
         self.busyTime = None if store is None else BusyTime.install(store, clock, defaultZone, expandLimit)
 
     def now(self) -> datetime:
@@ -247,6 +261,9 @@ class FreeBusyVisibility:
             larger than this server merges.
         @raise fbtwist.errors.DirectoryUnavailable: When the directory
             cannot be asked.
+        @raise fbtwist.remote.source.RemoteUnavailable: When another
+            organisation's server cannot be asked, for one of its addresses
+            or groups, and no answer of its is left to give.
         """
         if started is None:
             started = self.clock.seconds()
@@ -279,6 +296,8 @@ class FreeBusyVisibility:
         if not known or uid is None:
             return None
         published = self.published(uid)
+        if self._hasFeeds(uid):
+            return None
         if published is None or published.isCalendar:
             return None
         return self._visibleFile(published, uid, timeRange, workhours or self.applyWorkingHours)
@@ -318,11 +337,15 @@ class FreeBusyVisibility:
     async def _person(self, name: str, timeRange: Optional[TimeRange], workhours: bool):
         uid = await self.resolve(name)
         if uid is None:
+            if self.isFederated(name):
+                return await self._federated(name, timeRange)
             return HIDDEN
         return await self._account(uid, timeRange, workhours)
 
     async def _account(self, uid: str, timeRange: Optional[TimeRange], workhours: bool):
         published = self.published(uid)
+        if self._hasFeeds(uid):
+            return await self._withFeeds(uid, published, timeRange)
         if published is None:
             return HIDDEN
         return await self._visible(published, uid, timeRange, workhours)
@@ -445,6 +468,8 @@ class FreeBusyVisibility:
     # --- groups ---
 
     async def _group(self, viewer: Viewer, cn: str, timeRange: Optional[TimeRange], workhours: bool = False):
+        if self._isFederatedGroup(cn):
+            return await self._federated(cn, timeRange, group=True)
         if self.groupBase is None:
             raise NotFound("group free/busy is not configured (--group-base)")
         limit = self.groupMaxMembers
@@ -461,14 +486,17 @@ class FreeBusyVisibility:
         sources = []
         for uid in members or ():
             published = self.published(uid)
-            if published is not None:
+            if published is not None or self._hasFeeds(uid):
                 sources.append((uid, published))
         if not sources:
             return HIDDEN
         window = timeRange or freebusy.defaultRange(self.now(), self.window)
         periods, tags, modified = [], [cn], 0.0
         for uid, published in sources:
-            answer = await self._visible(published, uid, window, workhours)
+            if self._hasFeeds(uid):
+                answer = await self._withFeeds(uid, published, window)
+            else:
+                answer = await self._visible(published, uid, window, workhours)
             if answer is HIDDEN:
                 continue
             periods.extend(answer.freeBusy.busy())
@@ -481,3 +509,74 @@ class FreeBusyVisibility:
             modified = max(modified, window.start.timestamp())
         return Visible(merged, f"group-{cn}", variantETag(*tags), modified or 0.0)
 
+
+    # --- calendar feeds ---
+
+    def _hasFeeds(self, uid: Optional[str]) -> bool:
+        """
+        Whether C{uid}'s calendar feeds have given busy time (one stat of
+        the user's feeds file when there are none).
+        """
+        return self.feeds is not None and uid is not None and self.feeds.hasBusyTime(uid)
+
+    async def _withFeeds(self, uid: str, published: Optional[Published], timeRange: Optional[TimeRange]):
+        """
+        C{uid}'s busy time from their calendar feeds merged with what they
+        publish (if anything), within C{timeRange} or the default window.
+        """
+        window = timeRange or freebusy.defaultRange(self.now(), self.window)
+        periods = list(self.feeds.busyPeriods(uid, window) or [])
+        tags = ["feeds", self.feeds.version(uid) or ""]
+        modified = self.feeds.modified(uid)
+        organizer = None
+        if published is not None:
+            own = await self._visible(published, uid, window)
+            if own is not HIDDEN:
+                periods.extend(own.freeBusy.periods)
+                organizer = own.freeBusy.organizer
+                tags.append(own.etag)
+                modified = max(modified, own.modified)
+        if timeRange is None:
+            # The window moves with the day: so does the answer.
+            modified = max(modified, window.start.timestamp())
+        merged = FreeBusy(freebusy.mergePeriods(periods), window.start, window.end, organizer)
+        return Visible(merged, uid, variantETag(*tags), modified)
+
+    # --- other organisations ---
+
+    def isFederated(self, name: str) -> bool:
+        """
+        Whether C{name}, which nobody here has, may be another
+        organisation's: federation is configured and it is an address.
+        """
+        return self.federation is not None and "@" in name
+
+    def _isFederatedGroup(self, cn: str) -> bool:
+        """
+        Whether C{cn} names another organisation's group: C{cn@domain}, the
+        domain having a group template.
+        """
+        return self.federation is not None and domainOf(cn) in self.federation.groupTemplates
+
+    async def _federated(self, name: str, timeRange: Optional[TimeRange], group: bool = False):
+        """
+        C{name}'s free/busy from its organisation (with C{group}, a group's
+        C{cn@domain}), clipped like a local free/busy file; L{HIDDEN} when
+        that organisation has none (or the domain is not federated).
+
+        @raise fbtwist.remote.source.RemoteUnavailable: When its server
+            cannot be asked and no answer of its is left to give.
+        """
+        try:
+            remote = await (self.federation.lookupGroup(name, timeRange) if group
+                            else self.federation.lookup(name))
+        except NotFound:
+            return HIDDEN
+        if remote is None:
+            return HIDDEN
+        fb = remote.freeBusy
+        if timeRange is not None:
+            fb = FreeBusy(freebusy.clipPeriods(fb.periods, timeRange.start, timeRange.end),
+                          timeRange.start, timeRange.end, fb.organizer)
+        owner = f"group-{name.lower()}" if group else name.lower()
+        return Visible(fb, owner, remote.etag, remote.modified, stale=remote.stale)

@@ -4,7 +4,7 @@ Prometheus metrics, built from log events.
 One log observer, L{MetricsObserver}, turns the C{fbEvent} events that the
 rest of fbtwist logs (see COMMON.md: C{http-request}, C{publish},
 C{publish-rejected}, C{directory-call}, C{bind-cache}, C{ftp-session},
-C{login-throttled}) into counters, a histogram and gauges, so that no other
+C{login-throttled}, C{remote-fetch}) into counters, a histogram and gauges, so that no other
 module imports prometheus_client: code emits events, this module counts
 them.  Each observer has a registry of its own (never the process-global
 one), so two servers in one process, or tests, never mix their numbers.
@@ -31,6 +31,8 @@ KNOWN_METHODS = frozenset(
     "GET HEAD PUT POST DELETE OPTIONS PROPFIND PROPPATCH MKCOL COPY MOVE LOCK UNLOCK REPORT".split()
 )
 KNOWN_PROTOCOLS = frozenset({"http", "ftp"})
+#: What fbtwist.remote counts (its EventMetrics' events).
+REMOTE_EVENTS = frozenset({"fetch", "hit", "miss", "failure", "stale"})
 
 #: Latency buckets (directory calls, requests), in seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -84,6 +86,11 @@ class MetricsObserver:
         )
         self.throttled = Counter(
             "fbtwist_logins_throttled", "Logins refused because of too many failures.", registry=registry,
+        )
+        self.remote = Counter(
+            "fbtwist_remote_fetches", "Free/busy fetched from elsewhere (federation, feeds): fetches, cache "
+            "hits, misses, failures (by reason) and stale answers, by domain.",
+            ["event", "domain", "reason"], registry=registry,
         )
         self._requestSeries: dict = {}
         self.locks = Gauge("fbtwist_dav_locks", "WebDAV locks held now.", registry=registry)
@@ -157,6 +164,12 @@ class MetricsObserver:
     def _throttled(self, event):
         self.throttled.inc()
 
+    def _remote(self, event):
+        self.remote.labels(
+            event=_label(event.get("event"), REMOTE_EVENTS), domain=_label(event.get("domain"), maximum=64),
+            reason=_label(event.get("reason"), maximum=40),
+        ).inc()
+
     _handlers = {
         ACCESS_EVENT: _request,
         "publish": _publish,
@@ -165,6 +178,7 @@ class MetricsObserver:
         "bind-cache": _bindCache,
         "ftp-session": _ftpSession,
         "login-throttled": _throttled,
+        "remote-fetch": _remote,
     }
 
     def exposition(self, accept: str = ""):

@@ -92,6 +92,11 @@ class FetchCache:
     @param validate: Passed to every fetch (what a body must be).
     @param ttl: Seconds an answer stays fresh when it does not say.
     @param maxTTL: The longest freshness an answer may claim.
+    @param minTTL: The shortest freshness an answer gets, whatever it
+        claims (C{no-cache}, a small C{max-age}); C{no-store} still keeps it
+        out.  Free/busy a few minutes old is as good as new, and an origin
+        that asks every reader to revalidate (fbtwist itself answers
+        C{no-cache}) would otherwise be asked once per lookup.
     @param negativeTTL: Seconds a 404 or 410 is remembered.
     @param retryAfter: Seconds after a failure before the origin is asked
         again.
@@ -101,7 +106,8 @@ class FetchCache:
     """
 
     def __init__(self, fetcher, clock, *, validate: Optional[Callable[[bytes], Any]] = None,
-                 ttl: float = 15 * 60, maxTTL: float = 24 * 60 * 60, negativeTTL: float = 2 * 60,
+                 ttl: float = 15 * 60, maxTTL: float = 24 * 60 * 60, minTTL: float = 0,
+                 negativeTTL: float = 2 * 60,
                  retryAfter: float = 30, maxStale: float = 24 * 60 * 60, maxEntries: int = 1000,
                  maxBytes: int = 32 << 20, metrics: IRemoteMetrics = None):
         self.fetcher = fetcher
@@ -109,6 +115,7 @@ class FetchCache:
         self.validate = validate
         self.ttl = ttl
         self.maxTTL = maxTTL
+        self.minTTL = minTTL
         self.negativeTTL = negativeTTL
         self.retryAfter = retryAfter
         self.maxStale = maxStale
@@ -223,6 +230,10 @@ class FetchCache:
         directives = parseCacheControl(result.cacheControl)
         if "no-store" in directives:
             return None
+        lifetime = self._claimedLifetime(directives, result)
+        return max(lifetime, float(self.minTTL))
+
+    def _claimedLifetime(self, directives, result: FetchResult) -> float:
         if "no-cache" in directives:
             return 0.0
         maxAge = _seconds(directives.get("s-maxage"))

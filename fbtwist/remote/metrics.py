@@ -100,3 +100,43 @@ class CountingMetrics:
 
     def stale(self, domain: str) -> None:
         self.counts["stale", domain] += 1
+
+
+#: The C{fbEvent} of L{EventMetrics}' log events.
+REMOTE_EVENT = "remote-fetch"
+
+
+@implementer(IRemoteMetrics)
+class EventMetrics:
+    """
+    Logs each count as an C{fbEvent} event (C{remote-fetch}, with C{event}:
+    fetch, hit, miss, failure or stale, the C{domain}, and for a failure
+    its C{reason}), which L{fbtwist.ops.metrics} turns into Prometheus
+    counters, as it does every other event.
+    """
+
+    def __init__(self, logger=None):
+        if logger is None:
+            from twisted.logger import Logger
+
+            logger = Logger(namespace="fbtwist.remote")
+        self.logger = logger
+
+    def _emit(self, event: str, domain: str, reason: Optional[str] = None) -> None:
+        self.logger.debug("remote {event} for {domain}", fbEvent=REMOTE_EVENT, event=event, domain=domain,
+                          reason=reason)
+
+    def fetch(self, domain: str) -> None:
+        self._emit("fetch", domain)
+
+    def hit(self, domain: str) -> None:
+        self._emit("hit", domain)
+
+    def miss(self, domain: str) -> None:
+        self._emit("miss", domain)
+
+    def failure(self, domain: str, reason: str) -> None:
+        self._emit("failure", domain, reason)
+
+    def stale(self, domain: str) -> None:
+        self._emit("stale", domain)

@@ -60,7 +60,7 @@ from fbtwist.calendar import derive, freebusy, publicview
 from fbtwist.calendar.freebusy import Period, TimeRange
 from fbtwist.errors import NotFound
 from fbtwist.interfaces import ICalendarStore, IDirectory, IFreeBusyReader
-from fbtwist.web import find, page, rooms
+from fbtwist.web import federated, find, page, rooms
 from fbtwist.web.lookupcache import NameCache
 from fbtwist.web.lookupquery import FORMAT_JCAL, Query, parseQuery, splitLookupName
 from fbtwist.web.responses import (
@@ -116,6 +116,11 @@ class LookupSettings:
     expandLimit: int = derive.MAX_RULE_ITERATIONS
     workingHours: Optional[Availability] = None
     applyWorkingHours: bool = False
+    #: Where addresses of other organisations are looked up
+    #: (L{fbtwist.remote.source.FederatedFreeBusy}), or C{None}.
+    federation: Optional[object] = None
+    #: Users' calendar feeds (L{fbtwist.access.feeds.FeedStore}), or C{None}.
+    feeds: Optional[object] = None
 
     @classmethod
     def fromConfig(cls, config, directoryURL) -> "LookupSettings":
@@ -281,6 +286,9 @@ class LookupResource(Resource):
         if body is None:
             body = publicview.publicView(fb, answer.owner, stamp, query.style, jcal)
             self._answerCache.put(etag, body)
+        if answer.stale:
+            # Another organisation's expired answer (fbtwist.web.federated).
+            federated.markStale(request)
         serveCalendar(request, body, etag, modified, contentType=JCAL_TYPE if jcal else CALENDAR_TYPE)
 
     # --- a group ---
@@ -314,7 +322,7 @@ class LookupResource(Resource):
         if reader is None:
             await self._anonymousLogin
             reader = self._anonymous
-        answer = await reader.freeBusyFor(Person(name), timeRange, Detail.BUSY)
+        answer = await federated.unlessUnavailable(reader.freeBusyFor(Person(name), timeRange, Detail.BUSY))
         if answer is HIDDEN:
             return None
         return freebusy.mergePeriods(answer.freeBusy.busy())
@@ -388,4 +396,5 @@ def visibilityFor(settings: LookupSettings, store: ICalendarStore, directory: ID
         expandLimit=settings.expandLimit, missDelay=settings.missDelay, names=NameCache() if names is None else names,
         groupBase=settings.groupBase, groupMaxMembers=settings.groupMaxMembers,
         workingHours=settings.workingHours, applyWorkingHours=settings.applyWorkingHours,
+        federation=settings.federation, feeds=settings.feeds,
     )

@@ -433,6 +433,21 @@ class SchedulingTests(TestCase):
             ("20261207T140000Z/20261207T150000Z", "BUSY-TENTATIVE")])
 
     @inline
+    async def test_federatedAttendee(self):
+        """Another organisation's address (--federate) is answered with its free/busy fetched from there."""
+        other = await startServer(self)
+        other.store.write(("bsmith.vfb",), BETTY_VFB)
+        await self._start(
+            "--federate", f"partner.example=http://127.0.0.1:{other.port}/calendar/%NAME%@example.com.vfb",
+            "--federation-allow-networks", "127.0.0.0/8")
+        status, headers, body = await self.schedule(["mailto:betty@partner.example", "mailto:zoe@partner.example"])
+        self.assertEqual(status, 200)
+        self.assertEqual(self.statuses(body), {"mailto:betty@partner.example": "2.0;Success",
+                                               "mailto:zoe@partner.example": "3.8;No authority"})
+        data = fromstring(body).find(C + "response").findtext(C + "calendar-data")
+        self.assertEqual(freeBusyPeriods(data.encode("utf-8")), BETTY_PERIODS)
+
+    @inline
     async def test_sameAsLookup(self):
         """The outbox answer holds the periods /calendar/ serves for the same range."""
         await self._start()

@@ -121,7 +121,10 @@ class OptionsTests(unittest.TestCase):
         Each Config field has an option and help text.
         """
         options = Options()
-        longNames = {p[0] for p in options.optParameters + options.optFlags} | {"http"}
+        # Repeatable options are opt_ methods (--http, --federate, ...).
+        longNames = {p[0] for p in options.optParameters + options.optFlags} | {
+            name for name in (f.metadata["option"] for f in Config.__dataclass_fields__.values())
+            if callable(getattr(options, "opt_" + name.replace("-", "_"), None))}
         for field in Config.__dataclass_fields__.values():
             self.assertIn(field.metadata["option"], longNames)
             self.assertTrue(field.metadata["help"])

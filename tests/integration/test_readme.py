@@ -27,6 +27,12 @@ clone's files, its own empty C{var/}); C{curl} runs with C{-sS} and reports
 the response code; a command that is only an C{http://} URL (one to open in
 a browser) is fetched with C{curl}; C{127.0.0.1:8080} and C{127.0.0.1:2121}
 are the test server's ports.
+
+A second organisation (for federation): in a block, a C{bin/serve ARGS &}
+whose arguments listen on L{PARTNER_HTTP} starts another server beside the
+block's, its listeners chosen by the test (its C{--http} and C{--ftp}
+arguments dropped); C{127.0.0.1:8081} in the block's later commands and
+C{bin/serve} arguments is then that server's HTTP port.
 """
 
 import io
@@ -51,6 +57,31 @@ _LISTENING = {
 }
 _STATUS = re.compile(rb"^@@status (\d+)$", re.MULTILINE)
 _HEREDOC = re.compile(r"<<-?\s*'?\"?(\w+)'?\"?")
+
+
+#: The listener of a second organisation's server in a README example.
+PARTNER_HTTP = "tcp:8081:interface=127.0.0.1"
+PARTNER_ADDRESS = "127.0.0.1:8081"
+
+
+def partnerArguments(args: List[str]) -> Optional[List[str]]:
+    """
+    @return: The arguments of a second organisation's C{bin/serve ARGS &}
+        without its listeners (the test chooses them), or C{None} when
+        C{args} are not a second organisation's.
+    """
+    args = [a for a in args if a != "&"]
+    if PARTNER_HTTP not in args and f"--http={PARTNER_HTTP}" not in args:
+        return None
+    kept, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in ("--http", "--ftp"):
+            skip = True
+        elif not arg.startswith(("--http=", "--ftp=")):
+            kept.append(arg)
+    return kept
 
 
 class Example(NamedTuple):
@@ -306,6 +337,15 @@ class ReadmeTests(unittest.TestCase):
             examples(f"It is::\n\n{shown}\n.. file: etc/examples/none.vfb\n")
         self.assertIn("etc/examples/none.vfb", str(raised.exception))
 
+    def test_partnerArguments(self):
+        """
+        A bin/serve on the partner's port is a second organisation, its listeners left to the test.
+        """
+        self.assertEqual(partnerArguments(["--http", PARTNER_HTTP, "--ftp", "none", "--root", "var/p", "&"]),
+                         ["--root", "var/p"])
+        self.assertEqual(partnerArguments([f"--http={PARTNER_HTTP}"]), [])
+        self.assertIsNone(partnerArguments(["--lookup-auth"]))
+
     def test_checkFails(self):
         """
         A wrong response code, exit status or missing text fails the example.
@@ -340,22 +380,36 @@ class ReadmeTests(unittest.TestCase):
         for example in found:
             current: Optional[Server] = server
             own: Optional[Server] = None
+            partner: Optional[Server] = None
+
+            def toPartner(text: str, partner: Optional[Server]) -> str:
+                if partner is None:
+                    return text
+                return text.replace(PARTNER_ADDRESS, f"127.0.0.1:{partner.ports['http']}")
+
             for index, (command, expected) in enumerate(zip(example.commands, example.expected)):
                 words = shlex.split(command.replace("\\\n", " "), comments=True)
                 if words[:1] == ["bin/serve"]:
                     self.assertEqual(expected, "serving", f"README.rst line {example.line}: "
                                                           "expect 'serving' for bin/serve")
-                    if words[1:]:
-                        own = Server(top, words[1:])
+                    partnerArgs = partnerArguments(words[1:])
+                    if partnerArgs is not None:
+                        partner = Server(top, partnerArgs)
+                        self.addCleanup(partner.stop)
+                    elif words[1:]:
+                        own = Server(top, [toPartner(word, partner) for word in words[1:]])
                         self.addCleanup(own.stop)
                         current = own
                     continue
                 try:
-                    check(self, example, index, command, run(current.rewrite(command), top), expected)
+                    result = run(toPartner(current.rewrite(command), partner), top)
+                    check(self, example, index, command, result, expected)
                 except self.failureException as e:
                     # Go on: one run names every example that broke.
                     failures.append(str(e))
             if own is not None:
                 own.stop()
+            if partner is not None:
+                partner.stop()
         if failures:
             self.fail(f"{len(failures)} README example(s) failed:\n\n" + "\n\n".join(failures))

@@ -92,7 +92,8 @@ class ExampleConfigTests(unittest.SynchronousTestCase):
 
 
 #: Settings naming files that exist only on a real server.
-FILE_SETTINGS = ("bind-password-file", "demo-ldif", "ldap-ca", "ftp-tls-certificate", "ftp-tls-key")
+FILE_SETTINGS = ("bind-password-file", "demo-ldif", "ldap-ca", "ftp-tls-certificate", "ftp-tls-key",
+                 "federation-credentials", "federation-ca")
 
 
 class PrecedenceTests(unittest.SynchronousTestCase):

@@ -8,7 +8,8 @@ C{CALDAV:schedule-response} holding one C{CALDAV:response} per attendee:
     what L{freeBusyFor} lets the user see, the requested window);
   - C{3.7;Invalid calendar user}: no user or group has that address;
   - C{3.8;No authority}: there is nothing of theirs the user may see;
-  - C{5.1;Service unavailable}: the directory cannot be asked now.
+  - C{5.1;Service unavailable}: the directory, or the other organisation
+    of a federated address, cannot be asked now.
 
 Each C{CALDAV:response} holds only C{recipient}, C{request-status} and
 C{calendar-data} (python caldav refuses anything else).  Thunderbird's and
@@ -31,6 +32,7 @@ from fbtwist.calendar.freebusy import MAX_RANGE, TimeRange
 from fbtwist.calendar.publicview import publicReply
 from fbtwist.errors import DirectoryUnavailable, InvalidCalendar
 from fbtwist.interfaces import GROUP, USER
+from fbtwist.remote.source import RemoteUnavailable
 from fbtwist.web.caldav import itip, names
 from fbtwist.web.caldav.caldavxml import CalDAVError, calendarText
 from fbtwist.web.caldav.freebusy import HIDDEN, Target, freeBusyFor
@@ -165,6 +167,18 @@ async def _principalOf(service, address: str) -> Optional[Target]:
     return Target(GROUP, record.name)
 
 
+def _federated(service, address: str) -> Optional[Target]:
+    """
+    For an address nobody has here: another organisation's person, whose
+    free/busy the visibility decision fetches from there (C{--federate}),
+    or C{None}.
+    """
+    mail = mailAddress(address)
+    if mail is None or not service.lookup.visibility.isFederated(mail):
+        return None
+    return Target(USER, mail)
+
+
 async def _isOrganizer(view, organizer: str) -> bool:
     target = await _principalOf(view.service, organizer)
     return target is not None and target.kind == USER and target.name == view.uid
@@ -178,11 +192,11 @@ def _response(recipient: str, status: str, data: Optional[bytes] = None) -> str:
 
 async def _answerFor(view, request: FreeBusyRequest, attendee: str, stamp: datetime, started: float) -> str:
     try:
-        target = await _principalOf(view.service, attendee)
+        target = await _principalOf(view.service, attendee) or _federated(view.service, attendee)
         if target is None:
             return _response(attendee, INVALID_USER)
         answer = await freeBusyFor(view.service.lookup, view.uid, target, request.timeRange, started)
-    except DirectoryUnavailable:
+    except (DirectoryUnavailable, RemoteUnavailable):
         return _response(attendee, UNAVAILABLE)
     if answer is HIDDEN:
         return _response(attendee, NO_AUTHORITY)
