@@ -25,6 +25,7 @@ Connections:
     after the delay reconnects: service resumes without a restart.
 """
 
+import errno
 import ipaddress
 import os
 from typing import List, Optional, Sequence
@@ -77,7 +78,7 @@ from fbtwist.directory.principals import (
     searchFilter,
 )
 from fbtwist.directory.rooms import DirectoryRooms, RoomSearch
-from fbtwist.errors import DirectoryUnavailable, WrongPassword
+from fbtwist.errors import DirectoryUnavailable, OutOfDescriptors, WrongPassword
 from fbtwist.interfaces import GROUP, USER, IDirectory, IPrincipalDirectory, PrincipalRecord
 from fbtwist.tlsclient import VerifyingClientTLS
 
@@ -338,6 +339,10 @@ class LDAPDirectory:
             raise self._failed(_describeTLSFailure(e), tls=True) from None
         except _CONNECTION_ERRORS as e:
             self._abort(opened)
+            if getattr(e, "osError", None) in (errno.EMFILE, errno.ENFILE):
+                # This process has no descriptor left: not the directory's
+                # fault, so no outage and no backoff.
+                raise OutOfDescriptors() from None
             raise self._failed(f"cannot connect: {e!r}") from None
         except ldaperrors.LDAPException as e:
             self._abort(opened)
