@@ -433,7 +433,7 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
     failure = startupFailure(options)
     buildHTTP(options, site, reactor, adoptedFDs, listen, failure, top)
     buildMetricsListener(config, metrics, health, reactor, failure, top)
-    buildFTP(config, portal, realm, reactor, listen, failure, top, budget=site.budget)
+    buildFTP(config, portal, reactor, listen, failure, top, budget=site.budget)
     buildDirectoryConnections(config, directory, adoptedFDs, reactor, top)
     top.directory = directory
     top.store = store
@@ -511,8 +511,9 @@ def buildOperations(config, top: GracefulService) -> MetricsObserver:
 
 def buildPortal(config, store: CalendarStore, directory: LDAPDirectory, reactor) -> tuple:
     """
-    The realm (the calendar tree as each user may use it), the directory
-    checker with its bind cache, login throttle and failure delay, and the
+    The realm (the calendar tree as each user may use it, with the avatar
+    factory of every protocol: the web's L{IResource}, FTP's C{IFTPShell}),
+    the directory checker with its bind cache, login throttle and failure delay, and the
     portal that joins them (anonymous access allowed).
 
     @return: C{(realm, checker, portal)}.
@@ -523,6 +524,12 @@ def buildPortal(config, store: CalendarStore, directory: LDAPDirectory, reactor)
     visibility = visibilityFor(LookupSettings.fromConfig(config, directory.url), store, directory, reactor)
     realm = FreeBusyRealm(store, directory, adminGroup=adminGroup, visibility=visibility)
     realm.registerAvatarFactory(IResource, CalendarTreeResource)
+    # Imported here: twisted.protocols.ftp imports the global reactor.
+    from twisted.protocols.ftp import IFTPShell
+
+    from fbtwist.ftp.shell import ftpAvatarFactory
+
+    realm.registerAvatarFactory(IFTPShell, ftpAvatarFactory(config.maxUpload, config.ftpAnonymous))
     checker = DirectoryChecker(
         directory,
         loginForms=directory.loginForms,
@@ -590,7 +597,7 @@ def buildMetricsListener(config, metrics: MetricsObserver, health: HealthResourc
         listener.setServiceParent(top)
 
 
-def buildFTP(config, portal: Portal, realm: FreeBusyRealm, reactor, listen, failure, top: GracefulService,
+def buildFTP(config, portal: Portal, reactor, listen, failure, top: GracefulService,
              budget=None) -> None:
     """
     The C{--ftp} listener, a service of C{top} named C{ftp}; none for
@@ -602,7 +609,7 @@ def buildFTP(config, portal: Portal, realm: FreeBusyRealm, reactor, listen, fail
         # Imported here: twisted.protocols.ftp imports the global reactor.
         from fbtwist.ftp.server import makeFTPFactory
 
-        factory = makeFTPFactory(config, portal, realm, reactor, budget)
+        factory = makeFTPFactory(config, portal, reactor, budget)
         listener = ListenerService("ftp", listen(config.ftp), factory, reactor, failure)
         listener.setName("ftp")
         listener.setServiceParent(top)
