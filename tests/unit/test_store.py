@@ -14,7 +14,7 @@ from fbtwist.errors import AlreadyExists, Conflict, InsufficientStorage, Invalid
 from fbtwist.interfaces import ICalendarStore, IUpload
 from fbtwist.store.files import etagForContent
 from fbtwist.store.paths import validateName, validatePath
-from fbtwist.store.tree import CalendarStore, _SnapshotCache
+from fbtwist.store.tree import CalendarStore
 
 
 class ValidateNameTests(unittest.SynchronousTestCase):
@@ -499,14 +499,19 @@ class SnapshotTests(unittest.SynchronousTestCase):
         The cache holds at most its byte budget, and no file over its
         per-file limit; what it dropped is read again, correctly.
         """
-        cache = self.store._snapshots = _SnapshotCache(maxBytes=10, maxFile=6)
+        store = CalendarStore(self.root, snapshotBytes=10, snapshotFileBytes=6)
+        first = {}
         for name, content in [("a.vfb", b"aaaa"), ("b.vfb", b"bbbb"), ("c.vfb", b"cccc"), ("big.vfb", b"b" * 7)]:
-            self.store.write((name,), content)
-            self.store.snapshot((name,))
-        self.assertLessEqual(cache._entries.size, 10)
-        self.assertEqual(sorted(cache._entries), sorted(self.root.child(n).path for n in ("b.vfb", "c.vfb")))
-        self.assertEqual(self.store.snapshot(("a.vfb",)).data, b"aaaa")
-        self.assertEqual(self.store.snapshot(("big.vfb",)).data, b"b" * 7)
+            store.write((name,), content)
+            first[name] = store.snapshot((name,))
+        # Answered from memory: the very same snapshot; read again: a new one.
+        again = {name: store.snapshot((name,)) for name in ("b.vfb", "c.vfb", "a.vfb", "big.vfb")}
+        self.assertIs(again["b.vfb"], first["b.vfb"])
+        self.assertIs(again["c.vfb"], first["c.vfb"])
+        self.assertIsNot(again["a.vfb"], first["a.vfb"])
+        self.assertIsNot(again["big.vfb"], first["big.vfb"])
+        self.assertEqual(again["a.vfb"].data, b"aaaa")
+        self.assertEqual(again["big.vfb"].data, b"b" * 7)
 
 
 class DirectorySyncsTests(unittest.SynchronousTestCase):
