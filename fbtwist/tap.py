@@ -14,7 +14,7 @@ from twisted.application import service
 from twisted.application.internet import StreamServerEndpointService
 from twisted.cred.checkers import AllowAnonymousAccess
 from twisted.cred.portal import Portal
-from twisted.internet import endpoints
+from twisted.internet import defer, endpoints
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorThreads
 from twisted.internet.ssl import trustRootFromCertificates
@@ -28,7 +28,7 @@ from fbtwist.access.checker import BindCache, DirectoryChecker
 from fbtwist.access.latency import LatencyFloor
 from fbtwist.access.realm import FreeBusyRealm
 from fbtwist.access.throttle import LoginThrottle
-from fbtwist.compat.twisted import raiseListenErrorsAtStart
+from fbtwist.compat.twisted import raiseListenErrorsAtStart, waitingForPort
 from fbtwist.config import (
     MISTAKEN_NAMES,
     OTHER_TOPIC,
@@ -355,6 +355,14 @@ class ListenerService(StreamServerEndpointService):
             super().privilegedStartService()
         except CannotListenError as e:
             raise self.failure(cannotListen(self.setting, self.description, e)) from None
+
+    def whenListening(self) -> defer.Deferred:
+        """
+        Once started: a Deferred firing with the listening port
+        (C{IListeningPort}, whose C{getHost()} tells a port 0 listener's
+        number).
+        """
+        return waitingForPort(self)
 
 
 def _isLoopback(host: str) -> bool:
