@@ -23,6 +23,7 @@ import sys
 from typing import Dict, Iterable, Optional, Sequence, Tuple
 
 from ldaptor.protocols.ldap import ldaperrors
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from fbtwist.errors import DirectoryUnavailable
@@ -215,6 +216,23 @@ class NameIndexRefresher:
         self._call = None
         if self._loading is not None:
             self._loading.cancel()
+
+    def whenLoadEnds(self) -> defer.Deferred:
+        """
+        A Deferred firing with C{None} once the load in progress has ended
+        (loaded, failed or abandoned, and the next one scheduled); at once
+        when none is in progress.
+        """
+        if self._loading is None:
+            return defer.succeed(None)
+        ended = defer.Deferred()
+
+        def end(result):
+            ended.callback(None)
+            return result
+
+        self._loading.addBoth(end)
+        return ended
 
     def _schedule(self, delay: float) -> None:
         if self._running:

@@ -379,7 +379,7 @@ class SlapdNameIndexTests(TestCase):
         refresher.start()
         self.addCleanup(refresher.stop)
         clock.advance(0)
-        first = await refresher._loading
+        first = await refresher.whenLoadEnds()
         index = directory.nameIndex
         self.assertEqual(index.get("alice"), (True, "alice"))
         self.assertEqual(index.get("zoe"), (False, None))
@@ -391,7 +391,7 @@ class SlapdNameIndexTests(TestCase):
         )
         self.assertIsNone(first)
         clock.advance(600)
-        await refresher._loading
+        await refresher.whenLoadEnds()
         index = directory.nameIndex
         self.assertEqual(index.get("zoe@example.com"), (True, "zoe"))
         self.assertEqual(index.get("bobby"), (True, "bob"))
@@ -402,14 +402,14 @@ class SlapdNameIndexTests(TestCase):
         seen = events(self)
         self.slapd.stop()
         clock.advance(600)
-        await refresher._loading
+        await refresher.whenLoadEnds()
         self.assertIs(directory.nameIndex, index)
         self.assertTrue([e for e in seen if "not refreshed" in e.get("log_format", "")])
         self.slapd.start()
         (retry,) = clock.getDelayedCalls()
         self.assertEqual(retry.getTime() - clock.seconds(), 0.25)
         clock.advance(0.25)
-        await refresher._loading
+        await refresher.whenLoadEnds()
         self.assertIsNot(directory.nameIndex, index)
         self.assertEqual(directory.nameIndex.get("zoe"), (True, "zoe"))
 
