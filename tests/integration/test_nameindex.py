@@ -298,7 +298,7 @@ class InMemoryLoadTests(TestCase):
         self.assertEqual(index.get("twin"), (True, None))
         self.assertEqual(index.get("twin@example.org"), (True, "twin"))
         await deferLater(reactor, 0.1)
-        self.assertEqual(len(directory._open), 0)
+        self.assertEqual(directory.openConnections(), 0)
 
 
 class SlapdNameIndexTests(TestCase):
@@ -332,7 +332,7 @@ class SlapdNameIndexTests(TestCase):
         (loaded,) = [e for e in seen if "entries" in e]
         self.assertEqual((loaded["entries"], loaded["pages"]), (11, 6))
         await deferLater(reactor, 0.05)
-        self.assertEqual(len(self.directory._open), 0)
+        self.assertEqual(self.directory.openConnections(), 0)
 
     async def test_sameAnswersAsDirectory(self):
         """
