@@ -20,7 +20,7 @@ longer has keeps answering until the next load.
 """
 
 import sys
-from typing import Dict, Iterable, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ldaptor.protocols.ldap import ldaperrors
 from twisted.internet import defer
@@ -92,6 +92,13 @@ class NameIndex:
 
     def __len__(self) -> int:
         return len(self._names)
+
+    def names(self) -> List[str]:
+        """
+        Every (lower-cased) name the index knows, the very key objects it
+        holds.
+        """
+        return list(self._names)
 
 
 class NameIndexBuilder:

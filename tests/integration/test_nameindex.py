@@ -168,8 +168,8 @@ class NameRuleTests(SynchronousTestCase):
         """
         uid = "".join(["user", "0042"])
         index = indexOf([(uid, [uid + "@example.com"])])
-        (key,) = [k for k in index._names if "@" not in k]
-        self.assertIs(key, index._names[key])
+        (key,) = [k for k in index.names() if "@" not in k]
+        self.assertIs(key, index.get(key)[1])
 
     def test_pagedResultsControl(self):
         """
