@@ -398,20 +398,20 @@ class ConnectionTests(SlapdTestMixin, TestCase):
         A bind in flight when the directory is closed closes its connection
         when done: closing waits for it, and nothing stays open.
         """
-        directory = self.directory(poolSize=1)
+        counter, port = await self.proxy(self.slapd.port)
+        directory = self.directory(self.url(port=port), poolSize=1)
         self.assertEqual(await directory.authenticate("alice", "alice-pw"), "alice")
-        gate, bind = defer.Deferred(), directory._bind
-
-        async def heldBind(*args):
-            await gate
-            return await bind(*args)
-
-        directory._bind = heldBind
+        # The search connection, then the bind connection alice used (now
+        # pooled): nothing sent on the latter reaches slapd, so bob's bind
+        # stays in flight.
+        search, bind = counter.servers
+        bind.transport.pauseProducing()
         binding = directory.authenticate("bob", PASSWORDS["bob"])
         await deferLater(0.1)
+        self.assertNoResult(binding)
         self.assertEqual(directory.idleBindConnections(), [])
         closed = directory.close().addTimeout(2, reactor)
-        gate.callback(None)
+        bind.transport.resumeProducing()
         self.assertEqual(await binding, "bob")
         await closed
         self.assertEqual(directory.openConnections(), 0)
