@@ -301,6 +301,12 @@ class JSONLinesObserver:
                                "message": f"unloggable event: {e!r}"})
         self._out.write(line + "\n")
 
+    def close(self) -> None:
+        """
+        Write out the lines not yet flushed and close the output.
+        """
+        self._out.close()
+
 
 _lastSecond = [None, ""]
 

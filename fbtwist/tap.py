@@ -15,7 +15,7 @@ from twisted.application import service
 from twisted.application.internet import StreamServerEndpointService
 from twisted.cred.checkers import AllowAnonymousAccess
 from twisted.cred.portal import Portal
-from twisted.internet import endpoints
+from twisted.internet import defer, endpoints
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorThreads
 from twisted.internet.ssl import trustRootFromCertificates
@@ -29,7 +29,7 @@ from fbtwist.access.checker import BindCache, DirectoryChecker
 from fbtwist.access.latency import LatencyFloor
 from fbtwist.access.realm import FreeBusyRealm
 from fbtwist.access.throttle import LoginThrottle
-from fbtwist.compat.twisted import raiseListenErrorsAtStart
+from fbtwist.compat.twisted import raiseListenErrorsAtStart, waitingForPort
 from fbtwist.config import (
     MISTAKEN_NAMES,
     OTHER_TOPIC,
@@ -360,6 +360,14 @@ class ListenerService(StreamServerEndpointService):
         except CannotListenError as e:
             raise self.failure(cannotListen(self.setting, self.description, e)) from None
 
+    def whenListening(self) -> defer.Deferred:
+        """
+        Once started: a Deferred firing with the listening port
+        (C{IListeningPort}, whose C{getHost()} tells a port 0 listener's
+        number).
+        """
+        return waitingForPort(self)
+
 
 def _isLoopback(host: str) -> bool:
     try:
@@ -441,7 +449,7 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
     failure = startupFailure(options)
     buildHTTP(options, site, reactor, adoptedFDs, listen, failure, top)
     buildMetricsListener(config, metrics, health, reactor, failure, top)
-    buildFTP(config, portal, realm, reactor, listen, failure, top, budget=site.budget)
+    buildFTP(config, portal, reactor, listen, failure, top, budget=site.budget)
     buildDirectoryConnections(config, directory, adoptedFDs, reactor, top)
     top.directory = directory
     top.store = store
@@ -534,8 +542,9 @@ def buildOperations(config, top: GracefulService) -> MetricsObserver:
 
 def buildPortal(config, store: CalendarStore, directory: LDAPDirectory, reactor) -> tuple:
     """
-    The realm (the calendar tree as each user may use it), the directory
-    checker with its bind cache, login throttle and failure delay, and the
+    The realm (the calendar tree as each user may use it, with the avatar
+    factory of every protocol: the web's L{IResource}, FTP's C{IFTPShell}),
+    the directory checker with its bind cache, login throttle and failure delay, and the
     portal that joins them (anonymous access allowed).
 
     @return: C{(realm, checker, portal)}.
@@ -546,6 +555,12 @@ def buildPortal(config, store: CalendarStore, directory: LDAPDirectory, reactor)
     visibility = visibilityFor(lookupSettingsFor(config, store, directory, reactor), store, directory, reactor)
     realm = FreeBusyRealm(store, directory, adminGroup=adminGroup, visibility=visibility)
     realm.registerAvatarFactory(IResource, CalendarTreeResource)
+    # Imported here: twisted.protocols.ftp imports the global reactor.
+    from twisted.protocols.ftp import IFTPShell
+
+    from fbtwist.ftp.shell import ftpAvatarFactory
+
+    realm.registerAvatarFactory(IFTPShell, ftpAvatarFactory(config.maxUpload, config.ftpAnonymous))
     checker = DirectoryChecker(
         directory,
         loginForms=directory.loginForms,
@@ -740,7 +755,7 @@ def buildMetricsListener(config, metrics: MetricsObserver, health: HealthResourc
         listener.setServiceParent(top)
 
 
-def buildFTP(config, portal: Portal, realm: FreeBusyRealm, reactor, listen, failure, top: GracefulService,
+def buildFTP(config, portal: Portal, reactor, listen, failure, top: GracefulService,
              budget=None) -> None:
     """
     The C{--ftp} listener, a service of C{top} named C{ftp}; none for
@@ -752,7 +767,7 @@ def buildFTP(config, portal: Portal, realm: FreeBusyRealm, reactor, listen, fail
         # Imported here: twisted.protocols.ftp imports the global reactor.
         from fbtwist.ftp.server import makeFTPFactory
 
-        factory = makeFTPFactory(config, portal, realm, reactor, budget)
+        factory = makeFTPFactory(config, portal, reactor, budget)
         listener = ListenerService("ftp", listen(config.ftp), factory, reactor, failure)
         listener.setName("ftp")
         listener.setServiceParent(top)

@@ -87,9 +87,10 @@ def serviceOptions(*args: str) -> Options:
 
 def listeningPort(service) -> defer.Deferred:
     """
-    The port a started strports service listens on.
+    The port a started listener service (L{fbtwist.tap.ListenerService})
+    listens on.
     """
-    return service._waitingForPort
+    return service.whenListening()
 
 
 class RunningServer:

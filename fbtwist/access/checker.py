@@ -100,6 +100,15 @@ class BindCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def held(self, login: str) -> Optional[tuple]:
+        """
+        What is remembered for C{login}, to show that no password is: C{(uid,
+        salt, digest)}, the digest an HMAC of the salted password under a
+        key of this process; C{None} when nothing (or only an expired entry)
+        is.
+        """
+        return self._entries.get(login)
+
 
 @implementer(ICredentialsChecker)
 class DirectoryChecker:

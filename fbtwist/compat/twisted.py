@@ -49,6 +49,19 @@ def raiseListenErrorsAtStart(service) -> None:
     service._raiseSynchronously = True
 
 
+def waitingForPort(service):
+    """
+    The Deferred of a started C{StreamServerEndpointService}'s
+    C{endpoint.listen}, firing with its C{IListeningPort}; C{None} before it
+    is started.
+
+    Why private: the service keeps that Deferred only as C{_waitingForPort}
+    and has no public way to tell where it listens (a port 0 listener's
+    number is known only from it).
+    """
+    return service._waitingForPort
+
+
 def adoptListeningPort(portClass, reactor, fd: int, addressFamily, factory):
     """
     A not yet listening C{portClass} (a subclass of C{tcp.Port}) on the

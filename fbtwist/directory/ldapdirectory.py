@@ -431,6 +431,19 @@ class LDAPDirectory:
                 pass
         return defer.DeferredList([client.whenClosed() for client in list(self._open)])
 
+    def openConnections(self) -> int:
+        """
+        How many connections to the directory are open now: searching,
+        binding, kept idle or loading the name index.
+        """
+        return len(self._open)
+
+    def idleBindConnections(self) -> list:
+        """
+        The connections kept idle for the next user binds (a copy).
+        """
+        return self._bindPool.idle()
+
     # --- the IDirectory calls ---
 
     async def search(self, filterObject, attributes: Sequence[str], base: Optional[str] = None, scope=None,

@@ -20,9 +20,10 @@ longer has keeps answering until the next load.
 """
 
 import sys
-from typing import Dict, Iterable, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ldaptor.protocols.ldap import ldaperrors
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from fbtwist.errors import DirectoryUnavailable
@@ -91,6 +92,13 @@ class NameIndex:
 
     def __len__(self) -> int:
         return len(self._names)
+
+    def names(self) -> List[str]:
+        """
+        Every (lower-cased) name the index knows, the very key objects it
+        holds.
+        """
+        return list(self._names)
 
 
 class NameIndexBuilder:
@@ -215,6 +223,23 @@ class NameIndexRefresher:
         self._call = None
         if self._loading is not None:
             self._loading.cancel()
+
+    def whenLoadEnds(self) -> defer.Deferred:
+        """
+        A Deferred firing with C{None} once the load in progress has ended
+        (loaded, failed or abandoned, and the next one scheduled); at once
+        when none is in progress.
+        """
+        if self._loading is None:
+            return defer.succeed(None)
+        ended = defer.Deferred()
+
+        def end(result):
+            ended.callback(None)
+            return result
+
+        self._loading.addBoth(end)
+        return ended
 
     def _schedule(self, delay: float) -> None:
         if self._running:

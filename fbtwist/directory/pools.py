@@ -68,6 +68,12 @@ class _BindPool:
                 return client
         return None
 
+    def idle(self) -> List[LDAPClient]:
+        """
+        The idle connections kept (a copy).
+        """
+        return list(self._idle)
+
     def put(self, client: LDAPClient) -> None:
         """
         Keep C{client} for a later bind, or close it when enough are kept.

@@ -925,17 +925,16 @@ class CalendarFTPFactory(ftp.FTPFactory):
                 session.close("421 The server is shutting down.")
 
 
-def makeFTPFactory(config, portal, realm, reactor, budget: Optional[ConnectionBudget] = None) -> CalendarFTPFactory:
+def makeFTPFactory(config, portal, reactor, budget: Optional[ConnectionBudget] = None) -> CalendarFTPFactory:
     """
     The FTP listener's factory for C{config} (a L{fbtwist.config.Config}),
-    logging in through C{portal}; registers the FTP avatar with C{realm}.
+    logging in through C{portal} (whose realm has the FTP avatar factory,
+    L{fbtwist.ftp.shell.ftpAvatarFactory}: see L{fbtwist.tap.buildPortal}).
 
     @param budget: The connection budget shared with the HTTP site.
     """
-    from fbtwist.ftp.shell import ftpAvatarFactory
     from fbtwist.ftp.tls import serverTLSOptions
 
-    realm.registerAvatarFactory(ftp.IFTPShell, ftpAvatarFactory(config.maxUpload, config.ftpAnonymous))
     tlsOptions = None
     if config.ftpTLSCertificate is not None:
         tlsOptions = serverTLSOptions(config.ftpTLSCertificate, config.ftpTLSKey)

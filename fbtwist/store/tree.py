@@ -57,6 +57,8 @@ class CalendarStore:
     """
     A tree of collections (directories) and calendar files under C{root}.
 
+    @param snapshotBytes: How much recently read content L{snapshot} keeps
+        in memory at most, and C{snapshotFileBytes} the largest file it keeps.
     @ivar runBlocking: How L{Upload.commitAsync} runs its slow steps: called
         as C{runBlocking(f, *args)}, it returns a Deferred firing with
         C{f(*args)}.  The server gives a thread pool's
@@ -73,11 +75,12 @@ class CalendarStore:
     #: refuses the publish (the old version stays).
     deriveOnCommit: Optional[Callable[[StorePath, bytes], defer.Deferred]] = None
 
-    def __init__(self, root: FilePath, runBlocking: Optional[Callable[..., defer.Deferred]] = None):
+    def __init__(self, root: FilePath, runBlocking: Optional[Callable[..., defer.Deferred]] = None,
+                 snapshotBytes: int = 32 * 2**20, snapshotFileBytes: int = 2**20):
         root.makedirs(ignoreExistingDirectory=True)
         self.root = FilePath(os.path.realpath(root.path))
         self.runBlocking = runBlocking if runBlocking is not None else defer.maybeDeferred
-        self._snapshots = _SnapshotCache()
+        self._snapshots = _SnapshotCache(snapshotBytes, snapshotFileBytes)
         self._directorySyncs = _DirectorySyncs(lambda path: self.runBlocking(_syncDirectory, path))
 
     def _filePath(self, path: StorePath) -> FilePath:

@@ -13,17 +13,20 @@ URLs.  C{/setup/outlook-<version>.reg} is a registry file setting Outlook
 2010 and later's documented C{FreeBusySearchPath} value.
 
 Everything taken from the request (the C{Host} header, the login) is
-validated or escaped before it reaches HTML, a URL or the registry file.
+validated or escaped before it reaches a URL or the registry file; the HTML
+is a template (C{fbtwist/data/setup.xhtml}) whose flattener escapes every
+value put in.
 """
 
-import html
 import re
-from typing import Callable, Optional
+from typing import Callable, Dict, Optional
 from urllib.parse import quote
 
+from twisted.python.filepath import FilePath
 from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
+from twisted.web.template import Element, XMLFile, renderElement, renderer
 
 from fbtwist.web.responses import writeError
 
@@ -41,6 +44,7 @@ SEARCH_PATH = "/calendar/"
 
 _HOST = re.compile(r"^(\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}))(?::(\d{1,5}))?$")
 _LOGIN_PLACEHOLDER = "LOGIN"
+_DATA = FilePath(__file__).parent().sibling("data")
 
 
 def requestHost(request) -> str:
@@ -135,14 +139,6 @@ def registryFile(searchURL: str, version: str) -> bytes:
     return b"\xff\xfe" + text.encode("utf-16-le")
 
 
-def _e(text) -> str:
-    return html.escape(str(text), quote=True)
-
-
-def _field(label: str, value: str, ident: str) -> str:
-    return f'<tr><th>{_e(label)}</th><td><code id="{_e(ident)}">{_e(value)}</code></td></tr>\n'
-
-
 class SetupPage(Resource):
     """
     C{/setup} and its registry files.
@@ -186,9 +182,12 @@ class SetupPage(Resource):
         request.setHeader(b"X-Content-Type-Options", b"nosniff")
         request.setHeader(b"Content-Security-Policy",
                           b"default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
-        return self.page(request).encode("utf-8")
+        return renderElement(request, self.element(request))
 
-    def page(self, request) -> str:
+    def element(self, request) -> "SetupElement":
+        """
+        The page for C{request}: its URLs and the login it asks for.
+        """
         login = self._login(request)
         shownLogin = login if login is not None else _LOGIN_PLACEHOLDER
         urlLogin = quote(shownLogin, safe="")
@@ -199,89 +198,72 @@ class SetupPage(Resource):
         else:
             host = requestHost(request)
             secure = request.isSecure()
-        publishURL = f"{base}{PUBLISH_PATH}{urlLogin}.vfb"
-        searchURL = f"{base}{SEARCH_PATH}%NAME%.vfb"
+        ftpURL = None
         ftpPort = self.ftpPort()
         if ftpPort is not None:
             ftpHost = hostName(host) + ("" if ftpPort == 21 else f":{ftpPort}")
             ftpURL = f"ftp://{urlLogin}:PASSWORD@{ftpHost}{PUBLISH_PATH}{urlLogin}.vfb"
-        scheme = "Secure WebDAV (HTTPS)" if secure else "WebDAV (HTTP)"
         port = host.rsplit(":", 1)[1] if re.search(r":\d+$", host) else ("443" if secure else "80")
+        slots = dict(
+            base=base,
+            login=login or "",
+            placeholder=_LOGIN_PLACEHOLDER,
+            publishURL=f"{base}{PUBLISH_PATH}{urlLogin}.vfb",
+            searchURL=f"{base}{SEARCH_PATH}%NAME%.vfb",
+            ftpURL=ftpURL or "",
+            registryValue=REGISTRY_VALUE,
+            registryKey=REGISTRY_KEY.format(version="<version>"),
+            evolutionTemplate=f"{base}{SEARCH_PATH}%u.vfb",
+            scheme="Secure WebDAV (HTTPS)" if secure else "WebDAV (HTTP)",
+            server=hostName(host),
+            port=port,
+            file=f"{PUBLISH_PATH}{shownLogin}.vfb",
+            username=shownLogin,
+            korganizerRetrieve=f"{base}{SEARCH_PATH}",
+        )
+        return SetupElement(slots, askedLogin=login is not None, secure=secure, ftp=ftpURL is not None)
 
-        parts = [
-            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
-            "<title>Free/busy set-up</title>",
-            "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
-            "th{text-align:left;padding-right:1em;vertical-align:top}code{background:#eee;padding:0 .2em;"
-            "word-break:break-all}.warn{color:#900}</style></head><body>",
-            "<h1>Set up your calendar for free/busy</h1>",
-            f"<p>This server is <code id=\"server\">{_e(base)}</code>.</p>",
-            "<form method=\"get\" action=\"/setup\"><label>Your login: "
-            f"<input id=\"login\" name=\"login\" value=\"{_e(login or '')}\" autocomplete=\"username\"></label> "
-            "<button id=\"show\" type=\"submit\">Show my settings</button></form>",
-        ]
-        if login is None:
-            parts.append(f"<p>Replace <code>{_LOGIN_PLACEHOLDER}</code> below with your login, "
-                         "or enter it above.</p>")
-        if not secure:
-            parts.append("<p class=\"warn\">This page was loaded over plain HTTP: your password would "
-                         "cross the network readable by anyone on the way. Ask your administrator "
-                         "for the HTTPS address; Windows also refuses to send passwords to a "
-                         "plain-HTTP WebDAV server.</p>")
 
-        parts.append("<h2>Outlook 2000 and later</h2>"
-                     "<p>File &rarr; Options &rarr; Calendar &rarr; Free/Busy Options (Outlook 2000 to "
-                     "2007: Tools &rarr; Options &rarr; Calendar Options &rarr; Free/Busy Options). "
-                     "Outlook asks for your login and password when it first publishes.</p><table>")
-        parts.append(_field("Publish at my location", publishURL, "outlook-publish"))
-        parts.append(_field("Search location", searchURL, "outlook-search"))
-        parts.append("</table>")
+class SetupElement(Element):
+    """
+    The set-up page (C{setup.xhtml}): every value from the request goes in
+    through a slot or an attribute, so the flattener escapes it.
 
-        parts.append("<h2>Outlook 98</h2>")
-        if ftpPort is not None:
-            parts.append("<p>Outlook 98 publishes by FTP; put your password in place of "
-                         "<code>PASSWORD</code>. <span class=\"warn\">FTP sends it unencrypted.</span></p><table>")
-            parts.append(_field("Publish at my location", ftpURL, "outlook98-publish"))
-            parts.append(_field("Search location", searchURL, "outlook98-search"))
-            parts.append("</table>")
-        else:
-            parts.append("<p id=\"outlook98-publish\">FTP is switched off on this server, so Outlook 98 "
-                         "cannot publish here; it can still search:</p><table>")
-            parts.append(_field("Search location", searchURL, "outlook98-search"))
-            parts.append("</table>")
+    @ivar slots: The page's values by slot name.
+    """
 
-        parts.append("<h2>Outlook 2010 and later, by registry file</h2>"
-                     f"<p>These files set the search location (the <code>{REGISTRY_VALUE}</code> value "
-                     "under <code id=\"registry-key\">" + _e(REGISTRY_KEY.format(version="<version>"))
-                     + "</code>) for your Windows user; open the one for your Outlook and "
-                     "restart Outlook.</p><ul>")
-        for version, names in OUTLOOK_VERSIONS.items():
-            parts.append(f"<li><a id=\"reg-{_e(version)}\" href=\"/setup/outlook-{_e(version)}.reg\" download>"
-                         f"outlook-{_e(version)}.reg</a> &ndash; {_e(names)}</li>")
-        parts.append("</ul>")
+    loader = XMLFile(_DATA.child("setup.xhtml"))
 
-        parts.append("<h2>Evolution</h2><p>Edit &rarr; Preferences &rarr; Calendar and Tasks &rarr; "
-                     "Free/Busy, <em>Template</em> (Evolution puts the part of the address before the "
-                     "<code>@</code> for <code>%u</code>):</p><table>")
-        parts.append(_field("Template", f"{base}{SEARCH_PATH}%u.vfb", "evolution-template"))
-        parts.append("</table><p>To publish: Calendar &rarr; Publish Calendar Information &rarr; Add, "
-                     "type <em>Free/Busy</em>:</p><table>")
-        parts.append(_field("Service type", scheme, "evolution-service"))
-        parts.append(_field("Server", hostName(host), "evolution-server"))
-        parts.append(_field("Port", port, "evolution-port"))
-        parts.append(_field("File", f"{PUBLISH_PATH}{shownLogin}.vfb", "evolution-file"))
-        parts.append(_field("Username", shownLogin, "evolution-username"))
-        parts.append("</table>")
+    def __init__(self, slots: Dict[str, str], askedLogin: bool, secure: bool, ftp: bool):
+        super().__init__()
+        self.slots = slots
+        self.askedLogin = askedLogin
+        self.secure = secure
+        self.ftp = ftp
 
-        parts.append("<h2>KOrganizer</h2><p>Settings &rarr; Configure KOrganizer &rarr; Free/Busy.</p>"
-                     "<p>Publish your free/busy information automatically:</p><table>")
-        parts.append(_field("Server URL", publishURL, "korganizer-publish"))
-        parts.append(_field("Username", shownLogin, "korganizer-username"))
-        parts.append("</table><p>Retrieve other people's free/busy information automatically (leave "
-                     "<em>Use full email address for retrieval</em> off):</p><table>")
-        parts.append(_field("Server URL", f"{base}{SEARCH_PATH}", "korganizer-retrieve"))
-        parts.append("</table></body></html>\n")
-        return "".join(parts)
+    @renderer
+    def page(self, request, tag):
+        return tag.fillSlots(**self.slots)
+
+    @renderer
+    def ifNoLogin(self, request, tag):
+        return "" if self.askedLogin else tag
+
+    @renderer
+    def ifPlainHTTP(self, request, tag):
+        return "" if self.secure else tag
+
+    @renderer
+    def ifFTP(self, request, tag):
+        return tag if self.ftp else ""
+
+    @renderer
+    def ifNoFTP(self, request, tag):
+        return "" if self.ftp else tag
+
+    @renderer
+    def registryFiles(self, request, tag):
+        return [tag.clone().fillSlots(version=version, outlooks=names) for version, names in OUTLOOK_VERSIONS.items()]
 
 
 class RegistryFile(Resource):

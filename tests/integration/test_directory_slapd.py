@@ -344,7 +344,7 @@ class ConnectionTests(SlapdTestMixin, TestCase):
             with self.assertRaises(UnauthorizedLogin):
                 await directory.authenticate("bob", "wrong")
         self.assertEqual(counter.connections, 2)
-        self.assertEqual(len(directory._open), 2)
+        self.assertEqual(directory.openConnections(), 2)
 
     async def test_bindConnectionNeverSearches(self):
         """
@@ -370,14 +370,14 @@ class ConnectionTests(SlapdTestMixin, TestCase):
         for _ in range(2):
             results = await defer.gatherResults([directory.authenticate(u, PASSWORDS[u]) for u in logins])
             self.assertEqual(results, logins)
-            self.assertEqual(len(directory._bindPool._idle), 2)
+            self.assertEqual(len(directory.idleBindConnections()), 2)
             opened.append(counter.connections - sum(opened))
         # 1 search connection and up to 5 for binds; then at most 3 more
         # beside the 2 kept.
         self.assertLessEqual(opened[0], 1 + 5)
         self.assertLessEqual(opened[1], 3)
         await deferLater(0.1)
-        self.assertEqual(len(directory._open), 1 + 2)
+        self.assertEqual(directory.openConnections(), 1 + 2)
 
     async def test_serverClosedBindConnection(self):
         """
@@ -398,23 +398,23 @@ class ConnectionTests(SlapdTestMixin, TestCase):
         A bind in flight when the directory is closed closes its connection
         when done: closing waits for it, and nothing stays open.
         """
-        directory = self.directory(poolSize=1)
+        counter, port = await self.proxy(self.slapd.port)
+        directory = self.directory(self.url(port=port), poolSize=1)
         self.assertEqual(await directory.authenticate("alice", "alice-pw"), "alice")
-        gate, bind = defer.Deferred(), directory._bind
-
-        async def heldBind(*args):
-            await gate
-            return await bind(*args)
-
-        directory._bind = heldBind
+        # The search connection, then the bind connection alice used (now
+        # pooled): nothing sent on the latter reaches slapd, so bob's bind
+        # stays in flight.
+        search, bind = counter.servers
+        bind.transport.pauseProducing()
         binding = directory.authenticate("bob", PASSWORDS["bob"])
         await deferLater(0.1)
-        self.assertEqual(directory._bindPool._idle, [])
+        self.assertNoResult(binding)
+        self.assertEqual(directory.idleBindConnections(), [])
         closed = directory.close().addTimeout(2, reactor)
-        gate.callback(None)
+        bind.transport.resumeProducing()
         self.assertEqual(await binding, "bob")
         await closed
-        self.assertEqual(directory._open, set())
+        self.assertEqual(directory.openConnections(), 0)
 
     async def test_staleBindConnectionRetried(self):
         """
@@ -424,7 +424,7 @@ class ConnectionTests(SlapdTestMixin, TestCase):
         counter, port = await self.proxy(self.slapd.port)
         directory = self.directory(self.url(port=port), poolSize=1)
         self.assertEqual(await directory.authenticate("alice", "alice-pw"), "alice")
-        (pooled,) = directory._bindPool._idle
+        (pooled,) = directory.idleBindConnections()
         pooled.transport.loseConnection()
         self.assertTrue(pooled.connected)
         self.assertEqual(await directory.authenticate("alice", "alice-pw"), "alice")

@@ -167,7 +167,8 @@ class JSONRecordTests(unittest.SynchronousTestCase):
         """
         from fbtwist import logs
 
-        self.addCleanup(logs._twistdDestination.__setitem__, 0, logs._twistdDestination[0])
+        # Back to standard output, the destination without twistd's options.
+        self.addCleanup(useUnderTwistd, {"logger": None, "logfile": "-"})
         path = FilePath(self.mktemp())
         useUnderTwistd({"logger": None, "logfile": path.path, "nodaemon": True})
         import signal
@@ -177,7 +178,7 @@ class JSONRecordTests(unittest.SynchronousTestCase):
         observer = logs.twistdJSONObserver()
         observer(dict(log_format="not logged", log_level=LogLevel.debug, log_time=0, log_namespace="t"))
         observer(dict(log_format="to the file", log_level=LogLevel.info, log_time=0, log_namespace="t"))
-        observer.observer._out.close()
+        observer.observer.close()
         self.assertEqual(json.loads(path.getContent())["message"], "to the file")
         # As with twistd's own observer, SIGUSR1 rotates the file.
         self.assertTrue(callable(signal.getsignal(signal.SIGUSR1)))

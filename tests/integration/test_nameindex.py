@@ -168,8 +168,8 @@ class NameRuleTests(SynchronousTestCase):
         """
         uid = "".join(["user", "0042"])
         index = indexOf([(uid, [uid + "@example.com"])])
-        (key,) = [k for k in index._names if "@" not in k]
-        self.assertIs(key, index._names[key])
+        (key,) = [k for k in index.names() if "@" not in k]
+        self.assertIs(key, index.get(key)[1])
 
     def test_pagedResultsControl(self):
         """
@@ -298,7 +298,7 @@ class InMemoryLoadTests(TestCase):
         self.assertEqual(index.get("twin"), (True, None))
         self.assertEqual(index.get("twin@example.org"), (True, "twin"))
         await deferLater(reactor, 0.1)
-        self.assertEqual(len(directory._open), 0)
+        self.assertEqual(directory.openConnections(), 0)
 
 
 class SlapdNameIndexTests(TestCase):
@@ -332,7 +332,7 @@ class SlapdNameIndexTests(TestCase):
         (loaded,) = [e for e in seen if "entries" in e]
         self.assertEqual((loaded["entries"], loaded["pages"]), (11, 6))
         await deferLater(reactor, 0.05)
-        self.assertEqual(len(self.directory._open), 0)
+        self.assertEqual(self.directory.openConnections(), 0)
 
     async def test_sameAnswersAsDirectory(self):
         """
@@ -379,7 +379,7 @@ class SlapdNameIndexTests(TestCase):
         refresher.start()
         self.addCleanup(refresher.stop)
         clock.advance(0)
-        first = await refresher._loading
+        first = await refresher.whenLoadEnds()
         index = directory.nameIndex
         self.assertEqual(index.get("alice"), (True, "alice"))
         self.assertEqual(index.get("zoe"), (False, None))
@@ -391,7 +391,7 @@ class SlapdNameIndexTests(TestCase):
         )
         self.assertIsNone(first)
         clock.advance(600)
-        await refresher._loading
+        await refresher.whenLoadEnds()
         index = directory.nameIndex
         self.assertEqual(index.get("zoe@example.com"), (True, "zoe"))
         self.assertEqual(index.get("bobby"), (True, "bob"))
@@ -402,14 +402,14 @@ class SlapdNameIndexTests(TestCase):
         seen = events(self)
         self.slapd.stop()
         clock.advance(600)
-        await refresher._loading
+        await refresher.whenLoadEnds()
         self.assertIs(directory.nameIndex, index)
         self.assertTrue([e for e in seen if "not refreshed" in e.get("log_format", "")])
         self.slapd.start()
         (retry,) = clock.getDelayedCalls()
         self.assertEqual(retry.getTime() - clock.seconds(), 0.25)
         clock.advance(0.25)
-        await refresher._loading
+        await refresher.whenLoadEnds()
         self.assertIsNot(directory.nameIndex, index)
         self.assertEqual(directory.nameIndex.get("zoe"), (True, "zoe"))
 

@@ -9,11 +9,14 @@ import sys
 import threading
 
 from twisted.application.service import IServiceMaker
+from twisted.cred.checkers import ANONYMOUS
 from twisted.internet.testing import MemoryReactorClock as MemoryReactor
 from twisted.plugin import getPlugins
+from twisted.protocols.ftp import IFTPShell
 from twisted.python import usage
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
+from twisted.web.resource import IResource
 
 import fbtwist
 from fbtwist.config import Config
@@ -153,6 +156,19 @@ class MakeServiceTests(unittest.TestCase):
         ports = sorted(p[0] for p in reactor.tcpServers)
         self.assertEqual(ports, [0, 8080, 8081])
         service.stopService()
+
+    def test_realmAnswersEveryProtocol(self):
+        """
+        The realm of the built portal gives the web's and FTP's avatars, even
+        with FTP switched off (the portal registers every protocol's).
+        """
+        options = Options()
+        options.parseOptions(["--http", "tcp:0", "--ftp", "none", "--root", self.mktemp()])
+        realm = makeService(options, reactor=MemoryReactor()).portal.realm
+        for interface in (IResource, IFTPShell):
+            (answered, avatar, logout) = self.successResultOf(realm.requestAvatar(ANONYMOUS, None, interface))
+            self.assertIs(answered, interface)
+            self.assertTrue(interface.providedBy(avatar), avatar)
 
     def test_realDirectory(self):
         """

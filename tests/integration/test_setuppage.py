@@ -5,10 +5,13 @@ file; in headless Chromium too.
 """
 
 import html
+from html.parser import HTMLParser
 
 from twisted.trial import unittest
+from twisted.web.template import flattenString
+from twisted.web.test.requesthelper import DummyRequest
 
-from fbtwist.web.setuppage import endpointPort, registryFile
+from fbtwist.web.setuppage import SetupPage, endpointPort, registryFile
 from tests.browser import startBrowser
 from tests.helpers import httpClient, inline, rawRequest, startServer, statusOf
 
@@ -64,6 +67,63 @@ class RegistryFileTests(unittest.SynchronousTestCase):
         self.assertEqual(endpointPort("tcp:21:interface=\\:\\:1"), 21)
         self.assertIsNone(endpointPort(None))
         self.assertIsNone(endpointPort("unix:/run/x"))
+
+
+class _Parsed(HTMLParser):
+    """
+    The start tags of a page, the text of each element with an C{id} and
+    the attributes of each tag with an C{id}.
+    """
+
+    def __init__(self, page: str):
+        super().__init__()
+        self.tags, self.text, self.attributes, self._open = [], {}, {}, []
+        self.feed(page)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        attributes = dict(attrs)
+        if "id" in attributes:
+            self.attributes[attributes["id"]] = attributes
+            if tag != "input":
+                self._open.append((tag, attributes["id"]))
+                self.text[attributes["id"]] = ""
+
+    def handle_endtag(self, tag):
+        if self._open and self._open[-1][0] == tag:
+            self._open.pop()
+
+    def handle_data(self, data):
+        for _, ident in self._open:
+            self.text[ident] += data
+
+
+class SetupElementTests(unittest.SynchronousTestCase):
+    """
+    The page is a template: whatever the request brings, its values reach
+    the reader as text, never as markup.
+    """
+
+    def test_hostileValuesEscaped(self):
+        """
+        A login full of markup (and any value put in a slot, here the host
+        name) comes back, parsed, as the same text, adding no element.
+        """
+        login = """a'"&<b></code><script>alert(1)</script><input value='x'>"""
+        request = DummyRequest([b""])
+        request.isSecure = lambda: False
+        request.args = {b"login": [login.encode("utf-8")]}
+        element = SetupPage(lambda: 2121, publicURL="https://fb.example.com:8443").element(request)
+        element.slots["server"] = '"><script>alert(2)</script>'
+        page = _Parsed(self.successResultOf(flattenString(None, element)).decode("utf-8"))
+        self.assertNotIn("script", page.tags)
+        self.assertEqual(page.tags.count("input"), 1)
+        self.assertEqual(page.attributes["login"]["value"], login)
+        self.assertEqual(page.text["evolution-username"], login)
+        self.assertEqual(page.text["korganizer-username"], login)
+        self.assertEqual(page.text["evolution-file"], f"/pub/calendar/{login}.vfb")
+        self.assertEqual(page.text["evolution-server"], '"><script>alert(2)</script>')
 
 
 class SetupPageTests(unittest.TestCase):

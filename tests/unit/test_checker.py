@@ -150,7 +150,8 @@ class BindCacheTests(CheckerTestMixin, SynchronousTestCase):
         cache = BindCache(self.clock)
         cache.put("alice", "old-pw", "alice")
         cache.put("bob", "old-pw", "bob")
-        entries = {login: cache._entries.get(login) for login in list(cache._entries)}
+        self.assertEqual(len(cache), 2)
+        entries = {login: cache.held(login) for login in ("alice", "bob")}
         held = repr(entries)
         self.assertNotIn("old-pw", held)
         self.assertNotIn(b"old-pw".hex(), held)

@@ -4,6 +4,10 @@ Tests for L{fbtwist.store.tree}: name validation, atomic writes, containment.
 
 import errno
 import os
+import resource
+import signal
+from contextlib import contextmanager
+from typing import Iterator
 
 from twisted.internet import defer
 from twisted.python.filepath import FilePath
@@ -14,7 +18,25 @@ from fbtwist.errors import AlreadyExists, Conflict, InsufficientStorage, Invalid
 from fbtwist.interfaces import ICalendarStore, IUpload
 from fbtwist.store.files import etagForContent
 from fbtwist.store.paths import validateName, validatePath
-from fbtwist.store.tree import CalendarStore, _SnapshotCache
+from fbtwist.store.tree import CalendarStore
+
+
+@contextmanager
+def noRoomPast(size: int) -> Iterator[None]:
+    """
+    While in the block, this process cannot make a file longer than
+    C{size} bytes: a write past it fails with C{EFBIG}, which the store
+    takes, like C{ENOSPC} and C{EDQUOT}, for a full disk.
+    """
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    # Without this the kernel would end the process (SIGXFSZ).
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, limits[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, handler)
 
 
 class ValidateNameTests(unittest.SynchronousTestCase):
@@ -246,20 +268,10 @@ class CalendarStoreTests(unittest.SynchronousTestCase):
         """
         A full disk is InsufficientStorage, and the old file stays.
         """
-        import errno
-
         self.store.write(("a.vfb",), b"old")
         upload = self.store.openUpload(("a.vfb",))
-
-        class FullFile:
-            def write(self, data):
-                raise OSError(errno.ENOSPC, "No space left on device")
-
-            def close(self):
-                pass
-
-        upload._file = FullFile()
-        self.assertRaises(InsufficientStorage, upload.write, b"new")
+        with noRoomPast(1):
+            self.assertRaises(InsufficientStorage, upload.write, b"new")
         self.assertEqual(self.store.read(("a.vfb",)), b"old")
         self.assertEqual(os.listdir(self.root.path), ["a.vfb"])
 
@@ -370,13 +382,9 @@ class CommitAsyncTests(unittest.SynchronousTestCase):
         stays.
         """
         upload = self.store.openUpload(("a.vfb",))
-
-        def full(data):
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-        upload._open().write = full
         d = upload.commitAsync(b"new")
-        self.runner.finish()
+        with noRoomPast(1):
+            self.runner.finish()
         self.failureResultOf(d, InsufficientStorage)
         self.assertEqual(self.store.read(("a.vfb",)), b"old")
         self.assertEqual(os.listdir(self.root.path), ["a.vfb"])
@@ -499,14 +507,19 @@ class SnapshotTests(unittest.SynchronousTestCase):
         The cache holds at most its byte budget, and no file over its
         per-file limit; what it dropped is read again, correctly.
         """
-        cache = self.store._snapshots = _SnapshotCache(maxBytes=10, maxFile=6)
+        store = CalendarStore(self.root, snapshotBytes=10, snapshotFileBytes=6)
+        first = {}
         for name, content in [("a.vfb", b"aaaa"), ("b.vfb", b"bbbb"), ("c.vfb", b"cccc"), ("big.vfb", b"b" * 7)]:
-            self.store.write((name,), content)
-            self.store.snapshot((name,))
-        self.assertLessEqual(cache._entries.size, 10)
-        self.assertEqual(sorted(cache._entries), sorted(self.root.child(n).path for n in ("b.vfb", "c.vfb")))
-        self.assertEqual(self.store.snapshot(("a.vfb",)).data, b"aaaa")
-        self.assertEqual(self.store.snapshot(("big.vfb",)).data, b"b" * 7)
+            store.write((name,), content)
+            first[name] = store.snapshot((name,))
+        # Answered from memory: the very same snapshot; read again: a new one.
+        again = {name: store.snapshot((name,)) for name in ("b.vfb", "c.vfb", "a.vfb", "big.vfb")}
+        self.assertIs(again["b.vfb"], first["b.vfb"])
+        self.assertIs(again["c.vfb"], first["c.vfb"])
+        self.assertIsNot(again["a.vfb"], first["a.vfb"])
+        self.assertIsNot(again["big.vfb"], first["big.vfb"])
+        self.assertEqual(again["a.vfb"].data, b"aaaa")
+        self.assertEqual(again["big.vfb"].data, b"b" * 7)
 
 
 class DirectorySyncsTests(unittest.SynchronousTestCase):
