@@ -27,9 +27,13 @@ from fbtwist.availability.model import Availability, Block, Window
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _CODES = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 
-#: The Monday from which the windows' weekly rules start (their rules
-#: are expanded from near each lookup's range, so its age costs nothing).
-REFERENCE_MONDAY = datetime(2024, 1, 1)
+#: The Monday from which the windows' weekly rules start: every range a
+#: lookup may ask for comes after it (an occurrence before a rule's start
+#: does not exist, so a later start would make earlier ranges all
+#: "unavailable").  The rules are expanded from near each lookup's range,
+#: so its age costs nothing; a rendered VAVAILABILITY's time zone, which
+#: covers 1970 onwards, covers it too.
+REFERENCE_MONDAY = datetime(1970, 1, 5)
 
 EXAMPLE = "Mon-Fri 08:00-18:00"
 

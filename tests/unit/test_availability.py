@@ -66,6 +66,18 @@ class WorkingHoursTests(unittest.SynchronousTestCase):
         ])
         self.assertEqual({p.fbtype for p in periods}, {BUSY_UNAVAILABLE})
 
+    def test_pastRanges(self):
+        """
+        The site's hours hold for ranges long past too (a week of 2023, a
+        day of 1999), not only from the day the weekly rules count from.
+        """
+        model = parseWorkingHours("Mon-Fri 08:00-18:00", BERLIN)
+        self.assertEqual(spans(unavailable(model, utc(2023, 3, 6), utc(2023, 3, 7))), [
+            ("2023-03-06 00:00", "2023-03-06 07:00"),
+            ("2023-03-06 17:00", "2023-03-07 00:00"),
+        ])
+        self.assertEqual(spans(unavailable(model, utc(1999, 6, 1, 12), utc(1999, 6, 1, 13))), [])
+
     def test_severalWindowsAndGroups(self):
         """
         Groups separated by ";" and several windows a day: a lunch break on
@@ -536,7 +548,7 @@ class RenderAvailabilityTests(unittest.SynchronousTestCase):
         stamp = utc(2026, 1, 1, 12, 0, 30)
         text = renderAvailability(model, stamp).to_ical().decode()
         self.assertIn("BEGIN:VTIMEZONE\r\nTZID:America/New_York", text)
-        self.assertIn("DTSTART;TZID=America/New_York:20240101T130000", text)
+        self.assertIn("DTSTART;TZID=America/New_York:19700105T130000", text)
         self.assertIn("BUSYTYPE:BUSY-UNAVAILABLE", text)
         self.assertIn("DTSTAMP:20260101T120030Z", text)
         self.assertEqual(readAvailability(text.encode()), model)
