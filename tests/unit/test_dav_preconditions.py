@@ -11,10 +11,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.test.requesthelper import DummyRequest
 
 from fbtwist.access.avatar import CalendarAvatar
-from fbtwist.access.visibility import FreeBusyVisibility
-from fbtwist.store.tree import CalendarStore
 from fbtwist.access.values import NO_PRECONDITIONS
+from fbtwist.access.visibility import FreeBusyVisibility
 from fbtwist.errors import PreconditionFailed
+from fbtwist.store.tree import CalendarStore
 from fbtwist.web.dav import conditions
 from tests.helpers import outlookVFB
 

@@ -151,7 +151,8 @@ class AvatarLockTests(unittest.TestCase):
         """
         lock = self.successResultOf(self.alice.lock(("alice.vfb",), "exclusive", "0", "", 60)).lock
         self.assertIsNone(self.successResultOf(self.alice.refreshLock(("alice.vfb",), 120)))
-        refreshed = self.successResultOf(self.alice.refreshLock(("alice.vfb",), 120, Preconditions(tokens={lock.token})))
+        held = Preconditions(tokens=frozenset([lock.token]))
+        refreshed = self.successResultOf(self.alice.refreshLock(("alice.vfb",), 120, held))
         self.assertEqual(refreshed.lock.token, lock.token)
         self.assertEqual(refreshed.lock.timeout, 120)
         self.assertFalse(self.successResultOf(self.alice.unlock(("alice.vfb",), "opaquelocktoken:nosuch")))

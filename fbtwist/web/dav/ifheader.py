@@ -13,7 +13,7 @@ resource its tag names.  The parsed lists are values of the domain
 (L{fbtwist.access.preconditions.ifHeaderHolds}).
 """
 
-from typing import List
+from typing import List, Optional
 
 from twisted.web import http
 
