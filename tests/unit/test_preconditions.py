@@ -4,6 +4,7 @@ preconditions a client states (entity tags, the WebDAV C{If} header, lock
 tokens), directly and through the avatar's changing operations.
 """
 
+from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
@@ -278,3 +279,79 @@ class AvatarPreconditionTests(SynchronousTestCase):
         self.assertEqual(self.store.read(("other.vfb",)), b"other")
         self.assertIsNotNone(self.store.stat(("alice.vfb",)))
         self.assertTrue(self.successResultOf(self.admin.copy(("alice.vfb",), ("other.vfb",))))
+
+
+class _SteppedPool:
+    """
+    A store's C{runBlocking} that runs nothing until told: what the avatar
+    hands it would run in the thread pool in the server.
+    """
+
+    def __init__(self):
+        self.pending = []
+
+    def __call__(self, f, *args):
+        d = defer.Deferred()
+        self.pending.append((f, args, d))
+        return d
+
+    def runAll(self) -> int:
+        ran = 0
+        while self.pending:
+            f, args, d = self.pending.pop(0)
+            ran += 1
+            try:
+                result = f(*args)
+            except BaseException:
+                d.errback()
+            else:
+                d.callback(result)
+        return ran
+
+
+class OffTheReactorTests(SynchronousTestCase):
+    """
+    The changes that may block (fsyncs and renames, walking a collection,
+    waiting for the lock mutex or for the publishes a new lock concerns)
+    run in the store's thread pool, after the preconditions are read.
+    """
+
+    def test_changesWaitForThePool(self):
+        """
+        Nothing is locked, removed, copied, moved, made or patched before the
+        pool runs the work; then each Deferred fires.
+        """
+        pool = _SteppedPool()
+        store = CalendarStore(FilePath(self.mktemp()), runBlocking=pool)
+        store.write(("a.vfb",), outlookVFB())
+        store.write(("b.vfb",), outlookVFB())
+        store.write(("e.vfb",), outlookVFB())
+        admin = CalendarAvatar("admin", True, store, FreeBusyVisibility(store, None, Clock()))
+        changes = [
+            (admin.lock(("a.vfb",), "shared", "0", "", 60), lambda: store.stat(("a.vfb",)) is not None),
+            (admin.copy(("a.vfb",), ("c.vfb",)), lambda: store.stat(("c.vfb",)) is not None),
+            (admin.move(("b.vfb",), ("d.vfb",)), lambda: store.stat(("d.vfb",)) is not None),
+            (admin.makeCollection(("sub",)), lambda: store.stat(("sub",)) is not None),
+            (admin.patchProperties(("e.vfb",), [("{x:}y", "<y xmlns='x:'/>")]),
+             lambda: store.deadProperties(("e.vfb",)) != {}),
+        ]
+        self.assertIsNone(store.stat(("c.vfb",)))
+        self.assertIsNone(store.stat(("d.vfb",)))
+        self.assertIsNone(store.stat(("sub",)))
+        self.assertEqual(store.deadProperties(("e.vfb",)), {})
+        for d, _ in changes:
+            self.assertNoResult(d)
+        self.assertEqual(pool.runAll(), len(changes))
+        results = [self.successResultOf(d) for d, _ in changes]
+        for _, done in changes:
+            self.assertTrue(done())
+        granted = results[0]
+        d = admin.unlock(("a.vfb",), granted.lock.token)
+        self.assertNoResult(d)
+        pool.runAll()
+        self.assertTrue(self.successResultOf(d))
+        d = admin.delete(("c.vfb",))
+        self.assertNoResult(d)
+        pool.runAll()
+        self.successResultOf(d)
+        self.assertIsNone(store.stat(("c.vfb",)))
