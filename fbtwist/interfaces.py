@@ -275,6 +275,14 @@ class ICalendarAvatar(IFreeBusyReader):
     A user (or the anonymous reader) acting on the calendar tree.  Both the
     web and the FTP avatar wrap one of these, so both protocols ask the same
     permission function (L{fbtwist.access.permissions.authorize}).
+
+    Its operations return Deferreds.  Every change takes the client's
+    preconditions as a value (C{fbtwist.access.values.Preconditions}:
+    entity tags, a parsed WebDAV C{If} header, lock tokens; FTP gives
+    none), which the avatar evaluates right before making it, so that no
+    protocol sees the locks' store; a lock in the way fails it with
+    L{fbtwist.errors.LockedBy}, a precondition that does not hold with
+    L{fbtwist.errors.PreconditionFailed}.
     """
 
     uid = Attribute("The user's uid, or C{None} for anonymous.")
