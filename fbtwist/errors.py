@@ -109,6 +109,37 @@ class Locked(FreeBusyError):
     label = "locked"
 
 
+class LockedBy(Locked):
+    """
+    A WebDAV lock stands in the way of a change.
+
+    @ivar lock: The lock in the way (a L{fbtwist.access.values.Lock}), or
+        C{None}.
+    @ivar rootIsCollection: Whether the lock's root is a collection (for
+        naming it: WebDAV answers with its URL).
+    @ivar conflicting: Whether it is in the way of a new lock
+        (C{DAV:no-conflicting-lock}) rather than of a change made without
+        its token (C{DAV:lock-token-submitted}).
+    """
+
+    def __init__(self, reason: str = "", lock=None, rootIsCollection: bool = False,
+                 conflicting: bool = False) -> None:
+        super().__init__(reason)
+        self.lock = lock
+        self.rootIsCollection = rootIsCollection
+        self.conflicting = conflicting
+
+
+class PreconditionFailed(FreeBusyError):
+    """
+    A condition the client set for the change does not hold.
+    """
+
+    httpStatus = 412
+    ftpReply = "550"
+    label = "precondition-failed"
+
+
 class InvalidCalendar(FreeBusyError):
     """
     The body is not a valid free/busy calendar.

@@ -275,7 +275,147 @@ class ICalendarAvatar(IFreeBusyReader):
     A user (or the anonymous reader) acting on the calendar tree.  Both the
     web and the FTP avatar wrap one of these, so both protocols ask the same
     permission function (L{fbtwist.access.permissions.authorize}).
+
+    Its operations return Deferreds.  Every change takes the client's
+    preconditions as a value (C{fbtwist.access.values.Preconditions}:
+    entity tags, a parsed WebDAV C{If} header, lock tokens; FTP gives
+    none), which the avatar evaluates right before making it, so that no
+    protocol sees the locks' store; a lock in the way fails it with
+    L{fbtwist.errors.LockedBy}, a precondition that does not hold with
+    L{fbtwist.errors.PreconditionFailed}.
     """
 
     uid = Attribute("The user's uid, or C{None} for anonymous.")
     isAdmin = Attribute("Whether the user may manage the whole tree.")
+
+    def path(segments):
+        """
+        Validate a client's path segments as a store path (the user's own
+        file names spelled the canonical way).
+
+        @raise fbtwist.errors.InvalidName: For invalid names.
+        """
+
+    def authorize(action, path, isCollection=False):
+        """
+        @raise fbtwist.errors.PermissionDenied: When this user may not do
+            C{action} (an L{fbtwist.access.permissions.Action}) on C{path}.
+        """
+
+    def stat(path):
+        """
+        @return: A Deferred firing with the C{ResourceInfo} at C{path}, or
+            C{None}.
+        """
+
+    def read(path):
+        """
+        @return: A Deferred firing with the bytes of the file at C{path}.
+        """
+
+    def snapshot(path):
+        """
+        @return: A Deferred firing with a C{FileSnapshot} (bytes, ETag and
+            time of one version), or C{None}.
+        """
+
+    def list(path):
+        """
+        @return: A Deferred firing with an iterator of the C{ResourceInfo}s
+            of the members of the collection C{path} this user may see.
+        """
+
+    def listedETag(info):
+        """
+        The entity tag of a file this user listed, at once.
+        """
+
+    def listedDeadProperties(info):
+        """
+        The dead properties of a resource this user listed, at once.
+        """
+
+    def activeLocks():
+        """
+        @return: A Deferred firing with the C{ActiveLocks} in force.
+        """
+
+    def publish(path, body, preconditions):
+        """
+        Publish C{body} at C{path} atomically, if C{preconditions} (a
+        C{fbtwist.access.values.Preconditions}) hold right before it appears.
+
+        @return: A Deferred firing with C{True} when the file was created.
+        """
+
+    def openUpload(path, preconditions):
+        """
+        @return: A Deferred firing with an L{IUpload} of C{path}, to commit
+            with L{commitUpload}.
+        """
+
+    def commitUpload(upload, preconditions):
+        """
+        Commit an upload from L{openUpload} as L{publish} does.
+        """
+
+    def checkChange(path, preconditions):
+        """
+        @return: A Deferred failing as a change of C{path} would be refused
+            (a lock, the C{If} header), else firing with C{None}.
+        """
+
+    def delete(path, preconditions):
+        """
+        Remove a file or a collection with everything in it, and the locks
+        rooted in it.
+
+        @return: A Deferred.
+        """
+
+    def makeCollection(path, preconditions):
+        """
+        @return: A Deferred.
+        """
+
+    def copy(source, destination, preconditions, overwrite=True, recursive=True):
+        """
+        @return: A Deferred firing with whether C{destination} was replaced.
+        """
+
+    def move(source, destination, preconditions, overwrite=True):
+        """
+        @return: A Deferred firing with whether C{destination} was replaced.
+        """
+
+    def authorizeMove(source, destination, keepSource):
+        """
+        @raise fbtwist.errors.PermissionDenied: When this user may not COPY
+            (C{keepSource}) or MOVE C{source} onto C{destination}.
+        """
+
+    def patchProperties(path, updates, preconditions):
+        """
+        Set (to serialized XML) or remove (C{None}) dead properties, all or
+        nothing.
+
+        @return: A Deferred.
+        """
+
+    def lock(path, scope, depth, owner, timeout, preconditions):
+        """
+        @return: A Deferred firing with a C{LockGranted}.
+        """
+
+    def refreshLock(path, timeout, preconditions):
+        """
+        @return: A Deferred firing with a C{LockGranted}, or C{None} when
+            C{preconditions} submit the token of no lock of this user's
+            covering C{path}.
+        """
+
+    def unlock(path, token, preconditions):
+        """
+        @return: A Deferred firing with whether the lock C{token} covering
+            C{path} was removed.
+        """

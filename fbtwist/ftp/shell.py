@@ -15,7 +15,6 @@ format (Twisted's own C{FTPCmdError} raises for reply templates without
 C{%s}, such as 552's).
 """
 
-from contextlib import nullcontext
 from datetime import datetime, timezone
 from typing import List, Optional, Sequence, Tuple
 
@@ -27,7 +26,7 @@ from zope.interface import implementer
 
 from fbtwist.access.avatar import CalendarAvatar
 from fbtwist.access.permissions import Action
-from fbtwist.access.values import ResourceInfo, StorePath
+from fbtwist.access.values import NO_PRECONDITIONS, ResourceInfo, StorePath
 from fbtwist.access.visibility import HIDDEN, Detail, PublishedFile
 from fbtwist.availability.publish import validatePublish
 from fbtwist.calendar import publicview
@@ -180,18 +179,14 @@ class UploadFile:
         return defer.Deferred.fromCoroutine(self._close())
 
     async def _close(self) -> bool:
-        def check() -> None:
-            if self.avatar is not None:
-                # A WebDAV client may have locked the file during the upload.
-                self.avatar.assertUnlocked(self.upload.path)
-
         try:
             validatePublish(self.upload.path[-1], self.upload.contents())
-            check()
-            # Checked again right before the rename, once the file is on disk.
-            created = await self.upload.commitAsync(
-                b"", check, exclusive=self.avatar.lockStore().exclusive if self.avatar is not None else nullcontext
-            )
+            if self.avatar is None:
+                created = await self.upload.commitAsync(b"")
+            else:
+                # FTP holds no lock tokens: a WebDAV client's lock, even one
+                # taken during the upload, refuses it right before the rename.
+                created = await self.avatar.commitUpload(self.upload, NO_PRECONDITIONS)
         except FreeBusyError as e:
             self.abort()
             raise ftpErrorFor(e, self.segments) from None
@@ -254,18 +249,22 @@ class CalendarFTPShell:
         return self.avatar.path(segments[len(VIEW_ROOT):]), None
 
     def _run(self, segments, operation) -> defer.Deferred:
-        try:
-            return defer.succeed(operation())
-        except FreeBusyError as e:
-            return defer.fail(ftpErrorFor(e, segments))
-        except BaseException:
-            return defer.fail()
+        """
+        Run the coroutine function C{operation}: a domain error it raises
+        becomes the FTP reply about C{segments}.
+        """
+
+        def failed(failure):
+            failure.trap(FreeBusyError)
+            raise ftpErrorFor(failure.value, segments)
+
+        return defer.Deferred.fromCoroutine(operation()).addErrback(failed)
 
     def _virtualDirectoryAttributes(self, keys) -> List:
         return _attributes(True, 0, 0.0, keys)
 
-    def _statFile(self, path: StorePath) -> ResourceInfo:
-        info = self.avatar.stat(path)
+    async def _statFile(self, path: StorePath) -> ResourceInfo:
+        info = await self.avatar.stat(path)
         if info is None:
             raise NotFound("no such file or directory")
         return info
@@ -273,54 +272,54 @@ class CalendarFTPShell:
     # -- IFTPShell ----------------------------------------------------------
 
     def access(self, path) -> defer.Deferred:
-        def access():
+        async def access():
             storePath, _ = self._locate(path)
-            if storePath is not None and not self._statFile(storePath).isCollection:
+            if storePath is not None and not (await self._statFile(storePath)).isCollection:
                 raise NotFound("not a directory")
 
         return self._run(path, access)
 
     def stat(self, path, keys=()) -> defer.Deferred:
-        def stat():
+        async def stat():
             storePath, _ = self._locate(path)
             if storePath is None:
                 return self._virtualDirectoryAttributes(keys)
-            info = self._statFile(storePath)
+            info = await self._statFile(storePath)
             if self.avatar.uid is None and not info.isCollection:
-                info, _ = self._publicFile(storePath)
+                info, _ = await self._publicFile(storePath)
             return _infoAttributes(info, keys)
 
         return self._run(path, stat)
 
     def list(self, path, keys=()) -> defer.Deferred:
-        def listing():
+        async def listing():
             storePath, child = self._locate(path)
             if storePath is None:
                 return [(child, self._virtualDirectoryAttributes(keys))]
-            info = self._statFile(storePath)
-            entries = [info] if not info.isCollection else self.avatar.children(storePath)
+            info = await self._statFile(storePath)
+            entries = [info] if not info.isCollection else await self.avatar.list(storePath)
             if self.avatar.uid is None:
-                entries = self._publicEntries(entries)
+                entries = await self._publicEntries(entries)
             return [(entry.name, _infoAttributes(entry, keys)) for entry in entries]
 
         return self._run(path, listing)
 
     def openForReading(self, path) -> defer.Deferred:
-        def open():
+        async def open():
             storePath, _ = self._locate(path)
-            if storePath is None or self._statFile(storePath).isCollection:
+            if storePath is None or (await self._statFile(storePath)).isCollection:
                 raise NotFound("is a directory")
             if self.avatar.uid is None:
-                _, data = self._publicFile(storePath)
+                _, data = await self._publicFile(storePath)
             else:
-                data = self.avatar.read(storePath)
+                data = await self.avatar.read(storePath)
             return _PublishedFile(data)
 
         return self._run(path, open)
 
     # -- what the anonymous reader sees -------------------------------------
 
-    def _publicFile(self, path: StorePath) -> Tuple[ResourceInfo, bytes]:
+    async def _publicFile(self, path: StorePath) -> Tuple[ResourceInfo, bytes]:
         """
         A file as the anonymous reader gets it: what the avatar may see of
         it (L{CalendarAvatar.freeBusyFor}, the lookups' decision) rendered
@@ -336,10 +335,10 @@ class CalendarFTPShell:
             raise PermissionDenied("only published free/busy times are public")
         stamp = datetime.fromtimestamp(answer.modified, timezone.utc)
         data = publicview.publicView(answer.freeBusy, answer.owner, stamp)
-        info = self._statFile(path)
+        info = await self._statFile(path)
         return info._replace(size=len(data)), data
 
-    def _publicEntries(self, entries) -> List[ResourceInfo]:
+    async def _publicEntries(self, entries) -> List[ResourceInfo]:
         """
         The entries the anonymous reader may see, files with the size
         L{_publicFile} gives them (collections as they are).
@@ -350,7 +349,7 @@ class CalendarFTPShell:
                 visible.append(entry)
                 continue
             try:
-                visible.append(self._publicFile(entry.path)[0])
+                visible.append((await self._publicFile(entry.path))[0])
             except (PermissionDenied, NotFound):
                 continue
         return visible
@@ -361,42 +360,41 @@ class CalendarFTPShell:
         L{UploadFile}'s C{close} validates and commits it.
         """
 
-        def open():
+        async def open():
             storePath, _ = self._locate(path)
             if storePath is None:
                 raise PermissionDenied(f"only files in {viewPath(VIEW_ROOT)}/ can be written")
-            self.avatar.assertUnlocked(storePath)
-            return UploadFile(self.avatar.openUpload(storePath), path, self.maxUpload, self.avatar)
+            upload = await self.avatar.openUpload(storePath, NO_PRECONDITIONS)
+            return UploadFile(upload, path, self.maxUpload, self.avatar)
 
         return self._run(path, open)
 
     def removeFile(self, path) -> defer.Deferred:
-        def remove():
+        async def remove():
             storePath, _ = self._locate(path)
-            if storePath is None or self._statFile(storePath).isCollection:
+            if storePath is None or (await self._statFile(storePath)).isCollection:
                 raise PermissionDenied("is a directory (use RMD)")
-            self.avatar.assertUnlocked(storePath)
-            self.avatar.delete(storePath)
+            await self.avatar.delete(storePath, NO_PRECONDITIONS)
 
         return self._run(path, remove)
 
     def makeDirectory(self, path) -> defer.Deferred:
-        def make():
+        async def make():
             storePath, _ = self._locate(path)
             if storePath is None:
                 raise AlreadyExists("exists")
-            self.avatar.makeCollection(storePath)
+            await self.avatar.makeCollection(storePath, NO_PRECONDITIONS)
 
         return self._run(path, make)
 
     def removeDirectory(self, path) -> defer.Deferred:
-        def remove():
+        async def remove():
             storePath, _ = self._locate(path)
             if storePath is None or storePath == ():
                 raise PermissionDenied("this directory cannot be removed")
-            if not self._statFile(storePath).isCollection:
+            if not (await self._statFile(storePath)).isCollection:
                 raise PermissionDenied("not a directory (use DELE)")
-            self.avatar.delete(storePath)
+            await self.avatar.delete(storePath, NO_PRECONDITIONS)
 
         return self._run(path, remove)
 
@@ -409,34 +407,29 @@ class CalendarFTPShell:
         to the new name would be.  A refusal names the path it is about.
         """
 
-        def renamed():
+        async def renamed():
             source, _ = self._locate(fromPath)
             if source is None or not source:
                 raise PermissionDenied("this directory cannot be renamed")
-            if self._statFile(source).isCollection:
+            if (await self._statFile(source)).isCollection:
                 raise PermissionDenied("directories cannot be renamed over FTP")
             self.avatar.authorize(Action.WRITE, source)
             return source
 
-        def rename(source):
+        async def rename(source):
             target, _ = self._locate(toPath)
             if target is None or not target:
                 raise PermissionDenied("this directory cannot be replaced")
             self.avatar.authorizeMove(source, target, keepSource=False)
             if target == source:
                 return
-            data = self.avatar.read(source)
+            data = await self.avatar.read(source)
             validatePublish(target[-1], data)
-            self.avatar.assertUnlocked(source)
-            self.avatar.assertUnlocked(target)
-            upload = self.avatar.openUpload(target)
-            try:
-                upload.write(data)
-            except BaseException:
-                upload.abort()
-                raise
-            upload.commit()
-            self.avatar.delete(source)
+            # Both refused by a lock, before either changes.
+            await self.avatar.checkChange(source, NO_PRECONDITIONS)
+            await self.avatar.checkChange(target, NO_PRECONDITIONS)
+            await self.avatar.publish(target, data, NO_PRECONDITIONS)
+            await self.avatar.delete(source, NO_PRECONDITIONS)
 
         d = self._run(fromPath, renamed)
         d.addCallback(lambda source: self._run(toPath, lambda: rename(source)))

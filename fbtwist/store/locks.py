@@ -505,6 +505,14 @@ class _Mutex:
 
     def __enter__(self) -> None:
         self._fd = self._store._lockMutex()
+        try:
+            # Indexed now, so that what is asked while it is held (which
+            # locks affect a path) never takes the mutex a second time.
+            self._store._indexHeld()
+        except BaseException:
+            os.close(self._fd)
+            self._fd = None
+            raise
 
     def __exit__(self, *exception) -> bool:
         fd, self._fd = self._fd, None

@@ -14,6 +14,7 @@ from twisted.web import http
 from twisted.web.server import NOT_DONE_YET
 
 from fbtwist import errors
+from fbtwist.access.preconditions import etagMatches
 from fbtwist.logs import RareWarning
 
 log = Logger()
@@ -177,20 +178,3 @@ def serveCalendar(request, data: bytes, etag: str, modified: float, contentType:
         return
     request.setHeader(b"Content-Length", b"%d" % len(data))
     request.write(data)
-
-
-def etagMatches(header: bytes, etag: Optional[str], weak: bool = False) -> bool:
-    """
-    Whether an C{If-Match} / C{If-None-Match} header value matches C{etag}
-    (C{None}: no current entity).  C{*} matches any existing entity.
-
-    @param weak: Use the weak comparison (C{If-None-Match} on GET/HEAD).
-    """
-    if etag is None:
-        return False
-    tags = [t.strip() for t in header.decode("latin-1").split(",")]
-    if "*" in tags:
-        return True
-    if weak:
-        tags = [t[2:] if t.startswith("W/") else t for t in tags]
-    return etag in tags

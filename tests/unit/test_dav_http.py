@@ -309,7 +309,7 @@ class PropertyTests(DAVTestCase):
         Properties cannot grow without bound: past the limit PROPPATCH is
         507 and the stored properties stay as they were.
         """
-        from fbtwist.web.dav.proppatch import MAX_DEAD_PROPERTIES
+        from fbtwist.access.avatar import MAX_DEAD_PROPERTIES
 
         await self.publish()
         value = b"x" * (MAX_DEAD_PROPERTIES // 4)

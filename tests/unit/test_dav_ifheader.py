@@ -1,18 +1,16 @@
 """
-Tests for L{fbtwist.web.dav.ifheader}: the WebDAV C{If} header.
+Tests for L{fbtwist.web.dav.ifheader}: the grammar of the WebDAV C{If} header
+(its evaluation is the domain's: L{tests.unit.test_preconditions}).
 """
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from fbtwist.web.dav.ifheader import Condition, ConditionList, ResourceState, evaluate, parseIf, submittedTokens
+from fbtwist.access.values import Condition, ConditionList
+from fbtwist.web.dav.ifheader import parseIf
 from fbtwist.web.responses import HTTPError
 
 TOKEN = "opaquelocktoken:f81d4fae-7dec-11d0-a765-00a0c91e6bf6"
 ETAG = '"abc"'
-
-
-def stateOf(states):
-    return lambda tag: states.get(tag, ResourceState(None, frozenset()))
 
 
 class ParseIfTests(SynchronousTestCase):
@@ -54,58 +52,3 @@ class ParseIfTests(SynchronousTestCase):
             with self.assertRaises(HTTPError, msg=header) as caught:
                 parseIf(header)
             self.assertEqual(caught.exception.code, 400)
-
-
-class EvaluateIfTests(SynchronousTestCase):
-    """
-    The header is true when any list is true; a list when all its
-    conditions are.
-    """
-
-    def test_tokenMatches(self):
-        """
-        A state token matches when a lock with that token covers the resource.
-        """
-        locked = stateOf({None: ResourceState(ETAG, frozenset([TOKEN]))})
-        self.assertTrue(evaluate(parseIf(f"(<{TOKEN}>)"), locked))
-        self.assertFalse(evaluate(parseIf("(<opaquelocktoken:other>)"), locked))
-        self.assertTrue(evaluate(parseIf(f"(<{TOKEN}> [{ETAG}])"), locked))
-        self.assertFalse(evaluate(parseIf(f'(<{TOKEN}> ["bad"])'), locked))
-
-    def test_notNoLock(self):
-        """
-        C{(Not <DAV:no-lock>)} is always true, C{(<DAV:no-lock>)} never.
-        """
-        unlocked = stateOf({})
-        self.assertTrue(evaluate(parseIf("(Not <DAV:no-lock>)"), unlocked))
-        self.assertFalse(evaluate(parseIf("(<DAV:no-lock>)"), unlocked))
-        self.assertTrue(evaluate(parseIf("(<opaquelocktoken:x>) (Not <DAV:no-lock>)"), unlocked))
-
-    def test_etagOfMissingResource(self):
-        """
-        No entity tag matches a resource that does not exist; its negation does.
-        """
-        self.assertFalse(evaluate(parseIf(f"([{ETAG}])"), stateOf({})))
-        self.assertTrue(evaluate(parseIf(f"(Not [{ETAG}])"), stateOf({})))
-
-    def test_weakTagMatchesStrong(self):
-        """
-        A weak form of the current entity tag matches it.
-        """
-        self.assertTrue(evaluate(parseIf(f"([W/{ETAG}])"), stateOf({None: ResourceState(ETAG, frozenset())})))
-
-    def test_taggedListUsesItsResource(self):
-        """
-        A tagged list is evaluated against the resource its tag names.
-        """
-        states = stateOf({"http://h/coll/": ResourceState(None, frozenset([TOKEN]))})
-        self.assertTrue(evaluate(parseIf(f"<http://h/coll/> (<{TOKEN}>)"), states))
-        self.assertFalse(evaluate(parseIf(f"<http://h/other> (<{TOKEN}>)"), states))
-
-    def test_submittedTokens(self):
-        """
-        Tokens outside C{Not} are submitted, wherever they are.
-        """
-        lists = parseIf(f"<http://h/a> (<{TOKEN}>) (Not <opaquelocktoken:n>) "
-                        f"<http://h/b> ([{ETAG}] <opaquelocktoken:b>)")
-        self.assertEqual(submittedTokens(lists), {TOKEN, "opaquelocktoken:b"})

@@ -37,6 +37,43 @@ FORBIDDEN = {
 KNOWN_EXCEPTIONS: Dict[Tuple[str, str], str] = {}
 
 
+#: The protocol packages, which evaluate no lock and see no lock store:
+#: they hand the avatar the client's preconditions as values
+#: (L{fbtwist.access.values.Preconditions}) and get locks back as values.
+PROTOCOLS = ("fbtwist.web", "fbtwist.ftp")
+
+#: The names of the lock store and its workings (attributes, imported or
+#: used names) no protocol module may use.
+LOCK_INTERNALS = frozenset({
+    "LockStore", "lockStore", "lockDirectory", "LOCK_DIRECTORY", "exclusive", "affecting", "covering",
+    "assertUnlocked", "takeLock", "LockConflict", "TooManyLocks",
+})
+
+
+def lockInternalsUsed(path: str) -> Set[str]:
+    """
+    @return: C{"line: name"} for each use of a lock-store internal
+        (L{LOCK_INTERNALS}, or an import of C{fbtwist.store.locks}) in the
+        module at C{path}.
+    """
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), path)
+    found = set()
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Attribute):
+            names = [node.attr]
+        elif isinstance(node, ast.Name):
+            names = [node.id]
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [alias.name.rsplit(".", 1)[-1] for alias in node.names]
+            modules = [alias.name for alias in node.names] + [getattr(node, "module", None) or ""]
+            names += ["fbtwist.store.locks" for m in modules if m.startswith("fbtwist.store.locks")]
+        found.update(f"{node.lineno}: {name}" for name in names
+                     if name in LOCK_INTERNALS or name == "fbtwist.store.locks")
+    return found
+
+
 def modules() -> Iterator[Tuple[str, str]]:
     """
     @return: C{(dotted name, path)} of every module of the package.
@@ -210,3 +247,27 @@ class LayeringTests(unittest.TestCase):
         graph = {"fbtwist.a.x": {"fbtwist.b.y"}, "fbtwist.b.y": {"fbtwist.c.z"}, "fbtwist.c.z": {"fbtwist.a.w"},
                  "fbtwist.a.w": set(), "fbtwist.tap": {"fbtwist.a.x"}}
         self.assertEqual(packageCycles(graph), {frozenset({"fbtwist.a", "fbtwist.b", "fbtwist.c"})})
+
+    def test_protocolsSeeNoLockStore(self):
+        """
+        No WebDAV or FTP module touches the lock store or its workings: the
+        avatar evaluates preconditions and locks.
+        """
+        found = {name: sorted(lockInternalsUsed(path)) for name, path in modules()
+                 if any(name == p or name.startswith(p + ".") for p in PROTOCOLS)}
+        self.assertIn("fbtwist.web.dav.lock", found)
+        self.assertIn("fbtwist.ftp.shell", found)
+        self.assertEqual({name: uses for name, uses in found.items() if uses}, {})
+
+    def test_lockInternalsFound(self):
+        """
+        An import of the lock store, or its use through an attribute, is
+        found.
+        """
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("from fbtwist.access.values import LockStore\n"
+                    "import fbtwist.store.locks\n"
+                    "def f(avatar):\n    return avatar.lockStore().affecting(())\n")
+        self.assertEqual(lockInternalsUsed(path), {"1: LockStore", "2: fbtwist.store.locks", "4: lockStore",
+                                                   "4: affecting"})

@@ -8,7 +8,8 @@ from zope.interface.verify import verifyObject
 
 from fbtwist.access.avatar import CalendarAvatar
 from fbtwist.access.permissions import Action, authorize, ownFileName, visibleMembers
-from fbtwist.errors import PermissionDenied
+from fbtwist.access.values import Preconditions
+from fbtwist.errors import PermissionDenied, PreconditionFailed
 from fbtwist.interfaces import ICalendarAvatar
 from fbtwist.store.tree import CalendarStore
 
@@ -93,10 +94,10 @@ class CalendarAvatarTests(unittest.SynchronousTestCase):
         Reading, writing and deleting another user's file are refused.
         """
         avatar = CalendarAvatar("alice", False, self.store)
-        self.assertRaises(PermissionDenied, avatar.read, ("bob.vfb",))
-        self.assertRaises(PermissionDenied, avatar.openUpload, ("bob.vfb",))
-        self.assertRaises(PermissionDenied, avatar.delete, ("bob.vfb",))
-        self.assertRaises(PermissionDenied, avatar.makeCollection, ("sub",))
+        self.failureResultOf(avatar.read(("bob.vfb",)), PermissionDenied)
+        self.failureResultOf(avatar.openUpload(("bob.vfb",)), PermissionDenied)
+        self.failureResultOf(avatar.delete(("bob.vfb",)), PermissionDenied)
+        self.failureResultOf(avatar.makeCollection(("sub",)), PermissionDenied)
         self.assertEqual(self.store.read(("bob.vfb",)), b"bob's")
 
     def test_childrenOwnOnly(self):
@@ -109,7 +110,7 @@ class CalendarAvatarTests(unittest.SynchronousTestCase):
         self.store.makeCollection(("sub",))
 
         def names(avatar):
-            return sorted(info.name for info in avatar.children(()))
+            return sorted(info.name for info in self.successResultOf(avatar.list(())))
 
         self.assertEqual(names(CalendarAvatar("alice", False, self.store)), ["alice.vfb"])
         self.assertEqual(names(CalendarAvatar("carol", False, self.store)), [])
@@ -124,12 +125,12 @@ class CalendarAvatarTests(unittest.SynchronousTestCase):
         The owner reads, writes and deletes their file.
         """
         avatar = CalendarAvatar("bob", False, self.store)
-        self.assertEqual(avatar.read(("bob.vfb",)), b"bob's")
-        upload = avatar.openUpload(("bob.vfb",))
+        self.assertEqual(self.successResultOf(avatar.read(("bob.vfb",))), b"bob's")
+        upload = self.successResultOf(avatar.openUpload(("bob.vfb",)))
         upload.write(b"new")
-        upload.commit()
-        self.assertEqual(avatar.read(("bob.vfb",)), b"new")
-        avatar.delete(("bob.vfb",))
+        self.assertFalse(self.successResultOf(avatar.commitUpload(upload)))
+        self.assertEqual(self.successResultOf(avatar.read(("bob.vfb",))), b"new")
+        self.successResultOf(avatar.delete(("bob.vfb",)))
         self.assertIsNone(self.store.stat(("bob.vfb",)))
 
 
@@ -148,25 +149,29 @@ class AvatarLockTests(unittest.TestCase):
         """
         A user locks, refreshes (with the token) and unlocks their own file.
         """
-        lock = self.alice.takeLock(self.alice.lockStore(), ("alice.vfb",), "exclusive", "0", "", 60)
-        self.assertIsNone(self.alice.refreshLock(self.alice.lockStore(), ("alice.vfb",), set(), 120))
-        refreshed = self.alice.refreshLock(self.alice.lockStore(), ("alice.vfb",), {lock.token}, 120)
-        self.assertEqual(refreshed.token, lock.token)
-        self.assertFalse(self.alice.unlock(("alice.vfb",), "opaquelocktoken:nosuch"))
-        self.assertTrue(self.alice.unlock(("alice.vfb",), lock.token))
-        self.assertEqual(self.alice.lockStore().all(), [])
+        lock = self.successResultOf(self.alice.lock(("alice.vfb",), "exclusive", "0", "", 60)).lock
+        self.assertIsNone(self.successResultOf(self.alice.refreshLock(("alice.vfb",), 120)))
+        held = Preconditions(tokens=frozenset([lock.token]))
+        refreshed = self.successResultOf(self.alice.refreshLock(("alice.vfb",), 120, held))
+        self.assertEqual(refreshed.lock.token, lock.token)
+        self.assertEqual(refreshed.lock.timeout, 120)
+        self.assertFalse(self.successResultOf(self.alice.unlock(("alice.vfb",), "opaquelocktoken:nosuch")))
+        self.assertTrue(self.successResultOf(self.alice.unlock(("alice.vfb",), lock.token)))
+        self.assertEqual(self.successResultOf(self.alice.activeLocks()).locks, [])
 
     def test_othersLocks(self):
         """
         Another user may neither lock nor unlock someone's file, nor refresh
         their lock; an administrator may unlock it.
         """
-        lock = self.alice.takeLock(self.alice.lockStore(), ("alice.vfb",), "exclusive", "0", "", 60)
+        lock = self.successResultOf(self.alice.lock(("alice.vfb",), "exclusive", "0", "", 60)).lock
         bob = CalendarAvatar("bob", False, self.store)
-        self.assertRaises(PermissionDenied, bob.takeLock, bob.lockStore(), ("alice.vfb",), "shared", "0", "", 60)
-        self.assertRaises(PermissionDenied, bob.refreshLock, bob.lockStore(), ("alice.vfb",), {lock.token}, 60)
-        self.assertRaises(PermissionDenied, bob.unlock, ("alice.vfb",), lock.token)
-        self.assertTrue(CalendarAvatar("root", True, self.store).unlock(("alice.vfb",), lock.token))
+        self.failureResultOf(bob.lock(("alice.vfb",), "shared", "0", "", 60), PermissionDenied)
+        self.failureResultOf(bob.refreshLock(("alice.vfb",), 60, Preconditions(tokens={lock.token})),
+                             PermissionDenied)
+        self.failureResultOf(bob.unlock(("alice.vfb",), lock.token), PermissionDenied)
+        self.assertTrue(self.successResultOf(CalendarAvatar("root", True, self.store).unlock(("alice.vfb",),
+                                                                                             lock.token)))
 
 
 class AvatarPublishTests(unittest.TestCase):
@@ -188,15 +193,12 @@ class AvatarPublishTests(unittest.TestCase):
 
     def test_refused(self):
         """
-        Another user's file is refused before anything is written; a check
-        that raises keeps the old version.
+        Another user's file is refused before anything is written; a
+        precondition that does not hold keeps the old version.
         """
-        self.assertRaises(PermissionDenied, self.alice.publish, ("bob.vfb",), b"x")
+        self.failureResultOf(self.alice.publish(("bob.vfb",), b"x"), PermissionDenied)
         self.assertIsNone(self.store.stat(("bob.vfb",)))
         self.successResultOf(self.alice.publish(("alice.vfb",), b"old"))
-
-        def check():
-            raise PermissionDenied("no")
-
-        self.failureResultOf(self.alice.publish(("alice.vfb",), b"new", check), PermissionDenied)
+        self.failureResultOf(self.alice.publish(("alice.vfb",), b"new", Preconditions(ifMatch=b'"other"')),
+                             PreconditionFailed)
         self.assertEqual(self.store.read(("alice.vfb",)), b"old")

@@ -1,47 +1,33 @@
 """
-What every changing method checks before it touches the tree: the C{If}
-header, the locks held by others, C{If-Match} / C{If-None-Match}, and the
-C{Depth}, C{Overwrite} and C{Destination} headers.
+What a changing method reads from the wire before it asks the avatar: the
+preconditions (the C{If} header, C{If-Match} / C{If-None-Match}, the lock
+tokens submitted) as a L{Preconditions} value the avatar evaluates, and the
+C{Depth}, C{Overwrite} and C{Destination} headers; and the answer to a
+lock in the way.
 """
 
-from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
+from typing import List, Optional, Tuple
 
 from twisted.web import http
 
-from fbtwist.access.values import LockStore
-from fbtwist.errors import NotFound, PermissionDenied
+from fbtwist.access.preconditions import submittedTokens
+from fbtwist.access.values import ConditionList, Preconditions
+from fbtwist.errors import LockedBy
 from fbtwist.web.dav import ifheader, urls
 from fbtwist.web.dav.davxml import DAVError
-from fbtwist.web.responses import HTTPError, etagMatches
+from fbtwist.web.responses import HTTPError
 
 
-class Preconditions(NamedTuple):
+def preconditionsOf(avatar, request) -> Preconditions:
     """
-    The preconditions a request states, read from it in the reactor's
-    thread, so that they can be checked anywhere (in the thread pool, right
-    before a commit) without the request.
-
-    @ivar ifMatch: The C{If-Match} header, or C{None}.
-    @ivar ifNoneMatch: The C{If-None-Match} header, or C{None}.
-    @ivar ifLists: The parsed C{If} header, or C{None}.
-    @ivar tagged: The store path each of its resource tags names (C{None}:
-        outside the publishing tree).
-    """
-
-    ifMatch: Optional[bytes]
-    ifNoneMatch: Optional[bytes]
-    ifLists: Optional[List[ifheader.ConditionList]]
-    tagged: Dict[str, Optional[tuple]]
-
-
-def preconditionsOf(avatar, request, lists=None) -> Preconditions:
-    """
-    Read the preconditions of C{request} (its C{If} header C{lists}, when
-    parsed already).
+    Read the preconditions of C{request} as values the avatar evaluates
+    (without the request, in whichever thread it changes the tree): its
+    C{If-Match} and C{If-None-Match}, its C{If} header with the store path
+    each resource tag names, and the lock tokens that header submits.
 
     @raise HTTPError: 400 for a malformed C{If} header.
     """
-    lists = parseIfHeader(request) if lists is None else lists
+    lists = parseIfHeader(request)
     tagged = {}
     for conditionList in lists or ():
         tag = conditionList.tag
@@ -50,128 +36,36 @@ def preconditionsOf(avatar, request, lists=None) -> Preconditions:
                 tagged[tag] = urls.storePathOfURL(avatar, tag, request)
             except HTTPError:
                 tagged[tag] = None
-    return Preconditions(request.getHeader(b"If-Match"), request.getHeader(b"If-None-Match"), lists, tagged)
+    return Preconditions(
+        ifMatch=request.getHeader(b"If-Match"),
+        ifNoneMatch=request.getHeader(b"If-None-Match"),
+        ifHeader=None if lists is None else tuple(lists),
+        tagged=tagged,
+        tokens=submittedTokens(lists),
+    )
 
 
-def _stated(avatar, request, lists=None) -> Preconditions:
+def parseIfHeader(request) -> Optional[List[ConditionList]]:
     """
-    C{request}'s preconditions (C{request} may be them already), with the
-    C{If} header C{lists} when already parsed.
+    The lists of the C{If} header of C{request}, or C{None}.
+
+    @raise HTTPError: 400 when it is malformed.
     """
-    if isinstance(request, Preconditions):
-        return request
-    return preconditionsOf(avatar, request, lists)
-
-
-def currentETag(avatar, path) -> Optional[str]:
-    """
-    The entity tag of the file at C{path}, or C{None} (no file, a
-    collection, or one this user may not read).
-    """
-    info = avatar.peek(path)
-    if info is None or info.isCollection:
-        return None
-    try:
-        return avatar.etag(path)
-    except (PermissionDenied, NotFound):
-        return None
-
-
-def checkIfMatch(avatar, request, path) -> None:
-    """
-    C{If-Match} and C{If-None-Match} (C{*} included) for PUT and DELETE.
-
-    @raise HTTPError: 412 when they do not hold.
-    """
-    stated = _stated(avatar, request)
-    ifMatch, ifNoneMatch = stated.ifMatch, stated.ifNoneMatch
-    if ifMatch is None and ifNoneMatch is None:
-        return
-    info = avatar.peek(path)
-    exists = info is not None
-    etag = currentETag(avatar, path) if exists else None
-    if ifMatch is not None:
-        if not exists or not (ifMatch.strip() == b"*" or etagMatches(ifMatch, etag)):
-            raise HTTPError(http.PRECONDITION_FAILED, "If-Match does not match the current version")
-    if ifNoneMatch is not None and exists:
-        if ifNoneMatch.strip() == b"*" or etagMatches(ifNoneMatch, etag):
-            raise HTTPError(http.PRECONDITION_FAILED, "If-None-Match matches the current version")
-
-
-def parseIfHeader(request):
-    if isinstance(request, Preconditions):
-        return request.ifLists
     header = request.getHeader(b"If")
     if header is None:
         return None
     return ifheader.parseIf(header.decode("latin-1"))
 
 
-def checkIfHeader(avatar, request, path, locks: LockStore, lists=None) -> None:
+def lockedAnswer(error: LockedBy) -> DAVError:
     """
-    Evaluate the C{If} header (when there is one) against the resources it
-    names.
-
-    @raise HTTPError: 412 when it is false.
+    The WebDAV answer to a change a lock stands in the way of: 423 naming
+    the lock's root, with C{DAV:no-conflicting-lock} for a LOCK, else
+    C{DAV:lock-token-submitted}.
     """
-    stated = _stated(avatar, request, lists)
-    lists = stated.ifLists
-    if lists is None:
-        return
-    inForce = locks.all()
-
-    def stateOf(tag):
-        target = path if tag is None else stated.tagged.get(tag)
-        if target is None:
-            return ifheader.ResourceState(None, frozenset())
-        tokens = frozenset(lock.token for lock in inForce if lock.covers(target))
-        return ifheader.ResourceState(currentETag(avatar, target), tokens)
-
-    if not ifheader.evaluate(lists, stateOf):
-        raise HTTPError(http.PRECONDITION_FAILED, "the If header does not hold")
-
-
-def heldTokens(avatar, request, lists=None) -> set:
-    """
-    The lock tokens this request submits.
-    """
-    lists = parseIfHeader(request) if lists is None else lists
-    return set() if lists is None else ifheader.submittedTokens(lists)
-
-
-def checkLocks(avatar, request, locks: LockStore, changes: Iterable[Tuple[tuple, bool, bool]], lists=None) -> None:
-    """
-    Refuse a change that a lock held by someone else protects.
-
-    @param changes: (store path, recursive, membership) for each resource
-        the request changes (see L{LockStore.affecting}).
-    @raise DAVError: 423 with C{DAV:lock-token-submitted} naming the
-        locked resource.
-    """
-    held = heldTokens(avatar, request, lists)
-    for path, recursive, membership in changes:
-        for lock in locks.affecting(path, recursive, membership):
-            if lock.token in held and lock.principal == avatar.uid:
-                continue
-            root = avatar.peek(lock.path)
-            raise DAVError(
-                423, "lock-token-submitted", "the resource is locked",
-                hrefs=[urls.href(lock.path, root is not None and root.isCollection)],
-            )
-
-
-def checkWrite(avatar, request, path, changes: Iterable[Tuple[tuple, bool, bool]],
-               locks: Optional[LockStore] = None) -> LockStore:
-    """
-    The C{If} header, then the locks, for a change of C{changes}.
-
-    @return: The lock store used.
-    """
-    locks = avatar.lockStore() if locks is None else locks
-    stated = _stated(avatar, request)
-    checkIfHeader(avatar, stated, path, locks)
-    checkLocks(avatar, stated, locks, changes, stated.ifLists)
-    return locks
+    hrefs = [] if error.lock is None else [urls.href(error.lock.path, error.rootIsCollection)]
+    condition = "no-conflicting-lock" if error.conflicting else "lock-token-submitted"
+    return DAVError(423, condition, "the resource is locked", hrefs=hrefs)
 
 
 def parseDepth(request, default: str, allowed: Tuple[str, ...]) -> str:

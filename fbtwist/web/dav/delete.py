@@ -11,14 +11,11 @@ from fbtwist.web.dav import conditions
 
 
 async def delete(avatar, path, request) -> None:
-    info = avatar.stat(path)
+    info = await avatar.stat(path)
     if info is None:
         raise NotFound()
     avatar.authorize(Action.MANAGE if info.isCollection else Action.WRITE, path, info.isCollection)
     if info.isCollection:
         conditions.parseDepth(request, "infinity", ("infinity",))
-    conditions.checkIfMatch(avatar, request, path)
-    locks = conditions.checkWrite(avatar, request, path, [(path, info.isCollection, True)])
-    avatar.delete(path)
-    locks.removeWithin(path)
+    await avatar.delete(path, conditions.preconditionsOf(avatar, request))
     request.setResponseCode(http.NO_CONTENT)

@@ -9,7 +9,7 @@ from fbtwist.web.responses import serveCalendar
 
 
 async def get(avatar, path, request) -> None:
-    info = avatar.stat(path)
+    info = await avatar.stat(path)
     if info is None:
         raise NotFound()
     if info.isCollection:
@@ -20,7 +20,7 @@ async def get(avatar, path, request) -> None:
         request.write(body)
         return
     # Bytes, ETag and time of one version, even if a publish lands meanwhile.
-    snapshot = avatar.snapshot(path)
+    snapshot = await avatar.snapshot(path)
     if snapshot is None:
         raise NotFound()
     serveCalendar(request, snapshot.data, snapshot.etag, snapshot.info.modified)

@@ -1,5 +1,5 @@
 """
-The WebDAV C{If} header (RFC 4918 section 10.4): parsing and evaluation::
+The WebDAV C{If} header (RFC 4918 section 10.4): its grammar::
 
     If = "If" ":" ( 1*No-tag-list | 1*Tagged-list )
     No-tag-list = List
@@ -7,49 +7,18 @@ The WebDAV C{If} header (RFC 4918 section 10.4): parsing and evaluation::
     List = "(" 1*Condition ")"
     Condition = ["Not"] (State-token | "[" entity-tag "]")
 
-The header is true when any one of its lists is true; a list is true when
-all its conditions are; an untagged list is about the request URI, a tagged
-one about the resource its tag names.
+An untagged list is about the request URI, a tagged one about the
+resource its tag names.  The parsed lists are values of the domain
+(L{fbtwist.access.values.ConditionList}), which evaluates them
+(L{fbtwist.access.preconditions.ifHeaderHolds}).
 """
 
-from typing import Callable, List, NamedTuple, Optional, Set, Tuple
+from typing import List, Optional
 
 from twisted.web import http
 
+from fbtwist.access.values import Condition, ConditionList
 from fbtwist.web.responses import HTTPError
-
-
-class Condition(NamedTuple):
-    """
-    @ivar negated: Whether C{Not} precedes it.
-    @ivar kind: C{"token"} (a state token) or C{"etag"}.
-    @ivar value: The token (without C{<>}) or the entity tag (with quotes).
-    """
-
-    negated: bool
-    kind: str
-    value: str
-
-
-class ConditionList(NamedTuple):
-    """
-    @ivar tag: The resource tag (a URL) or C{None} for the request URI.
-    """
-
-    tag: Optional[str]
-    conditions: Tuple[Condition, ...]
-
-
-class ResourceState(NamedTuple):
-    """
-    What a condition is matched against.
-
-    @ivar etag: The resource's current entity tag, or C{None}.
-    @ivar tokens: The lock tokens of the locks covering it.
-    """
-
-    etag: Optional[str]
-    tokens: frozenset
 
 
 def _bad(reason: str) -> HTTPError:
@@ -138,39 +107,3 @@ def parseIf(header: str) -> List[ConditionList]:
             raise _bad("empty list")
         lists.append(ConditionList(tag if tagged else None, tuple(conditions)))
     return lists
-
-
-def _matches(condition: Condition, state: ResourceState) -> bool:
-    if condition.kind == "token":
-        found = condition.value in state.tokens
-    else:
-        value = condition.value
-        found = state.etag is not None and (value == state.etag or value == "W/" + state.etag)
-    return found != condition.negated
-
-
-def evaluate(lists: List[ConditionList], stateOf: Callable[[Optional[str]], ResourceState]) -> bool:
-    """
-    Whether the header is true.
-
-    @param stateOf: Given a list's tag (C{None}: the request URI), the
-        state of the resource it names.
-    """
-    states = {}
-    for conditionList in lists:
-        if conditionList.tag not in states:
-            states[conditionList.tag] = stateOf(conditionList.tag)
-        state = states[conditionList.tag]
-        if all(_matches(c, state) for c in conditionList.conditions):
-            return True
-    return False
-
-
-def submittedTokens(lists: List[ConditionList]) -> Set[str]:
-    """
-    The lock tokens the client submits: every state token the header names
-    outside a C{Not}.
-    """
-    return {
-        c.value for each in lists for c in each.conditions if c.kind == "token" and not c.negated
-    }

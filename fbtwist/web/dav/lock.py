@@ -1,20 +1,20 @@
 """
 LOCK and UNLOCK: exclusive and shared write locks, Depth 0 and infinity,
-kept in the tree by L{fbtwist.store.locks}.
+taken, refreshed and removed by the avatar (which keeps them in the tree).
 
 A LOCK with a body takes a new lock (on an unmapped URL it first creates
 an empty resource and answers 201, as Windows expects); a LOCK without a
 body refreshes the lock whose token the C{If} header submits.  Timeouts are
-bounded by L{fbtwist.store.locks.MAX_TIMEOUT}.
+bounded (an hour at most).
 """
 
 from twisted.logger import Logger
 from twisted.web import http
 
 from fbtwist.access.permissions import Action
-from fbtwist.access.values import EXCLUSIVE, INFINITY, SHARED, Lock, LockConflict, TooManyLocks, parseTimeout
-from fbtwist.errors import InsufficientStorage, NotFound
-from fbtwist.web.dav import conditions, urls
+from fbtwist.access.values import EXCLUSIVE, INFINITY, SHARED, Lock, parseTimeout
+from fbtwist.errors import NotFound
+from fbtwist.web.dav import conditions
 from fbtwist.web.dav.davxml import (
     XML_CONTENT_TYPE,
     XML_DECLARATION,
@@ -73,49 +73,28 @@ def writeLockAnswer(request, lock: Lock, now: float, code: int) -> None:
 async def lock(avatar, path, request) -> None:
     root = parseXML(readBody(request))
     timeout = parseTimeout(request.getHeader(b"Timeout"))
-    locks = avatar.lockStore()
-    info = avatar.stat(path)
+    info = await avatar.stat(path)
     isCollection = info is not None and info.isCollection
     avatar.authorize(Action.WRITE, path, isCollection)
     if root is None:
-        await refresh(avatar, path, request, locks, info, timeout)
+        await refresh(avatar, path, request, timeout)
         return
     scope, owner = parseLockInfo(root)
     depth = conditions.parseDepth(request, INFINITY, ("0", INFINITY))
-    lists = conditions.parseIfHeader(request)
-    conditions.checkIfHeader(avatar, request, path, locks, lists)
-    created = False
-    if info is None:
-        conditions.checkLocks(avatar, request, locks, [(path, False, True)], lists)
-        upload = avatar.openUpload(path)
-        created = upload.commit()
-    try:
-        newLock = avatar.takeLock(locks, path, scope, depth, owner, timeout)
-    except TooManyLocks:
-        if created:
-            avatar.delete(path)
-        raise InsufficientStorage("you hold too many locks; unlock some first") from None
-    except LockConflict as e:
-        if created:
-            avatar.delete(path)
-        root = avatar.peek(e.lock.path)
-        raise DAVError(423, "no-conflicting-lock", "the resource is locked",
-                       hrefs=[urls.href(e.lock.path, root is not None and root.isCollection)]) from None
+    granted = await avatar.lock(path, scope, depth, owner, timeout, conditions.preconditionsOf(avatar, request))
+    taken = granted.lock
     log.info("{uid} locked {path} ({scope}, depth {depth}, {timeout} s)", uid=avatar.uid,
-             path="/".join(path), scope=scope, depth=newLock.depth, timeout=newLock.timeout)
-    writeLockAnswer(request, newLock, locks.clock.seconds(), http.CREATED if created else http.OK)
+             path="/".join(path), scope=scope, depth=taken.depth, timeout=taken.timeout)
+    writeLockAnswer(request, taken, granted.now, http.CREATED if granted.created else http.OK)
 
 
-async def refresh(avatar, path, request, locks, info, timeout) -> None:
-    lists = conditions.parseIfHeader(request)
-    if lists is None:
+async def refresh(avatar, path, request, timeout) -> None:
+    stated = conditions.preconditionsOf(avatar, request)
+    if stated.ifHeader is None:
         raise HTTPError(http.BAD_REQUEST, "a LOCK without a body refreshes a lock named in the If header")
-    if info is None:
-        raise HTTPError(http.PRECONDITION_FAILED, "nothing is locked there")
-    held = conditions.heldTokens(avatar, request, lists)
-    refreshed = avatar.refreshLock(locks, path, held, timeout)
+    refreshed = await avatar.refreshLock(path, timeout, stated)
     if refreshed is not None:
-        writeLockAnswer(request, refreshed, locks.clock.seconds(), http.OK)
+        writeLockAnswer(request, refreshed.lock, refreshed.now, http.OK)
         return
     raise DAVError(http.PRECONDITION_FAILED, "lock-token-matches-request-uri",
                    "no lock of yours with that token covers this resource")
@@ -133,8 +112,8 @@ def parseLockToken(request) -> str:
 
 async def unlock(avatar, path, request) -> None:
     token = parseLockToken(request)
-    if avatar.stat(path) is None:
+    if await avatar.stat(path) is None:
         raise NotFound()
-    if not avatar.unlock(path, token):
+    if not await avatar.unlock(path, token, conditions.preconditionsOf(avatar, request)):
         raise DAVError(http.CONFLICT, "lock-token-matches-request-uri", "no such lock on this resource")
     request.setResponseCode(http.NO_CONTENT)

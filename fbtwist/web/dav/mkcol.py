@@ -5,7 +5,6 @@ MKCOL: make a collection (administrators only; see L{fbtwist.access.permissions}
 from twisted.web import http
 
 from fbtwist.access.permissions import Action
-from fbtwist.errors import AlreadyExists
 from fbtwist.web.dav import conditions
 from fbtwist.web.dav.davxml import readBody
 from fbtwist.web.responses import HTTPError
@@ -15,9 +14,6 @@ async def mkcol(avatar, path, request) -> None:
     avatar.authorize(Action.MANAGE, path, isCollection=True)
     if readBody(request):
         raise HTTPError(http.UNSUPPORTED_MEDIA_TYPE, "MKCOL with a body is not supported")
-    if avatar.peek(path) is not None:
-        raise AlreadyExists("something already exists under that name")
-    conditions.checkWrite(avatar, request, path, [(path, False, True)])
-    avatar.makeCollection(path)
+    await avatar.makeCollection(path, conditions.preconditionsOf(avatar, request))
     request.setResponseCode(http.CREATED)
     request.setHeader(b"Content-Length", b"0")

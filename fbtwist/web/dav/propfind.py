@@ -178,20 +178,20 @@ async def streamMembers(request, members: Iterable[ResourceInfo], render, cooper
 async def propfind(avatar, path, request) -> None:
     depth = conditions.parseDepth(request, "infinity", ("0", "1", "infinity"))
     kind, keys = parseRequest(readBody(request))
-    info = avatar.stat(path)
+    info = await avatar.stat(path)
     if info is None:
         raise NotFound()
     depth = conditions.memberDepth(depth, info.isCollection)
     if depth == "infinity":
         raise DAVError(http.FORBIDDEN, "propfind-finite-depth", "PROPFIND with Depth infinity is not supported")
-    locks = avatar.lockStore()
-    context = PropertyContext(avatar, locks.all(), locks.clock.seconds())
+    active = await avatar.activeLocks()
+    context = PropertyContext(avatar, active.locks, active.now)
     first = resourceResponse(context, info, kind, keys)
     setStatus(request, 207)
     request.setHeader(b"Content-Type", XML_CONTENT_TYPE)
     request.write((MULTISTATUS_START + first).encode("utf-8"))
     if depth == "1" and info.isCollection:
-        members = avatar.children(path)
+        members = await avatar.list(path)
         try:
             complete = await streamMembers(
                 request, members, lambda member: resourceResponse(context, member, kind, keys),

@@ -12,7 +12,7 @@ ordinary dead properties here.
 from twisted.web import http
 
 from fbtwist.access.permissions import Action
-from fbtwist.errors import InsufficientStorage, NotFound
+from fbtwist.errors import NotFound
 from fbtwist.web.dav import conditions, urls
 from fbtwist.web.dav.davxml import (
     davName,
@@ -28,9 +28,6 @@ from fbtwist.web.dav.properties import isProtected
 from fbtwist.web.responses import HTTPError
 
 _FAILED_DEPENDENCY = 424
-#: The most dead-property text one resource may carry (a user could
-#: otherwise fill the disk one PROPPATCH at a time).
-MAX_DEAD_PROPERTIES = 256 * 1024
 
 
 def parseUpdate(data: bytes):
@@ -56,11 +53,11 @@ def parseUpdate(data: bytes):
 
 
 async def proppatch(avatar, path, request) -> None:
-    info = avatar.stat(path)
+    info = await avatar.stat(path)
     if info is None:
         raise NotFound()
     avatar.authorize(Action.WRITE, path, info.isCollection)
-    conditions.checkWrite(avatar, request, path, [(path, False, False)])
+    stated = conditions.preconditionsOf(avatar, request)
     instructions = parseUpdate(readBody(request))
     refused = [key for _, key, _ in instructions if isProtected(key)]
     names = []
@@ -69,18 +66,14 @@ async def proppatch(avatar, path, request) -> None:
             names.append(key)
     href = urls.href(path, info.isCollection)
     if refused:
+        # Nothing changes; a precondition that fails is still answered first.
+        await avatar.patchProperties(path, [], stated)
         writeMultistatus(request, [response(href, [
             (http.FORBIDDEN, [emptyElement(k) for k in names if k in refused], "cannot-modify-protected-property"),
             (_FAILED_DEPENDENCY, [emptyElement(k) for k in names if k not in refused]),
         ])])
         return
-    properties = avatar.deadProperties(path)
-    for operation, key, element in instructions:
-        if operation == "set":
-            properties[key] = serializeElement(element)
-        else:
-            properties.pop(key, None)
-    if sum(len(k) + len(v) for k, v in properties.items()) > MAX_DEAD_PROPERTIES:
-        raise InsufficientStorage("the resource's properties would be too large")
-    avatar.setDeadProperties(path, properties)
+    updates = [(key, serializeElement(element) if operation == "set" else None)
+               for operation, key, element in instructions]
+    await avatar.patchProperties(path, updates, stated)
     writeMultistatus(request, [response(href, [(http.OK, [emptyElement(k) for k in names])])])

@@ -74,23 +74,13 @@ async def _put(avatar, path, request) -> None:
     if name.lower().endswith(ical.FREEBUSY_SUFFIXES + ical.EVENT_SUFFIXES):
         checkMediaType(request)
 
-    # Read here (a malformed If header: 400 before any work): the check
-    # runs in the thread pool, where the request must not be touched.
+    # Read here (a malformed If header: 400 before any work), as values:
+    # the avatar evaluates them in the thread pool, right before the rename
+    # and under the lock mutex, where the request must not be touched.
     stated = conditions.preconditionsOf(avatar, request)
-
-    def check() -> None:
-        conditions.checkIfMatch(avatar, stated, path)
-        # A new file changes its parent's membership, which a lock on the parent protects.
-        conditions.checkWrite(avatar, stated, path, [(path, False, avatar.peek(path) is None)])
-
     body = readBody(request)
     validatePublish(name, body)
-    # The locks and preconditions are checked once the body is on disk,
-    # right before the rename and under the lock mutex, in the thread pool
-    # (reading the lock store and the file's ETag would otherwise wait for
-    # other threads' fsyncs in the reactor): a LOCK or another PUT may come
-    # in while the body is written.
-    created = await avatar.publish(path, body, check)
+    created = await avatar.publish(path, body, stated)
     log.info(
         "published {path} as {uid} over HTTP ({size} bytes)",
         fbEvent="publish", path="/".join(path), uid=avatar.uid, size=len(body), protocol="http",

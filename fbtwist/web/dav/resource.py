@@ -8,8 +8,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from fbtwist.access.avatar import CalendarAvatar
-from fbtwist.errors import InvalidName
-from fbtwist.web.dav import copymove, delete, get, lock, mkcol, options, propfind, proppatch, put
+from fbtwist.errors import InvalidName, LockedBy
+from fbtwist.web.dav import conditions, copymove, delete, get, lock, mkcol, options, propfind, proppatch, put
 from fbtwist.web.dav.davxml import DAVError, writeDAVError
 from fbtwist.web.dav.urls import normalSegments
 from fbtwist.web.responses import HTTPError, renderAsync, writeNotAllowed
@@ -52,6 +52,8 @@ class CalendarTreeResource(Resource):
                 raise
             try:
                 await method(self.avatar, path, request)
+            except LockedBy as e:
+                writeDAVError(request, conditions.lockedAnswer(e))
             except DAVError as e:
                 writeDAVError(request, e)
 
