@@ -301,8 +301,8 @@ class FreeBusyVisibility:
         if isinstance(target, PublishedFile):
             return self._fileNow(target)
         workhours = workhours or self.applyWorkingHours
-        if mask is not None and (viewer.uid is None or mask.organizer != viewer.uid):
-            mask = None
+        if mask is not None:
+            mask = await self._viewersMask(viewer, mask)
         if isinstance(target, Group):
             answer = await self._group(viewer, target.cn, timeRange, workhours)
         elif isinstance(target, Account):
@@ -334,6 +334,20 @@ class FreeBusyVisibility:
         if published is None or published.isCalendar:
             return None
         return self._visibleFile(published, uid, timeRange, workhours or self.applyWorkingHours)
+
+    async def _viewersMask(self, viewer: Viewer, mask: Mask) -> Optional[Mask]:
+        """
+        C{mask} with only those of its addresses that are the viewer's
+        (resolved as lookup names are); C{None} unless the viewer is its
+        organizer.
+        """
+        if viewer.uid is None or mask.organizer != viewer.uid:
+            return None
+        own = []
+        for address in mask.addresses:
+            if await self.resolve(derive.addressKey(address)) == viewer.uid:
+                own.append(address)
+        return mask._replace(addresses=frozenset(own))
 
     # --- people ---
 

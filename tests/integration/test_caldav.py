@@ -610,6 +610,8 @@ class FastReaderTests(TestCase):
             self.assertEqual(fast.organizers, [str(component["ORGANIZER"])], name)
             self.assertEqual((fast.start, fast.end, fast.uid), (component["DTSTART"].dt, component["DTEND"].dt,
                                                                  str(component["UID"])), name)
+            mask = component.get("X-CALENDARSERVER-MASK-UID")
+            self.assertEqual(fast.maskUID, None if mask is None else str(mask), name)
         self.assertEqual(count, 4)
 
     def test_leavesTheRest(self):

@@ -53,7 +53,7 @@ def freeBusyLines(calendarData: str):
     return [line.strip() for line in text.splitlines() if line.startswith("FREEBUSY")]
 
 
-class CalDAVRoomsTestCase(SynchronousTestCase):
+class CalDAVTestCase(SynchronousTestCase):
     def setUp(self):
         self.server = startMemoryServer(self)
 
@@ -76,17 +76,20 @@ class CalDAVRoomsTestCase(SynchronousTestCase):
             headers[name.strip().lower()] = value.strip()
         return int(lines[0].split()[1]), headers, body
 
-    def replay(self, fixture: str, values: dict, login: str = "alice", token: str = None):
+    def replay(self, fixture: str, values: dict, login: str = "alice", token: str = None, edit=None):
         """
         Replay a recorded request with a Basic login added (and, for a
-        principal search, another C{token} searched for).
+        principal search, another C{token} searched for; C{edit} changes
+        the body).
         """
         raw = loadRequest(fixture, values)
         head, _, body = raw.partition(b"\r\n\r\n")
         if token is not None:
             body = re.sub(rb"<C:search-token>[^<]*</C:search-token>",
                           b"<C:search-token>" + token.encode("utf-8") + b"</C:search-token>", body)
-            head = re.sub(rb"Content-Length: \d+", b"Content-Length: %d" % len(body), head)
+        if edit is not None:
+            body = edit(body)
+        head = re.sub(rb"Content-Length: \d+", b"Content-Length: %d" % len(body), head)
         lines = [line for line in head.split(b"\r\n") if not line.lower().startswith(b"connection:")]
         token = base64.b64encode(f"{login}:{PASSWORDS[login]}".encode("utf-8"))
         lines[1:1] = [b"Connection: close", b"Authorization: Basic " + token]
@@ -110,7 +113,7 @@ class CalDAVRoomsTestCase(SynchronousTestCase):
         return [h.text for h in element.iter(D + "href")]
 
 
-class RoomPrincipalTests(CalDAVRoomsTestCase):
+class RoomPrincipalTests(CalDAVTestCase):
     """
     A room's principal, home and calendar.
     """
@@ -179,7 +182,7 @@ class RoomPrincipalTests(CalDAVRoomsTestCase):
         self.assertEqual(status, 403, body)
 
 
-class RoomAttendeeTests(CalDAVRoomsTestCase):
+class RoomAttendeeTests(CalDAVTestCase):
     """
     Rooms as attendees of an outbox free/busy request.
     """
@@ -214,7 +217,7 @@ class RoomAttendeeTests(CalDAVRoomsTestCase):
         self.assertEqual(answers["/caldav/principals/rooms/nowhere/"], ("3.7;Invalid calendar user", None))
 
 
-class RoomSearchTests(CalDAVRoomsTestCase):
+class RoomSearchTests(CalDAVTestCase):
     """
     Finding rooms by the searches scheduling clients send.
     """
