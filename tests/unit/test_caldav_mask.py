@@ -72,7 +72,7 @@ class MaskUIDTests(CalDAVTestCase):
         """The same request without the mask (or masking another UID) shows the meeting."""
         line = f"X-CALENDARSERVER-MASK-UID:{MASKED}\r\n".encode("ascii")
         for replacement in (b"", b"X-CALENDARSERVER-MASK-UID:something-else\r\n"):
-            status, _, body = self.replay(FIXTURE, VALUES, edit=lambda b: b.replace(line, replacement))
+            status, _, body = self.replay(FIXTURE, VALUES, edit=lambda b, r=replacement: b.replace(line, r))
             self.assertEqual(status, 200, body)
             answers = self.answers(body)
             self.assertIn("FREEBUSY;FBTYPE=BUSY:20261207T100000Z/20261207T110000Z",
