@@ -7,7 +7,7 @@ calendars holding the meeting being moved.
 
 from xml.etree.ElementTree import fromstring
 
-from tests.unit.test_caldav_rooms import C, D, CalDAVTestCase, freeBusyLines
+from tests.unit.test_caldav_rooms import C, CalDAVTestCase, D, freeBusyLines
 
 #: The UID the recorded request masks.
 MASKED = "5C0B8F7E-2D4A-4B8B-A1C6-0E9F3D2B7A14"
