@@ -279,3 +279,19 @@ class RoomSearchTests(CalDAVTestCase):
         status, _, answer = self.request("REPORT", "/caldav/principals/", body, ["Depth: 0", "Content-Type: text/xml"])
         self.assertEqual(status, 200, answer)
         self.assertIn(C + "calendar-user-type", [e.tag for e in fromstring(answer).iter()])
+
+    def test_propertiesBesideAnEmptyProp(self):
+        """
+        The python caldav library's search, its properties beside an empty
+        DAV:prop, gets them: the room's name and calendar home.
+        """
+        body = (b'<D:principal-property-search xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+                b"<D:property-search><D:prop><D:displayname/></D:prop><D:match>Orion</D:match></D:property-search>"
+                b"<D:prop/><C:calendar-home-set/><D:displayname/></D:principal-property-search>")
+        status, _, answer = self.request("REPORT", "/caldav/principals/", body, ["Content-Type: text/xml"])
+        self.assertEqual(status, 207, answer)
+        found = self.properties(answer)
+        self.assertEqual(list(found), ["/caldav/principals/rooms/orion/"])
+        props = found["/caldav/principals/rooms/orion/"]
+        self.assertEqual(sorted(props), [C + "calendar-home-set", D + "displayname"])
+        self.assertEqual(self.hrefs(props[C + "calendar-home-set"]), ["/caldav/calendars/orion/"])

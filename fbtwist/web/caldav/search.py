@@ -157,9 +157,18 @@ async def _answer(view, request, tests, anyOf: bool, keys, limit: int) -> None:
     writeMultistatus(request, answers)
 
 
+#: The elements of a search that are not properties asked for.
+_SEARCH_ELEMENTS = {davName("prop"), davName("property-search"), davName("apply-to-principal-collection-set"),
+                    csName("search-token"), csName("limit")}
+
+
 def _requestedKeys(root) -> List[str]:
     prop = root.find(davName("prop"))
     keys = [child.tag for child in prop] if prop is not None else []
+    if not keys:
+        # The python caldav library (3.x) puts the properties it wants
+        # beside an empty DAV:prop instead of inside it.
+        keys = [child.tag for child in root if child.tag not in _SEARCH_ELEMENTS]
     return list(dict.fromkeys(keys)) or DEFAULT_PROPERTIES
 
 
