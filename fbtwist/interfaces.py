@@ -10,10 +10,11 @@ from zope.interface import Attribute, Interface
 
 class PrincipalRecord(NamedTuple):
     """
-    What the directory tells of a user or a group, for CalDAV principals.
+    What the directory tells of a user, a group or a room, for CalDAV
+    principals.
 
-    @ivar kind: C{"user"} or C{"group"}.
-    @ivar name: The user's uid, or the group's C{cn}.
+    @ivar kind: C{"user"}, C{"group"} or C{"room"}.
+    @ivar name: The user's or the room's uid, or the group's C{cn}.
     @ivar displayName: C{displayName}, else C{cn}, else C{name}.
     @ivar addresses: Mail addresses, from every mail attribute, in order.
     """
@@ -26,6 +27,8 @@ class PrincipalRecord(NamedTuple):
 
 USER = "user"
 GROUP = "group"
+#: A room (or other bookable resource) of the directory's rooms.
+ROOM = "room"
 
 
 class IUpload(Interface):
@@ -212,31 +215,35 @@ class IDirectory(Interface):
 
 class IPrincipalDirectory(Interface):
     """
-    Users and groups as CalDAV principals (what scheduling clients show and
-    search).  Every method returns a Deferred, failing with
+    Users, groups and rooms as CalDAV principals (what scheduling clients
+    show and search).  Every method returns a Deferred, failing with
     L{fbtwist.errors.DirectoryUnavailable} when the directory cannot be asked.
     """
 
     def principal(kind, name, groupBase):
         """
-        @param kind: L{USER} (C{name} a uid) or L{GROUP} (C{name} a C{cn}
-            below C{groupBase}).
+        @param kind: L{USER} or L{ROOM} (C{name} a uid), or L{GROUP}
+            (C{name} a C{cn} below C{groupBase}).
         @return: A Deferred firing with a L{PrincipalRecord}, or C{None}.
         """
 
     def principalByAddress(address, groupBase):
         """
-        The one user, else the one group (when C{groupBase} is given),
-        holding the mail address C{address} (compared without case).
+        The one user, else the one room, else the one group (when
+        C{groupBase} is given), holding the mail address C{address}
+        (compared without case).
 
         @return: A Deferred firing with a L{PrincipalRecord}, or C{None}.
         """
 
-    def searchPrincipals(text, groupBase, limit):
+    def searchPrincipals(text, groupBase, limit, kinds=None):
         """
-        Users (and groups, when C{groupBase} is given) whose display name,
-        C{cn}, uid or a mail address starts with C{text}, at most C{limit}
-        of them, within the directory's timeout.
+        Users, rooms (and groups, when C{groupBase} is given) whose display
+        name, C{cn}, uid or a mail address starts with C{text}, at most
+        C{limit} of them, within the directory's timeout.
+
+        @param kinds: Only principals of these kinds (L{USER}, L{GROUP},
+            L{ROOM}); C{None}: all.
 
         @return: A Deferred firing with a list of L{PrincipalRecord}s.
         """

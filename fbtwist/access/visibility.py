@@ -13,7 +13,7 @@ import functools
 import hashlib
 from datetime import datetime, timedelta, timezone
 from enum import Enum
-from typing import NamedTuple, Optional, Tuple, Union
+from typing import FrozenSet, NamedTuple, Optional, Tuple, Union
 from zoneinfo import ZoneInfo
 
 from twisted.logger import Logger
@@ -25,6 +25,7 @@ from fbtwist.availability.vavailability import readAvailability
 from fbtwist.cache import LRUCache
 from fbtwist.calendar import derive, freebusy, ical
 from fbtwist.calendar.busytime import BusyTime
+from fbtwist.calendar.derive import EventMask
 from fbtwist.calendar.freebusy import FreeBusy, TimeRange
 from fbtwist.directory.filters import defaultGroupBase
 from fbtwist.errors import InvalidCalendar, NotFound, PermissionDenied
@@ -96,6 +97,34 @@ class PublishedFile(NamedTuple):
 
 
 Target = Union[Person, Group, Account, PublishedFile]
+
+
+class Mask(NamedTuple):
+    """
+    One meeting the viewer organizes, left out of the busy time they are
+    shown (Apple's C{X-CALENDARSERVER-MASK-UID}: the meeting being moved
+    must not block itself).  Honoured only for the viewer who is
+    C{organizer}: in a person's published full calendar, that person's
+    events with the C{UID} C{uid} whose C{ORGANIZER} is one of
+    C{addresses}, and in the organizer's own calendar also those naming no
+    organizer.  A free/busy file has no events: nothing is masked there.
+
+    @ivar uid: The event's C{UID}.
+    @ivar organizer: The viewer's uid.
+    @ivar addresses: The viewer's calendar user addresses (mail addresses
+        compared without C{mailto:} and case).
+    """
+
+    uid: str
+    organizer: str
+    addresses: FrozenSet[str]
+
+    def eventMask(self, owner: str) -> EventMask:
+        """
+        What is left out of C{owner}'s calendar.
+        """
+        return EventMask(self.uid, frozenset(derive.addressKey(a) for a in self.addresses),
+                         unorganized=owner == self.organizer)
 
 
 class Visible(NamedTuple):
@@ -241,7 +270,7 @@ class FreeBusyVisibility:
 
     async def freeBusyFor(self, viewer: Viewer, target: Target, timeRange: Optional[TimeRange] = None,
                           detail: Detail = Detail.BUSY, started: Optional[float] = None,
-                          workhours: bool = False) -> Union[Visible, "_Hidden"]:
+                          workhours: bool = False, mask: Optional[Mask] = None) -> Union[Visible, "_Hidden"]:
         """
         What C{viewer} may see of C{target}'s free/busy times within
         C{timeRange} at C{detail}.
@@ -251,6 +280,8 @@ class FreeBusyVisibility:
             from today.
         @param workhours: Also mark the time outside each person's working
             hours (C{BUSY-UNAVAILABLE}); always so with C{applyWorkingHours}.
+        @param mask: A meeting of the viewer's to leave out of a person's
+            busy time (L{Mask}); ignored unless the viewer organizes it.
         @param started: When the request arrived (by C{clock}), the start of
             the floor under an L{HIDDEN} answer about a person or a group;
             default: now.
@@ -270,12 +301,14 @@ class FreeBusyVisibility:
         if isinstance(target, PublishedFile):
             return self._fileNow(target)
         workhours = workhours or self.applyWorkingHours
+        if mask is not None:
+            mask = await self._viewersMask(viewer, mask)
         if isinstance(target, Group):
             answer = await self._group(viewer, target.cn, timeRange, workhours)
         elif isinstance(target, Account):
-            answer = await self._account(target.uid, timeRange, workhours)
+            answer = await self._account(target.uid, timeRange, workhours, mask)
         else:
-            answer = await self._person(target.name, timeRange, workhours)
+            answer = await self._person(target.name, timeRange, workhours, mask)
         if answer is HIDDEN:
             await self.missFloor.wait(started)
         return answer
@@ -301,6 +334,20 @@ class FreeBusyVisibility:
         if published is None or published.isCalendar:
             return None
         return self._visibleFile(published, uid, timeRange, workhours or self.applyWorkingHours)
+
+    async def _viewersMask(self, viewer: Viewer, mask: Mask) -> Optional[Mask]:
+        """
+        C{mask} with only those of its addresses that are the viewer's
+        (resolved as lookup names are); C{None} unless the viewer is its
+        organizer.
+        """
+        if viewer.uid is None or mask.organizer != viewer.uid:
+            return None
+        own = []
+        for address in mask.addresses:
+            if await self.resolve(derive.addressKey(address)) == viewer.uid:
+                own.append(address)
+        return mask._replace(addresses=frozenset(own))
 
     # --- people ---
 
@@ -334,21 +381,23 @@ class FreeBusyVisibility:
                 self.names.put(name, uid)
         return uid
 
-    async def _person(self, name: str, timeRange: Optional[TimeRange], workhours: bool):
+    async def _person(self, name: str, timeRange: Optional[TimeRange], workhours: bool,
+                      mask: Optional[Mask] = None):
         uid = await self.resolve(name)
         if uid is None:
             if self.isFederated(name):
                 return await self._federated(name, timeRange)
             return HIDDEN
-        return await self._account(uid, timeRange, workhours)
+        return await self._account(uid, timeRange, workhours, mask)
 
-    async def _account(self, uid: str, timeRange: Optional[TimeRange], workhours: bool):
+    async def _account(self, uid: str, timeRange: Optional[TimeRange], workhours: bool,
+                       mask: Optional[Mask] = None):
         published = self.published(uid)
         if self._hasFeeds(uid):
-            return await self._withFeeds(uid, published, timeRange)
+            return await self._withFeeds(uid, published, timeRange, mask)
         if published is None:
             return HIDDEN
-        return await self._visible(published, uid, timeRange, workhours)
+        return await self._visible(published, uid, timeRange, workhours, mask)
 
     def published(self, uid: str) -> Optional[Published]:
         """
@@ -370,7 +419,7 @@ class FreeBusyVisibility:
         return Published(snapshot.info.path, snapshot.info, snapshot.etag, snapshot.data)
 
     async def _visible(self, published: Published, owner: str, timeRange: Optional[TimeRange],
-                       workhours: bool = False):
+                       workhours: bool = False, mask: Optional[Mask] = None):
         if not published.isCalendar:
             return self._visibleFile(published, owner, timeRange, workhours)
         if timeRange is None:
@@ -379,8 +428,14 @@ class FreeBusyVisibility:
             modified = max(published.info.modified, timeRange.start.timestamp())
         else:
             modified = published.info.modified
-        fb = await self.busyTime.freeBusy(published.path, published.etag, published.data, timeRange)
-        return self._withHours(Visible(fb, owner, published.etag, modified), workhours)
+        if mask is None:
+            fb = await self.busyTime.freeBusy(published.path, published.etag, published.data, timeRange)
+            etag = published.etag
+        else:
+            fb = await self.busyTime.freeBusy(published.path, published.etag, published.data, timeRange,
+                                              mask.eventMask(owner))
+            etag = variantETag(published.etag, "mask", mask.uid, mask.organizer)
+        return self._withHours(Visible(fb, owner, etag, modified), workhours)
 
     def _visibleFile(self, published: Published, owner: str, timeRange: Optional[TimeRange],
                      workhours: bool = False):
@@ -519,7 +574,8 @@ class FreeBusyVisibility:
         """
         return self.feeds is not None and uid is not None and self.feeds.hasBusyTime(uid)
 
-    async def _withFeeds(self, uid: str, published: Optional[Published], timeRange: Optional[TimeRange]):
+    async def _withFeeds(self, uid: str, published: Optional[Published], timeRange: Optional[TimeRange],
+                         mask: Optional[Mask] = None):
         """
         C{uid}'s busy time from their calendar feeds merged with what they
         publish (if anything), within C{timeRange} or the default window.
@@ -530,7 +586,7 @@ class FreeBusyVisibility:
         modified = self.feeds.modified(uid)
         organizer = None
         if published is not None:
-            own = await self._visible(published, uid, window)
+            own = await self._visible(published, uid, window, mask=mask)
             if own is not HIDDEN:
                 periods.extend(own.freeBusy.periods)
                 organizer = own.freeBusy.organizer

@@ -20,6 +20,14 @@ new expansion in the background, so the horizon moves with the days even
 for a calendar that is never published again; meanwhile the answer comes
 from what is kept.  A lookup's range beyond the horizon is answered for the
 part inside it: the VFREEBUSY's DTSTART and DTEND say which.
+
+A derivation also keeps each event's own periods by C{UID} and organizer
+(L{fbtwist.calendar.derive.EventBusy}), so that a lookup with an
+L{fbtwist.calendar.derive.EventMask} (an organizer moving a meeting) is
+answered from the same kept derivation, without expanding anything; the
+lookups without a mask read the merged periods as before.  Periods kept by
+an older version, without the events, are derived once again for the
+first lookup with a mask.
 """
 
 import json
@@ -31,6 +39,7 @@ from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
 from fbtwist.calendar import derive, ical
+from fbtwist.calendar.derive import EventBusy, EventMask, maskedPeriods
 from fbtwist.calendar.freebusy import FreeBusy, Period, TimeRange, clipPeriods, defaultRange, formatUTC, parseUTC
 from fbtwist.errors import FreeBusyError, InvalidCalendar, NotFound
 from fbtwist.store.files import etagForContent
@@ -57,6 +66,8 @@ class Derivation(NamedTuple):
     @ivar derived: When it was derived.
     @ivar refused: C{None}, or why the version gives no busy time (too
         expensive to expand, unreadable); then C{periods} is empty.
+    @ivar events: Each event's own periods, or C{None} when not kept (a
+        calendar feed's, or kept by an older version).
     """
 
     etag: str
@@ -65,13 +76,18 @@ class Derivation(NamedTuple):
     end: datetime
     periods: List[Period]
     refused: Optional[str] = None
+    events: Optional[List[EventBusy]] = None
 
     def toBytes(self) -> bytes:
-        return json.dumps({
+        record = {
             "format": _FORMAT, "etag": self.etag, "derived": formatUTC(self.derived),
             "start": formatUTC(self.start), "end": formatUTC(self.end), "refused": self.refused,
-            "periods": [[formatUTC(p.start), formatUTC(p.end), p.fbtype] for p in self.periods],
-        }, separators=(",", ":")).encode("utf-8")
+            "periods": _periodsJSON(self.periods),
+        }
+        if self.events is not None:
+            # An addition older versions reading the same format pass over.
+            record["events"] = [[e.uid, e.organizer, _periodsJSON(e.periods)] for e in self.events]
+        return json.dumps(record, separators=(",", ":")).encode("utf-8")
 
     @classmethod
     def fromBytes(cls, data: bytes) -> Optional["Derivation"]:
@@ -83,14 +99,25 @@ class Derivation(NamedTuple):
             record = json.loads(data)
             if record["format"] != _FORMAT:
                 return None
+            events = record.get("events")
             return cls(
                 str(record["etag"]), parseUTC("derived", record["derived"]), parseUTC("start", record["start"]),
-                parseUTC("end", record["end"]),
-                [Period(parseUTC("start", s), parseUTC("end", e), str(t)) for s, e, t in record["periods"]],
+                parseUTC("end", record["end"]), _periodsOf(record["periods"]),
                 None if record["refused"] is None else str(record["refused"]),
+                None if events is None else [
+                    EventBusy(str(uid), None if organizer is None else str(organizer), _periodsOf(periods))
+                    for uid, organizer, periods in events],
             )
         except (ValueError, KeyError, TypeError):
             return None
+
+
+def _periodsJSON(periods: List[Period]) -> list:
+    return [[formatUTC(p.start), formatUTC(p.end), p.fbtype] for p in periods]
+
+
+def _periodsOf(values) -> List[Period]:
+    return [Period(parseUTC("start", s), parseUTC("end", e), str(t)) for s, e, t in values]
 
 
 def horizon(now: datetime) -> TimeRange:
@@ -176,12 +203,15 @@ class BusyTime:
 
     # --- looking up ---
 
-    async def freeBusy(self, path, etag: str, content: bytes, timeRange: TimeRange) -> FreeBusy:
+    async def freeBusy(self, path, etag: str, content: bytes, timeRange: TimeRange,
+                       mask: Optional[EventMask] = None) -> FreeBusy:
         """
         The busy time of the version C{etag} (whose bytes are C{content}) of
         the full calendar at C{path}, within C{timeRange}: the part of it
         inside the kept horizon (DTSTART and DTEND say which; neither when
         nothing of it is inside).
+
+        @param mask: The events to leave out, or C{None}.
 
         @raise NotFound: When the version gives no busy time (too expensive
             to expand, unreadable).
@@ -193,6 +223,9 @@ class BusyTime:
             # Answered from what is kept; the next lookups get the new one.
             self._expand(etag, content, path, refreshing=True).addErrback(
                 lambda f: self.log.failure("refreshing the busy time of {path}", f, path="/".join(path)))
+        if mask is not None and derivation.events is None and derivation.refused is None:
+            # Kept by an older version, without the events: derived once more.
+            derivation = await self._expand(etag, content, path)
         if derivation.refused is not None:
             # Not the reason itself: a parser's message may quote the events.
             raise NotFound(derive.TOO_EXPENSIVE if derivation.refused == derive.TOO_EXPENSIVE
@@ -200,7 +233,8 @@ class BusyTime:
         start, end = max(timeRange.start, derivation.start), min(timeRange.end, derivation.end)
         if start >= end:
             return FreeBusy([], None, None)
-        return FreeBusy(clipPeriods(derivation.periods, start, end), start, end)
+        periods = None if mask is None else maskedPeriods(derivation.events or [], mask)
+        return FreeBusy(clipPeriods(derivation.periods if periods is None else periods, start, end), start, end)
 
     def _kept(self, path, etag: str) -> Optional[Derivation]:
         known = self._known.get(etag)
@@ -262,7 +296,7 @@ class BusyTime:
 
         def expand() -> Derivation:
             try:
-                periods = derive.deriveBounded(content, window.start, window.end, zone, limit)
+                periods, events = derive.deriveBoundedByEvent(content, window.start, window.end, zone, limit)
             except InvalidCalendar as e:
                 return Derivation(etag, now, window.start, window.end, [], e.reason)
             except Exception:
@@ -270,7 +304,7 @@ class BusyTime:
                 # refusal, not an internal error.
                 self.log.failure("expanding a calendar failed")
                 return Derivation(etag, now, window.start, window.end, [], "the events cannot be expanded")
-            return Derivation(etag, now, window.start, window.end, periods)
+            return Derivation(etag, now, window.start, window.end, periods, None, events)
 
         if IReactorThreads.providedBy(self.reactor):
             return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), expand)

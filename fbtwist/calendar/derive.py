@@ -3,12 +3,18 @@ Free/busy derived from a full calendar (C{.ics}): events and their
 recurrences expanded by C{recurring_ical_events} (which builds on
 C{dateutil}'s recurrence rules) over a range, with a bound on the work a
 calendar's rules may cost.
+
+Besides the merged busy time everyone sees, a derivation may keep each
+event's own periods by its C{UID} and C{ORGANIZER} (L{EventBusy}): what
+lets an organizer's free/busy request leave out the meeting it is moving
+(L{EventMask}, Apple's C{X-CALENDARSERVER-MASK-UID}).  Nothing else of an
+event is kept.
 """
 
 import sys
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Iterator, List, Optional
+from typing import FrozenSet, Iterator, List, NamedTuple, Optional, Tuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dateutil.rrule
@@ -147,23 +153,77 @@ def expansionLimit(ruleIterations: int) -> Iterator[None]:
         sys.settrace(previous)
 
 
-def deriveFreeBusy(calendar: Calendar, start: datetime, end: datetime, defaultZone: ZoneInfo) -> List[Period]:
+def addressKey(address: str) -> str:
     """
-    The busy periods of a calendar's events between C{start} and C{end}:
-    recurrences expanded (RRULE, RDATE, EXDATE, overridden instances),
-    cancelled and transparent events left out, tentative ones
-    C{BUSY-TENTATIVE}; times in their own zones (VTIMEZONE and DST), all-day
-    and floating events in the calendar's zone (L{calendarZone}).  Merged,
-    sorted and clipped to the range; nothing of the events but their times
-    is kept.  The work is unbounded: expand published calendars with
-    L{deriveBounded}.
+    A calendar user address as compared here: without C{mailto:} (in any
+    case) and lower-cased.
+    """
+    address = address.strip()
+    if address[:7].lower() == "mailto:":
+        address = address[7:]
+    return address.strip().lower()
+
+
+class EventBusy(NamedTuple):
+    """
+    The busy time of one event of a calendar (all its occurrences, and the
+    overridden ones sharing its C{UID}).
+
+    @ivar uid: Its C{UID} (empty when it has none).
+    @ivar organizer: Its C{ORGANIZER} as L{addressKey} gives it, or C{None}.
+    @ivar periods: Its occurrences, merged and sorted.
+    """
+
+    uid: str
+    organizer: Optional[str]
+    periods: List[Period]
+
+
+class EventMask(NamedTuple):
+    """
+    Events to leave out of a busy time: those whose C{UID} is C{uid} and
+    whose C{ORGANIZER} is one of C{organizers} (L{addressKey}s), or, with
+    C{unorganized}, that name no organizer.  Both conditions as Apple's
+    server checks them: only the organizer may make a meeting vanish from
+    an attendee's time, and only from their own calendar one without an
+    organizer.
+    """
+
+    uid: str
+    organizers: FrozenSet[str]
+    unorganized: bool = False
+
+    def masks(self, event: EventBusy) -> bool:
+        if not self.uid or event.uid != self.uid:
+            return False
+        if event.organizer is None:
+            return self.unorganized
+        return event.organizer in self.organizers
+
+
+def maskedPeriods(events: List[EventBusy], mask: EventMask) -> Optional[List[Period]]:
+    """
+    The busy time of C{events} without those C{mask} masks, merged; C{None}
+    when it masks none (then the calendar's merged periods hold).
+    """
+    if not any(mask.masks(event) for event in events):
+        return None
+    return mergePeriods([p for event in events if not mask.masks(event) for p in event.periods])
+
+
+def _occurrences(calendar: Calendar, start: datetime, end: datetime,
+                 defaultZone: ZoneInfo) -> List[Tuple[Period, str, Optional[str]]]:
+    """
+    Every busy occurrence between C{start} and C{end} (a day of slack each
+    side), with its event's C{UID} and organizer (L{addressKey}), sorted,
+    at most L{MAX_OCCURRENCES}.
     """
     zone = calendarZone(calendar, defaultZone)
     # A day of slack each side: floating and all-day times are compared
     # by the library without our zone.
     slack = timedelta(days=1)
     occurrences = recurring_ical_events.of(calendar, skip_bad_series=True).between(start - slack, end + slack)
-    periods = []
+    found = []
     for event in occurrences:
         dtstart = event.get("DTSTART")
         if dtstart is None:
@@ -180,11 +240,48 @@ def deriveFreeBusy(calendar: Calendar, start: datetime, end: datetime, defaultZo
             continue  # takes no time (RFC 5545 3.6.1)
         else:
             last = first + timedelta(days=1)
-        periods.append(Period(_instant(first, zone), _instant(last, zone), fbtype))
-    if len(periods) > MAX_OCCURRENCES:
+        organizer = event.get("ORGANIZER")
+        found.append((Period(_instant(first, zone), _instant(last, zone), fbtype), str(event.get("UID", "")),
+                      None if organizer is None else addressKey(str(organizer))))
+    found.sort(key=lambda occurrence: occurrence[0])
+    if len(found) > MAX_OCCURRENCES:
         log.warn("kept the first {count} occurrences of {total} in a calendar", count=MAX_OCCURRENCES,
-                 total=len(periods))
-        periods = sorted(periods)[:MAX_OCCURRENCES]
+                 total=len(found))
+        found = found[:MAX_OCCURRENCES]
+    return found
+
+
+def deriveBusyByEvent(calendar: Calendar, start: datetime, end: datetime,
+                      defaultZone: ZoneInfo) -> Tuple[List[Period], List[EventBusy]]:
+    """
+    L{deriveFreeBusy}'s periods, and each event's own (L{EventBusy}, by
+    C{UID} and organizer, in the order of their first occurrence), clipped
+    to the range.
+    """
+    occurrences = _occurrences(calendar, start, end, defaultZone)
+    byEvent = {}
+    for period, uid, organizer in occurrences:
+        byEvent.setdefault((uid, organizer), []).append(period)
+    events = []
+    for (uid, organizer), periods in byEvent.items():
+        clipped = mergePeriods(clipPeriods(periods, start, end))
+        if clipped:
+            events.append(EventBusy(uid, organizer, clipped))
+    return mergePeriods(clipPeriods([o[0] for o in occurrences], start, end)), events
+
+
+def deriveFreeBusy(calendar: Calendar, start: datetime, end: datetime, defaultZone: ZoneInfo) -> List[Period]:
+    """
+    The busy periods of a calendar's events between C{start} and C{end}:
+    recurrences expanded (RRULE, RDATE, EXDATE, overridden instances),
+    cancelled and transparent events left out, tentative ones
+    C{BUSY-TENTATIVE}; times in their own zones (VTIMEZONE and DST), all-day
+    and floating events in the calendar's zone (L{calendarZone}).  Merged,
+    sorted and clipped to the range; nothing of the events but their times
+    is kept.  The work is unbounded: expand published calendars with
+    L{deriveBounded}.
+    """
+    periods = [occurrence[0] for occurrence in _occurrences(calendar, start, end, defaultZone)]
     return mergePeriods(clipPeriods(periods, start, end))
 
 
@@ -200,3 +297,15 @@ def deriveBounded(data: bytes, start: datetime, end: datetime, defaultZone: Zone
     """
     with expansionLimit(ruleIterations):
         return deriveFreeBusy(parseEvents(data), start, end, defaultZone)
+
+
+def deriveBoundedByEvent(data: bytes, start: datetime, end: datetime, defaultZone: ZoneInfo,
+                         ruleIterations: int = MAX_RULE_ITERATIONS) -> Tuple[List[Period], List[EventBusy]]:
+    """
+    L{deriveBounded}, with each event's own periods (L{deriveBusyByEvent}).
+
+    @raise TooExpensive: When its rules need more work than that.
+    @raise InvalidCalendar: When it is not a full calendar.
+    """
+    with expansionLimit(ruleIterations):
+        return deriveBusyByEvent(parseEvents(data), start, end, defaultZone)

@@ -79,7 +79,7 @@ from fbtwist.directory.principals import (
 )
 from fbtwist.directory.rooms import DirectoryRooms, RoomSearch
 from fbtwist.errors import DirectoryUnavailable, OutOfDescriptors, WrongPassword
-from fbtwist.interfaces import GROUP, USER, IDirectory, IPrincipalDirectory, PrincipalRecord
+from fbtwist.interfaces import GROUP, ROOM, USER, IDirectory, IPrincipalDirectory, PrincipalRecord
 from fbtwist.tlsclient import VerifyingClientTLS
 
 #: The first delay before reconnecting after a failure (seconds); it doubles
@@ -889,6 +889,8 @@ class LDAPDirectory:
             found = await self._principals(USER, equalityFilter(self.url.attribute, name), None, 2)
         elif kind == GROUP and groupBase:
             found = await self._principals(GROUP, groupFilter(equalityFilter("cn", name)), groupBase, 2)
+        elif kind == ROOM and self.roomDirectory is not None:
+            return await self.roomDirectory.principal(name)
         else:
             return None
         return found[0] if len(found) == 1 else None
@@ -903,28 +905,41 @@ class LDAPDirectory:
         users = await self._principals(USER, addressFilter(address, self.mailAttributes), None, 2)
         if len(users) == 1:
             return users[0]
-        if users or not groupBase:
+        if users:
+            return None
+        if self.roomDirectory is not None:
+            room = await self.roomDirectory.principalByAddress(address)
+            if room is not None:
+                return room
+        if not groupBase:
             return None
         groups = await self._principals(GROUP, groupFilter(addressFilter(address, self.mailAttributes)),
                                         groupBase, 2)
         return groups[0] if len(groups) == 1 else None
 
-    def searchPrincipals(self, text: str, groupBase: Optional[str], limit: int) -> defer.Deferred:
-        return defer.Deferred.fromCoroutine(self._searchPrincipals(text, groupBase, limit))
+    def searchPrincipals(self, text: str, groupBase: Optional[str], limit: int, kinds=None) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._searchPrincipals(text, groupBase, limit, kinds))
 
-    async def _searchPrincipals(self, text: str, groupBase: Optional[str], limit: int) -> List[PrincipalRecord]:
+    async def _searchPrincipals(self, text: str, groupBase: Optional[str], limit: int,
+                                kinds=None) -> List[PrincipalRecord]:
         """
         Bounded in results (C{limit}, at most L{MAX_SEARCH_RESULTS}, asked
         of the server as its size limit) and in time (the directory's
-        timeout, also given to the server as its time limit).
+        timeout, also given to the server as its time limit).  Rooms come
+        from the rooms' kept list, after the users.
         """
         text = text.strip()
         limit = max(0, min(limit, MAX_SEARCH_RESULTS))
+        kinds = (USER, GROUP, ROOM) if kinds is None else tuple(kinds)
         if len(text) < MIN_SEARCH_TEXT or not limit:
             return []
-        attributes = [self.url.attribute, "displayName", "cn", *self.mailAttributes]
-        found = await self._principals(USER, searchFilter(text, attributes), None, limit)
-        if groupBase and len(found) < limit:
+        found: List[PrincipalRecord] = []
+        if USER in kinds:
+            attributes = [self.url.attribute, "displayName", "cn", *self.mailAttributes]
+            found = await self._principals(USER, searchFilter(text, attributes), None, limit)
+        if ROOM in kinds and self.roomDirectory is not None and len(found) < limit:
+            found += await self.roomDirectory.searchPrincipals(text, limit - len(found))
+        if GROUP in kinds and groupBase and len(found) < limit:
             groups = await self._principals(
                 GROUP, groupFilter(searchFilter(text, ["cn", "displayName", *self.mailAttributes])),
                 groupBase, limit - len(found))

@@ -6,11 +6,14 @@ configured attributes, and the people a configured attribute names as
 their delegates (who may publish a room's free/busy).
 
 A room's login (the directory URL's attribute) is the name its free/busy
-is published and looked up under, as a person's.
+is published and looked up under, as a person's; its mail addresses (the
+directory's mail attributes) and display name make it a CalDAV principal
+of type C{ROOM} (L{DirectoryRooms.principals}), found and searched in the
+same kept list.
 """
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from ldaptor.protocols import pureldap
 
@@ -18,6 +21,8 @@ from fbtwist.availability.rooms import Room, capacityOf, equipmentOf
 from fbtwist.directory.entries import _dnKey, allValues, firstValue
 from fbtwist.directory.filters import anyOf, equalityFilter, prefixFilter
 from fbtwist.directory.ldapurl import _parsedFilter
+from fbtwist.directory.principals import MIN_SEARCH_TEXT, principalAttributes, principalRecord
+from fbtwist.interfaces import ROOM, PrincipalRecord
 
 #: How long the list of rooms is kept before the directory is asked again.
 ROOMS_TTL = 60.0
@@ -58,6 +63,8 @@ class DirectoryRooms:
         self.search = search
         self.clock = clock
         self._rooms: Optional[List[Room]] = None
+        #: The rooms as principals, in the order of L{_rooms}.
+        self._records: List[PrincipalRecord] = []
         self._loaded = 0.0
         #: Each user's delegated rooms, and when they were found.
         self._delegated: Dict[str, Tuple[float, List[str]]] = {}
@@ -79,18 +86,60 @@ class DirectoryRooms:
         now = self.clock.seconds()
         if self._rooms is not None and now - self._loaded < ROOMS_TTL:
             return self._rooms
-        attribute = self.directory.url.attribute
+        attribute, mails = self.directory.url.attribute, self.directory.mailAttributes
         entries = await self._entries(
-            None, [attribute, "cn", self.search.capacityAttribute, self.search.equipmentAttribute])
-        rooms = []
+            None, principalAttributes(attribute, mails) + [self.search.capacityAttribute,
+                                                           self.search.equipmentAttribute])
+        rooms, records = [], {}
         for entry in entries:
             uid = firstValue(entry, attribute)
             if uid:
                 rooms.append(Room(uid, firstValue(entry, "cn") or uid,
                                   capacityOf(allValues(entry, self.search.capacityAttribute)),
                                   equipmentOf(allValues(entry, self.search.equipmentAttribute))))
+                records[uid] = principalRecord(entry, ROOM, attribute, mails)
         self._rooms, self._loaded = sorted(rooms), now
+        self._records = [records[room.uid] for room in self._rooms]
         return self._rooms
+
+    async def principals(self) -> List[PrincipalRecord]:
+        """
+        Every room as a CalDAV principal (kind L{ROOM}), from the list
+        L{rooms} keeps.
+        """
+        await self.rooms()
+        return self._records
+
+    async def principal(self, uid: str) -> Optional[PrincipalRecord]:
+        """
+        The room whose uid is C{uid} (exactly), or C{None}.
+        """
+        for record in await self.principals():
+            if record.name == uid:
+                return record
+        return None
+
+    async def principalByAddress(self, address: str) -> Optional[PrincipalRecord]:
+        """
+        The one room holding the mail address C{address} (without case), or
+        C{None}.
+        """
+        address = address.strip().lower()
+        found = [r for r in await self.principals() if address in (a.lower() for a in r.addresses)]
+        return found[0] if len(found) == 1 else None
+
+    async def searchPrincipals(self, text: str, limit: int) -> List[PrincipalRecord]:
+        """
+        The rooms whose uid, display name (or a word of it) or a mail
+        address starts with C{text} (without case), at most C{limit}, by
+        display name.
+        """
+        text = text.strip().lower()
+        if len(text) < MIN_SEARCH_TEXT or limit <= 0:
+            return []
+        found = [r for r in await self.principals() if _startsWith(r, text)]
+        found.sort(key=lambda r: (r.displayName.lower(), r.name))
+        return found[:limit]
 
     async def delegatedRooms(self, uid: str) -> List[str]:
         """
@@ -139,3 +188,8 @@ class DirectoryRooms:
         entries = await self._entries(anyOf(alternatives), [attribute])
         uids = {firstValue(entry, attribute) for entry in entries} - {None}
         return uids.pop() if len(uids) == 1 else None
+
+
+def _startsWith(record: PrincipalRecord, text: str) -> bool:
+    candidates: Sequence[str] = [record.name, record.displayName, *record.displayName.split(), *record.addresses]
+    return any(c.lower().startswith(text) for c in candidates)

@@ -208,6 +208,12 @@ class ReplayTests(TestCase):
             self.assertEqual(hrefs, ["/caldav/principals/users/bsmith/"], name)
             [addresses] = self.propValues(body, C + "calendar-user-address-set")
             self.assertEqual(addresses[0], "mailto:betty@example.com")
+        # The location field's search finds the rooms only.
+        status, headers, body = await self.replay("apple-macos-08-calendarserver-location-search.http")
+        self.assertEqual(status, 207)
+        hrefs = [r.findtext(D + "href") for r in fromstring(body).findall(D + "response")]
+        self.assertEqual(hrefs, ["/caldav/principals/rooms/orion/"])
+        self.assertEqual(self.propValues(body, C + "calendar-user-type"), ["ROOM"])
         status, headers, body = await self.replay("apple-macos-07-outbox-freebusy.http")
         self.assertEqual(status, 200)
         self.assertIn("xml", headers["content-type"])
@@ -604,6 +610,8 @@ class FastReaderTests(TestCase):
             self.assertEqual(fast.organizers, [str(component["ORGANIZER"])], name)
             self.assertEqual((fast.start, fast.end, fast.uid), (component["DTSTART"].dt, component["DTEND"].dt,
                                                                  str(component["UID"])), name)
+            mask = component.get("X-CALENDARSERVER-MASK-UID")
+            self.assertEqual(fast.maskUID, None if mask is None else str(mask), name)
         self.assertEqual(count, 4)
 
     def test_leavesTheRest(self):

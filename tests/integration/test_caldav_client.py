@@ -2,7 +2,8 @@
 A CalDAV client not written for this project, the PyPI C{caldav} library,
 against a real C{twistd freebusy} process whose directory is a real slapd:
 discovery, the principal, free/busy by outbox POST and the
-C{free-busy-query} REPORT, end to end.
+C{free-busy-query} REPORT, end to end; and a room found by its principal
+search and scheduled.
 """
 
 import os
@@ -31,6 +32,9 @@ LDIF = (
     f"dn: cn=team,ou=groups,{BASE}\nobjectClass: groupOfNames\nobjectClass: extensibleObject\ncn: team\n"
     "mail: team@example.com\n"
     f"member: uid=alice,{PEOPLE}\nmember: uid=bsmith,{PEOPLE}\n\n"
+    f"dn: ou=rooms,{BASE}\nobjectClass: organizationalUnit\nou: rooms\n\n"
+    f"dn: uid=orion,ou=rooms,{BASE}\nobjectClass: room\nobjectClass: uidObject\nobjectClass: extensibleObject\n"
+    "uid: orion\ncn: Orion\nmail: orion@example.com\n\n"
 )
 
 BETTY = (
@@ -42,6 +46,8 @@ BETTY = (
 )
 ALICE = BETTY.replace("betty@", "alice@").replace(
     "FBTYPE=BUSY-UNAVAILABLE:20261207T100000Z/20261207T113000Z", "FBTYPE=BUSY:20261207T080000Z/20261207T090000Z")
+ORION = BETTY.replace("ORGANIZER:betty@example.com\r\n", "").replace(
+    "FBTYPE=BUSY-UNAVAILABLE:20261207T100000Z/20261207T113000Z", "FBTYPE=BUSY:20261207T140000Z/20261207T150000Z")
 
 START = datetime(2026, 12, 7, tzinfo=timezone.utc)
 END = datetime(2026, 12, 8, tzinfo=timezone.utc)
@@ -74,15 +80,15 @@ class PythonCaldavTests(TestCase):
         url = f"ldap://127.0.0.1:{self.slapd.port}/{PEOPLE}?uid?one?(objectClass=inetOrgPerson)"
         root = os.path.abspath(self.mktemp())
         os.makedirs(root)
-        for name, content in (("bsmith.vfb", BETTY), ("alice.vfb", ALICE)):
+        for name, content in (("bsmith.vfb", BETTY), ("alice.vfb", ALICE), ("orion.vfb", ORION)):
             with open(os.path.join(root, name), "wb") as f:
                 f.write(content.encode("ascii"))
         self.server = FbtwistProcess(root, ldapURL=url, extraArgs=["--group-base", f"ou=groups,{BASE}"],
                                      logPath=os.path.abspath(self.mktemp()) + ".out")
         await self.server.started(self)
 
-    def client(self, password="alice-pw"):
-        return caldav.DAVClient(url=self.server.url("/"), username="alice", password=password)
+    def client(self, password="alice-pw", path="/"):
+        return caldav.DAVClient(url=self.server.url(path), username="alice", password=password)
 
     def test_endToEnd(self):
         """Discovery, principal, outbox free/busy and free-busy-query, as python caldav does them."""
@@ -113,6 +119,32 @@ class PythonCaldavTests(TestCase):
                              [("20261207T080000Z/20261207T090000Z", "BUSY"),
                               ("20261207T100000Z/20261207T113000Z", "BUSY-UNAVAILABLE")])
             self.assertEqual(periods(freebusy.icalendar_instance), [("20261207T080000Z/20261207T090000Z", "BUSY")])
+
+        return deferToThread(run).addCallback(check)
+
+    def test_room(self):
+        """
+        A room found by the library's principal search is a ROOM with its
+        mail address; it is scheduled by outbox free/busy and its calendar
+        answers free-busy-query.
+        """
+
+        def run():
+            with self.client(path="/caldav/principals/") as client:
+                rooms = client.search_principals(name="Orion")
+                address = rooms[0].get_vcal_address()
+                answer = client.principal().freebusy_request(START, END, [address])
+                freebusy = rooms[0].calendars()[0].freebusy_request(START, END)
+                return rooms, address, answer, freebusy
+
+        def check(result):
+            rooms, address, answer, freebusy = result
+            self.assertEqual([(str(r.url), r.name) for r in rooms],
+                             [(self.server.url("/caldav/principals/rooms/orion/"), "Orion")])
+            self.assertEqual((str(address), address.params["cutype"]), ("mailto:orion@example.com", "ROOM"))
+            self.assertEqual(periods(answer["mailto:orion@example.com"].icalendar_instance),
+                             [("20261207T140000Z/20261207T150000Z", "BUSY")])
+            self.assertEqual(periods(freebusy.icalendar_instance), [("20261207T140000Z/20261207T150000Z", "BUSY")])
 
         return deferToThread(run).addCallback(check)
 

@@ -15,7 +15,8 @@ from fbtwist.directory.demo import DemoLDAPFactory, loadLDIF
 from fbtwist.directory.ldapdirectory import LDAPDirectory
 from fbtwist.directory.ldapurl import parseLDAPURL
 from fbtwist.directory.principals import MAX_SEARCH_RESULTS
-from fbtwist.interfaces import GROUP, USER, IPrincipalDirectory, PrincipalRecord
+from fbtwist.directory.rooms import RoomSearch
+from fbtwist.interfaces import GROUP, ROOM, USER, IPrincipalDirectory, PrincipalRecord
 from tests.integration.test_directory_slapd import SlapdTestMixin
 
 GROUPS = "ou=groups,dc=example,dc=com"
@@ -69,6 +70,26 @@ class InMemoryPrincipalTests(TestCase):
         self.assertEqual(names(await self.directory.searchPrincipals("tea", GROUPS, 10)), [(GROUP, "team")])
         self.assertEqual(names(await self.directory.searchPrincipals("tea", None, 10)), [])
         self.assertEqual(await self.directory.searchPrincipals("*", GROUPS, 10), [])
+
+    async def test_rooms(self):
+        """
+        Rooms are principals of kind ROOM (once rooms are configured): by
+        uid, by address (after the users), and in searches, which may ask
+        for some kinds only.
+        """
+        self.assertIsNone(await self.directory.principal(ROOM, "orion", GROUPS))
+        self.directory.configureRooms(RoomSearch("ou=rooms,dc=example,dc=com"))
+        self.assertEqual(await self.directory.principal(ROOM, "orion", GROUPS),
+                         PrincipalRecord(ROOM, "orion", "Orion", ("orion@example.com",)))
+        self.assertIsNone(await self.directory.principal(ROOM, "alice", GROUPS))
+        self.assertIsNone(await self.directory.principal(USER, "orion", GROUPS))
+        self.assertEqual((await self.directory.principalByAddress("LYRA@example.com", None))[:2], (ROOM, "lyra"))
+        names = lambda records: [(r.kind, r.name) for r in records]  # noqa: E731
+        self.assertEqual(names(await self.directory.searchPrincipals("or", GROUPS, 10)), [(ROOM, "orion")])
+        self.assertEqual(names(await self.directory.searchPrincipals("lyra@", GROUPS, 10)), [(ROOM, "lyra")])
+        self.assertEqual(names(await self.directory.searchPrincipals("or", GROUPS, 10, (USER, GROUP))), [])
+        self.assertEqual(names(await self.directory.searchPrincipals("bet", GROUPS, 10, (ROOM,))), [])
+        self.assertEqual(names(await self.directory.searchPrincipals("o", GROUPS, 10, (ROOM,))), [])
 
     async def test_searchBounded(self):
         """A search answers at most the limit asked (and never more than MAX_SEARCH_RESULTS), nothing for one letter."""

@@ -128,6 +128,77 @@ class BusyTimeTests(unittest.SynchronousTestCase):
         self.assertEqual(self.kept("bob.ics").refused, derive.TOO_EXPENSIVE)
 
 
+#: A weekly meeting alice organizes and a one-off review on Tuesday.
+MEETINGS = calendar("UID:weekly\r\nORGANIZER:mailto:alice@example.com\r\nDTSTART:20261102T090000Z\r\n"
+                    "DTEND:20261102T100000Z\r\nRRULE:FREQ=WEEKLY",
+                    "UID:review\r\nDTSTART:20261110T090000Z\r\nDTEND:20261110T100000Z")
+WEEK = (datetime(2026, 11, 9, tzinfo=UTC), datetime(2026, 11, 16, tzinfo=UTC))
+ALICE_MASKS_WEEKLY = derive.EventMask("weekly", frozenset(["alice@example.com"]))
+
+
+class MaskTests(unittest.SynchronousTestCase):
+    """
+    A lookup with a mask is answered from the same kept derivation, without
+    the masked events; the lookups without one are not touched.
+    """
+
+    setUp = BusyTimeTests.setUp
+    publish = BusyTimeTests.publish
+    kept = BusyTimeTests.kept
+    lookUp = BusyTimeTests.lookUp
+
+    def starts(self, fb):
+        return [p.start for p in fb.periods]
+
+    def lookUpMasked(self, name: str, mask, busyTime=None):
+        snapshot = self.store.snapshot((name,))
+        return self.successResultOf((busyTime or self.busyTime).freeBusy(
+            (name,), snapshot.etag, snapshot.data, TimeRange(*WEEK), mask))
+
+    def test_maskedFromKept(self):
+        """
+        The kept derivation holds each event's periods; a masked lookup
+        leaves the meeting out, and the next lookup without a mask still
+        sees it, from the same kept file.
+        """
+        self.successResultOf(self.publish("alice.ics", MEETINGS))
+        kept = self.store.derived(("alice.ics",))
+        self.assertEqual({e.uid for e in self.kept("alice.ics").events}, {"weekly", "review"})
+        self.assertEqual(self.starts(self.lookUpMasked("alice.ics", ALICE_MASKS_WEEKLY)),
+                         [datetime(2026, 11, 10, 9, tzinfo=UTC)])
+        self.assertEqual(self.starts(self.lookUp("alice.ics", *WEEK)),
+                         [datetime(2026, 11, 9, 9, tzinfo=UTC), datetime(2026, 11, 10, 9, tzinfo=UTC)])
+        self.assertEqual(self.store.derived(("alice.ics",)), kept)
+
+    def test_maskNeedsTheOrganizer(self):
+        """A mask naming someone else as organizer, or another UID, leaves the busy time whole."""
+        self.successResultOf(self.publish("alice.ics", MEETINGS))
+        for mask in (ALICE_MASKS_WEEKLY._replace(organizers=frozenset(["carol@example.com"])),
+                     ALICE_MASKS_WEEKLY._replace(uid="other"), ALICE_MASKS_WEEKLY._replace(uid="review")):
+            self.assertEqual(len(self.lookUpMasked("alice.ics", mask).periods), 2, mask)
+        own = ALICE_MASKS_WEEKLY._replace(uid="review", unorganized=True)
+        self.assertEqual(self.starts(self.lookUpMasked("alice.ics", own)), [datetime(2026, 11, 9, 9, tzinfo=UTC)])
+
+    def test_keptWithoutEvents(self):
+        """
+        Periods kept without the events (by an older version) still answer
+        lookups without a mask; the first masked lookup derives them again,
+        and keeps them with the events.
+        """
+        self.successResultOf(self.publish("alice.ics", MEETINGS))
+        old = self.kept("alice.ics")._replace(events=None)
+        self.store.setDerived(("alice.ics",), old.toBytes())
+        self.assertNotIn(b'"events"', self.store.derived(("alice.ics",)))
+        restarted = BusyTime(self.store, self.reactor, ZoneInfo("UTC"))
+        snapshot = self.store.snapshot(("alice.ics",))
+        fb = self.successResultOf(restarted.freeBusy(("alice.ics",), snapshot.etag, snapshot.data, TimeRange(*WEEK)))
+        self.assertEqual(len(fb.periods), 2)
+        self.assertNotIn(b'"events"', self.store.derived(("alice.ics",)))
+        fb = self.lookUpMasked("alice.ics", ALICE_MASKS_WEEKLY, restarted)
+        self.assertEqual(self.starts(fb), [datetime(2026, 11, 10, 9, tzinfo=UTC)])
+        self.assertIn(b'"events"', self.store.derived(("alice.ics",)))
+
+
 class ExpandLimitOptionTests(unittest.SynchronousTestCase):
     """
     --expand-limit sets the work an expansion may take.

@@ -314,3 +314,70 @@ class ExpansionLimitTests(unittest.SynchronousTestCase):
         unbounded = derivation.deriveFreeBusy(ical.parseEvents(data), utc(2026, 11, 1), utc(2026, 12, 1), zone)
         self.assertEqual(bounded, unbounded)
         self.assertGreater(len(bounded), 5)
+
+
+class ByEventTests(unittest.SynchronousTestCase):
+    """
+    Each event's own busy time, by UID and organizer, and the masks that
+    leave one out (L{derivation.EventMask}).
+    """
+
+    #: A weekly meeting alice organizes (one occurrence moved), a lunch
+    #: without an organizer overlapping it, and a review carol organizes.
+    DATA = calendar(
+        "UID:weekly\r\nORGANIZER;CN=Alice:MAILTO:Alice@Example.com\r\nDTSTART:20261207T090000Z\r\n"
+        "DTEND:20261207T100000Z\r\nRRULE:FREQ=WEEKLY;COUNT=3",
+        "UID:weekly\r\nORGANIZER:mailto:alice@example.com\r\nRECURRENCE-ID:20261214T090000Z\r\n"
+        "DTSTART:20261214T150000Z\r\nDTEND:20261214T160000Z",
+        "UID:lunch\r\nDTSTART:20261207T093000Z\r\nDTEND:20261207T110000Z",
+        "UID:review\r\nORGANIZER:mailto:carol@example.com\r\nDTSTART:20261208T090000Z\r\nDTEND:20261208T100000Z",
+    )
+
+    def byEvent(self):
+        return derivation.deriveBusyByEvent(ical.parseEvents(self.DATA), utc(2026, 12, 1), utc(2027, 1, 1),
+                                            ZoneInfo("UTC"))
+
+    def test_eventsKept(self):
+        """Occurrences are grouped by UID and organizer (address without mailto: and case); merged as before."""
+        merged, events = self.byEvent()
+        self.assertEqual(merged, derivation.deriveFreeBusy(ical.parseEvents(self.DATA), utc(2026, 12, 1),
+                                                           utc(2027, 1, 1), ZoneInfo("UTC")))
+        found = {(e.uid, e.organizer): [(p.start, p.end) for p in e.periods] for e in events}
+        self.assertEqual(found, {
+            ("weekly", "alice@example.com"): [(utc(2026, 12, 7, 9), utc(2026, 12, 7, 10)),
+                                              (utc(2026, 12, 14, 15), utc(2026, 12, 14, 16)),
+                                              (utc(2026, 12, 21, 9), utc(2026, 12, 21, 10))],
+            ("lunch", None): [(utc(2026, 12, 7, 9, 30), utc(2026, 12, 7, 11))],
+            ("review", "carol@example.com"): [(utc(2026, 12, 8, 9), utc(2026, 12, 8, 10))],
+        })
+
+    def test_maskOnlyTheOrganizers(self):
+        """
+        A mask leaves out the UID's events its organizer organizes, every
+        occurrence; an overlapping event keeps its time; another
+        organizer's event stays, even named by its UID.
+        """
+        merged, events = self.byEvent()
+        mask = derivation.EventMask("weekly", frozenset(["alice@example.com"]))
+        periods = [(p.start, p.end) for p in derivation.maskedPeriods(events, mask)]
+        self.assertEqual(periods, [(utc(2026, 12, 7, 9, 30), utc(2026, 12, 7, 11)),
+                                   (utc(2026, 12, 8, 9), utc(2026, 12, 8, 10))])
+        self.assertIsNone(derivation.maskedPeriods(events, mask._replace(uid="review", unorganized=True)))
+
+    def test_maskWithoutOrganizer(self):
+        """An event without an organizer is masked only where the mask says so (the organizer's own calendar)."""
+        merged, events = self.byEvent()
+        lunch = derivation.EventMask("lunch", frozenset(["alice@example.com"]))
+        self.assertIsNone(derivation.maskedPeriods(events, lunch))
+        own = derivation.maskedPeriods(events, lunch._replace(unorganized=True))
+        self.assertNotIn(utc(2026, 12, 7, 10, 30), [p.end for p in own])
+        self.assertEqual(own[0].start, utc(2026, 12, 7, 9))
+        self.assertEqual(own[0].end, utc(2026, 12, 7, 10))
+
+    def test_maskOfNothing(self):
+        """A mask matching no event (or an empty UID) changes nothing: the merged periods hold."""
+        merged, events = self.byEvent()
+        for mask in (derivation.EventMask("other", frozenset(["alice@example.com"]), True),
+                     derivation.EventMask("", frozenset(["alice@example.com"]), True),
+                     derivation.EventMask("weekly", frozenset(["dave@example.com"]), False)):
+            self.assertIsNone(derivation.maskedPeriods(events, mask), mask)

@@ -24,6 +24,7 @@ from fbtwist.access.visibility import (
     Detail,
     FreeBusyVisibility,
     Group,
+    Mask,
     Person,
     PublishedFile,
     Viewer,
@@ -300,6 +301,60 @@ class FreeBusyForTests(unittest.SynchronousTestCase):
         self.assertEqual(len(answer.freeBusy.busy()), 1)
         for name in ("alice.ics", "empty.vfb", "garbage.vfb", "nobody.vfb"):
             self.assertIs(self.visibility.freeBusyForNow(ANONYMOUS_VIEWER, PublishedFile((name,))), HIDDEN, name)
+
+
+class MaskTests(unittest.SynchronousTestCase):
+    """
+    A L{Mask} passes through the decision to a published full calendar, for
+    the viewer who organizes the meeting only.
+    """
+
+    #: judy's calendar: alice's meeting, and judy's own lunch.
+    JUDY_ICS = (b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n"
+                b"BEGIN:VEVENT\r\nUID:meeting\r\nDTSTAMP:20260101T000000Z\r\nORGANIZER:mailto:alice@example.com\r\n"
+                b"DTSTART:20260106T090000Z\r\nDTEND:20260106T100000Z\r\nEND:VEVENT\r\n"
+                b"BEGIN:VEVENT\r\nUID:lunch\r\nDTSTAMP:20260101T000000Z\r\n"
+                b"DTSTART:20260106T120000Z\r\nDTEND:20260106T130000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    WINDOW = TimeRange(datetime(2026, 1, 6, tzinfo=timezone.utc), datetime(2026, 1, 7, tzinfo=timezone.utc))
+
+    def setUp(self):
+        self.clock = Clock()
+        self.clock.advance(datetime(2026, 1, 5, tzinfo=timezone.utc).timestamp())
+        self.store = CalendarStore(FilePath(self.mktemp()))
+        self.store.write(("judy.ics",), self.JUDY_ICS)
+        self.store.write(("alice.vfb",), _VFB_2026)
+        directory = _Directory()
+        directory.nameIndex = NameIndex({"alice": "alice", "judy": "judy", "alice@example.com": "alice",
+                                         "bob": "bob", "bob@example.com": "bob"}, 3)
+        self.visibility = FreeBusyVisibility(self.store, directory, self.clock)
+
+    def hours(self, viewer: str, mask=None, who="judy"):
+        d = defer.Deferred.fromCoroutine(self.visibility.freeBusyFor(
+            Viewer(viewer), Person(who), self.WINDOW, mask=mask))
+        answer = self.successResultOf(d)
+        return [p.start.hour for p in answer.freeBusy.busy()], answer.etag
+
+    def test_organizerMasksTheMeeting(self):
+        """The organizer's mask leaves the meeting out of an attendee's time, with its own entity tag."""
+        whole, tag = self.hours("alice")
+        self.assertEqual(whole, [9, 12])
+        masked, maskedTag = self.hours("alice", Mask("meeting", "alice", frozenset(["Alice@Example.com"])))
+        self.assertEqual(masked, [12])
+        self.assertNotEqual(maskedTag, tag)
+        self.assertEqual(self.hours("alice"), (whole, tag))
+
+    def test_onlyTheOrganizersMask(self):
+        """
+        A mask claimed for someone else, with someone else's address, or
+        naming an event the viewer does not organize, changes nothing; a
+        free/busy file has no events to mask.
+        """
+        self.assertEqual(self.hours("bob", Mask("meeting", "alice", frozenset(["alice@example.com"])))[0], [9, 12])
+        self.assertEqual(self.hours("bob", Mask("meeting", "bob", frozenset(["alice@example.com",
+                                                                             "bob@example.com"])))[0], [9, 12])
+        self.assertEqual(self.hours("alice", Mask("lunch", "alice", frozenset(["alice@example.com"])))[0], [9, 12])
+        self.assertEqual(self.hours("judy", Mask("lunch", "judy", frozenset()))[0], [9])
+        self.assertEqual(self.hours("alice", Mask("x", "alice", frozenset()), who="alice")[0], [7])
 
 
 class AvatarFreeBusyTests(unittest.SynchronousTestCase):

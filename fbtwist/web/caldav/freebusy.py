@@ -9,17 +9,17 @@ limits): a CalDAV client sees what C{/calendar/} serves, no more.
 
 from typing import NamedTuple, Optional
 
-from fbtwist.access.visibility import HIDDEN, Group, Person, Viewer, Visible
+from fbtwist.access.visibility import HIDDEN, Account, Group, Mask, Person, Viewer, Visible
 from fbtwist.calendar.freebusy import FreeBusy, TimeRange
 from fbtwist.errors import PermissionDenied
-from fbtwist.interfaces import USER
+from fbtwist.interfaces import GROUP, ROOM, USER
 
-__all__ = ["HIDDEN", "Target", "Visible", "freeBusyFor"]
+__all__ = ["HIDDEN", "Mask", "Target", "Visible", "freeBusyFor"]
 
 
 class Target(NamedTuple):
     """
-    Whose time: a user by uid, or a group by C{cn}.
+    Whose time: a user or a room by uid, or a group by C{cn}.
     """
 
     kind: str
@@ -30,11 +30,11 @@ class Target(NamedTuple):
         """
         The owner's name as the lookups' answers give it.
         """
-        return self.name if self.kind == USER else f"group-{self.name}"
+        return f"group-{self.name}" if self.kind == GROUP else self.name
 
 
 async def freeBusyFor(lookup, viewer: Optional[str], target: Target, timeRange: TimeRange,
-                      started: Optional[float] = None):
+                      started: Optional[float] = None, mask: Optional[Mask] = None):
     """
     What C{viewer} (a signed-in uid) may see of C{target}'s free/busy times
     within C{timeRange}.
@@ -43,14 +43,21 @@ async def freeBusyFor(lookup, viewer: Optional[str], target: Target, timeRange: 
         C{visibility} is the realm's one decision).
     @param started: When the request arrived (the visibility decision's
         clock): every hidden attendee of one request shares one floor.
+    @param mask: A meeting of the viewer's to leave out (L{Mask}).
     @return: A L{Visible} whose window is C{timeRange}, or L{HIDDEN} (never
         published, not visible, a group too large: alike).
     @raise fbtwist.errors.DirectoryUnavailable: When the directory cannot
         tell.
     """
-    wanted = Person(target.name) if target.kind == USER else Group(target.name)
+    if target.kind == ROOM:
+        # The directory named the room: its uid is not resolved again.
+        wanted = Account(target.name)
+    elif target.kind == USER:
+        wanted = Person(target.name)
+    else:
+        wanted = Group(target.name)
     try:
-        answer = await lookup.visibility.freeBusyFor(Viewer(viewer), wanted, timeRange, started=started)
+        answer = await lookup.visibility.freeBusyFor(Viewer(viewer), wanted, timeRange, started=started, mask=mask)
     except PermissionDenied:
         # A group larger than this server merges: no authority to see it.
         return HIDDEN

@@ -1,7 +1,8 @@
 """
-The C{free-busy-query} REPORT (RFC 4791 section 7.10) on a user's calendar,
-calendar home or principal: one C{VFREEBUSY} for the time range, the same
-periods as an outbox request for that user gets, as C{text/calendar}.
+The C{free-busy-query} REPORT (RFC 4791 section 7.10) on a user's or a
+room's calendar, calendar home or principal: one C{VFREEBUSY} for the time
+range, the same periods as an outbox request for them gets, as
+C{text/calendar}.
 """
 
 from datetime import datetime, timezone
@@ -11,7 +12,7 @@ from twisted.web import http
 from fbtwist.calendar import freebusy as periods
 from fbtwist.calendar.freebusy import MAX_RANGE, STYLE_EXPLICIT, RangeError, TimeRange
 from fbtwist.calendar.publicview import publicView
-from fbtwist.interfaces import USER
+from fbtwist.interfaces import ROOM, USER
 from fbtwist.web.caldav import names
 from fbtwist.web.caldav.caldavxml import CalDAVError
 from fbtwist.web.caldav.freebusy import HIDDEN, Target, freeBusyFor
@@ -49,11 +50,11 @@ def timeRange(element, now: datetime) -> TimeRange:
 
 async def freeBusyQuery(view, node, root, request) -> None:
     if node.kind not in (names.CALENDAR, names.HOME) and not (
-            node.kind == names.PRINCIPAL and node.principalKind == USER):
+            node.kind == names.PRINCIPAL and node.principalKind in (USER, ROOM)):
         raise CalDAVError(http.FORBIDDEN, "supported-report",
-                          "free-busy-query is answered on a user's calendar, calendar home or principal")
+                          "free-busy-query is answered on a user's or a room's calendar, calendar home or principal")
     now = view.service.now()
-    answer = await freeBusyFor(view.service.lookup, view.uid, Target(USER, node.name),
+    answer = await freeBusyFor(view.service.lookup, view.uid, Target(node.principalKind or USER, node.name),
                                timeRange(root.find(caldavName("time-range")), now))
     if answer is HIDDEN:
         raise DAVError(http.FORBIDDEN, "need-privileges",

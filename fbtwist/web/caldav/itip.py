@@ -31,6 +31,8 @@ class Request(NamedTuple):
     attendees: List[str]
     start: Optional[datetime]
     end: Optional[datetime]
+    #: Apple's C{X-CALENDARSERVER-MASK-UID} (the first), or C{None}.
+    maskUID: Optional[str] = None
 
 
 def _utc(value: str) -> Optional[datetime]:
@@ -62,7 +64,7 @@ def read(data: bytes) -> Optional[Request]:
     lines = [line for line in text.split("\n") if line]
     if not lines or lines[0].upper() != "BEGIN:VCALENDAR" or lines[-1].upper() != "END:VCALENDAR":
         return None
-    method = uid = start = end = None
+    method = uid = start = end = maskUID = None
     organizers, attendees = [], []
     components, inside = 0, False
     for line in lines[1:-1]:
@@ -95,6 +97,8 @@ def read(data: bytes) -> Optional[Request]:
                 end = moment
         elif name == "UID":
             uid = _unescape(value)
+        elif name == "X-CALENDARSERVER-MASK-UID" and maskUID is None:
+            maskUID = _unescape(value)
     if inside:
         return None
-    return Request(method, components, uid, organizers, attendees, start, end)
+    return Request(method, components, uid, organizers, attendees, start, end, maskUID)

@@ -2,19 +2,22 @@
 The CalDAV URL space and its namespaces.
 
   - C{/caldav/}: the root (what C{/.well-known/caldav} redirects to);
-  - C{/caldav/principals/} (and its C{users/} and C{groups/}): the principal
-    collections, where principal searches go;
-  - C{/caldav/principals/users/<uid>/}, C{/caldav/principals/groups/<cn>/}:
-    the principals of directory users and groups;
+  - C{/caldav/principals/} (and its C{users/}, C{groups/} and C{rooms/}):
+    the principal collections, where principal searches go;
+  - C{/caldav/principals/users/<uid>/}, C{/caldav/principals/groups/<cn>/},
+    C{/caldav/principals/rooms/<uid>/}: the principals of directory users,
+    groups and rooms;
   - C{/caldav/calendars/<uid>/}: a user's calendar home, holding one
     read-only calendar (C{calendar/}, the published busy time), the
-    schedule outbox (C{outbox/}) and an empty inbox (C{inbox/}).
+    schedule outbox (C{outbox/}) and an empty inbox (C{inbox/}); a room's
+    home (rooms and users share one name space, that of the published
+    files) holds its calendar only.
 """
 
 from typing import NamedTuple, Optional
 from urllib.parse import quote, unquote, urlsplit
 
-from fbtwist.interfaces import GROUP, USER
+from fbtwist.interfaces import GROUP, ROOM, USER
 
 CALDAV = "urn:ietf:params:xml:ns:caldav"
 CALENDARSERVER = "http://calendarserver.org/ns/"
@@ -23,6 +26,7 @@ ROOT = "/caldav/"
 PRINCIPALS = ROOT + "principals/"
 USERS = PRINCIPALS + "users/"
 GROUPS = PRINCIPALS + "groups/"
+ROOMS = PRINCIPALS + "rooms/"
 CALENDARS = ROOT + "calendars/"
 
 #: Kinds of node.
@@ -47,10 +51,11 @@ class Node(NamedTuple):
     What a CalDAV URL names.
 
     @ivar kind: One of the kinds above.
-    @ivar principalKind: L{USER} or L{GROUP} for a principal (and L{USER}
-        for a home and its members), else C{None}.
+    @ivar principalKind: L{USER}, L{GROUP} or L{ROOM} for a principal; for
+        a home and its members, L{USER} as the path names it, L{ROOM} once
+        the directory said it is a room's; else C{None}.
     @ivar name: The uid or group C{cn}, else C{None}; for a principal
-        collection, C{"users"}, C{"groups"} or C{""}.
+        collection, C{"users"}, C{"groups"}, C{"rooms"} or C{""}.
     """
 
     kind: str
@@ -78,8 +83,13 @@ def _segment(name: str) -> str:
     return quote(name, safe="")
 
 
+#: The principal collection of each kind, by segment.
+COLLECTIONS = {"users": USER, "groups": GROUP, "rooms": ROOM}
+_COLLECTION_OF = {USER: USERS, GROUP: GROUPS, ROOM: ROOMS}
+
+
 def principalHref(kind: str, name: str) -> str:
-    return (USERS if kind == USER else GROUPS) + _segment(name) + "/"
+    return _COLLECTION_OF[kind] + _segment(name) + "/"
 
 
 def homeHref(uid: str) -> str:
@@ -106,9 +116,9 @@ def nodeOfPath(path: str) -> Optional[Node]:
     if top == "principals":
         if not rest:
             return Node(PRINCIPAL_COLLECTION, None, "")
-        if rest[0] not in ("users", "groups"):
+        if rest[0] not in COLLECTIONS:
             return None
-        kind = USER if rest[0] == "users" else GROUP
+        kind = COLLECTIONS[rest[0]]
         if len(rest) == 1:
             return Node(PRINCIPAL_COLLECTION, None, rest[0])
         if len(rest) == 2:

@@ -15,8 +15,12 @@ Each C{CALDAV:response} holds only C{recipient}, C{request-status} and
 C{calendar-data} (python caldav refuses anything else).  Thunderbird's and
 Apple's C{Originator} must, when sent, be the organizer; C{Recipient} is
 not needed (Evolution sends none): the attendees are the C{ATTENDEE}s.
-Apple's C{X-CALENDARSERVER-MASK-UID} is accepted; it names an event, and
-published free/busy times carry no events, so nothing is masked.
+Apple's C{X-CALENDARSERVER-MASK-UID} names the meeting the organizer is
+moving: it is left out of each attendee's busy time where that attendee
+published a full calendar holding it with the organizer as its
+C{ORGANIZER} (and, in the organizer's own calendar, also without one), as
+Apple's server does (L{fbtwist.access.visibility.Mask}); a published
+free/busy file has no events, so nothing is masked there.
 """
 
 import re
@@ -31,11 +35,11 @@ from fbtwist.calendar import ical
 from fbtwist.calendar.freebusy import MAX_RANGE, TimeRange
 from fbtwist.calendar.publicview import publicReply
 from fbtwist.errors import DirectoryUnavailable, InvalidCalendar
-from fbtwist.interfaces import GROUP, USER
+from fbtwist.interfaces import GROUP, ROOM, USER
 from fbtwist.remote.source import RemoteUnavailable
 from fbtwist.web.caldav import itip, names
 from fbtwist.web.caldav.caldavxml import CalDAVError, calendarText
-from fbtwist.web.caldav.freebusy import HIDDEN, Target, freeBusyFor
+from fbtwist.web.caldav.freebusy import HIDDEN, Mask, Target, freeBusyFor
 from fbtwist.web.caldav.names import CALDAV, mailAddress, nodeOfHref
 from fbtwist.web.dav.davxml import XML_CONTENT_TYPE, XML_DECLARATION, readBody
 from fbtwist.web.responses import HTTPError
@@ -74,10 +78,14 @@ class FreeBusyRequest:
 
     @ivar organizer: The C{ORGANIZER} as sent.
     @ivar attendees: The C{ATTENDEE} values as sent, in order, each once.
+    @ivar maskUID: The C{UID} of the meeting to leave out
+        (C{X-CALENDARSERVER-MASK-UID}), or C{None}.
     """
 
-    def __init__(self, uid: str, organizer: str, attendees: List[str], timeRange: TimeRange):
+    def __init__(self, uid: str, organizer: str, attendees: List[str], timeRange: TimeRange,
+                 maskUID: Optional[str] = None):
         self.uid, self.organizer, self.attendees, self.timeRange = uid, organizer, attendees, timeRange
+        self.maskUID = maskUID
 
 
 def parseRequest(data: bytes, contentType: Optional[bytes], maxAttendees: int) -> FreeBusyRequest:
@@ -116,7 +124,11 @@ def parseRequest(data: bytes, contentType: Optional[bytes], maxAttendees: int) -
         raise CalDAVError(http.FORBIDDEN, "valid-scheduling-message",
                           f"DTEND must follow DTSTART, by at most {MAX_RANGE.days} days")
     uid = _CONTROL.sub("", fast.uid or "")[:255] or "fbtwist-freebusy"
-    return FreeBusyRequest(uid, fast.organizers[0].strip(), attendees, TimeRange(start, end))
+    maskUID = (fast.maskUID or "").strip() or None
+    if maskUID is not None and (len(maskUID) > 255 or _CONTROL.search(maskUID)):
+        raise CalDAVError(http.FORBIDDEN, "valid-scheduling-message",
+                          "X-CALENDARSERVER-MASK-UID must be a UID of at most 255 characters")
+    return FreeBusyRequest(uid, fast.organizers[0].strip(), attendees, TimeRange(start, end), maskUID)
 
 
 def _readWithICalendar(data: bytes) -> itip.Request:
@@ -139,14 +151,16 @@ def _readWithICalendar(data: bytes) -> itip.Request:
         found = component.get(name, [])
         return [str(v) for v in (found if isinstance(found, list) else [found])]
 
+    masks = values("X-CALENDARSERVER-MASK-UID")
     return itip.Request(str(calendar.get("METHOD", "")), 1, str(component.get("UID", "")), values("ORGANIZER"),
-                        values("ATTENDEE"), _utc("DTSTART", component), _utc("DTEND", component))
+                        values("ATTENDEE"), _utc("DTSTART", component), _utc("DTEND", component),
+                        masks[0] if masks else None)
 
 
 async def _principalOf(service, address: str) -> Optional[Target]:
     """
-    Whose address C{address} is: a user (resolved as the lookups resolve
-    names), else a group; C{None} for nobody.
+    Whose address C{address} is: a user or a room (resolved as the lookups
+    resolve names), else a room or a group holding it; C{None} for nobody.
     """
     node = nodeOfHref(address) if address.startswith(("/", "http:", "https:")) else None
     if node is not None:
@@ -159,12 +173,10 @@ async def _principalOf(service, address: str) -> Optional[Target]:
     uid = await service.lookup.resolve(mail)
     if uid is not None:
         return Target(USER, uid)
-    if service.groupBase is None:
-        return None
     record = await service.directory.principalByAddress(mail, service.groupBase)
-    if record is None or record.kind != GROUP:
+    if record is None or record.kind not in (GROUP, ROOM):
         return None
-    return Target(GROUP, record.name)
+    return Target(record.kind, record.name)
 
 
 def _federated(service, address: str) -> Optional[Target]:
@@ -190,12 +202,25 @@ def _response(recipient: str, status: str, data: Optional[bytes] = None) -> str:
             f"<C:request-status>{status}</C:request-status>{calendarData}</C:response>")
 
 
-async def _answerFor(view, request: FreeBusyRequest, attendee: str, stamp: datetime, started: float) -> str:
+async def _mask(view, request: FreeBusyRequest) -> Optional[Mask]:
+    """
+    The meeting the request asks to leave out, organized by the signed-in
+    user (their addresses from the directory), or C{None}.
+    """
+    if request.maskUID is None:
+        return None
+    record = await view.service.directory.principal(USER, view.uid, None)
+    addresses = frozenset(record.addresses) if record is not None else frozenset()
+    return Mask(request.maskUID, view.uid, addresses)
+
+
+async def _answerFor(view, request: FreeBusyRequest, attendee: str, stamp: datetime, started: float,
+                     mask: Optional[Mask] = None) -> str:
     try:
         target = await _principalOf(view.service, attendee) or _federated(view.service, attendee)
         if target is None:
             return _response(attendee, INVALID_USER)
-        answer = await freeBusyFor(view.service.lookup, view.uid, target, request.timeRange, started)
+        answer = await freeBusyFor(view.service.lookup, view.uid, target, request.timeRange, started, mask)
     except (DirectoryUnavailable, RemoteUnavailable):
         return _response(attendee, UNAVAILABLE)
     if answer is HIDDEN:
@@ -218,7 +243,12 @@ async def post(view, node, request) -> None:
                           "the ORGANIZER (and Originator) must be one of your own calendar user addresses")
     stamp = view.service.now().replace(microsecond=0)
     started = view.service.lookup.visibility.clock.seconds()
-    parts = [await _answerFor(view, parsed, attendee, stamp, started) for attendee in parsed.attendees]
+    try:
+        mask = await _mask(view, parsed)
+    except DirectoryUnavailable:
+        # The answers say so, attendee by attendee, as without a mask.
+        mask = None
+    parts = [await _answerFor(view, parsed, attendee, stamp, started, mask) for attendee in parsed.attendees]
     body = (XML_DECLARATION + f'<C:schedule-response xmlns:D="DAV:" xmlns:C="{CALDAV}">'
             + "".join(parts) + "</C:schedule-response>\n").encode("utf-8")
     request.setResponseCode(http.OK)

@@ -6,13 +6,19 @@ not have is a C{404} propstat, never an error.
 
 from typing import Dict, List, Optional
 
-from fbtwist.interfaces import USER, PrincipalRecord
+from fbtwist.interfaces import GROUP, ROOM, USER, PrincipalRecord
 from fbtwist.web.caldav import names
 from fbtwist.web.caldav.names import Node, caldavName, csName
 from fbtwist.web.dav.davxml import davName, element, emptyElement, text
 
 _DISPLAY_NAMES = {names.INBOX: "Inbox", names.OUTBOX: "Outbox", names.CALDAV_ROOT: "CalDAV",
                   names.SITE_ROOT: "fbtwist"}
+
+#: RFC 6638's CALDAV:calendar-user-type of each kind of principal.
+CALENDAR_USER_TYPES = {USER: "INDIVIDUAL", GROUP: "GROUP", ROOM: "ROOM"}
+#: Apple's CS:record-type of each kind (Apple's clients call rooms
+#: "locations", and search for them as such).
+RECORD_TYPES = {USER: "users", GROUP: "groups", ROOM: "locations"}
 
 #: What an allprop PROPFIND gets.
 ALLPROP = [davName(n) for n in ("resourcetype", "displayname", "current-user-principal", "owner")]
@@ -77,7 +83,7 @@ def _supportedReports(context: PropertyContext) -> str:
     reports = [davName("principal-property-search"), davName("principal-search-property-set"),
                csName("calendarserver-principal-search")]
     if context.node.kind in (names.CALENDAR, names.HOME) or (
-            context.node.kind == names.PRINCIPAL and context.node.principalKind == USER):
+            context.node.kind == names.PRINCIPAL and context.node.principalKind in (USER, ROOM)):
         reports.append(caldavName("free-busy-query"))
     if context.node.kind == names.CALENDAR:
         reports += [caldavName("calendar-query"), caldavName("calendar-multiget")]
@@ -111,12 +117,12 @@ def propertyValue(key: str, context: PropertyContext) -> Optional[str]:
         return _DISPLAY_NAMES.get(node.kind)
     if key == davName("owner"):
         if ownerUid is not None:
-            return _href(names.principalHref(USER, ownerUid))
+            return _href(names.principalHref(node.principalKind or USER, ownerUid))
         if node.kind == names.PRINCIPAL:
             return _href(node.href)
         return None
     if key == caldavName("calendar-home-set"):
-        if node.kind == names.PRINCIPAL and node.principalKind == USER:
+        if node.kind == names.PRINCIPAL and node.principalKind in (USER, ROOM):
             return _href(names.homeHref(node.name))
         if node.kind in (names.SITE_ROOT, names.CALDAV_ROOT):
             return _href(names.homeHref(viewer))
@@ -132,11 +138,11 @@ def propertyValue(key: str, context: PropertyContext) -> Optional[str]:
     values: Dict[str, str] = {
         davName("principal-URL"): _href(node.href),
         caldavName("calendar-user-address-set"): "".join(_href(a) for a in addresses),
-        caldavName("calendar-user-type"): "INDIVIDUAL" if record.kind == USER else "GROUP",
+        caldavName("calendar-user-type"): CALENDAR_USER_TYPES[record.kind],
         csName("email-address-set"): "".join(
             f'<CS:email-address xmlns:CS="{names.CALENDARSERVER}">{text(a)}</CS:email-address>'
             for a in record.addresses),
-        csName("record-type"): "users" if record.kind == USER else "groups",
+        csName("record-type"): RECORD_TYPES[record.kind],
         davName("alternate-URI-set"): "".join(_href("mailto:" + a) for a in record.addresses),
     }
     if record.kind == USER:

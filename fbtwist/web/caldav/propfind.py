@@ -34,12 +34,14 @@ def members(view, node: Node):
     """
     The members a Depth 1 PROPFIND lists.
     """
+    if node.kind == names.HOME and node.principalKind == names.ROOM:
+        return [Node(names.CALENDAR, names.ROOM, node.name)]
     if node.kind == names.HOME:
         return [Node(kind, names.USER, node.name) for kind in (names.CALENDAR, names.INBOX, names.OUTBOX)]
     if node.kind == names.CALDAV_ROOT:
         return [Node(names.PRINCIPAL_COLLECTION, None, ""), Node(names.HOME, names.USER, view.uid)]
     if node.kind == names.PRINCIPAL_COLLECTION and not node.name:
-        return [Node(names.PRINCIPAL_COLLECTION, None, "users"), Node(names.PRINCIPAL_COLLECTION, None, "groups")]
+        return [Node(names.PRINCIPAL_COLLECTION, None, segment) for segment in names.COLLECTIONS]
     return []
 
 

@@ -16,7 +16,7 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
-from fbtwist.interfaces import USER
+from fbtwist.interfaces import ROOM, USER
 from fbtwist.web.auth import BasicAuthGuard
 from fbtwist.web.caldav import names, options, outbox, propfind, report
 from fbtwist.web.caldav.names import Node, nodeOfPath
@@ -71,16 +71,24 @@ class CalDAVService:
         kind = node.principalKind or USER
         return await self.directory.principal(kind, node.name, self.groupBase)
 
-    async def exists(self, node: Node, viewer: str) -> bool:
+    async def resolve(self, node: Node, viewer: str) -> Optional[Node]:
         """
-        Whether C{node} exists; the signed-in user's own nodes do without
+        C{node} as it exists, or C{None}: a home (or a member of it) is a
+        user's, else a room's (then its kind is L{ROOM}, and it holds its
+        calendar only); the signed-in user's own nodes exist without
         asking the directory.
         """
         if node.kind in (names.SITE_ROOT, names.CALDAV_ROOT, names.PRINCIPAL_COLLECTION):
-            return True
+            return node
         if node.name == viewer and (node.principalKind or USER) == USER:
-            return True
-        return await self.record(node) is not None
+            return node
+        if await self.record(node) is not None:
+            return node
+        if node.kind in (names.HOME, names.CALENDAR):
+            room = node._replace(principalKind=ROOM)
+            if await self.record(room) is not None:
+                return room
+        return None
 
 
 class CalDAVView(Resource):
@@ -127,9 +135,10 @@ class CalDAVView(Resource):
 
     async def _answer(self, handler, node: Node, request) -> None:
         try:
-            if not await self.service.exists(node, self.uid):
+            found = await self.service.resolve(node, self.uid)
+            if found is None:
                 raise HTTPError(http.NOT_FOUND, "no such CalDAV resource")
-            await handler(self, node, request)
+            await handler(self, found, request)
         except DAVError as e:
             if not isGone(request):
                 writeDAVError(request, e)

@@ -7,8 +7,8 @@ user types a name.
   - C{CS:calendarserver-principal-search}: Apple Calendar;
   - C{DAV:principal-search-property-set}: which properties may be searched.
 
-Answered from the directory (display name, C{cn}, uid and mail addresses),
-for signed-in users only, bounded in results (L{CalDAVSettings.searchLimit
+Answered from the directory (display name, C{cn}, uid and mail addresses;
+users, groups and rooms), for signed-in users only, bounded in results (L{CalDAVSettings.searchLimit
 <fbtwist.web.caldav.resource.CalDAVSettings>} principals at most) and in
 time (the directory's timeout).
 """
@@ -17,16 +17,31 @@ from typing import List, Optional
 
 from twisted.web import http
 
-from fbtwist.interfaces import USER, PrincipalRecord
+from fbtwist.interfaces import GROUP, ROOM, USER, PrincipalRecord
 from fbtwist.web.caldav import names
 from fbtwist.web.caldav.names import Node, caldavName, csName, mailAddress, nodeOfHref
-from fbtwist.web.caldav.properties import PropertyContext, calendarUserAddresses, renderProperties
+from fbtwist.web.caldav.properties import (
+    CALENDAR_USER_TYPES,
+    PropertyContext,
+    calendarUserAddresses,
+    renderProperties,
+)
 from fbtwist.web.dav.davxml import DAVError, davName, emptyElement, response, text, writeMultistatus
 
 #: Properties whose values a search compares with its text, and how.
 NAME_PROPERTIES = {davName("displayname"), csName("first-name"), csName("last-name")}
 ADDRESS_PROPERTIES = {caldavName("calendar-user-address-set"), csName("email-address-set")}
 HOME_PROPERTIES = {caldavName("calendar-home-set")}
+#: Compared with the principal's type (RFC 6638's C{INDIVIDUAL}, C{GROUP},
+#: C{ROOM}): how clients ask for rooms only.
+TYPE_PROPERTY = caldavName("calendar-user-type")
+
+#: The kinds of principal each C{context} of Apple's principal search asks
+#: for, as Apple's own server maps them: Apple Calendar's location field
+#: asks for C{location}, its attendee field for C{attendee} (which leaves
+#: rooms out); no resources other than rooms are kept apart here.
+SEARCH_CONTEXTS = {"location": (ROOM,), "resource": (), "user": (USER,), "group": (GROUP,),
+                   "attendee": (USER, GROUP)}
 
 #: The longest search text (longer is no name anyone types).
 MAX_TEXT = 256
@@ -39,6 +54,7 @@ async def principalSearchPropertySet(view, node, root, request) -> None:
     body = ["<D:principal-search-property-set xmlns:D=\"DAV:\">"]
     for key, description in ((davName("displayname"), "Display name"),
                              (caldavName("calendar-user-address-set"), "Calendar user address"),
+                             (TYPE_PROPERTY, "Calendar user type"),
                              (csName("email-address-set"), "E-mail address")):
         body.append(f"<D:principal-search-property><D:prop>{emptyElement(key)}</D:prop>"
                     f"<D:description xml:lang=\"en\">{text(description)}</D:description>"
@@ -67,6 +83,8 @@ def _matches(record: PrincipalRecord, key: str, value: str, matchType: str) -> b
         candidates = [record.displayName, record.name] + record.displayName.split()
     elif key in ADDRESS_PROPERTIES:
         candidates = list(record.addresses) + calendarUserAddresses(record)
+    elif key == TYPE_PROPERTY:
+        candidates = [CALENDAR_USER_TYPES[record.kind]]
     elif key in HOME_PROPERTIES:
         if record.kind != USER:
             return False
@@ -89,6 +107,15 @@ async def _candidates(view, key: str, value: str) -> List[PrincipalRecord]:
     The directory's principals that may match C{value} for C{key}.
     """
     service = view.service
+    if key == TYPE_PROPERTY:
+        # Every room, for a search by type alone (the rooms are a short
+        # list the directory keeps); users and groups are too many to list.
+        if not _matches(PrincipalRecord(ROOM, "", ""), key, value, "contains"):
+            return []
+        rooms = await service.directory.findRooms()
+        records = [await service.directory.principal(ROOM, room.uid, None)
+                   for room in rooms[:service.settings.searchLimit]]
+        return [r for r in records if r is not None]
     if key in HOME_PROPERTIES:
         node = nodeOfHref(value if value.endswith("/") else value + "/")
         if node is None or node.kind != names.HOME:
@@ -130,9 +157,18 @@ async def _answer(view, request, tests, anyOf: bool, keys, limit: int) -> None:
     writeMultistatus(request, answers)
 
 
+#: The elements of a search that are not properties asked for.
+_SEARCH_ELEMENTS = {davName("prop"), davName("property-search"), davName("apply-to-principal-collection-set"),
+                    csName("search-token"), csName("limit")}
+
+
 def _requestedKeys(root) -> List[str]:
     prop = root.find(davName("prop"))
     keys = [child.tag for child in prop] if prop is not None else []
+    if not keys:
+        # The python caldav library (3.x) puts the properties it wants
+        # beside an empty DAV:prop instead of inside it.
+        keys = [child.tag for child in root if child.tag not in _SEARCH_ELEMENTS]
     return list(dict.fromkeys(keys)) or DEFAULT_PROPERTIES
 
 
@@ -164,12 +200,14 @@ async def calendarServerPrincipalSearch(view, node, root, request) -> None:
         nresults = limitElement.find(csName("nresults"))
         if nresults is not None and (nresults.text or "").strip().isdigit():
             limit = max(1, min(limit, int(nresults.text.strip())))
+    kinds = SEARCH_CONTEXTS.get(root.get("context", ""), (USER, GROUP, ROOM))
     found = {}
-    for token in tokens:
+    for token in tokens if kinds else ():
         records = await view.service.directory.searchPrincipals(
-            token, view.service.groupBase, view.service.settings.searchLimit)
+            token, view.service.groupBase, view.service.settings.searchLimit, kinds)
         for record in records:
-            found[(record.kind, record.name)] = record
+            if record.kind in kinds:
+                found[(record.kind, record.name)] = record
     keys = list(NAME_PROPERTIES) + list(ADDRESS_PROPERTIES)
     # Every token must match some property.
     tests = [[(k, token, "starts-with") for k in keys] for token in tokens]
