@@ -238,7 +238,7 @@ class FTPAndCalDAVTests(_ServerTestCase):
 
     @inline
     async def test_outbox(self):
-        """The outbox answers a hidden person 3.8, exactly as a person who never published; a viewer who may see gets 2.0."""
+        """The outbox answers a hidden person 3.8 as it does one who never published; one who may see gets 2.0."""
         self.choose(LEVELS["groups"][0])
         code, forBsmith = await self.outbox("bsmith", "alice@example.com")
         self.assertEqual(code, 200)
