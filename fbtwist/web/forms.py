@@ -30,13 +30,17 @@ TOKEN_FIELD = b"token"
 
 def sameOrigin(request) -> bool:
     """
-    Whether a form comes from our own page: a browser says where from in
-    C{Origin} (sent with every POST) and C{Sec-Fetch-Site}; a client that
-    sends neither (curl) is no browser tricked by another site.
+    Whether a form comes from our own page, as far as the browser says:
+    C{Sec-Fetch-Site} (current browsers, decisive when sent), else
+    C{Origin} (sent with every POST; C{null} when the browser will not say,
+    as our pages' C{Referrer-Policy: no-referrer} makes it for its own
+    forms, and as a sandboxed frame of another site's does: then only
+    C{Sec-Fetch-Site} can vouch).  A client that sends neither (curl) is no
+    browser tricked by another site.
     """
     site = request.getHeader(b"Sec-Fetch-Site")
-    if site is not None and site not in (b"same-origin", b"none"):
-        return False
+    if site is not None:
+        return site in (b"same-origin", b"none")
     origin = request.getHeader(b"Origin")
     if origin is None:
         return True

@@ -353,6 +353,16 @@ class SettingsPageTests(_ServerTestCase):
         self.assertIsNone(self.settings.get("alice"))
 
     @inline
+    async def test_originNull(self):
+        """An Origin of null is refused unless Sec-Fetch-Site vouches for our own page (as Chromium sends it)."""
+        fields = {"action": "visibility", "who": "nobody", "detail": "busy"}
+        response, _ = await self.post(dict(fields, token=(await self.page())[1]), headers={b"Origin": [b"null"]})
+        self.assertEqual(response.code, 403)
+        response, _ = await self.post(dict(fields, token=(await self.page())[1]),
+                                      headers={b"Origin": [b"null"], b"Sec-Fetch-Site": [b"same-origin"]})
+        self.assertEqual(response.code, 303)
+
+    @inline
     async def test_badChoicesInWords(self):
         """An unknown level, a group level without groups and a loosening the site forbids are refused in words."""
         _, token = await self.page()
