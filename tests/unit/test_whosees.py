@@ -199,6 +199,66 @@ class PageAndFindTests(_ServerTestCase):
         self.assertNotIn("alice", json.loads(forBsmith).get("unknown", []))
 
 
+class EveryProtocolTests(_ServerTestCase):
+    """
+    Each level against each door a viewer reads through: the page, a
+    group, /calendar/find and the CalDAV outbox (anonymous FTP below).
+    """
+
+    serverArgs = ("--lookup-auth", "--trusted-networks", "127.0.0.0/8")
+
+    def setUp(self):
+        super().setUp()
+        # bsmith published too: a group with a hidden alice still answers.
+        self.server.store.write(("bsmith.vfb",), outlookVFB(busy="20210105T120000Z/20210105T130000Z"))
+
+    async def matrix(self, sees):
+        """
+        For every level and viewer, assert C{sees(viewer)} (C{True}: alice
+        seen) equals the level's rule.
+        """
+        for level, (settings, rule) in LEVELS.items():
+            self.choose(settings)
+            for viewer, visible in rule.items():
+                self.assertEqual(await sees(viewer), visible, (level, viewer))
+
+    @inline
+    async def test_page(self):
+        """The people page draws alice's busy time for exactly the level's viewers."""
+        async def sees(viewer):
+            _, body = await self.get("/calendar/?who=alice&week=2021-01-04", viewer)
+            return b"Tue 5 Jan 07:00" in body
+        await self.matrix(sees)
+
+    @inline
+    async def test_group(self):
+        """The group team holds alice's busy time for exactly the level's viewers."""
+        async def sees(viewer):
+            _, body = await self.get(f"/calendar/group/team.vfb{RANGE}", viewer)
+            self.assertIn(b"20210105T120000Z", body)
+            return b"20210105T070000Z" in body
+        await self.matrix(sees)
+
+    @inline
+    async def test_find(self):
+        """/calendar/find counts alice for exactly the level's viewers, else lists her as unknown."""
+        query = "/calendar/find?who=alice,bsmith&duration=PT30M&start=20210105T060000Z&end=20210105T120000Z"
+
+        async def sees(viewer):
+            _, body = await self.get(query, viewer)
+            return "alice" not in json.loads(body).get("unknown", [])
+        await self.matrix(sees)
+
+    @inline
+    async def test_outbox(self):
+        """The CalDAV outbox answers alice 2.0 to exactly the level's signed-in viewers, else 3.8."""
+        for level, (settings, rule) in LEVELS.items():
+            self.choose(settings)
+            for viewer in ("dave", "bsmith"):
+                _, body = await FTPAndCalDAVTests.outbox(self, viewer, "alice@example.com")
+                self.assertIn("2.0;Success" if rule[viewer] else "3.8;No authority", body, (level, viewer))
+
+
 class FTPAndCalDAVTests(_ServerTestCase):
     """
     Anonymous FTP and the CalDAV outbox follow the choice.
