@@ -286,6 +286,8 @@ class GroupMembership:
         self.ttl = ttl
         self.maxMembers = maxMembers
         self._members = LRUCache(size, clock=clock.seconds)
+        #: Whether each group exists (C{False} for one too large, too).
+        self._known = LRUCache(size, clock=clock.seconds)
 
     def isMemberNow(self, uid: str, cn: str) -> Optional[bool]:
         """
@@ -296,6 +298,18 @@ class GroupMembership:
             return False
         members = self._members.get(cn.lower())
         return None if members is None else uid.lower() in members
+
+    async def exists(self, cn: str) -> bool:
+        """
+        Whether the directory has a group C{cn} (remembered as
+        L{isMember} remembers it).
+
+        @raise DirectoryUnavailable: When the directory cannot be asked.
+        """
+        if self.groupBase is None:
+            return False
+        await self.isMember("", cn)
+        return self._known.get(cn.lower(), False)
 
     async def isMember(self, uid: str, cn: str) -> bool:
         """
@@ -313,6 +327,7 @@ class GroupMembership:
             found = None
         members = frozenset(m.lower() for m in (found or ()))
         self._members.put(cn.lower(), members, expires=self.clock.seconds() + self.ttl)
+        self._known.put(cn.lower(), found is not None, expires=self.clock.seconds() + self.ttl)
         return uid.lower() in members
 
 

@@ -223,7 +223,7 @@ class SettingsPage(Resource):
         action = _field(request, b"action")
         try:
             if action == "visibility":
-                self._saveVisibility(request)
+                await self._saveVisibility(request)
             elif action == "hours":
                 await self._saveHours(request)
             elif action == "site-hours":
@@ -239,7 +239,7 @@ class SettingsPage(Resource):
         request.setHeader(b"Location", SETTINGS_PATH)
         request.setHeader(b"Content-Length", b"0")
 
-    def _saveVisibility(self, request) -> None:
+    async def _saveVisibility(self, request) -> None:
         """
         @raise ValueError: With the reason, when the choice is not allowed.
         """
@@ -255,6 +255,12 @@ class SettingsPage(Resource):
         refusal = self.whoSees.policy.refusal(chosen)
         if refusal is not None:
             raise ValueError(refusal)
+        membership = self.whoSees.membership
+        if chosen.groups and membership.groupBase is None:
+            raise ValueError("this site does not look groups up (--group-base): choose another level")
+        for cn in chosen.groups:
+            if not await membership.exists(cn):
+                raise ValueError(f"the directory has no group {cn!r} (or one too large to use)")
         self.whoSees.settings.save(self.uid, chosen)
         self.log.info("{uid} chose who may see them: {who}, {detail}", uid=self.uid, who=who.value,
                       detail=detail.value)

@@ -434,6 +434,11 @@ class SettingsPageTests(_ServerTestCase):
                                           "detail": "busy"})
         self.assertEqual(response.code, 400)
         self.assertIn(b"at least one group", body)
+        response, body = await self.post({"action": "visibility", "token": token, "who": "groups",
+                                          "groups": "team, zzyzx", "detail": "busy"})
+        self.assertEqual(response.code, 400)
+        self.assertIn(b"the directory has no group 'zzyzx'", body)
+        self.assertIsNone(self.settings.get("alice"))
 
     @inline
     async def test_workingHours(self):
