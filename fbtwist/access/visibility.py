@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from twisted.logger import Logger
 
 from fbtwist.access.latency import LatencyFloor
+from fbtwist.access.settings import Shown
 from fbtwist.availability.model import Availability, unavailable
 from fbtwist.availability.publish import AVAILABILITY_SUFFIX
 from fbtwist.availability.vavailability import readAvailability
@@ -179,8 +180,12 @@ class FreeBusyVisibility:
     Decides what a viewer may see of whose free/busy times, at which detail,
     and reads it from the tree.
 
-    Today's rules: everyone (anonymous or signed in) sees L{Detail.BUSY} of
-    anyone who published; nothing else of anyone.  A group is its members'
+    The rules: a viewer sees L{Detail.BUSY} of anyone who published and
+    lets them (L{fbtwist.access.settings.WhoSees}: each person's choice of
+    who, and whether every period shows as C{BUSY}; without one, everyone
+    in full); nothing else of anyone.  A person one may not see is
+    L{HIDDEN}, as one who never published, and a group's hidden member
+    contributes nothing.  A group is its members'
     busy times merged.  A person's busy time includes their calendar
     feeds'.  A name nobody has here that is an address of a federated
     domain, and a group C{cn@domain}, are answered from that organisation.
@@ -372,8 +377,6 @@ class FreeBusyVisibility:
         """
         if answer is HIDDEN or self.whoSees is None:
             return answer
-        from fbtwist.access.settings import Shown
-
         if self.whoSees.detailOf(answer.owner) is Shown.FULL:
             return answer
         fb = answer.freeBusy
