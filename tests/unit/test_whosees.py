@@ -488,3 +488,22 @@ class ForbidLooseningPageTests(SettingsPageTests.__base__):
         self.assertIn(b"at most to: signed-in", await response.content())
         anonymous, _ = await self.get(f"/calendar/alice.vfb{RANGE}")
         self.assertEqual(anonymous.code, 404)
+
+
+class OneRealmTests(_ServerTestCase):
+    """
+    /settings and /feeds log in through the one portal and its realm.
+    """
+
+    serverArgs = ()
+
+    def test_pagesAreTheRealmsAvatars(self):
+        """The one realm makes the settings and feeds pages' avatars, for the uid that logged in."""
+        from fbtwist.web.feeds import FeedsPage, IFeedsPage
+        from fbtwist.web.settingspage import ISettingsPage, SettingsPage
+
+        realm = self.server.service.portal.realm
+        for interface, kind in ((ISettingsPage, SettingsPage), (IFeedsPage, FeedsPage)):
+            _, avatar, _ = self.successResultOf(self.server.network.run(realm.requestAvatar("carol", None, interface)))
+            self.assertIsInstance(avatar, kind)
+            self.assertEqual(avatar.uid, "carol")
