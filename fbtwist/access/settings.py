@@ -285,9 +285,9 @@ class GroupMembership:
         self.clock = clock
         self.ttl = ttl
         self.maxMembers = maxMembers
-        self._members = LRUCache(size, clock=clock.seconds)
+        self._members = LRUCache(size, clock=lambda: self.clock.seconds())
         #: Whether each group exists (C{False} for one too large, too).
-        self._known = LRUCache(size, clock=clock.seconds)
+        self._known = LRUCache(size, clock=lambda: self.clock.seconds())
 
     def isMemberNow(self, uid: str, cn: str) -> Optional[bool]:
         """

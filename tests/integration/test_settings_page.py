@@ -17,6 +17,20 @@ from tests.browser import startBrowser
 from tests.helpers import PASSWORDS, httpClient, inline, startServer
 
 
+def submit(driver, buttonId: str) -> None:
+    """
+    Click the button C{buttonId} and wait for the page the form's answer
+    (a redirect, or the page with a notice) brings.
+    """
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = driver.find_element(By.TAG_NAME, "html")
+    driver.find_element(By.ID, buttonId).click()
+    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(old))
+
+
 class _ForgingPage(Resource):
     """
     Another site's page that posts a form to fbtwist's /settings at once.
@@ -67,7 +81,7 @@ class SettingsPageBrowserTests(unittest.TestCase):
             driver.find_element(By.ID, "who-groups").click()
             driver.find_element(By.ID, "groups").send_keys("team")
             driver.find_element(By.ID, "detail-busy").click()
-            driver.find_element(By.ID, "save-visibility").click()
+            submit(driver, "save-visibility")
             saved = driver.find_element(By.ID, "who-groups").is_selected()
             tz = driver.find_element(By.ID, "tz")
             tz.clear()
@@ -77,7 +91,7 @@ class SettingsPageBrowserTests(unittest.TestCase):
             monday = driver.find_element(By.ID, "day-mon")
             monday.clear()
             monday.send_keys("08:00-12:00, 13:00-17:00")
-            driver.find_element(By.ID, "save-hours").click()
+            submit(driver, "save-hours")
             return saved, driver.find_element(By.ID, "day-mon").get_attribute("value"), driver.page_source
 
         saved, monday, page = await self.browser.call(fill)
@@ -100,7 +114,7 @@ class SettingsPageBrowserTests(unittest.TestCase):
             monday = driver.find_element(By.ID, "day-mon")
             monday.clear()
             monday.send_keys("08:00-12:00, 11:00-13:00")
-            driver.find_element(By.ID, "save-hours").click()
+            submit(driver, "save-hours")
             return driver.find_element(By.ID, "notice").text
 
         self.assertIn("overlap", await self.browser.call(fill))
