@@ -273,8 +273,12 @@ class SettingsPage(Resource):
         """
         zoneName = _field(request, b"tz").strip() or "UTC"
         try:
+            if len(zoneName) > 64:
+                raise ValueError(zoneName)
             zone = ZoneInfo(zoneName)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            # OSError: a folder of zones (Europe), or a name the file
+            # system refuses.
             raise ValueError(f"{zoneName[:60]!r} is not a time zone (e.g. Europe/Berlin)") from None
         groups = []
         for day, name in enumerate(DAYS):
