@@ -455,6 +455,23 @@ def parsePublicURL(text: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+#: What C{--visibility} accepts (a site default cannot name groups: users
+#: choose theirs).
+VISIBILITY_AUDIENCES = ("everyone", "signed-in", "nobody")
+#: What C{--visibility-detail} accepts.
+VISIBILITY_DETAILS = ("full", "busy")
+
+
+def _oneOf(choices: Tuple[str, ...]):
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in choices:
+            raise ValueError("expected " + ", ".join(choices[:-1]) + " or " + choices[-1])
+        return value
+
+    return parse
+
+
 #: What C{--log-format} accepts.
 LOG_FORMATS = ("combined", "json")
 
@@ -467,7 +484,7 @@ TOPICS = (
     ("Directory (LDAP)", ("ldap", "bind-", "admin-group", "mail-attributes", "auth-cache-", "login-",
                           "name-index-", "demo-", "ad-", "room-")),
     ("Lookups (/calendar/, /caldav/)", ("lookup-", "trusted-networks", "default-tz", "group-", "caldav-",
-                                        "working-hours", "apply-working-hours")),
+                                        "working-hours", "apply-working-hours", "visibility")),
     ("Publishing (WebDAV, the calendar tree)", ("root", "max-upload", "realm", "dav-", "expand-")),
     ("FTP", ("ftp-",)),
     ("Operations", ("log-", "access-log", "metrics", "shutdown-")),
@@ -737,6 +754,24 @@ class Config:
         "apply-working-hours", False, parseFlag,
         "Mark time outside each person's working hours BUSY-UNAVAILABLE in every lookup, "
         "as if each asked for workhours=1.", flag=True,
+    )
+    visibility: str = setting(
+        "visibility", "everyone", _oneOf(VISIBILITY_AUDIENCES),
+        "Who may see the free/busy times of people who chose nothing on /settings: everyone "
+        "(anonymous readers too, where lookups are anonymous), signed-in (users who log in) or nobody. "
+        "Users may choose otherwise there (also: members of chosen directory groups).",
+        metavar="WHO",
+    )
+    visibilityDetail: str = setting(
+        "visibility-detail", "full", _oneOf(VISIBILITY_DETAILS),
+        "The detail shown of people who chose nothing on /settings: full (busy, tentative and "
+        "out-of-office times as published) or busy (every period shown as BUSY).",
+        metavar="DETAIL",
+    )
+    visibilityFixed: bool = setting(
+        "visibility-fixed", False, parseFlag,
+        "Users may only make --visibility and --visibility-detail stricter for themselves, never "
+        "looser (a looser choice made before holds as the site's).", flag=True,
     )
     groupBase: Optional[str] = setting(
         "group-base", None, parseDN,

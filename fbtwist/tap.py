@@ -28,6 +28,7 @@ from twisted.web.server import Site
 from fbtwist.access.checker import BindCache, DirectoryChecker
 from fbtwist.access.latency import LatencyFloor
 from fbtwist.access.realm import FreeBusyRealm
+from fbtwist.access.settings import GroupMembership, SettingsStore, SitePolicy, WhoSees
 from fbtwist.access.throttle import LoginThrottle
 from fbtwist.compat.twisted import raiseListenErrorsAtStart, waitingForPort
 from fbtwist.config import (
@@ -66,6 +67,7 @@ from fbtwist.web.caldav.resource import CalDAVSettings
 from fbtwist.web.connection import ConnectionLimits
 from fbtwist.web.dav.resource import CalendarTreeResource
 from fbtwist.web.lookup import LookupSettings, visibilityFor
+from fbtwist.web.settingspage import settingsResource
 from fbtwist.web.setuppage import SetupPage, endpointPort
 from fbtwist.web.site import makeSite
 
@@ -553,6 +555,9 @@ def buildPortal(config, store: CalendarStore, directory: LDAPDirectory, reactor)
     # What every avatar may see of others' free/busy times, as the lookups
     # are configured.
     visibility = visibilityFor(lookupSettingsFor(config, store, directory, reactor), store, directory, reactor)
+    # Each person's choice of who may see them, within the site's rules.
+    visibility.whoSees = WhoSees(SettingsStore(store), SitePolicy.fromConfig(config),
+                                 GroupMembership(directory, visibility.groupBase, reactor))
     realm = FreeBusyRealm(store, directory, adminGroup=adminGroup, visibility=visibility)
     realm.registerAvatarFactory(IResource, CalendarTreeResource)
     # Imported here: twisted.protocols.ftp imports the global reactor.
@@ -585,6 +590,7 @@ def buildSite(config, portal: Portal, directory: LDAPDirectory, store: CalendarS
     if config.metrics == "http":
         pages[b"metrics"] = MetricsResource(metrics)
     feeds = buildFeeds(config, portal, reactor, pages)
+    pages[b"settings"] = settingsResource(portal, config.realm, config.defaultTZ)
     visibility = portal.realm.visibility
     lookupSettings = replace(LookupSettings.fromConfig(config, directory.url),
                              federation=visibility.federation, feeds=feeds)

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from twisted.logger import Logger
 
 from fbtwist.access.latency import LatencyFloor
+from fbtwist.access.settings import Shown
 from fbtwist.availability.model import Availability, unavailable
 from fbtwist.availability.publish import AVAILABILITY_SUFFIX
 from fbtwist.availability.vavailability import readAvailability
@@ -208,8 +209,12 @@ class FreeBusyVisibility:
     Decides what a viewer may see of whose free/busy times, at which detail,
     and reads it from the tree.
 
-    Today's rules: everyone (anonymous or signed in) sees L{Detail.BUSY} of
-    anyone who published; nothing else of anyone.  A group is its members'
+    The rules: a viewer sees L{Detail.BUSY} of anyone who published and
+    lets them (L{fbtwist.access.settings.WhoSees}: each person's choice of
+    who, and whether every period shows as C{BUSY}; without one, everyone
+    in full); nothing else of anyone.  A person one may not see is
+    L{HIDDEN}, as one who never published, and a group's hidden member
+    contributes nothing.  A group is its members'
     busy times merged.  A person's busy time includes their calendar
     feeds'.  A name nobody has here that is an address of a federated
     domain, and a group C{cn@domain}, are answered from that organisation.
@@ -246,7 +251,7 @@ class FreeBusyVisibility:
                  defaultZone: ZoneInfo = ZoneInfo("UTC"), expandLimit: int = derive.MAX_RULE_ITERATIONS,
                  missDelay: float = 0.05, names=None, groupBase: Optional[str] = None, groupMaxMembers: int = 50,
                  workingHours: Optional[Availability] = None, applyWorkingHours: bool = False,
-                 federation=None, feeds=None):
+                 federation=None, feeds=None, whoSees=None):
         self._store = store
         self.directory = directory
         self.clock = clock
@@ -261,6 +266,9 @@ class FreeBusyVisibility:
         self._hoursCache = LRUCache(1024)
         self.federation = federation
         self.feeds = feeds
+        #: Each person's choice of who may see them
+        #: (L{fbtwist.access.settings.WhoSees}); C{None}: everyone, in full.
+        self.whoSees = whoSees
         self.busyTime = None if store is None else BusyTime.install(store, clock, defaultZone, expandLimit)
 
     def now(self) -> datetime:
@@ -299,16 +307,16 @@ class FreeBusyVisibility:
         if started is None:
             started = self.clock.seconds()
         if isinstance(target, PublishedFile):
-            return self._fileNow(target)
+            return self._fileNow(viewer, target)
         workhours = workhours or self.applyWorkingHours
         if mask is not None:
             mask = await self._viewersMask(viewer, mask)
         if isinstance(target, Group):
             answer = await self._group(viewer, target.cn, timeRange, workhours)
         elif isinstance(target, Account):
-            answer = await self._account(target.uid, timeRange, workhours, mask)
+            answer = await self._account(viewer, target.uid, timeRange, workhours, mask)
         else:
-            answer = await self._person(target.name, timeRange, workhours, mask)
+            answer = await self._person(viewer, target.name, timeRange, workhours, mask)
         if answer is HIDDEN:
             await self.missFloor.wait(started)
         return answer
@@ -322,18 +330,22 @@ class FreeBusyVisibility:
         group is never given here, as it must wait for the floor.
         """
         if isinstance(target, PublishedFile):
-            return self._fileNow(target)
+            return self._fileNow(viewer, target)
         if not isinstance(target, Person):
             return None
         known, uid = self.resolvedNow(target.name)
         if not known or uid is None:
+            return None
+        if self.whoSees is not None and self.whoSees.mayViewNow(viewer, uid) is not True:
+            # Hidden (or only the directory can tell): L{freeBusyFor}
+            # answers, after the floor.
             return None
         published = self.published(uid)
         if self._hasFeeds(uid):
             return None
         if published is None or published.isCalendar:
             return None
-        return self._visibleFile(published, uid, timeRange, workhours or self.applyWorkingHours)
+        return self._shown(self._visibleFile(published, uid, timeRange, workhours or self.applyWorkingHours))
 
     async def _viewersMask(self, viewer: Viewer, mask: Mask) -> Optional[Mask]:
         """
@@ -381,23 +393,45 @@ class FreeBusyVisibility:
                 self.names.put(name, uid)
         return uid
 
-    async def _person(self, name: str, timeRange: Optional[TimeRange], workhours: bool,
+    async def _person(self, viewer: Viewer, name: str, timeRange: Optional[TimeRange], workhours: bool,
                       mask: Optional[Mask] = None):
         uid = await self.resolve(name)
         if uid is None:
             if self.isFederated(name):
                 return await self._federated(name, timeRange)
             return HIDDEN
-        return await self._account(uid, timeRange, workhours, mask)
+        return await self._account(viewer, uid, timeRange, workhours, mask)
 
-    async def _account(self, uid: str, timeRange: Optional[TimeRange], workhours: bool,
+    async def _account(self, viewer: Viewer, uid: str, timeRange: Optional[TimeRange], workhours: bool,
                        mask: Optional[Mask] = None):
+        if not await self._mayView(viewer, uid):
+            return HIDDEN
         published = self.published(uid)
         if self._hasFeeds(uid):
-            return await self._withFeeds(uid, published, timeRange, mask)
+            return self._shown(await self._withFeeds(uid, published, timeRange, mask))
         if published is None:
             return HIDDEN
-        return await self._visible(published, uid, timeRange, workhours, mask)
+        return self._shown(await self._visible(published, uid, timeRange, workhours, mask))
+
+    # --- each person's choice (fbtwist.access.settings) ---
+
+    async def _mayView(self, viewer: Viewer, owner: str) -> bool:
+        return self.whoSees is None or await self.whoSees.mayView(viewer, owner)
+
+    def _shown(self, answer):
+        """
+        C{answer} at the detail its owner shows: with busy only, every
+        period C{BUSY} (a tentative or out-of-office time looks like any
+        other), under an entity tag of its own.
+        """
+        if answer is HIDDEN or self.whoSees is None:
+            return answer
+        if self.whoSees.detailOf(answer.owner) is Shown.FULL:
+            return answer
+        fb = answer.freeBusy
+        flat = freebusy.mergePeriods(p._replace(fbtype=freebusy.BUSY) for p in fb.periods if p.isBusy)
+        return answer._replace(freeBusy=FreeBusy(flat, fb.start, fb.end, fb.organizer),
+                               etag=variantETag(answer.etag, "busy-only"))
 
     def published(self, uid: str) -> Optional[Published]:
         """
@@ -510,7 +544,7 @@ class FreeBusyVisibility:
 
     # --- files in the tree ---
 
-    def _fileNow(self, target: PublishedFile):
+    def _fileNow(self, viewer: Viewer, target: PublishedFile):
         path = target.path
         if not path or not path[-1].lower().endswith(ical.FREEBUSY_SUFFIXES) or self._store is None:
             return HIDDEN
@@ -518,7 +552,11 @@ class FreeBusyVisibility:
         if snapshot is None or not snapshot.data:
             return HIDDEN
         owner = path[-1].rsplit(".", 1)[0]
-        return self._visibleFile(Published(path, snapshot.info, snapshot.etag, snapshot.data), owner, None)
+        if self.whoSees is not None and self.whoSees.mayViewNow(viewer, owner) is not True:
+            # Decided now or never: a file is listed at once, so a group
+            # membership not known yet hides it (as a directory outage does).
+            return HIDDEN
+        return self._shown(self._visibleFile(Published(path, snapshot.info, snapshot.etag, snapshot.data), owner, None))
 
     # --- groups ---
 
@@ -540,6 +578,10 @@ class FreeBusyVisibility:
             members = None
         sources = []
         for uid in members or ():
+            if not await self._mayView(viewer, uid):
+                # Contributes nothing, as if they never published: the
+                # answer cannot tell which members are hidden.
+                continue
             published = self.published(uid)
             if published is not None or self._hasFeeds(uid):
                 sources.append((uid, published))
@@ -549,9 +591,9 @@ class FreeBusyVisibility:
         periods, tags, modified = [], [cn], 0.0
         for uid, published in sources:
             if self._hasFeeds(uid):
-                answer = await self._withFeeds(uid, published, window)
+                answer = self._shown(await self._withFeeds(uid, published, window))
             else:
-                answer = await self._visible(published, uid, window, workhours)
+                answer = self._shown(await self._visible(published, uid, window, workhours))
             if answer is HIDDEN:
                 continue
             periods.extend(answer.freeBusy.busy())

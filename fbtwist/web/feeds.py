@@ -5,8 +5,9 @@ Users' calendar feeds on the web (L{fbtwist.access.feeds}):
     their feeds with each one's last fetch in words, a form to add one (up
     to C{--feeds-per-user}) and a button to remove each; rendered with
     C{twisted.web.template} (C{fbtwist/data/feeds.xhtml}) under the pages'
-    Content-Security-Policy (no inline script or style).  A form posted
-    from another site's page is refused (its C{Origin} is not ours).
+    Content-Security-Policy (no inline script or style).  Behind the one
+    portal and realm (the realm's avatar factory for L{IFeedsPage}); its
+    forms are checked as every signed-in form is (L{fbtwist.web.forms}).
 
 Their busy time is merged into each person's by the visibility decision
 (L{fbtwist.access.visibility}), for every lookup, group, page and CalDAV
@@ -14,20 +15,22 @@ request.
 """
 
 from datetime import datetime, timezone
-from urllib.parse import urlsplit
 
-from twisted.cred.portal import IRealm, Portal
+from twisted.cred.portal import Portal
 from twisted.logger import Logger
 from twisted.web import http
 from twisted.web.resource import IResource, Resource
 from twisted.web.template import Element, XMLFile, flattenString, renderer
-from zope.interface import implementer
 
 from fbtwist.errors import PermissionDenied
+from fbtwist.web.auth import BasicAuthGuard
+from fbtwist.web.forms import FormTokens, checkForm, formTokensFor
 from fbtwist.web.page import DATA, securityHeaders
 from fbtwist.web.responses import HTTPError, renderAsync
 
 FEEDS_PATH = b"/feeds"
+#: The feeds page's form, for its tokens.
+FORM = "feeds"
 #: The largest form accepted, in bytes.
 MAX_FORM = 8192
 
@@ -38,12 +41,17 @@ MAX_FORM = 8192
 class FeedsElement(Element):
     loader = XMLFile(DATA.child("feeds.xhtml"))
 
-    def __init__(self, uid: str, feeds, interval: float, notice: str = ""):
+    def __init__(self, uid: str, feeds, interval: float, notice: str = "", token: str = ""):
         super().__init__()
         self.uid = uid
         self.feedStore = feeds
         self.seconds = interval
         self.message = notice
+        self.formToken = token
+
+    @renderer
+    def token(self, request, tag):
+        return tag(value=self.formToken)
 
     @renderer
     def user(self, request, tag):
@@ -81,12 +89,13 @@ class FeedsPage(Resource):
     isLeaf = True
     log = Logger()
 
-    def __init__(self, feeds, refresher, uid: str, interval: float):
+    def __init__(self, feeds, refresher, uid: str, interval: float, tokens: FormTokens):
         super().__init__()
         self.feedStore = feeds
         self.refresher = refresher
         self.uid = uid
         self.interval = interval
+        self.tokens = tokens
 
     def render_GET(self, request):
         return renderAsync(request, self._page(request))
@@ -96,7 +105,7 @@ class FeedsPage(Resource):
 
     async def _page(self, request, notice: str = "", code: int = http.OK) -> None:
         body = b"<!DOCTYPE html>\n" + await flattenString(
-            None, FeedsElement(self.uid, self.feedStore, self.interval, notice))
+            None, FeedsElement(self.uid, self.feedStore, self.interval, notice, self.tokens.issue(self.uid, FORM)))
         securityHeaders(request)
         request.setResponseCode(code)
         request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
@@ -109,11 +118,10 @@ class FeedsPage(Resource):
         return renderAsync(request, self._post(request))
 
     async def _post(self, request) -> None:
-        if not _sameOrigin(request):
-            raise HTTPError(http.FORBIDDEN, "the form was sent from another site's page")
         content = request.content.read(MAX_FORM + 1)
         if len(content) > MAX_FORM:
             raise HTTPError(http.REQUEST_ENTITY_TOO_LARGE, "the form is too large")
+        checkForm(request, self.tokens, self.uid, FORM)
         args = request.args
         action = _field(args, b"action")
         if action == "add":
@@ -143,46 +151,19 @@ def _field(args, name: bytes) -> str:
         raise HTTPError(http.BAD_REQUEST, f"the {name.decode()} field is not UTF-8") from None
 
 
-def _sameOrigin(request) -> bool:
+class IFeedsPage(IResource):
     """
-    Whether a form comes from our own page: a browser says where from in
-    C{Origin} (sent with every POST); a client that sends none (curl) is no
-    browser tricked by another site.
+    What the realm is asked for to show a signed-in user their feeds' page.
     """
-    origin = request.getHeader(b"Origin")
-    if origin is None:
-        return request.getHeader(b"Sec-Fetch-Site") in (None, b"same-origin", b"none")
-    host = request.getHeader(b"Host") or b""
-    try:
-        return urlsplit(origin.decode("latin-1")).netloc.lower() == host.decode("latin-1").lower()
-    except ValueError:
-        return False
-
-
-@implementer(IRealm)
-class _FeedsRealm:
-    def __init__(self, feeds, refresher, interval: float):
-        self.feeds = feeds
-        self.refresher = refresher
-        self.interval = interval
-
-    def requestAvatar(self, avatarId, mind, *interfaces):
-        if IResource not in interfaces:
-            raise NotImplementedError("feeds are managed over HTTP only")
-        return IResource, FeedsPage(self.feeds, self.refresher, avatarId, self.interval), lambda: None
 
 
 def feedsResource(portal: Portal, realmName: str, feeds, refresher, interval: float) -> Resource:
     """
-    C{/feeds} behind HTTP Basic authentication with the checkers of
-    C{portal} (the directory's; never anonymous).
+    C{/feeds} behind HTTP Basic authentication through C{portal} (the one
+    portal; never anonymous): its realm is given the avatar factory of
+    L{IFeedsPage}.
     """
-    from twisted.cred.credentials import IAnonymous
-
-    from fbtwist.web.auth import BasicAuthGuard
-
-    checkers = []
-    for checker in portal.checkers.values():
-        if checker not in checkers and IAnonymous not in getattr(checker, "credentialInterfaces", ()):
-            checkers.append(checker)
-    return BasicAuthGuard(Portal(_FeedsRealm(feeds, refresher, interval), checkers), realmName)
+    tokens = formTokensFor(portal)
+    portal.realm.registerAvatarFactory(
+        IFeedsPage, lambda avatar: FeedsPage(feeds, refresher, avatar.uid, interval, tokens))
+    return BasicAuthGuard(portal, realmName, interface=IFeedsPage)

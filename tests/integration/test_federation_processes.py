@@ -8,6 +8,7 @@ stopped, then 503.
 import http.client
 import json
 import os
+import re
 import time
 from datetime import date, timedelta
 from urllib.parse import urlencode
@@ -151,7 +152,10 @@ class TwoOrganisationsTests(SynchronousTestCase):
         self.addCleanup(origin.stop)
         headers = {"Authorization": basicAuthorization(userName(1), userPassword(1)),
                    "Content-Type": "application/x-www-form-urlencoded"}
-        form = urlencode({"action": "add", "url": origin.url("/secret-token/cal.ics")}).encode("ascii")
+        # The form's token, from the page, as a browser sends it.
+        _, page = request(self.b.port, "GET", "/feeds", headers=headers)
+        token = re.search(rb'name="token" value="([^"]+)"', page).group(1).decode("ascii")
+        form = urlencode({"action": "add", "url": origin.url("/secret-token/cal.ics"), "token": token}).encode("ascii")
         status, body = request(self.b.port, "POST", "/feeds", form, headers)
         self.assertEqual(status, 303, body)
         deadline = time.monotonic() + 15

@@ -5,6 +5,7 @@ unchanged, gone, garbage, slow); fbtwist fetches it with its real fetcher,
 derives the busy time, and merges it into the user's answers.
 """
 
+import re
 from urllib.parse import urlencode
 
 from twisted.internet import defer, reactor, task
@@ -76,7 +77,11 @@ class FeedTests(unittest.TestCase):
     def setUp(self):
         return defer.Deferred.fromCoroutine(self._setUp())
 
-    async def post(self, fields, login="alice", headers=None):
+    async def post(self, fields, login="alice", headers=None, token=True):
+        if token:
+            # The form's token, from the page, as a browser sends it.
+            _, page = await self.get("/feeds", basicAuth(login))
+            fields = dict(fields, token=re.search(rb'name="token" value="([^"]+)"', page).group(1).decode())
         response = await self.http.post(
             self.server.url("/feeds"), data=urlencode(fields).encode("ascii"), allow_redirects=False,
             headers={**basicAuth(login), b"Content-Type": [b"application/x-www-form-urlencoded"], **(headers or {})})
@@ -171,6 +176,9 @@ class FeedTests(unittest.TestCase):
         response, _ = yield defer.Deferred.fromCoroutine(
             self.post({"action": "add", "url": "https://evil.example/x.ics"},
                       headers={b"Origin": [b"https://evil.example"]}))
+        self.assertEqual(response.code, 403)
+        response, _ = yield defer.Deferred.fromCoroutine(
+            self.post({"action": "add", "url": "https://evil.example/x.ics"}, token=False))
         self.assertEqual(response.code, 403)
 
     @defer.inlineCallbacks

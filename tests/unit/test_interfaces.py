@@ -110,7 +110,6 @@ BUILDERS = {
     "fbtwist.remote.metrics.CountingMetrics": lambda t, cls: cls(),
     "fbtwist.remote.metrics.NoMetrics": lambda t, cls: cls(),
     "fbtwist.remote.metrics.EventMetrics": lambda t, cls: cls(),
-    "fbtwist.web.feeds._FeedsRealm": lambda t, cls: cls(None, None, 900.0),
     "fbtwist.web.caldav.resource._CalDAVRealm": lambda t, cls: cls(None),
     "fbtwist.ftp.server._DownloadConsumer": lambda t, cls: cls(io.BytesIO(), None, lambda: None),
     "fbtwist.ftp.shell._PublishedFile": lambda t, cls: cls(b"BEGIN:VCALENDAR\r\n"),
