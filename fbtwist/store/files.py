@@ -82,8 +82,10 @@ def _createTemporary(target: FilePath, shared: bool = False) -> Tuple[str, int]:
         try:
             locked = _lockTemporary(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
             # A server starting between the creation and the lock may have
-            # taken the lock first and removed the file: then try another.
-            if locked is not False and os.stat(path).st_ino == os.fstat(fd).st_ino:
+            # taken the lock first and removed the file (the file then has
+            # no name left: only its writer renames it): then try another.
+            # Once locked, no starting server removes it.
+            if locked is not False and os.fstat(fd).st_nlink > 0:
                 return path, fd
         except FileNotFoundError:
             pass
