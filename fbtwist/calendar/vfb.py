@@ -184,7 +184,11 @@ def _checkPeriod(start: str, end: Optional[str], duration: Optional[str]) -> Non
     What L{_period} checks, without making the period.
     """
     if duration is not None:
-        _period(start, end, duration, BUSY)
+        # A duration is never negative: only the start and the sum can fail.
+        try:
+            fromisoformat(start) + _duration(duration)
+        except (ValueError, OverflowError):
+            raise _NotSure() from None
         return
     # Both of L{_TIME}'s fixed width: as strings they compare as the times
     # they are (when they are times at all, which is checked next).
