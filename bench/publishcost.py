@@ -8,7 +8,21 @@ C{wrk} publishing as each user in turn, and reads the server's CPU time from
 C{/proc} before and after; with C{--strace}, a second run under
 C{strace -c -f} counts the system calls of every thread.
 
+With C{--in-process N}, no server process, slapd or wrk: the whole site
+(C{makeService} with the demo directory, on an in-memory network, as the
+fast tests run it) answers N publishes of the same file, one after the
+other on one connection, in this process and this thread (the store's
+blocking work runs in the calling thread, so nothing waits for other
+threads' scheduling).  It prints the CPU time per publish (the client
+and the in-memory network included: run it before and after a change),
+and with C{--profile FILE} runs the loop again
+under cProfile, writes the profile and counts the function calls per
+publish.  Run it under C{strace -c -f} or C{valgrind --tool=callgrind}
+for system calls or instructions (twice, with two counts: the
+difference over the difference in publishes is the cost of one).
+
     .venv/bin/python bench/publishcost.py [--workers 2] [--strace]
+    .venv/bin/python bench/publishcost.py --in-process 2000 [--profile publish.prof]
 """
 
 import argparse
@@ -87,6 +101,91 @@ def straceCounts(pids, run) -> dict:
     return result, counts
 
 
+def inProcess(count: int, profilePath: str = None) -> None:
+    """
+    Publish C{count} times through the whole site in this process; see the
+    module's description.
+    """
+    import base64
+    import cProfile
+    import pstats
+
+    from twisted.internet import defer
+    from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+    from twisted.internet.protocol import Protocol
+
+    from tests.memory import MemoryServer
+
+    class Owner:
+        """
+        What L{MemoryServer} asks of a test case: a place and a cleanup.
+        """
+
+        def __init__(self):
+            self.directory = tempfile.mkdtemp(prefix="fbtwist-publishcost-")
+
+        def mktemp(self):
+            return os.path.join(self.directory, "tree")
+
+        def addCleanup(self, f, *args):
+            pass
+
+    class Publisher(Protocol):
+        """
+        Sends one request and fires when its whole answer is in.
+        """
+
+        def publish(self, requestBytes):
+            self.received, self.answered = b"", defer.Deferred()
+            self.transport.write(requestBytes)
+            return self.answered
+
+        def dataReceived(self, data):
+            self.received += data
+            head, found, rest = self.received.partition(b"\r\n\r\n")
+            length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+            if found and len(rest) >= (int(length.group(1)) if length else 0):
+                self.answered.callback(head.split(b"\r\n", 1)[0])
+
+    owner = Owner()
+    server = MemoryServer(owner).start()
+    # As publishcost's server runs (no --admin-group): the demo directory's
+    # administrators' group would add two directory searches to every login.
+    server.service.portal.realm.adminGroup = None
+    body = calendarBody()
+    requestBytes = (
+        b"PUT /pub/calendar/alice.vfb HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/calendar\r\n"
+        b"Authorization: Basic " + base64.b64encode(b"alice:wonderland") + b"\r\n"
+        b"Content-Length: " + str(len(body)).encode("ascii") + b"\r\n\r\n" + body
+    )
+    network, publisher = server.network, Publisher()
+    network.run(connectProtocol(TCP4ClientEndpoint(network, "127.0.0.1", server.port), publisher))
+    for _ in range(20):  # logged in, caches warm
+        status = network.run(publisher.publish(requestBytes)).result
+        assert status.split()[1] in (b"201", b"204"), status
+
+    def loop():
+        for _ in range(count):
+            network.run(publisher.publish(requestBytes))
+
+    before = os.times()
+    loop()
+    after = os.times()
+    user, system = after.user - before.user, after.system - before.system
+    print(f"in process: {count} publishes; per publish: CPU {(user + system) / count * 1000:.3f} ms "
+          f"(user {user / count * 1000:.3f}, system {system / count * 1000:.3f}; the client and the in-memory "
+          f"network included)")
+    if profilePath:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        loop()
+        profiler.disable()
+        profiler.dump_stats(profilePath)
+        print(f"Python function calls per publish: {pstats.Stats(profiler).total_calls / count:.0f}")
+    server.stop()
+    subprocess.run(["rm", "-rf", owner.directory])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=100)
@@ -96,7 +195,13 @@ def main():
     parser.add_argument("--locks", type=int, default=0,
                         help="WebDAV locks held on other files in the tree while publishing")
     parser.add_argument("--strace", action="store_true", help="also count system calls (slows the server)")
+    parser.add_argument("--in-process", type=int, default=0, metavar="N",
+                        help="publish N times through the whole site in this process instead (see above)")
+    parser.add_argument("--profile", metavar="FILE", help="with --in-process: write a cProfile of the loop")
     args = parser.parse_args()
+    if args.in_process:
+        inProcess(args.in_process, args.profile)
+        return
     workdir = tempfile.mkdtemp(prefix="fbtwist-publishcost-")
     body = calendarBody()
     directory = UserDirectory(os.path.join(workdir, "ldap"), args.users)

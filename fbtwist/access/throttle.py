@@ -47,6 +47,19 @@ def loginKey(login: str) -> str:
     full case folding on top): logins that differ only there share a count,
     which errs on the safe side.
     """
+    if login.isascii() and login.isprintable():
+        # Printable ASCII (nearly every login): no control or formatting
+        # characters, no space but the plain one, NFKC leaves it as it is
+        # and case folding is lowering: what L{preparedKey} gives, without
+        # its work per character (every login pays this, some twice).
+        return " ".join(login.lower().split())
+    return preparedKey(login)
+
+
+def preparedKey(login: str) -> str:
+    """
+    L{loginKey} for any text, by the full preparation.
+    """
     mapped = []
     for c in login:
         category = unicodedata.category(c)

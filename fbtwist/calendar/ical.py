@@ -118,7 +118,7 @@ def validateUpload(name: str, data: bytes) -> None:
     if not data:
         return
     if name.lower().endswith(FREEBUSY_SUFFIXES):
-        if vfb.read(data) is None:  # not sure: icalendar decides
+        if not vfb.readable(data):  # not sure: icalendar decides
             validateFreeBusy(data)
     elif isEventsName(name):
         validateEvents(data)

@@ -179,6 +179,31 @@ def _period(start: str, end: Optional[str], duration: Optional[str], fbtype: str
     return Period(first, last, fbtype)
 
 
+def _checkPeriod(start: str, end: Optional[str], duration: Optional[str]) -> None:
+    """
+    What L{_period} checks, without making the period.
+    """
+    if duration is not None:
+        # A duration is never negative: only the start and the sum can fail.
+        try:
+            fromisoformat(start) + _duration(duration)
+        except (ValueError, OverflowError):
+            raise _NotSure() from None
+        return
+    # Both of L{_TIME}'s fixed width: as strings they compare as the times
+    # they are (when they are times at all, which is checked next).
+    if start > end:
+        raise _NotSure()
+    try:
+        fromisoformat(start)
+        fromisoformat(end)
+    except ValueError:
+        raise _NotSure() from None
+
+
+fromisoformat = datetime.fromisoformat
+
+
 def _periods(value: str, fbtype: str) -> List[Period]:
     """
     The periods of one FREEBUSY value, which icalendar splits at every
@@ -231,7 +256,14 @@ def _lines(data: bytes) -> List[str]:
     return [line for line in lines if line] if "" in lines else lines
 
 
-def _read(data: bytes) -> Tuple[FreeBusy, bool]:
+def _read(data: bytes, build: bool = True) -> Optional[Tuple[FreeBusy, bool]]:
+    """
+    The free/busy times of C{data} and whether it holds nothing else, or,
+    when not C{build}, C{None} once every check passed (without making the
+    periods: what a publish asks).
+
+    @raise _NotSure: When the file is outside what this reader understands.
+    """
     lines = _lines(data)
     # icalendar takes names and component names in any case; the rest of
     # the first and last lines (parameters, anything outside the
@@ -250,7 +282,10 @@ def _read(data: bytes) -> Tuple[FreeBusy, bool]:
             match = _FREEBUSY.fullmatch(line)
             if match is not None:
                 fbtype, start, end, duration = match.groups()
-                periods.append(_period(start, end, duration, BUSY if fbtype is None else normaliseFBType(fbtype)))
+                if build:
+                    periods.append(_period(start, end, duration, BUSY if fbtype is None else normaliseFBType(fbtype)))
+                else:
+                    _checkPeriod(start, end, duration)
                 continue
         match = _LINE.fullmatch(line)
         if match is None:
@@ -304,7 +339,7 @@ def _read(data: bytes) -> Tuple[FreeBusy, bool]:
             raise _NotSure()
     if inside or not components:
         raise _NotSure()
-    return combine(components), clean
+    return (combine(components), clean) if build else None
 
 
 def read(data: bytes) -> Optional[Tuple[FreeBusy, bool]]:
@@ -321,3 +356,15 @@ def read(data: bytes) -> Optional[Tuple[FreeBusy, bool]]:
         return _read(data)
     except _NotSure:
         return None
+
+
+def readable(data: bytes) -> bool:
+    """
+    Whether L{read} gives C{data}'s free/busy times (not C{None}), found
+    without making them: exactly then C{icalendar} accepts the file too.
+    """
+    try:
+        _read(data, build=False)
+    except _NotSure:
+        return False
+    return True

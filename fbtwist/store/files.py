@@ -71,10 +71,11 @@ def _createTemporary(target: FilePath, shared: bool = False) -> Tuple[str, int]:
         until it is closed.
     @raise OSError: When it cannot be created.
     """
+    folder, name = os.path.split(target.path)
     for attempt in range(5):
         # The name need not be secret, only unlikely to be taken (O_EXCL
         # makes sure): the random module's generator costs no system call.
-        path = target.sibling("." + target.basename() + "." + f"{random.getrandbits(48):012x}" + _TEMP_SUFFIX).path
+        path = os.path.join(folder, f".{name}.{random.getrandbits(48):012x}{_TEMP_SUFFIX}")
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         except FileExistsError:
@@ -82,8 +83,10 @@ def _createTemporary(target: FilePath, shared: bool = False) -> Tuple[str, int]:
         try:
             locked = _lockTemporary(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
             # A server starting between the creation and the lock may have
-            # taken the lock first and removed the file: then try another.
-            if locked is not False and os.stat(path).st_ino == os.fstat(fd).st_ino:
+            # taken the lock first and removed the file (the file then has
+            # no name left: only its writer renames it): then try another.
+            # Once locked, no starting server removes it.
+            if locked is not False and os.fstat(fd).st_nlink > 0:
                 return path, fd
         except FileNotFoundError:
             pass

@@ -39,7 +39,8 @@ class Upload:
         self._target = target
         #: Whether a file was there when the upload began, when known.
         self._existed = existed
-        self._temp: Optional[FilePath] = None
+        #: The temporary file's path, once created.
+        self._temp: Optional[str] = None
         self._hash = hashlib.sha256()
         self.size = 0
         self._done = False
@@ -53,7 +54,7 @@ class Upload:
     def _open(self):
         if self._file is None:
             temp, fd = _createTemporary(self._target, shared=True)
-            self._temp = FilePath(temp)
+            self._temp = temp
             # Unbuffered: a publish is written in one piece, an FTP upload in
             # the transport's chunks; a buffer would only add system calls.
             self._file = RawFile(fd)
@@ -81,7 +82,7 @@ class Upload:
         """
         try:
             self._open().flush()
-            with open(self._temp.path, "rb") as f:
+            with open(self._temp, "rb") as f:
                 return f.read()
         except OSError as e:
             raise _storageError(e, self.path) from None
@@ -101,7 +102,7 @@ class Upload:
 
     def _rename(self) -> bool:
         created = not (self._target.exists() if self._existed is None else self._existed)
-        os.rename(self._temp.path, self._target.path)
+        os.rename(self._temp, self._target.path)
         self._done = True
         # Closed only now: the file's lock tells a starting server that its
         # writer is alive (see L{fbtwist.store.tree.CalendarStore.removeStaleTemporaries}).
@@ -119,7 +120,7 @@ class Upload:
         with self._abortingOnFailure():
             self._writeOut(b"")
             created = self._rename()
-        _syncDirectory(self._target.parent().path)
+        _syncDirectory(os.path.dirname(self._target.path))
         return created
 
     @contextmanager
@@ -177,7 +178,7 @@ class Upload:
                 created = await self._store.runBlocking(self._writeOutAndRename, data, check, exclusive, derived)
             finally:
                 self._writingOut = False
-        await self._store._directorySyncs.sync(self._target.parent().path)
+        await self._store._directorySyncs.sync(os.path.dirname(self._target.path))
         return created
 
     def _writeOutAndRename(self, data: bytes, check, exclusive, derived: Optional[bytes] = None) -> bool:
@@ -221,7 +222,7 @@ class Upload:
         if self._file is None:
             return
         if self._temp is not None:
-            _removeIfExists(self._temp.path)
+            _removeIfExists(self._temp)
         try:
             self._file.close()
         except OSError:

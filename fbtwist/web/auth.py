@@ -102,12 +102,12 @@ class BasicAuthGuard(Resource):
             [(b"WWW-Authenticate", f'Basic realm="{realm}", charset="UTF-8"'.encode("utf-8"))],
         )
 
-    def _refusal(self, request):
+    def _refusal(self, request, credentials):
         """
+        @param credentials: The request's L{basicCredentials}.
         @return: The answer to a request whose credentials are missing or
             malformed, or C{None} when they are to be checked.
         """
-        credentials = basicCredentials(request)
         if credentials is None:
             return self._challenge("malformed Authorization header")
         if isinstance(credentials, Anonymous) and not self.anonymousAllowed(request):
@@ -119,10 +119,11 @@ class BasicAuthGuard(Resource):
         if known is not None:
             # Logged in before the body was read (fbtwist.web.site.BoundedRequest).
             return known
-        refusal = self._refusal(request)
+        credentials = basicCredentials(request)
+        refusal = self._refusal(request, credentials)
         if refusal is not None:
             return refusal
-        return DeferredResource(self._login(request, basicCredentials(request)))
+        return DeferredResource(self._login(request, credentials))
 
     def authenticate(self, request) -> defer.Deferred:
         """
@@ -132,7 +133,8 @@ class BasicAuthGuard(Resource):
             with L{HTTPError} (401, 429, 503, ...) when the request is
             refused.
         """
-        refusal = self._refusal(request)
+        credentials = basicCredentials(request)
+        refusal = self._refusal(request, credentials)
         if refusal is not None:
             return defer.fail(refusal.error())
 
@@ -141,7 +143,7 @@ class BasicAuthGuard(Resource):
                 raise resource.error()
             return resource
 
-        return self._login(request, basicCredentials(request)).addCallback(refuse)
+        return self._login(request, credentials).addCallback(refuse)
 
     def _login(self, request, credentials) -> defer.Deferred:
         # For brute-force throttling per client address (see DirectoryChecker).

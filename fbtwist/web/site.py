@@ -64,6 +64,8 @@ class BoundedRequest(server.Request):
     _chunks = 0
     _expectContinue = False
     _pendingAuthentication = None
+    #: Whether the connection is held while the credentials are checked.
+    _holding = False
     _held = None
     avatarResource = None
 
@@ -158,15 +160,23 @@ class BoundedRequest(server.Request):
             # The version is known only to the channel until the body is in
             # (as for requestLine); Twisted sends 100 to HTTP/1.1 only.
             self._expectContinue = channelRequestLine(self.channel)[2] == b"HTTP/1.1"
-        # No more is read (nor what came with the headers parsed) until the
-        # directory has answered.
         self._pendingAuthentication = True
-        connection = self._connection()
-        if connection is not None:
-            connection.holdBody()
-        else:
-            self.channel.transport.pauseProducing()
-        guard.authenticate(self).addCallbacks(self._authenticated, self._notAuthenticated).addErrback(
+        checked = guard.authenticate(self)
+        known = []
+        checked.addCallback(lambda resource: known.append(True) or resource)
+        if not known:
+            # No more is read (nor what came with the headers parsed) until
+            # the directory has answered.  A login known already (the bind
+            # cache, nearly every publish) reads on at once: pausing and
+            # resuming the connection would cost two system calls for
+            # nothing.
+            self._holding = True
+            connection = self._connection()
+            if connection is not None:
+                connection.holdBody()
+            else:
+                self.channel.transport.pauseProducing()
+        checked.addCallbacks(self._authenticated, self._notAuthenticated).addErrback(
             lambda f: self.log.failure("answering an unauthenticated body", f)
         )
         return True
@@ -180,11 +190,13 @@ class BoundedRequest(server.Request):
         transport = self.channel.transport
         if self._expectContinue:
             transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        connection = self._connection()
-        if connection is not None:
-            connection.releaseBody()
-        else:
-            transport.resumeProducing()
+        if self._holding:
+            self._holding = False
+            connection = self._connection()
+            if connection is not None:
+                connection.releaseBody()
+            else:
+                transport.resumeProducing()
         if self._held is not None:
             held, self._held = self._held, None
             self.requestReceived(*held)

@@ -209,7 +209,30 @@ class ClientFileTests(unittest.SynchronousTestCase):
             self.assertIsNotNone(fast, name)
             self.assertEqual(fast, withICalendar(data), name)
             self.assertEqual(ical.readFreeBusy(data), fast, name)
+            self.assertTrue(vfb.readable(data), name)
             ical.validateUpload("alice.vfb", data)
+
+    def test_readableOrder(self):
+        """
+        The check a publish makes (L{vfb.readable}, which compares a
+        period's ends as text) takes a period exactly when the reader does:
+        empty and one-second periods, ends a second, a day, a month or a
+        year early, impossible and leap days.
+        """
+        periods = [
+            "20210105T070000Z/20210105T070000Z", "20210105T070000Z/20210105T070001Z",
+            "20210105T070001Z/20210105T070000Z", "20210105T070000Z/20210104T080000Z",
+            "20210201T000000Z/20210131T235959Z", "20210101T000000Z/20201231T235959Z",
+            "20200229T120000Z/20200301T000000Z", "20210229T120000Z/20210301T000000Z",
+            "20210105T235959Z/20210106T000000Z", "20210105T070000Z/20210105T076000Z",
+            "20210105T070000Z/PT0S", "20210105T070000Z/P1W", "99991231T000000Z/P1D",
+            "20210105T070000Z/20210105T070000Z/PT1H",
+        ]
+        for period in periods:
+            data = OUTLOOK_16.replace(b"20210105T070000Z/20210105T073000Z", period.encode("ascii"))
+            self.assertEqual(vfb.readable(data), vfb.read(data) is not None, period)
+            self.assertEqual(outcome(ical.validateUpload, "a.vfb", data),
+                             outcome(lambda d: ical.validateFreeBusy(d) and None, data), period)
 
     def test_icalendarNotAsked(self):
         """
@@ -268,6 +291,7 @@ class ClientFileTests(unittest.SynchronousTestCase):
         """
         for name, data in UNSURE_FILES.items():
             self.assertIsNone(vfb.read(data), name)
+            self.assertFalse(vfb.readable(data), name)
             self.assertEqual(outcome(ical.readFreeBusy, data), outcome(withICalendar, data), name)
             self.assertEqual(outcome(ical.validateUpload, "a.vfb", data),
                              outcome(lambda d: ical.validateFreeBusy(d) and None, data) if data else ("ok", None),
@@ -441,9 +465,11 @@ class AgreementTests(unittest.SynchronousTestCase):
         Whenever the fast reader accepts a file, icalendar accepts it and
         reads the same; readFreeBusy and validateUpload give what they give
         with icalendar alone (the same result, or the same refusal), and
-        refuse only with InvalidCalendar.
+        refuse only with InvalidCalendar; the check a publish makes
+        (readable) takes exactly the files the fast reader reads.
         """
         fast = vfb.read(data)
+        self.assertEqual(vfb.readable(data), fast is not None)
         slow = outcome(withICalendar, data)
         if fast is not None:
             self.assertEqual(slow, ("ok", fast))
@@ -461,6 +487,7 @@ class AgreementTests(unittest.SynchronousTestCase):
         """
         data = ("\r\n".join(lines) + "\r\n").encode("utf-8")
         fast = vfb.read(data)
+        self.assertEqual(vfb.readable(data), fast is not None)
         if fast is not None:
             self.assertEqual(outcome(withICalendar, data), ("ok", fast))
         self.assertEqual(outcome(ical.readFreeBusy, data), outcome(withICalendar, data))

@@ -3,6 +3,7 @@ Deterministic tests of L{fbtwist.web.site.BoundedRequest} over a
 C{StringTransport}: oversized bodies are refused before they are read.
 """
 
+from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
@@ -72,3 +73,78 @@ class BoundedRequestTests(unittest.SynchronousTestCase):
         self.assertEqual(self.resource.bodies, [b"y" * 100])
         self.assertIn(b"200 OK", self.transport.value())
         self.assertIn(b"Server: fbtwist/", self.transport.value())
+
+
+class _CountingTransport(StringTransport):
+    """
+    Counts how often reading is paused.
+    """
+
+    pauses = 0
+
+    def pauseProducing(self):
+        self.pauses += 1
+        super().pauseProducing()
+
+
+class _GuardedRoot(Resource):
+    """
+    Hands every request to the resource its credentials gave, as
+    L{fbtwist.web.auth.BasicAuthGuard} does.
+    """
+
+    def getChild(self, name, request):
+        return request.avatarResource
+
+
+class _Guard:
+    """
+    A guard whose answer the test gives: the credentials' check fires
+    C{answer} (already fired, or later).
+    """
+
+    def __init__(self, answer):
+        self.answer = answer
+
+    def authenticate(self, request):
+        return self.answer
+
+
+class AuthenticateFirstTests(unittest.SynchronousTestCase):
+    """
+    A body behind credentials is read only once they are checked; the
+    connection is paused only while the check is under way.
+    """
+
+    def setUp(self):
+        self.resource = _Recorder()
+        self.site = FreeBusySite(_GuardedRoot(), maxUploadSize=100, reactor=Clock())
+        self.channel = self.site.buildProtocol(None)
+        self.transport = _CountingTransport()
+        self.channel.makeConnection(self.transport)
+
+    def test_knownLoginNotPaused(self):
+        """
+        Credentials checked at once (a login the bind cache knows): the
+        connection reads on without a pause, and the body reaches the
+        avatar's resource.
+        """
+        self.site.guardBodies((b"pub",), _Guard(defer.succeed(self.resource)))
+        self.channel.dataReceived(b"PUT /pub/x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n")
+        self.assertEqual((self.transport.pauses, self.transport.producerState), (0, "producing"))
+        self.channel.dataReceived(b"abc")
+        self.assertEqual(self.resource.bodies, [b"abc"])
+
+    def test_pausedWhileChecking(self):
+        """
+        Credentials the directory has to check: nothing more is read until
+        it answered; then the body reaches the avatar's resource.
+        """
+        answer = defer.Deferred()
+        self.site.guardBodies((b"pub",), _Guard(answer))
+        self.channel.dataReceived(b"PUT /pub/x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n")
+        self.assertEqual((self.transport.pauses, self.transport.producerState), (1, "paused"))
+        self.channel.dataReceived(b"abc")
+        self.assertEqual(self.resource.bodies, [])
+        answer.callback(self.resource)
+        self.assertEqual(self.resource.bodies, [b"abc"])

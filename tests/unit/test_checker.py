@@ -204,6 +204,40 @@ class BindCacheTests(CheckerTestMixin, SynchronousTestCase):
         self.assertEqual(credentialText(b"s\xe9cret"), "sécret")
 
 
+class LoginKeyTests(SynchronousTestCase):
+    """
+    L{loginKey}'s quick way for printable ASCII gives what the full LDAP
+    string preparation gives.
+    """
+
+    def test_asciiAsPrepared(self):
+        """
+        Every ASCII character, alone, between letters and among spaces,
+        and logins of several spaces and cases, get the key the full
+        preparation gives them.
+        """
+        from fbtwist.access.throttle import loginKey, preparedKey
+
+        logins = ["alice", "ALICE", " alice ", "a  b", "Alice Smith", "  ", "", "DOMAIN\\User", "u@Example.COM"]
+        for code in range(128):
+            c = chr(code)
+            logins += [c, "a" + c + "B", " " + c + " Z ", c * 3]
+        for login in logins:
+            self.assertEqual(loginKey(login), preparedKey(login), repr(login))
+
+    def test_othersPrepared(self):
+        """
+        Logins outside printable ASCII get the full preparation: width,
+        case and spaces of other scripts folded, controls dropped.
+        """
+        from fbtwist.access.throttle import loginKey
+
+        self.assertEqual(loginKey("\uff21lice"), "alice")
+        self.assertEqual(loginKey("ALİCE\u00a0 x"), loginKey("ali\u0307ce x"))
+        self.assertEqual(loginKey("al\tice"), "al ice")
+        self.assertEqual(loginKey("al\x00ice"), "alice")
+
+
 class ThrottleTests(CheckerTestMixin, SynchronousTestCase):
     """
     Too many failures for one login or from one address lock it out.

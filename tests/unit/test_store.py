@@ -244,6 +244,32 @@ class CalendarStoreTests(unittest.SynchronousTestCase):
         self.assertEqual(self.root.child("a.vfb").getContent(), b"partial and the rest")
         self.assertEqual([n for n in os.listdir(self.root.path) if n.endswith(".tmp")], [])
 
+    def test_removedBeforeLocked(self):
+        """
+        A temporary file that a starting server removed between its
+        creation and its lock (the server saw no writer holding it) is
+        given up for another, which the upload writes and commits.
+        """
+        from fbtwist.store import files
+
+        lock, swept = files._lockTemporary, []
+
+        def sweptFirst(fd, *mode):
+            if not swept:
+                path = os.readlink(f"/proc/self/fd/{fd}")
+                swept.append(path)
+                self.assertEqual(CalendarStore(self.root).removeStaleTemporaries(), 1)
+            return lock(fd, *mode)
+
+        self.patch(files, "_lockTemporary", sweptFirst)
+        upload = self.store.openUpload(("a.vfb",))
+        upload.write(b"new")
+        self.assertEqual(CalendarStore(self.root).removeStaleTemporaries(), 0)
+        upload.commit()
+        self.assertEqual(len(swept), 1)
+        self.assertEqual(self.root.child("a.vfb").getContent(), b"new")
+        self.assertEqual(os.listdir(self.root.path), ["a.vfb"])
+
     def test_ageRuleWithoutLocks(self):
         """
         On a filesystem without locks, only temporary files older than an
