@@ -294,6 +294,16 @@ class MemoryServer:
         """
         return memoryClient(self.network, persistent)
 
+    def connect(self, protocol: Protocol) -> Protocol:
+        """
+        Connect C{protocol} to the server over a new connection, and settle
+        the network until it is connected.
+
+        @return: C{protocol}, connected (its C{transport} set).
+        """
+        connected = connectProtocol(TCP4ClientEndpoint(self.network, "127.0.0.1", self.port), protocol)
+        return self.testCase.successResultOf(self.network.run(connected))
+
     def rawRequest(self, data: bytes) -> defer.Deferred:
         """
         Send C{data} as it is over a new connection.
