@@ -52,6 +52,16 @@ def outlookVFB(organizer: str = "someone@example.com", busy: str = "20210105T070
     return newline.join(line.encode("utf-8") for line in lines) + newline
 
 
+def freeBusy(*busy: str) -> bytes:
+    """
+    A free/busy file covering March and April 2025 with C{busy} periods.
+    """
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//test//EN", "BEGIN:VFREEBUSY",
+             "DTSTART:20250301T000000Z", "DTEND:20250501T000000Z"]
+    lines += ["FREEBUSY:" + period for period in busy]
+    return "\r\n".join(lines + ["END:VFREEBUSY", "END:VCALENDAR", ""]).encode("utf-8")
+
+
 def publicAnswer(store, uid: str, suffix: str = ".vfb") -> bytes:
     """
     What anonymous readers get of C{uid}'s published free/busy file

@@ -11,8 +11,8 @@ from urllib.parse import urlencode
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from tests.helpers import basicAuth, httpClient, inline, startServer
-from tests.integration.test_workhours import availability, freeBusy
+from tests.helpers import basicAuth, freeBusy, httpClient, inline, startServer
+from tests.integration.test_workhours import availability
 
 
 class FindTestCase(unittest.TestCase):

@@ -7,8 +7,7 @@ for, listed and drawn on a week grid of their own, rendered on the server
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from tests.helpers import httpClient, inline, startServer
-from tests.integration.test_workhours import freeBusy
+from tests.helpers import freeBusy, httpClient, inline, startServer
 
 
 class FindOnThePageTests(unittest.TestCase):

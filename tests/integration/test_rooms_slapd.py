@@ -10,8 +10,7 @@ import json
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from tests.helpers import basicAuth, httpClient, inline, startServer
-from tests.integration.test_workhours import freeBusy
+from tests.helpers import basicAuth, freeBusy, httpClient, inline, startServer
 from tests.slapd import SlapdServer, hashPassword
 
 #: Attributes OpenLDAP's usual schema has no names for.

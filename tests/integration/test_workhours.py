@@ -10,19 +10,9 @@ from twisted.internet import defer
 from twisted.python import usage
 from twisted.trial import unittest
 
-from tests.helpers import basicAuth, httpClient, inline, serviceOptions, startServer
+from tests.helpers import basicAuth, freeBusy, httpClient, inline, serviceOptions, startServer
 from tests.integration.test_ftp import connect, inThread, startFTPServer, storeReply
 from tests.unit.test_lookup import periodsOf
-
-
-def freeBusy(*busy: str) -> bytes:
-    """
-    A free/busy file covering March and April 2025 with C{busy} periods.
-    """
-    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//test//EN", "BEGIN:VFREEBUSY",
-             "DTSTART:20250301T000000Z", "DTEND:20250501T000000Z"]
-    lines += ["FREEBUSY:" + period for period in busy]
-    return "\r\n".join(lines + ["END:VFREEBUSY", "END:VCALENDAR", ""]).encode("utf-8")
 
 
 def availability(zone: str = "America/New_York", start: str = "090000", end: str = "170000",

@@ -1,0 +1,62 @@
+"""
+The fast tier stays in memory: its guard (L{tests.unit.fasttier}) refuses
+real sockets and the global reactor to code a C{tests.unit} test calls, and
+leaves everyone else (trial, the integration tier) alone.
+"""
+
+import socket
+from concurrent.futures import ThreadPoolExecutor
+
+from twisted.internet import protocol
+from twisted.trial import unittest
+
+from tests.unit import fasttier
+from tests.unit.fasttier import RealResourceUsed
+
+
+def globalReactor():
+    from twisted.internet import reactor
+
+    return reactor
+
+
+class GuardTests(unittest.SynchronousTestCase):
+    """
+    What a test of the fast tier may not do.
+    """
+
+    def test_socketRefused(self):
+        """
+        Making a socket fails, naming the test's module.
+        """
+        e = self.assertRaises(RealResourceUsed, socket.socket, socket.AF_INET, socket.SOCK_STREAM)
+        self.assertIn("tests.unit.test_fasttier opened a real socket", str(e))
+        self.assertRaises(RealResourceUsed, socket.getaddrinfo, "localhost", 80)
+
+    def test_listenRefused(self):
+        """
+        The global reactor does not listen or connect for the fast tier.
+        """
+        reactor = globalReactor()
+        e = self.assertRaises(RealResourceUsed, reactor.listenTCP, 0, protocol.Factory())
+        self.assertIn("tests.unit.test_fasttier used the global reactor's listenTCP", str(e))
+        self.assertRaises(RealResourceUsed, reactor.connectTCP, "127.0.0.1", 9, protocol.ClientFactory())
+
+    def test_clockAndThreadsRefused(self):
+        """
+        Nor does it keep time or run threads for it.
+        """
+        reactor = globalReactor()
+        self.assertRaises(RealResourceUsed, reactor.callLater, 0, lambda: None)
+        self.assertRaises(RealResourceUsed, reactor.callInThread, lambda: None)
+        self.assertRaises(RealResourceUsed, reactor.getThreadPool)
+        self.assertRaises(RealResourceUsed, reactor.spawnProcess, protocol.ProcessProtocol(), "/bin/true")
+
+    def test_othersUnaffected(self):
+        """
+        Code with no test of the fast tier on its stack (trial, the
+        integration tier; here a thread) is not refused.
+        """
+        with ThreadPoolExecutor(1) as pool:
+            self.assertEqual(pool.submit(fasttier.callerInFastTier).result(), "")
+        self.assertEqual(fasttier.callerInFastTier(), "tests.unit.test_fasttier")
