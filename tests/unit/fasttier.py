@@ -1,7 +1,7 @@
 """
 What keeps the fast tier honest: a test of C{tests.unit} may not open a
-socket or use the global reactor (its clock, its threads, its listeners,
-connections and processes); it runs on a L{MemoryReactorClock}, a
+socket, start a process or use the global reactor (its clock, its threads,
+its listeners, connections and processes); it runs on a L{MemoryReactorClock}, a
 L{StringTransport}, L{twisted.test.iosim} or L{tests.memory}.
 
 The guard is decided by the calling code, not by the process: trial runs
@@ -20,8 +20,21 @@ REACTOR_METHODS = (
     "listenUNIX", "connectUNIX", "listenUDP", "spawnProcess", "resolve",
 )
 
-#: Audit events (see L{sys.addaudithook}) of a socket being made or used.
-SOCKET_EVENTS = frozenset({"socket.__new__", "socket.bind", "socket.connect", "socket.getaddrinfo"})
+#: Audit events (see L{sys.addaudithook}) of a socket being made or used,
+#: and of a process being started.
+REFUSED_EVENTS = {
+    "socket.__new__": "opened a real socket",
+    "socket.bind": "opened a real socket",
+    "socket.connect": "opened a real socket",
+    "socket.getaddrinfo": "opened a real socket",
+    "subprocess.Popen": "started a process",
+    "os.fork": "started a process",
+    "os.forkpty": "started a process",
+    "os.posix_spawn": "started a process",
+    "os.spawn": "started a process",
+    "os.system": "started a process",
+    "os.exec": "started a process",
+}
 
 _installed = []
 
@@ -34,24 +47,27 @@ class RealResourceUsed(AssertionError):
 
 def callerInFastTier(frame=None) -> str:
     """
-    The name of the first C{tests.unit} module (but this one) on the stack
-    above C{frame}, or an empty string.
+    The name of the first C{tests.unit} module (but this one) with a
+    function on the stack above C{frame}, or an empty string.  (A module's
+    own import is not counted: what a library does when it is imported,
+    such as looking for a shared library with C{ldconfig}, is no test's.)
     """
     frame = frame or sys._getframe(1)
     while frame is not None:
         name = frame.f_globals.get("__name__", "")
-        if name.startswith("tests.unit.") and name != __name__:
+        if name.startswith("tests.unit.") and name != __name__ and frame.f_code.co_name != "<module>":
             return name
         frame = frame.f_back
     return ""
 
 
-def _auditSockets(event: str, args: tuple) -> None:
-    if event in SOCKET_EVENTS and _installed:
+def _audit(event: str, args: tuple) -> None:
+    if event in REFUSED_EVENTS and _installed:
         module = callerInFastTier(sys._getframe(1))
         if module:
-            raise RealResourceUsed(f"{module} opened a real socket ({event}{args!r}): the fast tier runs in "
-                                   f"memory (tests/memory.py); real sockets belong in tests/integration")
+            raise RealResourceUsed(f"{module} {REFUSED_EVENTS[event]} ({event}{args!r}): the fast tier runs in "
+                                   f"memory (tests/memory.py); real sockets and processes belong in "
+                                   f"tests/integration")
 
 
 def _refusing(reactor, name: str):
@@ -71,7 +87,7 @@ def _refusing(reactor, name: str):
 
 def guard() -> None:
     """
-    Refuse sockets and the global reactor to the fast tier (once per
+    Refuse sockets, processes and the global reactor to the fast tier (once per
     process; an audit hook cannot be removed, so it only acts while the
     guard is installed).
     """
@@ -83,4 +99,4 @@ def guard() -> None:
         if hasattr(reactor, name):
             setattr(reactor, name, _refusing(reactor, name))
     _installed.append(reactor)
-    sys.addaudithook(_auditSockets)
+    sys.addaudithook(_audit)

@@ -33,6 +33,17 @@ class GuardTests(unittest.SynchronousTestCase):
         self.assertIn("tests.unit.test_fasttier opened a real socket", str(e))
         self.assertRaises(RealResourceUsed, socket.getaddrinfo, "localhost", 80)
 
+    def test_processRefused(self):
+        """
+        Starting a process fails, however it is started.
+        """
+        import os
+        import subprocess
+
+        e = self.assertRaises(RealResourceUsed, subprocess.Popen, ["/bin/true"])
+        self.assertIn("tests.unit.test_fasttier started a process", str(e))
+        self.assertRaises(RealResourceUsed, os.system, "true")
+
     def test_listenRefused(self):
         """
         The global reactor does not listen or connect for the fast tier.
