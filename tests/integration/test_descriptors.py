@@ -1,7 +1,9 @@
 """
 Running out of file descriptors: a passing condition answered 503 with
 C{Retry-After} and logged once, never a 500 with a traceback; the server
-recovers when descriptors are free again.
+recovers when descriptors are free again; with this process's limit
+lowered, and a server process started with a low one (the mapping itself
+is tested in L{tests.unit.test_descriptors}).
 """
 
 import errno
@@ -12,14 +14,11 @@ from contextlib import contextmanager
 
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
-from twisted.logger import globalLogPublisher
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
-from fbtwist.errors import OutOfDescriptors, descriptorError
-from fbtwist.logs import RareWarning
+from fbtwist.errors import OutOfDescriptors
 from fbtwist.store.tree import CalendarStore
-from fbtwist.web.responses import httpErrorFor
 from tests.helpers import inline, statusOf
 from tests.processes import startTwistd
 
@@ -50,49 +49,10 @@ def noDescriptorsLeft():
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-class MappingTests(unittest.SynchronousTestCase):
+class StoreTests(unittest.SynchronousTestCase):
     """
-    EMFILE and ENFILE are one domain error, which HTTP answers 503.
+    The store, out of descriptors, raises the domain error.
     """
-
-    def setUp(self):
-        self.events = []
-        globalLogPublisher.addObserver(self.events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
-
-    def test_descriptorError(self):
-        """
-        EMFILE and ENFILE become L{OutOfDescriptors}; other errors do not.
-        """
-        for number in (errno.EMFILE, errno.ENFILE):
-            self.assertIsInstance(descriptorError(OSError(number, os.strerror(number))), OutOfDescriptors)
-        self.assertIsNone(descriptorError(OSError(errno.EACCES, "no")))
-        self.assertIsNone(descriptorError(ValueError()))
-
-    def test_http503(self):
-        """
-        The HTTP table answers both the domain error and a raw EMFILE with
-        503 and Retry-After.
-        """
-        for error in (OutOfDescriptors(), OSError(errno.EMFILE, "Too many open files")):
-            answer = httpErrorFor(error)
-            self.assertEqual(answer.code, 503)
-            self.assertIn(b"Retry-After", dict(answer.headers))
-            self.assertNotIn("descriptor", answer.reason)
-
-    def test_warnedOnce(self):
-        """
-        The warning is logged once per interval, saying how many times it
-        happened since the last one.
-        """
-        now = [0.0]
-        warning = RareWarning("out {count}", 60.0, clock=lambda: now[0], fbEvent="x")
-        for _ in range(5):
-            warning.warn()
-        now[0] = 61.0
-        warning.warn()
-        texts = [(e["count"], e["fbEvent"]) for e in self.events if e.get("log_format") == "out {count}"]
-        self.assertEqual(texts, [(1, "x"), (5, "x")])
 
     def test_storeRead(self):
         """
