@@ -139,6 +139,28 @@ async def startServer(testCase, *args: str) -> RunningServer:
     return await RunningServer(testCase, *args).start()
 
 
+async def startServerOnSlapd(testCase, ldif: str, *args: str, schema: str = None) -> RunningServer:
+    """
+    A throwaway slapd (plain LDAP, L{tests.slapd.SlapdServer}) holding
+    C{ldif}, and a whole fbtwist (L{startServer} with C{args}) whose
+    directory it is: people below C{ou=people} by uid, with a filter that
+    matches people only (as administrators write it), groups below
+    C{ou=groups}.  Both are stopped by the test's cleanup.
+
+    @return: The server, with its C{slapd} and a C{http} client of it.
+    """
+    from tests.slapd import GROUPS, PEOPLE, SlapdServer
+
+    slapd = SlapdServer(testCase.mktemp(), ldif, tls=False, schema=schema)
+    slapd.start()
+    testCase.addCleanup(slapd.stop)
+    url = f"ldap://127.0.0.1:{slapd.port}/{PEOPLE}?uid?one?(objectClass=inetOrgPerson)"
+    server = await startServer(testCase, "--ldap", url, "--group-base", GROUPS, *args)
+    server.slapd = slapd
+    server.http = httpClient(testCase)
+    return server
+
+
 def httpClient(testCase):
     """
     A treq client whose connections are closed by the test's cleanup.
