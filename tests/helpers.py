@@ -4,7 +4,11 @@ loopback, and a whole fbtwist built by L{fbtwist.tap.makeService} listening
 on a free loopback port.
 """
 
+import errno
+import os
+import resource
 import warnings
+from contextlib import contextmanager
 
 warnings.filterwarnings("ignore", module="ldaptor")
 warnings.filterwarnings("ignore", category=DeprecationWarning,
@@ -172,6 +176,53 @@ def httpClient(testCase):
     pool = HTTPConnectionPool(reactor, persistent=True)
     testCase.addCleanup(pool.closeCachedConnections)
     return treq.client.HTTPClient(Agent(reactor, pool=pool))
+
+
+def logEvents(testCase) -> list:
+    """
+    A list that receives every log event until C{testCase} ends.
+    """
+    from twisted.logger import globalLogPublisher
+
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    testCase.addCleanup(globalLogPublisher.removeObserver, events.append)
+    return events
+
+
+def exhaustDescriptors(held: list) -> None:
+    """
+    Open C{os.devnull} until this process has no file descriptor left,
+    adding the descriptors to C{held}.
+    """
+    while True:
+        try:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        except OSError as e:
+            if e.errno != errno.EMFILE:
+                raise
+            return
+
+
+@contextmanager
+def descriptorsExhausted():
+    """
+    Run the block with no free file descriptor in this process (the soft
+    limit lowered to a little above those open, the rest taken).
+
+    @return: The descriptors taken (a list): the block may take more with
+        L{exhaustDescriptors} once it freed some.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    held = []
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(int(n) for n in os.listdir("/proc/self/fd")) + 16, hard))
+    try:
+        exhaustDescriptors(held)
+        yield held
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def basicAuth(login: str, password: str = None) -> dict:

@@ -6,11 +6,7 @@ lowered, and a server process started with a low one (the mapping itself
 is tested in L{tests.unit.test_descriptors}).
 """
 
-import errno
-import os
-import resource
 import socket
-from contextlib import contextmanager
 
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
@@ -19,34 +15,8 @@ from twisted.trial import unittest
 
 from fbtwist.errors import OutOfDescriptors
 from fbtwist.store.tree import CalendarStore
-from tests.helpers import inline, statusOf
+from tests.helpers import descriptorsExhausted, inline, statusOf
 from tests.processes import startTwistd
-
-
-@contextmanager
-def noDescriptorsLeft():
-    """
-    Lower this process's descriptor limit and use up what is left of it,
-    so that the next C{open} fails with C{EMFILE}; everything is undone on
-    exit.
-    """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    highest = max(int(fd) for fd in os.listdir("/proc/self/fd"))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (highest + 8, hard))
-    held = []
-    try:
-        while True:
-            try:
-                held.append(os.open(os.devnull, os.O_RDONLY))
-            except OSError as e:
-                if e.errno != errno.EMFILE:
-                    raise
-                break
-        yield
-    finally:
-        for fd in held:
-            os.close(fd)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 class StoreTests(unittest.SynchronousTestCase):
@@ -61,7 +31,7 @@ class StoreTests(unittest.SynchronousTestCase):
         """
         store = CalendarStore(FilePath(self.mktemp()))
         store.write(("alice.vfb",), b"data")
-        with noDescriptorsLeft():
+        with descriptorsExhausted():
             self.assertRaises(OutOfDescriptors, store.read, ("alice.vfb",))
         self.assertEqual(store.read(("alice.vfb",)), b"data")
 
@@ -71,7 +41,7 @@ class StoreTests(unittest.SynchronousTestCase):
         L{OutOfDescriptors}.
         """
         store = CalendarStore(FilePath(self.mktemp()))
-        with noDescriptorsLeft():
+        with descriptorsExhausted():
             upload = store.openUpload(("alice.vfb",))
             self.assertRaises(OutOfDescriptors, upload.write, b"data")
 

@@ -22,9 +22,19 @@ from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
 from tests.davhelpers import propfindBody
-from tests.helpers import PASSWORDS, basicAuth, httpClient, inline, listeningPort, outlookVFB, publicAnswer, startServer
+from tests.helpers import (
+    PASSWORDS,
+    basicAuth,
+    descriptorsExhausted,
+    exhaustDescriptors,
+    httpClient,
+    inline,
+    listeningPort,
+    outlookVFB,
+    publicAnswer,
+    startServer,
+)
 from tests.slapd import PEOPLE, SlapdServer, personEntry, unitEntry
-from tests.unit.test_ftpserver import descriptorsExhausted, exhaustDescriptors
 
 #: Bounds every FTP client call.
 CLIENT_TIMEOUT = 10

@@ -10,7 +10,6 @@ import os
 import re
 
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import globalLogPublisher
 from twisted.python import usage
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
@@ -19,6 +18,7 @@ from fbtwist.admin import AdminOptions, ImportOptions
 from fbtwist.config import DEMO_LDIF, OTHER_TOPIC, TOPICS, settings, topicOf
 from fbtwist.demo import serveArguments
 from fbtwist.tap import DEMO_ADMIN_GROUP, Options, demoListener, helpText, makeService
+from tests.helpers import logEvents
 
 TOP = FilePath(__file__).parent().parent().parent()
 
@@ -106,10 +106,7 @@ class DemoDefaultsTests(unittest.TestCase):
         return {port: interface for port, factory, backlog, interface in reactor.tcpServers}
 
     def warnings(self):
-        seen = []
-        globalLogPublisher.addObserver(seen.append)
-        self.addCleanup(globalLogPublisher.removeObserver, seen.append)
-        return seen
+        return logEvents(self)
 
     def test_demoOnLoopback(self):
         """
