@@ -20,7 +20,9 @@ from twisted.python.filepath import FilePath
 from fbtwist.config import DEMO_LDIF  # noqa: F401 (for the tests that import it from here)
 from fbtwist.tap import Options, makeService
 
-ETC = FilePath(__file__).parent().sibling("etc")
+#: The source tree, and its etc/.
+TOP = FilePath(__file__).parent().parent()
+ETC = TOP.child("etc")
 
 #: Demo logins and passwords (fbtwist/data/demo.ldif, DEMO_LDIF).
 PASSWORDS = {

@@ -15,8 +15,7 @@ from twisted.trial import unittest
 
 import fbtwist
 from fbtwist.tap import threadRunner
-
-TOP = FilePath(__file__).parent().parent().parent()
+from tests.helpers import TOP
 
 
 class ThreadRunnerTests(unittest.TestCase):

@@ -20,8 +20,7 @@ from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
 import fbtwist
-
-TOP = FilePath(__file__).parent().parent().parent()
+from tests.helpers import TOP
 
 
 def runTwistd(testCase, *args: str, env=None) -> subprocess.CompletedProcess:

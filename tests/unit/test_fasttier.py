@@ -4,10 +4,12 @@ real sockets and the global reactor to code a C{tests.unit} test calls, and
 leaves everyone else (trial, the integration tier) alone.
 """
 
+import ast
 import socket
 from concurrent.futures import ThreadPoolExecutor
 
 from twisted.internet import protocol
+from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
 from tests.unit import fasttier
@@ -71,3 +73,42 @@ class GuardTests(unittest.SynchronousTestCase):
         with ThreadPoolExecutor(1) as pool:
             self.assertEqual(pool.submit(fasttier.callerInFastTier).result(), "")
         self.assertEqual(fasttier.callerInFastTier(), "tests.unit.test_fasttier")
+
+
+def integrationImports(source: str) -> list:
+    """
+    The modules of the integration tier that C{source} imports.
+    """
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names if alias.name.startswith("tests.integration")]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tests.integration"):
+            found.append(node.module)
+    return found
+
+
+class ImportTests(unittest.SynchronousTestCase):
+    """
+    The fast tier stands on its own: no module of it imports the
+    integration tier (whose fixtures are real servers and processes).
+    """
+
+    def test_rule(self):
+        """
+        Imports of the integration tier are found, at module level or in a
+        function.
+        """
+        self.assertEqual(integrationImports("import tests.integration.test_ftp\n"
+                                            "def f():\n    from tests.integration.test_page import x\n"
+                                            "from tests.helpers import inline\n"),
+                         ["tests.integration.test_ftp", "tests.integration.test_page"])
+
+    def test_noneImported(self):
+        """
+        No module of tests/unit imports tests/integration.
+        """
+        unit = FilePath(__file__).parent()
+        found = {child.basename(): integrationImports(child.getContent().decode("utf-8"))
+                 for child in unit.globChildren("*.py")}
+        self.assertEqual({name: modules for name, modules in found.items() if modules}, {})

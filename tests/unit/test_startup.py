@@ -11,16 +11,13 @@ import re
 
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
-from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
 from fbtwist.admin import AdminOptions, ImportOptions
 from fbtwist.config import DEMO_LDIF, OTHER_TOPIC, TOPICS, settings, topicOf
 from fbtwist.demo import serveArguments
 from fbtwist.tap import DEMO_ADMIN_GROUP, Options, demoListener, helpText, makeService
-from tests.helpers import logEvents
-
-TOP = FilePath(__file__).parent().parent().parent()
+from tests.helpers import TOP, logEvents
 
 
 class HelpTests(unittest.TestCase):
