@@ -68,6 +68,22 @@ def freeBusy(*busy: str) -> bytes:
     return "\r\n".join(lines + ["END:VFREEBUSY", "END:VCALENDAR", ""]).encode("utf-8")
 
 
+def availability(zone: str = "America/New_York", start: str = "090000", end: str = "170000",
+                 days: str = "MO,TU,WE,TH,FR") -> bytes:
+    """
+    A C{VAVAILABILITY} calendar: available from C{start} to C{end} on
+    C{days}, on the wall clock of C{zone}.
+    """
+    return "\r\n".join([
+        "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//test//EN",
+        "BEGIN:VAVAILABILITY", "UID:hours", "DTSTAMP:20210101T000000Z",
+        "BEGIN:AVAILABLE", "UID:hours-1", "DTSTAMP:20210101T000000Z",
+        f"DTSTART;TZID={zone}:20250106T{start}", f"DTEND;TZID={zone}:20250106T{end}",
+        f"RRULE:FREQ=WEEKLY;BYDAY={days}",
+        "END:AVAILABLE", "END:VAVAILABILITY", "END:VCALENDAR", "",
+    ]).encode("utf-8")
+
+
 def publicAnswer(store, uid: str, suffix: str = ".vfb") -> bytes:
     """
     What anonymous readers get of C{uid}'s published free/busy file
