@@ -4,14 +4,15 @@ socket, start a process or use the global reactor (its clock, its threads,
 its listeners, connections and processes); it runs on a L{MemoryReactorClock}, a
 L{StringTransport}, L{twisted.test.iosim} or L{tests.memory}.
 
-The guard is decided by the calling code, not by the process: trial runs
+The guard is decided by the test being run, not by the process: trial runs
 both tiers in one process, and a test of the integration tier (or trial
 itself) uses real sockets and the real reactor freely.  A call is the fast
-tier's when a frame of a C{tests.unit} module (other than this one) is on
-the stack.
+tier's when the test on the stack is one of a C{tests.unit} module (see
+L{callerInFastTier}).
 """
 
 import sys
+import unittest as pyunit
 
 #: The global reactor's methods that reach the world outside the test (or
 #: its real clock), refused to the fast tier.
@@ -47,18 +48,31 @@ class RealResourceUsed(AssertionError):
 
 def callerInFastTier(frame=None) -> str:
     """
-    The name of the first C{tests.unit} module (but this one) with a
-    function on the stack above C{frame}, or an empty string.  (A module's
-    own import is not counted: what a library does when it is imported,
-    such as looking for a shared library with C{ldconfig}, is no test's.)
+    The module of the fast tier's test that the code above C{frame} runs
+    for, or an empty string.
+
+    The test is the innermost L{unittest.TestCase} that is the C{self} of
+    test code (a module of C{tests}) on the stack: a test of the integration
+    tier may use a helper of the fast tier's modules freely.  Without one,
+    the first C{tests.unit} module (but this one) with a function on the
+    stack.  (Trial's own code, which runs a test and keeps its timeout on
+    the reactor, is not a test's.)  (A module's own import is
+    not counted: what a library does when it is imported, such as looking
+    for a shared library with C{ldconfig}, is no test's.)
     """
     frame = frame or sys._getframe(1)
+    found = ""
     while frame is not None:
-        name = frame.f_globals.get("__name__", "")
-        if name.startswith("tests.unit.") and name != __name__ and frame.f_code.co_name != "<module>":
-            return name
+        code, name = frame.f_code, frame.f_globals.get("__name__", "")
+        if name.startswith("tests.") and "self" in code.co_varnames:
+            test = frame.f_locals.get("self")
+            if isinstance(test, pyunit.TestCase):
+                module = type(test).__module__
+                return module if module.startswith("tests.unit.") else ""
+        if not found and name.startswith("tests.unit.") and name != __name__ and code.co_name != "<module>":
+            found = name
         frame = frame.f_back
-    return ""
+    return found
 
 
 def _audit(event: str, args: tuple) -> None:

@@ -74,6 +74,19 @@ class GuardTests(unittest.SynchronousTestCase):
             self.assertEqual(pool.submit(fasttier.callerInFastTier).result(), "")
         self.assertEqual(fasttier.callerInFastTier(), "tests.unit.test_fasttier")
 
+    def test_integrationTestUsingFastTierHelper(self):
+        """
+        A test of the integration tier that calls a helper of a fast-tier
+        module (as a method borrowed from one of its test classes) is the
+        integration tier's.
+        """
+        outside = type("OutsideTests", (unittest.SynchronousTestCase,), {
+            "__module__": "tests.integration.test_x", "test_x": lambda self: None,
+            "whose": lambda self: self.caller()})("test_x")
+        outside.caller = fasttier.callerInFastTier
+        self.assertEqual(outside.whose(), "")
+        self.assertEqual(type(outside).__module__, "tests.integration.test_x")
+
 
 def integrationImports(source: str) -> list:
     """
