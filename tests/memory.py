@@ -19,6 +19,7 @@ and the global reactor is never used.
 
 import io
 import time
+from collections.abc import Coroutine
 from itertools import count
 
 from twisted.internet import defer, interfaces
@@ -178,6 +179,32 @@ class MemoryNetwork(MemoryReactorClock):
         """
         self.settle(d)
         return d
+
+
+class Settled:
+    """
+    C{target} seen from a test: each of its methods returns its Deferred
+    (or coroutine's) already fired, the network settled until it has.
+    """
+
+    def __init__(self, target, network: MemoryNetwork):
+        self._target = target
+        self._network = network
+
+    def __getattr__(self, name):
+        attribute = getattr(self._target, name)
+        if not callable(attribute):
+            return attribute
+
+        def settled(*args, **kwargs):
+            result = attribute(*args, **kwargs)
+            if isinstance(result, Coroutine):
+                result = defer.Deferred.fromCoroutine(result)
+            if isinstance(result, defer.Deferred):
+                return self._network.run(result)
+            return result
+
+        return settled
 
 
 class _Endpoints:

@@ -25,10 +25,10 @@ from fbtwist.directory.nameindex import NameIndexRefresher, indexOf
 from fbtwist.directory.paging import pagedResultsControl, pagedResultsCookie
 from fbtwist.errors import DirectoryUnavailable
 from tests.helpers import httpClient, outlookVFB, publicAnswer, startServer
-from tests.integration.test_directory import LDIF as ACTIVE_DIRECTORY_LDIF
 from tests.integration.test_directory_slapd import SlapdTestMixin
 from tests.names import LDIF, NAMES, PEOPLE
 from tests.slapd import SlapdServer
+from tests.unit.test_directory import LDIF as ACTIVE_DIRECTORY_LDIF
 
 
 class LimitedSlapd(SlapdServer):
