@@ -30,9 +30,9 @@ from fbtwist.directory.ldapurl import parseLDAPURL
 from fbtwist.directory.loginforms import LoginForms, bindFailureReason
 from fbtwist.errors import TooManyAttempts
 from tests.helpers import basicAuth, httpClient, outlookVFB, startServer
-from tests.integration.test_options import parse
 from tests.samba import ADMIN, ADMIN_PASSWORD
 from tests.unit.test_lookup import periodsOf, vfb
+from tests.unit.test_options import parse
 
 BASE = "dc=corp,dc=example"
 
