@@ -1,12 +1,16 @@
 """
-The log formats under a real C{twistd -n freebusy} (the log's lines and
-events are tested in memory, in L{tests.unit.test_logs}).
+The log formats under a real C{twistd -n freebusy}, and twistd's log file
+as fbtwist's observer writes it (the log's lines and events are tested in
+memory, in L{tests.unit.test_logs}).
 """
 
 import json
 
+from twisted.logger import LogLevel
+from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
+from fbtwist.logs import useUnderTwistd
 from tests.helpers import basicAuth, httpClient, inline, outlookVFB
 from tests.processes import startTwistd
 from tests.unit.test_logs import COMBINED, WRONG_PASSWORD
@@ -64,3 +68,32 @@ class TwistdLogTests(unittest.TestCase):
         for secret in (WRONG_PASSWORD, "wonderland", "Authorization"):
             self.assertNotIn(secret, output)
 
+
+class TwistdLogFileTests(unittest.SynchronousTestCase):
+    """
+    twistd's C{--logfile}, as fbtwist's observer takes it over: lines
+    written through the global reactor, the file rotated by SIGUSR1.
+    """
+
+    def test_underTwistdLogFile(self):
+        """
+        With twistd's --logfile, the JSON lines go to that file, which
+        SIGUSR1 rotates.
+        """
+        from fbtwist import logs
+
+        # Back to standard output, the destination without twistd's options.
+        self.addCleanup(useUnderTwistd, {"logger": None, "logfile": "-"})
+        path = FilePath(self.mktemp())
+        useUnderTwistd({"logger": None, "logfile": path.path, "nodaemon": True})
+        import signal
+
+        self.addCleanup(signal.signal, signal.SIGUSR1, signal.getsignal(signal.SIGUSR1))
+        signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+        observer = logs.twistdJSONObserver()
+        observer(dict(log_format="not logged", log_level=LogLevel.debug, log_time=0, log_namespace="t"))
+        observer(dict(log_format="to the file", log_level=LogLevel.info, log_time=0, log_namespace="t"))
+        observer.observer.close()
+        self.assertEqual(json.loads(path.getContent())["message"], "to the file")
+        # As with twistd's own observer, SIGUSR1 rotates the file.
+        self.assertTrue(callable(signal.getsignal(signal.SIGUSR1)))

@@ -149,29 +149,6 @@ class JSONRecordTests(unittest.SynchronousTestCase):
         useUnderTwistd(chosen)
         self.assertEqual(chosen["logger"], "my.observer")
 
-    def test_underTwistdLogFile(self):
-        """
-        With twistd's --logfile, the JSON lines go to that file, which
-        SIGUSR1 rotates.
-        """
-        from fbtwist import logs
-
-        # Back to standard output, the destination without twistd's options.
-        self.addCleanup(useUnderTwistd, {"logger": None, "logfile": "-"})
-        path = FilePath(self.mktemp())
-        useUnderTwistd({"logger": None, "logfile": path.path, "nodaemon": True})
-        import signal
-
-        self.addCleanup(signal.signal, signal.SIGUSR1, signal.getsignal(signal.SIGUSR1))
-        signal.signal(signal.SIGUSR1, signal.SIG_DFL)
-        observer = logs.twistdJSONObserver()
-        observer(dict(log_format="not logged", log_level=LogLevel.debug, log_time=0, log_namespace="t"))
-        observer(dict(log_format="to the file", log_level=LogLevel.info, log_time=0, log_namespace="t"))
-        observer.observer.close()
-        self.assertEqual(json.loads(path.getContent())["message"], "to the file")
-        # As with twistd's own observer, SIGUSR1 rotates the file.
-        self.assertTrue(callable(signal.getsignal(signal.SIGUSR1)))
-
 
 class LineWriterTests(unittest.SynchronousTestCase):
     """
