@@ -41,6 +41,7 @@ from tests.processes import (  # noqa: E402
     freePort,
     processTreeRSS,
     request,
+    stopProcess,
     userName,
     userPassword,
     usersLDIF,
@@ -280,13 +281,7 @@ class WsgidavProcess:
         return self.process.pid
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stopProcess(self.process)
 
 
 def versions(wsgidav: Optional[str] = None) -> Dict[str, str]:

@@ -24,6 +24,7 @@ import time
 from typing import Optional
 
 from tests.netns import run
+from tests.processes import pidAlive, stopProcess
 
 #: What a volume shared by several fbtwist nodes needs: without them a
 #: client keeps answering from its metadata cache (C{stat-prefetch}) the
@@ -111,12 +112,7 @@ class GlusterVolume:
 
     @staticmethod
     def _stopDaemon(daemon: subprocess.Popen) -> None:
-        daemon.terminate()
-        try:
-            daemon.wait(15)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait(5)
+        stopProcess(daemon, 15)
 
     def _stop(self) -> None:
         try:
@@ -165,7 +161,7 @@ class GlusterVolume:
             run("umount", "-l", path)
         # The client process does not always end with its mount.
         deadline = time.monotonic() + 5
-        while client is not None and _alive(client):
+        while client is not None and pidAlive(client):
             if time.monotonic() > deadline:
                 os.kill(client, signal.SIGTERM)
                 break
@@ -187,10 +183,3 @@ def _clientOf(mountPoint: str) -> Optional[int]:
                 return int(entry)
     return None
 
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] != "Z"
-    except FileNotFoundError:
-        return False

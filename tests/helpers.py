@@ -4,7 +4,11 @@ loopback, and a whole fbtwist built by L{fbtwist.tap.makeService} listening
 on a free loopback port.
 """
 
+import errno
+import os
+import resource
 import warnings
+from contextlib import contextmanager
 
 warnings.filterwarnings("ignore", module="ldaptor")
 warnings.filterwarnings("ignore", category=DeprecationWarning,
@@ -16,7 +20,9 @@ from twisted.python.filepath import FilePath
 from fbtwist.config import DEMO_LDIF  # noqa: F401 (for the tests that import it from here)
 from fbtwist.tap import Options, makeService
 
-ETC = FilePath(__file__).parent().sibling("etc")
+#: The source tree, and its etc/.
+TOP = FilePath(__file__).parent().parent()
+ETC = TOP.child("etc")
 
 #: Demo logins and passwords (fbtwist/data/demo.ldif, DEMO_LDIF).
 PASSWORDS = {
@@ -50,6 +56,32 @@ def outlookVFB(organizer: str = "someone@example.com", busy: str = "20210105T070
         "END:VCALENDAR",
     ]
     return newline.join(line.encode("utf-8") for line in lines) + newline
+
+
+def freeBusy(*busy: str) -> bytes:
+    """
+    A free/busy file covering March and April 2025 with C{busy} periods.
+    """
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//test//EN", "BEGIN:VFREEBUSY",
+             "DTSTART:20250301T000000Z", "DTEND:20250501T000000Z"]
+    lines += ["FREEBUSY:" + period for period in busy]
+    return "\r\n".join(lines + ["END:VFREEBUSY", "END:VCALENDAR", ""]).encode("utf-8")
+
+
+def availability(zone: str = "America/New_York", start: str = "090000", end: str = "170000",
+                 days: str = "MO,TU,WE,TH,FR") -> bytes:
+    """
+    A C{VAVAILABILITY} calendar: available from C{start} to C{end} on
+    C{days}, on the wall clock of C{zone}.
+    """
+    return "\r\n".join([
+        "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//test//EN",
+        "BEGIN:VAVAILABILITY", "UID:hours", "DTSTAMP:20210101T000000Z",
+        "BEGIN:AVAILABLE", "UID:hours-1", "DTSTAMP:20210101T000000Z",
+        f"DTSTART;TZID={zone}:20250106T{start}", f"DTEND;TZID={zone}:20250106T{end}",
+        f"RRULE:FREQ=WEEKLY;BYDAY={days}",
+        "END:AVAILABLE", "END:VAVAILABILITY", "END:VCALENDAR", "",
+    ]).encode("utf-8")
 
 
 def publicAnswer(store, uid: str, suffix: str = ".vfb") -> bytes:
@@ -129,6 +161,28 @@ async def startServer(testCase, *args: str) -> RunningServer:
     return await RunningServer(testCase, *args).start()
 
 
+async def startServerOnSlapd(testCase, ldif: str, *args: str, schema: str = None) -> RunningServer:
+    """
+    A throwaway slapd (plain LDAP, L{tests.slapd.SlapdServer}) holding
+    C{ldif}, and a whole fbtwist (L{startServer} with C{args}) whose
+    directory it is: people below C{ou=people} by uid, with a filter that
+    matches people only (as administrators write it), groups below
+    C{ou=groups}.  Both are stopped by the test's cleanup.
+
+    @return: The server, with its C{slapd} and a C{http} client of it.
+    """
+    from tests.slapd import GROUPS, PEOPLE, SlapdServer
+
+    slapd = SlapdServer(testCase.mktemp(), ldif, tls=False, schema=schema)
+    slapd.start()
+    testCase.addCleanup(slapd.stop)
+    url = f"ldap://127.0.0.1:{slapd.port}/{PEOPLE}?uid?one?(objectClass=inetOrgPerson)"
+    server = await startServer(testCase, "--ldap", url, "--group-base", GROUPS, *args)
+    server.slapd = slapd
+    server.http = httpClient(testCase)
+    return server
+
+
 def httpClient(testCase):
     """
     A treq client whose connections are closed by the test's cleanup.
@@ -140,6 +194,53 @@ def httpClient(testCase):
     pool = HTTPConnectionPool(reactor, persistent=True)
     testCase.addCleanup(pool.closeCachedConnections)
     return treq.client.HTTPClient(Agent(reactor, pool=pool))
+
+
+def logEvents(testCase) -> list:
+    """
+    A list that receives every log event until C{testCase} ends.
+    """
+    from twisted.logger import globalLogPublisher
+
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    testCase.addCleanup(globalLogPublisher.removeObserver, events.append)
+    return events
+
+
+def exhaustDescriptors(held: list) -> None:
+    """
+    Open C{os.devnull} until this process has no file descriptor left,
+    adding the descriptors to C{held}.
+    """
+    while True:
+        try:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        except OSError as e:
+            if e.errno != errno.EMFILE:
+                raise
+            return
+
+
+@contextmanager
+def descriptorsExhausted():
+    """
+    Run the block with no free file descriptor in this process (the soft
+    limit lowered to a little above those open, the rest taken).
+
+    @return: The descriptors taken (a list): the block may take more with
+        L{exhaustDescriptors} once it freed some.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    held = []
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(int(n) for n in os.listdir("/proc/self/fd")) + 16, hard))
+    try:
+        exhaustDescriptors(held)
+        yield held
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def basicAuth(login: str, password: str = None) -> dict:

@@ -19,6 +19,7 @@ and the global reactor is never used.
 
 import io
 import time
+from collections.abc import Coroutine
 from itertools import count
 
 from twisted.internet import defer, interfaces
@@ -180,6 +181,32 @@ class MemoryNetwork(MemoryReactorClock):
         return d
 
 
+class Settled:
+    """
+    C{target} seen from a test: each of its methods returns its Deferred
+    (or coroutine's) already fired, the network settled until it has.
+    """
+
+    def __init__(self, target, network: MemoryNetwork):
+        self._target = target
+        self._network = network
+
+    def __getattr__(self, name):
+        attribute = getattr(self._target, name)
+        if not callable(attribute):
+            return attribute
+
+        def settled(*args, **kwargs):
+            result = attribute(*args, **kwargs)
+            if isinstance(result, Coroutine):
+                result = defer.Deferred.fromCoroutine(result)
+            if isinstance(result, defer.Deferred):
+                return self._network.run(result)
+            return result
+
+        return settled
+
+
 class _Endpoints:
     """
     An agent's endpoints: plain TCP over the L{MemoryNetwork}.
@@ -293,6 +320,16 @@ class MemoryServer:
         A treq client of this server (see L{memoryClient}).
         """
         return memoryClient(self.network, persistent)
+
+    def connect(self, protocol: Protocol) -> Protocol:
+        """
+        Connect C{protocol} to the server over a new connection, and settle
+        the network until it is connected.
+
+        @return: C{protocol}, connected (its C{transport} set).
+        """
+        connected = connectProtocol(TCP4ClientEndpoint(self.network, "127.0.0.1", self.port), protocol)
+        return self.testCase.successResultOf(self.network.run(connected))
 
     def rawRequest(self, data: bytes) -> defer.Deferred:
         """

@@ -146,6 +146,21 @@ def childPIDs(pid: int) -> List[int]:
     return children
 
 
+def stopProcess(process: Optional[subprocess.Popen], timeout: float = 10.0) -> None:
+    """
+    Stop a child process: SIGTERM, then SIGKILL if it is still there after
+    C{timeout} seconds; nothing if it is not running (or C{None}).
+    """
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
 def pidAlive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -356,13 +371,7 @@ class HAProxyProcess:
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stopProcess(self.process)
 
 
 def basicAuthorization(login: str, password: str) -> str:

@@ -198,6 +198,65 @@ def hashPassword(plain, salt=None):
     return "{SSHA}" + base64.b64encode(digest + salt).decode("ascii")
 
 
+#: Where the test directories keep their people and their groups.
+PEOPLE = "ou=people,dc=example,dc=com"
+GROUPS = "ou=groups,dc=example,dc=com"
+
+
+def ldifEntry(dn, *objectClasses, **attributes):
+    """
+    One LDIF record, ending with its blank line.
+
+    @param dn: the entry's DN.
+    @param objectClasses: its object classes.
+    @param attributes: its attributes (a list or tuple for several values;
+        L{None} for none).
+    @return: the record (L{str}).
+    """
+    lines = [f"dn: {dn}"] + [f"objectClass: {c}" for c in objectClasses]
+    for name, values in attributes.items():
+        if values is None:
+            continue
+        for value in values if isinstance(values, (list, tuple)) else [values]:
+            lines.append(f"{name}: {value}")
+    return "\n".join(lines) + "\n\n"
+
+
+def unitEntry(dn):
+    """
+    An C{organizationalUnit} record for C{dn} (C{ou=NAME,...}).
+    """
+    return ldifEntry(dn, "organizationalUnit", ou=dn.split(",", 1)[0].split("=", 1)[1])
+
+
+def personEntry(rdn, cn, sn, uid=None, mail=None, password=None, parent=PEOPLE, **more):
+    """
+    An C{inetOrgPerson} record named C{rdn} under C{parent}.
+
+    @param password: the plain password, stored hashed (L{hashPassword});
+        L{None} for none.
+    """
+    return ldifEntry(f"{rdn},{parent}", "inetOrgPerson", uid=uid, cn=cn, sn=sn, mail=mail,
+                     userPassword=None if password is None else hashPassword(password), **more)
+
+
+def aliceAndEveLDIF(alicePassword=None, evePassword=None):
+    """
+    The people and groups units; alice (named by her uid) and Eve (named by
+    her C{cn}, with uid C{eve}: a member DN that the login attribute does
+    not name), and the C{groupOfNames} C{team} of both.
+    """
+    return (
+        unitEntry(PEOPLE) + unitEntry(GROUPS)
+        + personEntry("uid=alice", "Alice", "Liddell", uid="alice", mail="alice@example.com",
+                      password=alicePassword)
+        + personEntry("cn=Eve Example", "Eve Example", "Example", uid="eve", mail="eve@example.com",
+                      password=evePassword)
+        + ldifEntry(f"cn=team,{GROUPS}", "groupOfNames", cn="team",
+                    member=[f"uid=alice,{PEOPLE}", f"cn=Eve Example,{PEOPLE}"])
+    )
+
+
 def _freePort():
     """
     @return: a TCP port on 127.0.0.1 that nothing listens on right now.

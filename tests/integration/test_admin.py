@@ -1,6 +1,7 @@
 """
-The maintenance command: import an old server's files, check a tree; both
-show progress and end with a summary.
+The maintenance command run as a process on real folders: import an old
+server's files, check a tree; both show progress and end with a summary
+(its progress, and lookups of what it imported: L{tests.unit.test_admin}).
 """
 
 import io
@@ -11,58 +12,10 @@ import sys
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
-from fbtwist.admin import Progress, main
+from fbtwist.admin import main
 from fbtwist.store.tree import CalendarStore
-from tests.helpers import httpClient, inline, outlookVFB, startServer
+from tests.helpers import outlookVFB
 from tests.processes import TOP
-
-
-class _Terminal(io.StringIO):
-    def isatty(self):
-        return True
-
-
-class ProgressTests(unittest.SynchronousTestCase):
-    """
-    Progress on a terminal and in a log.
-    """
-
-    def test_terminal(self):
-        """
-        On a terminal one line is rewritten in place, then ended.
-        """
-        out = _Terminal()
-        progress = Progress("checking", 3, out)
-        for _ in range(3):
-            progress.step()
-        progress.finish()
-        self.assertEqual(out.getvalue(), (
-            "\rchecking: 1/3 files (33%)\rchecking: 2/3 files (66%)\rchecking: 3/3 files (100%)\n"
-        ))
-
-    def test_log(self):
-        """
-        Elsewhere a line when the work starts and one per tenth of it, the
-        last one at 100%.
-        """
-        out = io.StringIO()
-        progress = Progress("importing", 100, out)
-        for _ in range(100):
-            progress.step()
-        progress.finish()
-        lines = out.getvalue().splitlines()
-        self.assertEqual(len(lines), 11)
-        self.assertEqual(lines[:2], ["importing: 1/100 files (1%)", "importing: 10/100 files (10%)"])
-        self.assertEqual(lines[-1], "importing: 100/100 files (100%)")
-
-    def test_nothing(self):
-        """
-        With nothing to do, one line still says so.
-        """
-        out = io.StringIO()
-        progress = Progress("checking", 0, out)
-        progress.finish()
-        self.assertEqual(out.getvalue(), "checking: 0/0 files (100%)\n")
 
 
 class AdminTests(unittest.SynchronousTestCase):
@@ -229,27 +182,3 @@ class AdminTests(unittest.SynchronousTestCase):
         self.assertIn("check or import", err.getvalue())
         self.assertEqual(main(["--root", self.root.path, "import"], out, err), 2)
         self.assertIn("at least one folder", err.getvalue())
-
-
-class ImportedLookupTests(unittest.TestCase):
-    """
-    What the import stores, a running server's lookups find.
-    """
-
-    @inline
-    async def test_lookupsFindImported(self):
-        """
-        Dave.VFB and sub/Carol.ifb, imported, answer /calendar/dave.vfb and
-        /calendar/carol.vfb.
-        """
-        old = FilePath(self.mktemp())
-        old.child("sub").makedirs()
-        old.child("Dave.VFB").setContent(outlookVFB("dave@example.org"))
-        old.child("sub").child("Carol.ifb").setContent(outlookVFB("carol@example.com"))
-        server = await startServer(self)
-        self.assertEqual(main(["--root", server.root.path, "import", old.path], io.StringIO(), io.StringIO()), 0)
-        client = httpClient(self)
-        for name in ["dave", "carol"]:
-            response = await client.get(server.url(f"/calendar/{name}.vfb"))
-            self.assertEqual((name, response.code), (name, 200))
-            self.assertIn(b"FREEBUSY:20210105T070000Z/20210105T073000Z", await response.content())

@@ -1,98 +1,28 @@
 """
 Running out of file descriptors: a passing condition answered 503 with
 C{Retry-After} and logged once, never a 500 with a traceback; the server
-recovers when descriptors are free again.
+recovers when descriptors are free again; with this process's limit
+lowered, and a server process started with a low one (the mapping itself
+is tested in L{tests.unit.test_descriptors}).
 """
 
-import errno
-import os
-import resource
 import socket
-from contextlib import contextmanager
 
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
-from twisted.logger import globalLogPublisher
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
-from fbtwist.errors import OutOfDescriptors, descriptorError
-from fbtwist.logs import RareWarning
+from fbtwist.errors import OutOfDescriptors
 from fbtwist.store.tree import CalendarStore
-from fbtwist.web.responses import httpErrorFor
-from tests.helpers import inline, statusOf
+from tests.helpers import descriptorsExhausted, inline, statusOf
 from tests.processes import startTwistd
 
 
-@contextmanager
-def noDescriptorsLeft():
+class StoreTests(unittest.SynchronousTestCase):
     """
-    Lower this process's descriptor limit and use up what is left of it,
-    so that the next C{open} fails with C{EMFILE}; everything is undone on
-    exit.
+    The store, out of descriptors, raises the domain error.
     """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    highest = max(int(fd) for fd in os.listdir("/proc/self/fd"))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (highest + 8, hard))
-    held = []
-    try:
-        while True:
-            try:
-                held.append(os.open(os.devnull, os.O_RDONLY))
-            except OSError as e:
-                if e.errno != errno.EMFILE:
-                    raise
-                break
-        yield
-    finally:
-        for fd in held:
-            os.close(fd)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-
-
-class MappingTests(unittest.SynchronousTestCase):
-    """
-    EMFILE and ENFILE are one domain error, which HTTP answers 503.
-    """
-
-    def setUp(self):
-        self.events = []
-        globalLogPublisher.addObserver(self.events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
-
-    def test_descriptorError(self):
-        """
-        EMFILE and ENFILE become L{OutOfDescriptors}; other errors do not.
-        """
-        for number in (errno.EMFILE, errno.ENFILE):
-            self.assertIsInstance(descriptorError(OSError(number, os.strerror(number))), OutOfDescriptors)
-        self.assertIsNone(descriptorError(OSError(errno.EACCES, "no")))
-        self.assertIsNone(descriptorError(ValueError()))
-
-    def test_http503(self):
-        """
-        The HTTP table answers both the domain error and a raw EMFILE with
-        503 and Retry-After.
-        """
-        for error in (OutOfDescriptors(), OSError(errno.EMFILE, "Too many open files")):
-            answer = httpErrorFor(error)
-            self.assertEqual(answer.code, 503)
-            self.assertIn(b"Retry-After", dict(answer.headers))
-            self.assertNotIn("descriptor", answer.reason)
-
-    def test_warnedOnce(self):
-        """
-        The warning is logged once per interval, saying how many times it
-        happened since the last one.
-        """
-        now = [0.0]
-        warning = RareWarning("out {count}", 60.0, clock=lambda: now[0], fbEvent="x")
-        for _ in range(5):
-            warning.warn()
-        now[0] = 61.0
-        warning.warn()
-        texts = [(e["count"], e["fbEvent"]) for e in self.events if e.get("log_format") == "out {count}"]
-        self.assertEqual(texts, [(1, "x"), (5, "x")])
 
     def test_storeRead(self):
         """
@@ -101,7 +31,7 @@ class MappingTests(unittest.SynchronousTestCase):
         """
         store = CalendarStore(FilePath(self.mktemp()))
         store.write(("alice.vfb",), b"data")
-        with noDescriptorsLeft():
+        with descriptorsExhausted():
             self.assertRaises(OutOfDescriptors, store.read, ("alice.vfb",))
         self.assertEqual(store.read(("alice.vfb",)), b"data")
 
@@ -111,7 +41,7 @@ class MappingTests(unittest.SynchronousTestCase):
         L{OutOfDescriptors}.
         """
         store = CalendarStore(FilePath(self.mktemp()))
-        with noDescriptorsLeft():
+        with descriptorsExhausted():
             upload = store.openUpload(("alice.vfb",))
             self.assertRaises(OutOfDescriptors, upload.write, b"data")
 

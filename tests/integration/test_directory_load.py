@@ -21,7 +21,8 @@ from fbtwist.directory.ldapdirectory import LDAPDirectory
 from fbtwist.directory.ldapurl import parseLDAPURL
 from fbtwist.errors import WrongPassword
 from tests.integration.test_directory_slapd import SlapdTestMixin
-from tests.integration.test_nameindex import BASE, LDIF, PEOPLE, LimitedSlapd, _person
+from tests.integration.test_nameindex import LimitedSlapd
+from tests.names import BASE, LDIF, PEOPLE, _person
 
 
 def _calls(seen, operation):

@@ -10,7 +10,6 @@ from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.ssl import trustRootFromCertificates
-from twisted.logger import globalLogPublisher
 from twisted.protocols import portforward
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import TestCase
@@ -22,6 +21,7 @@ from fbtwist.directory.filters import equalityFilter
 from fbtwist.directory.ldapdirectory import LDAPDirectory
 from fbtwist.directory.ldapurl import parseLDAPURL
 from fbtwist.errors import DirectoryUnavailable
+from tests.helpers import logEvents
 from tests.slapd import SlapdServer, hashPassword
 
 BASE = "dc=example,dc=com"
@@ -105,10 +105,7 @@ class SlapdTestMixin:
         """
         Log events seen until the test ends.
         """
-        seen = []
-        globalLogPublisher.addObserver(seen.append)
-        self.addCleanup(globalLogPublisher.removeObserver, seen.append)
-        return seen
+        return logEvents(self)
 
     async def proxy(self, port, interface="127.0.0.1"):
         counter = ConnectionCounter("127.0.0.1", port)

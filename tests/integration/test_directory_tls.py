@@ -78,6 +78,37 @@ class CertificateTestsMixin(SlapdTestMixin):
         self.assertFalse([e for e in events if e.get("log_failure") is not None])
 
 
+#: The four ways to reach the server: the test's name and words.
+WAYS = {
+    "ldaps-ip": ("test_ldapsByAddress", "LDAPS to 127.0.0.1"),
+    "ldaps-dns": ("test_ldapsByName", "LDAPS to localhost"),
+    "starttls-ip": ("test_startTLSByAddress", "StartTLS to 127.0.0.1"),
+    "starttls-dns": ("test_startTLSByName", "StartTLS to localhost"),
+}
+
+
+def eachWay(cls):
+    """
+    Give a L{CertificateTestsMixin} class one test per way in its
+    C{expected} table: L{None} where the certificate is accepted, else what
+    the refusal says.
+    """
+    for how, because in cls.expected.items():
+        name, words = WAYS[how]
+
+        async def test(self, how=how, because=because):
+            if because is None:
+                await self.assertAccepted(how)
+            else:
+                await self.assertRefused(how, because)
+
+        test.__name__ = name
+        test.__doc__ = f"{words}: " + ("accepted." if because is None else f"refused ({because}).")
+        setattr(cls, name, test)
+    return cls
+
+
+@eachWay
 class CNOnlyMatchingTests(CertificateTestsMixin, TestCase):
     """
     A certificate with no subjectAltName whose CN is the host asked for
@@ -86,40 +117,26 @@ class CNOnlyMatchingTests(CertificateTestsMixin, TestCase):
     """
 
     certificate = {"commonName": "localhost", "altNames": ()}
-
-    async def test_ldapsByName(self):
-        """
-        LDAPS to localhost, certificate CN=localhost without SAN: refused.
-        """
-        await self.assertRefused("ldaps-dns", "no subjectAltName")
-
-    async def test_startTLSByName(self):
-        """
-        StartTLS to localhost, certificate CN=localhost without SAN: refused.
-        """
-        await self.assertRefused("starttls-dns", "no subjectAltName")
+    expected = {
+        "ldaps-dns": "no subjectAltName",
+        "starttls-dns": "no subjectAltName",
+    }
 
 
+@eachWay
 class CNOnlyMatchingAddressTests(CertificateTestsMixin, TestCase):
     """
     The same for an IP address in the CN.
     """
 
     certificate = {"commonName": "127.0.0.1", "altNames": ()}
-
-    async def test_ldapsByAddress(self):
-        """
-        LDAPS to 127.0.0.1, certificate CN=127.0.0.1 without SAN: refused.
-        """
-        await self.assertRefused("ldaps-ip", "no subjectAltName")
-
-    async def test_startTLSByAddress(self):
-        """
-        StartTLS to 127.0.0.1, certificate CN=127.0.0.1 without SAN: refused.
-        """
-        await self.assertRefused("starttls-ip", "no subjectAltName")
+    expected = {
+        "ldaps-ip": "no subjectAltName",
+        "starttls-ip": "no subjectAltName",
+    }
 
 
+@eachWay
 class CNOnlyOtherHostTests(CertificateTestsMixin, TestCase):
     """
     A certificate of the trusted CA with no subjectAltName and a CN naming
@@ -127,30 +144,12 @@ class CNOnlyOtherHostTests(CertificateTestsMixin, TestCase):
     """
 
     certificate = {"commonName": "evil.example.test", "altNames": ()}
-
-    async def test_ldapsByAddress(self):
-        """
-        LDAPS to 127.0.0.1: refused.
-        """
-        await self.assertRefused("ldaps-ip", "no subjectAltName")
-
-    async def test_ldapsByName(self):
-        """
-        LDAPS to localhost: refused.
-        """
-        await self.assertRefused("ldaps-dns", "no subjectAltName")
-
-    async def test_startTLSByAddress(self):
-        """
-        StartTLS to 127.0.0.1: refused.
-        """
-        await self.assertRefused("starttls-ip", "no subjectAltName")
-
-    async def test_startTLSByName(self):
-        """
-        StartTLS to localhost: refused.
-        """
-        await self.assertRefused("starttls-dns", "no subjectAltName")
+    expected = {
+        "ldaps-ip": "no subjectAltName",
+        "ldaps-dns": "no subjectAltName",
+        "starttls-ip": "no subjectAltName",
+        "starttls-dns": "no subjectAltName",
+    }
 
     async def test_http(self):
         """
@@ -174,6 +173,7 @@ class CNOnlyOtherHostTests(CertificateTestsMixin, TestCase):
         self.assertFalse([e for e in events if e.get("operation") in ("bind", "search")])
 
 
+@eachWay
 class WrongAltNameTests(CertificateTestsMixin, TestCase):
     """
     A certificate whose subjectAltNames name other hosts is refused, even
@@ -181,32 +181,15 @@ class WrongAltNameTests(CertificateTestsMixin, TestCase):
     """
 
     certificate = {"commonName": "localhost", "altNames": ("evil.example.test", "192.0.2.1")}
-
-    async def test_ldapsByAddress(self):
-        """
-        LDAPS to 127.0.0.1: refused, naming what the certificate is for.
-        """
-        await self.assertRefused("ldaps-ip", "it names evil.example.test, 192.0.2.1")
-
-    async def test_ldapsByName(self):
-        """
-        LDAPS to localhost: refused.
-        """
-        await self.assertRefused("ldaps-dns", "does not match the host name localhost")
-
-    async def test_startTLSByAddress(self):
-        """
-        StartTLS to 127.0.0.1: refused.
-        """
-        await self.assertRefused("starttls-ip", "does not match the host name 127.0.0.1")
-
-    async def test_startTLSByName(self):
-        """
-        StartTLS to localhost: refused.
-        """
-        await self.assertRefused("starttls-dns", "does not match the host name localhost")
+    expected = {
+        "ldaps-ip": "it names evil.example.test, 192.0.2.1",
+        "ldaps-dns": "does not match the host name localhost",
+        "starttls-ip": "does not match the host name 127.0.0.1",
+        "starttls-dns": "does not match the host name localhost",
+    }
 
 
+@eachWay
 class RightAltNameTests(CertificateTestsMixin, TestCase):
     """
     A certificate whose subjectAltNames name the host is accepted, whatever
@@ -214,30 +197,12 @@ class RightAltNameTests(CertificateTestsMixin, TestCase):
     """
 
     certificate = {"commonName": "evil.example.test", "altNames": ("localhost", "127.0.0.1")}
-
-    async def test_ldapsByAddress(self):
-        """
-        LDAPS to 127.0.0.1 (an IP address SAN): accepted.
-        """
-        await self.assertAccepted("ldaps-ip")
-
-    async def test_ldapsByName(self):
-        """
-        LDAPS to localhost (a DNS name SAN): accepted.
-        """
-        await self.assertAccepted("ldaps-dns")
-
-    async def test_startTLSByAddress(self):
-        """
-        StartTLS to 127.0.0.1: accepted.
-        """
-        await self.assertAccepted("starttls-ip")
-
-    async def test_startTLSByName(self):
-        """
-        StartTLS to localhost: accepted.
-        """
-        await self.assertAccepted("starttls-dns")
+    expected = {
+        "ldaps-ip": None,
+        "ldaps-dns": None,
+        "starttls-ip": None,
+        "starttls-dns": None,
+    }
 
     async def test_ldapsUnknownCA(self):
         """
@@ -254,6 +219,7 @@ class RightAltNameTests(CertificateTestsMixin, TestCase):
                                  trustRoot=self.trustRoot(self.slapd.otherCACertPath))
 
 
+@eachWay
 class UnreadableAltNameTests(CertificateTestsMixin, TestCase):
     """
     A certificate whose only subjectAltName is an IP address written as a
@@ -262,36 +228,20 @@ class UnreadableAltNameTests(CertificateTestsMixin, TestCase):
     """
 
     certificate = {"commonName": "127.0.0.1", "altNames": ("DNS:127.0.0.1",)}
-
-    async def test_ldaps(self):
-        """
-        LDAPS to 127.0.0.1: refused, saying the certificate could not be
-        checked.
-        """
-        await self.assertRefused("ldaps-ip", "could not be checked")
-
-    async def test_startTLS(self):
-        """
-        StartTLS to 127.0.0.1: refused.
-        """
-        await self.assertRefused("starttls-ip", "could not be checked")
+    expected = {
+        "ldaps-ip": "could not be checked",
+        "starttls-ip": "could not be checked",
+    }
 
 
+@eachWay
 class ExpiredTests(CertificateTestsMixin, TestCase):
     """
     An expired certificate, otherwise right, is refused.
     """
 
     certificate = {"expired": True}
-
-    async def test_ldaps(self):
-        """
-        LDAPS: refused as expired.
-        """
-        await self.assertRefused("ldaps-ip", "has expired")
-
-    async def test_startTLS(self):
-        """
-        StartTLS: refused as expired.
-        """
-        await self.assertRefused("starttls-dns", "has expired")
+    expected = {
+        "ldaps-ip": "has expired",
+        "starttls-dns": "has expired",
+    }

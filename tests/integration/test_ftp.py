@@ -22,9 +22,19 @@ from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
 from tests.davhelpers import propfindBody
-from tests.helpers import PASSWORDS, basicAuth, httpClient, inline, listeningPort, outlookVFB, publicAnswer, startServer
-from tests.slapd import SlapdServer, hashPassword
-from tests.unit.test_ftpserver import descriptorsExhausted, exhaustDescriptors
+from tests.helpers import (
+    PASSWORDS,
+    basicAuth,
+    descriptorsExhausted,
+    exhaustDescriptors,
+    httpClient,
+    inline,
+    listeningPort,
+    outlookVFB,
+    publicAnswer,
+    startServer,
+)
+from tests.slapd import PEOPLE, SlapdServer, personEntry, unitEntry
 
 #: Bounds every FTP client call.
 CLIENT_TIMEOUT = 10
@@ -869,27 +879,12 @@ class DirectoryDownTests(unittest.TestCase):
         self.assertTrue(str(raised.exception).startswith("421"))
 
 
-SLAPD_LDIF = """\
-dn: ou=people,dc=example,dc=com
-objectClass: organizationalUnit
-ou: people
-
-dn: uid=alice,ou=people,dc=example,dc=com
-objectClass: inetOrgPerson
-uid: alice
-cn: Alice Liddell
-sn: Liddell
-mail: alice@example.com
-userPassword: {alice}
-
-dn: uid=dave,ou=people,dc=example,dc=com
-objectClass: inetOrgPerson
-uid: dave
-cn: Dave
-sn: Dave
-mail: dave@example.org
-userPassword: {dave}
-"""
+SLAPD_LDIF = (
+    unitEntry(PEOPLE)
+    + personEntry("uid=alice", "Alice Liddell", "Liddell", uid="alice", mail="alice@example.com",
+                  password=PASSWORDS["alice"])
+    + personEntry("uid=dave", "Dave", "Dave", uid="dave", mail="dave@example.org", password=PASSWORDS["dave"])
+)
 
 
 class OpenLDAPTests(unittest.TestCase):
@@ -898,8 +893,7 @@ class OpenLDAPTests(unittest.TestCase):
     """
 
     async def _setUp(self):
-        ldif = SLAPD_LDIF.format(alice=hashPassword(PASSWORDS["alice"]), dave=hashPassword(PASSWORDS["dave"]))
-        self.slapd = SlapdServer(self.mktemp(), ldif, tls=False)
+        self.slapd = SlapdServer(self.mktemp(), SLAPD_LDIF, tls=False)
         self.slapd.start()
         self.addCleanup(self.slapd.stop)
         self.server = await startFTPServer(

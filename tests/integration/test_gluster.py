@@ -32,6 +32,7 @@ from tests.processes import (
     freeBusyFile,
     publish,
     request,
+    stopProcess,
     userName,
     userPassword,
     versionOf,
@@ -128,16 +129,8 @@ class GlusterScaleOutTests(SynchronousTestCase):
             with open(self.balancerLog, "ab") as log:
                 process = subprocess.Popen(["haproxy", "-db", "-f", config], stdin=subprocess.DEVNULL,
                                            stdout=log, stderr=subprocess.STDOUT)
-            self.addCleanup(stop, process)
+            self.addCleanup(stopProcess, process)
             waitForPort(HTTP, 10, process)
-
-        def stop(process):
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
 
         self.front.call(start)
 

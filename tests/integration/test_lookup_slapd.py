@@ -6,58 +6,17 @@ not named by the login attribute, groupOfUniqueNames and posixGroup.
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from tests.helpers import httpClient, startServer
-from tests.slapd import SlapdServer
+from tests.helpers import startServerOnSlapd
+from tests.slapd import GROUPS, PEOPLE, aliceAndEveLDIF, ldifEntry, personEntry
 from tests.unit.test_lookup import periodsOf, vfb
 
-LDIF = """\
-dn: ou=people,dc=example,dc=com
-objectClass: organizationalUnit
-ou: people
-
-dn: ou=groups,dc=example,dc=com
-objectClass: organizationalUnit
-ou: groups
-
-dn: uid=alice,ou=people,dc=example,dc=com
-objectClass: inetOrgPerson
-uid: alice
-cn: Alice
-sn: Liddell
-mail: alice@example.com
-
-dn: cn=Eve Example,ou=people,dc=example,dc=com
-objectClass: inetOrgPerson
-uid: eve
-cn: Eve Example
-sn: Example
-mail: eve@example.com
-
-dn: uid=frank,ou=people,dc=example,dc=com
-objectClass: inetOrgPerson
-uid: frank
-cn: Frank
-sn: Frank
-
-dn: cn=team,ou=groups,dc=example,dc=com
-objectClass: groupOfNames
-cn: team
-member: uid=alice,ou=people,dc=example,dc=com
-member: cn=Eve Example,ou=people,dc=example,dc=com
-
-dn: cn=ops,ou=groups,dc=example,dc=com
-objectClass: groupOfUniqueNames
-cn: ops
-uniqueMember: uid=frank,ou=people,dc=example,dc=com
-uniqueMember: cn=Eve Example,ou=people,dc=example,dc=com
-
-dn: cn=devs,ou=groups,dc=example,dc=com
-objectClass: posixGroup
-cn: devs
-gidNumber: 1000
-memberUid: alice
-memberUid: frank
-"""
+LDIF = (
+    aliceAndEveLDIF()
+    + personEntry("uid=frank", "Frank", "Frank", uid="frank")
+    + ldifEntry(f"cn=ops,{GROUPS}", "groupOfUniqueNames", cn="ops",
+                uniqueMember=[f"uid=frank,{PEOPLE}", f"cn=Eve Example,{PEOPLE}"])
+    + ldifEntry(f"cn=devs,{GROUPS}", "posixGroup", cn="devs", gidNumber="1000", memberUid=["alice", "frank"])
+)
 
 
 class SlapdGroupTests(unittest.TestCase):
@@ -66,13 +25,9 @@ class SlapdGroupTests(unittest.TestCase):
     """
 
     async def _setUp(self):
-        self.slapd = SlapdServer(self.mktemp(), LDIF, tls=False)
-        self.slapd.start()
-        self.addCleanup(self.slapd.stop)
         # A user-only filter, as administrators write it: groups are still found.
-        url = f"ldap://127.0.0.1:{self.slapd.port}/ou=people,dc=example,dc=com?uid?one?(objectClass=inetOrgPerson)"
-        self.server = await startServer(self, "--ldap", url, "--group-base", "ou=groups,dc=example,dc=com")
-        self.http = httpClient(self)
+        self.server = await startServerOnSlapd(self, LDIF)
+        self.http = self.server.http
         store = self.server.store
         store.write(("alice.vfb",), vfb("FREEBUSY:20210105T090000Z/20210105T100000Z"))
         store.write(("eve.vfb",), vfb("FREEBUSY:20210105T093000Z/20210105T110000Z"))

@@ -1,40 +1,27 @@
 """
 What anonymous readers get (L{fbtwist.calendar.publicview.publicView}), through every
-door: every C{/calendar/} answer is valid RFC 5545 for two independent
+door (the rendering itself is tested in L{tests.unit.test_publicview}):
+every C{/calendar/} answer is valid RFC 5545 for two independent
 strict parsers (vobject, and libical through C{tests/libicalcheck.py}) and
 keeps the published periods; anonymous FTP's C{SIZE}, C{LIST} and C{RETR}
 agree with it and with the lookups (curl, as a user would download).
 """
 
 import io
-import json
 import os
-from datetime import datetime, timezone
 
 import vobject
 from twisted.internet import defer
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial import unittest
 
-from fbtwist.calendar import publicview
-from fbtwist.calendar.freebusy import FreeBusy, Period
 from tests.helpers import httpClient, inline, outlookVFB, publicAnswer, startServer
 from tests.integration.test_ftp import connect, inThread, startFTPServer
+from tests.unit.test_publicview import TYPED, jcalAsText, textLines, vobjectErrors
 
 #: The system Python, where Debian's python3-gi and gir1.2-ical-3.0 are.
 SYSTEM_PYTHON = "/usr/bin/python3"
 LIBICAL_CHECK = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "libicalcheck.py")
-
-#: Every FBTYPE, a duration period, no UID, no ORGANIZER, no window.
-TYPED = (
-    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VFREEBUSY\r\n"
-    "FREEBUSY:20210105T070000Z/20210105T080000Z\r\n"
-    "FREEBUSY:20210105T100000Z/PT2H\r\n"
-    "FREEBUSY;FBTYPE=BUSY-TENTATIVE:20210105T150000Z/20210105T160000Z\r\n"
-    "FREEBUSY;FBTYPE=BUSY-UNAVAILABLE:20210106T150000Z/20210106T160000Z\r\n"
-    "FREEBUSY;FBTYPE=FREE:20210106T070000Z/20210106T080000Z\r\n"
-    "END:VFREEBUSY\r\nEND:VCALENDAR\r\n"
-).encode("ascii")
 
 #: Kolab-style details a reader must never get.
 DETAILED = outlookVFB().replace(b"FREEBUSY:", b"COMMENT:salary talk\r\nFREEBUSY;X-SUMMARY=Secret:")
@@ -44,20 +31,6 @@ EVENTS = (
     "DTSTAMP:20260101T000000Z\r\nDTSTART:20261124T090000Z\r\nDTEND:20261124T100000Z\r\n"
     "SUMMARY:Secret\r\nORGANIZER:mailto:boss@example.com\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
 ).encode("ascii")
-
-
-def vobjectErrors(body: bytes) -> list:
-    """
-    What vobject's validation (which insists on DTSTAMP, and on one
-    VCALENDAR) says of C{body}: nothing when it is valid.
-    """
-    try:
-        calendar = vobject.readOne(body.decode("utf-8"))
-        calendar.validate(raiseException=True)
-        calendar.serialize(validate=True)
-    except Exception as e:
-        return [f"vobject: {e}"]
-    return []
 
 
 async def libicalErrors(body: bytes) -> list:
@@ -71,94 +44,6 @@ async def libicalErrors(body: bytes) -> list:
 
 async def strictErrors(body: bytes) -> list:
     return vobjectErrors(body) + await libicalErrors(body)
-
-
-def jcalAsText(body: bytes) -> list:
-    """
-    The content lines a jCal answer stands for (RFC 7265 section 3, for the
-    value types an answer uses), written independently of the server's
-    renderer, to compare with its iCalendar answer.
-    """
-
-    def component(name, properties, subcomponents):
-        lines = [f"BEGIN:{name.upper()}"]
-        for prop, params, kind, value in properties:
-            head = prop.upper() + "".join(f";{k.upper()}={v}" for k, v in params.items())
-            if kind == "date-time":
-                value = value.replace("-", "").replace(":", "")
-            elif kind == "period":
-                value = "/".join(v.replace("-", "").replace(":", "") for v in value)
-            lines.append(f"{head}:{value}")
-        for sub in subcomponents:
-            lines += component(*sub)
-        return lines + [f"END:{name.upper()}"]
-
-    return component(*json.loads(body))
-
-
-def textLines(body: bytes) -> list:
-    return body.decode("utf-8").replace("\r\n ", "").split("\r\n")[:-1]
-
-
-class PublicViewTests(unittest.SynchronousTestCase):
-    """
-    The one rendering itself.
-    """
-
-    stamp = datetime(2026, 1, 2, 3, 4, 5, 678, timezone.utc)
-
-    def test_outlookFile(self):
-        """
-        Outlook's file gets a UID, a mailto: ORGANIZER and its DTSTAMP the
-        given second; its window and period are kept.
-        """
-        body = publicview.publicFreeBusy(outlookVFB(), "alice", self.stamp)
-        lines = textLines(body)
-        for line in ["UID:fbtwist-alice", "DTSTAMP:20260102T030405Z", "ORGANIZER:mailto:someone@example.com",
-                     "DTSTART:20201227T230000Z", "DTEND:20210228T230000Z",
-                     "FREEBUSY:20210105T070000Z/20210105T073000Z"]:
-            self.assertIn(line, lines)
-        self.assertEqual(vobjectErrors(body), [])
-
-    def test_noOrganizerNoWindow(self):
-        """
-        Without ORGANIZER the owner's stable URN stands in; without a window
-        the periods' span is the window; every FBTYPE is kept.
-        """
-        body = publicview.publicFreeBusy(TYPED, "bob", self.stamp)
-        lines = textLines(body)
-        self.assertIn("ORGANIZER:" + publicview.publicOrganizer("bob"), lines)
-        self.assertTrue(publicview.publicOrganizer("bob").startswith("urn:uuid:"))
-        self.assertNotEqual(publicview.publicOrganizer("bob"), publicview.publicOrganizer("alice"))
-        self.assertIn("DTSTART:20210105T070000Z", lines)
-        self.assertIn("DTEND:20210106T160000Z", lines)
-        self.assertEqual([line for line in lines if line.startswith("FREEBUSY")], [
-            "FREEBUSY:20210105T070000Z/20210105T080000Z",
-            "FREEBUSY:20210105T100000Z/20210105T120000Z",
-            "FREEBUSY;FBTYPE=BUSY-TENTATIVE:20210105T150000Z/20210105T160000Z",
-            "FREEBUSY;FBTYPE=FREE:20210106T070000Z/20210106T080000Z",
-            "FREEBUSY;FBTYPE=BUSY-UNAVAILABLE:20210106T150000Z/20210106T160000Z",
-        ])
-
-    def test_nothingAtAll(self):
-        """
-        No periods and no window: a window of the stamp, still valid.
-        """
-        body = publicview.publicView(FreeBusy(), "carol", self.stamp)
-        self.assertIn("DTSTART:20260102T030405Z", textLines(body))
-        self.assertIn("DTEND:20260102T030405Z", textLines(body))
-        self.assertEqual(vobjectErrors(body), [])
-
-    def test_jcalSameCalendar(self):
-        """
-        The jCal rendering holds the same properties as the text one.
-        """
-        fb = FreeBusy([Period(datetime(2021, 1, 5, 7, tzinfo=timezone.utc),
-                              datetime(2021, 1, 5, 8, tzinfo=timezone.utc), "BUSY-TENTATIVE")],
-                      organizer="x@example.com")
-        text = publicview.publicView(fb, "alice", self.stamp)
-        jcal = publicview.publicView(fb, "alice", self.stamp, jcal=True)
-        self.assertEqual(jcalAsText(jcal), textLines(text))
 
 
 class StrictParserTests(unittest.TestCase):

@@ -10,9 +10,10 @@ import json
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from tests.helpers import basicAuth, httpClient, inline, startServer
-from tests.integration.test_workhours import freeBusy
-from tests.slapd import SlapdServer, hashPassword
+from tests.helpers import basicAuth, freeBusy, inline, startServerOnSlapd
+from tests.slapd import aliceAndEveLDIF, unitEntry
+
+FACILITIES = "ou=facilities,dc=example,dc=com"
 
 #: Attributes OpenLDAP's usual schema has no names for.
 SCHEMA = """\
@@ -24,41 +25,7 @@ objectclass ( 1.3.6.1.4.1.99999.2.1 NAME 'bookableRoom' AUXILIARY
     MAY ( roomSeats $ roomEquipment $ uid $ mail $ manager ) )
 """
 
-LDIF = f"""\
-dn: ou=people,dc=example,dc=com
-objectClass: organizationalUnit
-ou: people
-
-dn: ou=groups,dc=example,dc=com
-objectClass: organizationalUnit
-ou: groups
-
-dn: ou=facilities,dc=example,dc=com
-objectClass: organizationalUnit
-ou: facilities
-
-dn: uid=alice,ou=people,dc=example,dc=com
-objectClass: inetOrgPerson
-uid: alice
-cn: Alice
-sn: Liddell
-mail: alice@example.com
-userPassword: {hashPassword("wonderland")}
-
-dn: cn=Eve Example,ou=people,dc=example,dc=com
-objectClass: inetOrgPerson
-uid: eve
-cn: Eve Example
-sn: Example
-mail: eve@example.com
-userPassword: {hashPassword("evening")}
-
-dn: cn=team,ou=groups,dc=example,dc=com
-objectClass: groupOfNames
-cn: team
-member: uid=alice,ou=people,dc=example,dc=com
-member: cn=Eve Example,ou=people,dc=example,dc=com
-
+LDIF = aliceAndEveLDIF("wonderland", "evening") + unitEntry(FACILITIES) + """\
 dn: cn=Board Room,ou=facilities,dc=example,dc=com
 objectClass: room
 objectClass: bookableRoom
@@ -90,16 +57,11 @@ class SlapdRoomsTests(unittest.TestCase):
     """
 
     async def _setUp(self):
-        self.slapd = SlapdServer(self.mktemp(), LDIF, tls=False, schema=SCHEMA)
-        self.slapd.start()
-        self.addCleanup(self.slapd.stop)
-        url = f"ldap://127.0.0.1:{self.slapd.port}/ou=people,dc=example,dc=com?uid?one?(objectClass=inetOrgPerson)"
-        self.server = await startServer(
-            self, "--ldap", url, "--group-base", "ou=groups,dc=example,dc=com",
-            "--room-base", "ou=facilities,dc=example,dc=com", "--room-filter", "(&(objectClass=room)(uid=*))",
+        self.server = await startServerOnSlapd(
+            self, LDIF, "--room-base", FACILITIES, "--room-filter", "(&(objectClass=room)(uid=*))",
             "--room-capacity-attribute", "roomSeats", "--room-equipment-attribute", "roomEquipment",
-            "--room-delegate-attribute", "manager")
-        self.http = httpClient(self)
+            "--room-delegate-attribute", "manager", schema=SCHEMA)
+        self.http = self.server.http
 
     def setUp(self):
         return defer.Deferred.fromCoroutine(self._setUp())

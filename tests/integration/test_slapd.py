@@ -28,37 +28,18 @@ with warnings.catch_warnings():
     from ldaptor.protocols.ldap.ldapclient import LDAPClient
     from ldaptor.protocols.ldap.ldapsyntax import LDAPEntry
 
-from tests.slapd import SlapdError, SlapdServer, hashPassword
+from tests.slapd import PEOPLE, SlapdError, SlapdServer, hashPassword, ldifEntry, personEntry, unitEntry
 
 BASE = "dc=example,dc=com"
 ALICE = "uid=alice,ou=people," + BASE
 
-LDIF = """\
-dn: dc=example,dc=com
-objectClass: dcObject
-objectClass: organization
-dc: example
-o: Example
-
-dn: ou=people,dc=example,dc=com
-objectClass: organizationalUnit
-ou: people
-
-dn: uid=alice,ou=people,dc=example,dc=com
-objectClass: inetOrgPerson
-uid: alice
-cn: Alice Liddell
-sn: Liddell
-mail: alice@example.com
-userPassword: {alice}
-
-dn: uid=bob,ou=people,dc=example,dc=com
-objectClass: inetOrgPerson
-uid: bob
-cn: Bob Builder
-sn: Builder
-userPassword: {bob}
-""".format(alice=hashPassword("alice-pw"), bob=hashPassword("bób-pw"))
+LDIF = (
+    ldifEntry(BASE, "dcObject", "organization", dc="example", o="Example")
+    + unitEntry(PEOPLE)
+    + personEntry("uid=alice", "Alice Liddell", "Liddell", uid="alice", mail="alice@example.com",
+                  password="alice-pw")
+    + personEntry("uid=bob", "Bob Builder", "Builder", uid="bob", password="bób-pw")
+)
 
 
 def uidFilter(uid):

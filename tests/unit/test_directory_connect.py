@@ -10,7 +10,7 @@ from treq.testing import StubTreq
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.interfaces import IHostResolution, IReactorPluggableNameResolver
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -20,7 +20,7 @@ from fbtwist.directory.ldapdirectory import RETRY_INITIAL, LDAPDirectory
 from fbtwist.directory.ldapurl import parseLDAPURL
 from fbtwist.directory.nameindex import NameIndexRefresher
 from fbtwist.errors import DirectoryUnavailable
-from tests.helpers import basicAuth, serviceOptions
+from tests.helpers import basicAuth, logEvents, serviceOptions
 
 #: A name that the reactor below cannot resolve (none is ever looked up
 #: for real).
@@ -66,13 +66,6 @@ class ReactorWithoutNames(MemoryReactorClock):
     def installNameResolver(self, resolver):
         previous, self.nameResolver = self.nameResolver, resolver
         return previous
-
-
-def events(testCase):
-    seen = []
-    globalLogPublisher.addObserver(seen.append)
-    testCase.addCleanup(globalLogPublisher.removeObserver, seen.append)
-    return seen
 
 
 class ConnectionFailureTests(SynchronousTestCase):
@@ -139,7 +132,7 @@ class ConnectionFailureTests(SynchronousTestCase):
         attempts after each backoff delay that fail alike log at debug
         level only; no traceback.
         """
-        seen = events(self)
+        seen = logEvents(self)
         reactor = ReactorWithoutNames()
         directory = self.directory(UNRESOLVABLE, reactor)
         for attempt in range(4):

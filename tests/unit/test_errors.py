@@ -9,7 +9,7 @@ from fbtwist import errors
 from fbtwist.ftp.shell import ftpErrorFor
 from fbtwist.logs import publishRejectionReason
 from fbtwist.web.responses import httpErrorFor
-from tests.davhelpers import DAVClient, recordEvents, startDAVServer
+from tests.davhelpers import recordEvents, startMemoryDAVServer
 from tests.helpers import inline, outlookVFB
 from tests.unit.test_ftpserver import Session
 
@@ -75,8 +75,8 @@ class SameLabelOverEveryProtocolTests(unittest.TestCase):
         HTTP and over FTP alike.
         """
         events = recordEvents(self)
-        server = await startDAVServer(self)
-        response, _ = await DAVClient(self, server).request("PUT", "/pub/calendar/.alice.vfb", body=outlookVFB())
+        server, dav = startMemoryDAVServer(self)
+        response, _ = await dav.request("PUT", "/pub/calendar/.alice.vfb", body=outlookVFB())
         self.assertEqual(response.code, 400)
         session = Session(self)
         session.login()

@@ -7,8 +7,6 @@ directory and the real realm; each defect of Twisted's FTP server
 
 import errno
 import os
-import resource
-from contextlib import contextmanager
 
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword
@@ -18,7 +16,6 @@ from twisted.internet import defer
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import CannotListenError, ConnectionDone, ConnectionLost
 from twisted.internet.testing import MemoryReactorClock, StringTransport
-from twisted.logger import globalLogPublisher
 from twisted.protocols import ftp
 from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
@@ -34,7 +31,7 @@ from fbtwist.ftp.server import CalendarFTPFactory, CRLFLineEnds, TooManyConnecti
 from fbtwist.ftp.shell import ftpAvatarFactory
 from fbtwist.store.tree import CalendarStore
 from fbtwist.tap import makeService
-from tests.helpers import outlookVFB, serviceOptions
+from tests.helpers import descriptorsExhausted, logEvents, outlookVFB, serviceOptions
 
 CLIENT = "127.0.0.1"
 
@@ -143,48 +140,6 @@ class Session:
         return [n for n in os.listdir(self.store.root.path) if n.startswith(".")]
 
 
-def exhaustDescriptors(held: list) -> None:
-    """
-    Open C{os.devnull} until this process has no file descriptor left,
-    adding the descriptors to C{held}.
-    """
-    while True:
-        try:
-            held.append(os.open(os.devnull, os.O_RDONLY))
-        except OSError as e:
-            if e.errno != errno.EMFILE:
-                raise
-            return
-
-
-@contextmanager
-def descriptorsExhausted():
-    """
-    Run the block with no free file descriptor in this process (the soft
-    limit lowered to a little above those open, the rest taken).
-
-    @return: The descriptors taken (a list): the block may take more with
-        L{exhaustDescriptors} once it freed some.
-    """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    held = []
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(int(n) for n in os.listdir("/proc/self/fd")) + 16, hard))
-    try:
-        exhaustDescriptors(held)
-        yield held
-    finally:
-        for fd in held:
-            os.close(fd)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-
-
-def _events(testCase):
-    events = []
-    globalLogPublisher.addObserver(events.append)
-    testCase.addCleanup(globalLogPublisher.removeObserver, events.append)
-    return events
-
-
 class LineEndsTests(SynchronousTestCase):
     """
     L{CRLFLineEnds}: the TYPE A conversion (Twisted's crashes on Python 3).
@@ -269,7 +224,7 @@ class LoginTests(SynchronousTestCase):
         """
         Neither a right nor a wrong password appears in any log event.
         """
-        events = _events(self)
+        events = logEvents(self)
         session = Session(self)
         session.send("USER alice")
         session.command("PASS not-the-password")
@@ -596,7 +551,7 @@ class TransferTests(SynchronousTestCase):
         """
         A publish and a rejection are logged with the agreed fields.
         """
-        events = _events(self)
+        events = logEvents(self)
         session = Session(self)
         session.login()
         session.publish("/pub/calendar/alice.vfb", outlookVFB())
@@ -763,7 +718,7 @@ class OutOfDescriptorsTests(SynchronousTestCase):
         be made) and LIST are 421 and close the session; one warning is
         logged, and another only a minute later; nothing is stored.
         """
-        events = _events(self)
+        events = logEvents(self)
         reader = Session(self)
         reader.store.write(("alice.vfb",), outlookVFB())
         writer = Session(self, factory=reader.factory)
@@ -819,7 +774,7 @@ class SessionLimitTests(SynchronousTestCase):
         Past --ftp-max-connections-per-address, a new session from that
         address gets 421; other addresses and closed sessions make room.
         """
-        events = _events(self)
+        events = logEvents(self)
         first = Session(self, maxConnectionsPerAddress=2)
         second = Session(self, factory=first.factory)
         refused = first.factory.buildProtocol(IPv4Address("TCP", CLIENT, 40002))
@@ -840,7 +795,7 @@ class SessionLimitTests(SynchronousTestCase):
         session from any address gets 421 "too busy", with one warning;
         a closed session makes room.
         """
-        events = _events(self)
+        events = logEvents(self)
         budget = ConnectionBudget(2)
         first = Session(self, budget=budget)
         budget.opened()  # an HTTP connection

@@ -3,7 +3,6 @@ Messages an administrator or user reads say what happened and what to do,
 as a colleague would.
 """
 
-
 from twisted.cred.checkers import AllowAnonymousAccess
 from twisted.cred.portal import Portal
 from twisted.internet import defer
@@ -26,17 +25,9 @@ from fbtwist.ftp.server import CalendarFTPFactory
 from fbtwist.ftp.shell import ftpAvatarFactory
 from fbtwist.store.tree import CalendarStore
 from fbtwist.tap import helpText
-from tests.helpers import inline, outlookVFB
-from tests.integration.test_startup import TOP
+from tests.helpers import TOP, inline, logEvents, outlookVFB
 from tests.memory import MemoryNetwork, startMemoryServer
 from tests.unit.test_lookup import EVENTS
-
-
-def logEvents(testCase):
-    seen = []
-    globalLogPublisher.addObserver(seen.append)
-    testCase.addCleanup(globalLogPublisher.removeObserver, seen.append)
-    return seen
 
 
 class PublishMessageTests(unittest.SynchronousTestCase):

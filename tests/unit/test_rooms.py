@@ -1,31 +1,27 @@
 """
-Rooms over the real server and the demo directory (fbtwist/data/demo.ldif:
-orion seats 8 and has a projector, lyra seats 4; carol is the delegate of
-both): the rooms list, publishing a room's free/busy as its delegate or an
-administrator over HTTP and FTP, looking a room up by its name, and
-C{/calendar/find} with rooms.
+Rooms on a whole server in memory (L{tests.memory}) and the demo directory
+(fbtwist/data/demo.ldif: orion seats 8 and has a projector, lyra seats 4;
+carol is the delegate of both): the rooms list, publishing a room's
+free/busy as its delegate or an administrator over HTTP (over FTP with a
+real client: L{tests.integration.test_rooms}), looking a room up by its
+name, and C{/calendar/find} with rooms.
 """
 
 import json
 
-from twisted.internet import defer
 from twisted.trial import unittest
 
-from tests.helpers import ADMIN_GROUP, basicAuth, httpClient, inline
-from tests.integration.test_ftp import connect, inThread, startFTPServer, storeReply
-from tests.integration.test_workhours import freeBusy
+from tests.helpers import ADMIN_GROUP, basicAuth, freeBusy, inline
+from tests.memory import startMemoryServer
 
 CALENDAR = {b"Content-Type": [b"text/calendar"]}
 JSON = {b"Accept": [b"application/json"]}
 
 
 class RoomsTestCase(unittest.TestCase):
-    async def _setUp(self):
-        self.server = await startFTPServer(self, "--admin-group", ADMIN_GROUP)
-        self.http = httpClient(self)
-
     def setUp(self):
-        return defer.Deferred.fromCoroutine(self._setUp())
+        self.server = startMemoryServer(self, "--admin-group", ADMIN_GROUP)
+        self.http = self.server.client()
 
     async def get(self, path: str, headers=None):
         response = await self.http.get(self.server.url(path), headers=headers or {})
@@ -92,7 +88,7 @@ class RoomListTests(RoomsTestCase):
 class RoomPublishingTests(RoomsTestCase):
     """
     A room's free/busy is published by its delegates and administrators,
-    over HTTP and FTP alike, and looked up by the room's name.
+    over HTTP, and looked up by the room's name.
     """
 
     async def put(self, login: str, name: str):
@@ -114,24 +110,6 @@ class RoomPublishingTests(RoomsTestCase):
         for path in ("/calendar/orion.vfb", "/calendar/orion@example.com.vfb", "/calendar/lyra.vfb"):
             response, _ = await self.get(path)
             self.assertEqual(response.code, 200, path)
-
-    @inline
-    async def test_delegateOverFTP(self):
-        """
-        carol may STOR orion.vfb over FTP; alice may not.
-        """
-
-        def session(login):
-            client = connect(self.server.ftpPort, login)
-            try:
-                client.cwd("/pub/calendar")
-                return storeReply(client, "STOR orion.vfb", freeBusy())
-            finally:
-                client.close()
-
-        self.assertTrue((await inThread(session, "alice")).startswith("550"))
-        self.assertTrue((await inThread(session, "carol")).startswith("226"))
-        self.assertEqual(self.server.store.read(("orion.vfb",)), freeBusy())
 
 
 class FindWithRoomsTests(RoomsTestCase):

@@ -1,12 +1,12 @@
 """
 Tests for the checker and realm against the demo directory (ldaptor's
-in-memory server) over loopback TCP.
+in-memory server) over an in-memory network (L{tests.memory}).
 """
 
 from twisted.cred.checkers import ANONYMOUS
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
-from twisted.internet import defer, reactor
+from twisted.internet import defer
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 from twisted.web.resource import IResource
@@ -20,6 +20,7 @@ from fbtwist.directory.ldapurl import parseLDAPURL
 from fbtwist.interfaces import IDirectory
 from fbtwist.store.tree import CalendarStore
 from tests.helpers import ADMIN_GROUP, DEMO_LDIF, PASSWORDS
+from tests.memory import MemoryNetwork, Settled
 
 
 class CredentialTextTests(unittest.SynchronousTestCase):
@@ -41,15 +42,18 @@ class CredentialTextTests(unittest.SynchronousTestCase):
 
 class DemoDirectoryTestCase(unittest.TestCase):
     """
-    Serves the demo LDIF on a loopback port for each test.
+    Serves the demo LDIF on a port of an in-memory network for each test;
+    C{directory} is the directory seen from the test (its answers settled).
     """
 
     def setUp(self):
         url = parseLDAPURL("ldap://127.0.0.1:1/ou=people,dc=example,dc=com?uid?one")
-        self.directory = LDAPDirectory(url, reactor, timeout=5)
+        self.network = MemoryNetwork()
+        self.ldapDirectory = LDAPDirectory(url, self.network, timeout=5)
+        self.directory = Settled(self.ldapDirectory, self.network)
         service = DemoDirectoryService(
-            DEMO_LDIF, "tcp:0:interface=127.0.0.1", reactor,
-            lambda host, port: setattr(self.directory, "url", url.withAddress(host, port)),
+            DEMO_LDIF, "tcp:0:interface=127.0.0.1", self.network,
+            lambda host, port: setattr(self.ldapDirectory, "url", url.withAddress(host, port)),
         )
         service.startService()
         self.addCleanup(service.stopService)
@@ -63,7 +67,7 @@ class DirectoryCheckerTests(DemoDirectoryTestCase):
 
     def setUp(self):
         super().setUp()
-        self.checker = DirectoryChecker(self.directory)
+        self.checker = Settled(DirectoryChecker(self.ldapDirectory), self.network)
 
     def login(self, login, password):
         return self.checker.requestAvatarId(UsernamePassword(login, password))
@@ -74,7 +78,7 @@ class DirectoryCheckerTests(DemoDirectoryTestCase):
         Each demo user logs in with bytes or text credentials; the avatar id
         is the uid as the directory spells it.
         """
-        verifyObject(IDirectory, self.directory)
+        verifyObject(IDirectory, self.ldapDirectory)
         for login, password in PASSWORDS.items():
             uid = yield self.login(login.encode(), password.encode("utf-8"))
             self.assertEqual(uid, login)
@@ -132,7 +136,7 @@ class RealmTests(DemoDirectoryTestCase):
         Users get their uid, the admin group member isAdmin, anonymous None.
         """
         store = CalendarStore(FilePath(self.mktemp()))
-        realm = FreeBusyRealm(store, self.directory, adminGroup=ADMIN_GROUP)
+        realm = Settled(FreeBusyRealm(store, self.ldapDirectory, adminGroup=ADMIN_GROUP), self.network)
         realm.registerAvatarFactory(IResource, lambda avatar: avatar)
         interface, avatar, logout = yield realm.requestAvatar("admin", None, IResource)
         self.assertEqual((interface, avatar.uid, avatar.isAdmin), (IResource, "admin", True))
@@ -159,7 +163,7 @@ class DemoDirectoryServiceTests(unittest.TestCase):
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
         addresses = []
-        service = DemoDirectoryService(DEMO_LDIF, "tcp:0:interface=127.0.0.1", reactor,
+        service = DemoDirectoryService(DEMO_LDIF, "tcp:0:interface=127.0.0.1", MemoryNetwork(),
                                        lambda host, port: addresses.append((host, port)))
         service.startService()
         self.addCleanup(service.stopService)

@@ -1,29 +1,25 @@
 """
-C{GET /calendar/find} over the real server and the demo directory: slots
-free for everyone (or a quorum), aligned on a zone's wall clock, working
-hours across daylight-saving changes, people in other zones, groups, rooms
-that fit, names nobody has, and bounded input.
+C{GET /calendar/find} on a whole server in memory (L{tests.memory}) and the
+demo directory: slots free for everyone (or a quorum), aligned on a zone's
+wall clock, working hours across daylight-saving changes, people in other
+zones, groups, rooms that fit, names nobody has, and bounded input.
 """
 
 import json
 from urllib.parse import urlencode
 
-from twisted.internet import defer
 from twisted.trial import unittest
 
-from tests.helpers import basicAuth, httpClient, inline, startServer
-from tests.integration.test_workhours import availability, freeBusy
+from tests.helpers import availability, basicAuth, freeBusy, inline
+from tests.memory import startMemoryServer
 
 
 class FindTestCase(unittest.TestCase):
     serverArgs = ("--default-tz", "Europe/Berlin")
 
-    async def _setUp(self):
-        self.server = await startServer(self, *self.serverArgs)
-        self.http = httpClient(self)
-
     def setUp(self):
-        return defer.Deferred.fromCoroutine(self._setUp())
+        self.server = startMemoryServer(self, *self.serverArgs)
+        self.http = self.server.client()
 
     def publish(self, uid: str, *busy: str, suffix: str = ".vfb") -> None:
         self.server.store.write((uid + suffix,), freeBusy(*busy))

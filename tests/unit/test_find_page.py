@@ -1,14 +1,13 @@
 """
-The page's "find a time" form: the times a week offers for everyone asked
-for, listed and drawn on a week grid of their own, rendered on the server
-(no inline script or style).
+The page's "find a time" form, in memory (L{tests.memory}): the times a
+week offers for everyone asked for, listed and drawn on a week grid of
+their own, rendered on the server (no inline script or style).
 """
 
-from twisted.internet import defer
 from twisted.trial import unittest
 
-from tests.helpers import httpClient, inline, startServer
-from tests.integration.test_workhours import freeBusy
+from tests.helpers import freeBusy, inline
+from tests.memory import startMemoryServer
 
 
 class FindOnThePageTests(unittest.TestCase):
@@ -16,14 +15,11 @@ class FindOnThePageTests(unittest.TestCase):
     C{/calendar/?who=...&find=PT1H} shows the suggestions.
     """
 
-    async def _setUp(self):
-        self.server = await startServer(self, "--default-tz", "Europe/Berlin")
-        self.http = httpClient(self)
+    def setUp(self):
+        self.server = startMemoryServer(self, "--default-tz", "Europe/Berlin")
+        self.http = self.server.client()
         self.server.store.write(("alice.vfb",), freeBusy("20250331T060000Z/20250331T140000Z"))
         self.server.store.write(("bsmith.vfb",), freeBusy("20250401T060000Z/20250404T160000Z"))
-
-    def setUp(self):
-        return defer.Deferred.fromCoroutine(self._setUp())
 
     async def page(self, query: str, code: int = 200):
         response = await self.http.get(self.server.url("/calendar/?" + query),

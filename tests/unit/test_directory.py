@@ -1,16 +1,14 @@
 """
-L{fbtwist.directory.ldapdirectory} on ldaptor's in-memory LDAP server over loopback:
-filter injection, empty passwords, several matching entries, Active
-Directory logins and mail attributes; and ldaptor's client fed crafted
-responses carrying referrals.
+L{fbtwist.directory.ldapdirectory} on ldaptor's in-memory LDAP server over an
+in-memory network (L{tests.memory}): filter injection, empty passwords,
+several matching entries, Active Directory logins and mail attributes; and
+ldaptor's client fed crafted responses carrying referrals.
 """
 
 from ldaptor.protocols import pureldap
 from ldaptor.protocols.ldap.ldapclient import LDAPClient
 from ldaptor.protocols.ldap.ldapsyntax import LDAPEntry
 from twisted.cred.error import UnauthorizedLogin
-from twisted.internet import reactor
-from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.testing import StringTransport
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -22,6 +20,7 @@ from fbtwist.directory.demo import DemoLDAPFactory, loadLDIF
 from fbtwist.directory.ldapdirectory import LDAPDirectory
 from fbtwist.directory.ldapurl import parseLDAPURL
 from fbtwist.interfaces import IDirectory
+from tests.memory import MemoryNetwork, Settled
 
 LDIF = """\
 dn: dc=corp,dc=example
@@ -76,23 +75,24 @@ class InMemoryDirectoryTests(TestCase):
     An Active Directory-like tree (no schema) on the in-memory server.
     """
 
-    async def setUp(self):
+    def setUp(self):
         path = FilePath(self.mktemp())
         path.setContent(LDIF.encode("utf-8"))
-        port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(DemoLDAPFactory(loadLDIF(path)))
-        self.addCleanup(port.stopListening)
+        network = MemoryNetwork()
+        port = network.listenTCP(0, DemoLDAPFactory(loadLDIF(path)), interface="127.0.0.1")
         url = parseLDAPURL(f"ldap://127.0.0.1:{port.getHost().port}/ou=users,dc=corp,dc=example?sAMAccountName?sub")
-        self.directory = LDAPDirectory(
-            url, reactor, loginAttributes=("sAMAccountName", "userPrincipalName"),
+        self.ldapDirectory = LDAPDirectory(
+            url, network, loginAttributes=("sAMAccountName", "userPrincipalName"),
             mailAttributes=("mail", "mailAlternateAddress"),
         )
+        self.directory = Settled(self.ldapDirectory, network)
         self.addCleanup(self.directory.close)
 
     def test_interface(self):
         """
         LDAPDirectory provides IDirectory.
         """
-        self.assertTrue(verifyObject(IDirectory, self.directory))
+        self.assertTrue(verifyObject(IDirectory, self.ldapDirectory))
 
     async def test_activeDirectoryLogins(self):
         """
