@@ -814,19 +814,39 @@ class StreamedUserDirectory(UserDirectory):
     each step took is in C{timings}.
     """
 
-    def __init__(self, basedir: str, count: int):
+    #: The version of the generated directory: a cached database of another
+    #: version (or user count) is made again.
+    VERSION = 1
+
+    def __init__(self, basedir: str, count: int, cache: Optional[str] = None):
         # Not UserDirectory.__init__: it builds the whole LDIF in memory.
         SlapdServer.__init__(self, basedir, "", tls=False, suffix=SUFFIX, startTimeout=3600.0)
         self.count = count
         self.timings: Dict[str, float] = {}
+        #: Where the database is kept between runs (C{None}: made for this
+        #: run only, in C{basedir}).
+        self.cache = cache
 
     def _prepare(self, installed):
         # Replaces tests/slapd.py's loader, which writes self.ldif whole.
-        databaseDir = os.path.join(self.basedir, "db")
-        shutil.rmtree(databaseDir, ignore_errors=True)
-        os.makedirs(databaseDir)
+        if self.cache is None:
+            databaseDir = os.path.join(self.basedir, "db")
+        else:
+            databaseDir = os.path.join(self.cache, f"users{self.count}")
+        os.makedirs(self.basedir, exist_ok=True)
         with open(self._configPath, "w") as f:
             f.write(self._config(installed, databaseDir))
+        stamp = os.path.join(databaseDir, "made-by-bench")
+        made = f"{self.VERSION} {self.count}\n"
+        try:
+            with open(stamp) as f:
+                if f.read() == made:
+                    self.timings.update(ldif=0.0, ldifBytes=0, slapadd=0.0, cached=True)
+                    return
+        except OSError:
+            pass
+        shutil.rmtree(databaseDir, ignore_errors=True)
+        os.makedirs(databaseDir)
         ldifPath = os.path.join(self.basedir, "data.ldif")
         began = time.monotonic()
         with open(ldifPath, "w") as f:
@@ -842,6 +862,8 @@ class StreamedUserDirectory(UserDirectory):
         self._run([installed["slapadd"], "-q", "-f", self._configPath, "-l", ldifPath])
         self.timings["slapadd"] = time.monotonic() - began
         os.unlink(ldifPath)
+        with open(stamp, "w") as f:
+            f.write(made)
 
 
 def firstLogins(port: int, indexes: List[int], body: bytes, connections: int = 32) -> dict:
@@ -934,7 +956,7 @@ def million(args, results: Results, workdir: str, body: bytes) -> None:
     info = results.million
     info["users"] = users
     base = os.path.join(workdir, f"users{users}")
-    directory = StreamedUserDirectory(os.path.join(base, "ldap"), users)
+    directory = StreamedUserDirectory(os.path.join(base, "ldap"), users, cache=args.million_cache or None)
     began = time.monotonic()
     directory.start()
     info.update(directory.timings, slapdReady=time.monotonic() - began)
@@ -1286,6 +1308,9 @@ def parseArguments(argv):
                         help="also the million-user run: slapd with --million-users users, fbtwist alone "
                              "(takes many minutes)")
     parser.add_argument("--million-users", type=int, default=1000000, help="users of the --million run")
+    parser.add_argument("--million-cache", default=os.path.join(tempfile.gettempdir(), "fbtwist-bench-cache"),
+                        help="keep the --million run's slapd database here between runs ('' to make it anew "
+                             "in the work directory)")
     parser.add_argument("--workloads", default="abcde",
                         help="which workloads: a lookup, b publish, c PROPFIND, d mixed, e CalDAV outbox POST "
                              "for 20 attendees (default abcde)")
