@@ -62,6 +62,7 @@ from fbtwist.directory.entries import (
 )
 from fbtwist.directory.filters import _groupClassFilter, anyOf, equalityFilter, inChainFilter, prefixFilter
 from fbtwist.directory.gate import DirectoryGate
+from fbtwist.directory.heap import releaseFreeMemory
 from fbtwist.directory.ldapurl import LDAPURL
 from fbtwist.directory.loginforms import AD_CAPABILITY, SAM_ACCOUNT_NAME, LoginForms, bindFailureReason
 from fbtwist.directory.mappedindex import (
@@ -759,15 +760,19 @@ class LDAPDirectory:
         mapped when there is one, else held in memory.
         """
         parts = builder.parts()
-        if self.indexFile is not None:
-            try:
-                writeIndexFile(parts, self.indexFile)
-                self._wroteIndex = True
-                return MappedNameIndex(self.indexFile)
-            except (OSError, IndexFileError) as e:
-                self.log.warn("cannot write the name index to {path} ({error}); keeping it in memory",
-                              path=self.indexFile, error=str(e))
-        return CompactNameIndex(b"".join(parts))
+        try:
+            if self.indexFile is not None:
+                try:
+                    writeIndexFile(parts, self.indexFile)
+                    self._wroteIndex = True
+                    return MappedNameIndex(self.indexFile)
+                except (OSError, IndexFileError) as e:
+                    self.log.warn("cannot write the name index to {path} ({error}); keeping it in memory",
+                                  path=self.indexFile, error=str(e))
+            return CompactNameIndex(b"".join(parts))
+        finally:
+            del parts
+            releaseFreeMemory()
 
     def isMember(self, uid: str, groupDN: str) -> defer.Deferred:
         return defer.Deferred.fromCoroutine(self._isMember(uid, groupDN))

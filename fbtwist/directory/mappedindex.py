@@ -203,10 +203,14 @@ class CompactIndexBuilder:
                 names[key] = number if dnRefs[number] == NO_DN else number | LOGIN
             elif key not in names:
                 names[key] = NOBODY
-        self._uids = self._mails = None
+        recordUids, dnBytes = self._recordUids, bytes(self._dnBytes)
+        # Nothing of it stays: the closures refer to the builder (a cycle
+        # that would keep the tables until the garbage collector runs).
+        self._uids = self._mails = self._recordUids = self._dnRefs = self._dnBytes = None
+        self.add = self.addEntry = None
         templates = [(p.decode("utf-8", "replace"), s.decode("utf-8", "replace"))
                      for p, s in sorted(self._templates, key=self._templates.__getitem__)]
-        return _layout(names, self._recordUids, dnRefs, bytes(self._dnBytes), templates, self.entries)
+        return _layout(names, recordUids, dnRefs, dnBytes, templates, self.entries)
 
 
 def _wholeDN(dnBytes: bytearray, dn: bytes) -> int:
