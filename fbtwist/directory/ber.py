@@ -67,7 +67,7 @@ def _searchEntryParts(buffer: bytes, offset: int, end: int):
     runs once per entry of a million-user search.
     """
     try:
-        if buffer[offset] != 0x30:
+        if offset + 2 > end or buffer[offset] != 0x30:
             return None
         stop, start = buffer[offset + 1], offset + 2
         if stop >= 0x80:
