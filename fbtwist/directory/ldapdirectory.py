@@ -736,7 +736,10 @@ class LDAPDirectory:
         finally:
             _close(client)
         index = await self._inThread(self._compact, builder)
+        del builder
         self.nameIndex = index
+        # Again in this thread: the tables were filled here.
+        releaseFreeMemory()
         self.log.info(
             "name index loaded from {server}: {entries} entries, {names} names in {seconds:.2f}s ({pages} pages)",
             server=self.server, entries=index.entries, names=len(index), pages=pages,

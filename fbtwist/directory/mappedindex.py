@@ -204,13 +204,17 @@ class CompactIndexBuilder:
             elif key not in names:
                 names[key] = NOBODY
         recordUids, dnBytes = self._recordUids, bytes(self._dnBytes)
-        # Nothing of it stays: the closures refer to the builder (a cycle
-        # that would keep the tables until the garbage collector runs).
-        self._uids = self._mails = self._recordUids = self._dnRefs = self._dnBytes = None
-        self.add = self.addEntry = None
         templates = [(p.decode("utf-8", "replace"), s.decode("utf-8", "replace"))
                      for p, s in sorted(self._templates, key=self._templates.__getitem__)]
-        return _layout(names, recordUids, dnRefs, dnBytes, templates, self.entries)
+        try:
+            return _layout(names, recordUids, dnRefs, dnBytes, templates, self.entries)
+        finally:
+            # Nothing of it stays, even while something still refers to the
+            # closures (the connection of the load, until collected).
+            for table in (self._uids, names, recordUids):
+                table.clear()
+            self._uids = self._mails = self._recordUids = self._dnRefs = self._dnBytes = None
+            self.add = self.addEntry = None
 
 
 def _wholeDN(dnBytes: bytearray, dn: bytes) -> int:

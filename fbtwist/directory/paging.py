@@ -68,6 +68,8 @@ def _searchNames(client: LDAPClient, url: LDAPURL, mailAttributes: Sequence[str]
     client.rawEntries = addEntry
 
     def handle(response, controls) -> bool:
+        if isinstance(response, pureldap.LDAPSearchResultDone):
+            client.rawEntries = None
         if isinstance(response, pureldap.LDAPSearchResultEntry):
             # One the fast decoder left to ldaptor (with controls, say).
             addEntry(_bytes(response.objectName),
