@@ -75,7 +75,7 @@ class IndexFileError(Exception):
 
 def _lowered(text: bytes) -> bytes:
     """
-    C{text} (UTF-8) lower-cased as L{str.lower} does, as UTF-8.
+    C{text} (UTF-8) lower-cased as C{str.lower} does, as UTF-8.
     """
     if text.isascii():
         return text.lower()
