@@ -60,31 +60,90 @@ def _searchEntryParts(buffer: bytes, offset: int, end: int):
     The message id, DN and attributes (C{(type, [values])}, all bytes) of
     the LDAPMessage between C{offset} and C{end} when it is a search result
     entry without controls, else C{None}.
+
+    Every element is checked against the one that holds it (a length that
+    overruns it, a wrong tag or a truncated length gives C{None}); the
+    short-form lengths servers send for most elements are read inline: this
+    runs once per entry of a million-user search.
     """
     try:
-        start, stop = _element(buffer, offset, end, 0x30)
-        idStart, idEnd = _element(buffer, start, stop, 0x02)
-        entryStart, entryEnd = _element(buffer, idEnd, stop, 0x64)
-        if entryEnd != stop:
+        if offset + 2 > end or buffer[offset] != 0x30:
             return None
-        nameStart, nameEnd = _element(buffer, entryStart, entryEnd, 0x04)
-        attributesStart, attributesEnd = _element(buffer, nameEnd, entryEnd, 0x30)
+        stop, start = buffer[offset + 1], offset + 2
+        if stop >= 0x80:
+            stop, start = _length(buffer, offset + 1, end)
+        stop += start
+        if stop != end:
+            return None
+        # The message id.
+        if start + 2 > stop or buffer[start] != 0x02:
+            return None
+        idEnd = start + 2 + buffer[start + 1]
+        if buffer[start + 1] >= 0x80 or idEnd > stop:
+            return None
+        messageID = int.from_bytes(buffer[start + 2:idEnd], "big", signed=True)
+        # The entry: all that follows, and no controls.
+        if idEnd + 2 > stop or buffer[idEnd] != 0x64:
+            return None
+        entryEnd, entryStart = buffer[idEnd + 1], idEnd + 2
+        if entryEnd >= 0x80:
+            entryEnd, entryStart = _length(buffer, idEnd + 1, stop)
+        if entryStart + entryEnd != stop:
+            return None
+        # objectName
+        if entryStart + 2 > stop or buffer[entryStart] != 0x04:
+            return None
+        nameEnd, nameStart = buffer[entryStart + 1], entryStart + 2
+        if nameEnd >= 0x80:
+            nameEnd, nameStart = _length(buffer, entryStart + 1, stop)
+        nameEnd += nameStart
+        if nameEnd + 2 > stop or buffer[nameEnd] != 0x30:
+            return None
+        attributesEnd, position = buffer[nameEnd + 1], nameEnd + 2
+        if attributesEnd >= 0x80:
+            attributesEnd, position = _length(buffer, nameEnd + 1, stop)
+        attributesEnd += position
+        if attributesEnd != stop:
+            return None
         attributes = []
-        position = attributesStart
         while position < attributesEnd:
-            pairStart, pairEnd = _element(buffer, position, attributesEnd, 0x30)
-            typeStart, typeEnd = _element(buffer, pairStart, pairEnd, 0x04)
-            valuesStart, valuesEnd = _element(buffer, typeEnd, pairEnd, 0x31)
+            # One (type, SET OF value).
+            if position + 2 > attributesEnd or buffer[position] != 0x30:
+                return None
+            pairEnd, typeStart = buffer[position + 1], position + 2
+            if pairEnd >= 0x80:
+                pairEnd, typeStart = _length(buffer, position + 1, attributesEnd)
+            pairEnd += typeStart
+            if pairEnd > attributesEnd or typeStart + 2 > pairEnd or buffer[typeStart] != 0x04:
+                return None
+            typeEnd, typeStart = buffer[typeStart + 1], typeStart + 2
+            if typeEnd >= 0x80:
+                typeEnd, typeStart = _length(buffer, typeStart - 1, pairEnd)
+            typeEnd += typeStart
+            if typeEnd + 2 > pairEnd or buffer[typeEnd] != 0x31:
+                return None
+            valuesEnd, valueStart = buffer[typeEnd + 1], typeEnd + 2
+            if valuesEnd >= 0x80:
+                valuesEnd, valueStart = _length(buffer, typeEnd + 1, pairEnd)
+            if valueStart + valuesEnd != pairEnd:
+                return None
             values = []
-            while valuesStart < valuesEnd:
-                valueStart, valueEnd = _element(buffer, valuesStart, valuesEnd, 0x04)
+            while valueStart < pairEnd:
+                if valueStart + 2 > pairEnd or buffer[valueStart] != 0x04:
+                    return None
+                valueEnd, valueStart = buffer[valueStart + 1], valueStart + 2
+                if valueEnd >= 0x80:
+                    valueEnd, valueStart = _length(buffer, valueStart - 1, pairEnd)
+                valueEnd += valueStart
+                if valueEnd > pairEnd:
+                    return None
                 values.append(buffer[valueStart:valueEnd])
-                valuesStart = valueEnd
+                valueStart = valueEnd
             attributes.append((buffer[typeStart:typeEnd], values))
             position = pairEnd
     except ValueError:
         return None
-    return int.from_bytes(buffer[idStart:idEnd], "big", signed=True), buffer[nameStart:nameEnd], attributes
+    return messageID, buffer[nameStart:nameEnd], attributes
 
 
 def _searchEntryMessage(buffer: bytes, offset: int, end: int):

@@ -62,10 +62,17 @@ from fbtwist.directory.entries import (
 )
 from fbtwist.directory.filters import _groupClassFilter, anyOf, equalityFilter, inChainFilter, prefixFilter
 from fbtwist.directory.gate import DirectoryGate
+from fbtwist.directory.heap import releaseFreeMemory
 from fbtwist.directory.ldapurl import LDAPURL
 from fbtwist.directory.loginforms import AD_CAPABILITY, SAM_ACCOUNT_NAME, LoginForms, bindFailureReason
-from fbtwist.directory.mappedindex import IndexFileError, MappedNameIndex, writeIndexFile
-from fbtwist.directory.nameindex import NameIndex, NameIndexBuilder, indexOf
+from fbtwist.directory.mappedindex import (
+    CompactIndexBuilder,
+    CompactNameIndex,
+    IndexFileError,
+    MappedNameIndex,
+    writeIndexFile,
+)
+from fbtwist.directory.nameindex import indexOf
 from fbtwist.directory.paging import NAME_INDEX_PAGE_SIZE, _searchNames, pagedResultsControl, pagedResultsCookie
 from fbtwist.directory.pools import _BindPool, _SearchPool
 from fbtwist.directory.principals import (
@@ -173,7 +180,7 @@ class LDAPDirectory:
             self._clock,
         )
         self._open = set()
-        #: Every user's lookup names (a L{NameIndex}, or the
+        #: Every user's lookup names (a L{CompactNameIndex}, the
         #: L{MappedNameIndex} of L{indexFile}) once L{loadNameIndex} has
         #: completed, else C{None}.
         self.nameIndex = None
@@ -684,22 +691,23 @@ class LDAPDirectory:
         same stream; a connection lost mid-load disturbs nobody else; and
         a paging cookie is only good on the connection it came from.
 
-        @return: A Deferred firing with the new L{NameIndex}, or failing
+        @return: A Deferred firing with the new L{CompactNameIndex}, or failing
             (the old index stays) with L{DirectoryUnavailable} or an LDAP
             error, such as a size limit that also caps paged searches.
         """
         return defer.Deferred.fromCoroutine(self._loadNameIndex(pageSize))
 
-    async def _loadNameIndex(self, pageSize: int) -> NameIndex:
+    async def _loadNameIndex(self, pageSize: int) -> CompactNameIndex:
         started = self._reactor.seconds()
-        builder = NameIndexBuilder()
+        builder = CompactIndexBuilder(self.url.attribute.lower().encode("utf-8"),
+                                      {a.lower().encode("utf-8") for a in self.mailAttributes})
         client = await self._connectForSearch()
         try:
             cookie, pages = b"", 0
             while True:
                 controls = await self._call(
                     "search",
-                    _searchNames(client, self.url, self.mailAttributes, builder.add,
+                    _searchNames(client, self.url, self.mailAttributes, builder.addEntry,
                                  pagedResultsControl(pageSize, cookie)),
                 )
                 pages += 1
@@ -727,10 +735,11 @@ class LDAPDirectory:
             raise self._failed(f"loading the name index failed: {e!r}") from None
         finally:
             _close(client)
-        index = builder.build()
-        if self.indexFile is not None:
-            index = await self._mapped(index)
+        index = await self._inThread(self._compact, builder)
+        del builder
         self.nameIndex = index
+        # Again in this thread: the tables were filled here.
+        releaseFreeMemory()
         self.log.info(
             "name index loaded from {server}: {entries} entries, {names} names in {seconds:.2f}s ({pages} pages)",
             server=self.server, entries=index.entries, names=len(index), pages=pages,
@@ -738,27 +747,35 @@ class LDAPDirectory:
         )
         return index
 
-    async def _mapped(self, index: NameIndex):
+    def _inThread(self, f, *args) -> defer.Deferred:
         """
-        Write C{index} to L{indexFile} (in a thread: a million users' names
-        take seconds) and map it.
+        C{f(*args)} in a thread of the reactor's pool (in this thread for a
+        reactor without threads: a test's).
+        """
+        if IReactorThreads.providedBy(self._reactor):
+            return threads.deferToThreadPool(self._reactor, self._reactor.getThreadPool(), f, *args)
+        return defer.maybeDeferred(f, *args)
 
-        @return: The L{MappedNameIndex}, or C{index} itself when the file
-            cannot be written or mapped (a warning says why).
+    def _compact(self, builder: CompactIndexBuilder) -> CompactNameIndex:
         """
+        The index of C{builder}'s entries (laying it out takes seconds for a
+        million users: called in a thread), written to L{indexFile} and
+        mapped when there is one, else held in memory.
+        """
+        parts = builder.parts()
         try:
-            if IReactorThreads.providedBy(self._reactor):
-                await threads.deferToThreadPool(self._reactor, self._reactor.getThreadPool(), writeIndexFile,
-                                                index, self.indexFile)
-            else:
-                # A reactor without threads (a test's): in this thread.
-                writeIndexFile(index, self.indexFile)
-            self._wroteIndex = True
-            return MappedNameIndex(self.indexFile)
-        except (OSError, IndexFileError) as e:
-            self.log.warn("cannot write the name index to {path} ({error}); keeping it in memory",
-                          path=self.indexFile, error=str(e))
-            return index
+            if self.indexFile is not None:
+                try:
+                    writeIndexFile(parts, self.indexFile)
+                    self._wroteIndex = True
+                    return MappedNameIndex(self.indexFile)
+                except (OSError, IndexFileError) as e:
+                    self.log.warn("cannot write the name index to {path} ({error}); keeping it in memory",
+                                  path=self.indexFile, error=str(e))
+            return CompactNameIndex(b"".join(parts))
+        finally:
+            del parts
+            releaseFreeMemory()
 
     def isMember(self, uid: str, groupDN: str) -> defer.Deferred:
         return defer.Deferred.fromCoroutine(self._isMember(uid, groupDN))

@@ -10,7 +10,6 @@ from ldaptor.protocols.ldap import ldaperrors
 from ldaptor.protocols.ldap.ldapclient import LDAPClient, LDAPClientConnectionLostException
 from twisted.internet import defer
 
-from fbtwist.directory.entries import _text, nameRecord
 from fbtwist.directory.ldapurl import LDAPURL
 
 #: The Simple Paged Results control (RFC 2696).
@@ -20,6 +19,10 @@ PAGED_RESULTS_OID = b"1.2.840.113556.1.4.319"
 #: enough that decoding a page's worth of data that has arrived keeps the
 #: reactor busy for ~15 ms at most (100,000 users load in ~1.4 s of CPU).
 NAME_INDEX_PAGE_SIZE = 250
+
+
+def _bytes(value) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogatepass")
 
 
 def pagedResultsControl(size: int, cookie: bytes = b"") -> tuple:
@@ -45,10 +48,13 @@ def pagedResultsCookie(controls) -> bytes:
     return b""
 
 
-def _searchNames(client: LDAPClient, url: LDAPURL, mailAttributes: Sequence[str], add, control) -> defer.Deferred:
+def _searchNames(client: LDAPClient, url: LDAPURL, mailAttributes: Sequence[str], addEntry,
+                 control) -> defer.Deferred:
     """
-    Search below the URL's base for the entries that match its filter, and
-    hand each entry's L{nameRecord} and DN to C{add} as it arrives.  Unlike
+    Search below the URL's base for the entries that match its filter
+    (asking for the uid and mail attributes only), and hand each entry's
+    DN and attributes to C{addEntry} as it arrives, all as bytes
+    (L{fbtwist.directory.mappedindex.CompactIndexBuilder.addEntry}).  Unlike
     ldaptor's C{LDAPEntry.search}, no entry object is built: parsing every
     DN was most of the work of a large search, and building ldaptor's
     message objects most of the rest (the connection's entries come as
@@ -58,27 +64,16 @@ def _searchNames(client: LDAPClient, url: LDAPURL, mailAttributes: Sequence[str]
         or failing with the LDAP error it carries.
     """
     done = defer.Deferred()
-    uidName = url.attribute.lower().encode("utf-8")
-    mailNames = {a.lower().encode("utf-8") for a in mailAttributes}
-
-    def entry(dn: bytes, attributes) -> None:
-        # What nameRecord does, on the raw bytes (attribute names are ASCII).
-        uid, addresses = None, []
-        for name, values in attributes:
-            name = name.lower()
-            if name == uidName:
-                uid = values[0].decode("utf-8", "replace") if values else None
-            if name in mailNames:
-                addresses += [v.decode("utf-8", "replace") for v in values]
-        add(uid, addresses, dn.decode("utf-8", "replace"))
-
     # The connection is this search's alone: its entries come raw.
-    client.rawEntries = entry
+    client.rawEntries = addEntry
 
     def handle(response, controls) -> bool:
+        if isinstance(response, pureldap.LDAPSearchResultDone):
+            client.rawEntries = None
         if isinstance(response, pureldap.LDAPSearchResultEntry):
-            uid, addresses = nameRecord(response.attributes, url.attribute, mailAttributes)
-            add(uid, addresses, _text(response.objectName))
+            # One the fast decoder left to ldaptor (with controls, say).
+            addEntry(_bytes(response.objectName),
+                     [(_bytes(name), [_bytes(v) for v in values]) for name, values in response.attributes])
             return False
         if isinstance(response, pureldap.LDAPSearchResultDone):
             if done.called:

@@ -12,13 +12,15 @@ from twisted.trial.unittest import SynchronousTestCase
 
 import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
 from fbtwist.directory.mappedindex import (
+    CompactIndexBuilder,
+    CompactNameIndex,
     IndexFileError,
     MappedIndexFollower,
     MappedNameIndex,
     privateDirectory,
     writeIndexFile,
 )
-from fbtwist.directory.nameindex import indexOf
+from fbtwist.directory.nameindex import _MAX_TEMPLATES, indexOf
 from tests.names import NAMES, PEOPLE
 
 #: Records of every kind the rule tells apart: shared uids, shared local
@@ -113,6 +115,101 @@ class MappedIndexTests(SynchronousTestCase):
         self.assertEqual(os.stat(path).st_mode & 0o777, 0o700)
         os.chmod(path, 0o777)
         self.assertRaises(OSError, privateDirectory, path)
+
+
+def _utf8(text):
+    return None if text is None else text.encode("utf-8", "surrogatepass")
+
+
+def _compact(records) -> CompactNameIndex:
+    """
+    The index of C{records} (as L{indexOf} takes them) built from bytes,
+    as a load builds it.
+    """
+    builder = CompactIndexBuilder()
+    for uid, addresses, dn in records:
+        builder.add(_utf8(uid), [_utf8(a) for a in addresses], _utf8(dn))
+    return CompactNameIndex(b"".join(builder.parts()))
+
+
+class CompactBuilderTests(SynchronousTestCase):
+    """
+    The index built from a load's raw entries answers as the in-memory
+    index of the same entries does.
+    """
+
+    def assertSameAnswers(self, records, names):
+        index, compact = indexOf(records), _compact(records)
+        for name in names:
+            self.assertEqual(compact.get(name), index.get(name), name)
+            self.assertEqual(compact.login(name), index.login(name), name)
+        self.assertEqual((len(compact), compact.entries), (len(index), index.entries))
+
+    def test_sameAnswers(self):
+        """
+        Entries of every kind the rule tells apart: the same answers, for
+        every name in every case.
+        """
+        names = NAMES + [n.upper() for n in NAMES] + ["a,b", "josé", "JOSÉ", "nodn", "", "\udcff", "twin"]
+        self.assertSameAnswers(RECORDS, names)
+
+    def test_entries(self):
+        """
+        C{addEntry} takes an entry as a search returns it: attribute names
+        in any case, the first uid value, the values of every mail
+        attribute; other attributes are ignored.
+        """
+        builder = CompactIndexBuilder(b"uid", {b"mail", b"mailalternateaddress"})
+        builder.addEntry(b"uid=ann,dc=x", [(b"UID", [b"ann", b"anne"]), (b"cn", [b"Zed"]),
+                                           (b"Mail", [b"ann@x.example"]),
+                                           (b"mailAlternateAddress", [b"nan@y.example"])])
+        builder.addEntry(b"cn=nouid,dc=x", [(b"uid", []), (b"mail", [b"ghost@x.example"])])
+        index = CompactNameIndex(b"".join(builder.parts()))
+        self.assertEqual(index.login("ANN"), ("ann", "uid=ann,dc=x"))
+        self.assertEqual([index.get(n) for n in ("anne", "zed", "nan", "nan@y.example", "ghost")],
+                         [(False, None), (False, None), (True, "ann"), (True, "ann"), (True, None)])
+        self.assertEqual(index.entries, 2)
+
+    def test_notUTF8(self):
+        """
+        Values that are not UTF-8 are read as the in-memory index reads
+        them (with replacement characters), not refused.
+        """
+        builder = CompactIndexBuilder()
+        builder.add(b"b\xffb", [b"B\xff@x.example"], b"uid=b\xffb,dc=x")
+        index = CompactNameIndex(b"".join(builder.parts()))
+        self.assertEqual(index.login("B\ufffdB"), ("b\ufffdb", "uid=b\ufffdb,dc=x"))
+        self.assertEqual(index.get("b\ufffd"), (True, "b\ufffdb"))
+
+    def test_templates(self):
+        """
+        Past the most DN templates there may be, DNs are kept whole: every
+        login still binds as its own DN.
+        """
+        records = [(f"u{n}", [], f"uid=u{n},ou=o{n},dc=x") for n in range(_MAX_TEMPLATES + 50)]
+        records += [("v", ["v@x"], "uid=v,ou=o3,dc=x"), ("w", [], "cn=W,dc=x")]
+        self.assertSameAnswers(records, [r[0] for r in records] + ["v@x", "none"])
+
+    def test_many(self):
+        """
+        A hundred thousand users, one name of each in ten asked: all found;
+        names nobody has are not.
+        """
+        records = [(f"u{n}", [f"u{n}@example.com"], f"uid=u{n},{PEOPLE}") for n in range(100000)]
+        index = _compact(records)
+        for n in range(0, 100000, 10):
+            self.assertEqual(index.get(f"U{n}@EXAMPLE.com"), (True, f"u{n}"))
+            self.assertEqual(index.login(f"u{n}"), (f"u{n}", f"uid=u{n},{PEOPLE}"))
+        self.assertEqual([index.get(n) for n in ("u100000", "u1@example.org", "")], [(False, None)] * 3)
+
+    def test_damaged(self):
+        """
+        Content of the wrong size or version is refused.
+        """
+        data = b"".join(CompactIndexBuilder().parts())
+        CompactNameIndex(data)
+        for wrong in (data[:-1], data + b"\0", b"X" + data[1:], b""):
+            self.assertRaises(IndexFileError, CompactNameIndex, wrong)
 
 
 class _Directory:

@@ -1,0 +1,42 @@
+"""
+Giving the memory of a large, short-lived build back to the operating
+system.
+"""
+
+import ctypes
+import ctypes.util
+import sys
+from typing import Callable, Optional
+
+
+def _findTrim() -> Optional[Callable[[int], int]]:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc.malloc_trim
+    except (OSError, AttributeError):
+        # Not glibc (musl has no malloc_trim).
+        return None
+
+
+_trim = _findTrim()
+
+
+def releaseFreeMemory() -> bool:
+    """
+    Return the C heap's free memory to the operating system, where the C
+    library allows it (glibc's C{malloc_trim}).
+
+    Loading a million users' names allocates a few hundred MB for seconds
+    (the tables of the build, the file's parts before they are written);
+    once freed, glibc keeps most of it in the process (freed blocks of
+    the heap of the thread that built the file, and large blocks under its
+    raised mmap threshold) for allocations that never come: the process
+    would hold the memory of a second copy of the index for its life.
+
+    @return: Whether memory was released.
+    """
+    if _trim is None:
+        return False
+    return bool(_trim(0))
