@@ -395,28 +395,6 @@ function request()
   }, BODY)
 end
 """
-    if kind == "outbox":
-        # user000000 asks for the free/busy of 20 users in turn (fbtwist only:
-        # the peers have no CalDAV scheduling).
-        return header + """
-local HEAD = "BEGIN:VCALENDAR\\r\\nVERSION:2.0\\r\\nPRODID:-//bench//EN\\r\\nMETHOD:REQUEST\\r\\n"
-  .. "BEGIN:VFREEBUSY\\r\\nUID:bench\\r\\nDTSTAMP:20261206T000000Z\\r\\n"
-  .. "DTSTART:20261207T000000Z\\r\\nDTEND:20261214T000000Z\\r\\n"
-  .. "ORGANIZER:mailto:user000000@example.com\\r\\n"
-local TAIL = "END:VFREEBUSY\\r\\nEND:VCALENDAR\\r\\n"
-function request()
-  local lines = {HEAD}
-  for i = 1, 20 do
-    local uid = nextUser()
-    lines[#lines + 1] = "ATTENDEE:mailto:" .. uid .. "@example.com\\r\\n"
-  end
-  lines[#lines + 1] = TAIL
-  return wrk.format("POST", "/caldav/calendars/user000000/outbox/", {
-    ["Authorization"] = "Basic " .. base64("user000000:pw-000000"),
-    ["Content-Type"] = "text/calendar",
-  }, table.concat(lines))
-end
-"""
     raise ValueError(kind)
 
 
@@ -573,6 +551,173 @@ def writeTree(tree: str, users: int, body: bytes) -> None:
     writeFiles(tree, (userName(i) + ".vfb" for i in range(users)), body)
 
 
+# --- Finding a time, CalDAV free/busy, other organisations -------------------
+
+#: Attributes for rooms' seats and equipment (OpenLDAP's schema has none).
+ROOM_SCHEMA = """\
+attributetype ( 1.3.6.1.4.1.99999.7.1 NAME 'benchRoomSeats'
+    EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+attributetype ( 1.3.6.1.4.1.99999.7.2 NAME 'benchRoomEquipment'
+    EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 )
+objectclass ( 1.3.6.1.4.1.99999.7.3 NAME 'benchRoom' AUXILIARY
+    MAY ( benchRoomSeats $ benchRoomEquipment $ uid $ mail ) )
+"""
+ROOMS = "ou=rooms," + SUFFIX
+#: The find row's people: users from the middle of the directory.
+FIND_PEOPLE = [userName(20 + i) for i in range(20)]
+FIND_ROOMS = [f"room{i:02d}" for i in range(15)]
+#: fbtwist's options for the rooms of L{RoomDirectory}.
+ROOM_OPTIONS = ["--room-base", ROOMS, "--room-capacity-attribute", "benchRoomSeats",
+                "--room-equipment-attribute", "benchRoomEquipment"]
+#: The domain the (g) rows' other organisation answers for.
+PARTNER = "partner.example"
+
+
+class RoomDirectory(UserDirectory):
+    """
+    L{UserDirectory} and 15 rooms (4 to 18 seats, every other one with a
+    projector) below C{ou=rooms}.
+    """
+
+    def __init__(self, basedir: str, count: int):
+        super().__init__(basedir, count)
+        self.schema = ROOM_SCHEMA
+        rooms = [f"dn: {ROOMS}\nobjectClass: organizationalUnit\nou: rooms\n"]
+        for number, uid in enumerate(FIND_ROOMS):
+            rooms.append(f"dn: uid={uid},{ROOMS}\nobjectClass: room\nobjectClass: benchRoom\ncn: Room {number}\n"
+                         f"uid: {uid}\nbenchRoomSeats: {4 + number}\n"
+                         f"benchRoomEquipment: {'projector' if number % 2 else 'whiteboard'}\n")
+        self.ldif += "\n" + "\n".join(rooms)
+
+
+def writeFindFiles(tree: str) -> None:
+    """
+    The find row's people (six meetings a day for two weeks, three of them
+    with working hours of their own in other zones) and rooms (eight
+    bookings a day), as bench/find.py makes them.
+    """
+    from bench import find
+
+    for uid in FIND_PEOPLE:
+        writeFiles(tree, [uid + ".vfb"], find.freeBusy(6))
+    for uid, zone in zip(FIND_PEOPLE[:3], ("America/New_York", "Asia/Tokyo", "Europe/London")):
+        writeFiles(tree, [uid + ".avail.ics"], find.availability(zone))
+    for uid in FIND_ROOMS:
+        writeFiles(tree, [uid + ".vfb"], find.freeBusy(8))
+
+
+FIND_PATH = ("/calendar/find?who=" + ",".join(FIND_PEOPLE) + "&duration=PT1H&start=20260323T000000Z"
+             "&end=20260406T000000Z&workhours=1&rooms=1&capacity=6&equipment=projector&quorum=10&limit=10")
+
+
+def outboxBody(attendees: List[int]) -> bytes:
+    """
+    What Apple Calendar posts to user000000's outbox to see the free/busy
+    of C{attendees} (user indexes) for a week.
+    """
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//bench//EN", "METHOD:REQUEST", "BEGIN:VFREEBUSY",
+             "UID:bench", "DTSTAMP:20261206T000000Z", "DTSTART:20210104T000000Z", "DTEND:20210111T000000Z",
+             f"ORGANIZER:mailto:{userName(0)}@example.com"]
+    lines += [f"ATTENDEE:mailto:{userName(index)}@example.com" for index in attendees]
+    lines += ["END:VFREEBUSY", "END:VCALENDAR", ""]
+    return "\r\n".join(lines).encode("ascii")
+
+
+def paced(results: Results, users: int, name: str, serverName: str, server, rate: float, makeRequest,
+          duration: float) -> None:
+    with PeakRSS(server.pid) as rss:
+        raw, elapsed = runPaced(server.port, {name: (rate, makeRequest)}, duration)
+    summary = summarize(raw, elapsed)
+    summary["rss"] = rss.peak
+    results.add(users, name, serverName, summary)
+
+
+def scheduling(args, results: Results, users: int, servers) -> None:
+    """
+    (e) CalDAV outbox POSTs for 20 attendees and (f) finding a time for 20
+    people and 15 rooms, each at a constant rate (open loop, as the mixed
+    load): the targets are how long one answer takes on a server that
+    keeps up, not how many a closed loop can queue.
+    """
+    authorization = basicAuthorization(userName(0), userPassword(0))
+
+    def outboxRequest(index, choose=pick(users, 13)):
+        body = outboxBody([choose(index * 20 + k) for k in range(20)])
+        return (f"POST /caldav/calendars/{userName(0)}/outbox/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Authorization: {authorization}\r\nContent-Type: text/calendar\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+    def findRequest(index):
+        return f"GET {FIND_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+
+    for serverName, server in servers.items():
+        if not serverName.startswith("fbtwist"):
+            continue
+        if "e" in args.workloads:
+            status, answer = request(server.port, "POST", f"/caldav/calendars/{userName(0)}/outbox/",
+                                     outboxBody(range(1, 21)), {"Authorization": authorization,
+                                                                "Content-Type": "text/calendar"}, timeout=60)
+            if status != 200 or answer.count(b"2.0;Success") != 20:
+                results.notes.append(f"- {serverName} answered {status} to an outbox POST with {users} users: "
+                                     f"{answer[:200]!r}")
+            paced(results, users, f"(e) CalDAV outbox POST, 20 attendees, {args.outbox_rate:g}/s", serverName,
+                  server, args.outbox_rate, outboxRequest, args.paced_duration)
+        if "f" in args.workloads:
+            status, answer = request(server.port, "GET", FIND_PATH, timeout=60)
+            if status != 200 or b'"start"' not in answer:
+                results.notes.append(f"- {serverName} answered {status} to find with {users} users: {answer[:200]!r}")
+            paced(results, users, f"(f) find, 20 people + 15 rooms, 2 weeks, {args.find_rate:g}/s", serverName,
+                  server, args.find_rate, findRequest, args.paced_duration)
+
+
+def federation(args, results: Results, workdir: str, users: int, servers) -> None:
+    """
+    (g) lookups of other organisations' addresses once their answers are
+    cached, against lookups of our own addresses: the same number of names
+    (each asked once before, so the cache holds them), the same form of
+    URL, the same closed loop.
+    """
+    names = min(users, args.federated_names)
+    local = luaNames([f"{userName(i)}@example.com" for i in range(names)], args.threads)
+    remote = luaNames([f"{userName(i)}@{PARTNER}" for i in range(names)], args.threads)
+    for serverName, server in servers.items():
+        if not serverName.startswith("fbtwist"):
+            continue
+        for index in range(names):
+            for domain in ("example.com", PARTNER):
+                request(server.port, "GET", f"/calendar/{userName(index)}@{domain}.vfb", timeout=30)
+        rounds = {"local": [], "federated": []}
+        for round in range(args.rounds):
+            for kind, script in (("local", local), ("federated", remote)):
+                rounds[kind].append(runWrk(server.port, script, workdir, args.duration, args.threads,
+                                           args.connections, server.pid))
+        for kind in ("local", "federated"):
+            results.add(users, f"(g) lookup GET, {names} {kind} addresses"
+                        + (" (cached)" if kind == "federated" else ""), serverName, median(rounds[kind]))
+
+
+def luaNames(names: List[str], threads: int) -> str:
+    """
+    A wrk script asking for C{/calendar/<name>.vfb} round-robin over
+    C{names}.
+    """
+    listed = ",".join(f'"{name}"' for name in names)
+    return f"""NAMES = {{{listed}}}
+THREADS = {threads}
+local threadCount = 0
+function setup(thread)
+  thread:set("threadIndex", threadCount)
+  threadCount = threadCount + 1
+end
+local counter = 0
+function request()
+  local name = NAMES[(threadIndex + counter * THREADS) % #NAMES + 1]
+  counter = counter + 1
+  return wrk.format("GET", "/calendar/" .. name .. ".vfb")
+end
+"""
+
+
 def writeFolder(folder: str, count: int) -> None:
     writeFiles(folder, (f"file{i:06d}.vfb" for i in range(count)), calendarBody("folder"))
 
@@ -709,19 +854,15 @@ def checkPublish(port: int, body: bytes) -> int:
 
 
 def closedLoop(args, results: Results, workdir, users, servers, body):
-    for workload in [w for letter, w in (("a", "lookup"), ("b", "publish"), ("e", "outbox"))
-                     if letter in args.workloads]:
-        name = {"lookup": "(a) lookup GET", "publish": "(b) publish PUT",
-                "outbox": "(e) CalDAV outbox POST, 20 attendees"}[workload]
+    for workload in [w for letter, w in (("a", "lookup"), ("b", "publish")) if letter in args.workloads]:
+        name = {"lookup": "(a) lookup GET", "publish": "(b) publish PUT"}[workload]
         script = luaScript(workload, users, args.threads, body)
-        # CalDAV scheduling is fbtwist's alone.
-        serving = {n: s for n, s in servers.items() if workload != "outbox" or n.startswith("fbtwist")}
-        rounds = {server: [] for server in serving}
+        rounds = {server: [] for server in servers}
         for round in range(args.rounds):
-            for serverName, server in serving.items():
+            for serverName, server in servers.items():
                 rounds[serverName].append(runWrk(server.port, script, workdir, args.duration, args.threads,
                                                  args.connections, server.pid))
-        for serverName in serving:
+        for serverName in servers:
             results.add(users, name, serverName, median(rounds[serverName]))
 
 
@@ -1158,7 +1299,22 @@ def targets(rows) -> List[str]:
         if row["workload"].startswith("(e)") and row["users"] >= 100000 and row["server"].startswith("fbtwist"):
             met = "yes" if row["p99"] < 20 and not row["errors"] else "**no**"
             lines.append(f"| CalDAV outbox POST for 20 attendees, p99 < 20 ms, {row['users']:,} users | "
-                         f"{row['server']}: p99 {row['p99']:.1f} ms, {row['errors']} errors | {met} |")
+                         f"{row['server']}: p99 {row['p99']:.1f} ms at {row['rps']:.1f}/s, {row['errors']} errors "
+                         f"| {met} |")
+        if row["workload"].startswith("(f)") and row["users"] >= 100000 and row["server"].startswith("fbtwist"):
+            met = "yes" if row["p99"] < 100 and not row["errors"] else "**no**"
+            lines.append(f"| find for 20 people and 15 rooms over two weeks, p99 < 100 ms, {row['users']:,} users | "
+                         f"{row['server']}: p99 {row['p99']:.1f} ms at {row['rps']:.1f}/s, {row['errors']} errors "
+                         f"| {met} |")
+        if row["workload"].startswith("(g)") and "federated" in row["workload"] and row["users"] >= 100000:
+            local = byKey.get((row["users"], row["workload"].replace("federated", "local").replace(" (cached)", ""),
+                               row["server"]))
+            if local and local["rps"] and not row["errors"]:
+                ratio = row["rps"] / local["rps"]
+                met = "yes" if ratio >= 0.9 else "**no**"
+                lines.append(f"| cached federated lookups within 10% of local ones, {row['users']:,} users | "
+                             f"{row['server']}: {ratio:.2f}× ({row['rps']:,.0f} vs {local['rps']:,.0f} req/s) "
+                             f"| {met} |")
     return lines + [""]
 
 
@@ -1286,9 +1442,15 @@ def parseArguments(argv):
                         help="also the million-user run: slapd with --million-users users, fbtwist alone "
                              "(takes many minutes)")
     parser.add_argument("--million-users", type=int, default=1000000, help="users of the --million run")
-    parser.add_argument("--workloads", default="abcde",
+    parser.add_argument("--workloads", default="abcdefg",
                         help="which workloads: a lookup, b publish, c PROPFIND, d mixed, e CalDAV outbox POST "
-                             "for 20 attendees (default abcde)")
+                             "for 20 attendees, f finding a time for 20 people and 15 rooms, g lookups of "
+                             "another organisation's cached addresses against our own (default abcdefg)")
+    parser.add_argument("--outbox-rate", type=float, default=20, help="outbox POSTs a second (e)")
+    parser.add_argument("--find-rate", type=float, default=5, help="finds a second (f)")
+    parser.add_argument("--paced-duration", type=float, default=20, help="seconds of each of e and f")
+    parser.add_argument("--federated-names", type=int, default=500,
+                        help="how many addresses, ours and the other organisation's, g asks for")
     parser.add_argument("--profile", action="store_true", help="profile fbtwist with py-spy (first user count)")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 100 users, 1,000-file PROPFIND, 2 s runs, 1 round")
@@ -1297,7 +1459,7 @@ def parseArguments(argv):
     args = parser.parse_args(argv)
     if args.quick:
         args.users, args.propfind, args.duration, args.propfind_duration = "100", "1000", 2, 2
-        args.mixed_duration, args.rounds = 3, 1
+        args.mixed_duration, args.rounds, args.paced_duration = 3, 1, 3
     if "c" not in args.workloads:
         args.propfind = ""
     args.users = [int(n) for n in args.users.split(",") if n]
@@ -1324,15 +1486,27 @@ def main(argv=None):
         for users in args.users:
             print(f"== {users:,} users", flush=True)
             base = os.path.join(workdir, f"users{users}")
-            directory = UserDirectory(os.path.join(base, "ldap"), users)
+            directory = RoomDirectory(os.path.join(base, "ldap"), users)
             began = time.monotonic()
             directory.start()
             print(f"  slapd with {users:,} users ready in {time.monotonic() - began:.1f} s", flush=True)
+            partner = None
             try:
                 tree = os.path.join(base, "tree")
                 writeTree(tree, users, body)
+                writeFindFiles(tree)
                 chownTree(tree)
-                servers = startServers(args, base, tree, directory, results=results)
+                extra = list(ROOM_OPTIONS)
+                if "g" in args.workloads:
+                    # The other organisation: a second fbtwist on the same
+                    # directory and files, its users' addresses @PARTNER for
+                    # the servers measured.
+                    partner = FbtwistProcess(tree, directory.searchURL,
+                                             logPath=os.path.join(base, "partner.log")).start()
+                    waitForLogLines(partner.logPath, "name index loaded", 1)
+                    template = f"http://127.0.0.1:{partner.port}/calendar/%NAME%@example.com.vfb"
+                    extra += ["--federate", f"{PARTNER}={template}", "--federation-allow-networks", "127.0.0.0/8"]
+                servers = startServers(args, base, tree, directory, extra=extra, results=results)
                 try:
                     for serverName, server in servers.items():
                         status = checkPublish(server.port, body)
@@ -1343,11 +1517,16 @@ def main(argv=None):
                     closedLoop(args, results, base, users, servers, body)
                     if "d" in args.workloads:
                         mixed(args, results, users, servers, body)
+                    scheduling(args, results, users, servers)
+                    if "g" in args.workloads:
+                        federation(args, results, base, users, servers)
                     if args.profile and not hot:
                         hot = profile(args, base, users, servers, body)
                 finally:
                     stopServers(servers)
             finally:
+                if partner is not None:
+                    partner.stop()
                 directory.stop()
         if args.propfind:
             print("== PROPFIND", flush=True)
