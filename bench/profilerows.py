@@ -61,6 +61,7 @@ def main(argv=None) -> None:
     parser.add_argument("--users", type=int, default=100000)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--stats", help="keep the cProfile statistics in this file")
     args = parser.parse_args(argv)
     workdir = tempfile.mkdtemp(prefix="fbtwist-profile-")
     directory = RoomDirectory(os.path.join(workdir, "ldap"), args.users)
@@ -98,7 +99,11 @@ def main(argv=None) -> None:
         print(f"row {args.row}: {args.requests} requests in {took:.2f} s ({took / args.requests * 1000:.2f} ms each, "
               f"statuses {statuses}), load average {load}; the profile includes the warm-up")
         server.stop(60)
+        if args.stats:
+            shutil.copy(stats, args.stats)
         profile = pstats.Stats(stats)
+        # The requests' own code (not the name index's load at the start).
+        profile.sort_stats("cumulative").print_stats("fbtwist/(web|access|calendar|availability|remote)", args.top)
         profile.sort_stats("calls").print_stats(args.top)
         profile.sort_stats("tottime").print_stats(args.top)
     finally:

@@ -13,7 +13,7 @@ import functools
 import hashlib
 from datetime import datetime, timedelta, timezone
 from enum import Enum
-from typing import NamedTuple, Optional, Tuple, Union
+from typing import List, NamedTuple, Optional, Tuple, Union
 from zoneinfo import ZoneInfo
 
 from twisted.logger import Logger
@@ -230,6 +230,9 @@ class FreeBusyVisibility:
         self.applyWorkingHours = applyWorkingHours
         #: Parsed C{.avail.ics} files by entity tag (C{False}: unreadable).
         self._hoursCache = LRUCache(1024)
+        #: The time outside working hours by (hours, start, end): the people
+        #: of one question who share the site's hours expand them once.
+        self._outsideHours = LRUCache(256)
         self.federation = federation
         self.feeds = feeds
         self.busyTime = None if store is None else BusyTime.install(store, clock, defaultZone, expandLimit)
@@ -293,8 +296,12 @@ class FreeBusyVisibility:
         if not isinstance(target, Person):
             return None
         known, uid = self.resolvedNow(target.name)
-        if not known or uid is None:
+        if not known:
             return None
+        if uid is None:
+            # Another organisation's address whose answer is in memory.
+            remote = self.federation.lookupNow(target.name) if self.isFederated(target.name) else None
+            return None if remote is None else self._remoteVisible(target.name, remote, timeRange)
         published = self.published(uid)
         if self._hasFeeds(uid):
             return None
@@ -407,13 +414,25 @@ class FreeBusyVisibility:
         fb = answer.freeBusy
         if model is not None and fb.start is not None and fb.end is not None:
             try:
-                extra = unavailable(model, fb.start, fb.end)
+                extra = self._unavailable(model, fb.start, fb.end)
             except derive.TooExpensive:
                 self.log.warn("the working hours of {uid} are too expensive to expand: not applied",
                               uid=answer.owner)
             else:
                 fb = FreeBusy(sorted(list(fb.periods) + extra), fb.start, fb.end, fb.organizer)
         return Visible(fb, answer.owner, variantETag(answer.etag, "hours", tag), max(answer.modified, modified))
+
+    def _unavailable(self, model: Availability, start: datetime, end: datetime) -> List[freebusy.Period]:
+        """
+        L{unavailable}, remembered for recent ranges (read only: callers
+        copy before they change).
+        """
+        key = (model, start, end)
+        periods = self._outsideHours.get(key)
+        if periods is None:
+            periods = unavailable(model, start, end)
+            self._outsideHours.put(key, periods)
+        return periods
 
     def workingHoursOf(self, uid: str) -> Tuple[Optional[Availability], str, float]:
         """
@@ -574,6 +593,9 @@ class FreeBusyVisibility:
             return HIDDEN
         if remote is None:
             return HIDDEN
+        return self._remoteVisible(name, remote, timeRange, group)
+
+    def _remoteVisible(self, name: str, remote, timeRange: Optional[TimeRange], group: bool = False) -> Visible:
         fb = remote.freeBusy
         if timeRange is not None:
             fb = FreeBusy(freebusy.clipPeriods(fb.periods, timeRange.start, timeRange.end),

@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from typing import List, Optional
 from xml.sax.saxutils import escape
 
+from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web import http
 
@@ -204,6 +205,20 @@ async def _answerFor(view, request: FreeBusyRequest, attendee: str, stamp: datet
     return _response(attendee, SUCCESS, reply)
 
 
+async def _together(answers) -> List[str]:
+    """
+    The results of the coroutines C{answers}, in their order, all run at
+    once: an attendee whose directory search or other organisation is slow
+    does not hold up the others (each attendee's wait is its own, not the
+    sum of all before it).
+    """
+    try:
+        return await defer.gatherResults([defer.Deferred.fromCoroutine(answer) for answer in answers],
+                                         consumeErrors=True)
+    except defer.FirstError as e:
+        e.subFailure.raiseException()
+
+
 async def post(view, node, request) -> None:
     if node.name != view.uid:
         raise CalDAVError(http.FORBIDDEN, "organizer-allowed", "post free/busy requests to your own outbox")
@@ -218,7 +233,7 @@ async def post(view, node, request) -> None:
                           "the ORGANIZER (and Originator) must be one of your own calendar user addresses")
     stamp = view.service.now().replace(microsecond=0)
     started = view.service.lookup.visibility.clock.seconds()
-    parts = [await _answerFor(view, parsed, attendee, stamp, started) for attendee in parsed.attendees]
+    parts = await _together(_answerFor(view, parsed, attendee, stamp, started) for attendee in parsed.attendees)
     body = (XML_DECLARATION + f'<C:schedule-response xmlns:D="DAV:" xmlns:C="{CALDAV}">'
             + "".join(parts) + "</C:schedule-response>\n").encode("utf-8")
     request.setResponseCode(http.OK)
