@@ -62,8 +62,14 @@ class _Cursor:
         return index == len(spans) or spans[index][0] >= end
 
 
+def _utc(moment: datetime) -> datetime:
+    # Most periods are in UTC already (free/busy files are written so), and
+    # astimezone() would copy each of them.
+    return moment if moment.tzinfo is timezone.utc else moment.astimezone(timezone.utc)
+
+
 def _busySpans(periods: Iterable[Period]) -> List[Span]:
-    return union((p.start.astimezone(timezone.utc), p.end.astimezone(timezone.utc)) for p in periods if p.isBusy)
+    return union((_utc(p.start), _utc(p.end)) for p in periods if p.isBusy)
 
 
 def candidates(start: datetime, end: datetime, duration: timedelta, step: timedelta = STEP,

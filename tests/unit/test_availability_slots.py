@@ -169,6 +169,18 @@ class FindSlotsTests(unittest.SynchronousTestCase):
                 findSlots(**arguments)
             self.assertIn(expected, str(caught.exception))
 
+    def test_periodsInOtherZones(self):
+        """
+        Busy periods given in other zones (unsorted, overlapping, unmerged)
+        block the same slots as the same times in UTC.
+        """
+        inBerlin = [Period(datetime(2026, 1, 5, 11, tzinfo=BERLIN), datetime(2026, 1, 5, 12, tzinfo=BERLIN)),
+                    Period(utc(2026, 1, 5, 9, 30), utc(2026, 1, 5, 10, 30), BUSY_TENTATIVE)]
+        inUTC = [Period(utc(2026, 1, 5, 9, 30), utc(2026, 1, 5, 11))]
+        start, end = utc(2026, 1, 5, 9), utc(2026, 1, 5, 13)
+        slots = findSlots({"ann": inBerlin}, start, end, HOUR, step=timedelta(minutes=30), limit=10)
+        self.assertEqual(starts(slots), ["01-05 11:00", "01-05 11:30", "01-05 12:00"])
+        self.assertEqual(slots, findSlots({"ann": inUTC}, start, end, HOUR, step=timedelta(minutes=30), limit=10))
 
 # --- property tests ---
 
