@@ -7,6 +7,7 @@ Nothing here parses iCalendar (that is L{fbtwist.calendar.ical}, the only module
 imports C{icalendar}); everything here is pure and works in UTC.
 """
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -262,9 +263,13 @@ def formatUTC(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
+@functools.lru_cache(maxsize=8192)
 def _jcalUTC(moment: datetime) -> str:
     # Formatted by hand: strftime was most of the time of rendering a file
-    # (every lookup answer is rendered, two moments per period).
+    # (every lookup answer is rendered, two moments per period).  Busy times
+    # fall on few moments (quarter hours, mostly), so recent ones are
+    # remembered: a CalDAV answer for 20 people renders hundreds of them.
+    # (Equal instants in any zone are one key, and give one UTC text.)
     if moment.tzinfo is not timezone.utc:
         moment = moment.astimezone(timezone.utc)
     return (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"

@@ -191,6 +191,22 @@ class RenderTests(unittest.SynchronousTestCase):
         self.assertIn(["freebusy", {"fbtype": "BUSY-TENTATIVE"}, "period",
                        ["2021-01-05T09:00:00Z", "2021-01-05T10:00:00Z"]], props)
 
+    def test_sameInstantAnyZone(self):
+        """
+        A moment is written in UTC whatever zone it was given in, also when
+        the same instant was written before in another zone (and after).
+        """
+        from zoneinfo import ZoneInfo
+
+        berlin = ZoneInfo("Europe/Berlin")
+        inBerlin = FreeBusy([Period(datetime(2021, 1, 5, 8, tzinfo=berlin), datetime(2021, 1, 5, 9, 13, 7,
+                                                                                      tzinfo=berlin))])
+        inUTC = FreeBusy([Period(t(7), t(8) + timedelta(minutes=13, seconds=7))])
+        first = freebusy.renderICalendar(inUTC, "u1", self.stamp)
+        self.assertIn(b"FREEBUSY:20210105T070000Z/20210105T081307Z\r\n", first)
+        self.assertEqual(freebusy.renderICalendar(inBerlin, "u1", self.stamp), first)
+        self.assertEqual(freebusy.renderICalendar(inUTC, "u1", self.stamp), first)
+
 
 class ReadTests(unittest.SynchronousTestCase):
     """
