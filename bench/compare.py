@@ -459,10 +459,15 @@ def runWrk(port: int, script: str, workdir: str, duration: float, threads: int, 
         f.write(script)
     argv = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration:g}s", "--latency",
             "--timeout", timeout, "-s", scriptPath, f"http://127.0.0.1:{port}/"]
+    cpu = processTreeCPU(pid)
     with PeakRSS(pid) as rss:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=duration * 3 + 120)
+    cpu = processTreeCPU(pid) - cpu
     result = parseWrk(out.stdout)
     result["rss"] = rss.peak
+    # The server's CPU time per request: unlike the rate, it does not
+    # depend on what else the machine runs.
+    result["cpu"] = cpu / max(1, result["requests"]) * 1000
     if out.returncode != 0:
         result["errors"] += 1
         result["note"] = out.stderr.strip()[:200]
@@ -623,12 +628,37 @@ def outboxBody(attendees: List[int]) -> bytes:
     return "\r\n".join(lines).encode("ascii")
 
 
+def processTreeCPU(pid: int) -> float:
+    """
+    The CPU time (user and system, seconds) C{pid} and its descendants
+    have used so far.
+    """
+    ticks = 0
+    for current in [pid] + _descendants(pid):
+        try:
+            with open(f"/proc/{current}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def paced(results: Results, users: int, name: str, serverName: str, server, rate: float, makeRequest,
           duration: float) -> None:
+    """
+    C{makeRequest}'s requests at C{rate} for C{duration} seconds; the row
+    notes the server's CPU time per request, which, unlike the latency,
+    does not depend on what else the machine runs.
+    """
+    cpu = processTreeCPU(server.pid)
     with PeakRSS(server.pid) as rss:
         raw, elapsed = runPaced(server.port, {name: (rate, makeRequest)}, duration)
+    cpu = processTreeCPU(server.pid) - cpu
     summary = summarize(raw, elapsed)
     summary["rss"] = rss.peak
+    summary["cpu"] = cpu / max(1, len(raw)) * 1000
+    summary["note"] = "; ".join(filter(None, [summary.get("note"), f"server CPU {summary['cpu']:.1f} ms a request"]))
     results.add(users, name, serverName, summary)
 
 
@@ -692,8 +722,11 @@ def federation(args, results: Results, workdir: str, users: int, servers) -> Non
                 rounds[kind].append(runWrk(server.port, script, workdir, args.duration, args.threads,
                                            args.connections, server.pid))
         for kind in ("local", "federated"):
+            row = median(rounds[kind])
+            row["cpu"] = sorted(r["cpu"] for r in rounds[kind])[len(rounds[kind]) // 2]
+            row["note"] = f"server CPU {row['cpu'] * 1000:.0f} µs a request"
             results.add(users, f"(g) lookup GET, {names} {kind} addresses"
-                        + (" (cached)" if kind == "federated" else ""), serverName, median(rounds[kind]))
+                        + (" (cached)" if kind == "federated" else ""), serverName, row)
 
 
 def luaNames(names: List[str], threads: int) -> str:
@@ -1312,8 +1345,10 @@ def targets(rows) -> List[str]:
             if local and local["rps"] and not row["errors"]:
                 ratio = row["rps"] / local["rps"]
                 met = "yes" if ratio >= 0.9 else "**no**"
+                cpu = (f"; server CPU {row['cpu'] * 1000:.0f} vs {local['cpu'] * 1000:.0f} µs a request"
+                       if row.get("cpu") and local.get("cpu") else "")
                 lines.append(f"| cached federated lookups within 10% of local ones, {row['users']:,} users | "
-                             f"{row['server']}: {ratio:.2f}× ({row['rps']:,.0f} vs {local['rps']:,.0f} req/s) "
+                             f"{row['server']}: {ratio:.2f}× ({row['rps']:,.0f} vs {local['rps']:,.0f} req/s{cpu}) "
                              f"| {met} |")
     return lines + [""]
 
@@ -1366,6 +1401,16 @@ def markdown(args, results: Results, hot, started, finished, others) -> str:
         f"the peak RSS of all rounds (the whole process tree: Apache's children, fbtwist's workers). "
         f"The mixed load is open-loop at a constant rate for {args.mixed_duration} s (bench/pace.py, latency "
         "counted from when each request was due).",
+        "",
+        f"(e) CalDAV outbox POSTs (user000000 asks for 20 random users' week) at {args.outbox_rate:g}/s and (f) "
+        f"finding a time (20 people with six meetings a day, three with working hours of their own in other zones, "
+        f"15 rooms with eight bookings a day, two weeks, PT15M steps, working hours, a quorum of 10, rooms for 6 "
+        f"with a projector) at {args.find_rate:g}/s are open loop too, for {args.paced_duration:g} s each: their "
+        "targets are the time one answer takes on a server that keeps up. Each notes the server's CPU time per "
+        "request, which does not depend on what else runs on the machine. (g) compares, in the same closed loop, "
+        f"lookups of {args.federated_names} of our users' addresses with lookups of as many addresses at "
+        f"{PARTNER}, a second fbtwist on the same directory and files standing in for the other organisation "
+        "(`--federate`), each address asked for once before so that its answer is cached.",
         "",
     ]
     if args.wsgidav_python:
