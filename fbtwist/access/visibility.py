@@ -296,10 +296,10 @@ class FreeBusyVisibility:
         if not isinstance(target, Person):
             return None
         known, uid = self.resolvedNow(target.name)
-        if not known:
-            return None
         if uid is None:
-            # Another organisation's address whose answer is in memory.
+            # Another organisation's address whose answer is in memory: it
+            # was fetched because nobody here had the name (the directory is
+            # asked first), and is asked again once that answer expires.
             remote = self.federation.lookupNow(target.name) if self.isFederated(target.name) else None
             return None if remote is None else self._remoteVisible(target.name, remote, timeRange)
         published = self.published(uid)

@@ -55,7 +55,11 @@ class _Directory:
 
     nameIndex = None
 
+    def __init__(self):
+        self.asked = []
+
     def resolveName(self, name):
+        self.asked.append(name)
         return defer.succeed(None)
 
 
@@ -72,7 +76,8 @@ class FreshAnswerTests(SynchronousTestCase):
         self.cache = FetchCache(self.fetcher, self.clock, validate=readRemoteFreeBusy, ttl=60, maxStale=120,
                                 retryAfter=30, metrics=self.metrics)
         self.source = FederatedFreeBusy(self.cache, {TEMPLATE.domain: TEMPLATE}, findURL=self.findURL)
-        self.visibility = FreeBusyVisibility(None, _Directory(), self.clock, federation=self.source,
+        self.directory = _Directory()
+        self.visibility = FreeBusyVisibility(None, self.directory, self.clock, federation=self.source,
                                              names=NameCache(clock=self.clock.seconds))
 
     async def findURL(self, address):
@@ -133,6 +138,19 @@ class FreshAnswerTests(SynchronousTestCase):
         self.assertEqual(now, waited)
         self.assertEqual([(p.start.hour, p.end.hour) for p in now.freeBusy.periods], [(9, 10)])
         self.assertEqual(len(self.fetcher.calls), 1)
+
+    def test_visibilityNowWithoutDirectory(self):
+        """
+        While the other organisation's answer is fresh, the directory is not asked again about its address
+        (it was asked before the fetch), also once the name cache forgot that nobody here has it.
+        """
+        self.ask("alice@partner.example")
+        self.assertEqual(self.directory.asked, ["alice@partner.example"])
+        self.clock.advance(30)  # the name cache keeps "nobody" for 10 seconds
+        self.assertEqual(self.visibility.names.get("alice@partner.example"), (False, None))
+        self.assertIsNotNone(self.visibility.freeBusyForNow(ANONYMOUS_VIEWER, Person("alice@partner.example"), DAY))
+        self.assertEqual(self.directory.asked, ["alice@partner.example"])
+        self.assertIsNone(self.visibility.freeBusyForNow(ANONYMOUS_VIEWER, Person("bob@elsewhere.example"), DAY))
 
     def test_visibilityNowNotStale(self):
         """
