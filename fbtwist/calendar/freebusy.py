@@ -358,9 +358,12 @@ def calAddress(value: str) -> str:
     return value if _URI_SCHEME.match(value) else "mailto:" + value
 
 
+_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f]")
+
+
 def _safeCalAddress(value: str) -> str:
     # Control characters could break the line structure.
-    return "".join(c for c in value if c >= " " and c != "\x7f")
+    return _CONTROL_CHARACTERS.sub("", value)
 
 
 def renderICalendar(fb: FreeBusy, uid: str, stamp: datetime, style: str = STYLE_PUBLISHED, method: str = "PUBLISH",

@@ -207,6 +207,16 @@ class RenderTests(unittest.SynchronousTestCase):
         self.assertEqual(freebusy.renderICalendar(inBerlin, "u1", self.stamp), first)
         self.assertEqual(freebusy.renderICalendar(inUTC, "u1", self.stamp), first)
 
+    def test_controlCharactersInAddresses(self):
+        """
+        Control characters in an organizer or attendee address are left
+        out, so that no line can be added through them.
+        """
+        fb = FreeBusy([], t(0), t(1), "mailto:alice@example.com\r\nX-EVIL:1\x7f")
+        data = freebusy.renderICalendar(fb, "u1", self.stamp, method="REPLY", attendee="bob@example.com\n\tX")
+        self.assertIn(b"\r\nORGANIZER:mailto:alice@example.comX-EVIL:1\r\n", data)
+        self.assertIn(b"\r\nATTENDEE:mailto:bob@example.comX\r\n", data)
+
 
 class ReadTests(unittest.SynchronousTestCase):
     """
