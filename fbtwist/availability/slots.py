@@ -18,6 +18,8 @@ from fbtwist.availability.model import Availability, Span, unavailable, union
 from fbtwist.calendar.freebusy import Period
 
 STEP = timedelta(minutes=15)
+#: Zones that are UTC by another name.
+_UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu"})
 
 
 class Slot(NamedTuple):
@@ -86,6 +88,13 @@ def candidates(start: datetime, end: datetime, duration: timedelta, step: timede
         while moment + duration <= end:
             yield moment
             moment += step
+        return
+    if zone is timezone.utc or getattr(zone, "key", None) in _UTC_NAMES:
+        # No clock changes: every step from a midnight (the default zone
+        # of most sites, without the work of the general case below).
+        start = start.astimezone(timezone.utc)
+        midnight = datetime(start.year, start.month, start.day, tzinfo=timezone.utc)
+        yield from candidates(midnight - ((midnight - start) // step) * step, end, duration, step)
         return
     day = start.astimezone(zone).date() - timedelta(days=1)
     last = end.astimezone(zone).date()
