@@ -376,8 +376,15 @@ def renderICalendar(fb: FreeBusy, uid: str, stamp: datetime, style: str = STYLE_
     """
     lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:" + PRODID, "METHOD:" + method, "BEGIN:VFREEBUSY"]
     for name, params, kind, value in _properties(fb, uid, stamp, style, attendee):
-        head = name.upper() + "".join(f";{k.upper()}={v}" for k, v in params.items())
-        text = _safeCalAddress(value) if kind == "cal-address" else _icalValue(kind, value)
+        head = name.upper() + "".join(f";{k.upper()}={v}" for k, v in params.items()) if params else name.upper()
+        if kind == "period":
+            # Most lines are periods: written here without _icalValue's calls.
+            text = (value[0].replace("-", "").replace(":", "") + "/"
+                    + value[1].replace("-", "").replace(":", ""))
+        elif kind == "cal-address":
+            text = _safeCalAddress(value)
+        else:
+            text = _icalValue(kind, value)
         lines.append(head + ":" + text)
     lines += ["END:VFREEBUSY", "END:VCALENDAR"]
     return b"".join(_fold(line) for line in lines)
