@@ -1414,7 +1414,8 @@ def markdown(args, results: Results, hot, started, finished, others) -> str:
         "request, which does not depend on what else runs on the machine. (g) compares, in the same closed loop, "
         f"lookups of {args.federated_names} of our users' addresses with lookups of as many addresses at "
         f"{PARTNER}, a second fbtwist on the same directory and files standing in for the other organisation "
-        "(`--federate`), each address asked for once before so that its answer is cached.",
+        "(`--federate`), every address asked for in a round not counted before, so that every worker has its "
+        "answer cached.",
         "",
     ]
     if args.wsgidav_python:
