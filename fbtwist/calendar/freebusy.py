@@ -122,10 +122,18 @@ def clipPeriods(periods: Iterable[Period], start: datetime, end: datetime) -> Li
     are cut there, periods outside are dropped.
     """
     clipped = []
+    if end <= start:
+        return clipped
     for p in periods:
-        s, e = max(p.start, start), min(p.end, end)
-        if s < e:
-            clipped.append(Period(s, e, p.fbtype))
+        s, e = p.start, p.end
+        # Most periods of a published file lie wholly outside a range asked
+        # for, or wholly inside it: no new period is made for those.
+        if e <= start or s >= end or e <= s:
+            continue
+        if s >= start and e <= end:
+            clipped.append(p)
+        else:
+            clipped.append(Period(s if s > start else start, e if e < end else end, p.fbtype))
     return clipped
 
 

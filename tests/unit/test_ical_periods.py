@@ -93,6 +93,17 @@ class ClipTests(unittest.SynchronousTestCase):
                          [Period(t(7), t(8)), Period(t(9), t(10)), Period(t(11), t(12))])
         self.assertEqual(clipPeriods([Period(t(0), t(23))], t(7), t(12)), [Period(t(7), t(12))])
 
+    def test_touchingEmptyAndReversed(self):
+        """
+        Periods only touching the range, empty or reversed periods and a
+        reversed range give nothing; periods inside are kept as they are.
+        """
+        inside = Period(t(8), t(9), BUSY_TENTATIVE)
+        periods = [Period(t(5), t(7)), Period(t(12), t(13)), Period(t(10), t(10)), Period(t(11), t(9)), inside]
+        self.assertEqual(clipPeriods(periods, t(7), t(12)), [inside])
+        self.assertIs(clipPeriods(periods, t(7), t(12))[0], inside)
+        self.assertEqual(clipPeriods([Period(t(0), t(23))], t(12), t(7)), [])
+
 
 class RangeTests(unittest.SynchronousTestCase):
     """
