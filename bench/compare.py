@@ -390,28 +390,6 @@ function request()
   }, BODY)
 end
 """
-    if kind == "outbox":
-        # user000000 asks for the free/busy of 20 users in turn (fbtwist only:
-        # the peers have no CalDAV scheduling).
-        return header + """
-local HEAD = "BEGIN:VCALENDAR\\r\\nVERSION:2.0\\r\\nPRODID:-//bench//EN\\r\\nMETHOD:REQUEST\\r\\n"
-  .. "BEGIN:VFREEBUSY\\r\\nUID:bench\\r\\nDTSTAMP:20261206T000000Z\\r\\n"
-  .. "DTSTART:20261207T000000Z\\r\\nDTEND:20261214T000000Z\\r\\n"
-  .. "ORGANIZER:mailto:user000000@example.com\\r\\n"
-local TAIL = "END:VFREEBUSY\\r\\nEND:VCALENDAR\\r\\n"
-function request()
-  local lines = {HEAD}
-  for i = 1, 20 do
-    local uid = nextUser()
-    lines[#lines + 1] = "ATTENDEE:mailto:" .. uid .. "@example.com\\r\\n"
-  end
-  lines[#lines + 1] = TAIL
-  return wrk.format("POST", "/caldav/calendars/user000000/outbox/", {
-    ["Authorization"] = "Basic " .. base64("user000000:pw-000000"),
-    ["Content-Type"] = "text/calendar",
-  }, table.concat(lines))
-end
-"""
     raise ValueError(kind)
 
 
@@ -476,10 +454,15 @@ def runWrk(port: int, script: str, workdir: str, duration: float, threads: int, 
         f.write(script)
     argv = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration:g}s", "--latency",
             "--timeout", timeout, "-s", scriptPath, f"http://127.0.0.1:{port}/"]
+    cpu = processTreeCPU(pid)
     with PeakRSS(pid) as rss:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=duration * 3 + 120)
+    cpu = processTreeCPU(pid) - cpu
     result = parseWrk(out.stdout)
     result["rss"] = rss.peak
+    # The server's CPU time per request: unlike the rate, it does not
+    # depend on what else the machine runs.
+    result["cpu"] = cpu / max(1, result["requests"]) * 1000
     if out.returncode != 0:
         result["errors"] += 1
         result["note"] = out.stderr.strip()[:200]
@@ -566,6 +549,205 @@ def linkFiles(folder: str, names, body: bytes) -> int:
 
 def writeTree(tree: str, users: int, body: bytes) -> None:
     writeFiles(tree, (userName(i) + ".vfb" for i in range(users)), body)
+
+
+# --- Finding a time, CalDAV free/busy, other organisations -------------------
+
+#: Attributes for rooms' seats and equipment (OpenLDAP's schema has none).
+ROOM_SCHEMA = """\
+attributetype ( 1.3.6.1.4.1.99999.7.1 NAME 'benchRoomSeats'
+    EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+attributetype ( 1.3.6.1.4.1.99999.7.2 NAME 'benchRoomEquipment'
+    EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 )
+objectclass ( 1.3.6.1.4.1.99999.7.3 NAME 'benchRoom' AUXILIARY
+    MAY ( benchRoomSeats $ benchRoomEquipment $ uid $ mail ) )
+"""
+ROOMS = "ou=rooms," + SUFFIX
+#: The find row's people: users from the middle of the directory.
+FIND_PEOPLE = [userName(20 + i) for i in range(20)]
+FIND_ROOMS = [f"room{i:02d}" for i in range(15)]
+#: fbtwist's options for the rooms of L{RoomDirectory}.
+ROOM_OPTIONS = ["--room-base", ROOMS, "--room-capacity-attribute", "benchRoomSeats",
+                "--room-equipment-attribute", "benchRoomEquipment"]
+#: The domain the (g) rows' other organisation answers for.
+PARTNER = "partner.example"
+
+
+class RoomDirectory(UserDirectory):
+    """
+    L{UserDirectory} and 15 rooms (4 to 18 seats, every other one with a
+    projector) below C{ou=rooms}.
+    """
+
+    def __init__(self, basedir: str, count: int):
+        super().__init__(basedir, count)
+        self.schema = ROOM_SCHEMA
+        rooms = [f"dn: {ROOMS}\nobjectClass: organizationalUnit\nou: rooms\n"]
+        for number, uid in enumerate(FIND_ROOMS):
+            rooms.append(f"dn: uid={uid},{ROOMS}\nobjectClass: room\nobjectClass: benchRoom\ncn: Room {number}\n"
+                         f"uid: {uid}\nbenchRoomSeats: {4 + number}\n"
+                         f"benchRoomEquipment: {'projector' if number % 2 else 'whiteboard'}\n")
+        self.ldif += "\n" + "\n".join(rooms)
+
+
+def writeFindFiles(tree: str) -> None:
+    """
+    The find row's people (six meetings a day for two weeks, three of them
+    with working hours of their own in other zones) and rooms (eight
+    bookings a day), as bench/find.py makes them.
+    """
+    from bench import find
+
+    for uid in FIND_PEOPLE:
+        writeFiles(tree, [uid + ".vfb"], find.freeBusy(6))
+    for uid, zone in zip(FIND_PEOPLE[:3], ("America/New_York", "Asia/Tokyo", "Europe/London")):
+        writeFiles(tree, [uid + ".avail.ics"], find.availability(zone))
+    for uid in FIND_ROOMS:
+        writeFiles(tree, [uid + ".vfb"], find.freeBusy(8))
+
+
+FIND_PATH = ("/calendar/find?who=" + ",".join(FIND_PEOPLE) + "&duration=PT1H&start=20260323T000000Z"
+             "&end=20260406T000000Z&workhours=1&rooms=1&capacity=6&equipment=projector&quorum=10&limit=10")
+
+
+def outboxBody(attendees: List[int]) -> bytes:
+    """
+    What Apple Calendar posts to user000000's outbox to see the free/busy
+    of C{attendees} (user indexes) for a week.
+    """
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//bench//EN", "METHOD:REQUEST", "BEGIN:VFREEBUSY",
+             "UID:bench", "DTSTAMP:20261206T000000Z", "DTSTART:20210104T000000Z", "DTEND:20210111T000000Z",
+             f"ORGANIZER:mailto:{userName(0)}@example.com"]
+    lines += [f"ATTENDEE:mailto:{userName(index)}@example.com" for index in attendees]
+    lines += ["END:VFREEBUSY", "END:VCALENDAR", ""]
+    return "\r\n".join(lines).encode("ascii")
+
+
+def processTreeCPU(pid: int) -> float:
+    """
+    The CPU time (user and system, seconds) C{pid} and its descendants
+    have used so far.
+    """
+    ticks = 0
+    for current in [pid] + _descendants(pid):
+        try:
+            with open(f"/proc/{current}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def paced(results: Results, users: int, name: str, serverName: str, server, rate: float, makeRequest,
+          duration: float) -> None:
+    """
+    C{makeRequest}'s requests at C{rate} for C{duration} seconds; the row
+    notes the server's CPU time per request, which, unlike the latency,
+    does not depend on what else the machine runs.
+    """
+    cpu = processTreeCPU(server.pid)
+    with PeakRSS(server.pid) as rss:
+        raw, elapsed = runPaced(server.port, {name: (rate, makeRequest)}, duration)
+    cpu = processTreeCPU(server.pid) - cpu
+    summary = summarize(raw, elapsed)
+    summary["rss"] = rss.peak
+    summary["cpu"] = cpu / max(1, len(raw)) * 1000
+    summary["note"] = "; ".join(filter(None, [summary.get("note"), f"server CPU {summary['cpu']:.1f} ms a request"]))
+    results.add(users, name, serverName, summary)
+
+
+def scheduling(args, results: Results, users: int, servers) -> None:
+    """
+    (e) CalDAV outbox POSTs for 20 attendees and (f) finding a time for 20
+    people and 15 rooms, each at a constant rate (open loop, as the mixed
+    load): the targets are how long one answer takes on a server that
+    keeps up, not how many a closed loop can queue.
+    """
+    authorization = basicAuthorization(userName(0), userPassword(0))
+
+    def outboxRequest(index, choose=pick(users, 13)):
+        body = outboxBody([choose(index * 20 + k) for k in range(20)])
+        return (f"POST /caldav/calendars/{userName(0)}/outbox/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Authorization: {authorization}\r\nContent-Type: text/calendar\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+    def findRequest(index):
+        return f"GET {FIND_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+
+    for serverName, server in servers.items():
+        if not serverName.startswith("fbtwist"):
+            continue
+        if "e" in args.workloads:
+            status, answer = request(server.port, "POST", f"/caldav/calendars/{userName(0)}/outbox/",
+                                     outboxBody(range(1, 21)), {"Authorization": authorization,
+                                                                "Content-Type": "text/calendar"}, timeout=60)
+            if status != 200 or answer.count(b"2.0;Success") != 20:
+                results.notes.append(f"- {serverName} answered {status} to an outbox POST with {users} users: "
+                                     f"{answer[:200]!r}")
+            paced(results, users, f"(e) CalDAV outbox POST, 20 attendees, {args.outbox_rate:g}/s", serverName,
+                  server, args.outbox_rate, outboxRequest, args.paced_duration)
+        if "f" in args.workloads:
+            status, answer = request(server.port, "GET", FIND_PATH, timeout=60)
+            if status != 200 or b'"start"' not in answer:
+                results.notes.append(f"- {serverName} answered {status} to find with {users} users: {answer[:200]!r}")
+            paced(results, users, f"(f) find, 20 people + 15 rooms, 2 weeks, {args.find_rate:g}/s", serverName,
+                  server, args.find_rate, findRequest, args.paced_duration)
+
+
+def federation(args, results: Results, workdir: str, users: int, servers) -> None:
+    """
+    (g) lookups of other organisations' addresses once their answers are
+    cached, against lookups of our own addresses: the same number of names
+    (each asked for before, in a round not counted, so that the cache of
+    every worker holds them), the same form of URL, the same closed loop.
+    """
+    names = min(users, args.federated_names)
+    local = luaNames([f"{userName(i)}@example.com" for i in range(names)], args.threads)
+    remote = luaNames([f"{userName(i)}@{PARTNER}" for i in range(names)], args.threads)
+    for serverName, server in servers.items():
+        if not serverName.startswith("fbtwist"):
+            continue
+        for index in range(names):
+            for domain in ("example.com", PARTNER):
+                request(server.port, "GET", f"/calendar/{userName(index)}@{domain}.vfb", timeout=30)
+        # Each worker of --workers keeps its own cache: one round not
+        # counted has every worker ask for every name.
+        for script in (local, remote):
+            runWrk(server.port, script, workdir, args.duration, args.threads, args.connections, server.pid)
+        rounds = {"local": [], "federated": []}
+        for round in range(args.rounds):
+            for kind, script in (("local", local), ("federated", remote)):
+                rounds[kind].append(runWrk(server.port, script, workdir, args.duration, args.threads,
+                                           args.connections, server.pid))
+        for kind in ("local", "federated"):
+            row = median(rounds[kind])
+            row["cpu"] = sorted(r["cpu"] for r in rounds[kind])[len(rounds[kind]) // 2]
+            row["note"] = f"server CPU {row['cpu'] * 1000:.0f} µs a request"
+            results.add(users, f"(g) lookup GET, {names} {kind} addresses"
+                        + (" (cached)" if kind == "federated" else ""), serverName, row)
+
+
+def luaNames(names: List[str], threads: int) -> str:
+    """
+    A wrk script asking for C{/calendar/<name>.vfb} round-robin over
+    C{names}.
+    """
+    listed = ",".join(f'"{name}"' for name in names)
+    return f"""NAMES = {{{listed}}}
+THREADS = {threads}
+local threadCount = 0
+function setup(thread)
+  thread:set("threadIndex", threadCount)
+  threadCount = threadCount + 1
+end
+local counter = 0
+function request()
+  local name = NAMES[(threadIndex + counter * THREADS) % #NAMES + 1]
+  counter = counter + 1
+  return wrk.format("GET", "/calendar/" .. name .. ".vfb")
+end
+"""
 
 
 def writeFolder(folder: str, count: int) -> None:
@@ -704,19 +886,15 @@ def checkPublish(port: int, body: bytes) -> int:
 
 
 def closedLoop(args, results: Results, workdir, users, servers, body):
-    for workload in [w for letter, w in (("a", "lookup"), ("b", "publish"), ("e", "outbox"))
-                     if letter in args.workloads]:
-        name = {"lookup": "(a) lookup GET", "publish": "(b) publish PUT",
-                "outbox": "(e) CalDAV outbox POST, 20 attendees"}[workload]
+    for workload in [w for letter, w in (("a", "lookup"), ("b", "publish")) if letter in args.workloads]:
+        name = {"lookup": "(a) lookup GET", "publish": "(b) publish PUT"}[workload]
         script = luaScript(workload, users, args.threads, body)
-        # CalDAV scheduling is fbtwist's alone.
-        serving = {n: s for n, s in servers.items() if workload != "outbox" or n.startswith("fbtwist")}
-        rounds = {server: [] for server in serving}
+        rounds = {server: [] for server in servers}
         for round in range(args.rounds):
-            for serverName, server in serving.items():
+            for serverName, server in servers.items():
                 rounds[serverName].append(runWrk(server.port, script, workdir, args.duration, args.threads,
                                                  args.connections, server.pid))
-        for serverName in serving:
+        for serverName in servers:
             results.add(users, name, serverName, median(rounds[serverName]))
 
 
@@ -1187,7 +1365,24 @@ def targets(rows) -> List[str]:
         if row["workload"].startswith("(e)") and row["users"] >= 100000 and row["server"].startswith("fbtwist"):
             met = "yes" if row["p99"] < 20 and not row["errors"] else "**no**"
             lines.append(f"| CalDAV outbox POST for 20 attendees, p99 < 20 ms, {row['users']:,} users | "
-                         f"{row['server']}: p99 {row['p99']:.1f} ms, {row['errors']} errors | {met} |")
+                         f"{row['server']}: p99 {row['p99']:.1f} ms at {row['rps']:.1f}/s, {row['errors']} errors "
+                         f"| {met} |")
+        if row["workload"].startswith("(f)") and row["users"] >= 100000 and row["server"].startswith("fbtwist"):
+            met = "yes" if row["p99"] < 100 and not row["errors"] else "**no**"
+            lines.append(f"| find for 20 people and 15 rooms over two weeks, p99 < 100 ms, {row['users']:,} users | "
+                         f"{row['server']}: p99 {row['p99']:.1f} ms at {row['rps']:.1f}/s, {row['errors']} errors "
+                         f"| {met} |")
+        if row["workload"].startswith("(g)") and "federated" in row["workload"] and row["users"] >= 100000:
+            local = byKey.get((row["users"], row["workload"].replace("federated", "local").replace(" (cached)", ""),
+                               row["server"]))
+            if local and local["rps"] and not row["errors"]:
+                ratio = row["rps"] / local["rps"]
+                met = "yes" if ratio >= 0.9 else "**no**"
+                cpu = (f"; server CPU {row['cpu'] * 1000:.0f} vs {local['cpu'] * 1000:.0f} µs a request"
+                       if row.get("cpu") and local.get("cpu") else "")
+                lines.append(f"| cached federated lookups within 10% of local ones, {row['users']:,} users | "
+                             f"{row['server']}: {ratio:.2f}× ({row['rps']:,.0f} vs {local['rps']:,.0f} req/s{cpu}) "
+                             f"| {met} |")
     return lines + [""]
 
 
@@ -1239,6 +1434,17 @@ def markdown(args, results: Results, hot, started, finished, others) -> str:
         f"the peak RSS of all rounds (the whole process tree: Apache's children, fbtwist's workers). "
         f"The mixed load is open-loop at a constant rate for {args.mixed_duration} s (bench/pace.py, latency "
         "counted from when each request was due).",
+        "",
+        f"(e) CalDAV outbox POSTs (user000000 asks for 20 random users' week) at {args.outbox_rate:g}/s and (f) "
+        f"finding a time (20 people with six meetings a day, three with working hours of their own in other zones, "
+        f"15 rooms with eight bookings a day, two weeks, PT15M steps, working hours, a quorum of 10, rooms for 6 "
+        f"with a projector) at {args.find_rate:g}/s are open loop too, for {args.paced_duration:g} s each: their "
+        "targets are the time one answer takes on a server that keeps up. Each notes the server's CPU time per "
+        "request, which does not depend on what else runs on the machine. (g) compares, in the same closed loop, "
+        f"lookups of {args.federated_names} of our users' addresses with lookups of as many addresses at "
+        f"{PARTNER}, a second fbtwist on the same directory and files standing in for the other organisation "
+        "(`--federate`), every address asked for in a round not counted before, so that every worker has its "
+        "answer cached.",
         "",
     ]
     if args.wsgidav_python:
@@ -1318,9 +1524,15 @@ def parseArguments(argv):
     parser.add_argument("--million-cache", default=os.path.join(tempfile.gettempdir(), "fbtwist-bench-cache"),
                         help="keep the --million run's slapd database here between runs ('' to make it anew "
                              "in the work directory)")
-    parser.add_argument("--workloads", default="abcde",
+    parser.add_argument("--workloads", default="abcdefg",
                         help="which workloads: a lookup, b publish, c PROPFIND, d mixed, e CalDAV outbox POST "
-                             "for 20 attendees (default abcde)")
+                             "for 20 attendees, f finding a time for 20 people and 15 rooms, g lookups of "
+                             "another organisation's cached addresses against our own (default abcdefg)")
+    parser.add_argument("--outbox-rate", type=float, default=20, help="outbox POSTs a second (e)")
+    parser.add_argument("--find-rate", type=float, default=5, help="finds a second (f)")
+    parser.add_argument("--paced-duration", type=float, default=20, help="seconds of each of e and f")
+    parser.add_argument("--federated-names", type=int, default=500,
+                        help="how many addresses, ours and the other organisation's, g asks for")
     parser.add_argument("--profile", action="store_true", help="profile fbtwist with py-spy (first user count)")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 100 users, 1,000-file PROPFIND, 2 s runs, 1 round")
@@ -1329,7 +1541,7 @@ def parseArguments(argv):
     args = parser.parse_args(argv)
     if args.quick:
         args.users, args.propfind, args.duration, args.propfind_duration = "100", "1000", 2, 2
-        args.mixed_duration, args.rounds = 3, 1
+        args.mixed_duration, args.rounds, args.paced_duration = 3, 1, 3
     if "c" not in args.workloads:
         args.propfind = ""
     args.users = [int(n) for n in args.users.split(",") if n]
@@ -1356,15 +1568,27 @@ def main(argv=None):
         for users in args.users:
             print(f"== {users:,} users", flush=True)
             base = os.path.join(workdir, f"users{users}")
-            directory = UserDirectory(os.path.join(base, "ldap"), users)
+            directory = RoomDirectory(os.path.join(base, "ldap"), users)
             began = time.monotonic()
             directory.start()
             print(f"  slapd with {users:,} users ready in {time.monotonic() - began:.1f} s", flush=True)
+            partner = None
             try:
                 tree = os.path.join(base, "tree")
                 writeTree(tree, users, body)
+                writeFindFiles(tree)
                 chownTree(tree)
-                servers = startServers(args, base, tree, directory, results=results)
+                extra = list(ROOM_OPTIONS)
+                if "g" in args.workloads:
+                    # The other organisation: a second fbtwist on the same
+                    # directory and files, its users' addresses @PARTNER for
+                    # the servers measured.
+                    partner = FbtwistProcess(tree, directory.searchURL,
+                                             logPath=os.path.join(base, "partner.log")).start()
+                    waitForLogLines(partner.logPath, "name index loaded", 1)
+                    template = f"http://127.0.0.1:{partner.port}/calendar/%NAME%@example.com.vfb"
+                    extra += ["--federate", f"{PARTNER}={template}", "--federation-allow-networks", "127.0.0.0/8"]
+                servers = startServers(args, base, tree, directory, extra=extra, results=results)
                 try:
                     for serverName, server in servers.items():
                         status = checkPublish(server.port, body)
@@ -1375,11 +1599,16 @@ def main(argv=None):
                     closedLoop(args, results, base, users, servers, body)
                     if "d" in args.workloads:
                         mixed(args, results, users, servers, body)
+                    scheduling(args, results, users, servers)
+                    if "g" in args.workloads:
+                        federation(args, results, base, users, servers)
                     if args.profile and not hot:
                         hot = profile(args, base, users, servers, body)
                 finally:
                     stopServers(servers)
             finally:
+                if partner is not None:
+                    partner.stop()
                 directory.stop()
         if args.propfind:
             print("== PROPFIND", flush=True)

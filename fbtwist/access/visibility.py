@@ -13,7 +13,7 @@ import functools
 import hashlib
 from datetime import datetime, timedelta, timezone
 from enum import Enum
-from typing import FrozenSet, NamedTuple, Optional, Tuple, Union
+from typing import FrozenSet, List, NamedTuple, Optional, Tuple, Union
 from zoneinfo import ZoneInfo
 
 from twisted.logger import Logger
@@ -264,6 +264,9 @@ class FreeBusyVisibility:
         self.applyWorkingHours = applyWorkingHours
         #: Parsed C{.avail.ics} files by entity tag (C{False}: unreadable).
         self._hoursCache = LRUCache(1024)
+        #: The time outside working hours by (hours, start, end): the people
+        #: of one question who share the site's hours expand them once.
+        self._outsideHours = LRUCache(256)
         self.federation = federation
         self.feeds = feeds
         #: Each person's choice of who may see them
@@ -334,8 +337,12 @@ class FreeBusyVisibility:
         if not isinstance(target, Person):
             return None
         known, uid = self.resolvedNow(target.name)
-        if not known or uid is None:
-            return None
+        if uid is None:
+            # Another organisation's address whose answer is in memory: it
+            # was fetched because nobody here had the name (the directory is
+            # asked first), and is asked again once that answer expires.
+            remote = self.federation.lookupNow(target.name) if self.isFederated(target.name) else None
+            return None if remote is None else self._remoteVisible(target.name, remote, timeRange)
         if self.whoSees is not None and self.whoSees.mayViewNow(viewer, uid) is not True:
             # Hidden (or only the directory can tell): L{freeBusyFor}
             # answers, after the floor.
@@ -496,13 +503,25 @@ class FreeBusyVisibility:
         fb = answer.freeBusy
         if model is not None and fb.start is not None and fb.end is not None:
             try:
-                extra = unavailable(model, fb.start, fb.end)
+                extra = self._unavailable(model, fb.start, fb.end)
             except derive.TooExpensive:
                 self.log.warn("the working hours of {uid} are too expensive to expand: not applied",
                               uid=answer.owner)
             else:
                 fb = FreeBusy(sorted(list(fb.periods) + extra), fb.start, fb.end, fb.organizer)
         return Visible(fb, answer.owner, variantETag(answer.etag, "hours", tag), max(answer.modified, modified))
+
+    def _unavailable(self, model: Availability, start: datetime, end: datetime) -> List[freebusy.Period]:
+        """
+        L{unavailable}, remembered for recent ranges (read only: callers
+        copy before they change).
+        """
+        key = (model, start, end)
+        periods = self._outsideHours.get(key)
+        if periods is None:
+            periods = unavailable(model, start, end)
+            self._outsideHours.put(key, periods)
+        return periods
 
     def workingHoursOf(self, uid: str) -> Tuple[Optional[Availability], str, float]:
         """
@@ -672,6 +691,9 @@ class FreeBusyVisibility:
             return HIDDEN
         if remote is None:
             return HIDDEN
+        return self._remoteVisible(name, remote, timeRange, group)
+
+    def _remoteVisible(self, name: str, remote, timeRange: Optional[TimeRange], group: bool = False) -> Visible:
         fb = remote.freeBusy
         if timeRange is not None:
             fb = FreeBusy(freebusy.clipPeriods(fb.periods, timeRange.start, timeRange.end),

@@ -18,6 +18,8 @@ from fbtwist.availability.model import Availability, Span, unavailable, union
 from fbtwist.calendar.freebusy import Period
 
 STEP = timedelta(minutes=15)
+#: Zones that are UTC by another name.
+_UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu"})
 
 
 class Slot(NamedTuple):
@@ -62,8 +64,14 @@ class _Cursor:
         return index == len(spans) or spans[index][0] >= end
 
 
+def _utc(moment: datetime) -> datetime:
+    # Most periods are in UTC already (free/busy files are written so), and
+    # astimezone() would copy each of them.
+    return moment if moment.tzinfo is timezone.utc else moment.astimezone(timezone.utc)
+
+
 def _busySpans(periods: Iterable[Period]) -> List[Span]:
-    return union((p.start.astimezone(timezone.utc), p.end.astimezone(timezone.utc)) for p in periods if p.isBusy)
+    return union((_utc(p.start), _utc(p.end)) for p in periods if p.isBusy)
 
 
 def candidates(start: datetime, end: datetime, duration: timedelta, step: timedelta = STEP,
@@ -80,6 +88,13 @@ def candidates(start: datetime, end: datetime, duration: timedelta, step: timede
         while moment + duration <= end:
             yield moment
             moment += step
+        return
+    if zone is timezone.utc or getattr(zone, "key", None) in _UTC_NAMES:
+        # No clock changes: every step from a midnight (the default zone
+        # of most sites, without the work of the general case below).
+        start = start.astimezone(timezone.utc)
+        midnight = datetime(start.year, start.month, start.day, tzinfo=timezone.utc)
+        yield from candidates(midnight - ((midnight - start) // step) * step, end, duration, step)
         return
     day = start.astimezone(zone).date() - timedelta(days=1)
     last = end.astimezone(zone).date()

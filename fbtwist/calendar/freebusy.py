@@ -7,6 +7,7 @@ Nothing here parses iCalendar (that is L{fbtwist.calendar.ical}, the only module
 imports C{icalendar}); everything here is pure and works in UTC.
 """
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -121,10 +122,18 @@ def clipPeriods(periods: Iterable[Period], start: datetime, end: datetime) -> Li
     are cut there, periods outside are dropped.
     """
     clipped = []
+    if end <= start:
+        return clipped
     for p in periods:
-        s, e = max(p.start, start), min(p.end, end)
-        if s < e:
-            clipped.append(Period(s, e, p.fbtype))
+        s, e = p.start, p.end
+        # Most periods of a published file lie wholly outside a range asked
+        # for, or wholly inside it: no new period is made for those.
+        if e <= start or s >= end or e <= s:
+            continue
+        if s >= start and e <= end:
+            clipped.append(p)
+        else:
+            clipped.append(Period(s if s > start else start, e if e < end else end, p.fbtype))
     return clipped
 
 
@@ -262,9 +271,13 @@ def formatUTC(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
+@functools.lru_cache(maxsize=8192)
 def _jcalUTC(moment: datetime) -> str:
     # Formatted by hand: strftime was most of the time of rendering a file
-    # (every lookup answer is rendered, two moments per period).
+    # (every lookup answer is rendered, two moments per period).  Busy times
+    # fall on few moments (quarter hours, mostly), so recent ones are
+    # remembered: a CalDAV answer for 20 people renders hundreds of them.
+    # (Equal instants in any zone are one key, and give one UTC text.)
     if moment.tzinfo is not timezone.utc:
         moment = moment.astimezone(timezone.utc)
     return (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
@@ -353,9 +366,12 @@ def calAddress(value: str) -> str:
     return value if _URI_SCHEME.match(value) else "mailto:" + value
 
 
+_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f]")
+
+
 def _safeCalAddress(value: str) -> str:
     # Control characters could break the line structure.
-    return "".join(c for c in value if c >= " " and c != "\x7f")
+    return _CONTROL_CHARACTERS.sub("", value)
 
 
 def renderICalendar(fb: FreeBusy, uid: str, stamp: datetime, style: str = STYLE_PUBLISHED, method: str = "PUBLISH",
@@ -368,8 +384,15 @@ def renderICalendar(fb: FreeBusy, uid: str, stamp: datetime, style: str = STYLE_
     """
     lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:" + PRODID, "METHOD:" + method, "BEGIN:VFREEBUSY"]
     for name, params, kind, value in _properties(fb, uid, stamp, style, attendee):
-        head = name.upper() + "".join(f";{k.upper()}={v}" for k, v in params.items())
-        text = _safeCalAddress(value) if kind == "cal-address" else _icalValue(kind, value)
+        head = name.upper() + "".join(f";{k.upper()}={v}" for k, v in params.items()) if params else name.upper()
+        if kind == "period":
+            # Most lines are periods: written here without _icalValue's calls.
+            text = (value[0].replace("-", "").replace(":", "") + "/"
+                    + value[1].replace("-", "").replace(":", ""))
+        elif kind == "cal-address":
+            text = _safeCalAddress(value)
+        else:
+            text = _icalValue(kind, value)
         lines.append(head + ":" + text)
     lines += ["END:VFREEBUSY", "END:VCALENDAR"]
     return b"".join(_fold(line) for line in lines)

@@ -141,14 +141,14 @@ class FetchCache:
             failing with a L{FetchError}.
         """
         domain = domain or _hostOf(url)
+        fresh = self.fresh(url, credentials, domain)
+        if fresh is not None:
+            return defer.succeed(fresh)
         key = (url, credentials)
         now = self.clock.seconds()
         entry = self._entries.get(key)
         if entry is not None:
             self._entries.move_to_end(key)
-            if entry.result is not None and now < entry.freshUntil:
-                self.metrics.hit(domain)
-                return defer.succeed(entry.result)
             if entry.error is not None and now < entry.errorUntil:
                 self.metrics.hit(domain)
                 stale = self._staleAnswer(entry, now)
@@ -167,6 +167,20 @@ class FetchCache:
             shared = defer.Deferred.fromCoroutine(self._refresh(key, url, credentials, domain))
             shared.addBoth(self._deliver, key)
         return waiter
+
+    def fresh(self, url: str, credentials: Optional[Credentials] = None,
+              domain: Optional[str] = None) -> Optional[FetchResult]:
+        """
+        L{get}'s answer when it is a fresh one in memory (counted as a
+        hit), without a Deferred; else C{None}: then ask L{get}.
+        """
+        key = (url, credentials)
+        entry = self._entries.get(key)
+        if entry is None or entry.result is None or self.clock.seconds() >= entry.freshUntil:
+            return None
+        self._entries.move_to_end(key)
+        self.metrics.hit(domain or _hostOf(url))
+        return entry.result
 
     def _deliver(self, result, key) -> None:
         for waiter in self._inflight.pop(key):

@@ -141,10 +141,12 @@ class FederatedFreeBusy:
                 {"start": formatUTC(timeRange.start), "end": formatUTC(timeRange.end)})
         return await self._fetch(url, self.credentials.get(domain), domain, address)
 
-    async def locate(self, address: str):
+    def _templateURL(self, address: str):
         """
-        @return: C{(url, credentials, domain)} for C{address}, or C{None}
-            when its domain is not federated and the directory names no URL.
+        @return: C{(url, credentials, domain)} for C{address} from its
+            domain's template; C{(None, None, domain)} when the domain has
+            none; C{None} when C{address} is no address or cannot stand in
+            a URL.
         """
         domain = domainOf(address)
         if domain is None:
@@ -153,8 +155,21 @@ class FederatedFreeBusy:
             url = freeBusyURL(address, self.templates)
         except ValueError:
             return None
+        if url is None:
+            return None, None, domain
+        return url, self.credentials.get(domain), domain
+
+    async def locate(self, address: str):
+        """
+        @return: C{(url, credentials, domain)} for C{address}, or C{None}
+            when its domain is not federated and the directory names no URL.
+        """
+        found = self._templateURL(address)
+        if found is None:
+            return None
+        url, credentials, domain = found
         if url is not None:
-            return url, self.credentials.get(domain), domain
+            return found
         if self.findURL is None:
             return None
         found = await self.findURL(address)
@@ -184,6 +199,20 @@ class FederatedFreeBusy:
         url, credentials, domain = where
         return await self._fetch(url, credentials, domain, address)
 
+    def lookupNow(self, address: str) -> Optional[RemoteFreeBusy]:
+        """
+        L{lookup}'s answer when it can be given without waiting: a fresh
+        answer in memory for an address of a domain with a template (most
+        lookups of other organisations' addresses); else C{None}, then ask
+        L{lookup}.
+        """
+        found = self._templateURL(address)
+        if found is None or found[0] is None:
+            return None
+        url, credentials, domain = found
+        result = self.cache.fresh(url, credentials, domain)
+        return None if result is None else _remoteFreeBusy(url, result)
+
     async def _fetch(self, url: str, credentials, domain: str, address: str) -> RemoteFreeBusy:
         try:
             result = await self.cache.get(url, credentials, domain=domain)
@@ -193,5 +222,9 @@ class FederatedFreeBusy:
             raise RemoteUnavailable(
                 f"the free/busy server of {domain} cannot be asked ({e.reason})", self.cache.retryAfter
             ) from None
-        etag = result.etag or f"{result.fetchedAt:.6f}"
-        return RemoteFreeBusy(result.value, f"{url}\0{etag}", result.fetchedAt, result.stale)
+        return _remoteFreeBusy(url, result)
+
+
+def _remoteFreeBusy(url: str, result) -> RemoteFreeBusy:
+    etag = result.etag or f"{result.fetchedAt:.6f}"
+    return RemoteFreeBusy(result.value, f"{url}\0{etag}", result.fetchedAt, result.stale)

@@ -169,10 +169,11 @@ async def busyPeriods(reader, uid: str, timeRange: TimeRange, workhours: bool,
                       started: Optional[float] = None) -> Optional[List[Period]]:
     """
     What C{reader} (an L{fbtwist.interfaces.IFreeBusyReader}) may learn of
-    C{uid}'s busy time within C{timeRange}, merged, with time outside their
-    working hours when C{workhours}; C{None} when there is nothing to see
-    (nothing published, or not for this reader: the two are not told
-    apart).
+    C{uid}'s busy time within C{timeRange}, with time outside their working
+    hours when C{workhours}; C{None} when there is nothing to see (nothing
+    published, or not for this reader: the two are not told apart).  The
+    periods are not merged: L{findSlots} joins them into busy spans itself,
+    as it must anyway, so merging here (by C{FBTYPE}) would be wasted work.
 
     Every person and room in a C{/calendar/find} answer goes through here,
     and so through the one visibility decision.
@@ -180,7 +181,7 @@ async def busyPeriods(reader, uid: str, timeRange: TimeRange, workhours: bool,
     answer = await reader.freeBusyFor(Account(uid), timeRange, Detail.BUSY, started, workhours)
     if answer is HIDDEN:
         return None
-    return freebusy.mergePeriods(answer.freeBusy.busy())
+    return answer.freeBusy.busy()
 
 
 async def _people(lookup, names: Sequence[str]) -> Tuple[Dict[str, str], List[str]]:

@@ -169,6 +169,37 @@ class FindSlotsTests(unittest.SynchronousTestCase):
                 findSlots(**arguments)
             self.assertIn(expected, str(caught.exception))
 
+    def test_periodsInOtherZones(self):
+        """
+        Busy periods given in other zones (unsorted, overlapping, unmerged)
+        block the same slots as the same times in UTC.
+        """
+        inBerlin = [Period(datetime(2026, 1, 5, 11, tzinfo=BERLIN), datetime(2026, 1, 5, 12, tzinfo=BERLIN)),
+                    Period(utc(2026, 1, 5, 9, 30), utc(2026, 1, 5, 10, 30), BUSY_TENTATIVE)]
+        inUTC = [Period(utc(2026, 1, 5, 9, 30), utc(2026, 1, 5, 11))]
+        start, end = utc(2026, 1, 5, 9), utc(2026, 1, 5, 13)
+        slots = findSlots({"ann": inBerlin}, start, end, HOUR, step=timedelta(minutes=30), limit=10)
+        self.assertEqual(starts(slots), ["01-05 11:00", "01-05 11:30", "01-05 12:00"])
+        self.assertEqual(slots, findSlots({"ann": inUTC}, start, end, HOUR, step=timedelta(minutes=30), limit=10))
+    def test_utcGrid(self):
+        """
+        In UTC (by any of its names) the grid is every step from midnight,
+        as the general rule gives it for a zone that never changes its clock.
+        """
+        fixed = timezone(timedelta(0), "fixed")
+        self.assertIsNot(fixed, UTC)
+        for start, end, duration, step in [
+            (utc(2026, 1, 5, 9, 7), utc(2026, 1, 7, 1), HOUR, MINUTES_15),
+            (utc(2026, 1, 5, 0), utc(2026, 1, 5, 5), HOUR, timedelta(hours=2)),
+            (datetime(2026, 3, 29, 1, 10, tzinfo=BERLIN), utc(2026, 3, 30), timedelta(minutes=90), timedelta(hours=8)),
+            (utc(2026, 1, 5, 23, 59), utc(2026, 1, 6, 0, 30), MINUTES_15, MINUTES_15),
+        ]:
+            general = list(candidates(start, end, duration, step, fixed))
+            for zone in (UTC, ZoneInfo("UTC"), ZoneInfo("Etc/UTC")):
+                self.assertEqual(list(candidates(start, end, duration, step, zone)), general)
+        self.assertEqual(starts(Slot(m, m, (), ()) for m in candidates(
+            utc(2026, 1, 5, 9, 7), utc(2026, 1, 5, 11), HOUR, MINUTES_15, ZoneInfo("UTC"))),
+            ["01-05 09:15", "01-05 09:30", "01-05 09:45", "01-05 10:00"])
 
 # --- property tests ---
 

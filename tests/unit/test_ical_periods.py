@@ -93,6 +93,17 @@ class ClipTests(unittest.SynchronousTestCase):
                          [Period(t(7), t(8)), Period(t(9), t(10)), Period(t(11), t(12))])
         self.assertEqual(clipPeriods([Period(t(0), t(23))], t(7), t(12)), [Period(t(7), t(12))])
 
+    def test_touchingEmptyAndReversed(self):
+        """
+        Periods only touching the range, empty or reversed periods and a
+        reversed range give nothing; periods inside are kept as they are.
+        """
+        inside = Period(t(8), t(9), BUSY_TENTATIVE)
+        periods = [Period(t(5), t(7)), Period(t(12), t(13)), Period(t(10), t(10)), Period(t(11), t(9)), inside]
+        self.assertEqual(clipPeriods(periods, t(7), t(12)), [inside])
+        self.assertIs(clipPeriods(periods, t(7), t(12))[0], inside)
+        self.assertEqual(clipPeriods([Period(t(0), t(23))], t(12), t(7)), [])
+
 
 class RangeTests(unittest.SynchronousTestCase):
     """
@@ -190,6 +201,32 @@ class RenderTests(unittest.SynchronousTestCase):
         self.assertIn(["dtstart", {}, "date-time", "2021-01-05T00:00:00Z"], props)
         self.assertIn(["freebusy", {"fbtype": "BUSY-TENTATIVE"}, "period",
                        ["2021-01-05T09:00:00Z", "2021-01-05T10:00:00Z"]], props)
+
+    def test_sameInstantAnyZone(self):
+        """
+        A moment is written in UTC whatever zone it was given in, also when
+        the same instant was written before in another zone (and after).
+        """
+        from zoneinfo import ZoneInfo
+
+        berlin = ZoneInfo("Europe/Berlin")
+        inBerlin = FreeBusy([Period(datetime(2021, 1, 5, 8, tzinfo=berlin), datetime(2021, 1, 5, 9, 13, 7,
+                                                                                      tzinfo=berlin))])
+        inUTC = FreeBusy([Period(t(7), t(8) + timedelta(minutes=13, seconds=7))])
+        first = freebusy.renderICalendar(inUTC, "u1", self.stamp)
+        self.assertIn(b"FREEBUSY:20210105T070000Z/20210105T081307Z\r\n", first)
+        self.assertEqual(freebusy.renderICalendar(inBerlin, "u1", self.stamp), first)
+        self.assertEqual(freebusy.renderICalendar(inUTC, "u1", self.stamp), first)
+
+    def test_controlCharactersInAddresses(self):
+        """
+        Control characters in an organizer or attendee address are left
+        out, so that no line can be added through them.
+        """
+        fb = FreeBusy([], t(0), t(1), "mailto:alice@example.com\r\nX-EVIL:1\x7f")
+        data = freebusy.renderICalendar(fb, "u1", self.stamp, method="REPLY", attendee="bob@example.com\n\tX")
+        self.assertIn(b"\r\nORGANIZER:mailto:alice@example.comX-EVIL:1\r\n", data)
+        self.assertIn(b"\r\nATTENDEE:mailto:bob@example.comX\r\n", data)
 
 
 class ReadTests(unittest.SynchronousTestCase):

@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from typing import List, Optional
 from xml.sax.saxutils import escape
 
+from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web import http
 
@@ -229,6 +230,20 @@ async def _answerFor(view, request: FreeBusyRequest, attendee: str, stamp: datet
     return _response(attendee, SUCCESS, reply)
 
 
+async def _together(answers) -> List[str]:
+    """
+    The results of the coroutines C{answers}, in their order, all run at
+    once: an attendee whose directory search or other organisation is slow
+    does not hold up the others (each attendee's wait is its own, not the
+    sum of all before it).
+    """
+    try:
+        return await defer.gatherResults([defer.Deferred.fromCoroutine(answer) for answer in answers],
+                                         consumeErrors=True)
+    except defer.FirstError as e:
+        e.subFailure.raiseException()
+
+
 async def post(view, node, request) -> None:
     if node.name != view.uid:
         raise CalDAVError(http.FORBIDDEN, "organizer-allowed", "post free/busy requests to your own outbox")
@@ -248,7 +263,8 @@ async def post(view, node, request) -> None:
     except DirectoryUnavailable:
         # The answers say so, attendee by attendee, as without a mask.
         mask = None
-    parts = [await _answerFor(view, parsed, attendee, stamp, started, mask) for attendee in parsed.attendees]
+    parts = await _together(_answerFor(view, parsed, attendee, stamp, started, mask)
+                            for attendee in parsed.attendees)
     body = (XML_DECLARATION + f'<C:schedule-response xmlns:D="DAV:" xmlns:C="{CALDAV}">'
             + "".join(parts) + "</C:schedule-response>\n").encode("utf-8")
     request.setResponseCode(http.OK)
