@@ -11,7 +11,7 @@ from twisted.trial.unittest import TestCase
 from twisted.web import resource, server
 
 from tests.helpers import inline, rawRequest, startServer
-from tests.integration.test_caldav import (
+from tests.unit.test_caldav import (
     BETTY_PERIODS,
     BETTY_VFB,
     OUTBOX,
