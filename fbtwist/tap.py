@@ -47,6 +47,7 @@ from fbtwist.directory.filters import defaultGroupBase
 from fbtwist.directory.ldapdirectory import LDAPDirectory
 from fbtwist.directory.ldapurl import parseLDAPURL
 from fbtwist.directory.loginforms import LoginForms
+from fbtwist.directory.indexchild import ChildIndexBuild
 from fbtwist.directory.mappedindex import (
     MappedIndexFollower,
     defaultIndexDirectory,
@@ -452,7 +453,7 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
     buildHTTP(options, site, reactor, adoptedFDs, listen, failure, top)
     buildMetricsListener(config, metrics, health, reactor, failure, top)
     buildFTP(config, portal, reactor, listen, failure, top, budget=site.budget)
-    buildDirectoryConnections(config, directory, adoptedFDs, reactor, top)
+    buildDirectoryConnections(config, directory, adoptedFDs, reactor, top, options)
     top.directory = directory
     top.store = store
     top.portal = portal
@@ -797,12 +798,27 @@ def nameIndexFile(config, directory: LDAPDirectory) -> Optional[str]:
     return indexFileName(folder, f"{directory.url}|{','.join(directory.mailAttributes)}")
 
 
-def buildDirectoryConnections(config, directory: LDAPDirectory, adoptedFDs, reactor, top: GracefulService) -> None:
+def buildNameIndexChild(options, directory: LDAPDirectory, path: str, reactor) -> ChildIndexBuild:
+    """
+    The builds of the name index file C{path} in a child process
+    (C{python -m fbtwist.worker --build-name-index}) given the directory
+    settings of C{options}; the file an earlier run kept is mapped at once.
+    """
+    timeout = max(60.0, options.config.nameIndexRefresh)
+    argv = [sys.executable, "-m", "fbtwist.worker", "--build-name-index", path, f"{timeout:g}",
+            *workerArguments(options)]
+    build = ChildIndexBuild(directory, reactor, path, argv, timeout)
+    build.mapKept()
+    return build
+
+
+def buildDirectoryConnections(config, directory: LDAPDirectory, adoptedFDs, reactor, top: GracefulService,
+                              options=None) -> None:
     """
     The service that closes the directory's connections, stopped after the
     drain, and refreshes the name index every C{--name-index-refresh}:
-    loads it (one process, or the master of C{--workers}) and writes it to
-    the file of C{--name-index-dir}, which the workers map.
+    built by a child process (or, for the demo directory, in this one) into
+    the file of C{--name-index-dir}, which this process and the workers map.
     """
     nameIndex = None
     if config.nameIndexRefresh:
@@ -810,6 +826,9 @@ def buildDirectoryConnections(config, directory: LDAPDirectory, adoptedFDs, reac
         if adoptedFDs is not None and path is not None:
             # A worker of --workers maps the index its master loads.
             nameIndex = MappedIndexFollower(directory, path, reactor, maxAge=2 * config.nameIndexRefresh + 60)
+        elif path is not None and config.ldap is not None and options is not None:
+            nameIndex = NameIndexRefresher(buildNameIndexChild(options, directory, path, reactor),
+                                           config.nameIndexRefresh, reactor)
         else:
             directory.indexFile = path
             nameIndex = NameIndexRefresher(directory, config.nameIndexRefresh, reactor)
