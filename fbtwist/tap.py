@@ -17,7 +17,7 @@ from twisted.cred.checkers import AllowAnonymousAccess
 from twisted.cred.portal import Portal
 from twisted.internet import defer, endpoints
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IReactorThreads
+from twisted.internet.interfaces import IReactorProcess, IReactorThreads
 from twisted.internet.ssl import trustRootFromCertificates
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -44,10 +44,10 @@ from fbtwist.config import (
 )
 from fbtwist.directory.demo import DemoDirectoryService
 from fbtwist.directory.filters import defaultGroupBase
+from fbtwist.directory.indexchild import ChildIndexBuild
 from fbtwist.directory.ldapdirectory import LDAPDirectory
 from fbtwist.directory.ldapurl import parseLDAPURL
 from fbtwist.directory.loginforms import LoginForms
-from fbtwist.directory.indexchild import ChildIndexBuild
 from fbtwist.directory.mappedindex import (
     MappedIndexFollower,
     defaultIndexDirectory,
@@ -278,9 +278,11 @@ class _DirectoryConnections(service.Service):
 
     name = "directory"
 
-    def __init__(self, directory, nameIndex: Optional[NameIndexRefresher] = None):
+    def __init__(self, directory, nameIndex: Optional[NameIndexRefresher] = None,
+                 childBuild: Optional[ChildIndexBuild] = None):
         self.directory = directory
         self.nameIndex = nameIndex
+        self.childBuild = childBuild
 
     def startService(self):
         super().startService()
@@ -291,7 +293,10 @@ class _DirectoryConnections(service.Service):
         super().stopService()
         if self.nameIndex is not None:
             self.nameIndex.stop()
-        return self.directory.close()
+        closed = [self.directory.close()]
+        if self.childBuild is not None:
+            closed.append(self.childBuild.stop())
+        return defer.DeferredList(closed)
 
 
 def demoListener(description: str) -> str:
@@ -808,7 +813,7 @@ def buildNameIndexChild(options, directory: LDAPDirectory, path: str, reactor) -
     argv = [sys.executable, "-m", "fbtwist.worker", "--build-name-index", path, f"{timeout:g}",
             *workerArguments(options)]
     build = ChildIndexBuild(directory, reactor, path, argv, timeout)
-    build.mapKept()
+    build.mapKept(maxAge=options.config.nameIndexRefresh)
     return build
 
 
@@ -820,19 +825,20 @@ def buildDirectoryConnections(config, directory: LDAPDirectory, adoptedFDs, reac
     built by a child process (or, for the demo directory, in this one) into
     the file of C{--name-index-dir}, which this process and the workers map.
     """
-    nameIndex = None
+    nameIndex = childBuild = None
     if config.nameIndexRefresh:
         path = nameIndexFile(config, directory)
         if adoptedFDs is not None and path is not None:
             # A worker of --workers maps the index its master loads.
             nameIndex = MappedIndexFollower(directory, path, reactor, maxAge=2 * config.nameIndexRefresh + 60)
-        elif path is not None and config.ldap is not None and options is not None:
-            nameIndex = NameIndexRefresher(buildNameIndexChild(options, directory, path, reactor),
-                                           config.nameIndexRefresh, reactor)
+        elif path is not None and config.ldap is not None and options is not None \
+                and IReactorProcess.providedBy(reactor):
+            childBuild = buildNameIndexChild(options, directory, path, reactor)
+            nameIndex = NameIndexRefresher(childBuild, config.nameIndexRefresh, reactor)
         else:
             directory.indexFile = path
             nameIndex = NameIndexRefresher(directory, config.nameIndexRefresh, reactor)
-    connections = _DirectoryConnections(directory, nameIndex)
+    connections = _DirectoryConnections(directory, nameIndex, childBuild)
     connections.setServiceParent(top)
     # Work in flight when fbtwist stops may still need the directory (an
     # upload whose credentials are being checked): close it after the drain.

@@ -16,6 +16,7 @@ the build's time after the change (and after the first build of a start).
 import os
 import signal
 import sys
+import time
 from typing import List, Optional
 
 from twisted.internet import defer, protocol
@@ -93,20 +94,33 @@ class ChildIndexBuild:
         self.argv = list(argv)
         self.timeout = timeout
         self._process = None
+        self._ended: Optional[defer.Deferred] = None
         self._failed = False
 
-    def mapKept(self) -> Optional[MappedNameIndex]:
+    def mapKept(self, maxAge: float) -> Optional[MappedNameIndex]:
         """
         Map the index file an earlier run left, if any, as
-        C{directory.nameIndex}, at once: a damaged file or one of another
-        version is removed with one warning (the build replaces it).
+        C{directory.nameIndex}, at once, when it was written less than
+        C{maxAge} seconds ago (no staler than the index of a process that
+        kept running would be); a damaged file or one of another version is
+        removed with one warning (the build replaces it).
 
         @return: The mapped index, or C{None}.
         """
         try:
-            index = MappedNameIndex(self.path)
+            age = time.time() - os.stat(self.path).st_mtime
         except FileNotFoundError:
             return None
+        except OSError as e:
+            self.log.warn("the kept name index {path} cannot be used ({error}); building a new one",
+                          path=self.path, error=str(e))
+            return None
+        if age > maxAge:
+            self.log.info("the kept name index {path} is {age:.0f}s old: not used, building a new one",
+                          path=self.path, age=age)
+            return None
+        try:
+            index = MappedNameIndex(self.path)
         except (OSError, IndexFileError, ValueError) as e:
             self.log.warn("the kept name index {path} cannot be used ({error}); building a new one",
                           path=self.path, error=str(e))
@@ -115,14 +129,9 @@ class ChildIndexBuild:
             except OSError:
                 pass
             return None
-        # Processes that follow the file (the workers) take it as fresh.
-        try:
-            os.utime(self.path)
-        except OSError:
-            pass
         self.directory.nameIndex = index
-        self.log.info("name index mapped from {path} (kept from an earlier run): {entries} entries, {names} names; "
-                      "rebuilding it", path=self.path, entries=index.entries, names=len(index))
+        self.log.info("name index mapped from {path} (kept from an earlier run, {age:.0f}s old): {entries} entries, "
+                      "{names} names; rebuilding it", path=self.path, age=age, entries=index.entries, names=len(index))
         return index
 
     def retryDelay(self) -> float:
@@ -146,6 +155,7 @@ class ChildIndexBuild:
             built, self.argv[0], self.argv, env=os.environ.copy(), childFDs={0: "w", 1: "r", 2: "r"},
         )
         timedOut = []
+        self._ended = built.ended
 
         def kill():
             timedOut.append(True)
@@ -159,7 +169,7 @@ class ChildIndexBuild:
         result = defer.Deferred(cancel)
 
         def ended(code):
-            self._process = None
+            self._process = self._ended = None
             if timer.active():
                 timer.cancel()
             if result.called:
@@ -189,12 +199,18 @@ class ChildIndexBuild:
         built.ended.addCallback(ended)
         return result
 
-    def stop(self) -> None:
+    def stop(self) -> defer.Deferred:
         """
         Kill a child still building (fbtwist is stopping).
+
+        @return: A Deferred firing once no child runs.
         """
-        if self._process is not None:
-            _signal(self._process, "KILL")
+        if self._process is None or self._ended is None:
+            return defer.succeed(None)
+        ended = defer.Deferred()
+        self._ended.addBoth(lambda result: (ended.callback(None), result)[1])
+        _signal(self._process, "KILL")
+        return ended
 
 
 def _signal(process, name: str) -> None:

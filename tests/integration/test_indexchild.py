@@ -1,7 +1,8 @@
 """
 L{fbtwist.directory.indexchild}: the name index built by a child process
 (C{python -m fbtwist.worker --build-name-index}) from a real slapd, mapped
-by the process that started it; the kept file of an earlier run; deletions
+by the process that started it; the kept file of an earlier run mapped at
+start (its checks: L{tests.unit.test_indexchild}); deletions and renames
 seen by the next build; a failing, slow, cancelled or orphaned child.
 """
 
@@ -12,7 +13,6 @@ import time
 
 from twisted.application import service
 from twisted.internet import defer, reactor
-from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
@@ -61,12 +61,6 @@ class ChildIndexBuildTests(TestCase):
         self.addCleanup(build.stop)
         return build
 
-    def warnings(self) -> list:
-        events = []
-        globalLogPublisher.addObserver(events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, events.append)
-        return events
-
     async def test_build(self):
         """
         The child writes the file and exits; this process maps it as the
@@ -114,22 +108,6 @@ class ChildIndexBuildTests(TestCase):
         self.build()
         self.assertIsInstance(self.directory.nameIndex, MappedNameIndex)
         self.assertEqual(self.directory.nameIndex.get("alice"), (True, "alice"))
-
-    def test_damaged(self):
-        """
-        A damaged kept file is not used: one warning, and the file is removed
-        for the build to replace.
-        """
-        os.makedirs(self.folder, exist_ok=True)
-        with open(self.path, "wb") as f:
-            f.write(b"FBNAMES2" + b"\0" * 60)
-        events = self.warnings()
-        self.build()
-        self.assertIsNone(self.directory.nameIndex)
-        self.assertFalse(os.path.exists(self.path))
-        warned = [e for e in events if e.get("log_level") is not None and e["log_level"].name == "warn"]
-        self.assertEqual(len(warned), 1)
-        self.assertIn("cannot be used", warned[0]["log_format"])
 
     async def test_failed(self):
         """
