@@ -130,7 +130,7 @@ class ChildIndexBuild:
                 pass
             return None
         self.directory.nameIndex = index
-        self.log.info("name index mapped from {path} (kept from an earlier run, {age:.0f}s old): {entries} entries, "
+        self.log.info("kept name index of an earlier run ({age:.0f}s old) in use: {path}, {entries} entries, "
                       "{names} names; rebuilding it", path=self.path, age=age, entries=index.entries, names=len(index))
         return index
 
@@ -192,8 +192,9 @@ class ChildIndexBuild:
             old, self.directory.nameIndex = self.directory.nameIndex, index
             if old is not None and hasattr(old, "close"):
                 old.close()
-            self.log.info("name index built by a child process: {entries} entries, {names} names in {seconds:.2f}s",
-                          entries=index.entries, names=len(index), seconds=self.reactor.seconds() - started)
+            self.log.info("name index loaded from {server}: {entries} entries, {names} names in {seconds:.2f}s "
+                          "(built by a child process)", server=self.directory.server, entries=index.entries,
+                          names=len(index), seconds=self.reactor.seconds() - started)
             result.callback(index)
 
         built.ended.addCallback(ended)

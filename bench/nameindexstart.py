@@ -1,0 +1,91 @@
+"""
+The name index at start, cold (no kept file: a child process builds it) and
+warm (the file the last run kept, mapped at once, then rebuilt), with
+C{--workers}: how long until every process has it, and the memory (PSS) of
+the whole process tree once it has it and the build's child has exited.
+
+    .venv/bin/python -m bench.nameindexstart --cache /path/to/cache [--users 1000000] [--workers 2]
+
+The directory is the one of C{bench/run --million} (C{--million-cache}),
+made when the cache has none.
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.compare import StreamedUserDirectory, processTreePSS, waitForLogLines  # noqa: E402
+from tests.processes import FbtwistProcess, processTreeRSS  # noqa: E402
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"{one:.2f} (1 min), {five:.2f} (5 min)"
+
+
+def _start(workdir: str, tree: str, directory, names: str, workers: int, run: str):
+    logPath = os.path.join(workdir, f"fbtwist-{run}.log")
+    began = time.monotonic()
+    server = FbtwistProcess(tree, directory.searchURL, logPath=logPath, extraArgs=[
+        "--workers", str(workers), "--name-index-dir", names]).start(timeout=120)
+    return server, began
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--cache", required=True)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    workdir = tempfile.mkdtemp(prefix="fbtwist-nameindexstart-")
+    tree = os.path.join(workdir, "tree")
+    names = os.path.join(workdir, "names")
+    os.makedirs(tree)
+    os.mkdir(names, 0o700)
+    directory = StreamedUserDirectory(os.path.join(workdir, "ldap"), args.users, cache=args.cache)
+    directory.start()
+    try:
+        for run in ("cold", "warm"):
+            server, began = _start(workdir, tree, directory, names, args.workers, run)
+            try:
+                if run == "warm":
+                    waitForLogLines(server.logPath, "kept name index", 1, 600)
+                    waitForLogLines(server.logPath, "name index mapped", args.workers, 600)
+                    print(f"warm: every process has the kept index after {time.monotonic() - began:.1f} s; "
+                          f"PSS {processTreePSS(server.pid) / 2**20:.0f} MB, RSS "
+                          f"{processTreeRSS(server.pid) / 2**20:.0f} MB (build running); load {_load()}",
+                          flush=True)
+                waitForLogLines(server.logPath, "name index loaded", 1, 3600)
+                if run == "cold":
+                    waitForLogLines(server.logPath, "name index mapped", args.workers, 600)
+                wall = time.monotonic() - began
+                with open(server.logPath) as f:
+                    loaded = [line for line in f if "name index loaded" in line][-1].strip()
+                time.sleep(3)
+                print(f"{run}: built after {wall:.1f} s wall ({loaded.split('] ', 1)[-1]}); "
+                      f"PSS {processTreePSS(server.pid) / 2**20:.0f} MB, RSS "
+                      f"{processTreeRSS(server.pid) / 2**20:.0f} MB of all processes; master RSS "
+                      f"{_rss(server.pid) / 2**20:.0f} MB; load {_load()}",
+                      flush=True)
+            finally:
+                server.stop()
+    finally:
+        directory.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _rss(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+if __name__ == "__main__":
+    main()
