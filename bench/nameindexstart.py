@@ -63,6 +63,8 @@ def main(argv=None) -> None:
                 waitForLogLines(server.logPath, "name index loaded", 1, 3600)
                 if run == "cold":
                     waitForLogLines(server.logPath, "name index mapped", args.workers, 600)
+                    size = sum(os.path.getsize(os.path.join(names, n)) for n in os.listdir(names))
+                    print(f"index file: {size / 2**20:.0f} MB", flush=True)
                 wall = time.monotonic() - began
                 with open(server.logPath) as f:
                     loaded = [line for line in f if "name index loaded" in line][-1].strip()
@@ -74,6 +76,16 @@ def main(argv=None) -> None:
                       flush=True)
             finally:
                 server.stop()
+        # The same processes without the index: what the names add.
+        server = FbtwistProcess(tree, directory.searchURL, logPath=os.path.join(workdir, "fbtwist-none.log"),
+                                extraArgs=["--workers", str(args.workers), "--name-index-refresh", "0"]).start(120)
+        try:
+            time.sleep(10)
+            print(f"no index: PSS {processTreePSS(server.pid) / 2**20:.0f} MB, RSS "
+                  f"{processTreeRSS(server.pid) / 2**20:.0f} MB of all processes; master RSS "
+                  f"{_rss(server.pid) / 2**20:.0f} MB; load {_load()}", flush=True)
+        finally:
+            server.stop()
     finally:
         directory.stop()
         shutil.rmtree(workdir, ignore_errors=True)
