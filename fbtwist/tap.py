@@ -835,6 +835,8 @@ def buildDirectoryConnections(config, directory: LDAPDirectory, adoptedFDs, reac
                 and IReactorProcess.providedBy(reactor):
             childBuild = buildNameIndexChild(options, directory, path, reactor)
             nameIndex = NameIndexRefresher(childBuild, config.nameIndexRefresh, reactor)
+            # A kept file is in use: a failed build keeps it.
+            nameIndex.loaded = directory.nameIndex is not None
         else:
             directory.indexFile = path
             nameIndex = NameIndexRefresher(directory, config.nameIndexRefresh, reactor)

@@ -22,7 +22,7 @@ from typing import List, Optional
 from twisted.internet import defer, protocol
 from twisted.logger import Logger
 
-from fbtwist.directory.mappedindex import IndexFileError, MappedNameIndex
+from fbtwist.directory.mappedindex import IndexFileError, MappedNameIndex, temporaryFilesOf
 from fbtwist.errors import DirectoryUnavailable
 
 #: How long (seconds) a child may take before it is killed, by default.
@@ -168,8 +168,17 @@ class ChildIndexBuild:
 
         result = defer.Deferred(cancel)
 
+        pid = process.pid
+
         def ended(code):
             self._process = self._ended = None
+            if code != 0:
+                # Killed while writing: its temporary file stays otherwise.
+                for leftover in temporaryFilesOf(self.path, pid):
+                    try:
+                        os.unlink(leftover)
+                    except OSError:
+                        pass
             if timer.active():
                 timer.cancel()
             if result.called:

@@ -180,3 +180,31 @@ class ChildIndexBuildTests(TestCase):
         child.stdin.close()
         self.assertEqual(child.wait(timeout=10), -9)
         self.assertEqual(argv[:4], [sys.executable, "-m", "fbtwist.worker", "--build-name-index"])
+
+
+class LeftoverTests(TestCase):
+    """
+    What a child that did not finish leaves in the index directory.
+    """
+
+    async def test_temporaryFileRemoved(self):
+        """
+        The temporary file of a child that ended without writing the index
+        (killed while writing) is removed; another writer's is not.
+        """
+        folder = os.path.abspath(self.mktemp())
+        os.mkdir(folder, 0o700)
+        other = os.path.join(folder, ".names-1-other")
+        open(other, "w").close()
+        script = ("import os, sys; open(os.path.join(sys.argv[1], f'.names-{os.getpid()}-abc'), 'w').close(); "
+                  "sys.exit(1)")
+        build = ChildIndexBuild(_Directory(), reactor, os.path.join(folder, "names.idx"),
+                                [sys.executable, "-c", script, folder])
+        with self.assertRaises(DirectoryUnavailable):
+            await build.loadNameIndex()
+        self.assertEqual(os.listdir(folder), [".names-1-other"])
+
+
+class _Directory:
+    nameIndex = None
+    server = "ldap://127.0.0.1:389"
