@@ -2,7 +2,8 @@
 The name index at start, cold (no kept file: a child process builds it) and
 warm (the file the last run kept, mapped at once, then rebuilt), with
 C{--workers}: how long until every process has it, and the memory (PSS) of
-the whole process tree once it has it and the build's child has exited.
+the whole process tree once it has it and the build's child has exited
+(after lookups of random users, so that the pages they touch count).
 
     .venv/bin/python -m bench.nameindexstart --cache /path/to/cache [--users 1000000] [--workers 2]
 
@@ -12,6 +13,7 @@ made when the cache has none.
 
 import argparse
 import os
+import random
 import shutil
 import sys
 import tempfile
@@ -20,7 +22,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.compare import StreamedUserDirectory, processTreePSS, waitForLogLines  # noqa: E402
-from tests.processes import FbtwistProcess, processTreeRSS  # noqa: E402
+from tests.processes import FbtwistProcess, processTreeRSS, request, userName  # noqa: E402
 
 
 def _load() -> str:
@@ -41,6 +43,8 @@ def main(argv=None) -> None:
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--cache", required=True)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--lookups", type=int, default=20000,
+                        help="lookups of random users after the cold build (their pages of the file counted)")
     args = parser.parse_args(argv)
     workdir = tempfile.mkdtemp(prefix="fbtwist-nameindexstart-")
     tree = os.path.join(workdir, "tree")
@@ -69,6 +73,8 @@ def main(argv=None) -> None:
                 with open(server.logPath) as f:
                     loaded = [line for line in f if "name index loaded" in line][-1].strip()
                 time.sleep(3)
+                if run == "cold":
+                    _lookups(server.port, args.users, args.lookups)
                 print(f"{run}: built after {wall:.1f} s wall ({loaded.split('] ', 1)[-1]}); "
                       f"PSS {processTreePSS(server.pid) / 2**20:.0f} MB, RSS "
                       f"{processTreeRSS(server.pid) / 2**20:.0f} MB of all processes; master RSS "
@@ -89,6 +95,19 @@ def main(argv=None) -> None:
     finally:
         directory.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _lookups(port: int, users: int, count: int) -> None:
+    """
+    C{count} lookups of random users (new connections: spread over the
+    workers), so that the PSS counts the index pages lookups touch.
+    """
+    began = time.monotonic()
+    statuses = {}
+    for _ in range(count):
+        status, _ = request(port, "GET", f"/calendar/{userName(random.randrange(users))}.vfb")
+        statuses[status] = statuses.get(status, 0) + 1
+    print(f"{count} lookups in {time.monotonic() - began:.1f} s: {statuses}", flush=True)
 
 
 def _rss(pid: int) -> int:
