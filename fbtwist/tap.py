@@ -44,7 +44,7 @@ from fbtwist.config import (
 )
 from fbtwist.directory.demo import DemoDirectoryService
 from fbtwist.directory.filters import defaultGroupBase
-from fbtwist.directory.indexchild import ChildIndexBuild
+from fbtwist.directory.indexchild import BUILD_TIMEOUT, ChildIndexBuild
 from fbtwist.directory.ldapdirectory import LDAPDirectory
 from fbtwist.directory.ldapurl import parseLDAPURL
 from fbtwist.directory.loginforms import LoginForms
@@ -809,7 +809,7 @@ def buildNameIndexChild(options, directory: LDAPDirectory, path: str, reactor) -
     (C{python -m fbtwist.worker --build-name-index}) given the directory
     settings of C{options}; the file an earlier run kept is mapped at once.
     """
-    timeout = max(60.0, options.config.nameIndexRefresh)
+    timeout = max(BUILD_TIMEOUT, options.config.nameIndexRefresh)
     argv = [sys.executable, "-m", "fbtwist.worker", "--build-name-index", path, f"{timeout:g}",
             *workerArguments(options)]
     build = ChildIndexBuild(directory, reactor, path, argv, timeout)
