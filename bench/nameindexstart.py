@@ -21,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.compare import StreamedUserDirectory, processTreePSS, waitForLogLines  # noqa: E402
+from bench.compare import StreamedUserDirectory, _descendants, processTreePSS, waitForLogLines  # noqa: E402
 from tests.processes import FbtwistProcess, processTreeRSS, request, userName  # noqa: E402
 
 
@@ -43,7 +43,7 @@ def main(argv=None) -> None:
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--cache", required=True)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--lookups", type=int, default=20000,
+    parser.add_argument("--lookups", type=int, default=500,
                         help="lookups of random users after the cold build (their pages of the file counted)")
     args = parser.parse_args(argv)
     workdir = tempfile.mkdtemp(prefix="fbtwist-nameindexstart-")
@@ -75,6 +75,8 @@ def main(argv=None) -> None:
                 time.sleep(3)
                 if run == "cold":
                     _lookups(server.port, args.users, args.lookups)
+                print(f"{run}: the names file's pages in all processes: PSS {_mappedPSS(server.pid, names) / 2**20:.1f} "
+                      f"MB (at most its size, shared once)", flush=True)
                 print(f"{run}: built after {wall:.1f} s wall ({loaded.split('] ', 1)[-1]}); "
                       f"PSS {processTreePSS(server.pid) / 2**20:.0f} MB, RSS "
                       f"{processTreeRSS(server.pid) / 2**20:.0f} MB of all processes; master RSS "
@@ -108,6 +110,27 @@ def _lookups(port: int, users: int, count: int) -> None:
         status, _ = request(port, "GET", f"/calendar/{userName(random.randrange(users))}.vfb")
         statuses[status] = statuses.get(status, 0) + 1
     print(f"{count} lookups in {time.monotonic() - began:.1f} s: {statuses}", flush=True)
+
+
+def _mappedPSS(pid: int, folder: str) -> int:
+    """
+    The PSS, in bytes, of the mappings of files in C{folder} (the name
+    index) in C{pid} and its descendants.
+    """
+    total = 0
+    for current in [pid] + _descendants(pid):
+        try:
+            with open(f"/proc/{current}/smaps") as f:
+                inside = False
+                for line in f:
+                    fields = line.split()
+                    if "-" in fields[0] and len(fields) >= 5:
+                        inside = len(fields) >= 6 and fields[5].startswith(folder + "/")
+                    elif inside and fields[0] == "Pss:":
+                        total += int(fields[1]) * 1024
+        except OSError:
+            continue
+    return total
 
 
 def _rss(pid: int) -> int:
