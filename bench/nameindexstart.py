@@ -75,7 +75,8 @@ def main(argv=None) -> None:
                 time.sleep(3)
                 if run == "cold":
                     _lookups(server.port, args.users, args.lookups)
-                print(f"{run}: the names file's pages in all processes: PSS {_mappedPSS(server.pid, names) / 2**20:.1f} "
+                mapped = _mappedPSS(server.pid, names) / 2**20
+                print(f"{run}: the names file's pages in all processes: PSS {mapped:.1f} "
                       f"MB (at most its size, shared once)", flush=True)
                 print(f"{run}: built after {wall:.1f} s wall ({loaded.split('] ', 1)[-1]}); "
                       f"PSS {processTreePSS(server.pid) / 2**20:.0f} MB, RSS "
