@@ -198,9 +198,9 @@ class ChildIndexBuild:
                 result.errback(DirectoryUnavailable(f"the built name index cannot be mapped: {e}"))
                 return
             self._failed = False
-            old, self.directory.nameIndex = self.directory.nameIndex, index
-            if old is not None and hasattr(old, "close"):
-                old.close()
+            # The old mapping goes with its last user (as the workers'
+            # follower leaves it): a lookup may hold it across a wait.
+            self.directory.nameIndex = index
             self.log.info("name index loaded from {server}: {entries} entries, {names} names in {seconds:.2f}s "
                           "(built by a child process)", server=self.directory.server, entries=index.entries,
                           names=len(index), seconds=self.reactor.seconds() - started)
