@@ -18,10 +18,17 @@ from twisted.trial.unittest import TestCase
 import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
 from fbtwist.directory.indexchild import ChildIndexBuild
 from fbtwist.directory.mappedindex import MappedNameIndex
+from fbtwist.directory.nameindex import NameIndexRefresher
 from fbtwist.errors import DirectoryUnavailable
 from fbtwist.tap import Options, buildDirectory, buildNameIndexChild, nameIndexFile
 from tests.integration.test_nameindex import LimitedSlapd
 from tests.names import LDIF, NAMES, PEOPLE
+
+
+def _sleep(seconds: float) -> defer.Deferred:
+    d = defer.Deferred()
+    reactor.callLater(seconds, d.callback, None)
+    return d
 
 
 def _gone(pid: int) -> bool:
@@ -97,6 +104,24 @@ class ChildIndexBuildTests(TestCase):
         self.assertEqual(index.get("roberta"), (True, "roberta"))
         self.assertEqual(index.login("roberta"), ("roberta", f"uid=roberta,{PEOPLE}"))
         self.assertEqual(index.get("robert"), (True, "bob"))
+
+    async def test_refreshBound(self):
+        """
+        Driven by the refresher, a deleted user stops resolving within the
+        refresh interval plus one build.
+        """
+        build = self.build()
+        refresher = NameIndexRefresher(build, 1.0, reactor)
+        refresher.start()
+        self.addCleanup(refresher.stop)
+        while self.directory.nameIndex is None:
+            await _sleep(0.1)
+        self.assertEqual(self.directory.nameIndex.get("alice"), (True, "alice"))
+        self.slapd.modify(f"dn: uid=alice,{PEOPLE}\nchangetype: delete\n")
+        deleted = time.monotonic()
+        while self.directory.nameIndex.get("alice") != (False, None):
+            self.assertLess(time.monotonic() - deleted, 1.0 + 20.0, "alice still resolves")
+            await _sleep(0.1)
 
     async def test_kept(self):
         """
