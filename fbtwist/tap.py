@@ -829,7 +829,7 @@ def buildDirectoryConnections(config, directory: LDAPDirectory, adoptedFDs, reac
     if config.nameIndexRefresh:
         path = nameIndexFile(config, directory)
         if adoptedFDs is not None and path is not None:
-            # A worker of --workers maps the index its master loads.
+            # A worker of --workers maps the index file its master has built.
             nameIndex = MappedIndexFollower(directory, path, reactor, maxAge=2 * config.nameIndexRefresh + 60)
         elif path is not None and config.ldap is not None and options is not None \
                 and IReactorProcess.providedBy(reactor):
