@@ -891,7 +891,8 @@ class Config:
     nameIndexDir: str = setting(
         "name-index-dir", "auto", parseText,
         "Write the name index to a file in this directory (only this user may write to it), mapped into "
-        "memory by every process of this host: one copy for all --workers (the master loads it). auto: "
+        "memory by every process of this host: one copy for all --workers (built by a short-lived child "
+        "process; kept between runs, and mapped at start when younger than --name-index-refresh). auto: "
         "$RUNTIME_DIRECTORY, else fbtwist-names-UID in the temporary directory; none: each process keeps "
         "its own copy in its memory.", metavar="DIR",
     )

@@ -17,7 +17,7 @@ from twisted.cred.checkers import AllowAnonymousAccess
 from twisted.cred.portal import Portal
 from twisted.internet import defer, endpoints
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IReactorThreads
+from twisted.internet.interfaces import IReactorProcess, IReactorThreads
 from twisted.internet.ssl import trustRootFromCertificates
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -44,6 +44,7 @@ from fbtwist.config import (
 )
 from fbtwist.directory.demo import DemoDirectoryService
 from fbtwist.directory.filters import defaultGroupBase
+from fbtwist.directory.indexchild import BUILD_TIMEOUT, ChildIndexBuild
 from fbtwist.directory.ldapdirectory import LDAPDirectory
 from fbtwist.directory.ldapurl import parseLDAPURL
 from fbtwist.directory.loginforms import LoginForms
@@ -277,9 +278,11 @@ class _DirectoryConnections(service.Service):
 
     name = "directory"
 
-    def __init__(self, directory, nameIndex: Optional[NameIndexRefresher] = None):
+    def __init__(self, directory, nameIndex: Optional[NameIndexRefresher] = None,
+                 childBuild: Optional[ChildIndexBuild] = None):
         self.directory = directory
         self.nameIndex = nameIndex
+        self.childBuild = childBuild
 
     def startService(self):
         super().startService()
@@ -290,7 +293,10 @@ class _DirectoryConnections(service.Service):
         super().stopService()
         if self.nameIndex is not None:
             self.nameIndex.stop()
-        return self.directory.close()
+        closed = [self.directory.close()]
+        if self.childBuild is not None:
+            closed.append(self.childBuild.stop())
+        return defer.DeferredList(closed)
 
 
 def demoListener(description: str) -> str:
@@ -452,7 +458,7 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
     buildHTTP(options, site, reactor, adoptedFDs, listen, failure, top)
     buildMetricsListener(config, metrics, health, reactor, failure, top)
     buildFTP(config, portal, reactor, listen, failure, top, budget=site.budget)
-    buildDirectoryConnections(config, directory, adoptedFDs, reactor, top)
+    buildDirectoryConnections(config, directory, adoptedFDs, reactor, top, options)
     top.directory = directory
     top.store = store
     top.portal = portal
@@ -797,23 +803,44 @@ def nameIndexFile(config, directory: LDAPDirectory) -> Optional[str]:
     return indexFileName(folder, f"{directory.url}|{','.join(directory.mailAttributes)}")
 
 
-def buildDirectoryConnections(config, directory: LDAPDirectory, adoptedFDs, reactor, top: GracefulService) -> None:
+def buildNameIndexChild(options, directory: LDAPDirectory, path: str, reactor) -> ChildIndexBuild:
+    """
+    The builds of the name index file C{path} in a child process
+    (C{python -m fbtwist.worker --build-name-index}) given the directory
+    settings of C{options}; the file an earlier run kept is mapped at once.
+    """
+    timeout = max(BUILD_TIMEOUT, options.config.nameIndexRefresh)
+    argv = [sys.executable, "-m", "fbtwist.worker", "--build-name-index", path, f"{timeout:g}",
+            *workerArguments(options)]
+    build = ChildIndexBuild(directory, reactor, path, argv, timeout)
+    build.mapKept(maxAge=options.config.nameIndexRefresh)
+    return build
+
+
+def buildDirectoryConnections(config, directory: LDAPDirectory, adoptedFDs, reactor, top: GracefulService,
+                              options=None) -> None:
     """
     The service that closes the directory's connections, stopped after the
     drain, and refreshes the name index every C{--name-index-refresh}:
-    loads it (one process, or the master of C{--workers}) and writes it to
-    the file of C{--name-index-dir}, which the workers map.
+    built by a child process (or, for the demo directory, in this one) into
+    the file of C{--name-index-dir}, which this process and the workers map.
     """
-    nameIndex = None
+    nameIndex = childBuild = None
     if config.nameIndexRefresh:
         path = nameIndexFile(config, directory)
         if adoptedFDs is not None and path is not None:
-            # A worker of --workers maps the index its master loads.
+            # A worker of --workers maps the index file its master has built.
             nameIndex = MappedIndexFollower(directory, path, reactor, maxAge=2 * config.nameIndexRefresh + 60)
+        elif path is not None and config.ldap is not None and options is not None \
+                and IReactorProcess.providedBy(reactor):
+            childBuild = buildNameIndexChild(options, directory, path, reactor)
+            nameIndex = NameIndexRefresher(childBuild, config.nameIndexRefresh, reactor)
+            # A kept file is in use: a failed build keeps it.
+            nameIndex.loaded = directory.nameIndex is not None
         else:
             directory.indexFile = path
             nameIndex = NameIndexRefresher(directory, config.nameIndexRefresh, reactor)
-    connections = _DirectoryConnections(directory, nameIndex)
+    connections = _DirectoryConnections(directory, nameIndex, childBuild)
     connections.setServiceParent(top)
     # Work in flight when fbtwist stops may still need the directory (an
     # upload whose credentials are being checked): close it after the drain.

@@ -1,8 +1,11 @@
 """
 One worker process of the multi-process mode (L{fbtwist.ops.workers}):
-C{python -m fbtwist.worker FD[,FD...] OPTIONS...}.  Its own module, above
-L{fbtwist.tap}, so that the worker machinery in L{fbtwist.ops.workers} does not
-import the service it is part of.
+C{python -m fbtwist.worker FD[,FD...] OPTIONS...}; or the short-lived
+process that builds the name index file
+(C{python -m fbtwist.worker --build-name-index PATH SECONDS OPTIONS...},
+L{fbtwist.directory.indexchild}).  Its own module, above L{fbtwist.tap}, so
+that the worker machinery in L{fbtwist.ops.workers} does not import the
+service it is part of.
 """
 
 import os
@@ -30,11 +33,44 @@ class _MasterPipe(protocol.Protocol):
             self.reactor.stop()
 
 
+def buildNameIndex(argv: Sequence[str]) -> int:
+    """
+    Build the name index file: C{argv} is C{[program, "--build-name-index",
+    path, seconds, freebusy options...]}.
+
+    @return: The exit status: 0 once written, 1 after one line on standard
+        error saying why not.
+    """
+    from twisted.application import service
+    from twisted.internet import reactor
+
+    from fbtwist.directory.indexchild import buildInChild, reportFailure
+    from fbtwist.tap import buildDirectory
+
+    path, timeout = argv[2], float(argv[3])
+    options = Options()
+    options.parseOptions(list(argv[4:]))
+    directory = buildDirectory(options.config, reactor, service.MultiService())
+    status = []
+
+    def run():
+        d = buildInChild(directory, path, reactor, timeout)
+        d.addCallbacks(lambda _: status.append(0), lambda f: (reportFailure(f), status.append(1)))
+        d.addBoth(lambda _: reactor.stop())
+
+    reactor.callWhenRunning(run)
+    reactor.run(installSignalHandlers=False)
+    return status[0] if status else 1
+
+
 def main(argv: Sequence[str]) -> None:
     """
     Run one worker: C{argv} is C{[program, "FD,FD", freebusy options...]}.
     """
     from twisted.internet import reactor, stdio
+
+    if argv[1:2] == ["--build-name-index"]:
+        sys.exit(buildNameIndex(argv))
 
     fds = [int(fd) for fd in argv[1].split(",")]
     options = Options()

@@ -300,7 +300,9 @@ def writeIndexFile(index, path: str) -> None:
     """
     parts = _partsOf(index) if isinstance(index, NameIndex) else index
     directory = os.path.dirname(path) or "."
-    fd, temporary = tempfile.mkstemp(prefix=".names-", dir=directory)
+    # The writer's pid in the name: the process that started a writer it had
+    # to kill removes what it left (L{temporaryFilesOf}).
+    fd, temporary = tempfile.mkstemp(prefix=f".names-{os.getpid()}-", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             for part in parts:
@@ -314,6 +316,19 @@ def writeIndexFile(index, path: str) -> None:
         except OSError:
             pass
         raise
+
+
+def temporaryFilesOf(path: str, pid: int) -> List[str]:
+    """
+    The temporary files the process C{pid} left in the directory of
+    C{path} (killed while writing an index file there).
+    """
+    directory = os.path.dirname(path) or "."
+    prefix = f".names-{pid}-"
+    try:
+        return [os.path.join(directory, name) for name in os.listdir(directory) if name.startswith(prefix)]
+    except OSError:
+        return []
 
 
 class CompactNameIndex:

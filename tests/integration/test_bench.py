@@ -138,7 +138,7 @@ class MillionPartsTests(unittest.SynchronousTestCase):
         self.assertGreater(answer["rss"], 0)
 
     def test_workersShareIndex(self):
-        """With --workers 2 the master loads the name index once, both workers map its file, logins bind."""
+        """With --workers 2 the name index is built once, both workers map its file, logins bind."""
         tree = os.path.join(self.base, "tree")
         body = compare.calendarBody()
         compare.linkFiles(tree, (userName(i) + ".vfb" for i in range(40)), body)

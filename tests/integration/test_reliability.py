@@ -168,6 +168,12 @@ class ConcurrentLoadTests(RealServerMixin, SynchronousTestCase):
         server's memory stays flat.
         """
         self.startServers()
+        # The name index is built by a child process at start: its memory
+        # is not the server's.
+        deadline = time.monotonic() + 60
+        while "name index loaded" not in self.server.log():
+            self.assertLess(time.monotonic(), deadline, "no name index")
+            time.sleep(0.1)
         clients = 50
         problems = []
         counts = [0] * clients

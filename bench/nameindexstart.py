@@ -1,0 +1,146 @@
+"""
+The name index at start, cold (no kept file: a child process builds it) and
+warm (the file the last run kept, mapped at once, then rebuilt), with
+C{--workers}: how long until every process has it, and the memory (PSS) of
+the whole process tree once it has it and the build's child has exited
+(after lookups of random users, so that the pages they touch count).
+
+    .venv/bin/python -m bench.nameindexstart --cache /path/to/cache [--users 1000000] [--workers 2]
+
+The directory is the one of C{bench/run --million} (C{--million-cache}),
+made when the cache has none.
+"""
+
+import argparse
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.compare import StreamedUserDirectory, _descendants, processTreePSS, waitForLogLines  # noqa: E402
+from tests.processes import FbtwistProcess, processTreeRSS, request, userName  # noqa: E402
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"{one:.2f} (1 min), {five:.2f} (5 min)"
+
+
+def _start(workdir: str, tree: str, directory, names: str, workers: int, run: str):
+    logPath = os.path.join(workdir, f"fbtwist-{run}.log")
+    began = time.monotonic()
+    server = FbtwistProcess(tree, directory.searchURL, logPath=logPath, extraArgs=[
+        "--workers", str(workers), "--name-index-dir", names]).start(timeout=120)
+    return server, began
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--cache", required=True)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--lookups", type=int, default=500,
+                        help="lookups of random users after the cold build (their pages of the file counted)")
+    args = parser.parse_args(argv)
+    workdir = tempfile.mkdtemp(prefix="fbtwist-nameindexstart-")
+    tree = os.path.join(workdir, "tree")
+    names = os.path.join(workdir, "names")
+    os.makedirs(tree)
+    os.mkdir(names, 0o700)
+    directory = StreamedUserDirectory(os.path.join(workdir, "ldap"), args.users, cache=args.cache)
+    directory.start()
+    try:
+        for run in ("cold", "warm"):
+            server, began = _start(workdir, tree, directory, names, args.workers, run)
+            try:
+                if run == "warm":
+                    waitForLogLines(server.logPath, "kept name index", 1, 600)
+                    waitForLogLines(server.logPath, "name index mapped", args.workers, 600)
+                    print(f"warm: every process has the kept index after {time.monotonic() - began:.1f} s; "
+                          f"PSS {processTreePSS(server.pid) / 2**20:.0f} MB, RSS "
+                          f"{processTreeRSS(server.pid) / 2**20:.0f} MB (build running); load {_load()}",
+                          flush=True)
+                waitForLogLines(server.logPath, "name index loaded", 1, 3600)
+                if run == "cold":
+                    waitForLogLines(server.logPath, "name index mapped", args.workers, 600)
+                    size = sum(os.path.getsize(os.path.join(names, n)) for n in os.listdir(names))
+                    print(f"index file: {size / 2**20:.0f} MB", flush=True)
+                wall = time.monotonic() - began
+                with open(server.logPath) as f:
+                    loaded = [line for line in f if "name index loaded" in line][-1].strip()
+                time.sleep(3)
+                if run == "cold":
+                    _lookups(server.port, args.users, args.lookups)
+                mapped = _mappedPSS(server.pid, names) / 2**20
+                print(f"{run}: the names file's pages in all processes: PSS {mapped:.1f} "
+                      f"MB (at most its size, shared once)", flush=True)
+                print(f"{run}: built after {wall:.1f} s wall ({loaded.split('] ', 1)[-1]}); "
+                      f"PSS {processTreePSS(server.pid) / 2**20:.0f} MB, RSS "
+                      f"{processTreeRSS(server.pid) / 2**20:.0f} MB of all processes; master RSS "
+                      f"{_rss(server.pid) / 2**20:.0f} MB; load {_load()}",
+                      flush=True)
+            finally:
+                server.stop()
+        # The same processes without the index: what the names add.
+        server = FbtwistProcess(tree, directory.searchURL, logPath=os.path.join(workdir, "fbtwist-none.log"),
+                                extraArgs=["--workers", str(args.workers), "--name-index-refresh", "0"]).start(120)
+        try:
+            time.sleep(10)
+            print(f"no index: PSS {processTreePSS(server.pid) / 2**20:.0f} MB, RSS "
+                  f"{processTreeRSS(server.pid) / 2**20:.0f} MB of all processes; master RSS "
+                  f"{_rss(server.pid) / 2**20:.0f} MB; load {_load()}", flush=True)
+        finally:
+            server.stop()
+    finally:
+        directory.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _lookups(port: int, users: int, count: int) -> None:
+    """
+    C{count} lookups of random users (new connections: spread over the
+    workers), so that the PSS counts the index pages lookups touch.
+    """
+    began = time.monotonic()
+    statuses = {}
+    for _ in range(count):
+        status, _ = request(port, "GET", f"/calendar/{userName(random.randrange(users))}.vfb")
+        statuses[status] = statuses.get(status, 0) + 1
+    print(f"{count} lookups in {time.monotonic() - began:.1f} s: {statuses}", flush=True)
+
+
+def _mappedPSS(pid: int, folder: str) -> int:
+    """
+    The PSS, in bytes, of the mappings of files in C{folder} (the name
+    index) in C{pid} and its descendants.
+    """
+    total = 0
+    for current in [pid] + _descendants(pid):
+        try:
+            with open(f"/proc/{current}/smaps") as f:
+                inside = False
+                for line in f:
+                    fields = line.split()
+                    if "-" in fields[0] and len(fields) >= 5:
+                        inside = len(fields) >= 6 and fields[5].startswith(folder + "/")
+                    elif inside and fields[0] == "Pss:":
+                        total += int(fields[1]) * 1024
+        except OSError:
+            continue
+    return total
+
+
+def _rss(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+if __name__ == "__main__":
+    main()
