@@ -1185,8 +1185,9 @@ def startupTable(results: Results) -> List[str]:
     lines = [
         "## Name index and memory at start", "",
         "The name index load time is what fbtwist logs (\"name index loaded ... in Xs\"; the slowest worker); "
-        "the memory is the resident set of all its processes once every worker has it (the master loads it, "
-        "the workers map the file it writes), before any load; PSS counts the pages they share once.",
+        "the memory is the resident set of all its processes once every worker has it (a short-lived child "
+        "process builds the file, the master and the workers map it; a cold start, no file kept), before any "
+        "load; PSS counts the pages they share once.",
         "", "| users | server | name index loaded in | names | RSS once loaded | PSS once loaded |",
         "|---:|---|---:|---:|---:|---:|",
     ]
