@@ -773,6 +773,10 @@ def startServers(args, workdir: str, tree: str, directory: UserDirectory, extra=
         for workers in args.fbtwist_workers:
             name = "fbtwist" if workers == 0 else f"fbtwist x{workers}"
             extraArgs = list(extra) + (["--workers", str(workers)] if workers else [])
+            if "--name-index-dir" not in extraArgs:
+                # Each variant its own, new: a cold start (no index file kept
+                # by an earlier run, none shared with the other variant).
+                extraArgs += ["--name-index-dir", os.path.join(workdir, f"names-{workers}")]
             servers[name] = FbtwistProcess(
                 tree, directory.searchURL, extraArgs=extraArgs,
                 logPath=os.path.join(workdir, f"fbtwist-{workers}.log"),
