@@ -218,13 +218,30 @@ class FbtwistProcess:
         if self.preexec_fn is not None:
             self.preexec_fn()
 
+    def ports(self):
+        """
+        The ports the process listens on once started: HTTP, and FTP when
+        the arguments give it a TCP port (the last C{--ftp} counts, as for
+        twistd).
+        """
+        ftp = None
+        for option, value in zip(self.args, self.args[1:]):
+            if option == "--ftp":
+                ftp = value
+        ports = [self.port]
+        if ftp is not None and ftp.startswith("tcp:"):
+            ports.append(int(ftp.split(":")[1]))
+        return ports
+
     def start(self, timeout: float = 30.0) -> "FbtwistProcess":
         """
-        Start the process and block until it listens.
+        Start the process and block until it listens (for HTTP, and for FTP
+        when asked to: the two listeners start one after the other).
         """
         self._spawn()
         try:
-            waitForPort(self.port, timeout, self.process)
+            for port in self.ports():
+                waitForPort(port, timeout, self.process)
         except BaseException:
             self.kill()
             raise
@@ -247,7 +264,8 @@ class FbtwistProcess:
             if self.process.poll() is not None:
                 raise AssertionError("twistd exited while starting:\n" + self.log())
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                for port in self.ports():
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 return self
             except OSError:
                 if time.monotonic() > deadline:
