@@ -558,7 +558,9 @@ def buildPortal(config, store: CalendarStore, directory: LDAPDirectory, reactor)
     # Each person's choice of who may see them, within the site's rules.
     visibility.whoSees = WhoSees(SettingsStore(store), SitePolicy.fromConfig(config),
                                  GroupMembership(directory, visibility.groupBase, reactor))
-    realm = FreeBusyRealm(store, directory, adminGroup=adminGroup, visibility=visibility)
+    # A login's roles are kept as long as the bind cache keeps the login.
+    realm = FreeBusyRealm(store, directory, adminGroup=adminGroup, visibility=visibility, clock=reactor,
+                          rolesTTL=config.authCacheTTL, rolesSize=config.authCacheSize)
     realm.registerAvatarFactory(IResource, CalendarTreeResource)
     # Imported here: twisted.protocols.ftp imports the global reactor.
     from twisted.protocols.ftp import IFTPShell
