@@ -182,8 +182,8 @@ class MakeServiceTests(unittest.TestCase):
 
 class ThreadRunnerTests(unittest.TestCase):
     """
-    L{fbtwist.tap.threadRunner}: the store's slow steps go to the reactor's
-    thread pool.
+    L{fbtwist.tap.threadRunner}: the store's slow steps go to a thread
+    pool of their own.
     """
 
     def test_memoryReactor(self):
