@@ -234,6 +234,15 @@ class LockStore:
         finally:
             _publishing.free = None
 
+    def mayApply(self, path) -> bool:
+        """
+        Whether the index says a lock may apply to C{path} or to a member of
+        it: one is rooted at it or at one of its ancestors (its collection
+        included).  C{False} means that no lock does; C{True} that one may
+        (L{affecting} tells which).
+        """
+        return self._mayApply(tuple(path))
+
     def _mayApply(self, path) -> bool:
         """
         Whether a lock may be rooted at C{path} or at one of its ancestors:
