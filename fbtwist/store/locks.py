@@ -38,6 +38,7 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import ContextManager, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 from twisted.logger import Logger
@@ -86,7 +87,10 @@ _indexed: Set[str] = set()
 _publishing = threading.local()
 
 
-def _markerName(path) -> str:
+@lru_cache(maxsize=4096)
+def _markerName(path: Tuple[str, ...]) -> str:
+    # Cached: every publish asks for the names of its file and its
+    # ancestors, the same few paths over and over.
     key = "/".join(path).encode("utf-8", "surrogatepass")
     return hashlib.sha256(key).hexdigest()[:40] + _MARKER_SUFFIX
 
