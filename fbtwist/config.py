@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Tuple
 from twisted.python.filepath import FilePath
 
 from fbtwist.directory.ldapurl import LDAPURLError, parseLDAPURL
+from fbtwist.store.pool import DEFAULT_THREADS as DEFAULT_STORE_THREADS
 
 CONFIG_SECTION = "freebusy"
 #: The section of other organisations' free/busy servers, DOMAIN = URL-TEMPLATE.
@@ -569,6 +570,12 @@ class Config:
     )
     adminGroup: Optional[str] = setting(
         "admin-group", None, parseDN, "Members of this group may manage the whole tree.", metavar="DN",
+    )
+    storeThreads: int = setting(
+        "store-threads", DEFAULT_STORE_THREADS, parseCount(1, 64),
+        "Threads writing, fsyncing and renaming publishes (the store's pool); fewer mean fewer fsyncs "
+        "at once, directory fsyncs are shared whatever the number.",
+        metavar="N", topic="Publishing (WebDAV, the calendar tree)",
     )
     maxUpload: int = setting(
         "max-upload", 1 << 20, parseSize, "The largest upload accepted (bytes; K and M suffixes).", metavar="BYTES",

@@ -19,7 +19,6 @@ from twisted.internet import defer, endpoints
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorProcess, IReactorThreads
 from twisted.internet.ssl import trustRootFromCertificates
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.web.resource import IResource, Resource
@@ -63,6 +62,7 @@ from fbtwist.ops.metrics import MetricsObserver, MetricsResource, MetricsService
 from fbtwist.ops.shutdown import GracefulService
 from fbtwist.ops.workers import AdoptedPortService, WorkerMaster, workerArguments
 from fbtwist.store.locks import LOCK_DIRECTORY, LockStore, WallClock
+from fbtwist.store.pool import DEFAULT_THREADS, StorePool
 from fbtwist.store.tree import CalendarStore
 from fbtwist.web.caldav.resource import CalDAVSettings
 from fbtwist.web.connection import ConnectionLimits
@@ -384,19 +384,23 @@ def _isLoopback(host: str) -> bool:
         return host.lower() == "localhost"
 
 
-def threadRunner(reactor):
+def threadRunner(reactor, threads: int = DEFAULT_THREADS, top: Optional[GracefulService] = None):
     """
-    The store's C{runBlocking} for C{reactor}: its thread pool, so that an
-    fsync never stalls the reactor; C{None} (run in the calling thread) for
-    a reactor without threads, such as a test's C{MemoryReactor}.
+    The store's C{runBlocking} for C{reactor}: a L{StorePool} of at most
+    C{threads} threads, so that an fsync never stalls the reactor; C{None}
+    (run in the calling thread) for a reactor without threads, such as a
+    test's C{MemoryReactor}.
+
+    @param top: When given, the pool is its child, stopped late (after the
+        work in flight at shutdown is done).
     """
     if not IReactorThreads.providedBy(reactor):
         return None
-
-    def runBlocking(f, *args):
-        return deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
-
-    return runBlocking
+    pool = StorePool(reactor, threads)
+    if top is not None:
+        pool.setServiceParent(top)
+        top.stopLate(pool)
+    return pool.runBlocking
 
 
 def settleMemory() -> None:
@@ -442,7 +446,7 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
         reactor.callWhenRunning(settleMemory)
     config = options.config
     top = GracefulService(reactor, grace=config.shutdownGrace)
-    store = buildStore(config, reactor)
+    store = buildStore(config, reactor, top)
     directory = buildDirectory(config, reactor, top)
     metrics = buildOperations(config, top)
     realm, checker, portal = buildPortal(config, store, directory, reactor)
@@ -471,12 +475,13 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
     return top
 
 
-def buildStore(config, reactor) -> CalendarStore:
+def buildStore(config, reactor, top: Optional[GracefulService] = None) -> CalendarStore:
     """
-    The calendar tree at C{--root}, its blocking work done in threads, with
+    The calendar tree at C{--root}, its blocking work done in the
+    C{--store-threads} threads of its pool (C{top}'s child "store-pool"), with
     the temporary files of writers that died removed.
     """
-    store = CalendarStore(config.root, runBlocking=threadRunner(reactor))
+    store = CalendarStore(config.root, runBlocking=threadRunner(reactor, config.storeThreads, top))
     store.removeStaleTemporaries()
     return store
 
@@ -564,7 +569,9 @@ def buildPortal(config, store: CalendarStore, directory: LDAPDirectory, reactor)
     # Each person's choice of who may see them, within the site's rules.
     visibility.whoSees = WhoSees(SettingsStore(store), SitePolicy.fromConfig(config),
                                  GroupMembership(directory, visibility.groupBase, reactor))
-    realm = FreeBusyRealm(store, directory, adminGroup=adminGroup, visibility=visibility)
+    # A login's roles are kept as long as the bind cache keeps the login.
+    realm = FreeBusyRealm(store, directory, adminGroup=adminGroup, visibility=visibility, clock=reactor,
+                          rolesTTL=config.authCacheTTL, rolesSize=config.authCacheSize)
     realm.registerAvatarFactory(IResource, CalendarTreeResource)
     # Imported here: twisted.protocols.ftp imports the global reactor.
     from twisted.protocols.ftp import IFTPShell

@@ -14,6 +14,7 @@ lock tokens), which the avatar evaluates
 the lock store's mutex, so protocols never see a lock store.
 """
 
+import weakref
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from twisted.internet import defer
@@ -40,6 +41,21 @@ from fbtwist.store.paths import FileSnapshot, ResourceInfo, StorePath, validateP
 #: The most dead-property text one resource may carry (a user could
 #: otherwise fill the disk one PROPPATCH at a time).
 MAX_DEAD_PROPERTIES = 256 * 1024
+
+#: Each store's L{LockStore}, made once (see L{locksOf}).
+_lockStores: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def locksOf(store: ICalendarStore) -> LockStore:
+    """
+    The WebDAV locks of C{store}'s tree: one L{LockStore} per store, made at
+    its first use (it keeps what it learnt of the tree's lock index, and
+    every publish asks it).
+    """
+    locks = _lockStores.get(store)
+    if locks is None:
+        locks = _lockStores[store] = LockStore(store.metadataDirectory(LOCK_DIRECTORY, create=False), WallClock)
+    return locks
 
 
 @implementer(IFreeBusyReader)
@@ -304,8 +320,10 @@ class CalendarAvatar(FreeBusyReader):
 
         def check() -> None:
             # A new file changes its collection's membership, which a lock
-            # on the collection protects.
-            created = self._store.stat(path) is None
+            # on the collection protects; whether it is new is asked only
+            # when the index says a lock may apply here (the collection's
+            # included), else no lock needs it.
+            created = locks.mayApply(path) and self._store.stat(path) is None
             self._check(locks, preconditions, path, [(path, False, created)], entityTags=True)
 
         return upload.commitAsync(data, check, exclusive=locks.exclusive)
@@ -579,7 +597,7 @@ class CalendarAvatar(FreeBusyReader):
         using it.  Reading them needs no permission; taking a lock is
         authorized as a write of the locked path.
         """
-        return LockStore(self._store.metadataDirectory(LOCK_DIRECTORY, create=False), WallClock)
+        return locksOf(self._store)
 
     def _check(self, locks: LockStore, preconditions: Preconditions, path: StorePath,
                changes: List[conditions.Change], entityTags: bool = False) -> None:

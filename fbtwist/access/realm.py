@@ -3,7 +3,7 @@ The realm: an avatar id (a uid, or anonymous) becomes a
 L{fbtwist.access.avatar.CalendarAvatar} wrapped for the asked interface.
 """
 
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 from twisted.cred.checkers import ANONYMOUS
 from twisted.cred.portal import IRealm
@@ -12,6 +12,7 @@ from zope.interface import implementer
 
 from fbtwist.access.avatar import CalendarAvatar, FreeBusyReader
 from fbtwist.access.visibility import FreeBusyVisibility
+from fbtwist.cache import LRUCache
 from fbtwist.interfaces import ICalendarStore, IDirectory, IFreeBusyReader
 
 
@@ -29,13 +30,32 @@ class FreeBusyRealm:
     @ivar avatarFactories: Interface to a callable that wraps a
         L{CalendarAvatar} for that interface; each protocol registers one.
     @ivar visibility: The one L{FreeBusyVisibility} of every avatar.
+    @ivar roles: What the directory said of a signed-in user (member of
+        the administrators' group? the rooms delegated to them?), kept
+        C{rolesTTL} seconds from the answer, so that the logins of a
+        client publishing every few seconds ask the directory nothing.  A
+        change in the directory (a user added to or removed from the group,
+        a room's delegate changed) is therefore seen by this server's new
+        logins at the latest C{rolesTTL} seconds later, as a changed
+        password is by the bind cache; a failed question is not kept.
     """
 
     def __init__(self, store: ICalendarStore, directory: IDirectory, adminGroup: Optional[str] = None,
-                 visibility: Optional[FreeBusyVisibility] = None):
+                 visibility: Optional[FreeBusyVisibility] = None, clock=None, rolesTTL: float = 0.0,
+                 rolesSize: int = 1000):
+        """
+        @param clock: An C{IReactorTime} timing C{roles} (needed when
+            C{rolesTTL} is given).
+        @param rolesTTL: Seconds a user's roles are kept; 0 asks the
+            directory at every login.
+        @param rolesSize: The most users whose roles are kept.
+        """
         self.store = store
         self.directory = directory
         self.adminGroup = adminGroup
+        self.clock = clock
+        self.rolesTTL = rolesTTL
+        self.roles = LRUCache(rolesSize, clock=lambda: self.clock.seconds())
         if visibility is None:
             from twisted.internet import reactor
 
@@ -57,6 +77,25 @@ class FreeBusyRealm:
         delegatedRooms = getattr(self.directory, "delegatedRooms", None)
         return [] if delegatedRooms is None else await delegatedRooms(uid)
 
+    async def _rolesOf(self, uid: str) -> Tuple[bool, list]:
+        """
+        Whether C{uid} is an administrator, and the rooms they may publish
+        for: from L{roles}, else asked of the directory (and kept).
+        """
+        # Keyed by the group too: a test or an operator changing
+        # adminGroup is never answered for the old one.
+        key = (uid, self.adminGroup)
+        known = self.roles.get(key) if self.rolesTTL > 0 else None
+        if known is not None:
+            return known
+        isAdmin = False
+        if self.adminGroup:
+            isAdmin = await self.directory.isMember(uid, self.adminGroup)
+        known = (isAdmin, await self.delegatedRooms(uid))
+        if self.rolesTTL > 0:
+            self.roles.put(key, known, expires=self.clock.seconds() + self.rolesTTL)
+        return known
+
     async def _requestAvatar(self, avatarId, interfaces):
         for interface in interfaces:
             if interface is IFreeBusyReader:
@@ -72,10 +111,7 @@ class FreeBusyRealm:
         if avatarId is ANONYMOUS:
             avatar = CalendarAvatar(None, False, self.store, self.visibility)
         else:
-            isAdmin = False
-            if self.adminGroup:
-                isAdmin = await self.directory.isMember(avatarId, self.adminGroup)
-            avatar = CalendarAvatar(avatarId, isAdmin, self.store, self.visibility,
-                                    await self.delegatedRooms(avatarId))
+            isAdmin, rooms = await self._rolesOf(avatarId)
+            avatar = CalendarAvatar(avatarId, isAdmin, self.store, self.visibility, rooms)
         wrapped = factory(avatar)
         return interface, wrapped, getattr(wrapped, "logout", lambda: None)

@@ -93,6 +93,8 @@ class MetricsObserver:
             ["event", "domain", "reason"], registry=registry,
         )
         self._requestSeries: dict = {}
+        # (metric, label values) -> its labelled child: see _series.
+        self._children: dict = {}
         self.locks = Gauge("fbtwist_dav_locks", "WebDAV locks held now.", registry=registry)
         self.locks.set_function(self._lockCount)
         # Zero series for the common labels, so that dashboards and rate()
@@ -139,22 +141,36 @@ class MetricsObserver:
         if isinstance(seconds, (int, float)):
             series[1].observe(seconds)
 
+    def _series(self, metric, *values):
+        """
+        C{metric.labels(*values)} (label values in the order the metric
+        declares them), made once: prometheus_client's C{labels} checks and
+        converts its arguments and takes a lock at every call, which every
+        publish would pay for a few times.  Holds what the metric holds
+        anyway, one child per combination of label values.
+        """
+        key = (metric, values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
     def _publish(self, event):
-        self.publishes.labels(protocol=_label(event.get("protocol"), KNOWN_PROTOCOLS)).inc()
+        self._series(self.publishes, _label(event.get("protocol"), KNOWN_PROTOCOLS)).inc()
 
     def _rejected(self, event):
-        self.rejections.labels(
-            protocol=_label(event.get("protocol"), KNOWN_PROTOCOLS), reason=_label(event.get("reason"), maximum=40),
+        self._series(
+            self.rejections, _label(event.get("protocol"), KNOWN_PROTOCOLS), _label(event.get("reason"), maximum=40),
         ).inc()
 
     def _directoryCall(self, event):
         seconds = float(event["seconds"])
-        self.directoryCalls.labels(
-            operation=_label(event.get("operation"), maximum=20), ok="true" if event.get("ok") else "false",
+        self._series(
+            self.directoryCalls, _label(event.get("operation"), maximum=20), "true" if event.get("ok") else "false",
         ).observe(seconds)
 
     def _bindCache(self, event):
-        self.bindCache.labels(result="hit" if event.get("hit") else "miss").inc()
+        self._series(self.bindCache, "hit" if event.get("hit") else "miss").inc()
 
     def _ftpSession(self, event):
         change = int(event["change"])
@@ -165,9 +181,9 @@ class MetricsObserver:
         self.throttled.inc()
 
     def _remote(self, event):
-        self.remote.labels(
-            event=_label(event.get("event"), REMOTE_EVENTS), domain=_label(event.get("domain"), maximum=64),
-            reason=_label(event.get("reason"), maximum=40),
+        self._series(
+            self.remote, _label(event.get("event"), REMOTE_EVENTS), _label(event.get("domain"), maximum=64),
+            _label(event.get("reason"), maximum=40),
         ).inc()
 
     _handlers = {

@@ -12,8 +12,11 @@ Beside the locks, an index: for every path a lock is rooted at, an empty
 file named by a hash of the path (L{_MARKER_SUFFIX}), made before the lock's
 file and removed after the last lock rooted there.  Whether any lock can
 apply to a path is then a few C{stat}s of names (the path and its
-ancestors), not a listing of every lock; only when one of those names
-exists are the locks read.
+ancestors), not a reading of every lock; only when one of those names
+exists are the locks read.  Each L{LockStore} keeps the names of the index
+while the directory's modification time stays as it was (any server making
+or removing an entry changes it), so that a publish then costs one C{stat}
+of the directory.
 
 A publish whose target no lock can apply to commits without the mutex
 (L{LockStore.publishing}).  What keeps a WebDAV lock taken meanwhile (by
@@ -35,6 +38,7 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import ContextManager, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 from twisted.logger import Logger
@@ -71,6 +75,9 @@ _SUFFIX = ".lock"
 _MUTEX = ".mutex"
 #: An index entry: some lock may be rooted at the path its name hashes.
 _MARKER_SUFFIX = ".held"
+#: How old (seconds, by this host's wall clock) the lock directory's last
+#: change must be before a listing of it is kept (see L{LockStore._entries}).
+_SETTLED = 2.0
 
 #: Lock directories whose locks this process has checked to be indexed
 #: (locks written before the index existed get their entries then).
@@ -80,7 +87,10 @@ _indexed: Set[str] = set()
 _publishing = threading.local()
 
 
-def _markerName(path) -> str:
+@lru_cache(maxsize=4096)
+def _markerName(path: Tuple[str, ...]) -> str:
+    # Cached: every publish asks for the names of its file and its
+    # ancestors, the same few paths over and over.
     key = "/".join(path).encode("utf-8", "surrogatepass")
     return hashlib.sha256(key).hexdigest()[:40] + _MARKER_SUFFIX
 
@@ -163,6 +173,9 @@ class LockStore:
     """
 
     log = Logger()
+    #: The index's entries as last listed, with the lock directory's
+    #: identity and modification time then (see L{_entries}).
+    _listed: Optional[Tuple[Tuple[int, int, int], frozenset]] = None
 
     def __init__(self, directory: FilePath, clock):
         self.directory = directory
@@ -234,6 +247,15 @@ class LockStore:
         finally:
             _publishing.free = None
 
+    def mayApply(self, path) -> bool:
+        """
+        Whether the index says a lock may apply to C{path} or to a member of
+        it: one is rooted at it or at one of its ancestors (its collection
+        included).  C{False} means that no lock does; C{True} that one may
+        (L{affecting} tells which).
+        """
+        return self._mayApply(tuple(path))
+
     def _mayApply(self, path) -> bool:
         """
         Whether a lock may be rooted at C{path} or at one of its ancestors:
@@ -242,6 +264,9 @@ class LockStore:
         if getattr(_publishing, "free", None) == (self.directory.path, path):
             return False
         self._index()
+        entries = self._entries()
+        if entries is not None:
+            return any(_markerName(path[:length]) in entries for length in range(len(path) + 1))
         for length in range(len(path) + 1):
             try:
                 os.stat(os.path.join(self.directory.path, _markerName(path[:length])))
@@ -253,6 +278,44 @@ class LockStore:
             except OSError as e:
                 raise (descriptorError(e) or e) from None
         return False
+
+    def _entries(self) -> Optional[frozenset]:
+        """
+        The index's entries (names), listed again only when the lock
+        directory changed: one C{stat} per question while it does not.
+        C{None} while its last change is too recent to be sure of (then
+        each name is looked for).
+
+        Making or removing an entry, by this server or any other sharing the
+        tree, changes the directory's modification time.  A change made in
+        the same tick of the filesystem's clock as the one before, just
+        after the listing, would not change it: a listing is therefore kept
+        only once the directory's last change is L{_SETTLED} seconds old, so
+        that any change after it falls in a later tick.  That holds while
+        the clocks of the servers sharing the tree (and of its file server)
+        agree within that, as the locks' timeouts need anyway.
+        """
+        try:
+            found = os.stat(self.directory.path)
+        except (FileNotFoundError, NotADirectoryError):
+            return frozenset()
+        except OSError as e:
+            raise (descriptorError(e) or e) from None
+        seen = (found.st_dev, found.st_ino, found.st_mtime_ns)
+        listed = self._listed
+        if listed is not None and listed[0] == seen:
+            return listed[1]
+        if time.time() - found.st_mtime_ns / 1e9 < _SETTLED:
+            return None
+        try:
+            names = os.listdir(self.directory.path)
+        except (FileNotFoundError, NotADirectoryError):
+            return frozenset()
+        except OSError as e:
+            raise (descriptorError(e) or e) from None
+        entries = frozenset(name for name in names if name.endswith(_MARKER_SUFFIX))
+        self._listed = (seen, entries)
+        return entries
 
     def _index(self) -> None:
         """

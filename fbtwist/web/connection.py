@@ -188,6 +188,18 @@ class GuardedConnection(ProtocolWrapper):
     def _peerHost(self) -> str:
         return str(getattr(self.getPeer(), "host", "-"))
 
+    _host = None
+
+    def getHost(self):
+        """
+        The connection's local address, asked of the transport once: Twisted
+        makes each request ask it again (a C{getsockname} call on a TCP
+        socket), and it never changes while the connection lives.
+        """
+        if self._host is None:
+            self._host = self.transport.getHost()
+        return self._host
+
     # --- what the request tells ----------------------------------------
 
     def requestBegun(self, request) -> None:

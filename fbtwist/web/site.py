@@ -475,8 +475,8 @@ class FreeBusySite(server.Site):
         logAccess(_accessLog, accessFields(request, getattr(request, "started", 0.0), self.reactor.seconds()))
         if request.method == b"PUT":
             reason = rejectionReasonForStatus(request.code)
-            path = _publishPath(request.uri)
-            if reason is not None and path is not None:
+            path = _publishPath(request.uri) if reason is not None else None
+            if path is not None:
                 self._log.info(
                     "publish of {path} refused over HTTP: {reason}",
                     fbEvent="publish-rejected", uid=None, protocol="http", path=path, reason=reason,

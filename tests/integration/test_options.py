@@ -20,7 +20,8 @@ from tests.helpers import TOP
 
 class ThreadRunnerTests(unittest.TestCase):
     """
-    L{fbtwist.tap.threadRunner} with the real reactor.
+    L{fbtwist.tap.threadRunner}: the store's slow steps go to a thread
+    pool of their own.
     """
 
     def test_threadPool(self):

@@ -265,6 +265,64 @@ class LockIndexTests(SynchronousTestCase):
         self.assertEqual(other.affecting(("b.vfb",), membership=True), [lock])
         self.assertEqual(reads, [1])
 
+    def settle(self, seconds=60):
+        """
+        Make the lock directory's last change C{seconds} old, as time
+        passing would.
+        """
+        found = os.stat(self.directory.path)
+        os.utime(self.directory.path, ns=(found.st_atime_ns, found.st_mtime_ns - int(seconds * 1e9)))
+
+    def test_otherStoreSeen(self):
+        """
+        Two lock stores on one directory (two servers sharing the tree): a
+        lock one takes is seen by the other at its next question, after the
+        other kept its listing of the index.
+        """
+        other = LockStore(self.directory, self.clock)
+        self.locks.create(("b.vfb",), EXCLUSIVE, "0", "", "bob", 60)
+        self.settle()
+        self.assertFalse(other.mayApply(("a.vfb",)))
+        self.assertTrue(other.mayApply(("b.vfb",)))
+        lock = self.locks.create(("a.vfb",), EXCLUSIVE, "0", "", "alice", 60)
+        self.settle()
+        self.assertTrue(other.mayApply(("a.vfb",)))
+        self.assertEqual(other.affecting(("a.vfb",)), [lock])
+        self.locks.remove(lock.token)
+        self.assertFalse(other.mayApply(("a.vfb",)))
+        self.settle()
+        self.assertFalse(other.mayApply(("a.vfb",)))
+        self.assertTrue(other.mayApply(("b.vfb",)))
+
+    def test_listingKeptWhileUnchanged(self):
+        """
+        Once the directory's last change is old, its listing is kept as long
+        as its modification time stays: an entry appearing without changing
+        it is not looked for (which no server can make happen).
+        """
+        self.locks.create(("b.vfb",), EXCLUSIVE, "0", "", "bob", 60)
+        self.settle()
+        self.assertFalse(self.locks.mayApply(("a.vfb",)))
+        before = os.stat(self.directory.path)
+        open(os.path.join(self.directory.path, _markerName(("a.vfb",))), "w").close()
+        os.utime(self.directory.path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        self.assertFalse(self.locks.mayApply(("a.vfb",)))
+        self.settle()
+        self.assertTrue(self.locks.mayApply(("a.vfb",)))
+
+    def test_recentChangeNotKept(self):
+        """
+        While the directory's last change is recent, nothing is kept: an
+        entry made in the same tick of the filesystem's clock (the
+        modification time unchanged) is still found.
+        """
+        self.locks.create(("b.vfb",), EXCLUSIVE, "0", "", "bob", 60)
+        self.assertFalse(self.locks.mayApply(("a.vfb",)))
+        before = os.stat(self.directory.path)
+        open(os.path.join(self.directory.path, _markerName(("a.vfb",))), "w").close()
+        os.utime(self.directory.path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        self.assertTrue(self.locks.mayApply(("a.vfb",)))
+
     def test_indexFollowsLocks(self):
         """
         A locked path has one index entry however many locks it holds; it

@@ -199,6 +199,26 @@ class AuthenticationBeforeBodyTests(_SiteTestCase):
         self.assertFalse(self.transport.disconnecting)
 
 
+class LocalAddressTests(_SiteTestCase):
+    """
+    A connection's local address is asked of its transport once.
+    """
+
+    def test_getHostOnce(self):
+        """
+        Three requests on one connection see its local address and ask the
+        transport for it once.
+        """
+        asked = []
+        getHost = self.transport.getHost
+        self.transport.getHost = lambda: asked.append(1) or getHost()
+        for _ in range(3):
+            self.send(b"GET /open HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertEqual(self.transport.value().count(b"HTTP/1.1 200 "), 3)
+        self.assertEqual(len(asked), 1)
+        self.assertEqual(self.connection.getHost(), getHost())
+
+
 class ChunkTests(_SiteTestCase):
     """
     Chunked bodies cost what their size says.

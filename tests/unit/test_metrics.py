@@ -69,6 +69,27 @@ class MetricsObserverTests(unittest.SynchronousTestCase):
         self.assertEqual(self.value("fbtwist_ftp_sessions_open"), 1)
         self.assertEqual(self.value("fbtwist_logins_throttled_total"), 1)
 
+    def test_labelledSeriesLookedUpOnce(self):
+        """
+        Repeated events of the same labels ask prometheus_client for their
+        labelled series once, and still count each event.
+        """
+        asked = []
+        for metric in (self.observer.publishes, self.observer.bindCache, self.observer.directoryCalls):
+            def counting(*values, metric=metric, labels=metric.labels):
+                asked.append((metric, values))
+                return labels(*values)
+
+            metric.labels = counting
+        for _ in range(3):
+            self.log.info("x", fbEvent="publish", uid="alice", protocol="http", path="alice.vfb", size=3)
+            self.log.info("x", fbEvent="bind-cache", hit=True)
+            self.log.info("x", fbEvent="directory-call", operation="bind", seconds=0.003, ok=True)
+        self.assertEqual(len(asked), 3)
+        self.assertEqual(self.value("fbtwist_publishes_total", protocol="http"), 3)
+        self.assertEqual(self.value("fbtwist_bind_cache_lookups_total", result="hit"), 3)
+        self.assertEqual(self.value("fbtwist_directory_call_seconds_count", operation="bind", ok="true"), 3)
+
     def test_malformedEventIgnored(self):
         """
         An event with a missing or wrong field changes nothing and raises

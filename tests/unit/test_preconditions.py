@@ -9,7 +9,7 @@ from twisted.internet.task import Clock
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
-from fbtwist.access.avatar import CalendarAvatar
+from fbtwist.access.avatar import CalendarAvatar, locksOf
 from fbtwist.access.preconditions import (
     checkEntityTags,
     checkIfHeader,
@@ -233,6 +233,33 @@ class AvatarPreconditionTests(SynchronousTestCase):
         self.successResultOf(self.admin.publish(("sub", "x.vfb"), outlookVFB(), held))
         self.successResultOf(self.admin.publish(("sub", "x.vfb"), outlookVFB()))
         self.failureResultOf(self.admin.delete(("sub", "x.vfb")), LockedBy)
+
+    def test_publishWithNoLockAsksNoStat(self):
+        """
+        A publish that no lock can apply to (the index says) does not ask
+        the store whether its file is new; one into a locked collection
+        does, and is refused when it is.
+        """
+        asked = []
+        stat = self.store.stat
+        self.store.stat = lambda path: asked.append(tuple(path)) or stat(path)
+        self.assertFalse(self.successResultOf(self.alice.publish(("alice.vfb",), outlookVFB())))
+        self.assertEqual(asked, [])
+        self.store.makeCollection(("sub",))
+        self.successResultOf(self.admin.lock(("sub",), "exclusive", "0", "", 60))
+        del asked[:]
+        self.failureResultOf(self.admin.publish(("sub", "x.vfb"), outlookVFB()), LockedBy)
+        self.assertIn(("sub", "x.vfb"), asked)
+
+    def test_oneLockStorePerStore(self):
+        """
+        Every avatar of one store uses one lock store; another store has its
+        own.
+        """
+        other = CalendarStore(FilePath(self.mktemp()))
+        self.assertIs(locksOf(self.store), locksOf(self.store))
+        self.assertIsNot(locksOf(self.store), locksOf(other))
+        self.assertEqual(locksOf(other).directory.path, other.metadataDirectory("davlocks", create=False).path)
 
     def test_conflictingLock(self):
         """
