@@ -31,7 +31,7 @@ from fbtwist.ftp.server import CalendarFTPFactory, CRLFLineEnds, TooManyConnecti
 from fbtwist.ftp.shell import ftpAvatarFactory
 from fbtwist.store.tree import CalendarStore
 from fbtwist.tap import makeService
-from tests.helpers import descriptorsExhausted, logEvents, outlookVFB, serviceOptions
+from tests.helpers import descriptorsExhausted, exhaustDescriptors, logEvents, outlookVFB, serviceOptions
 
 CLIENT = "127.0.0.1"
 
@@ -727,8 +727,11 @@ class OutOfDescriptorsTests(SynchronousTestCase):
             session.login()
         data, transport = writer.passive()
         self.assertEqual(writer.command("STOR /pub/calendar/alice.vfb")[0][:3], "125")
-        with descriptorsExhausted():
+        with descriptorsExhausted() as held:
             retrieved = reader.command("RETR /pub/calendar/alice.vfb")
+            # Whatever the refused RETR (or a collection meanwhile) let go is
+            # taken again: the STOR's first data must find none free.
+            exhaustDescriptors(held)
             # The first data makes the temporary file.
             data.dataReceived(outlookVFB(busy="20220101T000000Z/20220101T010000Z"))
             self.assertTrue(transport.disconnecting)
