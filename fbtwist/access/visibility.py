@@ -343,16 +343,20 @@ class FreeBusyVisibility:
             # asked first), and is asked again once that answer expires.
             remote = self.federation.lookupNow(target.name) if self.isFederated(target.name) else None
             return None if remote is None else self._remoteVisible(target.name, remote, timeRange)
-        if self.whoSees is not None and self.whoSees.mayViewNow(viewer, uid) is not True:
-            # Hidden (or only the directory can tell): L{freeBusyFor}
-            # answers, after the floor.
-            return None
+        detail = None
+        if self.whoSees is not None:
+            # The owner's choice read once for both questions.
+            mayView, detail = self.whoSees.decideNow(viewer, uid)
+            if mayView is not True:
+                # Hidden (or only the directory can tell): L{freeBusyFor}
+                # answers, after the floor.
+                return None
         published = self.published(uid)
         if self._hasFeeds(uid):
             return None
         if published is None or published.isCalendar:
             return None
-        return self._shown(self._visibleFile(published, uid, timeRange, workhours or self.applyWorkingHours))
+        return self._shown(self._visibleFile(published, uid, timeRange, workhours or self.applyWorkingHours), detail)
 
     async def _viewersMask(self, viewer: Viewer, mask: Mask) -> Optional[Mask]:
         """
@@ -425,15 +429,19 @@ class FreeBusyVisibility:
     async def _mayView(self, viewer: Viewer, owner: str) -> bool:
         return self.whoSees is None or await self.whoSees.mayView(viewer, owner)
 
-    def _shown(self, answer):
+    def _shown(self, answer, detail: Optional[Shown] = None):
         """
         C{answer} at the detail its owner shows: with busy only, every
         period C{BUSY} (a tentative or out-of-office time looks like any
         other), under an entity tag of its own.
+
+        @param detail: The owner's detail when already read, else C{None}.
         """
         if answer is HIDDEN or self.whoSees is None:
             return answer
-        if self.whoSees.detailOf(answer.owner) is Shown.FULL:
+        if detail is None:
+            detail = self.whoSees.detailOf(answer.owner)
+        if detail is Shown.FULL:
             return answer
         fb = answer.freeBusy
         flat = freebusy.mergePeriods(p._replace(fbtype=freebusy.BUSY) for p in fb.periods if p.isBusy)

@@ -103,6 +103,27 @@ class LookupLevelsTests(_ServerTestCase):
         self.assertGreaterEqual(self.server.network.seconds() - started, 0.05)
 
     @inline
+    async def test_lookupReadsTheChoiceOnce(self):
+        """An answered lookup looks at the owner's choice once (one stat), both for who sees and the detail."""
+        import os
+
+        self.choose(VisibilitySettings(Audience.EVERYONE, Shown.BUSY))
+        await self.get(f"/calendar/alice.vfb{RANGE}")
+        folder = self.server.store.metadataDirectory("visibility", create=False).path
+        calls, original = [], os.stat
+
+        def counting(path, *args, **kwargs):
+            if str(path).startswith(folder):
+                calls.append(path)
+            return original(path, *args, **kwargs)
+
+        self.patch(os, "stat", counting)
+        response, body = await self.get(f"/calendar/alice.vfb{RANGE}")
+        self.assertEqual(response.code, 200)
+        self.assertNotIn(b"BUSY-UNAVAILABLE", body)
+        self.assertEqual(len(calls), 1, calls)
+
+    @inline
     async def test_detailBusyOnly(self):
         """Busy only shows the out-of-office time as BUSY, under another entity tag; full keeps it."""
         full, fullBody = await self.get(f"/calendar/alice.vfb{RANGE}")
@@ -508,3 +529,90 @@ class OneRealmTests(_ServerTestCase):
             _, avatar, _ = self.successResultOf(self.server.network.run(realm.requestAvatar("carol", None, interface)))
             self.assertIsInstance(avatar, kind)
             self.assertEqual(avatar.uid, "carol")
+
+
+class _Tree:
+    """
+    The part of a store a L{SettingsStore} uses: the tree's hidden folders.
+    """
+
+    def __init__(self, root):
+        self.root = root
+
+    def metadataDirectory(self, name, create=True):
+        from twisted.python.filepath import FilePath
+
+        folder = FilePath(self.root).child("." + name)
+        if create:
+            folder.makedirs(ignoreExistingDirectory=True)
+        return folder
+
+
+class SharedFolderTests(unittest.SynchronousTestCase):
+    """
+    Two servers (two L{SettingsStore}s) on one tree: each remembers choices
+    while the folder is unchanged, and sees the other's changes.
+    """
+
+    def setUp(self):
+        import os
+
+        root = self.mktemp()
+        os.makedirs(root)
+        self.tree = _Tree(root)
+        #: The wall clock both servers read, well after the folder's time
+        #: unless a test says otherwise.
+        self.now = 4_000_000_000.0
+        self.first = SettingsStore(self.tree, clock=lambda: self.now)
+        self.second = SettingsStore(self.tree, clock=lambda: self.now)
+        self.folder = self.tree.metadataDirectory("visibility", create=False)
+
+    def countStats(self):
+        """
+        Count the C{os.stat} calls from now on (of the folder and of files).
+        """
+        import os
+
+        calls = []
+        original = os.stat
+
+        def counting(path, *args, **kwargs):
+            calls.append(path)
+            return original(path, *args, **kwargs)
+
+        self.patch(os, "stat", counting)
+        return calls
+
+    def test_oneStatWhileUnchanged(self):
+        """A choice is read once; later questions cost one stat of the folder, none of the file."""
+        self.first.save("alice", VisibilitySettings(Audience.NOBODY, Shown.BUSY))
+        self.assertEqual(self.first.get("alice").who, Audience.NOBODY)
+        self.assertIsNone(self.first.get("bsmith"))
+        calls = self.countStats()
+        for _ in range(3):
+            self.assertEqual(self.first.get("alice").who, Audience.NOBODY)
+            self.assertIsNone(self.first.get("bsmith"))
+        self.assertEqual(calls, [self.folder.path] * 6)
+
+    def test_otherServersChangeSeen(self):
+        """A choice saved by another server sharing the tree is seen at this server's next question."""
+        self.assertIsNone(self.first.get("alice"))  # remembered: no folder yet
+        self.second.save("alice", VisibilitySettings(Audience.SIGNED_IN, Shown.FULL))
+        self.assertEqual(self.first.get("alice").who, Audience.SIGNED_IN)
+        self.second.save("alice", VisibilitySettings(Audience.NOBODY, Shown.FULL))
+        self.assertEqual(self.first.get("alice").who, Audience.NOBODY)
+        self.folder.child("alice.json").remove()
+        self.assertIsNone(self.first.get("alice"))
+
+    def test_changeWithinOneTickSeen(self):
+        """While the folder's time is recent, each file is looked at: two changes within one tick are both seen."""
+        import os
+
+        self.second.save("alice", VisibilitySettings(Audience.SIGNED_IN, Shown.FULL))
+        stamp = os.stat(self.folder.path)
+        self.now = stamp.st_mtime + 0.5
+        self.assertEqual(self.first.get("alice").who, Audience.SIGNED_IN)
+        self.second.save("alice", VisibilitySettings(Audience.NOBODY, Shown.FULL))
+        # As if both changes fell within one tick of the filesystem's clock.
+        os.utime(self.folder.path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+        self.assertEqual(self.first.get("alice").who, Audience.NOBODY)
