@@ -149,7 +149,7 @@ def inProcess(count: int, attendees: int, only=None, profilePrefix: str = None) 
             status = network.run(client.send(requestBytes)).result
             assert status.split()[1] == b"200", (name, status, client.received[:2000])
 
-        def loop():
+        def loop(requestBytes=requestBytes):
             for _ in range(count):
                 network.run(client.send(requestBytes))
 
