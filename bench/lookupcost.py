@@ -10,8 +10,8 @@ process, slapd or wrk: the whole site (C{makeService} with the demo
 directory, on an in-memory network, as the fast tests run it) answers N
 lookups of a published free/busy file, one after the other on one
 connection, in this process and this thread, and then N outbox POSTs
-(alice asking for the week of every other demo user, repeated up to
-C{--attendees} addresses).  It prints the CPU time per request (the client
+(alice asking for the week of C{--attendees} people, each added to the
+demo directory with a published free/busy file).  It prints the CPU time per request (the client
 and the in-memory network included: run it before and after a change) and
 the Python function calls per request; with C{--profile PREFIX} it writes
 C{PREFIX-lookup.prof} and C{PREFIX-outbox.prof}.  Run it under
@@ -51,10 +51,16 @@ from bench.compare import (  # noqa: E402
     writeTree,
 )
 from bench.publishcost import straceCounts, treeCPU, wrk  # noqa: E402
+from fbtwist.config import DEMO_LDIF  # noqa: E402
 from tests.processes import childPIDs  # noqa: E402
 
-#: The demo directory's users other than alice (fbtwist/data/demo.ldif).
-DEMO_PEOPLE = (("bsmith", "builder"), ("carol", "marvel"), ("admin", "admin-secret"))
+
+def attendeeNames(count: int):
+    """
+    The logins of the people an outbox POST asks for (added to the demo
+    directory, each with a published free/busy file).
+    """
+    return [f"person{index:03d}" for index in range(count)]
 
 
 def outboxBody(attendees) -> bytes:
@@ -119,7 +125,15 @@ def inProcess(count: int, attendees: int, only=None, profilePrefix: str = None) 
         return b"Authorization: Basic " + base64.b64encode(f"{uid}:{password}".encode()) + b"\r\n"
 
     owner = Owner()
-    server = MemoryServer(owner).start()
+    # The demo directory and as many more people as one POST asks for.
+    ldif = os.path.join(owner.directory, "people.ldif")
+    with open(DEMO_LDIF.path) as source, open(ldif, "w") as f:
+        f.write(source.read().rstrip("\n") + "\n")
+        for uid in attendeeNames(attendees):
+            f.write(f"\ndn: uid={uid},ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: {uid}\n"
+                    f"cn: {uid}\nsn: {uid}\nmail: {uid}@example.com\n")
+        f.write("\n")
+    server = MemoryServer(owner, "--demo-ldif", ldif).start()
     # No --admin-group, as a bench server runs.
     server.service.portal.realm.adminGroup = None
     network, client = server.network, Client()
@@ -131,13 +145,13 @@ def inProcess(count: int, attendees: int, only=None, profilePrefix: str = None) 
                 .encode() + basic(uid, password) + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
                 + body)
 
-    for uid, password in (("alice", "wonderland"),) + DEMO_PEOPLE:
-        status = network.run(client.send(put(uid, password))).result
-        assert status.split()[1] in (b"201", b"204"), status
+    status = network.run(client.send(put("alice", "wonderland"))).result
+    assert status.split()[1] in (b"201", b"204"), status
+    for uid in attendeeNames(attendees):
+        server.store.write((f"{uid}.vfb",), body)
 
     lookup = b"GET /calendar/alice.vfb HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-    people = [f"{uid}@example.com" for uid, _ in DEMO_PEOPLE]
-    post = outboxBody([people[i % len(people)] for i in range(attendees)])
+    post = outboxBody([f"{uid}@example.com" for uid in attendeeNames(attendees)])
     outbox = (b"POST /caldav/calendars/alice/outbox/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
               b"Content-Type: text/calendar; charset=utf-8\r\n" + basic("alice", "wonderland")
               + b"Content-Length: " + str(len(post)).encode() + b"\r\n\r\n" + post)

@@ -288,8 +288,12 @@ def _outputPeriods(fb: FreeBusy, style: str) -> List[Tuple[Optional[str], Period
     """
     The periods to write and the FBTYPE parameter each gets (or C{None}).
     """
+    return _stylePeriods(fb.periods, style)
+
+
+def _stylePeriods(periods, style: str) -> List[Tuple[Optional[str], Period]]:
     out = []
-    for p in sorted(fb.periods, key=lambda p: (p.start, p.end)):
+    for p in sorted(periods, key=lambda p: (p.start, p.end)):
         if style == STYLE_SIMPLE:
             if p.isBusy:
                 out.append((None, p))
@@ -300,10 +304,14 @@ def _outputPeriods(fb: FreeBusy, style: str) -> List[Tuple[Optional[str], Period
     return out
 
 
-def _properties(fb: FreeBusy, uid: str, stamp: datetime, style: str, attendee: Optional[str] = None):
+def _properties(fb: FreeBusy, uid: str, stamp: datetime, style: str, attendee: Optional[str] = None,
+                periods: bool = True):
     """
     The VFREEBUSY's properties as (name, parameters, type, value) with the
     value in jCal form; both renderings below are made from this list.
+
+    @param periods: With the C{FREEBUSY} properties (L{renderICalendar}
+        renders them itself).
     """
     props = [
         ("uid", {}, "text", uid),
@@ -317,6 +325,8 @@ def _properties(fb: FreeBusy, uid: str, stamp: datetime, style: str, attendee: O
         props.append(("organizer", {}, "cal-address", calAddress(fb.organizer)))
     if attendee:
         props.append(("attendee", {}, "cal-address", calAddress(attendee)))
+    if not periods:
+        return props
     for fbtype, p in _outputPeriods(fb, style):
         params = {"fbtype": fbtype} if fbtype else {}
         props.append(("freebusy", params, "period", [_jcalUTC(p.start), _jcalUTC(p.end)]))
@@ -383,19 +393,39 @@ def renderICalendar(fb: FreeBusy, uid: str, stamp: datetime, style: str = STYLE_
         C{attendee} whose time it is).
     """
     lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:" + PRODID, "METHOD:" + method, "BEGIN:VFREEBUSY"]
-    for name, params, kind, value in _properties(fb, uid, stamp, style, attendee):
+    for name, params, kind, value in _properties(fb, uid, stamp, style, attendee, periods=False):
         head = name.upper() + "".join(f";{k.upper()}={v}" for k, v in params.items()) if params else name.upper()
-        if kind == "period":
-            # Most lines are periods: written here without _icalValue's calls.
-            text = (value[0].replace("-", "").replace(":", "") + "/"
-                    + value[1].replace("-", "").replace(":", ""))
-        elif kind == "cal-address":
+        if kind == "cal-address":
             text = _safeCalAddress(value)
         else:
             text = _icalValue(kind, value)
         lines.append(head + ":" + text)
-    lines += ["END:VFREEBUSY", "END:VCALENDAR"]
-    return b"".join(_fold(line) for line in lines)
+    return (b"".join(_fold(line) for line in lines) + _periodLines(tuple(fb.periods), style)
+            + b"END:VFREEBUSY\r\nEND:VCALENDAR\r\n")
+
+
+@functools.lru_cache(maxsize=4096)
+def _periodLines(periods: Tuple[Period, ...], style: str) -> bytes:
+    """
+    The C{FREEBUSY} lines of L{renderICalendar}, rendered once for every
+    answer holding the same periods: a CalDAV request asks for many
+    people's same week, and clients ask for the same people again and
+    again; only the lines around them (C{UID}, C{DTSTAMP}, C{ATTENDEE},
+    ...) differ.  (Equal instants in any zone are equal keys and give the
+    same UTC text.)
+    """
+    lines = []
+    for fbtype, p in _stylePeriods(periods, style):
+        head = "FREEBUSY;FBTYPE=" + fbtype if fbtype else "FREEBUSY"
+        lines.append(_fold(f"{head}:{_icalUTC(p.start)}/{_icalUTC(p.end)}"))
+    return b"".join(lines)
+
+
+def _icalUTC(moment: datetime) -> str:
+    if moment.tzinfo is not timezone.utc:
+        moment = moment.astimezone(timezone.utc)
+    return (f"{moment.year:04d}{moment.month:02d}{moment.day:02d}"
+            f"T{moment.hour:02d}{moment.minute:02d}{moment.second:02d}Z")
 
 
 def renderJCal(fb: FreeBusy, uid: str, stamp: datetime, style: str = STYLE_PUBLISHED) -> bytes:
