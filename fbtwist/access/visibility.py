@@ -267,6 +267,9 @@ class FreeBusyVisibility:
         #: The time outside working hours by (hours, start, end): the people
         #: of one question who share the site's hours expand them once.
         self._outsideHours = LRUCache(256)
+        #: Published files' periods clipped to a range, by (entity tag,
+        #: start, end): the entity tag names the file's content.
+        self._clipped = LRUCache(1024)
         self.federation = federation
         self.feeds = feeds
         #: Each person's choice of who may see them
@@ -415,14 +418,20 @@ class FreeBusyVisibility:
 
     async def _account(self, viewer: Viewer, uid: str, timeRange: Optional[TimeRange], workhours: bool,
                        mask: Optional[Mask] = None):
-        if not await self._mayView(viewer, uid):
-            return HIDDEN
+        detail = None
+        if self.whoSees is not None:
+            # The owner's choice read once for both questions.
+            mayView, detail = self.whoSees.decideNow(viewer, uid)
+            if mayView is None:
+                mayView = await self.whoSees.mayView(viewer, uid)
+            if not mayView:
+                return HIDDEN
         published = self.published(uid)
         if self._hasFeeds(uid):
-            return self._shown(await self._withFeeds(uid, published, timeRange, mask))
+            return self._shown(await self._withFeeds(uid, published, timeRange, mask), detail)
         if published is None:
             return HIDDEN
-        return self._shown(await self._visible(published, uid, timeRange, workhours, mask))
+        return self._shown(await self._visible(published, uid, timeRange, workhours, mask), detail)
 
     # --- each person's choice (fbtwist.access.settings) ---
 
@@ -492,8 +501,13 @@ class FreeBusyVisibility:
         if fb is None:
             return HIDDEN
         if timeRange is not None:
-            fb = FreeBusy(freebusy.clipPeriods(fb.periods, timeRange.start, timeRange.end),
-                          timeRange.start, timeRange.end, fb.organizer)
+            key = (published.etag, timeRange.start, timeRange.end)
+            clipped = self._clipped.get(key)
+            if clipped is None:
+                clipped = tuple(freebusy.clipPeriods(fb.periods, timeRange.start, timeRange.end))
+                self._clipped.put(key, clipped)
+            # A list of its own: callers may change it.
+            fb = FreeBusy(list(clipped), timeRange.start, timeRange.end, fb.organizer)
         return self._withHours(Visible(fb, owner, published.etag, published.info.modified), workhours)
 
     # --- working hours ---

@@ -104,7 +104,7 @@ class LookupLevelsTests(_ServerTestCase):
 
     @inline
     async def test_lookupReadsTheChoiceOnce(self):
-        """An answered lookup looks at the owner's choice once (one stat), both for who sees and the detail."""
+        """A lookup and an outbox answer look at the owner's choice once (one stat), for who sees and the detail."""
         import os
 
         self.choose(VisibilitySettings(Audience.EVERYONE, Shown.BUSY))
@@ -121,6 +121,11 @@ class LookupLevelsTests(_ServerTestCase):
         response, body = await self.get(f"/calendar/alice.vfb{RANGE}")
         self.assertEqual(response.code, 200)
         self.assertNotIn(b"BUSY-UNAVAILABLE", body)
+        self.assertEqual(len(calls), 1, calls)
+        del calls[:]
+        _, body = await FTPAndCalDAVTests.outbox(self, "bsmith", "alice@example.com")
+        self.assertIn("2.0;Success", body)
+        self.assertNotIn("BUSY-UNAVAILABLE", body)
         self.assertEqual(len(calls), 1, calls)
 
     @inline
