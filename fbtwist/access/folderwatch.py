@@ -33,6 +33,8 @@ import os
 import time
 from typing import Callable, Hashable, Optional
 
+from fbtwist.cache import LRUCache
+
 #: The folder does not exist (yet): a version of its own.
 MISSING = ("missing",)
 
@@ -75,3 +77,50 @@ class FolderWatch:
             self._recentUntil = st.st_mtime + self.margin
             return None
         return (st.st_ino, st.st_mtime_ns)
+
+
+class FolderMemo:
+    """
+    Values computed from the files of one folder, each remembered while the
+    folder is unchanged (L{FolderWatch}), and computed afresh, every time,
+    while it has just changed.
+
+    @param folder: Gives the folder's path (asked once, when first needed).
+    @param compute: Computes the value for a key from the files.
+    @param size: The most values remembered.
+    @param clock: The wall clock, for the watch.
+    """
+
+    def __init__(self, folder: Callable[[], str], compute: Callable[[Hashable], object], size: int = 200_000,
+                 clock: Optional[Callable[[], float]] = None):
+        self._folder = folder
+        self._compute = compute
+        self._size = size
+        self._clock = clock
+        self._watch = None
+        self._version = None
+        self._values = LRUCache(size)
+
+    def get(self, key: Hashable):
+        if self._watch is None:
+            self._watch = FolderWatch(self._folder(), **({} if self._clock is None else {"clock": self._clock}))
+        # The folder first, then the files: a change between the two shows
+        # in the folder's next version.
+        version = self._watch.version()
+        if version is None:
+            return self._compute(key)
+        if version != self._version:
+            self._values = LRUCache(self._size)
+            self._version = version
+        known = self._values.get(key)
+        if known is None:
+            known = (self._compute(key),)
+            self._values.put(key, known)
+        return known[0]
+
+    def forget(self, key: Hashable) -> None:
+        """
+        Compute C{key}'s value afresh next time (this process changed its
+        files).
+        """
+        self._values.pop(key)

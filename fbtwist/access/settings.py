@@ -36,7 +36,7 @@ from typing import Optional, Tuple
 
 from twisted.logger import Logger
 
-from fbtwist.access.folderwatch import FolderWatch
+from fbtwist.access.folderwatch import FolderMemo
 from fbtwist.cache import LRUCache
 from fbtwist.errors import DirectoryUnavailable
 from fbtwist.store.files import atomicWrite
@@ -205,14 +205,10 @@ class SettingsStore:
         self.store = store
         self._folderPath = None
         self._formKey = None
-        self._clock = clock
-        self._watch = None
         #: uid -> ((mtime, size), settings or None).
         self._cache = LRUCache(8192)
-        #: The folder's version the choices in C{_known} were read at.
-        self._knownVersion = None
-        #: uid -> (settings or None,), read at C{_knownVersion}.
-        self._known = LRUCache(KNOWN_SIZE)
+        #: Lower-case uid -> settings or None, while the folder is unchanged.
+        self._known = FolderMemo(lambda: self._folder().path, self._read, KNOWN_SIZE, clock)
 
     def _folder(self):
         # Made by the first choice saved, not before.
@@ -223,31 +219,12 @@ class SettingsStore:
     def _file(self, uid: str):
         return self._folder().child(validateName(uid.lower()) + ".json")
 
-    def _folderVersion(self):
-        if self._watch is None:
-            kwargs = {} if self._clock is None else {"clock": self._clock}
-            self._watch = FolderWatch(self._folder().path, **kwargs)
-        return self._watch.version()
-
     def get(self, uid: str) -> Optional[VisibilitySettings]:
         """
         @return: C{uid}'s choice, or C{None} when they made none or its
             file is damaged (the site's default holds).
         """
-        # The folder first, then the file: a change between the two shows
-        # in the folder's next version.
-        version = self._folderVersion()
-        if version is None:
-            return self._read(uid)
-        key = uid.lower()
-        if version != self._knownVersion:
-            self._known = LRUCache(KNOWN_SIZE)
-            self._knownVersion = version
-        known = self._known.get(key)
-        if known is None:
-            known = (self._read(uid),)
-            self._known.put(key, known)
-        return known[0]
+        return self._known.get(uid.lower())
 
     def _read(self, uid: str) -> Optional[VisibilitySettings]:
         try:
@@ -281,7 +258,7 @@ class SettingsStore:
         self._folder().makedirs(ignoreExistingDirectory=True)
         atomicWrite(self._file(uid), data)
         self._cache.pop(uid.lower())
-        self._known.pop(uid.lower())
+        self._known.forget(uid.lower())
 
     def formKey(self) -> bytes:
         """

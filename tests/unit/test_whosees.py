@@ -601,12 +601,15 @@ class SharedFolderTests(unittest.SynchronousTestCase):
 
     def test_otherServersChangeSeen(self):
         """A choice saved by another server sharing the tree is seen at this server's next question."""
+        from tests.unit.test_folderwatch import changing
+
+        path = self.folder.path
         self.assertIsNone(self.first.get("alice"))  # remembered: no folder yet
-        self.second.save("alice", VisibilitySettings(Audience.SIGNED_IN, Shown.FULL))
+        changing(path, lambda: self.second.save("alice", VisibilitySettings(Audience.SIGNED_IN, Shown.FULL)))
         self.assertEqual(self.first.get("alice").who, Audience.SIGNED_IN)
-        self.second.save("alice", VisibilitySettings(Audience.NOBODY, Shown.FULL))
+        changing(path, lambda: self.second.save("alice", VisibilitySettings(Audience.NOBODY, Shown.FULL)))
         self.assertEqual(self.first.get("alice").who, Audience.NOBODY)
-        self.folder.child("alice.json").remove()
+        changing(path, self.folder.child("alice.json").remove)
         self.assertIsNone(self.first.get("alice"))
 
     def test_changeWithinOneTickSeen(self):
