@@ -304,14 +304,11 @@ def _stylePeriods(periods, style: str) -> List[Tuple[Optional[str], Period]]:
     return out
 
 
-def _properties(fb: FreeBusy, uid: str, stamp: datetime, style: str, attendee: Optional[str] = None,
-                periods: bool = True):
+def _properties(fb: FreeBusy, uid: str, stamp: datetime, style: str, attendee: Optional[str] = None):
     """
     The VFREEBUSY's properties as (name, parameters, type, value) with the
-    value in jCal form; both renderings below are made from this list.
-
-    @param periods: With the C{FREEBUSY} properties (L{renderICalendar}
-        renders them itself).
+    value in jCal form, for L{renderJCal}; L{renderICalendar} writes the
+    same properties in the same order.
     """
     props = [
         ("uid", {}, "text", uid),
@@ -325,8 +322,6 @@ def _properties(fb: FreeBusy, uid: str, stamp: datetime, style: str, attendee: O
         props.append(("organizer", {}, "cal-address", calAddress(fb.organizer)))
     if attendee:
         props.append(("attendee", {}, "cal-address", calAddress(attendee)))
-    if not periods:
-        return props
     for fbtype, p in _outputPeriods(fb, style):
         params = {"fbtype": fbtype} if fbtype else {}
         props.append(("freebusy", params, "period", [_jcalUTC(p.start), _jcalUTC(p.end)]))
@@ -392,16 +387,23 @@ def renderICalendar(fb: FreeBusy, uid: str, stamp: datetime, style: str = STYLE_
     @param method: The iTIP method (C{REPLY} answers a request, with the
         C{attendee} whose time it is).
     """
-    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:" + PRODID, "METHOD:" + method, "BEGIN:VFREEBUSY"]
-    for name, params, kind, value in _properties(fb, uid, stamp, style, attendee, periods=False):
-        head = name.upper() + "".join(f";{k.upper()}={v}" for k, v in params.items()) if params else name.upper()
-        if kind == "cal-address":
-            text = _safeCalAddress(value)
-        else:
-            text = _icalValue(kind, value)
-        lines.append(head + ":" + text)
-    return (b"".join(_fold(line) for line in lines) + _periodLines(tuple(fb.periods), style)
+    lines = ["UID:" + _icalValue("text", uid), "DTSTAMP:" + _icalUTC(stamp)]
+    if fb.start is not None:
+        lines.append("DTSTART:" + _icalUTC(fb.start))
+    if fb.end is not None:
+        lines.append("DTEND:" + _icalUTC(fb.end))
+    if fb.organizer:
+        lines.append("ORGANIZER:" + _safeCalAddress(calAddress(fb.organizer)))
+    if attendee:
+        lines.append("ATTENDEE:" + _safeCalAddress(calAddress(attendee)))
+    return (_calendarHead(method) + b"".join(_fold(line) for line in lines) + _periodLines(tuple(fb.periods), style)
             + b"END:VFREEBUSY\r\nEND:VCALENDAR\r\n")
+
+
+@functools.lru_cache(maxsize=16)
+def _calendarHead(method: str) -> bytes:
+    return b"".join(_fold(line) for line in ("BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:" + PRODID,
+                                              "METHOD:" + method, "BEGIN:VFREEBUSY"))
 
 
 @functools.lru_cache(maxsize=4096)
