@@ -98,7 +98,7 @@ class FolderMemo:
         self._size = size
         self._clock = clock
         self._watch = None
-        self._version = None
+        self._seenVersion = None
         self._values = LRUCache(size)
 
     def get(self, key: Hashable):
@@ -109,9 +109,9 @@ class FolderMemo:
         version = self._watch.version()
         if version is None:
             return self._compute(key)
-        if version != self._version:
+        if version != self._seenVersion:
             self._values = LRUCache(self._size)
-            self._version = version
+            self._seenVersion = version
         known = self._values.get(key)
         if known is None:
             known = (self._compute(key),)
