@@ -624,3 +624,52 @@ class SharedFolderTests(unittest.SynchronousTestCase):
         # As if both changes fell within one tick of the filesystem's clock.
         os.utime(self.folder.path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
         self.assertEqual(self.first.get("alice").who, Audience.NOBODY)
+
+
+class TwoServersTests(unittest.TestCase):
+    """
+    Two servers on one tree: a choice saved by one is followed by the
+    other's next lookup, whether the choices' folder changed just now or
+    long enough ago that its version is trusted and choices remembered.
+    """
+
+    def setUp(self):
+        from tests.memory import startMemoryServer
+
+        self.first = startMemoryServer(self)
+        self.second = startMemoryServer(self, "--root", self.first.root.path)
+        self.first.store.write(("alice.vfb",), ALICE_VFB)
+        self.http = self.first.client()
+        #: The second server's own store of choices.
+        self.choices = self.second.service.portal.realm.visibility.whoSees.settings
+
+    def age(self, seconds: float) -> None:
+        """
+        Make the choices' folder look last changed C{seconds} ago.
+        """
+        import os
+        import time
+
+        folder = self.first.store.metadataDirectory("visibility", create=False).path
+        then = time.time() - seconds
+        os.utime(folder, (then, then))
+
+    async def code(self) -> int:
+        response = await self.http.get(self.first.url(f"/calendar/alice.vfb{RANGE}"))
+        await response.content()
+        return response.code
+
+    @inline
+    async def test_otherServersChoiceFollowed(self):
+        """Each choice the second server saves decides the first server's next lookup."""
+        self.assertEqual(self.first.store.root, self.second.store.root)
+        codes = [await self.code()]
+        # Each change long enough ago that the folder's version is trusted.
+        for level, ago in (("nobody", 60), ("everyone", 50), ("signed-in", 40)):
+            self.choices.save("alice", LEVELS[level][0])
+            self.age(ago)
+            codes += [await self.code(), await self.code()]
+        # A change just now: the folder is not trusted, the file is read.
+        self.choices.save("alice", LEVELS["everyone"][0])
+        codes.append(await self.code())
+        self.assertEqual(codes, [200, 404, 404, 200, 200, 404, 404, 200])
