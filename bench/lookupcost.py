@@ -213,7 +213,10 @@ def main():
         extra = ["--workers", str(args.workers)] if args.workers else []
         server = FbtwistProcess(tree, directory.searchURL, extraArgs=extra,
                                 logPath=os.path.join(workdir, "fbtwist.log")).start()
-        waitForLogLines(server.logPath, "name index loaded", max(1, args.workers))
+        # Loaded once (by the master of --workers), then mapped by each worker.
+        waitForLogLines(server.logPath, "name index loaded", 1, 120)
+        if args.workers:
+            waitForLogLines(server.logPath, "name index mapped", args.workers, 120)
         script = os.path.join(workdir, "lookup.lua")
         with open(script, "w") as f:
             f.write(luaScript("lookup", args.users, 2))
