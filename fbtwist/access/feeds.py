@@ -28,6 +28,7 @@ from twisted.internet import defer, task, threads
 from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
+from fbtwist.access.folderwatch import FolderMemo
 from fbtwist.calendar import derive
 from fbtwist.calendar.busytime import Derivation, horizon
 from fbtwist.calendar.freebusy import Period, TimeRange, clipPeriods
@@ -96,11 +97,15 @@ class FeedStore:
 
     log = Logger()
 
-    def __init__(self, store, maxPerUser: int = 5):
+    def __init__(self, store, maxPerUser: int = 5, clock=None):
         self.store = store
         self.maxPerUser = maxPerUser
         self._cache: Dict[str, tuple] = {}
         self._folderPath = None
+        #: Whether each user's feeds have given busy time, while the folder
+        #: is unchanged: asked for every lookup, mostly of people without
+        #: feeds (one stat of the folder instead of one of their file).
+        self._hasBusy = FolderMemo(lambda: self._folder().path, self._hasBusyTime, clock=clock)
 
     def _folder(self):
         # Made by the first registration, not before.
@@ -141,6 +146,7 @@ class FeedStore:
         self._folder().makedirs(ignoreExistingDirectory=True)
         atomicWrite(self._file(uid), data.encode("utf-8"))
         self._cache.pop(uid, None)
+        self._hasBusy.forget(uid)
 
     def owners(self) -> List[str]:
         """
@@ -198,6 +204,9 @@ class FeedStore:
         Whether one of C{uid}'s feeds has given busy time (a feed not
         fetched yet, or failing from the start, changes no answer).
         """
+        return self._hasBusy.get(uid)
+
+    def _hasBusyTime(self, uid: str) -> bool:
         return self.version(uid) is not None and any(f.busy is not None for f in self.feeds(uid))
 
     def modified(self, uid: str) -> float:

@@ -36,6 +36,7 @@ from typing import Optional, Tuple
 
 from twisted.logger import Logger
 
+from fbtwist.access.folderwatch import FolderMemo
 from fbtwist.cache import LRUCache
 from fbtwist.errors import DirectoryUnavailable
 from fbtwist.store.files import atomicWrite
@@ -52,6 +53,8 @@ MAX_FILE = 4096
 MAX_GROUPS = 20
 #: The longest group name (C{cn}).
 MAX_GROUP_NAME = 64
+#: How many users' choices are remembered while their folder is unchanged.
+KNOWN_SIZE = 200_000
 
 
 class Audience(Enum):
@@ -186,17 +189,26 @@ class SettingsStore:
     """
     Users' choices in the calendar tree (see the module).
 
+    Asked for every lookup, so what was read is remembered while the
+    folder stays as it was: one C{stat} of the folder per question
+    (L{fbtwist.access.folderwatch}, which says why that is sound for every
+    server sharing the tree), one C{stat} of the user's file while the
+    folder has just changed.
+
     @param store: The L{fbtwist.interfaces.ICalendarStore}.
+    @param clock: The wall clock, for the folder's watch.
     """
 
     log = Logger()
 
-    def __init__(self, store):
+    def __init__(self, store, clock=None):
         self.store = store
         self._folderPath = None
         self._formKey = None
         #: uid -> ((mtime, size), settings or None).
         self._cache = LRUCache(8192)
+        #: Lower-case uid -> settings or None, while the folder is unchanged.
+        self._known = FolderMemo(lambda: self._folder().path, self._read, KNOWN_SIZE, clock)
 
     def _folder(self):
         # Made by the first choice saved, not before.
@@ -212,6 +224,9 @@ class SettingsStore:
         @return: C{uid}'s choice, or C{None} when they made none or its
             file is damaged (the site's default holds).
         """
+        return self._known.get(uid.lower())
+
+    def _read(self, uid: str) -> Optional[VisibilitySettings]:
         try:
             path = self._file(uid)
             st = os.stat(path.path)
@@ -243,6 +258,7 @@ class SettingsStore:
         self._folder().makedirs(ignoreExistingDirectory=True)
         atomicWrite(self._file(uid), data)
         self._cache.pop(uid.lower())
+        self._known.forget(uid.lower())
 
     def formKey(self) -> bytes:
         """
@@ -361,9 +377,19 @@ class WhoSees:
         C{owner}'s times, when known without asking the directory, else
         C{None}.
         """
+        return self.decideNow(viewer, owner)[0]
+
+    def decideNow(self, viewer, owner: str) -> Tuple[Optional[bool], Shown]:
+        """
+        L{mayViewNow} and L{detailOf} together, from one reading of the
+        owner's choice (a lookup asks both).
+        """
+        chosen = self.settingsOf(owner)
+        return self._mayViewNow(viewer, owner, chosen), chosen.detail
+
+    def _mayViewNow(self, viewer, owner: str, chosen: VisibilitySettings) -> Optional[bool]:
         if viewer.uid is not None and viewer.uid.lower() == owner.lower():
             return True
-        chosen = self.settingsOf(owner)
         if chosen.who is Audience.EVERYONE:
             return True
         if chosen.who is Audience.NOBODY or viewer.uid is None:

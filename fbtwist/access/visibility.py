@@ -267,6 +267,9 @@ class FreeBusyVisibility:
         #: The time outside working hours by (hours, start, end): the people
         #: of one question who share the site's hours expand them once.
         self._outsideHours = LRUCache(256)
+        #: Published files' periods clipped to a range, by (entity tag,
+        #: start, end): the entity tag names the file's content.
+        self._clipped = LRUCache(1024)
         self.federation = federation
         self.feeds = feeds
         #: Each person's choice of who may see them
@@ -343,16 +346,20 @@ class FreeBusyVisibility:
             # asked first), and is asked again once that answer expires.
             remote = self.federation.lookupNow(target.name) if self.isFederated(target.name) else None
             return None if remote is None else self._remoteVisible(target.name, remote, timeRange)
-        if self.whoSees is not None and self.whoSees.mayViewNow(viewer, uid) is not True:
-            # Hidden (or only the directory can tell): L{freeBusyFor}
-            # answers, after the floor.
-            return None
+        detail = None
+        if self.whoSees is not None:
+            # The owner's choice read once for both questions.
+            mayView, detail = self.whoSees.decideNow(viewer, uid)
+            if mayView is not True:
+                # Hidden (or only the directory can tell): L{freeBusyFor}
+                # answers, after the floor.
+                return None
         published = self.published(uid)
         if self._hasFeeds(uid):
             return None
         if published is None or published.isCalendar:
             return None
-        return self._shown(self._visibleFile(published, uid, timeRange, workhours or self.applyWorkingHours))
+        return self._shown(self._visibleFile(published, uid, timeRange, workhours or self.applyWorkingHours), detail)
 
     async def _viewersMask(self, viewer: Viewer, mask: Mask) -> Optional[Mask]:
         """
@@ -411,29 +418,39 @@ class FreeBusyVisibility:
 
     async def _account(self, viewer: Viewer, uid: str, timeRange: Optional[TimeRange], workhours: bool,
                        mask: Optional[Mask] = None):
-        if not await self._mayView(viewer, uid):
-            return HIDDEN
+        detail = None
+        if self.whoSees is not None:
+            # The owner's choice read once for both questions.
+            mayView, detail = self.whoSees.decideNow(viewer, uid)
+            if mayView is None:
+                mayView = await self.whoSees.mayView(viewer, uid)
+            if not mayView:
+                return HIDDEN
         published = self.published(uid)
         if self._hasFeeds(uid):
-            return self._shown(await self._withFeeds(uid, published, timeRange, mask))
+            return self._shown(await self._withFeeds(uid, published, timeRange, mask), detail)
         if published is None:
             return HIDDEN
-        return self._shown(await self._visible(published, uid, timeRange, workhours, mask))
+        return self._shown(await self._visible(published, uid, timeRange, workhours, mask), detail)
 
     # --- each person's choice (fbtwist.access.settings) ---
 
     async def _mayView(self, viewer: Viewer, owner: str) -> bool:
         return self.whoSees is None or await self.whoSees.mayView(viewer, owner)
 
-    def _shown(self, answer):
+    def _shown(self, answer, detail: Optional[Shown] = None):
         """
         C{answer} at the detail its owner shows: with busy only, every
         period C{BUSY} (a tentative or out-of-office time looks like any
         other), under an entity tag of its own.
+
+        @param detail: The owner's detail when already read, else C{None}.
         """
         if answer is HIDDEN or self.whoSees is None:
             return answer
-        if self.whoSees.detailOf(answer.owner) is Shown.FULL:
+        if detail is None:
+            detail = self.whoSees.detailOf(answer.owner)
+        if detail is Shown.FULL:
             return answer
         fb = answer.freeBusy
         flat = freebusy.mergePeriods(p._replace(fbtype=freebusy.BUSY) for p in fb.periods if p.isBusy)
@@ -484,8 +501,13 @@ class FreeBusyVisibility:
         if fb is None:
             return HIDDEN
         if timeRange is not None:
-            fb = FreeBusy(freebusy.clipPeriods(fb.periods, timeRange.start, timeRange.end),
-                          timeRange.start, timeRange.end, fb.organizer)
+            key = (published.etag, timeRange.start, timeRange.end)
+            clipped = self._clipped.get(key)
+            if clipped is None:
+                clipped = tuple(freebusy.clipPeriods(fb.periods, timeRange.start, timeRange.end))
+                self._clipped.put(key, clipped)
+            # A list of its own: callers may change it.
+            fb = FreeBusy(list(clipped), timeRange.start, timeRange.end, fb.organizer)
         return self._withHours(Visible(fb, owner, published.etag, published.info.modified), workhours)
 
     # --- working hours ---

@@ -288,8 +288,12 @@ def _outputPeriods(fb: FreeBusy, style: str) -> List[Tuple[Optional[str], Period
     """
     The periods to write and the FBTYPE parameter each gets (or C{None}).
     """
+    return _stylePeriods(fb.periods, style)
+
+
+def _stylePeriods(periods, style: str) -> List[Tuple[Optional[str], Period]]:
     out = []
-    for p in sorted(fb.periods, key=lambda p: (p.start, p.end)):
+    for p in sorted(periods, key=lambda p: (p.start, p.end)):
         if style == STYLE_SIMPLE:
             if p.isBusy:
                 out.append((None, p))
@@ -303,7 +307,8 @@ def _outputPeriods(fb: FreeBusy, style: str) -> List[Tuple[Optional[str], Period
 def _properties(fb: FreeBusy, uid: str, stamp: datetime, style: str, attendee: Optional[str] = None):
     """
     The VFREEBUSY's properties as (name, parameters, type, value) with the
-    value in jCal form; both renderings below are made from this list.
+    value in jCal form, for L{renderJCal}; L{renderICalendar} writes the
+    same properties in the same order.
     """
     props = [
         ("uid", {}, "text", uid),
@@ -382,20 +387,47 @@ def renderICalendar(fb: FreeBusy, uid: str, stamp: datetime, style: str = STYLE_
     @param method: The iTIP method (C{REPLY} answers a request, with the
         C{attendee} whose time it is).
     """
-    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:" + PRODID, "METHOD:" + method, "BEGIN:VFREEBUSY"]
-    for name, params, kind, value in _properties(fb, uid, stamp, style, attendee):
-        head = name.upper() + "".join(f";{k.upper()}={v}" for k, v in params.items()) if params else name.upper()
-        if kind == "period":
-            # Most lines are periods: written here without _icalValue's calls.
-            text = (value[0].replace("-", "").replace(":", "") + "/"
-                    + value[1].replace("-", "").replace(":", ""))
-        elif kind == "cal-address":
-            text = _safeCalAddress(value)
-        else:
-            text = _icalValue(kind, value)
-        lines.append(head + ":" + text)
-    lines += ["END:VFREEBUSY", "END:VCALENDAR"]
-    return b"".join(_fold(line) for line in lines)
+    lines = ["UID:" + _icalValue("text", uid), "DTSTAMP:" + _icalUTC(stamp)]
+    if fb.start is not None:
+        lines.append("DTSTART:" + _icalUTC(fb.start))
+    if fb.end is not None:
+        lines.append("DTEND:" + _icalUTC(fb.end))
+    if fb.organizer:
+        lines.append("ORGANIZER:" + _safeCalAddress(calAddress(fb.organizer)))
+    if attendee:
+        lines.append("ATTENDEE:" + _safeCalAddress(calAddress(attendee)))
+    return (_calendarHead(method) + b"".join(_fold(line) for line in lines) + _periodLines(tuple(fb.periods), style)
+            + b"END:VFREEBUSY\r\nEND:VCALENDAR\r\n")
+
+
+@functools.lru_cache(maxsize=16)
+def _calendarHead(method: str) -> bytes:
+    return b"".join(_fold(line) for line in ("BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:" + PRODID,
+                                              "METHOD:" + method, "BEGIN:VFREEBUSY"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _periodLines(periods: Tuple[Period, ...], style: str) -> bytes:
+    """
+    The C{FREEBUSY} lines of L{renderICalendar}, rendered once for every
+    answer holding the same periods: a CalDAV request asks for many
+    people's same week, and clients ask for the same people again and
+    again; only the lines around them (C{UID}, C{DTSTAMP}, C{ATTENDEE},
+    ...) differ.  (Equal instants in any zone are equal keys and give the
+    same UTC text.)
+    """
+    lines = []
+    for fbtype, p in _stylePeriods(periods, style):
+        head = "FREEBUSY;FBTYPE=" + fbtype if fbtype else "FREEBUSY"
+        lines.append(_fold(f"{head}:{_icalUTC(p.start)}/{_icalUTC(p.end)}"))
+    return b"".join(lines)
+
+
+def _icalUTC(moment: datetime) -> str:
+    if moment.tzinfo is not timezone.utc:
+        moment = moment.astimezone(timezone.utc)
+    return (f"{moment.year:04d}{moment.month:02d}{moment.day:02d}"
+            f"T{moment.hour:02d}{moment.minute:02d}{moment.second:02d}Z")
 
 
 def renderJCal(fb: FreeBusy, uid: str, stamp: datetime, style: str = STYLE_PUBLISHED) -> bytes:

@@ -172,7 +172,7 @@ class LookupResource(Resource):
         self.busyTime = self.visibility.busyTime
         #: The floor of time under every answer that finds nothing.
         self.missFloor = self.visibility.missFloor
-        #: Rendered answers by entity tag.
+        #: Rendered answers, (entity tag, body), by what the tag names.
         self._answerCache = LRUCache(1024)
         #: The anonymous reader's avatar, the same for every anonymous
         #: request: logged in once, through the portal.
@@ -279,13 +279,19 @@ class LookupResource(Resource):
         """
         fb, modified = answer.freeBusy, answer.modified
         jcal = query.format == FORMAT_JCAL
-        stamp = _utcFromTimestamp(modified)
-        etag = variantETag(answer.etag, publicview.PUBLIC_RENDERING, answer.owner, stamp.isoformat(), query.format,
-                           query.style, repr(fb.start), repr(fb.end))
-        body = self._answerCache.get(etag)
-        if body is None:
-            body = publicview.publicView(fb, answer.owner, stamp, query.style, jcal)
-            self._answerCache.put(etag, body)
+        # Everything the entity tag names (the window's zones too: they are
+        # part of its text), so that a lookup asked before is answered
+        # without hashing or rendering again.
+        key = (answer.etag, answer.owner, int(modified), query.format, query.style, fb.start, fb.end,
+               getattr(fb.start, "tzinfo", None), getattr(fb.end, "tzinfo", None))
+        cached = self._answerCache.get(key)
+        if cached is None:
+            stamp = _utcFromTimestamp(modified)
+            etag = variantETag(answer.etag, publicview.PUBLIC_RENDERING, answer.owner, stamp.isoformat(),
+                               query.format, query.style, repr(fb.start), repr(fb.end))
+            cached = (etag, publicview.publicView(fb, answer.owner, stamp, query.style, jcal))
+            self._answerCache.put(key, cached)
+        etag, body = cached
         if answer.stale:
             # Another organisation's expired answer (fbtwist.web.federated).
             federated.markStale(request)

@@ -190,6 +190,25 @@ class SchedulingTests(TestCase):
         self.assertEqual(freeBusyPeriods(data.encode("utf-8")), freeBusyPeriods(lookup[2]))
 
     @inline
+    async def test_eachAttendeeResolvedOnce(self):
+        """Each attendee's address is resolved to a uid once per request, not again to read their time."""
+        await self._start()
+        await self.schedule(["mailto:betty@example.com"])
+        visibility = self.server.service.portal.realm.visibility
+        asked, original = [], visibility.resolve
+
+        async def resolve(name):
+            asked.append(name)
+            return await original(name)
+
+        self.patch(visibility, "resolve", resolve)
+        status, headers, body = await self.schedule(["mailto:betty@example.com", "mailto:carol@example.com"])
+        self.assertEqual(self.statuses(body), {"mailto:betty@example.com": "2.0;Success",
+                                               "mailto:carol@example.com": "3.8;No authority"})
+        # The organizer's address, then each attendee's.
+        self.assertEqual(asked, ["alice@example.com", "betty@example.com", "carol@example.com"])
+
+    @inline
     async def test_organizerMustBeTheUser(self):
         """Another user's ORGANIZER, Originator or outbox is 403 organizer-allowed."""
         await self._start()

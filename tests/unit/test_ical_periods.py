@@ -218,6 +218,25 @@ class RenderTests(unittest.SynchronousTestCase):
         self.assertEqual(freebusy.renderICalendar(inBerlin, "u1", self.stamp), first)
         self.assertEqual(freebusy.renderICalendar(inUTC, "u1", self.stamp), first)
 
+    def test_periodsRenderedOnce(self):
+        """
+        Answers holding the same periods (replies to different attendees)
+        render those periods once, each style apart, long lines folded.
+        """
+        longType = "X-" + "AWAY" * 20
+        fb = FreeBusy([Period(t(7), t(8)), Period(t(9), t(10), longType)], t(0), t(0, day=6))
+        freebusy._periodLines.cache_clear()
+        first = freebusy.renderICalendar(fb, "u1", self.stamp, freebusy.STYLE_EXPLICIT, "REPLY", "a@example.com")
+        second = freebusy.renderICalendar(fb, "u2", self.stamp, freebusy.STYLE_EXPLICIT, "REPLY", "b@example.com")
+        published = freebusy.renderICalendar(fb, "u1", self.stamp)
+        self.assertEqual(freebusy._periodLines.cache_info().hits, 1)
+        self.assertIn(b"\r\nATTENDEE:mailto:b@example.com\r\n", second)
+        self.assertEqual(first.replace(b"u1", b"u2").replace(b"a@example", b"b@example"), second)
+        self.assertIn(b"\r\nFREEBUSY;FBTYPE=BUSY:20210105T070000Z/20210105T080000Z\r\n", first)
+        self.assertIn(b"\r\nFREEBUSY:20210105T070000Z/20210105T080000Z\r\n", published)
+        self.assertTrue(all(len(line) <= 75 for line in first.split(b"\r\n")))
+        self.assertEqual([p[:2] for p in ical.readFreeBusy(first)[0].periods], [p[:2] for p in fb.periods])
+
     def test_controlCharactersInAddresses(self):
         """
         Control characters in an organizer or attendee address are left

@@ -288,6 +288,30 @@ class OutputFormTests(LookupTestCase):
         self.assertEqual((again, response.headers.getRawHeaders(b"ETag")), (content, [etag]))
 
     @inline
+    async def test_answerRenderedOnce(self):
+        """
+        A lookup asked again is answered with the same bytes and ETag
+        without rendering or hashing again; another window is rendered
+        under another ETag.
+        """
+        from fbtwist.calendar import publicview
+        from fbtwist.web import lookup
+
+        rendered = []
+        for module, name in ((publicview, "publicView"), (lookup, "variantETag")):
+            original = getattr(module, name)
+            self.patch(module, name, lambda *a, original=original, name=name, **k: rendered.append(name)
+                       or original(*a, **k))
+        self.publish("alice", outlookVFB(), mtime=1_700_000_000)
+        answers = []
+        for path in ("/calendar/alice.vfb", "/calendar/alice.vfb", "/calendar/alice.vfb?start=20210105"):
+            response, content = await self.get(path)
+            answers.append((content, response.headers.getRawHeaders(b"ETag")))
+        self.assertEqual(answers[0], answers[1])
+        self.assertNotEqual(answers[2][1], answers[0][1])
+        self.assertEqual(rendered, ["variantETag", "publicView"] * 2)
+
+    @inline
     async def test_republishedSameBytesNewETag(self):
         """
         The same bytes published again change DTSTAMP, so the ETag changes

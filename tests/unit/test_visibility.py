@@ -241,6 +241,34 @@ class FreeBusyForTests(unittest.SynchronousTestCase):
         self.assertEqual((fb.start, fb.end), timeRange)
         self.assertEqual([(p.start, p.end) for p in fb.busy()], [timeRange])
 
+    def test_clippedOncePerVersion(self):
+        """
+        A file clipped to a range is clipped once for repeated questions
+        (each answer a list of its own), and again once it is published anew.
+        """
+        from fbtwist.calendar import freebusy
+
+        clips = []
+        original = freebusy.clipPeriods
+
+        def counting(*args):
+            clips.append(args)
+            return original(*args)
+
+        self.patch(freebusy, "clipPeriods", counting)
+        timeRange = TimeRange(datetime(2021, 1, 5, 7, 15, tzinfo=timezone.utc), BUSY_END)
+        first = self.successResultOf(self.ask(Person("alice"), timeRange=timeRange)[1]).freeBusy
+        first.periods.clear()
+        second = self.successResultOf(self.ask(Person("alice"), timeRange=timeRange)[1]).freeBusy
+        self.assertEqual([(p.start, p.end) for p in second.busy()], [timeRange])
+        self.assertEqual(len(clips), 1)
+        self.store.write(("alice.vfb",), outlookVFB(busy="20210105T072000Z/20210105T072500Z"))
+        third = self.successResultOf(self.ask(Person("alice"), timeRange=timeRange)[1]).freeBusy
+        self.assertEqual([(p.start, p.end) for p in third.busy()],
+                         [(datetime(2021, 1, 5, 7, 20, tzinfo=timezone.utc),
+                           datetime(2021, 1, 5, 7, 25, tzinfo=timezone.utc))])
+        self.assertEqual(len(clips), 2)
+
     def test_hiddenLooksLikeNeverPublished(self):
         """
         A name nobody has, a member who never published, a placeholder and

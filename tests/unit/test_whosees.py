@@ -103,6 +103,32 @@ class LookupLevelsTests(_ServerTestCase):
         self.assertGreaterEqual(self.server.network.seconds() - started, 0.05)
 
     @inline
+    async def test_lookupReadsTheChoiceOnce(self):
+        """A lookup and an outbox answer look at the owner's choice once (one stat), for who sees and the detail."""
+        import os
+
+        self.choose(VisibilitySettings(Audience.EVERYONE, Shown.BUSY))
+        await self.get(f"/calendar/alice.vfb{RANGE}")
+        folder = self.server.store.metadataDirectory("visibility", create=False).path
+        calls, original = [], os.stat
+
+        def counting(path, *args, **kwargs):
+            if str(path).startswith(folder):
+                calls.append(path)
+            return original(path, *args, **kwargs)
+
+        self.patch(os, "stat", counting)
+        response, body = await self.get(f"/calendar/alice.vfb{RANGE}")
+        self.assertEqual(response.code, 200)
+        self.assertNotIn(b"BUSY-UNAVAILABLE", body)
+        self.assertEqual(len(calls), 1, calls)
+        del calls[:]
+        _, body = await FTPAndCalDAVTests.outbox(self, "bsmith", "alice@example.com")
+        self.assertIn("2.0;Success", body)
+        self.assertNotIn("BUSY-UNAVAILABLE", body)
+        self.assertEqual(len(calls), 1, calls)
+
+    @inline
     async def test_detailBusyOnly(self):
         """Busy only shows the out-of-office time as BUSY, under another entity tag; full keeps it."""
         full, fullBody = await self.get(f"/calendar/alice.vfb{RANGE}")
@@ -508,3 +534,142 @@ class OneRealmTests(_ServerTestCase):
             _, avatar, _ = self.successResultOf(self.server.network.run(realm.requestAvatar("carol", None, interface)))
             self.assertIsInstance(avatar, kind)
             self.assertEqual(avatar.uid, "carol")
+
+
+class _Tree:
+    """
+    The part of a store a L{SettingsStore} uses: the tree's hidden folders.
+    """
+
+    def __init__(self, root):
+        self.root = root
+
+    def metadataDirectory(self, name, create=True):
+        from twisted.python.filepath import FilePath
+
+        folder = FilePath(self.root).child("." + name)
+        if create:
+            folder.makedirs(ignoreExistingDirectory=True)
+        return folder
+
+
+class SharedFolderTests(unittest.SynchronousTestCase):
+    """
+    Two servers (two L{SettingsStore}s) on one tree: each remembers choices
+    while the folder is unchanged, and sees the other's changes.
+    """
+
+    def setUp(self):
+        import os
+
+        root = self.mktemp()
+        os.makedirs(root)
+        self.tree = _Tree(root)
+        #: The wall clock both servers read, well after the folder's time
+        #: unless a test says otherwise.
+        self.now = 4_000_000_000.0
+        self.first = SettingsStore(self.tree, clock=lambda: self.now)
+        self.second = SettingsStore(self.tree, clock=lambda: self.now)
+        self.folder = self.tree.metadataDirectory("visibility", create=False)
+
+    def countStats(self):
+        """
+        Count the C{os.stat} calls from now on (of the folder and of files).
+        """
+        import os
+
+        calls = []
+        original = os.stat
+
+        def counting(path, *args, **kwargs):
+            calls.append(path)
+            return original(path, *args, **kwargs)
+
+        self.patch(os, "stat", counting)
+        return calls
+
+    def test_oneStatWhileUnchanged(self):
+        """A choice is read once; later questions cost one stat of the folder, none of the file."""
+        self.first.save("alice", VisibilitySettings(Audience.NOBODY, Shown.BUSY))
+        self.assertEqual(self.first.get("alice").who, Audience.NOBODY)
+        self.assertIsNone(self.first.get("bsmith"))
+        calls = self.countStats()
+        for _ in range(3):
+            self.assertEqual(self.first.get("alice").who, Audience.NOBODY)
+            self.assertIsNone(self.first.get("bsmith"))
+        self.assertEqual(calls, [self.folder.path] * 6)
+
+    def test_otherServersChangeSeen(self):
+        """A choice saved by another server sharing the tree is seen at this server's next question."""
+        from tests.unit.test_folderwatch import changing
+
+        path = self.folder.path
+        self.assertIsNone(self.first.get("alice"))  # remembered: no folder yet
+        changing(path, lambda: self.second.save("alice", VisibilitySettings(Audience.SIGNED_IN, Shown.FULL)))
+        self.assertEqual(self.first.get("alice").who, Audience.SIGNED_IN)
+        changing(path, lambda: self.second.save("alice", VisibilitySettings(Audience.NOBODY, Shown.FULL)))
+        self.assertEqual(self.first.get("alice").who, Audience.NOBODY)
+        changing(path, self.folder.child("alice.json").remove)
+        self.assertIsNone(self.first.get("alice"))
+
+    def test_changeWithinOneTickSeen(self):
+        """While the folder's time is recent, each file is looked at: two changes within one tick are both seen."""
+        import os
+
+        self.second.save("alice", VisibilitySettings(Audience.SIGNED_IN, Shown.FULL))
+        stamp = os.stat(self.folder.path)
+        self.now = stamp.st_mtime + 0.5
+        self.assertEqual(self.first.get("alice").who, Audience.SIGNED_IN)
+        self.second.save("alice", VisibilitySettings(Audience.NOBODY, Shown.FULL))
+        # As if both changes fell within one tick of the filesystem's clock.
+        os.utime(self.folder.path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+        self.assertEqual(self.first.get("alice").who, Audience.NOBODY)
+
+
+class TwoServersTests(unittest.TestCase):
+    """
+    Two servers on one tree: a choice saved by one is followed by the
+    other's next lookup, whether the choices' folder changed just now or
+    long enough ago that its version is trusted and choices remembered.
+    """
+
+    def setUp(self):
+        from tests.memory import startMemoryServer
+
+        self.first = startMemoryServer(self)
+        self.second = startMemoryServer(self, "--root", self.first.root.path)
+        self.first.store.write(("alice.vfb",), ALICE_VFB)
+        self.http = self.first.client()
+        #: The second server's own store of choices.
+        self.choices = self.second.service.portal.realm.visibility.whoSees.settings
+
+    def age(self, seconds: float) -> None:
+        """
+        Make the choices' folder look last changed C{seconds} ago.
+        """
+        import os
+        import time
+
+        folder = self.first.store.metadataDirectory("visibility", create=False).path
+        then = time.time() - seconds
+        os.utime(folder, (then, then))
+
+    async def code(self) -> int:
+        response = await self.http.get(self.first.url(f"/calendar/alice.vfb{RANGE}"))
+        await response.content()
+        return response.code
+
+    @inline
+    async def test_otherServersChoiceFollowed(self):
+        """Each choice the second server saves decides the first server's next lookup."""
+        self.assertEqual(self.first.store.root, self.second.store.root)
+        codes = [await self.code()]
+        # Each change long enough ago that the folder's version is trusted.
+        for level, ago in (("nobody", 60), ("everyone", 50), ("signed-in", 40)):
+            self.choices.save("alice", LEVELS[level][0])
+            self.age(ago)
+            codes += [await self.code(), await self.code()]
+        # A change just now: the folder is not trusted, the file is read.
+        self.choices.save("alice", LEVELS["everyone"][0])
+        codes.append(await self.code())
+        self.assertEqual(codes, [200, 404, 404, 200, 200, 404, 404, 200])

@@ -24,6 +24,9 @@ class Target(NamedTuple):
 
     kind: str
     name: str
+    #: The name is the uid the lookup name of a user resolved to: it is
+    #: not resolved again.
+    resolved: bool = False
 
     @property
     def owner(self) -> str:
@@ -49,8 +52,9 @@ async def freeBusyFor(lookup, viewer: Optional[str], target: Target, timeRange: 
     @raise fbtwist.errors.DirectoryUnavailable: When the directory cannot
         tell.
     """
-    if target.kind == ROOM:
-        # The directory named the room: its uid is not resolved again.
+    if target.kind == ROOM or (target.kind == USER and target.resolved):
+        # The directory named the room, or the user's address was resolved
+        # already: the uid is not resolved again.
         wanted = Account(target.name)
     elif target.kind == USER:
         wanted = Person(target.name)

@@ -173,7 +173,7 @@ async def _principalOf(service, address: str) -> Optional[Target]:
         return None
     uid = await service.lookup.resolve(mail)
     if uid is not None:
-        return Target(USER, uid)
+        return Target(USER, uid, resolved=True)
     record = await service.directory.principalByAddress(mail, service.groupBase)
     if record is None or record.kind not in (GROUP, ROOM):
         return None

@@ -1,0 +1,143 @@
+"""
+Values read from a hidden folder of the tree, remembered while the folder
+is unchanged (L{fbtwist.access.folderwatch}), as users' calendar feeds use
+them (L{fbtwist.access.feeds.FeedStore.hasBusyTime}, asked for every
+lookup); users' visibility choices are tested in L{tests.unit.test_whosees}.
+"""
+
+import os
+from datetime import datetime, timezone
+
+from twisted.python.filepath import FilePath
+from twisted.trial import unittest
+
+from fbtwist.access.feeds import Feed, FeedStore
+from fbtwist.access.folderwatch import MISSING, FolderMemo, FolderWatch
+from fbtwist.calendar.busytime import Derivation
+from fbtwist.calendar.freebusy import Period
+from fbtwist.store.tree import CalendarStore
+
+#: A wall clock long after any folder of a test was changed.
+LATER = 4_000_000_000.0
+
+
+def utc(hour: int) -> datetime:
+    return datetime(2021, 1, 5, hour, tzinfo=timezone.utc)
+
+
+def changing(path: str, change) -> None:
+    """
+    Run C{change()} of the folder C{path}; when it left the folder's time
+    as it was (within one tick of the filesystem's clock: tests are fast),
+    move that time on by 10 ms, as a later tick would have.
+    """
+    before = os.stat(path).st_mtime_ns if os.path.exists(path) else None
+    change()
+    stamp = os.stat(path)
+    if stamp.st_mtime_ns == before:
+        os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 10_000_000))
+
+
+class FolderWatchTests(unittest.SynchronousTestCase):
+    """
+    A folder's version changes with its entries, and is not trusted while
+    the folder has just changed.
+    """
+
+    def setUp(self):
+        self.path = self.mktemp()
+        self.now = LATER
+        self.watch = FolderWatch(self.path, clock=lambda: self.now)
+
+    def test_versions(self):
+        """A missing folder has a version; adding, replacing and removing an entry each give a new one."""
+        self.assertEqual(self.watch.version(), MISSING)
+        os.mkdir(self.path)
+        seen = [self.watch.version()]
+        entry = os.path.join(self.path, "a.json")
+        for change in (lambda: FilePath(entry).setContent(b"1"), lambda: FilePath(entry).setContent(b"2"),
+                       lambda: os.remove(entry)):
+            changing(self.path, change)
+            seen.append(self.watch.version())
+        self.assertEqual(len(set(seen)), 4)
+        self.assertEqual(self.watch.version(), seen[-1])
+
+    def test_recentNotTrusted(self):
+        """A folder changed less than the margin ago has no version, and is not asked again before then."""
+        os.mkdir(self.path)
+        mtime = os.stat(self.path).st_mtime
+        self.now = mtime + 1
+        self.assertIsNone(self.watch.version())
+        os.rmdir(self.path)
+        self.assertIsNone(self.watch.version())  # not asked: still recent
+        self.now = mtime + 2.5
+        self.assertEqual(self.watch.version(), MISSING)
+
+
+class FolderMemoTests(unittest.SynchronousTestCase):
+    """
+    A value is computed once while the folder is unchanged, afresh after a
+    change, and every time while the folder has just changed.
+    """
+
+    def test_computedOncePerVersion(self):
+        """Unchanged folder: computed once; a change in it: computed again; forget: computed again."""
+        path = self.mktemp()
+        os.mkdir(path)
+        now = [LATER]
+        computed = []
+        memo = FolderMemo(lambda: path, lambda key: computed.append(key) or len(computed), clock=lambda: now[0])
+        self.assertEqual([memo.get("a"), memo.get("a"), memo.get("b")], [1, 1, 2])
+        memo.forget("a")
+        self.assertEqual(memo.get("a"), 3)
+        FilePath(path).child("a.json").setContent(b"{}")
+        self.assertEqual([memo.get("a"), memo.get("b"), memo.get("b")], [4, 5, 5])
+        now[0] = os.stat(path).st_mtime + 0.5
+        FilePath(path).child("b.json").setContent(b"{}")
+        self.assertEqual([memo.get("b"), memo.get("b")], [6, 7])
+
+
+class FeedsTests(unittest.SynchronousTestCase):
+    """
+    Whether a user's feeds give busy time costs one stat of the feeds'
+    folder while it is unchanged, and a feed saved by another server
+    sharing the tree is seen.
+    """
+
+    def setUp(self):
+        self.store = CalendarStore(FilePath(self.mktemp()))
+        self.now = LATER
+        self.first = FeedStore(self.store, clock=lambda: self.now)
+        self.second = FeedStore(self.store, clock=lambda: self.now)
+
+    def feed(self, busy: bool) -> Feed:
+        derivation = Derivation("e1", utc(0), utc(0), utc(23), [Period(utc(7), utc(8))]) if busy else None
+        return Feed("f1", "https://calendar.example.com/alice.ics", ok=busy, busy=derivation)
+
+    def test_otherServersFeedSeen(self):
+        """A feed with busy time saved by another server counts at this server's next lookup, and its removal too."""
+        folder = self.store.metadataDirectory("feeds", create=False).path
+        self.assertFalse(self.first.hasBusyTime("alice"))
+        changing(folder, lambda: self.second.save("alice", [self.feed(busy=False)]))
+        self.assertFalse(self.first.hasBusyTime("alice"))
+        changing(folder, lambda: self.second.save("alice", [self.feed(busy=True)]))
+        self.assertTrue(self.first.hasBusyTime("alice"))
+        changing(folder, lambda: self.second.remove("alice", "f1"))
+        self.assertFalse(self.first.hasBusyTime("alice"))
+
+    def test_oneStatOfTheFolder(self):
+        """For people without feeds, each question costs one stat of the folder, none of their file."""
+        self.second.save("bsmith", [self.feed(busy=True)])
+        self.assertFalse(self.first.hasBusyTime("alice"))
+        folder = self.store.metadataDirectory("feeds", create=False).path
+        calls, original = [], os.stat
+
+        def counting(path, *args, **kwargs):
+            calls.append(path)
+            return original(path, *args, **kwargs)
+
+        self.patch(os, "stat", counting)
+        for _ in range(3):
+            self.assertFalse(self.first.hasBusyTime("alice"))
+            self.assertTrue(self.first.hasBusyTime("bsmith"))
+        self.assertEqual(calls, [folder] * 6)
