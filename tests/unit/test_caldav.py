@@ -403,6 +403,38 @@ class ResourceTests(TestCase):
         self.assertEqual(status, 404)
 
     @inline
+    async def test_calendarAvailability(self):
+        """The owner's inbox has RFC 7953's calendar-availability: their own working hours, else the site's."""
+        from zoneinfo import ZoneInfo
+
+        from fbtwist.availability.vavailability import readAvailability, renderAvailability
+        from fbtwist.availability.workhours import parseWorkingHours
+
+        body = (b'<D:propfind xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop>'
+                b"<C:calendar-availability/></D:prop></D:propfind>")
+        inbox = "/caldav/calendars/alice/inbox/"
+
+        async def availability(login="alice"):
+            status, headers, answer = await self.send(request("PROPFIND", inbox, body, "text/xml", ["Depth: 0"]),
+                                                      login)
+            self.assertEqual(status, 207)
+            value = fromstring(answer).find(f".//{D}propstat/{D}prop/{C}calendar-availability")
+            found = [p for p in fromstring(answer).iter(D + "propstat") if "200" in p.findtext(D + "status")]
+            return value.text if found and value is not None and value.text else None
+
+        self.server = startMemoryServer(self, "--working-hours", "Mon-Fri 09:00-17:00", "--default-tz", "UTC")
+        site = await availability()
+        self.assertEqual(readAvailability(site.encode("utf-8")),
+                         parseWorkingHours("Mon-Fri 09:00-17:00", ZoneInfo("UTC")))
+        own = parseWorkingHours("Tue 10:00-11:00", ZoneInfo("Europe/Berlin"))
+        self.server.store.write(("alice.avail.ics",), renderAvailability(own).to_ical())
+        self.assertEqual(readAvailability((await availability()).encode("utf-8")), own)
+        # Only the owner reads it.
+        self.assertIsNone(await availability("bsmith"))
+        status, headers, _ = await self.send(request("OPTIONS", inbox), login=None)
+        self.assertIn("calendar-availability", headers["dav"])
+
+    @inline
     async def test_fullCalendar(self):
         """A published .ics answers with its derived busy time, nothing of its events."""
         self.server = startMemoryServer(self)

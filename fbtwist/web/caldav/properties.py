@@ -20,6 +20,9 @@ CALENDAR_USER_TYPES = {USER: "INDIVIDUAL", GROUP: "GROUP", ROOM: "ROOM"}
 #: "locations", and search for them as such).
 RECORD_TYPES = {USER: "users", GROUP: "groups", ROOM: "locations"}
 
+#: RFC 7953's property of a scheduling inbox: its owner's availability.
+CALENDAR_AVAILABILITY = caldavName("calendar-availability")
+
 #: What an allprop PROPFIND gets.
 ALLPROP = [davName(n) for n in ("resourcetype", "displayname", "current-user-principal", "owner")]
 
@@ -47,12 +50,17 @@ class PropertyContext:
 
     @ivar viewer: The signed-in user's uid.
     @ivar record: The directory's record of the node's principal, or C{None}.
+    @ivar availability: The viewer's working hours as an iCalendar text
+        (a C{VCALENDAR} of C{VAVAILABILITY}s), for their own inbox's
+        C{CALDAV:calendar-availability}; C{None}: not asked for, or none.
     """
 
-    def __init__(self, viewer: str, node: Node, record: Optional[PrincipalRecord]):
+    def __init__(self, viewer: str, node: Node, record: Optional[PrincipalRecord],
+                 availability: Optional[str] = None):
         self.viewer = viewer
         self.node = node
         self.record = record
+        self.availability = availability
 
 
 def _resourceType(node: Node) -> str:
@@ -126,6 +134,11 @@ def propertyValue(key: str, context: PropertyContext) -> Optional[str]:
             return _href(names.homeHref(node.name))
         if node.kind in (names.SITE_ROOT, names.CALDAV_ROOT):
             return _href(names.homeHref(viewer))
+        return None
+    if key == CALENDAR_AVAILABILITY:
+        # RFC 7953's property, on the owner's own scheduling inbox only.
+        if node.kind == names.INBOX and node.name == viewer and context.availability is not None:
+            return text(context.availability)
         return None
     if node.kind == names.CALENDAR:
         if key == caldavName("supported-calendar-component-set"):

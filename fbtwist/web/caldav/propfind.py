@@ -6,9 +6,10 @@ Depth infinity is refused as on the publishing tree.
 
 from twisted.web import http
 
+from fbtwist.availability.vavailability import renderAvailability
 from fbtwist.web.caldav import names
 from fbtwist.web.caldav.names import Node
-from fbtwist.web.caldav.properties import ALLPROP, PropertyContext, renderProperties
+from fbtwist.web.caldav.properties import ALLPROP, CALENDAR_AVAILABILITY, PropertyContext, renderProperties
 from fbtwist.web.dav.davxml import DAVError, davName, parseXML, readBody, response, writeMultistatus
 from fbtwist.web.responses import HTTPError
 
@@ -45,6 +46,18 @@ def members(view, node: Node):
     return []
 
 
+def ownAvailability(view):
+    """
+    The signed-in user's working hours (their published
+    C{<login>.avail.ics}, else the site's C{--working-hours}) as an
+    iCalendar text, or C{None} when neither is set.
+    """
+    model, _, _ = view.service.lookup.visibility.workingHoursOf(view.uid)
+    if model is None:
+        return None
+    return renderAvailability(model).to_ical().decode("utf-8")
+
+
 async def propertiesResponse(view, node: Node, keys) -> str:
     """
     One C{DAV:response} for C{node} with the properties C{keys}.
@@ -52,7 +65,10 @@ async def propertiesResponse(view, node: Node, keys) -> str:
     record = None
     if node.kind in (names.PRINCIPAL, names.HOME, names.CALENDAR, names.INBOX, names.OUTBOX):
         record = await view.service.record(node)
-    found, missing = renderProperties(keys, PropertyContext(view.uid, node, record))
+    availability = None
+    if CALENDAR_AVAILABILITY in keys and node.kind == names.INBOX and node.name == view.uid:
+        availability = ownAvailability(view)
+    found, missing = renderProperties(keys, PropertyContext(view.uid, node, record, availability))
     return response(node.href, [(http.OK, found), (http.NOT_FOUND, missing)])
 
 
