@@ -6,4 +6,4 @@ Outlook and other calendar clients publish each user's free/busy file
 HTTP; publishers are checked against an LDAP directory.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
