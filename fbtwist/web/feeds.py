@@ -20,11 +20,11 @@ from twisted.cred.portal import Portal
 from twisted.logger import Logger
 from twisted.web import http
 from twisted.web.resource import IResource, Resource
-from twisted.web.template import Element, XMLFile, flattenString, renderer
+from twisted.web.template import XMLFile, flattenString, renderer
 
 from fbtwist.errors import PermissionDenied
 from fbtwist.web.auth import BasicAuthGuard
-from fbtwist.web.forms import FormTokens, checkForm, formTokensFor
+from fbtwist.web.forms import FormTokens, SignedInFormElement, checkForm, formTokensFor
 from fbtwist.web.page import DATA, securityHeaders
 from fbtwist.web.responses import HTTPError, renderAsync
 
@@ -38,24 +38,14 @@ MAX_FORM = 8192
 # --- the page ---
 
 
-class FeedsElement(Element):
+class FeedsElement(SignedInFormElement):
     loader = XMLFile(DATA.child("feeds.xhtml"))
 
     def __init__(self, uid: str, feeds, interval: float, notice: str = "", token: str = ""):
-        super().__init__()
-        self.uid = uid
+        super().__init__(uid, token)
         self.feedStore = feeds
         self.seconds = interval
         self.message = notice
-        self.formToken = token
-
-    @renderer
-    def token(self, request, tag):
-        return tag(value=self.formToken)
-
-    @renderer
-    def user(self, request, tag):
-        return tag(self.uid)
 
     @renderer
     def interval(self, request, tag):

@@ -19,6 +19,7 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 from twisted.web import http
+from twisted.web.template import Element, renderer
 
 from fbtwist.web.responses import HTTPError
 
@@ -117,3 +118,26 @@ def formTokensFor(portal) -> FormTokens:
 
     key = secrets.token_hex(32).encode("ascii")
     return FormTokens(lambda: key, visibility.clock)
+
+
+class SignedInFormElement(Element):
+    """
+    What the signed-in users' pages have in common: whose page it is and
+    the form token their forms carry.
+
+    @ivar uid: The signed-in user.
+    @ivar formToken: The token of the page's forms (L{FormTokens.issue}).
+    """
+
+    def __init__(self, uid: str, token: str):
+        super().__init__()
+        self.uid = uid
+        self.formToken = token
+
+    @renderer
+    def user(self, request, tag):
+        return tag(self.uid)
+
+    @renderer
+    def token(self, request, tag):
+        return tag(value=self.formToken)

@@ -17,7 +17,7 @@ from twisted.cred.portal import Portal
 from twisted.logger import Logger
 from twisted.web import http
 from twisted.web.resource import IResource, Resource
-from twisted.web.template import Element, XMLFile, flattenString, renderer, tags
+from twisted.web.template import XMLFile, flattenString, renderer, tags
 
 from fbtwist.access.settings import Audience, Shown, VisibilitySettings, validateGroups
 from fbtwist.availability.model import BUSY_UNAVAILABLE, Availability
@@ -26,7 +26,7 @@ from fbtwist.availability.vavailability import renderAvailability
 from fbtwist.availability.workhours import DAYS, REFERENCE_MONDAY, WorkingHoursError, parseWorkingHours
 from fbtwist.errors import InvalidCalendar
 from fbtwist.web.auth import BasicAuthGuard
-from fbtwist.web.forms import FormTokens, checkForm, formTokensFor
+from fbtwist.web.forms import FormTokens, SignedInFormElement, checkForm, formTokensFor
 from fbtwist.web.page import DATA, securityHeaders
 from fbtwist.web.responses import HTTPError, renderAsync
 
@@ -88,31 +88,21 @@ def dayWindows(model: Optional[Availability]) -> Optional[Tuple[str, Dict[int, L
     return zone, {day: sorted(windows) for day, windows in days.items()}
 
 
-class SettingsElement(Element):
+class SettingsElement(SignedInFormElement):
     loader = XMLFile(DATA.child("settings.xhtml"))
 
     def __init__(self, uid: str, chosen: VisibilitySettings, policy, hours, ownHours: bool, token: str,
                  notice: str = ""):
-        super().__init__()
-        self.uid = uid
+        super().__init__(uid, token)
         self.chosen = chosen
         self.policy = policy
         self.hours = hours
         self.ownHours = ownHours
-        self.formToken = token
         self.message = notice
-
-    @renderer
-    def user(self, request, tag):
-        return tag(self.uid)
 
     @renderer
     def notice(self, request, tag):
         return tag(self.message, id="notice", role="alert") if self.message else ""
-
-    @renderer
-    def token(self, request, tag):
-        return tag(value=self.formToken)
 
     def _choices(self, name, labels, current):
         for value, label in labels:
