@@ -50,9 +50,8 @@ from bench.compare import (  # noqa: E402
     waitForLogLines,
     writeTree,
 )
-from bench.publishcost import straceCounts, treeCPU, wrk  # noqa: E402
+from bench.publishcost import measure, wrk  # noqa: E402
 from fbtwist.config import DEMO_LDIF  # noqa: E402
-from tests.processes import childPIDs  # noqa: E402
 
 
 def attendeeNames(count: int):
@@ -221,21 +220,7 @@ def main():
         with open(script, "w") as f:
             f.write(luaScript("lookup", args.users, 2))
         wrk(server.port, script, 1, args.connections)  # warm
-        before = treeCPU(server.pid)
-        result = wrk(server.port, script, args.seconds, args.connections)
-        cpu = treeCPU(server.pid) - before
-        n = max(1, result["requests"])
-        print(f"lookups: {result['requests']} in {args.seconds:g} s ({result['rps']:.1f}/s, "
-              f"p50 {result['p50']:.1f} ms, p99 {result['p99']:.1f} ms, non-2xx/errors {result['errors']})")
-        print(f"server CPU per lookup: {cpu / n * 1000:.3f} ms")
-        if args.strace:
-            pids = [server.pid] + childPIDs(server.pid)
-            result, counts = straceCounts(pids, lambda: wrk(server.port, script, args.seconds, args.connections))
-            n = max(1, result["requests"])
-            total = sum(counts.values())
-            print(f"system calls per lookup (strace, {result['requests']} lookups): {total / n:.1f}")
-            for name, count in sorted(counts.items(), key=lambda item: -item[1])[:25]:
-                print(f"  {name:20} {count / n:6.2f}")
+        measure(server, script, args, "lookup", "lookups")
     finally:
         if server is not None:
             server.stop()

@@ -50,6 +50,33 @@ from bench.compare import (  # noqa: E402
 from tests.processes import childPIDs  # noqa: E402
 
 
+def measure(server, script: str, args, one: str, many: str) -> None:
+    """
+    Run C{wrk} with C{script} against C{server} for C{args.seconds} and
+    print the requests, their latency and the server's CPU time per
+    request; with C{args.strace}, a second run under strace and the system
+    calls per request.
+
+    @param one: What one request is called (C{publish}).
+    @param many: And several (C{publishes}).
+    """
+    before = treeCPU(server.pid)
+    result = wrk(server.port, script, args.seconds, args.connections)
+    cpu = treeCPU(server.pid) - before
+    n = max(1, result["requests"])
+    print(f"{many}: {result['requests']} in {args.seconds:g} s ({result['rps']:.1f}/s, "
+          f"p50 {result['p50']:.1f} ms, p99 {result['p99']:.1f} ms, non-2xx/errors {result['errors']})")
+    print(f"server CPU per {one}: {cpu / n * 1000:.3f} ms")
+    if args.strace:
+        pids = [server.pid] + childPIDs(server.pid)
+        result, counts = straceCounts(pids, lambda: wrk(server.port, script, args.seconds, args.connections))
+        n = max(1, result["requests"])
+        total = sum(counts.values())
+        print(f"system calls per {one} (strace, {result['requests']} {many}): {total / n:.1f}")
+        for name, count in sorted(counts.items(), key=lambda item: -item[1])[:25]:
+            print(f"  {name:20} {count / n:6.2f}")
+
+
 def treeCPU(pid: int) -> float:
     """
     User plus system CPU seconds of C{pid} and its living descendants.
@@ -232,21 +259,7 @@ def main():
         script = os.path.join(workdir, "publish.lua")
         with open(script, "w") as f:
             f.write(luaScript("publish", args.users, 2, body))
-        before = treeCPU(server.pid)
-        result = wrk(server.port, script, args.seconds, args.connections)
-        cpu = treeCPU(server.pid) - before
-        n = max(1, result["requests"])
-        print(f"publishes: {result['requests']} in {args.seconds:g} s ({result['rps']:.1f}/s, "
-              f"p50 {result['p50']:.1f} ms, p99 {result['p99']:.1f} ms, non-2xx/errors {result['errors']})")
-        print(f"server CPU per publish: {cpu / n * 1000:.3f} ms")
-        if args.strace:
-            pids = [server.pid] + childPIDs(server.pid)
-            result, counts = straceCounts(pids, lambda: wrk(server.port, script, args.seconds, args.connections))
-            n = max(1, result["requests"])
-            total = sum(counts.values())
-            print(f"system calls per publish (strace, {result['requests']} publishes): {total / n:.1f}")
-            for name, count in sorted(counts.items(), key=lambda item: -item[1])[:25]:
-                print(f"  {name:20} {count / n:6.2f}")
+        measure(server, script, args, "publish", "publishes")
     finally:
         if server is not None:
             server.stop()
