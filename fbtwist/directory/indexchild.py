@@ -97,6 +97,13 @@ class ChildIndexBuild:
         self._ended: Optional[defer.Deferred] = None
         self._failed = False
 
+    @property
+    def childPID(self) -> Optional[int]:
+        """
+        The process id of the build running now in a child, or C{None}.
+        """
+        return None if self._process is None else self._process.pid
+
     def mapKept(self, maxAge: float) -> Optional[MappedNameIndex]:
         """
         Map the index file an earlier run left, if any, as

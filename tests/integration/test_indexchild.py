@@ -78,7 +78,7 @@ class ChildIndexBuildTests(TestCase):
         index = await build.loadNameIndex()
         self.assertIsInstance(index, MappedNameIndex)
         self.assertIs(self.directory.nameIndex, index)
-        self.assertIsNone(build._process)
+        self.assertIsNone(build.childPID)
         for name in NAMES:
             found, uid = index.get(name)
             expected = await self.directory.resolveName(name)
@@ -160,7 +160,7 @@ class ChildIndexBuildTests(TestCase):
         build = self.build()
         build.timeout = 2.0
         d = build.loadNameIndex()
-        pid = build._process.pid
+        pid = build.childPID
         with self.assertRaises(DirectoryUnavailable) as caught:
             await d
         self.assertIn("took longer than 2s", str(caught.exception))
@@ -174,7 +174,7 @@ class ChildIndexBuildTests(TestCase):
         self.addCleanup(self.slapd.resume)
         build = self.build()
         d = build.loadNameIndex()
-        pid = build._process.pid
+        pid = build.childPID
         ended = defer.Deferred()
         reactor.callLater(0.5, ended.callback, None)
         await ended
@@ -182,12 +182,12 @@ class ChildIndexBuildTests(TestCase):
         with self.assertRaises(defer.CancelledError):
             await d
         for _ in range(50):
-            if build._process is None:
+            if build.childPID is None:
                 break
             wait = defer.Deferred()
             reactor.callLater(0.1, wait.callback, None)
             await wait
-        self.assertIsNone(build._process)
+        self.assertIsNone(build.childPID)
         self.assertTrue(_gone(pid))
 
     def test_orphaned(self):
