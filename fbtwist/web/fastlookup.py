@@ -27,6 +27,7 @@ client kept busy for twelve hours on one connection would see it closed
 between two answers, as any idle kept-alive connection may be.
 """
 
+import re
 import time
 from typing import Optional
 
@@ -55,8 +56,9 @@ _HARMLESS = frozenset((
 ))
 
 #: Bytes that never appear in a lookup name's URL segment answered here:
-#: the rest of a path, a query, a fragment, percent-encoding, white space.
-_NOT_IN_SEGMENT = (b"/", b"?", b"#", b"%", b" ", b"\t", b"\n", b"\r", b"\x00")
+#: the rest of a path, a query, a fragment, percent-encoding, white space
+#: and other control characters.
+_NOT_IN_SEGMENT = re.compile(rb"[/?#%\x00-\x20\x7f]")
 
 
 class _DateHeader:
@@ -120,7 +122,7 @@ class QuickLookups:
         if not requestLine.endswith(_VERSION):
             return None
         segment = requestLine[len(_PREFIX):-len(_VERSION)]
-        if not segment or any(c in segment for c in _NOT_IN_SEGMENT):
+        if not segment or _NOT_IN_SEGMENT.search(segment) is not None:
             return None
         headers = self._headers(data, lineEnd + 2)
         if headers is None:
