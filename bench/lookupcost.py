@@ -75,7 +75,7 @@ def outboxBody(attendees) -> bytes:
     return "\r\n".join(lines).encode("ascii")
 
 
-def inProcess(count: int, attendees: int, only=None, profilePrefix: str = None) -> None:
+def inProcess(count: int, attendees: int, only=None, profilePrefix: str = None, people: int = 0) -> None:
     """
     C{count} lookups and C{count} outbox POSTs through the whole site in
     this process; see the module's description.
@@ -128,7 +128,7 @@ def inProcess(count: int, attendees: int, only=None, profilePrefix: str = None) 
     ldif = os.path.join(owner.directory, "people.ldif")
     with open(DEMO_LDIF.path) as source, open(ldif, "w") as f:
         f.write(source.read().rstrip("\n") + "\n")
-        for uid in attendeeNames(attendees):
+        for uid in attendeeNames(max(attendees, people)):
             f.write(f"\ndn: uid={uid},ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: {uid}\n"
                     f"cn: {uid}\nsn: {uid}\nmail: {uid}@example.com\n")
         f.write("\n")
@@ -146,25 +146,26 @@ def inProcess(count: int, attendees: int, only=None, profilePrefix: str = None) 
 
     status = network.run(client.send(put("alice", "wonderland"))).result
     assert status.split()[1] in (b"201", b"204"), status
-    for uid in attendeeNames(attendees):
+    for uid in attendeeNames(max(attendees, people)):
         server.store.write((f"{uid}.vfb",), body)
 
-    lookup = b"GET /calendar/alice.vfb HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    lookups = [f"GET /calendar/{uid}.vfb HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode("ascii")
+               for uid in (attendeeNames(people) if people else ["alice"])]
     post = outboxBody([f"{uid}@example.com" for uid in attendeeNames(attendees)])
     outbox = (b"POST /caldav/calendars/alice/outbox/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
               b"Content-Type: text/calendar; charset=utf-8\r\n" + basic("alice", "wonderland")
               + b"Content-Length: " + str(len(post)).encode() + b"\r\n\r\n" + post)
 
-    for name, requestBytes in (("lookup", lookup), ("outbox", outbox)):
+    for name, requests in (("lookup", lookups), ("outbox", [outbox])):
         if only and name != only:
             continue
-        for _ in range(20):  # logged in, caches warm
-            status = network.run(client.send(requestBytes)).result
+        for index in range(20):  # logged in, caches warm
+            status = network.run(client.send(requests[index % len(requests)])).result
             assert status.split()[1] == b"200", (name, status, client.received[:2000])
 
-        def loop(requestBytes=requestBytes):
-            for _ in range(count):
-                network.run(client.send(requestBytes))
+        def loop(requests=requests):
+            for index in range(count):
+                network.run(client.send(requests[index % len(requests)]))
 
         before = os.times()
         loop()
@@ -195,10 +196,13 @@ def main():
                         help="N lookups and N outbox POSTs through the whole site in this process (see above)")
     parser.add_argument("--attendees", type=int, default=20, help="with --in-process: attendees per outbox POST")
     parser.add_argument("--only", choices=("lookup", "outbox"), help="with --in-process: only these requests")
+    parser.add_argument("--people", type=int, default=0,
+                        help="with --in-process: look up this many people in turn (as bench/run's lookups do: "
+                             "every lookup a file not read lately), not alice again and again")
     parser.add_argument("--profile", metavar="PREFIX", help="with --in-process: write cProfiles of the loops")
     args = parser.parse_args()
     if args.in_process:
-        inProcess(args.in_process, args.attendees, args.only, args.profile)
+        inProcess(args.in_process, args.attendees, args.only, args.profile, args.people)
         return
     workdir = tempfile.mkdtemp(prefix="fbtwist-lookupcost-")
     body = calendarBody()

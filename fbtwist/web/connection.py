@@ -156,7 +156,12 @@ class GuardedConnection(ProtocolWrapper):
     # --- the deadline -------------------------------------------------
 
     def _arm(self, seconds) -> None:
-        self._disarm()
+        timer = self._timer
+        if timer is not None and timer.active():
+            # Moving a pending call costs less than a new one (nearly every
+            # request moves the idle deadline).
+            timer.reset(seconds)
+            return
         self._timer = self.clock.callLater(seconds, self._expired)
 
     def _disarm(self) -> None:
@@ -185,8 +190,12 @@ class GuardedConnection(ProtocolWrapper):
         self.log.info("closing a slow connection from {peer}: {reason}", peer=self._peerHost(), reason=reason)
         self.answerAndClose(408, b"Request Timeout", reason)
 
+    _peer = None
+
     def _peerHost(self) -> str:
-        return str(getattr(self.getPeer(), "host", "-"))
+        if self._peer is None:
+            self._peer = str(getattr(self.getPeer(), "host", None) or "-")
+        return self._peer
 
     _host = None
 
@@ -256,9 +265,21 @@ class GuardedConnection(ProtocolWrapper):
         self._tail = b""
         self._arm(self.limits.headerTimeout)
 
+    #: What answers the simplest lookups before Twisted reads them
+    #: (L{fbtwist.web.fastlookup.QuickLookups}), or C{None}.
+    quick = None
+
     def dataReceived(self, data):
         if self.stage == CLOSING:
             return
+        if self.stage == IDLE and self.quick is not None and not (self._holding or self.disconnecting):
+            # Between requests, so the HTTP channel holds nothing of this
+            # connection's: a request it answers whole never reaches it.
+            response = self.quick.answer(data, self._peerHost())
+            if response is not None:
+                self.transport.write(response)
+                self._arm(self.limits.idleTimeout)
+                return
         if self._holding:
             self._heldData.append(data)
             return

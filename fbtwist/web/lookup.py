@@ -30,7 +30,7 @@ free/busy times derived from the events when it was published
 import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Coroutine, List, Optional
+from typing import Coroutine, List, Optional, Tuple
 from zoneinfo import ZoneInfo
 
 from twisted.cred.checkers import AllowAnonymousAccess
@@ -62,7 +62,7 @@ from fbtwist.errors import NotFound
 from fbtwist.interfaces import ICalendarStore, IDirectory, IFreeBusyReader
 from fbtwist.web import federated, find, page, rooms
 from fbtwist.web.lookupcache import NameCache
-from fbtwist.web.lookupquery import FORMAT_JCAL, Query, parseQuery, splitLookupName
+from fbtwist.web.lookupquery import FORMAT_JCAL, NO_PARAMETERS, Query, parseQuery, splitLookupName
 from fbtwist.web.responses import (
     CALENDAR_TYPE,
     HTTPError,
@@ -277,6 +277,18 @@ class LookupResource(Resource):
         version, its time (the C{DTSTAMP}), the form and the rendering, so
         it changes exactly when the bytes do.
         """
+        etag, body = self._rendered(query, answer)
+        if answer.stale:
+            # Another organisation's expired answer (fbtwist.web.federated).
+            federated.markStale(request)
+        serveCalendar(request, body, etag, answer.modified,
+                      contentType=JCAL_TYPE if query.format == FORMAT_JCAL else CALENDAR_TYPE)
+
+    def _rendered(self, query: Query, answer: Visible) -> Tuple[str, bytes]:
+        """
+        The entity tag and body of C{answer} in the form C{query} asks for,
+        rendered once and kept (L{_serve}).
+        """
         fb, modified = answer.freeBusy, answer.modified
         jcal = query.format == FORMAT_JCAL
         # Everything the entity tag names (the window's zones too: they are
@@ -291,11 +303,29 @@ class LookupResource(Resource):
                                query.format, query.style, repr(fb.start), repr(fb.end))
             cached = (etag, publicview.publicView(fb, answer.owner, stamp, query.style, jcal))
             self._answerCache.put(key, cached)
-        etag, body = cached
-        if answer.stale:
-            # Another organisation's expired answer (fbtwist.web.federated).
-            federated.markStale(request)
-        serveCalendar(request, body, etag, modified, contentType=JCAL_TYPE if jcal else CALENDAR_TYPE)
+        return cached
+
+    def answerNow(self, segment: bytes) -> Optional[Tuple[str, bytes, float, bytes]]:
+        """
+        The anonymous answer to C{GET /calendar/<segment>} without
+        parameters, when it is known at once and plain (a published
+        free/busy file the anonymous reader may see, not another
+        organisation's stale answer): its entity tag, body, time and media
+        type, as L{_serve} would send them; else C{None} (then the request
+        takes the whole way: L{fbtwist.web.fastlookup}).
+        """
+        reader = self._anonymous
+        if reader is None:
+            return None
+        try:
+            name = splitLookupName(segment)
+        except HTTPError:
+            return None
+        answer = reader.freeBusyForNow(Person(name), None, Detail.BUSY, False)
+        if answer is None or answer.stale:
+            return None
+        etag, body = self._rendered(NO_PARAMETERS, answer)
+        return etag, body, answer.modified, CALENDAR_TYPE
 
     # --- a group ---
 

@@ -58,7 +58,8 @@ def argument(request, name: str) -> Optional[str]:
         raise HTTPError(http.BAD_REQUEST, f"the {name} parameter is not UTF-8") from None
 
 
-_NO_PARAMETERS = Query(None, FORMAT_ICALENDAR, freebusy.STYLE_PUBLISHED)
+#: What a lookup without parameters asks for.
+NO_PARAMETERS = Query(None, FORMAT_ICALENDAR, freebusy.STYLE_PUBLISHED)
 
 
 def parseQuery(request, now: datetime, window: timedelta) -> Query:
@@ -69,7 +70,7 @@ def parseQuery(request, now: datetime, window: timedelta) -> Query:
         than iCalendar or jCal.
     """
     if not request.args:
-        return _NO_PARAMETERS
+        return NO_PARAMETERS
     try:
         timeRange = freebusy.parseRange(
             argument(request, "start"), argument(request, "end"), argument(request, "period"), now, window

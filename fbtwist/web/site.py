@@ -24,6 +24,7 @@ from fbtwist.web.accesslog import accessFields
 from fbtwist.web.auth import BasicAuthGuard
 from fbtwist.web.caldav.resource import CalDAVService, CalDAVSettings, guardedCalDAV, wellKnown
 from fbtwist.web.connection import SERVER_HEADER, ConnectionLimits, GuardedConnection, rawResponse
+from fbtwist.web.fastlookup import QuickLookups
 from fbtwist.web.lookup import LookupResource, LookupSettings, guardedLookup
 from fbtwist.web.page import RootElement, securityHeaders
 from fbtwist.web.responses import HTTPError, httpErrorFor, isGone, writeNotAllowed
@@ -304,6 +305,10 @@ class FreeBusySite(server.Site):
 
     requestFactory = BoundedRequest
     _log = Logger()
+    #: What answers the simplest anonymous lookups before Twisted's request
+    #: machinery (L{fbtwist.web.fastlookup}); C{None}: every request takes
+    #: the whole way.
+    quickLookups = None
 
     def __init__(self, resource, maxUploadSize: int, limits: ConnectionLimits = ConnectionLimits(),
                  budget: Optional[ConnectionBudget] = None, **kwargs):
@@ -352,6 +357,8 @@ class FreeBusySite(server.Site):
         if protocol is None:
             return None
         connection = GuardedConnection(self, protocol, self.limits, self.reactor)
+        if not self._draining:
+            connection.quick = self.quickLookups
         host = getattr(addr, "host", None)
         connection.counted = host if not self.limits.isExempt(host) else None
         if self.budget.full():
@@ -437,6 +444,10 @@ class FreeBusySite(server.Site):
         uploads are dropped before anything is written to the tree.
         """
         self._draining = True
+        for connection in self.connections.values():
+            # Closing connections answer through the whole machinery,
+            # which closes them once answered.
+            connection.quick = None
         if self.inFlight:
             self._log.info("shutdown: waiting for {count} requests in flight", count=len(self.inFlight))
         self._closeIdleConnections()
@@ -589,5 +600,7 @@ def makeSite(portal, directory, store, maxUploadSize: int, realmName: str = "fbt
     site.guardBodies((b"caldav",), caldav)
     if isinstance(lookup, BasicAuthGuard):
         site.guardBodies((b"calendar",), lookup)
+    else:
+        site.quickLookups = QuickLookups(lookup, limits, site.reactor)
     site.displayTracebacks = False
     return site

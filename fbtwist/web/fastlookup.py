@@ -1,0 +1,188 @@
+"""
+Anonymous lookups answered without Twisted's request machinery.
+
+Nearly all traffic of a free/busy server is one kind of request: a calendar
+client asking C{GET /calendar/<name>.vfb} on a kept-alive HTTP/1.1
+connection, for a name whose file is published.  Twisted's HTTP server
+spends more on such a request (a L{twisted.web.server.Request}, its header
+objects, resource traversal, the response's header objects) than fbtwist
+spends answering it.  L{QuickLookups} reads such a request straight from the
+bytes of one read and answers it with the same bytes the whole machinery
+would send (the visibility decides, L{LookupResource.answerNow} renders, as
+for every lookup); anything else (another method or URL, a query, a
+condition, credentials, a body, HTTP/1.0, C{Connection: close}, a request
+split across reads or pipelined behind another, a name not known at once, a
+hidden or unpublished name) is left to Twisted, untouched.
+
+The connection (L{fbtwist.web.connection.GuardedConnection}) asks
+L{QuickLookups.answer} only between requests; what it answers is logged as
+every request is (L{fbtwist.logs.logAccess}, the same fields).  The
+answers are the same byte for byte but for the C{Date} (the tests compare
+both paths, request by request).
+
+Twisted's own idle timer of the HTTP channel (twelve hours by default) is not
+started over by a quick answer: the connection's own deadlines
+(L{fbtwist.web.connection.ConnectionLimits}) are the ones in force, and a
+client kept busy for twelve hours on one connection would see it closed
+between two answers, as any idle kept-alive connection may be.
+"""
+
+import re
+import time
+from typing import Optional
+
+from twisted.logger import Logger
+from twisted.web.http import datetimeToString
+
+from fbtwist.logs import logAccess
+from fbtwist.web.connection import SERVER_HEADER
+
+#: The access events' logger (the site's: L{fbtwist.web.site}).
+_accessLog = Logger(namespace="fbtwist.access")
+
+_PREFIX = b"GET /calendar/"
+#: A response's head up to its C{Date}.
+_START = b"HTTP/1.1 200 OK\r\nServer: " + SERVER_HEADER + b"\r\n"
+_VERSION = b" HTTP/1.1"
+
+#: Headers that do not change a lookup's answer: a request with any other
+#: header goes the whole way (a condition, credentials, a body, an upgrade,
+#: ...).  C{Connection} only with C{keep-alive}.
+_HARMLESS = frozenset((
+    b"host", b"user-agent", b"accept", b"accept-encoding", b"accept-language", b"accept-charset",
+    b"referer", b"cache-control", b"pragma", b"dnt", b"te", b"translate", b"connection",
+    b"sec-fetch-site", b"sec-fetch-mode", b"sec-fetch-dest", b"sec-fetch-user",
+    b"sec-ch-ua", b"sec-ch-ua-mobile", b"sec-ch-ua-platform", b"upgrade-insecure-requests", b"priority",
+))
+
+#: Bytes that never appear in a lookup name's URL segment answered here:
+#: the rest of a path, a query, a fragment, percent-encoding, white space
+#: and other control characters.
+_NOT_IN_SEGMENT = re.compile(rb"[/?#%\x00-\x20\x7f]")
+
+
+class _DateHeader:
+    """
+    The C{Date} header's line, made once a second.
+    """
+
+    def __init__(self):
+        self._second = None
+        self._line = b""
+
+    def line(self, now: float) -> bytes:
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._line = b"Date: " + datetimeToString(second) + b"\r\n"
+        return self._line
+
+
+class QuickLookups:
+    """
+    Answers the simplest anonymous lookups from the bytes of one read.
+
+    @ivar lookup: The site's L{fbtwist.web.lookup.LookupResource} (anonymous:
+        not behind credentials).
+    @ivar limits: The connections' L{fbtwist.web.connection.ConnectionLimits}
+        (a request past their sizes is left to the connection to refuse).
+    @ivar clock: What tells the time (the site's reactor).
+    """
+
+    def __init__(self, lookup, limits, clock, wallClock=time.time):
+        self.lookup = lookup
+        self.limits = limits
+        self.clock = clock
+        self._wallClock = wallClock
+        self._date = _DateHeader()
+        #: How many requests were answered here.
+        self.answered = 0
+        #: The response's head after its C{Date}, by what it says.
+        self._heads = {}
+
+    def answer(self, data: bytes, peer: str) -> Optional[bytes]:
+        """
+        The whole response to C{data}, when it is exactly one lookup this
+        answers (and then its access event is logged), else C{None}: let
+        Twisted read C{data}.
+
+        @param peer: The client's address, for the access line.
+        """
+        if not data.startswith(_PREFIX) or not data.endswith(b"\r\n\r\n"):
+            return None
+        limits = self.limits
+        if len(data) > limits.maxHeaderBytes:
+            return None
+        lineEnd = data.find(b"\r\n")
+        if lineEnd > limits.maxRequestLine or data.find(b"\r\n\r\n") != len(data) - 4:
+            # Too long (the connection answers 414), or more than one
+            # request, or a body.
+            return None
+        requestLine = data[:lineEnd]
+        if not requestLine.endswith(_VERSION):
+            return None
+        segment = requestLine[len(_PREFIX):-len(_VERSION)]
+        if not segment or _NOT_IN_SEGMENT.search(segment) is not None:
+            return None
+        headers = self._headers(data, lineEnd + 2)
+        if headers is None:
+            return None
+        started = self.clock.seconds()
+        found = self.lookup.answerNow(segment)
+        if found is None:
+            return None
+        etag, body, modified, contentType = found
+        self.answered += 1
+        response = b"".join((_START, self._date.line(self._wallClock()),
+                             self._head(etag, contentType, len(body), modified), body))
+        logAccess(_accessLog, dict(
+            peer=peer, user=None, started=started, method="GET",
+            uri=_text(data[4:lineEnd - len(_VERSION)]),
+            protocol="HTTP/1.1", status=200, size=len(body),
+            referer=_text(headers.get(b"referer")), agent=_text(headers.get(b"user-agent")),
+            seconds=round(max(0.0, self.clock.seconds() - started), 6),
+        ))
+        return response
+
+    def _headers(self, data: bytes, start: int) -> Optional[dict]:
+        """
+        The request's header values by lowercased name (the first of each
+        name), or C{None} when one is not harmless or not plain.
+        """
+        lines = data[start:-4].split(b"\r\n") if start < len(data) - 4 else ()
+        if len(lines) > self.limits.maxHeaderCount:
+            return None
+        headers = {}
+        for line in lines:
+            name, colon, value = line.partition(b":")
+            name = name.lower()
+            if not colon or name not in _HARMLESS or b"\n" in value:
+                # Not a header, or not one of those, or a bare line
+                # feed: Twisted reads it (and answers it).
+                return None
+            value = value.strip()
+            if name == b"connection" and value.lower() != b"keep-alive":
+                return None
+            # The last of a repeated header, as Request.getHeader gives.
+            headers[name] = value
+        return headers
+
+    def _head(self, etag: str, contentType: bytes, length: int, modified: float) -> bytes:
+        key = (etag, contentType, length, modified)
+        head = self._heads.get(key)
+        if head is None:
+            if len(self._heads) >= 4096:
+                self._heads.clear()
+            head = self._heads[key] = b"".join((
+                b"Content-Type: ", contentType, b"\r\n",
+                b"ETag: ", etag.encode("ascii"), b"\r\n",
+                b"Cache-Control: no-cache\r\n",
+                b"Content-Length: %d\r\n" % length,
+                b"Last-Modified: ", datetimeToString(int(modified)), b"\r\n\r\n",
+            ))
+        return head
+
+
+def _text(value: Optional[bytes]) -> Optional[str]:
+    return None if value is None else value.decode("utf-8", "surrogateescape")
+
