@@ -273,6 +273,11 @@ class GuardedConnection(ProtocolWrapper):
         if self.stage == CLOSING:
             return
         if self.stage == IDLE and self.quick is not None and not (self._holding or self.disconnecting):
+            if self._speaksHTTP2():
+                # Frames, not lines (Twisted speaks HTTP/2 when TLS agreed
+                # on it and the h2 package is installed).
+                self.quick = None
+                return self.dataReceived(data)
             # Between requests, so the HTTP channel holds nothing of this
             # connection's: a request it answers whole never reaches it.
             response = self.quick.answer(data, self._peerHost())
@@ -310,6 +315,10 @@ class GuardedConnection(ProtocolWrapper):
                     super().dataReceived(data[start:start + CHUNKED_SLICE])
                 return
         super().dataReceived(data)
+
+    def _speaksHTTP2(self) -> bool:
+        transport = self.transport
+        return ISSLTransport.providedBy(transport) and getattr(transport, "negotiatedProtocol", None) == b"h2"
 
     def _checkHeaderSize(self, data: bytes):
         """

@@ -223,6 +223,30 @@ class SameAnswerTests(unittest.TestCase):
         self.assertNotIn(b"20210105T070000Z", client.received)
 
 
+    def test_notOverHTTP2(self):
+        """A TLS connection that agreed on HTTP/2 is never read as HTTP/1.1 lines."""
+        from twisted.internet.address import IPv4Address
+        from twisted.internet.interfaces import ISSLTransport
+        from twisted.internet.testing import StringTransport
+        from zope.interface import implementer
+
+        @implementer(ISSLTransport)
+        class HTTP2Transport(StringTransport):
+            negotiatedProtocol = b"h2"
+
+            def setTcpNoDelay(self, enabled):
+                pass
+
+        connection = self.site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
+        connection.makeConnection(HTTP2Transport())
+        # What Twisted's HTTP/2 protocol would be given.
+        given = []
+        connection.wrappedProtocol = type("Frames", (), {"dataReceived": given.append})()
+        data = REQUESTS["plain"].replace(b"{name}", b"bsmith")
+        connection.dataReceived(data)
+        self.assertEqual((self.quick.answered, connection.quick, given), (0, None, [data]))
+
+
 #: The requests answered quickly (for bsmith and betty, whose file is published).
 QUICK = ("plain", "outlook", "referer", "upper", "noHeaders")
 
