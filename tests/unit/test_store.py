@@ -397,6 +397,33 @@ class CommitAsyncTests(unittest.SynchronousTestCase):
         self.assertEqual(synced, [self.root.path])
         self.assertIs(self.successResultOf(d), False)
 
+    def test_othersUnderWayLeaveTheSyncToTheGroup(self):
+        """
+        With other commits under way, a commit's thread does not fsync the
+        directory: the group commit in the reactor's thread does, one fsync
+        for every commit that renamed while the one before ran.
+        """
+        names = [("a.vfb",), ("b.vfb",), ("c.vfb",)]
+        synced = []
+        fsync = self.store._directoryFsyncs._fsync
+        self.store._directoryFsyncs._fsync = lambda path: synced.append(path) or fsync(path)
+        commits = [self.store.openUpload(name).commitAsync(b"new") for name in names]
+        for _ in names:
+            self.runner.finish()
+        self.assertEqual([self.store.read(name) for name in names], [b"new"] * 3)
+        self.assertEqual(synced, [])
+        for d in commits:
+            self.assertNoResult(d)
+        # The first's group fsync was asked for before the others renamed;
+        # the next serves the other two.
+        self.runner.finish()
+        self.assertEqual(synced, [self.root.path])
+        self.assertIs(self.successResultOf(commits[0]), False)
+        self.runner.finish()
+        self.assertEqual(synced, [self.root.path] * 2)
+        self.assertEqual([self.successResultOf(d) for d in commits[1:]], [True, True])
+        self.assertEqual(self.runner.pending, [])
+
     def test_checkRefuses(self):
         """
         A check that raises, once the file is written, keeps the old version
