@@ -16,8 +16,11 @@ from fbtwist.cache import LRUCache
 from fbtwist.interfaces import ICalendarStore, IDirectory, IFreeBusyReader
 
 
-def _noLogout() -> None:
-    pass
+def noLogout() -> None:
+    """
+    The logout of an avatar that needs none (a protocol need not wait for
+    the end of its session to call it).
+    """
 
 
 @implementer(IRealm)
@@ -102,7 +105,7 @@ class FreeBusyRealm:
                 # Reading free/busy times needs no administrator check (no
                 # directory search): the read-only reader avatar.
                 uid = None if avatarId is ANONYMOUS else avatarId
-                return interface, FreeBusyReader(uid, self.visibility), _noLogout
+                return interface, FreeBusyReader(uid, self.visibility), noLogout
             factory = self.avatarFactories.get(interface)
             if factory is not None:
                 break
@@ -114,4 +117,4 @@ class FreeBusyRealm:
             isAdmin, rooms = await self._rolesOf(avatarId)
             avatar = CalendarAvatar(avatarId, isAdmin, self.store, self.visibility, rooms)
         wrapped = factory(avatar)
-        return interface, wrapped, getattr(wrapped, "logout", lambda: None)
+        return interface, wrapped, getattr(wrapped, "logout", noLogout)

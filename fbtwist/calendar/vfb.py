@@ -23,7 +23,7 @@ L{combine} reduces components to what readers may learn, for both readers.
 
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Set, Tuple
 
 from fbtwist.calendar.freebusy import BUSY, FreeBusy, Period, normaliseFBType
 
@@ -102,6 +102,13 @@ _DURATION = re.compile(
 )
 #: Durations read so far (a few kinds, such as PT30M, recur in every file).
 _durations: Dict[str, timedelta] = {}
+#: FREEBUSY lines of the common form (L{_FREEBUSY}) that passed
+#: L{_checkPeriod}: the same meetings' lines come back with every publish
+#: of a calendar, and many people's periods are alike (on the hour, the half
+#: hour).  What a line passes depends on nothing but its text.  Emptied when
+#: it holds L{_CHECKED_LINES}.
+_checkedLines: Set[str] = set()
+_CHECKED_LINES = 16384
 
 #: The value type icalendar gives a property by default (its
 #: C{TypesFactory.types_map}, which C{tests/integration/test_vfb.py} compares with this);
@@ -279,6 +286,8 @@ def _read(data: bytes, build: bool = True) -> Optional[Tuple[FreeBusy, bool]]:
     periods: List[Period] = []
     for line in lines[1:-1]:
         if inside and line.startswith("FREEBUSY"):
+            if not build and line in _checkedLines:
+                continue
             match = _FREEBUSY.fullmatch(line)
             if match is not None:
                 fbtype, start, end, duration = match.groups()
@@ -286,6 +295,9 @@ def _read(data: bytes, build: bool = True) -> Optional[Tuple[FreeBusy, bool]]:
                     periods.append(_period(start, end, duration, BUSY if fbtype is None else normaliseFBType(fbtype)))
                 else:
                     _checkPeriod(start, end, duration)
+                    if len(_checkedLines) >= _CHECKED_LINES:
+                        _checkedLines.clear()
+                    _checkedLines.add(line)
                 continue
         match = _LINE.fullmatch(line)
         if match is None:

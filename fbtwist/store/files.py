@@ -11,6 +11,7 @@ import hashlib
 import os
 import random
 import stat
+import threading
 from typing import Callable, Dict, Optional, Tuple
 
 from twisted.internet import defer
@@ -195,11 +196,122 @@ def _syncDirectory(path: str) -> None:
         os.close(fd)
 
 
+class _Syncs:
+    """
+    The fsyncs of one directory (L{DirectoryFsyncs}).
+    """
+
+    __slots__ = ("begun", "ended", "running", "waiting")
+
+    def __init__(self):
+        #: The fsyncs begun and the last that ended well, counted.
+        self.begun = self.ended = 0
+        self.running = False
+        #: Callers waiting for another's fsync.
+        self.waiting = 0
+
+
+class DirectoryFsyncs:
+    """
+    The fsyncs of directories as the store's threads run them, one at a
+    time per directory: one fsync of a directory makes durable every rename
+    made in it before the fsync began.
+
+    A commit's thread, right after its rename, L{trySync}s: with no fsync
+    of the directory running, it runs one there and then, and the commit
+    costs no further trip through the thread pool.  With one running, it
+    does not wait (which would hold a thread of the small pool): the commit
+    then waits in the reactor's thread (L{_DirectorySyncs}), with every
+    other commit arriving meanwhile, for one L{sync} that serves them all.
+
+    @param fsync: Called with a directory's path (in the calling thread),
+        returns once it was fsynced.
+    """
+
+    def __init__(self, fsync: Optional[Callable[[str], None]] = None):
+        self._fsync = _syncDirectory if fsync is None else fsync
+        self._changed = threading.Condition(threading.Lock())
+        self._directories: Dict[str, _Syncs] = {}
+
+    def waiting(self, path: str) -> int:
+        """
+        How many callers of L{sync} wait for another's fsync of C{path}.
+        """
+        with self._changed:
+            syncs = self._directories.get(path)
+            return 0 if syncs is None else syncs.waiting
+
+    def _syncsOf(self, path: str) -> _Syncs:
+        syncs = self._directories.get(path)
+        if syncs is None:
+            syncs = self._directories[path] = _Syncs()
+        return syncs
+
+    def trySync(self, path: str) -> bool:
+        """
+        Fsync C{path} now unless an fsync of it is running.  Blocks: call it
+        in a thread of the store's pool.
+
+        @return: Whether every rename made in C{path} before this call is
+            now durable (C{False}: one was running, nothing was done).
+        """
+        with self._changed:
+            syncs = self._syncsOf(path)
+            if syncs.running:
+                return False
+            syncs.begun += 1
+            syncs.running = True
+        self._run(path, syncs)
+        return True
+
+    def sync(self, path: str) -> None:
+        """
+        Return once every rename made in C{path} before this call is
+        durable: after an fsync of C{path} that began after this call, run
+        here or, when one was running, by the first caller waiting for the
+        next.  Blocks: call it in a thread of the store's pool.
+        """
+        with self._changed:
+            syncs = self._syncsOf(path)
+            # The first fsync that begins from now on serves this caller.
+            needed = syncs.begun + 1
+            while syncs.ended < needed:
+                if not syncs.running:
+                    syncs.begun += 1
+                    syncs.running = True
+                    break
+                syncs.waiting += 1
+                self._changed.wait()
+                syncs.waiting -= 1
+            else:
+                return
+        self._run(path, syncs)
+
+    def _run(self, path: str, syncs: _Syncs) -> None:
+        succeeded = False
+        try:
+            self._fsync(path)
+            succeeded = True
+        finally:
+            with self._changed:
+                # Failed, it serves no one: those waiting start another.
+                if succeeded:
+                    syncs.ended = syncs.begun
+                syncs.running = False
+                if len(self._directories) > 1024:
+                    # Directories no one syncs or waits for need nothing kept.
+                    self._directories = {
+                        p: s for p, s in self._directories.items() if s.running or s.waiting
+                    }
+                self._changed.notify_all()
+
+
 class _DirectorySyncs:
     """
-    Group commit of directory entries: one fsync of a directory makes
-    durable every rename made in it before the fsync began, so commits
-    waiting for the same directory share one.  A commit arriving while an
+    Group commit of directory entries, in the reactor's thread: one fsync
+    of a directory makes durable every rename made in it before the fsync
+    began, so commits waiting for the same directory share one (those that
+    found one running in L{DirectoryFsyncs.trySync}).  A commit arriving while an
     fsync of its directory is running waits for the next, which starts as
     soon as the running one ends and serves everyone who arrived meanwhile.
 

@@ -39,13 +39,14 @@ import time
 import uuid
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import ContextManager, Iterator, List, NamedTuple, Optional, Set, Tuple
+from typing import ContextManager, Hashable, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 
 from fbtwist.errors import descriptorError
 from fbtwist.store.files import _NO_LOCKS, atomicWrite, isTemporaryOf, waitForCommit
+from fbtwist.store.watch import MISSING, FolderWatch
 
 EXCLUSIVE = "exclusive"
 SHARED = "shared"
@@ -75,9 +76,6 @@ _SUFFIX = ".lock"
 _MUTEX = ".mutex"
 #: An index entry: some lock may be rooted at the path its name hashes.
 _MARKER_SUFFIX = ".held"
-#: How old (seconds, by this host's wall clock) the lock directory's last
-#: change must be before a listing of it is kept (see L{LockStore._entries}).
-_SETTLED = 2.0
 
 #: Lock directories whose locks this process has checked to be indexed
 #: (locks written before the index existed get their entries then).
@@ -175,7 +173,9 @@ class LockStore:
     log = Logger()
     #: The index's entries as last listed, with the lock directory's
     #: identity and modification time then (see L{_entries}).
-    _listed: Optional[Tuple[Tuple[int, int, int], frozenset]] = None
+    _listed: Optional[Tuple[Hashable, frozenset]] = None
+    #: The lock directory's version (made when first needed).
+    _watch: Optional[FolderWatch] = None
 
     def __init__(self, directory: FilePath, clock):
         self.directory = directory
@@ -287,26 +287,21 @@ class LockStore:
         each name is looked for).
 
         Making or removing an entry, by this server or any other sharing the
-        tree, changes the directory's modification time.  A change made in
-        the same tick of the filesystem's clock as the one before, just
-        after the listing, would not change it: a listing is therefore kept
-        only once the directory's last change is L{_SETTLED} seconds old, so
-        that any change after it falls in a later tick.  That holds while
-        the clocks of the servers sharing the tree (and of its file server)
-        agree within that, as the locks' timeouts need anyway.
+        tree, changes the directory's entries, so its version
+        (L{fbtwist.store.watch.FolderWatch}, which says when that can be
+        trusted) tells whether a listing kept is still right.
         """
-        try:
-            found = os.stat(self.directory.path)
-        except (FileNotFoundError, NotADirectoryError):
-            return frozenset()
-        except OSError as e:
-            raise (descriptorError(e) or e) from None
-        seen = (found.st_dev, found.st_ino, found.st_mtime_ns)
-        listed = self._listed
-        if listed is not None and listed[0] == seen:
-            return listed[1]
-        if time.time() - found.st_mtime_ns / 1e9 < _SETTLED:
+        watch = self._watch
+        if watch is None:
+            watch = self._watch = FolderWatch(self.directory.path)
+        version = watch.version()
+        if version is None:
             return None
+        if version is MISSING:
+            return frozenset()
+        listed = self._listed
+        if listed is not None and listed[0] == version:
+            return listed[1]
         try:
             names = os.listdir(self.directory.path)
         except (FileNotFoundError, NotADirectoryError):
@@ -314,7 +309,9 @@ class LockStore:
         except OSError as e:
             raise (descriptorError(e) or e) from None
         entries = frozenset(name for name in names if name.endswith(_MARKER_SUFFIX))
-        self._listed = (seen, entries)
+        # Listed after the version was read: a change in between shows in
+        # the next version, and the names are listed again then.
+        self._listed = (version, entries)
         return entries
 
     def _index(self) -> None:

@@ -31,6 +31,7 @@ from fbtwist.interfaces import ICalendarStore
 from fbtwist.store.files import (
     _ETAG_XATTR,
     _TEMP_SUFFIX,
+    DirectoryFsyncs,
     _DirectorySyncs,
     _info,
     _removeIfAbandoned,
@@ -81,7 +82,11 @@ class CalendarStore:
         self.root = FilePath(os.path.realpath(root.path))
         self.runBlocking = runBlocking if runBlocking is not None else defer.maybeDeferred
         self._snapshots = _SnapshotCache(snapshotBytes, snapshotFileBytes)
-        self._directorySyncs = _DirectorySyncs(lambda path: self.runBlocking(_syncDirectory, path))
+        self._directoryFsyncs = DirectoryFsyncs()
+        #: Commits between their start and their end (L{Upload.commitAsync}),
+        #: counted in the reactor's thread.
+        self._commitsUnderWay = 0
+        self._directorySyncs = _DirectorySyncs(lambda path: self.runBlocking(self._directoryFsyncs.sync, path))
 
     def _filePath(self, path: StorePath) -> FilePath:
         """

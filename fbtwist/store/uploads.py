@@ -6,7 +6,7 @@ it arrives, then committed atomically.
 import hashlib
 import os
 from contextlib import contextmanager, nullcontext
-from typing import TYPE_CHECKING, Callable, ContextManager, Iterator, Optional
+from typing import TYPE_CHECKING, Callable, ContextManager, Iterator, Optional, Tuple
 
 from twisted.internet import defer
 from twisted.python.filepath import FilePath
@@ -19,7 +19,6 @@ from fbtwist.store.files import (
     _removeIfExists,
     _setEtagAttribute,
     _storageError,
-    _syncDirectory,
 )
 from fbtwist.store.paths import StorePath
 
@@ -120,7 +119,7 @@ class Upload:
         with self._abortingOnFailure():
             self._writeOut(b"")
             created = self._rename()
-        _syncDirectory(os.path.dirname(self._target.path))
+        self._store._directoryFsyncs.sync(os.path.dirname(self._target.path))
         return created
 
     @contextmanager
@@ -173,15 +172,36 @@ class Upload:
             if self._done:
                 raise defer.CancelledError("the upload was aborted")
         self._writingOut = True
-        with self._abortingOnFailure():
-            try:
-                created = await self._store.runBlocking(self._writeOutAndRename, data, check, exclusive, derived)
-            finally:
-                self._writingOut = False
-        await self._store._directorySyncs.sync(os.path.dirname(self._target.path))
+        store = self._store
+        store._commitsUnderWay += 1
+        try:
+            with self._abortingOnFailure():
+                try:
+                    # One trip to the store's threads for everything that
+                    # blocks, the directory's fsync included when alone.
+                    created, durable = await store.runBlocking(
+                        self._writeOutAndRename, data, check, exclusive, derived)
+                finally:
+                    self._writingOut = False
+            if not durable:
+                await store._directorySyncs.sync(os.path.dirname(self._target.path))
+        finally:
+            store._commitsUnderWay -= 1
         return created
 
-    def _writeOutAndRename(self, data: bytes, check, exclusive, derived: Optional[bytes] = None) -> bool:
+    def _writeOutAndRename(self, data: bytes, check, exclusive,
+                           derived: Optional[bytes] = None) -> Tuple[bool, bool]:
+        """
+        Write out, check and rename; then, when no other commit is under
+        way, fsync the directory too (L{fbtwist.store.files.DirectoryFsyncs.trySync}),
+        so that a lone publish costs one trip to the store's threads.  With
+        others under way, the directory's fsync is left to the group commit
+        in the reactor's thread, which serves them all with one (a thread of
+        the small pool fsyncing for one commit would hold up the others).
+
+        @return: Whether the file is new, and whether its rename is durable
+            already.
+        """
         self._writeOut(data)
         with self._holding(exclusive):
             if self._abortRequested:
@@ -191,7 +211,10 @@ class Upload:
             created = self._rename()
         if derived is not None:
             self._store._storeDerived(self.path, derived)
-        return created
+        # Counted in the reactor's thread; read here, either answer is safe.
+        if self._store._commitsUnderWay > 1:
+            return created, False
+        return created, self._store._directoryFsyncs.trySync(os.path.dirname(self._target.path))
 
     def _holding(self, exclusive: Callable[[], ContextManager]) -> ContextManager:
         """

@@ -19,6 +19,7 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET
 from twisted.web.util import DeferredResource
 
+from fbtwist.access.realm import noLogout
 from fbtwist.web.responses import HTTPError, httpErrorFor, writeError
 
 
@@ -152,7 +153,8 @@ class BasicAuthGuard(Resource):
 
         def loggedIn(result):
             interface, avatar, logout = result
-            request.notifyFinish().addBoth(lambda _: logout())
+            if logout is not noLogout:
+                request.notifyFinish().addBoth(lambda _: logout())
             return self.resourceFor(avatar)
 
         def failed(failure):

@@ -280,12 +280,18 @@ class BoundedRequest(server.Request):
             site.log(self)
 
 
+#: What Twisted's request says its method is until it has read one (taken
+#: once: each attribute of C{twisted.web.http} is looked up through its
+#: module's deprecation proxy).
+_PLACEHOLDER_METHOD = http.Request.method
+
+
 def requestLine(request):
     """
     A request's method and URI, also while its body is still arriving
     (Twisted sets them on the request only once the body is whole).
     """
-    if request.method != http.Request.method:
+    if request.method != _PLACEHOLDER_METHOD:
         # Set by requestReceived (the class default is a placeholder).
         return request.method, request.uri
     command, path, _ = channelRequestLine(request.channel)

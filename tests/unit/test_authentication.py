@@ -10,6 +10,7 @@ from twisted.internet import defer
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 from twisted.web.resource import IResource
+from twisted.web.server import Request
 from zope.interface.verify import verifyObject
 
 from fbtwist.access.checker import DirectoryChecker, credentialText
@@ -19,6 +20,7 @@ from fbtwist.directory.ldapdirectory import LDAPDirectory
 from fbtwist.directory.ldapurl import parseLDAPURL
 from fbtwist.interfaces import IDirectory
 from fbtwist.store.tree import CalendarStore
+from fbtwist.web.auth import BasicAuthGuard
 from tests.helpers import ADMIN_GROUP, DEMO_LDIF, PASSWORDS
 from tests.memory import MemoryNetwork, Settled
 
@@ -172,3 +174,60 @@ class DemoDirectoryServiceTests(unittest.TestCase):
         self.assertEqual(warnings[0]["log_level"], LogLevel.warn)
         self.assertEqual(addresses[0][0], "127.0.0.1")
         self.assertEqual(warnings[0]["port"], addresses[0][1])
+
+
+class GuardLogoutTests(unittest.SynchronousTestCase):
+    """
+    The Basic authentication guard calls a realm's logout once the request
+    is answered, and waits for no answer when the avatar needs none.
+    """
+
+    def setUp(self):
+        from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
+        from twisted.cred.portal import IRealm, Portal
+        from twisted.web.static import Data
+        from zope.interface import implementer
+
+        from fbtwist.access.realm import noLogout
+
+        self.loggedOut = []
+        self.logout = lambda: self.loggedOut.append(True)
+        test = self
+
+        @implementer(IRealm)
+        class Realm:
+            def requestAvatar(self, avatarId, mind, *interfaces):
+                resource = Data(b"hello", "text/plain")
+                resource.isLeaf = True
+                return IResource, resource, test.logout
+
+        self.noLogout = noLogout
+        checker = InMemoryUsernamePasswordDatabaseDontUse(alice=b"wonderland")
+        self.guard = BasicAuthGuard(Portal(Realm(), [checker]), "fbtwist")
+        self.finishNotified = []
+        notifyFinish = Request.notifyFinish
+        self.patch(Request, "notifyFinish", lambda request: self.finishNotified.append(1) or notifyFinish(request))
+
+    def get(self):
+        from treq.testing import StubTreq
+
+        http = StubTreq(self.guard)
+        response = self.successResultOf(
+            http.get("http://fb.example/x", headers={b"Authorization": [b"Basic YWxpY2U6d29uZGVybGFuZA=="]}))
+        self.assertEqual(self.successResultOf(response.content()), b"hello")
+        http.flush()
+
+    def test_logoutAfterAnswer(self):
+        """
+        A logout the realm gives runs once the request is answered.
+        """
+        self.get()
+        self.assertEqual((self.loggedOut, self.finishNotified), ([True], [1]))
+
+    def test_noLogout(self):
+        """
+        With L{noLogout}, the guard does not wait for the request's end.
+        """
+        self.logout = self.noLogout
+        self.get()
+        self.assertEqual((self.loggedOut, self.finishNotified), ([], []))

@@ -323,6 +323,27 @@ class LockIndexTests(SynchronousTestCase):
         os.utime(self.directory.path, ns=(before.st_atime_ns, before.st_mtime_ns))
         self.assertTrue(self.locks.mayApply(("a.vfb",)))
 
+    def test_recentChangeNotAskedAgain(self):
+        """
+        While the directory's last change is recent, the index answers from
+        the names themselves and does not stat the directory again before
+        that change may be trusted (the one rule of fbtwist.store.watch).
+        """
+        self.locks.create(("b.vfb",), EXCLUSIVE, "0", "", "bob", 60)
+        asked = []
+        stat = os.stat
+
+        def counting(path, *args, **kwargs):
+            if path == self.directory.path:
+                asked.append(path)
+            return stat(path, *args, **kwargs)
+
+        self.patch(os, "stat", counting)
+        self.assertFalse(self.locks.mayApply(("a.vfb",)))
+        self.assertTrue(self.locks.mayApply(("b.vfb",)))
+        self.assertFalse(self.locks.mayApply(("a.vfb",)))
+        self.assertEqual(asked, [self.directory.path])
+
     def test_indexFollowsLocks(self):
         """
         A locked path has one index entry however many locks it holds; it

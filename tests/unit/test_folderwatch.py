@@ -1,6 +1,7 @@
 """
-Values read from a hidden folder of the tree, remembered while the folder
-is unchanged (L{fbtwist.access.folderwatch}), as users' calendar feeds use
+A folder's version (L{fbtwist.store.watch}), and values read from a hidden
+folder of the tree, remembered while the folder is unchanged
+(L{fbtwist.access.folderwatch}), as users' calendar feeds use
 them (L{fbtwist.access.feeds.FeedStore.hasBusyTime}, asked for every
 lookup); users' visibility choices are tested in L{tests.unit.test_whosees}.
 """
@@ -12,10 +13,11 @@ from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
 from fbtwist.access.feeds import Feed, FeedStore
-from fbtwist.access.folderwatch import MISSING, FolderMemo, FolderWatch
+from fbtwist.access.folderwatch import FolderMemo
 from fbtwist.calendar.busytime import Derivation
 from fbtwist.calendar.freebusy import Period
 from fbtwist.store.tree import CalendarStore
+from fbtwist.store.watch import MISSING, FolderWatch
 
 #: A wall clock long after any folder of a test was changed.
 LATER = 4_000_000_000.0

@@ -6,6 +6,7 @@ import errno
 import os
 import resource
 import signal
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -355,19 +356,73 @@ class CommitAsyncTests(unittest.SynchronousTestCase):
     def test_oldVersionUntilWritten(self):
         """
         Readers see the old version while the new one is written and synced
-        elsewhere; the rename comes once that is done, then the directory
-        sync; the result says whether the file is new.
+        elsewhere; the rename and the directory's sync come in the same one
+        call of C{runBlocking}; the result says whether the file is new.
         """
+        synced = []
+        fsync = self.store._directoryFsyncs._fsync
+        self.store._directoryFsyncs._fsync = lambda path: synced.append(path) or fsync(path)
         d = self.store.openUpload(("a.vfb",)).commitAsync(b"new")
         self.assertNoResult(d)
         self.assertEqual(self.store.read(("a.vfb",)), b"old")
+        self.assertEqual(synced, [])
         self.runner.finish()
         self.assertEqual(self.store.read(("a.vfb",)), b"new")
         self.assertEqual(self.store.etag(("a.vfb",)), etagForContent(b"new"))
-        self.assertNoResult(d)
-        self.runner.finish()
+        self.assertEqual(synced, [self.root.path])
+        self.assertEqual(self.runner.pending, [])
         self.assertIs(self.successResultOf(d), False)
         self.assertEqual(os.listdir(self.root.path), ["a.vfb"])
+
+    def test_syncRunningElsewhere(self):
+        """
+        When another commit's fsync of the directory runs as the rename is
+        made, the commit fires only after one more call of C{runBlocking}
+        (the reactor's group commit), which fsyncs the directory again.
+        """
+        from fbtwist.store.files import _Syncs
+
+        synced = []
+        fsync = self.store._directoryFsyncs._fsync
+        self.store._directoryFsyncs._fsync = lambda path: synced.append(path) or fsync(path)
+        running = self.store._directoryFsyncs._directories[self.root.path] = _Syncs()
+        running.running = True
+        d = self.store.openUpload(("a.vfb",)).commitAsync(b"new")
+        self.runner.finish()
+        self.assertEqual(self.store.read(("a.vfb",)), b"new")
+        self.assertEqual(synced, [])
+        self.assertNoResult(d)
+        running.running = False
+        self.runner.finish()
+        self.assertEqual(synced, [self.root.path])
+        self.assertIs(self.successResultOf(d), False)
+
+    def test_othersUnderWayLeaveTheSyncToTheGroup(self):
+        """
+        With other commits under way, a commit's thread does not fsync the
+        directory: the group commit in the reactor's thread does, one fsync
+        for every commit that renamed while the one before ran.
+        """
+        names = [("a.vfb",), ("b.vfb",), ("c.vfb",)]
+        synced = []
+        fsync = self.store._directoryFsyncs._fsync
+        self.store._directoryFsyncs._fsync = lambda path: synced.append(path) or fsync(path)
+        commits = [self.store.openUpload(name).commitAsync(b"new") for name in names]
+        for _ in names:
+            self.runner.finish()
+        self.assertEqual([self.store.read(name) for name in names], [b"new"] * 3)
+        self.assertEqual(synced, [])
+        for d in commits:
+            self.assertNoResult(d)
+        # The first's group fsync was asked for before the others renamed;
+        # the next serves the other two.
+        self.runner.finish()
+        self.assertEqual(synced, [self.root.path])
+        self.assertIs(self.successResultOf(commits[0]), False)
+        self.runner.finish()
+        self.assertEqual(synced, [self.root.path] * 2)
+        self.assertEqual([self.successResultOf(d) for d in commits[1:]], [True, True])
+        self.assertEqual(self.runner.pending, [])
 
     def test_checkRefuses(self):
         """
@@ -620,6 +675,158 @@ class DirectorySyncsTests(unittest.SynchronousTestCase):
         self.failureResultOf(first, OSError)
         self.started[1][1].errback(OSError("disk gone"))
         self.failureResultOf(later, OSError)
+
+
+
+class DirectoryFsyncsTests(unittest.TestCase):
+    """
+    The store's threads fsync a directory one at a time: a commit's thread
+    syncs at once when none runs, waits for the next otherwise (or, trying,
+    does not wait), and no caller returns before an fsync that began after
+    its call has ended.
+    """
+
+    def setUp(self):
+        from fbtwist.store.files import DirectoryFsyncs
+
+        self.started = []
+        self.condition = threading.Condition()
+        self.syncs = DirectoryFsyncs(self.fsync)
+
+    def fsync(self, path):
+        """
+        An fsync that runs until the test lets it end (or fail).
+        """
+        release = threading.Event()
+        entry = [path, release, None]
+        with self.condition:
+            self.started.append(entry)
+            self.condition.notify_all()
+        release.wait(10)
+        if entry[2] is not None:
+            raise entry[2]
+
+    def waitFor(self, test, what):
+        with self.condition:
+            self.assertTrue(self.condition.wait_for(test, 10), what)
+
+    def syncing(self, path, trying=False):
+        """
+        Call C{sync(path)} (or C{trySync}) in a thread of its own: the
+        thread, and a list that gets the outcome when the call returns.
+        """
+        outcome = []
+
+        def run():
+            try:
+                if trying:
+                    outcome.append("synced" if self.syncs.trySync(path) else "not tried")
+                else:
+                    self.syncs.sync(path)
+                    outcome.append("synced")
+            except Exception as e:
+                outcome.append(e)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        self.addCleanup(thread.join, 10)
+        self.addCleanup(lambda: [entry[1].set() for entry in self.started])
+        return thread, outcome
+
+    def end(self, index, error=None):
+        self.started[index][2] = error
+        self.started[index][1].set()
+
+    def test_alone(self):
+        """
+        With nothing running, the caller syncs at once and returns when it ends.
+        """
+        thread, outcome = self.syncing("/d")
+        self.waitFor(lambda: len(self.started) == 1, "no fsync began")
+        self.assertEqual(self.started[0][0], "/d")
+        self.assertEqual(outcome, [])
+        self.end(0)
+        thread.join(10)
+        self.assertEqual(outcome, ["synced"])
+
+    def test_latecomersShareTheNext(self):
+        """
+        Commits arriving while an fsync runs wait for the next one (which
+        begins after their renames), and one fsync serves them all.
+        """
+        first, firstOutcome = self.syncing("/d")
+        self.waitFor(lambda: len(self.started) == 1, "no fsync began")
+        later = [self.syncing("/d") for _ in range(5)]
+        self.waitFor(lambda: self.syncs.waiting("/d") == 5, "latecomers not waiting")
+        self.assertEqual(len(self.started), 1)
+        self.end(0)
+        first.join(10)
+        self.assertEqual(firstOutcome, ["synced"])
+        self.waitFor(lambda: len(self.started) == 2, "the next fsync did not begin")
+        for _, outcome in later:
+            self.assertEqual(outcome, [])
+        self.end(1)
+        for thread, outcome in later:
+            thread.join(10)
+            self.assertEqual(outcome, ["synced"])
+        self.assertEqual(len(self.started), 2)
+        # All quiet: the next commit syncs on its own.
+        again, outcome = self.syncing("/d")
+        self.waitFor(lambda: len(self.started) == 3, "no fsync began")
+        self.end(2)
+        again.join(10)
+        self.assertEqual(outcome, ["synced"])
+
+    def test_directoriesIndependent(self):
+        """
+        Another directory's sync neither waits for nor serves this one's.
+        """
+        a, aOutcome = self.syncing("/a")
+        self.waitFor(lambda: len(self.started) == 1, "no fsync of /a began")
+        b, bOutcome = self.syncing("/b")
+        self.waitFor(lambda: len(self.started) == 2, "no fsync of /b began")
+        self.assertEqual([entry[0] for entry in self.started], ["/a", "/b"])
+        self.end(1)
+        b.join(10)
+        self.assertEqual((aOutcome, bOutcome), ([], ["synced"]))
+        self.end(0)
+
+    def test_failure(self):
+        """
+        A sync that fails fails for its caller and serves no one waiting:
+        they sync again.
+        """
+        first, firstOutcome = self.syncing("/d")
+        self.waitFor(lambda: len(self.started) == 1, "no fsync began")
+        later, laterOutcome = self.syncing("/d")
+        self.waitFor(lambda: self.syncs.waiting("/d") == 1, "the latecomer is not waiting")
+        self.end(0, OSError("disk gone"))
+        first.join(10)
+        self.assertIsInstance(firstOutcome[0], OSError)
+        self.waitFor(lambda: len(self.started) == 2, "the latecomer did not sync again")
+        self.assertEqual(laterOutcome, [])
+        self.end(1)
+        later.join(10)
+        self.assertEqual(laterOutcome, ["synced"])
+
+    def test_trySync(self):
+        """
+        Trying syncs at once when no fsync of the directory runs, and returns
+        at once, having done nothing, when one does.
+        """
+        first, firstOutcome = self.syncing("/d", trying=True)
+        self.waitFor(lambda: len(self.started) == 1, "no fsync began")
+        second, secondOutcome = self.syncing("/d", trying=True)
+        second.join(10)
+        self.assertEqual((firstOutcome, secondOutcome), ([], ["not tried"]))
+        self.end(0)
+        first.join(10)
+        self.assertEqual(firstOutcome, ["synced"])
+        third, thirdOutcome = self.syncing("/d", trying=True)
+        self.waitFor(lambda: len(self.started) == 2, "no fsync began")
+        self.end(1)
+        third.join(10)
+        self.assertEqual(thirdOutcome, ["synced"])
 
 
 def staleOnce(call):

@@ -452,6 +452,54 @@ PROPERTIES = settings(max_examples=int(os.environ.get("FBTWIST_VFB_EXAMPLES", "4
                       database=None, suppress_health_check=list(HealthCheck))
 
 
+class CheckedLinesTests(unittest.SynchronousTestCase):
+    """
+    A publish's check remembers the period lines it passed, and only those,
+    in a bounded set.
+    """
+
+    def setUp(self):
+        self.patch(vfb, "_checkedLines", set())
+        self.checked = []
+        check = vfb._checkPeriod
+        self.patch(vfb, "_checkPeriod", lambda *groups: self.checked.append(groups) or check(*groups))
+
+    def test_checkedOnce(self):
+        """
+        A period line checked before is not checked again, and the file is
+        still readable.
+        """
+        self.assertTrue(vfb.readable(OUTLOOK_16))
+        self.assertEqual(len(self.checked), 2)
+        self.assertTrue(vfb.readable(OUTLOOK_16))
+        self.assertEqual(len(self.checked), 2)
+        another = OUTLOOK_16.replace(b"20210105T070000Z/20210105T073000Z", b"20210107T070000Z/PT1H")
+        self.assertTrue(vfb.readable(another))
+        self.assertEqual(len(self.checked), 3)
+
+    def test_refusedNotRemembered(self):
+        """
+        A line that fails the check (an impossible day) is refused every
+        time and never remembered.
+        """
+        data = OUTLOOK_16.replace(b"20210106T070000Z/20210106T073000Z", b"20210230T070000Z/20210230T073000Z")
+        self.assertFalse(vfb.readable(data))
+        self.assertFalse(vfb.readable(data))
+        self.assertEqual(vfb._checkedLines, {"FREEBUSY:20210105T070000Z/20210105T073000Z"})
+        self.assertEqual(len(self.checked), 3)
+
+    def test_bounded(self):
+        """
+        The set never holds more than its bound: full, it starts again.
+        """
+        self.patch(vfb, "_CHECKED_LINES", 3)
+        for day in range(10, 20):
+            period = f"202101{day}T070000Z/PT1H".encode("ascii")
+            self.assertTrue(vfb.readable(OUTLOOK_16.replace(b"20210105T070000Z/20210105T073000Z", period)))
+            self.assertLessEqual(len(vfb._checkedLines), 3)
+        self.assertIn("FREEBUSY:20210119T070000Z/PT1H", vfb._checkedLines)
+
+
 class AgreementTests(unittest.SynchronousTestCase):
     """
     On generated and mutated files, the fast reader never disagrees with

@@ -4,7 +4,7 @@ before it got here; it is checked by L{fbtwist.calendar.ical} and written atomic
 """
 
 from twisted.logger import Logger
-from twisted.web import http
+from twisted.web.http import CREATED, NO_CONTENT
 
 from fbtwist import errors
 from fbtwist.access.permissions import Action
@@ -85,6 +85,6 @@ async def _put(avatar, path, request) -> None:
         "published {path} as {uid} over HTTP ({size} bytes)",
         fbEvent="publish", path="/".join(path), uid=avatar.uid, size=len(body), protocol="http",
     )
-    request.setResponseCode(http.CREATED if created else http.NO_CONTENT)
+    request.setResponseCode(CREATED if created else NO_CONTENT)
     if created:
         request.setHeader(b"Content-Length", b"0")
