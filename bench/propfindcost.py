@@ -21,11 +21,12 @@ clients send (C{--only} picks some):
   - C{allprop}: an empty body (every property, each file's ETag included).
 
 It prints, per body, the CPU time per PROPFIND and per entry (the client
-and the in-memory network included: run it before and after a change) and
-the Python function calls per entry; with C{--profile PREFIX} it writes
-C{PREFIX-<body>.prof}.  Run it under C{valgrind --tool=callgrind} for
-instruction counts (twice, with two C{--requests}: the difference over the
-difference in requests is the cost of one).
+and the in-memory network included: run it before and after a change);
+with C{--profile PREFIX} it runs the requests again under cProfile, writes
+C{PREFIX-<body>.prof} and prints the Python function calls per entry.  Run
+it under C{valgrind --tool=callgrind} for instruction counts (twice, with
+two C{--requests}: the difference over the difference in requests is the
+cost of one).
 
     .venv/bin/python bench/propfindcost.py [--files 10000] [--requests 5] [--only bench] [--profile /tmp/pf]
 """
@@ -136,17 +137,17 @@ def inProcess(files: int, requests: int, only, profilePrefix: str = None) -> Non
         after = os.times()
         user, system = after.user - before.user, after.system - before.system
         cpu = (user + system) / requests
-        profiler = cProfile.Profile()
-        profiler.enable()
-        loop()
-        profiler.disable()
-        calls = pstats.Stats(profiler).total_calls / requests / files
         print(f"{name:8} {files} files x {requests}: CPU per PROPFIND {cpu * 1000:.1f} ms "
               f"(user {user / requests * 1000:.1f}, system {system / requests * 1000:.1f}), "
-              f"per entry {cpu / files * 1e6:.2f} us; Python calls per entry {calls:.1f}; "
-              f"answer {size / 2**20:.2f} MB")
+              f"per entry {cpu / files * 1e6:.2f} us; answer {size / 2**20:.2f} MB")
         if profilePrefix:
+            profiler = cProfile.Profile()
+            profiler.enable()
+            loop()
+            profiler.disable()
             profiler.dump_stats(f"{profilePrefix}-{name}.prof")
+            calls = pstats.Stats(profiler).total_calls / requests / files
+            print(f"{name:8} Python function calls per entry {calls:.1f} (written to {profilePrefix}-{name}.prof)")
     server.stop()
     subprocess.run(["rm", "-rf", owner.directory])
 

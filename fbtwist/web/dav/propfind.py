@@ -105,6 +105,16 @@ def resourceResponse(context: PropertyContext, info: ResourceInfo, kind: str, ke
     )
 
 
+def memberResponses(context: PropertyContext, collection, kind: str, keys: Optional[List[str]]) -> MemberResponses:
+    """
+    What writes the response of each member of C{collection} (given as
+    C{avatar.listDetailed} gives them): filled into a layout, or by
+    L{resourceResponse} when the layout does not fit the member.
+    """
+    return MemberResponses(context, collection, kind, keys,
+                           lambda context, member, dead: resourceResponse(context, member, kind, keys, dead))
+
+
 @implementer(IPushProducer)
 class _TaskProducer:
     """
@@ -196,10 +206,8 @@ async def propfind(avatar, path, request) -> None:
     request.write((MULTISTATUS_START + first).encode("utf-8"))
     if depth == "1" and info.isCollection:
         members = await avatar.listDetailed(path, needsETags(kind, keys), needsDeadProperties(kind, keys))
-        render = MemberResponses(context, info.path, kind, keys,
-                                 lambda context, member, dead: resourceResponse(context, member, kind, keys, dead))
         try:
-            complete = await streamMembers(request, members, render,
+            complete = await streamMembers(request, members, memberResponses(context, info.path, kind, keys),
                                            cooperate=cooperatorOf(request.site.reactor).cooperate)
         except Exception:
             # The status line is out: the client can only be told by a cut.
