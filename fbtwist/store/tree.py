@@ -328,41 +328,52 @@ class CalendarStore:
             anything more is read of them); all by default.
         @return: An iterator of C{(info, etag, dead properties)}.
         """
-        fp = self._filePath(path)
+        folder = self._filePath(path).path
         try:
-            entries = os.scandir(fp.path)
+            # Listed through a descriptor of the folder: each member's stat
+            # looks up one name, not the whole path again.
+            descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                entries = os.scandir(descriptor)
+            except OSError:
+                os.close(descriptor)
+                raise
         except (FileNotFoundError, NotADirectoryError):
             raise NotFound() from None
         except OSError as e:
             raise (descriptorError(e) or e) from None
-        withProperties = self._namesWithProperties(fp.path) if deadProperties else ()
-        noProperties: Dict[str, str] = {}
-        with entries:
-            for entry in entries:
-                name = entry.name
-                if name.startswith("."):
-                    continue
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                isFile = stat.S_ISREG(st.st_mode)
-                if not (isFile or stat.S_ISDIR(st.st_mode)):
-                    continue
-                memberPath = path + (name,)
-                info = _info(memberPath, st)
-                if wanted is not None and not wanted(info):
-                    continue
-                etag = None
-                if etags and isFile:
+        try:
+            withProperties = self._namesWithProperties(folder) if deadProperties else ()
+            noProperties: Dict[str, str] = {}
+            with entries:
+                for entry in entries:
+                    name = entry.name
+                    if name.startswith("."):
+                        continue
                     try:
-                        etag = self._etagOf(entry.path, st, lambda memberPath=memberPath: self.read(memberPath))
-                    except (NotFound, PermissionDenied):
-                        pass
-                dead = noProperties
-                if deadProperties and (not isFile or withProperties is None or name in withProperties):
-                    dead = self.deadProperties(memberPath, not isFile)
-                yield info, etag, dead
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    isFile = stat.S_ISREG(st.st_mode)
+                    if not (isFile or stat.S_ISDIR(st.st_mode)):
+                        continue
+                    memberPath = path + (name,)
+                    info = _info(memberPath, st)
+                    if wanted is not None and not wanted(info):
+                        continue
+                    etag = None
+                    if etags and isFile:
+                        try:
+                            etag = self._etagOf(os.path.join(folder, name), st,
+                                                lambda memberPath=memberPath: self.read(memberPath))
+                        except (NotFound, PermissionDenied):
+                            pass
+                    dead = noProperties
+                    if deadProperties and (not isFile or withProperties is None or name in withProperties):
+                        dead = self.deadProperties(memberPath, not isFile)
+                    yield info, etag, dead
+        finally:
+            os.close(descriptor)
 
     #: How many names of files with properties L{listing} holds while it
     #: lists a collection; beyond that it looks for each file's.

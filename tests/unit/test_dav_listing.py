@@ -315,3 +315,17 @@ class ListingTests(SynchronousTestCase):
         self.patch(CalendarStore, "PROPERTY_NAMES_HELD", 2)
         self.assertIsNone(self.store._namesWithProperties(self.store.root.path))
         self.assertEqual(self.listed(), expected)
+
+    def test_descriptorsClosed(self):
+        """
+        A listing left half-way (the client went away) closes what it
+        opened of the folder, as a finished one does.
+        """
+        before = sorted(os.listdir("/proc/self/fd"))
+        members = self.store.listing((), True, True)
+        next(members)
+        self.assertNotEqual(sorted(os.listdir("/proc/self/fd")), before)
+        members.close()
+        self.assertEqual(sorted(os.listdir("/proc/self/fd")), before)
+        self.assertEqual(len(list(self.store.listing(()))), 20)
+        self.assertEqual(sorted(os.listdir("/proc/self/fd")), before)

@@ -15,6 +15,7 @@ folder, and the responses are filled in from a layout made once
 """
 
 import weakref
+from itertools import islice
 from typing import Dict, Iterable, List, Optional
 
 from twisted.internet import task
@@ -167,16 +168,15 @@ async def streamMembers(request, members: Iterable[ResourceInfo], render, cooper
         went away).
     """
 
+    remaining = iter(members)
+
     def batches():
-        batch = []
-        for member in members:
-            batch.append(render(member))
-            if len(batch) >= BATCH_SIZE:
-                request.write("".join(batch).encode("utf-8"))
-                batch = []
-                yield None
-        if batch:
+        while True:
+            batch = list(map(render, islice(remaining, BATCH_SIZE)))
+            if not batch:
+                return
             request.write("".join(batch).encode("utf-8"))
+            yield None
 
     cooperativeTask = cooperate(batches())
     request.registerProducer(_TaskProducer(cooperativeTask), True)
