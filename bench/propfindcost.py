@@ -28,6 +28,11 @@ it under C{valgrind --tool=callgrind} for instruction counts (twice, with
 two C{--requests}: the difference over the difference in requests is the
 cost of one).
 
+With C{--user alice}, the files are in the tree's top folder (among
+them alice's own C{alice.vfb}) and alice, who is no administrator, lists
+it: what Outlook's publisher asks as it publishes, and sees only its
+user's file.
+
     .venv/bin/python bench/propfindcost.py [--files 10000] [--requests 5] [--only bench] [--profile /tmp/pf]
 """
 
@@ -64,7 +69,7 @@ BODIES = {
 FOLDER = "folder"
 
 
-def inProcess(files: int, requests: int, only, profilePrefix: str = None) -> None:
+def inProcess(files: int, requests: int, only, profilePrefix: str = None, user: str = "admin") -> None:
     """
     C{requests} PROPFINDs of a folder of C{files} files with each body,
     through the whole site in this process; see the module's description.
@@ -73,6 +78,7 @@ def inProcess(files: int, requests: int, only, profilePrefix: str = None) -> Non
     from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
     from twisted.internet.protocol import Protocol
 
+    from tests.helpers import PASSWORDS
     from tests.memory import MemoryServer
 
     class Owner:
@@ -110,18 +116,21 @@ def inProcess(files: int, requests: int, only, profilePrefix: str = None) -> Non
 
     owner = Owner()
     server = MemoryServer(owner).start()
-    os.makedirs(os.path.join(server.root.path, FOLDER), exist_ok=True)
-    writeFiles(os.path.join(server.root.path, FOLDER), (f"file{i:06d}.vfb" for i in range(files)),
-               calendarBody("folder"))
+    folder = FOLDER if user == "admin" else ""
+    names = [f"file{i:06d}.vfb" for i in range(files - (user != "admin"))] + ([] if user == "admin" else
+                                                                             [f"{user}.vfb"])
+    writeFiles(os.path.join(server.root.path, folder), names, calendarBody("folder"))
     network, client = server.network, Client()
     network.run(connectProtocol(TCP4ClientEndpoint(network, "127.0.0.1", server.port), client))
-    authorization = b"Authorization: Basic " + base64.b64encode(b"admin:admin-secret") + b"\r\n"
+    credentials = f"{user}:{PASSWORDS[user]}".encode("utf-8")
+    authorization = b"Authorization: Basic " + base64.b64encode(credentials) + b"\r\n"
 
     for name, body in BODIES.items():
         if only and name not in only:
             continue
         encoded = body.encode("utf-8")
-        requestBytes = (f"PROPFIND /pub/calendar/{FOLDER}/ HTTP/1.1\r\nHost: 127.0.0.1\r\nDepth: 1\r\n"
+        href = f"/pub/calendar/{folder}/" if folder else "/pub/calendar/"
+        requestBytes = (f"PROPFIND {href} HTTP/1.1\r\nHost: 127.0.0.1\r\nDepth: 1\r\n"
                         "User-Agent: Microsoft-WebDAV-MiniRedir/10.0.19045\r\n"
                         "Content-Type: text/xml; charset=utf-8\r\n".encode() + authorization
                         + b"Content-Length: %d\r\n\r\n" % len(encoded) + encoded)
@@ -158,8 +167,9 @@ def main():
     parser.add_argument("--requests", type=int, default=5, help="PROPFINDs per body")
     parser.add_argument("--only", action="append", choices=sorted(BODIES), help="only these bodies (repeatable)")
     parser.add_argument("--profile", metavar="PREFIX", help="write cProfiles of the loops")
+    parser.add_argument("--user", default="admin", help="who lists (another than admin lists the top folder)")
     args = parser.parse_args()
-    inProcess(args.files, args.requests, args.only, args.profile)
+    inProcess(args.files, args.requests, args.only, args.profile, args.user)
 
 
 if __name__ == "__main__":

@@ -125,7 +125,7 @@ class ICalendarStore(Interface):
         @return: An iterator of L{fbtwist.store.paths.ResourceInfo}.
         """
 
-    def listing(path, etags=False, deadProperties=False, wanted=None):
+    def listing(path, etags=False, deadProperties=False, wanted=None, named=None):
         """
         @return: An iterator of C{(ResourceInfo, entity tag or None, dead
             properties)} of the members of the collection C{path}.

@@ -21,7 +21,7 @@ from twisted.internet import defer
 from zope.interface import implementer
 
 from fbtwist.access import preconditions as conditions
-from fbtwist.access.permissions import Action, authorize, ownFileName
+from fbtwist.access.permissions import Action, authorize, listableNames, ownFileName
 from fbtwist.access.values import NO_PRECONDITIONS, ActiveLocks, LockGranted, Preconditions
 from fbtwist.access.visibility import Detail, FreeBusyVisibility, PublishedFile, Target, Viewer, Visible
 from fbtwist.calendar.freebusy import TimeRange
@@ -252,7 +252,10 @@ class CalendarAvatar(FreeBusyReader):
                 return False
             return not self._placeholderHidden(info)
 
-        return self._store.listing(path, etags, deadProperties, visible)
+        # A user sees only their own files: the others are skipped by name.
+        names = listableNames(self.uid, self.isAdmin, path, self.anonymousReads, self.rooms)
+        named = None if names is None else (lambda name: name.lower() in names)
+        return self._store.listing(path, etags, deadProperties, visible, named)
 
     def _placeholderHidden(self, info: ResourceInfo) -> bool:
         """

@@ -312,6 +312,7 @@ class CalendarStore:
 
     def listing(self, path: StorePath, etags: bool = False, deadProperties: bool = False,
                 wanted: Optional[Callable[[ResourceInfo], bool]] = None,
+                named: Optional[Callable[[str], bool]] = None,
                 ) -> Iterator[Tuple[ResourceInfo, Optional[str], Dict[str, str]]]:
         """
         L{children}, each with what a listing of their properties shows,
@@ -326,6 +327,8 @@ class CalendarStore:
             without any (most) cost no attempt to open one.
         @param wanted: Which members to give (the others are skipped before
             anything more is read of them); all by default.
+        @param named: Which names of members to look at at all (the others
+            are skipped before their C{stat}); all by default.
         @return: An iterator of C{(info, etag, dead properties)}.
         """
         folder = self._filePath(path).path
@@ -348,7 +351,7 @@ class CalendarStore:
             with entries:
                 for entry in entries:
                     name = entry.name
-                    if name.startswith("."):
+                    if name.startswith(".") or (named is not None and not named(name)):
                         continue
                     try:
                         st = entry.stat(follow_symlinks=False)

@@ -329,3 +329,27 @@ class ListingTests(SynchronousTestCase):
         self.assertEqual(sorted(os.listdir("/proc/self/fd")), before)
         self.assertEqual(len(list(self.store.listing(()))), 20)
         self.assertEqual(sorted(os.listdir("/proc/self/fd")), before)
+
+
+class UserListingTests(SynchronousTestCase):
+    """
+    A user who is no administrator lists only their own files (and their
+    rooms'), however the names are spelled.
+    """
+
+    def test_ownFilesOnly(self):
+        """
+        Of the top folder, alice (delegate of the room orion) sees her own
+        and orion's files, spelled in any case, and not bob's, nor other
+        names, nor a collection named as her file.
+        """
+        store = CalendarStore(FilePath(self.mktemp()))
+        for name in ["alice.vfb", "Alice.ICS", "alice.avail.ics", "orion.vfb", "bob.vfb", "alice.txt"]:
+            store.write((name,), b"x")
+        store.root.child("ALICE.vfb").makedirs()
+        store.write(("ALICE.vfb", "alice.vfb"), b"x")
+        avatar = CalendarAvatar("alice", False, store, rooms=("orion",))
+        own = ["Alice.ICS", "alice.avail.ics", "alice.vfb", "orion.vfb"]
+        listed = self.successResultOf(avatar.listDetailed((), True, True))
+        self.assertEqual(sorted(info.name for info, _, _ in listed), own)
+        self.assertEqual(sorted(info.name for info in self.successResultOf(avatar.list(()))), own)
