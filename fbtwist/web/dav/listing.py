@@ -159,10 +159,11 @@ class MemberResponses:
         context = self.context
         if not dead:
             layout = self.layouts[info.isCollection]
-            if etag is not None or not layout.needsETag:
-                values = [render(context, info) for render in layout.renders]
-                if layout.etagAt is not None:
-                    values.insert(layout.etagAt, text(etag))
-                if None not in values:
-                    return layout.template % tuple(values)
+            if etag is None and layout.needsETag:
+                return self.general(context, info, dead)
+            values = [render(context, info) for render in layout.renders]
+            if layout.etagAt is not None:
+                values.insert(layout.etagAt, text(etag))
+            if None not in values:
+                return layout.template % tuple(values)
         return self.general(context, info, dead)
