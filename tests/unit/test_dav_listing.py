@@ -306,6 +306,22 @@ class ListingTests(SynchronousTestCase):
         self.assertEqual(self.listed(), {f"f{i:02d}.vfb": ({"p": f"<p>{i}</p>"} if i % 4 == 0 else {})
                                          for i in range(20)})
 
+    def test_onlyPropertyFilesRead(self):
+        """
+        Only the members that have dead properties have them read: the
+        others cost no attempt to open a property file.
+        """
+        read = []
+        deadProperties = self.store.deadProperties
+
+        def reading(path, isCollection=None):
+            read.append(path)
+            return deadProperties(path, isCollection)
+
+        self.patch(self.store, "deadProperties", reading)
+        self.listed()
+        self.assertEqual(sorted(read), [(f"f{i:02d}.vfb",) for i in range(0, 20, 4)])
+
     def test_manyWithProperties(self):
         """
         Past the number of names it holds, it looks for each member's

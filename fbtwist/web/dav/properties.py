@@ -81,7 +81,7 @@ def _etag(context, info):
         return None
 
 
-def _secondsFormat(format: Callable[[int], str]) -> Callable[[int], str]:
+def _secondsFormat(formatter: Callable[[int], str]) -> Callable[[int], str]:
     """
     A time format of whole seconds, remembering the last few thousand
     seconds formatted: the files of a folder listed (or listed again) share
@@ -94,7 +94,7 @@ def _secondsFormat(format: Callable[[int], str]) -> Callable[[int], str]:
         if text is None:
             if len(held) >= 4096:
                 held.clear()
-            text = held[seconds] = format(seconds)
+            text = held[seconds] = formatter(seconds)
         return text
 
     return formatted
