@@ -125,6 +125,12 @@ class ICalendarStore(Interface):
         @return: An iterator of L{fbtwist.store.paths.ResourceInfo}.
         """
 
+    def listing(path, etags=False, deadProperties=False, wanted=None, named=None):
+        """
+        @return: An iterator of C{(ResourceInfo, entity tag or None, dead
+            properties)} of the members of the collection C{path}.
+        """
+
     def deadProperties(path, isCollection=None):
         """
         @return: The properties clients stored on the resource: a dict of
@@ -330,6 +336,13 @@ class ICalendarAvatar(IFreeBusyReader):
         """
         @return: A Deferred firing with an iterator of the C{ResourceInfo}s
             of the members of the collection C{path} this user may see.
+        """
+
+    def listDetailed(path, etags=False, deadProperties=False):
+        """
+        @return: A Deferred firing with an iterator of C{(ResourceInfo,
+            entity tag or None, dead properties)} of the members of the
+            collection C{path} this user may see.
         """
 
     def listedETag(info):

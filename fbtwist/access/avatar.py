@@ -21,7 +21,7 @@ from twisted.internet import defer
 from zope.interface import implementer
 
 from fbtwist.access import preconditions as conditions
-from fbtwist.access.permissions import Action, authorize, ownFileName, visibleMembers
+from fbtwist.access.permissions import Action, authorize, listableNames, ownFileName
 from fbtwist.access.values import NO_PRECONDITIONS, ActiveLocks, LockGranted, Preconditions
 from fbtwist.access.visibility import Detail, FreeBusyVisibility, PublishedFile, Target, Viewer, Visible
 from fbtwist.calendar.freebusy import TimeRange
@@ -224,10 +224,38 @@ class CalendarAvatar(FreeBusyReader):
         return defer.maybeDeferred(self._children, path)
 
     def _children(self, path: StorePath) -> Iterator[ResourceInfo]:
+        return (info for info, _, _ in self._detailedChildren(path, False, False))
+
+    def listDetailed(self, path: StorePath, etags: bool = False, deadProperties: bool = False) -> defer.Deferred:
+        """
+        L{list}, each member with what a PROPFIND shows of it besides its
+        L{ResourceInfo}, read in the same pass over the tree (as
+        L{listedETag} and L{listedDeadProperties} would give them).
+
+        @param etags: Whether to read each file's entity tag.
+        @param deadProperties: Whether to read each member's dead properties.
+        @return: A Deferred firing with an iterator of C{(info, entity tag
+            or None, dead properties)}, read lazily as L{list}'s.
+        """
+        return defer.maybeDeferred(self._detailedChildren, path, etags, deadProperties)
+
+    def _detailedChildren(self, path: StorePath, etags: bool, deadProperties: bool) -> Iterator:
         self.authorize(Action.LIST, path, isCollection=True)
-        members = visibleMembers(self.uid, self.isAdmin, self._store.children(path), self.anonymousReads,
-                                 self.rooms)
-        return (member for member in members if not self._placeholderHidden(member))
+        if self.isAdmin and self.uid is not None:
+            # An administrator sees every member: no question per member.
+            return self._store.listing(path, etags, deadProperties)
+
+        def visible(info: ResourceInfo) -> bool:
+            try:
+                self.authorize(Action.LIST, info.path, info.isCollection)
+            except PermissionDenied:
+                return False
+            return not self._placeholderHidden(info)
+
+        # A user sees only their own files: the others are skipped by name.
+        names = listableNames(self.uid, self.isAdmin, path, self.anonymousReads, self.rooms)
+        named = None if names is None else (lambda name: name.lower() in names)
+        return self._store.listing(path, etags, deadProperties, visible, named)
 
     def _placeholderHidden(self, info: ResourceInfo) -> bool:
         """

@@ -4,7 +4,7 @@ every method asks.
 """
 
 from enum import Enum
-from typing import Iterable, Iterator
+from typing import FrozenSet, Iterable, Iterator, Optional
 
 from fbtwist.availability.publish import AVAILABILITY_SUFFIX
 from fbtwist.errors import PermissionDenied
@@ -94,3 +94,22 @@ def visibleMembers(uid, isAdmin: bool, members: Iterable, anonymousReads: bool =
         except PermissionDenied:
             continue
         yield member
+
+
+def listableNames(uid, isAdmin: bool, collection, anonymousReads: bool = False,
+                  rooms: Iterable[str] = ()) -> Optional[FrozenSet[str]]:
+    """
+    The names (in lower case) that a member of C{collection} must have for
+    L{authorize} to let C{uid} list it: what a listing may skip without
+    looking further at a member (a user's publisher lists the top folder
+    of every user's file to see its own).  L{authorize} still decides for
+    the members named so.
+
+    @return: Those names, or C{None} when any name may be listed.
+    """
+    if isAdmin or (uid is None and anonymousReads):
+        return None
+    if uid is None or tuple(collection) != ():
+        # Members of other collections than the top one are a user's never.
+        return frozenset()
+    return frozenset((owner + suffix).lower() for owner in (uid, *rooms) for suffix in PUBLISHED_SUFFIXES)

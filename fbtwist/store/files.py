@@ -384,14 +384,10 @@ def _versionOf(st: os.stat_result) -> Tuple[int, int, int, int, int]:
 
 
 def _info(path: StorePath, st: os.stat_result) -> ResourceInfo:
-    return ResourceInfo(
-        path=path,
-        isCollection=stat.S_ISDIR(st.st_mode),
-        size=st.st_size,
-        modified=st.st_mtime,
-        created=min(st.st_ctime, st.st_mtime),
-        inode=st.st_ino,
-    )
+    # Positional (path, isCollection, size, modified, created, inode): a
+    # listing makes one per member, and keywords cost a third more.
+    return ResourceInfo(path, stat.S_ISDIR(st.st_mode), st.st_size, st.st_mtime, min(st.st_ctime, st.st_mtime),
+                        st.st_ino)
 
 
 def _setEtagAttribute(path, etag: str) -> None:

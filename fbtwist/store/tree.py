@@ -313,23 +313,98 @@ class CalendarStore:
         100,000 files).  Hidden names and anything that is neither a file nor
         a directory are skipped.
         """
-        fp = self._filePath(path)
+        return (info for info, _, _ in self.listing(path))
+
+    def listing(self, path: StorePath, etags: bool = False, deadProperties: bool = False,
+                wanted: Optional[Callable[[ResourceInfo], bool]] = None,
+                named: Optional[Callable[[str], bool]] = None,
+                ) -> Iterator[Tuple[ResourceInfo, Optional[str], Dict[str, str]]]:
+        """
+        L{children}, each with what a listing of their properties shows,
+        read in the same pass over the collection (no second look up of each
+        name).
+
+        @param etags: Whether to give each file's entity tag (C{None} for a
+            collection, or a file gone meanwhile).
+        @param deadProperties: Whether to give each member's dead
+            properties (else an empty dict).  The collection is first
+            scanned for the names of property files, so that members
+            without any (most) cost no attempt to open one.
+        @param wanted: Which members to give (the others are skipped before
+            anything more is read of them); all by default.
+        @param named: Which names of members to look at at all (the others
+            are skipped before their C{stat}); all by default.
+        @return: An iterator of C{(info, etag, dead properties)}.
+        """
+        folder = self._filePath(path).path
         try:
-            entries = os.scandir(fp.path)
+            # Listed through a descriptor of the folder: each member's stat
+            # looks up one name, not the whole path again.
+            descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                entries = os.scandir(descriptor)
+            except OSError:
+                os.close(descriptor)
+                raise
         except (FileNotFoundError, NotADirectoryError):
             raise NotFound() from None
         except OSError as e:
             raise (descriptorError(e) or e) from None
-        with entries:
-            for entry in entries:
-                if entry.name.startswith("."):
-                    continue
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
-                    yield _info(path + (entry.name,), st)
+        try:
+            withProperties = self._namesWithProperties(folder) if deadProperties else ()
+            noProperties: Dict[str, str] = {}
+            with entries:
+                for entry in entries:
+                    name = entry.name
+                    if name.startswith(".") or (named is not None and not named(name)):
+                        continue
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    isFile = stat.S_ISREG(st.st_mode)
+                    if not (isFile or stat.S_ISDIR(st.st_mode)):
+                        continue
+                    memberPath = path + (name,)
+                    info = _info(memberPath, st)
+                    if wanted is not None and not wanted(info):
+                        continue
+                    etag = None
+                    if etags and isFile:
+                        try:
+                            etag = self._etagOf(os.path.join(folder, name), st,
+                                                lambda memberPath=memberPath: self.read(memberPath))
+                        except (NotFound, PermissionDenied):
+                            pass
+                    dead = noProperties
+                    if deadProperties and (not isFile or withProperties is None or name in withProperties):
+                        dead = self.deadProperties(memberPath, not isFile)
+                    yield info, etag, dead
+        finally:
+            os.close(descriptor)
+
+    #: How many names of files with properties L{listing} holds while it
+    #: lists a collection; beyond that it looks for each file's.
+    PROPERTY_NAMES_HELD = 10000
+
+    def _namesWithProperties(self, fsPath: str):
+        """
+        The names of the files of the directory C{fsPath} that have dead
+        properties, or C{None} when more than L{PROPERTY_NAMES_HELD} do.
+        """
+        names = set()
+        start, end = len(_PROPS_PREFIX), -len(_PROPS_SUFFIX)
+        try:
+            with os.scandir(fsPath) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if name.startswith(_PROPS_PREFIX) and name.endswith(_PROPS_SUFFIX):
+                        names.add(name[start:end])
+                        if len(names) > self.PROPERTY_NAMES_HELD:
+                            return None
+        except OSError:
+            return None
+        return names
 
     def _propertiesFile(self, path: StorePath, isCollection: bool) -> FilePath:
         fp = self._filePath(path)

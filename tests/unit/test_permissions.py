@@ -7,7 +7,7 @@ from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
 from fbtwist.access.avatar import CalendarAvatar
-from fbtwist.access.permissions import Action, authorize, ownFileName, visibleMembers
+from fbtwist.access.permissions import Action, authorize, listableNames, ownFileName, visibleMembers
 from fbtwist.access.values import Preconditions
 from fbtwist.errors import PermissionDenied, PreconditionFailed
 from fbtwist.interfaces import ICalendarAvatar
@@ -202,3 +202,39 @@ class AvatarPublishTests(unittest.TestCase):
         self.failureResultOf(self.alice.publish(("alice.vfb",), b"new", Preconditions(ifMatch=b'"other"')),
                              PreconditionFailed)
         self.assertEqual(self.store.read(("alice.vfb",)), b"old")
+
+
+class ListableNamesTests(unittest.SynchronousTestCase):
+    """
+    L{listableNames} names exactly the members L{authorize} lets a viewer
+    list, so that a listing may skip the others unseen.
+    """
+
+    def test_sameAsAuthorize(self):
+        """
+        For administrators, users (with and without rooms) and the
+        anonymous reader, in the top folder and below it, a file or
+        collection may be listed only when its name is among those named,
+        and a file so named may be listed.
+        """
+        viewers = [("admin", True, False, ()), ("alice", False, False, ()), ("carol", False, False, ("orion",)),
+                   (None, False, False, ()), (None, False, True, ())]
+        names = ["alice.vfb", "ALICE.VFB", "alice.ics", "alice.avail.ics", "alice.txt", "bob.vfb", "orion.vfb",
+                 "Orion.Ics", "carol.vfb", "x"]
+        for uid, isAdmin, anonymousReads, rooms in viewers:
+            for collection in [(), ("folder",)]:
+                listable = listableNames(uid, isAdmin, collection, anonymousReads, rooms)
+                for name in names:
+                    for isCollection in (False, True):
+                        try:
+                            authorize(uid, isAdmin, Action.LIST, collection + (name,), isCollection,
+                                      anonymousReads, rooms)
+                            allowed = True
+                        except PermissionDenied:
+                            allowed = False
+                        named = listable is None or name.lower() in listable
+                        case = (uid, collection, name, isCollection)
+                        if allowed:
+                            self.assertTrue(named, case)
+                        if named and not isCollection:
+                            self.assertTrue(allowed, case)

@@ -5,6 +5,7 @@ serialized XML, keyed by C{"{namespace}name"}).
 """
 
 from email.utils import formatdate
+from math import floor
 from time import gmtime, strftime
 from typing import Callable, Dict, List, NamedTuple, Optional
 
@@ -37,10 +38,24 @@ class LiveProperty(NamedTuple):
     @ivar protected: Whether clients may not set it (RFC 4918 calls it
         protected); a writable live property is stored as a dead one,
         which then wins.
+    @ivar filesOnly: Whether only files have it (C{render} is not asked
+        for collections); else C{render} gives C{None} only when the
+        resource is gone meanwhile.
     """
 
     render: Callable[[PropertyContext, ResourceInfo], Optional[str]]
     protected: bool = True
+    filesOnly: bool = False
+
+
+def liveValue(context: PropertyContext, info: ResourceInfo, live: LiveProperty) -> Optional[str]:
+    """
+    The value of the live property C{live} of a resource, as XML, or
+    C{None} when the resource has no such property.
+    """
+    if live.filesOnly and info.isCollection:
+        return None
+    return live.render(context, info)
 
 
 def _resourcetype(context, info):
@@ -48,12 +63,10 @@ def _resourcetype(context, info):
 
 
 def _contentlength(context, info):
-    return None if info.isCollection else str(info.size)
+    return str(info.size)
 
 
 def _contenttype(context, info):
-    if info.isCollection:
-        return None
     name = info.name.lower()
     for suffix, mediaType in _MEDIA_TYPES.items():
         if name.endswith(suffix):
@@ -62,31 +75,61 @@ def _contenttype(context, info):
 
 
 def _etag(context, info):
-    if info.isCollection:
-        return None
     try:
         return text(context.avatar.listedETag(info))
     except (NotFound, PermissionDenied):
         return None
 
 
+def _secondsFormat(formatter: Callable[[int], str]) -> Callable[[int], str]:
+    """
+    A time format of whole seconds, remembering the last few thousand
+    seconds formatted: the files of a folder listed (or listed again) share
+    seconds, and formatting a date was most of the cost of its property.
+    """
+    held: Dict[int, str] = {}
+
+    def formatted(seconds: int) -> str:
+        text = held.get(seconds)
+        if text is None:
+            if len(held) >= 4096:
+                held.clear()
+            text = held[seconds] = formatter(seconds)
+        return text
+
+    return formatted
+
+
+_httpDate = _secondsFormat(lambda seconds: formatdate(seconds, usegmt=True))
+_isoDate = _secondsFormat(lambda seconds: strftime("%Y-%m-%dT%H:%M:%SZ", gmtime(seconds)))
+
+
 def _lastmodified(context, info):
-    return formatdate(info.modified, usegmt=True)
+    modified = info.modified
+    seconds = floor(modified)
+    if modified - seconds >= 0.999999:
+        # formatdate rounds to microseconds, which may make the next second.
+        return formatdate(modified, usegmt=True)
+    return _httpDate(seconds)
 
 
 def _creationdate(context, info):
-    return strftime("%Y-%m-%dT%H:%M:%SZ", gmtime(info.created))
+    # gmtime floors, as floor does.
+    return _isoDate(floor(info.created))
 
 
 def _displayname(context, info):
     return text(info.name or urls.MOUNT[-1])
 
 
+_SUPPORTED_LOCKS = "".join(
+    f"<D:lockentry><D:lockscope><D:{scope}/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>"
+    for scope in ("exclusive", "shared")
+)
+
+
 def _supportedlock(context, info):
-    return "".join(
-        f"<D:lockentry><D:lockscope><D:{scope}/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>"
-        for scope in ("exclusive", "shared")
-    )
+    return _SUPPORTED_LOCKS
 
 
 def activeLock(lock: Lock, now: float) -> str:
@@ -111,9 +154,9 @@ def _lockdiscovery(context, info):
 #: The live properties, by key.
 LIVE: Dict[str, LiveProperty] = {
     davName("resourcetype"): LiveProperty(_resourcetype),
-    davName("getcontentlength"): LiveProperty(_contentlength),
-    davName("getcontenttype"): LiveProperty(_contenttype),
-    davName("getetag"): LiveProperty(_etag),
+    davName("getcontentlength"): LiveProperty(_contentlength, filesOnly=True),
+    davName("getcontenttype"): LiveProperty(_contenttype, filesOnly=True),
+    davName("getetag"): LiveProperty(_etag, filesOnly=True),
     davName("getlastmodified"): LiveProperty(_lastmodified),
     davName("creationdate"): LiveProperty(_creationdate),
     davName("displayname"): LiveProperty(_displayname, protected=False),
@@ -137,7 +180,7 @@ def renderProperty(context: PropertyContext, info: ResourceInfo, key: str, dead:
     live = LIVE.get(key)
     if live is None:
         return None
-    value = live.render(context, info)
+    value = liveValue(context, info, live)
     return None if value is None else element(key, value)
 
 
@@ -150,7 +193,7 @@ def allProperties(context: PropertyContext, info: ResourceInfo, dead: Dict[str, 
     for key, live in LIVE.items():
         if key in dead:
             continue
-        value = live.render(context, info)
+        value = liveValue(context, info, live)
         if value is not None:
             found.append(element(key, value))
     return found + list(dead.values())
@@ -160,5 +203,5 @@ def allNames(context: PropertyContext, info: ResourceInfo, dead: Dict[str, str])
     """
     The keys of every property the resource has, live ones first.
     """
-    names = [key for key, live in LIVE.items() if key not in dead and live.render(context, info) is not None]
+    names = [key for key, live in LIVE.items() if key not in dead and liveValue(context, info, live) is not None]
     return names + list(dead)

@@ -8,11 +8,15 @@ of a collection come lazily from the store and their responses are written
 in batches by a cooperative task registered as the request's producer, so a
 folder of 100,000 files is streamed with bounded memory: when the client
 reads slowly the transport pauses the task, and between batches the
-reactor serves other requests.
+reactor serves other requests.  What each member's response needs (its
+entity tag, its dead properties) comes with it in the same pass over the
+folder, and the responses are filled in from a layout made once
+(L{listing}).
 """
 
 import weakref
-from typing import Iterable, List, Optional
+from itertools import islice
+from typing import Dict, Iterable, List, Optional
 
 from twisted.internet import task
 from twisted.internet.interfaces import IPushProducer
@@ -39,16 +43,14 @@ from fbtwist.web.dav.davxml import (
     response,
     setStatus,
 )
-from fbtwist.web.dav.properties import PropertyContext, allNames, allProperties, isProtected, renderProperty
+from fbtwist.web.dav.listing import ALLPROP, PROP, PROPNAME, MemberResponses, needsDeadProperties, needsETags
+from fbtwist.web.dav.properties import PropertyContext, allNames, allProperties, renderProperty
 from fbtwist.web.responses import HTTPError, isGone
 
 log = Logger()
 
 #: How many members' responses are written at once.
 BATCH_SIZE = 100
-
-ALLPROP, PROPNAME, PROP = "allprop", "propname", "prop"
-
 
 def parseRequest(data: bytes):
     """
@@ -70,15 +72,18 @@ def parseRequest(data: bytes):
     raise HTTPError(http.BAD_REQUEST, "DAV:propfind needs allprop, propname or prop")
 
 
-def resourceResponse(context: PropertyContext, info: ResourceInfo, kind: str, keys: Optional[List[str]]) -> str:
+def resourceResponse(context: PropertyContext, info: ResourceInfo, kind: str, keys: Optional[List[str]],
+                     dead: Optional[Dict[str, str]] = None) -> str:
     """
     The C{DAV:response} of one resource.
+
+    @param dead: Its dead properties, when they were read with it.
     """
-    if kind == PROP and all(isProtected(key) for key in keys):
+    if dead is None and not needsDeadProperties(kind, keys):
         # Only live properties asked for (Office's resourcetype): no dead
         # property can answer, so do not look for any.
         dead = {}
-    else:
+    elif dead is None:
         try:
             dead = context.avatar.listedDeadProperties(info)
         except NotFound:
@@ -99,6 +104,16 @@ def resourceResponse(context: PropertyContext, info: ResourceInfo, kind: str, ke
         urls.href(info.path, info.isCollection),
         [(OK, found), (NOT_FOUND, missing)],
     )
+
+
+def memberResponses(context: PropertyContext, collection, kind: str, keys: Optional[List[str]]) -> MemberResponses:
+    """
+    What writes the response of each member of C{collection} (given as
+    C{avatar.listDetailed} gives them): filled into a layout, or by
+    L{resourceResponse} when the layout does not fit the member.
+    """
+    return MemberResponses(context, collection, kind, keys,
+                           lambda context, member, dead: resourceResponse(context, member, kind, keys, dead))
 
 
 @implementer(IPushProducer)
@@ -153,16 +168,15 @@ async def streamMembers(request, members: Iterable[ResourceInfo], render, cooper
         went away).
     """
 
+    remaining = iter(members)
+
     def batches():
-        batch = []
-        for member in members:
-            batch.append(render(member))
-            if len(batch) >= BATCH_SIZE:
-                request.write("".join(batch).encode("utf-8"))
-                batch = []
-                yield None
-        if batch:
+        while True:
+            batch = list(map(render, islice(remaining, BATCH_SIZE)))
+            if not batch:
+                return
             request.write("".join(batch).encode("utf-8"))
+            yield None
 
     cooperativeTask = cooperate(batches())
     request.registerProducer(_TaskProducer(cooperativeTask), True)
@@ -191,12 +205,10 @@ async def propfind(avatar, path, request) -> None:
     request.setHeader(b"Content-Type", XML_CONTENT_TYPE)
     request.write((MULTISTATUS_START + first).encode("utf-8"))
     if depth == "1" and info.isCollection:
-        members = await avatar.list(path)
+        members = await avatar.listDetailed(path, needsETags(kind, keys), needsDeadProperties(kind, keys))
         try:
-            complete = await streamMembers(
-                request, members, lambda member: resourceResponse(context, member, kind, keys),
-                cooperate=cooperatorOf(request.site.reactor).cooperate,
-            )
+            complete = await streamMembers(request, members, memberResponses(context, info.path, kind, keys),
+                                           cooperate=cooperatorOf(request.site.reactor).cooperate)
         except Exception:
             # The status line is out: the client can only be told by a cut.
             log.failure("PROPFIND of {path} failed while streaming", path="/".join(path))
