@@ -105,12 +105,18 @@ class CompactIndexBuilder:
         self._dnBytes = bytearray()
         self._templates: Dict[Tuple[bytes, bytes], int] = {}
         self._entries = [0]
+        # The template of the last DN that fitted one: C{[prefix, suffix,
+        # its number]} (a number of -1: none yet, and no DN matches it as
+        # the empty prefix and suffix cannot make a DN).
+        self._last = [b"\0", b"\0", -1]
         #: C{add(uid, addresses, dn)}: add one entry: the first value of its
         #: uid attribute (C{None} when it has none), the values of its mail
         #: attributes and its DN (C{None}: not known, its login is
         #: searched), all UTF-8.
         self.add = self._adder()
         uidAttribute, mailAttributes, add = uidAttribute.lower(), frozenset(mailAttributes), self.add
+        uids, mails, recordUids, dnRefs = self._uids, self._mails, self._recordUids, self._dnRefs
+        appendUid, appendRef, last = recordUids.append, dnRefs.append, self._last
 
         def addEntry(dn: bytes, attributes) -> None:
             uid, addresses = None, []
@@ -120,6 +126,24 @@ class CompactIndexBuilder:
                     uid = values[0] if values else None
                 if name in mailAttributes:
                     addresses += values
+            # The usual entry, inline (a million of them): an ASCII uid
+            # whose DN is the last one's template around it, and one ASCII
+            # address.
+            if uid and uid.isascii() and len(addresses) == 1 and last[2] >= 0 and dn == last[0] + uid + last[1]:
+                address = addresses[0]
+                if address.isascii():
+                    self._entries[0] += 1
+                    number = len(recordUids)
+                    appendUid(uid)
+                    key = uid.lower()
+                    uids[key] = _AMBIGUOUS if key in uids else number
+                    appendRef(last[2])
+                    address = address.lower()
+                    local = address.split(b"@", 1)[0]
+                    mails[local] = NOBODY if local in mails else number
+                    if local != address:
+                        mails[address] = NOBODY if address in mails else number
+                    return
             add(uid, addresses, dn)
 
         #: C{addEntry(dn, attributes)}: add one entry as a search returns it
@@ -173,7 +197,7 @@ class CompactIndexBuilder:
         return add
 
     def _dnReference(self, dn: bytes, uid: bytes) -> int:
-        prefix, suffix, number = self._lastTemplate
+        prefix, suffix, number = self._last
         # Most entries' DNs are the last one's template around their uid.
         if number >= 0 and dn == prefix + uid + suffix:
             return number
@@ -186,11 +210,10 @@ class CompactIndexBuilder:
             if number is None and len(self._templates) < _MAX_TEMPLATES:
                 number = self._templates[parts] = len(self._templates)
             if number is not None:
-                self._lastTemplate = (*parts, number)
+                self._last[:] = (*parts, number)
                 return number
         return _wholeDN(self._dnBytes, dn)
 
-    _lastTemplate: Tuple[bytes, bytes, int] = (b"", b"", -1)
 
     def parts(self) -> List[bytes]:
         """
