@@ -63,8 +63,6 @@ LOGIN = 0x80000000
 #: is in the DN bytes, at that offset + L{_MAX_TEMPLATES}.
 NO_DN = 0xFFFFFFFF
 WHOLE_DN_END = 0xFFFFFFF0
-#: Marks a uid several entries share while building.
-_AMBIGUOUS = -1
 
 
 class IndexFileError(Exception):
@@ -95,8 +93,12 @@ class CompactIndexBuilder:
     """
 
     def __init__(self, uidAttribute: bytes = b"uid", mailAttributes=frozenset([b"mail"])):
-        # Lower-cased uid -> its record, or _AMBIGUOUS.
+        # Lower-cased uid -> its key value: its record (with the LOGIN bit
+        # when the record has a DN) of the first entry with that uid; the
+        # uids of several entries are also in _ambiguous (a few, if any:
+        # the names of a million users go to the file without a Python loop).
         self._uids: Dict[bytes, int] = {}
+        self._ambiguous = set()
         # Lower-cased mail key -> the record of the entry claiming it, or
         # NOBODY (claimed by several entries, or by one without a uid).
         self._mails: Dict[bytes, int] = {}
@@ -115,7 +117,8 @@ class CompactIndexBuilder:
         #: searched), all UTF-8.
         self.add = self._adder()
         uidAttribute, mailAttributes, add = uidAttribute.lower(), frozenset(mailAttributes), self.add
-        uids, mails, recordUids, dnRefs = self._uids, self._mails, self._recordUids, self._dnRefs
+        uids, mails, recordUids, dnRefs, ambiguous = self._uids, self._mails, self._recordUids, self._dnRefs, \
+            self._ambiguous
         appendUid, appendRef, last = recordUids.append, dnRefs.append, self._last
 
         def addEntry(dn: bytes, attributes) -> None:
@@ -136,7 +139,10 @@ class CompactIndexBuilder:
                     number = len(recordUids)
                     appendUid(uid)
                     key = uid.lower()
-                    uids[key] = _AMBIGUOUS if key in uids else number
+                    if key in uids:
+                        ambiguous.add(key)
+                    else:
+                        uids[key] = number | LOGIN
                     appendRef(last[2])
                     address = address.lower()
                     local = address.split(b"@", 1)[0]
@@ -161,8 +167,8 @@ class CompactIndexBuilder:
         # A closure over the builder's tables, not a method: it runs once per
         # entry of a million-user load, and attribute lookups on self were a
         # good part of its time.
-        uids, mails, recordUids, dnRefs, entries = self._uids, self._mails, self._recordUids, self._dnRefs, \
-            self._entries
+        uids, mails, recordUids, dnRefs, entries, ambiguous = self._uids, self._mails, self._recordUids, \
+            self._dnRefs, self._entries, self._ambiguous
         appendUid, appendRef, reference = recordUids.append, dnRefs.append, self._dnReference
 
         def add(uid: Optional[bytes], addresses: List[bytes], dn: Optional[bytes] = None) -> None:
@@ -173,7 +179,10 @@ class CompactIndexBuilder:
                 number = len(recordUids)
                 appendUid(uid)
                 key = uid.lower() if uid.isascii() else _lowered(uid)
-                uids[key] = _AMBIGUOUS if key in uids else number
+                if key in uids:
+                    ambiguous.add(key)
+                else:
+                    uids[key] = number if dn is None else number | LOGIN
                 appendRef(NO_DN if dn is None else reference(dn, uid))
             else:
                 number = NOBODY
@@ -221,11 +230,11 @@ class CompactIndexBuilder:
         the builder is spent.
         """
         names, dnRefs = self._mails, self._dnRefs
-        for key, number in self._uids.items():
-            if number != _AMBIGUOUS:
-                names[key] = number if dnRefs[number] == NO_DN else number | LOGIN
-            elif key not in names:
-                names[key] = NOBODY
+        # A uid several entries have resolves to nobody, unless it is also a
+        # mail key: that one stays (in the order the names came).
+        mailOfAmbiguous = {key: names.get(key, NOBODY) for key in self._ambiguous}
+        names.update(self._uids)
+        names.update(mailOfAmbiguous)
         recordUids, dnBytes = self._recordUids, bytes(self._dnBytes)
         templates = [(p.decode("utf-8", "replace"), s.decode("utf-8", "replace"))
                      for p, s in sorted(self._templates, key=self._templates.__getitem__)]
@@ -234,9 +243,9 @@ class CompactIndexBuilder:
         finally:
             # Nothing of it stays, even while something still refers to the
             # closures (the connection of the load, until collected).
-            for table in (self._uids, names, recordUids):
+            for table in (self._uids, names, recordUids, self._ambiguous):
                 table.clear()
-            self._uids = self._mails = self._recordUids = self._dnRefs = self._dnBytes = None
+            self._uids = self._ambiguous = self._mails = self._recordUids = self._dnRefs = self._dnBytes = None
             self.add = self.addEntry = None
 
 
