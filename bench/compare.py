@@ -1201,7 +1201,7 @@ def million(args, results: Results, workdir: str, body: bytes) -> None:
             info["namesPSS"] = {name: indexPSS(server.pid, os.path.join(base, f"names-{workers}"))
                                 for (name, server), workers in zip(servers.items(), args.fbtwist_workers)}
             for name, held in info["namesPSS"].items():
-                print(f"  names, {name}: {held / 2**20:.0f} MB (PSS of the index file in all its processes)",
+                print(f"  names, {name}: {held / 2**20:.1f} MB (PSS of the index file in all its processes)",
                       flush=True)
             info["propfind"] = {}
             for name, server in servers.items():
@@ -1354,7 +1354,7 @@ def millionSection(results: Results) -> List[str]:
         lines.append(f"- Name index, {name}, warm (the file of the last run mapped at once, then rebuilt): every "
                      f"process had it {warm['seconds']:.1f} s after the start.")
     for name, held in sorted(info.get("namesPSS", {}).items()):
-        lines.append(f"- Names held, {name}: {held / 2**20:.0f} MB for all its processes together (PSS of the "
+        lines.append(f"- Names held, {name}: {held / 2**20:.1f} MB for all its processes together (PSS of the "
                      "index file's pages, after the load).")
     if "load" in info:
         lines.append(f"- Load average of the machine during the run: {info['load']}.")
@@ -1587,7 +1587,7 @@ def millionTargets(lines, line, missing, rows, million: dict, startup: dict) -> 
              f"{name}", f"{warm['seconds']:.1f} s", warm["seconds"] < MILLION_LOAD_SECONDS)
     for name, held in sorted(million.get("namesPSS", {}).items()):
         line(f"{users:,} users: names held in ≤ {MILLION_NAMES_BYTES // 2**20} MB for all processes, {name}",
-             f"{held / 2**20:.0f} MB (PSS of the index file's pages in all processes)",
+             f"{held / 2**20:.1f} MB (PSS of the index file's pages in all processes)",
              held <= MILLION_NAMES_BYTES)
     byKey = {(r["users"], r["workload"], r["server"]): r for r in rows}
     compared = False
