@@ -735,8 +735,11 @@ class LDAPDirectory:
             self._abort([client])
             raise self._failed(f"loading the name index failed: {e!r}") from None
         except MalformedMessage as e:
-            raise self._failed(f"loading the name index failed: what the directory sent cannot be read ({e})") \
-                from None
+            # Backoff and the warning as for an outage; the sentence says
+            # why (the child that builds the index reports it as is).
+            reason = f"loading the name index failed: what the directory sent cannot be read ({e})"
+            self._failed(reason)
+            raise DirectoryUnavailable(f"the directory {self.server} is unavailable: {reason}") from None
         finally:
             _close(client)
         index = await self._inThread(self._compact, builder)
