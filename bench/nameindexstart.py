@@ -21,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.compare import StreamedUserDirectory, _descendants, processTreePSS, waitForLogLines  # noqa: E402
+from bench.compare import StreamedUserDirectory, indexPSS, processTreePSS, waitForLogLines  # noqa: E402
 from tests.processes import FbtwistProcess, processTreeRSS, request, userName  # noqa: E402
 
 
@@ -75,7 +75,7 @@ def main(argv=None) -> None:
                 time.sleep(3)
                 if run == "cold":
                     _lookups(server.port, args.users, args.lookups)
-                mapped = _mappedPSS(server.pid, names) / 2**20
+                mapped = indexPSS(server.pid, names) / 2**20
                 print(f"{run}: the names file's pages in all processes: PSS {mapped:.1f} "
                       f"MB (at most its size, shared once)", flush=True)
                 print(f"{run}: built after {wall:.1f} s wall ({loaded.split('] ', 1)[-1]}); "
@@ -111,27 +111,6 @@ def _lookups(port: int, users: int, count: int) -> None:
         status, _ = request(port, "GET", f"/calendar/{userName(random.randrange(users))}.vfb")
         statuses[status] = statuses.get(status, 0) + 1
     print(f"{count} lookups in {time.monotonic() - began:.1f} s: {statuses}", flush=True)
-
-
-def _mappedPSS(pid: int, folder: str) -> int:
-    """
-    The PSS, in bytes, of the mappings of files in C{folder} (the name
-    index) in C{pid} and its descendants.
-    """
-    total = 0
-    for current in [pid] + _descendants(pid):
-        try:
-            with open(f"/proc/{current}/smaps") as f:
-                inside = False
-                for line in f:
-                    fields = line.split()
-                    if "-" in fields[0] and len(fields) >= 5:
-                        inside = len(fields) >= 6 and fields[5].startswith(folder + "/")
-                    elif inside and fields[0] == "Pss:":
-                        total += int(fields[1]) * 1024
-        except OSError:
-            continue
-    return total
 
 
 def _rss(pid: int) -> int:

@@ -22,7 +22,7 @@ PRIVATE_NAMES = (
 
 def receive(client, data: bytes, messageEnd: Callable[[bytes, int], Optional[int]],
             decodeFast: Callable[[bytes, int, int], Optional[object]],
-            consumeRaw: Optional[Callable[[bytes, int, int], bool]] = None) -> None:
+            consumeRaw: Optional[Callable[[bytes, int], int]] = None) -> None:
     """
     What C{LDAPClient.dataReceived} does, faster: decode every whole LDAP
     message in C{client}'s buffer and C{data} and hand each to
@@ -37,20 +37,20 @@ def receive(client, data: bytes, messageEnd: Callable[[bytes, int], Optional[int
         buffer ends, or C{None} when it is not whole yet.
     @param decodeFast: A message decoded directly, or C{None} to leave it
         to ldaptor's decoder.
-    @param consumeRaw: Given the buffer and a whole message's bounds, takes
-        the message without any decoding and answers C{True}, or answers
-        C{False} to have it decoded.
+    @param consumeRaw: Given the buffer and an offset, takes the messages
+        it wants from there on (those that have all arrived) without
+        building ldaptor's objects, and answers the offset after them (the
+        same offset when it takes none): the next message is decoded.
     """
     buffer = client.buffer + data
     offset = 0
     try:
         while True:
+            if consumeRaw is not None:
+                offset = consumeRaw(buffer, offset)
             end = messageEnd(buffer, offset)
             if end is None:
                 break
-            if consumeRaw is not None and consumeRaw(buffer, offset, end):
-                offset = end
-                continue
             message = decodeFast(buffer, offset, end)
             if message is None:
                 message, _ = pureber.berDecodeObject(client.berdecoder, buffer[offset:end])

@@ -13,10 +13,11 @@ from twisted.internet import defer
 from twisted.internet import error as netError
 from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Factory
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from fbtwist.compat.ldaptor import receive
-from fbtwist.directory.ber import _messageEnd, _searchEntryMessage, _searchEntryParts
+from fbtwist.directory.ber import MalformedMessage, _messageEnd, _searchEntryMessage, searchEntries
 from fbtwist.tlsclient import ServerCertificateRefused
 
 # Result codes that mean "the directory cannot answer now", not "no".
@@ -83,6 +84,9 @@ class DirectoryClient(LDAPClient):
         #: no ldaptor object is built for it: loading a million users' names
         #: (on a connection of its own) spent most of its time building them.
         self.rawEntries = None
+        #: Why the stream could not be read (a L{MalformedMessage}): the
+        #: requests in flight fail with it once the connection is closed.
+        self.malformed = None
 
     def waitForHandshake(self) -> defer.Deferred:
         if self._handshakeDone:
@@ -110,6 +114,8 @@ class DirectoryClient(LDAPClient):
 
     def connectionLost(self, reason=None):
         self.closed = True
+        if self.malformed is not None:
+            reason = Failure(self.malformed)
         waiters, self._handshakeWaiters = self._handshakeWaiters, []
         for d in waiters:
             d.errback(reason)
@@ -121,17 +127,20 @@ class DirectoryClient(LDAPClient):
     def dataReceived(self, data):
         # Search entries take a direct path (see the adapter for why); a
         # search that wants raw entries (the name index) gets them undecoded.
-        receive(self, data, _messageEnd, _searchEntryMessage, self._consumeRaw)
+        if self.malformed is not None:
+            return
+        try:
+            receive(self, data, _messageEnd, _searchEntryMessage, self._consumeRaw)
+        except MalformedMessage as e:
+            # Nothing after it can be read: what waits fails with why.
+            self.malformed = e
+            self.transport.abortConnection()
 
-    def _consumeRaw(self, buffer: bytes, offset: int, end: int) -> bool:
+    def _consumeRaw(self, buffer: bytes, offset: int) -> int:
         raw = self.rawEntries
         if raw is None:
-            return False
-        parts = _searchEntryParts(buffer, offset, end)
-        if parts is None:
-            return False
-        raw(parts[1], parts[2])
-        return True
+            return offset
+        return searchEntries(buffer, offset, raw)
 
     def handle(self, msg):
         response = msg.value

@@ -41,6 +41,7 @@ from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from fbtwist.directory.ber import MalformedMessage
 from fbtwist.directory.client import (
     _CONNECTION_ERRORS,
     _STALE_CONNECTION_ERRORS,
@@ -733,6 +734,12 @@ class LDAPDirectory:
         except _CONNECTION_ERRORS as e:
             self._abort([client])
             raise self._failed(f"loading the name index failed: {e!r}") from None
+        except MalformedMessage as e:
+            # Backoff and the warning as for an outage; the sentence says
+            # why (the child that builds the index reports it as is).
+            reason = f"loading the name index failed: what the directory sent cannot be read ({e})"
+            self._failed(reason)
+            raise DirectoryUnavailable(f"the directory {self.server} is unavailable: {reason}") from None
         finally:
             _close(client)
         index = await self._inThread(self._compact, builder)

@@ -63,8 +63,6 @@ LOGIN = 0x80000000
 #: is in the DN bytes, at that offset + L{_MAX_TEMPLATES}.
 NO_DN = 0xFFFFFFFF
 WHOLE_DN_END = 0xFFFFFFF0
-#: Marks a uid several entries share while building.
-_AMBIGUOUS = -1
 
 
 class IndexFileError(Exception):
@@ -95,8 +93,12 @@ class CompactIndexBuilder:
     """
 
     def __init__(self, uidAttribute: bytes = b"uid", mailAttributes=frozenset([b"mail"])):
-        # Lower-cased uid -> its record, or _AMBIGUOUS.
+        # Lower-cased uid -> its key value: its record (with the LOGIN bit
+        # when the record has a DN) of the first entry with that uid; the
+        # uids of several entries are also in _ambiguous (a few, if any:
+        # the names of a million users go to the file without a Python loop).
         self._uids: Dict[bytes, int] = {}
+        self._ambiguous = set()
         # Lower-cased mail key -> the record of the entry claiming it, or
         # NOBODY (claimed by several entries, or by one without a uid).
         self._mails: Dict[bytes, int] = {}
@@ -105,12 +107,19 @@ class CompactIndexBuilder:
         self._dnBytes = bytearray()
         self._templates: Dict[Tuple[bytes, bytes], int] = {}
         self._entries = [0]
+        # The template of the last DN that fitted one: C{[prefix, suffix,
+        # its number]} (a number of -1: none yet, and no DN matches it as
+        # the empty prefix and suffix cannot make a DN).
+        self._last = [b"\0", b"\0", -1]
         #: C{add(uid, addresses, dn)}: add one entry: the first value of its
         #: uid attribute (C{None} when it has none), the values of its mail
         #: attributes and its DN (C{None}: not known, its login is
         #: searched), all UTF-8.
         self.add = self._adder()
         uidAttribute, mailAttributes, add = uidAttribute.lower(), frozenset(mailAttributes), self.add
+        uids, mails, recordUids, dnRefs, ambiguous = self._uids, self._mails, self._recordUids, self._dnRefs, \
+            self._ambiguous
+        appendUid, appendRef, last = recordUids.append, dnRefs.append, self._last
 
         def addEntry(dn: bytes, attributes) -> None:
             uid, addresses = None, []
@@ -120,6 +129,27 @@ class CompactIndexBuilder:
                     uid = values[0] if values else None
                 if name in mailAttributes:
                     addresses += values
+            # The usual entry, inline (a million of them): an ASCII uid
+            # whose DN is the last one's template around it, and one ASCII
+            # address.
+            if uid and uid.isascii() and len(addresses) == 1 and last[2] >= 0 and dn == last[0] + uid + last[1]:
+                address = addresses[0]
+                if address.isascii():
+                    self._entries[0] += 1
+                    number = len(recordUids)
+                    appendUid(uid)
+                    key = uid.lower()
+                    if key in uids:
+                        ambiguous.add(key)
+                    else:
+                        uids[key] = number | LOGIN
+                    appendRef(last[2])
+                    address = address.lower()
+                    local = address.split(b"@", 1)[0]
+                    mails[local] = NOBODY if local in mails else number
+                    if local != address:
+                        mails[address] = NOBODY if address in mails else number
+                    return
             add(uid, addresses, dn)
 
         #: C{addEntry(dn, attributes)}: add one entry as a search returns it
@@ -137,8 +167,8 @@ class CompactIndexBuilder:
         # A closure over the builder's tables, not a method: it runs once per
         # entry of a million-user load, and attribute lookups on self were a
         # good part of its time.
-        uids, mails, recordUids, dnRefs, entries = self._uids, self._mails, self._recordUids, self._dnRefs, \
-            self._entries
+        uids, mails, recordUids, dnRefs, entries, ambiguous = self._uids, self._mails, self._recordUids, \
+            self._dnRefs, self._entries, self._ambiguous
         appendUid, appendRef, reference = recordUids.append, dnRefs.append, self._dnReference
 
         def add(uid: Optional[bytes], addresses: List[bytes], dn: Optional[bytes] = None) -> None:
@@ -149,7 +179,10 @@ class CompactIndexBuilder:
                 number = len(recordUids)
                 appendUid(uid)
                 key = uid.lower() if uid.isascii() else _lowered(uid)
-                uids[key] = _AMBIGUOUS if key in uids else number
+                if key in uids:
+                    ambiguous.add(key)
+                else:
+                    uids[key] = number if dn is None else number | LOGIN
                 appendRef(NO_DN if dn is None else reference(dn, uid))
             else:
                 number = NOBODY
@@ -173,7 +206,7 @@ class CompactIndexBuilder:
         return add
 
     def _dnReference(self, dn: bytes, uid: bytes) -> int:
-        prefix, suffix, number = self._lastTemplate
+        prefix, suffix, number = self._last
         # Most entries' DNs are the last one's template around their uid.
         if number >= 0 and dn == prefix + uid + suffix:
             return number
@@ -186,11 +219,10 @@ class CompactIndexBuilder:
             if number is None and len(self._templates) < _MAX_TEMPLATES:
                 number = self._templates[parts] = len(self._templates)
             if number is not None:
-                self._lastTemplate = (*parts, number)
+                self._last[:] = (*parts, number)
                 return number
         return _wholeDN(self._dnBytes, dn)
 
-    _lastTemplate: Tuple[bytes, bytes, int] = (b"", b"", -1)
 
     def parts(self) -> List[bytes]:
         """
@@ -198,11 +230,11 @@ class CompactIndexBuilder:
         the builder is spent.
         """
         names, dnRefs = self._mails, self._dnRefs
-        for key, number in self._uids.items():
-            if number != _AMBIGUOUS:
-                names[key] = number if dnRefs[number] == NO_DN else number | LOGIN
-            elif key not in names:
-                names[key] = NOBODY
+        # A uid several entries have resolves to nobody, unless it is also a
+        # mail key: that one stays (in the order the names came).
+        mailOfAmbiguous = {key: names.get(key, NOBODY) for key in self._ambiguous}
+        names.update(self._uids)
+        names.update(mailOfAmbiguous)
         recordUids, dnBytes = self._recordUids, bytes(self._dnBytes)
         templates = [(p.decode("utf-8", "replace"), s.decode("utf-8", "replace"))
                      for p, s in sorted(self._templates, key=self._templates.__getitem__)]
@@ -211,9 +243,9 @@ class CompactIndexBuilder:
         finally:
             # Nothing of it stays, even while something still refers to the
             # closures (the connection of the load, until collected).
-            for table in (self._uids, names, recordUids):
+            for table in (self._uids, names, recordUids, self._ambiguous):
                 table.clear()
-            self._uids = self._mails = self._recordUids = self._dnRefs = self._dnBytes = None
+            self._uids = self._ambiguous = self._mails = self._recordUids = self._dnRefs = self._dnBytes = None
             self.add = self.addEntry = None
 
 

@@ -221,3 +221,36 @@ class RawEntriesTests(SynchronousTestCase):
             client.dataReceived(wire[i:i + 7])
         self.assertEqual(seen, [(f"uid=u{n},dc=x".encode(), [(b"uid", [f"u{n}".encode()])]) for n in range(3)]
                          + ["LDAPSearchResultDone"])
+
+    def test_malformed(self):
+        """
+        Bytes that cannot be an LDAP message among raw entries fail the
+        search in flight with L{MalformedMessage} (a sentence saying why)
+        and close the connection; nothing after them is read.
+        """
+        from ldaptor.protocols import pureldap
+        from twisted.internet.testing import StringTransport
+
+        from fbtwist.directory.ber import MalformedMessage
+        from fbtwist.directory.client import DirectoryClient
+
+        client = DirectoryClient()
+        transport = StringTransport()
+        client.makeConnection(transport)
+        seen = []
+        client.rawEntries = lambda dn, attributes: seen.append(dn)
+        request = pureldap.LDAPSearchRequest(baseObject="dc=x", filter=pureldap.LDAPFilter_present("uid"))
+        d = client.send_multiResponse(request, lambda response: True)
+        (messageID,) = client.onwire
+        entry = pureldap.LDAPMessage(
+            pureldap.LDAPSearchResultEntry(objectName="uid=u,dc=x", attributes=[("uid", ["u"])]), id=messageID,
+        ).toWire()
+        # A message claiming 2 GB: not waited for.
+        client.dataReceived(entry + b"\x30\x84\x7f\xff\xff\xff" + entry)
+        self.assertEqual(seen, [b"uid=u,dc=x"])
+        self.assertTrue(transport.disconnecting)
+        client.dataReceived(entry)
+        self.assertEqual(seen, [b"uid=u,dc=x"])
+        client.connectionLost(None)
+        failure = self.failureResultOf(d, MalformedMessage)
+        self.assertIn("2147483647 bytes", failure.getErrorMessage())

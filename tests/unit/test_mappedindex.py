@@ -170,6 +170,32 @@ class CompactBuilderTests(SynchronousTestCase):
                          [(False, None), (False, None), (True, "ann"), (True, "ann"), (True, None)])
         self.assertEqual(index.entries, 2)
 
+    def test_entriesAsSearched(self):
+        """
+        Entries as a search returns them, most of them fitting the last
+        DN's template (the way a load adds them fastest), with uids that
+        two entries share either way: the same file as adding each entry's
+        uid, addresses and DN, and the in-memory index's answers.
+        """
+        records = [r for r in RECORDS if r[2] is not None] + [
+            ("dup", ["dup@example.com"], f"uid=dup,{PEOPLE}"),
+            ("DUP", ["dup2@example.com"], f"uid=DUP,{PEOPLE}"),
+            ("dup2", ["dup2@example.org"], f"uid=dup2,{PEOPLE}"),
+            ("alice", ["alice@example.org"], f"uid=alice,ou=more,{PEOPLE}"),
+            ("mo", ["mo@example.com", "more@example.com"], f"uid=mo,{PEOPLE}"),
+            ("ann", ["ann@example.com"], f"uid=ann,{PEOPLE}"),
+        ]
+        added, searched = CompactIndexBuilder(), CompactIndexBuilder()
+        for uid, addresses, dn in records:
+            added.add(_utf8(uid), [_utf8(a) for a in addresses], _utf8(dn))
+            attributes = [(b"mail", [_utf8(a) for a in addresses])]
+            if uid is not None:
+                attributes.insert(0, (b"uid", [_utf8(uid)]))
+            searched.addEntry(_utf8(dn), attributes)
+        self.assertEqual(b"".join(searched.parts()), b"".join(added.parts()))
+        names = NAMES + ["dup", "DUP", "dup2", "dup@example.com", "dup2@example.org", "ann", "mo", "more", "alice"]
+        self.assertSameAnswers(records, names)
+
     def test_notUTF8(self):
         """
         Values that are not UTF-8 are read as the in-memory index reads

@@ -227,6 +227,42 @@ class InMemoryLoadTests(TestCase):
         self.assertEqual(directory.openConnections(), 0)
 
 
+class MalformedAnswerTests(TestCase):
+    """
+    A load from a server whose answer cannot be LDAP.
+    """
+
+    async def test_malformed(self):
+        """
+        Entries, then a message claiming 2 GB: the load fails at once with
+        L{DirectoryUnavailable} saying what could not be read (nothing
+        waits for the 2 GB), and its connection is closed.
+        """
+        from ldaptor.protocols import pureldap
+        from twisted.internet.protocol import Factory, Protocol
+
+        class Garbled(Protocol):
+            def dataReceived(self, data):
+                # The search request's message id is its second element.
+                messageID = data[4]
+                self.transport.write(pureldap.LDAPMessage(
+                    pureldap.LDAPSearchResultEntry(objectName=b"uid=a,dc=x", attributes=[(b"uid", [b"a"])]),
+                    id=messageID).toWire() + b"\x30\x84\x7f\xff\xff\xff")
+
+        network = MemoryNetwork()
+        port = network.listenTCP(0, Factory.forProtocol(Garbled), interface="127.0.0.1")
+        url = parseLDAPURL(f"ldap://127.0.0.1:{port.getHost().port}/dc=x?uid?one")
+        directory = LDAPDirectory(url, network)
+        self.addCleanup(Settled(directory, network).close)
+        with self.assertRaises(DirectoryUnavailable) as raised:
+            await Settled(directory, network).loadNameIndex()
+        self.assertIn("cannot be read (an LDAP message of 2147483647 bytes", str(raised.exception))
+        self.assertIsNone(directory.nameIndex)
+        network.advance(0.1)
+        network.settle()
+        self.assertEqual(directory.openConnections(), 0)
+
+
 class WiringTests(SynchronousTestCase):
     """
     makeService gives the directory service a refresher where lookups are
