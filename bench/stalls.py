@@ -28,8 +28,18 @@ TOP = os.path.dirname(HERE)
 sys.path.insert(0, TOP)
 
 from bench import compare  # noqa: E402
-from bench.compare import ROOM_OPTIONS, Results, RoomDirectory, calendarBody, startServers, stopServers  # noqa: E402
-from bench.compare import _descendants, chownTree, mixed, writeTree  # noqa: E402
+from bench.compare import (  # noqa: E402  # noqa: E402
+    ROOM_OPTIONS,
+    Results,
+    RoomDirectory,
+    _descendants,
+    calendarBody,
+    chownTree,
+    mixed,
+    startServers,
+    stopServers,
+    writeTree,
+)
 
 
 def readStalls(folder: str):
@@ -88,8 +98,8 @@ def report(records, pids, began: float, ended: float, minimum: float) -> None:
     for generation in range(3):
         times = sorted(r["ms"] for r in collections if r["generation"] == generation)
         if times:
-            print(f"    generation {generation} collections over 5 ms: {len(times)}, median {times[len(times) // 2]:.0f} "
-                  f"ms, longest {times[-1]:.0f} ms")
+            print(f"    generation {generation} collections over 5 ms: {len(times)}, "
+                  f"median {times[len(times) // 2]:.0f} ms, longest {times[-1]:.0f} ms")
 
 
 def main(argv=None):

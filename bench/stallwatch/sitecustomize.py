@@ -140,7 +140,8 @@ class _Watch:
                     self.write(dict(kind="stall", at=time.time() - (now - stall["began"]), ms=took * 1000,
                                     cpuMs=(sum(os.times()[:2]) - stall["cpu"]) * 1000,
                                     watcherGapMs=stall["watcherGap"] * 1000, gcs=gcs,
-                                    states=stall["states"], others=stall.get("others", {}), samples=[dict(n=n, stack=s) for s, n in samples],
+                                    states=stall["states"], others=stall.get("others", {}),
+                                    samples=[dict(n=n, stack=s) for s, n in samples],
                                     loadavg=open("/proc/loadavg").read().split()[:3]))
                     stall = None
             self.collections = [c for c in self.collections if c[0] > now - 2]
