@@ -27,8 +27,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
 sys.path.insert(0, TOP)
 
-from bench import compare  # noqa: E402
-from bench.compare import (  # noqa: E402  # noqa: E402
+from bench import compare, pace  # noqa: E402
+from bench.compare import (  # noqa: E402
     ROOM_OPTIONS,
     Results,
     RoomDirectory,
@@ -40,6 +40,18 @@ from bench.compare import (  # noqa: E402  # noqa: E402
     stopServers,
     writeTree,
 )
+
+
+def kindsOf(raw) -> str:
+    """
+    p50 and p99 of each kind of request (publish, lookup) of a paced run.
+    """
+    parts = []
+    for kind in sorted({kind for kind, _, _ in raw}):
+        latencies = sorted(latency for k, latency, _ in raw if k == kind)
+        parts.append(f"{kind} p50 {latencies[len(latencies) // 2] * 1000:.2f} ms "
+                     f"p99 {latencies[int(0.99 * len(latencies))] * 1000:.2f} ms")
+    return ", ".join(parts)
 
 
 def readStalls(folder: str):
@@ -122,6 +134,15 @@ def main(argv=None):
     args = compare.parseArguments(["--fbtwist-workers", options.workers, "--no-apache", "--no-wsgidav",
                                    "--mixed-duration", str(options.duration)])
     print(f"work directory: {workdir}", flush=True)
+    captured = []
+
+    def capturing(*args, **kwargs):
+        raw, elapsed = pace.runPaced(*args, **kwargs)
+        captured.append(raw)
+        return raw, elapsed
+
+    # compare.mixed's requests, their latencies kept by kind.
+    compare.runPaced = capturing
     body = calendarBody()
     directory = RoomDirectory(os.path.join(workdir, "ldap"), options.users)
     directory.start()
@@ -142,7 +163,8 @@ def main(argv=None):
                     late = row.get("generatorLate", [])
                     print(f"  round {round + 1} {name}: p50 {row['p50']:.2f} ms p99 {row['p99']:.2f} ms, "
                           f"errors {row['errors']}, load before {' '.join(load)}; generator late "
-                          f"{len(late)}× (max {max(late, default=0):.0f} ms)", flush=True)
+                          f"{len(late)}× (max {max(late, default=0):.0f} ms), its CPU "
+                          f"{captured[-1].cpu / options.duration:.0%} of a core; {kindsOf(captured[-1])}", flush=True)
                     pids = {server.pid, *_descendants(server.pid)}
                     report(readStalls(folder), pids, began, ended, options.show)
         finally:
