@@ -384,14 +384,7 @@ def _isLoopback(host: str) -> bool:
         return host.lower() == "localhost"
 
 
-#: The threads looking up names the kernel has not cached, for the lookups
-#: (L{fbtwist.store.cachedlookup}): each waits, at worst, for a directory
-#: a publish holds; a few are enough to keep the others going meanwhile.
-LOOKUP_THREADS = 4
-
-
-def threadRunner(reactor, threads: int = DEFAULT_THREADS, top: Optional[GracefulService] = None,
-                 name: str = StorePool.name):
+def threadRunner(reactor, threads: int = DEFAULT_THREADS, top: Optional[GracefulService] = None):
     """
     The store's C{runBlocking} for C{reactor}: a L{StorePool} of at most
     C{threads} threads, so that an fsync never stalls the reactor; C{None}
@@ -400,12 +393,10 @@ def threadRunner(reactor, threads: int = DEFAULT_THREADS, top: Optional[Graceful
 
     @param top: When given, the pool is its child, stopped late (after the
         work in flight at shutdown is done).
-    @param name: The pool's name as C{top}'s child.
     """
     if not IReactorThreads.providedBy(reactor):
         return None
     pool = StorePool(reactor, threads)
-    pool.name = name
     if top is not None:
         pool.setServiceParent(top)
         top.stopLate(pool)
@@ -488,12 +479,9 @@ def buildStore(config, reactor, top: Optional[GracefulService] = None) -> Calend
     """
     The calendar tree at C{--root}, its blocking work done in the
     C{--store-threads} threads of its pool (C{top}'s child "store-pool"), with
-    the temporary files of writers that died removed.  Names the kernel
-    has not cached are looked up for the lookups in a pool of their own
-    ("lookup-pool"), where they do not queue behind publishes' fsyncs.
+    the temporary files of writers that died removed.
     """
-    store = CalendarStore(config.root, runBlocking=threadRunner(reactor, config.storeThreads, top),
-                          lookUpBlocking=threadRunner(reactor, LOOKUP_THREADS, top, "lookup-pool"))
+    store = CalendarStore(config.root, runBlocking=threadRunner(reactor, config.storeThreads, top))
     store.removeStaleTemporaries()
     return store
 

@@ -65,9 +65,6 @@ class CalendarStore:
         C{f(*args)}.  The server gives a thread pool's
         (L{fbtwist.tap.threadRunner}); by default they run at once, in the
         calling thread.
-    @ivar lookUpBlocking: The same for L{lookUpInThread} (by default
-        C{runBlocking}): the server gives a pool of its own, so that a
-        lookup never waits for publishes' fsyncs.
     """
 
     log = Logger()
@@ -80,12 +77,10 @@ class CalendarStore:
     deriveOnCommit: Optional[Callable[[StorePath, bytes], defer.Deferred]] = None
 
     def __init__(self, root: FilePath, runBlocking: Optional[Callable[..., defer.Deferred]] = None,
-                 snapshotBytes: int = 32 * 2**20, snapshotFileBytes: int = 2**20,
-                 lookUpBlocking: Optional[Callable[..., defer.Deferred]] = None):
+                 snapshotBytes: int = 32 * 2**20, snapshotFileBytes: int = 2**20):
         root.makedirs(ignoreExistingDirectory=True)
         self.root = FilePath(os.path.realpath(root.path))
         self.runBlocking = runBlocking if runBlocking is not None else defer.maybeDeferred
-        self.lookUpBlocking = lookUpBlocking if lookUpBlocking is not None else self.runBlocking
         self._snapshots = _SnapshotCache(snapshotBytes, snapshotFileBytes)
         self._directorySyncs = _DirectorySyncs(lambda path: self.runBlocking(_syncDirectory, path))
 
@@ -165,14 +160,14 @@ class CalendarStore:
 
     def lookUpInThread(self, notCached: NotCached) -> defer.Deferred:
         """
-        Look up, in a thread of L{lookUpBlocking}, the name that C{stat} or
+        Look up, in a thread of L{runBlocking}, the name that C{stat} or
         C{snapshot} with C{now} did not find in the kernel's cache, so that
         it is there when asked again.
 
         @return: A Deferred firing with C{None} once looked up (whatever
             was found).
         """
-        return self.lookUpBlocking(lookUp, notCached.path)
+        return self.runBlocking(lookUp, notCached.path)
 
     def snapshot(self, path: StorePath, now: bool = False) -> Optional[FileSnapshot]:
         """
