@@ -77,10 +77,8 @@ class ICalendarStore(Interface):
     The calendar tree: collections and files addressed by tuples of names.
     """
 
-    def stat(path, now=False):
+    def stat(path):
         """
-        @param now: Answer without waiting for the filesystem to look the
-            name up, or raise L{fbtwist.store.cachedlookup.NotCached}.
         @return: A L{fbtwist.store.paths.ResourceInfo}, or C{None} when nothing is
             at C{path}.
         """
@@ -95,19 +93,11 @@ class ICalendarStore(Interface):
         @return: The file's bytes.
         """
 
-    def snapshot(path, now=False):
+    def snapshot(path):
         """
-        @param now: As for L{stat}.
         @return: A L{fbtwist.store.paths.FileSnapshot} of the file at C{path} (its
             info, entity tag and bytes, read together), or C{None} when
             there is no file.
-        """
-
-    def lookUpInThread(notCached):
-        """
-        Look up in a thread the name a C{now} call did not find cached.
-
-        @return: A Deferred firing with C{None} once done.
         """
 
     def openUpload(path):

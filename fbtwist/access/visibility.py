@@ -31,16 +31,11 @@ from fbtwist.calendar.freebusy import FreeBusy, TimeRange
 from fbtwist.directory.filters import defaultGroupBase
 from fbtwist.errors import InvalidCalendar, NotFound, PermissionDenied
 from fbtwist.remote.source import domainOf
-from fbtwist.store.cachedlookup import NotCached
 from fbtwist.store.paths import ResourceInfo
 
 #: What a user publishes: a free/busy file, or a full calendar.
 FREEBUSY_FILE = ".vfb"
 EVENTS_FILE = ".ics"
-
-#: How often a user's files are looked up in a thread before the names are
-#: looked up where the answer is needed, waiting if need be.
-_CACHED_LOOKUP_ATTEMPTS = 3
 
 
 class Detail(Enum):
@@ -359,10 +354,7 @@ class FreeBusyVisibility:
                 # Hidden (or only the directory can tell): L{freeBusyFor}
                 # answers, after the floor.
                 return None
-        try:
-            published = self.published(uid, now=True)
-        except NotCached:
-            return None  # L{freeBusyFor} looks the names up in a thread
+        published = self.published(uid)
         if self._hasFeeds(uid):
             return None
         if published is None or published.isCalendar:
@@ -434,7 +426,7 @@ class FreeBusyVisibility:
                 mayView = await self.whoSees.mayView(viewer, uid)
             if not mayView:
                 return HIDDEN
-        published = await self._publishedSoon(uid)
+        published = self.published(uid)
         if self._hasFeeds(uid):
             return self._shown(await self._withFeeds(uid, published, timeRange, mask), detail)
         if published is None:
@@ -465,43 +457,24 @@ class FreeBusyVisibility:
         return answer._replace(freeBusy=FreeBusy(flat, fb.start, fb.end, fb.organizer),
                                etag=variantETag(answer.etag, "busy-only"))
 
-    def published(self, uid: str, now: bool = False) -> Optional[Published]:
+    def published(self, uid: str) -> Optional[Published]:
         """
         The user's source of free/busy times: C{<uid>.vfb} or C{<uid>.ics},
         whichever was published last (empty placeholders do not count).
-
-        @param now: Only if the kernel has both names in its cache (see
-            L{fbtwist.store.cachedlookup}): for the reactor thread.
-        @raise NotCached: With C{now}, when it has not.
         """
         if self._store is None:
             return None
         freeBusyPath, eventsPath = (uid + FREEBUSY_FILE,), (uid + EVENTS_FILE,)
-        snapshot = self._store.snapshot(freeBusyPath, now)
+        snapshot = self._store.snapshot(freeBusyPath)
         if snapshot is not None and snapshot.info.size == 0:
             snapshot = None
-        events = self._store.stat(eventsPath, now)
+        events = self._store.stat(eventsPath)
         if events is not None and not events.isCollection and events.size > 0:
             if snapshot is None or events.modified > snapshot.info.modified:
-                snapshot = self._store.snapshot(eventsPath, now) or snapshot
+                snapshot = self._store.snapshot(eventsPath) or snapshot
         if snapshot is None:
             return None
         return Published(snapshot.info.path, snapshot.info, snapshot.etag, snapshot.data)
-
-    async def _publishedSoon(self, uid: str) -> Optional[Published]:
-        """
-        L{published}, without the reactor thread waiting for the
-        filesystem: a name the kernel has not cached (a user nobody asked
-        for yet) is looked up in the store's threads first, where waiting
-        for a directory that a publish holds stalls nothing else.
-        """
-        for _ in range(_CACHED_LOOKUP_ATTEMPTS):
-            try:
-                return self.published(uid, now=True)
-            except NotCached as e:
-                await self._store.lookUpInThread(e)
-        # Evicted again each time (memory is very short): wait this once.
-        return self.published(uid)
 
     async def _visible(self, published: Published, owner: str, timeRange: Optional[TimeRange],
                        workhours: bool = False, mask: Optional[Mask] = None):
@@ -650,7 +623,7 @@ class FreeBusyVisibility:
                 # Contributes nothing, as if they never published: the
                 # answer cannot tell which members are hidden.
                 continue
-            published = await self._publishedSoon(uid)
+            published = self.published(uid)
             if published is not None or self._hasFeeds(uid):
                 sources.append((uid, published))
         if not sources:

@@ -28,7 +28,6 @@ from zope.interface import implementer
 from fbtwist.cache import LRUCache
 from fbtwist.errors import AlreadyExists, Conflict, FreeBusyError, NotFound, PermissionDenied, descriptorError
 from fbtwist.interfaces import ICalendarStore
-from fbtwist.store.cachedlookup import NotCached, lookUp, lstatCached
 from fbtwist.store.files import (
     _ETAG_XATTR,
     _TEMP_SUFFIX,
@@ -118,21 +117,17 @@ class CalendarStore:
             path = os.path.dirname(path)
         return False
 
-    def _lookUp(self, path: StorePath, now: bool = False) -> Optional[Tuple[str, os.stat_result]]:
+    def _lookUp(self, path: StorePath) -> Optional[Tuple[str, os.stat_result]]:
         """
         The filesystem path of C{path} and its C{stat}, or C{None} when
         nothing (or neither a file nor a collection) is there.
-
-        @param now: Look a name at the top of the tree up only if the
-            kernel can answer without waiting for the filesystem.
-        @raise NotCached: With C{now}, when it cannot.
         """
         if len(path) == 1 and path[0]:
             # The root is a real path, so only the name itself could be a
             # link: one lstat answers both questions (every lookup asks).
             fsPath = os.path.join(self.root.path, validateName(path[0]))
             try:
-                st = _resolvingAgain(lstatCached if now else os.lstat, fsPath)
+                st = _resolvingAgain(os.lstat, fsPath)
             except (FileNotFoundError, NotADirectoryError):
                 return None
             if not stat.S_ISLNK(st.st_mode):
@@ -146,33 +141,16 @@ class CalendarStore:
             return None
         return fsPath, st
 
-    def stat(self, path: StorePath, now: bool = False) -> Optional[ResourceInfo]:
+    def stat(self, path: StorePath) -> Optional[ResourceInfo]:
         """
-        @param now: Answer only if that needs no wait for the filesystem
-            to look the name up: for the reactor thread (see
-            L{fbtwist.store.cachedlookup}; names at the top of the tree).
         @return: What is known of C{path}, or C{None} when nothing is there.
-        @raise NotCached: With C{now}, when the name is not in the
-            kernel's cache: look C{path} up in a thread, then ask again.
         """
-        found = self._lookUp(path, now)
+        found = self._lookUp(path)
         return None if found is None else _info(path, found[1])
 
-    def lookUpInThread(self, notCached: NotCached) -> defer.Deferred:
-        """
-        Look up, in a thread of L{runBlocking}, the name that C{stat} or
-        C{snapshot} with C{now} did not find in the kernel's cache, so that
-        it is there when asked again.
-
-        @return: A Deferred firing with C{None} once looked up (whatever
-            was found).
-        """
-        return self.runBlocking(lookUp, notCached.path)
-
-    def snapshot(self, path: StorePath, now: bool = False) -> Optional[FileSnapshot]:
+    def snapshot(self, path: StorePath) -> Optional[FileSnapshot]:
         """
         The file at C{path} as it is now, or C{None} when there is no file.
-        With C{now}, raises L{NotCached} as L{stat} does.
 
         Recently read files are answered from memory while their inode,
         size, modification and change times are unchanged: a publish
@@ -180,7 +158,7 @@ class CalendarStore:
         moves its times, so a cached version is never served after the file
         changed (one C{stat} per call).
         """
-        found = self._lookUp(path, now)
+        found = self._lookUp(path)
         if found is None or not stat.S_ISREG(found[1].st_mode):
             return None
         fsPath, st = found
