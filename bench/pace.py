@@ -10,6 +10,7 @@ omission).  Connections are kept alive and reused.
 """
 
 import asyncio
+import gc
 import random
 import time
 from typing import Callable, Dict, List, Tuple
@@ -17,6 +18,24 @@ from typing import Callable, Dict, List, Tuple
 #: Requests allowed in flight before the generator itself counts as
 #: overloaded (the rest are reported as errors, not queued forever).
 MAX_IN_FLIGHT = 2000
+
+#: Seconds between the generator's checks of its own event loop, and how
+#: late one may wake before it counts: a generator that stalls makes every
+#: request due meanwhile late, which would be blamed on the server.
+LAG_INTERVAL = 0.005
+LAG_THRESHOLD = 0.010
+
+
+class PacedResults(list):
+    """
+    One C{(kind, latency seconds, status or error text)} per request, and
+    in C{late} the generator's own stalls: C{(seconds since the start, how
+    late its loop woke)} for each wake-up later than L{LAG_THRESHOLD}.
+    """
+
+    late: List[Tuple[float, float]]
+    #: The generator's own CPU seconds over the run (it shares the cores).
+    cpu: float
 
 
 class _Connections:
@@ -133,18 +152,36 @@ async def _schedule(connections, kind: str, rate: float, makeRequest: Callable[[
         index += 1
 
 
+async def _watchLoop(start: float, late: List[Tuple[float, float]]):
+    """
+    Note each time this event loop wakes more than L{LAG_THRESHOLD} late
+    (its own garbage collection, or no core for it), until cancelled.
+    """
+    while True:
+        due = time.monotonic() + LAG_INTERVAL
+        await asyncio.sleep(LAG_INTERVAL)
+        lag = time.monotonic() - due
+        if lag > LAG_THRESHOLD:
+            late.append((due - start, lag))
+
+
 async def _run(port: int, kinds: Dict[str, Tuple[float, Callable[[int], bytes]]], duration: float,
                timeout: float, connections: int):
     connections = _Connections(port, connections)
-    results: List = []
+    results = PacedResults()
+    results.late = []
+    cpu = time.process_time()
     tasks: set = set()
     start = time.monotonic() + 0.1
+    watch = asyncio.ensure_future(_watchLoop(start, results.late))
     await asyncio.gather(*[
         _schedule(connections, kind, rate, make, start, duration, results, tasks, timeout)
         for kind, (rate, make) in kinds.items() if rate > 0
     ])
     if tasks:
         await asyncio.wait(list(tasks), timeout=timeout + 5)
+    watch.cancel()
+    results.cpu = time.process_time() - cpu
     connections.close()
     return results, time.monotonic() - start
 
@@ -157,16 +194,25 @@ def runPaced(port: int, kinds: Dict[str, Tuple[float, Callable[[int], bytes]]], 
 
     @param kinds: A name to (requests per second, a function from the
         request's index to its raw bytes).
-    @return: C{(results, elapsed)}: one C{(kind, latency seconds, status or
-        error text)} per request.
+    @return: C{(results, elapsed)}: the L{PacedResults}.
     """
-    return asyncio.run(_run(port, kinds, duration, timeout, connections))
+    # What exists before the run (this process's modules, the caller's
+    # data) is left out of the garbage collector's walks meanwhile: a
+    # collection stalling the generator would count against the server.
+    gc.collect()
+    gc.freeze()
+    try:
+        return asyncio.run(_run(port, kinds, duration, timeout, connections))
+    finally:
+        gc.unfreeze()
 
 
 def summarize(results, elapsed: float) -> dict:
     """
     Requests per second, p50 and p99 latency (ms) and the errors (anything
-    but 2xx/3xx) over all kinds.
+    but 2xx/3xx) over all kinds; when the generator itself stalled (see
+    L{PacedResults}), the longest stall in the note, and all of them in
+    C{generatorLate} (ms).
     """
     latencies = sorted(latency for _, latency, _ in results)
     failed = [str(status) for _, _, status in results if not (isinstance(status, int) and status < 400)]
@@ -182,8 +228,16 @@ def summarize(results, elapsed: float) -> dict:
 
     summary = dict(rps=len(results) / elapsed, p50=percentile(50), p99=percentile(99), errors=errors,
                    requests=len(results))
+    notes = []
     if kinds:
-        summary["note"] = "errors: " + ", ".join(f"{n} × {k}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
+        notes.append("errors: " + ", ".join(f"{n} × {k}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1])))
+    late = [lag * 1000 for _, lag in getattr(results, "late", [])]
+    if late:
+        summary["generatorLate"] = late
+        if max(late) > 20:
+            notes.append(f"the generator itself stalled {len(late)} times, up to {max(late):.0f} ms")
+    if notes:
+        summary["note"] = "; ".join(notes)
     return summary
 
 
