@@ -267,19 +267,28 @@ class GlusterScaleOutTests(SynchronousTestCase):
         """
         login, password = userName(6), userPassword(6)
         self.assertEqual(self.viaNode(0, publish, login, password, freeBusyFile("p0", 30)), 201)
+        # Each writer publishes 40 times, and on until the readers have
+        # looked up 150 times between them, however fast either side is on
+        # a busy machine: the lookups all happen while publishes go on.
+        looked = []
+
         def publishes(first):
-            return [self.viaNode(0, publish, login, password, freeBusyFile(f"p{i}", 30))
-                    for i in range(first, first + 40)]
+            statuses, i = [], first
+            while i < first + 40 or (len(looked) < 150 and i < first + 400):
+                statuses.append(self.viaNode(0, publish, login, password, freeBusyFile(f"p{i}", 30)))
+                i += 1
+            return statuses
 
         def lookups():
             answers = []
             while not all(writer.done() for writer in writers):
                 status, body = request(HTTP, "GET", f"/calendar/{login}.vfb")
                 answers.append((status, versionOf(body) is not None))
+                looked.append(None)
             return answers
 
         with ThreadPoolExecutor(6) as pool:
-            writers = [pool.submit(publishes, 100 * n) for n in range(3)]
+            writers = [pool.submit(publishes, 1000 * n) for n in range(3)]
             readers = [pool.submit(self.hosts[1].call, lookups) for _ in range(3)]
             statuses = [status for writer in writers for status in writer.result(timeout=120)]
             answers = [answer for reader in readers for answer in reader.result(timeout=120)]
