@@ -86,21 +86,8 @@ def inProcess(count: int, attendees: int, only=None, profilePrefix: str = None, 
     from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
     from twisted.internet.protocol import Protocol
 
-    from tests.memory import MemoryServer
+    from tests.memory import MemoryServer, ScratchOwner
 
-    class Owner:
-        """
-        What L{MemoryServer} asks of a test case: a place and a cleanup.
-        """
-
-        def __init__(self):
-            self.directory = tempfile.mkdtemp(prefix="fbtwist-lookupcost-")
-
-        def mktemp(self):
-            return os.path.join(self.directory, "tree")
-
-        def addCleanup(self, f, *args):
-            pass
 
     class Client(Protocol):
         """
@@ -123,7 +110,7 @@ def inProcess(count: int, attendees: int, only=None, profilePrefix: str = None, 
     def basic(uid, password):
         return b"Authorization: Basic " + base64.b64encode(f"{uid}:{password}".encode()) + b"\r\n"
 
-    owner = Owner()
+    owner = ScratchOwner("fbtwist-lookupcost-")
     # The demo directory and as many more people as one POST asks for.
     ldif = os.path.join(owner.directory, "people.ldif")
     with open(DEMO_LDIF.path) as source, open(ldif, "w") as f:

@@ -43,7 +43,6 @@ import os
 import pstats
 import subprocess
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -79,21 +78,8 @@ def inProcess(files: int, requests: int, only, profilePrefix: str = None, user: 
     from twisted.internet.protocol import Protocol
 
     from tests.helpers import PASSWORDS
-    from tests.memory import MemoryServer
+    from tests.memory import MemoryServer, ScratchOwner
 
-    class Owner:
-        """
-        What L{MemoryServer} asks of a test case: a place and a cleanup.
-        """
-
-        def __init__(self):
-            self.directory = tempfile.mkdtemp(prefix="fbtwist-propfindcost-")
-
-        def mktemp(self):
-            return os.path.join(self.directory, "tree")
-
-        def addCleanup(self, f, *args):
-            pass
 
     class Client(Protocol):
         """
@@ -114,7 +100,7 @@ def inProcess(files: int, requests: int, only, profilePrefix: str = None, user: 
                 head = self.received[0].split(b"\r\n", 1)[0]
                 self.answered.callback((head, self.size))
 
-    owner = Owner()
+    owner = ScratchOwner("fbtwist-propfindcost-")
     server = MemoryServer(owner).start()
     folder = FOLDER if user == "admin" else ""
     names = [f"file{i:06d}.vfb" for i in range(files - (user != "admin"))] + ([] if user == "admin" else

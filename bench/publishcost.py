@@ -172,21 +172,8 @@ def inProcess(count: int, profilePath: str = None) -> None:
     from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
     from twisted.internet.protocol import Protocol
 
-    from tests.memory import MemoryServer
+    from tests.memory import MemoryServer, ScratchOwner
 
-    class Owner:
-        """
-        What L{MemoryServer} asks of a test case: a place and a cleanup.
-        """
-
-        def __init__(self):
-            self.directory = tempfile.mkdtemp(prefix="fbtwist-publishcost-")
-
-        def mktemp(self):
-            return os.path.join(self.directory, "tree")
-
-        def addCleanup(self, f, *args):
-            pass
 
     class Publisher(Protocol):
         """
@@ -205,7 +192,7 @@ def inProcess(count: int, profilePath: str = None) -> None:
             if found and len(rest) >= (int(length.group(1)) if length else 0):
                 self.answered.callback(head.split(b"\r\n", 1)[0])
 
-    owner = Owner()
+    owner = ScratchOwner("fbtwist-publishcost-")
     server = MemoryServer(owner).start()
     # The demo directory's administrators' group, as a server with
     # --admin-group: the realm keeps each login's roles, so a publish whose

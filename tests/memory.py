@@ -18,6 +18,8 @@ and the global reactor is never used.
 """
 
 import io
+import os
+import tempfile
 import time
 from collections.abc import Coroutine
 from itertools import count
@@ -342,6 +344,24 @@ class MemoryServer:
         connected = connectProtocol(TCP4ClientEndpoint(self.network, "127.0.0.1", self.port), collect)
         connected.addErrback(collect.done.errback)
         return self.network.run(collect.done)
+
+
+class ScratchOwner:
+    """
+    What L{MemoryServer} asks of a test case (a place, a cleanup), for the
+    tools that run a whole site in memory outside a test (the cost scripts
+    under C{bench/}): a new temporary directory, removed by the caller
+    (C{directory}); cleanups are not run.
+    """
+
+    def __init__(self, prefix: str = "fbtwist-"):
+        self.directory = tempfile.mkdtemp(prefix=prefix)
+
+    def mktemp(self) -> str:
+        return os.path.join(self.directory, "tree")
+
+    def addCleanup(self, f, *args) -> None:
+        pass
 
 
 def startMemoryServer(testCase, *args: str) -> MemoryServer:
