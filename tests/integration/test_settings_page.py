@@ -22,13 +22,28 @@ def submit(driver, buttonId: str) -> None:
     Click the button C{buttonId} and wait for the page the form's answer
     (a redirect, or the page with a notice) brings.
     """
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     old = driver.find_element(By.TAG_NAME, "html")
+
+    def replaced(_):
+        # Selenium's staleness_of, also for Chromium's other way of saying
+        # that the element belongs to a page no longer shown (while the
+        # next page loads), which it raises as a plain WebDriverException.
+        try:
+            old.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as e:
+            if "does not belong to the document" in str(e):
+                return True
+            raise
+        return False
+
     driver.find_element(By.ID, buttonId).click()
-    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(old))
+    WebDriverWait(driver, 10).until(replaced)
 
 
 class _ForgingPage(Resource):
