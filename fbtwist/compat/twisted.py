@@ -16,6 +16,7 @@ PRIVATE_NAMES = (
     PrivateName("twisted.web.http.HTTPChannel", "_version", instance=True),
     PrivateName("twisted.application.internet.StreamServerEndpointService", "_raiseSynchronously"),
     PrivateName("twisted.internet.tcp.Port", "_fromListeningDescriptor"),
+    PrivateName("twisted.web.http._GenericHTTPChannelProtocol", "_channel", instance=True),
     # fbtwist.remote reads responses with Twisted's HTTP client; add its
     # functions here when it is merged (the entry is checked only once
     # that package exists).
@@ -87,3 +88,20 @@ def httpClientParseError() -> type:
     from twisted.web._newclient import ParseError
 
     return ParseError
+
+
+def restartChannelTimer(protocol) -> None:
+    """
+    Start the idle timer of the HTTP channel in C{protocol} (what
+    C{Site.buildProtocol} gives) over, as the channel does itself for every
+    read: for a request answered without the channel reading it.
+
+    Why private: C{Site.buildProtocol} wraps the C{HTTPChannel} in a
+    C{_GenericHTTPChannelProtocol} (which would switch to HTTP/2), a proxy
+    of C{IProtocol} only; the channel's public C{resetTimeout} is reached
+    through its C{_channel}.
+    """
+    channel = getattr(protocol, "_channel", protocol)
+    reset = getattr(channel, "resetTimeout", None)
+    if reset is not None:
+        reset()

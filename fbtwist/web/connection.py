@@ -35,6 +35,7 @@ from twisted.protocols.policies import ProtocolWrapper
 
 from fbtwist import __version__
 from fbtwist.budget import descriptorBudget
+from fbtwist.compat.twisted import restartChannelTimer
 
 SERVER_HEADER = b"fbtwist/" + __version__.encode("ascii")
 
@@ -283,6 +284,7 @@ class GuardedConnection(ProtocolWrapper):
             response = self.quick.answer(data, self._peerHost())
             if response is not None:
                 self.transport.write(response)
+                restartChannelTimer(self.wrappedProtocol)
                 self._arm(self.limits.idleTimeout)
                 return
         if self._holding:

@@ -189,6 +189,22 @@ class SameAnswerTests(unittest.TestCase):
         self.server.network.settle()
         self.assertTrue(client.closed)
 
+    def test_channelTimerStartedOver(self):
+        """A connection kept busy with quick answers for longer than the HTTP channel's own idle timeout stays open."""
+        client = _Client()
+        self.server.connect(client)
+        data = REQUESTS["plain"].replace(b"{name}", b"bsmith")
+        # One lookup every 50 s (within the connection's idle timeout) for
+        # 13 hours: past Twisted's 12 hours of an idle channel.
+        for _ in range(13 * 72):
+            client.received = b""
+            client.transport.write(data)
+            self.server.network.settle()
+            self.assertTrue(client.received.startswith(b"HTTP/1.1 200 OK"))
+            self.server.network.advance(50)
+        self.assertFalse(client.closed)
+        self.assertEqual(self.quick.answered, 13 * 72)
+
     def test_notWhileDraining(self):
         """Once the server drains, no connection answers quickly: each is answered the whole way, then closed."""
         client = _Client()
