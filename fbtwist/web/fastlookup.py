@@ -35,6 +35,7 @@ from twisted.logger import Logger
 from twisted.web.http import datetimeToString
 
 from fbtwist.logs import logAccess
+from fbtwist.web.accesslog import accessEventFields
 from fbtwist.web.connection import SERVER_HEADER
 
 #: The access events' logger (the site's: L{fbtwist.web.site}).
@@ -135,12 +136,9 @@ class QuickLookups:
         self.answered += 1
         response = b"".join((_START, self._date.line(self._wallClock()),
                              self._head(etag, contentType, len(body), modified), body))
-        logAccess(_accessLog, dict(
-            peer=peer, user=None, started=started, method="GET",
-            uri=_text(data[4:lineEnd - len(_VERSION)]),
-            protocol="HTTP/1.1", status=200, size=len(body),
-            referer=_text(headers.get(b"referer")), agent=_text(headers.get(b"user-agent")),
-            seconds=round(max(0.0, self.clock.seconds() - started), 6),
+        logAccess(_accessLog, accessEventFields(
+            peer, None, started, self.clock.seconds(), b"GET", data[4:lineEnd - len(_VERSION)], b"HTTP/1.1",
+            200, len(body), headers.get(b"referer"), headers.get(b"user-agent"),
         ))
         return response
 
@@ -181,8 +179,4 @@ class QuickLookups:
                 b"Last-Modified: ", datetimeToString(int(modified)), b"\r\n\r\n",
             ))
         return head
-
-
-def _text(value: Optional[bytes]) -> Optional[str]:
-    return None if value is None else value.decode("utf-8", "surrogateescape")
 
