@@ -33,7 +33,6 @@ import argparse
 import cProfile
 import os
 import pstats
-import re
 import subprocess
 import sys
 import tempfile
@@ -82,30 +81,10 @@ def inProcess(count: int, attendees: int, only=None, profilePrefix: str = None, 
     """
     import base64
 
-    from twisted.internet import defer
     from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-    from twisted.internet.protocol import Protocol
 
-    from tests.memory import MemoryServer, ScratchOwner
+    from tests.memory import AnswerClient, MemoryServer, ScratchOwner
 
-
-    class Client(Protocol):
-        """
-        Sends one request and fires with its status line when its whole
-        answer is in.
-        """
-
-        def send(self, requestBytes):
-            self.received, self.answered = b"", defer.Deferred()
-            self.transport.write(requestBytes)
-            return self.answered
-
-        def dataReceived(self, data):
-            self.received += data
-            head, found, rest = self.received.partition(b"\r\n\r\n")
-            length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
-            if found and len(rest) >= (int(length.group(1)) if length else 0):
-                self.answered.callback(head.split(b"\r\n", 1)[0])
 
     def basic(uid, password):
         return b"Authorization: Basic " + base64.b64encode(f"{uid}:{password}".encode()) + b"\r\n"
@@ -122,7 +101,7 @@ def inProcess(count: int, attendees: int, only=None, profilePrefix: str = None, 
     server = MemoryServer(owner, "--demo-ldif", ldif).start()
     # No --admin-group, as a bench server runs.
     server.service.portal.realm.adminGroup = None
-    network, client = server.network, Client()
+    network, client = server.network, AnswerClient()
     network.run(connectProtocol(TCP4ClientEndpoint(network, "127.0.0.1", server.port), client))
     body = calendarBody()
 
@@ -148,7 +127,7 @@ def inProcess(count: int, attendees: int, only=None, profilePrefix: str = None, 
             continue
         for index in range(20):  # logged in, caches warm
             status = network.run(client.send(requests[index % len(requests)])).result
-            assert status.split()[1] == b"200", (name, status, client.received[:2000])
+            assert status.split()[1] == b"200", (name, status, b"".join(client.received)[:2000])
 
         def loop(requests=requests):
             for index in range(count):

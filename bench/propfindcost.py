@@ -73,32 +73,11 @@ def inProcess(files: int, requests: int, only, profilePrefix: str = None, user: 
     C{requests} PROPFINDs of a folder of C{files} files with each body,
     through the whole site in this process; see the module's description.
     """
-    from twisted.internet import defer
     from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-    from twisted.internet.protocol import Protocol
 
     from tests.helpers import PASSWORDS
-    from tests.memory import MemoryServer, ScratchOwner
+    from tests.memory import AnswerClient, MemoryServer, ScratchOwner
 
-
-    class Client(Protocol):
-        """
-        Sends one request and fires with its status line and size when its
-        whole (chunked) answer is in.
-        """
-
-        def send(self, requestBytes):
-            self.received, self.size, self.answered = [], 0, defer.Deferred()
-            self.transport.write(requestBytes)
-            return self.answered
-
-        def dataReceived(self, data):
-            self.received.append(data)
-            self.size += len(data)
-            tail = b"".join(self.received[-2:])
-            if tail.endswith(b"\r\n0\r\n\r\n") or (self.size < 4096 and b"Content-Length: 0" in tail):
-                head = self.received[0].split(b"\r\n", 1)[0]
-                self.answered.callback((head, self.size))
 
     owner = ScratchOwner("fbtwist-propfindcost-")
     server = MemoryServer(owner).start()
@@ -106,7 +85,7 @@ def inProcess(files: int, requests: int, only, profilePrefix: str = None, user: 
     names = [f"file{i:06d}.vfb" for i in range(files - (user != "admin"))] + ([] if user == "admin" else
                                                                              [f"{user}.vfb"])
     writeFiles(os.path.join(server.root.path, folder), names, calendarBody("folder"))
-    network, client = server.network, Client()
+    network, client = server.network, AnswerClient()
     network.run(connectProtocol(TCP4ClientEndpoint(network, "127.0.0.1", server.port), client))
     credentials = f"{user}:{PASSWORDS[user]}".encode("utf-8")
     authorization = b"Authorization: Basic " + base64.b64encode(credentials) + b"\r\n"
@@ -120,7 +99,8 @@ def inProcess(files: int, requests: int, only, profilePrefix: str = None, user: 
                         "User-Agent: Microsoft-WebDAV-MiniRedir/10.0.19045\r\n"
                         "Content-Type: text/xml; charset=utf-8\r\n".encode() + authorization
                         + b"Content-Length: %d\r\n\r\n" % len(encoded) + encoded)
-        status, size = network.run(client.send(requestBytes)).result  # logged in, caches warm
+        status = network.run(client.send(requestBytes)).result  # logged in, caches warm
+        size = client.size
         assert status.split()[1] == b"207", (name, status, b"".join(client.received)[:2000])
 
         def loop(requestBytes=requestBytes):

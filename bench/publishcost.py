@@ -168,29 +168,10 @@ def inProcess(count: int, profilePath: str = None) -> None:
     import cProfile
     import pstats
 
-    from twisted.internet import defer
     from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-    from twisted.internet.protocol import Protocol
 
-    from tests.memory import MemoryServer, ScratchOwner
+    from tests.memory import AnswerClient, MemoryServer, ScratchOwner
 
-
-    class Publisher(Protocol):
-        """
-        Sends one request and fires when its whole answer is in.
-        """
-
-        def publish(self, requestBytes):
-            self.received, self.answered = b"", defer.Deferred()
-            self.transport.write(requestBytes)
-            return self.answered
-
-        def dataReceived(self, data):
-            self.received += data
-            head, found, rest = self.received.partition(b"\r\n\r\n")
-            length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
-            if found and len(rest) >= (int(length.group(1)) if length else 0):
-                self.answered.callback(head.split(b"\r\n", 1)[0])
 
     owner = ScratchOwner("fbtwist-publishcost-")
     server = MemoryServer(owner).start()
@@ -203,15 +184,15 @@ def inProcess(count: int, profilePath: str = None) -> None:
         b"Authorization: Basic " + base64.b64encode(b"alice:wonderland") + b"\r\n"
         b"Content-Length: " + str(len(body)).encode("ascii") + b"\r\n\r\n" + body
     )
-    network, publisher = server.network, Publisher()
+    network, publisher = server.network, AnswerClient()
     network.run(connectProtocol(TCP4ClientEndpoint(network, "127.0.0.1", server.port), publisher))
     for _ in range(20):  # logged in, caches warm
-        status = network.run(publisher.publish(requestBytes)).result
+        status = network.run(publisher.send(requestBytes)).result
         assert status.split()[1] in (b"201", b"204"), status
 
     def loop():
         for _ in range(count):
-            network.run(publisher.publish(requestBytes))
+            network.run(publisher.send(requestBytes))
 
     before = os.times()
     loop()

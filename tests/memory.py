@@ -19,6 +19,7 @@ and the global reactor is never used.
 
 import io
 import os
+import re
 import tempfile
 import time
 from collections.abc import Coroutine
@@ -362,6 +363,44 @@ class ScratchOwner:
 
     def addCleanup(self, f, *args) -> None:
         pass
+
+
+class AnswerClient(Protocol):
+    """
+    Sends one request at a time over its connection (the cost scripts under
+    C{bench/}): L{send}'s Deferred fires with the answer's status line once
+    the whole answer is in (by its C{Content-Length}, or the end of a
+    chunked body).
+
+    @ivar received: The pieces of the answer so far.
+    @ivar size: Its bytes so far.
+    """
+
+    def send(self, requestBytes: bytes) -> defer.Deferred:
+        self.received, self.size, self._head, self._whole = [], 0, None, None
+        self.answered = defer.Deferred()
+        self.transport.write(requestBytes)
+        return self.answered
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received.append(data)
+        self.size += len(data)
+        if self._head is None:
+            head, found, _ = b"".join(self.received).partition(b"\r\n\r\n")
+            if not found:
+                return
+            self._head = head
+            length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+            if length is not None:
+                self._whole = len(head) + 4 + int(length.group(1))
+            elif not re.search(rb"(?i)\r\ntransfer-encoding: *chunked", head):
+                self._whole = len(head) + 4
+        if self._whole is not None:
+            done = self.size >= self._whole
+        else:
+            done = b"".join(self.received[-2:]).endswith(b"\r\n0\r\n\r\n")
+        if done:
+            self.answered.callback(self._head.split(b"\r\n", 1)[0])
 
 
 def startMemoryServer(testCase, *args: str) -> MemoryServer:
