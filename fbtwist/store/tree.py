@@ -603,25 +603,42 @@ class _SnapshotCache:
     """
     The most recently read files, least recently used first out, holding
     at most C{maxBytes} of content and no file larger than C{maxFile}.
+
+    An entry is kept as one flat tuple of plain values (the version, the
+    fields of the L{ResourceInfo} with its path as one string, the entity
+    tag and the content), not as the L{FileSnapshot} given out: the
+    garbage collector stops following a tuple of such values once it has
+    seen it (one level of nested tuples per collection), so tens of
+    thousands of cached files add nothing to its full passes, which
+    otherwise walked three objects for each (stalls of the reactor of
+    some 100 ms now and then under load).  A hit makes the
+    L{FileSnapshot} anew (two small objects).
     """
 
     def __init__(self, maxBytes: int = 32 * 2**20, maxFile: int = 2**20):
         self.maxBytes = maxBytes
         self.maxFile = maxFile
-        # fsPath -> (version, snapshot), weighed by the content's length.
-        self._entries = LRUCache(maxBytes, weigh=lambda entry: len(entry[1].data))
+        # fsPath -> version + (path, isCollection, size, modified, created,
+        # inode, etag, content), weighed by the content's length.
+        self._entries = LRUCache(maxBytes, weigh=lambda entry: len(entry[-1]))
 
     def get(self, fsPath: str, version: tuple) -> Optional[FileSnapshot]:
         entry = self._entries.get(fsPath)
-        if entry is None or entry[0] != version:
+        if entry is None or entry[:len(version)] != version:
             return None
-        return entry[1]
+        path, isCollection, size, modified, created, inode, etag, data = entry[len(version):]
+        # Segments never hold "/" (validateName).
+        info = ResourceInfo(tuple(path.split("/")), isCollection, size, modified, created, inode)
+        return FileSnapshot(info, etag, data)
 
     def put(self, fsPath: str, version: tuple, snapshot: FileSnapshot) -> None:
         if len(snapshot.data) > self.maxFile:
             self._entries.pop(fsPath)
             return
-        self._entries.put(fsPath, (version, snapshot))
+        path, isCollection, size, modified, created, inode = snapshot.info
+        self._entries.put(fsPath, version + ("/".join(path), isCollection, size, modified, created, inode,
+                                             snapshot.etag, snapshot.data))
+
 
 
 #: How often a path is looked up again when the filesystem answers ESTALE.
