@@ -242,36 +242,60 @@ def jsonRecord(event: dict) -> dict:
 
 class _LineWriter:
     """
-    Writes log lines to a file object.  Given a reactor, it flushes (one
-    C{write} system call) once per reactor turn instead of once per line
-    when called in the reactor thread: the lines of one turn are in the
-    file before the responses written in that turn leave (Twisted sends
-    those when it next polls), and at shutdown.  Elsewhere (other threads,
-    no reactor) each line is flushed at once.
+    Writes log lines to a file object.  Given a reactor, the lines written
+    in the reactor thread while it runs are kept and written together, in
+    one C{write} system call and a flush, once per reactor turn (and at
+    shutdown),
+    instead of once per line: twistd's log file is unbuffered, and a
+    write to a file may wait for the filesystem's journal, which the
+    reactor should do once per turn at most, not once per request.
+    Elsewhere (other threads, no reactor) each line is written and flushed
+    at once.
     """
 
     def __init__(self, outFile, reactor=None):
         self._out = outFile
         self._reactor = reactor
         self._scheduled = None
+        #: Lines of this turn not written yet (the reactor thread's only).
+        self._pending = []
         if reactor is not None:
-            reactor.addSystemEventTrigger("after", "shutdown", self.flush)
+            reactor.addSystemEventTrigger("after", "shutdown", self._stopBatching)
+
+    def _batching(self) -> bool:
+        """
+        Whether a line written now can wait for the end of the turn: in the
+        reactor's thread while it runs (before it runs, such as a port in
+        use at start, and once it stopped, nothing would write it).
+        """
+        reactor = self._reactor
+        return reactor is not None and getattr(reactor, "running", True) and threadable.isInIOThread()
+
+    def _stopBatching(self) -> None:
+        self._reactor = None
+        self.flush()
 
     def write(self, line: str) -> None:
-        self._out.write(line)
-        if self._scheduled is not None:
+        if self._batching():
+            self._pending.append(line)
+            if self._scheduled is None:
+                self._scheduled = self._reactor.callLater(0, self.flush)
             return
-        if self._reactor is None or not threadable.isInIOThread():
+        try:
+            self._out.write(line)
             self._out.flush()
-            return
-        self._scheduled = self._reactor.callLater(0, self.flush)
+        except (OSError, ValueError):
+            pass  # a closed or broken output: nothing more to do
 
     def flush(self) -> None:
         if self._scheduled is not None:
             if self._scheduled.active():
                 self._scheduled.cancel()
             self._scheduled = None
+        pending, self._pending = self._pending, []
         try:
+            if pending:
+                self._out.write("".join(pending))
             self._out.flush()
         except (OSError, ValueError):
             pass  # a closed or broken output: nothing more to do

@@ -35,7 +35,7 @@ from twisted.protocols.policies import ProtocolWrapper
 
 from fbtwist import __version__
 from fbtwist.budget import descriptorBudget
-from fbtwist.compat.twisted import restartChannelTimer
+from fbtwist.compat.twisted import restartChannelTimer, writeNow
 
 SERVER_HEADER = b"fbtwist/" + __version__.encode("ascii")
 
@@ -283,7 +283,7 @@ class GuardedConnection(ProtocolWrapper):
             # connection's: a request it answers whole never reaches it.
             response = self.quick.answer(data, self._peerHost())
             if response is not None:
-                self.transport.write(response)
+                writeNow(self.transport, response)
                 restartChannelTimer(self.wrappedProtocol)
                 self._arm(self.limits.idleTimeout)
                 return

@@ -144,3 +144,20 @@ class AdapterTests(unittest.SynchronousTestCase):
         The parse error of Twisted's HTTP client is an exception class.
         """
         self.assertTrue(issubclass(twistedAdapter.httpClientParseError(), Exception))
+
+
+
+class WriteNowOtherTransportTests(unittest.SynchronousTestCase):
+    """
+    L{twistedAdapter.writeNow} on anything but a plain TCP connection.
+    """
+
+    def test_otherTransports(self):
+        """
+        Any other transport (TLS, a test's) is written to as usual.
+        """
+        from twisted.internet.testing import StringTransport
+
+        transport = StringTransport()
+        twistedAdapter.writeNow(transport, b"plain")
+        self.assertEqual(transport.value(), b"plain")

@@ -179,6 +179,45 @@ class LineWriterTests(unittest.SynchronousTestCase):
         self.assertEqual(self.out.flushes, 1)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_oneWritePerTurn(self):
+        """
+        Lines of one turn reach the file in one write (twistd's log file is
+        unbuffered: each write is a system call).
+        """
+        writes = []
+
+        class CountingFile(FlushCounter):
+            def write(self, text):
+                writes.append(text)
+                return super().write(text)
+
+        out = CountingFile()
+        observer = TextLinesObserver(out, self.clock)
+        for n in range(5):
+            observer(dict(log_format="line {n}", n=n, log_level=LogLevel.info, log_time=0,
+                          log_namespace="fbtwist.access"))
+        self.assertEqual(writes, [])
+        self.clock.advance(0)
+        self.assertEqual(len(writes), 1)
+        self.assertEqual([line.split("] ", 1)[1] for line in out.flushed.splitlines()],
+                         [f"line {n}" for n in range(5)])
+
+    def test_notRunningWritesAtOnce(self):
+        """
+        Before the reactor runs (an error at start, such as a port in use)
+        and after it stopped, each line is written at once: no turn would
+        write it.
+        """
+        self.clock.running = False
+        observer = TextLinesObserver(self.out, self.clock)
+        observer(dict(log_format="port in use", log_level=LogLevel.error, log_time=0))
+        self.assertIn("port in use", self.out.flushed)
+        self.clock.running = True
+        self.clock.fireShutdown()
+        observer(dict(log_format="Server Shut Down.", log_level=LogLevel.info, log_time=0))
+        self.assertIn("Server Shut Down.", self.out.flushed)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
     def test_sameAsTwistd(self):
         """
         The text lines are exactly what twistd's own observer writes, time
