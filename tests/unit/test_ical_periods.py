@@ -237,6 +237,29 @@ class RenderTests(unittest.SynchronousTestCase):
         self.assertTrue(all(len(line) <= 75 for line in first.split(b"\r\n")))
         self.assertEqual([p[:2] for p in ical.readFreeBusy(first)[0].periods], [p[:2] for p in fb.periods])
 
+    def test_renderedPeriodsNotWalkedByGarbageCollector(self):
+        """
+        The periods of answers rendered before are kept in a form the
+        garbage collector stops following: rendering 300 answers of 20
+        periods each leaves it no more objects to walk (it walked 6,000
+        periods before).
+        """
+        import gc
+
+        freebusy._periodLines.cache_clear()
+        gc.collect()
+        before = len(gc.get_objects())
+        answers = [FreeBusy([Period(t(7, day=1 + n % 5) + timedelta(minutes=n, seconds=i),
+                                    t(8, day=1 + n % 5) + timedelta(minutes=n, seconds=i)) for i in range(20)])
+                   for n in range(300)]
+        rendered = [freebusy.renderICalendar(fb, "u1", self.stamp) for fb in answers]
+        del answers
+        gc.collect()
+        gc.collect()
+        self.assertLess(len(gc.get_objects()) - before, 100)
+        self.assertEqual(freebusy._periodLines.cache_info().currsize, 300)
+        self.assertIn(b"\r\nFREEBUSY:20210101T070000Z/20210101T080000Z\r\n", rendered[0])
+
     def test_controlCharactersInAddresses(self):
         """
         Control characters in an organizer or attendee address are left
