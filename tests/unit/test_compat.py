@@ -146,18 +146,3 @@ class AdapterTests(unittest.SynchronousTestCase):
         self.assertTrue(issubclass(twistedAdapter.httpClientParseError(), Exception))
 
 
-
-class WriteNowOtherTransportTests(unittest.SynchronousTestCase):
-    """
-    L{twistedAdapter.writeNow} on anything but a plain TCP connection.
-    """
-
-    def test_otherTransports(self):
-        """
-        Any other transport (TLS, a test's) is written to as usual.
-        """
-        from twisted.internet.testing import StringTransport
-
-        transport = StringTransport()
-        twistedAdapter.writeNow(transport, b"plain")
-        self.assertEqual(transport.value(), b"plain")
