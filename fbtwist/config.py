@@ -577,6 +577,13 @@ class Config:
         "at once, directory fsyncs are shared whatever the number.",
         metavar="N", topic="Publishing (WebDAV, the calendar tree)",
     )
+    warmNames: bool = setting(
+        "warm-names", True, parseFlag,
+        "At start, have a child process at the lowest priority ask the kernel once for the names every "
+        "lookup asks for (<uid>.vfb and <uid>.ics at the top of the tree), so that first lookups after a "
+        "restart do not wait for the folder's lock behind publishes (yes or no).",
+        metavar="YES|NO", topic="Publishing (WebDAV, the calendar tree)",
+    )
     maxUpload: int = setting(
         "max-upload", 1 << 20, parseSize, "The largest upload accepted (bytes; K and M suffixes).", metavar="BYTES",
     )

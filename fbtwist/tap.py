@@ -64,6 +64,7 @@ from fbtwist.ops.workers import AdoptedPortService, WorkerMaster, workerArgument
 from fbtwist.store.locks import LOCK_DIRECTORY, LockStore, WallClock
 from fbtwist.store.pool import DEFAULT_THREADS, StorePool
 from fbtwist.store.tree import CalendarStore
+from fbtwist.store.warmup import NameWarmup
 from fbtwist.web.caldav.resource import CalDAVSettings
 from fbtwist.web.connection import ConnectionLimits
 from fbtwist.web.dav.resource import CalendarTreeResource
@@ -447,6 +448,10 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
     config = options.config
     top = GracefulService(reactor, grace=config.shutdownGrace)
     store = buildStore(config, reactor, top)
+    if config.warmNames and adoptedFDs is None:
+        # One process does it for all (the kernel's cache is shared): the
+        # master of --workers, or the only one.
+        NameWarmup(store.root.path, reactor).setServiceParent(top)
     directory = buildDirectory(config, reactor, top)
     metrics = buildOperations(config, top)
     realm, checker, portal = buildPortal(config, store, directory, reactor)
