@@ -32,7 +32,7 @@ from fbtwist.access.folderwatch import FolderMemo
 from fbtwist.calendar import derive
 from fbtwist.calendar.busytime import Derivation, horizon
 from fbtwist.calendar.freebusy import Period, TimeRange, clipPeriods
-from fbtwist.errors import InvalidCalendar, PermissionDenied
+from fbtwist.errors import InvalidCalendar, InvalidName, PermissionDenied
 from fbtwist.remote.calendars import eventCalendar
 from fbtwist.remote.fetcher import FetchError, describeOrigin, parseURL
 from fbtwist.store.files import atomicWrite
@@ -87,6 +87,17 @@ class Feed:
                    None if busy is None else Derivation.fromBytes(json.dumps(busy).encode("utf-8")))
 
 
+def _fileName(uid: str) -> Optional[str]:
+    """
+    The name of the file of a user's feeds, or C{None} for a uid that
+    cannot name one.
+    """
+    try:
+        return validateName(uid) + ".json"
+    except InvalidName:
+        return None
+
+
 class FeedStore:
     """
     The feeds of every user, in the calendar tree.
@@ -105,7 +116,8 @@ class FeedStore:
         #: Whether each user's feeds have given busy time, while the folder
         #: is unchanged: asked for every lookup, mostly of people without
         #: feeds (one stat of the folder instead of one of their file).
-        self._hasBusy = FolderMemo(lambda: self._folder().path, self._hasBusyTime, clock=clock)
+        self._hasBusy = FolderMemo(lambda: self._folder().path, self._hasBusyTime, clock=clock,
+                                   fileOf=_fileName, absent=False)
 
     def _folder(self):
         # Made by the first registration, not before.

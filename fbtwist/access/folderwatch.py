@@ -5,6 +5,7 @@ folder is unchanged: L{FolderMemo}, on the folder's version that
 L{fbtwist.store.watch.FolderWatch} gives (which says why that is sound).
 """
 
+import os
 from typing import Callable, Hashable, Optional
 
 from fbtwist.cache import LRUCache
@@ -19,21 +20,42 @@ class FolderMemo:
     folder is unchanged (L{FolderWatch}), and computed afresh, every time,
     while it has just changed.
 
+    Given C{fileOf} (the name of a key's file in the folder) and C{absent}
+    (the value of a key without a file), a key whose file is not in the
+    folder gets C{absent} without C{compute}: the folder's names are listed
+    once per version (a folder of at most C{maxListed} names; a larger one
+    is not listed), and a missing folder has none.  Most people have no
+    file of their own there, and no cache of values can hold every one of
+    a million users: this way a lookup of any of them costs no look at a
+    file of theirs.
+
     @param folder: Gives the folder's path (asked once, when first needed).
     @param compute: Computes the value for a key from the files.
     @param size: The most values remembered.
     @param clock: The wall clock, for the watch.
+    @param fileOf: The name of a key's file in the folder (C{None} for a key
+        that can have none).
+    @param absent: The value of a key without a file (what C{compute} gives
+        then).
     """
 
     def __init__(self, folder: Callable[[], str], compute: Callable[[Hashable], object], size: int = 200_000,
-                 clock: Optional[Callable[[], float]] = None):
+                 clock: Optional[Callable[[], float]] = None,
+                 fileOf: Optional[Callable[[Hashable], Optional[str]]] = None, absent=None,
+                 maxListed: int = 50_000):
         self._folder = folder
         self._compute = compute
         self._size = size
         self._clock = clock
+        self._fileOf = fileOf
+        self._absent = absent
+        self._maxListed = maxListed
         self._watch = None
         self._seenVersion = None
         self._values = LRUCache(size)
+        #: The folder's names at C{_seenVersion}: a set, C{None} before they
+        #: are listed, C{False} when they are not (too many, unreadable).
+        self._names = None
 
     def get(self, key: Hashable):
         if self._watch is None:
@@ -46,11 +68,35 @@ class FolderMemo:
         if version != self._seenVersion:
             self._values = LRUCache(self._size)
             self._seenVersion = version
+            self._names = None
+        if self._fileOf is not None and not self._mayHaveFile(key, version):
+            return self._absent
         known = self._values.get(key)
         if known is None:
             known = (self._compute(key),)
             self._values.put(key, known)
         return known[0]
+
+    def _mayHaveFile(self, key: Hashable, version) -> bool:
+        name = self._fileOf(key)
+        if name is None or version == MISSING:
+            return False
+        names = self._names
+        if names is None:
+            names = self._names = self._listed()
+        return names is False or name in names
+
+    def _listed(self):
+        names = set()
+        try:
+            with os.scandir(self._watch.path) as entries:
+                for entry in entries:
+                    if len(names) >= self._maxListed:
+                        return False
+                    names.add(entry.name)
+        except OSError:
+            return False
+        return names
 
     def forget(self, key: Hashable) -> None:
         """
@@ -58,3 +104,5 @@ class FolderMemo:
         files).
         """
         self._values.pop(key)
+        # Its file may be new: list the folder again when next asked.
+        self._names = None

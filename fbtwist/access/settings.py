@@ -38,7 +38,7 @@ from twisted.logger import Logger
 
 from fbtwist.access.folderwatch import FolderMemo
 from fbtwist.cache import LRUCache
-from fbtwist.errors import DirectoryUnavailable
+from fbtwist.errors import DirectoryUnavailable, InvalidName
 from fbtwist.store.files import atomicWrite
 from fbtwist.store.paths import validateName
 
@@ -185,6 +185,17 @@ class SitePolicy:
         return VisibilitySettings(who, detail, chosen.groups)
 
 
+def _fileName(uid: str) -> Optional[str]:
+    """
+    The name of the file of a user's choice (C{uid} lowercased), or
+    C{None} for a uid that cannot name one.
+    """
+    try:
+        return validateName(uid) + ".json"
+    except InvalidName:
+        return None
+
+
 class SettingsStore:
     """
     Users' choices in the calendar tree (see the module).
@@ -208,7 +219,8 @@ class SettingsStore:
         #: uid -> ((mtime, size), settings or None).
         self._cache = LRUCache(8192)
         #: Lower-case uid -> settings or None, while the folder is unchanged.
-        self._known = FolderMemo(lambda: self._folder().path, self._read, KNOWN_SIZE, clock)
+        self._known = FolderMemo(lambda: self._folder().path, self._read, KNOWN_SIZE, clock,
+                                 fileOf=_fileName, absent=None)
 
     def _folder(self):
         # Made by the first choice saved, not before.

@@ -99,6 +99,74 @@ class FolderMemoTests(unittest.SynchronousTestCase):
         self.assertEqual([memo.get("b"), memo.get("b")], [6, 7])
 
 
+class FolderMemoNamesTests(unittest.SynchronousTestCase):
+    """
+    With the name of each key's file, a key whose file is not in the
+    folder gets the value of no file without any look at a file, however
+    many keys there are: the folder's names are listed once per version.
+    """
+
+    def setUp(self):
+        self.path = self.mktemp()
+        self.now = [LATER]
+        self.computed = []
+
+    def memo(self, **kwargs) -> FolderMemo:
+        return FolderMemo(lambda: self.path, lambda key: self.computed.append(key) or "chosen",
+                          size=1, clock=lambda: self.now[0], fileOf=lambda key: key + ".json",
+                          absent="nothing", **kwargs)
+
+    def test_missingFolder(self):
+        """No folder: every key has no file, nothing is computed."""
+        memo = self.memo()
+        self.assertEqual([memo.get(k) for k in ("a", "b", "c", "a")], ["nothing"] * 4)
+        self.assertEqual(self.computed, [])
+
+    def test_onlyKeysWithFiles(self):
+        """Only keys whose file is there are computed (once each while the folder is unchanged)."""
+        os.mkdir(self.path)
+        FilePath(self.path).child("b.json").setContent(b"{}")
+        memo = self.memo()
+        self.assertEqual([memo.get(k) for k in ("a", "b", "c", "b")], ["nothing", "chosen", "nothing", "chosen"])
+        self.assertEqual(self.computed, ["b"])
+        # A file added since: the folder's next version lists it.
+        changing(self.path, lambda: FilePath(self.path).child("a.json").setContent(b"{}"))
+        self.assertEqual(memo.get("a"), "chosen")
+        self.assertEqual(self.computed, ["b", "a"])
+
+    def test_listedOncePerVersion(self):
+        """The folder is listed once while it is unchanged, whatever the number of questions."""
+        os.mkdir(self.path)
+        memo = self.memo()
+        listed, original = [], os.scandir
+
+        def counting(path):
+            listed.append(path)
+            return original(path)
+
+        self.patch(os, "scandir", counting)
+        for key in ("a", "b", "c", "d"):
+            self.assertEqual(memo.get(key), "nothing")
+        self.assertEqual(listed, [self.path])
+
+    def test_tooManyNames(self):
+        """A folder of more names than are listed: every key is computed, as without names."""
+        os.mkdir(self.path)
+        for name in ("a", "b", "c"):
+            FilePath(self.path).child(name + ".json").setContent(b"{}")
+        memo = self.memo(maxListed=2)
+        self.assertEqual([memo.get(k) for k in ("x", "a")], ["chosen", "chosen"])
+        self.assertEqual(self.computed, ["x", "a"])
+
+    def test_recentlyChanged(self):
+        """While the folder has just changed, every key is computed, with or without a file."""
+        os.mkdir(self.path)
+        self.now[0] = os.stat(self.path).st_mtime + 0.5
+        memo = self.memo()
+        self.assertEqual([memo.get(k) for k in ("a", "a")], ["chosen", "chosen"])
+        self.assertEqual(self.computed, ["a", "a"])
+
+
 class FeedsTests(unittest.SynchronousTestCase):
     """
     Whether a user's feeds give busy time costs one stat of the feeds'
