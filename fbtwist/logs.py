@@ -27,7 +27,6 @@ from typing import Optional
 
 from twisted.application.service import Service
 from twisted.logger import (
-    FileLogObserver,
     ILogObserver,
     Logger,
     LogLevel,
@@ -513,24 +512,28 @@ def isAccessEvent(event: dict) -> bool:
 class AccessLogService(Service):
     """
     Writes the combined line of every access event to a file (rotated by
-    size like twistd's log), for tools that read Apache's access logs.
+    size like twistd's log), for tools that read Apache's access logs: the
+    lines of one reactor turn in one write (L{_LineWriter}).
+
+    @param reactor: The reactor whose turns batch the lines; C{None}: each
+        line is written at once.
     """
 
     name = "access-log"
 
-    def __init__(self, path):
+    def __init__(self, path, reactor=None):
         self.path = path
-        self._file = None
+        self.reactor = reactor
+        self._writer = None
         self._observer = None
 
     def startService(self):
         super().startService()
-        self._file = LogFile.fromFullPath(self.path.path)
-        writer = FileLogObserver(self._file, lambda event: eventText(event) + "\n")
+        writer = self._writer = _LineWriter(LogFile.fromFullPath(self.path.path), self.reactor)
 
         def observer(event):
             if isAccessEvent(event):
-                writer(event)
+                writer.write(eventText(event) + "\n")
 
         self._observer = observer
         globalLogPublisher.addObserver(observer)
@@ -540,6 +543,6 @@ class AccessLogService(Service):
         if self._observer is not None:
             globalLogPublisher.removeObserver(self._observer)
             self._observer = None
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

@@ -552,7 +552,7 @@ def buildOperations(config, top: GracefulService) -> MetricsObserver:
     # Keep counting while requests in flight finish.
     top.stopLate(metricsService)
     if config.accessLog is not None:
-        accessLog = AccessLogService(config.accessLog)
+        accessLog = AccessLogService(config.accessLog, top.reactor)
         accessLog.setServiceParent(top)
         top.stopLate(accessLog)
     return metrics

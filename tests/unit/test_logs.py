@@ -25,6 +25,7 @@ from twisted.trial import unittest
 
 from fbtwist import errors
 from fbtwist.logs import (
+    AccessLogService,
     InfoAndUp,
     JSONLinesObserver,
     RareWarning,
@@ -431,6 +432,42 @@ class ServerLogTests(unittest.TestCase):
         await server.stop()
         lines = path.getContent().decode("ascii").splitlines()
         self.assertEqual([COMBINED.match(line).group("uri") for line in lines], ["/calendar/nobody.vfb", "/healthz"])
+
+
+class AccessLogBatchTests(unittest.SynchronousTestCase):
+    """
+    The --access-log file gets the lines of one reactor turn in one write.
+    """
+
+    def test_linesOfATurn(self):
+        """
+        Lines logged in one turn reach the file at its end, all of them, and
+        those of the last turn when the service stops.
+        """
+        from twisted.python import threadable
+
+        path = FilePath(self.mktemp())
+        clock = ShutdownClock()
+        self.patch(threadable, "isInIOThread", lambda: True)
+        service = AccessLogService(path, clock)
+        service.startService()
+        logger = Logger(namespace="fbtwist.web.site")
+
+        def access(uri):
+            logAccess(logger, dict(peer="127.0.0.1", user=None, started=1700000000.0, method="GET", uri=uri,
+                                   protocol="HTTP/1.1", status=200, size=12, referer=None, agent=None,
+                                   seconds=0.001))
+
+        for n in range(3):
+            access(f"/calendar/u{n}.vfb")
+        self.assertEqual(path.getContent(), b"")
+        clock.advance(0)
+        self.assertEqual(len(path.getContent().splitlines()), 3)
+        access("/calendar/last.vfb")
+        service.stopService()
+        lines = path.getContent().decode("ascii").splitlines()
+        self.assertEqual([COMBINED.match(line).group("uri") for line in lines],
+                         ["/calendar/u0.vfb", "/calendar/u1.vfb", "/calendar/u2.vfb", "/calendar/last.vfb"])
 
 
 class PreformattedTextTests(unittest.SynchronousTestCase):
