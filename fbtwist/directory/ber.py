@@ -218,7 +218,15 @@ def searchEntries(buffer: bytes, offset: int, consume) -> int:
         L{MAX_MESSAGE}, a tag that is not a message's, an element that
         overruns what holds it.  Its bytes must not be waited for: the
         stream cannot be read any further.
+
+    A C{consume} with a C{decodeRun(buffer, offset)} attribute decodes the
+    run itself, with the same framing, checks and answer (one loop that
+    also does what C{consume} does with each entry, as
+    L{fbtwist.directory.mappedindex.CompactIndexBuilder.addEntry} has).
     """
+    decodeRun = getattr(consume, "decodeRun", None)
+    if decodeRun is not None:
+        return decodeRun(buffer, offset)
     size = len(buffer)
     while offset + 2 <= size:
         if buffer[offset] != 0x30:
