@@ -212,17 +212,17 @@ def searchEntries(buffer: bytes, offset: int, consume) -> int:
     another operation (the search's result, a reference) or carries
     controls: those are left to ldaptor's decoder.
 
+    A C{consume} with a C{decodeRun(buffer, offset)} attribute decodes the
+    run itself, with the same framing, checks and answer (one loop that
+    also does what C{consume} does with each entry, as
+    L{fbtwist.directory.mappedindex.CompactIndexBuilder.addEntry} has).
+
     @return: Where it stopped: the offset after the last entry decoded.
     @raise MalformedMessage: When the message at that offset cannot be an
         LDAP message: a length of more than 4 bytes or over
         L{MAX_MESSAGE}, a tag that is not a message's, an element that
         overruns what holds it.  Its bytes must not be waited for: the
         stream cannot be read any further.
-
-    A C{consume} with a C{decodeRun(buffer, offset)} attribute decodes the
-    run itself, with the same framing, checks and answer (one loop that
-    also does what C{consume} does with each entry, as
-    L{fbtwist.directory.mappedindex.CompactIndexBuilder.addEntry} has).
     """
     decodeRun = getattr(consume, "decodeRun", None)
     if decodeRun is not None:
