@@ -141,7 +141,7 @@ class CompactIndexBuilder:
         return self._entries[0]
 
     def _entryAdder(self, uidAttribute: bytes, mailAttributes: frozenset):
-        add, typical = self.add, self._typical()
+        add = self.add
 
         def addEntry(dn: bytes, attributes) -> None:
             uid, addresses = None, []
@@ -151,43 +151,9 @@ class CompactIndexBuilder:
                     uid = values[0] if values else None
                 if name in mailAttributes:
                     addresses += values
-            if len(addresses) != 1 or not typical(dn, uid, addresses[0]):
-                add(uid, addresses, dn)
+            add(uid, addresses, dn)
 
         return addEntry
-
-    def _typical(self):
-        """
-        The usual entry, without the checks of L{add}: an ASCII uid whose DN
-        is the last one's template around it, and one ASCII address.
-
-        @return: C{typical(dn, uid, address)}, adding the entry and
-            answering C{True} when it is one, else C{False} (nothing added).
-        """
-        uidKeys, uidValues, mailKeys, mailValues = self._uidKeys, self._uidValues, self._mailKeys, \
-            self._mailValues
-        recordUids, dnRefs, entries, last = self._recordUids, self._dnRefs, self._entries, self._last
-
-        def typical(dn: bytes, uid: Optional[bytes], address: bytes) -> bool:
-            prefix, suffix, template = last
-            if not (uid and template >= 0 and uid.isascii() and address.isascii() and dn == prefix + uid + suffix):
-                return False
-            entries[0] += 1
-            number = len(recordUids)
-            recordUids.append(uid)
-            uidKeys.append(uid.lower())
-            uidValues.append(number | LOGIN)
-            dnRefs.append(template)
-            address = address.lower()
-            local = address.partition(b"@")[0]
-            mailKeys.append(local)
-            mailValues.append(number)
-            if len(local) != len(address):
-                mailKeys.append(address)
-                mailValues.append(number)
-            return True
-
-        return typical
 
     def _runDecoder(self, uidAttribute: bytes, mailAttributes: frozenset):
         """
@@ -330,16 +296,22 @@ class CompactIndexBuilder:
                     offset = end
                     if (addresses is None and address is not None and uid and template >= 0 and uid.isascii()
                             and address.isascii() and dn == prefix + uid + suffix):
-                        # The usual entry, inline (as L{_typical}).
+                        # The usual entry (an ASCII uid whose DN is the last
+                        # one's template around it, one ASCII address):
+                        # what add() does with it, inline.
                         added += 1
                         number = len(recordUids)
                         appendUid(uid)
-                        appendUidKey(uid.lower())
+                        # Lower-case names (most) are kept once: fewer
+                        # objects, and the tables compare them by identity.
+                        key = uid if uid.islower() else uid.lower()
+                        appendUidKey(key)
                         appendUidValue(number | LOGIN)
                         appendRef(template)
-                        address = address.lower()
+                        if not address.islower():
+                            address = address.lower()
                         local = address.partition(b"@")[0]
-                        appendMailKey(local)
+                        appendMailKey(key if local == key else local)
                         appendMailValue(number)
                         if len(local) != len(address):
                             appendMailKey(address)
