@@ -399,18 +399,14 @@ class CompactIndexBuilder:
             # Keys several entries claim: nobody's.
             for key in _shared(mailKeys):
                 names[key] = NOBODY
-        # Only the first entry's value of a uid several have would count,
-        # but such a uid is settled below.
-        uids = dict(zip(uidKeys, self._uidValues))
-        ambiguous = _shared(uidKeys) if len(uids) != len(uidKeys) else ()
-        mailKeys.clear()
-        uidKeys.clear()
         # A uid several entries have resolves to nobody, unless it is also a
         # mail key: that one stays (in the order the names came).
+        ambiguous = _shared(uidKeys) if len(set(uidKeys)) != len(uidKeys) else ()
         mailOfAmbiguous = {key: names.get(key, NOBODY) for key in ambiguous}
-        names.update(uids)
+        names.update(zip(uidKeys, self._uidValues))
         names.update(mailOfAmbiguous)
-        uids.clear()
+        mailKeys.clear()
+        uidKeys.clear()
         recordUids, dnRefs, dnBytes = self._recordUids, self._dnRefs, bytes(self._dnBytes)
         templates = [(p.decode("utf-8", "replace"), s.decode("utf-8", "replace"))
                      for p, s in sorted(self._templates, key=self._templates.__getitem__)]
