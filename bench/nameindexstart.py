@@ -7,6 +7,10 @@ the whole process tree once it has it and the build's child has exited
 
     .venv/bin/python -m bench.nameindexstart --cache /path/to/cache [--users 1000000] [--workers 2]
 
+With C{--child-only N}: only the build's child process, N times in a row
+against the same slapd (no fbtwist server): its wall time, its CPU seconds
+and slapd's during it, and the load average, for each build.
+
 The directory is the one of C{bench/run --million} (C{--million-cache}),
 made when the cache has none.
 """
@@ -15,6 +19,7 @@ import argparse
 import os
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +27,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.compare import StreamedUserDirectory, indexPSS, processTreePSS, waitForLogLines  # noqa: E402
-from tests.processes import FbtwistProcess, processTreeRSS, request, userName  # noqa: E402
+from tests.processes import TOP, FbtwistProcess, processTreeRSS, request, userName  # noqa: E402
 
 
 def _load() -> str:
@@ -45,6 +50,9 @@ def main(argv=None) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--lookups", type=int, default=500,
                         help="lookups of random users after the cold build (their pages of the file counted)")
+    parser.add_argument("--child-only", type=int, default=0, metavar="N",
+                        help="only run the index build's child process N times, timing it and slapd")
+    parser.add_argument("--ldap-port", type=int, default=None, help="slapd's port (default: a free one)")
     args = parser.parse_args(argv)
     workdir = tempfile.mkdtemp(prefix="fbtwist-nameindexstart-")
     tree = os.path.join(workdir, "tree")
@@ -52,8 +60,14 @@ def main(argv=None) -> None:
     os.makedirs(tree)
     os.mkdir(names, 0o700)
     directory = StreamedUserDirectory(os.path.join(workdir, "ldap"), args.users, cache=args.cache)
+    # A port given: slapd's first start uses it instead of picking one.
+    directory.port = args.ldap_port
     directory.start()
     try:
+        if args.child_only:
+            for _ in range(args.child_only):
+                _childBuild(directory, names)
+            return
         for run in ("cold", "warm"):
             server, began = _start(workdir, tree, directory, names, args.workers, run)
             try:
@@ -98,6 +112,43 @@ def main(argv=None) -> None:
     finally:
         directory.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _cpu(pid: int) -> float:
+    """
+    The CPU seconds (user and system) process C{pid} has used so far.
+    """
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _childBuild(directory, names: str) -> None:
+    """
+    One cold build of the index file by the child process fbtwist starts
+    for it, timed: wall, the child's CPU, slapd's CPU meanwhile.
+    """
+    path = os.path.join(names, "names.idx")
+    if os.path.exists(path):
+        os.unlink(path)
+    argv = [sys.executable, "-m", "fbtwist.worker", "--build-name-index", path, "600",
+            "--ldap", directory.searchURL, "--root", names, "--ftp", "none"]
+    env = dict(os.environ, PYTHONPATH=TOP + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    slapdBefore = _cpu(directory.pid)
+    began = time.monotonic()
+    child = subprocess.Popen(argv, cwd=TOP, env=env, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.monotonic() - began
+    slapd = _cpu(directory.pid) - slapdBefore
+    errors = child.stderr.read().decode("utf-8", "replace").strip()
+    child.stdin.close()
+    child.stderr.close()
+    child.returncode = os.waitstatus_to_exitcode(status)
+    size = os.path.getsize(path) if os.path.exists(path) else 0
+    print(f"child build: {wall:.2f} s wall, exit {child.returncode}; child CPU {usage.ru_utime:.2f} s user + "
+          f"{usage.ru_stime:.2f} s system, max RSS {usage.ru_maxrss / 1024:.0f} MB; slapd CPU {slapd:.2f} s; "
+          f"file {size / 2**20:.0f} MB; load {_load()}" + (f"; error: {errors[-300:]}" if errors else ""),
+          flush=True)
 
 
 def _lookups(port: int, users: int, count: int) -> None:

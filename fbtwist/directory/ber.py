@@ -212,6 +212,11 @@ def searchEntries(buffer: bytes, offset: int, consume) -> int:
     another operation (the search's result, a reference) or carries
     controls: those are left to ldaptor's decoder.
 
+    A C{consume} with a C{decodeRun(buffer, offset)} attribute decodes the
+    run itself, with the same framing, checks and answer (one loop that
+    also does what C{consume} does with each entry, as
+    L{fbtwist.directory.mappedindex.CompactIndexBuilder.addEntry} has).
+
     @return: Where it stopped: the offset after the last entry decoded.
     @raise MalformedMessage: When the message at that offset cannot be an
         LDAP message: a length of more than 4 bytes or over
@@ -219,6 +224,9 @@ def searchEntries(buffer: bytes, offset: int, consume) -> int:
         overruns what holds it.  Its bytes must not be waited for: the
         stream cannot be read any further.
     """
+    decodeRun = getattr(consume, "decodeRun", None)
+    if decodeRun is not None:
+        return decodeRun(buffer, offset)
     size = len(buffer)
     while offset + 2 <= size:
         if buffer[offset] != 0x30:

@@ -33,9 +33,15 @@ RETRY_DELAY = 30.0
 #: Entries per page of the child's search.  The child has no reactor to
 #: keep responsive, and the server works out the search's candidates again
 #: for every page (OpenLDAP: ~1 ms per thousand entries below the base), so
-#: a million users cost slapd half the CPU in pages of 5,000 than of 250; a
+#: a million users cost slapd ~5 s of CPU in pages of 5,000 and ~3 s in
+#: pages of 50,000 (and fewer round trips, where neither side works); a
 #: server that allows smaller pages sends those (paging lets it).
-CHILD_PAGE_SIZE = 5000
+CHILD_PAGE_SIZE = 50000
+#: The child's timeout of a directory call is C{--ldap-timeout} times this:
+#: that timeout is meant for searches of a few entries, and here one page
+#: of L{CHILD_PAGE_SIZE} entries is one call (the whole build has its own
+#: limit, C{timeout} of L{buildInChild}).
+CHILD_TIMEOUT_FACTOR = 10
 #: How much of a child's error output is kept for the log line.
 _ERROR_TAIL = 2000
 
@@ -257,6 +263,7 @@ def buildInChild(directory, path: str, reactor, timeout: float) -> defer.Deferre
     from twisted.internet import stdio
 
     directory.indexFile = path
+    directory.timeout *= CHILD_TIMEOUT_FACTOR
     load = directory.loadNameIndex(pageSize=CHILD_PAGE_SIZE)
 
     class _Parent(protocol.Protocol):

@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 from array import array
+from collections import Counter
 from itertools import accumulate, count, repeat
 from operator import lshift, or_
 from typing import Dict, List, Optional, Tuple
@@ -48,6 +49,7 @@ from zlib import crc32
 
 from twisted.logger import Logger
 
+from fbtwist.directory.ber import MAX_MESSAGE, MalformedMessage, _longLength
 from fbtwist.directory.nameindex import _MAX_TEMPLATES, NameIndex, _splitDN
 
 MAGIC = b"FBNAMES2" + (b"L" if sys.byteorder == "little" else b"B") + b"\0\0\0"
@@ -87,21 +89,28 @@ class CompactIndexBuilder:
     per name of L{fbtwist.directory.nameindex.NameIndexBuilder}: the
     matching rule is the same (the tests compare the two).
 
+    Each entry only appends its claims (a uid, mail keys) to flat lists;
+    which claims win (the first entry with a uid, the one entry with a mail
+    key, nobody when several have it) is worked out once all have come, by
+    dictionaries built in C (L{parts}): a look-up in a table of millions
+    of keys costs as much as an insertion, so settling them sooner would
+    cost twice as much.
+
     @param uidAttribute: The lower-cased name of the uid attribute, for
         L{addEntry}.
     @param mailAttributes: The lower-cased names of the mail attributes.
     """
 
     def __init__(self, uidAttribute: bytes = b"uid", mailAttributes=frozenset([b"mail"])):
-        # Lower-cased uid -> its key value: its record (with the LOGIN bit
-        # when the record has a DN) of the first entry with that uid; the
-        # uids of several entries are also in _ambiguous (a few, if any:
-        # the names of a million users go to the file without a Python loop).
-        self._uids: Dict[bytes, int] = {}
-        self._ambiguous = set()
-        # Lower-cased mail key -> the record of the entry claiming it, or
-        # NOBODY (claimed by several entries, or by one without a uid).
-        self._mails: Dict[bytes, int] = {}
+        # Each uid claim: the lower-cased uid, and its key value (the
+        # entry's record, with the LOGIN bit when the record has a DN).
+        self._uidKeys: List[bytes] = []
+        self._uidValues = array("I")
+        # Each mail claim (an entry claims each of its keys once): the
+        # lower-cased key, and the claiming entry's record (NOBODY for an
+        # entry without a uid).
+        self._mailKeys: List[bytes] = []
+        self._mailValues = array("I")
         self._recordUids: List[bytes] = []
         self._dnRefs = array("I")
         self._dnBytes = bytearray()
@@ -116,10 +125,23 @@ class CompactIndexBuilder:
         #: attributes and its DN (C{None}: not known, its login is
         #: searched), all UTF-8.
         self.add = self._adder()
-        uidAttribute, mailAttributes, add = uidAttribute.lower(), frozenset(mailAttributes), self.add
-        uids, mails, recordUids, dnRefs, ambiguous = self._uids, self._mails, self._recordUids, self._dnRefs, \
-            self._ambiguous
-        appendUid, appendRef, last = recordUids.append, dnRefs.append, self._last
+        uidAttribute, mailAttributes = uidAttribute.lower(), frozenset(mailAttributes)
+        #: C{addEntry(dn, attributes)}: add one entry as a search returns it
+        #: (C{attributes}: C{(name, [values])} pairs, all bytes).  Its
+        #: C{decodeRun} is L{fbtwist.directory.ber.searchEntries}' way to
+        #: hand it the search's entries undecoded (L{_runDecoder}).
+        self.addEntry = self._entryAdder(uidAttribute, mailAttributes)
+        self.addEntry.decodeRun = self._runDecoder(uidAttribute, mailAttributes)
+
+    @property
+    def entries(self) -> int:
+        """
+        How many entries were added.
+        """
+        return self._entries[0]
+
+    def _entryAdder(self, uidAttribute: bytes, mailAttributes: frozenset):
+        add = self.add
 
         def addEntry(dn: bytes, attributes) -> None:
             uid, addresses = None, []
@@ -129,47 +151,192 @@ class CompactIndexBuilder:
                     uid = values[0] if values else None
                 if name in mailAttributes:
                     addresses += values
-            # The usual entry, inline (a million of them): an ASCII uid
-            # whose DN is the last one's template around it, and one ASCII
-            # address.
-            if uid and uid.isascii() and len(addresses) == 1 and last[2] >= 0 and dn == last[0] + uid + last[1]:
-                address = addresses[0]
-                if address.isascii():
-                    self._entries[0] += 1
-                    number = len(recordUids)
-                    appendUid(uid)
-                    key = uid.lower()
-                    if key in uids:
-                        ambiguous.add(key)
-                    else:
-                        uids[key] = number | LOGIN
-                    appendRef(last[2])
-                    address = address.lower()
-                    local = address.split(b"@", 1)[0]
-                    mails[local] = NOBODY if local in mails else number
-                    if local != address:
-                        mails[address] = NOBODY if address in mails else number
-                    return
             add(uid, addresses, dn)
 
-        #: C{addEntry(dn, attributes)}: add one entry as a search returns it
-        #: (C{attributes}: C{(name, [values])} pairs, all bytes).
-        self.addEntry = addEntry
+        return addEntry
 
-    @property
-    def entries(self) -> int:
+    def _runDecoder(self, uidAttribute: bytes, mailAttributes: frozenset):
         """
-        How many entries were added.
+        The search entries' decoder and L{addEntry} in one loop (a million
+        entries go through it): no attribute lists built, the usual entry
+        added inline.
+
+        @return: C{decodeRun(buffer, offset)}, as
+            L{fbtwist.directory.ber.searchEntries} (same framing, same
+            checks, same errors), adding each entry as L{addEntry} would.
         """
-        return self._entries[0]
+        add = self.add
+        uidKeys, uidValues, mailKeys, mailValues = self._uidKeys, self._uidValues, self._mailKeys, \
+            self._mailValues
+        recordUids, dnRefs, entries, last = self._recordUids, self._dnRefs, self._entries, self._last
+        appendUid, appendUidKey, appendUidValue = recordUids.append, uidKeys.append, uidValues.append
+        appendMailKey, appendMailValue, appendRef = mailKeys.append, mailValues.append, dnRefs.append
+        # Attribute names as the server writes them -> 1 (the uid), 2 (a
+        # mail attribute), 3 (both) or 0; bounded (a server could send any).
+        kinds: Dict[bytes, int] = {}
+
+        def kindOf(name: bytes) -> int:
+            lowered = name.lower()
+            kind = (lowered == uidAttribute) | (lowered in mailAttributes) << 1
+            if len(kinds) < 64:
+                kinds[name] = kind
+            return kind
+
+        def decodeRun(buffer: bytes, offset: int) -> int:
+            size = len(buffer)
+            prefix, suffix, template = last
+            added = 0
+            try:
+                while offset + 2 <= size:
+                    if buffer[offset] != 0x30:
+                        raise MalformedMessage("not an LDAP message (a sequence was expected)")
+                    length, start = buffer[offset + 1], offset + 2
+                    if length >= 0x80:
+                        count = length & 0x7F
+                        if not 0 < count <= 4:
+                            raise MalformedMessage("an LDAP message length of a size no server sends")
+                        start += count
+                        if start > size:
+                            break
+                        length = int.from_bytes(buffer[offset + 2:start], "big")
+                        if length > MAX_MESSAGE:
+                            raise MalformedMessage(
+                                f"an LDAP message of {length} bytes (at most {MAX_MESSAGE} expected)")
+                    end = start + length
+                    if end > size:
+                        break
+                    # The message id: 1 to 4 bytes.
+                    if start + 2 > end or buffer[start] != 0x02 or not 0 < buffer[start + 1] <= 4:
+                        raise MalformedMessage("an LDAP message without its message id")
+                    position = start + 2 + buffer[start + 1]
+                    if position + 2 > end:
+                        raise MalformedMessage("an LDAP message without its operation")
+                    if buffer[position] != 0x64:
+                        break
+                    entryEnd, entryStart = buffer[position + 1], position + 2
+                    if entryEnd >= 0x80:
+                        entryEnd, entryStart = _longLength(buffer, position + 1, end)
+                    entryEnd += entryStart
+                    if entryEnd != end:
+                        if entryEnd > end:
+                            raise MalformedMessage("a search result entry longer than its message")
+                        # Controls follow: ldaptor reads them.
+                        break
+                    # objectName
+                    if entryStart + 2 > end or buffer[entryStart] != 0x04:
+                        raise MalformedMessage("a search result entry without its DN")
+                    nameEnd, nameStart = buffer[entryStart + 1], entryStart + 2
+                    if nameEnd >= 0x80:
+                        nameEnd, nameStart = _longLength(buffer, entryStart + 1, end)
+                    nameEnd += nameStart
+                    if nameEnd + 2 > end or buffer[nameEnd] != 0x30:
+                        raise MalformedMessage("a search result entry without its attributes")
+                    attributesEnd, position = buffer[nameEnd + 1], nameEnd + 2
+                    if attributesEnd >= 0x80:
+                        attributesEnd, position = _longLength(buffer, nameEnd + 1, end)
+                    if position + attributesEnd != end:
+                        raise MalformedMessage("a search result entry whose attributes do not end with it")
+                    uid = address = addresses = None
+                    while position < end:
+                        # One (type, SET OF value).
+                        if position + 2 > end or buffer[position] != 0x30:
+                            raise MalformedMessage("an attribute that is not a sequence")
+                        pairEnd, typeStart = buffer[position + 1], position + 2
+                        if pairEnd >= 0x80:
+                            pairEnd, typeStart = _longLength(buffer, position + 1, end)
+                        pairEnd += typeStart
+                        if pairEnd > end or typeStart + 2 > pairEnd or buffer[typeStart] != 0x04:
+                            raise MalformedMessage("an attribute without its type, or longer than its entry")
+                        typeEnd = buffer[typeStart + 1]
+                        if typeEnd >= 0x80:
+                            typeEnd, typeStart = _longLength(buffer, typeStart + 1, pairEnd)
+                        else:
+                            typeStart += 2
+                        typeEnd += typeStart
+                        if typeEnd + 2 > pairEnd or buffer[typeEnd] != 0x31:
+                            raise MalformedMessage("an attribute without its set of values")
+                        name = buffer[typeStart:typeEnd]
+                        kind = kinds.get(name)
+                        if kind is None:
+                            kind = kindOf(name)
+                        if kind & 1:
+                            uid = None
+                        valuesEnd, valueStart = buffer[typeEnd + 1], typeEnd + 2
+                        if valuesEnd >= 0x80:
+                            valuesEnd, valueStart = _longLength(buffer, typeEnd + 1, pairEnd)
+                        if valueStart + valuesEnd != pairEnd:
+                            raise MalformedMessage("an attribute whose values do not end with it")
+                        first = True
+                        while valueStart < pairEnd:
+                            if valueStart + 2 > pairEnd or buffer[valueStart] != 0x04:
+                                raise MalformedMessage("a value that is not an octet string")
+                            valueEnd = buffer[valueStart + 1]
+                            if valueEnd >= 0x80:
+                                valueEnd, valueStart = _longLength(buffer, valueStart + 1, pairEnd)
+                            else:
+                                valueStart += 2
+                            valueEnd += valueStart
+                            if valueEnd > pairEnd:
+                                raise MalformedMessage("a value longer than its attribute")
+                            if kind:
+                                value = buffer[valueStart:valueEnd]
+                                if kind & 1 and first:
+                                    uid = value
+                                if kind & 2:
+                                    if address is None:
+                                        address = value
+                                    elif addresses is None:
+                                        addresses = [address, value]
+                                    else:
+                                        addresses.append(value)
+                            first = False
+                            valueStart = valueEnd
+                        position = pairEnd
+                    dn = buffer[nameStart:nameEnd]
+                    offset = end
+                    if (addresses is None and address is not None and uid and template >= 0 and uid.isascii()
+                            and address.isascii() and dn == prefix + uid + suffix):
+                        # The usual entry (an ASCII uid whose DN is the last
+                        # one's template around it, one ASCII address):
+                        # what add() does with it, inline.
+                        added += 1
+                        number = len(recordUids)
+                        appendUid(uid)
+                        # Lower-case names (most) are kept once: fewer
+                        # objects, and the tables compare them by identity.
+                        key = uid if uid.islower() else uid.lower()
+                        appendUidKey(key)
+                        appendUidValue(number | LOGIN)
+                        appendRef(template)
+                        if not address.islower():
+                            address = address.lower()
+                        local = address.partition(b"@")[0]
+                        appendMailKey(key if local == key else local)
+                        appendMailValue(number)
+                        if len(local) != len(address):
+                            appendMailKey(address)
+                            appendMailValue(number)
+                    else:
+                        add(uid, addresses if addresses is not None else [] if address is None else [address], dn)
+                        prefix, suffix, template = last
+            finally:
+                entries[0] += added
+            return offset
+
+        return decodeRun
 
     def _adder(self):
         # A closure over the builder's tables, not a method: it runs once per
         # entry of a million-user load, and attribute lookups on self were a
         # good part of its time.
-        uids, mails, recordUids, dnRefs, entries, ambiguous = self._uids, self._mails, self._recordUids, \
-            self._dnRefs, self._entries, self._ambiguous
-        appendUid, appendRef, reference = recordUids.append, dnRefs.append, self._dnReference
+        uidKeys, uidValues, mailKeys, mailValues = self._uidKeys, self._uidValues, self._mailKeys, \
+            self._mailValues
+        recordUids, dnRefs, entries = self._recordUids, self._dnRefs, self._entries
+        reference = self._dnReference
+
+        def claim(key: bytes, number: int) -> None:
+            mailKeys.append(key)
+            mailValues.append(number)
 
         def add(uid: Optional[bytes], addresses: List[bytes], dn: Optional[bytes] = None) -> None:
             entries[0] += 1
@@ -177,31 +344,28 @@ class CompactIndexBuilder:
                 if not uid.isascii():
                     uid = uid.decode("utf-8", "replace").encode("utf-8", "surrogatepass")
                 number = len(recordUids)
-                appendUid(uid)
-                key = uid.lower() if uid.isascii() else _lowered(uid)
-                if key in uids:
-                    ambiguous.add(key)
-                else:
-                    uids[key] = number if dn is None else number | LOGIN
-                appendRef(NO_DN if dn is None else reference(dn, uid))
+                recordUids.append(uid)
+                uidKeys.append(uid.lower() if uid.isascii() else _lowered(uid))
+                uidValues.append(number if dn is None else number | LOGIN)
+                dnRefs.append(NO_DN if dn is None else reference(dn, uid))
             else:
                 number = NOBODY
             if len(addresses) == 1:
                 address = addresses[0]
                 address = address.lower() if address.isascii() else _lowered(address)
                 local = address.split(b"@", 1)[0]
-                mails[local] = NOBODY if local in mails else number
+                claim(local, number)
                 if local != address:
-                    mails[address] = NOBODY if address in mails else number
+                    claim(address, number)
             elif addresses:
-                keys = set()
+                keys = {}
                 for address in addresses:
                     address = _lowered(address)
-                    keys.add(address.split(b"@", 1)[0])
+                    keys[address.split(b"@", 1)[0]] = None
                     if b"@" in address:
-                        keys.add(address)
+                        keys[address] = None
                 for key in keys:
-                    mails[key] = NOBODY if key in mails else number
+                    claim(key, number)
 
         return add
 
@@ -229,13 +393,21 @@ class CompactIndexBuilder:
         The index file's content, in parts to write one after the other;
         the builder is spent.
         """
-        names, dnRefs = self._mails, self._dnRefs
+        uidKeys, mailKeys = self._uidKeys, self._mailKeys
+        names = dict(zip(mailKeys, self._mailValues))
+        if len(names) != len(mailKeys):
+            # Keys several entries claim: nobody's.
+            for key in _shared(mailKeys):
+                names[key] = NOBODY
         # A uid several entries have resolves to nobody, unless it is also a
         # mail key: that one stays (in the order the names came).
-        mailOfAmbiguous = {key: names.get(key, NOBODY) for key in self._ambiguous}
-        names.update(self._uids)
+        ambiguous = _shared(uidKeys) if len(set(uidKeys)) != len(uidKeys) else ()
+        mailOfAmbiguous = {key: names.get(key, NOBODY) for key in ambiguous}
+        names.update(zip(uidKeys, self._uidValues))
         names.update(mailOfAmbiguous)
-        recordUids, dnBytes = self._recordUids, bytes(self._dnBytes)
+        mailKeys.clear()
+        uidKeys.clear()
+        recordUids, dnRefs, dnBytes = self._recordUids, self._dnRefs, bytes(self._dnBytes)
         templates = [(p.decode("utf-8", "replace"), s.decode("utf-8", "replace"))
                      for p, s in sorted(self._templates, key=self._templates.__getitem__)]
         try:
@@ -243,10 +415,18 @@ class CompactIndexBuilder:
         finally:
             # Nothing of it stays, even while something still refers to the
             # closures (the connection of the load, until collected).
-            for table in (self._uids, names, recordUids, self._ambiguous):
-                table.clear()
-            self._uids = self._ambiguous = self._mails = self._recordUids = self._dnRefs = self._dnBytes = None
+            names.clear()
+            recordUids.clear()
+            self._uidKeys = self._mailKeys = self._uidValues = self._mailValues = self._recordUids = None
+            self._dnRefs = self._dnBytes = None
             self.add = self.addEntry = None
+
+
+def _shared(keys: List[bytes]) -> List[bytes]:
+    """
+    The keys that appear more than once in C{keys}.
+    """
+    return [key for key, times in Counter(keys).items() if times > 1]
 
 
 def _wholeDN(dnBytes: bytearray, dn: bytes) -> int:

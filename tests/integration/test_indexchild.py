@@ -150,6 +150,43 @@ class ChildIndexBuildTests(TestCase):
         self.assertIsNone(self.directory.nameIndex)
         self.assertGreater(build.retryDelay(), 0)
 
+    async def test_pagingRefused(self):
+        """
+        A directory whose size limit also caps paged searches fails the
+        build with the sentence saying how to allow it; no index is used.
+        """
+        self.slapd.stop()
+        self.slapd = LimitedSlapd(self.mktemp(), LDIF, sizeLimit=3, paging=False)
+        self.slapd.start()
+        self.addCleanup(self.slapd.stop)
+        options = self.optionsFor(self.slapd.port)
+        build = self.build(options)
+        with self.assertRaises(DirectoryUnavailable) as caught:
+            await build.loadNameIndex()
+        self.assertIn("size.prtotal", str(caught.exception))
+        self.assertIsNone(self.directory.nameIndex)
+
+    async def test_slowerThanTimeout(self):
+        """
+        The child's directory calls may take longer than C{--ldap-timeout}
+        (a page of its search is tens of thousands of entries): a directory
+        that answers after more than that still gives the index.
+        """
+        options = Options()
+        options.parseOptions(["--root", os.path.abspath(self.mktemp()), "--ftp", "none", "--http", "tcp:0",
+                              "--ldap", f"ldap://127.0.0.1:{self.slapd.port}/{PEOPLE}?uid?one",
+                              "--ldap-timeout", "0.4", "--name-index-dir", self.folder])
+        self.slapd.pause()
+        resumed = []
+        self.addCleanup(lambda: resumed or self.slapd.resume())
+        build = self.build(options)
+        d = build.loadNameIndex()
+        await _sleep(3.0)
+        self.slapd.resume()
+        resumed.append(True)
+        index = await d
+        self.assertEqual(index.login("alice"), ("alice", f"uid=alice,{PEOPLE}"))
+
     async def test_timeout(self):
         """
         A child that takes longer than its time is killed, and the build

@@ -7,10 +7,14 @@ loads it and mapped by the others (the workers of C{--workers}).
 import os
 import time
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ldaptor.protocols import pureber, pureldap
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
+from fbtwist.directory.ber import MAX_MESSAGE, MalformedMessage, searchEntries
 from fbtwist.directory.mappedindex import (
     CompactIndexBuilder,
     CompactNameIndex,
@@ -291,3 +295,222 @@ class FollowerTests(SynchronousTestCase):
             f.write(b"not an index at all, not at all, not at all")
         self.clock.advance(1)
         self.assertIsNone(self.directory.nameIndex)
+
+
+def _message(dn: bytes, attributes, messageID: int = 5, controls=None) -> bytes:
+    """
+    A search result entry as ldaptor's encoder writes it.
+    """
+    return pureldap.LDAPMessage(pureldap.LDAPSearchResultEntry(objectName=dn, attributes=attributes),
+                                id=messageID, controls=controls).toWire()
+
+
+def _attributesOf(uid, addresses, extra=()):
+    attributes = list(extra)
+    if uid is not None:
+        attributes.insert(0, (b"uid", [_utf8(uid)]))
+    if addresses:
+        attributes.append((b"mail", [_utf8(a) for a in addresses]))
+    return attributes
+
+
+#: Entries as a server sends them, of every kind the builder tells apart
+#: (the records above, entries without a DN left out: a search has one),
+#: and of every shape: long-form lengths at each level, attribute names
+#: in other cases, other attributes, several mail attributes, an empty
+#: uid attribute, a uid attribute given twice (the last counts, even
+#: empty), an address without a domain, a non-ASCII uid of the usual DN
+#: template, a non-ASCII address, a uid two entries have, message ids of 1
+#: to 4 bytes.
+STREAM = [_message(_utf8(dn), _attributesOf(uid, addresses)) for uid, addresses, dn in RECORDS if dn] + [
+    _message(b"uid=" + b"x" * 200 + b",ou=people,dc=example,dc=com",
+             [(b"uid", [b"x" * 200]), (b"mail", [b"m%d@example.com" % n for n in range(20)]), (b"cn", [])],
+             messageID=300),
+    _message(b"uid=Up,ou=people,dc=example,dc=com", [(b"UID", [b"Up", b"Second"]), (b"cn", [b"Up"]),
+                                                     (b"MAIL", [b"up@example.com"])], messageID=2**31 - 1),
+    _message(b"uid=two,ou=people,dc=example,dc=com", [(b"mail", [b"two@example.com"]),
+                                                      (b"mailAlternateAddress", [b"Deux@example.org"]),
+                                                      (b"uid", [b"two"])], messageID=70000),
+    _message(b"cn=empty,ou=people,dc=example,dc=com", [(b"uid", []), (b"mail", [b"empty@example.com"])]),
+    _message(b"uid=again,ou=people,dc=example,dc=com", [(b"uid", [b"first"]), (b"uid", [b"again"]),
+                                                        (b"mail", [b"again@example.com"])]),
+    _message(b"uid=last,ou=people,dc=example,dc=com", [(b"uid", [b"last"]), (b"mail", [b"last@example.com"])]),
+    _message(b"uid=gone,ou=people,dc=example,dc=com", [(b"uid", [b"gone"]), (b"uid", []),
+                                                       (b"mail", [b"gone@example.com"])]),
+    _message(b"uid=plain,ou=people,dc=example,dc=com", [(b"uid", [b"plain"]), (b"mail", [b"Local"])]),
+    _message(_utf8("uid=Ünï,ou=people,dc=example,dc=com"), [(b"uid", [_utf8("Ünï")]),
+                                                             (b"mail", [b"Ni@example.com"])]),
+    _message(b"uid=mixed,ou=people,dc=example,dc=com", [(b"uid", [b"mixed"]), (b"mail", [_utf8("MÏXED@example.com")])]),
+    _message(b"uid=alice,ou=people,dc=example,dc=com", [(b"uid", [b"alice"]), (b"mail", [b"alice@other.example"])]),
+]
+
+
+def _done(messageID: int = 5) -> bytes:
+    return pureldap.LDAPMessage(pureldap.LDAPSearchResultDone(resultCode=0), id=messageID).toWire()
+
+
+def _decodedByLdaptor(message: bytes):
+    decoded, _ = pureber.berDecodeObject(pureldap.LDAPBERDecoderContext_TopLevel(
+        inherit=pureldap.LDAPBERDecoderContext_LDAPMessage(
+            fallback=pureldap.LDAPBERDecoderContext(fallback=pureber.BERDecoderContext()),
+            inherit=pureldap.LDAPBERDecoderContext(fallback=pureber.BERDecoderContext()))), message)
+    entry = decoded.value
+    return entry.objectName, [(name, list(values)) for name, values in entry.attributes]
+
+
+class DecodeRunTests(SynchronousTestCase):
+    """
+    The search's entries decoded and added in one loop
+    (C{CompactIndexBuilder.addEntry.decodeRun}, used by
+    L{fbtwist.directory.ber.searchEntries}): the same index as ldaptor's
+    decoding of each entry handed to C{addEntry}, the same framing and the
+    same errors as L{searchEntries} on its own.
+    """
+
+    mailAttributes = {b"mail", b"mailalternateaddress"}
+
+    def builder(self) -> CompactIndexBuilder:
+        return CompactIndexBuilder(b"uid", self.mailAttributes)
+
+    def byLdaptor(self, messages) -> bytes:
+        builder = self.builder()
+        for message in messages:
+            builder.addEntry(*_decodedByLdaptor(message))
+        return b"".join(builder.parts())
+
+    def test_sameAsLdaptor(self):
+        """
+        Entries of every kind and shape, as ldaptor encodes them, whether
+        they arrive at once or a byte at a time: the same index file as
+        ldaptor's decoding of each handed to C{addEntry}.
+        """
+        stream = b"".join(STREAM) + _done()
+        builder = self.builder()
+        self.assertEqual(searchEntries(stream, 0, builder.addEntry), len(stream) - len(_done()))
+        self.assertEqual(builder.entries, len(STREAM))
+        expected = self.byLdaptor(STREAM)
+        self.assertEqual(b"".join(builder.parts()), expected)
+        index = CompactNameIndex(expected)
+        self.assertEqual(
+            [index.get(name) for name in ("local", "gone", "again", "first", "second", "Deux@Example.org",
+                                          "NI", "mïxed", "x" * 200, "m7")],
+            [(True, "plain"), (True, None), (True, "again"), (False, None), (False, None), (True, "two"),
+             (True, "Ünï"), (True, "mixed"), (True, "x" * 200), (True, "x" * 200)])
+        self.assertEqual(index.login("ÜNÏ"), ("Ünï", "uid=Ünï,ou=people,dc=example,dc=com"))
+        self.assertEqual(index.login("UP"), ("Up", "uid=Up,ou=people,dc=example,dc=com"))
+        self.assertEqual(index.login("ALICE"), None)
+        # As a connection receives it: the buffer so far, decoded from where
+        # the last call stopped.
+        builder, offset = self.builder(), 0
+        for end in range(len(stream) + 1):
+            offset = searchEntries(stream[:end], offset, builder.addEntry)
+        self.assertEqual(offset, len(stream) - len(_done()))
+        self.assertEqual(b"".join(builder.parts()), expected)
+
+    def test_answers(self):
+        """
+        The index of the entries as searched answers as the in-memory index
+        of the same entries does.
+        """
+        builder = self.builder()
+        searchEntries(b"".join(STREAM[:len([r for r in RECORDS if r[2]])]), 0, builder.addEntry)
+        index, compact = indexOf([r for r in RECORDS if r[2]]), CompactNameIndex(b"".join(builder.parts()))
+        for name in NAMES + [n.upper() for n in NAMES] + ["a,b", "josé", "JOSÉ", "twin", ""]:
+            self.assertEqual(compact.get(name), index.get(name), name)
+            self.assertEqual(compact.login(name), index.login(name), name)
+
+    def test_manyOfOneTemplate(self):
+        """
+        Thousands of entries of one DN template (the way most are added),
+        with uids and local parts two of them share: the same file as
+        ldaptor's decoding gives.
+        """
+        messages = [_message(b"uid=u%d,ou=people,dc=example,dc=com" % n,
+                             [(b"uid", [b"u%d" % (n % 2990)]), (b"mail", [b"M%d@example.com" % (n % 2995)])])
+                    for n in range(3000)]
+        builder = self.builder()
+        searchEntries(b"".join(messages), 0, builder.addEntry)
+        self.assertEqual(b"".join(builder.parts()), self.byLdaptor(messages))
+
+    def test_stopsWhereSearchEntriesStops(self):
+        """
+        Cut anywhere, and before an entry with controls, a reference or the
+        search's result: it stops where the plain decoder stops, having
+        added the entries before.
+        """
+        withControls = _message(b"uid=c,dc=x", [(b"uid", [b"c"])], controls=[(b"1.2.3", None, None)])
+        reference = pureldap.LDAPMessage(pureldap.LDAPSearchResultReference(uris=[b"ldap://x/"]), id=3).toWire()
+        stream = b"".join(STREAM[:3]) + withControls + b"".join(STREAM[3:5]) + reference + _done()
+        for cut in range(len(stream) + 1):
+            seen = []
+            plain = searchEntries(stream[:cut], 0, lambda dn, attributes, seen=seen: seen.append(dn))
+            builder = self.builder()
+            self.assertEqual(searchEntries(stream[:cut], 0, builder.addEntry), plain, cut)
+            self.assertEqual(builder.entries, len(seen), cut)
+        self.assertEqual(plain, len(b"".join(STREAM[:3])))
+
+    def test_malformed(self):
+        """
+        A value, an attribute or an entry longer than what holds it, a wrong
+        tag, a message that is not a sequence, or a length over
+        L{MAX_MESSAGE} or of more than 4 bytes raise L{MalformedMessage} as
+        soon as they have arrived, after adding the entries before them.
+        """
+        message = _message(b"uid=a,dc=x", [(b"uid", [b"a"])])
+        bad = [
+            message[:-2] + b"\x05" + message[-1:],
+            message[:6] + bytes([message[6] + 3]) + message[7:],
+            message.replace(b"\x04\x03uid", b"\x02\x03uid"),
+            message.replace(b"\x31\x03\x04\x01a", b"\x31\x03\x02\x01a"),
+            b"\x02\x01\x00",
+            b"\x30\x03\x04\x01\x00",
+            b"\x30\x84\x7f\xff\xff\xff",
+            b"\x30\x84" + (MAX_MESSAGE + 1).to_bytes(4, "big"),
+            b"\x30\x85\x00\x00\x00\x00\x10",
+            b"\x30\x80",
+        ]
+        for wrong in bad:
+            builder = self.builder()
+            with self.assertRaises(MalformedMessage) as raised:
+                searchEntries(STREAM[0] + wrong, 0, builder.addEntry)
+            self.assertTrue(str(raised.exception), wrong)
+            with self.assertRaises(MalformedMessage):
+                searchEntries(STREAM[0] + wrong, 0, lambda dn, attributes: None)
+            self.assertEqual(builder.entries, 1)
+            self.assertEqual(CompactNameIndex(b"".join(builder.parts())).get("alice"), (True, "alice"))
+        # Exactly the largest message is waited for, not refused.
+        self.assertEqual(searchEntries(b"\x30\x84" + MAX_MESSAGE.to_bytes(4, "big"), 0, self.builder().addEntry), 0)
+
+    def test_everyByteChanged(self):
+        """
+        Changing any one byte of an entry to any of a few values: the same
+        stop, the same error (or none) as the plain decoder, and the same
+        index as the plain decoder's entries handed to C{addEntry}.
+        """
+        original = STREAM[-1] + STREAM[0]
+        for position in range(len(original)):
+            for value in (0x00, 0x04, 0x30, 0x31, 0x7F, 0x80, 0x81, 0x84, 0xFF):
+                stream = original[:position] + bytes([value]) + original[position + 1:]
+                self.assertSameAsPlain(stream)
+
+    def assertSameAsPlain(self, stream: bytes) -> None:
+        plainBuilder, builder = self.builder(), self.builder()
+        outcomes = []
+        for consume in (plainBuilder.addEntry.__call__, builder.addEntry):
+            try:
+                outcomes.append(searchEntries(stream, 0, consume))
+            except MalformedMessage as e:
+                outcomes.append(str(e))
+        self.assertEqual(outcomes[0], outcomes[1], stream)
+        self.assertEqual(b"".join(builder.parts()), b"".join(plainBuilder.parts()), stream)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.binary(max_size=300))
+    def test_anyBytes(self, data):
+        """
+        Any bytes, alone or after whole entries: what the plain decoder
+        does (an offset within the buffer, or L{MalformedMessage}), never
+        another exception.
+        """
+        for stream in (data, STREAM[0] + data):
+            self.assertSameAsPlain(stream)
