@@ -21,6 +21,7 @@ from fbtwist.store.files import (
     _storageError,
 )
 from fbtwist.store.paths import StorePath
+from fbtwist.store.warmnames import warmSiblings
 
 if TYPE_CHECKING:
     from fbtwist.store.tree import CalendarStore
@@ -103,6 +104,11 @@ class Upload:
         created = not (self._target.exists() if self._existed is None else self._existed)
         os.rename(self._temp, self._target.path)
         self._done = True
+        if created and len(self.path) == 1:
+            # A new publisher: the other name its lookups ask for, cached
+            # by the kernel here (in the store's thread, for a publish)
+            # rather than first in the reactor's thread.
+            warmSiblings(self._target.path)
         # Closed only now: the file's lock tells a starting server that its
         # writer is alive (see L{fbtwist.store.tree.CalendarStore.removeStaleTemporaries}).
         self._file.close()

@@ -56,6 +56,25 @@ def namesToWarm(root: str) -> Iterator[str]:
                 yield os.path.join(root, stem + suffix)
 
 
+def warmSiblings(path: str) -> None:
+    """
+    Ask the kernel once for the other name a lookup asks for beside the
+    file at C{path} (its C{.ics} for a C{.vfb}, and the other way round):
+    for a file published for the first time since the server started,
+    from the thread that published it, so that its first lookup finds both
+    names cached.
+    """
+    folder, name = os.path.split(path)
+    if name.startswith(".") or not name.endswith(_SUFFIXES):
+        return
+    for suffix in _SUFFIXES:
+        if not name.endswith(suffix):
+            try:
+                os.lstat(os.path.join(folder, name[:-4] + suffix))
+            except OSError:
+                pass
+
+
 def warm(root: str) -> int:
     """
     Ask the kernel once for every name of L{namesToWarm}.

@@ -14,7 +14,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from fbtwist.store.warmnames import namesToWarm, warm
+from fbtwist.store.warmnames import namesToWarm, warm, warmSiblings
 from fbtwist.store.warmup import NameWarmup
 
 
@@ -55,6 +55,51 @@ class NamesTests(SynchronousTestCase):
         with a message), not a crash of the server.
         """
         self.assertRaises(OSError, warm, os.path.join(self.root, "nothing-here"))
+
+
+class NewPublisherTests(SynchronousTestCase):
+    """
+    A file published for the first time has its other name asked for by
+    the thread that published it.
+    """
+
+    def test_siblingsOfNewFile(self):
+        """
+        The first publish of a .vfb looks up its .ics (and of an .ics, its
+        .vfb), from the store's commit; a publish replacing a file does not.
+        """
+        from twisted.python.filepath import FilePath
+
+        from fbtwist.store.tree import CalendarStore
+
+        root = FilePath(self.mktemp())
+        store = CalendarStore(root)
+        asked, original = [], os.lstat
+
+        def counting(path, *args, **kwargs):
+            asked.append(os.path.basename(path))
+            return original(path, *args, **kwargs)
+
+        self.patch(os, "lstat", counting)
+        store.write(("alice.vfb",), b"one")
+        self.assertIn("alice.ics", asked)
+        del asked[:]
+        store.write(("alice.vfb",), b"two")
+        self.assertNotIn("alice.ics", asked)
+        store.write(("bob.ics",), b"one")
+        self.assertIn("bob.vfb", asked)
+
+    def test_otherNames(self):
+        """
+        Names a lookup never asks for beside others are left alone.
+        """
+        asked = []
+        self.patch(os, "lstat", lambda path: asked.append(path))
+        for path in ("/t/.hidden.vfb", "/t/notes.txt", "/t/README"):
+            warmSiblings(path)
+        self.assertEqual(asked, [])
+        warmSiblings("/t/carol.ics")
+        self.assertEqual(asked, ["/t/carol.vfb"])
 
 
 class _Process:
