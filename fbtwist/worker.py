@@ -16,7 +16,6 @@ from twisted.internet import protocol
 from twisted.logger import globalLogBeginner
 
 from fbtwist.logs import InfoAndUp, JSONLinesObserver, TextLinesObserver
-from fbtwist.tap import Options, makeService, settleMemory
 
 
 class _MasterPipe(protocol.Protocol):
@@ -45,7 +44,7 @@ def buildNameIndex(argv: Sequence[str]) -> int:
     from twisted.internet import reactor
 
     from fbtwist.directory.indexchild import buildInChild, reportFailure
-    from fbtwist.tap import buildDirectory
+    from fbtwist.startup import Options, buildDirectory
 
     path, timeout = argv[2], float(argv[3])
     options = Options()
@@ -71,6 +70,10 @@ def main(argv: Sequence[str]) -> None:
 
     if argv[1:2] == ["--build-name-index"]:
         sys.exit(buildNameIndex(argv))
+
+    # Not at the top: the name index's builder (above) starts without the
+    # protocols that makeService brings.
+    from fbtwist.tap import Options, makeService, settleMemory
 
     fds = [int(fd) for fd in argv[1].split(",")]
     options = Options()
