@@ -71,13 +71,16 @@ def measure(server, script: str, args, one: str, many: str, directory=None) -> N
     @param one: What one request is called (C{publish}).
     @param many: And several (C{publishes}).
     """
-    before, threadsBefore = treeCPU(server.pid), threadCPU(server.pid)
-    switchesBefore = contextSwitches(server.pid)
+    # The process and, with --workers, its workers: each one's first thread
+    # runs its reactor.
+    pids = [server.pid] + childPIDs(server.pid)
+    before, threadsBefore = treeCPU(server.pid), eachThread(threadCPU, pids)
+    switchesBefore = eachThread(contextSwitches, pids)
     operationsBefore = directory.operations() if directory is not None else {}
     directoryBefore = treeCPU(directory.pid) if directory is not None else 0.0
     result = wrk(server.port, script, args.seconds, args.connections)
-    cpu, threadsAfter = treeCPU(server.pid) - before, threadCPU(server.pid)
-    switchesAfter = contextSwitches(server.pid)
+    cpu, threadsAfter = treeCPU(server.pid) - before, eachThread(threadCPU, pids)
+    switchesAfter = eachThread(contextSwitches, pids)
     operationsAfter = directory.operations() if directory is not None else {}
     directoryCPU = treeCPU(directory.pid) - directoryBefore if directory is not None else 0.0
     n = max(1, result["requests"])
@@ -90,7 +93,7 @@ def measure(server, script: str, args, one: str, many: str, directory=None) -> N
     split = {"reactor": [0.0, 0.0], "other threads": [0.0, 0.0]}
     for tid, (user, system) in threadsAfter.items():
         was = threadsBefore.get(tid, (0.0, 0.0))
-        part = split["reactor" if tid == server.pid else "other threads"]
+        part = split["reactor" if tid in pids else "other threads"]
         part[0] += user - was[0]
         part[1] += system - was[1]
     print(f"  of which (user + system, ms per {one}): " + ", ".join(
@@ -100,7 +103,7 @@ def measure(server, script: str, args, one: str, many: str, directory=None) -> N
     switches = {"reactor": [0, 0], "other threads": [0, 0]}
     for tid, (voluntary, involuntary) in switchesAfter.items():
         was = switchesBefore.get(tid, (0, 0))
-        part = switches["reactor" if tid == server.pid else "other threads"]
+        part = switches["reactor" if tid in pids else "other threads"]
         part[0] += voluntary - was[0]
         part[1] += involuntary - was[1]
     print(f"context switches per {one} (voluntary + involuntary): " + ", ".join(
@@ -137,6 +140,16 @@ def treeCPU(pid: int) -> float:
         except (FileNotFoundError, ProcessLookupError):
             continue
     return total
+
+
+def eachThread(count, pids) -> dict:
+    """
+    C{count(pid)} (by thread id) for each of C{pids}, in one dict.
+    """
+    found = {}
+    for pid in pids:
+        found.update(count(pid))
+    return found
 
 
 def contextSwitches(pid: int) -> dict:
@@ -362,7 +375,11 @@ def main():
         extra += shlex.split(args.server_args)
         server = FbtwistProcess(tree, directory.searchURL, extraArgs=extra,
                                 logPath=os.path.join(workdir, "fbtwist.log")).start()
-        waitForLogLines(server.logPath, "name index loaded", max(1, args.workers))
+        # As bench/run: the master (or the one process) loads the name
+        # index, each worker maps the file it wrote.
+        waitForLogLines(server.logPath, "name index loaded", 1)
+        if args.workers:
+            waitForLogLines(server.logPath, "name index mapped", args.workers)
         for _ in range(3):
             assert checkPublish(server.port, body) in (201, 204)
         script = os.path.join(workdir, "publish.lua")
