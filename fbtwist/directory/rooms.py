@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from ldaptor.protocols import pureldap
 from twisted.internet import defer
+from twisted.python.failure import Failure
 
 from fbtwist.availability.rooms import Room, capacityOf, equipmentOf
 from fbtwist.directory.entries import _dnKey, allValues, firstValue
@@ -95,22 +96,23 @@ class DirectoryRooms:
         now = self.clock.seconds()
         if self._rooms is not None and now - self._loaded < ROOMS_TTL:
             return self._rooms
+        waiter = defer.Deferred()
         if self._waiting is not None:
-            waiter = defer.Deferred()
             self._waiting.append(waiter)
-            return await waiter
-        self._waiting = []
-        try:
-            rooms = await self._load(now)
-        except Exception as e:
-            waiting, self._waiting = self._waiting, None
-            for waiter in waiting:
-                waiter.errback(e)
-            raise
+        else:
+            # The search runs on its own, not as the first caller's: a
+            # caller that gives up stops no one else's wait.
+            self._waiting = [waiter]
+            defer.Deferred.fromCoroutine(self._load(now)).addBoth(self._fetched)
+        return await waiter
+
+    def _fetched(self, outcome) -> None:
         waiting, self._waiting = self._waiting, None
         for waiter in waiting:
-            waiter.callback(rooms)
-        return rooms
+            if isinstance(outcome, Failure):
+                waiter.errback(outcome)
+            else:
+                waiter.callback(outcome)
 
     async def _load(self, now: float) -> List[Room]:
         attribute, mails = self.directory.url.attribute, self.directory.mailAttributes

@@ -168,6 +168,23 @@ class DelegatesFromTheKeptListTests(RoomsTestCase):
         self.assertEqual(len(searches), 1)
 
     @inline
+    async def test_callerGivingUpStopsNoOneElse(self):
+        """
+        A question given up (cancelled) while the list is fetched leaves the
+        others' wait, and the list, as they were.
+        """
+        searches = self.roomSearches()
+        rooms, network = self.server.directory.roomDirectory, self.server.network
+        first = defer.Deferred.fromCoroutine(rooms.delegatedRooms("alice"))
+        second = defer.Deferred.fromCoroutine(rooms.delegatedRooms("carol"))
+        first.cancel()
+        self.failureResultOf(first, defer.CancelledError)
+        self.assertEqual(await network.run(second), ["lyra", "orion"])
+        self.assertEqual(await network.run(defer.Deferred.fromCoroutine(rooms.delegatedRooms("carol"))),
+                         ["lyra", "orion"])
+        self.assertEqual(len(searches), 1)
+
+    @inline
     async def test_listFetchedAgainOnceOld(self):
         """
         The list is kept ROOMS_TTL seconds: a question after that searches
