@@ -3,10 +3,17 @@
 What one publish costs fbtwist: server CPU time and system calls per PUT,
 counted rather than timed, so that a busy machine changes them little.
 
-Starts slapd with a few users and one fbtwist (as C{bench/run} does), runs
-C{wrk} publishing as each user in turn, and reads the server's CPU time from
-C{/proc} before and after; with C{--strace}, a second run under
-C{strace -c -f} counts the system calls of every thread.
+Starts slapd with a few users and the bench's rooms, and one fbtwist with
+the bench's options (as C{bench/run} does), runs C{wrk} publishing as each
+user in turn, and reads from C{/proc} before and after the server's CPU
+time and its threads' context switches, and from slapd's monitor the
+directory operations it answered (per publish: a login the bind cache
+holds costs none, a first login a bind); with C{--strace}, a second run
+under C{strace -c -f} counts the system calls of every thread, with
+C{--py-spy FILE} one under py-spy writes where every thread's time goes
+(py-spy's raw format: one stack a line, then its count).  With C{--users}
+above the bind cache's size (1,000 by default; C{bench/run} has 100,000),
+every publish is a first login, as in the bench.
 
 With C{--in-process N}, no server process, slapd or wrk: the whole site
 (C{makeService} with the demo directory, on an in-memory network, as the
@@ -21,13 +28,14 @@ publish.  Run it under C{strace -c -f} or C{valgrind --tool=callgrind}
 for system calls or instructions (twice, with two counts: the
 difference over the difference in publishes is the cost of one).
 
-    .venv/bin/python bench/publishcost.py [--workers 2] [--strace]
+    .venv/bin/python bench/publishcost.py [--users 100000] [--workers 2] [--strace] [--py-spy FILE]
     .venv/bin/python bench/publishcost.py --in-process 2000 [--profile publish.prof]
 """
 
 import argparse
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -37,8 +45,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from bench.compare import (  # noqa: E402
+    ROOM_OPTIONS,
     FbtwistProcess,
-    UserDirectory,
+    RoomDirectory,
     calendarBody,
     checkPublish,
     chownTree,
@@ -50,19 +59,30 @@ from bench.compare import (  # noqa: E402
 from tests.processes import childPIDs  # noqa: E402
 
 
-def measure(server, script: str, args, one: str, many: str) -> None:
+def measure(server, script: str, args, one: str, many: str, directory=None) -> None:
     """
     Run C{wrk} with C{script} against C{server} for C{args.seconds} and
-    print the requests, their latency and the server's CPU time per
-    request; with C{args.strace}, a second run under strace and the system
-    calls per request.
+    print the requests, their latency, the server's CPU time and context
+    switches per request, and the directory's operations per request (when
+    C{directory} is a L{MonitoredDirectory}); with C{args.strace}, a second
+    run under strace and the system calls per request; with
+    C{args.py_spy}, one under py-spy.
 
     @param one: What one request is called (C{publish}).
     @param many: And several (C{publishes}).
     """
-    before, threadsBefore = treeCPU(server.pid), threadCPU(server.pid)
+    # The process and, with --workers, its workers: each one's first thread
+    # runs its reactor.
+    pids = [server.pid] + childPIDs(server.pid)
+    before, threadsBefore = treeCPU(server.pid), eachThread(threadCPU, pids)
+    switchesBefore = eachThread(contextSwitches, pids)
+    operationsBefore = directory.operations() if directory is not None else {}
+    directoryBefore = treeCPU(directory.pid) if directory is not None else 0.0
     result = wrk(server.port, script, args.seconds, args.connections)
-    cpu, threadsAfter = treeCPU(server.pid) - before, threadCPU(server.pid)
+    cpu, threadsAfter = treeCPU(server.pid) - before, eachThread(threadCPU, pids)
+    switchesAfter = eachThread(contextSwitches, pids)
+    operationsAfter = directory.operations() if directory is not None else {}
+    directoryCPU = treeCPU(directory.pid) - directoryBefore if directory is not None else 0.0
     n = max(1, result["requests"])
     print(f"{many}: {result['requests']} in {args.seconds:g} s ({result['rps']:.1f}/s, "
           f"p50 {result['p50']:.1f} ms, p99 {result['p99']:.1f} ms, non-2xx/errors {result['errors']})")
@@ -73,11 +93,28 @@ def measure(server, script: str, args, one: str, many: str) -> None:
     split = {"reactor": [0.0, 0.0], "other threads": [0.0, 0.0]}
     for tid, (user, system) in threadsAfter.items():
         was = threadsBefore.get(tid, (0.0, 0.0))
-        part = split["reactor" if tid == server.pid else "other threads"]
+        part = split["reactor" if tid in pids else "other threads"]
         part[0] += user - was[0]
         part[1] += system - was[1]
     print(f"  of which (user + system, ms per {one}): " + ", ".join(
         f"{name} {user / n * 1000:.3f} + {system / n * 1000:.3f}" for name, (user, system) in split.items()))
+    # Each thread's switches: the reactor's and the store's threads handing
+    # the interpreter lock and the work to each other show here.
+    switches = {"reactor": [0, 0], "other threads": [0, 0]}
+    for tid, (voluntary, involuntary) in switchesAfter.items():
+        was = switchesBefore.get(tid, (0, 0))
+        part = switches["reactor" if tid in pids else "other threads"]
+        part[0] += voluntary - was[0]
+        part[1] += involuntary - was[1]
+    print(f"context switches per {one} (voluntary + involuntary): " + ", ".join(
+        f"{name} {voluntary / n:.2f} + {involuntary / n:.2f}" for name, (voluntary, involuntary) in switches.items()))
+    if directory is not None:
+        asked = {name: operationsAfter.get(name, 0) - operationsBefore.get(name, 0) for name in operationsAfter}
+        print(f"directory operations per {one}: " + ", ".join(
+            f"{name} {count / n:.2f}" for name, count in sorted(asked.items()) if count)
+            + f" (none: 0); slapd CPU {directoryCPU / n * 1000:.3f} ms per {one}")
+    if args.py_spy:
+        pySpy(server, args.py_spy, lambda: wrk(server.port, script, args.seconds, args.connections))
     if args.strace:
         pids = [server.pid] + childPIDs(server.pid)
         result, counts = straceCounts(pids, lambda: wrk(server.port, script, args.seconds, args.connections))
@@ -103,6 +140,87 @@ def treeCPU(pid: int) -> float:
         except (FileNotFoundError, ProcessLookupError):
             continue
     return total
+
+
+def eachThread(count, pids) -> dict:
+    """
+    C{count(pid)} (by thread id) for each of C{pids}, in one dict.
+    """
+    found = {}
+    for pid in pids:
+        found.update(count(pid))
+    return found
+
+
+def contextSwitches(pid: int) -> dict:
+    """
+    The voluntary and involuntary context switches of each living thread of
+    C{pid}, by thread id.
+    """
+    found = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return found
+    for tid in tids:
+        counts = {}
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    if "ctxt_switches" in line:
+                        name, value = line.split(":")
+                        counts[name.strip()] = int(value)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        found[int(tid)] = (counts.get("voluntary_ctxt_switches", 0), counts.get("nonvoluntary_ctxt_switches", 0))
+    return found
+
+
+def pySpy(server, path: str, run) -> None:
+    """
+    Run C{run()} while py-spy samples every thread of C{server} (not the
+    idle ones), writing its raw stacks to C{path}.
+    """
+    spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    argv = [spy if os.path.exists(spy) else "py-spy", "record", "--pid", str(server.pid), "--format", "raw",
+            "--threads", "--rate", "200", "--output", path]
+    recorder = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    result = run()
+    recorder.send_signal(2)
+    _, err = recorder.communicate(timeout=60)
+    if recorder.returncode not in (0, -2):
+        print(f"py-spy failed: {err.strip()[-300:]}")
+        return
+    print(f"py-spy: {result['requests']} requests sampled into {path}")
+
+
+class MonitoredDirectory(RoomDirectory):
+    """
+    The bench's directory (users and rooms) with slapd's monitor, which
+    counts the operations it answered.
+    """
+
+    def _config(self, installed, databaseDir):
+        return super()._config(installed, databaseDir) + "\ndatabase monitor\naccess to * by * read\n"
+
+    def operations(self) -> dict:
+        """
+        The operations slapd completed so far, by kind (C{Bind},
+        C{Search}, ...).
+        """
+        out = subprocess.run(
+            ["ldapsearch", "-x", "-LLL", "-o", "ldif-wrap=no", "-H", self.url, "-b", "cn=Operations,cn=Monitor",
+             "-s", "one", "(objectClass=*)", "monitorOpCompleted"],
+            capture_output=True, text=True, timeout=30,
+        )
+        counts, name = {}, None
+        for line in out.stdout.splitlines():
+            if line.startswith("dn: cn="):
+                name = line[len("dn: cn="):].split(",", 1)[0]
+            elif line.startswith("monitorOpCompleted:") and name is not None:
+                counts[name] = int(line.split(":", 1)[1])
+        return counts
 
 
 def threadCPU(pid: int) -> dict:
@@ -226,13 +344,17 @@ def main():
     parser.add_argument("--in-process", type=int, default=0, metavar="N",
                         help="publish N times through the whole site in this process instead (see above)")
     parser.add_argument("--profile", metavar="FILE", help="with --in-process: write a cProfile of the loop")
+    parser.add_argument("--py-spy", metavar="FILE",
+                        help="also sample the server's threads with py-spy during a second run (raw stacks)")
+    parser.add_argument("--server-args", default="", metavar="ARGS",
+                        help="more arguments for the server, as one string (e.g. '--room-filter none')")
     args = parser.parse_args()
     if args.in_process:
         inProcess(args.in_process, args.profile)
         return
     workdir = tempfile.mkdtemp(prefix="fbtwist-publishcost-")
     body = calendarBody()
-    directory = UserDirectory(os.path.join(workdir, "ldap"), args.users)
+    directory = MonitoredDirectory(os.path.join(workdir, "ldap"), args.users)
     directory.start()
     server = None
     try:
@@ -248,17 +370,22 @@ def main():
             for i in range(args.locks):
                 locks.create((f"locked{i}.vfb",), "exclusive", "0", "", f"holder{i}", 3600)
         chownTree(tree)
-        extra = ["--workers", str(args.workers)] if args.workers else []
+        extra = list(ROOM_OPTIONS) + (["--workers", str(args.workers)] if args.workers else [])
         extra += ["--store-threads", str(args.store_threads)] if args.store_threads else []
+        extra += shlex.split(args.server_args)
         server = FbtwistProcess(tree, directory.searchURL, extraArgs=extra,
                                 logPath=os.path.join(workdir, "fbtwist.log")).start()
-        waitForLogLines(server.logPath, "name index loaded", max(1, args.workers))
+        # As bench/run: the master (or the one process) loads the name
+        # index, each worker maps the file it wrote.
+        waitForLogLines(server.logPath, "name index loaded", 1)
+        if args.workers:
+            waitForLogLines(server.logPath, "name index mapped", args.workers)
         for _ in range(3):
             assert checkPublish(server.port, body) in (201, 204)
         script = os.path.join(workdir, "publish.lua")
         with open(script, "w") as f:
             f.write(luaScript("publish", args.users, 2, body))
-        measure(server, script, args, "publish", "publishes")
+        measure(server, script, args, "publish", "publishes", directory)
     finally:
         if server is not None:
             server.stop()

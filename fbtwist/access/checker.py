@@ -66,12 +66,15 @@ class BindCache:
     """
 
     _processKey = os.urandom(32)
+    #: How many salts' random bytes are asked of the kernel at once.
+    SALTS_AT_ONCE = 256
 
     def __init__(self, clock, ttl: float = 300.0, maxSize: int = 1000):
         self.clock = clock
         self.ttl = ttl
         self.maxSize = maxSize
         self._entries = LRUCache(maxSize, clock=lambda: self.clock.seconds())
+        self._salts, self._saltsUsed = b"", 0
 
     def _hash(self, password: str, salt: bytes) -> bytes:
         # Keyed BLAKE2b (a MAC, with the salt as its own parameter): one
@@ -97,8 +100,18 @@ class BindCache:
         Remember that C{login} bound as C{uid} with C{password}, replacing
         whatever was remembered for it.
         """
-        salt = os.urandom(16)
+        salt = self._salt()
         self._entries.put(login, (uid, salt, self._hash(password, salt)), expires=self.clock.seconds() + self.ttl)
+
+    def _salt(self) -> bytes:
+        # Random bytes for SALTS_AT_ONCE salts from the kernel at once: each
+        # first login puts one, and a system call in the reactor's thread
+        # hands the interpreter to the store's threads until they give it back.
+        if self._saltsUsed >= len(self._salts):
+            self._salts, self._saltsUsed = os.urandom(16 * self.SALTS_AT_ONCE), 0
+        start = self._saltsUsed
+        self._saltsUsed += 16
+        return self._salts[start:start + 16]
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -13,9 +13,11 @@ same kept list.
 """
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from ldaptor.protocols import pureldap
+from twisted.internet import defer
+from twisted.python.failure import Failure
 
 from fbtwist.availability.rooms import Room, capacityOf, equipmentOf
 from fbtwist.directory.entries import _dnKey, allValues, firstValue
@@ -26,7 +28,7 @@ from fbtwist.interfaces import ROOM, PrincipalRecord
 
 #: How long the list of rooms is kept before the directory is asked again.
 ROOMS_TTL = 60.0
-#: How many users' delegated rooms are remembered at most.
+#: How many users' names as the rooms' delegates are remembered at most.
 MAX_REMEMBERED = 10_000
 
 
@@ -66,8 +68,15 @@ class DirectoryRooms:
         #: The rooms as principals, in the order of L{_rooms}.
         self._records: List[PrincipalRecord] = []
         self._loaded = 0.0
-        #: Each user's delegated rooms, and when they were found.
-        self._delegated: Dict[str, Tuple[float, List[str]]] = {}
+        #: Callers waiting for the list being fetched (one search serves
+        #: them all), or C{None} while none is.
+        self._waiting: Optional[List[defer.Deferred]] = None
+        #: The kept rooms by the values of their delegate attribute: as
+        #: they are (a delegate named by login), and as DN keys (by DN).
+        self._byLogin: Dict[str, Set[str]] = {}
+        self._byDN: Dict[str, Set[str]] = {}
+        #: Each user's DN key (C{None}: none found), and when it was found.
+        self._userKeys: Dict[str, Tuple[float, Optional[str]]] = {}
 
     async def _entries(self, condition, attributes):
         filterObject = self.search.filterObject()
@@ -81,16 +90,39 @@ class DirectoryRooms:
     async def rooms(self) -> List[Room]:
         """
         Every room, by uid (entries without one are left out), kept for
-        L{ROOMS_TTL} seconds.
+        L{ROOMS_TTL} seconds; callers asking while the list is fetched
+        wait for that one search.
         """
         now = self.clock.seconds()
         if self._rooms is not None and now - self._loaded < ROOMS_TTL:
             return self._rooms
+        waiter = defer.Deferred()
+        if self._waiting is not None:
+            self._waiting.append(waiter)
+        else:
+            # The search runs on its own, not as the first caller's: a
+            # caller that gives up stops no one else's wait.
+            self._waiting = [waiter]
+            defer.Deferred.fromCoroutine(self._load(now)).addBoth(self._fetched)
+        return await waiter
+
+    def _fetched(self, outcome) -> None:
+        waiting, self._waiting = self._waiting, None
+        for waiter in waiting:
+            if isinstance(outcome, Failure):
+                waiter.errback(outcome)
+            else:
+                waiter.callback(outcome)
+
+    async def _load(self, now: float) -> List[Room]:
         attribute, mails = self.directory.url.attribute, self.directory.mailAttributes
+        delegate = self.search.delegateAttribute
         entries = await self._entries(
             None, principalAttributes(attribute, mails) + [self.search.capacityAttribute,
-                                                           self.search.equipmentAttribute])
+                                                           self.search.equipmentAttribute, delegate])
         rooms, records = [], {}
+        byLogin: Dict[str, Set[str]] = {}
+        byDN: Dict[str, Set[str]] = {}
         for entry in entries:
             uid = firstValue(entry, attribute)
             if uid:
@@ -98,8 +130,13 @@ class DirectoryRooms:
                                   capacityOf(allValues(entry, self.search.capacityAttribute)),
                                   equipmentOf(allValues(entry, self.search.equipmentAttribute))))
                 records[uid] = principalRecord(entry, ROOM, attribute, mails)
+                for value in allValues(entry, delegate):
+                    byLogin.setdefault(value, set()).add(uid)
+                    if "=" in value:
+                        byDN.setdefault(_dnKey(value), set()).add(uid)
         self._rooms, self._loaded = sorted(rooms), now
         self._records = [records[room.uid] for room in self._rooms]
+        self._byLogin, self._byDN = byLogin, byDN
         return self._rooms
 
     async def principals(self) -> List[PrincipalRecord]:
@@ -144,34 +181,41 @@ class DirectoryRooms:
     async def delegatedRooms(self, uid: str) -> List[str]:
         """
         The uids of the rooms whose delegate attribute names C{uid}: by the
-        user's DN (compared as DNs), or by the login itself; kept for
-        L{ROOMS_TTL} seconds (every login asks).
+        user's DN (compared as DNs), or by the login itself.  Answered from
+        the kept list of rooms (L{rooms}, which holds their delegates):
+        every login asks, and a search per login would cost more than the
+        rest of a publish.  The user's DN is looked for only when some
+        room names its delegates by DN (from the name index when it
+        knows the login, else by a search), and kept for L{ROOMS_TTL}
+        seconds too.
+        """
+        await self.rooms()
+        found = set(self._byLogin.get(uid, ()))
+        if self._byDN:
+            userKey = await self._userKey(uid)
+            if userKey is not None:
+                found |= self._byDN.get(userKey, set())
+        return sorted(found)
+
+    async def _userKey(self, uid: str) -> Optional[str]:
+        """
+        The DN key (L{_dnKey}) of the entry C{uid} names, or C{None}.
         """
         now = self.clock.seconds()
-        known = self._delegated.get(uid)
+        known = self._userKeys.get(uid)
         if known is not None and now - known[0] < ROOMS_TTL:
             return known[1]
-        rooms = await self._findDelegatedRooms(uid)
-        if len(self._delegated) >= MAX_REMEMBERED:
-            self._delegated.clear()
-        self._delegated[uid] = (now, rooms)
-        return rooms
-
-    async def _findDelegatedRooms(self, uid: str) -> List[str]:
-        attribute, delegate = self.directory.url.attribute, self.search.delegateAttribute
-        user = await self.directory.findUser(uid)
-        names = [equalityFilter(delegate, uid)]
-        if user is not None:
-            names.append(equalityFilter(delegate, user.dn.getText()))
-        entries = await self._entries(anyOf(names), [attribute, delegate])
-        userKey = _dnKey(user.dn.getText()) if user is not None else None
-        found = set()
-        for entry in entries:
-            room = firstValue(entry, attribute)
-            values = allValues(entry, delegate)
-            if room and any(value == uid or _dnKey(value) == userKey for value in values):
-                found.add(room)
-        return sorted(found)
+        indexed = self.directory._indexedLogin(uid)
+        if indexed is not None:
+            dn = indexed[1]
+        else:
+            user = await self.directory.findUser(uid)
+            dn = user.dn.getText() if user is not None else None
+        key = _dnKey(dn) if dn is not None else None
+        if len(self._userKeys) >= MAX_REMEMBERED:
+            self._userKeys.clear()
+        self._userKeys[uid] = (now, key)
+        return key
 
     async def resolveRoom(self, name: str) -> Optional[str]:
         """

@@ -4,6 +4,7 @@ real reactor's threads.
 """
 
 import threading
+import time
 
 from twisted.internet import defer
 from twisted.trial import unittest
@@ -75,6 +76,63 @@ class StorePoolTests(unittest.TestCase):
 
         return pool.runBlocking(threading.current_thread).addCallback(stop).addCallback(check)
 
+    def test_failure(self):
+        """
+        What the work raises fails its Deferred, in the reactor's thread;
+        the pool goes on.
+        """
+        pool = StorePool(self.reactor, 1)
+        self.addCleanup(pool.stopService)
+
+        def fail():
+            raise ZeroDivisionError("no")
+
+        failed = self.assertFailure(pool.runBlocking(fail), ZeroDivisionError)
+        failed.addCallback(lambda _: self.assertIs(threading.current_thread(), threading.main_thread()))
+        return failed.addCallback(lambda _: pool.runBlocking(lambda x: x * 2, 21)).addCallback(
+            self.assertEqual, 42)
+
+    def test_oneWakeUpForResultsTogether(self):
+        """
+        Results that end while the reactor is busy are handed to it with one
+        wake-up (one C{callFromThread}), each Deferred fired with its own.
+        """
+        reactor = CountingReactor(self.reactor)
+        pool = StorePool(reactor, 2)
+        self.addCleanup(pool.stopService)
+        ended = threading.Semaphore(0)
+
+        def work(n):
+            ended.release()
+            return n * n
+
+        ds = [pool.runBlocking(work, n) for n in range(6)]
+        # The reactor's thread (this one) is busy until all have ended.
+        for _ in ds:
+            self.assertTrue(ended.acquire(timeout=30))
+        deadline = time.monotonic() + 30
+        while reactor.calls < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)
+        self.assertEqual(reactor.calls, 1)
+        return defer.gatherResults(ds).addCallback(self.assertEqual, [n * n for n in range(6)])
+
+    def test_stopWaitsForQueuedWork(self):
+        """
+        Stopping waits for the work queued as well as the work running.
+        """
+        pool = StorePool(self.reactor, 1)
+        done = []
+
+        def work(n):
+            time.sleep(0.02)
+            done.append(n)
+
+        ds = [pool.runBlocking(work, n) for n in range(4)]
+        pool.stopService()
+        self.assertEqual(done, [0, 1, 2, 3])
+        return defer.gatherResults(ds)
+
     def test_makeService(self):
         """
         C{--store-threads} sizes the pool of the store, a child of the top
@@ -87,3 +145,20 @@ class StorePoolTests(unittest.TestCase):
         pool = top.getServiceNamed("store-pool")
         self.assertEqual(pool.threads, 5)
         self.assertEqual(top.store.runBlocking, pool.runBlocking)
+
+
+class CountingReactor:
+    """
+    The real reactor, counting the calls given to it from other threads.
+    """
+
+    def __init__(self, reactor):
+        self._reactor = reactor
+        self.calls = 0
+
+    def callFromThread(self, f, *args, **kwargs):
+        self.calls += 1
+        return self._reactor.callFromThread(f, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._reactor, name)

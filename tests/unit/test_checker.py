@@ -3,6 +3,7 @@ L{fbtwist.access.checker.DirectoryChecker}: the bind cache and brute-force
 throttling rules, with a L{Clock} and a directory that records its calls.
 """
 
+import os
 
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import UsernamePassword
@@ -157,6 +158,31 @@ class BindCacheTests(CheckerTestMixin, SynchronousTestCase):
         self.assertNotIn(b"old-pw".hex(), held)
         self.assertNotEqual(entries["alice"][2], entries["bob"][2])
         self.assertEqual(len(entries["alice"][2]), 32)
+
+    def test_saltsRandomAndAskedAtOnce(self):
+        """
+        Every entry gets a salt of its own (16 random bytes), but the kernel
+        is asked for random bytes once per SALTS_AT_ONCE entries, not once per
+        entry.
+        """
+        asked = []
+
+        def urandom(n):
+            asked.append(n)
+            return realURandom(n)
+
+        realURandom = os.urandom
+        self.patch(os, "urandom", urandom)
+        cache = BindCache(self.clock, maxSize=1000)
+        count = BindCache.SALTS_AT_ONCE + 1
+        for i in range(count):
+            cache.put(f"u{i}", "pw", f"u{i}")
+        salts = [cache.held(f"u{i}")[1] for i in range(count)]
+        self.assertEqual({len(salt) for salt in salts}, {16})
+        self.assertEqual(len(set(salts)), count)
+        self.assertEqual(asked, [16 * BindCache.SALTS_AT_ONCE] * 2)
+        self.assertEqual(cache.get("u7", "pw"), "u7")
+        self.assertIsNone(cache.get("u7", "other"))
 
     def test_bounded(self):
         """

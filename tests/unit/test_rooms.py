@@ -9,10 +9,11 @@ name, and C{/calendar/find} with rooms.
 
 import json
 
+from twisted.internet import defer
 from twisted.trial import unittest
 
 from tests.helpers import ADMIN_GROUP, basicAuth, freeBusy, inline
-from tests.memory import startMemoryServer
+from tests.memory import Settled, startMemoryServer
 
 CALENDAR = {b"Content-Type": [b"text/calendar"]}
 JSON = {b"Accept": [b"application/json"]}
@@ -110,6 +111,128 @@ class RoomPublishingTests(RoomsTestCase):
         for path in ("/calendar/orion.vfb", "/calendar/orion@example.com.vfb", "/calendar/lyra.vfb"):
             response, _ = await self.get(path)
             self.assertEqual(response.code, 200, path)
+
+
+class DelegatesFromTheKeptListTests(RoomsTestCase):
+    """
+    Who delegates which room is answered from the kept list of rooms, which
+    holds their delegates: a login asks the directory no search of rooms of
+    its own (every first login asks, and such a search cost more than the
+    rest of a publish).
+    """
+
+    def roomSearches(self):
+        """
+        Count the directory's searches below the rooms' base from now on.
+        """
+        directory, searches = self.server.directory, []
+        search = directory.search
+
+        def counting(*args, **kwargs):
+            if kwargs.get("base") == "dc=example,dc=com" and kwargs.get("withURLFilter") is False:
+                searches.append(args[0])
+            return search(*args, **kwargs)
+
+        directory.search = counting
+        self.addCleanup(setattr, directory, "search", search)
+        return searches
+
+    @inline
+    async def test_loginsShareOneSearch(self):
+        """
+        Four users' first publishes, carol's of a room she delegates among
+        them, cost one search of rooms in all; alice still may not
+        publish carol's room.
+        """
+        searches = self.roomSearches()
+        for login, name, status in (("alice", "alice.vfb", 201), ("carol", "orion.vfb", 201),
+                                    ("bsmith", "bsmith.vfb", 201), ("dave", "dave.vfb", 201),
+                                    ("alice", "lyra.vfb", 403)):
+            response = await self.http.put(self.server.url("/pub/calendar/" + name), data=freeBusy(),
+                                           headers={**basicAuth(login), **CALENDAR})
+            await response.content()
+            self.assertEqual(response.code, status, (login, name))
+        self.assertEqual(len(searches), 1)
+
+    @inline
+    async def test_concurrentQuestionsShareOneSearch(self):
+        """
+        Users asked about together while the list is not kept yet wait for
+        one search; each gets their own rooms.
+        """
+        searches = self.roomSearches()
+        rooms, network = self.server.directory.roomDirectory, self.server.network
+        asked = [defer.Deferred.fromCoroutine(rooms.delegatedRooms(uid)) for uid in ("carol", "alice", "carol")]
+        answers = [await network.run(d) for d in asked]
+        self.assertEqual(answers, [["lyra", "orion"], [], ["lyra", "orion"]])
+        self.assertEqual(len(searches), 1)
+
+    @inline
+    async def test_callerGivingUpStopsNoOneElse(self):
+        """
+        A question given up (cancelled) while the list is fetched leaves the
+        others' wait, and the list, as they were.
+        """
+        searches = self.roomSearches()
+        rooms, network = self.server.directory.roomDirectory, self.server.network
+        first = defer.Deferred.fromCoroutine(rooms.delegatedRooms("alice"))
+        second = defer.Deferred.fromCoroutine(rooms.delegatedRooms("carol"))
+        first.cancel()
+        self.failureResultOf(first, defer.CancelledError)
+        self.assertEqual(await network.run(second), ["lyra", "orion"])
+        self.assertEqual(await network.run(defer.Deferred.fromCoroutine(rooms.delegatedRooms("carol"))),
+                         ["lyra", "orion"])
+        self.assertEqual(len(searches), 1)
+
+    @inline
+    async def test_listFetchedAgainOnceOld(self):
+        """
+        The list is kept ROOMS_TTL seconds: a question after that searches
+        again, once.
+        """
+        from fbtwist.directory.rooms import ROOMS_TTL
+
+        searches = self.roomSearches()
+        network = self.server.network
+        rooms = Settled(self.server.directory.roomDirectory, network)
+        self.assertEqual(await rooms.delegatedRooms("carol"), ["lyra", "orion"])
+        self.assertEqual(await rooms.delegatedRooms("bsmith"), [])
+        network.advance(ROOMS_TTL + 1)
+        self.assertEqual(await rooms.delegatedRooms("carol"), ["lyra", "orion"])
+        self.assertEqual(len(searches), 2)
+
+
+class DelegateByLoginTests(unittest.TestCase):
+    """
+    A room's delegate attribute may name its delegate by login instead of
+    by DN.
+    """
+
+    @inline
+    async def test_delegateNamedByLogin(self):
+        """
+        With orion's owner given as C{carol}, carol may publish orion (not
+        lyra, whose owner is now bsmith's DN) and bsmith lyra.
+        """
+        from fbtwist.config import DEMO_LDIF
+
+        ldif = DEMO_LDIF.getContent().decode("utf-8").split("\n\n")
+        for index, entry in enumerate(ldif):
+            if entry.startswith("dn: uid=orion,"):
+                ldif[index] = entry.replace("owner: uid=carol,ou=people,dc=example,dc=com", "owner: carol")
+            elif entry.startswith("dn: uid=lyra,"):
+                ldif[index] = entry.replace("owner: uid=carol,", "owner: uid=bsmith,")
+        path = self.mktemp()
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("\n\n".join(ldif))
+        server = startMemoryServer(self, "--demo-ldif", path)
+        http = server.client()
+        for login, name, status in (("carol", "orion.vfb", 201), ("carol", "lyra.vfb", 403),
+                                    ("bsmith", "lyra.vfb", 201), ("bsmith", "orion.vfb", 403)):
+            response = await http.put(server.url("/pub/calendar/" + name), data=freeBusy(),
+                                      headers={**basicAuth(login), **CALENDAR})
+            await response.content()
+            self.assertEqual(response.code, status, (login, name))
 
 
 class FindWithRoomsTests(RoomsTestCase):
