@@ -538,6 +538,27 @@ class SnapshotTests(unittest.SynchronousTestCase):
         self.assertEqual(snapshot.data, b"two")
         self.assertEqual(snapshot.etag, etagForContent(b"two"))
 
+    def test_grewWhileRead(self):
+        """
+        A file that grew between its stat and its read (written in place)
+        is read whole, and not kept: it is read again next time.
+        """
+        content = bytes(range(256)) * 40
+        self.store.write(("alice.vfb",), content)
+        original = os.fstat
+        reads = []
+
+        def shrunk(fd):
+            reads.append(fd)
+            st = original(fd)
+            return os.stat_result((st.st_mode, st.st_ino, st.st_dev, st.st_nlink, st.st_uid, st.st_gid, 100,
+                                   st.st_atime, st.st_mtime, st.st_ctime))
+
+        self.patch(os, "fstat", shrunk)
+        self.assertEqual(self.store.snapshot(("alice.vfb",)).data, content)
+        self.assertEqual(self.store.snapshot(("alice.vfb",)).data, content)
+        self.assertEqual(len(reads), 2)
+
     def test_staleNameLookedUpAgain(self):
         """
         A name that the filesystem answers C{ESTALE} for (on GlusterFS or
