@@ -32,7 +32,7 @@ from fbtwist.access.folderwatch import FolderMemo
 from fbtwist.calendar import derive
 from fbtwist.calendar.busytime import Derivation, horizon
 from fbtwist.calendar.freebusy import Period, TimeRange, clipPeriods
-from fbtwist.errors import InvalidCalendar, InvalidName, PermissionDenied
+from fbtwist.errors import InvalidCalendar, PermissionDenied
 from fbtwist.remote.calendars import eventCalendar
 from fbtwist.remote.fetcher import FetchError, describeOrigin, parseURL
 from fbtwist.store.files import atomicWrite
@@ -87,15 +87,12 @@ class Feed:
                    None if busy is None else Derivation.fromBytes(json.dumps(busy).encode("utf-8")))
 
 
-def _fileName(uid: str) -> Optional[str]:
+def _fileName(uid: str) -> str:
     """
-    The name of the file of a user's feeds, or C{None} for a uid that
-    cannot name one.
+    The name the file of C{uid}'s feeds would have (a uid that can name
+    none is not found among the folder's names, as its file would not be).
     """
-    try:
-        return validateName(uid) + ".json"
-    except InvalidName:
-        return None
+    return uid + ".json"
 
 
 class FeedStore:

@@ -34,7 +34,8 @@ class FolderMemo:
     @param size: The most values remembered.
     @param clock: The wall clock, for the watch.
     @param fileOf: The name of a key's file in the folder (C{None} for a key
-        that can have none).
+        that can have none); a name that could not be a file's is simply
+        not found among the folder's names.
     @param absent: The value of a key without a file (what C{compute} gives
         then).
     """
@@ -69,10 +70,12 @@ class FolderMemo:
             self._values = LRUCache(self._size)
             self._seenVersion = version
             self._names = None
-        if self._fileOf is not None and not self._mayHaveFile(key, version):
-            return self._absent
         known = self._values.get(key)
         if known is None:
+            if self._fileOf is not None and not self._mayHaveFile(key, version):
+                # Not kept: the names tell at once, and the values kept
+                # are those of keys with files.
+                return self._absent
             known = (self._compute(key),)
             self._values.put(key, known)
         return known[0]

@@ -38,7 +38,7 @@ from twisted.logger import Logger
 
 from fbtwist.access.folderwatch import FolderMemo
 from fbtwist.cache import LRUCache
-from fbtwist.errors import DirectoryUnavailable, InvalidName
+from fbtwist.errors import DirectoryUnavailable
 from fbtwist.store.files import atomicWrite
 from fbtwist.store.paths import validateName
 
@@ -185,15 +185,12 @@ class SitePolicy:
         return VisibilitySettings(who, detail, chosen.groups)
 
 
-def _fileName(uid: str) -> Optional[str]:
+def _fileName(uid: str) -> str:
     """
-    The name of the file of a user's choice (C{uid} lowercased), or
-    C{None} for a uid that cannot name one.
+    The name the file of C{uid}'s choice (C{uid} lowercased) would have (a uid that can name
+    none is not found among the folder's names, as its file would not be).
     """
-    try:
-        return validateName(uid) + ".json"
-    except InvalidName:
-        return None
+    return uid + ".json"
 
 
 class SettingsStore:
