@@ -397,9 +397,7 @@ class LDAPDirectory:
 
         @raise ldaperrors.LDAPException: When the server says no.
         """
-        response = await self._call(
-            "bind", client.send(pureldap.LDAPBindRequest(dn=dn.encode("utf-8"), auth=password.encode("utf-8")))
-        )
+        response = await self._call("bind", client.simpleBind(dn.encode("utf-8"), password.encode("utf-8")))
         if response.resultCode != ldaperrors.Success.resultCode:
             raise ldaperrors.get(response.resultCode, response.errorMessage)
 
