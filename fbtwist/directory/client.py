@@ -18,7 +18,7 @@ from zope.interface import implementer
 
 from fbtwist.compat.ldaptor import receive
 from fbtwist.directory.ber import MalformedMessage, _messageEnd, _searchEntryMessage, searchEntries
-from fbtwist.directory.simplebind import MAX_ANSWER, BindAnswer, bindAnswer, bindRequest
+from fbtwist.directory.simplebind import MAX_ANSWER, BindAnswer, bindAnswer, bindRequest, isNotice
 from fbtwist.tlsclient import ServerCertificateRefused
 
 # Result codes that mean "the directory cannot answer now", not "no".
@@ -170,7 +170,7 @@ class DirectoryClient(LDAPClient):
                 except Exception as e:
                     # What ldaptor could not decode (or an answer to no
                     # request) where a bind's answer was awaited.
-                    raise MalformedMessage(f"not an answer to a bind: {e!r}") from None
+                    raise MalformedMessage(f"not an answer to a bind ({type(e).__name__})") from None
             else:
                 receive(self, data, _messageEnd, _searchEntryMessage, self._consumeRaw)
         except MalformedMessage as e:
@@ -179,9 +179,11 @@ class DirectoryClient(LDAPClient):
             self.transport.abortConnection()
 
     def _decodeBindAnswer(self, buffer: bytes, offset: int, end: int):
+        # Only binds are in flight: any other message but the server's
+        # notice (message id 0, read by ldaptor) cannot be read.
         answer = bindAnswer(buffer, offset, end)
-        if answer is None:
-            return _searchEntryMessage(buffer, offset, end)
+        if answer is None and not isNotice(buffer, offset, end):
+            raise MalformedMessage("not an answer to a bind")
         return answer
 
     def _consumeRaw(self, buffer: bytes, offset: int) -> int:

@@ -412,7 +412,7 @@ class LDAPDirectory:
                     f"the search account {self._bindDN} cannot bind: {e}",
                     accountRefused=isinstance(e, ldaperrors.LDAPInvalidCredentials),
                 ) from None
-            except _CONNECTION_ERRORS as e:
+            except (MalformedMessage, *_CONNECTION_ERRORS) as e:
                 self._abort([client])
                 raise self._failed(f"connection lost: {e!r}") from None
         # Only now: a search account that cannot bind must keep backing off.
@@ -612,6 +612,10 @@ class LDAPDirectory:
                         _UNAVAILABLE_CODES - {ldaperrors.LDAPUnwillingToPerform.resultCode}):
                     raise self._unavailable(f"bind failed: {e}") from None
                 raise UnauthorizedLogin(f"bind refused: {e}") from None
+            except MalformedMessage as e:
+                # The server's answer could not be read: not a "no".
+                self._abort([client])
+                raise self._failed(f"bind failed: {e}") from None
             except _STALE_CONNECTION_ERRORS:
                 self._abort([client])
                 if pooled:

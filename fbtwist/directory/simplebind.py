@@ -109,3 +109,13 @@ def bindAnswer(buffer: bytes, offset: int, end: int) -> Optional[BindAnswer]:
     matchedStart, matchedEnd = _element(buffer, codeEnd, opEnd, 0x04, "matched DN")
     messageStart, messageEnd = _element(buffer, matchedEnd, opEnd, 0x04, "diagnostic message")
     return BindAnswer(messageID, resultCode, buffer[matchedStart:matchedEnd], buffer[messageStart:messageEnd])
+
+
+def isNotice(buffer: bytes, offset: int, end: int) -> bool:
+    """
+    Whether the LDAPMessage between C{offset} and C{end} has message id 0:
+    an unsolicited notification (such as the server's notice that it
+    closes the connection).
+    """
+    header = 2 + (buffer[offset + 1] & 0x7F if buffer[offset + 1] >= 0x80 else 0)
+    return buffer[offset + header:offset + header + 3] == b"\x02\x01\x00"
