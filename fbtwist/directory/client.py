@@ -3,7 +3,7 @@ One connection to the directory: ldaptor's client with a faster receive loop,
 and the errors that mean the directory cannot answer now.
 """
 
-from typing import Dict, List
+from typing import Dict, List, Set
 
 from ldaptor.protocols import pureldap
 from ldaptor.protocols.ldap import ldaperrors
@@ -91,6 +91,8 @@ class DirectoryClient(LDAPClient):
         #: The simple binds sent by L{simpleBind} and not yet answered, by
         #: message id.
         self._binds: Dict[int, defer.Deferred] = {}
+        #: The ids of binds given up (timed out) before their answer came.
+        self._givenUp: Set[int] = set()
 
     def waitForHandshake(self) -> defer.Deferred:
         if self._handshakeDone:
@@ -130,16 +132,16 @@ class DirectoryClient(LDAPClient):
             raise LDAPClientConnectionLostException()
         # The ids ldaptor's own requests take, so that they never collide.
         messageID = pureldap.alloc_ldap_message_id()
-        d = defer.Deferred(self._cancelBind)
-        d.messageID = messageID
+        d = defer.Deferred(lambda d: self._giveUp(messageID))
         self._binds[messageID] = d
         self.transport.write(bindRequest(messageID, dn, password))
         return d
 
-    def _cancelBind(self, d: defer.Deferred) -> None:
-        # A late answer is then dropped (as ldaptor drops none: its would
-        # fire a Deferred already failed).
-        self._binds.pop(d.messageID, None)
+    def _giveUp(self, messageID: int) -> None:
+        # Its answer, should it come later, is read and dropped (as ldaptor
+        # drops the answers to its requests given up).
+        if self._binds.pop(messageID, None) is not None:
+            self._givenUp.add(messageID)
 
     def connectionLost(self, reason=None):
         self.closed = True
@@ -162,7 +164,7 @@ class DirectoryClient(LDAPClient):
         if self.malformed is not None:
             return
         try:
-            if self._binds:
+            if self._binds or self._givenUp:
                 try:
                     receive(self, data, _boundedMessageEnd, self._decodeBindAnswer)
                 except MalformedMessage:
@@ -197,7 +199,8 @@ class DirectoryClient(LDAPClient):
             d = self._binds.pop(msg.id, None)
             if d is not None:
                 d.callback(msg)
-            # Else: the answer to a bind given up (timed out, cancelled).
+            else:
+                self._givenUp.discard(msg.id)
             return
         response = msg.value
         if isinstance(response, pureldap.LDAPResult):

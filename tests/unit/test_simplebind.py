@@ -294,9 +294,15 @@ class ClientBindTests(SynchronousTestCase):
         d, messageID = self.bind()
         d.cancel()
         self.failureResultOf(d, defer.CancelledError)
+        self.client.dataReceived(_response(messageID, 0))
+        self.assertFalse(self.transport.disconnecting)
+        d, messageID = self.bind()
+        d.cancel()
+        self.failureResultOf(d, defer.CancelledError)
         d2, id2 = self.bind()
         self.client.dataReceived(_response(messageID, 0) + _response(id2, 49))
         self.assertEqual(self.successResultOf(d2).resultCode, 49)
+        self.assertFalse(self.transport.disconnecting)
 
 
 class DirectoryBindTests(SynchronousTestCase):
