@@ -3,7 +3,7 @@ One connection to the directory: ldaptor's client with a faster receive loop,
 and the errors that mean the directory cannot answer now.
 """
 
-from typing import List
+from typing import Dict, List, Set
 
 from ldaptor.protocols import pureldap
 from ldaptor.protocols.ldap import ldaperrors
@@ -18,6 +18,7 @@ from zope.interface import implementer
 
 from fbtwist.compat.ldaptor import receive
 from fbtwist.directory.ber import MalformedMessage, _messageEnd, _searchEntryMessage, searchEntries
+from fbtwist.directory.simplebind import MAX_ANSWER, BindAnswer, bindAnswer, bindRequest, isNotice
 from fbtwist.tlsclient import ServerCertificateRefused
 
 # Result codes that mean "the directory cannot answer now", not "no".
@@ -87,6 +88,11 @@ class DirectoryClient(LDAPClient):
         #: Why the stream could not be read (a L{MalformedMessage}): the
         #: requests in flight fail with it once the connection is closed.
         self.malformed = None
+        #: The simple binds sent by L{simpleBind} and not yet answered, by
+        #: message id.
+        self._binds: Dict[int, defer.Deferred] = {}
+        #: The ids of binds given up (timed out) before their answer came.
+        self._givenUp: Set[int] = set()
 
     def waitForHandshake(self) -> defer.Deferred:
         if self._handshakeDone:
@@ -112,6 +118,31 @@ class DirectoryClient(LDAPClient):
             self._closeWaiters.append(d)
         return d
 
+    def simpleBind(self, dn: bytes, password: bytes) -> defer.Deferred:
+        """
+        Send a simple bind as C{dn}, encoded directly (see
+        L{fbtwist.directory.simplebind}).
+
+        @return: A Deferred firing with the server's L{BindAnswer}, or
+            failing as ldaptor's requests do when the connection is lost.
+        @raise LDAPClientConnectionLostException: When the connection is
+            not open.
+        """
+        if not self.connected:
+            raise LDAPClientConnectionLostException()
+        # The ids ldaptor's own requests take, so that they never collide.
+        messageID = pureldap.alloc_ldap_message_id()
+        d = defer.Deferred(lambda d: self._giveUp(messageID))
+        self._binds[messageID] = d
+        self.transport.write(bindRequest(messageID, dn, password))
+        return d
+
+    def _giveUp(self, messageID: int) -> None:
+        # Its answer, should it come later, is read and dropped (as ldaptor
+        # drops the answers to its requests given up).
+        if self._binds.pop(messageID, None) is not None:
+            self._givenUp.add(messageID)
+
     def connectionLost(self, reason=None):
         self.closed = True
         if self.malformed is not None:
@@ -119,6 +150,9 @@ class DirectoryClient(LDAPClient):
         waiters, self._handshakeWaiters = self._handshakeWaiters, []
         for d in waiters:
             d.errback(reason)
+        binds, self._binds = self._binds, {}
+        for d in binds.values():
+            d.errback(reason if reason is not None else Failure(netError.ConnectionDone()))
         super().connectionLost(reason)
         waiters, self._closeWaiters = self._closeWaiters, []
         for d in waiters:
@@ -130,11 +164,29 @@ class DirectoryClient(LDAPClient):
         if self.malformed is not None:
             return
         try:
-            receive(self, data, _messageEnd, _searchEntryMessage, self._consumeRaw)
+            if self._binds or self._givenUp:
+                try:
+                    receive(self, data, _boundedMessageEnd, self._decodeBindAnswer)
+                except MalformedMessage:
+                    raise
+                except Exception as e:
+                    # What ldaptor could not decode (or an answer to no
+                    # request) where a bind's answer was awaited.
+                    raise MalformedMessage(f"not an answer to a bind ({type(e).__name__})") from None
+            else:
+                receive(self, data, _messageEnd, _searchEntryMessage, self._consumeRaw)
         except MalformedMessage as e:
             # Nothing after it can be read: what waits fails with why.
             self.malformed = e
             self.transport.abortConnection()
+
+    def _decodeBindAnswer(self, buffer: bytes, offset: int, end: int):
+        # Only binds are in flight: any other message but the server's
+        # notice (message id 0, read by ldaptor) cannot be read.
+        answer = bindAnswer(buffer, offset, end)
+        if answer is None and not isNotice(buffer, offset, end):
+            raise MalformedMessage("not an answer to a bind")
+        return answer
 
     def _consumeRaw(self, buffer: bytes, offset: int) -> int:
         raw = self.rawEntries
@@ -143,6 +195,13 @@ class DirectoryClient(LDAPClient):
         return searchEntries(buffer, offset, raw)
 
     def handle(self, msg):
+        if type(msg) is BindAnswer:
+            d = self._binds.pop(msg.id, None)
+            if d is not None:
+                d.callback(msg)
+            else:
+                self._givenUp.discard(msg.id)
+            return
         response = msg.value
         if isinstance(response, pureldap.LDAPResult):
             response.referral = None
@@ -151,6 +210,19 @@ class DirectoryClient(LDAPClient):
                 response.matchedDN = b""
                 response.errorMessage = b""
         super().handle(msg)
+
+
+def _boundedMessageEnd(buffer: bytes, offset: int):
+    """
+    L{_messageEnd} on a connection waiting for a bind's answer: a message
+    longer than any bind answer is malformed at once, not buffered.
+    """
+    end = _messageEnd(buffer, offset)
+    if end is None and len(buffer) - offset >= 6 and buffer[offset + 1] > 0x80:
+        size = buffer[offset + 1] & 0x7F
+        if int.from_bytes(buffer[offset + 2:offset + 2 + size], "big") > MAX_ANSWER:
+            raise MalformedMessage("an answer to a bind longer than any bind answer")
+    return end
 
 
 class _QuietClientFactory(Factory):

@@ -397,9 +397,7 @@ class LDAPDirectory:
 
         @raise ldaperrors.LDAPException: When the server says no.
         """
-        response = await self._call(
-            "bind", client.send(pureldap.LDAPBindRequest(dn=dn.encode("utf-8"), auth=password.encode("utf-8")))
-        )
+        response = await self._call("bind", client.simpleBind(dn.encode("utf-8"), password.encode("utf-8")))
         if response.resultCode != ldaperrors.Success.resultCode:
             raise ldaperrors.get(response.resultCode, response.errorMessage)
 
@@ -414,7 +412,7 @@ class LDAPDirectory:
                     f"the search account {self._bindDN} cannot bind: {e}",
                     accountRefused=isinstance(e, ldaperrors.LDAPInvalidCredentials),
                 ) from None
-            except _CONNECTION_ERRORS as e:
+            except (MalformedMessage, *_CONNECTION_ERRORS) as e:
                 self._abort([client])
                 raise self._failed(f"connection lost: {e!r}") from None
         # Only now: a search account that cannot bind must keep backing off.
@@ -614,6 +612,10 @@ class LDAPDirectory:
                         _UNAVAILABLE_CODES - {ldaperrors.LDAPUnwillingToPerform.resultCode}):
                     raise self._unavailable(f"bind failed: {e}") from None
                 raise UnauthorizedLogin(f"bind refused: {e}") from None
+            except MalformedMessage as e:
+                # The server's answer could not be read: not a "no".
+                self._abort([client])
+                raise self._failed(f"bind failed: {e}") from None
             except _STALE_CONNECTION_ERRORS:
                 self._abort([client])
                 if pooled:
