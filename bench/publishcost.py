@@ -59,6 +59,21 @@ from bench.compare import (  # noqa: E402
 from tests.processes import childPIDs  # noqa: E402
 
 
+def byThread(before: dict, after: dict, reactors) -> dict:
+    """
+    Two counts per thread (thread id -> pair), their growth from C{before}
+    to C{after} summed for the reactors' threads (C{reactors}: their ids)
+    and for the other threads.
+    """
+    sums = {"reactor": [0, 0], "other threads": [0, 0]}
+    for tid, (first, second) in after.items():
+        was = before.get(tid, (0, 0))
+        part = sums["reactor" if tid in reactors else "other threads"]
+        part[0] += first - was[0]
+        part[1] += second - was[1]
+    return sums
+
+
 def measure(server, script: str, args, one: str, many: str, directory=None) -> None:
     """
     Run C{wrk} with C{script} against C{server} for C{args.seconds} and
@@ -90,22 +105,12 @@ def measure(server, script: str, args, one: str, many: str, directory=None) -> N
     # Where it went: the reactor's thread and the others (the store's pool),
     # user and system time apart (a publish's system time is mostly the
     # filesystem's, in the pool).
-    split = {"reactor": [0.0, 0.0], "other threads": [0.0, 0.0]}
-    for tid, (user, system) in threadsAfter.items():
-        was = threadsBefore.get(tid, (0.0, 0.0))
-        part = split["reactor" if tid in pids else "other threads"]
-        part[0] += user - was[0]
-        part[1] += system - was[1]
+    split = byThread(threadsBefore, threadsAfter, pids)
     print(f"  of which (user + system, ms per {one}): " + ", ".join(
         f"{name} {user / n * 1000:.3f} + {system / n * 1000:.3f}" for name, (user, system) in split.items()))
     # Each thread's switches: the reactor's and the store's threads handing
     # the interpreter lock and the work to each other show here.
-    switches = {"reactor": [0, 0], "other threads": [0, 0]}
-    for tid, (voluntary, involuntary) in switchesAfter.items():
-        was = switchesBefore.get(tid, (0, 0))
-        part = switches["reactor" if tid in pids else "other threads"]
-        part[0] += voluntary - was[0]
-        part[1] += involuntary - was[1]
+    switches = byThread(switchesBefore, switchesAfter, pids)
     print(f"context switches per {one} (voluntary + involuntary): " + ", ".join(
         f"{name} {voluntary / n:.2f} + {involuntary / n:.2f}" for name, (voluntary, involuntary) in switches.items()))
     if directory is not None:

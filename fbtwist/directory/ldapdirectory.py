@@ -532,7 +532,7 @@ class LDAPDirectory:
             # many servers let succeed.
             raise UnauthorizedLogin("empty login or password")
         tried = None
-        known = self._indexedLogin(login)
+        known = self.indexedLogin(login)
         if known is not None:
             uid, dn = known
             try:
@@ -560,7 +560,7 @@ class LDAPDirectory:
             raise WrongPassword(str(e), uid) from None
         return uid
 
-    def _indexedLogin(self, login: str):
+    def indexedLogin(self, login: str):
         """
         The uid and DN of the entry C{login} names, from the name index,
         when the index alone answers as the directory's search would: the

@@ -205,7 +205,7 @@ class DirectoryRooms:
         known = self._userKeys.get(uid)
         if known is not None and now - known[0] < ROOMS_TTL:
             return known[1]
-        indexed = self.directory._indexedLogin(uid)
+        indexed = self.directory.indexedLogin(uid)
         if indexed is not None:
             dn = indexed[1]
         else:
