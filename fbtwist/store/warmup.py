@@ -28,7 +28,7 @@ class _WarmupProtocol(protocol.ProcessProtocol):
         self.output = (self.output + data)[-4096:]
 
     def processEnded(self, reason) -> None:
-        self.service._ended(reason.value.exitCode, self.output.decode("utf-8", "replace").strip())
+        self.service.childEnded(reason.value.exitCode, self.output.decode("utf-8", "replace").strip())
 
 
 class NameWarmup(Service):
@@ -77,7 +77,11 @@ class NameWarmup(Service):
             except Exception:
                 pass  # ended meanwhile
 
-    def _ended(self, code, output: str) -> None:
+    def childEnded(self, code, output: str) -> None:
+        """
+        The child ended with exit C{code}, having written C{output}: log
+        what it did, or why it failed.
+        """
         self._process = None
         self.exitCode = code
         if code == 0:

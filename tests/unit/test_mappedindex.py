@@ -9,7 +9,7 @@ import time
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ldaptor.protocols import pureber, pureldap
+from ldaptor.protocols import pureldap
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -26,6 +26,7 @@ from fbtwist.directory.mappedindex import (
 )
 from fbtwist.directory.nameindex import _MAX_TEMPLATES, indexOf
 from tests.names import NAMES, PEOPLE
+from tests.unit.test_ber import _ldaptor
 
 #: Records of every kind the rule tells apart: shared uids, shared local
 #: parts, entries without uid, uids that look like addresses, DNs of
@@ -350,12 +351,10 @@ def _done(messageID: int = 5) -> bytes:
 
 
 def _decodedByLdaptor(message: bytes):
-    decoded, _ = pureber.berDecodeObject(pureldap.LDAPBERDecoderContext_TopLevel(
-        inherit=pureldap.LDAPBERDecoderContext_LDAPMessage(
-            fallback=pureldap.LDAPBERDecoderContext(fallback=pureber.BERDecoderContext()),
-            inherit=pureldap.LDAPBERDecoderContext(fallback=pureber.BERDecoderContext()))), message)
-    entry = decoded.value
-    return entry.objectName, [(name, list(values)) for name, values in entry.attributes]
+    """
+    The DN and attributes of a search entry as ldaptor decodes them.
+    """
+    return _ldaptor(message)[1:]
 
 
 class DecodeRunTests(SynchronousTestCase):
