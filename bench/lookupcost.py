@@ -30,9 +30,7 @@ the system calls per lookup.
 """
 
 import argparse
-import cProfile
 import os
-import pstats
 import subprocess
 import sys
 import tempfile
@@ -49,7 +47,7 @@ from bench.compare import (  # noqa: E402
     waitForLogLines,
     writeTree,
 )
-from bench.publishcost import measure, wrk  # noqa: E402
+from bench.publishcost import measure, timedLoop, wrk  # noqa: E402
 from fbtwist.config import DEMO_LDIF  # noqa: E402
 
 
@@ -133,20 +131,13 @@ def inProcess(count: int, attendees: int, only=None, profilePrefix: str = None, 
             for index in range(count):
                 network.run(client.send(requests[index % len(requests)]))
 
-        before = os.times()
-        loop()
-        after = os.times()
-        user, system = after.user - before.user, after.system - before.system
-        profiler = cProfile.Profile()
-        profiler.enable()
-        loop()
-        profiler.disable()
-        calls = pstats.Stats(profiler).total_calls / count
+        # Always profiled, for the calls per request (written where asked,
+        # else to a scratch file).
+        path = f"{profilePrefix}-{name}.prof" if profilePrefix else os.path.join(owner.directory, "loop.prof")
+        user, system, calls = timedLoop(loop, path)
         print(f"in process: {count} x {name}; per request: CPU {(user + system) / count * 1000:.3f} ms "
               f"(user {user / count * 1000:.3f}, system {system / count * 1000:.3f}; the client and the "
-              f"in-memory network included); Python function calls {calls:.0f}")
-        if profilePrefix:
-            profiler.dump_stats(f"{profilePrefix}-{name}.prof")
+              f"in-memory network included); Python function calls {calls / count:.0f}")
     server.stop()
     subprocess.run(["rm", "-rf", owner.directory])
 

@@ -38,9 +38,7 @@ user's file.
 
 import argparse
 import base64
-import cProfile
 import os
-import pstats
 import subprocess
 import sys
 
@@ -48,6 +46,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from bench.compare import PROPFIND_BODY, calendarBody, writeFiles  # noqa: E402
+from bench.publishcost import timedLoop  # noqa: E402
 
 WINDOWS_BODY = (
     '<?xml version="1.0" encoding="utf-8" ?><D:propfind xmlns:D="DAV:">'
@@ -107,22 +106,14 @@ def inProcess(files: int, requests: int, only, profilePrefix: str = None, user: 
             for _ in range(requests):
                 network.run(client.send(requestBytes))
 
-        before = os.times()
-        loop()
-        after = os.times()
-        user, system = after.user - before.user, after.system - before.system
+        user, system, calls = timedLoop(loop, f"{profilePrefix}-{name}.prof" if profilePrefix else None)
         cpu = (user + system) / requests
         print(f"{name:8} {files} files x {requests}: CPU per PROPFIND {cpu * 1000:.1f} ms "
               f"(user {user / requests * 1000:.1f}, system {system / requests * 1000:.1f}), "
               f"per entry {cpu / files * 1e6:.2f} us; answer {size / 2**20:.2f} MB")
-        if profilePrefix:
-            profiler = cProfile.Profile()
-            profiler.enable()
-            loop()
-            profiler.disable()
-            profiler.dump_stats(f"{profilePrefix}-{name}.prof")
-            calls = pstats.Stats(profiler).total_calls / requests / files
-            print(f"{name:8} Python function calls per entry {calls:.1f} (written to {profilePrefix}-{name}.prof)")
+        if calls is not None:
+            print(f"{name:8} Python function calls per entry {calls / requests / files:.1f} "
+                  f"(written to {profilePrefix}-{name}.prof)")
     server.stop()
     subprocess.run(["rm", "-rf", owner.directory])
 

@@ -33,7 +33,9 @@ difference over the difference in publishes is the cost of one).
 """
 
 import argparse
+import cProfile
 import os
+import pstats
 import re
 import shlex
 import subprocess
@@ -57,6 +59,28 @@ from bench.compare import (  # noqa: E402
     writeTree,
 )
 from tests.processes import childPIDs  # noqa: E402
+
+
+def timedLoop(loop, profilePath=None):
+    """
+    Run C{loop()} once timed (this process's CPU), and again under cProfile
+    when C{profilePath} is given (the profile written there).
+
+    @return: C{(user, system, calls)}: CPU seconds of the timed run, and the
+        Python function calls of the profiled one (C{None} without one).
+    """
+    before = os.times()
+    loop()
+    after = os.times()
+    calls = None
+    if profilePath:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        loop()
+        profiler.disable()
+        profiler.dump_stats(profilePath)
+        calls = pstats.Stats(profiler).total_calls
+    return after.user - before.user, after.system - before.system, calls
 
 
 def byThread(before: dict, after: dict, reactors) -> dict:
@@ -288,8 +312,6 @@ def inProcess(count: int, profilePath: str = None) -> None:
     module's description.
     """
     import base64
-    import cProfile
-    import pstats
 
     from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 
@@ -317,20 +339,12 @@ def inProcess(count: int, profilePath: str = None) -> None:
         for _ in range(count):
             network.run(publisher.send(requestBytes))
 
-    before = os.times()
-    loop()
-    after = os.times()
-    user, system = after.user - before.user, after.system - before.system
+    user, system, calls = timedLoop(loop, profilePath)
     print(f"in process: {count} publishes; per publish: CPU {(user + system) / count * 1000:.3f} ms "
           f"(user {user / count * 1000:.3f}, system {system / count * 1000:.3f}; the client and the in-memory "
           f"network included)")
-    if profilePath:
-        profiler = cProfile.Profile()
-        profiler.enable()
-        loop()
-        profiler.disable()
-        profiler.dump_stats(profilePath)
-        print(f"Python function calls per publish: {pstats.Stats(profiler).total_calls / count:.0f}")
+    if calls is not None:
+        print(f"Python function calls per publish: {calls / count:.0f}")
     server.stop()
     subprocess.run(["rm", "-rf", owner.directory])
 
