@@ -105,4 +105,3 @@ def restartChannelTimer(protocol) -> None:
     reset = getattr(channel, "resetTimeout", None)
     if reset is not None:
         reset()
-

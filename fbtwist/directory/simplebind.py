@@ -8,6 +8,9 @@ cost more of the reactor's time than the rest of the bind together.
 
 from typing import Optional
 
+from ldaptor.protocols.pureber import int2berlen
+
+from fbtwist.directory import ber
 from fbtwist.directory.ber import MalformedMessage
 
 #: The tag of a BindResponse (APPLICATION 1, constructed).
@@ -17,22 +20,15 @@ BIND_RESPONSE = 0x61
 MAX_ANSWER = 2**20
 
 
-def _length(length: int) -> bytes:
-    if length < 0x80:
-        return bytes((length,))
-    encoded = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes((0x80 | len(encoded),)) + encoded
-
-
 def bindRequest(messageID: int, dn: bytes, password: bytes) -> bytes:
     """
     The LDAPMessage of a simple bind (LDAP version 3), encoded as ldaptor
     encodes C{LDAPMessage(LDAPBindRequest(dn=dn, auth=password), id=messageID)}.
     """
-    request = b"\x02\x01\x03\x04" + _length(len(dn)) + dn + b"\x80" + _length(len(password)) + password
+    request = b"\x02\x01\x03\x04" + int2berlen(len(dn)) + dn + b"\x80" + int2berlen(len(password)) + password
     identifier = messageID.to_bytes((messageID.bit_length() + 8) // 8, "big", signed=True)
-    content = b"\x02" + _length(len(identifier)) + identifier + b"\x60" + _length(len(request)) + request
-    return b"\x30" + _length(len(content)) + content
+    content = b"\x02" + int2berlen(len(identifier)) + identifier + b"\x60" + int2berlen(len(request)) + request
+    return b"\x30" + int2berlen(len(content)) + content
 
 
 class BindAnswer:
@@ -57,22 +53,16 @@ class BindAnswer:
 
 def _element(buffer: bytes, offset: int, end: int, tag: int, what: str):
     """
-    The content bounds of the element with C{tag} at C{offset}.
+    The content bounds of the element with C{tag} at C{offset}
+    (L{fbtwist.directory.ber}'s reading, its errors a bind answer's).
 
     @raise MalformedMessage: For another tag, a length of more than 4
         bytes, or an element that overruns C{end}.
     """
-    if offset + 2 > end or buffer[offset] != tag:
-        raise MalformedMessage(f"a bind answer without its {what}")
-    length, start = buffer[offset + 1], offset + 2
-    if length >= 0x80:
-        size = length & 0x7F
-        if not 0 < size <= 4 or start + size > end:
-            raise MalformedMessage(f"a bind answer whose {what} has a bad length")
-        length, start = int.from_bytes(buffer[start:start + size], "big"), start + size
-    if start + length > end:
-        raise MalformedMessage(f"a bind answer whose {what} overruns it")
-    return start, start + length
+    try:
+        return ber._element(buffer, offset, end, tag)
+    except ValueError as e:
+        raise MalformedMessage(f"a bind answer whose {what} cannot be read ({e})") from None
 
 
 def bindAnswer(buffer: bytes, offset: int, end: int) -> Optional[BindAnswer]:

@@ -144,5 +144,3 @@ class AdapterTests(unittest.SynchronousTestCase):
         The parse error of Twisted's HTTP client is an exception class.
         """
         self.assertTrue(issubclass(twistedAdapter.httpClientParseError(), Exception))
-
-
