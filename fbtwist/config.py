@@ -804,6 +804,13 @@ class Config:
         "Days of free/busy served from a lookup's start when it gives no end (and derived from a full calendar).",
         metavar="DAYS",
     )
+    keepAnswers: bool = setting(
+        "keep-answers", True, parseFlag,
+        "Keep a lookup's rendered answer with the version of the file it was made of (an extended attribute of "
+        "the file, shared by every worker and node), so that later lookups of that version, in any process, "
+        "neither read its times nor render them again (yes or no).",
+        metavar="YES|NO", topic="Lookups (/calendar/, /caldav/)",
+    )
     lookupMissDelay: float = setting(
         "lookup-miss-delay", 0.05, parseSeconds,
         "Answer a lookup that finds nothing published no sooner than this after it arrived (plus up to half "

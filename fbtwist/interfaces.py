@@ -100,6 +100,14 @@ class ICalendarStore(Interface):
             there is no file.
         """
 
+    def keep(snapshot, kept):
+        """
+        Keep C{kept} (bytes a reader made of C{snapshot}'s content) with
+        that version of the file, as a cache: later snapshots of the same
+        version give it back (C{FileSnapshot.kept}); nothing fails when it
+        cannot be kept.
+        """
+
     def openUpload(path):
         """
         @return: An L{IUpload} for a new version of the file at C{path}.
@@ -280,6 +288,26 @@ class IFreeBusyReader(Interface):
         """
         L{freeBusyFor}'s answer when it is known without waiting, else
         C{None}.
+        """
+
+    def plainNow(target):
+        """
+        When the whole answer about C{target} (no range, no working hours)
+        is one published free/busy file shown at one detail and that is
+        known without waiting: a C{PlainSource} naming them (with what was
+        kept with that version of the file), else C{None}.
+        """
+
+    def visibleFrom(source):
+        """
+        The C{Visible} answer of a L{plainNow} source, or C{HIDDEN} when
+        its file cannot be read as free/busy times.
+        """
+
+    def keepAnswer(source, kept):
+        """
+        Keep C{kept}, made of a L{plainNow} source's answer, with that
+        version of its file (a cache: see C{ICalendarStore.keep}).
         """
 
 

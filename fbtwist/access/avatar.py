@@ -23,7 +23,7 @@ from zope.interface import implementer
 from fbtwist.access import preconditions as conditions
 from fbtwist.access.permissions import Action, authorize, listableNames, ownFileName
 from fbtwist.access.values import NO_PRECONDITIONS, ActiveLocks, LockGranted, Preconditions
-from fbtwist.access.visibility import Detail, FreeBusyVisibility, PublishedFile, Target, Viewer, Visible
+from fbtwist.access.visibility import Detail, FreeBusyVisibility, PlainSource, PublishedFile, Target, Viewer, Visible
 from fbtwist.calendar.freebusy import TimeRange
 from fbtwist.errors import (
     AlreadyExists,
@@ -102,6 +102,26 @@ class FreeBusyReader:
         """
         self._authorizeTarget(target)
         return self.visibility.freeBusyForNow(self.viewer, target, timeRange, detail, workhours)
+
+    def plainNow(self, target: Target) -> Optional[PlainSource]:
+        """
+        The one file and detail C{target}'s whole answer is made of, when
+        known at once: L{FreeBusyVisibility.plainNow}.
+        """
+        return self.visibility.plainNow(self.viewer, target)
+
+    def visibleFrom(self, source: PlainSource):
+        """
+        The answer of a L{plainNow} source: L{FreeBusyVisibility.visibleFrom}.
+        """
+        return self.visibility.visibleFrom(source)
+
+    def keepAnswer(self, source: PlainSource, kept: bytes) -> None:
+        """
+        Keep C{kept} with the source's file version:
+        L{FreeBusyVisibility.keepAnswer}.
+        """
+        self.visibility.keepAnswer(source, kept)
 
     def _authorizeTarget(self, target: Target) -> None:
         if isinstance(target, PublishedFile):

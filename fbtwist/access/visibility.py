@@ -31,7 +31,7 @@ from fbtwist.calendar.freebusy import FreeBusy, TimeRange
 from fbtwist.directory.filters import defaultGroupBase
 from fbtwist.errors import InvalidCalendar, NotFound, PermissionDenied
 from fbtwist.remote.source import domainOf
-from fbtwist.store.paths import ResourceInfo
+from fbtwist.store.paths import FileSnapshot, ResourceInfo
 
 #: What a user publishes: a free/busy file, or a full calendar.
 FREEBUSY_FILE = ".vfb"
@@ -169,10 +169,30 @@ class Published(NamedTuple):
     info: ResourceInfo
     etag: str
     data: bytes
+    #: What a reader kept with this version of the file, if anything
+    #: (L{fbtwist.store.tree.CalendarStore.keep}).
+    kept: Optional[bytes] = None
 
     @property
     def isCalendar(self) -> bool:
         return self.path[-1].lower().endswith(EVENTS_FILE)
+
+
+class PlainSource(NamedTuple):
+    """
+    A person's whole answer (no range, no working hours) when it is one
+    published free/busy file shown at one detail
+    (L{FreeBusyVisibility.plainNow}): the same file version, owner and
+    detail always give the same answer, which can therefore be kept with
+    that version of the file.
+
+    @ivar detail: The detail its owner shows the viewer (C{None}: no
+        choices, everything).
+    """
+
+    published: Published
+    owner: str
+    detail: Optional[Shown]
 
 
 def groupSearchBase(configured: Optional[str], directoryURL) -> Optional[str]:
@@ -346,6 +366,21 @@ class FreeBusyVisibility:
             # asked first), and is asked again once that answer expires.
             remote = self.federation.lookupNow(target.name) if self.isFederated(target.name) else None
             return None if remote is None else self._remoteVisible(target.name, remote, timeRange)
+        found = self._fileShownNow(viewer, uid)
+        if found is None:
+            return None
+        published, detail = found
+        answer = self._shown(self._visibleFile(published, uid, timeRange, workhours or self.applyWorkingHours), detail)
+        # A file that cannot be read as free/busy times (put there by
+        # other means than a publish) hides its owner: after the floor.
+        return None if answer is HIDDEN else answer
+
+    def _fileShownNow(self, viewer: Viewer, uid: str) -> Optional[Tuple[Published, Optional[Shown]]]:
+        """
+        The free/busy file C{uid} published and the detail they show the
+        viewer, when the viewer may see it and it is all there is to see
+        (no calendar, no feeds), known without waiting; else C{None}.
+        """
         detail = None
         if self.whoSees is not None:
             # The owner's choice read once for both questions.
@@ -359,7 +394,43 @@ class FreeBusyVisibility:
             return None
         if published is None or published.isCalendar:
             return None
-        return self._shown(self._visibleFile(published, uid, timeRange, workhours or self.applyWorkingHours), detail)
+        return published, detail
+
+    def plainNow(self, viewer: Viewer, target: Target) -> Optional[PlainSource]:
+        """
+        The source of C{target}'s whole answer to C{viewer} (no range, no
+        working hours) when it is one published free/busy file shown at one
+        detail and that is known without waiting (as L{freeBusyForNow}
+        knows it), else C{None}.  Its answer is L{visibleFrom}.
+        """
+        if not isinstance(target, Person) or self.applyWorkingHours:
+            return None
+        known, uid = self.resolvedNow(target.name)
+        if uid is None:
+            return None
+        found = self._fileShownNow(viewer, uid)
+        if found is None:
+            return None
+        published, detail = found
+        if detail is None and self.whoSees is not None:
+            detail = self.whoSees.detailOf(uid)
+        return PlainSource(published, uid, detail)
+
+    def visibleFrom(self, source: PlainSource):
+        """
+        The answer of a L{plainNow} source: a L{Visible}, or L{HIDDEN} when
+        its file cannot be read as free/busy times.
+        """
+        return self._shown(self._visibleFile(source.published, source.owner, None), source.detail)
+
+    def keepAnswer(self, source: PlainSource, kept: bytes) -> None:
+        """
+        Keep C{kept} (made of the answer of C{source}) with that version of
+        its file: see L{fbtwist.store.tree.CalendarStore.keep}.
+        """
+        if self._store is not None:
+            published = source.published
+            self._store.keep(FileSnapshot(published.info, published.etag, published.data, published.kept), kept)
 
     async def _viewersMask(self, viewer: Viewer, mask: Mask) -> Optional[Mask]:
         """
@@ -474,7 +545,7 @@ class FreeBusyVisibility:
                 snapshot = self._store.snapshot(eventsPath) or snapshot
         if snapshot is None:
             return None
-        return Published(snapshot.info.path, snapshot.info, snapshot.etag, snapshot.data)
+        return Published(snapshot.info.path, snapshot.info, snapshot.etag, snapshot.data, snapshot.kept)
 
     async def _visible(self, published: Published, owner: str, timeRange: Optional[TimeRange],
                        workhours: bool = False, mask: Optional[Mask] = None):

@@ -8,7 +8,7 @@ metadata.
 """
 
 import unicodedata
-from typing import NamedTuple, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 from fbtwist.errors import InvalidName
 
@@ -38,12 +38,14 @@ class ResourceInfo(NamedTuple):
 class FileSnapshot(NamedTuple):
     """
     One version of a file: what is known of it, its entity tag and its
-    content, read together (see L{CalendarStore.snapshot}).
+    content, read together (see L{CalendarStore.snapshot}), and what a
+    reader kept with this version (L{CalendarStore.keep}), if anything.
     """
 
     info: ResourceInfo
     etag: str
     data: bytes
+    kept: Optional[bytes] = None
 
 
 def validateName(name: str) -> str:

@@ -51,6 +51,19 @@ _COLLECTION_PROPS = ".props"
 _PROPS_SUFFIX = ".json"
 #: What was derived from a file's content (see L{CalendarStore.derived}).
 _DERIVED_PREFIX = ".derived."
+#: The extended attribute holding what a reader kept with one version of a
+#: file (L{CalendarStore.keep}): that version's size and modification time
+#: in nanoseconds, then what was kept.
+_KEPT_XATTR = "user.fbtwist.kept"
+#: The most L{CalendarStore.keep} keeps (ext4 holds all of a file's
+#: extended attributes in one block of 4 KiB; XFS and others hold more).
+MAX_KEPT_BYTES = 60 * 1024
+#: The most keeps waiting for or running in the store's threads at once:
+#: beyond it a keep is skipped (the next read of the file asks again), so
+#: that publishes queued behind them wait little.
+_MAX_KEEPS_UNDER_WAY = 8
+#: Errors that tell the whole tree keeps nothing: the store stops trying.
+_KEEPS_IMPOSSIBLE = frozenset((errno.ENOTSUP, errno.EROFS))
 
 
 @implementer(ICalendarStore)
@@ -82,6 +95,12 @@ class CalendarStore:
         self.root = FilePath(os.path.realpath(root.path))
         self.runBlocking = runBlocking if runBlocking is not None else defer.maybeDeferred
         self._snapshots = _SnapshotCache(snapshotBytes, snapshotFileBytes)
+        #: The file versions a keep was tried for (L{keep}: once each), by
+        #: filesystem path, and how many keeps are under way.
+        self._keepsTried: Dict[str, tuple] = {}
+        self._keepsUnderWay = 0
+        #: Why the tree keeps nothing (L{keep}), once it is known.
+        self.keepsRefused: Optional[str] = None
         self._directoryFsyncs = DirectoryFsyncs()
         #: Commits between their start and their end (L{Upload.commitAsync}),
         #: counted in the reactor's thread.
@@ -174,7 +193,8 @@ class CalendarStore:
         def readNow():
             # Through the descriptor alone: nothing but the bytes is wanted
             # (with 100,000 users most lookups miss: open, fstat, read,
-            # the ETag's attribute and close, no file object, whose own
+            # the ETag's and the kept answer's attributes and close, no
+            # file object, whose own
             # fstat would be one more system call).  A folder put there
             # meanwhile fails the read with IsADirectoryError.
             fd = os.open(fsPath, os.O_RDONLY | os.O_CLOEXEC)
@@ -187,17 +207,17 @@ class CalendarStore:
                     while rest[-1]:
                         rest.append(os.read(fd, 1 << 16))
                     data = b"".join(rest)
-                return st, data, self._etagOf(fd, st, lambda: data)
+                return st, data, self._etagOf(fd, st, lambda: data), _keptWith(fd, st)
             finally:
                 os.close(fd)
 
         try:
-            st, data, etag = _resolvingAgain(readNow)
+            st, data, etag, kept = _resolvingAgain(readNow)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
         except OSError as e:
             raise (descriptorError(e) or e) from None
-        snapshot = FileSnapshot(_info(path, st), etag, data)
+        snapshot = FileSnapshot(_info(path, st), etag, data, kept)
         if len(data) == st.st_size:
             self._snapshots.put(fsPath, _versionOf(st), snapshot)
         return snapshot
@@ -218,6 +238,55 @@ class CalendarStore:
             pass
         # No attribute, or the file was changed behind our back.
         return etagForContent(content())
+
+    def keep(self, snapshot: FileSnapshot, kept: bytes) -> None:
+        """
+        Keep C{kept} (what a reader made of C{snapshot}'s content, e.g. a
+        rendered answer) with that version of the file, for every server
+        using the tree: L{snapshot} gives it back (C{FileSnapshot.kept})
+        while the file is that version, and a new version has nothing kept.
+
+        It is kept in an extended attribute of the file, written in the
+        store's threads (L{runBlocking}), and never synced: it is a cache,
+        made again when lost.  One try for each version of a file; nothing
+        is kept (and nothing fails) when the filesystem has no extended
+        attributes, the tree is read-only, the file is not the server's or
+        has several names (hard links),
+        C{kept} is larger than L{MAX_KEPT_BYTES} or the filesystem's limit,
+        or L{_MAX_KEEPS_UNDER_WAY} keeps are already under way.
+        """
+        info = snapshot.info
+        if (self.keepsRefused is not None or len(kept) > MAX_KEPT_BYTES or snapshot.kept == kept
+                or self._keepsUnderWay >= _MAX_KEEPS_UNDER_WAY or not info.path):
+            return
+        try:
+            fsPath = self._filePath(info.path).path
+        except FreeBusyError:
+            return
+        version = (info.inode, info.size, info.modified)
+        if self._keepsTried.get(fsPath) == version:
+            return
+        if len(self._keepsTried) >= 65536:
+            self._keepsTried.clear()
+        self._keepsTried[fsPath] = version
+        self._keepsUnderWay += 1
+
+        def done(st):
+            self._keepsUnderWay -= 1
+            if isinstance(st, os.stat_result):
+                # The attribute moved the file's change time: its snapshot
+                # is cached again, with what was kept.
+                self._snapshots.put(fsPath, _versionOf(st), snapshot._replace(kept=kept))
+            elif st in _KEEPS_IMPOSSIBLE and self.keepsRefused is None:
+                self.keepsRefused = os.strerror(st)
+                self.log.info("lookups' answers are not kept with the files ({reason}): each file not in memory "
+                              "is rendered again", reason=self.keepsRefused)
+
+        def failed(failure):
+            self._keepsUnderWay -= 1
+            self.log.failure("keeping an answer with {path}", failure, path=fsPath)
+
+        self.runBlocking(_keepWith, fsPath, version, kept).addCallbacks(done, failed)
 
     def etag(self, path: StorePath) -> str:
         """
@@ -628,17 +697,18 @@ class _SnapshotCache:
         self.maxBytes = maxBytes
         self.maxFile = maxFile
         # fsPath -> version + (path, isCollection, size, modified, created,
-        # inode, etag, content), weighed by the content's length.
-        self._entries = LRUCache(maxBytes, weigh=lambda entry: len(entry[-1]))
+        # inode, etag, content, kept), weighed by the content's and the
+        # kept bytes' lengths.
+        self._entries = LRUCache(maxBytes, weigh=lambda entry: len(entry[-2]) + len(entry[-1] or b""))
 
     def get(self, fsPath: str, version: tuple) -> Optional[FileSnapshot]:
         entry = self._entries.get(fsPath)
         if entry is None or entry[:len(version)] != version:
             return None
-        path, isCollection, size, modified, created, inode, etag, data = entry[len(version):]
+        path, isCollection, size, modified, created, inode, etag, data, kept = entry[len(version):]
         # Segments never hold "/" (validateName).
         info = ResourceInfo(tuple(path.split("/")), isCollection, size, modified, created, inode)
-        return FileSnapshot(info, etag, data)
+        return FileSnapshot(info, etag, data, kept)
 
     def put(self, fsPath: str, version: tuple, snapshot: FileSnapshot) -> None:
         if len(snapshot.data) > self.maxFile:
@@ -646,8 +716,50 @@ class _SnapshotCache:
             return
         path, isCollection, size, modified, created, inode = snapshot.info
         self._entries.put(fsPath, version + ("/".join(path), isCollection, size, modified, created, inode,
-                                             snapshot.etag, snapshot.data))
+                                             snapshot.etag, snapshot.data, snapshot.kept))
 
+
+
+def _keptWith(fd: int, st: os.stat_result) -> Optional[bytes]:
+    """
+    What was kept with the version of the file open as C{fd} whose C{stat}
+    is C{st} (L{CalendarStore.keep}), or C{None}.
+    """
+    try:
+        value = os.getxattr(fd, _KEPT_XATTR)
+    except OSError:
+        return None
+    stamp = b"%d|%d\n" % (st.st_size, st.st_mtime_ns)
+    # Kept for another version (edited in place since) counts for nothing.
+    return value[len(stamp):] if value.startswith(stamp) else None
+
+
+def _keepWith(fsPath: str, version: tuple, kept: bytes):
+    """
+    Keep C{kept} with the file at C{fsPath} when it is still the version
+    C{version} (inode, size, modification time), in a thread of the store.
+
+    @return: The file's C{stat} once kept, else C{None} (another version,
+        not a file, or a file of several names), or the C{errno} that
+        refused it.
+    """
+    try:
+        fd = os.open(fsPath, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if (not stat.S_ISREG(st.st_mode) or (st.st_ino, st.st_size, st.st_mtime) != version
+                # A file of several names: what one name's reader made of it
+                # may not be another's (a lookup's answer names the owner).
+                or st.st_nlink != 1):
+            return None
+        os.setxattr(fd, _KEPT_XATTR, b"%d|%d\n" % (st.st_size, st.st_mtime_ns) + kept)
+        return os.fstat(fd)
+    except OSError as e:
+        return e.errno
+    finally:
+        os.close(fd)
 
 
 #: How often a path is looked up again when the filesystem answers ESTALE.
