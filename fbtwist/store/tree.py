@@ -58,10 +58,9 @@ _KEPT_XATTR = "user.fbtwist.kept"
 #: The most L{CalendarStore.keep} keeps (ext4 holds all of a file's
 #: extended attributes in one block of 4 KiB; XFS and others hold more).
 MAX_KEPT_BYTES = 60 * 1024
-#: The most keeps waiting for or running in the store's threads at once:
-#: beyond it a keep is skipped (the next read of the file asks again), so
-#: that publishes queued behind them wait little.
-_MAX_KEEPS_UNDER_WAY = 8
+#: The most keeps waiting while others are written: beyond it a keep is
+#: skipped (the next read of the file asks again).
+_MAX_KEEPS_WAITING = 1024
 #: Errors that tell the whole tree keeps nothing: the store stops trying.
 _KEEPS_IMPOSSIBLE = frozenset((errno.ENOTSUP, errno.EROFS))
 
@@ -98,7 +97,10 @@ class CalendarStore:
         #: The file versions a keep was tried for (L{keep}: once each), by
         #: filesystem path, and how many keeps are under way.
         self._keepsTried: Dict[str, tuple] = {}
-        self._keepsUnderWay = 0
+        #: Keeps waiting to be written (L{keep}), and whether a write of
+        #: some is under way.
+        self._keepsWaiting: list = []
+        self._keeping = False
         #: Why the tree keeps nothing (L{keep}), once it is known.
         self.keepsRefused: Optional[str] = None
         self._directoryFsyncs = DirectoryFsyncs()
@@ -246,18 +248,19 @@ class CalendarStore:
         using the tree: L{snapshot} gives it back (C{FileSnapshot.kept})
         while the file is that version, and a new version has nothing kept.
 
-        It is kept in an extended attribute of the file, written in the
-        store's threads (L{runBlocking}), and never synced: it is a cache,
-        made again when lost.  One try for each version of a file; nothing
-        is kept (and nothing fails) when the filesystem has no extended
-        attributes, the tree is read-only, the file is not the server's or
-        has several names (hard links),
-        C{kept} is larger than L{MAX_KEPT_BYTES} or the filesystem's limit,
-        or L{_MAX_KEEPS_UNDER_WAY} keeps are already under way.
+        It is kept in an extended attribute of the file, and never synced:
+        it is a cache, made again when lost.  Keeps wait in a list, written
+        together by one call in the store's threads (L{runBlocking}) at a
+        time, so that publishes have the other threads.  One try for each
+        version of a file; nothing is kept (and nothing fails) when the
+        filesystem has no extended attributes, the tree is read-only, the
+        file is not the server's or has several names (hard links), C{kept}
+        is larger than L{MAX_KEPT_BYTES} or the filesystem's limit, or
+        L{_MAX_KEEPS_WAITING} keeps are already waiting.
         """
         info = snapshot.info
         if (self.keepsRefused is not None or len(kept) > MAX_KEPT_BYTES or snapshot.kept == kept
-                or self._keepsUnderWay >= _MAX_KEEPS_UNDER_WAY or not info.path):
+                or len(self._keepsWaiting) >= _MAX_KEEPS_WAITING or not info.path):
             return
         try:
             fsPath = self._filePath(info.path).path
@@ -269,24 +272,41 @@ class CalendarStore:
         if len(self._keepsTried) >= 65536:
             self._keepsTried.clear()
         self._keepsTried[fsPath] = version
-        self._keepsUnderWay += 1
+        self._keepsWaiting.append((fsPath, version, kept, snapshot))
+        if not self._keeping:
+            self._keepWaiting()
 
-        def done(st):
-            self._keepsUnderWay -= 1
-            if isinstance(st, os.stat_result):
-                # The attribute moved the file's change time: its snapshot
-                # is cached again, with what was kept.
-                self._snapshots.put(fsPath, _versionOf(st), snapshot._replace(kept=kept))
-            elif st in _KEEPS_IMPOSSIBLE and self.keepsRefused is None:
-                self.keepsRefused = os.strerror(st)
-                self.log.info("lookups' answers are not kept with the files ({reason}): each file not in memory "
-                              "is rendered again", reason=self.keepsRefused)
+    def _keepWaiting(self) -> None:
+        """
+        Write the keeps waiting, in one call in the store's threads; then
+        those that waited meanwhile.
+        """
+        batch, self._keepsWaiting = self._keepsWaiting, []
+        self._keeping = True
+
+        def done(results):
+            for (fsPath, version, kept, snapshot), st in zip(batch, results):
+                if isinstance(st, os.stat_result):
+                    # The attribute moved the file's change time: its
+                    # snapshot is cached again, with what was kept.
+                    self._snapshots.put(fsPath, _versionOf(st), snapshot._replace(kept=kept))
+                elif st in _KEEPS_IMPOSSIBLE and self.keepsRefused is None:
+                    self.keepsRefused = os.strerror(st)
+                    self.log.info("lookups' answers are not kept with the files ({reason}): each file not in "
+                                  "memory is rendered again", reason=self.keepsRefused)
 
         def failed(failure):
-            self._keepsUnderWay -= 1
-            self.log.failure("keeping an answer with {path}", failure, path=fsPath)
+            self.log.failure("keeping answers with {count} files", failure, count=len(batch))
 
-        self.runBlocking(_keepWith, fsPath, version, kept).addCallbacks(done, failed)
+        def again(_):
+            self._keeping = False
+            if self._keepsWaiting and self.keepsRefused is None:
+                self._keepWaiting()
+            else:
+                self._keepsWaiting = []
+
+        work = [(fsPath, version, kept) for fsPath, version, kept, _ in batch]
+        self.runBlocking(_keepAllWith, work).addCallbacks(done, failed).addBoth(again)
 
     def etag(self, path: StorePath) -> str:
         """
@@ -732,6 +752,15 @@ def _keptWith(fd: int, st: os.stat_result) -> Optional[bytes]:
     stamp = b"%d|%d\n" % (st.st_size, st.st_mtime_ns)
     # Kept for another version (edited in place since) counts for nothing.
     return value[len(stamp):] if value.startswith(stamp) else None
+
+
+def _keepAllWith(work):
+    """
+    L{_keepWith} each C{(fsPath, version, kept)} of C{work}, in order.
+
+    @return: Their results, in the same order.
+    """
+    return [_keepWith(fsPath, version, kept) for fsPath, version, kept in work]
 
 
 def _keepWith(fsPath: str, version: tuple, kept: bytes):

@@ -241,14 +241,29 @@ class StoreKeepTests(unittest.SynchronousTestCase):
         self.store.keep(self.store.snapshot(("a.vfb",)), b"x" * (tree.MAX_KEPT_BYTES + 1))
         self.assertIsNone(kept(self.path))
 
-    def test_boundedUnderWay(self):
-        """While the store's threads are busy, at most a few keeps wait; the rest are skipped."""
-        waiting = []
-        self.store.runBlocking = lambda f, *args: waiting.append((f, args)) or defer.Deferred()
-        for index in range(40):
+    def test_keptTogetherAndBounded(self):
+        """Keeps written by one call at a time; they wait for it together (a bounded number, the rest skipped)."""
+        self.patch(tree, "_MAX_KEEPS_WAITING", 4)
+        calls = []
+
+        def runBlocking(f, *args):
+            calls.append(defer.Deferred())
+            calls[-1].addCallback(lambda _: f(*args))
+            return calls[-1]
+
+        self.store.runBlocking = runBlocking
+        for index in range(10):
             self.store.write((f"f{index}.vfb",), b"x")
             self.store.keep(self.store.snapshot((f"f{index}.vfb",)), b"k")
-        self.assertEqual(len(waiting), tree._MAX_KEEPS_UNDER_WAY)
+        self.assertEqual(len(calls), 1)
+        calls[0].callback(None)
+        # The first file's, then the four that waited; the other five skipped.
+        self.assertEqual(len(calls), 2)
+        calls[1].callback(None)
+        keptFiles = [index for index in range(10)
+                     if kept(os.path.join(self.store.root.path, f"f{index}.vfb")) is not None]
+        self.assertEqual(keptFiles, [0, 1, 2, 3, 4])
+        self.assertEqual(self.store.snapshot(("f4.vfb",)).kept, b"k")
 
     def test_refusedByFilesystem(self):
         """A filesystem without extended attributes keeps nothing, fails nothing, and says so once."""
