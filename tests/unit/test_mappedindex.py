@@ -21,6 +21,7 @@ from fbtwist.directory.mappedindex import (
     IndexFileError,
     MappedIndexFollower,
     MappedNameIndex,
+    _sortedSlots,
     privateDirectory,
     writeIndexFile,
 )
@@ -241,6 +242,41 @@ class CompactBuilderTests(SynchronousTestCase):
         CompactNameIndex(data)
         for wrong in (data[:-1], data + b"\0", b"X" + data[1:], b""):
             self.assertRaises(IndexFileError, CompactNameIndex, wrong)
+
+
+
+class SortedSlotsTests(SynchronousTestCase):
+    """
+    The keys' slots (CRC above number) are sorted by their nearest float
+    (faster), in exactly the order of the integers.
+    """
+
+    def assertSortedAsIntegers(self, crcs, numbers):
+        slots = [crc << 32 | number for crc, number in zip(crcs, sorted(numbers))]
+        self.assertEqual(_sortedSlots(iter(slots)).tolist(), sorted(slots))
+
+    def test_roundedTogether(self):
+        """
+        Thousands of slots of the highest CRCs (where floats are coarsest:
+        neighbours round to one float), of one CRC, of CRCs a unit apart,
+        numbers up to near 2**31: in the order of the integers.
+        """
+        numbers = list(range(3000)) + list(range(2**31 - 3000, 2**31))
+        top = [0xFFFFFFFF - n % 3 for n in range(len(numbers))]
+        self.assertSortedAsIntegers(top, numbers)
+        self.assertSortedAsIntegers([0xFFFFFFFF] * len(numbers), numbers)
+        self.assertSortedAsIntegers([0x80000000 + (n % 2) for n in range(len(numbers))], numbers)
+        self.assertSortedAsIntegers([2**21 - n % 5 for n in range(len(numbers))], numbers)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from([0, 1, 2**20, 2**31 - 1, 2**31, 2**32 - 2, 2**32 - 1]),
+                              st.integers(0, 2**31 - 1)), unique_by=lambda pair: pair[1], max_size=200))
+    def test_anySlots(self, pairs):
+        """
+        Any CRCs (few, so that many share one) with numbers in ascending
+        order: in the order of the integers.
+        """
+        self.assertSortedAsIntegers([crc for crc, _ in pairs], [number for _, number in pairs])
 
 
 class _Directory:
