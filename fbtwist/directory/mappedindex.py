@@ -55,6 +55,11 @@ from fbtwist.directory.nameindex import _MAX_TEMPLATES, NameIndex, _splitDN
 MAGIC = b"FBNAMES2" + (b"L" if sys.byteorder == "little" else b"B") + b"\0\0\0"
 #: 40 bytes: the arrays after it are aligned.
 _HEADER = struct.Struct("=12s7I")
+#: How many first bytes of a message find its shape, and at most how many
+#: shapes a load keeps (L{CompactIndexBuilder._runDecoder}): 9 bytes are
+#: the shortest a message of a search result entry has before its DN.
+_SHAPE_KEY = 9
+_MAX_SHAPES = 4096
 #: A key's value: nobody (an ambiguous name).
 NOBODY = 0x7FFFFFFF
 #: A key's value bit: the key is a uid naming one entry, whose record has
@@ -182,118 +187,172 @@ class CompactIndexBuilder:
                 kinds[name] = kind
             return kind
 
+        # The shapes of entries of a uid and an address (one value each)
+        # decoded so far, by their first bytes (most entries of a load have
+        # one of a few shapes, set by the lengths of their DN and values):
+        # (the message's length, the bytes before its DN, where its DN
+        # starts and ends, the bytes up to its first value, where that
+        # starts and ends, the bytes up to its second value, where that
+        # starts, whether the uid is first).
+        shapes: Dict[bytes, tuple] = {}
+
+        def entryAt(buffer: bytes, offset: int, size: int):
+            """
+            The message at C{offset} decoded: C{(its end, DN, uid, first
+            address, all addresses or None when there is one)}, or C{None}
+            where L{searchEntries} stops; its shape remembered (L{shapes})
+            when it has a uid and an address, one value each.
+            """
+            if buffer[offset] != 0x30:
+                raise MalformedMessage("not an LDAP message (a sequence was expected)")
+            length, start = buffer[offset + 1], offset + 2
+            if length >= 0x80:
+                count = length & 0x7F
+                if not 0 < count <= 4:
+                    raise MalformedMessage("an LDAP message length of a size no server sends")
+                start += count
+                if start > size:
+                    return None
+                length = int.from_bytes(buffer[offset + 2:start], "big")
+                if length > MAX_MESSAGE:
+                    raise MalformedMessage(
+                        f"an LDAP message of {length} bytes (at most {MAX_MESSAGE} expected)")
+            end = start + length
+            if end > size:
+                return None
+            # The message id: 1 to 4 bytes.
+            if start + 2 > end or buffer[start] != 0x02 or not 0 < buffer[start + 1] <= 4:
+                raise MalformedMessage("an LDAP message without its message id")
+            position = start + 2 + buffer[start + 1]
+            if position + 2 > end:
+                raise MalformedMessage("an LDAP message without its operation")
+            if buffer[position] != 0x64:
+                return None
+            entryEnd, entryStart = buffer[position + 1], position + 2
+            if entryEnd >= 0x80:
+                entryEnd, entryStart = _longLength(buffer, position + 1, end)
+            entryEnd += entryStart
+            if entryEnd != end:
+                if entryEnd > end:
+                    raise MalformedMessage("a search result entry longer than its message")
+                # Controls follow: ldaptor reads them.
+                return None
+            # objectName
+            if entryStart + 2 > end or buffer[entryStart] != 0x04:
+                raise MalformedMessage("a search result entry without its DN")
+            nameEnd, nameStart = buffer[entryStart + 1], entryStart + 2
+            if nameEnd >= 0x80:
+                nameEnd, nameStart = _longLength(buffer, entryStart + 1, end)
+            nameEnd += nameStart
+            if nameEnd + 2 > end or buffer[nameEnd] != 0x30:
+                raise MalformedMessage("a search result entry without its attributes")
+            attributesEnd, position = buffer[nameEnd + 1], nameEnd + 2
+            if attributesEnd >= 0x80:
+                attributesEnd, position = _longLength(buffer, nameEnd + 1, end)
+            if position + attributesEnd != end:
+                raise MalformedMessage("a search result entry whose attributes do not end with it")
+            uid = address = addresses = None
+            attributes = values = uidAt = addressAt = 0
+            while position < end:
+                attributes += 1
+                # One (type, SET OF value).
+                if position + 2 > end or buffer[position] != 0x30:
+                    raise MalformedMessage("an attribute that is not a sequence")
+                pairEnd, typeStart = buffer[position + 1], position + 2
+                if pairEnd >= 0x80:
+                    pairEnd, typeStart = _longLength(buffer, position + 1, end)
+                pairEnd += typeStart
+                if pairEnd > end or typeStart + 2 > pairEnd or buffer[typeStart] != 0x04:
+                    raise MalformedMessage("an attribute without its type, or longer than its entry")
+                typeEnd = buffer[typeStart + 1]
+                if typeEnd >= 0x80:
+                    typeEnd, typeStart = _longLength(buffer, typeStart + 1, pairEnd)
+                else:
+                    typeStart += 2
+                typeEnd += typeStart
+                if typeEnd + 2 > pairEnd or buffer[typeEnd] != 0x31:
+                    raise MalformedMessage("an attribute without its set of values")
+                name = buffer[typeStart:typeEnd]
+                kind = kinds.get(name)
+                if kind is None:
+                    kind = kindOf(name)
+                if kind & 1:
+                    uid = None
+                valuesEnd, valueStart = buffer[typeEnd + 1], typeEnd + 2
+                if valuesEnd >= 0x80:
+                    valuesEnd, valueStart = _longLength(buffer, typeEnd + 1, pairEnd)
+                if valueStart + valuesEnd != pairEnd:
+                    raise MalformedMessage("an attribute whose values do not end with it")
+                first = True
+                while valueStart < pairEnd:
+                    if valueStart + 2 > pairEnd or buffer[valueStart] != 0x04:
+                        raise MalformedMessage("a value that is not an octet string")
+                    valueEnd = buffer[valueStart + 1]
+                    if valueEnd >= 0x80:
+                        valueEnd, valueStart = _longLength(buffer, valueStart + 1, pairEnd)
+                    else:
+                        valueStart += 2
+                    valueEnd += valueStart
+                    if valueEnd > pairEnd:
+                        raise MalformedMessage("a value longer than its attribute")
+                    values += 1
+                    if kind:
+                        value = buffer[valueStart:valueEnd]
+                        if kind & 1 and first:
+                            uid = value
+                            uidAt = valueStart
+                        if kind & 2:
+                            if address is None:
+                                address = value
+                                addressAt = valueStart
+                            elif addresses is None:
+                                addresses = [address, value]
+                            else:
+                                addresses.append(value)
+                    first = False
+                    valueStart = valueEnd
+                position = pairEnd
+            dn = buffer[nameStart:nameEnd]
+            if attributes == 2 and values == 2 and uid is not None and address is not None \
+                    and uidAt != addressAt and len(shapes) < _MAX_SHAPES:
+                if uidAt < addressAt:
+                    firstStart, firstEnd, secondStart = uidAt, uidAt + len(uid), addressAt
+                else:
+                    firstStart, firstEnd, secondStart = addressAt, addressAt + len(address), uidAt
+                shapes[buffer[offset:offset + _SHAPE_KEY]] = (
+                    end - offset, buffer[offset:nameStart], nameStart - offset, nameEnd - offset,
+                    buffer[nameEnd:firstStart], firstStart - offset, firstEnd - offset,
+                    buffer[firstEnd:secondStart], secondStart - offset, uidAt < addressAt)
+            return end, dn, uid, address, addresses
+
         def decodeRun(buffer: bytes, offset: int) -> int:
             size = len(buffer)
             prefix, suffix, template = last
             added = 0
             try:
                 while offset + 2 <= size:
-                    if buffer[offset] != 0x30:
-                        raise MalformedMessage("not an LDAP message (a sequence was expected)")
-                    length, start = buffer[offset + 1], offset + 2
-                    if length >= 0x80:
-                        count = length & 0x7F
-                        if not 0 < count <= 4:
-                            raise MalformedMessage("an LDAP message length of a size no server sends")
-                        start += count
-                        if start > size:
+                    shape = shapes.get(buffer[offset:offset + _SHAPE_KEY])
+                    if shape is not None:
+                        total, head, headEnd, dnEnd, middle, firstStart, firstEnd, middle2, secondStart, \
+                            uidFirst = shape
+                        end = offset + total
+                    if (shape is not None and end <= size and buffer[offset:offset + headEnd] == head
+                            and buffer[offset + dnEnd:offset + firstStart] == middle
+                            and buffer[offset + firstEnd:offset + secondStart] == middle2):
+                        # The shape of an entry decoded before (every
+                        # length and tag, and the attributes' names, the
+                        # same bytes): its DN and values are at the same
+                        # places; decoding it would give them, no error.
+                        dn = buffer[offset + headEnd:offset + dnEnd]
+                        first, second = buffer[offset + firstStart:offset + firstEnd], buffer[offset + secondStart:end]
+                        uid, address = (first, second) if uidFirst else (second, first)
+                        addresses = None
+                        offset = end
+                    else:
+                        decoded = entryAt(buffer, offset, size)
+                        if decoded is None:
                             break
-                        length = int.from_bytes(buffer[offset + 2:start], "big")
-                        if length > MAX_MESSAGE:
-                            raise MalformedMessage(
-                                f"an LDAP message of {length} bytes (at most {MAX_MESSAGE} expected)")
-                    end = start + length
-                    if end > size:
-                        break
-                    # The message id: 1 to 4 bytes.
-                    if start + 2 > end or buffer[start] != 0x02 or not 0 < buffer[start + 1] <= 4:
-                        raise MalformedMessage("an LDAP message without its message id")
-                    position = start + 2 + buffer[start + 1]
-                    if position + 2 > end:
-                        raise MalformedMessage("an LDAP message without its operation")
-                    if buffer[position] != 0x64:
-                        break
-                    entryEnd, entryStart = buffer[position + 1], position + 2
-                    if entryEnd >= 0x80:
-                        entryEnd, entryStart = _longLength(buffer, position + 1, end)
-                    entryEnd += entryStart
-                    if entryEnd != end:
-                        if entryEnd > end:
-                            raise MalformedMessage("a search result entry longer than its message")
-                        # Controls follow: ldaptor reads them.
-                        break
-                    # objectName
-                    if entryStart + 2 > end or buffer[entryStart] != 0x04:
-                        raise MalformedMessage("a search result entry without its DN")
-                    nameEnd, nameStart = buffer[entryStart + 1], entryStart + 2
-                    if nameEnd >= 0x80:
-                        nameEnd, nameStart = _longLength(buffer, entryStart + 1, end)
-                    nameEnd += nameStart
-                    if nameEnd + 2 > end or buffer[nameEnd] != 0x30:
-                        raise MalformedMessage("a search result entry without its attributes")
-                    attributesEnd, position = buffer[nameEnd + 1], nameEnd + 2
-                    if attributesEnd >= 0x80:
-                        attributesEnd, position = _longLength(buffer, nameEnd + 1, end)
-                    if position + attributesEnd != end:
-                        raise MalformedMessage("a search result entry whose attributes do not end with it")
-                    uid = address = addresses = None
-                    while position < end:
-                        # One (type, SET OF value).
-                        if position + 2 > end or buffer[position] != 0x30:
-                            raise MalformedMessage("an attribute that is not a sequence")
-                        pairEnd, typeStart = buffer[position + 1], position + 2
-                        if pairEnd >= 0x80:
-                            pairEnd, typeStart = _longLength(buffer, position + 1, end)
-                        pairEnd += typeStart
-                        if pairEnd > end or typeStart + 2 > pairEnd or buffer[typeStart] != 0x04:
-                            raise MalformedMessage("an attribute without its type, or longer than its entry")
-                        typeEnd = buffer[typeStart + 1]
-                        if typeEnd >= 0x80:
-                            typeEnd, typeStart = _longLength(buffer, typeStart + 1, pairEnd)
-                        else:
-                            typeStart += 2
-                        typeEnd += typeStart
-                        if typeEnd + 2 > pairEnd or buffer[typeEnd] != 0x31:
-                            raise MalformedMessage("an attribute without its set of values")
-                        name = buffer[typeStart:typeEnd]
-                        kind = kinds.get(name)
-                        if kind is None:
-                            kind = kindOf(name)
-                        if kind & 1:
-                            uid = None
-                        valuesEnd, valueStart = buffer[typeEnd + 1], typeEnd + 2
-                        if valuesEnd >= 0x80:
-                            valuesEnd, valueStart = _longLength(buffer, typeEnd + 1, pairEnd)
-                        if valueStart + valuesEnd != pairEnd:
-                            raise MalformedMessage("an attribute whose values do not end with it")
-                        first = True
-                        while valueStart < pairEnd:
-                            if valueStart + 2 > pairEnd or buffer[valueStart] != 0x04:
-                                raise MalformedMessage("a value that is not an octet string")
-                            valueEnd = buffer[valueStart + 1]
-                            if valueEnd >= 0x80:
-                                valueEnd, valueStart = _longLength(buffer, valueStart + 1, pairEnd)
-                            else:
-                                valueStart += 2
-                            valueEnd += valueStart
-                            if valueEnd > pairEnd:
-                                raise MalformedMessage("a value longer than its attribute")
-                            if kind:
-                                value = buffer[valueStart:valueEnd]
-                                if kind & 1 and first:
-                                    uid = value
-                                if kind & 2:
-                                    if address is None:
-                                        address = value
-                                    elif addresses is None:
-                                        addresses = [address, value]
-                                    else:
-                                        addresses.append(value)
-                            first = False
-                            valueStart = valueEnd
-                        position = pairEnd
-                    dn = buffer[nameStart:nameEnd]
-                    offset = end
+                        offset, dn, uid, address, addresses = decoded
                     if (addresses is None and address is not None and uid and template >= 0 and uid.isascii()
                             and address.isascii() and dn == prefix + uid + suffix):
                         # The usual entry (an ASCII uid whose DN is the last

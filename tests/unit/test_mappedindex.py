@@ -539,6 +539,53 @@ class DecodeRunTests(SynchronousTestCase):
         self.assertEqual(outcomes[0], outcomes[1], stream)
         self.assertEqual(b"".join(builder.parts()), b"".join(plainBuilder.parts()), stream)
 
+    def test_sameShapeEveryByteChanged(self):
+        """
+        Entries of one shape (uid and address first or last, short or
+        long lengths, message ids of 1 to 4 bytes), then one of that shape
+        with any one byte changed to any of a few values (its lengths,
+        tags, attribute names, DN or values), or cut anywhere: the same
+        stop, error and index as the plain decoder.
+        """
+        shapes = [
+            lambda n: _message(b"uid=u%03d,ou=people,dc=example,dc=com" % n,
+                               [(b"uid", [b"u%03d" % n]), (b"mail", [b"U%03d@example.com" % n])]),
+            lambda n: _message(b"uid=%s,dc=x" % (b"v" * 140 + b"%03d" % n),
+                               [(b"mail", [b"m%03d@x.example" % n]), (b"UID", [b"v" * 140 + b"%03d" % n])],
+                               messageID=2**31 - 1),
+            lambda n: _message(b"cn=c%03d,dc=x" % n, [(b"uid", [b"c%03d" % n]), (b"mail", [b"c%03d" % n])],
+                               messageID=300),
+        ]
+        for shape in shapes:
+            learned = shape(1) + shape(2)
+            entry = shape(3)
+            for position in range(len(entry)):
+                for value in (0x00, 0x04, 0x30, 0x31, 0x61, 0x7F, 0x80, 0x81, 0x84, 0xFF):
+                    changed = entry[:position] + bytes([value]) + entry[position + 1:]
+                    self.assertSameAsPlain(learned + changed + shape(4))
+            for cut in range(len(entry) + 1):
+                self.assertSameAsPlain(learned + entry[:cut])
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from([b"a", b"bb", b"A", b"\xc3\xa9", b"x" * 130]),
+                              st.sampled_from([b"a@x", b"bb@x.example", b"B", b"", b"y" * 140 + b"@z"]),
+                              st.booleans(), st.sampled_from([1, 200, 70000])), max_size=12),
+           st.integers(0, 2000), st.integers(0, 255))
+    def test_shapesAnyEntries(self, entries, position, value):
+        """
+        Entries of a few shapes in any order (uid or address first, lengths
+        short and long, message ids of several sizes), as sent or with one
+        byte changed: the same stop, error and index as the plain decoder.
+        """
+        stream = b"".join(
+            _message(b"uid=" + uid + b",dc=x", [(b"uid", [uid]), (b"mail", [mail])][::1 if uidFirst else -1],
+                     messageID=messageID)
+            for uid, mail, uidFirst, messageID in entries)
+        self.assertSameAsPlain(stream + stream)
+        if stream:
+            position %= len(stream)
+            self.assertSameAsPlain(stream + stream[:position] + bytes([value]) + stream[position + 1:])
+
     @settings(max_examples=300, deadline=None)
     @given(st.binary(max_size=300))
     def test_anyBytes(self, data):
