@@ -87,6 +87,12 @@ def _lowered(text: bytes) -> bytes:
     return text.decode("utf-8", "replace").lower().encode("utf-8", "surrogatepass")
 
 
+#: Every how many mail claims a search's entries are settled
+#: (L{CompactIndexBuilder.settle}): a few hundred reads of the server's
+#: answer, a few tenths of a second.
+SETTLE_CLAIMS = 100000
+
+
 class CompactIndexBuilder:
     """
     Builds the content of an index file directly from directory entries as
@@ -99,7 +105,10 @@ class CompactIndexBuilder:
     key, nobody when several have it) is worked out once all have come, by
     dictionaries built in C (L{parts}): a look-up in a table of millions
     of keys costs as much as an insertion, so settling them sooner would
-    cost twice as much.
+    cost twice as much.  Those dictionaries are filled as the claims come,
+    every L{SETTLE_CLAIMS} claims of a search's entries (L{settle}): while
+    the server sends the next entries, not after the last one; filled in
+    the same order, they are the same.
 
     @param uidAttribute: The lower-cased name of the uid attribute, for
         L{addEntry}.
@@ -116,6 +125,12 @@ class CompactIndexBuilder:
         # entry without a uid).
         self._mailKeys: List[bytes] = []
         self._mailValues = array("I")
+        # The claims so far, key -> the last claim's value, in the order the
+        # keys first came (dict(zip(keys, values)), filled by settle()), and
+        # how many claims of each kind they hold.
+        self._mailNames: Dict[bytes, int] = {}
+        self._uidNames: Dict[bytes, int] = {}
+        self._settled = [0, 0]
         self._recordUids: List[bytes] = []
         self._dnRefs = array("I")
         self._dnBytes = bytearray()
@@ -174,6 +189,7 @@ class CompactIndexBuilder:
         uidKeys, uidValues, mailKeys, mailValues = self._uidKeys, self._uidValues, self._mailKeys, \
             self._mailValues
         recordUids, dnRefs, entries, last = self._recordUids, self._dnRefs, self._entries, self._last
+        settle, settled = self.settle, self._settled
         appendUid, appendUidKey, appendUidValue = recordUids.append, uidKeys.append, uidValues.append
         appendMailKey, appendMailValue, appendRef = mailKeys.append, mailValues.append, dnRefs.append
         # Attribute names as the server writes them -> 1 (the uid), 2 (a
@@ -380,6 +396,8 @@ class CompactIndexBuilder:
                         prefix, suffix, template = last
             finally:
                 entries[0] += added
+            if len(mailKeys) - settled[0] >= SETTLE_CLAIMS:
+                settle()
             return offset
 
         return decodeRun
@@ -447,22 +465,38 @@ class CompactIndexBuilder:
         return _wholeDN(self._dnBytes, dn)
 
 
+    def settle(self) -> None:
+        """
+        Add the claims that came since the last call to the tables of
+        claims (what L{parts} would otherwise do with them all at once).
+        """
+        settled = self._settled
+        mails, uids = settled
+        if len(self._mailKeys) > mails:
+            self._mailNames.update(zip(self._mailKeys[mails:], self._mailValues[mails:]))
+            settled[0] = len(self._mailKeys)
+        if len(self._uidKeys) > uids:
+            self._uidNames.update(zip(self._uidKeys[uids:], self._uidValues[uids:]))
+            settled[1] = len(self._uidKeys)
+
     def parts(self) -> List[bytes]:
         """
         The index file's content, in parts to write one after the other;
         the builder is spent.
         """
+        self.settle()
         uidKeys, mailKeys = self._uidKeys, self._mailKeys
-        names = dict(zip(mailKeys, self._mailValues))
+        names, uidNames = self._mailNames, self._uidNames
         if len(names) != len(mailKeys):
             # Keys several entries claim: nobody's.
             for key in _shared(mailKeys):
                 names[key] = NOBODY
         # A uid several entries have resolves to nobody, unless it is also a
         # mail key: that one stays (in the order the names came).
-        ambiguous = _shared(uidKeys) if len(set(uidKeys)) != len(uidKeys) else ()
+        ambiguous = _shared(uidKeys) if len(uidNames) != len(uidKeys) else ()
         mailOfAmbiguous = {key: names.get(key, NOBODY) for key in ambiguous}
-        names.update(zip(uidKeys, self._uidValues))
+        names.update(uidNames)
+        uidNames.clear()
         names.update(mailOfAmbiguous)
         mailKeys.clear()
         uidKeys.clear()
@@ -477,6 +511,7 @@ class CompactIndexBuilder:
             names.clear()
             recordUids.clear()
             self._uidKeys = self._mailKeys = self._uidValues = self._mailValues = self._recordUids = None
+            self._mailNames = self._uidNames = None
             self._dnRefs = self._dnBytes = None
             self.add = self.addEntry = None
 

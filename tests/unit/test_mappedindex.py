@@ -14,6 +14,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
+from fbtwist.directory import mappedindex
 from fbtwist.directory.ber import MAX_MESSAGE, MalformedMessage, searchEntries
 from fbtwist.directory.mappedindex import (
     CompactIndexBuilder,
@@ -138,6 +139,13 @@ def _compact(records) -> CompactNameIndex:
     return CompactNameIndex(b"".join(builder.parts()))
 
 
+def _partsOfRecords(records):
+    builder = CompactIndexBuilder()
+    for uid, addresses, dn in records:
+        builder.add(_utf8(uid), [_utf8(a) for a in addresses], _utf8(dn))
+    return builder.parts()
+
+
 class CompactBuilderTests(SynchronousTestCase):
     """
     The index built from a load's raw entries answers as the in-memory
@@ -201,6 +209,38 @@ class CompactBuilderTests(SynchronousTestCase):
         self.assertEqual(b"".join(searched.parts()), b"".join(added.parts()))
         names = NAMES + ["dup", "DUP", "dup2", "dup@example.com", "dup2@example.org", "ann", "mo", "more", "alice"]
         self.assertSameAnswers(records, names)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from([None, "a", "b", "A", "c@x", "é"]),
+                              st.lists(st.sampled_from(["a@x", "b@y", "a", "c@x", "B@x", "d@x", "É@x"]), max_size=3),
+                              st.sampled_from(["uid=a,dc=x", "uid=b,dc=x", "cn=z,dc=x", None]),
+                              st.booleans()), max_size=20))
+    def test_settledAnyTime(self, records):
+        """
+        Claims settled after any entries (several entries claiming one
+        name before and after, a uid that is an earlier or a later
+        entry's mail key, entries without uid): byte for byte the file of
+        claims settled all at once.
+        """
+        once, inSteps = CompactIndexBuilder(), CompactIndexBuilder()
+        for uid, addresses, dn, settle in records:
+            for builder in (once, inSteps):
+                builder.add(_utf8(uid), [_utf8(a) for a in addresses], _utf8(dn))
+            if settle:
+                inSteps.settle()
+        self.assertEqual(b"".join(inSteps.parts()), b"".join(once.parts()))
+
+    def test_settledInSteps(self):
+        """
+        The records of every kind settled after each entry: byte for byte
+        the file of claims settled all at once, with the in-memory index's
+        answers.
+        """
+        builder = CompactIndexBuilder()
+        for uid, addresses, dn in RECORDS + RECORDS[:3]:
+            builder.add(_utf8(uid), [_utf8(a) for a in addresses], _utf8(dn))
+            builder.settle()
+        self.assertEqual(b"".join(builder.parts()), b"".join(_partsOfRecords(RECORDS + RECORDS[:3])))
 
     def test_notUTF8(self):
         """
@@ -441,6 +481,24 @@ class DecodeRunTests(SynchronousTestCase):
             offset = searchEntries(stream[:end], offset, builder.addEntry)
         self.assertEqual(offset, len(stream) - len(_done()))
         self.assertEqual(b"".join(builder.parts()), expected)
+
+    def test_settlesAsItGoes(self):
+        """
+        Decoding entries settles their claims every L{SETTLE_CLAIMS} mail
+        claims: the same file as ldaptor's decoding of each entry handed
+        to C{addEntry}, whatever the reads.
+        """
+        self.patch(mappedindex, "SETTLE_CLAIMS", 3)
+        stream = b"".join(STREAM + STREAM[:4])
+        expected = self.byLdaptor(STREAM + STREAM[:4])
+        for step in (1, 7, 100, len(stream)):
+            builder, offset = self.builder(), 0
+            for end in range(step, len(stream) + step, step):
+                offset = searchEntries(stream[:end], offset, builder.addEntry)
+                settled = builder._settled[0]
+                self.assertLess(len(builder._mailKeys) - settled, 3)
+            self.assertEqual(offset, len(stream))
+            self.assertEqual(b"".join(builder.parts()), expected)
 
     def test_answers(self):
         """
