@@ -43,8 +43,9 @@ CHILD_PAGE_SIZE = 200000
 #: The child's timeout of a directory call is C{--ldap-timeout} times this:
 #: that timeout is meant for searches of a few entries, and here one page
 #: of L{CHILD_PAGE_SIZE} entries is one call (the whole build has its own
-#: limit, C{timeout} of L{buildInChild}).
-CHILD_TIMEOUT_FACTOR = 10
+#: limit, C{timeout} of L{buildInChild}): 60 s by default, as much time
+#: per entry as ten times it gave pages of 50,000.
+CHILD_TIMEOUT_FACTOR = 40
 #: How much of a child's error output is kept for the log line.
 _ERROR_TAIL = 2000
 
