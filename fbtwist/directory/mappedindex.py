@@ -42,7 +42,7 @@ import tempfile
 import time
 from array import array
 from collections import Counter
-from itertools import accumulate, count, repeat
+from itertools import accumulate, chain, count, islice, repeat
 from operator import lshift, or_
 from typing import Dict, List, Optional, Tuple
 from zlib import crc32
@@ -131,6 +131,9 @@ class CompactIndexBuilder:
         self._mailNames: Dict[bytes, int] = {}
         self._uidNames: Dict[bytes, int] = {}
         self._settled = [0, 0]
+        # The slots (L{_layout}) of the mail keys settled, in sorted runs,
+        # while no key was claimed twice (None after).
+        self._slotRuns: Optional[List[array]] = []
         self._recordUids: List[bytes] = []
         self._dnRefs = array("I")
         self._dnBytes = bytearray()
@@ -470,11 +473,22 @@ class CompactIndexBuilder:
         Add the claims that came since the last call to the tables of
         claims (what L{parts} would otherwise do with them all at once).
         """
-        settled = self._settled
+        settled, names = self._settled, self._mailNames
         mails, uids = settled
         if len(self._mailKeys) > mails:
-            self._mailNames.update(zip(self._mailKeys[mails:], self._mailValues[mails:]))
+            keys = self._mailKeys[mails:]
+            before = len(names)
+            names.update(zip(keys, self._mailValues[mails:]))
             settled[0] = len(self._mailKeys)
+            if self._slotRuns is not None:
+                if len(names) - before == len(keys):
+                    # Keys new to the table, numbered in the order they
+                    # came: their slots now, sorted, one run of the final
+                    # sort (L{_sortedSlots}).
+                    self._slotRuns.append(_sortedSlots(_slotsOf(keys, before)))
+                else:
+                    # A key claimed again: its number is its first claim's.
+                    self._slotRuns = None
         if len(self._uidKeys) > uids:
             self._uidNames.update(zip(self._uidKeys[uids:], self._uidValues[uids:]))
             settled[1] = len(self._uidKeys)
@@ -495,23 +509,28 @@ class CompactIndexBuilder:
         # mail key: that one stays (in the order the names came).
         ambiguous = _shared(uidKeys) if len(uidNames) != len(uidKeys) else ()
         mailOfAmbiguous = {key: names.get(key, NOBODY) for key in ambiguous}
+        mailNames, slots = len(names), self._slotRuns
         names.update(uidNames)
         uidNames.clear()
         names.update(mailOfAmbiguous)
+        if slots is not None:
+            # Uids that are no mail key come last.
+            slots.append(_slotsOf(islice(names, mailNames, None), mailNames))
+            slots = chain.from_iterable(slots)
         mailKeys.clear()
         uidKeys.clear()
         recordUids, dnRefs, dnBytes = self._recordUids, self._dnRefs, bytes(self._dnBytes)
         templates = [(p.decode("utf-8", "replace"), s.decode("utf-8", "replace"))
                      for p, s in sorted(self._templates, key=self._templates.__getitem__)]
         try:
-            return _layout(names, recordUids, dnRefs, dnBytes, templates, self.entries)
+            return _layout(names, recordUids, dnRefs, dnBytes, templates, self.entries, slots)
         finally:
             # Nothing of it stays, even while something still refers to the
             # closures (the connection of the load, until collected).
             names.clear()
             recordUids.clear()
             self._uidKeys = self._mailKeys = self._uidValues = self._mailValues = self._recordUids = None
-            self._mailNames = self._uidNames = None
+            self._mailNames = self._uidNames = self._slotRuns = None
             self._dnRefs = self._dnBytes = None
             self.add = self.addEntry = None
 
@@ -536,19 +555,28 @@ def _wholeDN(dnBytes: bytearray, dn: bytes) -> int:
     return reference
 
 
+def _slotsOf(keys, first: int):
+    """
+    The slots of C{keys} numbered from C{first}: each key's CRC and its
+    number in one 64-bit integer (one sort of plain integers, no key
+    function, and the keys themselves stay in the order they came in:
+    gathering them in another order was slower than the sort).
+    """
+    return map(or_, map(lshift, map(crc32, keys), repeat(32)), count(first))
+
+
 def _layout(names: Dict[bytes, int], recordUids: List[bytes], dnRefs: array, dnBytes: bytes,
-            templates, entries: int) -> List[bytes]:
+            templates, entries: int, slots=None) -> List[bytes]:
     """
     The parts of an index file: C{names} (lower-cased name -> its value)
     laid out in the order of their CRC, and the records.  Sorting and
     joining, all in C.
+
+    @param slots: The keys' slots (L{_slotsOf}) when known, in sorted runs
+        of ascending numbers (L{_sortedSlots}).
     """
     keys = list(names)
-    # Each key's CRC and its number in one 64-bit integer: one sort of
-    # plain integers, no key function, and the keys themselves stay in
-    # the order they came in (gathering them in another order was slower
-    # than the sort).
-    slots = _sortedSlots(map(or_, map(lshift, map(crc32, keys), repeat(32)), count()))
+    slots = _sortedSlots(_slotsOf(keys, 0) if slots is None else slots)
     values = array("I", names.values())
     keyEnds = array("I", accumulate(map(len, keys), initial=0))
     keyBytes = b"".join(keys)
@@ -574,7 +602,9 @@ def _sortedSlots(slots) -> array:
     one CRC (those of different CRCs are at least 2**32 minus the largest
     number apart, and numbers stay far below 2**31).  The sort being
     stable, those keep the order they came in: C{slots} must come in
-    ascending order of their numbers, as L{_layout} makes them.
+    ascending order of their numbers (as L{_slotsOf} makes them), or in
+    runs that this function sorted, of ascending numbers from one run to
+    the next (sorted runs cost less to sort again).
     """
     return array("Q", sorted(slots, key=float))
 

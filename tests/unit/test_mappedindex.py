@@ -230,6 +230,25 @@ class CompactBuilderTests(SynchronousTestCase):
                 inSteps.settle()
         self.assertEqual(b"".join(inSteps.parts()), b"".join(once.parts()))
 
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.tuples(st.integers(0, 60), st.integers(0, 3), st.booleans()), max_size=60))
+    def test_slotsInRuns(self, entries):
+        """
+        Keys no two entries claim, settled after any entries (their slots
+        then sorted in runs), uids that are their entry's local part or
+        not, or another entry's: byte for byte the file of slots sorted
+        all at once.
+        """
+        inRuns, atOnce = CompactIndexBuilder(), CompactIndexBuilder()
+        for n, (uid, shape, settle) in enumerate(entries):
+            uid = [b"u%d" % uid, b"e%d" % n, b"e%d@x" % n, b"u%d@y" % n][shape]
+            for builder in (inRuns, atOnce):
+                builder.add(uid, [b"e%d@x" % n], b"uid=" + uid + b",dc=x")
+            if settle:
+                inRuns.settle()
+        atOnce._slotRuns = None
+        self.assertEqual(b"".join(inRuns.parts()), b"".join(atOnce.parts()))
+
     def test_settledInSteps(self):
         """
         The records of every kind settled after each entry: byte for byte
