@@ -88,9 +88,11 @@ def _lowered(text: bytes) -> bytes:
 
 
 #: Every how many mail claims a search's entries are settled
-#: (L{CompactIndexBuilder.settle}): a few hundred reads of the server's
-#: answer, a few tenths of a second.
-SETTLE_CLAIMS = 100000
+#: (L{CompactIndexBuilder.settle}): each time ~10 ms of work, as much as
+#: decoding a page of a load in fbtwist's own process (whose reactor must
+#: stay responsive); the sorted runs of slots that small cost less than
+#: larger ones, and their last sort no more.
+SETTLE_CLAIMS = 10000
 
 
 class CompactIndexBuilder:
