@@ -33,15 +33,19 @@ RETRY_DELAY = 30.0
 #: Entries per page of the child's search.  The child has no reactor to
 #: keep responsive, and the server works out the search's candidates again
 #: for every page (OpenLDAP: ~1 ms per thousand entries below the base), so
-#: a million users cost slapd ~5 s of CPU in pages of 5,000 and ~3 s in
-#: pages of 50,000 (and fewer round trips, where neither side works); a
-#: server that allows smaller pages sends those (paging lets it).
-CHILD_PAGE_SIZE = 50000
+#: a million users cost slapd ~5 s of CPU in pages of 5,000, ~3.6 s in
+#: pages of 50,000 and ~3.1 s in pages of 200,000 (larger pages save little
+#: more), and fewer round trips, where neither side works; a server that
+#: allows smaller pages sends those (paging lets it).  One page is one
+#: directory call (see L{CHILD_TIMEOUT_FACTOR}): a million users' load
+#: sends five, of a second or two each on two busy cores.
+CHILD_PAGE_SIZE = 200000
 #: The child's timeout of a directory call is C{--ldap-timeout} times this:
 #: that timeout is meant for searches of a few entries, and here one page
 #: of L{CHILD_PAGE_SIZE} entries is one call (the whole build has its own
-#: limit, C{timeout} of L{buildInChild}).
-CHILD_TIMEOUT_FACTOR = 10
+#: limit, C{timeout} of L{buildInChild}): 60 s by default, as much time
+#: per entry as ten times it gave pages of 50,000.
+CHILD_TIMEOUT_FACTOR = 40
 #: How much of a child's error output is kept for the log line.
 _ERROR_TAIL = 2000
 

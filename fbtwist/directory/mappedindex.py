@@ -42,7 +42,7 @@ import tempfile
 import time
 from array import array
 from collections import Counter
-from itertools import accumulate, count, repeat
+from itertools import accumulate, chain, count, islice, repeat
 from operator import lshift, or_
 from typing import Dict, List, Optional, Tuple
 from zlib import crc32
@@ -55,6 +55,11 @@ from fbtwist.directory.nameindex import _MAX_TEMPLATES, NameIndex, _splitDN
 MAGIC = b"FBNAMES2" + (b"L" if sys.byteorder == "little" else b"B") + b"\0\0\0"
 #: 40 bytes: the arrays after it are aligned.
 _HEADER = struct.Struct("=12s7I")
+#: How many first bytes of a message find its shape, and at most how many
+#: shapes a load keeps (L{CompactIndexBuilder._runDecoder}): 9 bytes are
+#: the shortest a message of a search result entry has before its DN.
+_SHAPE_KEY = 9
+_MAX_SHAPES = 4096
 #: A key's value: nobody (an ambiguous name).
 NOBODY = 0x7FFFFFFF
 #: A key's value bit: the key is a uid naming one entry, whose record has
@@ -82,6 +87,14 @@ def _lowered(text: bytes) -> bytes:
     return text.decode("utf-8", "replace").lower().encode("utf-8", "surrogatepass")
 
 
+#: Every how many mail claims a search's entries are settled
+#: (L{CompactIndexBuilder.settle}): each time ~10 ms of work, as much as
+#: decoding a page of a load in fbtwist's own process (whose reactor must
+#: stay responsive); the sorted runs of slots that small cost less than
+#: larger ones, and their last sort no more.
+SETTLE_CLAIMS = 10000
+
+
 class CompactIndexBuilder:
     """
     Builds the content of an index file directly from directory entries as
@@ -94,7 +107,10 @@ class CompactIndexBuilder:
     key, nobody when several have it) is worked out once all have come, by
     dictionaries built in C (L{parts}): a look-up in a table of millions
     of keys costs as much as an insertion, so settling them sooner would
-    cost twice as much.
+    cost twice as much.  Those dictionaries are filled as the claims come,
+    every L{SETTLE_CLAIMS} claims of a search's entries (L{settle}): while
+    the server sends the next entries, not after the last one; filled in
+    the same order, they are the same.
 
     @param uidAttribute: The lower-cased name of the uid attribute, for
         L{addEntry}.
@@ -111,6 +127,15 @@ class CompactIndexBuilder:
         # entry without a uid).
         self._mailKeys: List[bytes] = []
         self._mailValues = array("I")
+        # The claims so far, key -> the last claim's value, in the order the
+        # keys first came (dict(zip(keys, values)), filled by settle()), and
+        # how many claims of each kind they hold.
+        self._mailNames: Dict[bytes, int] = {}
+        self._uidNames: Dict[bytes, int] = {}
+        self._settled = [0, 0]
+        # The slots (L{_layout}) of the mail keys settled, in sorted runs,
+        # while no key was claimed twice (None after).
+        self._slotRuns: Optional[List[array]] = []
         self._recordUids: List[bytes] = []
         self._dnRefs = array("I")
         self._dnBytes = bytearray()
@@ -169,6 +194,7 @@ class CompactIndexBuilder:
         uidKeys, uidValues, mailKeys, mailValues = self._uidKeys, self._uidValues, self._mailKeys, \
             self._mailValues
         recordUids, dnRefs, entries, last = self._recordUids, self._dnRefs, self._entries, self._last
+        settle, settled = self.settle, self._settled
         appendUid, appendUidKey, appendUidValue = recordUids.append, uidKeys.append, uidValues.append
         appendMailKey, appendMailValue, appendRef = mailKeys.append, mailValues.append, dnRefs.append
         # Attribute names as the server writes them -> 1 (the uid), 2 (a
@@ -182,118 +208,172 @@ class CompactIndexBuilder:
                 kinds[name] = kind
             return kind
 
+        # The shapes of entries of a uid and an address (one value each)
+        # decoded so far, by their first bytes (most entries of a load have
+        # one of a few shapes, set by the lengths of their DN and values):
+        # (the message's length, the bytes before its DN, where its DN
+        # starts and ends, the bytes up to its first value, where that
+        # starts and ends, the bytes up to its second value, where that
+        # starts, whether the uid is first).
+        shapes: Dict[bytes, tuple] = {}
+
+        def entryAt(buffer: bytes, offset: int, size: int):
+            """
+            The message at C{offset} decoded: C{(its end, DN, uid, first
+            address, all addresses or None when there is one)}, or C{None}
+            where L{searchEntries} stops; its shape remembered (L{shapes})
+            when it has a uid and an address, one value each.
+            """
+            if buffer[offset] != 0x30:
+                raise MalformedMessage("not an LDAP message (a sequence was expected)")
+            length, start = buffer[offset + 1], offset + 2
+            if length >= 0x80:
+                count = length & 0x7F
+                if not 0 < count <= 4:
+                    raise MalformedMessage("an LDAP message length of a size no server sends")
+                start += count
+                if start > size:
+                    return None
+                length = int.from_bytes(buffer[offset + 2:start], "big")
+                if length > MAX_MESSAGE:
+                    raise MalformedMessage(
+                        f"an LDAP message of {length} bytes (at most {MAX_MESSAGE} expected)")
+            end = start + length
+            if end > size:
+                return None
+            # The message id: 1 to 4 bytes.
+            if start + 2 > end or buffer[start] != 0x02 or not 0 < buffer[start + 1] <= 4:
+                raise MalformedMessage("an LDAP message without its message id")
+            position = start + 2 + buffer[start + 1]
+            if position + 2 > end:
+                raise MalformedMessage("an LDAP message without its operation")
+            if buffer[position] != 0x64:
+                return None
+            entryEnd, entryStart = buffer[position + 1], position + 2
+            if entryEnd >= 0x80:
+                entryEnd, entryStart = _longLength(buffer, position + 1, end)
+            entryEnd += entryStart
+            if entryEnd != end:
+                if entryEnd > end:
+                    raise MalformedMessage("a search result entry longer than its message")
+                # Controls follow: ldaptor reads them.
+                return None
+            # objectName
+            if entryStart + 2 > end or buffer[entryStart] != 0x04:
+                raise MalformedMessage("a search result entry without its DN")
+            nameEnd, nameStart = buffer[entryStart + 1], entryStart + 2
+            if nameEnd >= 0x80:
+                nameEnd, nameStart = _longLength(buffer, entryStart + 1, end)
+            nameEnd += nameStart
+            if nameEnd + 2 > end or buffer[nameEnd] != 0x30:
+                raise MalformedMessage("a search result entry without its attributes")
+            attributesEnd, position = buffer[nameEnd + 1], nameEnd + 2
+            if attributesEnd >= 0x80:
+                attributesEnd, position = _longLength(buffer, nameEnd + 1, end)
+            if position + attributesEnd != end:
+                raise MalformedMessage("a search result entry whose attributes do not end with it")
+            uid = address = addresses = None
+            attributes = values = uidAt = addressAt = 0
+            while position < end:
+                attributes += 1
+                # One (type, SET OF value).
+                if position + 2 > end or buffer[position] != 0x30:
+                    raise MalformedMessage("an attribute that is not a sequence")
+                pairEnd, typeStart = buffer[position + 1], position + 2
+                if pairEnd >= 0x80:
+                    pairEnd, typeStart = _longLength(buffer, position + 1, end)
+                pairEnd += typeStart
+                if pairEnd > end or typeStart + 2 > pairEnd or buffer[typeStart] != 0x04:
+                    raise MalformedMessage("an attribute without its type, or longer than its entry")
+                typeEnd = buffer[typeStart + 1]
+                if typeEnd >= 0x80:
+                    typeEnd, typeStart = _longLength(buffer, typeStart + 1, pairEnd)
+                else:
+                    typeStart += 2
+                typeEnd += typeStart
+                if typeEnd + 2 > pairEnd or buffer[typeEnd] != 0x31:
+                    raise MalformedMessage("an attribute without its set of values")
+                name = buffer[typeStart:typeEnd]
+                kind = kinds.get(name)
+                if kind is None:
+                    kind = kindOf(name)
+                if kind & 1:
+                    uid = None
+                valuesEnd, valueStart = buffer[typeEnd + 1], typeEnd + 2
+                if valuesEnd >= 0x80:
+                    valuesEnd, valueStart = _longLength(buffer, typeEnd + 1, pairEnd)
+                if valueStart + valuesEnd != pairEnd:
+                    raise MalformedMessage("an attribute whose values do not end with it")
+                first = True
+                while valueStart < pairEnd:
+                    if valueStart + 2 > pairEnd or buffer[valueStart] != 0x04:
+                        raise MalformedMessage("a value that is not an octet string")
+                    valueEnd = buffer[valueStart + 1]
+                    if valueEnd >= 0x80:
+                        valueEnd, valueStart = _longLength(buffer, valueStart + 1, pairEnd)
+                    else:
+                        valueStart += 2
+                    valueEnd += valueStart
+                    if valueEnd > pairEnd:
+                        raise MalformedMessage("a value longer than its attribute")
+                    values += 1
+                    if kind:
+                        value = buffer[valueStart:valueEnd]
+                        if kind & 1 and first:
+                            uid = value
+                            uidAt = valueStart
+                        if kind & 2:
+                            if address is None:
+                                address = value
+                                addressAt = valueStart
+                            elif addresses is None:
+                                addresses = [address, value]
+                            else:
+                                addresses.append(value)
+                    first = False
+                    valueStart = valueEnd
+                position = pairEnd
+            dn = buffer[nameStart:nameEnd]
+            if attributes == 2 and values == 2 and uid is not None and address is not None \
+                    and uidAt != addressAt and len(shapes) < _MAX_SHAPES:
+                if uidAt < addressAt:
+                    firstStart, firstEnd, secondStart = uidAt, uidAt + len(uid), addressAt
+                else:
+                    firstStart, firstEnd, secondStart = addressAt, addressAt + len(address), uidAt
+                shapes[buffer[offset:offset + _SHAPE_KEY]] = (
+                    end - offset, buffer[offset:nameStart], nameStart - offset, nameEnd - offset,
+                    buffer[nameEnd:firstStart], firstStart - offset, firstEnd - offset,
+                    buffer[firstEnd:secondStart], secondStart - offset, uidAt < addressAt)
+            return end, dn, uid, address, addresses
+
         def decodeRun(buffer: bytes, offset: int) -> int:
             size = len(buffer)
             prefix, suffix, template = last
             added = 0
             try:
                 while offset + 2 <= size:
-                    if buffer[offset] != 0x30:
-                        raise MalformedMessage("not an LDAP message (a sequence was expected)")
-                    length, start = buffer[offset + 1], offset + 2
-                    if length >= 0x80:
-                        count = length & 0x7F
-                        if not 0 < count <= 4:
-                            raise MalformedMessage("an LDAP message length of a size no server sends")
-                        start += count
-                        if start > size:
+                    shape = shapes.get(buffer[offset:offset + _SHAPE_KEY])
+                    if shape is not None:
+                        total, head, headEnd, dnEnd, middle, firstStart, firstEnd, middle2, secondStart, \
+                            uidFirst = shape
+                        end = offset + total
+                    if (shape is not None and end <= size and buffer[offset:offset + headEnd] == head
+                            and buffer[offset + dnEnd:offset + firstStart] == middle
+                            and buffer[offset + firstEnd:offset + secondStart] == middle2):
+                        # The shape of an entry decoded before (every
+                        # length and tag, and the attributes' names, the
+                        # same bytes): its DN and values are at the same
+                        # places; decoding it would give them, no error.
+                        dn = buffer[offset + headEnd:offset + dnEnd]
+                        first, second = buffer[offset + firstStart:offset + firstEnd], buffer[offset + secondStart:end]
+                        uid, address = (first, second) if uidFirst else (second, first)
+                        addresses = None
+                        offset = end
+                    else:
+                        decoded = entryAt(buffer, offset, size)
+                        if decoded is None:
                             break
-                        length = int.from_bytes(buffer[offset + 2:start], "big")
-                        if length > MAX_MESSAGE:
-                            raise MalformedMessage(
-                                f"an LDAP message of {length} bytes (at most {MAX_MESSAGE} expected)")
-                    end = start + length
-                    if end > size:
-                        break
-                    # The message id: 1 to 4 bytes.
-                    if start + 2 > end or buffer[start] != 0x02 or not 0 < buffer[start + 1] <= 4:
-                        raise MalformedMessage("an LDAP message without its message id")
-                    position = start + 2 + buffer[start + 1]
-                    if position + 2 > end:
-                        raise MalformedMessage("an LDAP message without its operation")
-                    if buffer[position] != 0x64:
-                        break
-                    entryEnd, entryStart = buffer[position + 1], position + 2
-                    if entryEnd >= 0x80:
-                        entryEnd, entryStart = _longLength(buffer, position + 1, end)
-                    entryEnd += entryStart
-                    if entryEnd != end:
-                        if entryEnd > end:
-                            raise MalformedMessage("a search result entry longer than its message")
-                        # Controls follow: ldaptor reads them.
-                        break
-                    # objectName
-                    if entryStart + 2 > end or buffer[entryStart] != 0x04:
-                        raise MalformedMessage("a search result entry without its DN")
-                    nameEnd, nameStart = buffer[entryStart + 1], entryStart + 2
-                    if nameEnd >= 0x80:
-                        nameEnd, nameStart = _longLength(buffer, entryStart + 1, end)
-                    nameEnd += nameStart
-                    if nameEnd + 2 > end or buffer[nameEnd] != 0x30:
-                        raise MalformedMessage("a search result entry without its attributes")
-                    attributesEnd, position = buffer[nameEnd + 1], nameEnd + 2
-                    if attributesEnd >= 0x80:
-                        attributesEnd, position = _longLength(buffer, nameEnd + 1, end)
-                    if position + attributesEnd != end:
-                        raise MalformedMessage("a search result entry whose attributes do not end with it")
-                    uid = address = addresses = None
-                    while position < end:
-                        # One (type, SET OF value).
-                        if position + 2 > end or buffer[position] != 0x30:
-                            raise MalformedMessage("an attribute that is not a sequence")
-                        pairEnd, typeStart = buffer[position + 1], position + 2
-                        if pairEnd >= 0x80:
-                            pairEnd, typeStart = _longLength(buffer, position + 1, end)
-                        pairEnd += typeStart
-                        if pairEnd > end or typeStart + 2 > pairEnd or buffer[typeStart] != 0x04:
-                            raise MalformedMessage("an attribute without its type, or longer than its entry")
-                        typeEnd = buffer[typeStart + 1]
-                        if typeEnd >= 0x80:
-                            typeEnd, typeStart = _longLength(buffer, typeStart + 1, pairEnd)
-                        else:
-                            typeStart += 2
-                        typeEnd += typeStart
-                        if typeEnd + 2 > pairEnd or buffer[typeEnd] != 0x31:
-                            raise MalformedMessage("an attribute without its set of values")
-                        name = buffer[typeStart:typeEnd]
-                        kind = kinds.get(name)
-                        if kind is None:
-                            kind = kindOf(name)
-                        if kind & 1:
-                            uid = None
-                        valuesEnd, valueStart = buffer[typeEnd + 1], typeEnd + 2
-                        if valuesEnd >= 0x80:
-                            valuesEnd, valueStart = _longLength(buffer, typeEnd + 1, pairEnd)
-                        if valueStart + valuesEnd != pairEnd:
-                            raise MalformedMessage("an attribute whose values do not end with it")
-                        first = True
-                        while valueStart < pairEnd:
-                            if valueStart + 2 > pairEnd or buffer[valueStart] != 0x04:
-                                raise MalformedMessage("a value that is not an octet string")
-                            valueEnd = buffer[valueStart + 1]
-                            if valueEnd >= 0x80:
-                                valueEnd, valueStart = _longLength(buffer, valueStart + 1, pairEnd)
-                            else:
-                                valueStart += 2
-                            valueEnd += valueStart
-                            if valueEnd > pairEnd:
-                                raise MalformedMessage("a value longer than its attribute")
-                            if kind:
-                                value = buffer[valueStart:valueEnd]
-                                if kind & 1 and first:
-                                    uid = value
-                                if kind & 2:
-                                    if address is None:
-                                        address = value
-                                    elif addresses is None:
-                                        addresses = [address, value]
-                                    else:
-                                        addresses.append(value)
-                            first = False
-                            valueStart = valueEnd
-                        position = pairEnd
-                    dn = buffer[nameStart:nameEnd]
-                    offset = end
+                        offset, dn, uid, address, addresses = decoded
                     if (addresses is None and address is not None and uid and template >= 0 and uid.isascii()
                             and address.isascii() and dn == prefix + uid + suffix):
                         # The usual entry (an ASCII uid whose DN is the last
@@ -321,6 +401,8 @@ class CompactIndexBuilder:
                         prefix, suffix, template = last
             finally:
                 entries[0] += added
+            if len(mailKeys) - settled[0] >= SETTLE_CLAIMS:
+                settle()
             return offset
 
         return decodeRun
@@ -388,36 +470,69 @@ class CompactIndexBuilder:
         return _wholeDN(self._dnBytes, dn)
 
 
+    def settle(self) -> None:
+        """
+        Add the claims that came since the last call to the tables of
+        claims (what L{parts} would otherwise do with them all at once).
+        """
+        settled, names = self._settled, self._mailNames
+        mails, uids = settled
+        if len(self._mailKeys) > mails:
+            keys = self._mailKeys[mails:]
+            before = len(names)
+            names.update(zip(keys, self._mailValues[mails:]))
+            settled[0] = len(self._mailKeys)
+            if self._slotRuns is not None:
+                if len(names) - before == len(keys):
+                    # Keys new to the table, numbered in the order they
+                    # came: their slots now, sorted, one run of the final
+                    # sort (L{_sortedSlots}).
+                    self._slotRuns.append(_sortedSlots(_slotsOf(keys, before)))
+                else:
+                    # A key claimed again: its number is its first claim's.
+                    self._slotRuns = None
+        if len(self._uidKeys) > uids:
+            self._uidNames.update(zip(self._uidKeys[uids:], self._uidValues[uids:]))
+            settled[1] = len(self._uidKeys)
+
     def parts(self) -> List[bytes]:
         """
         The index file's content, in parts to write one after the other;
         the builder is spent.
         """
+        self.settle()
         uidKeys, mailKeys = self._uidKeys, self._mailKeys
-        names = dict(zip(mailKeys, self._mailValues))
+        names, uidNames = self._mailNames, self._uidNames
         if len(names) != len(mailKeys):
             # Keys several entries claim: nobody's.
             for key in _shared(mailKeys):
                 names[key] = NOBODY
         # A uid several entries have resolves to nobody, unless it is also a
         # mail key: that one stays (in the order the names came).
-        ambiguous = _shared(uidKeys) if len(set(uidKeys)) != len(uidKeys) else ()
+        ambiguous = _shared(uidKeys) if len(uidNames) != len(uidKeys) else ()
         mailOfAmbiguous = {key: names.get(key, NOBODY) for key in ambiguous}
-        names.update(zip(uidKeys, self._uidValues))
+        mailNames, slots = len(names), self._slotRuns
+        names.update(uidNames)
+        uidNames.clear()
         names.update(mailOfAmbiguous)
+        if slots is not None:
+            # Uids that are no mail key come last.
+            slots.append(_slotsOf(islice(names, mailNames, None), mailNames))
+            slots = chain.from_iterable(slots)
         mailKeys.clear()
         uidKeys.clear()
         recordUids, dnRefs, dnBytes = self._recordUids, self._dnRefs, bytes(self._dnBytes)
         templates = [(p.decode("utf-8", "replace"), s.decode("utf-8", "replace"))
                      for p, s in sorted(self._templates, key=self._templates.__getitem__)]
         try:
-            return _layout(names, recordUids, dnRefs, dnBytes, templates, self.entries)
+            return _layout(names, recordUids, dnRefs, dnBytes, templates, self.entries, slots)
         finally:
             # Nothing of it stays, even while something still refers to the
             # closures (the connection of the load, until collected).
             names.clear()
             recordUids.clear()
             self._uidKeys = self._mailKeys = self._uidValues = self._mailValues = self._recordUids = None
+            self._mailNames = self._uidNames = self._slotRuns = None
             self._dnRefs = self._dnBytes = None
             self.add = self.addEntry = None
 
@@ -442,19 +557,28 @@ def _wholeDN(dnBytes: bytearray, dn: bytes) -> int:
     return reference
 
 
+def _slotsOf(keys, first: int):
+    """
+    The slots of C{keys} numbered from C{first}: each key's CRC and its
+    number in one 64-bit integer (one sort of plain integers, no key
+    function, and the keys themselves stay in the order they came in:
+    gathering them in another order was slower than the sort).
+    """
+    return map(or_, map(lshift, map(crc32, keys), repeat(32)), count(first))
+
+
 def _layout(names: Dict[bytes, int], recordUids: List[bytes], dnRefs: array, dnBytes: bytes,
-            templates, entries: int) -> List[bytes]:
+            templates, entries: int, slots=None) -> List[bytes]:
     """
     The parts of an index file: C{names} (lower-cased name -> its value)
     laid out in the order of their CRC, and the records.  Sorting and
     joining, all in C.
+
+    @param slots: The keys' slots (L{_slotsOf}) when known, in sorted runs
+        of ascending numbers (L{_sortedSlots}).
     """
     keys = list(names)
-    # Each key's CRC and its number in one 64-bit integer: one sort of
-    # plain integers, no key function, and the keys themselves stay in
-    # the order they came in (gathering them in another order was slower
-    # than the sort).
-    slots = array("Q", sorted(map(or_, map(lshift, map(crc32, keys), repeat(32)), count())))
+    slots = _sortedSlots(_slotsOf(keys, 0) if slots is None else slots)
     values = array("I", names.values())
     keyEnds = array("I", accumulate(map(len, keys), initial=0))
     keyBytes = b"".join(keys)
@@ -466,6 +590,25 @@ def _layout(names: Dict[bytes, int], recordUids: List[bytes], dnRefs: array, dnB
                           len(dnBytes), len(templateBytes))
     return [header, slots.tobytes(), keyEnds.tobytes(), values.tobytes(), uidEnds.tobytes(), dnRefs.tobytes(),
             keyBytes, uidBytes, dnBytes, templateBytes]
+
+
+def _sortedSlots(slots) -> array:
+    """
+    C{slots} (unsigned 64-bit integers, each key's CRC above its number)
+    in ascending order, as an array.
+
+    Sorted by their nearest float, not as integers: Python compares floats
+    several times faster than integers of more than 30 bits.  Rounding
+    keeps the order (a larger integer never rounds to a smaller float), and
+    only slots less than 2**12 apart can round to the same float: slots of
+    one CRC (those of different CRCs are at least 2**32 minus the largest
+    number apart, and numbers stay far below 2**31).  The sort being
+    stable, those keep the order they came in: C{slots} must come in
+    ascending order of their numbers (as L{_slotsOf} makes them), or in
+    runs that this function sorted, of ascending numbers from one run to
+    the next (sorted runs cost less to sort again).
+    """
+    return array("Q", sorted(slots, key=float))
 
 
 def _partsOf(index: NameIndex) -> List[bytes]:

@@ -169,7 +169,7 @@ class ChildIndexBuildTests(TestCase):
     async def test_slowerThanTimeout(self):
         """
         The child's directory calls may take longer than C{--ldap-timeout}
-        (a page of its search is tens of thousands of entries): a directory
+        (a page of its search is up to 200,000 entries): a directory
         that answers after more than that still gives the index.
         """
         options = Options()

@@ -14,6 +14,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 import tests.helpers  # noqa: F401 (ldaptor's import-time warnings)
+from fbtwist.directory import mappedindex
 from fbtwist.directory.ber import MAX_MESSAGE, MalformedMessage, searchEntries
 from fbtwist.directory.mappedindex import (
     CompactIndexBuilder,
@@ -21,6 +22,7 @@ from fbtwist.directory.mappedindex import (
     IndexFileError,
     MappedIndexFollower,
     MappedNameIndex,
+    _sortedSlots,
     privateDirectory,
     writeIndexFile,
 )
@@ -137,6 +139,13 @@ def _compact(records) -> CompactNameIndex:
     return CompactNameIndex(b"".join(builder.parts()))
 
 
+def _partsOfRecords(records):
+    builder = CompactIndexBuilder()
+    for uid, addresses, dn in records:
+        builder.add(_utf8(uid), [_utf8(a) for a in addresses], _utf8(dn))
+    return builder.parts()
+
+
 class CompactBuilderTests(SynchronousTestCase):
     """
     The index built from a load's raw entries answers as the in-memory
@@ -201,6 +210,57 @@ class CompactBuilderTests(SynchronousTestCase):
         names = NAMES + ["dup", "DUP", "dup2", "dup@example.com", "dup2@example.org", "ann", "mo", "more", "alice"]
         self.assertSameAnswers(records, names)
 
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from([None, "a", "b", "A", "c@x", "é"]),
+                              st.lists(st.sampled_from(["a@x", "b@y", "a", "c@x", "B@x", "d@x", "É@x"]), max_size=3),
+                              st.sampled_from(["uid=a,dc=x", "uid=b,dc=x", "cn=z,dc=x", None]),
+                              st.booleans()), max_size=20))
+    def test_settledAnyTime(self, records):
+        """
+        Claims settled after any entries (several entries claiming one
+        name before and after, a uid that is an earlier or a later
+        entry's mail key, entries without uid): byte for byte the file of
+        claims settled all at once.
+        """
+        once, inSteps = CompactIndexBuilder(), CompactIndexBuilder()
+        for uid, addresses, dn, settle in records:
+            for builder in (once, inSteps):
+                builder.add(_utf8(uid), [_utf8(a) for a in addresses], _utf8(dn))
+            if settle:
+                inSteps.settle()
+        self.assertEqual(b"".join(inSteps.parts()), b"".join(once.parts()))
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.tuples(st.integers(0, 60), st.integers(0, 3), st.booleans()), max_size=60))
+    def test_slotsInRuns(self, entries):
+        """
+        Keys no two entries claim, settled after any entries (their slots
+        then sorted in runs), uids that are their entry's local part or
+        not, or another entry's: byte for byte the file of slots sorted
+        all at once.
+        """
+        inRuns, atOnce = CompactIndexBuilder(), CompactIndexBuilder()
+        for n, (uid, shape, settle) in enumerate(entries):
+            uid = [b"u%d" % uid, b"e%d" % n, b"e%d@x" % n, b"u%d@y" % n][shape]
+            for builder in (inRuns, atOnce):
+                builder.add(uid, [b"e%d@x" % n], b"uid=" + uid + b",dc=x")
+            if settle:
+                inRuns.settle()
+        atOnce._slotRuns = None
+        self.assertEqual(b"".join(inRuns.parts()), b"".join(atOnce.parts()))
+
+    def test_settledInSteps(self):
+        """
+        The records of every kind settled after each entry: byte for byte
+        the file of claims settled all at once, with the in-memory index's
+        answers.
+        """
+        builder = CompactIndexBuilder()
+        for uid, addresses, dn in RECORDS + RECORDS[:3]:
+            builder.add(_utf8(uid), [_utf8(a) for a in addresses], _utf8(dn))
+            builder.settle()
+        self.assertEqual(b"".join(builder.parts()), b"".join(_partsOfRecords(RECORDS + RECORDS[:3])))
+
     def test_notUTF8(self):
         """
         Values that are not UTF-8 are read as the in-memory index reads
@@ -241,6 +301,41 @@ class CompactBuilderTests(SynchronousTestCase):
         CompactNameIndex(data)
         for wrong in (data[:-1], data + b"\0", b"X" + data[1:], b""):
             self.assertRaises(IndexFileError, CompactNameIndex, wrong)
+
+
+
+class SortedSlotsTests(SynchronousTestCase):
+    """
+    The keys' slots (CRC above number) are sorted by their nearest float
+    (faster), in exactly the order of the integers.
+    """
+
+    def assertSortedAsIntegers(self, crcs, numbers):
+        slots = [crc << 32 | number for crc, number in zip(crcs, sorted(numbers))]
+        self.assertEqual(_sortedSlots(iter(slots)).tolist(), sorted(slots))
+
+    def test_roundedTogether(self):
+        """
+        Thousands of slots of the highest CRCs (where floats are coarsest:
+        neighbours round to one float), of one CRC, of CRCs a unit apart,
+        numbers up to near 2**31: in the order of the integers.
+        """
+        numbers = list(range(3000)) + list(range(2**31 - 3000, 2**31))
+        top = [0xFFFFFFFF - n % 3 for n in range(len(numbers))]
+        self.assertSortedAsIntegers(top, numbers)
+        self.assertSortedAsIntegers([0xFFFFFFFF] * len(numbers), numbers)
+        self.assertSortedAsIntegers([0x80000000 + (n % 2) for n in range(len(numbers))], numbers)
+        self.assertSortedAsIntegers([2**21 - n % 5 for n in range(len(numbers))], numbers)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from([0, 1, 2**20, 2**31 - 1, 2**31, 2**32 - 2, 2**32 - 1]),
+                              st.integers(0, 2**31 - 1)), unique_by=lambda pair: pair[1], max_size=200))
+    def test_anySlots(self, pairs):
+        """
+        Any CRCs (few, so that many share one) with numbers in ascending
+        order: in the order of the integers.
+        """
+        self.assertSortedAsIntegers([crc for crc, _ in pairs], [number for _, number in pairs])
 
 
 class _Directory:
@@ -406,6 +501,24 @@ class DecodeRunTests(SynchronousTestCase):
         self.assertEqual(offset, len(stream) - len(_done()))
         self.assertEqual(b"".join(builder.parts()), expected)
 
+    def test_settlesAsItGoes(self):
+        """
+        Decoding entries settles their claims every L{SETTLE_CLAIMS} mail
+        claims: the same file as ldaptor's decoding of each entry handed
+        to C{addEntry}, whatever the reads.
+        """
+        self.patch(mappedindex, "SETTLE_CLAIMS", 3)
+        stream = b"".join(STREAM + STREAM[:4])
+        expected = self.byLdaptor(STREAM + STREAM[:4])
+        for step in (1, 7, 100, len(stream)):
+            builder, offset = self.builder(), 0
+            for end in range(step, len(stream) + step, step):
+                offset = searchEntries(stream[:end], offset, builder.addEntry)
+                settled = builder._settled[0]
+                self.assertLess(len(builder._mailKeys) - settled, 3)
+            self.assertEqual(offset, len(stream))
+            self.assertEqual(b"".join(builder.parts()), expected)
+
     def test_answers(self):
         """
         The index of the entries as searched answers as the in-memory index
@@ -502,6 +615,53 @@ class DecodeRunTests(SynchronousTestCase):
                 outcomes.append(str(e))
         self.assertEqual(outcomes[0], outcomes[1], stream)
         self.assertEqual(b"".join(builder.parts()), b"".join(plainBuilder.parts()), stream)
+
+    def test_sameShapeEveryByteChanged(self):
+        """
+        Entries of one shape (uid and address first or last, short or
+        long lengths, message ids of 1 to 4 bytes), then one of that shape
+        with any one byte changed to any of a few values (its lengths,
+        tags, attribute names, DN or values), or cut anywhere: the same
+        stop, error and index as the plain decoder.
+        """
+        shapes = [
+            lambda n: _message(b"uid=u%03d,ou=people,dc=example,dc=com" % n,
+                               [(b"uid", [b"u%03d" % n]), (b"mail", [b"U%03d@example.com" % n])]),
+            lambda n: _message(b"uid=%s,dc=x" % (b"v" * 140 + b"%03d" % n),
+                               [(b"mail", [b"m%03d@x.example" % n]), (b"UID", [b"v" * 140 + b"%03d" % n])],
+                               messageID=2**31 - 1),
+            lambda n: _message(b"cn=c%03d,dc=x" % n, [(b"uid", [b"c%03d" % n]), (b"mail", [b"c%03d" % n])],
+                               messageID=300),
+        ]
+        for shape in shapes:
+            learned = shape(1) + shape(2)
+            entry = shape(3)
+            for position in range(len(entry)):
+                for value in (0x00, 0x04, 0x30, 0x31, 0x61, 0x7F, 0x80, 0x81, 0x84, 0xFF):
+                    changed = entry[:position] + bytes([value]) + entry[position + 1:]
+                    self.assertSameAsPlain(learned + changed + shape(4))
+            for cut in range(len(entry) + 1):
+                self.assertSameAsPlain(learned + entry[:cut])
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from([b"a", b"bb", b"A", b"\xc3\xa9", b"x" * 130]),
+                              st.sampled_from([b"a@x", b"bb@x.example", b"B", b"", b"y" * 140 + b"@z"]),
+                              st.booleans(), st.sampled_from([1, 200, 70000])), max_size=12),
+           st.integers(0, 2000), st.integers(0, 255))
+    def test_shapesAnyEntries(self, entries, position, value):
+        """
+        Entries of a few shapes in any order (uid or address first, lengths
+        short and long, message ids of several sizes), as sent or with one
+        byte changed: the same stop, error and index as the plain decoder.
+        """
+        stream = b"".join(
+            _message(b"uid=" + uid + b",dc=x", [(b"uid", [uid]), (b"mail", [mail])][::1 if uidFirst else -1],
+                     messageID=messageID)
+            for uid, mail, uidFirst, messageID in entries)
+        self.assertSameAsPlain(stream + stream)
+        if stream:
+            position %= len(stream)
+            self.assertSameAsPlain(stream + stream[:position] + bytes([value]) + stream[position + 1:])
 
     @settings(max_examples=300, deadline=None)
     @given(st.binary(max_size=300))
