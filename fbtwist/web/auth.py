@@ -19,7 +19,7 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET
 from twisted.web.util import DeferredResource
 
-from fbtwist.access.realm import noLogout
+from fbtwist.access.realm import loginNow, noLogout
 from fbtwist.web.responses import HTTPError, httpErrorFor, writeError
 
 
@@ -149,7 +149,10 @@ class BasicAuthGuard(Resource):
     def _login(self, request, credentials) -> defer.Deferred:
         # For brute-force throttling per client address (see DirectoryChecker).
         credentials.peer = getattr(request.getClientAddress(), "host", None)
-        d = self.portal.login(credentials, None, self.interface)
+        # A login the bind cache and the realm answer at once (nearly every
+        # publish) skips the portal's Deferreds; the same checks are made.
+        known = loginNow(self.portal, credentials, self.interface)
+        d = defer.succeed(known) if known is not None else self.portal.login(credentials, None, self.interface)
 
         def loggedIn(result):
             interface, avatar, logout = result
