@@ -32,6 +32,14 @@ def basicCredentials(request):
     header = request.getHeader(b"Authorization")
     if header is None:
         return Anonymous()
+    return credentialsOf(header)
+
+
+def credentialsOf(header: bytes):
+    """
+    @return: L{UsernamePassword} from an C{Authorization: Basic} header's
+        value, or C{None} when it is malformed or not Basic.
+    """
     scheme, _, encoded = header.strip().partition(b" ")
     if scheme.lower() != b"basic":
         return None

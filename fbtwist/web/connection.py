@@ -270,15 +270,29 @@ class GuardedConnection(ProtocolWrapper):
     #: (L{fbtwist.web.fastlookup.QuickLookups}), or C{None}.
     quick = None
 
+    #: What publishes the plainest publishes before Twisted reads them
+    #: (L{fbtwist.web.fastpublish.QuickPublishes}), or C{None}.
+    quickPublishes = None
+    #: The publish answered before Twisted (a
+    #: L{fbtwist.web.fastpublish.QuickRequest}) while it is in flight.
+    _quickPublish = None
+
     def dataReceived(self, data):
         if self.stage == CLOSING:
             return
-        if self.stage == IDLE and self.quick is not None and not (self._holding or self.disconnecting):
+        if (self.stage == IDLE and (self.quick is not None or self.quickPublishes is not None)
+                and not (self._holding or self.disconnecting)):
             if self._speaksHTTP2():
                 # Frames, not lines (Twisted speaks HTTP/2 when TLS agreed
                 # on it and the h2 package is installed).
-                self.quick = None
+                self.quick = self.quickPublishes = None
                 return self.dataReceived(data)
+            if self.quickPublishes is not None and data.startswith(b"PUT "):
+                pending = self.quickPublishes.start(data, self._peerHost(), lambda: self.disconnected)
+                if pending is not None:
+                    self._publishing(data, pending)
+                    return
+        if self.quick is not None and self.stage == IDLE and not (self._holding or self.disconnecting):
             # Between requests, so the HTTP channel holds nothing of this
             # connection's: a request it answers whole never reaches it.
             response = self.quick.answer(data, self._peerHost())
@@ -293,8 +307,59 @@ class GuardedConnection(ProtocolWrapper):
                 restartChannelTimer(self.wrappedProtocol)
                 self._arm(self.limits.idleTimeout)
                 return
+        self._read(data)
+
+    def _publishing(self, data: bytes, pending) -> None:
+        """
+        A publish of C{data} was started before Twisted read it: hold what
+        the client sends meanwhile, without deadline, until it is
+        answered, or until C{data} is to be read the whole way.
+        """
+        from fbtwist.web.fastpublish import QuickRequest
+
+        self.stage = BUSY
+        self._disarm()
+        self._holding = True
+        self._quickPublish = request = QuickRequest(self.wrappedProtocol, data[4:data.find(b" ", 4)], self.getPeer())
+        self.factory.requestArrived(request)
+
+        def answered(response):
+            self._quickPublish = None
+            if self.stage == CLOSING:
+                # Gone meanwhile (or aborted): nobody to answer.
+                self.factory.requestLeft(request)
+                return
+            self._holding = False
+            if len(self._heldData) > 16:
+                self.transport.resumeProducing()
+            held, self._heldData = b"".join(self._heldData), []
+            self.stage = IDLE
+            if response is None:
+                self.factory.requestLeft(request)
+                self._read(data + held)
+                return
+            self.transport.write(response)
+            restartChannelTimer(self.wrappedProtocol)
+            self._arm(self.limits.idleTimeout)
+            # Once answered: a shutdown then closes the idle connection.
+            self.factory.requestLeft(request)
+            if held and self.stage == IDLE:
+                self.dataReceived(held)
+
+        pending.addCallback(answered).addErrback(
+            lambda f: self.log.failure("answering a publish read before Twisted", f))
+
+    def _read(self, data):
+        """
+        Read C{data} the whole way: Twisted's HTTP channel, this
+        connection's deadlines and size limits.
+        """
         if self._holding:
             self._heldData.append(data)
+            if self._quickPublish is not None and len(self._heldData) > 16:
+                # A client sending on while its publish is written: read
+                # no more until it is answered.
+                self.transport.pauseProducing()
             return
         if self.stage == IDLE:
             self._startHeaders()

@@ -25,6 +25,7 @@ from fbtwist.web.auth import BasicAuthGuard
 from fbtwist.web.caldav.resource import CalDAVService, CalDAVSettings, guardedCalDAV, wellKnown
 from fbtwist.web.connection import SERVER_HEADER, ConnectionLimits, GuardedConnection, rawResponse
 from fbtwist.web.fastlookup import QuickLookups
+from fbtwist.web.fastpublish import QuickPublishes
 from fbtwist.web.lookup import LookupResource, LookupSettings, guardedLookup
 from fbtwist.web.page import RootElement, securityHeaders
 from fbtwist.web.responses import HTTPError, httpErrorFor, isGone, writeNotAllowed
@@ -315,6 +316,9 @@ class FreeBusySite(server.Site):
     #: machinery (L{fbtwist.web.fastlookup}); C{None}: every request takes
     #: the whole way.
     quickLookups = None
+    #: What answers the plainest publishes before Twisted's request
+    #: machinery (L{fbtwist.web.fastpublish}); C{None}: none.
+    quickPublishes = None
 
     def __init__(self, resource, maxUploadSize: int, limits: ConnectionLimits = ConnectionLimits(),
                  budget: Optional[ConnectionBudget] = None, **kwargs):
@@ -365,6 +369,7 @@ class FreeBusySite(server.Site):
         connection = GuardedConnection(self, protocol, self.limits, self.reactor)
         if not self._draining:
             connection.quick = self.quickLookups
+            connection.quickPublishes = self.quickPublishes
         host = getattr(addr, "host", None)
         connection.counted = host if not self.limits.isExempt(host) else None
         if self.budget.full():
@@ -453,7 +458,7 @@ class FreeBusySite(server.Site):
         for connection in self.connections.values():
             # Closing connections answer through the whole machinery,
             # which closes them once answered.
-            connection.quick = None
+            connection.quick = connection.quickPublishes = None
         if self.inFlight:
             self._log.info("shutdown: waiting for {count} requests in flight", count=len(self.inFlight))
         self._closeIdleConnections()
@@ -603,6 +608,7 @@ def makeSite(portal, directory, store, maxUploadSize: int, realmName: str = "fbt
         root.putChild(name, resource)
     site = FreeBusySite(root, maxUploadSize, limits=limits, reactor=reactor)
     site.guardBodies((b"pub", b"calendar"), publishGuard)
+    site.quickPublishes = QuickPublishes(portal, limits, maxUploadSize, site.reactor)
     site.guardBodies((b"caldav",), caldav)
     if isinstance(lookup, BasicAuthGuard):
         site.guardBodies((b"calendar",), lookup)
