@@ -35,7 +35,7 @@ from twisted.protocols.policies import ProtocolWrapper
 
 from fbtwist import __version__
 from fbtwist.budget import descriptorBudget
-from fbtwist.compat.twisted import restartChannelTimer
+from fbtwist.compat.twisted import pauseChannelTimer, restartChannelTimer, resumeChannelTimer
 
 SERVER_HEADER = b"fbtwist/" + __version__.encode("ascii")
 
@@ -113,6 +113,31 @@ def rawResponse(code: int, phrase: bytes, reason: str, headers: Iterable[Tuple[b
 
 
 IDLE, HEADERS, BODY, BUSY, CLOSING = "idle", "headers", "body", "busy", "closing"
+
+
+class QuickRequest:
+    """
+    A request answered before Twisted read it, while it is in flight: what
+    the site's tracking of requests (L{fbtwist.web.site.FreeBusySite.inFlight})
+    reads of one, so that a shutdown waits for it.
+
+    @ivar channel: What stands for its HTTP channel: its C{transport} is
+        the connection.
+    """
+
+    def __init__(self, connection, method: bytes, uri: bytes, peer):
+        self.channel = _Channel(connection)
+        self.method = method
+        self.uri = uri
+        self._peer = peer
+
+    def getClientAddress(self):
+        return self._peer
+
+
+class _Channel:
+    def __init__(self, transport):
+        self.transport = transport
 
 
 class GuardedConnection(ProtocolWrapper):
@@ -274,7 +299,7 @@ class GuardedConnection(ProtocolWrapper):
     #: (L{fbtwist.web.fastpublish.QuickPublishes}), or C{None}.
     quickPublishes = None
     #: The publish answered before Twisted (a
-    #: L{fbtwist.web.fastpublish.QuickRequest}) while it is in flight.
+    #: L{QuickRequest}) while it is in flight.
     _quickPublish = None
 
     def dataReceived(self, data):
@@ -315,12 +340,12 @@ class GuardedConnection(ProtocolWrapper):
         the client sends meanwhile, without deadline, until it is
         answered, or until C{data} is to be read the whole way.
         """
-        from fbtwist.web.fastpublish import QuickRequest
-
         self.stage = BUSY
         self._disarm()
+        # No deadline while the server works, the HTTP channel's neither.
+        timer = pauseChannelTimer(self.wrappedProtocol)
         self._holding = True
-        self._quickPublish = request = QuickRequest(self.wrappedProtocol, data[4:data.find(b" ", 4)], self.getPeer())
+        self._quickPublish = request = QuickRequest(self, b"PUT", data[4:data.find(b" ", 4)], self.getPeer())
         self.factory.requestArrived(request)
 
         def answered(response):
@@ -329,6 +354,7 @@ class GuardedConnection(ProtocolWrapper):
                 # Gone meanwhile (or aborted): nobody to answer.
                 self.factory.requestLeft(request)
                 return
+            resumeChannelTimer(self.wrappedProtocol, timer)
             self._holding = False
             if len(self._heldData) > 16:
                 self.transport.resumeProducing()
@@ -339,7 +365,6 @@ class GuardedConnection(ProtocolWrapper):
                 self._read(data + held)
                 return
             self.transport.write(response)
-            restartChannelTimer(self.wrappedProtocol)
             self._arm(self.limits.idleTimeout)
             # Once answered: a shutdown then closes the idle connection.
             self.factory.requestLeft(request)

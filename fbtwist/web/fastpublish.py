@@ -74,26 +74,6 @@ _ONCE = frozenset((b"content-length", b"content-type", b"authorization"))
 _NOT_IN_SEGMENT = re.compile(rb"[/?#%\x00-\x20\x7f]")
 
 
-class QuickRequest:
-    """
-    A publish answered here, while it is in flight: what the site's
-    tracking of requests (L{fbtwist.web.site.FreeBusySite.inFlight}) reads
-    of one, so that a shutdown waits for it.
-
-    @ivar channel: The HTTP channel of its connection.
-    """
-
-    method = b"PUT"
-
-    def __init__(self, channel, uri: bytes, peer):
-        self.channel = channel
-        self.uri = uri
-        self._peer = peer
-
-    def getClientAddress(self):
-        return self._peer
-
-
 class QuickPublishes:
     """
     Answers the plainest publishes from the bytes of one read.
@@ -124,8 +104,8 @@ class QuickPublishes:
         @param gone: Tells whether the client went away meanwhile.
         @return: C{None}: let Twisted read C{data}; or a Deferred firing
             with the whole response (its access event logged), or with
-            C{None} when the publish was refused: then Twisted is to read
-            C{data}, which answers the refusal.
+            C{None} when the publish was refused (then Twisted is to read
+            C{data}, which answers the refusal) or the client is gone.
         """
         if not data.startswith(_PREFIX):
             return None
@@ -177,6 +157,10 @@ class QuickPublishes:
 
         def answer(created):
             put.published(avatar, path, len(body))
+            if gone():
+                # Published, and nobody to answer (nor an access line, as
+                # the whole way logs none).
+                return None
             self.answered += 1
             start, end = _CREATED if created else _REPLACED
             logAccess(_accessLog, accessEventFields(
