@@ -115,30 +115,6 @@ def rawResponse(code: int, phrase: bytes, reason: str, headers: Iterable[Tuple[b
 IDLE, HEADERS, BODY, BUSY, CLOSING = "idle", "headers", "body", "busy", "closing"
 
 
-class QuickRequest:
-    """
-    A request answered before Twisted read it, while it is in flight: what
-    the site's tracking of requests (L{fbtwist.web.site.FreeBusySite.inFlight})
-    reads of one, so that a shutdown waits for it.
-
-    @ivar channel: What stands for its HTTP channel: its C{transport} is
-        the connection.
-    """
-
-    def __init__(self, connection, method: bytes, uri: bytes, peer):
-        self.channel = _Channel(connection)
-        self.method = method
-        self.uri = uri
-        self._peer = peer
-
-    def getClientAddress(self):
-        return self._peer
-
-
-class _Channel:
-    def __init__(self, transport):
-        self.transport = transport
-
 
 class GuardedConnection(ProtocolWrapper):
     """
@@ -299,7 +275,7 @@ class GuardedConnection(ProtocolWrapper):
     #: (L{fbtwist.web.fastpublish.QuickPublishes}), or C{None}.
     quickPublishes = None
     #: The publish answered before Twisted (a
-    #: L{QuickRequest}) while it is in flight.
+    #: L{fbtwist.web.fastpublish.QuickRequest}) while it is in flight.
     _quickPublish = None
 
     def dataReceived(self, data):
@@ -313,9 +289,9 @@ class GuardedConnection(ProtocolWrapper):
                 self.quick = self.quickPublishes = None
                 return self.dataReceived(data)
             if self.quickPublishes is not None and data.startswith(b"PUT "):
-                pending = self.quickPublishes.start(data, self._peerHost(), lambda: self.disconnected)
-                if pending is not None:
-                    self._publishing(data, pending)
+                request = self.quickPublishes.start(data, self)
+                if request is not None:
+                    self._publishing(data, request)
                     return
         if self.quick is not None and self.stage == IDLE and not (self._holding or self.disconnecting):
             # Between requests, so the HTTP channel holds nothing of this
@@ -334,24 +310,30 @@ class GuardedConnection(ProtocolWrapper):
                 return
         self._read(data)
 
-    def _publishing(self, data: bytes, pending) -> None:
+    def _publishing(self, data: bytes, request) -> None:
         """
-        A publish of C{data} was started before Twisted read it: hold what
-        the client sends meanwhile, without deadline, until it is
-        answered, or until C{data} is to be read the whole way.
+        A publish of C{data} was started before Twisted read it (C{request},
+        a L{fbtwist.web.fastpublish.QuickRequest}): hold what the client
+        sends meanwhile, without deadline, until it is answered, or until
+        C{data} is to be read the whole way.
         """
         self.stage = BUSY
         self._disarm()
         # No deadline while the server works, the HTTP channel's neither.
         timer = pauseChannelTimer(self.wrappedProtocol)
         self._holding = True
-        self._quickPublish = request = QuickRequest(self, b"PUT", data[4:data.find(b" ", 4)], self.getPeer())
+        self._quickPublish = request
         self.factory.requestArrived(request)
 
-        def answered(response):
+        def answered(result):
             self._quickPublish = None
             if self.stage == CLOSING:
                 # Gone meanwhile (or aborted): nobody to answer.
+                self.factory.requestLeft(request)
+                return
+            if result is not None and result[1]:
+                # Refused before the body (a login): answered, then closed.
+                self.answerEarly(result[0])
                 self.factory.requestLeft(request)
                 return
             resumeChannelTimer(self.wrappedProtocol, timer)
@@ -360,19 +342,24 @@ class GuardedConnection(ProtocolWrapper):
                 self.transport.resumeProducing()
             held, self._heldData = b"".join(self._heldData), []
             self.stage = IDLE
-            if response is None:
+            if result is None:
                 self.factory.requestLeft(request)
                 self._read(data + held)
                 return
-            self.transport.write(response)
+            self.transport.write(result[0])
             self._arm(self.limits.idleTimeout)
             # Once answered: a shutdown then closes the idle connection.
             self.factory.requestLeft(request)
             if held and self.stage == IDLE:
                 self.dataReceived(held)
 
-        pending.addCallback(answered).addErrback(
-            lambda f: self.log.failure("answering a publish read before Twisted", f))
+        def failed(failure):
+            self.log.failure("answering a publish read before Twisted", failure)
+            self._quickPublish = None
+            self.factory.requestLeft(request)
+            self.answerAndClose(500, b"Internal Server Error", "internal server error")
+
+        request.answer.addCallback(answered).addErrback(failed)
 
     def _read(self, data):
         """

@@ -4,25 +4,30 @@ Publishes answered without Twisted's request machinery.
 Nearly every publish is one kind of request: a calendar client putting a
 user's own file, C{PUT /pub/calendar/<name>} on a kept-alive HTTP/1.1
 connection, the whole body in the read that brought the headers, with
-C{Content-Length} and the Basic credentials the bind cache already holds.
-Twisted's HTTP server spends more on its request object, header objects,
-resource traversal and response headers than fbtwist spends on the
-publish outside the filesystem.  L{QuickPublishes} reads such a request
-straight from the bytes and publishes it through the same avatar and the
-same checks as the whole way (L{fbtwist.web.dav.put}: the permission, the
-media type, the validation; the avatar's publish: locks, quotas, the
-durable commit), and answers with the same bytes but the C{Date}, logged
-the same.
+C{Content-Length} and Basic credentials.  Twisted's HTTP server spends
+more on its request object, header objects, resource traversal and
+response headers than fbtwist spends on the publish outside the
+filesystem.  L{QuickPublishes} reads such a request straight from the bytes
+and publishes it through the same login, avatar and checks as the whole
+way: the publishing tree's guard logs the credentials in
+(L{fbtwist.web.auth.BasicAuthGuard.logIn}: the bind cache, the throttle,
+the directory, the realm's avatar), L{fbtwist.web.dav.put} checks the
+permission, the media type and the body, the avatar publishes (locks,
+quotas, the durable commit).  It answers with the same bytes but the
+C{Date}, and the site logs it as any request
+(L{fbtwist.web.site.FreeBusySite.log}).
 
 Anything else is left to Twisted, untouched: another method or URL, a
 query, a header that is not harmless (a condition, C{If}, C{Expect}, a
 lock token, chunks), HTTP/1.0, C{Connection: close}, a body split across
-reads or pipelined behind another request, credentials the bind cache
-does not hold (or throttled), a login whose roles are not kept, and every
-refusal found before the publish (403, 415, 400, 413, ...).  A publish the
-avatar refuses (a lock, a full disk, an error) changed nothing; the
-request is then read again the whole way, which answers it as it answers
-every refused publish (so the refused publish is tried twice).
+reads or pipelined behind another request, no or malformed credentials.
+A refused login is answered as the whole way answers it before reading a
+body (the same status, bytes and access line; the connection closed).
+Every other refusal changed nothing, and the request is then read again
+the whole way, which answers it as it answers every refused publish: the
+ones found before the publish (403, 415, 400, ...) and those of the
+avatar's publish (a lock, a full disk, an error), which is then tried a
+second time.
 
 The connection (L{fbtwist.web.connection.GuardedConnection}) asks
 L{QuickPublishes.start} only between requests, holds what the client
@@ -31,26 +36,21 @@ sends meanwhile, and reads it once the publish is answered.
 
 import re
 import time
-from typing import Callable, Optional
+from typing import Optional
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.web import http
 from twisted.web.http import datetimeToString
-from twisted.web.resource import IResource
 
-from fbtwist.access.realm import loginNow, noLogout
+from fbtwist.access.realm import noLogout
 from fbtwist.access.values import NO_PRECONDITIONS
 from fbtwist.availability.publish import validatePublish
-from fbtwist.logs import logAccess
-from fbtwist.web.accesslog import accessEventFields
 from fbtwist.web.auth import credentialsOf
-from fbtwist.web.connection import SERVER_HEADER
+from fbtwist.web.connection import SERVER_HEADER, rawResponse
 from fbtwist.web.dav import put
 from fbtwist.web.dav.resource import CalendarTreeResource
-from fbtwist.web.responses import httpErrorFor
-
-#: The access events' logger (the site's: L{fbtwist.web.site}).
-_accessLog = Logger(namespace="fbtwist.access")
+from fbtwist.web.responses import HTTPError, httpErrorFor
 
 _PREFIX = b"PUT /pub/calendar/"
 _VERSION = b" HTTP/1.1"
@@ -74,42 +74,77 @@ _ONCE = frozenset((b"content-length", b"content-type", b"authorization"))
 _NOT_IN_SEGMENT = re.compile(rb"[/?#%\x00-\x20\x7f]")
 
 
+class _Channel:
+    def __init__(self, transport):
+        self.transport = transport
+
+
+class QuickRequest:
+    """
+    A publish answered here: what the site reads of a request to track it
+    while it is in flight (C{inFlight} of L{fbtwist.web.site.FreeBusySite},
+    so that a shutdown waits for it) and to log it (its C{log}).
+
+    @ivar answer: A Deferred firing once it is answered: with the response
+        and whether the connection is then closed, or with C{None}, when
+        the request is to be read the whole way (or its client is gone).
+    @ivar channel: What stands for its HTTP channel: its C{transport} is
+        the connection.
+    """
+
+    method = b"PUT"
+    clientproto = b"HTTP/1.1"
+    code = None
+    sentLength = 0
+
+    def __init__(self, connection, uri: bytes, headers: dict, started: float):
+        self.channel = _Channel(connection)
+        self.uri = uri
+        self.started = started
+        self._headers = headers
+        self.answer = None
+
+    def getHeader(self, name: bytes) -> Optional[bytes]:
+        """
+        The value of the request's header C{name} (the last of a repeated
+        one, as L{twisted.web.http.Request.getHeader} gives), or C{None}.
+        """
+        return self._headers.get(name.lower())
+
+    def getClientAddress(self):
+        return self.channel.transport.getPeer()
+
+
 class QuickPublishes:
     """
     Answers the plainest publishes from the bytes of one read.
 
-    @ivar portal: The site's portal (the publishing tree's).
-    @ivar limits: The connections' L{fbtwist.web.connection.ConnectionLimits}.
-    @ivar maxUploadSize: The site's largest body.
-    @ivar clock: What tells the time (the site's reactor).
+    @ivar site: The L{fbtwist.web.site.FreeBusySite}: its limits, upload
+        size, clock and access log.
+    @ivar guard: The publishing tree's L{fbtwist.web.auth.BasicAuthGuard}.
     """
 
     log = Logger()
 
-    def __init__(self, portal, limits, maxUploadSize: int, clock, wallClock=time.time):
-        self.portal = portal
-        self.limits = limits
-        self.maxUploadSize = maxUploadSize
-        self.clock = clock
+    def __init__(self, site, guard, wallClock=time.time):
+        self.site = site
+        self.guard = guard
         self._wallClock = wallClock
         #: How many publishes were answered here.
         self.answered = 0
 
-    def start(self, data: bytes, peer: str, gone: Callable[[], bool]) -> Optional[defer.Deferred]:
+    def start(self, data: bytes, connection) -> Optional[QuickRequest]:
         """
-        Start publishing C{data}, when it is exactly one publish this
-        answers.
+        Start answering C{data}, read by C{connection} between requests,
+        when it is exactly one publish this answers.
 
-        @param peer: The client's address.
-        @param gone: Tells whether the client went away meanwhile.
-        @return: C{None}: let Twisted read C{data}; or a Deferred firing
-            with the whole response (its access event logged), or with
-            C{None} when the publish was refused (then Twisted is to read
-            C{data}, which answers the refusal) or the client is gone.
+        @return: The request (see its C{answer}), or C{None}: let Twisted
+            read C{data}.
         """
         if not data.startswith(_PREFIX):
             return None
-        limits = self.limits
+        site = self.site
+        limits = site.limits
         headerEnd = data.find(b"\r\n\r\n")
         lineEnd = data.find(b"\r\n")
         if headerEnd == -1 or headerEnd + 4 > limits.maxHeaderBytes or lineEnd > limits.maxRequestLine:
@@ -124,8 +159,7 @@ class QuickPublishes:
         if headers is None:
             return None
         body = data[headerEnd + 4:]
-        length = headers.get(b"content-length")
-        if not body or length != b"%d" % len(body) or len(body) > self.maxUploadSize:
+        if not body or headers.get(b"content-length") != b"%d" % len(body) or len(body) > site.maxUploadSize:
             # No body, more than one request, a body still arriving, or
             # one too large (refused the whole way).
             return None
@@ -137,48 +171,66 @@ class QuickPublishes:
             name = segment.decode("utf-8")
         except UnicodeDecodeError:
             return None
-        credentials.peer = peer
-        started = self.clock.seconds()
-        known = loginNow(self.portal, credentials, IResource)
-        if known is None:
-            return None
-        _, resource, logout = known
+        request = QuickRequest(connection, data[4:lineEnd - len(_VERSION)], headers, site.reactor.seconds())
+        peer = connection.getPeer()
+        request.answer = self.guard.logIn(credentials, getattr(peer, "host", None)).addCallbacks(
+            self._loggedIn, self._notLoggedIn, (request, name, body), None, (request,),
+        )
+        return request
+
+    def _loggedIn(self, result, request: QuickRequest, name: str, body: bytes):
+        resource, logout = result
         if logout is not noLogout or not isinstance(resource, CalendarTreeResource):
             return None
         avatar = resource.avatar
         try:
             path = avatar.path([name])
-            put.checkTarget(avatar, path, headers.get(b"content-type"))
+            put.checkTarget(avatar, path, request.getHeader(b"content-type"))
             validatePublish(path[-1], body)
         except Exception:
             # Refused (or an error): answered the whole way.
             return None
-        uri = data[4:lineEnd - len(_VERSION)]
 
-        def answer(created):
+        def published(created):
             put.published(avatar, path, len(body))
-            if gone():
-                # Published, and nobody to answer (nor an access line, as
-                # the whole way logs none).
+            if self._gone(request):
+                # Nobody to answer, nor an access line (as the whole way).
                 return None
-            self.answered += 1
+            request.code = http.CREATED if created else http.NO_CONTENT
             start, end = _CREATED if created else _REPLACED
-            logAccess(_accessLog, accessEventFields(
-                peer, credentials.username, started, self.clock.seconds(), b"PUT", uri, b"HTTP/1.1",
-                201 if created else 204, 0, headers.get(b"referer"), headers.get(b"user-agent"),
-            ))
-            return b"".join((start, b"Date: ", datetimeToString(int(self._wallClock())), b"\r\n", end))
+            self.answered += 1
+            self.site.log(request)
+            return b"".join((start, b"Date: ", datetimeToString(int(self._wallClock())), b"\r\n", end)), False
 
         def refused(failure):
             # Nothing changed: the whole way answers (and logs) it, unless
             # nobody is left to answer.
-            if gone():
+            if self._gone(request):
                 put.rejected(avatar, "/".join(path), failure.value)
                 if httpErrorFor(failure.value) is None and not failure.check(defer.CancelledError):
                     self.log.failure("publish failed after its client went away", failure)
             return None
 
-        return avatar.publish(path, body, NO_PRECONDITIONS).addCallbacks(answer, refused)
+        return avatar.publish(path, body, NO_PRECONDITIONS).addCallbacks(published, refused)
+
+    def _notLoggedIn(self, failure, request: QuickRequest):
+        """
+        A refused login is answered as L{fbtwist.web.site.BoundedRequest}
+        answers one before reading a body, and the connection closed.
+        """
+        if self._gone(request):
+            return None
+        error = failure.value if failure.check(HTTPError) else HTTPError(
+            http.INTERNAL_SERVER_ERROR, "internal server error")
+        response = rawResponse(error.code, http.RESPONSES.get(error.code, b"Error"), error.reason, error.headers)
+        request.code = error.code
+        request.sentLength = len(response) - response.index(b"\r\n\r\n") - 4
+        self.site.log(request)
+        return response, True
+
+    @staticmethod
+    def _gone(request: QuickRequest) -> bool:
+        return request.channel.transport.disconnected
 
     def _headers(self, block: bytes) -> Optional[dict]:
         """
@@ -187,7 +239,7 @@ class QuickPublishes:
         it may not be.
         """
         lines = block.split(b"\r\n") if block else ()
-        if len(lines) > self.limits.maxHeaderCount:
+        if len(lines) > self.site.limits.maxHeaderCount:
             return None
         headers = {}
         for line in lines:
@@ -205,4 +257,3 @@ class QuickPublishes:
                 return None
             headers[name] = value
         return headers
-

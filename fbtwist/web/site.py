@@ -608,7 +608,7 @@ def makeSite(portal, directory, store, maxUploadSize: int, realmName: str = "fbt
         root.putChild(name, resource)
     site = FreeBusySite(root, maxUploadSize, limits=limits, reactor=reactor)
     site.guardBodies((b"pub", b"calendar"), publishGuard)
-    site.quickPublishes = QuickPublishes(portal, limits, maxUploadSize, site.reactor)
+    site.quickPublishes = QuickPublishes(site, publishGuard)
     site.guardBodies((b"caldav",), caldav)
     if isinstance(lookup, BasicAuthGuard):
         site.guardBodies((b"calendar",), lookup)

@@ -25,14 +25,15 @@ OLD = outlookVFB(busy="20200105T070000Z/20200105T073000Z")
 MAX_UPLOAD = 4096
 
 
-def publish(path=b"alice.vfb", body=BODY, headers=b"", auth=AUTH, line=None, length=None) -> bytes:
+def publish(path=b"alice.vfb", body=BODY, headers=b"", auth=AUTH, line=None, length=None,
+            contentType=b"text/calendar") -> bytes:
     """
     A PUT as a calendar client sends it: C{headers} (whole lines) after the
     usual ones.
     """
     line = line or b"PUT /pub/calendar/" + path + b" HTTP/1.1"
     authorization = b"Authorization: " + auth + b"\r\n" if auth is not None else b""
-    return (line + b"\r\nHost: 127.0.0.1\r\nContent-Type: text/calendar\r\n" + authorization
+    return (line + b"\r\nHost: 127.0.0.1\r\nContent-Type: " + contentType + b"\r\n" + authorization
             + b"Content-Length: " + (b"%d" % len(body) if length is None else length) + b"\r\n" + headers + b"\r\n"
             + body)
 
@@ -42,6 +43,9 @@ def publish(path=b"alice.vfb", body=BODY, headers=b"", auth=AUTH, line=None, len
 #: sent), or an existing one on a C{full} disk.
 REQUESTS = {
     "new": (publish(), "new"),
+    "firstLogin": (publish(), "cold"),
+    "firstLoginWrong": (publish(auth=basicAuth("alice", "nope")[b"Authorization"][0]), "cold"),
+    "throttled": (publish(), "throttled"),
     "replace": (publish(), "existing"),
     "outlook": (publish(headers=b"Accept: */*\r\nUser-Agent: Microsoft Office/16.0\r\nTranslate: f\r\n"
                         b"Connection: Keep-Alive\r\nCache-Control: no-cache\r\nReferer: http://x/\r\n"
@@ -57,7 +61,8 @@ REQUESTS = {
     "dotName": (publish(b".."), "existing"),
     "encoded": (publish(b"%61lice.vfb"), "existing"),
     "badBody": (publish(body=b"BEGIN:VCALENDAR\r\nnot a calendar\r\n"), "existing"),
-    "mediaType": (publish(headers=b"Content-Type: image/png\r\n"), "existing"),
+    "mediaType": (publish(contentType=b"image/png"), "existing"),
+    "twoTypes": (publish(headers=b"Content-Type: image/png\r\n"), "existing"),
     "locked": (publish(), "locked"),
     "tooLarge": (publish(body=b"x" * (MAX_UPLOAD + 1)), "existing"),
     "diskFull": (publish(), "full"),
@@ -81,9 +86,11 @@ REQUESTS = {
 }
 
 #: The requests published quickly.
-QUICK = {"new", "replace", "outlook", "ownName"}
-#: Those tried quickly, refused by the avatar, and answered the whole way.
-TRIED = {"locked", "diskFull"}
+QUICK = {"new", "firstLogin", "replace", "outlook", "ownName"}
+#: Those started quickly and refused: a login (answered quickly), or
+#: anything else (answered the whole way).
+TRIED = {"firstLoginWrong", "wrongPassword", "throttled", "ics", "anotherUsers", "badBody", "mediaType", "locked",
+         "diskFull"}
 
 #: What a publish's events tell.
 EVENT_FIELDS = ("fbEvent", "path", "uid", "reason", "size", "protocol", "log_namespace", "log_level")
@@ -122,15 +129,17 @@ class SameAnswerTests(unittest.TestCase):
         publishes.start = start
         if not quick:
             site.quickPublishes = None
-        if state != "new":
+        if state not in ("new", "cold"):
             server.store.write(("alice.vfb",), OLD)
-        # The login known (the bind cache, the realm's roles), as after any
-        # request of alice's.
-        warm = _Client()
-        server.connect(warm)
-        warm.transport.write(b"GET /pub/calendar/ HTTP/1.1\r\nHost: x\r\nAuthorization: " + AUTH + b"\r\n\r\n")
-        server.network.settle()
-        self.assertTrue(warm.received.startswith(b"HTTP/1.1 200"), warm.received[:100])
+        if state != "cold":
+            # The login known (the bind cache, the realm's roles), as after
+            # any request of alice's.
+            self.assertEqual(self.ask(server, b"GET /pub/calendar/ HTTP/1.1\r\nHost: x\r\nAuthorization: " + AUTH
+                                      + b"\r\n\r\n")[:12], b"HTTP/1.1 200")
+        if state == "throttled":
+            wrong = basicAuth("alice", "guess")[b"Authorization"][0]
+            for _ in range(5):
+                self.ask(server, b"GET /pub/calendar/ HTTP/1.1\r\nHost: x\r\nAuthorization: " + wrong + b"\r\n\r\n")
         if state == "locked":
             alice = CalendarAvatar("alice", False, server.store)
             self.successResultOf(alice.lock(("alice.vfb",), "exclusive", "0", "", 3600))
@@ -157,6 +166,20 @@ class SameAnswerTests(unittest.TestCase):
         files = {name: server.store.read((name,)) for name in ("alice.vfb", "alice.ics", "bsmith.vfb")
                  if server.store.stat((name,)) is not None}
         return (_responses(client.received), logged, closed, files), (publishes.answered, len(tried))
+
+    def ask(self, server, data: bytes) -> bytes:
+        """
+        Send C{data} on a new connection and wait for the answer.
+        """
+        client = _Client()
+        server.connect(client)
+        client.transport.write(data)
+        for _ in range(30):
+            server.network.advance(0.1)
+            server.network.settle()
+        client.transport.loseConnection()
+        server.network.settle()
+        return client.received
 
     def test_sameAnswers(self):
         """Every request gets the same bytes (but the Date), events, connection state and tree both ways."""
@@ -223,11 +246,12 @@ class InFlightTests(unittest.TestCase):
         self.site = self.server.service.getServiceNamed("http").factory
         self.quick = self.site.quickPublishes
         self.events = logEvents(self)
-        # alice logged in once (the whole way: not known yet).
+        # alice published once (the file is there).
         self.client = self.server.connect(_Client())
         self.send(publish())
         self.assertTrue(self.client.received.startswith(b"HTTP/1.1 201"))
         self.client.received = b""
+        self.quick.answered = 0
         self.disk = SlowDisk(self.server.store)
 
     def send(self, data: bytes) -> None:
