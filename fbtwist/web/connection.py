@@ -115,7 +115,6 @@ def rawResponse(code: int, phrase: bytes, reason: str, headers: Iterable[Tuple[b
 IDLE, HEADERS, BODY, BUSY, CLOSING = "idle", "headers", "body", "busy", "closing"
 
 
-
 class GuardedConnection(ProtocolWrapper):
     """
     One HTTP connection, held to L{ConnectionLimits}.

@@ -34,17 +34,11 @@ CALENDAR_MEDIA_TYPES = {
 }
 
 
-def checkMediaType(request) -> None:
+def checkMediaType(header: Optional[bytes]) -> None:
     """
+    @param header: The C{Content-Type} header's value, or C{None}.
     @raise UnsupportedMediaType: When the body is declared as something
         other than a calendar (a form, multipart, an image, ...).
-    """
-    checkDeclaredType(request.getHeader(b"Content-Type"))
-
-
-def checkDeclaredType(header: Optional[bytes]) -> None:
-    """
-    L{checkMediaType} of a C{Content-Type} header's value (C{None}: none).
     """
     if header is None:
         return
@@ -85,7 +79,7 @@ def checkTarget(avatar, path, contentType: Optional[bytes]) -> None:
     if not path:
         raise errors.AlreadyExists("the root is a collection")
     if path[-1].lower().endswith(ical.FREEBUSY_SUFFIXES + ical.EVENT_SUFFIXES):
-        checkDeclaredType(contentType)
+        checkMediaType(contentType)
 
 
 def published(avatar, path, size: int) -> None:
