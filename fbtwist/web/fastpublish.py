@@ -40,8 +40,7 @@ from typing import Optional
 
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.web import http
-from twisted.web.http import datetimeToString
+from twisted.web.http import CREATED, INTERNAL_SERVER_ERROR, NO_CONTENT, RESPONSES, datetimeToString
 
 from fbtwist.access.realm import noLogout
 from fbtwist.access.values import NO_PRECONDITIONS
@@ -196,7 +195,7 @@ class QuickPublishes:
             if self._gone(request):
                 # Nobody to answer, nor an access line (as the whole way).
                 return None
-            request.code = http.CREATED if created else http.NO_CONTENT
+            request.code = CREATED if created else NO_CONTENT
             start, end = _CREATED if created else _REPLACED
             self.answered += 1
             self.site.log(request)
@@ -221,8 +220,8 @@ class QuickPublishes:
         if self._gone(request):
             return None
         error = failure.value if failure.check(HTTPError) else HTTPError(
-            http.INTERNAL_SERVER_ERROR, "internal server error")
-        response = rawResponse(error.code, http.RESPONSES.get(error.code, b"Error"), error.reason, error.headers)
+            INTERNAL_SERVER_ERROR, "internal server error")
+        response = rawResponse(error.code, RESPONSES.get(error.code, b"Error"), error.reason, error.headers)
         request.code = error.code
         request.sentLength = len(response) - response.index(b"\r\n\r\n") - 4
         self.site.log(request)
