@@ -146,14 +146,19 @@ class SameAnswerTests(unittest.TestCase):
         events = logEvents(self)
         client = _Client()
         server.connect(client)
-        for chunk in data if isinstance(data, list) else [data]:
-            if state == "full":
+        if state == "full":
+            # The store's blocking work (only it: not the test's log) finds
+            # the disk full.
+            run = server.store.runBlocking
+
+            def runOnFullDisk(f, *args):
                 with noRoomPast(len(BODY) // 2):
-                    client.transport.write(chunk)
-                    server.network.settle()
-            else:
-                client.transport.write(chunk)
-                server.network.settle()
+                    return run(f, *args)
+
+            server.store.runBlocking = runOnFullDisk
+        for chunk in data if isinstance(data, list) else [data]:
+            client.transport.write(chunk)
+            server.network.settle()
         # Long enough for the floor under a failed login.
         for _ in range(30):
             server.network.advance(0.1)
@@ -308,6 +313,21 @@ class InFlightTests(unittest.TestCase):
         self.assertTrue(self.client.received.startswith(b"HTTP/1.1 204"))
         self.assertTrue(self.client.closed)
         self.assertIsNone(self.successResultOf(drained))
+
+    def test_drainCancelled(self):
+        """A shutdown that stops waiting names the publish it drops and aborts its connection; it publishes on."""
+        self.send(publish())
+        drained = self.site.drain()
+        drained.cancel()
+        self.failureResultOf(drained, defer.CancelledError)
+        self.server.network.settle()
+        self.assertTrue(self.client.closed)
+        dropped = [e for e in self.events if "dropping" in e.get("log_format", "")]
+        self.assertEqual([(e["method"], e["uri"]) for e in dropped], [("PUT", "/pub/calendar/alice.vfb")])
+        self.disk.finish()
+        self.server.network.settle()
+        self.assertEqual(self.site.inFlight, set())
+        self.assertEqual(self.client.received, b"")
 
     def test_notWhileDraining(self):
         """Once the server drains, no connection publishes quickly."""
