@@ -32,6 +32,7 @@ from typing import Iterable, Tuple
 from twisted.internet.interfaces import ISSLTransport, ITCPTransport
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper
+from twisted.web.http import RESPONSES
 
 from fbtwist import __version__
 from fbtwist.budget import descriptorBudget
@@ -110,6 +111,16 @@ def rawResponse(code: int, phrase: bytes, reason: str, headers: Iterable[Tuple[b
         b"Connection: close",
     ]
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def earlyAnswer(code: int, reason: str, headers: Iterable[Tuple[bytes, bytes]] = ()) -> Tuple[bytes, int]:
+    """
+    The L{rawResponse} of a request refused before its body was read (the
+    status's phrase Twisted's), and the length of its body (for the access
+    line).
+    """
+    response = rawResponse(code, RESPONSES.get(code, b"Error"), reason, headers)
+    return response, len(response) - response.index(b"\r\n\r\n") - 4
 
 
 IDLE, HEADERS, BODY, BUSY, CLOSING = "idle", "headers", "body", "busy", "closing"

@@ -40,13 +40,13 @@ from typing import Optional
 
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.web.http import CREATED, INTERNAL_SERVER_ERROR, NO_CONTENT, RESPONSES, datetimeToString
+from twisted.web.http import CREATED, INTERNAL_SERVER_ERROR, NO_CONTENT, datetimeToString
 
 from fbtwist.access.realm import noLogout
 from fbtwist.access.values import NO_PRECONDITIONS
 from fbtwist.availability.publish import validatePublish
 from fbtwist.web.auth import credentialsOf
-from fbtwist.web.connection import SERVER_HEADER, rawResponse
+from fbtwist.web.connection import SERVER_HEADER, earlyAnswer
 from fbtwist.web.dav import put
 from fbtwist.web.dav.resource import CalendarTreeResource
 from fbtwist.web.responses import HTTPError, httpErrorFor
@@ -221,9 +221,8 @@ class QuickPublishes:
             return None
         error = failure.value if failure.check(HTTPError) else HTTPError(
             INTERNAL_SERVER_ERROR, "internal server error")
-        response = rawResponse(error.code, RESPONSES.get(error.code, b"Error"), error.reason, error.headers)
+        response, request.sentLength = earlyAnswer(error.code, error.reason, error.headers)
         request.code = error.code
-        request.sentLength = len(response) - response.index(b"\r\n\r\n") - 4
         self.site.log(request)
         return response, True
 

@@ -23,7 +23,7 @@ from fbtwist.logs import logAccess, rejectionReasonForStatus
 from fbtwist.web.accesslog import accessFields
 from fbtwist.web.auth import BasicAuthGuard
 from fbtwist.web.caldav.resource import CalDAVService, CalDAVSettings, guardedCalDAV, wellKnown
-from fbtwist.web.connection import SERVER_HEADER, ConnectionLimits, GuardedConnection, rawResponse
+from fbtwist.web.connection import SERVER_HEADER, ConnectionLimits, GuardedConnection, earlyAnswer
 from fbtwist.web.fastlookup import QuickLookups
 from fbtwist.web.fastpublish import QuickPublishes
 from fbtwist.web.lookup import LookupResource, LookupSettings, guardedLookup
@@ -262,14 +262,13 @@ class BoundedRequest(server.Request):
         if self._refused:
             return
         self._refused = True
-        response = rawResponse(code, http.RESPONSES.get(code, b"Error"), reason, headers)
+        response, self.sentLength = earlyAnswer(code, reason, headers)
         # The request line was parsed, but requestReceived will never run:
         # take what the access line needs from the channel.
         self.method, self.uri = requestLine(self)
         self.path = self.uri
         self.clientproto = channelRequestLine(self.channel)[2] or b"-"
         self.code = code
-        self.sentLength = len(response) - response.index(b"\r\n\r\n") - 4
         connection = self._connection()
         if connection is not None:
             connection.answerEarly(response)
