@@ -8,6 +8,7 @@ memory (L{tests.memory}), against the demo directory.
 """
 
 import base64
+import re
 
 from twisted.internet import defer
 from twisted.trial import unittest
@@ -17,6 +18,8 @@ from fbtwist.web.fastpublish import QuickPublishes
 from tests.helpers import basicAuth, logEvents, outlookVFB
 from tests.unit.test_fastlookup import ACCESS_FIELDS, _Client, _responses
 from tests.unit.test_store import noRoomPast
+
+_DATE = re.compile(rb"\r\nDate: [^\r]*")
 
 AUTH = basicAuth("alice")[b"Authorization"][0]
 BODY = outlookVFB(busy="20210105T070000Z/20210105T073000Z")
@@ -170,7 +173,10 @@ class SameAnswerTests(unittest.TestCase):
                   if e.get("fbEvent") not in (None, "bind-cache")]
         files = {name: server.store.read((name,)) for name in ("alice.vfb", "alice.ics", "bsmith.vfb")
                  if server.store.stat((name,)) is not None}
-        return (_responses(client.received), logged, closed, files), (publishes.answered, len(tried))
+        # Every Date blanked (a 204 has no Content-Length to find the next
+        # response by).
+        answers = _responses(_DATE.sub(b"\r\nDate: -", client.received))
+        return (answers, logged, closed, files), (publishes.answered, len(tried))
 
     def ask(self, server, data: bytes) -> bytes:
         """
