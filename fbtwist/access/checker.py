@@ -167,7 +167,44 @@ class DirectoryChecker:
         self.loginForms = loginForms
 
     def requestAvatarId(self, credentials) -> defer.Deferred:
+        known = self.cachedLogin(credentials)
+        if known is not None:
+            # What the coroutine below would conclude, without it.
+            return defer.succeed(known.confirm())
         return defer.Deferred.fromCoroutine(self._requestAvatarId(credentials))
+
+    def cachedLogin(self, credentials) -> Optional["CachedLogin"]:
+        """
+        The login of C{credentials} when it is known without waiting: the
+        bind cache holds the login with this password, and neither the
+        login, the client's address nor the directory entry is locked out
+        (the checks L{requestAvatarId} makes, in its order).  Nothing is
+        counted or logged yet: the caller confirms the login
+        (L{CachedLogin.confirm}) once it acts on it.
+
+        @return: A L{CachedLogin}, or C{None} when L{requestAvatarId} must
+            be asked (not cached, malformed, throttled: it answers those).
+        """
+        if self.cache is None:
+            return None
+        login = credentialText(credentials.username)
+        password = credentialText(credentials.password)
+        if not login or not password or len(login) > 256 or len(password) > 1024 or "\x00" in login + password:
+            return None
+        throttled = self.loginForms.canonical(login) if self.loginForms is not None else login
+        throttle = self.throttle
+        if throttle is not None and throttle.refuses(throttled, getattr(credentials, "peer", None)):
+            return None
+        uid = self.cache.get(login, password)
+        if uid is None or (throttle is not None and throttle.refuses(None, None, uid)):
+            return None
+        return CachedLogin(self, uid, throttled)
+
+    def _cachedLoginConfirmed(self, uid: str, throttled: str) -> None:
+        # What _requestAvatarId does for a login the cache answers.
+        self.log.debug("bind cache {hit}", fbEvent="bind-cache", hit=True)
+        if self.throttle is not None:
+            self.throttle.succeeded(throttled, uid)
 
     async def _requestAvatarId(self, credentials) -> str:
         login = credentialText(credentials.username)
@@ -226,3 +263,26 @@ class DirectoryChecker:
     async def _floor(self, started: float) -> None:
         if self.failureFloor is not None:
             await self.failureFloor.wait(started)
+
+
+class CachedLogin:
+    """
+    A login L{DirectoryChecker.cachedLogin} found in the bind cache.
+
+    @ivar uid: The avatar id it stands for.
+    """
+
+    def __init__(self, checker: DirectoryChecker, uid: str, throttled: str):
+        self.uid = uid
+        self._checker = checker
+        self._throttled = throttled
+
+    def confirm(self) -> str:
+        """
+        Count and log the login as L{DirectoryChecker.requestAvatarId} does
+        for one the cache answers.
+
+        @return: The uid.
+        """
+        self._checker._cachedLoginConfirmed(self.uid, self._throttled)
+        return self.uid

@@ -6,6 +6,7 @@ L{fbtwist.access.avatar.CalendarAvatar} wrapped for the asked interface.
 from typing import Callable, Dict, Optional, Tuple
 
 from twisted.cred.checkers import ANONYMOUS
+from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.portal import IRealm
 from twisted.internet import defer
 from zope.interface import implementer
@@ -70,7 +71,36 @@ class FreeBusyRealm:
         self.avatarFactories[interface] = factory
 
     def requestAvatar(self, avatarId, mind, *interfaces):
+        known = self.avatarNow(avatarId, *interfaces)
+        if known is not None:
+            return defer.succeed(known)
         return defer.Deferred.fromCoroutine(self._requestAvatar(avatarId, interfaces))
+
+    def avatarNow(self, avatarId, *interfaces) -> Optional[tuple]:
+        """
+        L{requestAvatar}'s answer when it needs no question to the
+        directory: a signed-in user whose roles are kept (L{roles}), asked
+        for an interface a factory is registered for.
+
+        @return: C{(interface, avatar, logout)}, or C{None} when
+            L{requestAvatar} must be asked.
+        """
+        if avatarId is ANONYMOUS or self.rolesTTL <= 0:
+            return None
+        for interface in interfaces:
+            if interface is IFreeBusyReader:
+                return None
+            factory = self.avatarFactories.get(interface)
+            if factory is not None:
+                break
+        else:
+            return None
+        known = self.roles.get((avatarId, self.adminGroup))
+        if known is None:
+            return None
+        isAdmin, rooms = known
+        wrapped = factory(CalendarAvatar(avatarId, isAdmin, self.store, self.visibility, rooms))
+        return interface, wrapped, getattr(wrapped, "logout", noLogout)
 
     async def delegatedRooms(self, uid: str) -> list:
         """
@@ -118,3 +148,29 @@ class FreeBusyRealm:
             avatar = CalendarAvatar(avatarId, isAdmin, self.store, self.visibility, rooms)
         wrapped = factory(avatar)
         return interface, wrapped, getattr(wrapped, "logout", noLogout)
+
+
+def loginNow(portal, credentials, interface) -> Optional[tuple]:
+    """
+    What C{portal.login(credentials, None, interface)} would give, when it
+    is known without waiting: a login the checker's bind cache holds (every
+    check of L{fbtwist.access.checker.DirectoryChecker.cachedLogin} made)
+    and an avatar the realm makes without asking the directory
+    (L{FreeBusyRealm.avatarNow}).  Once this returns it, the login is
+    counted as the portal's would be.
+
+    @param portal: A L{twisted.cred.portal.Portal} over a L{FreeBusyRealm}.
+    @return: C{(interface, avatar, logout)}, or C{None}: ask the portal.
+    """
+    checker = portal.checkers.get(IUsernamePassword)
+    cachedLogin = getattr(checker, "cachedLogin", None)
+    avatarNow = getattr(portal.realm, "avatarNow", None)
+    if cachedLogin is None or avatarNow is None or not IUsernamePassword.providedBy(credentials):
+        return None
+    login = cachedLogin(credentials)
+    if login is None:
+        return None
+    known = avatarNow(login.uid, interface)
+    if known is not None:
+        login.confirm()
+    return known

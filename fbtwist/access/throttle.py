@@ -163,16 +163,29 @@ class LoginThrottle:
         )
         return TooManyAttempts(f"Too many failed logins: try again in {_waitText(retryAfter)}.", retryAfter)
 
-    def _check(self, login: Optional[str], peer: Optional[str], uid: Optional[str]) -> None:
+    def _refusal(self, login: Optional[str], peer: Optional[str], uid: Optional[str]) -> Optional[tuple]:
         now = self.clock.seconds()
         self._expire(now)
         keys = list(self._keys(login, peer, uid))
         ends = [self._lockedUntil[key] for key in keys if key in self._lockedUntil]
         if ends:
-            raise self._refuse(login if uid is None else uid, peer, max(ends) - now, "too many failures")
+            return login if uid is None else uid, peer, max(ends) - now, "too many failures"
         if self._full() and any(key not in self._counting for key in keys):
             firstEnd = next(iter(self._lockedUntil.values()))
-            raise self._refuse(login, peer, firstEnd - now, "every throttle place is held by a lockout")
+            return login, peer, firstEnd - now, "every throttle place is held by a lockout"
+        return None
+
+    def _check(self, login: Optional[str], peer: Optional[str], uid: Optional[str]) -> None:
+        refusal = self._refusal(login, peer, uid)
+        if refusal is not None:
+            raise self._refuse(*refusal)
+
+    def refuses(self, login: Optional[str], peer: Optional[str], uid: Optional[str] = None) -> bool:
+        """
+        Whether L{check} (or L{checkEntry}, for C{uid}) would refuse now,
+        asked without logging or counting anything.
+        """
+        return self._refusal(login, peer, uid) is not None
 
     def check(self, login: str, peer: Optional[str]) -> None:
         """

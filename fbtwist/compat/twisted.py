@@ -105,3 +105,27 @@ def restartChannelTimer(protocol) -> None:
     reset = getattr(channel, "resetTimeout", None)
     if reset is not None:
         reset()
+
+
+def pauseChannelTimer(protocol):
+    """
+    Stop the idle timer of the HTTP channel in C{protocol} (what
+    C{Site.buildProtocol} gives) while a request the channel did not read is
+    worked on, as the channel stops it itself for the requests it reads.
+    Private for the reason L{restartChannelTimer} gives.
+
+    @return: What L{resumeChannelTimer} needs to start it again.
+    """
+    channel = getattr(protocol, "_channel", protocol)
+    setTimeout = getattr(channel, "setTimeout", None)
+    return setTimeout(None) if setTimeout is not None else None
+
+
+def resumeChannelTimer(protocol, paused) -> None:
+    """
+    Start the idle timer L{pauseChannelTimer} stopped again, from now.
+    """
+    channel = getattr(protocol, "_channel", protocol)
+    setTimeout = getattr(channel, "setTimeout", None)
+    if setTimeout is not None:
+        setTimeout(paused)

@@ -19,7 +19,7 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET
 from twisted.web.util import DeferredResource
 
-from fbtwist.access.realm import noLogout
+from fbtwist.access.realm import loginNow, noLogout
 from fbtwist.web.responses import HTTPError, httpErrorFor, writeError
 
 
@@ -32,6 +32,14 @@ def basicCredentials(request):
     header = request.getHeader(b"Authorization")
     if header is None:
         return Anonymous()
+    return credentialsOf(header)
+
+
+def credentialsOf(header: bytes):
+    """
+    @return: L{UsernamePassword} from an C{Authorization: Basic} header's
+        value, or C{None} when it is malformed or not Basic.
+    """
     scheme, _, encoded = header.strip().partition(b" ")
     if scheme.lower() != b"basic":
         return None
@@ -146,24 +154,47 @@ class BasicAuthGuard(Resource):
 
         return self._login(request, credentials).addCallback(refuse)
 
-    def _login(self, request, credentials) -> defer.Deferred:
+    def logIn(self, credentials, peer) -> defer.Deferred:
+        """
+        Log C{credentials} (L{UsernamePassword}) of a client at C{peer} in
+        through the portal.
+
+        @return: A Deferred firing with the avatar's resource and its
+            logout, or failing with L{HTTPError} (401, 429, 503, ...) when
+            the login is refused.
+        """
         # For brute-force throttling per client address (see DirectoryChecker).
-        credentials.peer = getattr(request.getClientAddress(), "host", None)
-        d = self.portal.login(credentials, None, self.interface)
+        credentials.peer = peer
+        # A login the bind cache and the realm answer at once (nearly every
+        # publish) skips the portal's Deferreds; the same checks are made.
+        known = loginNow(self.portal, credentials, self.interface)
+        d = defer.succeed(known) if known is not None else self.portal.login(credentials, None, self.interface)
 
         def loggedIn(result):
             interface, avatar, logout = result
-            if logout is not noLogout:
-                request.notifyFinish().addBoth(lambda _: logout())
-            return self.resourceFor(avatar)
+            return self.resourceFor(avatar), logout
 
         def failed(failure):
             if failure.check(Unauthorized, LoginFailed):
-                return self._challenge("wrong login or password")
+                raise self._challenge("wrong login or password").error()
             answer = httpErrorFor(failure.value)
             if answer is None:
                 self.log.failure("login failed unexpectedly", failure)
-                return _AnswerResource(http.INTERNAL_SERVER_ERROR, "internal server error")
-            return _AnswerResource(answer.code, answer.reason, answer.headers)
+                answer = HTTPError(http.INTERNAL_SERVER_ERROR, "internal server error")
+            raise answer
 
         return d.addCallbacks(loggedIn, failed)
+
+    def _login(self, request, credentials) -> defer.Deferred:
+        def loggedIn(result):
+            resource, logout = result
+            if logout is not noLogout:
+                request.notifyFinish().addBoth(lambda _: logout())
+            return resource
+
+        def failed(failure):
+            failure.trap(HTTPError)
+            return _AnswerResource(failure.value.code, failure.value.reason, failure.value.headers)
+
+        peer = getattr(request.getClientAddress(), "host", None)
+        return self.logIn(credentials, peer).addCallbacks(loggedIn, failed)

@@ -32,10 +32,11 @@ from typing import Iterable, Tuple
 from twisted.internet.interfaces import ISSLTransport, ITCPTransport
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper
+from twisted.web.http import RESPONSES
 
 from fbtwist import __version__
 from fbtwist.budget import descriptorBudget
-from fbtwist.compat.twisted import restartChannelTimer
+from fbtwist.compat.twisted import pauseChannelTimer, restartChannelTimer, resumeChannelTimer
 
 SERVER_HEADER = b"fbtwist/" + __version__.encode("ascii")
 
@@ -110,6 +111,16 @@ def rawResponse(code: int, phrase: bytes, reason: str, headers: Iterable[Tuple[b
         b"Connection: close",
     ]
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def earlyAnswer(code: int, reason: str, headers: Iterable[Tuple[bytes, bytes]] = ()) -> Tuple[bytes, int]:
+    """
+    The L{rawResponse} of a request refused before its body was read (the
+    status's phrase Twisted's), and the length of its body (for the access
+    line).
+    """
+    response = rawResponse(code, RESPONSES.get(code, b"Error"), reason, headers)
+    return response, len(response) - response.index(b"\r\n\r\n") - 4
 
 
 IDLE, HEADERS, BODY, BUSY, CLOSING = "idle", "headers", "body", "busy", "closing"
@@ -270,15 +281,29 @@ class GuardedConnection(ProtocolWrapper):
     #: (L{fbtwist.web.fastlookup.QuickLookups}), or C{None}.
     quick = None
 
+    #: What publishes the plainest publishes before Twisted reads them
+    #: (L{fbtwist.web.fastpublish.QuickPublishes}), or C{None}.
+    quickPublishes = None
+    #: The publish answered before Twisted (a
+    #: L{fbtwist.web.fastpublish.QuickRequest}) while it is in flight.
+    _quickPublish = None
+
     def dataReceived(self, data):
         if self.stage == CLOSING:
             return
-        if self.stage == IDLE and self.quick is not None and not (self._holding or self.disconnecting):
+        if (self.stage == IDLE and (self.quick is not None or self.quickPublishes is not None)
+                and not (self._holding or self.disconnecting)):
             if self._speaksHTTP2():
                 # Frames, not lines (Twisted speaks HTTP/2 when TLS agreed
                 # on it and the h2 package is installed).
-                self.quick = None
+                self.quick = self.quickPublishes = None
                 return self.dataReceived(data)
+            if self.quickPublishes is not None and data.startswith(b"PUT "):
+                request = self.quickPublishes.start(data, self)
+                if request is not None:
+                    self._publishing(data, request)
+                    return
+        if self.quick is not None and self.stage == IDLE and not (self._holding or self.disconnecting):
             # Between requests, so the HTTP channel holds nothing of this
             # connection's: a request it answers whole never reaches it.
             response = self.quick.answer(data, self._peerHost())
@@ -293,8 +318,70 @@ class GuardedConnection(ProtocolWrapper):
                 restartChannelTimer(self.wrappedProtocol)
                 self._arm(self.limits.idleTimeout)
                 return
+        self._read(data)
+
+    def _publishing(self, data: bytes, request) -> None:
+        """
+        A publish of C{data} was started before Twisted read it (C{request},
+        a L{fbtwist.web.fastpublish.QuickRequest}): hold what the client
+        sends meanwhile, without deadline, until it is answered, or until
+        C{data} is to be read the whole way.
+        """
+        self.stage = BUSY
+        self._disarm()
+        # No deadline while the server works, the HTTP channel's neither.
+        timer = pauseChannelTimer(self.wrappedProtocol)
+        self._holding = True
+        self._quickPublish = request
+        self.factory.requestArrived(request)
+
+        def answered(result):
+            self._quickPublish = None
+            if self.stage == CLOSING:
+                # Gone meanwhile (or aborted): nobody to answer.
+                self.factory.requestLeft(request)
+                return
+            if result is not None and result[1]:
+                # Refused before the body (a login): answered, then closed.
+                self.answerEarly(result[0])
+                self.factory.requestLeft(request)
+                return
+            resumeChannelTimer(self.wrappedProtocol, timer)
+            self._holding = False
+            if len(self._heldData) > 16:
+                self.transport.resumeProducing()
+            held, self._heldData = b"".join(self._heldData), []
+            self.stage = IDLE
+            if result is None:
+                self.factory.requestLeft(request)
+                self._read(data + held)
+                return
+            self.transport.write(result[0])
+            self._arm(self.limits.idleTimeout)
+            # Once answered: a shutdown then closes the idle connection.
+            self.factory.requestLeft(request)
+            if held and self.stage == IDLE:
+                self.dataReceived(held)
+
+        def failed(failure):
+            self.log.failure("answering a publish read before Twisted", failure)
+            self._quickPublish = None
+            self.factory.requestLeft(request)
+            self.answerAndClose(500, b"Internal Server Error", "internal server error")
+
+        request.answer.addCallback(answered).addErrback(failed)
+
+    def _read(self, data):
+        """
+        Read C{data} the whole way: Twisted's HTTP channel, this
+        connection's deadlines and size limits.
+        """
         if self._holding:
             self._heldData.append(data)
+            if self._quickPublish is not None and len(self._heldData) > 16:
+                # A client sending on while its publish is written: read
+                # no more until it is answered.
+                self.transport.pauseProducing()
             return
         if self.stage == IDLE:
             self._startHeaders()

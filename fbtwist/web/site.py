@@ -23,8 +23,9 @@ from fbtwist.logs import logAccess, rejectionReasonForStatus
 from fbtwist.web.accesslog import accessFields
 from fbtwist.web.auth import BasicAuthGuard
 from fbtwist.web.caldav.resource import CalDAVService, CalDAVSettings, guardedCalDAV, wellKnown
-from fbtwist.web.connection import SERVER_HEADER, ConnectionLimits, GuardedConnection, rawResponse
+from fbtwist.web.connection import SERVER_HEADER, ConnectionLimits, GuardedConnection, earlyAnswer
 from fbtwist.web.fastlookup import QuickLookups
+from fbtwist.web.fastpublish import QuickPublishes
 from fbtwist.web.lookup import LookupResource, LookupSettings, guardedLookup
 from fbtwist.web.page import RootElement, securityHeaders
 from fbtwist.web.responses import HTTPError, httpErrorFor, isGone, writeNotAllowed
@@ -261,14 +262,13 @@ class BoundedRequest(server.Request):
         if self._refused:
             return
         self._refused = True
-        response = rawResponse(code, http.RESPONSES.get(code, b"Error"), reason, headers)
+        response, self.sentLength = earlyAnswer(code, reason, headers)
         # The request line was parsed, but requestReceived will never run:
         # take what the access line needs from the channel.
         self.method, self.uri = requestLine(self)
         self.path = self.uri
         self.clientproto = channelRequestLine(self.channel)[2] or b"-"
         self.code = code
-        self.sentLength = len(response) - response.index(b"\r\n\r\n") - 4
         connection = self._connection()
         if connection is not None:
             connection.answerEarly(response)
@@ -315,6 +315,9 @@ class FreeBusySite(server.Site):
     #: machinery (L{fbtwist.web.fastlookup}); C{None}: every request takes
     #: the whole way.
     quickLookups = None
+    #: What answers the plainest publishes before Twisted's request
+    #: machinery (L{fbtwist.web.fastpublish}); C{None}: none.
+    quickPublishes = None
 
     def __init__(self, resource, maxUploadSize: int, limits: ConnectionLimits = ConnectionLimits(),
                  budget: Optional[ConnectionBudget] = None, **kwargs):
@@ -365,6 +368,7 @@ class FreeBusySite(server.Site):
         connection = GuardedConnection(self, protocol, self.limits, self.reactor)
         if not self._draining:
             connection.quick = self.quickLookups
+            connection.quickPublishes = self.quickPublishes
         host = getattr(addr, "host", None)
         connection.counted = host if not self.limits.isExempt(host) else None
         if self.budget.full():
@@ -453,7 +457,7 @@ class FreeBusySite(server.Site):
         for connection in self.connections.values():
             # Closing connections answer through the whole machinery,
             # which closes them once answered.
-            connection.quick = None
+            connection.quick = connection.quickPublishes = None
         if self.inFlight:
             self._log.info("shutdown: waiting for {count} requests in flight", count=len(self.inFlight))
         self._closeIdleConnections()
@@ -603,6 +607,7 @@ def makeSite(portal, directory, store, maxUploadSize: int, realmName: str = "fbt
         root.putChild(name, resource)
     site = FreeBusySite(root, maxUploadSize, limits=limits, reactor=reactor)
     site.guardBodies((b"pub", b"calendar"), publishGuard)
+    site.quickPublishes = QuickPublishes(site, publishGuard)
     site.guardBodies((b"caldav",), caldav)
     if isinstance(lookup, BasicAuthGuard):
         site.guardBodies((b"calendar",), lookup)

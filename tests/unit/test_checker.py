@@ -376,3 +376,57 @@ class ThrottleTests(CheckerTestMixin, SynchronousTestCase):
         for i in range(100):
             throttle.failed(f"user{i}", f"10.0.0.{i}")
         self.assertEqual(len(throttle), 10)
+
+
+class CachedLoginTests(CheckerTestMixin, SynchronousTestCase):
+    """
+    L{DirectoryChecker.cachedLogin} answers, without waiting, only the
+    logins L{DirectoryChecker.requestAvatarId} would answer from the cache,
+    and counts them only once confirmed.
+    """
+
+    def checker(self):
+        return DirectoryChecker(self.directory, cache=BindCache(self.clock), throttle=LoginThrottle(
+            self.clock, maxFailures=3, maxFailuresPerAddress=5, window=60, lockout=120))
+
+    def test_onlyCachedPassword(self):
+        """A login is known only after a bind with that very password."""
+        checker = self.checker()
+        self.assertIsNone(checker.cachedLogin(creds("alice", "old-pw")))
+        self.assertUid(checker, "alice", "old-pw", "alice")
+        self.assertEqual(checker.cachedLogin(creds("alice", "old-pw")).uid, "alice")
+        for login, password in (("alice", "other"), ("alice", ""), ("", "old-pw"), ("alice", "old-pw\x00")):
+            self.assertIsNone(checker.cachedLogin(creds(login, password)), (login, password))
+        self.clock.advance(300)
+        self.assertIsNone(checker.cachedLogin(creds("alice", "old-pw")))
+
+    def test_countedWhenConfirmed(self):
+        """Asking logs and counts nothing; confirming logs the cache hit as requestAvatarId does."""
+        checker = self.checker()
+        self.assertUid(checker, "alice", "old-pw", "alice")
+        del self.events[:]
+        known = checker.cachedLogin(creds("alice", "old-pw"))
+        self.assertEqual([e for e in self.events if e.get("fbEvent")], [])
+        self.assertEqual(known.confirm(), "alice")
+        self.assertEqual([(e["fbEvent"], e["hit"]) for e in self.events if e.get("fbEvent")], [("bind-cache", True)])
+
+    def test_notWhileThrottled(self):
+        """A cached login is not known while its name, its address or its entry is locked out; nothing is logged."""
+        checker = self.checker()
+        self.assertUid(checker, "alice", "old-pw", "alice")
+        for peer in ("192.0.2.5", "192.0.2.6", "192.0.2.7"):
+            self.assertFails(checker, "alice", "guess", peer=peer)
+        del self.events[:]
+        self.assertIsNone(checker.cachedLogin(creds("alice", "old-pw", peer="192.0.2.9")))
+        self.assertEqual([e for e in self.events if e.get("fbEvent")], [])
+        # The whole way refuses it (and logs that once).
+        self.assertFails(checker, "alice", "old-pw", TooManyAttempts, peer="192.0.2.9")
+        self.assertEqual([e["fbEvent"] for e in self.events if e.get("fbEvent")], ["login-throttled"])
+
+    def test_requestAvatarIdAnswersAtOnce(self):
+        """A cached login's Deferred has fired when requestAvatarId returns, after the same events."""
+        checker = self.checker()
+        self.assertUid(checker, "alice", "old-pw", "alice")
+        d = self.login(checker, "alice", "old-pw")
+        self.assertEqual(self.successResultOf(d), "alice")
+        self.assertEqual([e["hit"] for e in self.events if e.get("fbEvent") == "bind-cache"], [False, True])

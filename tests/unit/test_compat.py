@@ -139,6 +139,31 @@ class AdapterTests(unittest.SynchronousTestCase):
         channel.dataReceived(b"PUT /pub/calendar/a.vfb HTTP/1.1\r\nContent-Length: 5\r\n")
         self.assertEqual(twistedAdapter.channelRequestLine(channel), (b"PUT", b"/pub/calendar/a.vfb", b"HTTP/1.1"))
 
+    def test_channelTimerPaused(self):
+        """
+        The idle timer of a site's HTTP channel stops while paused, and runs
+        from the start once resumed.
+        """
+        from twisted.internet.address import IPv4Address
+        from twisted.internet.task import Clock
+        from twisted.internet.testing import StringTransport
+        from twisted.web.resource import Resource
+        from twisted.web.server import Site
+
+        clock = Clock()
+        protocol = Site(Resource(), reactor=clock).buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        paused = twistedAdapter.pauseChannelTimer(protocol)
+        self.assertEqual(paused, 60)
+        clock.advance(120)
+        self.assertFalse(transport.disconnecting)
+        twistedAdapter.resumeChannelTimer(protocol, paused)
+        clock.advance(59)
+        self.assertFalse(transport.disconnecting)
+        clock.advance(2)
+        self.assertTrue(transport.disconnecting)
+
     def test_httpClientParseError(self):
         """
         The parse error of Twisted's HTTP client is an exception class.

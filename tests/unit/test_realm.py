@@ -3,15 +3,17 @@ Tests for L{fbtwist.access.realm}: what the realm asks the directory when a
 user signs in.
 """
 
+from twisted.cred.checkers import ANONYMOUS
 from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 from twisted.web.resource import IResource
 
-from fbtwist.access.realm import FreeBusyRealm
+from fbtwist.access.realm import FreeBusyRealm, loginNow, noLogout
 from fbtwist.access.visibility import FreeBusyVisibility
 from fbtwist.errors import DirectoryUnavailable
+from fbtwist.interfaces import IFreeBusyReader
 from fbtwist.store.tree import CalendarStore
 
 
@@ -103,3 +105,53 @@ class RolesCacheTests(unittest.SynchronousTestCase):
         self.login("alice")
         self.login("alice")
         self.assertEqual(len(self.directory.asked), 4)
+
+
+class LoginNowTests(unittest.SynchronousTestCase):
+    """
+    L{FreeBusyRealm.avatarNow} and L{loginNow}: a login answered without
+    waiting is the one the portal would give.
+    """
+
+    def setUp(self):
+        from twisted.cred.portal import Portal
+
+        from fbtwist.access.checker import BindCache, DirectoryChecker
+        from tests.unit.test_checker import RecordingDirectory
+
+        self.clock = Clock()
+        self.directory = _RolesDirectory()
+        store = CalendarStore(FilePath(self.mktemp()))
+        self.realm = FreeBusyRealm(store, self.directory, adminGroup="cn=admins",
+                                   visibility=FreeBusyVisibility(store, None, self.clock),
+                                   clock=self.clock, rolesTTL=300.0)
+        self.realm.registerAvatarFactory(IResource, lambda avatar: avatar)
+        self.checker = DirectoryChecker(RecordingDirectory({"alice": "pw"}), cache=BindCache(self.clock))
+        self.portal = Portal(self.realm, [self.checker])
+
+    def credentials(self, password=b"pw"):
+        from twisted.cred.credentials import UsernamePassword
+
+        return UsernamePassword(b"alice", password)
+
+    def test_avatarNowOnlyWithKeptRoles(self):
+        """The realm makes an avatar at once only for a user whose roles it keeps, the same as requestAvatar's."""
+        self.assertIsNone(self.realm.avatarNow("alice", IResource))
+        viaPortal = self.successResultOf(self.realm.requestAvatar("alice", None, IResource))[1]
+        interface, now, logout = self.realm.avatarNow("alice", IResource)
+        self.assertEqual((interface, now.uid, now.isAdmin, now.rooms, logout is noLogout),
+                         (IResource, "alice", viaPortal.isAdmin, viaPortal.rooms, True))
+        self.assertIsNone(self.realm.avatarNow(ANONYMOUS, IResource))
+        self.assertIsNone(self.realm.avatarNow("alice", IFreeBusyReader))
+        self.clock.advance(300)
+        self.assertIsNone(self.realm.avatarNow("alice", IResource))
+
+    def test_loginNow(self):
+        """A login is answered at once once the portal has answered it, and only with its password."""
+        self.assertIsNone(loginNow(self.portal, self.credentials(), IResource))
+        self.successResultOf(self.portal.login(self.credentials(), None, IResource))
+        asked = len(self.directory.asked)
+        interface, avatar, _ = loginNow(self.portal, self.credentials(), IResource)
+        self.assertEqual((interface, avatar.uid, avatar.isAdmin), (IResource, "alice", True))
+        self.assertIsNone(loginNow(self.portal, self.credentials(b"other"), IResource))
+        self.assertEqual(len(self.directory.asked), asked)

@@ -370,3 +370,31 @@ class FTPThrottleTests(SynchronousTestCase):
         session.send("USER  alice ")
         self.assertEqual(session.command("PASS wonderland")[-1], "421 Too many failed logins: try again in 2 minutes.")
         self.assertTrue(session.transport.disconnecting)
+
+
+class RefusesTests(SynchronousTestCase):
+    """
+    L{LoginThrottle.refuses} tells what L{LoginThrottle.check} and
+    L{LoginThrottle.checkEntry} would decide, without logging.
+    """
+
+    def test_sameDecisionNothingLogged(self):
+        """A locked-out name, entry or address is refused, the others not, and asking logs nothing."""
+        from twisted.logger import globalLogPublisher
+
+        throttle = LoginThrottle(Clock(), maxFailures=2, maxFailuresPerAddress=3)
+        throttle.failed("alice", "192.0.2.1", "uid-alice")
+        throttle.failed("alice", "192.0.2.2", "uid-alice")
+        for peer in ("192.0.2.7", "192.0.2.7", "192.0.2.7"):
+            throttle.failed("bob", peer)
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        asked = [throttle.refuses("alice", "192.0.2.3"), throttle.refuses(None, None, "uid-alice"),
+                 throttle.refuses("carol", "192.0.2.7"), throttle.refuses("carol", "192.0.2.8"),
+                 throttle.refuses(None, None, "uid-carol")]
+        self.assertEqual(asked, [True, True, True, False, False])
+        self.assertEqual(events, [])
+        self.assertRaises(TooManyAttempts, throttle.check, "alice", "192.0.2.3")
+        self.assertRaises(TooManyAttempts, throttle.checkEntry, "uid-alice")
+        throttle.check("carol", "192.0.2.8")

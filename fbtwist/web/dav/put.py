@@ -3,6 +3,8 @@ PUT: publish a file.  The body was bounded by the site's upload limit
 before it got here; it is checked by L{fbtwist.calendar.ical} and written atomically.
 """
 
+from typing import Optional
+
 from twisted.logger import Logger
 from twisted.web.http import CREATED, NO_CONTENT
 
@@ -32,12 +34,12 @@ CALENDAR_MEDIA_TYPES = {
 }
 
 
-def checkMediaType(request) -> None:
+def checkMediaType(header: Optional[bytes]) -> None:
     """
+    @param header: The C{Content-Type} header's value, or C{None}.
     @raise UnsupportedMediaType: When the body is declared as something
         other than a calendar (a form, multipart, an image, ...).
     """
-    header = request.getHeader(b"Content-Type")
     if header is None:
         return
     mediaType = header.split(b";", 1)[0].strip().lower()
@@ -49,10 +51,45 @@ def checkMediaType(request) -> None:
 
 async def put(avatar, path, request) -> None:
     try:
-        await _put(avatar, path, request)
+        checkTarget(avatar, path, request.getHeader(b"Content-Type"))
+        # Read here (a malformed If header: 400 before any work), as values:
+        # the avatar evaluates them in the thread pool, right before the
+        # rename and under the lock mutex, where the request must not be
+        # touched.
+        stated = conditions.preconditionsOf(avatar, request)
+        body = readBody(request)
+        validatePublish(path[-1], body)
+        created = await avatar.publish(path, body, stated)
     except Exception as e:
         rejected(avatar, "/".join(path), e)
         raise
+    published(avatar, path, len(body))
+    request.setResponseCode(CREATED if created else NO_CONTENT)
+    if created:
+        request.setHeader(b"Content-Length", b"0")
+
+
+def checkTarget(avatar, path, contentType: Optional[bytes]) -> None:
+    """
+    What a PUT of C{path} is refused for before its body is looked at: the
+    user may not write there, the root, a calendar's name declared as
+    another media type (C{contentType}: the C{Content-Type} header).
+    """
+    avatar.authorize(Action.WRITE, path)
+    if not path:
+        raise errors.AlreadyExists("the root is a collection")
+    if path[-1].lower().endswith(ical.FREEBUSY_SUFFIXES + ical.EVENT_SUFFIXES):
+        checkMediaType(contentType)
+
+
+def published(avatar, path, size: int) -> None:
+    """
+    Log the C{publish} event of a PUT of C{path} (C{size} bytes).
+    """
+    log.info(
+        "published {path} as {uid} over HTTP ({size} bytes)",
+        fbEvent="publish", path="/".join(path), uid=avatar.uid, size=size, protocol="http",
+    )
 
 
 def rejected(avatar, path: str, error: BaseException) -> None:
@@ -64,27 +101,3 @@ def rejected(avatar, path: str, error: BaseException) -> None:
         fbEvent="publish-rejected", uid=avatar.uid, protocol="http", path=path,
         reason=publishRejectionReason(error),
     )
-
-
-async def _put(avatar, path, request) -> None:
-    avatar.authorize(Action.WRITE, path)
-    if not path:
-        raise errors.AlreadyExists("the root is a collection")
-    name = path[-1]
-    if name.lower().endswith(ical.FREEBUSY_SUFFIXES + ical.EVENT_SUFFIXES):
-        checkMediaType(request)
-
-    # Read here (a malformed If header: 400 before any work), as values:
-    # the avatar evaluates them in the thread pool, right before the rename
-    # and under the lock mutex, where the request must not be touched.
-    stated = conditions.preconditionsOf(avatar, request)
-    body = readBody(request)
-    validatePublish(name, body)
-    created = await avatar.publish(path, body, stated)
-    log.info(
-        "published {path} as {uid} over HTTP ({size} bytes)",
-        fbEvent="publish", path="/".join(path), uid=avatar.uid, size=len(body), protocol="http",
-    )
-    request.setResponseCode(CREATED if created else NO_CONTENT)
-    if created:
-        request.setHeader(b"Content-Length", b"0")
