@@ -20,7 +20,7 @@ every request is (L{fbtwist.logs.logAccess}, the same fields).  The
 answers are the same byte for byte but for the C{Date} (the tests compare
 both paths, request by request).
 
-Twisted's own idle timer of the HTTP channel (twelve hours by default) is
+Twisted's own idle timer of the HTTP channel (a minute by default) is
 started over by a quick answer as by any request the channel reads
 (L{fbtwist.compat.twisted.restartChannelTimer}); the connection's own
 deadlines (L{fbtwist.web.connection.ConnectionLimits}) hold as for every
