@@ -62,6 +62,37 @@ _HARMLESS = frozenset((
 _NOT_IN_SEGMENT = re.compile(rb"[/?#%\x00-\x20\x7f]")
 
 
+def plainHeaders(block: bytes, harmless: frozenset, maxCount: int, once: frozenset = frozenset()) -> Optional[dict]:
+    """
+    The header values of C{block} (a request's header lines, without the
+    blank line ending them) by lowercased name, the last of a repeated one
+    (as C{Request.getHeader} gives); C{None} when one is neither in
+    C{harmless} nor in C{once}, a name of C{once} is repeated, a line is
+    not a plain header (no colon, a bare line feed), C{Connection} says
+    anything but C{keep-alive}, or there are more than C{maxCount}: then
+    Twisted reads the request (and answers it).
+    """
+    lines = block.split(b"\r\n") if block else ()
+    if len(lines) > maxCount:
+        return None
+    headers = {}
+    for line in lines:
+        name, colon, value = line.partition(b":")
+        name = name.lower()
+        if not colon or b"\n" in value:
+            return None
+        if name in once:
+            if name in headers:
+                return None
+        elif name not in harmless:
+            return None
+        value = value.strip()
+        if name == b"connection" and value.lower() != b"keep-alive":
+            return None
+        headers[name] = value
+    return headers
+
+
 class _DateHeader:
     """
     The C{Date} header's line, made once a second.
@@ -125,7 +156,7 @@ class QuickLookups:
         segment = requestLine[len(_PREFIX):-len(_VERSION)]
         if not segment or _NOT_IN_SEGMENT.search(segment) is not None:
             return None
-        headers = self._headers(data, lineEnd + 2)
+        headers = plainHeaders(data[lineEnd + 2:-4], _HARMLESS, limits.maxHeaderCount)
         if headers is None:
             return None
         started = self.clock.seconds()
@@ -141,29 +172,6 @@ class QuickLookups:
             200, len(body), headers.get(b"referer"), headers.get(b"user-agent"),
         ))
         return response
-
-    def _headers(self, data: bytes, start: int) -> Optional[dict]:
-        """
-        The request's header values by lowercased name (the first of each
-        name), or C{None} when one is not harmless or not plain.
-        """
-        lines = data[start:-4].split(b"\r\n") if start < len(data) - 4 else ()
-        if len(lines) > self.limits.maxHeaderCount:
-            return None
-        headers = {}
-        for line in lines:
-            name, colon, value = line.partition(b":")
-            name = name.lower()
-            if not colon or name not in _HARMLESS or b"\n" in value:
-                # Not a header, or not one of those, or a bare line
-                # feed: Twisted reads it (and answers it).
-                return None
-            value = value.strip()
-            if name == b"connection" and value.lower() != b"keep-alive":
-                return None
-            # The last of a repeated header, as Request.getHeader gives.
-            headers[name] = value
-        return headers
 
     def _head(self, etag: str, contentType: bytes, length: int, modified: float) -> bytes:
         key = (etag, contentType, length, modified)

@@ -49,6 +49,7 @@ from fbtwist.web.auth import credentialsOf
 from fbtwist.web.connection import SERVER_HEADER, earlyAnswer
 from fbtwist.web.dav import put
 from fbtwist.web.dav.resource import CalendarTreeResource
+from fbtwist.web.fastlookup import plainHeaders
 from fbtwist.web.responses import HTTPError, httpErrorFor
 
 _PREFIX = b"PUT /pub/calendar/"
@@ -154,7 +155,7 @@ class QuickPublishes:
         segment = requestLine[len(_PREFIX):-len(_VERSION)]
         if not segment or segment in (b".", b"..") or _NOT_IN_SEGMENT.search(segment) is not None:
             return None
-        headers = self._headers(data[lineEnd + 2:headerEnd])
+        headers = plainHeaders(data[lineEnd + 2:headerEnd], _HARMLESS, limits.maxHeaderCount, _ONCE)
         if headers is None:
             return None
         body = data[headerEnd + 4:]
@@ -229,29 +230,3 @@ class QuickPublishes:
     @staticmethod
     def _gone(request: QuickRequest) -> bool:
         return request.channel.transport.disconnected
-
-    def _headers(self, block: bytes) -> Optional[dict]:
-        """
-        The header values by lowercased name (the last of a repeated one),
-        or C{None} when one is not harmless, not plain, or repeated where
-        it may not be.
-        """
-        lines = block.split(b"\r\n") if block else ()
-        if len(lines) > self.site.limits.maxHeaderCount:
-            return None
-        headers = {}
-        for line in lines:
-            name, colon, value = line.partition(b":")
-            name = name.lower()
-            if not colon or b"\n" in value:
-                return None
-            if name in _ONCE:
-                if name in headers:
-                    return None
-            elif name not in _HARMLESS:
-                return None
-            value = value.strip()
-            if name == b"connection" and value.lower() != b"keep-alive":
-                return None
-            headers[name] = value
-        return headers
