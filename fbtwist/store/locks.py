@@ -45,7 +45,7 @@ from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 
 from fbtwist.errors import descriptorError
-from fbtwist.store.files import _NO_LOCKS, atomicWrite, isTemporaryOf, waitForCommit
+from fbtwist.store.files import _NO_LOCKS, STAGING_FOLDER, atomicWrite, isTemporaryOf, stagedTarget, waitForCommit
 from fbtwist.store.watch import MISSING, FolderWatch
 
 EXCLUSIVE = "exclusive"
@@ -365,6 +365,7 @@ class LockStore:
         the module's description).  The tree is the lock directory's parent.
         """
         tree = os.path.dirname(self.directory.path)
+        self._waitForStagedCommits(os.path.join(tree, STAGING_FOLDER), lock)
         root = os.path.join(tree, *lock.path)
         if os.path.isdir(root):
             if lock.depth == INFINITY:
@@ -387,6 +388,27 @@ class LockStore:
             return
         for name in names:
             waitForCommit(os.path.join(parent, name))
+
+    @staticmethod
+    def _waitForStagedCommits(staging: str, lock: Lock) -> None:
+        """
+        L{_waitForCommits} of the uploads whose temporary files are in the
+        tree's staging folder C{staging}: each one's name tells its
+        target's path.
+        """
+        try:
+            names = os.listdir(staging)
+        except OSError:
+            return
+        root = tuple(lock.path)
+        for name in names:
+            target = stagedTarget(name)
+            if target is None or target[:len(root)] != root:
+                continue
+            # The lock's own file, or (a collection's lock) a member: any
+            # below it for an infinite depth, one level down otherwise.
+            if len(target) == len(root) or lock.depth == INFINITY or len(target) == len(root) + 1:
+                waitForCommit(os.path.join(staging, name))
 
     def _file(self, token: str) -> Optional[FilePath]:
         if not token.startswith(TOKEN_SCHEME):

@@ -1,0 +1,68 @@
+"""
+The staging folder of the store (L{fbtwist.store.files.STAGING_FOLDER}) with
+a real second filesystem: a collection of the tree on a C{tmpfs} mounted
+inside it, which no rename from the staging folder can reach (C{EXDEV}).
+"""
+
+import os
+import subprocess
+
+from twisted.python.filepath import FilePath
+from twisted.trial import unittest
+
+from fbtwist.store.files import STAGING_FOLDER, etagForContent, isTemporaryOf
+from fbtwist.store.tree import CalendarStore
+
+
+class OtherFilesystemTests(unittest.SynchronousTestCase):
+    """
+    Writes into a collection on another filesystem than the tree's.
+    """
+
+    def setUp(self):
+        self.root = FilePath(os.path.abspath(self.mktemp()))
+        self.store = CalendarStore(self.root)
+        self.store.write(("a.vfb",), b"at the top")
+        self.store.makeCollection(("other",))
+        self.mounted = self.root.child("other").path
+
+    def mount(self) -> None:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", self.mounted], check=True)
+        self.addCleanup(subprocess.run, ["umount", "-l", self.mounted], check=True)
+
+    def staged(self) -> list:
+        return os.listdir(self.root.child(STAGING_FOLDER).path)
+
+    def test_besideOnAnotherFilesystem(self):
+        """
+        The temporary file of an upload into a collection on another
+        filesystem is made beside its target, and the upload commits.
+        """
+        self.mount()
+        upload = self.store.openUpload(("other", "b.vfb"))
+        upload.write(b"new")
+        [name] = os.listdir(self.mounted)
+        self.assertTrue(isTemporaryOf(name, "b.vfb"), name)
+        self.assertEqual(self.staged(), [])
+        self.assertIs(upload.commit(), True)
+        self.assertEqual(self.store.read(("other", "b.vfb")), b"new")
+        self.store.setDeadProperties(("other", "b.vfb"), {"{urn:x}p": "<p xmlns='urn:x'/>"})
+        self.assertEqual(sorted(os.listdir(self.mounted)), [".props.b.vfb.json", "b.vfb"])
+        self.assertEqual(self.staged(), [])
+
+    def test_mountedDuringUpload(self):
+        """
+        An upload begun in the staging folder whose target's collection is
+        then mounted from another filesystem (the rename fails with
+        C{EXDEV}) commits through a copy beside the target; nothing is
+        left in the staging folder.
+        """
+        upload = self.store.openUpload(("other", "b.vfb"))
+        upload.write(b"new " * 10000)
+        self.assertEqual(len(self.staged()), 1)
+        self.mount()
+        self.assertIs(upload.commit(), True)
+        self.assertEqual(self.store.read(("other", "b.vfb")), b"new " * 10000)
+        self.assertEqual(os.listdir(self.mounted), ["b.vfb"])
+        self.assertEqual(self.staged(), [])
+        self.assertEqual(self.store.etag(("other", "b.vfb")), etagForContent(b"new " * 10000))
