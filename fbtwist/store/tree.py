@@ -90,9 +90,9 @@ class CalendarStore:
         #: counted in the reactor's thread.
         self._commitsUnderWay = 0
         self._directorySyncs = _DirectorySyncs(lambda path: self.runBlocking(self._directoryFsyncs.sync, path))
+        self._rootDevice = os.stat(self.root.path).st_dev
         #: Where temporary files are made (L{fbtwist.store.files.stagingFolder}):
         #: its path and device, or C{None} (beside their targets).
-        self._rootDevice = os.stat(self.root.path).st_dev
         self._staging = stagingFolder(self.root.path, self._rootDevice)
 
     def _temporaryPlace(self, path, folderDevice: int) -> Optional[Tuple[str, str]]:
