@@ -1,11 +1,13 @@
 """
 The staging folder of the store (L{fbtwist.store.files.STAGING_FOLDER}) with
 a real second filesystem: a collection of the tree on a C{tmpfs} mounted
-inside it, which no rename from the staging folder can reach (C{EXDEV}).
+inside it, which no rename from the staging folder can reach (C{EXDEV});
+and the start's sweep of temporary files in a large folder.
 """
 
 import os
 import subprocess
+import tracemalloc
 
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
@@ -66,3 +68,42 @@ class OtherFilesystemTests(unittest.SynchronousTestCase):
         self.assertEqual(os.listdir(self.mounted), ["b.vfb"])
         self.assertEqual(self.staged(), [])
         self.assertEqual(self.store.etag(("other", "b.vfb")), etagForContent(b"new " * 10000))
+
+
+class StartSweepTests(unittest.SynchronousTestCase):
+    """
+    The sweep of temporary files left by writers that died, as a starting
+    server runs it, in a folder of many files.
+    """
+
+    def test_largeFolderNotListed(self):
+        """
+        Sweeping a tree whose top holds 100,000 files (and temporary files
+        left at the top, in a collection and in the staging folder) removes
+        the temporary files without holding the folder's names: it
+        allocates less than 1 MB at any time (a list of them takes some 6 MB).
+        """
+        root = os.path.abspath(self.mktemp())
+        os.makedirs(os.path.join(root, "sub"))
+        os.makedirs(os.path.join(root, STAGING_FOLDER))
+        for i in range(100000):
+            path = os.path.join(root, f"f{i}.vfb")
+            if i % 50000 == 0:  # hard links (ext4 allows 65,000 to one file)
+                first = path
+                with open(first, "wb") as f:
+                    f.write(b"x")
+            else:
+                os.link(first, path)
+        left = [os.path.join(root, ".f1.vfb.0123456789ab.tmp"), os.path.join(root, "sub", ".a.vfb.0123456789ab.tmp"),
+                os.path.join(root, STAGING_FOLDER, ".f2.vfb.0123456789ab.tmp")]
+        for path in left:
+            with open(path, "wb") as f:
+                f.write(b"partial")
+        store = CalendarStore(FilePath(root))
+        tracemalloc.start()
+        self.addCleanup(tracemalloc.stop)
+        removed = store.removeStaleTemporaries()
+        peak = tracemalloc.get_traced_memory()[1]
+        self.assertEqual(removed, 3)
+        self.assertEqual([path for path in left if os.path.exists(path)], [])
+        self.assertLess(peak, 2**20, "bytes allocated at most while sweeping")
