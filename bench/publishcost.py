@@ -29,6 +29,12 @@ publish.  Run it under C{strace -c -f} or C{valgrind --tool=callgrind}
 for system calls or instructions (twice, with two counts: the
 difference over the difference in publishes is the cost of one).
 
+With C{--directory-cache DIR}, the directory is the bench's million-user
+one (C{bench/run --million-cache}: no rooms; its database made once for
+C{--users} users and kept in DIR) and the users' files hard links, as in
+the bench's million-user run: C{--users 1000000} then measures a publish
+there, and C{--users 100000} with its own database the same at a tenth.
+
 With C{--files N}, the folder the users publish into holds N more files
 (hard links to a few written ones, made in seconds) before the server
 starts: what a folder's size costs a publish shows without a directory of
@@ -53,15 +59,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from bench.compare import (  # noqa: E402
+    ADMIN_GROUP,
     ROOM_OPTIONS,
     FbtwistProcess,
     RoomDirectory,
+    StreamedUserDirectory,
     calendarBody,
     checkPublish,
     chownTree,
     linkFiles,
     luaScript,
     parseWrk,
+    userName,
     waitForLogLines,
     writeTree,
 )
@@ -412,6 +421,8 @@ def main():
     parser.add_argument("--perf", metavar="FILE",
                         help="also sample the server's threads, the kernel's part too, with perf record -g during "
                              "a second run")
+    parser.add_argument("--directory-cache", metavar="DIR",
+                        help="the bench's million-user directory, its database kept in DIR (see above)")
     parser.add_argument("--server-args", default="", metavar="ARGS",
                         help="more arguments for the server, as one string (e.g. '--room-filter none')")
     args = parser.parse_args()
@@ -420,12 +431,18 @@ def main():
         return
     workdir = tempfile.mkdtemp(prefix="fbtwist-publishcost-")
     body = calendarBody()
-    directory = MonitoredDirectory(os.path.join(workdir, "ldap"), args.users)
+    if args.directory_cache:
+        directory = StreamedUserDirectory(os.path.join(workdir, "ldap"), args.users, cache=args.directory_cache)
+    else:
+        directory = MonitoredDirectory(os.path.join(workdir, "ldap"), args.users)
     directory.start()
     server = None
     try:
         tree = os.path.join(workdir, "tree")
-        writeTree(tree, args.users, body)
+        if args.directory_cache:
+            linkFiles(tree, (userName(i) + ".vfb" for i in range(args.users)), body)
+        else:
+            writeTree(tree, args.users, body)
         fillFolder(tree, args.files, body)
         if args.locks:
             from twisted.python.filepath import FilePath
@@ -437,7 +454,8 @@ def main():
             for i in range(args.locks):
                 locks.create((f"locked{i}.vfb",), "exclusive", "0", "", f"holder{i}", 3600)
         chownTree(tree)
-        extra = list(ROOM_OPTIONS) + (["--workers", str(args.workers)] if args.workers else [])
+        extra = (["--admin-group", ADMIN_GROUP] if args.directory_cache else list(ROOM_OPTIONS)) \
+            + (["--workers", str(args.workers)] if args.workers else [])
         extra += ["--store-threads", str(args.store_threads)] if args.store_threads else []
         extra += shlex.split(args.server_args)
         server = FbtwistProcess(tree, directory.searchURL, extraArgs=extra,
@@ -455,7 +473,8 @@ def main():
         script = os.path.join(workdir, "publish.lua")
         with open(script, "w") as f:
             f.write(luaScript("publish", args.users, 2, body))
-        measure(server, script, args, "publish", "publishes", directory)
+        measure(server, script, args, "publish", "publishes",
+                directory if isinstance(directory, MonitoredDirectory) else None)
     finally:
         if server is not None:
             server.stop()

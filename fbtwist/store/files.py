@@ -95,6 +95,22 @@ def stagingFolder(root: str, rootDevice: int) -> Optional[Tuple[str, int]]:
     return path, st.st_dev
 
 
+def stagingUsable(folder: str) -> bool:
+    """
+    Whether temporary files are made in the staging folder C{folder}: it
+    is a directory this process may write to.  Writers make theirs beside
+    their targets only when it is not (L{_createTemporaryFor}), so that a
+    new WebDAV lock of a file knows where to look for its commits under
+    way (L{fbtwist.store.locks.LockStore}) without listing the file's
+    folder.
+    """
+    try:
+        st = os.lstat(folder)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and os.access(folder, os.W_OK | os.X_OK)
+
+
 def stagedStem(path) -> Optional[str]:
     """
     What names the temporary file of a write of the store path C{path} in
@@ -184,15 +200,20 @@ def _createTemporaryFor(target: FilePath, shared: bool = False,
                         place: Optional[Tuple[str, str]] = None) -> Tuple[str, int]:
     """
     L{_createTemporary} in C{place}, else (no place given, or the staging
-    folder cannot be written) beside C{target}.
+    folder is no longer a directory it may write to, see L{stagingUsable})
+    beside C{target}.
 
     @return: Its path and a locked descriptor, as L{_createTemporary}.
+    @raise OSError: When it cannot be created (in a usable staging folder,
+        what failed there: a disk full or a lack of descriptors would fail
+        beside the target too).
     """
     if place is not None:
         try:
             return _createTemporary(target, shared, place)
         except OSError:
-            pass
+            if stagingUsable(place[0]):
+                raise
     return _createTemporary(target, shared)
 
 

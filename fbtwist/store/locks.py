@@ -45,7 +45,16 @@ from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 
 from fbtwist.errors import descriptorError
-from fbtwist.store.files import _NO_LOCKS, STAGING_FOLDER, atomicWrite, isTemporaryOf, stagedTarget, waitForCommit
+from fbtwist.store.files import (
+    _NO_LOCKS,
+    STAGING_FOLDER,
+    atomicWrite,
+    isTemporaryOf,
+    stagedStem,
+    stagedTarget,
+    stagingUsable,
+    waitForCommit,
+)
 from fbtwist.store.watch import MISSING, FolderWatch
 
 EXCLUSIVE = "exclusive"
@@ -365,7 +374,8 @@ class LockStore:
         the module's description).  The tree is the lock directory's parent.
         """
         tree = os.path.dirname(self.directory.path)
-        self._waitForStagedCommits(os.path.join(tree, STAGING_FOLDER), lock)
+        staging = os.path.join(tree, STAGING_FOLDER)
+        self._waitForStagedCommits(staging, lock)
         root = os.path.join(tree, *lock.path)
         if os.path.isdir(root):
             if lock.depth == INFINITY:
@@ -381,6 +391,9 @@ class LockStore:
                         waitForCommit(os.path.join(directory, name))
             return
         parent, basename = os.path.split(root)
+        if self._allStaged(staging, parent, lock.path):
+            # Not a look at the folder, which may hold a million files.
+            return
         try:
             with os.scandir(parent) as entries:
                 names = [entry.name for entry in entries if isTemporaryOf(entry.name, basename)]
@@ -388,6 +401,22 @@ class LockStore:
             return
         for name in names:
             waitForCommit(os.path.join(parent, name))
+
+    @staticmethod
+    def _allStaged(staging: str, parent: str, path) -> bool:
+        """
+        Whether every upload of the file C{path}, in the folder C{parent},
+        makes its temporary file in the staging folder C{staging}, none
+        beside it (see L{fbtwist.store.files.stagingUsable}): the staging
+        folder is usable, on the folder's filesystem, and the path fits in
+        one of its names.
+        """
+        if stagedStem(path) is None or not stagingUsable(staging):
+            return False
+        try:
+            return os.stat(parent).st_dev == os.stat(staging).st_dev
+        except OSError:
+            return False
 
     @staticmethod
     def _waitForStagedCommits(staging: str, lock: Lock) -> None:

@@ -2,7 +2,8 @@
 The staging folder of the store (L{fbtwist.store.files.STAGING_FOLDER}) with
 a real second filesystem: a collection of the tree on a C{tmpfs} mounted
 inside it, which no rename from the staging folder can reach (C{EXDEV});
-and the start's sweep of temporary files in a large folder.
+the start's sweep of temporary files, and a new WebDAV lock's look for the
+publishes under way, in a large folder.
 """
 
 import os
@@ -107,3 +108,54 @@ class StartSweepTests(unittest.SynchronousTestCase):
         self.assertEqual(removed, 3)
         self.assertEqual([path for path in left if os.path.exists(path)], [])
         self.assertLess(peak, 2**20, "bytes allocated at most while sweeping")
+
+
+class LockTests(unittest.SynchronousTestCase):
+    """
+    A new WebDAV lock of a file, which waits for the publishes of the file
+    under way, finds them in the staging folder.
+    """
+
+    def setUp(self):
+        from fbtwist.store.locks import LOCK_DIRECTORY, LockStore, WallClock
+
+        self.root = FilePath(os.path.abspath(self.mktemp()))
+        self.store = CalendarStore(self.root)
+        self.store.write(("a.vfb",), b"old")
+        self.locks = LockStore(self.store.metadataDirectory(LOCK_DIRECTORY), WallClock)
+        self.listed = []
+        scandir, listdir = os.scandir, os.listdir
+
+        def scanning(path="."):
+            self.listed.append(path)
+            return scandir(path)
+
+        def listing(path="."):
+            self.listed.append(path)
+            return listdir(path)
+
+        self.patch(os, "scandir", scanning)
+        self.patch(os, "listdir", listing)
+
+    def test_fileLockListsNoFolder(self):
+        """
+        Taking a lock of a file looks into the staging folder, never into the
+        file's folder (which may hold a million files).
+        """
+        upload = self.store.openUpload(("a.vfb",))
+        upload.write(b"new, still arriving")
+        lock = self.locks.create(("a.vfb",), "exclusive", "0", "", "bob", 60)
+        self.assertEqual(self.locks.covering(("a.vfb",)), [lock])
+        self.assertIn(self.root.child(STAGING_FOLDER).path, self.listed)
+        self.assertNotIn(self.root.path, self.listed)
+        upload.abort()
+
+    def test_folderListedWithoutStaging(self):
+        """
+        Without a usable staging folder (something else has its name),
+        taking a lock of a file looks for its publishes beside it.
+        """
+        self.root.child(STAGING_FOLDER).remove()
+        self.root.child(STAGING_FOLDER).setContent(b"not a folder")
+        self.locks.create(("a.vfb",), "exclusive", "0", "", "bob", 60)
+        self.assertIn(self.root.path, self.listed)

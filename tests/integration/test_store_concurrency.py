@@ -191,6 +191,41 @@ class GroupCommitTests(unittest.TestCase):
         self.assertEqual(other.covering(("sub", "a.vfb")), [granted])
 
     @inline
+    async def test_lockWaitsForBesideCommit(self):
+        """
+        Without a staging folder (something else has its name), a publish's
+        temporary file is beside its target, and a lock of the file taken
+        while the publish is between its check and its rename still waits
+        for it.
+        """
+        from twisted.internet import reactor
+        from twisted.internet.task import deferLater
+        from twisted.internet.threads import deferToThread
+
+        from fbtwist.store.files import STAGING_FOLDER
+        from fbtwist.store.locks import LOCK_DIRECTORY, LockStore, WallClock
+        from fbtwist.tap import threadRunner
+
+        root = FilePath(self.mktemp())
+        root.makedirs()
+        root.child(STAGING_FOLDER).setContent(b"not a folder")
+        store = CalendarStore(root, runBlocking=threadRunner(reactor))
+        store.write(("a.vfb",), b"old")
+        locks = LockStore(store.metadataDirectory(LOCK_DIRECTORY), WallClock)
+        d, inCheck, release = self._heldCommit(store, locks, ("a.vfb",))
+        self.assertTrue(await inCheck)
+        self.assertEqual(len([n for n in os.listdir(root.path) if n.endswith(".tmp")]), 1)
+        other = type(locks)(locks.directory, locks.clock)
+        lock = deferToThread(other.create, ("a.vfb",), "exclusive", "0", "", "bob", 60)
+        await deferLater(reactor, 0.3)
+        self.assertEqual((lock.called, store.read(("a.vfb",))), (False, b"old"))
+        release.set()
+        await d
+        granted = await lock
+        self.assertEqual(store.read(("a.vfb",)), b"new")
+        self.assertEqual(other.covering(("a.vfb",)), [granted])
+
+    @inline
     async def test_otherLockDoesNotWait(self):
         """
         A lock of another file is granted at once while a publish is
