@@ -32,8 +32,9 @@ difference over the difference in publishes is the cost of one).
 With C{--directory-cache DIR}, the directory is the bench's million-user
 one (C{bench/run --million-cache}: no rooms; its database made once for
 C{--users} users and kept in DIR) and the users' files hard links, as in
-the bench's million-user run: C{--users 1000000} then measures a publish
-there, and C{--users 100000} with its own database the same at a tenth.
+the bench's million-user run (which also has C{--admin-group}): C{--users
+1000000} then measures a publish there, and C{--users 100000} with its
+own database the same at a tenth.
 
 With C{--files N}, the folder the users publish into holds N more files
 (hard links to a few written ones, made in seconds) before the server
@@ -423,6 +424,9 @@ def main():
                              "a second run")
     parser.add_argument("--directory-cache", metavar="DIR",
                         help="the bench's million-user directory, its database kept in DIR (see above)")
+    parser.add_argument("--admin-group", action="store_true",
+                        help="the server's --admin-group: the bench's administrators (bench/run's million-user "
+                             "row has it, its 100,000-user rows not)")
     parser.add_argument("--server-args", default="", metavar="ARGS",
                         help="more arguments for the server, as one string (e.g. '--room-filter none')")
     args = parser.parse_args()
@@ -454,7 +458,8 @@ def main():
             for i in range(args.locks):
                 locks.create((f"locked{i}.vfb",), "exclusive", "0", "", f"holder{i}", 3600)
         chownTree(tree)
-        extra = (["--admin-group", ADMIN_GROUP] if args.directory_cache else list(ROOM_OPTIONS)) \
+        extra = ([] if args.directory_cache else list(ROOM_OPTIONS)) \
+            + (["--admin-group", ADMIN_GROUP] if args.admin_group else []) \
             + (["--workers", str(args.workers)] if args.workers else [])
         extra += ["--store-threads", str(args.store_threads)] if args.store_threads else []
         extra += shlex.split(args.server_args)
