@@ -11,7 +11,8 @@ directory operations it answered (per publish: a login the bind cache
 holds costs none, a first login a bind); with C{--strace}, a second run
 under C{strace -c -f} counts the system calls of every thread, with
 C{--py-spy FILE} one under py-spy writes where every thread's time goes
-(py-spy's raw format: one stack a line, then its count).  With C{--users}
+(py-spy's raw format: one stack a line, then its count), with C{--perf
+FILE} one under C{perf record -g} (the kernel's part of each thread too).  With C{--users}
 above the bind cache's size (1,000 by default; C{bench/run} has 100,000),
 every publish is a first login, as in the bench.
 
@@ -28,8 +29,20 @@ publish.  Run it under C{strace -c -f} or C{valgrind --tool=callgrind}
 for system calls or instructions (twice, with two counts: the
 difference over the difference in publishes is the cost of one).
 
-    .venv/bin/python bench/publishcost.py [--users 100000] [--workers 2] [--strace] [--py-spy FILE]
-    .venv/bin/python bench/publishcost.py --in-process 2000 [--profile publish.prof]
+With C{--directory-cache DIR}, the directory is the bench's million-user
+one (C{bench/run --million-cache}: no rooms; its database made once for
+C{--users} users and kept in DIR) and the users' files hard links, as in
+the bench's million-user run (which also has C{--admin-group}): C{--users
+1000000} then measures a publish there, and C{--users 100000} with its
+own database the same at a tenth.
+
+With C{--files N}, the folder the users publish into holds N more files
+(hard links to a few written ones, made in seconds) before the server
+starts: what a folder's size costs a publish shows without a directory of
+as many users (compare C{--files 100000} with C{--files 1000000}).
+
+    .venv/bin/python bench/publishcost.py [--users 100000] [--workers 2] [--strace] [--py-spy FILE] [--perf FILE]
+    .venv/bin/python bench/publishcost.py --in-process 2000 [--profile publish.prof] [--files 1000000]
 """
 
 import argparse
@@ -47,14 +60,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from bench.compare import (  # noqa: E402
+    ADMIN_GROUP,
     ROOM_OPTIONS,
     FbtwistProcess,
     RoomDirectory,
+    StreamedUserDirectory,
     calendarBody,
     checkPublish,
     chownTree,
+    linkFiles,
     luaScript,
     parseWrk,
+    userName,
     waitForLogLines,
     writeTree,
 )
@@ -144,6 +161,9 @@ def measure(server, script: str, args, one: str, many: str, directory=None) -> N
             + f" (none: 0); slapd CPU {directoryCPU / n * 1000:.3f} ms per {one}")
     if args.py_spy:
         pySpy(server, args.py_spy, lambda: wrk(server.port, script, args.seconds, args.connections))
+    if args.perf:
+        perfRecord([server.pid] + childPIDs(server.pid), args.perf,
+                   lambda: wrk(server.port, script, args.seconds, args.connections))
     if args.strace:
         pids = [server.pid] + childPIDs(server.pid)
         result, counts = straceCounts(pids, lambda: wrk(server.port, script, args.seconds, args.connections))
@@ -222,6 +242,24 @@ def pySpy(server, path: str, run) -> None:
         print(f"py-spy failed: {err.strip()[-300:]}")
         return
     print(f"py-spy: {result['requests']} requests sampled into {path}")
+
+
+def perfRecord(pids, path: str, run) -> None:
+    """
+    Run C{run()} while C{perf record -g} samples every thread of C{pids}
+    (the kernel's part of their time included), writing to C{path}; read
+    it with C{perf report -i PATH --no-children --sort dso,sym}.
+    """
+    argv = ["perf", "record", "-g", "-F", "999", "-o", path, "-p", ",".join(str(pid) for pid in pids)]
+    recorder = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    result = run()
+    recorder.send_signal(2)
+    _, err = recorder.communicate(timeout=120)
+    if recorder.returncode not in (0, -2):
+        print(f"perf failed: {err.strip()[-300:]}")
+        return
+    print(f"perf: {result['requests']} requests sampled into {path}")
 
 
 class MonitoredDirectory(RoomDirectory):
@@ -306,10 +344,22 @@ def straceCounts(pids, run) -> dict:
     return result, counts
 
 
-def inProcess(count: int, profilePath: str = None) -> None:
+def fillFolder(folder: str, files: int, body: bytes) -> None:
     """
-    Publish C{count} times through the whole site in this process; see the
-    module's description.
+    Put C{files} more files (C{extra0000000.vfb}, ...) into C{folder}, as
+    hard links (see L{bench.compare.linkFiles}), saying how long it took.
+    """
+    if not files:
+        return
+    started = time.monotonic()
+    linkFiles(folder, (f"extra{i:07d}.vfb" for i in range(files)), body)
+    print(f"{files:,} more files in the folder in {time.monotonic() - started:.1f} s", flush=True)
+
+
+def inProcess(count: int, profilePath: str = None, files: int = 0) -> None:
+    """
+    Publish C{count} times through the whole site in this process (into a
+    folder of C{files} more files); see the module's description.
     """
     import base64
 
@@ -319,7 +369,9 @@ def inProcess(count: int, profilePath: str = None) -> None:
 
 
     owner = ScratchOwner("fbtwist-publishcost-")
-    server = MemoryServer(owner).start()
+    server = MemoryServer(owner)
+    fillFolder(server.root.path, files, calendarBody())
+    server.start()
     # The demo directory's administrators' group, as a server with
     # --admin-group: the realm keeps each login's roles, so a publish whose
     # login is known asks the directory nothing.
@@ -362,23 +414,40 @@ def main():
     parser.add_argument("--strace", action="store_true", help="also count system calls (slows the server)")
     parser.add_argument("--in-process", type=int, default=0, metavar="N",
                         help="publish N times through the whole site in this process instead (see above)")
+    parser.add_argument("--files", type=int, default=0, metavar="N",
+                        help="N more files in the folder published into (e.g. 1000000), made before the server starts")
     parser.add_argument("--profile", metavar="FILE", help="with --in-process: write a cProfile of the loop")
     parser.add_argument("--py-spy", metavar="FILE",
                         help="also sample the server's threads with py-spy during a second run (raw stacks)")
+    parser.add_argument("--perf", metavar="FILE",
+                        help="also sample the server's threads, the kernel's part too, with perf record -g during "
+                             "a second run")
+    parser.add_argument("--directory-cache", metavar="DIR",
+                        help="the bench's million-user directory, its database kept in DIR (see above)")
+    parser.add_argument("--admin-group", action="store_true",
+                        help="the server's --admin-group: the bench's administrators (bench/run's million-user "
+                             "row has it, its 100,000-user rows not)")
     parser.add_argument("--server-args", default="", metavar="ARGS",
                         help="more arguments for the server, as one string (e.g. '--room-filter none')")
     args = parser.parse_args()
     if args.in_process:
-        inProcess(args.in_process, args.profile)
+        inProcess(args.in_process, args.profile, args.files)
         return
     workdir = tempfile.mkdtemp(prefix="fbtwist-publishcost-")
     body = calendarBody()
-    directory = MonitoredDirectory(os.path.join(workdir, "ldap"), args.users)
+    if args.directory_cache:
+        directory = StreamedUserDirectory(os.path.join(workdir, "ldap"), args.users, cache=args.directory_cache)
+    else:
+        directory = MonitoredDirectory(os.path.join(workdir, "ldap"), args.users)
     directory.start()
     server = None
     try:
         tree = os.path.join(workdir, "tree")
-        writeTree(tree, args.users, body)
+        if args.directory_cache:
+            linkFiles(tree, (userName(i) + ".vfb" for i in range(args.users)), body)
+        else:
+            writeTree(tree, args.users, body)
+        fillFolder(tree, args.files, body)
         if args.locks:
             from twisted.python.filepath import FilePath
 
@@ -389,7 +458,9 @@ def main():
             for i in range(args.locks):
                 locks.create((f"locked{i}.vfb",), "exclusive", "0", "", f"holder{i}", 3600)
         chownTree(tree)
-        extra = list(ROOM_OPTIONS) + (["--workers", str(args.workers)] if args.workers else [])
+        extra = ([] if args.directory_cache else list(ROOM_OPTIONS)) \
+            + (["--admin-group", ADMIN_GROUP] if args.admin_group else []) \
+            + (["--workers", str(args.workers)] if args.workers else [])
         extra += ["--store-threads", str(args.store_threads)] if args.store_threads else []
         extra += shlex.split(args.server_args)
         server = FbtwistProcess(tree, directory.searchURL, extraArgs=extra,
@@ -399,12 +470,16 @@ def main():
         waitForLogLines(server.logPath, "name index loaded", 1)
         if args.workers:
             waitForLogLines(server.logPath, "name index mapped", args.workers)
+        # The names of the tree looked up once at start (a child process,
+        # seconds for a million files): done before anything is counted.
+        waitForLogLines(server.logPath, "names of the calendar tree", 1)
         for _ in range(3):
             assert checkPublish(server.port, body) in (201, 204)
         script = os.path.join(workdir, "publish.lua")
         with open(script, "w") as f:
             f.write(luaScript("publish", args.users, 2, body))
-        measure(server, script, args, "publish", "publishes", directory)
+        measure(server, script, args, "publish", "publishes",
+                directory if isinstance(directory, MonitoredDirectory) else None)
     finally:
         if server is not None:
             server.stop()

@@ -98,6 +98,22 @@ def publicAnswer(store, uid: str, suffix: str = ".vfb") -> bytes:
     return publicview.publicFreeBusy(store.read(path), uid, stamp)
 
 
+def treeNames(root) -> list:
+    """
+    The names at the top of the calendar tree at C{root} (a path), sorted,
+    with the temporary files its staging folder holds as
+    C{.uploads/<name>} (the folder itself not): what a write left
+    behind shows, wherever its temporary file was made.
+    """
+    from fbtwist.store.files import STAGING_FOLDER
+
+    names = [name for name in os.listdir(root) if name != STAGING_FOLDER]
+    staging = os.path.join(root, STAGING_FOLDER)
+    if os.path.isdir(staging):
+        names += [STAGING_FOLDER + "/" + name for name in os.listdir(staging)]
+    return sorted(names)
+
+
 def inline(f):
     """
     Run an C{async def} test method as a Deferred (trial runs coroutines

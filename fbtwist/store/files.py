@@ -1,8 +1,16 @@
 """
-Files on disk: atomic writes (a temporary file in the same directory,
+Files on disk: atomic writes (a temporary file on the same filesystem,
 flushed, fsynced and renamed over the target, so a reader sees the old file
 or the new one, never part of one), temporary files and their sweeping,
 directory syncs, ETags and storage errors.
+
+A temporary file is made in the tree's staging folder (L{STAGING_FOLDER},
+hidden at the top of the tree, see L{stagingFolder}) when the target's
+folder is on the same filesystem, else beside the target.  In the staging
+folder, which holds only the writes under way, creating and removing a
+name costs little; beside the target, in a folder of a million published
+files, each would insert a name into and remove one from the folder's
+large index, on top of the rename.
 """
 
 import errno
@@ -24,6 +32,14 @@ from fbtwist.store.paths import ResourceInfo, StorePath
 _ETAG_XATTR = "user.fbtwist.etag"
 _TEMP_SUFFIX = ".tmp"
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+#: The hidden folder at the top of a tree where its temporary files are made.
+STAGING_FOLDER = ".uploads"
+#: What joins the segments of a target's path in the name of its temporary
+#: file in the staging folder: never part of a name (see
+#: L{fbtwist.store.paths.validateName}).
+STAGED_SEPARATOR = "\\"
+#: The longest name a filesystem takes.
+_NAME_MAX = 255
 
 
 def etagForContent(data: bytes) -> str:
@@ -57,10 +73,77 @@ def _lockTemporary(fd: int, mode: int = fcntl.LOCK_EX) -> Optional[bool]:
     return True
 
 
-def _createTemporary(target: FilePath, shared: bool = False) -> Tuple[str, int]:
+def stagingFolder(root: str, rootDevice: int) -> Optional[Tuple[str, int]]:
     """
-    Create a temporary file beside C{target} (a hidden name ending in
-    L{_TEMP_SUFFIX}, see L{isTemporaryOf}) and lock it, so that no
+    The staging folder of the tree at C{root} (on the device
+    C{rootDevice}), made by the first write that needs it (see
+    L{_createTemporary}).
+
+    @return: Its path and the device it is on, or C{None} when something
+        else has its name (temporary files are then made beside their
+        targets).
+    """
+    path = os.path.join(root, STAGING_FOLDER)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return path, rootDevice
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode):
+        return None
+    return path, st.st_dev
+
+
+def stagingUsable(folder: str) -> bool:
+    """
+    Whether temporary files are made in the staging folder C{folder}: it
+    is a directory this process may write to.  Writers make theirs beside
+    their targets only when it is not (L{_createTemporaryFor}), so that a
+    new WebDAV lock of a file knows where to look for its commits under
+    way (L{fbtwist.store.locks.LockStore}) without listing the file's
+    folder.
+    """
+    try:
+        st = os.lstat(folder)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and os.access(folder, os.W_OK | os.X_OK)
+
+
+def stagedStem(path) -> Optional[str]:
+    """
+    What names the temporary file of a write of the store path C{path} in
+    the staging folder (L{isTemporaryOf} of it), or C{None} when the name
+    would be too long for the filesystem (then it is made beside the
+    target).
+    """
+    stem = STAGED_SEPARATOR.join(path)
+    # "." + stem + "." + 12 hex digits + suffix
+    if len(stem.encode("utf-8", "surrogatepass")) + 14 + len(_TEMP_SUFFIX) > _NAME_MAX:
+        return None
+    return stem
+
+
+def stagedTarget(name: str) -> Optional[Tuple[str, ...]]:
+    """
+    The store path a temporary file of the staging folder called C{name}
+    is being written for, or C{None} when C{name} is not one.
+    """
+    if not isTemporaryOf(name):
+        return None
+    middle = name[1:-len(_TEMP_SUFFIX)]
+    stem, dot, random = middle.rpartition(".")
+    if not dot or len(random) != 12 or not stem:
+        return None
+    return tuple(stem.split(STAGED_SEPARATOR))
+
+
+def _createTemporary(target: FilePath, shared: bool = False,
+                     place: Optional[Tuple[str, str]] = None) -> Tuple[str, int]:
+    """
+    Create a temporary file beside C{target}, or in C{place} (a hidden name
+    ending in L{_TEMP_SUFFIX}, see L{isTemporaryOf}) and lock it, so that no
     starting server removes it while its writer lives.
 
     @param shared: Lock it shared, not exclusively: an upload's file, whose
@@ -68,11 +151,17 @@ def _createTemporary(target: FilePath, shared: bool = False) -> Tuple[str, int]:
         (L{fbtwist.store.locks.LockStore.publishing}), so that taking a
         WebDAV lock can wait for the commits under way and for no upload
         still arriving.
+    @param place: The folder to make it in and the stem of its name
+        (the tree's staging folder and L{stagedStem} of the target's path);
+        by default beside C{target}, named after it.
     @return: Its path and a descriptor open for writing, holding the lock
         until it is closed.
     @raise OSError: When it cannot be created.
     """
-    folder, name = os.path.split(target.path)
+    if place is None:
+        folder, name = os.path.split(target.path)
+    else:
+        folder, name = place
     for attempt in range(5):
         # The name need not be secret, only unlikely to be taken (O_EXCL
         # makes sure): the random module's generator costs no system call.
@@ -80,6 +169,15 @@ def _createTemporary(target: FilePath, shared: bool = False) -> Tuple[str, int]:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         except FileExistsError:
+            continue
+        except FileNotFoundError:
+            if place is None or attempt:
+                raise
+            # The staging folder's first use (or it was removed).
+            try:
+                os.mkdir(folder, 0o755)
+            except FileExistsError:
+                pass
             continue
         try:
             locked = _lockTemporary(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
@@ -96,6 +194,27 @@ def _createTemporary(target: FilePath, shared: bool = False) -> Tuple[str, int]:
             raise
         os.close(fd)
     raise OSError(errno.EAGAIN, "no temporary file could be created and locked")
+
+
+def _createTemporaryFor(target: FilePath, shared: bool = False,
+                        place: Optional[Tuple[str, str]] = None) -> Tuple[str, int]:
+    """
+    L{_createTemporary} in C{place}, else (no place given, or the staging
+    folder is no longer a directory it may write to, see L{stagingUsable})
+    beside C{target}.
+
+    @return: Its path and a locked descriptor, as L{_createTemporary}.
+    @raise OSError: When it cannot be created (in a usable staging folder,
+        what failed there: a disk full or a lack of descriptors would fail
+        beside the target too).
+    """
+    if place is not None:
+        try:
+            return _createTemporary(target, shared, place)
+        except OSError:
+            if stagingUsable(place[0]):
+                raise
+    return _createTemporary(target, shared)
 
 
 class RawFile:
@@ -360,12 +479,15 @@ def _removeIfExists(path: str) -> None:
         pass
 
 
-def atomicWrite(target: FilePath, data: bytes) -> None:
+def atomicWrite(target: FilePath, data: bytes, place: Optional[Tuple[str, str]] = None) -> None:
     """
     Replace the file C{target} with C{data}: temp file, fsync, rename.
+
+    @param place: Where to make the temporary file (see
+        L{_createTemporary}); by default beside C{target}.
     """
     try:
-        temp, fd = _createTemporary(target)
+        temp, fd = _createTemporaryFor(target, place=place)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)

@@ -45,7 +45,16 @@ from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 
 from fbtwist.errors import descriptorError
-from fbtwist.store.files import _NO_LOCKS, atomicWrite, isTemporaryOf, waitForCommit
+from fbtwist.store.files import (
+    _NO_LOCKS,
+    STAGING_FOLDER,
+    atomicWrite,
+    isTemporaryOf,
+    stagedStem,
+    stagedTarget,
+    stagingUsable,
+    waitForCommit,
+)
 from fbtwist.store.watch import MISSING, FolderWatch
 
 EXCLUSIVE = "exclusive"
@@ -365,6 +374,8 @@ class LockStore:
         the module's description).  The tree is the lock directory's parent.
         """
         tree = os.path.dirname(self.directory.path)
+        staging = os.path.join(tree, STAGING_FOLDER)
+        self._waitForStagedCommits(staging, lock)
         root = os.path.join(tree, *lock.path)
         if os.path.isdir(root):
             if lock.depth == INFINITY:
@@ -380,6 +391,9 @@ class LockStore:
                         waitForCommit(os.path.join(directory, name))
             return
         parent, basename = os.path.split(root)
+        if self._allStaged(staging, parent, lock.path):
+            # Not a look at the folder, which may hold a million files.
+            return
         try:
             with os.scandir(parent) as entries:
                 names = [entry.name for entry in entries if isTemporaryOf(entry.name, basename)]
@@ -387,6 +401,43 @@ class LockStore:
             return
         for name in names:
             waitForCommit(os.path.join(parent, name))
+
+    @staticmethod
+    def _allStaged(staging: str, parent: str, path) -> bool:
+        """
+        Whether every upload of the file C{path}, in the folder C{parent},
+        makes its temporary file in the staging folder C{staging}, none
+        beside it (see L{fbtwist.store.files.stagingUsable}): the staging
+        folder is usable, on the folder's filesystem, and the path fits in
+        one of its names.
+        """
+        if stagedStem(path) is None or not stagingUsable(staging):
+            return False
+        try:
+            return os.stat(parent).st_dev == os.stat(staging).st_dev
+        except OSError:
+            return False
+
+    @staticmethod
+    def _waitForStagedCommits(staging: str, lock: Lock) -> None:
+        """
+        L{_waitForCommits} of the uploads whose temporary files are in the
+        tree's staging folder C{staging}: each one's name tells its
+        target's path.
+        """
+        try:
+            names = os.listdir(staging)
+        except OSError:
+            return
+        root = tuple(lock.path)
+        for name in names:
+            target = stagedTarget(name)
+            if target is None or target[:len(root)] != root:
+                continue
+            # The lock's own file, or (a collection's lock) a member: any
+            # below it for an infinite depth, one level down otherwise.
+            if len(target) == len(root) or lock.depth == INFINITY or len(target) == len(root) + 1:
+                waitForCommit(os.path.join(staging, name))
 
     def _file(self, token: str) -> Optional[FilePath]:
         if not token.startswith(TOKEN_SCHEME):

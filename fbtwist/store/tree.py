@@ -5,10 +5,11 @@ A store path (L{fbtwist.store.paths}) is a tuple of validated name segments
 relative to the root of the tree, which is what HTTP serves as
 C{/pub/calendar/}; C{()} is the root collection itself.  Every write is
 atomic (L{fbtwist.store.files}): the new content goes to a temporary file in
-the same directory, is flushed and fsynced, and is renamed over the target,
-so a reader sees the old file or the new one, never part of one.  Names
+the tree's staging folder (or, on another filesystem, in the same
+directory), is flushed and fsynced, and is renamed over the target, so a
+reader sees the old file or the new one, never part of one.  Names
 starting with C{.} are never valid client names, which leaves them free for
-temporary files and metadata.
+temporary files, the staging folder and metadata.
 
 The store knows nothing of HTTP or FTP; it raises L{fbtwist.errors} only.
 """
@@ -41,6 +42,8 @@ from fbtwist.store.files import (
     _versionOf,
     atomicWrite,
     etagForContent,
+    stagedStem,
+    stagingFolder,
 )
 from fbtwist.store.paths import FileSnapshot, ResourceInfo, StorePath, validateName, validatePath
 from fbtwist.store.uploads import Upload
@@ -108,6 +111,39 @@ class CalendarStore:
         #: counted in the reactor's thread.
         self._commitsUnderWay = 0
         self._directorySyncs = _DirectorySyncs(lambda path: self.runBlocking(self._directoryFsyncs.sync, path))
+        self._rootDevice = os.stat(self.root.path).st_dev
+        #: Where temporary files are made (L{fbtwist.store.files.stagingFolder}):
+        #: its path and device, or C{None} (beside their targets).
+        self._staging = stagingFolder(self.root.path, self._rootDevice)
+
+    def _temporaryPlace(self, path, folderDevice: int) -> Optional[Tuple[str, str]]:
+        """
+        Where to make the temporary file of a write of C{path} (segments
+        below the root, hidden ones too), whose folder is on the device
+        C{folderDevice}: the staging folder with the stem of the file's
+        name, or C{None} for beside the target (no staging folder, another
+        filesystem, which a rename cannot cross, or a path too long for a
+        name).
+        """
+        if self._staging is None or folderDevice != self._staging[1]:
+            return None
+        stem = stagedStem(path)
+        return None if stem is None else (self._staging[0], stem)
+
+    def _atomicWrite(self, target: FilePath, data: bytes) -> None:
+        """
+        L{atomicWrite} of C{target}, a file of the tree, its temporary file
+        made where L{_temporaryPlace} says.
+        """
+        place = None
+        if self._staging is not None:
+            relative = os.path.relpath(target.path, self.root.path).split(os.sep)
+            try:
+                device = self._rootDevice if len(relative) == 1 else os.stat(target.dirname()).st_dev
+            except OSError:
+                device = None
+            place = self._temporaryPlace(relative, device)
+        atomicWrite(target, data, place)
 
     def _filePath(self, path: StorePath) -> FilePath:
         """
@@ -348,13 +384,18 @@ class CalendarStore:
             found = self._lookUp(path)
             if found is not None and stat.S_ISDIR(found[1].st_mode):
                 raise AlreadyExists("a collection exists under that name")
-            return Upload(self, path, self.root.child(path[0]), existed=found is not None)
+            return Upload(self, path, self.root.child(path[0]), existed=found is not None,
+                          place=self._temporaryPlace(path, self._rootDevice))
         fp = self._filePath(path)
-        if not fp.parent().isdir():
+        try:
+            parent = os.stat(fp.dirname())
+        except OSError:
+            raise Conflict() from None
+        if not stat.S_ISDIR(parent.st_mode):
             raise Conflict()
         if fp.isdir():
             raise AlreadyExists("a collection exists under that name")
-        return Upload(self, path, fp)
+        return Upload(self, path, fp, place=self._temporaryPlace(path, parent.st_dev))
 
     def write(self, path: StorePath, data: bytes) -> bool:
         """
@@ -539,7 +580,7 @@ class CalendarStore:
 
         @raise InsufficientStorage: When the disk is full.
         """
-        atomicWrite(self._derivedFile(path), data)
+        self._atomicWrite(self._derivedFile(path), data)
 
     def _storeDerived(self, path: StorePath, data: bytes) -> None:
         # After a publish: the file is out; a lookup derives again what
@@ -591,7 +632,7 @@ class CalendarStore:
             _removeIfExists(target.path)
             return
         data = json.dumps(properties, ensure_ascii=False, sort_keys=True).encode("utf-8")
-        atomicWrite(target, data)
+        self._atomicWrite(target, data)
 
     def metadataDirectory(self, name: str, create: bool = True) -> FilePath:
         """
@@ -681,17 +722,31 @@ class CalendarStore:
         (on a shared tree whose filesystem passes locks between nodes, as
         local disks, NFS and GlusterFS do) keeps its lock and its file.  On
         a filesystem without locks only files older than C{olderThan}
-        seconds go.
+        seconds go.  The staging folder is swept with the rest of the
+        tree: what it holds are temporary files too.
 
         @return: How many were removed.
         """
         removed = 0
         limit = time.time() - olderThan
-        for dirpath, dirnames, filenames in os.walk(self.root.path):
-            for name in filenames:
-                if name.startswith(".") and name.endswith(_TEMP_SUFFIX):
-                    if _removeIfAbandoned(os.path.join(dirpath, name), limit):
-                        removed += 1
+        # Each folder's entries looked at as they are read, not listed
+        # first: a folder of a million files would otherwise cost a list of
+        # a million names (some 80 MB at the start of every process).
+        folders = [self.root.path]
+        while folders:
+            try:
+                entries = os.scandir(folders.pop())
+            except OSError:
+                continue
+            with entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        folders.append(entry.path)
+                        continue
+                    name = entry.name
+                    if name.startswith(".") and name.endswith(_TEMP_SUFFIX):
+                        if _removeIfAbandoned(entry.path, limit):
+                            removed += 1
         if removed:
             self.log.info("removed {count} temporary files left by writers that died", count=removed)
         return removed

@@ -3,6 +3,7 @@ An upload into the calendar tree: the body written to a temporary file as
 it arrives, then committed atomically.
 """
 
+import errno
 import hashlib
 import os
 from contextlib import contextmanager, nullcontext
@@ -16,6 +17,7 @@ from fbtwist.interfaces import IUpload
 from fbtwist.store.files import (
     RawFile,
     _createTemporary,
+    _createTemporaryFor,
     _removeIfExists,
     _setEtagAttribute,
     _storageError,
@@ -33,10 +35,15 @@ class Upload:
     A new version of one file being written; see L{fbtwist.store.tree.CalendarStore.openUpload}.
     """
 
-    def __init__(self, store: "CalendarStore", path: StorePath, target: FilePath, existed: Optional[bool] = None):
+    def __init__(self, store: "CalendarStore", path: StorePath, target: FilePath, existed: Optional[bool] = None,
+                 place: Optional[Tuple[str, str]] = None):
         self._store = store
         self.path = path
         self._target = target
+        #: Where the temporary file is made: the tree's staging folder and
+        #: the stem of its name, or C{None} for beside the target (see
+        #: L{fbtwist.store.files._createTemporary}).
+        self._place = place
         #: Whether a file was there when the upload began, when known.
         self._existed = existed
         #: The temporary file's path, once created.
@@ -53,7 +60,7 @@ class Upload:
 
     def _open(self):
         if self._file is None:
-            temp, fd = _createTemporary(self._target, shared=True)
+            temp, fd = _createTemporaryFor(self._target, shared=True, place=self._place)
             self._temp = temp
             # Unbuffered: a publish is written in one piece, an FTP upload in
             # the transport's chunks; a buffer would only add system calls.
@@ -102,7 +109,14 @@ class Upload:
 
     def _rename(self) -> bool:
         created = not (self._target.exists() if self._existed is None else self._existed)
-        os.rename(self._temp, self._target.path)
+        try:
+            os.rename(self._temp, self._target.path)
+        except OSError as e:
+            if e.errno != errno.EXDEV:
+                raise
+            # The target's folder moved to another filesystem (a mount)
+            # since the upload began in the staging folder.
+            self._renameFromBeside()
         self._done = True
         if created and len(self.path) == 1:
             # A new publisher: the other name its lookups ask for, cached
@@ -113,6 +127,34 @@ class Upload:
         # writer is alive (see L{fbtwist.store.tree.CalendarStore.removeStaleTemporaries}).
         self._file.close()
         return created
+
+    def _renameFromBeside(self) -> None:
+        """
+        Commit through a copy of the temporary file made beside the target,
+        as without a staging folder: written, labelled, fsynced and renamed
+        over the target; then the staged file goes.  Its lock, held
+        exclusively for the commit, is taken on the copy too, so that no
+        starting server sweeps it meanwhile.
+        """
+        copy, fd = _createTemporary(self._target)
+        try:
+            with open(self._temp, "rb") as source:
+                while True:
+                    chunk = source.read(1 << 16)
+                    if not chunk:
+                        break
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(fd, view):]
+            _setEtagAttribute(fd, '"' + self._hash.hexdigest()[:32] + '"')
+            os.fsync(fd)
+            os.rename(copy, self._target.path)
+        except BaseException:
+            _removeIfExists(copy)
+            raise
+        finally:
+            os.close(fd)
+        _removeIfExists(self._temp)
 
     def commit(self) -> bool:
         """

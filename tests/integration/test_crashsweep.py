@@ -4,11 +4,11 @@ temporary files: a real fbtwist process (C{twistd -n freebusy}) killed with
 C{SIGKILL} while FTP uploads are open, then started again on the same tree.
 """
 
-import os
 import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.helpers import treeNames
 from tests.integration.test_reliability import RealServerMixin
 from tests.processes import userName
 
@@ -22,7 +22,7 @@ class CrashLoopTests(RealServerMixin, SynchronousTestCase):
     users = 3
 
     def temporaries(self):
-        return sorted(name for name in os.listdir(self.root) if name.endswith(".tmp"))
+        return [name for name in treeNames(self.root) if name.endswith(".tmp")]
 
     def test_restartRemovesKilledUploads(self):
         """

@@ -33,6 +33,7 @@ from tests.helpers import (
     outlookVFB,
     publicAnswer,
     startServer,
+    treeNames,
 )
 from tests.slapd import PEOPLE, SlapdServer, personEntry, unitEntry
 
@@ -310,7 +311,7 @@ class FTPLibPublishTests(unittest.TestCase):
         for reply in replies[:-1]:
             self.assertRegex(reply, r"^55[03] ", replies)
         self.assertFalse(target.exists())
-        self.assertEqual(os.listdir(self.server.store.root.path), [])
+        self.assertEqual(treeNames(self.server.store.root.path), [])
 
     @inline
     async def test_listingAsPROPFIND(self):
@@ -360,7 +361,7 @@ class FTPLibPublishTests(unittest.TestCase):
 
         self.assertTrue((await inThread(upload)).startswith("426"))
         self.assertEqual(self.server.store.read(("alice.vfb",)), outlookVFB())
-        self.assertEqual(os.listdir(self.server.store.root.path), ["alice.vfb"])
+        self.assertEqual(treeNames(self.server.store.root.path), ["alice.vfb"])
 
     @inline
     async def test_clientDiesMidUpload(self):
@@ -382,10 +383,10 @@ class FTPLibPublishTests(unittest.TestCase):
 
         await inThread(upload)
         for attempt in range(50):
-            if os.listdir(self.server.store.root.path) == ["alice.vfb"]:
+            if treeNames(self.server.store.root.path) == ["alice.vfb"]:
                 break
             await deferLater(reactor, 0.05, lambda: None)
-        self.assertEqual(os.listdir(self.server.store.root.path), ["alice.vfb"])
+        self.assertEqual(treeNames(self.server.store.root.path), ["alice.vfb"])
         self.assertEqual(self.server.store.read(("alice.vfb",)), outlookVFB())
 
     @inline
@@ -422,7 +423,7 @@ class FTPLibPublishTests(unittest.TestCase):
         self.assertTrue(reply.startswith("552 "), reply)
         self.assertTrue(noop.startswith("200"))
         self.assertEqual(self.server.store.read(("alice.vfb",)), outlookVFB())
-        self.assertEqual(os.listdir(self.server.store.root.path), ["alice.vfb"])
+        self.assertEqual(treeNames(self.server.store.root.path), ["alice.vfb"])
 
     @inline
     async def test_portForeignAddress(self):

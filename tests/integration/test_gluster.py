@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.gluster import GlusterVolume
+from tests.helpers import treeNames
 from tests.integration.test_scaleout import lockResponse
 from tests.netns import Namespace, link
 from tests.processes import (
@@ -176,10 +177,10 @@ class GlusterScaleOutTests(SynchronousTestCase):
     def temporaries(self, mount, login):
         """
         The temporary files of uploads of C{login}'s file, as C{mount}
-        lists them.
+        lists them (in the tree's staging folder or beside the file).
         """
-        return sorted(name for name in os.listdir(mount)
-                      if name.startswith(f".{login}.vfb.") and name.endswith(".tmp"))
+        return sorted(name for name in treeNames(mount)
+                      if os.path.basename(name).startswith(f".{login}.vfb.") and name.endswith(".tmp"))
 
     def waitFor(self, condition, what, timeout=15.0):
         deadline = time.monotonic() + timeout

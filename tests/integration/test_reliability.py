@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.helpers import treeNames
 from tests.processes import (
     FbtwistProcess,
     UserDirectory,
@@ -279,9 +280,10 @@ class DirectoryOutageTests(RealServerMixin, SynchronousTestCase):
 def publishedNames(root: str) -> list:
     """
     What is in the top of the tree but the lock store's directory: files,
-    and any temporary file a failed upload left behind.
+    and any temporary file a failed upload left behind (in the staging
+    folder too, see L{tests.helpers.treeNames}).
     """
-    return sorted(n for n in os.listdir(root) if n != ".davlocks")
+    return [n for n in treeNames(root) if n != ".davlocks"]
 
 
 def limitFileSize():

@@ -5,7 +5,6 @@ a slow upload leaves the old file and no temporary file.
 """
 
 import base64
-import os
 import signal
 
 from twisted.application.service import Service
@@ -16,7 +15,7 @@ from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
 from fbtwist.ops.shutdown import GracefulService
-from tests.helpers import httpClient, inline, outlookVFB, startServer
+from tests.helpers import httpClient, inline, outlookVFB, startServer, treeNames
 from tests.processes import startTwistd
 
 
@@ -125,7 +124,7 @@ async def _startSlowUpload(port: int, body: bytes) -> _Slow:
 
 
 def _temporaries(root: FilePath):
-    return [n for n in os.listdir(root.path) if n.startswith(".") and n.endswith(".tmp")]
+    return [n for n in treeNames(root.path) if n.endswith(".tmp")]
 
 
 class SiteDrainTests(unittest.TestCase):

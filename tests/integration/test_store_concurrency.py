@@ -14,6 +14,7 @@ from twisted.trial import unittest
 
 from fbtwist.errors import PermissionDenied
 from fbtwist.store.tree import CalendarStore
+from tests.helpers import inline, treeNames
 
 
 class GroupCommitTests(unittest.TestCase):
@@ -140,6 +141,109 @@ class GroupCommitTests(unittest.TestCase):
 
         return deferToThread(inCheck.wait, 10).addCallback(lockNow).addCallback(stillWaiting).addCallback(locked)
 
+    def _heldCommit(self, store, locks, path):
+        """
+        Start a commit of C{path} that holds in its check (after looking at
+        the index, before its rename) until the returned event is set.
+
+        @return: The commit's Deferred, a Deferred firing once it is in its
+            check, and the event releasing it.
+        """
+        import threading
+
+        from twisted.internet.threads import deferToThread
+
+        inCheck, release = threading.Event(), threading.Event()
+
+        def check():
+            inCheck.set()
+            release.wait(10)
+
+        d = store.openUpload(path).commitAsync(b"new", check, exclusive=locks.exclusive)
+        self.addCleanup(release.set)
+        return d, deferToThread(inCheck.wait, 10), release
+
+    @inline
+    async def test_collectionLockWaitsForStagedCommit(self):
+        """
+        An infinite-depth lock of a collection taken while a member's
+        publish, which found no lock, is between its check and its rename
+        (its temporary file in the staging folder at the top of the tree)
+        is granted only once the new version is in place.
+        """
+        from twisted.internet import reactor
+        from twisted.internet.task import deferLater
+        from twisted.internet.threads import deferToThread
+
+        store, locks = self._lockedStore()
+        store.makeCollection(("sub",))
+        store.write(("sub", "a.vfb"), b"old")
+        d, inCheck, release = self._heldCommit(store, locks, ("sub", "a.vfb"))
+        self.assertTrue(await inCheck)
+        other = type(locks)(locks.directory, locks.clock)
+        lock = deferToThread(other.create, ("sub",), "exclusive", "infinity", "", "bob", 60)
+        await deferLater(reactor, 0.3)
+        self.assertEqual((lock.called, store.read(("sub", "a.vfb"))), (False, b"old"))
+        release.set()
+        await d
+        granted = await lock
+        self.assertEqual(store.read(("sub", "a.vfb")), b"new")
+        self.assertEqual(other.covering(("sub", "a.vfb")), [granted])
+
+    @inline
+    async def test_lockWaitsForBesideCommit(self):
+        """
+        Without a staging folder (something else has its name), a publish's
+        temporary file is beside its target, and a lock of the file taken
+        while the publish is between its check and its rename still waits
+        for it.
+        """
+        from twisted.internet import reactor
+        from twisted.internet.task import deferLater
+        from twisted.internet.threads import deferToThread
+
+        from fbtwist.store.files import STAGING_FOLDER
+        from fbtwist.store.locks import LOCK_DIRECTORY, LockStore, WallClock
+        from fbtwist.tap import threadRunner
+
+        root = FilePath(self.mktemp())
+        root.makedirs()
+        root.child(STAGING_FOLDER).setContent(b"not a folder")
+        store = CalendarStore(root, runBlocking=threadRunner(reactor))
+        store.write(("a.vfb",), b"old")
+        locks = LockStore(store.metadataDirectory(LOCK_DIRECTORY), WallClock)
+        d, inCheck, release = self._heldCommit(store, locks, ("a.vfb",))
+        self.assertTrue(await inCheck)
+        self.assertEqual(len([n for n in os.listdir(root.path) if n.endswith(".tmp")]), 1)
+        other = type(locks)(locks.directory, locks.clock)
+        lock = deferToThread(other.create, ("a.vfb",), "exclusive", "0", "", "bob", 60)
+        await deferLater(reactor, 0.3)
+        self.assertEqual((lock.called, store.read(("a.vfb",))), (False, b"old"))
+        release.set()
+        await d
+        granted = await lock
+        self.assertEqual(store.read(("a.vfb",)), b"new")
+        self.assertEqual(other.covering(("a.vfb",)), [granted])
+
+    @inline
+    async def test_otherLockDoesNotWait(self):
+        """
+        A lock of another file is granted at once while a publish is
+        between its check and its rename.
+        """
+        from twisted.internet.threads import deferToThread
+
+        store, locks = self._lockedStore()
+        d, inCheck, release = self._heldCommit(store, locks, ("a.vfb",))
+        self.assertTrue(await inCheck)
+        other = type(locks)(locks.directory, locks.clock)
+        granted = await deferToThread(other.create, ("b.vfb",), "exclusive", "0", "", "bob", 60)
+        self.assertEqual(other.covering(("b.vfb",)), [granted])
+        self.assertEqual(store.read(("a.vfb",)), b"old")
+        release.set()
+        await d
+        self.assertEqual(store.read(("a.vfb",)), b"new")
+
     def test_commitAfterLockSeesIt(self):
         """
         A publish still being written when a lock is taken does not hold the
@@ -212,15 +316,15 @@ class KilledWriterTests(unittest.SynchronousTestCase):
                 os.kill(process.pid, signal.SIGKILL)
                 process.wait()
         live = self.startWriter(root, "live.vfb")
-        temporaries = sorted(n for n in os.listdir(root) if n.endswith(".tmp"))
+        temporaries = [n for n in treeNames(root) if n.endswith(".tmp")]
         self.assertEqual(len(temporaries), 16)
         self.assertEqual(CalendarStore(FilePath(root)).removeStaleTemporaries(), 15)
-        self.assertEqual([n for n in os.listdir(root) if n.endswith(".tmp")],
-                         [n for n in temporaries if n.startswith(".live.vfb.")])
+        self.assertEqual([n for n in treeNames(root) if n.endswith(".tmp")],
+                         [n for n in temporaries if os.path.basename(n).startswith(".live.vfb.")])
         live.stdin.write(b"commit\n")
         live.stdin.flush()
         self.assertEqual(live.stdout.readline(), b"committed\n")
-        self.assertEqual(sorted(os.listdir(root)), ["live.vfb"])
+        self.assertEqual(treeNames(root), ["live.vfb"])
         with open(os.path.join(root, "live.vfb"), "rb") as f:
             self.assertEqual(f.read(), b"partial " * 1000 + b"end")
 

@@ -6,7 +6,6 @@ directory and the real realm; each defect of Twisted's FTP server
 """
 
 import errno
-import os
 
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword
@@ -31,7 +30,14 @@ from fbtwist.ftp.server import CalendarFTPFactory, CRLFLineEnds, TooManyConnecti
 from fbtwist.ftp.shell import ftpAvatarFactory
 from fbtwist.store.tree import CalendarStore
 from fbtwist.tap import makeService
-from tests.helpers import descriptorsExhausted, exhaustDescriptors, logEvents, outlookVFB, serviceOptions
+from tests.helpers import (
+    descriptorsExhausted,
+    exhaustDescriptors,
+    logEvents,
+    outlookVFB,
+    serviceOptions,
+    treeNames,
+)
 
 CLIENT = "127.0.0.1"
 
@@ -137,7 +143,7 @@ class Session:
         return self.replies()
 
     def temporaries(self):
-        return [n for n in os.listdir(self.store.root.path) if n.startswith(".")]
+        return [n for n in treeNames(self.store.root.path) if n.startswith(".")]
 
 
 class LineEndsTests(SynchronousTestCase):

@@ -17,9 +17,10 @@ from zope.interface.verify import verifyObject
 
 from fbtwist.errors import AlreadyExists, Conflict, InsufficientStorage, InvalidName, NotFound, PermissionDenied
 from fbtwist.interfaces import ICalendarStore, IUpload
-from fbtwist.store.files import etagForContent
+from fbtwist.store.files import STAGING_FOLDER, etagForContent, isTemporaryOf, stagedTarget
 from fbtwist.store.paths import validateName, validatePath
 from fbtwist.store.tree import CalendarStore
+from tests.helpers import treeNames
 
 
 @contextmanager
@@ -125,7 +126,7 @@ class CalendarStoreTests(unittest.SynchronousTestCase):
         upload.abort()
         upload.abort()
         self.assertEqual(self.store.read(("a.vfb",)), b"old")
-        self.assertEqual(os.listdir(self.root.path), ["a.vfb"])
+        self.assertEqual(treeNames(self.root.path), ["a.vfb"])
 
     def test_uploadInvisibleUntilCommit(self):
         """
@@ -139,7 +140,7 @@ class CalendarStoreTests(unittest.SynchronousTestCase):
         self.assertEqual(self.store.read(("a.vfb",)), b"old")
         upload.commit()
         self.assertEqual(self.store.read(("a.vfb",)), b"new")
-        self.assertEqual(os.listdir(self.root.path), ["a.vfb"])
+        self.assertEqual(treeNames(self.root.path), ["a.vfb"])
 
     def test_etag(self):
         """
@@ -243,7 +244,7 @@ class CalendarStoreTests(unittest.SynchronousTestCase):
         upload.write(b" and the rest")
         upload.commit()
         self.assertEqual(self.root.child("a.vfb").getContent(), b"partial and the rest")
-        self.assertEqual([n for n in os.listdir(self.root.path) if n.endswith(".tmp")], [])
+        self.assertEqual([n for n in treeNames(self.root.path) if n.endswith(".tmp")], [])
 
     def test_removedBeforeLocked(self):
         """
@@ -269,7 +270,7 @@ class CalendarStoreTests(unittest.SynchronousTestCase):
         upload.commit()
         self.assertEqual(len(swept), 1)
         self.assertEqual(self.root.child("a.vfb").getContent(), b"new")
-        self.assertEqual(os.listdir(self.root.path), ["a.vfb"])
+        self.assertEqual(treeNames(self.root.path), ["a.vfb"])
 
     def test_ageRuleWithoutLocks(self):
         """
@@ -300,7 +301,180 @@ class CalendarStoreTests(unittest.SynchronousTestCase):
         with noRoomPast(1):
             self.assertRaises(InsufficientStorage, upload.write, b"new")
         self.assertEqual(self.store.read(("a.vfb",)), b"old")
-        self.assertEqual(os.listdir(self.root.path), ["a.vfb"])
+        self.assertEqual(treeNames(self.root.path), ["a.vfb"])
+
+
+class StagingTests(unittest.SynchronousTestCase):
+    """
+    Temporary files are made in the tree's staging folder, never beside
+    their targets (whose folder may hold a million files), and renamed
+    from there into place.
+    """
+
+    def setUp(self):
+        self.root = FilePath(self.mktemp())
+        self.store = CalendarStore(self.root)
+        self.staging = self.root.child(STAGING_FOLDER)
+
+    def staged(self) -> list:
+        return sorted(os.listdir(self.staging.path)) if self.staging.isdir() else []
+
+    def test_uploadStaged(self):
+        """
+        An upload's temporary file is in the staging folder, named after
+        its target, and its target's folder holds none; the commit renames
+        it into place and leaves nothing behind.
+        """
+        self.store.write(("a.vfb",), b"old")
+        upload = self.store.openUpload(("a.vfb",))
+        upload.write(b"new")
+        [name] = self.staged()
+        self.assertTrue(isTemporaryOf(name, "a.vfb"), name)
+        self.assertEqual(stagedTarget(name), ("a.vfb",))
+        self.assertEqual(treeNames(self.root.path), [STAGING_FOLDER + "/" + name, "a.vfb"])
+        self.assertEqual(self.store.read(("a.vfb",)), b"old")
+        self.assertEqual(upload.commit(), False)
+        self.assertEqual(self.store.read(("a.vfb",)), b"new")
+        self.assertEqual(self.store.etag(("a.vfb",)), etagForContent(b"new"))
+        self.assertEqual(treeNames(self.root.path), ["a.vfb"])
+
+    def test_nestedUploadStaged(self):
+        """
+        The temporary file of a file in a collection is in the staging folder
+        at the top of the tree too, its name telling the whole path.
+        """
+        self.store.makeCollection(("sub",))
+        upload = self.store.openUpload(("sub", "a.vfb"))
+        upload.write(b"new")
+        [name] = self.staged()
+        self.assertEqual(stagedTarget(name), ("sub", "a.vfb"))
+        self.assertEqual(os.listdir(self.root.child("sub").path), [])
+        self.assertEqual(upload.commit(), True)
+        self.assertEqual(self.store.read(("sub", "a.vfb")), b"new")
+        self.assertEqual(self.staged(), [])
+
+    def test_otherWritersStaged(self):
+        """
+        Dead properties and what is derived from a file are written through
+        the staging folder too, not beside the file.
+        """
+        from fbtwist.store import files
+
+        made, create = [], files._createTemporary
+
+        def recording(target, shared=False, place=None):
+            path, fd = create(target, shared, place)
+            made.append(os.path.dirname(path))
+            return path, fd
+
+        self.patch(files, "_createTemporary", recording)
+        self.store.write(("a.vfb",), b"x")
+        self.store.setDeadProperties(("a.vfb",), {"{urn:x}p": "<p xmlns='urn:x'/>"})
+        self.store.setDerived(("a.vfb",), b"derived")
+        self.assertEqual(made, [self.staging.path] * 3)
+        self.assertEqual(self.store.derived(("a.vfb",)), b"derived")
+        self.assertEqual(self.store.deadProperties(("a.vfb",)), {"{urn:x}p": "<p xmlns='urn:x'/>"})
+        self.assertEqual(self.staged(), [])
+
+    def test_stagingHidden(self):
+        """
+        The staging folder, with an upload under way in it, is no member of
+        the tree and no name a client may ask for.
+        """
+        upload = self.store.openUpload(("a.vfb",))
+        upload.write(b"new")
+        self.assertTrue(self.staging.isdir())
+        self.assertEqual(list(self.store.children(())), [])
+        self.assertEqual([info for info, _, _ in self.store.listing((), etags=True, deadProperties=True)], [])
+        self.assertRaises(InvalidName, self.store.stat, (STAGING_FOLDER,))
+        self.assertRaises(InvalidName, self.store.openUpload, (STAGING_FOLDER, "a.vfb"))
+        upload.abort()
+        self.assertEqual(self.staged(), [])
+
+    def test_madeAgain(self):
+        """
+        A staging folder removed while the server runs is made again by the
+        next write.
+        """
+        self.store.write(("a.vfb",), b"old")
+        self.staging.remove()
+        self.store.write(("a.vfb",), b"new")
+        self.assertEqual(self.store.read(("a.vfb",)), b"new")
+        self.assertTrue(self.staging.isdir())
+        self.assertEqual(treeNames(self.root.path), ["a.vfb"])
+
+    def test_besideWithoutStagingFolder(self):
+        """
+        When the staging folder cannot be made (something else has its
+        name), temporary files are made beside their targets, as before.
+        """
+        self.root.child(STAGING_FOLDER).setContent(b"not a folder")
+        store = CalendarStore(self.root)
+        upload = store.openUpload(("a.vfb",))
+        upload.write(b"new")
+        [name] = [n for n in os.listdir(self.root.path) if n != STAGING_FOLDER]
+        self.assertTrue(isTemporaryOf(name, "a.vfb"), name)
+        upload.commit()
+        store.setDeadProperties(("a.vfb",), {"{urn:x}p": "<p xmlns='urn:x'/>"})
+        self.assertEqual(store.read(("a.vfb",)), b"new")
+        self.assertEqual(sorted(os.listdir(self.root.path)), [".props.a.vfb.json", STAGING_FOLDER, "a.vfb"])
+
+    def test_besideWhenStagingUnwritable(self):
+        """
+        When the staging folder cannot take a file (here: it became a
+        file after the store started), the upload is made beside its
+        target and commits.
+        """
+        self.store.write(("a.vfb",), b"old")
+        self.staging.remove()
+        self.staging.setContent(b"not a folder")
+        upload = self.store.openUpload(("a.vfb",))
+        upload.write(b"new")
+        self.assertEqual(len([n for n in os.listdir(self.root.path) if isTemporaryOf(n, "a.vfb")]), 1)
+        upload.commit()
+        self.assertEqual(self.store.read(("a.vfb",)), b"new")
+
+    def test_longPathBeside(self):
+        """
+        A path whose segments together are too long for one name in the
+        staging folder has its temporary file beside its target.
+        """
+        folder = ("f" * 200,)
+        self.store.makeCollection(folder)
+        path = folder + ("a" * 100 + ".vfb",)
+        upload = self.store.openUpload(path)
+        upload.write(b"new")
+        self.assertEqual(self.staged(), [])
+        self.assertEqual(len(os.listdir(self.root.child(folder[0]).path)), 1)
+        upload.commit()
+        self.assertEqual(self.store.read(path), b"new")
+        self.assertEqual(os.listdir(self.root.child(folder[0]).path), [path[1]])
+
+    def test_staleStagedSwept(self):
+        """
+        A starting store removes the staged temporary files no live writer
+        holds, and keeps an upload's still under way, which then commits.
+        """
+        self.store.write(("a.vfb",), b"old")
+        self.staging.child(".b.vfb.0123456789ab.tmp").setContent(b"left by a writer that died")
+        upload = self.store.openUpload(("a.vfb",))
+        upload.write(b"new")
+        self.assertEqual(CalendarStore(self.root).removeStaleTemporaries(), 1)
+        [name] = self.staged()
+        self.assertEqual(stagedTarget(name), ("a.vfb",))
+        upload.commit()
+        self.assertEqual(self.store.read(("a.vfb",)), b"new")
+        self.assertEqual(treeNames(self.root.path), ["a.vfb"])
+
+    def test_stagedNames(self):
+        """
+        L{stagedTarget} reads back the path of a staged temporary file's
+        name, and nothing from other names.
+        """
+        self.assertEqual(stagedTarget(".a.vfb.0123456789ab.tmp"), ("a.vfb",))
+        self.assertEqual(stagedTarget(".sub\\a b.vfb.0123456789ab.tmp"), ("sub", "a b.vfb"))
+        for name in ("a.vfb", ".a.vfb.tmp", ".0123456789ab.tmp", ".props.json", ".a.vfb.0123.tmp"):
+            self.assertIsNone(stagedTarget(name), name)
 
 
 class HeldRunner:
@@ -372,7 +546,7 @@ class CommitAsyncTests(unittest.SynchronousTestCase):
         self.assertEqual(synced, [self.root.path])
         self.assertEqual(self.runner.pending, [])
         self.assertIs(self.successResultOf(d), False)
-        self.assertEqual(os.listdir(self.root.path), ["a.vfb"])
+        self.assertEqual(treeNames(self.root.path), ["a.vfb"])
 
     def test_syncRunningElsewhere(self):
         """
@@ -441,7 +615,7 @@ class CommitAsyncTests(unittest.SynchronousTestCase):
         self.assertEqual(calls, [b"old"])
         self.failureResultOf(d, Conflict)
         self.assertEqual(self.store.read(("a.vfb",)), b"old")
-        self.assertEqual(os.listdir(self.root.path), ["a.vfb"])
+        self.assertEqual(treeNames(self.root.path), ["a.vfb"])
 
     def test_abortWhileWriting(self):
         """
@@ -455,7 +629,7 @@ class CommitAsyncTests(unittest.SynchronousTestCase):
         self.runner.finish()
         self.failureResultOf(d, defer.CancelledError)
         self.assertEqual(self.store.read(("a.vfb",)), b"old")
-        self.assertEqual(os.listdir(self.root.path), ["a.vfb"])
+        self.assertEqual(treeNames(self.root.path), ["a.vfb"])
 
     def test_diskFull(self):
         """
@@ -468,7 +642,7 @@ class CommitAsyncTests(unittest.SynchronousTestCase):
             self.runner.finish()
         self.failureResultOf(d, InsufficientStorage)
         self.assertEqual(self.store.read(("a.vfb",)), b"old")
-        self.assertEqual(os.listdir(self.root.path), ["a.vfb"])
+        self.assertEqual(treeNames(self.root.path), ["a.vfb"])
 
 
 class SnapshotTests(unittest.SynchronousTestCase):
