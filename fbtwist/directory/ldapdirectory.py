@@ -28,7 +28,7 @@ Connections:
 import errno
 import ipaddress
 import os
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from ldaptor.protocols import pureldap
 from ldaptor.protocols.ldap import ldaperrors
@@ -39,6 +39,7 @@ from twisted.internet import defer, threads
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from fbtwist.directory.ber import MalformedMessage
@@ -104,6 +105,13 @@ SEARCHES_PER_CONNECTION = 4
 #: How deep groups nested in a group are followed (a group's members are
 #: depth 1); deeper ones are left out, with a log line.
 GROUP_NESTING_DEPTH = 8
+#: How long a group's members, once read, answer whether a user is in it
+#: (L{LDAPDirectory.isMember}: an administrators' group asked at every
+#: first login), in seconds; a change to the group counts after that.
+GROUP_READ_SECONDS = 10.0
+#: The most values (members) of a group kept so; a larger group is asked
+#: about each user instead.
+GROUP_READ_MAX = 10_000
 
 
 @implementer(IDirectory, IPrincipalDirectory)
@@ -175,6 +183,10 @@ class LDAPDirectory:
         #: during an outage is under way.
         self._probeUntil = 0.0
         self._pool = _SearchPool(poolSize, self._connectForSearch)
+        #: Groups' members read recently (L{_groupMembersNow}): group DN ->
+        #: (read at, a Deferred firing with their DN keys and memberUid
+        #: values, or C{None} for a group too large to keep).
+        self._groupsRead: Dict[str, tuple] = {}
         self._bindPool = _BindPool(bindPoolSize)
         self._gate = DirectoryGate(
             {"search": poolSize * SEARCHES_PER_CONNECTION, "bind": bindPoolSize}, queueSize, queueTimeout,
@@ -821,25 +833,85 @@ class LDAPDirectory:
                 pureldap.LDAPFilter_and([equalityFilter(self.url.attribute, uid), inChainFilter(groupDN)]), ["1.1"]
             )
             return len(found) == 1
-        entries = await self.search(
-            equalityFilter(self.url.attribute, uid), [self.url.attribute]
-        )
-        if len(entries) != 1:
-            return False
-        dn = entries[0].dn.getText()
-        memberFilter = pureldap.LDAPFilter_or(
-            [
-                equalityFilter("member", dn),
-                equalityFilter("uniqueMember", dn),
-                equalityFilter("memberUid", firstValue(entries[0], self.url.attribute) or uid),
-            ]
-        )
-        found = await self.search(
-            memberFilter, ["1.1"], base=groupDN, scope=pureldap.LDAP_SCOPE_baseObject, withURLFilter=False
-        )
+        indexed = self.indexedLogin(uid)
+        if indexed is not None:
+            # The name index holds the entry the search below would find.
+            memberUid, dn = indexed
+        else:
+            entries = await self.search(
+                equalityFilter(self.url.attribute, uid), [self.url.attribute]
+            )
+            if len(entries) != 1:
+                return False
+            dn = entries[0].dn.getText()
+            memberUid = firstValue(entries[0], self.url.attribute) or uid
+        members = await self._groupMembersNow(groupDN)
+        if members is not None:
+            found = _dnKey(dn) in members[0] or memberUid in members[1]
+        else:
+            memberFilter = pureldap.LDAPFilter_or(
+                [
+                    equalityFilter("member", dn),
+                    equalityFilter("uniqueMember", dn),
+                    equalityFilter("memberUid", memberUid),
+                ]
+            )
+            found = bool(await self.search(
+                memberFilter, ["1.1"], base=groupDN, scope=pureldap.LDAP_SCOPE_baseObject, withURLFilter=False
+            ))
         if not found:
             self.log.debug("{uid} is not in {group} (or the group does not exist)", uid=uid, group=groupDN)
-        return bool(found)
+        return found
+
+    async def _groupMembersNow(self, groupDN: str) -> Optional[Tuple[frozenset, frozenset]]:
+        """
+        The members of the group entry C{groupDN} as read at most
+        L{GROUP_READ_SECONDS} ago: the DN keys of its C{member} and
+        C{uniqueMember} values and its C{memberUid} values (both empty when
+        there is no such group); C{None} when it has more than
+        L{GROUP_READ_MAX} values (then each membership is asked of the
+        directory).  Callers asking while it is read wait for that one
+        search: a burst of first logins checking the administrators' group
+        costs the directory one search, not two per login.
+        """
+        now = self._clock.seconds()
+        kept = self._groupsRead.get(groupDN)
+        if kept is not None and kept[0] is not None and now - kept[0] < GROUP_READ_SECONDS:
+            return kept[1]
+        waiter = defer.Deferred()
+        if kept is not None and kept[0] is None:
+            kept[2].append(waiter)
+        else:
+            if len(self._groupsRead) >= 64:
+                self._groupsRead.clear()
+            waiting = [waiter]
+            self._groupsRead[groupDN] = (None, None, waiting)
+
+            def read(outcome):
+                # The search runs on its own, not as the first caller's: a
+                # caller that gives up stops no one else's wait.
+                if isinstance(outcome, Failure):
+                    self._groupsRead.pop(groupDN, None)
+                else:
+                    self._groupsRead[groupDN] = (now, outcome, None)
+                for each in waiting:
+                    each.errback(outcome) if isinstance(outcome, Failure) else each.callback(outcome)
+
+            defer.Deferred.fromCoroutine(self._readGroupMembers(groupDN)).addBoth(read)
+        return await waiter
+
+    async def _readGroupMembers(self, groupDN: str) -> Optional[Tuple[frozenset, frozenset]]:
+        entries = await self.search(
+            pureldap.LDAPFilter_present("objectClass"), ["member", "uniqueMember", "memberUid"],
+            base=groupDN, scope=pureldap.LDAP_SCOPE_baseObject, withURLFilter=False,
+        )
+        if not entries:
+            return frozenset(), frozenset()
+        dns = allValues(entries[0], "member") + allValues(entries[0], "uniqueMember")
+        uids = allValues(entries[0], "memberUid")
+        if len(dns) + len(uids) > GROUP_READ_MAX:
+            return None
+        return frozenset(_dnKey(dn) for dn in dns), frozenset(uids)
 
     def groupMembers(self, cn: str, base: str, limit: int) -> defer.Deferred:
         return defer.Deferred.fromCoroutine(self._groupMembers(cn, base, limit))

@@ -15,6 +15,7 @@ from zope.interface.verify import verifyObject
 
 from fbtwist.access.checker import DirectoryChecker, credentialText
 from fbtwist.access.realm import FreeBusyRealm
+from fbtwist.directory import ldapdirectory
 from fbtwist.directory.demo import DemoDirectoryService
 from fbtwist.directory.ldapdirectory import LDAPDirectory
 from fbtwist.directory.ldapurl import parseLDAPURL
@@ -125,6 +126,57 @@ class ResolveNameTests(DemoDirectoryTestCase):
         self.assertTrue((yield self.directory.isMember("admin", ADMIN_GROUP)))
         self.assertFalse((yield self.directory.isMember("alice", ADMIN_GROUP)))
         self.assertFalse((yield self.directory.isMember("alice", "cn=missing,dc=example,dc=com")))
+
+
+class GroupReadTests(DemoDirectoryTestCase):
+    """
+    A group's members, read once, answer memberships for a few seconds
+    (L{LDAPDirectory.isMember}): a burst of first logins asks the directory
+    about the administrators' group once.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.searched = []
+        search = self.ldapDirectory.search
+
+        def counting(filterObject, attributes, *args, **kwargs):
+            self.searched.append(kwargs.get("base"))
+            return search(filterObject, attributes, *args, **kwargs)
+
+        self.ldapDirectory.search = counting
+
+    def test_burstReadsTheGroupOnce(self):
+        """Memberships asked together cost one search of the group; asked again within the time, none."""
+        logins = ["admin", "alice", "bsmith", "carol", "admin"]
+        asked = [defer.Deferred.fromCoroutine(self.ldapDirectory._isMember(uid, ADMIN_GROUP)) for uid in logins]
+        results = self.network.run(defer.gatherResults(asked))
+        self.assertEqual(self.successResultOf(results), [True, False, False, False, True])
+        self.assertEqual(self.searched.count(ADMIN_GROUP), 1)
+        self.assertTrue(self.directory.isMember("admin", ADMIN_GROUP))
+        self.assertEqual(self.searched.count(ADMIN_GROUP), 1)
+
+    def test_readAgainAfterItsTime(self):
+        """Once GROUP_READ_SECONDS have passed, the group is read again (a change counts then)."""
+        self.assertTrue(self.successResultOf(self.directory.isMember("admin", ADMIN_GROUP)))
+        self.network.advance(ldapdirectory.GROUP_READ_SECONDS)
+        self.assertFalse(self.successResultOf(self.directory.isMember("alice", ADMIN_GROUP)))
+        self.assertEqual(self.searched.count(ADMIN_GROUP), 2)
+
+    def test_largeGroupAskedPerUser(self):
+        """A group of more than GROUP_READ_MAX values is asked about each user, with the same answers."""
+        self.patch(ldapdirectory, "GROUP_READ_MAX", 0)
+        self.assertTrue(self.successResultOf(self.directory.isMember("admin", ADMIN_GROUP)))
+        self.assertFalse(self.successResultOf(self.directory.isMember("alice", ADMIN_GROUP)))
+        # The read of the group, then one membership search per user.
+        self.assertEqual(self.searched.count(ADMIN_GROUP), 3)
+
+    def test_missingGroup(self):
+        """A group that does not exist has no members, read once."""
+        missing = "cn=missing,dc=example,dc=com"
+        for uid in ("admin", "alice"):
+            self.assertFalse(self.successResultOf(self.directory.isMember(uid, missing)))
+        self.assertEqual(self.searched.count(missing), 1)
 
 
 class RealmTests(DemoDirectoryTestCase):
