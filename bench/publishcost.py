@@ -231,17 +231,8 @@ def pySpy(server, path: str, run) -> None:
     idle ones), writing its raw stacks to C{path}.
     """
     spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
-    argv = [spy if os.path.exists(spy) else "py-spy", "record", "--pid", str(server.pid), "--format", "raw",
-            "--threads", "--rate", "200", "--output", path]
-    recorder = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)
-    result = run()
-    recorder.send_signal(2)
-    _, err = recorder.communicate(timeout=60)
-    if recorder.returncode not in (0, -2):
-        print(f"py-spy failed: {err.strip()[-300:]}")
-        return
-    print(f"py-spy: {result['requests']} requests sampled into {path}")
+    _sampled("py-spy", [spy if os.path.exists(spy) else "py-spy", "record", "--pid", str(server.pid), "--format",
+                        "raw", "--threads", "--rate", "200", "--output", path], path, run, 60)
 
 
 def perfRecord(pids, path: str, run) -> None:
@@ -250,16 +241,24 @@ def perfRecord(pids, path: str, run) -> None:
     (the kernel's part of their time included), writing to C{path}; read
     it with C{perf report -i PATH --no-children --sort dso,sym}.
     """
-    argv = ["perf", "record", "-g", "-F", "999", "-o", path, "-p", ",".join(str(pid) for pid in pids)]
+    _sampled("perf", ["perf", "record", "-g", "-F", "999", "-o", path, "-p", ",".join(str(pid) for pid in pids)],
+             path, run, 120)
+
+
+def _sampled(name: str, argv, path: str, run, timeout: float) -> None:
+    """
+    Run C{run()} while the sampling profiler C{argv} (C{name}) records,
+    stopped by an interrupt once C{run} returns.
+    """
     recorder = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)
     result = run()
     recorder.send_signal(2)
-    _, err = recorder.communicate(timeout=120)
+    _, err = recorder.communicate(timeout=timeout)
     if recorder.returncode not in (0, -2):
-        print(f"perf failed: {err.strip()[-300:]}")
+        print(f"{name} failed: {err.strip()[-300:]}")
         return
-    print(f"perf: {result['requests']} requests sampled into {path}")
+    print(f"{name}: {result['requests']} requests sampled into {path}")
 
 
 class MonitoredDirectory(RoomDirectory):

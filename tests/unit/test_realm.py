@@ -4,17 +4,21 @@ user signs in.
 """
 
 from twisted.cred.checkers import ANONYMOUS
+from twisted.cred.portal import Portal
 from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 from twisted.web.resource import IResource
 
+import tests.helpers  # noqa: F401 (ldaptor's import-time warnings, as test_checker)
+from fbtwist.access.checker import BindCache, DirectoryChecker
 from fbtwist.access.realm import FreeBusyRealm, loginNow, noLogout
 from fbtwist.access.visibility import FreeBusyVisibility
 from fbtwist.errors import DirectoryUnavailable
 from fbtwist.interfaces import IFreeBusyReader
 from fbtwist.store.tree import CalendarStore
+from tests.unit.test_checker import RecordingDirectory
 
 
 class _RolesDirectory:
@@ -46,13 +50,14 @@ class RolesCacheTests(unittest.SynchronousTestCase):
     the directory once per C{rolesTTL}.
     """
 
-    def setUp(self):
+    def setUp(self, rolesSize=2):
         self.clock = Clock()
         self.directory = _RolesDirectory()
         store = CalendarStore(FilePath(self.mktemp()))
+        sizes = {} if rolesSize is None else {"rolesSize": rolesSize}
         self.realm = FreeBusyRealm(store, self.directory, adminGroup="cn=admins",
                                    visibility=FreeBusyVisibility(store, None, self.clock),
-                                   clock=self.clock, rolesTTL=300.0, rolesSize=2)
+                                   clock=self.clock, rolesTTL=300.0, **sizes)
         self.realm.registerAvatarFactory(IResource, lambda avatar: avatar)
 
     def login(self, uid):
@@ -114,18 +119,7 @@ class LoginNowTests(unittest.SynchronousTestCase):
     """
 
     def setUp(self):
-        from twisted.cred.portal import Portal
-
-        from fbtwist.access.checker import BindCache, DirectoryChecker
-        from tests.unit.test_checker import RecordingDirectory
-
-        self.clock = Clock()
-        self.directory = _RolesDirectory()
-        store = CalendarStore(FilePath(self.mktemp()))
-        self.realm = FreeBusyRealm(store, self.directory, adminGroup="cn=admins",
-                                   visibility=FreeBusyVisibility(store, None, self.clock),
-                                   clock=self.clock, rolesTTL=300.0)
-        self.realm.registerAvatarFactory(IResource, lambda avatar: avatar)
+        RolesCacheTests.setUp(self, rolesSize=None)
         self.checker = DirectoryChecker(RecordingDirectory({"alice": "pw"}), cache=BindCache(self.clock))
         self.portal = Portal(self.realm, [self.checker])
 
