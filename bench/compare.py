@@ -807,6 +807,10 @@ def startServers(args, workdir: str, tree: str, directory: UserDirectory, extra=
                 tree, directory.searchURL, extraArgs=extraArgs,
                 logPath=os.path.join(workdir, f"fbtwist-{workers}.log"),
             ).start()
+            # One after another: each variant's cold start is measured on its
+            # own, not while the other builds its index against the same
+            # directory on the same cores.
+            waitForIndex(servers[name], workers, directory, results, indexTimeout)
         if peers and not args.no_apache:
             apacheRoot = os.path.join(workdir, "apache")
             os.makedirs(apacheRoot, exist_ok=True)
@@ -814,22 +818,6 @@ def startServers(args, workdir: str, tree: str, directory: UserDirectory, extra=
         if peers and args.wsgidav_python:
             servers["wsgidav"] = WsgidavProcess(os.path.join(workdir, "wsgidav"), tree, directory.count,
                                                 args.wsgidav_python).start()
-        # A server runs for days: measure it once it has loaded its directory
-        # name index (one process, or the master of --workers, whose workers
-        # then map the file it wrote).
-        for workers in args.fbtwist_workers:
-            name = "fbtwist" if workers == 0 else f"fbtwist x{workers}"
-            waitForLogLines(servers[name].logPath, "name index loaded", 1, indexTimeout)
-            if workers:
-                waitForLogLines(servers[name].logPath, "name index mapped", workers, indexTimeout)
-            if results is not None:
-                loads = nameIndexLoads(servers[name].logPath)
-                results.startup[(directory.count, name)] = dict(
-                    indexSeconds=max((load["seconds"] for load in loads), default=float("nan")),
-                    names=max((load["names"] for load in loads), default=0),
-                    loads=len(loads), rss=processTreeRSS(servers[name].pid),
-                    pss=processTreePSS(servers[name].pid),
-                )
         # Warm up: the first request of each pays for imports and connections.
         for server in servers.values():
             for _ in range(3):
@@ -841,6 +829,27 @@ def startServers(args, workdir: str, tree: str, directory: UserDirectory, extra=
         stopServers(servers)
         raise
     return servers
+
+
+def waitForIndex(server, workers: int, directory, results: Optional["Results"], timeout: float) -> None:
+    """
+    Wait until C{server} (a fbtwist variant with C{workers} workers) has
+    loaded its directory name index (one process, or the master of
+    --workers, whose workers then map the file it wrote): a server runs for
+    days, and is measured once it has.  With C{results}, what it logged
+    loading the index and its memory once loaded go to its startup.
+    """
+    name = "fbtwist" if workers == 0 else f"fbtwist x{workers}"
+    waitForLogLines(server.logPath, "name index loaded", 1, timeout)
+    if workers:
+        waitForLogLines(server.logPath, "name index mapped", workers, timeout)
+    if results is not None:
+        loads = nameIndexLoads(server.logPath)
+        results.startup[(directory.count, name)] = dict(
+            indexSeconds=max((load["seconds"] for load in loads), default=float("nan")),
+            names=max((load["names"] for load in loads), default=0),
+            loads=len(loads), rss=processTreeRSS(server.pid), pss=processTreePSS(server.pid),
+        )
 
 
 def processTreePSS(pid: int) -> int:
@@ -1384,7 +1393,8 @@ def startupTable(results: Results) -> List[str]:
         "The name index load time is what fbtwist logs (\"name index loaded ... in Xs\"; the slowest worker); "
         "the memory is the resident set of all its processes once every worker has it (a short-lived child "
         "process builds the file, the master and the workers map it; a cold start, no file kept), before any "
-        "load; PSS counts the pages they share once.",
+        "load; PSS counts the pages they share once. The variants start one after another, each once the one "
+        "before has its index (a cold start measured alone).",
         "", "| users | server | name index loaded in | names | RSS once loaded | PSS once loaded |",
         "|---:|---|---:|---:|---:|---:|",
     ]
