@@ -159,6 +159,8 @@ def main():
                              "every lookup a file not read lately), not alice again and again")
     parser.add_argument("--py-spy", metavar="FILE",
                         help="without --in-process: also sample the server with py-spy during a second run")
+    parser.add_argument("--perf", metavar="FILE",
+                        help="without --in-process: also sample the server with perf record during a second run")
     parser.add_argument("--cold", action="store_true",
                         help="without --in-process: do not ask for every user once before measuring")
     parser.add_argument("--profile", metavar="PREFIX", help="with --in-process: write cProfiles of the loops")
