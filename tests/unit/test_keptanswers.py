@@ -106,7 +106,7 @@ class KeptAnswerTests(unittest.TestCase):
             self.assertIn(b"BUSY-KEPTMARK", self.ask(self.another(), request=request))
 
     def test_answeredWithoutReadingTheFile(self):
-        """A lookup answered from what was kept does not read the file: bytes changed in place under the same size and time are not seen."""
+        """A lookup answered from what was kept does not open the file (bytes changed in place unseen)."""
         first = self.ask(self.server)
         st = os.stat(self.path)
         with open(self.path, "r+b") as f:
