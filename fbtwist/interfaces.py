@@ -93,11 +93,13 @@ class ICalendarStore(Interface):
         @return: The file's bytes.
         """
 
-    def snapshot(path):
+    def snapshot(path, whole=True):
         """
         @return: A L{fbtwist.store.paths.FileSnapshot} of the file at C{path} (its
             info, entity tag and bytes, read together), or C{None} when
             there is no file.
+        @param whole: C{False}: when something was kept with the file
+            (L{keep}), only that and the info (C{etag} and C{data} C{None}).
         """
 
     def keep(snapshot, kept):
@@ -290,12 +292,15 @@ class IFreeBusyReader(Interface):
         C{None}.
         """
 
-    def plainNow(target):
+    def plainNow(target, whole=True):
         """
         When the whole answer about C{target} (no range, no working hours)
         is one published free/busy file shown at one detail and that is
         known without waiting: a C{PlainSource} naming them (with what was
-        kept with that version of the file), else C{None}.
+        kept with that version of the file), else C{None}.  With C{whole}
+        C{False}, a file something was kept with is not read (the source's
+        C{published.data} is C{None}): ask again with C{True} for its
+        answer.
         """
 
     def visibleFrom(source):

@@ -103,12 +103,12 @@ class FreeBusyReader:
         self._authorizeTarget(target)
         return self.visibility.freeBusyForNow(self.viewer, target, timeRange, detail, workhours)
 
-    def plainNow(self, target: Target) -> Optional[PlainSource]:
+    def plainNow(self, target: Target, whole: bool = True) -> Optional[PlainSource]:
         """
         The one file and detail C{target}'s whole answer is made of, when
         known at once: L{FreeBusyVisibility.plainNow}.
         """
-        return self.visibility.plainNow(self.viewer, target)
+        return self.visibility.plainNow(self.viewer, target, whole)
 
     def visibleFrom(self, source: PlainSource):
         """

@@ -375,7 +375,8 @@ class FreeBusyVisibility:
         # other means than a publish) hides its owner: after the floor.
         return None if answer is HIDDEN else answer
 
-    def _fileShownNow(self, viewer: Viewer, uid: str) -> Optional[Tuple[Published, Optional[Shown]]]:
+    def _fileShownNow(self, viewer: Viewer, uid: str,
+                      whole: bool = True) -> Optional[Tuple[Published, Optional[Shown]]]:
         """
         The free/busy file C{uid} published and the detail they show the
         viewer, when the viewer may see it and it is all there is to see
@@ -389,26 +390,32 @@ class FreeBusyVisibility:
                 # Hidden (or only the directory can tell): L{freeBusyFor}
                 # answers, after the floor.
                 return None
-        published = self.published(uid)
+        published = self.published(uid, whole)
         if self._hasFeeds(uid):
             return None
         if published is None or published.isCalendar:
             return None
         return published, detail
 
-    def plainNow(self, viewer: Viewer, target: Target) -> Optional[PlainSource]:
+    def plainNow(self, viewer: Viewer, target: Target, whole: bool = True) -> Optional[PlainSource]:
         """
         The source of C{target}'s whole answer to C{viewer} (no range, no
         working hours) when it is one published free/busy file shown at one
         detail and that is known without waiting (as L{freeBusyForNow}
         knows it), else C{None}.  Its answer is L{visibleFrom}.
+
+        @param whole: C{False} when what was kept with the file will do if
+            there is something: then the file's content is not read (the
+            source's C{published.data} is C{None}; see
+            L{fbtwist.store.tree.CalendarStore.snapshot}).  Ask again with
+            C{True} for the source's answer (L{visibleFrom}).
         """
         if not isinstance(target, Person) or self.applyWorkingHours:
             return None
         known, uid = self.resolvedNow(target.name)
         if uid is None:
             return None
-        found = self._fileShownNow(viewer, uid)
+        found = self._fileShownNow(viewer, uid, whole)
         if found is None:
             return None
         published, detail = found
@@ -528,21 +535,23 @@ class FreeBusyVisibility:
         return answer._replace(freeBusy=FreeBusy(flat, fb.start, fb.end, fb.organizer),
                                etag=variantETag(answer.etag, "busy-only"))
 
-    def published(self, uid: str) -> Optional[Published]:
+    def published(self, uid: str, whole: bool = True) -> Optional[Published]:
         """
         The user's source of free/busy times: C{<uid>.vfb} or C{<uid>.ics},
         whichever was published last (empty placeholders do not count).
+
+        @param whole: C{False}: see L{plainNow}.
         """
         if self._store is None:
             return None
         freeBusyPath, eventsPath = (uid + FREEBUSY_FILE,), (uid + EVENTS_FILE,)
-        snapshot = self._store.snapshot(freeBusyPath)
+        snapshot = self._store.snapshot(freeBusyPath, whole)
         if snapshot is not None and snapshot.info.size == 0:
             snapshot = None
         events = self._store.stat(eventsPath)
         if events is not None and not events.isCollection and events.size > 0:
             if snapshot is None or events.modified > snapshot.info.modified:
-                snapshot = self._store.snapshot(eventsPath) or snapshot
+                snapshot = self._store.snapshot(eventsPath, whole) or snapshot
         if snapshot is None:
             return None
         return Published(snapshot.info.path, snapshot.info, snapshot.etag, snapshot.data, snapshot.kept)

@@ -353,7 +353,8 @@ class LookupResource(Resource):
         in memory; the kept one spares reading the file's times and
         rendering them (most of such a lookup's work).
         """
-        source = reader.plainNow(Person(name))
+        # What was kept, when anything was, without reading the file.
+        source = reader.plainNow(Person(name), False)
         if source is None:
             return None
         published = source.published
@@ -367,6 +368,11 @@ class LookupResource(Resource):
             etag, newline, body = kept[len(tag):].partition(b"\n")
             if newline:
                 return etag.decode("ascii"), body, published.info.modified
+        if published.data is None:
+            # Kept for another rendering, owner or detail: the file itself.
+            source = reader.plainNow(Person(name))
+            if source is None:
+                return None
         answer = reader.visibleFrom(source)
         if answer is HIDDEN:
             return None

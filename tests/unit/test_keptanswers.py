@@ -105,6 +105,26 @@ class KeptAnswerTests(unittest.TestCase):
         for request in (QUICK, WHOLE):
             self.assertIn(b"BUSY-KEPTMARK", self.ask(self.another(), request=request))
 
+    def test_answeredWithoutReadingTheFile(self):
+        """A lookup answered from what was kept does not open the file (bytes changed in place unseen)."""
+        first = self.ask(self.server)
+        st = os.stat(self.path)
+        with open(self.path, "r+b") as f:
+            f.write(b"X" * st.st_size)
+        os.utime(self.path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        opened = []
+        realOpen = os.open
+
+        def counted(path, *args, **kwargs):
+            if path == self.path:
+                opened.append(path)
+            return realOpen(path, *args, **kwargs)
+
+        self.patch(os, "open", counted)
+        for request in (QUICK, WHOLE):
+            self.assertEqual(self.ask(self.another(), request=request), first)
+        self.assertEqual(opened, [])
+
     def test_sameBytesAsRendered(self):
         """The answer from what was kept equals, byte for byte, one rendered by a server that keeps nothing."""
         self.ask(self.server)
@@ -215,6 +235,28 @@ class StoreKeepTests(unittest.SynchronousTestCase):
         self.assertEqual(CalendarStore(self.store.root).snapshot(("a.vfb",)).kept, b"rendered")
         self.store.write(("a.vfb",), b"two")
         self.assertIsNone(self.store.snapshot(("a.vfb",)).kept)
+
+    def test_keptOnlyWithoutTheContent(self):
+        """A snapshot asked for not whole gives what was kept and the file's info, and reads no content."""
+        self.store.keep(self.store.snapshot(("a.vfb",)), b"rendered")
+        st = os.stat(self.path)
+        with open(self.path, "r+b") as f:
+            f.write(b"new")
+        os.utime(self.path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        fresh = CalendarStore(self.store.root)
+        snapshot = fresh.snapshot(("a.vfb",), whole=False)
+        self.assertEqual((snapshot.kept, snapshot.data, snapshot.etag), (b"rendered", None, None))
+        self.assertEqual((snapshot.info.path, snapshot.info.size, snapshot.info.modified),
+                         (("a.vfb",), 3, st.st_mtime))
+        self.assertEqual(fresh.snapshot(("a.vfb",)).data, b"new")
+
+    def test_keptOnlyReadsWholeWithoutKept(self):
+        """A snapshot asked for not whole is read whole when nothing is kept, or what is kept is another version's."""
+        self.assertEqual(self.store.snapshot(("a.vfb",), whole=False).data, b"one")
+        os.setxattr(self.path, _KEPT, b"3|1\nrendered")
+        snapshot = CalendarStore(self.store.root).snapshot(("a.vfb",), whole=False)
+        self.assertEqual((snapshot.data, snapshot.kept), (b"one", None))
+        self.assertIsNone(CalendarStore(self.store.root).snapshot(("b.vfb",), whole=False))
 
     def test_onceAVersion(self):
         """A version is tried once: a second keep of it writes nothing."""
