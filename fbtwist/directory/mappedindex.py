@@ -364,17 +364,21 @@ class CompactIndexBuilder:
             Add the usual entries of C{shape} that follow one another from
             C{offset} (each exactly the shape's bytes around its uid and
             address, as the loop below checks them one by one), all at once.
+            A run of one entry is added as the others are (L{decodeRun}).
 
             @return: Where they end (C{offset}: none).
             """
+            total = shape[0]
             key = (shape, template)
             patterns = runPatterns.get(key, False)
             if patterns is False:
+                if len(runPatterns) >= _MAX_SHAPES:
+                    # Bounded, as the shapes are.
+                    return offset
                 patterns = runPatterns[key] = _runPatterns(shape, prefix, suffix)
             if patterns is None:
                 return offset
             tiling, entry = patterns
-            total = shape[0]
             limit = offset + (size - offset) // total * total
             runEnd = tiling.match(buffer, offset, limit).end()
             run = buffer[offset:runEnd]
@@ -407,9 +411,12 @@ class CompactIndexBuilder:
             added = 0
             try:
                 while offset + 2 <= size:
-                    shape = shapes.get(buffer[offset:offset + _SHAPE_KEY])
+                    start = buffer[offset:offset + _SHAPE_KEY]
+                    shape = shapes.get(start)
                     if shape is not None:
-                        if template >= 0:
+                        # A run: the next entry starts as this one (else, as
+                        # in a directory of uids of many lengths, one by one).
+                        if template >= 0 and buffer[offset + shape[0]:offset + shape[0] + _SHAPE_KEY] == start:
                             after = addRun(buffer, offset, size, shape, prefix, suffix, template)
                             if after != offset:
                                 offset = after
