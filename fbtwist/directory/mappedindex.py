@@ -35,6 +35,7 @@ import hashlib
 import json
 import mmap
 import os
+import re
 import stat
 import struct
 import sys
@@ -42,8 +43,8 @@ import tempfile
 import time
 from array import array
 from collections import Counter
-from itertools import accumulate, chain, count, islice, repeat
-from operator import lshift, or_
+from itertools import accumulate, chain, compress, count, islice, repeat
+from operator import eq, itemgetter, lshift, or_
 from typing import Dict, List, Optional, Tuple
 from zlib import crc32
 
@@ -112,6 +113,14 @@ class CompactIndexBuilder:
     the server sends the next entries, not after the last one; filled in
     the same order, they are the same.
 
+    Most directories need no dictionaries at all: when every entry is the
+    usual one (a uid, and an address whose local part is that uid), the
+    names are the claims in the order they came, unless a key comes twice,
+    which the sort of their CRCs shows (L{settle}, L{parts}).  Runs of
+    usual entries of one shape (their lengths and attribute names the
+    same) are decoded and added together, by one regular expression each
+    (L{_runPatterns}): a million users' load spends its time in C.
+
     @param uidAttribute: The lower-cased name of the uid attribute, for
         L{addEntry}.
     @param mailAttributes: The lower-cased names of the mail attributes.
@@ -132,10 +141,16 @@ class CompactIndexBuilder:
         # how many claims of each kind they hold.
         self._mailNames: Dict[bytes, int] = {}
         self._uidNames: Dict[bytes, int] = {}
-        self._settled = [0, 0]
+        self._settled = [0, 0, 0]
         # The slots (L{_layout}) of the mail keys settled, in sorted runs,
         # while no key was claimed twice (None after).
         self._slotRuns: Optional[List[array]] = []
+        # While every uid claim is the first of two mail claims of its entry
+        # (L{settle}): the tables are not filled (L{_regularParts}), and
+        # how many mail claims have their slots in the runs (the third of
+        # L{_settled}, after the claims in the tables).
+        self._regular = True
+        self._joined = _JoinedNames()
         self._recordUids: List[bytes] = []
         self._dnRefs = array("I")
         self._dnBytes = bytearray()
@@ -346,14 +361,74 @@ class CompactIndexBuilder:
                     buffer[firstEnd:secondStart], secondStart - offset, uidAt < addressAt)
             return end, dn, uid, address, addresses
 
+        # (a shape, a template number) -> the patterns of a run of usual
+        # entries of that shape (L{_runPatterns}), or None: it has none.
+        runPatterns: Dict[tuple, Optional[tuple]] = {}
+        uids, second = itemgetter(0), itemgetter(1)
+
+        def addRun(buffer: bytes, offset: int, size: int, shape: tuple, prefix: bytes, suffix: bytes,
+                   template: int) -> int:
+            """
+            Add the usual entries of C{shape} that follow one another from
+            C{offset} (each exactly the shape's bytes around its uid and
+            address, as the loop below checks them one by one), all at once.
+            A run of one entry is added as the others are (L{decodeRun}).
+
+            @return: Where they end (C{offset}: none).
+            """
+            total = shape[0]
+            key = (shape, template)
+            patterns = runPatterns.get(key, False)
+            if patterns is False:
+                if len(runPatterns) >= _MAX_SHAPES:
+                    # Bounded, as the shapes are.
+                    return offset
+                patterns = runPatterns[key] = _runPatterns(shape, prefix, suffix)
+            if patterns is None:
+                return offset
+            tiling, entry = patterns
+            limit = offset + (size - offset) // total * total
+            runEnd = tiling.match(buffer, offset, limit).end()
+            run = buffer[offset:runEnd]
+            if runEnd == offset or not run.isascii():
+                return offset
+            found = entry.findall(buffer, offset, runEnd)
+            claimed = list(map(uids, found))
+            addresses = list(map(second, found))
+            # Without an upper-case letter (a run has the shape's, "uid=" say,
+            # so islower is true), its names are lower-cased already.
+            if run.islower():
+                keys = claimed
+            else:
+                keys = list(map(bytes.lower, claimed))
+                addresses = list(map(bytes.lower, addresses))
+            first = len(recordUids)
+            numbers = range(first, first + len(found))
+            recordUids.extend(claimed)
+            uidKeys.extend(keys)
+            uidValues.extend(range(first | LOGIN, (first + len(found)) | LOGIN))
+            dnRefs.extend(repeat(template, len(found)))
+            mailKeys.extend(chain.from_iterable(zip(keys, addresses)))
+            mailValues.extend(chain.from_iterable(zip(numbers, numbers)))
+            entries[0] += len(found)
+            return runEnd
+
         def decodeRun(buffer: bytes, offset: int) -> int:
             size = len(buffer)
             prefix, suffix, template = last
             added = 0
             try:
                 while offset + 2 <= size:
-                    shape = shapes.get(buffer[offset:offset + _SHAPE_KEY])
+                    start = buffer[offset:offset + _SHAPE_KEY]
+                    shape = shapes.get(start)
                     if shape is not None:
+                        # A run: the next entry starts as this one (else, as
+                        # in a directory of uids of many lengths, one by one).
+                        if template >= 0 and buffer[offset + shape[0]:offset + shape[0] + _SHAPE_KEY] == start:
+                            after = addRun(buffer, offset, size, shape, prefix, suffix, template)
+                            if after != offset:
+                                offset = after
+                                continue
                         total, head, headEnd, dnEnd, middle, firstStart, firstEnd, middle2, secondStart, \
                             uidFirst = shape
                         end = offset + total
@@ -401,7 +476,7 @@ class CompactIndexBuilder:
                         prefix, suffix, template = last
             finally:
                 entries[0] += added
-            if len(mailKeys) - settled[0] >= SETTLE_CLAIMS:
+            if len(mailKeys) - max(settled[0], settled[2]) >= SETTLE_CLAIMS:
                 settle()
             return offset
 
@@ -474,9 +549,30 @@ class CompactIndexBuilder:
         """
         Add the claims that came since the last call to the tables of
         claims (what L{parts} would otherwise do with them all at once).
+
+        While the claims are regular (each entry's uid claim, then its two
+        mail claims, the first of them that uid: the usual entry, whose
+        address's local part is its uid), the tables are not needed unless
+        a key is claimed twice, which L{parts} finds by sorting (it must
+        sort anyway): only the claims' slots are sorted in runs, numbered
+        as the tables would number them if no key comes twice.
         """
+        if self._regular:
+            mailKeys, uidKeys, start = self._mailKeys, self._uidKeys, self._settled[2]
+            end = len(mailKeys)
+            if end == 2 * len(uidKeys) and mailKeys[start:end:2] == uidKeys[start // 2:]:
+                if end > start:
+                    keys = mailKeys[start:end]
+                    if self._slotRuns is not None:
+                        self._slotRuns.append(_sortedSlots(_slotsOf(keys, start)))
+                    # The keys' and uids' bytes, joined now too.
+                    self._joined.add(keys, self._recordUids[start // 2:end // 2])
+                    self._settled[2] = end
+                return
+            # Not the usual entries: the tables, from the first claim on.
+            self._irregular()
         settled, names = self._settled, self._mailNames
-        mails, uids = settled
+        mails, uids, _ = settled
         if len(self._mailKeys) > mails:
             keys = self._mailKeys[mails:]
             before = len(names)
@@ -495,12 +591,69 @@ class CompactIndexBuilder:
             self._uidNames.update(zip(self._uidKeys[uids:], self._uidValues[uids:]))
             settled[1] = len(self._uidKeys)
 
+    def _irregular(self) -> None:
+        """
+        Leave the regular claims' way (L{settle}): the tables are filled
+        from the first claim on, the slots' runs made again.
+        """
+        self._regular = False
+        if self._slotRuns is not None:
+            self._slotRuns = []
+        self._settled[2] = 0
+        self._joined = None
+
+    def _regularParts(self, templates) -> Optional[List[bytes]]:
+        """
+        The index file's content when the claims were regular (L{settle})
+        and no key was claimed twice, else C{None}: the names are the mail
+        keys in the order they came (each entry's uid, then its address),
+        numbered so; a uid's value is its uid claim's, an address's its
+        mail claim's, as the tables would have them.
+        """
+        mailKeys = self._mailKeys
+        runs = self._slotRuns
+        slots = _sortedSlots(_slotsOf(mailKeys, 0) if runs is None else chain.from_iterable(runs))
+        self._slotRuns = None
+        # Keys claimed twice have the same CRC: next to each other once
+        # sorted, among the few keys that share a CRC.
+        halves = array("I", slots.tobytes())
+        crcs = halves[1::2] if sys.byteorder == "little" else halves[0::2]
+        del halves
+        crcCount = len(crcs)
+        for position in compress(count(), map(eq, crcs, islice(crcs, 1, None))):
+            key = mailKeys[slots[position] & 0xFFFFFFFF]
+            other = position + 1
+            while other < crcCount and crcs[other] == crcs[position]:
+                if mailKeys[slots[other] & 0xFFFFFFFF] == key:
+                    return None
+                other += 1
+        del crcs
+        values = array("I", self._mailValues)
+        values[0::2] = self._uidValues
+        joined, self._joined = self._joined, None
+        return _layoutParts(*joined.parts(), values, slots, self._dnRefs, bytes(self._dnBytes), templates,
+                            self.entries)
+
     def parts(self) -> List[bytes]:
         """
         The index file's content, in parts to write one after the other;
         the builder is spent.
         """
         self.settle()
+        if self._regular:
+            templates = [(p.decode("utf-8", "replace"), s.decode("utf-8", "replace"))
+                         for p, s in sorted(self._templates, key=self._templates.__getitem__)]
+            try:
+                parts = self._regularParts(templates)
+            except BaseException:
+                self._spent()
+                raise
+            if parts is not None:
+                self._spent()
+                return parts
+            # A key claimed twice: the tables decide.
+            self._irregular()
+            self.settle()
         uidKeys, mailKeys = self._uidKeys, self._mailKeys
         names, uidNames = self._mailNames, self._uidNames
         if len(names) != len(mailKeys):
@@ -527,14 +680,45 @@ class CompactIndexBuilder:
         try:
             return _layout(names, recordUids, dnRefs, dnBytes, templates, self.entries, slots)
         finally:
-            # Nothing of it stays, even while something still refers to the
-            # closures (the connection of the load, until collected).
-            names.clear()
-            recordUids.clear()
-            self._uidKeys = self._mailKeys = self._uidValues = self._mailValues = self._recordUids = None
-            self._mailNames = self._uidNames = self._slotRuns = None
-            self._dnRefs = self._dnBytes = None
-            self.add = self.addEntry = None
+            self._spent()
+
+    def _spent(self) -> None:
+        # Nothing of it stays, even while something still refers to the
+        # closures (the connection of the load, until collected).
+        for table in (self._mailNames, self._uidNames, self._recordUids, self._mailKeys, self._uidKeys):
+            table.clear()
+        self._uidKeys = self._mailKeys = self._uidValues = self._mailValues = self._recordUids = None
+        self._mailNames = self._uidNames = self._slotRuns = None
+        self._dnRefs = self._dnBytes = None
+        self.add = self.addEntry = None
+
+
+def _runPatterns(shape: tuple, prefix: bytes, suffix: bytes):
+    """
+    The patterns of a run of usual entries of C{shape} (the tuple
+    L{CompactIndexBuilder._runDecoder} keeps) whose DNs are C{prefix} +
+    uid + C{suffix}: entries whose bytes are the shape's but for the uid
+    (without C{@}), in the DN and its attribute, and the address, that uid
+    + C{@} + the shape's length of domain.
+
+    @return: C{(tiling, entry)}: C{tiling} matches as many such entries
+        one after the other as there are, C{entry} matches one and gives
+        its C{(uid, address)}; or C{None} when the shape's DN cannot be
+        the template's.
+    """
+    total, head, headEnd, dnEnd, middle, firstStart, firstEnd, middle2, secondStart, uidFirst = shape
+    firstLength, secondLength = firstEnd - firstStart, total - secondStart
+    uidLength, addressLength = (firstLength, secondLength) if uidFirst else (secondLength, firstLength)
+    if not uidLength or dnEnd - headEnd != len(prefix) + uidLength + len(suffix) \
+            or addressLength <= uidLength:
+        return None
+    # The uid's group is in the DN, which comes first: C{(uid, address)}.
+    uid = b"(?P<uid>[^@]{%d})" % uidLength
+    address = b"((?P=uid)@.{%d})" % (addressLength - uidLength - 1)
+    first, second = (b"(?P=uid)", address) if uidFirst else (address, b"(?P=uid)")
+    entry = re.escape(head + prefix) + uid + re.escape(suffix + middle) + first + re.escape(middle2) + second
+    # The tiling pattern's own groups are not read: the same pattern serves.
+    return re.compile(b"(?:" + entry + b")*", re.DOTALL), re.compile(entry, re.DOTALL)
 
 
 def _shared(keys: List[bytes]) -> List[bytes]:
@@ -585,6 +769,45 @@ def _layout(names: Dict[bytes, int], recordUids: List[bytes], dnRefs: array, dnB
     del keys
     uidEnds = array("I", accumulate(map(len, recordUids), initial=0))
     uidBytes = b"".join(recordUids)
+    return _layoutParts(keyEnds, keyBytes, uidEnds, uidBytes, values, slots, dnRefs, dnBytes, templates, entries)
+
+
+class _JoinedNames:
+    """
+    Names and uids joined end to end as they come, in pieces, with their
+    ends (the key and uid sections of an index file).
+    """
+
+    def __init__(self):
+        self._keys: List[bytes] = []
+        self._keyEnds = array("I", [0])
+        self._uids: List[bytes] = []
+        self._uidEnds = array("I", [0])
+
+    def add(self, keys: List[bytes], uids: List[bytes]) -> None:
+        """
+        Append C{keys} and C{uids}.
+        """
+        for pieces, ends, names in ((self._keys, self._keyEnds, keys), (self._uids, self._uidEnds, uids)):
+            pieces.append(b"".join(names))
+            ends.extend(accumulate(map(len, names), initial=ends[-1]))
+            # The initial value is there already.
+            ends.pop(len(ends) - len(names) - 1)
+
+    def parts(self) -> Tuple[array, bytes, array, bytes]:
+        """
+        @return: The key ends, key bytes, uid ends, uid bytes.
+        """
+        return self._keyEnds, b"".join(self._keys), self._uidEnds, b"".join(self._uids)
+
+
+def _layoutParts(keyEnds: array, keyBytes: bytes, uidEnds: array, uidBytes: bytes, values: array, slots: array,
+                 dnRefs: array, dnBytes: bytes, templates, entries: int) -> List[bytes]:
+    """
+    The parts of an index file: the names (their ends and bytes, in the
+    order of their numbers) with their C{values}, C{slots} sorted
+    (L{_sortedSlots}), and the records.
+    """
     templateBytes = json.dumps(templates).encode("utf-8")
     header = _HEADER.pack(MAGIC, len(values), len(dnRefs), entries, len(keyBytes), len(uidBytes),
                           len(dnBytes), len(templateBytes))

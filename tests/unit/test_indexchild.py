@@ -85,3 +85,45 @@ class MapKeptTests(SynchronousTestCase):
         self.assertFalse(os.path.exists(self.path))
         self.assertEqual(len(self.warnings()), 1)
         self.assertIn("cannot be used", self.warnings()[0]["log_format"])
+
+
+class BuildProcessExitTests(SynchronousTestCase):
+    """
+    The process that builds the index ends as soon as it has.
+    """
+
+    def test_exitsAtOnce(self):
+        """
+        Once built (or failed), the build's process leaves with the build's
+        status through C{os._exit}, its output flushed first: no teardown
+        of the interpreter delays the end its parent waits for.
+        """
+        from fbtwist import worker
+
+        calls = []
+
+        class _Output:
+            def __init__(self, name):
+                self.name = name
+
+            def flush(self):
+                calls.append(("flush", self.name))
+
+        def build(argv):
+            calls.append(("build", list(argv)))
+            return 3
+
+        self.patch(worker, "buildNameIndex", build)
+        self.patch(worker.sys, "stdout", _Output("stdout"))
+        self.patch(worker.sys, "stderr", _Output("stderr"))
+        class _Exited(Exception):
+            pass
+
+        def exit(status):
+            calls.append(("exit", status))
+            raise _Exited()
+
+        self.patch(worker.os, "_exit", exit)
+        self.assertRaises(_Exited, worker.main, ["worker", "--build-name-index", "names.idx", "60"])
+        self.assertEqual(calls, [("build", ["worker", "--build-name-index", "names.idx", "60"]),
+                                 ("flush", "stdout"), ("flush", "stderr"), ("exit", 3)])

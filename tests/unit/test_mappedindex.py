@@ -673,3 +673,108 @@ class DecodeRunTests(SynchronousTestCase):
         """
         for stream in (data, STREAM[0] + data):
             self.assertSameAsPlain(stream)
+
+
+def _usual(n: int, uidFirst: bool = True, uid: bytes = b"", domain: bytes = b"example.com",
+           messageID: int = 7) -> bytes:
+    """
+    A usual entry as a server sends it: a uid, its address (the uid's
+    local part), its DN of the usual template.
+    """
+    uid = uid or b"user%06d" % n
+    attributes = [(b"uid", [uid]), (b"mail", [uid + b"@" + domain])]
+    return _message(b"uid=" + uid + b",ou=people,dc=example,dc=com", attributes[::1 if uidFirst else -1],
+                    messageID=messageID)
+
+
+class RunTests(SynchronousTestCase):
+    """
+    Runs of usual entries of one shape added together, and their claims
+    laid out without the tables of claims (as long as no key comes
+    twice): the same file as the tables give.
+    """
+
+    def byTables(self, messages) -> bytes:
+        """
+        The file of C{messages} decoded by ldaptor, with the tables of
+        claims from the first entry on.
+        """
+        builder = CompactIndexBuilder()
+        builder._irregular()
+        for message in messages:
+            builder.addEntry(*_decodedByLdaptor(message))
+        return b"".join(builder.parts())
+
+    def assertSameFile(self, messages, regular: bool) -> None:
+        stream, expected = b"".join(messages), self.byTables(messages)
+        for step in (len(stream), 1000, 333, 97):
+            # As a connection reads it: what is left, then the next bytes.
+            builder, buffer = CompactIndexBuilder(), b""
+            for start in range(0, len(stream), step):
+                buffer += stream[start:start + step]
+                buffer = buffer[searchEntries(buffer, 0, builder.addEntry):]
+            self.assertEqual((buffer, builder.entries), (b"", len(messages)))
+            builder.settle()
+            self.assertEqual((builder._regular, not builder._mailNames), (regular, regular), step)
+            self.assertEqual(b"".join(builder.parts()), expected, step)
+
+    def test_runs(self):
+        """
+        Thousands of usual entries (uid or address first, upper-case
+        letters, uids of digits only, message ids of several sizes), read
+        at once or in reads of a few sizes: the file of the tables, and the
+        tables never filled.
+        """
+        for uidFirst in (True, False):
+            for uid in (b"", b"User%06d", b"%06d", b"u%06d"):
+                for messageID in (7, 300, 2**31 - 1):
+                    messages = [_usual(n, uidFirst, uid % n if uid else b"", messageID=messageID)
+                                for n in range(600)]
+                    self.assertSameFile(messages, regular=True)
+
+    def test_runsBroken(self):
+        """
+        Runs broken by other entries (another domain's length, an address
+        whose local part is not the uid, a second address, an upper-case
+        attribute name, a non-ASCII uid, another template and a uid
+        claimed twice, no address): the same file as the tables give, the
+        tables filled only for entries other than the usual ones.
+        """
+        others = [
+            _usual(0, domain=b"x.example"),
+            _message(b"uid=odd,ou=people,dc=example,dc=com", [(b"uid", [b"odd"]), (b"mail", [b"other@x"])]),
+            _message(b"uid=two,ou=people,dc=example,dc=com", [(b"uid", [b"two"]),
+                                                              (b"mail", [b"two@x", b"deux@x"])]),
+            _message(b"uid=up,ou=people,dc=example,dc=com", [(b"UID", [b"up"]), (b"mail", [b"up@x"])]),
+            _usual(0, uid=_utf8("Ünï%03d")),
+            _message(b"cn=user000001,dc=x", [(b"uid", [b"user000001"]), (b"mail", [b"user000001@x"])]),
+            _message(b"uid=none,ou=people,dc=example,dc=com", [(b"uid", [b"none"])]),
+        ]
+        for other in others:
+            messages = [_usual(n) for n in range(500)] + [other] + [_usual(n) for n in range(500, 1000)]
+            self.assertSameFile(messages, regular=other not in others[1:3] + others[-1:])
+
+    def test_claimedTwice(self):
+        """
+        Usual entries of which two have the same uid: the file of the
+        tables, whose answer for that uid is nobody.
+        """
+        messages = [_usual(n) for n in range(1000)] + [_usual(5)]
+        self.assertSameFile(messages[:-1], regular=True)
+        builder = CompactIndexBuilder()
+        searchEntries(b"".join(messages), 0, builder.addEntry)
+        data = b"".join(builder.parts())
+        self.assertEqual(data, self.byTables(messages))
+        self.assertEqual(CompactNameIndex(data).get("user000005"), (True, None))
+        self.assertEqual(CompactNameIndex(data).get("user000006"), (True, "user000006"))
+
+    def test_sameCRC(self):
+        """
+        Two names of the same CRC-32 are not a name claimed twice: the
+        tables are not filled, and the file is theirs.
+        """
+        messages = [_usual(0, uid=b"599430bd25"), _usual(0, uid=b"f7633dd321")] + [_usual(n) for n in range(9)]
+        self.assertSameFile(messages, regular=True)
+        index = CompactNameIndex(self.byTables(messages))
+        self.assertEqual([index.get(name) for name in ("599430bd25", "F7633DD321", "f7633dd321@example.com")],
+                         [(True, "599430bd25"), (True, "f7633dd321"), (True, "f7633dd321")])
