@@ -28,7 +28,6 @@ from fbtwist.config import (
     settings,
     unknownSetting,
 )
-from fbtwist.directory.demo import DemoDirectoryService
 from fbtwist.directory.filters import defaultGroupBase
 from fbtwist.directory.ldapdirectory import LDAPDirectory
 from fbtwist.directory.ldapurl import parseLDAPURL
@@ -290,6 +289,11 @@ def buildDirectory(config, reactor, top) -> LDAPDirectory:
             server=directory.server,
         )
     if config.ldap is None:
+        # Here, not at the top: the name index's build process imports this
+        # module and needs no demo directory (ldaptor's in-memory server,
+        # some 0.15 s of its start).
+        from fbtwist.directory.demo import DemoDirectoryService
+
         def pointDirectoryAt(host, port):
             directory.url = url.withAddress(host, port)
 
