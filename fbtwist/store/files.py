@@ -142,6 +142,12 @@ def stagedTarget(name: str) -> Optional[Tuple[str, ...]]:
 
 def _createTemporary(target: FilePath, shared: bool = False,
                      place: Optional[Tuple[str, str]] = None) -> Tuple[str, int]:
+    path, fd, _ = _createTemporaryLocked(target, shared, place)
+    return path, fd
+
+
+def _createTemporaryLocked(target: FilePath, shared: bool = False, place: Optional[Tuple[str, str]] = None,
+                           checkLinks: bool = True) -> Tuple[str, int, Optional[bool]]:
     """
     Create a temporary file beside C{target}, or in C{place} (a hidden name
     ending in L{_TEMP_SUFFIX}, see L{isTemporaryOf}) and lock it, so that no
@@ -155,8 +161,12 @@ def _createTemporary(target: FilePath, shared: bool = False,
     @param place: The folder to make it in and the stem of its name
         (the tree's staging folder and L{stagedStem} of the target's path);
         by default beside C{target}, named after it.
-    @return: Its path and a descriptor open for writing, holding the lock
-        until it is closed.
+    @param checkLinks: Make sure it still has its name once locked (see
+        below); when C{False}, the caller does, with an C{fstat} it makes
+        anyway (C{st_nlink} 0: removed, to be made again).
+    @return: Its path, a descriptor open for writing, holding the lock
+        until it is closed, and whether it is locked (C{None}: the
+        filesystem has no locks); L{_createTemporary} gives the first two.
     @raise OSError: When it cannot be created.
     """
     if place is None:
@@ -186,8 +196,8 @@ def _createTemporary(target: FilePath, shared: bool = False,
             # taken the lock first and removed the file (the file then has
             # no name left: only its writer renames it): then try another.
             # Once locked, no starting server removes it.
-            if locked is not False and os.fstat(fd).st_nlink > 0:
-                return path, fd
+            if locked is not False and (not checkLinks or os.fstat(fd).st_nlink > 0):
+                return path, fd, locked
         except FileNotFoundError:
             pass
         except BaseException:
@@ -216,6 +226,20 @@ def _createTemporaryFor(target: FilePath, shared: bool = False,
             if stagingUsable(place[0]):
                 raise
     return _createTemporary(target, shared)
+
+
+def _createTemporaryLockedFor(target: FilePath, shared: bool = False, place: Optional[Tuple[str, str]] = None,
+                              checkLinks: bool = True) -> Tuple[str, int, Optional[bool]]:
+    """
+    L{_createTemporaryFor}, giving what L{_createTemporaryLocked} gives.
+    """
+    if place is not None:
+        try:
+            return _createTemporaryLocked(target, shared, place, checkLinks)
+        except OSError:
+            if stagingUsable(place[0]):
+                raise
+    return _createTemporaryLocked(target, shared, checkLinks=checkLinks)
 
 
 class RawFile:
@@ -634,12 +658,13 @@ def _info(path: StorePath, st: os.stat_result) -> ResourceInfo:
                         st.st_ino)
 
 
-def _setEtagAttribute(path, etag: str) -> None:
+def _setEtagAttribute(path, etag: str, st: Optional[os.stat_result] = None) -> None:
     # Remembered with size and mtime, so that an edit made by another
     # program (which keeps the attribute) is noticed.  C{path} may be a
-    # descriptor of the file open.
+    # descriptor of the file open, C{st} its status once written.
     try:
-        st = os.stat(path)
+        if st is None:
+            st = os.stat(path)
         value = f"{etag}|{st.st_size}|{st.st_mtime_ns}"
         os.setxattr(path, _ETAG_XATTR, value.encode("ascii"))
     except OSError:

@@ -18,6 +18,7 @@ from fbtwist.store.files import (
     RawFile,
     _createTemporary,
     _createTemporaryFor,
+    _createTemporaryLockedFor,
     _removeIfExists,
     _setEtagAttribute,
     _storageError,
@@ -54,6 +55,9 @@ class Upload:
         self._done = False
         self._writingOut = False
         self._abortRequested = False
+        #: Whether the temporary file was locked exclusively when created
+        #: (L{_writeWhole}).
+        self._lockedForCommit = False
         # Created with the first write: a publish sent in one piece creates
         # it where it is written, off the reactor thread (creating a file
         # waits for the directory, which other threads' fsyncs hold).
@@ -101,12 +105,44 @@ class Upload:
         with its entity tag: the slow part of a commit.  It touches nothing
         but this upload's own file, so it may run in another thread.
         """
-        if data:
+        written = None
+        if data and self._file is None:
+            written = self._writeWhole(data)
+        elif data:
             self.write(data)
         fd = self._open().fileno()
         # Labelled before the fsync, which makes the label durable too.
-        _setEtagAttribute(fd, '"' + self._hash.hexdigest()[:32] + '"')
+        _setEtagAttribute(fd, '"' + self._hash.hexdigest()[:32] + '"', written)
         os.fsync(fd)
+
+    def _writeWhole(self, data: bytes) -> os.stat_result:
+        """
+        Create the temporary file and write all of C{data} to it: a publish
+        sent in one piece, whose commit follows in this thread.  The file is
+        locked exclusively from the start (for the commit, see
+        L{fbtwist.store.locks.LockStore.publishing}), and the one C{fstat}
+        that labels it also tells that no starting server removed it
+        before it was locked (see
+        L{fbtwist.store.files._createTemporaryLocked}; then it is made
+        again).
+
+        @return: Its status once written.
+        @raise OSError: When it cannot be created or written.
+        """
+        for _ in range(5):
+            temp, fd, locked = _createTemporaryLockedFor(self._target, place=self._place, checkLinks=False)
+            self._temp, self._file, self._lockedForCommit = temp, RawFile(fd), locked is True
+            view = memoryview(data)
+            while view:
+                view = view[self._file.write(view):]
+            written = os.fstat(fd)
+            if written.st_nlink > 0:
+                self._hash.update(data)
+                self.size += len(data)
+                return written
+            self._file.close()
+            self._temp = self._file = None
+        raise OSError(errno.EAGAIN, "no temporary file could be created and locked")
 
     def _rename(self) -> bool:
         created = not (self._target.exists() if self._existed is None else self._existed)
@@ -308,6 +344,8 @@ class Upload:
         held = exclusive()
         publishing = getattr(held, "publishing", None)
         if publishing is not None:
+            if self._lockedForCommit:
+                return publishing(self.path, self._file.fileno(), locked=True)
             return publishing(self.path, self._file.fileno())
         return held
 

@@ -607,6 +607,98 @@ class CommitAsyncTests(unittest.SynchronousTestCase):
                 self.assertEqual(failure.value.errno, errno.EIO)
         self.assertEqual(treeNames(self.root.path), ["a.vfb"])
 
+    def test_onePieceLockedOnce(self):
+        """
+        A publish sent in one piece creates its temporary file locked
+        exclusively, and its commit takes no second lock of it (one
+        C{flock} in all); a WebDAV lock's look at it would wait.
+        """
+        import fcntl
+
+        from fbtwist.store import files, locks
+        from fbtwist.store.locks import LOCK_DIRECTORY, LockStore, WallClock
+
+        lockStore = LockStore(self.store.metadataDirectory(LOCK_DIRECTORY), WallClock)
+        modes, flock = [], fcntl.flock
+
+        def counting(fd, mode):
+            modes.append(mode)
+            return flock(fd, mode)
+
+        self.patch(files.fcntl, "flock", counting)
+        self.patch(locks.fcntl, "flock", counting)
+        seen = []
+
+        def check():
+            [name] = os.listdir(self.root.child(STAGING_FOLDER).path)
+            fd = os.open(self.root.child(STAGING_FOLDER).child(name).path, os.O_RDONLY)
+            try:
+                flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                seen.append("not locked")
+            except BlockingIOError:
+                seen.append("locked")
+            finally:
+                os.close(fd)
+
+        # The first publish makes the lock index (under the mutex).
+        self.store.openUpload(("a.vfb",)).commitAsync(b"first", exclusive=lockStore.exclusive)
+        self.runner.finish()
+        del modes[:]
+        d = self.store.openUpload(("a.vfb",)).commitAsync(b"new", check, exclusive=lockStore.exclusive)
+        self.runner.finish()
+        self.assertIs(self.successResultOf(d), False)
+        self.assertEqual(seen, ["locked"])
+        self.assertEqual(modes, [fcntl.LOCK_EX | fcntl.LOCK_NB])
+        self.assertEqual(self.store.read(("a.vfb",)), b"new")
+        self.assertEqual(self.store.etag(("a.vfb",)), etagForContent(b"new"))
+
+    def test_onePieceSweptBeforeLocked(self):
+        """
+        A publish sent in one piece whose temporary file a starting server
+        removed before it was locked writes another and commits it.
+        """
+        from fbtwist.store import files
+
+        staging, lock, swept = self.root.child(STAGING_FOLDER).path, files._lockTemporary, []
+
+        def sweptFirst(fd, mode):
+            if not swept:
+                for name in os.listdir(staging):
+                    os.unlink(os.path.join(staging, name))
+                    swept.append(name)
+            return lock(fd, mode)
+
+        self.patch(files, "_lockTemporary", sweptFirst)
+        d = self.store.openUpload(("a.vfb",)).commitAsync(b"new")
+        self.runner.finish()
+        self.assertIs(self.successResultOf(d), False)
+        self.assertEqual(len(swept), 1)
+        self.assertEqual(self.store.read(("a.vfb",)), b"new")
+        self.assertEqual(self.store.etag(("a.vfb",)), etagForContent(b"new"))
+        self.assertEqual(os.listdir(staging), [])
+
+    def test_renameFails(self):
+        """
+        A rename that fails (here: the target became a folder meanwhile)
+        refuses the commit in its one trip: nothing is fsynced for it, the
+        temporary file goes, and the next commit fsyncs on its own.
+        """
+        synced = []
+        fsync = self.store._directoryFsyncs._fsync
+        self.store._directoryFsyncs._fsync = lambda path: synced.append(path) or fsync(path)
+        d = self.store.openUpload(("b.vfb",)).commitAsync(b"new")
+        os.mkdir(self.root.child("b.vfb").path)
+        os.mkdir(self.root.child("b.vfb").child("inside").path)
+        self.runner.finish()
+        self.failureResultOf(d)
+        self.assertEqual(synced, [])
+        self.assertEqual(os.listdir(self.root.child(STAGING_FOLDER).path), [])
+        self.assertEqual(self.store._directoryFsyncs._directories[self.root.path].arriving, 0)
+        d = self.store.openUpload(("a.vfb",)).commitAsync(b"new")
+        self.runner.finish()
+        self.assertIs(self.successResultOf(d), False)
+        self.assertEqual(synced, [self.root.path])
+
     def test_directoryFsyncUnsupported(self):
         """
         A filesystem that cannot fsync a directory (C{EINVAL}) commits as
