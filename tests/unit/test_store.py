@@ -1224,6 +1224,60 @@ class DirectoryFsyncsTests(unittest.TestCase):
         self.assertTrue(failed)
         self.assertEqual(result.value.errno, errno.EIO)
 
+    def test_lastArrivingSyncsForAll(self):
+        """
+        A commit that renames while another into the same directory is
+        still being written joins without an fsync; the last one runs one
+        fsync for both.
+        """
+        from fbtwist.store.files import DirectoryFsyncs
+        from fbtwist.store.pool import Later
+
+        synced = []
+        syncs = DirectoryFsyncs(synced.append)
+        syncs.arriving("/d")
+        syncs.arriving("/d")
+        first = syncs.syncOrJoin("/d", "a", arrived=True)
+        self.assertIs(type(first), Later)
+        self.assertEqual(synced, [])
+        self.assertEqual(syncs.syncOrJoin("/d", "b", arrived=True), "b")
+        self.assertEqual(synced, ["/d"])
+        self.assertEqual(first.settled(), ("a", False))
+
+    def test_groupBounded(self):
+        """
+        However many commits are still being written, no more than
+        C{GROUP} wait for one: the next runs the fsync.
+        """
+        from fbtwist.store.files import DirectoryFsyncs
+
+        synced = []
+        syncs = DirectoryFsyncs(synced.append)
+        for _ in range(syncs.GROUP + 2):
+            syncs.arriving("/d")
+        joined = [syncs.syncOrJoin("/d", n, arrived=True) for n in range(syncs.GROUP)]
+        self.assertEqual(synced, [])
+        self.assertEqual(syncs.syncOrJoin("/d", "last", arrived=True), "last")
+        self.assertEqual(synced, ["/d"])
+        self.assertEqual([later.settled() for later in joined], [(n, False) for n in range(syncs.GROUP)])
+
+    def test_leaveServesJoined(self):
+        """
+        When the last commit being written fails before its rename, those
+        that joined get their fsync at once.
+        """
+        from fbtwist.store.files import DirectoryFsyncs
+
+        synced = []
+        syncs = DirectoryFsyncs(synced.append)
+        syncs.arriving("/d")
+        syncs.arriving("/d")
+        first = syncs.syncOrJoin("/d", "a", arrived=True)
+        self.assertEqual(synced, [])
+        syncs.leave("/d")
+        self.assertEqual(synced, ["/d"])
+        self.assertEqual(first.settled(), ("a", False))
+
     def test_syncServesJoined(self):
         """
         A blocking L{sync} that runs an fsync also runs the next for the
