@@ -28,6 +28,7 @@ from twisted.python.filepath import FilePath
 
 from fbtwist.errors import Conflict, InsufficientStorage, PermissionDenied, descriptorError
 from fbtwist.store.paths import ResourceInfo, StorePath
+from fbtwist.store.pool import Afterwards, Later
 
 _ETAG_XATTR = "user.fbtwist.etag"
 _TEMP_SUFFIX = ".tmp"
@@ -141,6 +142,12 @@ def stagedTarget(name: str) -> Optional[Tuple[str, ...]]:
 
 def _createTemporary(target: FilePath, shared: bool = False,
                      place: Optional[Tuple[str, str]] = None) -> Tuple[str, int]:
+    path, fd, _ = _createTemporaryLocked(target, shared, place)
+    return path, fd
+
+
+def _createTemporaryLocked(target: FilePath, shared: bool = False, place: Optional[Tuple[str, str]] = None,
+                           checkLinks: bool = True) -> Tuple[str, int, Optional[bool]]:
     """
     Create a temporary file beside C{target}, or in C{place} (a hidden name
     ending in L{_TEMP_SUFFIX}, see L{isTemporaryOf}) and lock it, so that no
@@ -154,8 +161,12 @@ def _createTemporary(target: FilePath, shared: bool = False,
     @param place: The folder to make it in and the stem of its name
         (the tree's staging folder and L{stagedStem} of the target's path);
         by default beside C{target}, named after it.
-    @return: Its path and a descriptor open for writing, holding the lock
-        until it is closed.
+    @param checkLinks: Make sure it still has its name once locked (see
+        below); when C{False}, the caller does, with an C{fstat} it makes
+        anyway (C{st_nlink} 0: removed, to be made again).
+    @return: Its path, a descriptor open for writing, holding the lock
+        until it is closed, and whether it is locked (C{None}: the
+        filesystem has no locks); L{_createTemporary} gives the first two.
     @raise OSError: When it cannot be created.
     """
     if place is None:
@@ -185,8 +196,8 @@ def _createTemporary(target: FilePath, shared: bool = False,
             # taken the lock first and removed the file (the file then has
             # no name left: only its writer renames it): then try another.
             # Once locked, no starting server removes it.
-            if locked is not False and os.fstat(fd).st_nlink > 0:
-                return path, fd
+            if locked is not False and (not checkLinks or os.fstat(fd).st_nlink > 0):
+                return path, fd, locked
         except FileNotFoundError:
             pass
         except BaseException:
@@ -215,6 +226,20 @@ def _createTemporaryFor(target: FilePath, shared: bool = False,
             if stagingUsable(place[0]):
                 raise
     return _createTemporary(target, shared)
+
+
+def _createTemporaryLockedFor(target: FilePath, shared: bool = False, place: Optional[Tuple[str, str]] = None,
+                              checkLinks: bool = True) -> Tuple[str, int, Optional[bool]]:
+    """
+    L{_createTemporaryFor}, giving what L{_createTemporaryLocked} gives.
+    """
+    if place is not None:
+        try:
+            return _createTemporaryLocked(target, shared, place, checkLinks)
+        except OSError:
+            if stagingUsable(place[0]):
+                raise
+    return _createTemporaryLocked(target, shared, checkLinks=checkLinks)
 
 
 class RawFile:
@@ -315,12 +340,38 @@ def _syncDirectory(path: str) -> None:
         os.close(fd)
 
 
+#: What fsync of a directory answers on filesystems that cannot do it.
+_NO_DIRECTORY_FSYNC = frozenset((errno.EINVAL, errno.EOPNOTSUPP, errno.ENOSYS))
+
+
+def _syncDirectoryOrFail(path: str) -> None:
+    """
+    Fsync the directory C{path} after a commit's rename in it.  A directory
+    gone meanwhile, or a filesystem that cannot fsync directories, has
+    nothing more to do; an fsync that fails (an I/O error, a full disk)
+    raises: the rename may not survive a crash.
+
+    @raise OSError: When the fsync failed.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        if e.errno not in _NO_DIRECTORY_FSYNC:
+            raise
+    finally:
+        os.close(fd)
+
+
 class _Syncs:
     """
     The fsyncs of one directory (L{DirectoryFsyncs}).
     """
 
-    __slots__ = ("begun", "ended", "running", "waiting")
+    __slots__ = ("begun", "ended", "running", "waiting", "joined", "arriving")
 
     def __init__(self):
         #: The fsyncs begun and the last that ended well, counted.
@@ -328,6 +379,11 @@ class _Syncs:
         self.running = False
         #: Callers waiting for another's fsync.
         self.waiting = 0
+        #: Commits that renamed while an fsync ran (L{DirectoryFsyncs.syncOrJoin}):
+        #: their L{Later}s and values, for the next fsync.
+        self.joined: list = []
+        #: Commits between L{DirectoryFsyncs.arriving} and their rename.
+        self.arriving = 0
 
 
 class DirectoryFsyncs:
@@ -336,19 +392,27 @@ class DirectoryFsyncs:
     time per directory: one fsync of a directory makes durable every rename
     made in it before the fsync began.
 
-    A commit's thread, right after its rename, L{trySync}s: with no fsync
-    of the directory running, it runs one there and then, and the commit
-    costs no further trip through the thread pool.  With one running, it
-    does not wait (which would hold a thread of the small pool): the commit
-    then waits in the reactor's thread (L{_DirectorySyncs}), with every
-    other commit arriving meanwhile, for one L{sync} that serves them all.
+    A commit's thread, right after its rename, L{syncOrJoin}s: with no
+    fsync of the directory running, it runs one there and then, which also
+    serves the commits that joined before it began; with one running, the
+    commit joins the next and the thread goes on to other work (waiting
+    would hold a thread of the small pool).  Whoever ran an fsync runs the
+    next while commits have joined (after handing its own outcome over), so
+    that under load one thread fsyncs the directory for all, one fsync per
+    group, and the others write.  A commit whose thread sees others being
+    written into the same directory (L{arriving}) joins too, unless
+    L{GROUP} have joined: the last of them runs the fsync for all.
 
     @param fsync: Called with a directory's path (in the calling thread),
-        returns once it was fsynced.
+        returns once it was fsynced, raises when that failed.
     """
 
+    #: The most commits joined while no fsync runs: the next commit's
+    #: thread runs one even with others still being written.
+    GROUP = 8
+
     def __init__(self, fsync: Optional[Callable[[str], None]] = None):
-        self._fsync = _syncDirectory if fsync is None else fsync
+        self._fsync = _syncDirectoryOrFail if fsync is None else fsync
         self._changed = threading.Condition(threading.Lock())
         self._directories: Dict[str, _Syncs] = {}
 
@@ -366,29 +430,92 @@ class DirectoryFsyncs:
             syncs = self._directories[path] = _Syncs()
         return syncs
 
-    def trySync(self, path: str) -> bool:
+    def arriving(self, path: str) -> None:
         """
-        Fsync C{path} now unless an fsync of it is running.  Blocks: call it
-        in a thread of the store's pool.
+        Say that a commit into the directory C{path} is being written in
+        this thread: its L{syncOrJoin} (with C{arrived}) or L{leave} follows.
+        """
+        with self._changed:
+            self._syncsOf(path).arriving += 1
 
-        @return: Whether every rename made in C{path} before this call is
-            now durable (C{False}: one was running, nothing was done).
+    def leave(self, path: str) -> None:
+        """
+        Say that a commit L{arriving} in C{path} failed before its rename:
+        when it was the last being written, the commits that joined get
+        their fsync now.  Blocks: call it in a thread of the store's pool.
         """
         with self._changed:
             syncs = self._syncsOf(path)
-            if syncs.running:
-                return False
-            syncs.begun += 1
-            syncs.running = True
-        self._run(path, syncs)
-        return True
+            syncs.arriving -= 1
+            if syncs.arriving or syncs.running or not syncs.joined:
+                return
+        self._serveJoined(path)
+
+    def syncOrJoin(self, path: str, value, arrived: bool = False):
+        """
+        Make every rename made in C{path} before this call durable, the way
+        a commit's call in the store's pool does it (see the class).  Blocks
+        (an fsync): call it in a thread of the store's pool.
+
+        @param value: What the call gives once that is done.
+        @param arrived: The commit said it was L{arriving}.
+        @return: C{value} (this thread ran the fsync, nobody joined
+            meanwhile); an L{Afterwards} giving C{value}, whose work runs
+            the fsyncs of the commits that joined; or a L{Later} resolved
+            with C{value} (or the failure of the fsync that served it) by
+            the thread running the next fsync.
+        @raise OSError: When the fsync this thread ran failed.
+        """
+        with self._changed:
+            syncs = self._syncsOf(path)
+            if arrived:
+                syncs.arriving -= 1
+            if syncs.running or (syncs.arriving and len(syncs.joined) < self.GROUP):
+                later = Later()
+                syncs.joined.append((later, value))
+                return later
+            served = self._begin(syncs)
+        try:
+            self._run(path, syncs, served)
+        except BaseException:
+            self._serveJoined(path)
+            raise
+        if syncs.joined:
+            return Afterwards(value, lambda: self._serveJoined(path))
+        return value
+
+    def _begin(self, syncs: _Syncs) -> list:
+        """
+        Under the lock: an fsync begins, which serves the commits joined
+        so far (returned; no longer joined).
+        """
+        syncs.begun += 1
+        syncs.running = True
+        served, syncs.joined = syncs.joined, []
+        return served
+
+    def _serveJoined(self, path: str) -> None:
+        """
+        Run fsyncs of C{path} while commits joined and none runs.
+        """
+        while True:
+            with self._changed:
+                syncs = self._syncsOf(path)
+                if syncs.running or not syncs.joined:
+                    return
+                served = self._begin(syncs)
+            try:
+                self._run(path, syncs, served)
+            except BaseException:
+                pass  # failed for those it served (L{_run})
 
     def sync(self, path: str) -> None:
         """
         Return once every rename made in C{path} before this call is
         durable: after an fsync of C{path} that began after this call, run
         here or, when one was running, by the first caller waiting for the
-        next.  Blocks: call it in a thread of the store's pool.
+        next (or by whoever serves the commits that joined meanwhile).
+        Blocks: call it in a thread of the store's pool.
         """
         with self._changed:
             syncs = self._syncsOf(path)
@@ -396,33 +523,50 @@ class DirectoryFsyncs:
             needed = syncs.begun + 1
             while syncs.ended < needed:
                 if not syncs.running:
-                    syncs.begun += 1
-                    syncs.running = True
+                    served = self._begin(syncs)
                     break
                 syncs.waiting += 1
                 self._changed.wait()
                 syncs.waiting -= 1
             else:
                 return
-        self._run(path, syncs)
+        try:
+            self._run(path, syncs, served)
+        finally:
+            self._serveJoined(path)
 
-    def _run(self, path: str, syncs: _Syncs) -> None:
-        succeeded = False
+    def _run(self, path: str, syncs: _Syncs, served: list) -> None:
+        """
+        Fsync C{path} (begun under the lock, L{_begin}) and give the
+        commits it serves (C{served}) their outcome: their value, or the
+        fsync's failure, which is raised here too.
+        """
+        error = None
         try:
             self._fsync(path)
-            succeeded = True
-        finally:
-            with self._changed:
-                # Failed, it serves no one: those waiting start another.
-                if succeeded:
-                    syncs.ended = syncs.begun
-                syncs.running = False
-                if len(self._directories) > 1024:
-                    # Directories no one syncs or waits for need nothing kept.
-                    self._directories = {
-                        p: s for p, s in self._directories.items() if s.running or s.waiting
-                    }
+        except BaseException as e:
+            error = e
+        with self._changed:
+            # Failed, it serves no one: those waiting start another.
+            if error is None:
+                syncs.ended = syncs.begun
+            syncs.running = False
+            if len(self._directories) > 1024:
+                # Directories no one syncs or waits for need nothing kept.
+                self._directories = {
+                    p: s for p, s in self._directories.items() if s.running or s.waiting or s.joined or s.arriving
+                }
+            if syncs.waiting:
                 self._changed.notify_all()
+        if served:
+            failure = None if error is None else Failure(error)
+            for later, value in served:
+                if failure is None:
+                    later.resolve(value)
+                else:
+                    later.resolve(failure, True)
+        if error is not None:
+            raise error
 
 
 class _DirectorySyncs:
@@ -430,7 +574,9 @@ class _DirectorySyncs:
     Group commit of directory entries, in the reactor's thread: one fsync
     of a directory makes durable every rename made in it before the fsync
     began, so commits waiting for the same directory share one (those that
-    found one running in L{DirectoryFsyncs.trySync}).  A commit arriving while an
+    joined another thread's fsync, L{DirectoryFsyncs.syncOrJoin}, when the
+    store's C{runBlocking} is not its pool, which waits for that fsync
+    itself).  A commit arriving while an
     fsync of its directory is running waits for the next, which starts as
     soon as the running one ends and serves everyone who arrived meanwhile.
 
@@ -512,12 +658,13 @@ def _info(path: StorePath, st: os.stat_result) -> ResourceInfo:
                         st.st_ino)
 
 
-def _setEtagAttribute(path, etag: str) -> None:
+def _setEtagAttribute(path, etag: str, st: Optional[os.stat_result] = None) -> None:
     # Remembered with size and mtime, so that an edit made by another
     # program (which keeps the attribute) is noticed.  C{path} may be a
-    # descriptor of the file open.
+    # descriptor of the file open, C{st} its status once written.
     try:
-        st = os.stat(path)
+        if st is None:
+            st = os.stat(path)
         value = f"{etag}|{st.st_size}|{st.st_mtime_ns}"
         os.setxattr(path, _ETAG_XATTR, value.encode("ascii"))
     except OSError:

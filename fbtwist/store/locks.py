@@ -222,7 +222,7 @@ class LockStore:
         return fd
 
     @contextmanager
-    def publishing(self, path, fd: int) -> Iterator[None]:
+    def publishing(self, path, fd: int, locked: bool = False) -> Iterator[None]:
         """
         What a publish of C{path} holds around its last check and its rename
         (L{fbtwist.store.uploads.Upload.commitAsync}), in place of
@@ -232,16 +232,21 @@ class LockStore:
         when the index says a lock may apply to C{path} or to its parent.
         Without the mutex, L{affecting} of C{path} answers from what was
         looked at here, in this thread, while it is held.
+
+        @param locked: C{fd} is locked exclusively already (a publish sent
+            in one piece locks its file so when it creates it, in the
+            commit's thread).
         """
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError as e:
-            if e.errno not in _NO_LOCKS:
-                raise
-            # No locks on this filesystem: no waiting for commits either.
-            with self.exclusive():
-                yield
-            return
+        if not locked:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as e:
+                if e.errno not in _NO_LOCKS:
+                    raise
+                # No locks on this filesystem: no waiting for commits either.
+                with self.exclusive():
+                    yield
+                return
         path = tuple(path)
         if self._mayApply(path):
             with self.exclusive():
@@ -630,11 +635,11 @@ class _Mutex:
         os.close(fd)
         return False
 
-    def publishing(self, path, fd: int) -> ContextManager[None]:
+    def publishing(self, path, fd: int, locked: bool = False) -> ContextManager[None]:
         """
         What a publish holds instead of the mutex: L{LockStore.publishing}.
         """
-        return self._store.publishing(path, fd)
+        return self._store.publishing(path, fd, locked)
 
 
 def clampTimeout(seconds: int) -> int:

@@ -16,19 +16,88 @@ wake-up of the reactor for all the results that arrive before it runs
 (a busy server's publishes end several at a time), where Twisted's
 thread pool and C{deferToThreadPool} cost a handful of locks, a context
 and a wake-up per call.
+
+A call may give its outcome before it ends (L{Afterwards}: the rest of
+its work runs once the outcome is on its way), or leave it to another
+thread of the pool (L{Later}): so a commit whose directory's fsync is
+run by another thread's call takes one trip, and its outcome reaches
+the reactor with that fsync's others, in one wake-up.
 """
 
 import threading
 from collections import deque
+from functools import partial
 from queue import SimpleQueue
 from typing import Callable, List, Optional
 
 from twisted.application.service import Service
 from twisted.internet import defer
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 #: The threads of the store's pool by default (C{--store-threads}).
 DEFAULT_THREADS = 3
+
+_log = Logger()
+
+
+class Later:
+    """
+    What a call of the pool returns when another thread gives its outcome:
+    the pool hands that outcome to the reactor once L{resolve} is called
+    (in any thread; once).  A runner that is not the pool sees the object
+    itself (L{settled} tells whether it has an outcome yet).
+    """
+
+    __slots__ = ("_lock", "_outcome", "_receiver")
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._outcome: Optional[tuple] = None
+        self._receiver: Optional[Callable] = None
+
+    def resolve(self, outcome, failed: bool = False) -> None:
+        """
+        Give the outcome: C{outcome} is the result, or a L{Failure} when
+        C{failed}.
+        """
+        with self._lock:
+            self._outcome = (outcome, failed)
+            receiver = self._receiver
+        if receiver is not None:
+            receiver(outcome, failed)
+
+    def then(self, receiver: Callable) -> None:
+        """
+        Have C{receiver(outcome, failed)} called once the outcome is given
+        (at once when it was).
+        """
+        with self._lock:
+            self._receiver = receiver
+            outcome = self._outcome
+        if outcome is not None:
+            receiver(*outcome)
+
+    def settled(self) -> Optional[tuple]:
+        """
+        The outcome and whether it failed, or C{None} while none was given.
+        """
+        with self._lock:
+            return self._outcome
+
+
+class Afterwards:
+    """
+    What a call of the pool returns to give its outcome C{value} at once
+    and go on with C{work()} in the same thread (the pool's next call waits
+    for it); a runner that is not the pool sees the object itself.
+    """
+
+    __slots__ = ("value", "work")
+
+    def __init__(self, value, work: Callable[[], None]):
+        self.value = value
+        self.work = work
 
 
 class _Workers:
@@ -56,7 +125,7 @@ class _Workers:
         return d
 
     def _work(self) -> None:
-        get, done, lock = self._queue.get, self._done, self._doneLock
+        get = self._queue.get
         while True:
             work = get()
             if work is None:
@@ -67,12 +136,29 @@ class _Workers:
             except BaseException:
                 outcome, failed = Failure(), True
             del work, f, args
-            with lock:
-                done.append((d, outcome, failed))
-                wake, self._deliveryDue = not self._deliveryDue, True
+            kind = type(outcome)
+            if kind is Later:
+                outcome.then(partial(self._handOver, d))
+            elif kind is Afterwards:
+                self._handOver(d, outcome.value, False)
+                try:
+                    outcome.work()
+                except BaseException:
+                    # Nobody awaits it: said in the log, as the reactor's
+                    # pool says an uncaught error.
+                    self._reactor.callFromThread(_log.failure, "the store's work after a call failed", Failure())
+            else:
+                self._handOver(d, outcome, failed)
             del d, outcome
-            if wake:
-                self._reactor.callFromThread(self._deliver)
+
+    def _handOver(self, d: defer.Deferred, outcome, failed: bool) -> None:
+        # In any of the pool's threads: queued for the reactor, which is
+        # woken when nothing queued before has woken it yet.
+        with self._doneLock:
+            self._done.append((d, outcome, failed))
+            wake, self._deliveryDue = not self._deliveryDue, True
+        if wake:
+            self._reactor.callFromThread(self._deliver)
 
     def _deliver(self) -> None:
         # In the reactor's thread: everything done so far, with one wake-up.

@@ -107,9 +107,6 @@ class CalendarStore:
         #: Why the tree keeps nothing (L{keep}), once it is known.
         self.keepsRefused: Optional[str] = None
         self._directoryFsyncs = DirectoryFsyncs()
-        #: Commits between their start and their end (L{Upload.commitAsync}),
-        #: counted in the reactor's thread.
-        self._commitsUnderWay = 0
         self._directorySyncs = _DirectorySyncs(lambda path: self.runBlocking(self._directoryFsyncs.sync, path))
         self._rootDevice = os.stat(self.root.path).st_dev
         #: Where temporary files are made (L{fbtwist.store.files.stagingFolder}):

@@ -18,11 +18,13 @@ from fbtwist.store.files import (
     RawFile,
     _createTemporary,
     _createTemporaryFor,
+    _createTemporaryLockedFor,
     _removeIfExists,
     _setEtagAttribute,
     _storageError,
 )
 from fbtwist.store.paths import StorePath
+from fbtwist.store.pool import Afterwards
 from fbtwist.store.warmnames import warmSiblings
 
 if TYPE_CHECKING:
@@ -53,6 +55,9 @@ class Upload:
         self._done = False
         self._writingOut = False
         self._abortRequested = False
+        #: Whether the temporary file was locked exclusively when created
+        #: (L{_writeWhole}).
+        self._lockedForCommit = False
         # Created with the first write: a publish sent in one piece creates
         # it where it is written, off the reactor thread (creating a file
         # waits for the directory, which other threads' fsyncs hold).
@@ -100,15 +105,48 @@ class Upload:
         with its entity tag: the slow part of a commit.  It touches nothing
         but this upload's own file, so it may run in another thread.
         """
-        if data:
+        written = None
+        if data and self._file is None:
+            written = self._writeWhole(data)
+        elif data:
             self.write(data)
         fd = self._open().fileno()
         # Labelled before the fsync, which makes the label durable too.
-        _setEtagAttribute(fd, '"' + self._hash.hexdigest()[:32] + '"')
+        _setEtagAttribute(fd, '"' + self._hash.hexdigest()[:32] + '"', written)
         os.fsync(fd)
+
+    def _writeWhole(self, data: bytes) -> os.stat_result:
+        """
+        Create the temporary file and write all of C{data} to it: a publish
+        sent in one piece, whose commit follows in this thread.  The file is
+        locked exclusively from the start (for the commit, see
+        L{fbtwist.store.locks.LockStore.publishing}), and the one C{fstat}
+        that labels it also tells that no starting server removed it
+        before it was locked (see
+        L{fbtwist.store.files._createTemporaryLocked}; then it is made
+        again).
+
+        @return: Its status once written.
+        @raise OSError: When it cannot be created or written.
+        """
+        for _ in range(5):
+            temp, fd, locked = _createTemporaryLockedFor(self._target, place=self._place, checkLinks=False)
+            self._temp, self._file, self._lockedForCommit = temp, RawFile(fd), locked is True
+            view = memoryview(data)
+            while view:
+                view = view[self._file.write(view):]
+            written = os.fstat(fd)
+            if written.st_nlink > 0:
+                self._hash.update(data)
+                self.size += len(data)
+                return written
+            self._file.close()
+            self._temp = self._file = None
+        raise OSError(errno.EAGAIN, "no temporary file could be created and locked")
 
     def _rename(self) -> bool:
         created = not (self._target.exists() if self._existed is None else self._existed)
+        self._created = created
         try:
             os.rename(self._temp, self._target.path)
         except OSError as e:
@@ -167,7 +205,10 @@ class Upload:
         with self._abortingOnFailure():
             self._writeOut(b"")
             created = self._rename()
-        self._store._directoryFsyncs.sync(os.path.dirname(self._target.path))
+        try:
+            self._store._directoryFsyncs.sync(os.path.dirname(self._target.path))
+        except OSError as e:
+            raise _storageError(e, self.path) from None
         return created
 
     @contextmanager
@@ -221,48 +262,76 @@ class Upload:
                 raise defer.CancelledError("the upload was aborted")
         self._writingOut = True
         store = self._store
-        store._commitsUnderWay += 1
+        with self._abortingOnFailure():
+            try:
+                # One trip to the store's threads for everything that
+                # blocks, the directory's fsync included.
+                outcome = await store.runBlocking(self._writeOutAndRename, data, check, exclusive, derived)
+            finally:
+                self._writingOut = False
+        if type(outcome) is bool:
+            return outcome
+        # A runner that is not the store's pool gives what the pool would
+        # have waited for or gone on with itself.
+        folder = os.path.dirname(self._target.path)
+        if type(outcome) is Afterwards:
+            store.runBlocking(outcome.work)
+            return outcome.value
+        settled = outcome.settled()
+        if settled is None:
+            # Joined another thread's fsync, which this runner does not
+            # wait for: the group commit in the reactor's thread instead.
+            await self._syncFolder(store._directorySyncs.sync(folder))
+            return self._created
+        value, failed = settled
+        if failed:
+            await self._syncFolder(defer.fail(value))
+        return value
+
+    async def _syncFolder(self, synced: defer.Deferred) -> None:
         try:
-            with self._abortingOnFailure():
-                try:
-                    # One trip to the store's threads for everything that
-                    # blocks, the directory's fsync included when alone.
-                    created, durable = await store.runBlocking(
-                        self._writeOutAndRename, data, check, exclusive, derived)
-                finally:
-                    self._writingOut = False
-            if not durable:
-                await store._directorySyncs.sync(os.path.dirname(self._target.path))
-        finally:
-            store._commitsUnderWay -= 1
-        return created
+            await synced
+        except OSError as e:
+            raise _storageError(e, self.path) from None
 
-    def _writeOutAndRename(self, data: bytes, check, exclusive,
-                           derived: Optional[bytes] = None) -> Tuple[bool, bool]:
+    def _writeOutAndRename(self, data: bytes, check, exclusive, derived: Optional[bytes] = None):
         """
-        Write out, check and rename; then, when no other commit is under
-        way, fsync the directory too (L{fbtwist.store.files.DirectoryFsyncs.trySync}),
-        so that a lone publish costs one trip to the store's threads.  With
-        others under way, the directory's fsync is left to the group commit
-        in the reactor's thread, which serves them all with one (a thread of
-        the small pool fsyncing for one commit would hold up the others).
+        Write out, check and rename, then fsync the directory or join the
+        fsync of another commit's thread
+        (L{fbtwist.store.files.DirectoryFsyncs.syncOrJoin}), so that a
+        publish costs one trip to the store's threads, whose outcome the
+        pool hands to the reactor once the rename is durable.
 
-        @return: Whether the file is new, and whether its rename is durable
-            already.
+        @return: Whether the file is new, or what the pool makes of it (an
+            L{fbtwist.store.pool.Later} or L{fbtwist.store.pool.Afterwards}
+            giving it).
+        @raise InsufficientStorage: When the disk is full (also for the
+            directory's fsync, after the rename: the new version may not
+            survive a crash, and the publish is refused).
         """
-        self._writeOut(data)
-        with self._holding(exclusive):
-            if self._abortRequested:
-                raise defer.CancelledError("the upload was aborted while it was being written")
-            if check is not None:
-                check()
-            created = self._rename()
+        fsyncs, folder = self._store._directoryFsyncs, os.path.dirname(self._target.path)
+        fsyncs.arriving(folder)
+        try:
+            self._writeOut(data)
+            with self._holding(exclusive):
+                if self._abortRequested:
+                    raise defer.CancelledError("the upload was aborted while it was being written")
+                if check is not None:
+                    check()
+                created = self._rename()
+        except BaseException:
+            fsyncs.leave(folder)
+            raise
         if derived is not None:
-            self._store._storeDerived(self.path, derived)
-        # Counted in the reactor's thread; read here, either answer is safe.
-        if self._store._commitsUnderWay > 1:
-            return created, False
-        return created, self._store._directoryFsyncs.trySync(os.path.dirname(self._target.path))
+            try:
+                self._store._storeDerived(self.path, derived)
+            except BaseException:
+                fsyncs.leave(folder)
+                raise
+        try:
+            return fsyncs.syncOrJoin(folder, created, arrived=True)
+        except OSError as e:
+            raise _storageError(e, self.path) from None
 
     def _holding(self, exclusive: Callable[[], ContextManager]) -> ContextManager:
         """
@@ -275,6 +344,8 @@ class Upload:
         held = exclusive()
         publishing = getattr(held, "publishing", None)
         if publishing is not None:
+            if self._lockedForCommit:
+                return publishing(self.path, self._file.fileno(), locked=True)
             return publishing(self.path, self._file.fileno())
         return held
 

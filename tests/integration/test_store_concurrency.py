@@ -9,6 +9,7 @@ L{tests.unit.test_store}.
 import os
 
 from twisted.internet import defer
+from twisted.internet.task import deferLater
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
@@ -42,6 +43,63 @@ class GroupCommitTests(unittest.TestCase):
                 self.assertEqual(store.read((f"u{i}.vfb",)), b"version %d" % i)
 
         return defer.gatherResults(commits).addCallback(check)
+
+    @inline
+    async def test_oneTripGroupedFsync(self):
+        """
+        Through the store's pool, each commit takes one trip: while one
+        thread fsyncs the directory, commits renamed meanwhile join the
+        next fsync, which that thread runs once it has handed its own
+        outcome over; they fire once it has ended, without a trip of
+        their own.
+        """
+        import threading
+
+        from twisted.internet import reactor
+
+        from fbtwist.store.pool import StorePool
+
+        pool = StorePool(reactor, 3)
+        self.addCleanup(pool.stopService)
+        trips = []
+
+        def runBlocking(f, *args):
+            trips.append(f)
+            return pool.runBlocking(f, *args)
+
+        store = CalendarStore(FilePath(self.mktemp()), runBlocking=runBlocking)
+        fsyncs, releases = [], [threading.Event() for _ in range(3)]
+        everyFsync = threading.Semaphore(0)
+
+        def fsync(path):
+            release = releases[len(fsyncs)]
+            fsyncs.append(path)
+            everyFsync.release()
+            self.assertTrue(release.wait(30))
+
+        store._directoryFsyncs._fsync = fsync
+        first = store.openUpload(("a.vfb",)).commitAsync(b"a")
+        self.assertTrue(everyFsync.acquire(timeout=30))
+        others = [store.openUpload((name,)).commitAsync(b"later") for name in ("b.vfb", "c.vfb")]
+        syncs = store._directoryFsyncs._directories[store.root.path]
+        for _ in range(3000):
+            if len(syncs.joined) == 2:
+                break
+            await deferLater(reactor, 0.01)
+        # The others renamed and joined: their threads are free again.
+        self.assertEqual(len(syncs.joined), 2)
+        self.assertEqual(len(fsyncs), 1)
+        self.assertFalse(any(d.called for d in others))
+        releases[0].set()
+        self.assertIs(await first, True)
+        self.assertTrue(everyFsync.acquire(timeout=30))
+        self.assertEqual(len(fsyncs), 2)
+        self.assertFalse(any(d.called for d in others))
+        releases[1].set()
+        self.assertEqual(await defer.gatherResults(others), [True, True])
+        self.assertEqual(len(fsyncs), 2)
+        self.assertEqual(len(trips), 3)
+        self.assertEqual([store.read((n,)) for n in ("a.vfb", "b.vfb", "c.vfb")], [b"a", b"later", b"later"])
 
     def _lockedStore(self):
         from twisted.internet import reactor

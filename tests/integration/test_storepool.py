@@ -7,6 +7,7 @@ import threading
 import time
 
 from twisted.internet import defer
+from twisted.python.failure import Failure
 from twisted.trial import unittest
 
 from fbtwist.store.pool import StorePool
@@ -116,6 +117,36 @@ class StorePoolTests(unittest.TestCase):
         time.sleep(0.1)
         self.assertEqual(reactor.calls, 1)
         return defer.gatherResults(ds).addCallback(self.assertEqual, [n * n for n in range(6)])
+
+    def test_laterAndAfterwards(self):
+        """
+        A call returning an L{Afterwards} has its value handed over before
+        its work runs; one returning a L{Later} has its Deferred fired with
+        what another thread resolves it with, a failure included.
+        """
+        from fbtwist.store.pool import Afterwards, Later
+
+        pool = StorePool(self.reactor, 2)
+        self.addCleanup(pool.stopService)
+        later, failing, release = Later(), Later(), threading.Event()
+        handedOver = []
+
+        def afterwards():
+            return Afterwards("first", lambda: (release.wait(30), later.resolve("joined"),
+                                                failing.resolve(Failure(ZeroDivisionError()), True)))
+
+        first = pool.runBlocking(afterwards).addCallback(handedOver.append)
+        joined = pool.runBlocking(lambda: later)
+        failed = self.assertFailure(pool.runBlocking(lambda: failing), ZeroDivisionError)
+
+        def firstHandedOver(_):
+            # Its work still waits: the others have no outcome yet.
+            self.assertEqual(handedOver, ["first"])
+            self.assertFalse(joined.called)
+            release.set()
+            return defer.gatherResults([joined, failed])
+
+        return first.addCallback(firstHandedOver).addCallback(lambda results: self.assertEqual(results[0], "joined"))
 
     def test_stopWaitsForQueuedWork(self):
         """

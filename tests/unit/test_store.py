@@ -571,11 +571,10 @@ class CommitAsyncTests(unittest.SynchronousTestCase):
         self.assertEqual(synced, [self.root.path])
         self.assertIs(self.successResultOf(d), False)
 
-    def test_othersUnderWayLeaveTheSyncToTheGroup(self):
+    def test_eachTripSyncsWhenNoneRuns(self):
         """
-        With other commits under way, a commit's thread does not fsync the
-        directory: the group commit in the reactor's thread does, one fsync
-        for every commit that renamed while the one before ran.
+        Commits whose calls run one after another each fsync the directory
+        in their one call of C{runBlocking}: none asks for another.
         """
         names = [("a.vfb",), ("b.vfb",), ("c.vfb",)]
         synced = []
@@ -585,18 +584,132 @@ class CommitAsyncTests(unittest.SynchronousTestCase):
         for _ in names:
             self.runner.finish()
         self.assertEqual([self.store.read(name) for name in names], [b"new"] * 3)
-        self.assertEqual(synced, [])
-        for d in commits:
-            self.assertNoResult(d)
-        # The first's group fsync was asked for before the others renamed;
-        # the next serves the other two.
-        self.runner.finish()
-        self.assertEqual(synced, [self.root.path])
-        self.assertIs(self.successResultOf(commits[0]), False)
-        self.runner.finish()
-        self.assertEqual(synced, [self.root.path] * 2)
-        self.assertEqual([self.successResultOf(d) for d in commits[1:]], [True, True])
+        self.assertEqual(synced, [self.root.path] * 3)
+        self.assertEqual([self.successResultOf(d) for d in commits], [False, True, True])
         self.assertEqual(self.runner.pending, [])
+
+    def test_directoryFsyncFails(self):
+        """
+        A directory fsync that fails after the rename refuses the commit
+        (the rename may not survive a crash): a full disk is
+        InsufficientStorage, an I/O error stays an OSError.
+        """
+        for error, expected in ((errno.ENOSPC, InsufficientStorage), (errno.EIO, OSError)):
+
+            def failing(path, error=error):
+                raise OSError(error, os.strerror(error), path)
+
+            self.store._directoryFsyncs._fsync = failing
+            d = self.store.openUpload(("a.vfb",)).commitAsync(b"new %d" % error)
+            self.runner.finish()
+            failure = self.failureResultOf(d, expected)
+            if expected is OSError:
+                self.assertEqual(failure.value.errno, errno.EIO)
+        self.assertEqual(treeNames(self.root.path), ["a.vfb"])
+
+    def test_onePieceLockedOnce(self):
+        """
+        A publish sent in one piece creates its temporary file locked
+        exclusively, and its commit takes no second lock of it (one
+        C{flock} in all); a WebDAV lock's look at it would wait.
+        """
+        import fcntl
+
+        from fbtwist.store import files, locks
+        from fbtwist.store.locks import LOCK_DIRECTORY, LockStore, WallClock
+
+        lockStore = LockStore(self.store.metadataDirectory(LOCK_DIRECTORY), WallClock)
+        modes, flock = [], fcntl.flock
+
+        def counting(fd, mode):
+            modes.append(mode)
+            return flock(fd, mode)
+
+        self.patch(files.fcntl, "flock", counting)
+        self.patch(locks.fcntl, "flock", counting)
+        seen = []
+
+        def check():
+            [name] = os.listdir(self.root.child(STAGING_FOLDER).path)
+            fd = os.open(self.root.child(STAGING_FOLDER).child(name).path, os.O_RDONLY)
+            try:
+                flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                seen.append("not locked")
+            except BlockingIOError:
+                seen.append("locked")
+            finally:
+                os.close(fd)
+
+        # The first publish makes the lock index (under the mutex).
+        self.store.openUpload(("a.vfb",)).commitAsync(b"first", exclusive=lockStore.exclusive)
+        self.runner.finish()
+        del modes[:]
+        d = self.store.openUpload(("a.vfb",)).commitAsync(b"new", check, exclusive=lockStore.exclusive)
+        self.runner.finish()
+        self.assertIs(self.successResultOf(d), False)
+        self.assertEqual(seen, ["locked"])
+        self.assertEqual(modes, [fcntl.LOCK_EX | fcntl.LOCK_NB])
+        self.assertEqual(self.store.read(("a.vfb",)), b"new")
+        self.assertEqual(self.store.etag(("a.vfb",)), etagForContent(b"new"))
+
+    def test_onePieceSweptBeforeLocked(self):
+        """
+        A publish sent in one piece whose temporary file a starting server
+        removed before it was locked writes another and commits it.
+        """
+        from fbtwist.store import files
+
+        staging, lock, swept = self.root.child(STAGING_FOLDER).path, files._lockTemporary, []
+
+        def sweptFirst(fd, mode):
+            if not swept:
+                for name in os.listdir(staging):
+                    os.unlink(os.path.join(staging, name))
+                    swept.append(name)
+            return lock(fd, mode)
+
+        self.patch(files, "_lockTemporary", sweptFirst)
+        d = self.store.openUpload(("a.vfb",)).commitAsync(b"new")
+        self.runner.finish()
+        self.assertIs(self.successResultOf(d), False)
+        self.assertEqual(len(swept), 1)
+        self.assertEqual(self.store.read(("a.vfb",)), b"new")
+        self.assertEqual(self.store.etag(("a.vfb",)), etagForContent(b"new"))
+        self.assertEqual(os.listdir(staging), [])
+
+    def test_renameFails(self):
+        """
+        A rename that fails (here: the target became a folder meanwhile)
+        refuses the commit in its one trip: nothing is fsynced for it, the
+        temporary file goes, and the next commit fsyncs on its own.
+        """
+        synced = []
+        fsync = self.store._directoryFsyncs._fsync
+        self.store._directoryFsyncs._fsync = lambda path: synced.append(path) or fsync(path)
+        d = self.store.openUpload(("b.vfb",)).commitAsync(b"new")
+        os.mkdir(self.root.child("b.vfb").path)
+        os.mkdir(self.root.child("b.vfb").child("inside").path)
+        self.runner.finish()
+        self.failureResultOf(d)
+        self.assertEqual(synced, [])
+        self.assertEqual(os.listdir(self.root.child(STAGING_FOLDER).path), [])
+        self.assertEqual(self.store._directoryFsyncs._directories[self.root.path].arriving, 0)
+        d = self.store.openUpload(("a.vfb",)).commitAsync(b"new")
+        self.runner.finish()
+        self.assertIs(self.successResultOf(d), False)
+        self.assertEqual(synced, [self.root.path])
+
+    def test_directoryFsyncUnsupported(self):
+        """
+        A filesystem that cannot fsync a directory (C{EINVAL}) commits as
+        before: there is nothing more it can do.
+        """
+        from fbtwist.store.files import _syncDirectoryOrFail
+
+        self.patch(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.EINVAL, "not supported")))
+        _syncDirectoryOrFail(self.root.path)
+        self.patch(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.EIO, "I/O error")))
+        self.assertRaises(OSError, _syncDirectoryOrFail, self.root.path)
 
     def test_checkRefuses(self):
         """
@@ -904,7 +1017,7 @@ class DirectorySyncsTests(unittest.SynchronousTestCase):
 class DirectoryFsyncsTests(unittest.TestCase):
     """
     The store's threads fsync a directory one at a time: a commit's thread
-    syncs at once when none runs, waits for the next otherwise (or, trying,
+    syncs at once when none runs, waits for the next otherwise (or, committing,
     does not wait), and no caller returns before an fsync that began after
     its call has ended.
     """
@@ -933,20 +1046,17 @@ class DirectoryFsyncsTests(unittest.TestCase):
         with self.condition:
             self.assertTrue(self.condition.wait_for(test, 10), what)
 
-    def syncing(self, path, trying=False):
+    def syncing(self, path):
         """
-        Call C{sync(path)} (or C{trySync}) in a thread of its own: the
+        Call C{sync(path)} in a thread of its own: the
         thread, and a list that gets the outcome when the call returns.
         """
         outcome = []
 
         def run():
             try:
-                if trying:
-                    outcome.append("synced" if self.syncs.trySync(path) else "not tried")
-                else:
-                    self.syncs.sync(path)
-                    outcome.append("synced")
+                self.syncs.sync(path)
+                outcome.append("synced")
             except Exception as e:
                 outcome.append(e)
 
@@ -1032,25 +1142,157 @@ class DirectoryFsyncsTests(unittest.TestCase):
         later.join(10)
         self.assertEqual(laterOutcome, ["synced"])
 
-    def test_trySync(self):
+    def joining(self, path, value):
         """
-        Trying syncs at once when no fsync of the directory runs, and returns
-        at once, having done nothing, when one does.
+        Call C{syncOrJoin(path, value)} in a thread of its own, then the
+        work of an L{Afterwards} it returns: the thread, and a list that
+        gets what the call returned (or raised), then C{"afterwards done"}.
         """
-        first, firstOutcome = self.syncing("/d", trying=True)
+        from fbtwist.store.pool import Afterwards
+
+        outcome = []
+
+        def run():
+            try:
+                result = self.syncs.syncOrJoin(path, value)
+            except Exception as e:
+                outcome.append(e)
+                return
+            outcome.append(result)
+            if type(result) is Afterwards:
+                result.work()
+                outcome.append("afterwards done")
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        self.addCleanup(thread.join, 10)
+        self.addCleanup(lambda: [entry[1].set() for entry in self.started])
+        return thread, outcome
+
+    def test_syncOrJoin(self):
+        """
+        A commit's thread fsyncs at once when no fsync runs; while one runs,
+        later commits join without waiting (a L{Later}); the first hands its
+        value over, then runs one fsync for all who joined, which gives them
+        their values.
+        """
+        from fbtwist.store.pool import Afterwards, Later
+
+        first, firstOutcome = self.joining("/d", "a")
         self.waitFor(lambda: len(self.started) == 1, "no fsync began")
-        second, secondOutcome = self.syncing("/d", trying=True)
-        second.join(10)
-        self.assertEqual((firstOutcome, secondOutcome), ([], ["not tried"]))
+        joined = []
+        for value in ("b", "c"):
+            thread, outcome = self.joining("/d", value)
+            thread.join(10)
+            self.assertEqual(len(outcome), 1)
+            self.assertIs(type(outcome[0]), Later)
+            self.assertIsNone(outcome[0].settled())
+            joined.append(outcome[0])
+        self.assertEqual(firstOutcome, [])
         self.end(0)
+        self.waitFor(lambda: len(self.started) == 2, "no fsync for those who joined")
+        self.assertIs(type(firstOutcome[0]), Afterwards)
+        self.assertEqual(firstOutcome[0].value, "a")
+        self.assertEqual([later.settled() for later in joined], [None, None])
+        self.end(1)
+        first.join(10)
+        self.assertEqual(firstOutcome[1:], ["afterwards done"])
+        self.assertEqual([later.settled() for later in joined], [("b", False), ("c", False)])
+        # All quiet: the next commit syncs on its own and gives its value.
+        again, outcome = self.joining("/d", "d")
+        self.waitFor(lambda: len(self.started) == 3, "no fsync began")
+        self.end(2)
+        again.join(10)
+        self.assertEqual(outcome, ["d"])
+
+    def test_joinedFsyncFails(self):
+        """
+        When the fsync serving commits that joined fails, each gets the
+        failure (none is told its rename is durable); its runner goes on.
+        """
+        first, firstOutcome = self.joining("/d", "a")
+        self.waitFor(lambda: len(self.started) == 1, "no fsync began")
+        thread, outcome = self.joining("/d", "b")
+        thread.join(10)
+        later = outcome[0]
+        self.end(0)
+        self.waitFor(lambda: len(self.started) == 2, "no fsync for the one who joined")
+        self.end(1, OSError(errno.EIO, "I/O error"))
+        first.join(10)
+        self.assertEqual(firstOutcome[1:], ["afterwards done"])
+        result, failed = later.settled()
+        self.assertTrue(failed)
+        self.assertEqual(result.value.errno, errno.EIO)
+
+    def test_lastArrivingSyncsForAll(self):
+        """
+        A commit that renames while another into the same directory is
+        still being written joins without an fsync; the last one runs one
+        fsync for both.
+        """
+        from fbtwist.store.files import DirectoryFsyncs
+        from fbtwist.store.pool import Later
+
+        synced = []
+        syncs = DirectoryFsyncs(synced.append)
+        syncs.arriving("/d")
+        syncs.arriving("/d")
+        first = syncs.syncOrJoin("/d", "a", arrived=True)
+        self.assertIs(type(first), Later)
+        self.assertEqual(synced, [])
+        self.assertEqual(syncs.syncOrJoin("/d", "b", arrived=True), "b")
+        self.assertEqual(synced, ["/d"])
+        self.assertEqual(first.settled(), ("a", False))
+
+    def test_groupBounded(self):
+        """
+        However many commits are still being written, no more than
+        C{GROUP} wait for one: the next runs the fsync.
+        """
+        from fbtwist.store.files import DirectoryFsyncs
+
+        synced = []
+        syncs = DirectoryFsyncs(synced.append)
+        for _ in range(syncs.GROUP + 2):
+            syncs.arriving("/d")
+        joined = [syncs.syncOrJoin("/d", n, arrived=True) for n in range(syncs.GROUP)]
+        self.assertEqual(synced, [])
+        self.assertEqual(syncs.syncOrJoin("/d", "last", arrived=True), "last")
+        self.assertEqual(synced, ["/d"])
+        self.assertEqual([later.settled() for later in joined], [(n, False) for n in range(syncs.GROUP)])
+
+    def test_leaveServesJoined(self):
+        """
+        When the last commit being written fails before its rename, those
+        that joined get their fsync at once.
+        """
+        from fbtwist.store.files import DirectoryFsyncs
+
+        synced = []
+        syncs = DirectoryFsyncs(synced.append)
+        syncs.arriving("/d")
+        syncs.arriving("/d")
+        first = syncs.syncOrJoin("/d", "a", arrived=True)
+        self.assertEqual(synced, [])
+        syncs.leave("/d")
+        self.assertEqual(synced, ["/d"])
+        self.assertEqual(first.settled(), ("a", False))
+
+    def test_syncServesJoined(self):
+        """
+        A blocking L{sync} that runs an fsync also runs the next for the
+        commits that joined meanwhile.
+        """
+        first, firstOutcome = self.syncing("/d")
+        self.waitFor(lambda: len(self.started) == 1, "no fsync began")
+        thread, outcome = self.joining("/d", "b")
+        thread.join(10)
+        self.end(0)
+        self.waitFor(lambda: len(self.started) == 2, "no fsync for the one who joined")
+        self.end(1)
         first.join(10)
         self.assertEqual(firstOutcome, ["synced"])
-        third, thirdOutcome = self.syncing("/d", trying=True)
-        self.waitFor(lambda: len(self.started) == 2, "no fsync began")
-        self.end(1)
-        third.join(10)
-        self.assertEqual(thirdOutcome, ["synced"])
-
+        self.assertEqual(outcome[0].settled(), ("b", False))
 
 def staleOnce(call):
     """
