@@ -475,6 +475,7 @@ def runWrk(port: int, script: str, workdir: str, duration: float, threads: int, 
         f.write(script)
     argv = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration:g}s", "--latency",
             "--timeout", timeout, "-s", scriptPath, f"http://127.0.0.1:{port}/"]
+    settle()
     cpu = processTreeCPU(pid)
     with PeakRSS(pid) as rss:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=duration * 3 + 120)
@@ -689,6 +690,41 @@ def processTreeCPU(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def _machineBusySeconds() -> float:
+    """
+    The CPU time (seconds, all cores) the machine has spent on anything but
+    idling and waiting for I/O since it started (C{/proc/stat}).
+    """
+    with open("/proc/stat") as f:
+        fields = [int(value) for value in f.readline().split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+#: What L{settle} counts as a quiet machine: this share of one core busy.
+QUIET = 0.15
+
+
+def settle(timeout: float = 30.0) -> float:
+    """
+    Before a measured run: what the servers wrote without syncing written
+    out (C{sync}), and the machine quiet (less than L{QUIET} of a core busy
+    over half a second), or C{timeout} seconds gone.  Otherwise a server
+    measured right after another pays for it: the kernel writing back the
+    files Apache and WsgiDAV published without an fsync some seconds
+    before, WsgiDAV still answering requests queued when its run ended.
+
+    @return: The share of a core the machine was busy with last.
+    """
+    os.sync()
+    deadline = time.monotonic() + timeout
+    while True:
+        before = _machineBusySeconds()
+        time.sleep(0.5)
+        busy = (_machineBusySeconds() - before) / 0.5
+        if busy < QUIET or time.monotonic() > deadline:
+            return busy
+
+
 def paced(results: Results, users: int, name: str, serverName: str, server, rate: float, makeRequest,
           duration: float) -> None:
     """
@@ -696,6 +732,7 @@ def paced(results: Results, users: int, name: str, serverName: str, server, rate
     notes the server's CPU time per request, which, unlike the latency,
     does not depend on what else the machine runs.
     """
+    settle()
     cpu = processTreeCPU(server.pid)
     with PeakRSS(server.pid) as rss:
         raw, elapsed = runPaced(server.port, {name: (rate, makeRequest)}, duration)
@@ -1060,6 +1097,7 @@ def mixed(args, results: Results, users, servers, body):
 
     name = f"(d) mixed {publishRate:.1f} PUT/s + {lookupRate:.0f} GET/s"
     for serverName, server in servers.items():
+        settle()
         with PeakRSS(server.pid) as rss:
             raw, elapsed = runPaced(server.port, {"publish": (publishRate, publishRequest),
                                                   "lookup": (lookupRate, lookupRequest)}, args.mixed_duration)
@@ -1777,6 +1815,8 @@ def markdown(args, results: Results, hot, started, finished, others) -> str:
         f"Closed-loop workloads: `wrk -t {args.threads} -c {args.connections} -d {args.duration:g}s`, "
         f"{args.rounds} rounds alternating the servers; the round with the median throughput is shown, with "
         f"the peak RSS of all rounds (the whole process tree: Apache's children, fbtwist's workers). "
+        "Before each measured run the files written are synced and the machine left to fall quiet (`settle`: "
+        "at most 30 s), so that no server pays for the one measured before it. "
         f"The mixed load is open-loop at a constant rate for {args.mixed_duration} s (bench/pace.py, latency "
         "counted from when each request was due).",
         "",
