@@ -327,17 +327,12 @@ def _removeIfAbandoned(path: str, olderThan: float) -> bool:
 
 
 def _syncDirectory(path: str) -> None:
-    # A rename is durable only once the directory entry is on disk.
+    # A rename is durable only once the directory entry is on disk; where
+    # no caller can be told, a failure is let pass.
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
+        _syncDirectoryOrFail(path)
     except OSError:
         pass
-    finally:
-        os.close(fd)
 
 
 #: What fsync of a directory answers on filesystems that cannot do it.
