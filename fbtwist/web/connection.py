@@ -314,9 +314,9 @@ class GuardedConnection(ProtocolWrapper):
                 # of the turn (L{QuickLookups.sendAtTurnEnd}): at once when
                 # the socket takes it, without the write registration and
                 # event Twisted's transport.write costs (two epoll_ctl
-                # calls a lookup).  Not from here: one process sending each
-                # answer as it was made fell behind the mixed Outlook load
-                # (session 6, bench/stalls.py) and answered fewer lookups.
+                # calls a lookup).  Not from here, each as it is made: that
+                # cost more CPU a lookup (bench/lookupcost.py, 215-222 against
+                # 191-201 microseconds queued, in smaller batches a poll).
                 if self._unsent is None:
                     self._unsent = response
                     self.quick.sendAtTurnEnd(self)
