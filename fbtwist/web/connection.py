@@ -36,7 +36,7 @@ from twisted.web.http import RESPONSES
 
 from fbtwist import __version__
 from fbtwist.budget import descriptorBudget
-from fbtwist.compat.twisted import pauseChannelTimer, restartChannelTimer, resumeChannelTimer
+from fbtwist.compat.twisted import pauseChannelTimer, restartChannelTimer, resumeChannelTimer, writeNow
 
 SERVER_HEADER = b"fbtwist/" + __version__.encode("ascii")
 
@@ -147,6 +147,8 @@ class GuardedConnection(ProtocolWrapper):
     _holding = False
     _answered = False
     _chunkedBody = False
+    #: A quick answer to send at the end of the reactor's turn.
+    _unsent = None
 
     def __init__(self, factory, wrappedProtocol, limits: ConnectionLimits, clock):
         super().__init__(factory, wrappedProtocol)
@@ -308,13 +310,18 @@ class GuardedConnection(ProtocolWrapper):
             # connection's: a request it answers whole never reaches it.
             response = self.quick.answer(data, self._peerHost())
             if response is not None:
-                # Queued, and sent with the turn's other answers when the
-                # reactor next polls.  Sending it at once from here (the
-                # socket nearly always takes it) saves two epoll_ctl calls
-                # a lookup, but one process under the mixed Outlook load
-                # then fell behind (bench/stalls.py: p99 2.5 s instead of
-                # 0.24 s, measured twice).
-                self.transport.write(response)
+                # Sent when the reactor's turn ends, with the other answers
+                # of the turn (L{QuickLookups.sendAtTurnEnd}): at once when
+                # the socket takes it, without the write registration and
+                # event Twisted's transport.write costs (two epoll_ctl
+                # calls a lookup).  Not from here, each as it is made: that
+                # cost more CPU a lookup (bench/lookupcost.py, 215-222 against
+                # 191-201 microseconds queued, in smaller batches a poll).
+                if self._unsent is None:
+                    self._unsent = response
+                    self.quick.sendAtTurnEnd(self)
+                else:
+                    self._unsent += response
                 restartChannelTimer(self.wrappedProtocol)
                 self._arm(self.limits.idleTimeout)
                 return
@@ -356,6 +363,7 @@ class GuardedConnection(ProtocolWrapper):
                 self.factory.requestLeft(request)
                 self._read(data + held)
                 return
+            self.sendUnsent()
             self.transport.write(result[0])
             self._arm(self.limits.idleTimeout)
             # Once answered: a shutdown then closes the idle connection.
@@ -463,13 +471,25 @@ class GuardedConnection(ProtocolWrapper):
             if held:
                 self.dataReceived(held)
 
+    def sendUnsent(self) -> None:
+        """
+        Send the quick answer not sent yet, if any: when the reactor's turn
+        ends, or before anything else is written to the connection.
+        """
+        unsent = self._unsent
+        if unsent is not None:
+            self._unsent = None
+            writeNow(self.transport, unsent)
+
     def write(self, data):
         # Nothing goes out after an early answer.
         if not self._answered:
+            self.sendUnsent()
             super().write(data)
 
     def writeSequence(self, data):
         if not self._answered:
+            self.sendUnsent()
             super().writeSequence(data)
 
     # --- answering early ------------------------------------------------
@@ -493,6 +513,7 @@ class GuardedConnection(ProtocolWrapper):
         self.stage = CLOSING
         self._disarm()
         self._holding, self._heldData = False, []
+        self.sendUnsent()
         self.transport.write(response)
         self._answered = True
         if ITCPTransport.providedBy(self.transport) and not ISSLTransport.providedBy(self.transport):
@@ -505,6 +526,7 @@ class GuardedConnection(ProtocolWrapper):
             self.transport.loseConnection()
 
     def connectionLost(self, reason):
+        self._unsent = None
         self._disarm()
         self.stage = CLOSING
         self.disconnected = 1

@@ -16,7 +16,9 @@ hidden or unpublished name) is left to Twisted, untouched.
 
 The connection (L{fbtwist.web.connection.GuardedConnection}) asks
 L{QuickLookups.answer} only between requests; what it answers is logged as
-every request is (L{fbtwist.logs.logAccess}, the same fields).  The
+every request is (L{fbtwist.logs.logAccess}, the same fields), and sent
+when the reactor's turn ends (L{QuickLookups.sendAtTurnEnd}), straight to
+the socket when it takes it all (L{fbtwist.compat.twisted.writeNow}).  The
 answers are the same byte for byte but for the C{Date} (the tests compare
 both paths, request by request).
 
@@ -131,6 +133,26 @@ class QuickLookups:
         self.answered = 0
         #: The response's head after its C{Date}, by what it says.
         self._heads = {}
+        #: Connections with an answer to send at the end of this turn.
+        self._unsent = []
+
+    def sendAtTurnEnd(self, connection) -> None:
+        """
+        Have C{connection} (a L{fbtwist.web.connection.GuardedConnection})
+        send its quick answer when the reactor's turn ends: one call for
+        all the answers of a turn, after the turn has read every request
+        that arrived, as Twisted's own writes go out (in the next poll) but
+        without registering each socket for writing and waiting for its
+        event.
+        """
+        if not self._unsent:
+            self.clock.callLater(0, self._sendAll)
+        self._unsent.append(connection)
+
+    def _sendAll(self) -> None:
+        connections, self._unsent = self._unsent, []
+        for connection in connections:
+            connection.sendUnsent()
 
     def answer(self, data: bytes, peer: str) -> Optional[bytes]:
         """

@@ -263,6 +263,91 @@ class SameAnswerTests(unittest.TestCase):
         self.assertEqual((self.quick.answered, connection.quick, given), (0, None, [data]))
 
 
+class TurnEndTests(unittest.TestCase):
+    """
+    Quick answers are sent when the reactor's turn ends, all of a turn by
+    one timed call, and never behind or ahead of what else the connection
+    writes.
+    """
+
+    def setUp(self):
+        from tests.memory import startMemoryServer
+
+        self.server = startMemoryServer(self)
+        self.server.store.write(("bsmith.vfb",), outlookVFB(busy="20210105T070000Z/20210105T073000Z"))
+        self.site = self.server.service.getServiceNamed("http").factory
+        self.quick = self.site.quickLookups
+        self.request = REQUESTS["plain"].replace(b"{name}", b"bsmith")
+        # The first lookups of the two names go the whole way (and make
+        # the answers known at once).
+        for name in (b"bsmith", b"betty"):
+            client = _Client()
+            self.server.connect(client)
+            client.transport.write(REQUESTS["plain"].replace(b"{name}", name))
+            for _ in range(20):
+                self.server.network.advance(0.1)
+                self.server.network.settle()
+            self.assertTrue(client.received.startswith(b"HTTP/1.1 200 OK"), client.received[:100])
+            client.transport.loseConnection()
+            self.server.network.settle()
+        self.quick.answered = 0
+
+    def connection(self, port: int):
+        from twisted.internet.address import IPv4Address
+        from twisted.internet.testing import StringTransport
+
+        connection = self.site.buildProtocol(IPv4Address("TCP", "127.0.0.1", port))
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", port))
+        connection.makeConnection(transport)
+        return connection, transport
+
+    def test_sentWhenTheTurnEnds(self):
+        """Answers made in one turn wait for its end, then all go out, by one timed call."""
+        clock = self.site.reactor
+        pairs = [self.connection(5000 + n) for n in range(3)]
+        calls = len(clock.getDelayedCalls())
+        for connection, _ in pairs:
+            connection.dataReceived(self.request)
+        self.assertEqual(self.quick.answered, 3)
+        self.assertEqual([transport.value() for _, transport in pairs], [b""] * 3)
+        self.assertEqual(len(clock.getDelayedCalls()), calls + 1)
+        clock.advance(0)
+        for _, transport in pairs:
+            self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 OK\r\n"), transport.value()[:80])
+            self.assertTrue(transport.value().endswith(b"END:VCALENDAR\r\n"))
+        self.assertEqual(len(clock.getDelayedCalls()), calls)
+
+    def test_pendingAnswerGoesFirst(self):
+        """What the HTTP channel writes while a quick answer waits goes after it."""
+        connection, transport = self.connection(5000)
+        connection.dataReceived(self.request)
+        connection.write(b"NEXT")
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 OK\r\n"))
+        self.assertTrue(transport.value().endswith(b"END:VCALENDAR\r\nNEXT"))
+        self.site.reactor.advance(0)
+        self.assertTrue(transport.value().endswith(b"NEXT"))
+
+    def test_twoInOneTurn(self):
+        """Two answers of one connection in one turn (a request held, then read) both go out, in order."""
+        connection, transport = self.connection(5000)
+        connection.dataReceived(self.request)
+        connection.dataReceived(self.request.replace(b"bsmith", b"betty"))
+        self.site.reactor.advance(0)
+        self.assertEqual(len(_responses(transport.value())), 2)
+        self.assertEqual(transport.value().count(b"HTTP/1.1 200 OK\r\n"), 2)
+
+    def test_lostBeforeTheTurnEnds(self):
+        """A connection lost before its answer went out is not written to."""
+        from twisted.internet.error import ConnectionLost
+        from twisted.python.failure import Failure
+
+        connection, transport = self.connection(5000)
+        connection.dataReceived(self.request)
+        connection.connectionLost(Failure(ConnectionLost()))
+        self.site.reactor.advance(0)
+        self.assertEqual(transport.value(), b"")
+
+
 #: The requests answered quickly (for bsmith and betty, whose file is published).
 QUICK = ("plain", "outlook", "referer", "upper", "noHeaders")
 
