@@ -204,3 +204,44 @@ class MillionPartsTests(unittest.SynchronousTestCase):
         self.assertGreater(compare.processTreePSS(server.pid), 0)
         burst = compare.firstLogins(server.port, list(range(1, 21)), body, connections=8)
         self.assertEqual((burst["count"], burst["errors"]), (20, 0))
+
+
+class DurableFloorTests(unittest.SynchronousTestCase):
+    """
+    bench/durablefloor.py replaces files as a durable publish does.
+    """
+
+    def test_replaces(self):
+        """Every replaced file holds the new body, no temporary file is left, and the costs are printed."""
+        import contextlib
+        import io
+
+        from bench import durablefloor
+
+        folder = self.mktemp()
+        durablefloor.makeFolder(folder, 5, b"old")
+        self.assertEqual(sorted(os.listdir(folder)), [f"user{n}.vfb" for n in range(5)])
+        result = durablefloor.replaceDurably(folder, 5, 10, 3, b"new")
+        self.assertEqual(sorted(os.listdir(folder)), [f"user{n}.vfb" for n in range(5)])
+        for name in os.listdir(folder):
+            with open(os.path.join(folder, name), "rb") as f:
+                self.assertEqual(f.read(), b"new")
+        self.assertEqual(set(result), {"user", "system", "wall"})
+        self.assertTrue(all(value >= 0 for value in result.values()))
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            durablefloor.main(["--files", "4", "--count", "6", "--folder", self.mktemp()])
+        self.assertRegex(out.getvalue(), r"^durable replace \(4 files, 2000 bytes, folder fsync per 8\): "
+                                         r"CPU \d+\.\d{3} ms \(user \d+\.\d{3}, system \d+\.\d{3}\), wall ")
+
+    def test_refusesZeroCount(self):
+        """A count of 0 is refused with a usage error."""
+        import contextlib
+        import io
+
+        from bench import durablefloor
+
+        err = io.StringIO()
+        with self.assertRaises(SystemExit), contextlib.redirect_stderr(err):
+            durablefloor.main(["--count", "0"])
+        self.assertIn("--count", err.getvalue())
