@@ -219,13 +219,8 @@ def _createTemporaryFor(target: FilePath, shared: bool = False,
         what failed there: a disk full or a lack of descriptors would fail
         beside the target too).
     """
-    if place is not None:
-        try:
-            return _createTemporary(target, shared, place)
-        except OSError:
-            if stagingUsable(place[0]):
-                raise
-    return _createTemporary(target, shared)
+    path, fd, _ = _createTemporaryLockedFor(target, shared, place)
+    return path, fd
 
 
 def _createTemporaryLockedFor(target: FilePath, shared: bool = False, place: Optional[Tuple[str, str]] = None,

@@ -360,14 +360,14 @@ class StagingTests(unittest.SynchronousTestCase):
         """
         from fbtwist.store import files
 
-        made, create = [], files._createTemporary
+        made, create = [], files._createTemporaryLocked
 
-        def recording(target, shared=False, place=None):
-            path, fd = create(target, shared, place)
-            made.append(os.path.dirname(path))
-            return path, fd
+        def recording(target, shared=False, place=None, checkLinks=True):
+            created = create(target, shared, place, checkLinks)
+            made.append(os.path.dirname(created[0]))
+            return created
 
-        self.patch(files, "_createTemporary", recording)
+        self.patch(files, "_createTemporaryLocked", recording)
         self.store.write(("a.vfb",), b"x")
         self.store.setDeadProperties(("a.vfb",), {"{urn:x}p": "<p xmlns='urn:x'/>"})
         self.store.setDerived(("a.vfb",), b"derived")
