@@ -131,22 +131,23 @@ def clfTime(seconds: float) -> str:
     return _lastCLFSecond[1]
 
 
+#: The text fields of a combined line, in their order.
+_COMBINED_TEXTS = ("peer", "user", "method", "uri", "protocol", "referer", "agent")
+
+
 def combinedLine(fields: dict) -> str:
     """
     The access event's fields as one line of Apache's combined format.
     """
-    request = " ".join(
-        escapeField(fields[k]) for k in ("method", "uri", "protocol")
-    )
-    return '%s - %s [%s] "%s" %d %s "%s" "%s"' % (
-        escapeField(fields["peer"]),
-        escapeField(fields["user"]),
-        clfTime(fields["started"]),
-        request,
-        fields["status"],
-        fields["size"] if fields["size"] else "-",
-        escapeField(fields["referer"]),
-        escapeField(fields["agent"]),
+    texts = [fields[key] or "-" for key in _COMBINED_TEXTS]
+    # One look at all of them (a space is plain, so the whole is plain when
+    # every field is): nearly every line has nothing to escape.
+    if not _PLAIN_FIELD.match(" ".join(texts)):
+        texts = [escapeField(fields[key]) for key in _COMBINED_TEXTS]
+    peer, user, method, uri, protocol, referer, agent = texts
+    return '%s - %s [%s] "%s %s %s" %d %s "%s" "%s"' % (
+        peer, user, clfTime(fields["started"]), method, uri, protocol,
+        fields["status"], fields["size"] if fields["size"] else "-", referer, agent,
     )
 
 

@@ -83,6 +83,24 @@ class EscapingTests(unittest.SynchronousTestCase):
         self.assertEqual(escapeField(None), "-")
         self.assertEqual(escapeField(""), "-")
 
+    def test_combinedLineEscapesEachField(self):
+        """
+        Each field of the line is what escapeField makes of it, whether all
+        are plain or any one needs escaping.
+        """
+        values = [None, "", "-", "plain", 'a"b', "back\\slash", "x\r\ny", "é", "sp ace", "\x7f"]
+        for index, value in enumerate(values):
+            for key in ("peer", "user", "method", "uri", "protocol", "referer", "agent"):
+                fields = dict(peer="10.0.0.1", user="alice", started=0.0, method="GET", uri="/calendar/a.vfb",
+                              protocol="HTTP/1.1", status=200, size=index, referer=None, agent="Outlook")
+                fields[key] = value
+                expected = '%s - %s [01/Jan/1970:00:00:00 +0000] "%s %s %s" 200 %s "%s" "%s"' % (
+                    escapeField(fields["peer"]), escapeField(fields["user"]), escapeField(fields["method"]),
+                    escapeField(fields["uri"]), escapeField(fields["protocol"]), index or "-",
+                    escapeField(fields["referer"]), escapeField(fields["agent"]),
+                )
+                self.assertEqual(combinedLine(fields), expected, (key, value))
+
     def test_forgedAgent(self):
         """
         A User-Agent holding a quote and a newline stays inside its field.
