@@ -142,3 +142,51 @@ class QuickAnswersOverTCPTests(unittest.TestCase):
                 self.assertTrue(answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer[:80])
         self.assertEqual(quick.answered - before, 15)
         self.assertEqual(registered, [])
+
+    async def test_drainedInTheSameTurn(self):
+        """
+        A shutdown that closes the idle connections in the turn that made a
+        quick answer (before it went out) still sends it whole, then closes.
+        """
+        from twisted.internet import defer, protocol, reactor
+
+        from tests.helpers import outlookVFB, startServer
+
+        server = await startServer(self)
+        server.store.write(("bsmith.vfb",), outlookVFB())
+        site = server.service.getServiceNamed("http").factory
+        quick = site.quickLookups
+        request = b"GET /calendar/bsmith.vfb HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+        class Client(protocol.Protocol):
+            def __init__(self):
+                self.received = b""
+                self.answered = defer.Deferred()
+                self.closed = defer.Deferred()
+
+            def dataReceived(self, data):
+                self.received += data
+                if self.received.endswith(b"END:VCALENDAR\r\n") and not self.answered.called:
+                    self.answered.callback(self.received)
+
+            def connectionLost(self, reason):
+                self.closed.callback(None)
+
+        first = Client()
+        await protocol.ClientCreator(reactor, lambda: first).connectTCP("127.0.0.1", server.port)
+        first.transport.write(request)
+        await first.answered  # the whole way: the answer is then known at once
+        schedule = quick.sendAtTurnEnd
+
+        def drainingToo(connection):
+            schedule(connection)
+            site.drain()
+
+        self.patch(quick, "sendAtTurnEnd", drainingToo)
+        first.received, first.answered = b"", defer.Deferred()
+        before = quick.answered
+        first.transport.write(request)
+        answer = await first.answered
+        self.assertEqual(quick.answered, before + 1)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer[:80])
+        await first.closed

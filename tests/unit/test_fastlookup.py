@@ -336,6 +336,16 @@ class TurnEndTests(unittest.TestCase):
         self.assertEqual(len(_responses(transport.value())), 2)
         self.assertEqual(transport.value().count(b"HTTP/1.1 200 OK\r\n"), 2)
 
+    def test_drainedBeforeTheTurnEnds(self):
+        """A shutdown in the turn that made an answer still sends it, then closes the connection."""
+        connection, transport = self.connection(5000)
+        connection.dataReceived(self.request)
+        self.site.drain()
+        self.site.reactor.advance(0)
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 OK\r\n"), transport.value()[:80])
+        self.assertTrue(transport.value().endswith(b"END:VCALENDAR\r\n"))
+        self.assertTrue(transport.disconnecting)
+
     def test_lostBeforeTheTurnEnds(self):
         """A connection lost before its answer went out is not written to."""
         from twisted.internet.error import ConnectionLost
