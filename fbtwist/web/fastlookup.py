@@ -42,6 +42,7 @@ from fbtwist.web.connection import SERVER_HEADER
 
 #: The access events' logger (the site's: L{fbtwist.web.site}).
 _accessLog = Logger(namespace="fbtwist.access")
+_log = Logger()
 
 _PREFIX = b"GET /calendar/"
 #: A response's head up to its C{Date}.
@@ -152,7 +153,12 @@ class QuickLookups:
     def _sendAll(self) -> None:
         connections, self._unsent = self._unsent, []
         for connection in connections:
-            connection.sendUnsent()
+            try:
+                connection.sendUnsent()
+            except Exception:
+                # One connection's failure must not keep the others' answers.
+                _log.failure("sending a quick answer")
+                connection.transport.abortConnection()
 
     def answer(self, data: bytes, peer: str) -> Optional[bytes]:
         """

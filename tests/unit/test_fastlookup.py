@@ -336,6 +336,22 @@ class TurnEndTests(unittest.TestCase):
         self.assertEqual(len(_responses(transport.value())), 2)
         self.assertEqual(transport.value().count(b"HTTP/1.1 200 OK\r\n"), 2)
 
+    def test_oneFailureSendsTheOthers(self):
+        """A connection whose answer cannot be sent is aborted and logged; the turn's other answers go out."""
+        pairs = [self.connection(5000 + n) for n in range(3)]
+        for connection, _ in pairs:
+            connection.dataReceived(self.request)
+
+        def broken(data):
+            raise RuntimeError("broken transport")
+
+        pairs[0][1].write = broken
+        self.site.reactor.advance(0)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertTrue(pairs[0][1].disconnecting)
+        for _, transport in pairs[1:]:
+            self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 OK\r\n"), transport.value()[:80])
+
     def test_drainedBeforeTheTurnEnds(self):
         """A shutdown in the turn that made an answer still sends it, then closes the connection."""
         connection, transport = self.connection(5000)
