@@ -159,6 +159,9 @@ def main():
                              "every lookup a file not read lately), not alice again and again")
     parser.add_argument("--py-spy", metavar="FILE",
                         help="without --in-process: also sample the server with py-spy during a second run")
+    parser.add_argument("--gil", metavar="FILE",
+                        help="without --in-process: also sample it with py-spy's native frames during another run, "
+                             "and tell each thread's share of waiting for the interpreter lock (bench/gilshare.py)")
     parser.add_argument("--perf", metavar="FILE",
                         help="without --in-process: also sample the server with perf record during a second run")
     parser.add_argument("--cold", action="store_true",

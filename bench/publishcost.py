@@ -11,7 +11,10 @@ directory operations it answered (per publish: a login the bind cache
 holds costs none, a first login a bind); with C{--strace}, a second run
 under C{strace -c -f} counts the system calls of every thread, with
 C{--py-spy FILE} one under py-spy writes where every thread's time goes
-(py-spy's raw format: one stack a line, then its count), with C{--perf
+(py-spy's raw format: one stack a line, then its count), with C{--gil
+FILE} one under py-spy with the native frames and the idle samples too
+tells what share of each thread's time goes to waiting for the
+interpreter lock and to handing it over (L{bench.gilshare}), with C{--perf
 FILE} one under C{perf record -g} (the kernel's part of each thread too).  With C{--users}
 above the bind cache's size (1,000 by default; C{bench/run} has 100,000),
 every publish is a first login, as in the bench.
@@ -41,7 +44,8 @@ With C{--files N}, the folder the users publish into holds N more files
 starts: what a folder's size costs a publish shows without a directory of
 as many users (compare C{--files 100000} with C{--files 1000000}).
 
-    .venv/bin/python bench/publishcost.py [--users 100000] [--workers 2] [--strace] [--py-spy FILE] [--perf FILE]
+    .venv/bin/python bench/publishcost.py [--users 100000] [--workers 2] [--strace] [--py-spy FILE] [--gil FILE]
+        [--perf FILE]
     .venv/bin/python bench/publishcost.py --in-process 2000 [--profile publish.prof] [--files 1000000]
 """
 
@@ -75,6 +79,7 @@ from bench.compare import (  # noqa: E402
     waitForLogLines,
     writeTree,
 )
+from bench.gilshare import report, shares  # noqa: E402
 from tests.processes import childPIDs  # noqa: E402
 
 
@@ -122,7 +127,8 @@ def measure(server, script: str, args, one: str, many: str, directory=None) -> N
     switches per request, and the directory's operations per request (when
     C{directory} is a L{MonitoredDirectory}); with C{args.strace}, a second
     run under strace and the system calls per request; with
-    C{args.py_spy}, one under py-spy.
+    C{args.py_spy}, one under py-spy; with C{args.gil}, one under py-spy
+    with native frames, and each thread's share of the interpreter lock.
 
     @param one: What one request is called (C{publish}).
     @param many: And several (C{publishes}).
@@ -161,6 +167,11 @@ def measure(server, script: str, args, one: str, many: str, directory=None) -> N
             + f" (none: 0); slapd CPU {directoryCPU / n * 1000:.3f} ms per {one}")
     if args.py_spy:
         pySpy(server, args.py_spy, lambda: wrk(server.port, script, args.seconds, args.connections))
+    if getattr(args, "gil", None):
+        if pySpy(server, args.gil, lambda: wrk(server.port, script, args.seconds, args.connections), native=True):
+            with open(args.gil) as f:
+                print("where each thread's time went (py-spy, native frames, idle included):")
+                print("\n".join(report(shares(f))))
     if args.perf:
         perfRecord([server.pid] + childPIDs(server.pid), args.perf,
                    lambda: wrk(server.port, script, args.seconds, args.connections))
@@ -225,14 +236,19 @@ def contextSwitches(pid: int) -> dict:
     return found
 
 
-def pySpy(server, path: str, run) -> None:
+def pySpy(server, path: str, run, native: bool = False) -> bool:
     """
     Run C{run()} while py-spy samples every thread of C{server} (not the
     idle ones), writing its raw stacks to C{path}.
+
+    @param native: Sample the C frames too, and the idle threads (for
+        L{bench.gilshare}).
+    @return: Whether the samples were written.
     """
     spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
-    _sampled("py-spy", [spy if os.path.exists(spy) else "py-spy", "record", "--pid", str(server.pid), "--format",
-                        "raw", "--threads", "--rate", "200", "--output", path], path, run, 60)
+    return _sampled("py-spy", [spy if os.path.exists(spy) else "py-spy", "record", "--pid", str(server.pid),
+                               "--format", "raw", "--threads", "--rate", "200", "--output", path]
+                    + (["--native", "--idle"] if native else []), path, run, 60)
 
 
 def perfRecord(pids, path: str, run) -> None:
@@ -245,10 +261,12 @@ def perfRecord(pids, path: str, run) -> None:
              path, run, 120)
 
 
-def _sampled(name: str, argv, path: str, run, timeout: float) -> None:
+def _sampled(name: str, argv, path: str, run, timeout: float) -> bool:
     """
     Run C{run()} while the sampling profiler C{argv} (C{name}) records,
     stopped by an interrupt once C{run} returns.
+
+    @return: Whether it recorded (else the reason is printed).
     """
     recorder = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)
@@ -257,8 +275,9 @@ def _sampled(name: str, argv, path: str, run, timeout: float) -> None:
     _, err = recorder.communicate(timeout=timeout)
     if recorder.returncode not in (0, -2):
         print(f"{name} failed: {err.strip()[-300:]}")
-        return
+        return False
     print(f"{name}: {result['requests']} requests sampled into {path}")
+    return True
 
 
 class MonitoredDirectory(RoomDirectory):
@@ -418,6 +437,9 @@ def main():
     parser.add_argument("--profile", metavar="FILE", help="with --in-process: write a cProfile of the loop")
     parser.add_argument("--py-spy", metavar="FILE",
                         help="also sample the server's threads with py-spy during a second run (raw stacks)")
+    parser.add_argument("--gil", metavar="FILE",
+                        help="also sample them with py-spy's native frames during another run, and tell each "
+                             "thread's share of waiting for the interpreter lock (bench/gilshare.py)")
     parser.add_argument("--perf", metavar="FILE",
                         help="also sample the server's threads, the kernel's part too, with perf record -g during "
                              "a second run")

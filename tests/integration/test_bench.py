@@ -245,3 +245,87 @@ class DurableFloorTests(unittest.SynchronousTestCase):
         with self.assertRaises(SystemExit), contextlib.redirect_stderr(err):
             durablefloor.main(["--count", "0"])
         self.assertIn("--count", err.getvalue())
+
+
+class GilShareTests(unittest.SynchronousTestCase):
+    """
+    bench/gilshare.py tells a thread's waits for the interpreter lock from
+    its other states, in stacks as py-spy records them (the lines below
+    are shortened from a real recording of a publishing server).
+    """
+
+    REACTOR = "thread (8099): MainThread;0x7f1dcbe4524a (libc.so.6);ReactorBase.run (twisted/internet/base.py:686)"
+    STORE = "thread (8120): fbtwist-store-1;0x7f1dcbf278ec (libc.so.6);_Workers._work (fbtwist/store/pool.py:135)"
+
+    def lines(self):
+        return [
+            # Back from fsync, waiting for the lock.
+            self.STORE + ";Upload._writeOut (fbtwist/store/uploads.py:116);os_fsync (libpython3.11.so.1.0);"
+                         "pthread_cond_timedwait (libc.so.6);0x7f1dcbea3f16 (libc.so.6) 6",
+            # In fsync itself.
+            self.STORE + ";Upload._writeOut (fbtwist/store/uploads.py:116);os_fsync (libpython3.11.so.1.0);"
+                         "fsync (libc.so.6) 3",
+            # The lock's mutex on the way back.
+            self.STORE + ";Upload._writeWhole (fbtwist/store/uploads.py:138);os_fstat (libpython3.11.so.1.0);"
+                         "pthread_mutex_lock (libc.so.6);0x7f1dcbea412b (libc.so.6) 1",
+            # An empty queue: idle.
+            self.STORE.replace(":135", ":130") + ";_queue_SimpleQueue_get_impl (_queuemodule.c:253);"
+                                                 "PyThread_acquire_lock_timed (libpython3.11.so.1.0);"
+                                                 "0x7f1dcbeaed90 (libc.so.6);0x7f1dcbea3f16 (libc.so.6) 2",
+            # Polling with nothing to do.
+            self.REACTOR + ";EPollReactor.doPoll (twisted/internet/epollreactor.py:227);"
+                           "select_epoll_poll_impl (selectmodule.c:1598);epoll_wait (libc.so.6) 1",
+            # Back from recv, waiting for the lock.
+            self.REACTOR + ";Connection.doRead (twisted/internet/tcp.py:278);sock_call_ex (socketmodule.c:923);"
+                           "pthread_cond_timedwait (libc.so.6);0x7f1dcbea3f16 (libc.so.6) 2",
+            # Letting it go to a waiting thread before a send.
+            self.REACTOR + ";untilConcludes (twisted/python/util.py:760);sock_send_impl (socketmodule.c:4040);"
+                           "pthread_cond_signal (libc.so.6) 1",
+            # Python.
+            self.REACTOR + ";validatePublish (fbtwist/availability/publish.py:35);"
+                           "_read (fbtwist/calendar/vfb.py:302) 4",
+            # Not a stack.
+            "",
+            "garbage",
+        ]
+
+    def test_classify(self):
+        """Each stack gets the state its innermost telling frame gives."""
+        from bench import gilshare
+
+        states = [gilshare.classify(line.rpartition(" ")[0].split(";")[1:]) for line in self.lines()[:8]]
+        self.assertEqual(states, [
+            gilshare.LOCK_WAIT, gilshare.SYSTEM_CALL, gilshare.LOCK_WAIT, gilshare.IDLE,
+            gilshare.IDLE, gilshare.LOCK_WAIT, gilshare.LOCK_HANDOVER, gilshare.RUNNING,
+        ])
+
+    def test_shares(self):
+        """The samples are counted by state for each kind of thread, the pool's threads together."""
+        from bench import gilshare
+
+        found = gilshare.shares(self.lines())
+        self.assertEqual(sorted(found), ["fbtwist-store", "reactor"])
+        self.assertEqual(found["fbtwist-store"]["samples"], 12)
+        self.assertAlmostEqual(found["fbtwist-store"][gilshare.LOCK_WAIT], 7 / 12)
+        self.assertAlmostEqual(found["fbtwist-store"][gilshare.SYSTEM_CALL], 3 / 12)
+        self.assertAlmostEqual(found["fbtwist-store"][gilshare.IDLE], 2 / 12)
+        self.assertEqual(found["reactor"]["samples"], 8)
+        self.assertAlmostEqual(found["reactor"][gilshare.RUNNING], 4 / 8)
+        self.assertAlmostEqual(found["reactor"][gilshare.LOCK_HANDOVER], 1 / 8)
+        self.assertEqual(gilshare.report(found), (
+            "  reactor (8 samples): running 50 %, system call 0 %, waiting for the lock 25 %, "
+            "handing the lock over 12 %, idle 12 %",
+            "  fbtwist-store (12 samples): running 0 %, system call 25 %, waiting for the lock 58 %, "
+            "handing the lock over 0 %, idle 17 %",
+        ))
+
+    def test_mainWithoutThreads(self):
+        """A recording without thread names (no --threads) is refused with the reason."""
+        from bench import gilshare
+
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("0x7f4dc584524a (libc.so.6);ReactorBase.run (twisted/internet/base.py:686) 3\n")
+        with self.assertRaises(SystemExit) as caught:
+            gilshare.main([path])
+        self.assertIn("--threads", str(caught.exception))
