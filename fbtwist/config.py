@@ -577,6 +577,13 @@ class Config:
         "at once, directory fsyncs are shared whatever the number.",
         metavar="N", topic="Publishing (WebDAV, the calendar tree)",
     )
+    commitProcess: bool = setting(
+        "commit-process", True, parseFlag,
+        "Commit publishes sent in one piece without conditions in a child process with --store-threads "
+        "threads of its own, so that waiting for the disk never holds up the server's reactor (yes or no: "
+        "no commits every publish in the server's own threads).",
+        metavar="YES|NO", topic="Publishing (WebDAV, the calendar tree)",
+    )
     warmNames: bool = setting(
         "warm-names", True, parseFlag,
         "At start, have a child process at the lowest priority ask the kernel once for the names every "

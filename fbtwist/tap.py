@@ -48,6 +48,7 @@ from fbtwist.ops.workers import AdoptedPortService, WorkerMaster, workerArgument
 # Options and helpText are twistd's and the tests' way in (ServiceMaker
 # reads this module's Options).
 from fbtwist.startup import Options, buildDirectory, federationSettings, helpText, isLoopback  # noqa: F401
+from fbtwist.store.committer import CommitProcess
 from fbtwist.store.locks import LOCK_DIRECTORY, LockStore, WallClock
 from fbtwist.store.pool import DEFAULT_THREADS, StorePool
 from fbtwist.store.tree import CalendarStore
@@ -281,6 +282,14 @@ def buildStore(config, reactor, top: Optional[GracefulService] = None) -> Calend
     """
     store = CalendarStore(config.root, runBlocking=threadRunner(reactor, config.storeThreads, top))
     store.removeStaleTemporaries()
+    if config.commitProcess and top is not None and IReactorProcess.providedBy(reactor) \
+            and IReactorThreads.providedBy(reactor):
+        committer = CommitProcess(reactor, store.metadataDirectory(LOCK_DIRECTORY, create=False).path,
+                                  config.storeThreads)
+        committer.setServiceParent(top)
+        # Stopped late: publishes in flight at shutdown finish first.
+        top.stopLate(committer)
+        store.committer = committer
     return store
 
 

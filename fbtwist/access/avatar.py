@@ -374,7 +374,10 @@ class CalendarAvatar(FreeBusyReader):
             created = locks.mayApply(path) and self._store.stat(path) is None
             self._check(locks, preconditions, path, [(path, False, created)], entityTags=True)
 
-        return upload.commitAsync(data, check, exclusive=locks.exclusive)
+        # Without conditions, only a WebDAV lock can refuse it: the commit
+        # process may commit it (it asks the lock index itself).
+        plain = preconditions.ifMatch is None and preconditions.ifNoneMatch is None and preconditions.ifHeader is None
+        return upload.commitAsync(data, check, exclusive=locks.exclusive, plain=plain)
 
     def delete(self, path: StorePath, preconditions: Preconditions = NO_PRECONDITIONS) -> defer.Deferred:
         """

@@ -90,6 +90,10 @@ class CalendarStore:
     #: or with bytes to keep beside the file (L{derived}); failing, it
     #: refuses the publish (the old version stays).
     deriveOnCommit: Optional[Callable[[StorePath, bytes], defer.Deferred]] = None
+    #: The process committing publishes sent in one piece
+    #: (L{fbtwist.store.committer.CommitProcess}), or C{None}: the store's
+    #: threads commit every one.
+    committer = None
 
     def __init__(self, root: FilePath, runBlocking: Optional[Callable[..., defer.Deferred]] = None,
                  snapshotBytes: int = 32 * 2**20, snapshotFileBytes: int = 2**20):

@@ -14,6 +14,7 @@ from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
 from fbtwist.interfaces import IUpload
+from fbtwist.store.commitchild import FALLBACK
 from fbtwist.store.files import (
     RawFile,
     _createTemporary,
@@ -28,6 +29,7 @@ from fbtwist.store.pool import Afterwards
 from fbtwist.store.warmnames import warmSiblings
 
 if TYPE_CHECKING:
+    from fbtwist.store.committer import CommitProcess
     from fbtwist.store.tree import CalendarStore
 
 
@@ -227,7 +229,7 @@ class Upload:
             raise
 
     def commitAsync(self, data: bytes = b"", check: Optional[Callable[[], None]] = None,
-                    exclusive: Callable[[], ContextManager] = nullcontext) -> defer.Deferred:
+                    exclusive: Callable[[], ContextManager] = nullcontext, plain: bool = False) -> defer.Deferred:
         """
         Append C{data} and commit, run by the store's C{runBlocking} (a
         thread pool in the server), so that the reactor serves others
@@ -246,13 +248,19 @@ class Upload:
             that returns is held instead
             (L{fbtwist.store.locks.LockStore.publishing}: the mutex only when
             a lock may apply to this file).
+        @param plain: C{check} refuses only for a WebDAV lock (the publish
+            states no conditions), and C{exclusive} is the tree's lock
+            store's: then a publish sent in one piece may be committed by
+            the store's commit process (L{fbtwist.store.committer}), which
+            asks the lock index itself and gives back to this path any
+            publish a lock may apply to.
         @return: A Deferred firing with C{True} when the file did not exist
             before, or failing as L{commit} does or with what C{check}
             raised (the old version kept).
         """
-        return defer.Deferred.fromCoroutine(self._commitAsync(data, check, exclusive))
+        return defer.Deferred.fromCoroutine(self._commitAsync(data, check, exclusive, plain))
 
-    async def _commitAsync(self, data: bytes, check, exclusive) -> bool:
+    async def _commitAsync(self, data: bytes, check, exclusive, plain: bool = False) -> bool:
         derived = None
         if self._store.deriveOnCommit is not None:
             with self._abortingOnFailure():
@@ -260,8 +268,13 @@ class Upload:
                 derived = await self._store.deriveOnCommit(self.path, content)
             if self._done:
                 raise defer.CancelledError("the upload was aborted")
-        self._writingOut = True
         store = self._store
+        committer = store.committer
+        if plain and committer is not None and derived is None and self._file is None and data:
+            created = await self._commitElsewhere(committer, data)
+            if created is not FALLBACK:
+                return created
+        self._writingOut = True
         with self._abortingOnFailure():
             try:
                 # One trip to the store's threads for everything that
@@ -287,6 +300,33 @@ class Upload:
         if failed:
             await self._syncFolder(defer.fail(value))
         return value
+
+    async def _commitElsewhere(self, committer: "CommitProcess", data: bytes):
+        """
+        Have C{committer} commit C{data}, the whole new version.
+
+        @return: Whether the file is new, or L{FALLBACK}: nothing changed,
+            commit it here.
+        """
+        etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+        self._writingOut = True
+        try:
+            created = await committer.commit(self._target.path, self._place, self.path, data, etag, self._existed)
+        except OSError as e:
+            self._writingOut = False
+            self.abort()
+            raise _storageError(e, self.path) from None
+        self._writingOut = False
+        if created is FALLBACK or created == FALLBACK:
+            if self._abortRequested:
+                self.abort()
+                raise defer.CancelledError("the upload was aborted while it was being written")
+            return FALLBACK
+        self._hash.update(data)
+        self.size += len(data)
+        self._created = created
+        self._done = True
+        return created
 
     async def _syncFolder(self, synced: defer.Deferred) -> None:
         try:

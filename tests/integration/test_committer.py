@@ -1,0 +1,231 @@
+"""
+Tests for L{fbtwist.store.committer} and L{fbtwist.store.commitchild}: a
+real child process committing publishes into a real tree, with the
+reactor trial runs.
+"""
+
+import errno
+import os
+import signal
+
+from twisted.internet import defer, reactor, task
+from twisted.python.filepath import FilePath
+from twisted.trial import unittest
+
+from fbtwist.errors import Conflict
+from fbtwist.store import commitchild, committer
+from fbtwist.store.commitchild import FALLBACK
+from fbtwist.store.files import DirectoryFsyncs, isTemporaryOf
+from fbtwist.store.locks import EXCLUSIVE, LOCK_DIRECTORY, LockStore, WallClock
+from fbtwist.store.tree import CalendarStore
+
+BODY = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VFREEBUSY\r\nEND:VFREEBUSY\r\nEND:VCALENDAR\r\n"
+
+
+class _Tree:
+    def makeTree(self):
+        self.store = CalendarStore(FilePath(self.mktemp()))
+        self.lockFolder = self.store.metadataDirectory(LOCK_DIRECTORY, create=False).path
+        self.locks = LockStore(FilePath(self.lockFolder), WallClock)
+
+    def place(self, name):
+        return self.store._temporaryPlace((name,), self.store._rootDevice)
+
+    def target(self, name):
+        return os.path.join(self.store.root.path, name)
+
+    def temporaries(self):
+        found = []
+        for folder, _, names in os.walk(self.store.root.path):
+            found += [os.path.join(folder, name) for name in names if isTemporaryOf(name)]
+        return found
+
+
+class CommitOneTests(_Tree, unittest.SynchronousTestCase):
+    """
+    L{commitchild.commitOne} commits as the store's threads do, or gives a
+    publish back unchanged.
+    """
+
+    def setUp(self):
+        self.makeTree()
+
+    def commit(self, name, data, existed=None):
+        return commitchild.commitOne(self.locks, DirectoryFsyncs(), self.target(name), self.place(name), (name,),
+                                     data, '"tag"', existed)
+
+    def test_createsThenReplaces(self):
+        """A new file is created (C{True}), then replaced (C{False}); its label is the store's; nothing is left."""
+        self.assertIs(self.commit("alice.vfb", b"one"), True)
+        self.assertIs(self.commit("alice.vfb", BODY), False)
+        with open(self.target("alice.vfb"), "rb") as f:
+            self.assertEqual(f.read(), BODY)
+        st = os.stat(self.target("alice.vfb"))
+        self.assertEqual(os.getxattr(self.target("alice.vfb"), "user.fbtwist.etag"),
+                         b'"tag"|%d|%d' % (st.st_size, st.st_mtime_ns))
+        self.assertEqual(self.temporaries(), [])
+
+    def test_lockMayApply(self):
+        """With a WebDAV lock on the file, the publish is given back and the old version stays."""
+        self.commit("alice.vfb", b"old")
+        self.locks.create(("alice.vfb",), EXCLUSIVE, "0", "", "bob", 600)
+        self.assertEqual(self.commit("alice.vfb", b"new"), FALLBACK)
+        with open(self.target("alice.vfb"), "rb") as f:
+            self.assertEqual(f.read(), b"old")
+        self.assertEqual(self.temporaries(), [])
+
+    def test_missingFolder(self):
+        """A target whose folder is missing fails with ENOENT, leaving nothing."""
+        with self.assertRaises(OSError) as caught:
+            commitchild.commitOne(self.locks, DirectoryFsyncs(), self.target("gone/alice.vfb"), None,
+                                  ("gone", "alice.vfb"), b"x", '"tag"', None)
+        self.assertEqual(caught.exception.errno, errno.ENOENT)
+        self.assertEqual(self.temporaries(), [])
+
+    def test_answer(self):
+        """An answer carries the request's id and the outcome, or the error's number."""
+        request = {"id": 7, "target": self.target("alice.vfb"), "place": list(self.place("alice.vfb")),
+                   "path": ["alice.vfb"], "etag": '"t"', "existed": None}
+        self.assertEqual(commitchild.answer(request, b"x", self.locks, DirectoryFsyncs()),
+                         {"id": 7, "created": True})
+        request.update(target=self.target("gone/alice.vfb"), place=None, path=["gone", "alice.vfb"])
+        self.assertEqual(commitchild.answer(request, b"x", self.locks, DirectoryFsyncs()),
+                         {"id": 7, "errno": errno.ENOENT, "message": "No such file or directory"})
+
+    def test_frames(self):
+        """A frame reads back as it was written; a cut one reads as the end."""
+        import io
+
+        data = commitchild.frame({"id": 1, "target": "caf\udce9"}, b"\x00body") + commitchild.frame({"id": 2})
+        stream = io.BytesIO(data)
+        self.assertEqual(commitchild.readFrame(stream), ({"id": 1, "target": "caf\udce9"}, b"\x00body"))
+        self.assertEqual(commitchild.readFrame(stream), ({"id": 2}, b""))
+        self.assertIsNone(commitchild.readFrame(stream))
+        cut = io.BytesIO(data[:-3])
+        self.assertEqual(commitchild.readFrame(cut), ({"id": 1, "target": "caf\udce9"}, b"\x00body"))
+        self.assertIsNone(commitchild.readFrame(cut))
+
+
+class CommitProcessTests(_Tree, unittest.TestCase):
+    """
+    L{committer.CommitProcess} with a real child.
+    """
+
+    def setUp(self):
+        self.makeTree()
+        self.committer = committer.CommitProcess(reactor, self.lockFolder, 2)
+        self.committer.startService()
+        self.addCleanup(self.committer.stopService)
+
+    def commit(self, name, data, existed=None):
+        return self.committer.commit(self.target(name), self.place(name), (name,), data, '"tag"', existed)
+
+    @defer.inlineCallbacks
+    def test_commits(self):
+        """Publishes of several files at once are committed, each saying whether it was new."""
+        first = yield defer.gatherResults([self.commit(f"user{n}.vfb", b"v1 %d" % n) for n in range(20)])
+        self.assertEqual(first, [True] * 20)
+        again = yield defer.gatherResults([self.commit(f"user{n}.vfb", b"v2 %d" % n) for n in range(20)])
+        self.assertEqual(again, [False] * 20)
+        for n in range(20):
+            with open(self.target(f"user{n}.vfb"), "rb") as f:
+                self.assertEqual(f.read(), b"v2 %d" % n)
+        self.assertEqual((self.committer.committed, self.committer.fellBack), (40, 0))
+        self.assertEqual(self.temporaries(), [])
+
+    @defer.inlineCallbacks
+    def test_error(self):
+        """What refuses a commit fails its Deferred with the same OSError."""
+        d = self.committer.commit(self.target("gone/alice.vfb"), None, ("gone", "alice.vfb"), b"x", '"t"', None)
+        failure = yield self.assertFailure(d, OSError)
+        self.assertEqual(failure.errno, errno.ENOENT)
+
+    @defer.inlineCallbacks
+    def test_childKilled(self):
+        """
+        A child killed with commits outstanding gives them back; publishes
+        within a second of its end are given back at once, then a new
+        child commits.
+        """
+        self.assertIs((yield self.commit("alice.vfb", b"one")), True)
+        pending = self.commit("alice.vfb", b"two")
+        self.committer._child.transport.signalProcess(signal.SIGKILL)
+        self.assertEqual((yield pending), FALLBACK)
+        self.assertEqual((yield self.commit("alice.vfb", b"three")), FALLBACK)
+        with open(self.target("alice.vfb"), "rb") as f:
+            self.assertEqual(f.read(), b"one")
+        yield task.deferLater(reactor, committer.RESTART_DELAY + 0.1, lambda: None)
+        self.assertIs((yield self.commit("alice.vfb", b"four")), False)
+        with open(self.target("alice.vfb"), "rb") as f:
+            self.assertEqual(f.read(), b"four")
+
+    @defer.inlineCallbacks
+    def test_stopWaitsForCommits(self):
+        """Stopping lets the child finish what it was sent; later publishes are given back."""
+        sent = [self.commit(f"user{n}.vfb", b"x") for n in range(10)]
+        yield self.committer.stopService()
+        self.assertEqual((yield defer.gatherResults(sent)), [True] * 10)
+        self.assertIsNone(self.committer._child)
+        self.assertEqual((yield self.commit("late.vfb", b"x")), FALLBACK)
+        self.assertFalse(os.path.exists(self.target("late.vfb")))
+
+
+class UploadTests(_Tree, unittest.TestCase):
+    """
+    L{fbtwist.store.uploads.Upload.commitAsync} hands plain publishes sent
+    in one piece to the store's committer, and commits the rest itself.
+    """
+
+    def setUp(self):
+        self.makeTree()
+        self.committer = committer.CommitProcess(reactor, self.lockFolder, 2)
+        self.committer.startService()
+        self.addCleanup(self.committer.stopService)
+        self.store.committer = self.committer
+
+    @defer.inlineCallbacks
+    def test_plainCommittedByChild(self):
+        """A plain publish is committed by the child, with the entity tag the store gives its content."""
+        created = yield self.store.openUpload(("alice.vfb",)).commitAsync(BODY, exclusive=self.locks.exclusive,
+                                                                          plain=True)
+        self.assertIs(created, True)
+        self.assertEqual(self.committer.committed, 1)
+        self.assertEqual(self.store.read(("alice.vfb",)), BODY)
+        upload = self.store.openUpload(("bob.vfb",))
+        upload.write(BODY)
+        yield upload.commitAsync(b"", exclusive=self.locks.exclusive)
+        self.assertEqual(self.store.etag(("alice.vfb",)), self.store.etag(("bob.vfb",)))
+
+    @defer.inlineCallbacks
+    def test_notPlain(self):
+        """A publish with conditions, or streamed, is committed here."""
+        yield self.store.openUpload(("alice.vfb",)).commitAsync(BODY, exclusive=self.locks.exclusive)
+        upload = self.store.openUpload(("bob.vfb",))
+        upload.write(BODY)
+        yield upload.commitAsync(b"", exclusive=self.locks.exclusive, plain=True)
+        self.assertEqual(self.committer.committed, 0)
+        self.assertEqual(self.store.read(("alice.vfb",)), BODY)
+        self.assertEqual(self.store.read(("bob.vfb",)), BODY)
+
+    @defer.inlineCallbacks
+    def test_lockedCheckedHere(self):
+        """A publish a lock applies to is given back, and refused here by the check."""
+        self.locks.create(("alice.vfb",), EXCLUSIVE, "0", "", "bob", 600)
+
+        def check():
+            raise Conflict("locked")
+
+        d = self.store.openUpload(("alice.vfb",)).commitAsync(BODY, check, exclusive=self.locks.exclusive,
+                                                               plain=True)
+        yield self.assertFailure(d, Conflict)
+        self.assertEqual((self.committer.committed, self.committer.fellBack), (0, 1))
+        self.assertIsNone(self.store.stat(("alice.vfb",)))
+
+    @defer.inlineCallbacks
+    def test_errorMapped(self):
+        """The child's error becomes the store's (a missing folder: a conflict)."""
+        upload = self.store.openUpload(("alice.vfb",))
+        os.rename(self.store.root.path, self.store.root.path + ".moved")
+        self.addCleanup(os.rename, self.store.root.path + ".moved", self.store.root.path)
+        d = upload.commitAsync(BODY, exclusive=self.locks.exclusive, plain=True)
+        yield self.assertFailure(d, Conflict)
