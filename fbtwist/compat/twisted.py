@@ -135,8 +135,9 @@ def resumeChannelTimer(protocol, paused) -> None:
 def writeNow(transport, data: bytes) -> None:
     """
     Write C{data} to C{transport}, sending it at once when the transport is
-    a plain TCP connection with nothing else waiting to be sent (else, and
-    for what the socket does not take at once, as C{transport.write}).
+    a plain TCP connection (either end: an HTTP answer, a request to the
+    directory) with nothing else waiting to be sent (else, and for what the
+    socket does not take at once, as C{transport.write}).
 
     C{transport.write} only queues the bytes and asks the reactor to tell
     when the socket can be written: two C{epoll_ctl} calls and one more
@@ -151,7 +152,8 @@ def writeNow(transport, data: bytes) -> None:
     """
     from twisted.internet import tcp
 
-    if (type(transport) is tcp.Server and not transport.TLS and transport.connected and not transport.disconnecting
+    if (type(transport) in (tcp.Server, tcp.Client) and not transport.TLS and transport.connected
+            and not transport.disconnecting
             and not transport._tempDataBuffer and len(transport.dataBuffer) <= transport.offset):
         sent = transport.writeSomeData(data)
         if isinstance(sent, int) and sent >= 0:

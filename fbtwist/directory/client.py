@@ -17,6 +17,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from fbtwist.compat.ldaptor import receive
+from fbtwist.compat.twisted import writeNow
 from fbtwist.directory.ber import MalformedMessage, _messageEnd, _searchEntryMessage, searchEntries
 from fbtwist.directory.simplebind import MAX_ANSWER, BindAnswer, bindAnswer, bindRequest, isNotice
 from fbtwist.tlsclient import ServerCertificateRefused
@@ -134,7 +135,9 @@ class DirectoryClient(LDAPClient):
         messageID = pureldap.alloc_ldap_message_id()
         d = defer.Deferred(lambda d: self._giveUp(messageID))
         self._binds[messageID] = d
-        self.transport.write(bindRequest(messageID, dn, password))
+        # Sent at once: no registration for writing and no write event for
+        # each of a publishing server's binds (one a first login).
+        writeNow(self.transport, bindRequest(messageID, dn, password))
         return d
 
     def _giveUp(self, messageID: int) -> None:

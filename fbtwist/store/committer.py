@@ -31,7 +31,7 @@ import json
 import os
 import struct
 import sys
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from twisted.application.service import Service
 from twisted.internet import defer, error, protocol
@@ -61,6 +61,8 @@ class _ChildProtocol(protocol.ProcessProtocol):
         self.waiting: Dict[int, defer.Deferred] = {}
         self.ended = defer.Deferred()
         self._buffer = b""
+        #: Requests of this turn of the reactor not written yet.
+        self.unsent: List[bytes] = []
 
     def outReceived(self, data: bytes) -> None:
         self._buffer += data
@@ -88,7 +90,16 @@ class _ChildProtocol(protocol.ProcessProtocol):
             self.owner.log.warn("the commit process could not commit a publish: {why}", why=reply["message"])
         d.callback(reply["created"])
 
+    def sendUnsent(self) -> None:
+        """
+        Write this turn's requests to the child, in one write.
+        """
+        unsent, self.unsent = self.unsent, []
+        if unsent and self.waiting:
+            self.transport.write(b"".join(unsent))
+
     def processEnded(self, reason) -> None:
+        self.unsent = []
         waiting, self.waiting = self.waiting, {}
         self.owner._childEnded(self, reason)
         # Answered by no one: the server commits them itself (a commit the
@@ -148,7 +159,11 @@ class CommitProcess(Service):
         self._nextId += 1
         number = self._nextId
         d = child.waiting[number] = defer.Deferred()
-        child.transport.write(frame({
+        if not child.unsent:
+            # Written when the reactor's turn ends, with the turn's other
+            # publishes: one write (and one wake-up of the child) for all.
+            self.reactor.callLater(0, child.sendUnsent)
+        child.unsent.append(frame({
             "id": number, "target": target, "place": list(place) if place is not None else None,
             "path": list(path), "etag": etag, "existed": existed,
         }, data))
@@ -199,6 +214,7 @@ class CommitProcess(Service):
         child = self._child
         if child is None:
             return defer.succeed(None)
+        child.sendUnsent()
         child.transport.closeStdin()
         kill = self.reactor.callLater(STOP_TIMEOUT, _kill, child)
         ended = child.ended

@@ -364,7 +364,9 @@ class GuardedConnection(ProtocolWrapper):
                 self._read(data + held)
                 return
             self.sendUnsent()
-            self.transport.write(result[0])
+            # At once (the publish's answer arrives with the commit's, not
+            # with a read of this connection's): no write registration.
+            writeNow(self.transport, result[0])
             self._arm(self.limits.idleTimeout)
             # Once answered: a shutdown then closes the idle connection.
             self.factory.requestLeft(request)

@@ -85,6 +85,38 @@ class WriteNowTests(unittest.TestCase):
         self.assertEqual(await client.arrived, data)
 
 
+class ClientWriteNowTests(WriteNowTests):
+    """
+    L{twistedAdapter.writeNow} sends at once from the connecting end too (a
+    request to the directory): the same tests, the roles swapped.
+    """
+
+    async def connected(self):
+        from twisted.internet import defer, protocol, reactor
+
+        class Receiver(protocol.Protocol):
+            def __init__(self):
+                self.received = b""
+                self.arrived = defer.Deferred()
+                self.expected = 0
+
+            def dataReceived(self, data):
+                self.received += data
+                if len(self.received) >= self.expected and not self.arrived.called:
+                    self.arrived.callback(self.received)
+
+        receiver = Receiver()
+        port = reactor.listenTCP(0, protocol.Factory.forProtocol(lambda: receiver), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        sender = await protocol.ClientCreator(reactor, protocol.Protocol).connectTCP(
+            "127.0.0.1", port.getHost().port)
+        self.addCleanup(sender.transport.loseConnection)
+        from twisted.internet import tcp
+
+        self.assertIs(type(sender.transport), tcp.Client)
+        return sender.transport, receiver
+
+
 class QuickAnswersOverTCPTests(unittest.TestCase):
     """
     A whole fbtwist on loopback (the real reactor) sends its quick answers
@@ -194,3 +226,77 @@ class QuickAnswersOverTCPTests(unittest.TestCase):
         self.assertEqual(quick.answered, before + 1)
         self.assertTrue(answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer[:80])
         await first.closed
+
+
+class QuickPublishesOverTCPTests(unittest.TestCase):
+    """
+    A whole fbtwist on loopback answers quick publishes, committed by its
+    commit process, without registering the connections' sockets for
+    writing.
+    """
+
+    async def test_noWriteRegistration(self):
+        """
+        Publishes of their own files by three users on kept-alive
+        connections are answered 201 then 204, each file holds what was
+        sent last, the commit process committed them, and no server socket
+        was registered for writing.
+        """
+        import base64
+
+        from twisted.internet import defer, protocol, reactor, tcp
+
+        from tests.helpers import PASSWORDS, outlookVFB, startServer
+
+        server = await startServer(self)
+        committer = server.store.committer
+        self.assertIsNotNone(committer)
+
+        class Client(protocol.Protocol):
+            def __init__(self, login):
+                self.login = login
+                self.received = b""
+                self.waiting = None
+
+            def dataReceived(self, data):
+                self.received += data
+                if self.received.endswith(b"\r\n\r\n") and self.waiting is not None:
+                    waiting, self.waiting = self.waiting, None
+                    waiting.callback(self.received)
+
+            def publish(self, body):
+                self.received = b""
+                self.waiting = defer.Deferred()
+                credentials = base64.b64encode(f"{self.login}:{PASSWORDS[self.login]}".encode("ascii"))
+                self.transport.write(
+                    b"PUT /pub/calendar/%s.vfb HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic %s\r\n"
+                    b"Content-Type: text/calendar\r\nContent-Length: %d\r\n\r\n%s"
+                    % (self.login.encode("ascii"), credentials, len(body), body))
+                return self.waiting
+
+        clients = []
+        for login in ("alice", "bsmith", "carol"):
+            client = Client(login)
+            await protocol.ClientCreator(reactor, lambda client=client: client).connectTCP("127.0.0.1", server.port)
+            self.addCleanup(client.transport.loseConnection)
+            clients.append(client)
+        registered = []
+        addWriter = reactor.addWriter
+
+        def counting(writer):
+            # The HTTP connections' (the embedded demo directory answers
+            # the binds through the same reactor, queued as ldaptor does).
+            if isinstance(writer, tcp.Server) and writer.getHost().port == server.port:
+                registered.append(writer)
+            return addWriter(writer)
+
+        self.patch(reactor, "addWriter", counting)
+        for round, status in enumerate((b"201", b"204", b"204")):
+            answers = await defer.gatherResults(
+                [client.publish(outlookVFB(f"{client.login}-{round}@example.com")) for client in clients])
+            for answer in answers:
+                self.assertTrue(answer.startswith(b"HTTP/1.1 " + status), answer[:80])
+        for client in clients:
+            self.assertEqual(server.store.read((f"{client.login}.vfb",)), outlookVFB(f"{client.login}-2@example.com"))
+        self.assertEqual(committer.committed, 9)
+        self.assertEqual(registered, [])

@@ -532,6 +532,44 @@ class PreformattedTextTests(unittest.SynchronousTestCase):
         self.assertNotIn("log_fbtwistText", record)
 
 
+class PublishEventTests(unittest.SynchronousTestCase):
+    """
+    A publish's event carries its text already made (L{fbtwist.logs.logInfoText}):
+    the same as formatting it, whatever its fields hold.
+    """
+
+    def publishEvent(self, uid: str) -> dict:
+        from fbtwist.web.dav import put
+
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+
+        class Avatar:
+            pass
+
+        avatar = Avatar()
+        avatar.uid = uid
+        put.published(avatar, ("{odd}", f"{uid}.vfb"), 2385)
+        return [e for e in events if e.get("fbEvent") == "publish"][0]
+
+    def test_sameText(self):
+        """Its text is the event formatted, braces in the fields shown as they are; its fields are kept."""
+        event = self.publishEvent("b{s}m}th")
+        self.assertIn("log_fbtwistText", event)
+        self.assertEqual(eventText(event), formatEvent(event))
+        self.assertEqual(eventText(event), "published {odd}/b{s}m}th.vfb as b{s}m}th over HTTP (2385 bytes)")
+        self.assertEqual((event["path"], event["uid"], event["size"], event["protocol"], event["log_level"]),
+                         ("{odd}/b{s}m}th.vfb", "b{s}m}th", 2385, "http", LogLevel.info))
+
+    def test_sameClassicLine(self):
+        """The text log's line is twistd's line for the event."""
+        event = self.publishEvent("alice")
+        out = io.StringIO()
+        TextLinesObserver(out)(event)
+        self.assertEqual(out.getvalue(), formatEventAsClassicLogText(event, formatTime=formatTime))
+
+
 class InfoAndUpTests(unittest.SynchronousTestCase):
     """
     fbtwist's logs show events from info up.

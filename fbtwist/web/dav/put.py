@@ -13,7 +13,7 @@ from fbtwist.access.permissions import Action
 from fbtwist.availability.publish import validatePublish
 from fbtwist.calendar import ical
 from fbtwist.errors import UnsupportedMediaType
-from fbtwist.logs import publishRejectionReason
+from fbtwist.logs import logInfoText, publishRejectionReason
 from fbtwist.web.dav import conditions
 from fbtwist.web.dav.davxml import readBody
 
@@ -86,9 +86,11 @@ def published(avatar, path, size: int) -> None:
     """
     Log the C{publish} event of a PUT of C{path} (C{size} bytes).
     """
-    log.info(
+    joined, uid = "/".join(path), avatar.uid
+    logInfoText(
+        log, f"published {joined} as {uid} over HTTP ({size} bytes)",
         "published {path} as {uid} over HTTP ({size} bytes)",
-        fbEvent="publish", path="/".join(path), uid=avatar.uid, size=size, protocol="http",
+        fbEvent="publish", path=joined, uid=uid, size=size, protocol="http",
     )
 
 
