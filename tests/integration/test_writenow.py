@@ -4,9 +4,28 @@ L{fbtwist.compat.twisted.writeNow} on real TCP connections over loopback
 in tests/unit/test_compat.py).
 """
 
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Protocol
 from twisted.trial import unittest
 
 from fbtwist.compat import twisted as twistedAdapter
+
+
+class _Receiver(Protocol):
+    """
+    Receives what the other end sends: C{arrived} fires once C{expected}
+    bytes have come.
+    """
+
+    def __init__(self):
+        self.received = b""
+        self.arrived = Deferred()
+        self.expected = 0
+
+    def dataReceived(self, data):
+        self.received += data
+        if len(self.received) >= self.expected and not self.arrived.called:
+            self.arrived.callback(self.received)
 
 
 class WriteNowTests(unittest.TestCase):
@@ -28,20 +47,9 @@ class WriteNowTests(unittest.TestCase):
             def connectionMade(self):
                 serverSide.callback(self.transport)
 
-        class Client(protocol.Protocol):
-            def __init__(self):
-                self.received = b""
-                self.arrived = defer.Deferred()
-                self.expected = 0
-
-            def dataReceived(self, data):
-                self.received += data
-                if len(self.received) >= self.expected and not self.arrived.called:
-                    self.arrived.callback(self.received)
-
         port = reactor.listenTCP(0, protocol.Factory.forProtocol(Server), interface="127.0.0.1")
         self.addCleanup(port.stopListening)
-        client = Client()
+        client = _Receiver()
         await protocol.ClientCreator(reactor, lambda: client).connectTCP("127.0.0.1", port.getHost().port)
         transport = await serverSide
         self.addCleanup(client.transport.loseConnection)
@@ -92,20 +100,9 @@ class ClientWriteNowTests(WriteNowTests):
     """
 
     async def connected(self):
-        from twisted.internet import defer, protocol, reactor
+        from twisted.internet import protocol, reactor
 
-        class Receiver(protocol.Protocol):
-            def __init__(self):
-                self.received = b""
-                self.arrived = defer.Deferred()
-                self.expected = 0
-
-            def dataReceived(self, data):
-                self.received += data
-                if len(self.received) >= self.expected and not self.arrived.called:
-                    self.arrived.callback(self.received)
-
-        receiver = Receiver()
+        receiver = _Receiver()
         port = reactor.listenTCP(0, protocol.Factory.forProtocol(lambda: receiver), interface="127.0.0.1")
         self.addCleanup(port.stopListening)
         sender = await protocol.ClientCreator(reactor, protocol.Protocol).connectTCP(
