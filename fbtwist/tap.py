@@ -268,6 +268,9 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
     top.checker = checker
     top.site = site
     metrics.lockCount = lambda: countLocks(store)
+    if store.committer is not None:
+        committer = store.committer
+        metrics.commitCounts = lambda: (committer.committed, committer.fellBack)
     top.metrics = metrics
     top.health = health
     log.info("calendar tree at {root}", root=store.root.path)

@@ -11,12 +11,16 @@ one), so two servers in one process, or tests, never mix their numbers.
 
 The lock gauge asks a callable, L{MetricsObserver.lockCount}, when scraped:
 whoever keeps the WebDAV locks sets it in L{fbtwist.tap.makeService}
-(C{top.metrics.lockCount = locks.count}); until then it reads 0.
+(C{top.metrics.lockCount = locks.count}); until then it reads 0.  So does
+the commit process's counter (L{MetricsObserver.commitCounts}: the
+publishes it committed and those it gave back to the server, which a
+child failing to start or dying makes grow; no event per publish).
 """
 
 from typing import Callable, Optional
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import choose_encoder
 from twisted.application.service import Service
 from twisted.logger import ILogObserver, globalLogPublisher
@@ -58,6 +62,10 @@ class MetricsObserver:
     def __init__(self):
         self.registry = registry = CollectorRegistry(auto_describe=True)
         self.lockCount: Optional[Callable[[], int]] = None
+        #: The commit process's C{(committed, given back)} publishes
+        #: (L{fbtwist.store.committer.CommitProcess}), or C{None}: none.
+        self.commitCounts: Optional[Callable[[], tuple]] = None
+        registry.register(_CommitCollector(self))
         self.requests = Counter(
             "fbtwist_http_requests", "HTTP requests answered, by method and status.",
             ["method", "status"], registry=registry,
@@ -103,6 +111,11 @@ class MetricsObserver:
             self.publishes.labels(protocol=protocol)
         for result in ("hit", "miss"):
             self.bindCache.labels(result=result)
+
+    def _commitCounts(self) -> tuple:
+        if self.commitCounts is None:
+            return 0, 0
+        return self.commitCounts()
 
     def _lockCount(self) -> float:
         if self.lockCount is None:
@@ -206,6 +219,31 @@ class MetricsObserver:
         """
         encode, contentType = choose_encoder(accept)
         return encode(self.registry), contentType
+
+
+class _CommitCollector:
+    """
+    C{fbtwist_commit_process_publishes_total}, by outcome (C{committed},
+    C{given_back}), read from the commit process when scraped.
+    """
+
+    def __init__(self, observer: MetricsObserver):
+        self._observer = observer
+
+    def describe(self):
+        return [CounterMetricFamily("fbtwist_commit_process_publishes", "", labels=("outcome",))]
+
+    def collect(self):
+        committed, givenBack = self._observer._commitCounts()
+        family = CounterMetricFamily(
+            "fbtwist_commit_process_publishes",
+            "Publishes sent to the commit process, by outcome: committed there, or given back to the server "
+            "(a WebDAV lock may apply, or no process was running).",
+            labels=("outcome",),
+        )
+        family.add_metric(("committed",), committed)
+        family.add_metric(("given_back",), givenBack)
+        yield family
 
 
 class MetricsService(Service):

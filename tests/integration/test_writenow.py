@@ -296,4 +296,6 @@ class QuickPublishesOverTCPTests(unittest.TestCase):
         for client in clients:
             self.assertEqual(server.store.read((f"{client.login}.vfb",)), outlookVFB(f"{client.login}-2@example.com"))
         self.assertEqual(committer.committed, 9)
+        self.assertEqual(server.service.metrics.registry.get_sample_value(
+            "fbtwist_commit_process_publishes_total", {"outcome": "committed"}), 9)
         self.assertEqual(registered, [])

@@ -108,6 +108,18 @@ class MetricsObserverTests(unittest.SynchronousTestCase):
         self.observer.lockCount = lambda: 7
         self.assertEqual(self.value("fbtwist_dav_locks"), 7)
 
+    def test_commitCounts(self):
+        """
+        The commit process's counter reads its hook when scraped (0 without).
+        """
+        self.assertEqual(self.value("fbtwist_commit_process_publishes_total", outcome="committed"), 0)
+        self.assertEqual(self.value("fbtwist_commit_process_publishes_total", outcome="given_back"), 0)
+        self.observer.commitCounts = lambda: (12, 3)
+        self.assertEqual(self.value("fbtwist_commit_process_publishes_total", outcome="committed"), 12)
+        self.assertEqual(self.value("fbtwist_commit_process_publishes_total", outcome="given_back"), 3)
+        self.assertIn(b"fbtwist_commit_process_publishes_total{outcome=\"given_back\"} 3.0",
+                      self.observer.exposition()[0])
+
     def test_registriesSeparate(self):
         """
         Two observers never share numbers (no process-global registry).
