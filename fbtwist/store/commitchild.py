@@ -16,13 +16,17 @@ server's reactor thread never waits for them to hand the interpreter lock
 back.
 
 It ends when its standard input closes (the server stopped, or died),
-once the requests it read are answered.
+once the requests it read are answered; the signals that stop a server
+(C{SIGTERM} from systemd to every process of the service, C{SIGINT} from a
+terminal to its process group) are left to the server, which closes that
+input once the publishes in flight are done.
 """
 
 import errno
 import json
 import os
 import queue
+import signal
 import struct
 import sys
 import threading
@@ -137,6 +141,10 @@ def readFrame(stream) -> Optional[Tuple[dict, bytes]]:
 
 
 def main(argv) -> None:
+    # Stopped by its server only (see the module): killed halfway, the
+    # publishes it was sent would go back to a server that is stopping.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     lockFolder, threads = argv[1], int(argv[2])
     locks = LockStore(FilePath(lockFolder), WallClock)
     fsyncs = DirectoryFsyncs()

@@ -160,6 +160,22 @@ class CommitProcessTests(_Tree, unittest.TestCase):
             self.assertEqual(f.read(), b"four")
 
     @defer.inlineCallbacks
+    def test_stopSignalsLeftToTheServer(self):
+        """
+        The signals that stop a server's processes (systemd's SIGTERM to all
+        of them, a terminal's SIGINT) do not end the child: it commits on
+        until the server closes its input.
+        """
+        self.assertIs((yield self.commit("alice.vfb", b"one")), True)
+        child = self.committer._child
+        child.transport.signalProcess(signal.SIGTERM)
+        child.transport.signalProcess(signal.SIGINT)
+        yield task.deferLater(reactor, 0.2, lambda: None)
+        self.assertIs((yield self.commit("alice.vfb", b"two")), False)
+        self.assertIs(self.committer._child, child)
+        self.assertEqual((self.committer.committed, self.committer.fellBack), (2, 0))
+
+    @defer.inlineCallbacks
     def test_stopWaitsForCommits(self):
         """Stopping lets the child finish what it was sent; later publishes are given back."""
         sent = [self.commit(f"user{n}.vfb", b"x") for n in range(10)]
