@@ -28,6 +28,29 @@ class _Receiver(Protocol):
             self.arrived.callback(self.received)
 
 
+class _Asker(Protocol):
+    """
+    Sends a request and collects its answer, which ends with C{end}.
+    """
+
+    def __init__(self, end: bytes):
+        self.end = end
+        self.received = b""
+        self.waiting = None
+
+    def dataReceived(self, data):
+        self.received += data
+        if self.received.endswith(self.end) and self.waiting is not None:
+            waiting, self.waiting = self.waiting, None
+            waiting.callback(self.received)
+
+    def ask(self, request: bytes) -> Deferred:
+        self.received = b""
+        self.waiting = Deferred()
+        self.transport.write(request)
+        return self.waiting
+
+
 class WriteNowTests(unittest.TestCase):
     """
     L{twistedAdapter.writeNow} sends at once on a plain TCP connection
@@ -134,31 +157,14 @@ class QuickAnswersOverTCPTests(unittest.TestCase):
         quick = server.service.getServiceNamed("http").factory.quickLookups
         request = b"GET /calendar/bsmith.vfb HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
-        class Client(protocol.Protocol):
-            def __init__(self):
-                self.received = b""
-                self.waiting = None
-
-            def dataReceived(self, data):
-                self.received += data
-                if self.received.endswith(b"END:VCALENDAR\r\n") and self.waiting is not None:
-                    waiting, self.waiting = self.waiting, None
-                    waiting.callback(self.received)
-
-            def ask(self):
-                self.received = b""
-                self.waiting = defer.Deferred()
-                self.transport.write(request)
-                return self.waiting
-
         clients = []
         for _ in range(3):
-            client = Client()
+            client = _Asker(b"END:VCALENDAR\r\n")
             await protocol.ClientCreator(reactor, lambda client=client: client).connectTCP("127.0.0.1", server.port)
             self.addCleanup(client.transport.loseConnection)
             clients.append(client)
         # The first answer goes the whole way (and makes it known at once).
-        await clients[0].ask()
+        await clients[0].ask(request)
         registered = []
         addWriter = reactor.addWriter
 
@@ -170,7 +176,7 @@ class QuickAnswersOverTCPTests(unittest.TestCase):
         self.patch(reactor, "addWriter", counting)
         before = quick.answered
         for _ in range(5):
-            answers = await defer.gatherResults([client.ask() for client in clients])
+            answers = await defer.gatherResults([client.ask(request) for client in clients])
             for answer in answers:
                 self.assertTrue(answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer[:80])
         self.assertEqual(quick.answered - before, 15)
@@ -249,27 +255,17 @@ class QuickPublishesOverTCPTests(unittest.TestCase):
         committer = server.store.committer
         self.assertIsNotNone(committer)
 
-        class Client(protocol.Protocol):
+        class Client(_Asker):
             def __init__(self, login):
+                super().__init__(b"\r\n\r\n")
                 self.login = login
-                self.received = b""
-                self.waiting = None
-
-            def dataReceived(self, data):
-                self.received += data
-                if self.received.endswith(b"\r\n\r\n") and self.waiting is not None:
-                    waiting, self.waiting = self.waiting, None
-                    waiting.callback(self.received)
 
             def publish(self, body):
-                self.received = b""
-                self.waiting = defer.Deferred()
                 credentials = base64.b64encode(f"{self.login}:{PASSWORDS[self.login]}".encode("ascii"))
-                self.transport.write(
+                return self.ask(
                     b"PUT /pub/calendar/%s.vfb HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic %s\r\n"
                     b"Content-Type: text/calendar\r\nContent-Length: %d\r\n\r\n%s"
                     % (self.login.encode("ascii"), credentials, len(body), body))
-                return self.waiting
 
         clients = []
         for login in ("alice", "bsmith", "carol"):
