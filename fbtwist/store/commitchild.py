@@ -34,7 +34,7 @@ from typing import Optional, Tuple
 
 from twisted.python.filepath import FilePath
 
-from fbtwist.store.files import DirectoryFsyncs, _createTemporaryLockedFor, _removeIfExists, _setEtagAttribute
+from fbtwist.store.files import DirectoryFsyncs, _removeIfExists, _setEtagAttribute, writeLockedTemporary
 from fbtwist.store.locks import LockStore, WallClock
 from fbtwist.store.warmnames import warmSiblings
 
@@ -58,21 +58,8 @@ def commitOne(locks: LockStore, fsyncs: DirectoryFsyncs, target: str, place: Opt
     @return: Whether the file is new, or L{FALLBACK} (nothing changed).
     @raise OSError: What refused it (nothing changed).
     """
-    temp = fd = None
+    temp, fd, locked, written = writeLockedTemporary(FilePath(target), place, data)
     try:
-        for _ in range(5):
-            temp, fd, locked = _createTemporaryLockedFor(FilePath(target), place=place, checkLinks=False)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            written = os.fstat(fd)
-            if written.st_nlink > 0:
-                break
-            # Removed by a server starting before it was locked: again.
-            os.close(fd)
-            temp = fd = None
-        else:
-            raise OSError(errno.EAGAIN, "no temporary file could be created and locked")
         # Labelled before the fsync, which makes the label durable too.
         _setEtagAttribute(fd, etag, written)
         os.fsync(fd)
@@ -94,8 +81,7 @@ def commitOne(locks: LockStore, fsyncs: DirectoryFsyncs, target: str, place: Opt
     finally:
         if temp is not None:
             _removeIfExists(temp)
-        if fd is not None:
-            os.close(fd)
+        os.close(fd)
     fsyncs.sync(os.path.dirname(target))
     return created
 

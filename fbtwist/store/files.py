@@ -47,7 +47,7 @@ def etagForContent(data: bytes) -> str:
     """
     The strong entity tag of a file's content (quoted, as HTTP sends it).
     """
-    return '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+    return entityTag(hashlib.sha256(data).hexdigest())
 
 
 #: Filesystems without C{flock} answer one of these.
@@ -235,6 +235,44 @@ def _createTemporaryLockedFor(target: FilePath, shared: bool = False, place: Opt
             if stagingUsable(place[0]):
                 raise
     return _createTemporaryLocked(target, shared, checkLinks=checkLinks)
+
+
+def writeLockedTemporary(target: FilePath, place: Optional[Tuple[str, str]],
+                         data: bytes) -> Tuple[str, int, Optional[bool], os.stat_result]:
+    """
+    A temporary file for C{target} (L{_createTemporaryLockedFor}, locked
+    exclusively from the start) holding all of C{data}: a publish sent in
+    one piece.  The one C{fstat} that gives its status once written (what
+    labels it) also tells that no starting server removed it before it was
+    locked (then it is made again).
+
+    @return: Its path, a descriptor open for writing, whether it is locked
+        (C{None}: the filesystem has no locks) and its status.
+    @raise OSError: When it cannot be created or written (nothing is left).
+    """
+    for _ in range(5):
+        temp, fd, locked = _createTemporaryLockedFor(target, place=place, checkLinks=False)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            written = os.fstat(fd)
+        except BaseException:
+            os.close(fd)
+            _removeIfExists(temp)
+            raise
+        if written.st_nlink > 0:
+            return temp, fd, locked, written
+        os.close(fd)
+    raise OSError(errno.EAGAIN, "no temporary file could be created and locked")
+
+
+def entityTag(digest: str) -> str:
+    """
+    The entity tag of a file whose content's SHA-256 is C{digest} (hex), as
+    L{etagForContent} gives it (for content hashed as it is written).
+    """
+    return '"' + digest[:32] + '"'
 
 
 class RawFile:

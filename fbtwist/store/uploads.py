@@ -19,10 +19,11 @@ from fbtwist.store.files import (
     RawFile,
     _createTemporary,
     _createTemporaryFor,
-    _createTemporaryLockedFor,
     _removeIfExists,
     _setEtagAttribute,
     _storageError,
+    entityTag,
+    writeLockedTemporary,
 )
 from fbtwist.store.paths import StorePath
 from fbtwist.store.pool import Afterwards
@@ -114,37 +115,25 @@ class Upload:
             self.write(data)
         fd = self._open().fileno()
         # Labelled before the fsync, which makes the label durable too.
-        _setEtagAttribute(fd, '"' + self._hash.hexdigest()[:32] + '"', written)
+        _setEtagAttribute(fd, entityTag(self._hash.hexdigest()), written)
         os.fsync(fd)
 
     def _writeWhole(self, data: bytes) -> os.stat_result:
         """
         Create the temporary file and write all of C{data} to it: a publish
-        sent in one piece, whose commit follows in this thread.  The file is
-        locked exclusively from the start (for the commit, see
-        L{fbtwist.store.locks.LockStore.publishing}), and the one C{fstat}
-        that labels it also tells that no starting server removed it
-        before it was locked (see
-        L{fbtwist.store.files._createTemporaryLocked}; then it is made
-        again).
+        sent in one piece, whose commit follows in this thread
+        (L{fbtwist.store.files.writeLockedTemporary}: locked exclusively
+        from the start, for the commit, see
+        L{fbtwist.store.locks.LockStore.publishing}).
 
         @return: Its status once written.
         @raise OSError: When it cannot be created or written.
         """
-        for _ in range(5):
-            temp, fd, locked = _createTemporaryLockedFor(self._target, place=self._place, checkLinks=False)
-            self._temp, self._file, self._lockedForCommit = temp, RawFile(fd), locked is True
-            view = memoryview(data)
-            while view:
-                view = view[self._file.write(view):]
-            written = os.fstat(fd)
-            if written.st_nlink > 0:
-                self._hash.update(data)
-                self.size += len(data)
-                return written
-            self._file.close()
-            self._temp = self._file = None
-        raise OSError(errno.EAGAIN, "no temporary file could be created and locked")
+        temp, fd, locked, written = writeLockedTemporary(self._target, self._place, data)
+        self._temp, self._file, self._lockedForCommit = temp, RawFile(fd), locked is True
+        self._hash.update(data)
+        self.size += len(data)
+        return written
 
     def _rename(self) -> bool:
         created = not (self._target.exists() if self._existed is None else self._existed)
@@ -186,7 +175,7 @@ class Upload:
                     view = memoryview(chunk)
                     while view:
                         view = view[os.write(fd, view):]
-            _setEtagAttribute(fd, '"' + self._hash.hexdigest()[:32] + '"')
+            _setEtagAttribute(fd, entityTag(self._hash.hexdigest()))
             os.fsync(fd)
             os.rename(copy, self._target.path)
         except BaseException:
@@ -308,21 +297,23 @@ class Upload:
         @return: Whether the file is new, or L{FALLBACK}: nothing changed,
             commit it here.
         """
-        etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+        hashed = self._hash.copy()
+        hashed.update(data)
         self._writingOut = True
         try:
-            created = await committer.commit(self._target.path, self._place, self.path, data, etag, self._existed)
+            created = await committer.commit(self._target.path, self._place, self.path, data,
+                                             entityTag(hashed.hexdigest()), self._existed)
         except OSError as e:
             self._writingOut = False
             self.abort()
             raise _storageError(e, self.path) from None
         self._writingOut = False
-        if created is FALLBACK or created == FALLBACK:
+        if created == FALLBACK:
             if self._abortRequested:
                 self.abort()
                 raise defer.CancelledError("the upload was aborted while it was being written")
             return FALLBACK
-        self._hash.update(data)
+        self._hash = hashed
         self.size += len(data)
         self._created = created
         self._done = True
