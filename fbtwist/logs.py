@@ -224,9 +224,46 @@ def _classicLine(event: dict) -> Optional[str]:
     return f"{_classicTime(event.get('log_time'))} [{system}] {text}\n"
 
 
+#: The last second L{_isoTime} formatted and its text: one tuple, replaced
+#: whole, so that a thread reading it never sees one's second with
+#: another's text.
+_isoSecond = [(None, "")]
+
+
 def _isoTime(seconds: float) -> str:
-    t = time.gmtime(seconds)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", t) + ".%03dZ" % int((seconds % 1) * 1000)
+    # Each second formatted once (every request logs an event).
+    second = int(seconds)
+    known = _isoSecond[0]
+    if known[0] != second:
+        known = _isoSecond[0] = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return known[1] + ".%03dZ" % int((seconds % 1) * 1000)
+
+
+#: The fields L{jsonRecord} makes itself, never taken from the event.
+_RECORD_KEYS = frozenset(("time", "level", "namespace", "message"))
+
+#: Whether an event key is written out by L{jsonRecord} (not Twisted's
+#: C{log_} keys, the record's own, nor a secret's), by key: the same few
+#: keys come with every event.
+_keyShown: dict = {}
+
+#: Values written out as they are (C{None} too); others are left out.
+_PLAIN_TYPES = (str, int, float, bool)
+
+#: L{json.dumps} with the same options, made once (C{dumps} with options
+#: makes an encoder per call).  A record is flat: nothing to check for
+#: cycles.
+_JSON_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str, check_circular=False)
+
+
+def _isShown(key: str) -> bool:
+    shown = _keyShown.get(key)
+    if shown is None:
+        shown = not (key.startswith("log_") or key in _RECORD_KEYS or _SECRET_KEY.search(key))
+        if len(_keyShown) > 10_000:
+            _keyShown.clear()
+        _keyShown[key] = shown
+    return shown
 
 
 def jsonRecord(event: dict) -> dict:
@@ -243,11 +280,12 @@ def jsonRecord(event: dict) -> dict:
         "namespace": event.get("log_namespace", "-"),
         "message": eventText(event),
     }
+    shown = _keyShown.get
     for key, value in event.items():
-        if key.startswith("log_") or key in record or _SECRET_KEY.search(key):
-            continue
-        if value is None or isinstance(value, (str, int, float, bool)):
-            record[key] = value
+        if value is None or isinstance(value, _PLAIN_TYPES):
+            keep = shown(key)
+            if keep or (keep is None and _isShown(key)):
+                record[key] = value
     failure = event.get("log_failure")
     if failure is not None:
         try:
@@ -352,7 +390,7 @@ class JSONLinesObserver:
 
     def __call__(self, event: dict) -> None:
         try:
-            line = json.dumps(jsonRecord(event), separators=(",", ":"), default=str)
+            line = _JSON_ENCODER.encode(jsonRecord(event))
         except Exception as e:
             line = json.dumps({"time": _isoTime(time.time()), "level": "error",
                                "message": f"unloggable event: {e!r}"})

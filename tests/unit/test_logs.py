@@ -139,6 +139,40 @@ class JSONRecordTests(unittest.SynchronousTestCase):
         for left in ("password", "authorization", "obj"):
             self.assertNotIn(left, record)
 
+    def test_fieldsEveryTime(self):
+        """
+        The choice of fields holds for every event, not only the first to
+        bring a key (it is remembered by key): a secret's key seen again
+        is left out again, a field named like one of the record's own never
+        replaces it, a key whose value was not plain once is written when
+        it is.
+        """
+        for count in range(3):
+            record = jsonRecord(dict(
+                log_format="x", log_time=1.0, token="t", message="not this", time="nor this",
+                later=object() if count == 0 else count, plain=count,
+            ))
+            self.assertNotIn("token", record)
+            self.assertEqual((record["message"], record["time"]), ("x", "1970-01-01T00:00:01.000Z"))
+            self.assertEqual(record["plain"], count)
+            if count:
+                self.assertEqual(record["later"], count)
+            else:
+                self.assertNotIn("later", record)
+
+    def test_timeOfEachEvent(self):
+        """
+        Each event's own time, to the millisecond, whatever time the event
+        before it had (the second's text is made once): going on within a
+        second, to the next, and back.
+        """
+        for seconds, text in [
+            (1796616301.25, "2026-12-07T04:05:01.250Z"), (1796616301.999, "2026-12-07T04:05:01.999Z"),
+            (1796616302.0, "2026-12-07T04:05:02.000Z"), (1796616301.5, "2026-12-07T04:05:01.500Z"),
+            (0.001, "1970-01-01T00:00:00.001Z"), (1796616302.75, "2026-12-07T04:05:02.750Z"),
+        ]:
+            self.assertEqual(jsonRecord(dict(log_format="x", log_time=seconds))["time"], text)
+
     def test_observer(self):
         """
         The observer writes one JSON object per line.
