@@ -53,6 +53,7 @@ from fbtwist.store.locks import LOCK_DIRECTORY, LockStore, WallClock
 from fbtwist.store.pool import DEFAULT_THREADS, StorePool
 from fbtwist.store.tree import CalendarStore
 from fbtwist.store.warmup import NameWarmup
+from fbtwist.store.watch import ReactorTurns
 from fbtwist.web.caldav.resource import CalDAVSettings
 from fbtwist.web.connection import ConnectionLimits
 from fbtwist.web.dav.resource import CalendarTreeResource
@@ -329,7 +330,7 @@ def buildPortal(config, store: CalendarStore, directory: LDAPDirectory, reactor)
     # are configured.
     visibility = visibilityFor(lookupSettingsFor(config, store, directory, reactor), store, directory, reactor)
     # Each person's choice of who may see them, within the site's rules.
-    visibility.whoSees = WhoSees(SettingsStore(store), SitePolicy.fromConfig(config),
+    visibility.whoSees = WhoSees(SettingsStore(store, turns=ReactorTurns(reactor)), SitePolicy.fromConfig(config),
                                  GroupMembership(directory, visibility.groupBase, reactor))
     # A login's roles are kept as long as the bind cache keeps the login.
     realm = FreeBusyRealm(store, directory, adminGroup=adminGroup, visibility=visibility, clock=reactor,
@@ -444,7 +445,7 @@ def lookupSettingsFor(config, store: CalendarStore, directory: LDAPDirectory, re
     """
     from fbtwist.access.feeds import FeedStore
 
-    feeds = FeedStore(store, config.feedsPerUser) if config.feedsPerUser else None
+    feeds = FeedStore(store, config.feedsPerUser, turns=ReactorTurns(reactor)) if config.feedsPerUser else None
     return replace(LookupSettings.fromConfig(config, directory.url),
                    federation=buildFederation(config, directory, reactor), feeds=feeds)
 

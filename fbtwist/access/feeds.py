@@ -101,11 +101,14 @@ class FeedStore:
 
     @param store: The L{fbtwist.store.tree.CalendarStore}.
     @param maxPerUser: How many feeds one user may register.
+    @param turns: The reactor's L{fbtwist.store.watch.ReactorTurns}, or
+        C{None}: whether a user's feeds give busy time is known from one
+        C{stat} of the folder per question, or per turn with them.
     """
 
     log = Logger()
 
-    def __init__(self, store, maxPerUser: int = 5, clock=None):
+    def __init__(self, store, maxPerUser: int = 5, clock=None, turns=None):
         self.store = store
         self.maxPerUser = maxPerUser
         self._cache: Dict[str, tuple] = {}
@@ -114,7 +117,7 @@ class FeedStore:
         #: is unchanged: asked for every lookup, mostly of people without
         #: feeds (one stat of the folder instead of one of their file).
         self._hasBusy = FolderMemo(lambda: self._folder().path, self._hasBusyTime, clock=clock,
-                                   fileOf=_fileName, absent=False)
+                                   fileOf=_fileName, absent=False, turns=turns)
 
     def _folder(self):
         # Made by the first registration, not before.

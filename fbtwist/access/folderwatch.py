@@ -9,9 +9,9 @@ import os
 from typing import Callable, Hashable, Optional
 
 from fbtwist.cache import LRUCache
-from fbtwist.store.watch import MISSING, FolderWatch
+from fbtwist.store.watch import MISSING, FolderWatch, ReactorTurns
 
-__all__ = ["MISSING", "FolderMemo", "FolderWatch"]
+__all__ = ["MISSING", "FolderMemo", "FolderWatch", "ReactorTurns"]
 
 
 class FolderMemo:
@@ -38,13 +38,17 @@ class FolderMemo:
         not found among the folder's names.
     @param absent: The value of a key without a file (what C{compute} gives
         then).
+    @param turns: The reactor's L{ReactorTurns}: the folder is looked at
+        once per turn (L{FolderWatch}); a key this process L{forget}s is
+        computed afresh within the turn all the same.
     """
 
     def __init__(self, folder: Callable[[], str], compute: Callable[[Hashable], object], size: int = 200_000,
                  clock: Optional[Callable[[], float]] = None,
                  fileOf: Optional[Callable[[Hashable], Optional[str]]] = None, absent=None,
-                 maxListed: int = 50_000):
+                 maxListed: int = 50_000, turns: Optional[ReactorTurns] = None):
         self._folder = folder
+        self._turns = turns
         self._compute = compute
         self._size = size
         self._clock = clock
@@ -60,7 +64,8 @@ class FolderMemo:
 
     def get(self, key: Hashable):
         if self._watch is None:
-            self._watch = FolderWatch(self._folder(), **({} if self._clock is None else {"clock": self._clock}))
+            self._watch = FolderWatch(self._folder(), turns=self._turns,
+                                      **({} if self._clock is None else {"clock": self._clock}))
         # The folder first, then the files: a change between the two shows
         # in the folder's next version.
         version = self._watch.version()
@@ -107,5 +112,9 @@ class FolderMemo:
         files).
         """
         self._values.pop(key)
-        # Its file may be new: list the folder again when next asked.
+        # Its file may be new: list the folder again when next asked, and
+        # look at the folder again (it may be new too), even within this
+        # turn of the reactor.
         self._names = None
+        if self._watch is not None:
+            self._watch.lookAgain()

@@ -198,18 +198,21 @@ class SettingsStore:
     Users' choices in the calendar tree (see the module).
 
     Asked for every lookup, so what was read is remembered while the
-    folder stays as it was: one C{stat} of the folder per question
+    folder stays as it was: one C{stat} of the folder per question, or per
+    turn of the reactor with C{turns}
     (L{fbtwist.access.folderwatch}, which says why that is sound for every
     server sharing the tree), one C{stat} of the user's file while the
     folder has just changed.
 
     @param store: The L{fbtwist.interfaces.ICalendarStore}.
     @param clock: The wall clock, for the folder's watch.
+    @param turns: The reactor's L{fbtwist.store.watch.ReactorTurns}, or
+        C{None}.
     """
 
     log = Logger()
 
-    def __init__(self, store, clock=None):
+    def __init__(self, store, clock=None, turns=None):
         self.store = store
         self._folderPath = None
         self._formKey = None
@@ -217,7 +220,7 @@ class SettingsStore:
         self._cache = LRUCache(8192)
         #: Lower-case uid -> settings or None, while the folder is unchanged.
         self._known = FolderMemo(lambda: self._folder().path, self._read, KNOWN_SIZE, clock,
-                                 fileOf=_fileName, absent=None)
+                                 fileOf=_fileName, absent=None, turns=turns)
 
     def _folder(self):
         # Made by the first choice saved, not before.

@@ -34,8 +34,58 @@ import os
 import time
 from typing import Callable, Hashable, Optional
 
+from twisted.python import threadable
+
 #: The folder does not exist (yet): a version of its own.
 MISSING = ("missing",)
+
+
+class ReactorTurns:
+    """
+    Numbers the turns of a reactor, so that a folder's version can be read
+    once per turn (L{FolderWatch}'s C{turns}) instead of once per request:
+    with many requests a turn (a loaded server reads twenty lookups or more
+    from one poll) each would otherwise C{stat} the same folders.
+
+    Why that is sound: the requests of one turn arrived together, and are
+    answered together; one look at the folders for all of them is the same
+    as if they had arrived a moment earlier, all at once.  A change this
+    process makes within the turn is not left to the folder's version: the
+    stores that make them forget what they changed
+    (L{fbtwist.access.folderwatch.FolderMemo.forget}).  Another process's or
+    node's change is seen from the next turn on, as it would be by the next
+    request.
+
+    A turn ends when the reactor runs what was scheduled for now: the
+    first question of a turn schedules its end (one C{callLater(0)} a
+    turn, not one a request).  Outside the reactor's thread there are no
+    turns (L{current} is C{None}): each question is asked afresh.
+
+    @param reactor: The reactor (an L{twisted.internet.interfaces.IReactorTime}).
+    @param inReactorThread: Tells whether the caller runs in the reactor's
+        thread.
+    """
+
+    def __init__(self, reactor, inReactorThread: Callable[[], bool] = threadable.isInIOThread):
+        self._reactor = reactor
+        self._inReactorThread = inReactorThread
+        self._turn = 0
+        self._ending = None
+
+    def current(self) -> Optional[int]:
+        """
+        @return: This turn's number, or C{None} outside the reactor's
+            thread.
+        """
+        if not self._inReactorThread():
+            return None
+        if self._ending is None:
+            self._ending = self._reactor.callLater(0, self._ended)
+        return self._turn
+
+    def _ended(self) -> None:
+        self._ending = None
+        self._turn += 1
 
 
 class FolderWatch:
@@ -47,23 +97,52 @@ class FolderWatch:
         version is trusted.
     @param clock: The wall clock (the filesystem's times are wall-clock
         times).
+    @param turns: With a L{ReactorTurns}, the folder is looked at once per
+        turn of the reactor (see there); without, at every question.
     """
 
-    def __init__(self, path: str, margin: float = 2.0, clock: Callable[[], float] = time.time):
+    def __init__(self, path: str, margin: float = 2.0, clock: Callable[[], float] = time.time,
+                 turns: Optional[ReactorTurns] = None):
         self.path = path
         self.margin = margin
         self.clock = clock
+        self.turns = turns
         #: Until when (by C{clock}) the folder's version cannot be trusted
         #: in any case: a folder changed again before then is as recent.
         self._recentUntil = 0.0
+        #: The turn the folder was last looked at in, and what it said.
+        self._seenIn = (None, None)
 
     def version(self) -> Optional[Hashable]:
         """
         @return: A value that changes whenever an entry of the folder is
             added, removed or replaced, or C{None} when that cannot be
             promised now (the folder changed in the last C{margin} seconds,
-            or cannot be read): then look at the files themselves.
+            or cannot be read): then look at the files themselves.  Once
+            per turn of the reactor with C{turns}: then what the turn's
+            first question found.
         """
+        turns = self.turns
+        if turns is None:
+            return self._lookNow()
+        turn = turns.current()
+        seenIn = self._seenIn
+        if turn is not None and seenIn[0] == turn:
+            return seenIn[1]
+        found = self._lookNow()
+        if turn is not None:
+            self._seenIn = (turn, found)
+        return found
+
+    def lookAgain(self) -> None:
+        """
+        Look at the folder at the next question, even within this turn
+        (this process changed it).
+        """
+        self._seenIn = (None, None)
+
+    def _lookNow(self) -> Optional[Hashable]:
+        # The folder itself, now (see version).
         if self.clock() < self._recentUntil:
             return None
         try:

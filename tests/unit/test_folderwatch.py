@@ -9,6 +9,7 @@ lookup); users' visibility choices are tested in L{tests.unit.test_whosees}.
 import os
 from datetime import datetime, timezone
 
+from twisted.internet.task import Clock
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
@@ -17,7 +18,7 @@ from fbtwist.access.folderwatch import FolderMemo
 from fbtwist.calendar.busytime import Derivation
 from fbtwist.calendar.freebusy import Period
 from fbtwist.store.tree import CalendarStore
-from fbtwist.store.watch import MISSING, FolderWatch
+from fbtwist.store.watch import MISSING, FolderWatch, ReactorTurns
 
 #: A wall clock long after any folder of a test was changed.
 LATER = 4_000_000_000.0
@@ -74,6 +75,67 @@ class FolderWatchTests(unittest.SynchronousTestCase):
         self.assertIsNone(self.watch.version())  # not asked: still recent
         self.now = mtime + 2.5
         self.assertEqual(self.watch.version(), MISSING)
+
+
+def countStats(testCase) -> list:
+    """
+    The paths of the C{os.stat} calls of C{testCase} from now on.
+    """
+    calls, original = [], os.stat
+
+    def counting(path, *args, **kwargs):
+        calls.append(path)
+        return original(path, *args, **kwargs)
+
+    testCase.patch(os, "stat", counting)
+    return calls
+
+
+class TurnsTests(unittest.SynchronousTestCase):
+    """
+    With the reactor's turns, a folder is looked at once per turn: a
+    change is seen from the next turn on; outside the reactor's thread,
+    at every question.
+    """
+
+    def setUp(self):
+        self.path = self.mktemp()
+        os.mkdir(self.path)
+        self.clock = Clock()
+        self.inReactorThread = True
+        self.turns = ReactorTurns(self.clock, lambda: self.inReactorThread)
+        self.watch = FolderWatch(self.path, clock=lambda: LATER, turns=self.turns)
+
+    def test_oncePerTurn(self):
+        """Three questions of a turn: one stat, one call scheduled to end the turn; the next turn looks again."""
+        stats = countStats(self)
+        first = [self.watch.version() for _ in range(3)]
+        self.assertEqual(stats, [self.path])
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.assertEqual(len(set(first)), 1)
+        changing(self.path, lambda: FilePath(self.path).child("a.json").setContent(b"1"))
+        del stats[:]  # changing's own
+        self.assertEqual(self.watch.version(), first[0])  # this turn: as it was
+        self.assertEqual(stats, [])
+        self.clock.advance(0)
+        self.assertNotEqual(self.watch.version(), first[0])
+        self.assertEqual(stats, [self.path])
+
+    def test_lookAgain(self):
+        """After lookAgain (this process changed the folder) the folder is looked at within the same turn."""
+        before = self.watch.version()
+        changing(self.path, lambda: FilePath(self.path).child("a.json").setContent(b"1"))
+        self.watch.lookAgain()
+        self.assertNotEqual(self.watch.version(), before)
+
+    def test_otherThreads(self):
+        """Outside the reactor's thread every question looks at the folder, and no call is scheduled."""
+        self.inReactorThread = False
+        stats = countStats(self)
+        for _ in range(3):
+            self.watch.version()
+        self.assertEqual(stats, [self.path] * 3)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
 class FolderMemoTests(unittest.SynchronousTestCase):
@@ -195,18 +257,30 @@ class FeedsTests(unittest.SynchronousTestCase):
         changing(folder, lambda: self.second.remove("alice", "f1"))
         self.assertFalse(self.first.hasBusyTime("alice"))
 
+    def test_ownSaveSeenWithinTheTurn(self):
+        """
+        With the reactor's turns: this server's own save counts at once,
+        even within the turn that found no folder; another server's from
+        the next turn on.
+        """
+        clock = Clock()
+        turns = ReactorTurns(clock, lambda: True)
+        first = FeedStore(self.store, clock=lambda: self.now, turns=turns)
+        self.assertFalse(first.hasBusyTime("alice"))
+        first.save("alice", [self.feed(busy=True)])
+        self.assertTrue(first.hasBusyTime("alice"))
+        folder = self.store.metadataDirectory("feeds", create=False).path
+        changing(folder, lambda: self.second.save("bsmith", [self.feed(busy=True)]))
+        self.assertFalse(first.hasBusyTime("bsmith"))
+        clock.advance(0)
+        self.assertTrue(first.hasBusyTime("bsmith"))
+
     def test_oneStatOfTheFolder(self):
         """For people without feeds, each question costs one stat of the folder, none of their file."""
         self.second.save("bsmith", [self.feed(busy=True)])
         self.assertFalse(self.first.hasBusyTime("alice"))
         folder = self.store.metadataDirectory("feeds", create=False).path
-        calls, original = [], os.stat
-
-        def counting(path, *args, **kwargs):
-            calls.append(path)
-            return original(path, *args, **kwargs)
-
-        self.patch(os, "stat", counting)
+        calls = countStats(self)
         for _ in range(3):
             self.assertFalse(self.first.hasBusyTime("alice"))
             self.assertTrue(self.first.hasBusyTime("bsmith"))
