@@ -21,6 +21,7 @@ from fbtwist.access.throttle import LoginThrottle
 from fbtwist.cache import LRUCache
 from fbtwist.errors import TooManyAttempts
 from fbtwist.interfaces import IDirectory
+from fbtwist.logs import logDebug
 
 
 def credentialText(value) -> str:
@@ -202,7 +203,7 @@ class DirectoryChecker:
 
     def _cachedLoginConfirmed(self, uid: str, throttled: str) -> None:
         # What _requestAvatarId does for a login the cache answers.
-        self.log.debug("bind cache {hit}", fbEvent="bind-cache", hit=True)
+        logDebug(self.log, "bind cache {hit}", fbEvent="bind-cache", hit=True)
         if self.throttle is not None:
             self.throttle.succeeded(throttled, uid)
 
@@ -222,7 +223,7 @@ class DirectoryChecker:
                 raise UnauthorizedLogin("malformed credentials")
             uid = self.cache.get(login, password) if self.cache is not None else None
             if self.cache is not None:
-                self.log.debug("bind cache {hit}", fbEvent="bind-cache", hit=uid is not None)
+                logDebug(self.log, "bind cache {hit}", fbEvent="bind-cache", hit=uid is not None)
             if uid is None:
                 uid = await self.directory.authenticate(login, password)
                 if self.cache is not None:

@@ -89,6 +89,7 @@ from fbtwist.directory.principals import (
 from fbtwist.directory.rooms import DirectoryRooms, RoomSearch
 from fbtwist.errors import DirectoryUnavailable, OutOfDescriptors, WrongPassword
 from fbtwist.interfaces import GROUP, ROOM, USER, IDirectory, IPrincipalDirectory, PrincipalRecord
+from fbtwist.logs import logDebug
 from fbtwist.tlsclient import VerifyingClientTLS
 
 #: The first delay before reconnecting after a failure (seconds); it doubles
@@ -242,7 +243,8 @@ class LDAPDirectory:
             ok = getattr(e, "resultCode", None) not in _UNAVAILABLE_CODES
             raise
         finally:
-            self.log.debug(
+            logDebug(
+                self.log,
                 "directory {operation} on {server}: {ok} in {seconds:.3f}s",
                 fbEvent="directory-call",
                 operation=operation,

@@ -9,11 +9,13 @@ import base64
 import io
 import json
 import re
+import time
 
 from twisted.internet.task import Clock
 from twisted.logger import (
     Logger,
     LogLevel,
+    LogPublisher,
     formatEvent,
     formatEventAsClassicLogText,
     formatTime,
@@ -36,6 +38,7 @@ from fbtwist.logs import (
     isAccessEvent,
     jsonRecord,
     logAccess,
+    logDebug,
     publishRejectionReason,
     useUnderTwistd,
 )
@@ -602,6 +605,43 @@ class PublishEventTests(unittest.SynchronousTestCase):
         out = io.StringIO()
         TextLinesObserver(out)(event)
         self.assertEqual(out.getvalue(), formatEventAsClassicLogText(event, formatTime=formatTime))
+
+
+class DebugEventTests(unittest.SynchronousTestCase):
+    """
+    A debug event emitted by L{logDebug} is the event C{Logger.debug} emits
+    (but for its time), counted by the metrics and left out of the logs.
+    """
+
+    def emitted(self, emit) -> dict:
+        events = []
+        logger = Logger(namespace="fbtwist.test", observer=events.append)
+        before = time.time()
+        emit(logger)
+        self.assertEqual(len(events), 1)
+        event = events[0]
+        self.assertTrue(before <= event.pop("log_time") <= time.time())
+        return event
+
+    def test_sameEvent(self):
+        """The same fields, level, format, namespace, source and logger as Logger.debug's."""
+        fields = dict(fbEvent="directory-call", operation="bind", seconds=0.25, ok=True, server="ldap://x")
+        ours = self.emitted(lambda logger: logDebug(logger, "directory {operation} on {server}", **fields))
+        twisted = self.emitted(lambda logger: logger.debug("directory {operation} on {server}", **fields))
+        # Each from its own logger of the same namespace.
+        self.assertEqual(ours.pop("log_logger").namespace, twisted.pop("log_logger").namespace)
+        self.assertEqual(ours, twisted)
+        self.assertEqual(ours["log_level"], LogLevel.debug)
+
+    def test_countedNotLogged(self):
+        """The metrics count it; the log (info and up) shows nothing."""
+        from fbtwist.ops.metrics import MetricsObserver
+
+        metrics, out = MetricsObserver(), io.StringIO()
+        logger = Logger(namespace="fbtwist.test", observer=LogPublisher(metrics, InfoAndUp(TextLinesObserver(out))))
+        logDebug(logger, "bind cache {hit}", fbEvent="bind-cache", hit=True)
+        self.assertEqual(out.getvalue(), "")
+        self.assertIn(b'fbtwist_bind_cache_lookups_total{result="hit"} 1.0', metrics.exposition()[0])
 
 
 class InfoAndUpTests(unittest.SynchronousTestCase):
