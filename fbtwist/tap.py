@@ -242,7 +242,10 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
         reactor.callWhenRunning(settleMemory)
     config = options.config
     top = GracefulService(reactor, grace=config.shutdownGrace)
-    store = buildStore(config, reactor, top)
+    # The commit process is started with the server, except in the master
+    # of --workers (its workers publish: it has one only if it is sent a
+    # publish itself).
+    store = buildStore(config, reactor, top, commitsEarly=not (config.workers and adoptedFDs is None))
     if config.warmNames and adoptedFDs is None:
         # One process does it for all (the kernel's cache is shared): the
         # master of --workers, or the only one.
@@ -278,18 +281,21 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
     return top
 
 
-def buildStore(config, reactor, top: Optional[GracefulService] = None) -> CalendarStore:
+def buildStore(config, reactor, top: Optional[GracefulService] = None, commitsEarly: bool = False) -> CalendarStore:
     """
     The calendar tree at C{--root}, its blocking work done in the
     C{--store-threads} threads of its pool (C{top}'s child "store-pool"), with
     the temporary files of writers that died removed.
+
+    @param commitsEarly: Start the commit process (C{--commit-process})
+        when the reactor runs, not at the first publish.
     """
     store = CalendarStore(config.root, runBlocking=threadRunner(reactor, config.storeThreads, top))
     store.removeStaleTemporaries()
     if config.commitProcess and top is not None and IReactorProcess.providedBy(reactor) \
             and IReactorThreads.providedBy(reactor):
         committer = CommitProcess(reactor, store.metadataDirectory(LOCK_DIRECTORY, create=False).path,
-                                  config.storeThreads)
+                                  config.storeThreads, startEarly=commitsEarly)
         committer.setServiceParent(top)
         # Stopped late: publishes in flight at shutdown finish first.
         top.stopLate(committer)

@@ -186,6 +186,83 @@ class CommitProcessTests(_Tree, unittest.TestCase):
         self.assertFalse(os.path.exists(self.target("late.vfb")))
 
 
+class StartTests(_Tree, unittest.TestCase):
+    """
+    The child is started at the first publish, or, with C{startEarly},
+    when the reactor runs.
+    """
+
+    def committerFor(self, startEarly: bool):
+        self.makeTree()
+        committing = committer.CommitProcess(reactor, self.lockFolder, 2, startEarly=startEarly)
+        committing.startService()
+        self.addCleanup(committing.stopService)
+        return committing
+
+    @defer.inlineCallbacks
+    def test_early(self):
+        """Started with the service: the first publish is committed by the child, none given back."""
+        committing = self.committerFor(True)
+        # The test runs before trial's reactor does: its next turn.
+        yield task.deferLater(reactor, 0, lambda: None)
+        self.assertIsNotNone(committing._child)
+        name = "alice.vfb"
+        created = yield committing.commit(self.target(name), self.place(name), (name,), BODY, '"t"', None)
+        self.assertIs(created, True)
+        self.assertEqual((committing.committed, committing.fellBack), (1, 0))
+
+    def test_atFirstPublish(self):
+        """Without startEarly nothing is started before the first publish."""
+        self.assertIsNone(self.committerFor(False)._child)
+
+    def test_notAfterStop(self):
+        """A service stopped before the reactor ran starts no child when it runs."""
+        clock = task.Clock()
+        started = []
+        committing = committer.CommitProcess(clock, "/nonexistent", 1, startEarly=True)
+        committing._running = lambda: started.append(True)
+        # Clock has no callWhenRunning: the reactor is not running yet.
+        clock.callWhenRunning = lambda f, *a, **kw: clock.callLater(0, f, *a, **kw)
+        committing.startService()
+        committing.stopService()
+        clock.advance(0)
+        self.assertEqual(started, [])
+
+
+class WiringTests(unittest.SynchronousTestCase):
+    """
+    The server starts its commit process with itself, but for the master of
+    C{--workers}, whose workers publish: each of them starts its own.
+    """
+
+    def committerOf(self, *args, adoptedFDs=None):
+        from fbtwist.tap import makeService
+        from tests.helpers import serviceOptions
+
+        options = serviceOptions("--http", "tcp:0:interface=127.0.0.1", "--ftp", "none", "--root", self.mktemp(),
+                                 *args)
+        # Built, not started: nothing listens, nothing is spawned.
+        return makeService(options, reactor=reactor, adoptedFDs=adoptedFDs).store.committer
+
+    def test_alone(self):
+        """One process: started with the server."""
+        self.assertTrue(self.committerOf().startEarly)
+
+    def test_master(self):
+        """The master of --workers: only at a publish it is sent itself."""
+        self.assertFalse(self.committerOf("--workers", "2").startEarly)
+
+    def test_worker(self):
+        """A worker (it serves listening sockets its master made): started with it."""
+        import socket
+
+        listening = socket.socket()
+        self.addCleanup(listening.close)
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(1)
+        self.assertTrue(self.committerOf("--workers", "2", adoptedFDs=[listening.fileno()]).startEarly)
+
+
 class UploadTests(_Tree, unittest.TestCase):
     """
     L{fbtwist.store.uploads.Upload.commitAsync} hands plain publishes sent
