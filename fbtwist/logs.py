@@ -296,12 +296,9 @@ def jsonRecord(event: dict) -> dict:
         "namespace": event.get("log_namespace", "-"),
         "message": eventText(event),
     }
-    shown = _keyShown.get
     for key, value in event.items():
-        if value is None or isinstance(value, _PLAIN_TYPES):
-            keep = shown(key)
-            if keep or (keep is None and _isShown(key)):
-                record[key] = value
+        if (value is None or isinstance(value, _PLAIN_TYPES)) and _isShown(key):
+            record[key] = value
     failure = event.get("log_failure")
     if failure is not None:
         try:

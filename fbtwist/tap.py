@@ -334,9 +334,12 @@ def buildPortal(config, store: CalendarStore, directory: LDAPDirectory, reactor)
     adminGroup = config.adminGroup if config.ldap is not None or config.adminGroup else DEMO_ADMIN_GROUP
     # What every avatar may see of others' free/busy times, as the lookups
     # are configured.
-    visibility = visibilityFor(lookupSettingsFor(config, store, directory, reactor), store, directory, reactor)
+    # One count of the reactor's turns for every folder watched per turn.
+    turns = ReactorTurns(reactor)
+    visibility = visibilityFor(lookupSettingsFor(config, store, directory, reactor, turns), store, directory,
+                               reactor)
     # Each person's choice of who may see them, within the site's rules.
-    visibility.whoSees = WhoSees(SettingsStore(store, turns=ReactorTurns(reactor)), SitePolicy.fromConfig(config),
+    visibility.whoSees = WhoSees(SettingsStore(store, turns=turns), SitePolicy.fromConfig(config),
                                  GroupMembership(directory, visibility.groupBase, reactor))
     # A login's roles are kept as long as the bind cache keeps the login.
     realm = FreeBusyRealm(store, directory, adminGroup=adminGroup, visibility=visibility, clock=reactor,
@@ -443,15 +446,17 @@ class _FeedRefreshing(service.Service):
         self.refresher.stop()
 
 
-def lookupSettingsFor(config, store: CalendarStore, directory: LDAPDirectory, reactor):
+def lookupSettingsFor(config, store: CalendarStore, directory: LDAPDirectory, reactor,
+                      turns: Optional[ReactorTurns] = None):
     """
     The lookups' settings with other organisations' free/busy
     (L{buildFederation}) and users' calendar feeds (their store, with
-    C{--feeds-per-user}): what the realm's visibility decision merges in.
+    C{--feeds-per-user}, its folder looked at once per reactor turn with
+    C{turns}): what the realm's visibility decision merges in.
     """
     from fbtwist.access.feeds import FeedStore
 
-    feeds = FeedStore(store, config.feedsPerUser, turns=ReactorTurns(reactor)) if config.feedsPerUser else None
+    feeds = FeedStore(store, config.feedsPerUser, turns=turns) if config.feedsPerUser else None
     return replace(LookupSettings.fromConfig(config, directory.url),
                    federation=buildFederation(config, directory, reactor), feeds=feeds)
 
