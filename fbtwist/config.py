@@ -56,6 +56,13 @@ def parseOptionalEndpoint(text: str) -> Optional[str]:
     return None if text.strip().lower() == "none" else parseEndpoint(text)
 
 
+def parseSizeOrNone(text: str) -> int:
+    """
+    L{parseSize}, or 0 (none at all).
+    """
+    return 0 if text.strip().upper().removesuffix("B") in ("0", "0K", "0M", "0G") else parseSize(text)
+
+
 def parseSize(text: str) -> int:
     """
     A size in bytes, with an optional K, M or G suffix (powers of 1024).
@@ -817,6 +824,14 @@ class Config:
         "the file, shared by every worker and node), so that later lookups of that version, in any process, "
         "neither read its times nor render them again (yes or no).",
         metavar="YES|NO", topic="Lookups (/calendar/, /caldav/)",
+    )
+    answerMemory: int = setting(
+        "answer-memory", 512 * 2**20, parseSizeOrNone,
+        "Remember up to this much of anonymous lookups' answers in memory, in each process that serves them, "
+        "while the files they were made of are unchanged (the kernel tells each change, so only for a tree on "
+        "a local filesystem: on NFS, GlusterFS and other filesystems shared by several machines every lookup "
+        "looks at the files); 0 switches it off (K, M or G suffixes).",
+        metavar="SIZE", topic="Lookups (/calendar/, /caldav/)",
     )
     lookupMissDelay: float = setting(
         "lookup-miss-delay", 0.05, parseSeconds,

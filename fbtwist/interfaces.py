@@ -102,6 +102,18 @@ class ICalendarStore(Interface):
             (L{keep}), only that and the info (C{etag} and C{data} C{None}).
         """
 
+    def watchTop(changed, everything):
+        """
+        Watch the files at the top of the tree for changes made on this
+        machine (L{fbtwist.store.changes.FolderChanges}): its C{drain()}
+        calls C{changed(name)} for each name changed since, C{everything()}
+        when it cannot tell.
+
+        @return: The watch, or C{None} when changes cannot be watched (the
+            tree is on a filesystem other machines write to, or the kernel
+            refuses).
+        """
+
     def keep(snapshot, kept):
         """
         Keep C{kept} (bytes a reader made of C{snapshot}'s content) with
@@ -307,6 +319,22 @@ class IFreeBusyReader(Interface):
         """
         The C{Visible} answer of a L{plainNow} source, or C{HIDDEN} when
         its file cannot be read as free/busy times.
+        """
+
+    def rememberedAnswer(target):
+        """
+        The plain answer about C{target} remembered in memory, for the
+        anonymous reader, while nothing it was made of changed.
+
+        @return: C{(answer, None)} (its entity tag, body and time), or
+            C{(None, ticket)}: give the ticket to L{rememberAnswer} with
+            the answer made now, or C{(None, None)}.
+        """
+
+    def rememberAnswer(ticket, answer):
+        """
+        Remember C{answer} (entity tag, body, time), made for the ticket of
+        L{rememberedAnswer}.
         """
 
     def keepAnswer(source, kept):

@@ -341,6 +341,8 @@ def buildPortal(config, store: CalendarStore, directory: LDAPDirectory, reactor)
     # Each person's choice of who may see them, within the site's rules.
     visibility.whoSees = WhoSees(SettingsStore(store, turns=turns), SitePolicy.fromConfig(config),
                                  GroupMembership(directory, visibility.groupBase, reactor))
+    if config.answerMemory:
+        visibility.rememberAnswers(config.answerMemory)
     # A login's roles are kept as long as the bind cache keeps the login.
     realm = FreeBusyRealm(store, directory, adminGroup=adminGroup, visibility=visibility, clock=reactor,
                           rolesTTL=config.authCacheTTL, rolesSize=config.authCacheSize)

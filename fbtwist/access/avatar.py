@@ -116,6 +116,19 @@ class FreeBusyReader:
         """
         return self.visibility.visibleFrom(source)
 
+    def rememberedAnswer(self, target: Target):
+        """
+        The plain answer about C{target} remembered in memory:
+        L{FreeBusyVisibility.rememberedNow}.
+        """
+        return self.visibility.rememberedNow(self.viewer, target)
+
+    def rememberAnswer(self, ticket: tuple, answer: tuple) -> None:
+        """
+        Remember a plain answer: L{FreeBusyVisibility.rememberNow}.
+        """
+        self.visibility.rememberNow(ticket, answer)
+
     def keepAnswer(self, source: PlainSource, kept: bytes) -> None:
         """
         Keep C{kept} with the source's file version:

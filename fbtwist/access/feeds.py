@@ -218,6 +218,14 @@ class FeedStore:
         """
         return self._hasBusy.get(uid)
 
+    def folderVersion(self):
+        """
+        A value that changes whenever L{hasBusyTime} may for anyone
+        (L{FolderMemo.folderVersion}), or C{None} when that cannot be
+        promised now.
+        """
+        return self._hasBusy.folderVersion()
+
     def _hasBusyTime(self, uid: str) -> bool:
         return self.version(uid) is not None and any(f.busy is not None for f in self.feeds(uid))
 

@@ -62,13 +62,23 @@ class FolderMemo:
         #: are listed, C{False} when they are not (too many, unreadable).
         self._names = None
 
-    def get(self, key: Hashable):
+    def _watched(self) -> FolderWatch:
         if self._watch is None:
             self._watch = FolderWatch(self._folder(), turns=self._turns,
                                       **({} if self._clock is None else {"clock": self._clock}))
+        return self._watch
+
+    def folderVersion(self) -> Optional[Hashable]:
+        """
+        The folder's version now (L{FolderWatch.version}), which changes
+        whenever a value may: C{None} when that cannot be promised.
+        """
+        return self._watched().version()
+
+    def get(self, key: Hashable):
         # The folder first, then the files: a change between the two shows
         # in the folder's next version.
-        version = self._watch.version()
+        version = self._watched().version()
         if version is None:
             return self._compute(key)
         if version != self._seenVersion:

@@ -238,6 +238,14 @@ class SettingsStore:
         """
         return self._known.get(uid.lower())
 
+    def folderVersion(self):
+        """
+        A value that changes whenever anyone's saved choice may have
+        (L{FolderMemo.folderVersion}), or C{None} when that cannot be
+        promised now.
+        """
+        return self._known.folderVersion()
+
     def _read(self, uid: str) -> Optional[VisibilitySettings]:
         try:
             path = self._file(uid)

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from twisted.logger import Logger
 
+from fbtwist.access.answers import RememberedAnswers
 from fbtwist.access.latency import LatencyFloor
 from fbtwist.access.settings import Shown
 from fbtwist.availability.model import Availability, unavailable
@@ -295,7 +296,57 @@ class FreeBusyVisibility:
         #: Each person's choice of who may see them
         #: (L{fbtwist.access.settings.WhoSees}); C{None}: everyone, in full.
         self.whoSees = whoSees
+        #: The anonymous plain answers remembered in memory
+        #: (L{rememberAnswers}), or C{None}.
+        self.answers: Optional[RememberedAnswers] = None
         self.busyTime = None if store is None else BusyTime.install(store, clock, defaultZone, expandLimit)
+
+    def rememberAnswers(self, maxBytes: int) -> RememberedAnswers:
+        """
+        Remember up to C{maxBytes} of the anonymous reader's plain answers
+        in memory (L{fbtwist.access.answers}; C{--answer-memory}), while
+        their owners' files, the choices of who sees whom and the feeds are
+        unchanged.
+        """
+        self.answers = RememberedAnswers(self._store.watchTop, self._plainVersions, maxBytes)
+        return self.answers
+
+    def _plainVersions(self):
+        """
+        The versions of what a plain answer depends on besides its owner's
+        files (L{plainNow}): everyone's choices and feeds, each folder's
+        version; C{None} while either cannot be promised.
+        """
+        choices = () if self.whoSees is None else self.whoSees.settings.folderVersion()
+        feeds = () if self.feeds is None else self.feeds.folderVersion()
+        if choices is None or feeds is None:
+            return None
+        return choices, feeds
+
+    def rememberedNow(self, viewer: Viewer, target: Target) -> Tuple[Optional[tuple], Optional[tuple]]:
+        """
+        The answer remembered for C{target} (L{rememberAnswers}), for the
+        anonymous reader only, when nothing it was made of changed since.
+
+        @return: C{(answer, None)}; or C{(None, ticket)}: give the ticket to
+            L{rememberNow} with the plain answer made now; or C{(None,
+            None)}: nothing may be remembered now.
+        """
+        answers = self.answers
+        if answers is None or viewer.uid is not None or not isinstance(target, Person) or self.applyWorkingHours:
+            return None, None
+        _, uid = self.resolvedNow(target.name)
+        if uid is None:
+            return None, None
+        return answers.get(uid)
+
+    def rememberNow(self, ticket: tuple, answer: tuple) -> None:
+        """
+        Remember C{answer}, the plain answer (entity tag, body, time) made
+        for the ticket's L{rememberedNow}.
+        """
+        if self.answers is not None:
+            self.answers.put(ticket, answer)
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.seconds(), timezone.utc)

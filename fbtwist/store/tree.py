@@ -29,6 +29,7 @@ from zope.interface import implementer
 from fbtwist.cache import LRUCache
 from fbtwist.errors import AlreadyExists, Conflict, FreeBusyError, NotFound, PermissionDenied, descriptorError
 from fbtwist.interfaces import ICalendarStore
+from fbtwist.store.changes import FolderChanges
 from fbtwist.store.files import (
     _ETAG_XATTR,
     _TEMP_SUFFIX,
@@ -294,6 +295,14 @@ class CalendarStore:
             pass
         # No attribute, or the file was changed behind our back.
         return etagForContent(content())
+
+    def watchTop(self, changed: Callable[[str], None], everything: Callable[[], None]) -> Optional[FolderChanges]:
+        """
+        Watch the files at the top of the tree (where each person's
+        C{<uid>.vfb} and C{<uid>.ics} are) for changes made on this machine:
+        L{FolderChanges.open}, on a local filesystem only.
+        """
+        return FolderChanges.open(self.root.path, changed, everything)
 
     def keep(self, snapshot: FileSnapshot, kept: bytes) -> None:
         """

@@ -353,8 +353,13 @@ class LookupResource(Resource):
         in memory; the kept one spares reading the file's times and
         rendering them (most of such a lookup's work).
         """
+        target = Person(name)
+        # Remembered in memory, while nothing it was made of changed.
+        remembered, ticket = reader.rememberedAnswer(target)
+        if remembered is not None:
+            return remembered
         # What was kept, when anything was, without reading the file.
-        source = reader.plainNow(Person(name), False)
+        source = reader.plainNow(target, False)
         if source is None:
             return None
         published = source.published
@@ -367,10 +372,13 @@ class LookupResource(Resource):
         if kept is not None and kept.startswith(tag):
             etag, newline, body = kept[len(tag):].partition(b"\n")
             if newline:
-                return etag.decode("ascii"), body, published.info.modified
+                found = etag.decode("ascii"), body, published.info.modified
+                if ticket is not None:
+                    reader.rememberAnswer(ticket, found)
+                return found
         if published.data is None:
             # Kept for another rendering, owner or detail: the file itself.
-            source = reader.plainNow(Person(name))
+            source = reader.plainNow(target)
             if source is None:
                 return None
         answer = reader.visibleFrom(source)
@@ -379,7 +387,10 @@ class LookupResource(Resource):
         etag, body = self._rendered(NO_PARAMETERS, answer)
         if self.settings.keepAnswers:
             reader.keepAnswer(source, tag + etag.encode("ascii") + b"\n" + body)
-        return etag, body, answer.modified
+        found = etag, body, answer.modified
+        if ticket is not None:
+            reader.rememberAnswer(ticket, found)
+        return found
 
     # --- a group ---
 

@@ -1,0 +1,144 @@
+"""
+Anonymous lookups' answers remembered in memory (C{--answer-memory}).
+
+Nearly every request a free/busy server answers is an anonymous lookup of
+one person's published file, and most are of a file unchanged since the
+last lookup of it.  Checking on disk that it is unchanged (the file's
+C{stat}, the answer kept with it, the person's other file) and deciding
+again what the anonymous reader may see costs more than all the rest of
+the request.  So each serving process remembers, by the owner's uid, the
+answer it made (its entity tag, body and time: what the lookup sends), for
+as long as nothing it was made of can have changed:
+
+  - the owner's files at the top of the tree, C{<uid>.vfb} and
+    C{<uid>.ics}: the kernel tells each change made on this machine
+    (L{fbtwist.store.changes}), read before every answer given from
+    memory, so an answer is never given after a change its client could
+    know of; the tree on a filesystem other machines write to is not
+    watched, and then nothing is remembered;
+  - everyone's choices of who sees them (C{.visibility/}) and their feeds
+    (C{.feeds/}): the version of each folder (L{FolderMemo.folderVersion},
+    looked at once per turn of the reactor, as the choices themselves);
+    when either changed, everything remembered goes; while either has just
+    changed (its version not promised), nothing is answered from memory.
+
+The name asked for is resolved to the uid at every lookup, as before; what
+is remembered is only ever the answer of a published free/busy file shown
+to the anonymous reader (L{FreeBusyVisibility.plainNow}), never a merged,
+federated, working-hours or time-dependent answer.  At most C{maxBytes} of
+answers are held, the least recently asked for going first.  Only the
+reactor's thread uses it.
+"""
+
+from typing import Callable, Hashable, Optional, Tuple
+
+from twisted.python import threadable
+
+from fbtwist.cache import LRUCache
+
+#: What an answer held costs besides its body: the tuple, its entity tag
+#: and time, the key, the cache's own entry.
+ENTRY_OVERHEAD = 400
+
+#: The names of a person's files whose change changes their answer.
+_SUFFIXES = (".vfb", ".ics")
+
+
+class RememberedAnswers:
+    """
+    Answers by owner uid (see the module).
+
+    @param watch: Opens the watch of the tree's top folder, as
+        C{watch(changed, everything)} (L{fbtwist.store.tree.CalendarStore.watchTop}),
+        once, when first needed; C{None} from it: nothing is remembered.
+    @param versions: Gives the versions of what every answer depends on
+        besides its owner's files (a hashable value, or C{None} while it
+        cannot be promised).
+    @param maxBytes: The most the answers' bodies (and L{ENTRY_OVERHEAD}
+        each) may hold.
+    @param inReactorThread: Tells whether the caller is in the reactor's
+        thread (elsewhere nothing is remembered nor given).
+    """
+
+    def __init__(self, watch: Callable, versions: Callable[[], Optional[Hashable]], maxBytes: int,
+                 inReactorThread: Callable[[], bool] = threadable.isInIOThread):
+        self._watch = watch
+        self._versions = versions
+        self.maxBytes = maxBytes
+        self._inReactorThread = inReactorThread
+        #: The watch once opened; C{False} when it could not be, or ended.
+        self._changes = None
+        self._answers = self._empty()
+        #: The versions the answers held were made at.
+        self._seenVersions: Optional[Hashable] = None
+        #: Counts what was forgotten: an answer made while it moved is not
+        #: held (it may be of the old files).
+        self._generation = 0
+        #: Answers given from memory, and answers asked for but not held.
+        self.hits = 0
+        self.misses = 0
+
+    def _empty(self) -> LRUCache:
+        return LRUCache(self.maxBytes, weigh=lambda answer: len(answer[1]) + ENTRY_OVERHEAD)
+
+    def get(self, uid: str) -> Tuple[Optional[tuple], Optional[tuple]]:
+        """
+        The answer held for C{uid}'s files when nothing it was made of has
+        changed since.
+
+        @return: C{(answer, None)} for one held; else C{(None, ticket)},
+            the ticket to give L{put} with the answer made now, or C{(None,
+            None)} when none may be held now.
+        """
+        changes = self._changes
+        if changes is None:
+            if not self._inReactorThread():
+                return None, None
+            changes = self._changes = self._watch(self._changed, self.forgetAll) or False
+        if changes is False or not self._inReactorThread():
+            return None, None
+        if not changes.drain():
+            self._changes = False
+            return None, None
+        versions = self._versions()
+        if versions is None:
+            return None, None
+        if versions != self._seenVersions:
+            self.forgetAll()
+            self._seenVersions = versions
+        answer = self._answers.get(uid)
+        if answer is not None:
+            self.hits += 1
+            return answer, None
+        self.misses += 1
+        return None, (uid, self._generation)
+
+    def put(self, ticket: tuple, answer: tuple) -> None:
+        """
+        Hold C{answer} (entity tag, body bytes, time) for the uid of
+        C{ticket} (from L{get}), unless something was forgotten since the
+        ticket was given (the answer may be of what changed).
+        """
+        uid, generation = ticket
+        if generation == self._generation and self._changes:
+            self._answers.put(uid, answer)
+
+    def forgetAll(self) -> None:
+        """
+        Forget every answer (what they were made of may all have changed).
+        """
+        self._answers = self._empty()
+        self._generation += 1
+
+    def _changed(self, name: str) -> None:
+        # A file at the top of the tree changed: its owner's answer goes.
+        if name.endswith(_SUFFIXES):
+            self._answers.pop(name[:-4])
+            self._generation += 1
+
+    @property
+    def held(self) -> int:
+        """
+        How many answers are held.
+        """
+        return len(self._answers)

@@ -1,0 +1,468 @@
+"""
+Anonymous lookups' answers remembered in memory (C{--answer-memory}:
+L{fbtwist.access.answers}, told of changes by L{fbtwist.store.changes}):
+the kernel's real inotify on real folders, the memory's own rules with a
+watch of the test's, and whole servers in memory (L{tests.memory}) on real
+files changed behind their back, as another worker, the commit process or
+an administrator would.
+"""
+
+import os
+import re
+import struct
+import threading
+
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.python import threadable
+from twisted.trial import unittest
+
+from fbtwist.access.answers import ENTRY_OVERHEAD, RememberedAnswers
+from fbtwist.access.settings import SETTINGS_FOLDER, Audience, SettingsStore, Shown, VisibilitySettings
+from fbtwist.store import changes
+from fbtwist.store.changes import IN_IGNORED, IN_MODIFY, IN_Q_OVERFLOW, FolderChanges, filesystemType
+from tests.helpers import outlookVFB
+from tests.memory import AnswerClient, startMemoryServer
+
+_DATE = re.compile(rb"\r\nDate: [^\r]*")
+
+QUICK = b"GET /calendar/{name}.vfb HTTP/1.1\r\nHost: x\r\n\r\n"
+WHOLE = b"GET /calendar/{name}.vfb HTTP/1.1\r\nHost: x\r\nX-Whole-Way: 1\r\n\r\n"
+
+FIRST = outlookVFB(busy="20210105T070000Z/20210105T073000Z")
+SECOND = outlookVFB(busy="20210106T080000Z/20210106T083000Z")
+
+
+class Told:
+    """
+    What a watch told: the names, and how often everything.
+    """
+
+    def __init__(self):
+        self.names = []
+        self.everything = 0
+
+    def changed(self, name):
+        self.names.append(name)
+
+    def all(self):
+        self.everything += 1
+
+
+class FolderChangesTests(unittest.TestCase):
+    """
+    L{FolderChanges} on a real folder, with the kernel's inotify.
+    """
+
+    def setUp(self):
+        self.folder = self.mktemp()
+        os.makedirs(self.folder)
+        self.told = Told()
+        self.watch = FolderChanges.open(self.folder, self.told.changed, self.told.all, local=lambda path: True)
+        self.assertIsNotNone(self.watch)
+        self.addCleanup(self.watch.close)
+
+    def path(self, name):
+        return os.path.join(self.folder, name)
+
+    def test_nothingQueued(self):
+        """With nothing changed, nothing is told and the watch goes on."""
+        self.assertTrue(self.watch.drain())
+        self.assertEqual((self.told.names, self.told.everything), ([], 0))
+
+    def test_eachChangeTold(self):
+        """A create, a rename over a file, a write in place, new times, an attribute, a removal: each told."""
+        for action in (
+            lambda: open(self.path("alice.vfb"), "wb").close(),
+            lambda: (open(self.path("new"), "wb").close(), os.rename(self.path("new"), self.path("alice.vfb"))),
+            lambda: open(self.path("alice.vfb"), "r+b").write(b"x"),
+            lambda: os.utime(self.path("alice.vfb"), (1, 1)),
+            lambda: os.setxattr(self.path("alice.vfb"), "user.test", b"1"),
+            lambda: os.unlink(self.path("alice.vfb")),
+        ):
+            del self.told.names[:]
+            action()
+            self.assertTrue(self.watch.drain())
+            self.assertIn("alice.vfb", self.told.names)
+        self.assertEqual(self.told.everything, 0)
+
+    def test_hiddenNamesNotTold(self):
+        """Hidden names (temporary files, properties) are not told; the name they are renamed to is."""
+        with open(self.path(".alice.vfb.1.tmp"), "wb") as f:
+            f.write(b"x")
+        self.watch.drain()
+        self.assertEqual(self.told.names, [])
+        os.rename(self.path(".alice.vfb.1.tmp"), self.path("alice.vfb"))
+        self.watch.drain()
+        self.assertEqual(self.told.names, ["alice.vfb"])
+
+    def test_folderGone(self):
+        """The folder removed: everything told, and the watch ends (nothing more is told)."""
+        os.rmdir(self.folder)
+        self.assertFalse(self.watch.drain())
+        self.assertGreaterEqual(self.told.everything, 1)
+        self.assertTrue(self.watch.ended)
+        self.assertFalse(self.watch.drain())
+
+    def test_notLocal(self):
+        """A folder on a filesystem other machines write to is not watched."""
+        self.assertIsNone(FolderChanges.open(self.folder, self.told.changed, self.told.all,
+                                             local=lambda path: False))
+
+    def test_missingFolder(self):
+        """A folder that does not exist cannot be watched."""
+        self.assertIsNone(FolderChanges.open(self.path("none"), self.told.changed, self.told.all,
+                                             local=lambda path: True))
+
+
+class QueuedEventsTests(unittest.TestCase):
+    """
+    L{FolderChanges.drain} reading events written by the test (into a
+    pipe) as the kernel writes them: what a real watch rarely shows.
+    """
+
+    def drained(self, *events):
+        read, write = os.pipe()
+        os.set_blocking(read, False)
+        self.addCleanup(os.close, write)
+        for mask, name in events:
+            encoded = name.encode() + b"\0" * (-len(name) % 16 or 16) if name else b""
+            os.write(write, struct.pack("iIII", 1, mask, 0, len(encoded)) + encoded)
+        told = Told()
+        watch = FolderChanges("/nowhere", read, told.changed, told.all)
+        self.addCleanup(watch.close)
+        return watch, watch.drain(), told
+
+    def test_names(self):
+        """Names padded with NULs, several events in one read."""
+        _, going, told = self.drained((IN_MODIFY, "alice.vfb"), (IN_MODIFY, "bob.ics"))
+        self.assertTrue(going)
+        self.assertEqual(told.names, ["alice.vfb", "bob.ics"])
+
+    def test_overflow(self):
+        """Events lost (the queue overflowed): everything told, the watch goes on."""
+        watch, going, told = self.drained((IN_MODIFY, "alice.vfb"), (IN_Q_OVERFLOW, ""))
+        self.assertTrue(going)
+        self.assertEqual((told.names, told.everything), (["alice.vfb"], 1))
+        self.assertFalse(watch.ended)
+
+    def test_watchEnded(self):
+        """The kernel ended the watch (IN_IGNORED): everything told, the watch over."""
+        watch, going, told = self.drained((IN_IGNORED, ""))
+        self.assertFalse(going)
+        self.assertEqual(told.everything, 1)
+        self.assertTrue(watch.ended)
+
+
+MOUNTINFO = """\
+22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
+30 22 0:40 / /srv/calendar rw,relatime shared:9 - nfs4 server:/export rw,vers=4.2
+31 22 0:41 / /srv/gluster\\040volume rw - fuse.glusterfs node1:/fb rw
+"""
+
+
+class FilesystemTypeTests(unittest.TestCase):
+    """
+    L{filesystemType}: the type of the mount holding a path.
+    """
+
+    def test_byPrefix(self):
+        """A path's mount found by the longest mount point above it (escaped spaces read)."""
+        self.patch(os, "stat", lambda path: os.stat_result((0,) * 10))
+        self.patch(os.path, "realpath", lambda path: path)
+        self.assertEqual(filesystemType("/srv/calendar/tree", MOUNTINFO), "nfs4")
+        self.assertEqual(filesystemType("/srv/gluster volume/x", MOUNTINFO), "fuse.glusterfs")
+        self.assertEqual(filesystemType("/srv/calendarx", MOUNTINFO), "ext4")
+
+    def test_byDevice(self):
+        """The mount of the path's own device wins (a path through a symbolic link, a bind mount)."""
+        self.patch(os, "stat", lambda path: os.stat_result((0, 0, os.makedev(0, 41)) + (0,) * 7))
+        self.patch(os.path, "realpath", lambda path: path)
+        self.assertEqual(filesystemType("/somewhere/else", MOUNTINFO), "fuse.glusterfs")
+
+    def test_thisMachine(self):
+        """The test's own folder has a type, and nothing at all has none."""
+        self.assertIsNotNone(filesystemType(self.mktemp().rpartition("/")[0] or "."))
+        self.assertIsNone(filesystemType(os.path.join(self.mktemp(), "none")))
+
+
+class FakeWatch:
+    """
+    A watch the test tells what changed.
+    """
+
+    def __init__(self):
+        self.queued = []
+        self.going = True
+        self.opened = 0
+
+    def open(self, changed, everything):
+        self.opened += 1
+        self.changed, self.everything = changed, everything
+        return self
+
+    def drain(self):
+        queued, self.queued = self.queued, []
+        for name in queued:
+            self.everything() if name is None else self.changed(name)
+        return self.going
+
+
+class RememberedAnswersTests(unittest.TestCase):
+    """
+    L{RememberedAnswers}' own rules.
+    """
+
+    def setUp(self):
+        self.watch = FakeWatch()
+        self.versions = ("v1",)
+        self.inReactor = True
+        self.answers = RememberedAnswers(self.watch.open, lambda: self.versions, 10 * (100 + ENTRY_OVERHEAD),
+                                         inReactorThread=lambda: self.inReactor)
+
+    def remember(self, uid, body=b"x" * 100):
+        answer, ticket = self.answers.get(uid)
+        self.assertIsNone(answer)
+        self.assertIsNotNone(ticket)
+        self.answers.put(ticket, ("etag", body, 1.0))
+
+    def test_heldUntilItsFileChanges(self):
+        """An answer is given back until a file of its owner's (.vfb or .ics) is told changed."""
+        self.remember("alice")
+        self.assertEqual(self.answers.get("alice")[0], ("etag", b"x" * 100, 1.0))
+        for name in ("alice.vfb", "alice.ics"):
+            self.watch.queued.append(name)
+            self.assertEqual(self.answers.get("alice")[0], None)
+            self.remember("alice")
+        self.assertEqual(self.watch.opened, 1)
+
+    def test_othersKept(self):
+        """A change of another's file, or of a file no answer is made of, forgets nothing else."""
+        self.remember("alice")
+        self.watch.queued += ["bob.vfb", "alice.props", "alice.avail.ics"]
+        self.assertIsNotNone(self.answers.get("alice")[0])
+
+    def test_madeWhileChanged(self):
+        """An answer made while a change was told (it may be of the old file) is not held."""
+        answer, ticket = self.answers.get("alice")
+        self.watch.queued.append("alice.vfb")
+        self.assertIsNone(self.answers.get("bob")[0])
+        self.answers.put(ticket, ("etag", b"old", 1.0))
+        self.assertIsNone(self.answers.get("alice")[0])
+
+    def test_everything(self):
+        """Told it cannot say what changed: every answer goes."""
+        self.remember("alice")
+        self.watch.queued.append(None)
+        self.assertIsNone(self.answers.get("alice")[0])
+
+    def test_versionsChanged(self):
+        """The choices' or the feeds' versions changed: every answer goes."""
+        self.remember("alice")
+        self.versions = ("v2",)
+        self.assertIsNone(self.answers.get("alice")[0])
+
+    def test_versionsNotPromised(self):
+        """While the versions cannot be promised nothing is given nor held."""
+        self.remember("alice")
+        self.versions = None
+        self.assertEqual(self.answers.get("alice"), (None, None))
+
+    def test_bounded(self):
+        """No more than its bytes are held: the least recently asked for go first."""
+        for n in range(12):
+            self.remember(f"user{n}")
+        self.assertEqual(self.answers.held, 10)
+        self.assertIsNone(self.answers.get("user0")[0])
+        self.assertIsNotNone(self.answers.get("user11")[0])
+
+    def test_onlyTheReactorThread(self):
+        """Outside the reactor's thread nothing is given nor held."""
+        self.remember("alice")
+        self.inReactor = False
+        self.assertEqual(self.answers.get("alice"), (None, None))
+
+    def test_noWatch(self):
+        """No watch (a shared filesystem): nothing is ever held, and the watch is asked for once."""
+        answers = RememberedAnswers(lambda changed, everything: None, lambda: (), 1 << 20,
+                                    inReactorThread=lambda: True)
+        for _ in range(3):
+            self.assertEqual(answers.get("alice"), (None, None))
+
+    def test_watchEnded(self):
+        """A watch that ended: nothing more is given nor held."""
+        self.remember("alice")
+        self.watch.going = False
+        self.assertEqual(self.answers.get("alice"), (None, None))
+        self.watch.going = True
+        self.assertEqual(self.answers.get("alice"), (None, None))
+
+
+class ServerTests(unittest.TestCase):
+    """
+    Whole servers in memory on real files: an answer given from memory is
+    never one its client could know is old.
+    """
+
+    def setUp(self):
+        # The test's thread is the reactor's (as twistd's is), for this
+        # test only: else nothing is remembered.
+        self.patch(threadable, "ioThread", threadable.getThreadID())
+        self.server = startMemoryServer(self)
+        self.root = self.server.store.root.path
+        self.server.store.write(("alice.vfb",), FIRST)
+        self.path = os.path.join(self.root, "alice.vfb")
+        self.client = None
+
+    @property
+    def answers(self):
+        return self.server.service.portal.realm.visibility.answers
+
+    def ask(self, name="alice", request=QUICK):
+        if self.client is None:
+            self.client = AnswerClient()
+            self.server.network.run(connectProtocol(
+                TCP4ClientEndpoint(self.server.network, "127.0.0.1", self.server.port), self.client))
+        self.server.network.run(self.client.send(request.replace(b"{name}", name.encode())))
+        return _DATE.sub(b"\r\nDate: -", b"".join(self.client.received))
+
+    def replaceBehind(self, data):
+        """
+        A new version renamed over the file, as the commit process or
+        another worker publishes it.
+        """
+        temporary = os.path.join(self.root, ".alice.vfb.test.tmp")
+        with open(temporary, "wb") as f:
+            f.write(data)
+        os.rename(temporary, self.path)
+
+    def test_givenFromMemory(self):
+        """Asked again, the same answer, given from memory (no file looked at)."""
+        first = self.ask()
+        self.assertIn(b" 200 OK\r\n", first)
+        # The answer kept with the file (an attribute set: a change told)
+        # is read back once.
+        self.assertEqual(self.ask(), first)
+        looked = []
+        realStat = os.stat
+
+        def counted(path, *args, **kwargs):
+            if isinstance(path, str) and path.startswith(self.root):
+                looked.append(path)
+            return realStat(path, *args, **kwargs)
+
+        self.patch(os, "stat", counted)
+        self.patch(os, "lstat", counted)
+        hits = self.answers.hits
+        for request in (QUICK, WHOLE, QUICK):
+            self.assertEqual(self.ask(request=request), first)
+        self.assertEqual(self.answers.hits, hits + 3)
+        self.assertEqual([path for path in looked if "alice" in path], [])
+
+    def test_replacedBehindItsBack(self):
+        """A version renamed over the file by another process: the very next lookup has it."""
+        self.assertIn(b"20210105T070000Z", self.ask())
+        self.ask()
+        self.replaceBehind(SECOND)
+        for request in (QUICK, WHOLE):
+            answer = self.ask(request=request)
+            self.assertIn(b"20210106T080000Z", answer)
+            self.assertNotIn(b"20210105T070000Z", answer)
+
+    def test_writtenInPlace(self):
+        """The file written in place (by an editor, say): the next lookup reads it again."""
+        self.ask()
+        self.ask()
+        st = os.stat(self.path)
+        edited = FIRST.replace(b"20210105T07", b"20210105T09")
+        self.assertEqual(len(edited), len(FIRST))
+        with open(self.path, "r+b") as f:
+            f.write(edited)
+        # Its time moved, as a write moves it (a file system's clock may
+        # not have moved yet).
+        os.utime(self.path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+        self.assertIn(b"20210105T090000Z", self.ask())
+
+    def test_removed(self):
+        """The file removed: the next lookup finds nothing."""
+        self.ask()
+        self.ask()
+        os.unlink(self.path)
+        self.assertIn(b" 404 ", self.ask().partition(b"\r\n")[0])
+
+    def test_calendarPublishedSince(self):
+        """A full calendar (.ics) published since: the next lookup merges it, not the old answer."""
+        first = self.ask()
+        self.ask()
+        with open(os.path.join(self.root, "alice.ics"), "wb") as f:
+            f.write(b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:1\r\n"
+                    b"DTSTAMP:20210101T000000Z\r\nDTSTART:20210107T100000Z\r\nDTEND:20210107T110000Z\r\n"
+                    b"END:VEVENT\r\nEND:VCALENDAR\r\n")
+        self.assertNotEqual(self.ask(), first)
+
+    def test_ownerHidesElsewhere(self):
+        """The owner hides through another process: the next lookup no longer shows them."""
+        self.ask()
+        self.ask()
+        SettingsStore(self.server.store).save("alice", VisibilitySettings(Audience.NOBODY, Shown.FULL))
+        for request in (QUICK, WHOLE):
+            answer = self.ask(request=request)
+            self.assertIn(b" 404 ", answer.partition(b"\r\n")[0])
+            self.assertNotIn(b"FREEBUSY", answer)
+
+    def test_choiceMadeLongAgo(self):
+        """
+        A choice saved by another process and already seconds old when next
+        asked (its folder's version promised, and another): the next lookup
+        follows it.
+        """
+        self.ask()
+        self.ask()
+        SettingsStore(self.server.store).save("alice", VisibilitySettings(Audience.NOBODY, Shown.FULL))
+        folder = self.server.store.metadataDirectory(SETTINGS_FOLDER, create=False).path
+        past = os.stat(folder).st_mtime - 60
+        os.utime(folder, (past, past))
+        self.assertIn(b" 404 ", self.ask().partition(b"\r\n")[0])
+
+    def test_detailChosenElsewhere(self):
+        """The owner chooses busy only through another process: the next lookup shows busy only."""
+        self.server.store.write(("alice.vfb",), FIRST.replace(b"FREEBUSY:", b"FREEBUSY;FBTYPE=BUSY-TENTATIVE:"))
+        self.assertIn(b"BUSY-TENTATIVE", self.ask())
+        self.ask()
+        SettingsStore(self.server.store).save("alice", VisibilitySettings(Audience.EVERYONE, Shown.BUSY))
+        self.assertNotIn(b"BUSY-TENTATIVE", self.ask())
+
+    def test_onlyAnonymous(self):
+        """A reader who logged in is never answered from memory (what they may see is theirs)."""
+        self.ask()
+        hits = self.answers.hits
+        from base64 import b64encode
+
+        login = b"Authorization: Basic " + b64encode(b"bsmith:bsmith") + b"\r\n"
+        answer = self.ask(request=QUICK.replace(b"\r\n\r\n", b"\r\n" + login + b"\r\n"))
+        self.assertIn(b" 200 OK\r\n", answer)
+        self.assertEqual(self.answers.hits, hits)
+
+    def test_switchedOff(self):
+        """--answer-memory 0: nothing remembered, answers the same."""
+        other = startMemoryServer(self, "--root", self.root, "--answer-memory", "0")
+        self.assertIsNone(other.service.portal.realm.visibility.answers)
+
+    def test_sharedFilesystem(self):
+        """A tree on a filesystem other machines write to: nothing held, changes seen all the same."""
+        self.patch(changes, "filesystemType", lambda path: "fuse.glusterfs")
+        other = startMemoryServer(self, "--root", self.root)
+        self.server = other
+        self.ask()
+        self.ask()
+        self.assertEqual((self.answers.hits, self.answers.held), (0, 0))
+        self.replaceBehind(SECOND)
+        self.assertIn(b"20210106T080000Z", self.ask())
+
+    def test_otherThreads(self):
+        """Asked outside the reactor's thread (no such caller today), nothing is given from memory."""
+        self.ask()
+        found = []
+        thread = threading.Thread(target=lambda: found.append(self.answers.get("alice")))
+        thread.start()
+        thread.join()
+        self.assertEqual(found, [(None, None)])
