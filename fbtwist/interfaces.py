@@ -102,6 +102,12 @@ class ICalendarStore(Interface):
             (L{keep}), only that and the info (C{etag} and C{data} C{None}).
         """
 
+    def hasOneName(path):
+        """
+        @return: Whether the file at C{path} is a regular file reached by
+            that name only (no symbolic link, no other hard link).
+        """
+
     def watchTop(changed, everything):
         """
         Watch the files at the top of the tree for changes made on this

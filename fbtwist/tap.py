@@ -272,6 +272,8 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
     top.checker = checker
     top.site = site
     metrics.lockCount = lambda: countLocks(store)
+    if portal.realm.visibility.answers is not None:
+        metrics.answerCounts = portal.realm.visibility.answers.counts
     if store.committer is not None:
         committer = store.committer
         metrics.commitCounts = lambda: (committer.committed, committer.fellBack)

@@ -22,6 +22,12 @@ as long as nothing it was made of can have changed:
     when either changed, everything remembered goes; while either has just
     changed (its version not promised), nothing is answered from memory.
 
+Only the answer of a file reached by its name alone is held (not a
+symbolic link, not a file with other hard links: a change made through
+another name, in another folder, is not told), and none for longer than
+L{RememberedAnswers.maxAge}, a bound on any change the kernel could not
+tell.
+
 The name asked for is resolved to the uid at every lookup, as before; what
 is remembered is only ever the answer of a published free/busy file shown
 to the anonymous reader (L{FreeBusyVisibility.plainNow}), never a merged,
@@ -56,15 +62,22 @@ class RememberedAnswers:
         cannot be promised).
     @param maxBytes: The most the answers' bodies (and L{ENTRY_OVERHEAD}
         each) may hold.
+    @param clock: Tells the time in seconds (the reactor's C{seconds}).
     @param inReactorThread: Tells whether the caller is in the reactor's
         thread (elsewhere nothing is remembered nor given).
+    @ivar maxAge: The longest an answer is held, in seconds: a bound on
+        what a change the kernel cannot tell (one made through a name
+        outside the folder) could leave.
     """
 
+    maxAge = 600.0
+
     def __init__(self, watch: Callable, versions: Callable[[], Optional[Hashable]], maxBytes: int,
-                 inReactorThread: Callable[[], bool] = threadable.isInIOThread):
+                 clock: Callable[[], float], inReactorThread: Callable[[], bool] = threadable.isInIOThread):
         self._watch = watch
         self._versions = versions
         self.maxBytes = maxBytes
+        self._clock = clock
         self._inReactorThread = inReactorThread
         #: The watch once opened; C{False} when it could not be, or ended.
         self._changes = None
@@ -79,7 +92,7 @@ class RememberedAnswers:
         self.misses = 0
 
     def _empty(self) -> LRUCache:
-        return LRUCache(self.maxBytes, weigh=lambda answer: len(answer[1]) + ENTRY_OVERHEAD)
+        return LRUCache(self.maxBytes, weigh=lambda answer: len(answer[1]) + ENTRY_OVERHEAD, clock=self._clock)
 
     def get(self, uid: str) -> Tuple[Optional[tuple], Optional[tuple]]:
         """
@@ -121,7 +134,7 @@ class RememberedAnswers:
         """
         uid, generation = ticket
         if generation == self._generation and self._changes:
-            self._answers.put(uid, answer)
+            self._answers.put(uid, answer, expires=self._clock() + self.maxAge)
 
     def forgetAll(self) -> None:
         """
@@ -142,3 +155,9 @@ class RememberedAnswers:
         How many answers are held.
         """
         return len(self._answers)
+
+    def counts(self) -> tuple:
+        """
+        C{(hits, misses, answers held, bytes held)}, for the metrics.
+        """
+        return self.hits, self.misses, len(self._answers), self._answers.size

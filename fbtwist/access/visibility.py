@@ -308,7 +308,7 @@ class FreeBusyVisibility:
         their owners' files, the choices of who sees whom and the feeds are
         unchanged.
         """
-        self.answers = RememberedAnswers(self._store.watchTop, self._plainVersions, maxBytes)
+        self.answers = RememberedAnswers(self._store.watchTop, self._plainVersions, maxBytes, self.clock.seconds)
         return self.answers
 
     def _plainVersions(self):
@@ -345,7 +345,8 @@ class FreeBusyVisibility:
         Remember C{answer}, the plain answer (entity tag, body, time) made
         for the ticket's L{rememberedNow}.
         """
-        if self.answers is not None:
+        # A file reached by another name (a link) may change unseen.
+        if self.answers is not None and self._store.hasOneName((ticket[0] + FREEBUSY_FILE,)):
             self.answers.put(ticket, answer)
 
     def now(self) -> datetime:

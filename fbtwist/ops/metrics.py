@@ -20,7 +20,7 @@ child failing to start or dying makes grow; no event per publish).
 from typing import Callable, Optional
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 from twisted.application.service import Service
 from twisted.logger import ILogObserver, globalLogPublisher
@@ -66,6 +66,11 @@ class MetricsObserver:
         #: (L{fbtwist.store.committer.CommitProcess}), or C{None}: none.
         self.commitCounts: Optional[Callable[[], tuple]] = None
         registry.register(_CommitCollector(self))
+        #: The answers remembered in memory: C{(hits, misses, answers held,
+        #: bytes held)} (L{fbtwist.access.answers.RememberedAnswers}), or
+        #: C{None}: none.
+        self.answerCounts: Optional[Callable[[], tuple]] = None
+        registry.register(_AnswerMemoryCollector(self))
         self.requests = Counter(
             "fbtwist_http_requests", "HTTP requests answered, by method and status.",
             ["method", "status"], registry=registry,
@@ -244,6 +249,39 @@ class _CommitCollector:
         family.add_metric(("committed",), committed)
         family.add_metric(("given_back",), givenBack)
         yield family
+
+
+class _AnswerMemoryCollector:
+    """
+    C{fbtwist_answer_memory_lookups_total} (by result: C{hit}, C{miss}),
+    C{fbtwist_answer_memory_answers} and C{fbtwist_answer_memory_bytes}, read
+    from the answers remembered in memory when scraped.
+    """
+
+    def __init__(self, observer: MetricsObserver):
+        self._observer = observer
+
+    def describe(self):
+        return [CounterMetricFamily("fbtwist_answer_memory_lookups", "", labels=("result",)),
+                GaugeMetricFamily("fbtwist_answer_memory_answers", ""),
+                GaugeMetricFamily("fbtwist_answer_memory_bytes", "")]
+
+    def collect(self):
+        counts = self._observer.answerCounts
+        hits, misses, held, size = (0, 0, 0, 0) if counts is None else counts()
+        lookups = CounterMetricFamily(
+            "fbtwist_answer_memory_lookups",
+            "Anonymous lookups of a published file asked of the answers remembered in memory (--answer-memory), "
+            "by result: answered from memory, or not held.",
+            labels=("result",),
+        )
+        lookups.add_metric(("hit",), hits)
+        lookups.add_metric(("miss",), misses)
+        yield lookups
+        yield GaugeMetricFamily("fbtwist_answer_memory_answers", "Answers remembered in memory now.", value=held)
+        yield GaugeMetricFamily("fbtwist_answer_memory_bytes",
+                                "What the answers remembered in memory weigh now (bodies and their overhead).",
+                                value=size)
 
 
 class MetricsService(Service):

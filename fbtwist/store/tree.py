@@ -296,6 +296,20 @@ class CalendarStore:
         # No attribute, or the file was changed behind our back.
         return etagForContent(content())
 
+    def hasOneName(self, path: StorePath) -> bool:
+        """
+        Whether the file at C{path} is a file of its own, reached by that
+        name only: not a symbolic link, nor a file with other (hard)
+        links, whose changes through another name a watch of this name's
+        folder would not see (L{watchTop}).
+        """
+        try:
+            fsPath = self._filePath(path).path
+            st = os.lstat(fsPath)
+        except (OSError, FreeBusyError):
+            return False
+        return stat.S_ISREG(st.st_mode) and st.st_nlink == 1
+
     def watchTop(self, changed: Callable[[str], None], everything: Callable[[], None]) -> Optional[FolderChanges]:
         """
         Watch the files at the top of the tree (where each person's

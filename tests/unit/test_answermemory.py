@@ -216,8 +216,9 @@ class RememberedAnswersTests(unittest.TestCase):
         self.watch = FakeWatch()
         self.versions = ("v1",)
         self.inReactor = True
+        self.now = 1000.0
         self.answers = RememberedAnswers(self.watch.open, lambda: self.versions, 10 * (100 + ENTRY_OVERHEAD),
-                                         inReactorThread=lambda: self.inReactor)
+                                         lambda: self.now, inReactorThread=lambda: self.inReactor)
 
     def remember(self, uid, body=b"x" * 100):
         answer, ticket = self.answers.get(uid)
@@ -275,6 +276,14 @@ class RememberedAnswersTests(unittest.TestCase):
         self.assertIsNone(self.answers.get("user0")[0])
         self.assertIsNotNone(self.answers.get("user11")[0])
 
+    def test_heldAtMostMaxAge(self):
+        """No answer is held longer than maxAge, changed or not."""
+        self.remember("alice")
+        self.now += RememberedAnswers.maxAge - 1
+        self.assertIsNotNone(self.answers.get("alice")[0])
+        self.now += 1
+        self.assertIsNone(self.answers.get("alice")[0])
+
     def test_onlyTheReactorThread(self):
         """Outside the reactor's thread nothing is given nor held."""
         self.remember("alice")
@@ -283,7 +292,7 @@ class RememberedAnswersTests(unittest.TestCase):
 
     def test_noWatch(self):
         """No watch (a shared filesystem): nothing is ever held, and the watch is asked for once."""
-        answers = RememberedAnswers(lambda changed, everything: None, lambda: (), 1 << 20,
+        answers = RememberedAnswers(lambda changed, everything: None, lambda: (), 1 << 20, lambda: 0.0,
                                     inReactorThread=lambda: True)
         for _ in range(3):
             self.assertEqual(answers.get("alice"), (None, None))
@@ -430,6 +439,21 @@ class ServerTests(unittest.TestCase):
         self.ask()
         SettingsStore(self.server.store).save("alice", VisibilitySettings(Audience.EVERYONE, Shown.BUSY))
         self.assertNotIn(b"BUSY-TENTATIVE", self.ask())
+
+    def test_fileOfSeveralNames(self):
+        """
+        A file with another name (a hard link elsewhere, through which it
+        may change unseen) is never answered from memory.
+        """
+        other = self.mktemp()
+        os.link(self.path, other)
+        self.addCleanup(os.unlink, other)
+        for _ in range(3):
+            self.assertIn(b" 200 OK\r\n", self.ask())
+        self.assertEqual((self.answers.hits, self.answers.held), (0, 0))
+        with open(other, "r+b") as f:
+            f.write(FIRST.replace(b"20210105T07", b"20210105T09"))
+        self.assertIn(b"20210105T090000Z", self.ask())
 
     def test_onlyAnonymous(self):
         """A reader who logged in is never answered from memory (what they may see is theirs)."""

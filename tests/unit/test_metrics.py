@@ -120,6 +120,19 @@ class MetricsObserverTests(unittest.SynchronousTestCase):
         self.assertIn(b"fbtwist_commit_process_publishes_total{outcome=\"given_back\"} 3.0",
                       self.observer.exposition()[0])
 
+    def test_answerCounts(self):
+        """
+        The answers remembered in memory: their hook read when scraped (0
+        without).
+        """
+        self.assertEqual(self.value("fbtwist_answer_memory_lookups_total", result="hit"), 0)
+        self.assertEqual(self.value("fbtwist_answer_memory_bytes"), 0)
+        self.observer.answerCounts = lambda: (40, 2, 5, 16000)
+        self.assertEqual(self.value("fbtwist_answer_memory_lookups_total", result="hit"), 40)
+        self.assertEqual(self.value("fbtwist_answer_memory_lookups_total", result="miss"), 2)
+        self.assertEqual(self.value("fbtwist_answer_memory_answers"), 5)
+        self.assertEqual(self.value("fbtwist_answer_memory_bytes"), 16000)
+
     def test_registriesSeparate(self):
         """
         Two observers never share numbers (no process-global registry).
