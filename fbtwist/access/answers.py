@@ -16,6 +16,9 @@ as long as nothing it was made of can have changed:
     memory, so an answer is never given after a change its client could
     know of; the tree on a filesystem other machines write to is not
     watched, and then nothing is remembered;
+  - another organisation's answer (C{--federate}): the fresh fetch result
+    it was made of, still the one in the federation's cache (a new fetch,
+    or the old one expired, and it is made again);
   - everyone's choices of who sees them (C{.visibility/}) and their feeds
     (C{.feeds/}): the version of each folder (L{FolderMemo.folderVersion},
     looked at once per turn of the reactor, as the choices themselves);
@@ -30,13 +33,14 @@ tell.
 
 The name asked for is resolved to the uid at every lookup, as before; what
 is remembered is only ever the answer of a published free/busy file shown
-to the anonymous reader (L{FreeBusyVisibility.plainNow}), never a merged,
-federated, working-hours or time-dependent answer.  At most C{maxBytes} of
+to the anonymous reader (L{FreeBusyVisibility.plainNow}) or of another
+organisation's fresh answer, never a merged, stale, working-hours or
+time-dependent one.  At most C{maxBytes} of
 answers are held, the least recently asked for going first.  Only the
 reactor's thread uses it.
 """
 
-from typing import Callable, Hashable, Optional, Tuple
+from typing import Callable, Hashable, NamedTuple, Optional, Tuple
 
 from twisted.python import threadable
 
@@ -48,6 +52,32 @@ ENTRY_OVERHEAD = 400
 
 #: The names of a person's files whose change changes their answer.
 _SUFFIXES = (".vfb", ".ics")
+
+#: The first part of the key of another organisation's address.
+_REMOTE = "@remote"
+
+
+class Ticket(NamedTuple):
+    """
+    What L{RememberedAnswers.put} needs of the L{RememberedAnswers.get}
+    that found nothing held.
+
+    @ivar key: The person's key (a uid, or the remote key of an address).
+    @ivar generation: What had been forgotten when it was given.
+    @ivar token: What the answer is made of besides files (another
+        organisation's fetch result), or C{None}.
+    """
+
+    key: Hashable
+    generation: int
+    token: object
+
+    @property
+    def remote(self) -> bool:
+        """
+        Whether it is for another organisation's address.
+        """
+        return isinstance(self.key, tuple)
 
 
 class RememberedAnswers:
@@ -92,9 +122,9 @@ class RememberedAnswers:
         self.misses = 0
 
     def _empty(self) -> LRUCache:
-        return LRUCache(self.maxBytes, weigh=lambda answer: len(answer[1]) + ENTRY_OVERHEAD, clock=self._clock)
+        return LRUCache(self.maxBytes, weigh=lambda held: len(held[1][1]) + ENTRY_OVERHEAD, clock=self._clock)
 
-    def get(self, uid: str) -> Tuple[Optional[tuple], Optional[tuple]]:
+    def get(self, uid: str) -> Tuple[Optional[tuple], Optional[Ticket]]:
         """
         The answer held for C{uid}'s files when nothing it was made of has
         changed since.
@@ -103,6 +133,19 @@ class RememberedAnswers:
             the ticket to give L{put} with the answer made now, or C{(None,
             None)} when none may be held now.
         """
+        return self._get(uid, None)
+
+    def getRemote(self, address: str, result) -> Tuple[Optional[tuple], Optional[Ticket]]:
+        """
+        As L{get}, for another organisation's C{address} (lowercased)
+        whose answer is made of C{result}, the fresh fetch result in the
+        federation's cache (L{fbtwist.remote.source.FederatedFreeBusy.freshNow}):
+        an answer is given back only while that same result is the one
+        there (a new fetch makes another; an expired one none).
+        """
+        return self._get((_REMOTE, address), result)
+
+    def _get(self, key: Hashable, token) -> Tuple[Optional[tuple], Optional[Ticket]]:
         changes = self._changes
         if changes is None:
             if not self._inReactorThread():
@@ -119,22 +162,22 @@ class RememberedAnswers:
         if versions != self._seenVersions:
             self.forgetAll()
             self._seenVersions = versions
-        answer = self._answers.get(uid)
-        if answer is not None:
+        held = self._answers.get(key)
+        if held is not None and held[0] is token:
             self.hits += 1
-            return answer, None
+            return held[1], None
         self.misses += 1
-        return None, (uid, self._generation)
+        return None, Ticket(key, self._generation, token)
 
-    def put(self, ticket: tuple, answer: tuple) -> None:
+    def put(self, ticket: Ticket, answer: tuple) -> None:
         """
-        Hold C{answer} (entity tag, body bytes, time) for the uid of
-        C{ticket} (from L{get}), unless something was forgotten since the
-        ticket was given (the answer may be of what changed).
+        Hold C{answer} (entity tag, body bytes, time) for the ticket's
+        person (from L{get} or L{getRemote}), unless something was
+        forgotten since the ticket was given (the answer may be of what
+        changed).
         """
-        uid, generation = ticket
-        if generation == self._generation and self._changes:
-            self._answers.put(uid, answer, expires=self._clock() + self.maxAge)
+        if ticket.generation == self._generation and self._changes:
+            self._answers.put(ticket.key, (ticket.token, answer), expires=self._clock() + self.maxAge)
 
     def forgetAll(self) -> None:
         """

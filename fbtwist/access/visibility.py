@@ -11,6 +11,7 @@ made without waiting.
 
 import functools
 import hashlib
+import time
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import FrozenSet, List, NamedTuple, Optional, Tuple, Union
@@ -18,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from twisted.logger import Logger
 
-from fbtwist.access.answers import RememberedAnswers
+from fbtwist.access.answers import RememberedAnswers, Ticket
 from fbtwist.access.latency import LatencyFloor
 from fbtwist.access.settings import Shown
 from fbtwist.availability.model import Availability, unavailable
@@ -308,7 +309,8 @@ class FreeBusyVisibility:
         their owners' files, the choices of who sees whom and the feeds are
         unchanged.
         """
-        self.answers = RememberedAnswers(self._store.watchTop, self._plainVersions, maxBytes, self.clock.seconds)
+        # Its age bound is in real seconds, whatever the reactor's clock.
+        self.answers = RememberedAnswers(self._store.watchTop, self._plainVersions, maxBytes, time.monotonic)
         return self.answers
 
     def _plainVersions(self):
@@ -323,7 +325,7 @@ class FreeBusyVisibility:
             return None
         return choices, feeds
 
-    def rememberedNow(self, viewer: Viewer, target: Target) -> Tuple[Optional[tuple], Optional[tuple]]:
+    def rememberedNow(self, viewer: Viewer, target: Target) -> Tuple[Optional[tuple], Optional[Ticket]]:
         """
         The answer remembered for C{target} (L{rememberAnswers}), for the
         anonymous reader only, when nothing it was made of changed since.
@@ -335,18 +337,33 @@ class FreeBusyVisibility:
         answers = self.answers
         if answers is None or viewer.uid is not None or not isinstance(target, Person) or self.applyWorkingHours:
             return None, None
-        _, uid = self.resolvedNow(target.name)
-        if uid is None:
+        name = target.name
+        _, uid = self.resolvedNow(name)
+        if uid is not None:
+            return answers.get(uid)
+        if not self.isFederated(name):
             return None, None
-        return answers.get(uid)
+        # Another organisation's address, while its fresh answer is the
+        # one remembered.
+        result = self.federation.freshNow(name)
+        if result is None:
+            return None, None
+        answer, ticket = answers.getRemote(name.lower(), result)
+        if answer is not None:
+            # A hit of the federation's cache, as the lookup would be.
+            self.federation.countHit(name)
+        return answer, ticket
 
-    def rememberNow(self, ticket: tuple, answer: tuple) -> None:
+    def rememberNow(self, ticket: Ticket, answer: tuple) -> None:
         """
-        Remember C{answer}, the plain answer (entity tag, body, time) made
-        for the ticket's L{rememberedNow}.
+        Remember C{answer} (entity tag, body, time), made for the ticket of
+        L{rememberedNow}: a plain answer (L{plainNow}) for a person here,
+        L{freeBusyForNow}'s for another organisation's address.
         """
+        if self.answers is None:
+            return
         # A file reached by another name (a link) may change unseen.
-        if self.answers is not None and self._store.hasOneName((ticket[0] + FREEBUSY_FILE,)):
+        if ticket.remote or self._store.hasOneName((ticket.key + FREEBUSY_FILE,)):
             self.answers.put(ticket, answer)
 
     def now(self) -> datetime:

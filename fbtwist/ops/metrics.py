@@ -202,7 +202,7 @@ class MetricsObserver:
         self._series(
             self.remote, _label(event.get("event"), REMOTE_EVENTS), _label(event.get("domain"), maximum=64),
             _label(event.get("reason"), maximum=40),
-        ).inc()
+        ).inc(int(event.get("count", 1)))
 
     _handlers = {
         ACCESS_EVENT: _request,

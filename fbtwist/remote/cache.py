@@ -125,6 +125,8 @@ class FetchCache:
         self._entries: "OrderedDict[Tuple[str, Optional[Credentials]], _Entry]" = OrderedDict()
         self._inflight: Dict[Tuple[str, Optional[Credentials]], List[defer.Deferred]] = {}
         self.size = 0
+        #: Hits counted by L{countHit} this turn, by domain.
+        self._hits: Dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -169,18 +171,37 @@ class FetchCache:
         return waiter
 
     def fresh(self, url: str, credentials: Optional[Credentials] = None,
-              domain: Optional[str] = None) -> Optional[FetchResult]:
+              domain: Optional[str] = None, counted: bool = True) -> Optional[FetchResult]:
         """
         L{get}'s answer when it is a fresh one in memory (counted as a
-        hit), without a Deferred; else C{None}: then ask L{get}.
+        hit, unless not C{counted}: then count it with L{countHit} if it
+        answers), without a Deferred; else C{None}: then ask L{get}.
         """
         key = (url, credentials)
         entry = self._entries.get(key)
         if entry is None or entry.result is None or self.clock.seconds() >= entry.freshUntil:
             return None
         self._entries.move_to_end(key)
-        self.metrics.hit(domain or _hostOf(url))
+        if counted:
+            self.metrics.hit(domain or _hostOf(url))
         return entry.result
+
+    def countHit(self, url: str, domain: Optional[str] = None) -> None:
+        """
+        Count a hit of what L{fresh} gave uncounted: the hits of one turn of
+        the reactor are counted together when it ends (thousands a second,
+        each a metrics event otherwise).
+        """
+        domain = domain or _hostOf(url)
+        hits = self._hits
+        if not hits:
+            self.clock.callLater(0, self._countHits)
+        hits[domain] = hits.get(domain, 0) + 1
+
+    def _countHits(self) -> None:
+        hits, self._hits = self._hits, {}
+        for domain, count in hits.items():
+            self.metrics.hit(domain, count)
 
     def _deliver(self, result, key) -> None:
         for waiter in self._inflight.pop(key):

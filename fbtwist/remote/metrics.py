@@ -13,6 +13,8 @@ from typing import Optional
 
 from zope.interface import Interface, implementer
 
+from fbtwist.logs import logDebug
+
 
 class IRemoteMetrics(Interface):
     """
@@ -24,10 +26,11 @@ class IRemoteMetrics(Interface):
         A fetch went to the network (one per fetch, redirects included).
         """
 
-    def hit(domain: str) -> None:
+    def hit(domain: str, count: int = 1) -> None:
         """
-        The cache answered without asking the origin (a fresh answer, a
-        remembered 404, or a failure remembered for a short while).
+        The cache answered (C{count} times) without asking the origin (a
+        fresh answer, a remembered 404, or a failure remembered for a short
+        while).
         """
 
     def miss(domain: str) -> None:
@@ -57,7 +60,7 @@ class NoMetrics:
     def fetch(self, domain: str) -> None:
         pass
 
-    def hit(self, domain: str) -> None:
+    def hit(self, domain: str, count: int = 1) -> None:
         pass
 
     def miss(self, domain: str) -> None:
@@ -89,8 +92,8 @@ class CountingMetrics:
     def fetch(self, domain: str) -> None:
         self.counts["fetch", domain] += 1
 
-    def hit(self, domain: str) -> None:
-        self.counts["hit", domain] += 1
+    def hit(self, domain: str, count: int = 1) -> None:
+        self.counts["hit", domain] += count
 
     def miss(self, domain: str) -> None:
         self.counts["miss", domain] += 1
@@ -122,15 +125,17 @@ class EventMetrics:
             logger = Logger(namespace="fbtwist.remote")
         self.logger = logger
 
-    def _emit(self, event: str, domain: str, reason: Optional[str] = None) -> None:
-        self.logger.debug("remote {event} for {domain}", fbEvent=REMOTE_EVENT, event=event, domain=domain,
-                          reason=reason)
+    def _emit(self, event: str, domain: str, reason: Optional[str] = None, count: int = 1) -> None:
+        # Hits come by the thousand a second: the cheap way
+        # (fbtwist.logs.logDebug).
+        logDebug(self.logger, "remote {event} for {domain}", fbEvent=REMOTE_EVENT, event=event, domain=domain,
+                 reason=reason, count=count)
 
     def fetch(self, domain: str) -> None:
         self._emit("fetch", domain)
 
-    def hit(self, domain: str) -> None:
-        self._emit("hit", domain)
+    def hit(self, domain: str, count: int = 1) -> None:
+        self._emit("hit", domain, count=count)
 
     def miss(self, domain: str) -> None:
         self._emit("miss", domain)

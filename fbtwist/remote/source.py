@@ -114,6 +114,10 @@ class FederatedFreeBusy:
         #: Where each domain serves its groups' free/busy (%NAME% the
         #: group's name), by domain.
         self.groupTemplates = dict(groupTemplates or {})
+        #: L{_templateURL}'s answers by address (the templates and
+        #: credentials never change while fbtwist runs), at most
+        #: L{_LOCATED_HELD} (then all forgotten).
+        self._located: Dict[str, tuple] = {}
 
     async def lookupGroup(self, address: str, timeRange: Optional[TimeRange] = None) -> Optional[RemoteFreeBusy]:
         """
@@ -206,12 +210,42 @@ class FederatedFreeBusy:
         lookups of other organisations' addresses); else C{None}, then ask
         L{lookup}.
         """
-        found = self._templateURL(address)
+        found = self._freshNow(address)
+        return None if found is None else _remoteFreeBusy(*found)
+
+    def freshNow(self, address: str):
+        """
+        The fetch result L{lookupNow}'s answer is made of (the same object
+        while it stays fresh in the cache, a new one once fetched again), or
+        C{None} when L{lookupNow} has none; not counted as a hit of the
+        cache: L{countHit} counts it when it answers a lookup.
+        """
+        found = self._freshNow(address, False)
+        return None if found is None else found[1]
+
+    def countHit(self, address: str) -> None:
+        """
+        Count a lookup of C{address} answered from what L{freshNow} gave
+        (L{FetchCache.countHit}).
+        """
+        found = self._located.get(address)
+        if found is not None and found[0] is not None and found[0][0] is not None:
+            url, _, domain = found[0]
+            self.cache.countHit(url, domain)
+
+    def _freshNow(self, address: str, counted: bool = True):
+        # (url, fresh result in the cache) of a templated address, or None.
+        found = self._located.get(address)
+        if found is None:
+            if len(self._located) >= _LOCATED_HELD:
+                self._located.clear()
+            found = self._located[address] = (self._templateURL(address),)
+        found = found[0]
         if found is None or found[0] is None:
             return None
         url, credentials, domain = found
-        result = self.cache.fresh(url, credentials, domain)
-        return None if result is None else _remoteFreeBusy(url, result)
+        result = self.cache.fresh(url, credentials, domain, counted)
+        return None if result is None else (url, result)
 
     async def _fetch(self, url: str, credentials, domain: str, address: str) -> RemoteFreeBusy:
         try:
@@ -223,6 +257,10 @@ class FederatedFreeBusy:
                 f"the free/busy server of {domain} cannot be asked ({e.reason})", self.cache.retryAfter
             ) from None
         return _remoteFreeBusy(url, result)
+
+
+#: How many addresses' URLs L{FederatedFreeBusy} holds.
+_LOCATED_HELD = 4096
 
 
 def _remoteFreeBusy(url: str, result) -> RemoteFreeBusy:

@@ -80,6 +80,10 @@ FIND_SEGMENT = b"find"
 ROOMS_SEGMENT = b"rooms"
 
 
+#: L{LookupResource._plainAnswer} not given what was remembered: it asks.
+NOT_ASKED = object()
+
+
 @dataclass(frozen=True)
 class LookupSettings:
     """
@@ -331,16 +335,25 @@ class LookupResource(Resource):
             name = splitLookupName(segment)
         except HTTPError:
             return None
-        plain = self._plainAnswer(reader, name)
+        target = Person(name)
+        # Remembered in memory, while nothing it was made of changed.
+        remembered, ticket = reader.rememberedAnswer(target)
+        if remembered is not None:
+            return remembered + (CALENDAR_TYPE,)
+        plain = self._plainAnswer(reader, name, ticket)
         if plain is not None:
             return plain + (CALENDAR_TYPE,)
-        answer = reader.freeBusyForNow(Person(name), None, Detail.BUSY, False)
+        answer = reader.freeBusyForNow(target, None, Detail.BUSY, False)
         if answer is None or answer.stale:
             return None
         etag, body = self._rendered(NO_PARAMETERS, answer)
+        if ticket is not None and ticket.remote:
+            # Another organisation's fresh answer.
+            reader.rememberAnswer(ticket, (etag, body, answer.modified))
         return etag, body, answer.modified, CALENDAR_TYPE
 
-    def _plainAnswer(self, reader: IFreeBusyReader, name: str) -> Optional[Tuple[str, bytes, float]]:
+    def _plainAnswer(self, reader: IFreeBusyReader, name: str,
+                     ticket=NOT_ASKED) -> Optional[Tuple[str, bytes, float]]:
         """
         The entity tag, body and time of the answer without parameters
         about C{name}, when it is made of one published free/busy file
@@ -351,13 +364,19 @@ class LookupResource(Resource):
 
         With 100,000 people looked up in turn, most lookups find no answer
         in memory; the kept one spares reading the file's times and
-        rendering them (most of such a lookup's work).
+        rendering them (most of such a lookup's work).  First of all, the
+        answer remembered in memory (L{IFreeBusyReader.rememberedAnswer}),
+        unless C{ticket} says what that gave already (then the answer made
+        is remembered with it).
         """
         target = Person(name)
-        # Remembered in memory, while nothing it was made of changed.
-        remembered, ticket = reader.rememberedAnswer(target)
-        if remembered is not None:
-            return remembered
+        if ticket is NOT_ASKED:
+            # Remembered in memory, while nothing it was made of changed.
+            remembered, ticket = reader.rememberedAnswer(target)
+            if remembered is not None:
+                return remembered
+        if ticket is not None and ticket.remote:
+            return None
         # What was kept, when anything was, without reading the file.
         source = reader.plainNow(target, False)
         if source is None:

@@ -168,6 +168,35 @@ class TwoServerTests(TwoServers, unittest.TestCase):
         self.assertEqual(self.fetchesAtB(), 0)
 
 
+class RefreshTests(TwoServers, unittest.TestCase):
+    """
+    A's answer for B's user, remembered in memory (C{--answer-memory}), no
+    longer than B's answer stays fresh in A's cache.
+    """
+
+    ttl = "0.5"
+
+    @defer.inlineCallbacks
+    def test_newVersionOnceExpired(self):
+        """
+        Asked again within the TTL, the same answer (from memory); B's new version once the TTL is over.
+        """
+        path = "/calendar/alice@partner.example.vfb"
+        bodies = []
+        for _ in range(3):
+            response, body = yield defer.Deferred.fromCoroutine(self.get(path))
+            self.assertEqual(response.code, 200)
+            bodies.append(body)
+        self.assertEqual(bodies[1:], bodies[:1] * 2)
+        answers = self.a.service.portal.realm.visibility.answers
+        self.assertGreaterEqual(answers.hits, 1)
+        self.b.store.write(("alice.vfb",), vfb("FREEBUSY:20210107T090000Z/20210107T100000Z"))
+        yield sleep(0.6)
+        response, body = yield defer.Deferred.fromCoroutine(self.get(path))
+        self.assertEqual(periodsOf(body)[0], [("20210107T090000Z", "20210107T100000Z", None)])
+        self.assertEqual(self.fetchesAtB(), 2)
+
+
 class OutageTests(TwoServers, unittest.TestCase):
     """
     B stopped: A's stale answer, then 503.

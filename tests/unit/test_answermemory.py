@@ -284,6 +284,24 @@ class RememberedAnswersTests(unittest.TestCase):
         self.now += 1
         self.assertIsNone(self.answers.get("alice")[0])
 
+    def test_remote(self):
+        """
+        Another organisation's answer is given back while the fetch result it was made of is the one given.
+        """
+        fetched, again = object(), object()
+        answer, ticket = self.answers.getRemote("bob@partner.example", fetched)
+        self.assertIsNone(answer)
+        self.assertTrue(ticket.remote)
+        self.answers.put(ticket, ("etag", b"remote", 1.0))
+        self.assertEqual(self.answers.getRemote("bob@partner.example", fetched)[0], ("etag", b"remote", 1.0))
+        answer, ticket = self.answers.getRemote("bob@partner.example", again)
+        self.assertIsNone(answer)
+        self.assertFalse(self.answers.get("bob@partner.example")[1].remote)
+        # A file of that name changed: the remote answer is not a file's.
+        self.watch.queued.append("bob@partner.example.vfb")
+        self.answers.put(ticket, ("etag", b"new", 1.0))
+        self.assertEqual(self.answers.getRemote("bob@partner.example", again)[0], ("etag", b"new", 1.0))
+
     def test_onlyTheReactorThread(self):
         """Outside the reactor's thread nothing is given nor held."""
         self.remember("alice")

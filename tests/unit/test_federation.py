@@ -94,6 +94,33 @@ class FederatedFreeBusyTests(unittest.SynchronousTestCase):
         self.assertEqual(len(self.fetcher.calls), 1)
         self.assertEqual(self.metrics.count("hit", "partner.example"), 1)
 
+    def test_freshNow(self):
+        """
+        freshNow gives the fresh fetch result in the cache, the same object while it stays fresh (not counted:
+        countHit counts), nothing once it expired, and the new one once fetched again.
+        """
+        self.assertIsNone(self.source.freshNow("alice@partner.example"))
+        self.lookup("alice@partner.example")
+        self.fetcher.answer()
+        first = self.source.freshNow("alice@partner.example")
+        self.assertIsNotNone(first)
+        self.assertIs(self.source.freshNow("alice@partner.example"), first)
+        self.assertEqual(self.metrics.count("hit", "partner.example"), 0)
+        self.source.countHit("alice@partner.example")
+        self.source.countHit("alice@partner.example")
+        # Counted together when the reactor's turn ends.
+        self.assertEqual(self.metrics.count("hit", "partner.example"), 0)
+        self.clock.advance(0)
+        self.assertEqual(self.metrics.count("hit", "partner.example"), 2)
+        self.clock.advance(61)
+        self.assertIsNone(self.source.freshNow("alice@partner.example"))
+        self.lookup("alice@partner.example")
+        self.fetcher.answer()
+        again = self.source.freshNow("alice@partner.example")
+        self.assertIsNotNone(again)
+        self.assertIsNot(again, first)
+        self.assertIsNone(self.source.freshNow("alice@elsewhere.example"))
+
     def test_staleThenUnavailable(self):
         """
         While the origin fails an expired answer is given marked stale; past maxStale, RemoteUnavailable.

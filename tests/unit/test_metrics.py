@@ -69,6 +69,19 @@ class MetricsObserverTests(unittest.SynchronousTestCase):
         self.assertEqual(self.value("fbtwist_ftp_sessions_open"), 1)
         self.assertEqual(self.value("fbtwist_logins_throttled_total"), 1)
 
+    def test_remoteHitsTogether(self):
+        """
+        A remote-fetch event counting several hits at once (one turn's,
+        L{fbtwist.remote.cache.FetchCache.countHit}) adds them all.
+        """
+        from fbtwist.remote.metrics import EventMetrics
+
+        metrics = EventMetrics(self.log)
+        metrics.hit("partner.example")
+        metrics.hit("partner.example", 5)
+        self.assertEqual(self.value("fbtwist_remote_fetches_total", event="hit", domain="partner.example",
+                                    reason="none"), 6)
+
     def test_labelledSeriesLookedUpOnce(self):
         """
         Repeated events of the same labels ask prometheus_client for their
