@@ -35,16 +35,16 @@ The name asked for is resolved to the uid at every lookup, as before; what
 is remembered is only ever the answer of a published free/busy file shown
 to the anonymous reader (L{FreeBusyVisibility.plainNow}) or of another
 organisation's fresh answer, never a merged, stale, working-hours or
-time-dependent one.  At most C{maxBytes} of
-answers are held, the least recently asked for going first.  Only the
-reactor's thread uses it.
+time-dependent one.  At most C{maxBytes} of answers are held, the oldest
+going first (an answer asked for is not moved: a hit touches nothing but
+its own entry, which at 100,000 people in memory is most of its cost).
+Only the reactor's thread uses it.
 """
 
+from collections import OrderedDict
 from typing import Callable, Hashable, NamedTuple, Optional, Tuple
 
 from twisted.python import threadable
-
-from fbtwist.cache import LRUCache
 
 #: What an answer held costs besides its body: the tuple, its entity tag
 #: and time, the key, the cache's own entry.
@@ -52,6 +52,10 @@ ENTRY_OVERHEAD = 400
 
 #: The names of a person's files whose change changes their answer.
 _SUFFIXES = (".vfb", ".ics")
+
+#: How many names' uids are held (L{RememberedAnswers.rememberUid}; some
+#: 20 MB at most).
+NAMES_HELD = 131072
 
 #: The first part of the key of another organisation's address.
 _REMOTE = "@remote"
@@ -111,18 +115,24 @@ class RememberedAnswers:
         self._inReactorThread = inReactorThread
         #: The watch once opened; C{False} when it could not be, or ended.
         self._changes = None
-        self._answers = self._empty()
+        self._forgetEverything()
         #: The versions the answers held were made at.
         self._seenVersions: Optional[Hashable] = None
         #: Counts what was forgotten: an answer made while it moved is not
         #: held (it may be of the old files).
         self._generation = 0
+        #: Names' uids as the name index L{_uidsIndex} gives them.
+        self._uids: dict = {}
+        self._uidsIndex = None
         #: Answers given from memory, and answers asked for but not held.
         self.hits = 0
         self.misses = 0
 
-    def _empty(self) -> LRUCache:
-        return LRUCache(self.maxBytes, weigh=lambda held: len(held[1][1]) + ENTRY_OVERHEAD, clock=self._clock)
+    def _forgetEverything(self) -> None:
+        #: Held answers by key: (token, answer, expires, weight), the
+        #: oldest first.
+        self._held: "OrderedDict[Hashable, tuple]" = OrderedDict()
+        self._size = 0
 
     def get(self, uid: str) -> Tuple[Optional[tuple], Optional[Ticket]]:
         """
@@ -162,8 +172,10 @@ class RememberedAnswers:
         if versions != self._seenVersions:
             self.forgetAll()
             self._seenVersions = versions
-        held = self._answers.get(key)
-        if held is not None and held[0] is token:
+        # Not moved to the end when asked for (the oldest goes first): a
+        # hit touches nothing but the entry.
+        held = self._held.get(key)
+        if held is not None and held[0] is token and held[2] > self._clock():
             self.hits += 1
             return held[1], None
         self.misses += 1
@@ -176,20 +188,51 @@ class RememberedAnswers:
         forgotten since the ticket was given (the answer may be of what
         changed).
         """
-        if ticket.generation == self._generation and self._changes:
-            self._answers.put(ticket.key, (ticket.token, answer), expires=self._clock() + self.maxAge)
+        if ticket.generation != self._generation or not self._changes:
+            return
+        weight = len(answer[1]) + ENTRY_OVERHEAD
+        if weight > self.maxBytes:
+            return
+        self._drop(ticket.key)
+        self._held[ticket.key] = (ticket.token, answer, self._clock() + self.maxAge, weight)
+        self._size += weight
+        while self._size > self.maxBytes:
+            _, held = self._held.popitem(last=False)
+            self._size -= held[3]
+
+    def _drop(self, key: Hashable) -> None:
+        held = self._held.pop(key, None)
+        if held is not None:
+            self._size -= held[3]
+
+    def uidOf(self, name: str, index) -> Optional[str]:
+        """
+        The uid L{rememberUid} was told C{index} gives C{name}, or C{None}.
+        """
+        return self._uids.get(name) if index is self._uidsIndex and index is not None else None
+
+    def rememberUid(self, name: str, index, uid: str) -> None:
+        """
+        Remember that the name index C{index} (an index loaded, which never
+        changes: a new one replaces it) gives C{name} the uid C{uid}: at
+        most L{NAMES_HELD} names, all forgotten with another index.
+        """
+        if index is not self._uidsIndex or len(self._uids) >= NAMES_HELD:
+            self._uids = {}
+            self._uidsIndex = index
+        self._uids[name] = uid
 
     def forgetAll(self) -> None:
         """
         Forget every answer (what they were made of may all have changed).
         """
-        self._answers = self._empty()
+        self._forgetEverything()
         self._generation += 1
 
     def _changed(self, name: str) -> None:
         # A file at the top of the tree changed: its owner's answer goes.
         if name.endswith(_SUFFIXES):
-            self._answers.pop(name[:-4])
+            self._drop(name[:-4])
             self._generation += 1
 
     @property
@@ -197,10 +240,10 @@ class RememberedAnswers:
         """
         How many answers are held.
         """
-        return len(self._answers)
+        return len(self._held)
 
     def counts(self) -> tuple:
         """
         C{(hits, misses, answers held, bytes held)}, for the metrics.
         """
-        return self.hits, self.misses, len(self._answers), self._answers.size
+        return self.hits, self.misses, len(self._held), self._size

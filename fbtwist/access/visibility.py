@@ -338,7 +338,14 @@ class FreeBusyVisibility:
         if answers is None or viewer.uid is not None or not isinstance(target, Person) or self.applyWorkingHours:
             return None, None
         name = target.name
-        _, uid = self.resolvedNow(name)
+        # The uid of a name the name index gave before, while it is the
+        # same index (a loaded index never changes: a new one replaces it).
+        index = getattr(self.directory, "nameIndex", None)
+        uid = answers.uidOf(name, index)
+        if uid is None:
+            _, uid = self.resolvedNow(name)
+            if uid is not None and index is not None and index.get(name) == (True, uid):
+                answers.rememberUid(name, index, uid)
         if uid is not None:
             return answers.get(uid)
         if not self.isFederated(name):

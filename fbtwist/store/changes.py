@@ -27,6 +27,7 @@ are made through C{ctypes}.
 import ctypes
 import errno
 import os
+import select
 import struct
 from typing import Callable, Iterator, Optional, Tuple
 
@@ -168,6 +169,8 @@ class FolderChanges:
         self._changed = changed
         self._everything = everything
         self.ended = False
+        self._poll = select.poll()
+        self._poll.register(descriptor, select.POLLIN)
 
     @classmethod
     def open(cls, path: str, changed: Callable[[str], None], everything: Callable[[], None],
@@ -212,6 +215,9 @@ class FolderChanges:
         """
         if self.ended:
             return False
+        # Nothing queued (nearly always): one poll, no exception.
+        if not self._poll.poll(0):
+            return True
         while True:
             try:
                 data = os.read(self._descriptor, 65536)

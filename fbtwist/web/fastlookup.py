@@ -191,10 +191,11 @@ class QuickLookups:
         found = self.lookup.answerNow(segment)
         if found is None:
             return None
-        etag, body, modified, contentType = found
+        etag, body, modified, contentType, head = found
         self.answered += 1
-        response = b"".join((_START, self._date.line(self._wallClock()),
-                             self._head(etag, contentType, len(body), modified), body))
+        if head is None:
+            head = self._head(etag, contentType, len(body), modified)
+        response = b"".join((_START, self._date.line(self._wallClock()), head, body))
         logAccess(_accessLog, accessEventFields(
             peer, None, started, self.clock.seconds(), b"GET", data[4:lineEnd - len(_VERSION)], b"HTTP/1.1",
             200, len(body), headers.get(b"referer"), headers.get(b"user-agent"),
@@ -207,12 +208,21 @@ class QuickLookups:
         if head is None:
             if len(self._heads) >= 4096:
                 self._heads.clear()
-            head = self._heads[key] = b"".join((
-                b"Content-Type: ", contentType, b"\r\n",
-                b"ETag: ", etag.encode("ascii"), b"\r\n",
-                b"Cache-Control: no-cache\r\n",
-                b"Content-Length: %d\r\n" % length,
-                b"Last-Modified: ", datetimeToString(int(modified)), b"\r\n\r\n",
-            ))
+            head = self._heads[key] = responseHead(etag, contentType, length, modified)
         return head
+
+
+def responseHead(etag: str, contentType: bytes, length: int, modified: float) -> bytes:
+    """
+    A quick answer's head after its C{Date}, to the blank line: what the
+    whole machinery sends for a calendar of C{length} bytes
+    (L{fbtwist.web.responses.serveCalendar}).
+    """
+    return b"".join((
+        b"Content-Type: ", contentType, b"\r\n",
+        b"ETag: ", etag.encode("ascii"), b"\r\n",
+        b"Cache-Control: no-cache\r\n",
+        b"Content-Length: %d\r\n" % length,
+        b"Last-Modified: ", datetimeToString(int(modified)), b"\r\n\r\n",
+    ))
 

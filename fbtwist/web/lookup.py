@@ -61,6 +61,7 @@ from fbtwist.calendar.freebusy import Period, TimeRange
 from fbtwist.errors import NotFound
 from fbtwist.interfaces import ICalendarStore, IDirectory, IFreeBusyReader
 from fbtwist.web import federated, find, page, rooms
+from fbtwist.web.fastlookup import responseHead
 from fbtwist.web.lookupcache import NameCache
 from fbtwist.web.lookupquery import FORMAT_JCAL, NO_PARAMETERS, Query, parseQuery, splitLookupName
 from fbtwist.web.responses import (
@@ -336,21 +337,33 @@ class LookupResource(Resource):
         except HTTPError:
             return None
         target = Person(name)
-        # Remembered in memory, while nothing it was made of changed.
+        # Remembered in memory, while nothing it was made of changed (with
+        # the head of the quick answer: fbtwist.web.fastlookup).
         remembered, ticket = reader.rememberedAnswer(target)
         if remembered is not None:
-            return remembered + (CALENDAR_TYPE,)
+            etag, body, modified, head = remembered
+            return etag, body, modified, CALENDAR_TYPE, head
         plain = self._plainAnswer(reader, name, ticket)
         if plain is not None:
-            return plain + (CALENDAR_TYPE,)
+            return plain + (CALENDAR_TYPE, None)
         answer = reader.freeBusyForNow(target, None, Detail.BUSY, False)
         if answer is None or answer.stale:
             return None
         etag, body = self._rendered(NO_PARAMETERS, answer)
         if ticket is not None and ticket.remote:
             # Another organisation's fresh answer.
-            reader.rememberAnswer(ticket, (etag, body, answer.modified))
-        return etag, body, answer.modified, CALENDAR_TYPE
+            self._remember(reader, ticket, (etag, body, answer.modified))
+        return etag, body, answer.modified, CALENDAR_TYPE, None
+
+    @staticmethod
+    def _remember(reader: IFreeBusyReader, ticket, found: Tuple[str, bytes, float]) -> None:
+        """
+        Remember C{found} (entity tag, body, time) with the ticket
+        (L{IFreeBusyReader.rememberAnswer}), and the head of its quick
+        answer with it.
+        """
+        etag, body, modified = found
+        reader.rememberAnswer(ticket, found + (responseHead(etag, CALENDAR_TYPE, len(body), modified),))
 
     def _plainAnswer(self, reader: IFreeBusyReader, name: str,
                      ticket=NOT_ASKED) -> Optional[Tuple[str, bytes, float]]:
@@ -374,7 +387,7 @@ class LookupResource(Resource):
             # Remembered in memory, while nothing it was made of changed.
             remembered, ticket = reader.rememberedAnswer(target)
             if remembered is not None:
-                return remembered
+                return remembered[:3]
         if ticket is not None and ticket.remote:
             return None
         # What was kept, when anything was, without reading the file.
@@ -393,7 +406,7 @@ class LookupResource(Resource):
             if newline:
                 found = etag.decode("ascii"), body, published.info.modified
                 if ticket is not None:
-                    reader.rememberAnswer(ticket, found)
+                    self._remember(reader, ticket, found)
                 return found
         if published.data is None:
             # Kept for another rendering, owner or detail: the file itself.
@@ -408,7 +421,7 @@ class LookupResource(Resource):
             reader.keepAnswer(source, tag + etag.encode("ascii") + b"\n" + body)
         found = etag, body, answer.modified
         if ticket is not None:
-            reader.rememberAnswer(ticket, found)
+            self._remember(reader, ticket, found)
         return found
 
     # --- a group ---

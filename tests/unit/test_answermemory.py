@@ -16,6 +16,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.python import threadable
 from twisted.trial import unittest
 
+from fbtwist.access import answers
 from fbtwist.access.answers import ENTRY_OVERHEAD, RememberedAnswers
 from fbtwist.access.settings import SETTINGS_FOLDER, Audience, SettingsStore, Shown, VisibilitySettings
 from fbtwist.store import changes
@@ -269,12 +270,19 @@ class RememberedAnswersTests(unittest.TestCase):
         self.assertEqual(self.answers.get("alice"), (None, None))
 
     def test_bounded(self):
-        """No more than its bytes are held: the least recently asked for go first."""
+        """No more than its bytes are held: the oldest go first; an answer made again is new."""
         for n in range(12):
             self.remember(f"user{n}")
         self.assertEqual(self.answers.held, 10)
+        self.assertEqual(self.answers.counts()[3], 10 * (100 + ENTRY_OVERHEAD))
         self.assertIsNone(self.answers.get("user0")[0])
-        self.assertIsNotNone(self.answers.get("user11")[0])
+        self.assertIsNotNone(self.answers.get("user2")[0])
+        self.watch.queued.append("user2.vfb")
+        self.remember("user2")
+        self.remember("user12")
+        self.assertIsNone(self.answers.get("user3")[0])
+        self.assertIsNotNone(self.answers.get("user2")[0])
+        self.assertEqual(self.answers.held, 10)
 
     def test_heldAtMostMaxAge(self):
         """No answer is held longer than maxAge, changed or not."""
@@ -301,6 +309,30 @@ class RememberedAnswersTests(unittest.TestCase):
         self.watch.queued.append("bob@partner.example.vfb")
         self.answers.put(ticket, ("etag", b"new", 1.0))
         self.assertEqual(self.answers.getRemote("bob@partner.example", again)[0], ("etag", b"new", 1.0))
+
+    def test_uidsOfOneIndex(self):
+        """
+        A name's uid is given back while the name index is the one it was
+        told of; another index (a new load) forgets them all.
+        """
+        first, second = object(), object()
+        self.assertIsNone(self.answers.uidOf("betty", first))
+        self.answers.rememberUid("betty", first, "bsmith")
+        self.assertEqual(self.answers.uidOf("betty", first), "bsmith")
+        self.assertIsNone(self.answers.uidOf("betty", second))
+        self.assertIsNone(self.answers.uidOf("betty", None))
+        self.answers.rememberUid("alice", second, "alice")
+        self.assertIsNone(self.answers.uidOf("betty", first))
+        self.assertEqual(self.answers.uidOf("alice", second), "alice")
+
+    def test_uidsBounded(self):
+        """At most NAMES_HELD names' uids are held (then all forgotten)."""
+        self.patch(answers, "NAMES_HELD", 3)
+        index = object()
+        for n in range(4):
+            self.answers.rememberUid(f"name{n}", index, f"uid{n}")
+        self.assertIsNone(self.answers.uidOf("name0", index))
+        self.assertEqual(self.answers.uidOf("name3", index), "uid3")
 
     def test_onlyTheReactorThread(self):
         """Outside the reactor's thread nothing is given nor held."""
@@ -472,6 +504,26 @@ class ServerTests(unittest.TestCase):
         with open(other, "r+b") as f:
             f.write(FIRST.replace(b"20210105T07", b"20210105T09"))
         self.assertIn(b"20210105T090000Z", self.ask())
+
+    def test_newNameIndex(self):
+        """
+        A new name index (the directory read again) giving a name another
+        uid: the next lookup of that name answers with the other's file.
+        """
+        from fbtwist.directory.nameindex import NameIndexBuilder
+
+        self.server.store.write(("bsmith.vfb",), SECOND)
+        directory = self.server.service.portal.realm.visibility.directory
+        builder = NameIndexBuilder()
+        builder.add("alice", ["alice@example.com"])
+        builder.add("bsmith", ["bsmith@example.com"])
+        directory.nameIndex = builder.build()
+        self.assertIn(b"20210105T070000Z", self.ask("alice@example.com"))
+        self.assertIn(b"20210105T070000Z", self.ask("alice@example.com"))
+        builder = NameIndexBuilder()
+        builder.add("bsmith", ["alice@example.com"])
+        directory.nameIndex = builder.build()
+        self.assertIn(b"20210106T080000Z", self.ask("alice@example.com"))
 
     def test_onlyAnonymous(self):
         """A reader who logged in is never answered from memory (what they may see is theirs)."""
