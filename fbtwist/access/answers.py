@@ -46,9 +46,10 @@ from typing import Callable, Hashable, NamedTuple, Optional, Tuple
 
 from twisted.python import threadable
 
-#: What an answer held costs besides its body: the tuple, its entity tag
-#: and time, the key, the cache's own entry.
-ENTRY_OVERHEAD = 400
+#: What an answer held costs besides its body: the head of its quick
+#: answer, the tuples, its entity tag and time, the key, the entry, the
+#: name's uid (100,000 answers of 2,733 bytes took 370 MB).
+ENTRY_OVERHEAD = 1024
 
 #: The names of a person's files whose change changes their answer.
 _SUFFIXES = (".vfb", ".ics")
@@ -56,6 +57,10 @@ _SUFFIXES = (".vfb", ".ics")
 #: How many names' uids are held (L{RememberedAnswers.rememberUid}; some
 #: 20 MB at most).
 NAMES_HELD = 131072
+
+#: What L{RememberedAnswers.uidOf} gives for a name the name index does not
+#: have (a name of another organisation's, say).
+NOT_INDEXED = object()
 
 #: The first part of the key of another organisation's address.
 _REMOTE = "@remote"
@@ -96,7 +101,7 @@ class RememberedAnswers:
         cannot be promised).
     @param maxBytes: The most the answers' bodies (and L{ENTRY_OVERHEAD}
         each) may hold.
-    @param clock: Tells the time in seconds (the reactor's C{seconds}).
+    @param clock: Tells the time in seconds (for L{maxAge}).
     @param inReactorThread: Tells whether the caller is in the reactor's
         thread (elsewhere nothing is remembered nor given).
     @ivar maxAge: The longest an answer is held, in seconds: a bound on
@@ -205,17 +210,19 @@ class RememberedAnswers:
         if held is not None:
             self._size -= held[3]
 
-    def uidOf(self, name: str, index) -> Optional[str]:
+    def uidOf(self, name: str, index):
         """
-        The uid L{rememberUid} was told C{index} gives C{name}, or C{None}.
+        The uid L{rememberUid} was told C{index} gives C{name} (or
+        L{NOT_INDEXED}), or C{None}.
         """
         return self._uids.get(name) if index is self._uidsIndex and index is not None else None
 
-    def rememberUid(self, name: str, index, uid: str) -> None:
+    def rememberUid(self, name: str, index, uid) -> None:
         """
         Remember that the name index C{index} (an index loaded, which never
-        changes: a new one replaces it) gives C{name} the uid C{uid}: at
-        most L{NAMES_HELD} names, all forgotten with another index.
+        changes: a new one replaces it) gives C{name} the uid C{uid}, or
+        does not have it (L{NOT_INDEXED}): at most L{NAMES_HELD} names, all
+        forgotten with another index.
         """
         if index is not self._uidsIndex or len(self._uids) >= NAMES_HELD:
             self._uids = {}

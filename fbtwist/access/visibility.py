@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from twisted.logger import Logger
 
-from fbtwist.access.answers import RememberedAnswers, Ticket
+from fbtwist.access.answers import NOT_INDEXED, RememberedAnswers, Ticket
 from fbtwist.access.latency import LatencyFloor
 from fbtwist.access.settings import Shown
 from fbtwist.availability.model import Availability, unavailable
@@ -342,10 +342,17 @@ class FreeBusyVisibility:
         # same index (a loaded index never changes: a new one replaces it).
         index = getattr(self.directory, "nameIndex", None)
         uid = answers.uidOf(name, index)
-        if uid is None:
+        if uid is NOT_INDEXED:
+            # Not in the index: what resolvedNow asks next.
+            uid = None if self.names is None else self.names.get(name)[1]
+        elif uid is None:
             _, uid = self.resolvedNow(name)
-            if uid is not None and index is not None and index.get(name) == (True, uid):
-                answers.rememberUid(name, index, uid)
+            if index is not None:
+                indexed, indexUid = index.get(name)
+                if not indexed:
+                    answers.rememberUid(name, index, NOT_INDEXED)
+                elif indexUid is not None:
+                    answers.rememberUid(name, index, indexUid)
         if uid is not None:
             return answers.get(uid)
         if not self.isFederated(name):

@@ -525,6 +525,24 @@ class ServerTests(unittest.TestCase):
         directory.nameIndex = builder.build()
         self.assertIn(b"20210106T080000Z", self.ask("alice@example.com"))
 
+    def test_nameNotIndexedLearnt(self):
+        """
+        A name the name index does not have: resolved as before at each
+        lookup past the index (a directory search may learn it since).
+        """
+        from fbtwist.directory.nameindex import NameIndexBuilder
+
+        realm = self.server.service.portal.realm
+        builder = NameIndexBuilder()
+        builder.add("bsmith", ["bsmith@example.com"])
+        realm.visibility.directory.nameIndex = builder.build()
+        self.assertIn(b" 404 ", self.ask("newcomer").partition(b"\r\n")[0])
+        self.assertIs(realm.visibility.answers.uidOf("newcomer", realm.visibility.directory.nameIndex),
+                      answers.NOT_INDEXED)
+        # The directory (searched since) says the name is alice's.
+        realm.visibility.names.put("newcomer", "alice")
+        self.assertIn(b"20210105T070000Z", self.ask("newcomer"))
+
     def test_onlyAnonymous(self):
         """A reader who logged in is never answered from memory (what they may see is theirs)."""
         self.ask()
