@@ -161,12 +161,12 @@ class RememberedAnswers:
         return self._get((_REMOTE, address), result)
 
     def _get(self, key: Hashable, token) -> Tuple[Optional[tuple], Optional[Ticket]]:
+        if not self._inReactorThread():
+            return None, None
         changes = self._changes
         if changes is None:
-            if not self._inReactorThread():
-                return None, None
             changes = self._changes = self._watch(self._changed, self.forgetAll) or False
-        if changes is False or not self._inReactorThread():
+        if changes is False:
             return None, None
         if not changes.drain():
             self._changes = False

@@ -343,8 +343,7 @@ class FreeBusyVisibility:
         index = getattr(self.directory, "nameIndex", None)
         uid = answers.uidOf(name, index)
         if uid is NOT_INDEXED:
-            # Not in the index: what resolvedNow asks next.
-            uid = None if self.names is None else self.names.get(name)[1]
+            _, uid = self._resolvedPastIndex(name)
         elif uid is None:
             _, uid = self.resolvedNow(name)
             if index is not None:
@@ -551,6 +550,13 @@ class FreeBusyVisibility:
             indexed, uid = index.get(name)
             if indexed:
                 return True, uid
+        return self._resolvedPastIndex(name)
+
+    def _resolvedPastIndex(self, name: str) -> Tuple[bool, Optional[str]]:
+        """
+        L{resolvedNow} for a name the name index does not have: the cache
+        of names the directory was asked for.
+        """
         if self.names is None:
             return False, None
         return self.names.get(name)
