@@ -54,9 +54,14 @@ ENTRY_OVERHEAD = 1024
 #: The names of a person's files whose change changes their answer.
 _SUFFIXES = (".vfb", ".ics")
 
-#: How many names' uids are held (L{RememberedAnswers.rememberUid}; some
-#: 20 MB at most).
-NAMES_HELD = 131072
+#: How many names' uids are held at least (L{RememberedAnswers.rememberUid}):
+#: as many as a quarter of C{maxBytes} holds when that is more (L{NAME_WEIGHT}
+#: each, counted with the answers), so that a memory large enough for
+#: everyone's answers also holds everyone's names.
+NAMES_HELD = 1024
+
+#: What a name's uid held costs: the name, the uid, the dictionary's entry.
+NAME_WEIGHT = 192
 
 #: What L{RememberedAnswers.uidOf} gives for a name the name index does not
 #: have (a name of another organisation's, say).
@@ -196,12 +201,14 @@ class RememberedAnswers:
         if ticket.generation != self._generation or not self._changes:
             return
         weight = len(answer[1]) + ENTRY_OVERHEAD
-        if weight > self.maxBytes:
+        room = self.maxBytes - len(self._uids) * NAME_WEIGHT
+        if weight > room:
+            # (Names fill a quarter of the memory at most.)
             return
         self._drop(ticket.key)
         self._held[ticket.key] = (ticket.token, answer, self._clock() + self.maxAge, weight)
         self._size += weight
-        while self._size > self.maxBytes:
+        while self._size > room:
             _, held = self._held.popitem(last=False)
             self._size -= held[3]
 
@@ -209,6 +216,13 @@ class RememberedAnswers:
         held = self._held.pop(key, None)
         if held is not None:
             self._size -= held[3]
+
+    @property
+    def namesHeld(self) -> int:
+        """
+        How many names' uids are held at most (L{NAMES_HELD}).
+        """
+        return max(NAMES_HELD, self.maxBytes // (4 * NAME_WEIGHT))
 
     def uidOf(self, name: str, index):
         """
@@ -221,10 +235,11 @@ class RememberedAnswers:
         """
         Remember that the name index C{index} (an index loaded, which never
         changes: a new one replaces it) gives C{name} the uid C{uid}, or
-        does not have it (L{NOT_INDEXED}): at most L{NAMES_HELD} names, all
-        forgotten with another index.
+        does not have it (L{NOT_INDEXED}): at most L{NAMES_HELD} names, or
+        as many as a quarter of C{maxBytes} holds, all forgotten with
+        another index or once that many are held.
         """
-        if index is not self._uidsIndex or len(self._uids) >= NAMES_HELD:
+        if index is not self._uidsIndex or len(self._uids) >= self.namesHeld:
             self._uids = {}
             self._uidsIndex = index
         self._uids[name] = uid
@@ -251,6 +266,7 @@ class RememberedAnswers:
 
     def counts(self) -> tuple:
         """
-        C{(hits, misses, answers held, bytes held)}, for the metrics.
+        C{(hits, misses, answers held, bytes held)} (the names' uids
+        counted in the bytes), for the metrics.
         """
-        return self.hits, self.misses, len(self._held), self._size
+        return self.hits, self.misses, len(self._held), self._size + len(self._uids) * NAME_WEIGHT

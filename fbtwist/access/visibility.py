@@ -342,16 +342,19 @@ class FreeBusyVisibility:
         # same index (a loaded index never changes: a new one replaces it).
         index = getattr(self.directory, "nameIndex", None)
         uid = answers.uidOf(name, index)
+        if uid is None and index is not None:
+            # Asked of the index once (as L{resolvedNow} would) and
+            # remembered.
+            indexed, uid = index.get(name)
+            if not indexed:
+                answers.rememberUid(name, index, NOT_INDEXED)
+                uid = NOT_INDEXED
+            elif uid is not None:
+                answers.rememberUid(name, index, uid)
+        elif uid is None:
+            uid = NOT_INDEXED
         if uid is NOT_INDEXED:
             _, uid = self._resolvedPastIndex(name)
-        elif uid is None:
-            _, uid = self.resolvedNow(name)
-            if index is not None:
-                indexed, indexUid = index.get(name)
-                if not indexed:
-                    answers.rememberUid(name, index, NOT_INDEXED)
-                elif indexUid is not None:
-                    answers.rememberUid(name, index, indexUid)
         if uid is not None:
             return answers.get(uid)
         if not self.isFederated(name):

@@ -17,7 +17,7 @@ from twisted.python import threadable
 from twisted.trial import unittest
 
 from fbtwist.access import answers
-from fbtwist.access.answers import ENTRY_OVERHEAD, RememberedAnswers
+from fbtwist.access.answers import ENTRY_OVERHEAD, NAME_WEIGHT, RememberedAnswers
 from fbtwist.access.settings import SETTINGS_FOLDER, Audience, SettingsStore, Shown, VisibilitySettings
 from fbtwist.store import changes
 from fbtwist.store.changes import IN_IGNORED, IN_MODIFY, IN_Q_OVERFLOW, FolderChanges, filesystemType
@@ -326,13 +326,49 @@ class RememberedAnswersTests(unittest.TestCase):
         self.assertEqual(self.answers.uidOf("alice", second), "alice")
 
     def test_uidsBounded(self):
-        """At most NAMES_HELD names' uids are held (then all forgotten)."""
+        """At most NAMES_HELD names' uids are held (then all forgotten) when a quarter of the memory holds fewer."""
         self.patch(answers, "NAMES_HELD", 3)
+        self.answers.maxBytes = 4 * NAME_WEIGHT * 2
+        self.assertEqual(self.answers.namesHeld, 3)
         index = object()
         for n in range(4):
             self.answers.rememberUid(f"name{n}", index, f"uid{n}")
         self.assertIsNone(self.answers.uidOf("name0", index))
         self.assertEqual(self.answers.uidOf("name3", index), "uid3")
+
+    def test_uidsHeldAsMemoryAllows(self):
+        """
+        A memory large enough holds as many names as a quarter of it does
+        (a memory for everyone's answers holds everyone's names too).
+        """
+        self.patch(answers, "NAMES_HELD", 3)
+        self.answers.maxBytes = 4 * NAME_WEIGHT * 10
+        self.assertEqual(self.answers.namesHeld, 10)
+        index = object()
+        for n in range(10):
+            self.answers.rememberUid(f"name{n}", index, f"uid{n}")
+        self.assertEqual([self.answers.uidOf(f"name{n}", index) for n in range(10)], [f"uid{n}" for n in range(10)])
+        self.answers.rememberUid("name10", index, "uid10")
+        self.assertIsNone(self.answers.uidOf("name0", index))
+
+    def test_uidsCountedWithTheAnswers(self):
+        """The names' uids held count in the memory: answers make room for them."""
+        self.patch(answers, "NAMES_HELD", 0)
+        for n in range(10):
+            self.remember(f"person{n}")
+        self.assertEqual(self.answers.held, 10)
+        index = object()
+        # The memory was full: three names take part of an answer's room.
+        for n in range(3):
+            self.answers.rememberUid(f"name{n}", index, f"uid{n}")
+        self.assertEqual(self.answers.counts()[3], 10 * (100 + ENTRY_OVERHEAD) + 3 * NAME_WEIGHT)
+        self.remember("one more")
+        # Two answers went: one for the new one, one for the names.
+        self.assertEqual(self.answers.held, 9)
+        self.assertIsNone(self.answers.get("person0")[0])
+        self.assertIsNone(self.answers.get("person1")[0])
+        self.assertIsNotNone(self.answers.get("person2")[0])
+        self.assertLessEqual(self.answers.counts()[3], self.answers.maxBytes)
 
     def test_onlyTheReactorThread(self):
         """Outside the reactor's thread nothing is given nor held."""
