@@ -15,6 +15,7 @@ import base64
 import datetime
 import http.client
 import json
+import math
 import os
 import platform
 import re
@@ -370,20 +371,21 @@ function setup(thread)
 end
 local counter = 0
 local function nextUser()
-  local user = (threadIndex + counter * THREADS) % USERS
+  local user = (FIRST + threadIndex + counter * THREADS) % USERS
   counter = counter + 1
   return string.format("user%06d", user), string.format("pw-%06d", user)
 end
 """
 
 
-def luaScript(kind: str, users: int, threads: int, body: bytes = b"", folder: str = "/") -> str:
+def luaScript(kind: str, users: int, threads: int, body: bytes = b"", folder: str = "/", first: int = 0) -> str:
     """
-    A wrk script: C{lookup} (anonymous GET, round-robin over the users),
-    C{publish} (PUT as each user in turn) or C{propfind} (Depth 1 on
-    C{folder}).
+    A wrk script: C{lookup} (anonymous GET, round-robin over the users from
+    the C{first}th on), C{publish} (PUT as each user in turn) or
+    C{propfind} (Depth 1 on C{folder}).
     """
-    header = f'USERS = {users}\nTHREADS = {threads}\nFOLDER = "{folder}"\n' + LUA_BASE64 + LUA_THREADS
+    header = (f'USERS = {users}\nTHREADS = {threads}\nFIRST = {first}\nFOLDER = "{folder}"\n'
+              + LUA_BASE64 + LUA_THREADS)
     if kind == "lookup":
         return header + """
 function request()
@@ -990,13 +992,14 @@ def checkPublish(port: int, body: bytes) -> int:
     return status
 
 
-def lookEveryoneUp(port: int, users: int, connections: int = 32) -> dict:
+def lookEveryoneUp(port: int, users: int, connections: int = 32, passes: int = 1) -> dict:
     """
-    Ask once for every user's file, on C{connections} kept-alive connections
-    (one request at a time on each, as calendar clients ask): a server in
-    use has been asked for its users before, and fbtwist keeps each answer
-    it rendered with the file (C{--keep-answers}), as it would have after
-    any earlier lookup of that version.
+    Ask once for every user's file (C{passes} times: all of them in turn,
+    then again), on C{connections} kept-alive connections (one request at a
+    time on each, as calendar clients ask): a server in use has been asked
+    for its users before, and fbtwist keeps each answer it rendered with
+    the file (C{--keep-answers}), as it would have after any earlier lookup
+    of that version.
 
     @return: how many requests were answered 200, and the seconds it took.
     """
@@ -1004,7 +1007,7 @@ def lookEveryoneUp(port: int, users: int, connections: int = 32) -> dict:
     import socket
 
     began = time.monotonic()
-    pending = iter(range(users))
+    pending = (index % users for index in range(users * passes))
     answered = 0
     selector = selectors.DefaultSelector()
 
@@ -1057,6 +1060,39 @@ def lookEveryoneUpOnce(results: "Results", users: int, servers) -> None:
     results.warmed[users] = dict(walked, server=name)
 
 
+def warmPasses(serverName: str) -> int:
+    """
+    How many passes over all the users the lookups of L{warmLookups} make
+    for C{serverName}: one, or for C{fbtwist xW} (C{--workers W}) enough
+    that each worker has been asked for 95% of the users (the kernel
+    spreads the connections over the workers, so a pass asks each worker
+    for about 1/W of them): 5 for two workers.
+    """
+    workers = int(serverName.rpartition(" x")[2]) if serverName.startswith("fbtwist x") else 1
+    return 1 if workers <= 1 else math.ceil(math.log(0.05) / math.log(1 - 1 / workers))
+
+
+def warmLookups(args, workdir: str, users: int, serverName: str, server) -> int:
+    """
+    L{warmPasses} passes of lookups over all the users (L{lookEveryoneUp}),
+    and at least a round's time of lookups (as at 100,000 users before),
+    not counted.
+
+    @return: Where the counted rounds go on (the lookups asked, modulo the
+        users).
+    """
+    passes = warmPasses(serverName)
+    began = time.monotonic()
+    walked = lookEveryoneUp(server.port, users, passes=passes)
+    first = 0
+    if time.monotonic() - began < args.duration:
+        first = runWrk(server.port, luaScript("lookup", users, args.threads), workdir, args.duration, args.threads,
+                       args.connections, server.pid)["requests"]
+    print(f"  warm-up, {serverName}: {passes} pass{'es' if passes > 1 else ''} over the {users:,} users "
+          f"({walked['answered']:,} answered) in {time.monotonic() - began:.0f} s", flush=True)
+    return first
+
+
 def closedLoop(args, results: Results, workdir, users, servers, body):
     if "a" in args.workloads:
         lookEveryoneUpOnce(results, users, servers)
@@ -1064,18 +1100,25 @@ def closedLoop(args, results: Results, workdir, users, servers, body):
         name = {"lookup": "(a) lookup GET", "publish": "(b) publish PUT"}[workload]
         script = luaScript(workload, users, args.threads, body)
         rounds = {server: [] for server in servers}
+        # Where each server's next round of lookups starts: the rounds go on
+        # round-robin over all the users (each asked once in turn), rather
+        # than each asking the first users again.
+        first = {server: 0 for server in servers}
         if workload == "lookup":
-            # As a server in use: each fbtwist process has made the answers
-            # it is asked for once and remembers them (--answer-memory; each
-            # worker of --workers its own, which the walk above reaches only
-            # in part), as row (g) does: one round of each server not
-            # counted.
+            # As a server in use for a while: each fbtwist process has been
+            # asked for every user and remembers the answers
+            # (--answer-memory; each worker of --workers its own): passes
+            # over all the users of each server, not counted (warmPasses).
             for serverName, server in servers.items():
-                runWrk(server.port, script, workdir, args.duration, args.threads, args.connections, server.pid)
+                first[serverName] = warmLookups(args, workdir, users, serverName, server)
         for round in range(args.rounds):
             for serverName, server in servers.items():
-                rounds[serverName].append(runWrk(server.port, script, workdir, args.duration, args.threads,
-                                                 args.connections, server.pid))
+                if workload == "lookup":
+                    script = luaScript(workload, users, args.threads, first=first[serverName] % users)
+                result = runWrk(server.port, script, workdir, args.duration, args.threads, args.connections,
+                                server.pid)
+                first[serverName] += result["requests"]
+                rounds[serverName].append(result)
         for serverName in servers:
             row = median(rounds[serverName])
             # The server's CPU per request (the median round's), as the
@@ -1842,9 +1885,13 @@ def markdown(args, results: Results, hot, started, finished, others) -> str:
         "Before the lookup rows of each directory size, every user was looked up once (`lookEveryoneUp`, "
         "through the fbtwist variant with the most workers), as on a server in use: fbtwist keeps each answer "
         "it rendered with the version of the file it was made of (`--keep-answers`), and every variant reads it "
-        "back; then one round of lookups of each server (every one of them) is run and not counted, as on a "
-        "server in use, so that each fbtwist process has the answers it is asked for in memory "
-        "(`--answer-memory`: each worker of `--workers` its own). "
+        "back. Then, not counted, each server is asked for every user again (`warmLookups`: one pass; five for "
+        "`fbtwist x2`, whose connections the kernel spreads over its two workers, so that each worker has been "
+        "asked for about 97% of the users), and for at least a round's time, as on a server in use for a "
+        "while: each fbtwist process remembers the answers it was asked for (`--answer-memory`: each worker of "
+        "`--workers` its own). The counted rounds of lookups go on round-robin over all the users where the "
+        "last one stopped (with 100,000 users each round asks for everyone more than once; with a million, "
+        "a round asks for each user at most once). "
         "Apache and WsgiDAV send the files as they are. Apache and WsgiDAV each have a copy of the "
         "users' files of their own, so that each publishes over files it wrote itself, as it would alone. "
         + "; ".join(f"{users:,} users: {walked['seconds']:.0f} s" for users, walked in sorted(results.warmed.items()))
