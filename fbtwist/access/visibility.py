@@ -39,6 +39,9 @@ from fbtwist.store.paths import FileSnapshot, ResourceInfo
 FREEBUSY_FILE = ".vfb"
 EVENTS_FILE = ".ics"
 
+#: How many names L{FreeBusyVisibility._uidPastIndex} holds.
+_NO_UID_HELD = 4096
+
 
 class Detail(Enum):
     """
@@ -300,6 +303,11 @@ class FreeBusyVisibility:
         #: The anonymous plain answers remembered in memory
         #: (L{rememberAnswers}), or C{None}.
         self.answers: Optional[RememberedAnswers] = None
+        #: Names the cache of names had no uid for (L{_uidPastIndex}), while
+        #: it (C{_noUidOf}) has learnt C{_noUidSince} uids.
+        self._noUid: set = set()
+        self._noUidOf = None
+        self._noUidSince = 0
         self.busyTime = None if store is None else BusyTime.install(store, clock, defaultZone, expandLimit)
 
     def rememberAnswers(self, maxBytes: int) -> RememberedAnswers:
@@ -354,7 +362,7 @@ class FreeBusyVisibility:
         elif uid is None:
             uid = NOT_INDEXED
         if uid is NOT_INDEXED:
-            _, uid = self._resolvedPastIndex(name)
+            uid = self._uidPastIndex(name)
         if uid is not None:
             return answers.get(uid)
         if not self.isFederated(name):
@@ -563,6 +571,27 @@ class FreeBusyVisibility:
         if self.names is None:
             return False, None
         return self.names.get(name)
+
+    def _uidPastIndex(self, name: str) -> Optional[str]:
+        """
+        The uid L{_resolvedPastIndex} gives C{name} (C{None}: none, or
+        nobody), asked of the cache of names once while it learns no uid
+        for any name (another organisation's address, asked for again and
+        again, has none).
+        """
+        names = self.names
+        if names is None:
+            return None
+        if names is not self._noUidOf or names.learned != self._noUidSince:
+            self._noUid, self._noUidOf, self._noUidSince = set(), names, names.learned
+        elif name in self._noUid:
+            return None
+        _, uid = names.get(name)
+        if uid is None:
+            if len(self._noUid) >= _NO_UID_HELD:
+                self._noUid.clear()
+            self._noUid.add(name)
+        return uid
 
     async def resolve(self, name: str) -> Optional[str]:
         """

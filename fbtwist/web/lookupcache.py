@@ -29,6 +29,9 @@ class NameCache:
         self.clock = clock
         # name -> (uid,): a tuple, so that "nobody" is not a miss.
         self._entries = LRUCache(size, clock=clock)
+        #: How many times a name was given a uid (L{put}): while it stays
+        #: the same, a name L{get} gave no uid has none.
+        self.learned = 0
 
     def get(self, name: str) -> Tuple[bool, Optional[str]]:
         """
@@ -41,5 +44,7 @@ class NameCache:
         return True, entry[0]
 
     def put(self, name: str, uid: Optional[str]) -> None:
+        if uid is not None:
+            self.learned += 1
         expires = self.clock() + (self.ttl if uid is not None else self.negativeTTL)
         self._entries.put(name.lower(), (uid,), expires)

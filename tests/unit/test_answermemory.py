@@ -392,6 +392,73 @@ class RememberedAnswersTests(unittest.TestCase):
         self.assertEqual(self.answers.get("alice"), (None, None))
 
 
+class NamesPastTheIndexTests(unittest.TestCase):
+    """
+    FreeBusyVisibility._uidPastIndex: a name the name index does not have
+    (another organisation's address), asked of the cache of names once
+    while that cache learns no uid.
+    """
+
+    def setUp(self):
+        from fbtwist.access.visibility import FreeBusyVisibility
+        from fbtwist.web.lookupcache import NameCache
+
+        self.now = 0.0
+        self.names = NameCache(clock=lambda: self.now)
+        self.asked = []
+        get = self.names.get
+        self.patch(self.names, "get", lambda name: (self.asked.append(name), get(name))[1])
+        self.visibility = FreeBusyVisibility(None, None, lambda: self.now, names=self.names)
+
+    def test_askedOnceWhileNothingLearnt(self):
+        """A name with no uid is not asked of the cache again while it learns none."""
+        self.names.put("nobody@partner.example", None)
+        for _ in range(3):
+            self.assertIsNone(self.visibility._uidPastIndex("bob@partner.example"))
+            self.assertIsNone(self.visibility._uidPastIndex("nobody@partner.example"))
+        self.assertEqual(self.asked, ["bob@partner.example", "nobody@partner.example"])
+        # Learning that some name is nobody's learns no uid.
+        self.names.put("other@partner.example", None)
+        self.assertIsNone(self.visibility._uidPastIndex("bob@partner.example"))
+        self.assertEqual(len(self.asked), 2)
+
+    def test_askedAgainOnceAUidIsLearnt(self):
+        """Once the cache learns a uid (for any name), every name is asked of it again."""
+        self.assertIsNone(self.visibility._uidPastIndex("bob@partner.example"))
+        self.names.put("carol", "carol")
+        self.assertIsNone(self.visibility._uidPastIndex("bob@partner.example"))
+        self.assertEqual(len(self.asked), 2)
+        # The directory (searched since) says the address is a user's here.
+        self.names.put("bob@partner.example", "bob")
+        self.assertEqual(self.visibility._uidPastIndex("bob@partner.example"), "bob")
+        self.assertEqual(self.visibility._uidPastIndex("bob@partner.example"), "bob")
+        self.assertEqual(len(self.asked), 4)
+
+    def test_anotherCache(self):
+        """Another cache of names (with as many uids learnt) is asked again."""
+        from fbtwist.web.lookupcache import NameCache
+
+        self.assertIsNone(self.visibility._uidPastIndex("bob@partner.example"))
+        self.visibility.names = other = NameCache()
+        other.put("bob@partner.example", "bob")
+        self.names.learned = other.learned
+        self.assertEqual(self.visibility._uidPastIndex("bob@partner.example"), "bob")
+
+    def test_noCache(self):
+        """No cache of names: no uid."""
+        self.visibility.names = None
+        self.assertIsNone(self.visibility._uidPastIndex("bob@partner.example"))
+
+    def test_bounded(self):
+        """At most _NO_UID_HELD names are held (then all forgotten)."""
+        from fbtwist.access import visibility
+
+        self.patch(visibility, "_NO_UID_HELD", 2)
+        for name in ("a@x.example", "b@x.example", "c@x.example", "a@x.example"):
+            self.visibility._uidPastIndex(name)
+        self.assertEqual(self.asked, ["a@x.example", "b@x.example", "c@x.example", "a@x.example"])
+
+
 class ServerTests(unittest.TestCase):
     """
     Whole servers in memory on real files: an answer given from memory is
