@@ -108,6 +108,13 @@ class ICalendarStore(Interface):
             that name only (no symbolic link, no other hard link).
         """
 
+    def filesState(*paths):
+        """
+        @return: The state of the files at C{paths}, which any change of
+            them through any name changes (inode, size, times, links; C{()}
+            for a missing one), or C{None} when one cannot be told.
+        """
+
     def watchTop(changed, everything):
         """
         Watch the files at the top of the tree for changes made on this

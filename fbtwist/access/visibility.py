@@ -318,8 +318,13 @@ class FreeBusyVisibility:
         unchanged.
         """
         # Its age bound is in real seconds, whatever the reactor's clock.
-        self.answers = RememberedAnswers(self._store.watchTop, self._plainVersions, maxBytes, time.monotonic)
+        self.answers = RememberedAnswers(self._store.watchTop, self._plainVersions, maxBytes, time.monotonic,
+                                         state=self._filesState)
         return self.answers
+
+    def _filesState(self, uid: str) -> Optional[tuple]:
+        # What a person's plain answer is made of on disk (L{plainNow}).
+        return self._store.filesState((uid + FREEBUSY_FILE,), (uid + EVENTS_FILE,))
 
     def _plainVersions(self):
         """

@@ -310,6 +310,29 @@ class CalendarStore:
             return False
         return stat.S_ISREG(st.st_mode) and st.st_nlink == 1
 
+    def filesState(self, *paths: StorePath) -> Optional[tuple]:
+        """
+        The state of the files at C{paths}, which any change of them made
+        through any of their names changes: for each, its inode, size,
+        modification and change times and links (the change time moves
+        with every write, rename, link or attribute set), or C{()} when
+        there is none; C{None} when one is not a plain file or cannot be
+        looked at.
+        """
+        states = []
+        for path in paths:
+            try:
+                st = os.lstat(self._filePath(path).path)
+            except FileNotFoundError:
+                states.append(())
+                continue
+            except (OSError, FreeBusyError):
+                return None
+            if not stat.S_ISREG(st.st_mode):
+                return None
+            states.append((st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_nlink))
+        return tuple(states)
+
     def watchTop(self, changed: Callable[[str], None], everything: Callable[[], None]) -> Optional[FolderChanges]:
         """
         Watch the files at the top of the tree (where each person's

@@ -292,6 +292,78 @@ class RememberedAnswersTests(unittest.TestCase):
         self.now += 1
         self.assertIsNone(self.answers.get("alice")[0])
 
+    def stateKept(self):
+        """
+        Answers whose owners' files' state is C{self.states[uid]} (taken
+        at each ask, in C{self.stateAsked}).
+        """
+        self.states, self.stateAsked = {}, []
+
+        def state(uid):
+            self.stateAsked.append(uid)
+            return self.states.get(uid)
+
+        self.answers = RememberedAnswers(self.watch.open, lambda: self.versions, 10 * (100 + ENTRY_OVERHEAD),
+                                         lambda: self.now, inReactorThread=lambda: self.inReactor, state=state)
+
+    def test_heldAgainWhileFilesUnchanged(self):
+        """
+        Past maxAge, an answer whose owner's files are in the state they
+        were in before it was made is held as long again (one look at
+        them), then looked at again.
+        """
+        self.stateKept()
+        self.states["alice"] = ("inode", 1)
+        self.remember("alice")
+        self.assertEqual(self.stateAsked, ["alice"])
+        self.now += RememberedAnswers.maxAge
+        self.assertEqual(self.answers.get("alice")[0], ("etag", b"x" * 100, 1.0))
+        self.assertEqual((self.stateAsked, self.answers.renewed, self.answers.hits), (["alice"] * 2, 1, 1))
+        self.now += RememberedAnswers.maxAge - 1
+        self.assertIsNotNone(self.answers.get("alice")[0])
+        self.assertEqual(len(self.stateAsked), 2)
+        self.now += 1
+        self.assertIsNotNone(self.answers.get("alice")[0])
+        self.assertEqual((len(self.stateAsked), self.answers.renewed), (3, 2))
+
+    def test_madeAnewWhenFilesChangedUntold(self):
+        """
+        Past maxAge, an answer whose owner's files changed (through a name
+        the watch does not see: nothing was told) is made anew, with the
+        state taken before.
+        """
+        self.stateKept()
+        self.states["alice"] = ("inode", 1)
+        self.remember("alice")
+        self.states["alice"] = ("inode", 2)
+        self.assertIsNotNone(self.answers.get("alice")[0])
+        self.now += RememberedAnswers.maxAge
+        answer, ticket = self.answers.get("alice")
+        self.assertIsNone(answer)
+        self.assertEqual(ticket.state, ("inode", 2))
+        self.assertEqual((self.answers.held, self.answers.renewed), (0, 0))
+        self.answers.put(ticket, ("etag2", b"y" * 100, 2.0))
+        self.now += RememberedAnswers.maxAge
+        self.assertEqual(self.answers.get("alice")[0], ("etag2", b"y" * 100, 2.0))
+
+    def test_stateUnknown(self):
+        """Files whose state cannot be told: an answer is held maxAge at most, as without states."""
+        self.stateKept()
+        self.remember("alice")
+        self.now += RememberedAnswers.maxAge
+        self.assertIsNone(self.answers.get("alice")[0])
+
+    def test_noStateOfRemote(self):
+        """Another organisation's address has no files: no state asked, held maxAge at most."""
+        self.stateKept()
+        fetched = object()
+        _, ticket = self.answers.getRemote("bob@partner.example", fetched)
+        self.assertIsNone(ticket.state)
+        self.answers.put(ticket, ("etag", b"remote", 1.0))
+        self.now += RememberedAnswers.maxAge
+        self.assertIsNone(self.answers.getRemote("bob@partner.example", fetched)[0])
+        self.assertEqual(self.stateAsked, [])
+
     def test_remote(self):
         """
         Another organisation's answer is given back while the fetch result it was made of is the one given.
@@ -607,6 +679,49 @@ class ServerTests(unittest.TestCase):
         with open(other, "r+b") as f:
             f.write(FIRST.replace(b"20210105T07", b"20210105T09"))
         self.assertIn(b"20210105T090000Z", self.ask())
+
+    def passMaxAge(self):
+        """Move the memory's clock past the age of every answer held."""
+        held = self.answers._held
+        for key, entry in list(held.items()):
+            held[key] = entry[:2] + (0.0,) + entry[3:]
+
+    def test_heldAgainUnchanged(self):
+        """
+        Past the longest an answer is held unlooked at, the owner's files
+        unchanged: the answer is given from memory again, after one look
+        at them.
+        """
+        first = self.ask()
+        self.ask()
+        hits = self.answers.hits
+        self.assertEqual(self.ask(), first)
+        self.assertEqual(self.answers.hits, hits + 1)
+        self.passMaxAge()
+        self.assertEqual(self.ask(), first)
+        self.assertEqual((self.answers.hits, self.answers.renewed), (hits + 2, 1))
+
+    def test_changedThroughAnotherName(self):
+        """
+        A file changed through a hard link made in another folder (no
+        change the watch of the tree's top sees) is answered anew once the
+        answer is past its age: its state changed.
+        """
+        first = self.ask()
+        self.ask()
+        self.assertEqual(self.ask(), first)
+        held = self.answers.hits
+        other = self.mktemp()
+        os.link(self.path, other)
+        self.addCleanup(os.unlink, other)
+        # Written in place through the other name, the same size.
+        with open(other, "r+b") as f:
+            f.write(FIRST.replace(b"20210105T07", b"20210105T09"))
+        self.answers._changes.drain()
+        self.assertIn("alice", self.answers._held)
+        self.passMaxAge()
+        self.assertIn(b"20210105T090000Z", self.ask())
+        self.assertEqual((self.answers.hits, self.answers.renewed), (held, 0))
 
     def test_newNameIndex(self):
         """
