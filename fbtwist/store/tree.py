@@ -69,6 +69,14 @@ _MAX_KEEPS_WAITING = 1024
 _KEEPS_IMPOSSIBLE = frozenset((errno.ENOTSUP, errno.EROFS))
 
 
+#: How long after its last change a file's state is not told
+#: (L{CalendarStore.filesState}), in nanoseconds.
+UNSETTLED_NS = 1_000_000_000
+
+#: The time, for file times (L{CalendarStore.filesState}).
+_nowNs = time.time_ns
+
+
 @implementer(ICalendarStore)
 class CalendarStore:
     """
@@ -317,9 +325,12 @@ class CalendarStore:
         modification and change times and links (the change time moves
         with every write, rename, link or attribute set), or C{()} when
         there is none; C{None} when one is not a plain file or cannot be
-        looked at.
+        looked at, or changed within the last L{UNSETTLED_NS} (the kernel's
+        clock of file times moves in ticks: a change made in the same tick,
+        after the look, would leave the same times).
         """
         states = []
+        settled = _nowNs() - UNSETTLED_NS
         for path in paths:
             try:
                 st = os.lstat(self._filePath(path).path)
@@ -328,7 +339,7 @@ class CalendarStore:
                 continue
             except (OSError, FreeBusyError):
                 return None
-            if not stat.S_ISREG(st.st_mode):
+            if not stat.S_ISREG(st.st_mode) or st.st_ctime_ns > settled:
                 return None
             states.append((st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_nlink))
         return tuple(states)

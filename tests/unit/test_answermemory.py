@@ -11,6 +11,7 @@ import os
 import re
 import struct
 import threading
+import time
 
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.python import threadable
@@ -686,12 +687,19 @@ class ServerTests(unittest.TestCase):
         for key, entry in list(held.items()):
             held[key] = entry[:2] + (0.0,) + entry[3:]
 
+    def settled(self):
+        """The files' last changes seen as long ago (as a state is told only then)."""
+        from fbtwist.store import tree
+
+        self.patch(tree, "_nowNs", lambda: time.time_ns() + 2 * tree.UNSETTLED_NS)
+
     def test_heldAgainUnchanged(self):
         """
         Past the longest an answer is held unlooked at, the owner's files
         unchanged: the answer is given from memory again, after one look
         at them.
         """
+        self.settled()
         first = self.ask()
         self.ask()
         hits = self.answers.hits
@@ -707,6 +715,7 @@ class ServerTests(unittest.TestCase):
         change the watch of the tree's top sees) is answered anew once the
         answer is past its age: its state changed.
         """
+        self.settled()
         first = self.ask()
         self.ask()
         self.assertEqual(self.ask(), first)
@@ -722,6 +731,20 @@ class ServerTests(unittest.TestCase):
         self.passMaxAge()
         self.assertIn(b"20210105T090000Z", self.ask())
         self.assertEqual((self.answers.hits, self.answers.renewed), (held, 0))
+
+    def test_notHeldAgainJustChanged(self):
+        """
+        Files changed within the last second (whose times a change in the
+        same tick of the kernel's clock would not move) are not vouched
+        for: past its age, the answer is made anew.
+        """
+        first = self.ask()
+        self.ask()
+        self.assertEqual(self.ask(), first)
+        hits = self.answers.hits
+        self.passMaxAge()
+        self.assertEqual(self.ask(), first)
+        self.assertEqual((self.answers.hits, self.answers.renewed), (hits, 0))
 
     def test_newNameIndex(self):
         """

@@ -7,6 +7,7 @@ import os
 import resource
 import signal
 import threading
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -302,6 +303,73 @@ class CalendarStoreTests(unittest.SynchronousTestCase):
             self.assertRaises(InsufficientStorage, upload.write, b"new")
         self.assertEqual(self.store.read(("a.vfb",)), b"old")
         self.assertEqual(treeNames(self.root.path), ["a.vfb"])
+
+
+class FilesStateTests(unittest.SynchronousTestCase):
+    """
+    CalendarStore.filesState: what any change of a person's files through
+    any of their names changes.
+    """
+
+    def setUp(self):
+        from fbtwist.store import tree
+
+        self.root = FilePath(self.mktemp())
+        self.store = CalendarStore(self.root)
+        self.store.write(("alice.vfb",), b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n")
+        self.path = os.path.join(self.root.path, "alice.vfb")
+        # The files' last changes long ago (a state is told only then).
+        self.later = 2 * tree.UNSETTLED_NS
+        self.patch(tree, "_nowNs", lambda: time.time_ns() + self.later)
+
+    def state(self):
+        return self.store.filesState(("alice.vfb",), ("alice.ics",))
+
+    def test_missingFile(self):
+        """A missing file has a state of its own: none."""
+        state = self.state()
+        self.assertEqual(len(state), 2)
+        self.assertEqual(state[1], ())
+        self.assertNotEqual(state[0], ())
+
+    def test_sameWhileUnchanged(self):
+        """Looked at again, unchanged: the same state."""
+        self.assertEqual(self.state(), self.state())
+
+    def test_eachChangeSeen(self):
+        """
+        A write in place of the same size, a link made elsewhere, an
+        attribute set, a new file, the other file published: each changes
+        the state.
+        """
+        other = self.mktemp()
+        changes = [
+            lambda: open(self.path, "r+b").write(b"BEGIN:VCALENDAR\r\nEND:VCALENDaR\r\n"),
+            lambda: os.link(self.path, other),
+            lambda: os.unlink(other),
+            lambda: os.setxattr(self.path, "user.test", b"1"),
+            lambda: self.store.write(("alice.vfb",), b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"),
+            lambda: self.store.write(("alice.ics",), b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"),
+        ]
+        seen = [self.state()]
+        for change in changes:
+            time.sleep(0.01)  # past a tick of the kernel's clock of file times
+            change()
+            seen.append(self.state())
+        self.assertEqual(len(set(seen)), len(seen), seen)
+
+    def test_justChanged(self):
+        """A file changed within UNSETTLED_NS: not told."""
+        self.later = 0
+        self.assertIsNone(self.state())
+
+    def test_notAPlainFile(self):
+        """A symbolic link or a folder in a file's place: not told."""
+        os.symlink(self.path, os.path.join(self.root.path, "alice.ics"))
+        self.assertIsNone(self.state())
+        os.unlink(os.path.join(self.root.path, "alice.ics"))
+        os.mkdir(os.path.join(self.root.path, "alice.ics"))
+        self.assertIsNone(self.state())
 
 
 class StagingTests(unittest.SynchronousTestCase):
