@@ -108,11 +108,12 @@ class ICalendarStore(Interface):
             that name only (no symbolic link, no other hard link).
         """
 
-    def filesState(*paths):
+    def filesState(*names):
         """
-        @return: The state of the files at C{paths}, which any change of
-            them through any name changes (inode, size, times, links; C{()}
-            for a missing one), or C{None} when one cannot be told.
+        @return: The state of the files C{names} at the top of the tree,
+            which any change of them through any name changes (inode, size,
+            times, links; C{()} for a missing one), or C{None} when one
+            cannot be told.
         """
 
     def watchTop(changed, everything):

@@ -324,7 +324,7 @@ class FreeBusyVisibility:
 
     def _filesState(self, uid: str) -> Optional[tuple]:
         # What a person's plain answer is made of on disk (L{plainNow}).
-        return self._store.filesState((uid + FREEBUSY_FILE,), (uid + EVENTS_FILE,))
+        return self._store.filesState(uid + FREEBUSY_FILE, uid + EVENTS_FILE)
 
     def _plainVersions(self):
         """

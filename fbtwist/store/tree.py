@@ -318,22 +318,24 @@ class CalendarStore:
             return False
         return stat.S_ISREG(st.st_mode) and st.st_nlink == 1
 
-    def filesState(self, *paths: StorePath) -> Optional[tuple]:
+    def filesState(self, *names: str) -> Optional[tuple]:
         """
-        The state of the files at C{paths}, which any change of them made
-        through any of their names changes: for each, its inode, size,
-        modification and change times and links (the change time moves
-        with every write, rename, link or attribute set), or C{()} when
-        there is none; C{None} when one is not a plain file or cannot be
+        The state of the files C{names} at the top of the tree (a person's
+        files), which any change of them made through any of their names
+        changes: for each, its inode, size, modification and change times
+        and links (the change time moves with every write, rename, link or
+        attribute set), or C{()} when there is none; C{None} when one is
+        not a plain file (a symbolic link is not followed) or cannot be
         looked at, or changed within the last L{UNSETTLED_NS} (the kernel's
         clock of file times moves in ticks: a change made in the same tick,
         after the look, would leave the same times).
         """
         states = []
         settled = _nowNs() - UNSETTLED_NS
-        for path in paths:
+        top = self.root.path + os.sep
+        for name in names:
             try:
-                st = os.lstat(self._filePath(path).path)
+                st = os.lstat(top + validateName(name))
             except FileNotFoundError:
                 states.append(())
                 continue

@@ -323,7 +323,7 @@ class FilesStateTests(unittest.SynchronousTestCase):
         self.patch(tree, "_nowNs", lambda: time.time_ns() + self.later)
 
     def state(self):
-        return self.store.filesState(("alice.vfb",), ("alice.ics",))
+        return self.store.filesState("alice.vfb", "alice.ics")
 
     def test_missingFile(self):
         """A missing file has a state of its own: none."""
@@ -362,6 +362,11 @@ class FilesStateTests(unittest.SynchronousTestCase):
         """A file changed within UNSETTLED_NS: not told."""
         self.later = 0
         self.assertIsNone(self.state())
+
+    def test_badName(self):
+        """A name that is no file's name at the top (a path, a hidden name): not told."""
+        for name in ("../alice.vfb", "sub/alice.vfb", ".alice.vfb", ""):
+            self.assertIsNone(self.store.filesState("alice.vfb", name), name)
 
     def test_notAPlainFile(self):
         """A symbolic link or a folder in a file's place: not told."""
