@@ -117,7 +117,10 @@ class RememberedAnswers:
     @param clock: Tells the time in seconds (for L{maxAge}).
     @param state: Gives the state of a uid's files (a hashable value that
         any change of them changes), or C{None} when it cannot be told;
-        without it an answer is never held past L{maxAge}.
+        without it an answer is never held past L{maxAge}.  Called as
+        C{state(uid, before)}: C{before}, when not C{None}, is the state
+        an answer held was made at (what changes the watch cannot tell
+        need not be looked at again).
     @param inReactorThread: Tells whether the caller is in the reactor's
         thread (elsewhere nothing is remembered nor given).
     @ivar maxAge: The longest an answer is held, in seconds: a bound on
@@ -207,7 +210,7 @@ class RememberedAnswers:
                 return held[1], None
             # Held as long as it may be unlooked at: still of the files as
             # they are?
-            state = self._stateOf(key)
+            state = self._stateOf(key, held[4])
             if state is not None and state == held[4]:
                 self._held[key] = held[:2] + (self._clock() + self.maxAge,) + held[3:]
                 self.renewed += 1
@@ -219,11 +222,11 @@ class RememberedAnswers:
         self.misses += 1
         return None, Ticket(key, self._generation, token, state)
 
-    def _stateOf(self, key: Hashable) -> Optional[Hashable]:
+    def _stateOf(self, key: Hashable, before: Optional[Hashable] = None) -> Optional[Hashable]:
         # A person's files' state (not another organisation's address).
         if self._state is None or isinstance(key, tuple):
             return None
-        return self._state(key)
+        return self._state(key, before)
 
     def put(self, ticket: Ticket, answer: tuple) -> None:
         """

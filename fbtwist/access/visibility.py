@@ -322,8 +322,18 @@ class FreeBusyVisibility:
                                          state=self._filesState)
         return self.answers
 
-    def _filesState(self, uid: str) -> Optional[tuple]:
-        # What a person's plain answer is made of on disk (L{plainNow}).
+    def _filesState(self, uid: str, before: Optional[tuple] = None) -> Optional[tuple]:
+        """
+        The state of what a person's plain answer is made of on disk
+        (L{plainNow}): their two files'.  Given the state C{before}, in
+        which a file was missing, that one is not looked at again: a file
+        comes into the tree's top folder only by a name there, a change
+        the watch tells (L{fbtwist.access.answers}), whereas one that was
+        there may change through another name.
+        """
+        if before is not None and before[1] == ():
+            state = self._store.filesState(uid + FREEBUSY_FILE)
+            return None if state is None else state + ((),)
         return self._store.filesState(uid + FREEBUSY_FILE, uid + EVENTS_FILE)
 
     def _plainVersions(self):

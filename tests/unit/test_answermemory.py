@@ -300,7 +300,7 @@ class RememberedAnswersTests(unittest.TestCase):
         """
         self.states, self.stateAsked = {}, []
 
-        def state(uid):
+        def state(uid, before):
             self.stateAsked.append(uid)
             return self.states.get(uid)
 
@@ -731,6 +731,41 @@ class ServerTests(unittest.TestCase):
         self.passMaxAge()
         self.assertIn(b"20210105T090000Z", self.ask())
         self.assertEqual((self.answers.hits, self.answers.renewed), (held, 0))
+
+    def recordStates(self):
+        """The names whose state the store is asked for, in a list."""
+        asked = []
+        store = self.server.store
+        filesState = store.filesState
+        self.patch(store, "filesState", lambda *names: (asked.append(names), filesState(*names))[1])
+        return asked
+
+    def test_missingFileNotLookedAgain(self):
+        """
+        Past its age, only the owner's files that were there are looked at
+        again: a missing one can come only by a name the watch sees.
+        """
+        self.settled()
+        asked = self.recordStates()
+        first = self.ask()
+        self.ask()
+        self.assertEqual(asked[-1], ("alice.vfb", "alice.ics"))
+        del asked[:]
+        self.passMaxAge()
+        self.assertEqual(self.ask(), first)
+        self.assertEqual((asked, self.answers.renewed), ([("alice.vfb",)], 1))
+
+    def test_presentFilesLookedAgain(self):
+        """
+        Given a state in which both files were there, both are looked at
+        again; without one, both.
+        """
+        asked = self.recordStates()
+        visibility = self.server.service.portal.realm.visibility
+        visibility._filesState("alice", (("inode",), ("inode",)))
+        visibility._filesState("alice")
+        visibility._filesState("alice", ((), ()))
+        self.assertEqual(asked, [("alice.vfb", "alice.ics")] * 2 + [("alice.vfb",)])
 
     def test_notHeldAgainJustChanged(self):
         """
