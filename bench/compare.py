@@ -1098,27 +1098,36 @@ def closedLoop(args, results: Results, workdir, users, servers, body):
         lookEveryoneUpOnce(results, users, servers)
     for workload in [w for letter, w in (("a", "lookup"), ("b", "publish")) if letter in args.workloads]:
         name = {"lookup": "(a) lookup GET", "publish": "(b) publish PUT"}[workload]
-        script = luaScript(workload, users, args.threads, body)
         rounds = {server: [] for server in servers}
         # Where each server's next round of lookups starts: the rounds go on
         # round-robin over all the users (each asked once in turn), rather
         # than each asking the first users again.
         first = {server: 0 for server in servers}
+
+        def measure(serverName, server, workload=workload, first=first, rounds=rounds):
+            script = (luaScript(workload, users, args.threads, first=first[serverName] % users)
+                      if workload == "lookup" else luaScript(workload, users, args.threads, body))
+            result = runWrk(server.port, script, workdir, args.duration, args.threads, args.connections, server.pid)
+            first[serverName] += result["requests"]
+            rounds[serverName].append(result)
+
         if workload == "lookup":
-            # As a server in use for a while: each fbtwist process has been
-            # asked for every user and remembers the answers
+            # As a server in use, asked all the time: each fbtwist process
+            # has been asked for every user and remembers the answers
             # (--answer-memory; each worker of --workers its own): passes
-            # over all the users of each server, not counted (warmPasses).
+            # over all the users, not counted (warmLookups), right before
+            # that server's rounds.  (Rounds of servers in turn would leave
+            # each idle for minutes at a million users, its memory gone
+            # cold: on this virtual machine, lookups of a process idle for
+            # five minutes took 62-78 µs of CPU instead of 41.)
             for serverName, server in servers.items():
                 first[serverName] = warmLookups(args, workdir, users, serverName, server)
-        for round in range(args.rounds):
-            for serverName, server in servers.items():
-                if workload == "lookup":
-                    script = luaScript(workload, users, args.threads, first=first[serverName] % users)
-                result = runWrk(server.port, script, workdir, args.duration, args.threads, args.connections,
-                                server.pid)
-                first[serverName] += result["requests"]
-                rounds[serverName].append(result)
+                for round in range(args.rounds):
+                    measure(serverName, server)
+        else:
+            for round in range(args.rounds):
+                for serverName, server in servers.items():
+                    measure(serverName, server)
         for serverName in servers:
             row = median(rounds[serverName])
             # The server's CPU per request (the median round's), as the
@@ -1891,7 +1900,8 @@ def markdown(args, results: Results, hot, started, finished, others) -> str:
         "while: each fbtwist process remembers the answers it was asked for (`--answer-memory`: each worker of "
         "`--workers` its own). The counted rounds of lookups go on round-robin over all the users where the "
         "last one stopped (with 100,000 users each round asks for everyone more than once; with a million, "
-        "a round asks for each user at most once). "
+        "a round asks for each user at most once), right after that server's warm-up (the other rows take "
+        "the servers in turn each round). "
         "Apache and WsgiDAV send the files as they are. Apache and WsgiDAV each have a copy of the "
         "users' files of their own, so that each publishes over files it wrote itself, as it would alone. "
         + "; ".join(f"{users:,} users: {walked['seconds']:.0f} s" for users, walked in sorted(results.warmed.items()))
