@@ -398,31 +398,33 @@ class RememberedAnswersTests(unittest.TestCase):
         self.assertIsNone(self.answers.uidOf("betty", first))
         self.assertEqual(self.answers.uidOf("alice", second), "alice")
 
+    def assertNamesHeld(self, quarterHolds: int, held: int):
+        """
+        With NAMES_HELD 3 and a memory a quarter of which holds
+        C{quarterHolds} names: C{held} names' uids are held, then all
+        forgotten for the next one.
+        """
+        self.patch(answers, "NAMES_HELD", 3)
+        self.answers.maxBytes = 4 * NAME_WEIGHT * quarterHolds
+        self.assertEqual(self.answers.namesHeld, held)
+        index = object()
+        for n in range(held):
+            self.answers.rememberUid(f"name{n}", index, f"uid{n}")
+        self.assertEqual([self.answers.uidOf(f"name{n}", index) for n in range(held)], [f"uid{n}" for n in range(held)])
+        self.answers.rememberUid("one more", index, "uid")
+        self.assertIsNone(self.answers.uidOf("name0", index))
+        self.assertEqual(self.answers.uidOf("one more", index), "uid")
+
     def test_uidsBounded(self):
         """At most NAMES_HELD names' uids are held (then all forgotten) when a quarter of the memory holds fewer."""
-        self.patch(answers, "NAMES_HELD", 3)
-        self.answers.maxBytes = 4 * NAME_WEIGHT * 2
-        self.assertEqual(self.answers.namesHeld, 3)
-        index = object()
-        for n in range(4):
-            self.answers.rememberUid(f"name{n}", index, f"uid{n}")
-        self.assertIsNone(self.answers.uidOf("name0", index))
-        self.assertEqual(self.answers.uidOf("name3", index), "uid3")
+        self.assertNamesHeld(2, 3)
 
     def test_uidsHeldAsMemoryAllows(self):
         """
         A memory large enough holds as many names as a quarter of it does
         (a memory for everyone's answers holds everyone's names too).
         """
-        self.patch(answers, "NAMES_HELD", 3)
-        self.answers.maxBytes = 4 * NAME_WEIGHT * 10
-        self.assertEqual(self.answers.namesHeld, 10)
-        index = object()
-        for n in range(10):
-            self.answers.rememberUid(f"name{n}", index, f"uid{n}")
-        self.assertEqual([self.answers.uidOf(f"name{n}", index) for n in range(10)], [f"uid{n}" for n in range(10)])
-        self.answers.rememberUid("name10", index, "uid10")
-        self.assertIsNone(self.answers.uidOf("name0", index))
+        self.assertNamesHeld(10, 10)
 
     def test_uidsCountedWithTheAnswers(self):
         """The names' uids held count in the memory: answers make room for them."""
