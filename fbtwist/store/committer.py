@@ -30,7 +30,6 @@ server's own program: nothing it sends comes from a client.
 
 import json
 import os
-import struct
 import sys
 from typing import Dict, List, Optional, Tuple
 
@@ -38,11 +37,9 @@ from twisted.application.service import Service
 from twisted.internet import defer, error, protocol
 from twisted.logger import Logger
 
-from fbtwist.store.commitchild import FALLBACK, frame
+from fbtwist.store.commitchild import FALLBACK, FrameReader, frame
 
 __all__ = ["FALLBACK", "CommitProcess"]
-
-_HEAD = struct.Struct("!II")
 
 #: Seconds after the child ended before another is started.
 RESTART_DELAY = 1.0
@@ -61,19 +58,12 @@ class _ChildProtocol(protocol.ProcessProtocol):
         self.owner = owner
         self.waiting: Dict[int, defer.Deferred] = {}
         self.ended = defer.Deferred()
-        self._buffer = b""
+        self._frames = FrameReader()
         #: Requests of this turn of the reactor not written yet.
         self.unsent: List[bytes] = []
 
     def outReceived(self, data: bytes) -> None:
-        self._buffer += data
-        while len(self._buffer) >= _HEAD.size:
-            headerLength, dataLength = _HEAD.unpack_from(self._buffer)
-            end = _HEAD.size + headerLength + dataLength
-            if len(self._buffer) < end:
-                return
-            header = self._buffer[_HEAD.size:_HEAD.size + headerLength]
-            self._buffer = self._buffer[end:]
+        for header, _ in self._frames.feed(data):
             self._answered(header)
 
     def _answered(self, header: bytes) -> None:

@@ -86,24 +86,108 @@ class CommitOneTests(_Tree, unittest.SynchronousTestCase):
         """An answer carries the request's id and the outcome, or the error's number."""
         request = {"id": 7, "target": self.target("alice.vfb"), "place": list(self.place("alice.vfb")),
                    "path": ["alice.vfb"], "etag": '"t"', "existed": None}
-        self.assertEqual(commitchild.answer(request, b"x", self.locks, DirectoryFsyncs()),
-                         {"id": 7, "created": True})
-        request.update(target=self.target("gone/alice.vfb"), place=None, path=["gone", "alice.vfb"])
-        self.assertEqual(commitchild.answer(request, b"x", self.locks, DirectoryFsyncs()),
-                         {"id": 7, "errno": errno.ENOENT, "message": "No such file or directory"})
+        gone = dict(request, id=8, target=self.target("gone/alice.vfb"), place=None, path=["gone", "alice.vfb"])
+        self.assertEqual(commitchild.answers([(request, b"x"), (gone, b"x")], self.locks, DirectoryFsyncs()),
+                         [{"id": 7, "created": True},
+                          {"id": 8, "errno": errno.ENOENT, "message": "No such file or directory"}])
+
+    def batch(self, *publishes, fsyncs=None):
+        return commitchild.commitBatch(self.locks, fsyncs or DirectoryFsyncs(), [
+            commitchild.Publish(self.target(name), self.place(name) if "/" not in name else None,
+                                tuple(name.split("/")), data, '"tag"', None)
+            for name, data in publishes])
+
+    def content(self, name):
+        with open(self.target(name), "rb") as f:
+            return f.read()
+
+    def test_batch(self):
+        """
+        A batch commits each publish, saying whether its file is new, and
+        fsyncs the folder they were renamed into once.
+        """
+        self.commit("bob.vfb", b"old")
+        synced = []
+        fsyncs = DirectoryFsyncs(fsync=synced.append)
+        outcomes = self.batch(("alice.vfb", b"a"), ("bob.vfb", b"b"), ("carol.vfb", b"c"), fsyncs=fsyncs)
+        self.assertEqual(outcomes, [True, False, True])
+        self.assertEqual([self.content(n) for n in ("alice.vfb", "bob.vfb", "carol.vfb")], [b"a", b"b", b"c"])
+        self.assertEqual(synced, [self.store.root.path])
+        self.assertEqual(self.temporaries(), [])
+
+    def test_batchOrder(self):
+        """Two publishes of one file in a batch: the last stays, and the second replaced the first."""
+        self.assertEqual(self.batch(("alice.vfb", b"first"), ("alice.vfb", b"second")), [True, False])
+        self.assertEqual(self.content("alice.vfb"), b"second")
+        self.assertEqual(self.temporaries(), [])
+
+    def test_batchOutcomesOwn(self):
+        """
+        A publish refused or given back in a batch changes nothing, and
+        nothing of the others.
+        """
+        self.commit("bob.vfb", b"old")
+        self.locks.create(("bob.vfb",), EXCLUSIVE, "0", "", "carol", 600)
+        outcomes = self.batch(("alice.vfb", b"a"), ("gone/x.vfb", b"x"), ("bob.vfb", b"new"), ("dave.vfb", b"d"))
+        self.assertEqual(outcomes[0], True)
+        self.assertIsInstance(outcomes[1], OSError)
+        self.assertEqual(outcomes[1].errno, errno.ENOENT)
+        self.assertEqual(outcomes[2:], [FALLBACK, True])
+        self.assertEqual([self.content(n) for n in ("alice.vfb", "bob.vfb", "dave.vfb")], [b"a", b"old", b"d"])
+        self.assertEqual(self.temporaries(), [])
+
+    def test_batchFsyncFails(self):
+        """
+        A file whose fsync fails is not renamed: its publish fails with
+        the error and its old version stays; the others are committed.
+        """
+        self.commit("bob.vfb", b"old")
+        realFsync = os.fsync
+
+        def fsync(fd):
+            if os.fstat(fd).st_size == len(b"refused"):
+                raise OSError(errno.EIO, "Input/output error")
+            realFsync(fd)
+
+        self.patch(os, "fsync", fsync)
+        outcomes = self.batch(("alice.vfb", b"a"), ("bob.vfb", b"refused"), ("carol.vfb", b"c"))
+        self.assertEqual([outcomes[0], outcomes[2]], [True, True])
+        self.assertEqual(outcomes[1].errno, errno.EIO)
+        self.assertEqual([self.content(n) for n in ("alice.vfb", "bob.vfb", "carol.vfb")], [b"a", b"old", b"c"])
+        self.assertEqual(self.temporaries(), [])
+
+    def test_batchWritebackFirst(self):
+        """
+        The writing of every file of a batch is started before the first
+        of their fsyncs waits for the disk.
+        """
+        calls = []
+        realFsync = os.fsync
+        self.patch(commitchild, "startWriteback", lambda fds: calls.append(("writeback", len(fds))))
+
+        def fsync(fd):
+            calls.append("fsync")
+            realFsync(fd)
+
+        self.patch(os, "fsync", fsync)
+        self.batch(("alice.vfb", b"a"), ("bob.vfb", b"b"), ("carol.vfb", b"c"))
+        # Three files, then their folder.
+        self.assertEqual(calls, [("writeback", 3), "fsync", "fsync", "fsync", "fsync"])
 
     def test_frames(self):
-        """A frame reads back as it was written; a cut one reads as the end."""
-        import io
-
+        """Frames read back as they were written, however the bytes are cut."""
         data = commitchild.frame({"id": 1, "target": "caf\udce9"}, b"\x00body") + commitchild.frame({"id": 2})
-        stream = io.BytesIO(data)
-        self.assertEqual(commitchild.readFrame(stream), ({"id": 1, "target": "caf\udce9"}, b"\x00body"))
-        self.assertEqual(commitchild.readFrame(stream), ({"id": 2}, b""))
-        self.assertIsNone(commitchild.readFrame(stream))
-        cut = io.BytesIO(data[:-3])
-        self.assertEqual(commitchild.readFrame(cut), ({"id": 1, "target": "caf\udce9"}, b"\x00body"))
-        self.assertIsNone(commitchild.readFrame(cut))
+        first = (b'{"id": 1, "target": "caf\\udce9"}', b"\x00body")
+        self.assertEqual(commitchild.FrameReader().feed(data), [first, (b'{"id": 2}', b"")])
+        for cut in range(len(data) + 1):
+            reader = commitchild.FrameReader()
+            frames = reader.feed(data[:cut])
+            frames += reader.feed(data[cut:])
+            self.assertEqual(frames, [first, (b'{"id": 2}', b"")])
+        reader = commitchild.FrameReader()
+        self.assertEqual(reader.feed(data[:-3]), [first])
+        self.assertEqual(reader.feed(b""), [])
+        self.assertEqual(reader.feed(data[-3:]), [(b'{"id": 2}', b"")])
 
 
 class CommitProcessTests(_Tree, unittest.TestCase):

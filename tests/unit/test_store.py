@@ -18,7 +18,8 @@ from zope.interface.verify import verifyObject
 
 from fbtwist.errors import AlreadyExists, Conflict, InsufficientStorage, InvalidName, NotFound, PermissionDenied
 from fbtwist.interfaces import ICalendarStore, IUpload
-from fbtwist.store.files import STAGING_FOLDER, etagForContent, isTemporaryOf, stagedTarget
+from fbtwist.store import files
+from fbtwist.store.files import STAGING_FOLDER, etagForContent, isTemporaryOf, stagedTarget, startWriteback
 from fbtwist.store.paths import validateName, validatePath
 from fbtwist.store.tree import CalendarStore
 from tests.helpers import treeNames
@@ -1010,6 +1011,40 @@ class SnapshotTests(unittest.SynchronousTestCase):
         self.assertEqual(again["b.vfb"], first["b.vfb"])
         self.assertEqual(again["a.vfb"].data, b"aaaa")
         self.assertEqual(again["big.vfb"].data, b"b" * 7)
+
+
+class StartWritebackTests(unittest.SynchronousTestCase):
+    """
+    L{startWriteback} asks the kernel to start writing files' data.
+    """
+
+    def written(self):
+        path = self.mktemp()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        self.addCleanup(os.close, fd)
+        os.write(fd, b"data" * 1024)
+        return fd
+
+    def test_kernelTakesIt(self):
+        """On Linux the C library's call is found and takes the arguments as given (0: done)."""
+        call = files._Writeback.get()
+        self.assertIsNotNone(call)
+        self.assertEqual(call(self.written(), 0, 0, files._SYNC_FILE_RANGE_WRITE), 0)
+        # A descriptor that is not open fails (the arguments do reach the call).
+        self.assertEqual(call(-1, 0, 0, files._SYNC_FILE_RANGE_WRITE), -1)
+
+    def test_eachFile(self):
+        """Each file's whole data is asked for, without waiting."""
+        calls = []
+        self.patch(files._Writeback, "_loaded", lambda *args: calls.append(args) or 0)
+        one, two = self.written(), self.written()
+        startWriteback([one, two])
+        self.assertEqual(calls, [(one, 0, 0, 2), (two, 0, 0, 2)])
+
+    def test_none(self):
+        """Without the call, nothing is done (the fsyncs do it all)."""
+        self.patch(files._Writeback, "_loaded", False)
+        startWriteback([self.written()])
 
 
 class DirectorySyncsTests(unittest.SynchronousTestCase):
