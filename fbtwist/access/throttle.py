@@ -164,6 +164,10 @@ class LoginThrottle:
         return TooManyAttempts(f"Too many failed logins: try again in {_waitText(retryAfter)}.", retryAfter)
 
     def _refusal(self, login: Optional[str], peer: Optional[str], uid: Optional[str]) -> Optional[tuple]:
+        if not self._lockedUntil:
+            # Nothing locked out (nearly always): nothing refuses, and the
+            # places are not all held.
+            return None
         now = self.clock.seconds()
         self._expire(now)
         keys = list(self._keys(login, peer, uid))

@@ -124,6 +124,7 @@ def commitBatch(locks: LockStore, fsyncs: DirectoryFsyncs, publishes: Sequence[P
     """
     outcomes: list = [None] * len(publishes)
     written: Dict[int, _Written] = {}
+    renamed: Dict[str, list] = {}
 
     def fail(index: int, error: Exception) -> None:
         outcomes[index] = error
@@ -149,7 +150,6 @@ def commitBatch(locks: LockStore, fsyncs: DirectoryFsyncs, publishes: Sequence[P
                 os.fsync(written[index].fd)
             except Exception as e:
                 fail(index, e)
-        renamed: Dict[str, list] = {}
         for index in list(written):
             each, publish = written[index], publishes[index]
             try:
