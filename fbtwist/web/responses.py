@@ -157,6 +157,21 @@ def renderSoon(request, answer: Callable[[object], Optional[Coroutine]]):
 CALENDAR_TYPE = b"text/calendar; charset=utf-8"
 
 
+def _setLastModified(request, when: int):
+    """
+    C{request.setLastModified(when)}, ignoring an C{If-Modified-Since}
+    that is not a date, as RFC 9110 (13.1.3) says: Twisted's does for what
+    its date parser refuses with C{ValueError}, but the parser fails with
+    C{IndexError} on an empty date (C{If-Modified-Since: ;}, whose part
+    before the C{;} it parses), which would answer 500.  C{Last-Modified}
+    is set before the parse.
+    """
+    try:
+        return request.setLastModified(when)
+    except IndexError:
+        return None
+
+
 def serveCalendar(request, data: bytes, etag: str, modified: float, contentType: bytes = CALENDAR_TYPE) -> None:
     """
     Answer a GET or HEAD with a calendar file and its validators, or 304
@@ -174,7 +189,7 @@ def serveCalendar(request, data: bytes, etag: str, modified: float, contentType:
         if etagMatches(ifNoneMatch, etag, weak=True):
             request.setResponseCode(http.NOT_MODIFIED)
             return
-    elif request.setLastModified(int(modified)) == http.CACHED:
+    elif _setLastModified(request, int(modified)) == http.CACHED:
         return
     request.setHeader(b"Content-Length", b"%d" % len(data))
     request.write(data)

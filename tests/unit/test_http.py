@@ -97,6 +97,19 @@ class PublishAndLookupTests(unittest.TestCase):
         self.assertEqual(response.code, 200)
 
     @inline
+    async def test_conditionalDateInvalid(self):
+        """
+        An If-Modified-Since that is not a date is ignored (RFC 9110,
+        13.1.3), whatever Twisted's date parser makes of it: the file.
+        """
+        await self.put("/pub/calendar/alice.vfb", outlookVFB())
+        for path in ("/calendar/alice.vfb", "/pub/calendar/alice.vfb"):
+            _, whole = await self.get(path, basicAuth("alice"))
+            for value in (b";", b"; length=3", b"tomorrow", b"Sun, 99 Foo 2026 25:61:00 GMT"):
+                response, content = await self.get(path, {b"If-Modified-Since": [value], **basicAuth("alice")})
+                self.assertEqual((response.code, content), (200, whole), (value, path))
+
+    @inline
     async def test_lookupUnknown(self):
         """
         Nobody by that name, or nothing published, is 404 with a short text.
