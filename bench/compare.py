@@ -1011,25 +1011,41 @@ def lookEveryoneUp(port: int, users: int, connections: int = 32, passes: int = 1
     answered = 0
     selector = selectors.DefaultSelector()
 
-    def send(connection) -> bool:
-        index = next(pending, None)
-        if index is None:
-            return False
+    def open_(index: int) -> None:
+        # A connection asking for user C{index}'s file.  Its state: what it
+        # read, and the user it asked for (asked again on a new connection
+        # when the server closes it before any byte of the answer: a server
+        # may close a kept-alive connection, as WsgiDAV's cheroot does).
+        connection = socket.create_connection(("127.0.0.1", port), timeout=120)
+        selector.register(connection, selectors.EVENT_READ, [b"", index])
+        ask(connection, index)
+
+    def ask(connection, index: int) -> None:
         connection.sendall(b"GET /calendar/%s.vfb HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % userName(index).encode())
-        return True
+
+    def close(connection) -> None:
+        selector.unregister(connection)
+        connection.close()
 
     for _ in range(connections):
-        connection = socket.create_connection(("127.0.0.1", port), timeout=120)
-        if send(connection):
-            selector.register(connection, selectors.EVENT_READ, [b""])
-        else:
-            connection.close()
+        index = next(pending, None)
+        if index is not None:
+            open_(index)
+    reopened = 0
     while selector.get_map():
         for key, _ in selector.select(timeout=120):
             connection, state = key.fileobj, key.data
-            data = connection.recv(1 << 16)
+            try:
+                data = connection.recv(1 << 16)
+            except ConnectionResetError:
+                data = b""
             if not data:
-                raise OSError("the server closed a connection")
+                if state[0] or reopened >= users * passes:
+                    raise OSError("the server closed a connection in the middle of an answer")
+                reopened += 1
+                close(connection)
+                open_(state[1])
+                continue
             state[0] += data
             head, separator, rest = state[0].partition(b"\r\n\r\n")
             if not separator:
@@ -1039,10 +1055,20 @@ def lookEveryoneUp(port: int, users: int, connections: int = 32, passes: int = 1
                 continue
             answered += head.startswith(b"HTTP/1.1 200 ")
             state[0] = rest[length:]
-            if not send(connection):
-                selector.unregister(connection)
-                connection.close()
-    return dict(answered=answered, seconds=time.monotonic() - began)
+            index = next(pending, None)
+            if index is None:
+                close(connection)
+            elif re.search(rb"(?i)\r\nconnection: *close", head):
+                close(connection)
+                open_(index)
+            else:
+                state[1] = index
+                try:
+                    ask(connection, index)
+                except OSError:
+                    close(connection)
+                    open_(index)
+    return dict(answered=answered, seconds=time.monotonic() - began, reopened=reopened)
 
 
 def lookEveryoneUpOnce(results: "Results", users: int, servers) -> None:

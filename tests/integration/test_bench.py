@@ -149,6 +149,62 @@ class LinkFilesTests(unittest.SynchronousTestCase):
                 self.assertEqual(f.read(), b"BEGIN:VCALENDAR\r\n")
 
 
+class LookEveryoneUpTests(unittest.SynchronousTestCase):
+    """
+    L{compare.lookEveryoneUp} asks for every user's file, on a server that
+    closes kept-alive connections too (WsgiDAV's cheroot does).
+    """
+
+    def serve(self, closing):
+        import http.server
+        import itertools
+        import threading
+
+        asked, count = [], itertools.count()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                asked.append(self.path)
+                answer, body = closing(next(count)), b"x" * 100
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                if answer == "say":
+                    self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(body)
+                if answer:
+                    self.close_connection = True
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        return server.server_address[1], asked
+
+    def test_everyUser(self):
+        """Every user is asked for once a pass, each answer counted."""
+        port, asked = self.serve(lambda n: None)
+        walked = compare.lookEveryoneUp(port, 50, connections=4, passes=2)
+        self.assertEqual((walked["answered"], walked["reopened"]), (100, 0))
+        self.assertEqual(sorted(asked), sorted([f"/calendar/{userName(n)}.vfb" for n in range(50)] * 2))
+
+    def test_serverCloses(self):
+        """
+        A connection the server closes, saying so or not, is opened again
+        and the user it was to ask for asked on the new one.
+        """
+        port, asked = self.serve(lambda n: "say" if n % 7 == 3 else "silently" if n % 5 == 4 else None)
+        walked = compare.lookEveryoneUp(port, 60, connections=4)
+        self.assertEqual(walked["answered"], 60)
+        self.assertGreater(walked["reopened"], 0)
+        self.assertEqual(sorted(set(asked)), sorted(f"/calendar/{userName(n)}.vfb" for n in range(60)))
+
+
 class MillionPartsTests(unittest.SynchronousTestCase):
     """
     The million-user run's parts, on a few users: a real slapd loaded from
