@@ -1089,11 +1089,17 @@ def lookEveryoneUpOnce(results: "Results", users: int, servers) -> None:
 def warmPasses(serverName: str) -> int:
     """
     How many passes over all the users the lookups of L{warmLookups} make
-    for C{serverName}: one, or for C{fbtwist xW} (C{--workers W}) enough
-    that each worker has been asked for 95% of the users (the kernel
-    spreads the connections over the workers, so a pass asks each worker
-    for about 1/W of them): 5 for two workers.
+    for C{serverName}: one for fbtwist, or for C{fbtwist xW} (C{--workers
+    W}) enough that each worker has been asked for 95% of the users (the
+    kernel spreads the connections over the workers, so a pass asks each
+    worker for about 1/W of them): 5 for two workers.  None for the peers,
+    which hold no answers in memory (their files, just written, are in the
+    page cache): WsgiDAV's cheroot closes the kept-alive connections past
+    ten idle ones, and a pass on 32 connections then waits on its listen
+    queue of five.
     """
+    if not serverName.startswith("fbtwist"):
+        return 0
     workers = int(serverName.rpartition(" x")[2]) if serverName.startswith("fbtwist x") else 1
     return 1 if workers <= 1 else math.ceil(math.log(0.05) / math.log(1 - 1 / workers))
 
@@ -1109,13 +1115,14 @@ def warmLookups(args, workdir: str, users: int, serverName: str, server) -> int:
     """
     passes = warmPasses(serverName)
     began = time.monotonic()
-    walked = lookEveryoneUp(server.port, users, passes=passes)
+    walked = lookEveryoneUp(server.port, users, passes=passes) if passes else None
     first = 0
     if time.monotonic() - began < args.duration:
         first = runWrk(server.port, luaScript("lookup", users, args.threads), workdir, args.duration, args.threads,
                        args.connections, server.pid)["requests"]
-    print(f"  warm-up, {serverName}: {passes} pass{'es' if passes > 1 else ''} over the {users:,} users "
-          f"({walked['answered']:,} answered) in {time.monotonic() - began:.0f} s", flush=True)
+    done = "a round's time of lookups" if walked is None else (
+        f"{passes} pass{'es' if passes > 1 else ''} over the {users:,} users ({walked['answered']:,} answered)")
+    print(f"  warm-up, {serverName}: {done} in {time.monotonic() - began:.0f} s", flush=True)
     return first
 
 
@@ -1920,14 +1927,14 @@ def markdown(args, results: Results, hot, started, finished, others) -> str:
         "Before the lookup rows of each directory size, every user was looked up once (`lookEveryoneUp`, "
         "through the fbtwist variant with the most workers), as on a server in use: fbtwist keeps each answer "
         "it rendered with the version of the file it was made of (`--keep-answers`), and every variant reads it "
-        "back. Then, not counted, each server is asked for every user again (`warmLookups`: one pass; five for "
-        "`fbtwist x2`, whose connections the kernel spreads over its two workers, so that each worker has been "
-        "asked for about 97% of the users), and for at least a round's time, as on a server in use for a "
-        "while: each fbtwist process remembers the answers it was asked for (`--answer-memory`: each worker of "
-        "`--workers` its own). The counted rounds of lookups go on round-robin over all the users where the "
-        "last one stopped (with 100,000 users each round asks for everyone more than once; with a million, "
-        "a round asks for each user at most once), right after that server's warm-up (the other rows take "
-        "the servers in turn each round). "
+        "back. Then, not counted, each fbtwist variant is asked for every user again (`warmLookups`: one pass; five "
+        "for `fbtwist x2`, whose connections the kernel spreads over its two workers, so that each worker has been "
+        "asked for about 97% of the users), and every server for at least a round's time, as on a server in use for a"
+        " while: each fbtwist process remembers the answers it was asked for (`--answer-memory`: each worker of "
+        "`--workers` its own). The counted rounds of lookups go on round-robin over all the users where the last one "
+        "stopped (with 100,000 users each round asks for everyone more than once; with a million, a round asks for "
+        "each user at most once), right after that server's warm-up (the other rows take the servers in turn each "
+        "round). "
         "Apache and WsgiDAV send the files as they are. Apache and WsgiDAV each have a copy of the "
         "users' files of their own, so that each publishes over files it wrote itself, as it would alone. "
         + "; ".join(f"{users:,} users: {walked['seconds']:.0f} s" for users, walked in sorted(results.warmed.items()))

@@ -193,6 +193,11 @@ class LookEveryoneUpTests(unittest.SynchronousTestCase):
         self.assertEqual((walked["answered"], walked["reopened"]), (100, 0))
         self.assertEqual(sorted(asked), sorted([f"/calendar/{userName(n)}.vfb" for n in range(50)] * 2))
 
+    def test_warmPasses(self):
+        """Passes over all users before the lookup rounds: each of fbtwist's workers most of them; not the peers."""
+        self.assertEqual([compare.warmPasses(name) for name in ("fbtwist", "fbtwist x2", "fbtwist x4", "apache",
+                                                                "wsgidav")], [1, 5, 11, 0, 0])
+
     def test_serverCloses(self):
         """
         A connection the server closes, saying so or not, is opened again
