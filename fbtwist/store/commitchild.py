@@ -238,18 +238,20 @@ def frame(header: dict, data: bytes = b"") -> bytes:
 
 class FrameReader:
     """
-    The frames of a stream read in pieces.
+    The frames of a stream read in pieces (a large publish comes in many:
+    each byte is copied into the buffer once, and once out of it).
     """
 
     def __init__(self):
-        self._buffer = b""
+        self._buffer = bytearray()
 
     def feed(self, data: bytes) -> List[Tuple[bytes, bytes]]:
         """
         The frames that C{data}, read after what was fed before, completes:
         each its JSON header (encoded) and the bytes after it.
         """
-        buffer = self._buffer + data if self._buffer else data
+        buffer = self._buffer
+        buffer += data
         frames, at = [], 0
         while len(buffer) - at >= _HEAD.size:
             headerLength, dataLength = _HEAD.unpack_from(buffer, at)
@@ -257,9 +259,10 @@ class FrameReader:
             end = start + headerLength + dataLength
             if len(buffer) < end:
                 break
-            frames.append((buffer[start:start + headerLength], buffer[start + headerLength:end]))
+            frames.append((bytes(buffer[start:start + headerLength]), bytes(buffer[start + headerLength:end])))
             at = end
-        self._buffer = buffer[at:]
+        if at:
+            del buffer[:at]
         return frames
 
 

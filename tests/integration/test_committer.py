@@ -184,6 +184,13 @@ class CommitOneTests(_Tree, unittest.SynchronousTestCase):
             frames = reader.feed(data[:cut])
             frames += reader.feed(data[cut:])
             self.assertEqual(frames, [first, (b'{"id": 2}', b"")])
+        # A large publish, read in the pieces a pipe gives.
+        body = bytes(range(256)) * 4096
+        large = commitchild.frame({"id": 3}, body) + commitchild.frame({"id": 4})
+        reader, frames = commitchild.FrameReader(), []
+        for at in range(0, len(large), 65536):
+            frames += reader.feed(large[at:at + 65536])
+        self.assertEqual(frames, [(b'{"id": 3}', body), (b'{"id": 4}', b"")])
         reader = commitchild.FrameReader()
         self.assertEqual(reader.feed(data[:-3]), [first])
         self.assertEqual(reader.feed(b""), [])
