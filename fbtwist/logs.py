@@ -514,12 +514,17 @@ class RareWarning:
 
 #: What Twisted's listening ports log for every connection they cannot
 #: accept for want of descriptors (C{twisted.internet.tcp}), on every
-#: reactor pass while it lasts.
+#: reactor pass while it lasts: among them, with a traceback at the
+#: critical level, a port's failure to take back the descriptor it keeps
+#: for that (another part of the server took it meanwhile: expected while
+#: descriptors run out, and the port goes on closing what it cannot accept).
 _ACCEPT_FAILURES = frozenset([
     "EMFILE encountered; releasing reserved file descriptor.",
     "EMFILE recovery: Closed socket from {address}",
     "Re-reserving EMFILE recovery file descriptor.",
     "Could not accept new connection ({acceptError})",
+    "Could not reserve EMFILE recovery file descriptor.",
+    "Could not re-reserve EMFILE recovery file descriptor.",
 ])
 
 #: The one warning that stands for those lines.

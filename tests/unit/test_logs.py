@@ -22,6 +22,7 @@ from twisted.logger import (
     globalLogPublisher,
     textFileLogObserver,
 )
+from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
@@ -680,5 +681,27 @@ class InfoAndUpTests(unittest.SynchronousTestCase):
             observer({"log_level": LogLevel.info, "log_format": "EMFILE recovery: Closed socket from {address}"})
             observer({"log_level": LogLevel.info, "log_format": "Could not accept new connection ({acceptError})"})
             clock.advance(30)
+            observer({"log_level": LogLevel.critical,
+                      "log_format": "Could not reserve EMFILE recovery file descriptor.",
+                      "log_failure": Failure(OSError(24, "Too many open files"))})
+            clock.advance(30)
         self.assertEqual(seen, [])
-        self.assertEqual([e["count"] for e in warnings if e.get("fbEvent") == "out-of-descriptors"], [1, 4])
+        # Every 60 s: the first line, then the three since.
+        self.assertEqual([e["count"] for e in warnings if e.get("fbEvent") == "out-of-descriptors"], [1, 3, 3])
+
+    def test_acceptFailuresAreTwisted(self):
+        """
+        Each line quieted is one Twisted's ports log (the test fails when
+        Twisted changes one: then it would be logged again).
+        """
+        import inspect
+        import re
+
+        import twisted.internet.tcp
+
+        from fbtwist.logs import _ACCEPT_FAILURES
+
+        # Adjacent string literals joined, as Python joins them.
+        source = re.sub(r'"\s*"', "", inspect.getsource(twisted.internet.tcp))
+        for text in _ACCEPT_FAILURES:
+            self.assertIn(f'"{text}"', source)
