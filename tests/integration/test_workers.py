@@ -159,6 +159,10 @@ class WorkerProcessTests(SynchronousTestCase):
         kill -9 of the master closes the workers' pipe: they stop on their
         own, and the port is free again.
         """
+        # Both serving first (on a loaded machine a worker took 13 s to
+        # start; killed while starting, it stops only once it has started).
+        waitUntil(lambda: open(self.server.logPath).read().count("FreeBusySite starting on") >= 2, 30,
+                  "both workers serving")
         self.server.kill()
         waitUntil(lambda: not any(pidAlive(p) for p in self.workers), 15, "workers stopping")
         with self.assertRaises(OSError):
