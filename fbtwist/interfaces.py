@@ -116,12 +116,21 @@ class ICalendarStore(Interface):
             cannot be told.
         """
 
+    def filesStateSince(before, *names):
+        """
+        @return: The state of the files C{names} now (even right after a
+            change), when it differs from their state C{before} (from
+            L{filesState}) only in what setting an attribute changes (their
+            change times), else C{None}.
+        """
+
     def watchTop(changed, everything):
         """
         Watch the files at the top of the tree for changes made on this
         machine (L{fbtwist.store.changes.FolderChanges}): its C{drain()}
-        calls C{changed(name)} for each name changed since, C{everything()}
-        when it cannot tell.
+        calls C{changed(name, attributesOnly)} for each name changed since
+        (C{attributesOnly}: only its attributes were told changed),
+        C{everything()} when it cannot tell.
 
         @return: The watch, or C{None} when changes cannot be watched (the
             tree is on a filesystem other machines write to, or the kernel

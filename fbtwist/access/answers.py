@@ -121,6 +121,11 @@ class RememberedAnswers:
         C{state(uid, before)}: C{before}, when not C{None}, is the state
         an answer held was made at (what changes the watch cannot tell
         need not be looked at again).
+    @param stateSince: Gives the state of a uid's files now when it
+        differs from a state C{before} only in what setting an attribute
+        changes, else C{None}: called as C{stateSince(uid, before)}, when
+        the watch tells that only the attributes of a file of the uid's
+        changed (see L{_changed}).  Without it, such a change is a change.
     @param inReactorThread: Tells whether the caller is in the reactor's
         thread (elsewhere nothing is remembered nor given).
     @ivar maxAge: The longest an answer is held, in seconds: a bound on
@@ -132,9 +137,11 @@ class RememberedAnswers:
 
     def __init__(self, watch: Callable, versions: Callable[[], Optional[Hashable]], maxBytes: int,
                  clock: Callable[[], float], inReactorThread: Callable[[], bool] = threadable.isInIOThread,
-                 state: Optional[Callable[[str], Optional[Hashable]]] = None):
+                 state: Optional[Callable[[str], Optional[Hashable]]] = None,
+                 stateSince: Optional[Callable[[str, Hashable], Optional[Hashable]]] = None):
         self._watch = watch
         self._state = state
+        self._stateSince = stateSince
         self._versions = versions
         self.maxBytes = maxBytes
         self._clock = clock
@@ -288,11 +295,33 @@ class RememberedAnswers:
         self._forgetEverything()
         self._generation += 1
 
-    def _changed(self, name: str) -> None:
-        # A file at the top of the tree changed: its owner's answer goes.
-        if name.endswith(_SUFFIXES):
-            self._drop(name[:-4])
-            self._generation += 1
+    def _changed(self, name: str, attributesOnly: bool = False) -> None:
+        """
+        A file at the top of the tree changed: its owner's answer goes,
+        unless only the file's attributes were told changed and its owner's
+        files are still as the answer was made of them but for their change
+        times (C{stateSince}): then the answer stays, with the files' new
+        state.  Each answer rendered is kept with its file in an extended
+        attribute (L{fbtwist.store.tree.CalendarStore.keep}) right after it
+        is made: without this, every worker holding it would drop it then,
+        and make it again at its next lookup.
+
+        Any change of the file's content comes through its one name
+        (L{FreeBusyVisibility.rememberNow} holds no other), and is told as
+        a change of its content or name.
+        """
+        if not name.endswith(_SUFFIXES):
+            return
+        uid = name[:-4]
+        if attributesOnly and self._stateSince is not None:
+            held = self._held.get(uid)
+            if held is not None and held[4] is not None:
+                state = self._stateSince(uid, held[4])
+                if state is not None:
+                    self._held[uid] = held[:4] + (state,)
+                    return
+        self._drop(uid)
+        self._generation += 1
 
     @property
     def held(self) -> int:

@@ -319,7 +319,7 @@ class FreeBusyVisibility:
         """
         # Its age bound is in real seconds, whatever the reactor's clock.
         self.answers = RememberedAnswers(self._store.watchTop, self._plainVersions, maxBytes, time.monotonic,
-                                         state=self._filesState)
+                                         state=self._filesState, stateSince=self._filesStateSince)
         return self.answers
 
     def _filesState(self, uid: str, before: Optional[tuple] = None) -> Optional[tuple]:
@@ -335,6 +335,14 @@ class FreeBusyVisibility:
             state = self._store.filesState(uid + FREEBUSY_FILE)
             return None if state is None else state + ((),)
         return self._store.filesState(uid + FREEBUSY_FILE, uid + EVENTS_FILE)
+
+    def _filesStateSince(self, uid: str, before: tuple) -> Optional[tuple]:
+        """
+        The state of a person's files now, when it differs from their state
+        C{before} (L{_filesState}'s) only in what setting an attribute
+        changes (L{ICalendarStore.filesStateSince}), else C{None}.
+        """
+        return self._store.filesStateSince(before, uid + FREEBUSY_FILE, uid + EVENTS_FILE)
 
     def _plainVersions(self):
         """

@@ -162,7 +162,7 @@ class FolderChanges:
         descriptor was closed): nothing more will be told.
     """
 
-    def __init__(self, path: str, descriptor: int, changed: Callable[[str], None],
+    def __init__(self, path: str, descriptor: int, changed: Callable[[str, bool], None],
                  everything: Callable[[], None]):
         self.path = path
         self._descriptor = descriptor
@@ -173,13 +173,16 @@ class FolderChanges:
         self._poll.register(descriptor, select.POLLIN)
 
     @classmethod
-    def open(cls, path: str, changed: Callable[[str], None], everything: Callable[[], None],
+    def open(cls, path: str, changed: Callable[[str, bool], None], everything: Callable[[], None],
              local: Callable[[str], bool] = lambda path: filesystemType(path) in LOCAL_FILESYSTEMS,
              ) -> Optional["FolderChanges"]:
         """
-        Watch the folder C{path}: L{drain} calls C{changed(name)} for each
-        member changed, and C{everything()} when it cannot tell which
-        changed (or the watch ended).
+        Watch the folder C{path}: L{drain} calls C{changed(name,
+        attributesOnly)} for each member changed, and C{everything()} when
+        it cannot tell which changed (or the watch ended).
+        C{attributesOnly} is true when the kernel told only that the
+        member's attributes changed (C{IN_ATTRIB}: its mode, owner, times,
+        links or extended attributes), not its content nor its name.
 
         @param local: Whether a path is on a filesystem only this machine
             writes to (by default, by its type: L{LOCAL_FILESYSTEMS}).
@@ -239,7 +242,7 @@ class FolderChanges:
                 elif not name.startswith("."):
                     # Hidden names (temporary files, properties) are no
                     # member's content.
-                    self._changed(name)
+                    self._changed(name, mask & WATCHED == IN_ATTRIB)
             if self.ended:
                 return False
 

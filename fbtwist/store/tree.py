@@ -69,6 +69,16 @@ _MAX_KEEPS_WAITING = 1024
 _KEEPS_IMPOSSIBLE = frozenset((errno.ENOTSUP, errno.EROFS))
 
 
+def _fileState(st: os.stat_result) -> tuple:
+    """
+    One file's part of L{CalendarStore.filesState}.
+    """
+    return st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_nlink, st.st_mode
+
+
+#: Where the change time is in L{_fileState}.
+_CTIME = 4
+
 #: How long after its last change a file's state is not told
 #: (L{CalendarStore.filesState}), in nanoseconds.
 UNSETTLED_NS = 1_000_000_000
@@ -322,9 +332,9 @@ class CalendarStore:
         """
         The state of the files C{names} at the top of the tree (a person's
         files), which any change of them made through any of their names
-        changes: for each, its inode, size, modification and change times
-        and links (the change time moves with every write, rename, link or
-        attribute set), or C{()} when there is none; C{None} when one is
+        changes: for each, its inode, size, modification and change times,
+        links and mode (the change time moves with every write, rename, link
+        or attribute set), or C{()} when there is none; C{None} when one is
         not a plain file (a symbolic link is not followed) or cannot be
         looked at, or changed within the last L{UNSETTLED_NS} (the kernel's
         clock of file times moves in ticks: a change made in the same tick,
@@ -343,10 +353,47 @@ class CalendarStore:
                 return None
             if not stat.S_ISREG(st.st_mode) or st.st_ctime_ns > settled:
                 return None
-            states.append((st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_nlink))
+            states.append(_fileState(st))
         return tuple(states)
 
-    def watchTop(self, changed: Callable[[str], None], everything: Callable[[], None]) -> Optional[FolderChanges]:
+    def filesStateSince(self, before: tuple, *names: str) -> Optional[tuple]:
+        """
+        The state of the files C{names} now (as L{filesState}, even right
+        after a change), when it differs from their state C{before} (given
+        by L{filesState} for the same names) only in their change times:
+        what setting an extended attribute of a file (such as the answer a
+        reader kept with it, L{keep}) or its owner changes, and nothing
+        else.  C{None} otherwise: another inode, size, modification time,
+        mode or number of links, a file come or gone.
+
+        Told within L{UNSETTLED_NS} of a change, as it may be: everything
+        of a file but its content is in its state, and its content changes
+        only through a name, this one (whose changes a watch tells) or
+        another (a link, which changes the number of links).
+        """
+        if len(before) != len(names):
+            return None
+        states = []
+        top = self.root.path + os.sep
+        for was, name in zip(before, names):
+            try:
+                st = os.lstat(top + validateName(name))
+            except FileNotFoundError:
+                if was != ():
+                    return None
+                states.append(())
+                continue
+            except (OSError, FreeBusyError):
+                return None
+            now = _fileState(st)
+            if not stat.S_ISREG(st.st_mode) or len(was) != len(now) or was[:_CTIME] != now[:_CTIME] \
+                    or was[_CTIME + 1:] != now[_CTIME + 1:]:
+                return None
+            states.append(now)
+        return tuple(states)
+
+    def watchTop(self, changed: Callable[[str, bool], None], everything: Callable[[], None]
+                 ) -> Optional[FolderChanges]:
         """
         Watch the files at the top of the tree (where each person's
         C{<uid>.vfb} and C{<uid>.ics} are) for changes made on this machine:

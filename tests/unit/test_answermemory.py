@@ -21,7 +21,7 @@ from fbtwist.access import answers
 from fbtwist.access.answers import ENTRY_OVERHEAD, NAME_WEIGHT, RememberedAnswers
 from fbtwist.access.settings import SETTINGS_FOLDER, Audience, SettingsStore, Shown, VisibilitySettings
 from fbtwist.store import changes
-from fbtwist.store.changes import IN_IGNORED, IN_MODIFY, IN_Q_OVERFLOW, FolderChanges, filesystemType
+from fbtwist.store.changes import IN_ATTRIB, IN_IGNORED, IN_MODIFY, IN_Q_OVERFLOW, FolderChanges, filesystemType
 from tests.helpers import outlookVFB
 from tests.memory import AnswerClient, startMemoryServer
 
@@ -41,10 +41,12 @@ class Told:
 
     def __init__(self):
         self.names = []
+        self.attributesOnly = []
         self.everything = 0
 
-    def changed(self, name):
+    def changed(self, name, attributesOnly):
         self.names.append(name)
+        self.attributesOnly.append(attributesOnly)
 
     def all(self):
         self.everything += 1
@@ -86,6 +88,29 @@ class FolderChangesTests(unittest.TestCase):
             self.assertTrue(self.watch.drain())
             self.assertIn("alice.vfb", self.told.names)
         self.assertEqual(self.told.everything, 0)
+
+    def test_attributesOnlyTold(self):
+        """
+        A change of a member's attributes alone (an extended attribute, its
+        mode, its times) is told as such; a change of its content or name
+        is not.
+        """
+        open(self.path("alice.vfb"), "wb").close()
+        self.watch.drain()
+        for action, attributesOnly in (
+            (lambda: os.setxattr(self.path("alice.vfb"), "user.fbtwist.kept", b"1"), True),
+            (lambda: os.chmod(self.path("alice.vfb"), 0o600), True),
+            (lambda: os.utime(self.path("alice.vfb"), (1, 1)), True),
+            (lambda: open(self.path("alice.vfb"), "r+b").write(b"x"), False),
+            (lambda: (open(self.path("new"), "wb").close(), os.rename(self.path("new"), self.path("alice.vfb"))),
+             False),
+            (lambda: os.unlink(self.path("alice.vfb")), False),
+        ):
+            del self.told.names[:], self.told.attributesOnly[:]
+            action()
+            self.assertTrue(self.watch.drain())
+            self.assertIn("alice.vfb", self.told.names)
+            self.assertEqual(set(self.told.attributesOnly), {attributesOnly}, self.told.names)
 
     def test_hiddenNamesNotTold(self):
         """Hidden names (temporary files, properties) are not told; the name they are renamed to is."""
@@ -139,6 +164,12 @@ class QueuedEventsTests(unittest.TestCase):
         _, going, told = self.drained((IN_MODIFY, "alice.vfb"), (IN_MODIFY, "bob.ics"))
         self.assertTrue(going)
         self.assertEqual(told.names, ["alice.vfb", "bob.ics"])
+
+    def test_attributesOnly(self):
+        """Only an event of attributes alone (IN_ATTRIB) is told as one."""
+        _, _, told = self.drained((IN_ATTRIB, "alice.vfb"), (IN_ATTRIB | IN_MODIFY, "alice.vfb"),
+                                  (IN_MODIFY, "alice.vfb"))
+        self.assertEqual(told.attributesOnly, [True, False, False])
 
     def test_overflow(self):
         """Events lost (the queue overflowed): everything told, the watch goes on."""
@@ -205,7 +236,12 @@ class FakeWatch:
     def drain(self):
         queued, self.queued = self.queued, []
         for name in queued:
-            self.everything() if name is None else self.changed(name)
+            if name is None:
+                self.everything()
+            elif isinstance(name, tuple):
+                self.changed(*name)
+            else:
+                self.changed(name, False)
         return self.going
 
 
@@ -326,6 +362,76 @@ class RememberedAnswersTests(unittest.TestCase):
         self.now += 1
         self.assertIsNotNone(self.answers.get("alice")[0])
         self.assertEqual((len(self.stateAsked), self.answers.renewed), (3, 2))
+
+    def stateSinceKept(self):
+        """
+        As L{stateKept}, and the files' state since a state as
+        C{self.since[(uid, before)]} (asked in C{self.sinceAsked}).
+        """
+        self.stateKept()
+        self.since, self.sinceAsked = {}, []
+
+        def stateSince(uid, before):
+            self.sinceAsked.append((uid, before))
+            return self.since.get((uid, before))
+
+        self.answers._stateSince = stateSince
+
+    def test_attributesOnlyKept(self):
+        """
+        Told that only the attributes of a file of its owner's changed (the
+        answer kept with it, say), while their state differs from the one
+        it was made at only in what that changes: the answer stays, with
+        the new state, which vouches for it past maxAge.
+        """
+        self.stateSinceKept()
+        self.states["alice"] = ("inode", 1)
+        self.remember("alice")
+        self.since[("alice", ("inode", 1))] = ("inode", 1, "attribute set")
+        self.watch.queued.append(("alice.vfb", True))
+        self.assertEqual(self.answers.get("alice")[0], ("etag", b"x" * 100, 1.0))
+        self.assertEqual(self.sinceAsked, [("alice", ("inode", 1))])
+        self.states["alice"] = ("inode", 1, "attribute set")
+        self.now += RememberedAnswers.maxAge
+        self.assertIsNotNone(self.answers.get("alice")[0])
+        self.assertEqual(self.answers.renewed, 1)
+
+    def test_attributesOnlyButChanged(self):
+        """
+        Told that only attributes changed, but the files are not as the
+        answer was made of them (a new modification time, a link...): it
+        goes, and an answer being made meanwhile is not held.
+        """
+        self.stateSinceKept()
+        self.states["alice"] = ("inode", 1)
+        self.remember("alice")
+        _, ticket = self.answers.get("bob")
+        self.watch.queued.append(("alice.vfb", True))
+        self.assertIsNone(self.answers.get("alice")[0])
+        self.assertEqual(self.sinceAsked, [("alice", ("inode", 1))])
+        self.answers.put(ticket, ("etag", b"bob", 1.0))
+        self.assertIsNone(self.answers.get("bob")[0])
+
+    def test_attributesOnlyNoState(self):
+        """
+        An answer held without a state (its files had just changed), or one
+        not held, is not vouched for by an attribute change: it goes.
+        """
+        self.stateSinceKept()
+        self.remember("alice")
+        self.watch.queued += [("alice.vfb", True), ("bob.vfb", True)]
+        self.assertIsNone(self.answers.get("alice")[0])
+        self.assertEqual(self.sinceAsked, [])
+
+    def test_contentChangeNotAsked(self):
+        """A change of content or name: the answer goes, its state not asked."""
+        self.stateSinceKept()
+        self.states["alice"] = ("inode", 1)
+        self.remember("alice")
+        self.since[("alice", ("inode", 1))] = ("inode", 1)
+        self.watch.queued.append(("alice.ics", False))
+        self.assertIsNone(self.answers.get("alice")[0])
+        self.assertEqual(self.sinceAsked, [])
 
     def test_madeAnewWhenFilesChangedUntold(self):
         """
@@ -576,8 +682,6 @@ class ServerTests(unittest.TestCase):
         """Asked again, the same answer, given from memory (no file looked at)."""
         first = self.ask()
         self.assertIn(b" 200 OK\r\n", first)
-        # The answer kept with the file (an attribute set: a change told)
-        # is read back once.
         self.assertEqual(self.ask(), first)
         looked = []
         realStat = os.stat
@@ -710,6 +814,40 @@ class ServerTests(unittest.TestCase):
         self.passMaxAge()
         self.assertEqual(self.ask(), first)
         self.assertEqual((self.answers.hits, self.answers.renewed), (hits + 2, 1))
+
+    def test_keptAnswerNoChange(self):
+        """
+        The answer kept with the file as it was rendered (an extended
+        attribute set: the watch tells an attribute changed) leaves the
+        answer in memory: the next lookup is given from it, and so after
+        its age (the files' new state taken), as after another worker
+        keeps one.
+        """
+        self.settled()
+        misses = self.answers.misses
+        first = self.ask()
+        self.assertTrue(os.getxattr(self.path, "user.fbtwist.kept"))
+        self.assertEqual((self.answers.misses, self.answers.hits), (misses + 1, 0))
+        self.assertEqual(self.ask(), first)
+        self.assertEqual((self.answers.misses, self.answers.hits), (misses + 1, 1))
+        self.passMaxAge()
+        self.assertEqual(self.ask(), first)
+        self.assertEqual((self.answers.misses, self.answers.renewed), (misses + 1, 1))
+        os.setxattr(self.path, "user.fbtwist.kept", os.getxattr(self.path, "user.fbtwist.kept"))
+        self.assertEqual(self.ask(), first)
+        self.assertEqual(self.answers.misses, misses + 1)
+
+    def test_newTimeIsAChange(self):
+        """A new modification time (an attribute change too) is a change: the answer is made anew."""
+        self.settled()
+        first = self.ask()
+        self.assertEqual(self.ask(), first)
+        misses = self.answers.misses
+        st = os.stat(self.path)
+        os.utime(self.path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        again = self.ask()
+        self.assertEqual(self.answers.misses, misses + 1)
+        self.assertNotEqual(again, first)  # its Last-Modified
 
     def test_changedThroughAnotherName(self):
         """

@@ -18,7 +18,7 @@ from zope.interface.verify import verifyObject
 
 from fbtwist.errors import AlreadyExists, Conflict, InsufficientStorage, InvalidName, NotFound, PermissionDenied
 from fbtwist.interfaces import ICalendarStore, IUpload
-from fbtwist.store import files
+from fbtwist.store import files, tree
 from fbtwist.store.files import STAGING_FOLDER, etagForContent, isTemporaryOf, stagedTarget, startWriteback
 from fbtwist.store.paths import validateName, validatePath
 from fbtwist.store.tree import CalendarStore
@@ -376,6 +376,56 @@ class FilesStateTests(unittest.SynchronousTestCase):
         os.unlink(os.path.join(self.root.path, "alice.ics"))
         os.mkdir(os.path.join(self.root.path, "alice.ics"))
         self.assertIsNone(self.state())
+
+    def since(self, before):
+        return self.store.filesStateSince(before, "alice.vfb", "alice.ics")
+
+    def test_sinceAttributeSet(self):
+        """
+        An extended attribute set (as an answer kept with the file): the
+        state now, its change time new, told even right after the change.
+        """
+        before = self.state()
+        time.sleep(0.01)  # past a tick of the kernel's clock of file times
+        os.setxattr(self.path, "user.fbtwist.kept", b"answer")
+        self.later = 0
+        now = self.since(before)
+        self.assertIsNotNone(now)
+        self.assertNotEqual(now, before)
+        self.later = 2 * tree.UNSETTLED_NS
+        self.assertEqual(now, self.state())
+        self.assertEqual(self.since(before), now)
+        self.assertEqual(self.since(now), now)
+
+    def test_sinceOtherChanges(self):
+        """
+        Anything else changed since (content, modification time, mode,
+        links, a file replaced, removed or come): C{None}.
+        """
+        other = self.mktemp()
+        ics = os.path.join(self.root.path, "alice.ics")
+        st = os.stat(self.path)
+        changes = [
+            lambda: open(self.path, "r+b").write(b"BEGIN:VCALENDAR\r\nEND:VCALENDaR\r\n"),
+            lambda: os.utime(self.path, ns=(st.st_atime_ns, st.st_mtime_ns + 1)),
+            lambda: os.chmod(self.path, 0o600 if st.st_mode & 0o777 != 0o600 else 0o644),
+            lambda: os.link(self.path, other),
+            lambda: self.store.write(("alice.vfb",), b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"),
+            lambda: self.store.write(("alice.ics",), b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"),
+            lambda: os.unlink(ics),
+            lambda: os.unlink(self.path),
+        ]
+        for change in changes:
+            before = self.state()
+            self.assertIsNotNone(before)
+            change()
+            self.assertIsNone(self.since(before), change)
+            if os.path.exists(other):
+                os.unlink(other)
+
+    def test_sinceOtherNames(self):
+        """A state of other names (another count): C{None}."""
+        self.assertIsNone(self.store.filesStateSince(self.state(), "alice.vfb"))
 
 
 class StagingTests(unittest.SynchronousTestCase):
