@@ -6,6 +6,8 @@ per-resource code writes.
 """
 
 import os
+import stat
+import time
 from email.utils import formatdate
 from time import gmtime, strftime
 from urllib.parse import unquote
@@ -18,9 +20,12 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
+from bench.propfindcost import BODIES as MEASURED_BODIES
 from fbtwist.access.avatar import CalendarAvatar
+from fbtwist.access.values import ResourceInfo
+from fbtwist.store import files
 from fbtwist.store.tree import CalendarStore
-from fbtwist.web.dav import listing, propfind, urls
+from fbtwist.web.dav import listing, properties, propfind, urls
 from fbtwist.web.dav.davxml import MULTISTATUS_END, MULTISTATUS_START
 from fbtwist.web.dav.properties import LIVE, PropertyContext
 from tests.unit.test_dav_propfind import RecordingRequest
@@ -281,6 +286,209 @@ class LiveDateTests(SynchronousTestCase):
                                  formatdate(seconds, usegmt=True), seconds)
                 self.assertEqual(LIVE["{DAV:}creationdate"].render(None, info),
                                  strftime("%Y-%m-%dT%H:%M:%SZ", gmtime(seconds)), seconds)
+
+
+class LayoutTests(SynchronousTestCase):
+    """
+    The responses filled into a layout (the values computed in
+    L{listing.MemberResponses} itself, those the same for every member
+    written in once) are byte for byte those the general code writes, for
+    the bodies C{bench/propfindcost.py} measures.
+    """
+
+    def setUp(self):
+        self.store, self.avatar = oddFolder(self)
+        folder = os.path.join(self.store.root.path, "folder")
+        # A file without its ETag attribute (written by another program).
+        self.store.write(("folder", "no-attribute.vfb"), b"no attribute")
+        os.removexattr(os.path.join(folder, "no-attribute.vfb"), files._ETAG_XATTR)
+        # A dead display name, which wins over the live one.
+        self.store.setDeadProperties(("folder", "plain.vfb"), {
+            "{DAV:}displayname": "<D:displayname>Plain &amp; simple</D:displayname>"})
+        os.mkdir(os.path.join(folder, "plain-collection"))
+        # Times just below the next second, and before 1970.
+        os.utime(os.path.join(folder, "empty.vfb"), ns=(0, 1_765_000_000_999_999_600))
+        os.utime(os.path.join(folder, "a&b.vfb"), ns=(0, -1_500_000_000))
+        for i in range(20):
+            self.store.write(("folder", f"file{i:06d}.vfb"), b"x" * i)
+            os.utime(os.path.join(folder, f"file{i:06d}.vfb"), ns=(0, 1_765_000_000_000_000_000 + i * 250_000_000))
+
+    def answers(self, body: bytes, locks: bool):
+        """
+        Each member's response, as laid out and as the general code writes
+        it, and the names of the members the layout left to the general code.
+        """
+        active = self.successResultOf(self.avatar.activeLocks())
+        context = PropertyContext(self.avatar, active.locks if locks else [], active.now)
+        kind, keys = propfind.parseRequest(body)
+        members = self.successResultOf(self.avatar.listDetailed(
+            ("folder",), listing.needsETags(kind, keys), listing.needsDeadProperties(kind, keys)))
+        leftOver = []
+
+        def general(context, info, dead):
+            leftOver.append(info.name)
+            return propfind.resourceResponse(context, info, kind, keys, dead)
+
+        responses = listing.MemberResponses(context, ("folder",), kind, keys, general)
+        found = [(responses(member), propfind.resourceResponse(context, member[0], kind, keys), member[0].name)
+                 for member in members]
+        return found, leftOver
+
+    def test_measuredBodies(self):
+        """
+        For each body measured, with and without a lock on a member, every
+        member (a file without ETag attribute, times near the next second
+        and before 1970, names to escape, collections) is answered as by
+        L{propfind.resourceResponse}; only those with dead properties (when
+        the body may show them) are left to it.
+        """
+        self.assertEqual(sorted(MEASURED_BODIES), ["allprop", "bench", "outlook", "windows"])
+        withDead = {"a&b.vfb", "plain.vfb", COLLECTION}
+        for name, body in MEASURED_BODIES.items():
+            for locks in (False, True):
+                found, leftOver = self.answers(body.encode("utf-8"), locks)
+                self.assertEqual(len(found), len(FILES) + 23)
+                for laidOut, general, member in found:
+                    self.assertEqual(laidOut, general, (name, locks, member))
+                self.assertEqual(set(leftOver), set() if name in ("outlook", "bench") else withDead, (name, locks))
+
+    def test_propertiesTwice(self):
+        """
+        A body naming properties twice (the entity tag too) is answered
+        with each twice, as by L{propfind.resourceResponse}.
+        """
+        body = (b'<D:propfind xmlns:D="DAV:"><D:prop><D:getetag/><D:resourcetype/><D:getlastmodified/>'
+                b"<D:getetag/><D:resourcetype/><D:getlastmodified/><D:displayname/><D:displayname/>"
+                b"</D:prop></D:propfind>")
+        found, _ = self.answers(body, True)
+        for laidOut, general, member in found:
+            self.assertEqual(laidOut, general, member)
+        self.assertEqual(dict((member, laidOut.count("<D:getetag>")) for laidOut, _, member in found)["empty.vfb"], 2)
+
+    def test_sameForKind(self):
+        """
+        The properties said to be the same for every file and every
+        collection (or for every one no lock covers) are.
+        """
+        context = PropertyContext(self.avatar, [], 0)
+        fixed = [prop for prop in LIVE.values() if prop.sameForKind or prop.sameWithoutLocks]
+        self.assertEqual(len(fixed), 3)
+        for isCollection in (False, True):
+            infos = [ResourceInfo(("folder", name), isCollection, size, seconds, seconds / 2, inode)
+                     for name, size, seconds, inode in [("a", 0, 0.0, 1), ("b c&.vfb", 10, 1.7e9, 2),
+                                                        ("x" * 200, 2**40, -5.5, 3)]]
+            for prop in fixed:
+                self.assertEqual(len({prop.render(context, info) for info in infos}), 1, prop)
+
+
+class LiveDateCacheTests(SynchronousTestCase):
+    """
+    L{properties.httpDate} and L{properties.isoDate}, which remember each
+    second formatted, give what formatting each time gives: on both sides
+    of every second's end, whatever the local time zone, and once they
+    started again.
+    """
+
+    #: Fractions of a second around the points where rounding to
+    #: microseconds (formatdate) may make the next second.
+    FRACTIONS = (0.0, 1e-9, 0.25, 0.5, 0.999998, 0.9999984, 0.9999985, 0.999999, 0.9999994, 0.9999995,
+                 0.9999996, 0.9999999)
+
+    def times(self):
+        for second in (0, 1, -1, -2, 59, 86399, 951782399, 1765000000, 1765065599, 253402300798):
+            for fraction in self.FRACTIONS:
+                yield second + fraction
+
+    def assertFormattedAsEachTime(self):
+        for _ in range(2):  # computed, then remembered
+            for seconds in self.times():
+                self.assertEqual(properties.httpDate(seconds), formatdate(seconds, usegmt=True), seconds)
+                self.assertEqual(properties.isoDate(seconds), strftime("%Y-%m-%dT%H:%M:%SZ", gmtime(seconds)),
+                                 seconds)
+
+    def test_secondBoundaries(self):
+        """
+        Times just before, at and after the end of a second, before and
+        after 1970, at the end of a day, of a leap day and of year 9999.
+        """
+        self.assertFormattedAsEachTime()
+
+    def test_secondsShared(self):
+        """
+        Times of one second, asked in any order, give that second's date;
+        one a hair below the next second gives the next one's HTTP-date
+        when formatdate rounds it up.
+        """
+        base = 1765000000
+        for fraction in (0.5, 0.0, 0.9999995, 0.999999, 0.1, 0.9999999):
+            self.assertEqual(properties.httpDate(base + fraction), formatdate(base + fraction, usegmt=True))
+        self.assertEqual(properties.httpDate(base + 0.9999999), formatdate(base + 1, usegmt=True))
+        self.assertEqual(properties.httpDate(base + 0.5), formatdate(base, usegmt=True))
+
+    def test_timeZones(self):
+        """
+        The dates are in UTC whatever the local zone, before and after it
+        changes (what one zone remembered holds in another).
+        """
+        before = os.environ.get("TZ")
+
+        def restore():
+            if before is None:
+                os.environ.pop("TZ", None)
+            else:
+                os.environ["TZ"] = before
+            time.tzset()
+
+        self.addCleanup(restore)
+        for zone in ("UTC", "America/New_York", "Asia/Kolkata", "Pacific/Chatham", "EST5EDT,M3.2.0,M11.1.0",
+                     "IST-5:30"):
+            os.environ["TZ"] = zone
+            time.tzset()
+            self.assertFormattedAsEachTime()
+
+    def test_startedAgain(self):
+        """
+        Past the dates they hold, they forget them all and go on giving
+        the same dates.
+        """
+        self.patch(properties, "DATES_HELD", 3)
+        self.patch(properties, "_httpDates", {})
+        self.patch(properties, "_isoDates", {})
+        self.assertFormattedAsEachTime()
+        self.assertLessEqual(len(properties._httpDates), 3)
+        self.assertLessEqual(len(properties._isoDates), 3)
+
+
+class InfoTests(SynchronousTestCase):
+    """
+    The L{ResourceInfo} the store makes of a member's status, without the
+    namedtuple's constructor, is the one that constructor makes.
+    """
+
+    def test_sameInfo(self):
+        """
+        For a file and a directory, created before and after they were
+        last modified: the same fields, the same type, its C{name}.
+        """
+        base = FilePath(self.mktemp())
+        base.makedirs()
+        base.child("f.vfb").setContent(b"12345")
+        for name in ("f.vfb", ""):
+            real = os.lstat(base.child(name).path if name else base.path)
+            for changed, modified in ((real.st_ctime, real.st_mtime), (100.5, 200.25), (300.75, 200.25),
+                                      (200.25, 200.25)):
+                fields = list(real)
+                fields[stat.ST_MTIME], fields[stat.ST_CTIME] = int(modified), int(changed)
+                st = os.stat_result(fields, {"st_mtime": modified, "st_ctime": changed})
+                info = files._info(("top", name or "dir"), st)
+                expected = ResourceInfo(path=("top", name or "dir"), isCollection=stat.S_ISDIR(st.st_mode),
+                                        size=st.st_size, modified=st.st_mtime,
+                                        created=min(st.st_ctime, st.st_mtime), inode=st.st_ino)
+                self.assertIs(type(info), ResourceInfo)
+                self.assertEqual(info, expected)
+                self.assertIs(info.isCollection, not name)
+                self.assertEqual(info.name, name or "dir")
+                self.assertEqual(info.created, min(changed, modified))
 
 
 class ListingTests(SynchronousTestCase):

@@ -1,16 +1,19 @@
 """
 The C{DAV:response}s of the members of a collection, for a PROPFIND Depth 1.
 
-A folder may hold 100,000 files, and what the response of each says differs
-from the next one's only in a few values: its name, size, times, entity
-tag.  So the response of a member is laid out once per request, for a file
-and for a collection (which properties are found, which are missing, the
-XML around them), and each member only fills in its values: one string
-formatting per member instead of an element per property.  The values are
-computed by the same functions as those of any other resource
-(L{properties.LIVE}); a member with dead properties, or whose value cannot
-be had (a file gone meanwhile), is answered by the general
-L{propfind.resourceResponse}, so the answer is the same either way.
+A folder may hold a million files, and what the response of each says
+differs from the next one's only in a few values: its name, size, times,
+entity tag.  So the response of a member is laid out once per request, for
+a file and for a collection (which properties are found, which are
+missing, the XML around them, and the values the same for every member of
+the kind, such as its resource type), and each member only fills in its
+values: one string formatting per member instead of an element per
+property.  The common values (name, size, times, entity tag) are filled in
+with as few Python calls as may be, by the functions the live properties
+(L{properties.LIVE}) use, the others by the properties' own C{render}; a
+member with dead properties, or whose value cannot be had (a file gone
+meanwhile), is answered by the general L{propfind.resourceResponse}, so the
+answer is the same either way.
 """
 
 import re
@@ -22,13 +25,14 @@ from twisted.web.http import NOT_FOUND, OK
 from fbtwist.access.values import ResourceInfo
 from fbtwist.web.dav import urls
 from fbtwist.web.dav.davxml import davName, element, emptyElement, response, text
-from fbtwist.web.dav.properties import LIVE, PropertyContext
+from fbtwist.web.dav.properties import LIVE, PropertyContext, httpDate, isoDate
 
 ALLPROP, PROPNAME, PROP = "allprop", "propname", "prop"
 
 ETAG = davName("getetag")
 
-#: Names C{quote} leaves as they are (its always-safe characters).
+#: Names C{quote} leaves as they are (its always-safe characters), which
+#: XML also leaves as they are.
 _plainName = re.compile(r"[A-Za-z0-9_.~-]+\Z").match
 
 #: Stands for a member's value while its response is laid out.
@@ -72,19 +76,34 @@ def locksOfMembers(locks, collection) -> list:
     ]
 
 
-def _memberName(context: PropertyContext, info: ResourceInfo) -> str:
-    return quotedName(info.path[-1])
+#: The live properties whose value in a member's response is filled in by
+#: L{MemberResponses} itself from the member's name, size, times and entity
+#: tag (as their C{render} computes it, without the call), by key: the name
+#: of the value in the layout's template.
+_FIELDS = {
+    davName("displayname"): "displayname",
+    davName("getcontentlength"): "size",
+    davName("getlastmodified"): "modified",
+    davName("creationdate"): "created",
+    ETAG: "etag",
+}
 
 
 class _Layout:
     """
     The response of one kind of member (files or collections), laid out.
 
-    @ivar template: The response with C{%s} where the values go.
-    @ivar renders: What gives each value (as XML) of a member, in order, but
-        its entity tag; C{None} where one cannot be had.
-    @ivar etagAt: Where the member's entity tag goes among the values, if it
-        is shown.
+    @ivar template: The response with a C{%(name)s} where each value of a
+        member goes: C{href} (its quoted name), L{_FIELDS}' names, and
+        those of L{renders}.  The values that are the same for every
+        member of the kind are written in.
+    @ivar renders: The name of the value and what gives it (as XML) for
+        each other value of a member, in order; C{None} where one cannot
+        be had.
+    @ivar displayname: Whether the response shows the name as text.
+    @ivar modified: Whether it shows the modification time.
+    @ivar created: Whether it shows the creation time.
+    @ivar showsETag: Whether it shows the entity tag.
     @ivar needsETag: Whether the response shows or names the entity tag
         (which a file gone meanwhile has not).
     """
@@ -93,8 +112,8 @@ class _Layout:
                  keys: Optional[List[str]]):
         props: List[str] = []
         missing: List[str] = []
-        self.renders = [_memberName]
-        self.etagAt: Optional[int] = None
+        holes = ["href"]
+        self.renders: List[Tuple[str, Callable[[PropertyContext, ResourceInfo], Optional[str]]]] = []
         self.needsETag = False
         if kind == PROP:
             present = []
@@ -106,25 +125,35 @@ class _Layout:
                     present.append((key, prop))
         else:
             present = [(key, prop) for key, prop in LIVE.items() if not (prop.filesOnly and isCollection)]
+        # What a value the same for every member of the kind is had from.
+        sample = ResourceInfo(collection + (_HOLE,), isCollection, 0, 0.0, 0.0, 0)
         for key, prop in present:
             if key == ETAG:
                 self.needsETag = True
             if kind == PROPNAME:
                 props.append(emptyElement(key))
-                continue
-            props.append(element(key, _HOLE))
-            if key == ETAG:
-                self.etagAt = len(self.renders)
+            elif prop.sameForKind or (prop.sameWithoutLocks and not context.locks):
+                value = prop.render(context, sample)
+                assert _HOLE not in value, "a value the same for every member named one"
+                props.append(element(key, value))
             else:
-                self.renders.append(prop.render)
+                props.append(element(key, _HOLE))
+                field = _FIELDS.get(key)
+                if field is None:
+                    field = f"value{len(self.renders)}"
+                    self.renders.append((field, prop.render))
+                holes.append(field)
+        self.displayname = "displayname" in holes
+        self.modified = "modified" in holes
+        self.created = "created" in holes
+        self.showsETag = "etag" in holes
         # The whole response with a hole for each value, by the code that
         # writes any response: the same XML around the values.
         whole = response(urls.href(collection + (_HOLE,), isCollection).replace(quote(_HOLE, safe=""), _HOLE),
                          [(OK, props), (NOT_FOUND, missing)])
-        pieces = whole.split(_HOLE)
-        holes = len(self.renders) + (self.etagAt is not None)
-        assert len(pieces) == holes + 1, "a name or a property held the placeholder"
-        self.template = "%s".join(piece.replace("%", "%%") for piece in pieces)
+        pieces = [piece.replace("%", "%%") for piece in whole.split(_HOLE)]
+        assert len(pieces) == len(holes) + 1, "a name or a property held the placeholder"
+        self.template = pieces[0] + "".join(f"%({hole})s{piece}" for hole, piece in zip(holes, pieces[1:]))
 
 
 class MemberResponses:
@@ -155,15 +184,30 @@ class MemberResponses:
         The response of one member, given as L{ICalendarAvatar.listDetailed}
         gives it.
         """
+        # Asked once per member of a folder of up to a million: the values
+        # are computed here, with as few calls as may be.
         info, etag, dead = member
-        context = self.context
-        if not dead:
-            layout = self.layouts[info.isCollection]
-            if etag is None and layout.needsETag:
-                return self.general(context, info, dead)
-            values = [render(context, info) for render in layout.renders]
-            if layout.etagAt is not None:
-                values.insert(layout.etagAt, text(etag))
-            if None not in values:
-                return layout.template % tuple(values)
-        return self.general(context, info, dead)
+        if dead:
+            return self.general(self.context, info, dead)
+        layout = self.layouts[info.isCollection]
+        if etag is None and layout.needsETag:
+            return self.general(self.context, info, dead)
+        name = info.path[-1]
+        plain = _plainName(name)
+        # quotedName(name), inline (a call less per member).
+        values = {"href": name if plain else quote(name, safe=""), "size": info.size}
+        if layout.displayname:
+            # As _displayname: a plain name holds nothing XML escapes.
+            values["displayname"] = name if plain else text(name)
+        if layout.modified:
+            values["modified"] = httpDate(info.modified)
+        if layout.created:
+            values["created"] = isoDate(info.created)
+        if layout.showsETag:
+            values["etag"] = text(etag)
+        for field, render in layout.renders:
+            value = render(self.context, info)
+            if value is None:
+                return self.general(self.context, info, dead)
+            values[field] = value
+        return layout.template % values

@@ -5,7 +5,6 @@ serialized XML, keyed by C{"{namespace}name"}).
 """
 
 from email.utils import formatdate
-from math import floor
 from time import gmtime, strftime
 from typing import Callable, Dict, List, NamedTuple, Optional
 
@@ -41,11 +40,17 @@ class LiveProperty(NamedTuple):
     @ivar filesOnly: Whether only files have it (C{render} is not asked
         for collections); else C{render} gives C{None} only when the
         resource is gone meanwhile.
+    @ivar sameForKind: Whether its value is the same for every file and
+        for every collection (a listing writes it once per kind).
+    @ivar sameWithoutLocks: Whether its value is the same for every file
+        and for every collection that no lock covers.
     """
 
     render: Callable[[PropertyContext, ResourceInfo], Optional[str]]
     protected: bool = True
     filesOnly: bool = False
+    sameForKind: bool = False
+    sameWithoutLocks: bool = False
 
 
 def liveValue(context: PropertyContext, info: ResourceInfo, live: LiveProperty) -> Optional[str]:
@@ -81,41 +86,54 @@ def _etag(context, info):
         return None
 
 
-def _secondsFormat(formatter: Callable[[int], str]) -> Callable[[int], str]:
-    """
-    A time format of whole seconds, remembering the last few thousand
-    seconds formatted: the files of a folder listed (or listed again) share
-    seconds, and formatting a date was most of the cost of its property.
-    """
-    held: Dict[int, str] = {}
+#: How many formatted seconds L{httpDate} and L{isoDate} each remember
+#: (then they start again): far more than the seconds of a folder listed.
+DATES_HELD = 4096
 
-    def formatted(seconds: int) -> str:
-        text = held.get(seconds)
+_httpDates: Dict[float, str] = {}
+_isoDates: Dict[float, str] = {}
+
+
+def httpDate(modified: float) -> str:
+    """
+    The HTTP-date of a time, as C{formatdate(modified, usegmt=True)}
+    writes it, remembered per whole second: the files of a folder listed
+    (or listed again) share seconds, and formatting a date was most of the
+    cost of its property.  A listing asks this once per member, so it
+    costs one Python call when the second is known.
+    """
+    seconds = modified // 1  # floor, as a float: no call
+    if modified - seconds < 0.999999:
+        text = _httpDates.get(seconds)
         if text is None:
-            if len(held) >= 4096:
-                held.clear()
-            text = held[seconds] = formatter(seconds)
+            if len(_httpDates) >= DATES_HELD:
+                _httpDates.clear()
+            text = _httpDates[seconds] = formatdate(int(seconds), usegmt=True)
         return text
+    # formatdate rounds to microseconds, which may make the next second.
+    return formatdate(modified, usegmt=True)
 
-    return formatted
 
-
-_httpDate = _secondsFormat(lambda seconds: formatdate(seconds, usegmt=True))
-_isoDate = _secondsFormat(lambda seconds: strftime("%Y-%m-%dT%H:%M:%SZ", gmtime(seconds)))
+def isoDate(created: float) -> str:
+    """
+    The ISO 8601 date (RFC 3339, UTC, whole seconds) of a time, floored as
+    C{gmtime} floors, remembered per whole second as L{httpDate}'s.
+    """
+    seconds = created // 1
+    text = _isoDates.get(seconds)
+    if text is None:
+        if len(_isoDates) >= DATES_HELD:
+            _isoDates.clear()
+        text = _isoDates[seconds] = strftime("%Y-%m-%dT%H:%M:%SZ", gmtime(int(seconds)))
+    return text
 
 
 def _lastmodified(context, info):
-    modified = info.modified
-    seconds = floor(modified)
-    if modified - seconds >= 0.999999:
-        # formatdate rounds to microseconds, which may make the next second.
-        return formatdate(modified, usegmt=True)
-    return _httpDate(seconds)
+    return httpDate(info.modified)
 
 
 def _creationdate(context, info):
-    # gmtime floors, as floor does.
-    return _isoDate(floor(info.created))
+    return isoDate(info.created)
 
 
 def _displayname(context, info):
@@ -153,15 +171,15 @@ def _lockdiscovery(context, info):
 
 #: The live properties, by key.
 LIVE: Dict[str, LiveProperty] = {
-    davName("resourcetype"): LiveProperty(_resourcetype),
+    davName("resourcetype"): LiveProperty(_resourcetype, sameForKind=True),
     davName("getcontentlength"): LiveProperty(_contentlength, filesOnly=True),
     davName("getcontenttype"): LiveProperty(_contenttype, filesOnly=True),
     davName("getetag"): LiveProperty(_etag, filesOnly=True),
     davName("getlastmodified"): LiveProperty(_lastmodified),
     davName("creationdate"): LiveProperty(_creationdate),
     davName("displayname"): LiveProperty(_displayname, protected=False),
-    davName("supportedlock"): LiveProperty(_supportedlock),
-    davName("lockdiscovery"): LiveProperty(_lockdiscovery),
+    davName("supportedlock"): LiveProperty(_supportedlock, sameForKind=True),
+    davName("lockdiscovery"): LiveProperty(_lockdiscovery, sameWithoutLocks=True),
 }
 
 
