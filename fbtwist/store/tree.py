@@ -342,21 +342,7 @@ class CalendarStore:
         clock of file times moves in ticks: a change made in the same tick,
         after the look, would leave the same times).
         """
-        states = []
-        settled = _nowNs() - UNSETTLED_NS
-        top = self.root.path + os.sep
-        for name in names:
-            try:
-                st = os.lstat(top + validateName(name))
-            except FileNotFoundError:
-                states.append(())
-                continue
-            except (OSError, FreeBusyError):
-                return None
-            if not stat.S_ISREG(st.st_mode) or st.st_ctime_ns > settled:
-                return None
-            states.append(_fileState(st))
-        return tuple(states)
+        return self._statesNow(names, _nowNs() - UNSETTLED_NS)
 
     def filesStateSince(self, before: tuple, *names: str) -> Optional[tuple]:
         """
@@ -373,25 +359,33 @@ class CalendarStore:
         only through a name, this one (whose changes a watch tells) or
         another (a link, which changes the number of links).
         """
-        if len(before) != len(names):
+        now = self._statesNow(names, None)
+        if now is None or len(now) != len(before):
             return None
+        for was, state in zip(before, now):
+            if was[:_CTIME] != state[:_CTIME] or was[_CTIME + 1:] != state[_CTIME + 1:]:
+                return None
+        return now
+
+    def _statesNow(self, names, settled: Optional[int]) -> Optional[tuple]:
+        """
+        Each file's L{_fileState}, or C{()} for a missing one; C{None} when
+        one is not a plain file or cannot be looked at, or (given
+        C{settled}, in nanoseconds) changed after C{settled}.
+        """
         states = []
         top = self.root.path + os.sep
-        for was, name in zip(before, names):
+        for name in names:
             try:
                 st = os.lstat(top + validateName(name))
             except FileNotFoundError:
-                if was != ():
-                    return None
                 states.append(())
                 continue
             except (OSError, FreeBusyError):
                 return None
-            now = _fileState(st)
-            if not stat.S_ISREG(st.st_mode) or len(was) != len(now) or was[:_CTIME] != now[:_CTIME] \
-                    or was[_CTIME + 1:] != now[_CTIME + 1:]:
+            if not stat.S_ISREG(st.st_mode) or (settled is not None and st.st_ctime_ns > settled):
                 return None
-            states.append(now)
+            states.append(_fileState(st))
         return tuple(states)
 
     def watchTop(self, changed: Callable[[str, bool], None], everything: Callable[[], None]
