@@ -274,6 +274,8 @@ def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
     metrics.lockCount = lambda: countLocks(store)
     if portal.realm.visibility.answers is not None:
         metrics.answerCounts = portal.realm.visibility.answers.counts
+    if portal.realm.visibility.federation is not None:
+        metrics.beforeScrape.append(portal.realm.visibility.federation.cache.flushHits)
     if store.committer is not None:
         committer = store.committer
         metrics.commitCounts = lambda: (committer.committed, committer.fellBack)

@@ -17,17 +17,19 @@ publishes it committed and those it gave back to the server, which a
 child failing to start or dying makes grow; no event per publish).
 """
 
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 from twisted.application.service import Service
-from twisted.logger import ILogObserver, globalLogPublisher
+from twisted.logger import ILogObserver, Logger, globalLogPublisher
 from twisted.web.resource import Resource
 from zope.interface import implementer
 
 from fbtwist.logs import ACCESS_EVENT
+
+_log = Logger()
 
 #: Request methods counted under their own name; others count as OTHER, so
 #: a client cannot grow the label set without bound.
@@ -71,6 +73,10 @@ class MetricsObserver:
         #: C{None}: none.
         self.answerCounts: Optional[Callable[[], tuple]] = None
         registry.register(_AnswerMemoryCollector(self))
+        #: Called before each scrape (L{exposition}): what counts in memory
+        #: and hands its counts over as events only then
+        #: (L{fbtwist.remote.cache.FetchCache.flushHits}).
+        self.beforeScrape: List[Callable[[], None]] = []
         self.requests = Counter(
             "fbtwist_http_requests", "HTTP requests answered, by method and status.",
             ["method", "status"], registry=registry,
@@ -222,6 +228,12 @@ class MetricsObserver:
 
         @return: The body and its content type.
         """
+        for flush in self.beforeScrape:
+            try:
+                flush()
+            except Exception:
+                # A count lost must not cost the scrape the others.
+                _log.failure("handing counts to the metrics")
         encode, contentType = choose_encoder(accept)
         return encode(self.registry), contentType
 

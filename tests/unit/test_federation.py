@@ -97,7 +97,7 @@ class FederatedFreeBusyTests(unittest.SynchronousTestCase):
     def test_freshNow(self):
         """
         freshNow gives the fresh fetch result in the cache, the same object while it stays fresh (not counted:
-        countHit counts), nothing once it expired, and the new one once fetched again.
+        countHit counts, handed over by flushHits), nothing once it expired, and the new one once fetched again.
         """
         self.assertIsNone(self.source.freshNow("alice@partner.example"))
         self.lookup("alice@partner.example")
@@ -108,9 +108,14 @@ class FederatedFreeBusyTests(unittest.SynchronousTestCase):
         self.assertEqual(self.metrics.count("hit", "partner.example"), 0)
         self.source.countHit("alice@partner.example")
         self.source.countHit("alice@partner.example")
-        # Counted together when the reactor's turn ends.
-        self.assertEqual(self.metrics.count("hit", "partner.example"), 0)
+        # Added up, and handed to the metrics together when they are read:
+        # no event, no timer per hit.
         self.clock.advance(0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.metrics.count("hit", "partner.example"), 0)
+        self.cache.flushHits()
+        self.assertEqual(self.metrics.count("hit", "partner.example"), 2)
+        self.cache.flushHits()
         self.assertEqual(self.metrics.count("hit", "partner.example"), 2)
         self.clock.advance(61)
         self.assertIsNone(self.source.freshNow("alice@partner.example"))

@@ -82,6 +82,35 @@ class MetricsObserverTests(unittest.SynchronousTestCase):
         self.assertEqual(self.value("fbtwist_remote_fetches_total", event="hit", domain="partner.example",
                                     reason="none"), 6)
 
+    def test_countsHandedOverBeforeScrape(self):
+        """
+        What counts in memory (the remote cache's hits answered at once:
+        L{fbtwist.remote.cache.FetchCache.flushHits}) is handed over before
+        each scrape, so the scrape shows it; a hand-over that fails is
+        logged and the scrape still answers with the rest.
+        """
+        from twisted.internet.task import Clock
+
+        from fbtwist.remote.cache import FetchCache
+        from fbtwist.remote.metrics import EventMetrics
+
+        cache = FetchCache(None, Clock(), metrics=EventMetrics(self.log))
+        cache.countHit("https://fb.partner.example/a.vfb", "partner.example")
+        cache.countHit("https://fb.partner.example/b.vfb", "partner.example")
+        self.assertIsNone(self.value("fbtwist_remote_fetches_total", event="hit", domain="partner.example",
+                                     reason="none"))
+
+        def broken():
+            raise RuntimeError("no counts")
+
+        self.observer.beforeScrape.extend([broken, cache.flushHits])
+        body, _ = self.observer.exposition()
+        self.assertIn(b'fbtwist_remote_fetches_total{domain="partner.example",event="hit",reason="none"} 2.0', body)
+        cache.countHit("https://fb.partner.example/a.vfb", "partner.example")
+        body, _ = self.observer.exposition()
+        self.assertIn(b'fbtwist_remote_fetches_total{domain="partner.example",event="hit",reason="none"} 3.0', body)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
+
     def test_labelledSeriesLookedUpOnce(self):
         """
         Repeated events of the same labels ask prometheus_client for their
