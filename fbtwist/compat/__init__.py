@@ -7,6 +7,9 @@ each module lists what it relies on (C{PRIVATE_NAMES}), and
 C{tests/unit/test_compat.py} fails, naming the attribute and the library
 version, when an upgrade removes one.
 
+L{fbtwist.compat.libc} gives the C library's functions that fbtwist calls
+through C{ctypes} (each looked up once, C{None} where there is none).
+
 This package imports nothing else of fbtwist: every layer may use it.
 """
 

@@ -4,23 +4,11 @@ system.
 """
 
 import ctypes
-import ctypes.util
-import sys
-from typing import Callable, Optional
 
+from fbtwist.compat.libc import cFunction
 
-def _findTrim() -> Optional[Callable[[int], int]]:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return libc.malloc_trim
-    except (OSError, AttributeError):
-        # Not glibc (musl has no malloc_trim).
-        return None
-
-
-_trim = _findTrim()
+#: glibc's C{malloc_trim}, or C{None} (another C library: musl has none).
+_trim = cFunction("malloc_trim", (ctypes.c_size_t,))
 
 
 def releaseFreeMemory() -> bool:

@@ -33,6 +33,8 @@ from typing import Callable, Iterator, Optional, Tuple
 
 from twisted.logger import Logger
 
+from fbtwist.compat.libc import cFunction
+
 # From <sys/inotify.h>.
 IN_MODIFY = 0x00000002
 IN_ATTRIB = 0x00000004
@@ -127,29 +129,14 @@ def filesystemType(path: str, mountinfo: Optional[str] = None) -> Optional[str]:
     return byDevice or byPrefix
 
 
-class _Libc:
+def _inotifyCalls():
     """
-    The C library's three inotify calls (through C{ctypes}), or C{None}
+    The C library's C{inotify_init1} and C{inotify_add_watch}, or C{None}
     where there are none.
     """
-
-    _loaded = None
-
-    @classmethod
-    def get(cls):
-        if cls._loaded is None:
-            try:
-                # The interpreter's own C library (no search for it, which
-                # would start ldconfig).
-                libc = ctypes.CDLL(None, use_errno=True)
-                init, add = libc.inotify_init1, libc.inotify_add_watch
-            except (OSError, AttributeError):
-                cls._loaded = False
-            else:
-                init.argtypes, init.restype = [ctypes.c_int], ctypes.c_int
-                add.argtypes, add.restype = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32], ctypes.c_int
-                cls._loaded = (init, add)
-        return cls._loaded or None
+    init = cFunction("inotify_init1", (ctypes.c_int,))
+    add = cFunction("inotify_add_watch", (ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32))
+    return None if init is None or add is None else (init, add)
 
 
 class FolderChanges:
@@ -190,7 +177,7 @@ class FolderChanges:
             (not on a local filesystem, no inotify, or the kernel's limits
             of watches or instances reached: logged).
         """
-        calls = _Libc.get()
+        calls = _inotifyCalls()
         if calls is None or not local(path):
             return None
         init, add = calls

@@ -28,6 +28,7 @@ from twisted.internet import defer
 from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 
+from fbtwist.compat.libc import cFunction
 from fbtwist.errors import Conflict, InsufficientStorage, PermissionDenied, descriptorError
 from fbtwist.store.paths import ResourceInfo, StorePath
 from fbtwist.store.pool import Afterwards, Later
@@ -271,27 +272,12 @@ def writeLockedTemporary(target: FilePath, place: Optional[Tuple[str, str]],
     raise OSError(errno.EAGAIN, "no temporary file could be created and locked")
 
 
-class _Writeback:
+def _syncFileRange():
     """
-    The C library's C{sync_file_range} (through C{ctypes}; Linux), or
-    C{None} where there is none.
+    The C library's C{sync_file_range} (Linux), or C{None} where there is
+    none.
     """
-
-    _loaded = None
-
-    @classmethod
-    def get(cls):
-        if cls._loaded is None:
-            try:
-                # The interpreter's own C library (no search for it).
-                call = ctypes.CDLL(None, use_errno=True).sync_file_range
-            except (OSError, AttributeError):
-                cls._loaded = False
-            else:
-                call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-                call.restype = ctypes.c_int
-                cls._loaded = call
-        return cls._loaded or None
+    return cFunction("sync_file_range", (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint))
 
 
 #: C{sync_file_range}'s flag that starts the writing of the dirty pages
@@ -309,7 +295,7 @@ def startWriteback(fds) -> None:
     commit of their own to wait for.  Only a hint: where there is no
     C{sync_file_range} (or it fails), the fsyncs do it all.
     """
-    call = _Writeback.get()
+    call = _syncFileRange()
     if call is None:
         return
     for fd in fds:

@@ -169,3 +169,67 @@ class AdapterTests(unittest.SynchronousTestCase):
         The parse error of Twisted's HTTP client is an exception class.
         """
         self.assertTrue(issubclass(twistedAdapter.httpClientParseError(), Exception))
+
+
+class CFunctionTests(unittest.SynchronousTestCase):
+    """
+    L{fbtwist.compat.libc.cFunction}: the C library's functions, each set up
+    once, or C{None}.
+    """
+
+    def setUp(self):
+        from fbtwist.compat import libc
+
+        self.libc = libc
+        # Each test asks afresh (the module's own cache left as it was).
+        self.patch(libc, "_functions", {})
+
+    def test_found(self):
+        """
+        A function the C library has is given, with the types given, the
+        same object when asked again.
+        """
+        import ctypes
+
+        getpid = self.libc.cFunction("getpid", ())
+        self.assertEqual(getpid(), os.getpid())
+        self.assertIs(getpid.restype, ctypes.c_int)
+        self.assertIs(self.libc.cFunction("getpid", ()), getpid)
+
+    def test_errno(self):
+        """
+        A failing call's C{errno} is kept for C{ctypes.get_errno}.
+        """
+        import ctypes
+        import errno
+
+        close = self.libc.cFunction("close", (ctypes.c_int,))
+        self.assertEqual(close(-1), -1)
+        self.assertEqual(ctypes.get_errno(), errno.EBADF)
+
+    def test_missing(self):
+        """
+        A name the C library has not: C{None}, remembered.
+        """
+        self.assertIsNone(self.libc.cFunction("fbtwist_no_such_function", ()))
+        self.assertIn("fbtwist_no_such_function", self.libc._functions)
+
+    def test_noLibrary(self):
+        """
+        Where the interpreter's C library cannot be opened, every function
+        is C{None}.
+        """
+        self.patch(self.libc, "_library", False)
+        self.assertIsNone(self.libc.cFunction("getpid", ()))
+
+    def test_users(self):
+        """
+        The calls fbtwist makes are found on this system (Linux, glibc).
+        """
+        from fbtwist.directory import heap
+        from fbtwist.store import changes, files
+
+        self.assertIsNotNone(files._syncFileRange())
+        self.assertIsNotNone(changes._inotifyCalls())
+        self.assertIsNotNone(heap._trim)
+        self.assertIsInstance(heap.releaseFreeMemory(), bool)

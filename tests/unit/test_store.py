@@ -1077,7 +1077,7 @@ class StartWritebackTests(unittest.SynchronousTestCase):
 
     def test_kernelTakesIt(self):
         """On Linux the C library's call is found and takes the arguments as given (0: done)."""
-        call = files._Writeback.get()
+        call = files._syncFileRange()
         self.assertIsNotNone(call)
         self.assertEqual(call(self.written(), 0, 0, files._SYNC_FILE_RANGE_WRITE), 0)
         # A descriptor that is not open fails (the arguments do reach the call).
@@ -1086,14 +1086,14 @@ class StartWritebackTests(unittest.SynchronousTestCase):
     def test_eachFile(self):
         """Each file's whole data is asked for, without waiting."""
         calls = []
-        self.patch(files._Writeback, "_loaded", lambda *args: calls.append(args) or 0)
+        self.patch(files, "_syncFileRange", lambda: lambda *args: calls.append(args) or 0)
         one, two = self.written(), self.written()
         startWriteback([one, two])
         self.assertEqual(calls, [(one, 0, 0, 2), (two, 0, 0, 2)])
 
     def test_none(self):
         """Without the call, nothing is done (the fsyncs do it all)."""
-        self.patch(files._Writeback, "_loaded", False)
+        self.patch(files, "_syncFileRange", lambda: None)
         startWriteback([self.written()])
 
 
