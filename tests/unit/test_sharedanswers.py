@@ -135,7 +135,8 @@ class Worker:
         #: unless set).
         self.versions = None
         self.answers = RememberedAnswers(
-            self.watch.open, lambda: test.versions if self.versions is None else self.versions, 100 * (1000 + ENTRY_OVERHEAD), lambda: test.now,
+            self.watch.open, lambda: test.versions if self.versions is None else self.versions,
+            100 * (1000 + ENTRY_OVERHEAD), lambda: test.now,
             inReactorThread=lambda: True, state=self.state, stateSince=self.stateSince, shared=slots)
 
     def state(self, uid, before=None):
