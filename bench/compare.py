@@ -1457,6 +1457,14 @@ def million(args, results: Results, workdir: str, body: bytes) -> None:
             for name, held in info["namesPSS"].items():
                 print(f"  names, {name}: {held / 2**20:.1f} MB (PSS of the index file in all its processes)",
                       flush=True)
+            # The table's RSS sums the processes' resident sets: pages the
+            # workers share (the name index, the answers they share) count
+            # once per worker there, once in all here.
+            info["memory"] = {name: dict(rss=processTreeRSS(server.pid), pss=processTreePSS(server.pid))
+                              for name, server in servers.items()}
+            for name, memory in info["memory"].items():
+                print(f"  memory, {name}: PSS {memory['pss'] / 2**20:.0f} MB for all its processes "
+                      f"(RSS summed {memory['rss'] / 2**20:.0f} MB)", flush=True)
             info["propfind"] = {}
             for name, server in servers.items():
                 answer = info["propfind"][name] = streamedPropfind(server.port, f"/pub/calendar/{folder}/",
@@ -1616,6 +1624,11 @@ def millionSection(results: Results) -> List[str]:
     for name, held in sorted(info.get("namesPSS", {}).items()):
         lines.append(f"- Names held, {name}: {held / 2**20:.1f} MB for all its processes together (PSS of the "
                      "index file's pages, after the load).")
+    for name, memory in sorted(info.get("memory", {}).items()):
+        lines.append(f"- Memory of {name} after the lookups and publishes: {memory['pss'] / 2**20:,.0f} MB for all "
+                     f"its processes together (PSS); their resident sets summed, as the table's RSS column sums "
+                     f"them: {memory['rss'] / 2**20:,.0f} MB (pages the workers share, the name index and the "
+                     "answers, counted there once per worker).")
     if "load" in info:
         lines.append(f"- Load average of the machine during the run: {info['load']}.")
     burst = info.get("burst", {})

@@ -407,11 +407,11 @@ def answerSlotsFor(config) -> int:
     they then hold once (each worker only where they are); 0 without
     workers or answer memory.
     """
-    from fbtwist.access.sharedanswers import SLOT
+    from fbtwist.access.sharedanswers import BUCKET, SLOT
 
     if not config.workers or not config.answerMemory:
         return 0
-    return max(2, config.workers * config.answerMemory // SLOT)
+    return max(BUCKET, config.workers * config.answerMemory // SLOT)
 
 
 def sharedAnswerSlots(fd: Optional[int]):

@@ -44,6 +44,16 @@ time-dependent one.  At most C{maxBytes} of answers are held, the oldest
 going first (an answer asked for is not moved: a hit touches nothing but
 its own entry, which at 100,000 people in memory is most of its cost).
 Only the reactor's thread uses it.
+
+The workers of C{--workers} share the answers they make
+(L{fbtwist.access.sharedanswers}): each worker writes a person's answer
+there a moment after it made it (L{SHARE_DELAY}), while it still holds it
+as made, and holds it from then on as where it is; a worker asked for a
+person it holds nothing for gives the answer found there when its own
+watch, open since before that answer was made, has told no change of the
+person's files since (L{RememberedAnswers._fromShared}).  Each worker's
+watch is told every change made on the machine, so an answer one worker
+made of files another worker's watch has seen change is not given there.
 """
 
 from collections import OrderedDict
@@ -180,7 +190,9 @@ class RememberedAnswers:
         #: Answers held past L{maxAge} as their files were unchanged (also
         #: counted as hits).
         self.renewed = 0
-        #: Answers another worker made, given (also counted as hits).
+        #: Answers given from the memory the workers share, not held here
+        #: (made by another worker, or by this one and since let go; also
+        #: counted as hits).
         self.fromShared = 0
         #: With C{shared}: answers made here, waiting to be shared
         #: (L{_share}): C{(key, answer, when)}; and when the first may be.
@@ -252,8 +264,7 @@ class RememberedAnswers:
             answer = held[1]
             if answer.__class__ is SlotRef:
                 # Shared: still in its slot?
-                record = self._shared.read(answer)
-                answer = None if record is None else record.answer
+                answer = self._shared.answerAt(answer)
             if answer is not None:
                 if held[2] > now:
                     self.hits += 1

@@ -13,19 +13,26 @@ longer in the kernel's cache; and every worker holds a copy of every
 answer.  With it, the first worker to make an answer shares it, and the
 others hold only where it is.
 
-Each slot is one page (L{SLOT} bytes): a sequence number, the record's
-length, and the record (C{marshal}: the uid, when it was made, what it was
-made of, the answer).  A person's answer goes in one of two slots chosen by
-hashes of their uid (the one holding it already, else an empty one, else
-the older one).  A writer locks its slot (C{lockf}: the workers are
-processes; a slot locked by another is not waited for, the answer is then
-not shared), makes the sequence number odd, writes, and makes it even
-again; a reader copies the record between two reads of the number and
-keeps it only when both are the same even number (a seqlock: a record
-being written, or written over meanwhile, is not read).  A worker killed
-while writing leaves the number odd: the next writer makes it even again.
+Each slot is one page (L{SLOT} bytes): a head (a sequence number, the
+record's length, a hash of its uid, when it was made) and the record (the
+answer's time and the lengths of its parts, the uid, the entity tag, what
+it was made of in C{marshal}'s form, the head of the quick answer, the
+body).  A person's answer goes in one of the L{BUCKET} slots of the bucket
+a hash of their uid chooses (the one holding it already, else an empty
+one, else the one made longest ago), so that with the memory half full
+hardly any answer is written over by another's.  A writer locks its slot
+(C{lockf}: the workers are processes; a slot locked by another is not
+waited for, the answer is then not shared), makes the sequence number odd,
+writes, and makes it even again; a reader copies the record between two
+reads of the number and keeps it only when both are the same even number
+(a seqlock: a record being written, or written over meanwhile, is not
+read).  A worker killed while writing leaves the number odd: the next
+writer makes it even again.  A worker holding an answer as where it is
+(L{SlotRef}) reads only its parts (L{AnswerSlots.answerAt}).
 Whether a record read may be given is for L{fbtwist.access.answers} to
-decide: what it holds is only what some worker made.
+decide: what it holds is only what some worker made.  Only fbtwist's own
+processes reach the memory: it has no name in any filesystem, and its
+descriptor is inherited by the workers alone.
 """
 
 import fcntl
@@ -39,10 +46,17 @@ from typing import NamedTuple, Optional
 #: Bytes of a slot: one page of memory, touched only once written.
 SLOT = 4096
 
-#: A slot's head: its sequence number (odd while being written) and the
-#: record's length.
-_HEAD = struct.Struct("<QI")
+#: Slots a person's answer may be in (consecutive ones).
+BUCKET = 16
+
+#: A slot's head: its sequence number (odd while being written), the
+#: record's length, a hash of its uid and when it was made.
+_HEAD = struct.Struct("<QIId")
 _SEQUENCE = struct.Struct("<Q")
+
+#: A record's own head: the answer's time, the lengths of the uid, entity
+#: tag, what it was made of, head of the quick answer and body.
+_PARTS = struct.Struct("<dHHHHI")
 
 #: The most a record may weigh: what does not fit is not shared.
 MAX_RECORD = SLOT - _HEAD.size
@@ -114,38 +128,85 @@ class AnswerSlots:
         self.fd = fd
         size = os.fstat(fd).st_size
         self.slots = size // SLOT
-        if self.slots < 2:
-            raise ValueError("a memory of answers needs two slots at least")
+        if self.slots < BUCKET:
+            raise ValueError(f"a memory of answers needs {BUCKET} slots at least")
+        self._buckets = self.slots // BUCKET
         self._memory = mmap.mmap(fd, self.slots * SLOT, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
 
     def close(self) -> None:
         self._memory.close()
 
-    def _slotsOf(self, uid: str):
+    def _bucketOf(self, uid: str):
+        """
+        The first slot of C{uid}'s bucket, and the hash of the uid its
+        slots' heads hold.
+        """
         key = uid.encode("utf-8")
-        first = zlib.crc32(key) % self.slots
-        second = zlib.crc32(key, 0x5BD1E995) % self.slots
-        if second == first:
-            second = (first + 1) % self.slots
-        return first, second
+        return zlib.crc32(key) % self._buckets * BUCKET, zlib.crc32(key, 0x5BD1E995)
 
-    def read(self, ref: SlotRef) -> Optional[Record]:
-        """
-        The record at C{ref}, when its slot still holds it whole; else
-        C{None}.
-        """
+    def _payload(self, ref: SlotRef) -> Optional[bytes]:
+        # The record at ref, when its slot holds it whole (the seqlock).
         memory = self._memory
         offset = ref.slot * SLOT
-        sequence, length = _HEAD.unpack_from(memory, offset)
-        if sequence != ref.sequence or not 0 < length <= MAX_RECORD:
+        sequence, length, _, _ = _HEAD.unpack_from(memory, offset)
+        if sequence != ref.sequence or not _PARTS.size <= length <= MAX_RECORD:
             return None
         payload = memory[offset + _HEAD.size:offset + _HEAD.size + length]
         if _SEQUENCE.unpack_from(memory, offset)[0] != sequence:
             return None
-        try:
-            return Record(*marshal.loads(payload))
-        except (ValueError, EOFError, TypeError):
+        return payload
+
+    def answerAt(self, ref: SlotRef) -> Optional[tuple]:
+        """
+        The answer (entity tag, body, time, head) of the record at C{ref},
+        when its slot still holds it; else C{None}.  Its parts are copied
+        straight from the slot, then the slot's number read again (a hit of
+        a worker's answer memory: the fewest copies).
+        """
+        memory = self._memory
+        offset = ref.slot * SLOT
+        sequence, length, _, _ = _HEAD.unpack_from(memory, offset)
+        if sequence != ref.sequence or not _PARTS.size <= length <= MAX_RECORD:
             return None
+        start = offset + _HEAD.size
+        modified, uidLength, etagLength, metaLength, headLength, bodyLength = _PARTS.unpack_from(memory, start)
+        etagStart = start + _PARTS.size + uidLength
+        headStart = etagStart + etagLength + metaLength
+        end = start + length
+        if headStart + headLength + bodyLength != end:
+            return None
+        etag = memory[etagStart:etagStart + etagLength]
+        head = memory[headStart:headStart + headLength]
+        body = memory[headStart + headLength:end]
+        if _SEQUENCE.unpack_from(memory, offset)[0] != sequence:
+            return None
+        try:
+            return etag.decode("ascii"), body, modified, head
+        except UnicodeDecodeError:
+            return None
+
+    def read(self, ref: SlotRef) -> Optional[Record]:
+        """
+        The whole record at C{ref}, when its slot still holds it; else
+        C{None}.
+        """
+        payload = self._payload(ref)
+        if payload is None:
+            return None
+        modified, uidLength, etagLength, metaLength, headLength, bodyLength = _PARTS.unpack_from(payload)
+        start = _PARTS.size
+        metaStart = start + uidLength + etagLength
+        headStart = metaStart + metaLength
+        if headStart + headLength + bodyLength != len(payload):
+            return None
+        try:
+            uid = payload[start:start + uidLength].decode("utf-8")
+            etag = payload[start + uidLength:metaStart].decode("ascii")
+            madeAt, versions, state = marshal.loads(payload[metaStart:headStart])
+        except (ValueError, EOFError, TypeError, UnicodeDecodeError):
+            return None
+        return Record(uid, madeAt, versions, state,
+                      (etag, payload[headStart + headLength:], modified, payload[headStart:headStart + headLength]))
 
     def find(self, uid: str):
         """
@@ -153,9 +214,10 @@ class AnswerSlots:
         None)}.
         """
         memory = self._memory
-        for slot in self._slotsOf(uid):
-            sequence = _SEQUENCE.unpack_from(memory, slot * SLOT)[0]
-            if sequence & 1 or not sequence:
+        first, keyHash = self._bucketOf(uid)
+        for slot in range(first, first + BUCKET):
+            sequence, length, held, _ = _HEAD.unpack_from(memory, slot * SLOT)
+            if held != keyHash or sequence & 1 or not sequence:
                 continue
             ref = SlotRef(slot, sequence)
             record = self.read(ref)
@@ -165,36 +227,42 @@ class AnswerSlots:
 
     def write(self, record: Record) -> Optional[SlotRef]:
         """
-        Write C{record} in one of its owner's two slots (see the module).
+        Write C{record} in a slot of its owner's bucket (see the module).
 
         @return: Where it is, or C{None} when it is not shared: too large,
-            or both slots being written by another process.
+            or its slot being written by another process.
         """
-        payload = marshal.dumps(tuple(record))
+        uid = record.uid.encode("utf-8")
+        etag, body, modified, head = record.answer
+        etag = etag.encode("ascii")
+        meta = marshal.dumps((record.madeAt, record.versions, record.state))
+        if len(uid) > 0xFFFF or len(etag) > 0xFFFF or len(meta) > 0xFFFF or len(head) > 0xFFFF:
+            return None
+        payload = b"".join((_PARTS.pack(modified, len(uid), len(etag), len(meta), len(head), len(body)),
+                            uid, etag, meta, head, body))
         if len(payload) > MAX_RECORD:
             return None
         memory = self._memory
-        chosen, oldest = None, None
-        for slot in self._slotsOf(record.uid):
-            sequence, length = _HEAD.unpack_from(memory, slot * SLOT)
+        first, keyHash = self._bucketOf(record.uid)
+        chosen, empty, oldest = None, None, None
+        for slot in range(first, first + BUCKET):
+            sequence, length, held, madeAt = _HEAD.unpack_from(memory, slot * SLOT)
             if not sequence:
-                held = None
-            else:
-                held = self.read(SlotRef(slot, sequence)) if not sequence & 1 else None
-                if held is not None and held.uid == record.uid:
+                if empty is None:
+                    empty = slot
+                continue
+            if held == keyHash and not sequence & 1:
+                found = self.read(SlotRef(slot, sequence))
+                if found is not None and found.uid == record.uid:
                     chosen = slot
                     break
-            if held is None:
-                if chosen is None:
-                    chosen = slot
-                continue
-            if oldest is None or held.madeAt < oldest[1]:
-                oldest = (slot, held.madeAt)
+            if oldest is None or madeAt < oldest[1]:
+                oldest = (slot, madeAt)
         if chosen is None:
-            chosen = oldest[0]
-        return self._writeAt(chosen, payload)
+            chosen = empty if empty is not None else oldest[0]
+        return self._writeAt(chosen, payload, keyHash, record.madeAt)
 
-    def _writeAt(self, slot: int, payload: bytes) -> Optional[SlotRef]:
+    def _writeAt(self, slot: int, payload: bytes, keyHash: int, madeAt: float) -> Optional[SlotRef]:
         offset = slot * SLOT
         try:
             fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB, SLOT, offset)
@@ -206,7 +274,7 @@ class AnswerSlots:
             sequence = _SEQUENCE.unpack_from(memory, offset)[0] | 1
             _SEQUENCE.pack_into(memory, offset, sequence)
             memory[offset + _HEAD.size:offset + _HEAD.size + len(payload)] = payload
-            _HEAD.pack_into(memory, offset, sequence, len(payload))
+            _HEAD.pack_into(memory, offset, sequence, len(payload), keyHash, madeAt)
             _SEQUENCE.pack_into(memory, offset, sequence + 1)
         finally:
             fcntl.lockf(self.fd, fcntl.LOCK_UN, SLOT, offset)

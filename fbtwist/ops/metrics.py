@@ -293,8 +293,9 @@ class _AnswerMemoryCollector:
         lookups.add_metric(("miss",), misses)
         yield lookups
         yield CounterMetricFamily("fbtwist_answer_memory_shared",
-                                  "Answers given from memory that another worker made and shared (--workers; "
-                                  "counted in the hits too).", value=shared)
+                                  "Answers given from the memory the workers share (--workers): made by another "
+                                  "worker, or by this one and no longer held here (counted in the hits too).",
+                                  value=shared)
         yield GaugeMetricFamily("fbtwist_answer_memory_answers", "Answers remembered in memory now.", value=held)
         yield GaugeMetricFamily("fbtwist_answer_memory_bytes",
                                 "What the answers remembered in memory weigh now (bodies and their overhead).",

@@ -20,7 +20,7 @@ class AnotherProcessTests(unittest.TestCase):
     """
 
     def setUp(self):
-        self.fd = createMemory(8)
+        self.fd = createMemory(32)
         self.addCleanup(os.close, self.fd)
         self.slots = AnswerSlots(self.fd)
         self.addCleanup(self.slots.close)

@@ -8,14 +8,13 @@ other without being made again, never after a change the other's watch
 told since it was made.
 """
 
-import marshal
 import os
 
 from twisted.trial import unittest
 
 from fbtwist.access import sharedanswers
 from fbtwist.access.answers import ENTRY_OVERHEAD, SHARE_DELAY, RememberedAnswers
-from fbtwist.access.sharedanswers import SLOT, AnswerSlots, Record, SlotRef, createMemory
+from fbtwist.access.sharedanswers import BUCKET, SLOT, AnswerSlots, Record, SlotRef, createMemory
 from tests.unit.test_answermemory import FakeWatch
 
 ANSWER = ('"e1"', b"BEGIN:VCALENDAR\r\n" * 10, 1.0, b"head")
@@ -31,7 +30,7 @@ class AnswerSlotsTests(unittest.TestCase):
     """
 
     def setUp(self):
-        self.fd = createMemory(8)
+        self.fd = createMemory(2 * BUCKET)
         self.addCleanup(os.close, self.fd)
         self.slots = self.open()
 
@@ -42,17 +41,22 @@ class AnswerSlotsTests(unittest.TestCase):
 
     def test_sparse(self):
         """The memory is as large as its slots, and takes no memory before it is written."""
-        self.assertEqual(os.fstat(self.fd).st_size, 8 * SLOT)
-        self.assertEqual(self.slots.slots, 8)
+        self.assertEqual(os.fstat(self.fd).st_size, 2 * BUCKET * SLOT)
+        self.assertEqual(self.slots.slots, 2 * BUCKET)
+        self.assertEqual(os.fstat(self.fd).st_blocks, 0)
         self.assertEqual(self.slots.find("alice"), (None, None))
 
     def test_writeThenFind(self):
-        """A record written is found by its uid, in this process and through another mapping, and read at its ref."""
+        """
+        A record written is found by its uid, in this process and through
+        another mapping, whole; its answer alone is read at its ref.
+        """
         ref = self.slots.write(record())
         self.assertIsInstance(ref, SlotRef)
         self.assertEqual(self.slots.find("alice"), (record(), ref))
         self.assertEqual(self.open().find("alice"), (record(), ref))
         self.assertEqual(self.slots.read(ref), record())
+        self.assertEqual(self.slots.answerAt(ref), ANSWER)
         self.assertEqual(self.slots.find("bob"), (None, None))
 
     def test_writtenOver(self):
@@ -65,21 +69,26 @@ class AnswerSlotsTests(unittest.TestCase):
         # Its own slot again, not the second one.
         self.assertEqual(ref.slot, again.slot)
 
-    def test_twoSlots(self):
-        """Two people whose first slots are the same each have one (their second); a third goes over the older."""
+    def test_bucket(self):
+        """
+        People whose buckets are the same each have a slot of it; once it
+        is full, a newcomer goes over the answer made longest ago.
+        """
         slots = AnswerSlots(self.fd)
         self.addCleanup(slots.close)
-        self.patch(slots, "_slotsOf", lambda uid: (0, 1))
-        first = slots.write(record(uid="alice", madeAt=1.0))
-        second = slots.write(record(uid="bob", madeAt=2.0))
-        self.assertEqual({first.slot, second.slot}, {0, 1})
-        self.assertEqual(slots.find("alice")[0].uid, "alice")
-        self.assertEqual(slots.find("bob")[0].uid, "bob")
-        third = slots.write(record(uid="carol", madeAt=3.0))
-        self.assertEqual(third.slot, first.slot)
-        self.assertEqual(slots.find("alice"), (None, None))
-        self.assertIsNone(slots.read(first))
-        self.assertEqual(slots.find("bob")[0].uid, "bob")
+        bucketOf = slots._bucketOf
+        self.patch(slots, "_bucketOf", lambda uid: (0, bucketOf("alice")[1]))
+        refs = [slots.write(record(uid=f"user{n}", madeAt=float(n + 1))) for n in range(BUCKET)]
+        self.assertEqual(sorted(ref.slot for ref in refs), list(range(BUCKET)))
+        for n in range(BUCKET):
+            self.assertEqual(slots.find(f"user{n}")[0].uid, f"user{n}")
+        late = slots.write(record(uid="late", madeAt=100.0))
+        self.assertEqual(late.slot, refs[0].slot)
+        self.assertEqual(slots.find("user0"), (None, None))
+        self.assertIsNone(slots.read(refs[0]))
+        self.assertIsNone(slots.answerAt(refs[0]))
+        self.assertEqual(slots.find("user1")[0].uid, "user1")
+        self.assertEqual(slots.find("late")[0].uid, "late")
 
     def test_beingWritten(self):
         """A slot whose number is odd (being written, or its writer killed) is not read; the next write mends it."""
@@ -114,12 +123,27 @@ class AnswerSlotsTests(unittest.TestCase):
         """A slot holding what is no record is read as nothing."""
         ref = self.slots.write(record())
         offset = ref.slot * SLOT
-        junk = marshal.dumps(("alice", "not enough"))
-        self.slots._memory[offset + 12:offset + 12 + len(junk)] = junk
-        sharedanswers._HEAD.pack_into(self.slots._memory, offset, ref.sequence, len(junk))
+        head = sharedanswers._HEAD
+        sequence, length, keyHash, madeAt = head.unpack_from(self.slots._memory, offset)
+        # Parts longer than the record.
+        head.pack_into(self.slots._memory, offset, sequence, length - 1, keyHash, madeAt)
         self.assertEqual(self.slots.find("alice"), (None, None))
-        self.slots._memory[offset + 12:offset + 14] = b"\xff\xff"
+        self.assertIsNone(self.slots.answerAt(SlotRef(ref.slot, sequence)))
+        # What it was made of, not in marshal's form.
+        head.pack_into(self.slots._memory, offset, sequence, length, keyHash, madeAt)
+        meta = offset + head.size + sharedanswers._PARTS.size + len(b"alice") + len(ANSWER[0])
+        self.slots._memory[meta:meta + 2] = b"\xff\xff"
         self.assertEqual(self.slots.find("alice"), (None, None))
+        # Shorter than a record's own head.
+        head.pack_into(self.slots._memory, offset, sequence, 3, keyHash, madeAt)
+        self.assertIsNone(self.slots.answerAt(SlotRef(ref.slot, sequence)))
+
+    def test_tooManySlotsNeeded(self):
+        """A memory smaller than a bucket is refused."""
+        fd = createMemory(BUCKET - 1)
+        self.addCleanup(os.close, fd)
+        self.assertRaises(ValueError, AnswerSlots, fd)
+
 
 class Worker:
     """
@@ -170,7 +194,7 @@ class SharedAnswersTests(unittest.TestCase):
     """
 
     def setUp(self):
-        fd = createMemory(64)
+        fd = createMemory(4 * BUCKET)
         self.addCleanup(os.close, fd)
         self.slots = AnswerSlots(fd)
         self.addCleanup(self.slots.close)
@@ -331,11 +355,10 @@ class SharedAnswersTests(unittest.TestCase):
         self.a.make()
         self.shared(self.a)
         self.assertEqual(self.b.get()[0], ANSWER)
-        ref = self.b.answers._held["alice"][1]
-        self.slots._writeAt(ref.slot, marshal.dumps(tuple(record(uid="zed", madeAt=self.now))))
-        other = self.slots._slotsOf("alice")
-        self.slots._writeAt(other[1] if other[0] == ref.slot else other[0],
-                            marshal.dumps(tuple(record(uid="zed", madeAt=self.now))))
+        first, keyHash = self.slots._bucketOf("alice")
+        payload = self.slots._payload(self.b.answers._held["alice"][1])
+        for slot in range(first, first + BUCKET):
+            self.slots._writeAt(slot, payload.replace(b"alice", b"zelda"), keyHash, self.now)
         answer, ticket = self.b.get()
         self.assertIsNone(answer)
         self.assertIsNotNone(ticket)
