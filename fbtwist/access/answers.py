@@ -61,6 +61,7 @@ from typing import Callable, Hashable, NamedTuple, Optional, Tuple
 
 from twisted.python import threadable
 
+from fbtwist.access import sharedanswers
 from fbtwist.access.sharedanswers import AnswerSlots, Record, SlotRef
 
 #: What an answer held costs besides its body: the head of its quick
@@ -91,6 +92,10 @@ _REMOTE = "@remote"
 #: workers (L{RememberedAnswers._share}): by then they have read the change
 #: its kept copy made to the file's attributes, told as older than it.
 SHARE_DELAY = 0.05
+
+#: When an answer written to the workers' memory but not yet shared was
+#: made: never given by any worker (L{RememberedAnswers._fromShared}).
+PENDING = sharedanswers._PENDING
 
 #: How many people's last changes are held for judging the answers shared
 #: by other workers (L{RememberedAnswers._noteChange}).
@@ -304,7 +309,7 @@ class RememberedAnswers:
         """
         record, ref = self._shared.find(uid)
         if (record is None or record.versions != versions or record.madeAt <= self._trustSince
-                or now - record.madeAt >= self.maxAge):
+                or record.madeAt > now or now - record.madeAt >= self.maxAge):
             return None
         state = record.state
         changed = self._changedAt.get(uid)
@@ -328,7 +333,9 @@ class RememberedAnswers:
         Share the answers made here that are still held as made (none of
         their files' changes told since, but of attributes alone, as
         L{_changed} keeps them), as of C{now}: a time before the changes
-        were last read.  Each is then held here as where it is shared.
+        were last read.  Each was written at once as not yet to be given
+        (L{PENDING}); it is written again, made at C{now} with the files'
+        state now; one no longer held as written is let go.
         """
         waiting = self._toShare
         due = 0
@@ -337,14 +344,21 @@ class RememberedAnswers:
         self._toShare = waiting[due:]
         if self._toShare:
             self._shareAt = self._toShare[0][2]
-        for key, answer, _ in waiting[:due]:
+        for key, ref, _ in waiting[:due]:
             held = self._held.get(key)
-            if held is None or held[1] is not answer or held[4] is None:
+            if held is None or held[1] is not ref or held[4] is None:
+                self._shared.letGo(ref)
                 continue
-            ref = self._shared.write(Record(key, now, self._seenVersions, held[4], answer))
-            if ref is not None:
-                self._held[key] = (held[0], ref, held[2], ENTRY_OVERHEAD, held[4])
-                self._size += ENTRY_OVERHEAD - held[3]
+            answer = self._shared.answerAt(ref)
+            if answer is None:
+                self._drop(key)
+                continue
+            shared = self._shared.rewrite(ref, Record(key, now, self._seenVersions, held[4], answer))
+            if shared is None:
+                self._drop(key)
+                self._shared.letGo(ref)
+            else:
+                self._held[key] = held[:1] + (shared,) + held[2:]
 
     def _stateOf(self, key: Hashable, before: Optional[Hashable] = None) -> Optional[Hashable]:
         # A person's files' state (not another organisation's address).
@@ -362,13 +376,21 @@ class RememberedAnswers:
         """
         if ticket.generation != self._generation or not self._changes:
             return
-        if self._hold(ticket.key, (ticket.token, answer, self._clock() + self.maxAge,
-                                   len(answer[1]) + ENTRY_OVERHEAD, ticket.state)):
-            if self._shared is not None and not ticket.remote and ticket.state is not None:
-                due = self._clock() + SHARE_DELAY
-                if not self._toShare:
-                    self._shareAt = due
-                self._toShare.append((ticket.key, answer, due))
+        now = self._clock()
+        if self._shared is not None and not ticket.remote and ticket.state is not None:
+            # Written now, as not yet to be given (no copy held here),
+            # shared a moment later.
+            ref = self._shared.write(Record(ticket.key, PENDING, self._seenVersions, ticket.state, answer))
+            if ref is not None:
+                if self._hold(ticket.key, (ticket.token, ref, now + self.maxAge, ENTRY_OVERHEAD, ticket.state)):
+                    if not self._toShare:
+                        self._shareAt = now + SHARE_DELAY
+                    self._toShare.append((ticket.key, ref, now + SHARE_DELAY))
+                else:
+                    self._shared.letGo(ref)
+                return
+        self._hold(ticket.key, (ticket.token, answer, now + self.maxAge, len(answer[1]) + ENTRY_OVERHEAD,
+                                ticket.state))
 
     def _hold(self, key: Hashable, entry: tuple) -> bool:
         """

@@ -18,8 +18,8 @@ record's length, a hash of its uid, when it was made) and the record (the
 answer's time and the lengths of its parts, the uid, the entity tag, what
 it was made of in C{marshal}'s form, the head of the quick answer, the
 body).  A person's answer goes in one of the L{BUCKET} slots of the bucket
-a hash of their uid chooses (the one holding it already, else an empty
-one, else the one made longest ago), so that with the memory half full
+a hash of their uid chooses (the one holding their shared answer already,
+else an empty one, else the one made longest ago), so that with the memory half full
 hardly any answer is written over by another's.  A writer locks its slot
 (C{lockf}: the workers are processes; a slot locked by another is not
 waited for, the answer is then not shared), makes the sequence number odd,
@@ -57,6 +57,11 @@ _SEQUENCE = struct.Struct("<Q")
 #: A record's own head: the answer's time, the lengths of the uid, entity
 #: tag, what it was made of, head of the quick answer and body.
 _PARTS = struct.Struct("<dHHHHI")
+
+#: When a record written but not yet shared was made (never given:
+#: L{fbtwist.access.answers.PENDING}); such a record is found only by the
+#: worker that wrote it (at its L{SlotRef}).
+_PENDING = float("inf")
 
 #: The most a record may weigh: what does not fit is not shared.
 MAX_RECORD = SLOT - _HEAD.size
@@ -216,8 +221,8 @@ class AnswerSlots:
         memory = self._memory
         first, keyHash = self._bucketOf(uid)
         for slot in range(first, first + BUCKET):
-            sequence, length, held, _ = _HEAD.unpack_from(memory, slot * SLOT)
-            if held != keyHash or sequence & 1 or not sequence:
+            sequence, length, held, madeAt = _HEAD.unpack_from(memory, slot * SLOT)
+            if held != keyHash or sequence & 1 or not sequence or madeAt == _PENDING:
                 continue
             ref = SlotRef(slot, sequence)
             record = self.read(ref)
@@ -225,13 +230,9 @@ class AnswerSlots:
                 return record, ref
         return None, None
 
-    def write(self, record: Record) -> Optional[SlotRef]:
-        """
-        Write C{record} in a slot of its owner's bucket (see the module).
-
-        @return: Where it is, or C{None} when it is not shared: too large,
-            or its slot being written by another process.
-        """
+    @staticmethod
+    def _pack(record: Record) -> Optional[bytes]:
+        # The record as its slot holds it; None when too large.
         uid = record.uid.encode("utf-8")
         etag, body, modified, head = record.answer
         etag = etag.encode("ascii")
@@ -240,18 +241,28 @@ class AnswerSlots:
             return None
         payload = b"".join((_PARTS.pack(modified, len(uid), len(etag), len(meta), len(head), len(body)),
                             uid, etag, meta, head, body))
-        if len(payload) > MAX_RECORD:
+        return payload if len(payload) <= MAX_RECORD else None
+
+    def write(self, record: Record) -> Optional[SlotRef]:
+        """
+        Write C{record} in a slot of its owner's bucket (see the module).
+
+        @return: Where it is, or C{None} when it is not shared: too large,
+            or its slot being written by another process.
+        """
+        payload = self._pack(record)
+        if payload is None:
             return None
         memory = self._memory
         first, keyHash = self._bucketOf(record.uid)
         chosen, empty, oldest = None, None, None
         for slot in range(first, first + BUCKET):
             sequence, length, held, madeAt = _HEAD.unpack_from(memory, slot * SLOT)
-            if not sequence:
+            if not sequence or not length:
                 if empty is None:
                     empty = slot
                 continue
-            if held == keyHash and not sequence & 1:
+            if held == keyHash and not sequence & 1 and madeAt != _PENDING:
                 found = self.read(SlotRef(slot, sequence))
                 if found is not None and found.uid == record.uid:
                     chosen = slot
@@ -262,7 +273,39 @@ class AnswerSlots:
             chosen = empty if empty is not None else oldest[0]
         return self._writeAt(chosen, payload, keyHash, record.madeAt)
 
-    def _writeAt(self, slot: int, payload: bytes, keyHash: int, madeAt: float) -> Optional[SlotRef]:
+    def rewrite(self, ref: SlotRef, record: Record) -> Optional[SlotRef]:
+        """
+        Write C{record} over the record at C{ref} (the same person's, not
+        yet shared), when its slot still holds it.
+
+        @return: Where it is, or C{None} (the slot was written over, or is
+            being written, or the record is too large).
+        """
+        payload = self._pack(record)
+        if payload is None:
+            return None
+        return self._writeAt(ref.slot, payload, self._bucketOf(record.uid)[1], record.madeAt, ref.sequence)
+
+    def letGo(self, ref: SlotRef) -> None:
+        """
+        Empty the slot of the record at C{ref}, when it still holds it (an
+        answer written and then not shared).
+        """
+        offset = ref.slot * SLOT
+        try:
+            fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB, SLOT, offset)
+        except OSError:
+            return
+        try:
+            sequence, _, keyHash, madeAt = _HEAD.unpack_from(self._memory, offset)
+            if sequence == ref.sequence:
+                _HEAD.pack_into(self._memory, offset, sequence | 1, 0, keyHash, madeAt)
+                _SEQUENCE.pack_into(self._memory, offset, (sequence | 1) + 1)
+        finally:
+            fcntl.lockf(self.fd, fcntl.LOCK_UN, SLOT, offset)
+
+    def _writeAt(self, slot: int, payload: bytes, keyHash: int, madeAt: float,
+                 expected: Optional[int] = None) -> Optional[SlotRef]:
         offset = slot * SLOT
         try:
             fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB, SLOT, offset)
@@ -270,8 +313,11 @@ class AnswerSlots:
             return None
         try:
             memory = self._memory
+            sequence = _SEQUENCE.unpack_from(memory, offset)[0]
+            if expected is not None and sequence != expected:
+                return None
             # Odd while being written (a dead writer's odd number stays odd).
-            sequence = _SEQUENCE.unpack_from(memory, offset)[0] | 1
+            sequence |= 1
             _SEQUENCE.pack_into(memory, offset, sequence)
             memory[offset + _HEAD.size:offset + _HEAD.size + len(payload)] = payload
             _HEAD.pack_into(memory, offset, sequence, len(payload), keyHash, madeAt)

@@ -114,6 +114,28 @@ class AnswerSlotsTests(unittest.TestCase):
         self.patch(sharedanswers, "_SEQUENCE", WrittenOver)
         self.assertIsNone(self.slots.read(ref))
 
+    def test_pending(self):
+        """
+        A record written as not yet shared (made at PENDING) is not found,
+        nor written over by the same person's next one; rewritten at its
+        ref it is found; a ref written over meanwhile is not rewritten; one
+        let go leaves its slot empty.
+        """
+        pending = self.slots.write(record(madeAt=sharedanswers._PENDING))
+        self.assertEqual(self.slots.find("alice"), (None, None))
+        self.assertEqual(self.slots.answerAt(pending), ANSWER)
+        other = self.slots.write(record(madeAt=sharedanswers._PENDING))
+        self.assertNotEqual(other.slot, pending.slot)
+        shared = self.slots.rewrite(pending, record(madeAt=50.0))
+        self.assertEqual(shared.slot, pending.slot)
+        self.assertEqual(self.slots.find("alice"), (record(madeAt=50.0), shared))
+        self.assertIsNone(self.slots.rewrite(pending, record(madeAt=60.0)))
+        self.slots.letGo(other)
+        self.assertIsNone(self.slots.answerAt(other))
+        self.assertEqual(sharedanswers._HEAD.unpack_from(self.slots._memory, other.slot * SLOT)[1], 0)
+        self.assertEqual(self.slots.write(record(uid="bob", madeAt=70.0)).slot == other.slot,
+                         self.slots._bucketOf("bob")[0] == self.slots._bucketOf("alice")[0])
+
     def test_tooLarge(self):
         """A record larger than a slot is not shared."""
         self.assertIsNone(self.slots.write(record(answer=('"e"', b"x" * SLOT, 1.0, b""))))
@@ -234,9 +256,16 @@ class SharedAnswersTests(unittest.TestCase):
     def test_notSharedWhenChanged(self):
         """An answer whose file changed before it was shared is not shared."""
         self.a.make()
+        self.assertEqual(self.slots.find("alice"), (None, None))
         self.a.told("alice.vfb")
         self.shared(self.a)
         self.assertEqual(self.slots.find("alice"), (None, None))
+        self.assertIsNone(self.b.get()[0])
+        # Its slot emptied: the next answer written there.
+        first, _ = self.slots._bucketOf("alice")
+        lengths = [sharedanswers._HEAD.unpack_from(self.slots._memory, slot * SLOT)[1]
+                   for slot in range(first, first + BUCKET)]
+        self.assertEqual(lengths, [0] * BUCKET)
 
     def test_changeToldAfter(self):
         """A change the other worker's watch told after the answer was made: not given; made again there."""
