@@ -1458,8 +1458,8 @@ def million(args, results: Results, workdir: str, body: bytes) -> None:
                 print(f"  names, {name}: {held / 2**20:.1f} MB (PSS of the index file in all its processes)",
                       flush=True)
             # The table's RSS sums the processes' resident sets: pages the
-            # workers share (the name index, the answers they share) count
-            # once per worker there, once in all here.
+            # workers share (the name index) count once per worker there,
+            # once in all here.
             info["memory"] = {name: dict(rss=processTreeRSS(server.pid), pss=processTreePSS(server.pid))
                               for name, server in servers.items()}
             for name, memory in info["memory"].items():
@@ -1627,8 +1627,8 @@ def millionSection(results: Results) -> List[str]:
     for name, memory in sorted(info.get("memory", {}).items()):
         lines.append(f"- Memory of {name} after the lookups and publishes: {memory['pss'] / 2**20:,.0f} MB for all "
                      f"its processes together (PSS); their resident sets summed, as the table's RSS column sums "
-                     f"them: {memory['rss'] / 2**20:,.0f} MB (pages the workers share, the name index and the "
-                     "answers, counted there once per worker).")
+                     f"them: {memory['rss'] / 2**20:,.0f} MB (pages the workers share, the name index, counted "
+                     "there once per worker).")
     if "load" in info:
         lines.append(f"- Load average of the machine during the run: {info['load']}.")
     burst = info.get("burst", {})

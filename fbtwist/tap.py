@@ -212,7 +212,7 @@ def settleMemory() -> None:
     gc.freeze()
 
 
-def makeService(options, reactor=None, adoptedFDs=None, sharedAnswers=None) -> service.MultiService:
+def makeService(options, reactor=None, adoptedFDs=None) -> service.MultiService:
     """
     Build fbtwist's services: the demo directory (when no --ldap is given),
     one HTTP service per --http endpoint and the FTP service (unless
@@ -235,9 +235,6 @@ def makeService(options, reactor=None, adoptedFDs=None, sharedAnswers=None) -> s
         global one, in a process of its own (see L{settleMemory}).
     @param adoptedFDs: In a worker, the inherited listening sockets to serve
         instead of the --http endpoints.
-    @param sharedAnswers: In a worker, the descriptor of the memory of
-        answers the workers share (L{fbtwist.access.sharedanswers}), or
-        C{None}.
     """
     if reactor is None:
         from twisted.internet import reactor
@@ -255,7 +252,7 @@ def makeService(options, reactor=None, adoptedFDs=None, sharedAnswers=None) -> s
         NameWarmup(store.root.path, reactor).setServiceParent(top)
     directory = buildDirectory(config, reactor, top)
     metrics = buildOperations(config, top)
-    realm, checker, portal = buildPortal(config, store, directory, reactor, sharedAnswers)
+    realm, checker, portal = buildPortal(config, store, directory, reactor)
     health = HealthResource(store.root, directory, clock=reactor)
     site = buildSite(config, portal, directory, store, metrics, health, reactor)
     top.onShutdown(site.drain)
@@ -329,15 +326,13 @@ def buildOperations(config, top: GracefulService) -> MetricsObserver:
     return metrics
 
 
-def buildPortal(config, store: CalendarStore, directory: LDAPDirectory, reactor, sharedAnswers=None) -> tuple:
+def buildPortal(config, store: CalendarStore, directory: LDAPDirectory, reactor) -> tuple:
     """
     The realm (the calendar tree as each user may use it, with the avatar
     factory of every protocol: the web's L{IResource}, FTP's C{IFTPShell}),
     the directory checker with its bind cache, login throttle and failure delay, and the
     portal that joins them (anonymous access allowed).
 
-    @param sharedAnswers: The descriptor of the memory of answers shared
-        by the workers, or C{None} (L{makeService}).
     @return: C{(realm, checker, portal)}.
     """
     adminGroup = config.adminGroup if config.ldap is not None or config.adminGroup else DEMO_ADMIN_GROUP
@@ -351,7 +346,7 @@ def buildPortal(config, store: CalendarStore, directory: LDAPDirectory, reactor,
     visibility.whoSees = WhoSees(SettingsStore(store, turns=turns), SitePolicy.fromConfig(config),
                                  GroupMembership(directory, visibility.groupBase, reactor))
     if config.answerMemory:
-        visibility.rememberAnswers(config.answerMemory, sharedAnswerSlots(sharedAnswers))
+        visibility.rememberAnswers(config.answerMemory)
     # A login's roles are kept as long as the bind cache keeps the login.
     realm = FreeBusyRealm(store, directory, adminGroup=adminGroup, visibility=visibility, clock=reactor,
                           rolesTTL=config.authCacheTTL, rolesSize=config.authCacheSize)
@@ -397,38 +392,6 @@ def buildSite(config, portal: Portal, directory: LDAPDirectory, store: CalendarS
     )
     site.feedService = feeds.service if feeds is not None else None
     return site
-
-
-def answerSlotsFor(config) -> int:
-    """
-    The slots of the memory of answers the workers of C{--workers} share
-    (L{fbtwist.access.sharedanswers}): room for as many answers as all
-    their C{--answer-memory} together would hold of one page each, which
-    they then hold once (each worker only where they are); 0 without
-    workers or answer memory.
-    """
-    from fbtwist.access.sharedanswers import BUCKET, SLOT
-
-    if not config.workers or not config.answerMemory:
-        return 0
-    return max(BUCKET, config.workers * config.answerMemory // SLOT)
-
-
-def sharedAnswerSlots(fd: Optional[int]):
-    """
-    The memory of answers shared by the workers open in this one (its
-    descriptor C{fd} inherited from the master), or C{None} without one or
-    when it cannot be mapped (logged: the worker keeps answers of its own).
-    """
-    if fd is None:
-        return None
-    from fbtwist.access.sharedanswers import AnswerSlots
-
-    try:
-        return AnswerSlots(fd)
-    except (OSError, ValueError) as e:
-        log.warn("cannot use the answers the workers share ({error}): this worker keeps its own", error=str(e))
-        return None
 
 
 def buildFetcher(config, reactor):
@@ -537,8 +500,7 @@ def buildHTTP(options, site: Site, reactor, adoptedFDs, listen, failure, top: Gr
     config = options.config
     httpDescriptions = [listen(description) for description in config.http]
     if config.workers and adoptedFDs is None:
-        master = WorkerMaster(reactor, httpDescriptions, config.workers, workerArguments(options), failure=failure,
-                              answerSlots=answerSlotsFor(config))
+        master = WorkerMaster(reactor, httpDescriptions, config.workers, workerArguments(options), failure=failure)
         master.setName("workers")
         master.setServiceParent(top)
         listeners = []

@@ -86,10 +86,7 @@ def main(argv: Sequence[str]) -> None:
     options.parseOptions(list(argv[2:]))
     observer = JSONLinesObserver if options.config.logFormat == "json" else TextLinesObserver
     globalLogBeginner.beginLoggingTo([InfoAndUp(observer(sys.stdout, reactor))], redirectStandardIO=False)
-    from fbtwist.ops.workers import SHARED_ANSWERS
-
-    shared = os.environ.get(SHARED_ANSWERS)
-    top = makeService(options, reactor, adoptedFDs=fds, sharedAnswers=int(shared) if shared else None)
+    top = makeService(options, reactor, adoptedFDs=fds)
     stdio.StandardIO(_MasterPipe(reactor), stdout=os.open(os.devnull, os.O_WRONLY), reactor=reactor)
     reactor.callWhenRunning(top.startService)
     reactor.callWhenRunning(settleMemory)

@@ -44,25 +44,12 @@ time-dependent one.  At most C{maxBytes} of answers are held, the oldest
 going first (an answer asked for is not moved: a hit touches nothing but
 its own entry, which at 100,000 people in memory is most of its cost).
 Only the reactor's thread uses it.
-
-The workers of C{--workers} share the answers they make
-(L{fbtwist.access.sharedanswers}): each worker writes a person's answer
-there a moment after it made it (L{SHARE_DELAY}), while it still holds it
-as made, and holds it from then on as where it is; a worker asked for a
-person it holds nothing for gives the answer found there when its own
-watch, open since before that answer was made, has told no change of the
-person's files since (L{RememberedAnswers._fromShared}).  Each worker's
-watch is told every change made on the machine, so an answer one worker
-made of files another worker's watch has seen change is not given there.
 """
 
 from collections import OrderedDict
 from typing import Callable, Hashable, NamedTuple, Optional, Tuple
 
 from twisted.python import threadable
-
-from fbtwist.access import sharedanswers
-from fbtwist.access.sharedanswers import AnswerSlots, Record, SlotRef
 
 #: What an answer held costs besides its body: the head of its quick
 #: answer, the tuples, its entity tag and time, the key, the entry, the
@@ -87,19 +74,6 @@ NOT_INDEXED = object()
 
 #: The first part of the key of another organisation's address.
 _REMOTE = "@remote"
-
-#: Seconds an answer made here waits before it is shared with the other
-#: workers (L{RememberedAnswers._share}): by then they have read the change
-#: its kept copy made to the file's attributes, told as older than it.
-SHARE_DELAY = 0.05
-
-#: When an answer written to the workers' memory but not yet shared was
-#: made: never given by any worker (L{RememberedAnswers._fromShared}).
-PENDING = sharedanswers._PENDING
-
-#: How many people's last changes are held for judging the answers shared
-#: by other workers (L{RememberedAnswers._noteChange}).
-CHANGES_HELD = 1 << 16
 
 
 class Ticket(NamedTuple):
@@ -154,10 +128,6 @@ class RememberedAnswers:
         changed (see L{_changed}).  Without it, such a change is a change.
     @param inReactorThread: Tells whether the caller is in the reactor's
         thread (elsewhere nothing is remembered nor given).
-    @param shared: The memory of answers shared by the workers
-        (L{fbtwist.access.sharedanswers}), or C{None}: see L{_fromShared}
-        and L{_share}.  C{clock} must then be the machine's monotonic
-        clock, the same in every process.
     @ivar maxAge: The longest an answer is held, in seconds: a bound on
         what a change the kernel cannot tell (one made through a name
         outside the folder) could leave.
@@ -168,10 +138,8 @@ class RememberedAnswers:
     def __init__(self, watch: Callable, versions: Callable[[], Optional[Hashable]], maxBytes: int,
                  clock: Callable[[], float], inReactorThread: Callable[[], bool] = threadable.isInIOThread,
                  state: Optional[Callable[[str], Optional[Hashable]]] = None,
-                 stateSince: Optional[Callable[[str, Hashable], Optional[Hashable]]] = None,
-                 shared: Optional[AnswerSlots] = None):
+                 stateSince: Optional[Callable[[str, Hashable], Optional[Hashable]]] = None):
         self._watch = watch
-        self._shared = shared
         self._state = state
         self._stateSince = stateSince
         self._versions = versions
@@ -195,21 +163,6 @@ class RememberedAnswers:
         #: Answers held past L{maxAge} as their files were unchanged (also
         #: counted as hits).
         self.renewed = 0
-        #: Answers given from the memory the workers share, not held here
-        #: (made by another worker, or by this one and since let go; also
-        #: counted as hits).
-        self.fromShared = 0
-        #: With C{shared}: answers made here, waiting to be shared
-        #: (L{_share}): C{(key, answer, when)}; and when the first may be.
-        self._toShare: list = []
-        self._shareAt = 0.0
-        #: With C{shared}: the last change told of each person's files, by
-        #: uid: C{(content, attributes)}, when each was last told.
-        self._changedAt: dict = {}
-        #: With C{shared}: what was made before this is not known to be of
-        #: files unchanged since (the watch was not open, or everything
-        #: was forgotten).
-        self._trustSince = float("inf")
 
     def _forgetEverything(self) -> None:
         #: Held answers by key: (token, answer, expires, weight, state), the
@@ -241,12 +194,8 @@ class RememberedAnswers:
     def _get(self, key: Hashable, token) -> Tuple[Optional[tuple], Optional[Ticket]]:
         if not self._inReactorThread():
             return None, None
-        # Before the changes are read: what is known after them is known as
-        # of this time (L{_share}).
-        now = self._clock()
         changes = self._changes
         if changes is None:
-            self._trustSince = now
             changes = self._changes = self._watch(self._changed, self.forgetAll) or False
         if changes is False:
             return None, None
@@ -259,106 +208,26 @@ class RememberedAnswers:
         if versions != self._seenVersions:
             self.forgetAll()
             self._seenVersions = versions
-        if self._toShare and now >= self._shareAt:
-            self._share(now)
         # Not moved to the end when asked for (the oldest goes first): a
         # hit touches nothing but the entry.
         held = self._held.get(key)
-        state = None
         if held is not None and held[0] is token:
-            answer = held[1]
-            if answer.__class__ is SlotRef:
-                # Shared: still in its slot?
-                answer = self._shared.answerAt(answer)
-            if answer is not None:
-                if held[2] > now:
-                    self.hits += 1
-                    return answer, None
-                # Held as long as it may be unlooked at: still of the files
-                # as they are?
-                state = self._stateOf(key, held[4])
-                if state is not None and state == held[4]:
-                    self._held[key] = held[:2] + (now + self.maxAge,) + held[3:]
-                    self.renewed += 1
-                    self.hits += 1
-                    return answer, None
+            if held[2] > self._clock():
+                self.hits += 1
+                return held[1], None
+            # Held as long as it may be unlooked at: still of the files as
+            # they are?
+            state = self._stateOf(key, held[4])
+            if state is not None and state == held[4]:
+                self._held[key] = held[:2] + (self._clock() + self.maxAge,) + held[3:]
+                self.renewed += 1
+                self.hits += 1
+                return held[1], None
             self._drop(key)
-        if self._shared is not None and token is None and not isinstance(key, tuple):
-            answer = self._fromShared(key, versions, now)
-            if answer is not None:
-                return answer, None
-        if state is None:
+        else:
             state = self._stateOf(key)
         self.misses += 1
         return None, Ticket(key, self._generation, token, state)
-
-    def _fromShared(self, uid: str, versions: Hashable, now: float) -> Optional[tuple]:
-        """
-        The answer another worker (or this one) made for C{uid} and shared,
-        when it may be given here, held here from now on (where it is,
-        not a copy); else C{None}.
-
-        It may when it was made at the versions of now, after this worker's
-        watch was open and everything last forgotten, less than L{maxAge}
-        ago, and this worker's watch has told no change of the person's
-        files since it was made (the watch of each worker is told every
-        change, in the order made; a change told after it was made may be
-        older, and is taken as newer): but a change of attributes alone
-        when the files are found as they were but for their change times
-        (C{stateSince}, as L{_changed} does).
-        """
-        record, ref = self._shared.find(uid)
-        if (record is None or record.versions != versions or record.madeAt <= self._trustSince
-                or record.madeAt > now or now - record.madeAt >= self.maxAge):
-            return None
-        state = record.state
-        changed = self._changedAt.get(uid)
-        if changed is not None:
-            content, attributes = changed
-            if content >= record.madeAt:
-                return None
-            if attributes >= record.madeAt:
-                if self._stateSince is None or state is None:
-                    return None
-                state = self._stateSince(uid, state)
-                if state is None:
-                    return None
-        self._hold(uid, (None, ref, record.madeAt + self.maxAge, ENTRY_OVERHEAD, state))
-        self.fromShared += 1
-        self.hits += 1
-        return record.answer
-
-    def _share(self, now: float) -> None:
-        """
-        Share the answers made here that are still held as made (none of
-        their files' changes told since, but of attributes alone, as
-        L{_changed} keeps them), as of C{now}: a time before the changes
-        were last read.  Each was written at once as not yet to be given
-        (L{PENDING}); it is written again, made at C{now} with the files'
-        state now; one no longer held as written is let go.
-        """
-        waiting = self._toShare
-        due = 0
-        while due < len(waiting) and waiting[due][2] <= now:
-            due += 1
-        self._toShare = waiting[due:]
-        if self._toShare:
-            self._shareAt = self._toShare[0][2]
-        for key, ref, _ in waiting[:due]:
-            held = self._held.get(key)
-            if held is None or held[1] is not ref or held[4] is None:
-                self._shared.letGo(ref)
-                continue
-            answer = self._shared.answerAt(ref)
-            if answer is None:
-                self._drop(key)
-                continue
-            shared = self._shared.rewrite(ref, Record(key, now, self._seenVersions, held[4], answer))
-            if shared is None:
-                self._drop(key)
-                self._shared.letGo(ref)
-            else:
-                self._held[key] = held[:1] + (shared,) + held[2:]
 
     def _stateOf(self, key: Hashable, before: Optional[Hashable] = None) -> Optional[Hashable]:
         # A person's files' state (not another organisation's address).
@@ -371,46 +240,21 @@ class RememberedAnswers:
         Hold C{answer} (entity tag, body bytes, time) for the ticket's
         person (from L{get} or L{getRemote}), unless something was
         forgotten since the ticket was given (the answer may be of what
-        changed); with C{shared}, a person's answer is shared a little
-        later (L{_share}).
+        changed).
         """
         if ticket.generation != self._generation or not self._changes:
             return
-        now = self._clock()
-        if self._shared is not None and not ticket.remote and ticket.state is not None:
-            # Written now, as not yet to be given (no copy held here),
-            # shared a moment later.
-            ref = self._shared.write(Record(ticket.key, PENDING, self._seenVersions, ticket.state, answer))
-            if ref is not None:
-                if self._hold(ticket.key, (ticket.token, ref, now + self.maxAge, ENTRY_OVERHEAD, ticket.state)):
-                    if not self._toShare:
-                        self._shareAt = now + SHARE_DELAY
-                    self._toShare.append((ticket.key, ref, now + SHARE_DELAY))
-                else:
-                    self._shared.letGo(ref)
-                return
-        self._hold(ticket.key, (ticket.token, answer, now + self.maxAge, len(answer[1]) + ENTRY_OVERHEAD,
-                                ticket.state))
-
-    def _hold(self, key: Hashable, entry: tuple) -> bool:
-        """
-        Hold C{entry} (token, answer or where it is shared, expiry, weight,
-        state) for C{key}, the oldest going while there is no room.
-
-        @return: Whether it is held.
-        """
-        weight = entry[3]
+        weight = len(answer[1]) + ENTRY_OVERHEAD
         room = self.maxBytes - len(self._uids) * NAME_WEIGHT
         if weight > room:
             # (Names fill a quarter of the memory at most.)
-            return False
-        self._drop(key)
-        self._held[key] = entry
+            return
+        self._drop(ticket.key)
+        self._held[ticket.key] = (ticket.token, answer, self._clock() + self.maxAge, weight, ticket.state)
         self._size += weight
         while self._size > room:
             _, held = self._held.popitem(last=False)
             self._size -= held[3]
-        return True
 
     def _drop(self, key: Hashable) -> None:
         held = self._held.pop(key, None)
@@ -446,33 +290,10 @@ class RememberedAnswers:
 
     def forgetAll(self) -> None:
         """
-        Forget every answer (what they were made of may all have changed),
-        and trust no answer shared that was made before now.
+        Forget every answer (what they were made of may all have changed).
         """
         self._forgetEverything()
         self._generation += 1
-        self._toShare = []
-        self._changedAt = {}
-        if self._changes:
-            self._trustSince = self._clock()
-
-    def _noteChange(self, uid: str, attributesOnly: bool) -> None:
-        """
-        Note that the watch told a change of C{uid}'s files now (for
-        L{_fromShared}): at most L{CHANGES_HELD} people's, those older than
-        L{maxAge} forgotten first (no answer that old is given), then,
-        when still too many, every answer shared before now distrusted.
-        """
-        now = self._clock()
-        changedAt = self._changedAt
-        content, attributes = changedAt.get(uid, (-1.0, -1.0))
-        changedAt[uid] = (content, now) if attributesOnly else (now, attributes)
-        if len(changedAt) > CHANGES_HELD:
-            since = now - self.maxAge
-            self._changedAt = {key: times for key, times in changedAt.items() if max(times) >= since}
-            if len(self._changedAt) > CHANGES_HELD // 2:
-                self._changedAt = {}
-                self._trustSince = now
 
     def _changed(self, name: str, attributesOnly: bool = False) -> None:
         """
@@ -492,8 +313,6 @@ class RememberedAnswers:
         if not name.endswith(_SUFFIXES):
             return
         uid = name[:-4]
-        if self._shared is not None:
-            self._noteChange(uid, attributesOnly)
         if attributesOnly and self._stateSince is not None:
             held = self._held.get(uid)
             if held is not None and held[4] is not None:
@@ -513,8 +332,7 @@ class RememberedAnswers:
 
     def counts(self) -> tuple:
         """
-        C{(hits, misses, answers held, bytes held, hits another worker's)}
-        (the names' uids counted in the bytes), for the metrics.
+        C{(hits, misses, answers held, bytes held)} (the names' uids
+        counted in the bytes), for the metrics.
         """
-        return (self.hits, self.misses, len(self._held), self._size + len(self._uids) * NAME_WEIGHT,
-                self.fromShared)
+        return self.hits, self.misses, len(self._held), self._size + len(self._uids) * NAME_WEIGHT

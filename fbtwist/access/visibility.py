@@ -310,19 +310,16 @@ class FreeBusyVisibility:
         self._noUidSince = 0
         self.busyTime = None if store is None else BusyTime.install(store, clock, defaultZone, expandLimit)
 
-    def rememberAnswers(self, maxBytes: int, shared=None) -> RememberedAnswers:
+    def rememberAnswers(self, maxBytes: int) -> RememberedAnswers:
         """
         Remember up to C{maxBytes} of the anonymous reader's plain answers
         in memory (L{fbtwist.access.answers}; C{--answer-memory}), while
         their owners' files, the choices of who sees whom and the feeds are
-        unchanged; with C{shared} (an L{fbtwist.access.sharedanswers.AnswerSlots}),
-        sharing them with the other workers.
+        unchanged.
         """
-        # Its age bound is in real seconds, whatever the reactor's clock:
-        # the machine's monotonic clock, the same in every worker.
+        # Its age bound is in real seconds, whatever the reactor's clock.
         self.answers = RememberedAnswers(self._store.watchTop, self._plainVersions, maxBytes, time.monotonic,
-                                         state=self._filesState, stateSince=self._filesStateSince,
-                                         shared=shared)
+                                         state=self._filesState, stateSince=self._filesStateSince)
         return self.answers
 
     def _filesState(self, uid: str, before: Optional[tuple] = None) -> Optional[tuple]:

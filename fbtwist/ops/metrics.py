@@ -266,7 +266,6 @@ class _CommitCollector:
 class _AnswerMemoryCollector:
     """
     C{fbtwist_answer_memory_lookups_total} (by result: C{hit}, C{miss}),
-    C{fbtwist_answer_memory_shared_total},
     C{fbtwist_answer_memory_answers} and C{fbtwist_answer_memory_bytes}, read
     from the answers remembered in memory when scraped.
     """
@@ -276,13 +275,12 @@ class _AnswerMemoryCollector:
 
     def describe(self):
         return [CounterMetricFamily("fbtwist_answer_memory_lookups", "", labels=("result",)),
-                CounterMetricFamily("fbtwist_answer_memory_shared", ""),
                 GaugeMetricFamily("fbtwist_answer_memory_answers", ""),
                 GaugeMetricFamily("fbtwist_answer_memory_bytes", "")]
 
     def collect(self):
         counts = self._observer.answerCounts
-        hits, misses, held, size, shared = (0, 0, 0, 0, 0) if counts is None else counts()
+        hits, misses, held, size = (0, 0, 0, 0) if counts is None else counts()
         lookups = CounterMetricFamily(
             "fbtwist_answer_memory_lookups",
             "Anonymous lookups of a published file asked of the answers remembered in memory (--answer-memory), "
@@ -292,10 +290,6 @@ class _AnswerMemoryCollector:
         lookups.add_metric(("hit",), hits)
         lookups.add_metric(("miss",), misses)
         yield lookups
-        yield CounterMetricFamily("fbtwist_answer_memory_shared",
-                                  "Answers given from the memory the workers share (--workers): made by another "
-                                  "worker, or by this one and no longer held here (counted in the hits too).",
-                                  value=shared)
         yield GaugeMetricFamily("fbtwist_answer_memory_answers", "Answers remembered in memory now.", value=held)
         yield GaugeMetricFamily("fbtwist_answer_memory_bytes",
                                 "What the answers remembered in memory weigh now (bodies and their overhead).",

@@ -6,13 +6,10 @@ listening sockets and starts N worker processes that adopt them
 The kernel hands each new connection to whichever worker accepts it first,
 so the workers share the load without the master touching a request; each
 worker accepts one connection at a time, so that a burst of them spreads
-over the workers (L{_OneAcceptAtATimePort}).  The calendar tree is on disk
-and every write is an atomic rename, so two workers publishing the same
-file leave one whole version or the other.  In memory they share the name
-index (a file each maps) and, with C{--answer-memory}, the anonymous
-lookups' answers (L{fbtwist.access.sharedanswers}: a memory the master
-makes and each worker inherits, its descriptor named in the worker's
-environment, L{SHARED_ANSWERS}).
+over the workers (L{_OneAcceptAtATimePort}).  They
+share nothing else in memory: the calendar tree is on disk and every write
+is an atomic rename, so two workers publishing the same file leave one
+whole version or the other.
 
 A worker is C{python -m fbtwist.worker FD[,FD...] OPTIONS...}: the same
 C{freebusy} options as the master (without C{--workers}), and the inherited
@@ -42,10 +39,6 @@ RESTART_DELAY = 1.0
 
 #: Seconds a stopping master waits for its workers before killing them.
 STOP_TIMEOUT = 10.0
-
-#: The environment variable naming, in a worker, the descriptor of the
-#: memory of answers the workers share.
-SHARED_ANSWERS = "FBTWIST_SHARED_ANSWERS"
 
 
 def workerArguments(options) -> List[str]:
@@ -106,8 +99,6 @@ class WorkerMaster(service.Service):
 
     @param failure: The exception that ends start-up when an endpoint
         cannot be listened on (L{fbtwist.tap.startupFailure}).
-    @param answerSlots: The slots of the memory of answers the workers
-        share (L{fbtwist.access.sharedanswers}), or 0: none.
     @ivar ports: The master's listening ports (bound, never reading).
     @ivar workers: The running workers' process transports, by index.
     """
@@ -115,11 +106,8 @@ class WorkerMaster(service.Service):
     log = Logger()
 
     def __init__(self, reactor, descriptions: Sequence[str], count: int, workerArgs: Sequence[str],
-                 executable: str = sys.executable, failure: type = SystemExit, answerSlots: int = 0):
+                 executable: str = sys.executable, failure: type = SystemExit):
         self.reactor = reactor
-        self.answerSlots = answerSlots
-        #: The shared memory's descriptor, once made (C{None}: none).
-        self.answersFD = None
         self.failure = failure
         self.descriptions = list(descriptions)
         self.count = count
@@ -141,14 +129,6 @@ class WorkerMaster(service.Service):
         self._stopping = False
         if not self.ports:
             self._bind()
-        if self.answerSlots and self.answersFD is None:
-            from fbtwist.access.sharedanswers import createMemory
-
-            try:
-                self.answersFD = createMemory(self.answerSlots)
-            except OSError as e:
-                self.log.warn("the workers cannot share their answers ({error}): each keeps its own",
-                              error=os.strerror(e.errno) if e.errno else str(e))
         for index in range(self.count):
             self._spawn(index)
 
@@ -189,15 +169,10 @@ class WorkerMaster(service.Service):
         for offset, fd in enumerate(fds):
             childFDs[3 + offset] = fd
             inherited.append(str(3 + offset))
-        env = os.environ.copy()
-        env.pop(SHARED_ANSWERS, None)
-        if self.answersFD is not None:
-            childFDs[3 + len(fds)] = self.answersFD
-            env[SHARED_ANSWERS] = str(3 + len(fds))
         argv = [self.executable, "-m", "fbtwist.worker", ",".join(inherited), *self.workerArgs]
         worker = _WorkerProcess(self, index)
         transport = self.reactor.spawnProcess(
-            worker, self.executable, argv, env=env, path=os.getcwd(), childFDs=childFDs,
+            worker, self.executable, argv, env=os.environ.copy(), path=os.getcwd(), childFDs=childFDs,
         )
         self.workers[index] = transport
         self._processes[index] = worker
@@ -230,9 +205,6 @@ class WorkerMaster(service.Service):
         def done(_):
             if killer.active():
                 killer.cancel()
-            if self.answersFD is not None:
-                os.close(self.answersFD)
-                self.answersFD = None
 
         return defer.gatherResults(ended).addCallback(done)
 

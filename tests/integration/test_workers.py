@@ -16,12 +16,9 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from fbtwist.ops.workers import WorkerMaster, workerArguments
 from fbtwist.tap import Options, makeService
-from tests.helpers import outlookVFB, serviceOptions
+from tests.helpers import serviceOptions
 from tests.integration.test_startup import runTwistd
 from tests.processes import FbtwistProcess, basicAuthorization, childPIDs, pidAlive, request
-
-FIRST = outlookVFB(busy="20210105T070000Z/20210105T073000Z")
-SECOND = outlookVFB(busy="20210106T080000Z/20210106T083000Z")
 
 
 def waitUntil(condition, timeout: float, what: str) -> None:
@@ -76,23 +73,6 @@ class WorkerOptionsTests(SynchronousTestCase):
         reparsed.parseOptions(args)
         self.assertEqual(reparsed.config.http, ("tcp:8080", "tcp:8081"))
         self.assertEqual(reparsed.config.workers, 0)
-
-    def test_answerSlots(self):
-        """
-        The workers share room for as many answers as all their answer
-        memories would hold of a page each; nothing without workers or
-        answer memory.  A worker whose inherited memory cannot be mapped
-        keeps answers of its own.
-        """
-        from fbtwist.tap import answerSlotsFor, sharedAnswerSlots
-
-        self.assertEqual(answerSlotsFor(serviceOptions("--workers", "2").config), 2 * 512 * 2**20 // 4096)
-        self.assertEqual(answerSlotsFor(serviceOptions().config), 0)
-        self.assertEqual(answerSlotsFor(serviceOptions("--workers", "2", "--answer-memory", "0").config), 0)
-        self.assertIsNone(sharedAnswerSlots(None))
-        empty = os.memfd_create("empty")
-        self.addCleanup(os.close, empty)
-        self.assertIsNone(sharedAnswerSlots(empty))
 
     def test_masterOnly(self):
         """
@@ -173,52 +153,6 @@ class WorkerProcessTests(SynchronousTestCase):
         log = open(self.server.logPath).read()
         self.assertIn("published alice.vfb", log)
         self.assertNotIn("#debug]", log)
-
-    def _onlyThrough(self, pid: int):
-        """
-        Freeze every worker but C{pid} (until the next call, or the test's
-        end), so that the next connections are C{pid}'s.
-        """
-        for other in self.workers:
-            os.kill(other, signal.SIGCONT if other == pid else signal.SIGSTOP)
-
-    def test_answersShared(self):
-        """
-        The workers share their answers: a person asked of one worker after
-        the other answered is given the other's answer (its metrics count
-        it), and after a publish each worker gives the new file.
-        """
-        waitUntil(lambda: open(self.server.logPath).read().count("FreeBusySite starting on") >= 2, 30,
-                  "both workers serving")
-        first, second = self.workers
-        alice = {"Authorization": basicAuthorization("alice", "wonderland")}
-        status, _ = request(self.server.port, "PUT", "/pub/calendar/alice.vfb", FIRST, alice, timeout=20)
-        self.assertIn(status, (201, 204))
-        # Each worker's watch of the files opens at its first lookup: an
-        # answer made before is not given there (changes before are
-        # unknown to it).
-        for pid in self.workers:
-            self._onlyThrough(pid)
-            request(self.server.port, "GET", "/calendar/bsmith.vfb", timeout=10)
-        # An answer is shared when its files' state can be told: a second
-        # after their last change (fbtwist.store.tree.UNSETTLED_NS).
-        time.sleep(1.1)
-        self._onlyThrough(first)
-        status, made = request(self.server.port, "GET", "/calendar/alice.vfb", timeout=10)
-        self.assertEqual((status, b"20210105T070000Z" in made), (200, True))
-        time.sleep(0.2)
-        # The next lookup shares what the first made (past the delay).
-        self.assertEqual(request(self.server.port, "GET", "/calendar/alice.vfb", timeout=10), (200, made))
-        self._onlyThrough(second)
-        self.assertEqual(request(self.server.port, "GET", "/calendar/alice.vfb", timeout=10), (200, made))
-        _, metrics = request(self.server.port, "GET", "/metrics", timeout=10)
-        self.assertIn(b"fbtwist_answer_memory_shared_total 1.0", metrics)
-        status, _ = request(self.server.port, "PUT", "/pub/calendar/alice.vfb", SECOND, alice, timeout=20)
-        self.assertIn(status, (201, 204))
-        for pid in (second, first):
-            self._onlyThrough(pid)
-            status, body = request(self.server.port, "GET", "/calendar/alice.vfb", timeout=10)
-            self.assertEqual((status, b"20210106T080000Z" in body), (200, True))
 
     def test_killingTheMasterStopsTheWorkers(self):
         """
@@ -354,88 +288,3 @@ class OneAcceptAtATimeTests(SynchronousTestCase):
         for expected in (1, 2, 3):
             service.port.doRead()
             self.assertEqual((len(built), service.port.numberAccepts), (expected, 1))
-
-
-class SharedAnswersMemoryTests(SynchronousTestCase):
-    """
-    The memory of answers the master makes for its workers
-    (L{fbtwist.access.sharedanswers}) and hands to each, on a reactor that
-    records what it would spawn.
-    """
-
-    def spawn(self, answerSlots: int):
-        spawned = []
-
-        class Transport:
-            pid = 4242
-
-        class Reactor:
-            def spawnProcess(self, protocol, executable, argv, env, path, childFDs):
-                spawned.append((env, childFDs))
-                return Transport()
-
-        class Port:
-            def fileno(self):
-                return 17
-
-        master = WorkerMaster(Reactor(), [], 2, ["--root", "/srv/fb"], answerSlots=answerSlots)
-        master.ports = [Port()]
-        master.startService()
-        if master.answersFD is not None:
-            self.addCleanup(os.close, master.answersFD)
-        return master, spawned
-
-    def test_eachWorkerInherits(self):
-        """
-        Each worker inherits the one memory, of the slots asked for, at the
-        descriptor its environment names (after the listening sockets).
-        """
-        from fbtwist.access.sharedanswers import SLOT
-        from fbtwist.ops.workers import SHARED_ANSWERS
-
-        master, spawned = self.spawn(16)
-        self.assertEqual(os.fstat(master.answersFD).st_size, 16 * SLOT)
-        self.assertEqual(len(spawned), 2)
-        for env, childFDs in spawned:
-            self.assertEqual(env[SHARED_ANSWERS], "4")
-            self.assertEqual(childFDs[3], 17)
-            self.assertEqual(childFDs[4], master.answersFD)
-
-    def test_none(self):
-        """
-        Without answer memory, no memory is made and the workers are told
-        of none (not even one named in the master's own environment).
-        """
-        from fbtwist.ops.workers import SHARED_ANSWERS
-
-        self.patch(os, "environ", dict(os.environ, **{SHARED_ANSWERS: "9"}))
-        master, spawned = self.spawn(0)
-        self.assertIsNone(master.answersFD)
-        for env, childFDs in spawned:
-            self.assertNotIn(SHARED_ANSWERS, env)
-            self.assertEqual(sorted(childFDs), [0, 1, 2, 3])
-
-    def test_cannotMake(self):
-        """
-        When the memory cannot be made, it is said once, and the workers
-        start, each with answers of its own.
-        """
-        import errno
-
-        from fbtwist.access import sharedanswers
-
-        def refused(slots):
-            raise OSError(errno.EMFILE, "Too many open files")
-
-        self.patch(sharedanswers, "createMemory", refused)
-        logged = []
-        from twisted.logger import globalLogPublisher
-
-        globalLogPublisher.addObserver(logged.append)
-        self.addCleanup(globalLogPublisher.removeObserver, logged.append)
-        master, spawned = self.spawn(16)
-        self.assertIsNone(master.answersFD)
-        self.assertEqual(len(spawned), 2)
-        warnings = [event for event in logged if "cannot share" in event.get("log_format", "")]
-        self.assertEqual(len(warnings), 1)
-        self.assertEqual(warnings[0]["error"], "Too many open files")

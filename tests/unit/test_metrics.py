@@ -169,9 +169,8 @@ class MetricsObserverTests(unittest.SynchronousTestCase):
         """
         self.assertEqual(self.value("fbtwist_answer_memory_lookups_total", result="hit"), 0)
         self.assertEqual(self.value("fbtwist_answer_memory_bytes"), 0)
-        self.observer.answerCounts = lambda: (40, 2, 5, 16000, 7)
+        self.observer.answerCounts = lambda: (40, 2, 5, 16000)
         self.assertEqual(self.value("fbtwist_answer_memory_lookups_total", result="hit"), 40)
-        self.assertEqual(self.value("fbtwist_answer_memory_shared_total"), 7)
         self.assertEqual(self.value("fbtwist_answer_memory_lookups_total", result="miss"), 2)
         self.assertEqual(self.value("fbtwist_answer_memory_answers"), 5)
         self.assertEqual(self.value("fbtwist_answer_memory_bytes"), 16000)
