@@ -153,7 +153,7 @@ class FetchCache:
         if entry is not None:
             self._entries.move_to_end(key)
             if entry.error is not None and now < entry.errorUntil:
-                self.metrics.hit(domain)
+                self.countHit(url, domain)
                 stale = self._staleAnswer(entry, now)
                 if stale is not None:
                     self.metrics.stale(domain)
@@ -175,8 +175,9 @@ class FetchCache:
               domain: Optional[str] = None, counted: bool = True) -> Optional[FetchResult]:
         """
         L{get}'s answer when it is a fresh one in memory (counted as a
-        hit, unless not C{counted}: then count it with L{countHit} if it
-        answers), without a Deferred; else C{None}: then ask L{get}.
+        hit, by L{countHit}, unless not C{counted}: then count it with
+        L{countHit} if it answers), without a Deferred; else C{None}: then
+        ask L{get}.
         """
         key = (url, credentials)
         entry = self._entries.get(key)
@@ -184,17 +185,18 @@ class FetchCache:
             return None
         self._entries.move_to_end(key)
         if counted:
-            self.metrics.hit(domain or _hostOf(url))
+            self.countHit(url, domain)
         return entry.result
 
     def countHit(self, url: str, domain: Optional[str] = None) -> None:
         """
-        Count a hit of what L{fresh} gave uncounted (a lookup answered at
-        once, thousands a second): only added up here, and handed to the
-        metrics, by domain, when L{flushHits} is called (before each scrape
-        of the metrics: L{fbtwist.ops.metrics.MetricsObserver.beforeScrape}).
-        A metrics event per hit, or per turn of the reactor, cost such a
-        lookup a sixth of its time.
+        Count a hit of a fresh answer in memory (L{fresh}; for a lookup
+        answered at once, thousands a second, after the answer was used):
+        only added up here, and handed to the metrics, by domain, when
+        L{flushHits} is called (before each scrape of the metrics:
+        L{fbtwist.ops.metrics.MetricsObserver.beforeScrape}).  A metrics
+        event per hit, or per turn of the reactor, cost such a lookup a
+        sixth of its time.
         """
         domain = domain or _hostOf(url)
         hits = self._hits

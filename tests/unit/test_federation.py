@@ -92,6 +92,7 @@ class FederatedFreeBusyTests(unittest.SynchronousTestCase):
         self.clock.advance(59)
         self.assertEqual(len(self.lookup("alice@partner.example")[0].freeBusy.periods), 2)
         self.assertEqual(len(self.fetcher.calls), 1)
+        self.cache.flushHits()
         self.assertEqual(self.metrics.count("hit", "partner.example"), 1)
 
     def test_freshNow(self):

@@ -101,6 +101,7 @@ class FreshAnswerTests(SynchronousTestCase):
         self.cache.get(url)
         self.fetcher.answer()
         self.assertEqual(self.cache.fresh(url).etag, '"1"')
+        self.cache.flushHits()
         self.assertEqual(self.metrics.count("hit", "fb.partner.example"), 1)
         self.clock.advance(60)
         self.assertIsNone(self.cache.fresh(url))

@@ -94,6 +94,10 @@ class FetchCacheTests(SynchronousTestCase):
         self.get()
         self.assertEqual(len(self.fetcher.calls), 2)
         self.assertEqual(self.fetcher.calls[1][2]["etag"], '"1"')
+        # Hits are added up, and handed to the metrics when they are
+        # scraped (flushHits); misses at once.
+        self.assertEqual((self.metrics.count("hit", DOMAIN), self.metrics.count("miss", DOMAIN)), (0, 2))
+        self.cache.flushHits()
         self.assertEqual((self.metrics.count("hit", DOMAIN), self.metrics.count("miss", DOMAIN)), (1, 2))
 
     def test_maxAge(self):
@@ -194,6 +198,10 @@ class FetchCacheTests(SynchronousTestCase):
         self.clock.advance(29)
         self.assertFailed(self.get(), "timeout")
         self.assertEqual(len(self.fetcher.calls), 1)
+        # A hit of the cache, counted as the fresh ones are: when handed over.
+        self.assertEqual(self.metrics.count("hit", DOMAIN), 0)
+        self.cache.flushHits()
+        self.assertEqual(self.metrics.count("hit", DOMAIN), 1)
         self.clock.advance(1)
         self.get()
         self.assertEqual(len(self.fetcher.calls), 2)
