@@ -852,13 +852,11 @@ def chownTree(top: str) -> None:
 
 def startServers(args, workdir: str, tree: str, directory: UserDirectory, extra=(), peers=True,
                  results: Optional["Results"] = None, indexTimeout: float = 300.0,
-                 peerTrees: Optional[Dict[str, str]] = None, variants: Optional[List[int]] = None):
+                 peerTrees: Optional[Dict[str, str]] = None):
     """
-    The fbtwist variants (C{variants}: their workers, each 0 for one
-    process; all of C{--fbtwist-workers} by default) and (with C{peers})
-    Apache and WsgiDAV on C{tree}, each ready and warmed up.  With
-    C{results}, what each fbtwist logged loading its name index and its
-    memory once loaded go to its startup.
+    The fbtwist variants and (with C{peers}) Apache and WsgiDAV on C{tree},
+    each ready and warmed up.  With C{results}, what each fbtwist logged
+    loading its name index and its memory once loaded go to its startup.
 
     @param peerTrees: A tree of its own for a peer (by its name), holding
         the same files: see L{writePeerTrees}.
@@ -866,7 +864,7 @@ def startServers(args, workdir: str, tree: str, directory: UserDirectory, extra=
     peerTrees = peerTrees or {}
     servers = {}
     try:
-        for workers in (args.fbtwist_workers if variants is None else variants):
+        for workers in args.fbtwist_workers:
             name = "fbtwist" if workers == 0 else f"fbtwist x{workers}"
             extraArgs = list(extra) + (["--workers", str(workers)] if workers else [])
             if "--name-index-dir" not in extraArgs:
@@ -1128,13 +1126,8 @@ def warmLookups(args, workdir: str, users: int, serverName: str, server) -> int:
     return first
 
 
-def closedLoop(args, results: Results, workdir, users, servers, body, everyoneOnce: bool = True):
-    """
-    The closed-loop rows, (a) and (b), of C{servers}; before the lookups,
-    with C{everyoneOnce}, every user looked up once (L{lookEveryoneUpOnce}:
-    the answers kept with the files).
-    """
-    if "a" in args.workloads and everyoneOnce:
+def closedLoop(args, results: Results, workdir, users, servers, body):
+    if "a" in args.workloads:
         lookEveryoneUpOnce(results, users, servers)
     for workload in [w for letter, w in (("a", "lookup"), ("b", "publish")) if letter in args.workloads]:
         name = {"lookup": "(a) lookup GET", "publish": "(b) publish PUT"}[workload]
@@ -1401,7 +1394,7 @@ def streamedPropfind(port: int, path: str, pid: int) -> dict:
 
 def million(args, results: Results, workdir: str, body: bytes) -> None:
     """
-    fbtwist alone (no peers, one variant at a time) with C{args.million_users} users in one
+    fbtwist alone (no peers) with C{args.million_users} users in one
     C{ou=people}: set-up times, name index load, memory, a burst of first
     logins, lookups and publishes, and PROPFIND of a folder that size.
     """
@@ -1438,47 +1431,42 @@ def million(args, results: Results, workdir: str, body: bytes) -> None:
         # them back would otherwise take the cores the cold starts are
         # measured on.
         os.sync()
+        began = time.monotonic()
         extra = ["--admin-group", ADMIN_GROUP]
         if args.million_answer_memory:
             # As a site this size would set it: room for every user's answer
             # (and name) in each serving process.
             extra += ["--answer-memory", args.million_answer_memory]
             info["answerMemory"] = args.million_answer_memory
-        # One variant at a time, each alone on the machine as a site runs it:
-        # at a million users each serving process holds gigabytes of answers
-        # (--answer-memory), and a variant left running beside the measured
-        # one takes the kernel's cache of the files from it (the run of
-        # 2026-12-07 20:47: 8 GB of cached file data shrank to 2.5, and the
-        # two workers read from the disk, while they were measured beside
-        # the idle single process and its 4 GB).
-        info["serversReady"] = {}
-        info["burst"], info["namesPSS"], info["memory"], info["propfind"] = {}, {}, {}, {}
-        for number, workers in enumerate(args.fbtwist_workers):
-            began = time.monotonic()
-            servers = startServers(args, base, tree, directory, extra=extra, peers=False,
-                                   results=results, indexTimeout=3600.0, variants=[workers])
-            (name, server), = servers.items()
-            info["serversReady"][name] = time.monotonic() - began
-            try:
+        servers = startServers(args, base, tree, directory, extra=extra, peers=False,
+                               results=results, indexTimeout=3600.0)
+        info["serversReady"] = time.monotonic() - began
+        try:
+            info["burst"] = {}
+            for number, (name, server) in enumerate(servers.items()):
                 # Users no server has logged in yet, spread over the directory.
                 step = users // 100
                 indexes = [(k * step + 7 + number * 3) % users for k in range(100)]
                 burst = info["burst"][name] = firstLogins(server.port, indexes, body)
                 print(f"  first logins, {name}: {burst['count']} in {burst['seconds']:.2f} s, p99 "
                       f"{burst['p99']:.0f} ms, {burst['errors']} errors", flush=True)
-                # Every user looked up once through the first variant: the
-                # answers kept with the files serve the next.
-                closedLoop(args, results, base, users, servers, body, everyoneOnce=number == 0)
-                # After the load: the index pages lookups and logins touched count.
-                held = info["namesPSS"][name] = indexPSS(server.pid, os.path.join(base, f"names-{workers}"))
+            closedLoop(args, results, base, users, servers, body)
+            # After the load: the index pages lookups and logins touched count.
+            info["namesPSS"] = {name: indexPSS(server.pid, os.path.join(base, f"names-{workers}"))
+                                for (name, server), workers in zip(servers.items(), args.fbtwist_workers)}
+            for name, held in info["namesPSS"].items():
                 print(f"  names, {name}: {held / 2**20:.1f} MB (PSS of the index file in all its processes)",
                       flush=True)
-                # The table's RSS sums the processes' resident sets: pages the
-                # workers share (the name index) count once per worker there,
-                # once in all here.
-                memory = info["memory"][name] = dict(rss=processTreeRSS(server.pid), pss=processTreePSS(server.pid))
+            # The table's RSS sums the processes' resident sets: pages the
+            # workers share (the name index) count once per worker there,
+            # once in all here.
+            info["memory"] = {name: dict(rss=processTreeRSS(server.pid), pss=processTreePSS(server.pid))
+                              for name, server in servers.items()}
+            for name, memory in info["memory"].items():
                 print(f"  memory, {name}: PSS {memory['pss'] / 2**20:.0f} MB for all its processes "
                       f"(RSS summed {memory['rss'] / 2**20:.0f} MB)", flush=True)
+            info["propfind"] = {}
+            for name, server in servers.items():
                 answer = info["propfind"][name] = streamedPropfind(server.port, f"/pub/calendar/{folder}/",
                                                                    server.pid)
                 seconds = answer["seconds"]
@@ -1486,8 +1474,8 @@ def million(args, results: Results, workdir: str, body: bytes) -> None:
                     rps=1 / seconds, p50=seconds * 1000, p99=seconds * 1000, rss=answer["rss"],
                     rssBefore=answer["rssBefore"], errors=int(answer["status"] != 207),
                     note=f"one request, {answer['bytes'] / 2**20:.0f} MB answer, status {answer['status']}"))
-            finally:
-                stopServers(servers)
+        finally:
+            stopServers(servers)
         info["warm"] = {}
         for workers in args.fbtwist_workers:
             name = "fbtwist" if workers == 0 else f"fbtwist x{workers}"
@@ -1601,10 +1589,7 @@ def millionSection(results: Results) -> List[str]:
     users = info["users"]
     lines = [
         f"## {users:,} users", "",
-        "fbtwist alone (no peers), its users in one `ou=people` (uid and mail indexed), one variant at a time: "
-        "each is started, measured and stopped before the next starts, alone on the machine as a site runs it "
-        "(every user's answer in memory takes gigabytes in each serving process). Every user is looked up once "
-        "through the first variant only; the next reads the answers it kept with the files.", "",
+        "fbtwist alone (no peers), its users in one `ou=people` (uid and mail indexed).", "",
     ]
     if info.get("cached"):
         lines.append(f"- slapd's database of {users:,} users made by an earlier run (`--million-cache`); slapd "
@@ -1626,8 +1611,9 @@ def millionSection(results: Results) -> List[str]:
                      "for every user's answer and name in each serving process (about 4 KB each: the body, "
                      "its head, the entry, the name), as a site this size would set it; the 100,000-user "
                      "rows have the default, 512M, which holds all of theirs.")
-    for name, ready in sorted(info.get("serversReady", {}).items()):
-        lines.append(f"- {name} started and every worker had loaded its name index after {ready:.1f} s.")
+    if "serversReady" in info:
+        lines.append(f"- fbtwist started and every worker had loaded its name index after "
+                     f"{info['serversReady']:.1f} s.")
     for (count, name), start in sorted(results.startup.items()):
         if count == users:
             lines.append(f"- Name index, {name}, cold (no kept file: a child process builds it): loaded in "
@@ -1952,8 +1938,7 @@ def markdown(args, results: Results, hot, started, finished, others) -> str:
         "counted from when each request was due).",
         "",
         "Before the lookup rows of each directory size, every user was looked up once (`lookEveryoneUp`, "
-        "through the fbtwist variant with the most workers; at a million users, through the first variant, the "
-        "variants there running one at a time), as on a server in use: fbtwist keeps each answer "
+        "through the fbtwist variant with the most workers), as on a server in use: fbtwist keeps each answer "
         "it rendered with the version of the file it was made of (`--keep-answers`), and every variant reads it "
         "back. Then, not counted, each fbtwist variant is asked for every user again (`warmLookups`: one pass; five "
         "for `fbtwist x2`, whose connections the kernel spreads over its two workers, so that each worker has been "
