@@ -190,10 +190,11 @@ class FetchCache:
 
     def countHit(self, url: str, domain: Optional[str] = None) -> None:
         """
-        Count a hit of a fresh answer in memory (L{fresh}; for a lookup
-        answered at once, thousands a second, after the answer was used):
-        only added up here, and handed to the metrics, by domain, when
-        L{flushHits} is called (before each scrape of the metrics:
+        Count a hit of the cache (a fresh answer in memory, L{fresh}, also
+        for a lookup answered at once, thousands a second, after the answer
+        was used; or a failure remembered): only added up here, and handed
+        to the metrics, by domain, when L{flushHits} is called (before each
+        scrape of the metrics:
         L{fbtwist.ops.metrics.MetricsObserver.beforeScrape}).  A metrics
         event per hit, or per turn of the reactor, cost such a lookup a
         sixth of its time.
