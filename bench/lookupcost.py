@@ -26,11 +26,12 @@ CPU time per lookup from C{/proc}; with C{--strace}, a second run counts
 the system calls per lookup.
 
     .venv/bin/python bench/lookupcost.py --in-process 5000 [--profile /tmp/lookup]
-    .venv/bin/python bench/lookupcost.py [--workers 2] [--strace]
+    .venv/bin/python bench/lookupcost.py [--workers 2] [--strace] [--server-args '--answer-memory 0']
 """
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -167,6 +168,10 @@ def main():
     parser.add_argument("--cold", action="store_true",
                         help="without --in-process: do not ask for every user once before measuring")
     parser.add_argument("--profile", metavar="PREFIX", help="with --in-process: write cProfiles of the loops")
+    parser.add_argument("--server-args", default="", metavar="ARGS",
+                        help="without --in-process: more arguments for the server, as one string (e.g. "
+                             "'--answer-memory 0': every lookup then reads the answer kept with the file, what a "
+                             "lookup missing the answers in memory costs)")
     args = parser.parse_args()
     if args.in_process:
         inProcess(args.in_process, args.attendees, args.only, args.profile, args.people)
@@ -180,7 +185,7 @@ def main():
         tree = os.path.join(workdir, "tree")
         writeTree(tree, args.users, body)
         chownTree(tree)
-        extra = ["--workers", str(args.workers)] if args.workers else []
+        extra = (["--workers", str(args.workers)] if args.workers else []) + shlex.split(args.server_args)
         server = FbtwistProcess(tree, directory.searchURL, extraArgs=extra,
                                 logPath=os.path.join(workdir, "fbtwist.log")).start()
         # Loaded once (by the master of --workers), then mapped by each worker.
