@@ -81,7 +81,7 @@ from bench.compare import (  # noqa: E402
     writeTree,
 )
 from bench.gilshare import report, shares  # noqa: E402
-from fbtwist.store.warmup import MINIMUM_FOLDER_BYTES  # noqa: E402
+from fbtwist.store.warmup import worthWarming  # noqa: E402
 from tests.processes import childPIDs  # noqa: E402
 
 
@@ -500,7 +500,7 @@ def main():
         # The names of the tree looked up once at start (a child process,
         # seconds for a million files): done before anything is counted.
         # A folder too small for it (a few thousand users) has none.
-        if os.stat(tree).st_size >= MINIMUM_FOLDER_BYTES:
+        if worthWarming(tree):
             waitForLogLines(server.logPath, "names of the calendar tree", 1)
         for _ in range(3):
             assert checkPublish(server.port, body) in (201, 204)

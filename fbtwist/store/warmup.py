@@ -16,6 +16,18 @@ from twisted.logger import Logger
 MINIMUM_FOLDER_BYTES = 64 * 1024
 
 
+def worthWarming(root: str, minimumFolderBytes: int = MINIMUM_FOLDER_BYTES) -> bool:
+    """
+    Whether L{NameWarmup} warms the names of the tree at C{root} (and then
+    logs it): its top folder can be looked at and takes at least
+    C{minimumFolderBytes} (a smaller one is looked through in no time).
+    """
+    try:
+        return os.stat(root).st_size >= minimumFolderBytes
+    except OSError:
+        return False
+
+
 class _WarmupProtocol(protocol.ProcessProtocol):
     def __init__(self, service: "NameWarmup"):
         self.service = service
@@ -57,10 +69,7 @@ class NameWarmup(Service):
         super().startService()
         if not IReactorProcess.providedBy(self.reactor):
             return
-        try:
-            if os.stat(self.root).st_size < self.minimumFolderBytes:
-                return
-        except OSError:
+        if not worthWarming(self.root, self.minimumFolderBytes):
             return
         argv = [self.python, "-m", "fbtwist.store.warmnames", self.root]
         try:

@@ -15,7 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from fbtwist.store.warmnames import namesToWarm, warm, warmSiblings
-from fbtwist.store.warmup import NameWarmup
+from fbtwist.store.warmup import NameWarmup, worthWarming
 
 
 class NamesTests(SynchronousTestCase):
@@ -154,6 +154,17 @@ class ServiceTests(SynchronousTestCase):
         """
         NameWarmup(self.root, self.reactor).startService()
         self.assertEqual(self.reactor.spawned, [])
+
+    def test_worthWarming(self):
+        """
+        Whether the service warms a tree (and logs it), as a benchmark waiting
+        for that line asks: a folder at least the size given, not a smaller
+        or missing one.
+        """
+        size = os.stat(self.root).st_size
+        self.assertTrue(worthWarming(self.root, size))
+        self.assertFalse(worthWarming(self.root, size + 1))
+        self.assertFalse(worthWarming(os.path.join(self.root, "missing"), 0))
 
     def test_noProcesses(self):
         """
