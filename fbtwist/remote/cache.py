@@ -102,7 +102,8 @@ class FetchCache:
         again.
     @param maxStale: Seconds past its freshness an answer may still be
         given, marked stale, while the origin fails.
-    @param metrics: Told of hits, misses and stale answers.
+    @param metrics: Told of misses and stale answers as they happen, and
+        of hits when L{flushHits} hands them over.
     """
 
     def __init__(self, fetcher, clock, *, validate: Optional[Callable[[bytes], Any]] = None,
@@ -174,10 +175,10 @@ class FetchCache:
     def fresh(self, url: str, credentials: Optional[Credentials] = None,
               domain: Optional[str] = None, counted: bool = True) -> Optional[FetchResult]:
         """
-        L{get}'s answer when it is a fresh one in memory (counted as a
-        hit, by L{countHit}, unless not C{counted}: then count it with
-        L{countHit} if it answers), without a Deferred; else C{None}: then
-        ask L{get}.
+        L{get}'s answer when it is a fresh one in memory, without a
+        Deferred: a hit, counted by L{countHit} (not C{counted}: left to the
+        caller to count once the answer is used); else C{None}: then ask
+        L{get}.
         """
         key = (url, credentials)
         entry = self._entries.get(key)
@@ -190,14 +191,12 @@ class FetchCache:
 
     def countHit(self, url: str, domain: Optional[str] = None) -> None:
         """
-        Count a hit of the cache (a fresh answer in memory, L{fresh}, also
-        for a lookup answered at once, thousands a second, after the answer
-        was used; or a failure remembered): only added up here, and handed
-        to the metrics, by domain, when L{flushHits} is called (before each
-        scrape of the metrics:
-        L{fbtwist.ops.metrics.MetricsObserver.beforeScrape}).  A metrics
-        event per hit, or per turn of the reactor, cost such a lookup a
-        sixth of its time.
+        Count a hit of the cache (a fresh answer, L{fresh}; a failure
+        remembered): only added up here, and handed to the metrics, by
+        domain, when L{flushHits} is called (before each scrape of the
+        metrics: L{fbtwist.ops.metrics.MetricsObserver.beforeScrape}).  A
+        metrics event per hit, or per turn of the reactor, cost a lookup
+        answered at once a sixth of its time.
         """
         domain = domain or _hostOf(url)
         hits = self._hits
