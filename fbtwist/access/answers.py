@@ -83,8 +83,9 @@ class Ticket(NamedTuple):
 
     @ivar key: The person's key (a uid, or the remote key of an address).
     @ivar generation: What had been forgotten when it was given.
-    @ivar token: What the answer is made of besides files (another
-        organisation's fetch result), or C{None}.
+    @ivar token: What the answer is made of besides files (a token of
+        another organisation's fresh fetch result in the federation's
+        cache), or C{None}.
     """
 
     key: Hashable
@@ -179,61 +180,93 @@ class RememberedAnswers:
             the ticket to give L{put} with the answer made now, or C{(None,
             None)} when none may be held now.
         """
-        return self._get(uid, None)
-
-    def getRemote(self, address: str, result) -> Tuple[Optional[tuple], Optional[Ticket]]:
-        """
-        As L{get}, for another organisation's C{address} (lowercased)
-        whose answer is made of C{result}, the fresh fetch result in the
-        federation's cache (L{fbtwist.remote.source.FederatedFreeBusy.freshNow}):
-        an answer is given back only while that same result is the one
-        there (a new fetch makes another; an expired one none).
-        """
-        return self._get((_REMOTE, address), result)
-
-    def _get(self, key: Hashable, token) -> Tuple[Optional[tuple], Optional[Ticket]]:
-        if not self._inReactorThread():
+        if not self._ready():
             return None, None
-        changes = self._changes
-        if changes is None:
-            changes = self._changes = self._watch(self._changed, self.forgetAll) or False
-        if changes is False:
-            return None, None
-        if not changes.drain():
-            self._changes = False
-            return None, None
-        versions = self._versions()
-        if versions is None:
-            return None, None
-        if versions != self._seenVersions:
-            self.forgetAll()
-            self._seenVersions = versions
         # Not moved to the end when asked for (the oldest goes first): a
         # hit touches nothing but the entry.
-        held = self._held.get(key)
-        if held is not None and held[0] is token:
+        held = self._held.get(uid)
+        if held is not None:
             if held[2] > self._clock():
                 self.hits += 1
                 return held[1], None
             # Held as long as it may be unlooked at: still of the files as
             # they are?
-            state = self._stateOf(key, held[4])
+            state = self._stateOf(uid, held[4])
             if state is not None and state == held[4]:
-                self._held[key] = held[:2] + (self._clock() + self.maxAge,) + held[3:]
+                self._held[uid] = held[:2] + (self._clock() + self.maxAge,) + held[3:]
                 self.renewed += 1
                 self.hits += 1
                 return held[1], None
-            self._drop(key)
+            self._drop(uid)
         else:
-            state = self._stateOf(key)
+            state = self._stateOf(uid)
         self.misses += 1
-        return None, Ticket(key, self._generation, token, state)
+        return None, Ticket(uid, self._generation, None, state)
 
-    def _stateOf(self, key: Hashable, before: Optional[Hashable] = None) -> Optional[Hashable]:
-        # A person's files' state (not another organisation's address).
-        if self._state is None or isinstance(key, tuple):
+    def getRemote(self, address: str, stillFresh: Callable[[object], bool],
+                  freshNow: Callable[[str], object]) -> Tuple[Optional[tuple], Optional[Ticket]]:
+        """
+        As L{get}, for another organisation's C{address} (as asked for),
+        whose answer is made of a fresh fetch result in the federation's
+        cache: an answer held is given back while C{stillFresh(token)} says
+        that what it was made of is still that fresh result (which counts
+        it as a hit of the cache:
+        L{fbtwist.remote.source.FederatedFreeBusy.stillFresh}); else the
+        ticket's token is C{freshNow(address)}, the fresh result's token
+        now (L{fbtwist.remote.source.FederatedFreeBusy.freshNow}), and
+        nothing may be remembered when there is none.
+
+        A hit asks nothing of the federation but C{stillFresh}: with 500
+        addresses looked up in turn, asking the cache for the fresh result
+        first and comparing made a cached federated lookup cost a sixth
+        more than a local one.
+        """
+        if not self._ready():
+            return None, None
+        key = (_REMOTE, address)
+        held = self._held.get(key)
+        if held is not None:
+            # Checked in this order: the cache counts a hit only when the
+            # answer is given.
+            if held[2] > self._clock() and stillFresh(held[0]):
+                self.hits += 1
+                return held[1], None
+            self._drop(key)
+        token = freshNow(address)
+        if token is None:
+            return None, None
+        self.misses += 1
+        return None, Ticket(key, self._generation, token)
+
+    def _ready(self) -> bool:
+        """
+        Whether answers may be given and held now (in the reactor's thread,
+        the tree watched), every change told since the last call taken
+        into account.
+        """
+        if not self._inReactorThread():
+            return False
+        changes = self._changes
+        if changes is None:
+            changes = self._changes = self._watch(self._changed, self.forgetAll) or False
+        if changes is False:
+            return False
+        if not changes.drain():
+            self._changes = False
+            return False
+        versions = self._versions()
+        if versions is None:
+            return False
+        if versions != self._seenVersions:
+            self.forgetAll()
+            self._seenVersions = versions
+        return True
+
+    def _stateOf(self, uid: str, before: Optional[Hashable] = None) -> Optional[Hashable]:
+        # A person's files' state.
+        if self._state is None:
             return None
-        return self._state(key, before)
+        return self._state(uid, before)
 
     def put(self, ticket: Ticket, answer: tuple) -> None:
         """

@@ -390,16 +390,11 @@ class FreeBusyVisibility:
             return answers.get(uid)
         if not self.isFederated(name):
             return None, None
-        # Another organisation's address, while its fresh answer is the
-        # one remembered.
-        result = self.federation.freshNow(name)
-        if result is None:
-            return None, None
-        answer, ticket = answers.getRemote(name.lower(), result)
-        if answer is not None:
-            # A hit of the federation's cache, as the lookup would be.
-            self.federation.countHit(name)
-        return answer, ticket
+        # Another organisation's address, while the fresh answer it was
+        # made of is still the one in the federation's cache (a hit of
+        # that cache, as the lookup would be).
+        federation = self.federation
+        return answers.getRemote(name, federation.stillFresh, federation.freshNow)
 
     def rememberNow(self, ticket: Ticket, answer: tuple) -> None:
         """

@@ -81,6 +81,13 @@ class _Entry:
     #: Until when C{error} is the answer without asking again.
     errorUntil: float = 0.0
     size: int = ENTRY_OVERHEAD
+    #: Its key in the cache, once stored (L{FetchCache._store}).
+    key: Optional[Tuple[str, Optional[Credentials]]] = None
+    #: The domain its fetch was for (its hits are counted for it).
+    domain: str = ""
+    #: Whether it is the cache's entry for its key: true from its storing
+    #: until it is replaced, dropped or evicted (L{FetchCache.stillFresh}).
+    current: bool = False
 
 
 class FetchCache:
@@ -173,21 +180,46 @@ class FetchCache:
         return waiter
 
     def fresh(self, url: str, credentials: Optional[Credentials] = None,
-              domain: Optional[str] = None, counted: bool = True) -> Optional[FetchResult]:
+              domain: Optional[str] = None) -> Optional[FetchResult]:
         """
         L{get}'s answer when it is a fresh one in memory, without a
-        Deferred: a hit, counted by L{countHit} (not C{counted}: left to the
-        caller to count once the answer is used); else C{None}: then ask
+        Deferred: a hit, counted by L{countHit}; else C{None}: then ask
         L{get}.
+        """
+        entry = self.freshEntry(url, credentials)
+        if entry is None:
+            return None
+        self.countHit(url, domain)
+        return entry.result
+
+    def freshEntry(self, url: str, credentials: Optional[Credentials] = None):
+        """
+        The cache's entry for C{url} when it holds a fresh answer (its
+        C{result}), made the most recently used; else C{None}.  No hit is
+        counted: it is a token that L{stillFresh} tells, and counts, again
+        (a lookup's answer made of it and remembered, say).
         """
         key = (url, credentials)
         entry = self._entries.get(key)
         if entry is None or entry.result is None or self.clock.seconds() >= entry.freshUntil:
             return None
         self._entries.move_to_end(key)
-        if counted:
-            self.countHit(url, domain)
-        return entry.result
+        return entry
+
+    def stillFresh(self, entry) -> bool:
+        """
+        Whether C{entry} (from L{freshEntry}) is still the cache's entry for
+        its URL and fresh: then its answer is as good as L{fresh}'s, and it
+        is used again here, a hit (counted for the domain it was fetched
+        for) that makes it the most recently used.  A new fetch of the URL
+        (a new entry), its expiry, its eviction or its drop: C{False}.
+        """
+        if not entry.current or self.clock.seconds() >= entry.freshUntil:
+            return False
+        self._entries.move_to_end(entry.key)
+        hits, domain = self._hits, entry.domain
+        hits[domain] = hits.get(domain, 0) + 1
+        return True
 
     def countHit(self, url: str, domain: Optional[str] = None) -> None:
         """
@@ -239,13 +271,13 @@ class FetchCache:
         except FetchError as e:
             now = self.clock.seconds()
             if e.reason in ABSENT:
-                self._store(key, _Entry(None, now, e, now + self.negativeTTL))
+                self._store(key, _Entry(None, now, e, now + self.negativeTTL), domain)
                 raise
             current = self._entries.get(key, entry)
             failed = _Entry(current.result if current is not None else None,
                             current.freshUntil if current is not None else now, e, now + self.retryAfter)
             stale = self._staleAnswer(failed, now)
-            self._store(key, failed if stale is not None else _Entry(None, now, e, now + self.retryAfter))
+            self._store(key, failed if stale is not None else _Entry(None, now, e, now + self.retryAfter), domain)
             if stale is None:
                 raise
             self.metrics.stale(domain)
@@ -262,7 +294,7 @@ class FetchCache:
         if lifetime is None:
             self._drop(key)
         else:
-            self._store(key, _Entry(result, result.fetchedAt + lifetime))
+            self._store(key, _Entry(result, result.fetchedAt + lifetime), domain)
         return result
 
     def _lifetime(self, result: FetchResult) -> Optional[float]:
@@ -289,17 +321,20 @@ class FetchCache:
     def _drop(self, key) -> None:
         entry = self._entries.pop(key, None)
         if entry is not None:
+            entry.current = False
             self.size -= entry.size
 
-    def _store(self, key, entry: _Entry) -> None:
+    def _store(self, key, entry: _Entry, domain: str) -> None:
         self._drop(key)
         entry.size = ENTRY_OVERHEAD + len(key[0]) + (len(entry.result.body) if entry.result is not None else 0)
         if entry.size > self.maxBytes:
             return
+        entry.key, entry.domain, entry.current = key, domain, True
         self._entries[key] = entry
         self.size += entry.size
         while len(self._entries) > self.maxEntries or self.size > self.maxBytes:
             _, evicted = self._entries.popitem(last=False)
+            evicted.current = False
             self.size -= evicted.size
 
 

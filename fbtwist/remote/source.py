@@ -215,26 +215,28 @@ class FederatedFreeBusy:
 
     def freshNow(self, address: str):
         """
-        The fetch result L{lookupNow}'s answer is made of (the same object
-        while it stays fresh in the cache, a new one once fetched again), or
+        A token of the fresh answer L{lookupNow} gives for C{address} (the
+        fetch cache's entry it is made of: L{FetchCache.freshEntry}), or
         C{None} when L{lookupNow} has none; not counted as a hit of the
-        cache: L{countHit} counts it when it answers a lookup.
+        cache.  While L{stillFresh} says so of it, the answer made of it
+        is the one L{lookupNow} would make again.
         """
-        found = self._freshNow(address, False)
-        return None if found is None else found[1]
+        located = self._locatedURL(address)
+        if located is None:
+            return None
+        url, credentials, _ = located
+        return self.cache.freshEntry(url, credentials)
 
-    def countHit(self, address: str) -> None:
+    def stillFresh(self, token) -> bool:
         """
-        Count a lookup of C{address} answered from what L{freshNow} gave
-        (L{FetchCache.countHit}).
+        Whether the answer of C{token} (from L{freshNow}) is still the
+        fresh one in the cache: then it is used again, a hit of the cache
+        (L{FetchCache.stillFresh}).
         """
-        found = self._located.get(address)
-        if found is not None and found[0] is not None and found[0][0] is not None:
-            url, _, domain = found[0]
-            self.cache.countHit(url, domain)
+        return self.cache.stillFresh(token)
 
-    def _freshNow(self, address: str, counted: bool = True):
-        # (url, fresh result in the cache) of a templated address, or None.
+    def _locatedURL(self, address: str):
+        # (url, credentials, domain) of a templated address, or None.
         found = self._located.get(address)
         if found is None:
             if len(self._located) >= _LOCATED_HELD:
@@ -243,8 +245,15 @@ class FederatedFreeBusy:
         found = found[0]
         if found is None or found[0] is None:
             return None
-        url, credentials, domain = found
-        result = self.cache.fresh(url, credentials, domain, counted)
+        return found
+
+    def _freshNow(self, address: str):
+        # (url, fresh result in the cache: a hit, counted) of a templated address, or None.
+        located = self._locatedURL(address)
+        if located is None:
+            return None
+        url, credentials, domain = located
+        result = self.cache.fresh(url, credentials, domain)
         return None if result is None else (url, result)
 
     async def _fetch(self, url: str, credentials, domain: str, address: str) -> RemoteFreeBusy:

@@ -460,34 +460,76 @@ class RememberedAnswersTests(unittest.TestCase):
         self.now += RememberedAnswers.maxAge
         self.assertIsNone(self.answers.get("alice")[0])
 
+    def remote(self, address, token):
+        """
+        getRemote of C{address}, the federation's fresh result now C{token}
+        (C{None}: none): the tokens told fresh are those in L{fresh}, each
+        asked recorded in L{askedFresh}.
+        """
+        def stillFresh(held):
+            self.askedFresh.append(held)
+            return held in self.fresh
+
+        return self.answers.getRemote(address, stillFresh, lambda asked: token if asked == address else None)
+
     def test_noStateOfRemote(self):
         """Another organisation's address has no files: no state asked, held maxAge at most."""
         self.stateKept()
         fetched = object()
-        _, ticket = self.answers.getRemote("bob@partner.example", fetched)
+        self.fresh, self.askedFresh = [fetched], []
+        _, ticket = self.remote("bob@partner.example", fetched)
         self.assertIsNone(ticket.state)
         self.answers.put(ticket, ("etag", b"remote", 1.0))
         self.now += RememberedAnswers.maxAge
-        self.assertIsNone(self.answers.getRemote("bob@partner.example", fetched)[0])
+        answer, ticket = self.remote("bob@partner.example", fetched)
+        self.assertIsNone(answer)
+        self.assertIsNone(ticket.state)
         self.assertEqual(self.stateAsked, [])
+        # Past maxAge, the cache is not asked (it would count a hit).
+        self.assertEqual(self.askedFresh, [])
 
     def test_remote(self):
         """
-        Another organisation's answer is given back while the fetch result it was made of is the one given.
+        Another organisation's answer is given back while the fetch result it was made of is still fresh in the
+        federation's cache (its token told so, and only then); else the ticket carries the fresh result now.
         """
         fetched, again = object(), object()
-        answer, ticket = self.answers.getRemote("bob@partner.example", fetched)
+        self.fresh, self.askedFresh = [fetched], []
+        answer, ticket = self.remote("bob@partner.example", fetched)
         self.assertIsNone(answer)
         self.assertTrue(ticket.remote)
+        self.assertIs(ticket.token, fetched)
         self.answers.put(ticket, ("etag", b"remote", 1.0))
-        self.assertEqual(self.answers.getRemote("bob@partner.example", fetched)[0], ("etag", b"remote", 1.0))
-        answer, ticket = self.answers.getRemote("bob@partner.example", again)
+        self.assertEqual(self.remote("bob@partner.example", None)[0], ("etag", b"remote", 1.0))
+        self.assertEqual(self.askedFresh, [fetched])
+        self.assertEqual((self.answers.hits, self.answers.misses), (1, 1))
+        # Fetched again: the held answer is not fresh any more.
+        self.fresh = [again]
+        answer, ticket = self.remote("bob@partner.example", again)
         self.assertIsNone(answer)
+        self.assertIs(ticket.token, again)
         self.assertFalse(self.answers.get("bob@partner.example")[1].remote)
         # A file of that name changed: the remote answer is not a file's.
         self.watch.queued.append("bob@partner.example.vfb")
         self.answers.put(ticket, ("etag", b"new", 1.0))
-        self.assertEqual(self.answers.getRemote("bob@partner.example", again)[0], ("etag", b"new", 1.0))
+        self.assertEqual(self.remote("bob@partner.example", again)[0], ("etag", b"new", 1.0))
+        # Another spelling is another address: not this one's answer.
+        self.assertIsNone(self.remote("Bob@partner.example", again)[0])
+
+    def test_remoteNotFresh(self):
+        """
+        With no fresh result in the federation's cache, nothing is given nor may be remembered, and the answer
+        held (no longer fresh) goes.
+        """
+        fetched = object()
+        self.fresh, self.askedFresh = [fetched], []
+        _, ticket = self.remote("bob@partner.example", fetched)
+        self.answers.put(ticket, ("etag", b"remote", 1.0))
+        self.assertEqual(self.answers.held, 1)
+        self.fresh = []
+        self.assertEqual(self.remote("bob@partner.example", None), (None, None))
+        self.assertEqual(self.answers.held, 0)
+        self.assertEqual(self.remote("bob@partner.example", None), (None, None))
 
     def test_uidsOfOneIndex(self):
         """

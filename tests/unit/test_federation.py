@@ -97,8 +97,9 @@ class FederatedFreeBusyTests(unittest.SynchronousTestCase):
 
     def test_freshNow(self):
         """
-        freshNow gives the fresh fetch result in the cache, the same object while it stays fresh (not counted:
-        countHit counts, handed over by flushHits), nothing once it expired, and the new one once fetched again.
+        freshNow gives a token of the fresh fetch result in the cache, the same while it stays fresh (not counted:
+        stillFresh counts each use of it, handed over by flushHits), nothing once it expired, and another once
+        fetched again; stillFresh tells the old token no longer fresh.
         """
         self.assertIsNone(self.source.freshNow("alice@partner.example"))
         self.lookup("alice@partner.example")
@@ -106,25 +107,34 @@ class FederatedFreeBusyTests(unittest.SynchronousTestCase):
         first = self.source.freshNow("alice@partner.example")
         self.assertIsNotNone(first)
         self.assertIs(self.source.freshNow("alice@partner.example"), first)
-        self.assertEqual(self.metrics.count("hit", "partner.example"), 0)
-        self.source.countHit("alice@partner.example")
-        self.source.countHit("alice@partner.example")
+        url, credentials, domain = self.source._templateURL("alice@partner.example")
+        self.assertIs(first.result, self.cache.fresh(url, credentials, domain))
+        self.cache.flushHits()
+        self.assertEqual(self.metrics.count("hit", "partner.example"), 1)  # fresh() counts
+        self.assertTrue(self.source.stillFresh(first))
+        self.assertTrue(self.source.stillFresh(first))
         # Added up, and handed to the metrics together when they are read:
         # no event, no timer per hit.
         self.clock.advance(0)
         self.assertEqual(self.clock.getDelayedCalls(), [])
-        self.assertEqual(self.metrics.count("hit", "partner.example"), 0)
+        self.assertEqual(self.metrics.count("hit", "partner.example"), 1)
         self.cache.flushHits()
-        self.assertEqual(self.metrics.count("hit", "partner.example"), 2)
+        self.assertEqual(self.metrics.count("hit", "partner.example"), 3)
         self.cache.flushHits()
-        self.assertEqual(self.metrics.count("hit", "partner.example"), 2)
+        self.assertEqual(self.metrics.count("hit", "partner.example"), 3)
         self.clock.advance(61)
         self.assertIsNone(self.source.freshNow("alice@partner.example"))
+        self.assertFalse(self.source.stillFresh(first))
         self.lookup("alice@partner.example")
         self.fetcher.answer()
         again = self.source.freshNow("alice@partner.example")
         self.assertIsNotNone(again)
         self.assertIsNot(again, first)
+        # Replaced by the new fetch: not fresh, though the clock says so.
+        self.assertFalse(self.source.stillFresh(first))
+        self.assertTrue(self.source.stillFresh(again))
+        self.cache.flushHits()
+        self.assertEqual(self.metrics.count("hit", "partner.example"), 4)
         self.assertIsNone(self.source.freshNow("alice@elsewhere.example"))
 
     def test_staleThenUnavailable(self):

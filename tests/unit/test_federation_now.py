@@ -164,3 +164,47 @@ class FreshAnswerTests(SynchronousTestCase):
             self.visibility.freeBusyFor(ANONYMOUS_VIEWER, Person("alice@partner.example"), DAY))
         self.fetcher.fail("connect")
         self.assertTrue(self.successResultOf(d).stale)
+
+    def rememberAnswers(self):
+        """
+        Have the visibility remember answers (a watch that never tells a change, the versions fixed).
+        """
+        from fbtwist.access.answers import RememberedAnswers
+        from tests.unit.test_answermemory import FakeWatch
+
+        self.visibility.answers = RememberedAnswers(FakeWatch().open, lambda: ("v1",), 1 << 20, self.clock.seconds,
+                                                    inReactorThread=lambda: True)
+        return self.visibility.answers
+
+    def test_rememberedWhileFresh(self):
+        """
+        The anonymous reader's answer about another organisation's address, once made of a fresh fetch, is
+        given from memory while that fetch is fresh in the cache, each time a hit of the cache; once it expired
+        nothing is given; fetched again, the answer is made anew (a ticket of the new fetch), and the signed-in
+        reader is never given one.
+        """
+        answers = self.rememberAnswers()
+        alice = Person("alice@partner.example")
+        self.assertEqual(self.visibility.rememberedNow(ANONYMOUS_VIEWER, alice), (None, None))
+        self.ask("alice@partner.example")
+        self.cache.flushHits()
+        hits = self.metrics.count("hit", "partner.example")
+        answer, ticket = self.visibility.rememberedNow(ANONYMOUS_VIEWER, alice)
+        self.assertIsNone(answer)
+        self.assertTrue(ticket.remote)
+        self.visibility.rememberNow(ticket, ("etag", b"alice's", 1.0))
+        for _ in range(3):
+            self.assertEqual(self.visibility.rememberedNow(ANONYMOUS_VIEWER, alice), (("etag", b"alice's", 1.0), None))
+        self.cache.flushHits()
+        self.assertEqual(self.metrics.count("hit", "partner.example"), hits + 3)
+        signedIn = type(ANONYMOUS_VIEWER)("bob")
+        self.assertEqual(self.visibility.rememberedNow(signedIn, alice), (None, None))
+        self.clock.advance(60)
+        self.assertEqual(self.visibility.rememberedNow(ANONYMOUS_VIEWER, alice), (None, None))
+        self.cache.flushHits()
+        self.assertEqual(self.metrics.count("hit", "partner.example"), hits + 3)
+        self.ask("alice@partner.example")
+        answer, again = self.visibility.rememberedNow(ANONYMOUS_VIEWER, alice)
+        self.assertIsNone(answer)
+        self.assertIsNot(again.token, ticket.token)
+        self.assertEqual(answers.held, 0)

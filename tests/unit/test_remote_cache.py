@@ -297,6 +297,71 @@ class FetchCacheTests(SynchronousTestCase):
         self.get("https://d.example/", cache=cache)
         self.assertEqual(len(self.fetcher.calls), calls + 1)
 
+    def test_stillFresh(self):
+        """
+        freshEntry gives the entry of a fresh answer (no hit counted); stillFresh tells it fresh, counting a hit for
+        the domain it was fetched for, while it is the cache's entry for its URL and its freshness lasts.
+        """
+        self.assertIsNone(self.cache.freshEntry(URL))
+        self.fetched(cacheControl="max-age=60")
+        entry = self.cache.freshEntry(URL)
+        self.assertEqual(entry.result.body, b"BEGIN:VCALENDAR v1")
+        self.assertIs(self.cache.freshEntry(URL), entry)
+        self.cache.flushHits()
+        self.assertEqual(self.metrics.count("hit", DOMAIN), 0)
+        self.assertTrue(self.cache.stillFresh(entry))
+        self.cache.flushHits()
+        self.assertEqual(self.metrics.count("hit", DOMAIN), 1)
+        self.clock.advance(60)
+        self.assertFalse(self.cache.stillFresh(entry))
+        self.assertIsNone(self.cache.freshEntry(URL))
+        self.cache.flushHits()
+        self.assertEqual(self.metrics.count("hit", DOMAIN), 1)
+
+    def test_stillFreshReplaced(self):
+        """
+        An entry replaced by a new fetch of its URL (a revalidation too), dropped (the new answer may not be
+        stored) or evicted is no longer fresh, whatever its own freshness says.
+        """
+        self.fetched(etag='"1"', cacheControl="max-age=60")
+        entry = self.cache.freshEntry(URL)
+        self.clock.advance(61)
+        self.get()
+        self.fetcher.answer(b"", status=304, etag='"1"', cacheControl="max-age=60")
+        revalidated = self.cache.freshEntry(URL)
+        self.assertIsNotNone(revalidated)
+        self.assertIsNot(revalidated, entry)
+        self.assertFalse(self.cache.stillFresh(entry))
+        self.assertTrue(self.cache.stillFresh(revalidated))
+        self.clock.advance(61)
+        self.get()
+        self.fetcher.answer(cacheControl="no-store")
+        self.assertEqual(len(self.cache), 0)
+        self.assertFalse(self.cache.stillFresh(revalidated))
+        cache = self.makeCache(maxEntries=1)
+        self.get(cache=cache)
+        self.fetcher.answer()
+        first = cache.freshEntry(URL)
+        self.get("https://other.example/", cache=cache)
+        self.fetcher.answer()
+        self.assertFalse(cache.stillFresh(first))
+
+    def test_stillFreshIsUse(self):
+        """
+        An entry told still fresh is the most recently used: another goes first when the cache is full.
+        """
+        cache = self.makeCache(maxEntries=2)
+        for url in ("https://a.example/", "https://b.example/"):
+            self.get(url, cache=cache)
+            self.fetcher.answer()
+        a = cache.freshEntry("https://a.example/")
+        self.get("https://b.example/", cache=cache)  # b used after a
+        self.assertTrue(cache.stillFresh(a))  # a used last
+        self.get("https://c.example/", cache=cache)
+        self.fetcher.answer()
+        self.assertTrue(cache.stillFresh(a))
+        self.assertIsNone(cache.freshEntry("https://b.example/"))
+
     def test_parseCacheControl(self):
         """
         Directives are read case-insensitively, with quoted or bare
