@@ -1,6 +1,6 @@
 """
-Where the time of bench/compare.py's rows (e) CalDAV outbox POST, (f)
-finding a time and (g) federated lookups goes: the same directory and
+Where the time of bench/compare.py's rows (b) publishes, (e) CalDAV
+outbox POST, (f) finding a time and (g) federated lookups goes: the same directory and
 files (C{--users} users, 15 rooms, a second fbtwist as the other
 organisation), one fbtwist under cProfile (twistd's C{--profiler
 cprofile}), a number of requests of one row sent one at a time, then the
@@ -8,7 +8,11 @@ functions with the most calls and the most time in them.  Call counts do
 not depend on what else the machine runs; times do.  A plain tool, not a
 test:
 
-    .venv/bin/python -m bench.profilerows e|f|g|local [--users N] [--requests N]
+    .venv/bin/python -m bench.profilerows b|e|f|g|local [--users N] [--requests N]
+
+Row b publishes as each user in turn (from user000000 on, the warm-up's
+users first), as the bench's publishes do: with more users than the bind
+cache holds, each a login the directory answers (a bind).
 """
 
 import argparse
@@ -43,8 +47,13 @@ def requests(row: str, users: int, count: int):
     """
     choose = pick(users, 13)
     authorization = basicAuthorization(userName(0), userPassword(0))
+    body = calendarBody()
     for index in range(count):
-        if row == "e":
+        if row == "b":
+            yield ("PUT", f"/pub/calendar/{userName(index % users)}.vfb", body,
+                   {"Authorization": basicAuthorization(userName(index % users), userPassword(index % users)),
+                    "Content-Type": "text/calendar"})
+        elif row == "e":
             yield ("POST", f"/caldav/calendars/{userName(0)}/outbox/",
                    outboxBody([choose(index * 20 + k) for k in range(20)]),
                    {"Authorization": authorization, "Content-Type": "text/calendar"})
@@ -57,7 +66,7 @@ def requests(row: str, users: int, count: int):
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("row", choices=["e", "f", "g", "local"])
+    parser.add_argument("row", choices=["b", "e", "f", "g", "local"])
     parser.add_argument("--users", type=int, default=100000)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--top", type=int, default=25)
@@ -84,8 +93,11 @@ def main(argv=None) -> None:
         servers.append(server)
         for process in servers:
             waitForLogLines(process.logPath, "name index loaded", 1)
-        # Warm: every name asked once (the caches, the other organisation).
+        # Warm: every name asked once (the caches, the other organisation);
+        # for publishes, users the requests then do not publish as.
         warm = list(requests(args.row, args.users, min(args.requests, 500)))
+        if args.row == "b":
+            warm = list(requests("b", args.users, args.users))[-1:]
         for method, path, body, headers in warm:
             request(server.port, method, path, body, headers, timeout=60)
         began = time.monotonic()
