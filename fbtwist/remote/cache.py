@@ -81,7 +81,7 @@ class _Entry:
     #: Until when C{error} is the answer without asking again.
     errorUntil: float = 0.0
     size: int = ENTRY_OVERHEAD
-    #: Its key in the cache, once stored (L{FetchCache._store}).
+    #: Its key in the cache, once stored.
     key: Optional[Tuple[str, Optional[Credentials]]] = None
     #: The domain its fetch was for (its hits are counted for it).
     domain: str = ""
@@ -217,8 +217,7 @@ class FetchCache:
         if not entry.current or self.clock.seconds() >= entry.freshUntil:
             return False
         self._entries.move_to_end(entry.key)
-        hits, domain = self._hits, entry.domain
-        hits[domain] = hits.get(domain, 0) + 1
+        self.countHit(entry.key[0], entry.domain)
         return True
 
     def countHit(self, url: str, domain: Optional[str] = None) -> None:

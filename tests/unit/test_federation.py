@@ -107,7 +107,8 @@ class FederatedFreeBusyTests(unittest.SynchronousTestCase):
         first = self.source.freshNow("alice@partner.example")
         self.assertIsNotNone(first)
         self.assertIs(self.source.freshNow("alice@partner.example"), first)
-        url, credentials, domain = self.source._templateURL("alice@partner.example")
+        url, credentials, domain = self.successResultOf(
+            defer.Deferred.fromCoroutine(self.source.locate("alice@partner.example")))
         self.assertIs(first.result, self.cache.fresh(url, credentials, domain))
         self.cache.flushHits()
         self.assertEqual(self.metrics.count("hit", "partner.example"), 1)  # fresh() counts
