@@ -343,7 +343,61 @@ def machine() -> Dict[str, str]:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    return {"cpus": str(os.cpu_count()), "cpu": model, "memory": f"{memory} MB", "kernel": platform.release()}
+    return {"cpus": str(os.cpu_count()), "cpu": model, "memory": f"{memory} MB", "kernel": platform.release(),
+            "filesystem of the trees": treeFilesystem(tempfile.gettempdir())}
+
+
+def treeFilesystem(path: str, mountinfo: str = "/proc/self/mountinfo", procfs: str = "/proc/fs") -> str:
+    """
+    What filesystem C{path} is on (the trees the servers publish into),
+    from C{/proc/self/mountinfo}: its type and device, and for ext4 whether
+    it has a journal and is mounted with C{discard}.  Without a journal,
+    ext4 gives a new file no inode freed in the last minute (five, while
+    the inode's table block is not written back) as long as another is
+    free: it reads each such inode on its way to a free one (Linux's
+    C{recently_deleted}, C{fs/ext4/ialloc.c}).  Every server that
+    publishes by creating a file and renaming it over the old one
+    (fbtwist, Apache's C{mod_dav_fs}) then pays more CPU a publish the
+    more files were replaced or removed shortly before, the bench's own
+    trees included.
+
+    @param mountinfo: The mount table (for tests).
+    @param procfs: Where the kernel tells about ext4 and its journals (for
+        tests).
+    """
+    path = os.path.realpath(path)
+    best = None
+    try:
+        with open(mountinfo) as f:
+            for line in f:
+                fields = line.split()
+                mountPoint = fields[4].replace("\\040", " ")
+                separator = fields.index("-")
+                if (path == mountPoint or path.startswith(mountPoint.rstrip("/") + "/")) and \
+                        (best is None or len(mountPoint) >= len(best[0])):
+                    best = (mountPoint, fields[separator + 1], fields[separator + 2])
+    except (OSError, ValueError, IndexError):
+        return "?"
+    if best is None:
+        return "?"
+    mountPoint, kind, source = best
+    text = f"{kind} ({source} on {mountPoint})"
+    if kind == "ext4":
+        device = os.path.basename(source)
+        try:
+            journal = any(name.startswith(device + "-") for name in os.listdir(os.path.join(procfs, "jbd2")))
+        except OSError:
+            journal = False
+        try:
+            with open(os.path.join(procfs, "ext4", device, "options")) as f:
+                discard = "discard" in f.read().split()
+        except OSError:
+            discard = False
+        text += (", with a journal" if journal else
+                 ", **without a journal** (a new file gets no inode freed in the last minute while another "
+                 "is free: each publish's CPU grows with the files replaced or removed shortly before)")
+        text += ", mounted with `discard`" if discard else ""
+    return text
 
 
 # --- wrk ---------------------------------------------------------------------

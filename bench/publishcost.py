@@ -40,6 +40,13 @@ the bench's million-user run (which also has C{--admin-group}): C{--users
 1000000} then measures a publish there, and C{--users 100000} with its
 own database the same at a tenth.
 
+It prints the filesystem the tree is on (L{bench.compare.treeFilesystem}):
+on ext4 without a journal a run started less than a minute after another
+ended (which removed its tree of C{--users} files) pays for reading the
+inodes that removal freed: measured on the bench's machine, 0.78 ms of
+CPU a publish in a run started after a pause of 45 s, 2.70 ms in the run
+started right after it ended.  Leave a minute between runs there.
+
 With C{--files N}, the folder the users publish into holds N more files
 (hard links to a few written ones, made in seconds) before the server
 starts: what a folder's size costs a publish shows without a directory of
@@ -76,6 +83,7 @@ from bench.compare import (  # noqa: E402
     linkFiles,
     luaScript,
     parseWrk,
+    treeFilesystem,
     userName,
     waitForLogLines,
     writeTree,
@@ -151,6 +159,7 @@ def measure(server, script: str, args, one: str, many: str, directory=None) -> N
     print(f"{many}: {result['requests']} in {args.seconds:g} s ({result['rps']:.1f}/s, "
           f"p50 {result['p50']:.1f} ms, p99 {result['p99']:.1f} ms, non-2xx/errors {result['errors']})")
     print(f"server CPU per {one}: {cpu / n * 1000:.3f} ms")
+    print(f"  the tree's filesystem: {treeFilesystem(tempfile.gettempdir())}")
     # Where it went: the reactor's thread and the others (the store's pool),
     # user and system time apart (a publish's system time is mostly the
     # filesystem's, in the pool).

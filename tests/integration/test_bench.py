@@ -119,6 +119,41 @@ class TargetsTests(unittest.SynchronousTestCase):
         self.assertEqual(compare.formatNumber(1234.5), "1,234.5")
 
 
+class TreeFilesystemTests(unittest.SynchronousTestCase):
+    def setUp(self):
+        self.procfs = self.mktemp()
+        os.makedirs(os.path.join(self.procfs, "jbd2", "vdb-8"))
+        for device, options in (("vda", "rw\ndiscard\ndelalloc\n"), ("vdb", "rw\nnodiscard\n")):
+            os.makedirs(os.path.join(self.procfs, "ext4", device))
+            with open(os.path.join(self.procfs, "ext4", device, "options"), "w") as f:
+                f.write(options)
+        self.mountinfo = self.mktemp()
+        with open(self.mountinfo, "w") as f:
+            f.write("22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw,discard\n"
+                    "30 22 0:26 / /srv rw shared:5 - tmpfs tmpfs rw\n"
+                    "31 30 254:16 / /srv/calendars rw shared:6 - ext4 /dev/vdb rw\n")
+
+    def describe(self, path):
+        return compare.treeFilesystem(path, self.mountinfo, self.procfs)
+
+    def test_journalless(self):
+        """An ext4 filesystem without a journal is said to be one, and its discard."""
+        text = self.describe("/tmp")
+        self.assertTrue(text.startswith("ext4 (/dev/vda on /), **without a journal**"), text)
+        self.assertTrue(text.endswith(", mounted with `discard`"), text)
+
+    def test_innermostMount(self):
+        """The mount nearest the path counts: here an ext4 with a journal, no discard."""
+        self.assertEqual(self.describe("/srv/calendars/pub"), "ext4 (/dev/vdb on /srv/calendars), with a journal")
+        self.assertEqual(self.describe("/srv/other"), "tmpfs (tmpfs on /srv)")
+        # Only a whole segment of the path names a mount point.
+        self.assertEqual(self.describe("/srv/calendarsX")[:5], "tmpfs")
+
+    def test_unreadable(self):
+        """Without a mount table nothing is claimed."""
+        self.assertEqual(compare.treeFilesystem("/tmp", self.mktemp(), self.procfs), "?")
+
+
 class NameIndexLogTests(unittest.SynchronousTestCase):
     def test_parse(self):
         """Each worker's "name index loaded" line gives its entries, names and seconds."""
