@@ -45,7 +45,8 @@ on ext4 without a journal a run started less than a minute after another
 ended (which removed its tree of C{--users} files) pays for reading the
 inodes that removal freed: measured on the bench's machine, 0.78 ms of
 CPU a publish in a run started after a pause of 45 s, 2.70 ms in the run
-started right after it ended.  Leave a minute between runs there.
+started right after it ended.  There, compare runs with C{--tree DIR}:
+one tree, made by the first run and kept, so that no run removes one.
 
 With C{--files N}, the folder the users publish into holds N more files
 (hard links to a few written ones, made in seconds) before the server
@@ -53,7 +54,7 @@ starts: what a folder's size costs a publish shows without a directory of
 as many users (compare C{--files 100000} with C{--files 1000000}).
 
     .venv/bin/python bench/publishcost.py [--users 100000] [--workers 2] [--strace] [--py-spy FILE] [--gil FILE]
-        [--perf FILE]
+        [--perf FILE] [--tree DIR]
     .venv/bin/python bench/publishcost.py --in-process 2000 [--profile publish.prof] [--files 1000000]
 """
 
@@ -463,6 +464,9 @@ def main():
     parser.add_argument("--admin-group", action="store_true",
                         help="the server's --admin-group: the bench's administrators (bench/run's million-user "
                              "row has it, its 100,000-user rows not)")
+    parser.add_argument("--tree", metavar="DIR",
+                        help="publish into the tree in DIR, made with the users' files when it has none and kept "
+                             "afterwards (a run then pays for no tree removed before it)")
     parser.add_argument("--server-args", default="", metavar="ARGS",
                         help="more arguments for the server, as one string (e.g. '--room-filter none')")
     args = parser.parse_args()
@@ -478,8 +482,10 @@ def main():
     directory.start()
     server = None
     try:
-        tree = os.path.join(workdir, "tree")
-        if args.directory_cache:
+        tree = args.tree or os.path.join(workdir, "tree")
+        if args.tree and os.path.exists(os.path.join(tree, userName(args.users - 1) + ".vfb")):
+            pass  # the users' files are there, from the run before
+        elif args.directory_cache:
             linkFiles(tree, (userName(i) + ".vfb" for i in range(args.users)), body)
         else:
             writeTree(tree, args.users, body)

@@ -16,7 +16,7 @@ file is outside that subset, and then the caller asks C{icalendar}
 the rule here is soundness: whatever L{read} accepts, C{icalendar} accepts
 too and reads to the same result; everything else is C{None}, never a
 refusal.  The behaviours of C{icalendar} 7 that this mirrors are named where
-they matter; C{tests/integration/test_vfb.py} checks them against C{icalendar} itself.
+they matter; C{tests/unit/test_vfb.py} checks them against C{icalendar} itself.
 
 L{combine} reduces components to what readers may learn, for both readers.
 """
@@ -84,6 +84,8 @@ _PARAMETER = re.compile(r';([A-Za-z0-9-]+)=("[^"]*"|[^;]*)')
 #: long run not followed by a space is scanned once, not once per line
 #: break (as in icalendar's own pattern).
 _FOLD = re.compile(r"(?<!\n)\n+[ \t]")
+#: Where a text has a fold at all (one pass, not one per character sought).
+_FOLD_START = re.compile("\n[ \t]")
 _FBTYPE = re.compile(r"[A-Za-z0-9-]+")
 
 #: Dates and times as icalendar reads them, minutes and seconds in range:
@@ -111,7 +113,7 @@ _checkedLines: Set[str] = set()
 _CHECKED_LINES = 16384
 
 #: The value type icalendar gives a property by default (its
-#: C{TypesFactory.types_map}, which C{tests/integration/test_vfb.py} compares with this);
+#: C{TypesFactory.types_map}, which C{tests/unit/test_vfb.py} compares with this);
 #: a name not here is UNKNOWN, read verbatim.  Of these, TEXT never fails to
 #: parse; CAL-ADDRESS and URI fail only on a line break, which only an
 #: escape can make; DTSTART, DTEND, DTSTAMP and FREEBUSY are parsed here;
@@ -251,13 +253,23 @@ def _lines(data: bytes) -> List[str]:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise _NotSure() from None
+    lines = None
     if "\r" in text:
-        text = text.replace("\r\n", "\n")
-        if "\r" in text:
-            raise _NotSure()
-    if "\n " in text or "\n\t" in text:
-        text = _FOLD.sub("", text)
-    lines = text.split("\n")
+        # Split at CRLF at once (every client's line ends) when no line
+        # ends otherwise: each pass over the text costs as much as the
+        # split, and replacing every CRLF first would be one more.
+        lines = text.split("\r\n")
+        if text.count("\r") != len(lines) - 1:
+            raise _NotSure()  # a CR alone
+        if text.count("\n") != len(lines) - 1:
+            lines = None  # bare LFs too
+            text = text.replace("\r\n", "\n")
+    # A fold: "\n " or "\n\t", also as the end of "\r\n ".
+    if _FOLD_START.search(text) is not None:
+        text = _FOLD.sub("", text.replace("\r\n", "\n") if lines is not None else text)
+        lines = None
+    if lines is None:
+        lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()
     return [line for line in lines if line] if "" in lines else lines

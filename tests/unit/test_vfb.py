@@ -248,6 +248,20 @@ class ClientFileTests(unittest.SynchronousTestCase):
             ical.readFreeBusy(data)
         self.assertRaises(AssertionError, ical.validateUpload, "a.vfb", UNSURE_FILES["a zone"])
 
+    def test_lineEnds(self):
+        """
+        Lines end with CRLF, a bare LF or both mixed; a fold (also after a
+        CRLF, also after blank lines) joins a line to the one before; blank
+        lines are dropped; a CR alone is not understood here.
+        """
+        self.assertEqual(vfb._lines(b"A:1\r\nB:2\r\n"), ["A:1", "B:2"])
+        self.assertEqual(vfb._lines(b"A:1\nB:2"), ["A:1", "B:2"])
+        self.assertEqual(vfb._lines(b"A:1\r\nB:2\nC:3\r\n"), ["A:1", "B:2", "C:3"])
+        self.assertEqual(vfb._lines(b"A:1\r\n 2\r\n\r\n\t3\r\nB:2\r\n\r\n"), ["A:123", "B:2"])
+        self.assertEqual(vfb._lines(b"\xef\xbb\xbfA:1\n \n\nB:2\n"), ["A:1", "B:2"])
+        for alone in (b"A:1\rB:2\r\n", b"A:1\r\r\nB:2\r\n", b"A:1\r\nB:2\r"):
+            self.assertRaises(vfb._NotSure, vfb._lines, alone)
+
     def test_manyBlankLines(self):
         """
         A megabyte of blank lines before a fold is read in linear time (a
