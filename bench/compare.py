@@ -33,6 +33,7 @@ TOP = os.path.dirname(HERE)
 sys.path.insert(0, TOP)
 
 from bench.pace import pick, runPaced, summarize  # noqa: E402
+from fbtwist.store.changes import mountOf  # noqa: E402
 from tests.processes import (  # noqa: E402
     ADMIN_GROUP,
     PEOPLE,
@@ -347,43 +348,31 @@ def machine() -> Dict[str, str]:
             "filesystem of the trees": treeFilesystem(tempfile.gettempdir())}
 
 
-def treeFilesystem(path: str, mountinfo: str = "/proc/self/mountinfo", procfs: str = "/proc/fs") -> str:
+def treeFilesystem(path: str, mountinfo: Optional[str] = None, procfs: str = "/proc/fs") -> str:
     """
-    What filesystem C{path} is on (the trees the servers publish into),
-    from C{/proc/self/mountinfo}: its type and device, and for ext4 whether
-    it has a journal and is mounted with C{discard}.  Without a journal,
-    ext4 gives a new file no inode freed in the last minute (five, while
-    the inode's table block is not written back) as long as another is
-    free: it reads each such inode on its way to a free one (Linux's
-    C{recently_deleted}, C{fs/ext4/ialloc.c}).  Every server that
-    publishes by creating a file and renaming it over the old one
+    What filesystem C{path} is on (the trees the servers publish into):
+    its type, what is mounted and where (L{fbtwist.store.changes.mountOf}),
+    and for ext4 whether it has a journal and is mounted with C{discard}.
+    Without a journal, ext4 gives a new file no inode freed in the last
+    minute (five, while the inode's table block is not written back) as
+    long as another is free: it reads each such inode on its way to a free
+    one (Linux's C{recently_deleted}, C{fs/ext4/ialloc.c}).  Every server
+    that publishes by creating a file and renaming it over the old one
     (fbtwist, Apache's C{mod_dav_fs}) then pays more CPU a publish the
     more files were replaced or removed shortly before, the bench's own
     trees included.
 
-    @param mountinfo: The mount table (for tests).
+    @param mountinfo: The mount table's text (for tests; by default this
+        process's).
     @param procfs: Where the kernel tells about ext4 and its journals (for
         tests).
     """
-    path = os.path.realpath(path)
-    best = None
-    try:
-        with open(mountinfo) as f:
-            for line in f:
-                fields = line.split()
-                mountPoint = fields[4].replace("\\040", " ")
-                separator = fields.index("-")
-                if (path == mountPoint or path.startswith(mountPoint.rstrip("/") + "/")) and \
-                        (best is None or len(mountPoint) >= len(best[0])):
-                    best = (mountPoint, fields[separator + 1], fields[separator + 2])
-    except (OSError, ValueError, IndexError):
+    mount = mountOf(path, mountinfo)
+    if mount is None:
         return "?"
-    if best is None:
-        return "?"
-    mountPoint, kind, source = best
-    text = f"{kind} ({source} on {mountPoint})"
-    if kind == "ext4":
-        device = os.path.basename(source)
+    text = f"{mount.kind} ({mount.source} on {mount.point})"
+    if mount.kind == "ext4":
+        device = os.path.basename(mount.source)
         try:
             journal = any(name.startswith(device + "-") for name in os.listdir(os.path.join(procfs, "jbd2")))
         except OSError:

@@ -29,7 +29,7 @@ import errno
 import os
 import select
 import struct
-from typing import Callable, Iterator, Optional, Tuple
+from typing import Callable, Iterator, NamedTuple, Optional, Tuple
 
 from twisted.logger import Logger
 
@@ -95,10 +95,23 @@ def _unescaped(field: str) -> str:
             .replace("\\134", "\\"))
 
 
-def filesystemType(path: str, mountinfo: Optional[str] = None) -> Optional[str]:
+class Mount(NamedTuple):
     """
-    The type of the filesystem holding C{path} (C{ext4}, C{nfs4},
-    C{fuse.glusterfs}, ...), from C{mountinfo} (the text of
+    One line of C{/proc/self/mountinfo}, what L{mountOf} gives of it.
+
+    @ivar kind: The filesystem's type (C{ext4}, C{nfs4}, C{fuse.glusterfs}, ...).
+    @ivar source: What is mounted (C{/dev/vda}, C{server:/export}, ...).
+    @ivar point: Where.
+    """
+
+    kind: str
+    source: str
+    point: str
+
+
+def mountOf(path: str, mountinfo: Optional[str] = None) -> Optional[Mount]:
+    """
+    The mount holding C{path}, from C{mountinfo} (the text of
     C{/proc/self/mountinfo}, read when not given): the mount of the
     path's device, else the mount whose point is the longest prefix of
     the path; C{None} when it cannot be told.
@@ -112,21 +125,35 @@ def filesystemType(path: str, mountinfo: Optional[str] = None) -> Optional[str]:
     except OSError:
         return None
     wanted = f"{os.major(device)}:{os.minor(device)}"
-    byDevice, byPrefix, longest = None, None, -1
+    byDevice, byPrefix, longest, deviceLongest = None, None, -1, -1
     for line in mountinfo.splitlines():
         fields = line.split(" ")
         try:
             separator = fields.index("-")
-            number, point, kind = fields[2], _unescaped(fields[4]), fields[separator + 1]
+            number, point = fields[2], _unescaped(fields[4])
+            mount = Mount(fields[separator + 1], _unescaped(fields[separator + 2]), point)
         except (ValueError, IndexError):
             continue
-        if number == wanted:
-            # The last mount of a device is the one on top.
-            byDevice = kind
         inside = path == point or path.startswith(point.rstrip("/") + "/")
+        if number == wanted:
+            # The last mount of a device is the one on top; of a device
+            # mounted at several points (bind mounts), the one holding
+            # the path names where it is.
+            reach = len(point) if inside else -1
+            if reach >= deviceLongest:
+                byDevice, deviceLongest = mount, reach
         if inside and len(point) >= longest:
-            byPrefix, longest = kind, len(point)
+            byPrefix, longest = mount, len(point)
     return byDevice or byPrefix
+
+
+def filesystemType(path: str, mountinfo: Optional[str] = None) -> Optional[str]:
+    """
+    The type of the filesystem holding C{path} (L{mountOf}'s C{kind}), or
+    C{None} when it cannot be told.
+    """
+    mount = mountOf(path, mountinfo)
+    return None if mount is None else mount.kind
 
 
 def _inotifyCalls():

@@ -127,11 +127,13 @@ class TreeFilesystemTests(unittest.SynchronousTestCase):
             os.makedirs(os.path.join(self.procfs, "ext4", device))
             with open(os.path.join(self.procfs, "ext4", device, "options"), "w") as f:
                 f.write(options)
-        self.mountinfo = self.mktemp()
-        with open(self.mountinfo, "w") as f:
-            f.write("22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw,discard\n"
-                    "30 22 0:26 / /srv rw shared:5 - tmpfs tmpfs rw\n"
-                    "31 30 254:16 / /srv/calendars rw shared:6 - ext4 /dev/vdb rw\n")
+        self.mountinfo = ("22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw,discard\n"
+                          "30 22 0:26 / /srv rw shared:5 - tmpfs tmpfs rw\n"
+                          "31 30 254:16 / /srv/calendars rw shared:6 - ext4 /dev/vdb rw\n")
+        # Paths of the table above, not of this machine: found by their
+        # mount points (no device of theirs in the table).
+        self.patch(os, "stat", lambda path: os.stat_result((0,) * 10))
+        self.patch(os.path, "realpath", lambda path: path)
 
     def describe(self, path):
         return compare.treeFilesystem(path, self.mountinfo, self.procfs)
@@ -151,7 +153,7 @@ class TreeFilesystemTests(unittest.SynchronousTestCase):
 
     def test_unreadable(self):
         """Without a mount table nothing is claimed."""
-        self.assertEqual(compare.treeFilesystem("/tmp", self.mktemp(), self.procfs), "?")
+        self.assertEqual(compare.treeFilesystem("/tmp", "", self.procfs), "?")
 
 
 class NameIndexLogTests(unittest.SynchronousTestCase):

@@ -21,7 +21,16 @@ from fbtwist.access import answers
 from fbtwist.access.answers import ENTRY_OVERHEAD, NAME_WEIGHT, RememberedAnswers
 from fbtwist.access.settings import SETTINGS_FOLDER, Audience, SettingsStore, Shown, VisibilitySettings
 from fbtwist.store import changes
-from fbtwist.store.changes import IN_ATTRIB, IN_IGNORED, IN_MODIFY, IN_Q_OVERFLOW, FolderChanges, filesystemType
+from fbtwist.store.changes import (
+    IN_ATTRIB,
+    IN_IGNORED,
+    IN_MODIFY,
+    IN_Q_OVERFLOW,
+    FolderChanges,
+    Mount,
+    filesystemType,
+    mountOf,
+)
 from tests.helpers import outlookVFB
 from tests.memory import AnswerClient, startMemoryServer
 
@@ -211,6 +220,19 @@ class FilesystemTypeTests(unittest.TestCase):
         self.patch(os, "stat", lambda path: os.stat_result((0, 0, os.makedev(0, 41)) + (0,) * 7))
         self.patch(os.path, "realpath", lambda path: path)
         self.assertEqual(filesystemType("/somewhere/else", MOUNTINFO), "fuse.glusterfs")
+
+    def test_mountOf(self):
+        """
+        L{mountOf} gives the mount's type, source and point; of a device
+        mounted at several points, the one holding the path.
+        """
+        self.patch(os, "stat", lambda path: os.stat_result((0, 0, os.makedev(254, 0)) + (0,) * 7))
+        self.patch(os.path, "realpath", lambda path: path)
+        table = MOUNTINFO + "40 22 254:0 / /run/netns rw - ext4 /dev/vda rw\n"
+        self.assertEqual(mountOf("/var/tmp", table), Mount("ext4", "/dev/vda", "/"))
+        self.assertEqual(mountOf("/run/netns/x", table), Mount("ext4", "/dev/vda", "/run/netns"))
+        self.assertEqual(mountOf("/srv/gluster volume", MOUNTINFO.replace("0:41", "254:0")),
+                         Mount("fuse.glusterfs", "node1:/fb", "/srv/gluster volume"))
 
     def test_thisMachine(self):
         """The test's own folder has a type, and nothing at all has none."""
